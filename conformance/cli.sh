@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Conformance with the `openstack` CLI (Debian's python3-openstackclient): starts
+# an all-in-one cloud (lib.sh) and walks the identity flow an operator would,
+# each step a named check. It keeps going after a failure, prints `ok - NAME` or
+# `not ok - NAME` (with the command's output as `#` lines) per check, and ends
+# with one line `N passed, N failed`. Exits 1 if any check failed, 2 if the
+# cloud did not start.
+set -uo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+cloud_start
+
+passed=0 failed=0
+OUT=
+declare -A passed_check=()
+
+ok() { passed=$((passed + 1)); passed_check[$1]=1; echo "ok - $1"; }
+not_ok() {
+  failed=$((failed + 1)); echo "not ok - $1"
+  [ -n "${2:-}" ] && printf '%s\n' "$2" | head -n 15 | sed 's/^/#   /'
+  return 0
+}
+# check NAME CMD... : passes when CMD exits 0. Its output (stdout+stderr) is left in OUT.
+check() {
+  local name=$1; shift
+  if OUT=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$ $*"$'\n'"$OUT"; fi
+}
+# check_has NAME TEXT... -- CMD... : CMD exits 0 and its output contains every TEXT (fixed strings).
+check_has() {
+  local name=$1 texts=() t missing=; shift
+  while [ "$1" != -- ]; do texts+=("$1"); shift; done; shift
+  if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
+  for t in "${texts[@]}"; do grep -qF -- "$t" <<<"$OUT" || missing+=" '$t'"; done
+  if [ -z "$missing" ]; then ok "$name"; else not_ok "$name" "output lacks$missing:"$'\n'"$OUT"; fi
+}
+# check_lacks NAME TEXT -- CMD... : CMD exits 0 and its output does not contain TEXT.
+check_lacks() {
+  local name=$1 text=$2; shift 3
+  if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
+  if grep -qF -- "$text" <<<"$OUT"; then not_ok "$name" "output still has '$text':"$'\n'"$OUT"; else ok "$name"; fi
+}
+# check_fails NAME CMD... : passes when CMD exits non-zero.
+check_fails() {
+  local name=$1; shift
+  if OUT=$("$@" 2>&1); then not_ok "$name" "expected a failure, got success:"$'\n'"$OUT"; else ok "$name"; fi
+}
+# check_fails_after PRE NAME CMD... : as check_fails, but a failure means something only
+# once the check named PRE passed (the thing exists, the credential worked): otherwise not ok.
+check_fails_after() {
+  local pre=$1 name=$2; shift 2
+  if [ -z "${passed_check[$pre]:-}" ]; then not_ok "$name" "cannot tell: '$pre' did not pass"; return; fi
+  check_fails "$name" "$@"
+}
+
+# The admin, through the clouds.yaml that `stratus up` wrote.
+os() { PATH=$DEBIAN_PATH OS_CLIENT_CONFIG_FILE=$OS_CLOUDS_FILE openstack --os-cloud stratus "$@"; }
+# Anyone else, through explicit options (no clouds.yaml).
+os_bare() { PATH=$DEBIAN_PATH openstack --os-auth-url "$CLOUD_AUTH_URL" --os-identity-api-version 3 --os-region-name "$CLOUD_REGION" "$@"; }
+# The test user with a password, scoped to the test project.
+os_user() {
+  local password=$1; shift
+  os_bare --os-username cli-user --os-password "$password" --os-user-domain-name Default \
+    --os-project-name cli-project --os-project-domain-name Default "$@"
+}
+# An application credential (no clouds.yaml).
+os_appcred() {
+  local id=$1 secret=$2; shift 2
+  PATH=$DEBIAN_PATH openstack --os-auth-type v3applicationcredential --os-auth-url "$CLOUD_AUTH_URL" \
+    --os-identity-api-version 3 --os-application-credential-id "$id" --os-application-credential-secret "$secret" "$@"
+}
+http_status() { curl -s -o /dev/null -m 10 -w '%{http_code}' "$@"; }
+
+pw1=Pw1-$RANDOM$RANDOM pw2=Pw2-$RANDOM$RANDOM
+
+# --- tokens and catalog
+check "token issue" os token issue -f value -c id
+admin_token=$OUT
+check_has "catalog list shows identity" identity "$CLOUD_AUTH_URL" -- os catalog list -f value
+check_has "endpoint list shows identity" identity -- os endpoint list -f value
+
+# --- domains
+check_has "domain create" cli-domain -- os domain create cli-domain --description 'made by cli.sh' -f value -c name
+check_has "domain list shows it" cli-domain Default -- os domain list -f value -c Name
+check_has "domain show" cli-domain 'made by cli.sh' -- os domain show cli-domain -f value
+check "domain set --description" os domain set cli-domain --description changed
+check_has "domain show after set" changed -- os domain show cli-domain -f value -c description
+check_fails_after "domain show after set" "domain delete refused while enabled" os domain delete cli-domain
+check "domain set --disable" os domain set cli-domain --disable
+check_has "domain show disabled" False -- os domain show cli-domain -f value -c enabled
+check "domain delete" os domain delete cli-domain
+check_lacks "domain list after delete" cli-domain -- os domain list -f value -c Name
+
+# --- projects
+check_has "project create" cli-project -- os project create cli-project --domain Default --description 'made by cli.sh' -f value -c name
+check_has "project list shows it" cli-project "$ADMIN_PROJECT" -- os project list -f value -c Name
+check_has "project show" cli-project 'made by cli.sh' default -- os project show cli-project --domain Default -f value
+check "project set --description" os project set cli-project --description changed
+check_has "project show after set" changed -- os project show cli-project -f value -c description
+check_fails_after "project show" "project show of a missing project fails" os project show no-such-project
+
+# --- users
+check_has "user create" cli-user -- os user create cli-user --domain Default --project cli-project --password "$pw1" --email cli@example.org -f value -c name
+check_has "user list shows it" cli-user "$ADMIN_USER" -- os user list -f value -c Name
+check_has "user show" cli-user cli@example.org -- os user show cli-user --domain Default -f value
+check "user set --email" os user set cli-user --email changed@example.org
+check_has "user show after set" changed@example.org -- os user show cli-user -f value -c email
+
+# --- groups
+check_has "group create" cli-group -- os group create cli-group --domain Default --description 'made by cli.sh' -f value -c name
+check_has "group list shows it" cli-group -- os group list -f value -c Name
+check_has "group show" cli-group 'made by cli.sh' -- os group show cli-group -f value
+check "group set --description" os group set cli-group --description changed
+check_has "group show after set" changed -- os group show cli-group -f value -c description
+check "group add user" os group add user cli-group cli-user
+# `group contains user` exits 0 either way; only its message tells.
+check_has "group contains user" "cli-user in group cli-group" -- os group contains user cli-group cli-user
+check_has "group list --user shows it" cli-group -- os group list --user cli-user -f value -c Name
+
+# --- roles
+check_has "role create" cli-role -- os role create cli-role -f value -c name
+check_has "role create (second)" cli-role-2 -- os role create cli-role-2 --description 'made by cli.sh' -f value -c name
+check_has "role list shows them" cli-role cli-role-2 admin -- os role list -f value -c Name
+check_has "role show" cli-role-2 'made by cli.sh' -- os role show cli-role-2 -f value
+check "role set --description" os role set cli-role --description changed
+check_has "role show after set" changed -- os role show cli-role -f value -c description
+
+# --- role assignments
+check "role add --user --project" os role add --user cli-user --project cli-project cli-role
+check "role add --group --project" os role add --group cli-group --project cli-project cli-role-2
+check_has "role assignment list --names (direct)" cli-user@Default cli-project@Default cli-role -- \
+  os role assignment list --names --user cli-user --project cli-project -f value
+check_has "role assignment list --names --effective (via group)" cli-user@Default cli-project@Default cli-role-2 -- \
+  os role assignment list --names --effective --user cli-user --project cli-project -f value
+check_has "role assignment list --names --group" cli-group@Default cli-role-2 -- \
+  os role assignment list --names --group cli-group -f value
+
+# --- the user themself
+check "user token issue (password)" os_user "$pw1" token issue -f value -c id
+check_has "user project list (own scope)" cli-project -- os_user "$pw1" project list --my-projects -f value -c Name
+
+# --- application credentials (the admin's)
+check "application credential create" os application credential create cli-appcred --description 'made by cli.sh' -f shell -c id -c secret
+appcred_id=$(sed -n 's/^id="\(.*\)"$/\1/p' <<<"$OUT") appcred_secret=$(sed -n 's/^secret="\(.*\)"$/\1/p' <<<"$OUT")
+check_has "application credential list shows it" cli-appcred -- os application credential list -f value -c Name
+check "application credential authenticates" os_appcred "$appcred_id" "$appcred_secret" token issue -f value -c id
+check_fails_after "application credential authenticates" "application credential with a wrong secret fails" os_appcred "$appcred_id" wrong-secret token issue
+check "application credential delete" os application credential delete cli-appcred
+check_fails_after "application credential delete" "deleted application credential fails" os_appcred "$appcred_id" "$appcred_secret" token issue
+
+# --- password change by the user themself
+check "user password set (as the user)" os_user "$pw1" user password set --original-password "$pw1" --password "$pw2"
+check "new password works" os_user "$pw2" token issue -f value -c id
+check_fails_after "new password works" "old password fails" os_user "$pw1" token issue
+
+# --- token revocation
+check "token issue (to revoke)" os token issue -f value -c id
+doomed=$OUT
+admin_project_id=$(os project show "$ADMIN_PROJECT" -f value -c id 2>/dev/null)
+check_has "token validates before revoke (GET /auth/tokens 200)" 200 -- \
+  http_status -H "X-Auth-Token: $admin_token" -H "X-Subject-Token: $doomed" "$CLOUD_AUTH_URL/auth/tokens"
+check "token authenticates before revoke" os_bare --os-auth-type token --os-token "$doomed" --os-project-id "$admin_project_id" project list
+check "token revoke" os token revoke "$doomed"
+check_has "revoked token does not validate (GET /auth/tokens 404)" 404 -- \
+  http_status -H "X-Auth-Token: $admin_token" -H "X-Subject-Token: $doomed" "$CLOUD_AUTH_URL/auth/tokens"
+check_fails_after "token authenticates before revoke" "revoked token does not authenticate" os_bare --os-auth-type token --os-token "$doomed" --os-project-id "$admin_project_id" project list
+
+# --- removal
+check "role remove --user --project" os role remove --user cli-user --project cli-project cli-role
+check_lacks "role assignment list after remove" cli-user -- \
+  os role assignment list --names --role cli-role --user cli-user --project cli-project -f value
+check "role remove --group --project" os role remove --group cli-group --project cli-project cli-role-2
+check "group remove user" os group remove user cli-group cli-user
+check_has "group contains user after remove says not" "cli-user not in group cli-group" -- os group contains user cli-group cli-user
+check "user delete" os user delete cli-user
+check_fails_after "user delete" "user show after delete fails" os user show cli-user
+check "group delete" os group delete cli-group
+check_fails_after "group delete" "group show after delete fails" os group show cli-group
+check "role delete" os role delete cli-role cli-role-2
+check_fails_after "role delete" "role show after delete fails" os role show cli-role
+check "project delete" os project delete cli-project
+check_fails_after "project delete" "project show after delete fails" os project show cli-project
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,122 @@
+# Sourced by the conformance suites (cli.sh, tempest.sh): starts an all-in-one
+# Stratus cloud for them and removes it when the suite exits.
+#
+#   . "$(dirname "$(readlink -f "$0")")/lib.sh"
+#   cloud_start          # sets the CLOUD_* variables below, or exits 2
+#   at_exit 'some cleanup command'   # runs on exit, before the cloud is stopped
+#
+# After cloud_start:
+#   CLOUD_DIR            the cloud's data dir (temp; removed on exit)
+#   CLOUD_PORT           its port on 127.0.0.1
+#   CLOUD_URL            http://127.0.0.1:PORT
+#   CLOUD_LOG            the server's output
+#   OS_CLOUDS_FILE       CLOUD_DIR/clouds.yaml (a cloud named "stratus": the admin)
+#   CLOUD_AUTH_URL, CLOUD_REGION, ADMIN_USER, ADMIN_PROJECT, ADMIN_USER_DOMAIN,
+#   ADMIN_PROJECT_DOMAIN, ADMIN_PASSWORD   read from clouds.yaml / admin-password
+#
+# OpenStack's Python tools come from Debian's packages: run them with
+# PATH=$DEBIAN_PATH (another python3 earlier on PATH may lack the python3-* modules).
+# STRATUS_BIN overrides the command that runs `stratus` (default: bin/stratus).
+# The cloud is stopped by its PID (SIGTERM, then SIGKILL after 15 s), never by name.
+
+STRATUS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEBIAN_PATH=/usr/sbin:/usr/bin:/sbin:/bin
+CLOUD_START_TIMEOUT=${CLOUD_START_TIMEOUT:-60}
+
+# Settings from the caller's environment must not leak into the suites.
+unset $(compgen -e | grep '^OS_') 2>/dev/null || true
+
+_at_exit_cmds=()
+at_exit() { _at_exit_cmds+=("$1"); }
+_run_at_exit() {
+  local status=$? i
+  _exit_status=$status
+  for ((i = ${#_at_exit_cmds[@]} - 1; i >= 0; i--)); do eval "${_at_exit_cmds[i]}" || true; done
+  exit "$status"
+}
+trap _run_at_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Debian's python, for the small helpers below and for the suites.
+dpython() { PATH=$DEBIAN_PATH /usr/bin/python3 "$@"; }
+
+free_port() {
+  dpython -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# clouds_field FILE CLOUD KEY.PATH : prints clouds[CLOUD].KEY.PATH from a clouds.yaml
+clouds_field() {
+  dpython - "$@" <<'EOF'
+import sys, yaml
+path, cloud, key = sys.argv[1:4]
+node = yaml.safe_load(open(path))["clouds"][cloud]
+for part in key.split("."):
+    node = node.get(part) if isinstance(node, dict) else None
+print("" if node is None else node)
+EOF
+}
+
+_cloud_stop() {
+  local status=${_exit_status:-0}
+  if [ -n "${CLOUD_PID:-}" ] && kill -0 "$CLOUD_PID" 2>/dev/null; then
+    kill -TERM "$CLOUD_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 150; i++)); do kill -0 "$CLOUD_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$CLOUD_PID" 2>/dev/null; then
+      echo "conformance: the cloud (pid $CLOUD_PID) ignored SIGTERM for 15 s; killing it" >&2
+      kill -KILL "$CLOUD_PID" 2>/dev/null
+    fi
+    wait "$CLOUD_PID" 2>/dev/null
+  fi
+  if [ "$status" != 0 ] && [ -f "${CLOUD_LOG:-}" ]; then
+    echo "conformance: last lines of the cloud's log ($CLOUD_LOG):" >&2
+    tail -n 40 "$CLOUD_LOG" | sed 's/^/  | /' >&2
+  fi
+  if [ -n "${STRATUS_CONFORMANCE_LOGS:-}" ] && [ -f "${CLOUD_LOG:-}" ]; then
+    mkdir -p "$STRATUS_CONFORMANCE_LOGS" && cp "$CLOUD_LOG" "$STRATUS_CONFORMANCE_LOGS/stratus-$(basename "$0" .sh).log"
+  fi
+  [ -n "${_cloud_tmp:-}" ] && rm -rf "$_cloud_tmp"
+  return 0
+}
+
+cloud_start() {
+  _cloud_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stratus-conformance.XXXXXX") || { echo "conformance: mktemp failed" >&2; exit 2; }
+  at_exit _cloud_stop
+  CLOUD_DIR=$_cloud_tmp/data
+  CLOUD_LOG=$_cloud_tmp/stratus.log
+  CLOUD_PORT=$(free_port) || { echo "conformance: no free port" >&2; exit 2; }
+  CLOUD_URL=http://127.0.0.1:$CLOUD_PORT
+  OS_CLOUDS_FILE=$CLOUD_DIR/clouds.yaml
+
+  "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" up --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" </dev/null >"$CLOUD_LOG" 2>&1 &
+  CLOUD_PID=$!
+
+  local deadline=$((SECONDS + CLOUD_START_TIMEOUT))
+  until [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$CLOUD_URL/healthz" 2>/dev/null)" = 200 ] && [ -s "$OS_CLOUDS_FILE" ]; do
+    if ! kill -0 "$CLOUD_PID" 2>/dev/null; then
+      wait "$CLOUD_PID"; echo "conformance: 'stratus up' exited with status $? before answering /healthz" >&2
+      exit 2
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "conformance: $CLOUD_URL/healthz did not answer 200 (with $OS_CLOUDS_FILE written) within ${CLOUD_START_TIMEOUT}s" >&2
+      exit 2
+    fi
+    sleep 0.2
+  done
+
+  CLOUD_AUTH_URL=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.auth_url)
+  CLOUD_REGION=$(clouds_field "$OS_CLOUDS_FILE" stratus region_name)
+  ADMIN_USER=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.username)
+  ADMIN_PROJECT=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.project_name)
+  ADMIN_USER_DOMAIN=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.user_domain_name)
+  ADMIN_PROJECT_DOMAIN=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.project_domain_name)
+  if [ -s "$CLOUD_DIR/admin-password" ]; then
+    ADMIN_PASSWORD=$(head -n 1 "$CLOUD_DIR/admin-password")
+  else
+    ADMIN_PASSWORD=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.password)
+  fi
+  : "${CLOUD_AUTH_URL:=$CLOUD_URL/identity/v3}" "${CLOUD_REGION:=RegionOne}" "${ADMIN_USER:=admin}" "${ADMIN_PROJECT:=admin}"
+  : "${ADMIN_USER_DOMAIN:=Default}" "${ADMIN_PROJECT_DOMAIN:=Default}"
+  echo "conformance: stratus up (pid $CLOUD_PID) answers at $CLOUD_URL; identity at $CLOUD_AUTH_URL" >&2
+}

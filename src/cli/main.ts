@@ -1,0 +1,196 @@
+// The stratus command line.
+import { Command, InvalidArgumentError } from 'commander';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { migrate, openDatabase } from '../db/database.ts';
+import { bootstrap } from '../identity/bootstrap.ts';
+import { rotateKeys } from '../identity/tokens/keys.ts';
+import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type StratusOptions } from '../server/stratus.ts';
+
+const DEFAULT_DATA_DIR = '/var/lib/stratus';
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
+  return n;
+}
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
+  return n;
+}
+
+interface ServerFlags {
+  dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
+  tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; adminPassword?: string;
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+    .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', port, 5000)
+    .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--token-expiration <seconds>', 'token lifetime', seconds)
+    .option('--lockout-attempts <n>', 'lock a user out after N failed logins (0: off)', (v) => Number(v))
+    .option('--admin-password <password>', 'admin password at first bootstrap (default: generated, kept in DATA_DIR/admin-password)');
+}
+
+function toOptions(f: ServerFlags): StratusOptions {
+  if (!!f.tlsCert !== !!f.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  return {
+    dataDir: resolve(f.dataDir), database: f.database, host: f.host, port: f.port, publicUrl: f.publicUrl, logLevel: f.logLevel,
+    tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
+    adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
+    identity: {
+      ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
+      ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
+    },
+  };
+}
+
+/** Stops cleanly on SIGTERM/SIGINT. */
+function runUntilSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    process.stderr.write(`stratus: ${signal}, shutting down\n`);
+    close().then(() => process.exit(0), (err) => {
+      process.stderr.write(`stratus: shutdown failed: ${err}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function writeClientConfig(dataDir: string, url: string, password: string): { clouds: string; openrc: string } {
+  const auth = `${url}/identity/v3`;
+  const clouds = join(dataDir, 'clouds.yaml');
+  writeFileSync(clouds, [
+    'clouds:',
+    '  stratus:',
+    '    auth:',
+    `      auth_url: ${auth}`,
+    '      username: admin',
+    `      password: "${password}"`,
+    '      project_name: admin',
+    '      user_domain_name: Default',
+    '      project_domain_name: Default',
+    '    region_name: RegionOne',
+    '    identity_api_version: 3',
+    '    interface: public',
+    '',
+  ].join('\n'), { mode: 0o600 });
+  const openrc = join(dataDir, 'openrc');
+  writeFileSync(openrc, [
+    `export OS_AUTH_URL=${auth}`,
+    'export OS_USERNAME=admin',
+    `export OS_PASSWORD='${password}'`,
+    'export OS_PROJECT_NAME=admin',
+    'export OS_USER_DOMAIN_NAME=Default',
+    'export OS_PROJECT_DOMAIN_NAME=Default',
+    'export OS_REGION_NAME=RegionOne',
+    'export OS_IDENTITY_API_VERSION=3',
+    '',
+  ].join('\n'), { mode: 0o600 });
+  return { clouds, openrc };
+}
+
+const program = new Command('stratus')
+  .description('Stratus: a private cloud for containers, virtual machines and bare metal, speaking the OpenStack APIs')
+  .showHelpAfterError();
+
+serverOptions(program.command('server').description('run the control-plane server (every API on one port)'))
+  .action(async (f: ServerFlags) => {
+    const s = await startStratus(toOptions(f));
+    runUntilSignal(s.close);
+  });
+
+serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
+  .action(async (f: ServerFlags) => {
+    const s = await startStratus({ ...toOptions(f), logLevel: f.logLevel });
+    const { clouds, openrc } = writeClientConfig(resolve(f.dataDir), s.url, s.adminPassword);
+    process.stdout.write([
+      '',
+      `Stratus is up: ${s.url}`,
+      `  identity:  ${s.url}/identity/v3`,
+      '  admin user: admin   project: admin   domain: Default',
+      `  admin password: ${s.adminPassword}`,
+      `  clouds.yaml: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
+      `  openrc:      ${openrc}`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'));
+    runUntilSignal(s.close);
+  });
+
+program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--public-url <url>', 'URL clients reach the server at', 'http://127.0.0.1:5000')
+  .option('--admin-password <password>', 'set (or reset) the admin password')
+  .action(async (f: { dataDir: string; database?: string; publicUrl: string; adminPassword?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const d = await openDatabase(f.database ?? defaultDatabase(dataDir));
+    try {
+      await migrate(d.db);
+      const adminPassword = adminPasswordFor(dataDir, f.adminPassword);
+      const r = await bootstrap(d.db, { adminPassword, resetAdminPassword: !!f.adminPassword, publicUrl: f.publicUrl, services: HOSTED_SERVICES });
+      process.stdout.write(`bootstrapped: admin user ${r.adminUserId}, admin project ${r.adminProjectId}${r.created ? ' (created)' : ''}\n`);
+    } finally {
+      await d.close();
+    }
+  });
+
+const keys = program.command('keys').description('token encryption keys');
+keys.command('rotate').description('stage a new token key; the oldest beyond the kept set is dropped')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .action(async (f: { dataDir: string; database?: string }) => {
+    const d = await openDatabase(f.database ?? defaultDatabase(resolve(f.dataDir)));
+    try {
+      await migrate(d.db);
+      const id = await rotateKeys(d.db);
+      process.stdout.write(`staged token key ${id}; running servers pick it up within seconds\n`);
+    } finally {
+      await d.close();
+    }
+  });
+
+const db = program.command('db').description('the state database');
+db.command('migrate').description('run pending migrations')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .action(async (f: { dataDir: string; database?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const d = await openDatabase(f.database ?? defaultDatabase(dataDir));
+    try {
+      const ran = await migrate(d.db);
+      process.stdout.write(ran.length ? `applied: ${ran.join(', ')}\n` : 'database is up to date\n');
+    } finally {
+      await d.close();
+    }
+  });
+
+program.command('status').description('check that a server answers')
+  .option('--url <url>', 'server URL', 'http://127.0.0.1:5000')
+  .action(async (f: { url: string }) => {
+    const health = await fetch(`${f.url}/healthz`).then((r) => r.status, () => 0);
+    const identity = await fetch(`${f.url}/identity/v3`).then((r) => (r.ok ? r.json() as Promise<{ version: { id: string } }> : null), () => null);
+    process.stdout.write(`server ${f.url}: ${health === 200 ? 'ready' : health === 0 ? 'unreachable' : `not ready (${health})`}\n`);
+    if (identity) process.stdout.write(`identity: ${identity.version.id}\n`);
+    process.exitCode = health === 200 ? 0 : 1;
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`stratus: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

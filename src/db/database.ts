@@ -1,0 +1,47 @@
+// Opens the state database (SQLite by default, PostgreSQL for many replicas)
+// and runs every service's migrations.
+import { Kysely, PostgresDialect } from 'kysely';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import pg from 'pg';
+import { sqliteDialect } from './sqlite.ts';
+import type { Tables } from './tables.ts';
+import { migrations } from './migrations.ts';
+
+export type Db = Kysely<Tables>;
+export type DbKind = 'sqlite' | 'postgres';
+
+export interface Database {
+  db: Db;
+  kind: DbKind;
+  close(): Promise<void>;
+}
+
+export function databaseKind(url: string): DbKind {
+  return /^postgres(ql)?:\/\//.test(url) ? 'postgres' : 'sqlite';
+}
+
+export async function openDatabase(url: string): Promise<Database> {
+  const kind = databaseKind(url);
+  let db: Db;
+  if (kind === 'postgres') {
+    // int8 (bigint) stays a string in pg by default; our counters fit a JS number.
+    pg.types.setTypeParser(20, (v) => Number(v));
+    db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
+  } else {
+    db = new Kysely<Tables>({ dialect: sqliteDialect(url.replace(/^sqlite:(\/\/)?/, '')) });
+  }
+  return { db, kind, close: () => db.destroy() };
+}
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export async function migrate(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

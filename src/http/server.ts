@@ -1,0 +1,143 @@
+// Builds the one HTTP server that hosts every service under its own prefix.
+import Fastify, { LogController, type FastifyInstance, type FastifyError } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
+import type { Authenticator, Credentials } from './auth.ts';
+import { Metrics } from './metrics.ts';
+import { Policy, PUBLIC, type Target } from './policy.ts';
+import type { RouteContext, Service } from './service.ts';
+
+export interface ServerOptions {
+  logger: Logger;
+  authenticate: Authenticator;
+  services: Service[];
+  /** Root documents and probes outside any service (e.g. GET /). */
+  rootRoutes?: (app: FastifyInstance) => void;
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  bodyLimit?: number;
+  /** False until the process can serve (bootstrap done); /healthz answers 503 until then. */
+  isReady?: () => boolean;
+}
+
+function codeForStatus(status: number): ErrorCodeName {
+  const found = (Object.keys(ErrorCode) as ErrorCodeName[]).find((k) => ErrorCode[k].status === status);
+  return found ?? (status >= 500 ? 'Internal' : 'BadRequest');
+}
+
+/** Turns whatever was thrown into an ApiError; anything unexpected is a 500 with no detail. */
+function toApiError(err: unknown, log: { error(o: object, m: string): void }): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as FastifyError & { validation?: unknown; validationContext?: string };
+  if (e && e.validation) {
+    const where = e.validationContext === 'body' ? 'request body' : e.validationContext ?? 'request';
+    return new ApiError('BadRequest', `Invalid input for ${where}: ${e.message.replace(/^(body|querystring|params)\/?/, '')}`);
+  }
+  if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    const msg = e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e instanceof SyntaxError
+      ? 'Malformed request body: the body is not valid JSON.'
+      : e.message;
+    return new ApiError(codeForStatus(e.statusCode), msg);
+  }
+  log.error({ err }, 'unexpected error');
+  return new ApiError('Internal', 'An unexpected error prevented the server from fulfilling your request.');
+}
+
+export function buildServer(opts: ServerOptions): { app: FastifyInstance; metrics: Metrics } {
+  const metrics = new Metrics();
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // One log line per request comes from our onResponse hook instead.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    requestIdHeader: false,
+    genReqId: () => `req-${randomUUID()}`,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
+  } as any) as unknown as FastifyInstance;
+
+  // Clients send Content-Type: application/json with empty bodies (DELETE, actions): that is no body.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(/^application\/([\w.+-]*\+)?json/, { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new ApiError('BadRequest', 'Malformed request body: the body is not valid JSON.'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-OpenStack-Request-Id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
+    req.log.info({ method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+
+  app.get('/healthz', async (_req, reply) => {
+    if (opts.isReady && !opts.isReady()) return reply.code(503).send({ status: 'starting' });
+    return { status: 'ok' };
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4');
+    return metrics.render();
+  });
+  opts.rootRoutes?.(app);
+
+  for (const service of opts.services) {
+    const policy = new Policy(service.rules);
+    app.register(async (scope) => {
+      service.setup?.(scope);
+      scope.setErrorHandler(async (err, req, reply) => {
+        const apiErr = toApiError(err, req.log);
+        reply.code(apiErr.status).headers(apiErr.headers);
+        return service.renderError(apiErr);
+      });
+      scope.setNotFoundHandler(async (req, reply) => {
+        const apiErr = new ApiError('NotFound', `The resource could not be found.`);
+        reply.code(404);
+        req.log.debug({ url: req.url }, 'no route');
+        return service.renderError(apiErr);
+      });
+      for (const route of service.routes) {
+        if (!policy.has(route.rule)) throw new Error(`route ${route.path} names unknown rule ${route.rule}`);
+        scope.route({
+          method: route.method,
+          url: route.path,
+          schema: route.schema,
+          handler: async (req, reply) => {
+            const header = req.headers['x-auth-token'];
+            let cred: Credentials | null = null;
+            if (typeof header === 'string' && header !== '') cred = opts.authenticate(header);
+            else if (route.rule !== PUBLIC) throw new ApiError('Unauthorized', 'The request you have made requires authentication.');
+            const ctx: RouteContext = {
+              req,
+              reply,
+              cred,
+              params: (req.params ?? {}) as Record<string, string>,
+              query: (req.query ?? {}) as Record<string, string | string[] | undefined>,
+              body: req.body,
+              enforce(rule: string, target: Target) {
+                if (!policy.allows(rule, cred, target)) throw new ApiError('Forbidden', 'You are not authorized to perform the requested action.');
+              },
+            };
+            if (route.rule !== PUBLIC) {
+              const target = { ...ctx.params, ...(route.target ? await route.target(ctx) : {}) };
+              ctx.enforce(route.rule, target);
+            }
+            const result = await route.handler(ctx);
+            if (reply.sent) return reply;
+            if (route.status && reply.statusCode === 200) reply.code(route.status);
+            if (result === undefined) return reply.send();
+            return result;
+          },
+        });
+      }
+    }, { prefix: service.prefix });
+  }
+  return { app, metrics };
+}

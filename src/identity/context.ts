@@ -1,0 +1,39 @@
+// What every identity route module is given.
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import type { CatalogCache } from './catalog.ts';
+import type { KeySet } from './tokens/keys.ts';
+import type { Revocations } from './tokens/revocations.ts';
+
+export interface IdentityConfig {
+  /** Token lifetime in seconds (Keystone's [token] expiration). */
+  tokenExpiration: number;
+  /** How long past expiry a token still validates with allow_expired=1, in seconds. */
+  allowExpiredWindow: number;
+  /** Failed password attempts before a user is locked out; 0 turns lockout off. */
+  lockoutFailureAttempts: number;
+  /** Lockout length in seconds. */
+  lockoutDuration: number;
+  /** Days a password stays valid; 0 means forever. */
+  passwordExpiresDays: number;
+  /** How often revocations, keys and the catalog are re-read from the database, in ms. */
+  syncIntervalMs: number;
+}
+
+export const defaultIdentityConfig: IdentityConfig = {
+  tokenExpiration: 3600,
+  allowExpiredWindow: 172800,
+  lockoutFailureAttempts: 0,
+  lockoutDuration: 1800,
+  passwordExpiresDays: 0,
+  syncIntervalMs: 1000,
+};
+
+export interface IdentityContext {
+  db: Db;
+  log: Logger;
+  config: IdentityConfig;
+  keys: KeySet;
+  revocations: Revocations;
+  catalog: CatalogCache;
+}

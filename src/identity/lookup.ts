@@ -1,0 +1,46 @@
+// Row lookups shared by authentication and the resource routes.
+import type { Db } from '../db/database.ts';
+import { notFound } from '../common/errors.ts';
+
+export const getDomain = (db: Db, id: string) =>
+  db.selectFrom('identity_domains').selectAll().where('id', '=', id).executeTakeFirst();
+export const getDomainByName = (db: Db, name: string) =>
+  db.selectFrom('identity_domains').selectAll().where('name', '=', name).executeTakeFirst();
+export const getProject = (db: Db, id: string) =>
+  db.selectFrom('identity_projects').selectAll().where('id', '=', id).executeTakeFirst();
+export const getProjectByName = (db: Db, domainId: string, name: string) =>
+  db.selectFrom('identity_projects').selectAll().where('domain_id', '=', domainId).where('name', '=', name).executeTakeFirst();
+export const getUser = (db: Db, id: string) =>
+  db.selectFrom('identity_users').selectAll().where('id', '=', id).executeTakeFirst();
+export const getUserByName = (db: Db, domainId: string, name: string) =>
+  db.selectFrom('identity_users').selectAll().where('domain_id', '=', domainId).where('name', '=', name).executeTakeFirst();
+export const getGroup = (db: Db, id: string) =>
+  db.selectFrom('identity_groups').selectAll().where('id', '=', id).executeTakeFirst();
+export const getRole = (db: Db, id: string) =>
+  db.selectFrom('identity_roles').selectAll().where('id', '=', id).executeTakeFirst();
+
+/** Keystone's 404 message for a missing entity: "Could not find user: <id>." */
+export const missing = (kind: string, id: string) => notFound(`Could not find ${kind}: ${id}.`);
+
+export async function mustGet<T>(row: Promise<T | undefined>, kind: string, id: string): Promise<T> {
+  const r = await row;
+  if (!r) throw missing(kind, id);
+  return r;
+}
+
+/** Resolves a {id} or {name, domain: {id|name}} reference to a domain id, or undefined. */
+export async function resolveDomainRef(db: Db, ref: { id?: string; name?: string } | undefined): Promise<string | undefined> {
+  if (!ref) return undefined;
+  if (ref.id) return (await getDomain(db, ref.id))?.id;
+  if (ref.name) return (await getDomainByName(db, ref.name))?.id;
+  return undefined;
+}
+
+export const parseJson = <T = Record<string, unknown>>(s: string | null | undefined, fallback: T): T => {
+  if (!s) return fallback;
+  try {
+    return JSON.parse(s) as T;
+  } catch {
+    return fallback;
+  }
+};

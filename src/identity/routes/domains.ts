@@ -1,0 +1,147 @@
+// /v3/domains
+import { Type } from 'typebox';
+import { badRequest, forbidden } from '../../common/errors.ts';
+import { hexId, nowIso } from '../../common/ids.ts';
+import type { Route } from '../../http/service.ts';
+import type { IdentityContext } from '../context.ts';
+import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
+import { getDomain, mustGet, parseJson } from '../lookup.ts';
+import type { FastifyRequest } from 'fastify';
+
+type DomainRow = NonNullable<Awaited<ReturnType<typeof getDomain>>>;
+
+const Name = Type.String({ minLength: 1, maxLength: 64, pattern: '\\S' });
+const DomainBody = Type.Object({
+  domain: Type.Object({
+    name: Name,
+    description: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    enabled: Type.Optional(Type.Boolean()),
+    explicit_domain_id: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9-]{1,64}$' })),
+    tags: Type.Optional(Type.Array(Type.String())),
+    options: Type.Optional(Type.Object({})),
+  }, { additionalProperties: true }),
+});
+const DomainPatch = Type.Object({
+  domain: Type.Object({
+    name: Type.Optional(Name),
+    description: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    enabled: Type.Optional(Type.Boolean()),
+    tags: Type.Optional(Type.Array(Type.String())),
+    options: Type.Optional(Type.Object({})),
+  }, { additionalProperties: true }),
+});
+const KNOWN = ['id', 'name', 'description', 'enabled', 'explicit_domain_id', 'links', 'options'];
+
+export function renderDomain(req: FastifyRequest, d: DomainRow) {
+  const extra = parseJson<Record<string, unknown>>(d.extra, {});
+  return { ...extra, id: d.id, name: d.name, description: d.description, enabled: d.enabled === 1, tags: extra.tags ?? [], options: {}, links: selfLink(req, `/domains/${d.id}`) };
+}
+
+/** Deletes a (disabled) domain with everything that lives in it. */
+async function deleteDomainCascade(ctx: IdentityContext, id: string): Promise<void> {
+  await ctx.db.transaction().execute(async (tx) => {
+    const projectIds = (await tx.selectFrom('identity_projects').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
+    const userIds = (await tx.selectFrom('identity_users').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
+    const groupIds = (await tx.selectFrom('identity_groups').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
+    const roleIds = (await tx.selectFrom('identity_roles').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
+    const targets = [id, ...projectIds];
+    const actors = [...userIds, ...groupIds];
+    await tx.deleteFrom('identity_assignments').where((eb) => eb.or([
+      eb('target_id', 'in', targets),
+      ...(actors.length ? [eb('actor_id', 'in', actors)] : []),
+      ...(roleIds.length ? [eb('role_id', 'in', roleIds)] : []),
+    ])).execute();
+    if (projectIds.length) await tx.deleteFrom('identity_project_tags').where('project_id', 'in', projectIds).execute();
+    if (userIds.length) {
+      await tx.deleteFrom('identity_group_members').where('user_id', 'in', userIds).execute();
+      await tx.deleteFrom('identity_credentials').where('user_id', 'in', userIds).execute();
+      await tx.deleteFrom('identity_app_credentials').where('user_id', 'in', userIds).execute();
+      await tx.deleteFrom('identity_password_history').where('user_id', 'in', userIds).execute();
+    }
+    if (groupIds.length) await tx.deleteFrom('identity_group_members').where('group_id', 'in', groupIds).execute();
+    if (roleIds.length) {
+      await tx.deleteFrom('identity_implied_roles').where((eb) => eb.or([eb('prior_role_id', 'in', roleIds), eb('implied_role_id', 'in', roleIds)])).execute();
+    }
+    await tx.deleteFrom('identity_limits').where((eb) => eb.or([eb('domain_id', '=', id), ...(projectIds.length ? [eb('project_id', 'in', projectIds)] : [])])).execute();
+    await tx.deleteFrom('identity_projects').where('domain_id', '=', id).execute();
+    await tx.deleteFrom('identity_users').where('domain_id', '=', id).execute();
+    await tx.deleteFrom('identity_groups').where('domain_id', '=', id).execute();
+    await tx.deleteFrom('identity_roles').where('domain_id', '=', id).execute();
+    await tx.deleteFrom('identity_domains').where('id', '=', id).execute();
+  });
+}
+
+export function domainRoutes(ctx: IdentityContext): Route[] {
+  const load = (id: string) => mustGet(getDomain(ctx.db, id), 'domain', id);
+  return [
+    {
+      method: 'POST', path: '/v3/domains', rule: 'identity:create_domain', status: 201, schema: { body: DomainBody },
+      async handler(rc) {
+        const d = rc.body.domain;
+        const row: DomainRow = {
+          id: d.explicit_domain_id ?? hexId(), name: d.name, description: d.description ?? '',
+          enabled: d.enabled === false ? 0 : 1, extra: JSON.stringify(splitExtra(d, KNOWN)), created_at: nowIso(),
+        };
+        try {
+          await ctx.db.insertInto('identity_domains').values(row).execute();
+        } catch (e) {
+          if (isUniqueViolation(e)) throw duplicate('domain', 'name', d.name);
+          throw e;
+        }
+        return { domain: renderDomain(rc.req, row) };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/domains', rule: 'identity:list_domains',
+      async handler(rc) {
+        let q = ctx.db.selectFrom('identity_domains').selectAll().orderBy('name');
+        const name = queryString(rc, 'name');
+        if (name !== undefined) q = q.where('name', '=', name);
+        const enabled = queryBool(rc, 'enabled');
+        if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+        const c = rc.cred!;
+        let rows = await q.execute();
+        // A domain reader who is not a cloud reader sees their own domain only.
+        if (!c.roles.has('admin') && !(c.system && c.roles.has('reader'))) rows = rows.filter((r) => r.id === c.domainId);
+        return { domains: rows.map((r) => renderDomain(rc.req, r)), links: listLinks(rc.req) };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/domains/:domain_id', rule: 'identity:get_domain',
+      target: (rc) => ({ domain_id: rc.params.domain_id }),
+      handler: async (rc) => ({ domain: renderDomain(rc.req, await load(rc.params.domain_id!)) }),
+    },
+    {
+      method: 'PATCH', path: '/v3/domains/:domain_id', rule: 'identity:update_domain', schema: { body: DomainPatch },
+      async handler(rc) {
+        const id = rc.params.domain_id!;
+        const current = await load(id);
+        const d = rc.body.domain;
+        if (d.id !== undefined && d.id !== id) throw badRequest('The domain id cannot be changed.');
+        const extra = { ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(d, KNOWN) };
+        const next: DomainRow = {
+          ...current, name: d.name ?? current.name,
+          description: d.description === undefined ? current.description : d.description ?? '',
+          enabled: d.enabled === undefined ? current.enabled : d.enabled ? 1 : 0, extra: JSON.stringify(extra),
+        };
+        try {
+          await ctx.db.updateTable('identity_domains').set(next).where('id', '=', id).execute();
+        } catch (e) {
+          if (isUniqueViolation(e)) throw duplicate('domain', 'name', next.name);
+          throw e;
+        }
+        if (current.enabled && !next.enabled) await ctx.revocations.revoke(ctx.db, { domainId: id });
+        return { domain: renderDomain(rc.req, next) };
+      },
+    },
+    {
+      method: 'DELETE', path: '/v3/domains/:domain_id', rule: 'identity:delete_domain', status: 204,
+      async handler(rc) {
+        const d = await load(rc.params.domain_id!);
+        if (d.enabled) throw forbidden('Cannot delete a domain that is enabled, please disable it first.');
+        await deleteDomainCascade(ctx, d.id);
+        await ctx.revocations.revoke(ctx.db, { domainId: d.id });
+      },
+    },
+  ];
+}

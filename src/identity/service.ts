@@ -1,0 +1,93 @@
+// The identity service (Keystone v3) under /identity: its routes, its policy,
+// and the token machinery other services authenticate callers with.
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import type { Authenticator } from '../http/auth.ts';
+import type { Service } from '../http/service.ts';
+import { CatalogCache } from './catalog.ts';
+import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
+import { tokenAuthenticator } from './credentials.ts';
+import { PREFIX, renderIdentityError } from './http.ts';
+import { identityRules } from './policy.ts';
+import { appcredsRoutes } from './routes/appcreds.ts';
+import { assignmentsRoutes } from './routes/assignments.ts';
+import { authRoutes } from './routes/auth.ts';
+import { catalogRoutes } from './routes/catalog.ts';
+import { credentialsRoutes } from './routes/credentials.ts';
+import { discoveryRoutes } from './routes/discovery.ts';
+import { domainRoutes } from './routes/domains.ts';
+import { groupsRoutes } from './routes/groups.ts';
+import { limitsRoutes } from './routes/limits.ts';
+import { projectsRoutes } from './routes/projects.ts';
+import { rolesRoutes } from './routes/roles.ts';
+import { trustsRoutes } from './routes/trusts.ts';
+import { usersRoutes } from './routes/users.ts';
+import { KeySet } from './tokens/keys.ts';
+import { Revocations } from './tokens/revocations.ts';
+
+export interface Identity {
+  service: Service;
+  authenticate: Authenticator;
+  context: IdentityContext;
+  /** Reads keys, revocations and the catalog, then keeps them in sync with the database. */
+  start(): Promise<void>;
+  stop(): void;
+}
+
+export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}): Identity {
+  const config = { ...defaultIdentityConfig, ...overrides };
+  const context: IdentityContext = {
+    db,
+    log,
+    config,
+    // A staged key becomes primary after a few sync ticks, so every replica knows it first.
+    keys: new KeySet(config.syncIntervalMs * 3),
+    revocations: new Revocations((config.tokenExpiration + config.allowExpiredWindow) * 1000),
+    catalog: new CatalogCache(db),
+  };
+  const routes = [
+    ...discoveryRoutes(),
+    ...authRoutes(context),
+    ...domainRoutes(context),
+    ...projectsRoutes(context),
+    ...usersRoutes(context),
+    ...groupsRoutes(context),
+    ...rolesRoutes(context),
+    ...assignmentsRoutes(context),
+    ...catalogRoutes(context),
+    ...credentialsRoutes(context),
+    ...appcredsRoutes(context),
+    ...trustsRoutes(context),
+    ...limitsRoutes(context),
+  ];
+  let timer: NodeJS.Timeout | undefined;
+  let ticks = 0;
+  const sync = async () => {
+    await context.keys.load(db);
+    await context.revocations.sync(db);
+    if (ticks % 5 === 0) await context.catalog.reload();
+    if (ticks % 600 === 0) await context.revocations.prune(db);
+    ticks++;
+  };
+  return {
+    service: { name: 'identity', prefix: PREFIX, routes, rules: identityRules, renderError: renderIdentityError, setup: (app) => {
+      // Keystone names where to authenticate on every 401.
+      app.addHook('onSend', async (req, reply, payload) => {
+        if (reply.statusCode === 401) reply.header('WWW-Authenticate', `Keystone uri="${req.protocol}://${req.headers.host}${PREFIX}"`);
+        return payload;
+      });
+    } },
+    authenticate: tokenAuthenticator(context),
+    context,
+    async start() {
+      await sync();
+      timer = setInterval(() => {
+        sync().catch((err) => log.warn({ err }, 'identity sync failed'));
+      }, config.syncIntervalMs);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}

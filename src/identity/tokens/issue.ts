@@ -1,0 +1,334 @@
+// Authentication (POST /v3/auth/tokens) and validation of tokens.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { badRequest, forbidden, unauthorized } from '../../common/errors.ts';
+import { keystoneTime } from '../../common/ids.ts';
+import { effectiveRoles, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
+import type { IdentityContext } from '../context.ts';
+import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName, parseJson } from '../lookup.ts';
+import { decoyHash, verifyPassword } from '../passwords.ts';
+import { decodeToken, encodeToken } from './codec.ts';
+import type { Named, NamedInDomain, TokenData } from './token.ts';
+
+type Ref = { id?: string; name?: string; domain?: { id?: string; name?: string } };
+export interface AuthRequest {
+  identity: {
+    methods: string[];
+    password?: { user: Ref & { password: string } };
+    token?: { id: string };
+    application_credential?: { id?: string; name?: string; secret: string; user?: Ref };
+  };
+  scope?: 'unscoped' | { project?: Ref; domain?: { id?: string; name?: string }; system?: { all?: boolean }; 'OS-TRUST:trust'?: { id: string } };
+}
+
+const newAuditId = () => randomBytes(16).toString('base64url').slice(0, 22);
+const AUTH_FAILED = 'The request you have made requires authentication.';
+
+type UserRow = NonNullable<Awaited<ReturnType<typeof getUser>>>;
+
+/** The user a token is for, before scoping. */
+interface Authenticated {
+  user: UserRow;
+  userDomain: Named;
+  methods: string[];
+  /** Set when re-scoping an existing token. */
+  parent?: TokenData;
+  appCred?: { id: string; name: string; restricted: boolean; projectId: string; roleIds: string[]; expiresAt: string | null };
+}
+
+/** A stored hash of a random, high-entropy secret: sha256 is enough there, and fast. */
+export const hashSecret = (secret: string) => `sha256$${createHash('sha256').update(secret).digest('hex')}`;
+export function secretMatches(secret: string, stored: string): boolean {
+  const a = Buffer.from(hashSecret(secret));
+  const b = Buffer.from(stored);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+async function findUser(ctx: IdentityContext, ref: Ref | undefined): Promise<UserRow | undefined> {
+  if (!ref) return undefined;
+  if (ref.id) return getUser(ctx.db, ref.id);
+  if (!ref.name || !ref.domain) return undefined;
+  const domainId = ref.domain.id ?? (ref.domain.name ? (await getDomainByName(ctx.db, ref.domain.name))?.id : undefined);
+  return domainId ? getUserByName(ctx.db, domainId, ref.name) : undefined;
+}
+
+async function userDomainOrFail(ctx: IdentityContext, user: UserRow): Promise<Named> {
+  const domain = await getDomain(ctx.db, user.domain_id);
+  if (!domain || !domain.enabled || !user.enabled) throw unauthorized(AUTH_FAILED);
+  return { id: domain.id, name: domain.name };
+}
+
+async function authPassword(ctx: IdentityContext, req: NonNullable<AuthRequest['identity']['password']>): Promise<Authenticated> {
+  const ref = req.user;
+  if (!ref || typeof ref.password !== 'string') throw badRequest("Invalid input for field 'identity/password/user/password': a password is required.");
+  if (!ref.id && !(ref.name && ref.domain)) throw badRequest('Expecting to find domain in user. The server could not comply with the request since it is either malformed or otherwise incorrect.');
+  const user = await findUser(ctx, ref);
+  const { lockoutFailureAttempts, lockoutDuration } = ctx.config;
+  if (!user || !user.password_hash) {
+    await verifyPassword(ref.password, await decoyHash());
+    throw unauthorized(AUTH_FAILED);
+  }
+  if (lockoutFailureAttempts > 0 && user.failed_auth_count >= lockoutFailureAttempts && user.failed_auth_at &&
+      Date.now() - Date.parse(user.failed_auth_at) < lockoutDuration * 1000) {
+    throw unauthorized(`The account is locked for user: ${user.id}.`);
+  }
+  if (!(await verifyPassword(ref.password, user.password_hash))) {
+    if (lockoutFailureAttempts > 0) {
+      await ctx.db.updateTable('identity_users')
+        .set({ failed_auth_count: user.failed_auth_count + 1, failed_auth_at: new Date().toISOString() })
+        .where('id', '=', user.id).execute();
+    }
+    throw unauthorized(AUTH_FAILED);
+  }
+  const userDomain = await userDomainOrFail(ctx, user);
+  const options = parseJson<Record<string, unknown>>(user.options, {});
+  if (user.password_expires_at && Date.parse(user.password_expires_at) <= Date.now() && !options.ignore_password_expiry) {
+    throw unauthorized(`The password is expired and needs to be changed for user: ${user.id}.`);
+  }
+  if (user.failed_auth_count > 0) {
+    await ctx.db.updateTable('identity_users').set({ failed_auth_count: 0, failed_auth_at: null }).where('id', '=', user.id).execute();
+  }
+  return { user, userDomain, methods: ['password'] };
+}
+
+async function authToken(ctx: IdentityContext, req: NonNullable<AuthRequest['identity']['token']>): Promise<Authenticated> {
+  if (!req || typeof req.id !== 'string') throw badRequest("Invalid input for field 'identity/token/id'.");
+  const parent = validateToken(ctx, req.id, false);
+  if (!parent) throw unauthorized(AUTH_FAILED);
+  if (parent.appCred) throw forbidden('Re-scoping an application credential token is not allowed.');
+  if (parent.trust) throw forbidden('Re-scoping a trust token is not allowed.');
+  const user = await getUser(ctx.db, parent.user.id);
+  if (!user) throw unauthorized(AUTH_FAILED);
+  const userDomain = await userDomainOrFail(ctx, user);
+  return { user, userDomain, methods: parent.methods, parent };
+}
+
+async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['identity']['application_credential']>): Promise<Authenticated> {
+  if (!req || typeof req.secret !== 'string') throw badRequest("Invalid input for field 'identity/application_credential/secret'.");
+  let row;
+  if (req.id) {
+    row = await ctx.db.selectFrom('identity_app_credentials').selectAll().where('id', '=', req.id).executeTakeFirst();
+  } else if (req.name && req.user) {
+    const user = await findUser(ctx, req.user);
+    if (user) row = await ctx.db.selectFrom('identity_app_credentials').selectAll().where('user_id', '=', user.id).where('name', '=', req.name).executeTakeFirst();
+  } else {
+    throw badRequest('Could not find application credential: an id, or a name and a user, is required.');
+  }
+  if (!row || !secretMatches(req.secret, row.secret_hash)) throw unauthorized(AUTH_FAILED);
+  if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) throw unauthorized(AUTH_FAILED);
+  const user = await getUser(ctx.db, row.user_id);
+  if (!user) throw unauthorized(AUTH_FAILED);
+  const userDomain = await userDomainOrFail(ctx, user);
+  const roles = parseJson<Array<{ id: string }>>(row.roles, []);
+  return {
+    user, userDomain, methods: ['application_credential'],
+    appCred: { id: row.id, name: row.name, restricted: !row.unrestricted, projectId: row.project_id, roleIds: roles.map((r) => r.id), expiresAt: row.expires_at },
+  };
+}
+
+async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDomain> {
+  let project;
+  if (ref.id) project = await getProject(ctx.db, ref.id);
+  else if (ref.name && ref.domain) {
+    const domainId = ref.domain.id ?? (ref.domain.name ? (await getDomainByName(ctx.db, ref.domain.name))?.id : undefined);
+    if (domainId) project = await getProjectByName(ctx.db, domainId, ref.name);
+  } else {
+    throw badRequest('Expecting to find domain in project. The server could not comply with the request since it is either malformed or otherwise incorrect.');
+  }
+  if (!project) throw unauthorized(AUTH_FAILED);
+  const domain = await getDomain(ctx.db, project.domain_id);
+  if (!project.enabled || !domain?.enabled) throw unauthorized(AUTH_FAILED);
+  return { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } };
+}
+
+interface Scoped {
+  project?: NamedInDomain;
+  domain?: Named;
+  system?: boolean;
+  roles: Named[];
+  trust?: TokenData['trust'];
+  expiresCap?: string | null;
+  /** The user the token is issued for (the trustor when a trust impersonates). */
+  tokenUser?: { user: UserRow; domain: Named };
+}
+
+async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTarget, what: string): Promise<Named[]> {
+  const roles = await effectiveRoles(ctx.db, userId, target);
+  if (roles.length === 0) throw unauthorized(`User ${userId} has no access to ${what}.`);
+  return roles;
+}
+
+async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: string): Promise<Scoped> {
+  const trust = await ctx.db.selectFrom('identity_trusts').selectAll().where('id', '=', trustId).where('deleted_at', 'is', null).executeTakeFirst();
+  if (!trust) throw unauthorized(AUTH_FAILED);
+  if (trust.trustee_user_id !== auth.user.id) throw forbidden('User is not a trustee.');
+  if (trust.expires_at && Date.parse(trust.expires_at) <= Date.now()) throw unauthorized(AUTH_FAILED);
+  if (trust.remaining_uses !== null) {
+    if (trust.remaining_uses <= 0) throw unauthorized(AUTH_FAILED);
+    const updated = await ctx.db.updateTable('identity_trusts').set({ remaining_uses: trust.remaining_uses - 1 })
+      .where('id', '=', trust.id).where('remaining_uses', '=', trust.remaining_uses).executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw unauthorized(AUTH_FAILED);
+  }
+  const trustor = await getUser(ctx.db, trust.trustor_user_id);
+  if (!trustor) throw unauthorized(AUTH_FAILED);
+  const trustorDomain = await userDomainOrFail(ctx, trustor);
+  let project: NamedInDomain | undefined;
+  let roles: Named[] = [];
+  if (trust.project_id) {
+    project = await projectOrFail(ctx, { id: trust.project_id });
+    // The trust's roles, as long as the trustor still holds them.
+    const held = new Set((await effectiveRoles(ctx.db, trustor.id, { projectId: project.id })).map((r) => r.id));
+    const delegated = await withImplied(ctx.db, parseJson<Array<{ id: string }>>(trust.roles, []).map((r) => r.id));
+    roles = (await namedGlobalRoles(ctx.db, delegated)).filter((r) => held.has(r.id));
+    if (roles.length === 0) throw forbidden('The trustor no longer holds the delegated roles.');
+  }
+  return {
+    project, roles, expiresCap: trust.expires_at,
+    trust: { id: trust.id, trustorId: trust.trustor_user_id, trusteeId: trust.trustee_user_id, impersonation: !!trust.impersonation },
+    tokenUser: trust.impersonation ? { user: trustor, domain: trustorDomain } : undefined,
+  };
+}
+
+async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest['scope']): Promise<Scoped> {
+  const userId = auth.user.id;
+  if (auth.appCred) {
+    if (req && req !== 'unscoped' && (req.domain || req.system || req['OS-TRUST:trust'])) {
+      throw unauthorized('Application credentials cannot request a scope.');
+    }
+    const project = await projectOrFail(ctx, { id: auth.appCred.projectId });
+    const held = await effectiveRoles(ctx.db, userId, { projectId: project.id });
+    const granted = await withImplied(ctx.db, auth.appCred.roleIds);
+    const roles = held.filter((r) => granted.has(r.id));
+    if (roles.length === 0) throw unauthorized(`User ${userId} has no access to project ${project.id}.`);
+    return { project, roles, expiresCap: auth.appCred.expiresAt };
+  }
+  if (req === 'unscoped') return { roles: [] };
+  if (req && typeof req === 'object') {
+    const kinds = ['project', 'domain', 'system', 'OS-TRUST:trust'].filter((k) => (req as Record<string, unknown>)[k] !== undefined);
+    if (kinds.length > 1) throw badRequest('Only one of project, domain, system or trust may be given in a scope.');
+    if (req.project) {
+      const project = await projectOrFail(ctx, req.project);
+      return { project, roles: await rolesOrFail(ctx, userId, { projectId: project.id }, `project ${project.id}`) };
+    }
+    if (req.domain) {
+      const d = req.domain.id ? await getDomain(ctx.db, req.domain.id) : req.domain.name ? await getDomainByName(ctx.db, req.domain.name) : undefined;
+      if (!req.domain.id && !req.domain.name) throw badRequest('A domain scope needs an id or a name.');
+      if (!d || !d.enabled) throw unauthorized(AUTH_FAILED);
+      return { domain: { id: d.id, name: d.name }, roles: await rolesOrFail(ctx, userId, { domainId: d.id }, `domain ${d.id}`) };
+    }
+    if (req.system) {
+      if (req.system.all !== true) throw badRequest('The only system scope is {"all": true}.');
+      return { system: true, roles: await rolesOrFail(ctx, userId, { system: true }, 'the system') };
+    }
+    if (req['OS-TRUST:trust']) {
+      if (typeof req['OS-TRUST:trust'].id !== 'string') throw badRequest('A trust scope needs an id.');
+      return scopeTrust(ctx, auth, req['OS-TRUST:trust'].id);
+    }
+    if (kinds.length === 0 && Object.keys(req).length > 0) throw badRequest('Unknown scope.');
+  }
+  // No scope asked: the user's default project when they have a role there, as Keystone does.
+  if (auth.parent) return { roles: [] };
+  if (auth.user.default_project_id) {
+    const project = await getProject(ctx.db, auth.user.default_project_id);
+    const domain = project ? await getDomain(ctx.db, project.domain_id) : undefined;
+    if (project?.enabled && domain?.enabled) {
+      const roles = await effectiveRoles(ctx.db, userId, { projectId: project.id });
+      if (roles.length > 0) return { project: { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } }, roles };
+    }
+  }
+  return { roles: [] };
+}
+
+function checkAuthShape(body: unknown): AuthRequest {
+  const auth = (body as { auth?: AuthRequest } | undefined)?.auth;
+  if (!auth || typeof auth !== 'object') throw badRequest("Invalid input for field 'auth': 'auth' is a required property.");
+  const identity = auth.identity;
+  if (!identity || typeof identity !== 'object') throw badRequest("Invalid input for field 'identity': 'identity' is a required property.");
+  if (!Array.isArray(identity.methods) || identity.methods.length === 0 || identity.methods.some((m) => typeof m !== 'string')) {
+    throw badRequest("Invalid input for field 'identity/methods': a non-empty list of method names is required.");
+  }
+  if (auth.scope !== undefined && auth.scope !== 'unscoped' && (typeof auth.scope !== 'object' || auth.scope === null)) {
+    throw badRequest("Invalid input for field 'scope'.");
+  }
+  return auth;
+}
+
+/** Runs the whole POST /v3/auth/tokens exchange and returns the new token and its payload. */
+export async function issueToken(ctx: IdentityContext, body: unknown): Promise<{ token: string; data: TokenData }> {
+  const auth = checkAuthShape(body);
+  const methods = [...new Set(auth.identity.methods)];
+  let authenticated: Authenticated | undefined;
+  for (const method of methods) {
+    const payload = (auth.identity as Record<string, unknown>)[method];
+    if (payload === undefined) throw badRequest(`Expecting to find ${method} in identity.`);
+    let next: Authenticated;
+    if (method === 'password') next = await authPassword(ctx, payload as never);
+    else if (method === 'token') next = await authToken(ctx, payload as never);
+    else if (method === 'application_credential') next = await authAppCred(ctx, payload as never);
+    else throw unauthorized(`Attempted to authenticate with an unsupported method: ${method}.`);
+    if (authenticated && authenticated.user.id !== next.user.id) throw unauthorized(AUTH_FAILED);
+    authenticated = authenticated ? { ...authenticated, ...next, methods: [...new Set([...authenticated.methods, ...next.methods])] } : next;
+  }
+  const a = authenticated!;
+  const s = await scope(ctx, a, auth.scope);
+  const now = Date.now();
+  let expiresAt = a.parent ? a.parent.expiresAt : now + ctx.config.tokenExpiration * 1000;
+  if (s.expiresCap) expiresAt = Math.min(expiresAt, Date.parse(s.expiresCap));
+  const tokenUser = s.tokenUser ?? { user: a.user, domain: a.userDomain };
+  const data: TokenData = {
+    user: { id: tokenUser.user.id, name: tokenUser.user.name, domain: tokenUser.domain },
+    methods: a.methods,
+    issuedAt: now,
+    expiresAt,
+    auditIds: a.parent ? [newAuditId(), a.parent.auditIds[a.parent.auditIds.length - 1]!] : [newAuditId()],
+    roles: s.roles,
+    passwordExpiresAt: tokenUser.user.password_expires_at,
+  };
+  if (s.project) data.project = s.project;
+  if (s.domain) data.domain = s.domain;
+  if (s.system) data.system = true;
+  if (s.trust) data.trust = s.trust;
+  if (a.appCred) data.appCred = { id: a.appCred.id, name: a.appCred.name, restricted: a.appCred.restricted };
+  return { token: encodeToken(data, ctx.keys), data };
+}
+
+/**
+ * Decodes and checks a token without touching the database. Returns null when
+ * it is malformed, forged, revoked, or expired (unless allowExpired and within the window).
+ */
+export function validateToken(ctx: IdentityContext, token: string, allowExpired: boolean): TokenData | null {
+  const data = decodeToken(token, ctx.keys);
+  if (!data) return null;
+  const now = Date.now();
+  if (data.expiresAt <= now && !(allowExpired && data.expiresAt + ctx.config.allowExpiredWindow * 1000 > now)) return null;
+  if (ctx.revocations.isRevoked(data)) return null;
+  return data;
+}
+
+/** The token body Keystone returns from POST and GET /v3/auth/tokens. */
+export function renderToken(ctx: IdentityContext, t: TokenData, withCatalog: boolean): Record<string, unknown> {
+  const token: Record<string, unknown> = {
+    methods: t.methods,
+    user: { domain: t.user.domain, id: t.user.id, name: t.user.name, password_expires_at: t.passwordExpiresAt ? keystoneTime(t.passwordExpiresAt) : null },
+    audit_ids: t.auditIds,
+    expires_at: keystoneTime(t.expiresAt),
+    issued_at: keystoneTime(t.issuedAt),
+  };
+  const scoped = !!(t.project || t.domain || t.system);
+  if (t.project) {
+    token.project = { domain: t.project.domain, id: t.project.id, name: t.project.name };
+    token.is_domain = false;
+  }
+  if (t.domain) token.domain = t.domain;
+  if (t.system) token.system = { all: true };
+  if (scoped) token.roles = t.roles;
+  if (t.appCred) token.application_credential = t.appCred;
+  if (t.trust) {
+    token['OS-TRUST:trust'] = {
+      id: t.trust.id, impersonation: t.trust.impersonation,
+      trustee_user: { id: t.trust.trusteeId }, trustor_user: { id: t.trust.trustorId },
+    };
+  }
+  if (scoped && withCatalog) token.catalog = ctx.catalog.get();
+  return { token };
+}
+

@@ -1,0 +1,88 @@
+// Starts one Stratus control-plane process: opens and migrates the database,
+// bootstraps, and serves every hosted API on one port.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { migrate, openDatabase, type Database } from '../db/database.ts';
+import { buildServer } from '../http/server.ts';
+import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
+import type { IdentityConfig } from '../identity/context.ts';
+import { createIdentity, type Identity } from '../identity/service.ts';
+
+export interface StratusOptions {
+  dataDir: string;
+  /** sqlite path or postgres:// URL; defaults to DATA_DIR/stratus.db. */
+  database?: string;
+  host?: string;
+  port?: number;
+  /** The URL clients reach this server at, used in the catalog. */
+  publicUrl?: string;
+  logLevel?: string;
+  logger?: Logger;
+  tls?: { certFile: string; keyFile: string };
+  identity?: Partial<IdentityConfig>;
+  /** The admin password at first bootstrap; generated (and kept in DATA_DIR/admin-password) when absent. */
+  adminPassword?: string;
+}
+
+export interface Stratus {
+  url: string;
+  port: number;
+  adminPassword: string;
+  database: Database;
+  identity: Identity;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** The services this server hosts, as they appear in the catalog. */
+export const HOSTED_SERVICES: HostedService[] = [{ type: 'identity', name: 'keystone', path: '/identity' }];
+
+export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
+
+/** The admin password: given, else remembered in the data directory, else new. */
+export function adminPasswordFor(dataDir: string, given?: string): string {
+  const file = join(dataDir, 'admin-password');
+  if (given) return given;
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const pw = randomBytes(18).toString('base64url');
+  writeFileSync(file, pw + '\n', { mode: 0o600 });
+  return pw;
+}
+
+export async function startStratus(o: StratusOptions): Promise<Stratus> {
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const logger = o.logger ?? pino({ level: o.logLevel ?? 'info', base: { service: 'stratus' } });
+  const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
+  const identity = createIdentity(database.db, logger, o.identity);
+  try {
+    await migrate(database.db);
+    const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
+    let ready = false;
+    const { app } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service], tls, isReady: () => ready });
+    const host = o.host ?? '127.0.0.1';
+    await app.listen({ host, port: o.port ?? 5000 });
+    const port = (app.server.address() as AddressInfo).port;
+    const scheme = tls ? 'https' : 'http';
+    const url = o.publicUrl ?? `${scheme}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
+    const adminPassword = adminPasswordFor(o.dataDir, o.adminPassword);
+    await bootstrap(database.db, { adminPassword, publicUrl: url, services: HOSTED_SERVICES });
+    await identity.start();
+    ready = true;
+    logger.info({ url }, 'stratus server listening');
+    return {
+      url, port, adminPassword, database, identity, logger,
+      async close() {
+        identity.stop();
+        await app.close();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    identity.stop();
+    await database.close();
+    throw err;
+  }
+}
