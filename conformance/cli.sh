@@ -52,9 +52,9 @@ check_fails_after() {
 }
 
 # The admin, through the clouds.yaml that `stratus up` wrote.
-os() { PATH=$DEBIAN_PATH OS_CLIENT_CONFIG_FILE=$OS_CLOUDS_FILE openstack --os-cloud stratus "$@"; }
+os() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" openstack --os-cloud stratus "$@"; }
 # Anyone else, through explicit options (no clouds.yaml).
-os_bare() { PATH=$DEBIAN_PATH openstack --os-auth-url "$CLOUD_AUTH_URL" --os-identity-api-version 3 --os-region-name "$CLOUD_REGION" "$@"; }
+os_bare() { env PATH="$DEBIAN_PATH" openstack --os-auth-url "$CLOUD_AUTH_URL" --os-identity-api-version 3 --os-region-name "$CLOUD_REGION" "$@"; }
 # The test user with a password, scoped to the test project.
 os_user() {
   local password=$1; shift
@@ -64,7 +64,7 @@ os_user() {
 # An application credential (no clouds.yaml).
 os_appcred() {
   local id=$1 secret=$2; shift 2
-  PATH=$DEBIAN_PATH openstack --os-auth-type v3applicationcredential --os-auth-url "$CLOUD_AUTH_URL" \
+  env PATH="$DEBIAN_PATH" openstack --os-auth-type v3applicationcredential --os-auth-url "$CLOUD_AUTH_URL" \
     --os-identity-api-version 3 --os-application-credential-id "$id" --os-application-credential-secret "$secret" "$@"
 }
 http_status() { curl -s -o /dev/null -m 10 -w '%{http_code}' "$@"; }

@@ -18,6 +18,7 @@ import { discoveryRoutes } from './routes/discovery.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { groupsRoutes } from './routes/groups.ts';
 import { limitsRoutes } from './routes/limits.ts';
+import { miscRoutes } from './routes/misc.ts';
 import { projectsRoutes } from './routes/projects.ts';
 import { rolesRoutes } from './routes/roles.ts';
 import { trustsRoutes } from './routes/trusts.ts';
@@ -59,6 +60,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     ...appcredsRoutes(context),
     ...trustsRoutes(context),
     ...limitsRoutes(context),
+    ...miscRoutes(context),
   ];
   let timer: NodeJS.Timeout | undefined;
   let ticks = 0;
