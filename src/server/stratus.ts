@@ -10,6 +10,8 @@ import { buildServer } from '../http/server.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
+import { createImageService } from '../image/service.ts';
+import { createCompute } from '../compute/service.ts';
 
 export interface StratusOptions {
   dataDir: string;
@@ -38,7 +40,11 @@ export interface Stratus {
 }
 
 /** The services this server hosts, as they appear in the catalog. */
-export const HOSTED_SERVICES: HostedService[] = [{ type: 'identity', name: 'keystone', path: '/identity' }];
+export const HOSTED_SERVICES: HostedService[] = [
+  { type: 'identity', name: 'keystone', path: '/identity' },
+  { type: 'image', name: 'glance', path: '/image' },
+  { type: 'compute', name: 'nova', path: '/compute/v2.1' },
+];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
 
@@ -57,11 +63,13 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   const logger = o.logger ?? pino({ level: o.logLevel ?? 'info', base: { service: 'stratus' } });
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
   const identity = createIdentity(database.db, logger, o.identity);
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images });
   try {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
     let ready = false;
-    const { app } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service], tls, isReady: () => ready });
+    const { app } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready });
     const host = o.host ?? '127.0.0.1';
     await app.listen({ host, port: o.port ?? 5000 });
     const port = (app.server.address() as AddressInfo).port;
@@ -70,12 +78,14 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const adminPassword = adminPasswordFor(o.dataDir, o.adminPassword);
     await bootstrap(database.db, { adminPassword, publicUrl: url, services: HOSTED_SERVICES });
     await identity.start();
+    await compute.start();
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
       url, port, adminPassword, database, identity, logger,
       async close() {
         identity.stop();
+        await compute.stop();
         await app.close();
         await database.close();
       },

@@ -1,0 +1,190 @@
+// Compute tables. This is the contract between the compute API (which records
+// intent), the scheduler (which places servers on hosts) and the host agents
+// (which converge their host and report what they observe).
+//
+// Lifecycle of a server row:
+//   API create      -> vm_state 'building', task_state 'scheduling', host null
+//   scheduler       -> host set + allocation claimed, task_state 'spawning'
+//   agent           -> vm_state 'active', power_state 1, task_state null, launched_at
+//   API action      -> sets desired_power / bumps reboot_seq / rebuild_seq and task_state
+//                      ('powering-off', 'rebooting', ...); bumps version
+//   agent           -> converges, reports power_state, clears task_state
+//   API delete      -> task_state 'deleting', deleted_at stays null until the agent
+//                      reports the host clean; then the row is soft-deleted
+//                      (vm_state 'deleted', deleted_at) and the allocation released.
+// Every change an agent must act on bumps `version`; agents watch their host's
+// servers by version.
+import type { Generated, Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
+import { autoId } from '../db/migration-helpers.ts';
+
+export const PowerState = { NOSTATE: 0, RUNNING: 1, PAUSED: 3, SHUTDOWN: 4, CRASHED: 6, SUSPENDED: 7 } as const;
+export type DesiredPower = 'running' | 'stopped' | 'paused' | 'suspended';
+
+export interface ComputeTables {
+  compute_flavors: {
+    id: string; name: string; vcpus: number; ram: number; disk: number; ephemeral: number; swap: number;
+    rxtx_factor: number; is_public: number; disabled: number; description: string | null; created_at: string; deleted_at: string | null;
+  };
+  compute_flavor_extra_specs: { flavor_id: string; key: string; value: string };
+  compute_flavor_access: { flavor_id: string; project_id: string };
+  compute_keypairs: {
+    id: Generated<number>; name: string; user_id: string; type: string; public_key: string; fingerprint: string; created_at: string;
+  };
+  compute_servers: {
+    id: string; name: string; project_id: string; user_id: string;
+    image_id: string | null; flavor_id: string;
+    /** The flavor as it was at boot (JSON: id, name, vcpus, ram, disk, ephemeral, swap, extra_specs). */
+    flavor: string;
+    /** 'container' | 'vm' | 'baremetal': the kind of host this server needs. */
+    kind: string;
+    key_name: string | null; key_data: string | null;
+    /** Base64, as given. */
+    user_data: string | null;
+    availability_zone: string | null; hostname: string; description: string | null;
+    host: string | null;
+    vm_state: string; task_state: string | null; power_state: number;
+    desired_power: string;
+    reboot_seq: number; reboot_type: string | null; rebuild_seq: number;
+    locked: number; locked_reason: string | null; config_drive: string;
+    access_ipv4: string; access_ipv6: string;
+    /** JSON {code, message, details, created} when the server is in ERROR. */
+    fault: string | null;
+    server_group_id: string | null; reservation_id: string; launch_index: number;
+    schedule_attempts: number;
+    /** Hosts that failed to build this server (JSON list), skipped when rescheduling. */
+    failed_hosts: string;
+    version: number;
+    launched_at: string | null; terminated_at: string | null;
+    created_at: string; updated_at: string; deleted_at: string | null;
+  };
+  compute_server_metadata: { server_id: string; key: string; value: string };
+  compute_server_tags: { server_id: string; tag: string };
+  compute_instance_actions: {
+    id: Generated<number>; request_id: string; server_id: string; action: string; project_id: string; user_id: string;
+    start_time: string; finish_time: string | null; message: string | null;
+  };
+  compute_instance_action_events: {
+    id: Generated<number>; action_id: number; event: string; start_time: string; finish_time: string | null;
+    result: string | null; traceback: string | null; host: string | null;
+  };
+  compute_server_groups: { id: string; name: string; project_id: string; user_id: string; policy: string; rules: string; created_at: string };
+  compute_server_group_members: { group_id: string; server_id: string };
+  /** A host agent: a hypervisor in os-hypervisors, a nova-compute service in os-services. */
+  compute_hosts: {
+    id: string; hostname: string; service_id: string; kinds: string;
+    vcpus: number; memory_mb: number; disk_gb: number;
+    cpu_allocation_ratio: number; ram_allocation_ratio: number; disk_allocation_ratio: number;
+    availability_zone: string; status: string; disabled_reason: string | null; forced_down: number;
+    host_ip: string; agent_version: string; last_seen_at: string; created_at: string;
+  };
+  /** Resources claimed on a host by a server; claimed in the same transaction that places it. */
+  compute_allocations: { server_id: string; host_id: string; vcpus: number; memory_mb: number; disk_gb: number };
+  /** Work the API asks of an agent beyond the desired state: snapshots, console output. */
+  compute_server_requests: {
+    id: string; server_id: string; host: string | null; kind: string; args: string; status: string; result: string | null;
+    created_at: string; updated_at: string;
+  };
+  compute_quotas: { project_id: string; resource: string; hard_limit: number };
+}
+
+const text = 'text' as const;
+
+export const computeMigrations: Record<string, Migration> = {
+  '0100_compute': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('compute_flavors')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('vcpus', 'integer', (c) => c.notNull()).addColumn('ram', 'integer', (c) => c.notNull())
+        .addColumn('disk', 'integer', (c) => c.notNull()).addColumn('ephemeral', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('swap', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('rxtx_factor', 'real', (c) => c.notNull().defaultTo(1))
+        .addColumn('is_public', 'integer', (c) => c.notNull().defaultTo(1)).addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('description', text).addColumn('created_at', text, (c) => c.notNull()).addColumn('deleted_at', text).execute();
+      await s.createTable('compute_flavor_extra_specs')
+        .addColumn('flavor_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_flavor_extra_specs_pk', ['flavor_id', 'key']).execute();
+      await s.createTable('compute_flavor_access')
+        .addColumn('flavor_id', text, (c) => c.notNull()).addColumn('project_id', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_flavor_access_pk', ['flavor_id', 'project_id']).execute();
+      await autoId(db, s.createTable('compute_keypairs'))
+        .addColumn('name', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('type', text, (c) => c.notNull()).addColumn('public_key', text, (c) => c.notNull())
+        .addColumn('fingerprint', text, (c) => c.notNull()).addColumn('created_at', text, (c) => c.notNull())
+        .addUniqueConstraint('compute_keypairs_user_name', ['user_id', 'name']).execute();
+      await s.createTable('compute_servers')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('image_id', text).addColumn('flavor_id', text, (c) => c.notNull()).addColumn('flavor', text, (c) => c.notNull())
+        .addColumn('kind', text, (c) => c.notNull()).addColumn('key_name', text).addColumn('key_data', text).addColumn('user_data', text)
+        .addColumn('availability_zone', text).addColumn('hostname', text, (c) => c.notNull()).addColumn('description', text)
+        .addColumn('host', text).addColumn('vm_state', text, (c) => c.notNull()).addColumn('task_state', text)
+        .addColumn('power_state', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('desired_power', text, (c) => c.notNull())
+        .addColumn('reboot_seq', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('reboot_type', text)
+        .addColumn('rebuild_seq', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('locked', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('locked_reason', text)
+        .addColumn('config_drive', text, (c) => c.notNull().defaultTo('')).addColumn('access_ipv4', text, (c) => c.notNull().defaultTo(''))
+        .addColumn('access_ipv6', text, (c) => c.notNull().defaultTo('')).addColumn('fault', text)
+        .addColumn('server_group_id', text).addColumn('reservation_id', text, (c) => c.notNull())
+        .addColumn('launch_index', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('schedule_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('failed_hosts', text, (c) => c.notNull().defaultTo('[]'))
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('launched_at', text).addColumn('terminated_at', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).addColumn('deleted_at', text).execute();
+      await s.createIndex('compute_servers_project').on('compute_servers').column('project_id').execute();
+      await s.createIndex('compute_servers_host_version').on('compute_servers').columns(['host', 'version']).execute();
+      await s.createTable('compute_server_metadata')
+        .addColumn('server_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_server_metadata_pk', ['server_id', 'key']).execute();
+      await s.createTable('compute_server_tags')
+        .addColumn('server_id', text, (c) => c.notNull()).addColumn('tag', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_server_tags_pk', ['server_id', 'tag']).execute();
+      await autoId(db, s.createTable('compute_instance_actions'))
+        .addColumn('request_id', text, (c) => c.notNull()).addColumn('server_id', text, (c) => c.notNull())
+        .addColumn('action', text, (c) => c.notNull()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('user_id', text, (c) => c.notNull()).addColumn('start_time', text, (c) => c.notNull())
+        .addColumn('finish_time', text).addColumn('message', text).execute();
+      await s.createIndex('compute_instance_actions_server').on('compute_instance_actions').column('server_id').execute();
+      await autoId(db, s.createTable('compute_instance_action_events'))
+        .addColumn('action_id', 'integer', (c) => c.notNull()).addColumn('event', text, (c) => c.notNull())
+        .addColumn('start_time', text, (c) => c.notNull()).addColumn('finish_time', text).addColumn('result', text)
+        .addColumn('traceback', text).addColumn('host', text).execute();
+      await s.createTable('compute_server_groups')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('policy', text, (c) => c.notNull()).addColumn('rules', text, (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', text, (c) => c.notNull()).execute();
+      await s.createTable('compute_server_group_members')
+        .addColumn('group_id', text, (c) => c.notNull()).addColumn('server_id', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_server_group_members_pk', ['group_id', 'server_id']).execute();
+      await s.createTable('compute_hosts')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('hostname', text, (c) => c.notNull().unique())
+        .addColumn('service_id', text, (c) => c.notNull()).addColumn('kinds', text, (c) => c.notNull())
+        .addColumn('vcpus', 'integer', (c) => c.notNull()).addColumn('memory_mb', 'integer', (c) => c.notNull())
+        .addColumn('disk_gb', 'integer', (c) => c.notNull())
+        .addColumn('cpu_allocation_ratio', 'real', (c) => c.notNull().defaultTo(16))
+        .addColumn('ram_allocation_ratio', 'real', (c) => c.notNull().defaultTo(1.5))
+        .addColumn('disk_allocation_ratio', 'real', (c) => c.notNull().defaultTo(1))
+        .addColumn('availability_zone', text, (c) => c.notNull().defaultTo('nova'))
+        .addColumn('status', text, (c) => c.notNull().defaultTo('enabled')).addColumn('disabled_reason', text)
+        .addColumn('forced_down', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('host_ip', text, (c) => c.notNull().defaultTo(''))
+        .addColumn('agent_version', text, (c) => c.notNull().defaultTo('')).addColumn('last_seen_at', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).execute();
+      await s.createTable('compute_allocations')
+        .addColumn('server_id', text, (c) => c.primaryKey()).addColumn('host_id', text, (c) => c.notNull())
+        .addColumn('vcpus', 'integer', (c) => c.notNull()).addColumn('memory_mb', 'integer', (c) => c.notNull())
+        .addColumn('disk_gb', 'integer', (c) => c.notNull()).execute();
+      await s.createIndex('compute_allocations_host').on('compute_allocations').column('host_id').execute();
+      await s.createTable('compute_server_requests')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('server_id', text, (c) => c.notNull()).addColumn('host', text)
+        .addColumn('kind', text, (c) => c.notNull()).addColumn('args', text, (c) => c.notNull().defaultTo('{}'))
+        .addColumn('status', text, (c) => c.notNull()).addColumn('result', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
+      await s.createTable('compute_quotas')
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
+        .addColumn('hard_limit', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+};
