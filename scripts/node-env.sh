@@ -24,3 +24,7 @@ if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.jso
   (cd "$here" && npm ci --no-audit --no-fund >&2)
 fi
 export STRATUS_NODE
+# Large short-lived allocations (argon2id's 19 MiB per password hash) go back to
+# the system at once instead of staying in malloc's arenas.
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-131072}
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}

@@ -1,0 +1,102 @@
+// bench/identity: token issue (password), rescope (method token), token validate
+// and project list, at concurrency 1 and 16, against a real `stratus server`
+// child process on a temp SQLite. Prints req/s, p50/p99, the server's RSS after
+// the run, the time one password hash takes, and ratios against (a) Debian's
+// Keystone measured on this machine kind (the issue's reference numbers) and
+// (b) GET /healthz measured in this same run (the HTTP stack's floor).
+// Usage: bin/bench identity [--requests N]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hashPassword } from '../src/identity/passwords.ts';
+import { format, request, run, type RunResult } from './lib.ts';
+
+const REFERENCE_KEYSTONE_C16 = { issue: 3, rescope: 3, validate: 55, projects: 62 } as const;
+const TARGET_RATIO = { issue: 5, rescope: 100, validate: 100, projects: 50 } as const;
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const N = arg('requests', 2000);
+const N_ISSUE = arg('issue-requests', 200);
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** RSS in MiB, and its split into anonymous memory and file-backed pages (mostly Node's own binary). */
+function rssOf(pid: number): { rss: number; anon: number; file: number } {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0) / 1024;
+  return { rss: kb('Rss'), anon: kb('Anonymous'), file: kb('Rss') - kb('Anonymous') };
+}
+
+/** The server process: bin/stratus execs node, so the child's pid is the server's. */
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
+  const port = await freePort();
+  const password = 'bench-admin-password';
+  // The real launcher, so the server runs with the settings it runs with in production.
+  const child = spawn(join(import.meta.dirname, '../bin/stratus'), ['server', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--admin-password', password], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    for (let i = 0; ; i++) {
+      const r = await request(`${base}/healthz`, 'GET').catch(() => null);
+      if (r?.status === 200) break;
+      if (i > 300) throw new Error('server did not start');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const t0 = performance.now();
+    await hashPassword('a password of usual length');
+    const hashMs = performance.now() - t0;
+
+    const passwordBody = (scope?: unknown) => JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password } } }, ...(scope ? { scope } : {}) } });
+    const projectScope = { project: { name: 'admin', domain: { id: 'default' } } };
+    const admin = await request(`${base}/identity/v3/auth/tokens`, 'POST', {}, passwordBody(projectScope));
+    const adminToken = admin.headers['x-subject-token'] as string;
+    const unscoped = (await request(`${base}/identity/v3/auth/tokens`, 'POST', {}, passwordBody())).headers['x-subject-token'] as string;
+    const rescopeBody = JSON.stringify({ auth: { identity: { methods: ['token'], token: { id: unscoped } }, scope: projectScope } });
+
+    const ops = {
+      healthz: async () => (await request(`${base}/healthz`, 'GET')).status === 200,
+      issue: async () => (await request(`${base}/identity/v3/auth/tokens?nocatalog`, 'POST', {}, passwordBody(projectScope))).status === 201,
+      rescope: async () => (await request(`${base}/identity/v3/auth/tokens`, 'POST', {}, rescopeBody)).status === 201,
+      validate: async () => (await request(`${base}/identity/v3/auth/tokens`, 'GET', { 'X-Auth-Token': adminToken, 'X-Subject-Token': adminToken })).status === 200,
+      projects: async () => (await request(`${base}/identity/v3/projects`, 'GET', { 'X-Auth-Token': adminToken })).status === 200,
+    };
+    const results: Record<string, RunResult> = {};
+    console.log(`stratus identity benchmark: ${N} requests per run (${N_ISSUE} for password issue); password hash argon2id m=19MiB t=2 p=1: ${hashMs.toFixed(0)} ms`);
+    for (const c of [1, 16]) {
+      for (const [name, fn] of Object.entries(ops)) {
+        await run(name, c, Math.min(50, N), fn); // warm-up
+        const r = await run(name, c, name === 'issue' ? N_ISSUE : N, fn);
+        results[`${name}@${c}`] = r;
+        let extra = '';
+        if (c === 16 && name in REFERENCE_KEYSTONE_C16) {
+          const k = name as keyof typeof REFERENCE_KEYSTONE_C16;
+          const ratio = r.rps / REFERENCE_KEYSTONE_C16[k];
+          extra = `  ${ratio.toFixed(0)}x Keystone (target ${TARGET_RATIO[k]}x: ${ratio >= TARGET_RATIO[k] ? 'met' : 'NOT met'})`;
+        }
+        if (name !== 'healthz') extra += `  ${(r.rps / results[`healthz@${c}`]!.rps).toFixed(2)} of /healthz`;
+        console.log(format(r, extra));
+      }
+    }
+    const m = rssOf(child.pid!);
+    console.log(`server RSS after the run: ${m.rss.toFixed(1)} MiB = ${m.anon.toFixed(1)} anonymous + ${m.file.toFixed(1)} file-backed (target <= 100 MB: ${m.rss * 1.048576 <= 100 ? 'met' : 'NOT met'})`);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((res) => child.once('exit', res));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();

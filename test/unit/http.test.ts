@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Policy, PUBLIC } from '../../src/http/policy.ts';
+import { Metrics } from '../../src/http/metrics.ts';
+import type { Credentials } from '../../src/http/auth.ts';
+import { identityRules } from '../../src/identity/policy.ts';
+
+const cred = (roles: string[], over: Partial<Credentials> = {}): Credentials => ({
+  userId: 'u', userName: 'u', userDomainId: 'default', projectId: 'p', projectDomainId: 'default', domainId: null,
+  system: false, roles: new Set(roles), roleIds: [], token: null, ...over,
+});
+
+test('policy: unknown rules and missing credentials deny; public allows', () => {
+  const p = new Policy({ 'x:ok': () => true });
+  assert.equal(p.allows('x:ok', cred([]), {}), true);
+  assert.equal(p.allows('x:missing', cred(['admin']), {}), false);
+  assert.equal(p.allows('x:ok', null, {}), false);
+  assert.equal(p.allows(PUBLIC, null, {}), true);
+});
+
+test('identity personas: admin, domain reader, owner', () => {
+  const p = new Policy(identityRules);
+  assert.equal(p.allows('identity:create_user', cred(['member', 'reader']), { domain_id: 'default' }), false);
+  assert.equal(p.allows('identity:create_user', cred(['admin']), { domain_id: 'default' }), true);
+  const domainReader = cred(['reader'], { projectId: null, projectDomainId: null, domainId: 'd1' });
+  assert.equal(p.allows('identity:list_users', domainReader, { domain_id: 'd1' }), true);
+  assert.equal(p.allows('identity:list_users', domainReader, { domain_id: 'd2' }), false);
+  assert.equal(p.allows('identity:get_user', cred(['member']), { user_id: 'u' }), true);
+  assert.equal(p.allows('identity:get_user', cred(['member']), { user_id: 'someone-else' }), false);
+  assert.equal(p.allows('identity:change_password', cred([]), { user_id: 'u' }), true);
+});
+
+test('metrics render counters and cumulative histogram buckets', () => {
+  const m = new Metrics();
+  m.observe('GET', '/a', 200, 0.003);
+  m.observe('GET', '/a', 200, 0.2);
+  const text = m.render();
+  assert.match(text, /stratus_http_requests_total\{method="GET",route="\/a",status="200"\} 2/);
+  assert.match(text, /le="0.005"\} 1\n/);
+  assert.match(text, /le="0.25"\} 2\n/);
+  assert.match(text, /le="\+Inf"\} 2\n/);
+});
