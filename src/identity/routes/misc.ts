@@ -1,7 +1,185 @@
-// Placeholder: routes of this area land here.
+// /v3/policies (opaque policy blobs), /v3/OS-OAUTH1/consumers and
+// /v3/OS-REVOKE/events (the revocation event list).
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { badRequest, notFound } from '../../common/errors.ts';
+import { hexId, keystoneTime } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
+import { listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
+import { mustGet, parseJson } from '../lookup.ts';
 
-export function miscRoutes(_ctx: IdentityContext): Route[] {
-  return [];
+type PolicyRow = { id: string; type: string; blob: string; extra: string };
+type ConsumerRow = { id: string; description: string; secret_hash: string; extra: string };
+
+const PolicyCreate = Type.Object({
+  policy: Type.Object({ blob: Type.String(), type: Type.String({ maxLength: 255 }) }, { additionalProperties: true }),
+});
+const PolicyPatch = Type.Object({
+  policy: Type.Object({
+    blob: Type.Optional(Type.String()), type: Type.Optional(Type.String({ maxLength: 255 })),
+  }, { additionalProperties: true, minProperties: 1 }),
+});
+const Description = Type.Optional(Type.Union([Type.String({ maxLength: 255 }), Type.Null()]));
+const ConsumerCreate = Type.Union([
+  Type.Object({ consumer: Type.Optional(Type.Object({ description: Description }, { additionalProperties: true })) }),
+  Type.Null(),
+]);
+const ConsumerPatch = Type.Object({
+  consumer: Type.Object({ description: Description }, { additionalProperties: true, minProperties: 1 }),
+});
+
+const POLICY_KNOWN = ['id', 'type', 'blob', 'links'];
+const CONSUMER_KNOWN = ['id', 'description', 'secret', 'links'];
+
+function renderPolicy(req: FastifyRequest, p: PolicyRow) {
+  return { ...parseJson<Record<string, unknown>>(p.extra, {}), id: p.id, type: p.type, blob: p.blob, links: selfLink(req, `/policies/${p.id}`) };
+}
+
+function renderConsumer(req: FastifyRequest, c: ConsumerRow) {
+  return {
+    ...parseJson<Record<string, unknown>>(c.extra, {}), id: c.id, description: c.description === '' ? null : c.description,
+    links: selfLink(req, `/OS-OAUTH1/consumers/${c.id}`),
+  };
+}
+
+const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+export function miscRoutes(ctx: IdentityContext): Route[] {
+  const db = ctx.db;
+  const loadPolicy = (id: string) => mustGet(db.selectFrom('identity_policies').selectAll().where('id', '=', id).executeTakeFirst(), 'policy', id);
+  const loadConsumer = async (id: string) => {
+    const c = await db.selectFrom('identity_oauth_consumers').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!c) throw notFound('Consumer not found');
+    return c;
+  };
+
+  return [
+    // ---- policies
+    {
+      method: 'POST', path: '/v3/policies', rule: 'identity:create_policy', status: 201, schema: { body: PolicyCreate },
+      async handler(rc) {
+        const p = rc.body.policy as Record<string, unknown>;
+        const row: PolicyRow = { id: hexId(), type: p.type as string, blob: p.blob as string, extra: JSON.stringify(splitExtra(p, POLICY_KNOWN)) };
+        await db.insertInto('identity_policies').values(row).execute();
+        return { policy: renderPolicy(rc.req, row) };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/policies', rule: 'identity:list_policies',
+      async handler(rc) {
+        let q = db.selectFrom('identity_policies').selectAll().orderBy('id');
+        const type = queryString(rc, 'type');
+        if (type !== undefined) q = q.where('type', '=', type);
+        return { policies: (await q.execute()).map((p) => renderPolicy(rc.req, p)), links: listLinks(rc.req) };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/policies/:policy_id', rule: 'identity:get_policy',
+      handler: async (rc) => ({ policy: renderPolicy(rc.req, await loadPolicy(rc.params.policy_id!)) }),
+    },
+    {
+      method: 'PATCH', path: '/v3/policies/:policy_id', rule: 'identity:update_policy', schema: { body: PolicyPatch },
+      async handler(rc) {
+        const id = rc.params.policy_id!;
+        const p = rc.body.policy as Record<string, unknown>;
+        const current = await loadPolicy(id);
+        const next: PolicyRow = {
+          ...current, type: (p.type as string | undefined) ?? current.type, blob: (p.blob as string | undefined) ?? current.blob,
+          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(p, POLICY_KNOWN) }),
+        };
+        await db.updateTable('identity_policies').set(next).where('id', '=', id).execute();
+        return { policy: renderPolicy(rc.req, next) };
+      },
+    },
+    {
+      method: 'DELETE', path: '/v3/policies/:policy_id', rule: 'identity:delete_policy', status: 204,
+      async handler(rc) {
+        const id = rc.params.policy_id!;
+        await loadPolicy(id);
+        await db.deleteFrom('identity_policies').where('id', '=', id).execute();
+      },
+    },
+
+    // ---- OS-OAUTH1 consumers: the secret is shown once, at creation, and only its hash is kept.
+    {
+      method: 'POST', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:create_consumer', status: 201, schema: { body: ConsumerCreate },
+      async handler(rc) {
+        const c = ((rc.body as { consumer?: Record<string, unknown> } | null)?.consumer ?? {}) as Record<string, unknown>;
+        const secret = randomBytes(16).toString('hex');
+        const row: ConsumerRow = {
+          id: hexId(), description: (c.description as string | null | undefined) ?? '', secret_hash: hashSecret(secret),
+          extra: JSON.stringify(splitExtra(c, CONSUMER_KNOWN)),
+        };
+        await db.insertInto('identity_oauth_consumers').values(row).execute();
+        return { consumer: { ...renderConsumer(rc.req, row), secret } };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:list_consumers',
+      async handler(rc) {
+        const rows = await db.selectFrom('identity_oauth_consumers').selectAll().orderBy('id').execute();
+        return { consumers: rows.map((c) => renderConsumer(rc.req, c)), links: listLinks(rc.req) };
+      },
+    },
+    {
+      method: 'GET', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:get_consumer',
+      handler: async (rc) => ({ consumer: renderConsumer(rc.req, await loadConsumer(rc.params.consumer_id!)) }),
+    },
+    {
+      method: 'PATCH', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:update_consumer', schema: { body: ConsumerPatch },
+      async handler(rc) {
+        const id = rc.params.consumer_id!;
+        const c = rc.body.consumer as Record<string, unknown>;
+        if ('secret' in c) throw badRequest('Invalid input for field consumer: the secret cannot be changed.');
+        if (c.id != null && c.id !== id) throw badRequest('Cannot change ID');
+        const current = await loadConsumer(id);
+        const next: ConsumerRow = {
+          ...current,
+          description: c.description === undefined ? current.description : (c.description as string | null) ?? '',
+          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(c, CONSUMER_KNOWN) }),
+        };
+        await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', id).execute();
+        return { consumer: renderConsumer(rc.req, next) };
+      },
+    },
+    {
+      method: 'DELETE', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:delete_consumer', status: 204,
+      async handler(rc) {
+        const id = rc.params.consumer_id!;
+        await loadConsumer(id);
+        await db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute();
+      },
+    },
+
+    // ---- OS-REVOKE
+    {
+      method: 'GET', path: '/v3/OS-REVOKE/events', rule: 'identity:list_revoke_events',
+      async handler(rc) {
+        let q = db.selectFrom('identity_revocations').selectAll().orderBy('id');
+        const since = queryString(rc, 'since');
+        if (since !== undefined) {
+          // A time without a zone is UTC, as Keystone reads it.
+          const t = Date.parse(/(Z|[+-]\d{2}:?\d{2})$/i.test(since) || !since.includes('T') ? since : `${since}Z`);
+          if (!/^\d{4}-\d{2}-\d{2}/.test(since) || Number.isNaN(t)) throw badRequest(`invalidate date format ${since}`);
+          q = q.where('revoked_at', '>', new Date(t).toISOString());
+        }
+        const events = (await q.execute()).map((e) => {
+          const out: Record<string, unknown> = {};
+          if (e.user_id) out.user_id = e.user_id;
+          if (e.role_id) out.role_id = e.role_id;
+          if (e.domain_id) out.domain_id = e.domain_id;
+          if (e.project_id) out.project_id = e.project_id;
+          if (e.audit_id) out.audit_id = e.audit_id;
+          if (e.audit_chain_id) out.audit_chain_id = e.audit_chain_id;
+          if (e.trust_id) out['OS-TRUST:trust_id'] = e.trust_id;
+          out.issued_before = keystoneTime(e.issued_before);
+          out.revoked_at = keystoneTime(e.revoked_at);
+          return out;
+        });
+        return { events, links: { next: null, self: v3Url(rc.req, '/OS-REVOKE/events'), previous: null } };
+      },
+    },
+  ];
 }
