@@ -2,7 +2,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { badRequest, forbidden, unauthorized } from '../../common/errors.ts';
 import { keystoneTime } from '../../common/ids.ts';
-import { effectiveRoles, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
+import { assignedRoleIds, effectiveRoles, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName, parseJson } from '../lookup.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
@@ -157,17 +157,45 @@ async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTa
   return roles;
 }
 
-async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: string): Promise<Scoped> {
-  const trust = await ctx.db.selectFrom('identity_trusts').selectAll().where('id', '=', trustId).where('deleted_at', 'is', null).executeTakeFirst();
-  if (!trust) throw unauthorized(AUTH_FAILED);
-  if (trust.trustee_user_id !== auth.user.id) throw forbidden('User is not a trustee.');
-  if (trust.expires_at && Date.parse(trust.expires_at) <= Date.now()) throw unauthorized(AUTH_FAILED);
-  if (trust.remaining_uses !== null) {
-    if (trust.remaining_uses <= 0) throw unauthorized(AUTH_FAILED);
-    const updated = await ctx.db.updateTable('identity_trusts').set({ remaining_uses: trust.remaining_uses - 1 })
-      .where('id', '=', trust.id).where('remaining_uses', '=', trust.remaining_uses).executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1) throw unauthorized(AUTH_FAILED);
+type TrustRow = NonNullable<Awaited<ReturnType<typeof getTrustRow>>>;
+const getTrustRow = (ctx: IdentityContext, id: string) =>
+  ctx.db.selectFrom('identity_trusts').selectAll().where('id', '=', id).executeTakeFirst();
+
+/** Keystone's trust redelegation depth limit ([trust] max_redelegation_count). */
+export const MAX_REDELEGATION_COUNT = 3;
+
+/** A trust that can still be used: not deleted, not expired, uses left. */
+export function trustIsLive(t: TrustRow, now = Date.now()): boolean {
+  if (t.deleted_at) return false;
+  if (t.expires_at && Date.parse(t.expires_at) <= now) return false;
+  return t.remaining_uses === null || t.remaining_uses > 0;
+}
+
+/**
+ * The trust and the trusts it was redelegated from, nearest first, when the
+ * trust and its whole chain are still live; undefined otherwise (Keystone
+ * answers such a trust as not found).
+ */
+export async function liveTrustChain(ctx: IdentityContext, id: string): Promise<TrustRow[] | undefined> {
+  const chain: TrustRow[] = [];
+  const seen = new Set<string>();
+  let next: string | null = id;
+  while (next && !seen.has(next)) {
+    seen.add(next);
+    const t = await getTrustRow(ctx, next);
+    if (!t || !trustIsLive(t)) return undefined;
+    chain.push(t);
+    next = t.redelegated_trust_id;
   }
+  return chain;
+}
+
+async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: string): Promise<Scoped> {
+  // An unknown, deleted, expired or used-up trust (or one redelegated from such) is a 401, as in Keystone.
+  const chain = await liveTrustChain(ctx, trustId);
+  if (!chain) throw unauthorized(AUTH_FAILED);
+  const trust = chain[0]!;
+  if (trust.trustee_user_id !== auth.user.id) throw forbidden('User is not a trustee.');
   const trustor = await getUser(ctx.db, trust.trustor_user_id);
   if (!trustor) throw unauthorized(AUTH_FAILED);
   const trustorDomain = await userDomainOrFail(ctx, trustor);
@@ -175,11 +203,20 @@ async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: st
   let roles: Named[] = [];
   if (trust.project_id) {
     project = await projectOrFail(ctx, { id: trust.project_id });
-    // The trust's roles, as long as the trustor still holds them.
-    const held = new Set((await effectiveRoles(ctx.db, trustor.id, { projectId: project.id })).map((r) => r.id));
+    // Every delegated role (and what it implies) must still be held by the
+    // original trustor, else the trust is void (Keystone: "Trustee has no delegated roles.").
+    const originalTrustor = chain[chain.length - 1]!.trustor_user_id;
+    const held = await withImplied(ctx.db, await assignedRoleIds(ctx.db, originalTrustor, { projectId: project.id }));
     const delegated = await withImplied(ctx.db, parseJson<Array<{ id: string }>>(trust.roles, []).map((r) => r.id));
-    roles = (await namedGlobalRoles(ctx.db, delegated)).filter((r) => held.has(r.id));
-    if (roles.length === 0) throw forbidden('The trustor no longer holds the delegated roles.');
+    if ([...delegated].some((id) => !held.has(id))) throw forbidden('Trustee has no delegated roles.');
+    roles = await namedGlobalRoles(ctx.db, delegated);
+    if (roles.length === 0) throw forbidden('Trustee has no delegated roles.');
+  }
+  // A use is consumed only once every check passed; optimistic, so concurrent uses never overdraw.
+  if (trust.remaining_uses !== null) {
+    const updated = await ctx.db.updateTable('identity_trusts').set({ remaining_uses: trust.remaining_uses - 1 })
+      .where('id', '=', trust.id).where('remaining_uses', '=', trust.remaining_uses).where('deleted_at', 'is', null).executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) throw forbidden(`No remaining uses for trust: ${trust.id}.`);
   }
   return {
     project, roles, expiresCap: trust.expires_at,
