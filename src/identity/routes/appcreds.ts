@@ -8,7 +8,7 @@ import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
-import { assignedRoleIds, withImplied } from '../assignments.ts';
+import { assignedRoleIds, namedGlobalRoles, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { duplicate, isUniqueViolation, listLinks, queryString, selfLink } from '../http.ts';
@@ -137,23 +137,24 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
         if (!projectId) throw badRequest('Invalid application credential: an application credential must be created with a project-scoped token.');
         const body = rc.body.application_credential;
 
-        // Roles: the ones asked for plus what they imply, each in the caller's token; else every role of the token.
+        // Keystone computes a token's roles when it validates it, so "the token's roles" are the
+        // user's current roles on the project (for an application credential token, those of its
+        // roles the user still holds). Roles asked for, with what they imply, must be among them.
+        const held = await withImplied(db, await assignedRoleIds(db, userId, { projectId }));
+        const tokenRoles = tokenOf(cred).appCred
+          ? cred.roleIds.filter((id) => held.has(id))
+          : (await namedGlobalRoles(db, held)).map((r) => r.id);
         let roleIds: string[];
         if (body.roles && body.roles.length > 0) {
           const asked = await resolveRoleRefs(db, body.roles);
           roleIds = [...(await withImplied(db, asked.map((r) => r.id)))];
-          const inToken = new Set(cred.roleIds);
-          if (roleIds.some((id) => !inToken.has(id))) {
+          if (roleIds.some((id) => !tokenRoles.includes(id))) {
             throw badRequest('Invalid application credential: Cannot create an application credential with unassigned role');
           }
         } else {
-          roleIds = [...cred.roleIds];
+          roleIds = tokenRoles;
         }
-        const held = await withImplied(db, await assignedRoleIds(db, userId, { projectId }));
-        const unheld = roleIds.find((id) => !held.has(id));
-        if (unheld) {
-          throw badRequest(`Invalid application credential: Could not find role assignment with role: ${unheld}, user or group: ${userId}, project, domain, or system: ${projectId}.`);
-        }
+        if (roleIds.length === 0) throw badRequest(`Invalid application credential: user ${userId} holds no role on project ${projectId}.`);
         const expiresAt = parseExpiresAt(body.expires_at);
         const secret = body.secret || newSecret();
         const clash = await db.selectFrom('identity_app_credentials').select('id').where('user_id', '=', userId).where('name', '=', body.name).executeTakeFirst();

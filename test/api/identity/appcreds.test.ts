@@ -90,7 +90,14 @@ test('roles are a subset of the token\'s, by id or by name', async () => {
   const withImplied = await create({ roles: [{ id: member }] });
   assert.deepEqual(withImplied.body.application_credential.roles.map((x: { name: string }) => x.name).sort(), ['member', 'reader']);
 
-  assert.equal((await create({ roles: [{ name: 'admin' }] })).status, 400, 'a role the token does not carry');
+  assert.equal((await create({ roles: [{ name: 'admin' }] })).status, 400, 'a role the user does not hold');
+  // As with Keystone's tokens, the token's roles are the user's roles now, not when it was issued.
+  const later = await fx.role();
+  await fx.grant(alice.id, projectId, later);
+  const granted = await create({ roles: [{ id: later }] });
+  assert.equal(granted.status, 201, JSON.stringify(granted.body));
+  await fx.revokeGrant(alice.id, projectId, later);
+  assert.equal((await create({ roles: [{ id: later }] })).status, 400, 'a role no longer held');
   assert.equal((await create({ roles: [{ name: 'no-such-role' }] })).status, 404);
   assert.equal((await create({ roles: [{ id: member, name: 'member' }] })).status, 400);
   assert.equal((await create({ roles: 'member' })).status, 400);
