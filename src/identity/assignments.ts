@@ -91,3 +91,44 @@ export async function namedGlobalRoles(db: Db, ids: Iterable<string>): Promise<N
   const rows = await db.selectFrom('identity_roles').select(['id', 'name', 'domain_id']).where('id', 'in', list).execute();
   return rows.filter((r) => r.domain_id === '').map((r) => ({ id: r.id, name: r.name })).sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * Ids of the projects on which the user holds a role: directly or through a
+ * group, or inherited from a domain or an ancestor project (Keystone's
+ * list_projects_for_user). Disabled projects are included.
+ */
+export async function projectIdsForUser(db: Db, userId: string): Promise<Set<string>> {
+  const actors = [userId, ...(await groupIdsOf(db, userId))];
+  const rows = await db.selectFrom('identity_assignments').select(['type', 'target_id', 'inherited'])
+    .where('actor_id', 'in', actors)
+    .where('type', 'in', [AssignmentType.UserProject, AssignmentType.GroupProject, AssignmentType.UserDomain, AssignmentType.GroupDomain])
+    .execute();
+  const direct = new Set<string>();
+  const fromProjects: string[] = [];
+  const fromDomains: string[] = [];
+  for (const r of rows) {
+    const onProject = r.type === AssignmentType.UserProject || r.type === AssignmentType.GroupProject;
+    if (onProject && r.inherited === 0) direct.add(r.target_id);
+    else if (onProject) fromProjects.push(r.target_id);
+    else if (r.inherited === 1) fromDomains.push(r.target_id);
+  }
+  const out = new Set<string>();
+  if (direct.size > 0) {
+    for (const p of await db.selectFrom('identity_projects').select('id').where('id', 'in', [...direct]).execute()) out.add(p.id);
+  }
+  if (fromDomains.length > 0) {
+    for (const p of await db.selectFrom('identity_projects').select('id').where('domain_id', 'in', fromDomains).execute()) out.add(p.id);
+  }
+  // Inherited from a project: its whole subtree, not the project itself.
+  const seen = new Set<string>();
+  let frontier = fromProjects;
+  while (frontier.length > 0) {
+    const children = await db.selectFrom('identity_projects').select('id').where('parent_id', 'in', frontier).execute();
+    frontier = children.map((c) => c.id).filter((id) => !seen.has(id));
+    for (const id of frontier) {
+      seen.add(id);
+      out.add(id);
+    }
+  }
+  return out;
+}

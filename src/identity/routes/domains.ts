@@ -38,7 +38,7 @@ export function renderDomain(req: FastifyRequest, d: DomainRow) {
 }
 
 /** Deletes a (disabled) domain with everything that lives in it. */
-async function deleteDomainCascade(ctx: IdentityContext, id: string): Promise<void> {
+export async function deleteDomainCascade(ctx: IdentityContext, id: string): Promise<void> {
   await ctx.db.transaction().execute(async (tx) => {
     const projectIds = (await tx.selectFrom('identity_projects').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
     const userIds = (await tx.selectFrom('identity_users').select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
