@@ -88,6 +88,33 @@ export interface ComputeTables {
   compute_quotas: { project_id: string; resource: string; hard_limit: number };
 }
 
+/**
+ * Columns and tables the compute API adds for its own bookkeeping (0101);
+ * nullable or defaulted, so the scheduler's and agents' writes need not know them.
+ */
+export interface ComputeApiTables {
+  compute_servers: {
+    /** 'owner' | 'admin' when locked (who may unlock). */
+    locked_by: string | null;
+    /** JSON list of trusted image certificate ids (2.63), or null. */
+    trusted_certs: string | null;
+    /** JSON object of the scheduler hints given at create. */
+    scheduler_hints: Generated<string>;
+    /** JSON list of requested security group names. */
+    security_groups: Generated<string>;
+    /** JSON: 'auto' | 'none' | list of requested networks; recorded until networking lands. */
+    requested_networks: string | null;
+    /** Admin's requested host (2.74, or az:host), honoured by the scheduler when set. */
+    requested_host: string | null;
+  };
+  compute_instance_actions: { updated_at: string | null };
+  compute_instance_action_events: { details: string | null };
+  /** One-off markers (e.g. default flavors seeded). */
+  compute_meta: { key: string; value: string };
+  /** Integer ids of hosts, for services and hypervisors before microversion 2.53. */
+  compute_host_numbers: { id: Generated<number>; host_id: string };
+}
+
 const text = 'text' as const;
 
 export const computeMigrations: Record<string, Migration> = {
@@ -185,6 +212,25 @@ export const computeMigrations: Record<string, Migration> = {
         .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
         .addColumn('hard_limit', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('compute_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+  '0101_compute_api': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.alterTable('compute_servers').addColumn('locked_by', text).execute();
+      await s.alterTable('compute_servers').addColumn('trusted_certs', text).execute();
+      await s.alterTable('compute_servers').addColumn('scheduler_hints', text, (c) => c.notNull().defaultTo('{}')).execute();
+      await s.alterTable('compute_servers').addColumn('security_groups', text, (c) => c.notNull().defaultTo('[]')).execute();
+      await s.alterTable('compute_servers').addColumn('requested_networks', text).execute();
+      await s.alterTable('compute_servers').addColumn('requested_host', text).execute();
+      await s.alterTable('compute_instance_actions').addColumn('updated_at', text).execute();
+      await s.alterTable('compute_instance_action_events').addColumn('details', text).execute();
+      await s.createIndex('compute_instance_action_events_action').on('compute_instance_action_events').column('action_id').execute();
+      await s.createIndex('compute_servers_reservation').on('compute_servers').column('reservation_id').execute();
+      await s.createTable('compute_meta')
+        .addColumn('key', text, (c) => c.primaryKey()).addColumn('value', text, (c) => c.notNull()).execute();
+      await autoId(db, s.createTable('compute_host_numbers'))
+        .addColumn('host_id', text, (c) => c.notNull().unique()).execute();
     },
   },
 };

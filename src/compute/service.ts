@@ -1,12 +1,21 @@
-// The compute service (Nova v2.1) under /compute. Placeholder: routes land here.
+// The compute service (Nova v2.1) under /compute: its route table (one module
+// per resource under api/), its policy, and the engine (scheduler, agent API)
+// it records intent for.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
-import type { ApiError } from '../common/errors.ts';
 import type { Service } from '../http/service.ts';
 import type { IdentityContext } from '../identity/context.ts';
 import type { ImageService } from '../image/service.ts';
+import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from './api/context.ts';
+import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
+import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
+import { imageAccess } from './api/images-access.ts';
+import { keypairRoutes } from './api/keypairs.ts';
+import { computeRules } from './api/policy.ts';
+import { versionRoutes } from './api/versions.ts';
+import { createEngine } from './engine/index.ts';
 
-export interface ComputeDeps { db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService }
+export interface ComputeDeps { db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService; config?: Partial<ComputeConfig> }
 
 export interface ComputeService {
   /** The compute API, and the agent API that hosts connect to. */
@@ -16,13 +25,28 @@ export interface ComputeService {
   stop(): Promise<void>;
 }
 
-export function createCompute(_deps: ComputeDeps): ComputeService {
+export function createCompute(deps: ComputeDeps): ComputeService {
+  const engine = createEngine(deps);
+  const ctx: ComputeContext = {
+    db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
+    config: { ...defaultComputeConfig, ...deps.config },
+  };
+  const routes = [
+    ...versionRoutes(),
+    ...flavorRoutes(ctx),
+    ...keypairRoutes(ctx),
+  ];
   return {
-    services: [{
-      name: 'compute', prefix: '/compute', routes: [], rules: {},
-      renderError: (err: ApiError) => ({ computeFault: { code: err.status, message: err.message } }),
-    }],
-    async start() {},
-    async stop() {},
+    services: [
+      { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions },
+      engine.agentService,
+    ],
+    async start() {
+      await seedDefaultFlavors(deps.db);
+      await engine.start();
+    },
+    async stop() {
+      await engine.stop();
+    },
   };
 }

@@ -1,6 +1,6 @@
 // Every service's tables, composed into the one schema Kysely is typed with.
-import type { ComputeTables } from '../compute/schema.ts';
+import type { ComputeApiTables, ComputeTables } from '../compute/schema.ts';
 import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables;

@@ -1,0 +1,36 @@
+// What every compute route module is given.
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.ts';
+import type { Engine } from '../engine/index.ts';
+import type { IdentityContext } from '../../identity/context.ts';
+import type { ImageAccess } from './images-access.ts';
+
+export interface ComputeConfig {
+  /** The availability zone of hosts that name none (Nova's default_availability_zone). */
+  defaultAvailabilityZone: string;
+  /** Nova's [api] enable_instance_password: return adminPass on create and rebuild. */
+  enableInstancePassword: boolean;
+  /** How long os-getConsoleOutput waits for the agent, in ms. */
+  consoleTimeoutMs: number;
+  /** How long createImage waits for the agent's snapshot, in ms. */
+  snapshotTimeoutMs: number;
+  /** A host not heard from for this long is down (Nova's service_down_time), in seconds. */
+  serviceDownTime: number;
+}
+
+export const defaultComputeConfig: ComputeConfig = {
+  defaultAvailabilityZone: 'nova',
+  enableInstancePassword: true,
+  consoleTimeoutMs: 15_000,
+  snapshotTimeoutMs: 600_000,
+  serviceDownTime: 60,
+};
+
+export interface ComputeContext {
+  db: Db;
+  log: Logger;
+  engine: Engine;
+  images: ImageAccess;
+  identity: IdentityContext;
+  config: ComputeConfig;
+}

@@ -1,0 +1,296 @@
+// Compute wire helpers: microversions, Nova's error envelope, links,
+// pagination, query parsing and request validation.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { ApiError, badRequest, notFound } from '../../common/errors.ts';
+import type { Route, RouteContext } from '../../http/service.ts';
+
+export const PREFIX = '/compute';
+/** The lowest and highest microversion this API implements fully. */
+export const MIN_VERSION = '2.1';
+export const MAX_VERSION = '2.96';
+
+const VERSION_HEADER = 'OpenStack-API-Version';
+const LEGACY_VERSION_HEADER = 'X-OpenStack-Nova-API-Version';
+
+/** A requested microversion X.Y; `ge`/`lt` compare it with 'X.Y' strings. */
+export class ApiVersion {
+  readonly major: number;
+  readonly minor: number;
+  constructor(major: number, minor: number) {
+    this.major = major;
+    this.minor = minor;
+  }
+  static parse(s: string): ApiVersion | null {
+    const m = /^([1-9]\d*)\.([1-9]\d*|0)$/.exec(s.trim());
+    return m ? new ApiVersion(Number(m[1]), Number(m[2])) : null;
+  }
+  static of(s: string): ApiVersion {
+    const v = ApiVersion.parse(s);
+    if (!v) throw new Error(`bad version ${s}`);
+    return v;
+  }
+  cmp(other: ApiVersion | string): number {
+    const o = typeof other === 'string' ? ApiVersion.of(other) : other;
+    return this.major === o.major ? this.minor - o.minor : this.major - o.major;
+  }
+  /** True when this version is at least `v`. */
+  ge(v: string): boolean {
+    return this.cmp(v) >= 0;
+  }
+  lt(v: string): boolean {
+    return this.cmp(v) < 0;
+  }
+  toString(): string {
+    return `${this.major}.${this.minor}`;
+  }
+}
+
+const versions = new WeakMap<FastifyRequest, ApiVersion>();
+
+/** The microversion of a request (2.1 when none was asked). */
+export function apiVersion(req: FastifyRequest): ApiVersion {
+  return versions.get(req) ?? ApiVersion.of(MIN_VERSION);
+}
+export const mv = (rc: RouteContext): ApiVersion => apiVersion(rc.req);
+
+/** Reads the microversion a client asks for, as microversion_parse does for Nova. */
+function requestedVersion(req: FastifyRequest): string | null {
+  const h = req.headers;
+  const modern = h['openstack-api-version'];
+  if (modern !== undefined) {
+    const values = (Array.isArray(modern) ? modern.join(',') : modern).split(',');
+    for (const v of values) {
+      const [service, ...rest] = v.trim().split(/\s+/);
+      if (service?.toLowerCase() === 'compute' && rest.length) return rest.join(' ');
+    }
+  }
+  const legacy = h['x-openstack-nova-api-version'];
+  if (legacy !== undefined) return (Array.isArray(legacy) ? legacy[legacy.length - 1]! : legacy).trim();
+  return null;
+}
+
+/** Nova's fault names by status; anything else is a computeFault. */
+const FAULT_NAMES: Record<number, string> = {
+  400: 'badRequest', 401: 'unauthorized', 403: 'forbidden', 404: 'itemNotFound', 405: 'badMethod',
+  409: 'conflictingRequest', 413: 'overLimit', 415: 'badMediaType', 429: 'overLimit', 501: 'notImplemented', 503: 'serviceUnavailable',
+};
+
+export function renderComputeError(err: ApiError): unknown {
+  return { [FAULT_NAMES[err.status] ?? 'computeFault']: { code: err.status, message: err.message } };
+}
+
+/** Parses the microversion of every /v2.1 request and answers with Nova's version headers. */
+export function setupMicroversions(app: FastifyInstance): void {
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Compute-Request-Id', req.id);
+    const path = req.url.slice(PREFIX.length).split('?')[0]!;
+    if (!/^\/v2\.1(\/|$)/.test(path)) return;
+    const asked = requestedVersion(req);
+    let v: ApiVersion;
+    if (asked === null) v = ApiVersion.of(MIN_VERSION);
+    else if (asked.toLowerCase() === 'latest') v = ApiVersion.of(MAX_VERSION);
+    else {
+      const parsed = ApiVersion.parse(asked);
+      if (!parsed) throw new ApiError('BadRequest', `Version ${asked} is not valid: must be of the form X.Y.`);
+      v = parsed;
+      versions.set(req, v);
+      if (v.lt(MIN_VERSION) || v.cmp(MAX_VERSION) > 0) {
+        throw new ApiError('NotAcceptable', `Version ${v} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);
+      }
+    }
+    versions.set(req, v);
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    const v = versions.get(req);
+    if (v) {
+      reply.header(VERSION_HEADER, `compute ${v}`);
+      reply.header(LEGACY_VERSION_HEADER, String(v));
+      reply.header('Vary', `${VERSION_HEADER}, ${LEGACY_VERSION_HEADER}`);
+    }
+    return payload;
+  });
+}
+
+/** Limits a route to a microversion range; outside it the route does not exist (404), as in Nova. */
+export function versioned(route: Route, min?: string, max?: string): Route {
+  const inner = route.target;
+  return {
+    ...route,
+    target: async (rc) => {
+      const v = mv(rc);
+      if ((min && v.lt(min)) || (max && v.cmp(max) > 0)) throw notFound('The resource could not be found.');
+      return inner ? inner(rc) : {};
+    },
+  };
+}
+
+// ---- links
+
+export function hostUrl(req: FastifyRequest): string {
+  return `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+}
+/** The versioned endpoint, e.g. http://h/compute/v2.1 */
+export const endpoint = (req: FastifyRequest): string => `${hostUrl(req)}${PREFIX}/v2.1`;
+
+/** Nova's self + bookmark links of a resource in `collection`. */
+export function links(req: FastifyRequest, collection: string, id: string | number) {
+  return [
+    { rel: 'self', href: `${endpoint(req)}/${collection}/${id}` },
+    { rel: 'bookmark', href: `${hostUrl(req)}${PREFIX}/${collection}/${id}` },
+  ];
+}
+export const bookmark = (req: FastifyRequest, collection: string, id: string | number) =>
+  `${hostUrl(req)}${PREFIX}/${collection}/${id}`;
+
+/** The `next` link of a page, when the page is full (Nova's _get_collection_links). */
+export function nextLinks(req: FastifyRequest, collection: string, page: { length: number }, lastId: string | undefined, limit: number) {
+  if (!limit || page.length !== limit || lastId === undefined) return undefined;
+  const url = new URL(req.url, 'http://x');
+  const params = new URLSearchParams();
+  const keys = [...new Set([...url.searchParams.keys()])].sort();
+  for (const k of keys) if (k !== 'marker') params.set(k, url.searchParams.getAll(k).at(-1)!);
+  params.set('marker', lastId);
+  return [{ rel: 'next', href: `${endpoint(req)}/${collection}?${params.toString()}` }];
+}
+
+// ---- query parameters
+
+export function q(rc: RouteContext, name: string): string | undefined {
+  const v = rc.query[name];
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+export function qAll(rc: RouteContext, name: string): string[] {
+  const v = rc.query[name];
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [v];
+}
+export const has = (rc: RouteContext, name: string): boolean => rc.query[name] !== undefined;
+
+/** oslo's bool_from_string: true for 1/t/true/on/y/yes; strict raises on anything unknown. */
+export function boolFrom(v: unknown, strict = false, dflt = false): boolean {
+  if (typeof v === 'boolean') return v;
+  const s = String(v ?? '').trim().toLowerCase();
+  if (['1', 't', 'true', 'on', 'y', 'yes'].includes(s)) return true;
+  if (['0', 'f', 'false', 'off', 'n', 'no'].includes(s)) return false;
+  if (strict) throw badRequest(`Unrecognized value '${String(v)}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'`);
+  return dflt;
+}
+
+export const MAX_LIMIT = 1000;
+
+/** limit and marker, as Nova's get_limit_and_marker (limit capped at max_limit). */
+export function pageParams(rc: RouteContext): { limit: number; marker: string | undefined } {
+  let limit = MAX_LIMIT;
+  const raw = q(rc, 'limit');
+  if (raw !== undefined) {
+    if (!/^\d+$/.test(raw)) throw badRequest(`Invalid input for query parameters limit. Value: ${raw}. '${raw}' does not match '^[0-9]*$'`);
+    const n = Number(raw);
+    limit = n === 0 ? MAX_LIMIT : Math.min(n, MAX_LIMIT);
+  }
+  return { limit, marker: q(rc, 'marker') };
+}
+
+/** Rejects unknown query parameters (Nova does from 2.75 on many routes). */
+export function strictQuery(rc: RouteContext, allowed: readonly string[]): void {
+  for (const k of Object.keys(rc.query)) {
+    if (!allowed.includes(k)) throw badRequest(`Invalid input for query parameters ${k}. Value: ${String(rc.query[k])}. Additional properties are not allowed ('${k}' was unexpected)`);
+  }
+}
+
+// ---- request bodies
+
+const compiled = new WeakMap<TSchema, ReturnType<typeof Compile>>();
+
+/** Validates a request body against a schema; a failure is Nova's 400 with the offending field. */
+export function validate<T = any>(schema: TSchema, value: unknown): T {
+  let c = compiled.get(schema);
+  if (!c) {
+    c = Compile(schema);
+    compiled.set(schema, c);
+  }
+  if (c.Check(value)) return value as T;
+  const errors = [...c.Errors(value)] as Array<{ instancePath: string; message: string; keyword: string; params: any }>;
+  const e = errors.find((x) => x.keyword !== 'boolean' && x.keyword !== 'anyOf') ?? errors[0];
+  if (!e) throw badRequest('Invalid input for the request body.');
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params?.additionalProperties ?? []) as string[];
+    throw badRequest(`Invalid input for field/attribute ${lastSegment(e.instancePath) || 'body'}. Value: ${preview(at(value, e.instancePath))}. Additional properties are not allowed (${extra.map((x) => `'${x}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
+  }
+  if (e.keyword === 'required') {
+    const missing = (e.params?.requiredProperties ?? []) as string[];
+    throw badRequest(`Invalid input for field/attribute ${lastSegment(e.instancePath) || 'body'}. Value: ${preview(at(value, e.instancePath))}. ${missing.map((x) => `'${x}'`).join(', ')} is a required property`);
+  }
+  const field = lastSegment(e.instancePath) || 'body';
+  throw badRequest(`Invalid input for field/attribute ${field}. Value: ${preview(at(value, e.instancePath))}. ${e.message}`);
+}
+
+function lastSegment(path: string): string {
+  const parts = path.split('/').filter(Boolean);
+  return (parts.at(-1) ?? '').replace(/~1/g, '/').replace(/~0/g, '~');
+}
+function at(value: unknown, path: string): unknown {
+  let cur: any = value;
+  for (const p of path.split('/').filter(Boolean)) cur = cur?.[p.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return cur;
+}
+function preview(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+/** The body of a POST .../action: exactly one action name and its argument. */
+export function actionOf(body: unknown): [string, any] {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('Malformed request body');
+  const keys = Object.keys(body);
+  if (keys.length !== 1) throw badRequest('Malformed request body');
+  return [keys[0]!, (body as Record<string, unknown>)[keys[0]!]];
+}
+
+// ---- names and text
+
+// Printable characters: no control (C*) characters and no line/paragraph separators.
+const NON_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+const EDGE_SPACE = /^[\p{C}\p{Z}]|[\p{C}\p{Z}]$/u;
+
+/** Nova's 'name' format: printable, not starting or ending with whitespace. */
+export function isValidName(s: string, allowEdgeSpaces = false): boolean {
+  if (NON_PRINTABLE.test(s)) return false;
+  if (!allowEdgeSpaces && EDGE_SPACE.test(s)) return false;
+  return s.trim().length > 0 || s.length === 0;
+}
+export function checkName(field: string, s: unknown, opts: { max?: number; allowEdgeSpaces?: boolean } = {}): string {
+  const max = opts.max ?? 255;
+  if (typeof s !== 'string') throw badRequest(`Invalid input for field/attribute ${field}. Value: ${preview(s)}. ${preview(s)} is not of type 'string'`);
+  if (s.length < 1 || s.length > max) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${preview(s)}. Expected a string of length 1 to ${max}.`);
+  if (!isValidName(s, opts.allowEdgeSpaces)) {
+    throw badRequest(`Invalid input for field/attribute ${field}. Value: ${preview(s)}. '${s}' does not match the 'name' format: printable characters. Can not start or end with whitespace.`);
+  }
+  return s;
+}
+/** Nova's description pattern: printable characters only. */
+export const isPrintable = (s: string): boolean => !NON_PRINTABLE.test(s);
+
+// ---- times
+
+/** Nova's utils.isotime: 2012-08-20T21:11:09Z */
+export const isoTime = (iso: string): string => new Date(iso).toISOString().replace(/\.\d{3}Z$/, 'Z');
+/** A naive datetime as Python prints it: 2013-09-23T13:53:12.774000 */
+export const naiveTime = (iso: string | null | undefined): string | null =>
+  iso ? new Date(iso).toISOString().replace(/\.(\d{3})Z$/, '.$1000') : null;
+
+/** Parses an ISO-8601 query value (changes-since and friends) or fails with 400. */
+export function parseTime(field: string, s: string): string {
+  const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(s) || !/T/.test(s) ? s : `${s}Z`);
+  if (Number.isNaN(t)) throw badRequest(`Invalid input for query parameters ${field}. Value: ${s}. '${s}' is not a 'date-time'`);
+  return new Date(t).toISOString();
+}
+
+/** True when a database error is a uniqueness violation (SQLite or PostgreSQL). */
+export function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === '23505' || /UNIQUE constraint failed|PRIMARY KEY|duplicate key/i.test(err?.message ?? '');
+}
+
+export const isUuid = (s: string): boolean => /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s);

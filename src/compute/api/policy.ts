@@ -1,0 +1,65 @@
+// Nova's default policy (new defaults, scope enforcement off): the admin role
+// is the cloud administrator; members change and readers read their own
+// project's resources; key pairs belong to their user.
+import type { Credentials } from '../../http/auth.ts';
+import { isAdmin, type Rule } from '../../http/policy.ts';
+
+const admin: Rule = (c) => isAdmin(c);
+const any: Rule = () => true;
+const projectMember: Rule = (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && c.roles.has('member'));
+const projectReader: Rule = (c, t) =>
+  isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && (c.roles.has('reader') || c.roles.has('member')));
+const adminOrUser: Rule = (c, t) => isAdmin(c) || (t.user_id !== undefined && c.userId === t.user_id);
+/** Reading a project's own data (limits, quotas, usage) with a project-scoped token. */
+const projectReaderOfTarget: Rule = (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === (t.project_id ?? c.projectId));
+
+export const isComputeAdmin = (c: Credentials | null): boolean => !!c && isAdmin(c);
+
+const P = 'os_compute_api';
+export const computeRules: Record<string, Rule> = {
+  // servers
+  [`${P}:servers:index`]: projectReaderOfTarget,
+  [`${P}:servers:detail`]: projectReaderOfTarget,
+  [`${P}:servers:show`]: projectReader,
+  [`${P}:servers:create`]: projectMember,
+  [`${P}:servers:update`]: projectMember,
+  [`${P}:servers:delete`]: projectMember,
+  [`${P}:servers:action`]: projectMember,
+  [`${P}:servers:topology`]: projectReader,
+  [`${P}:os-instance-actions:list`]: projectReader,
+  [`${P}:server-metadata:index`]: projectReader,
+  [`${P}:server-metadata:change`]: projectMember,
+  [`${P}:os-server-tags:index`]: projectReader,
+  [`${P}:os-server-tags:change`]: projectMember,
+  [`${P}:ips:index`]: projectReader,
+  // flavors
+  [`${P}:flavors`]: any,
+  [`${P}:os-flavor-manage`]: admin,
+  [`${P}:os-flavor-extra-specs:index`]: any,
+  [`${P}:os-flavor-extra-specs:change`]: admin,
+  [`${P}:os-flavor-access`]: admin,
+  // key pairs
+  [`${P}:os-keypairs`]: adminOrUser,
+  // limits, quotas, usage
+  [`${P}:limits`]: any,
+  [`${P}:os-quota-sets:show`]: projectReaderOfTarget,
+  [`${P}:os-quota-sets:defaults`]: any,
+  [`${P}:os-quota-sets:update`]: admin,
+  [`${P}:os-quota-sets:delete`]: admin,
+  [`${P}:os-simple-tenant-usage:list`]: admin,
+  [`${P}:os-simple-tenant-usage:show`]: projectReaderOfTarget,
+  // infrastructure
+  [`${P}:os-availability-zone:list`]: any,
+  [`${P}:os-availability-zone:detail`]: admin,
+  [`${P}:os-hypervisors`]: admin,
+  [`${P}:os-services`]: admin,
+  // server groups
+  [`${P}:os-server-groups:index`]: projectReaderOfTarget,
+  [`${P}:os-server-groups:show`]: projectReader,
+  [`${P}:os-server-groups:create`]: projectMember,
+  [`${P}:os-server-groups:delete`]: projectMember,
+  // image proxy
+  [`${P}:images`]: any,
+  // extensions
+  [`${P}:extensions`]: any,
+};

@@ -1,0 +1,99 @@
+// Compute quotas: limits per project (defaults overridden in compute_quotas),
+// usage counted from the live rows, and checks that run inside the
+// transaction that creates what they count.
+import { sql, type Transaction } from 'kysely';
+import { ApiError } from '../../common/errors.ts';
+import type { Db } from '../../db/database.ts';
+import { isPostgres } from '../../db/migration-helpers.ts';
+import type { Tables } from '../../db/tables.ts';
+
+export const QUOTA_DEFAULTS = {
+  instances: 10,
+  cores: 20,
+  ram: 51200,
+  metadata_items: 128,
+  injected_files: 5,
+  injected_file_content_bytes: 10240,
+  injected_file_path_bytes: 255,
+  key_pairs: 100,
+  server_groups: 10,
+  server_group_members: 10,
+  // Proxied to the network service before 2.36; kept for the old views.
+  fixed_ips: -1,
+  floating_ips: 10,
+  security_groups: 10,
+  security_group_rules: 20,
+} as const;
+export type QuotaResource = keyof typeof QUOTA_DEFAULTS;
+export const QUOTA_RESOURCES = Object.keys(QUOTA_DEFAULTS) as QuotaResource[];
+
+export type Limits = Record<QuotaResource, number>;
+type Executor = Db | Transaction<Tables>;
+
+export async function projectLimits(db: Executor, projectId: string): Promise<Limits> {
+  const rows = await db.selectFrom('compute_quotas').select(['resource', 'hard_limit']).where('project_id', '=', projectId).execute();
+  const out = { ...QUOTA_DEFAULTS } as Limits;
+  for (const r of rows) if (r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
+  return out;
+}
+
+/** Instances, cores and ram in use by a project (servers being deleted no longer count). */
+export async function serverUsage(db: Executor, projectId: string): Promise<{ instances: number; cores: number; ram: number }> {
+  const rows = await db.selectFrom('compute_servers').select(['flavor'])
+    .where('project_id', '=', projectId).where('deleted_at', 'is', null)
+    .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'deleting')])).execute();
+  let cores = 0;
+  let ram = 0;
+  for (const r of rows) {
+    const f = JSON.parse(r.flavor) as { vcpus?: number; ram?: number };
+    cores += Number(f.vcpus ?? 0);
+    ram += Number(f.ram ?? 0);
+  }
+  return { instances: rows.length, cores, ram };
+}
+
+export async function countOf(db: Executor, what: 'key_pairs' | 'server_groups', owner: string): Promise<number> {
+  const r = what === 'key_pairs'
+    ? await db.selectFrom('compute_keypairs').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', owner).executeTakeFirst()
+    : await db.selectFrom('compute_server_groups').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', owner).executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
+export async function groupMembers(db: Executor, groupId: string): Promise<number> {
+  const r = await db.selectFrom('compute_server_group_members as m')
+    .innerJoin('compute_servers as s', 's.id', 'm.server_id')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('m.group_id', '=', groupId).where('s.deleted_at', 'is', null).executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
+
+/** Nova's OverQuota: 403 with "Quota exceeded for <resources>: Requested N, but already used U of L <resources>". */
+export function overQuota(resources: string[], requested: number[], used: number[], allowed: number[]): ApiError {
+  const names = resources.join(', ');
+  return new ApiError('Forbidden', `Quota exceeded for ${names}: Requested ${requested.join(', ')}, but already used ${used.join(', ')} of ${allowed.join(', ')} ${names}`);
+}
+
+export const within = (limit: number, used: number, wanted: number): boolean => limit < 0 || used + wanted <= limit;
+
+/**
+ * Runs `fn` in a transaction that serialises claims (quota and capacity): on
+ * SQLite the one writer connection already does; on PostgreSQL the
+ * transaction is serializable and retried on a serialization failure.
+ */
+export async function claimTransaction<T>(db: Db, fn: (tx: Transaction<Tables>) => Promise<T>): Promise<T> {
+  if (!isPostgres(db)) return db.transaction().execute(fn);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await db.transaction().setIsolationLevel('serializable').execute(fn);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if ((code === '40001' || code === '40P01') && attempt < 8) {
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+export { sql };
