@@ -244,6 +244,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
 
   async function createDomainProject(rc: RouteContext) {
     const p = rc.body.project;
+    rc.enforce('identity:create_domain', {});
     if (p.parent_id || p.domain_id) throw badRequest('only root projects are allowed to act as domains.');
     const tags: string[] | undefined = p.tags;
     const extra = splitExtra(p, KNOWN);
@@ -370,7 +371,11 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     const f = await mustFind(id);
     const p = rc.body.project;
     if (p.id !== undefined && p.id !== id) throw badRequest('Cannot change ID');
-    if (f.kind === 'domain') return updateDomainProject(rc, f.row);
+    if (f.kind === 'domain') {
+      // A domain changed through its project view obeys the domain rules too.
+      rc.enforce('identity:update_domain', { domain_id: f.row.id });
+      return updateDomainProject(rc, f.row);
+    }
     const current = f.row;
     const { extra: currentExtra, options: currentOptions } = projectExtra(current);
     if (currentOptions.immutable) {
@@ -422,6 +427,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     const id = rc.params.project_id!;
     const f = await mustFind(id);
     if (f.kind === 'domain') {
+      rc.enforce('identity:delete_domain', { domain_id: id });
       if (f.row.enabled) throw forbidden('Cannot delete a domain that is enabled, please disable it first.');
       await deleteDomainCascade(ctx, id);
       await ctx.revocations.revoke(db, { domainId: id });
