@@ -78,6 +78,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const adminPassword = adminPasswordFor(o.dataDir, o.adminPassword);
     await bootstrap(database.db, { adminPassword, publicUrl: url, services: HOSTED_SERVICES });
     await identity.start();
+    await images.start();
     await compute.start();
     ready = true;
     logger.info({ url }, 'stratus server listening');
@@ -87,6 +88,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
         identity.stop();
         await compute.stop();
         await app.close();
+        await images.stop();
         await database.close();
       },
     };
