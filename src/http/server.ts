@@ -52,7 +52,8 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
     requestIdHeader: false,
     genReqId: () => `req-${randomUUID()}`,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Path parameters may be long: Glance tags and member ids go up to 255 characters.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
   } as any) as unknown as FastifyInstance;

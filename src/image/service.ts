@@ -105,6 +105,16 @@ export function createImageService(deps: ImageDeps): ImageService {
     setup(app: FastifyInstance) {
       // Image data is handed to the route as the request stream itself: never buffered.
       app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+      // Data routes take octet-stream only: refuse anything else before a parser reads it (415, as Glance).
+      app.addHook('preParsing', async (req) => {
+        const url = req.routeOptions.url ?? '';
+        if (req.method !== 'PUT' || !/\/(file|stage)$/.test(url)) return;
+        const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+        if (type !== 'application/octet-stream' && hasBody) {
+          throw new ApiError('UnsupportedMediaType', `Invalid content type ${type || 'None'}`);
+        }
+      });
       app.addContentTypeParser(JSON_PATCH_TYPES, { parseAs: 'string' }, (_req, body, done) => {
         const text = String(body);
         if (text.trim() === '') return done(null, undefined);

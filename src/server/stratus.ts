@@ -10,7 +10,7 @@ import { buildServer } from '../http/server.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
-import { createImageService } from '../image/service.ts';
+import { createImageService, type ImageService } from '../image/service.ts';
 import { createCompute } from '../compute/service.ts';
 
 export interface StratusOptions {
@@ -35,6 +35,8 @@ export interface Stratus {
   adminPassword: string;
   database: Database;
   identity: Identity;
+  /** The image service's in-process interface (records and data). */
+  images: ImageService;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -83,7 +85,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, database, identity, logger,
+      url, port, adminPassword, database, identity, images, logger,
       async close() {
         identity.stop();
         await compute.stop();
