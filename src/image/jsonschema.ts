@@ -1,7 +1,8 @@
 // A small JSON-schema checker for the documents Glance validates requests
 // against (its image and member schemas): type (one or a list), enum,
-// minLength/maxLength, pattern, minimum, items, properties, required and
-// additionalProperties. Glance serves these same schemas at /v2/schemas/*, so
+// minLength/maxLength, pattern, minimum/maximum, items, uniqueItems,
+// properties, required, additionalProperties, allOf and local $refs
+// (#/definitions/...). Glance serves these same schemas at /v2/schemas/*, so
 // checking requests against the served document keeps the two in step.
 // Messages read like python-jsonschema's, which Glance puts in its 400s.
 
@@ -12,7 +13,12 @@ export interface JsonSchema {
   maxLength?: number;
   pattern?: string;
   minimum?: number;
+  maximum?: number;
   items?: JsonSchema;
+  uniqueItems?: boolean;
+  allOf?: JsonSchema[];
+  $ref?: string;
+  definitions?: Record<string, JsonSchema>;
   properties?: Record<string, JsonSchema>;
   required?: string[];
   additionalProperties?: boolean | JsonSchema;
@@ -44,7 +50,17 @@ function typeOk(v: unknown, t: string): boolean {
 }
 
 /** Returns the first violation of `schema` by `v`, or null when it conforms. */
-export function firstError(schema: JsonSchema, v: unknown): string | null {
+export function firstError(schema: JsonSchema, v: unknown, root: JsonSchema = schema): string | null {
+  if (schema.$ref !== undefined) {
+    const m = /^#\/definitions\/(.+)$/.exec(schema.$ref);
+    const target = m ? root.definitions?.[m[1]!] : undefined;
+    if (!target) return `Unresolvable JSON pointer: ${pyRepr(schema.$ref)}`;
+    return firstError(target, v, root);
+  }
+  for (const sub of schema.allOf ?? []) {
+    const e = firstError(sub, v, root);
+    if (e) return e;
+  }
   if (schema.type !== undefined) {
     const types = Array.isArray(schema.type) ? schema.type : [schema.type];
     if (!types.some((t) => typeOk(v, t))) {
@@ -59,14 +75,18 @@ export function firstError(schema: JsonSchema, v: unknown): string | null {
     if (schema.minLength !== undefined && len < schema.minLength) return `${pyRepr(v)} is too short`;
     if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(v)) return `${pyRepr(v)} does not match ${pyRepr(schema.pattern)}`;
   }
-  if (typeof v === 'number' && schema.minimum !== undefined && v < schema.minimum) {
-    return `${v} is less than the minimum of ${schema.minimum}`;
+  if (typeof v === 'number') {
+    if (schema.minimum !== undefined && v < schema.minimum) return `${v} is less than the minimum of ${schema.minimum}`;
+    if (schema.maximum !== undefined && v > schema.maximum) return `${v} is greater than the maximum of ${schema.maximum}`;
   }
-  if (Array.isArray(v) && schema.items) {
-    for (const item of v) {
-      const e = firstError(schema.items, item);
-      if (e) return e;
+  if (Array.isArray(v)) {
+    if (schema.items) {
+      for (const item of v) {
+        const e = firstError(schema.items, item, root);
+        if (e) return e;
+      }
     }
+    if (schema.uniqueItems && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) return `${pyRepr(v)} has non-unique elements`;
   }
   if (typeOk(v, 'object') && (schema.properties || schema.required || schema.additionalProperties !== undefined)) {
     const obj = v as Record<string, unknown>;
@@ -75,12 +95,12 @@ export function firstError(schema: JsonSchema, v: unknown): string | null {
     const extra: string[] = [];
     for (const [k, x] of Object.entries(obj)) {
       if (Object.hasOwn(props, k)) {
-        const e = firstError(props[k]!, x);
+        const e = firstError(props[k]!, x, root);
         if (e) return e;
       } else if (schema.additionalProperties === false) {
         extra.push(k);
       } else if (typeof schema.additionalProperties === 'object') {
-        const e = firstError(schema.additionalProperties, x);
+        const e = firstError(schema.additionalProperties, x, root);
         if (e) return e;
       }
     }

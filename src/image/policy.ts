@@ -35,4 +35,16 @@ export const imageRules: Record<string, Rule> = {
   modify_member: (c, t) => admin(c, t) || (c.roles.has('member') && inProject(c, t.member_id)),
   /** Owner-project reader for the task list of an image. */
   get_tasks: (c, t) => admin(c, t) || projectReader(c, t),
+  // Metadata definitions: readers see public namespaces and their project's; only admins change them.
+  get_metadef_namespaces: (c) => admin(c, {}) || (c.projectId !== null && c.roles.has('reader')),
+  ...Object.fromEntries([
+    'get_metadef_namespace', 'get_metadef_object', 'get_metadef_objects', 'list_metadef_resource_types', 'get_metadef_resource_type',
+    'get_metadef_property', 'get_metadef_properties', 'get_metadef_tag', 'get_metadef_tags',
+  ].map((n): [string, Rule] => [n, (c, t) => admin(c, t) || (c.roles.has('reader') && (inProject(c, t.project_id) || t.visibility === 'public'))])),
+  ...Object.fromEntries([
+    'add_metadef_namespace', 'modify_metadef_namespace', 'delete_metadef_namespace', 'add_metadef_object', 'modify_metadef_object',
+    'delete_metadef_object', 'add_metadef_resource_type_association', 'remove_metadef_resource_type_association',
+    'add_metadef_property', 'modify_metadef_property', 'remove_metadef_property', 'add_metadef_tag', 'add_metadef_tags',
+    'modify_metadef_tag', 'delete_metadef_tag', 'delete_metadef_tags',
+  ].map((n): [string, Rule] => [n, admin])),
 };

@@ -7,6 +7,7 @@
 // filter on them.
 import type { Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
+import { SEED_RESOURCE_TYPES } from './metadefs.ts';
 
 export interface ImageTables {
   image_images: {
@@ -38,6 +39,20 @@ export interface ImageTables {
   };
   image_tags: { image_id: string; tag: string };
   image_members: { image_id: string; member_id: string; status: string; created_at: string; updated_at: string };
+  // Metadata definitions (metadefs.ts). Objects and properties keep their definition as JSON.
+  image_metadef_namespaces: {
+    namespace: string; display_name: string | null; description: string | null; visibility: string;
+    protected: number; owner: string | null; created_at: string; updated_at: string;
+  };
+  image_metadef_objects: {
+    namespace: string; name: string; description: string | null; required: string; properties: string; created_at: string; updated_at: string;
+  };
+  image_metadef_properties: { namespace: string; name: string; definition: string; created_at: string; updated_at: string };
+  image_metadef_tags: { namespace: string; name: string; created_at: string; updated_at: string };
+  image_metadef_resource_types: { name: string; protected: number; created_at: string; updated_at: string };
+  image_metadef_associations: {
+    namespace: string; resource_type: string; prefix: string | null; properties_target: string | null; created_at: string; updated_at: string;
+  };
 }
 
 const text = 'text' as const;
@@ -85,6 +100,52 @@ export const imageMigrations: Record<string, Migration> = {
         .addPrimaryKeyConstraint('image_members_pk', ['image_id', 'member_id'])
         .execute();
       await s.createIndex('image_members_member').on('image_members').column('member_id').execute();
+    },
+  },
+  '0051_image_metadefs': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('image_metadef_namespaces')
+        .addColumn('namespace', text, (c) => c.primaryKey())
+        .addColumn('display_name', text).addColumn('description', text)
+        .addColumn('visibility', text, (c) => c.notNull())
+        .addColumn('protected', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('owner', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createTable('image_metadef_objects')
+        .addColumn('namespace', text, (c) => c.notNull()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('description', text)
+        .addColumn('required', text, (c) => c.notNull().defaultTo('[]'))
+        .addColumn('properties', text, (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_metadef_objects_pk', ['namespace', 'name'])
+        .execute();
+      await s.createTable('image_metadef_properties')
+        .addColumn('namespace', text, (c) => c.notNull()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('definition', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_metadef_properties_pk', ['namespace', 'name'])
+        .execute();
+      await s.createTable('image_metadef_tags')
+        .addColumn('namespace', text, (c) => c.notNull()).addColumn('name', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_metadef_tags_pk', ['namespace', 'name'])
+        .execute();
+      await s.createTable('image_metadef_resource_types')
+        .addColumn('name', text, (c) => c.primaryKey())
+        .addColumn('protected', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createTable('image_metadef_associations')
+        .addColumn('namespace', text, (c) => c.notNull()).addColumn('resource_type', text, (c) => c.notNull())
+        .addColumn('prefix', text).addColumn('properties_target', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_metadef_associations_pk', ['namespace', 'resource_type'])
+        .execute();
+      const now = new Date().toISOString();
+      await db.insertInto('image_metadef_resource_types')
+        .values(SEED_RESOURCE_TYPES.map((name) => ({ name, protected: 1, created_at: now, updated_at: now }))).execute();
     },
   },
 };

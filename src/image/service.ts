@@ -34,6 +34,7 @@ import { dataRoutes } from './routes/data.ts';
 import { discoveryRoutes, PREFIX } from './routes/discovery.ts';
 import { createImageRecord, imagesRoutes, newImageRecord, type NewImageFields } from './routes/images.ts';
 import { membersRoutes } from './routes/members.ts';
+import { metadefRoutes } from './routes/metadefs.ts';
 import { IMAGE_SCHEMA } from './schemas.ts';
 import { FileStore, type ImageStore } from './store.ts';
 
@@ -99,7 +100,7 @@ export function createImageService(deps: ImageDeps): ImageService {
   const service: Service = {
     name: 'image',
     prefix: PREFIX,
-    routes: [...discoveryRoutes(ictx), ...imagesRoutes(ictx), ...dataRoutes(ictx), ...membersRoutes(ictx)],
+    routes: [...discoveryRoutes(ictx), ...imagesRoutes(ictx), ...dataRoutes(ictx), ...membersRoutes(ictx), ...metadefRoutes(ictx)],
     rules: imageRules,
     renderError: renderImageError,
     setup(app: FastifyInstance) {
