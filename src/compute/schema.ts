@@ -106,6 +106,8 @@ export interface ComputeApiTables {
     requested_networks: string | null;
     /** Admin's requested host (2.74, or az:host), honoured by the scheduler when set. */
     requested_host: string | null;
+    /** The availability zone asked for at create (Nova's pinned_availability_zone), or null. */
+    requested_az: string | null;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
@@ -231,6 +233,11 @@ export const computeMigrations: Record<string, Migration> = {
         .addColumn('key', text, (c) => c.primaryKey()).addColumn('value', text, (c) => c.notNull()).execute();
       await autoId(db, s.createTable('compute_host_numbers'))
         .addColumn('host_id', text, (c) => c.notNull().unique()).execute();
+    },
+  },
+  '0102_compute_api': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('requested_az', text).execute();
     },
   },
 };

@@ -10,8 +10,13 @@ import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from '.
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
 import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
+import { instanceActionRoutes } from './api/instance-actions.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
+import { serverActionRoutes } from './api/server-actions.ts';
+import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
+import { serverRoutes } from './api/servers.ts';
+import { settleEvents, type ServerRow } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
 
@@ -31,10 +36,20 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config },
   };
+  // Instance action events finish as the agents report the work done.
+  const hook = (engine as unknown as { onServersChanged?: (fn: (rows: ServerRow[]) => Promise<void>) => void }).onServersChanged;
+  hook?.call(engine, async (rows) => {
+    for (const r of rows) await settleEvents(deps.db, r);
+  });
   const routes = [
     ...versionRoutes(),
     ...flavorRoutes(ctx),
     ...keypairRoutes(ctx),
+    ...serverRoutes(ctx),
+    ...serverActionRoutes(ctx),
+    ...serverMetadataRoutes(ctx),
+    ...serverTagRoutes(ctx),
+    ...instanceActionRoutes(ctx),
   ];
   return {
     services: [

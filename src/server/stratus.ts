@@ -12,6 +12,7 @@ import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { createCompute } from '../compute/service.ts';
+import type { ComputeConfig } from '../compute/api/context.ts';
 
 export interface StratusOptions {
   dataDir: string;
@@ -25,6 +26,8 @@ export interface StratusOptions {
   logger?: Logger;
   tls?: { certFile: string; keyFile: string };
   identity?: Partial<IdentityConfig>;
+  /** Compute API settings (timeouts, default availability zone...). */
+  compute?: Partial<ComputeConfig>;
   /** The admin password at first bootstrap; generated (and kept in DATA_DIR/admin-password) when absent. */
   adminPassword?: string;
 }
@@ -66,7 +69,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
   const identity = createIdentity(database.db, logger, o.identity);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
   try {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;

@@ -71,7 +71,11 @@ function safeJson(s: string): unknown {
   }
 }
 
-/** Adapts the image service's exported calls; missing ones behave as "no image". */
+/**
+ * Adapts the image service's in-process calls (getImage(id), canSee(cred, image),
+ * listImages(cred, query), createImage(fields), updateImage(id, changes),
+ * deleteImage(id)); missing ones behave as "no image".
+ */
 export function imageAccess(service: ImageService): ImageAccess {
   const s = service as unknown as Record<string, any>;
   const fn = (name: string) => (typeof s[name] === 'function' ? (s[name] as (...a: any[]) => any).bind(service) : undefined);
@@ -81,37 +85,43 @@ export function imageAccess(service: ImageService): ImageAccess {
   const createImage = fn('createImage');
   const deleteImage = fn('deleteImage');
   const updateImage = fn('updateImage');
-  const visible = async (cred: Credentials, row: any) => (canSee ? Boolean(await canSee(cred, row)) : true);
+  const visible = (cred: Credentials, row: any) => (canSee ? Boolean(canSee(cred, row)) : row.status !== 'deleted');
+  const load = async (cred: Credentials, id: string) => {
+    if (!getImage) return undefined;
+    const row = await getImage(id);
+    return row && visible(cred, row) ? row : undefined;
+  };
   return {
-    available: Boolean(getImage),
+    available: Boolean(getImage && createImage),
     async get(cred, id) {
-      if (!getImage) return undefined;
-      const row = await getImage(id, cred);
-      if (!row || !(await visible(cred, row))) return undefined;
-      return toImageInfo(row);
+      const row = await load(cred, id);
+      return row ? toImageInfo(row) : undefined;
     },
     async list(cred) {
       if (!listImages) return [];
-      const rows = (await listImages(cred)) as any[];
-      const out: ImageInfo[] = [];
-      for (const r of rows ?? []) if (await visible(cred, r)) out.push(toImageInfo(r));
-      return out;
+      const rows = (await listImages(cred, {})) as any[];
+      return (rows ?? []).filter((r) => visible(cred, r)).map(toImageInfo);
     },
     async createSnapshot(cred, spec) {
       if (!createImage) throw new Error('the image service cannot create images');
-      const row = await createImage(cred, {
+      const row = await createImage({
         name: spec.name, container_format: spec.containerFormat, disk_format: spec.diskFormat, visibility: 'private',
-        min_disk: spec.minDisk, min_ram: spec.minRam, owner: cred.projectId, properties: spec.properties, ...spec.properties,
+        min_disk: spec.minDisk, min_ram: spec.minRam, owner: cred.projectId, properties: spec.properties,
       });
       return toImageInfo(row);
     },
-    async delete(cred, id) {
+    async delete(_cred, id) {
       if (!deleteImage) throw new Error('the image service cannot delete images');
-      await deleteImage(cred, id);
+      await deleteImage(id);
     },
     async setProperties(cred, id, props, replace) {
       if (!updateImage) throw new Error('the image service cannot update images');
-      return toImageInfo(await updateImage(cred, id, { properties: props, replace }));
+      const changes: Record<string, string | null> = { ...props };
+      if (replace) {
+        const row = await load(cred, id);
+        for (const k of Object.keys(row?.properties ?? {})) if (!(k in changes)) changes[k] = null;
+      }
+      return toImageInfo(await updateImage(id, { properties: changes }));
     },
   };
 }

@@ -1,0 +1,348 @@
+// POST /servers/{id}/action: power actions, reboot, lock, rebuild, createImage,
+// console output, forceDelete and the admin's resetState. Each records intent
+// on the server row (desired power, reboot/rebuild sequence, task_state, a
+// version bump) under Nova's state checks, records an instance action, and
+// wakes the agent of the server's host.
+import { sql } from 'kysely';
+import { Type } from 'typebox';
+import { badRequest, conflict, forbidden, notFound, ApiError } from '../../common/errors.ts';
+import { nowIso } from '../../common/ids.ts';
+import type { Credentials } from '../../http/auth.ts';
+import type { Route, RouteContext } from '../../http/service.ts';
+import type { ComputeContext } from './context.ts';
+import { actionOf, checkName, hostUrl, isPrintable, mv, validate } from './http.ts';
+import { findKeypair } from './keypairs.ts';
+import { isComputeAdmin } from './policy.ts';
+import { overQuota, projectLimits } from './quota.ts';
+import { checkHostname, checkImage, checkVersionedFields, deleteServer, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
+import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, settleEvents, type ServerRow } from './servers-store.ts';
+import { parseFlavor, partialView, renderServer, viewData } from './servers-view.ts';
+import { ALLOW_REBOOT, checkState, TaskState, VmState } from './state.ts';
+
+const V = VmState;
+const T = TaskState;
+
+/** What a state-changing action records on the row. */
+interface Intent {
+  action: string;
+  event: string;
+  taskState: string;
+  desiredPower?: string;
+  reboot?: 'SOFT' | 'HARD';
+  rebuild?: Record<string, unknown>;
+}
+
+const locked = (s: ServerRow) => conflict(`Instance ${s.id} is locked`);
+const notReady = (s: ServerRow) => conflict(`Instance ${s.id} is not ready`);
+
+function checkLock(cred: Credentials, s: ServerRow): void {
+  if (s.locked && !isComputeAdmin(cred)) throw locked(s);
+}
+
+/**
+ * Applies an intent if the row is still in the task state it was checked in
+ * (Nova's expected_task_state), bumps the version and wakes the host's agent.
+ */
+async function applyIntent(ctx: ComputeContext, rc: RouteContext, s: ServerRow, intent: Intent, extra: Record<string, unknown> = {}): Promise<void> {
+  const now = nowIso();
+  const set: Record<string, unknown> = { task_state: intent.taskState, updated_at: now, version: sql`version + 1`, ...extra };
+  if (intent.desiredPower) set.desired_power = intent.desiredPower;
+  if (intent.reboot) {
+    set.reboot_seq = sql`reboot_seq + 1`;
+    set.reboot_type = intent.reboot;
+  }
+  if (intent.rebuild) {
+    set.rebuild_seq = sql`rebuild_seq + 1`;
+    Object.assign(set, intent.rebuild);
+  }
+  const changed = await ctx.db.transaction().execute(async (tx) => {
+    let u = tx.updateTable('compute_servers').set(set as any).where('id', '=', s.id).where('deleted_at', 'is', null);
+    u = s.task_state === null ? u.where('task_state', 'is', null) : u.where('task_state', '=', s.task_state);
+    const r = await u.executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await recordAction(tx, s, rc.cred!, rc.req.id, { action: intent.action, event: intent.event }, s.host);
+    return true;
+  });
+  if (!changed) {
+    const fresh = await reloadServer(ctx.db, s.id);
+    throw conflict(`Conflict updating instance ${s.id}. Expected: {'task_state': [${s.task_state === null ? 'None' : `'${s.task_state}'`}]}. Actual: {'task_state': ${fresh.task_state === null ? 'None' : `'${fresh.task_state}'`}}`);
+  }
+  ctx.engine.notify(s.host);
+}
+
+const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]);
+
+const RebuildBody = Type.Object({
+  imageRef: Type.String({ minLength: 1 }),
+  name: Type.Optional(Type.String()),
+  adminPass: Type.Optional(Type.String()),
+  metadata: Type.Optional(Metadata),
+  preserve_ephemeral: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
+  'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+  accessIPv4: Type.Optional(Type.String()),
+  accessIPv6: Type.Optional(Type.String()),
+  personality: Type.Optional(Type.Array(Type.Unknown())),
+  description: Type.Optional(Type.Union([Type.String({ maxLength: 255 }), Type.Null()])),
+  key_name: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+  user_data: Type.Optional(Type.Union([Type.String({ maxLength: 65535 }), Type.Null()])),
+  trusted_image_certificates: Type.Optional(Type.Union([Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 50, uniqueItems: true }), Type.Null()])),
+  hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+}, { additionalProperties: false });
+const REBUILD_FIELDS: Array<[string, string, string | null]> = [
+  ['description', '2.19', null], ['key_name', '2.54', null], ['user_data', '2.57', null], ['personality', '2.1', '2.56'],
+  ['trusted_image_certificates', '2.63', null], ['hostname', '2.90', null],
+];
+const CreateImageBody = Type.Object({ name: Type.String(), metadata: Type.Optional(Metadata) }, { additionalProperties: false });
+const ConsoleBody = Type.Union([Type.Null(), Type.Object({
+  length: Type.Optional(Type.Union([Type.Integer({ minimum: -1 }), Type.String({ pattern: '^-?[0-9]+$' }), Type.Null()])),
+}, { additionalProperties: false })]);
+const LockBody = Type.Union([Type.Null(), Type.Object({ locked_reason: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }, { additionalProperties: false })]);
+
+export function serverActionRoutes(ctx: ComputeContext): Route[] {
+  return [{
+    method: 'POST', path: '/v2.1/servers/:server_id/action', rule: 'os_compute_api:servers:action',
+    target: (rc) => serverTarget(ctx, rc),
+    async handler(rc) {
+      const [action, arg] = actionOf(rc.body);
+      const s = await loadServer(ctx, rc);
+      // what the agent finished since the last action is settled before the next one is recorded
+      await settleEvents(ctx.db, s);
+      const cred = rc.cred!;
+      const v = mv(rc);
+      rc.reply.code(202);
+      const power = async (intent: Intent, vmStates: string[], taskStates: Array<string | null> = [null]) => {
+        validate(NullOrEmpty, arg ?? null);
+        checkLock(cred, s);
+        checkState(action, s, vmStates, taskStates);
+        if (!s.host) throw notReady(s);
+        await applyIntent(ctx, rc, s, intent);
+      };
+      switch (action) {
+        case 'os-start':
+          return power({ action: 'start', event: 'compute_start_instance', taskState: T.POWERING_ON, desiredPower: 'running' }, [V.STOPPED]);
+        case 'os-stop':
+          return power({ action: 'stop', event: 'compute_stop_instance', taskState: T.POWERING_OFF, desiredPower: 'stopped' }, [V.ACTIVE, V.ERROR]);
+        case 'pause':
+          return power({ action: 'pause', event: 'compute_pause_instance', taskState: T.PAUSING, desiredPower: 'paused' }, [V.ACTIVE]);
+        case 'unpause':
+          return power({ action: 'unpause', event: 'compute_unpause_instance', taskState: T.UNPAUSING, desiredPower: 'running' }, [V.PAUSED]);
+        case 'suspend':
+          return power({ action: 'suspend', event: 'compute_suspend_instance', taskState: T.SUSPENDING, desiredPower: 'suspended' }, [V.ACTIVE]);
+        case 'resume':
+          return power({ action: 'resume', event: 'compute_resume_instance', taskState: T.RESUMING, desiredPower: 'running' }, [V.SUSPENDED]);
+        case 'reboot': {
+          const type = arg && typeof arg === 'object' ? String((arg as { type?: unknown }).type ?? '') : '';
+          if (!/^(hard|soft)$/i.test(type) || Object.keys(arg).length !== 1) {
+            throw badRequest(`Invalid input for field/attribute reboot. Value: ${JSON.stringify(arg)}. 'type' must be one of HARD, SOFT`);
+          }
+          checkLock(cred, s);
+          if (type.toUpperCase() === 'SOFT') {
+            checkState('reboot', s, [V.ACTIVE], [null]);
+            if (!s.host) throw notReady(s);
+            return applyIntent(ctx, rc, s, { action: 'reboot', event: 'compute_reboot_instance', taskState: T.REBOOTING, reboot: 'SOFT', desiredPower: 'running' });
+          }
+          checkState('reboot', s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED, V.ERROR], ALLOW_REBOOT);
+          if (!s.host) throw notReady(s);
+          return applyIntent(ctx, rc, s, { action: 'reboot', event: 'compute_reboot_instance', taskState: T.REBOOTING_HARD, reboot: 'HARD', desiredPower: 'running' });
+        }
+        case 'lock': {
+          const body = validate<{ locked_reason?: string } | null>(LockBody, arg ?? null);
+          if (body?.locked_reason !== undefined && v.lt('2.73')) throw badRequest(`Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)`);
+          const isOwner = s.project_id === cred.projectId;
+          if (s.locked && isOwner) return;
+          await ctx.db.transaction().execute(async (tx) => {
+            await tx.updateTable('compute_servers').set({
+              locked: 1, locked_by: isOwner ? 'owner' : 'admin', locked_reason: body?.locked_reason ?? null, updated_at: nowIso(),
+            }).where('id', '=', s.id).execute();
+            await recordAction(tx, s, cred, rc.req.id, { action: 'lock', event: 'api_lock' });
+          });
+          return;
+        }
+        case 'unlock': {
+          validate(NullOrEmpty, arg ?? null);
+          const expected = s.project_id === cred.projectId ? 'owner' : 'admin';
+          if (s.locked_by && s.locked_by !== expected && !isComputeAdmin(cred)) {
+            throw forbidden(`Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.`);
+          }
+          await ctx.db.transaction().execute(async (tx) => {
+            await tx.updateTable('compute_servers').set({ locked: 0, locked_by: null, locked_reason: null, updated_at: nowIso() }).where('id', '=', s.id).execute();
+            await recordAction(tx, s, cred, rc.req.id, { action: 'unlock', event: 'api_unlock' });
+          });
+          return;
+        }
+        case 'rebuild':
+          return rebuild(ctx, rc, s, arg);
+        case 'createImage':
+          return createImage(ctx, rc, s, arg);
+        case 'os-getConsoleOutput': {
+          const body = validate<{ length?: number | string | null } | null>(ConsoleBody, arg ?? null);
+          const raw = body?.length;
+          const length = raw === undefined || raw === null ? null : Number(raw);
+          if (length !== null && length < -1) throw badRequest(`Invalid input for field/attribute length. Value: ${raw}. ${raw} is less than the minimum of -1`);
+          if (!s.host) throw notReady(s);
+          if (s.task_state === T.DELETING) throw conflict(`Instance ${s.id} is being deleted`);
+          let output: unknown;
+          try {
+            output = await ctx.engine.request(s.id, 'console', { length: length === -1 ? null : length }, ctx.config.consoleTimeoutMs);
+          } catch (e) {
+            if (e instanceof ApiError) throw e;
+            ctx.log.warn({ err: e, server: s.id }, 'console output request failed');
+            throw conflict(`Instance ${s.id} is not ready: its host did not answer.`);
+          }
+          let text = typeof output === 'string' ? output : String((output as { output?: unknown })?.output ?? '');
+          if (length !== null && length >= 0) {
+            const lines = text.split('\n');
+            if (lines.at(-1) === '') lines.pop();
+            text = length === 0 ? '' : lines.slice(-length).join('\n') + (text.endsWith('\n') ? '\n' : '');
+          }
+          rc.reply.code(200);
+          return { output: text };
+        }
+        case 'forceDelete':
+          validate(NullOrEmpty, arg ?? null);
+          checkLock(cred, s);
+          await deleteServer(ctx, cred, rc.req.id, s, 'forceDelete');
+          return;
+        case 'restore':
+          throw conflict(`Cannot 'restore' instance ${s.id} while it is in vm_state ${s.vm_state}`);
+        case 'trigger_crash_dump':
+          if (v.lt('2.17')) throw badRequest(`There is no such action: ${action}`);
+          checkLock(cred, s);
+          checkState(action, s, [V.ACTIVE, V.PAUSED, V.RESCUED, V.RESIZED, V.ERROR], [null]);
+          throw badRequest('Triggering crash dump is not supported by this instance.');
+        case 'os-resetState': {
+          if (!isComputeAdmin(cred)) throw forbidden(`Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.`);
+          const state = arg && typeof arg === 'object' ? (arg as { state?: unknown }).state : undefined;
+          if (state !== 'active' && state !== 'error') throw badRequest(`Invalid input for field/attribute state. Value: ${String(state)}. '${String(state)}' is not one of ['active', 'error']`);
+          await ctx.db.transaction().execute(async (tx) => {
+            await tx.updateTable('compute_servers').set({ vm_state: state, task_state: null, updated_at: nowIso(), version: sql`version + 1` }).where('id', '=', s.id).execute();
+            await recordAction(tx, s, cred, rc.req.id, { action: 'resetState' });
+          });
+          ctx.engine.notify(s.host);
+          return;
+        }
+        case 'injectNetworkInfo':
+        case 'resetNetwork':
+          if (!isComputeAdmin(cred)) throw forbidden();
+          return;
+        case 'addSecurityGroup':
+        case 'removeSecurityGroup': {
+          const name = arg && typeof arg === 'object' ? (arg as { name?: unknown }).name : undefined;
+          if (typeof name !== 'string' || !name) throw badRequest('Security group name cannot be empty');
+          if (name !== 'default') throw notFound(`Security group ${name} not found.`);
+          return;
+        }
+        default:
+          throw badRequest(`There is no such action: ${action}`);
+      }
+    },
+  }];
+}
+
+async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+  const v = mv(rc);
+  const cred = rc.cred!;
+  const body = validate<Record<string, any>>(RebuildBody, arg);
+  checkVersionedFields(rc, body, REBUILD_FIELDS, 'rebuild');
+  if (body.name !== undefined) checkName('name', body.name);
+  if (typeof body.description === 'string' && !isPrintable(body.description)) throw badRequest('Invalid input for field/attribute description.');
+  if (typeof body.user_data === 'string' && !isBase64(body.user_data)) throw badRequest(`Invalid input for field/attribute user_data. Value: ${body.user_data.slice(0, 40)}. It is not a 'base64'`);
+  if (body.hostname !== undefined) checkHostname(rc, body.hostname);
+  checkLock(cred, s);
+  checkState('rebuild', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
+  const imageId = idFromHref(body.imageRef);
+  const flavor = parseFlavor(s);
+  const image = checkImage(await ctx.images.get(cred, imageId), flavor, 'Cannot find image for rebuild');
+  if (kindOfImage(image) !== s.kind) throw badRequest(`Image ${image.id} is unacceptable: it needs a ${kindOfImage(image)} host, and this server is a ${s.kind}.`);
+  const metadata = body.metadata as Record<string, string> | undefined;
+  if (metadata) {
+    const limits = await projectLimits(ctx.db, s.project_id);
+    const n = Object.keys(metadata).length;
+    if (limits.metadata_items >= 0 && n > limits.metadata_items) throw overQuota(['metadata_items'], [n], [0], [limits.metadata_items]);
+  }
+  const set: Record<string, unknown> = { image_id: image.id };
+  if (body.name !== undefined) set.name = String(body.name).trim();
+  if (body.description !== undefined) set.description = body.description;
+  if (body.accessIPv4 !== undefined) set.access_ipv4 = body.accessIPv4;
+  if (body.accessIPv6 !== undefined) set.access_ipv6 = body.accessIPv6;
+  if (body.hostname !== undefined) set.hostname = body.hostname;
+  if (body.trusted_image_certificates !== undefined) set.trusted_certs = body.trusted_image_certificates ? JSON.stringify(body.trusted_image_certificates) : null;
+  if ('key_name' in body) {
+    if (body.key_name === null) {
+      set.key_name = null;
+      set.key_data = null;
+    } else {
+      const kp = await findKeypair(ctx, cred.userId, body.key_name);
+      if (!kp) throw badRequest('Invalid key_name provided.');
+      set.key_name = kp.name;
+      set.key_data = kp.public_key;
+    }
+  }
+  if ('user_data' in body) set.user_data = body.user_data;
+  await applyIntent(ctx, rc, s, { action: 'rebuild', event: 'compute_rebuild_instance', taskState: T.REBUILDING, rebuild: set });
+  if (metadata) {
+    await ctx.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('compute_server_metadata').where('server_id', '=', s.id).execute();
+      for (const [key, value] of Object.entries(metadata)) await tx.insertInto('compute_server_metadata').values({ server_id: s.id, key, value }).execute();
+    });
+  }
+  forgetServer(rc);
+  const fresh = await reloadServer(ctx.db, s.id);
+  const view = renderServer(ctx, rc.req, cred, fresh, await viewData(ctx, [fresh]), partialView(rc.req, true));
+  if (ctx.config.enableInstancePassword) view.adminPass = body.adminPass ?? Math.random().toString(36).slice(2, 14);
+  if (v.ge('2.57')) view.user_data = fresh.user_data;
+  const self = (view.links as Array<{ rel: string; href: string }>)[0]!.href;
+  rc.reply.code(202).header('Location', self);
+  return { server: view };
+}
+
+async function createImage(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+  const v = mv(rc);
+  const cred = rc.cred!;
+  const body = validate<{ name: string; metadata?: Record<string, string> }>(CreateImageBody, arg);
+  const name = checkName('name', body.name).trim();
+  const metadata = body.metadata ?? {};
+  if (v.lt('2.39')) {
+    const limits = await projectLimits(ctx.db, s.project_id);
+    if (limits.metadata_items >= 0 && Object.keys(metadata).length > limits.metadata_items) throw forbidden('Image metadata limit exceeded');
+  }
+  checkState('createImage', s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
+  if (!s.host) throw notReady(s);
+  if (!ctx.images.available) throw conflict('Snapshots are not available: the image service cannot create images.');
+  const flavor = parseFlavor(s);
+  const base = s.image_id ? await ctx.images.get(cred, s.image_id) : undefined;
+  const image = await ctx.images.createSnapshot(cred, {
+    name,
+    containerFormat: s.kind === 'container' ? 'docker' : 'bare',
+    diskFormat: s.kind === 'container' ? 'raw' : 'qcow2',
+    minDisk: Math.max(flavor.disk, base?.minDisk ?? 0),
+    minRam: base?.minRam ?? 0,
+    properties: {
+      ...Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'user_id', 'owner_user_name', 'owner_project_name'].includes(k))),
+      ...metadata,
+      image_type: 'snapshot', instance_uuid: s.id, user_id: cred.userId, ...(s.image_id ? { base_image_ref: s.image_id } : {}),
+    },
+  });
+  try {
+    await applyIntent(ctx, rc, s, { action: 'createImage', event: 'compute_snapshot_instance', taskState: T.IMAGE_SNAPSHOT_PENDING });
+  } catch (e) {
+    await ctx.images.delete(cred, image.id).catch(() => undefined);
+    throw e;
+  }
+  // The agent snapshots the container and uploads it through the image service;
+  // the API returns at once, as Nova does, and settles the task state after.
+  const settle = async (ok: boolean, err?: unknown) => {
+    if (!ok) {
+      ctx.log.warn({ err, server: s.id, image: image.id }, 'snapshot failed');
+      await ctx.images.delete(cred, image.id).catch(() => undefined);
+    }
+    await ctx.db.updateTable('compute_servers').set({ task_state: null, updated_at: nowIso() })
+      .where('id', '=', s.id).where('task_state', 'in', [T.IMAGE_SNAPSHOT_PENDING, T.IMAGE_SNAPSHOT, T.IMAGE_PENDING_UPLOAD, T.IMAGE_UPLOADING]).execute();
+  };
+  ctx.engine.request(s.id, 'snapshot', { image_id: image.id, name }, ctx.config.snapshotTimeoutMs)
+    .then(() => settle(true), (err) => settle(false, err))
+    .catch((err) => ctx.log.error({ err }, 'settling a snapshot failed'));
+  if (v.ge('2.45')) return { image_id: image.id };
+  rc.reply.header('Location', `${hostUrl(rc.req)}/image/v2/images/${image.id}`);
+  return undefined;
+}

@@ -1,0 +1,682 @@
+// /servers: create (records intent: BUILD, scheduling), list and detail with
+// Nova's filters, sorting and pagination, show, update and delete.
+import { randomBytes, randomInt } from 'node:crypto';
+import { Type, type TSchema } from 'typebox';
+import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
+import { nowIso, uuid } from '../../common/ids.ts';
+import type { Credentials } from '../../http/auth.ts';
+import type { Route, RouteContext } from '../../http/service.ts';
+import type { ComputeContext } from './context.ts';
+import { extraSpecsOf, findFlavor } from './flavors.ts';
+import { boolFrom, checkName, endpoint, has, isPrintable, isUuid, mv, nextLinks, pageParams, parseTime, q, qAll, validate } from './http.ts';
+import type { ImageInfo } from './images-access.ts';
+import { findKeypair } from './keypairs.ts';
+import { isComputeAdmin } from './policy.ts';
+import { claimTransaction, groupMembers, overQuota, projectLimits, serverUsage, within } from './quota.ts';
+import { serverMissing, forgetServer, loadServer, recordAction, reloadServer, serverTarget, type ServerRow } from './servers-store.ts';
+import { partialView, renderBrief, renderServer, viewData, type EmbeddedFlavor } from './servers-view.ts';
+import { statesOf, TaskState, VmState } from './state.ts';
+
+// ---- request bodies
+
+const METADATA_KEY = '^[a-zA-Z0-9-_:. ]{1,255}$';
+export const Metadata = Type.Object({}, { patternProperties: { [METADATA_KEY]: Type.String({ maxLength: 255 }) }, additionalProperties: false });
+const Tag = Type.String({ minLength: 1, maxLength: 60, pattern: '^[^,/]*$' });
+const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' });
+const PositiveInt = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]*[1-9][0-9]*$' })]);
+const BoolLike = Type.Union([Type.Boolean(), Type.String({ pattern: '^(True|TRUE|true|1|ON|On|on|YES|Yes|yes|False|FALSE|false|0|OFF|Off|off|NO|No|no)$' })]);
+const NetworkItem = Type.Object({
+  fixed_ip: Type.Optional(Type.String()),
+  port: Type.Optional(Type.Union([Uuid, Type.Null()])),
+  uuid: Type.Optional(Type.String()),
+  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 60, pattern: '^[^,/]*$' })),
+}, { additionalProperties: false });
+const Bdm = Type.Object({
+  source_type: Type.Optional(Type.String()), uuid: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-zA-Z0-9._-]*$' })),
+  image_id: Type.Optional(Uuid), destination_type: Type.Optional(Type.String()), guest_format: Type.Optional(Type.String({ maxLength: 255 })),
+  device_type: Type.Optional(Type.String({ maxLength: 255 })), disk_bus: Type.Optional(Type.String({ maxLength: 255 })),
+  boot_index: Type.Optional(Type.Union([Type.Integer(), Type.String({ pattern: '^-?[0-9]+$' }), Type.Null()])),
+  device_name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })), volume_size: Type.Optional(Type.Unknown()),
+  delete_on_termination: Type.Optional(BoolLike), tag: Type.Optional(Type.String()), volume_type: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  volume_id: Type.Optional(Type.String()), snapshot_id: Type.Optional(Type.String()), no_device: Type.Optional(Type.Unknown()),
+  virtual_name: Type.Optional(Type.String()), connection_info: Type.Optional(Type.String()),
+}, { additionalProperties: false });
+const Hints = Type.Object({
+  group: Type.Optional(Type.Union([Uuid, Type.Array(Uuid)])),
+  different_host: Type.Optional(Type.Union([Uuid, Type.Array(Uuid)])),
+  same_host: Type.Optional(Type.Union([Uuid, Type.Array(Uuid)])),
+}, { additionalProperties: true });
+
+const CreateBody = Type.Object({
+  server: Type.Object({
+    name: Type.String(),
+    imageRef: Type.Optional(Type.String()),
+    flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer()]),
+    adminPass: Type.Optional(Type.String()),
+    metadata: Type.Optional(Metadata),
+    networks: Type.Optional(Type.Union([Type.Array(NetworkItem), Type.Literal('none'), Type.Literal('auto')])),
+    'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+    accessIPv4: Type.Optional(Type.String()),
+    accessIPv6: Type.Optional(Type.String()),
+    personality: Type.Optional(Type.Array(Type.Object({ path: Type.String({ maxLength: 255 }), contents: Type.String() }, { additionalProperties: false }))),
+    availability_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    block_device_mapping: Type.Optional(Type.Array(Type.Unknown())),
+    block_device_mapping_v2: Type.Optional(Type.Array(Bdm)),
+    config_drive: Type.Optional(BoolLike),
+    key_name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    min_count: Type.Optional(PositiveInt),
+    max_count: Type.Optional(PositiveInt),
+    return_reservation_id: Type.Optional(BoolLike),
+    security_groups: Type.Optional(Type.Array(Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }, { additionalProperties: false }))),
+    user_data: Type.Optional(Type.String({ maxLength: 65535 })),
+    description: Type.Optional(Type.Union([Type.String({ maxLength: 255 }), Type.Null()])),
+    tags: Type.Optional(Type.Array(Tag, { maxItems: 50 })),
+    trusted_image_certificates: Type.Optional(Type.Union([Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 50, uniqueItems: true }), Type.Null()])),
+    host: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-zA-Z0-9-._]*$' })),
+    hypervisor_hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-zA-Z0-9-._]*$' })),
+    hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  }, { additionalProperties: false }),
+  'os:scheduler_hints': Type.Optional(Hints),
+  'OS-SCH-HNT:scheduler_hints': Type.Optional(Hints),
+}, { additionalProperties: false });
+
+/** Fields of the server body that exist only in a range of microversions. */
+const CREATE_FIELDS: Array<[string, string, string | null]> = [
+  ['description', '2.19', null], ['tags', '2.52', null], ['trusted_image_certificates', '2.63', null], ['host', '2.74', null],
+  ['hypervisor_hostname', '2.74', null], ['hostname', '2.90', null], ['personality', '2.1', '2.56'],
+];
+
+export function unexpectedField(field: string, where = 'server') {
+  return badRequest(`Invalid input for field/attribute ${where}. Additional properties are not allowed ('${field}' was unexpected)`);
+}
+
+export function checkVersionedFields(rc: RouteContext, body: Record<string, unknown>, fields: Array<[string, string, string | null]>, where: string) {
+  const v = mv(rc);
+  for (const [f, min, max] of fields) {
+    if (f in body && (v.lt(min) || (max !== null && v.cmp(max) > 0))) throw unexpectedField(f, where);
+  }
+}
+
+/** Nova's hostname rule (RFC 1123 labels; FQDN from 2.94). */
+export function checkHostname(rc: RouteContext, h: string): string {
+  const fqdn = mv(rc).ge('2.94');
+  const label = '[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?';
+  const re = fqdn ? new RegExp(`^${label}(\\.${label})*\\.?$`) : /^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$/;
+  if (!re.test(h) || h.length > (fqdn ? 255 : 63) || h.length < (fqdn ? 1 : 2)) {
+    throw badRequest(`Invalid input for field/attribute hostname. Value: ${h}. '${h}' does not match '${re.source}'`);
+  }
+  return h;
+}
+
+/** Nova's sanitize_hostname: a hostname derived from a display name. */
+export function sanitizeHostname(name: string, fallback: string): string {
+  let h = [...name].filter((c) => c.charCodeAt(0) <= 0xff).join('').slice(0, 63);
+  h = h.replace(/[ _.]/g, '-').replace(/[^\w.-]+/g, '').toLowerCase().replace(/^[.-]+|[.-]+$/g, '');
+  return h === '' ? fallback.slice(0, 63) : h;
+}
+
+export function isBase64(s: string): boolean {
+  const t = s.replace(/\s+/g, '');
+  return t.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(t);
+}
+
+/** Nova's generate_password: 12 characters without look-alikes. */
+function generatePassword(): string {
+  const chars = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+  let out = '';
+  for (let i = 0; i < 12; i++) out += chars[randomInt(chars.length)];
+  return out;
+}
+
+const reservationId = () => `r-${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x').slice(0, 8).toLowerCase()}`;
+
+/** The id at the end of an href (Nova's get_id_from_href). */
+export const idFromHref = (ref: string): string => new URL(ref, 'http://x/').pathname.split('/').at(-1) ?? '';
+
+/** The kind of host an image needs: OCI/Docker images are containers; disk images are VMs. */
+export function kindOfImage(img: ImageInfo): 'container' | 'vm' {
+  const cf = (img.containerFormat ?? '').toLowerCase();
+  return cf === 'docker' || cf === 'oci' ? 'container' : 'vm';
+}
+
+/** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks). */
+export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; disk: number }, missing = 'Can not find requested image'): ImageInfo {
+  if (!img) throw badRequest(missing);
+  if (img.status !== 'active') throw badRequest(`Image ${img.id} is not active.`);
+  const cf = (img.containerFormat ?? '').toLowerCase();
+  if (cf === 'aki' || cf === 'ari') throw badRequest(`Image ${img.id} is unacceptable: a kernel or ramdisk image cannot be booted.`);
+  if (img.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
+  if (kindOfImage(img) === 'vm' && flavor.disk > 0) {
+    if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
+    if (img.size !== null && img.size > flavor.disk * 1024 ** 3) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${img.size} bytes.`);
+  }
+  return img;
+}
+
+/** The availability zones servers may ask for: every host's, and the default. */
+export async function knownZones(ctx: ComputeContext): Promise<Set<string>> {
+  const rows = await ctx.db.selectFrom('compute_hosts').select('availability_zone').distinct().execute();
+  return new Set([ctx.config.defaultAvailabilityZone, ...rows.map((r) => r.availability_zone)]);
+}
+
+const quotaMessage = (e: ApiError) => e;
+
+interface CreatePlan {
+  count: number;
+  min: number;
+  rows: Array<Record<string, any>>;
+  metadata: Record<string, string>;
+  tags: string[];
+  groupId: string | null;
+}
+
+async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unknown> {
+  const v = mv(rc);
+  const cred = rc.cred!;
+  const admin = isComputeAdmin(cred);
+  const body = validate<any>(CreateBody, rc.body);
+  const sv = body.server as Record<string, any>;
+  checkVersionedFields(rc, sv, CREATE_FIELDS, 'server');
+  if (v.ge('2.37') && sv.networks === undefined) throw badRequest(`Invalid input for field/attribute server. 'networks' is a required property`);
+  if (v.lt('2.37') && typeof sv.networks === 'string') throw badRequest(`Invalid input for field/attribute networks. Value: ${sv.networks}. '${sv.networks}' is not of type 'array'`);
+  const name = checkName('name', sv.name).trim();
+  if (typeof sv.description === 'string' && !isPrintable(sv.description)) throw badRequest('Invalid input for field/attribute description.');
+  if (sv.key_name !== undefined) checkName('key_name', sv.key_name);
+  if (sv.availability_zone !== undefined) checkName('availability_zone', sv.availability_zone);
+  if (sv.user_data !== undefined && !isBase64(sv.user_data)) throw badRequest(`Invalid input for field/attribute user_data. Value: ${sv.user_data.slice(0, 40)}. '${sv.user_data.slice(0, 40)}' is not a 'base64'`);
+  if (sv.hostname !== undefined) checkHostname(rc, sv.hostname);
+  for (const ip of ['accessIPv4', 'accessIPv6'] as const) {
+    if (sv[ip] !== undefined && sv[ip] !== '' && !(ip === 'accessIPv4' ? /^(\d{1,3}\.){3}\d{1,3}$/ : /:/).test(sv[ip])) {
+      throw badRequest(`Invalid input for field/attribute ${ip}. Value: ${sv[ip]}. '${sv[ip]}' is not a '${ip === 'accessIPv4' ? 'ipv4' : 'ipv6'}'`);
+    }
+  }
+  const min = Number(sv.min_count ?? 1);
+  const max = Number(sv.max_count ?? min);
+  if (min > max) throw badRequest('min_count must be <= max_count');
+  if (sv.hostname !== undefined && max > 1) throw badRequest('Unable to set the hostname of multiple instances at once: hostname applies to a single server.');
+  const hints = (body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'] ?? {}) as Record<string, unknown>;
+
+  // availability zone, possibly az:host:node (admins only)
+  let az: string | null = sv.availability_zone ?? null;
+  let forcedHost: string | null = null;
+  if (az && az.includes(':')) {
+    const parts = az.split(':');
+    if (parts.length > 3) throw badRequest('Unable to parse availability_zone');
+    forcedHost = parts[1] || null;
+    az = parts[0] || null;
+    if ((forcedHost || parts[2]) && !admin) throw forbidden(`Policy doesn't allow os_compute_api:servers:create:forced_host to be performed.`);
+  }
+  if (sv.host !== undefined || sv.hypervisor_hostname !== undefined) {
+    if (!admin) throw forbidden(`Policy doesn't allow compute:servers:create:requested_destination to be performed.`);
+    if (forcedHost) throw badRequest('One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.');
+    forcedHost = sv.host ?? sv.hypervisor_hostname;
+  }
+  if (forcedHost && !(await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', forcedHost).executeTakeFirst())) {
+    throw badRequest(`Compute host ${forcedHost} could not be found.`);
+  }
+  if (az && !(await knownZones(ctx)).has(az)) throw badRequest('The requested availability zone is not available');
+
+  // flavor
+  const flavorId = typeof sv.flavorRef === 'number' ? String(sv.flavorRef) : idFromHref(sv.flavorRef);
+  const flavor = await findFlavor(ctx.db, cred, flavorId);
+  if (!flavor) throw badRequest(`Flavor ${flavorId} could not be found.`);
+  if (flavor.disabled) throw badRequest(`Flavor ${flavorId} could not be found.`);
+
+  // image, directly or through an image block device mapping
+  if (sv.block_device_mapping !== undefined && sv.block_device_mapping_v2 !== undefined) {
+    throw badRequest('Using different block_device_mapping syntaxes is not allowed in the same request.');
+  }
+  if (sv.block_device_mapping?.length) throw badRequest('Block device mappings of volumes are not supported: this cloud has no block storage.');
+  let imageRef: string = sv.imageRef ?? '';
+  for (const bdm of (sv.block_device_mapping_v2 ?? []) as Array<Record<string, any>>) {
+    const source = bdm.source_type ?? 'volume';
+    if (source !== 'image' || (bdm.destination_type ?? 'local') !== 'local') {
+      throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${bdm.destination_type ?? 'local'}' is not supported: only a local image is.`);
+    }
+    const bootIndex = bdm.boot_index === undefined || bdm.boot_index === null ? null : Number(bdm.boot_index);
+    if (bootIndex !== 0) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
+    const id = bdm.uuid ?? bdm.image_id;
+    if (!id) throw badRequest('Bad block device mapping: an image mapping needs a uuid.');
+    if (imageRef && idFromHref(imageRef) !== id) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
+    imageRef = id;
+  }
+  if (!imageRef) throw badRequest('Missing imageRef attribute');
+  const imageId = idFromHref(imageRef);
+  if (sv.imageRef !== undefined && sv.imageRef !== '' && !isUuid(imageId)) {
+    throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
+  }
+  const image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
+  if (flavor.disk === 0 && kindOfImage(image) === 'vm' && !admin) {
+    throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
+  }
+
+  // key pair
+  let keyData: string | null = null;
+  if (sv.key_name !== undefined) {
+    const kp = await findKeypair(ctx, cred.userId, sv.key_name);
+    if (!kp) throw badRequest('Invalid key_name provided.');
+    keyData = kp.public_key;
+  }
+
+  // networks and security groups: recorded until networking lands
+  let networks: unknown = sv.networks ?? null;
+  if (Array.isArray(networks)) {
+    const ports = new Set<string>();
+    for (const n of networks as Array<Record<string, string | null>>) {
+      if (n.port) {
+        if (ports.has(n.port)) throw badRequest(`Port ID '${n.port}' was specified twice: you cannot attach a port multiple times.`);
+        if (n.fixed_ip) throw badRequest(`Specified Fixed IP '${n.fixed_ip}' cannot be used with port '${n.port}': the two cannot be specified together.`);
+        ports.add(n.port);
+      } else {
+        if (!n.uuid) throw badRequest('Bad network format: missing uuid');
+        if (!isUuid(n.uuid)) throw badRequest(`Bad networks format: network uuid is not in proper format (${n.uuid})`);
+      }
+    }
+    if (ports.size || (networks as unknown[]).length) networks = networks as unknown[];
+  }
+  const groupsAsked = [...new Set(((sv.security_groups ?? [{ name: 'default' }]) as Array<{ name?: string }>).map((g) => g.name).filter((n): n is string => !!n))];
+  for (const g of groupsAsked) if (g !== 'default') throw badRequest(`Security group ${g} not found for project ${cred.projectId}.`);
+
+  // metadata, tags, user data
+  const metadata = (sv.metadata ?? {}) as Record<string, string>;
+  const tags = [...new Set((sv.tags ?? []) as string[])];
+  const userData: string | null = sv.user_data ?? null;
+
+  // server group from the scheduler hints
+  let groupId: string | null = null;
+  if (hints.group !== undefined) {
+    groupId = Array.isArray(hints.group) ? String(hints.group[0] ?? '') : String(hints.group);
+    const g = await ctx.db.selectFrom('compute_server_groups').selectAll().where('id', '=', groupId).executeTakeFirst();
+    if (!g || (!admin && g.project_id !== cred.projectId)) throw badRequest(`Instance group ${groupId} could not be found.`);
+  }
+
+  const specs = await extraSpecsOf(ctx.db, flavor.id);
+  const embedded: EmbeddedFlavor = {
+    id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap, extra_specs: specs,
+  };
+  const description = v.ge('2.19') ? (sv.description ?? null) : name;
+  const configDrive = sv.config_drive !== undefined && boolFrom(sv.config_drive) ? 'True' : '';
+  const resv = reservationId();
+  const now = nowIso();
+  const projectId = cred.projectId ?? '';
+  const plan: CreatePlan = { count: max, min, rows: [], metadata, tags, groupId };
+
+  const created = await claimTransaction(ctx.db, async (tx) => {
+    // quotas: instances, cores and ram for as many servers as fit between min and max
+    const limits = await projectLimits(tx, projectId);
+    if (Object.keys(metadata).length > limits.metadata_items && limits.metadata_items >= 0) {
+      throw quotaMessage(overQuota(['metadata_items'], [Object.keys(metadata).length], [0], [limits.metadata_items]));
+    }
+    const used = await serverUsage(tx, projectId);
+    let count = max;
+    const fits = (n: number) => within(limits.instances, used.instances, n) && within(limits.cores, used.cores, n * flavor.vcpus) && within(limits.ram, used.ram, n * flavor.ram);
+    while (count >= min && !fits(count)) count--;
+    if (count < min) {
+      const over: string[] = [];
+      const req: number[] = [];
+      const usedL: number[] = [];
+      const allowed: number[] = [];
+      for (const [r, n, u, l] of [['instances', min, used.instances, limits.instances], ['cores', min * flavor.vcpus, used.cores, limits.cores], ['ram', min * flavor.ram, used.ram, limits.ram]] as const) {
+        if (!within(l, u, n)) { over.push(r); req.push(n); usedL.push(u); allowed.push(l); }
+      }
+      throw overQuota(over, req, usedL, allowed);
+    }
+    if (groupId) {
+      const members = await groupMembers(tx, groupId);
+      if (limits.server_group_members >= 0 && members + count > limits.server_group_members) throw forbidden('Quota exceeded, too many servers in group');
+    }
+    const out: Array<{ id: string; name: string }> = [];
+    for (let i = 0; i < count; i++) {
+      const id = uuid();
+      const displayName = count > 1 ? `${name}-${i + 1}` : name;
+      const row = {
+        id, name: displayName, project_id: projectId, user_id: cred.userId, image_id: image.id, flavor_id: flavor.id, flavor: JSON.stringify(embedded),
+        kind: kindOfImage(image), key_name: sv.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az,
+        hostname: sv.hostname ?? sanitizeHostname(displayName, `Server-${id}`), description: count > 1 && v.lt('2.19') ? displayName : description,
+        host: null, vm_state: VmState.BUILDING, task_state: TaskState.SCHEDULING, power_state: 0, desired_power: 'running',
+        reboot_seq: 0, reboot_type: null, rebuild_seq: 0, locked: 0, locked_reason: null, config_drive: configDrive,
+        access_ipv4: sv.accessIPv4 ?? '', access_ipv6: sv.accessIPv6 ?? '', fault: null, server_group_id: groupId, reservation_id: resv,
+        launch_index: i, schedule_attempts: 0, failed_hosts: '[]', version: 1, launched_at: null, terminated_at: null,
+        created_at: now, updated_at: now, deleted_at: null, locked_by: null,
+        trusted_certs: sv.trusted_image_certificates ? JSON.stringify(sv.trusted_image_certificates) : null,
+        scheduler_hints: JSON.stringify(hints), security_groups: JSON.stringify(groupsAsked),
+        requested_networks: networks === null ? null : JSON.stringify(networks), requested_host: forcedHost, requested_az: az,
+      };
+      await tx.insertInto('compute_servers').values(row).execute();
+      for (const [key, value] of Object.entries(metadata)) await tx.insertInto('compute_server_metadata').values({ server_id: id, key, value }).execute();
+      for (const tag of tags) await tx.insertInto('compute_server_tags').values({ server_id: id, tag }).execute();
+      if (groupId) await tx.insertInto('compute_server_group_members').values({ group_id: groupId, server_id: id }).execute();
+      await recordAction(tx, row, cred, rc.req.id, { action: 'create', event: 'compute__do_build_and_run_instance' });
+      out.push({ id, name: displayName });
+      plan.rows.push(row);
+    }
+    return out;
+  });
+  ctx.engine.kick();
+
+  if (sv.return_reservation_id !== undefined && boolFrom(sv.return_reservation_id)) {
+    rc.reply.code(202);
+    return { reservation_id: resv };
+  }
+  const first = created[0]!;
+  const self = `${endpoint(rc.req)}/servers/${first.id}`;
+  rc.reply.code(202).header('Location', self);
+  const server: Record<string, unknown> = {
+    id: first.id,
+    links: [{ rel: 'self', href: self }, { rel: 'bookmark', href: self.replace('/v2.1/', '/') }],
+    'OS-DCF:diskConfig': sv['OS-DCF:diskConfig'] ?? 'MANUAL',
+    security_groups: sv.security_groups ?? [{ name: 'default' }],
+  };
+  if (ctx.config.enableInstancePassword) server.adminPass = sv.adminPass ?? generatePassword();
+  return { server };
+}
+
+// ---- listing
+
+const IGNORED_SORT_KEYS = ['architecture', 'cell_name', 'cleaned', 'default_ephemeral_device', 'default_swap_device', 'deleted', 'deleted_at',
+  'disable_terminate', 'ephemeral_gb', 'ephemeral_key_uuid', 'id', 'key_data', 'launched_on', 'locked', 'memory_mb', 'os_type',
+  'reservation_id', 'root_gb', 'shutdown_terminate', 'user_data', 'vcpus', 'vm_mode'];
+/** Nova's sort keys and the columns behind them. */
+const SORT_COLUMNS: Record<string, keyof ServerRow> = {
+  access_ip_v4: 'access_ipv4', access_ip_v6: 'access_ipv6', auto_disk_config: 'created_at', availability_zone: 'availability_zone',
+  config_drive: 'config_drive', created_at: 'created_at', display_description: 'description', display_name: 'name', host: 'host',
+  hostname: 'hostname', image_ref: 'image_id', instance_type_id: 'flavor_id', kernel_id: 'created_at', key_name: 'key_name',
+  launch_index: 'launch_index', launched_at: 'launched_at', locked_by: 'locked_by', node: 'host', power_state: 'power_state',
+  progress: 'created_at', project_id: 'project_id', ramdisk_id: 'created_at', root_device_name: 'created_at', task_state: 'task_state',
+  terminated_at: 'terminated_at', updated_at: 'updated_at', user_id: 'user_id', uuid: 'id', vm_state: 'vm_state', locked: 'locked',
+};
+
+/** Filters a non-admin may use, by microversion (Nova's _get_server_search_options). */
+function allowedFilters(rc: RouteContext): Set<string> {
+  const v = mv(rc);
+  const opts = ['reservation_id', 'name', 'status', 'image', 'flavor', 'ip', 'changes-since', 'all_tenants'];
+  if (v.ge('2.5')) opts.push('ip6');
+  if (v.ge('2.26')) opts.push('tags', 'tags-any', 'not-tags', 'not-tags-any');
+  if (v.ge('2.66')) opts.push('changes-before');
+  if (v.ge('2.73')) opts.push('locked');
+  if (v.ge('2.83')) opts.push('availability_zone', 'config_drive', 'key_name', 'created_at', 'launched_at', 'terminated_at', 'power_state', 'task_state', 'vm_state', 'progress', 'user_id');
+  if (v.ge('2.90')) opts.push('hostname');
+  return new Set(opts);
+}
+
+const KNOWN_QUERY = new Set(['user_id', 'project_id', 'tenant_id', 'launch_index', 'image_ref', 'image', 'kernel_id', 'ramdisk_id', 'hostname',
+  'key_name', 'power_state', 'vm_state', 'task_state', 'host', 'node', 'flavor', 'reservation_id', 'launched_at', 'terminated_at',
+  'availability_zone', 'name', 'display_name', 'description', 'display_description', 'locked_by', 'uuid', 'root_device_name', 'config_drive',
+  'access_ip_v4', 'access_ip_v6', 'auto_disk_config', 'progress', 'sort_key', 'sort_dir', 'all_tenants', 'soft_deleted', 'deleted', 'status',
+  'changes-since', 'ip', 'ip6', 'created_at', 'limit', 'marker', 'tags', 'tags-any', 'not-tags', 'not-tags-any', 'changes-before', 'locked',
+  'block_device_mapping', 'services', 'metadata', 'system_metadata', 'info_cache', 'security_groups', 'pci_devices']);
+const JOINED = ['block_device_mapping', 'services', 'metadata', 'system_metadata', 'info_cache', 'security_groups', 'pci_devices'];
+
+function regex(field: string, s: string): RegExp {
+  try {
+    return new RegExp(s);
+  } catch {
+    throw badRequest(`Invalid input for query parameters ${field}. Value: ${s}. '${s}' is not a 'regex'`);
+  }
+}
+
+async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolean) {
+  const v = mv(rc);
+  const cred = rc.cred!;
+  const admin = isComputeAdmin(cred);
+  const opts: Record<string, string> = {};
+  for (const k of Object.keys(rc.query)) {
+    if (v.ge('2.75') && !KNOWN_QUERY.has(k) && !k.startsWith('_')) {
+      throw badRequest(`Invalid input for query parameters ${k}. Additional properties are not allowed ('${k}' was unexpected)`);
+    }
+    opts[k] = q(rc, k)!;
+  }
+  if (v.ge('2.38') === false) void 0;
+  // what a non-admin may not filter by is dropped, as Nova does
+  if (!admin) {
+    const allowed = allowedFilters(rc);
+    for (const k of Object.keys(opts)) if (!allowed.has(k) && !['limit', 'marker', 'sort_key', 'sort_dir'].includes(k)) delete opts[k];
+  }
+  for (const k of Object.keys(opts)) {
+    if (JOINED.includes(k) || k.startsWith('_')) throw badRequest(`Invalid filter field: ${k}.`);
+  }
+
+  let qb = ctx.db.selectFrom('compute_servers').selectAll();
+  // status -> vm_state / task_state
+  if (has(rc, 'status') && 'status' in opts) {
+    const { vmStates, taskStates } = statesOf(qAll(rc, 'status'));
+    if (!vmStates.length) {
+      if (v.ge('2.38')) throw badRequest('Invalid status value');
+      return { rows: [] as ServerRow[], limit: 0 };
+    }
+    if (vmStates.length === 1 && vmStates[0] === 'deleted' && !admin) throw forbidden('Only administrators may list deleted instances');
+    qb = qb.where('vm_state', 'in', vmStates);
+    if (!taskStates.includes('default')) qb = qb.where('task_state', 'in', taskStates as string[]);
+  }
+  let since: string | undefined;
+  let before: string | undefined;
+  if (opts['changes-since'] !== undefined) since = parseTime('changes-since', opts['changes-since']);
+  if (opts['changes-before'] !== undefined) before = parseTime('changes-before', opts['changes-before']);
+  if (since && before && before < since) throw badRequest('The value of changes-since must be less than or equal to changes-before.');
+  if (since) qb = qb.where('updated_at', '>=', since);
+  if (before) qb = qb.where('updated_at', '<=', before);
+  // deleted servers only when asked for (admins) or with changes-since/before
+  if (opts.deleted !== undefined) {
+    qb = boolFrom(opts.deleted) ? qb.where('deleted_at', 'is not', null) : qb.where('deleted_at', 'is', null);
+  } else if (since === undefined && before === undefined && !(has(rc, 'status') && qAll(rc, 'status').some((s) => s.toLowerCase() === 'deleted'))) {
+    qb = qb.where('deleted_at', 'is', null);
+  }
+  // tenancy
+  let allTenants = false;
+  if ('all_tenants' in opts) {
+    allTenants = opts.all_tenants === '' ? true : boolFrom(opts.all_tenants, true);
+  }
+  if (allTenants) {
+    if (!admin) throw forbidden(`Policy doesn't allow os_compute_api:servers:${detail ? 'detail' : 'index'}:get_all_tenants to be performed.`);
+    const p = opts.project_id ?? opts.tenant_id;
+    if (p !== undefined) qb = qb.where('project_id', '=', p);
+  } else if (cred.projectId) {
+    qb = qb.where('project_id', '=', cred.projectId);
+  } else {
+    qb = qb.where('user_id', '=', cred.userId);
+  }
+  // exact filters
+  const exact: Array<[string, keyof ServerRow]> = [['user_id', 'user_id'], ['uuid', 'id'], ['vm_state', 'vm_state'], ['task_state', 'task_state'],
+    ['host', 'host'], ['image', 'image_id'], ['image_ref', 'image_id'], ['reservation_id', 'reservation_id'], ['launch_index', 'launch_index'],
+    ['power_state', 'power_state'], ['node', 'host']];
+  for (const [param, col] of exact) {
+    const val = opts[param];
+    if (val === undefined) continue;
+    const value: string | number = col === 'launch_index' || col === 'power_state' ? Number(val) : param === 'image' || param === 'image_ref' ? idFromHref(val) : val;
+    qb = qb.where(col as any, '=', value);
+  }
+  if (opts.flavor !== undefined) qb = qb.where('flavor_id', '=', idFromHref(opts.flavor));
+  if (opts.locked !== undefined) {
+    let locked: boolean;
+    try {
+      locked = boolFrom(opts.locked, true);
+    } catch {
+      throw badRequest(`Unrecognized value '${opts.locked}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'`);
+    }
+    qb = qb.where('locked', '=', locked ? 1 : 0);
+  }
+  if (opts.config_drive !== undefined) qb = qb.where('config_drive', '=', boolFrom(opts.config_drive) ? 'True' : '');
+  // sorting
+  const keys = qAll(rc, 'sort_key').map((k) => k.trim());
+  const dirs = qAll(rc, 'sort_dir').map((d) => d.trim().toLowerCase());
+  const ignored = v.ge('2.73') ? IGNORED_SORT_KEYS.filter((k) => k !== 'locked') : IGNORED_SORT_KEYS;
+  const sort: Array<[keyof ServerRow, 'asc' | 'desc']> = [];
+  const effectiveKeys = keys.length ? keys : ['created_at'];
+  effectiveKeys.forEach((k, i) => {
+    if (ignored.includes(k)) return;
+    const col = SORT_COLUMNS[k];
+    if (!col) throw badRequest(`Invalid input for query parameters sort_key. Value: ${k}. '${k}' is not one of the valid sort keys`);
+    if ((k === 'host' || k === 'node') && !admin) throw forbidden(`Only administrators can sort servers by ${k}`);
+    const d = dirs[i] ?? dirs[0] ?? 'desc';
+    if (d !== 'asc' && d !== 'desc') throw badRequest(`Unknown sort direction, must be 'desc' or 'asc'`);
+    sort.push([col, d]);
+  });
+  if (!sort.length) sort.push(['created_at', (dirs[0] as 'asc' | 'desc') ?? 'desc']);
+  for (const [col, d] of sort) qb = qb.orderBy(col as any, d);
+  qb = qb.orderBy('id', sort[0]![1]);
+  let rows = await qb.execute();
+
+  // regex and tag filters
+  const regexFilters: Array<[string, (s: ServerRow) => string | null]> = [
+    ['name', (s) => s.name], ['display_name', (s) => s.name], ['hostname', (s) => s.hostname], ['key_name', (s) => s.key_name],
+    ['availability_zone', (s) => s.availability_zone], ['description', (s) => s.description], ['display_description', (s) => s.description],
+    ['locked_by', (s) => s.locked_by], ['access_ip_v4', (s) => s.access_ipv4], ['access_ip_v6', (s) => s.access_ipv6],
+    ['launched_at', (s) => s.launched_at], ['terminated_at', (s) => s.terminated_at], ['created_at', (s) => s.created_at],
+  ];
+  for (const [param, get] of regexFilters) {
+    if (opts[param] === undefined) continue;
+    const re = regex(param, opts[param]);
+    rows = rows.filter((s) => { const x = get(s); return x !== null && re.test(x); });
+  }
+  if (opts.ip !== undefined || opts.ip6 !== undefined) rows = [];
+  if (opts.progress !== undefined) rows = rows.filter(() => opts.progress === '0');
+  if (v.ge('2.26') && (opts.tags ?? opts['tags-any'] ?? opts['not-tags'] ?? opts['not-tags-any']) !== undefined) {
+    const { tagsOf } = await import('./servers-store.ts');
+    const tags = await tagsOf(ctx.db, rows.map((r) => r.id));
+    const split = (s: string | undefined) => (s === undefined ? undefined : s.split(','));
+    const all = split(opts.tags);
+    const any = split(opts['tags-any']);
+    const notAll = split(opts['not-tags']);
+    const notAny = split(opts['not-tags-any']);
+    rows = rows.filter((s) => {
+      const t = new Set(tags.get(s.id) ?? []);
+      if (all && !all.every((x) => t.has(x))) return false;
+      if (any && !any.some((x) => t.has(x))) return false;
+      if (notAll && notAll.every((x) => t.has(x))) return false;
+      if (notAny && notAny.some((x) => t.has(x))) return false;
+      return true;
+    });
+  }
+  const { limit, marker } = pageParams(rc);
+  if (marker !== undefined) {
+    const i = rows.findIndex((s) => s.id === marker);
+    if (i < 0) {
+      const exists = await ctx.db.selectFrom('compute_servers').select('id').where('id', '=', marker).executeTakeFirst();
+      if (!exists) throw badRequest(`marker [${marker}] not found`);
+      // the marker exists but is filtered out: start after it by sort order is not knowable; start from the top
+      rows = [];
+    } else rows = rows.slice(i + 1);
+  }
+  return { rows: rows.slice(0, limit), limit };
+}
+
+// ---- update
+
+const UpdateBody = Type.Object({
+  server: Type.Object({
+    name: Type.Optional(Type.String()),
+    'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+    accessIPv4: Type.Optional(Type.String()),
+    accessIPv6: Type.Optional(Type.String()),
+    description: Type.Optional(Type.Union([Type.String({ maxLength: 255 }), Type.Null()])),
+    hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  }, { additionalProperties: false }),
+}, { additionalProperties: false });
+
+export function serverRoutes(ctx: ComputeContext): Route[] {
+  const db = ctx.db;
+  const target = (rc: RouteContext) => serverTarget(ctx, rc);
+  return [
+    {
+      method: 'POST', path: '/v2.1/servers', rule: 'os_compute_api:servers:create',
+      target: (rc) => ({ project_id: rc.cred?.projectId, user_id: rc.cred?.userId }),
+      handler: (rc) => createServers(ctx, rc),
+    },
+    {
+      method: 'GET', path: '/v2.1/servers', rule: 'os_compute_api:servers:index',
+      async handler(rc) {
+        const { rows, limit } = await listServers(ctx, rc, false);
+        const next = nextLinks(rc.req, 'servers', rows, rows.at(-1)?.id, limit);
+        return { servers: rows.map((s) => renderBrief(rc.req, s)), ...(next ? { servers_links: next } : {}) };
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/servers/detail', rule: 'os_compute_api:servers:detail',
+      async handler(rc) {
+        const { rows, limit } = await listServers(ctx, rc, true);
+        const data = await viewData(ctx, rows);
+        const next = nextLinks(rc.req, 'servers/detail', rows, rows.at(-1)?.id, limit);
+        return { servers: rows.map((s) => renderServer(ctx, rc.req, rc.cred!, s, data)), ...(next ? { servers_links: next } : {}) };
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:show', target,
+      async handler(rc) {
+        const s = await loadServer(ctx, rc);
+        const data = await viewData(ctx, [s]);
+        return { server: renderServer(ctx, rc.req, rc.cred!, s, data, { showServerGroups: mv(rc).ge('2.71') }) };
+      },
+    },
+    {
+      method: 'PUT', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:update', target,
+      async handler(rc) {
+        const v = mv(rc);
+        const body = validate<any>(UpdateBody, rc.body).server as Record<string, any>;
+        checkVersionedFields(rc, body, [['description', '2.19', null], ['hostname', '2.90', null]], 'server');
+        const s = await loadServer(ctx, rc);
+        const set: Record<string, unknown> = {};
+        if (body.name !== undefined) set.name = checkName('name', body.name).trim();
+        if (body.description !== undefined) {
+          if (typeof body.description === 'string' && !isPrintable(body.description)) throw badRequest('Invalid input for field/attribute description.');
+          set.description = body.description;
+        }
+        if (body.hostname !== undefined) set.hostname = checkHostname(rc, body.hostname);
+        if (body.accessIPv4 !== undefined) set.access_ipv4 = body.accessIPv4;
+        if (body.accessIPv6 !== undefined) set.access_ipv6 = body.accessIPv6;
+        if (Object.keys(set).length) {
+          set.updated_at = nowIso();
+          if (set.hostname !== undefined) set.version = s.version + 1;
+          await db.updateTable('compute_servers').set(set as any).where('id', '=', s.id).execute();
+          if (set.hostname !== undefined && s.host) ctx.engine.notify(s.host);
+        }
+        forgetServer(rc);
+        const fresh = await reloadServer(db, s.id);
+        const data = await viewData(ctx, [fresh]);
+        void v;
+        return { server: renderServer(ctx, rc.req, rc.cred!, fresh, data, partialView(rc.req, false)) };
+      },
+    },
+    {
+      method: 'DELETE', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:delete', target, status: 204,
+      async handler(rc) {
+        const s = await loadServer(ctx, rc);
+        if (s.locked && !isComputeAdmin(rc.cred)) throw conflict(`Instance ${s.id} is locked`);
+        await deleteServer(ctx, rc.cred!, rc.req.id, s, 'delete');
+      },
+    },
+  ];
+}
+
+/**
+ * Records a delete: a server no host holds is gone at once (soft-deleted);
+ * otherwise task_state 'deleting' and a version bump tell its agent to clean
+ * up, and the engine soft-deletes the row once the host is clean.
+ */
+export async function deleteServer(ctx: ComputeContext, cred: Credentials, requestId: string, s: ServerRow, action: 'delete' | 'forceDelete'): Promise<void> {
+  if (s.task_state === TaskState.DELETING) {
+    if (s.host) ctx.engine.notify(s.host);
+    return;
+  }
+  const now = nowIso();
+  const placedOn = await ctx.db.transaction().execute(async (tx) => {
+    const local = await tx.updateTable('compute_servers')
+      .set({ vm_state: VmState.DELETED, task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: s.version + 1 })
+      .where('id', '=', s.id).where('host', 'is', null).where('deleted_at', 'is', null).executeTakeFirst();
+    if (Number(local.numUpdatedRows) > 0) {
+      await tx.deleteFrom('compute_allocations').where('server_id', '=', s.id).execute();
+      await tx.deleteFrom('compute_server_group_members').where('server_id', '=', s.id).execute();
+      await recordAction(tx, s, cred, requestId, { action: action === 'forceDelete' ? 'forceDelete' : 'delete' });
+      return null;
+    }
+    const fresh = await tx.selectFrom('compute_servers').select(['host', 'version']).where('id', '=', s.id).executeTakeFirstOrThrow();
+    await tx.updateTable('compute_servers')
+      .set({ task_state: TaskState.DELETING, updated_at: now, version: fresh.version + 1 })
+      .where('id', '=', s.id).execute();
+    await recordAction(tx, s, cred, requestId, { action: action === 'forceDelete' ? 'forceDelete' : 'delete', event: 'compute_terminate_instance' }, fresh.host);
+    return fresh.host;
+  });
+  if (placedOn) ctx.engine.notify(placedOn);
+  ctx.engine.kick();
+}
+
+export { serverMissing, notFound, type TSchema };
