@@ -128,4 +128,9 @@ export const identityRules: Record<string, Rule> = {
   'identity:list_endpoint_groups_for_project': admin,
   ...crud('consumer', admin, admin),
   'identity:list_revoke_events': admin,
+  'identity:create_domain_config': admin,
+  'identity:get_domain_config': reader,
+  'identity:update_domain_config': admin,
+  'identity:delete_domain_config': admin,
+  'identity:get_domain_config_default': authenticated,
 };

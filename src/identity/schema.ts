@@ -61,6 +61,8 @@ export interface IdentityTables {
     app_cred_id: string | null; issued_before: string; revoked_at: string;
   };
   identity_token_keys: { id: number; secret: string; created_at: string };
+  /** Domain-specific configuration (the /v3/domains/{id}/config API); value is JSON. */
+  identity_domain_configs: { domain_id: string; group_name: string; option: string; value: string };
 }
 
 const text = 'text' as const;
@@ -190,6 +192,14 @@ export const identityMigrations: Record<string, Migration> = {
       await s.createTable('identity_token_keys')
         .addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('secret', text, (c) => c.notNull())
         .addColumn('created_at', text, (c) => c.notNull()).execute();
+    },
+  },
+  '0002_identity_domain_config': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('identity_domain_configs')
+        .addColumn('domain_id', text, (c) => c.notNull()).addColumn('group_name', text, (c) => c.notNull())
+        .addColumn('option', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('identity_domain_configs_pk', ['domain_id', 'group_name', 'option']).execute();
     },
   },
 };

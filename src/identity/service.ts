@@ -15,6 +15,7 @@ import { authRoutes } from './routes/auth.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { credentialsRoutes } from './routes/credentials.ts';
 import { discoveryRoutes } from './routes/discovery.ts';
+import { domainConfigRoutes } from './routes/domain-config.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { groupsRoutes } from './routes/groups.ts';
 import { limitsRoutes } from './routes/limits.ts';
@@ -49,6 +50,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
   const routes = [
     ...discoveryRoutes(),
     ...authRoutes(context),
+    ...domainConfigRoutes(context),
     ...domainRoutes(context),
     ...projectsRoutes(context),
     ...usersRoutes(context),

@@ -67,6 +67,7 @@ export async function deleteDomainCascade(ctx: IdentityContext, id: string): Pro
     await tx.deleteFrom('identity_users').where('domain_id', '=', id).execute();
     await tx.deleteFrom('identity_groups').where('domain_id', '=', id).execute();
     await tx.deleteFrom('identity_roles').where('domain_id', '=', id).execute();
+    await tx.deleteFrom('identity_domain_configs').where('domain_id', '=', id).execute();
     await tx.deleteFrom('identity_domains').where('id', '=', id).execute();
   });
 }

@@ -1,6 +1,6 @@
 // Authentication (POST /v3/auth/tokens) and validation of tokens.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { badRequest, forbidden, unauthorized } from '../../common/errors.ts';
+import { badRequest, forbidden, notFound, unauthorized } from '../../common/errors.ts';
 import { keystoneTime } from '../../common/ids.ts';
 import { assignedRoleIds, effectiveRoles, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
@@ -93,13 +93,14 @@ async function authPassword(ctx: IdentityContext, req: NonNullable<AuthRequest['
 async function authToken(ctx: IdentityContext, req: NonNullable<AuthRequest['identity']['token']>): Promise<Authenticated> {
   if (!req || typeof req.id !== 'string') throw badRequest("Invalid input for field 'identity/token/id'.");
   const parent = validateToken(ctx, req.id, false);
-  if (!parent) throw unauthorized(AUTH_FAILED);
+  // Keystone answers an invalid or revoked token in the token method with 404.
+  if (!parent) throw notFound('Could not find token.');
   if (parent.appCred) throw forbidden('Re-scoping an application credential token is not allowed.');
   if (parent.trust) throw forbidden('Re-scoping a trust token is not allowed.');
   const user = await getUser(ctx.db, parent.user.id);
   if (!user) throw unauthorized(AUTH_FAILED);
   const userDomain = await userDomainOrFail(ctx, user);
-  return { user, userDomain, methods: parent.methods, parent };
+  return { user, userDomain, methods: [...new Set([...parent.methods, 'token'])], parent };
 }
 
 async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['identity']['application_credential']>): Promise<Authenticated> {
