@@ -1,7 +1,8 @@
 // Image records: loading and saving them, who may see them, and listing them
 // with Glance's filters, sorting and marker pagination. The HTTP routes and the
 // in-process interface other services use (service.ts) both sit on this.
-import { badRequest } from '../common/errors.ts';
+import { randomUUID } from 'node:crypto';
+import { badRequest, conflict } from '../common/errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
 import type { ImageTables } from './schema.ts';
@@ -167,6 +168,48 @@ export async function markDeleted(db: Db, id: string): Promise<void> {
     await tx.deleteFrom('image_tags').where('image_id', '=', id).execute();
     await tx.deleteFrom('image_members').where('image_id', '=', id).execute();
   });
+}
+
+export interface NewImageFields {
+  id?: string;
+  name?: string | null;
+  visibility?: string;
+  protected?: boolean;
+  os_hidden?: boolean;
+  disk_format?: string | null;
+  container_format?: string | null;
+  min_disk?: number;
+  min_ram?: number;
+  owner?: string | null;
+  tags?: string[];
+  /** Extra properties (strings). */
+  properties?: Record<string, string | null>;
+}
+
+/** A new queued image record from validated fields. */
+export function newImageRecord(f: NewImageFields, owner: string | null): ImageRecord {
+  const now = new Date().toISOString();
+  return {
+    id: f.id ?? randomUUID(), name: f.name ?? null, status: 'queued', visibility: f.visibility ?? 'shared',
+    protected: f.protected ?? false, os_hidden: f.os_hidden ?? false,
+    checksum: null, os_hash_algo: null, os_hash_value: null, size: null, virtual_size: null,
+    disk_format: f.disk_format ?? null, container_format: f.container_format ?? null,
+    min_disk: f.min_disk ?? 0, min_ram: f.min_ram ?? 0, owner, properties: f.properties ?? {},
+    tags: [...new Set(f.tags ?? [])].sort(), members: [], location: null,
+    created_at: now, updated_at: now, deleted_at: null,
+  };
+}
+
+/** Inserts a new image; an id already taken (deleted images included) is a 409. */
+export async function createImageRecord(db: Db, rec: ImageRecord): Promise<ImageRecord> {
+  if (await loadImage(db, rec.id)) throw conflict(`Image with identifier ${rec.id} already exists!`);
+  try {
+    await insertImage(db, rec);
+  } catch (e) {
+    if (await loadImage(db, rec.id)) throw conflict(`Image with identifier ${rec.id} already exists!`);
+    throw e;
+  }
+  return rec;
 }
 
 // ---------------------------------------------------------------- listing

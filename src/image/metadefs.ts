@@ -4,11 +4,6 @@
 // schemas and the wire views live here; routes/metadefs.ts serves them.
 import type { JsonSchema } from './jsonschema.ts';
 
-/** The resource types a Glance catalog starts with (those its shipped metadefs name). */
-export const SEED_RESOURCE_TYPES = [
-  'OS::Glance::Image', 'OS::Cinder::Volume', 'OS::Nova::Flavor', 'OS::Nova::Aggregate', 'OS::Nova::Server', 'OS::Trove::Instance',
-];
-
 const PROPERTY_TYPES = ['array', 'boolean', 'integer', 'number', 'object', 'string', null];
 
 /** The fields of one property definition (Glance's definitions/property item). */

@@ -7,7 +7,6 @@
 // filter on them.
 import type { Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
-import { SEED_RESOURCE_TYPES } from './metadefs.ts';
 
 export interface ImageTables {
   image_images: {
@@ -56,6 +55,11 @@ export interface ImageTables {
 }
 
 const text = 'text' as const;
+
+/** The resource types a Glance metadefs catalog starts with (those its shipped definitions name). */
+const SEED_RESOURCE_TYPES = [
+  'OS::Glance::Image', 'OS::Cinder::Volume', 'OS::Nova::Flavor', 'OS::Nova::Aggregate', 'OS::Nova::Server', 'OS::Trove::Instance',
+];
 
 export const imageMigrations: Record<string, Migration> = {
   '0050_image': {

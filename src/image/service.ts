@@ -26,13 +26,14 @@ import { defaultImageConfig, type ImageConfig, type ImageContext } from './conte
 import * as data from './data.ts';
 import { renderImageError } from './http.ts';
 import {
-  canSee, listImages, loadImage, markDeleted, saveImage, type ImageListQuery, type ImageMember, type ImageRecord,
+  canSee, createImageRecord, listImages, loadImage, markDeleted, newImageRecord, saveImage,
+  type ImageListQuery, type ImageMember, type ImageRecord, type NewImageFields,
 } from './images.ts';
 import { firstError } from './jsonschema.ts';
 import { imageRules } from './policy.ts';
 import { dataRoutes } from './routes/data.ts';
 import { discoveryRoutes, PREFIX } from './routes/discovery.ts';
-import { createImageRecord, imagesRoutes, newImageRecord, type NewImageFields } from './routes/images.ts';
+import { imagesRoutes } from './routes/images.ts';
 import { membersRoutes } from './routes/members.ts';
 import { metadefRoutes } from './routes/metadefs.ts';
 import { IMAGE_SCHEMA } from './schemas.ts';
@@ -148,7 +149,7 @@ export function createImageService(deps: ImageDeps): ImageService {
       const { properties, ...attrs } = fields;
       const err = firstError(IMAGE_SCHEMA, { ...properties, ...attrs });
       if (err) throw new ApiError('BadRequest', `Provided object does not match schema 'image': ${err}`);
-      return createImageRecord(ictx, newImageRecord(fields, fields.owner));
+      return createImageRecord(ictx.db, newImageRecord(fields, fields.owner));
     },
     async uploadImageData(id, stream, sizeHint) {
       return data.uploadImageData(ictx, await live(id), stream, sizeHint);

@@ -2,7 +2,6 @@
 // reactivate, and tags. Checks follow Glance's order: the request body
 // (400/403 for read-only or reserved attributes), then policy, then the
 // image's state.
-import { randomUUID } from 'node:crypto';
 import { ApiError, badRequest, conflict, forbidden } from '../../common/errors.ts';
 import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
@@ -10,8 +9,8 @@ import type { ImageContext } from '../context.ts';
 import { deleteImageData } from '../data.ts';
 import { imageTargetLoader, noImage, renderImage, targetImage } from '../http.ts';
 import {
-  insertImage, isAdminCred, listImages, loadImage, markDeleted, QUOTAS, saveImage, setStatus,
-  type ImageListQuery, type ImageRecord,
+  createImageRecord, isAdminCred, listImages, loadImage, markDeleted, newImageRecord, QUOTAS, saveImage, setStatus,
+  type ImageListQuery, type ImageRecord, type NewImageFields,
 } from '../images.ts';
 import { firstError, pyRepr } from '../jsonschema.ts';
 import { IMAGE_SCHEMA } from '../schemas.ts';
@@ -57,22 +56,6 @@ function checkTagQuota(tags: string[]): void {
   }
 }
 
-export interface NewImageFields {
-  id?: string;
-  name?: string | null;
-  visibility?: string;
-  protected?: boolean;
-  os_hidden?: boolean;
-  disk_format?: string | null;
-  container_format?: string | null;
-  min_disk?: number;
-  min_ram?: number;
-  owner?: string | null;
-  tags?: string[];
-  /** Extra properties (strings). */
-  properties?: Record<string, string | null>;
-}
-
 /**
  * Validates a create body as Glance's deserializer does and splits it into
  * image attributes and extra properties. Throws 400/403/413.
@@ -104,32 +87,6 @@ export function parseCreateBody(body: unknown): NewImageFields {
   checkPropertyQuota(properties);
   fields.properties = properties;
   return fields;
-}
-
-/** A new queued image record from validated fields. */
-export function newImageRecord(f: NewImageFields, owner: string | null): ImageRecord {
-  const now = new Date().toISOString();
-  return {
-    id: f.id ?? randomUUID(), name: f.name ?? null, status: 'queued', visibility: f.visibility ?? 'shared',
-    protected: f.protected ?? false, os_hidden: f.os_hidden ?? false,
-    checksum: null, os_hash_algo: null, os_hash_value: null, size: null, virtual_size: null,
-    disk_format: f.disk_format ?? null, container_format: f.container_format ?? null,
-    min_disk: f.min_disk ?? 0, min_ram: f.min_ram ?? 0, owner, properties: f.properties ?? {},
-    tags: [...new Set(f.tags ?? [])].sort(), members: [], location: null,
-    created_at: now, updated_at: now, deleted_at: null,
-  };
-}
-
-/** Inserts a new image; an id already taken (deleted images included) is a 409. */
-export async function createImageRecord(ictx: ImageContext, rec: ImageRecord): Promise<ImageRecord> {
-  if (await loadImage(ictx.db, rec.id)) throw conflict(`Image with identifier ${rec.id} already exists!`);
-  try {
-    await insertImage(ictx.db, rec);
-  } catch (e) {
-    if (await loadImage(ictx.db, rec.id)) throw conflict(`Image with identifier ${rec.id} already exists!`);
-    throw e;
-  }
-  return rec;
 }
 
 // ------------------------------------------------------------------ patch
@@ -290,7 +247,7 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         const t = { project_id: owner, owner, visibility: fields.visibility ?? 'shared' };
         if (fields.visibility === 'public') rc.enforce('publicize_image', t);
         if (fields.visibility === 'community') rc.enforce('communitize_image', t);
-        const rec = await createImageRecord(ictx, newImageRecord(fields, owner ?? null));
+        const rec = await createImageRecord(ictx.db, newImageRecord(fields, owner ?? null));
         rc.reply.header('Location', `${rc.req.protocol}://${rc.req.headers.host ?? 'localhost'}${PREFIX}/v2/images/${rec.id}`);
         rc.reply.header('OpenStack-image-import-methods', ictx.config.importMethods.join(','));
         return renderImage(rec);
