@@ -11,6 +11,8 @@
 //   createImage(fields)       a queued image (e.g. a server snapshot), owner given
 //   uploadImageData(id, s)    streams data in, as PUT /v2/images/{id}/file: queued -> saving -> active
 //   openImageData(id)         a stream of the data of an active (or deactivated) image
+//   imageDataPath(id)         the local file of that data when the store keeps files on this
+//                             host (read it, never write or move it), else undefined
 //   updateImage(id, changes)  sets attributes and extra properties (null removes a property)
 //   deleteImage(id)           deletes the record and its data (protected images too)
 // Errors are ApiErrors carrying Glance's status and message.
@@ -77,6 +79,7 @@ export interface ImageService {
   createImage(fields: NewImageFields & { owner: string | null }): Promise<ImageRecord>;
   uploadImageData(id: string, stream: Readable, sizeHint?: number): Promise<ImageRecord>;
   openImageData(id: string): Readable;
+  imageDataPath(id: string): Promise<string | undefined>;
   updateImage(id: string, changes: ImageChanges): Promise<ImageRecord>;
   deleteImage(id: string): Promise<void>;
 }
@@ -164,6 +167,11 @@ export function createImageService(deps: ImageDeps): ImageService {
         src.pipe(out);
       }).catch((e) => out.destroy(e as Error));
       return out;
+    },
+    async imageDataPath(id) {
+      const img = await live(id);
+      if (!img.location || !ictx.store.localPath) return undefined;
+      return ictx.store.localPath(img.location);
     },
     async updateImage(id, changes) {
       const img = await live(id);

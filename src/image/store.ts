@@ -45,6 +45,8 @@ export interface ImageStore {
   delete(key: string): Promise<void>;
   /** Removes what an interrupted put left behind. */
   recover(): Promise<void>;
+  /** The local file holding the data under key, for stores that keep files on this host. */
+  localPath?(key: string): string;
 }
 
 export class TooLargeError extends Error {
@@ -142,6 +144,10 @@ export class FileStore implements ImageStore {
 
   open(key: string, range?: { start: number; end: number }): Readable {
     return createReadStream(this.path(key), range ? { start: range.start, end: range.end } : {});
+  }
+
+  localPath(key: string): string {
+    return this.path(key);
   }
 
   async size(key: string): Promise<number | undefined> {

@@ -163,6 +163,8 @@ test('in-process interface: create, upload, open, list, update, delete', async (
   for await (const chunk of images.openImageData(snap.id)) parts.push(chunk as Buffer);
   const back = Buffer.concat(parts);
   assert.ok(back.equals(archive));
+  const path = await images.imageDataPath(snap.id);
+  assert.ok(path && readFileSync(path).equals(archive), 'the local file of the data');
 
   const got = await images.getImage(snap.id);
   assert.equal(got?.properties.image_type, 'snapshot');
