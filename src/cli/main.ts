@@ -2,10 +2,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
 import { rotateKeys } from '../identity/tokens/keys.ts';
-import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type StratusOptions } from '../server/stratus.ts';
+import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
+import { buildBusybox, DEFAULT_AGENT_STATE_DIR, importDefaultImage, runAgent, superviseAgent, type AgentFlags } from '../agent/main.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
 
@@ -113,9 +115,11 @@ serverOptions(program.command('server').description('run the control-plane serve
   });
 
 serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
-  .action(async (f: ServerFlags) => {
+  .option('--no-agent', 'do not run a host agent beside the server')
+  .action(async (f: ServerFlags & { agent?: boolean }) => {
     const s = await startStratus({ ...toOptions(f), logLevel: f.logLevel });
     const { clouds, openrc } = writeClientConfig(resolve(f.dataDir), s.url, s.adminPassword);
+    const agent = await startLocalAgent(s, resolve(f.dataDir), f.agent !== false);
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
@@ -127,7 +131,47 @@ serverOptions(program.command('up').description('run the all-in-one cloud in the
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));
-    runUntilSignal(s.close);
+    runUntilSignal(async () => {
+      await agent?.stop();
+      await s.close();
+    });
+  });
+
+/**
+ * The all-in-one's host agent: imports the default busybox image once, then
+ * runs `stratus agent` as a supervised child (see src/agent/main.ts).
+ */
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean): Promise<{ stop(): Promise<void> } | null> {
+  if (!wanted) return null;
+  if (process.getuid?.() !== 0) {
+    s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
+    return null;
+  }
+  await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
+    .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
+  return superviseAgent({
+    cli: process.argv[1]!, log: s.logger,
+    args: ['--server', s.url, '--token-file', join(dataDir, 'agent-token'), '--state-dir', join(dataDir, 'agent'), '--hostname', hostname()],
+  });
+}
+
+program.command('agent').description('run a host agent (as root): registers this host, converges the servers placed on it, reports what it observes')
+  .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it)')
+  .option('--token-file <file>', 'file holding the agent token (the server keeps it in DATA_DIR/agent-token)', join(DEFAULT_DATA_DIR, 'agent-token'))
+  .option('--state-dir <dir>', 'directory for images, server disks and runc state', DEFAULT_AGENT_STATE_DIR)
+  .option('--hostname <name>', 'the host name this agent registers (default: the system host name)')
+  .option('--concurrency <n>', 'servers converged at once', (v) => Number(v), 8)
+  .option('--availability-zone <az>', 'availability zone of this host (default: the server\'s default zone)')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+  .action(async (f: AgentFlags) => {
+    await runAgent(f);
+  });
+
+const image = program.command('image').description('images');
+image.command('build-busybox').description('build the default busybox container image (an OCI layout tar) from Debian\'s busybox-static')
+  .requiredOption('--output <file>', 'where to write the OCI archive')
+  .action(async (f: { output: string }) => {
+    process.stdout.write(`${await buildBusybox(f.output)}\n`);
   });
 
 program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')

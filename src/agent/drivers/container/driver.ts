@@ -1,0 +1,433 @@
+// The container driver: runc over an overlayfs root per server.
+//
+// Per server, under STATE_DIR/servers/<id>/ (the directory is created first and
+// removed last, so it anchors everything else the server holds):
+//   state.json      what was applied: image, reboot/rebuild sequence numbers
+//   upper/ work/    the overlay's writable layer (the server's disk)
+//   rootfs/         the overlay mount: image layers (read-only) + upper
+//   config-drive/   openstack/latest/{meta_data.json,user_data,network_data.json,vendor_data.json},
+//                   bind-mounted read-only at /mnt/config inside the container
+//   config.json     the OCI runtime spec
+//   console.log     the container's stdout+stderr (O_APPEND; capped by the sweep)
+//   runc.log        runc's own log (errors of the last runc call)
+// plus, outside it: the network namespace /run/netns/st-<id> (loopback only
+// until networking lands), the runc state under STATE_DIR/runc/<id>, and the
+// cgroups /<cgroup parent>/<id> in every v1 hierarchy.
+//
+// Observation costs no fork: runc's state.json gives the init pid and start
+// time, /proc tells whether it lives, freezer.state whether it is paused.
+import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Logger } from 'pino';
+import { PowerState } from '../../../compute/schema.ts';
+import type { DesiredServer } from '../../../compute/engine/protocol.ts';
+import { Reverter } from '../../../common/revert.ts';
+import { run, runOk } from '../../exec.ts';
+import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
+import { PermanentError } from '../driver.ts';
+import { alive, deleteNetns, exists, isMountPoint, mountOverlay, NetnsBatcher, sleep, unmount } from './host.ts';
+import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
+import { buildSpec } from './spec.ts';
+import { ImageStore } from './store.ts';
+
+export interface ContainerDriverOptions {
+  stateDir: string;
+  log: Logger;
+  /** Downloads an image's bytes to a file. */
+  fetchImage(imageId: string, dest: string): Promise<void>;
+  /** cgroup parent of every container: /<parent>/<server id>. */
+  cgroupParent?: string;
+  /** Console log cap in bytes; the sweep keeps the newest half when it is exceeded. */
+  consoleCap?: number;
+  /** How long a soft stop or reboot waits before SIGKILL. */
+  stopTimeoutMs?: number;
+  runc?: string;
+}
+
+interface LocalState {
+  id: string;
+  image_id: string | null;
+  rebuild_seq: number;
+  reboot_seq: number;
+  launched: boolean;
+  config_drive_hash: string;
+  spec_hash: string;
+}
+
+type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
+
+const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
+
+export class ContainerDriver implements ComputeDriver {
+  readonly kinds = ['container'];
+  private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
+  private readonly images: ImageStore;
+  private readonly netns = new NetnsBatcher();
+  private readonly runcRoot: string;
+  private readonly serversDir: string;
+
+  constructor(o: ContainerDriverOptions) {
+    this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
+    this.images = new ImageStore(o.stateDir);
+    this.runcRoot = join(o.stateDir, 'runc');
+    this.serversDir = join(o.stateDir, 'servers');
+  }
+
+  // --- paths
+  private dir(id: string) {
+    if (!UUIDISH.test(id)) throw new Error(`bad server id ${id}`);
+    return join(this.serversDir, id);
+  }
+  netnsName(id: string) {
+    return `st-${id}`;
+  }
+  cgroupsPath(id: string) {
+    return `/${this.o.cgroupParent}/${id}`;
+  }
+  rootfs(id: string) {
+    return join(this.dir(id), 'rootfs');
+  }
+
+  async start(): Promise<void> {
+    for (const bin of [this.o.runc, 'ip', 'mount', 'getfattr', 'setfattr', 'mknod']) {
+      const r = await run('sh', ['-c', `command -v ${bin}`]);
+      if (r.code !== 0) throw new Error(`the container driver needs '${bin}' (Debian packages: runc iproute2 mount attr coreutils)`);
+    }
+    await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.runcRoot, { recursive: true, mode: 0o700 });
+    await this.images.init();
+    // runc containers with no server directory: a crash between directory removal and runc delete cannot
+    // happen (the directory goes last), but a state directory copied by hand could leave some.
+    for (const id of await fsp.readdir(this.runcRoot).catch(() => [] as string[])) {
+      if (!(await exists(join(this.serversDir, id)))) await this.removeContainer(id, true);
+    }
+  }
+
+  async capacity(): Promise<Capacity> {
+    const fs = await fsp.statfs(this.o.stateDir);
+    return { vcpus: availableParallelism(), memory_mb: Math.floor(totalmem() / 1048576), disk_gb: Math.floor((fs.blocks * fs.bsize) / 2 ** 30) };
+  }
+
+  async localServers(): Promise<string[]> {
+    return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
+  }
+
+  private async readState(id: string): Promise<LocalState | null> {
+    return fsp.readFile(join(this.dir(id), 'state.json'), 'utf8').then((t) => JSON.parse(t) as LocalState, () => null);
+  }
+
+  private async writeState(s: LocalState): Promise<void> {
+    const f = join(this.dir(s.id), 'state.json');
+    await fsp.writeFile(`${f}.tmp`, JSON.stringify(s));
+    await fsp.rename(`${f}.tmp`, f);
+  }
+
+  // --- runc
+  private runc(args: string[], o: { cwd?: string; stdout?: number; stderr?: number; id?: string; timeoutMs?: number } = {}) {
+    const log = o.id ? ['--log', join(this.dir(o.id), 'runc.log'), '--log-format', 'json'] : [];
+    return run(this.o.runc, ['--root', this.runcRoot, ...log, ...args], { cwd: o.cwd, stdout: o.stdout, stderr: o.stderr, timeoutMs: o.timeoutMs ?? 60_000 });
+  }
+
+  private async runcError(id: string, fallback: string): Promise<string> {
+    const text = await fsp.readFile(join(this.dir(id), 'runc.log'), 'utf8').catch(() => '');
+    const lines = text.trim().split('\n').reverse();
+    for (const l of lines) {
+      try {
+        const j = JSON.parse(l) as { level?: string; msg?: string };
+        if (j.level === 'error' && j.msg) return j.msg;
+      } catch { /* not json */ }
+    }
+    return fallback;
+  }
+
+  /** The container's status, read from runc's state file and /proc (no fork). */
+  private async status(id: string): Promise<{ status: Status; pid: number }> {
+    const dir = join(this.runcRoot, id);
+    const text = await fsp.readFile(join(dir, 'state.json'), 'utf8').catch(() => null);
+    if (text === null) return { status: (await exists(dir)) ? 'created' : 'missing', pid: 0 };
+    let st: { init_process_pid?: number; init_process_start?: number; cgroup_paths?: Record<string, string> };
+    try {
+      st = JSON.parse(text);
+    } catch {
+      return { status: 'created', pid: 0 };
+    }
+    const pid = st.init_process_pid ?? 0;
+    if (!(await alive(pid, Number(st.init_process_start ?? -1)))) return { status: 'stopped', pid: 0 };
+    if (await exists(join(dir, 'exec.fifo'))) return { status: 'created', pid };
+    const freezer = st.cgroup_paths?.freezer;
+    if (freezer) {
+      const f = await fsp.readFile(join(freezer, 'freezer.state'), 'utf8').catch(() => 'THAWED');
+      if (f.trim() !== 'THAWED') return { status: 'paused', pid };
+    }
+    return { status: 'running', pid };
+  }
+
+  private async waitDead(id: string, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const s = await this.status(id);
+      if (s.status === 'missing' || s.status === 'stopped') return true;
+      if (Date.now() >= until) return false;
+      await sleep(25);
+    }
+  }
+
+  /** Stops the container's processes (soft: its stop signal, then SIGKILL after the timeout) and deletes the runc container. */
+  private async removeContainer(id: string, hard: boolean, stopSignal = 'SIGTERM'): Promise<void> {
+    let s = await this.status(id);
+    if (s.status === 'missing') return;
+    if (s.status === 'paused') {
+      await this.runc(['resume', id]);
+      s = await this.status(id);
+    }
+    if (s.status === 'running' || s.status === 'created') {
+      if (!hard && s.status === 'running') {
+        await this.runc(['kill', id, stopSignal]);
+        if (!(await this.waitDead(id, this.o.stopTimeoutMs))) hard = true;
+      }
+      if (hard || s.status === 'created') {
+        await this.runc(['kill', '--all', id, 'KILL']);
+        await this.waitDead(id, 10_000);
+      }
+    }
+    const r = await this.runc(['delete', '--force', id]);
+    if (r.code !== 0 && (await this.status(id)).status !== 'missing') {
+      throw new Error(`runc delete ${id}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+    }
+  }
+
+  private async startContainer(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const fh = await fsp.open(join(dir, 'console.log'), 'a', 0o600);
+    try {
+      const r = await this.runc(['run', '-d', id], { cwd: dir, stdout: fh.fd, stderr: fh.fd, id });
+      if (r.code !== 0) {
+        const why = await this.runcError(id, `runc run exited ${r.code}`);
+        // a failed run can leave a half-created container behind
+        await this.runc(['delete', '--force', id]);
+        throw new Error(why);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // --- config drive
+  private async writeConfigDrive(d: DesiredServer, dir: string): Promise<void> {
+    const cd = d.config_drive;
+    const root = join(dir, 'config-drive');
+    const latest = join(root, 'openstack', 'latest');
+    await fsp.mkdir(latest, { recursive: true, mode: 0o755 });
+    const files: Array<[string, Buffer]> = [
+      // uuid first: the busybox init reads it with sed
+      ['meta_data.json', Buffer.from(JSON.stringify({ uuid: d.id, ...cd.meta_data }))],
+      ['network_data.json', Buffer.from(JSON.stringify(cd.network_data))],
+      ['vendor_data.json', Buffer.from(JSON.stringify(cd.vendor_data))],
+      ['vendor_data2.json', Buffer.from(JSON.stringify({}))],
+    ];
+    if (cd.user_data) files.push(['user_data', Buffer.from(cd.user_data, 'base64')]);
+    else await fsp.rm(join(latest, 'user_data'), { force: true });
+    for (const [name, data] of files) {
+      await fsp.writeFile(join(latest, `.${name}.tmp`), data, { mode: 0o644 });
+      await fsp.rename(join(latest, `.${name}.tmp`), join(latest, name));
+    }
+  }
+
+  // --- the converge step
+  async converge(d: DesiredServer): Promise<Observed> {
+    if (d.deleted) throw new Error('converge called for a deleted server');
+    if (!d.image) throw new PermanentError('a container server needs an image');
+    const id = d.id;
+    const dir = this.dir(id);
+    let st = await this.readState(id);
+    const revert = new Reverter();
+    if (!st) {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', spec_hash: '' };
+      await this.writeState(st);
+    }
+    const building = !st.launched;
+    if (building) revert.add(() => this.destroy(id));
+    try {
+      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
+        // rebuild: a fresh disk from the (new) image, same server
+        await this.removeContainer(id, true);
+        await unmount(this.rootfs(id));
+        await fsp.rm(join(dir, 'upper'), { recursive: true, force: true });
+        await fsp.rm(join(dir, 'work'), { recursive: true, force: true });
+        st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, spec_hash: '', config_drive_hash: '' };
+        await this.writeState(st);
+      }
+      const imageId = d.image.id;
+      const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
+        throw err instanceof ImageFormatError ? new PermanentError(`image ${imageId}: ${err.message}`) : err;
+      });
+      for (const sub of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, sub), { recursive: true, mode: 0o755 });
+      const cdHash = createHash('sha256').update(JSON.stringify(d.config_drive)).digest('hex');
+      if (cdHash !== st.config_drive_hash || !(await exists(join(dir, 'config-drive')))) {
+        await this.writeConfigDrive(d, dir);
+        st.config_drive_hash = cdHash;
+      }
+      const netnsPath = `/run/netns/${this.netnsName(id)}`;
+      await this.netns.ensure(this.netnsName(id));
+      await mountOverlay(this.rootfs(id), image.layerDirs, join(dir, 'upper'), join(dir, 'work'));
+      const spec = await buildSpec({ desired: d, image: image.config, rootfs: this.rootfs(id), netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
+        .catch((err: Error) => { throw new PermanentError(err.message); });
+      const specText = JSON.stringify(spec);
+      const specHash = createHash('sha256').update(specText).digest('hex');
+      if (specHash !== st.spec_hash || !(await exists(join(dir, 'config.json')))) {
+        await fsp.writeFile(join(dir, 'config.json'), specText);
+        st.spec_hash = specHash;
+      }
+      const stopSignal = image.config.config?.StopSignal || 'SIGTERM';
+      let s = (await this.status(id)).status;
+      if (d.reboot_seq !== st.reboot_seq) {
+        if (s !== 'missing') await this.removeContainer(id, d.reboot_type === 'HARD', stopSignal);
+        s = 'missing';
+        st.reboot_seq = d.reboot_seq;
+      }
+      await this.writeState(st);
+      const wantRunning = d.power !== 'stopped';
+      if (wantRunning) {
+        if (s === 'stopped' || s === 'created') {
+          await this.removeContainer(id, true);
+          s = 'missing';
+        }
+        if (s === 'missing') {
+          await this.startContainer(id);
+          s = 'running';
+        }
+        if (s === 'paused' && d.power === 'running') await runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
+        if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
+      } else if (s !== 'missing') {
+        await this.removeContainer(id, false, stopSignal);
+      }
+      if (!st.launched) {
+        st.launched = true;
+        await this.writeState(st);
+      }
+      revert.success();
+    } catch (err) {
+      await revert.fail();
+      throw err;
+    }
+    return (await this.observe(id, d.power))!;
+  }
+
+  async observe(id: string, desired?: string): Promise<Observed | null> {
+    if (!(await exists(this.dir(id)))) return null;
+    const s = (await this.status(id)).status;
+    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
+    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
+    return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
+  }
+
+  async destroy(id: string): Promise<void> {
+    const dir = this.dir(id);
+    await this.removeContainer(id, true);
+    await unmount(join(dir, 'rootfs'));
+    await deleteNetns(this.netnsName(id));
+    await this.removeCgroups(id);
+    if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /** runc delete removes the cgroups; this catches those a killed runc left behind. */
+  private async removeCgroups(id: string): Promise<void> {
+    const roots = await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[]);
+    for (const ctl of roots) {
+      const p = join('/sys/fs/cgroup', ctl, this.o.cgroupParent, id);
+      if (!(await exists(p))) continue;
+      for (let i = 0; i < 20; i++) {
+        const ok = await fsp.rmdir(p).then(() => true, () => false);
+        if (ok || !(await exists(p))) break;
+        await sleep(50);
+      }
+    }
+  }
+
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    const text = await fsp.readFile(join(this.dir(id), 'console.log'), 'utf8').catch(() => '');
+    if (lines === undefined || lines < 0) return text;
+    const all = text.split('\n');
+    if (all[all.length - 1] === '') all.pop();
+    return all.slice(Math.max(0, all.length - lines)).join('\n') + (all.length && lines > 0 ? '\n' : '');
+  }
+
+  async snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+    const st = await this.readState(id);
+    if (!st?.image_id) throw new Error(`server ${id} has no disk on this host`);
+    const imageId = st.image_id;
+    const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest));
+    const dir = this.dir(id);
+    const layerFile = this.images.tmpPath('snapshot-layer');
+    try {
+      // freeze the container while its upper directory is read, for a consistent disk
+      const before = (await this.status(id)).status;
+      if (before === 'running') await this.runc(['pause', id]);
+      let layer;
+      try {
+        layer = await buildLayerBlob(layerFile, (tar) => writeUpperLayer(join(dir, 'upper'), tar));
+      } finally {
+        if (before === 'running') await this.runc(['resume', id]);
+      }
+      const base = JSON.parse(image.configRaw) as Record<string, any>;
+      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const config = {
+        ...base,
+        created: now,
+        rootfs: { type: 'layers', diff_ids: [...(base.rootfs?.diff_ids ?? []), layer.diffId] },
+        history: [...(base.history ?? []), { created: now, created_by: `stratus snapshot of server ${id}` }],
+      };
+      const out = new PassThrough();
+      const writing = writeOciArchive(out, {
+        configRaw: Buffer.from(JSON.stringify(config)),
+        layers: [
+          ...image.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, read: fileRange(image.archive, l.offset, l.size) })),
+          { ...layer, read: fileRange(layerFile, 0, layer.size) },
+        ],
+        refName: 'latest',
+      }).catch((err: Error) => {
+        out.destroy(err);
+        throw err;
+      });
+      await Promise.all([upload(out), writing]);
+    } finally {
+      await fsp.rm(layerFile, { force: true });
+    }
+  }
+
+  async sweep(inUse: Set<string>): Promise<void> {
+    const images = new Set<string>();
+    for (const id of await this.localServers()) {
+      const st = await this.readState(id);
+      if (st?.image_id) images.add(st.image_id);
+      await this.capConsole(id);
+    }
+    void inUse;
+    await this.images.prune(images);
+  }
+
+  /** Keeps the newest half of a console log that outgrew the cap (the container appends with O_APPEND). */
+  private async capConsole(id: string): Promise<void> {
+    const file = join(this.dir(id), 'console.log');
+    const size = await fsp.stat(file).then((s) => s.size, () => 0);
+    if (size <= this.o.consoleCap) return;
+    const keep = Math.floor(this.o.consoleCap / 2);
+    const fh = await fsp.open(file, 'r+');
+    try {
+      const buf = Buffer.alloc(keep);
+      const { bytesRead } = await fh.read(buf, 0, keep, size - keep);
+      let tail = buf.subarray(0, bytesRead);
+      const nl = tail.indexOf(10);
+      if (nl >= 0 && nl < tail.length - 1) tail = tail.subarray(nl + 1);
+      await fh.truncate(0);
+      await fh.write(tail, 0, tail.length, 0);
+    } finally {
+      await fh.close();
+    }
+  }
+}

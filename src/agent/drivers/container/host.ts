@@ -1,0 +1,101 @@
+// Host plumbing for containers: network namespaces (batched through one
+// `ip -batch` per burst), overlay mounts, and process liveness read from /proc.
+import * as fsp from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { run, runOk } from '../../exec.ts';
+
+export const NETNS_DIR = '/run/netns';
+
+export async function exists(p: string): Promise<boolean> {
+  return fsp.lstat(p).then(() => true, () => false);
+}
+
+/**
+ * Creates network namespaces with loopback up. Requests arriving together are
+ * run as one `ip -force -batch -` (one fork for many servers); each name is
+ * then checked on its own.
+ */
+export class NetnsBatcher {
+  private pending: Array<{ name: string; resolve: () => void; reject: (e: Error) => void }> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly windowMs: number;
+  constructor(windowMs = 3) {
+    this.windowMs = windowMs;
+  }
+
+  async ensure(name: string): Promise<void> {
+    if (await exists(`${NETNS_DIR}/${name}`)) return;
+    await new Promise<void>((resolve, reject) => {
+      this.pending.push({ name, resolve, reject });
+      if (this.pending.length >= 64) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+    });
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    if (!batch.length) return;
+    const names = [...new Set(batch.map((b) => b.name))];
+    const script = names.map((n) => `netns add ${n}\nnetns exec ${n} ip link set lo up\n`).join('');
+    void run('ip', ['-force', '-batch', '-'], { input: script, timeoutMs: 60_000 }).then(async (r) => {
+      for (const b of batch) {
+        if (await exists(`${NETNS_DIR}/${b.name}`)) b.resolve();
+        else b.reject(new Error(`ip netns add ${b.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`));
+      }
+    }, (err: Error) => {
+      for (const b of batch) b.reject(err);
+    });
+  }
+}
+
+export async function deleteNetns(name: string): Promise<void> {
+  if (!(await exists(`${NETNS_DIR}/${name}`))) return;
+  const r = await run('ip', ['netns', 'del', name]);
+  if (r.code !== 0 && (await exists(`${NETNS_DIR}/${name}`))) {
+    // a stale file whose bind mount is already gone
+    await run('umount', [`${NETNS_DIR}/${name}`]);
+    await fsp.rm(`${NETNS_DIR}/${name}`, { force: true });
+    if (await exists(`${NETNS_DIR}/${name}`)) throw new Error(`ip netns del ${name}: ${r.stderr.trim()}`);
+  }
+}
+
+/** True when `path` is a mount point (its device differs from its parent's). */
+export async function isMountPoint(path: string): Promise<boolean> {
+  const [a, b] = await Promise.all([fsp.stat(path).catch(() => null), fsp.stat(dirname(path)).catch(() => null)]);
+  return !!a && !!b && (a.dev !== b.dev || a.ino === b.ino);
+}
+
+export async function mountOverlay(target: string, lowers: string[], upper: string, work: string): Promise<void> {
+  if (await isMountPoint(target)) return;
+  // Top layer first; an image with a single layer still needs a lowerdir.
+  const opts = `lowerdir=${[...lowers].reverse().join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off,metacopy=off`;
+  if (opts.length > 4000) throw new Error('the image has too many layers for one overlay mount');
+  await runOk('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
+}
+
+export async function unmount(target: string): Promise<void> {
+  for (let i = 0; i < 3 && (await isMountPoint(target)); i++) {
+    const r = await run('umount', [target]);
+    if (r.code !== 0 && i === 2) await runOk('umount', ['-l', target]);
+  }
+}
+
+/** Reads /proc/<pid>/stat: the state letter and the start time (clock ticks), or null when gone. */
+export async function procStat(pid: number): Promise<{ state: string; start: number } | null> {
+  const text = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (!text) return null;
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0]!, start: Number(rest[19]) };
+}
+
+/** True while the process that started at `start` is alive (zombies count as dead). */
+export async function alive(pid: number, start: number): Promise<boolean> {
+  if (!pid) return false;
+  const s = await procStat(pid);
+  return !!s && s.start === start && s.state !== 'Z' && s.state !== 'X';
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

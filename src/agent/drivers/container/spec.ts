@@ -1,0 +1,144 @@
+// The OCI runtime spec (config.json) of a server's container, written in TS
+// from the image config and the flavor: what `runc spec` gives, with Docker's
+// default capabilities, cgroup limits from the flavor, the server's own network
+// namespace, and its config drive mounted read-only.
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DesiredServer } from '../../../compute/engine/protocol.ts';
+import type { OciImageConfig } from './oci.ts';
+import { CONFIG_DRIVE_PATH } from './busybox.ts';
+
+/** Docker's default capability set (what images expect; CAP_NET_RAW for ping). */
+export const DEFAULT_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+/** RLIMIT_NOFILE for the container; must stay under the host's hard limit (20000 on these machines, no CAP_SYS_RESOURCE). */
+export const NOFILE_LIMIT = 16384;
+export const DEFAULT_PIDS_LIMIT = 1024;
+
+export interface Limits { memoryBytes: number; cpuShares: number; cpuQuota: number; cpuPeriod: number; pids: number }
+
+function intSpec(specs: Record<string, string>, key: string): number | undefined {
+  const v = specs[key];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** cgroup limits from the flavor, honouring Nova's libvirt `quota:` extra specs where they make sense. */
+export function limitsFor(flavor: DesiredServer['flavor']): Limits {
+  const specs = flavor.extraSpecs ?? {};
+  const vcpus = Math.max(1, flavor.vcpus);
+  const period = intSpec(specs, 'quota:cpu_period') ?? 100_000;
+  return {
+    memoryBytes: Math.max(4, flavor.ram) * 1024 * 1024,
+    cpuShares: intSpec(specs, 'quota:cpu_shares') ?? 1024 * vcpus,
+    cpuQuota: intSpec(specs, 'quota:cpu_quota') ?? vcpus * period,
+    cpuPeriod: period,
+    pids: intSpec(specs, 'stratus:pids_limit') ?? DEFAULT_PIDS_LIMIT,
+  };
+}
+
+interface IdUser { uid: number; gid: number; additionalGids?: number[] }
+
+async function readIdFile(rootfs: string, name: string): Promise<string[][]> {
+  const text = await fsp.readFile(join(rootfs, 'etc', name), 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+}
+
+/** Resolves an image's User ("name", "uid", "uid:gid", "name:group") against the image's /etc/passwd and /etc/group. */
+export async function resolveUser(rootfs: string, user: string | undefined): Promise<IdUser> {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u, g] = user.split(':', 2) as [string, string | undefined];
+  const passwd = await readIdFile(rootfs, 'passwd');
+  let uid: number;
+  let gid = 0;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const row = passwd.find((p) => p[2] === u);
+    if (row) gid = Number(row[3]);
+  } else {
+    const row = passwd.find((p) => p[0] === u);
+    if (!row) throw new Error(`the image's user '${u}' is not in its /etc/passwd`);
+    uid = Number(row[2]);
+    gid = Number(row[3]);
+  }
+  if (g !== undefined && g !== '') {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const row = (await readIdFile(rootfs, 'group')).find((p) => p[0] === g);
+      if (!row) throw new Error(`the image's group '${g}' is not in its /etc/group`);
+      gid = Number(row[2]);
+    }
+  }
+  return { uid, gid };
+}
+
+export interface SpecInput {
+  desired: DesiredServer;
+  image: OciImageConfig;
+  rootfs: string;
+  netnsPath: string;
+  cgroupsPath: string;
+  configDriveDir: string;
+}
+
+export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> {
+  const cfg = i.image.config ?? {};
+  const args = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
+  if (!args.length) throw new Error('the image has neither an entrypoint nor a command');
+  const env = [...(cfg.Env ?? [])];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${i.desired.hostname}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push('HOME=/root');
+  const user = await resolveUser(i.rootfs, cfg.User);
+  const limits = limitsFor(i.desired.flavor);
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user,
+      args,
+      env,
+      cwd: cfg.WorkingDir || '/',
+      capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, inheritable: [], ambient: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: NOFILE_LIMIT, soft: NOFILE_LIMIT }],
+      noNewPrivileges: false,
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname: i.desired.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      { destination: CONFIG_DRIVE_PATH, type: 'bind', source: i.configDriveDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+    ],
+    linux: {
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        memory: { limit: limits.memoryBytes, swap: limits.memoryBytes },
+        cpu: { shares: limits.cpuShares, quota: limits.cpuQuota, period: limits.cpuPeriod },
+        pids: { limit: limits.pids },
+      },
+      cgroupsPath: i.cgroupsPath,
+      namespaces: [
+        { type: 'pid' },
+        { type: 'network', path: i.netnsPath },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+      ],
+      maskedPaths: [
+        '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
+        '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}

@@ -1,0 +1,152 @@
+// Entry points of the agent for the CLI: `stratus agent` (run one), the
+// supervisor `stratus up` uses to run one agent beside the server, and the
+// default image import.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { Agent } from './agent.ts';
+import { AgentClient } from './client.ts';
+import { ContainerDriver } from './drivers/container/driver.ts';
+import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
+
+export interface AgentFlags {
+  server: string;
+  tokenFile: string;
+  stateDir: string;
+  hostname?: string;
+  concurrency?: number;
+  availabilityZone?: string;
+  cgroupParent?: string;
+  logLevel?: string;
+}
+
+export const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
+
+export function readToken(file: string): string {
+  const t = readFileSync(file, 'utf8').trim();
+  if (t.length < 32) throw new Error(`${file} does not hold an agent token`);
+  return t;
+}
+
+/** Builds an agent from flags (not started). */
+export function createAgent(f: AgentFlags, log: Logger): Agent {
+  const stateDir = resolve(f.stateDir);
+  const client = new AgentClient(f.server, readToken(f.tokenFile), f.hostname ?? osHostname());
+  const driver = new ContainerDriver({
+    stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent,
+    fetchImage: (id, dest) => client.downloadImage(id, dest),
+  });
+  return new Agent({ client, driver, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone });
+}
+
+/** `stratus agent`: runs until SIGTERM/SIGINT; containers keep running when it stops. */
+export async function runAgent(f: AgentFlags): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the agent runs containers: run it as root');
+  const log = pino({ level: f.logLevel ?? 'info', base: { service: 'stratus-agent' } });
+  await fsp.mkdir(resolve(f.stateDir), { recursive: true, mode: 0o700 });
+  const agent = createAgent(f, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'agent stopping; servers keep running');
+    agent.stop().then(() => process.exit(0), (err: Error) => {
+      log.error({ err: err.message }, 'agent stop failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await agent.start();
+}
+
+/**
+ * Runs `stratus agent` as a child process and restarts it when it dies (the
+ * all-in-one `up`). A child, not in-process: the data plane keeps its own
+ * process (a crash there does not take the APIs down, and the agent can be
+ * restarted alone, as on a multi-host cloud).
+ */
+export function superviseAgent(o: { cli: string; args: string[]; log: Logger }): { stop(): Promise<void>; pid(): number | undefined } {
+  let child: ChildProcess | null = null;
+  let stopped = false;
+  let delay = 500;
+  const startChild = () => {
+    if (stopped) return;
+    const started = Date.now();
+    child = spawn(process.execPath, [...process.execArgv, o.cli, 'agent', ...o.args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      child = null;
+      if (stopped) return;
+      if (Date.now() - started > 30_000) delay = 500;
+      o.log.warn({ code, signal, restartInMs: delay }, 'agent exited; restarting it');
+      setTimeout(startChild, delay);
+      delay = Math.min(delay * 2, 30_000);
+    });
+  };
+  startChild();
+  return {
+    pid: () => child?.pid,
+    async stop() {
+      stopped = true;
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      await new Promise<void>((resolveStop) => {
+        const t = setTimeout(() => c.kill('SIGKILL'), 60_000);
+        c.once('exit', () => {
+          clearTimeout(t);
+          resolveStop();
+        });
+        c.kill('SIGTERM');
+      });
+    },
+  };
+}
+
+/** `stratus image build-busybox --output F`. */
+export async function buildBusybox(output: string): Promise<string> {
+  const r = await buildBusyboxImage(resolve(output));
+  return `wrote ${resolve(output)} (${r.size} bytes, image ${r.configDigest})`;
+}
+
+/**
+ * First start of the all-in-one: imports the `busybox` image (public,
+ * container_format docker, disk_format raw) through the image API, once
+ * (DATA_DIR/busybox-imported remembers it, so an admin may delete it).
+ */
+export async function importDefaultImage(o: { url: string; adminPassword: string; dataDir: string; log: Logger }): Promise<string | null> {
+  const marker = join(o.dataDir, 'busybox-imported');
+  if (existsSync(marker)) return null;
+  await ensureBusyboxStatic();
+  const archive = join(o.dataDir, 'busybox.tar');
+  await buildBusyboxImage(archive);
+  try {
+    const auth = await fetch(`${o.url}/identity/v3/auth/tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: o.adminPassword } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } }),
+    });
+    const token = auth.headers.get('x-subject-token');
+    if (auth.status !== 201 || !token) throw new Error(`cannot log in as admin to import the busybox image (${auth.status})`);
+    const h = { 'x-auth-token': token };
+    const existing = await fetch(`${o.url}/image/v2/images?name=busybox`, { headers: h }).then((r) => r.json() as Promise<{ images?: Array<{ id: string; status: string }> }>);
+    let id = existing.images?.find((i) => i.status === 'active')?.id ?? null;
+    if (!id) {
+      const created = await fetch(`${o.url}/image/v2/images`, {
+        method: 'POST', headers: { ...h, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' }),
+      });
+      if (created.status !== 201) throw new Error(`creating the busybox image failed: ${created.status} ${await created.text()}`);
+      id = ((await created.json()) as { id: string }).id;
+      const data = await fsp.readFile(archive);
+      const up = await fetch(`${o.url}/image/v2/images/${id}/file`, { method: 'PUT', headers: { ...h, 'content-type': 'application/octet-stream' }, body: data });
+      if (up.status !== 204) throw new Error(`uploading the busybox image failed: ${up.status} ${await up.text()}`);
+      o.log.info({ image: id }, 'imported the default busybox image');
+    }
+    writeFileSync(marker, `${id}\n`);
+    return id;
+  } finally {
+    await fsp.rm(archive, { force: true });
+  }
+}

@@ -1,0 +1,304 @@
+// The scheduler: places servers waiting in task_state 'scheduling' on hosts.
+//
+// Plan, then claim (Nomad's shape). The plan runs in memory over one snapshot
+// of hosts, allocations and server groups: filters (host enabled and up, kind,
+// availability zone or forced host, earlier failed hosts, vCPU/RAM/disk with
+// allocation ratios, server group affinity/anti-affinity, same_host and
+// different_host hints), then weighers (free RAM, free vCPU, free disk: spread;
+// soft affinity/anti-affinity). The claim is one transaction per host that
+// first touches the host row (a row lock on PostgreSQL; SQLite runs
+// transactions one at a time), re-sums the host's allocations, and places each
+// planned server with a conditional UPDATE ... WHERE version = <planned> AND
+// task_state = 'scheduling' before inserting its allocation. Concurrent
+// schedulers (several replicas) can therefore never oversubscribe a host or
+// place a server twice; a lost race leaves the server to the next round.
+import type { Selectable } from 'kysely';
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.ts';
+import type { Tables } from '../../db/tables.ts';
+import { nowIso } from '../../common/ids.ts';
+
+type Server = Selectable<Tables['compute_servers']>;
+type Host = Selectable<Tables['compute_hosts']>;
+
+export interface SchedulerConfig {
+  /** Seconds without a heartbeat after which a host is down (Nova's service_down_time). */
+  serviceDownTime: number;
+  /** Build attempts per server, the first included (Nova's scheduler max_attempts). */
+  maxAttempts: number;
+  /** Servers placed per round. */
+  batchSize: number;
+  /** Weigher multipliers (Nova's ram/cpu/disk_weight_multiplier: positive spreads, negative packs). */
+  ramWeight: number;
+  cpuWeight: number;
+  diskWeight: number;
+  softAffinityWeight: number;
+  softAntiAffinityWeight: number;
+}
+
+export const defaultSchedulerConfig: SchedulerConfig = {
+  serviceDownTime: 60, maxAttempts: 3, batchSize: 500, ramWeight: 1, cpuWeight: 1, diskWeight: 1, softAffinityWeight: 1, softAntiAffinityWeight: 1,
+};
+
+export const NO_VALID_HOST = 'No valid host was found. There are not enough hosts available.';
+
+interface EmbeddedFlavor { vcpus: number; ram: number; disk: number; ephemeral?: number; swap?: number; extra_specs?: Record<string, string> }
+
+interface Usage { vcpus: number; memory_mb: number; disk_gb: number }
+interface Need extends Usage {}
+
+interface GroupInfo { policy: string; maxPerHost: number; hosts: Map<string, number> }
+
+export function hostKinds(h: { kinds: string }): string[] {
+  try {
+    const v = JSON.parse(h.kinds) as unknown;
+    if (Array.isArray(v)) return v.map(String);
+  } catch { /* comma list */ }
+  return h.kinds.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function hostIsUp(h: Host, downTimeSeconds: number, now = Date.now()): boolean {
+  return h.forced_down === 0 && now - Date.parse(h.last_seen_at) <= downTimeSeconds * 1000;
+}
+
+export function needOf(s: { flavor: string }): Need {
+  let f: EmbeddedFlavor;
+  try {
+    f = JSON.parse(s.flavor) as EmbeddedFlavor;
+  } catch {
+    f = { vcpus: 1, ram: 512, disk: 0 };
+  }
+  return { vcpus: f.vcpus ?? 0, memory_mb: f.ram ?? 0, disk_gb: (f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024) };
+}
+
+function parseList(t: string | null | undefined): string[] {
+  try {
+    const v = JSON.parse(t ?? '[]') as unknown;
+    return Array.isArray(v) ? v.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+function parseObj(t: string | null | undefined): Record<string, unknown> {
+  try {
+    const v = JSON.parse(t ?? '{}') as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+const asList = (v: unknown): string[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+export interface Placement { server: Server; host: Host }
+export interface Rejection { server: Server; reason: string }
+
+export class Scheduler {
+  private readonly db: Db;
+  private readonly log: Logger;
+  readonly config: SchedulerConfig;
+  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}) {
+    this.db = db;
+    this.log = log;
+    this.config = { ...defaultSchedulerConfig, ...config };
+  }
+
+  /** One round: plans and claims. Returns the hosts that got servers (to notify) and how many waited. */
+  async round(): Promise<{ placed: Map<string, number>; failed: number; waiting: number; lost: number }> {
+    const servers = await this.db.selectFrom('compute_servers').selectAll()
+      .where('task_state', '=', 'scheduling').where('deleted_at', 'is', null).where('host', 'is', null)
+      .orderBy('created_at').orderBy('launch_index').limit(this.config.batchSize).execute();
+    const placed = new Map<string, number>();
+    if (!servers.length) return { placed, failed: 0, waiting: 0, lost: 0 };
+    const { placements, rejections } = await this.plan(servers);
+    let lost = 0;
+    const byHost = new Map<string, Placement[]>();
+    for (const p of placements) {
+      const list = byHost.get(p.host.id) ?? [];
+      list.push(p);
+      byHost.set(p.host.id, list);
+    }
+    for (const list of byHost.values()) {
+      const n = await this.claim(list[0]!.host, list.map((p) => p.server));
+      lost += list.length - n;
+      if (n) placed.set(list[0]!.host.hostname, n);
+    }
+    for (const r of rejections) await this.fail(r.server, r.reason);
+    return { placed, failed: rejections.length, waiting: servers.length, lost };
+  }
+
+  /** Filters and weighs hosts for each server, in memory; servers placed earlier in the batch count. */
+  async plan(servers: Server[]): Promise<{ placements: Placement[]; rejections: Rejection[] }> {
+    const hosts = await this.db.selectFrom('compute_hosts').selectAll().orderBy('hostname').execute();
+    const usage = new Map<string, Usage>();
+    for (const h of hosts) usage.set(h.id, { vcpus: 0, memory_mb: 0, disk_gb: 0 });
+    const sums = await this.db.selectFrom('compute_allocations')
+      .select((eb) => ['host_id', eb.fn.sum<number>('vcpus').as('vcpus'), eb.fn.sum<number>('memory_mb').as('memory_mb'), eb.fn.sum<number>('disk_gb').as('disk_gb')])
+      .groupBy('host_id').execute();
+    for (const s of sums) {
+      const u = usage.get(s.host_id);
+      if (u) Object.assign(u, { vcpus: Number(s.vcpus ?? 0), memory_mb: Number(s.memory_mb ?? 0), disk_gb: Number(s.disk_gb ?? 0) });
+    }
+    const groups = await this.loadGroups(servers);
+    const hostsOfServers = await this.loadHintHosts(servers);
+    const now = Date.now();
+    const placements: Placement[] = [];
+    const rejections: Rejection[] = [];
+    const cfg = this.config;
+
+    for (const s of servers) {
+      const need = needOf(s);
+      const failedHosts = new Set(parseList(s.failed_hosts));
+      const hints = parseObj(s.scheduler_hints);
+      const forced = s.requested_host ?? null;
+      const group = s.server_group_id ? groups.get(s.server_group_id) : undefined;
+      const sameHost = asList(hints.same_host).map((id) => hostsOfServers.get(id)).filter((h): h is string => !!h);
+      const differentHost = new Set(asList(hints.different_host).map((id) => hostsOfServers.get(id)).filter((h): h is string => !!h));
+      const reasons = new Set<string>();
+      const candidates = hosts.filter((h) => {
+        const why = ((): string | null => {
+          if (h.status !== 'enabled') return 'ComputeFilter';
+          if (!hostIsUp(h, cfg.serviceDownTime, now)) return 'ComputeFilter';
+          if (!hostKinds(h).includes(s.kind)) return 'KindFilter';
+          if (forced && h.hostname !== forced) return 'ForcedHost';
+          if (s.availability_zone && h.availability_zone !== s.availability_zone) return 'AvailabilityZoneFilter';
+          if (failedHosts.has(h.hostname)) return 'RetryFilter';
+          const u = usage.get(h.id)!;
+          if (u.vcpus + need.vcpus > h.vcpus * h.cpu_allocation_ratio) return 'VCPU';
+          if (u.memory_mb + need.memory_mb > h.memory_mb * h.ram_allocation_ratio) return 'MEMORY_MB';
+          if (need.disk_gb > 0 && u.disk_gb + need.disk_gb > h.disk_gb * h.disk_allocation_ratio) return 'DISK_GB';
+          if (group?.policy === 'affinity' && group.hosts.size && !group.hosts.has(h.hostname)) return 'ServerGroupAffinityFilter';
+          if (group?.policy === 'anti-affinity' && (group.hosts.get(h.hostname) ?? 0) >= group.maxPerHost) return 'ServerGroupAntiAffinityFilter';
+          if (sameHost.length && !sameHost.includes(h.hostname)) return 'SameHostFilter';
+          if (differentHost.has(h.hostname)) return 'DifferentHostFilter';
+          return null;
+        })();
+        if (why) reasons.add(why);
+        return why === null;
+      });
+      if (!candidates.length) {
+        rejections.push({ server: s, reason: NO_VALID_HOST });
+        this.log.info({ server: s.id, filteredBy: [...reasons] }, 'no valid host');
+        continue;
+      }
+      const best = this.weigh(candidates, usage, need, group);
+      placements.push({ server: s, host: best });
+      const u = usage.get(best.id)!;
+      u.vcpus += need.vcpus;
+      u.memory_mb += need.memory_mb;
+      u.disk_gb += need.disk_gb;
+      if (group) group.hosts.set(best.hostname, (group.hosts.get(best.hostname) ?? 0) + 1);
+    }
+    return { placements, rejections };
+  }
+
+  private weigh(hosts: Host[], usage: Map<string, Usage>, need: Need, group: GroupInfo | undefined): Host {
+    if (hosts.length === 1) return hosts[0]!;
+    const cfg = this.config;
+    const norm = (vals: number[]) => {
+      const min = Math.min(...vals);
+      const max = Math.max(...vals);
+      return vals.map((v) => (max === min ? 0 : (v - min) / (max - min)));
+    };
+    const freeRam = norm(hosts.map((h) => h.memory_mb * h.ram_allocation_ratio - usage.get(h.id)!.memory_mb - need.memory_mb));
+    const freeCpu = norm(hosts.map((h) => h.vcpus * h.cpu_allocation_ratio - usage.get(h.id)!.vcpus - need.vcpus));
+    const freeDisk = norm(hosts.map((h) => h.disk_gb * h.disk_allocation_ratio - usage.get(h.id)!.disk_gb - need.disk_gb));
+    const members = norm(hosts.map((h) => group?.hosts.get(h.hostname) ?? 0));
+    let best = 0;
+    let bestScore = -Infinity;
+    hosts.forEach((_h, i) => {
+      let score = cfg.ramWeight * freeRam[i]! + cfg.cpuWeight * freeCpu[i]! + cfg.diskWeight * freeDisk[i]!;
+      if (group?.policy === 'soft-affinity') score += cfg.softAffinityWeight * members[i]! * 10;
+      if (group?.policy === 'soft-anti-affinity') score -= cfg.softAntiAffinityWeight * members[i]! * 10;
+      if (score > bestScore) {
+        bestScore = score;
+        best = i;
+      }
+    });
+    return hosts[best]!;
+  }
+
+  private async loadGroups(servers: Server[]): Promise<Map<string, GroupInfo>> {
+    const ids = [...new Set(servers.map((s) => s.server_group_id).filter((g): g is string => !!g))];
+    const out = new Map<string, GroupInfo>();
+    if (!ids.length) return out;
+    const rows = await this.db.selectFrom('compute_server_groups').select(['id', 'policy', 'rules']).where('id', 'in', ids).execute();
+    for (const g of rows) {
+      const max = Number(parseObj(g.rules).max_server_per_host ?? 1);
+      out.set(g.id, { policy: g.policy, maxPerHost: Number.isInteger(max) && max > 0 ? max : 1, hosts: new Map() });
+    }
+    const members = await this.db.selectFrom('compute_server_group_members as m')
+      .innerJoin('compute_servers as s', 's.id', 'm.server_id')
+      .select(['m.group_id', 's.host']).where('m.group_id', 'in', ids).where('s.deleted_at', 'is', null).where('s.host', 'is not', null).execute();
+    for (const m of members) {
+      const g = out.get(m.group_id);
+      if (g && m.host) g.hosts.set(m.host, (g.hosts.get(m.host) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /** Hosts of the servers named in same_host / different_host hints. */
+  private async loadHintHosts(servers: Server[]): Promise<Map<string, string>> {
+    const ids = new Set<string>();
+    for (const s of servers) {
+      const hints = parseObj(s.scheduler_hints);
+      for (const id of [...asList(hints.same_host), ...asList(hints.different_host)]) ids.add(id);
+    }
+    const out = new Map<string, string>();
+    if (!ids.size) return out;
+    const rows = await this.db.selectFrom('compute_servers').select(['id', 'host']).where('id', 'in', [...ids]).where('deleted_at', 'is', null).execute();
+    for (const r of rows) if (r.host) out.set(r.id, r.host);
+    return out;
+  }
+
+  /** Claims `servers` on `host` in one transaction; returns how many were placed. */
+  async claim(host: Host, servers: Server[]): Promise<number> {
+    const now = nowIso();
+    return this.db.transaction().execute(async (tx) => {
+      // Serialises claims on this host: the UPDATE takes the row's lock on PostgreSQL until commit.
+      const h = await tx.updateTable('compute_hosts').set((eb) => ({ vcpus: eb.ref('vcpus') })).where('id', '=', host.id)
+        .returningAll().executeTakeFirst();
+      if (!h) return 0;
+      const sum = await tx.selectFrom('compute_allocations')
+        .select((eb) => [eb.fn.sum<number>('vcpus').as('vcpus'), eb.fn.sum<number>('memory_mb').as('memory_mb'), eb.fn.sum<number>('disk_gb').as('disk_gb')])
+        .where('host_id', '=', h.id).executeTakeFirst();
+      const used = { vcpus: Number(sum?.vcpus ?? 0), memory_mb: Number(sum?.memory_mb ?? 0), disk_gb: Number(sum?.disk_gb ?? 0) };
+      let placed = 0;
+      for (const s of servers) {
+        const need = needOf(s);
+        if (used.vcpus + need.vcpus > h.vcpus * h.cpu_allocation_ratio) continue;
+        if (used.memory_mb + need.memory_mb > h.memory_mb * h.ram_allocation_ratio) continue;
+        if (need.disk_gb > 0 && used.disk_gb + need.disk_gb > h.disk_gb * h.disk_allocation_ratio) continue;
+        const r = await tx.updateTable('compute_servers')
+          .set({
+            host: h.hostname, task_state: 'spawning', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
+            availability_zone: s.availability_zone ?? h.availability_zone, updated_at: now,
+          })
+          .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) continue;
+        await tx.deleteFrom('compute_allocations').where('server_id', '=', s.id).execute();
+        await tx.insertInto('compute_allocations').values({ server_id: s.id, host_id: h.id, ...need }).execute();
+        used.vcpus += need.vcpus;
+        used.memory_mb += need.memory_mb;
+        used.disk_gb += need.disk_gb;
+        placed++;
+      }
+      return placed;
+    });
+  }
+
+  /** A server no host can take: ERROR with Nova's NoValidHost fault. */
+  async fail(s: Server, message: string, details = ''): Promise<boolean> {
+    const now = nowIso();
+    const r = await this.db.updateTable('compute_servers')
+      .set({
+        vm_state: 'error', task_state: null, host: null, power_state: 0, version: s.version + 1, updated_at: now,
+        fault: JSON.stringify({ code: 500, message, details: details || message, created: now }),
+      })
+      .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+}
