@@ -17,7 +17,7 @@
 //   deleteImage(id)           deletes the record and its data (protected images too)
 // Errors are ApiErrors carrying Glance's status and message.
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError, conflict, notFound } from '../common/errors.ts';
@@ -84,6 +84,14 @@ export interface ImageService {
   deleteImage(id: string): Promise<void>;
 }
 
+/** Whether a parsed JSON value holds a NUL character in a string or key. */
+function hasNul(v: unknown, depth = 0): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (depth > 32 || v === null || typeof v !== 'object' || v instanceof Readable) return false;
+  if (Array.isArray(v)) return v.some((x) => hasNul(x, depth + 1));
+  return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x, depth + 1));
+}
+
 const JSON_PATCH_TYPES = ['application/openstack-images-v2.0-json-patch', 'application/openstack-images-v2.1-json-patch'];
 
 export function createImageService(deps: ImageDeps): ImageService {
@@ -119,6 +127,10 @@ export function createImageService(deps: ImageDeps): ImageService {
         if (type !== 'application/octet-stream' && hasBody) {
           throw new ApiError('UnsupportedMediaType', `Invalid content type ${type || 'None'}`);
         }
+      });
+      // NUL characters cannot be stored (PostgreSQL text refuses them): refuse them in paths, queries and JSON bodies.
+      app.addHook('preHandler', async (req) => {
+        if (req.url.includes('%00') || hasNul(req.body)) throw new ApiError('BadRequest', 'Invalid input: NUL characters are not allowed.');
       });
       app.addContentTypeParser(JSON_PATCH_TYPES, { parseAs: 'string' }, (_req, body, done) => {
         const text = String(body);

@@ -226,8 +226,10 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
       target: (rc) => ({ project_id: rc.cred?.projectId }),
       async handler(rc) {
         const b = validate(NS_SCHEMA, rc.body, 'namespace', ['self', 'schema', 'created_at', 'updated_at']);
-        for (const o of (b.objects ?? []) as Array<Record<string, unknown>>) {
-          if (!o.name) throw badRequest("Provided object does not match schema 'namespace': 'name' is a required property");
+        for (const list of ['objects', 'resource_type_associations', 'tags'] as const) {
+          for (const o of (b[list] ?? []) as Array<Record<string, unknown>>) {
+            if (!o.name) throw badRequest(`Provided object does not match schema 'namespace': 'name' is a required property of each of ${list}`);
+          }
         }
         const name = b.namespace as string;
         if (await getNs(db, name)) throw conflict(`A metadata definition namespace with name=${name} already exists.`);
@@ -267,7 +269,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         if (b.properties) out.properties = b.properties;
         if (b.objects) out.objects = b.objects;
         if (b.tags) out.tags = b.tags;
-        rc.reply.header('Location', `/v2/metadefs/namespaces/${name}`);
+        rc.reply.header('Location', `/v2/metadefs/namespaces/${encodeURIComponent(name)}`);
         return out;
       },
     },

@@ -294,6 +294,11 @@ test('create: bad input gets Glance errors', async () => {
   }
   const raw = await cloud.call('POST', '/image/v2/images', { token: a.token, raw: '{oops', headers: { 'Content-Type': 'application/json' } });
   assert.equal(raw.status, 400);
+  for (const bad of ['"string"', '[]', JSON.stringify({ name: 'a\u0000b' }), JSON.stringify({ ['k\u0000']: 'v' })]) {
+    const r = await cloud.call('POST', '/image/v2/images', { token: a.token, raw: bad, headers: { 'Content-Type': 'application/json' } });
+    assert.equal(r.status, 400, bad);
+  }
+  assert.equal((await img('GET', '/images?name=%00')).status, 400, 'NUL characters are refused, never stored');
   const many: Record<string, string> = {};
   for (let i = 0; i < 129; i++) many[`p${i}`] = 'v';
   assert.equal((await cloud.call('POST', '/image/v2/images', { token: a.token, body: many })).status, 413);
