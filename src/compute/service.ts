@@ -10,7 +10,13 @@ import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from '.
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
 import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
+import { infraRoutes } from './api/infra.ts';
+import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
+import { miscRoutes } from './api/misc.ts';
+import { quotaRoutes } from './api/quotas.ts';
+import { serverGroupRoutes } from './api/server-groups.ts';
+import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
@@ -50,6 +56,12 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...serverMetadataRoutes(ctx),
     ...serverTagRoutes(ctx),
     ...instanceActionRoutes(ctx),
+    ...quotaRoutes(ctx),
+    ...infraRoutes(ctx),
+    ...serverGroupRoutes(ctx),
+    ...usageRoutes(ctx),
+    ...imageProxyRoutes(ctx),
+    ...miscRoutes(ctx),
   ];
   return {
     services: [

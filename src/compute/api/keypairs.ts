@@ -129,7 +129,7 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         let id: number;
         try {
           id = await claimTransaction(db, async (tx) => {
-            const limit = (await projectLimits(tx, rc.cred!.projectId ?? '')).key_pairs;
+            const limit = (await projectLimits(tx, rc.cred!.projectId ?? '', userId)).key_pairs;
             if (limit >= 0 && (await countOf(tx, 'key_pairs', userId)) + 1 > limit) throw forbidden('Quota exceeded, too many key pairs.');
             const r = await tx.insertInto('compute_keypairs').values(row).returning('id').executeTakeFirstOrThrow();
             return Number(r.id);

@@ -1,7 +1,7 @@
 // Compute quotas: limits per project (defaults overridden in compute_quotas),
 // usage counted from the live rows, and checks that run inside the
 // transaction that creates what they count.
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { ApiError } from '../../common/errors.ts';
 import type { Db } from '../../db/database.ts';
 import { isPostgres } from '../../db/migration-helpers.ts';
@@ -30,10 +30,18 @@ export const QUOTA_RESOURCES = Object.keys(QUOTA_DEFAULTS) as QuotaResource[];
 export type Limits = Record<QuotaResource, number>;
 type Executor = Db | Transaction<Tables>;
 
-export async function projectLimits(db: Executor, projectId: string): Promise<Limits> {
-  const rows = await db.selectFrom('compute_quotas').select(['resource', 'hard_limit']).where('project_id', '=', projectId).execute();
+/**
+ * The limits that apply to a project (and to a user in it): the built-in
+ * defaults, overridden by the 'default' quota class, the project's own limits
+ * and the user's limits within the project.
+ */
+export async function projectLimits(db: Executor, projectId: string, userId?: string): Promise<Limits> {
+  const keys = ['__class__/default', projectId, ...(userId ? [`${projectId}/${userId}`] : [])];
+  const rows = await db.selectFrom('compute_quotas').select(['project_id', 'resource', 'hard_limit']).where('project_id', 'in', keys).execute();
   const out = { ...QUOTA_DEFAULTS } as Limits;
-  for (const r of rows) if (r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
+  for (const key of keys) {
+    for (const r of rows) if (r.project_id === key && r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
+  }
   return out;
 }
 
@@ -96,4 +104,3 @@ export async function claimTransaction<T>(db: Db, fn: (tx: Transaction<Tables>) 
   }
 }
 
-export { sql };

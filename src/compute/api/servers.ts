@@ -303,7 +303,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
 
   const created = await claimTransaction(ctx.db, async (tx) => {
     // quotas: instances, cores and ram for as many servers as fit between min and max
-    const limits = await projectLimits(tx, projectId);
+    const limits = await projectLimits(tx, projectId, cred.userId);
     if (Object.keys(metadata).length > limits.metadata_items && limits.metadata_items >= 0) {
       throw quotaMessage(overQuota(['metadata_items'], [Object.keys(metadata).length], [0], [limits.metadata_items]));
     }

@@ -1,0 +1,218 @@
+// /limits, /os-quota-sets/{project_id}[/detail|/defaults] and
+// /os-quota-class-sets/{class}: limits per project (and per user in a project),
+// default limits, and usage counted from the live rows.
+import { badRequest, forbidden } from '../../common/errors.ts';
+import type { Db } from '../../db/database.ts';
+import type { Route, RouteContext } from '../../http/service.ts';
+import { getProject } from '../../identity/lookup.ts';
+import type { ComputeContext } from './context.ts';
+import { boolFrom, mv, q, strictQuery } from './http.ts';
+import { isComputeAdmin } from './policy.ts';
+import { countOf, projectLimits, QUOTA_DEFAULTS, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
+
+/** Rows of compute_quotas: a project's limits, a user's within it (project/user), and the default class. */
+const userKey = (projectId: string, userId: string) => `${projectId}/${userId}`;
+const classKey = (name: string) => `__class__/${name}`;
+
+async function overrides(db: Db, key: string): Promise<Partial<Limits>> {
+  const rows = await db.selectFrom('compute_quotas').select(['resource', 'hard_limit']).where('project_id', '=', key).execute();
+  return Object.fromEntries(rows.filter((r) => r.resource in QUOTA_DEFAULTS).map((r) => [r.resource, r.hard_limit]));
+}
+
+/** The default limits: the built-in ones, overridden by the 'default' quota class. */
+export async function defaultLimits(db: Db): Promise<Limits> {
+  return { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey('default'))) } as Limits;
+}
+
+export const limitsFor = (db: Db, projectId: string, userId?: string): Promise<Limits> => projectLimits(db, projectId, userId);
+
+/** What a project (or a user in it) uses of each resource. */
+export async function usageFor(db: Db, projectId: string, userId?: string): Promise<Record<QuotaResource, number>> {
+  const servers = await serverUsage(db, projectId);
+  const keyPairs = userId ? await countOf(db, 'key_pairs', userId) : 0;
+  const groups = await countOf(db, 'server_groups', projectId);
+  const out = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, 0])) as Record<QuotaResource, number>;
+  Object.assign(out, { instances: servers.instances, cores: servers.cores, ram: servers.ram, key_pairs: keyPairs, server_groups: groups });
+  return out;
+}
+
+/** Resources shown at a microversion: network proxies go at 2.36, injected files at 2.57. */
+function shown(rc: RouteContext): QuotaResource[] {
+  const v = mv(rc);
+  let hidden: string[] = [];
+  if (v.ge('2.36')) hidden = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
+  if (v.ge('2.57')) hidden = [...hidden, 'injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
+  return QUOTA_RESOURCES.filter((r) => !hidden.includes(r));
+}
+
+async function checkProject(ctx: ComputeContext, id: string): Promise<void> {
+  if (!(await getProject(ctx.db, id))) throw badRequest(`Project ID ${id} is not a valid project.`);
+}
+
+/** Parses an update body: known resources only (per microversion), integers >= -1, and `force`. */
+function parseUpdate(rc: RouteContext, key: 'quota_set' | 'quota_class_set', allowed: QuotaResource[]): { values: Partial<Limits>; force: boolean } {
+  const body = rc.body as Record<string, unknown> | undefined;
+  if (!body || typeof body !== 'object' || Object.keys(body).some((k) => k !== key) || !body[key] || typeof body[key] !== 'object') {
+    throw badRequest(`Invalid input for field/attribute ${key}. '${key}' is a required property`);
+  }
+  const set = body[key] as Record<string, unknown>;
+  const values: Partial<Limits> = {};
+  let force = false;
+  for (const [k, raw] of Object.entries(set)) {
+    if (k === 'force' && key === 'quota_set') {
+      try {
+        force = boolFrom(raw, true);
+      } catch {
+        throw badRequest(`Invalid input for field/attribute force. Value: ${String(raw)}.`);
+      }
+      continue;
+    }
+    if (!allowed.includes(k as QuotaResource)) throw badRequest(`Invalid input for field/attribute ${key}. Additional properties are not allowed ('${k}' was unexpected)`);
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isInteger(n) || n < -1 || n > 2147483647) throw badRequest(`Invalid input for field/attribute ${k}. Value: ${String(raw)}. ${String(raw)} is not a valid quota limit (an integer from -1 to 2147483647)`);
+    values[k as QuotaResource] = n;
+  }
+  return { values, force };
+}
+
+async function saveLimits(db: Db, key: string, values: Partial<Limits>): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    for (const [resource, hard_limit] of Object.entries(values) as Array<[string, number]>) {
+      const r = await tx.updateTable('compute_quotas').set({ hard_limit }).where('project_id', '=', key).where('resource', '=', resource).executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) await tx.insertInto('compute_quotas').values({ project_id: key, resource, hard_limit }).execute();
+    }
+  });
+}
+
+const pick = (l: Record<string, number>, keys: QuotaResource[]) => Object.fromEntries(keys.map((k) => [k, l[k]]));
+
+export function quotaRoutes(ctx: ComputeContext): Route[] {
+  const db = ctx.db;
+  const projectTarget = (rc: RouteContext) => ({ project_id: rc.params.project_id });
+  const userOf = (rc: RouteContext) => q(rc, 'user_id') || undefined;
+  const strict = (rc: RouteContext, allowed: string[]) => { if (mv(rc).ge('2.75')) strictQuery(rc, allowed); };
+  return [
+    {
+      method: 'GET', path: '/v2.1/limits', rule: 'os_compute_api:limits',
+      async handler(rc) {
+        const v = mv(rc);
+        strict(rc, ['tenant_id']);
+        let projectId = rc.cred!.projectId ?? '';
+        const other = q(rc, 'tenant_id');
+        if (other) {
+          if (!isComputeAdmin(rc.cred)) throw forbidden(`Policy doesn't allow os_compute_api:limits:other_project to be performed.`);
+          projectId = other;
+        }
+        const limits = await limitsFor(db, projectId);
+        const used = await usageFor(db, projectId);
+        const names: Array<[QuotaResource, string]> = [['ram', 'maxTotalRAMSize'], ['instances', 'maxTotalInstances'], ['cores', 'maxTotalCores'],
+          ['key_pairs', 'maxTotalKeypairs'], ['floating_ips', 'maxTotalFloatingIps'], ['metadata_items', 'maxServerMeta'], ['metadata_items', 'maxImageMeta'],
+          ['injected_files', 'maxPersonality'], ['injected_file_content_bytes', 'maxPersonalitySize'], ['security_groups', 'maxSecurityGroups'],
+          ['security_group_rules', 'maxSecurityGroupRules'], ['server_groups', 'maxServerGroups'], ['server_group_members', 'maxServerGroupMembers']];
+        let filtered: string[] = [];
+        if (v.ge('2.36')) filtered = ['floating_ips', 'security_groups', 'security_group_rules'];
+        if (v.ge('2.57')) filtered = [...filtered, 'injected_files', 'injected_file_content_bytes'];
+        const absolute: Record<string, number> = {};
+        for (const [r, name] of names) {
+          if (filtered.includes(r) || (name === 'maxImageMeta' && v.ge('2.39'))) continue;
+          absolute[name] = limits[r];
+        }
+        const usedNames: Array<[string, QuotaResource]> = [['totalRAMUsed', 'ram'], ['totalCoresUsed', 'cores'], ['totalInstancesUsed', 'instances'],
+          ['totalFloatingIpsUsed', 'floating_ips'], ['totalSecurityGroupsUsed', 'security_groups'], ['totalServerGroupsUsed', 'server_groups']];
+        for (const [name, r] of usedNames) if (!filtered.includes(r)) absolute[name] = used[r];
+        return { limits: { rate: [], absolute } };
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:show', target: projectTarget,
+      async handler(rc) {
+        strict(rc, ['user_id']);
+        const id = rc.params.project_id!;
+        await checkProject(ctx, id);
+        return { quota_set: { id, ...pick(await limitsFor(db, id, userOf(rc)), shown(rc)) } };
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/os-quota-sets/:project_id/detail', rule: 'os_compute_api:os-quota-sets:show', target: projectTarget,
+      async handler(rc) {
+        strict(rc, ['user_id']);
+        const id = rc.params.project_id!;
+        await checkProject(ctx, id);
+        const user = userOf(rc);
+        const limits = await limitsFor(db, id, user);
+        const used = await usageFor(db, id, user ?? (rc.cred!.projectId === id ? rc.cred!.userId : undefined));
+        const out: Record<string, unknown> = { id };
+        for (const r of shown(rc)) out[r] = { limit: limits[r], in_use: used[r], reserved: 0 };
+        return { quota_set: out };
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/os-quota-sets/:project_id/defaults', rule: 'os_compute_api:os-quota-sets:defaults', target: projectTarget,
+      async handler(rc) {
+        const id = rc.params.project_id!;
+        await checkProject(ctx, id);
+        return { quota_set: { id, ...pick(await defaultLimits(db), shown(rc)) } };
+      },
+    },
+    {
+      method: 'PUT', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:update', target: projectTarget,
+      async handler(rc) {
+        strict(rc, ['user_id']);
+        const id = rc.params.project_id!;
+        const { values, force } = parseUpdate(rc, 'quota_set', shown(rc));
+        await checkProject(ctx, id);
+        const user = userOf(rc);
+        if (!force) {
+          const used = await usageFor(db, id, user);
+          const projectLimits = user ? await limitsFor(db, id) : undefined;
+          for (const [r, limit] of Object.entries(values) as Array<[QuotaResource, number]>) {
+            if (limit !== -1 && limit < used[r]) throw badRequest(`Quota limit ${limit} for ${r} must be greater than or equal to already used and reserved ${used[r]}.`);
+            if (projectLimits && projectLimits[r] !== -1 && (limit === -1 || limit > projectLimits[r])) {
+              throw badRequest(`Quota limit ${limit} for ${r} must be less than or equal to ${projectLimits[r]}.`);
+            }
+          }
+        }
+        await saveLimits(db, user ? userKey(id, user) : id, values);
+        return { quota_set: pick(await limitsFor(db, id, user), shown(rc)) };
+      },
+    },
+    {
+      method: 'DELETE', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:delete', target: projectTarget, status: 202,
+      async handler(rc) {
+        strict(rc, ['user_id']);
+        const id = rc.params.project_id!;
+        const user = userOf(rc);
+        if (user) await db.deleteFrom('compute_quotas').where('project_id', '=', userKey(id, user)).execute();
+        else await db.deleteFrom('compute_quotas').where((eb) => eb.or([eb('project_id', '=', id), eb('project_id', 'like', `${id}/%`)])).execute();
+      },
+    },
+    {
+      method: 'GET', path: '/v2.1/os-quota-class-sets/:class', rule: 'os_compute_api:os-quota-sets:update',
+      async handler(rc) {
+        const name = rc.params.class!;
+        const limits = { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey(name))) } as Limits;
+        return { quota_class_set: { id: name, ...pick(limits, classShown(rc)) } };
+      },
+    },
+    {
+      method: 'PUT', path: '/v2.1/os-quota-class-sets/:class', rule: 'os_compute_api:os-quota-sets:update',
+      async handler(rc) {
+        const name = rc.params.class!;
+        if (!/^[a-zA-Z0-9_. -]{1,255}$/.test(name)) throw badRequest(`Invalid quota class name ${name}.`);
+        const { values } = parseUpdate(rc, 'quota_class_set', classShown(rc));
+        await saveLimits(db, classKey(name), values);
+        const limits = { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey(name))) } as Limits;
+        return { quota_class_set: pick(limits, classShown(rc)) };
+      },
+    },
+  ];
+}
+
+/** Quota class sets drop the network proxies at 2.50 and injected files at 2.57. */
+function classShown(rc: RouteContext): QuotaResource[] {
+  const v = mv(rc);
+  let hidden: string[] = [];
+  if (v.ge('2.50')) hidden = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
+  if (v.ge('2.57')) hidden = [...hidden, 'injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
+  return QUOTA_RESOURCES.filter((r) => !hidden.includes(r));
+}
