@@ -43,9 +43,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     config: { ...defaultComputeConfig, ...deps.config },
   };
   // Instance action events finish as the agents report the work done.
-  const hook = (engine as unknown as { onServersChanged?: (fn: (rows: ServerRow[]) => Promise<void>) => void }).onServersChanged;
-  hook?.call(engine, async (rows) => {
-    for (const r of rows) await settleEvents(deps.db, r);
+  engine.onServersChanged(async (rows) => {
+    for (const r of rows) await settleEvents(deps.db, r as ServerRow);
   });
   const routes = [
     ...versionRoutes(),

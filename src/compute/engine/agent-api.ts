@@ -35,6 +35,9 @@ const HostInfoBody = Type.Object({
   host_ip: Type.Optional(Type.String({ maxLength: 64 })),
   version: Type.String({ maxLength: 64 }),
   availability_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  cpu_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10000 })),
+  ram_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
+  disk_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
 }, { additionalProperties: true });
 
 const WatchBody = Type.Object({

@@ -188,6 +188,9 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
         kinds, vcpus: info.vcpus, memory_mb: info.memory_mb, disk_gb: info.disk_gb, agent_version: info.version,
         host_ip: info.host_ip ?? '', last_seen_at: now,
         ...(info.availability_zone ? { availability_zone: info.availability_zone } : {}),
+        ...(info.cpu_allocation_ratio ? { cpu_allocation_ratio: info.cpu_allocation_ratio } : {}),
+        ...(info.ram_allocation_ratio ? { ram_allocation_ratio: info.ram_allocation_ratio } : {}),
+        ...(info.disk_allocation_ratio ? { disk_allocation_ratio: info.disk_allocation_ratio } : {}),
       };
       for (let attempt = 0; ; attempt++) {
         const existing = await db.selectFrom('compute_hosts').select(['id', 'service_id']).where('hostname', '=', hostname).executeTakeFirst();
@@ -197,7 +200,8 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
         }
         const row = {
           id: uuid(), hostname, service_id: uuid(), ...fields, availability_zone: info.availability_zone ?? deps.config?.defaultAvailabilityZone ?? 'nova',
-          cpu_allocation_ratio: 16, ram_allocation_ratio: 1.5, disk_allocation_ratio: 1, status: 'enabled', disabled_reason: null, forced_down: 0,
+          cpu_allocation_ratio: info.cpu_allocation_ratio ?? 16, ram_allocation_ratio: info.ram_allocation_ratio ?? 1.5,
+          disk_allocation_ratio: info.disk_allocation_ratio ?? 1, status: 'enabled', disabled_reason: null, forced_down: 0,
           created_at: now,
         };
         try {

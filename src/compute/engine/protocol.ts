@@ -22,6 +22,10 @@ export interface HostInfo {
   host_ip?: string;
   version: string;
   availability_zone?: string;
+  /** Overcommit of this host (Nova's cpu/ram/disk_allocation_ratio on the compute node); server defaults when absent. */
+  cpu_allocation_ratio?: number;
+  ram_allocation_ratio?: number;
+  disk_allocation_ratio?: number;
 }
 
 export interface HostRegistration {
