@@ -28,6 +28,8 @@ export interface AgentOptions {
   sweepIntervalMs?: number;
   availabilityZone?: string;
   hostIp?: string;
+  /** Overcommit ratios this host announces (Nova's defaults: 16, 1.5, 1). */
+  allocationRatios?: { cpu?: number; ram?: number; disk?: number };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -116,6 +118,9 @@ export class Agent {
         kinds: this.o.driver.kinds, ...cap, version: AGENT_VERSION,
         ...(this.o.availabilityZone ? { availability_zone: this.o.availabilityZone } : {}),
         ...(this.o.hostIp ? { host_ip: this.o.hostIp } : {}),
+        ...(this.o.allocationRatios?.cpu ? { cpu_allocation_ratio: this.o.allocationRatios.cpu } : {}),
+        ...(this.o.allocationRatios?.ram ? { ram_allocation_ratio: this.o.allocationRatios.ram } : {}),
+        ...(this.o.allocationRatios?.disk ? { disk_allocation_ratio: this.o.allocationRatios.disk } : {}),
       });
       this.heartbeatMs = r.heartbeat_interval * 1000;
     };
@@ -128,7 +133,7 @@ export class Agent {
       try {
         const known: Record<string, number> = {};
         for (const [id, d] of this.desired) known[id] = d.version;
-        const r = await this.o.client.watch({ known, requests: [...this.requestsInFlight], wait: this.o.watchWait });
+        const r = await this.o.client.watch({ known, requests: [...this.requestsInFlight], wait: this.o.watchWait }, this.watchAbort.signal);
         if (this.stopped) return;
         for (const s of r.servers) {
           this.desired.set(s.id, s);

@@ -25,12 +25,13 @@ export class AgentClient {
     this.hostname = hostname;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000, signal?: AbortSignal): Promise<T> {
+    const timeout = AbortSignal.timeout(timeoutMs);
     const r = await fetch(this.base + path, {
       method,
       headers: { [AGENT_TOKEN_HEADER]: this.token, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
     });
     const text = await r.text();
     if (!r.ok) throw new HttpError(r.status, `${method} ${path}: ${r.status} ${text.slice(0, 300)}`);
@@ -45,8 +46,8 @@ export class AgentClient {
     return this.call('PUT', this.host(), info);
   }
 
-  watch(req: WatchRequest): Promise<WatchResponse> {
-    return this.call('POST', `${this.host()}/watch`, req, ((req.wait ?? 0) + 15) * 1000);
+  watch(req: WatchRequest, signal?: AbortSignal): Promise<WatchResponse> {
+    return this.call('POST', `${this.host()}/watch`, req, ((req.wait ?? 0) + 15) * 1000, signal);
   }
 
   report(req: ReportRequest): Promise<void> {

@@ -21,6 +21,11 @@ export interface AgentFlags {
   availabilityZone?: string;
   cgroupParent?: string;
   logLevel?: string;
+  cpuAllocationRatio?: number;
+  ramAllocationRatio?: number;
+  diskAllocationRatio?: number;
+  /** How often every server is observed (ms); not a CLI flag. */
+  sweepIntervalMs?: number;
 }
 
 export const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
@@ -39,7 +44,10 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
-  return new Agent({ client, driver, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone });
+  return new Agent({
+    client, driver, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
+    allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
+  });
 }
 
 /** `stratus agent`: runs until SIGTERM/SIGINT; containers keep running when it stops. */

@@ -162,6 +162,10 @@ program.command('agent').description('run a host agent (as root): registers this
   .option('--hostname <name>', 'the host name this agent registers (default: the system host name)')
   .option('--concurrency <n>', 'servers converged at once', (v) => Number(v), 8)
   .option('--availability-zone <az>', 'availability zone of this host (default: the server\'s default zone)')
+  .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of this host (default 16)', (v) => Number(v))
+  .option('--ram-allocation-ratio <r>', 'RAM overcommit of this host (default 1.5)', (v) => Number(v))
+  .option('--disk-allocation-ratio <r>', 'disk overcommit of this host (default 1)', (v) => Number(v))
+  .option('--cgroup-parent <name>', 'cgroup of every container: /<name>/<server id>', 'stratus')
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
   .action(async (f: AgentFlags) => {
     await runAgent(f);

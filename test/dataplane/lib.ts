@@ -1,0 +1,267 @@
+// Helpers for the data-plane tests: a real Stratus server in-process, a real
+// agent (in-process, or a child process that a test may kill), the busybox
+// image uploaded through Glance, and kernel-state probes. Everything a test
+// creates is found again by path and PID and removed in `cleanup()`, also
+// when the test failed half-way.
+//
+// Needs root and: runc, iproute2, busybox-static, attr (getfattr/setfattr).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startCloud, type Cloud } from '../harness.ts';
+import { createAgent } from '../../src/agent/main.ts';
+import type { Agent } from '../../src/agent/agent.ts';
+import { buildBusyboxImage } from '../../src/agent/drivers/container/busybox.ts';
+import { run } from '../../src/agent/exec.ts';
+
+export const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
+export const CGROUP_PARENT = 'stratus';
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export const skipUnlessRoot = process.getuid?.() !== 0 ? 'data-plane tests run as root' : false;
+
+let busyboxArchive: Promise<string> | null = null;
+/** The busybox image archive, built once per test process. */
+export function busyboxTar(): Promise<string> {
+  busyboxArchive ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stratus-dp-img-'));
+    const file = join(dir, 'busybox.tar');
+    await buildBusyboxImage(file);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    return file;
+  })();
+  return busyboxArchive;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export interface Plane {
+  cloud: Cloud;
+  dataDir: string;
+  stateDir: string;
+  hostname: string;
+  port: number;
+  imageId: string;
+  flavorId: string;
+  token: string;
+  /** The in-process agent (null when the agent runs as a child process). */
+  agent: Agent | null;
+  child: ChildProcess | null;
+  startAgent(mode: 'inproc' | 'child', extra?: string[]): Promise<void>;
+  /** Stops the agent: gracefully, or SIGKILL by PID for the child. */
+  stopAgent(kill?: boolean): Promise<void>;
+  restartServer(): Promise<void>;
+  api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
+  createServer(opts?: Record<string, unknown>): Promise<string>;
+  waitStatus(id: string, statuses: string[], timeoutMs?: number): Promise<any>;
+  waitGone(id: string, timeoutMs?: number): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | 'child' | 'none'; agentArgs?: string[] } = {}): Promise<Plane> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-dp-data-'));
+  const stateDir = mkdtempSync(join(tmpdir(), 'stratus-dp-agent-'));
+  const hostname = opts.hostname ?? `dp-${Math.random().toString(36).slice(2, 8)}`;
+  const port = await freePort();
+  let cloud = await startCloud({ dataDir, port });
+  const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
+  const plane: Plane = {
+    cloud, dataDir, stateDir, hostname, port, imageId: '', flavorId: '', token: cloud.adminToken, agent: null, child: null,
+    async startAgent(mode, extra = []) {
+      const flags = { server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir, hostname, cgroupParent: CGROUP_PARENT };
+      if (mode === 'inproc') {
+        plane.agent = createAgent({ ...flags, concurrency: 8, sweepIntervalMs: 2000 }, log);
+        await plane.agent.start();
+        return;
+      }
+      const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'agent', '--server', flags.server, '--token-file', flags.tokenFile,
+        '--state-dir', stateDir, '--hostname', hostname, '--log-level', process.env.STRATUS_TEST_LOG ?? 'warn', ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
+      plane.child = child;
+      // registered once the host row's last_seen_at moves
+      const before = await hostSeen(plane);
+      for (let i = 0; i < 300; i++) {
+        const now = await hostSeen(plane);
+        if (now && now !== before) return;
+        if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}`);
+        await sleep(100);
+      }
+      throw new Error('the agent did not register');
+    },
+    async stopAgent(kill = false) {
+      if (plane.agent) {
+        await plane.agent.stop();
+        plane.agent = null;
+      }
+      const c = plane.child;
+      if (c && c.exitCode === null && c.signalCode === null) {
+        const exited = new Promise((r) => c.once('exit', r));
+        process.kill(c.pid!, kill ? 'SIGKILL' : 'SIGTERM');
+        await exited;
+      }
+      plane.child = null;
+    },
+    async restartServer() {
+      await cloud.server.close();
+      cloud = await startCloud({ dataDir, port });
+      plane.cloud = cloud;
+      plane.token = cloud.adminToken;
+    },
+    async api(method, path, body, headers = {}) {
+      const r = await plane.cloud.call(method, path, { token: plane.token, body, headers: { 'X-OpenStack-Nova-API-Version': '2.79', ...headers } });
+      return r;
+    },
+    async createServer(o = {}) {
+      const r = await plane.api('POST', '/compute/v2.1/servers', { server: { name: 'dp', imageRef: plane.imageId, flavorRef: plane.flavorId, networks: 'none', ...o } });
+      if (r.status !== 202) throw new Error(`server create: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body.server.id as string;
+    },
+    async waitStatus(id, statuses, timeoutMs = 60_000) {
+      const until = Date.now() + timeoutMs;
+      let last: any;
+      while (Date.now() < until) {
+        const r = await plane.api('GET', `/compute/v2.1/servers/${id}`);
+        last = r.body.server;
+        if (last && statuses.includes(last.status) && (last['OS-EXT-STS:task_state'] ?? null) === null) return last;
+        await sleep(100);
+      }
+      throw new Error(`server ${id} did not reach ${statuses.join('/')}: ${JSON.stringify(last?.status)} task ${JSON.stringify(last?.['OS-EXT-STS:task_state'])} fault ${JSON.stringify(last?.fault)}`);
+    },
+    async waitGone(id, timeoutMs = 60_000) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        const r = await plane.api('GET', `/compute/v2.1/servers/${id}`);
+        if (r.status === 404) return;
+        await sleep(100);
+      }
+      throw new Error(`server ${id} was not deleted`);
+    },
+    async cleanup() {
+      await plane.stopAgent(true).catch(() => undefined);
+      await plane.cloud.close().catch(() => undefined);
+      await cleanStateDir(stateDir);
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    const img = await plane.api('POST', '/image/v2/images', { name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' });
+    if (img.status !== 201) throw new Error(`image create: ${img.status}`);
+    plane.imageId = img.body.id;
+    const up = await fetch(`${cloud.url}/image/v2/images/${plane.imageId}/file`, {
+      method: 'PUT', headers: { 'x-auth-token': plane.token, 'content-type': 'application/octet-stream' }, body: await fsp.readFile(await busyboxTar()),
+    });
+    if (up.status !== 204) throw new Error(`image upload: ${up.status}`);
+    const fl = await plane.api('POST', '/compute/v2.1/flavors', { flavor: { name: `dp-${hostname}`, ram: 96, vcpus: 1, disk: 0 } });
+    if (fl.status !== 200) throw new Error(`flavor create: ${fl.status} ${JSON.stringify(fl.body)}`);
+    plane.flavorId = fl.body.flavor.id;
+    if (opts.agent && opts.agent !== 'none') await plane.startAgent(opts.agent, opts.agentArgs);
+  } catch (err) {
+    await plane.cleanup();
+    throw err;
+  }
+  return plane;
+}
+
+async function hostSeen(p: Plane): Promise<string | null> {
+  const h = await p.cloud.server.database.db.selectFrom('compute_hosts').select('last_seen_at').where('hostname', '=', p.hostname).executeTakeFirst();
+  return h?.last_seen_at ?? null;
+}
+
+/** Removes everything an agent's state dir anchors, by path: containers, mounts, namespaces, cgroups, files. */
+export async function cleanStateDir(stateDir: string): Promise<void> {
+  const root = join(stateDir, 'runc');
+  const ids = new Set<string>([...list(join(stateDir, 'servers')), ...list(root)]);
+  for (const id of ids) {
+    await run('runc', ['--root', root, 'kill', '--all', id, 'KILL']);
+    await sleep(50);
+    await run('runc', ['--root', root, 'delete', '--force', id]);
+    for (const m of mountsUnder(join(stateDir, 'servers', id))) await run('umount', ['-l', m]);
+    await run('ip', ['netns', 'del', `st-${id}`]);
+    for (const ctl of list('/sys/fs/cgroup')) await fsp.rmdir(join('/sys/fs/cgroup', ctl, CGROUP_PARENT, id)).catch(() => undefined);
+  }
+  for (const m of mountsUnder(stateDir)) await run('umount', ['-l', m]);
+  await fsp.rm(stateDir, { recursive: true, force: true });
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+export function mountsUnder(prefix: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').map((m) => m.replace(/\\040/g, ' '))
+    .filter((m) => m === prefix || m.startsWith(prefix + '/')).sort().reverse();
+}
+
+// ---- kernel state probes
+
+export function runcState(stateDir: string, id: string): { pid: number; start: number; cgroups: Record<string, string> } | null {
+  const f = join(stateDir, 'runc', id, 'state.json');
+  if (!existsSync(f)) return null;
+  const s = JSON.parse(readFileSync(f, 'utf8'));
+  return { pid: s.init_process_pid, start: s.init_process_start, cgroups: s.cgroup_paths ?? {} };
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export function overlayMounted(path: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => {
+    const [, mnt, type] = l.split(' ');
+    return mnt === path && type === 'overlay';
+  });
+}
+
+export function cgroupFile(ctl: string, id: string, file: string): string | null {
+  try {
+    return readFileSync(join('/sys/fs/cgroup', ctl, CGROUP_PARENT, id, file), 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+export function cgroupDirs(id: string): string[] {
+  return list('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, CGROUP_PARENT, id)).filter((p) => existsSync(p));
+}
+
+export const netnsPath = (id: string) => `/run/netns/st-${id}`;
+
+/** Everything the host still holds for a server (empty when clean). */
+export function leftovers(stateDir: string, id: string): string[] {
+  const out: string[] = [];
+  const st = runcState(stateDir, id);
+  if (st && processAlive(st.pid)) out.push(`process ${st.pid}`);
+  if (existsSync(join(stateDir, 'runc', id))) out.push('runc state');
+  if (existsSync(join(stateDir, 'servers', id))) out.push('server directory');
+  for (const m of mountsUnder(join(stateDir, 'servers', id))) out.push(`mount ${m}`);
+  if (existsSync(netnsPath(id))) out.push('netns');
+  for (const c of cgroupDirs(id)) out.push(`cgroup ${c}`);
+  return out;
+}
+
+/** GET http://127.0.0.1:<port>/ from inside a server's network namespace, with the host's busybox. */
+export async function httpInNetns(id: string, port = 80): Promise<string> {
+  const r = await run('ip', ['netns', 'exec', `st-${id}`, 'timeout', '5', '/bin/busybox', 'wget', '-qO-', `http://127.0.0.1:${port}/`]);
+  if (r.code !== 0) throw new Error(`wget in netns: ${r.code} ${r.stderr}`);
+  return r.stdout;
+}
