@@ -161,6 +161,9 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
       method: 'PUT', headers: { 'x-auth-token': plane.token, 'content-type': 'application/octet-stream' }, body: await fsp.readFile(await busyboxTar()),
     });
     if (up.status !== 204) throw new Error(`image upload: ${up.status}`);
+    const project = await cloud.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
+    const q = await plane.api('PUT', `/compute/v2.1/os-quota-sets/${project.id}`, { quota_set: { instances: -1, cores: -1, ram: -1 } });
+    if (q.status !== 200) throw new Error(`quota update: ${q.status} ${JSON.stringify(q.body)}`);
     const fl = await plane.api('POST', '/compute/v2.1/flavors', { flavor: { name: `dp-${hostname}`, ram: 96, vcpus: 1, disk: 0 } });
     if (fl.status !== 200) throw new Error(`flavor create: ${fl.status} ${JSON.stringify(fl.body)}`);
     plane.flavorId = fl.body.flavor.id;
