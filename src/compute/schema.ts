@@ -108,6 +108,8 @@ export interface ComputeApiTables {
     requested_host: string | null;
     /** The availability zone asked for at create (Nova's pinned_availability_zone), or null. */
     requested_az: string | null;
+    /** OS-DCF:diskConfig as asked: 'AUTO' or 'MANUAL'. */
+    disk_config: Generated<string>;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
@@ -238,6 +240,11 @@ export const computeMigrations: Record<string, Migration> = {
   '0102_compute_api': {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('compute_servers').addColumn('requested_az', text).execute();
+    },
+  },
+  '0103_compute_api': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('disk_config', text, (c) => c.notNull().defaultTo('MANUAL')).execute();
     },
   },
 };

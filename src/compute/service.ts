@@ -20,6 +20,7 @@ import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
+import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
 import { settleEvents, type ServerRow } from './api/servers-store.ts';
@@ -52,6 +53,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...keypairRoutes(ctx),
     ...serverRoutes(ctx),
     ...serverActionRoutes(ctx),
+    ...serverExtraRoutes(ctx),
     ...serverMetadataRoutes(ctx),
     ...serverTagRoutes(ctx),
     ...instanceActionRoutes(ctx),

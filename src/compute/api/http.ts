@@ -86,6 +86,8 @@ export function setupMicroversions(app: FastifyInstance): void {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Compute-Request-Id', req.id);
     const path = req.url.slice(PREFIX.length).split('?')[0]!;
+    // Nova's router does not fold a trailing slash into a collection (GET /os-simple-tenant-usage/ is a 404).
+    if (/\/os-simple-tenant-usage\/$/.test(path)) throw notFound('The resource could not be found.');
     if (!/^\/v2\.1(\/|$)/.test(path)) return;
     const asked = requestedVersion(req);
     let v: ApiVersion;
@@ -180,14 +182,13 @@ export function boolFrom(v: unknown, strict = false, dflt = false): boolean {
 
 export const MAX_LIMIT = 1000;
 
-/** limit and marker, as Nova's get_limit_and_marker (limit capped at max_limit). */
+/** limit and marker, as Nova's get_limit_and_marker (limit capped at max_limit; 0 is an empty page). */
 export function pageParams(rc: RouteContext): { limit: number; marker: string | undefined } {
   let limit = MAX_LIMIT;
   const raw = q(rc, 'limit');
   if (raw !== undefined) {
     if (!/^\d+$/.test(raw)) throw badRequest(`Invalid input for query parameters limit. Value: ${raw}. '${raw}' does not match '^[0-9]*$'`);
-    const n = Number(raw);
-    limit = n === 0 ? MAX_LIMIT : Math.min(n, MAX_LIMIT);
+    limit = Math.min(Number(raw), MAX_LIMIT);
   }
   return { limit, marker: q(rc, 'marker') };
 }
@@ -280,11 +281,20 @@ export const isoTime = (iso: string): string => new Date(iso).toISOString().repl
 export const naiveTime = (iso: string | null | undefined): string | null =>
   iso ? new Date(iso).toISOString().replace(/\.(\d{3})Z$/, '.$1000') : null;
 
-/** Parses an ISO-8601 query value (changes-since and friends) or fails with 400. */
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/** Parses an ISO-8601 query value (changes-since and friends) or fails with 400, as Nova's date-time format does. */
 export function parseTime(field: string, s: string): string {
-  const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(s) || !/T/.test(s) ? s : `${s}Z`);
-  if (Number.isNaN(t)) throw badRequest(`Invalid input for query parameters ${field}. Value: ${s}. '${s}' is not a 'date-time'`);
-  return new Date(t).toISOString();
+  const bad = () => badRequest(`Invalid input for query parameters ${field}. Value: ${s}. '${s}' is not a 'date-time'`);
+  const m = ISO_8601.exec(s.trim());
+  if (!m) throw bad();
+  let t = s.trim().replace(' ', 'T').replace(',', '.');
+  if (/T\d{2}$/.test(t)) t += ':00';
+  if (!/[zZ]|[+-]\d{2}(:?\d{2})?$/.test(t.slice(10))) t += /T/.test(t) ? 'Z' : 'T00:00:00Z';
+  t = t.replace(/([+-]\d{2})(\d{2})$/, '$1:$2').replace(/([+-]\d{2})$/, '$1:00');
+  const ms = Date.parse(t);
+  if (Number.isNaN(ms)) throw bad();
+  return new Date(ms).toISOString();
 }
 
 /** True when a database error is a uniqueness violation (SQLite or PostgreSQL). */
@@ -294,3 +304,20 @@ export function isUniqueViolation(e: unknown): boolean {
 }
 
 export const isUuid = (s: string): boolean => /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s);
+
+/** Checks an access IP (accessIPv4/accessIPv6) and returns it as Nova stores it (IPv6 compressed). */
+export function accessIp(field: 'accessIPv4' | 'accessIPv6', value: string): string {
+  if (value === '') return '';
+  const bad = () => badRequest(`Invalid input for field/attribute ${field}. Value: ${value}. '${value}' is not a '${field === 'accessIPv4' ? 'ipv4' : 'ipv6'}'`);
+  if (field === 'accessIPv4') {
+    const parts = value.split('.');
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw bad();
+    return value;
+  }
+  if (!value.includes(':') || /[^0-9a-fA-F:.]/.test(value)) throw bad();
+  try {
+    return new URL(`http://[${value}]/`).hostname.slice(1, -1);
+  } catch {
+    throw bad();
+  }
+}

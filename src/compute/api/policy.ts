@@ -32,6 +32,8 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-server-tags:index`]: projectReader,
   [`${P}:os-server-tags:change`]: projectMember,
   [`${P}:ips:index`]: projectReader,
+  [`${P}:os-server-diagnostics`]: admin,
+  [`${P}:os-server-external-events`]: admin,
   // flavors
   [`${P}:flavors`]: any,
   [`${P}:os-flavor-manage`]: admin,

@@ -10,7 +10,7 @@ import { nowIso } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { actionOf, checkName, hostUrl, isPrintable, mv, validate } from './http.ts';
+import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { overQuota, projectLimits } from './quota.ts';
@@ -93,6 +93,10 @@ const REBUILD_FIELDS: Array<[string, string, string | null]> = [
   ['trusted_image_certificates', '2.63', null], ['hostname', '2.90', null],
 ];
 const CreateImageBody = Type.Object({ name: Type.String(), metadata: Type.Optional(Metadata) }, { additionalProperties: false });
+const BackupBody = Type.Object({
+  name: Type.String(), backup_type: Type.String(), rotation: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+$' })]),
+  metadata: Type.Optional(Metadata),
+}, { additionalProperties: false });
 const ConsoleBody = Type.Union([Type.Null(), Type.Object({
   length: Type.Optional(Type.Union([Type.Integer({ minimum: -1 }), Type.String({ pattern: '^-?[0-9]+$' }), Type.Null()])),
 }, { additionalProperties: false })]);
@@ -172,8 +176,14 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         }
         case 'rebuild':
           return rebuild(ctx, rc, s, arg);
-        case 'createImage':
-          return createImage(ctx, rc, s, arg);
+        case 'createImage': {
+          const body = validate<{ name: string; metadata?: Record<string, string> }>(CreateImageBody, arg);
+          return snapshot(ctx, rc, s, body.name, body.metadata ?? {}, null);
+        }
+        case 'createBackup': {
+          const body = validate<{ name: string; backup_type: string; rotation: number | string; metadata?: Record<string, string> }>(BackupBody, arg);
+          return snapshot(ctx, rc, s, body.name, body.metadata ?? {}, { type: body.backup_type, rotation: Number(body.rotation) });
+        }
         case 'os-getConsoleOutput': {
           const body = validate<{ length?: number | string | null } | null>(ConsoleBody, arg ?? null);
           const raw = body?.length;
@@ -228,8 +238,15 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         case 'addSecurityGroup':
         case 'removeSecurityGroup': {
           const name = arg && typeof arg === 'object' ? (arg as { name?: unknown }).name : undefined;
-          if (typeof name !== 'string' || !name) throw badRequest('Security group name cannot be empty');
-          if (name !== 'default') throw notFound(`Security group ${name} not found.`);
+          if (typeof name !== 'string' || !name.trim()) throw badRequest('Security group name cannot be empty');
+          if (name !== 'default') throw notFound(`Security group ${name} not found for project ${s.project_id}.`);
+          const groups = JSON.parse(s.security_groups || '[]') as string[];
+          const has = groups.includes(name);
+          if (action === 'addSecurityGroup' && has) throw badRequest(`Security group ${name} is already associated with the instance ${s.id}`);
+          if (action === 'removeSecurityGroup' && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
+          const next = action === 'addSecurityGroup' ? [...groups, name] : groups.filter((g) => g !== name);
+          await ctx.db.updateTable('compute_servers').set({ security_groups: JSON.stringify(next), updated_at: nowIso(), version: sql`version + 1` }).where('id', '=', s.id).execute();
+          ctx.engine.notify(s.host);
           return;
         }
         default:
@@ -263,8 +280,9 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   const set: Record<string, unknown> = { image_id: image.id };
   if (body.name !== undefined) set.name = String(body.name).trim();
   if (body.description !== undefined) set.description = body.description;
-  if (body.accessIPv4 !== undefined) set.access_ipv4 = body.accessIPv4;
-  if (body.accessIPv6 !== undefined) set.access_ipv6 = body.accessIPv6;
+  if (body.accessIPv4 !== undefined) set.access_ipv4 = accessIp('accessIPv4', body.accessIPv4);
+  if (body.accessIPv6 !== undefined) set.access_ipv6 = accessIp('accessIPv6', body.accessIPv6);
+  if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
   if (body.hostname !== undefined) set.hostname = body.hostname;
   if (body.trusted_image_certificates !== undefined) set.trusted_certs = body.trusted_image_certificates ? JSON.stringify(body.trusted_image_certificates) : null;
   if ('key_name' in body) {
@@ -296,19 +314,26 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   return { server: view };
 }
 
-async function createImage(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+/**
+ * createImage and createBackup: records a queued image owned by the server's
+ * project, sets the task state and asks the agent to snapshot the server into
+ * it. Returns at once, as Nova does; the task state is settled (and old
+ * backups rotated out) when the agent answers.
+ */
+async function snapshot(
+  ctx: ComputeContext, rc: RouteContext, s: ServerRow, rawName: string, metadata: Record<string, string>,
+  backup: { type: string; rotation: number } | null,
+): Promise<unknown> {
   const v = mv(rc);
   const cred = rc.cred!;
-  const body = validate<{ name: string; metadata?: Record<string, string> }>(CreateImageBody, arg);
-  const name = checkName('name', body.name).trim();
-  const metadata = body.metadata ?? {};
+  const action = backup ? 'createBackup' : 'createImage';
+  const name = checkName('name', rawName).trim();
   if (v.lt('2.39')) {
     const limits = await projectLimits(ctx.db, s.project_id);
     if (limits.metadata_items >= 0 && Object.keys(metadata).length > limits.metadata_items) throw forbidden('Image metadata limit exceeded');
   }
-  checkState('createImage', s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
+  checkState(action, s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
   if (!s.host) throw notReady(s);
-  if (!ctx.images.available) throw conflict('Snapshots are not available: the image service cannot create images.');
   const flavor = parseFlavor(s);
   const base = s.image_id ? await ctx.images.get(cred, s.image_id) : undefined;
   const image = await ctx.images.createSnapshot(cred, {
@@ -318,31 +343,38 @@ async function createImage(ctx: ComputeContext, rc: RouteContext, s: ServerRow, 
     minDisk: Math.max(flavor.disk, base?.minDisk ?? 0),
     minRam: base?.minRam ?? 0,
     properties: {
-      ...Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'user_id', 'owner_user_name', 'owner_project_name'].includes(k))),
+      ...Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'user_id', 'backup_type', 'owner_user_name', 'owner_project_name'].includes(k))),
       ...metadata,
-      image_type: 'snapshot', instance_uuid: s.id, user_id: cred.userId, ...(s.image_id ? { base_image_ref: s.image_id } : {}),
+      image_type: backup ? 'backup' : 'snapshot', instance_uuid: s.id, user_id: cred.userId, ...(s.image_id ? { base_image_ref: s.image_id } : {}),
+      ...(backup ? { backup_type: backup.type } : {}),
     },
   });
   try {
-    await applyIntent(ctx, rc, s, { action: 'createImage', event: 'compute_snapshot_instance', taskState: T.IMAGE_SNAPSHOT_PENDING });
+    await applyIntent(ctx, rc, s, {
+      action, event: backup ? 'compute_backup_instance' : 'compute_snapshot_instance', taskState: backup ? T.IMAGE_BACKUP : T.IMAGE_SNAPSHOT_PENDING,
+    });
   } catch (e) {
     await ctx.images.delete(cred, image.id).catch(() => undefined);
     throw e;
   }
-  // The agent snapshots the container and uploads it through the image service;
-  // the API returns at once, as Nova does, and settles the task state after.
   const settle = async (ok: boolean, err?: unknown) => {
     if (!ok) {
       ctx.log.warn({ err, server: s.id, image: image.id }, 'snapshot failed');
       await ctx.images.delete(cred, image.id).catch(() => undefined);
+    } else if (backup) {
+      // keep the newest `rotation` backups of this type
+      const mine = (await ctx.images.list(cred))
+        .filter((i) => i.properties.instance_uuid === s.id && i.properties.image_type === 'backup' && i.properties.backup_type === backup.type)
+        .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+      for (const old of mine.slice(backup.rotation)) await ctx.images.delete(cred, old.id).catch((e) => ctx.log.warn({ err: e, image: old.id }, 'rotating a backup out failed'));
     }
     await ctx.db.updateTable('compute_servers').set({ task_state: null, updated_at: nowIso() })
-      .where('id', '=', s.id).where('task_state', 'in', [T.IMAGE_SNAPSHOT_PENDING, T.IMAGE_SNAPSHOT, T.IMAGE_PENDING_UPLOAD, T.IMAGE_UPLOADING]).execute();
+      .where('id', '=', s.id).where('task_state', 'in', [T.IMAGE_SNAPSHOT_PENDING, T.IMAGE_SNAPSHOT, T.IMAGE_PENDING_UPLOAD, T.IMAGE_UPLOADING, T.IMAGE_BACKUP]).execute();
   };
   ctx.engine.request(s.id, 'snapshot', { image_id: image.id, name }, ctx.config.snapshotTimeoutMs)
     .then(() => settle(true), (err) => settle(false, err))
     .catch((err) => ctx.log.error({ err }, 'settling a snapshot failed'));
   if (v.ge('2.45')) return { image_id: image.id };
-  rc.reply.header('Location', `${hostUrl(rc.req)}/image/v2/images/${image.id}`);
+  if (!backup || backup.rotation > 0) rc.reply.header('Location', `${hostUrl(rc.req)}/image/v2/images/${image.id}`);
   return undefined;
 }

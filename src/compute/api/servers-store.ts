@@ -112,6 +112,7 @@ export const EVENT_TASK: Record<string, string> = {
   compute_resume_instance: 'resuming',
   compute_rebuild_instance: 'rebuilding',
   compute_snapshot_instance: 'image_snapshot_pending',
+  compute_backup_instance: 'image_backup',
   compute_terminate_instance: 'deleting',
 };
 
@@ -154,7 +155,7 @@ export async function settleEvents(db: Db, s: ServerRow): Promise<void> {
     if (waits === undefined) continue;
     const stillRunning = s.deleted_at === null && (waits === 'building' ? s.vm_state === 'building'
       : waits === 'rebooting' ? s.task_state !== null && s.task_state.startsWith('reboot')
-      : waits === 'image_snapshot_pending' ? s.task_state !== null && s.task_state.startsWith('image_')
+      : waits === 'image_snapshot_pending' || waits === 'image_backup' ? s.task_state !== null && s.task_state.startsWith('image_')
       : s.task_state === waits);
     if (stillRunning) continue;
     const result = s.vm_state === 'error' ? 'Error' : 'Success';

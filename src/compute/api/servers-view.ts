@@ -110,7 +110,7 @@ export function renderServer(
     tenant_id: s.project_id,
     user_id: s.user_id,
     updated: isoTime(s.updated_at),
-    'OS-DCF:diskConfig': 'MANUAL',
+    'OS-DCF:diskConfig': s.disk_config ?? 'MANUAL',
   };
   if (FAULT_STATUSES.has(status) && s.fault) {
     const f = parseList<{ code?: number; message?: string; details?: string; created?: string } | null>(s.fault, null);

@@ -8,7 +8,7 @@ import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { extraSpecsOf, findFlavor } from './flavors.ts';
-import { boolFrom, checkName, endpoint, has, isPrintable, isUuid, mv, nextLinks, pageParams, parseTime, q, qAll, validate } from './http.ts';
+import { accessIp, boolFrom, checkName, endpoint, has, isPrintable, isUuid, mv, nextLinks, pageParams, parseTime, q, qAll, validate } from './http.ts';
 import type { ImageInfo } from './images-access.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -185,11 +185,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   if (sv.availability_zone !== undefined) checkName('availability_zone', sv.availability_zone);
   if (sv.user_data !== undefined && !isBase64(sv.user_data)) throw badRequest(`Invalid input for field/attribute user_data. Value: ${sv.user_data.slice(0, 40)}. '${sv.user_data.slice(0, 40)}' is not a 'base64'`);
   if (sv.hostname !== undefined) checkHostname(rc, sv.hostname);
-  for (const ip of ['accessIPv4', 'accessIPv6'] as const) {
-    if (sv[ip] !== undefined && sv[ip] !== '' && !(ip === 'accessIPv4' ? /^(\d{1,3}\.){3}\d{1,3}$/ : /:/).test(sv[ip])) {
-      throw badRequest(`Invalid input for field/attribute ${ip}. Value: ${sv[ip]}. '${sv[ip]}' is not a '${ip === 'accessIPv4' ? 'ipv4' : 'ipv6'}'`);
-    }
-  }
+  for (const ip of ['accessIPv4', 'accessIPv6'] as const) if (sv[ip] !== undefined) sv[ip] = accessIp(ip, sv[ip]);
   const min = Number(sv.min_count ?? 1);
   const max = Number(sv.max_count ?? min);
   if (min > max) throw badRequest('min_count must be <= max_count');
@@ -340,7 +336,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
         created_at: now, updated_at: now, deleted_at: null, locked_by: null,
         trusted_certs: sv.trusted_image_certificates ? JSON.stringify(sv.trusted_image_certificates) : null,
         scheduler_hints: JSON.stringify(hints), security_groups: JSON.stringify(groupsAsked),
-        requested_networks: networks === null ? null : JSON.stringify(networks), requested_host: forcedHost, requested_az: az,
+        requested_networks: networks === null ? null : JSON.stringify(networks), requested_host: forcedHost, requested_az: az, disk_config: sv['OS-DCF:diskConfig'] ?? 'MANUAL',
       };
       await tx.insertInto('compute_servers').values(row).execute();
       for (const [key, value] of Object.entries(metadata)) await tx.insertInto('compute_server_metadata').values({ server_id: id, key, value }).execute();
@@ -621,8 +617,9 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
           set.description = body.description;
         }
         if (body.hostname !== undefined) set.hostname = checkHostname(rc, body.hostname);
-        if (body.accessIPv4 !== undefined) set.access_ipv4 = body.accessIPv4;
-        if (body.accessIPv6 !== undefined) set.access_ipv6 = body.accessIPv6;
+        if (body.accessIPv4 !== undefined) set.access_ipv4 = accessIp('accessIPv4', body.accessIPv4);
+        if (body.accessIPv6 !== undefined) set.access_ipv6 = accessIp('accessIPv6', body.accessIPv6);
+        if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
         if (Object.keys(set).length) {
           set.updated_at = nowIso();
           if (set.hostname !== undefined) set.version = s.version + 1;

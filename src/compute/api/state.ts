@@ -12,7 +12,7 @@ export const TaskState = {
   REBOOT_STARTED_HARD: 'reboot_started_hard', PAUSING: 'pausing', UNPAUSING: 'unpausing', SUSPENDING: 'suspending', RESUMING: 'resuming',
   REBUILDING: 'rebuilding', REBUILD_BLOCK_DEVICE_MAPPING: 'rebuild_block_device_mapping', REBUILD_SPAWNING: 'rebuild_spawning',
   IMAGE_SNAPSHOT: 'image_snapshot', IMAGE_SNAPSHOT_PENDING: 'image_snapshot_pending', IMAGE_PENDING_UPLOAD: 'image_pending_upload',
-  IMAGE_UPLOADING: 'image_uploading', DELETING: 'deleting', UPDATING_PASSWORD: 'updating_password', MIGRATING: 'migrating',
+  IMAGE_UPLOADING: 'image_uploading', IMAGE_BACKUP: 'image_backup', DELETING: 'deleting', UPDATING_PASSWORD: 'updating_password', MIGRATING: 'migrating',
   RESIZE_PREP: 'resize_prep', RESIZE_MIGRATING: 'resize_migrating', RESIZE_MIGRATED: 'resize_migrated', RESIZE_FINISH: 'resize_finish',
   RESIZE_REVERTING: 'resize_reverting',
 } as const;

@@ -460,6 +460,47 @@ test('quotas: instances, cores and ram are enforced on create (403)', async () =
   assert.equal((await create(carol, { name: 'q4' })).status, 403);
 });
 
+test('disk config, access IPs, security groups, diagnostics, password, external events, limit=0', async () => {
+  const r = await create(alice, { name: 'extras', 'OS-DCF:diskConfig': 'AUTO', accessIPv6: '0000:0000:0000:0000:0000:babe:220.12.22.2', accessIPv4: '1.2.3.4' });
+  assert.equal(r.body.server['OS-DCF:diskConfig'], 'AUTO');
+  const id = r.body.server.id;
+  let shown = (await alice.call('GET', `/servers/${id}`)).body.server;
+  assert.deepEqual([shown['OS-DCF:diskConfig'], shown.accessIPv6, shown.accessIPv4], ['AUTO', '::babe:dc0c:1602', '1.2.3.4']);
+  assert.equal((await create(alice, { accessIPv4: '1.2.3' })).status, 400);
+  assert.equal((await create(alice, { accessIPv6: 'zz::1' })).status, 400);
+  await alice.call('PUT', `/servers/${id}`, { body: { server: { 'OS-DCF:diskConfig': 'MANUAL' } } });
+  assert.equal((await alice.call('GET', `/servers/${id}`)).body.server['OS-DCF:diskConfig'], 'MANUAL');
+  await runOn(id);
+  const act = (body: unknown) => alice.call('POST', `/servers/${id}/action`, { body });
+  assert.equal((await act({ removeSecurityGroup: { name: 'default' } })).status, 202);
+  shown = (await alice.call('GET', `/servers/${id}`)).body.server;
+  assert.equal(shown.security_groups, undefined);
+  assert.equal((await act({ removeSecurityGroup: { name: 'default' } })).status, 400);
+  assert.equal((await act({ addSecurityGroup: { name: 'default' } })).status, 202);
+  assert.equal((await act({ addSecurityGroup: { name: 'nope' } })).status, 404);
+  // diagnostics (admin), password, external events
+  assert.equal((await alice.call('GET', `/servers/${id}/diagnostics`)).status, 403);
+  const diag = await admin.call('GET', `/servers/${id}/diagnostics`, { version: '2.48' });
+  assert.equal(diag.body.state, 'running');
+  schemas.add('v2_48.servers', 'show_server_diagnostics', diag);
+  assert.deepEqual((await alice.call('GET', `/servers/${id}/os-server-password`)).body, { password: '' });
+  assert.equal((await alice.call('DELETE', `/servers/${id}/os-server-password`)).status, 204);
+  const ev = await admin.call('POST', '/os-server-external-events', { body: { events: [{ name: 'network-changed', server_uuid: id }, { name: 'network-changed', server_uuid: crypto.randomUUID() }] } });
+  assert.equal(ev.status, 207);
+  assert.deepEqual(ev.body.events.map((e: { code: number }) => e.code), [200, 404]);
+  assert.equal((await alice.call('POST', '/os-server-external-events', { body: { events: [{ name: 'network-changed', server_uuid: id }] } })).status, 403);
+  assert.equal((await admin.call('POST', '/os-server-external-events', { body: { events: [{ name: 'bogus', server_uuid: id }] } })).status, 400);
+  // limit=0 is an empty page; changes-since must be ISO 8601
+  assert.deepEqual((await alice.call('GET', '/servers?limit=0')).body.servers, []);
+  assert.equal((await alice.call('GET', '/servers?changes-since=2011/01/01')).status, 400);
+  assert.equal((await alice.call('GET', '/servers?changes-since=2011-01-01')).status, 200);
+  assert.equal((await alice.call('GET', '/servers?changes-since=2011-01-01T00:00:00%2B02:00')).status, 200);
+  assert.equal((await admin.call('GET', '/os-simple-tenant-usage/')).status, 404);
+  // createBackup checks
+  assert.equal((await act({ createBackup: { name: 'b', backup_type: 'daily' } })).status, 400, 'rotation is required');
+  assert.equal((await act({ createBackup: { name: 'b', backup_type: 'daily', rotation: -1 } })).status, 400);
+});
+
 test('response bodies match Tempest schemas', () => {
   schemas.check();
 });
