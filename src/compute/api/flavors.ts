@@ -3,7 +3,7 @@
 // default flavors a fresh cloud starts with.
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
+import { badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Credentials } from '../../http/auth.ts';
@@ -150,7 +150,6 @@ const IntLike = (min: number) => Type.Union([
   Type.Integer({ minimum: min, maximum: 2147483647 }),
   Type.String({ pattern: '^[0-9]+$', minLength: 1 }),
 ]);
-const Bool = Type.Union([Type.Boolean(), Type.String({ pattern: '^(?i:true|false|1|0|on|off|yes|no)$' })]);
 const FlavorCreate = Type.Object({
   flavor: Type.Object({
     name: Type.String(),
@@ -168,7 +167,6 @@ const FlavorCreate = Type.Object({
 const FlavorUpdate = Type.Object({
   flavor: Type.Object({ description: Type.Union([Type.String({ maxLength: 65535 }), Type.Null()]) }, { additionalProperties: false }),
 }, { additionalProperties: false });
-void Bool;
 
 const SPEC_KEY = '^[a-zA-Z0-9-_:. ]{1,255}$';
 const SpecValue = Type.Union([Type.String({ minLength: 0, maxLength: 255 }), Type.Number(), Type.Boolean()]);
@@ -426,4 +424,3 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
   ];
 }
 
-export { ApiError };

@@ -1,8 +1,8 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
 import { randomBytes, randomInt } from 'node:crypto';
-import { Type, type TSchema } from 'typebox';
-import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
+import { Type } from 'typebox';
+import { badRequest, conflict, forbidden } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
@@ -13,7 +13,7 @@ import type { ImageInfo } from './images-access.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { claimTransaction, groupMembers, overQuota, projectLimits, serverUsage, within } from './quota.ts';
-import { serverMissing, forgetServer, loadServer, recordAction, reloadServer, serverTarget, type ServerRow } from './servers-store.ts';
+import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, type ServerRow } from './servers-store.ts';
 import { partialView, renderBrief, renderServer, viewData, type EmbeddedFlavor } from './servers-view.ts';
 import { statesOf, TaskState, VmState } from './state.ts';
 
@@ -159,17 +159,6 @@ export async function knownZones(ctx: ComputeContext): Promise<Set<string>> {
   return new Set([ctx.config.defaultAvailabilityZone, ...rows.map((r) => r.availability_zone)]);
 }
 
-const quotaMessage = (e: ApiError) => e;
-
-interface CreatePlan {
-  count: number;
-  min: number;
-  rows: Array<Record<string, any>>;
-  metadata: Record<string, string>;
-  tags: string[];
-  groupId: string | null;
-}
-
 async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unknown> {
   const v = mv(rc);
   const cred = rc.cred!;
@@ -295,13 +284,12 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   const resv = reservationId();
   const now = nowIso();
   const projectId = cred.projectId ?? '';
-  const plan: CreatePlan = { count: max, min, rows: [], metadata, tags, groupId };
 
   const created = await claimTransaction(ctx.db, async (tx) => {
     // quotas: instances, cores and ram for as many servers as fit between min and max
     const limits = await projectLimits(tx, projectId, cred.userId);
     if (Object.keys(metadata).length > limits.metadata_items && limits.metadata_items >= 0) {
-      throw quotaMessage(overQuota(['metadata_items'], [Object.keys(metadata).length], [0], [limits.metadata_items]));
+      throw overQuota(['metadata_items'], [Object.keys(metadata).length], [0], [limits.metadata_items]);
     }
     const used = await serverUsage(tx, projectId);
     let count = max;
@@ -344,7 +332,6 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       if (groupId) await tx.insertInto('compute_server_group_members').values({ group_id: groupId, server_id: id }).execute();
       await recordAction(tx, row, cred, rc.req.id, { action: 'create', event: 'compute__do_build_and_run_instance' });
       out.push({ id, name: displayName });
-      plan.rows.push(row);
     }
     return out;
   });
@@ -422,7 +409,6 @@ async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolea
     }
     opts[k] = q(rc, k)!;
   }
-  if (v.ge('2.38') === false) void 0;
   // what a non-admin may not filter by is dropped, as Nova does
   if (!admin) {
     const allowed = allowedFilters(rc);
@@ -508,9 +494,20 @@ async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolea
     sort.push([col, d]);
   });
   if (!sort.length) sort.push(['created_at', (dirs[0] as 'asc' | 'desc') ?? 'desc']);
-  for (const [col, d] of sort) qb = qb.orderBy(col as any, d);
-  qb = qb.orderBy('id', sort[0]![1]);
-  let rows = await qb.execute();
+  // Sorted here rather than in SQL, so that both databases order NULLs alike
+  // (first when ascending, as Nova on MySQL does) and a marker's place is known.
+  sort.push(['id', sort[0]![1]]);
+  const order = (a: ServerRow, b: ServerRow): number => {
+    for (const [col, d] of sort) {
+      const x = a[col] as string | number | null;
+      const y = b[col] as string | number | null;
+      if (x === y) continue;
+      const c = x === null ? -1 : y === null ? 1 : x < y ? -1 : 1;
+      return d === 'asc' ? c : -c;
+    }
+    return 0;
+  };
+  let rows = (await qb.execute()).sort(order);
 
   // regex and tag filters
   const regexFilters: Array<[string, (s: ServerRow) => string | null]> = [
@@ -545,13 +542,10 @@ async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolea
   }
   const { limit, marker } = pageParams(rc);
   if (marker !== undefined) {
-    const i = rows.findIndex((s) => s.id === marker);
-    if (i < 0) {
-      const exists = await ctx.db.selectFrom('compute_servers').select('id').where('id', '=', marker).executeTakeFirst();
-      if (!exists) throw badRequest(`marker [${marker}] not found`);
-      // the marker exists but is filtered out: start after it by sort order is not knowable; start from the top
-      rows = [];
-    } else rows = rows.slice(i + 1);
+    // the marker need not match the filters: the page starts after its place in the order
+    const m = await ctx.db.selectFrom('compute_servers').selectAll().where('id', '=', marker).executeTakeFirst();
+    if (!m || (!admin && m.project_id !== cred.projectId)) throw badRequest(`marker [${marker}] not found`);
+    rows = rows.filter((s) => s.id !== m.id && order(s, m) > 0);
   }
   return { rows: rows.slice(0, limit), limit };
 }
@@ -676,4 +670,3 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
   ctx.engine.kick();
 }
 
-export { serverMissing, notFound, type TSchema };
