@@ -110,6 +110,9 @@ export interface ComputeApiTables {
     requested_az: string | null;
     /** OS-DCF:diskConfig as asked: 'AUTO' or 'MANUAL'. */
     disk_config: Generated<string>;
+    /** The flavor's vCPUs and RAM (MB), so quota usage is a SUM. */
+    vcpus: Generated<number>;
+    memory_mb: Generated<number>;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
@@ -245,6 +248,22 @@ export const computeMigrations: Record<string, Migration> = {
   '0103_compute_api': {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('compute_servers').addColumn('disk_config', text, (c) => c.notNull().defaultTo('MANUAL')).execute();
+    },
+  },
+  '0104_compute_api': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('vcpus', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('compute_servers').addColumn('memory_mb', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      const rows = await db.selectFrom('compute_servers').select(['id', 'flavor']).execute();
+      for (const r of rows as Array<{ id: string; flavor: string }>) {
+        let f: { vcpus?: number; ram?: number } = {};
+        try {
+          f = JSON.parse(r.flavor);
+        } catch {
+          // a row without a readable flavor counts nothing
+        }
+        await db.updateTable('compute_servers').set({ vcpus: Number(f.vcpus ?? 0), memory_mb: Number(f.ram ?? 0) }).where('id', '=', r.id).execute();
+      }
     },
   },
 };

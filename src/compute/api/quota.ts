@@ -47,17 +47,11 @@ export async function projectLimits(db: Executor, projectId: string, userId?: st
 
 /** Instances, cores and ram in use by a project (servers being deleted no longer count). */
 export async function serverUsage(db: Executor, projectId: string): Promise<{ instances: number; cores: number; ram: number }> {
-  const rows = await db.selectFrom('compute_servers').select(['flavor'])
+  const r = await db.selectFrom('compute_servers')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('vcpus').as('cores'), eb.fn.sum<number>('memory_mb').as('ram')])
     .where('project_id', '=', projectId).where('deleted_at', 'is', null)
-    .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'deleting')])).execute();
-  let cores = 0;
-  let ram = 0;
-  for (const r of rows) {
-    const f = JSON.parse(r.flavor) as { vcpus?: number; ram?: number };
-    cores += Number(f.vcpus ?? 0);
-    ram += Number(f.ram ?? 0);
-  }
-  return { instances: rows.length, cores, ram };
+    .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'deleting')])).executeTakeFirst();
+  return { instances: Number(r?.n ?? 0), cores: Number(r?.cores ?? 0), ram: Number(r?.ram ?? 0) };
 }
 
 export async function countOf(db: Executor, what: 'key_pairs' | 'server_groups', owner: string): Promise<number> {

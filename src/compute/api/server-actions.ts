@@ -344,9 +344,10 @@ async function snapshot(
     minRam: base?.minRam ?? 0,
     properties: {
       ...Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'user_id', 'backup_type', 'owner_user_name', 'owner_project_name'].includes(k))),
-      ...metadata,
       image_type: backup ? 'backup' : 'snapshot', instance_uuid: s.id, user_id: cred.userId, ...(s.image_id ? { base_image_ref: s.image_id } : {}),
       ...(backup ? { backup_type: backup.type } : {}),
+      // what the caller gives wins, as in Nova's create_image
+      ...metadata,
     },
   });
   try {

@@ -325,6 +325,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
         trusted_certs: sv.trusted_image_certificates ? JSON.stringify(sv.trusted_image_certificates) : null,
         scheduler_hints: JSON.stringify(hints), security_groups: JSON.stringify(groupsAsked),
         requested_networks: networks === null ? null : JSON.stringify(networks), requested_host: forcedHost, requested_az: az, disk_config: sv['OS-DCF:diskConfig'] ?? 'MANUAL',
+        vcpus: flavor.vcpus, memory_mb: flavor.ram,
       };
       await tx.insertInto('compute_servers').values(row).execute();
       for (const [key, value] of Object.entries(metadata)) await tx.insertInto('compute_server_metadata').values({ server_id: id, key, value }).execute();
