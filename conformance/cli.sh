@@ -74,7 +74,7 @@ pw1=Pw1-$RANDOM$RANDOM pw2=Pw2-$RANDOM$RANDOM
 # --- tokens and catalog
 check "token issue" os token issue -f value -c id
 admin_token=$OUT
-check_has "catalog list shows identity" identity "$CLOUD_AUTH_URL" -- os catalog list -f value
+check_has "catalog list shows identity" identity "$CLOUD_URL/identity" -- os catalog list -f value
 check_has "endpoint list shows identity" identity -- os endpoint list -f value
 
 # --- domains
@@ -152,9 +152,8 @@ check "new password works" os_user "$pw2" token issue -f value -c id
 check_fails_after "new password works" "old password fails" os_user "$pw1" token issue
 
 # --- token revocation
-check "token issue (to revoke)" os token issue -f value -c id
-doomed=$OUT
-admin_project_id=$(os project show "$ADMIN_PROJECT" -f value -c id 2>/dev/null)
+check "token issue (to revoke)" os token issue -f shell -c id -c project_id
+doomed=$(sed -n 's/^id="\(.*\)"$/\1/p' <<<"$OUT") admin_project_id=$(sed -n 's/^project_id="\(.*\)"$/\1/p' <<<"$OUT")
 check_has "token validates before revoke (GET /auth/tokens 200)" 200 -- \
   http_status -H "X-Auth-Token: $admin_token" -H "X-Subject-Token: $doomed" "$CLOUD_AUTH_URL/auth/tokens"
 check "token authenticates before revoke" os_bare --os-auth-type token --os-token "$doomed" --os-project-id "$admin_project_id" project list

@@ -19,7 +19,7 @@
 set -uo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-services=identity floor=0 extra_conf= concurrency=2 regex=
+services=identity floor=0 extra_conf='' concurrency=2 regex=''
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,8 +37,8 @@ done
 confdir=$STRATUS_ROOT/conformance/tempest
 # service -> test module under tempest.api, [service_available] placeholder
 declare -A module=([identity]=identity [compute]=compute [image]=image [network]=network
-  [volume]=volume [object_storage]=object_storage [placement]=)
-declare -A flag=([identity]= [compute]=NOVA [image]=GLANCE [network]=NEUTRON
+  [volume]=volume [object_storage]=object_storage [placement]='')
+declare -A flag=([identity]='' [compute]=NOVA [image]=GLANCE [network]=NEUTRON
   [volume]=CINDER [object_storage]=SWIFT [placement]=PLACEMENT)
 declare -A enabled=([NOVA]=false [GLANCE]=false [NEUTRON]=false [CINDER]=false [SWIFT]=false [PLACEMENT]=false)
 modules=() conf_parts=("$confdir/tempest.conf.template")
@@ -63,6 +63,8 @@ top=$(readlink -f "$top")
 registry=$top/workspace.yaml ws=$top/workspace
 tempest() { env PATH="$DEBIAN_PATH" tempest "$@"; }
 # `tempest init` refuses a name its registry already holds: forget the last run first.
+# (From $top: these read /etc/tempest/tempest.conf, which logs to ./tempest.log.)
+cd "$top" || exit 2
 tempest workspace remove --workspace-path "$registry" --name stratus >/dev/null 2>&1 || true
 rm -rf "$ws"
 tempest init --workspace-path "$registry" --name stratus "$ws" >/dev/null || { echo "tempest.sh: tempest init failed" >&2; exit 2; }
@@ -72,11 +74,12 @@ env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \
   NOVA="${enabled[NOVA]}" GLANCE="${enabled[GLANCE]}" NEUTRON="${enabled[NEUTRON]}" \
   CINDER="${enabled[CINDER]}" SWIFT="${enabled[SWIFT]}" PLACEMENT="${enabled[PLACEMENT]}" \
-  dpython - "$ws/etc/tempest.conf" "$extra_conf" "${conf_parts[@]}" <<'EOF' || { echo "tempest.sh: could not write tempest.conf" >&2; exit 2; }
+  PATH="$DEBIAN_PATH" /usr/bin/python3 - "$ws/etc/tempest.conf" "$extra_conf" "${conf_parts[@]}" <<'EOF' || { echo "tempest.sh: could not write tempest.conf" >&2; exit 2; }
 import configparser, os, re, sys
 out, extra, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = "\n".join(open(p).read() for p in parts)
-text = re.sub(r"@([A-Z_]+)@", lambda m: os.environ[m.group(1)], text)
+known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT".split()
+text = re.sub(r"@(%s)@" % "|".join(known), lambda m: os.environ[m.group(1)], text)
 conf = configparser.RawConfigParser(strict=False)  # later sections and keys win
 conf.optionxform = str
 conf.read_string(text)

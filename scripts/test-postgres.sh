@@ -26,7 +26,7 @@ if [ -n "${STRATUS_TEST_DATABASE:-}" ]; then
 fi
 
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -n "$bindir" ] && [ -x "$bindir/initdb" ] || die "no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)"
+{ [ -n "$bindir" ] && [ -x "$bindir/initdb" ]; } || die "no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)"
 
 # initdb refuses to run as root: as root the cluster belongs to user postgres.
 if [ "$(id -u)" = 0 ]; then
