@@ -120,6 +120,10 @@ export interface ComputeApiTables {
   compute_meta: { key: string; value: string };
   /** Integer ids of hosts, for services and hypervisors before microversion 2.53. */
   compute_host_numbers: { id: Generated<number>; host_id: string };
+  /** Host aggregates; one with an availability_zone key puts its hosts in that zone (compute_hosts.availability_zone). */
+  compute_aggregates: { id: Generated<number>; uuid: string; name: string; created_at: string; updated_at: string | null };
+  compute_aggregate_hosts: { aggregate_id: number; hostname: string };
+  compute_aggregate_metadata: { aggregate_id: number; key: string; value: string };
 }
 
 const text = 'text' as const;
@@ -264,6 +268,20 @@ export const computeMigrations: Record<string, Migration> = {
         }
         await db.updateTable('compute_servers').set({ vcpus: Number(f.vcpus ?? 0), memory_mb: Number(f.ram ?? 0) }).where('id', '=', r.id).execute();
       }
+    },
+  },
+  '0105_compute_api': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await autoId(db, s.createTable('compute_aggregates'))
+        .addColumn('uuid', text, (c) => c.notNull().unique()).addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text).execute();
+      await s.createTable('compute_aggregate_hosts')
+        .addColumn('aggregate_id', 'integer', (c) => c.notNull()).addColumn('hostname', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_aggregate_hosts_pk', ['aggregate_id', 'hostname']).execute();
+      await s.createTable('compute_aggregate_metadata')
+        .addColumn('aggregate_id', 'integer', (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('compute_aggregate_metadata_pk', ['aggregate_id', 'key']).execute();
     },
   },
 };

@@ -6,6 +6,8 @@ import type { Db } from '../db/database.ts';
 import type { Service } from '../http/service.ts';
 import type { IdentityContext } from '../identity/context.ts';
 import type { ImageService } from '../image/service.ts';
+import { adminExtraRoutes } from './api/admin-extras.ts';
+import { aggregateRoutes } from './api/aggregates.ts';
 import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from './api/context.ts';
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
 import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
@@ -63,6 +65,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...usageRoutes(ctx),
     ...imageProxyRoutes(ctx),
     ...miscRoutes(ctx),
+    ...adminExtraRoutes(ctx),
+    ...aggregateRoutes(ctx),
   ];
   return {
     services: [

@@ -55,6 +55,8 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-availability-zone:detail`]: admin,
   [`${P}:os-hypervisors`]: admin,
   [`${P}:os-services`]: admin,
+  [`${P}:os-hosts`]: admin,
+  [`${P}:os-aggregates`]: admin,
   // server groups
   [`${P}:os-server-groups:index`]: projectReaderOfTarget,
   [`${P}:os-server-groups:show`]: projectReader,

@@ -319,6 +319,63 @@ test('extensions, ips, topology', async () => {
   assert.deepEqual((await alice.call('GET', `/servers/${id}/topology`, { version: '2.78' })).body, { nodes: [], pagesize_kb: null });
 });
 
+test('aggregates: zones of their hosts, add/remove host, metadata', async () => {
+  assert.equal((await alice.call('GET', '/os-aggregates')).status, 403);
+  const c = await admin.call('POST', '/os-aggregates', { body: { aggregate: { name: 'rack-1', availability_zone: 'zone-r1' } } });
+  assert.equal(c.status, 200, JSON.stringify(c.body));
+  schemas.add('v2_1.aggregates', 'create_aggregate', c);
+  const id = c.body.aggregate.id;
+  assert.equal((await admin.call('POST', '/os-aggregates', { body: { aggregate: { name: 'rack-1' } } })).status, 409);
+  assert.equal((await admin.call('POST', '/os-aggregates', { body: { aggregate: { name: '' } } })).status, 400);
+  const added = await admin.call('POST', `/os-aggregates/${id}/action`, { body: { add_host: { host: 'node-a' } } });
+  assert.deepEqual(added.body.aggregate.hosts, ['node-a']);
+  schemas.add('v2_1.aggregates', 'aggregate_add_remove_host', added);
+  assert.equal((await db().selectFrom('compute_hosts').select('availability_zone').where('hostname', '=', 'node-a').executeTakeFirstOrThrow()).availability_zone, 'zone-r1');
+  assert.ok((await alice.call('GET', '/os-availability-zone')).body.availabilityZoneInfo.some((z: { zoneName: string }) => z.zoneName === 'zone-r1'));
+  assert.equal((await admin.call('POST', `/os-aggregates/${id}/action`, { body: { add_host: { host: 'node-a' } } })).status, 409);
+  assert.equal((await admin.call('POST', `/os-aggregates/${id}/action`, { body: { add_host: { host: 'no-such' } } })).status, 404);
+  const other = await admin.call('POST', '/os-aggregates', { body: { aggregate: { name: 'rack-2', availability_zone: 'zone-r2' } } });
+  assert.equal((await admin.call('POST', `/os-aggregates/${other.body.aggregate.id}/action`, { body: { add_host: { host: 'node-a' } } })).status, 409, 'zone conflict');
+  const md = await admin.call('POST', `/os-aggregates/${id}/action`, { body: { set_metadata: { metadata: { ssd: 'true' } } } });
+  assert.deepEqual(md.body.aggregate.metadata, { availability_zone: 'zone-r1', ssd: 'true' });
+  schemas.add('v2_1.aggregates', 'aggregate_set_metadata', md);
+  const up = await admin.call('PUT', `/os-aggregates/${id}`, { body: { aggregate: { name: 'rack-one', availability_zone: 'zone-x' } } });
+  assert.equal(up.body.aggregate.availability_zone, 'zone-x');
+  schemas.add('v2_1.aggregates', 'update_aggregate', up);
+  assert.equal((await db().selectFrom('compute_hosts').select('availability_zone').where('hostname', '=', 'node-a').executeTakeFirstOrThrow()).availability_zone, 'zone-x');
+  schemas.add('v2_1.aggregates', 'list_aggregates', await admin.call('GET', '/os-aggregates'));
+  assert.match((await admin.call('GET', `/os-aggregates/${id}`, { version: '2.41' })).body.aggregate.uuid, /^[0-9a-f-]{36}$/);
+  assert.equal((await admin.call('DELETE', `/os-aggregates/${id}`)).status, 400, 'not empty');
+  await admin.call('POST', `/os-aggregates/${id}/action`, { body: { remove_host: { host: 'node-a' } } });
+  assert.equal((await db().selectFrom('compute_hosts').select('availability_zone').where('hostname', '=', 'node-a').executeTakeFirstOrThrow()).availability_zone, 'nova');
+  assert.equal((await admin.call('POST', `/os-aggregates/${id}/action`, { body: { remove_host: { host: 'node-a' } } })).status, 404);
+  assert.equal((await admin.call('DELETE', `/os-aggregates/${id}`)).status, 200);
+  assert.equal((await admin.call('GET', `/os-aggregates/${id}`)).status, 404);
+  assert.equal((await admin.call('GET', '/os-aggregates/abc')).status, 400);
+});
+
+test('os-hosts (below 2.43), the instance usage audit log, os-migrations', async () => {
+  const hosts = await admin.call('GET', '/os-hosts');
+  assert.ok(hosts.body.hosts.some((h: any) => h.host_name === 'node-a' && h.service === 'compute'));
+  schemas.add('v2_1.hosts', 'list_hosts', hosts);
+  assert.equal((await admin.call('GET', '/os-hosts?zone=xxx')).body.hosts.length, 0);
+  const one = await admin.call('GET', '/os-hosts/node-a');
+  assert.equal(one.body.host[0].resource.host, 'node-a');
+  schemas.add('v2_1.hosts', 'get_host_detail', one);
+  assert.equal((await admin.call('GET', '/os-hosts/nope')).status, 404);
+  assert.equal((await alice.call('GET', '/os-hosts')).status, 403);
+  assert.equal((await admin.call('GET', '/os-hosts', { version: '2.43' })).status, 404);
+  const log = await admin.call('GET', '/os-instance_usage_audit_log');
+  schemas.add('v2_1.instance_usage_audit_logs', 'list_instance_usage_audit_log', log);
+  const at = await admin.call('GET', `/os-instance_usage_audit_log/${encodeURIComponent('2012-12-12 10:10:10')}`);
+  assert.equal(at.body.instance_usage_audit_log.period_beginning, '2012-11-01 00:00:00');
+  schemas.add('v2_1.instance_usage_audit_logs', 'get_instance_usage_audit_log', at);
+  assert.equal((await admin.call('GET', '/os-instance_usage_audit_log/bad-date')).status, 400);
+  const mig = await admin.call('GET', '/os-migrations');
+  assert.deepEqual(mig.body, { migrations: [] });
+  schemas.add('v2_1.migrations', 'list_migrations', mig);
+});
+
 test('response bodies match Tempest schemas', () => {
   schemas.check();
 });
