@@ -84,7 +84,7 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
   };
   const load = async (rc: RouteContext): Promise<AggregateRow> => {
     const raw = rc.params.aggregate_id!;
-    if (!/^\d+$/.test(raw)) throw badRequest(`id must be an integer, not ${raw}`);
+    if (!/^-?\d+$/.test(raw)) throw badRequest(`id must be an integer, not ${raw}`);
     const a = await db.selectFrom('compute_aggregates').selectAll().where('id', '=', Number(raw)).executeTakeFirst();
     if (!a) throw notFound(`Aggregate ${raw} could not be found.`);
     return { ...a, id: Number(a.id) };
