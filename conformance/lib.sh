@@ -89,7 +89,9 @@ cloud_start() {
   CLOUD_URL=http://127.0.0.1:$CLOUD_PORT
   OS_CLOUDS_FILE=$CLOUD_DIR/clouds.yaml
 
-  "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" up --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" </dev/null >"$CLOUD_LOG" 2>&1 &
+  # STRATUS_UP_ARGS: extra flags for `stratus up` (word-split), e.g. the security settings Tempest is told about.
+  # shellcheck disable=SC2086
+  "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" up --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" ${STRATUS_UP_ARGS:-} </dev/null >"$CLOUD_LOG" 2>&1 &
   CLOUD_PID=$!
 
   local deadline=$((SECONDS + CLOUD_START_TIMEOUT))

@@ -16,6 +16,11 @@ function port(v: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
   return n;
 }
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a count');
+  return n;
+}
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
@@ -24,7 +29,8 @@ function seconds(v: string): number {
 
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
-  tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; adminPassword?: string;
+  tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
+  uniqueLastPasswordCount?: number; adminPassword?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -38,7 +44,9 @@ function serverOptions(cmd: Command): Command {
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
     .option('--token-expiration <seconds>', 'token lifetime', seconds)
-    .option('--lockout-attempts <n>', 'lock a user out after N failed logins (0: off)', (v) => Number(v))
+    .option('--lockout-attempts <n>', 'lock a user out after N failed logins (0: off)', count)
+    .option('--lockout-duration <seconds>', 'how long a lockout lasts', seconds)
+    .option('--unique-last-password-count <n>', 'a user changing their password may not reuse any of their last N (0: off)', count)
     .option('--admin-password <password>', 'admin password at first bootstrap (default: generated, kept in DATA_DIR/admin-password)');
 }
 
@@ -51,6 +59,8 @@ function toOptions(f: ServerFlags): StratusOptions {
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
+      ...(f.lockoutDuration !== undefined ? { lockoutDuration: f.lockoutDuration } : {}),
+      ...(f.uniqueLastPasswordCount !== undefined ? { uniqueLastPasswordCount: f.uniqueLastPasswordCount } : {}),
     },
   };
 }

@@ -16,6 +16,8 @@ export interface IdentityConfig {
   lockoutDuration: number;
   /** Days a password stays valid; 0 means forever. */
   passwordExpiresDays: number;
+  /** A self-service password change may not reuse any of the user's last N passwords; 0 turns it off. */
+  uniqueLastPasswordCount: number;
   /** How often revocations, keys and the catalog are re-read from the database, in ms. */
   syncIntervalMs: number;
 }
@@ -26,6 +28,7 @@ export const defaultIdentityConfig: IdentityConfig = {
   lockoutFailureAttempts: 0,
   lockoutDuration: 1800,
   passwordExpiresDays: 0,
+  uniqueLastPasswordCount: 0,
   syncIntervalMs: 1000,
 };
 

@@ -145,6 +145,18 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
   const recordHistory = async (userId: string, hash: string | null, at: string | null) => {
     if (hash && at) await db.insertInto('identity_password_history').values({ user_id: userId, password_hash: hash, created_at: at }).execute();
   };
+  /** Keystone's unique_last_password_count: the new password may not be any of the last N (the current one included). */
+  const checkPasswordHistory = async (userId: string, password: string) => {
+    const n = ctx.config.uniqueLastPasswordCount;
+    if (n <= 0) return;
+    const recent = await db.selectFrom('identity_password_history').select('password_hash').where('user_id', '=', userId)
+      .orderBy('id', 'desc').limit(n).execute();
+    for (const r of recent) {
+      if (await verifyPassword(password, r.password_hash)) {
+        throw badRequest(`The new password cannot be identical to a previous password. The total number which includes the new password must be unique is ${n}.`);
+      }
+    }
+  };
 
   return [
     {
@@ -271,6 +283,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         if (options.lock_password === true) {
           throw forbidden('You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password.');
         }
+        await checkPasswordHistory(id, password);
         const cols = await passwordColumns(ctx, password, options);
         await db.updateTable('identity_users').set(cols).where('id', '=', id).execute();
         await recordHistory(id, cols.password_hash, cols.password_created_at);
