@@ -76,14 +76,19 @@ export async function startCloud(opts: Partial<StratusOptions> = {}): Promise<Cl
     if (r.status !== 201) throw new Error(`login ${user} failed: ${r.status} ${JSON.stringify(r.body)}`);
     return r.headers.get('x-subject-token')!;
   };
-  const adminProject = await server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  const adminToken = await login('admin', server.adminPassword, adminProject.id);
-  return {
-    server, url: server.url, adminPassword: server.adminPassword, adminToken, call, login,
-    async close() {
-      await server.close();
-      await database?.drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+  const close = async () => {
+    await server.close();
+    await database?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
   };
+  let adminToken: string;
+  try {
+    const adminProject = await server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
+    adminToken = await login('admin', server.adminPassword, adminProject.id);
+  } catch (err) {
+    // A half-started cloud would keep the test process alive forever.
+    await close();
+    throw err;
+  }
+  return { server, url: server.url, adminPassword: server.adminPassword, adminToken, call, login, close };
 }
