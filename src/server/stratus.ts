@@ -70,6 +70,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   const identity = createIdentity(database.db, logger, o.identity);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
+  let listening: { close(): Promise<unknown> } | undefined;
   try {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
@@ -77,6 +78,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const { app } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready });
     const host = o.host ?? '127.0.0.1';
     await app.listen({ host, port: o.port ?? 5000 });
+    listening = app;
     const port = (app.server.address() as AddressInfo).port;
     const scheme = tls ? 'https' : 'http';
     const url = o.publicUrl ?? `${scheme}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
@@ -98,7 +100,11 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
       },
     };
   } catch (err) {
+    // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     identity.stop();
+    await compute.stop().catch(() => undefined);
+    await listening?.close().catch(() => undefined);
+    await images.stop().catch(() => undefined);
     await database.close();
     throw err;
   }
