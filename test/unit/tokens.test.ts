@@ -94,3 +94,21 @@ test('revocation events match on every given field and only tokens issued before
   assert.equal(rev3.isRevoked(chained), true, 'revoking a chain hits rescoped tokens');
   assert.equal(rev3.isRevoked(root), true);
 });
+
+test('the decode cache answers a token again, and forgets it when its key is rotated out', async () => {
+  const { decodeTokenCached } = await import('../../src/identity/tokens/codec.ts');
+  const db = await memoryDb();
+  await ensureKey(db);
+  const keys = new KeySet(0);
+  await keys.load(db);
+  const token = encodeToken(sample(), keys);
+  const first = decodeTokenCached(token, keys);
+  assert.ok(first);
+  assert.equal(decodeTokenCached(token, keys), first, 'the second decode is the cached payload');
+  const raw = Buffer.from(token, 'base64url');
+  raw[raw.length - 1]! ^= 1;
+  assert.equal(decodeTokenCached(raw.toString('base64url'), keys), null, 'a forged token is not answered from the cache');
+  for (let i = 0; i < KEEP_KEYS + 1; i++) await rotateKeys(db);
+  await keys.load(db);
+  assert.equal(decodeTokenCached(token, keys), null, 'after its key is dropped the token no longer decodes');
+});

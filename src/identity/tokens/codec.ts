@@ -37,3 +37,28 @@ export function decodeToken(token: string, keys: KeySet): TokenData | null {
     return null;
   }
 }
+
+const CACHE_SIZE = 4096;
+const caches = new WeakMap<KeySet, { version: number; tokens: Map<string, TokenData> }>();
+
+/**
+ * decodeToken with a bounded cache: a token presented again (every API call
+ * carries one) is not decrypted again. Only authentic payloads are cached, and
+ * the cache empties when the key set changes. Expiry and revocation are
+ * checked by the caller on every use.
+ */
+export function decodeTokenCached(token: string, keys: KeySet): TokenData | null {
+  let cache = caches.get(keys);
+  if (!cache || cache.version !== keys.version) {
+    cache = { version: keys.version, tokens: new Map() };
+    caches.set(keys, cache);
+  }
+  const hit = cache.tokens.get(token);
+  if (hit) return hit;
+  const data = decodeToken(token, keys);
+  if (data) {
+    if (cache.tokens.size >= CACHE_SIZE) cache.tokens.clear();
+    cache.tokens.set(token, data);
+  }
+  return data;
+}

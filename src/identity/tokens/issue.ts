@@ -6,7 +6,7 @@ import { assignedRoleIds, effectiveRoles, namedGlobalRoles, withImplied, type Sc
 import type { IdentityContext } from '../context.ts';
 import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName, parseJson } from '../lookup.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
-import { decodeToken, encodeToken } from './codec.ts';
+import { decodeTokenCached, encodeToken } from './codec.ts';
 import type { Named, NamedInDomain, TokenData } from './token.ts';
 
 type Ref = { id?: string; name?: string; domain?: { id?: string; name?: string } };
@@ -334,7 +334,7 @@ export async function issueToken(ctx: IdentityContext, body: unknown): Promise<{
  * it is malformed, forged, revoked, or expired (unless allowExpired and within the window).
  */
 export function validateToken(ctx: IdentityContext, token: string, allowExpired: boolean): TokenData | null {
-  const data = decodeToken(token, ctx.keys);
+  const data = decodeTokenCached(token, ctx.keys);
   if (!data) return null;
   const now = Date.now();
   if (data.expiresAt <= now && !(allowExpired && data.expiresAt + ctx.config.allowExpiredWindow * 1000 > now)) return null;

@@ -10,6 +10,8 @@ export const KEEP_KEYS = 3;
 
 export class KeySet {
   private keys = new Map<number, { secret: Buffer; createdAt: number }>();
+  /** Bumped whenever a key is added or dropped, so caches of decoded tokens know to forget. */
+  version = 0;
   private readonly promotionDelayMs: number;
   constructor(promotionDelayMs: number) {
     this.promotionDelayMs = promotionDelayMs;
@@ -19,7 +21,9 @@ export class KeySet {
     const rows = await db.selectFrom('identity_token_keys').selectAll().execute();
     const next = new Map<number, { secret: Buffer; createdAt: number }>();
     for (const r of rows) next.set(r.id, { secret: Buffer.from(r.secret, 'base64'), createdAt: Date.parse(r.created_at) });
+    const same = next.size === this.keys.size && [...next.keys()].every((id) => this.keys.has(id));
     this.keys = next;
+    if (!same) this.version++;
   }
 
   get(id: number): Buffer | undefined {
