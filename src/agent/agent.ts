@@ -91,6 +91,7 @@ export class Agent {
     await this.idle();
     await this.flush();
     await Promise.allSettled(this.loops);
+    await this.o.driver.stop();
   }
 
   /** Resolves when no converge is running or queued. */

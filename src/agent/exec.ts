@@ -53,3 +53,94 @@ export async function runOk(cmd: string, args: string[], o: RunOptions = {}): Pr
   if (r.code !== 0) throw new CommandError(cmd, args, r);
   return r;
 }
+
+/** Quotes one argument for sh. */
+export function shQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+// The spawner's loop: each line is "<id>\t<command line>"; each command runs in the
+// background, its stdout discarded (unless it redirects), its exit status and the
+// first 400 bytes of its stderr (one line) reported as "<id> <status> <message>".
+// `jobs` reaps the background jobs that ended.
+const SPAWNER = `
+while IFS= read -r line; do
+  id=\${line%%\t*}; cmd=\${line#*\t}
+  {
+    err=$(eval "$cmd" 2>&1 >/dev/null </dev/null); rc=$?
+    if [ $rc -ne 0 ]; then err=$(printf '%s' "$err" | tr '\\n\\t' '  ' | cut -c1-400); else err=; fi
+    printf '%s %s %s\\n' "$id" "$rc" "$err"
+  } &
+  jobs >/dev/null
+done
+`;
+
+/**
+ * Runs status-only commands (mount, runc, ip...) through one long-lived /bin/sh.
+ * Forking a large Node process costs milliseconds of the event loop per spawn;
+ * forking a small shell costs next to nothing, so a burst of container boots
+ * pays for the commands themselves only.
+ */
+export class Spawner {
+  private child: import('node:child_process').ChildProcess | null = null;
+  private readonly pending = new Map<number, (r: RunResult) => void>();
+  private seq = 0;
+  private buf = '';
+
+  private ensure() {
+    if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
+    const child = spawn('/bin/sh', ['-c', SPAWNER], { stdio: ['pipe', 'pipe', 'ignore'] });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.buf += d;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        const m = /^(\d+) (\d+) ?(.*)$/.exec(line);
+        if (!m) continue;
+        const done = this.pending.get(Number(m[1]));
+        this.pending.delete(Number(m[1]));
+        done?.({ code: Number(m[2]), signal: null, stdout: '', stderr: m[3] ?? '' });
+      }
+    });
+    child.on('exit', () => {
+      if (this.child === child) this.child = null;
+      for (const [, done] of this.pending) done({ code: -1, signal: 'SIGKILL', stdout: '', stderr: 'the command runner exited' });
+      this.pending.clear();
+    });
+    child.stdin!.on('error', () => undefined);
+    this.child = child;
+    return child;
+  }
+
+  /**
+   * Runs `cmd args` (no shell interpretation of the arguments); `cwd` and
+   * `output` (a file both stdout and stderr are appended to) are optional.
+   */
+  run(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+    const line = [
+      o.cwd ? `cd ${shQuote(o.cwd)} &&` : '',
+      // coreutils timeout: SIGTERM after the limit, SIGKILL 5 s later
+      `timeout -k 5 ${o.timeoutSec ?? 120}`,
+      [cmd, ...args].map(shQuote).join(' '),
+      o.output ? `>>${shQuote(o.output)} 2>&1` : '',
+    ].filter(Boolean).join(' ');
+    if (line.includes('\n')) return Promise.reject(new Error('command lines may not contain newlines'));
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ensure().stdin!.write(`${id}\t${line}\n`);
+    });
+  }
+
+  async runOk(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+    const r = await this.run(cmd, args, o);
+    if (r.code !== 0) throw new CommandError(cmd, args, r);
+    return r;
+  }
+
+  close(): void {
+    this.child?.stdin?.end();
+    this.child = null;
+  }
+}

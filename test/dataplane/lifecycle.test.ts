@@ -193,7 +193,8 @@ test('a container that exits by itself becomes SHUTOFF, as Nova syncs power stat
     await plane.waitStatus(id, ['ACTIVE', 'SHUTOFF']);
     const s = await plane.waitStatus(id, ['SHUTOFF'], 30_000);
     assert.equal(s['OS-EXT-STS:power_state'], 4);
-    assert.deepEqual(cgroupDirs(id), []);
+    for (let i = 0; i < 50 && cgroupDirs(id).length; i++) await sleep(100);
+    assert.deepEqual(cgroupDirs(id), [], 'the exited container is deleted, its cgroups with it');
   } finally {
     await plane.api('DELETE', `/compute/v2.1/servers/${id}`);
     await plane.waitGone(id);

@@ -26,6 +26,8 @@ export interface ComputeDriver {
   consoleOutput(id: string, lines?: number): Promise<string>;
   /** Writes the server's disk as a new image (an OCI archive for containers) to `upload`. */
   snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void>;
+  /** Releases what the driver holds in the agent process (helper processes); servers keep running. */
+  stop(): Promise<void>;
   /** Periodic housekeeping (console caps, unused images); `inUse` are the servers the agent knows. */
   sweep(inUse: Set<string>): Promise<void>;
 }

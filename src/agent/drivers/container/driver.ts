@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { PowerState } from '../../../compute/schema.ts';
 import type { DesiredServer } from '../../../compute/engine/protocol.ts';
 import { Reverter } from '../../../common/revert.ts';
-import { run, runOk } from '../../exec.ts';
+import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { PermanentError } from '../driver.ts';
 import { alive, deleteNetns, exists, isMountPoint, mountOverlay, NetnsBatcher, sleep, unmount } from './host.ts';
@@ -65,7 +65,8 @@ export class ContainerDriver implements ComputeDriver {
   readonly kinds = ['container'];
   private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
   private readonly images: ImageStore;
-  private readonly netns = new NetnsBatcher();
+  private readonly sp = new Spawner();
+  private readonly netns: NetnsBatcher;
   private readonly runcRoot: string;
   private readonly serversDir: string;
 
@@ -74,6 +75,7 @@ export class ContainerDriver implements ComputeDriver {
     this.images = new ImageStore(o.stateDir);
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
+    this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
   }
 
   // --- paths
@@ -106,6 +108,10 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
+  async stop(): Promise<void> {
+    this.sp.close();
+  }
+
   async capacity(): Promise<Capacity> {
     const fs = await fsp.statfs(this.o.stateDir);
     return { vcpus: availableParallelism(), memory_mb: Math.floor(totalmem() / 1048576), disk_gb: Math.floor((fs.blocks * fs.bsize) / 2 ** 30) };
@@ -126,9 +132,9 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   // --- runc
-  private runc(args: string[], o: { cwd?: string; stdout?: number; stderr?: number; id?: string; timeoutMs?: number } = {}) {
+  private runc(args: string[], o: { cwd?: string; output?: string; id?: string } = {}) {
     const log = o.id ? ['--log', join(this.dir(o.id), 'runc.log'), '--log-format', 'json'] : [];
-    return run(this.o.runc, ['--root', this.runcRoot, ...log, ...args], { cwd: o.cwd, stdout: o.stdout, stderr: o.stderr, timeoutMs: o.timeoutMs ?? 60_000 });
+    return this.sp.run(this.o.runc, ['--root', this.runcRoot, ...log, ...args], { cwd: o.cwd, output: o.output });
   }
 
   private async runcError(id: string, fallback: string): Promise<string> {
@@ -201,17 +207,13 @@ export class ContainerDriver implements ComputeDriver {
 
   private async startContainer(id: string): Promise<void> {
     const dir = this.dir(id);
-    const fh = await fsp.open(join(dir, 'console.log'), 'a', 0o600);
-    try {
-      const r = await this.runc(['run', '-d', id], { cwd: dir, stdout: fh.fd, stderr: fh.fd, id });
-      if (r.code !== 0) {
-        const why = await this.runcError(id, `runc run exited ${r.code}`);
-        // a failed run can leave a half-created container behind
-        await this.runc(['delete', '--force', id]);
-        throw new Error(why);
-      }
-    } finally {
-      await fh.close();
+    // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
+    const r = await this.runc(['run', '-d', id], { cwd: dir, output: join(dir, 'console.log'), id });
+    if (r.code !== 0) {
+      const why = await this.runcError(id, `runc run exited ${r.code}`);
+      // a failed run can leave a half-created container behind
+      await this.runc(['delete', '--force', id]);
+      throw new Error(why);
     }
   }
 
@@ -255,7 +257,7 @@ export class ContainerDriver implements ComputeDriver {
       if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
         // rebuild: a fresh disk from the (new) image, same server
         await this.removeContainer(id, true);
-        await unmount(this.rootfs(id));
+        await unmount(this.sp, this.rootfs(id));
         await fsp.rm(join(dir, 'upper'), { recursive: true, force: true });
         await fsp.rm(join(dir, 'work'), { recursive: true, force: true });
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, spec_hash: '', config_drive_hash: '' };
@@ -273,7 +275,7 @@ export class ContainerDriver implements ComputeDriver {
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
       await this.netns.ensure(this.netnsName(id));
-      await mountOverlay(this.rootfs(id), image.layerDirs, join(dir, 'upper'), join(dir, 'work'));
+      await mountOverlay(this.sp, this.rootfs(id), image.layerDirs, join(dir, 'upper'), join(dir, 'work'));
       const spec = await buildSpec({ desired: d, image: image.config, rootfs: this.rootfs(id), netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
         .catch((err: Error) => { throw new PermanentError(err.message); });
       const specText = JSON.stringify(spec);
@@ -300,8 +302,8 @@ export class ContainerDriver implements ComputeDriver {
           await this.startContainer(id);
           s = 'running';
         }
-        if (s === 'paused' && d.power === 'running') await runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
-        if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
+        if (s === 'paused' && d.power === 'running') await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
+        if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
       } else if (s !== 'missing') {
         await this.removeContainer(id, false, stopSignal);
       }
@@ -317,9 +319,14 @@ export class ContainerDriver implements ComputeDriver {
     return (await this.observe(id, d.power))!;
   }
 
+  /** What the host holds; a container whose process exited is deleted on the way (its runc state and cgroups go at once). */
   async observe(id: string, desired?: string): Promise<Observed | null> {
     if (!(await exists(this.dir(id)))) return null;
-    const s = (await this.status(id)).status;
+    let s = (await this.status(id)).status;
+    if (s === 'stopped') {
+      await this.removeContainer(id, true);
+      s = 'missing';
+    }
     if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
     if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
     return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
@@ -328,8 +335,8 @@ export class ContainerDriver implements ComputeDriver {
   async destroy(id: string): Promise<void> {
     const dir = this.dir(id);
     await this.removeContainer(id, true);
-    await unmount(join(dir, 'rootfs'));
-    await deleteNetns(this.netnsName(id));
+    await unmount(this.sp, join(dir, 'rootfs'));
+    await deleteNetns(this.sp, this.netnsName(id));
     await this.removeCgroups(id);
     if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
     await fsp.rm(dir, { recursive: true, force: true });
@@ -409,6 +416,8 @@ export class ContainerDriver implements ComputeDriver {
     }
     void inUse;
     await this.images.prune(images);
+    // lets the command runner reap the jobs that ended since its last command
+    await this.sp.run('true', []);
   }
 
   /** Keeps the newest half of a console log that outgrew the cap (the container appends with O_APPEND). */

@@ -1,8 +1,9 @@
 // Host plumbing for containers: network namespaces (batched through one
 // `ip -batch` per burst), overlay mounts, and process liveness read from /proc.
+import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { run, runOk } from '../../exec.ts';
+import { dirname, join } from 'node:path';
+import type { Spawner } from '../../exec.ts';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -18,8 +19,12 @@ export async function exists(p: string): Promise<boolean> {
 export class NetnsBatcher {
   private pending: Array<{ name: string; resolve: () => void; reject: (e: Error) => void }> = [];
   private timer: NodeJS.Timeout | null = null;
+  private readonly sp: Spawner;
+  private readonly tmpDir: string;
   private readonly windowMs: number;
-  constructor(windowMs = 3) {
+  constructor(sp: Spawner, tmpDir: string, windowMs = 3) {
+    this.sp = sp;
+    this.tmpDir = tmpDir;
     this.windowMs = windowMs;
   }
 
@@ -40,23 +45,27 @@ export class NetnsBatcher {
     if (!batch.length) return;
     const names = [...new Set(batch.map((b) => b.name))];
     const script = names.map((n) => `netns add ${n}\nnetns exec ${n} ip link set lo up\n`).join('');
-    void run('ip', ['-force', '-batch', '-'], { input: script, timeoutMs: 60_000 }).then(async (r) => {
+    const file = join(this.tmpDir, `netns-${randomBytes(6).toString('hex')}`);
+    void (async () => {
+      await fsp.writeFile(file, script);
+      const r = await this.sp.run('ip', ['-force', '-batch', file]);
+      await fsp.rm(file, { force: true });
       for (const b of batch) {
         if (await exists(`${NETNS_DIR}/${b.name}`)) b.resolve();
-        else b.reject(new Error(`ip netns add ${b.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' ')}`));
+        else b.reject(new Error(`ip netns add ${b.name} failed: ${r.stderr.trim()}`));
       }
-    }, (err: Error) => {
+    })().catch((err: Error) => {
       for (const b of batch) b.reject(err);
     });
   }
 }
 
-export async function deleteNetns(name: string): Promise<void> {
+export async function deleteNetns(sp: Spawner, name: string): Promise<void> {
   if (!(await exists(`${NETNS_DIR}/${name}`))) return;
-  const r = await run('ip', ['netns', 'del', name]);
+  const r = await sp.run('ip', ['netns', 'del', name]);
   if (r.code !== 0 && (await exists(`${NETNS_DIR}/${name}`))) {
     // a stale file whose bind mount is already gone
-    await run('umount', [`${NETNS_DIR}/${name}`]);
+    await sp.run('umount', [`${NETNS_DIR}/${name}`]);
     await fsp.rm(`${NETNS_DIR}/${name}`, { force: true });
     if (await exists(`${NETNS_DIR}/${name}`)) throw new Error(`ip netns del ${name}: ${r.stderr.trim()}`);
   }
@@ -68,18 +77,18 @@ export async function isMountPoint(path: string): Promise<boolean> {
   return !!a && !!b && (a.dev !== b.dev || a.ino === b.ino);
 }
 
-export async function mountOverlay(target: string, lowers: string[], upper: string, work: string): Promise<void> {
+export async function mountOverlay(sp: Spawner, target: string, lowers: string[], upper: string, work: string): Promise<void> {
   if (await isMountPoint(target)) return;
   // Top layer first; an image with a single layer still needs a lowerdir.
   const opts = `lowerdir=${[...lowers].reverse().join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off,metacopy=off`;
   if (opts.length > 4000) throw new Error('the image has too many layers for one overlay mount');
-  await runOk('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
+  await sp.runOk('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
 }
 
-export async function unmount(target: string): Promise<void> {
+export async function unmount(sp: Spawner, target: string): Promise<void> {
   for (let i = 0; i < 3 && (await isMountPoint(target)); i++) {
-    const r = await run('umount', [target]);
-    if (r.code !== 0 && i === 2) await runOk('umount', ['-l', target]);
+    const r = await sp.run('umount', [target]);
+    if (r.code !== 0 && i === 2) await sp.runOk('umount', ['-l', target]);
   }
 }
 
