@@ -78,6 +78,8 @@ const FAULT_NAMES: Record<number, string> = {
 };
 
 export function renderComputeError(err: ApiError): unknown {
+  // A missing or bad token is refused before Nova by keystonemiddleware, in its own envelope.
+  if (err.status === 401) return { error: { code: 401, title: err.title, message: err.message } };
   return { [FAULT_NAMES[err.status] ?? 'computeFault']: { code: err.status, message: err.message } };
 }
 
@@ -105,6 +107,7 @@ export function setupMicroversions(app: FastifyInstance): void {
     versions.set(req, v);
   });
   app.addHook('onSend', async (req, reply, payload) => {
+    if (reply.statusCode === 401) reply.header('WWW-Authenticate', `Keystone uri="${hostUrl(req)}/identity"`);
     const v = versions.get(req);
     if (v) {
       reply.header(VERSION_HEADER, `compute ${v}`);

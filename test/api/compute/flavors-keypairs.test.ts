@@ -44,6 +44,8 @@ test('version documents and microversion negotiation', async () => {
   assert.equal(missing.body.itemNotFound.code, 404);
   const noToken = await cloud.call('GET', '/compute/v2.1/flavors');
   assert.equal(noToken.status, 401);
+  assert.equal(noToken.body.error.code, 401);
+  assert.match(noToken.headers.get('www-authenticate') ?? '', /^Keystone uri=".*\/identity"$/);
 });
 
 test('default flavors exist once, with devstack sizes and a container flavor', async () => {
