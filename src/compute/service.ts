@@ -12,6 +12,7 @@ import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from '.
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
 import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
+import { expireSnapshots } from './api/janitor.ts';
 import { infraRoutes } from './api/infra.ts';
 import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
@@ -49,6 +50,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   engine.onServersChanged(async (rows) => {
     for (const r of rows) await settleEvents(deps.db, r as ServerRow);
   });
+  let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),
     ...flavorRoutes(ctx),
@@ -76,8 +78,13 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     async start() {
       await seedDefaultFlavors(deps.db);
       await engine.start();
+      janitor = setInterval(() => {
+        expireSnapshots(ctx).catch((err) => deps.log.warn({ err }, 'expiring snapshots failed'));
+      }, 60_000);
+      janitor.unref();
     },
     async stop() {
+      if (janitor) clearInterval(janitor);
       await engine.stop();
     },
   };

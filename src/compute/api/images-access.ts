@@ -32,6 +32,9 @@ export interface ImageAccess {
   /** Records a new (queued) image owned by the caller's project, as a snapshot of a server. */
   createSnapshot(cred: Credentials, spec: { name: string; properties: Record<string, string>; containerFormat: string; diskFormat: string; minDisk: number; minRam: number }): Promise<ImageInfo>;
   delete(cred: Credentials, id: string): Promise<void>;
+  /** The image whoever owns it (for housekeeping, not for callers). */
+  getRecord(id: string): Promise<ImageInfo | undefined>;
+  deleteById(id: string): Promise<void>;
   /** Replaces (or merges into) an image's free-form properties. */
   setProperties(cred: Credentials, id: string, props: Record<string, string | null>, replace: boolean): Promise<ImageInfo>;
   /** Whether images can be created (snapshots). */
@@ -72,6 +75,13 @@ export function imageAccess(images: ImageService): ImageAccess {
       return toImageInfo(row);
     },
     async delete(_cred, id) {
+      await images.deleteImage(id);
+    },
+    async getRecord(id) {
+      const row = await images.getImage(id);
+      return row ? toImageInfo(row) : undefined;
+    },
+    async deleteById(id) {
       await images.deleteImage(id);
     },
     async setProperties(cred, id, props, replace) {

@@ -57,7 +57,7 @@ async function create(client: Nova, body: Record<string, unknown> = {}, version?
 }
 
 before(async () => {
-  cloud = await startCloud({ compute: { consoleTimeoutMs: 300 } });
+  cloud = await startCloud({ compute: { consoleTimeoutMs: 300, snapshotTimeoutMs: 500 } });
   admin = await adminNova(cloud);
   alice = await projectUser(cloud, ['member']);
   bob = await projectUser(cloud, ['member']);
@@ -183,6 +183,7 @@ test('create: networks none/auto at 2.37, tags at 2.52, hostname at 2.90, multip
 });
 
 test('list and detail: filters, sorting, pagination, all_tenants', async () => {
+  const mark = new Date(Date.now() - 1000).toISOString();
   const ids: string[] = [];
   for (const name of ['alpha-1', 'alpha-2', 'beta-1']) ids.push((await create(bob, { name })).body.server.id);
   await runOn(ids[0]!, 'host-x');
@@ -219,7 +220,6 @@ test('list and detail: filters, sorting, pagination, all_tenants', async () => {
   assert.deepEqual(page2.body.servers.map((x: { name: string }) => x.name), ['beta-1']);
   assert.equal((await bob.call('GET', `/servers?marker=${crypto.randomUUID()}`)).status, 400);
   // changes-since and changes-before
-  const mark = new Date(Date.now() - 1000).toISOString();
   assert.equal((await bob.call('GET', `/servers?changes-since=${mark}`)).body.servers.length, 3);
   assert.equal((await bob.call('GET', `/servers?changes-since=${new Date(Date.now() + 60_000).toISOString()}`)).body.servers.length, 0);
   assert.equal((await bob.call('GET', `/servers?changes-before=${mark}`, { version: '2.66' })).body.servers.length, 0);
@@ -499,6 +499,36 @@ test('disk config, access IPs, security groups, diagnostics, password, external 
   // createBackup checks
   assert.equal((await act({ createBackup: { name: 'b', backup_type: 'daily' } })).status, 400, 'rotation is required');
   assert.equal((await act({ createBackup: { name: 'b', backup_type: 'daily', rotation: -1 } })).status, 400);
+});
+
+test('createImage: a queued image and a task state; a host that never answers leaves nothing behind', async () => {
+  const id = (await create(alice, { name: 'snap' })).body.server.id;
+  assert.equal((await alice.call('POST', `/servers/${id}/action`, { body: { createImage: { name: 'too-early' } } })).status, 409);
+  await runOn(id);
+  const old = await alice.call('POST', `/servers/${id}/action`, { body: { createImage: { name: 's1', metadata: { image_type: 'mine' } } } });
+  assert.equal(old.status, 202);
+  assert.match(old.headers.get('location') ?? '', /\/image\/v2\/images\/[0-9a-f-]{36}$/);
+  const imageId = old.headers.get('location')!.split('/').at(-1)!;
+  const img = await cloud.call('GET', `/image/v2/images/${imageId}`, { token: alice.token });
+  assert.equal(img.body.status, 'queued');
+  assert.equal(img.body.instance_uuid, id);
+  assert.equal(img.body.image_type, 'mine', 'what the caller gives wins');
+  assert.equal((await row(id)).task_state, 'image_snapshot_pending');
+  assert.equal((await alice.call('POST', `/servers/${id}/action`, { body: { createImage: { name: 's2' } } })).status, 409, 'one at a time');
+  // no agent answers: after the snapshot timeout the image is removed and the task state cleared
+  for (let i = 0; i < 50 && (await row(id)).task_state !== null; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await row(id)).task_state, null);
+  assert.equal((await cloud.call('GET', `/image/v2/images/${imageId}`, { token: alice.token })).status, 404);
+  const v245 = await alice.call('POST', `/servers/${id}/action`, { version: '2.45', body: { createImage: { name: 's3' } } });
+  assert.match(v245.body.image_id, /^[0-9a-f-]{36}$/);
+  schemas.add('v2_45.servers', 'create_backup', await alice.call('POST', `/servers/${id}/action`, { version: '2.45', body: { createBackup: { name: 'b', backup_type: 'daily', rotation: 1 } } }).then(async (r) => {
+    assert.equal(r.status, 409, 'the snapshot is still going');
+    for (let i = 0; i < 50 && (await row(id)).task_state !== null; i++) await new Promise((res) => setTimeout(res, 100));
+    const b = await alice.call('POST', `/servers/${id}/action`, { version: '2.45', body: { createBackup: { name: 'b', backup_type: 'daily', rotation: 1 } } });
+    assert.equal(b.status, 202);
+    assert.equal((await row(id)).task_state, 'image_backup');
+    return b;
+  }));
 });
 
 test('response bodies match Tempest schemas', () => {

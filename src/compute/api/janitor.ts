@@ -1,0 +1,38 @@
+// Finishes what an API process started and could not see through: a snapshot
+// (createImage/createBackup) whose agent never answered — the process that
+// waited may have restarted — leaves the server in an image_* task state and
+// its image queued. Once the request is older than the snapshot timeout, the
+// request expires, the server leaves the task state and the empty image goes.
+import { nowIso } from '../../common/ids.ts';
+import type { ComputeContext } from './context.ts';
+import { TaskState } from './state.ts';
+
+const IMAGE_TASKS = [TaskState.IMAGE_SNAPSHOT_PENDING, TaskState.IMAGE_SNAPSHOT, TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_UPLOADING, TaskState.IMAGE_BACKUP];
+
+export async function expireSnapshots(ctx: ComputeContext, now = Date.now()): Promise<number> {
+  const cutoff = new Date(now - ctx.config.snapshotTimeoutMs).toISOString();
+  const stale = await ctx.db.selectFrom('compute_server_requests').selectAll()
+    .where('kind', '=', 'snapshot').where('status', '=', 'pending').where('created_at', '<', cutoff).execute();
+  for (const r of stale) {
+    const expired = await ctx.db.updateTable('compute_server_requests').set({ status: 'expired', updated_at: nowIso() })
+      .where('id', '=', r.id).where('status', '=', 'pending').executeTakeFirst();
+    if (Number(expired.numUpdatedRows) === 0) continue;
+    await ctx.db.updateTable('compute_servers').set({ task_state: null, updated_at: nowIso() })
+      .where('id', '=', r.server_id).where('task_state', 'in', IMAGE_TASKS).execute();
+    let imageId: string | undefined;
+    try {
+      imageId = (JSON.parse(r.args) as { image_id?: string }).image_id;
+    } catch {
+      imageId = undefined;
+    }
+    if (!imageId) continue;
+    try {
+      const { status } = (await ctx.images.getRecord(imageId)) ?? { status: 'gone' };
+      if (status === 'queued' || status === 'saving' || status === 'killed') await ctx.images.deleteById(imageId);
+    } catch (err) {
+      ctx.log.warn({ err, image: imageId }, 'removing the image of an expired snapshot failed');
+    }
+    ctx.log.warn({ server: r.server_id, image: imageId }, 'a snapshot got no answer from its host in time; it was abandoned');
+  }
+  return stale.length;
+}
