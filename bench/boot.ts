@@ -119,7 +119,7 @@ async function rawLoop(archive: string, dir: string, n: number): Promise<{ perSe
   for (const [i, id] of ids.entries()) {
     const b = bundles[i]!;
     await runOk('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...lowers].reverse().join(':')},upperdir=${b}/upper,workdir=${b}/work`, `${b}/rootfs`]);
-    const spec = await buildSpec({ desired, image: img.config, rootfs: `${b}/rootfs`, netnsPath: '', cgroupsPath: `/${CGROUP_PARENT}/${id}`, configDriveDir: `${b}/cd` });
+    const spec = await buildSpec({ desired, image: img.config, lookup: [...lowers].reverse(), netnsPath: '', cgroupsPath: `/${CGROUP_PARENT}/${id}`, configDriveDir: `${b}/cd` });
     (spec.linux as { namespaces: Array<{ type: string; path?: string }> }).namespaces = (spec.linux as { namespaces: Array<{ type: string }> }).namespaces.map((x) => (x.type === 'network' ? { type: 'network' } : x));
     await fsp.writeFile(join(b, 'config.json'), JSON.stringify(spec));
     const fh = await fsp.open(join(b, 'console.log'), 'a');

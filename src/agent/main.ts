@@ -24,6 +24,8 @@ export interface AgentFlags {
   cpuAllocationRatio?: number;
   ramAllocationRatio?: number;
   diskAllocationRatio?: number;
+  /** Console log cap in bytes (the newest half is kept when exceeded). */
+  consoleLogMax?: number;
   /** How often every server is observed (ms); not a CLI flag. */
   sweepIntervalMs?: number;
 }
@@ -41,7 +43,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   const stateDir = resolve(f.stateDir);
   const client = new AgentClient(f.server, readToken(f.tokenFile), f.hostname ?? osHostname());
   const driver = new ContainerDriver({
-    stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent,
+    stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent, consoleCap: f.consoleLogMax,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   return new Agent({

@@ -176,6 +176,7 @@ program.command('agent').description('run a host agent (as root): registers this
   .option('--ram-allocation-ratio <r>', 'RAM overcommit of this host (default 1.5)', (v) => Number(v))
   .option('--disk-allocation-ratio <r>', 'disk overcommit of this host (default 1)', (v) => Number(v))
   .option('--cgroup-parent <name>', 'cgroup of every container: /<name>/<server id>', 'stratus')
+  .option('--console-log-max <bytes>', 'size cap of each server\'s console log', (v) => Number(v), 1 << 20)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
   .action(async (f: AgentFlags) => {
     await runAgent(f);

@@ -20,6 +20,8 @@ import { run } from '../../src/agent/exec.ts';
 
 export const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 export const CGROUP_PARENT = 'stratus';
+/** The in-process agent's console log cap. */
+export const CONSOLE_CAP = 64 * 1024;
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const skipUnlessRoot = process.getuid?.() !== 0 ? 'data-plane tests run as root' : false;
@@ -81,7 +83,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     async startAgent(mode, extra = []) {
       const flags = { server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir, hostname, cgroupParent: CGROUP_PARENT };
       if (mode === 'inproc') {
-        plane.agent = createAgent({ ...flags, concurrency: 8, sweepIntervalMs: 2000 }, log);
+        plane.agent = createAgent({ ...flags, concurrency: 8, sweepIntervalMs: 2000, consoleLogMax: CONSOLE_CAP }, log);
         await plane.agent.start();
         return;
       }
@@ -228,11 +230,24 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export function overlayMounted(path: string): boolean {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => {
-    const [, mnt, type] = l.split(' ');
-    return mnt === path && type === 'overlay';
-  });
+/** The file system type of a process's root, from its own mount namespace (the server's overlay lives there only). */
+export function rootFsType(pid: number): string | null {
+  try {
+    for (const l of readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+      const [left, right] = l.split(' - ');
+      if (left?.split(' ')[4] === '/' && right) return right.split(' ')[0] ?? null;
+    }
+  } catch { /* gone */ }
+  return null;
+}
+
+/** The overlay options of a process's root mount (lowerdir, upperdir...). */
+export function rootMountOptions(pid: number): string {
+  for (const l of readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')) {
+    const [left, right] = l.split(' - ');
+    if (left?.split(' ')[4] === '/' && right) return right.split(' ')[2] ?? '';
+  }
+  return '';
 }
 
 export function cgroupFile(ctl: string, id: string, file: string): string | null {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { run } from '../../src/agent/exec.ts';
 import { buildLayerBlob, fileRange, writeOciArchive } from '../../src/agent/drivers/container/oci.ts';
 import {
-  cgroupDirs, cgroupFile, httpInNetns, leftovers, netnsPath, overlayMounted, processAlive, runcState, skipUnlessRoot, sleep, startPlane, type Plane,
+  CONSOLE_CAP, cgroupDirs, cgroupFile, httpInNetns, leftovers, mountsUnder, netnsPath, processAlive, rootFsType, rootMountOptions, runcState, skipUnlessRoot, sleep, startPlane, type Plane,
 } from './lib.ts';
 
 let plane: Plane;
@@ -60,7 +60,10 @@ test('create: ACTIVE with a running container, its limits, namespace, config dri
   const st = runcState(plane.stateDir, id);
   assert.ok(st, 'runc state exists');
   assert.ok(processAlive(st.pid), 'the container init runs');
-  assert.ok(overlayMounted(join(plane.stateDir, 'servers', id, 'rootfs')), 'the overlay root is mounted');
+  assert.equal(rootFsType(st.pid), 'overlay', 'the container\'s root is an overlay');
+  assert.match(rootMountOptions(st.pid), new RegExp(`upperdir=${join(plane.stateDir, 'servers', id, 'upper')}`));
+  assert.match(rootMountOptions(st.pid), new RegExp(`lowerdir=${join(plane.stateDir, 'layers')}/[0-9a-f]{64}/fs`));
+  assert.deepEqual(mountsUnder(plane.stateDir), [], 'the overlay lives in the container\'s mount namespace only, not the host\'s');
   // cgroup v1 limits from the flavor (96 MiB, 1 vCPU)
   assert.equal(cgroupFile('memory', id, 'memory.limit_in_bytes'), String(96 * 1024 * 1024));
   assert.equal(cgroupFile('memory', id, 'memory.memsw.limit_in_bytes'), String(96 * 1024 * 1024));
@@ -97,7 +100,6 @@ test('create: ACTIVE with a running container, its limits, namespace, config dri
 
 test('stop, start, reboot (soft and hard), pause and unpause map to runc', { skip: skipUnlessRoot }, async () => {
   const id = created[0]!;
-  const rootfs = join(plane.stateDir, 'servers', id, 'rootfs');
   const first = runcState(plane.stateDir, id)!;
 
   assert.equal((await action(id, { 'os-stop': null })).status, 202);
@@ -106,7 +108,7 @@ test('stop, start, reboot (soft and hard), pause and unpause map to runc', { ski
   assert.ok(!processAlive(first.pid), 'the container process is gone');
   assert.equal(runcState(plane.stateDir, id), null, 'runc deleted the container');
   assert.deepEqual(cgroupDirs(id), [], 'its cgroups are gone');
-  assert.ok(overlayMounted(rootfs), 'the disk stays mounted');
+  assert.ok(existsSync(join(plane.stateDir, 'servers', id, 'upper', 'root', 'marker')), 'the disk stays');
   assert.ok(existsSync(netnsPath(id)), 'the namespace stays');
 
   assert.equal((await action(id, { 'os-start': null })).status, 202);
@@ -200,6 +202,24 @@ test('a container that exits by itself becomes SHUTOFF, as Nova syncs power stat
     await plane.waitGone(id);
   }
   assert.deepEqual(leftovers(plane.stateDir, id), []);
+});
+
+test('the console log is capped: the newest output stays', { skip: skipUnlessRoot }, async () => {
+  const script = '#!/bin/sh\ni=0\nwhile [ $i -lt 4000 ]; do echo "line $i ................................................"; i=$((i+1)); done\necho last-line-of-output\n';
+  const id = await plane.createServer({ name: 'dp-chatty', user_data: b64(script) });
+  try {
+    await plane.waitStatus(id, ['ACTIVE']);
+    await waitConsole(id, /last-line-of-output/);
+    const file = join(plane.stateDir, 'servers', id, 'console.log');
+    for (let i = 0; i < 60 && statSync(file).size > CONSOLE_CAP; i++) await sleep(100);
+    assert.ok(statSync(file).size <= CONSOLE_CAP, `console.log is ${statSync(file).size} bytes`);
+    const out = await consoleOf(id);
+    assert.match(out.split("\n").slice(-4).join("\n"), /last-line-of-output/, "the newest output is kept");
+    assert.doesNotMatch(out, /^line 0 /m, 'the oldest output was dropped');
+  } finally {
+    await plane.api('DELETE', `/compute/v2.1/servers/${id}`);
+    await plane.waitGone(id);
+  }
 });
 
 test('an image the host cannot run fails the build: ERROR with a fault, nothing left', { skip: skipUnlessRoot }, async () => {

@@ -28,7 +28,7 @@ import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { PermanentError } from '../driver.ts';
-import { alive, deleteNetns, exists, isMountPoint, mountOverlay, NetnsBatcher, sleep, unmount } from './host.ts';
+import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { buildSpec } from './spec.ts';
 import { ImageStore } from './store.ts';
@@ -205,11 +205,25 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
-  private async startContainer(id: string): Promise<void> {
+  /**
+   * Mounts the server's overlay root and runs the container, in a mount
+   * namespace of their own: the overlay exists only in the container's mount
+   * namespace (copied from that one), never in the host's, so the host's mount
+   * table does not grow with the servers (every new mount namespace copies it)
+   * and the mount goes away with the container, whatever happens to the agent.
+   */
+  private async startContainer(id: string, lowers: string[]): Promise<void> {
     const dir = this.dir(id);
+    const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
+    const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; exec "$@"';
+    const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
-    const r = await this.runc(['run', '-d', id], { cwd: dir, output: join(dir, 'console.log'), id });
+    const r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
     if (r.code !== 0) {
+      if (r.code === 32) {
+        const why = await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '');
+        throw new Error(`mounting the server's root failed: ${why.trim().slice(0, 300) || 'mount exited 32'}`);
+      }
       const why = await this.runcError(id, `runc run exited ${r.code}`);
       // a failed run can leave a half-created container behind
       await this.runc(['delete', '--force', id]);
@@ -268,6 +282,8 @@ export class ContainerDriver implements ComputeDriver {
         throw err instanceof ImageFormatError ? new PermanentError(`image ${imageId}: ${err.message}`) : err;
       });
       for (const sub of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, sub), { recursive: true, mode: 0o755 });
+      // a host mount left by an older agent (the root is now mounted in the container's namespace only)
+      await unmount(this.sp, this.rootfs(id));
       const cdHash = createHash('sha256').update(JSON.stringify(d.config_drive)).digest('hex');
       if (cdHash !== st.config_drive_hash || !(await exists(join(dir, 'config-drive')))) {
         await this.writeConfigDrive(d, dir);
@@ -275,8 +291,7 @@ export class ContainerDriver implements ComputeDriver {
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
       await this.netns.ensure(this.netnsName(id));
-      await mountOverlay(this.sp, this.rootfs(id), image.layerDirs, join(dir, 'upper'), join(dir, 'work'));
-      const spec = await buildSpec({ desired: d, image: image.config, rootfs: this.rootfs(id), netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
+      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
         .catch((err: Error) => { throw new PermanentError(err.message); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
@@ -299,7 +314,7 @@ export class ContainerDriver implements ComputeDriver {
           s = 'missing';
         }
         if (s === 'missing') {
-          await this.startContainer(id);
+          await this.startContainer(id, image.layerDirs);
           s = 'running';
         }
         if (s === 'paused' && d.power === 'running') await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);

@@ -44,11 +44,12 @@ export class NetnsBatcher {
     this.pending = [];
     if (!batch.length) return;
     const names = [...new Set(batch.map((b) => b.name))];
-    const script = names.map((n) => `netns add ${n}\nnetns exec ${n} ip link set lo up\n`).join('');
+    const script = names.map((n) => `netns add ${n}\n`).join('');
     const file = join(this.tmpDir, `netns-${randomBytes(6).toString('hex')}`);
     void (async () => {
       await fsp.writeFile(file, script);
-      const r = await this.sp.run('ip', ['-force', '-batch', file]);
+      // loopback up with nsenter --net: unlike `ip netns exec`, it does not copy the mount table
+      const r = await this.sp.run('sh', ['-c', 'ip -force -batch "$0"; for n do nsenter --net=/run/netns/$n ip link set lo up || exit 1; done', file, ...names]);
       await fsp.rm(file, { force: true });
       for (const b of batch) {
         if (await exists(`${NETNS_DIR}/${b.name}`)) b.resolve();
@@ -77,12 +78,11 @@ export async function isMountPoint(path: string): Promise<boolean> {
   return !!a && !!b && (a.dev !== b.dev || a.ino === b.ino);
 }
 
-export async function mountOverlay(sp: Spawner, target: string, lowers: string[], upper: string, work: string): Promise<void> {
-  if (await isMountPoint(target)) return;
-  // Top layer first; an image with a single layer still needs a lowerdir.
+/** overlayfs mount options: top layer first (lowers are given bottom first). */
+export function overlayOptions(lowers: string[], upper: string, work: string): string {
   const opts = `lowerdir=${[...lowers].reverse().join(':')},upperdir=${upper},workdir=${work},redirect_dir=off,index=off,metacopy=off`;
   if (opts.length > 4000) throw new Error('the image has too many layers for one overlay mount');
-  await sp.runOk('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
+  return opts;
 }
 
 export async function unmount(sp: Spawner, target: string): Promise<void> {

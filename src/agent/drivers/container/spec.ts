@@ -43,16 +43,24 @@ export function limitsFor(flavor: DesiredServer['flavor']): Limits {
 
 interface IdUser { uid: number; gid: number; additionalGids?: number[] }
 
-async function readIdFile(rootfs: string, name: string): Promise<string[][]> {
-  const text = await fsp.readFile(join(rootfs, 'etc', name), 'utf8').catch(() => '');
+/** Reads etc/<name> from the first of `lookup` (the disk's layers, top first) that has it, as overlayfs would. */
+async function readIdFile(lookup: string[], name: string): Promise<string[][]> {
+  let text = '';
+  for (const root of lookup) {
+    const t = await fsp.readFile(join(root, 'etc', name), 'utf8').catch(() => null);
+    if (t !== null) {
+      text = t;
+      break;
+    }
+  }
   return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
 }
 
 /** Resolves an image's User ("name", "uid", "uid:gid", "name:group") against the image's /etc/passwd and /etc/group. */
-export async function resolveUser(rootfs: string, user: string | undefined): Promise<IdUser> {
+export async function resolveUser(lookup: string[], user: string | undefined): Promise<IdUser> {
   if (!user) return { uid: 0, gid: 0 };
   const [u, g] = user.split(':', 2) as [string, string | undefined];
-  const passwd = await readIdFile(rootfs, 'passwd');
+  const passwd = await readIdFile(lookup, 'passwd');
   let uid: number;
   let gid = 0;
   if (/^\d+$/.test(u)) {
@@ -68,7 +76,7 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
   if (g !== undefined && g !== '') {
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
-      const row = (await readIdFile(rootfs, 'group')).find((p) => p[0] === g);
+      const row = (await readIdFile(lookup, 'group')).find((p) => p[0] === g);
       if (!row) throw new Error(`the image's group '${g}' is not in its /etc/group`);
       gid = Number(row[2]);
     }
@@ -79,7 +87,8 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
 export interface SpecInput {
   desired: DesiredServer;
   image: OciImageConfig;
-  rootfs: string;
+  /** Directories to look up the image's /etc/passwd and /etc/group in, top layer first. */
+  lookup: string[];
   netnsPath: string;
   cgroupsPath: string;
   configDriveDir: string;
@@ -93,7 +102,7 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${i.desired.hostname}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push('HOME=/root');
-  const user = await resolveUser(i.rootfs, cfg.User);
+  const user = await resolveUser(i.lookup, cfg.User);
   const limits = limitsFor(i.desired.flavor);
   return {
     ociVersion: '1.0.2',
