@@ -1,7 +1,7 @@
 // The token key set, shared by every replica through the database. A new key is
 // staged first and becomes the encryption key only once every replica has had
 // time to load it; older keys keep decrypting until rotated out.
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { Db } from '../../db/database.ts';
 import { nowIso } from '../../common/ids.ts';
 
@@ -9,7 +9,8 @@ import { nowIso } from '../../common/ids.ts';
 export const KEEP_KEYS = 3;
 
 export class KeySet {
-  private keys = new Map<number, { secret: Buffer; createdAt: number }>();
+  // KeyObjects, not Buffers: the cipher then skips re-importing the key on every token.
+  private keys = new Map<number, { secret: KeyObject; createdAt: number }>();
   /** Bumped whenever a key is added or dropped, so caches of decoded tokens know to forget. */
   version = 0;
   private readonly promotionDelayMs: number;
@@ -19,19 +20,19 @@ export class KeySet {
 
   async load(db: Db): Promise<void> {
     const rows = await db.selectFrom('identity_token_keys').selectAll().execute();
-    const next = new Map<number, { secret: Buffer; createdAt: number }>();
-    for (const r of rows) next.set(r.id, { secret: Buffer.from(r.secret, 'base64'), createdAt: Date.parse(r.created_at) });
+    const next = new Map<number, { secret: KeyObject; createdAt: number }>();
+    for (const r of rows) next.set(r.id, { secret: createSecretKey(Buffer.from(r.secret, 'base64')), createdAt: Date.parse(r.created_at) });
     const same = next.size === this.keys.size && [...next.keys()].every((id) => this.keys.has(id));
     this.keys = next;
     if (!same) this.version++;
   }
 
-  get(id: number): Buffer | undefined {
+  get(id: number): KeyObject | undefined {
     return this.keys.get(id)?.secret;
   }
 
   /** The key new tokens are encrypted with: the newest one old enough for every replica to know. */
-  primary(): { id: number; secret: Buffer } {
+  primary(): { id: number; secret: KeyObject } {
     const ids = [...this.keys.keys()].sort((a, b) => b - a);
     if (ids.length === 0) throw new Error('no token keys: run bootstrap');
     const now = Date.now();
