@@ -72,8 +72,21 @@ tempest workspace remove --workspace-path "$registry" --name stratus >/dev/null 
 rm -rf "$ws"
 tempest init --workspace-path "$registry" --name stratus "$ws" >/dev/null || { echo "tempest.sh: tempest init failed" >&2; exit 2; }
 
+# Compute tests boot the default image ("busybox", imported by the all-in-one
+# agent at first start): wait for it and hand its id to compute.conf (@IMAGE_REF@).
+image_ref=
+if [ "${enabled[NOVA]}" = true ]; then
+  for _ in $(seq 1 90); do
+    image_ref=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+      openstack image list --name busybox --status active -f value -c ID 2>/dev/null | head -n 1)
+    [ -n "$image_ref" ] && break
+    sleep 1
+  done
+  [ -n "$image_ref" ] || echo "tempest.sh: no active image named busybox; set [compute] image_ref with --extra-conf" >&2
+fi
+
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
-env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" \
+env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" \
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \
   NOVA="${enabled[NOVA]}" GLANCE="${enabled[GLANCE]}" NEUTRON="${enabled[NEUTRON]}" \
   CINDER="${enabled[CINDER]}" SWIFT="${enabled[SWIFT]}" PLACEMENT="${enabled[PLACEMENT]}" \
@@ -81,7 +94,7 @@ env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER
 import configparser, os, re, sys
 out, extra, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = "\n".join(open(p).read() for p in parts)
-known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT".split()
+known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF".split()
 text = re.sub(r"@(%s)@" % "|".join(known), lambda m: os.environ[m.group(1)], text)
 conf = configparser.RawConfigParser(strict=False)  # later sections and keys win
 conf.optionxform = str
