@@ -244,7 +244,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
 
   // networks and security groups: recorded until networking lands
-  let networks: unknown = sv.networks ?? null;
+  const networks: unknown = sv.networks ?? null;
   if (Array.isArray(networks)) {
     const ports = new Set<string>();
     for (const n of networks as Array<Record<string, string | null>>) {
@@ -257,7 +257,6 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
         if (!isUuid(n.uuid)) throw badRequest(`Bad networks format: network uuid is not in proper format (${n.uuid})`);
       }
     }
-    if (ports.size || (networks as unknown[]).length) networks = networks as unknown[];
   }
   const groupsAsked = [...new Set(((sv.security_groups ?? [{ name: 'default' }]) as Array<{ name?: string }>).map((g) => g.name).filter((n): n is string => !!n))];
   for (const g of groupsAsked) if (g !== 'default') throw badRequest(`Security group ${g} not found for project ${cred.projectId}.`);
