@@ -47,9 +47,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     config: { ...defaultComputeConfig, ...deps.config },
   };
   // Instance action events finish as the agents report the work done.
-  engine.onServersChanged(async (rows) => {
-    for (const r of rows) await settleEvents(deps.db, r as ServerRow);
-  });
+  engine.onServersChanged((rows) => settleEvents(deps.db, rows as ServerRow[]));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),

@@ -140,27 +140,33 @@ export async function recordAction(db: Executor, s: { id: string; project_id: st
 }
 
 /**
- * Finishes the events of a server whose work is over: an event waiting on a
+ * Finishes the events of servers whose work is over: an event waiting on a
  * task state is done once the server has left that state (Error when the
- * server went to ERROR, Success otherwise).
+ * server went to ERROR, Success otherwise). One query finds the open events
+ * of all the servers given.
  */
-export async function settleEvents(db: Db, s: ServerRow): Promise<void> {
-  const open = await db.selectFrom('compute_instance_action_events as e')
-    .innerJoin('compute_instance_actions as a', 'a.id', 'e.action_id')
-    .select(['e.id', 'e.event', 'e.action_id']).where('a.server_id', '=', s.id).where('e.finish_time', 'is', null).execute();
-  if (!open.length) return;
-  const finished = s.updated_at;
-  for (const e of open) {
-    const waits = EVENT_TASK[e.event];
-    if (waits === undefined) continue;
-    const stillRunning = s.deleted_at === null && (waits === 'building' ? s.vm_state === 'building'
-      : waits === 'rebooting' ? s.task_state !== null && s.task_state.startsWith('reboot')
-      : waits === 'image_snapshot_pending' || waits === 'image_backup' ? s.task_state !== null && s.task_state.startsWith('image_')
-      : s.task_state === waits);
-    if (stillRunning) continue;
-    const result = s.vm_state === 'error' ? 'Error' : 'Success';
-    await db.updateTable('compute_instance_action_events').set({ finish_time: finished, result, host: s.host }).where('id', '=', e.id).where('finish_time', 'is', null).execute();
-    const left = await db.selectFrom('compute_instance_action_events').select('id').where('action_id', '=', e.action_id).where('finish_time', 'is', null).executeTakeFirst();
-    if (!left) await db.updateTable('compute_instance_actions').set({ finish_time: finished, updated_at: finished, message: result === 'Error' ? 'Error' : null }).where('id', '=', e.action_id).execute();
+export async function settleEvents(db: Db, servers: ServerRow | ServerRow[]): Promise<void> {
+  const list = Array.isArray(servers) ? servers : [servers];
+  if (!list.length) return;
+  const byId = new Map(list.map((s) => [s.id, s]));
+  for (const ids of chunks([...byId.keys()])) {
+    const open = await db.selectFrom('compute_instance_action_events as e')
+      .innerJoin('compute_instance_actions as a', 'a.id', 'e.action_id')
+      .select(['e.id', 'e.event', 'e.action_id', 'a.server_id']).where('a.server_id', 'in', ids).where('e.finish_time', 'is', null).execute();
+    for (const e of open) {
+      const s = byId.get(e.server_id)!;
+      const waits = EVENT_TASK[e.event];
+      if (waits === undefined) continue;
+      const stillRunning = s.deleted_at === null && (waits === 'building' ? s.vm_state === 'building'
+        : waits === 'rebooting' ? s.task_state !== null && s.task_state.startsWith('reboot')
+        : waits === 'image_snapshot_pending' || waits === 'image_backup' ? s.task_state !== null && s.task_state.startsWith('image_')
+        : s.task_state === waits);
+      if (stillRunning) continue;
+      const finished = s.updated_at;
+      const result = s.vm_state === 'error' ? 'Error' : 'Success';
+      await db.updateTable('compute_instance_action_events').set({ finish_time: finished, result, host: s.host }).where('id', '=', e.id).where('finish_time', 'is', null).execute();
+      const left = await db.selectFrom('compute_instance_action_events').select('id').where('action_id', '=', e.action_id).where('finish_time', 'is', null).executeTakeFirst();
+      if (!left) await db.updateTable('compute_instance_actions').set({ finish_time: finished, updated_at: finished, message: result === 'Error' ? 'Error' : null }).where('id', '=', e.action_id).execute();
+    }
   }
 }
