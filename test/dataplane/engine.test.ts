@@ -297,3 +297,15 @@ test('two schedulers racing claims on one host (as two replicas would) never ove
   await db().deleteFrom('compute_servers').where('id', 'in', ids).execute();
   await disableHost(h.hostname);
 });
+
+test('a flavor that asks for another kind of host (stratus:kind) finds none among container hosts', async () => {
+  const h = await fakeHost();
+  const f = await api('POST', '/compute/v2.1/flavors', { flavor: { name: 'engine-vm-only', vcpus: 1, ram: 64, disk: 0 } });
+  const spec = await api('POST', `/compute/v2.1/flavors/${f.body.flavor.id}/os-extra_specs`, { extra_specs: { 'stratus:kind': 'vm' } });
+  assert.equal(spec.status, 200, JSON.stringify(spec.body));
+  const r = await scheduled(await create(f.body.flavor.id, { availability_zone: `nova:${h.hostname}` }));
+  assert.equal(r.vm_state, 'error');
+  const ok = await scheduled(await create(flavors.one!, { availability_zone: `nova:${h.hostname}` }));
+  assert.equal(ok.host, h.hostname);
+  await disableHost(h.hostname);
+});

@@ -1,9 +1,10 @@
 // The scheduler: places servers waiting in task_state 'scheduling' on hosts.
 //
 // Plan, then claim (Nomad's shape). The plan runs in memory over one snapshot
-// of hosts, allocations and server groups: filters (host enabled and up, kind,
-// availability zone or forced host, earlier failed hosts, vCPU/RAM/disk with
-// allocation ratios, server group affinity/anti-affinity, same_host and
+// of hosts, allocations and server groups: filters (host enabled and up; the
+// kind of host the image needs and the flavor's `stratus:kind` extra spec;
+// availability zone or forced host; earlier failed hosts; vCPU/RAM/disk with
+// allocation ratios; server group affinity/anti-affinity; same_host and
 // different_host hints), then weighers (free RAM, free vCPU, free disk: spread;
 // soft affinity/anti-affinity). The claim is one transaction per host that
 // first touches the host row (a row lock on PostgreSQL; SQLite runs
@@ -69,6 +70,14 @@ export function needOf(s: { flavor: string }): Need {
     f = { vcpus: 1, ram: 512, disk: 0 };
   }
   return { vcpus: f.vcpus ?? 0, memory_mb: f.ram ?? 0, disk_gb: (f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024) };
+}
+
+function flavorSpecs(s: { flavor: string }): Record<string, string> {
+  try {
+    return (JSON.parse(s.flavor) as EmbeddedFlavor).extra_specs ?? {};
+  } catch {
+    return {};
+  }
 }
 
 function parseList(t: string | null | undefined): string[] {
@@ -149,6 +158,8 @@ export class Scheduler {
 
     for (const s of servers) {
       const need = needOf(s);
+      // a flavor may require a kind of host (extra spec stratus:kind = container | vm | baremetal)
+      const flavorKind = flavorSpecs(s)['stratus:kind'] ?? null;
       const failedHosts = new Set(parseList(s.failed_hosts));
       const hints = parseObj(s.scheduler_hints);
       const forced = s.requested_host ?? null;
@@ -161,6 +172,7 @@ export class Scheduler {
           if (h.status !== 'enabled') return 'ComputeFilter';
           if (!hostIsUp(h, cfg.serviceDownTime, now)) return 'ComputeFilter';
           if (!hostKinds(h).includes(s.kind)) return 'KindFilter';
+          if (flavorKind && !hostKinds(h).includes(flavorKind)) return 'FlavorKindFilter';
           if (forced && h.hostname !== forced) return 'ForcedHost';
           if (s.availability_zone && h.availability_zone !== s.availability_zone) return 'AvailabilityZoneFilter';
           if (failedHosts.has(h.hostname)) return 'RetryFilter';

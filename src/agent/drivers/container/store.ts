@@ -24,9 +24,13 @@ export class ImageStore {
   private readonly inflight = new Map<string, Promise<StoredImage>>();
   private readonly layerFlight = new Map<string, Promise<string>>();
   private readonly cache = new Map<string, StoredImage>();
+  /** When each image was last asked for (ms); unused images are kept this long. */
+  private readonly lastUsed = new Map<string, number>();
+  private readonly keepUnusedMs: number;
 
-  constructor(root: string) {
+  constructor(root: string, keepUnusedMs = 3600_000) {
     this.root = root;
+    this.keepUnusedMs = keepUnusedMs;
   }
 
   async init(): Promise<void> {
@@ -49,6 +53,7 @@ export class ImageStore {
 
   /** The image, fetching and unpacking it the first time; concurrent callers share one fetch. */
   ensure(imageId: string, fetch: (dest: string) => Promise<void>): Promise<StoredImage> {
+    this.lastUsed.set(imageId, Date.now());
     const hit = this.cache.get(imageId);
     if (hit) return Promise.resolve(hit);
     let p = this.inflight.get(imageId);
@@ -122,17 +127,24 @@ export class ImageStore {
     return p;
   }
 
-  /** Forgets images no local server uses (archive and metadata), then layers no kept image uses. */
+  /**
+   * Forgets images no local server uses and nobody asked for within the keep
+   * time (archive and metadata), then layers no kept image uses.
+   */
   async prune(inUse: Set<string>): Promise<void> {
     const keepLayers = new Set<string>();
+    const now = Date.now();
     for (const id of await fsp.readdir(join(this.root, 'images'))) {
-      const meta = await fsp.readFile(join(this.root, 'images', id, 'image.json'), 'utf8').then((t) => JSON.parse(t) as StoredImage, () => null);
-      if (inUse.has(id) || this.inflight.has(id)) {
+      const dir = join(this.root, 'images', id);
+      if (!this.lastUsed.has(id)) this.lastUsed.set(id, await fsp.stat(dir).then((st) => st.mtimeMs, () => now));
+      const meta = await fsp.readFile(join(dir, 'image.json'), 'utf8').then((t) => JSON.parse(t) as StoredImage, () => null);
+      if (inUse.has(id) || this.inflight.has(id) || now - this.lastUsed.get(id)! < this.keepUnusedMs) {
         for (const l of meta?.layers ?? []) keepLayers.add(l.diffId.replace(/^sha256:/, ''));
         continue;
       }
       this.cache.delete(id);
-      await fsp.rm(join(this.root, 'images', id), { recursive: true, force: true });
+      this.lastUsed.delete(id);
+      await fsp.rm(dir, { recursive: true, force: true });
     }
     if (this.inflight.size || this.layerFlight.size) return;
     for (const name of await fsp.readdir(join(this.root, 'layers'))) {
