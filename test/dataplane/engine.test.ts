@@ -309,3 +309,19 @@ test('a flavor that asks for another kind of host (stratus:kind) finds none amon
   assert.equal(ok.host, h.hostname);
   await disableHost(h.hostname);
 });
+
+test('deleting a server whose host is down deletes it at once (local delete); the host forgets it when it is back', async () => {
+  const h = await fakeHost();
+  const id = await create(flavors.one!, { availability_zone: `nova:${h.hostname}` });
+  const placed = await scheduled(id);
+  assert.equal(placed.host, h.hostname);
+  await db().updateTable('compute_hosts').set({ last_seen_at: new Date(Date.now() - 3600_000).toISOString() }).where('hostname', '=', h.hostname).execute();
+  assert.equal((await api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
+  for (let i = 0; i < 100 && (await api('GET', `/compute/v2.1/servers/${id}`)).status !== 404; i++) await sleep(50);
+  assert.equal((await api('GET', `/compute/v2.1/servers/${id}`)).status, 404);
+  assert.equal((await db().selectFrom('compute_allocations').selectAll().where('server_id', '=', id).execute()).length, 0);
+  // the agent comes back: its watch says the server is gone
+  const w = await h.client.watch({ known: { [id]: placed.version }, wait: 0 });
+  assert.deepEqual(w.gone, [id]);
+  await disableHost(h.hostname);
+});

@@ -126,20 +126,40 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
     return scheduling;
   };
 
-  /** Servers deleted while no host held them: soft-deleted here (the API does it too; this closes the race with a placement). */
+  /**
+   * Servers being deleted that no agent will clean up: those no host holds
+   * (the API does it too; this closes the race with a placement), and those on
+   * a host that is down (Nova's local delete). They are soft-deleted here; a
+   * host that comes back removes what it still holds when its agent resyncs.
+   */
   const reapUnplaced = async () => {
-    const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('task_state', '=', 'deleting').where('host', 'is', null)
+    const rows = await db.selectFrom('compute_servers').select(['id', 'version', 'host']).where('task_state', '=', 'deleting')
       .where('deleted_at', 'is', null).execute();
+    if (!rows.length) return;
+    const hosts = await db.selectFrom('compute_hosts').selectAll().execute();
+    const down = new Set(hosts.filter((h) => !hostIsUp(h, cfg.serviceDownTime)).map((h) => h.hostname));
+    const known = new Set(hosts.map((h) => h.hostname));
+    const reaped: string[] = [];
     for (const r of rows) {
+      if (r.host !== null && known.has(r.host) && !down.has(r.host)) continue;
       const now = nowIso();
-      await db.transaction().execute(async (tx) => {
-        const u = await tx.updateTable('compute_servers')
+      const done = await db.transaction().execute(async (tx) => {
+        let u = tx.updateTable('compute_servers')
           .set({ vm_state: 'deleted', task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: r.version + 1 })
-          .where('id', '=', r.id).where('version', '=', r.version).where('host', 'is', null).executeTakeFirst();
-        if (Number(u.numUpdatedRows)) await tx.deleteFrom('compute_allocations').where('server_id', '=', r.id).execute();
+          .where('id', '=', r.id).where('version', '=', r.version);
+        u = r.host === null ? u.where('host', 'is', null) : u.where('host', '=', r.host);
+        const res = await u.executeTakeFirst();
+        if (!Number(res.numUpdatedRows)) return false;
+        await tx.deleteFrom('compute_allocations').where('server_id', '=', r.id).execute();
+        await tx.deleteFrom('compute_server_group_members').where('server_id', '=', r.id).execute();
+        return true;
       });
+      if (done) {
+        reaped.push(r.id);
+        if (r.host) log.info({ server: r.id, host: r.host }, 'deleted a server whose host is down (local delete)');
+      }
     }
-    if (rows.length) await changed(rows.map((r) => r.id));
+    await changed(reaped);
   };
 
   const changed = async (ids: string[]) => {
