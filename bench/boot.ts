@@ -215,7 +215,8 @@ async function main() {
     const poller = (async () => {
       let since = new Date(startWall - 1000).toISOString();
       while (polling) {
-        const pollStart = new Date(Date.now() - 2000).toISOString();
+        // a margin for updates computed before this poll but committed after it (times come from launched_at, not from polling)
+        const pollStart = new Date(Date.now() - 1000).toISOString();
         const r = await request(`${base}/compute/v2.1/servers/detail?changes-since=${encodeURIComponent(since)}&limit=1000`, 'GET', H);
         if (r.status === 200) {
           for (const s of (JSON.parse(r.body) as { servers: Array<Record<string, any>> }).servers) {
@@ -225,7 +226,7 @@ async function main() {
           since = pollStart;
         }
         if (active.size + errors.length >= N && sent.size >= N) break;
-        await sleep(100);
+        await sleep(250);
       }
     })();
     const ids: string[] = [];

@@ -92,6 +92,7 @@ export class Agent {
     await this.flush();
     await Promise.allSettled(this.loops);
     await this.o.driver.stop();
+    this.o.client.close();
   }
 
   /** Resolves when no converge is running or queued. */

@@ -94,10 +94,10 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   async start(): Promise<void> {
-    for (const bin of [this.o.runc, 'ip', 'mount', 'getfattr', 'setfattr', 'mknod']) {
-      const r = await run('sh', ['-c', `command -v ${bin}`]);
-      if (r.code !== 0) throw new Error(`the container driver needs '${bin}' (Debian packages: runc iproute2 mount attr coreutils)`);
-    }
+    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'timeout', 'getfattr', 'setfattr', 'mknod'];
+    const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
+    const missing = r.stdout.split('\n').filter(Boolean);
+    if (missing.length) throw new Error(`the container driver needs ${missing.join(', ')} (Debian packages: runc iproute2 mount util-linux attr coreutils)`);
     await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await fsp.mkdir(this.runcRoot, { recursive: true, mode: 0o700 });
     await this.images.init();
