@@ -147,6 +147,8 @@ export class Agent {
           this.enqueue(id);
         }
         this.handleRequests(r.requests);
+        // in a burst (many servers placed one after another), let changes gather before asking again
+        if (r.servers.length || r.gone.length) await sleep(15);
       } catch (err) {
         if (this.stopped) return;
         this.log.warn({ err: (err as Error).message }, 'watch failed');
