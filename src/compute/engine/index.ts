@@ -101,6 +101,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
   let scheduling: Promise<void> | null = null;
   let again = false;
   const hostState = new Map<string, boolean>();
+  const lastTouch = new Map<string, number>();
 
   // --- scheduler loop: one round at a time, again while kicked
   const runScheduler = (): Promise<void> => {
@@ -237,7 +238,11 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
     async watch(hostname: string, req: WatchRequest): Promise<WatchResponse> {
       const host = await db.selectFrom('compute_hosts').select('id').where('hostname', '=', hostname).executeTakeFirst();
       if (!host) throw new ApiError('NotFound', `Host ${hostname} is not registered.`);
-      await db.updateTable('compute_hosts').set({ last_seen_at: nowIso() }).where('id', '=', host.id).execute();
+      // a watching agent is alive: its host is seen (at most one write every few seconds)
+      if (Date.now() - (lastTouch.get(hostname) ?? 0) > 5000) {
+        lastTouch.set(hostname, Date.now());
+        await db.updateTable('compute_hosts').set({ last_seen_at: nowIso() }).where('id', '=', host.id).execute();
+      }
       const known = req.known ?? {};
       const busy = new Set(req.requests ?? []);
       const deadline = Date.now() + Math.min(Math.max(req.wait ?? 0, 0), cfg.maxWatchWait) * 1000;

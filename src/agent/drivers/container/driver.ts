@@ -121,14 +121,30 @@ export class ContainerDriver implements ComputeDriver {
     return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
   }
 
+  /** The last state.json written or read per server, to skip writes that change nothing. */
+  private readonly persisted = new Map<string, string>();
+
   private async readState(id: string): Promise<LocalState | null> {
-    return fsp.readFile(join(this.dir(id), 'state.json'), 'utf8').then((t) => JSON.parse(t) as LocalState, () => null);
+    const text = await fsp.readFile(join(this.dir(id), 'state.json'), 'utf8').catch(() => null);
+    if (text === null) {
+      this.persisted.delete(id);
+      return null;
+    }
+    try {
+      const st = JSON.parse(text) as LocalState;
+      this.persisted.set(id, JSON.stringify(st));
+      return st;
+    } catch {
+      return null;
+    }
   }
 
   private async writeState(s: LocalState): Promise<void> {
     const f = join(this.dir(s.id), 'state.json');
-    await fsp.writeFile(`${f}.tmp`, JSON.stringify(s));
+    const text = JSON.stringify(s);
+    await fsp.writeFile(`${f}.tmp`, text);
     await fsp.rename(`${f}.tmp`, f);
+    this.persisted.set(s.id, text);
   }
 
   // --- runc
@@ -305,8 +321,9 @@ export class ContainerDriver implements ComputeDriver {
         if (s !== 'missing') await this.removeContainer(id, d.reboot_type === 'HARD', stopSignal);
         s = 'missing';
         st.reboot_seq = d.reboot_seq;
+        // recorded before the restart: a crash after it must not reboot the server a second time
+        await this.writeState(st);
       }
-      await this.writeState(st);
       const wantRunning = d.power !== 'stopped';
       if (wantRunning) {
         if (s === 'stopped' || s === 'created') {
@@ -322,10 +339,9 @@ export class ContainerDriver implements ComputeDriver {
       } else if (s !== 'missing') {
         await this.removeContainer(id, false, stopSignal);
       }
-      if (!st.launched) {
-        st.launched = true;
-        await this.writeState(st);
-      }
+      // one write for what this step applied (hashes of the files written, first launch)
+      st.launched = true;
+      if (JSON.stringify(st) !== this.persisted.get(id)) await this.writeState(st);
       revert.success();
     } catch (err) {
       await revert.fail();
@@ -355,6 +371,7 @@ export class ContainerDriver implements ComputeDriver {
     await this.removeCgroups(id);
     if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
     await fsp.rm(dir, { recursive: true, force: true });
+    this.persisted.delete(id);
   }
 
   /** runc delete removes the cgroups; this catches those a killed runc left behind. */
