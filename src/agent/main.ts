@@ -115,8 +115,9 @@ export function superviseAgent(o: { cli: string; args: string[]; log: Logger }):
   };
 }
 
-/** `stratus image build-busybox --output F`. */
+/** `stratus image build-busybox --output F` (installs busybox-static first when missing and run as root). */
 export async function buildBusybox(output: string): Promise<string> {
+  if (process.getuid?.() === 0) await ensureBusyboxStatic();
   const r = await buildBusyboxImage(resolve(output));
   return `wrote ${resolve(output)} (${r.size} bytes, image ${r.configDigest})`;
 }
