@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { startCloud, type Cloud } from '../harness.ts';
 import { createAgent } from '../../src/agent/main.ts';
 import type { Agent } from '../../src/agent/agent.ts';
-import { buildBusyboxImage } from '../../src/agent/drivers/container/busybox.ts';
+import { buildBusyboxImage, ensureBusyboxStatic } from '../../src/agent/drivers/container/busybox.ts';
 import { run } from '../../src/agent/exec.ts';
 
 export const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -32,6 +32,7 @@ export function busyboxTar(): Promise<string> {
   busyboxArchive ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stratus-dp-img-'));
     const file = join(dir, 'busybox.tar');
+    if (process.getuid?.() === 0) await ensureBusyboxStatic();
     await buildBusyboxImage(file);
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
     return file;
