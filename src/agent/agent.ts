@@ -218,7 +218,7 @@ export class Agent {
       this.queueReport({ id, version: d.version, ...obs });
       this.log.debug({ server: id, version: d.version, ms: Math.round(performance.now() - t0) }, 'converged');
     } catch (err) {
-      const message = (err as Error).message;
+      const message = String((err as Error).message).slice(0, 1500);
       if (!d || d.deleted) {
         this.log.error({ server: id, err: message }, 'cleanup failed; retrying at the next sweep');
         return;
@@ -237,6 +237,7 @@ export class Agent {
   }
 
   private queueReport(r: ServerReport): void {
+    if (r.message && r.message.length > 2000) r.message = `${r.message.slice(0, 2000)}…`;
     const key = JSON.stringify(r);
     if (this.lastReport.get(r.id) === key) return;
     this.lastReport.set(r.id, key);
@@ -258,6 +259,11 @@ export class Agent {
           await this.o.client.report({ servers, requests });
           attempt = 0;
         } catch (err) {
+          if (err instanceof HttpError && err.status >= 400 && err.status < 500 && err.status !== 404 && err.status !== 401) {
+            // the server refuses this batch as it is: sending it again would not help
+            this.log.error({ err: err.message }, 'report refused; dropped');
+            continue;
+          }
           this.log.warn({ err: (err as Error).message }, 'report failed, retrying');
           for (const s of servers) if (!this.pendingServers.has(s.id)) this.pendingServers.set(s.id, s);
           this.pendingRequests.unshift(...requests);
@@ -278,6 +284,7 @@ export class Agent {
       this.requestsInFlight.add(r.id);
       void this.serve(r).then((result) => ({ id: r.id, ok: true, result }), (err: Error) => ({ id: r.id, ok: false, message: err.message }))
         .then((rep: RequestReport) => {
+          if (rep.message && rep.message.length > 2000) rep.message = `${rep.message.slice(0, 2000)}…`;
           this.pendingRequests.push(rep);
           return this.flush();
         })
