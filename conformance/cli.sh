@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Conformance with the `openstack` CLI (Debian's python3-openstackclient): starts
-# an all-in-one cloud (lib.sh) and walks the identity flow an operator would,
+# an all-in-one cloud (lib.sh) and walks the identity, image and compute flows an operator would,
 # each step a named check. It keeps going after a failure, prints `ok - NAME` or
 # `not ok - NAME` (with the command's output as `#` lines) per check, and ends
 # with one line `N passed, N failed`. Exits 1 if any check failed, 2 if the
@@ -177,6 +177,43 @@ check "role delete" os role delete cli-role cli-role-2
 check_fails_after "role delete" "role show after delete fails" os role show cli-role
 check "project delete" os project delete cli-project
 check_fails_after "project delete" "project show after delete fails" os project show cli-project
+
+# --- images and servers: an OCI image archive becomes a running container
+# wait_status SERVER STATUS: polls `server show` until STATUS (60 s).
+wait_status() {
+  local i st
+  for i in $(seq 1 60); do
+    st=$(os server show "$1" -f value -c status 2>/dev/null)
+    [ "$st" = "$2" ] && return 0
+    sleep 1
+  done
+  echo "server $1 is $st, not $2, after 60 s"
+  return 1
+}
+oci=$_cloud_tmp/busybox-oci.tar
+check "build an OCI image archive (stratus image build-busybox)" "$STRATUS_ROOT/bin/stratus" image build-busybox --output "$oci"
+# The CLI prints the image as created (queued, as with Glance); the upload follows.
+check_has "image create from the OCI archive" cli-image -- \
+  os image create cli-image --file "$oci" --disk-format raw --container-format docker -f value -c name
+check_has "the uploaded image is active" active -- os image show cli-image -f value -c status
+check_has "flavor create" cli-flavor -- os flavor create cli-flavor --vcpus 1 --ram 64 --disk 1 -f value -c name
+check_has "keypair create" "PRIVATE KEY" -- os keypair create cli-key
+check_has "server create --wait" ACTIVE -- \
+  os server create --image cli-image --flavor cli-flavor --key-name cli-key --wait cli-server -f value -c status
+check_has "console log show has the container's output" cli-server -- os console log show cli-server
+check "server stop" os server stop cli-server
+check "server is SHUTOFF after stop" wait_status cli-server SHUTOFF
+check "server start" os server start cli-server
+check "server is ACTIVE after start" wait_status cli-server ACTIVE
+check "server reboot --wait" os server reboot --wait cli-server
+check_has "server is ACTIVE after reboot" ACTIVE -- os server show cli-server -f value -c status
+check_has "server image create --wait" active -- os server image create --name cli-snapshot --wait cli-server -f value -c status
+check_has "the snapshot is a container image" docker -- os image show cli-snapshot -f value -c container_format
+check "server delete --wait" os server delete --wait cli-server
+check_fails_after "server delete --wait" "server show after delete fails" os server show cli-server
+check "image delete" os image delete cli-snapshot cli-image
+check "flavor delete" os flavor delete cli-flavor
+check "keypair delete" os keypair delete cli-key
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
