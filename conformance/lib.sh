@@ -57,9 +57,26 @@ print("" if node is None else node)
 EOF
 }
 
+# Deletes every server the suites left behind (through the API, so the agent
+# removes containers, cgroups and namespaces): stopping `stratus up` keeps
+# servers running by design, and the data dir is about to go.
+_cloud_delete_servers() {
+  [ -s "${OS_CLOUDS_FILE:-}" ] || return 0
+  local ids
+  ids=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" timeout 60 \
+    openstack --os-cloud stratus server list --all-projects -f value -c ID 2>/dev/null) || return 0
+  [ -n "$ids" ] || return 0
+  echo "conformance: deleting $(wc -w <<<"$ids") server(s) left behind" >&2
+  # shellcheck disable=SC2086
+  env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" timeout 180 \
+    openstack --os-cloud stratus server delete --wait $ids >/dev/null 2>&1 ||
+    echo "conformance: some servers could not be deleted" >&2
+}
+
 _cloud_stop() {
   local status=${_exit_status:-0}
   if [ -n "${CLOUD_PID:-}" ] && kill -0 "$CLOUD_PID" 2>/dev/null; then
+    _cloud_delete_servers
     kill -TERM "$CLOUD_PID" 2>/dev/null
     local i
     for ((i = 0; i < 150; i++)); do kill -0 "$CLOUD_PID" 2>/dev/null || break; sleep 0.1; done
