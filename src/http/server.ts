@@ -43,6 +43,20 @@ function toApiError(err: unknown, log: { error(o: object, m: string): void }): A
   return new ApiError('Internal', 'An unexpected error prevented the server from fulfilling your request.');
 }
 
+/**
+ * The body parser of every JSON media type a service accepts: an empty body is
+ * no body; malformed JSON is the service's 400.
+ */
+export function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
+  const text = String(body);
+  if (text.trim() === '') return done(null, undefined);
+  try {
+    done(null, JSON.parse(text));
+  } catch {
+    done(new ApiError('BadRequest', 'Malformed request body: the body is not valid JSON.'), undefined);
+  }
+}
+
 export function buildServer(opts: ServerOptions): { app: FastifyInstance; metrics: Metrics } {
   const metrics = new Metrics();
   const app = Fastify({
@@ -60,15 +74,7 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
 
   // Clients send Content-Type: application/json with empty bodies (DELETE, actions): that is no body.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(/^application\/([\w.+-]*\+)?json/, { parseAs: 'string' }, (_req, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(new ApiError('BadRequest', 'Malformed request body: the body is not valid JSON.'), undefined);
-    }
-  });
+  app.addContentTypeParser(/^application\/([\w.+-]*\+)?json/, { parseAs: 'string' }, parseJsonBody);
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-OpenStack-Request-Id', req.id);

@@ -24,6 +24,7 @@ import { ApiError, conflict, notFound } from '../common/errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
+import { parseJsonBody } from '../http/server.ts';
 import { defaultImageConfig, type ImageConfig, type ImageContext } from './context.ts';
 import * as data from './data.ts';
 import { renderImageError } from './http.ts';
@@ -132,15 +133,7 @@ export function createImageService(deps: ImageDeps): ImageService {
       app.addHook('preHandler', async (req) => {
         if (req.url.includes('%00') || hasNul(req.body)) throw new ApiError('BadRequest', 'Invalid input: NUL characters are not allowed.');
       });
-      app.addContentTypeParser(JSON_PATCH_TYPES, { parseAs: 'string' }, (_req, body, done) => {
-        const text = String(body);
-        if (text.trim() === '') return done(null, undefined);
-        try {
-          done(null, JSON.parse(text));
-        } catch {
-          done(new ApiError('BadRequest', 'Malformed request body: the body is not valid JSON.'), undefined);
-        }
-      });
+      app.addContentTypeParser(JSON_PATCH_TYPES, { parseAs: 'string' }, parseJsonBody);
     },
   };
 
