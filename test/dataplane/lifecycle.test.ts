@@ -83,6 +83,8 @@ test('create: ACTIVE with a running container, its limits, namespace, config dri
   // the user data ran once and its output is on the console
   const out = await waitConsole(id, /hello-from-user-data/);
   assert.match(out, /stratus-init: .* is up/);
+  assert.ok(out.split('\n').length > 3, 'more than 3 console lines at first boot (Tempest asks for them)');
+  assert.match(out, /stratus-init: serving the hostname on port 80/);
   // the config drive, read-only, in OpenStack's layout
   const md = await execIn(id, ['cat', '/mnt/config/openstack/latest/meta_data.json']);
   assert.equal(md.code, 0, md.stderr);

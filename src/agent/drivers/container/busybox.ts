@@ -26,9 +26,12 @@ export const INIT_SCRIPT = `#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CD=${CONFIG_DRIVE_PATH}/openstack/latest
 H=$(hostname)
+echo "stratus-init: starting ($(busybox | head -n 1 | cut -d' ' -f1-2))"
+echo "stratus-init: hostname $H"
+if [ -f $CD/meta_data.json ]; then echo "stratus-init: config drive at ${CONFIG_DRIVE_PATH}"; else echo "stratus-init: no config drive"; fi
 mkdir -p /var/www /var/lib/cloud
 echo "$H" > /var/www/index.html
-httpd -p 80 -h /var/www
+httpd -p 80 -h /var/www && echo "stratus-init: serving the hostname on port 80"
 echo "stratus-init: $H is up"
 if [ -f $CD/user_data ] && [ "$(head -c 2 $CD/user_data)" = '#!' ]; then
   ID=$(sed -n 's/^{"uuid":"\\([0-9a-fA-F-]*\\)".*/\\1/p' $CD/meta_data.json 2>/dev/null)
