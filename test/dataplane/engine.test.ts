@@ -31,7 +31,7 @@ before(async () => {
   const img = await api('POST', '/image/v2/images', { name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' });
   imageId = img.body.id;
   const put = await fetch(`${cloud.url}/image/v2/images/${imageId}/file`, {
-    method: 'PUT', headers: { 'x-auth-token': cloud.adminToken, 'content-type': 'application/octet-stream' }, body: readFileSync(await busyboxTar()),
+    method: 'PUT', headers: { 'x-auth-token': cloud.adminToken, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await busyboxTar()),
   });
   assert.equal(put.status, 204);
   projectId = (await cloud.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow()).id;

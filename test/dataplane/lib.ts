@@ -26,16 +26,19 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export const skipUnlessRoot = process.getuid?.() !== 0 ? 'data-plane tests run as root' : false;
 
-let busyboxArchive: Promise<string> | null = null;
-/** The busybox image archive, built once per test process. */
-export function busyboxTar(): Promise<string> {
+let busyboxArchive: Promise<Buffer> | null = null;
+/** The busybox image archive (an OCI layout tar), built once per test process. */
+export function busyboxTar(): Promise<Buffer> {
   busyboxArchive ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'stratus-dp-img-'));
-    const file = join(dir, 'busybox.tar');
-    if (process.getuid?.() === 0) await ensureBusyboxStatic();
-    await buildBusyboxImage(file);
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-    return file;
+    try {
+      const file = join(dir, 'busybox.tar');
+      if (process.getuid?.() === 0) await ensureBusyboxStatic();
+      await buildBusyboxImage(file);
+      return await fsp.readFile(file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   })();
   return busyboxArchive;
 }
@@ -161,7 +164,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     if (img.status !== 201) throw new Error(`image create: ${img.status}`);
     plane.imageId = img.body.id;
     const up = await fetch(`${cloud.url}/image/v2/images/${plane.imageId}/file`, {
-      method: 'PUT', headers: { 'x-auth-token': plane.token, 'content-type': 'application/octet-stream' }, body: await fsp.readFile(await busyboxTar()),
+      method: 'PUT', headers: { 'x-auth-token': plane.token, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await busyboxTar()),
     });
     if (up.status !== 204) throw new Error(`image upload: ${up.status}`);
     const project = await cloud.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();

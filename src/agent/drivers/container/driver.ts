@@ -234,7 +234,13 @@ export class ContainerDriver implements ComputeDriver {
     const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; exec "$@"';
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
-    const r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+    let r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+    // the previous container's mount namespace (and its overlay) may still be going away: try again a little later
+    for (let i = 1; r.code === 32 && i <= 4; i++) {
+      this.o.log.warn({ server: id, attempt: i, err: (await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '')).trim() }, 'overlay mount refused; retrying');
+      await sleep(250 * i);
+      r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+    }
     if (r.code !== 0) {
       if (r.code === 32) {
         const why = await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '');
