@@ -11,6 +11,8 @@ import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { pino } from 'pino';
 import { startCloud, type Cloud } from '../harness.ts';
 import { createAgent } from '../../src/agent/main.ts';
@@ -80,7 +82,10 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
   const stateDir = mkdtempSync(join(tmpdir(), 'stratus-dp-agent-'));
   const hostname = opts.hostname ?? `dp-${Math.random().toString(36).slice(2, 8)}`;
   const port = await freePort();
-  let cloud = await startCloud({ dataDir, port });
+  // On PostgreSQL the plane keeps its own database, so that a restarted server finds its state again.
+  const pgdb = process.env.STRATUS_TEST_DATABASE ? await ownPostgres(process.env.STRATUS_TEST_DATABASE) : null;
+  const database = pgdb?.url;
+  let cloud = await startCloud({ dataDir, port, database });
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
   const plane: Plane = {
     cloud, dataDir, stateDir, hostname, port, imageId: '', flavorId: '', token: cloud.adminToken, agent: null, child: null,
@@ -118,8 +123,8 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
       plane.child = null;
     },
     async restartServer() {
-      await cloud.server.close();
-      cloud = await startCloud({ dataDir, port });
+      await cloud.close();
+      cloud = await startCloud({ dataDir, port, database });
       plane.cloud = cloud;
       plane.token = cloud.adminToken;
     },
@@ -155,6 +160,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     async cleanup() {
       await plane.stopAgent(true).catch(() => undefined);
       await plane.cloud.close().catch(() => undefined);
+      await pgdb?.drop().catch(() => undefined);
       await cleanStateDir(stateDir);
       await fsp.rm(dataDir, { recursive: true, force: true });
     },
@@ -179,6 +185,25 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     throw err;
   }
   return plane;
+}
+
+async function ownPostgres(base: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `stratus_dp_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: base });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
 }
 
 async function hostSeen(p: Plane): Promise<string | null> {
