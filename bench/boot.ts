@@ -298,6 +298,7 @@ async function main() {
       for (const c of readdirSync('/sys/fs/cgroup')) {
         const p = join('/sys/fs/cgroup', c, CGROUP_PARENT);
         for (const n of existsSync(p) ? readdirSync(p).filter((x) => x.startsWith('raw-')) : []) await fsp.rmdir(join(p, n)).catch(() => undefined);
+        await fsp.rmdir(p).catch(() => undefined); // the bench's own parent, once empty
       }
       rmSync(dataDir, { recursive: true, force: true });
     }
