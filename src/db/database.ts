@@ -6,6 +6,7 @@ import pg from 'pg';
 import { sqliteDialect } from './sqlite.ts';
 import type { Tables } from './tables.ts';
 import { migrations } from './migrations.ts';
+import { WriteWatch } from './write-watch.ts';
 
 export type Db = Kysely<Tables>;
 export type DbKind = 'sqlite' | 'postgres';
@@ -13,6 +14,8 @@ export type DbKind = 'sqlite' | 'postgres';
 export interface Database {
   db: Db;
   kind: DbKind;
+  /** Counts this process's writes per table (for in-process caches; see write-watch.ts). */
+  writes: WriteWatch;
   close(): Promise<void>;
 }
 
@@ -23,14 +26,15 @@ export function databaseKind(url: string): DbKind {
 export async function openDatabase(url: string): Promise<Database> {
   const kind = databaseKind(url);
   let db: Db;
+  const writes = new WriteWatch();
   if (kind === 'postgres') {
     // int8 (bigint) stays a string in pg by default; our counters fit a JS number.
     pg.types.setTypeParser(20, (v) => Number(v));
-    db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }) });
+    db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }), plugins: [writes] });
   } else {
-    db = new Kysely<Tables>({ dialect: sqliteDialect(url.replace(/^sqlite:(\/\/)?/, '')) });
+    db = new Kysely<Tables>({ dialect: sqliteDialect(url.replace(/^sqlite:(\/\/)?/, '')), plugins: [writes] });
   }
-  return { db, kind, close: () => db.destroy() };
+  return { db, kind, writes, close: () => db.destroy() };
 }
 
 class StaticProvider implements MigrationProvider {

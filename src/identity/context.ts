@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { CatalogCache } from './catalog.ts';
+import type { RoleCache } from './role-cache.ts';
 import type { KeySet } from './tokens/keys.ts';
 import type { Revocations } from './tokens/revocations.ts';
 
@@ -39,4 +40,5 @@ export interface IdentityContext {
   keys: KeySet;
   revocations: Revocations;
   catalog: CatalogCache;
+  roles: RoleCache;
 }

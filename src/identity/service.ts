@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { Authenticator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
+import type { WriteWatch } from '../db/write-watch.ts';
 import { CatalogCache } from './catalog.ts';
+import { RoleCache } from './role-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
 import { PREFIX, renderIdentityError } from './http.ts';
@@ -36,7 +38,11 @@ export interface Identity {
   stop(): void;
 }
 
-export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}): Identity {
+/**
+ * `writes` is the database's write watch when no other process writes it (the
+ * embedded SQLite): role resolutions are then cached in memory.
+ */
+export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}, writes: WriteWatch | null = null): Identity {
   const config = { ...defaultIdentityConfig, ...overrides };
   const context: IdentityContext = {
     db,
@@ -46,6 +52,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     keys: new KeySet(config.syncIntervalMs * 3),
     revocations: new Revocations((config.tokenExpiration + config.allowExpiredWindow) * 1000),
     catalog: new CatalogCache(db),
+    roles: new RoleCache(writes),
   };
   const routes = [
     ...discoveryRoutes(),

@@ -67,7 +67,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? pino({ level: o.logLevel ?? 'info', base: { service: 'stratus' } });
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const identity = createIdentity(database.db, logger, o.identity);
+  const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
   let listening: { close(): Promise<unknown> } | undefined;

@@ -2,7 +2,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { badRequest, forbidden, notFound, unauthorized } from '../../common/errors.ts';
 import { keystoneTime } from '../../common/ids.ts';
-import { assignedRoleIds, effectiveRoles, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
+import { assignedRoleIds, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName, parseJson } from '../lookup.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
@@ -153,7 +153,7 @@ interface Scoped {
 }
 
 async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTarget, what: string): Promise<Named[]> {
-  const roles = await effectiveRoles(ctx.db, userId, target);
+  const roles = await ctx.roles.effective(ctx.db, userId, target);
   if (roles.length === 0) throw unauthorized(`User ${userId} has no access to ${what}.`);
   return roles;
 }
@@ -233,7 +233,7 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
       throw unauthorized('Application credentials cannot request a scope.');
     }
     const project = await projectOrFail(ctx, { id: auth.appCred.projectId });
-    const held = await effectiveRoles(ctx.db, userId, { projectId: project.id });
+    const held = await ctx.roles.effective(ctx.db, userId, { projectId: project.id });
     const granted = await withImplied(ctx.db, auth.appCred.roleIds);
     const roles = held.filter((r) => granted.has(r.id));
     if (roles.length === 0) throw unauthorized(`User ${userId} has no access to project ${project.id}.`);
@@ -269,7 +269,7 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
     const project = await getProject(ctx.db, auth.user.default_project_id);
     const domain = project ? await getDomain(ctx.db, project.domain_id) : undefined;
     if (project?.enabled && domain?.enabled) {
-      const roles = await effectiveRoles(ctx.db, userId, { projectId: project.id });
+      const roles = await ctx.roles.effective(ctx.db, userId, { projectId: project.id });
       if (roles.length > 0) return { project: { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } }, roles };
     }
   }

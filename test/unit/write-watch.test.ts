@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Kysely, sql } from 'kysely';
+import { sqliteDialect } from '../../src/db/sqlite.ts';
+import { migrate, type Db } from '../../src/db/database.ts';
+import { WriteWatch } from '../../src/db/write-watch.ts';
+import { RoleCache } from '../../src/identity/role-cache.ts';
+
+async function watchedDb(): Promise<{ db: Db; writes: WriteWatch }> {
+  const writes = new WriteWatch();
+  const db = new Kysely<any>({ dialect: sqliteDialect(':memory:'), plugins: [writes] }) as Db;
+  await migrate(db);
+  return { db, writes };
+}
+
+test('the write watch counts writes by table prefix, not reads', async () => {
+  const { db, writes } = await watchedDb();
+  const g0 = writes.generation('identity_');
+  await db.selectFrom('identity_roles').selectAll().execute();
+  assert.equal(writes.generation('identity_'), g0, 'a read changes nothing');
+  await db.insertInto('identity_roles').values({ id: 'r1', name: 'x', domain_id: '', description: '', options: '{}', extra: '{}' }).execute();
+  const g1 = writes.generation('identity_');
+  assert.ok(g1 > g0, 'an insert bumps');
+  await db.updateTable('identity_roles').set({ name: 'y' }).where('id', '=', 'r1').execute();
+  const g2 = writes.generation('identity_');
+  assert.ok(g2 > g1, 'an update bumps');
+  const other = writes.generation('compute_');
+  await db.deleteFrom('identity_roles').where('id', '=', 'r1').execute();
+  assert.ok(writes.generation('identity_') > g2, 'a delete bumps');
+  assert.equal(writes.generation('compute_'), other, 'another prefix is untouched');
+  await sql`DELETE FROM identity_roles`.execute(db);
+  assert.ok(writes.generation('compute_') > other, 'raw SQL counts as a write to every table');
+});
+
+test('the role cache answers from memory until an identity table is written', async () => {
+  const { db, writes } = await watchedDb();
+  const now = new Date().toISOString();
+  await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  await db.insertInto('identity_roles').values({ id: 'r', name: 'member', domain_id: '', description: '', options: '{}', extra: '{}' }).execute();
+  const cache = new RoleCache(writes);
+  assert.deepEqual(await cache.effective(db, 'u', { projectId: 'p' }), []);
+  await db.insertInto('identity_assignments').values({ type: 'UserProject', actor_id: 'u', target_id: 'p', role_id: 'r', inherited: 0 }).execute();
+  assert.deepEqual((await cache.effective(db, 'u', { projectId: 'p' })).map((r) => r.name), ['member'], 'a grant is seen at once');
+  const first = await cache.effective(db, 'u', { projectId: 'p' });
+  assert.equal(await cache.effective(db, 'u', { projectId: 'p' }), first, 'unchanged data: the cached answer');
+  await db.deleteFrom('identity_assignments').execute();
+  assert.deepEqual(await cache.effective(db, 'u', { projectId: 'p' }), [], 'a revoked grant is seen at once');
+  const uncached = new RoleCache(null);
+  assert.notEqual(await uncached.effective(db, 'u', { projectId: 'p' }), await uncached.effective(db, 'u', { projectId: 'p' }), 'without a watch every call resolves');
+});
