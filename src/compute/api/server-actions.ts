@@ -3,6 +3,7 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
+import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound, ApiError } from '../../common/errors.ts';
@@ -200,11 +201,7 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
             throw conflict(`Instance ${s.id} is not ready: its host did not answer.`);
           }
           let text = typeof output === 'string' ? output : String((output as { output?: unknown })?.output ?? '');
-          if (length !== null && length >= 0) {
-            const lines = text.split('\n');
-            if (lines.at(-1) === '') lines.pop();
-            text = length === 0 ? '' : lines.slice(-length).join('\n') + (text.endsWith('\n') ? '\n' : '');
-          }
+          if (length !== null && length >= 0) text = tailLines(text, length);
           rc.reply.code(200);
           return { output: text };
         }

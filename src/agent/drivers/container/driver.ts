@@ -16,6 +16,7 @@
 //
 // Observation costs no fork: runc's state.json gives the init pid and start
 // time, /proc tells whether it lives, freezer.state whether it is paused.
+import { tailLines } from '../../../common/text.ts';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
@@ -397,9 +398,7 @@ export class ContainerDriver implements ComputeDriver {
   async consoleOutput(id: string, lines?: number): Promise<string> {
     const text = await fsp.readFile(join(this.dir(id), 'console.log'), 'utf8').catch(() => '');
     if (lines === undefined || lines < 0) return text;
-    const all = text.split('\n');
-    if (all[all.length - 1] === '') all.pop();
-    return all.slice(Math.max(0, all.length - lines)).join('\n') + (all.length && lines > 0 ? '\n' : '');
+    return tailLines(text, lines);
   }
 
   async snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
