@@ -23,8 +23,9 @@ export interface Cloud {
   close(): Promise<void>;
 }
 
-async function freshPostgres(base: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `stratus_test_${randomBytes(6).toString('hex')}`;
+/** A new, empty PostgreSQL database on the server of `base`, and how to drop it. */
+export async function freshPostgres(base: string, prefix = 'stratus_test'): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);

@@ -11,10 +11,8 @@ import * as fsp from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { pino } from 'pino';
-import { startCloud, type Cloud } from '../harness.ts';
+import { freshPostgres, startCloud, type Cloud } from '../harness.ts';
 import { createAgent } from '../../src/agent/main.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from '../../src/agent/drivers/container/busybox.ts';
@@ -83,7 +81,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
   const hostname = opts.hostname ?? `dp-${Math.random().toString(36).slice(2, 8)}`;
   const port = await freePort();
   // On PostgreSQL the plane keeps its own database, so that a restarted server finds its state again.
-  const pgdb = process.env.STRATUS_TEST_DATABASE ? await ownPostgres(process.env.STRATUS_TEST_DATABASE) : null;
+  const pgdb = process.env.STRATUS_TEST_DATABASE ? await freshPostgres(process.env.STRATUS_TEST_DATABASE, 'stratus_dp') : null;
   const database = pgdb?.url;
   let cloud = await startCloud({ dataDir, port, database });
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
@@ -185,25 +183,6 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     throw err;
   }
   return plane;
-}
-
-async function ownPostgres(base: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `stratus_dp_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
 }
 
 async function hostSeen(p: Plane): Promise<string | null> {
