@@ -36,11 +36,3 @@ export async function resolveDomainRef(db: Db, ref: { id?: string; name?: string
   return undefined;
 }
 
-export const parseJson = <T = Record<string, unknown>>(s: string | null | undefined, fallback: T): T => {
-  if (!s) return fallback;
-  try {
-    return JSON.parse(s) as T;
-  } catch {
-    return fallback;
-  }
-};

@@ -10,6 +10,7 @@
 // Everything an agent needs is in the database, so any server replica can
 // serve any agent; notify() only shortens the wait on this replica (the watch
 // also re-reads every few seconds).
+import { parseJsonList, parseJsonObject } from '../../common/json.ts';
 import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -258,7 +259,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
         const gone = Object.keys(known).filter((id) => !present.has(id));
         const pending = await db.selectFrom('compute_server_requests').select(['id', 'server_id', 'kind', 'args'])
           .where('host', '=', hostname).where('status', '=', 'pending').execute();
-        const requests: PendingRequest[] = pending.filter((p) => !busy.has(p.id)).map((p) => ({ id: p.id, server_id: p.server_id, kind: p.kind, args: safeJson(p.args) }));
+        const requests: PendingRequest[] = pending.filter((p) => !busy.has(p.id)).map((p) => ({ id: p.id, server_id: p.server_id, kind: p.kind, args: parseJsonObject(p.args) }));
         if (changedIds.length || gone.length || requests.length || Date.now() >= deadline || stopping) {
           const servers: DesiredServer[] = await desiredServers(db, deps.images, changedIds);
           return { servers, gone, requests };
@@ -313,7 +314,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
 
     async uploadSnapshot(imageId: string, body: NodeJS.ReadableStream, size?: number) {
       const pending = await db.selectFrom('compute_server_requests').select(['id', 'args']).where('kind', '=', 'snapshot').where('status', '=', 'pending').execute();
-      if (!pending.some((p) => safeJson(p.args).image_id === imageId)) throw new ApiError('Forbidden', `No pending snapshot uploads to image ${imageId}.`);
+      if (!pending.some((p) => parseJsonObject(p.args).image_id === imageId)) throw new ApiError('Forbidden', `No pending snapshot uploads to image ${imageId}.`);
       await deps.images.uploadImageData(imageId, body as import('node:stream').Readable, size);
     },
   };
@@ -337,7 +338,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
     }
     if (r.state === 'build_failed') {
       if (!same || row.vm_state !== 'building') return { changed: false, notify: false, kick: false };
-      const failed = [...new Set([...parseList(row.failed_hosts), hostname])];
+      const failed = [...new Set([...parseJsonList(row.failed_hosts), hostname])];
       const permanent = /\(permanent\)$/.test(r.message ?? '');
       const message = (r.message ?? 'build failed').replace(/ \(permanent\)$/, '');
       const exhausted = permanent || row.schedule_attempts >= cfg.maxAttempts;
@@ -442,8 +443,8 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const row = await db.selectFrom('compute_server_requests').select(['status', 'result']).where('id', '=', id).executeTakeFirst();
-        if (row && row.status === 'done') return safeJson(row.result);
-        if (row && row.status === 'failed') throw conflict(String(safeJson(row.result).message ?? `The ${kind} request failed.`));
+        if (row && row.status === 'done') return parseJsonObject(row.result);
+        if (row && row.status === 'failed') throw conflict(String(parseJsonObject(row.result).message ?? `The ${kind} request failed.`));
         if (!row || row.status !== 'pending' || Date.now() >= deadline || stopping) {
           await db.updateTable('compute_server_requests').set({ status: 'expired', updated_at: nowIso() }).where('id', '=', id).where('status', '=', 'pending').execute();
           throw conflict(`The host of instance ${serverId} did not answer the ${kind} request in time.`);
@@ -460,22 +461,4 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
       }
     },
   };
-}
-
-function safeJson(t: string | null | undefined): Record<string, unknown> {
-  try {
-    const v = JSON.parse(t ?? '{}') as unknown;
-    return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
-
-function parseList(t: string | null | undefined): string[] {
-  try {
-    const v = JSON.parse(t ?? '[]') as unknown;
-    return Array.isArray(v) ? v.map(String) : [];
-  } catch {
-    return [];
-  }
 }

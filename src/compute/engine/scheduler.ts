@@ -13,6 +13,7 @@
 // task_state = 'scheduling' before inserting its allocation. Concurrent
 // schedulers (several replicas) can therefore never oversubscribe a host or
 // place a server twice; a lost race leaves the server to the next round.
+import { parseJsonList, parseJsonObject } from '../../common/json.ts';
 import type { Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
@@ -80,23 +81,7 @@ function flavorSpecs(s: { flavor: string }): Record<string, string> {
   }
 }
 
-function parseList(t: string | null | undefined): string[] {
-  try {
-    const v = JSON.parse(t ?? '[]') as unknown;
-    return Array.isArray(v) ? v.map(String) : [];
-  } catch {
-    return [];
-  }
-}
 
-function parseObj(t: string | null | undefined): Record<string, unknown> {
-  try {
-    const v = JSON.parse(t ?? '{}') as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
 
 const asList = (v: unknown): string[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
@@ -160,8 +145,8 @@ export class Scheduler {
       const need = needOf(s);
       // a flavor may require a kind of host (extra spec stratus:kind = container | vm | baremetal)
       const flavorKind = flavorSpecs(s)['stratus:kind'] ?? null;
-      const failedHosts = new Set(parseList(s.failed_hosts));
-      const hints = parseObj(s.scheduler_hints);
+      const failedHosts = new Set(parseJsonList(s.failed_hosts));
+      const hints = parseJsonObject(s.scheduler_hints);
       const forced = s.requested_host ?? null;
       const group = s.server_group_id ? groups.get(s.server_group_id) : undefined;
       const sameHost = asList(hints.same_host).map((id) => hostsOfServers.get(id)).filter((h): h is string => !!h);
@@ -237,7 +222,7 @@ export class Scheduler {
     if (!ids.length) return out;
     const rows = await this.db.selectFrom('compute_server_groups').select(['id', 'policy', 'rules']).where('id', 'in', ids).execute();
     for (const g of rows) {
-      const max = Number(parseObj(g.rules).max_server_per_host ?? 1);
+      const max = Number(parseJsonObject(g.rules).max_server_per_host ?? 1);
       out.set(g.id, { policy: g.policy, maxPerHost: Number.isInteger(max) && max > 0 ? max : 1, hosts: new Map() });
     }
     const members = await this.db.selectFrom('compute_server_group_members as m')
@@ -254,7 +239,7 @@ export class Scheduler {
   private async loadHintHosts(servers: Server[]): Promise<Map<string, string>> {
     const ids = new Set<string>();
     for (const s of servers) {
-      const hints = parseObj(s.scheduler_hints);
+      const hints = parseJsonObject(s.scheduler_hints);
       for (const id of [...asList(hints.same_host), ...asList(hints.different_host)]) ids.add(id);
     }
     const out = new Map<string, string>();

@@ -12,7 +12,8 @@ import { assignedRoleIds, namedGlobalRoles, withImplied } from '../assignments.t
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { duplicate, isUniqueViolation, listLinks, queryString, selfLink } from '../http.ts';
-import { missing, parseJson } from '../lookup.ts';
+import { missing } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { newSecret } from '../passwords.ts';
 import { hashSecret } from '../tokens/issue.ts';
 import { parseExpiresAt, renderRoleRef, resolveRoleRefs, RoleRef } from './trusts.ts';

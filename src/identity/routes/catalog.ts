@@ -9,7 +9,8 @@ import type { Route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
 import type { IdentityContext } from '../context.ts';
 import { isUniqueViolation, listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
-import { getProject, missing, mustGet, parseJson } from '../lookup.ts';
+import { getProject, missing, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 
 type Tx = Db;
 type RegionRow = { id: string; description: string; parent_region_id: string | null; extra: string };

@@ -18,7 +18,8 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra } from '../http.ts';
-import { getProject, getUser, missing, mustGet, parseJson } from '../lookup.ts';
+import { getProject, getUser, missing, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 
 type CredentialRow = NonNullable<Awaited<ReturnType<typeof getCredential>>>;
 

@@ -5,7 +5,8 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
-import { getDomain, mustGet, parseJson } from '../lookup.ts';
+import { getDomain, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import type { FastifyRequest } from 'fastify';
 
 type DomainRow = NonNullable<Awaited<ReturnType<typeof getDomain>>>;

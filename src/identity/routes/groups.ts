@@ -6,7 +6,8 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
-import { getDomain, getGroup, getUser, missing, mustGet, parseJson } from '../lookup.ts';
+import { getDomain, getGroup, getUser, missing, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { passwordExpiresFilter, renderUser } from './users.ts';
 
 type GroupRow = NonNullable<Awaited<ReturnType<typeof getGroup>>>;

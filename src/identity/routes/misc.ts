@@ -8,7 +8,8 @@ import { hexId, keystoneTime } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
-import { mustGet, parseJson } from '../lookup.ts';
+import { mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 
 type PolicyRow = { id: string; type: string; blob: string; extra: string };
 type ConsumerRow = { id: string; description: string; secret_hash: string; extra: string };

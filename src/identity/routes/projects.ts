@@ -12,7 +12,8 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
-import { getDomain, getProject, missing, parseJson } from '../lookup.ts';
+import { getDomain, getProject, missing } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { deleteDomainCascade } from './domains.ts';
 
 export type ProjectRow = NonNullable<Awaited<ReturnType<typeof getProject>>>;

@@ -8,7 +8,8 @@ import { hexId } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
-import { getDomain, getRole, mustGet, parseJson } from '../lookup.ts';
+import { getDomain, getRole, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { revokeHoldersOf } from './assignments.ts';
 
 export type RoleRow = NonNullable<Awaited<ReturnType<typeof getRole>>>;

@@ -10,7 +10,8 @@ import { assignedRoleIds, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { listLinks, queryString, selfLink, splitExtra } from '../http.ts';
-import { getProject, getRole, getUser, missing, mustGet, parseJson } from '../lookup.ts';
+import { getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { liveTrustChain, MAX_REDELEGATION_COUNT } from '../tokens/issue.ts';
 
 type Db = IdentityContext['db'];

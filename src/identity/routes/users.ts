@@ -9,7 +9,8 @@ import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
-import { getDomain, getUser, missing, mustGet, parseJson } from '../lookup.ts';
+import { getDomain, getUser, missing, mustGet } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { decoyHash, hashPassword, verifyPassword } from '../passwords.ts';
 import { renderProject, tagsOf } from './projects.ts';
 

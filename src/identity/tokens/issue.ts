@@ -4,7 +4,8 @@ import { badRequest, forbidden, notFound, unauthorized } from '../../common/erro
 import { keystoneTime } from '../../common/ids.ts';
 import { assignedRoleIds, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName, parseJson } from '../lookup.ts';
+import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName } from '../lookup.ts';
+import { parseJson } from '../../common/json.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
 import { decodeTokenCached, encodeToken } from './codec.ts';
 import type { Named, NamedInDomain, TokenData } from './token.ts';
