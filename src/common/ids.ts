@@ -10,6 +10,6 @@ export const nowIso = (): string => new Date().toISOString();
 
 /** Keystone renders times as 2015-08-27T09:49:58.000000Z. */
 export function keystoneTime(iso: string | number | Date): string {
-  const d = new Date(iso);
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+  // toISOString always ends in .mmmZ: microseconds are three more zeros.
+  return `${new Date(iso).toISOString().slice(0, -1)}000Z`;
 }

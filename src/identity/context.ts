@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { CatalogCache } from './catalog.ts';
-import type { RoleCache } from './role-cache.ts';
+import type { IdentityReadCache } from './read-cache.ts';
 import type { KeySet } from './tokens/keys.ts';
 import type { Revocations } from './tokens/revocations.ts';
 
@@ -40,5 +40,5 @@ export interface IdentityContext {
   keys: KeySet;
   revocations: Revocations;
   catalog: CatalogCache;
-  roles: RoleCache;
+  cache: IdentityReadCache;
 }

@@ -6,7 +6,7 @@ import type { Authenticator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
 import { CatalogCache } from './catalog.ts';
-import { RoleCache } from './role-cache.ts';
+import { IdentityReadCache } from './read-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
 import { PREFIX, renderIdentityError } from './http.ts';
@@ -40,7 +40,7 @@ export interface Identity {
 
 /**
  * `writes` is the database's write watch when no other process writes it (the
- * embedded SQLite): role resolutions are then cached in memory.
+ * embedded SQLite): token-path reads are then cached in memory.
  */
 export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}, writes: WriteWatch | null = null): Identity {
   const config = { ...defaultIdentityConfig, ...overrides };
@@ -52,7 +52,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     keys: new KeySet(config.syncIntervalMs * 3),
     revocations: new Revocations((config.tokenExpiration + config.allowExpiredWindow) * 1000),
     catalog: new CatalogCache(db),
-    roles: new RoleCache(writes),
+    cache: new IdentityReadCache(writes),
   };
   const routes = [
     ...discoveryRoutes(),

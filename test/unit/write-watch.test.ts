@@ -4,7 +4,7 @@ import { Kysely, sql } from 'kysely';
 import { sqliteDialect } from '../../src/db/sqlite.ts';
 import { migrate, type Db } from '../../src/db/database.ts';
 import { WriteWatch } from '../../src/db/write-watch.ts';
-import { RoleCache } from '../../src/identity/role-cache.ts';
+import { IdentityReadCache } from '../../src/identity/read-cache.ts';
 
 async function watchedDb(): Promise<{ db: Db; writes: WriteWatch }> {
   const writes = new WriteWatch();
@@ -32,20 +32,35 @@ test('the write watch counts writes by table prefix, not reads', async () => {
   assert.ok(writes.generation('compute_') > other, 'raw SQL counts as a write to every table');
 });
 
-test('the role cache answers from memory until an identity table is written', async () => {
+test('the identity read cache answers from memory until an identity table is written', async () => {
   const { db, writes } = await watchedDb();
   const now = new Date().toISOString();
   await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_roles').values({ id: 'r', name: 'member', domain_id: '', description: '', options: '{}', extra: '{}' }).execute();
-  const cache = new RoleCache(writes);
-  assert.deepEqual(await cache.effective(db, 'u', { projectId: 'p' }), []);
+  const cache = new IdentityReadCache(writes);
+  assert.deepEqual(await cache.roles(db, 'u', { projectId: 'p' }), []);
   await db.insertInto('identity_assignments').values({ type: 'UserProject', actor_id: 'u', target_id: 'p', role_id: 'r', inherited: 0 }).execute();
-  assert.deepEqual((await cache.effective(db, 'u', { projectId: 'p' })).map((r) => r.name), ['member'], 'a grant is seen at once');
-  const first = await cache.effective(db, 'u', { projectId: 'p' });
-  assert.equal(await cache.effective(db, 'u', { projectId: 'p' }), first, 'unchanged data: the cached answer');
+  assert.deepEqual((await cache.roles(db, 'u', { projectId: 'p' })).map((r) => r.name), ['member'], 'a grant is seen at once');
+  const first = await cache.roles(db, 'u', { projectId: 'p' });
+  assert.equal(await cache.roles(db, 'u', { projectId: 'p' }), first, 'unchanged data: the cached answer');
   await db.deleteFrom('identity_assignments').execute();
-  assert.deepEqual(await cache.effective(db, 'u', { projectId: 'p' }), [], 'a revoked grant is seen at once');
-  const uncached = new RoleCache(null);
-  assert.notEqual(await uncached.effective(db, 'u', { projectId: 'p' }), await uncached.effective(db, 'u', { projectId: 'p' }), 'without a watch every call resolves');
+  assert.deepEqual(await cache.roles(db, 'u', { projectId: 'p' }), [], 'a revoked grant is seen at once');
+  const uncached = new IdentityReadCache(null);
+  assert.notEqual(await uncached.roles(db, 'u', { projectId: 'p' }), await uncached.roles(db, 'u', { projectId: 'p' }), 'without a watch every call resolves');
+});
+
+test('cached users, domains and projects follow every identity write', async () => {
+  const { db, writes } = await watchedDb();
+  const now = new Date().toISOString();
+  await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  const cache = new IdentityReadCache(writes);
+  assert.equal((await cache.project(db, 'p'))?.enabled, 1);
+  assert.equal(await cache.project(db, 'p'), await cache.project(db, 'p'), 'unchanged data: the cached row');
+  assert.equal(await cache.user(db, 'nobody'), undefined, 'a missing row is answered too');
+  await db.updateTable('identity_projects').set({ enabled: 0 }).where('id', '=', 'p').execute();
+  assert.equal((await cache.project(db, 'p'))?.enabled, 0, 'a disabled project is seen at once');
+  await db.updateTable('identity_domains').set({ enabled: 0 }).where('id', '=', 'd').execute();
+  assert.equal((await cache.domain(db, 'd'))?.enabled, 0, 'a disabled domain is seen at once');
 });

@@ -1,5 +1,6 @@
 // Token wire format: base64url( version | key id | iv | AES-256-GCM(JSON payload) | tag ).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { pooledRandomBytes } from '../../common/random.ts';
 import type { KeySet } from './keys.ts';
 import type { TokenData } from './token.ts';
 
@@ -10,7 +11,7 @@ const HEADER = 1 + 4;
 
 export function encodeToken(data: TokenData, keys: KeySet): string {
   const { id, secret } = keys.primary();
-  const iv = randomBytes(IV_LEN);
+  const iv = pooledRandomBytes(IV_LEN);
   const header = Buffer.alloc(HEADER);
   header.writeUInt8(VERSION, 0);
   header.writeUInt32BE(id, 1);

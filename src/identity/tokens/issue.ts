@@ -1,10 +1,11 @@
 // Authentication (POST /v3/auth/tokens) and validation of tokens.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { pooledRandomBytes } from '../../common/random.ts';
 import { badRequest, forbidden, notFound, unauthorized } from '../../common/errors.ts';
 import { keystoneTime } from '../../common/ids.ts';
 import { assignedRoleIds, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName } from '../lookup.ts';
+import type { getUser } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
 import { decodeTokenCached, encodeToken } from './codec.ts';
@@ -21,7 +22,7 @@ export interface AuthRequest {
   scope?: 'unscoped' | { project?: Ref; domain?: { id?: string; name?: string }; system?: { all?: boolean }; 'OS-TRUST:trust'?: { id: string } };
 }
 
-const newAuditId = () => randomBytes(16).toString('base64url').slice(0, 22);
+const newAuditId = () => pooledRandomBytes(16).toString('base64url');
 const AUTH_FAILED = 'The request you have made requires authentication.';
 
 type UserRow = NonNullable<Awaited<ReturnType<typeof getUser>>>;
@@ -46,14 +47,14 @@ export function secretMatches(secret: string, stored: string): boolean {
 
 async function findUser(ctx: IdentityContext, ref: Ref | undefined): Promise<UserRow | undefined> {
   if (!ref) return undefined;
-  if (ref.id) return getUser(ctx.db, ref.id);
+  if (ref.id) return ctx.cache.user(ctx.db, ref.id);
   if (!ref.name || !ref.domain) return undefined;
-  const domainId = ref.domain.id ?? (ref.domain.name ? (await getDomainByName(ctx.db, ref.domain.name))?.id : undefined);
-  return domainId ? getUserByName(ctx.db, domainId, ref.name) : undefined;
+  const domainId = ref.domain.id ?? (ref.domain.name ? (await ctx.cache.domainByName(ctx.db, ref.domain.name))?.id : undefined);
+  return domainId ? ctx.cache.userByName(ctx.db, domainId, ref.name) : undefined;
 }
 
 async function userDomainOrFail(ctx: IdentityContext, user: UserRow): Promise<Named> {
-  const domain = await getDomain(ctx.db, user.domain_id);
+  const domain = await ctx.cache.domain(ctx.db, user.domain_id);
   if (!domain || !domain.enabled || !user.enabled) throw unauthorized(AUTH_FAILED);
   return { id: domain.id, name: domain.name };
 }
@@ -98,7 +99,7 @@ async function authToken(ctx: IdentityContext, req: NonNullable<AuthRequest['ide
   if (!parent) throw notFound('Could not find token.');
   if (parent.appCred) throw forbidden('Re-scoping an application credential token is not allowed.');
   if (parent.trust) throw forbidden('Re-scoping a trust token is not allowed.');
-  const user = await getUser(ctx.db, parent.user.id);
+  const user = await ctx.cache.user(ctx.db, parent.user.id);
   if (!user) throw unauthorized(AUTH_FAILED);
   const userDomain = await userDomainOrFail(ctx, user);
   return { user, userDomain, methods: [...new Set([...parent.methods, 'token'])], parent };
@@ -117,7 +118,7 @@ async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['i
   }
   if (!row || !secretMatches(req.secret, row.secret_hash)) throw unauthorized(AUTH_FAILED);
   if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) throw unauthorized(AUTH_FAILED);
-  const user = await getUser(ctx.db, row.user_id);
+  const user = await ctx.cache.user(ctx.db, row.user_id);
   if (!user) throw unauthorized(AUTH_FAILED);
   const userDomain = await userDomainOrFail(ctx, user);
   const roles = parseJson<Array<{ id: string }>>(row.roles, []);
@@ -129,15 +130,15 @@ async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['i
 
 async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDomain> {
   let project;
-  if (ref.id) project = await getProject(ctx.db, ref.id);
+  if (ref.id) project = await ctx.cache.project(ctx.db, ref.id);
   else if (ref.name && ref.domain) {
-    const domainId = ref.domain.id ?? (ref.domain.name ? (await getDomainByName(ctx.db, ref.domain.name))?.id : undefined);
-    if (domainId) project = await getProjectByName(ctx.db, domainId, ref.name);
+    const domainId = ref.domain.id ?? (ref.domain.name ? (await ctx.cache.domainByName(ctx.db, ref.domain.name))?.id : undefined);
+    if (domainId) project = await ctx.cache.projectByName(ctx.db, domainId, ref.name);
   } else {
     throw badRequest('Expecting to find domain in project. The server could not comply with the request since it is either malformed or otherwise incorrect.');
   }
   if (!project) throw unauthorized(AUTH_FAILED);
-  const domain = await getDomain(ctx.db, project.domain_id);
+  const domain = await ctx.cache.domain(ctx.db, project.domain_id);
   if (!project.enabled || !domain?.enabled) throw unauthorized(AUTH_FAILED);
   return { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } };
 }
@@ -154,7 +155,7 @@ interface Scoped {
 }
 
 async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTarget, what: string): Promise<Named[]> {
-  const roles = await ctx.roles.effective(ctx.db, userId, target);
+  const roles = await ctx.cache.roles(ctx.db, userId, target);
   if (roles.length === 0) throw unauthorized(`User ${userId} has no access to ${what}.`);
   return roles;
 }
@@ -198,7 +199,7 @@ async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: st
   if (!chain) throw unauthorized(AUTH_FAILED);
   const trust = chain[0]!;
   if (trust.trustee_user_id !== auth.user.id) throw forbidden('User is not a trustee.');
-  const trustor = await getUser(ctx.db, trust.trustor_user_id);
+  const trustor = await ctx.cache.user(ctx.db, trust.trustor_user_id);
   if (!trustor) throw unauthorized(AUTH_FAILED);
   const trustorDomain = await userDomainOrFail(ctx, trustor);
   let project: NamedInDomain | undefined;
@@ -234,7 +235,7 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
       throw unauthorized('Application credentials cannot request a scope.');
     }
     const project = await projectOrFail(ctx, { id: auth.appCred.projectId });
-    const held = await ctx.roles.effective(ctx.db, userId, { projectId: project.id });
+    const held = await ctx.cache.roles(ctx.db, userId, { projectId: project.id });
     const granted = await withImplied(ctx.db, auth.appCred.roleIds);
     const roles = held.filter((r) => granted.has(r.id));
     if (roles.length === 0) throw unauthorized(`User ${userId} has no access to project ${project.id}.`);
@@ -249,7 +250,7 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
       return { project, roles: await rolesOrFail(ctx, userId, { projectId: project.id }, `project ${project.id}`) };
     }
     if (req.domain) {
-      const d = req.domain.id ? await getDomain(ctx.db, req.domain.id) : req.domain.name ? await getDomainByName(ctx.db, req.domain.name) : undefined;
+      const d = req.domain.id ? await ctx.cache.domain(ctx.db, req.domain.id) : req.domain.name ? await ctx.cache.domainByName(ctx.db, req.domain.name) : undefined;
       if (!req.domain.id && !req.domain.name) throw badRequest('A domain scope needs an id or a name.');
       if (!d || !d.enabled) throw unauthorized(AUTH_FAILED);
       return { domain: { id: d.id, name: d.name }, roles: await rolesOrFail(ctx, userId, { domainId: d.id }, `domain ${d.id}`) };
@@ -267,10 +268,10 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
   // No scope asked: the user's default project when they have a role there, as Keystone does.
   if (auth.parent) return { roles: [] };
   if (auth.user.default_project_id) {
-    const project = await getProject(ctx.db, auth.user.default_project_id);
-    const domain = project ? await getDomain(ctx.db, project.domain_id) : undefined;
+    const project = await ctx.cache.project(ctx.db, auth.user.default_project_id);
+    const domain = project ? await ctx.cache.domain(ctx.db, project.domain_id) : undefined;
     if (project?.enabled && domain?.enabled) {
-      const roles = await ctx.roles.effective(ctx.db, userId, { projectId: project.id });
+      const roles = await ctx.cache.roles(ctx.db, userId, { projectId: project.id });
       if (roles.length > 0) return { project: { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } }, roles };
     }
   }
