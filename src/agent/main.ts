@@ -30,8 +30,6 @@ export interface AgentFlags {
   sweepIntervalMs?: number;
 }
 
-export const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
-
 export function readToken(file: string): string {
   const t = readFileSync(file, 'utf8').trim();
   if (t.length < 32) throw new Error(`${file} does not hold an agent token`);

@@ -1,15 +1,20 @@
 // The stratus command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { flushCompileCache } from 'node:module';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
 import { rotateKeys } from '../identity/tokens/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
-import { buildBusybox, DEFAULT_AGENT_STATE_DIR, importDefaultImage, runAgent, superviseAgent, type AgentFlags } from '../agent/main.ts';
+import type { AgentFlags } from '../agent/main.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
+const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
+// The agent's modules load only for the commands that run it: a plain server
+// then keeps their memory (and node:http's ESM facade, which pulls in undici) out.
+const agentModule = () => import('../agent/main.ts');
 
 function port(v: string): number {
   const n = Number(v);
@@ -66,7 +71,12 @@ function toOptions(f: ServerFlags): StratusOptions {
 }
 
 /** Stops cleanly on SIGTERM/SIGINT. */
+/** Runs a started service until SIGTERM/SIGINT, then closes it and exits. */
 function runUntilSignal(close: () => Promise<void>): void {
+  // Every module the service needs is loaded now: write the compile cache
+  // (scripts/node-env.sh) at once, so the next start is warm even if this
+  // process is killed rather than stopped.
+  flushCompileCache();
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
@@ -157,6 +167,7 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean): Pr
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
     return null;
   }
+  const { importDefaultImage, superviseAgent } = await agentModule();
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
   return superviseAgent({
@@ -179,14 +190,14 @@ program.command('agent').description('run a host agent (as root): registers this
   .option('--console-log-max <bytes>', 'size cap of each server\'s console log', (v) => Number(v), 1 << 20)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
   .action(async (f: AgentFlags) => {
-    await runAgent(f);
+    await (await agentModule()).runAgent(f);
   });
 
 const image = program.command('image').description('images');
 image.command('build-busybox').description('build the default busybox container image (an OCI layout tar) from Debian\'s busybox-static')
   .requiredOption('--output <file>', 'where to write the OCI archive')
   .action(async (f: { output: string }) => {
-    process.stdout.write(`${await buildBusybox(f.output)}\n`);
+    process.stdout.write(`${await (await agentModule()).buildBusybox(f.output)}\n`);
   });
 
 program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')
