@@ -38,6 +38,25 @@ export function queryBool(ctx: RouteContext, name: string): boolean | undefined 
   throw badRequest(`Invalid value for query parameter ${name}: expected a boolean.`);
 }
 
+/**
+ * Keystone's common list filters (?name=, ?domain_id=, ?enabled=) as where
+ * clauses on a list query; `columns` names the ones the collection has.
+ */
+export function withListFilters<Q extends { where(column: any, op: '=', value: string | number): Q }>(
+  q: Q, rc: RouteContext, columns: ReadonlyArray<'name' | 'domain_id' | 'enabled'>,
+): Q {
+  for (const column of columns) {
+    if (column === 'enabled') {
+      const enabled = queryBool(rc, column);
+      if (enabled !== undefined) q = q.where(column, '=', enabled ? 1 : 0);
+    } else {
+      const value = queryString(rc, column);
+      if (value !== undefined) q = q.where(column, '=', value);
+    }
+  }
+  return q;
+}
+
 export const duplicate = (kind: string, field: string, value: string) =>
   conflict(`Conflict occurred attempting to store ${kind} - Duplicate entry found with ${field} ${value}.`);
 

@@ -4,7 +4,7 @@ import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
+import { duplicate, isUniqueViolation, listLinks, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { getDomain, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import type { FastifyRequest } from 'fastify';
@@ -97,10 +97,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
       method: 'GET', path: '/v3/domains', rule: 'identity:list_domains',
       async handler(rc) {
         let q = ctx.db.selectFrom('identity_domains').selectAll().orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const enabled = queryBool(rc, 'enabled');
-        if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+        q = withListFilters(q, rc, ['name', 'enabled']);
         const c = rc.cred!;
         let rows = await q.execute();
         // A domain reader who is not a cloud reader sees their own domain only.

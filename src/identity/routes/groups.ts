@@ -5,7 +5,7 @@ import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
+import { duplicate, isUniqueViolation, listLinks, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { getDomain, getGroup, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { passwordExpiresFilter, renderUser } from './users.ts';
@@ -72,10 +72,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
       async handler(rc) {
         let q = db.selectFrom('identity_groups').selectAll().orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const domainId = queryString(rc, 'domain_id');
-        if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
+        q = withListFilters(q, rc, ['name', 'domain_id']);
         if (rc.cred!.domainId) q = q.where('domain_id', '=', rc.cred!.domainId);
         return { groups: (await q.execute()).map((g) => renderGroup(rc.req, g)), links: listLinks(rc.req) };
       },
@@ -129,12 +126,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         let q = db.selectFrom('identity_users').selectAll()
           .where('id', 'in', db.selectFrom('identity_group_members').select('user_id').where('group_id', '=', g.id))
           .orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const domainId = queryString(rc, 'domain_id');
-        if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
-        const enabled = queryBool(rc, 'enabled');
-        if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+        q = withListFilters(q, rc, ['name', 'domain_id', 'enabled']);
         const expires = passwordExpiresFilter(rc);
         let rows = await q.execute();
         if (expires) rows = rows.filter(expires);
@@ -182,10 +174,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         let q = db.selectFrom('identity_groups').selectAll()
           .where('id', 'in', db.selectFrom('identity_group_members').select('group_id').where('user_id', '=', user.id))
           .orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const domainId = queryString(rc, 'domain_id');
-        if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
+        q = withListFilters(q, rc, ['name', 'domain_id']);
         const groups = (await q.execute()).map((g) => ({ ...renderGroup(rc.req, g), membership_expires_at: null }));
         return { groups, links: listLinks(rc.req) };
       },

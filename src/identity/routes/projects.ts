@@ -11,7 +11,7 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
+import { isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
 import { getDomain, getProject, missing } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { deleteDomainCascade } from './domains.ts';
@@ -310,8 +310,6 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
 
   async function listProjects(rc: RouteContext) {
     const isDomain = queryBool(rc, 'is_domain');
-    const enabled = queryBool(rc, 'enabled');
-    const name = queryString(rc, 'name');
     const domainId = queryString(rc, 'domain_id');
     const parentId = queryString(rc, 'parent_id');
     const byTags = tagFilter(rc);
@@ -321,17 +319,12 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
       if ((domainId !== undefined && domainId !== '') || (parentId !== undefined && parentId !== '') || scope) {
         return { projects: [], links: listLinks(rc.req) };
       }
-      let q = db.selectFrom('identity_domains').selectAll().orderBy('name');
-      if (name !== undefined) q = q.where('name', '=', name);
-      if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+      const q = withListFilters(db.selectFrom('identity_domains').selectAll().orderBy('name'), rc, ['name', 'enabled']);
       let projects = (await q.execute()).map((d) => renderDomainProject(rc.req, d));
       if (byTags) projects = projects.filter((p) => byTags(p.tags as string[]));
       return { projects, links: listLinks(rc.req) };
     }
-    let q = db.selectFrom('identity_projects').selectAll().orderBy('name');
-    if (name !== undefined) q = q.where('name', '=', name);
-    if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
-    if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
+    let q = withListFilters(db.selectFrom('identity_projects').selectAll().orderBy('name'), rc, ['name', 'enabled', 'domain_id']);
     // A domain-scoped caller sees the projects of that domain only.
     if (scope) q = q.where('domain_id', '=', scope);
     if (parentId !== undefined) {

@@ -8,7 +8,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra } from '../http.ts';
+import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { getDomain, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { decoyHash, hashPassword, verifyPassword } from '../passwords.ts';
@@ -190,12 +190,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
       async handler(rc) {
         let q = db.selectFrom('identity_users').selectAll().orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const domainId = queryString(rc, 'domain_id');
-        if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
-        const enabled = queryBool(rc, 'enabled');
-        if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+        q = withListFilters(q, rc, ['name', 'domain_id', 'enabled']);
         // A domain-scoped caller sees the users of that domain only.
         if (rc.cred!.domainId) q = q.where('domain_id', '=', rc.cred!.domainId);
         const expires = passwordExpiresFilter(rc);
@@ -298,12 +293,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         const ids = [...(await projectIdsForUser(db, user.id))];
         if (ids.length === 0) return { projects: [], links: listLinks(rc.req) };
         let q = db.selectFrom('identity_projects').selectAll().where('id', 'in', ids).orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const domainId = queryString(rc, 'domain_id');
-        if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
-        const enabled = queryBool(rc, 'enabled');
-        if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
+        q = withListFilters(q, rc, ['name', 'domain_id', 'enabled']);
         const rows = await q.execute();
         const tags = await tagsOf(ctx, rows.map((r) => r.id));
         return { projects: rows.map((r) => renderProject(rc.req, r, tags.get(r.id)!)), links: listLinks(rc.req) };
