@@ -32,7 +32,7 @@ import {
   canSee, createImageRecord, listImages, loadImage, markDeleted, newImageRecord, saveImage,
   type ImageListQuery, type ImageMember, type ImageRecord, type NewImageFields,
 } from './images.ts';
-import { firstError } from './jsonschema.ts';
+import { schemaViolation } from './jsonschema.ts';
 import { imageRules } from './policy.ts';
 import { dataRoutes } from './routes/data.ts';
 import { discoveryRoutes, PREFIX } from './routes/discovery.ts';
@@ -155,7 +155,7 @@ export function createImageService(deps: ImageDeps): ImageService {
     },
     async createImage(fields) {
       const { properties, ...attrs } = fields;
-      const err = firstError(IMAGE_SCHEMA, { ...properties, ...attrs });
+      const err = schemaViolation(IMAGE_SCHEMA, { ...properties, ...attrs });
       if (err) throw new ApiError('BadRequest', `Provided object does not match schema 'image': ${err}`);
       return createImageRecord(ictx.db, newImageRecord(fields, fields.owner));
     },
@@ -187,7 +187,7 @@ export function createImageService(deps: ImageDeps): ImageService {
         else next.properties[k] = v;
       }
       if (attrs.tags) next.tags = [...new Set(attrs.tags)].sort();
-      const err = firstError(IMAGE_SCHEMA, { ...next.properties, name: next.name, visibility: next.visibility, disk_format: next.disk_format, container_format: next.container_format });
+      const err = schemaViolation(IMAGE_SCHEMA, { ...next.properties, name: next.name, visibility: next.visibility, disk_format: next.disk_format, container_format: next.container_format });
       if (err) throw new ApiError('BadRequest', `Provided object does not match schema 'image': ${err}`);
       if (!(await saveImage(ictx.db, next, { tags: attrs.tags !== undefined }))) throw notFound(`No image found with ID ${id}`);
       return (await loadImage(ictx.db, id))!;

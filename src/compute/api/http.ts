@@ -2,8 +2,8 @@
 // pagination, query parsing and request validation.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
 import { ApiError, badRequest, notFound } from '../../common/errors.ts';
+import { firstError } from '../../http/json-schema.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 
 export const PREFIX = '/compute';
@@ -205,40 +205,18 @@ export function strictQuery(rc: RouteContext, allowed: readonly string[]): void 
 
 // ---- request bodies
 
-const compiled = new WeakMap<TSchema, ReturnType<typeof Compile>>();
-
 /** Validates a request body against a schema; a failure is Nova's 400 with the offending field. */
 export function validate<T = any>(schema: TSchema, value: unknown): T {
-  let c = compiled.get(schema);
-  if (!c) {
-    c = Compile(schema);
-    compiled.set(schema, c);
+  const e = firstError(schema, value);
+  if (!e) return value as T;
+  const where = `Invalid input for field/attribute ${e.path.at(-1) || 'body'}. Value: ${preview(e.value)}.`;
+  if (e.unexpected) {
+    throw badRequest(`${where} Additional properties are not allowed (${e.unexpected.map((x) => `'${x}'`).join(', ')} ${e.unexpected.length > 1 ? 'were' : 'was'} unexpected)`);
   }
-  if (c.Check(value)) return value as T;
-  const errors = [...c.Errors(value)] as Array<{ instancePath: string; message: string; keyword: string; params: any }>;
-  const e = errors.find((x) => x.keyword !== 'boolean' && x.keyword !== 'anyOf') ?? errors[0];
-  if (!e) throw badRequest('Invalid input for the request body.');
-  if (e.keyword === 'additionalProperties') {
-    const extra = (e.params?.additionalProperties ?? []) as string[];
-    throw badRequest(`Invalid input for field/attribute ${lastSegment(e.instancePath) || 'body'}. Value: ${preview(at(value, e.instancePath))}. Additional properties are not allowed (${extra.map((x) => `'${x}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
-  }
-  if (e.keyword === 'required') {
-    const missing = (e.params?.requiredProperties ?? []) as string[];
-    throw badRequest(`Invalid input for field/attribute ${lastSegment(e.instancePath) || 'body'}. Value: ${preview(at(value, e.instancePath))}. ${missing.map((x) => `'${x}'`).join(', ')} is a required property`);
-  }
-  const field = lastSegment(e.instancePath) || 'body';
-  throw badRequest(`Invalid input for field/attribute ${field}. Value: ${preview(at(value, e.instancePath))}. ${e.message}`);
+  if (e.missing !== undefined) throw badRequest(`${where} '${e.missing}' is a required property`);
+  throw badRequest(`${where} ${e.message}`);
 }
 
-function lastSegment(path: string): string {
-  const parts = path.split('/').filter(Boolean);
-  return (parts.at(-1) ?? '').replace(/~1/g, '/').replace(/~0/g, '~');
-}
-function at(value: unknown, path: string): unknown {
-  let cur: any = value;
-  for (const p of path.split('/').filter(Boolean)) cur = cur?.[p.replace(/~1/g, '/').replace(/~0/g, '~')];
-  return cur;
-}
 function preview(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
   return s.length > 120 ? `${s.slice(0, 117)}...` : s;

@@ -12,7 +12,7 @@ import {
   createImageRecord, isAdminCred, listImages, loadImage, markDeleted, newImageRecord, QUOTAS, saveImage, setStatus,
   type ImageListQuery, type ImageRecord, type NewImageFields,
 } from '../images.ts';
-import { firstError, pyRepr } from '../jsonschema.ts';
+import { pyRepr, schemaViolation } from '../jsonschema.ts';
 import { IMAGE_SCHEMA } from '../schemas.ts';
 import { PREFIX } from './discovery.ts';
 
@@ -65,7 +65,7 @@ export function parseCreateBody(body: unknown): NewImageFields {
   if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Request body must be a JSON object.');
   const b = { ...(body as Record<string, unknown>) };
   for (const k of DISALLOWED) if (k in b) throw readOnly(k);
-  const err = firstError(IMAGE_SCHEMA, b);
+  const err = schemaViolation(IMAGE_SCHEMA, b);
   if (err) throw schemaError(err);
   for (const k of CREATE_READONLY) if (k in b) throw readOnly(k);
   const fields: NewImageFields = {};
@@ -139,7 +139,7 @@ export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
     if (READONLY.includes(root)) throw readOnly(root);
     if (RESERVED.includes(root) || root.startsWith(RESERVED_NAMESPACE)) throw reserved(root);
     if (op !== 'remove' && path.length === 1) {
-      const err = firstError(IMAGE_SCHEMA, { [root]: change.value });
+      const err = schemaViolation(IMAGE_SCHEMA, { [root]: change.value });
       if (err) throw schemaError(err);
     }
     return change;
@@ -318,7 +318,7 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
       async handler(rc) {
         const img = targetImage(rc);
         const tag = rc.params.tag ?? '';
-        const err = firstError(IMAGE_SCHEMA, { tags: [tag] });
+        const err = schemaViolation(IMAGE_SCHEMA, { tags: [tag] });
         if (err) throw schemaError(err);
         if (img.tags.includes(tag)) return;
         checkTagQuota([...img.tags, tag]);

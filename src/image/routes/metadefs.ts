@@ -10,7 +10,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { glanceTime } from '../http.ts';
 import { isAdminCred } from '../images.ts';
-import { firstError, type JsonSchema } from '../jsonschema.ts';
+import { schemaViolation, type JsonSchema } from '../jsonschema.ts';
 import { METADEF_SCHEMAS, namespaceSchema, objectSchema, propertySchema, resourceTypeSchema, tagSchema } from '../metadefs.ts';
 import type { ImageTables } from '../schema.ts';
 
@@ -43,7 +43,7 @@ function validate(schema: JsonSchema, body: unknown, name: string, disallowed: s
   if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(`Provided object does not match schema '${name}': ${JSON.stringify(body)} is not of type 'object'`);
   const b = body as Record<string, unknown>;
   for (const k of disallowed) if (k in b) throw forbidden(`Attribute '${k}' is read-only.`);
-  const err = firstError(schema, b);
+  const err = schemaViolation(schema, b);
   if (err) throw badRequest(`Provided object does not match schema '${name}': ${err}`);
   return b;
 }
@@ -90,7 +90,7 @@ function propertyDefinition(body: Record<string, unknown>): string {
 function checkObjectProperties(b: Record<string, unknown>): void {
   const props = (b.properties ?? {}) as Record<string, unknown>;
   for (const p of Object.values(props)) {
-    const err = firstError(PROPERTY_IN_OBJECT_SCHEMA, p);
+    const err = schemaViolation(PROPERTY_IN_OBJECT_SCHEMA, p);
     if (err) throw badRequest(`Provided object does not match schema 'property': ${err}`);
   }
 }

@@ -1,0 +1,73 @@
+// JSON-schema checks made inside handlers: Nova's microversioned request bodies,
+// Glance's image and metadef documents. The validator is ajv, as for Fastify's
+// route schemas, with the options of src/http/server.ts except three:
+// - useDefaults is off: a check never changes the value it checks (Glance
+//   stores metadef bodies as sent; its property schema has a default);
+// - strict is off: Glance's served documents carry annotations ajv does not
+//   know (name, links, is_base) and untyped roots;
+// - formats are not checked (Glance checks none; no compute schema names one).
+// Each service turns the neutral SchemaError into its own message.
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+
+/** The first way a value fails a schema. */
+export interface SchemaError {
+  /** The JSON-schema keyword that failed: type, required, additionalProperties, pattern, maxLength... */
+  keyword: string;
+  /** Where: property names and array indexes from the root ([] is the value itself). */
+  path: string[];
+  /** The value at `path` (for required and additionalProperties: the object). */
+  value: unknown;
+  /** The failing keyword's own schema value: the type(s), the pattern, the limit, the enum... */
+  expected: unknown;
+  /** required: the first missing property. */
+  missing?: string;
+  /** additionalProperties: every property the schema does not allow, in the value's order. */
+  unexpected?: string[];
+  /** ajv's English message, e.g. "must be string". */
+  message: string;
+}
+
+const ajv = new Ajv({
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: false,
+  allErrors: false,
+  strict: false,
+  validateFormats: false,
+  addUsedSchema: false,
+  verbose: true,
+});
+
+// Schemas are module constants, so identity is a sound key.
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** The validator for `schema`, compiled on first use. */
+export function compile(schema: object): ValidateFunction {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  return fn;
+}
+
+/** The first violation of `schema` by `value`, or null when it conforms. */
+export function firstError(schema: object, value: unknown): SchemaError | null {
+  const fn = compile(schema);
+  return fn(value) ? null : neutral(fn.errors![0]!);
+}
+
+function neutral(e: ErrorObject): SchemaError {
+  const path = e.instancePath.split('/').slice(1).map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const out: SchemaError = { keyword: e.keyword, path, value: e.data, expected: e.schema, message: e.message ?? `must pass "${e.keyword}"` };
+  if (e.keyword === 'required') out.missing = (e.params as { missingProperty: string }).missingProperty;
+  if (e.keyword === 'additionalProperties') out.unexpected = unexpected(e.parentSchema ?? {}, e.data);
+  return out;
+}
+
+/** The properties of `obj` that neither `properties` nor `patternProperties` of `schema` name. */
+function unexpected(schema: Record<string, any>, obj: unknown): string[] {
+  const props: Record<string, unknown> = schema.properties ?? {};
+  const patterns = Object.keys(schema.patternProperties ?? {}).map((p) => new RegExp(p, 'u'));
+  return Object.keys(obj as object).filter((k) => !Object.hasOwn(props, k) && !patterns.some((re) => re.test(k)));
+}
