@@ -7,3 +7,9 @@ export function tailLines(text: string, n: number): string {
   if (n <= 0) return '';
   return text.split('\n').slice(-n).join('\n');
 }
+
+/**
+ * Orders strings by UTF-16 code units, as Array.prototype.sort does. Unlike
+ * localeCompare it needs none of ICU's collation data (2 MiB of RSS once touched).
+ */
+export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,6 +1,7 @@
 // Role resolution: which roles a user effectively holds on a project, a domain
 // or the system, through direct and group assignments, inheritance from
 // domains and parent projects (OS-INHERIT), and implied roles.
+import { compareText } from '../common/text.ts';
 import type { Db } from '../db/database.ts';
 import type { Named } from './tokens/token.ts';
 
@@ -89,7 +90,7 @@ export async function namedGlobalRoles(db: Db, ids: Iterable<string>): Promise<N
   const list = [...ids];
   if (list.length === 0) return [];
   const rows = await db.selectFrom('identity_roles').select(['id', 'name', 'domain_id']).where('id', 'in', list).execute();
-  return rows.filter((r) => r.domain_id === '').map((r) => ({ id: r.id, name: r.name })).sort((a, b) => a.name.localeCompare(b.name));
+  return rows.filter((r) => r.domain_id === '').map((r) => ({ id: r.id, name: r.name })).sort((a, b) => compareText(a.name, b.name));
 }
 
 /**

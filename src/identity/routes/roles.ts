@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
+import { compareText } from '../../common/text.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
@@ -265,7 +266,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         }
         const role_inferences = [...byPrior].map(([prior, implied]) => ({
           prior_role: inferenceRole(rc.req, roles.get(prior)!),
-          implies: implied.sort((a, b) => a.name.localeCompare(b.name)).map((r) => inferenceRole(rc.req, r)),
+          implies: implied.sort((a, b) => compareText(a.name, b.name)).map((r) => inferenceRole(rc.req, r)),
         }));
         return { role_inferences, links: { self: v3Url(rc.req, '/role_inferences'), previous: null, next: null } };
       },
