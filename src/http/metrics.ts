@@ -5,14 +5,23 @@ const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 interface Series { count: number; sum: number; buckets: number[] }
 
 export class Metrics {
-  private readonly series = new Map<string, Series>();
+  // Keyed by route, then by a short "method status" key: a request builds no
+  // escaped label string (those are made once per series, for scraping).
+  private readonly byRoute = new Map<string, Map<string, Series>>();
+  private readonly labels = new Map<Series, string>();
 
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `method="${method}",route="${route.replaceAll('"', '\\"')}",status="${status}"`;
-    let s = this.series.get(key);
+    let perRoute = this.byRoute.get(route);
+    if (!perRoute) {
+      perRoute = new Map();
+      this.byRoute.set(route, perRoute);
+    }
+    const k = `${method} ${status}`;
+    let s = perRoute.get(k);
     if (!s) {
       s = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0) };
-      this.series.set(key, s);
+      perRoute.set(k, s);
+      this.labels.set(s, `method="${method}",route="${route.replaceAll('"', '\\"')}",status="${status}"`);
     }
     s.count++;
     s.sum += seconds;
@@ -24,12 +33,12 @@ export class Metrics {
       '# HELP stratus_http_requests_total HTTP requests served, by route and status.',
       '# TYPE stratus_http_requests_total counter',
     ];
-    for (const [k, s] of this.series) out.push(`stratus_http_requests_total{${k}} ${s.count}`);
+    for (const [s, k] of this.labels) out.push(`stratus_http_requests_total{${k}} ${s.count}`);
     out.push(
       '# HELP stratus_http_request_duration_seconds HTTP request latency, by route and status.',
       '# TYPE stratus_http_request_duration_seconds histogram',
     );
-    for (const [k, s] of this.series) {
+    for (const [s, k] of this.labels) {
       BUCKETS.forEach((b, i) => out.push(`stratus_http_request_duration_seconds_bucket{${k},le="${b}"} ${s.buckets[i]}`));
       out.push(`stratus_http_request_duration_seconds_bucket{${k},le="+Inf"} ${s.count}`);
       out.push(`stratus_http_request_duration_seconds_sum{${k}} ${s.sum}`);
