@@ -23,7 +23,17 @@ function port(v: string): number {
 }
 function count(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a count');
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a count');
+  return n;
+}
+function positiveCount(v: string): number {
+  const n = count(v);
+  if (n === 0) throw new InvalidArgumentError('not a positive count');
+  return n;
+}
+function ratio(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('not a positive number');
   return n;
 }
 function seconds(v: string): number {
@@ -134,12 +144,30 @@ serverOptions(program.command('server').description('run the control-plane serve
     runUntilSignal(s.close);
   });
 
-serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
-  .option('--no-agent', 'do not run a host agent beside the server')
-  .action(async (f: ServerFlags & { agent?: boolean }) => {
+interface AllocationRatios { cpuAllocationRatio?: number; ramAllocationRatio?: number; diskAllocationRatio?: number }
+
+/** The overcommit flags of a host agent: on `agent`, and on `up` for the agent it runs. */
+function allocationRatioOptions(cmd: Command): Command {
+  return cmd
+    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio)
+    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio)
+    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio);
+}
+
+function allocationRatioArgs(f: AllocationRatios): string[] {
+  const args: string[] = [];
+  if (f.cpuAllocationRatio !== undefined) args.push('--cpu-allocation-ratio', String(f.cpuAllocationRatio));
+  if (f.ramAllocationRatio !== undefined) args.push('--ram-allocation-ratio', String(f.ramAllocationRatio));
+  if (f.diskAllocationRatio !== undefined) args.push('--disk-allocation-ratio', String(f.diskAllocationRatio));
+  return args;
+}
+
+allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
+  .option('--no-agent', 'do not run a host agent beside the server'))
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean }) => {
     const s = await startStratus({ ...toOptions(f), logLevel: f.logLevel });
     const { clouds, openrc } = writeClientConfig(resolve(f.dataDir), s.url, s.adminPassword);
-    const agent = await startLocalAgent(s, resolve(f.dataDir), f.agent !== false);
+    const agent = await startLocalAgent(s, resolve(f.dataDir), f.agent !== false, allocationRatioArgs(f));
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
@@ -161,7 +189,7 @@ serverOptions(program.command('up').description('run the all-in-one cloud in the
  * The all-in-one's host agent: imports the default busybox image once, then
  * runs `stratus agent` as a supervised child (see src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[]): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
@@ -172,23 +200,20 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean): Pr
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
   return superviseAgent({
     cli: process.argv[1]!, log: s.logger,
-    args: ['--server', s.url, '--token-file', join(dataDir, 'agent-token'), '--state-dir', join(dataDir, 'agent'), '--hostname', hostname()],
+    args: ['--server', s.url, '--token-file', join(dataDir, 'agent-token'), '--state-dir', join(dataDir, 'agent'), '--hostname', hostname(), ...extraArgs],
   });
 }
 
-program.command('agent').description('run a host agent (as root): registers this host, converges the servers placed on it, reports what it observes')
+allocationRatioOptions(program.command('agent').description('run a host agent (as root): registers this host, converges the servers placed on it, reports what it observes')
   .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it)')
   .option('--token-file <file>', 'file holding the agent token (the server keeps it in DATA_DIR/agent-token)', join(DEFAULT_DATA_DIR, 'agent-token'))
   .option('--state-dir <dir>', 'directory for images, server disks and runc state', DEFAULT_AGENT_STATE_DIR)
   .option('--hostname <name>', 'the host name this agent registers (default: the system host name)')
-  .option('--concurrency <n>', 'servers converged at once', (v) => Number(v), 8)
+  .option('--concurrency <n>', 'servers converged at once', positiveCount, 8)
   .option('--availability-zone <az>', 'availability zone of this host (default: the server\'s default zone)')
-  .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of this host (default 16)', (v) => Number(v))
-  .option('--ram-allocation-ratio <r>', 'RAM overcommit of this host (default 1.5)', (v) => Number(v))
-  .option('--disk-allocation-ratio <r>', 'disk overcommit of this host (default 1)', (v) => Number(v))
   .option('--cgroup-parent <name>', 'cgroup of every container: /<name>/<server id>', 'stratus')
-  .option('--console-log-max <bytes>', 'size cap of each server\'s console log', (v) => Number(v), 1 << 20)
-  .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+  .option('--console-log-max <bytes>', 'size cap of each server\'s console log', count, 1 << 20)
+  .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async (f: AgentFlags) => {
     await (await agentModule()).runAgent(f);
   });
