@@ -2,7 +2,6 @@
 // and runs every service's migrations.
 import { Kysely, PostgresDialect } from 'kysely';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
-import pg from 'pg';
 import { sqliteDialect } from './sqlite.ts';
 import type { Tables } from './tables.ts';
 import { migrations } from './migrations.ts';
@@ -28,6 +27,9 @@ export async function openDatabase(url: string): Promise<Database> {
   let db: Db;
   const writes = new WriteWatch();
   if (kind === 'postgres') {
+    // The driver loads only when a PostgreSQL URL is given: the embedded SQLite
+    // server does not carry it in memory.
+    const { default: pg } = await import('pg');
     // int8 (bigint) stays a string in pg by default; our counters fit a JS number.
     pg.types.setTypeParser(20, (v) => Number(v));
     db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }), plugins: [writes] });
