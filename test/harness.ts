@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
 import pg from 'pg';
 import { pino } from 'pino';
 import { startStratus, type Stratus, type StratusOptions } from '../src/server/stratus.ts';
@@ -14,6 +16,8 @@ export interface Reply<T = any> { status: number; headers: Headers; body: T }
 export interface Cloud {
   server: Stratus;
   url: string;
+  /** The server's data directory: a temp one removed by close(), unless the caller gave its own. */
+  dataDir: string;
   adminPassword: string;
   adminToken: string;
   /** An HTTP call to the server; the body is parsed as JSON when it is JSON. */
@@ -44,7 +48,7 @@ export async function freshPostgres(base: string, prefix = 'stratus_test'): Prom
 }
 
 export async function startCloud(opts: Partial<StratusOptions> = {}): Promise<Cloud> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-test-'));
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'stratus-test-'));
   const pgBase = process.env.STRATUS_TEST_DATABASE;
   const database = pgBase ? await freshPostgres(pgBase) : undefined;
   const server = await startStratus({
@@ -80,7 +84,7 @@ export async function startCloud(opts: Partial<StratusOptions> = {}): Promise<Cl
   const close = async () => {
     await server.close();
     await database?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   let adminToken: string;
   try {
@@ -91,5 +95,61 @@ export async function startCloud(opts: Partial<StratusOptions> = {}): Promise<Cl
     await close();
     throw err;
   }
-  return { server, url: server.url, adminPassword: server.adminPassword, adminToken, call, login, close };
+  return { server, url: server.url, dataDir, adminPassword: server.adminPassword, adminToken, call, login, close };
+}
+
+/**
+ * Starts a cloud before the tests of this file, then runs `setup` on it, and
+ * closes it after them; the Cloud returned stands for that server. Node starts
+ * a file's top-level `before` hooks all at once, so setup that needs the cloud
+ * goes in `setup`, not in a `before` hook of its own.
+ */
+export function useCloud(setup?: (cloud: Cloud) => Promise<void>, opts: Partial<StratusOptions> = {}): Cloud {
+  let started: Cloud | undefined;
+  before(async () => {
+    started = await startCloud(opts);
+    await setup?.(started);
+  });
+  after(async () => { await started?.close(); });
+  const cloud = (): Cloud => started ?? assert.fail('useCloud: the cloud has not started yet (see setup)');
+  return {
+    get server() { return cloud().server; },
+    get url() { return cloud().url; },
+    get dataDir() { return cloud().dataDir; },
+    get adminPassword() { return cloud().adminPassword; },
+    get adminToken() { return cloud().adminToken; },
+    call: (method, path, o) => cloud().call(method, path, o),
+    login: (user, password, projectId) => cloud().login(user, password, projectId),
+    close: () => cloud().close(),
+  };
+}
+
+let seq = 0;
+/** A name no other test process or call uses: `${prefix}-${pid}-${n}`. */
+export const uniqueName = (prefix: string): string => `${prefix}-${process.pid}-${++seq}`;
+
+export interface Tenant { projectId: string; userId: string; token: string }
+
+/**
+ * A new project and a user holding `roles` on it, made through the identity
+ * API as the admin, with that user's project token.
+ */
+export async function tenant(cloud: Cloud, roles: string[] = ['member']): Promise<Tenant> {
+  const name = uniqueName('t');
+  const password = 'secret-pw-1';
+  const admin = (method: string, path: string, body?: unknown) =>
+    cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
+  const p = await admin('POST', '/projects', { project: { name, domain_id: 'default' } });
+  assert.equal(p.status, 201, JSON.stringify(p.body));
+  const projectId: string = p.body.project.id;
+  const u = await admin('POST', '/users', { user: { name, domain_id: 'default', password, default_project_id: projectId } });
+  assert.equal(u.status, 201, JSON.stringify(u.body));
+  const userId: string = u.body.user.id;
+  const all = (await admin('GET', '/roles')).body.roles as Array<{ id: string; name: string }>;
+  for (const role of roles) {
+    const r = all.find((x) => x.name === role);
+    assert.ok(r, `no role ${role}`);
+    assert.equal((await admin('PUT', `/projects/${projectId}/users/${userId}/roles/${r.id}`)).status, 204);
+  }
+  return { projectId, userId, token: await cloud.login(name, password, projectId) };
 }

@@ -40,3 +40,16 @@ test('metrics render counters and cumulative histogram buckets', () => {
   assert.match(text, /le="0.25"\} 2\n/);
   assert.match(text, /le="\+Inf"\} 2\n/);
 });
+
+test('metrics keep series apart by method and status, and escape label values', () => {
+  const m = new Metrics();
+  m.observe('GET', '/a', 200, 0.001);
+  m.observe('POST', '/a', 201, 0.001);
+  m.observe('GET', '/a', 404, 0.001);
+  m.observe('GET', '/b"\\\n', 200, 0.001);
+  const text = m.render();
+  assert.match(text, /stratus_http_requests_total\{method="POST",route="\/a",status="201"\} 1/);
+  assert.match(text, /stratus_http_requests_total\{method="GET",route="\/a",status="404"\} 1/);
+  assert.ok(text.includes('route="/b\\"\\\\\\n"'), 'quote, backslash and newline escaped');
+  assert.equal(text.split('\n').filter((l) => l.startsWith('stratus_http_requests_total{')).length, 4);
+});

@@ -1,18 +1,15 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
 import { adminNova, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
-let cloud: Cloud;
 let admin: Nova;
 let alice: Nova;
 const schemas = new TempestSchemas();
-before(async () => {
-  cloud = await startCloud();
+const cloud = useCloud(async (cloud) => {
   admin = await adminNova(cloud);
   alice = await projectUser(cloud, ['member']);
 });
-after(async () => { await cloud.close(); });
 
 test('version documents and microversion negotiation', async () => {
   const root = await cloud.call('GET', '/compute/');

@@ -1,15 +1,24 @@
 // Limits, quota sets, availability zones, hypervisors, services, server
 // groups, usage, the image proxy and the small read-only routes.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
 import { adminNova, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
-let cloud: Cloud;
 let admin: Nova;
 let alice: Nova;
 let imageId: string;
 const schemas = new TempestSchemas();
+const cloud = useCloud(async (cloud) => {
+  admin = await adminNova(cloud);
+  alice = await projectUser(cloud, ['member']);
+  const c = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'proxy-img', container_format: 'bare', disk_format: 'raw', visibility: 'public', os_distro: 'busybox' } });
+  imageId = c.body.id;
+  await fetch(`${cloud.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024) });
+  await registerHost('node-a');
+  await registerHost('node-b', 'zone-b', 'disabled');
+  await registerHost('node-dead', 'nova', 'enabled', new Date(Date.now() - 3600_000).toISOString());
+});
 const db = () => cloud.server.database.db;
 
 async function registerHost(hostname: string, az = 'nova', status = 'enabled', lastSeen = new Date(Date.now() + 3600_000).toISOString()) {
@@ -21,19 +30,6 @@ async function registerHost(hostname: string, az = 'nova', status = 'enabled', l
   }).execute();
   return id;
 }
-
-before(async () => {
-  cloud = await startCloud();
-  admin = await adminNova(cloud);
-  alice = await projectUser(cloud, ['member']);
-  const c = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'proxy-img', container_format: 'bare', disk_format: 'raw', visibility: 'public', os_distro: 'busybox' } });
-  imageId = c.body.id;
-  await fetch(`${cloud.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024) });
-  await registerHost('node-a');
-  await registerHost('node-b', 'zone-b', 'disabled');
-  await registerHost('node-dead', 'nova', 'enabled', new Date(Date.now() - 3600_000).toISOString());
-});
-after(async () => { await cloud.close(); });
 
 test('limits show absolute limits and usage per microversion', async () => {
   const l = await alice.call('GET', '/limits');

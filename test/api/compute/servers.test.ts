@@ -3,17 +3,30 @@
 // tenancy, quotas, filters and the bodies per microversion. Where a test needs
 // a server the engine would have started, it writes what an agent reports
 // (host, vm_state, power_state, launched_at) straight into the row.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
 import { adminNova, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
-let cloud: Cloud;
 let admin: Nova;
 let alice: Nova;
 let bob: Nova;
 let imageId: string;
 const schemas = new TempestSchemas();
+const cloud = useCloud(async (cloud) => {
+  admin = await adminNova(cloud);
+  alice = await projectUser(cloud, ['member']);
+  bob = await projectUser(cloud, ['member']);
+  imageId = await makeImage('disk');
+  await registerHost('host-1');
+  // a zone whose only host is disabled: servers asking for it find no host
+  await registerHost('host-b', 'zone-b', 'disabled');
+  await registerHost('host-x', 'nova', 'disabled');
+  for (const p of [alice.projectId, bob.projectId]) {
+    await db().insertInto('compute_quotas').values([{ project_id: p, resource: 'instances', hard_limit: 100 }, { project_id: p, resource: 'cores', hard_limit: 100 },
+      { project_id: p, resource: 'ram', hard_limit: 1_000_000 }]).execute();
+  }
+}, { compute: { consoleTimeoutMs: 300, snapshotTimeoutMs: 500 } });
 
 async function makeImage(name: string, extra: Record<string, unknown> = {}): Promise<string> {
   const c = await cloud.call('POST', '/image/v2/images', {
@@ -55,23 +68,6 @@ async function create(client: Nova, body: Record<string, unknown> = {}, version?
   const r = await client.call('POST', '/servers', { version, body: { server: { name: 'vm', imageRef: imageId, flavorRef: '1', ...body } } });
   return r;
 }
-
-before(async () => {
-  cloud = await startCloud({ compute: { consoleTimeoutMs: 300, snapshotTimeoutMs: 500 } });
-  admin = await adminNova(cloud);
-  alice = await projectUser(cloud, ['member']);
-  bob = await projectUser(cloud, ['member']);
-  imageId = await makeImage('disk');
-  await registerHost('host-1');
-  // a zone whose only host is disabled: servers asking for it find no host
-  await registerHost('host-b', 'zone-b', 'disabled');
-  await registerHost('host-x', 'nova', 'disabled');
-  for (const p of [alice.projectId, bob.projectId]) {
-    await db().insertInto('compute_quotas').values([{ project_id: p, resource: 'instances', hard_limit: 100 }, { project_id: p, resource: 'cores', hard_limit: 100 },
-      { project_id: p, resource: 'ram', hard_limit: 1_000_000 }]).execute();
-  }
-});
-after(async () => { await cloud.close(); });
 
 test('create records intent: 202, BUILD/scheduling, Location, adminPass; show per microversion', async () => {
   const r = await create(alice, { name: 'first', metadata: { a: '1' } });

@@ -1,33 +1,24 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { fixtures, type Fixtures } from './delegation-fixtures.ts';
+import { useCloud } from '../../harness.ts';
+import { fixtures, type Fixtures, type UserWithToken } from './delegation-fixtures.ts';
 
-let cloud: Cloud;
 let fx: Fixtures;
 let projectId: string;
-let alice: { id: string; name: string; password: string };
-let bob: { id: string; name: string; password: string };
-let aliceToken: string;
-let bobToken: string;
+let alice: UserWithToken;
+let bob: UserWithToken;
 
 const AC = (userId: string) => `/identity/v3/users/${userId}/application_credentials`;
 const AR = (userId: string) => `/identity/v3/users/${userId}/access_rules`;
 
-before(async () => {
-  cloud = await startCloud();
+const cloud = useCloud(async (cloud) => {
   fx = fixtures(cloud);
   projectId = await fx.project();
-  alice = await fx.user();
-  bob = await fx.user();
-  await fx.grant(alice.id, projectId, await fx.roleId('member'));
-  await fx.grant(bob.id, projectId, await fx.roleId('member'));
-  aliceToken = await fx.token(alice, projectId);
-  bobToken = await fx.token(bob, projectId);
+  alice = await fx.userOn(projectId);
+  bob = await fx.userOn(projectId);
 });
-after(async () => { await cloud.close(); });
 
-const create = (body: Record<string, unknown>, token = aliceToken, userId = alice.id) =>
+const create = (body: Record<string, unknown>, token = alice.token, userId = alice.id) =>
   cloud.call('POST', AC(userId), { token, body: { application_credential: { name: `ac-${Math.random().toString(36).slice(2, 10)}`, ...body } } });
 
 const authAppCred = (identity: Record<string, unknown>) =>
@@ -47,23 +38,23 @@ test('create, show, list and authenticate with an application credential', async
   assert.deepEqual(ac.access_rules, []);
   assert.match(ac.links.self, new RegExp(`/v3/users/${alice.id}/application_credentials/${ac.id}$`));
 
-  const got = await cloud.call('GET', `${AC(alice.id)}/${ac.id}`, { token: aliceToken });
+  const got = await cloud.call('GET', `${AC(alice.id)}/${ac.id}`, { token: alice.token });
   assert.equal(got.status, 200);
   assert.equal(got.body.application_credential.secret, undefined, 'the secret is shown only on create');
   assert.equal(got.body.application_credential.name, 'monitoring');
   assert.equal((await cloud.call('GET', `${AC(alice.id)}/${ac.id}`, { token: cloud.adminToken })).status, 200);
-  assert.equal((await cloud.call('GET', `${AC(alice.id)}/${ac.id}`, { token: bobToken })).status, 403);
-  assert.equal((await cloud.call('GET', `${AC(bob.id)}/${ac.id}`, { token: bobToken })).status, 403, 'the owner decides, not the path');
-  assert.equal((await cloud.call('GET', `${AC(alice.id)}/nosuch`, { token: aliceToken })).status, 404);
+  assert.equal((await cloud.call('GET', `${AC(alice.id)}/${ac.id}`, { token: bob.token })).status, 403);
+  assert.equal((await cloud.call('GET', `${AC(bob.id)}/${ac.id}`, { token: bob.token })).status, 403, 'the owner decides, not the path');
+  assert.equal((await cloud.call('GET', `${AC(alice.id)}/nosuch`, { token: alice.token })).status, 404);
 
   await create({});
-  const list = await cloud.call('GET', AC(alice.id), { token: aliceToken });
+  const list = await cloud.call('GET', AC(alice.id), { token: alice.token });
   assert.equal(list.status, 200);
   assert.equal(list.body.application_credentials.length, 2);
   assert.ok(list.body.application_credentials.every((x: Record<string, unknown>) => x.secret === undefined));
-  const named = await cloud.call('GET', `${AC(alice.id)}?name=monitoring`, { token: aliceToken });
+  const named = await cloud.call('GET', `${AC(alice.id)}?name=monitoring`, { token: alice.token });
   assert.deepEqual(named.body.application_credentials.map((x: { id: string }) => x.id), [ac.id]);
-  assert.equal((await cloud.call('GET', AC(alice.id), { token: bobToken })).status, 403);
+  assert.equal((await cloud.call('GET', AC(alice.id), { token: bob.token })).status, 403);
 
   const tok = await authAppCred({ id: ac.id, secret: ac.secret });
   assert.equal(tok.status, 201, JSON.stringify(tok.body));
@@ -76,7 +67,7 @@ test('create, show, list and authenticate with an application credential', async
   assert.equal((await authAppCred({ id: ac.id, secret: 'wrong' })).status, 401);
 
   assert.equal((await create({ name: 'monitoring' })).status, 409, 'names are unique per user');
-  assert.equal((await create({ name: 'monitoring' }, bobToken, bob.id)).status, 201, 'another user may use the name');
+  assert.equal((await create({ name: 'monitoring' }, bob.token, bob.id)).status, 201, 'another user may use the name');
 });
 
 test('roles are a subset of the token\'s, by id or by name', async () => {
@@ -118,7 +109,7 @@ test('roles are a subset of the token\'s, by id or by name', async () => {
   }
   const unscoped = await fx.token(alice);
   assert.equal((await create({}, unscoped)).status, 400, 'needs a project-scoped token');
-  assert.equal((await create({}, bobToken)).status, 403, 'only for oneself');
+  assert.equal((await create({}, bob.token)).status, 403, 'only for oneself');
   assert.equal((await create({}, cloud.adminToken)).status, 403, 'not even an admin makes one for someone else');
 });
 
@@ -134,49 +125,47 @@ test('restricted credentials cannot make or delete others; deleting revokes its 
   const utok = (await authAppCred({ id: unrestricted.id, secret: unrestricted.secret })).headers.get('x-subject-token')!;
   assert.equal((await create({}, utok)).status, 201);
 
-  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: bobToken })).status, 403);
-  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: aliceToken })).status, 204);
-  assert.equal((await cloud.call('GET', `${AC(alice.id)}/${restricted.id}`, { token: aliceToken })).status, 404);
+  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: bob.token })).status, 403);
+  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: alice.token })).status, 204);
+  assert.equal((await cloud.call('GET', `${AC(alice.id)}/${restricted.id}`, { token: alice.token })).status, 404);
   assert.equal((await cloud.call('GET', '/identity/v3/auth/tokens', { token: cloud.adminToken, headers: { 'X-Subject-Token': rtok } })).status, 404);
   assert.equal((await authAppCred({ id: restricted.id, secret: restricted.secret })).status, 401);
-  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: aliceToken })).status, 404);
+  assert.equal((await cloud.call('DELETE', `${AC(alice.id)}/${restricted.id}`, { token: alice.token })).status, 404);
 });
 
 test('access rules: stored with the credential, shared, and deletable once unused', async () => {
-  const carol = await fx.user();
-  await fx.grant(carol.id, projectId, await fx.roleId('member'));
-  const ctoken = await fx.token(carol, projectId);
+  const carol = await fx.userOn(projectId);
   const rules = [{ path: '/v2.1/servers/*/ips', method: 'GET', service: 'compute' }];
-  const a = await create({ access_rules: rules }, ctoken, carol.id);
+  const a = await create({ access_rules: rules }, carol.token, carol.id);
   assert.equal(a.status, 201, JSON.stringify(a.body));
   const rule = a.body.application_credential.access_rules[0];
   const { id: ruleId, ...rest } = rule;
   assert.deepEqual(rest, rules[0]);
-  const b = await create({ access_rules: rules }, ctoken, carol.id);
+  const b = await create({ access_rules: rules }, carol.token, carol.id);
   assert.equal(b.body.application_credential.access_rules[0].id, ruleId, 'an identical rule is reused');
 
-  const list = await cloud.call('GET', AR(carol.id), { token: ctoken });
+  const list = await cloud.call('GET', AR(carol.id), { token: carol.token });
   assert.equal(list.status, 200);
   assert.equal(list.body.access_rules.length, 1);
-  assert.equal((await cloud.call('GET', `${AR(carol.id)}?service=image`, { token: ctoken })).body.access_rules.length, 0);
-  const shown = await cloud.call('GET', `${AR(carol.id)}/${ruleId}`, { token: ctoken });
+  assert.equal((await cloud.call('GET', `${AR(carol.id)}?service=image`, { token: carol.token })).body.access_rules.length, 0);
+  const shown = await cloud.call('GET', `${AR(carol.id)}/${ruleId}`, { token: carol.token });
   assert.equal(shown.status, 200);
   assert.equal(shown.body.access_rule.path, '/v2.1/servers/*/ips');
-  assert.equal((await cloud.call('GET', `${AR(carol.id)}/${ruleId}`, { token: aliceToken })).status, 403);
-  assert.equal((await cloud.call('GET', `${AR(alice.id)}/${ruleId}`, { token: aliceToken })).status, 404);
+  assert.equal((await cloud.call('GET', `${AR(carol.id)}/${ruleId}`, { token: alice.token })).status, 403);
+  assert.equal((await cloud.call('GET', `${AR(alice.id)}/${ruleId}`, { token: alice.token })).status, 404);
 
-  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: ctoken })).status, 403, 'in use');
-  await cloud.call('DELETE', `${AC(carol.id)}/${a.body.application_credential.id}`, { token: ctoken });
-  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: ctoken })).status, 403, 'still in use by the second');
-  await cloud.call('DELETE', `${AC(carol.id)}/${b.body.application_credential.id}`, { token: ctoken });
-  assert.equal((await cloud.call('GET', AR(carol.id), { token: ctoken })).body.access_rules.length, 1, 'rules outlive their credentials');
-  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: ctoken })).status, 204);
-  assert.equal((await cloud.call('GET', AR(carol.id), { token: ctoken })).body.access_rules.length, 0);
+  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: carol.token })).status, 403, 'in use');
+  await cloud.call('DELETE', `${AC(carol.id)}/${a.body.application_credential.id}`, { token: carol.token });
+  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: carol.token })).status, 403, 'still in use by the second');
+  await cloud.call('DELETE', `${AC(carol.id)}/${b.body.application_credential.id}`, { token: carol.token });
+  assert.equal((await cloud.call('GET', AR(carol.id), { token: carol.token })).body.access_rules.length, 1, 'rules outlive their credentials');
+  assert.equal((await cloud.call('DELETE', `${AR(carol.id)}/${ruleId}`, { token: carol.token })).status, 204);
+  assert.equal((await cloud.call('GET', AR(carol.id), { token: carol.token })).body.access_rules.length, 0);
 });
 
 test('trust-scoped tokens are kept away from application credentials', async () => {
   const t = await cloud.call('POST', '/identity/v3/OS-TRUST/trusts', {
-    token: aliceToken,
+    token: alice.token,
     body: { trust: { trustor_user_id: alice.id, trustee_user_id: bob.id, project_id: projectId, impersonation: true, roles: [{ name: 'member' }] } },
   });
   assert.equal(t.status, 201);

@@ -3,8 +3,7 @@
 import { hexId, nowIso } from '../../../src/common/ids.ts';
 import { hashPassword } from '../../../src/identity/passwords.ts';
 import type { Cloud } from '../../harness.ts';
-
-export const V3 = '/identity/v3';
+import { V3 } from './lib.ts';
 
 export function fixtures(cloud: Cloud) {
   const db = () => cloud.server.database.db;

@@ -1,17 +1,12 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { fixtures, V3 } from './assignment-fixtures.ts';
+import { useCloud } from '../../harness.ts';
+import { fixtures } from './assignment-fixtures.ts';
+import { adminApi, V3 } from './lib.ts';
 
-let cloud: Cloud;
-let fx: ReturnType<typeof fixtures>;
-before(async () => {
-  cloud = await startCloud();
-  fx = fixtures(cloud);
-});
-after(async () => { await cloud.close(); });
-
-const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `${V3}${path}`, { token: cloud.adminToken, body });
+const cloud = useCloud();
+const admin = adminApi(cloud);
+const fx = fixtures(cloud);
 const tokenRoles = async (token: string) =>
   (await cloud.call('GET', `${V3}/auth/tokens`, { token: cloud.adminToken, headers: { 'X-Subject-Token': token } })).body.token.roles
     .map((r: { name: string }) => r.name).sort();

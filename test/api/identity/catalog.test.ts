@@ -1,18 +1,11 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { projectUser } from './catalog-fixtures.ts';
+import { useCloud } from '../../harness.ts';
+import { adminApi, projectUser, V3, type ProjectUser } from './lib.ts';
 
-let cloud: Cloud;
-let member: { userId: string; projectId: string; token: string };
-before(async () => {
-  cloud = await startCloud();
-  member = await projectUser(cloud, 'member');
-});
-after(async () => { await cloud.close(); });
-
-const V3 = '/identity/v3';
-const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `${V3}${path}`, { token: cloud.adminToken, body });
+let member: ProjectUser;
+const cloud = useCloud(async (cloud) => { member = await projectUser(cloud, 'member'); });
+const admin = adminApi(cloud);
 
 async function tokenCatalog(token: string) {
   const r = await cloud.call('GET', `${V3}/auth/tokens`, { token: cloud.adminToken, headers: { 'X-Subject-Token': token } });

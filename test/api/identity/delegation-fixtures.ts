@@ -5,8 +5,13 @@ import { hexId, nowIso } from '../../../src/common/ids.ts';
 import { hashPassword } from '../../../src/identity/passwords.ts';
 import type { Cloud } from '../../harness.ts';
 
+export interface User { id: string; name: string; password: string }
+export interface UserWithToken extends User { token: string }
+
 export interface Fixtures {
-  user(name?: string): Promise<{ id: string; name: string; password: string }>;
+  user(name?: string): Promise<User>;
+  /** A new user holding the roles named on the project, with its project token. */
+  userOn(projectId: string, roles?: string[]): Promise<UserWithToken>;
   project(name?: string): Promise<string>;
   role(name?: string): Promise<string>;
   roleId(name: string): Promise<string>;
@@ -23,7 +28,7 @@ export function fixtures(cloud: Cloud): Fixtures {
   // One argon2 hash for every fixture user keeps the tests fast.
   password ??= (async () => ({ plain: 'fixture-pass-1', hash: await hashPassword('fixture-pass-1') }))();
   const rnd = () => hexId().slice(0, 8);
-  return {
+  const fx: Fixtures = {
     async user(name = `u-${rnd()}`) {
       const pw = await password!;
       const id = hexId();
@@ -33,6 +38,11 @@ export function fixtures(cloud: Cloud): Fixtures {
         failed_auth_at: null, last_active_at: null, created_at: nowIso(),
       }).execute();
       return { id, name, password: pw.plain };
+    },
+    async userOn(projectId, roles = ['member']) {
+      const user = await fx.user();
+      for (const role of roles) await fx.grant(user.id, projectId, await fx.roleId(role));
+      return { ...user, token: await fx.token(user, projectId) };
     },
     async project(name = `p-${rnd()}`) {
       const id = hexId();
@@ -57,4 +67,5 @@ export function fixtures(cloud: Cloud): Fixtures {
     },
     token: (user, projectId) => cloud.login(user.name, user.password, projectId),
   };
+  return fx;
 }

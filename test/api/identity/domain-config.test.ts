@@ -1,10 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
 
-let cloud: Cloud;
-before(async () => { cloud = await startCloud(); });
-after(async () => { await cloud.close(); });
+const cloud = useCloud();
 
 test('domain config: create, read by group and option, update, delete; sensitive options hidden', async () => {
   const t = cloud.adminToken;

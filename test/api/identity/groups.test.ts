@@ -1,24 +1,12 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
+import { mustCreateResource, V3, type Resource } from './lib.ts';
 
-let cloud: Cloud;
 let admin: string;
-before(async () => {
-  cloud = await startCloud();
-  admin = cloud.adminToken;
-});
-after(async () => { await cloud.close(); });
+const cloud = useCloud(async (cloud) => { admin = cloud.adminToken; });
 
-const V3 = '/identity/v3';
-let seq = 0;
-const uniq = (p: string) => `${p}-${process.pid}-${++seq}`;
-
-async function mustCreate(kind: 'group' | 'user' | 'project' | 'domain', body: Record<string, unknown> = {}) {
-  const r = await cloud.call('POST', `${V3}/${kind}s`, { token: admin, body: { [kind]: { name: uniq(kind), ...body } } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return r.body[kind];
-}
+const mustCreate = (kind: Resource, body?: Record<string, unknown>) => mustCreateResource(cloud, kind, body);
 async function grantGroup(groupId: string, projectId: string) {
   const db = cloud.server.database.db;
   const role = await db.selectFrom('identity_roles').select('id').where('name', '=', 'member').executeTakeFirstOrThrow();

@@ -1,25 +1,20 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { useCloud } from '../../harness.ts';
 import { projectLimit } from '../../../src/identity/routes/limits.ts';
-import { projectUser } from './catalog-fixtures.ts';
+import { adminApi, projectUser, V3, type ProjectUser } from './lib.ts';
 
-let cloud: Cloud;
 let serviceId: string;
 let otherServiceId: string;
-let alice: { userId: string; projectId: string; token: string };
-let bob: { userId: string; projectId: string; token: string };
-before(async () => {
-  cloud = await startCloud();
+let alice: ProjectUser;
+let bob: ProjectUser;
+const cloud = useCloud(async (cloud) => {
   alice = await projectUser(cloud, 'member');
   bob = await projectUser(cloud, 'member');
   serviceId = (await admin('POST', '/services', { service: { type: 'volumev3', name: 'cinder' } })).body.service.id;
   otherServiceId = (await admin('POST', '/services', { service: { type: 'quotatest' } })).body.service.id;
 });
-after(async () => { await cloud.close(); });
-
-const V3 = '/identity/v3';
-const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `${V3}${path}`, { token: cloud.adminToken, body });
+const admin = adminApi(cloud);
 
 test('limit model is flat', async () => {
   const r = await cloud.call('GET', `${V3}/limits/model`, { token: alice.token });

@@ -1,43 +1,22 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { uniqueName, useCloud } from '../../harness.ts';
+import { fixtures } from './delegation-fixtures.ts';
+import { createResource, mustCreateResource, V3 } from './lib.ts';
 
-let cloud: Cloud;
 let admin: string;
-before(async () => {
-  cloud = await startCloud();
-  admin = cloud.adminToken;
-});
-after(async () => { await cloud.close(); });
+const cloud = useCloud(async (cloud) => { admin = cloud.adminToken; });
 
-const V3 = '/identity/v3';
-let seq = 0;
-const uniq = (p: string) => `${p}-${process.pid}-${++seq}`;
-
-async function createProject(body: Record<string, unknown>, token = admin) {
-  return cloud.call('POST', `${V3}/projects`, { token, body: { project: { name: uniq('p'), ...body } } });
-}
-async function mustCreate(body: Record<string, unknown> = {}) {
-  const r = await createProject(body);
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return r.body.project;
-}
+const createProject = (body: Record<string, unknown>, token?: string) => createResource(cloud, 'project', body, token);
+const mustCreate = (body?: Record<string, unknown>) => mustCreateResource(cloud, 'project', body);
 async function createDomain(enabled = true) {
-  const r = await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniq('d'), enabled } } });
+  const r = await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniqueName('d'), enabled } } });
   assert.equal(r.status, 201);
   return r.body.domain;
 }
 
 /** A user with the member role on the project (written straight to the database), and their project token. */
-async function memberToken(projectId: string): Promise<{ userId: string; token: string }> {
-  const name = uniq('u');
-  const u = await cloud.call('POST', `${V3}/users`, { token: admin, body: { user: { name, password: 'pw-secret-1' } } });
-  assert.equal(u.status, 201);
-  const db = cloud.server.database.db;
-  const role = await db.selectFrom('identity_roles').select('id').where('name', '=', 'member').executeTakeFirstOrThrow();
-  await db.insertInto('identity_assignments').values({ type: 'UserProject', actor_id: u.body.user.id, target_id: projectId, role_id: role.id, inherited: 0 }).execute();
-  return { userId: u.body.user.id, token: await cloud.login(name, 'pw-secret-1', projectId) };
-}
+const memberToken = (projectId: string) => fixtures(cloud).userOn(projectId);
 
 test('create, show, list, update and delete a project with Keystone fields', async () => {
   const p = await mustCreate({ description: 'desc', enabled: false, color: 'blue' });
@@ -281,7 +260,7 @@ test('list filters: name, enabled, domain_id, and a domain-scoped caller sees it
 
   // A domain reader (domain-scoped token) lists their domain's projects only, and may not create.
   const db = cloud.server.database.db;
-  const u = await cloud.call('POST', `${V3}/users`, { token: admin, body: { user: { name: uniq('dreader'), domain_id: dom.id, password: 'pw-secret-1' } } });
+  const u = await cloud.call('POST', `${V3}/users`, { token: admin, body: { user: { name: uniqueName('dreader'), domain_id: dom.id, password: 'pw-secret-1' } } });
   const role = await db.selectFrom('identity_roles').select('id').where('name', '=', 'reader').executeTakeFirstOrThrow();
   await db.insertInto('identity_assignments').values({ type: 'UserDomain', actor_id: u.body.user.id, target_id: dom.id, role_id: role.id, inherited: 0 }).execute();
   const tok = await cloud.call('POST', `${V3}/auth/tokens`, { body: { auth: {

@@ -1,17 +1,12 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { fixtures, V3 } from './assignment-fixtures.ts';
+import { useCloud } from '../../harness.ts';
+import { fixtures } from './assignment-fixtures.ts';
+import { adminApi, V3 } from './lib.ts';
 
-let cloud: Cloud;
-let fx: ReturnType<typeof fixtures>;
-before(async () => {
-  cloud = await startCloud();
-  fx = fixtures(cloud);
-});
-after(async () => { await cloud.close(); });
-
-const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `${V3}${path}`, { token: cloud.adminToken, body });
+const cloud = useCloud();
+const admin = adminApi(cloud);
+const fx = fixtures(cloud);
 
 test('create, show, list, filter and update a global role', async () => {
   const created = await admin('POST', '/roles', { role: { name: 'observer-x', description: 'watches', color: 'blue' } });

@@ -1,37 +1,29 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { fixtures, type Fixtures } from './delegation-fixtures.ts';
+import { useCloud } from '../../harness.ts';
+import { fixtures, type Fixtures, type User, type UserWithToken } from './delegation-fixtures.ts';
 
-let cloud: Cloud;
 let fx: Fixtures;
 let projectId: string;
-let trustor: { id: string; name: string; password: string };
-let trustee: { id: string; name: string; password: string };
-let stranger: { id: string; name: string; password: string };
+let trustor: UserWithToken;
+let trustee: User;
+let stranger: User;
 let delegated: string;
 let kept: string;
-let trustorToken: string;
 
 const T = '/identity/v3/OS-TRUST/trusts';
 
-before(async () => {
-  cloud = await startCloud();
+const cloud = useCloud(async (cloud) => {
   fx = fixtures(cloud);
   projectId = await fx.project();
-  trustor = await fx.user();
-  trustee = await fx.user();
-  stranger = await fx.user();
   delegated = await fx.role('delegated-role');
   kept = await fx.role('kept-role');
-  await fx.grant(trustor.id, projectId, delegated);
-  await fx.grant(trustor.id, projectId, kept);
-  await fx.grant(trustor.id, projectId, await fx.roleId('member'));
-  trustorToken = await fx.token(trustor, projectId);
+  trustor = await fx.userOn(projectId, ['delegated-role', 'kept-role', 'member']);
+  trustee = await fx.user();
+  stranger = await fx.user();
 });
-after(async () => { await cloud.close(); });
 
-const createTrust = (body: Record<string, unknown>, token = trustorToken) =>
+const createTrust = (body: Record<string, unknown>, token = trustor.token) =>
   cloud.call('POST', T, { token, body: { trust: { trustor_user_id: trustor.id, trustee_user_id: trustee.id, project_id: projectId, impersonation: true, roles: [{ name: 'delegated-role' }], ...body } } });
 
 const trustToken = async (user: { name: string; password: string }, trustId: string) =>
@@ -59,26 +51,26 @@ test('create, show, list roles and delete a trust as Keystone does', async () =>
   assert.match(t.roles[0].links.self, new RegExp(`/v3/roles/${delegated}$`));
   assert.match(t.links.self, new RegExp(`/v3/OS-TRUST/trusts/${t.id}$`));
 
-  for (const who of [trustorToken, await fx.token(trustee), cloud.adminToken]) {
+  for (const who of [trustor.token, await fx.token(trustee), cloud.adminToken]) {
     const got = await cloud.call('GET', `${T}/${t.id}`, { token: who });
     assert.equal(got.status, 200);
     assert.equal(got.body.trust.roles[0].id, delegated);
   }
   assert.equal((await cloud.call('GET', `${T}/${t.id}`, { token: await fx.token(stranger) })).status, 403);
 
-  const roles = await cloud.call('GET', `${T}/${t.id}/roles`, { token: trustorToken });
+  const roles = await cloud.call('GET', `${T}/${t.id}/roles`, { token: trustor.token });
   assert.equal(roles.status, 200);
   assert.deepEqual(roles.body.roles.map((x: { id: string }) => x.id), [delegated]);
-  assert.equal((await cloud.call('GET', `${T}/${t.id}/roles/${delegated}`, { token: trustorToken })).body.role.name, 'delegated-role');
-  assert.equal((await cloud.call('HEAD', `${T}/${t.id}/roles/${delegated}`, { token: trustorToken })).status, 200);
-  assert.equal((await cloud.call('GET', `${T}/${t.id}/roles/${kept}`, { token: trustorToken })).status, 404);
-  assert.equal((await cloud.call('HEAD', `${T}/${t.id}/roles/${kept}`, { token: trustorToken })).status, 404);
+  assert.equal((await cloud.call('GET', `${T}/${t.id}/roles/${delegated}`, { token: trustor.token })).body.role.name, 'delegated-role');
+  assert.equal((await cloud.call('HEAD', `${T}/${t.id}/roles/${delegated}`, { token: trustor.token })).status, 200);
+  assert.equal((await cloud.call('GET', `${T}/${t.id}/roles/${kept}`, { token: trustor.token })).status, 404);
+  assert.equal((await cloud.call('HEAD', `${T}/${t.id}/roles/${kept}`, { token: trustor.token })).status, 404);
 
-  const mine = await cloud.call('GET', `${T}?trustor_user_id=${trustor.id}`, { token: trustorToken });
+  const mine = await cloud.call('GET', `${T}?trustor_user_id=${trustor.id}`, { token: trustor.token });
   assert.equal(mine.status, 200);
   assert.ok(mine.body.trusts.some((x: { id: string }) => x.id === t.id));
   assert.equal(mine.body.trusts[0].roles, undefined, 'a listed trust carries no roles');
-  assert.equal((await cloud.call('GET', T, { token: trustorToken })).status, 403, 'a non-admin must filter by self');
+  assert.equal((await cloud.call('GET', T, { token: trustor.token })).status, 403, 'a non-admin must filter by self');
   assert.equal((await cloud.call('GET', `${T}?trustor_user_id=${trustor.id}`, { token: await fx.token(stranger) })).status, 403);
   const all = await cloud.call('GET', T, { token: cloud.adminToken });
   assert.ok(all.body.trusts.some((x: { id: string }) => x.id === t.id));
@@ -88,12 +80,12 @@ test('create, show, list roles and delete a trust as Keystone does', async () =>
   assert.equal(tok.status, 201);
   const trustTok = tok.headers.get('x-subject-token')!;
   assert.equal((await cloud.call('DELETE', `${T}/${t.id}`, { token: await fx.token(trustee) })).status, 403);
-  assert.equal((await cloud.call('DELETE', `${T}/${t.id}`, { token: trustorToken })).status, 204);
-  assert.equal((await cloud.call('GET', `${T}/${t.id}`, { token: trustorToken })).status, 404);
-  assert.equal((await cloud.call('DELETE', `${T}/${t.id}`, { token: trustorToken })).status, 404);
+  assert.equal((await cloud.call('DELETE', `${T}/${t.id}`, { token: trustor.token })).status, 204);
+  assert.equal((await cloud.call('GET', `${T}/${t.id}`, { token: trustor.token })).status, 404);
+  assert.equal((await cloud.call('DELETE', `${T}/${t.id}`, { token: trustor.token })).status, 404);
   assert.equal((await cloud.call('GET', '/identity/v3/auth/tokens', { token: cloud.adminToken, headers: { 'X-Subject-Token': trustTok } })).status, 404);
   assert.equal((await trustToken(trustee, t.id)).status, 401);
-  const listed = await cloud.call('GET', `${T}?trustor_user_id=${trustor.id}`, { token: trustorToken });
+  const listed = await cloud.call('GET', `${T}?trustor_user_id=${trustor.id}`, { token: trustor.token });
   assert.ok(!listed.body.trusts.some((x: { id: string }) => x.id === t.id));
 });
 
@@ -117,9 +109,9 @@ test('bad trust requests get Keystone statuses', async () => {
     assert.equal(r.status, status, `${JSON.stringify(body)} -> ${JSON.stringify(r.body)}`);
     assert.equal(r.body.error.code, status);
   }
-  assert.equal((await cloud.call('POST', T, { token: trustorToken, body: { nottrust: {} } })).status, 400);
-  assert.equal((await cloud.call('POST', T, { token: trustorToken, raw: '{', headers: { 'Content-Type': 'application/json' } })).status, 400);
-  assert.equal((await cloud.call('GET', `${T}/nosuchtrust`, { token: trustorToken })).status, 404);
+  assert.equal((await cloud.call('POST', T, { token: trustor.token, body: { nottrust: {} } })).status, 400);
+  assert.equal((await cloud.call('POST', T, { token: trustor.token, raw: '{', headers: { 'Content-Type': 'application/json' } })).status, 400);
+  assert.equal((await cloud.call('GET', `${T}/nosuchtrust`, { token: trustor.token })).status, 404);
 });
 
 test('trust tokens: impersonation, delegated roles only, remaining uses, trustee only', async () => {
@@ -144,16 +136,16 @@ test('trust tokens: impersonation, delegated roles only, remaining uses, trustee
   assert.equal(first.status, 201);
   assert.equal(first.body.token.user.id, trustee.id, 'without impersonation the token is the trustee\'s');
   assert.deepEqual(first.body.token.roles.map((x: { id: string }) => x.id), [delegated]);
-  assert.equal((await cloud.call('GET', `${T}/${plain.id}`, { token: trustorToken })).body.trust.remaining_uses, 1);
+  assert.equal((await cloud.call('GET', `${T}/${plain.id}`, { token: trustor.token })).body.trust.remaining_uses, 1);
   assert.equal((await trustToken(trustee, plain.id)).status, 201);
   assert.equal((await trustToken(trustee, plain.id)).status, 401, 'uses are spent');
-  assert.equal((await cloud.call('GET', `${T}/${plain.id}`, { token: trustorToken })).status, 404, 'a spent trust is gone');
+  assert.equal((await cloud.call('GET', `${T}/${plain.id}`, { token: trustor.token })).status, 404, 'a spent trust is gone');
 
   // When the trustor loses a delegated role the trust no longer yields tokens.
   const p2 = await fx.project();
   const r2 = await fx.role();
   await fx.grant(trustor.id, p2, r2);
-  const t2 = (await cloud.call('POST', T, { token: trustorToken, body: { trust: { trustor_user_id: trustor.id, trustee_user_id: trustee.id, project_id: p2, impersonation: false, roles: [{ id: r2 }] } } })).body.trust;
+  const t2 = (await cloud.call('POST', T, { token: trustor.token, body: { trust: { trustor_user_id: trustor.id, trustee_user_id: trustee.id, project_id: p2, impersonation: false, roles: [{ id: r2 }] } } })).body.trust;
   assert.equal((await trustToken(trustee, t2.id)).status, 201);
   await fx.revokeGrant(trustor.id, p2, r2);
   assert.equal((await trustToken(trustee, t2.id)).status, 403);
@@ -161,7 +153,7 @@ test('trust tokens: impersonation, delegated roles only, remaining uses, trustee
   // An expired trust is not found and yields no token.
   const t3 = (await createTrust({ impersonation: false, expires_at: new Date(Date.now() + 60_000).toISOString() })).body.trust;
   await cloud.server.database.db.updateTable('identity_trusts').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', t3.id).execute();
-  assert.equal((await cloud.call('GET', `${T}/${t3.id}`, { token: trustorToken })).status, 404);
+  assert.equal((await cloud.call('GET', `${T}/${t3.id}`, { token: trustor.token })).status, 404);
   assert.equal((await trustToken(trustee, t3.id)).status, 401);
 });
 
@@ -186,12 +178,12 @@ test('a trust token creates a trust only when redelegation is allowed', async ()
   assert.equal(childTok.status, 201);
   assert.equal(childTok.body.token.user.id, trustor.id);
   // Deleting the parent removes the redelegated trust too.
-  assert.equal((await cloud.call('DELETE', `${T}/${redel.body.trust.id}`, { token: trustorToken })).status, 204);
+  assert.equal((await cloud.call('DELETE', `${T}/${redel.body.trust.id}`, { token: trustor.token })).status, 204);
   assert.equal((await trustToken(third, child.body.trust.id)).status, 401);
 });
 
 test('application credential tokens may not manage trusts', async () => {
-  const ac = await cloud.call('POST', `/identity/v3/users/${trustor.id}/application_credentials`, { token: trustorToken, body: { application_credential: { name: `ac-${Date.now()}` } } });
+  const ac = await cloud.call('POST', `/identity/v3/users/${trustor.id}/application_credentials`, { token: trustor.token, body: { application_credential: { name: `ac-${Date.now()}` } } });
   assert.equal(ac.status, 201);
   const acTok = await cloud.call('POST', '/identity/v3/auth/tokens', {
     body: { auth: { identity: { methods: ['application_credential'], application_credential: { id: ac.body.application_credential.id, secret: ac.body.application_credential.secret } } } },

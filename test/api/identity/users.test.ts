@@ -1,32 +1,14 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
+import { startCloud, uniqueName, useCloud } from '../../harness.ts';
+import { createResource, mustCreateResource, V3 } from './lib.ts';
 
-let cloud: Cloud;
 let admin: string;
-before(async () => {
-  cloud = await startCloud();
-  admin = cloud.adminToken;
-});
-after(async () => { await cloud.close(); });
+const cloud = useCloud(async (cloud) => { admin = cloud.adminToken; });
 
-const V3 = '/identity/v3';
-let seq = 0;
-const uniq = (p: string) => `${p}-${process.pid}-${++seq}`;
-
-async function createUser(user: Record<string, unknown>, token = admin) {
-  return cloud.call('POST', `${V3}/users`, { token, body: { user: { name: uniq('u'), ...user } } });
-}
-async function mustCreateUser(user: Record<string, unknown> = {}) {
-  const r = await createUser(user);
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return r.body.user;
-}
-async function mustCreateProject(body: Record<string, unknown> = {}) {
-  const r = await cloud.call('POST', `${V3}/projects`, { token: admin, body: { project: { name: uniq('p'), ...body } } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return r.body.project;
-}
+const createUser = (user: Record<string, unknown>, token?: string) => createResource(cloud, 'user', user, token);
+const mustCreateUser = (user?: Record<string, unknown>) => mustCreateResource(cloud, 'user', user);
+const mustCreateProject = (body?: Record<string, unknown>) => mustCreateResource(cloud, 'project', body);
 async function grant(type: string, actor: string, target: string, role = 'member', inherited = 0) {
   const db = cloud.server.database.db;
   const r = await db.selectFrom('identity_roles').select('id').where('name', '=', role).executeTakeFirstOrThrow();
@@ -98,7 +80,7 @@ test('bad input: names, domains, options, duplicates, immutable fields', async (
 
   const dup = await createUser({ name: ok.name });
   assert.equal(dup.status, 409);
-  const other = await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniq('d') } } });
+  const other = await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniqueName('d') } } });
   assert.equal((await createUser({ name: ok.name, domain_id: other.body.domain.id })).status, 201);
   const second = await mustCreateUser();
   assert.equal((await cloud.call('PATCH', `${V3}/users/${second.id}`, { token: admin, body: { user: { name: ok.name } } })).status, 409);
@@ -108,7 +90,7 @@ test('bad input: names, domains, options, duplicates, immutable fields', async (
 });
 
 test('list filters: name, domain_id, enabled', async () => {
-  const other = (await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniq('d') } } })).body.domain;
+  const other = (await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniqueName('d') } } })).body.domain;
   const a = await mustCreateUser({ domain_id: other.id });
   const b = await mustCreateUser({ enabled: false });
   const ids = async (qs: string) => (await cloud.call('GET', `${V3}/users?${qs}`, { token: admin })).body.users.map((x: { id: string }) => x.id);
@@ -180,7 +162,7 @@ test('disabling a user revokes their tokens; delete removes what is theirs', asy
   const again = await mustToken(u.id, 'pw-abc-1', p.id);
 
   const db = cloud.server.database.db;
-  const g = await cloud.call('POST', `${V3}/groups`, { token: admin, body: { group: { name: uniq('g') } } });
+  const g = await cloud.call('POST', `${V3}/groups`, { token: admin, body: { group: { name: uniqueName('g') } } });
   await db.insertInto('identity_group_members').values({ group_id: g.body.group.id, user_id: u.id }).execute();
   await db.insertInto('identity_trusts').values({
     id: 'trust-' + u.id, trustor_user_id: u.id, trustee_user_id: 'someone', project_id: p.id, impersonation: 0, expires_at: null,
@@ -196,7 +178,7 @@ test('disabling a user revokes their tokens; delete removes what is theirs', asy
 });
 
 test("a user's projects: direct, through a group, inherited", async () => {
-  const dom = (await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniq('d') } } })).body.domain;
+  const dom = (await cloud.call('POST', `${V3}/domains`, { token: admin, body: { domain: { name: uniqueName('d') } } })).body.domain;
   const direct = await mustCreateProject();
   const viaGroup = await mustCreateProject({ enabled: false });
   const parent = await mustCreateProject();
@@ -204,7 +186,7 @@ test("a user's projects: direct, through a group, inherited", async () => {
   const inDomain = await mustCreateProject({ domain_id: dom.id });
   await mustCreateProject();
   const u = await mustCreateUser({ password: 'pw-proj-1' });
-  const g = (await cloud.call('POST', `${V3}/groups`, { token: admin, body: { group: { name: uniq('g') } } })).body.group;
+  const g = (await cloud.call('POST', `${V3}/groups`, { token: admin, body: { group: { name: uniqueName('g') } } })).body.group;
   await cloud.server.database.db.insertInto('identity_group_members').values({ group_id: g.id, user_id: u.id }).execute();
   await grant('UserProject', u.id, direct.id);
   await grant('GroupProject', g.id, viaGroup.id);

@@ -1,6 +1,6 @@
 // Container image archives, the glance-direct import, the in-process interface
 // the compute service uses, and recovery of interrupted work after a restart.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,25 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { tenant, type Tenant } from './fixtures.ts';
+import { tenant, useCloud, type Tenant } from '../../harness.ts';
+import { filesUnder } from './fixtures.ts';
 
-let cloud: Cloud;
-let dataDir: string;
-let work: string;
+const work = mkdtempSync(join(tmpdir(), 'stratus-image-work-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 let a: Tenant;
-
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'stratus-image-'));
-  work = mkdtempSync(join(tmpdir(), 'stratus-image-work-'));
-  cloud = await startCloud({ dataDir });
-  a = await tenant(cloud);
-});
-after(async () => {
-  await cloud.close();
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(work, { recursive: true, force: true });
-});
+const cloud = useCloud(async (cloud) => { a = await tenant(cloud); });
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -75,13 +63,6 @@ const put = (id: string, data: Buffer, path = 'file') =>
     method: 'PUT', headers: { 'X-Auth-Token': a.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
   });
 const show = async (id: string) => (await cloud.call('GET', `/image/v2/images/${id}`, { token: a.token })).body;
-const files = (d: string): string[] => {
-  try {
-    return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(d, e.name)) : [join(d, e.name)]));
-  } catch {
-    return [];
-  }
-};
 
 test('container images: OCI layout and docker-save archives are accepted, anything else refused', async () => {
   for (const [label, archive] of [['oci', ociArchive('oci1')], ['oci-gz', ociArchive('oci2', true)], ['docker', dockerArchive('d1')]] as const) {
@@ -109,7 +90,7 @@ test('container images: OCI layout and docker-save archives are accepted, anythi
     const image = await show(id);
     assert.equal(image.status, 'queued', label);
     assert.equal(image.size, null);
-    assert.ok(!files(join(dataDir, 'images')).some((f) => f.includes(id)), `${label}: no data kept`);
+    assert.ok(!filesUnder(join(cloud.dataDir, 'images')).some((f) => f.includes(id)), `${label}: no data kept`);
   }
   // The same bytes are fine as a bare disk image.
   const bare = await create({ disk_format: 'raw', container_format: 'bare' });
@@ -141,7 +122,7 @@ test('glance-direct: stage, then import', async () => {
   assert.equal(image.checksum, createHash('md5').update(payload).digest('hex'));
   const data = await cloud.call('GET', `/image/v2/images/${id}/file`, { token: a.token });
   assert.equal(data.body, payload.toString());
-  assert.ok(!files(join(dataDir, 'images', 'staging')).length, 'staging area emptied');
+  assert.ok(!filesUnder(join(cloud.dataDir, 'images', 'staging')).length, 'staging area emptied');
   const again = await cloud.call('POST', `/image/v2/images/${id}/import`, { token: a.token, body: { method: { name: 'glance-direct' } } });
   assert.equal(again.status, 409);
 });
@@ -187,7 +168,7 @@ test('in-process interface: create, upload, open, list, update, delete', async (
 
   await images.deleteImage(snap.id);
   assert.equal(await images.getImage(snap.id), undefined);
-  assert.ok(!files(join(dataDir, 'images')).some((f) => f.includes(snap.id)));
+  assert.ok(!filesUnder(join(cloud.dataDir, 'images')).some((f) => f.includes(snap.id)));
 });
 
 test('on start, interrupted uploads go back to queued and partial data is removed', async () => {
@@ -197,13 +178,13 @@ test('on start, interrupted uploads go back to queued and partial data is remove
   // As a crash would leave them: one image mid-upload, one staged whose staging data is lost.
   await db.updateTable('image_images').set({ status: 'saving' }).where('id', '=', id).execute();
   await db.updateTable('image_images').set({ status: 'uploading', size: 10 }).where('id', '=', staged).execute();
-  mkdirSync(join(dataDir, 'images', '.tmp'), { recursive: true });
-  writeFileSync(join(dataDir, 'images', '.tmp', `${id}.partial`), 'half an upload');
+  mkdirSync(join(cloud.dataDir, 'images', '.tmp'), { recursive: true });
+  writeFileSync(join(cloud.dataDir, 'images', '.tmp', `${id}.partial`), 'half an upload');
   // What startStratus runs once the database is migrated.
   await cloud.server.images.start();
   assert.equal((await show(id)).status, 'queued');
   assert.equal((await show(staged)).status, 'queued');
   assert.equal((await show(staged)).size, null);
-  assert.deepEqual(readdirSync(join(dataDir, 'images', '.tmp')), []);
+  assert.deepEqual(readdirSync(join(cloud.dataDir, 'images', '.tmp')), []);
   assert.equal((await put(id, Buffer.from('retry'))).status, 204);
 });

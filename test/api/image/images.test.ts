@@ -1,29 +1,16 @@
 // Glance v2 images over HTTP: discovery, create/upload/download, JSON patch,
 // tags, deletion, listing, and the errors Glance gives for bad input.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { PATCH, tenant, type Tenant } from './fixtures.ts';
+import { tenant, useCloud, type Tenant } from '../../harness.ts';
+import { filesUnder, PATCH } from './fixtures.ts';
 
-let cloud: Cloud;
-let dataDir: string;
 let a: Tenant;
-
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'stratus-image-'));
-  cloud = await startCloud({ dataDir });
-  a = await tenant(cloud);
-});
-after(async () => {
-  await cloud.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const cloud = useCloud(async (cloud) => { a = await tenant(cloud); });
 
 const img = (method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string } = {}) =>
   cloud.call(method, `/image/v2${path}`, { token: a.token, ...o });
@@ -45,16 +32,7 @@ async function upload(id: string, chunks: Buffer[], token = a.token, path = 'fil
   } as RequestInit);
 }
 
-const imageFiles = () => {
-  const list = (d: string): string[] => {
-    try {
-      return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? list(join(d, e.name)) : [join(d, e.name)]));
-    } catch {
-      return [];
-    }
-  };
-  return list(join(dataDir, 'images'));
-};
+const imageFiles = () => filesUnder(join(cloud.dataDir, 'images'));
 
 test('version documents and schemas', async () => {
   const root = await cloud.call('GET', '/image');

@@ -1,18 +1,11 @@
 // Metadata definitions: namespaces with resource types, objects, properties
 // and tags; admins write, readers see public namespaces and their own.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { tenant, type Tenant } from './fixtures.ts';
+import { tenant, useCloud, type Tenant } from '../../harness.ts';
 
-let cloud: Cloud;
 let user: Tenant;
-
-before(async () => {
-  cloud = await startCloud();
-  user = await tenant(cloud);
-});
-after(async () => { await cloud.close(); });
+const cloud = useCloud(async (cloud) => { user = await tenant(cloud); });
 
 const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `/image/v2/metadefs${path}`, { token: cloud.adminToken, body });
 const asUser = (method: string, path: string, body?: unknown) => cloud.call(method, `/image/v2/metadefs${path}`, { token: user.token, body });

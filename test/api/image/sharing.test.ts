@@ -1,22 +1,19 @@
 // Visibility between projects and the members API: private, shared (with
 // member_status), public (admin only) and community images.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCloud, type Cloud } from '../../harness.ts';
-import { PATCH, tenant, type Tenant } from './fixtures.ts';
+import { tenant, useCloud, type Tenant } from '../../harness.ts';
+import { PATCH } from './fixtures.ts';
 
-let cloud: Cloud;
 let owner: Tenant;
 let other: Tenant;
 let third: Tenant;
 
-before(async () => {
-  cloud = await startCloud();
+const cloud = useCloud(async (cloud) => {
   owner = await tenant(cloud);
   other = await tenant(cloud);
   third = await tenant(cloud);
 });
-after(async () => { await cloud.close(); });
 
 const call = (t: Tenant | string, method: string, path: string, body?: unknown) =>
   cloud.call(method, `/image/v2${path}`, { token: typeof t === 'string' ? t : t.token, body });
@@ -157,7 +154,7 @@ test('admin creates images for another project; owner changes only by admin', as
 });
 
 test('a reader may look but not create', async () => {
-  const reader = await tenant(cloud, 'reader');
+  const reader = await tenant(cloud, ['reader']);
   assert.equal((await call(reader, 'GET', '/images')).status, 200);
   assert.equal((await call(reader, 'POST', '/images', { name: 'x' })).status, 403);
 });
