@@ -1,6 +1,8 @@
-// Identity wire helpers: Keystone's error envelope, links and query parsing.
+// Identity wire helpers: Keystone's error envelope, links, list and query parsing, and the
+// update and uniqueness rules the resource routes share.
 import type { FastifyRequest } from 'fastify';
 import { ApiError, badRequest, conflict } from '../common/errors.ts';
+import { parseJson } from '../common/json.ts';
 import type { RouteContext } from '../http/service.ts';
 
 export const PREFIX = '/identity';
@@ -23,6 +25,13 @@ export function listLinks(req: FastifyRequest): { self: string; previous: null; 
   return { self: `${baseUrl(req)}${req.url.slice(PREFIX.length)}`, previous: null, next: null };
 }
 
+/** A collection body as Keystone answers a list: `{ <key>: [rendered rows], links }`. */
+export function renderList<K extends string, R, T>(
+  req: FastifyRequest, key: K, rows: readonly R[], render: (req: FastifyRequest, row: R) => T,
+): Record<K, T[]> & { links: ReturnType<typeof listLinks> } {
+  return { [key]: rows.map((r) => render(req, r)), links: listLinks(req) } as Record<K, T[]> & { links: ReturnType<typeof listLinks> };
+}
+
 export function queryString(ctx: RouteContext, name: string): string | undefined {
   const v = ctx.query[name];
   return Array.isArray(v) ? v[v.length - 1] : v;
@@ -38,6 +47,17 @@ export function queryBool(ctx: RouteContext, name: string): boolean | undefined 
   throw badRequest(`Invalid value for query parameter ${name}: expected a boolean.`);
 }
 
+/** Exact-match list filters (`?column=value`) as where clauses; each query parameter names its column. */
+export function withQueryFilters<Q extends { where(column: any, op: '=', value: string): Q }>(
+  q: Q, rc: RouteContext, columns: readonly string[],
+): Q {
+  for (const column of columns) {
+    const value = queryString(rc, column);
+    if (value !== undefined) q = q.where(column, '=', value);
+  }
+  return q;
+}
+
 /**
  * Keystone's common list filters (?name=, ?domain_id=, ?enabled=) as where
  * clauses on a list query; `columns` names the ones the collection has.
@@ -45,16 +65,11 @@ export function queryBool(ctx: RouteContext, name: string): boolean | undefined 
 export function withListFilters<Q extends { where(column: any, op: '=', value: string | number): Q }>(
   q: Q, rc: RouteContext, columns: ReadonlyArray<'name' | 'domain_id' | 'enabled'>,
 ): Q {
-  for (const column of columns) {
-    if (column === 'enabled') {
-      const enabled = queryBool(rc, column);
-      if (enabled !== undefined) q = q.where(column, '=', enabled ? 1 : 0);
-    } else {
-      const value = queryString(rc, column);
-      if (value !== undefined) q = q.where(column, '=', value);
-    }
+  if (columns.includes('enabled')) {
+    const enabled = queryBool(rc, 'enabled');
+    if (enabled !== undefined) q = q.where('enabled', '=', enabled ? 1 : 0);
   }
-  return q;
+  return withQueryFilters(q, rc, columns.filter((c) => c !== 'enabled'));
 }
 
 export const duplicate = (kind: string, field: string, value: string) =>
@@ -66,6 +81,25 @@ export function isUniqueViolation(e: unknown): boolean {
   return err?.code === '23505' || /UNIQUE constraint failed|PRIMARY KEY|duplicate key/i.test(err?.message ?? '');
 }
 
+/** Awaits a write; a uniqueness violation becomes the given 409 (`error()`), anything else is rethrown. */
+export async function conflictOnDuplicate<T>(write: Promise<T>, error: () => ApiError): Promise<T> {
+  try {
+    return await write;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw error();
+    throw e;
+  }
+}
+
+/** Awaits an insert whose row may already be there (a concurrent twin): that counts as done. */
+export async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
+  try {
+    await write;
+  } catch (e) {
+    if (!isUniqueViolation(e)) throw e;
+  }
+}
+
 /** Splits a request entity into known columns and Keystone's free-form "extra" attributes. */
 export function splitExtra(entity: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
   const extra: Record<string, unknown> = {};
@@ -73,5 +107,23 @@ export function splitExtra(entity: Record<string, unknown>, known: readonly stri
   return extra;
 }
 
-export const bool = (n: number): boolean => n === 1;
+/** An update's "extra" attributes laid over the stored ones, as the column keeps them. */
+export function mergeExtra(stored: string, entity: Record<string, unknown>, known: readonly string[]): string {
+  return JSON.stringify({ ...parseJson<Record<string, unknown>>(stored, {}), ...splitExtra(entity, known) });
+}
+
+/** An update's nullable text field: absent keeps the stored value; null is stored as ''. */
+export const patchText = (given: string | null | undefined, current: string): string => (given === undefined ? current : given ?? '');
+
+/** An update's boolean field as its 0/1 column: absent keeps the stored value. */
+export const patchFlag = (given: boolean | undefined, current: number): number => (given === undefined ? current : given ? 1 : 0);
+
+/** An update may repeat an entity's id and domain but not change them (Keystone: 400). */
+export function assertSameIdAndDomain(
+  kind: string, patch: { id?: unknown; domain_id?: unknown }, current: { id: string; domain_id: string },
+): void {
+  if (patch.id !== undefined && patch.id !== current.id) throw badRequest(`Cannot change ${kind} ID`);
+  if (patch.domain_id !== undefined && patch.domain_id !== current.domain_id) throw badRequest('Cannot change Domain ID');
+}
+
 export { ApiError };

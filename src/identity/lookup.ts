@@ -1,6 +1,6 @@
 // Row lookups shared by authentication and the resource routes.
 import type { Db } from '../db/database.ts';
-import { notFound } from '../common/errors.ts';
+import { type ApiError, notFound } from '../common/errors.ts';
 
 export const getDomain = (db: Db, id: string) =>
   db.selectFrom('identity_domains').selectAll().where('id', '=', id).executeTakeFirst();
@@ -22,17 +22,13 @@ export const getRole = (db: Db, id: string) =>
 /** Keystone's 404 message for a missing entity: "Could not find user: <id>." */
 export const missing = (kind: string, id: string) => notFound(`Could not find ${kind}: ${id}.`);
 
-export async function mustGet<T>(row: Promise<T | undefined>, kind: string, id: string): Promise<T> {
+/** The row, or `error()`: a 404 in Keystone's words for this kind of entity. */
+export async function orNotFound<T>(row: Promise<T | undefined>, error: () => ApiError): Promise<T> {
   const r = await row;
-  if (!r) throw missing(kind, id);
+  if (!r) throw error();
   return r;
 }
 
-/** Resolves a {id} or {name, domain: {id|name}} reference to a domain id, or undefined. */
-export async function resolveDomainRef(db: Db, ref: { id?: string; name?: string } | undefined): Promise<string | undefined> {
-  if (!ref) return undefined;
-  if (ref.id) return (await getDomain(db, ref.id))?.id;
-  if (ref.name) return (await getDomainByName(db, ref.name))?.id;
-  return undefined;
-}
+/** The row, or the 404 `missing(kind, id)`. */
+export const mustGet = <T>(row: Promise<T | undefined>, kind: string, id: string): Promise<T> => orNotFound(row, () => missing(kind, id));
 

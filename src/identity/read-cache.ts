@@ -14,20 +14,27 @@ const MAX_ENTRIES = 10_000;
 /** Values handed out are shared between callers: never change them. */
 export class IdentityReadCache {
   private readonly writes: WriteWatch | null;
-  private readonly entries = new Map<string, { generation: number; value: unknown }>();
+  /** Every entry was read at this write generation; any identity write empties the map. */
+  private generation = -1;
+  private readonly entries = new Map<string, unknown>();
   constructor(writes: WriteWatch | null) {
     this.writes = writes;
   }
 
   private async read<T>(key: string, load: () => Promise<T>): Promise<T> {
     if (!this.writes) return load();
-    // Read before loading: a write during the load makes this entry stale at once.
     const generation = this.writes.generation('identity_');
-    const hit = this.entries.get(key);
-    if (hit && hit.generation === generation) return hit.value as T;
+    if (generation !== this.generation) {
+      this.entries.clear();
+      this.generation = generation;
+    }
+    if (this.entries.has(key)) return this.entries.get(key) as T;
     const value = await load();
-    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
-    this.entries.set(key, { generation, value });
+    // Kept only when nothing was written while it loaded.
+    if (this.writes.generation('identity_') === generation && this.generation === generation) {
+      if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+      this.entries.set(key, value);
+    }
     return value;
   }
 

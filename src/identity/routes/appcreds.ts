@@ -11,7 +11,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { assignedRoleIds, namedGlobalRoles, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { duplicate, isUniqueViolation, listLinks, queryString, selfLink } from '../http.ts';
+import { conflictOnDuplicate, duplicate, listLinks, selfLink, withQueryFilters } from '../http.ts';
 import { missing } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { newSecret } from '../passwords.ts';
@@ -161,22 +161,16 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
         const clash = await db.selectFrom('identity_app_credentials').select('id').where('user_id', '=', userId).where('name', '=', body.name).executeTakeFirst();
         if (clash) throw duplicate('application_credential', 'name', body.name);
 
-        let row: AppCredRow;
-        try {
-          row = await db.transaction().execute(async (tx) => {
-            const ruleIds = await accessRuleIds(tx as unknown as Db, userId, body.access_rules ?? []);
-            const r: AppCredRow = {
-              id: hexId(), name: body.name, user_id: userId, project_id: projectId, description: body.description ?? '',
-              secret_hash: hashSecret(secret), expires_at: expiresAt, unrestricted: body.unrestricted ? 1 : 0,
-              roles: JSON.stringify(roleIds.map((id) => ({ id }))), access_rules: JSON.stringify(ruleIds), created_at: nowIso(),
-            };
-            await tx.insertInto('identity_app_credentials').values(r).execute();
-            return r;
-          });
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('application_credential', 'name', body.name);
-          throw e;
-        }
+        const row = await conflictOnDuplicate(db.transaction().execute(async (tx) => {
+          const ruleIds = await accessRuleIds(tx as unknown as Db, userId, body.access_rules ?? []);
+          const r: AppCredRow = {
+            id: hexId(), name: body.name, user_id: userId, project_id: projectId, description: body.description ?? '',
+            secret_hash: hashSecret(secret), expires_at: expiresAt, unrestricted: body.unrestricted ? 1 : 0,
+            roles: JSON.stringify(roleIds.map((id) => ({ id }))), access_rules: JSON.stringify(ruleIds), created_at: nowIso(),
+          };
+          await tx.insertInto('identity_app_credentials').values(r).execute();
+          return r;
+        }), () => duplicate('application_credential', 'name', body.name));
         return { application_credential: await renderAppCred(db, rc.req, row, secret) };
       },
     },
@@ -184,10 +178,8 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
       method: 'GET', path: '/v3/users/:user_id/application_credentials', rule: 'identity:list_application_credentials',
       async handler(rc) {
         refuseTrust(rc);
-        let q = db.selectFrom('identity_app_credentials').selectAll().where('user_id', '=', rc.params.user_id!).orderBy('created_at').orderBy('id');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const rows = await q.execute();
+        const q = db.selectFrom('identity_app_credentials').selectAll().where('user_id', '=', rc.params.user_id!).orderBy('created_at').orderBy('id');
+        const rows = await withQueryFilters(q, rc, ['name']).execute();
         const out = [];
         for (const a of rows) out.push(await renderAppCred(db, rc.req, a));
         return { application_credentials: out, links: listLinks(rc.req) };
@@ -216,12 +208,8 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
       method: 'GET', path: '/v3/users/:user_id/access_rules', rule: 'identity:list_access_rules',
       async handler(rc) {
         refuseTrust(rc);
-        let q = db.selectFrom('identity_access_rules').selectAll().where('user_id', '=', rc.params.user_id!).orderBy('service').orderBy('path').orderBy('method');
-        for (const f of ['service', 'path', 'method'] as const) {
-          const v = queryString(rc, f);
-          if (v !== undefined) q = q.where(f, '=', v);
-        }
-        const rows = await q.execute();
+        const q = db.selectFrom('identity_access_rules').selectAll().where('user_id', '=', rc.params.user_id!).orderBy('service').orderBy('path').orderBy('method');
+        const rows = await withQueryFilters(q, rc, ['service', 'path', 'method']).execute();
         return {
           access_rules: rows.map((r) => ({ ...renderRule(r), links: selfLink(rc.req, `/users/${r.user_id}/access_rules/${r.id}`) })),
           links: listLinks(rc.req),

@@ -11,7 +11,7 @@ import type { Target } from '../../http/policy.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { AssignmentType, SYSTEM_ALL } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { isUniqueViolation, listLinks, queryString, v3Url } from '../http.ts';
+import { ignoreDuplicate, listLinks, queryString, renderList, v3Url } from '../http.ts';
 import { getDomain, getGroup, getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
 import { renderRole } from './roles.ts';
 
@@ -160,13 +160,9 @@ function grantRoutes(ctx: IdentityContext, s: GrantSpec): Route[] {
         }
         // Granting what is already granted succeeds quietly, as in Keystone.
         if (await where(rc).where('role_id', '=', role.id).executeTakeFirst()) return;
-        try {
-          await db.insertInto('identity_assignments').values({
-            type, actor_id: actorOf(rc), target_id: targetOf(rc), role_id: role.id, inherited: s.inherited ? 1 : 0,
-          }).execute();
-        } catch (e) {
-          if (!isUniqueViolation(e)) throw e;
-        }
+        await ignoreDuplicate(db.insertInto('identity_assignments').values({
+          type, actor_id: actorOf(rc), target_id: targetOf(rc), role_id: role.id, inherited: s.inherited ? 1 : 0,
+        }).execute());
       },
     },
     {
@@ -188,7 +184,7 @@ function grantRoutes(ctx: IdentityContext, s: GrantSpec): Route[] {
       async handler(rc) {
         const ids = (await where(rc).execute()).map((r) => r.role_id);
         const rows = ids.length ? await db.selectFrom('identity_roles').selectAll().where('id', 'in', ids).orderBy('name').execute() : [];
-        return { roles: rows.map((r) => renderRole(rc.req, r)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'roles', rows, renderRole);
       },
     });
   }

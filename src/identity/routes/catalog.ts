@@ -8,7 +8,10 @@ import { hexId } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
 import type { IdentityContext } from '../context.ts';
-import { isUniqueViolation, listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
+import {
+  conflictOnDuplicate, ignoreDuplicate, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url,
+  withQueryFilters,
+} from '../http.ts';
 import { getProject, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 
@@ -203,28 +206,20 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
   const loadRegion = (id: string) => mustGet(getRegion(db, id), 'region', id);
   const loadService = (id: string) => mustGet(getService(db, id), 'service', id);
   const loadEndpoint = (id: string) => mustGet(getEndpoint(db, id), 'endpoint', id);
-  const loadGroup = async (id: string) => {
-    const g = await getEndpointGroup(db, id);
-    if (!g) throw notFound(`Could not find Endpoint Group: ${id}.`);
-    return g;
-  };
+  const loadGroup = (id: string) => mustGet(getEndpointGroup(db, id), 'Endpoint Group', id);
   const loadProject = (id: string) => mustGet(getProject(db, id), 'project', id);
   const changed = () => ctx.catalog.invalidate();
 
   async function createRegion(req: FastifyRequest, id: string, body: Record<string, unknown>) {
-    if (await getRegion(db, id)) throw conflict(`Conflict occurred attempting to store region - Duplicate ID, ${id}.`);
+    const duplicateRegion = () => conflict(`Conflict occurred attempting to store region - Duplicate ID, ${id}.`);
+    if (await getRegion(db, id)) throw duplicateRegion();
     const parent = (body.parent_region_id as string | null | undefined) ?? null;
     if (parent !== null && !(await getRegion(db, parent))) throw missing('region', parent);
     const row: RegionRow = {
       id, description: (body.description as string | null | undefined) ?? '', parent_region_id: parent,
       extra: JSON.stringify(splitExtra(body, REGION_KNOWN)),
     };
-    try {
-      await db.insertInto('identity_regions').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw conflict(`Conflict occurred attempting to store region - Duplicate ID, ${id}.`);
-      throw e;
-    }
+    await conflictOnDuplicate(db.insertInto('identity_regions').values(row).execute(), duplicateRegion);
     await changed();
     return { region: renderRegion(req, row) };
   }
@@ -235,11 +230,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     const legacy = body.region as string | null | undefined;
     if (regionId == null && legacy != null) {
       if (!(await getRegion(db, legacy))) {
-        try {
-          await db.insertInto('identity_regions').values({ id: legacy, description: '', parent_region_id: null, extra: '{}' }).execute();
-        } catch (e) {
-          if (!isUniqueViolation(e)) throw e; // created concurrently: fine
-        }
+        // Created concurrently meanwhile: fine.
+        await ignoreDuplicate(
+          db.insertInto('identity_regions').values({ id: legacy, description: '', parent_region_id: null, extra: '{}' }).execute(),
+        );
       }
       return legacy;
     }
@@ -268,10 +262,8 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/regions', rule: 'identity:list_regions',
       async handler(rc) {
-        let q = db.selectFrom('identity_regions').selectAll().orderBy('id');
-        const parent = queryString(rc, 'parent_region_id');
-        if (parent !== undefined) q = q.where('parent_region_id', '=', parent);
-        return { regions: (await q.execute()).map((r) => renderRegion(rc.req, r)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_regions').selectAll().orderBy('id'), rc, ['parent_region_id']);
+        return renderList(rc.req, 'regions', await q.execute(), renderRegion);
       },
     },
     {
@@ -289,9 +281,9 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const current = await loadRegion(id);
         const next: RegionRow = {
           ...current,
-          description: r.description === undefined ? current.description : (r.description as string | null) ?? '',
+          description: patchText(r.description as string | null | undefined, current.description),
           parent_region_id: parent === undefined ? current.parent_region_id : parent,
-          extra: JSON.stringify({ ...extraOf(current.extra), ...splitExtra(r, REGION_KNOWN) }),
+          extra: mergeExtra(current.extra, r, REGION_KNOWN),
         };
         await assertNoCycle(db, id, next.parent_region_id);
         await db.updateTable('identity_regions').set(next).where('id', '=', id).execute();
@@ -334,12 +326,8 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/services', rule: 'identity:list_services',
       async handler(rc) {
-        let q = db.selectFrom('identity_services').selectAll().orderBy('type').orderBy('id');
-        const type = queryString(rc, 'type');
-        if (type !== undefined) q = q.where('type', '=', type);
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        return { services: (await q.execute()).map((s) => renderService(rc.req, s)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_services').selectAll().orderBy('type').orderBy('id'), rc, ['type', 'name']);
+        return renderList(rc.req, 'services', await q.execute(), renderService);
       },
     },
     {
@@ -357,9 +345,9 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
           ...current,
           type: (s.type as string | undefined) ?? current.type,
           name: (s.name as string | undefined) ?? current.name,
-          description: s.description === undefined ? current.description : (s.description as string | null) ?? '',
-          enabled: s.enabled === undefined ? current.enabled : s.enabled ? 1 : 0,
-          extra: JSON.stringify({ ...extraOf(current.extra), ...splitExtra(s, SERVICE_KNOWN) }),
+          description: patchText(s.description as string | null | undefined, current.description),
+          enabled: patchFlag(s.enabled as boolean | undefined, current.enabled),
+          extra: mergeExtra(current.extra, s, SERVICE_KNOWN),
         };
         await db.updateTable('identity_services').set(next).where('id', '=', id).execute();
         await changed();
@@ -410,11 +398,8 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
           if (!(INTERFACES as readonly string[]).includes(iface)) throw badRequest(`Invalid input for field 'interface': '${iface}' is not one of ${INTERFACES.join(', ')}.`);
           q = q.where('interface', '=', iface);
         }
-        const serviceId = queryString(rc, 'service_id');
-        if (serviceId !== undefined) q = q.where('service_id', '=', serviceId);
-        const regionId = queryString(rc, 'region_id');
-        if (regionId !== undefined) q = q.where('region_id', '=', regionId);
-        return { endpoints: (await q.execute()).map((e) => renderEndpoint(rc.req, e)), links: listLinks(rc.req) };
+        q = withQueryFilters(q, rc, ['service_id', 'region_id']);
+        return renderList(rc.req, 'endpoints', await q.execute(), renderEndpoint);
       },
     },
     {
@@ -438,8 +423,8 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
           interface: (e.interface as string | undefined) ?? current.interface,
           url: (e.url as string | undefined) ?? current.url,
           region_id: regionGiven ? regionId ?? null : current.region_id,
-          enabled: e.enabled === undefined ? current.enabled : e.enabled ? 1 : 0,
-          extra: JSON.stringify({ ...extraOf(current.extra), ...splitExtra(e, ENDPOINT_KNOWN) }),
+          enabled: patchFlag(e.enabled as boolean | undefined, current.enabled),
+          extra: mergeExtra(current.extra, e, ENDPOINT_KNOWN),
         };
         await db.updateTable('identity_endpoints').set(next).where('id', '=', id).execute();
         await changed();
@@ -475,10 +460,8 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:list_endpoint_groups',
       async handler(rc) {
-        let q = db.selectFrom('identity_endpoint_groups').selectAll().orderBy('name').orderBy('id');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        return { endpoint_groups: (await q.execute()).map((g) => renderEndpointGroup(rc.req, g)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_endpoint_groups').selectAll().orderBy('name').orderBy('id'), rc, ['name']);
+        return renderList(rc.req, 'endpoint_groups', await q.execute(), renderEndpointGroup);
       },
     },
     {
@@ -496,7 +479,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const next: EndpointGroupRow = {
           ...current,
           name: g.name ?? current.name,
-          description: g.description === undefined ? current.description : g.description ?? '',
+          description: patchText(g.description, current.description),
           filters: g.filters === undefined ? current.filters : JSON.stringify(g.filters),
         };
         await db.updateTable('identity_endpoint_groups').set(next).where('id', '=', id).execute();
@@ -523,7 +506,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const g = await loadGroup(rc.params.endpoint_group_id!);
         const filters = extraOf(g.filters);
         const all = await db.selectFrom('identity_endpoints').selectAll().orderBy('id').execute();
-        return { endpoints: all.filter((e) => matchesFilters(e, filters)).map((e) => renderEndpoint(rc.req, e)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'endpoints', all.filter((e) => matchesFilters(e, filters)), renderEndpoint);
       },
     },
     {
@@ -535,7 +518,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const ids = (await db.selectFrom('identity_project_endpoint_groups').select('project_id').where('endpoint_group_id', '=', id).execute())
           .map((r) => r.project_id);
         const projects = ids.length ? await db.selectFrom('identity_projects').selectAll().where('id', 'in', ids).orderBy('name').execute() : [];
-        return { projects: projects.map((p) => renderProject(rc.req, p)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'projects', projects, renderProject);
       },
     },
     {
@@ -563,12 +546,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const { endpoint_group_id: groupId, project_id: projectId } = rc.params as { endpoint_group_id: string; project_id: string };
         await loadProject(projectId);
         await loadGroup(groupId);
-        try {
-          await db.insertInto('identity_project_endpoint_groups').values({ endpoint_group_id: groupId, project_id: projectId }).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw conflict('Conflict occurred attempting to store project_endpoint_group - Duplicate entry.');
-          throw e;
-        }
+        await conflictOnDuplicate(
+          db.insertInto('identity_project_endpoint_groups').values({ endpoint_group_id: groupId, project_id: projectId }).execute(),
+          () => conflict('Conflict occurred attempting to store project_endpoint_group - Duplicate entry.'),
+        );
         await changed();
       },
     },
@@ -593,12 +574,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const { project_id: projectId, endpoint_id: endpointId } = rc.params as { project_id: string; endpoint_id: string };
         await loadEndpoint(endpointId);
         await loadProject(projectId);
-        try {
-          await db.insertInto('identity_project_endpoints').values({ endpoint_id: endpointId, project_id: projectId }).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw conflict('Conflict occurred attempting to store project_endpoint - Duplicate entry.');
-          throw e;
-        }
+        await conflictOnDuplicate(
+          db.insertInto('identity_project_endpoints').values({ endpoint_id: endpointId, project_id: projectId }).execute(),
+          () => conflict('Conflict occurred attempting to store project_endpoint - Duplicate entry.'),
+        );
         await changed();
       },
     },
@@ -628,7 +607,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       async handler(rc) {
         const projectId = rc.params.project_id!;
         await loadProject(projectId);
-        return { endpoints: (await endpointsForProject(db, projectId)).map((e) => renderEndpoint(rc.req, e)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'endpoints', await endpointsForProject(db, projectId), renderEndpoint);
       },
     },
     {
@@ -639,7 +618,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const ids = (await db.selectFrom('identity_project_endpoint_groups').select('endpoint_group_id').where('project_id', '=', projectId).execute())
           .map((r) => r.endpoint_group_id);
         const groups = ids.length ? await db.selectFrom('identity_endpoint_groups').selectAll().where('id', 'in', ids).orderBy('name').execute() : [];
-        return { endpoint_groups: groups.map((g) => renderEndpointGroup(rc.req, g)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'endpoint_groups', groups, renderEndpointGroup);
       },
     },
     {
@@ -650,7 +629,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         const ids = (await db.selectFrom('identity_project_endpoints').select('project_id').where('endpoint_id', '=', endpointId).execute())
           .map((r) => r.project_id);
         const projects = ids.length ? await db.selectFrom('identity_projects').selectAll().where('id', 'in', ids).orderBy('name').execute() : [];
-        return { projects: projects.map((p) => renderProject(rc.req, p)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'projects', projects, renderProject);
       },
     },
   ];

@@ -17,7 +17,7 @@ import type { Db } from '../../db/database.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra } from '../http.ts';
+import { conflictOnDuplicate, duplicate, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
 import { getProject, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 
@@ -180,12 +180,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
           id, user_id: c.user_id, project_id: c.project_id ?? null, type: c.type, blob,
           extra: JSON.stringify(splitExtra(c as Record<string, unknown>, KNOWN)), created_at: nowIso(),
         };
-        try {
-          await db.insertInto('identity_credentials').values(row).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('credential', 'id', id);
-          throw e;
-        }
+        await conflictOnDuplicate(db.insertInto('identity_credentials').values(row).execute(), () => duplicate('credential', 'id', id));
         return { credential: renderCredential(rc.req, row) };
       },
     },
@@ -194,17 +189,13 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
       // Anyone may list; the answer holds only what the caller may read (Keystone filters by get_credential).
       target: (rc) => ({ user_id: rc.cred!.userId }),
       async handler(rc) {
-        let q = db.selectFrom('identity_credentials').selectAll().orderBy('created_at').orderBy('id');
-        const userId = queryString(rc, 'user_id');
-        if (userId !== undefined) q = q.where('user_id', '=', userId);
-        const type = queryString(rc, 'type');
-        if (type !== undefined) q = q.where('type', '=', type);
+        let q = withQueryFilters(db.selectFrom('identity_credentials').selectAll().orderBy('created_at').orderBy('id'), rc, ['user_id', 'type']);
         const cred = rc.cred!;
         const admin = cred.roles.has('admin');
         if (!admin) q = q.where('user_id', '=', cred.userId);
         if (isDelegated(rc)) q = cred.projectId ? q.where('project_id', '=', cred.projectId) : q.where('id', '=', '');
         const rows = await q.execute();
-        return { credentials: rows.map((c) => renderCredential(rc.req, c)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'credentials', rows, renderCredential);
       },
     },
     {
@@ -229,7 +220,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
           type: patch.type ?? current.type,
           blob: patch.blob ?? current.blob,
           project_id: patch.project_id === undefined ? current.project_id : patch.project_id,
-          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(patch, KNOWN) }),
+          extra: mergeExtra(current.extra, patch, KNOWN),
         };
         // The owner cannot be moved to someone the caller could not create it for.
         rc.enforce('identity:update_credential', { user_id: next.user_id });
@@ -294,7 +285,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         const rows = await db.selectFrom('identity_credentials').selectAll().where('user_id', '=', userId)
           .where('type', 'in', ['ec2', 'EC2']).orderBy('created_at').orderBy('id').execute();
         const visible = isDelegated(rc) ? rows.filter((c) => c.project_id === rc.cred!.projectId) : rows;
-        return { credentials: visible.map((c) => renderEc2(rc.req, c)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'credentials', visible, renderEc2);
       },
     },
     {

@@ -4,7 +4,7 @@ import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { conflictOnDuplicate, duplicate, mergeExtra, patchFlag, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { getDomain, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import type { FastifyRequest } from 'fastify';
@@ -84,12 +84,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
           id: d.explicit_domain_id ?? hexId(), name: d.name, description: d.description ?? '',
           enabled: d.enabled === false ? 0 : 1, extra: JSON.stringify(splitExtra(d, KNOWN)), created_at: nowIso(),
         };
-        try {
-          await ctx.db.insertInto('identity_domains').values(row).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('domain', 'name', d.name);
-          throw e;
-        }
+        await conflictOnDuplicate(ctx.db.insertInto('identity_domains').values(row).execute(), () => duplicate('domain', 'name', d.name));
         return { domain: renderDomain(rc.req, row) };
       },
     },
@@ -102,7 +97,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
         let rows = await q.execute();
         // A domain reader who is not a cloud reader sees their own domain only.
         if (!c.roles.has('admin') && !(c.system && c.roles.has('reader'))) rows = rows.filter((r) => r.id === c.domainId);
-        return { domains: rows.map((r) => renderDomain(rc.req, r)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'domains', rows, renderDomain);
       },
     },
     {
@@ -117,18 +112,11 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
         const current = await load(id);
         const d = rc.body.domain;
         if (d.id !== undefined && d.id !== id) throw badRequest('The domain id cannot be changed.');
-        const extra = { ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(d, KNOWN) };
         const next: DomainRow = {
-          ...current, name: d.name ?? current.name,
-          description: d.description === undefined ? current.description : d.description ?? '',
-          enabled: d.enabled === undefined ? current.enabled : d.enabled ? 1 : 0, extra: JSON.stringify(extra),
+          ...current, name: d.name ?? current.name, description: patchText(d.description, current.description),
+          enabled: patchFlag(d.enabled, current.enabled), extra: mergeExtra(current.extra, d, KNOWN),
         };
-        try {
-          await ctx.db.updateTable('identity_domains').set(next).where('id', '=', id).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('domain', 'name', next.name);
-          throw e;
-        }
+        await conflictOnDuplicate(ctx.db.updateTable('identity_domains').set(next).where('id', '=', id).execute(), () => duplicate('domain', 'name', next.name));
         if (current.enabled && !next.enabled) await ctx.revocations.revoke(ctx.db, { domainId: id });
         return { domain: renderDomain(rc.req, next) };
       },

@@ -1,11 +1,14 @@
 // /v3/groups: groups and their members; GET /v3/users/{id}/groups.
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { badRequest, notFound } from '../../common/errors.ts';
+import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, selfLink, splitExtra, withListFilters } from '../http.ts';
+import {
+  assertSameIdAndDomain, conflictOnDuplicate, duplicate, ignoreDuplicate, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra,
+  withListFilters,
+} from '../http.ts';
 import { getDomain, getGroup, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { passwordExpiresFilter, renderUser } from './users.ts';
@@ -58,12 +61,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
           id: hexId(), name: g.name.trim(), domain_id: domainId, description: g.description ?? '',
           extra: JSON.stringify(splitExtra(g, KNOWN)), created_at: nowIso(),
         };
-        try {
-          await db.insertInto('identity_groups').values(row).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('group', 'name', row.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.insertInto('identity_groups').values(row).execute(), () => duplicate('group', 'name', row.name));
         return { group: renderGroup(rc.req, row) };
       },
     },
@@ -74,7 +72,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         let q = db.selectFrom('identity_groups').selectAll().orderBy('name');
         q = withListFilters(q, rc, ['name', 'domain_id']);
         if (rc.cred!.domainId) q = q.where('domain_id', '=', rc.cred!.domainId);
-        return { groups: (await q.execute()).map((g) => renderGroup(rc.req, g)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'groups', await q.execute(), renderGroup);
       },
     },
     {
@@ -87,19 +85,12 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         const id = rc.params.group_id!;
         const current = await load(id);
         const g = rc.body.group;
-        if (g.id !== undefined && g.id !== id) throw badRequest('Cannot change group ID');
-        if (g.domain_id !== undefined && g.domain_id !== current.domain_id) throw badRequest('Cannot change Domain ID');
+        assertSameIdAndDomain('group', g, current);
         const next: GroupRow = {
           ...current, name: g.name === undefined ? current.name : g.name.trim(),
-          description: g.description === undefined ? current.description : g.description ?? '',
-          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(g, KNOWN) }),
+          description: patchText(g.description, current.description), extra: mergeExtra(current.extra, g, KNOWN),
         };
-        try {
-          await db.updateTable('identity_groups').set(next).where('id', '=', id).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('group', 'name', next.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.updateTable('identity_groups').set(next).where('id', '=', id).execute(), () => duplicate('group', 'name', next.name));
         return { group: renderGroup(rc.req, next) };
       },
     },
@@ -130,7 +121,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         const expires = passwordExpiresFilter(rc);
         let rows = await q.execute();
         if (expires) rows = rows.filter(expires);
-        return { users: rows.map((u) => renderUser(rc.req, u)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'users', rows, renderUser);
       },
     },
     {
@@ -138,11 +129,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
       async handler(rc) {
         const { group, user } = await loadPair(rc, 'identity:add_user_to_group');
         if (await isMember(group.id, user.id)) return;
-        try {
-          await db.insertInto('identity_group_members').values({ group_id: group.id, user_id: user.id }).execute();
-        } catch (e) {
-          if (!isUniqueViolation(e)) throw e;
-        }
+        await ignoreDuplicate(db.insertInto('identity_group_members').values({ group_id: group.id, user_id: user.id }).execute());
       },
     },
     {

@@ -8,8 +8,8 @@ import { hexId } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { listLinks, queryString, selfLink } from '../http.ts';
-import { getDomain, getProject } from '../lookup.ts';
+import { patchText, renderList, selfLink, withQueryFilters } from '../http.ts';
+import { getDomain, getProject, orNotFound } from '../lookup.ts';
 
 type RegisteredLimitRow = {
   id: string; service_id: string; region_id: string | null; resource_name: string; default_limit: number; description: string;
@@ -30,11 +30,16 @@ const ResourceName = Type.String({ minLength: 1, maxLength: 255, pattern: '\\S' 
 const Description = Type.Union([Type.String({ maxLength: 255 }), Type.Null()]);
 const ScopeId = Type.Union([Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-zA-Z0-9-]+$' }), Type.Null()]);
 
+/** What a registered limit, and every limit under it, is for: a (service, region, resource) triple. */
+const LimitKey = {
+  service_id: Type.String(),
+  region_id: Type.Optional(RegionId),
+  resource_name: ResourceName,
+};
+
 const RegisteredLimitsCreate = Type.Object({
   registered_limits: Type.Array(Type.Object({
-    service_id: Type.String(),
-    region_id: Type.Optional(RegionId),
-    resource_name: ResourceName,
+    ...LimitKey,
     default_limit: LimitValue,
     description: Type.Optional(Description),
   }, { additionalProperties: false }), { minItems: 1 }),
@@ -52,9 +57,7 @@ const LimitsCreate = Type.Object({
   limits: Type.Array(Type.Object({
     project_id: Type.Optional(ScopeId),
     domain_id: Type.Optional(ScopeId),
-    service_id: Type.String(),
-    region_id: Type.Optional(RegionId),
-    resource_name: ResourceName,
+    ...LimitKey,
     resource_limit: LimitValue,
     description: Type.Optional(Description),
   }, { additionalProperties: false }), { minItems: 1 }),
@@ -139,17 +142,12 @@ export async function projectLimit(
 
 export function limitsRoutes(ctx: IdentityContext): Route[] {
   const db = ctx.db;
-  const loadRegistered = async (id: string) => {
-    const r = await db.selectFrom('identity_registered_limits').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!r) throw notFound(`Could not find registered limit for ${id}.`);
-    return r;
-  };
+  const loadRegistered = (id: string) => orNotFound(
+    db.selectFrom('identity_registered_limits').selectAll().where('id', '=', id).executeTakeFirst(),
+    () => notFound(`Could not find registered limit for ${id}.`),
+  );
   const getLimit = (id: string) => db.selectFrom('identity_limits').selectAll().where('id', '=', id).executeTakeFirst();
-  const loadLimit = async (id: string) => {
-    const l = await getLimit(id);
-    if (!l) throw notFound(`Could not find limit for ${id}.`);
-    return l;
-  };
+  const loadLimit = (id: string) => orNotFound(getLimit(id), () => notFound(`Could not find limit for ${id}.`));
   /** True when project or domain limits hang off the registered limit. */
   const referenced = async (r: RegisteredLimitRow) => {
     let q = db.selectFrom('identity_limits').select('id').where('service_id', '=', r.service_id).where('resource_name', '=', r.resource_name);
@@ -189,12 +187,8 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/registered_limits', rule: 'identity:list_registered_limits',
       async handler(rc) {
-        let q = db.selectFrom('identity_registered_limits').selectAll().orderBy('id');
-        for (const f of ['service_id', 'region_id', 'resource_name'] as const) {
-          const v = queryString(rc, f);
-          if (v !== undefined) q = q.where(f, '=', v);
-        }
-        return { registered_limits: (await q.execute()).map((r) => renderRegisteredLimit(rc.req, r)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_registered_limits').selectAll().orderBy('id'), rc, ['service_id', 'region_id', 'resource_name']);
+        return renderList(rc.req, 'registered_limits', await q.execute(), renderRegisteredLimit);
       },
     },
     {
@@ -215,7 +209,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
           region_id: p.region_id === undefined ? current.region_id : p.region_id,
           resource_name: p.resource_name ?? current.resource_name,
           default_limit: p.default_limit ?? current.default_limit,
-          description: p.description === undefined ? current.description : p.description ?? '',
+          description: patchText(p.description, current.description),
         };
         const moved = next.service_id !== current.service_id || next.region_id !== current.region_id || next.resource_name !== current.resource_name;
         if (moved) {
@@ -289,11 +283,8 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/limits', rule: 'identity:list_limits',
       async handler(rc) {
-        let q = db.selectFrom('identity_limits').selectAll().orderBy('id');
-        for (const f of ['service_id', 'region_id', 'resource_name', 'project_id', 'domain_id'] as const) {
-          const v = queryString(rc, f);
-          if (v !== undefined) q = q.where(f, '=', v);
-        }
+        const q = withQueryFilters(db.selectFrom('identity_limits').selectAll().orderBy('id'), rc,
+          ['service_id', 'region_id', 'resource_name', 'project_id', 'domain_id']);
         const c = rc.cred!;
         // As Keystone: the cloud admin (and services) see all; a domain-scoped caller their domain's
         // limits and its projects'; a project-scoped caller their project's; anyone else nothing.
@@ -304,7 +295,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
           rows = (await q.execute()).filter((l) => (l.project_id !== null ? projects.has(l.project_id) : l.domain_id === c.domainId));
         } else if (c.projectId !== null) rows = await q.where('project_id', '=', c.projectId).execute();
         else rows = [];
-        return { limits: rows.map((l) => renderLimit(rc.req, l)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'limits', rows, renderLimit);
       },
     },
     {
@@ -327,7 +318,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         const next: LimitRow = {
           ...current,
           resource_limit: p.resource_limit ?? current.resource_limit,
-          description: p.description === undefined ? current.description : p.description ?? '',
+          description: patchText(p.description, current.description),
         };
         await db.updateTable('identity_limits').set({ resource_limit: next.resource_limit, description: next.description }).where('id', '=', id).execute();
         return { limit: renderLimit(rc.req, next) };

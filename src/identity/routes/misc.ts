@@ -7,8 +7,8 @@ import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, keystoneTime } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
-import { mustGet } from '../lookup.ts';
+import { mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { mustGet, orNotFound } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 
 type PolicyRow = { id: string; type: string; blob: string; extra: string };
@@ -50,11 +50,8 @@ const hashSecret = (secret: string) => createHash('sha256').update(secret).diges
 export function miscRoutes(ctx: IdentityContext): Route[] {
   const db = ctx.db;
   const loadPolicy = (id: string) => mustGet(db.selectFrom('identity_policies').selectAll().where('id', '=', id).executeTakeFirst(), 'policy', id);
-  const loadConsumer = async (id: string) => {
-    const c = await db.selectFrom('identity_oauth_consumers').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!c) throw notFound('Consumer not found');
-    return c;
-  };
+  const loadConsumer = (id: string) =>
+    orNotFound(db.selectFrom('identity_oauth_consumers').selectAll().where('id', '=', id).executeTakeFirst(), () => notFound('Consumer not found'));
 
   return [
     // ---- policies
@@ -70,10 +67,8 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
     {
       method: 'GET', path: '/v3/policies', rule: 'identity:list_policies',
       async handler(rc) {
-        let q = db.selectFrom('identity_policies').selectAll().orderBy('id');
-        const type = queryString(rc, 'type');
-        if (type !== undefined) q = q.where('type', '=', type);
-        return { policies: (await q.execute()).map((p) => renderPolicy(rc.req, p)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_policies').selectAll().orderBy('id'), rc, ['type']);
+        return renderList(rc.req, 'policies', await q.execute(), renderPolicy);
       },
     },
     {
@@ -88,7 +83,7 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         const current = await loadPolicy(id);
         const next: PolicyRow = {
           ...current, type: (p.type as string | undefined) ?? current.type, blob: (p.blob as string | undefined) ?? current.blob,
-          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(p, POLICY_KNOWN) }),
+          extra: mergeExtra(current.extra, p, POLICY_KNOWN),
         };
         await db.updateTable('identity_policies').set(next).where('id', '=', id).execute();
         return { policy: renderPolicy(rc.req, next) };
@@ -121,7 +116,7 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
       method: 'GET', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:list_consumers',
       async handler(rc) {
         const rows = await db.selectFrom('identity_oauth_consumers').selectAll().orderBy('id').execute();
-        return { consumers: rows.map((c) => renderConsumer(rc.req, c)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'consumers', rows, renderConsumer);
       },
     },
     {
@@ -138,8 +133,8 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         const current = await loadConsumer(id);
         const next: ConsumerRow = {
           ...current,
-          description: c.description === undefined ? current.description : (c.description as string | null) ?? '',
-          extra: JSON.stringify({ ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(c, CONSUMER_KNOWN) }),
+          description: patchText(c.description as string | null | undefined, current.description),
+          extra: mergeExtra(current.extra, c, CONSUMER_KNOWN),
         };
         await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', id).execute();
         return { consumer: renderConsumer(rc.req, next) };

@@ -11,7 +11,9 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { isUniqueViolation, listLinks, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
+import {
+  conflictOnDuplicate, ignoreDuplicate, listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters,
+} from '../http.ts';
 import { getDomain, getProject, missing } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { deleteDomainCascade } from './domains.ts';
@@ -101,6 +103,8 @@ async function renderWithTags(ctx: IdentityContext, req: FastifyRequest, p: Proj
 const immutableError = (kind: string, id: string) =>
   forbidden(`Unable to update immutable ${kind} resource: \`${id}\`. Set resource option "immutable" to false first.`);
 
+const domainNameConflict = (name: string) =>
+  conflict(`Conflict occurred attempting to store project - it is not permitted to have two projects acting as domains with the same name: ${name}.`);
 const nameConflict = (name: string, id: string) =>
   conflict(`Conflict occurred attempting to store project - it is not permitted to have two projects with either the same name or same id in the same domain: name is ${name}, project id ${id}.`);
 
@@ -253,12 +257,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
       id: hexId(), name: p.name.trim(), description: p.description ?? '', enabled: p.enabled === false ? 0 : 1,
       extra: JSON.stringify(tags ? { ...extra, tags } : extra), created_at: nowIso(),
     };
-    try {
-      await db.insertInto('identity_domains').values(row).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw conflict(`Conflict occurred attempting to store project - it is not permitted to have two projects acting as domains with the same name: ${row.name}.`);
-      throw e;
-    }
+    await conflictOnDuplicate(db.insertInto('identity_domains').values(row).execute(), () => domainNameConflict(row.name));
     return { project: renderDomainProject(rc.req, row) };
   }
 
@@ -296,15 +295,10 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
       enabled: p.enabled === false ? 0 : 1, extra: JSON.stringify(Object.keys(options).length ? { ...extra, options } : extra),
       created_at: nowIso(),
     };
-    try {
-      await db.transaction().execute(async (tx) => {
-        await tx.insertInto('identity_projects').values(row).execute();
-        if (tags.length) await tx.insertInto('identity_project_tags').values([...new Set(tags)].map((tag) => ({ project_id: row.id, tag }))).execute();
-      });
-    } catch (e) {
-      if (isUniqueViolation(e)) throw nameConflict(row.name, row.id);
-      throw e;
-    }
+    await conflictOnDuplicate(db.transaction().execute(async (tx) => {
+      await tx.insertInto('identity_projects').values(row).execute();
+      if (tags.length) await tx.insertInto('identity_project_tags').values([...new Set(tags)].map((tag) => ({ project_id: row.id, tag }))).execute();
+    }), () => nameConflict(row.name, row.id));
     return { project: renderProject(rc.req, row, [...new Set(tags)].sort()) };
   }
 
@@ -347,15 +341,10 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     const extra = { ...current, ...splitExtra(p, KNOWN), ...(p.tags ? { tags: p.tags } : {}) };
     const next: DomainRow = {
       ...d, name: p.name === undefined ? d.name : p.name.trim(),
-      description: p.description === undefined ? d.description : p.description ?? '',
-      enabled: p.enabled === undefined ? d.enabled : p.enabled ? 1 : 0, extra: JSON.stringify(extra),
+      description: patchText(p.description, d.description),
+      enabled: patchFlag(p.enabled, d.enabled), extra: JSON.stringify(extra),
     };
-    try {
-      await db.updateTable('identity_domains').set(next).where('id', '=', d.id).execute();
-    } catch (e) {
-      if (isUniqueViolation(e)) throw conflict(`Conflict occurred attempting to store project - it is not permitted to have two projects acting as domains with the same name: ${next.name}.`);
-      throw e;
-    }
+    await conflictOnDuplicate(db.updateTable('identity_domains').set(next).where('id', '=', d.id).execute(), () => domainNameConflict(next.name));
     if (d.enabled && !next.enabled) await ctx.revocations.revoke(db, { domainId: d.id });
     return { project: renderDomainProject(rc.req, next) };
   }
@@ -399,20 +388,15 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     const extra = { ...currentExtra, ...splitExtra(p, KNOWN) };
     const next: ProjectRow = {
       ...current, name: p.name === undefined ? current.name : p.name.trim(),
-      description: p.description === undefined ? current.description : p.description ?? '',
-      enabled: p.enabled === undefined ? current.enabled : p.enabled ? 1 : 0,
+      description: patchText(p.description, current.description),
+      enabled: patchFlag(p.enabled, current.enabled),
       extra: JSON.stringify(Object.keys(options).length ? { ...extra, options } : extra),
     };
     const tags: string[] | undefined = p.tags ? [...new Set<string>(p.tags.map((t: string) => t.trim()))] : undefined;
-    try {
-      await db.transaction().execute(async (tx) => {
-        await tx.updateTable('identity_projects').set(next).where('id', '=', id).execute();
-        if (tags) await replaceTags(tx, id, tags);
-      });
-    } catch (e) {
-      if (isUniqueViolation(e)) throw nameConflict(next.name, id);
-      throw e;
-    }
+    await conflictOnDuplicate(db.transaction().execute(async (tx) => {
+      await tx.updateTable('identity_projects').set(next).where('id', '=', id).execute();
+      if (tags) await replaceTags(tx, id, tags);
+    }), () => nameConflict(next.name, id));
     if (disabling) await ctx.revocations.revoke(db, { projectId: id });
     return { project: await renderWithTags(ctx, rc.req, next) };
   }
@@ -534,12 +518,8 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
         const current = (await tagsOf(ctx, [row.id])).get(row.id)!;
         if (!current.includes(tag)) {
           if (current.length >= MAX_TAGS) throw badRequest(`Invalid input for field 'tags': a project has at most ${MAX_TAGS} tags.`);
-          try {
-            await db.insertInto('identity_project_tags').values({ project_id: row.id, tag }).execute();
-          } catch (e) {
-            // A concurrent PUT of the same tag: the tag is there, which is what was asked.
-            if (!isUniqueViolation(e)) throw e;
-          }
+          // A concurrent PUT of the same tag: the tag is there, which is what was asked.
+          await ignoreDuplicate(db.insertInto('identity_project_tags').values({ project_id: row.id, tag }).execute());
         }
         rc.reply.header('Location', v3Url(rc.req, `/projects/${row.id}/tags/${encodeURIComponent(tag)}`));
       },

@@ -8,7 +8,9 @@ import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
+import {
+  conflictOnDuplicate, duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters,
+} from '../http.ts';
 import { getDomain, getRole, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { revokeHoldersOf } from './assignments.ts';
@@ -110,12 +112,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
           id: hexId(), name: r.name, domain_id: domainId, description: r.description ?? '',
           options: mergeOptions('{}', r.options), extra: JSON.stringify(splitExtra(r, KNOWN)),
         };
-        try {
-          await db.insertInto('identity_roles').values(row).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('role', 'name', r.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.insertInto('identity_roles').values(row).execute(), () => duplicate('role', 'name', r.name));
         return { role: renderRole(rc.req, row) };
       },
     },
@@ -125,11 +122,8 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
       async handler(rc) {
         const domainId = queryString(rc, 'domain_id');
         if (domainId) rc.enforce('identity:list_domain_roles', { domain_id: domainId });
-        let q = db.selectFrom('identity_roles').selectAll().where('domain_id', '=', domainId ?? '').orderBy('name');
-        const name = queryString(rc, 'name');
-        if (name !== undefined) q = q.where('name', '=', name);
-        const rows = await q.execute();
-        return { roles: rows.map((r) => renderRole(rc.req, r)), links: listLinks(rc.req) };
+        const q = withQueryFilters(db.selectFrom('identity_roles').selectAll().where('domain_id', '=', domainId ?? '').orderBy('name'), rc, ['name']);
+        return renderList(rc.req, 'roles', await q.execute(), renderRole);
       },
     },
     {
@@ -156,18 +150,11 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         }
         if (r.id !== undefined && r.id !== current.id) throw badRequest('Cannot change ID');
         if (r.domain_id !== undefined && (r.domain_id ?? '') !== current.domain_id) throw badRequest('Update of `domain_id` is not allowed.');
-        const extra = { ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(r, KNOWN) };
         const next: RoleRow = {
-          ...current, name: r.name ?? current.name,
-          description: r.description === undefined ? current.description : r.description ?? '',
-          options: mergeOptions(current.options, r.options), extra: JSON.stringify(extra),
+          ...current, name: r.name ?? current.name, description: patchText(r.description, current.description),
+          options: mergeOptions(current.options, r.options), extra: mergeExtra(current.extra, r, KNOWN),
         };
-        try {
-          await db.updateTable('identity_roles').set(next).where('id', '=', current.id).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('role', 'name', next.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.updateTable('identity_roles').set(next).where('id', '=', current.id).execute(), () => duplicate('role', 'name', next.name));
         return { role: renderRole(rc.req, next) };
       },
     },
@@ -216,12 +203,10 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         if (await reaches(ctx, implied.id, prior.id)) {
           throw forbidden(`${implied.id} cannot be an implied role of ${prior.id}: the inference would form a cycle.`);
         }
-        try {
-          await db.insertInto('identity_implied_roles').values({ prior_role_id: prior.id, implied_role_id: implied.id }).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw conflict(`Conflict occurred attempting to store implied_role - Duplicate entry found with prior_role_id ${prior.id} and implied_role_id ${implied.id}.`);
-          throw e;
-        }
+        await conflictOnDuplicate(
+          db.insertInto('identity_implied_roles').values({ prior_role_id: prior.id, implied_role_id: implied.id }).execute(),
+          () => conflict(`Conflict occurred attempting to store implied_role - Duplicate entry found with prior_role_id ${prior.id} and implied_role_id ${implied.id}.`),
+        );
         return inference(rc);
       },
     },

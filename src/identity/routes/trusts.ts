@@ -9,7 +9,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { assignedRoleIds, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { listLinks, queryString, selfLink, splitExtra } from '../http.ts';
+import { listLinks, queryString, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
 import { getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { liveTrustChain, MAX_REDELEGATION_COUNT } from '../tokens/issue.ts';
@@ -278,13 +278,9 @@ export function trustsRoutes(ctx: IdentityContext): Route[] {
       target: (rc) => ({ trustor_user_id: queryString(rc, 'trustor_user_id'), trustee_user_id: queryString(rc, 'trustee_user_id') }),
       async handler(rc) {
         refuseAppCred(rc);
-        let q = db.selectFrom('identity_trusts').selectAll().where('deleted_at', 'is', null).orderBy('created_at').orderBy('id');
-        const trustor = queryString(rc, 'trustor_user_id');
-        const trustee = queryString(rc, 'trustee_user_id');
-        if (trustor !== undefined) q = q.where('trustor_user_id', '=', trustor);
-        if (trustee !== undefined) q = q.where('trustee_user_id', '=', trustee);
-        const rows = await q.execute();
-        return { trusts: rows.map((t) => renderTrustSummary(rc.req, t)), links: listLinks(rc.req) };
+        const q = db.selectFrom('identity_trusts').selectAll().where('deleted_at', 'is', null).orderBy('created_at').orderBy('id');
+        const rows = await withQueryFilters(q, rc, ['trustor_user_id', 'trustee_user_id']).execute();
+        return renderList(rc.req, 'trusts', rows, renderTrustSummary);
       },
     },
     {

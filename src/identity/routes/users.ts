@@ -8,7 +8,10 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, isUniqueViolation, listLinks, queryString, selfLink, splitExtra, withListFilters } from '../http.ts';
+import {
+  assertSameIdAndDomain, conflictOnDuplicate, duplicate, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra,
+  withListFilters,
+} from '../http.ts';
 import { getDomain, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { decoyHash, hashPassword, verifyPassword } from '../passwords.ts';
@@ -175,12 +178,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
           default_project_id: u.default_project_id ?? null, ...pw, options: JSON.stringify(options),
           extra: JSON.stringify(splitExtra(u, KNOWN)), last_active_at: null, created_at: nowIso(),
         };
-        try {
-          await db.insertInto('identity_users').values(row).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('user', 'name', row.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.insertInto('identity_users').values(row).execute(), () => duplicate('user', 'name', row.name));
         await recordHistory(row.id, row.password_hash, row.password_created_at);
         return { user: renderUser(rc.req, row) };
       },
@@ -196,7 +194,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         const expires = passwordExpiresFilter(rc);
         let rows = await q.execute();
         if (expires) rows = rows.filter(expires);
-        return { users: rows.map((r) => renderUser(rc.req, r)), links: listLinks(rc.req) };
+        return renderList(rc.req, 'users', rows, renderUser);
       },
     },
     {
@@ -209,16 +207,14 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         const id = rc.params.user_id!;
         const current = await load(id);
         const u = rc.body.user;
-        if (u.id !== undefined && u.id !== id) throw badRequest('Cannot change user ID');
-        if (u.domain_id !== undefined && u.domain_id !== current.domain_id) throw badRequest('Cannot change Domain ID');
+        assertSameIdAndDomain('user', u, current);
         await checkDefaultProject(u.default_project_id);
         const options = mergeOptions(parseJson<UserOptions>(current.options, {}), u.options);
-        const extra = { ...parseJson<Record<string, unknown>>(current.extra, {}), ...splitExtra(u, KNOWN) };
-        const enabled = u.enabled === undefined ? current.enabled : u.enabled ? 1 : 0;
+        const enabled = patchFlag(u.enabled, current.enabled);
         let next: UserRow = {
           ...current, name: u.name === undefined ? current.name : u.name.trim(), enabled,
           default_project_id: u.default_project_id === undefined ? current.default_project_id : u.default_project_id,
-          options: JSON.stringify(options), extra: JSON.stringify(extra),
+          options: JSON.stringify(options), extra: mergeExtra(current.extra, u, KNOWN),
         };
         if (u.password !== undefined) next = { ...next, ...(await passwordColumns(ctx, u.password, options)) };
         // Re-enabling a user clears a lockout, as Keystone does.
@@ -227,12 +223,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         if (u.password === undefined && u.options && 'ignore_password_expiry' in u.options && current.password_created_at) {
           next.password_expires_at = passwordExpiry(ctx, options, new Date(current.password_created_at));
         }
-        try {
-          await db.updateTable('identity_users').set(next).where('id', '=', id).execute();
-        } catch (e) {
-          if (isUniqueViolation(e)) throw duplicate('user', 'name', next.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.updateTable('identity_users').set(next).where('id', '=', id).execute(), () => duplicate('user', 'name', next.name));
         if (typeof u.password === 'string') await recordHistory(id, next.password_hash, next.password_created_at);
         if ((current.enabled === 1 && enabled === 0) || (u.password !== undefined && u.password !== null)) {
           await ctx.revocations.revoke(db, { userId: id });

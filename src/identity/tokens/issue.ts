@@ -45,11 +45,17 @@ export function secretMatches(secret: string, stored: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** The domain id a {id} or {name} reference names (an id is taken as given; a name must exist). */
+async function domainIdOf(ctx: IdentityContext, ref: { id?: string; name?: string }): Promise<string | undefined> {
+  if (ref.id) return ref.id;
+  return ref.name ? (await ctx.cache.domainByName(ctx.db, ref.name))?.id : undefined;
+}
+
 async function findUser(ctx: IdentityContext, ref: Ref | undefined): Promise<UserRow | undefined> {
   if (!ref) return undefined;
   if (ref.id) return ctx.cache.user(ctx.db, ref.id);
   if (!ref.name || !ref.domain) return undefined;
-  const domainId = ref.domain.id ?? (ref.domain.name ? (await ctx.cache.domainByName(ctx.db, ref.domain.name))?.id : undefined);
+  const domainId = await domainIdOf(ctx, ref.domain);
   return domainId ? ctx.cache.userByName(ctx.db, domainId, ref.name) : undefined;
 }
 
@@ -132,7 +138,7 @@ async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDom
   let project;
   if (ref.id) project = await ctx.cache.project(ctx.db, ref.id);
   else if (ref.name && ref.domain) {
-    const domainId = ref.domain.id ?? (ref.domain.name ? (await ctx.cache.domainByName(ctx.db, ref.domain.name))?.id : undefined);
+    const domainId = await domainIdOf(ctx, ref.domain);
     if (domainId) project = await ctx.cache.projectByName(ctx.db, domainId, ref.name);
   } else {
     throw badRequest('Expecting to find domain in project. The server could not comply with the request since it is either malformed or otherwise incorrect.');
