@@ -73,9 +73,3 @@ export function targetImage(rc: RouteContext): ImageRecord {
   if (!img) throw new ApiError('Internal', 'An unexpected error prevented the server from fulfilling your request.');
   return img;
 }
-
-/** The path of a request below the service prefix, without the query. */
-export function pathBelow(req: FastifyRequest, prefix: string): string {
-  const url = req.url.split('?')[0] ?? '';
-  return url.startsWith(prefix) ? url.slice(prefix.length) : url;
-}

@@ -18,34 +18,19 @@ export interface ImageMember {
   updated_at: string;
 }
 
-/** An image as the image service keeps it (times are ISO strings with milliseconds). */
-export interface ImageRecord {
-  id: string;
-  name: string | null;
-  status: string;
-  visibility: string;
+/**
+ * An image as the image service keeps it (times are ISO strings with
+ * milliseconds): the row with its flags as booleans, its properties parsed, and
+ * its tags and members from their own tables.
+ */
+export type ImageRecord = Omit<ImageRow, 'protected' | 'os_hidden' | 'properties'> & {
   protected: boolean;
   os_hidden: boolean;
-  checksum: string | null;
-  os_hash_algo: string | null;
-  os_hash_value: string | null;
-  size: number | null;
-  virtual_size: number | null;
-  disk_format: string | null;
-  container_format: string | null;
-  min_disk: number;
-  min_ram: number;
-  owner: string | null;
   /** Extra properties; values are strings (null only for schema properties that allow it). */
   properties: Record<string, string | null>;
   tags: string[];
   members: ImageMember[];
-  /** The store key of the image's data; null while it has none. */
-  location: string | null;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-}
+};
 
 /** Glance's image_tag_quota, image_property_quota and image_member_quota defaults. */
 export const QUOTAS = { tags: 128, properties: 128, members: 128 } as const;

@@ -3,6 +3,7 @@
 // types (OS::Glance::Image, OS::Nova::Flavor, ...) they apply to. Only the
 // schemas and the wire views live here; routes/metadefs.ts serves them.
 import type { JsonSchema } from './jsonschema.ts';
+import { collectionSchema } from './schemas.ts';
 
 const PROPERTY_TYPES = ['array', 'boolean', 'integer', 'number', 'object', 'string', null];
 
@@ -54,17 +55,6 @@ function raw(name: string, properties: Record<string, JsonSchema>, required?: st
     name, properties, additionalProperties: false,
     ...(defs ? { definitions: defs } : {}),
     ...(required && required.length ? { required } : {}),
-  };
-}
-
-/** CollectionSchema.raw(): the item schema's definitions move up to the collection. */
-function collection(name: string, item: JsonSchema): JsonSchema {
-  const { definitions: defs, ...itemRaw } = item;
-  return {
-    name,
-    properties: { [name]: { type: 'array', items: itemRaw }, first: { type: 'string' }, next: { type: 'string' }, schema: { type: 'string' } },
-    links: [{ rel: 'first', href: '{first}' }, { rel: 'next', href: '{next}' }, { rel: 'describedby', href: '{schema}' }],
-    ...(defs ? { definitions: defs } : {}),
   };
 }
 
@@ -139,9 +129,9 @@ export function resourceTypeSchema(): JsonSchema {
 /** The /v2/schemas/metadefs/* documents, by path below /v2/schemas/metadefs/. */
 export const METADEF_SCHEMAS: Record<string, () => JsonSchema> = {
   namespace: namespaceSchema,
-  namespaces: () => collection('namespaces', namespaceSchema()),
+  namespaces: () => collectionSchema('namespaces', namespaceSchema()),
   object: objectSchema,
-  objects: () => collection('objects', objectSchema()),
+  objects: () => collectionSchema('objects', objectSchema()),
   property: () => propertySchema(),
   properties: () => {
     const { definitions: defs, ...item } = propertySchema(false);
@@ -156,7 +146,7 @@ export const METADEF_SCHEMAS: Record<string, () => JsonSchema> = {
     };
   },
   tag: tagSchema,
-  tags: () => collection('tags', tagSchema()),
+  tags: () => collectionSchema('tags', tagSchema()),
   resource_type: resourceTypeSchema,
-  resource_types: () => collection('resource_type_associations', resourceTypeSchema()),
+  resource_types: () => collectionSchema('resource_type_associations', resourceTypeSchema()),
 };

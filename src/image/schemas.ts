@@ -124,23 +124,26 @@ export function imageSchema(): JsonSchema {
   };
 }
 
-/** GET /v2/schemas/images: CollectionSchema('images', image).raw(). */
-export function imagesSchema(): JsonSchema {
-  return {
-    name: 'images',
-    properties: {
-      images: { type: 'array', items: imageSchema() },
-      first: { type: 'string' },
-      next: { type: 'string' },
-      schema: { type: 'string' },
-    },
-    links: [
-      { rel: 'first', href: '{first}' },
-      { rel: 'next', href: '{next}' },
-      { rel: 'describedby', href: '{schema}' },
-    ],
-  };
+/**
+ * Glance's CollectionSchema(name, item): raw() also describes the pagination
+ * links (first, next), minimal() only the schema link. The item schema's
+ * definitions move up to the collection.
+ */
+export function collectionSchema(name: string, item: JsonSchema, form: 'raw' | 'minimal' = 'raw'): JsonSchema {
+  const { definitions: defs, ...items } = item;
+  const list = { type: 'array', items };
+  const schema: JsonSchema = form === 'raw'
+    ? {
+      name,
+      properties: { [name]: list, first: { type: 'string' }, next: { type: 'string' }, schema: { type: 'string' } },
+      links: [{ rel: 'first', href: '{first}' }, { rel: 'next', href: '{next}' }, { rel: 'describedby', href: '{schema}' }],
+    }
+    : { name, properties: { [name]: list, schema: { type: 'string' } }, links: [{ rel: 'describedby', href: '{schema}' }] };
+  return defs ? { ...schema, definitions: defs } : schema;
 }
+
+/** GET /v2/schemas/images: CollectionSchema('images', image).raw(). */
+export const imagesSchema = (): JsonSchema => collectionSchema('images', imageSchema());
 
 function memberProperties(): Record<string, JsonSchema> {
   return {
@@ -159,16 +162,7 @@ export function memberSchema(): JsonSchema {
 }
 
 /** GET /v2/schemas/members: CollectionSchema('members', member).minimal(). */
-export function membersSchema(): JsonSchema {
-  return {
-    name: 'members',
-    properties: {
-      members: { type: 'array', items: memberSchema() },
-      schema: { type: 'string' },
-    },
-    links: [{ rel: 'describedby', href: '{schema}' }],
-  };
-}
+export const membersSchema = (): JsonSchema => collectionSchema('members', memberSchema(), 'minimal');
 
 /** The schema requests are validated against (the served one, computed once). */
 export const IMAGE_SCHEMA: JsonSchema = imageSchema();

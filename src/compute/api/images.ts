@@ -2,14 +2,13 @@
 // /images/detail, /images/{id} and /images/{id}/metadata, served from the
 // image service's data.
 import type { FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
 import { ApiError, badRequest, forbidden, notFound } from '../../common/errors.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { hostUrl, isoTime, links, nextLinks, pageParams, parseTime, q, validate, versioned } from './http.ts';
 import type { ImageInfo } from './images-access.ts';
 import { projectLimits } from './quota.ts';
-import { Metadata } from './servers.ts';
+import { MetadataBody, metadataItem } from './servers.ts';
 
 const STATUS: Record<string, string> = { active: 'ACTIVE', queued: 'SAVING', saving: 'SAVING', deleted: 'DELETED', pending_delete: 'DELETED', killed: 'ERROR' };
 const PROGRESS: Record<string, number> = { queued: 25, saving: 50, active: 100 };
@@ -33,9 +32,6 @@ function detail(req: FastifyRequest, i: ImageInfo) {
   if (adc !== undefined) out['OS-DCF:diskConfig'] = /^(1|t|true|on|y|yes)$/i.test(adc) ? 'AUTO' : 'MANUAL';
   return out;
 }
-
-const MetadataBody = Type.Object({ metadata: Metadata }, { additionalProperties: false });
-const MetaBody = Type.Object({ meta: Type.Object({}, { patternProperties: { '^[a-zA-Z0-9-_:. ]{1,255}$': Type.String({ maxLength: 255 }) }, additionalProperties: false, minProperties: 1, maxProperties: 1 }) }, { additionalProperties: false });
 
 export function imageProxyRoutes(ctx: ComputeContext): Route[] {
   const load = async (rc: RouteContext) => {
@@ -148,14 +144,10 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
     {
       method: 'PUT', path: '/v2.1/images/:image_id/metadata/:key', rule: 'os_compute_api:images',
       async handler(rc) {
-        const raw = rc.body as { meta?: Record<string, unknown> } | undefined;
-        if (raw?.meta && typeof raw.meta === 'object' && Object.keys(raw.meta).length > 1) throw badRequest('Request body contains too many items');
-        const body = validate<{ meta: Record<string, string> }>(MetaBody, rc.body);
-        const key = rc.params.key!;
-        if (!(key in body.meta)) throw badRequest('Request body and URI mismatch');
+        const meta = metadataItem(rc);
         const img = await load(rc);
-        await setProps(rc, img, body.meta, false);
-        return { meta: body.meta };
+        await setProps(rc, img, meta, false);
+        return { meta };
       },
     },
     {

@@ -44,6 +44,13 @@ async function allHosts(ctx: ComputeContext): Promise<HostRow[]> {
   return ctx.db.selectFrom('compute_hosts').selectAll().orderBy('created_at').orderBy('hostname').execute();
 }
 
+/** The hosts whose hostname contains `pattern` (Nova's hypervisor search); none is a 404. */
+function hostsMatching(hosts: HostRow[], pattern: string): HostRow[] {
+  const found = hosts.filter((h) => h.hostname.includes(pattern));
+  if (!found.length) throw notFound(`No hypervisor matching '${pattern}' could be found.`);
+  return found;
+}
+
 // ---- services
 
 interface ServiceView {
@@ -189,8 +196,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
     let limit = 0;
     if (pattern !== undefined) {
       if (q(rc, 'limit') !== undefined || q(rc, 'marker') !== undefined) throw badRequest('Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported.');
-      hosts = hosts.filter((h) => h.hostname.includes(pattern));
-      if (!hosts.length) throw notFound(`No hypervisor matching '${pattern}' could be found.`);
+      hosts = hostsMatching(hosts, pattern);
     } else if (v.ge('2.33')) {
       const p = pageParams(rc);
       limit = p.limit;
@@ -289,9 +295,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
       method: 'GET', path: '/v2.1/os-hypervisors/:pattern/search', rule,
       async handler(rc) {
         const all = await load();
-        const pattern = rc.params.pattern!;
-        const hosts = all.hosts.filter((h) => h.hostname.includes(pattern));
-        if (!hosts.length) throw notFound(`No hypervisor matching '${pattern}' could be found.`);
+        const hosts = hostsMatching(all.hosts, rc.params.pattern!);
         return { hypervisors: hosts.map((h) => hypervisorView(rc, h, all.numbers.get(h.id)!, all.svcs.get(h.id)!, all.usage.get(h.hostname)!, false, false)) };
       },
     }, undefined, '2.52'),
@@ -299,9 +303,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
       method: 'GET', path: '/v2.1/os-hypervisors/:pattern/servers', rule,
       async handler(rc) {
         const all = await load();
-        const pattern = rc.params.pattern!;
-        const hosts = all.hosts.filter((h) => h.hostname.includes(pattern));
-        if (!hosts.length) throw notFound(`No hypervisor matching '${pattern}' could be found.`);
+        const hosts = hostsMatching(all.hosts, rc.params.pattern!);
         return {
           hypervisors: hosts.map((h) => {
             const u = all.usage.get(h.hostname)!;

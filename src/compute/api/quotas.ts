@@ -36,14 +36,18 @@ export async function usageFor(db: Db, projectId: string, userId?: string): Prom
   return out;
 }
 
-/** Resources shown at a microversion: network proxies go at 2.36, injected files at 2.57. */
-function shown(rc: RouteContext): QuotaResource[] {
+const NETWORK_PROXIES = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
+const INJECTED_FILES = ['injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
+
+/** Resources shown at a microversion: network proxies go at `networkGone`, injected files at 2.57. */
+function shownFrom(rc: RouteContext, networkGone: string): QuotaResource[] {
   const v = mv(rc);
-  let hidden: string[] = [];
-  if (v.ge('2.36')) hidden = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
-  if (v.ge('2.57')) hidden = [...hidden, 'injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
+  const hidden = [...(v.ge(networkGone) ? NETWORK_PROXIES : []), ...(v.ge('2.57') ? INJECTED_FILES : [])];
   return QUOTA_RESOURCES.filter((r) => !hidden.includes(r));
 }
+/** Quota sets drop the network proxies at 2.36, quota class sets at 2.50. */
+const shown = (rc: RouteContext): QuotaResource[] => shownFrom(rc, '2.36');
+const classShown = (rc: RouteContext): QuotaResource[] => shownFrom(rc, '2.50');
 
 async function checkProject(ctx: ComputeContext, id: string): Promise<void> {
   if (!(await getProject(ctx.db, id))) throw badRequest(`Project ID ${id} is not a valid project.`);
@@ -206,13 +210,4 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
       },
     },
   ];
-}
-
-/** Quota class sets drop the network proxies at 2.50 and injected files at 2.57. */
-function classShown(rc: RouteContext): QuotaResource[] {
-  const v = mv(rc);
-  let hidden: string[] = [];
-  if (v.ge('2.50')) hidden = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
-  if (v.ge('2.57')) hidden = [...hidden, 'injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
-  return QUOTA_RESOURCES.filter((r) => !hidden.includes(r));
 }

@@ -8,13 +8,11 @@ import type { ComputeContext } from './context.ts';
 import { endpoint, validate, versioned } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { projectLimits } from './quota.ts';
-import { Metadata } from './servers.ts';
+import { MetadataBody, metadataItem } from './servers.ts';
 import { loadServer, metadataOf, serverTarget, tagsOf, type ServerRow } from './servers-store.ts';
 import { checkState, invalidState, VmState } from './state.ts';
 
 const CHANGEABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.SUSPENDED, VmState.STOPPED];
-const MetadataBody = Type.Object({ metadata: Metadata }, { additionalProperties: false });
-const MetaBody = Type.Object({ meta: Type.Object({}, { patternProperties: { '^[a-zA-Z0-9-_:. ]{1,255}$': Type.String({ maxLength: 255 }) }, additionalProperties: false, minProperties: 1, maxProperties: 1 }) }, { additionalProperties: false });
 const TAG_MAX = 50;
 const TagsBody = Type.Object({ tags: Type.Array(Type.String({ minLength: 1, maxLength: 60, pattern: '^[^,/]*$' }), { maxItems: TAG_MAX }) }, { additionalProperties: false });
 
@@ -75,15 +73,11 @@ export function serverMetadataRoutes(ctx: ComputeContext): Route[] {
     {
       method: 'PUT', path: `${base}/:key`, rule: 'os_compute_api:server-metadata:change', target,
       async handler(rc) {
-        const raw = rc.body as { meta?: Record<string, unknown> } | undefined;
-        if (raw?.meta && typeof raw.meta === 'object' && Object.keys(raw.meta).length > 1) throw badRequest('Request body contains too many items');
-        const body = validate<{ meta: Record<string, string> }>(MetaBody, rc.body);
-        const key = rc.params.key!;
-        if (!(key in body.meta)) throw badRequest('Request body and URI mismatch');
+        const meta = metadataItem(rc);
         const s = await loadServer(ctx, rc);
         checkChangeable(rc, s, 'update_instance_metadata');
-        await saveMetadata(ctx, s, body.meta, false);
-        return { meta: { [key]: body.meta[key] } };
+        await saveMetadata(ctx, s, meta, false);
+        return { meta };
       },
     },
     {

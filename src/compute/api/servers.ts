@@ -21,6 +21,21 @@ import { statesOf, TaskState, VmState } from './state.ts';
 
 const METADATA_KEY = '^[a-zA-Z0-9-_:. ]{1,255}$';
 export const Metadata = Type.Object({}, { patternProperties: { [METADATA_KEY]: Type.String({ maxLength: 255 }) }, additionalProperties: false });
+/** {"metadata": {...}}: sets or replaces a server's (or, below 2.39, an image's) metadata. */
+export const MetadataBody = Type.Object({ metadata: Metadata }, { additionalProperties: false });
+const MetaBody = Type.Object({
+  meta: Type.Object({}, { patternProperties: { [METADATA_KEY]: Type.String({ maxLength: 255 }) }, additionalProperties: false, minProperties: 1, maxProperties: 1 }),
+}, { additionalProperties: false });
+
+/** The body of PUT .../metadata/{key}: {"meta": {key: value}}, one item whose key is the URI's. */
+export function metadataItem(rc: RouteContext): Record<string, string> {
+  const raw = rc.body as { meta?: Record<string, unknown> } | undefined;
+  if (raw?.meta && typeof raw.meta === 'object' && Object.keys(raw.meta).length > 1) throw badRequest('Request body contains too many items');
+  const { meta } = validate<{ meta: Record<string, string> }>(MetaBody, rc.body);
+  if (!(rc.params.key! in meta)) throw badRequest('Request body and URI mismatch');
+  return meta;
+}
+
 const Tag = Type.String({ minLength: 1, maxLength: 60, pattern: '^[^,/]*$' });
 const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' });
 const PositiveInt = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]*[1-9][0-9]*$' })]);

@@ -12,7 +12,6 @@
 import type { DesiredPower } from '../schema.ts';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
-export const AGENT_PROTOCOL_VERSION = 1;
 
 export interface HostInfo {
   kinds: string[];

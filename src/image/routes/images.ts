@@ -232,6 +232,14 @@ function listLinks(rc: RouteContext, nextMarker: string | undefined): { first: s
 
 export function imagesRoutes(ictx: ImageContext): Route[] {
   const target = imageTargetLoader(ictx);
+  /** Deactivate and reactivate: a no-op if already there, 403 unless the image is in `from`. */
+  async function switchStatus(rc: RouteContext, from: string, to: string, verb: string): Promise<void> {
+    const img = targetImage(rc);
+    if (img.status === to) return;
+    if (img.status !== from || !(await setStatus(ictx.db, img.id, from, to))) {
+      throw forbidden(`Not allowed to ${verb} image in status '${img.status}'`);
+    }
+  }
   return [
     {
       method: 'POST', path: '/v2/images', rule: 'add_image', status: 201,
@@ -295,23 +303,11 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
     },
     {
       method: 'POST', path: '/v2/images/:image_id/actions/deactivate', rule: 'deactivate', target, status: 204,
-      async handler(rc) {
-        const img = targetImage(rc);
-        if (img.status === 'deactivated') return;
-        if (img.status !== 'active' || !(await setStatus(ictx.db, img.id, 'active', 'deactivated'))) {
-          throw forbidden(`Not allowed to deactivate image in status '${img.status}'`);
-        }
-      },
+      handler: (rc) => switchStatus(rc, 'active', 'deactivated', 'deactivate'),
     },
     {
       method: 'POST', path: '/v2/images/:image_id/actions/reactivate', rule: 'reactivate', target, status: 204,
-      async handler(rc) {
-        const img = targetImage(rc);
-        if (img.status === 'active') return;
-        if (img.status !== 'deactivated' || !(await setStatus(ictx.db, img.id, 'deactivated', 'active'))) {
-          throw forbidden(`Not allowed to reactivate image in status '${img.status}'`);
-        }
-      },
+      handler: (rc) => switchStatus(rc, 'deactivated', 'active', 'reactivate'),
     },
     {
       method: 'PUT', path: '/v2/images/:image_id/tags/:tag', rule: 'modify_image', target, status: 204,

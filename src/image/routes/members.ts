@@ -18,6 +18,19 @@ function findMember(img: ImageRecord, memberId: string): ImageMember {
   return m;
 }
 
+/**
+ * The one attribute a member request body carries ({"member": ...} or
+ * {"status": ...}), with Glance's 400s for no body, a body that is not an
+ * object, and a body without it.
+ */
+function bodyAttribute(rc: RouteContext, key: string, notObject: string, missing: string): unknown {
+  const body = rc.body;
+  if (body === undefined || body === null) throw badRequest('Body expected in request.');
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(notObject);
+  if (!(key in body)) throw badRequest(missing);
+  return (body as Record<string, unknown>)[key];
+}
+
 /** A project sees every member of its own image, a member only its own membership. */
 function visibleMembers(rc: RouteContext, img: ImageRecord): ImageMember[] {
   const cred = rc.cred!;
@@ -31,11 +44,7 @@ export function membersRoutes(ictx: ImageContext): Route[] {
     {
       method: 'POST', path: '/v2/images/:image_id/members', rule: 'add_member', target,
       async handler(rc) {
-        const body = rc.body as { member?: unknown } | undefined;
-        if (body === undefined || body === null) throw badRequest('Body expected in request.');
-        if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Expected a member in the form: {"member": "image_id"}');
-        if (!('member' in body)) throw badRequest('Member to be added not specified');
-        const memberId = body.member;
+        const memberId = bodyAttribute(rc, 'member', 'Expected a member in the form: {"member": "image_id"}', 'Member to be added not specified');
         if (!memberId) throw badRequest("Member can't be empty");
         if (typeof memberId !== 'string' || memberId.length > 255) throw badRequest('Member must be a project id (a string of at most 255 characters).');
         const img = targetImage(rc);
@@ -78,11 +87,7 @@ export function membersRoutes(ictx: ImageContext): Route[] {
     {
       method: 'PUT', path: '/v2/images/:image_id/members/:member_id', rule: 'modify_member', target,
       async handler(rc) {
-        const body = rc.body as { status?: unknown } | undefined;
-        if (body === undefined || body === null) throw badRequest('Body expected in request.');
-        if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Expected a status in the form: {"status": "status"}');
-        if (!('status' in body)) throw badRequest('Status not specified');
-        const status = body.status;
+        const status = bodyAttribute(rc, 'status', 'Expected a status in the form: {"status": "status"}', 'Status not specified');
         const img = targetImage(rc);
         requireShared(img, `Not allowed to update members for image ${img.id}.`);
         const m = findMember(img, rc.params.member_id!);

@@ -50,6 +50,22 @@ function validate(schema: JsonSchema, body: unknown, name: string, disallowed: s
 
 const nsMissing = (ns: string) => notFound(`Metadata definition namespace=${ns} was not found.`);
 
+/** A namespace's members kept by name: their table and how Glance's messages name them. */
+const MEMBERS = {
+  object: { table: 'image_metadef_objects', noun: 'metadata definition object' },
+  property: { table: 'image_metadef_properties', noun: 'metadata definition property' },
+  tag: { table: 'image_metadef_tags', noun: 'metadata tag' },
+} as const;
+type MemberKind = keyof typeof MEMBERS;
+type MemberRow = { object: ObjectRow; property: PropertyRow; tag: TagRow };
+
+const memberMissing = (kind: MemberKind, ns: string, name: string) => {
+  const noun = MEMBERS[kind].noun;
+  return notFound(`${noun[0]!.toUpperCase()}${noun.slice(1)} not found for namespace=${ns} and ${kind}=${name}.`);
+};
+const memberExists = (kind: MemberKind, ns: string, name: string) =>
+  conflict(`A ${MEMBERS[kind].noun} with name=${name} already exists in namespace=${ns}.`);
+
 const canSeeNamespace = (rc: RouteContext, ns: NamespaceRow): boolean =>
   isAdminCred(rc.cred!) || ns.visibility === 'public' || (rc.cred!.projectId !== null && rc.cred!.projectId === ns.owner);
 
@@ -116,6 +132,30 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
   const nsOf = (rc: RouteContext): NamespaceRow => loadedNs.get(rc.req)!;
   const touch = (ns: string) => db.updateTable('image_metadef_namespaces').set({ updated_at: now() }).where('namespace', '=', ns).execute();
   const assocsOf = (ns: string) => db.selectFrom('image_metadef_associations').selectAll().where('namespace', '=', ns).orderBy('created_at').execute();
+
+  // A namespace's objects, properties and tags: found, added, renamed and
+  // removed by name the same way (404 for a missing name, 409 for a taken one).
+  const findMember = (kind: MemberKind, ns: string, name: string) =>
+    db.selectFrom(MEMBERS[kind].table).selectAll().where('namespace', '=', ns).where('name', '=', name).executeTakeFirst();
+  /** The member called `name`; a 404 naming `shown` (the name as asked for) if there is none. */
+  async function getMember<K extends MemberKind>(kind: K, ns: string, name: string, shown = name): Promise<MemberRow[K]> {
+    const row = await findMember(kind, ns, name);
+    if (!row) throw memberMissing(kind, ns, shown);
+    return row as MemberRow[K];
+  }
+  async function addMember<K extends MemberKind>(kind: K, row: MemberRow[K]): Promise<void> {
+    if (await findMember(kind, row.namespace, row.name)) throw memberExists(kind, row.namespace, row.name);
+    await db.insertInto(MEMBERS[kind].table).values(row).execute();
+  }
+  /** Replaces the member called `name` by `next` (which may carry a new name). */
+  async function replaceMember<K extends MemberKind>(kind: K, name: string, next: MemberRow[K]): Promise<void> {
+    if (next.name !== name && (await findMember(kind, next.namespace, next.name))) throw memberExists(kind, next.namespace, next.name);
+    await db.updateTable(MEMBERS[kind].table).set(next).where('namespace', '=', next.namespace).where('name', '=', name).execute();
+  }
+  async function deleteMember(kind: MemberKind, ns: string, name: string): Promise<void> {
+    const res = await db.deleteFrom(MEMBERS[kind].table).where('namespace', '=', ns).where('name', '=', name).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) throw memberMissing(kind, ns, name);
+  }
 
   const base = '/v2/metadefs/namespaces/:namespace';
   return [
@@ -361,19 +401,14 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           namespace: ns.namespace, name: b.name as string, description: (b.description as string | undefined) ?? null,
           required: JSON.stringify(b.required ?? []), properties: JSON.stringify(b.properties ?? {}), created_at: t, updated_at: t,
         };
-        const exists = await db.selectFrom('image_metadef_objects').select('name').where('namespace', '=', ns.namespace).where('name', '=', row.name).executeTakeFirst();
-        if (exists) throw conflict(`A metadata definition object with name=${row.name} already exists in namespace=${ns.namespace}.`);
-        await db.insertInto('image_metadef_objects').values(row).execute();
+        await addMember('object', row);
         return renderObject(row);
       },
     },
     {
       method: 'GET', path: `${base}/objects/:object`, rule: 'get_metadef_object', target,
       async handler(rc) {
-        const ns = nsOf(rc);
-        const row = await db.selectFrom('image_metadef_objects').selectAll().where('namespace', '=', ns.namespace).where('name', '=', rc.params.object!).executeTakeFirst();
-        if (!row) throw notFound(`Metadata definition object not found for namespace=${ns.namespace} and object=${rc.params.object}.`);
-        return renderObject(row);
+        return renderObject(await getMember('object', nsOf(rc).namespace, rc.params.object!));
       },
     },
     {
@@ -383,26 +418,19 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         checkObjectProperties(b);
         const ns = nsOf(rc);
         const name = rc.params.object!;
-        const row = await db.selectFrom('image_metadef_objects').selectAll().where('namespace', '=', ns.namespace).where('name', '=', name).executeTakeFirst();
-        if (!row) throw notFound(`Metadata definition object not found for namespace=${ns.namespace} and object=${name}.`);
+        const row = await getMember('object', ns.namespace, name);
         const next: ObjectRow = {
           ...row, name: b.name as string, description: (b.description as string | undefined) ?? null,
           required: JSON.stringify(b.required ?? []), properties: JSON.stringify(b.properties ?? {}), updated_at: now(),
         };
-        if (next.name !== name) {
-          const clash = await db.selectFrom('image_metadef_objects').select('name').where('namespace', '=', ns.namespace).where('name', '=', next.name).executeTakeFirst();
-          if (clash) throw conflict(`A metadata definition object with name=${next.name} already exists in namespace=${ns.namespace}.`);
-        }
-        await db.updateTable('image_metadef_objects').set(next).where('namespace', '=', ns.namespace).where('name', '=', name).execute();
+        await replaceMember('object', name, next);
         return renderObject(next);
       },
     },
     {
       method: 'DELETE', path: `${base}/objects/:object`, rule: 'delete_metadef_object', target, status: 204,
       async handler(rc) {
-        const ns = nsOf(rc);
-        const res = await db.deleteFrom('image_metadef_objects').where('namespace', '=', ns.namespace).where('name', '=', rc.params.object!).executeTakeFirst();
-        if (Number(res.numDeletedRows) === 0) throw notFound(`Metadata definition object not found for namespace=${ns.namespace} and object=${rc.params.object}.`);
+        await deleteMember('object', nsOf(rc).namespace, rc.params.object!);
       },
     },
     // ---------------------------------------------------------------- properties
@@ -420,9 +448,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         const ns = nsOf(rc);
         const t = now();
         const row: PropertyRow = { namespace: ns.namespace, name: b.name as string, definition: propertyDefinition(b), created_at: t, updated_at: t };
-        const exists = await db.selectFrom('image_metadef_properties').select('name').where('namespace', '=', ns.namespace).where('name', '=', row.name).executeTakeFirst();
-        if (exists) throw conflict(`A metadata definition property with name=${row.name} already exists in namespace=${ns.namespace}.`);
-        await db.insertInto('image_metadef_properties').values(row).execute();
+        await addMember('property', row);
         return renderProperty(row);
       },
     },
@@ -437,9 +463,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           const prefix = (await assocsOf(ns.namespace)).find((a) => a.resource_type === rt)?.prefix;
           if (prefix && name.startsWith(prefix)) name = name.slice(prefix.length);
         }
-        const row = await db.selectFrom('image_metadef_properties').selectAll().where('namespace', '=', ns.namespace).where('name', '=', name).executeTakeFirst();
-        if (!row) throw notFound(`Metadata definition property not found for namespace=${ns.namespace} and property=${rc.params.property}.`);
-        return renderProperty(row);
+        return renderProperty(await getMember('property', ns.namespace, name, rc.params.property!));
       },
     },
     {
@@ -448,23 +472,16 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         const b = validate(PROPERTY_SCHEMA, rc.body, 'property', []);
         const ns = nsOf(rc);
         const name = rc.params.property!;
-        const row = await db.selectFrom('image_metadef_properties').selectAll().where('namespace', '=', ns.namespace).where('name', '=', name).executeTakeFirst();
-        if (!row) throw notFound(`Metadata definition property not found for namespace=${ns.namespace} and property=${name}.`);
+        const row = await getMember('property', ns.namespace, name);
         const next: PropertyRow = { ...row, name: b.name as string, definition: propertyDefinition(b), updated_at: now() };
-        if (next.name !== name) {
-          const clash = await db.selectFrom('image_metadef_properties').select('name').where('namespace', '=', ns.namespace).where('name', '=', next.name).executeTakeFirst();
-          if (clash) throw conflict(`A metadata definition property with name=${next.name} already exists in namespace=${ns.namespace}.`);
-        }
-        await db.updateTable('image_metadef_properties').set(next).where('namespace', '=', ns.namespace).where('name', '=', name).execute();
+        await replaceMember('property', name, next);
         return renderProperty(next);
       },
     },
     {
       method: 'DELETE', path: `${base}/properties/:property`, rule: 'remove_metadef_property', target, status: 204,
       async handler(rc) {
-        const ns = nsOf(rc);
-        const res = await db.deleteFrom('image_metadef_properties').where('namespace', '=', ns.namespace).where('name', '=', rc.params.property!).executeTakeFirst();
-        if (Number(res.numDeletedRows) === 0) throw notFound(`Metadata definition property not found for namespace=${ns.namespace} and property=${rc.params.property}.`);
+        await deleteMember('property', nsOf(rc).namespace, rc.params.property!);
       },
     },
     // ---------------------------------------------------------------- tags
@@ -493,7 +510,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           if (!append) await tx.deleteFrom('image_metadef_tags').where('namespace', '=', ns.namespace).execute();
           const existing = new Set((await tx.selectFrom('image_metadef_tags').select('name').where('namespace', '=', ns.namespace).execute()).map((r) => r.name));
           const dup = names.find((n) => existing.has(n));
-          if (dup) throw conflict(`A metadata tag with name=${dup} already exists in namespace=${ns.namespace}.`);
+          if (dup) throw memberExists('tag', ns.namespace, dup);
           if (names.length) await tx.insertInto('image_metadef_tags').values(names.map((name) => ({ namespace: ns.namespace, name, created_at: t, updated_at: t }))).execute();
         });
         return { tags: names.map((name) => ({ name })) };
@@ -505,21 +522,16 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         const ns = nsOf(rc);
         const name = rc.params.tag!;
         validate(TAG_SCHEMA, { name }, 'tag', []);
-        const exists = await db.selectFrom('image_metadef_tags').select('name').where('namespace', '=', ns.namespace).where('name', '=', name).executeTakeFirst();
-        if (exists) throw conflict(`A metadata tag with name=${name} already exists in namespace=${ns.namespace}.`);
         const t = now();
         const row: TagRow = { namespace: ns.namespace, name, created_at: t, updated_at: t };
-        await db.insertInto('image_metadef_tags').values(row).execute();
+        await addMember('tag', row);
         return renderTag(row);
       },
     },
     {
       method: 'GET', path: `${base}/tags/:tag`, rule: 'get_metadef_tag', target,
       async handler(rc) {
-        const ns = nsOf(rc);
-        const row = await db.selectFrom('image_metadef_tags').selectAll().where('namespace', '=', ns.namespace).where('name', '=', rc.params.tag!).executeTakeFirst();
-        if (!row) throw notFound(`Metadata tag not found for namespace=${ns.namespace} and tag=${rc.params.tag}.`);
-        return renderTag(row);
+        return renderTag(await getMember('tag', nsOf(rc).namespace, rc.params.tag!));
       },
     },
     {
@@ -528,23 +540,16 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         const b = validate(TAG_SCHEMA, rc.body, 'tag', ['created_at', 'updated_at']);
         const ns = nsOf(rc);
         const name = rc.params.tag!;
-        const row = await db.selectFrom('image_metadef_tags').selectAll().where('namespace', '=', ns.namespace).where('name', '=', name).executeTakeFirst();
-        if (!row) throw notFound(`Metadata tag not found for namespace=${ns.namespace} and tag=${name}.`);
+        const row = await getMember('tag', ns.namespace, name);
         const next: TagRow = { ...row, name: b.name as string, updated_at: now() };
-        if (next.name !== name) {
-          const clash = await db.selectFrom('image_metadef_tags').select('name').where('namespace', '=', ns.namespace).where('name', '=', next.name).executeTakeFirst();
-          if (clash) throw conflict(`A metadata tag with name=${next.name} already exists in namespace=${ns.namespace}.`);
-        }
-        await db.updateTable('image_metadef_tags').set(next).where('namespace', '=', ns.namespace).where('name', '=', name).execute();
+        await replaceMember('tag', name, next);
         return renderTag(next);
       },
     },
     {
       method: 'DELETE', path: `${base}/tags/:tag`, rule: 'delete_metadef_tag', target, status: 204,
       async handler(rc) {
-        const ns = nsOf(rc);
-        const res = await db.deleteFrom('image_metadef_tags').where('namespace', '=', ns.namespace).where('name', '=', rc.params.tag!).executeTakeFirst();
-        if (Number(res.numDeletedRows) === 0) throw notFound(`Metadata tag not found for namespace=${ns.namespace} and tag=${rc.params.tag}.`);
+        await deleteMember('tag', nsOf(rc).namespace, rc.params.tag!);
       },
     },
   ];
