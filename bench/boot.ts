@@ -24,7 +24,7 @@ import { inspectArchive, unpackLayer } from '../src/agent/drivers/container/oci.
 import { buildSpec } from '../src/agent/drivers/container/spec.ts';
 import { run, runOk } from '../src/agent/exec.ts';
 import type { DesiredServer } from '../src/compute/engine/protocol.ts';
-import { request } from './lib.ts';
+import { freePort, pct, request } from './lib.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,18 +59,8 @@ function cpuTree(pid: number): number {
   return total;
 }
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function pool<T>(items: T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '../src/identity/passwords.ts';
-import { format, request, run, type RunResult } from './lib.ts';
+import { format, freePort, request, run, type RunResult } from './lib.ts';
 
 // req/s at concurrency 16, Debian's Keystone (Zed) under uwsgi with memcached on
 // this machine kind (the issue's reference). The issue gives no rescope figure:
@@ -26,15 +26,6 @@ const arg = (name: string, dflt: number) => {
 const N = arg('requests', 2000);
 const N_ISSUE = arg('issue-requests', 200);
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** RSS in MiB, and its split into anonymous memory and file-backed pages (mostly Node's own binary). */
 function rssOf(pid: number): { rss: number; anon: number; file: number } {

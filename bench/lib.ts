@@ -1,6 +1,7 @@
 // Small load-generation helpers shared by the benchmarks: keep-alive HTTP,
 // a fixed number of requests at a fixed concurrency, latency percentiles.
 import http from 'node:http';
+import { createServer } from 'node:net';
 
 export interface HttpResult { status: number; headers: http.IncomingHttpHeaders; body: string }
 
@@ -22,7 +23,8 @@ export function request(url: string, method: string, headers: Record<string, str
 
 export interface RunResult { name: string; concurrency: number; requests: number; seconds: number; rps: number; p50: number; p99: number; errors: number }
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
+/** The p-th percentile of ascending `sorted`. */
+export const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
 
 /** Runs `total` calls of `fn` with `concurrency` in flight; fn resolves true on success. */
 export async function run(name: string, concurrency: number, total: number, fn: () => Promise<boolean>): Promise<RunResult> {
@@ -47,4 +49,14 @@ export async function run(name: string, concurrency: number, total: number, fn: 
 
 export function format(r: RunResult, extra = ''): string {
   return `${r.name.padEnd(28)} c=${String(r.concurrency).padStart(2)}  ${r.rps.toFixed(1).padStart(9)} req/s  p50 ${r.p50.toFixed(2).padStart(8)} ms  p99 ${r.p99.toFixed(2).padStart(8)} ms${r.errors ? `  errors ${r.errors}` : ''}${extra}`;
+}
+
+/** A TCP port free on loopback right now, for a server the benchmark starts. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
 }

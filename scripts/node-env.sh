@@ -1,6 +1,9 @@
 # Sourced by bin/ scripts: sets STRATUS_NODE to a Node.js >= 24 and installs the
 # project's npm dependencies when they are missing or older than the lock file.
 # The machines ship an older Node; Node 24 comes from the npm registry's `node` package.
+# The sourcing script sets $here to the checkout; without it, npm ci below
+# would run (and replace node_modules) in whatever directory this is.
+: "${here:?scripts/node-env.sh is sourced by bin/ scripts, which set \$here to the checkout}"
 node_dir=${STRATUS_NODE_DIR:-/opt/stratus/node}
 node_major() { "$1" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
 STRATUS_NODE=

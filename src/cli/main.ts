@@ -18,7 +18,7 @@ const agentModule = () => import('../agent/main.ts');
 
 function port(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
   return n;
 }
 function count(v: string): number {
@@ -31,10 +31,13 @@ function positiveCount(v: string): number {
   if (n === 0) throw new InvalidArgumentError('not a positive count');
   return n;
 }
-function ratio(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('not a positive number');
-  return n;
+/** A parser of an overcommit ratio: above 0, at most `max` (the bounds the agent API accepts). */
+function ratio(max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`not a number above 0 and at most ${max}`);
+    return n;
+  };
 }
 function seconds(v: string): number {
   const n = Number(v);
@@ -62,7 +65,7 @@ function serverOptions(cmd: Command): Command {
     .option('--lockout-attempts <n>', 'lock a user out after N failed logins (0: off)', count)
     .option('--lockout-duration <seconds>', 'how long a lockout lasts', seconds)
     .option('--unique-last-password-count <n>', 'a user changing their password may not reuse any of their last N (0: off)', count)
-    .option('--admin-password <password>', 'admin password at first bootstrap (default: generated, kept in DATA_DIR/admin-password)');
+    .option('--admin-password <password>', 'the admin\'s password, set at every start (default: generated at the first start); kept in DATA_DIR/admin-password');
 }
 
 function toOptions(f: ServerFlags): StratusOptions {
@@ -80,7 +83,6 @@ function toOptions(f: ServerFlags): StratusOptions {
   };
 }
 
-/** Stops cleanly on SIGTERM/SIGINT. */
 /** Runs a started service until SIGTERM/SIGINT, then closes it and exits. */
 function runUntilSignal(close: () => Promise<void>): void {
   // Every module the service needs is loaded now: write the compile cache
@@ -110,7 +112,8 @@ function writeClientConfig(dataDir: string, url: string, password: string): { cl
     '    auth:',
     `      auth_url: ${auth}`,
     '      username: admin',
-    `      password: "${password}"`,
+    // A JSON string is a valid YAML double-quoted scalar, whatever the password holds.
+    `      password: ${JSON.stringify(password)}`,
     '      project_name: admin',
     '      user_domain_name: Default',
     '      project_domain_name: Default',
@@ -123,7 +126,7 @@ function writeClientConfig(dataDir: string, url: string, password: string): { cl
   writeFileSync(openrc, [
     `export OS_AUTH_URL=${auth}`,
     'export OS_USERNAME=admin',
-    `export OS_PASSWORD='${password}'`,
+    `export OS_PASSWORD='${password.replaceAll("'", "'\\''")}'`,
     'export OS_PROJECT_NAME=admin',
     'export OS_USER_DOMAIN_NAME=Default',
     'export OS_PROJECT_DOMAIN_NAME=Default',
@@ -149,9 +152,9 @@ interface AllocationRatios { cpuAllocationRatio?: number; ramAllocationRatio?: n
 /** The overcommit flags of a host agent: on `agent`, and on `up` for the agent it runs. */
 function allocationRatioOptions(cmd: Command): Command {
   return cmd
-    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio)
-    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio)
-    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio);
+    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio(10000))
+    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio(1000))
+    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio(1000));
 }
 
 function allocationRatioArgs(f: AllocationRatios): string[] {
@@ -165,7 +168,7 @@ function allocationRatioArgs(f: AllocationRatios): string[] {
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
   .option('--no-agent', 'do not run a host agent beside the server'))
   .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean }) => {
-    const s = await startStratus({ ...toOptions(f), logLevel: f.logLevel });
+    const s = await startStratus(toOptions(f));
     const { clouds, openrc } = writeClientConfig(resolve(f.dataDir), s.url, s.adminPassword);
     const agent = await startLocalAgent(s, resolve(f.dataDir), f.agent !== false, allocationRatioArgs(f));
     process.stdout.write([

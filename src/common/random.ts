@@ -9,6 +9,7 @@ let offset = POOL_SIZE;
 
 /** `n` fresh random bytes (n <= 4096), copied out of the pool. */
 export function pooledRandomBytes(n: number): Buffer {
+  if (n > POOL_SIZE) throw new RangeError(`pooledRandomBytes: ${n} > ${POOL_SIZE}`);
   if (offset + n > POOL_SIZE) {
     randomFillSync(pool);
     offset = 0;

@@ -27,16 +27,10 @@ export interface SchemaError {
   message: string;
 }
 
-const ajv = new Ajv({
-  coerceTypes: false,
-  removeAdditional: false,
-  useDefaults: false,
-  allErrors: false,
-  strict: false,
-  validateFormats: false,
-  addUsedSchema: false,
-  verbose: true,
-});
+// ajv's defaults already leave values alone (no coercion, no defaults, no
+// removal) and stop at the first error; verbose puts the value and the
+// failing schema on each error.
+const ajv = new Ajv({ strict: false, validateFormats: false, addUsedSchema: false, verbose: true });
 
 // Schemas are module constants, so identity is a sound key.
 const compiled = new WeakMap<object, ValidateFunction>();
@@ -59,9 +53,9 @@ export function firstError(schema: object, value: unknown): SchemaError | null {
 
 function neutral(e: ErrorObject): SchemaError {
   const path = e.instancePath.split('/').slice(1).map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
-  const out: SchemaError = { keyword: e.keyword, path, value: e.data, expected: e.schema, message: e.message ?? `must pass "${e.keyword}"` };
+  const out: SchemaError = { keyword: e.keyword, path, value: e.data, expected: e.schema, message: e.message! };
   if (e.keyword === 'required') out.missing = (e.params as { missingProperty: string }).missingProperty;
-  if (e.keyword === 'additionalProperties') out.unexpected = unexpected(e.parentSchema ?? {}, e.data);
+  if (e.keyword === 'additionalProperties') out.unexpected = unexpected(e.parentSchema!, e.data);
   return out;
 }
 

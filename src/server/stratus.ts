@@ -28,7 +28,7 @@ export interface StratusOptions {
   identity?: Partial<IdentityConfig>;
   /** Compute API settings (timeouts, default availability zone...). */
   compute?: Partial<ComputeConfig>;
-  /** The admin password at first bootstrap; generated (and kept in DATA_DIR/admin-password) when absent. */
+  /** The admin's password, set at every start when given; otherwise generated at the first start. Either is kept in DATA_DIR/admin-password. */
   adminPassword?: string;
 }
 
@@ -53,12 +53,15 @@ export const HOSTED_SERVICES: HostedService[] = [
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
 
-/** The admin password: given, else remembered in the data directory, else new. */
+/**
+ * The admin password: given, else remembered in the data directory, else new.
+ * A given or new one is remembered, so a later start without the flag writes
+ * client configuration with the password that works.
+ */
 export function adminPasswordFor(dataDir: string, given?: string): string {
   const file = join(dataDir, 'admin-password');
-  if (given) return given;
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const pw = randomBytes(18).toString('base64url');
+  if (!given && existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const pw = given || randomBytes(18).toString('base64url');
   writeFileSync(file, pw + '\n', { mode: 0o600 });
   return pw;
 }
@@ -83,7 +86,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const scheme = tls ? 'https' : 'http';
     const url = o.publicUrl ?? `${scheme}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
     const adminPassword = adminPasswordFor(o.dataDir, o.adminPassword);
-    await bootstrap(database.db, { adminPassword, publicUrl: url, services: HOSTED_SERVICES });
+    await bootstrap(database.db, { adminPassword, resetAdminPassword: !!o.adminPassword, publicUrl: url, services: HOSTED_SERVICES });
     await identity.start();
     await images.start();
     await compute.start();

@@ -57,7 +57,6 @@ const MEDIA = {
   layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   layerTar: 'application/vnd.oci.image.layer.v1.tar',
 } as const;
-export { MEDIA as OciMedia };
 
 interface Member { offset: number; size: number; sha256: string; data: Buffer | null }
 
