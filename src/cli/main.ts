@@ -1,7 +1,6 @@
 // The stratus command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { flushCompileCache } from 'node:module';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
@@ -85,10 +84,6 @@ function toOptions(f: ServerFlags): StratusOptions {
 
 /** Runs a started service until SIGTERM/SIGINT, then closes it and exits. */
 function runUntilSignal(close: () => Promise<void>): void {
-  // Every module the service needs is loaded now: write the compile cache
-  // (scripts/node-env.sh) at once, so the next start is warm even if this
-  // process is killed rather than stopped.
-  flushCompileCache();
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;

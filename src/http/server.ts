@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
 import type { Authenticator, Credentials } from './auth.ts';
+import { IdleMemory, type Collector } from './idle-memory.ts';
 import { Metrics } from './metrics.ts';
 import { Policy, PUBLIC, type Target } from './policy.ts';
 import type { RouteContext, Service } from './service.ts';
@@ -79,7 +80,11 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-OpenStack-Request-Id', req.id);
   });
+  // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
+  const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
+  app.addHook('onClose', async () => idleMemory.stop());
   app.addHook('onResponse', async (req, reply) => {
+    idleMemory.noteRequest();
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     req.log.info({ method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
