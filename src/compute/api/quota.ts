@@ -1,11 +1,12 @@
-// Compute quotas: limits per project (defaults overridden in compute_quotas),
-// usage counted from the live rows, and checks that run inside the
+// Compute quotas: limits per project (built-in defaults, Keystone's unified
+// limits and Nova's quota sets in compute_quotas), usage counted from the live rows, and checks that run inside the
 // transaction that creates what they count.
 import type { Transaction } from 'kysely';
 import { ApiError } from '../../common/errors.ts';
 import type { Db } from '../../db/database.ts';
 import { isPostgres } from '../../db/migration-helpers.ts';
 import type { Tables } from '../../db/tables.ts';
+import { unifiedLimits } from '../../identity/routes/limits.ts';
 
 export const QUOTA_DEFAULTS = {
   instances: 10,
@@ -31,19 +32,61 @@ export type Limits = Record<QuotaResource, number>;
 type Executor = Db | Transaction<Tables>;
 
 /**
- * The limits that apply to a project (and to a user in it): the built-in
- * defaults, overridden by the 'default' quota class, the project's own limits
- * and the user's limits within the project.
+ * Nova's names for these resources in Keystone's unified limits (registered
+ * limits and project limits of a service of type compute), as its unified
+ * limits driver reads them.
  */
-export async function projectLimits(db: Executor, projectId: string, userId?: string): Promise<Limits> {
-  const keys = ['__class__/default', projectId, ...(userId ? [`${projectId}/${userId}`] : [])];
+export const UNIFIED_LIMIT_NAMES: Partial<Record<QuotaResource, string>> = {
+  instances: 'servers',
+  cores: 'class:VCPU',
+  ram: 'class:MEMORY_MB',
+  metadata_items: 'server_metadata_items',
+  injected_files: 'server_injected_files',
+  injected_file_content_bytes: 'server_injected_file_content_bytes',
+  injected_file_path_bytes: 'server_injected_file_path_bytes',
+  key_pairs: 'server_key_pairs',
+  server_groups: 'server_groups',
+  server_group_members: 'server_group_members',
+};
+
+const classKey = (name: string) => `__class__/${name}`;
+const userKey = (projectId: string, userId: string) => `${projectId}/${userId}`;
+
+function apply(out: Limits, unified: Map<string, number>): void {
+  for (const r of QUOTA_RESOURCES) {
+    const name = UNIFIED_LIMIT_NAMES[r];
+    const v = name === undefined ? undefined : unified.get(name);
+    if (v !== undefined) out[r] = v;
+  }
+}
+
+/**
+ * The limits that apply to a project (and to a user in it), each layer
+ * overriding the one before: the built-in defaults; Keystone's registered
+ * limits; the 'default' quota class; the project's limits in Keystone; the
+ * project's quota set; the user's quota set within the project. With no
+ * project, the defaults alone (the first three layers).
+ */
+export const projectLimits = (db: Executor, projectId?: string, userId?: string): Promise<Limits> => layered(db, 'default', projectId, userId);
+
+/** A quota class's limits (Nova uses only 'default'): the built-in defaults and registered limits, overridden by the class. */
+export const classLimits = (db: Executor, name: string): Promise<Limits> => layered(db, name);
+
+async function layered(db: Executor, quotaClass: string, projectId?: string, userId?: string): Promise<Limits> {
+  const keys = [classKey(quotaClass), ...(projectId ? [projectId] : []), ...(projectId && userId ? [userKey(projectId, userId)] : [])];
   const rows = await db.selectFrom('compute_quotas').select(['project_id', 'resource', 'hard_limit']).where('project_id', 'in', keys).execute();
+  const unified = await unifiedLimits(db, { projectId: projectId ?? '', serviceType: 'compute' });
   const out = { ...QUOTA_DEFAULTS } as Limits;
+  apply(out, unified.registered);
   for (const key of keys) {
+    if (key === projectId) apply(out, unified.project);
     for (const r of rows) if (r.project_id === key && r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
   }
   return out;
 }
+
+/** The compute_quotas key of a project's quota set, a user's within it, or a quota class. */
+export const quotaKey = { class: classKey, user: userKey };
 
 /** Instances, cores and ram in use by a project (servers being deleted no longer count). */
 export async function serverUsage(db: Executor, projectId: string): Promise<{ instances: number; cores: number; ram: number }> {

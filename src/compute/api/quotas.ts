@@ -8,23 +8,7 @@ import { getProject } from '../../identity/lookup.ts';
 import type { ComputeContext } from './context.ts';
 import { boolFrom, mv, q, strictQuery } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
-import { countOf, projectLimits, QUOTA_DEFAULTS, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
-
-/** Rows of compute_quotas: a project's limits, a user's within it (project/user), and the default class. */
-const userKey = (projectId: string, userId: string) => `${projectId}/${userId}`;
-const classKey = (name: string) => `__class__/${name}`;
-
-async function overrides(db: Db, key: string): Promise<Partial<Limits>> {
-  const rows = await db.selectFrom('compute_quotas').select(['resource', 'hard_limit']).where('project_id', '=', key).execute();
-  return Object.fromEntries(rows.filter((r) => r.resource in QUOTA_DEFAULTS).map((r) => [r.resource, r.hard_limit]));
-}
-
-/** The default limits: the built-in ones, overridden by the 'default' quota class. */
-export async function defaultLimits(db: Db): Promise<Limits> {
-  return { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey('default'))) } as Limits;
-}
-
-export const limitsFor = (db: Db, projectId: string, userId?: string): Promise<Limits> => projectLimits(db, projectId, userId);
+import { classLimits, countOf, projectLimits, quotaKey, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
 
 /** What a project (or a user in it) uses of each resource. */
 export async function usageFor(db: Db, projectId: string, userId?: string): Promise<Record<QuotaResource, number>> {
@@ -107,7 +91,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
           if (!isComputeAdmin(rc.cred)) throw forbidden(`Policy doesn't allow os_compute_api:limits:other_project to be performed.`);
           projectId = other;
         }
-        const limits = await limitsFor(db, projectId);
+        const limits = await projectLimits(db, projectId);
         const used = await usageFor(db, projectId);
         const names: Array<[QuotaResource, string]> = [['ram', 'maxTotalRAMSize'], ['instances', 'maxTotalInstances'], ['cores', 'maxTotalCores'],
           ['key_pairs', 'maxTotalKeypairs'], ['floating_ips', 'maxTotalFloatingIps'], ['metadata_items', 'maxServerMeta'], ['metadata_items', 'maxImageMeta'],
@@ -133,7 +117,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         strict(rc, ['user_id']);
         const id = rc.params.project_id!;
         await checkProject(ctx, id);
-        return { quota_set: { id, ...pick(await limitsFor(db, id, userOf(rc)), shown(rc)) } };
+        return { quota_set: { id, ...pick(await projectLimits(db, id, userOf(rc)), shown(rc)) } };
       },
     },
     {
@@ -143,7 +127,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const id = rc.params.project_id!;
         await checkProject(ctx, id);
         const user = userOf(rc);
-        const limits = await limitsFor(db, id, user);
+        const limits = await projectLimits(db, id, user);
         const used = await usageFor(db, id, user ?? (rc.cred!.projectId === id ? rc.cred!.userId : undefined));
         const out: Record<string, unknown> = { id };
         for (const r of shown(rc)) out[r] = { limit: limits[r], in_use: used[r], reserved: 0 };
@@ -155,7 +139,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
       async handler(rc) {
         const id = rc.params.project_id!;
         await checkProject(ctx, id);
-        return { quota_set: { id, ...pick(await defaultLimits(db), shown(rc)) } };
+        return { quota_set: { id, ...pick(await projectLimits(db), shown(rc)) } };
       },
     },
     {
@@ -168,16 +152,16 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const user = userOf(rc);
         if (!force) {
           const used = await usageFor(db, id, user);
-          const projectLimits = user ? await limitsFor(db, id) : undefined;
+          const ofProject = user ? await projectLimits(db, id) : undefined;
           for (const [r, limit] of Object.entries(values) as Array<[QuotaResource, number]>) {
             if (limit !== -1 && limit < used[r]) throw badRequest(`Quota limit ${limit} for ${r} must be greater than or equal to already used and reserved ${used[r]}.`);
-            if (projectLimits && projectLimits[r] !== -1 && (limit === -1 || limit > projectLimits[r])) {
-              throw badRequest(`Quota limit ${limit} for ${r} must be less than or equal to ${projectLimits[r]}.`);
+            if (ofProject && ofProject[r] !== -1 && (limit === -1 || limit > ofProject[r])) {
+              throw badRequest(`Quota limit ${limit} for ${r} must be less than or equal to ${ofProject[r]}.`);
             }
           }
         }
-        await saveLimits(db, user ? userKey(id, user) : id, values);
-        return { quota_set: pick(await limitsFor(db, id, user), shown(rc)) };
+        await saveLimits(db, user ? quotaKey.user(id, user) : id, values);
+        return { quota_set: pick(await projectLimits(db, id, user), shown(rc)) };
       },
     },
     {
@@ -186,7 +170,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         strict(rc, ['user_id']);
         const id = rc.params.project_id!;
         const user = userOf(rc);
-        if (user) await db.deleteFrom('compute_quotas').where('project_id', '=', userKey(id, user)).execute();
+        if (user) await db.deleteFrom('compute_quotas').where('project_id', '=', quotaKey.user(id, user)).execute();
         else await db.deleteFrom('compute_quotas').where((eb) => eb.or([eb('project_id', '=', id), eb('project_id', 'like', `${id}/%`)])).execute();
       },
     },
@@ -194,7 +178,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
       method: 'GET', path: '/v2.1/os-quota-class-sets/:class', rule: 'os_compute_api:os-quota-sets:update',
       async handler(rc) {
         const name = rc.params.class!;
-        const limits = { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey(name))) } as Limits;
+        const limits = await classLimits(db, name);
         return { quota_class_set: { id: name, ...pick(limits, classShown(rc)) } };
       },
     },
@@ -204,8 +188,8 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const name = rc.params.class!;
         if (!/^[a-zA-Z0-9_. -]{1,255}$/.test(name)) throw badRequest(`Invalid quota class name ${name}.`);
         const { values } = parseUpdate(rc, 'quota_class_set', classShown(rc));
-        await saveLimits(db, classKey(name), values);
-        const limits = { ...QUOTA_DEFAULTS, ...(await overrides(db, classKey(name))) } as Limits;
+        await saveLimits(db, quotaKey.class(name), values);
+        const limits = await classLimits(db, name);
         return { quota_class_set: pick(limits, classShown(rc)) };
       },
     },

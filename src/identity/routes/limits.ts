@@ -1,6 +1,6 @@
 // Unified limits: /v3/registered_limits (per-service defaults), /v3/limits
 // (per-project or per-domain overrides) and /v3/limits/model (the flat model).
-// Other services read quotas through projectLimit().
+// Other services' quotas read them through unifiedLimits().
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
@@ -109,35 +109,48 @@ async function assertCatalogRefs(db: Db, target: string, serviceId: string | und
   }
 }
 
+/** A service's unified limits as one project sees them, by resource name. */
+export interface UnifiedLimits {
+  /** Registered limits: the defaults for every project. */
+  registered: Map<string, number>;
+  /** The project's own limits, which replace the defaults (the flat model). */
+  project: Map<string, number>;
+}
+
 /**
- * The limit of a resource for a project, as the flat model reads it: the
- * project's own limit when one is set, else the registered default; undefined
- * when neither exists (no limit). -1 means unlimited. The service is named by
- * id or by catalog type; a region narrows the match, with region-less entries
- * as the fallback.
+ * The unified limits of a service (named by id or by catalog type) for a
+ * project: what the other services' quotas read. -1 means unlimited. A region
+ * narrows the match, with region-less entries as the fallback; without one,
+ * region-less entries come first.
  */
-export async function projectLimit(
+export async function unifiedLimits(
   db: Db,
-  q: { projectId: string; serviceType?: string; serviceId?: string; resourceName: string; regionId?: string },
-): Promise<number | undefined> {
+  q: { projectId: string; serviceType?: string; serviceId?: string; regionId?: string },
+): Promise<UnifiedLimits> {
   let serviceIds: string[];
   if (q.serviceId !== undefined) serviceIds = [q.serviceId];
   else if (q.serviceType !== undefined) {
     serviceIds = (await db.selectFrom('identity_services').select('id').where('type', '=', q.serviceType).execute()).map((r) => r.id);
-  } else throw new Error('projectLimit needs a serviceId or a serviceType');
-  if (serviceIds.length === 0) return undefined;
+  } else throw new Error('unifiedLimits needs a serviceId or a serviceType');
+  const out: UnifiedLimits = { registered: new Map(), project: new Map() };
+  if (serviceIds.length === 0) return out;
   // Best match first: the asked region, then no region, then (when no region was asked) any region.
   const rank = (regionId: string | null) =>
     q.regionId !== undefined ? (regionId === q.regionId ? 0 : regionId === null ? 1 : -1) : regionId === null ? 0 : 1;
-  const best = <T extends { region_id: string | null }>(rows: T[]): T | undefined =>
-    rows.filter((r) => rank(r.region_id) >= 0).sort((a, b) => rank(a.region_id) - rank(b.region_id))[0];
-  const own = await db.selectFrom('identity_limits').selectAll()
-    .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).where('resource_name', '=', q.resourceName).execute();
-  const mine = best(own);
-  if (mine) return mine.resource_limit;
-  const defaults = await db.selectFrom('identity_registered_limits').selectAll()
-    .where('service_id', 'in', serviceIds).where('resource_name', '=', q.resourceName).execute();
-  return best(defaults)?.default_limit;
+  const byResource = (rows: Array<{ resource_name: string; region_id: string | null; value: number }>, into: Map<string, number>) => {
+    const best = new Map<string, number>();
+    for (const r of rows) {
+      const rk = rank(r.region_id);
+      if (rk < 0 || (best.get(r.resource_name) ?? Infinity) <= rk) continue;
+      best.set(r.resource_name, rk);
+      into.set(r.resource_name, r.value);
+    }
+  };
+  byResource(await db.selectFrom('identity_registered_limits').select(['resource_name', 'region_id', 'default_limit as value'])
+    .where('service_id', 'in', serviceIds).execute(), out.registered);
+  byResource(await db.selectFrom('identity_limits').select(['resource_name', 'region_id', 'resource_limit as value'])
+    .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).execute(), out.project);
+  return out;
 }
 
 export function limitsRoutes(ctx: IdentityContext): Route[] {

@@ -103,6 +103,56 @@ test('quota sets: show, detail, defaults, update (project and user), delete, cla
   await admin.call('DELETE', `/os-quota-sets/${p}`);
 });
 
+test("quotas read Keystone's unified limits under Nova's own quota sets", async () => {
+  const identity = (method: string, path: string, body?: unknown) => cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
+  const computeService = (await identity('GET', '/services?type=compute')).body.services[0].id;
+  const bob = await projectUser(cloud, ['member']);
+  const p = bob.projectId;
+  const registered = await identity('POST', '/registered_limits', {
+    registered_limits: [
+      { service_id: computeService, resource_name: 'servers', default_limit: 3 },
+      { service_id: computeService, resource_name: 'class:VCPU', default_limit: 7 },
+      { service_id: computeService, resource_name: 'server_key_pairs', default_limit: 100 },
+    ],
+  });
+  assert.equal(registered.status, 201, JSON.stringify(registered.body));
+  try {
+    // Registered limits are every project's defaults.
+    const defaults = (await bob.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set;
+    assert.equal(defaults.instances, 3);
+    assert.equal(defaults.cores, 7);
+    assert.equal(defaults.ram, 51200, 'resources without a unified limit keep the built-in default');
+    assert.equal((await admin.call('GET', '/os-quota-class-sets/default')).body.quota_class_set.instances, 3);
+    assert.equal((await alice.call('GET', '/limits')).body.limits.absolute.maxTotalCores, 7);
+
+    // A project limit in Keystone (only for a registered resource) replaces the default for that project only.
+    const own = await identity('POST', '/limits', {
+      limits: [
+        { service_id: computeService, project_id: p, resource_name: 'servers', resource_limit: 0 },
+        { service_id: computeService, project_id: p, resource_name: 'server_key_pairs', resource_limit: 1 },
+      ],
+    });
+    assert.equal(own.status, 201, JSON.stringify(own.body));
+    assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.instances, 0);
+    assert.equal((await bob.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set.instances, 3);
+    assert.equal((await alice.call('GET', `/os-quota-sets/${alice.projectId}`)).body.quota_set.instances, 3);
+    const refused = await bob.call('POST', '/servers', { body: { server: { name: 'q', imageRef: imageId, flavorRef: '1' } } });
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.forbidden.message, /Quota exceeded for instances/);
+    assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'one' } } })).status, 200);
+    assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'two' } } })).status, 403);
+
+    // Nova's own quota set for the project is the more specific layer.
+    assert.equal((await admin.call('PUT', `/os-quota-sets/${p}`, { body: { quota_set: { instances: 6 } } })).status, 200);
+    assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.instances, 6);
+  } finally {
+    await admin.call('DELETE', `/os-quota-sets/${p}`);
+    for (const l of (await identity('GET', `/limits?project_id=${p}`)).body.limits) await identity('DELETE', `/limits/${l.id}`);
+    for (const r of (await identity('GET', `/registered_limits?service_id=${computeService}`)).body.registered_limits) await identity('DELETE', `/registered_limits/${r.id}`);
+  }
+  assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.instances, 10, 'back to the built-in default');
+});
+
 test('availability zones', async () => {
   const list = await alice.call('GET', '/os-availability-zone');
   assert.deepEqual(list.body.availabilityZoneInfo, [

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
-import { projectLimit } from '../../../src/identity/routes/limits.ts';
+import { unifiedLimits } from '../../../src/identity/routes/limits.ts';
 import { adminApi, projectUser, V3, type ProjectUser } from './lib.ts';
 
 let serviceId: string;
@@ -15,6 +15,12 @@ const cloud = useCloud(async (cloud) => {
   otherServiceId = (await admin('POST', '/services', { service: { type: 'quotatest' } })).body.service.id;
 });
 const admin = adminApi(cloud);
+
+/** One resource's limit for a project as a quota reads it: the project's own, else the registered default. */
+async function projectLimit(q: { projectId: string; serviceType?: string; serviceId?: string; regionId?: string; resourceName: string }): Promise<number | undefined> {
+  const u = await unifiedLimits(cloud.server.database.db, q);
+  return u.project.get(q.resourceName) ?? u.registered.get(q.resourceName);
+}
 
 test('limit model is flat', async () => {
   const r = await cloud.call('GET', `${V3}/limits/model`, { token: alice.token });
@@ -122,20 +128,19 @@ test('limits: need a registered limit, one of project/domain, no duplicates; rea
   assert.equal((await admin('PATCH', `/limits/${a.id}`, { limit: { project_id: bob.projectId } })).status, 400);
   assert.equal((await cloud.call('PATCH', `${V3}/limits/${a.id}`, { token: alice.token, body: { limit: { resource_limit: 99 } } })).status, 403);
 
-  // projectLimit: the project's own limit, else the registered default.
-  const db = cloud.server.database.db;
-  assert.equal(await projectLimit(db, { projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'cores' }), 0);
-  assert.equal(await projectLimit(db, { projectId: bob.projectId, serviceId: otherServiceId, resourceName: 'cores' }), 2);
-  assert.equal(await projectLimit(db, { projectId: 'someone-else', serviceType: 'quotatest', resourceName: 'cores' }), 30);
-  assert.equal(await projectLimit(db, { projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'nothing' }), undefined);
-  assert.equal(await projectLimit(db, { projectId: alice.projectId, serviceType: 'no-such-type', resourceName: 'cores' }), undefined);
+  // What another service's quota reads: the project's own limit, else the registered default.
+  assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'cores' }), 0);
+  assert.equal(await projectLimit({ projectId: bob.projectId, serviceId: otherServiceId, resourceName: 'cores' }), 2);
+  assert.equal(await projectLimit({ projectId: 'someone-else', serviceType: 'quotatest', resourceName: 'cores' }), 30);
+  assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'nothing' }), undefined);
+  assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'no-such-type', resourceName: 'cores' }), undefined);
 
   assert.equal((await admin('DELETE', `/limits/${a.id}`)).status, 204);
   assert.equal((await admin('GET', `/limits/${a.id}`)).status, 404);
-  assert.equal(await projectLimit(db, { projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'cores' }), 30);
+  assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'cores' }), 30);
 });
 
-test('projectLimit prefers the asked region, then region-less entries', async () => {
+test('unified limits prefer the asked region, then region-less entries', async () => {
   const svc = (await admin('POST', '/services', { service: { type: 'regionquota' } })).body.service.id;
   await admin('POST', '/regions', { region: { id: 'RegionTwo' } });
   const r = await admin('POST', '/registered_limits', {
@@ -145,12 +150,11 @@ test('projectLimit prefers the asked region, then region-less entries', async ()
     ],
   });
   assert.equal(r.status, 201);
-  const db = cloud.server.database.db;
   const q = { projectId: alice.projectId, serviceType: 'regionquota', resourceName: 'things' };
-  assert.equal(await projectLimit(db, q), 1);
-  assert.equal(await projectLimit(db, { ...q, regionId: 'RegionTwo' }), 2);
-  assert.equal(await projectLimit(db, { ...q, regionId: 'RegionOne' }), 1);
+  assert.equal(await projectLimit(q), 1);
+  assert.equal(await projectLimit({ ...q, regionId: 'RegionTwo' }), 2);
+  assert.equal(await projectLimit({ ...q, regionId: 'RegionOne' }), 1);
   await admin('POST', '/limits', { limits: [{ service_id: svc, region_id: 'RegionTwo', resource_name: 'things', resource_limit: 9, project_id: alice.projectId }] });
-  assert.equal(await projectLimit(db, { ...q, regionId: 'RegionTwo' }), 9);
-  assert.equal(await projectLimit(db, { ...q, regionId: 'RegionOne' }), 1);
+  assert.equal(await projectLimit({ ...q, regionId: 'RegionTwo' }), 9);
+  assert.equal(await projectLimit({ ...q, regionId: 'RegionOne' }), 1);
 });
