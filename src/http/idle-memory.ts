@@ -39,8 +39,8 @@ export class IdleMemory {
     this.afterLastCollection = this.committed();
   }
 
-  /** Called on every response: (re)starts the quiet-time clock. */
-  noteRequest(): void {
+  /** Called on every response, and once start-up is done: (re)starts the quiet-time clock. */
+  noteActivity(): void {
     if (!this.collect) return;
     this.lastRequest = performance.now();
     this.timer ??= setTimeout(() => this.check(), this.idleMs).unref();

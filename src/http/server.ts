@@ -58,7 +58,7 @@ export function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: 
   }
 }
 
-export function buildServer(opts: ServerOptions): { app: FastifyInstance; metrics: Metrics } {
+export function buildServer(opts: ServerOptions): { app: FastifyInstance; metrics: Metrics; idleMemory: IdleMemory } {
   const metrics = new Metrics();
   const app = Fastify({
     loggerInstance: opts.logger,
@@ -84,7 +84,7 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   app.addHook('onClose', async () => idleMemory.stop());
   app.addHook('onResponse', async (req, reply) => {
-    idleMemory.noteRequest();
+    idleMemory.noteActivity();
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     req.log.info({ method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
@@ -151,5 +151,5 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
       }
     }, { prefix: service.prefix });
   }
-  return { app, metrics };
+  return { app, metrics, idleMemory };
 }

@@ -78,7 +78,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
     let ready = false;
-    const { app } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready });
+    const { app, idleMemory } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready });
     const host = o.host ?? '127.0.0.1';
     await app.listen({ host, port: o.port ?? 5000 });
     listening = app;
@@ -91,6 +91,8 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await images.start();
     await compute.start();
     ready = true;
+    // Start-up (migrations, bootstrap, compiling every route) leaves garbage like a burst of requests does.
+    idleMemory.noteActivity();
     logger.info({ url }, 'stratus server listening');
     return {
       url, port, adminPassword, database, identity, images, logger,

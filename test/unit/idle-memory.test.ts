@@ -14,7 +14,7 @@ test('collects once after the requests stop, and only when the heap grew', async
   try {
     committed += 10 * MiB;
     for (let i = 0; i < 5; i++) {
-      idle.noteRequest();
+      idle.noteActivity();
       await sleep(15);
     }
     assert.equal(calls.length, 0, 'no collection while requests keep coming');
@@ -24,12 +24,12 @@ test('collects once after the requests stop, and only when the heap grew', async
     assert.equal(calls.length, 1, 'quiet time alone does not collect again');
 
     committed += 1 * MiB; // a trickle of requests that barely grows the heap
-    idle.noteRequest();
+    idle.noteActivity();
     await sleep(100);
     assert.equal(calls.length, 1, 'no collection for less growth than the threshold');
 
     committed += 5 * MiB;
-    idle.noteRequest();
+    idle.noteActivity();
     await sleep(100);
     assert.equal(calls.length, 2, 'the next burst that grows the heap is collected after');
   } finally {
@@ -39,7 +39,7 @@ test('collects once after the requests stop, and only when the heap grew', async
 
 test('without a collector (Node run without --expose-gc) nothing is scheduled', async () => {
   const idle = new IdleMemory(undefined, { idleMs: 10, minGrowthBytes: 0 });
-  idle.noteRequest();
+  idle.noteActivity();
   await sleep(40);
   assert.equal(idle.collections, 0);
 });
@@ -57,7 +57,7 @@ test("V8's memory-reducing collection hands the pages of freed garbage back to t
   try {
     const before = { committed: getHeapStatistics().total_heap_size, rss: process.memoryUsage().rss };
     held.burst = null;
-    idle.noteRequest();
+    idle.noteActivity();
     await sleep(150);
     assert.equal(idle.collections, 1);
     const after = { committed: getHeapStatistics().total_heap_size, rss: process.memoryUsage().rss };
