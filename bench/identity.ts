@@ -1,9 +1,10 @@
 // bench/identity: token issue (password), rescope (method token), token validate
 // and project list, at concurrency 1 and 16, against a real `stratus server`
 // child process on a temp SQLite. Prints req/s, p50/p99, the server's RSS after
-// the run (at once and 4 s later), the time one password hash takes, and ratios against (a) Debian's
-// Keystone measured on this machine kind (the issue's reference numbers) and
-// (b) GET /healthz measured in this same run (the HTTP stack's floor).
+// the run (at once and 4 s later), the time one password hash takes, and
+// ratios against (a) Debian's Keystone measured on this machine kind (the
+// issue's reference numbers) and (b) GET /healthz measured in this same run
+// (the HTTP stack's floor).
 // Usage: bin/bench identity [--requests N] [--issue-requests N] [--keystone http://HOST:PORT/v3 --keystone-password PW]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,5 +1,6 @@
 // Compute quotas: limits per project (built-in defaults, Keystone's unified
-// limits and Nova's quota sets in compute_quotas), usage counted from the live rows, and checks that run inside the
+// limits, Nova's quota classes and sets in compute_quotas), usage counted
+// from the live rows, and checks that run inside the
 // transaction that creates what they count.
 import type { Transaction } from 'kysely';
 import { ApiError } from '../../common/errors.ts';
@@ -36,7 +37,7 @@ type Executor = Db | Transaction<Tables>;
  * limits and project limits of a service of type compute), as its unified
  * limits driver reads them.
  */
-export const UNIFIED_LIMIT_NAMES: Partial<Record<QuotaResource, string>> = {
+const UNIFIED_LIMIT_NAMES: Partial<Record<QuotaResource, string>> = {
   instances: 'servers',
   cores: 'class:VCPU',
   ram: 'class:MEMORY_MB',
@@ -75,7 +76,7 @@ export const classLimits = (db: Executor, name: string): Promise<Limits> => laye
 async function layered(db: Executor, quotaClass: string, projectId?: string, userId?: string): Promise<Limits> {
   const keys = [classKey(quotaClass), ...(projectId ? [projectId] : []), ...(projectId && userId ? [userKey(projectId, userId)] : [])];
   const rows = await db.selectFrom('compute_quotas').select(['project_id', 'resource', 'hard_limit']).where('project_id', 'in', keys).execute();
-  const unified = await unifiedLimits(db, { projectId: projectId ?? '', serviceType: 'compute' });
+  const unified = await unifiedLimits(db, { projectId, serviceType: 'compute' });
   const out = { ...QUOTA_DEFAULTS } as Limits;
   apply(out, unified.registered);
   for (const key of keys) {

@@ -119,13 +119,14 @@ export interface UnifiedLimits {
 
 /**
  * The unified limits of a service (named by id or by catalog type) for a
- * project: what the other services' quotas read. -1 means unlimited. A region
+ * project (or, without one, the registered limits alone): what the other
+ * services' quotas read. -1 means unlimited. A region
  * narrows the match, with region-less entries as the fallback; without one,
  * region-less entries come first.
  */
 export async function unifiedLimits(
   db: Db,
-  q: { projectId: string; serviceType?: string; serviceId?: string; regionId?: string },
+  q: { projectId?: string; serviceType?: string; serviceId?: string; regionId?: string },
 ): Promise<UnifiedLimits> {
   let serviceIds: string[];
   if (q.serviceId !== undefined) serviceIds = [q.serviceId];
@@ -148,6 +149,7 @@ export async function unifiedLimits(
   };
   byResource(await db.selectFrom('identity_registered_limits').select(['resource_name', 'region_id', 'default_limit as value'])
     .where('service_id', 'in', serviceIds).execute(), out.registered);
+  if (q.projectId === undefined) return out;
   byResource(await db.selectFrom('identity_limits').select(['resource_name', 'region_id', 'resource_limit as value'])
     .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).execute(), out.project);
   return out;
