@@ -1,15 +1,16 @@
-// Compute quotas: limits per project (built-in defaults, Keystone's unified
-// limits, Nova's quota classes and sets in compute_quotas), usage counted
-// from the live rows, and checks that run inside the
+// Compute quotas: limits per project (Keystone's unified limits, else the
+// built-in defaults under Nova's quota classes and sets in compute_quotas),
+// usage counted from the live rows, and checks that run inside the
 // transaction that creates what they count.
 import type { Transaction } from 'kysely';
 import { ApiError } from '../../common/errors.ts';
 import type { Db } from '../../db/database.ts';
 import { isPostgres } from '../../db/migration-helpers.ts';
 import type { Tables } from '../../db/tables.ts';
+import { REGION } from '../../identity/bootstrap.ts';
 import { unifiedLimits } from '../../identity/routes/limits.ts';
 
-export const QUOTA_DEFAULTS = {
+const QUOTA_DEFAULTS = {
   instances: 10,
   cores: 20,
   ram: 51200,
@@ -53,35 +54,31 @@ const UNIFIED_LIMIT_NAMES: Partial<Record<QuotaResource, string>> = {
 const classKey = (name: string) => `__class__/${name}`;
 const userKey = (projectId: string, userId: string) => `${projectId}/${userId}`;
 
-function apply(out: Limits, unified: Map<string, number>): void {
-  for (const r of QUOTA_RESOURCES) {
-    const name = UNIFIED_LIMIT_NAMES[r];
-    const v = name === undefined ? undefined : unified.get(name);
-    if (v !== undefined) out[r] = v;
-  }
-}
-
 /**
- * The limits that apply to a project (and to a user in it), each layer
- * overriding the one before: the built-in defaults; Keystone's registered
- * limits; the 'default' quota class; the project's limits in Keystone; the
- * project's quota set; the user's quota set within the project. With no
- * project, the defaults alone (the first three layers).
+ * The limits that apply to a project (and to a user in it). A resource with a
+ * limit in Keystone (registered for this region, or the project's own) takes
+ * Keystone's value, as under Nova's unified-limits driver: Nova's quota sets
+ * and classes cannot override it, so a client that reads a quota set and
+ * writes it back does not pin Keystone's value. Every other resource takes
+ * the built-in default, overridden by the 'default' quota class, the
+ * project's quota set and the user's quota set within the project.
  */
-export const projectLimits = (db: Executor, projectId?: string, userId?: string): Promise<Limits> => layered(db, 'default', projectId, userId);
+export const projectLimits = (db: Executor, projectId: string, userId?: string): Promise<Limits> => layered(db, 'default', projectId, userId);
 
-/** A quota class's limits (Nova uses only 'default'): the built-in defaults and registered limits, overridden by the class. */
+/** A quota class's limits (Nova uses only 'default'): what a project without limits of its own gets. */
 export const classLimits = (db: Executor, name: string): Promise<Limits> => layered(db, name);
 
 async function layered(db: Executor, quotaClass: string, projectId?: string, userId?: string): Promise<Limits> {
-  const keys = [classKey(quotaClass), ...(projectId ? [projectId] : []), ...(projectId && userId ? [userKey(projectId, userId)] : [])];
+  const keys = [classKey(quotaClass), ...(projectId !== undefined ? [projectId] : []), ...(projectId !== undefined && userId ? [userKey(projectId, userId)] : [])];
   const rows = await db.selectFrom('compute_quotas').select(['project_id', 'resource', 'hard_limit']).where('project_id', 'in', keys).execute();
-  const unified = await unifiedLimits(db, { projectId, serviceType: 'compute' });
   const out = { ...QUOTA_DEFAULTS } as Limits;
-  apply(out, unified.registered);
   for (const key of keys) {
-    if (key === projectId) apply(out, unified.project);
     for (const r of rows) if (r.project_id === key && r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
+  }
+  const keystone = await unifiedLimits(db, { projectId, serviceType: 'compute', regionId: REGION });
+  for (const r of QUOTA_RESOURCES) {
+    const v = keystone.get(UNIFIED_LIMIT_NAMES[r] ?? '');
+    if (v !== undefined) out[r] = v;
   }
   return out;
 }

@@ -139,7 +139,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
       async handler(rc) {
         const id = rc.params.project_id!;
         await checkProject(ctx, id);
-        return { quota_set: { id, ...pick(await projectLimits(db), shown(rc)) } };
+        return { quota_set: { id, ...pick(await classLimits(db, 'default'), shown(rc)) } };
       },
     },
     {

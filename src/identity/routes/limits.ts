@@ -109,49 +109,43 @@ async function assertCatalogRefs(db: Db, target: string, serviceId: string | und
   }
 }
 
-/** A service's unified limits as one project sees them, by resource name. */
-export interface UnifiedLimits {
-  /** Registered limits: the defaults for every project. */
-  registered: Map<string, number>;
-  /** The project's own limits, which replace the defaults (the flat model). */
-  project: Map<string, number>;
-}
-
 /**
- * The unified limits of a service (named by id or by catalog type) for a
- * project (or, without one, the registered limits alone): what the other
- * services' quotas read. -1 means unlimited. A region
- * narrows the match, with region-less entries as the fallback; without one,
- * region-less entries come first.
+ * A service's limits as one project sees them under the flat model, by
+ * resource name: the project's own limit where it has one, else the
+ * registered default (or, with no project, the registered defaults alone).
+ * This is what the other services' quotas read. -1 means unlimited. A region
+ * narrows the match, with region-less entries as the fallback.
  */
 export async function unifiedLimits(
   db: Db,
   q: { projectId?: string; serviceType?: string; serviceId?: string; regionId?: string },
-): Promise<UnifiedLimits> {
+): Promise<Map<string, number>> {
   let serviceIds: string[];
   if (q.serviceId !== undefined) serviceIds = [q.serviceId];
   else if (q.serviceType !== undefined) {
     serviceIds = (await db.selectFrom('identity_services').select('id').where('type', '=', q.serviceType).execute()).map((r) => r.id);
   } else throw new Error('unifiedLimits needs a serviceId or a serviceType');
-  const out: UnifiedLimits = { registered: new Map(), project: new Map() };
+  const out = new Map<string, number>();
   if (serviceIds.length === 0) return out;
   // Best match first: the asked region, then no region, then (when no region was asked) any region.
   const rank = (regionId: string | null) =>
     q.regionId !== undefined ? (regionId === q.regionId ? 0 : regionId === null ? 1 : -1) : regionId === null ? 0 : 1;
-  const byResource = (rows: Array<{ resource_name: string; region_id: string | null; value: number }>, into: Map<string, number>) => {
-    const best = new Map<string, number>();
+  // Rows come region id first, so equal ranks resolve the same way every time.
+  const best = (rows: Array<{ resource_name: string; region_id: string | null; value: number }>) => {
+    const found = new Map<string, { rank: number; value: number }>();
     for (const r of rows) {
       const rk = rank(r.region_id);
-      if (rk < 0 || (best.get(r.resource_name) ?? Infinity) <= rk) continue;
-      best.set(r.resource_name, rk);
-      into.set(r.resource_name, r.value);
+      if (rk >= 0 && rk < (found.get(r.resource_name)?.rank ?? Infinity)) found.set(r.resource_name, { rank: rk, value: r.value });
     }
+    return found;
   };
-  byResource(await db.selectFrom('identity_registered_limits').select(['resource_name', 'region_id', 'default_limit as value'])
-    .where('service_id', 'in', serviceIds).execute(), out.registered);
-  if (q.projectId === undefined) return out;
-  byResource(await db.selectFrom('identity_limits').select(['resource_name', 'region_id', 'resource_limit as value'])
-    .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).execute(), out.project);
+  const registered = best(await db.selectFrom('identity_registered_limits').select(['resource_name', 'region_id', 'default_limit as value'])
+    .where('service_id', 'in', serviceIds).orderBy('region_id').execute());
+  const own = q.projectId === undefined ? new Map() : best(await db.selectFrom('identity_limits')
+    .select(['resource_name', 'region_id', 'resource_limit as value'])
+    .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).orderBy('region_id').execute());
+  for (const [name, r] of registered) out.set(name, r.value);
+  for (const [name, r] of own) out.set(name, r.value);
   return out;
 }
 

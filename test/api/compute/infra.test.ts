@@ -95,7 +95,8 @@ test('quota sets: show, detail, defaults, update (project and user), delete, cla
   assert.equal(cu.body.quota_class_set.key_pairs, 50);
   schemas.add('v2_1.quota_classes', 'update_quota_class_set', cu);
   assert.equal((await alice.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set.key_pairs, 50);
-  await admin.call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { key_pairs: 100 } } });
+  await db().deleteFrom('compute_quotas').where('project_id', '=', '__class__/default').execute();
+  assert.equal((await alice.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set.key_pairs, 100, 'back to the built-in default');
   // a quota of 0 instances refuses a create with 403
   await admin.call('PUT', `/os-quota-sets/${p}`, { body: { quota_set: { instances: 0 } } });
   const r = await alice.call('POST', '/servers', { body: { server: { name: 'q', imageRef: imageId, flavorRef: '1' } } });
@@ -103,16 +104,19 @@ test('quota sets: show, detail, defaults, update (project and user), delete, cla
   await admin.call('DELETE', `/os-quota-sets/${p}`);
 });
 
-test("quotas read Keystone's unified limits under Nova's own quota sets", async () => {
+test("quotas read Keystone's unified limits, which Nova's quota sets and classes cannot override", async () => {
   const identity = (method: string, path: string, body?: unknown) => cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
   const computeService = (await identity('GET', '/services?type=compute')).body.services[0].id;
   const bob = await projectUser(cloud, ['member']);
   const p = bob.projectId;
+  await identity('POST', '/regions', { region: { id: 'RegionTwo' } });
   const registered = await identity('POST', '/registered_limits', {
     registered_limits: [
       { service_id: computeService, resource_name: 'servers', default_limit: 3 },
       { service_id: computeService, resource_name: 'class:VCPU', default_limit: 7 },
-      { service_id: computeService, resource_name: 'server_key_pairs', default_limit: 100 },
+      { service_id: computeService, resource_name: 'server_key_pairs', default_limit: 2 },
+      // Another region's limit does not apply here (RegionOne).
+      { service_id: computeService, region_id: 'RegionTwo', resource_name: 'class:MEMORY_MB', default_limit: 1 },
     ],
   });
   assert.equal(registered.status, 201, JSON.stringify(registered.body));
@@ -121,9 +125,16 @@ test("quotas read Keystone's unified limits under Nova's own quota sets", async 
     const defaults = (await bob.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set;
     assert.equal(defaults.instances, 3);
     assert.equal(defaults.cores, 7);
-    assert.equal(defaults.ram, 51200, 'resources without a unified limit keep the built-in default');
-    assert.equal((await admin.call('GET', '/os-quota-class-sets/default')).body.quota_class_set.instances, 3);
+    assert.equal(defaults.key_pairs, 2);
+    assert.equal(defaults.ram, 51200, 'resources without a limit in this region keep the built-in default');
     assert.equal((await alice.call('GET', '/limits')).body.limits.absolute.maxTotalCores, 7);
+    // Nova's class and quota set cannot override a resource Keystone governs; they still set the others.
+    await admin.call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { instances: 9, ram: 4096 } } });
+    const cls = (await admin.call('GET', '/os-quota-class-sets/default')).body.quota_class_set;
+    assert.deepEqual([cls.instances, cls.ram], [3, 4096]);
+    const put = await admin.call('PUT', `/os-quota-sets/${p}`, { body: { quota_set: { instances: 6 } } });
+    assert.equal(put.status, 200);
+    assert.equal(put.body.quota_set.instances, 3);
 
     // A project limit in Keystone (only for a registered resource) replaces the default for that project only.
     const own = await identity('POST', '/limits', {
@@ -141,12 +152,9 @@ test("quotas read Keystone's unified limits under Nova's own quota sets", async 
     assert.match(refused.body.forbidden.message, /Quota exceeded for instances/);
     assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'one' } } })).status, 200);
     assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'two' } } })).status, 403);
-
-    // Nova's own quota set for the project is the more specific layer.
-    assert.equal((await admin.call('PUT', `/os-quota-sets/${p}`, { body: { quota_set: { instances: 6 } } })).status, 200);
-    assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.instances, 6);
   } finally {
     await admin.call('DELETE', `/os-quota-sets/${p}`);
+    await db().deleteFrom('compute_quotas').where('project_id', '=', '__class__/default').execute();
     for (const l of (await identity('GET', `/limits?project_id=${p}`)).body.limits) await identity('DELETE', `/limits/${l.id}`);
     for (const r of (await identity('GET', `/registered_limits?service_id=${computeService}`)).body.registered_limits) await identity('DELETE', `/registered_limits/${r.id}`);
   }

@@ -16,11 +16,9 @@ const cloud = useCloud(async (cloud) => {
 });
 const admin = adminApi(cloud);
 
-/** One resource's limit for a project as a quota reads it: the project's own, else the registered default. */
-async function projectLimit(q: { projectId: string; serviceType?: string; serviceId?: string; regionId?: string; resourceName: string }): Promise<number | undefined> {
-  const u = await unifiedLimits(cloud.server.database.db, q);
-  return u.project.get(q.resourceName) ?? u.registered.get(q.resourceName);
-}
+/** One resource's limit as another service's quota reads it. */
+const projectLimit = async (q: { projectId?: string; serviceType?: string; serviceId?: string; regionId?: string; resourceName: string }) =>
+  (await unifiedLimits(cloud.server.database.db, q)).get(q.resourceName);
 
 test('limit model is flat', async () => {
   const r = await cloud.call('GET', `${V3}/limits/model`, { token: alice.token });
@@ -134,6 +132,7 @@ test('limits: need a registered limit, one of project/domain, no duplicates; rea
   assert.equal(await projectLimit({ projectId: 'someone-else', serviceType: 'quotatest', resourceName: 'cores' }), 30);
   assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'quotatest', resourceName: 'nothing' }), undefined);
   assert.equal(await projectLimit({ projectId: alice.projectId, serviceType: 'no-such-type', resourceName: 'cores' }), undefined);
+  assert.equal(await projectLimit({ serviceType: 'quotatest', resourceName: 'cores' }), 30, 'without a project: the registered default');
 
   assert.equal((await admin('DELETE', `/limits/${a.id}`)).status, 204);
   assert.equal((await admin('GET', `/limits/${a.id}`)).status, 404);
