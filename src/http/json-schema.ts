@@ -7,7 +7,7 @@
 //   know (name, links, is_base) and untyped roots;
 // - formats are not checked (Glance checks none; no compute schema names one).
 // Each service turns the neutral SchemaError into its own message.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
 
 /** The first way a value fails a schema. */
 export interface SchemaError {
@@ -32,22 +32,10 @@ export interface SchemaError {
 // failing schema on each error.
 const ajv = new Ajv({ strict: false, validateFormats: false, addUsedSchema: false, verbose: true });
 
-// Schemas are module constants, so identity is a sound key.
-const compiled = new WeakMap<object, ValidateFunction>();
-
-/** The validator for `schema`, compiled on first use. */
-export function compile(schema: object): ValidateFunction {
-  let fn = compiled.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
-  }
-  return fn;
-}
-
 /** The first violation of `schema` by `value`, or null when it conforms. */
 export function firstError(schema: object, value: unknown): SchemaError | null {
-  const fn = compile(schema);
+  // ajv keeps what it compiled keyed by the schema object (our schemas are module constants).
+  const fn = ajv.compile(schema);
   return fn(value) ? null : neutral(fn.errors![0]!);
 }
 

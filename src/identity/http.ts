@@ -75,31 +75,6 @@ export function withListFilters<Q extends { where(column: any, op: '=', value: s
 export const duplicate = (kind: string, field: string, value: string) =>
   conflict(`Conflict occurred attempting to store ${kind} - Duplicate entry found with ${field} ${value}.`);
 
-/** True when a database error is a uniqueness violation (SQLite or PostgreSQL). */
-export function isUniqueViolation(e: unknown): boolean {
-  const err = e as { code?: string; errcode?: string; message?: string };
-  return err?.code === '23505' || /UNIQUE constraint failed|PRIMARY KEY|duplicate key/i.test(err?.message ?? '');
-}
-
-/** Awaits a write; a uniqueness violation becomes the given 409 (`error()`), anything else is rethrown. */
-export async function conflictOnDuplicate<T>(write: Promise<T>, error: () => ApiError): Promise<T> {
-  try {
-    return await write;
-  } catch (e) {
-    if (isUniqueViolation(e)) throw error();
-    throw e;
-  }
-}
-
-/** Awaits an insert whose row may already be there (a concurrent twin): that counts as done. */
-export async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
-  try {
-    await write;
-  } catch (e) {
-    if (!isUniqueViolation(e)) throw e;
-  }
-}
-
 /** Splits a request entity into known columns and Keystone's free-form "extra" attributes. */
 export function splitExtra(entity: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
   const extra: Record<string, unknown> = {};

@@ -10,7 +10,8 @@ import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { actionOf, checkName, isUniqueViolation, mv, naiveTime, validate } from './http.ts';
+import { actionOf, checkName, mv, naiveTime, validate } from './http.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 
 type Executor = Db | Transaction<Tables>;
 type AggregateRow = { id: number; uuid: string; name: string; created_at: string; updated_at: string | null };
@@ -107,19 +108,13 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         const name = checkName('name', body.name).trim();
         const zone = body.availability_zone ? checkName('availability_zone', body.availability_zone).trim() : null;
         if (zone && zone.includes(':')) throw badRequest(`Invalid input for field/attribute availability_zone. Value: ${zone}. It may not contain ':'`);
-        let row: AggregateRow;
-        try {
-          row = await db.transaction().execute(async (tx) => {
-            const now = nowIso();
-            const r = await tx.insertInto('compute_aggregates').values({ uuid: uuid(), name, created_at: now, updated_at: null }).returning(['id']).executeTakeFirstOrThrow();
-            const id = Number(r.id);
-            if (zone) await tx.insertInto('compute_aggregate_metadata').values({ aggregate_id: id, key: 'availability_zone', value: zone }).execute();
-            return (await tx.selectFrom('compute_aggregates').selectAll().where('id', '=', id).executeTakeFirstOrThrow()) as AggregateRow;
-          });
-        } catch (e) {
-          if (isUniqueViolation(e)) throw nameTaken(name);
-          throw e;
-        }
+        const row = await conflictOnDuplicate(db.transaction().execute(async (tx) => {
+          const now = nowIso();
+          const r = await tx.insertInto('compute_aggregates').values({ uuid: uuid(), name, created_at: now, updated_at: null }).returning(['id']).executeTakeFirstOrThrow();
+          const id = Number(r.id);
+          if (zone) await tx.insertInto('compute_aggregate_metadata').values({ aggregate_id: id, key: 'availability_zone', value: zone }).execute();
+          return (await tx.selectFrom('compute_aggregates').selectAll().where('id', '=', id).executeTakeFirstOrThrow()) as AggregateRow;
+        }), () => nameTaken(name));
         return { aggregate: await view(rc, { ...row, id: Number(row.id) }, false) };
       },
     },
@@ -133,23 +128,18 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         const body = validate<{ aggregate: { name?: string; availability_zone?: string | null } }>(Update, rc.body).aggregate;
         const a = await load(rc);
         const name = body.name !== undefined ? checkName('name', body.name).trim() : undefined;
-        try {
-          await db.transaction().execute(async (tx) => {
-            const hosts = await hostsOf(tx, a.id);
-            await checkZone(tx, a, body.availability_zone, hosts, 'update');
-            const set: Record<string, unknown> = { updated_at: nowIso() };
-            if (name !== undefined) set.name = name;
-            await tx.updateTable('compute_aggregates').set(set).where('id', '=', a.id).execute();
-            if (body.availability_zone !== undefined) {
-              await tx.deleteFrom('compute_aggregate_metadata').where('aggregate_id', '=', a.id).where('key', '=', 'availability_zone').execute();
-              if (body.availability_zone) await tx.insertInto('compute_aggregate_metadata').values({ aggregate_id: a.id, key: 'availability_zone', value: body.availability_zone }).execute();
-              await refreshZones(ctx, tx, hosts);
-            }
-          });
-        } catch (e) {
-          if (isUniqueViolation(e)) throw nameTaken(name ?? a.name);
-          throw e;
-        }
+        await conflictOnDuplicate(db.transaction().execute(async (tx) => {
+          const hosts = await hostsOf(tx, a.id);
+          await checkZone(tx, a, body.availability_zone, hosts, 'update');
+          const set: Record<string, unknown> = { updated_at: nowIso() };
+          if (name !== undefined) set.name = name;
+          await tx.updateTable('compute_aggregates').set(set).where('id', '=', a.id).execute();
+          if (body.availability_zone !== undefined) {
+            await tx.deleteFrom('compute_aggregate_metadata').where('aggregate_id', '=', a.id).where('key', '=', 'availability_zone').execute();
+            if (body.availability_zone) await tx.insertInto('compute_aggregate_metadata').values({ aggregate_id: a.id, key: 'availability_zone', value: body.availability_zone }).execute();
+            await refreshZones(ctx, tx, hosts);
+          }
+        }), () => nameTaken(name ?? a.name));
         ctx.engine.kick();
         return { aggregate: await view(rc, await load(rc)) };
       },

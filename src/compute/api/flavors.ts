@@ -10,7 +10,8 @@ import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { getProject } from '../../identity/lookup.ts';
 import type { ComputeContext } from './context.ts';
-import { actionOf, apiVersion, boolFrom, checkName, isPrintable, isUniqueViolation, links, mv, nextLinks, pageParams, q, strictQuery, validate, versioned } from './http.ts';
+import { actionOf, apiVersion, boolFrom, checkName, isPrintable, links, mv, nextLinks, pageParams, q, strictQuery, validate, versioned } from './http.ts';
+import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { isComputeAdmin } from './policy.ts';
 
 export type FlavorRow = {
@@ -34,22 +35,18 @@ export const DEFAULT_FLAVORS: Array<Pick<FlavorRow, 'id' | 'name' | 'ram' | 'vcp
 export async function seedDefaultFlavors(db: Db): Promise<void> {
   const seeded = await db.selectFrom('compute_meta').select('value').where('key', '=', 'default_flavors').executeTakeFirst();
   if (seeded) return;
-  try {
-    await db.transaction().execute(async (tx) => {
-      await tx.insertInto('compute_meta').values({ key: 'default_flavors', value: nowIso() }).execute();
-      for (const f of DEFAULT_FLAVORS) {
-        const exists = await tx.selectFrom('compute_flavors').select('id').where((eb) => eb.or([eb('id', '=', f.id), eb('name', '=', f.name)])).executeTakeFirst();
-        if (exists) continue;
-        await tx.insertInto('compute_flavors').values({
-          id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk, ephemeral: 0, swap: 0, rxtx_factor: 1,
-          is_public: 1, disabled: 0, description: f.description ?? null, created_at: nowIso(), deleted_at: null,
-        }).execute();
-      }
-    });
-  } catch (e) {
-    // Another replica seeded at the same moment.
-    if (!isUniqueViolation(e)) throw e;
-  }
+  // Another replica may seed at the same moment: its marker row makes ours a duplicate.
+  await ignoreDuplicate(db.transaction().execute(async (tx) => {
+    await tx.insertInto('compute_meta').values({ key: 'default_flavors', value: nowIso() }).execute();
+    for (const f of DEFAULT_FLAVORS) {
+      const exists = await tx.selectFrom('compute_flavors').select('id').where((eb) => eb.or([eb('id', '=', f.id), eb('name', '=', f.name)])).executeTakeFirst();
+      if (exists) continue;
+      await tx.insertInto('compute_flavors').values({
+        id: f.id, name: f.name, vcpus: f.vcpus, ram: f.ram, disk: f.disk, ephemeral: 0, swap: 0, rxtx_factor: 1,
+        is_public: 1, disabled: 0, description: f.description ?? null, created_at: nowIso(), deleted_at: null,
+      }).execute();
+    }
+  }));
 }
 
 export async function extraSpecsOf(db: Db, flavorId: string): Promise<Record<string, string>> {
@@ -408,12 +405,8 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         if (action === 'addTenantAccess') {
           if (!projectKnown) throw badRequest(`Project ID ${tenant} is not a valid project.`);
           if (mv(rc).ge('2.7') && f.is_public) throw conflict('Can not add access to a public flavor.');
-          try {
-            await db.insertInto('compute_flavor_access').values({ flavor_id: f.id, project_id: tenant }).execute();
-          } catch (e) {
-            if (isUniqueViolation(e)) throw conflict(`Flavor access already exists for flavor ${f.id} and project ${tenant} combination.`);
-            throw e;
-          }
+          await conflictOnDuplicate(db.insertInto('compute_flavor_access').values({ flavor_id: f.id, project_id: tenant }).execute(),
+            () => conflict(`Flavor access already exists for flavor ${f.id} and project ${tenant} combination.`));
         } else {
           const r = await db.deleteFrom('compute_flavor_access').where('flavor_id', '=', f.id).where('project_id', '=', tenant).executeTakeFirst();
           if (Number(r.numDeletedRows) === 0) throw notFound(`Flavor access not found for ${f.id} / ${tenant} combination.`);

@@ -278,12 +278,6 @@ export function parseTime(field: string, s: string): string {
   return new Date(ms).toISOString();
 }
 
-/** True when a database error is a uniqueness violation (SQLite or PostgreSQL). */
-export function isUniqueViolation(e: unknown): boolean {
-  const err = e as { code?: string; message?: string };
-  return err?.code === '23505' || /UNIQUE constraint failed|PRIMARY KEY|duplicate key/i.test(err?.message ?? '');
-}
-
 export const isUuid = (s: string): boolean => /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s);
 
 /** Checks an access IP (accessIPv4/accessIPv6) and returns it as Nova stores it (IPv6 compressed). */

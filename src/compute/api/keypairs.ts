@@ -7,7 +7,8 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import { nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { isUniqueViolation, isValidName, mv, nextLinks, pageParams, q, strictQuery, validate } from './http.ts';
+import { isValidName, mv, nextLinks, pageParams, q, strictQuery, validate } from './http.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import { claimTransaction, countOf, projectLimits } from './quota.ts';
 import { generateSshKey, generateX509, sshFingerprint, x509Fingerprint } from './ssh-keys.ts';
 
@@ -126,18 +127,12 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
           fingerprint = g.fingerprint;
         }
         const row = { name, user_id: userId, type, public_key: publicKey, fingerprint, created_at: nowIso() };
-        let id: number;
-        try {
-          id = await claimTransaction(db, async (tx) => {
-            const limit = (await projectLimits(tx, rc.cred!.projectId ?? '', userId)).key_pairs;
-            if (limit >= 0 && (await countOf(tx, 'key_pairs', userId)) + 1 > limit) throw forbidden('Quota exceeded, too many key pairs.');
-            const r = await tx.insertInto('compute_keypairs').values(row).returning('id').executeTakeFirstOrThrow();
-            return Number(r.id);
-          });
-        } catch (e) {
-          if (isUniqueViolation(e)) throw conflict(`Key pair '${name}' already exists.`);
-          throw e;
-        }
+        const id = await conflictOnDuplicate(claimTransaction(db, async (tx) => {
+          const limit = (await projectLimits(tx, rc.cred!.projectId ?? '', userId)).key_pairs;
+          if (limit >= 0 && (await countOf(tx, 'key_pairs', userId)) + 1 > limit) throw forbidden('Quota exceeded, too many key pairs.');
+          const r = await tx.insertInto('compute_keypairs').values(row).returning('id').executeTakeFirstOrThrow();
+          return Number(r.id);
+        }), () => conflict(`Key pair '${name}' already exists.`));
         rc.reply.code(v.ge('2.2') ? 201 : 200);
         return { keypair: view(rc, { ...row, id }, 'create', privateKey) };
       },

@@ -11,7 +11,8 @@ import type { Target } from '../../http/policy.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { AssignmentType, SYSTEM_ALL } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { ignoreDuplicate, listLinks, queryString, renderList, v3Url } from '../http.ts';
+import { listLinks, queryString, renderList, v3Url } from '../http.ts';
+import { ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getGroup, getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
 import { renderRole } from './roles.ts';
 

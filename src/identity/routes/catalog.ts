@@ -8,10 +8,8 @@ import { hexId } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
 import type { IdentityContext } from '../context.ts';
-import {
-  conflictOnDuplicate, ignoreDuplicate, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url,
-  withQueryFilters,
-} from '../http.ts';
+import { mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getProject, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 

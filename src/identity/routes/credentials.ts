@@ -17,7 +17,8 @@ import type { Db } from '../../db/database.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { conflictOnDuplicate, duplicate, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
+import { duplicate, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getProject, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 

@@ -5,10 +5,8 @@ import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import {
-  assertSameIdAndDomain, conflictOnDuplicate, duplicate, ignoreDuplicate, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra,
-  withListFilters,
-} from '../http.ts';
+import { assertSameIdAndDomain, duplicate, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getGroup, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { passwordExpiresFilter, renderUser } from './users.ts';

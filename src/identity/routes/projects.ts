@@ -11,9 +11,8 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import {
-  conflictOnDuplicate, ignoreDuplicate, listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters,
-} from '../http.ts';
+import { listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
+import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getProject, missing } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { deleteDomainCascade } from './domains.ts';

@@ -8,9 +8,8 @@ import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import {
-  conflictOnDuplicate, duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters,
-} from '../http.ts';
+import { duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getRole, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { revokeHoldersOf } from './assignments.ts';

@@ -8,10 +8,8 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import {
-  assertSameIdAndDomain, conflictOnDuplicate, duplicate, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra,
-  withListFilters,
-} from '../http.ts';
+import { assertSameIdAndDomain, duplicate, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { decoyHash, hashPassword, verifyPassword } from '../passwords.ts';
