@@ -30,11 +30,17 @@ export STRATUS_NODE
 # Every Node process started from here loads scripts/stripped-ts-cache.mjs
 # first: our .ts modules come type-stripped from this cache, so a warm start
 # neither loads the type stripper (its wasm stays at ~12 MiB) nor keeps V8
-# code caches in memory as NODE_COMPILE_CACHE would (~6 MiB).
-export STRATUS_TS_CACHE=${STRATUS_TS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/stratus/stripped-ts}
+# code caches in memory as NODE_COMPILE_CACHE would (~6 MiB). Without a home
+# directory the cache stays off (the stripper runs) rather than sit in /tmp.
+if [ -n "${STRATUS_TS_CACHE:-}${XDG_CACHE_HOME:-}${HOME:-}" ]; then
+  export STRATUS_TS_CACHE=${STRATUS_TS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stratus/stripped-ts}
+fi
 case " ${NODE_OPTIONS:-} " in
   *stripped-ts-cache.mjs*) ;;
-  *) export NODE_OPTIONS="--import=\"$here/scripts/stripped-ts-cache.mjs\" ${NODE_OPTIONS:-}" ;;
+  *)
+    # --import takes a URL: a checkout path with spaces, '#', '%' or quotes must be encoded.
+    hook_url=$("$STRATUS_NODE" -p 'require("node:url").pathToFileURL(process.argv[1]).href' "$here/scripts/stripped-ts-cache.mjs")
+    export NODE_OPTIONS="--import=$hook_url ${NODE_OPTIONS:-}" ;;
 esac
 # Allocations of 8 KiB and more (V8's compiler zones, argon2id's 19 MiB) are
 # mmapped and go back to the system when freed, instead of fragmenting malloc's
