@@ -25,10 +25,11 @@ export class IdleMemory {
   private readonly idleMs: number;
   private readonly minGrowth: number;
   private readonly committed: () => number;
-  private lastRequest = 0;
+  private lastActivity = 0;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private afterLastCollection: number;
-  /** Collections made so far (for /metrics and tests). */
+  /** Collections made so far. */
   collections = 0;
 
   constructor(collect: Collector | undefined, o: IdleMemoryOptions = {}) {
@@ -41,14 +42,14 @@ export class IdleMemory {
 
   /** Called on every response, and once start-up is done: (re)starts the quiet-time clock. */
   noteActivity(): void {
-    if (!this.collect) return;
-    this.lastRequest = performance.now();
+    if (!this.collect || this.stopped) return;
+    this.lastActivity = Date.now();
     this.timer ??= setTimeout(() => this.check(), this.idleMs).unref();
   }
 
   private check(): void {
     this.timer = undefined;
-    const quiet = performance.now() - this.lastRequest;
+    const quiet = Date.now() - this.lastActivity;
     if (quiet < this.idleMs) {
       this.timer = setTimeout(() => this.check(), this.idleMs - quiet).unref();
       return;
@@ -59,7 +60,9 @@ export class IdleMemory {
     this.afterLastCollection = this.committed();
   }
 
+  /** For good: a response that completes during shutdown does not schedule a collection. */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
 import type { Authenticator, Credentials } from './auth.ts';
-import { IdleMemory, type Collector } from './idle-memory.ts';
+import type { IdleMemory } from './idle-memory.ts';
 import { Metrics } from './metrics.ts';
 import { Policy, PUBLIC, type Target } from './policy.ts';
 import type { RouteContext, Service } from './service.ts';
@@ -19,6 +19,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** False until the process can serve (bootstrap done); /healthz answers 503 until then. */
   isReady?: () => boolean;
+  /** Told of every API response (not the /healthz and /metrics probes, which must not keep it from running). */
+  idleMemory?: IdleMemory;
 }
 
 function codeForStatus(status: number): ErrorCodeName {
@@ -58,7 +60,7 @@ export function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: 
   }
 }
 
-export function buildServer(opts: ServerOptions): { app: FastifyInstance; metrics: Metrics; idleMemory: IdleMemory } {
+export function buildServer(opts: ServerOptions): FastifyInstance {
   const metrics = new Metrics();
   const app = Fastify({
     loggerInstance: opts.logger,
@@ -80,12 +82,10 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-OpenStack-Request-Id', req.id);
   });
-  // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
-  const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
-  app.addHook('onClose', async () => idleMemory.stop());
+  const probes = new Set(['/healthz', '/metrics']);
   app.addHook('onResponse', async (req, reply) => {
-    idleMemory.noteActivity();
     const route = req.routeOptions.url ?? 'unmatched';
+    if (!probes.has(route)) opts.idleMemory?.noteActivity();
     metrics.observe(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     req.log.info({ method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
@@ -151,5 +151,5 @@ export function buildServer(opts: ServerOptions): { app: FastifyInstance; metric
       }
     }, { prefix: service.prefix });
   }
-  return { app, metrics, idleMemory };
+  return app;
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
+import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
@@ -73,12 +74,14 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
+  // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
+  const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
   try {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
     let ready = false;
-    const { app, idleMemory } = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready });
+    const app = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready, idleMemory });
     const host = o.host ?? '127.0.0.1';
     await app.listen({ host, port: o.port ?? 5000 });
     listening = app;
@@ -97,6 +100,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     return {
       url, port, adminPassword, database, identity, images, logger,
       async close() {
+        idleMemory.stop();
         identity.stop();
         await compute.stop();
         await app.close();
@@ -106,6 +110,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     };
   } catch (err) {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
+    idleMemory.stop();
     identity.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);

@@ -4,6 +4,10 @@ import { Policy, PUBLIC } from '../../src/http/policy.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import type { Credentials } from '../../src/http/auth.ts';
 import { identityRules } from '../../src/identity/policy.ts';
+import { pino } from 'pino';
+import { buildServer } from '../../src/http/server.ts';
+import type { IdleMemory } from '../../src/http/idle-memory.ts';
+import type { Service } from '../../src/http/service.ts';
 
 const cred = (roles: string[], over: Partial<Credentials> = {}): Credentials => ({
   userId: 'u', userName: 'u', userDomainId: 'default', projectId: 'p', projectDomainId: 'default', domainId: null,
@@ -52,4 +56,23 @@ test('metrics keep series apart by method and status, and escape label values', 
   assert.match(text, /stratus_http_requests_total\{method="GET",route="\/a",status="404"\} 1/);
   assert.ok(text.includes('route="/b\\"\\\\\\n"'), 'quote, backslash and newline escaped');
   assert.equal(text.split('\n').filter((l) => l.startsWith('stratus_http_requests_total{')).length, 4);
+});
+
+test('the server tells the idle-memory clock of API responses, not of the /healthz and /metrics probes', async () => {
+  const seen: string[] = [];
+  const idleMemory = { noteActivity: () => seen.push('api') } as unknown as IdleMemory;
+  const service: Service = {
+    name: 'demo', prefix: '/demo', rules: {}, renderError: (e) => ({ error: e.message }),
+    routes: [{ method: 'GET', path: '/thing', rule: PUBLIC, handler: async () => ({ ok: true }) }],
+  };
+  const app = buildServer({ logger: pino({ level: 'silent' }), authenticate: () => { throw new Error('no tokens here'); }, services: [service], idleMemory });
+  try {
+    for (const url of ['/healthz', '/metrics', '/healthz']) assert.equal((await app.inject({ url })).statusCode, 200);
+    assert.deepEqual(seen, []);
+    assert.equal((await app.inject({ url: '/demo/thing' })).statusCode, 200);
+    assert.equal((await app.inject({ url: '/demo/nothing' })).statusCode, 404);
+    assert.deepEqual(seen, ['api', 'api']);
+  } finally {
+    await app.close();
+  }
 });
