@@ -1,6 +1,7 @@
 // Running host commands (runc, ip, mount...): no shell, bounded output, a
 // timeout, and errors that carry the command's own message.
 import { spawn, type StdioOptions } from 'node:child_process';
+import { shQuote } from '../common/text.ts';
 
 export interface RunResult { code: number; signal: string | null; stdout: string; stderr: string }
 
@@ -52,11 +53,6 @@ export async function runOk(cmd: string, args: string[], o: RunOptions = {}): Pr
   const r = await run(cmd, args, o);
   if (r.code !== 0) throw new CommandError(cmd, args, r);
   return r;
-}
-
-/** Quotes one argument for sh. */
-export function shQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 // The spawner's loop: each line is "<id>\t<command line>"; each command runs in the

@@ -8,6 +8,8 @@ import { bootstrap } from '../identity/bootstrap.ts';
 import { rotateKeys } from '../identity/tokens/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
+import { shQuote } from '../common/text.ts';
+import { MAX_ALLOCATION_RATIO } from '../compute/engine/agent-api.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
 const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
@@ -34,7 +36,7 @@ function positiveCount(v: string): number {
 function ratio(max: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`not a number above 0 and at most ${max}`);
+    if (!Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`not a number above 0 and at most ${max}`);
     return n;
   };
 }
@@ -121,7 +123,7 @@ function writeClientConfig(dataDir: string, url: string, password: string): { cl
   writeFileSync(openrc, [
     `export OS_AUTH_URL=${auth}`,
     'export OS_USERNAME=admin',
-    `export OS_PASSWORD='${password.replaceAll("'", "'\\''")}'`,
+    `export OS_PASSWORD=${shQuote(password)}`,
     'export OS_PROJECT_NAME=admin',
     'export OS_USER_DOMAIN_NAME=Default',
     'export OS_PROJECT_DOMAIN_NAME=Default',
@@ -147,9 +149,9 @@ interface AllocationRatios { cpuAllocationRatio?: number; ramAllocationRatio?: n
 /** The overcommit flags of a host agent: on `agent`, and on `up` for the agent it runs. */
 function allocationRatioOptions(cmd: Command): Command {
   return cmd
-    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio(10000))
-    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio(1000))
-    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio(1000));
+    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio(MAX_ALLOCATION_RATIO.cpu))
+    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio(MAX_ALLOCATION_RATIO.ram))
+    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio(MAX_ALLOCATION_RATIO.disk));
 }
 
 function allocationRatioArgs(f: AllocationRatios): string[] {

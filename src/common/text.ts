@@ -13,3 +13,8 @@ export function tailLines(text: string, n: number): string {
  * localeCompare it needs none of ICU's collation data (2 MiB of RSS once touched).
  */
 export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Quotes one word for sh (and for a shell-sourced file such as openrc). */
+export function shQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

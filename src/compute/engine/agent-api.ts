@@ -27,6 +27,9 @@ const hostnameOf = (p: Record<string, string>) => {
   return h;
 };
 
+/** The largest overcommit ratios a host may report (the CLI's flags take the same bounds). */
+export const MAX_ALLOCATION_RATIO = { cpu: 10000, ram: 1000, disk: 1000 } as const;
+
 const HostInfoBody = Type.Object({
   kinds: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' }), { minItems: 1, maxItems: 8 }),
   vcpus: Type.Integer({ minimum: 0 }),
@@ -35,9 +38,9 @@ const HostInfoBody = Type.Object({
   host_ip: Type.Optional(Type.String({ maxLength: 64 })),
   version: Type.String({ maxLength: 64 }),
   availability_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-  cpu_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10000 })),
-  ram_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
-  disk_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000 })),
+  cpu_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.cpu })),
+  ram_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.ram })),
+  disk_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.disk })),
 }, { additionalProperties: true });
 
 const WatchBody = Type.Object({
