@@ -58,7 +58,19 @@ test('cached users, domains and projects follow every identity write', async () 
   const cache = new IdentityReadCache(writes);
   assert.equal((await cache.project(db, 'p'))?.enabled, 1);
   assert.equal(await cache.project(db, 'p'), await cache.project(db, 'p'), 'unchanged data: the cached row');
-  assert.equal(await cache.user(db, 'nobody'), undefined, 'a missing row is answered too');
+  assert.equal(await cache.userByName(db, 'd', 'ann'), undefined, 'a missing row is answered too');
+  await db.insertInto('identity_users').values({
+    id: 'u1', name: 'ann', domain_id: 'd', enabled: 1, default_project_id: null, password_hash: 'x', password_created_at: now, password_expires_at: null,
+    options: '{}', extra: '{}', failed_auth_count: 0, failed_auth_at: null, last_active_at: null, created_at: now,
+  }).execute();
+  assert.equal((await cache.userByName(db, 'd', 'ann'))?.id, 'u1', 'a remembered miss is forgotten once the user is created');
+  await db.updateTable('identity_users').set({ name: 'bea' }).where('id', '=', 'u1').execute();
+  assert.equal(await cache.userByName(db, 'd', 'ann'), undefined, 'the old name no longer finds the user');
+  assert.equal((await cache.userByName(db, 'd', 'bea'))?.id, 'u1');
+  assert.equal((await cache.projectByName(db, 'd', 'P'))?.id, 'p');
+  await db.updateTable('identity_projects').set({ name: 'Q' }).where('id', '=', 'p').execute();
+  assert.equal(await cache.projectByName(db, 'd', 'P'), undefined, 'a renamed project is seen at once');
+  assert.equal((await cache.domainByName(db, 'D'))?.id, 'd');
   await db.updateTable('identity_projects').set({ enabled: 0 }).where('id', '=', 'p').execute();
   assert.equal((await cache.project(db, 'p'))?.enabled, 0, 'a disabled project is seen at once');
   await db.updateTable('identity_domains').set({ enabled: 0 }).where('id', '=', 'd').execute();

@@ -1,6 +1,6 @@
 // Helpers shared by the identity API tests.
 import assert from 'node:assert/strict';
-import { uniqueName, type Cloud, type Reply } from '../../harness.ts';
+import { uniqueName, type Cloud, type Reply, type Tenant } from '../../harness.ts';
 import { fixtures } from './delegation-fixtures.ts';
 
 export const V3 = '/identity/v3';
@@ -22,7 +22,8 @@ export async function mustCreateResource(cloud: Cloud, kind: Resource, body: Rec
   return r.body[kind];
 }
 
-export interface ProjectUser { userId: string; projectId: string; token: string }
+/** The same shape as the harness's API-made tenant. */
+export type ProjectUser = Tenant;
 
 /**
  * A fresh project and a user holding `role` on it, written straight to the
