@@ -1,7 +1,7 @@
 // Glance wire helpers: the error envelope, the image and member views, and the
 // target loader that finds the image a route is about.
 import type { FastifyRequest } from 'fastify';
-import { ApiError, notFound } from '../common/errors.ts';
+import { ApiError, badRequest, notFound } from '../common/errors.ts';
 import type { RouteContext } from '../http/service.ts';
 import type { Target } from '../http/policy.ts';
 import { canSee, loadImage, type ImageMember, type ImageRecord } from './images.ts';
@@ -39,6 +39,13 @@ export function renderMember(m: ImageMember): Record<string, unknown> {
     member_id: m.member_id, image_id: m.image_id, status: m.status,
     created_at: glanceTime(m.created_at), updated_at: glanceTime(m.updated_at), schema: '/v2/schemas/member',
   };
+}
+
+/** A request body that must be a JSON object: Glance's 400s for none and for any other JSON value (`notObject`). */
+export function objectBody(body: unknown, notObject: string): Record<string, unknown> {
+  if (body === undefined || body === null) throw badRequest('Body expected in request.');
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(notObject);
+  return body as Record<string, unknown>;
 }
 
 export const noImage = (id: string) => notFound(`No image found with ID ${id}`);

@@ -7,7 +7,7 @@ import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { deleteImageData } from '../data.ts';
-import { imageTargetLoader, noImage, renderImage, targetImage } from '../http.ts';
+import { imageTargetLoader, noImage, objectBody, renderImage, targetImage } from '../http.ts';
 import {
   createImageRecord, isAdminCred, listImages, loadImage, markDeleted, newImageRecord, QUOTAS, saveImage, setStatus,
   type ImageListQuery, type ImageRecord, type NewImageFields,
@@ -61,9 +61,7 @@ function checkTagQuota(tags: string[]): void {
  * image attributes and extra properties. Throws 400/403/413.
  */
 export function parseCreateBody(body: unknown): NewImageFields {
-  if (body === undefined || body === null) throw badRequest('Body expected in request.');
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('Request body must be a JSON object.');
-  const b = { ...(body as Record<string, unknown>) };
+  const b = { ...objectBody(body, 'Request body must be a JSON object.') };
   for (const k of DISALLOWED) if (k in b) throw readOnly(k);
   const err = schemaViolation(IMAGE_SCHEMA, b);
   if (err) throw schemaError(err);

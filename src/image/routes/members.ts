@@ -4,7 +4,7 @@
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
-import { imageTargetLoader, renderMember, targetImage } from '../http.ts';
+import { imageTargetLoader, objectBody, renderMember, targetImage } from '../http.ts';
 import { isAdminCred, QUOTAS, type ImageMember, type ImageRecord } from '../images.ts';
 import { MEMBER_STATUSES } from '../schemas.ts';
 
@@ -24,11 +24,9 @@ function findMember(img: ImageRecord, memberId: string): ImageMember {
  * object, and a body without it.
  */
 function bodyAttribute(rc: RouteContext, key: string, notObject: string, missing: string): unknown {
-  const body = rc.body;
-  if (body === undefined || body === null) throw badRequest('Body expected in request.');
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(notObject);
+  const body = objectBody(rc.body, notObject);
   if (!(key in body)) throw badRequest(missing);
-  return (body as Record<string, unknown>)[key];
+  return body[key];
 }
 
 /** A project sees every member of its own image, a member only its own membership. */

@@ -8,7 +8,7 @@ import type { Db } from '../../db/database.ts';
 import type { Target } from '../../http/policy.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
-import { glanceTime } from '../http.ts';
+import { glanceTime, objectBody } from '../http.ts';
 import { isAdminCred } from '../images.ts';
 import { schemaViolation, type JsonSchema } from '../jsonschema.ts';
 import { METADEF_SCHEMAS, namespaceSchema, objectSchema, propertySchema, resourceTypeSchema, tagSchema } from '../metadefs.ts';
@@ -39,9 +39,7 @@ const now = () => new Date().toISOString();
 const compact = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null));
 
 function validate(schema: JsonSchema, body: unknown, name: string, disallowed: string[]): Record<string, unknown> {
-  if (body === undefined || body === null) throw badRequest('Body expected in request.');
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(`Provided object does not match schema '${name}': ${JSON.stringify(body)} is not of type 'object'`);
-  const b = body as Record<string, unknown>;
+  const b = objectBody(body, `Provided object does not match schema '${name}': ${JSON.stringify(body)} is not of type 'object'`);
   for (const k of disallowed) if (k in b) throw forbidden(`Attribute '${k}' is read-only.`);
   const err = schemaViolation(schema, b);
   if (err) throw badRequest(`Provided object does not match schema '${name}': ${err}`);
