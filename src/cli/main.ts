@@ -1,4 +1,6 @@
 // The stratus command line.
+// First, before anything loads Fastify: see the module.
+import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';

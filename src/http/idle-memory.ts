@@ -40,7 +40,7 @@ export class IdleMemory {
     this.afterLastCollection = this.committed();
   }
 
-  /** Called on every response, and once start-up is done: (re)starts the quiet-time clock. */
+  /** Called on every response: (re)starts the quiet-time clock. */
   noteActivity(): void {
     if (!this.collect || this.stopped) return;
     this.lastActivity = Date.now();
@@ -55,6 +55,21 @@ export class IdleMemory {
       return;
     }
     if (this.committed() - this.afterLastCollection < this.minGrowth) return;
+    this.collectGarbage();
+  }
+
+  /**
+   * Collects at once: start-up's garbage, before the server reports ready.
+   * Freed before the first request, the malloc space it held is reused or
+   * trimmed; freed 2 s into traffic, it is left as holes between what the
+   * requests keep (measured: 4 MiB more after bin/bench identity).
+   */
+  collectNow(): void {
+    if (!this.collect || this.stopped) return;
+    this.collectGarbage();
+  }
+
+  private collectGarbage(): void {
     this.collect!({ type: 'major', flavor: 'last-resort', execution: 'sync' });
     this.collections++;
     this.afterLastCollection = this.committed();

@@ -1,13 +1,23 @@
-// JSON-schema checks made inside handlers: Nova's microversioned request bodies,
-// Glance's image and metadef documents. The validator is ajv, as for Fastify's
-// route schemas, with the options of src/http/server.ts except three:
+// JSON Schema validation, all of it through ajv: the route schemas Fastify
+// checks before a handler runs, and the checks made inside handlers (Nova's
+// microversioned request bodies, Glance's image and metadef documents).
+//
+// Route schemas: ajv's defaults (strict, no coercion, no removal, first error
+// only) plus useDefaults, so a handler sees a schema's defaults filled in. A
+// route's validator is compiled on the route's first request, not when the
+// route is registered: a compiled validator costs 12 KiB and more of heap,
+// and most of the ~300 routes are never called by a given deployment
+// (docs/performance.md). test/unit/route-schemas.test.ts compiles them all,
+// so a schema ajv refuses fails there rather than at a first request.
+//
+// Checks inside handlers differ from route schemas in three options:
 // - useDefaults is off: a check never changes the value it checks (Glance
 //   stores metadef bodies as sent; its property schema has a default);
 // - strict is off: Glance's served documents carry annotations ajv does not
 //   know (name, links, is_base) and untyped roots;
 // - formats are not checked (Glance checks none; no compute schema names one).
 // Each service turns the neutral SchemaError into its own message.
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 
 /** The first way a value fails a schema. */
 export interface SchemaError {
@@ -31,6 +41,26 @@ export interface SchemaError {
 // removal) and stop at the first error; verbose puts the value and the
 // failing schema on each error.
 const ajv = new Ajv({ strict: false, validateFormats: false, addUsedSchema: false, verbose: true });
+
+const routeAjv = new Ajv({ useDefaults: true, addUsedSchema: false });
+
+/** A route validator as Fastify calls it: true or false, with ajv's `errors` on itself. */
+export interface RouteValidator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+/** Fastify's validatorCompiler for every route schema (body, querystring): compiles on first use. */
+export function compileRouteSchema({ schema }: { schema: object }): RouteValidator {
+  let compiled: ValidateFunction | undefined;
+  const validate: RouteValidator = (data) => {
+    compiled ??= routeAjv.compile(schema);
+    const ok = compiled(data);
+    validate.errors = compiled.errors;
+    return ok;
+  };
+  return validate;
+}
 
 /** The first violation of `schema` by `value`, or null when it conforms. */
 export function firstError(schema: object, value: unknown): SchemaError | null {

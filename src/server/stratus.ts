@@ -67,13 +67,19 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
   return pw;
 }
 
+/** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute'>) {
+  const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
+  return { identity, images, compute, services: [identity.service, images.service, ...compute.services] };
+}
+
 export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? pino({ level: o.logLevel ?? 'info', base: { service: 'stratus' } });
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
-  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
+  const { identity, images, compute, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -81,7 +87,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await migrate(database.db);
     const tls = o.tls ? { cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) } : undefined;
     let ready = false;
-    const app = buildServer({ logger, authenticate: identity.authenticate, services: [identity.service, images.service, ...compute.services], tls, isReady: () => ready, idleMemory });
+    const app = buildServer({ logger, authenticate: identity.authenticate, services, tls, isReady: () => ready, idleMemory });
     const host = o.host ?? '127.0.0.1';
     await app.listen({ host, port: o.port ?? 5000 });
     listening = app;
@@ -93,9 +99,11 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await identity.start();
     await images.start();
     await compute.start();
+    // Start-up (loading modules, migrations, bootstrap, registering every
+    // route) leaves garbage like a burst of requests does: collected before
+    // the first request rather than once traffic has begun.
+    idleMemory.collectNow();
     ready = true;
-    // Start-up (migrations, bootstrap, compiling every route) leaves garbage like a burst of requests does.
-    idleMemory.noteActivity();
     logger.info({ url }, 'stratus server listening');
     return {
       url, port, adminPassword, database, identity, images, logger,

@@ -76,3 +76,30 @@ test('the server tells the idle-memory clock of API responses, not of the /healt
     await app.close();
   }
 });
+
+test('every GET route answers HEAD with its headers and no body, unless the service declares its own HEAD there', async () => {
+  const service: Service = {
+    name: 'demo', prefix: '/demo', rules: {}, renderError: (e) => ({ error: e.message }),
+    routes: [
+      { method: 'GET', path: '/thing', rule: PUBLIC, handler: async () => ({ name: 'thing' }) },
+      { method: 'GET', path: '/check', rule: PUBLIC, handler: async () => ({ long: 'answer' }) },
+      { method: 'HEAD', path: '/check', rule: PUBLIC, status: 204, handler: async () => undefined },
+      { method: 'POST', path: '/thing', rule: PUBLIC, handler: async () => ({}) },
+    ],
+  };
+  const app = buildServer({ logger: pino({ level: 'silent' }), authenticate: () => { throw new Error('no tokens here'); }, services: [service] });
+  try {
+    const get = await app.inject({ url: '/demo/thing' });
+    const head = await app.inject({ method: 'HEAD', url: '/demo/thing' });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, '');
+    assert.equal(head.headers['content-length'], String(Buffer.byteLength(get.body)));
+    assert.equal(head.headers['content-type'], get.headers['content-type']);
+    assert.equal((await app.inject({ method: 'HEAD', url: '/demo/check' })).statusCode, 204);
+    assert.equal((await app.inject({ method: 'HEAD', url: '/healthz' })).statusCode, 200);
+    // A POST-only path has no HEAD: Fastify's 404 through the service's envelope.
+    assert.equal((await app.inject({ method: 'HEAD', url: '/demo/nothing' })).statusCode, 404);
+  } finally {
+    await app.close();
+  }
+});

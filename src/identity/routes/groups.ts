@@ -131,7 +131,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
       },
     },
     {
-      // GET, and HEAD through Fastify's HEAD sibling of every GET route.
+      // GET, and HEAD: every GET route answers HEAD too (src/http/server.ts).
       method: 'GET', path: '/v3/groups/:group_id/users/:user_id', rule: 'identity:check_user_in_group', target: groupTarget, status: 204,
       async handler(rc) {
         const { group, user } = await loadPair(rc, 'identity:check_user_in_group');

@@ -308,7 +308,7 @@ export function trustsRoutes(ctx: IdentityContext): Route[] {
       },
     },
     {
-      // Fastify answers HEAD from this GET route, without the body.
+      // HEAD comes to this GET route too (src/http/server.ts) and gets no body.
       method: 'GET', path: '/v3/OS-TRUST/trusts/:trust_id/roles/:role_id', rule: 'identity:get_role_for_trust', target: trustTarget,
       async handler(rc) {
         refuseAppCred(rc);
