@@ -42,6 +42,23 @@ test('collects once after the requests stop, and only when the heap grew', (t) =
   assert.equal(calls.length, 2, 'nothing after stop()');
 });
 
+test('collectNow collects at once, whatever the growth, and counts as the last collection', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const calls: unknown[] = [];
+  let committed = 100 * MiB;
+  const idle = new IdleMemory((o) => calls.push(o), { idleMs: 2000, minGrowthBytes: 4 * MiB, committed: () => committed });
+  committed += 6 * MiB; // start-up
+  idle.collectNow();
+  assert.deepEqual(calls, [{ type: 'major', flavor: 'last-resort', execution: 'sync' }]);
+  committed += 2 * MiB; // 8 MiB over the construction, 2 over the collection
+  idle.noteActivity();
+  t.mock.timers.tick(5000);
+  assert.equal(calls.length, 1, 'growth is measured from the collectNow');
+  idle.stop();
+  idle.collectNow();
+  assert.equal(calls.length, 1, 'nothing after stop()');
+});
+
 test('without a collector (Node run without --expose-gc) nothing is scheduled', (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const committed = mock.fn(() => 0);
