@@ -9,6 +9,8 @@
 // It must run before Fastify loads: src/cli/main.ts imports it first.
 // Limited to Fastify's server module, which only calls createServer on them;
 // a Fastify that read them as it loads would just load them, as before.
+// Not for tests that import src/server/stratus.ts directly: they load TLS as
+// Node would, which changes nothing but their memory.
 import { registerHooks } from 'node:module';
 
 const FASTIFY_SERVER = /\/node_modules\/fastify\/lib\/server\.js$/;
@@ -25,7 +27,19 @@ registerHooks({
   load(url, context, nextLoad) {
     if (!url.startsWith(SCHEME)) return nextLoad(url, context);
     const name = JSON.stringify(url.slice(SCHEME.length));
-    const source = `let real;\nmodule.exports = new Proxy({}, { get: (_, key) => (real ??= process.getBuiltinModule(${name}))[key] });\n`;
+    // Every way of looking at the module (a property, `in`, its keys) loads it.
+    const source = `let real;
+const load = () => (real ??= process.getBuiltinModule(${name}));
+module.exports = new Proxy({}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d && { ...d, configurable: true };
+  },
+});
+`;
     return { format: 'commonjs', source, shortCircuit: true };
   },
 });

@@ -3,12 +3,14 @@
 // microversioned request bodies, Glance's image and metadef documents).
 //
 // Route schemas: ajv's defaults (strict, no coercion, no removal, first error
-// only) plus useDefaults, so a handler sees a schema's defaults filled in. A
+// only) plus useDefaults, so a handler sees a schema's defaults filled in; no
+// formats (ajv-formats is not loaded: no route schema names one) and no
+// header schemas (Fastify would not lower-case them for this compiler). A
 // route's validator is compiled on the route's first request, not when the
 // route is registered: a compiled validator costs 12 KiB and more of heap,
-// and most of the ~300 routes are never called by a given deployment
+// and a deployment calls few of the ~40 routes with a schema
 // (docs/performance.md). test/unit/route-schemas.test.ts compiles them all,
-// so a schema ajv refuses fails there rather than at a first request.
+// so a schema ajv refuses fails there rather than as a 500 at a first request.
 //
 // Checks inside handlers differ from route schemas in three options:
 // - useDefaults is off: a check never changes the value it checks (Glance

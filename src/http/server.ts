@@ -1,6 +1,7 @@
 // Builds the one HTTP server that hosts every service under its own prefix.
-import Fastify, { LogController, type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
 import type { Authenticator, Credentials } from './auth.ts';
@@ -59,16 +60,38 @@ export function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: 
   }
 }
 
+const methodsOf = (route: Pick<Route, 'method'>): HttpMethod[] => (Array.isArray(route.method) ? route.method : [route.method]);
+
 /**
  * The methods a route is registered for: a GET answers HEAD too (Keystone and
  * Glance answer HEAD on every GET), unless the service declares its own HEAD
  * at that path. One route with both methods, rather than Fastify's
- * exposeHeadRoutes, which registers a second route (~5 KiB of heap) per GET.
+ * exposeHeadRoutes, which registers a second route (~5 KiB of heap) per GET;
+ * headOnSend below does what that route's own hook did.
  */
-export function routeMethods(route: Route, declaredHeads: ReadonlySet<string>): HttpMethod[] {
-  const methods = Array.isArray(route.method) ? route.method : [route.method];
+export function routeMethods(route: Pick<Route, 'method' | 'path'>, declaredHeads: ReadonlySet<string>): HttpMethod[] {
+  const methods = methodsOf(route);
   if (methods.includes('GET') && !methods.includes('HEAD') && !declaredHeads.has(route.path)) return [...methods, 'HEAD'];
   return methods;
+}
+
+/**
+ * A HEAD answer carries what the GET would send but no body: a stream (an
+ * image download) is closed, not read through; no body at all says
+ * Content-Length 0. A string or buffer keeps its length, and Node sends no
+ * body for HEAD.
+ */
+function headOnSend(req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
+  if (req.method !== 'HEAD') return done(null, payload);
+  if (payload === undefined || payload === null) {
+    if (!reply.hasHeader('content-length') && reply.statusCode !== 204 && reply.statusCode !== 304) reply.header('content-length', '0');
+    return done(null, null);
+  }
+  if (typeof (payload as Readable).pipe === 'function') {
+    (payload as Readable).destroy();
+    return done(null, null);
+  }
+  done(null, payload);
 }
 
 /** Routes serialize with JSON.stringify: a response schema would need a serializer compiler this server does not load. */
@@ -111,6 +134,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     req.log.info({ method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
 
+  app.addHook('onSend', headOnSend);
+
+  // The probes answer HEAD too, like every GET route.
   app.route({ method: ['GET', 'HEAD'], url: '/healthz', handler: async (_req, reply) => {
     if (opts.isReady && !opts.isReady()) return reply.code(503).send({ status: 'starting' });
     return { status: 'ok' };
@@ -122,7 +148,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
 
   for (const service of opts.services) {
     const policy = new Policy(service.rules);
-    const declaredHeads = new Set(service.routes.filter((r) => ([] as HttpMethod[]).concat(r.method).includes('HEAD')).map((r) => r.path));
+    const declaredHeads = new Set(service.routes.filter((r) => methodsOf(r).includes('HEAD')).map((r) => r.path));
     app.register(async (scope) => {
       service.setup?.(scope);
       scope.setErrorHandler(async (err, req, reply) => {

@@ -14,7 +14,7 @@ const deferTls = pathToFileURL(join(root, 'src/http/defer-tls.ts')).href;
 
 /** Runs an ES module body in a new Node process at the checkout's root; returns what it printed as JSON. */
 function runModule(body: string): any {
-  const out = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', body], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', body], { cwd: root, encoding: 'utf8', timeout: 60_000 });
   return JSON.parse(out);
 }
 
@@ -47,7 +47,7 @@ test('defer-tls: a server given a certificate loads the real https and serves TL
   const dir = mkdtempSync(join(tmpdir(), 'stratus-defer-tls-'));
   try {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore', timeout: 60_000 });
     const r = runModule(`
       const loaded = ${tlsModules};
       await import(${JSON.stringify(deferTls)});
@@ -71,9 +71,30 @@ test('defer-tls: a server given a certificate loads the real https and serves TL
   }
 });
 
+test('defer-tls: the stand-in answers like the module once looked at, and loads it then', () => {
+  const r = runModule(`
+    const loaded = ${tlsModules};
+    await import(${JSON.stringify(deferTls)});
+    const { createRequire } = await import('node:module');
+    // A require from Fastify's server module gets the stand-in.
+    const https = createRequire(${JSON.stringify(join(root, 'node_modules/fastify/lib/server.js'))})('node:https');
+    const before = loaded();
+    const real = process.getBuiltinModule('node:https');
+    console.log(JSON.stringify({
+      before, has: 'createServer' in https, keys: Object.keys(https).includes('Agent'),
+      same: https.createServer === real.createServer, after: loaded(),
+    }));
+  `);
+  assert.deepEqual(r, { before: [], has: true, keys: true, same: true, after: ['https', 'tls'] });
+});
+
 test('defer-tls: the stratus command imports it before Fastify loads', () => {
-  const out = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning',
-    '--import', `data:text/javascript,process.on('exit', () => console.log(JSON.stringify((${tlsModules})())))`,
-    join(root, 'src/cli/main.ts'), '--help'], { cwd: root, encoding: 'utf8' });
-  assert.deepEqual(JSON.parse(out.trim().split('\n').at(-1)!), []);
+  const report = `process.on('exit', () => console.log(JSON.stringify({
+    tls: (${tlsModules})(),
+    fastify: Object.keys(process.getBuiltinModule('node:module').createRequire('/').cache).some((k) => k.endsWith('/fastify/lib/server.js')),
+  })))`;
+  const out = execFileSync(process.execPath, ['--disable-warning=ExperimentalWarning', '--import', `data:text/javascript,${encodeURIComponent(report)}`,
+    join(root, 'src/cli/main.ts'), '--help'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  // Fastify did load (for --help too: the CLI imports the server), without TLS.
+  assert.deepEqual(JSON.parse(out.trim().split('\n').at(-1)!), { tls: [], fastify: true });
 });

@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import { Type } from 'typebox';
 import { Policy, PUBLIC } from '../../src/http/policy.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import type { Credentials } from '../../src/http/auth.ts';
@@ -77,14 +80,25 @@ test('the server tells the idle-memory clock of API responses, not of the /healt
   }
 });
 
-test('every GET route answers HEAD with its headers and no body, unless the service declares its own HEAD there', async () => {
+test('every GET route answers HEAD with its headers and no body, unless the service declares its own HEAD there', { timeout: 20_000 }, async () => {
+  let stream: Readable | undefined;
   const service: Service = {
     name: 'demo', prefix: '/demo', rules: {}, renderError: (e) => ({ error: e.message }),
     routes: [
       { method: 'GET', path: '/thing', rule: PUBLIC, handler: async () => ({ name: 'thing' }) },
       { method: 'GET', path: '/check', rule: PUBLIC, handler: async () => ({ long: 'answer' }) },
       { method: 'HEAD', path: '/check', rule: PUBLIC, status: 204, handler: async () => undefined },
-      { method: 'POST', path: '/thing', rule: PUBLIC, handler: async () => ({}) },
+      { method: 'POST', path: '/only-post', rule: PUBLIC, handler: async () => ({}) },
+      { method: 'GET', path: '/empty', rule: PUBLIC, handler: async () => undefined },
+      {
+        method: 'GET', path: '/file', rule: PUBLIC,
+        handler: async (rc) => {
+          // An endless download: a HEAD that read it through would never answer.
+          stream = new Readable({ read() { this.push(Buffer.alloc(64 * 1024)); } });
+          rc.reply.header('content-type', 'application/octet-stream').header('content-length', '1073741824');
+          return rc.reply.send(stream);
+        },
+      },
     ],
   };
   const app = buildServer({ logger: pino({ level: 'silent' }), authenticate: () => { throw new Error('no tokens here'); }, services: [service] });
@@ -97,8 +111,32 @@ test('every GET route answers HEAD with its headers and no body, unless the serv
     assert.equal(head.headers['content-type'], get.headers['content-type']);
     assert.equal((await app.inject({ method: 'HEAD', url: '/demo/check' })).statusCode, 204);
     assert.equal((await app.inject({ method: 'HEAD', url: '/healthz' })).statusCode, 200);
-    // A POST-only path has no HEAD: Fastify's 404 through the service's envelope.
-    assert.equal((await app.inject({ method: 'HEAD', url: '/demo/nothing' })).statusCode, 404);
+    assert.equal((await app.inject({ method: 'HEAD', url: '/demo/only-post' })).statusCode, 404);
+    assert.equal((await app.inject({ method: 'HEAD', url: '/demo/empty' })).headers['content-length'], '0');
+    const file = await app.inject({ method: 'HEAD', url: '/demo/file' });
+    assert.equal(file.statusCode, 200);
+    assert.equal(file.headers['content-length'], '1073741824');
+    assert.equal(file.body, '');
+    assert.equal(stream?.destroyed, true, 'the download stream is closed, not read');
+  } finally {
+    await app.close();
+  }
+});
+
+test('the server loads neither Fastify\'s default validator nor its serializer compiler', async () => {
+  const service: Service = {
+    name: 'demo', prefix: '/demo', rules: {}, renderError: (e) => ({ error: e.message }),
+    routes: [{ method: 'POST', path: '/thing', rule: PUBLIC, schema: { body: Type.Object({ name: Type.String() }) }, handler: async (rc) => rc.body }],
+  };
+  const app = buildServer({ logger: pino({ level: 'silent' }), authenticate: () => { throw new Error('no tokens here'); }, services: [service] });
+  try {
+    assert.equal((await app.inject({ method: 'POST', url: '/demo/thing', payload: { name: 'x' } })).statusCode, 200);
+    const bad = await app.inject({ method: 'POST', url: '/demo/thing', payload: { name: 1 } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.body, /Invalid input for request body: .*name must be string/);
+    const loaded = Object.keys(createRequire(import.meta.url).cache);
+    assert.deepEqual(loaded.filter((k) => /@fastify\/(ajv-compiler|fast-json-stringify-compiler)\//.test(k)), []);
+    assert.ok(loaded.some((k) => k.includes('/fastify/lib/')), 'the check looks where Fastify\'s modules are');
   } finally {
     await app.close();
   }
