@@ -24,15 +24,11 @@ import { inspectArchive, unpackLayer } from '../src/agent/drivers/container/oci.
 import { buildSpec } from '../src/agent/drivers/container/spec.ts';
 import { run, runOk } from '../src/agent/exec.ts';
 import type { DesiredServer } from '../src/compute/engine/protocol.ts';
-import { freePort, pct, request } from './lib.ts';
+import { freePort, numberFlag, pct, request } from './lib.ts';
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const N = arg('n', 100);
-const CONCURRENCY = arg('concurrency', 16);
-const AGENT_CONCURRENCY = arg('agent-concurrency', 8);
+const N = numberFlag('n', 100);
+const CONCURRENCY = numberFlag('concurrency', 16);
+const AGENT_CONCURRENCY = numberFlag('agent-concurrency', 8);
 const KEEP = process.argv.includes('--keep');
 const CGROUP_PARENT = 'stratus-bench';
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '../src/identity/passwords.ts';
-import { format, freePort, request, run, type RunResult } from './lib.ts';
+import { flag, format, freePort, numberFlag, request, run, type RunResult } from './lib.ts';
 
 // req/s at concurrency 16, Debian's Keystone (Zed) under uwsgi with memcached on
 // this machine kind (the issue's reference). The issue gives no rescope figure:
@@ -20,13 +20,8 @@ import { format, freePort, request, run, type RunResult } from './lib.ts';
 const REFERENCE_KEYSTONE_C16 = { issue: 3, rescope: 55, validate: 55, projects: 62 } as const;
 const TARGET_RATIO = { issue: 5, rescope: 100, validate: 100, projects: 50 } as const;
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const N = arg('requests', 2000);
-const N_ISSUE = arg('issue-requests', 200);
-
+const N = numberFlag('requests', 2000);
+const N_ISSUE = numberFlag('issue-requests', 200);
 
 /** RSS in MiB, and its split into anonymous memory and file-backed pages (mostly Node's own binary). */
 function rssOf(pid: number): { rss: number; anon: number; file: number } {
@@ -34,13 +29,6 @@ function rssOf(pid: number): { rss: number; anon: number; file: number } {
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0) / 1024;
   return { rss: kb('Rss'), anon: kb('Anonymous'), file: kb('Rss') - kb('Anonymous') };
 }
-
-/** The server process: bin/stratus execs node, so the child's pid is the server's. */
-
-const argString = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 
 /** Runs every operation at concurrency 1 and 16 against an identity v3 URL; `baseline` is a cheap GET measured alongside. */
 async function measure(label: string, v3: string, password: string, baseline: string): Promise<Record<string, RunResult>> {
@@ -107,16 +95,17 @@ async function main() {
     // Not later: this machine's kernel pages out file-backed memory left idle
     // for a minute or two (DAMON), which would flatter the reading; both
     // readings show the file-backed part, which must not have moved.
+    // bin/stratus execs node, so the child's pid is the server's.
     const atOnce = rssOf(child.pid!);
     await new Promise((res) => setTimeout(res, 4000));
     const settled = rssOf(child.pid!);
     const split = (m: ReturnType<typeof rssOf>) => `${m.rss.toFixed(1)} MiB = ${m.anon.toFixed(1)} anonymous + ${m.file.toFixed(1)} file-backed`;
     const rssLine = `server RSS right after the run: ${split(atOnce)}\n` +
       `server RSS 4 s after the run: ${split(settled)} (target <= 100 MB: ${settled.rss * 1.048576 <= 100 ? 'met' : 'NOT met'})`;
-    const keystoneUrl = argString('keystone');
-    if (keystoneUrl) {
+    const keystone = flag('keystone')?.replace(/\/$/, '');
+    if (keystone) {
       // The reference Keystone, measured in this same run (docs/performance.md says how to start it).
-      const theirs = await measure('keystone', keystoneUrl.replace(/\/$/, ''), argString('keystone-password') ?? '', `${keystoneUrl.replace(/\/$/, '')}`);
+      const theirs = await measure('keystone', keystone, flag('keystone-password') ?? '', keystone);
       for (const k of Object.keys(REFERENCE_KEYSTONE_C16)) {
         const a = ours[`${k}@16`]!;
         const b = theirs[`${k}@16`]!;

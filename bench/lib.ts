@@ -60,3 +60,15 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The value after `--name` on the command line, if given. */
+export function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+/** The number after `--name` on the command line, or `dflt`. */
+export function numberFlag(name: string, dflt: number): number {
+  const v = flag(name);
+  return v === undefined ? dflt : Number(v);
+}

@@ -146,22 +146,22 @@ serverOptions(program.command('server').description('run the control-plane serve
     runUntilSignal(s.close);
   });
 
-interface AllocationRatios { cpuAllocationRatio?: number; ramAllocationRatio?: number; diskAllocationRatio?: number }
+/** The overcommit flags of a host agent, with the agent API's bounds: on `agent`, and on `up` for the agent it runs. */
+const ALLOCATION_RATIOS = [
+  { flag: 'cpu-allocation-ratio', key: 'cpuAllocationRatio', of: 'vCPU', dflt: 16, max: MAX_ALLOCATION_RATIO.cpu },
+  { flag: 'ram-allocation-ratio', key: 'ramAllocationRatio', of: 'RAM', dflt: 1.5, max: MAX_ALLOCATION_RATIO.ram },
+  { flag: 'disk-allocation-ratio', key: 'diskAllocationRatio', of: 'disk', dflt: 1, max: MAX_ALLOCATION_RATIO.disk },
+] as const;
+type AllocationRatios = { [K in (typeof ALLOCATION_RATIOS)[number]['key']]?: number };
 
-/** The overcommit flags of a host agent: on `agent`, and on `up` for the agent it runs. */
 function allocationRatioOptions(cmd: Command): Command {
-  return cmd
-    .option('--cpu-allocation-ratio <r>', 'vCPU overcommit of the agent\'s host (default 16)', ratio(MAX_ALLOCATION_RATIO.cpu))
-    .option('--ram-allocation-ratio <r>', 'RAM overcommit of the agent\'s host (default 1.5)', ratio(MAX_ALLOCATION_RATIO.ram))
-    .option('--disk-allocation-ratio <r>', 'disk overcommit of the agent\'s host (default 1)', ratio(MAX_ALLOCATION_RATIO.disk));
+  for (const r of ALLOCATION_RATIOS) cmd.option(`--${r.flag} <r>`, `${r.of} overcommit of the agent's host (default ${r.dflt})`, ratio(r.max));
+  return cmd;
 }
 
+/** The same flags, as given to `up`, for the agent it starts. */
 function allocationRatioArgs(f: AllocationRatios): string[] {
-  const args: string[] = [];
-  if (f.cpuAllocationRatio !== undefined) args.push('--cpu-allocation-ratio', String(f.cpuAllocationRatio));
-  if (f.ramAllocationRatio !== undefined) args.push('--ram-allocation-ratio', String(f.ramAllocationRatio));
-  if (f.diskAllocationRatio !== undefined) args.push('--disk-allocation-ratio', String(f.diskAllocationRatio));
-  return args;
+  return ALLOCATION_RATIOS.flatMap((r) => (f[r.key] === undefined ? [] : [`--${r.flag}`, String(f[r.key])]));
 }
 
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))

@@ -62,7 +62,8 @@ export class IdleMemory {
    * Collects at once: start-up's garbage, before the server reports ready.
    * Freed before the first request, the malloc space it held is reused or
    * trimmed; freed 2 s into traffic, it is left as holes between what the
-   * requests keep (measured: 4 MiB more after bin/bench identity).
+   * requests keep (measured through bin/bench identity: glibc's heap at
+   * 11.5-11.9 MiB against 8.3-8.8, docs/performance.md).
    */
   collectNow(): void {
     if (!this.collect || this.stopped) return;

@@ -69,7 +69,7 @@ const methodsOf = (route: Pick<Route, 'method'>): HttpMethod[] => (Array.isArray
  * exposeHeadRoutes, which registers a second route (~5 KiB of heap) per GET;
  * headOnSend below does what that route's own hook did.
  */
-export function routeMethods(route: Pick<Route, 'method' | 'path'>, declaredHeads: ReadonlySet<string>): HttpMethod[] {
+function routeMethods(route: Pick<Route, 'method' | 'path'>, declaredHeads: ReadonlySet<string>): HttpMethod[] {
   const methods = methodsOf(route);
   if (methods.includes('GET') && !methods.includes('HEAD') && !declaredHeads.has(route.path)) return [...methods, 'HEAD'];
   return methods;

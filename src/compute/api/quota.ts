@@ -51,17 +51,19 @@ const UNIFIED_LIMIT_NAMES: Partial<Record<QuotaResource, string>> = {
   server_group_members: 'server_group_members',
 };
 
-const classKey = (name: string) => `__class__/${name}`;
-const userKey = (projectId: string, userId: string) => `${projectId}/${userId}`;
+/** The compute_quotas key of a quota class, of a project's quota set (its id), and of a user's within it. */
+export const quotaKey = {
+  class: (name: string) => `__class__/${name}`,
+  user: (projectId: string, userId: string) => `${projectId}/${userId}`,
+};
 
 /**
  * The limits that apply to a project (and to a user in it). A resource with a
  * limit in Keystone (registered for this region, or the project's own) takes
- * Keystone's value, as under Nova's unified-limits driver: Nova's quota sets
- * and classes cannot override it, so a client that reads a quota set and
- * writes it back does not pin Keystone's value. Every other resource takes
- * the built-in default, overridden by the 'default' quota class, the
- * project's quota set and the user's quota set within the project.
+ * Keystone's value, as under Nova's unified-limits driver; Nova's quota sets
+ * and classes do not store one for it (see keystoneGoverned). Every other
+ * resource takes the built-in default, overridden by the 'default' quota
+ * class, the project's quota set and the user's quota set within the project.
  */
 export const projectLimits = (db: Executor, projectId: string, userId?: string): Promise<Limits> => layered(db, 'default', projectId, userId);
 
@@ -69,22 +71,36 @@ export const projectLimits = (db: Executor, projectId: string, userId?: string):
 export const classLimits = (db: Executor, name: string): Promise<Limits> => layered(db, name);
 
 async function layered(db: Executor, quotaClass: string, projectId?: string, userId?: string): Promise<Limits> {
-  const keys = [classKey(quotaClass), ...(projectId !== undefined ? [projectId] : []), ...(projectId !== undefined && userId ? [userKey(projectId, userId)] : [])];
+  const keys = [quotaKey.class(quotaClass), ...(projectId !== undefined ? [projectId] : []), ...(projectId !== undefined && userId ? [quotaKey.user(projectId, userId)] : [])];
   const rows = await db.selectFrom('compute_quotas').select(['project_id', 'resource', 'hard_limit']).where('project_id', 'in', keys).execute();
   const out = { ...QUOTA_DEFAULTS } as Limits;
   for (const key of keys) {
     for (const r of rows) if (r.project_id === key && r.resource in out) out[r.resource as QuotaResource] = r.hard_limit;
   }
+  return { ...out, ...(await keystoneLimits(db, projectId)) };
+}
+
+/** The resources Keystone has a limit for in this region: the project's own, else registered (every project's, when no project is given). */
+async function keystoneLimits(db: Executor, projectId?: string): Promise<Partial<Limits>> {
   const keystone = await unifiedLimits(db, { projectId, serviceType: 'compute', regionId: REGION });
-  for (const r of QUOTA_RESOURCES) {
-    const v = keystone.get(UNIFIED_LIMIT_NAMES[r] ?? '');
-    if (v !== undefined) out[r] = v;
+  const out: Partial<Limits> = {};
+  for (const [resource, name] of Object.entries(UNIFIED_LIMIT_NAMES) as Array<[QuotaResource, string]>) {
+    const v = keystone.get(name);
+    if (v !== undefined) out[resource] = v;
   }
   return out;
 }
 
-/** The compute_quotas key of a project's quota set, a user's within it, or a quota class. */
-export const quotaKey = { class: classKey, user: userKey };
+/**
+ * The resources of a quota set or class update that Keystone governs (for the
+ * project, or registered for all when no project is given). Nova's
+ * unified-limits driver makes updates of those a no-op: nothing is checked or
+ * stored, so a value written back by a client cannot take effect later, once
+ * the Keystone limit is gone.
+ */
+export async function keystoneGoverned(db: Executor, projectId?: string): Promise<Set<QuotaResource>> {
+  return new Set(Object.keys(await keystoneLimits(db, projectId)) as QuotaResource[]);
+}
 
 /** Instances, cores and ram in use by a project (servers being deleted no longer count). */
 export async function serverUsage(db: Executor, projectId: string): Promise<{ instances: number; cores: number; ram: number }> {

@@ -8,10 +8,10 @@ import { getProject } from '../../identity/lookup.ts';
 import type { ComputeContext } from './context.ts';
 import { boolFrom, mv, q, strictQuery } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
-import { classLimits, countOf, projectLimits, quotaKey, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
+import { classLimits, countOf, keystoneGoverned, projectLimits, quotaKey, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
 
 /** What a project (or a user in it) uses of each resource. */
-export async function usageFor(db: Db, projectId: string, userId?: string): Promise<Record<QuotaResource, number>> {
+async function usageFor(db: Db, projectId: string, userId?: string): Promise<Record<QuotaResource, number>> {
   const servers = await serverUsage(db, projectId);
   const keyPairs = userId ? await countOf(db, 'key_pairs', userId) : 0;
   const groups = await countOf(db, 'server_groups', projectId);
@@ -63,7 +63,9 @@ function parseUpdate(rc: RouteContext, key: 'quota_set' | 'quota_class_set', all
   return { values, force };
 }
 
-async function saveLimits(db: Db, key: string, values: Partial<Limits>): Promise<void> {
+/** Keeps an update's values for `key`, leaving out the resources Keystone governs (keystoneGoverned: a no-op for those). */
+async function saveLimits(db: Db, key: string, values: Partial<Limits>, governed: Set<QuotaResource>): Promise<void> {
+  for (const r of governed) delete values[r];
   await db.transaction().execute(async (tx) => {
     for (const [resource, hard_limit] of Object.entries(values) as Array<[string, number]>) {
       const r = await tx.updateTable('compute_quotas').set({ hard_limit }).where('project_id', '=', key).where('resource', '=', resource).executeTakeFirst();
@@ -150,17 +152,19 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const { values, force } = parseUpdate(rc, 'quota_set', shown(rc));
         await checkProject(ctx, id);
         const user = userOf(rc);
+        const governed = await keystoneGoverned(db, id);
         if (!force) {
           const used = await usageFor(db, id, user);
           const ofProject = user ? await projectLimits(db, id) : undefined;
           for (const [r, limit] of Object.entries(values) as Array<[QuotaResource, number]>) {
+            if (governed.has(r)) continue;
             if (limit !== -1 && limit < used[r]) throw badRequest(`Quota limit ${limit} for ${r} must be greater than or equal to already used and reserved ${used[r]}.`);
             if (ofProject && ofProject[r] !== -1 && (limit === -1 || limit > ofProject[r])) {
               throw badRequest(`Quota limit ${limit} for ${r} must be less than or equal to ${ofProject[r]}.`);
             }
           }
         }
-        await saveLimits(db, user ? quotaKey.user(id, user) : id, values);
+        await saveLimits(db, user ? quotaKey.user(id, user) : id, values, governed);
         return { quota_set: pick(await projectLimits(db, id, user), shown(rc)) };
       },
     },
@@ -171,7 +175,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const id = rc.params.project_id!;
         const user = userOf(rc);
         if (user) await db.deleteFrom('compute_quotas').where('project_id', '=', quotaKey.user(id, user)).execute();
-        else await db.deleteFrom('compute_quotas').where((eb) => eb.or([eb('project_id', '=', id), eb('project_id', 'like', `${id}/%`)])).execute();
+        else await db.deleteFrom('compute_quotas').where((eb) => eb.or([eb('project_id', '=', id), eb('project_id', 'like', quotaKey.user(id, '%'))])).execute();
       },
     },
     {
@@ -188,7 +192,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const name = rc.params.class!;
         if (!/^[a-zA-Z0-9_. -]{1,255}$/.test(name)) throw badRequest(`Invalid quota class name ${name}.`);
         const { values } = parseUpdate(rc, 'quota_class_set', classShown(rc));
-        await saveLimits(db, quotaKey.class(name), values);
+        await saveLimits(db, quotaKey.class(name), values, await keystoneGoverned(db));
         const limits = await classLimits(db, name);
         return { quota_class_set: pick(limits, classShown(rc)) };
       },

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
+import { quotaKey } from '../../../src/compute/api/quota.ts';
 import { adminNova, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
 let admin: Nova;
@@ -95,7 +96,7 @@ test('quota sets: show, detail, defaults, update (project and user), delete, cla
   assert.equal(cu.body.quota_class_set.key_pairs, 50);
   schemas.add('v2_1.quota_classes', 'update_quota_class_set', cu);
   assert.equal((await alice.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set.key_pairs, 50);
-  await db().deleteFrom('compute_quotas').where('project_id', '=', '__class__/default').execute();
+  await db().deleteFrom('compute_quotas').where('project_id', '=', quotaKey.class('default')).execute();
   assert.equal((await alice.call('GET', `/os-quota-sets/${p}/defaults`)).body.quota_set.key_pairs, 100, 'back to the built-in default');
   // a quota of 0 instances refuses a create with 403
   await admin.call('PUT', `/os-quota-sets/${p}`, { body: { quota_set: { instances: 0 } } });
@@ -128,7 +129,8 @@ test("quotas read Keystone's unified limits, which Nova's quota sets and classes
     assert.equal(defaults.key_pairs, 2);
     assert.equal(defaults.ram, 51200, 'resources without a limit in this region keep the built-in default');
     assert.equal((await alice.call('GET', '/limits')).body.limits.absolute.maxTotalCores, 7);
-    // Nova's class and quota set cannot override a resource Keystone governs; they still set the others.
+    // Nova's class and quota set cannot override a resource Keystone governs (the update is a no-op
+    // for it, as under Nova's unified-limits driver); they still set the others.
     await admin.call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { instances: 9, ram: 4096 } } });
     const cls = (await admin.call('GET', '/os-quota-class-sets/default')).body.quota_class_set;
     assert.deepEqual([cls.instances, cls.ram], [3, 4096]);
@@ -152,13 +154,23 @@ test("quotas read Keystone's unified limits, which Nova's quota sets and classes
     assert.match(refused.body.forbidden.message, /Quota exceeded for instances/);
     assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'one' } } })).status, 200);
     assert.equal((await bob.call('POST', '/os-keypairs', { body: { keypair: { name: 'two' } } })).status, 403);
+
+    // Without Keystone's limits, nothing those updates sent for its resources comes back: the built-in
+    // default, not the 9 or 6 written while Keystone governed instances; Nova's own ram still holds.
+    await deleteKeystoneLimits();
+    const after = (await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set;
+    assert.deepEqual([after.instances, after.ram], [10, 4096]);
   } finally {
+    await deleteKeystoneLimits();
     await admin.call('DELETE', `/os-quota-sets/${p}`);
-    await db().deleteFrom('compute_quotas').where('project_id', '=', '__class__/default').execute();
+    await db().deleteFrom('compute_quotas').where('project_id', '=', quotaKey.class('default')).execute();
+  }
+  assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.ram, 51200, 'back to the built-in default');
+
+  async function deleteKeystoneLimits() {
     for (const l of (await identity('GET', `/limits?project_id=${p}`)).body.limits) await identity('DELETE', `/limits/${l.id}`);
     for (const r of (await identity('GET', `/registered_limits?service_id=${computeService}`)).body.registered_limits) await identity('DELETE', `/registered_limits/${r.id}`);
   }
-  assert.equal((await bob.call('GET', `/os-quota-sets/${p}`)).body.quota_set.instances, 10, 'back to the built-in default');
 });
 
 test('availability zones', async () => {
