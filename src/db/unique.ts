@@ -3,7 +3,7 @@
 import type { ApiError } from '../common/errors.ts';
 
 /** True when a database error is a uniqueness violation (SQLite or PostgreSQL). */
-export function isUniqueViolation(e: unknown): boolean {
+function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   return err?.code === '23505' || /UNIQUE constraint failed|PRIMARY KEY|duplicate key/i.test(err?.message ?? '');
 }

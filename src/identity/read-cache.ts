@@ -31,7 +31,7 @@ export class IdentityReadCache {
     if (this.entries.has(key)) return this.entries.get(key) as T;
     const value = await load();
     // Kept only when nothing was written while it loaded.
-    if (this.writes.generation('identity_') === generation && this.generation === generation) {
+    if (this.writes.generation('identity_') === generation) {
       if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
       this.entries.set(key, value);
     }

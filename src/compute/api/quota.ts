@@ -8,7 +8,7 @@ import type { Db } from '../../db/database.ts';
 import { isPostgres } from '../../db/migration-helpers.ts';
 import type { Tables } from '../../db/tables.ts';
 import { REGION } from '../../identity/bootstrap.ts';
-import { unifiedLimits } from '../../identity/routes/limits.ts';
+import { unifiedLimits } from '../../identity/lookup.ts';
 
 const QUOTA_DEFAULTS = {
   instances: 10,

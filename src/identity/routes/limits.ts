@@ -1,6 +1,6 @@
 // Unified limits: /v3/registered_limits (per-service defaults), /v3/limits
 // (per-project or per-domain overrides) and /v3/limits/model (the flat model).
-// Other services' quotas read them through unifiedLimits().
+// Other services' quotas read them through unifiedLimits() (lookup.ts).
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
@@ -109,45 +109,6 @@ async function assertCatalogRefs(db: Db, target: string, serviceId: string | und
   }
 }
 
-/**
- * A service's limits as one project sees them under the flat model, by
- * resource name: the project's own limit where it has one, else the
- * registered default (or, with no project, the registered defaults alone).
- * This is what the other services' quotas read. -1 means unlimited. A region
- * narrows the match, with region-less entries as the fallback.
- */
-export async function unifiedLimits(
-  db: Db,
-  q: { projectId?: string; serviceType?: string; serviceId?: string; regionId?: string },
-): Promise<Map<string, number>> {
-  let serviceIds: string[];
-  if (q.serviceId !== undefined) serviceIds = [q.serviceId];
-  else if (q.serviceType !== undefined) {
-    serviceIds = (await db.selectFrom('identity_services').select('id').where('type', '=', q.serviceType).execute()).map((r) => r.id);
-  } else throw new Error('unifiedLimits needs a serviceId or a serviceType');
-  const out = new Map<string, number>();
-  if (serviceIds.length === 0) return out;
-  // Best match first: the asked region, then no region, then (when no region was asked) any region.
-  const rank = (regionId: string | null) =>
-    q.regionId !== undefined ? (regionId === q.regionId ? 0 : regionId === null ? 1 : -1) : regionId === null ? 0 : 1;
-  // Rows come region id first, so equal ranks resolve the same way every time.
-  const best = (rows: Array<{ resource_name: string; region_id: string | null; value: number }>) => {
-    const found = new Map<string, { rank: number; value: number }>();
-    for (const r of rows) {
-      const rk = rank(r.region_id);
-      if (rk >= 0 && rk < (found.get(r.resource_name)?.rank ?? Infinity)) found.set(r.resource_name, { rank: rk, value: r.value });
-    }
-    return found;
-  };
-  const registered = best(await db.selectFrom('identity_registered_limits').select(['resource_name', 'region_id', 'default_limit as value'])
-    .where('service_id', 'in', serviceIds).orderBy('region_id').execute());
-  const own = q.projectId === undefined ? new Map() : best(await db.selectFrom('identity_limits')
-    .select(['resource_name', 'region_id', 'resource_limit as value'])
-    .where('project_id', '=', q.projectId).where('service_id', 'in', serviceIds).orderBy('region_id').execute());
-  for (const [name, r] of registered) out.set(name, r.value);
-  for (const [name, r] of own) out.set(name, r.value);
-  return out;
-}
 
 export function limitsRoutes(ctx: IdentityContext): Route[] {
   const db = ctx.db;

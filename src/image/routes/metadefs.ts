@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import type { Db } from '../../db/database.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import type { Target } from '../../http/policy.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
@@ -277,7 +278,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           visibility: (b.visibility as string | undefined) ?? 'private', protected: b.protected === true ? 1 : 0,
           owner: (b.owner as string | undefined) ?? rc.cred!.projectId, created_at: t, updated_at: t,
         };
-        await db.transaction().execute(async (tx) => {
+        await conflictOnDuplicate(db.transaction().execute(async (tx) => {
           await tx.insertInto('image_metadef_namespaces').values(ns).execute();
           for (const a of (b.resource_type_associations ?? []) as Array<Record<string, string>>) {
             await ensureResourceType(tx as unknown as Db, a.name!);
@@ -297,12 +298,7 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           for (const tag of (b.tags ?? []) as Array<Record<string, string>>) {
             await tx.insertInto('image_metadef_tags').values({ namespace: name, name: tag.name!, created_at: t, updated_at: t }).execute();
           }
-        }).catch((e) => {
-          if (/UNIQUE|duplicate|23505|PRIMARY/i.test(String((e as Error).message) + String((e as { code?: string }).code))) {
-            throw conflict(`A metadata definition namespace with name=${name} already exists, or its request repeats a member.`);
-          }
-          throw e;
-        });
+        }), () => conflict(`A metadata definition namespace with name=${name} already exists, or its request repeats a member.`));
         const out: Record<string, unknown> = renderNamespace(ns, await assocsOf(name));
         if (b.properties) out.properties = b.properties;
         if (b.objects) out.objects = b.objects;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
-import { unifiedLimits } from '../../../src/identity/routes/limits.ts';
+import { unifiedLimits } from '../../../src/identity/lookup.ts';
 import { adminApi, projectUser, V3, type ProjectUser } from './lib.ts';
 
 let serviceId: string;
