@@ -82,9 +82,12 @@ export function splitExtra(entity: Record<string, unknown>, known: readonly stri
   return extra;
 }
 
+/** The attributes an entity's "extra" column keeps (Keystone's free-form extra attributes). */
+export const extraOf = (stored: string): Record<string, unknown> => parseJson<Record<string, unknown>>(stored, {});
+
 /** An update's "extra" attributes laid over the stored ones, as the column keeps them. */
 export function mergeExtra(stored: string, entity: Record<string, unknown>, known: readonly string[]): string {
-  return JSON.stringify({ ...parseJson<Record<string, unknown>>(stored, {}), ...splitExtra(entity, known) });
+  return JSON.stringify({ ...extraOf(stored), ...splitExtra(entity, known) });
 }
 
 /** An update's nullable text field: absent keeps the stored value; null is stored as ''. */

@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import { ApiError, badRequest, conflict } from '../common/errors.ts';
 import type { ImageContext } from './context.ts';
+import { objectBody } from './http.ts';
 import { loadImage, setStatus, type ImageRecord } from './images.ts';
 import { CONTAINER_IMAGE_FORMATS, ContainerArchiveInspector, DiskInspector, InvalidImageDataError } from './inspect.ts';
 import { TooLargeError, type DataInspector } from './store.ts';
@@ -119,8 +120,7 @@ function runImport(ictx: ImageContext, img: ImageRecord): void {
 
 /** POST /v2/images/{id}/import with method glance-direct: 202, then importing -> active. */
 export async function importImage(ictx: ImageContext, img: ImageRecord, body: unknown): Promise<void> {
-  const b = body as { method?: { name?: unknown }; all_stores?: unknown; all_stores_must_succeed?: unknown; stores?: unknown } | undefined;
-  if (!b || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Body expected in request.');
+  const b = objectBody(body, 'Body expected in request.') as { method?: { name?: unknown }; all_stores?: unknown; all_stores_must_succeed?: unknown; stores?: unknown };
   if (!b.method || typeof b.method !== 'object') throw badRequest("Import request requires a 'method' field.");
   if (b.method.name === undefined) throw badRequest("Import request requires a 'name' field.");
   const method = b.method.name;

@@ -9,14 +9,8 @@ import type { ImageTables } from './schema.ts';
 
 export type ImageRow = ImageTables['image_images'];
 
-export interface ImageMember {
-  image_id: string;
-  member_id: string;
-  /** pending | accepted | rejected */
-  status: string;
-  created_at: string;
-  updated_at: string;
-}
+/** An image's member row; status is pending, accepted or rejected. */
+export type ImageMember = ImageTables['image_members'];
 
 /**
  * An image as the image service keeps it (times are ISO strings with

@@ -76,3 +76,22 @@ test('cached users, domains and projects follow every identity write', async () 
   await db.updateTable('identity_domains').set({ enabled: 0 }).where('id', '=', 'd').execute();
   assert.equal((await cache.domain(db, 'd'))?.enabled, 0, 'a disabled domain is seen at once');
 });
+
+test('a row loaded across an identity write is not kept, even when a later read has already started afresh', async () => {
+  const { db, writes } = await watchedDb();
+  const now = new Date().toISOString();
+  await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  const cache = new IdentityReadCache(writes);
+  // Read A loads through a query that answers only when the test says, with the row as it was before the write.
+  const before = await db.selectFrom('identity_projects').selectAll().where('id', '=', 'p').executeTakeFirst();
+  let answer!: (row: unknown) => void;
+  const chain = { selectAll: () => chain, where: () => chain, executeTakeFirst: () => new Promise((r) => { answer = r; }) };
+  const readA = cache.project({ selectFrom: () => chain } as unknown as typeof db, 'p');
+  await db.updateTable('identity_projects').set({ enabled: 0 }).where('id', '=', 'p').execute();
+  const readB = await cache.project(db, 'p'); // starts after the write: forgets everything, loads afresh
+  assert.equal(readB?.enabled, 0);
+  answer(before);
+  assert.equal((await readA)?.enabled, 1, 'A answers what it loaded');
+  assert.equal(await cache.project(db, 'p'), readB, "A's row, loaded across the write, did not replace B's");
+});

@@ -8,10 +8,9 @@ import { hexId } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
 import type { IdentityContext } from '../context.ts';
-import { mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { extraOf, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getProject, missing, mustGet } from '../lookup.ts';
-import { parseJson } from '../../common/json.ts';
 
 type Tx = Db;
 type RegionRow = { id: string; description: string; parent_region_id: string | null; extra: string };
@@ -92,8 +91,6 @@ const expecting = (attribute: string, target: string) => badRequest(
   `Expecting to find ${attribute} in ${target}. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.`,
 );
 const cannotChangeId = () => badRequest('Cannot change ID');
-
-const extraOf = (s: string) => parseJson<Record<string, unknown>>(s, {});
 
 export function renderRegion(req: FastifyRequest, r: RegionRow) {
   return { ...extraOf(r.extra), id: r.id, description: r.description, parent_region_id: r.parent_region_id, links: selfLink(req, `/regions/${r.id}`) };

@@ -17,7 +17,7 @@ import type { Db } from '../../db/database.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { duplicate, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
+import { duplicate, extraOf, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getProject, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
@@ -103,7 +103,7 @@ const KNOWN = ['id', 'user_id', 'project_id', 'type', 'blob', 'links'];
 
 function renderCredential(req: FastifyRequest, c: CredentialRow) {
   return {
-    ...parseJson<Record<string, unknown>>(c.extra, {}),
+    ...extraOf(c.extra),
     id: c.id, user_id: c.user_id, project_id: c.project_id, type: c.type, blob: c.blob,
     links: selfLink(req, `/credentials/${c.id}`),
   };

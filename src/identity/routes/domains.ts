@@ -4,10 +4,9 @@ import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, mergeExtra, patchFlag, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { duplicate, extraOf, mergeExtra, patchFlag, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, mustGet } from '../lookup.ts';
-import { parseJson } from '../../common/json.ts';
 import type { FastifyRequest } from 'fastify';
 
 type DomainRow = NonNullable<Awaited<ReturnType<typeof getDomain>>>;
@@ -35,7 +34,7 @@ const DomainPatch = Type.Object({
 const KNOWN = ['id', 'name', 'description', 'enabled', 'explicit_domain_id', 'links', 'options'];
 
 export function renderDomain(req: FastifyRequest, d: DomainRow) {
-  const extra = parseJson<Record<string, unknown>>(d.extra, {});
+  const extra = extraOf(d.extra);
   return { ...extra, id: d.id, name: d.name, description: d.description, enabled: d.enabled === 1, tags: extra.tags ?? [], options: {}, links: selfLink(req, `/domains/${d.id}`) };
 }
 

@@ -5,10 +5,9 @@ import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { assertSameIdAndDomain, duplicate, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getGroup, getUser, missing, mustGet } from '../lookup.ts';
-import { parseJson } from '../../common/json.ts';
 import { passwordExpiresFilter, renderUser } from './users.ts';
 
 type GroupRow = NonNullable<Awaited<ReturnType<typeof getGroup>>>;
@@ -24,7 +23,7 @@ const GroupPatch = Type.Object({
 const KNOWN = ['id', 'name', 'domain_id', 'description', 'links'];
 
 export function renderGroup(req: FastifyRequest, g: GroupRow) {
-  const extra = parseJson<Record<string, unknown>>(g.extra, {});
+  const extra = extraOf(g.extra);
   return { ...extra, id: g.id, name: g.name, domain_id: g.domain_id, description: g.description, links: selfLink(req, `/groups/${g.id}`) };
 }
 

@@ -7,9 +7,8 @@ import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, keystoneTime } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { mustGet, orNotFound } from '../lookup.ts';
-import { parseJson } from '../../common/json.ts';
 
 type PolicyRow = { id: string; type: string; blob: string; extra: string };
 type ConsumerRow = { id: string; description: string; secret_hash: string; extra: string };
@@ -35,12 +34,12 @@ const POLICY_KNOWN = ['id', 'type', 'blob', 'links'];
 const CONSUMER_KNOWN = ['id', 'description', 'secret', 'links'];
 
 function renderPolicy(req: FastifyRequest, p: PolicyRow) {
-  return { ...parseJson<Record<string, unknown>>(p.extra, {}), id: p.id, type: p.type, blob: p.blob, links: selfLink(req, `/policies/${p.id}`) };
+  return { ...extraOf(p.extra), id: p.id, type: p.type, blob: p.blob, links: selfLink(req, `/policies/${p.id}`) };
 }
 
 function renderConsumer(req: FastifyRequest, c: ConsumerRow) {
   return {
-    ...parseJson<Record<string, unknown>>(c.extra, {}), id: c.id, description: c.description === '' ? null : c.description,
+    ...extraOf(c.extra), id: c.id, description: c.description === '' ? null : c.description,
     links: selfLink(req, `/OS-OAUTH1/consumers/${c.id}`),
   };
 }

@@ -11,10 +11,9 @@ import { hexId, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
+import { extraOf, listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getProject, missing } from '../lookup.ts';
-import { parseJson } from '../../common/json.ts';
 import { deleteDomainCascade } from './domains.ts';
 
 export type ProjectRow = NonNullable<Awaited<ReturnType<typeof getProject>>>;
@@ -63,7 +62,7 @@ const KNOWN = ['id', 'name', 'description', 'domain_id', 'parent_id', 'enabled',
 type Options = { immutable?: boolean };
 
 function projectExtra(p: ProjectRow): { extra: Record<string, unknown>; options: Options } {
-  const { options, ...extra } = parseJson<Record<string, unknown>>(p.extra, {});
+  const { options, ...extra } = extraOf(p.extra);
   return { extra, options: (options && typeof options === 'object' ? options : {}) as Options };
 }
 
@@ -77,7 +76,7 @@ export function renderProject(req: FastifyRequest, p: ProjectRow, tags: string[]
 
 /** A domain, rendered as the project acting as that domain. */
 function renderDomainProject(req: FastifyRequest, d: DomainRow) {
-  const { tags, options: _o, ...extra } = parseJson<Record<string, unknown>>(d.extra, {});
+  const { tags, options: _o, ...extra } = extraOf(d.extra);
   return {
     ...extra, id: d.id, name: d.name, domain_id: null, description: d.description, enabled: d.enabled === 1,
     parent_id: null, is_domain: true, tags: Array.isArray(tags) ? tags : [], options: {}, links: selfLink(req, `/projects/${d.id}`),
@@ -336,7 +335,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     if (p.is_domain === false) throw badRequest('Update of `is_domain` is not allowed.');
     if (p.parent_id) throw forbidden('Update of `parent_id` is not allowed.');
     if (p.domain_id) throw badRequest('Cannot change Domain ID');
-    const current = parseJson<Record<string, unknown>>(d.extra, {});
+    const current = extraOf(d.extra);
     const extra = { ...current, ...splitExtra(p, KNOWN), ...(p.tags ? { tags: p.tags } : {}) };
     const next: DomainRow = {
       ...d, name: p.name === undefined ? d.name : p.name.trim(),

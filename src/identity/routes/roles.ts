@@ -8,7 +8,7 @@ import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { duplicate, extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getRole, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
@@ -42,7 +42,7 @@ const KNOWN = ['id', 'name', 'description', 'domain_id', 'options', 'links'];
 export const roleDomain = (r: { domain_id: string }): string | null => (r.domain_id === '' ? null : r.domain_id);
 
 export function renderRole(req: FastifyRequest, r: RoleRow) {
-  const extra = parseJson<Record<string, unknown>>(r.extra, {});
+  const extra = extraOf(r.extra);
   return {
     ...extra, id: r.id, name: r.name, domain_id: roleDomain(r), description: r.description === '' ? null : r.description,
     options: parseJson<Record<string, unknown>>(r.options, {}), links: selfLink(req, `/roles/${r.id}`),

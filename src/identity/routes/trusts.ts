@@ -9,7 +9,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { assignedRoleIds, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
-import { listLinks, queryString, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
+import { extraOf, listLinks, queryString, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
 import { getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { liveTrustChain, MAX_REDELEGATION_COUNT } from '../tokens/issue.ts';
@@ -130,7 +130,7 @@ const KNOWN = [
 
 function renderTrustSummary(req: FastifyRequest, t: TrustRow) {
   return {
-    ...parseJson<Record<string, unknown>>(t.extra, {}),
+    ...extraOf(t.extra),
     id: t.id,
     trustor_user_id: t.trustor_user_id,
     trustee_user_id: t.trustee_user_id,

@@ -8,7 +8,7 @@ import type { Route, RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
-import { assertSameIdAndDomain, duplicate, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
@@ -51,7 +51,7 @@ const KNOWN = ['id', 'name', 'domain_id', 'enabled', 'default_project_id', 'pass
 type UserOptions = Record<string, unknown>;
 
 export function renderUser(req: FastifyRequest, u: UserRow) {
-  const extra = parseJson<Record<string, unknown>>(u.extra, {});
+  const extra = extraOf(u.extra);
   return {
     ...extra, id: u.id, name: u.name, domain_id: u.domain_id, enabled: u.enabled === 1,
     ...(u.default_project_id ? { default_project_id: u.default_project_id } : {}),
