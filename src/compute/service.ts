@@ -10,7 +10,7 @@ import { adminExtraRoutes } from './api/admin-extras.ts';
 import { aggregateRoutes } from './api/aggregates.ts';
 import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from './api/context.ts';
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
-import { PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
+import { gateMicroversion, PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
 import { expireSnapshots } from './api/janitor.ts';
 import { infraRoutes } from './api/infra.ts';
@@ -70,7 +70,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   ];
   return {
     services: [
-      { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions },
+      { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
       engine.agentService,
     ],
     async start() {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
-import type { Authenticator, Credentials } from './auth.ts';
+import { keystoneTokens, type Credentials, type TokenValidator } from './auth.ts';
 import type { IdleMemory } from './idle-memory.ts';
 import { compileRouteSchema } from './json-schema.ts';
 import { Metrics } from './metrics.ts';
@@ -13,7 +13,8 @@ import type { HttpMethod, Route, RouteContext, Service } from './service.ts';
 
 export interface ServerOptions {
   logger: Logger;
-  authenticate: Authenticator;
+  /** Keystone token validation: the authenticator of every service that names none of its own. */
+  authenticate: TokenValidator;
   services: Service[];
   tls?: { cert: string | Buffer; key: string | Buffer };
   bodyLimit?: number;
@@ -146,8 +147,10 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     return metrics.render();
   } });
 
+  const keystone = keystoneTokens(opts.authenticate);
   for (const service of opts.services) {
     const policy = new Policy(service.rules);
+    const authenticators = service.authenticators ?? [keystone];
     const declaredHeads = new Set(service.routes.filter((r) => methodsOf(r).includes('HEAD')).map((r) => r.path));
     app.register(async (scope) => {
       service.setup?.(scope);
@@ -168,11 +171,14 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
           method: routeMethods(route, declaredHeads),
           url: route.path,
           schema: route.schema,
+          ...(service.gate ? { onRequest: async (req: FastifyRequest) => service.gate!(req, route) } : {}),
           handler: async (req, reply) => {
-            const header = req.headers['x-auth-token'];
             let cred: Credentials | null = null;
-            if (typeof header === 'string' && header !== '') cred = opts.authenticate(header);
-            else if (route.rule !== PUBLIC) throw new ApiError('Unauthorized', 'The request you have made requires authentication.');
+            for (const a of authenticators) {
+              cred = await a.authenticate(req);
+              if (cred) break;
+            }
+            if (!cred && route.rule !== PUBLIC) throw new ApiError('Unauthorized', 'The request you have made requires authentication.');
             const ctx: RouteContext = {
               req,
               reply,

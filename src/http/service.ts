@@ -2,36 +2,68 @@
 // error envelope. Each route names its method, path, schemas and policy rule
 // beside its handler, so a service's table reads as its API reference.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { TSchema } from 'typebox';
+import type { Static, TSchema } from 'typebox';
 import type { ApiError } from '../common/errors.ts';
-import type { Credentials } from './auth.ts';
+import type { Authenticator, Credentials } from './auth.ts';
 import type { Rule, Target } from './policy.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export interface RouteContext<Body = any> {
+export type Params = Record<string, string>;
+export type Query = Record<string, string | string[] | undefined>;
+
+/** The schemas a route validates its input with; the handler sees the input typed from them. */
+export interface RouteSchema {
+  body?: TSchema;
+  querystring?: TSchema;
+}
+
+/**
+ * The body type a handler sees: what its body schema describes. Routes not yet
+ * written with route() see `any` (Untyped); once every route is, Untyped
+ * becomes `unknown`.
+ */
+type Untyped = any;
+export type BodyOf<S> = S extends { body: infer B extends TSchema } ? Static<B> : Untyped;
+export type QueryOf<S> = S extends { querystring: infer Q extends TSchema } ? Static<Q> & Query : Query;
+
+export interface RouteContext<Body = Untyped, Q = Query> {
   req: FastifyRequest;
   reply: FastifyReply;
-  /** The caller; null only on public routes called without a token. */
+  /** The caller; null only on public routes called without credentials. */
   cred: Credentials | null;
-  params: Record<string, string>;
-  query: Record<string, string | string[] | undefined>;
+  params: Params;
+  query: Q;
   body: Body;
   /** Checks a further rule (for targets known only once loaded); throws 403. */
   enforce(rule: string, target: Target): void;
 }
 
-export interface Route {
+export interface Route<S extends RouteSchema = RouteSchema> {
   method: HttpMethod | HttpMethod[];
   path: string;
-  /** The policy rule (see the service's rules); PUBLIC needs no token. */
+  /** The policy rule (see the service's rules); PUBLIC needs no credentials. */
   rule: string;
-  schema?: { body?: TSchema; querystring?: TSchema };
+  schema?: S;
+  /**
+   * The API versions (microversions) the route exists in, inclusive; the
+   * service's gate decides what a request outside them gets (Nova: 404).
+   */
+  versions?: { min?: string; max?: string };
   /** Loads what the rule is checked against (params are always in the target). */
-  target?: (ctx: RouteContext) => Target | Promise<Target>;
+  target?: (ctx: RouteContext<BodyOf<S>, QueryOf<S>>) => Target | Promise<Target>;
   /** Status of a successful answer; 200 unless said. */
   status?: number;
-  handler(ctx: RouteContext): unknown;
+  handler(ctx: RouteContext<BodyOf<S>, QueryOf<S>>): unknown;
+}
+
+/**
+ * Declares a route whose handler sees its body and query typed from its
+ * schemas (validated before the handler runs), e.g.
+ * `route({ method: 'POST', path: '/x', rule, schema: { body: T }, handler: (rc) => rc.body.name })`.
+ */
+export function route<const S extends RouteSchema = {}>(r: Route<S>): Route {
+  return r as unknown as Route;
 }
 
 export interface Service {
@@ -40,6 +72,16 @@ export interface Service {
   routes: Route[];
   rules: Record<string, Rule>;
   renderError(err: ApiError): unknown;
+  /**
+   * Who may call: tried in order, the first that recognises the request's
+   * credentials names the caller. Default: Keystone tokens (X-Auth-Token).
+   */
+  authenticators?: Authenticator[];
+  /**
+   * Runs before authentication on every route, public ones included: API
+   * version negotiation and the route's `versions` range. Throws to refuse.
+   */
+  gate?(req: FastifyRequest, route: Route): void;
   /** Setup inside the service's scope: content-type parsers, hooks. */
   setup?(app: FastifyInstance): void;
 }

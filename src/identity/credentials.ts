@@ -1,6 +1,6 @@
 // Turns a validated token into the caller every route sees.
 import { unauthorized } from '../common/errors.ts';
-import type { Authenticator, Credentials } from '../http/auth.ts';
+import type { Credentials, TokenValidator } from '../http/auth.ts';
 import type { IdentityContext } from './context.ts';
 import { validateToken } from './tokens/issue.ts';
 import type { TokenData } from './tokens/token.ts';
@@ -20,7 +20,7 @@ export function credentialsOf(t: TokenData): Credentials {
   };
 }
 
-export function tokenAuthenticator(ctx: IdentityContext): Authenticator {
+export function tokenAuthenticator(ctx: IdentityContext): TokenValidator {
   return (token: string) => {
     const data = validateToken(ctx, token, false);
     if (!data) throw unauthorized('The request you have made requires authentication.');

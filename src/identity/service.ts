@@ -2,7 +2,7 @@
 // and the token machinery other services authenticate callers with.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
-import type { Authenticator } from '../http/auth.ts';
+import type { TokenValidator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
 import { CatalogCache } from './catalog.ts';
@@ -31,7 +31,7 @@ import { Revocations } from './tokens/revocations.ts';
 
 export interface Identity {
   service: Service;
-  authenticate: Authenticator;
+  authenticate: TokenValidator;
   context: IdentityContext;
   /** Reads keys, revocations and the catalog, then keeps them in sync with the database. */
   start(): Promise<void>;

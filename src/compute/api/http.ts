@@ -120,15 +120,15 @@ export function setupMicroversions(app: FastifyInstance): void {
 
 /** Limits a route to a microversion range; outside it the route does not exist (404), as in Nova. */
 export function versioned(route: Route, min?: string, max?: string): Route {
-  const inner = route.target;
-  return {
-    ...route,
-    target: async (rc) => {
-      const v = mv(rc);
-      if ((min && v.lt(min)) || (max && v.cmp(max) > 0)) throw notFound('The resource could not be found.');
-      return inner ? inner(rc) : {};
-    },
-  };
+  return { ...route, versions: { ...(min ? { min } : {}), ...(max ? { max } : {}) } };
+}
+
+/** The compute service's gate: a route asked for outside its microversion range does not exist. */
+export function gateMicroversion(req: FastifyRequest, route: Route): void {
+  if (!route.versions) return;
+  const v = apiVersion(req);
+  const { min, max } = route.versions;
+  if ((min && v.lt(min)) || (max && v.cmp(max) > 0)) throw notFound('The resource could not be found.');
 }
 
 // ---- links

@@ -1,12 +1,13 @@
-// The agent API's route table (/agent/v1). No Keystone token here: every call
-// must carry the agent token (X-Stratus-Agent-Token), which the service's
-// onRequest hook compares in constant time before any route runs; the routes
-// are therefore PUBLIC as far as Keystone policy goes.
+// The agent API's route table (/agent/v1). No Keystone token here: the
+// service's one authenticator takes the agent token (X-Stratus-Agent-Token),
+// compared in constant time, and names the caller the agent; every route's
+// rule asks for that caller.
 import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
-import { PUBLIC } from '../../http/policy.ts';
-import type { Route } from '../../http/service.ts';
+import type { Credentials } from '../../http/auth.ts';
+import type { Rule } from '../../http/policy.ts';
+import { route, type Route } from '../../http/service.ts';
 import { agentImage } from './desired.ts';
 import type { HostInfo, HostRegistration, RequestReport, ServerReport, WatchRequest, WatchResponse } from './protocol.ts';
 
@@ -19,6 +20,15 @@ export interface AgentApi {
   openImage(id: string): Readable;
   uploadSnapshot(imageId: string, body: NodeJS.ReadableStream, size?: number): Promise<void>;
 }
+
+const AGENT_ROLE = 'stratus:agent';
+/** The caller of every agent API call that presents the agent token. */
+export const AGENT_CREDENTIALS: Credentials = Object.freeze({
+  userId: 'stratus-agent', userName: 'stratus-agent', userDomainId: '', projectId: null, projectDomainId: null, domainId: null,
+  system: false, roles: new Set([AGENT_ROLE]), roleIds: [], token: null,
+});
+const AGENT = 'agent';
+export const agentRules: Record<string, Rule> = { [AGENT]: (c) => c.roles.has(AGENT_ROLE) && c.userId === AGENT_CREDENTIALS.userId };
 
 const HOSTNAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$';
 const hostnameOf = (p: Record<string, string>) => {
@@ -67,28 +77,27 @@ const ReportBody = Type.Object({
 
 export function agentRoutes(api: AgentApi): Route[] {
   return [
-    {
-      method: 'PUT', path: '/v1/hosts/:hostname', rule: PUBLIC, schema: { body: HostInfoBody },
-      handler: (rc) => api.register(hostnameOf(rc.params), rc.body as HostInfo),
-    },
-    {
-      method: 'POST', path: '/v1/hosts/:hostname/watch', rule: PUBLIC, schema: { body: WatchBody },
-      handler: (rc) => api.watch(hostnameOf(rc.params), rc.body as WatchRequest),
-    },
-    {
-      method: 'POST', path: '/v1/hosts/:hostname/report', rule: PUBLIC, schema: { body: ReportBody },
+    route({
+      method: 'PUT', path: '/v1/hosts/:hostname', rule: AGENT, schema: { body: HostInfoBody },
+      handler: (rc) => api.register(hostnameOf(rc.params), rc.body),
+    }),
+    route({
+      method: 'POST', path: '/v1/hosts/:hostname/watch', rule: AGENT, schema: { body: WatchBody },
+      handler: (rc) => api.watch(hostnameOf(rc.params), rc.body),
+    }),
+    route({
+      method: 'POST', path: '/v1/hosts/:hostname/report', rule: AGENT, schema: { body: ReportBody },
       async handler(rc) {
-        const b = rc.body as { servers?: ServerReport[]; requests?: RequestReport[] };
-        await api.report(hostnameOf(rc.params), b.servers ?? [], b.requests ?? []);
+        await api.report(hostnameOf(rc.params), rc.body.servers ?? [], rc.body.requests ?? []);
         return {};
       },
-    },
+    }),
     {
-      method: 'GET', path: '/v1/images/:image_id', rule: PUBLIC,
+      method: 'GET', path: '/v1/images/:image_id', rule: AGENT,
       handler: async (rc) => agentImage(await api.image(rc.params.image_id!)),
     },
     {
-      method: 'GET', path: '/v1/images/:image_id/file', rule: PUBLIC,
+      method: 'GET', path: '/v1/images/:image_id/file', rule: AGENT,
       async handler(rc) {
         const img = await api.image(rc.params.image_id!);
         if (img.status !== 'active') throw new ApiError('Conflict', `Image ${img.id} is ${img.status}, not active.`);
@@ -98,7 +107,7 @@ export function agentRoutes(api: AgentApi): Route[] {
       },
     },
     {
-      method: 'PUT', path: '/v1/images/:image_id/file', rule: PUBLIC, status: 204,
+      method: 'PUT', path: '/v1/images/:image_id/file', rule: AGENT, status: 204,
       async handler(rc) {
         const body = rc.body as NodeJS.ReadableStream | undefined;
         if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new ApiError('BadRequest', 'Send the image data as application/octet-stream.');

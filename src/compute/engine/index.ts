@@ -20,7 +20,7 @@ import { nowIso, uuid } from '../../common/ids.ts';
 import type { Tables } from '../../db/tables.ts';
 import type { Service } from '../../http/service.ts';
 import type { ComputeDeps } from '../service.ts';
-import { agentRoutes, type AgentApi } from './agent-api.ts';
+import { AGENT_CREDENTIALS, agentRoutes, agentRules, type AgentApi } from './agent-api.ts';
 import { desiredServers } from './desired.ts';
 import { AGENT_TOKEN_HEADER, type DesiredServer, type HostInfo, type HostRegistration, type PendingRequest, type RequestReport, type ServerReport, type WatchRequest, type WatchResponse } from './protocol.ts';
 import { hostIsUp, NO_VALID_HOST, Scheduler, type SchedulerConfig } from './scheduler.ts';
@@ -392,14 +392,17 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
     name: 'agent',
     prefix: '/agent',
     routes: agentRoutes(api),
-    rules: {},
+    rules: agentRules,
     renderError: (err: ApiError) => ({ error: { code: err.status, title: err.title, message: err.message } }),
-    setup(app) {
-      app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
-      app.addHook('onRequest', async (req) => {
+    authenticators: [{
+      authenticate(req) {
         const given = req.headers[AGENT_TOKEN_HEADER];
         api.checkToken(typeof given === 'string' ? given : undefined);
-      });
+        return AGENT_CREDENTIALS;
+      },
+    }],
+    setup(app) {
+      app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
     },
   };
 
