@@ -62,8 +62,10 @@ const asBuffer = (c: Buffer | Uint8Array | string) =>
 /** tar-stream reports damage with plain Errors; everything it says about the bytes becomes a TarFormatError. */
 function formatError(e: unknown): Error {
   if (e instanceof TarFormatError) return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  return new TarFormatError(`tar: ${msg.replace(/^Invalid tar header\. Maybe the tar is corrupted or it needs to be gunzipped\?$/, 'bad header checksum')}`);
+  const msg = (e instanceof Error ? e.message : String(e))
+    .replace(/^Invalid tar header\. Maybe the tar is corrupted or it needs to be gunzipped\?$/, 'bad header checksum')
+    .replace(/\.$/, '');
+  return new TarFormatError(`tar: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}`);
 }
 
 /** A non-negative integer header field, from the pax record when there is one. */
