@@ -109,11 +109,16 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
   try {
     for await (const s of ex) {
       const h = s.header;
+      // tar-stream hands over a size it could not read (a base-256 field with
+      // a bad lead byte) as is, and the entry's data would never end.
+      const size = field('size', h.size, null);
       const type = FROM_STREAM[h.type ?? ''];
       if (!type) {
         await drainStream(s);
         continue;
       }
+      // tar-stream neither skips nor ends the data of a directory; tar writes none.
+      if (type === 'dir' && size > 0) throw new TarFormatError('tar: a directory entry carries data');
       const pax = (h.pax ?? null) as Record<string, string> | null;
       let consumed = false;
       const body = async function* (): AsyncGenerator<Buffer> {
@@ -134,7 +139,7 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
         mode: field('mode', h.mode, null) & 0o7777,
         uid: field('uid', h.uid, pax, 'uid'),
         gid: field('gid', h.gid, pax, 'gid'),
-        size: type === 'file' ? field('size', h.size, null) : 0,
+        size: type === 'file' ? size : 0,
         mtime: field('mtime', h.mtime.getTime() / 1000, pax, 'mtime'),
         devmajor: field('device number', h.devmajor, null),
         devminor: field('device number', h.devminor, null),

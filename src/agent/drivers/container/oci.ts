@@ -200,8 +200,18 @@ async function* layerStream(file: string, offset: number, size: number, digests:
     const gunzip = createGunzip();
     const pump = (async () => {
       try {
-        for await (const c of rest) if (!gunzip.write(c)) await new Promise((r) => gunzip.once('drain', r));
-        gunzip.end();
+        // A reader that stopped early (a refused entry) destroyed gunzip: stop reading the file too.
+        for await (const c of rest) {
+          if (gunzip.destroyed) break;
+          if (!gunzip.write(c)) {
+            await new Promise<void>((r) => {
+              const done = () => { gunzip.off('drain', done); gunzip.off('close', done); r(); };
+              gunzip.on('drain', done);
+              gunzip.on('close', done);
+            });
+          }
+        }
+        if (!gunzip.destroyed) gunzip.end();
       } catch (err) {
         gunzip.destroy(err as Error);
       }
@@ -355,6 +365,7 @@ export async function unpackLayer(file: string, layer: ArchiveLayer, dest: strin
           break;
         }
         case 'symlink':
+          if (e.linkname === '') throw new ImageFormatError(`symbolic link '${rel.slice(0, 200)}' has no target`);
           await clear(rel, false);
           await fsp.symlink(e.linkname, abs);
           await fsp.lchown(abs, e.uid, e.gid);
