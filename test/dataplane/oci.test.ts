@@ -12,7 +12,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { buildBusyboxImage } from '../../src/agent/drivers/container/busybox.ts';
 import { buildLayerBlob, fileRange, inspectArchive, ImageFormatError, unpackLayer, writeOciArchive, writeUpperLayer } from '../../src/agent/drivers/container/oci.ts';
 import { run, runOk } from '../../src/agent/exec.ts';
-import { readTar, TarWriter, type TarType } from '../../src/agent/tar.ts';
+import { readTar, TarWriter, type TarType } from '../../src/common/tar.ts';
 import { skipUnlessRoot } from './lib.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stratus-oci-'));

@@ -12,7 +12,7 @@ import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { runOk } from '../../exec.ts';
-import type { TarWriter } from '../../tar.ts';
+import type { TarWriter } from '../../../common/tar.ts';
 import { buildLayerBlob, fileRange, writeOciArchive } from './oci.ts';
 
 export const BUSYBOX_BINARY = '/bin/busybox';

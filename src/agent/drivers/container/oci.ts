@@ -6,12 +6,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { runOk } from '../../exec.ts';
-import { readTar, TarWriter, type TarEntry } from '../../tar.ts';
+import { readTar, TarFormatError, TarWriter, type TarEntry } from '../../../common/tar.ts';
 
 export interface OciImageConfig {
   architecture?: string;
@@ -86,15 +86,19 @@ async function indexArchive(path: string): Promise<Map<string, Member>> {
     await fh.close();
   }
   if (head[0] === 0x1f && head[1] === 0x8b) throw new ImageFormatError('the image archive is gzip-compressed; upload the plain tar (OCI layout or docker save)');
-  for await (const e of readTar(createReadStream(path, { highWaterMark: 1 << 20 }))) {
-    if (e.type !== 'file') continue;
-    const h = createHash('sha256');
-    const keep = e.size <= SMALL ? [] as Buffer[] : null;
-    for await (const c of e.body()) {
-      h.update(c);
-      keep?.push(Buffer.from(c));
+  try {
+    for await (const e of readTar(createReadStream(path, { highWaterMark: 1 << 20 }))) {
+      if (e.type !== 'file') continue;
+      const h = createHash('sha256');
+      const keep = e.size <= SMALL ? [] as Buffer[] : null;
+      for await (const c of e.body()) {
+        h.update(c);
+        keep?.push(Buffer.from(c));
+      }
+      members.set(normName(e.name), { offset: e.offset, size: e.size, sha256: h.digest('hex'), data: keep ? Buffer.concat(keep) : null });
     }
-    members.set(normName(e.name), { offset: e.offset, size: e.size, sha256: h.digest('hex'), data: keep ? Buffer.concat(keep) : null });
+  } catch (err) {
+    throw err instanceof TarFormatError ? new ImageFormatError(`the image archive is damaged: ${err.message}`) : err;
   }
   return members;
 }
@@ -196,8 +200,18 @@ async function* layerStream(file: string, offset: number, size: number, digests:
     const gunzip = createGunzip();
     const pump = (async () => {
       try {
-        for await (const c of rest) if (!gunzip.write(c)) await new Promise((r) => gunzip.once('drain', r));
-        gunzip.end();
+        // A reader that stopped early (a refused entry) destroyed gunzip: stop reading the file too.
+        for await (const c of rest) {
+          if (gunzip.destroyed) break;
+          if (!gunzip.write(c)) {
+            await new Promise<void>((r) => {
+              const done = () => { gunzip.off('drain', done); gunzip.off('close', done); r(); };
+              gunzip.on('drain', done);
+              gunzip.on('close', done);
+            });
+          }
+        }
+        if (!gunzip.destroyed) gunzip.end();
       } catch (err) {
         gunzip.destroy(err as Error);
       }
@@ -209,11 +223,29 @@ async function* layerStream(file: string, offset: number, size: number, digests:
   }
 }
 
-/** Splits and checks a layer path; null for the layer root. */
+/** Splits and checks a layer path (a leading '/' means the layer root, as in docker); null for the layer root. */
 function safeParts(name: string): string[] | null {
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.some((p) => p === '..')) throw new ImageFormatError(`layer entry '${name.slice(0, 200)}' escapes the root`);
   return parts.length ? parts : null;
+}
+
+/** Whether `abs` (below a real root) exists and is reached through no symbolic link. */
+async function reachedDirectly(abs: string): Promise<boolean> {
+  return (await fsp.realpath(abs).catch(() => null)) === abs;
+}
+
+/** Errors of the file system that a layer's own names cause (too long, a file where a directory is needed...). */
+const ENTRY_ERRORS = new Set(['ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'EINVAL', 'ERR_OUT_OF_RANGE']);
+
+/** A damaged layer (tar or gzip) or an entry the file system refuses, as the image's fault. */
+function layerError(err: unknown, layer: ArchiveLayer, entry: string | null): unknown {
+  if (err instanceof ImageFormatError) return err;
+  if (err instanceof TarFormatError) return new ImageFormatError(`layer ${layer.digest}: ${err.message}`);
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED') return new ImageFormatError(`layer ${layer.digest}: the gzip stream is corrupt`);
+  if (entry !== null && ENTRY_ERRORS.has(code)) return new ImageFormatError(`layer entry '${entry.slice(0, 200)}' cannot be unpacked (${code})`);
+  return err;
 }
 
 /**
@@ -221,22 +253,33 @@ function safeParts(name: string): string[] | null {
  * form. The compressed digest and the diff id are verified; on any error the
  * caller discards `dest`. `lowers` (top first) resolve hard links to files of
  * lower layers, which are copied.
+ *
+ * Nothing is written outside `dest`: names are taken relative to it and may
+ * not climb out with '..'; every directory on the way to an entry is checked
+ * to be a real directory (not a symbolic link) when the entry is written, and
+ * once more for what is done after the whole layer was read (device nodes,
+ * whiteouts, opaque markers, directory owners and modes); hard links resolve
+ * through no symbolic link.
  */
 export async function unpackLayer(file: string, layer: ArchiveLayer, dest: string, lowers: string[]): Promise<void> {
   const digests = { compressed: createHash('sha256'), plain: createHash('sha256') };
   await fsp.mkdir(dest, { recursive: true });
+  const root = await fsp.realpath(dest);
+  const lowerRoots = await Promise.all(lowers.map((l) => fsp.realpath(l)));
+  /** Directories (relative) checked to be real ones since they last changed. */
   const goodDirs = new Set<string>(['']);
   const dirMeta: Array<{ path: string; e: TarEntry }> = [];
   const opaque: string[] = [];
-  const nodes: Array<{ path: string; kind: 'c' | 'b' | 'p'; major: number; minor: number }> = [];
-  const later: Array<() => Promise<void>> = [];
+  /** Device nodes, fifos and whiteouts, made once the layer's digests are checked; by relative path. */
+  const nodes = new Map<string, { kind: 'c' | 'b' | 'p'; major: number; minor: number; e: TarEntry | null }>();
+  const under = (rel: string, p: string) => p === rel || p.startsWith(`${rel}/`);
 
   const ensureParent = async (parts: string[]) => {
     let rel = '';
     for (const p of parts.slice(0, -1)) {
       const next = rel ? `${rel}/${p}` : p;
       if (!goodDirs.has(next)) {
-        const abs = join(dest, next);
+        const abs = join(root, next);
         const st = await fsp.lstat(abs).catch(() => null);
         if (!st) await fsp.mkdir(abs, { mode: 0o755 });
         else if (!st.isDirectory()) throw new ImageFormatError(`layer entry under '${next.slice(0, 200)}', which is not a directory`);
@@ -245,107 +288,139 @@ export async function unpackLayer(file: string, layer: ArchiveLayer, dest: strin
       rel = next;
     }
   };
-  const clear = async (abs: string, keepDir: boolean) => {
+  /** Makes room for an entry at `rel`: what was there goes (a directory stays when keepDir), and so does a pending node. */
+  const clear = async (rel: string, keepDir: boolean) => {
+    for (const k of nodes.keys()) if (under(rel, k)) nodes.delete(k);
+    const abs = join(root, rel);
     const st = await fsp.lstat(abs).catch(() => null);
     if (!st) return;
     if (keepDir && st.isDirectory()) return;
     await fsp.rm(abs, { recursive: true, force: true });
+    for (const d of goodDirs) if (under(rel, d)) goodDirs.delete(d);
+  };
+  /** The file a hard link names: in this layer, else a regular file of a lower one. */
+  const linkTarget = async (tparts: string[], rel: string): Promise<{ path: string; lower: boolean } | null> => {
+    const parent = tparts.slice(0, -1);
+    const inLayer = join(root, ...tparts);
+    if (await reachedDirectly(join(root, ...parent))) {
+      const st = await fsp.lstat(inLayer).catch(() => null);
+      if (st && !st.isDirectory()) return { path: inLayer, lower: false };
+    } else if (await fsp.lstat(join(root, ...parent)).then(() => true, () => false)) {
+      throw new ImageFormatError(`hard link '${rel.slice(0, 200)}' points through a symbolic link`);
+    }
+    for (const l of lowerRoots) {
+      const p = join(l, ...tparts);
+      if (!(await reachedDirectly(join(l, ...parent)))) continue;
+      const s = await fsp.lstat(p).catch(() => null);
+      if (s?.isFile()) return { path: p, lower: true };
+    }
+    return null;
   };
 
-  for await (const e of readTar(layerStream(file, layer.offset, layer.size, digests))) {
-    const parts = safeParts(e.name);
-    if (!parts) {
-      if (e.type === 'dir') dirMeta.push({ path: dest, e });
-      continue;
-    }
-    await ensureParent(parts);
-    const base = parts[parts.length - 1]!;
-    const parent = join(dest, ...parts.slice(0, -1));
-    if (base === '.wh..wh..opq') {
-      opaque.push(parent);
-      continue;
-    }
-    if (base.startsWith('.wh.')) {
-      const target = join(parent, base.slice(4));
-      await clear(target, false);
-      nodes.push({ path: target, kind: 'c', major: 0, minor: 0 });
-      continue;
-    }
-    const abs = join(dest, ...parts);
-    const rel = parts.join('/');
-    switch (e.type) {
-      case 'dir':
-        await clear(abs, true);
-        await fsp.mkdir(abs, { recursive: true, mode: 0o755 });
-        goodDirs.add(rel);
-        dirMeta.push({ path: abs, e });
-        break;
-      case 'file': {
-        await clear(abs, false);
-        const fh = await fsp.open(abs, 'wx', 0o600);
-        try {
-          for await (const c of e.body()) await fh.write(c);
-        } finally {
-          await fh.close();
-        }
-        await fsp.lchown(abs, e.uid, e.gid);
-        await fsp.chmod(abs, e.mode);
-        await fsp.utimes(abs, e.mtime, e.mtime);
-        break;
+  let current: string | null = null;
+  try {
+    for await (const e of readTar(layerStream(file, layer.offset, layer.size, digests))) {
+      current = e.name;
+      const parts = safeParts(e.name);
+      if (!parts) {
+        if (e.type === 'dir') dirMeta.push({ path: root, e });
+        continue;
       }
-      case 'symlink':
-        await clear(abs, false);
-        await fsp.symlink(e.linkname, abs);
-        await fsp.lchown(abs, e.uid, e.gid);
-        await fsp.lutimes(abs, e.mtime, e.mtime);
-        break;
-      case 'link': {
-        const tparts = safeParts(e.linkname);
-        if (!tparts) throw new ImageFormatError(`hard link '${rel.slice(0, 200)}' has no target`);
-        await clear(abs, false);
-        const inLayer = join(dest, ...tparts);
-        const st = await fsp.lstat(inLayer).catch(() => null);
-        if (st && !st.isDirectory()) {
-          await fsp.link(inLayer, abs);
-        } else {
-          const lower = await (async () => {
-            for (const l of lowers) {
-              const p = join(l, ...tparts);
-              const s = await fsp.lstat(p).catch(() => null);
-              if (s?.isFile()) return p;
-            }
-            return null;
-          })();
-          if (!lower) throw new ImageFormatError(`hard link '${rel.slice(0, 200)}' points to a missing file`);
-          await fsp.copyFile(lower, abs);
-          const s = await fsp.lstat(lower);
-          await fsp.lchown(abs, s.uid, s.gid);
-          await fsp.chmod(abs, s.mode & 0o7777);
-        }
-        break;
+      await ensureParent(parts);
+      const base = parts[parts.length - 1]!;
+      const parentRel = parts.slice(0, -1).join('/');
+      if (base === '.wh..wh..opq') {
+        opaque.push(join(root, parentRel));
+        continue;
       }
-      case 'char':
-      case 'block':
-      case 'fifo':
-        await clear(abs, false);
-        nodes.push({ path: abs, kind: e.type === 'char' ? 'c' : e.type === 'block' ? 'b' : 'p', major: e.devmajor, minor: e.devminor });
-        later.push(async () => {
+      if (base.startsWith('.wh.')) {
+        const hidden = base.slice(4);
+        if (hidden === '' || hidden === '.' || hidden === '..') throw new ImageFormatError(`layer entry '${e.name.slice(0, 200)}' is not a valid whiteout`);
+        const target = parentRel ? `${parentRel}/${hidden}` : hidden;
+        await clear(target, false);
+        nodes.set(target, { kind: 'c', major: 0, minor: 0, e: null });
+        continue;
+      }
+      const abs = join(root, ...parts);
+      const rel = parts.join('/');
+      switch (e.type) {
+        case 'dir':
+          await clear(rel, true);
+          await fsp.mkdir(abs, { recursive: true, mode: 0o755 });
+          goodDirs.add(rel);
+          dirMeta.push({ path: abs, e });
+          break;
+        case 'file': {
+          await clear(rel, false);
+          // 'wx' (O_EXCL): never through a symbolic link at the last component.
+          const fh = await fsp.open(abs, 'wx', 0o600);
+          try {
+            for await (const c of e.body()) await fh.write(c);
+          } finally {
+            await fh.close();
+          }
           await fsp.lchown(abs, e.uid, e.gid);
           await fsp.chmod(abs, e.mode);
-        });
-        break;
+          await fsp.utimes(abs, e.mtime, e.mtime);
+          break;
+        }
+        case 'symlink':
+          if (e.linkname === '') throw new ImageFormatError(`symbolic link '${rel.slice(0, 200)}' has no target`);
+          await clear(rel, false);
+          await fsp.symlink(e.linkname, abs);
+          await fsp.lchown(abs, e.uid, e.gid);
+          await fsp.lutimes(abs, e.mtime, e.mtime);
+          break;
+        case 'link': {
+          const tparts = safeParts(e.linkname);
+          if (!tparts) throw new ImageFormatError(`hard link '${rel.slice(0, 200)}' has no target`);
+          await clear(rel, false);
+          const target = await linkTarget(tparts, rel);
+          if (!target) throw new ImageFormatError(`hard link '${rel.slice(0, 200)}' points to a missing file`);
+          if (!target.lower) {
+            await fsp.link(target.path, abs);
+          } else {
+            await fsp.copyFile(target.path, abs);
+            const s = await fsp.lstat(target.path);
+            await fsp.lchown(abs, s.uid, s.gid);
+            await fsp.chmod(abs, s.mode & 0o7777);
+          }
+          break;
+        }
+        case 'char':
+        case 'block':
+        case 'fifo':
+          // Linux device numbers: 12-bit major, 20-bit minor.
+          if (e.devmajor > 0xfff || e.devminor > 0xfffff) throw new ImageFormatError(`layer entry '${rel.slice(0, 200)}' has an invalid device number`);
+          await clear(rel, false);
+          nodes.set(rel, { kind: e.type === 'char' ? 'c' : e.type === 'block' ? 'b' : 'p', major: e.devmajor, minor: e.devminor, e });
+          break;
+      }
     }
+    current = null;
+  } catch (err) {
+    throw layerError(err, layer, current);
   }
   const plain = `sha256:${digests.plain.digest('hex')}`;
   const compressed = `sha256:${digests.compressed.digest('hex')}`;
   if (compressed !== layer.digest) throw new ImageFormatError(`layer ${layer.digest} does not match its content`);
   if (plain !== layer.diffId) throw new ImageFormatError(`layer ${layer.digest}: its uncompressed content does not match diff id ${layer.diffId}`);
-  for (const n of nodes) {
-    await runOk('mknod', n.kind === 'p' ? [n.path, 'p'] : [n.path, n.kind, String(n.major), String(n.minor)]);
+  // Later entries may have replaced a directory on the way with a symbolic
+  // link: each path is checked again before it is touched.
+  for (const [rel, n] of nodes) {
+    const abs = join(root, rel);
+    if (!(await reachedDirectly(dirname(abs)))) throw new ImageFormatError(`layer entry '${rel.slice(0, 200)}' lies under a symbolic link`);
+    await runOk('mknod', n.kind === 'p' ? [abs, 'p'] : [abs, n.kind, String(n.major), String(n.minor)]);
+    if (n.e) {
+      await fsp.lchown(abs, n.e.uid, n.e.gid);
+      await fsp.chmod(abs, n.e.mode);
+    }
   }
-  for (const f of later) await f();
-  for (const dir of opaque) await runOk('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
+  for (const dir of opaque) {
+    if (await reachedDirectly(dir)) await runOk('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', dir]);
+  }
   for (const { path, e } of dirMeta.reverse()) {
+    if (!(await reachedDirectly(path)) || !(await fsp.lstat(path)).isDirectory()) continue;
     await fsp.lchown(path, e.uid, e.gid);
     await fsp.chmod(path, e.mode);
     await fsp.utimes(path, e.mtime, e.mtime);
