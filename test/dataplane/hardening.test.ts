@@ -238,6 +238,32 @@ echo "hardening: done=1"
   const r = await run('runc', ['--root', join(plane.stateDir, 'runc'), 'exec', id, 'sh', '-c', 'dd if=/dev/zero of=/again bs=1M count=1200 2>&1; rm -f /again']);
   assert.match(r.stdout, /Disk quota exceeded/);
 
+  // a snapshot reads the upper/ in the subvolume
+  assert.equal((await run('runc', ['--root', join(plane.stateDir, 'runc'), 'exec', id, 'sh', '-c', 'echo in-the-subvolume > /root/kept'])).code, 0);
+  const snap = await plane.api('POST', `/compute/v2.1/servers/${id}/action`, { createImage: { name: 'disk-snap' } });
+  assert.equal(snap.status, 202, JSON.stringify(snap.body));
+  let img: any;
+  for (let i = 0; i < 300; i++) {
+    img = (await plane.api('GET', `/image/v2/images/${snap.body.image_id}`)).body;
+    if (img.status === 'active' || img.status === 'killed') break;
+    await sleep(100);
+  }
+  assert.equal(img.status, 'active');
+  const file = await fetch(`${plane.cloud.url}/image/v2/images/${snap.body.image_id}/file`, { headers: { 'x-auth-token': plane.token } });
+  const tmp = join(plane.stateDir, 'snap-check');
+  await fsp.mkdir(tmp);
+  writeFileSync(join(tmp, 'image.tar'), Buffer.from(await file.arrayBuffer()));
+  const inLayers = await run('sh', ['-c', 'cd "$0" && tar -xf image.tar && for b in blobs/sha256/*; do gzip -dc "$b" 2>/dev/null; done | grep -ac in-the-subvolume', tmp]);
+  assert.equal(inLayers.stdout.trim(), '1', 'the file written in the subvolume is in the snapshot');
+  rmSync(tmp, { recursive: true, force: true });
+  // rebuild: a fresh subvolume with the same limit
+  const rb = await plane.api('POST', `/compute/v2.1/servers/${id}/action`, { rebuild: { imageRef: plane.imageId } });
+  assert.equal(rb.status, 202, JSON.stringify(rb.body));
+  await plane.waitStatus(id, ['ACTIVE']);
+  assert.ok(!existsSync(join(pool, id, 'upper', 'root', 'kept')), 'the old disk is gone');
+  assert.ok(lstatSync(join(dir, 'upper')).isSymbolicLink());
+  assert.match((await run('btrfs', ['qgroup', 'show', '--raw', '-re', pool])).stdout, new RegExp(`\\s${2 ** 30}\\s+none\\s+${id}\\s*$`, 'm'));
+
   await deleteServer(id);
   assert.ok(!existsSync(join(pool, id)), 'the subvolume is gone');
   await run('btrfs', ['subvolume', 'sync', pool]);
