@@ -31,6 +31,7 @@ import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { PermanentError } from '../driver.ts';
 import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
+import { Hardening } from './hardening.ts';
 import { buildSpec } from './spec.ts';
 import { ImageStore } from './store.ts';
 
@@ -70,6 +71,7 @@ export class ContainerDriver implements ComputeDriver {
   private readonly netns: NetnsBatcher;
   private readonly runcRoot: string;
   private readonly serversDir: string;
+  private readonly hardening: Hardening;
 
   constructor(o: ContainerDriverOptions) {
     this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
@@ -77,6 +79,7 @@ export class ContainerDriver implements ComputeDriver {
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
+    this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
   }
 
   // --- paths
@@ -107,6 +110,7 @@ export class ContainerDriver implements ComputeDriver {
     for (const id of await fsp.readdir(this.runcRoot).catch(() => [] as string[])) {
       if (!(await exists(join(this.serversDir, id)))) await this.removeContainer(id, true);
     }
+    await this.hardening.start();
   }
 
   async stop(): Promise<void> {
@@ -304,7 +308,7 @@ export class ContainerDriver implements ComputeDriver {
       const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
         throw err instanceof ImageFormatError ? new PermanentError(`image ${imageId}: ${err.message}`) : err;
       });
-      for (const sub of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, sub), { recursive: true, mode: 0o755 });
+      await this.hardening.prepareDisk(d, dir);
       // a host mount left by an older agent (the root is now mounted in the container's namespace only)
       await unmount(this.sp, this.rootfs(id));
       const cdHash = createHash('sha256').update(JSON.stringify(d.config_drive)).digest('hex');
@@ -338,7 +342,7 @@ export class ContainerDriver implements ComputeDriver {
           s = 'missing';
         }
         if (s === 'missing') {
-          await this.startContainer(id, image.layerDirs);
+          await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
           s = 'running';
         }
         if (s === 'paused' && d.power === 'running') await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
@@ -376,6 +380,7 @@ export class ContainerDriver implements ComputeDriver {
     await unmount(this.sp, join(dir, 'rootfs'));
     await deleteNetns(this.sp, this.netnsName(id));
     await this.removeCgroups(id);
+    await this.hardening.release(id);
     if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
     await fsp.rm(dir, { recursive: true, force: true });
     this.persisted.delete(id);
@@ -414,7 +419,7 @@ export class ContainerDriver implements ComputeDriver {
       if (before === 'running') await this.runc(['pause', id]);
       let layer;
       try {
-        layer = await buildLayerBlob(layerFile, (tar) => writeUpperLayer(join(dir, 'upper'), tar));
+        layer = await buildLayerBlob(layerFile, async (tar) => writeUpperLayer(await fsp.realpath(join(dir, 'upper')), tar));
       } finally {
         if (before === 'running') await this.runc(['resume', id]);
       }
@@ -453,6 +458,7 @@ export class ContainerDriver implements ComputeDriver {
     }
     void inUse;
     await this.images.prune(images);
+    await this.hardening.sweep();
     // lets the command runner reap the jobs that ended since its last command
     await this.sp.run('true', []);
   }

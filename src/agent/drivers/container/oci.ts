@@ -454,7 +454,8 @@ export async function writeUpperLayer(upper: string, tar: TarWriter): Promise<vo
       } else if (st.isSymbolicLink()) {
         await tar.add({ name: childRel, type: 'symlink', linkname: await fsp.readlink(p), ...common });
       } else if (st.isFile()) {
-        await tar.add({ name: childRel, type: 'file', size: st.size, ...common }, createReadStream(p));
+        // an empty file is never read: a stream opened for it would keep its fd (and a deleted disk busy) until GC
+        await tar.add({ name: childRel, type: 'file', size: st.size, ...common }, st.size > 0 ? createReadStream(p) : undefined);
       } else if (st.isFIFO()) {
         await tar.add({ name: childRel, type: 'fifo', ...common });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {

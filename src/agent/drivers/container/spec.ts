@@ -1,18 +1,30 @@
 // The OCI runtime spec (config.json) of a server's container, written in TS
-// from the image config and the flavor: what `runc spec` gives, with Docker's
-// default capabilities, cgroup limits from the flavor, the server's own network
-// namespace, and its config drive mounted read-only.
+// from the image config and the flavor: what `runc spec` gives, hardened as
+// Docker and Podman run containers (their default capabilities, no new
+// privileges, their default seccomp profile, /proc and /sys paths masked or
+// read-only), cgroup limits from the flavor, the server's own network
+// namespace, its config drive mounted read-only, and a user namespace when the
+// flavor asks for one (userns.ts).
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DesiredServer } from '../../../compute/engine/protocol.ts';
 import type { OciImageConfig } from './oci.ts';
 import { CONFIG_DRIVE_PATH } from './busybox.ts';
+import { seccompFor } from './seccomp.ts';
+import { idMappings, usernsWanted } from './userns.ts';
 
 /** Docker's default capability set (what images expect; CAP_NET_RAW for ping). */
 export const DEFAULT_CAPS = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
   'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ];
+
+/** Hidden from the container (an empty file or tmpfs over them), as runc's and Docker's defaults. */
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug',
+  '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+export const READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** RLIMIT_NOFILE for the container; must stay under the host's hard limit (20000 on these machines, no CAP_SYS_RESOURCE). */
 export const NOFILE_LIMIT = 16384;
@@ -104,6 +116,7 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
   if (!env.some((e) => e.startsWith('HOME='))) env.push('HOME=/root');
   const user = await resolveUser(i.lookup, cfg.User);
   const limits = limitsFor(i.desired.flavor);
+  const userns = usernsWanted(i.desired.flavor);
   return {
     ociVersion: '1.0.2',
     process: {
@@ -114,7 +127,7 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
       cwd: cfg.WorkingDir || '/',
       capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, inheritable: [], ambient: [] },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: NOFILE_LIMIT, soft: NOFILE_LIMIT }],
-      noNewPrivileges: false,
+      noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: false },
     hostname: i.desired.hostname,
@@ -124,7 +137,10 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      // a user namespace may not mount sysfs for a network namespace it does not own (the server's is the host's): the host's, read-only
+      userns
+        ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+        : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: CONFIG_DRIVE_PATH, type: 'bind', source: i.configDriveDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
     ],
@@ -142,12 +158,12 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
         { type: 'ipc' },
         { type: 'uts' },
         { type: 'mount' },
+        ...(userns ? [{ type: 'user' }] : []),
       ],
-      maskedPaths: [
-        '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
-        '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
-      ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      ...(userns ? { uidMappings: idMappings(), gidMappings: idMappings() } : {}),
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+      seccomp: await seccompFor(DEFAULT_CAPS),
     },
   };
 }
