@@ -9,7 +9,7 @@
 #   CLOUD_DIR            the cloud's data dir (temp; removed on exit)
 #   CLOUD_PORT           its port on 127.0.0.1
 #   CLOUD_URL            http://127.0.0.1:PORT
-#   CLOUD_LOG            the server's output
+#   CLOUD_LOG            the server's output: its banner and JSON log (`up --log-file -`), and the agent's
 #   OS_CLOUDS_FILE       CLOUD_DIR/clouds.yaml (a cloud named "stratus": the admin)
 #   CLOUD_AUTH_URL, CLOUD_REGION, ADMIN_USER, ADMIN_PROJECT, ADMIN_USER_DOMAIN,
 #   ADMIN_PROJECT_DOMAIN, ADMIN_PASSWORD   read from clouds.yaml / admin-password
@@ -108,7 +108,7 @@ cloud_start() {
 
   # STRATUS_UP_ARGS: extra flags for `stratus up` (word-split), e.g. the security settings Tempest is told about.
   # shellcheck disable=SC2086
-  "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" up --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" ${STRATUS_UP_ARGS:-} </dev/null >"$CLOUD_LOG" 2>&1 &
+  "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" up --data-dir "$CLOUD_DIR" --port "$CLOUD_PORT" --log-file - ${STRATUS_UP_ARGS:-} </dev/null >"$CLOUD_LOG" 2>&1 &
   CLOUD_PID=$!
 
   local deadline=$((SECONDS + CLOUD_START_TIMEOUT))

@@ -2,37 +2,60 @@
 # Tempest (Debian's tempest 33) against an all-in-one Stratus cloud (lib.sh).
 #
 #   conformance/tempest.sh --services identity[,compute,image,network,volume,object_storage,placement]
-#                          [--floor N] [--extra-conf FILE] [--concurrency N] [--regex REGEX]
+#                          [--expected FILE] [--extra-conf FILE] [--concurrency N] [--regex REGEX]
+#                          [--from-subunit STREAM]
 #
 # Writes tempest.conf from conformance/tempest/tempest.conf.template plus
 # tempest-conf.d/<service>.conf for each service named, then FILE from
 # --extra-conf merged over it (e.g. [compute] flavor_ref / image_ref); runs
 # `tempest run --regex '^tempest\.api\.(<services>)\.'` in a workspace of its own
 # (registry and workspace under $STRATUS_TEMPEST_DIR, default .tempest/ in the
-# repo); keeps the subunit stream, the failing test ids and their tracebacks
-# there; and ends with one line `N passed, N failed, N skipped`.
+# repo); keeps the subunit stream there; then reads it against the list of tests
+# expected to fail (--expected, default conformance/expected/<first service>.txt;
+# format and rules in tempest_results.py), writes failing.txt (failures the list
+# does not name), expected-failures.txt, now-passing.txt, skipped.txt and
+# failure-details.txt beside it, and ends with one line
+# `N passed, N failed, N skipped, N expected failures`.
+# --from-subunit reads an existing stream instead of starting a cloud and running Tempest.
 #
-# Exit status: 0 when at least --floor tests passed (individual failures above
-# the floor do not fail this script: they are the list of what Stratus does not
-# do yet), 1 when fewer passed or no test ran, 2 when the cloud did not start.
-# Counting is Tempest's: a class whose setUpClass fails is one failed id.
+# Exit status: 0 when every failure is listed, 1 when a test failed that the
+# list does not name or no test ran, 2 when the cloud did not start or the list
+# is malformed. A listed test that passed is reported (remove it from the list)
+# and does not fail the run. Counting is Tempest's: a class whose setUpClass
+# fails is one failed id (listed as <class id>.setUpClass).
 set -uo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-services=identity floor=0 extra_conf='' concurrency=2 regex=''
-usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
+services=identity expected='' extra_conf='' concurrency=2 regex='' from_subunit=''
+usage() { sed -n '4,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --services) services=${2:?}; shift 2 ;;
-    --floor) floor=${2:?}; shift 2 ;;
+    --expected) expected=$(readlink -f "${2:?}"); shift 2 ;;
+    --from-subunit) from_subunit=$(readlink -f "${2:?}"); shift 2 ;;
     --extra-conf) extra_conf=$(readlink -f "${2:?}"); shift 2 ;;
     --concurrency) concurrency=${2:?}; shift 2 ;;
     --regex) regex=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
-[[ $floor =~ ^[0-9]+$ ]] || usage
 [ -z "$extra_conf" ] || [ -f "$extra_conf" ] || { echo "tempest.sh: no such file: $extra_conf" >&2; exit 2; }
+if [ -z "$expected" ]; then
+  expected=$STRATUS_ROOT/conformance/expected/${services%%,*}.txt
+  [ -f "$expected" ] || expected=''
+fi
+[ -z "$expected" ] || [ -f "$expected" ] || { echo "tempest.sh: no such list: $expected" >&2; exit 2; }
+
+# results STREAM DIR : the report and the result line (tempest_results.py), its exit status.
+results() {
+  dpython "$STRATUS_ROOT/conformance/tempest_results.py" "$1" "$expected" "$2"
+}
+if [ -n "$from_subunit" ]; then
+  out=$(mktemp -d "${TMPDIR:-/tmp}/tempest-results.XXXXXX") || exit 2
+  echo "tempest.sh: reading $from_subunit; lists in $out" >&2
+  results "$from_subunit" "$out"
+  exit
+fi
 
 confdir=$STRATUS_ROOT/conformance/tempest
 # service -> test module under tempest.api, [service_available] placeholder
@@ -109,47 +132,4 @@ echo "tempest.sh: running $regex (concurrency $concurrency) in $ws" >&2
 (cd "$ws" && tempest run --regex "$regex" --concurrency "$concurrency" </dev/null)
 (cd "$ws" && env PATH="$DEBIAN_PATH" stestr last --subunit >"$ws/tempest.subunit" 2>/dev/null)
 
-# Count by each test id's final status; write the failing ids and their tracebacks.
-counts=$(dpython - "$ws/tempest.subunit" "$ws/failing.txt" "$ws/failure-details.txt" <<'EOF'
-import sys, subunit, testtools
-stream, failing_path, details_path = sys.argv[1:4]
-final = {}
-details = {}
-def on_test(test):
-    final[test["id"]] = test["status"]
-    if test["status"] in ("fail", "uxsuccess"):
-        details[test["id"]] = "\n".join(
-            d.as_text() for name, d in test["details"].items() if name in ("traceback", "reason"))
-result = testtools.StreamToDict(on_test)
-result.startTestRun()
-try:
-    subunit.ByteStreamToStreamResult(open(stream, "rb"), non_subunit_name="stdout").run(result)
-finally:
-    result.stopTestRun()
-passed = sorted(t for t, s in final.items() if s in ("success", "xfail"))
-failed = sorted(t for t, s in final.items() if s in ("fail", "uxsuccess"))
-skipped = [t for t, s in final.items() if s == "skip"]
-with open(failing_path, "w") as f:
-    f.writelines(t + "\n" for t in failed)
-with open(details_path, "w") as f:
-    for t in failed:
-        f.write("=== %s\n%s\n" % (t, details[t]))
-print(len(passed), len(failed), len(skipped))
-EOF
-) || { echo "tempest.sh: could not read the subunit stream $ws/tempest.subunit" >&2; counts="0 0 0"; }
-read -r n_passed n_failed n_skipped <<<"$counts"
-
-if [ "$n_failed" -gt 0 ]; then
-  echo "failing tests ($ws/failing.txt; tracebacks in $ws/failure-details.txt):"
-  sed 's/^/  /' "$ws/failing.txt"
-fi
-status=0
-if [ $((n_passed + n_failed + n_skipped)) = 0 ]; then
-  echo "tempest.sh: no test ran (regex $regex)"; status=1
-elif [ "$n_passed" -lt "$floor" ]; then
-  echo "tempest.sh: FLOOR BREACHED: $n_passed passed, the floor is $floor"; status=1
-else
-  echo "tempest.sh: floor met: $n_passed passed, the floor is $floor"
-fi
-echo "$n_passed passed, $n_failed failed, $n_skipped skipped"
-exit "$status"
+results "$ws/tempest.subunit" "$ws"

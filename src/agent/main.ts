@@ -75,16 +75,17 @@ export async function runAgent(f: AgentFlags): Promise<void> {
  * Runs `stratus agent` as a child process and restarts it when it dies (the
  * all-in-one `up`). A child, not in-process: the data plane keeps its own
  * process (a crash there does not take the APIs down, and the agent can be
- * restarted alone, as on a multi-host cloud).
+ * restarted alone, as on a multi-host cloud). `output`: a file descriptor
+ * for the child's stdout and stderr (its log) instead of ours.
  */
-export function superviseAgent(o: { cli: string; args: string[]; log: Logger }): { stop(): Promise<void>; pid(): number | undefined } {
+export function superviseAgent(o: { cli: string; args: string[]; log: Logger; output?: number }): { stop(): Promise<void>; pid(): number | undefined } {
   let child: ChildProcess | null = null;
   let stopped = false;
   let delay = 500;
   const startChild = () => {
     if (stopped) return;
     const started = Date.now();
-    child = spawn(process.execPath, [...process.execArgv, o.cli, 'agent', ...o.args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child = spawn(process.execPath, [...process.execArgv, o.cli, 'agent', ...o.args], { stdio: ['ignore', o.output ?? 'inherit', o.output ?? 'inherit'] });
     child.on('exit', (code, signal) => {
       child = null;
       if (stopped) return;

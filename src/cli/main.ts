@@ -2,13 +2,14 @@
 // First, before anything loads Fastify: see the module.
 import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, openSync } from 'node:fs';
+import { pino } from 'pino';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
 import { rotateKeys } from '../identity/tokens/keys.ts';
-import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
+import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
 import { MAX_ALLOCATION_RATIO } from '../compute/engine/agent-api.ts';
@@ -102,7 +103,14 @@ function runUntilSignal(close: () => Promise<void>): void {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-function writeClientConfig(dataDir: string, url: string, password: string): { clouds: string; openrc: string } {
+/**
+ * clouds.yaml and openrc for the admin, owner-only (they hold the password).
+ * The project is named by id too, and openrc exports OS_DOMAIN_NAME: Go clients
+ * (gophercloud's AuthOptionsFromEnv) read neither OS_USER_DOMAIN_NAME nor
+ * OS_PROJECT_DOMAIN_NAME and refuse a user or project name without a domain;
+ * openstackclient turns OS_DOMAIN_NAME into those two for a project-scoped login.
+ */
+function writeClientConfig(dataDir: string, url: string, password: string, projectId: string): { clouds: string; openrc: string } {
   const auth = `${url}/identity/v3`;
   const clouds = join(dataDir, 'clouds.yaml');
   writeFileSync(clouds, [
@@ -114,6 +122,7 @@ function writeClientConfig(dataDir: string, url: string, password: string): { cl
     // A JSON string is a valid YAML double-quoted scalar, whatever the password holds.
     `      password: ${JSON.stringify(password)}`,
     '      project_name: admin',
+    `      project_id: ${projectId}`,
     '      user_domain_name: Default',
     '      project_domain_name: Default',
     '    region_name: RegionOne',
@@ -127,8 +136,10 @@ function writeClientConfig(dataDir: string, url: string, password: string): { cl
     'export OS_USERNAME=admin',
     `export OS_PASSWORD=${shQuote(password)}`,
     'export OS_PROJECT_NAME=admin',
+    `export OS_PROJECT_ID=${projectId}`,
     'export OS_USER_DOMAIN_NAME=Default',
     'export OS_PROJECT_DOMAIN_NAME=Default',
+    'export OS_DOMAIN_NAME=Default',
     'export OS_REGION_NAME=RegionOne',
     'export OS_IDENTITY_API_VERSION=3',
     '',
@@ -164,20 +175,38 @@ function allocationRatioArgs(f: AllocationRatios): string[] {
   return ALLOCATION_RATIOS.flatMap((r) => (f[r.key] === undefined ? [] : [`--${r.flag}`, String(f[r.key])]));
 }
 
+/**
+ * Where `up` sends the JSON log of the server and its agent: a file (opened for
+ * appending, owner-only when new), or stdout for `-`. Its stdout otherwise holds
+ * only the banner, for a human.
+ */
+function upLog(file: string, level: string): { logger: pino.Logger; fd?: number; where: string } {
+  if (file === '-') return { logger: serverLogger(level), where: 'stdout' };
+  const fd = openSync(file, 'a', 0o600);
+  return { logger: serverLogger(level, pino.destination({ fd, sync: true })), fd, where: file };
+}
+
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
-  .option('--no-agent', 'do not run a host agent beside the server'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean }) => {
-    const s = await startStratus(toOptions(f));
-    const { clouds, openrc } = writeClientConfig(resolve(f.dataDir), s.url, s.adminPassword);
-    const agent = await startLocalAgent(s, resolve(f.dataDir), f.agent !== false, allocationRatioArgs(f));
+  .option('--no-agent', 'do not run a host agent beside the server')
+  .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
+    const s = await startStratus({ ...toOptions(f), logger: log.logger });
+    const { clouds, openrc } = writeClientConfig(dataDir, s.url, s.adminPassword, s.adminProjectId);
+    const agent = await startLocalAgent(s, dataDir, f.agent !== false, allocationRatioArgs(f), log.fd);
+    // No password here: whatever captures this output (a terminal's scrollback, a
+    // service manager's journal, CI logs) would keep it. It is in the owner-only files.
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
-      `  identity:  ${s.url}/identity/v3`,
-      '  admin user: admin   project: admin   domain: Default',
-      `  admin password: ${s.adminPassword}`,
-      `  clouds.yaml: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
-      `  openrc:      ${openrc}`,
+      `  identity:    ${s.url}/identity/v3`,
+      '  admin:       user admin, project admin, domain Default',
+      `  credentials: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
+      `               ${openrc}   (. ${openrc}; openstack token issue)`,
+      `               the admin password alone: ${join(dataDir, 'admin-password')}`,
+      `  log:         ${log.where}`,
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'));
@@ -191,7 +220,7 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
  * The all-in-one's host agent: imports the default busybox image once, then
  * runs `stratus agent` as a supervised child (see src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[]): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], output?: number): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
@@ -201,7 +230,7 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
   return superviseAgent({
-    cli: process.argv[1]!, log: s.logger,
+    cli: process.argv[1]!, log: s.logger, output,
     args: ['--server', s.url, '--token-file', join(dataDir, 'agent-token'), '--state-dir', join(dataDir, 'agent'), '--hostname', hostname(), ...extraArgs],
   });
 }

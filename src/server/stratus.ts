@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
 import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
@@ -37,6 +37,8 @@ export interface Stratus {
   url: string;
   port: number;
   adminPassword: string;
+  /** The id of the admin project (client configuration names it for clients that want an id). */
+  adminProjectId: string;
   database: Database;
   identity: Identity;
   /** The image service's in-process interface (records and data). */
@@ -75,9 +77,14 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   return { identity, images, compute, services: [identity.service, images.service, ...compute.services] };
 }
 
+/** The server's JSON log, to stdout unless given another destination. */
+export function serverLogger(level = 'info', destination?: DestinationStream): Logger {
+  return pino({ level, base: { service: 'stratus' } }, destination);
+}
+
 export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const logger = o.logger ?? pino({ level: o.logLevel ?? 'info', base: { service: 'stratus' } });
+  const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
   const { identity, images, compute, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
@@ -95,7 +102,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const scheme = tls ? 'https' : 'http';
     const url = o.publicUrl ?? `${scheme}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
     const adminPassword = adminPasswordFor(o.dataDir, o.adminPassword);
-    await bootstrap(database.db, { adminPassword, resetAdminPassword: !!o.adminPassword, publicUrl: url, services: HOSTED_SERVICES });
+    const { adminProjectId } = await bootstrap(database.db, { adminPassword, resetAdminPassword: !!o.adminPassword, publicUrl: url, services: HOSTED_SERVICES });
     await identity.start();
     await images.start();
     await compute.start();
@@ -106,7 +113,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, database, identity, images, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
