@@ -39,8 +39,8 @@ export interface Identity {
 }
 
 /**
- * `writes` is the database's write watch when no other process writes it (the
- * embedded SQLite): token-path reads are then cached in memory.
+ * `writes` is the database's write watch when it is the embedded SQLite:
+ * token-path reads are then cached in memory (see read-cache.ts).
  */
 export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}, writes: WriteWatch | null = null): Identity {
   const config = { ...defaultIdentityConfig, ...overrides };
@@ -52,7 +52,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     keys: new KeySet(config.syncIntervalMs * 3),
     revocations: new Revocations((config.tokenExpiration + config.allowExpiredWindow) * 1000),
     catalog: new CatalogCache(db),
-    cache: new IdentityReadCache(writes),
+    cache: new IdentityReadCache(writes && { writes, db }),
   };
   const routes = [
     ...discoveryRoutes(),
