@@ -2,18 +2,14 @@
 // (/v3/users/{user_id}/credentials/OS-EC2). An EC2 credential is a v3
 // credential of type "ec2" whose blob holds {access, secret, trust_id}; its id
 // is the sha256 of the access key, so it is found from the access key alone
-// (findEc2Credential, for the object store's S3 API).
-//
-// Not done: Keystone encrypts blobs at rest with keys kept apart from the
-// database. Stratus has no key store separate from the database yet (token keys
-// live in it), so blobs are stored as given; encrypting them with a key from the
-// same database would only obscure them.
+// (findEc2Credential, for the object store's S3 API). Blobs are sealed at rest
+// (credential-store.ts): every read and write goes through ctx.credentials.
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Db } from '../../db/database.ts';
+import type { Credential, CredentialStore } from '../credential-store.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
@@ -22,10 +18,7 @@ import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getProject, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 
-type CredentialRow = NonNullable<Awaited<ReturnType<typeof getCredential>>>;
-
-const getCredential = (db: Db, id: string) =>
-  db.selectFrom('identity_credentials').selectAll().where('id', '=', id).executeTakeFirst();
+type CredentialRow = Credential;
 
 /** Keystone's id of an EC2 credential: the hex sha256 of its access key. */
 export const ec2CredentialId = (access: string) => createHash('sha256').update(access, 'utf8').digest('hex');
@@ -46,9 +39,9 @@ export interface Ec2Credential {
  * signatures. The caller must still check that the user is enabled and holds
  * a role on the project (and honour trustId/appCredId) before acting.
  */
-export async function findEc2Credential(db: Db, access: string): Promise<Ec2Credential | undefined> {
+export async function findEc2Credential(credentials: CredentialStore, access: string): Promise<Ec2Credential | undefined> {
   if (typeof access !== 'string' || access === '') return undefined;
-  const row = await getCredential(db, ec2CredentialId(access));
+  const row = await credentials.get(ec2CredentialId(access));
   if (!row || row.type.toLowerCase() !== 'ec2' || !row.project_id) return undefined;
   const blob = parseJson<Record<string, unknown>>(row.blob, {});
   // The access key in the blob may have been changed by PATCH: the old key no longer names it.
@@ -142,14 +135,15 @@ const PINNED_KEYS = ['trust_id', 'app_cred_id', 'access_token_id', 'access_id'];
 
 export function credentialsRoutes(ctx: IdentityContext): Route[] {
   const db = ctx.db;
-  const load = (id: string) => mustGet(getCredential(db, id), 'credential', id);
-  const ownerTarget = async (rc: RouteContext) => ({ user_id: (await getCredential(db, rc.params.credential_id!))?.user_id });
+  const store = ctx.credentials;
+  const load = (id: string) => mustGet(store.get(id), 'credential', id);
+  const ownerTarget = async (rc: RouteContext) => ({ user_id: (await store.get(rc.params.credential_id!))?.user_id });
   /** The EC2 credential of the path's access key that belongs to the path's user, else 404. */
   const loadEc2 = async (rc: RouteContext, rule: string): Promise<CredentialRow> => {
     const userId = rc.params.user_id!;
     await mustGet(getUser(db, userId), 'user', userId);
     const access = rc.params.credential_id!;
-    const c = await getCredential(db, ec2CredentialId(access));
+    const c = await store.get(ec2CredentialId(access));
     if (!c || !isEc2(c.type) || c.user_id !== userId) throw missing('credential', access);
     // Keystone's EC2 rules check the path's user and the credential's owner alike.
     rc.enforce(rule, { user_id: c.user_id });
@@ -181,7 +175,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
           id, user_id: c.user_id, project_id: c.project_id ?? null, type: c.type, blob,
           extra: JSON.stringify(splitExtra(c as Record<string, unknown>, KNOWN)), created_at: nowIso(),
         };
-        await conflictOnDuplicate(db.insertInto('identity_credentials').values(row).execute(), () => duplicate('credential', 'id', id));
+        await conflictOnDuplicate(store.insert(row), () => duplicate('credential', 'id', id));
         return { credential: renderCredential(rc.req, row) };
       },
     },
@@ -195,7 +189,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         const admin = cred.roles.has('admin');
         if (!admin) q = q.where('user_id', '=', cred.userId);
         if (isDelegated(rc)) q = cred.projectId ? q.where('project_id', '=', cred.projectId) : q.where('id', '=', '');
-        const rows = await q.execute();
+        const rows = await store.openAll(await q.execute());
         return renderList(rc.req, 'credentials', rows, renderCredential);
       },
     },
@@ -236,9 +230,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
             }
           }
         }
-        await db.updateTable('identity_credentials')
-          .set({ user_id: next.user_id, type: next.type, blob: next.blob, project_id: next.project_id, extra: next.extra })
-          .where('id', '=', current.id).execute();
+        await store.update(next);
         return { credential: renderCredential(rc.req, next) };
       },
     },
@@ -274,7 +266,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
           id: ec2CredentialId(blob.access as string), user_id: userId, project_id: tenantId, type: 'ec2',
           blob: JSON.stringify(blob), extra: '{}', created_at: nowIso(),
         };
-        await db.insertInto('identity_credentials').values(row).execute();
+        await store.insert(row);
         return { credential: renderEc2(rc.req, row) };
       },
     },
@@ -283,8 +275,8 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
       async handler(rc) {
         const userId = rc.params.user_id!;
         await mustGet(getUser(db, userId), 'user', userId);
-        const rows = await db.selectFrom('identity_credentials').selectAll().where('user_id', '=', userId)
-          .where('type', 'in', ['ec2', 'EC2']).orderBy('created_at').orderBy('id').execute();
+        const rows = await store.openAll(await db.selectFrom('identity_credentials').selectAll().where('user_id', '=', userId)
+          .where('type', 'in', ['ec2', 'EC2']).orderBy('created_at').orderBy('id').execute());
         const visible = isDelegated(rc) ? rows.filter((c) => c.project_id === rc.cred!.projectId) : rows;
         return renderList(rc.req, 'credentials', visible, renderEc2);
       },
