@@ -8,13 +8,13 @@ import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getRole, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { revokeHoldersOf } from './assignments.ts';
+import { renderRole, roleDomain, type RoleRow } from './role-view.ts';
 
-export type RoleRow = NonNullable<Awaited<ReturnType<typeof getRole>>>;
 
 /** Role names Keystone never lets be implied ([assignment] prohibited_implied_role). */
 const PROHIBITED_IMPLIED = ['admin'];
@@ -37,17 +37,6 @@ const RoleQuery = Type.Object({
   name: Type.Optional(Type.String()), domain_id: Type.Optional(Type.String()),
 }, { additionalProperties: true });
 const KNOWN = ['id', 'name', 'description', 'domain_id', 'options', 'links'];
-
-/** The domain id of a role on the wire: null for a global role. */
-export const roleDomain = (r: { domain_id: string }): string | null => (r.domain_id === '' ? null : r.domain_id);
-
-export function renderRole(req: FastifyRequest, r: RoleRow) {
-  const extra = extraOf(r.extra);
-  return {
-    ...extra, id: r.id, name: r.name, domain_id: roleDomain(r), description: r.description === '' ? null : r.description,
-    options: parseJson<Record<string, unknown>>(r.options, {}), links: selfLink(req, `/roles/${r.id}`),
-  };
-}
 
 const isImmutable = (r: RoleRow) => parseJson<Record<string, unknown>>(r.options, {}).immutable === true;
 
