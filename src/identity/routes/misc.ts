@@ -6,6 +6,7 @@ import { Type } from 'typebox';
 import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, keystoneTime } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { mustGet, orNotFound } from '../lookup.ts';
@@ -70,10 +71,10 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'policies', await q.execute(), renderPolicy);
       },
     },
-    {
-      method: 'GET', path: '/v3/policies/:policy_id', rule: 'identity:get_policy',
-      handler: async (rc) => ({ policy: renderPolicy(rc.req, await loadPolicy(rc.params.policy_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/policies', param: 'policy_id', key: 'policy', rules: { get: 'identity:get_policy', delete: 'identity:delete_policy' },
+      load: loadPolicy, render: renderPolicy, remove: (id) => db.deleteFrom('identity_policies').where('id', '=', id).execute(),
+    }),
     {
       method: 'PATCH', path: '/v3/policies/:policy_id', rule: 'identity:update_policy', schema: { body: PolicyPatch },
       async handler(rc) {
@@ -86,14 +87,6 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         };
         await db.updateTable('identity_policies').set(next).where('id', '=', id).execute();
         return { policy: renderPolicy(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/policies/:policy_id', rule: 'identity:delete_policy', status: 204,
-      async handler(rc) {
-        const id = rc.params.policy_id!;
-        await loadPolicy(id);
-        await db.deleteFrom('identity_policies').where('id', '=', id).execute();
       },
     },
 
@@ -118,10 +111,10 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'consumers', rows, renderConsumer);
       },
     },
-    {
-      method: 'GET', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:get_consumer',
-      handler: async (rc) => ({ consumer: renderConsumer(rc.req, await loadConsumer(rc.params.consumer_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/OS-OAUTH1/consumers', param: 'consumer_id', key: 'consumer', rules: { get: 'identity:get_consumer', delete: 'identity:delete_consumer' },
+      load: loadConsumer, render: renderConsumer, remove: (id) => db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute(),
+    }),
     {
       method: 'PATCH', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:update_consumer', schema: { body: ConsumerPatch },
       async handler(rc) {
@@ -137,14 +130,6 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         };
         await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', id).execute();
         return { consumer: renderConsumer(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:delete_consumer', status: 204,
-      async handler(rc) {
-        const id = rc.params.consumer_id!;
-        await loadConsumer(id);
-        await db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute();
       },
     },
 

@@ -1,0 +1,35 @@
+// The show and delete routes every identity resource kept by id in one table
+// has the same shape of: load it (404 when missing), then render it or delete it.
+import type { FastifyRequest } from 'fastify';
+import type { Route } from '../http/service.ts';
+
+export interface ResourceById<R> {
+  /** The collection's path, e.g. '/v3/policies'; the member's is `${collection}/:${param}`. */
+  collection: string;
+  param: string;
+  /** The key the answer holds the resource under, e.g. 'policy'. */
+  key: string;
+  rules: { get: string; delete: string };
+  /** The resource, or a 404 of the caller's wording. */
+  load(id: string): Promise<R>;
+  render(req: FastifyRequest, row: R): unknown;
+  remove(id: string): Promise<unknown>;
+}
+
+export function showAndDeleteRoutes<R>(r: ResourceById<R>): Route[] {
+  const path = `${r.collection}/:${r.param}`;
+  return [
+    {
+      method: 'GET', path, rule: r.rules.get,
+      handler: async (rc) => ({ [r.key]: r.render(rc.req, await r.load(rc.params[r.param]!)) }),
+    },
+    {
+      method: 'DELETE', path, rule: r.rules.delete, status: 204,
+      async handler(rc) {
+        const id = rc.params[r.param]!;
+        await r.load(id);
+        await r.remove(id);
+      },
+    },
+  ];
+}
