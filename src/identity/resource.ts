@@ -13,7 +13,8 @@ export interface ResourceById<R> {
   /** The resource, or a 404 of the caller's wording. */
   load(id: string): Promise<R>;
   render(req: FastifyRequest, row: R): unknown;
-  remove(id: string): Promise<unknown>;
+  /** Deletes what `load` found (and what goes with it). */
+  remove(id: string, current: R): Promise<unknown>;
 }
 
 export function showAndDeleteRoutes<R>(r: ResourceById<R>): Route[] {
@@ -27,8 +28,7 @@ export function showAndDeleteRoutes<R>(r: ResourceById<R>): Route[] {
       method: 'DELETE', path, rule: r.rules.delete, status: 204,
       async handler(rc) {
         const id = rc.params[r.param]!;
-        await r.load(id);
-        await r.remove(id);
+        await r.remove(id, await r.load(id));
       },
     },
   ];

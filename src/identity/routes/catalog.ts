@@ -7,6 +7,7 @@ import { ApiError, badRequest, conflict, forbidden, notFound } from '../../commo
 import { hexId } from '../../common/ids.ts';
 import type { Route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { extraOf, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
@@ -261,10 +262,22 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'regions', await q.execute(), renderRegion);
       },
     },
-    {
-      method: 'GET', path: '/v3/regions/:region_id', rule: 'identity:get_region',
-      handler: async (rc) => ({ region: renderRegion(rc.req, await loadRegion(rc.params.region_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/regions', param: 'region_id', key: 'region', rules: { get: 'identity:get_region', delete: 'identity:delete_region' },
+      load: loadRegion, render: renderRegion,
+      async remove(id) {
+        // As Keystone: child regions go with their parent, unless an endpoint lives anywhere below.
+        await db.transaction().execute(async (tx) => {
+          const ids = await regionSubtree(tx, id);
+          const used = await tx.selectFrom('identity_endpoints').select('id').where('region_id', 'in', ids).executeTakeFirst();
+          if (used) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated endpoints.`);
+          const limited = await tx.selectFrom('identity_registered_limits').select('id').where('region_id', 'in', ids).executeTakeFirst();
+          if (limited) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated registered limits.`);
+          await tx.deleteFrom('identity_regions').where('id', 'in', ids).execute();
+        });
+        await changed();
+      },
+    }),
     {
       method: 'PATCH', path: '/v3/regions/:region_id', rule: 'identity:update_region', schema: { body: RegionPatch },
       async handler(rc) {
@@ -284,23 +297,6 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await db.updateTable('identity_regions').set(next).where('id', '=', id).execute();
         await changed();
         return { region: renderRegion(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/regions/:region_id', rule: 'identity:delete_region', status: 204,
-      async handler(rc) {
-        const id = rc.params.region_id!;
-        await loadRegion(id);
-        // As Keystone: child regions go with their parent, unless an endpoint lives anywhere below.
-        await db.transaction().execute(async (tx) => {
-          const ids = await regionSubtree(tx, id);
-          const used = await tx.selectFrom('identity_endpoints').select('id').where('region_id', 'in', ids).executeTakeFirst();
-          if (used) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated endpoints.`);
-          const limited = await tx.selectFrom('identity_registered_limits').select('id').where('region_id', 'in', ids).executeTakeFirst();
-          if (limited) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated registered limits.`);
-          await tx.deleteFrom('identity_regions').where('id', 'in', ids).execute();
-        });
-        await changed();
       },
     },
 
@@ -325,10 +321,22 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'services', await q.execute(), renderService);
       },
     },
-    {
-      method: 'GET', path: '/v3/services/:service_id', rule: 'identity:get_service',
-      handler: async (rc) => ({ service: renderService(rc.req, await loadService(rc.params.service_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/services', param: 'service_id', key: 'service', rules: { get: 'identity:get_service', delete: 'identity:delete_service' },
+      load: loadService, render: renderService,
+      async remove(id) {
+        // The service's endpoints, their project associations and the service's limits go with it.
+        await db.transaction().execute(async (tx) => {
+          const eps = (await tx.selectFrom('identity_endpoints').select('id').where('service_id', '=', id).execute()).map((r) => r.id);
+          if (eps.length) await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', 'in', eps).execute();
+          await tx.deleteFrom('identity_endpoints').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_limits').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_registered_limits').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_services').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
     {
       method: 'PATCH', path: '/v3/services/:service_id', rule: 'identity:update_service', schema: { body: ServicePatch },
       async handler(rc) {
@@ -347,23 +355,6 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await db.updateTable('identity_services').set(next).where('id', '=', id).execute();
         await changed();
         return { service: renderService(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/services/:service_id', rule: 'identity:delete_service', status: 204,
-      async handler(rc) {
-        const id = rc.params.service_id!;
-        await loadService(id);
-        // The service's endpoints, their project associations and the service's limits go with it.
-        await db.transaction().execute(async (tx) => {
-          const eps = (await tx.selectFrom('identity_endpoints').select('id').where('service_id', '=', id).execute()).map((r) => r.id);
-          if (eps.length) await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', 'in', eps).execute();
-          await tx.deleteFrom('identity_endpoints').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_limits').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_registered_limits').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_services').where('id', '=', id).execute();
-        });
-        await changed();
       },
     },
 
@@ -397,10 +388,17 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'endpoints', await q.execute(), renderEndpoint);
       },
     },
-    {
-      method: 'GET', path: '/v3/endpoints/:endpoint_id', rule: 'identity:get_endpoint',
-      handler: async (rc) => ({ endpoint: renderEndpoint(rc.req, await loadEndpoint(rc.params.endpoint_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/endpoints', param: 'endpoint_id', key: 'endpoint', rules: { get: 'identity:get_endpoint', delete: 'identity:delete_endpoint' },
+      load: loadEndpoint, render: renderEndpoint,
+      async remove(id) {
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', '=', id).execute();
+          await tx.deleteFrom('identity_endpoints').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
     {
       method: 'PATCH', path: '/v3/endpoints/:endpoint_id', rule: 'identity:update_endpoint', schema: { body: EndpointPatch },
       async handler(rc) {
@@ -426,18 +424,6 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return { endpoint: renderEndpoint(rc.req, next) };
       },
     },
-    {
-      method: 'DELETE', path: '/v3/endpoints/:endpoint_id', rule: 'identity:delete_endpoint', status: 204,
-      async handler(rc) {
-        const id = rc.params.endpoint_id!;
-        await loadEndpoint(id);
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', '=', id).execute();
-          await tx.deleteFrom('identity_endpoints').where('id', '=', id).execute();
-        });
-        await changed();
-      },
-    },
 
     // ---- OS-EP-FILTER: endpoint groups
     {
@@ -459,10 +445,17 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'endpoint_groups', await q.execute(), renderEndpointGroup);
       },
     },
-    {
-      method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:get_endpoint_group',
-      handler: async (rc) => ({ endpoint_group: renderEndpointGroup(rc.req, await loadGroup(rc.params.endpoint_group_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/OS-EP-FILTER/endpoint_groups', param: 'endpoint_group_id', key: 'endpoint_group', rules: { get: 'identity:get_endpoint_group', delete: 'identity:delete_endpoint_group' },
+      load: loadGroup, render: renderEndpointGroup,
+      async remove(id) {
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('identity_project_endpoint_groups').where('endpoint_group_id', '=', id).execute();
+          await tx.deleteFrom('identity_endpoint_groups').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
     {
       method: 'PATCH', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:update_endpoint_group',
       schema: { body: EndpointGroupPatch },
@@ -480,18 +473,6 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await db.updateTable('identity_endpoint_groups').set(next).where('id', '=', id).execute();
         await changed();
         return { endpoint_group: renderEndpointGroup(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:delete_endpoint_group', status: 204,
-      async handler(rc) {
-        const id = rc.params.endpoint_group_id!;
-        await loadGroup(id);
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('identity_project_endpoint_groups').where('endpoint_group_id', '=', id).execute();
-          await tx.deleteFrom('identity_endpoint_groups').where('id', '=', id).execute();
-        });
-        await changed();
       },
     },
     {

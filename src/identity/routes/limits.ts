@@ -7,6 +7,7 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import { hexId } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Route } from '../../http/service.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { patchText, renderList, selfLink, withQueryFilters } from '../http.ts';
 import { getDomain, getProject, orNotFound } from '../lookup.ts';
@@ -161,10 +162,16 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'registered_limits', await q.execute(), renderRegisteredLimit);
       },
     },
-    {
-      method: 'GET', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:get_registered_limit',
-      handler: async (rc) => ({ registered_limit: renderRegisteredLimit(rc.req, await loadRegistered(rc.params.registered_limit_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/registered_limits', param: 'registered_limit_id', key: 'registered_limit', rules: { get: 'identity:get_registered_limit', delete: 'identity:delete_registered_limit' },
+      load: loadRegistered, render: renderRegisteredLimit,
+      async remove(id, current) {
+        if (await referenced(current)) {
+          throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
+        }
+        await db.deleteFrom('identity_registered_limits').where('id', '=', id).execute();
+      },
+    }),
     {
       method: 'PATCH', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:update_registered_limit',
       schema: { body: RegisteredLimitPatch },
@@ -192,17 +199,6 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         }
         await db.updateTable('identity_registered_limits').set(next).where('id', '=', id).execute();
         return { registered_limit: renderRegisteredLimit(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:delete_registered_limit', status: 204,
-      async handler(rc) {
-        const id = rc.params.registered_limit_id!;
-        const current = await loadRegistered(id);
-        if (await referenced(current)) {
-          throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
-        }
-        await db.deleteFrom('identity_registered_limits').where('id', '=', id).execute();
       },
     },
 
