@@ -7,6 +7,7 @@ import { hexId, keystoneTime, nowIso } from '../../common/ids.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
@@ -195,10 +196,10 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'users', rows, renderUser);
       },
     },
-    {
-      method: 'GET', path: '/v3/users/:user_id', rule: 'identity:get_user', target: userTarget,
-      handler: async (rc) => ({ user: renderUser(rc.req, await load(rc.params.user_id!)) }),
-    },
+    ...showAndDeleteRoutes({
+      collection: '/v3/users', param: 'user_id', key: 'user', rules: { get: 'identity:get_user', delete: 'identity:delete_user' }, target: userTarget,
+      load, render: renderUser, remove: (id) => deleteUserCascade(ctx, id),
+    }),
     {
       method: 'PATCH', path: '/v3/users/:user_id', rule: 'identity:update_user', target: userTarget, schema: { body: UserPatch },
       async handler(rc) {
@@ -227,13 +228,6 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
           await ctx.revocations.revoke(db, { userId: id });
         }
         return { user: renderUser(rc.req, next) };
-      },
-    },
-    {
-      method: 'DELETE', path: '/v3/users/:user_id', rule: 'identity:delete_user', target: userTarget, status: 204,
-      async handler(rc) {
-        const u = await load(rc.params.user_id!);
-        await deleteUserCascade(ctx, u.id);
       },
     },
     {
