@@ -10,7 +10,7 @@ import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import type { Credential, CredentialStore } from '../credential-store.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { duplicate, extraOf, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
@@ -122,6 +122,8 @@ const CredentialBody = Type.Object({
 });
 const CredentialPatch = Type.Object({
   credential: Type.Object({
+    // Only to refuse a change of it.
+    id: Type.Optional(Type.Unknown()),
     user_id: Type.Optional(Type.String()),
     type: Type.Optional(Type.String()),
     blob: Type.Optional(Type.String()),
@@ -152,7 +154,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/credentials', rule: 'identity:create_credential', status: 201, schema: { body: CredentialBody },
       target: (rc) => ({ user_id: rc.body.credential.user_id }),
       async handler(rc) {
@@ -173,12 +175,12 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         checkDelegatedProject(rc, c.project_id);
         const row: CredentialRow = {
           id, user_id: c.user_id, project_id: c.project_id ?? null, type: c.type, blob,
-          extra: JSON.stringify(splitExtra(c as Record<string, unknown>, KNOWN)), created_at: nowIso(),
+          extra: JSON.stringify(splitExtra(c, KNOWN)), created_at: nowIso(),
         };
         await conflictOnDuplicate(store.insert(row), () => duplicate('credential', 'id', id));
         return { credential: renderCredential(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/credentials', rule: 'identity:list_credentials',
       // Anyone may list; the answer holds only what the caller may read (Keystone filters by get_credential).
@@ -201,13 +203,13 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         return { credential: renderCredential(rc.req, c) };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/credentials/:credential_id', rule: 'identity:update_credential', schema: { body: CredentialPatch },
       target: ownerTarget,
       async handler(rc) {
         const current = await load(rc.params.credential_id!);
         checkDelegatedProject(rc, current.project_id);
-        const patch = rc.body.credential as Record<string, unknown> & { user_id?: string; type?: string; blob?: string; project_id?: string | null };
+        const patch = rc.body.credential;
         if (patch.id !== undefined && patch.id !== current.id) throw badRequest('Cannot change ID.');
         const next: CredentialRow = {
           ...current,
@@ -233,7 +235,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         await store.update(next);
         return { credential: renderCredential(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/credentials/:credential_id', rule: 'identity:delete_credential', status: 204, target: ownerTarget,
       async handler(rc) {
@@ -244,14 +246,14 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
     },
 
     // ---- OS-EC2 ----
-    {
+    route({
       method: 'POST', path: '/v3/users/:user_id/credentials/OS-EC2', rule: 'identity:ec2_create_credential', status: 201,
       schema: { body: Ec2Body },
       async handler(rc) {
         refuseRestrictedAppCred(rc);
         const userId = rc.params.user_id!;
         await mustGet(getUser(db, userId), 'user', userId);
-        const tenantId = (rc.body as { tenant_id?: unknown } | undefined)?.tenant_id;
+        const tenantId = rc.body?.tenant_id;
         if (typeof tenantId !== 'string' || tenantId === '') throw badRequest("Invalid input for field 'tenant_id': a project id is required.");
         await mustGet(getProject(db, tenantId), 'project', tenantId);
         checkDelegatedProject(rc, tenantId, 'EC2 credential');
@@ -269,7 +271,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         await store.insert(row);
         return { credential: renderEc2(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/users/:user_id/credentials/OS-EC2', rule: 'identity:ec2_list_credentials',
       async handler(rc) {
