@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
 import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
@@ -239,14 +239,14 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
 
   return [
     // ---- regions
-    {
+    route({
       method: 'POST', path: '/v3/regions', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
         const r = rc.body.region as Record<string, unknown>;
         return createRegion(rc.req, (r.id as string | null | undefined) || hexId(), r);
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v3/regions/:region_id', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
         const id = rc.params.region_id!;
@@ -254,7 +254,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         if ('id' in r && r.id !== id) throw badRequest(`Conflicting region IDs specified: "${id}" != "${String(r.id)}"`);
         return createRegion(rc.req, id, r);
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/regions', rule: 'identity:list_regions',
       async handler(rc) {
@@ -278,7 +278,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
       },
     }),
-    {
+    route({
       method: 'PATCH', path: '/v3/regions/:region_id', rule: 'identity:update_region', schema: { body: RegionPatch },
       async handler(rc) {
         const id = rc.params.region_id!;
@@ -298,10 +298,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { region: renderRegion(rc.req, next) };
       },
-    },
+    }),
 
     // ---- services
-    {
+    route({
       method: 'POST', path: '/v3/services', rule: 'identity:create_service', status: 201, schema: { body: ServiceCreate },
       async handler(rc) {
         const s = rc.body.service as Record<string, unknown>;
@@ -313,7 +313,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { service: renderService(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/services', rule: 'identity:list_services',
       async handler(rc) {
@@ -337,7 +337,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
       },
     }),
-    {
+    route({
       method: 'PATCH', path: '/v3/services/:service_id', rule: 'identity:update_service', schema: { body: ServicePatch },
       async handler(rc) {
         const id = rc.params.service_id!;
@@ -356,10 +356,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { service: renderService(rc.req, next) };
       },
-    },
+    }),
 
     // ---- endpoints
-    {
+    route({
       method: 'POST', path: '/v3/endpoints', rule: 'identity:create_endpoint', status: 201, schema: { body: EndpointCreate },
       async handler(rc) {
         const e = rc.body.endpoint as Record<string, unknown>;
@@ -374,7 +374,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint: renderEndpoint(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/endpoints', rule: 'identity:list_endpoints',
       async handler(rc) {
@@ -399,7 +399,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
       },
     }),
-    {
+    route({
       method: 'PATCH', path: '/v3/endpoints/:endpoint_id', rule: 'identity:update_endpoint', schema: { body: EndpointPatch },
       async handler(rc) {
         const id = rc.params.endpoint_id!;
@@ -423,10 +423,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint: renderEndpoint(rc.req, next) };
       },
-    },
+    }),
 
     // ---- OS-EP-FILTER: endpoint groups
-    {
+    route({
       method: 'POST', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:create_endpoint_group', status: 201,
       schema: { body: EndpointGroupCreate },
       async handler(rc) {
@@ -437,7 +437,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint_group: renderEndpointGroup(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:list_endpoint_groups',
       async handler(rc) {
@@ -456,7 +456,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
       },
     }),
-    {
+    route({
       method: 'PATCH', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:update_endpoint_group',
       schema: { body: EndpointGroupPatch },
       async handler(rc) {
@@ -474,7 +474,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint_group: renderEndpointGroup(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id/endpoints',
       rule: 'identity:list_endpoints_associated_with_endpoint_group',

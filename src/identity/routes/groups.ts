@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
@@ -48,7 +48,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
     !!(await db.selectFrom('identity_group_members').select('user_id').where('group_id', '=', groupId).where('user_id', '=', userId).executeTakeFirst());
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/groups', rule: 'identity:create_group', status: 201, schema: { body: GroupBody },
       target: (rc) => ({ domain_id: domainForCreate(rc) }),
       async handler(rc) {
@@ -62,7 +62,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.insertInto('identity_groups').values(row).execute(), () => duplicate('group', 'name', row.name));
         return { group: renderGroup(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/groups', rule: 'identity:list_groups',
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
@@ -89,7 +89,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         if (hadRoles) for (const userId of members) await ctx.revocations.revoke(db, { userId });
       },
     }),
-    {
+    route({
       method: 'PATCH', path: '/v3/groups/:group_id', rule: 'identity:update_group', target: groupTarget, schema: { body: GroupPatch },
       async handler(rc) {
         const id = rc.params.group_id!;
@@ -103,7 +103,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.updateTable('identity_groups').set(next).where('id', '=', id).execute(), () => duplicate('group', 'name', next.name));
         return { group: renderGroup(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/groups/:group_id/users', rule: 'identity:list_users_in_group', target: groupTarget,
       async handler(rc) {

@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
@@ -30,6 +30,7 @@ const RoleBody = Type.Object({
 }, { additionalProperties: false });
 const RolePatch = Type.Object({
   role: Type.Object({
+    id: Type.Optional(Type.Unknown()), // only to refuse a change of it
     name: Type.Optional(Name), description: Type.Optional(Description), domain_id: Type.Optional(DomainId), options: Type.Optional(Options),
   }, { additionalProperties: true, minProperties: 1 }),
 }, { additionalProperties: false });
@@ -85,7 +86,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/roles', rule: 'identity:create_role', status: 201, schema: { body: RoleBody },
       // A domain-specific role is checked against its domain.
       target: (rc) => ({ domain_id: rc.body.role.domain_id ?? null }),
@@ -103,8 +104,8 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.insertInto('identity_roles').values(row).execute(), () => duplicate('role', 'name', r.name));
         return { role: renderRole(rc.req, row) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v3/roles', rule: 'identity:list_roles', schema: { querystring: RoleQuery },
       target: (rc) => ({ domain_id: queryString(rc, 'domain_id') ?? null }),
       async handler(rc) {
@@ -113,7 +114,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         const q = withQueryFilters(db.selectFrom('identity_roles').selectAll().where('domain_id', '=', domainId ?? '').orderBy('name'), rc, ['name']);
         return renderList(rc.req, 'roles', await q.execute(), renderRole);
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/roles/:role_id', rule: 'identity:get_role', target: roleTarget,
       async handler(rc) {
@@ -122,7 +123,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         return { role: renderRole(rc.req, r) };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/roles/:role_id', rule: 'identity:update_role', schema: { body: RolePatch }, target: roleTarget,
       async handler(rc) {
         const current = await load(rc.params.role_id!);
@@ -145,7 +146,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.updateTable('identity_roles').set(next).where('id', '=', current.id).execute(), () => duplicate('role', 'name', next.name));
         return { role: renderRole(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/roles/:role_id', rule: 'identity:delete_role', status: 204, target: roleTarget,
       async handler(rc) {
