@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
-import { rotateKeys } from '../identity/tokens/keys.ts';
+import { rotateCredentialKeys } from '../identity/credential-store.ts';
+import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
@@ -279,10 +280,16 @@ const keys = program.command('keys').description('token encryption keys');
 keys.command('rotate').description('stage a new token key; the oldest beyond the kept set is dropped')
   .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
   .option('--database <url>', 'postgres://… URL or SQLite file')
-  .action(async (f: { dataDir: string; database?: string }) => {
+  .option('--credential', 'rotate the keys /v3/credentials blobs are encrypted with instead, re-encrypting every credential')
+  .action(async (f: { dataDir: string; database?: string; credential?: boolean }) => {
     const d = await openDatabase(f.database ?? defaultDatabase(resolve(f.dataDir)));
     try {
       await migrate(d.db);
+      if (f.credential) {
+        const id = await rotateCredentialKeys(d.db);
+        process.stdout.write(`credential key ${id} is primary; every credential is re-encrypted with it\n`);
+        return;
+      }
       const id = await rotateKeys(d.db);
       process.stdout.write(`staged token key ${id}; running servers pick it up within seconds\n`);
     } finally {

@@ -6,7 +6,7 @@ import type { Db } from '../db/database.ts';
 import { hexId, nowIso } from '../common/ids.ts';
 import { AssignmentType, SYSTEM_ALL } from './assignments.ts';
 import { hashPassword } from './passwords.ts';
-import { ensureKey } from './tokens/keys.ts';
+import { ensureKey, KeyTable } from './keys.ts';
 
 export const DEFAULT_DOMAIN_ID = 'default';
 export const REGION = 'RegionOne';
@@ -39,7 +39,8 @@ async function ensureAssignment(db: Db, type: string, actor: string, target: str
 }
 
 export async function bootstrap(db: Db, o: BootstrapOptions): Promise<{ adminUserId: string; adminProjectId: string; created: boolean }> {
-  await ensureKey(db);
+  await ensureKey(db, KeyTable.token);
+  await ensureKey(db, KeyTable.credential);
   const now = nowIso();
   if (!(await db.selectFrom('identity_domains').select('id').where('id', '=', DEFAULT_DOMAIN_ID).executeTakeFirst())) {
     await db.insertInto('identity_domains').values({

@@ -2,8 +2,9 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { CatalogCache } from './catalog.ts';
+import type { CredentialStore } from './credential-store.ts';
 import type { IdentityReadCache } from './read-cache.ts';
-import type { KeySet } from './tokens/keys.ts';
+import type { KeySet } from './keys.ts';
 import type { Revocations } from './tokens/revocations.ts';
 
 export interface IdentityConfig {
@@ -37,7 +38,10 @@ export interface IdentityContext {
   db: Db;
   log: Logger;
   config: IdentityConfig;
+  /** The token keys. */
   keys: KeySet;
+  /** The /v3/credentials rows, sealed at rest under their own key set. */
+  credentials: CredentialStore;
   revocations: Revocations;
   catalog: CatalogCache;
   cache: IdentityReadCache;

@@ -76,7 +76,7 @@ export const duplicate = (kind: string, field: string, value: string) =>
   conflict(`Conflict occurred attempting to store ${kind} - Duplicate entry found with ${field} ${value}.`);
 
 /** Splits a request entity into known columns and Keystone's free-form "extra" attributes. */
-export function splitExtra(entity: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
+export function splitExtra(entity: object, known: readonly string[]): Record<string, unknown> {
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(entity)) if (!known.includes(k)) extra[k] = v;
   return extra;
@@ -86,7 +86,7 @@ export function splitExtra(entity: Record<string, unknown>, known: readonly stri
 export const extraOf = (stored: string): Record<string, unknown> => parseJson<Record<string, unknown>>(stored, {});
 
 /** An update's "extra" attributes laid over the stored ones, as the column keeps them. */
-export function mergeExtra(stored: string, entity: Record<string, unknown>, known: readonly string[]): string {
+export function mergeExtra(stored: string, entity: object, known: readonly string[]): string {
   return JSON.stringify({ ...extraOf(stored), ...splitExtra(entity, known) });
 }
 

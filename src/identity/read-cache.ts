@@ -1,10 +1,13 @@
 // Identity reads on the token path (users, domains, projects, effective roles)
-// remembered until any identity table is written, so rescoping and password
-// logins skip their queries. Only for a database no other process writes (the
-// embedded SQLite): with PostgreSQL other replicas write too, and every read
-// goes to the database.
+// remembered until an identity table is written, so rescoping and password
+// logins skip their queries. This process's writes are counted per table by
+// the write watch; another process's (`stratus bootstrap --admin-password`
+// beside a running server) by SQLite's data_version, read before every answer
+// from memory: a commit elsewhere is seen by the next read, with no window in
+// which an old password still works. Only for the embedded SQLite: with
+// PostgreSQL every read goes to the database.
 import type { Db } from '../db/database.ts';
-import type { WriteWatch } from '../db/write-watch.ts';
+import { commitsByOthers, type WriteWatch } from '../db/write-watch.ts';
 import { effectiveRoles, type ScopeTarget } from './assignments.ts';
 import { getDomain, getDomainByName, getProject, getProjectByName, getUser, getUserByName } from './lookup.ts';
 import type { Named } from './tokens/token.ts';
@@ -13,25 +16,34 @@ const MAX_ENTRIES = 10_000;
 
 /** Values handed out are shared between callers: never change them. */
 export class IdentityReadCache {
-  private readonly writes: WriteWatch | null;
-  /** Every entry was read at this write generation; any identity write empties the map. */
-  private generation = -1;
+  private readonly watch: { writes: WriteWatch; db: Db } | null;
+  /**
+   * Every entry was read at this stamp (other processes' commit count, this
+   * process's identity write generation); a newer stamp empties the map.
+   */
+  private stamp = '';
   private readonly entries = new Map<string, unknown>();
-  constructor(writes: WriteWatch | null) {
-    this.writes = writes;
+  /** `watch`: the SQLite database and its write watch; null: no cache. */
+  constructor(watch: { writes: WriteWatch; db: Db } | null) {
+    this.watch = watch;
   }
 
   private async read<T>(key: string, load: () => Promise<T>): Promise<T> {
-    if (!this.writes) return load();
-    const generation = this.writes.generation('identity_');
-    if (generation !== this.generation) {
+    if (!this.watch) return load();
+    const { writes, db } = this.watch;
+    const elsewhere = await commitsByOthers(db);
+    const generation = writes.generation('identity_');
+    const stamp = `${elsewhere} ${generation}`;
+    if (stamp !== this.stamp) {
       this.entries.clear();
-      this.generation = generation;
+      this.stamp = stamp;
     }
     if (this.entries.has(key)) return this.entries.get(key) as T;
     const value = await load();
-    // Kept only when nothing was written while it loaded.
-    if (this.writes.generation('identity_') === generation) {
+    // Kept only when nothing was written here while it loaded and no read has
+    // since seen a newer stamp. A commit elsewhere during the load moves the
+    // stamp the next read sees, which then drops this entry.
+    if (writes.generation('identity_') === generation && this.stamp === stamp) {
       if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
       this.entries.set(key, value);
     }

@@ -1,8 +1,10 @@
 // Identity tables. Booleans are 0/1 integers and timestamps ISO strings, so the
 // same rows read the same on SQLite and PostgreSQL; JSON columns are text.
+import { createSecretKey, randomBytes } from 'node:crypto';
 import type { Generated, Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
 import { autoId } from '../db/migration-helpers.ts';
+import { keyHash, sealBlob } from './credential-cipher.ts';
 
 export interface IdentityTables {
   identity_domains: { id: string; name: string; description: string; enabled: number; extra: string; created_at: string };
@@ -34,9 +36,14 @@ export interface IdentityTables {
   identity_project_endpoints: { endpoint_id: string; project_id: string };
   identity_project_endpoint_groups: { endpoint_group_id: string; project_id: string };
   identity_policies: { id: string; type: string; blob: string; extra: string };
+  /**
+   * The blob is sealed (credential-cipher.ts) under the credential key whose
+   * hash is key_hash; rows are opened and sealed only through credential-store.ts.
+   */
   identity_credentials: {
-    id: string; user_id: string; project_id: string | null; type: string; blob: string; extra: string; created_at: string;
+    id: string; user_id: string; project_id: string | null; type: string; encrypted_blob: string; key_hash: string; extra: string; created_at: string;
   };
+  identity_credential_keys: { id: number; secret: string; created_at: string };
   identity_app_credentials: {
     id: string; name: string; user_id: string; project_id: string; description: string; secret_hash: string;
     expires_at: string | null; unrestricted: number; roles: string; access_rules: string; created_at: string;
@@ -200,6 +207,24 @@ export const identityMigrations: Record<string, Migration> = {
         .addColumn('domain_id', text, (c) => c.notNull()).addColumn('group_name', text, (c) => c.notNull())
         .addColumn('option', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('identity_domain_configs_pk', ['domain_id', 'group_name', 'option']).execute();
+    },
+  },
+  // Credential blobs were stored as given: they are sealed under a first credential key.
+  '0003_identity_credential_encryption': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('identity_credential_keys')
+        .addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('secret', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).execute();
+      await db.schema.alterTable('identity_credentials').addColumn('encrypted_blob', text, (c) => c.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('identity_credentials').addColumn('key_hash', text, (c) => c.notNull().defaultTo('')).execute();
+      const raw = randomBytes(32);
+      await db.insertInto('identity_credential_keys').values({ id: 1, secret: raw.toString('base64'), created_at: new Date(0).toISOString() }).execute();
+      const key = createSecretKey(raw);
+      const rows: Array<{ id: string; blob: string }> = await db.selectFrom('identity_credentials').select(['id', 'blob']).execute();
+      for (const r of rows) {
+        await db.updateTable('identity_credentials').set({ encrypted_blob: sealBlob(key, r.id, r.blob), key_hash: keyHash(raw) }).where('id', '=', r.id).execute();
+      }
+      await db.schema.alterTable('identity_credentials').dropColumn('blob').execute();
     },
   },
 };

@@ -6,6 +6,7 @@ import type { TokenValidator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
 import { CatalogCache } from './catalog.ts';
+import { CredentialStore } from './credential-store.ts';
 import { IdentityReadCache } from './read-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
@@ -26,7 +27,7 @@ import { projectsRoutes } from './routes/projects.ts';
 import { rolesRoutes } from './routes/roles.ts';
 import { trustsRoutes } from './routes/trusts.ts';
 import { usersRoutes } from './routes/users.ts';
-import { KeySet } from './tokens/keys.ts';
+import { KeySet } from './keys.ts';
 import { Revocations } from './tokens/revocations.ts';
 
 export interface Identity {
@@ -39,8 +40,8 @@ export interface Identity {
 }
 
 /**
- * `writes` is the database's write watch when no other process writes it (the
- * embedded SQLite): token-path reads are then cached in memory.
+ * `writes` is the database's write watch when it is the embedded SQLite:
+ * token-path reads are then cached in memory (see read-cache.ts).
  */
 export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityConfig> = {}, writes: WriteWatch | null = null): Identity {
   const config = { ...defaultIdentityConfig, ...overrides };
@@ -50,9 +51,10 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     config,
     // A staged key becomes primary after a few sync ticks, so every replica knows it first.
     keys: new KeySet(config.syncIntervalMs * 3),
+    credentials: new CredentialStore(db),
     revocations: new Revocations((config.tokenExpiration + config.allowExpiredWindow) * 1000),
     catalog: new CatalogCache(db),
-    cache: new IdentityReadCache(writes),
+    cache: new IdentityReadCache(writes && { writes, db }),
   };
   const routes = [
     ...discoveryRoutes(),
@@ -75,6 +77,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
   let ticks = 0;
   const sync = async () => {
     await context.keys.load(db);
+    await context.credentials.load();
     await context.revocations.sync(db);
     if (ticks % 5 === 0) await context.catalog.reload();
     if (ticks % 600 === 0) await context.revocations.prune(db);

@@ -4,7 +4,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { Kysely } from 'kysely';
 import { sqliteDialect } from '../../src/db/sqlite.ts';
 import { migrate, type Db } from '../../src/db/database.ts';
-import { KeySet, ensureKey, rotateKeys, KEEP_KEYS } from '../../src/identity/tokens/keys.ts';
+import { KeySet, ensureKey, rotateKeys, KEEP_KEYS } from '../../src/identity/keys.ts';
 import { decodeToken, encodeToken } from '../../src/identity/tokens/codec.ts';
 import { Revocations } from '../../src/identity/tokens/revocations.ts';
 import type { TokenData } from '../../src/identity/tokens/token.ts';

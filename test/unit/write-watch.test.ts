@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { Kysely, sql } from 'kysely';
 import { sqliteDialect } from '../../src/db/sqlite.ts';
 import { migrate, type Db } from '../../src/db/database.ts';
@@ -38,7 +42,7 @@ test('the identity read cache answers from memory until an identity table is wri
   await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_roles').values({ id: 'r', name: 'member', domain_id: '', description: '', options: '{}', extra: '{}' }).execute();
-  const cache = new IdentityReadCache(writes);
+  const cache = new IdentityReadCache({ writes, db });
   assert.deepEqual(await cache.roles(db, 'u', { projectId: 'p' }), []);
   await db.insertInto('identity_assignments').values({ type: 'UserProject', actor_id: 'u', target_id: 'p', role_id: 'r', inherited: 0 }).execute();
   assert.deepEqual((await cache.roles(db, 'u', { projectId: 'p' })).map((r) => r.name), ['member'], 'a grant is seen at once');
@@ -55,7 +59,7 @@ test('cached users, domains and projects follow every identity write', async () 
   const now = new Date().toISOString();
   await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
-  const cache = new IdentityReadCache(writes);
+  const cache = new IdentityReadCache({ writes, db });
   assert.equal((await cache.project(db, 'p'))?.enabled, 1);
   assert.equal(await cache.project(db, 'p'), await cache.project(db, 'p'), 'unchanged data: the cached row');
   assert.equal(await cache.userByName(db, 'd', 'ann'), undefined, 'a missing row is answered too');
@@ -82,7 +86,7 @@ test('a row loaded across an identity write is not kept, even when a later read 
   const now = new Date().toISOString();
   await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
   await db.insertInto('identity_projects').values({ id: 'p', name: 'P', domain_id: 'd', parent_id: null, description: '', enabled: 1, extra: '{}', created_at: now }).execute();
-  const cache = new IdentityReadCache(writes);
+  const cache = new IdentityReadCache({ writes, db });
   // Read A loads through a query that answers only when the test says, with the row as it was before the write.
   const before = await db.selectFrom('identity_projects').selectAll().where('id', '=', 'p').executeTakeFirst();
   let answer!: (row: unknown) => void;
@@ -94,4 +98,30 @@ test('a row loaded across an identity write is not kept, even when a later read 
   answer(before);
   assert.equal((await readA)?.enabled, 1, 'A answers what it loaded');
   assert.equal(await cache.project(db, 'p'), readB, "A's row, loaded across the write, did not replace B's");
+});
+
+test("another connection's commit to the same SQLite file empties the cache; a read does not", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'stratus-cache-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'state.db');
+  const writes = new WriteWatch();
+  const db = new Kysely<any>({ dialect: sqliteDialect(file), plugins: [writes] }) as Db;
+  t.after(() => db.destroy());
+  await migrate(db);
+  const now = new Date().toISOString();
+  await db.insertInto('identity_domains').values({ id: 'd', name: 'D', description: '', enabled: 1, extra: '{}', created_at: now }).execute();
+  const cache = new IdentityReadCache({ writes, db });
+  const first = await cache.domain(db, 'd');
+  assert.equal(first?.enabled, 1);
+  const other = new DatabaseSync(file);
+  t.after(() => other.close());
+  other.prepare('SELECT * FROM identity_domains').all();
+  assert.equal(await cache.domain(db, 'd'), first, "another connection's read: the cached row");
+  const g = writes.generation('identity_');
+  other.prepare("UPDATE identity_domains SET enabled = 0 WHERE id = 'd'").run();
+  assert.equal(writes.generation('identity_'), g, 'this process saw no write of its own');
+  assert.equal((await cache.domain(db, 'd'))?.enabled, 0, "another connection's commit is seen at once");
+  const second = await cache.domain(db, 'd');
+  assert.equal(await cache.domain(db, 'd'), second, 'cached again once nothing else commits');
+  assert.equal(writes.generation('identity_'), g, "reading the commit count is not counted as this process's write");
 });

@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import { assignedRoleIds, namedGlobalRoles, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
@@ -126,7 +126,7 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/users/:user_id/application_credentials', rule: 'identity:create_application_credential',
       status: 201, schema: { body: AppCredBody },
       async handler(rc) {
@@ -174,7 +174,7 @@ export function appcredsRoutes(ctx: IdentityContext): Route[] {
         }), () => duplicate('application_credential', 'name', body.name));
         return { application_credential: await renderAppCred(db, rc.req, row, secret) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/users/:user_id/application_credentials', rule: 'identity:list_application_credentials',
       async handler(rc) {

@@ -14,7 +14,7 @@ import type { IdentityContext } from '../context.ts';
 import { listLinks, queryString, renderList, v3Url } from '../http.ts';
 import { ignoreDuplicate } from '../../db/unique.ts';
 import { getDomain, getGroup, getProject, getRole, getUser, missing, mustGet } from '../lookup.ts';
-import { renderRole } from './roles.ts';
+import { renderRole } from './role-view.ts';
 
 type ActorKind = 'user' | 'group';
 type TargetKind = 'project' | 'domain' | 'system';

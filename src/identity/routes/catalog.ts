@@ -5,8 +5,9 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { extraOf, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
@@ -238,14 +239,14 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
 
   return [
     // ---- regions
-    {
+    route({
       method: 'POST', path: '/v3/regions', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
         const r = rc.body.region as Record<string, unknown>;
         return createRegion(rc.req, (r.id as string | null | undefined) || hexId(), r);
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v3/regions/:region_id', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
         const id = rc.params.region_id!;
@@ -253,7 +254,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         if ('id' in r && r.id !== id) throw badRequest(`Conflicting region IDs specified: "${id}" != "${String(r.id)}"`);
         return createRegion(rc.req, id, r);
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/regions', rule: 'identity:list_regions',
       async handler(rc) {
@@ -261,11 +262,23 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'regions', await q.execute(), renderRegion);
       },
     },
-    {
-      method: 'GET', path: '/v3/regions/:region_id', rule: 'identity:get_region',
-      handler: async (rc) => ({ region: renderRegion(rc.req, await loadRegion(rc.params.region_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/regions', param: 'region_id', key: 'region', rules: { get: 'identity:get_region', delete: 'identity:delete_region' },
+      load: loadRegion, render: renderRegion,
+      async remove(id) {
+        // As Keystone: child regions go with their parent, unless an endpoint lives anywhere below.
+        await db.transaction().execute(async (tx) => {
+          const ids = await regionSubtree(tx, id);
+          const used = await tx.selectFrom('identity_endpoints').select('id').where('region_id', 'in', ids).executeTakeFirst();
+          if (used) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated endpoints.`);
+          const limited = await tx.selectFrom('identity_registered_limits').select('id').where('region_id', 'in', ids).executeTakeFirst();
+          if (limited) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated registered limits.`);
+          await tx.deleteFrom('identity_regions').where('id', 'in', ids).execute();
+        });
+        await changed();
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/regions/:region_id', rule: 'identity:update_region', schema: { body: RegionPatch },
       async handler(rc) {
         const id = rc.params.region_id!;
@@ -285,27 +298,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { region: renderRegion(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/regions/:region_id', rule: 'identity:delete_region', status: 204,
-      async handler(rc) {
-        const id = rc.params.region_id!;
-        await loadRegion(id);
-        // As Keystone: child regions go with their parent, unless an endpoint lives anywhere below.
-        await db.transaction().execute(async (tx) => {
-          const ids = await regionSubtree(tx, id);
-          const used = await tx.selectFrom('identity_endpoints').select('id').where('region_id', 'in', ids).executeTakeFirst();
-          if (used) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated endpoints.`);
-          const limited = await tx.selectFrom('identity_registered_limits').select('id').where('region_id', 'in', ids).executeTakeFirst();
-          if (limited) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated registered limits.`);
-          await tx.deleteFrom('identity_regions').where('id', 'in', ids).execute();
-        });
-        await changed();
-      },
-    },
+    }),
 
     // ---- services
-    {
+    route({
       method: 'POST', path: '/v3/services', rule: 'identity:create_service', status: 201, schema: { body: ServiceCreate },
       async handler(rc) {
         const s = rc.body.service as Record<string, unknown>;
@@ -317,7 +313,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { service: renderService(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/services', rule: 'identity:list_services',
       async handler(rc) {
@@ -325,11 +321,23 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'services', await q.execute(), renderService);
       },
     },
-    {
-      method: 'GET', path: '/v3/services/:service_id', rule: 'identity:get_service',
-      handler: async (rc) => ({ service: renderService(rc.req, await loadService(rc.params.service_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/services', param: 'service_id', key: 'service', rules: { get: 'identity:get_service', delete: 'identity:delete_service' },
+      load: loadService, render: renderService,
+      async remove(id) {
+        // The service's endpoints, their project associations and the service's limits go with it.
+        await db.transaction().execute(async (tx) => {
+          const eps = (await tx.selectFrom('identity_endpoints').select('id').where('service_id', '=', id).execute()).map((r) => r.id);
+          if (eps.length) await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', 'in', eps).execute();
+          await tx.deleteFrom('identity_endpoints').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_limits').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_registered_limits').where('service_id', '=', id).execute();
+          await tx.deleteFrom('identity_services').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/services/:service_id', rule: 'identity:update_service', schema: { body: ServicePatch },
       async handler(rc) {
         const id = rc.params.service_id!;
@@ -348,27 +356,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { service: renderService(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/services/:service_id', rule: 'identity:delete_service', status: 204,
-      async handler(rc) {
-        const id = rc.params.service_id!;
-        await loadService(id);
-        // The service's endpoints, their project associations and the service's limits go with it.
-        await db.transaction().execute(async (tx) => {
-          const eps = (await tx.selectFrom('identity_endpoints').select('id').where('service_id', '=', id).execute()).map((r) => r.id);
-          if (eps.length) await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', 'in', eps).execute();
-          await tx.deleteFrom('identity_endpoints').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_limits').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_registered_limits').where('service_id', '=', id).execute();
-          await tx.deleteFrom('identity_services').where('id', '=', id).execute();
-        });
-        await changed();
-      },
-    },
+    }),
 
     // ---- endpoints
-    {
+    route({
       method: 'POST', path: '/v3/endpoints', rule: 'identity:create_endpoint', status: 201, schema: { body: EndpointCreate },
       async handler(rc) {
         const e = rc.body.endpoint as Record<string, unknown>;
@@ -383,7 +374,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint: renderEndpoint(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/endpoints', rule: 'identity:list_endpoints',
       async handler(rc) {
@@ -397,11 +388,18 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'endpoints', await q.execute(), renderEndpoint);
       },
     },
-    {
-      method: 'GET', path: '/v3/endpoints/:endpoint_id', rule: 'identity:get_endpoint',
-      handler: async (rc) => ({ endpoint: renderEndpoint(rc.req, await loadEndpoint(rc.params.endpoint_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/endpoints', param: 'endpoint_id', key: 'endpoint', rules: { get: 'identity:get_endpoint', delete: 'identity:delete_endpoint' },
+      load: loadEndpoint, render: renderEndpoint,
+      async remove(id) {
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', '=', id).execute();
+          await tx.deleteFrom('identity_endpoints').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/endpoints/:endpoint_id', rule: 'identity:update_endpoint', schema: { body: EndpointPatch },
       async handler(rc) {
         const id = rc.params.endpoint_id!;
@@ -425,22 +423,10 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint: renderEndpoint(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/endpoints/:endpoint_id', rule: 'identity:delete_endpoint', status: 204,
-      async handler(rc) {
-        const id = rc.params.endpoint_id!;
-        await loadEndpoint(id);
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('identity_project_endpoints').where('endpoint_id', '=', id).execute();
-          await tx.deleteFrom('identity_endpoints').where('id', '=', id).execute();
-        });
-        await changed();
-      },
-    },
+    }),
 
     // ---- OS-EP-FILTER: endpoint groups
-    {
+    route({
       method: 'POST', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:create_endpoint_group', status: 201,
       schema: { body: EndpointGroupCreate },
       async handler(rc) {
@@ -451,7 +437,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint_group: renderEndpointGroup(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:list_endpoint_groups',
       async handler(rc) {
@@ -459,11 +445,18 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'endpoint_groups', await q.execute(), renderEndpointGroup);
       },
     },
-    {
-      method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:get_endpoint_group',
-      handler: async (rc) => ({ endpoint_group: renderEndpointGroup(rc.req, await loadGroup(rc.params.endpoint_group_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/OS-EP-FILTER/endpoint_groups', param: 'endpoint_group_id', key: 'endpoint_group', rules: { get: 'identity:get_endpoint_group', delete: 'identity:delete_endpoint_group' },
+      load: loadGroup, render: renderEndpointGroup,
+      async remove(id) {
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('identity_project_endpoint_groups').where('endpoint_group_id', '=', id).execute();
+          await tx.deleteFrom('identity_endpoint_groups').where('id', '=', id).execute();
+        });
+        await changed();
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:update_endpoint_group',
       schema: { body: EndpointGroupPatch },
       async handler(rc) {
@@ -481,19 +474,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         await changed();
         return { endpoint_group: renderEndpointGroup(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:delete_endpoint_group', status: 204,
-      async handler(rc) {
-        const id = rc.params.endpoint_group_id!;
-        await loadGroup(id);
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('identity_project_endpoint_groups').where('endpoint_group_id', '=', id).execute();
-          await tx.deleteFrom('identity_endpoint_groups').where('id', '=', id).execute();
-        });
-        await changed();
-      },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id/endpoints',
       rule: 'identity:list_endpoints_associated_with_endpoint_group',

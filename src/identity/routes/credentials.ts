@@ -2,19 +2,15 @@
 // (/v3/users/{user_id}/credentials/OS-EC2). An EC2 credential is a v3
 // credential of type "ec2" whose blob holds {access, secret, trust_id}; its id
 // is the sha256 of the access key, so it is found from the access key alone
-// (findEc2Credential, for the object store's S3 API).
-//
-// Not done: Keystone encrypts blobs at rest with keys kept apart from the
-// database. Stratus has no key store separate from the database yet (token keys
-// live in it), so blobs are stored as given; encrypting them with a key from the
-// same database would only obscure them.
+// (findEc2Credential, for the object store's S3 API). Blobs are sealed at rest
+// (credential-store.ts): every read and write goes through ctx.credentials.
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Db } from '../../db/database.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import type { Credential, CredentialStore } from '../credential-store.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { duplicate, extraOf, mergeExtra, renderList, selfLink, splitExtra, withQueryFilters } from '../http.ts';
@@ -22,10 +18,7 @@ import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getProject, getUser, missing, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 
-type CredentialRow = NonNullable<Awaited<ReturnType<typeof getCredential>>>;
-
-const getCredential = (db: Db, id: string) =>
-  db.selectFrom('identity_credentials').selectAll().where('id', '=', id).executeTakeFirst();
+type CredentialRow = Credential;
 
 /** Keystone's id of an EC2 credential: the hex sha256 of its access key. */
 export const ec2CredentialId = (access: string) => createHash('sha256').update(access, 'utf8').digest('hex');
@@ -46,9 +39,9 @@ export interface Ec2Credential {
  * signatures. The caller must still check that the user is enabled and holds
  * a role on the project (and honour trustId/appCredId) before acting.
  */
-export async function findEc2Credential(db: Db, access: string): Promise<Ec2Credential | undefined> {
+export async function findEc2Credential(credentials: CredentialStore, access: string): Promise<Ec2Credential | undefined> {
   if (typeof access !== 'string' || access === '') return undefined;
-  const row = await getCredential(db, ec2CredentialId(access));
+  const row = await credentials.get(ec2CredentialId(access));
   if (!row || row.type.toLowerCase() !== 'ec2' || !row.project_id) return undefined;
   const blob = parseJson<Record<string, unknown>>(row.blob, {});
   // The access key in the blob may have been changed by PATCH: the old key no longer names it.
@@ -129,6 +122,8 @@ const CredentialBody = Type.Object({
 });
 const CredentialPatch = Type.Object({
   credential: Type.Object({
+    // Only to refuse a change of it.
+    id: Type.Optional(Type.Unknown()),
     user_id: Type.Optional(Type.String()),
     type: Type.Optional(Type.String()),
     blob: Type.Optional(Type.String()),
@@ -142,14 +137,15 @@ const PINNED_KEYS = ['trust_id', 'app_cred_id', 'access_token_id', 'access_id'];
 
 export function credentialsRoutes(ctx: IdentityContext): Route[] {
   const db = ctx.db;
-  const load = (id: string) => mustGet(getCredential(db, id), 'credential', id);
-  const ownerTarget = async (rc: RouteContext) => ({ user_id: (await getCredential(db, rc.params.credential_id!))?.user_id });
+  const store = ctx.credentials;
+  const load = (id: string) => mustGet(store.get(id), 'credential', id);
+  const ownerTarget = async (rc: RouteContext) => ({ user_id: (await store.get(rc.params.credential_id!))?.user_id });
   /** The EC2 credential of the path's access key that belongs to the path's user, else 404. */
   const loadEc2 = async (rc: RouteContext, rule: string): Promise<CredentialRow> => {
     const userId = rc.params.user_id!;
     await mustGet(getUser(db, userId), 'user', userId);
     const access = rc.params.credential_id!;
-    const c = await getCredential(db, ec2CredentialId(access));
+    const c = await store.get(ec2CredentialId(access));
     if (!c || !isEc2(c.type) || c.user_id !== userId) throw missing('credential', access);
     // Keystone's EC2 rules check the path's user and the credential's owner alike.
     rc.enforce(rule, { user_id: c.user_id });
@@ -158,7 +154,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/credentials', rule: 'identity:create_credential', status: 201, schema: { body: CredentialBody },
       target: (rc) => ({ user_id: rc.body.credential.user_id }),
       async handler(rc) {
@@ -179,12 +175,12 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         checkDelegatedProject(rc, c.project_id);
         const row: CredentialRow = {
           id, user_id: c.user_id, project_id: c.project_id ?? null, type: c.type, blob,
-          extra: JSON.stringify(splitExtra(c as Record<string, unknown>, KNOWN)), created_at: nowIso(),
+          extra: JSON.stringify(splitExtra(c, KNOWN)), created_at: nowIso(),
         };
-        await conflictOnDuplicate(db.insertInto('identity_credentials').values(row).execute(), () => duplicate('credential', 'id', id));
+        await conflictOnDuplicate(store.insert(row), () => duplicate('credential', 'id', id));
         return { credential: renderCredential(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/credentials', rule: 'identity:list_credentials',
       // Anyone may list; the answer holds only what the caller may read (Keystone filters by get_credential).
@@ -195,7 +191,7 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         const admin = cred.roles.has('admin');
         if (!admin) q = q.where('user_id', '=', cred.userId);
         if (isDelegated(rc)) q = cred.projectId ? q.where('project_id', '=', cred.projectId) : q.where('id', '=', '');
-        const rows = await q.execute();
+        const rows = await store.openAll(await q.execute());
         return renderList(rc.req, 'credentials', rows, renderCredential);
       },
     },
@@ -207,13 +203,13 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
         return { credential: renderCredential(rc.req, c) };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/credentials/:credential_id', rule: 'identity:update_credential', schema: { body: CredentialPatch },
       target: ownerTarget,
       async handler(rc) {
         const current = await load(rc.params.credential_id!);
         checkDelegatedProject(rc, current.project_id);
-        const patch = rc.body.credential as Record<string, unknown> & { user_id?: string; type?: string; blob?: string; project_id?: string | null };
+        const patch = rc.body.credential;
         if (patch.id !== undefined && patch.id !== current.id) throw badRequest('Cannot change ID.');
         const next: CredentialRow = {
           ...current,
@@ -236,12 +232,10 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
             }
           }
         }
-        await db.updateTable('identity_credentials')
-          .set({ user_id: next.user_id, type: next.type, blob: next.blob, project_id: next.project_id, extra: next.extra })
-          .where('id', '=', current.id).execute();
+        await store.update(next);
         return { credential: renderCredential(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/credentials/:credential_id', rule: 'identity:delete_credential', status: 204, target: ownerTarget,
       async handler(rc) {
@@ -252,14 +246,14 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
     },
 
     // ---- OS-EC2 ----
-    {
+    route({
       method: 'POST', path: '/v3/users/:user_id/credentials/OS-EC2', rule: 'identity:ec2_create_credential', status: 201,
       schema: { body: Ec2Body },
       async handler(rc) {
         refuseRestrictedAppCred(rc);
         const userId = rc.params.user_id!;
         await mustGet(getUser(db, userId), 'user', userId);
-        const tenantId = (rc.body as { tenant_id?: unknown } | undefined)?.tenant_id;
+        const tenantId = rc.body?.tenant_id;
         if (typeof tenantId !== 'string' || tenantId === '') throw badRequest("Invalid input for field 'tenant_id': a project id is required.");
         await mustGet(getProject(db, tenantId), 'project', tenantId);
         checkDelegatedProject(rc, tenantId, 'EC2 credential');
@@ -274,17 +268,17 @@ export function credentialsRoutes(ctx: IdentityContext): Route[] {
           id: ec2CredentialId(blob.access as string), user_id: userId, project_id: tenantId, type: 'ec2',
           blob: JSON.stringify(blob), extra: '{}', created_at: nowIso(),
         };
-        await db.insertInto('identity_credentials').values(row).execute();
+        await store.insert(row);
         return { credential: renderEc2(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/users/:user_id/credentials/OS-EC2', rule: 'identity:ec2_list_credentials',
       async handler(rc) {
         const userId = rc.params.user_id!;
         await mustGet(getUser(db, userId), 'user', userId);
-        const rows = await db.selectFrom('identity_credentials').selectAll().where('user_id', '=', userId)
-          .where('type', 'in', ['ec2', 'EC2']).orderBy('created_at').orderBy('id').execute();
+        const rows = await store.openAll(await db.selectFrom('identity_credentials').selectAll().where('user_id', '=', userId)
+          .where('type', 'in', ['ec2', 'EC2']).orderBy('created_at').orderBy('id').execute());
         const visible = isDelegated(rc) ? rows.filter((c) => c.project_id === rc.cred!.projectId) : rows;
         return renderList(rc.req, 'credentials', visible, renderEc2);
       },

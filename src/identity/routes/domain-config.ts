@@ -4,7 +4,7 @@
 // sensitive options are stored but never returned.
 import { Type } from 'typebox';
 import { badRequest, forbidden, notFound } from '../../common/errors.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { getDomain, mustGet } from '../lookup.ts';
 
@@ -108,7 +108,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         return { config: { [option]: DEFAULTS[g]![option] } };
       },
     },
-    {
+    route({
       method: 'PUT', path: '/v3/domains/:domain_id/config', rule: 'identity:create_domain_config', schema: { body: Body },
       async handler(rc) {
         const id = rc.params.domain_id!;
@@ -120,12 +120,12 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         rc.reply.code(had ? 200 : 201);
         return visible(id);
       },
-    },
+    }),
     { method: 'GET', path: '/v3/domains/:domain_id/config', rule: 'identity:get_domain_config', handler: async (rc) => {
       await existing(rc.params.domain_id!);
       return visible(rc.params.domain_id!);
     } },
-    {
+    route({
       method: 'PATCH', path: '/v3/domains/:domain_id/config', rule: 'identity:update_domain_config', schema: { body: Body },
       async handler(rc) {
         const id = rc.params.domain_id!;
@@ -133,7 +133,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         await write(id, validate(rc.body.config));
         return visible(id);
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/domains/:domain_id/config', rule: 'identity:delete_domain_config', status: 204,
       async handler(rc) {
@@ -149,7 +149,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         return { config: { [g]: opts } };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/domains/:domain_id/config/:group', rule: 'identity:update_domain_config', schema: { body: Body },
       async handler(rc) {
         const { domain_id: id, group: g } = rc.params as { domain_id: string; group: string };
@@ -159,7 +159,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         await write(id, config);
         return visible(id);
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/domains/:domain_id/config/:group', rule: 'identity:delete_domain_config', status: 204,
       async handler(rc) {
@@ -177,7 +177,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         return { config: { [option]: opts[option] } };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/domains/:domain_id/config/:group/:option', rule: 'identity:update_domain_config', schema: { body: Body },
       async handler(rc) {
         const { domain_id: id, group: g, option } = rc.params as { domain_id: string; group: string; option: string };
@@ -189,7 +189,7 @@ export function domainConfigRoutes(ctx: IdentityContext): Route[] {
         await write(id, { [g]: { [option]: body[option] } });
         return visible(id);
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/domains/:domain_id/config/:group/:option', rule: 'identity:delete_domain_config', status: 204,
       async handler(rc) {

@@ -2,7 +2,7 @@
 import { Type } from 'typebox';
 import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
 import { duplicate, extraOf, mergeExtra, patchFlag, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
@@ -24,6 +24,8 @@ const DomainBody = Type.Object({
 });
 const DomainPatch = Type.Object({
   domain: Type.Object({
+    // Only to refuse a change of it.
+    id: Type.Optional(Type.Unknown()),
     name: Type.Optional(Name),
     description: Type.Optional(Type.Union([Type.String(), Type.Null()])),
     enabled: Type.Optional(Type.Boolean()),
@@ -76,7 +78,7 @@ export async function deleteDomainCascade(ctx: IdentityContext, id: string): Pro
 export function domainRoutes(ctx: IdentityContext): Route[] {
   const load = (id: string) => mustGet(getDomain(ctx.db, id), 'domain', id);
   return [
-    {
+    route({
       method: 'POST', path: '/v3/domains', rule: 'identity:create_domain', status: 201, schema: { body: DomainBody },
       async handler(rc) {
         const d = rc.body.domain;
@@ -87,7 +89,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(ctx.db.insertInto('identity_domains').values(row).execute(), () => duplicate('domain', 'name', d.name));
         return { domain: renderDomain(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/domains', rule: 'identity:list_domains',
       async handler(rc) {
@@ -105,7 +107,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
       target: (rc) => ({ domain_id: rc.params.domain_id }),
       handler: async (rc) => ({ domain: renderDomain(rc.req, await load(rc.params.domain_id!)) }),
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/domains/:domain_id', rule: 'identity:update_domain', schema: { body: DomainPatch },
       async handler(rc) {
         const id = rc.params.domain_id!;
@@ -120,7 +122,7 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
         if (current.enabled && !next.enabled) await ctx.revocations.revoke(ctx.db, { domainId: id });
         return { domain: renderDomain(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/domains/:domain_id', rule: 'identity:delete_domain', status: 204,
       async handler(rc) {

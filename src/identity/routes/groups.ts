@@ -3,7 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
@@ -47,7 +48,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
     !!(await db.selectFrom('identity_group_members').select('user_id').where('group_id', '=', groupId).where('user_id', '=', userId).executeTakeFirst());
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/groups', rule: 'identity:create_group', status: 201, schema: { body: GroupBody },
       target: (rc) => ({ domain_id: domainForCreate(rc) }),
       async handler(rc) {
@@ -61,7 +62,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.insertInto('identity_groups').values(row).execute(), () => duplicate('group', 'name', row.name));
         return { group: renderGroup(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/groups', rule: 'identity:list_groups',
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
@@ -72,11 +73,23 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'groups', await q.execute(), renderGroup);
       },
     },
-    {
-      method: 'GET', path: '/v3/groups/:group_id', rule: 'identity:get_group', target: groupTarget,
-      handler: async (rc) => ({ group: renderGroup(rc.req, await load(rc.params.group_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/groups', param: 'group_id', key: 'group', rules: { get: 'identity:get_group', delete: 'identity:delete_group' }, target: groupTarget,
+      load, render: renderGroup,
+      async remove(_id, g) {
+        const members = (await db.selectFrom('identity_group_members').select('user_id').where('group_id', '=', g.id).execute()).map((m) => m.user_id);
+        const hadRoles = !!(await db.selectFrom('identity_assignments').select('role_id').where('actor_id', '=', g.id).executeTakeFirst());
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('identity_group_members').where('group_id', '=', g.id).execute();
+          await tx.deleteFrom('identity_assignments').where('actor_id', '=', g.id)
+            .where('type', 'in', ['GroupProject', 'GroupDomain', 'GroupSystem']).execute();
+          await tx.deleteFrom('identity_groups').where('id', '=', g.id).execute();
+        });
+        // Members lose the group's roles: their tokens carrying them stop working.
+        if (hadRoles) for (const userId of members) await ctx.revocations.revoke(db, { userId });
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/groups/:group_id', rule: 'identity:update_group', target: groupTarget, schema: { body: GroupPatch },
       async handler(rc) {
         const id = rc.params.group_id!;
@@ -90,23 +103,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.updateTable('identity_groups').set(next).where('id', '=', id).execute(), () => duplicate('group', 'name', next.name));
         return { group: renderGroup(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/groups/:group_id', rule: 'identity:delete_group', target: groupTarget, status: 204,
-      async handler(rc) {
-        const g = await load(rc.params.group_id!);
-        const members = (await db.selectFrom('identity_group_members').select('user_id').where('group_id', '=', g.id).execute()).map((m) => m.user_id);
-        const hadRoles = !!(await db.selectFrom('identity_assignments').select('role_id').where('actor_id', '=', g.id).executeTakeFirst());
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('identity_group_members').where('group_id', '=', g.id).execute();
-          await tx.deleteFrom('identity_assignments').where('actor_id', '=', g.id)
-            .where('type', 'in', ['GroupProject', 'GroupDomain', 'GroupSystem']).execute();
-          await tx.deleteFrom('identity_groups').where('id', '=', g.id).execute();
-        });
-        // Members lose the group's roles: their tokens carrying them stop working.
-        if (hadRoles) for (const userId of members) await ctx.revocations.revoke(db, { userId });
-      },
-    },
+    }),
     {
       method: 'GET', path: '/v3/groups/:group_id/users', rule: 'identity:list_users_in_group', target: groupTarget,
       async handler(rc) {

@@ -6,7 +6,8 @@ import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { patchText, renderList, selfLink, withQueryFilters } from '../http.ts';
 import { getDomain, getProject, orNotFound } from '../lookup.ts';
@@ -127,7 +128,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
 
   return [
     // ---- registered limits
-    {
+    route({
       method: 'POST', path: '/v3/registered_limits', rule: 'identity:create_registered_limits', status: 201,
       schema: { body: RegisteredLimitsCreate },
       async handler(rc) {
@@ -153,7 +154,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         });
         return { registered_limits: rows.map((r) => renderRegisteredLimit(rc.req, r)) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/registered_limits', rule: 'identity:list_registered_limits',
       async handler(rc) {
@@ -161,11 +162,17 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'registered_limits', await q.execute(), renderRegisteredLimit);
       },
     },
-    {
-      method: 'GET', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:get_registered_limit',
-      handler: async (rc) => ({ registered_limit: renderRegisteredLimit(rc.req, await loadRegistered(rc.params.registered_limit_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/registered_limits', param: 'registered_limit_id', key: 'registered_limit', rules: { get: 'identity:get_registered_limit', delete: 'identity:delete_registered_limit' },
+      load: loadRegistered, render: renderRegisteredLimit,
+      async remove(id, current) {
+        if (await referenced(current)) {
+          throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
+        }
+        await db.deleteFrom('identity_registered_limits').where('id', '=', id).execute();
+      },
+    }),
+    route({
       method: 'PATCH', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:update_registered_limit',
       schema: { body: RegisteredLimitPatch },
       async handler(rc) {
@@ -193,25 +200,14 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         await db.updateTable('identity_registered_limits').set(next).where('id', '=', id).execute();
         return { registered_limit: renderRegisteredLimit(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:delete_registered_limit', status: 204,
-      async handler(rc) {
-        const id = rc.params.registered_limit_id!;
-        const current = await loadRegistered(id);
-        if (await referenced(current)) {
-          throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
-        }
-        await db.deleteFrom('identity_registered_limits').where('id', '=', id).execute();
-      },
-    },
+    }),
 
     // ---- limits
     {
       method: 'GET', path: '/v3/limits/model', rule: 'identity:get_limit_model',
       handler: () => ({ model: { ...LIMIT_MODEL } }),
     },
-    {
+    route({
       method: 'POST', path: '/v3/limits', rule: 'identity:create_limits', status: 201, schema: { body: LimitsCreate },
       async handler(rc) {
         const items = rc.body.limits as Array<Record<string, any>>;
@@ -249,7 +245,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         });
         return { limits: rows.map((r) => renderLimit(rc.req, r)) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/limits', rule: 'identity:list_limits',
       async handler(rc) {
@@ -279,11 +275,11 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
       },
       handler: async (rc) => ({ limit: renderLimit(rc.req, await loadLimit(rc.params.limit_id!)) }),
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/limits/:limit_id', rule: 'identity:update_limit', schema: { body: LimitPatch },
       async handler(rc) {
         const id = rc.params.limit_id!;
-        const p = rc.body.limit as { resource_limit?: number; description?: string | null };
+        const p = rc.body.limit;
         const current = await loadLimit(id);
         const next: LimitRow = {
           ...current,
@@ -293,7 +289,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         await db.updateTable('identity_limits').set({ resource_limit: next.resource_limit, description: next.description }).where('id', '=', id).execute();
         return { limit: renderLimit(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/limits/:limit_id', rule: 'identity:delete_limit', status: 204,
       async handler(rc) {

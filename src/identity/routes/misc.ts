@@ -5,7 +5,8 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, keystoneTime } from '../../common/ids.ts';
-import type { Route } from '../../http/service.ts';
+import { type Route, route } from '../../http/service.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { mustGet, orNotFound } from '../lookup.ts';
@@ -27,7 +28,8 @@ const ConsumerCreate = Type.Union([
   Type.Null(),
 ]);
 const ConsumerPatch = Type.Object({
-  consumer: Type.Object({ description: Description }, { additionalProperties: true, minProperties: 1 }),
+  // id only to refuse a change of it.
+  consumer: Type.Object({ id: Type.Optional(Type.Unknown()), description: Description }, { additionalProperties: true, minProperties: 1 }),
 });
 
 const POLICY_KNOWN = ['id', 'type', 'blob', 'links'];
@@ -54,15 +56,15 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
 
   return [
     // ---- policies
-    {
+    route({
       method: 'POST', path: '/v3/policies', rule: 'identity:create_policy', status: 201, schema: { body: PolicyCreate },
       async handler(rc) {
-        const p = rc.body.policy as Record<string, unknown>;
-        const row: PolicyRow = { id: hexId(), type: p.type as string, blob: p.blob as string, extra: JSON.stringify(splitExtra(p, POLICY_KNOWN)) };
+        const p = rc.body.policy;
+        const row: PolicyRow = { id: hexId(), type: p.type, blob: p.blob, extra: JSON.stringify(splitExtra(p, POLICY_KNOWN)) };
         await db.insertInto('identity_policies').values(row).execute();
         return { policy: renderPolicy(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/policies', rule: 'identity:list_policies',
       async handler(rc) {
@@ -70,47 +72,39 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'policies', await q.execute(), renderPolicy);
       },
     },
-    {
-      method: 'GET', path: '/v3/policies/:policy_id', rule: 'identity:get_policy',
-      handler: async (rc) => ({ policy: renderPolicy(rc.req, await loadPolicy(rc.params.policy_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/policies', param: 'policy_id', key: 'policy', rules: { get: 'identity:get_policy', delete: 'identity:delete_policy' },
+      load: loadPolicy, render: renderPolicy, remove: (id) => db.deleteFrom('identity_policies').where('id', '=', id).execute(),
+    }),
+    route({
       method: 'PATCH', path: '/v3/policies/:policy_id', rule: 'identity:update_policy', schema: { body: PolicyPatch },
       async handler(rc) {
         const id = rc.params.policy_id!;
-        const p = rc.body.policy as Record<string, unknown>;
+        const p = rc.body.policy;
         const current = await loadPolicy(id);
         const next: PolicyRow = {
-          ...current, type: (p.type as string | undefined) ?? current.type, blob: (p.blob as string | undefined) ?? current.blob,
+          ...current, type: p.type ?? current.type, blob: p.blob ?? current.blob,
           extra: mergeExtra(current.extra, p, POLICY_KNOWN),
         };
         await db.updateTable('identity_policies').set(next).where('id', '=', id).execute();
         return { policy: renderPolicy(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/policies/:policy_id', rule: 'identity:delete_policy', status: 204,
-      async handler(rc) {
-        const id = rc.params.policy_id!;
-        await loadPolicy(id);
-        await db.deleteFrom('identity_policies').where('id', '=', id).execute();
-      },
-    },
+    }),
 
     // ---- OS-OAUTH1 consumers: the secret is shown once, at creation, and only its hash is kept.
-    {
+    route({
       method: 'POST', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:create_consumer', status: 201, schema: { body: ConsumerCreate },
       async handler(rc) {
-        const c = ((rc.body as { consumer?: Record<string, unknown> } | null)?.consumer ?? {}) as Record<string, unknown>;
+        const c = rc.body?.consumer ?? {};
         const secret = randomBytes(16).toString('hex');
         const row: ConsumerRow = {
-          id: hexId(), description: (c.description as string | null | undefined) ?? '', secret_hash: hashSecret(secret),
+          id: hexId(), description: c.description ?? '', secret_hash: hashSecret(secret),
           extra: JSON.stringify(splitExtra(c, CONSUMER_KNOWN)),
         };
         await db.insertInto('identity_oauth_consumers').values(row).execute();
         return { consumer: { ...renderConsumer(rc.req, row), secret } };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:list_consumers',
       async handler(rc) {
@@ -118,35 +112,27 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'consumers', rows, renderConsumer);
       },
     },
-    {
-      method: 'GET', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:get_consumer',
-      handler: async (rc) => ({ consumer: renderConsumer(rc.req, await loadConsumer(rc.params.consumer_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/OS-OAUTH1/consumers', param: 'consumer_id', key: 'consumer', rules: { get: 'identity:get_consumer', delete: 'identity:delete_consumer' },
+      load: loadConsumer, render: renderConsumer, remove: (id) => db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute(),
+    }),
+    route({
       method: 'PATCH', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:update_consumer', schema: { body: ConsumerPatch },
       async handler(rc) {
         const id = rc.params.consumer_id!;
-        const c = rc.body.consumer as Record<string, unknown>;
+        const c = rc.body.consumer;
         if ('secret' in c) throw badRequest('Invalid input for field consumer: the secret cannot be changed.');
         if (c.id != null && c.id !== id) throw badRequest('Cannot change ID');
         const current = await loadConsumer(id);
         const next: ConsumerRow = {
           ...current,
-          description: patchText(c.description as string | null | undefined, current.description),
+          description: patchText(c.description, current.description),
           extra: mergeExtra(current.extra, c, CONSUMER_KNOWN),
         };
         await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', id).execute();
         return { consumer: renderConsumer(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:delete_consumer', status: 204,
-      async handler(rc) {
-        const id = rc.params.consumer_id!;
-        await loadConsumer(id);
-        await db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute();
-      },
-    },
+    }),
 
     // ---- OS-REVOKE
     {

@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import { projectIdsForUser } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { extraOf, listLinks, patchFlag, patchText, queryBool, queryString, selfLink, splitExtra, v3Url, withListFilters } from '../http.ts';
@@ -452,11 +452,11 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
   });
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/projects', rule: 'identity:create_project', status: 201, schema: { body: ProjectBody },
       target: async (rc) => ({ domain_id: await domainForCreate(rc) }),
       handler: createProject,
-    },
+    }),
     {
       method: 'GET', path: '/v3/projects', rule: 'identity:list_projects',
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
@@ -481,7 +481,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
         return { tags: (await tagsOf(ctx, [row.id])).get(row.id), links: tagsLinks(rc) };
       },
     },
-    {
+    route({
       method: 'PUT', path: '/v3/projects/:project_id/tags', ...projectRule('identity:update_project_tags'), schema: { body: TagsBody },
       async handler(rc) {
         const row = await mutableProject(rc.params.project_id!, 'update');
@@ -489,7 +489,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
         await db.transaction().execute((tx) => replaceTags(tx, row.id, tags));
         return { tags, links: tagsLinks(rc) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/projects/:project_id/tags', ...projectRule('identity:delete_project_tags'), status: 204,
       async handler(rc) {

@@ -6,15 +6,15 @@ import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
 import { compareText } from '../../common/text.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { duplicate, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, getRole, mustGet } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
 import { revokeHoldersOf } from './assignments.ts';
+import { renderRole, roleDomain, type RoleRow } from './role-view.ts';
 
-export type RoleRow = NonNullable<Awaited<ReturnType<typeof getRole>>>;
 
 /** Role names Keystone never lets be implied ([assignment] prohibited_implied_role). */
 const PROHIBITED_IMPLIED = ['admin'];
@@ -30,6 +30,7 @@ const RoleBody = Type.Object({
 }, { additionalProperties: false });
 const RolePatch = Type.Object({
   role: Type.Object({
+    id: Type.Optional(Type.Unknown()), // only to refuse a change of it
     name: Type.Optional(Name), description: Type.Optional(Description), domain_id: Type.Optional(DomainId), options: Type.Optional(Options),
   }, { additionalProperties: true, minProperties: 1 }),
 }, { additionalProperties: false });
@@ -37,17 +38,6 @@ const RoleQuery = Type.Object({
   name: Type.Optional(Type.String()), domain_id: Type.Optional(Type.String()),
 }, { additionalProperties: true });
 const KNOWN = ['id', 'name', 'description', 'domain_id', 'options', 'links'];
-
-/** The domain id of a role on the wire: null for a global role. */
-export const roleDomain = (r: { domain_id: string }): string | null => (r.domain_id === '' ? null : r.domain_id);
-
-export function renderRole(req: FastifyRequest, r: RoleRow) {
-  const extra = extraOf(r.extra);
-  return {
-    ...extra, id: r.id, name: r.name, domain_id: roleDomain(r), description: r.description === '' ? null : r.description,
-    options: parseJson<Record<string, unknown>>(r.options, {}), links: selfLink(req, `/roles/${r.id}`),
-  };
-}
 
 const isImmutable = (r: RoleRow) => parseJson<Record<string, unknown>>(r.options, {}).immutable === true;
 
@@ -96,7 +86,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/roles', rule: 'identity:create_role', status: 201, schema: { body: RoleBody },
       // A domain-specific role is checked against its domain.
       target: (rc) => ({ domain_id: rc.body.role.domain_id ?? null }),
@@ -114,8 +104,8 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.insertInto('identity_roles').values(row).execute(), () => duplicate('role', 'name', r.name));
         return { role: renderRole(rc.req, row) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v3/roles', rule: 'identity:list_roles', schema: { querystring: RoleQuery },
       target: (rc) => ({ domain_id: queryString(rc, 'domain_id') ?? null }),
       async handler(rc) {
@@ -124,7 +114,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         const q = withQueryFilters(db.selectFrom('identity_roles').selectAll().where('domain_id', '=', domainId ?? '').orderBy('name'), rc, ['name']);
         return renderList(rc.req, 'roles', await q.execute(), renderRole);
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/roles/:role_id', rule: 'identity:get_role', target: roleTarget,
       async handler(rc) {
@@ -133,7 +123,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         return { role: renderRole(rc.req, r) };
       },
     },
-    {
+    route({
       method: 'PATCH', path: '/v3/roles/:role_id', rule: 'identity:update_role', schema: { body: RolePatch }, target: roleTarget,
       async handler(rc) {
         const current = await load(rc.params.role_id!);
@@ -156,7 +146,7 @@ export function rolesRoutes(ctx: IdentityContext): Route[] {
         await conflictOnDuplicate(db.updateTable('identity_roles').set(next).where('id', '=', current.id).execute(), () => duplicate('role', 'name', next.name));
         return { role: renderRole(rc.req, next) };
       },
-    },
+    }),
     {
       method: 'DELETE', path: '/v3/roles/:role_id', rule: 'identity:delete_role', status: 204, target: roleTarget,
       async handler(rc) {

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { assignedRoleIds, withImplied } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
@@ -184,7 +184,7 @@ export function trustsRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/OS-TRUST/trusts', rule: 'identity:create_trust', status: 201, schema: { body: TrustBody },
       target: (rc) => ({ trustor_user_id: rc.body.trust.trustor_user_id }),
       async handler(rc) {
@@ -267,12 +267,12 @@ export function trustsRoutes(ctx: IdentityContext): Route[] {
           impersonation: t.impersonation ? 1 : 0, expires_at: expiresAt, remaining_uses: t.remaining_uses ?? null,
           roles: JSON.stringify(roles.map((r) => ({ id: r.id }))), redelegated_trust_id: parent?.id ?? null,
           redelegation_count: redelegationCount, deleted_at: null,
-          extra: JSON.stringify(splitExtra(t as Record<string, unknown>, KNOWN)), created_at: nowIso(),
+          extra: JSON.stringify(splitExtra(t, KNOWN)), created_at: nowIso(),
         };
         await db.insertInto('identity_trusts').values(row).execute();
         return { trust: await renderTrust(db, rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/OS-TRUST/trusts', rule: 'identity:list_trusts',
       target: (rc) => ({ trustor_user_id: queryString(rc, 'trustor_user_id'), trustee_user_id: queryString(rc, 'trustee_user_id') }),

@@ -4,9 +4,10 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, forbidden, unauthorized } from '../../common/errors.ts';
 import { hexId, keystoneTime, nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
+import { showAndDeleteRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
@@ -161,7 +162,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
   };
 
   return [
-    {
+    route({
       method: 'POST', path: '/v3/users', rule: 'identity:create_user', status: 201, schema: { body: UserBody },
       target: (rc) => ({ domain_id: domainForCreate(rc) }),
       async handler(rc) {
@@ -180,7 +181,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         await recordHistory(row.id, row.password_hash, row.password_created_at);
         return { user: renderUser(rc.req, row) };
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/users', rule: 'identity:list_users',
       target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
@@ -195,11 +196,11 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'users', rows, renderUser);
       },
     },
-    {
-      method: 'GET', path: '/v3/users/:user_id', rule: 'identity:get_user', target: userTarget,
-      handler: async (rc) => ({ user: renderUser(rc.req, await load(rc.params.user_id!)) }),
-    },
-    {
+    ...showAndDeleteRoutes({
+      collection: '/v3/users', param: 'user_id', key: 'user', rules: { get: 'identity:get_user', delete: 'identity:delete_user' }, target: userTarget,
+      load, render: renderUser, remove: (id) => deleteUserCascade(ctx, id),
+    }),
+    route({
       method: 'PATCH', path: '/v3/users/:user_id', rule: 'identity:update_user', target: userTarget, schema: { body: UserPatch },
       async handler(rc) {
         const id = rc.params.user_id!;
@@ -228,22 +229,15 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         }
         return { user: renderUser(rc.req, next) };
       },
-    },
-    {
-      method: 'DELETE', path: '/v3/users/:user_id', rule: 'identity:delete_user', target: userTarget, status: 204,
-      async handler(rc) {
-        const u = await load(rc.params.user_id!);
-        await deleteUserCascade(ctx, u.id);
-      },
-    },
-    {
+    }),
+    route({
       // Self-service: the original password is the credential, as in Keystone
       // (whose route is unenforced), so a user whose password expired can still
       // change it. A token, when sent, must be valid but may be anyone's.
       method: 'POST', path: '/v3/users/:user_id/password', rule: PUBLIC, status: 204, schema: { body: PasswordChange },
       async handler(rc) {
         const id = rc.params.user_id!;
-        const { password, original_password: original } = rc.body.user as { password: string; original_password: string };
+        const { password, original_password: original } = rc.body.user;
         const fail = () => unauthorized('Error when changing user password: Invalid user / password');
         const user = await getUser(db, id);
         if (!user || !user.password_hash) {
@@ -274,7 +268,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         await recordHistory(id, cols.password_hash, cols.password_created_at);
         await ctx.revocations.revoke(db, { userId: id });
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/users/:user_id/projects', rule: 'identity:list_user_projects', target: userTarget,
       async handler(rc) {

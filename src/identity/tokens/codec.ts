@@ -1,7 +1,7 @@
 // Token wire format: base64url( version | key id | iv | AES-256-GCM(JSON payload) | tag ).
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { pooledRandomBytes } from '../../common/random.ts';
-import type { KeySet } from './keys.ts';
+import type { KeySet } from '../keys.ts';
 import type { TokenData } from './token.ts';
 
 const VERSION = 1;

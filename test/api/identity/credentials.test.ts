@@ -102,9 +102,9 @@ test('the OS-EC2 API and findEc2Credential', async () => {
   assert.equal(c.trust_id, null);
   assert.match(c.links.self, new RegExp(`/v3/users/${alice.id}/credentials/OS-EC2/${c.access}$`));
 
-  const found = await findEc2Credential(cloud.server.database.db, c.access);
+  const found = await findEc2Credential(cloud.server.identity.context.credentials, c.access);
   assert.deepEqual(found, { access: c.access, secret: c.secret, userId: alice.id, projectId: p1, trustId: null, appCredId: null });
-  assert.equal(await findEc2Credential(cloud.server.database.db, 'nope'), undefined);
+  assert.equal(await findEc2Credential(cloud.server.identity.context.credentials, 'nope'), undefined);
 
   const shown = await cloud.call('GET', `${EC2(alice.id)}/${c.access}`, { token: alice.token });
   assert.equal(shown.status, 200);
@@ -126,7 +126,7 @@ test('the OS-EC2 API and findEc2Credential', async () => {
   assert.equal((await cloud.call('DELETE', `${EC2(alice.id)}/${c.access}`, { token: bob.token })).status, 403);
   assert.equal((await cloud.call('DELETE', `${EC2(alice.id)}/${c.access}`, { token: alice.token })).status, 204);
   assert.equal((await cloud.call('GET', `${EC2(alice.id)}/${c.access}`, { token: alice.token })).status, 404);
-  assert.equal(await findEc2Credential(cloud.server.database.db, c.access), undefined);
+  assert.equal(await findEc2Credential(cloud.server.identity.context.credentials, c.access), undefined);
 });
 
 test('delegated tokens: restricted application credentials and project bounds', async () => {
@@ -143,7 +143,7 @@ test('delegated tokens: restricted application credentials and project bounds', 
   const unrestricted = await auth(uac.id, uac.secret);
   const made = await cloud.call('POST', EC2(alice.id), { token: unrestricted, body: { tenant_id: p1 } });
   assert.equal(made.status, 201);
-  assert.equal((await findEc2Credential(cloud.server.database.db, made.body.credential.access))?.appCredId, uac.id);
+  assert.equal((await findEc2Credential(cloud.server.identity.context.credentials, made.body.credential.access))?.appCredId, uac.id);
   assert.equal((await cloud.call('POST', EC2(alice.id), { token: unrestricted, body: { tenant_id: p2 } })).status, 403, 'outside the token\'s project');
   const other = await cloud.call('POST', C, { token: alice.token, body: { credential: { user_id: alice.id, type: 'cert', blob: 'no project' } } });
   assert.equal((await cloud.call('GET', `${C}/${other.body.credential.id}`, { token: unrestricted })).status, 403);
