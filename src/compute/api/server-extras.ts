@@ -2,7 +2,7 @@
 // service's password slot (os-server-password) and os-server-external-events.
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, validate } from './http.ts';
 import { loadServer, serverTarget } from './servers-store.ts';
@@ -23,7 +23,7 @@ const EventsBody = Type.Object({
 export function serverExtraRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/diagnostics', rule: 'os_compute_api:os-server-diagnostics', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -41,25 +41,25 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
           nic_details: [], disk_details: [],
         };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:show', target,
       async handler(rc) {
         await loadServer(ctx, rc);
         return { password: '' };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:update', target, status: 204,
       async handler(rc) {
         await loadServer(ctx, rc);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-server-external-events', rule: 'os_compute_api:os-server-external-events',
       async handler(rc) {
         const v = mv(rc);
-        const body = validate<{ events: Array<Record<string, string>> }>(EventsBody, rc.body);
+        const body = validate(EventsBody, rc.body);
         const names = [...EVENT_NAMES, ...(v.ge('2.51') ? ['volume-extended'] : []), ...(v.ge('2.76') ? ['power-update'] : []),
           ...(v.ge('2.82') ? ['accelerator-request-bound'] : []), ...(v.ge('2.93') ? ['volume-reimaged'] : [])];
         for (const e of body.events) {
@@ -88,6 +88,6 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         rc.reply.code(code);
         return { events: out };
       },
-    },
+    }),
   ];
 }
