@@ -3,7 +3,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static, type TObjectOptions, type TSchema, type TUnsafe } from 'typebox';
 import { ApiError, badRequest, notFound } from '../../common/errors.ts';
+import { objectOf } from '../../http/body.ts';
 import { firstError } from '../../http/json-schema.ts';
+
+export { objectOf };
 import type { Route, RouteContext } from '../../http/service.ts';
 
 export const PREFIX = '/compute';
@@ -232,15 +235,6 @@ function preview(v: unknown): string {
  */
 export function keyedBy<V extends TSchema>(pattern: string, value: V, opts: TObjectOptions = {}): TUnsafe<Record<string, Static<V>>> {
   return Type.Unsafe<Record<string, Static<V>>>(Type.Object({}, { ...opts, patternProperties: { [pattern]: value }, additionalProperties: false }));
-}
-
-/**
- * A JSON object as a record to read fields from; null for anything else
- * (absent, an array, a scalar). For bodies a route checks field by field with
- * Nova's own messages.
- */
-export function objectOf(value: unknown): Record<string, unknown> | null {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
 }
 
 /** The body of a POST .../action: exactly one action name and its argument (validated by the action). */

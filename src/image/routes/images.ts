@@ -4,6 +4,7 @@
 // image's state.
 import { ApiError, badRequest, conflict, forbidden } from '../../common/errors.ts';
 import type { Credentials } from '../../http/auth.ts';
+import { objectOf } from '../../http/body.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { deleteImageData } from '../data.ts';
@@ -108,8 +109,8 @@ export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
   if (body === undefined) throw badRequest('Body expected in request.');
   if (!Array.isArray(body)) throw badRequest('Request body must be a JSON array of operation objects.');
   return body.map((raw): Change => {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest('Operations must be JSON objects.');
-    const r = raw as Record<string, unknown>;
+    const r = objectOf(raw);
+    if (!r) throw badRequest('Operations must be JSON objects.');
     let op: Change['op'];
     let pointer: unknown;
     if (draft === 10) {
@@ -242,9 +243,9 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
     route({
       method: 'POST', path: '/v2/images', rule: 'add_image', status: 201,
       target: (rc) => {
-        const b = rc.body as Record<string, unknown> | undefined;
-        const owner = b && typeof b === 'object' && 'owner' in b ? b.owner : rc.cred?.projectId;
-        return { project_id: owner, owner, visibility: (b && typeof b === 'object' && b.visibility) || 'shared' };
+        const b = objectOf(rc.body);
+        const owner = b && 'owner' in b ? b.owner : rc.cred?.projectId;
+        return { project_id: owner, owner, visibility: b?.visibility || 'shared' };
       },
       async handler(rc) {
         const fields = parseCreateBody(rc.body);

@@ -7,6 +7,7 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import type { Db } from '../../db/database.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import type { Target } from '../../http/policy.ts';
+import { objectOf } from '../../http/body.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { glanceTime, objectBody } from '../http.ts';
@@ -103,7 +104,7 @@ function propertyDefinition(body: Record<string, unknown>): string {
 }
 
 function checkObjectProperties(b: Record<string, unknown>): void {
-  const props = (b.properties ?? {}) as Record<string, unknown>;
+  const props = objectOf(b.properties) ?? {};
   for (const p of Object.values(props)) {
     const err = schemaViolation(PROPERTY_IN_OBJECT_SCHEMA, p);
     if (err) throw badRequest(`Provided object does not match schema 'property': ${err}`);
@@ -489,8 +490,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
     route({
       method: 'POST', path: `${base}/tags`, rule: 'add_metadef_tags', target, status: 201,
       async handler(rc) {
-        const b = rc.body as { tags?: unknown } | undefined;
-        if (!b || typeof b !== 'object' || !Array.isArray(b.tags)) throw badRequest("Provided object does not match schema 'tags': 'tags' is a required property");
+        const b = objectOf(rc.body);
+        if (!b || !Array.isArray(b.tags)) throw badRequest("Provided object does not match schema 'tags': 'tags' is a required property");
         const names: string[] = [];
         for (const tag of b.tags) {
           const t = validate(TAG_SCHEMA, tag, 'tag', ['created_at', 'updated_at']);
