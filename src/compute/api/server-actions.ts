@@ -3,6 +3,7 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
+import { kindOf } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -336,8 +337,8 @@ async function snapshot(
   const base = s.image_id ? await ctx.images.get(cred, s.image_id) : undefined;
   const image = await ctx.images.createSnapshot(cred, {
     name,
-    containerFormat: s.kind === 'container' ? 'docker' : 'bare',
-    diskFormat: s.kind === 'container' ? 'raw' : 'qcow2',
+    containerFormat: kindOf(s.kind).snapshot.containerFormat,
+    diskFormat: kindOf(s.kind).snapshot.diskFormat,
     minDisk: Math.max(flavor.disk, base?.minDisk ?? 0),
     minRam: base?.minRam ?? 0,
     properties: {

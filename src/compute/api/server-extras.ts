@@ -1,5 +1,6 @@
 // Admin and housekeeping routes around servers: diagnostics, the metadata
 // service's password slot (os-server-password) and os-server-external-events.
+import { kindOf } from '../kinds.ts';
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
@@ -31,11 +32,11 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         const f = parseFlavor(s);
         const uptime = s.launched_at && s.power_state === 1 ? Math.floor((Date.now() - Date.parse(s.launched_at)) / 1000) : null;
         if (mv(rc).lt('2.48')) {
-          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: s.kind === 'container' ? 'runc' : 'qemu' };
+          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: kindOf(s.kind).hypervisor };
         }
         return {
-          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor: s.kind === 'container' ? 'runc' : 'qemu', hypervisor_os: 'linux',
-          uptime, config_drive: s.config_drive === 'True', num_cpus: f.vcpus, num_nics: 0, num_disks: s.kind === 'container' ? 0 : 1,
+          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor: kindOf(s.kind).hypervisor, hypervisor_os: 'linux',
+          uptime, config_drive: s.config_drive === 'True', num_cpus: f.vcpus, num_nics: 0, num_disks: kindOf(s.kind).disks,
           memory_details: { maximum: f.ram, used: null },
           cpu_details: Array.from({ length: f.vcpus }, (_, id) => ({ id, time: null, utilisation: null })),
           nic_details: [], disk_details: [],

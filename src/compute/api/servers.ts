@@ -1,5 +1,6 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
+import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden } from '../../common/errors.ts';
@@ -148,11 +149,8 @@ const reservationId = () => `r-${randomBytes(6).toString('base64url').replace(/[
 /** The id at the end of an href (Nova's get_id_from_href). */
 export const idFromHref = (ref: string): string => new URL(ref, 'http://x/').pathname.split('/').at(-1) ?? '';
 
-/** The kind of host an image needs: OCI/Docker images are containers; disk images are VMs. */
-export function kindOfImage(img: ImageInfo): 'container' | 'vm' {
-  const cf = (img.containerFormat ?? '').toLowerCase();
-  return cf === 'docker' || cf === 'oci' ? 'container' : 'vm';
-}
+/** The kind of host an image needs (kinds.ts: OCI/Docker images are containers; disk images are VMs). */
+export const kindOfImage = (img: ImageInfo): KindName => kindOfImageFormat(img.containerFormat);
 
 /** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks). */
 export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; disk: number }, missing = 'Can not find requested image'): ImageInfo {
@@ -161,7 +159,7 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
   const cf = (img.containerFormat ?? '').toLowerCase();
   if (cf === 'aki' || cf === 'ari') throw badRequest(`Image ${img.id} is unacceptable: a kernel or ramdisk image cannot be booted.`);
   if (img.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
-  if (kindOfImage(img) === 'vm' && flavor.disk > 0) {
+  if (KINDS[kindOfImage(img)].rootDisk && flavor.disk > 0) {
     if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
     if (img.size !== null && img.size > flavor.disk * 1024 ** 3) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${img.size} bytes.`);
   }
@@ -246,7 +244,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
   }
   const image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
-  if (flavor.disk === 0 && kindOfImage(image) === 'vm' && !admin) {
+  if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
     throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
   }
 
