@@ -14,7 +14,7 @@
 //                      (vm_state 'deleted', deleted_at) and the allocation released.
 // Every change an agent must act on bumps `version`; agents watch their host's
 // servers by version.
-import type { Generated, Kysely } from 'kysely';
+import type { Generated, Kysely, Selectable } from 'kysely';
 import type { Migration } from 'kysely/migration';
 import { autoId } from '../db/migration-helpers.ts';
 
@@ -125,6 +125,13 @@ export interface ComputeApiTables {
   compute_aggregate_hosts: { aggregate_id: number; hostname: string };
   compute_aggregate_metadata: { aggregate_id: number; key: string; value: string };
 }
+
+/**
+ * A server row as read (the scheduler's and agents' columns and the API's):
+ * the one type the API, the engine and the store share.
+ */
+export type ServerRow = Selectable<ComputeTables['compute_servers'] & ComputeApiTables['compute_servers']>;
+export type HostRow = Selectable<ComputeTables['compute_hosts']>;
 
 const text = 'text' as const;
 

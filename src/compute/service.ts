@@ -26,7 +26,7 @@ import { serverActionRoutes } from './api/server-actions.ts';
 import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
-import { settleEvents, type ServerRow } from './api/servers-store.ts';
+import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
 
@@ -47,7 +47,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     config: { ...defaultComputeConfig, ...deps.config },
   };
   // Instance action events finish as the agents report the work done.
-  engine.onServersChanged((rows) => settleEvents(deps.db, rows as ServerRow[]));
+  engine.onServersChanged((rows) => settleEvents(deps.db, rows));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),

@@ -48,12 +48,41 @@ function toApiError(err: unknown, log: { error(o: object, m: string): void }): A
 }
 
 /**
+ * How deep a request body may nest arrays and objects. OpenStack bodies nest a
+ * handful of levels; what handles a body afterwards (validation, error
+ * previews, Glance's Python-style reprs) recurses, and 5,000 levels overflow
+ * its stack.
+ */
+export const MAX_BODY_DEPTH = 100;
+
+/** Whether JSON text nests deeper than `max`: one pass over the characters, no recursion. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
  * The body parser of every JSON media type a service accepts: an empty body is
- * no body; malformed JSON is the service's 400.
+ * no body; malformed JSON, or JSON nested deeper than MAX_BODY_DEPTH, is the
+ * service's 400.
  */
 export function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void {
   const text = String(body);
   if (text.trim() === '') return done(null, undefined);
+  if (nestsDeeperThan(text, MAX_BODY_DEPTH)) {
+    return done(new ApiError('BadRequest', `Malformed request body: the body nests arrays and objects deeper than ${MAX_BODY_DEPTH} levels.`), undefined);
+  }
   try {
     done(null, JSON.parse(text));
   } catch {

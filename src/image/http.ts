@@ -2,6 +2,7 @@
 // target loader that finds the image a route is about.
 import type { FastifyRequest } from 'fastify';
 import { ApiError, badRequest, notFound } from '../common/errors.ts';
+import { objectOf } from '../http/body.ts';
 import type { RouteContext } from '../http/service.ts';
 import type { Target } from '../http/policy.ts';
 import { canSee, loadImage, type ImageMember, type ImageRecord } from './images.ts';
@@ -44,8 +45,9 @@ export function renderMember(m: ImageMember): Record<string, unknown> {
 /** A request body that must be a JSON object: Glance's 400s for none and for any other JSON value (`notObject`). */
 export function objectBody(body: unknown, notObject: string): Record<string, unknown> {
   if (body === undefined || body === null) throw badRequest('Body expected in request.');
-  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(notObject);
-  return body as Record<string, unknown>;
+  const obj = objectOf(body);
+  if (!obj) throw badRequest(notObject);
+  return obj;
 }
 
 export const noImage = (id: string) => notFound(`No image found with ID ${id}`);

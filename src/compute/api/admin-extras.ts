@@ -3,9 +3,9 @@
 // list is empty).
 import { hostname as osHostname } from 'node:os';
 import { ApiError, badRequest, notFound } from '../../common/errors.ts';
-import type { Route } from '../../http/service.ts';
+import { route, type Route } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { q, versioned } from './http.ts';
+import { q, versioned, objectOf } from './http.ts';
 
 function pyDate(d: Date): string {
   return d.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, '');
@@ -44,15 +44,15 @@ export function adminExtraRoutes(ctx: ComputeContext): Route[] {
     };
   };
   const hostRoutes: Route[] = [
-      {
+      route({
         method: 'GET', path: '/v2.1/os-hosts', rule,
         async handler(rc) {
           const zone = q(rc, 'zone');
           const all = await hostsList();
           return { hosts: zone ? all.filter((h) => h.zone === zone) : all };
         },
-      },
-      {
+      }),
+      route({
         method: 'GET', path: '/v2.1/os-hosts/:host', rule,
         async handler(rc) {
           const h = await computeHost(rc.params.host!);
@@ -77,11 +77,11 @@ export function adminExtraRoutes(ctx: ComputeContext): Route[] {
             ],
           };
         },
-      },
-      {
+      }),
+      route({
         method: 'PUT', path: '/v2.1/os-hosts/:host', rule,
         async handler(rc) {
-          const body = (rc.body ?? {}) as Record<string, unknown>;
+          const body = objectOf(rc.body) ?? {};
           const keys = Object.keys(body);
           if (!keys.length || keys.some((k) => k !== 'status' && k !== 'maintenance_mode')) throw badRequest('Invalid input: expected status and/or maintenance_mode.');
           for (const k of keys) if (body[k] !== 'enable' && body[k] !== 'disable') throw badRequest(`Invalid input for field/attribute ${k}. Value: ${String(body[k])}. It must be 'enable' or 'disable'`);
@@ -91,22 +91,22 @@ export function adminExtraRoutes(ctx: ComputeContext): Route[] {
           ctx.engine.kick();
           return { host: h.hostname, status: body.status === 'enable' ? 'enabled' : 'disabled' };
         },
-      },
-      ...(['startup', 'shutdown', 'reboot'] as const).map((action): Route => ({
+      }),
+      ...(['startup', 'shutdown', 'reboot'] as const).map((action): Route => (route({
         method: 'GET', path: `/v2.1/os-hosts/:host/${action}`, rule,
         async handler(rc) {
           await computeHost(rc.params.host!);
           throw new ApiError('NotImplemented', 'Virt driver does not implement host power management.');
         },
-      })),
+      }))),
   ];
   return [
     ...hostRoutes.map((r) => versioned(r, undefined, '2.42')),
-    {
+    route({
       method: 'GET', path: '/v2.1/os-instance_usage_audit_log', rule,
       handler: async () => ({ instance_usage_audit_logs: await auditLog(new Date()) }),
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-instance_usage_audit_log/:before', rule,
       async handler(rc) {
         const raw = rc.params.before!;
@@ -115,10 +115,10 @@ export function adminExtraRoutes(ctx: ComputeContext): Route[] {
         if (Number.isNaN(t)) throw badRequest(`Invalid timestamp for date ${raw}`);
         return { instance_usage_audit_log: await auditLog(new Date(t)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-migrations', rule,
       handler: () => ({ migrations: [] }),
-    },
+    }),
   ];
 }

@@ -8,9 +8,9 @@ import { badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { actionOf, checkName, mv, naiveTime, validate } from './http.ts';
+import { actionOf, keyedBy, checkName, mv, naiveTime, validate } from './http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 
 type Executor = Db | Transaction<Tables>;
@@ -30,7 +30,7 @@ const Update = Type.Object({
 }, { additionalProperties: false });
 const HostArg = Type.Object({ host: Type.String({ minLength: 1, maxLength: 255 }) }, { additionalProperties: false });
 const MetaArg = Type.Object({
-  metadata: Type.Object({}, { patternProperties: { '^[a-zA-Z0-9-_:. ]{1,255}$': Type.Union([Type.String({ maxLength: 255 }), Type.Null()]) }, additionalProperties: false }),
+  metadata: keyedBy('^[a-zA-Z0-9-_:. ]{1,255}$', Type.Union([Type.String({ maxLength: 255 }), Type.Null()])),
 }, { additionalProperties: false });
 
 async function metadataOf(db: Executor, id: number): Promise<Record<string, string>> {
@@ -92,7 +92,7 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
   };
   const nameTaken = (name: string) => conflict(`Aggregate ${name} already exists.`);
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/os-aggregates', rule,
       async handler(rc) {
         const rows = await db.selectFrom('compute_aggregates').selectAll().orderBy('id').execute();
@@ -100,11 +100,11 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         for (const a of rows) out.push(await view(rc, { ...a, id: Number(a.id) }));
         return { aggregates: out };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-aggregates', rule,
       async handler(rc) {
-        const body = validate<{ aggregate: { name: string; availability_zone?: string | null } }>(Create, rc.body).aggregate;
+        const body = validate(Create, rc.body).aggregate;
         const name = checkName('name', body.name).trim();
         const zone = body.availability_zone ? checkName('availability_zone', body.availability_zone).trim() : null;
         if (zone && zone.includes(':')) throw badRequest(`Invalid input for field/attribute availability_zone. Value: ${zone}. It may not contain ':'`);
@@ -117,15 +117,15 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         }), () => nameTaken(name));
         return { aggregate: await view(rc, { ...row, id: Number(row.id) }, false) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-aggregates/:aggregate_id', rule,
       handler: async (rc) => ({ aggregate: await view(rc, await load(rc)) }),
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/os-aggregates/:aggregate_id', rule,
       async handler(rc) {
-        const body = validate<{ aggregate: { name?: string; availability_zone?: string | null } }>(Update, rc.body).aggregate;
+        const body = validate(Update, rc.body).aggregate;
         const a = await load(rc);
         const name = body.name !== undefined ? checkName('name', body.name).trim() : undefined;
         await conflictOnDuplicate(db.transaction().execute(async (tx) => {
@@ -143,8 +143,8 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         ctx.engine.kick();
         return { aggregate: await view(rc, await load(rc)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/os-aggregates/:aggregate_id', rule,
       async handler(rc) {
         const a = await load(rc);
@@ -154,14 +154,14 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
           await tx.deleteFrom('compute_aggregates').where('id', '=', a.id).execute();
         });
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-aggregates/:aggregate_id/action', rule,
       async handler(rc) {
         const [action, arg] = actionOf(rc.body);
         const a = await load(rc);
         if (action === 'add_host' || action === 'remove_host') {
-          const { host } = validate<{ host: string }>(HostArg, arg);
+          const { host } = validate(HostArg, arg);
           const known = await db.selectFrom('compute_hosts').select('hostname').where('hostname', '=', host).executeTakeFirst();
           if (!known) throw notFound(`Compute host ${host} could not be found.`);
           await db.transaction().execute(async (tx) => {
@@ -181,7 +181,7 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
           return { aggregate: await view(rc, a) };
         }
         if (action === 'set_metadata') {
-          const { metadata } = validate<{ metadata: Record<string, string | null> }>(MetaArg, arg);
+          const { metadata } = validate(MetaArg, arg);
           await db.transaction().execute(async (tx) => {
             const hosts = await hostsOf(tx, a.id);
             if ('availability_zone' in metadata) await checkZone(tx, a, metadata.availability_zone ?? null, hosts, 'update');
@@ -197,6 +197,6 @@ export function aggregateRoutes(ctx: ComputeContext): Route[] {
         }
         throw badRequest(`There is no such action: ${action}`);
       },
-    },
+    }),
   ];
 }

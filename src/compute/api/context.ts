@@ -1,7 +1,7 @@
 // What every compute route module is given.
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
-import type { Engine } from '../engine/index.ts';
+import type { Engine } from '../engine/interface.ts';
 import type { IdentityContext } from '../../identity/context.ts';
 import type { ImageAccess } from './images-access.ts';
 

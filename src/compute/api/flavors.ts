@@ -7,10 +7,10 @@ import { badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Credentials } from '../../http/auth.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { getProject } from '../../identity/lookup.ts';
 import type { ComputeContext } from './context.ts';
-import { actionOf, apiVersion, boolFrom, checkName, isPrintable, links, mv, nextLinks, pageParams, q, strictQuery, validate, versioned } from './http.ts';
+import { actionOf, keyedBy, apiVersion, boolFrom, checkName, isPrintable, links, mv, nextLinks, pageParams, q, strictQuery, validate, versioned, objectOf } from './http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { isComputeAdmin } from './policy.ts';
 
@@ -168,9 +168,9 @@ const FlavorUpdate = Type.Object({
 const SPEC_KEY = '^[a-zA-Z0-9-_:. ]{1,255}$';
 const SpecValue = Type.Union([Type.String({ minLength: 0, maxLength: 255 }), Type.Number(), Type.Boolean()]);
 const SpecsBody = Type.Object({
-  extra_specs: Type.Object({}, { patternProperties: { [SPEC_KEY]: SpecValue }, additionalProperties: false }),
+  extra_specs: keyedBy(SPEC_KEY, SpecValue),
 }, { additionalProperties: false });
-const OneSpecBody = Type.Object({}, { patternProperties: { [SPEC_KEY]: SpecValue }, additionalProperties: false, minProperties: 1, maxProperties: 1 });
+const OneSpecBody = keyedBy(SPEC_KEY, SpecValue, { minProperties: 1, maxProperties: 1 });
 
 const specString = (v: unknown): string => (typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v));
 
@@ -245,7 +245,7 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
   /** Extra specs in the flavor body from 2.61, for whoever may read them (everyone, by default). */
   const specsFor = async (rc: RouteContext, f: FlavorRow) => (mv(rc).ge('2.61') ? extraSpecsOf(db, f.id) : undefined);
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/flavors', rule: 'os_compute_api:flavors',
       async handler(rc) {
         const rows = await listFlavors(ctx, rc);
@@ -253,8 +253,8 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         const next = nextLinks(rc.req, 'flavors', rows, rows.at(-1)?.id, limit);
         return { flavors: rows.map((f) => flavorBrief(rc.req, f)), ...(next ? { flavors_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/flavors/detail', rule: 'os_compute_api:flavors',
       async handler(rc) {
         const rows = await listFlavors(ctx, rc);
@@ -264,19 +264,19 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         for (const f of rows) out.push(flavorDetail(rc.req, f, await specsFor(rc, f)));
         return { flavors: out, ...(next ? { flavors_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/flavors/:flavor_id', rule: 'os_compute_api:flavors',
       async handler(rc) {
         const f = await load(rc, rc.params.flavor_id!);
         return { flavor: flavorDetail(rc.req, f, await specsFor(rc, f)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/flavors', rule: 'os_compute_api:os-flavor-manage',
       async handler(rc) {
         const v = mv(rc);
-        const body = validate<any>(FlavorCreate, rc.body).flavor;
+        const body = validate(FlavorCreate, rc.body).flavor;
         if (body.description !== undefined && v.lt('2.55')) throw badRequest(`Invalid input for field/attribute flavor. Additional properties are not allowed ('description' was unexpected)`);
         if (typeof body.description === 'string' && !isPrintable(body.description)) throw badRequest('Invalid input for field/attribute description.');
         const name = checkName('name', body.name).trim();
@@ -309,19 +309,19 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         });
         return { flavor: flavorDetail(rc.req, row, v.ge('2.61') ? {} : undefined) };
       },
-    },
-    versioned({
+    }),
+    versioned(route({
       method: 'PUT', path: '/v2.1/flavors/:flavor_id', rule: 'os_compute_api:os-flavor-manage',
       async handler(rc) {
-        const body = validate<any>(FlavorUpdate, rc.body).flavor;
+        const body = validate(FlavorUpdate, rc.body).flavor;
         if (typeof body.description === 'string' && !isPrintable(body.description)) throw badRequest('Invalid input for field/attribute description.');
         const f = await load(rc, rc.params.flavor_id!);
         f.description = body.description;
         await db.updateTable('compute_flavors').set({ description: f.description }).where('id', '=', f.id).execute();
         return { flavor: flavorDetail(rc.req, f, await specsFor(rc, f)) };
       },
-    }, '2.55'),
-    {
+    }), '2.55'),
+    route({
       method: 'DELETE', path: '/v2.1/flavors/:flavor_id', rule: 'os_compute_api:os-flavor-manage', status: 202,
       async handler(rc) {
         const id = rc.params.flavor_id!;
@@ -332,26 +332,26 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
           await tx.deleteFrom('compute_flavor_access').where('flavor_id', '=', id).execute();
         });
       },
-    },
+    }),
     // extra specs
-    {
+    route({
       method: 'GET', path: '/v2.1/flavors/:flavor_id/os-extra_specs', rule: 'os_compute_api:os-flavor-extra-specs:index',
       async handler(rc) {
         const f = await load(rc, rc.params.flavor_id!);
         return { extra_specs: await extraSpecsOf(db, f.id) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/flavors/:flavor_id/os-extra_specs', rule: 'os_compute_api:os-flavor-extra-specs:change',
       async handler(rc) {
-        const body = validate<any>(SpecsBody, rc.body);
+        const body = validate(SpecsBody, rc.body);
         const specs = checkSpecs(rc, body.extra_specs);
         const f = await load(rc, rc.params.flavor_id!);
         await saveSpecs(db, f.id, specs);
         return { extra_specs: specs };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/flavors/:flavor_id/os-extra_specs/:key', rule: 'os_compute_api:os-flavor-extra-specs:index',
       async handler(rc) {
         const f = await load(rc, rc.params.flavor_id!);
@@ -360,11 +360,11 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         if (!row) throw notFound(`Flavor ${f.id} has no extra specs with key ${key}.`);
         return { [key]: row.value };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/flavors/:flavor_id/os-extra_specs/:key', rule: 'os_compute_api:os-flavor-extra-specs:change',
       async handler(rc) {
-        const body = validate<Record<string, unknown>>(OneSpecBody, rc.body);
+        const body = validate(OneSpecBody, rc.body);
         const key = rc.params.key!;
         if (!(key in body)) throw badRequest('Request body and URI mismatch');
         const specs = checkSpecs(rc, body);
@@ -372,8 +372,8 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         await saveSpecs(db, f.id, specs);
         return { [key]: specs[key] };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/flavors/:flavor_id/os-extra_specs/:key', rule: 'os_compute_api:os-flavor-extra-specs:change',
       async handler(rc) {
         const f = await load(rc, rc.params.flavor_id!);
@@ -381,23 +381,24 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         const r = await db.deleteFrom('compute_flavor_extra_specs').where('flavor_id', '=', f.id).where('key', '=', key).executeTakeFirst();
         if (Number(r.numDeletedRows) === 0) throw notFound(`Flavor ${f.id} has no extra specs with key ${key}.`);
       },
-    },
+    }),
     // access
-    {
+    route({
       method: 'GET', path: '/v2.1/flavors/:flavor_id/os-flavor-access', rule: 'os_compute_api:os-flavor-access',
       async handler(rc) {
         const f = await load(rc, rc.params.flavor_id!);
         if (f.is_public) throw notFound('Access list not available for public flavors.');
         return accessList(db, f.id);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/flavors/:flavor_id/action', rule: 'os_compute_api:os-flavor-access',
       async handler(rc) {
         const [action, arg] = actionOf(rc.body);
         if (action !== 'addTenantAccess' && action !== 'removeTenantAccess') throw notFound('The resource could not be found.');
-        const tenant = arg && typeof arg === 'object' ? (arg as { tenant?: unknown }).tenant : undefined;
-        if (typeof tenant !== 'string' || !/^[a-zA-Z0-9-]{1,255}$/.test(tenant) || Object.keys(arg).length !== 1) {
+        const given = objectOf(arg);
+        const tenant = given?.tenant;
+        if (typeof tenant !== 'string' || !/^[a-zA-Z0-9-]{1,255}$/.test(tenant) || Object.keys(given!).length !== 1) {
           throw badRequest(`Invalid input for field/attribute ${action}. Value: ${JSON.stringify(arg)}. 'tenant' is a required property`);
         }
         const projectKnown = Boolean(await getProject(db, tenant));
@@ -413,7 +414,7 @@ export function flavorRoutes(ctx: ComputeContext): Route[] {
         }
         return accessList(db, f.id);
       },
-    },
+    }),
   ];
 }
 

@@ -1,9 +1,12 @@
 // Compute wire helpers: microversions, Nova's error envelope, links,
 // pagination, query parsing and request validation.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { TSchema } from 'typebox';
+import { Type, type Static, type TObjectOptions, type TSchema, type TUnsafe } from 'typebox';
 import { ApiError, badRequest, notFound } from '../../common/errors.ts';
+import { objectOf } from '../../http/body.ts';
 import { firstError } from '../../http/json-schema.ts';
+
+export { objectOf };
 import type { Route, RouteContext } from '../../http/service.ts';
 
 export const PREFIX = '/compute';
@@ -205,10 +208,14 @@ export function strictQuery(rc: RouteContext, allowed: readonly string[]): void 
 
 // ---- request bodies
 
-/** Validates a request body against a schema; a failure is Nova's 400 with the offending field. */
-export function validate<T = any>(schema: TSchema, value: unknown): T {
+/**
+ * Validates a request body against a schema and returns it typed from the
+ * schema; a failure is Nova's 400 with the offending field (the message Nova's
+ * validators give, which a route schema's generic 400 would not).
+ */
+export function validate<S extends TSchema>(schema: S, value: unknown): Static<S> {
   const e = firstError(schema, value);
-  if (!e) return value as T;
+  if (!e) return value as Static<S>;
   const where = `Invalid input for field/attribute ${e.path.at(-1) || 'body'}. Value: ${preview(e.value)}.`;
   if (e.unexpected) {
     throw badRequest(`${where} Additional properties are not allowed (${e.unexpected.map((x) => `'${x}'`).join(', ')} ${e.unexpected.length > 1 ? 'were' : 'was'} unexpected)`);
@@ -222,12 +229,20 @@ function preview(v: unknown): string {
   return s.length > 120 ? `${s.slice(0, 117)}...` : s;
 }
 
-/** The body of a POST .../action: exactly one action name and its argument. */
-export function actionOf(body: unknown): [string, any] {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('Malformed request body');
-  const keys = Object.keys(body);
-  if (keys.length !== 1) throw badRequest('Malformed request body');
-  return [keys[0]!, (body as Record<string, unknown>)[keys[0]!]];
+/**
+ * An object of any keys matching `pattern` and nothing else, each valued as
+ * `value` (JSON Schema's patternProperties), typed as the record it is.
+ */
+export function keyedBy<V extends TSchema>(pattern: string, value: V, opts: TObjectOptions = {}): TUnsafe<Record<string, Static<V>>> {
+  return Type.Unsafe<Record<string, Static<V>>>(Type.Object({}, { ...opts, patternProperties: { [pattern]: value }, additionalProperties: false }));
+}
+
+/** The body of a POST .../action: exactly one action name and its argument (validated by the action). */
+export function actionOf(body: unknown): [string, unknown] {
+  const obj = objectOf(body);
+  const keys = obj ? Object.keys(obj) : [];
+  if (!obj || keys.length !== 1) throw badRequest('Malformed request body');
+  return [keys[0]!, obj[keys[0]!]];
 }
 
 // ---- names and text

@@ -3,7 +3,7 @@
 // image service's data.
 import type { FastifyRequest } from 'fastify';
 import { ApiError, badRequest, forbidden, notFound } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { hostUrl, isoTime, links, nextLinks, pageParams, parseTime, q, validate, versioned } from './http.ts';
 import type { ImageInfo } from './images-access.ts';
@@ -82,27 +82,27 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
     }
   };
   const routes = ([
-    {
+    route({
       method: 'GET', path: '/v2.1/images', rule: 'os_compute_api:images',
       async handler(rc) {
         const { rows, limit } = await list(rc);
         const next = nextLinks(rc.req, 'images', rows, rows.at(-1)?.id, limit);
         return { images: rows.map((i) => brief(rc.req, i)), ...(next ? { images_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/images/detail', rule: 'os_compute_api:images',
       async handler(rc) {
         const { rows, limit } = await list(rc);
         const next = nextLinks(rc.req, 'images/detail', rows, rows.at(-1)?.id, limit);
         return { images: rows.map((i) => detail(rc.req, i)), ...(next ? { images_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/images/:image_id', rule: 'os_compute_api:images',
       handler: async (rc) => ({ image: detail(rc.req, await load(rc)) }),
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/images/:image_id', rule: 'os_compute_api:images', status: 204,
       async handler(rc) {
         const img = await load(rc);
@@ -117,22 +117,22 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
           throw e;
         }
       },
-    },
+    }),
   ] satisfies Route[]).map((r) => versioned(r, undefined, '2.35'));
   const meta = ([
-    {
+    route({
       method: 'GET', path: '/v2.1/images/:image_id/metadata', rule: 'os_compute_api:images',
       handler: async (rc) => ({ metadata: (await load(rc)).properties }),
-    },
-    {
+    }),
+    route({
       method: ['POST', 'PUT'], path: '/v2.1/images/:image_id/metadata', rule: 'os_compute_api:images',
       async handler(rc) {
-        const body = validate<{ metadata: Record<string, string> }>(MetadataBody, rc.body);
+        const body = validate(MetadataBody, rc.body);
         const img = await load(rc);
         return { metadata: (await setProps(rc, img, body.metadata, rc.req.method === 'PUT')).properties };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/images/:image_id/metadata/:key', rule: 'os_compute_api:images',
       async handler(rc) {
         const img = await load(rc);
@@ -140,8 +140,8 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
         if (!(key in img.properties)) throw notFound(`Image ${img.id} has no metadata with key ${key}.`);
         return { meta: { [key]: img.properties[key] } };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/images/:image_id/metadata/:key', rule: 'os_compute_api:images',
       async handler(rc) {
         const meta = metadataItem(rc);
@@ -149,8 +149,8 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
         await setProps(rc, img, meta, false);
         return { meta };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/images/:image_id/metadata/:key', rule: 'os_compute_api:images', status: 204,
       async handler(rc) {
         const img = await load(rc);
@@ -158,7 +158,7 @@ export function imageProxyRoutes(ctx: ComputeContext): Route[] {
         if (!(key in img.properties)) throw notFound(`Image ${img.id} has no metadata with key ${key}.`);
         await ctx.images.setProperties(rc.cred!, img.id, { [key]: null }, false);
       },
-    },
+    }),
   ] satisfies Route[]).map((r) => versioned(r, undefined, '2.38'));
   return [...routes, ...meta];
 }

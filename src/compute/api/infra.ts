@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import { hostname as osHostname, uptime as osUptime } from 'node:os';
 import { badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { boolFrom, mv, naiveTime, nextLinks, pageParams, q, strictQuery, versioned } from './http.ts';
+import { boolFrom, mv, naiveTime, nextLinks, pageParams, q, strictQuery, versioned, objectOf } from './http.ts';
 import { hostIsUp, type HostRow } from './servers-store.ts';
 
 const INTERNAL_ZONE = 'internal';
@@ -218,7 +218,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
   const rule = 'os_compute_api:os-hypervisors';
   return [
     // availability zones
-    {
+    route({
       method: 'GET', path: '/v2.1/os-availability-zone', rule: 'os_compute_api:os-availability-zone:list',
       async handler() {
         const svcs = (await services(ctx)).filter((s) => s.zone !== INTERNAL_ZONE);
@@ -231,8 +231,8 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           ],
         };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-availability-zone/detail', rule: 'os_compute_api:os-availability-zone:detail',
       async handler() {
         const svcs = await services(ctx);
@@ -251,11 +251,11 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           ],
         };
       },
-    },
+    }),
     // hypervisors
-    { method: 'GET', path: '/v2.1/os-hypervisors', rule, handler: (rc) => list(rc, false) },
-    { method: 'GET', path: '/v2.1/os-hypervisors/detail', rule, handler: (rc) => list(rc, true) },
-    versioned({
+    route({ method: 'GET', path: '/v2.1/os-hypervisors', rule, handler: (rc) => list(rc, false) }),
+    route({ method: 'GET', path: '/v2.1/os-hypervisors/detail', rule, handler: (rc) => list(rc, true) }),
+    versioned(route({
       method: 'GET', path: '/v2.1/os-hypervisors/statistics', rule,
       async handler() {
         const all = await load();
@@ -269,8 +269,8 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           },
         };
       },
-    }, undefined, '2.87'),
-    {
+    }), undefined, '2.87'),
+    route({
       method: 'GET', path: '/v2.1/os-hypervisors/:id', rule,
       async handler(rc) {
         const v = mv(rc);
@@ -280,8 +280,8 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
         const { h, all } = await findHypervisor(rc, rc.params.id!);
         return { hypervisor: hypervisorView(rc, h, all.numbers.get(h.id)!, all.svcs.get(h.id)!, all.usage.get(h.hostname)!, true, withServers) };
       },
-    },
-    versioned({
+    }),
+    versioned(route({
       method: 'GET', path: '/v2.1/os-hypervisors/:id/uptime', rule,
       async handler(rc) {
         const { h, all } = await findHypervisor(rc, rc.params.id!);
@@ -290,16 +290,16 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
         if (!svc.up) throw conflict(`Compute service of ${h.hostname} is unavailable at this time.`);
         return { hypervisor: { ...view, uptime: uptimeText(h) } };
       },
-    }, undefined, '2.87'),
-    versioned({
+    }), undefined, '2.87'),
+    versioned(route({
       method: 'GET', path: '/v2.1/os-hypervisors/:pattern/search', rule,
       async handler(rc) {
         const all = await load();
         const hosts = hostsMatching(all.hosts, rc.params.pattern!);
         return { hypervisors: hosts.map((h) => hypervisorView(rc, h, all.numbers.get(h.id)!, all.svcs.get(h.id)!, all.usage.get(h.hostname)!, false, false)) };
       },
-    }, undefined, '2.52'),
-    versioned({
+    }), undefined, '2.52'),
+    versioned(route({
       method: 'GET', path: '/v2.1/os-hypervisors/:pattern/servers', rule,
       async handler(rc) {
         const all = await load();
@@ -312,9 +312,9 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           }),
         };
       },
-    }, undefined, '2.52'),
+    }), undefined, '2.52'),
     // services
-    {
+    route({
       method: 'GET', path: '/v2.1/os-services', rule: 'os_compute_api:os-services',
       async handler(rc) {
         if (mv(rc).ge('2.75')) strictQuery(rc, ['host', 'binary']);
@@ -323,13 +323,13 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
         const all = (await services(ctx)).filter((s) => (host === undefined || s.host === host) && (binary === undefined || s.binary === binary));
         return { services: all.map((s) => viewService(rc, s)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/os-services/:id', rule: 'os_compute_api:os-services',
       async handler(rc) {
         const v = mv(rc);
         const id = rc.params.id!;
-        const body = (rc.body ?? {}) as Record<string, unknown>;
+        const body = objectOf(rc.body) ?? {};
         if (v.lt('2.53')) {
           // PUT /os-services/{enable|disable|disable-log-reason|force-down} {host, binary}
           const actions = ['enable', 'disable', 'disable-log-reason', ...(v.ge('2.11') ? ['force-down'] : [])];
@@ -367,8 +367,8 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
         });
         return { service: viewService(rc, updated) };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/os-services/:id', rule: 'os_compute_api:os-services', status: 204,
       async handler(rc) {
         const v = mv(rc);
@@ -385,7 +385,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           await tx.deleteFrom('compute_hosts').where('id', '=', h.id).execute();
         });
       },
-    },
+    }),
   ];
 }
 

@@ -1,7 +1,7 @@
 // /servers/{id}/os-instance-actions: what was done to a server, by whom, and
 // (for admins, or everyone from 2.51) the events of each action.
 import { createHash } from 'node:crypto';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { badRequest, notFound } from '../../common/errors.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, naiveTime, pageParams, parseTime, q, strictQuery } from './http.ts';
@@ -23,7 +23,7 @@ export function instanceActionRoutes(ctx: ComputeContext): Route[] {
   // Deleted servers keep their actions from 2.21.
   const target = (rc: RouteContext) => serverTarget(ctx, rc, { deleted: mv(rc).ge('2.21') });
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/os-instance-actions', rule: 'os_compute_api:os-instance-actions:list', target,
       async handler(rc) {
         const v = mv(rc);
@@ -52,8 +52,8 @@ export function instanceActionRoutes(ctx: ComputeContext): Route[] {
         }
         return { instanceActions: rows.map((a) => viewAction(rc, a)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/os-instance-actions/:request_id', rule: 'os_compute_api:os-instance-actions:list', target,
       async handler(rc) {
         const v = mv(rc);
@@ -79,6 +79,6 @@ export function instanceActionRoutes(ctx: ComputeContext): Route[] {
         }
         return { instanceAction: out };
       },
-    },
+    }),
   ];
 }

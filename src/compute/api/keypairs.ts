@@ -5,9 +5,9 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { isValidName, mv, nextLinks, pageParams, q, strictQuery, validate } from './http.ts';
+import { isValidName, mv, nextLinks, pageParams, q, strictQuery, validate, objectOf } from './http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { claimTransaction, countOf, projectLimits } from './quota.ts';
 import { generateSshKey, generateX509, sshFingerprint, x509Fingerprint } from './ssh-keys.ts';
@@ -25,7 +25,7 @@ const CreateBody = Type.Object({
 
 function checkBody(rc: RouteContext) {
   const v = mv(rc);
-  const kp = validate<any>(CreateBody, rc.body).keypair;
+  const kp = validate(CreateBody, rc.body).keypair;
   const unexpected = (k: string) => badRequest(`Invalid input for field/attribute keypair. Value: ${JSON.stringify(kp)}. Additional properties are not allowed ('${k}' was unexpected)`);
   if (kp.type !== undefined && v.lt('2.2')) throw unexpected('type');
   if (kp.user_id !== undefined && v.lt('2.10')) throw unexpected('user_id');
@@ -66,7 +66,7 @@ export async function findKeypair(ctx: ComputeContext, userId: string, name: str
 export function keypairRoutes(ctx: ComputeContext): Route[] {
   const db = ctx.db;
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/os-keypairs', rule: 'os_compute_api:os-keypairs',
       target: (rc) => ({ user_id: targetUser(rc) }),
       async handler(rc) {
@@ -93,12 +93,12 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         }
         return out;
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-keypairs', rule: 'os_compute_api:os-keypairs',
       target: (rc) => {
-        const body = rc.body as { keypair?: { user_id?: unknown } } | undefined;
-        const u = mv(rc).ge('2.10') && typeof body?.keypair?.user_id === 'string' ? body.keypair.user_id : rc.cred!.userId;
+        const asked = objectOf(objectOf(rc.body)?.keypair)?.user_id;
+        const u = mv(rc).ge('2.10') && typeof asked === 'string' ? asked : rc.cred!.userId;
         return { user_id: u };
       },
       async handler(rc) {
@@ -136,8 +136,8 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         rc.reply.code(v.ge('2.2') ? 201 : 200);
         return { keypair: view(rc, { ...row, id }, 'create', privateKey) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-keypairs/:name', rule: 'os_compute_api:os-keypairs',
       target: (rc) => ({ user_id: targetUser(rc) }),
       async handler(rc) {
@@ -146,8 +146,8 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         if (!k) throw notFound(`Keypair ${rc.params.name} not found for user ${userId}`);
         return { keypair: view(rc, k, 'show') };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/os-keypairs/:name', rule: 'os_compute_api:os-keypairs',
       target: (rc) => ({ user_id: targetUser(rc) }),
       async handler(rc) {
@@ -156,6 +156,6 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         if (Number(r.numDeletedRows) === 0) throw notFound(`Keypair ${rc.params.name} not found for user ${userId}`);
         rc.reply.code(mv(rc).ge('2.2') ? 204 : 202);
       },
-    },
+    }),
   ];
 }

@@ -1,7 +1,7 @@
 // Small read-only compute routes: /extensions (Nova's fixed, deprecated
 // extension list), /servers/{id}/ips and /servers/{id}/topology (2.78).
 import { notFound } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { versioned } from './http.ts';
 import { loadServer, serverTarget } from './servers-store.ts';
@@ -45,35 +45,35 @@ const EXTENSIONS = [
 export function miscRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
-    { method: 'GET', path: '/v2.1/extensions', rule: 'os_compute_api:extensions', handler: () => ({ extensions: EXTENSIONS }) },
-    {
+    route({ method: 'GET', path: '/v2.1/extensions', rule: 'os_compute_api:extensions', handler: () => ({ extensions: EXTENSIONS }) }),
+    route({
       method: 'GET', path: '/v2.1/extensions/:alias', rule: 'os_compute_api:extensions',
       handler(rc) {
         const e = EXTENSIONS.find((x) => x.alias === rc.params.alias);
         if (!e) throw notFound('The resource could not be found.');
         return { extension: e };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/ips', rule: 'os_compute_api:ips:index', target,
       async handler(rc) {
         await loadServer(ctx, rc);
         return { addresses: {} };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/ips/:network', rule: 'os_compute_api:ips:index', target,
       async handler(rc) {
         await loadServer(ctx, rc);
         throw notFound("There's no such network.");
       },
-    },
-    versioned({
+    }),
+    versioned(route({
       method: 'GET', path: '/v2.1/servers/:server_id/topology', rule: 'os_compute_api:servers:topology', target,
       async handler(rc) {
         await loadServer(ctx, rc);
         return { nodes: [], pagesize_kb: null };
       },
-    }, '2.78'),
+    }), '2.78'),
   ];
 }

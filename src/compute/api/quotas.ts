@@ -3,10 +3,10 @@
 // default limits, and usage counted from the live rows.
 import { badRequest, forbidden } from '../../common/errors.ts';
 import type { Db } from '../../db/database.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { getProject } from '../../identity/lookup.ts';
 import type { ComputeContext } from './context.ts';
-import { boolFrom, mv, q, strictQuery } from './http.ts';
+import { boolFrom, mv, q, strictQuery, objectOf } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { classLimits, countOf, keystoneGoverned, projectLimits, quotaKey, QUOTA_RESOURCES, serverUsage, type Limits, type QuotaResource } from './quota.ts';
 
@@ -39,11 +39,11 @@ async function checkProject(ctx: ComputeContext, id: string): Promise<void> {
 
 /** Parses an update body: known resources only (per microversion), integers >= -1, and `force`. */
 function parseUpdate(rc: RouteContext, key: 'quota_set' | 'quota_class_set', allowed: QuotaResource[]): { values: Partial<Limits>; force: boolean } {
-  const body = rc.body as Record<string, unknown> | undefined;
-  if (!body || typeof body !== 'object' || Object.keys(body).some((k) => k !== key) || !body[key] || typeof body[key] !== 'object') {
+  const body = objectOf(rc.body);
+  const set = objectOf(body?.[key]);
+  if (!body || Object.keys(body).some((k) => k !== key) || !set) {
     throw badRequest(`Invalid input for field/attribute ${key}. '${key}' is a required property`);
   }
-  const set = body[key] as Record<string, unknown>;
   const values: Partial<Limits> = {};
   let force = false;
   for (const [k, raw] of Object.entries(set)) {
@@ -82,7 +82,7 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
   const userOf = (rc: RouteContext) => q(rc, 'user_id') || undefined;
   const strict = (rc: RouteContext, allowed: string[]) => { if (mv(rc).ge('2.75')) strictQuery(rc, allowed); };
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/limits', rule: 'os_compute_api:limits',
       async handler(rc) {
         const v = mv(rc);
@@ -112,8 +112,8 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         for (const [name, r] of usedNames) if (!filtered.includes(r)) absolute[name] = used[r];
         return { limits: { rate: [], absolute } };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:show', target: projectTarget,
       async handler(rc) {
         strict(rc, ['user_id']);
@@ -121,8 +121,8 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         await checkProject(ctx, id);
         return { quota_set: { id, ...pick(await projectLimits(db, id, userOf(rc)), shown(rc)) } };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-quota-sets/:project_id/detail', rule: 'os_compute_api:os-quota-sets:show', target: projectTarget,
       async handler(rc) {
         strict(rc, ['user_id']);
@@ -135,16 +135,16 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         for (const r of shown(rc)) out[r] = { limit: limits[r], in_use: used[r], reserved: 0 };
         return { quota_set: out };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-quota-sets/:project_id/defaults', rule: 'os_compute_api:os-quota-sets:defaults', target: projectTarget,
       async handler(rc) {
         const id = rc.params.project_id!;
         await checkProject(ctx, id);
         return { quota_set: { id, ...pick(await classLimits(db, 'default'), shown(rc)) } };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:update', target: projectTarget,
       async handler(rc) {
         strict(rc, ['user_id']);
@@ -167,8 +167,8 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         await saveLimits(db, user ? quotaKey.user(id, user) : id, values, governed);
         return { quota_set: pick(await projectLimits(db, id, user), shown(rc)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/os-quota-sets/:project_id', rule: 'os_compute_api:os-quota-sets:delete', target: projectTarget, status: 202,
       async handler(rc) {
         strict(rc, ['user_id']);
@@ -177,16 +177,16 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         if (user) await db.deleteFrom('compute_quotas').where('project_id', '=', quotaKey.user(id, user)).execute();
         else await db.deleteFrom('compute_quotas').where((eb) => eb.or([eb('project_id', '=', id), eb('project_id', 'like', quotaKey.user(id, '%'))])).execute();
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-quota-class-sets/:class', rule: 'os_compute_api:os-quota-sets:update',
       async handler(rc) {
         const name = rc.params.class!;
         const limits = await classLimits(db, name);
         return { quota_class_set: { id: name, ...pick(limits, classShown(rc)) } };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/os-quota-class-sets/:class', rule: 'os_compute_api:os-quota-sets:update',
       async handler(rc) {
         const name = rc.params.class!;
@@ -196,6 +196,6 @@ export function quotaRoutes(ctx: ComputeContext): Route[] {
         const limits = await classLimits(db, name);
         return { quota_class_set: pick(limits, classShown(rc)) };
       },
-    },
+    }),
   ];
 }

@@ -3,15 +3,16 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
+import { kindOf } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound, ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate } from './http.ts';
+import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { overQuota, projectLimits } from './quota.ts';
@@ -104,7 +105,7 @@ const ConsoleBody = Type.Union([Type.Null(), Type.Object({
 const LockBody = Type.Union([Type.Null(), Type.Object({ locked_reason: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }, { additionalProperties: false })]);
 
 export function serverActionRoutes(ctx: ComputeContext): Route[] {
-  return [{
+  return [route({
     method: 'POST', path: '/v2.1/servers/:server_id/action', rule: 'os_compute_api:servers:action',
     target: (rc) => serverTarget(ctx, rc),
     async handler(rc) {
@@ -136,8 +137,9 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         case 'resume':
           return power({ action: 'resume', event: 'compute_resume_instance', taskState: T.RESUMING, desiredPower: 'running' }, [V.SUSPENDED]);
         case 'reboot': {
-          const type = arg && typeof arg === 'object' ? String((arg as { type?: unknown }).type ?? '') : '';
-          if (!/^(hard|soft)$/i.test(type) || Object.keys(arg).length !== 1) {
+          const given = objectOf(arg);
+          const type = String(given?.type ?? '');
+          if (!given || !/^(hard|soft)$/i.test(type) || Object.keys(given).length !== 1) {
             throw badRequest(`Invalid input for field/attribute reboot. Value: ${JSON.stringify(arg)}. 'type' must be one of HARD, SOFT`);
           }
           checkLock(cred, s);
@@ -151,7 +153,7 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           return applyIntent(ctx, rc, s, { action: 'reboot', event: 'compute_reboot_instance', taskState: T.REBOOTING_HARD, reboot: 'HARD', desiredPower: 'running' });
         }
         case 'lock': {
-          const body = validate<{ locked_reason?: string } | null>(LockBody, arg ?? null);
+          const body = validate(LockBody, arg ?? null);
           if (body?.locked_reason !== undefined && v.lt('2.73')) throw badRequest(`Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)`);
           const isOwner = s.project_id === cred.projectId;
           if (s.locked && isOwner) return;
@@ -178,15 +180,15 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         case 'rebuild':
           return rebuild(ctx, rc, s, arg);
         case 'createImage': {
-          const body = validate<{ name: string; metadata?: Record<string, string> }>(CreateImageBody, arg);
+          const body = validate(CreateImageBody, arg);
           return snapshot(ctx, rc, s, body.name, body.metadata ?? {}, null);
         }
         case 'createBackup': {
-          const body = validate<{ name: string; backup_type: string; rotation: number | string; metadata?: Record<string, string> }>(BackupBody, arg);
+          const body = validate(BackupBody, arg);
           return snapshot(ctx, rc, s, body.name, body.metadata ?? {}, { type: body.backup_type, rotation: Number(body.rotation) });
         }
         case 'os-getConsoleOutput': {
-          const body = validate<{ length?: number | string | null } | null>(ConsoleBody, arg ?? null);
+          const body = validate(ConsoleBody, arg ?? null);
           const raw = body?.length;
           const length = raw === undefined || raw === null ? null : Number(raw);
           if (length !== null && length < -1) throw badRequest(`Invalid input for field/attribute length. Value: ${raw}. ${raw} is less than the minimum of -1`);
@@ -250,13 +252,13 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           throw badRequest(`There is no such action: ${action}`);
       }
     },
-  }];
+  })];
 }
 
 async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
   const v = mv(rc);
   const cred = rc.cred!;
-  const body = validate<Record<string, any>>(RebuildBody, arg);
+  const body = validate(RebuildBody, arg);
   checkVersionedFields(rc, body, REBUILD_FIELDS, 'rebuild');
   if (body.name !== undefined) checkName('name', body.name);
   if (typeof body.description === 'string' && !isPrintable(body.description)) throw badRequest('Invalid input for field/attribute description.');
@@ -268,7 +270,7 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   const flavor = parseFlavor(s);
   const image = checkImage(await ctx.images.get(cred, imageId), flavor, 'Cannot find image for rebuild');
   if (kindOfImage(image) !== s.kind) throw badRequest(`Image ${image.id} is unacceptable: it needs a ${kindOfImage(image)} host, and this server is a ${s.kind}.`);
-  const metadata = body.metadata as Record<string, string> | undefined;
+  const metadata = body.metadata;
   if (metadata) {
     const limits = await projectLimits(ctx.db, s.project_id);
     const n = Object.keys(metadata).length;
@@ -282,7 +284,7 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
   if (body.hostname !== undefined) set.hostname = body.hostname;
   if (body.trusted_image_certificates !== undefined) set.trusted_certs = body.trusted_image_certificates ? JSON.stringify(body.trusted_image_certificates) : null;
-  if ('key_name' in body) {
+  if (body.key_name !== undefined) {
     if (body.key_name === null) {
       set.key_name = null;
       set.key_data = null;
@@ -335,8 +337,8 @@ async function snapshot(
   const base = s.image_id ? await ctx.images.get(cred, s.image_id) : undefined;
   const image = await ctx.images.createSnapshot(cred, {
     name,
-    containerFormat: s.kind === 'container' ? 'docker' : 'bare',
-    diskFormat: s.kind === 'container' ? 'raw' : 'qcow2',
+    containerFormat: kindOf(s.kind).snapshot.containerFormat,
+    diskFormat: kindOf(s.kind).snapshot.diskFormat,
     minDisk: Math.max(flavor.disk, base?.minDisk ?? 0),
     minRam: base?.minRam ?? 0,
     properties: {

@@ -1,8 +1,9 @@
 // Admin and housekeeping routes around servers: diagnostics, the metadata
 // service's password slot (os-server-password) and os-server-external-events.
+import { kindOf } from '../kinds.ts';
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, validate } from './http.ts';
 import { loadServer, serverTarget } from './servers-store.ts';
@@ -23,7 +24,7 @@ const EventsBody = Type.Object({
 export function serverExtraRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/diagnostics', rule: 'os_compute_api:os-server-diagnostics', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -31,35 +32,35 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         const f = parseFlavor(s);
         const uptime = s.launched_at && s.power_state === 1 ? Math.floor((Date.now() - Date.parse(s.launched_at)) / 1000) : null;
         if (mv(rc).lt('2.48')) {
-          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: s.kind === 'container' ? 'runc' : 'qemu' };
+          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: kindOf(s.kind).hypervisor };
         }
         return {
-          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor: s.kind === 'container' ? 'runc' : 'qemu', hypervisor_os: 'linux',
-          uptime, config_drive: s.config_drive === 'True', num_cpus: f.vcpus, num_nics: 0, num_disks: s.kind === 'container' ? 0 : 1,
+          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor: kindOf(s.kind).hypervisor, hypervisor_os: 'linux',
+          uptime, config_drive: s.config_drive === 'True', num_cpus: f.vcpus, num_nics: 0, num_disks: kindOf(s.kind).disks,
           memory_details: { maximum: f.ram, used: null },
           cpu_details: Array.from({ length: f.vcpus }, (_, id) => ({ id, time: null, utilisation: null })),
           nic_details: [], disk_details: [],
         };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:show', target,
       async handler(rc) {
         await loadServer(ctx, rc);
         return { password: '' };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:update', target, status: 204,
       async handler(rc) {
         await loadServer(ctx, rc);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-server-external-events', rule: 'os_compute_api:os-server-external-events',
       async handler(rc) {
         const v = mv(rc);
-        const body = validate<{ events: Array<Record<string, string>> }>(EventsBody, rc.body);
+        const body = validate(EventsBody, rc.body);
         const names = [...EVENT_NAMES, ...(v.ge('2.51') ? ['volume-extended'] : []), ...(v.ge('2.76') ? ['power-update'] : []),
           ...(v.ge('2.82') ? ['accelerator-request-bound'] : []), ...(v.ge('2.93') ? ['volume-reimaged'] : [])];
         for (const e of body.events) {
@@ -88,6 +89,6 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         rc.reply.code(code);
         return { events: out };
       },
-    },
+    }),
   ];
 }

@@ -4,7 +4,7 @@
 import { Type } from 'typebox';
 import { badRequest, forbidden, notFound } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { checkName, has, MAX_LIMIT, mv, q, strictQuery, validate } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -67,7 +67,7 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
   };
   const target = async (rc: RouteContext) => ({ project_id: (await load(rc)).project_id });
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/os-server-groups', rule: 'os_compute_api:os-server-groups:index',
       async handler(rc) {
         if (mv(rc).ge('2.75')) strictQuery(rc, ['all_projects', 'limit', 'offset']);
@@ -86,8 +86,8 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
         const m = await members(ctx, rows.map((r) => r.id));
         return { server_groups: rows.map((g) => view(rc, g, m.get(g.id)!)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2.1/os-server-groups', rule: 'os_compute_api:os-server-groups:create',
       target: (rc) => ({ project_id: rc.cred?.projectId }),
       async handler(rc) {
@@ -97,7 +97,7 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
         let rules: Record<string, number> = {};
         let name: string;
         if (v.ge('2.64')) {
-          const body = validate<any>(Create264, rc.body).server_group;
+          const body = validate(Create264, rc.body).server_group;
           name = body.name;
           policy = body.policy;
           if (![...POLICIES, ...SOFT].includes(policy)) throw badRequest(`Invalid input for field/attribute policy. Value: ${policy}. '${policy}' is not one of ${JSON.stringify([...POLICIES, ...SOFT])}`);
@@ -106,7 +106,7 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
             if (body.rules.max_server_per_host !== undefined) rules = { max_server_per_host: Number(body.rules.max_server_per_host) };
           }
         } else {
-          const body = validate<any>(CreateOld, rc.body).server_group;
+          const body = validate(CreateOld, rc.body).server_group;
           name = body.name;
           policy = body.policies[0];
           const allowed = v.ge('2.15') ? [...POLICIES, ...SOFT] : POLICIES;
@@ -121,15 +121,15 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
         });
         return { server_group: view(rc, row, []) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-server-groups/:group_id', rule: 'os_compute_api:os-server-groups:show', target,
       async handler(rc) {
         const g = await load(rc);
         return { server_group: view(rc, g, (await members(ctx, [g.id])).get(g.id)!) };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/os-server-groups/:group_id', rule: 'os_compute_api:os-server-groups:delete', target, status: 204,
       async handler(rc) {
         const g = await load(rc);
@@ -138,6 +138,6 @@ export function serverGroupRoutes(ctx: ComputeContext): Route[] {
           await tx.deleteFrom('compute_server_groups').where('id', '=', g.id).execute();
         });
       },
-    },
+    }),
   ];
 }

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { endpoint, validate, versioned } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -44,23 +44,23 @@ export function serverMetadataRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   const base = '/v2.1/servers/:server_id/metadata';
   return [
-    {
+    route({
       method: 'GET', path: base, rule: 'os_compute_api:server-metadata:index', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         return { metadata: (await metadataOf(ctx.db, [s.id])).get(s.id)! };
       },
-    },
-    {
+    }),
+    route({
       method: ['POST', 'PUT'], path: base, rule: 'os_compute_api:server-metadata:change', target,
       async handler(rc) {
-        const body = validate<{ metadata: Record<string, string> }>(MetadataBody, rc.body);
+        const body = validate(MetadataBody, rc.body);
         const s = await loadServer(ctx, rc);
         checkChangeable(rc, s, 'update_instance_metadata');
         return { metadata: await saveMetadata(ctx, s, body.metadata, rc.req.method === 'PUT') };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/:key`, rule: 'os_compute_api:server-metadata:index', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -69,8 +69,8 @@ export function serverMetadataRoutes(ctx: ComputeContext): Route[] {
         if (!(key in md)) throw notFound('Metadata item was not found');
         return { meta: { [key]: md[key] } };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: `${base}/:key`, rule: 'os_compute_api:server-metadata:change', target,
       async handler(rc) {
         const meta = metadataItem(rc);
@@ -79,8 +79,8 @@ export function serverMetadataRoutes(ctx: ComputeContext): Route[] {
         await saveMetadata(ctx, s, meta, false);
         return { meta };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/:key`, rule: 'os_compute_api:server-metadata:change', target, status: 204,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -94,7 +94,7 @@ export function serverMetadataRoutes(ctx: ComputeContext): Route[] {
         });
         ctx.engine.notify(s.host);
       },
-    },
+    }),
   ];
 }
 
@@ -115,17 +115,17 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
     await ctx.db.updateTable('compute_servers').set({ updated_at: nowIso() }).where('id', '=', s.id).execute();
   };
   const routes: Route[] = [
-    {
+    route({
       method: 'GET', path: base, rule: 'os_compute_api:os-server-tags:index', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         return { tags: (await tagsOf(ctx.db, [s.id])).get(s.id)! };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: base, rule: 'os_compute_api:os-server-tags:change', target,
       async handler(rc) {
-        const body = validate<{ tags: string[] }>(TagsBody, rc.body);
+        const body = validate(TagsBody, rc.body);
         const s = await loadServer(ctx, rc);
         checkTaggable(s, 'update tags');
         const tags = [...new Set(body.tags)];
@@ -136,8 +136,8 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
         await touch(s);
         return { tags: tags.sort() };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: base, rule: 'os_compute_api:os-server-tags:change', target, status: 204,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -145,8 +145,8 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
         await ctx.db.deleteFrom('compute_server_tags').where('server_id', '=', s.id).execute();
         await touch(s);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/:tag`, rule: 'os_compute_api:os-server-tags:index', target, status: 204,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -154,8 +154,8 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
         const row = await ctx.db.selectFrom('compute_server_tags').select('tag').where('server_id', '=', s.id).where('tag', '=', tag).executeTakeFirst();
         if (!row) throw notFound(`Server ${s.id} has no tag '${tag}'`);
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: `${base}/:tag`, rule: 'os_compute_api:os-server-tags:change', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -173,8 +173,8 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
         await touch(s);
         rc.reply.code(201).header('Location', location);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/:tag`, rule: 'os_compute_api:os-server-tags:change', target, status: 204,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
@@ -184,7 +184,7 @@ export function serverTagRoutes(ctx: ComputeContext): Route[] {
         if (Number(r.numDeletedRows) === 0) throw notFound(`Server ${s.id} has no tag '${tag}'`);
         await touch(s);
       },
-    },
+    }),
   ];
   return routes.map((r) => versioned(r, '2.26'));
 }

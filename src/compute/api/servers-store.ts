@@ -1,18 +1,18 @@
 // Server rows as the API routes use them: loading with tenancy, the related
 // rows a view needs (metadata, tags, group, host), and instance actions.
 import type { FastifyRequest } from 'fastify';
-import type { Selectable, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
 import type { Credentials } from '../../http/auth.ts';
 import type { RouteContext } from '../../http/service.ts';
+import type { HostRow, ServerRow } from '../schema.ts';
 import type { ComputeContext } from './context.ts';
 import { isComputeAdmin } from './policy.ts';
 
-export type ServerRow = Selectable<Tables['compute_servers']>;
-export type HostRow = Selectable<Tables['compute_hosts']>;
+export type { HostRow, ServerRow };
 type Executor = Db | Transaction<Tables>;
 
 export const serverMissing = (id: string) => notFound(`Instance ${id} could not be found.`);

@@ -1,4 +1,5 @@
 // The server body exactly as Nova's view builder renders it, per microversion.
+import { kindOf } from '../kinds.ts';
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Credentials } from '../../http/auth.ts';
@@ -143,7 +144,7 @@ export function renderServer(
       out['OS-EXT-SRV-ATTR:launch_index'] = s.launch_index;
       out['OS-EXT-SRV-ATTR:ramdisk_id'] = '';
       out['OS-EXT-SRV-ATTR:reservation_id'] = s.reservation_id;
-      out['OS-EXT-SRV-ATTR:root_device_name'] = s.kind === 'vm' ? '/dev/vda' : null;
+      out['OS-EXT-SRV-ATTR:root_device_name'] = kindOf(s.kind).rootDeviceName;
       if (opt.showUserData) out['OS-EXT-SRV-ATTR:user_data'] = s.user_data;
     }
   }

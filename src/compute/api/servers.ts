@@ -1,14 +1,15 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
+import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { extraSpecsOf, findFlavor } from './flavors.ts';
-import { accessIp, boolFrom, checkName, endpoint, has, isPrintable, isUuid, mv, nextLinks, pageParams, parseTime, q, qAll, validate } from './http.ts';
+import { accessIp, keyedBy, boolFrom, checkName, endpoint, has, isPrintable, isUuid, mv, nextLinks, pageParams, parseTime, q, qAll, validate, objectOf } from './http.ts';
 import type { ImageInfo } from './images-access.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -20,18 +21,18 @@ import { statesOf, TaskState, VmState } from './state.ts';
 // ---- request bodies
 
 const METADATA_KEY = '^[a-zA-Z0-9-_:. ]{1,255}$';
-export const Metadata = Type.Object({}, { patternProperties: { [METADATA_KEY]: Type.String({ maxLength: 255 }) }, additionalProperties: false });
+export const Metadata = keyedBy(METADATA_KEY, Type.String({ maxLength: 255 }));
 /** {"metadata": {...}}: sets or replaces a server's (or, below 2.39, an image's) metadata. */
 export const MetadataBody = Type.Object({ metadata: Metadata }, { additionalProperties: false });
 const MetaBody = Type.Object({
-  meta: Type.Object({}, { patternProperties: { [METADATA_KEY]: Type.String({ maxLength: 255 }) }, additionalProperties: false, minProperties: 1, maxProperties: 1 }),
+  meta: keyedBy(METADATA_KEY, Type.String({ maxLength: 255 }), { minProperties: 1, maxProperties: 1 }),
 }, { additionalProperties: false });
 
 /** The body of PUT .../metadata/{key}: {"meta": {key: value}}, one item whose key is the URI's. */
 export function metadataItem(rc: RouteContext): Record<string, string> {
-  const raw = rc.body as { meta?: Record<string, unknown> } | undefined;
-  if (raw?.meta && typeof raw.meta === 'object' && Object.keys(raw.meta).length > 1) throw badRequest('Request body contains too many items');
-  const { meta } = validate<{ meta: Record<string, string> }>(MetaBody, rc.body);
+  const asked = objectOf(objectOf(rc.body)?.meta);
+  if (asked && Object.keys(asked).length > 1) throw badRequest('Request body contains too many items');
+  const { meta } = validate(MetaBody, rc.body);
   if (!(rc.params.key! in meta)) throw badRequest('Request body and URI mismatch');
   return meta;
 }
@@ -148,11 +149,8 @@ const reservationId = () => `r-${randomBytes(6).toString('base64url').replace(/[
 /** The id at the end of an href (Nova's get_id_from_href). */
 export const idFromHref = (ref: string): string => new URL(ref, 'http://x/').pathname.split('/').at(-1) ?? '';
 
-/** The kind of host an image needs: OCI/Docker images are containers; disk images are VMs. */
-export function kindOfImage(img: ImageInfo): 'container' | 'vm' {
-  const cf = (img.containerFormat ?? '').toLowerCase();
-  return cf === 'docker' || cf === 'oci' ? 'container' : 'vm';
-}
+/** The kind of host an image needs (kinds.ts: OCI/Docker images are containers; disk images are VMs). */
+export const kindOfImage = (img: ImageInfo): KindName => kindOfImageFormat(img.containerFormat);
 
 /** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks). */
 export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; disk: number }, missing = 'Can not find requested image'): ImageInfo {
@@ -161,7 +159,7 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
   const cf = (img.containerFormat ?? '').toLowerCase();
   if (cf === 'aki' || cf === 'ari') throw badRequest(`Image ${img.id} is unacceptable: a kernel or ramdisk image cannot be booted.`);
   if (img.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
-  if (kindOfImage(img) === 'vm' && flavor.disk > 0) {
+  if (KINDS[kindOfImage(img)].rootDisk && flavor.disk > 0) {
     if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
     if (img.size !== null && img.size > flavor.disk * 1024 ** 3) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${img.size} bytes.`);
   }
@@ -178,8 +176,8 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   const v = mv(rc);
   const cred = rc.cred!;
   const admin = isComputeAdmin(cred);
-  const body = validate<any>(CreateBody, rc.body);
-  const sv = body.server as Record<string, any>;
+  const body = validate(CreateBody, rc.body);
+  const sv = body.server;
   checkVersionedFields(rc, sv, CREATE_FIELDS, 'server');
   if (v.ge('2.37') && sv.networks === undefined) throw badRequest(`Invalid input for field/attribute server. 'networks' is a required property`);
   if (v.lt('2.37') && typeof sv.networks === 'string') throw badRequest(`Invalid input for field/attribute networks. Value: ${sv.networks}. '${sv.networks}' is not of type 'array'`);
@@ -209,7 +207,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   if (sv.host !== undefined || sv.hypervisor_hostname !== undefined) {
     if (!admin) throw forbidden(`Policy doesn't allow compute:servers:create:requested_destination to be performed.`);
     if (forcedHost) throw badRequest('One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.');
-    forcedHost = sv.host ?? sv.hypervisor_hostname;
+    forcedHost = sv.host ?? sv.hypervisor_hostname ?? null;
   }
   if (forcedHost && !(await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', forcedHost).executeTakeFirst())) {
     throw badRequest(`Compute host ${forcedHost} could not be found.`);
@@ -246,7 +244,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
   }
   const image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
-  if (flavor.disk === 0 && kindOfImage(image) === 'vm' && !admin) {
+  if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
     throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
   }
 
@@ -582,20 +580,20 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
   const db = ctx.db;
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
-    {
+    route({
       method: 'POST', path: '/v2.1/servers', rule: 'os_compute_api:servers:create',
       target: (rc) => ({ project_id: rc.cred?.projectId, user_id: rc.cred?.userId }),
       handler: (rc) => createServers(ctx, rc),
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers', rule: 'os_compute_api:servers:index',
       async handler(rc) {
         const { rows, limit } = await listServers(ctx, rc, false);
         const next = nextLinks(rc.req, 'servers', rows, rows.at(-1)?.id, limit);
         return { servers: rows.map((s) => renderBrief(rc.req, s)), ...(next ? { servers_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/detail', rule: 'os_compute_api:servers:detail',
       async handler(rc) {
         const { rows, limit } = await listServers(ctx, rc, true);
@@ -603,20 +601,20 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
         const next = nextLinks(rc.req, 'servers/detail', rows, rows.at(-1)?.id, limit);
         return { servers: rows.map((s) => renderServer(ctx, rc.req, rc.cred!, s, data)), ...(next ? { servers_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:show', target,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         const data = await viewData(ctx, [s]);
         return { server: renderServer(ctx, rc.req, rc.cred!, s, data, { showServerGroups: mv(rc).ge('2.71') }) };
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:update', target,
       async handler(rc) {
         const v = mv(rc);
-        const body = validate<any>(UpdateBody, rc.body).server as Record<string, any>;
+        const body = validate(UpdateBody, rc.body).server;
         checkVersionedFields(rc, body, [['description', '2.19', null], ['hostname', '2.90', null]], 'server');
         const s = await loadServer(ctx, rc);
         const set: Record<string, unknown> = {};
@@ -641,15 +639,15 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
         void v;
         return { server: renderServer(ctx, rc.req, rc.cred!, fresh, data, partialView(rc.req, false)) };
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2.1/servers/:server_id', rule: 'os_compute_api:servers:delete', target, status: 204,
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         if (s.locked && !isComputeAdmin(rc.cred)) throw conflict(`Instance ${s.id} is locked`);
         await deleteServer(ctx, rc.cred!, rc.req.id, s, 'delete');
       },
-    },
+    }),
   ];
 }
 

@@ -1,7 +1,7 @@
 // /os-simple-tenant-usage: hours, vCPU-hours, RAM-hours and disk-hours of the
 // servers that ran in a period, per project (pagination from 2.40).
 import { badRequest } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, nextLinks, pageParams, q } from './http.ts';
 import type { ServerRow } from './servers-store.ts';
@@ -82,20 +82,20 @@ async function usages(ctx: ComputeContext, rc: RouteContext, projectId: string |
 
 export function usageRoutes(ctx: ComputeContext): Route[] {
   return [
-    {
+    route({
       method: 'GET', path: '/v2.1/os-simple-tenant-usage', rule: 'os_compute_api:os-simple-tenant-usage:list',
       async handler(rc) {
         const { usages: list, next } = await usages(ctx, rc, undefined, q(rc, 'detailed') === '1');
         return { tenant_usages: list, ...(next ? { tenant_usages_links: next } : {}) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2.1/os-simple-tenant-usage/:project_id', rule: 'os_compute_api:os-simple-tenant-usage:show',
       target: (rc) => ({ project_id: rc.params.project_id }),
       async handler(rc) {
         const { usages: list, next } = await usages(ctx, rc, rc.params.project_id!, true);
         return { tenant_usage: list[0] ?? {}, ...(next ? { tenant_usage_links: next } : {}) };
       },
-    },
+    }),
   ];
 }

@@ -1,7 +1,7 @@
 // GET /compute/ (every version), /compute/v2.1/ and /compute/v2/ (one version).
 import type { FastifyRequest } from 'fastify';
 import { PUBLIC } from '../../http/policy.ts';
-import type { Route } from '../../http/service.ts';
+import { route, type Route } from '../../http/service.ts';
 import { hostUrl, MAX_VERSION, MIN_VERSION, PREFIX } from './http.ts';
 
 const VERSIONS = {
@@ -31,7 +31,7 @@ function one(req: FastifyRequest, id: VersionId) {
 
 export function versionRoutes(): Route[] {
   return [
-    {
+    route({
       method: 'GET', path: '/', rule: PUBLIC,
       handler: (rc) => ({
         versions: (Object.keys(VERSIONS) as VersionId[]).map((id) => {
@@ -42,8 +42,8 @@ export function versionRoutes(): Route[] {
           };
         }),
       }),
-    },
-    { method: 'GET', path: '/v2.1', rule: PUBLIC, handler: (rc) => one(rc.req, 'v2.1') },
-    { method: 'GET', path: '/v2', rule: PUBLIC, handler: (rc) => one(rc.req, 'v2.0') },
+    }),
+    route({ method: 'GET', path: '/v2.1', rule: PUBLIC, handler: (rc) => one(rc.req, 'v2.1') }),
+    route({ method: 'GET', path: '/v2', rule: PUBLIC, handler: (rc) => one(rc.req, 'v2.0') }),
   ];
 }

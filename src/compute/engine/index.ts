@@ -14,43 +14,16 @@ import { parseJsonList, parseJsonObject } from '../../common/json.ts';
 import { randomBytes, createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Selectable } from 'kysely';
 import { ApiError, conflict } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
-import type { Tables } from '../../db/tables.ts';
 import type { Service } from '../../http/service.ts';
-import type { ComputeDeps } from '../service.ts';
+import type { ServerRow } from '../schema.ts';
+import type { AgentRequestKind, Engine, EngineDeps as ComputeDeps } from './interface.ts';
 import { AGENT_CREDENTIALS, agentRoutes, agentRules, type AgentApi } from './agent-api.ts';
 import { desiredServers } from './desired.ts';
 import { AGENT_TOKEN_HEADER, type DesiredServer, type HostInfo, type HostRegistration, type PendingRequest, type RequestReport, type ServerReport, type WatchRequest, type WatchResponse } from './protocol.ts';
 import { hostIsUp, NO_VALID_HOST, Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { Signals } from './signals.ts';
-
-export type AgentRequestKind = 'console' | 'snapshot';
-export type ServerRow = Selectable<Tables['compute_servers']>;
-
-export interface Engine {
-  /** The API agents connect to (under /agent), authenticated by the agent token. */
-  agentService: Service;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** Wakes the scheduler: a server waits for a host. */
-  kick(): void;
-  /** Wakes the agent watching `host`: its servers' desired state changed (version bumped). */
-  notify(host: string | null): void;
-  /**
-   * Asks the agent of a server for work beyond its desired state, and waits for
-   * the answer: 'console' {length?: lines} -> {output}; 'snapshot' {image_id}
-   * (a queued image the agent uploads an OCI archive into) -> {image_id}.
-   * Throws a 409 ApiError when the server has no host, the agent fails, or it
-   * does not answer within timeoutMs.
-   */
-  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
-  /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
-  onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
-  /** The agent token (DATA_DIR/agent-token), once started. */
-  readonly agentToken: string | null;
-}
 
 export interface EngineConfig extends SchedulerConfig {
   /** Seconds between agent heartbeats. */

@@ -3,7 +3,7 @@
 // POST /v2/images/{id}/import with the glance-direct method.
 import { Readable } from 'node:stream';
 import { ApiError, forbidden, notFound } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { importImage, stageImageData, uploadImageData } from '../data.ts';
 import { imageTargetLoader, targetImage } from '../http.ts';
@@ -54,14 +54,14 @@ function byteRange(header: string | undefined, size: number): { start: number; e
 export function dataRoutes(ictx: ImageContext): Route[] {
   const target = imageTargetLoader(ictx);
   return [
-    {
+    route({
       method: 'PUT', path: '/v2/images/:image_id/file', rule: 'upload_image', target, status: 204,
       async handler(rc) {
         const data = uploadStream(rc);
         await uploadImageData(ictx, targetImage(rc), data, sizeHint(rc));
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2/images/:image_id/file', rule: 'download_image', target,
       async handler(rc) {
         const img = targetImage(rc);
@@ -85,20 +85,20 @@ export function dataRoutes(ictx: ImageContext): Route[] {
         }
         return rc.reply.send(ictx.store.open(img.location, range));
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2/images/:image_id/stage', rule: 'modify_image', target, status: 204,
       async handler(rc) {
         if (!ictx.config.importMethods.includes('glance-direct')) throw notFound("'glance-direct' method is not available at this site.");
         const data = uploadStream(rc);
         await stageImageData(ictx, targetImage(rc), data, sizeHint(rc));
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2/images/:image_id/import', rule: 'modify_image', target, status: 202,
       async handler(rc) {
         await importImage(ictx, targetImage(rc), rc.body);
       },
-    },
+    }),
   ];
 }

@@ -2,7 +2,7 @@
 // /v2/schemas/*, and /v2/info/import.
 import type { FastifyRequest } from 'fastify';
 import { PUBLIC } from '../../http/policy.ts';
-import type { Route } from '../../http/service.ts';
+import { route, type Route } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { imageSchema, imagesSchema, memberSchema, membersSchema } from '../schemas.ts';
 
@@ -32,28 +32,28 @@ export function discoveryRoutes(ictx: ImageContext): Route[] {
     members: membersSchema,
   };
   return [
-    {
-      // Without a version in the path Glance answers 300 Multiple Choices.
+    // Without a version in the path Glance answers 300 Multiple Choices.
+    route({
       method: 'GET', path: '/', rule: PUBLIC, status: 300,
       handler: (rc) => versionsDocument(rc.req),
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2', rule: PUBLIC, status: 300,
       handler: (rc) => versionsDocument(rc.req),
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/versions', rule: PUBLIC,
       handler: (rc) => versionsDocument(rc.req),
-    },
-    ...Object.entries(schemas).map(([name, build]): Route => ({
+    }),
+    ...Object.entries(schemas).map(([name, build]): Route => (route({
       method: 'GET', path: `/v2/schemas/${name}`, rule: 'get_schemas',
       handler: () => build(),
-    })),
-    {
+    }))),
+    route({
       method: 'GET', path: '/v2/info/import', rule: 'get_schemas',
       handler: () => ({
         'import-methods': { description: 'Import methods available.', type: 'array', value: [...ictx.config.importMethods] },
       }),
-    },
+    }),
   ];
 }

@@ -4,7 +4,8 @@
 // image's state.
 import { ApiError, badRequest, conflict, forbidden } from '../../common/errors.ts';
 import type { Credentials } from '../../http/auth.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { objectOf } from '../../http/body.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { deleteImageData } from '../data.ts';
 import { imageTargetLoader, noImage, objectBody, renderImage, targetImage } from '../http.ts';
@@ -108,8 +109,8 @@ export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
   if (body === undefined) throw badRequest('Body expected in request.');
   if (!Array.isArray(body)) throw badRequest('Request body must be a JSON array of operation objects.');
   return body.map((raw): Change => {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badRequest('Operations must be JSON objects.');
-    const r = raw as Record<string, unknown>;
+    const r = objectOf(raw);
+    if (!r) throw badRequest('Operations must be JSON objects.');
     let op: Change['op'];
     let pointer: unknown;
     if (draft === 10) {
@@ -239,12 +240,12 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
     }
   }
   return [
-    {
+    route({
       method: 'POST', path: '/v2/images', rule: 'add_image', status: 201,
       target: (rc) => {
-        const b = rc.body as Record<string, unknown> | undefined;
-        const owner = b && typeof b === 'object' && 'owner' in b ? b.owner : rc.cred?.projectId;
-        return { project_id: owner, owner, visibility: (b && typeof b === 'object' && b.visibility) || 'shared' };
+        const b = objectOf(rc.body);
+        const owner = b && 'owner' in b ? b.owner : rc.cred?.projectId;
+        return { project_id: owner, owner, visibility: b?.visibility || 'shared' };
       },
       async handler(rc) {
         const fields = parseCreateBody(rc.body);
@@ -258,8 +259,8 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         rc.reply.header('OpenStack-image-import-methods', ictx.config.importMethods.join(','));
         return renderImage(rec);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2/images', rule: 'get_images',
       async handler(rc) {
         // GET /v2/images/ is show_image of an empty id in Glance: not found.
@@ -267,12 +268,12 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         const { images, nextMarker } = await listImages(ictx.db, rc.cred!, rc.query as ImageListQuery);
         return { images: images.map(renderImage), ...listLinks(rc, nextMarker), schema: '/v2/schemas/images' };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2/images/:image_id', rule: 'get_image', target,
       handler: (rc) => renderImage(targetImage(rc)),
-    },
-    {
+    }),
+    route({
       method: 'PATCH', path: '/v2/images/:image_id', rule: 'modify_image', target,
       async handler(rc) {
         const draft = PATCH_TYPES[mediaType(rc)];
@@ -289,8 +290,8 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         if (!(await saveImage(ictx.db, next, { tags: tagsChanged }))) throw noImage(img.id);
         return renderImage((await loadImage(ictx.db, img.id))!);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2/images/:image_id', rule: 'delete_image', target, status: 204,
       async handler(rc) {
         const img = targetImage(rc);
@@ -298,16 +299,16 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         await markDeleted(ictx.db, img.id);
         await deleteImageData(ictx, img);
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2/images/:image_id/actions/deactivate', rule: 'deactivate', target, status: 204,
       handler: (rc) => switchStatus(rc, 'active', 'deactivated', 'deactivate'),
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2/images/:image_id/actions/reactivate', rule: 'reactivate', target, status: 204,
       handler: (rc) => switchStatus(rc, 'deactivated', 'active', 'reactivate'),
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2/images/:image_id/tags/:tag', rule: 'modify_image', target, status: 204,
       async handler(rc) {
         const img = targetImage(rc);
@@ -319,8 +320,8 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         const next = { ...img, tags: [...img.tags, tag].sort(), updated_at: new Date().toISOString() };
         if (!(await saveImage(ictx.db, next, { tags: true }))) throw noImage(img.id);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2/images/:image_id/tags/:tag', rule: 'modify_image', target, status: 204,
       async handler(rc) {
         const img = targetImage(rc);
@@ -329,6 +330,6 @@ export function imagesRoutes(ictx: ImageContext): Route[] {
         const next = { ...img, tags: img.tags.filter((t) => t !== tag), updated_at: new Date().toISOString() };
         if (!(await saveImage(ictx.db, next, { tags: true }))) throw noImage(img.id);
       },
-    },
+    }),
   ];
 }

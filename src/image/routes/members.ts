@@ -2,7 +2,7 @@
 // projects. The owner adds and removes members; a member accepts or rejects
 // (member_status), and sees the image in its default list once accepted.
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { imageTargetLoader, objectBody, renderMember, targetImage } from '../http.ts';
 import { isAdminCred, QUOTAS, type ImageMember, type ImageRecord } from '../images.ts';
@@ -39,7 +39,7 @@ function visibleMembers(rc: RouteContext, img: ImageRecord): ImageMember[] {
 export function membersRoutes(ictx: ImageContext): Route[] {
   const target = imageTargetLoader(ictx, (rc) => (rc.params.member_id !== undefined ? { member_id: rc.params.member_id } : {}));
   return [
-    {
+    route({
       method: 'POST', path: '/v2/images/:image_id/members', rule: 'add_member', target,
       async handler(rc) {
         const memberId = bodyAttribute(rc, 'member', 'Expected a member in the form: {"member": "image_id"}', 'Member to be added not specified');
@@ -62,16 +62,16 @@ export function membersRoutes(ictx: ImageContext): Route[] {
         }
         return renderMember(m);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2/images/:image_id/members', rule: 'get_members', target,
       handler(rc) {
         const img = targetImage(rc);
         requireShared(img, `Not allowed to list members for image ${img.id}: Only shared images have members.`);
         return { members: visibleMembers(rc, img).map(renderMember), schema: '/v2/schemas/members' };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: '/v2/images/:image_id/members/:member_id', rule: 'get_member', target,
       handler(rc) {
         const img = targetImage(rc);
@@ -81,8 +81,8 @@ export function membersRoutes(ictx: ImageContext): Route[] {
         if (!visibleMembers(rc, img).includes(m)) throw notFound(`${m.member_id} not found in the member list of the image ${img.id}.`);
         return renderMember(m);
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: '/v2/images/:image_id/members/:member_id', rule: 'modify_member', target,
       async handler(rc) {
         const status = bodyAttribute(rc, 'status', 'Expected a status in the form: {"status": "status"}', 'Status not specified');
@@ -97,8 +97,8 @@ export function membersRoutes(ictx: ImageContext): Route[] {
           .where('image_id', '=', img.id).where('member_id', '=', m.member_id).execute();
         return renderMember({ ...m, status, updated_at: now });
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: '/v2/images/:image_id/members/:member_id', rule: 'delete_member', target, status: 204,
       async handler(rc) {
         const img = targetImage(rc);
@@ -106,6 +106,6 @@ export function membersRoutes(ictx: ImageContext): Route[] {
         const m = findMember(img, rc.params.member_id!);
         await ictx.db.deleteFrom('image_members').where('image_id', '=', img.id).where('member_id', '=', m.member_id).execute();
       },
-    },
+    }),
   ];
 }

@@ -7,7 +7,8 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import type { Db } from '../../db/database.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import type { Target } from '../../http/policy.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { objectOf } from '../../http/body.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { glanceTime, objectBody } from '../http.ts';
 import { isAdminCred } from '../images.ts';
@@ -103,7 +104,7 @@ function propertyDefinition(body: Record<string, unknown>): string {
 }
 
 function checkObjectProperties(b: Record<string, unknown>): void {
-  const props = (b.properties ?? {}) as Record<string, unknown>;
+  const props = objectOf(b.properties) ?? {};
   for (const p of Object.values(props)) {
     const err = schemaViolation(PROPERTY_IN_OBJECT_SCHEMA, p);
     if (err) throw badRequest(`Provided object does not match schema 'property': ${err}`);
@@ -158,28 +159,28 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
 
   const base = '/v2/metadefs/namespaces/:namespace';
   return [
-    {
+    route({
       method: 'GET', path: '/v2/schemas/metadefs/:name', rule: 'get_schemas',
       handler(rc) {
         const build = METADEF_SCHEMAS[rc.params.name ?? ''];
         if (!build) throw notFound('The resource could not be found.');
         return build();
       },
-    },
+    }),
     // ---------------------------------------------------------------- resource types
-    {
+    route({
       method: 'GET', path: '/v2/metadefs/resource_types', rule: 'list_metadef_resource_types',
       target: (rc) => ({ project_id: rc.cred?.projectId, visibility: 'public' }),
       async handler() {
         const rows = await db.selectFrom('image_metadef_resource_types').selectAll().orderBy('created_at').orderBy('name').execute();
         return { resource_types: rows.map((r) => ({ name: r.name, created_at: glanceTime(r.created_at), updated_at: glanceTime(r.updated_at) })) };
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/resource_types`, rule: 'get_metadef_resource_type', target,
       handler: async (rc) => ({ resource_type_associations: (await assocsOf(nsOf(rc).namespace)).map(renderAssoc) }),
-    },
-    {
+    }),
+    route({
       method: 'POST', path: `${base}/resource_types`, rule: 'add_metadef_resource_type_association', target, status: 201,
       async handler(rc) {
         const b = validate(RT_SCHEMA, rc.body, 'resource_type_association', ['created_at', 'updated_at']);
@@ -197,8 +198,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await db.insertInto('image_metadef_associations').values(row).execute();
         return renderAssoc(row);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/resource_types/:resource_type`, rule: 'remove_metadef_resource_type_association', target, status: 204,
       async handler(rc) {
         const ns = nsOf(rc);
@@ -208,9 +209,9 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           throw notFound(`The metadata definition resource-type association of resource-type=${rt} to namespace=${ns.namespace}, was not found.`);
         }
       },
-    },
+    }),
     // ---------------------------------------------------------------- namespaces
-    {
+    route({
       method: 'GET', path: '/v2/metadefs/namespaces', rule: 'get_metadef_namespaces',
       async handler(rc) {
         const q = rc.query as Record<string, string | undefined>;
@@ -259,8 +260,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         }
         return out;
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: '/v2/metadefs/namespaces', rule: 'add_metadef_namespace', status: 201,
       target: (rc) => ({ project_id: rc.cred?.projectId }),
       async handler(rc) {
@@ -306,8 +307,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         rc.reply.header('Location', `/v2/metadefs/namespaces/${encodeURIComponent(name)}`);
         return out;
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: base, rule: 'get_metadef_namespace', target,
       async handler(rc) {
         const ns = nsOf(rc);
@@ -321,8 +322,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         if (tags.length) out.tags = tags.map((t) => ({ name: t.name }));
         return out;
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: base, rule: 'modify_metadef_namespace', target,
       async handler(rc) {
         const b = validate(NS_SCHEMA, rc.body, 'namespace', ['self', 'schema', 'created_at', 'updated_at']);
@@ -350,8 +351,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         });
         return renderNamespace(next, await assocsOf(next.namespace));
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: base, rule: 'delete_metadef_namespace', target, status: 204,
       async handler(rc) {
         const ns = nsOf(rc);
@@ -363,8 +364,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
           await tx.deleteFrom('image_metadef_namespaces').where('namespace', '=', ns.namespace).execute();
         });
       },
-    },
-    ...(['objects', 'properties', 'tags'] as const).map((what): Route => ({
+    }),
+    ...(['objects', 'properties', 'tags'] as const).map((what): Route => (route({
       method: 'DELETE', path: `${base}/${what}`,
       rule: what === 'objects' ? 'delete_metadef_object' : what === 'properties' ? 'remove_metadef_property' : 'delete_metadef_tags',
       target, status: 204,
@@ -375,16 +376,16 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await db.deleteFrom(table).where('namespace', '=', ns.namespace).execute();
         await touch(ns.namespace);
       },
-    })),
+    }))),
     // ---------------------------------------------------------------- objects
-    {
+    route({
       method: 'GET', path: `${base}/objects`, rule: 'get_metadef_objects', target,
       async handler(rc) {
         const rows = await db.selectFrom('image_metadef_objects').selectAll().where('namespace', '=', nsOf(rc).namespace).orderBy('created_at', 'desc').execute();
         return { objects: rows.map(renderObject), schema: 'v2/schemas/metadefs/objects' };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: `${base}/objects`, rule: 'add_metadef_object', target, status: 201,
       async handler(rc) {
         const b = validate(OBJECT_SCHEMA, rc.body, 'object', ['self', 'schema', 'created_at', 'updated_at']);
@@ -398,14 +399,14 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await addMember('object', row);
         return renderObject(row);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/objects/:object`, rule: 'get_metadef_object', target,
       async handler(rc) {
         return renderObject(await getMember('object', nsOf(rc).namespace, rc.params.object!));
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: `${base}/objects/:object`, rule: 'modify_metadef_object', target,
       async handler(rc) {
         const b = validate(OBJECT_SCHEMA, rc.body, 'object', ['self', 'schema', 'created_at', 'updated_at']);
@@ -420,22 +421,22 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await replaceMember('object', name, next);
         return renderObject(next);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/objects/:object`, rule: 'delete_metadef_object', target, status: 204,
       async handler(rc) {
         await deleteMember('object', nsOf(rc).namespace, rc.params.object!);
       },
-    },
+    }),
     // ---------------------------------------------------------------- properties
-    {
+    route({
       method: 'GET', path: `${base}/properties`, rule: 'get_metadef_properties', target,
       async handler(rc) {
         const rows = await db.selectFrom('image_metadef_properties').selectAll().where('namespace', '=', nsOf(rc).namespace).orderBy('name').execute();
         return { properties: Object.fromEntries(rows.map((p) => [p.name, json(p.definition, {})])) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: `${base}/properties`, rule: 'add_metadef_property', target, status: 201,
       async handler(rc) {
         const b = validate(PROPERTY_SCHEMA, rc.body, 'property', []);
@@ -445,8 +446,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await addMember('property', row);
         return renderProperty(row);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/properties/:property`, rule: 'get_metadef_property', target,
       async handler(rc) {
         const ns = nsOf(rc);
@@ -459,8 +460,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         }
         return renderProperty(await getMember('property', ns.namespace, name, rc.params.property!));
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: `${base}/properties/:property`, rule: 'modify_metadef_property', target,
       async handler(rc) {
         const b = validate(PROPERTY_SCHEMA, rc.body, 'property', []);
@@ -471,26 +472,26 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await replaceMember('property', name, next);
         return renderProperty(next);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/properties/:property`, rule: 'remove_metadef_property', target, status: 204,
       async handler(rc) {
         await deleteMember('property', nsOf(rc).namespace, rc.params.property!);
       },
-    },
+    }),
     // ---------------------------------------------------------------- tags
-    {
+    route({
       method: 'GET', path: `${base}/tags`, rule: 'get_metadef_tags', target,
       async handler(rc) {
         const rows = await db.selectFrom('image_metadef_tags').selectAll().where('namespace', '=', nsOf(rc).namespace).orderBy('created_at').orderBy('name').execute();
         return { tags: rows.map(renderTag) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: `${base}/tags`, rule: 'add_metadef_tags', target, status: 201,
       async handler(rc) {
-        const b = rc.body as { tags?: unknown } | undefined;
-        if (!b || typeof b !== 'object' || !Array.isArray(b.tags)) throw badRequest("Provided object does not match schema 'tags': 'tags' is a required property");
+        const b = objectOf(rc.body);
+        if (!b || !Array.isArray(b.tags)) throw badRequest("Provided object does not match schema 'tags': 'tags' is a required property");
         const names: string[] = [];
         for (const tag of b.tags) {
           const t = validate(TAG_SCHEMA, tag, 'tag', ['created_at', 'updated_at']);
@@ -509,8 +510,8 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         });
         return { tags: names.map((name) => ({ name })) };
       },
-    },
-    {
+    }),
+    route({
       method: 'POST', path: `${base}/tags/:tag`, rule: 'add_metadef_tag', target, status: 201,
       async handler(rc) {
         const ns = nsOf(rc);
@@ -521,14 +522,14 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await addMember('tag', row);
         return renderTag(row);
       },
-    },
-    {
+    }),
+    route({
       method: 'GET', path: `${base}/tags/:tag`, rule: 'get_metadef_tag', target,
       async handler(rc) {
         return renderTag(await getMember('tag', nsOf(rc).namespace, rc.params.tag!));
       },
-    },
-    {
+    }),
+    route({
       method: 'PUT', path: `${base}/tags/:tag`, rule: 'modify_metadef_tag', target,
       async handler(rc) {
         const b = validate(TAG_SCHEMA, rc.body, 'tag', ['created_at', 'updated_at']);
@@ -539,12 +540,12 @@ export function metadefRoutes(ictx: ImageContext): Route[] {
         await replaceMember('tag', name, next);
         return renderTag(next);
       },
-    },
-    {
+    }),
+    route({
       method: 'DELETE', path: `${base}/tags/:tag`, rule: 'delete_metadef_tag', target, status: 204,
       async handler(rc) {
         await deleteMember('tag', nsOf(rc).namespace, rc.params.tag!);
       },
-    },
+    }),
   ];
 }

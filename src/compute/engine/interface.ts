@@ -1,0 +1,43 @@
+// What the rest of compute sees of the engine: the Engine the API records
+// intent through, and what the engine is built from. Types only, depending on
+// nothing above the engine, so the API and the engine do not import each other
+// (src/compute/service.ts wires them together).
+import type { Logger } from 'pino';
+import type { Db } from '../../db/database.ts';
+import type { Service } from '../../http/service.ts';
+import type { ImageService } from '../../image/service.ts';
+import type { ServerRow } from '../schema.ts';
+
+export type AgentRequestKind = 'console' | 'snapshot';
+
+/** What the engine is built from: compute's own dependencies, less what only the API uses. */
+export interface EngineDeps {
+  db: Db;
+  log: Logger;
+  dataDir: string;
+  images: ImageService;
+  config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
+}
+
+export interface Engine {
+  /** The API agents connect to (under /agent), authenticated by the agent token. */
+  agentService: Service;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Wakes the scheduler: a server waits for a host. */
+  kick(): void;
+  /** Wakes the agent watching `host`: its servers' desired state changed (version bumped). */
+  notify(host: string | null): void;
+  /**
+   * Asks the agent of a server for work beyond its desired state, and waits for
+   * the answer: 'console' {length?: lines} -> {output}; 'snapshot' {image_id}
+   * (a queued image the agent uploads an OCI archive into) -> {image_id}.
+   * Throws a 409 ApiError when the server has no host, the agent fails, or it
+   * does not answer within timeoutMs.
+   */
+  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
+  onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
+  /** The agent token (DATA_DIR/agent-token), once started. */
+  readonly agentToken: string | null;
+}
