@@ -57,7 +57,10 @@ export function allocationRoutes(db: Db): Route[] {
   const show = async (rc: RouteContext<any, any>, consumer: string) => {
     const v = mv(rc);
     const allocs = await allocationsOf(db, consumer);
-    const gens = new Map((await db.selectFrom('placement_providers').select(['uuid', 'generation']).where('uuid', 'in', ['', ...Object.keys(allocs)]).execute()).map((p) => [p.uuid, p.generation]));
+    const providers = Object.keys(allocs);
+    const gens = new Map(providers.length
+      ? (await db.selectFrom('placement_providers').select(['uuid', 'generation']).where('uuid', 'in', providers).execute()).map((p) => [p.uuid, p.generation])
+      : []);
     const allocations = Object.fromEntries(Object.entries(allocs).map(([rp, resources]) => [rp, { generation: gens.get(rp) ?? 0, resources }]));
     const out: Record<string, unknown> = { allocations };
     const c = await getConsumer(db, consumer);
