@@ -215,5 +215,28 @@ check "image delete" os image delete cli-snapshot cli-image
 check "flavor delete" os flavor delete cli-flavor
 check "keypair delete" os keypair delete cli-key
 
+# --- placement (python3-osc-placement; negotiates microversion 1.29): the agent's host is a
+# resource provider with VCPU/MEMORY_MB/DISK_GB inventories; custom classes and traits round-trip.
+placement_host=$(os hypervisor list -f value -c "Hypervisor Hostname" 2>/dev/null | head -n 1)
+check_has "resource provider list shows the compute host" "$placement_host" -- os resource provider list -f value -c name
+placement_rp=$(os resource provider list -f value -c uuid --name "$placement_host" 2>/dev/null)
+check_has "resource provider inventory list" VCPU MEMORY_MB DISK_GB -- os resource provider inventory list "$placement_rp" -f value -c resource_class
+check_has "resource class list" VCPU MEMORY_MB DISK_GB -- os resource class list -f value -c name
+check "resource class create" os resource class create CUSTOM_CLI_GOLD
+check_has "resource class show" CUSTOM_CLI_GOLD -- os resource class show CUSTOM_CLI_GOLD -f value -c name
+check_has "trait list" COMPUTE_NODE -- os trait list -f value -c name
+check "trait create" os trait create CUSTOM_CLI_FAST
+check_has "resource provider trait set" CUSTOM_CLI_FAST COMPUTE_NODE -- \
+  os resource provider trait set --trait COMPUTE_NODE --trait CUSTOM_CLI_FAST "$placement_rp" -f value -c name
+check_has "allocation candidate list --resource VCPU=1" "$placement_rp" -- \
+  os allocation candidate list --resource VCPU=1 -f value -c "resource provider"
+check_lacks "allocation candidate list with a forbidden trait" "$placement_rp" -- \
+  os allocation candidate list --resource VCPU=1 --forbidden CUSTOM_CLI_FAST -f value -c "resource provider"
+check_has "resource provider usage show" VCPU -- os resource provider usage show "$placement_rp" -f value -c resource_class
+check "resource provider trait delete" os resource provider trait delete "$placement_rp"
+check "trait delete" os trait delete CUSTOM_CLI_FAST
+check "resource class delete" os resource class delete CUSTOM_CLI_GOLD
+# --- end of placement
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -79,7 +79,6 @@ export interface ComputeTables {
     host_ip: string; agent_version: string; last_seen_at: string; created_at: string;
   };
   /** Resources claimed on a host by a server; claimed in the same transaction that places it. */
-  compute_allocations: { server_id: string; host_id: string; vcpus: number; memory_mb: number; disk_gb: number };
   /** Work the API asks of an agent beyond the desired state: snapshots, console output. */
   compute_server_requests: {
     id: string; server_id: string; host: string | null; kind: string; args: string; status: string; result: string | null;

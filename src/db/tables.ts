@@ -2,5 +2,6 @@
 import type { ComputeApiTables, ComputeTables } from '../compute/schema.ts';
 import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
+import type { PlacementTables } from '../placement/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables;

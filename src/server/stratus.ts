@@ -13,6 +13,7 @@ import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { createCompute } from '../compute/service.ts';
+import { createPlacement } from '../placement/service.ts';
 import type { ComputeConfig } from '../compute/api/context.ts';
 
 export interface StratusOptions {
@@ -52,6 +53,7 @@ export const HOSTED_SERVICES: HostedService[] = [
   { type: 'identity', name: 'keystone', path: '/identity' },
   { type: 'image', name: 'glance', path: '/image' },
   { type: 'compute', name: 'nova', path: '/compute/v2.1' },
+  { type: 'placement', name: 'placement', path: '/placement' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -74,7 +76,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
-  return { identity, images, compute, services: [identity.service, images.service, ...compute.services] };
+  const placement = createPlacement(database.db);
+  return { identity, images, compute, services: [identity.service, images.service, ...compute.services, placement.service] };
 }
 
 /** The server's JSON log, to stdout unless given another destination. */

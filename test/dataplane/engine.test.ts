@@ -120,8 +120,8 @@ test('concurrent creates never oversubscribe a host: the claims are transactiona
   assert.equal(failed.length, 7);
   for (const f of failed) assert.equal(JSON.parse(f.fault!).message, 'No valid host was found. There are not enough hosts available.');
   const host = await db().selectFrom('compute_hosts').select('id').where('hostname', '=', h.hostname).executeTakeFirstOrThrow();
-  const alloc = await db().selectFrom('compute_allocations').selectAll().where('host_id', '=', host.id).execute();
-  assert.equal(alloc.reduce((a, r) => a + r.vcpus, 0), 3);
+  const alloc = await db().selectFrom('placement_allocations').selectAll().where('provider_uuid', '=', host.id).where('resource_class', '=', 'VCPU').execute();
+  assert.equal(alloc.reduce((a, r) => a + r.used, 0), 3);
   const shown = await api('GET', `/compute/v2.1/servers/${failed[0]!.id}`);
   assert.equal(shown.body.server.status, 'ERROR');
   assert.equal(shown.body.server.fault.code, 500);
@@ -143,7 +143,7 @@ test('a host that fails a build releases its claim and the server is rescheduled
   assert.equal(second.host, other.hostname, 'rescheduled to the other host');
   assert.deepEqual(JSON.parse(second.failed_hosts), [bad.hostname]);
   const hostRow = await db().selectFrom('compute_hosts').select('id').where('hostname', '=', bad.hostname).executeTakeFirstOrThrow();
-  assert.equal((await db().selectFrom('compute_allocations').selectAll().where('host_id', '=', hostRow.id).execute()).length, 0, 'the failed host\'s claim is released');
+  assert.equal((await db().selectFrom('placement_allocations').selectAll().where('provider_uuid', '=', hostRow.id).execute()).length, 0, 'the failed host\'s claim is released');
   // the first host forgets it on its next watch
   const w = await bad.client.watch({ known: { [id]: desired.version }, wait: 0 });
   assert.deepEqual(w.gone, [id]);
@@ -153,7 +153,7 @@ test('a host that fails a build releases its claim and the server is rescheduled
   assert.equal(third.vm_state, 'error');
   assert.equal(third.host, null);
   assert.match(JSON.parse(third.fault!).message, /^No valid host was found/);
-  assert.equal((await db().selectFrom('compute_allocations').selectAll().where('server_id', '=', id).execute()).length, 0);
+  assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0);
   await disableHost(a.hostname);
   await disableHost(b.hostname);
 });
@@ -244,7 +244,7 @@ test('the watch long-polls: it returns when a server is placed, reports settle s
   assert.equal(w4.servers[0]?.deleted, true);
   await h.client.report({ servers: [{ id, version: w4.servers[0]!.version, power_state: 0, state: 'deleted' }] });
   assert.equal((await api('GET', `/compute/v2.1/servers/${id}`)).status, 404);
-  assert.equal((await db().selectFrom('compute_allocations').selectAll().where('server_id', '=', id).execute()).length, 0);
+  assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0);
   const w5 = await h.client.watch({ known: { [id]: w4.servers[0]!.version }, wait: 0 });
   assert.deepEqual(w5.gone, [id]);
   await disableHost(h.hostname);
@@ -288,13 +288,13 @@ test('two schedulers racing claims on one host (as two replicas would) never ove
   const b = new Scheduler(db(), log);
   // overlapping batches: both try servers 4..7
   const [na, nb] = await Promise.all([a.claim(host, rows.slice(0, 8)), b.claim(host, rows.slice(4, 12))]);
-  const alloc = await db().selectFrom('compute_allocations').selectAll().where('host_id', '=', host.id).execute();
+  const alloc = await db().selectFrom('placement_allocations').selectAll().where('provider_uuid', '=', host.id).where('resource_class', '=', 'VCPU').execute();
   assert.equal(na + nb, 5, `claimed ${na} + ${nb}`);
-  assert.equal(alloc.reduce((s, r) => s + r.vcpus, 0), 5);
+  assert.equal(alloc.reduce((s, r) => s + r.used, 0), 5);
   const placed = await db().selectFrom('compute_servers').select(['id', 'host', 'version']).where('id', 'in', ids).where('host', '=', h.hostname).execute();
   assert.equal(placed.length, 5);
   assert.ok(placed.every((p) => p.version === 2), 'each placed exactly once');
-  await db().deleteFrom('compute_allocations').where('server_id', 'in', ids).execute();
+  await db().deleteFrom('placement_allocations').where('consumer_uuid', 'in', ids).execute();
   await db().deleteFrom('compute_servers').where('id', 'in', ids).execute();
   await disableHost(h.hostname);
 });
@@ -320,7 +320,7 @@ test('deleting a server whose host is down deletes it at once (local delete); th
   assert.equal((await api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
   for (let i = 0; i < 100 && (await api('GET', `/compute/v2.1/servers/${id}`)).status !== 404; i++) await sleep(50);
   assert.equal((await api('GET', `/compute/v2.1/servers/${id}`)).status, 404);
-  assert.equal((await db().selectFrom('compute_allocations').selectAll().where('server_id', '=', id).execute()).length, 0);
+  assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0);
   // the agent comes back: its watch says the server is gone
   const w = await h.client.watch({ known: { [id]: placed.version }, wait: 0 });
   assert.deepEqual(w.gone, [id]);

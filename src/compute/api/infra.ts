@@ -1,5 +1,5 @@
 // The infrastructure as Nova shows it, backed by the registered host agents
-// (compute_hosts) and what is placed on them (compute_allocations):
+// (compute_hosts) and what is placed on them (placement's usage of each host's provider):
 // os-availability-zone, os-hypervisors and os-services. The control plane
 // itself appears as nova-scheduler and nova-conductor in the internal zone.
 import { createHash } from 'node:crypto';
@@ -10,6 +10,7 @@ import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { boolFrom, mv, naiveTime, nextLinks, pageParams, q, strictQuery, versioned, objectOf } from './http.ts';
 import { hostIsUp, type HostRow } from './servers-store.ts';
+import { removeProvider, usageOf } from '../../placement/service.ts';
 
 const INTERNAL_ZONE = 'internal';
 const CONTROL_BINARIES = ['nova-scheduler', 'nova-conductor'] as const;
@@ -107,13 +108,11 @@ interface Usage { vcpus: number; memory: number; disk: number; servers: Array<{ 
 async function usageByHost(ctx: ComputeContext, hosts: HostRow[]): Promise<Map<string, Usage>> {
   const out = new Map<string, Usage>(hosts.map((h) => [h.hostname, { vcpus: 0, memory: 0, disk: 0, servers: [], busy: 0 }]));
   if (!hosts.length) return out;
-  const byId = new Map(hosts.map((h) => [h.id, h.hostname]));
-  const allocs = await ctx.db.selectFrom('compute_allocations').selectAll().where('host_id', 'in', hosts.map((h) => h.id)).execute();
-  for (const a of allocs) {
-    const u = out.get(byId.get(a.host_id)!)!;
-    u.vcpus += a.vcpus;
-    u.memory += a.memory_mb;
-    u.disk += a.disk_gb;
+  const used = await usageOf(ctx.db, hosts.map((h) => h.id));
+  for (const h of hosts) {
+    const u = out.get(h.hostname)!;
+    const p = used.get(h.id)!;
+    Object.assign(u, { vcpus: p.get('VCPU') ?? 0, memory: p.get('MEMORY_MB') ?? 0, disk: p.get('DISK_GB') ?? 0 });
   }
   const servers = await ctx.db.selectFrom('compute_servers').select(['id', 'name', 'host', 'task_state'])
     .where('host', 'in', hosts.map((h) => h.hostname)).where('deleted_at', 'is', null).orderBy('created_at').execute();
@@ -380,7 +379,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
         const busy = await ctx.db.selectFrom('compute_servers').select('id').where('host', '=', h.hostname).where('deleted_at', 'is', null).executeTakeFirst();
         if (busy) throw conflict('Unable to delete compute service that is hosting instances. Migrate or delete the instances first.');
         await ctx.db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('compute_allocations').where('host_id', '=', h.id).execute();
+          await removeProvider(tx, h.id);
           await tx.deleteFrom('compute_host_numbers').where('host_id', '=', h.id).execute();
           await tx.deleteFrom('compute_hosts').where('id', '=', h.id).execute();
         });

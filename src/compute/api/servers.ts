@@ -17,6 +17,7 @@ import { claimTransaction, groupMembers, overQuota, projectLimits, serverUsage, 
 import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, type ServerRow } from './servers-store.ts';
 import { partialView, renderBrief, renderServer, viewData, type EmbeddedFlavor } from './servers-view.ts';
 import { statesOf, TaskState, VmState } from './state.ts';
+import { releaseConsumer } from '../../placement/service.ts';
 
 // ---- request bodies
 
@@ -667,7 +668,7 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
       .set({ vm_state: VmState.DELETED, task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: s.version + 1 })
       .where('id', '=', s.id).where('host', 'is', null).where('deleted_at', 'is', null).executeTakeFirst();
     if (Number(local.numUpdatedRows) > 0) {
-      await tx.deleteFrom('compute_allocations').where('server_id', '=', s.id).execute();
+      await releaseConsumer(tx, s.id);
       await tx.deleteFrom('compute_server_group_members').where('server_id', '=', s.id).execute();
       await recordAction(tx, s, cred, requestId, { action: action === 'forceDelete' ? 'forceDelete' : 'delete' });
       return null;

@@ -23,6 +23,7 @@ import { AGENT_CREDENTIALS, agentRoutes, agentRules, type AgentApi } from './age
 import { desiredServers } from './desired.ts';
 import { AGENT_TOKEN_HEADER, type DesiredServer, type HostInfo, type HostRegistration, type PendingRequest, type RequestReport, type ServerReport, type WatchRequest, type WatchResponse } from './protocol.ts';
 import { hostIsUp, NO_VALID_HOST, Scheduler, type SchedulerConfig } from './scheduler.ts';
+import { releaseConsumer } from '../../placement/service.ts';
 import { Signals } from './signals.ts';
 
 export interface EngineConfig extends SchedulerConfig {
@@ -125,7 +126,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
         u = r.host === null ? u.where('host', 'is', null) : u.where('host', '=', r.host);
         const res = await u.executeTakeFirst();
         if (!Number(res.numUpdatedRows)) return false;
-        await tx.deleteFrom('compute_allocations').where('server_id', '=', r.id).execute();
+        await releaseConsumer(tx, r.id);
         await tx.deleteFrom('compute_server_group_members').where('server_id', '=', r.id).execute();
         return true;
       });
@@ -303,7 +304,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
           .set({ vm_state: 'deleted', task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: row.version + 1 })
           .where('id', '=', row.id).where('deleted_at', 'is', null).where('task_state', '=', 'deleting').executeTakeFirst();
         if (!Number(u.numUpdatedRows)) return false;
-        await tx.deleteFrom('compute_allocations').where('server_id', '=', row.id).execute();
+        await releaseConsumer(tx, row.id);
         await tx.deleteFrom('compute_server_group_members').where('server_id', '=', row.id).execute();
         return true;
       });
@@ -328,7 +329,7 @@ export function createEngine(deps: ComputeDeps, overrides: Partial<EngineConfig>
           : { task_state: 'scheduling', host: null, power_state: 0, failed_hosts: JSON.stringify(failed), version: row.version + 1, updated_at: now })
           .where('id', '=', row.id).where('version', '=', row.version).executeTakeFirst();
         if (!Number(u.numUpdatedRows)) return false;
-        await tx.deleteFrom('compute_allocations').where('server_id', '=', row.id).execute();
+        await releaseConsumer(tx, row.id);
         return true;
       });
       if (moved) log.warn({ server: row.id, host: hostname, err: message, rescheduled: !exhausted }, 'build failed on host');

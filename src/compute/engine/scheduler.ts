@@ -1,16 +1,23 @@
 // The scheduler: places servers waiting in task_state 'scheduling' on hosts.
 //
-// Plan, then claim (Nomad's shape). The plan runs in memory over one snapshot
-// of hosts, allocations and server groups: filters (host enabled and up; the
-// kind of host the image needs and the flavor's `stratus:kind` extra spec;
-// availability zone or forced host; earlier failed hosts; vCPU/RAM/disk with
-// allocation ratios; server group affinity/anti-affinity; same_host and
-// different_host hints), then weighers (free RAM, free vCPU, free disk: spread;
-// soft affinity/anti-affinity). The claim is one transaction per host that
-// first touches the host row (a row lock on PostgreSQL; SQLite runs
-// transactions one at a time), re-sums the host's allocations, and places each
-// planned server with a conditional UPDATE ... WHERE version = <planned> AND
-// task_state = 'scheduling' before inserting its allocation. Concurrent
+// Plan, then claim (Nomad's shape). Capacity is placement's: each compute
+// host is a resource provider (uuid = host id) whose VCPU/MEMORY_MB/DISK_GB
+// inventories are synced from compute_hosts every round; a server asks for
+// the resources of its flavor (VCPU, MEMORY_MB, DISK_GB, overridden or added
+// to by `resources:<CLASS>=<n>` extra specs, 0 removing a class) and for the
+// traits its `trait:<NAME>=required|forbidden` specs name, as Nova's
+// scheduler builds its placement request. The plan runs in memory over one
+// snapshot of hosts, provider states and server groups: filters (host enabled
+// and up; the kind of host the image needs and the flavor's `stratus:kind`
+// extra spec; availability zone or forced host; earlier failed hosts; the
+// provider's inventories and traits; server group affinity/anti-affinity;
+// same_host and different_host hints), then weighers (free RAM, free vCPU,
+// free disk: spread; soft affinity/anti-affinity). The claim is one
+// transaction per host: placement locks the host's provider (a generation
+// bump: a row lock on PostgreSQL; SQLite runs transactions one at a time),
+// re-sums its usage, and for each planned server that still fits the server
+// is placed with a conditional UPDATE ... WHERE version = <planned> AND
+// task_state = 'scheduling' before its allocations are written. Concurrent
 // schedulers (several replicas) can therefore never oversubscribe a host or
 // place a server twice; a lost race leaves the server to the next round.
 import { parseJsonList, parseJsonObject } from '../../common/json.ts';
@@ -19,6 +26,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
+import { capacityOf, claimOnProvider, firstUnfit, providerStates, syncComputeProviders, type ProviderState, type Resources } from '../../placement/service.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
 type Host = Selectable<Tables['compute_hosts']>;
@@ -46,8 +54,8 @@ export const NO_VALID_HOST = 'No valid host was found. There are not enough host
 
 interface EmbeddedFlavor { vcpus: number; ram: number; disk: number; ephemeral?: number; swap?: number; extra_specs?: Record<string, string> }
 
-interface Usage { vcpus: number; memory_mb: number; disk_gb: number }
-interface Need extends Usage {}
+/** What a server asks of placement: resources, and traits its host must (not) have. */
+export interface PlacementRequest { resources: Resources; required: string[]; forbidden: string[] }
 
 interface GroupInfo { policy: string; maxPerHost: number; hosts: Map<string, number> }
 
@@ -63,14 +71,34 @@ export function hostIsUp(h: Host, downTimeSeconds: number, now = Date.now()): bo
   return h.forced_down === 0 && now - Date.parse(h.last_seen_at) <= downTimeSeconds * 1000;
 }
 
-export function needOf(s: { flavor: string }): Need {
+/**
+ * The placement request of a server's flavor, as Nova builds it: VCPU,
+ * MEMORY_MB and DISK_GB (root + ephemeral + swap rounded up to GB), then each
+ * `resources:<CLASS>=<n>` extra spec sets that class (0 drops it), and
+ * `trait:<NAME>=required|forbidden` adds a trait. Malformed specs are ignored
+ * (the flavor API refuses them at write).
+ */
+export function requestOf(s: { flavor: string }): PlacementRequest {
   let f: EmbeddedFlavor;
   try {
     f = JSON.parse(s.flavor) as EmbeddedFlavor;
   } catch {
     f = { vcpus: 1, ram: 512, disk: 0 };
   }
-  return { vcpus: f.vcpus ?? 0, memory_mb: f.ram ?? 0, disk_gb: (f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024) };
+  const resources: Resources = {
+    VCPU: f.vcpus ?? 0, MEMORY_MB: f.ram ?? 0, DISK_GB: (f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024),
+  };
+  const required: string[] = [];
+  const forbidden: string[] = [];
+  for (const [key, value] of Object.entries(f.extra_specs ?? {})) {
+    const res = /^resources:([A-Z0-9_]+)$/.exec(key);
+    if (res && /^\d+$/.test(value)) resources[res[1]!] = Number(value);
+    const trait = /^trait:([A-Z0-9_]+)$/.exec(key);
+    if (trait && value === 'required') required.push(trait[1]!);
+    if (trait && value === 'forbidden') forbidden.push(trait[1]!);
+  }
+  for (const [rc, n] of Object.entries(resources)) if (!(n > 0)) delete resources[rc];
+  return { resources, required, forbidden };
 }
 
 function flavorSpecs(s: { flavor: string }): Record<string, string> {
@@ -104,7 +132,11 @@ export class Scheduler {
       .where('task_state', '=', 'scheduling').where('deleted_at', 'is', null).where('host', 'is', null)
       .orderBy('created_at').orderBy('launch_index').limit(this.config.batchSize).execute();
     const placed = new Map<string, number>();
-    if (!servers.length) return { placed, failed: 0, waiting: 0, lost: 0 };
+    if (!servers.length) {
+      // Hosts appear in placement as they register, whether or not anything waits.
+      await syncComputeProviders(this.db, await this.db.selectFrom('compute_hosts').selectAll().execute());
+      return { placed, failed: 0, waiting: 0, lost: 0 };
+    }
     const { placements, rejections } = await this.plan(servers);
     let lost = 0;
     const byHost = new Map<string, Placement[]>();
@@ -125,15 +157,8 @@ export class Scheduler {
   /** Filters and weighs hosts for each server, in memory; servers placed earlier in the batch count. */
   async plan(servers: Server[]): Promise<{ placements: Placement[]; rejections: Rejection[] }> {
     const hosts = await this.db.selectFrom('compute_hosts').selectAll().orderBy('hostname').execute();
-    const usage = new Map<string, Usage>();
-    for (const h of hosts) usage.set(h.id, { vcpus: 0, memory_mb: 0, disk_gb: 0 });
-    const sums = await this.db.selectFrom('compute_allocations')
-      .select((eb) => ['host_id', eb.fn.sum<number>('vcpus').as('vcpus'), eb.fn.sum<number>('memory_mb').as('memory_mb'), eb.fn.sum<number>('disk_gb').as('disk_gb')])
-      .groupBy('host_id').execute();
-    for (const s of sums) {
-      const u = usage.get(s.host_id);
-      if (u) Object.assign(u, { vcpus: Number(s.vcpus ?? 0), memory_mb: Number(s.memory_mb ?? 0), disk_gb: Number(s.disk_gb ?? 0) });
-    }
+    await syncComputeProviders(this.db, hosts);
+    const states = await providerStates(this.db, hosts.map((h) => h.id));
     const groups = await this.loadGroups(servers);
     const hostsOfServers = await this.loadHintHosts(servers);
     const now = Date.now();
@@ -142,7 +167,7 @@ export class Scheduler {
     const cfg = this.config;
 
     for (const s of servers) {
-      const need = needOf(s);
+      const want = requestOf(s);
       // a flavor may require a kind of host (extra spec stratus:kind = container | vm | baremetal)
       const flavorKind = flavorSpecs(s)['stratus:kind'] ?? null;
       const failedHosts = new Set(parseJsonList(s.failed_hosts));
@@ -161,10 +186,11 @@ export class Scheduler {
           if (forced && h.hostname !== forced) return 'ForcedHost';
           if (s.availability_zone && h.availability_zone !== s.availability_zone) return 'AvailabilityZoneFilter';
           if (failedHosts.has(h.hostname)) return 'RetryFilter';
-          const u = usage.get(h.id)!;
-          if (u.vcpus + need.vcpus > h.vcpus * h.cpu_allocation_ratio) return 'VCPU';
-          if (u.memory_mb + need.memory_mb > h.memory_mb * h.ram_allocation_ratio) return 'MEMORY_MB';
-          if (need.disk_gb > 0 && u.disk_gb + need.disk_gb > h.disk_gb * h.disk_allocation_ratio) return 'DISK_GB';
+          const state = states.get(h.id);
+          if (!state) return 'PlacementFilter';
+          const short = firstUnfit(state, want.resources);
+          if (short) return short;
+          if (!want.required.every((t) => state.traits.has(t)) || want.forbidden.some((t) => state.traits.has(t))) return 'TraitFilter';
           if (group?.policy === 'affinity' && group.hosts.size && !group.hosts.has(h.hostname)) return 'ServerGroupAffinityFilter';
           if (group?.policy === 'anti-affinity' && (group.hosts.get(h.hostname) ?? 0) >= group.maxPerHost) return 'ServerGroupAntiAffinityFilter';
           if (sameHost.length && !sameHost.includes(h.hostname)) return 'SameHostFilter';
@@ -179,18 +205,16 @@ export class Scheduler {
         this.log.info({ server: s.id, filteredBy: [...reasons] }, 'no valid host');
         continue;
       }
-      const best = this.weigh(candidates, usage, need, group);
+      const best = this.weigh(candidates, states, want.resources, group);
       placements.push({ server: s, host: best });
-      const u = usage.get(best.id)!;
-      u.vcpus += need.vcpus;
-      u.memory_mb += need.memory_mb;
-      u.disk_gb += need.disk_gb;
+      const used = states.get(best.id)!.usage;
+      for (const [rc, n] of Object.entries(want.resources)) used.set(rc, (used.get(rc) ?? 0) + n);
       if (group) group.hosts.set(best.hostname, (group.hosts.get(best.hostname) ?? 0) + 1);
     }
     return { placements, rejections };
   }
 
-  private weigh(hosts: Host[], usage: Map<string, Usage>, need: Need, group: GroupInfo | undefined): Host {
+  private weigh(hosts: Host[], states: Map<string, ProviderState>, need: Resources, group: GroupInfo | undefined): Host {
     if (hosts.length === 1) return hosts[0]!;
     const cfg = this.config;
     const norm = (vals: number[]) => {
@@ -198,9 +222,14 @@ export class Scheduler {
       const max = Math.max(...vals);
       return vals.map((v) => (max === min ? 0 : (v - min) / (max - min)));
     };
-    const freeRam = norm(hosts.map((h) => h.memory_mb * h.ram_allocation_ratio - usage.get(h.id)!.memory_mb - need.memory_mb));
-    const freeCpu = norm(hosts.map((h) => h.vcpus * h.cpu_allocation_ratio - usage.get(h.id)!.vcpus - need.vcpus));
-    const freeDisk = norm(hosts.map((h) => h.disk_gb * h.disk_allocation_ratio - usage.get(h.id)!.disk_gb - need.disk_gb));
+    const free = (rc: string) => norm(hosts.map((h) => {
+      const s = states.get(h.id)!;
+      const inv = s.inventories.get(rc);
+      return (inv ? capacityOf(inv) : 0) - (s.usage.get(rc) ?? 0) - (need[rc] ?? 0);
+    }));
+    const freeRam = free('MEMORY_MB');
+    const freeCpu = free('VCPU');
+    const freeDisk = free('DISK_GB');
     const members = norm(hosts.map((h) => group?.hosts.get(h.hostname) ?? 0));
     let best = 0;
     let bestScore = -Infinity;
@@ -253,20 +282,11 @@ export class Scheduler {
   async claim(host: Host, servers: Server[]): Promise<number> {
     const now = nowIso();
     return this.db.transaction().execute(async (tx) => {
-      // Serialises claims on this host: the UPDATE takes the row's lock on PostgreSQL until commit.
-      const h = await tx.updateTable('compute_hosts').set((eb) => ({ vcpus: eb.ref('vcpus') })).where('id', '=', host.id)
-        .returningAll().executeTakeFirst();
+      const h = await tx.selectFrom('compute_hosts').selectAll().where('id', '=', host.id).executeTakeFirst();
       if (!h) return 0;
-      const sum = await tx.selectFrom('compute_allocations')
-        .select((eb) => [eb.fn.sum<number>('vcpus').as('vcpus'), eb.fn.sum<number>('memory_mb').as('memory_mb'), eb.fn.sum<number>('disk_gb').as('disk_gb')])
-        .where('host_id', '=', h.id).executeTakeFirst();
-      const used = { vcpus: Number(sum?.vcpus ?? 0), memory_mb: Number(sum?.memory_mb ?? 0), disk_gb: Number(sum?.disk_gb ?? 0) };
-      let placed = 0;
-      for (const s of servers) {
-        const need = needOf(s);
-        if (used.vcpus + need.vcpus > h.vcpus * h.cpu_allocation_ratio) continue;
-        if (used.memory_mb + need.memory_mb > h.memory_mb * h.ram_allocation_ratio) continue;
-        if (need.disk_gb > 0 && used.disk_gb + need.disk_gb > h.disk_gb * h.disk_allocation_ratio) continue;
+      await syncComputeProviders(tx, [h]);
+      const items = servers.map((s) => ({ item: s, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }));
+      const placed = await claimOnProvider(tx, h.id, items, async (s) => {
         const r = await tx.updateTable('compute_servers')
           .set({
             host: h.hostname, task_state: 'spawning', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
@@ -274,15 +294,9 @@ export class Scheduler {
           })
           .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)
           .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) continue;
-        await tx.deleteFrom('compute_allocations').where('server_id', '=', s.id).execute();
-        await tx.insertInto('compute_allocations').values({ server_id: s.id, host_id: h.id, ...need }).execute();
-        used.vcpus += need.vcpus;
-        used.memory_mb += need.memory_mb;
-        used.disk_gb += need.disk_gb;
-        placed++;
-      }
-      return placed;
+        return Number(r.numUpdatedRows) === 1;
+      });
+      return placed.length;
     });
   }
 

@@ -1,0 +1,37 @@
+// The standard resource classes (os-resource-classes) and the standard traits
+// (os-traits) Stratus knows; anything else must be CUSTOM_* and is created
+// through the API. Standard names are constants, never rows.
+
+export const STANDARD_CLASSES = [
+  'VCPU', 'MEMORY_MB', 'DISK_GB', 'PCI_DEVICE', 'SRIOV_NET_VF', 'NUMA_SOCKET', 'NUMA_CORE', 'NUMA_THREAD',
+  'NUMA_MEMORY_MB', 'IPV4_ADDRESS', 'VGPU', 'VGPU_DISPLAY_HEAD', 'NET_BW_EGR_KILOBIT_PER_SEC', 'NET_BW_IGR_KILOBIT_PER_SEC',
+  'PCPU', 'MEM_ENCRYPTION_CONTEXT', 'FPGA', 'PGPU', 'NET_PACKET_RATE_KILOPACKET_PER_SEC',
+  'NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC', 'NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC',
+] as const;
+
+/** os-traits names the compute, network, storage and bare-metal drivers report or flavors ask for. */
+export const STANDARD_TRAITS = [
+  'COMPUTE_NODE', 'COMPUTE_STATUS_DISABLED', 'COMPUTE_TRUSTED_CERTS', 'COMPUTE_DEVICE_TAGGING',
+  'COMPUTE_NET_ATTACH_INTERFACE', 'COMPUTE_NET_ATTACH_INTERFACE_WITH_TAG', 'COMPUTE_VOLUME_ATTACH',
+  'COMPUTE_VOLUME_ATTACH_WITH_TAG', 'COMPUTE_VOLUME_EXTEND', 'COMPUTE_VOLUME_MULTI_ATTACH',
+  'COMPUTE_IMAGE_TYPE_RAW', 'COMPUTE_IMAGE_TYPE_QCOW2', 'COMPUTE_IMAGE_TYPE_ISO', 'COMPUTE_IMAGE_TYPE_AMI',
+  'COMPUTE_ACCELERATORS', 'COMPUTE_RESCUE_BFV', 'COMPUTE_SOCKET_PCI_NUMA_AFFINITY', 'COMPUTE_EPHEMERAL_ENCRYPTION',
+  'COMPUTE_ARCH_X86_64', 'COMPUTE_ARCH_AARCH64',
+  'HW_ARCH_X86_64', 'HW_ARCH_AARCH64',
+  'HW_CPU_X86_AVX', 'HW_CPU_X86_AVX2', 'HW_CPU_X86_AVX512F', 'HW_CPU_X86_SSE', 'HW_CPU_X86_SSE2', 'HW_CPU_X86_SSE3',
+  'HW_CPU_X86_SSSE3', 'HW_CPU_X86_SSE41', 'HW_CPU_X86_SSE42', 'HW_CPU_X86_AESNI', 'HW_CPU_X86_VMX', 'HW_CPU_X86_SVM',
+  'HW_CPU_HYPERTHREADING', 'HW_CPU_X86_AMD_SEV',
+  'HW_GPU_API_VULKAN', 'HW_GPU_API_OPENGL_4_5', 'HW_GPU_API_CUDA_V11_0',
+  'HW_NIC_SRIOV', 'HW_NIC_SRIOV_MULTIQUEUE', 'HW_NIC_OFFLOAD_TSO', 'HW_NIC_OFFLOAD_GRO',
+  'STORAGE_DISK_HDD', 'STORAGE_DISK_SSD',
+  'MISC_SHARES_VIA_AGGREGATE',
+] as const;
+
+const STANDARD_CLASS_SET: ReadonlySet<string> = new Set(STANDARD_CLASSES);
+const STANDARD_TRAIT_SET: ReadonlySet<string> = new Set(STANDARD_TRAITS);
+
+export const isStandardClass = (name: string): boolean => STANDARD_CLASS_SET.has(name);
+export const isStandardTrait = (name: string): boolean => STANDARD_TRAIT_SET.has(name);
+
+/** What a CUSTOM_* name may be (Placement: CUSTOM_ then upper-case letters, digits and underscores). */
+export const CUSTOM_NAME = /^CUSTOM_[A-Z0-9_]+$/;
