@@ -11,6 +11,7 @@ import { nowIso } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import type { Route, RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
+import { consoleAction } from './consoles.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -205,6 +206,8 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           rc.reply.code(200);
           return { output: text };
         }
+        case 'os-getSerialConsole': case 'os-getVNCConsole': case 'os-getSPICEConsole': case 'os-getRDPConsole':
+          return consoleAction(ctx, rc, s, action, arg);
         case 'forceDelete':
           validate(NullOrEmpty, arg ?? null);
           checkLock(cred, s);
