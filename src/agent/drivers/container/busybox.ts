@@ -43,8 +43,9 @@ if [ -f $CD/user_data ] && [ "$(head -c 2 $CD/user_data)" = '#!' ]; then
     ( /var/lib/cloud/user-data; echo "stratus-init: user data exited with $?" ) &
   fi
 fi
-# the serial console: a shell on the console input (a FIFO the agent writes to)
-if [ -p /proc/self/fd/0 ]; then ( while :; do sh -i 2>&1; sleep 1; done ) & fi
+# the serial console: a shell on the console input (a FIFO the agent writes to);
+# through fd 3, as a background job's own stdin is /dev/null
+if [ -p /proc/self/fd/0 ]; then exec 3<&0; ( while :; do sh -i <&3 3<&- 2>&1; sleep 1; done ) & fi
 trap 'echo "stratus-init: stopping"; kill -TERM -1 2>/dev/null; exit 0' TERM INT
 while :; do sleep 60 & wait $!; done
 `;

@@ -4,7 +4,7 @@
 // FIFO at STATE_DIR/servers/<id>/console.in that the container holds open
 // read-write from its start (so it never blocks and never sees an end,
 // across agent restarts). The busybox image's init runs a shell on it.
-import { constants, watch, type FSWatcher } from 'node:fs';
+import { constants, open, watch, type FSWatcher } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -32,10 +32,12 @@ export class ContainerConsoles implements ConsoleProvider {
     let input: Socket | null = null;
     try {
       // O_NONBLOCK: opening a FIFO for writing fails at once (ENXIO) when no container holds it, instead of waiting
-      const fd = await fsp.open(join(dir, CONSOLE_INPUT), constants.O_WRONLY | constants.O_NONBLOCK).then((h) => h.fd, (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENXIO' || err.code === 'ENOENT') return null;
-        throw err;
-      });
+      // a raw descriptor (a FileHandle would close it when collected, under the Socket)
+      const fd = await new Promise<number | null>((resolve, reject) => open(join(dir, CONSOLE_INPUT), constants.O_WRONLY | constants.O_NONBLOCK, (err, n) => {
+        if (!err) resolve(n);
+        else if (err.code === 'ENXIO' || err.code === 'ENOENT') resolve(null);
+        else reject(err);
+      }));
       // a Socket over the FIFO writes with backpressure (a full pipe waits, it does not fail)
       if (fd !== null) input = new Socket({ fd, readable: false, writable: true });
       const size = (await log.stat()).size;
