@@ -64,14 +64,18 @@ const DEFAULTS = { window: 256 * 1024, maxFrame: 32 * 1024, highWater: 1024 * 10
 
 export class MuxError extends Error {}
 
-/** Connects two duplexes both ways: what one reads the other writes; when either fails or closes, both go. */
+/** Connects two duplexes both ways: what one reads the other writes; when either fails or is cut short, both go. */
 export function bridge(a: Duplex, b: Duplex): void {
   a.pipe(b);
   b.pipe(a);
   a.on('error', (err) => b.destroy(err));
   b.on('error', (err) => a.destroy(err));
-  a.on('close', () => b.destroy());
-  b.on('close', () => a.destroy());
+  // one that closed cleanly (ended both ways) lets the other finish its writes; one cut short cuts the other
+  const cut = (from: Duplex, to: Duplex) => () => {
+    if (!(from.readableEnded && from.writableFinished)) to.destroy();
+  };
+  a.on('close', cut(a, b));
+  b.on('close', cut(b, a));
 }
 
 export class Mux {
@@ -146,7 +150,8 @@ export class Mux {
         const reason = f.payload.toString('utf8') || 'stream reset';
         const w = this.opening.get(f.id);
         this.opening.delete(f.id);
-        if (s) s.onReset(reason);
+        // a refused open fails the open() promise; the stream nobody holds yet just goes
+        if (s) s.onReset(reason, !!w);
         w?.reject(new MuxError(reason));
         return;
       }
@@ -278,10 +283,22 @@ export class MuxStream extends Duplex {
   }
 
   override _read(): void {
-    // credit goes back for what the consumer took out of the read buffer
+    this.grant();
+  }
+
+  // Credit goes back as the consumer takes bytes out of the read buffer. Node
+  // calls _read only once per push, so a stalled sender (no credit, no push)
+  // would never hear of a later read: every read() checks instead.
+  override read(size?: number): any {
+    const r = super.read(size);
+    this.grant();
+    return r;
+  }
+
+  private grant(): void {
     const consumed = this.received - this.readableLength;
     const owed = consumed - this.returned;
-    if (owed > 0 && (owed >= this.mux.o.window / 4 || this.readableLength === 0) && !this.remoteEnded) {
+    if (owed > 0 && (owed >= this.mux.o.window / 4 || this.readableLength === 0) && !this.remoteEnded && !this.destroyed) {
       this.returned = consumed;
       const p = Buffer.allocUnsafe(4);
       p.writeUInt32BE(owed, 0);
@@ -322,9 +339,9 @@ export class MuxStream extends Duplex {
   }
 
   /** @internal */
-  onReset(reason: string): void {
+  onReset(reason: string, quietly = false): void {
     this.resetByPeer = true;
-    this.destroy(new MuxError(reason));
+    this.destroy(quietly ? undefined : new MuxError(reason));
   }
 
   private wakeWriter(): void {
