@@ -6,7 +6,8 @@
 // server on this host, as a Duplex (output to read, input to write).
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket } from 'ws';
+// ws loads node:https and node:tls: imported when the channel starts (see src/http/defer-tls.ts)
+import type { WebSocket } from 'ws';
 import { AGENT_TOKEN_HEADER } from '../compute/engine/protocol.ts';
 import { muxOverSocket, type Mux } from '../common/mux.ts';
 
@@ -61,7 +62,7 @@ export class StreamChannel {
 
   /** True while the channel is open. */
   get open(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN;
+    return this.ws?.readyState === 1; // OPEN
   }
 
   /** Streams being served now. */
@@ -83,7 +84,7 @@ export class StreamChannel {
     const ws = this.ws;
     this.ws = null;
     this.mux?.close();
-    if (ws && ws.readyState !== WebSocket.CLOSED) {
+    if (ws && ws.readyState !== 3) { // CLOSED
       await new Promise<void>((resolve) => {
         ws.once('close', () => resolve());
         ws.close(1001, 'agent stopping');
@@ -99,8 +100,12 @@ export class StreamChannel {
   }
 
   private connect(): void {
+    void import('ws').then(({ WebSocket }) => this.connectWith(WebSocket));
+  }
+
+  private connectWith(WebSocketClass: typeof WebSocket): void {
     if (this.stopped) return;
-    const ws = new WebSocket(this.url, { headers: { [AGENT_TOKEN_HEADER]: this.o.token }, perMessageDeflate: false, maxPayload: 1 << 20 });
+    const ws = new WebSocketClass(this.url, { headers: { [AGENT_TOKEN_HEADER]: this.o.token }, perMessageDeflate: false, maxPayload: 1 << 20 });
     this.ws = ws;
     const mux = muxOverSocket(ws, { initiator: true, onOpen: (req) => this.serve(req.name, req.args) });
     this.mux = mux;

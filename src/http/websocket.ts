@@ -4,9 +4,10 @@
 // authenticators, policy rule; a refusal is the service's own error body.
 // The route's handler then takes the connection over with acceptWebSocket().
 import type { FastifyInstance } from 'fastify';
-import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+// ws loads node:https and node:tls: imported on the first upgrade, so a plain HTTP server never loads TLS (see defer-tls.ts)
+import type { WebSocket, WebSocketServer } from 'ws';
 import { ApiError } from '../common/errors.ts';
 import type { RouteContext } from './service.ts';
 
@@ -16,8 +17,10 @@ type UpgradeRequest = IncomingMessage & { [UPGRADE]?: Upgrade };
 
 /** Routes upgrade requests of `app`'s server through its router (call once, when building the server). */
 export function routeUpgrades(app: FastifyInstance): void {
+  // node:http as CommonJS: its ES module namespace would load node:tls and node:http2 (see defer-tls.ts)
+  const http = process.getBuiltinModule('node:http');
   app.server.on('upgrade', (req: UpgradeRequest, socket: Duplex, head: Buffer) => {
-    const res = new ServerResponse(req);
+    const res = new http.ServerResponse(req);
     res.assignSocket(socket as import('node:net').Socket);
     req[UPGRADE] = { socket, head, res };
     // an answer other than the upgrade (a refusal, a 404) ends the connection
@@ -36,7 +39,8 @@ export interface AcceptOptions {
 
 /** One handshake handler per kind of route (payload limit and subprotocols). */
 const servers = new Map<string, WebSocketServer>();
-function serverFor(maxPayload: number, protocols: string[]): WebSocketServer {
+async function serverFor(maxPayload: number, protocols: string[]): Promise<WebSocketServer> {
+  const { WebSocketServer } = await import('ws');
   const key = `${maxPayload} ${protocols.join(',')}`;
   let s = servers.get(key);
   if (!s) {
@@ -59,15 +63,15 @@ export function isUpgrade(rc: RouteContext): boolean {
  * connection over (Fastify no longer answers it). A plain HTTP request gets
  * a 400: this route only speaks WebSocket.
  */
-export function acceptWebSocket(rc: RouteContext, o: AcceptOptions = {}): Promise<WebSocket> {
+export async function acceptWebSocket(rc: RouteContext, o: AcceptOptions = {}): Promise<WebSocket> {
   const raw = rc.req.raw as UpgradeRequest;
   const up = raw[UPGRADE];
   if (!up || String(raw.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
     throw new ApiError('BadRequest', 'This resource speaks WebSocket: send an upgrade request.');
   }
+  const wss = await serverFor(o.maxPayload ?? 1 << 20, o.protocols ?? []);
   rc.reply.hijack();
   up.res.detachSocket(up.socket as import('node:net').Socket);
-  const wss = serverFor(o.maxPayload ?? 1 << 20, o.protocols ?? []);
   return new Promise((resolve, reject) => {
     if (!up.socket.readable || !up.socket.writable) return reject(new ApiError('BadRequest', 'The connection closed during the upgrade.'));
     wss.handleUpgrade(raw, up.socket, up.head, (ws) => resolve(ws));

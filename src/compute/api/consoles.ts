@@ -12,7 +12,6 @@
 // Tokens live in the database (only their SHA-256), so any replica can check
 // one; they stay valid for Nova's default token_ttl (600 s).
 import { createHash, randomUUID } from 'node:crypto';
-import { createWebSocketStream } from 'ws';
 import { Type } from 'typebox';
 import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -163,6 +162,7 @@ export function serialProxyService(ctx: ComputeContext, streams: StreamHub): Ser
           throw err;
         }
         ctx.log.info({ server: s.id, host: s.host }, 'serial console connected');
+        const { createWebSocketStream } = await import('ws');
         bridge(createWebSocketStream(ws), stream);
         // a closed WebSocket ends the session both ways (its stream would only end the reading side)
         ws.once('close', () => stream.destroy());
