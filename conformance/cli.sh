@@ -201,6 +201,8 @@ check_has "keypair create" "PRIVATE KEY" -- os keypair create cli-key
 check_has "server create --wait" ACTIVE -- \
   os server create --image cli-image --flavor cli-flavor --key-name cli-key --wait cli-server -f value -c status
 check_has "console log show has the container's output" cli-server -- os console log show cli-server
+check_has "console url show --serial gives the serial proxy's ws:// URL" "ws://" "/compute/serial-console?token=" -- \
+  os console url show --serial cli-server -f value -c url
 check "server stop" os server stop cli-server
 check "server is SHUTOFF after stop" wait_status cli-server SHUTOFF
 check "server start" os server start cli-server

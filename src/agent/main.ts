@@ -11,6 +11,8 @@ import { Agent } from './agent.ts';
 import { AgentClient } from './client.ts';
 import { ContainerDriver } from './drivers/container/driver.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
+import { ContainerConsoles } from './drivers/container/console.ts';
+import { consoleProviders, StreamChannel, withStreams } from './stream.ts';
 
 export interface AgentFlags {
   server: string;
@@ -39,15 +41,19 @@ export function readToken(file: string): string {
 /** Builds an agent from flags (not started). */
 export function createAgent(f: AgentFlags, log: Logger): Agent {
   const stateDir = resolve(f.stateDir);
-  const client = new AgentClient(f.server, readToken(f.tokenFile), f.hostname ?? osHostname());
+  const token = readToken(f.tokenFile);
+  const client = new AgentClient(f.server, token, f.hostname ?? osHostname());
   const driver = new ContainerDriver({
     stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent, consoleCap: f.consoleLogMax,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
-  return new Agent({
+  const streams = new StreamChannel({
+    server: f.server, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
+  });
+  return withStreams(new Agent({
     client, driver, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
-  });
+  }), streams);
 }
 
 /** `stratus agent`: runs until SIGTERM/SIGINT; containers keep running when it stops. */

@@ -123,6 +123,10 @@ export interface ComputeApiTables {
   compute_aggregates: { id: Generated<number>; uuid: string; name: string; created_at: string; updated_at: string | null };
   compute_aggregate_hosts: { aggregate_id: number; hostname: string };
   compute_aggregate_metadata: { aggregate_id: number; key: string; value: string };
+  /** Console auth tokens (Nova's console_auth_tokens): only the SHA-256 of the token is kept; valid until expires_at. */
+  compute_console_auth_tokens: {
+    token_hash: string; console_type: string; server_id: string; host: string; expires_at: string; created_at: string;
+  };
 }
 
 /**
@@ -288,6 +292,15 @@ export const computeMigrations: Record<string, Migration> = {
       await s.createTable('compute_aggregate_metadata')
         .addColumn('aggregate_id', 'integer', (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('compute_aggregate_metadata_pk', ['aggregate_id', 'key']).execute();
+    },
+  },
+  '0106_console_auth_tokens': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('compute_console_auth_tokens')
+        .addColumn('token_hash', text, (c) => c.primaryKey()).addColumn('console_type', text, (c) => c.notNull())
+        .addColumn('server_id', text, (c) => c.notNull()).addColumn('host', text, (c) => c.notNull())
+        .addColumn('expires_at', text, (c) => c.notNull()).addColumn('created_at', text, (c) => c.notNull()).execute();
+      await db.schema.createIndex('compute_console_auth_tokens_server').on('compute_console_auth_tokens').column('server_id').execute();
     },
   },
 };

@@ -29,6 +29,8 @@ import { serverRoutes } from './api/servers.ts';
 import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
+import { consoleRoutes, serialProxyService } from './api/consoles.ts';
+import { createStreamHub } from './engine/stream.ts';
 
 export interface ComputeDeps { db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService; config?: Partial<ComputeConfig> }
 
@@ -42,6 +44,8 @@ export interface ComputeService {
 
 export function createCompute(deps: ComputeDeps): ComputeService {
   const engine = createEngine(deps);
+  // the channels agents open for consoles (and, later, exec): a route of the agent API
+  const streams = createStreamHub({ log: deps.log.child({ component: 'streams' }), rule: 'agent' });
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config },
@@ -67,11 +71,13 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...miscRoutes(ctx),
     ...adminExtraRoutes(ctx),
     ...aggregateRoutes(ctx),
+    ...consoleRoutes(ctx),
   ];
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      engine.agentService,
+      { ...engine.agentService, routes: [...engine.agentService.routes, ...streams.routes] },
+      serialProxyService(ctx, streams),
     ],
     async start() {
       await seedDefaultFlavors(deps.db);
@@ -83,6 +89,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     },
     async stop() {
       if (janitor) clearInterval(janitor);
+      streams.close();
       await engine.stop();
     },
   };

@@ -10,6 +10,7 @@ import { compileRouteSchema } from './json-schema.ts';
 import { Metrics } from './metrics.ts';
 import { Policy, PUBLIC, type Target } from './policy.ts';
 import type { HttpMethod, Route, RouteContext, Service } from './service.ts';
+import { routeUpgrades } from './websocket.ts';
 
 export interface ServerOptions {
   logger: Logger;
@@ -233,5 +234,6 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       }
     }, { prefix: service.prefix });
   }
+  routeUpgrades(app);
   return app;
 }

@@ -34,6 +34,8 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:ips:index`]: projectReader,
   [`${P}:os-server-diagnostics`]: admin,
   [`${P}:os-server-external-events`]: admin,
+  [`${P}:os-remote-consoles`]: projectMember,
+  [`${P}:os-console-auth-tokens`]: admin,
   // flavors
   [`${P}:flavors`]: any,
   [`${P}:os-flavor-manage`]: admin,

@@ -12,6 +12,7 @@ import { nowIso } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
+import { consoleAction } from './consoles.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -207,6 +208,8 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           rc.reply.code(200);
           return { output: text };
         }
+        case 'os-getSerialConsole': case 'os-getVNCConsole': case 'os-getSPICEConsole': case 'os-getRDPConsole':
+          return consoleAction(ctx, rc, s, action, arg);
         case 'forceDelete':
           validate(NullOrEmpty, arg ?? null);
           checkLock(cred, s);

@@ -5,8 +5,9 @@
 // Its entrypoint, /sbin/stratus-init, is PID 1: it reaps zombies (ash waits
 // for every child, orphans included), prints a line to the console, runs the
 // server's user data once per server when it is a script (#!…, as cloud-init
-// does in a VM) from the config drive mounted at /mnt/config, and serves the
-// server's hostname over HTTP on port 80 (busybox httpd).
+// does in a VM) from the config drive mounted at /mnt/config, serves the
+// server's hostname over HTTP on port 80 (busybox httpd), and runs a shell on
+// the serial console's input when its stdin is that FIFO.
 import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -42,6 +43,9 @@ if [ -f $CD/user_data ] && [ "$(head -c 2 $CD/user_data)" = '#!' ]; then
     ( /var/lib/cloud/user-data; echo "stratus-init: user data exited with $?" ) &
   fi
 fi
+# the serial console: a shell on the console input (a FIFO the agent writes to);
+# through fd 3, as a background job's own stdin is /dev/null
+if [ -p /proc/self/fd/0 ]; then exec 3<&0; ( while :; do sh -i <&3 3<&- 2>&1; sleep 1; done ) & fi
 trap 'echo "stratus-init: stopping"; kill -TERM -1 2>/dev/null; exit 0' TERM INT
 while :; do sleep 60 & wait $!; done
 `;

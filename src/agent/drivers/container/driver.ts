@@ -236,7 +236,8 @@ export class ContainerDriver implements ComputeDriver {
   private async startContainer(id: string, lowers: string[]): Promise<void> {
     const dir = this.dir(id);
     const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
-    const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; exec "$@"';
+    // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never blocks
+    const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p console.in ] || mkfifo -m 600 console.in; exec "$@" <>console.in';
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
     let r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
