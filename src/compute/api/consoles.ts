@@ -74,7 +74,7 @@ async function findToken(ctx: ComputeContext, token: string) {
 export async function consoleAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: string, arg: unknown): Promise<unknown> {
   const protocol = ACTIONS[action]!;
   if (mv(rc).ge('2.6')) throw notFound('The resource could not be found.');
-  const body = validate<{ type: string }>(Type.Object({
+  const body = validate(Type.Object({
     type: Type.Union(PROTOCOL_TYPES[protocol]!.map((t) => Type.Literal(t))),
   }, { additionalProperties: false }), arg);
   rc.enforce('os_compute_api:os-remote-consoles', { project_id: s.project_id, user_id: s.user_id });
