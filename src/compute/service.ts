@@ -1,8 +1,9 @@
 // The compute service (Nova v2.1) under /compute: its route table (one module
-// per resource under api/), its policy, and the engine (scheduler, agent API)
-// it records intent for.
+// per resource under api/), its policy, and the engine (scheduler, the
+// `server` kind on the fleet's agent API) it records intent for.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { Fleet } from '../fleet/api.ts';
 import type { Service } from '../http/service.ts';
 import type { IdentityContext } from '../identity/context.ts';
 import type { ImageService } from '../image/service.ts';
@@ -30,10 +31,15 @@ import { settleEvents, type ServerRow } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
 
-export interface ComputeDeps { db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService; config?: Partial<ComputeConfig> }
+export interface ComputeDeps {
+  db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
+  /** The agent API compute registers its `server` kind, host registry and image routes with. */
+  fleet: Fleet;
+  config?: Partial<ComputeConfig>;
+}
 
 export interface ComputeService {
-  /** The compute API, and the agent API that hosts connect to. */
+  /** The compute API. */
   services: Service[];
   /** Starts the controllers (scheduler, heartbeat watch). */
   start(): Promise<void>;
@@ -71,7 +77,6 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      engine.agentService,
     ],
     async start() {
       await seedDefaultFlavors(deps.db);
