@@ -45,7 +45,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   return new Agent({
-    client, driver, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
+    client, drivers: [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
   });
 }

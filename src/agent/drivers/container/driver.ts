@@ -24,11 +24,11 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { PowerState } from '../../../compute/schema.ts';
-import type { DesiredServer } from '../../../compute/engine/protocol.ts';
+import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
 import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
-import { PermanentError } from '../driver.ts';
+import { permanent } from '../../errors.ts';
 import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { buildSpec } from './spec.ts';
@@ -63,7 +63,8 @@ type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
 export class ContainerDriver implements ComputeDriver {
-  readonly kinds = ['container'];
+  readonly name = 'container';
+  readonly serves = { [SERVER_KIND]: ['container'] };
   private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
   private readonly images: ImageStore;
   private readonly sp = new Spawner();
@@ -278,7 +279,7 @@ export class ContainerDriver implements ComputeDriver {
   // --- the converge step
   async converge(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
-    if (!d.image) throw new PermanentError('a container server needs an image');
+    if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a container server needs an image');
     const id = d.id;
     const dir = this.dir(id);
     let st = await this.readState(id);
@@ -302,7 +303,7 @@ export class ContainerDriver implements ComputeDriver {
       }
       const imageId = d.image.id;
       const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
-        throw err instanceof ImageFormatError ? new PermanentError(`image ${imageId}: ${err.message}`) : err;
+        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${imageId}: ${err.message}`, err) : err;
       });
       for (const sub of ['upper', 'work', 'rootfs']) await fsp.mkdir(join(dir, sub), { recursive: true, mode: 0o755 });
       // a host mount left by an older agent (the root is now mounted in the container's namespace only)
@@ -315,7 +316,7 @@ export class ContainerDriver implements ComputeDriver {
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
       await this.netns.ensure(this.netnsName(id));
       const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
-        .catch((err: Error) => { throw new PermanentError(err.message); });
+        .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
       if (specHash !== st.spec_hash || !(await exists(join(dir, 'config.json')))) {
