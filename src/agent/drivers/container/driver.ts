@@ -62,6 +62,16 @@ type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
 
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
+/** SIGKILL to a process; false when it is gone already or cannot be signalled. */
+function killNow(pid: number): boolean {
+  try {
+    process.kill(pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class ContainerDriver implements ComputeDriver {
   readonly name = 'container';
   readonly serves = { [SERVER_KIND]: ['container'] };
@@ -199,7 +209,11 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
-  /** Stops the container's processes (soft: its stop signal, then SIGKILL after the timeout) and deletes the runc container. */
+  /**
+   * Stops the container's processes and deletes the runc container: hard (a
+   * delete, a hard reboot: Nova destroys, it does not shut down) is SIGKILL at
+   * once; soft (stop) is the image's stop signal, then SIGKILL after the timeout.
+   */
   private async removeContainer(id: string, hard: boolean, stopSignal = 'SIGTERM'): Promise<void> {
     let s = await this.status(id);
     if (s.status === 'missing') return;
@@ -212,7 +226,11 @@ export class ContainerDriver implements ComputeDriver {
         await this.runc(['kill', id, stopSignal]);
         if (!(await this.waitDead(id, this.o.stopTimeoutMs))) hard = true;
       }
-      if (hard || s.status === 'created') {
+      if (hard && s.status === 'running' && s.pid > 0 && killNow(s.pid) && (await this.waitDead(id, 2000))) {
+        // killed at once: the container's init is the only process of its PID namespace
+        // (runc state read just now, start time checked), and the kernel kills the rest
+        // of the namespace with it; no `runc kill` fork
+      } else if (hard || s.status === 'created') {
         await this.runc(['kill', '--all', id, 'KILL']);
         await this.waitDead(id, 10_000);
       }
