@@ -100,7 +100,7 @@ export class Agent {
     for (const d of this.o.drivers) await d.start();
     await this.register(true);
     // first sync: the full desired state of this host; anything local that is not in it is an orphan
-    const first = await this.retry(() => this.o.client.watch({ known: {}, wait: 0 }));
+    const first = await this.retry(() => this.o.client.watch({ known: this.known(), wait: 0 }));
     this.take(first.resources);
     for (const [kind, k] of this.kinds) {
       for (const id of await k.reconciler.local()) {

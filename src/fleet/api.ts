@@ -151,7 +151,9 @@ export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> 
       const gone: ResourceRef[] = [];
       const requests: PendingRequest[] = [];
       for (const k of kinds.values()) {
-        const mine = known[k.kind] ?? {};
+        // the kinds the agent serves are the keys of `known` (empty at its first watch)
+        const mine = known[k.kind];
+        if (!mine) continue;
         const placed = await k.placed(hostname);
         const ids: string[] = [];
         for (const [id, version] of placed) if (mine[id] !== version) ids.push(id);
@@ -159,8 +161,7 @@ export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> 
         for (const id of Object.keys(mine)) if (!placed.has(id)) gone.push({ kind: k.kind, id });
         if (k.pendingRequests) for (const p of await k.pendingRequests(hostname)) if (!busy.has(p.id)) requests.push(p);
       }
-      // kinds this server does not know (an agent newer than a replica): the agent forgets them
-      for (const [kind, ids] of Object.entries(known)) if (!kinds.has(kind)) for (const id of Object.keys(ids)) gone.push({ kind, id });
+      // a kind no service here registered is left alone: nothing of it is "gone" because this server does not know it
       if (changed.size || gone.length || requests.length || Date.now() >= deadline || stopping) {
         const resources: Resource[] = [];
         for (const [k, ids] of changed) resources.push(...await k.desired(ids));

@@ -70,6 +70,7 @@ export interface ResourceRef { kind: string; id: string }
 export type Known = Record<string, Record<string, number>>;
 
 export interface WatchRequest {
+  /** One entry per kind the agent serves (`{}` when it holds none): only those kinds are handed out. */
   known: Known;
   /** Ids of requests the agent already works on. */
   requests?: string[];

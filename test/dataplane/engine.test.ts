@@ -105,7 +105,7 @@ test('the agent API wants the agent token', async () => {
   const keystone = await fetch(`${cloud.url}/agent/v1/hosts/nobody/watch`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': cloud.adminToken }, body: '{"known":{}}' });
   assert.equal(keystone.status, 401, 'a Keystone token is not an agent token');
   const unknown = new AgentClient(cloud.url, token, 'never-registered');
-  await assert.rejects(unknown.watch({ known: {}, wait: 0 }), /404/);
+  await assert.rejects(unknown.watch({ known: { server: {} }, wait: 0 }), /404/);
 });
 
 test('a registered host appears in os-services and os-hypervisors', async () => {
@@ -144,7 +144,7 @@ test('a host that fails a build releases its claim and the server is rescheduled
   const first = await scheduled(id);
   assert.ok([a.hostname, b.hostname].includes(first.host!), `placed on ${first.host}`);
   const [bad, other] = first.host === a.hostname ? [a, b] : [b, a];
-  const desired = serversOf(await bad.client.watch({ known: {}, wait: 0 })).find((s) => s.id === id)!;
+  const desired = serversOf(await bad.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
   assert.equal(desired.image?.id, imageId);
   assert.equal(desired.flavor.vcpus, 2);
   await bad.client.report({ resources: [srv(id, desired.version, 0, 'absent', transient('disk on fire'))] });
@@ -156,7 +156,7 @@ test('a host that fails a build releases its claim and the server is rescheduled
   // the first host forgets it on its next watch
   const w = await bad.client.watch({ known: { server: { [id]: desired.version } }, wait: 0 });
   assert.deepEqual(w.gone, [{ kind: 'server', id }]);
-  const d2 = serversOf(await other.client.watch({ known: {}, wait: 0 })).find((s) => s.id === id)!;
+  const d2 = serversOf(await other.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
   await other.client.report({ resources: [srv(id, d2.version, 0, 'absent', transient('also broken'))] });
   const third = await scheduled(id);
   assert.equal(third.vm_state, 'error');
@@ -201,10 +201,10 @@ test('a host whose agent stopped reporting is down: not scheduled to, down in os
 
 test('the watch long-polls: it returns when a server is placed, reports settle states, delete reports release the claim', async () => {
   const h = await fakeHost();
-  const first = await h.client.watch({ known: {}, wait: 0 });
+  const first = await h.client.watch({ known: { server: {} }, wait: 0 });
   assert.deepEqual(first.resources, []);
   const t0 = Date.now();
-  const waiting = h.client.watch({ known: {}, wait: 20 });
+  const waiting = h.client.watch({ known: { server: {} }, wait: 20 });
   await sleep(200);
   const id = await create(flavors.one!, { availability_zone: `nova:${h.hostname}`, metadata: { k: 'v' }, user_data: Buffer.from('#!/bin/sh\n').toString('base64') });
   const w = await waiting;
@@ -368,7 +368,7 @@ test('a permanent build failure is ERROR at once (no other host tried); a report
   const id = await create(flavors.one!, {}, { same_host: [] });
   const placed = await scheduled(id);
   const host = placed.host === a.hostname ? a : b;
-  const d = serversOf(await host.client.watch({ known: {}, wait: 0 })).find((s) => s.id === id)!;
+  const d = serversOf(await host.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
   await assert.rejects(host.client.report({ resources: [{ kind: 'server', id, version: d.version, observed: { power_state: 1, state: 'build_failed' } }] }), /400/);
   await assert.rejects(host.client.report({ resources: [{ kind: 'volume', id, version: d.version, observed: {} }] }), /400.*Unknown resource kind volume/);
   await host.client.report({ resources: [srv(id, d.version, 0, 'absent', { class: 'permanent', code: 'image_invalid', message: 'image x: no manifest' })] });

@@ -154,7 +154,7 @@ it('the agent registers what its drivers serve, with its protocol version', asyn
   assert.deepEqual(t.registered[0]!.kinds, { server: ['container'] });
   assert.equal(t.registered[0]!.protocol, '2.0');
   assert.equal(t.registered[0]!.vcpus, 2);
-  assert.deepEqual(t.watches[1]?.known, { server: {} });
+  assert.deepEqual(t.watches[0]?.known, { server: {} }, 'the first watch names the kinds served, holding none');
 });
 
 it('a resource changed while its converge runs is converged again at once with the new version, never twice at a time', async () => {
