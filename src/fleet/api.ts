@@ -138,7 +138,7 @@ export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> 
   }
 
   async function watch(hostname: string, req: WatchRequest): Promise<WatchResponse> {
-    if (Date.now() - (lastSeen.get(hostname) ?? 0) > 5000 || !lastSeen.has(hostname)) {
+    if (Date.now() - (lastSeen.get(hostname) ?? 0) > 5000) {
       if (!(await registry().seen(hostname))) throw new ApiError('NotFound', `Host ${hostname} is not registered.`);
       lastSeen.set(hostname, Date.now());
     }
