@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AGENT_TOKEN_HEADER, type HostInfo, type HostRegistration, type ReportRequest, type WatchRequest, type WatchResponse,
-} from '../compute/engine/protocol.ts';
+} from '../fleet/protocol.ts';
 
 export class HttpError extends Error {
   readonly status: number;
@@ -17,7 +17,17 @@ export class HttpError extends Error {
   }
 }
 
-export class AgentClient {
+/** The calls an agent makes to the server (AgentClient over HTTP; a test double in tests). */
+export interface AgentTransport {
+  readonly hostname: string;
+  register(info: HostInfo): Promise<HostRegistration>;
+  watch(req: WatchRequest, signal?: AbortSignal): Promise<WatchResponse>;
+  report(req: ReportRequest): Promise<void>;
+  uploadImage(imageId: string, body: AsyncIterable<Buffer>): Promise<void>;
+  close(): void;
+}
+
+export class AgentClient implements AgentTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
   private readonly base: string;

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 // ws loads node:https and node:tls: imported when the channel starts (see src/http/defer-tls.ts)
 import type { WebSocket } from 'ws';
-import { AGENT_TOKEN_HEADER } from '../compute/engine/protocol.ts';
+import { AGENT_TOKEN_HEADER } from '../fleet/protocol.ts';
 import { muxOverSocket, type Mux } from '../common/mux.ts';
 
 /** Serves one stream name: the args come from the server. */

@@ -13,7 +13,7 @@ import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
-import { MAX_ALLOCATION_RATIO } from '../compute/engine/agent-api.ts';
+import { MAX_ALLOCATION_RATIO } from '../fleet/protocol.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
 const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';

@@ -1,8 +1,9 @@
 // The compute service (Nova v2.1) under /compute: its route table (one module
-// per resource under api/), its policy, and the engine (scheduler, agent API)
-// it records intent for.
+// per resource under api/), its policy, and the engine (scheduler, the
+// `server` kind on the fleet's agent API) it records intent for.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { Fleet } from '../fleet/api.ts';
 import type { Service } from '../http/service.ts';
 import type { IdentityContext } from '../identity/context.ts';
 import type { ImageService } from '../image/service.ts';
@@ -31,11 +32,17 @@ import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
 import { consoleRoutes, serialProxyService } from './api/consoles.ts';
 import { createStreamHub } from './engine/stream.ts';
+import { AGENT_RULE } from '../fleet/api.ts';
 
-export interface ComputeDeps { db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService; config?: Partial<ComputeConfig> }
+export interface ComputeDeps {
+  db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
+  /** The agent API compute registers its `server` kind, host registry and image routes with. */
+  fleet: Fleet;
+  config?: Partial<ComputeConfig>;
+}
 
 export interface ComputeService {
-  /** The compute API, and the agent API that hosts connect to. */
+  /** The compute API. */
   services: Service[];
   /** Starts the controllers (scheduler, heartbeat watch). */
   start(): Promise<void>;
@@ -45,7 +52,8 @@ export interface ComputeService {
 export function createCompute(deps: ComputeDeps): ComputeService {
   const engine = createEngine(deps);
   // the channels agents open for consoles (and, later, exec): a route of the agent API
-  const streams = createStreamHub({ log: deps.log.child({ component: 'streams' }), rule: 'agent' });
+  const streams = createStreamHub({ log: deps.log.child({ component: 'streams' }), rule: AGENT_RULE });
+  deps.fleet.addRoutes(streams.routes);
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config },
@@ -76,7 +84,6 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      { ...engine.agentService, routes: [...engine.agentService.routes, ...streams.routes] },
       serialProxyService(ctx, streams),
     ],
     async start() {

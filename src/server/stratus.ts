@@ -14,6 +14,7 @@ import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
+import { createFleet } from '../fleet/api.ts';
 import type { ComputeConfig } from '../compute/api/context.ts';
 
 export interface StratusOptions {
@@ -75,9 +76,11 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, config: o.compute });
+  // the agent API: services register the resource kinds agents converge
+  const fleet = createFleet({ dataDir: o.dataDir });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
   const placement = createPlacement(database.db);
-  return { identity, images, compute, services: [identity.service, images.service, ...compute.services, placement.service] };
+  return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service] };
 }
 
 /** The server's JSON log, to stdout unless given another destination. */
@@ -89,7 +92,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -108,6 +111,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     const { adminProjectId } = await bootstrap(database.db, { adminPassword, resetAdminPassword: !!o.adminPassword, publicUrl: url, services: HOSTED_SERVICES });
     await identity.start();
     await images.start();
+    await fleet.start();
     await compute.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
@@ -120,6 +124,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
       async close() {
         idleMemory.stop();
         identity.stop();
+        await fleet.stop();
         await compute.stop();
         await app.close();
         await images.stop();
@@ -130,6 +135,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
+    await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
     await images.stop().catch(() => undefined);

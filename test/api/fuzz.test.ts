@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { AGENT_TOKEN_HEADER } from '../../src/compute/engine/protocol.ts';
+import { AGENT_TOKEN_HEADER } from '../../src/fleet/protocol.ts';
 import { MAX_BODY_DEPTH } from '../../src/http/server.ts';
 import type { HttpMethod, Route, Service } from '../../src/http/service.ts';
 import { createServices } from '../../src/server/stratus.ts';

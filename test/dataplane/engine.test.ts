@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCloud, type Cloud } from '../harness.ts';
 import { AgentClient } from '../../src/agent/client.ts';
-import type { DesiredServer } from '../../src/compute/engine/protocol.ts';
+import type { DesiredServer, ServerObserved } from '../../src/compute/engine/protocol.ts';
+import { PROTOCOL_VERSION, type ResourceError, type WatchResponse } from '../../src/fleet/protocol.ts';
 import { busyboxTar, sleep } from './lib.ts';
 import { Scheduler } from '../../src/compute/engine/scheduler.ts';
 
@@ -54,11 +55,19 @@ async function fakeHost(opts: { vcpus?: number; memory_mb?: number; cpu?: number
   const hostname = `fake-${process.pid}-${++hostSeq}`;
   const client = new AgentClient(cloud.url, token, hostname);
   await client.register({
-    kinds: ['container'], vcpus: opts.vcpus ?? 4, memory_mb: opts.memory_mb ?? 4096, disk_gb: 100, version: 'test',
+    protocol: PROTOCOL_VERSION, kinds: { server: ['container'] }, vcpus: opts.vcpus ?? 4, memory_mb: opts.memory_mb ?? 4096, disk_gb: 100, version: 'test',
     cpu_allocation_ratio: opts.cpu ?? 1, ram_allocation_ratio: 1, ...(opts.az ? { availability_zone: opts.az } : {}),
   });
   return { hostname, client };
 }
+
+/** The servers of a watch answer, as drivers see them. */
+const serversOf = (w: WatchResponse): DesiredServer[] =>
+  w.resources.filter((r) => r.kind === 'server').map((r) => ({ ...(r.spec as DesiredServer), id: r.id, version: r.version }));
+/** One server report. */
+const srv = (id: string, version: number, power_state: number, state: ServerObserved['state'], error?: ResourceError) =>
+  ({ kind: 'server', id, version, observed: { power_state, state }, ...(error ? { error } : {}) });
+const transient = (message: string): ResourceError => ({ class: 'transient', code: 'host_failure', message });
 
 async function disableHost(hostname: string) {
   await db().updateTable('compute_hosts').set({ status: 'disabled' }).where('hostname', '=', hostname).execute();
@@ -89,14 +98,14 @@ async function scheduled(id: string) {
 
 test('the agent API wants the agent token', async () => {
   const bad = new AgentClient(cloud.url, 'x'.repeat(43), 'nobody');
-  await assert.rejects(bad.register({ kinds: ['container'], vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' }), /401/);
+  await assert.rejects(bad.register({ protocol: PROTOCOL_VERSION, kinds: { server: ['container'] }, vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' }), /401/);
   const none = await fetch(`${cloud.url}/agent/v1/hosts/nobody/watch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"known":{}}' });
   assert.equal(none.status, 401);
   assert.doesNotMatch(await none.text(), new RegExp(token));
   const keystone = await fetch(`${cloud.url}/agent/v1/hosts/nobody/watch`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': cloud.adminToken }, body: '{"known":{}}' });
   assert.equal(keystone.status, 401, 'a Keystone token is not an agent token');
   const unknown = new AgentClient(cloud.url, token, 'never-registered');
-  await assert.rejects(unknown.watch({ known: {}, wait: 0 }), /404/);
+  await assert.rejects(unknown.watch({ known: { server: {} }, wait: 0 }), /404/);
 });
 
 test('a registered host appears in os-services and os-hypervisors', async () => {
@@ -135,20 +144,20 @@ test('a host that fails a build releases its claim and the server is rescheduled
   const first = await scheduled(id);
   assert.ok([a.hostname, b.hostname].includes(first.host!), `placed on ${first.host}`);
   const [bad, other] = first.host === a.hostname ? [a, b] : [b, a];
-  const desired = (await bad.client.watch({ known: {}, wait: 0 })).servers.find((s) => s.id === id)!;
+  const desired = serversOf(await bad.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
   assert.equal(desired.image?.id, imageId);
   assert.equal(desired.flavor.vcpus, 2);
-  await bad.client.report({ servers: [{ id, version: desired.version, power_state: 0, state: 'build_failed', message: 'disk on fire' }] });
+  await bad.client.report({ resources: [srv(id, desired.version, 0, 'absent', transient('disk on fire'))] });
   const second = await scheduled(id);
   assert.equal(second.host, other.hostname, 'rescheduled to the other host');
   assert.deepEqual(JSON.parse(second.failed_hosts), [bad.hostname]);
   const hostRow = await db().selectFrom('compute_hosts').select('id').where('hostname', '=', bad.hostname).executeTakeFirstOrThrow();
   assert.equal((await db().selectFrom('placement_allocations').selectAll().where('provider_uuid', '=', hostRow.id).execute()).length, 0, 'the failed host\'s claim is released');
   // the first host forgets it on its next watch
-  const w = await bad.client.watch({ known: { [id]: desired.version }, wait: 0 });
-  assert.deepEqual(w.gone, [id]);
-  const d2 = (await other.client.watch({ known: {}, wait: 0 })).servers.find((s) => s.id === id)!;
-  await other.client.report({ servers: [{ id, version: d2.version, power_state: 0, state: 'build_failed', message: 'also broken' }] });
+  const w = await bad.client.watch({ known: { server: { [id]: desired.version } }, wait: 0 });
+  assert.deepEqual(w.gone, [{ kind: 'server', id }]);
+  const d2 = serversOf(await other.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
+  await other.client.report({ resources: [srv(id, d2.version, 0, 'absent', transient('also broken'))] });
   const third = await scheduled(id);
   assert.equal(third.vm_state, 'error');
   assert.equal(third.host, null);
@@ -192,22 +201,22 @@ test('a host whose agent stopped reporting is down: not scheduled to, down in os
 
 test('the watch long-polls: it returns when a server is placed, reports settle states, delete reports release the claim', async () => {
   const h = await fakeHost();
-  const first = await h.client.watch({ known: {}, wait: 0 });
-  assert.deepEqual(first.servers, []);
+  const first = await h.client.watch({ known: { server: {} }, wait: 0 });
+  assert.deepEqual(first.resources, []);
   const t0 = Date.now();
-  const waiting = h.client.watch({ known: {}, wait: 20 });
+  const waiting = h.client.watch({ known: { server: {} }, wait: 20 });
   await sleep(200);
   const id = await create(flavors.one!, { availability_zone: `nova:${h.hostname}`, metadata: { k: 'v' }, user_data: Buffer.from('#!/bin/sh\n').toString('base64') });
   const w = await waiting;
   assert.ok(Date.now() - t0 < 5000, `woken by the placement after ${Date.now() - t0} ms`);
-  const d = w.servers.find((s) => s.id === id) as DesiredServer;
+  const d = serversOf(w).find((s) => s.id === id) as DesiredServer;
   assert.ok(d, 'the new server is in the answer');
   assert.equal(d.power, 'running');
   assert.deepEqual(d.config_drive.meta_data.meta, { k: 'v' });
   assert.equal(d.config_drive.user_data, Buffer.from('#!/bin/sh\n').toString('base64'));
   assert.equal(d.deleted, false);
 
-  await h.client.report({ servers: [{ id, version: d.version, power_state: 1, state: 'active' }] });
+  await h.client.report({ resources: [srv(id, d.version, 1, 'active')] });
   let s = (await api('GET', `/compute/v2.1/servers/${id}`)).body.server;
   assert.equal(s.status, 'ACTIVE');
   assert.equal(s['OS-EXT-STS:power_state'], 1);
@@ -217,21 +226,23 @@ test('the watch long-polls: it returns when a server is placed, reports settle s
 
   // a stale report (an older version) changes the power state only
   assert.equal((await api('POST', `/compute/v2.1/servers/${id}/action`, { 'os-stop': null })).status, 202);
-  await h.client.report({ servers: [{ id, version: d.version, power_state: 1, state: 'active' }] });
+  await h.client.report({ resources: [srv(id, d.version, 1, 'active')] });
   s = (await api('GET', `/compute/v2.1/servers/${id}`)).body.server;
   assert.equal(s['OS-EXT-STS:task_state'], 'powering-off', 'the stop is still pending');
-  const w2 = await h.client.watch({ known: { [id]: d.version }, wait: 5 });
-  const d2 = w2.servers[0]!;
+  const w2 = await h.client.watch({ known: { server: { [id]: d.version } }, wait: 5 });
+  const d2 = serversOf(w2)[0]!;
   assert.equal(d2.power, 'stopped');
-  await h.client.report({ servers: [{ id, version: d2.version, power_state: 4, state: 'stopped' }] });
+  await h.client.report({ resources: [srv(id, d2.version, 4, 'stopped')] });
   s = (await api('GET', `/compute/v2.1/servers/${id}`)).body.server;
   assert.equal(s.status, 'SHUTOFF');
   assert.equal(s['OS-EXT-STS:task_state'], null);
 
   // console output goes through a request the agent answers on its report call
   const consoleCall = api('POST', `/compute/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': { length: 2 } });
-  const w3 = await h.client.watch({ known: { [id]: d2.version }, wait: 5 });
-  assert.equal(w3.requests[0]?.kind, 'console');
+  const w3 = await h.client.watch({ known: { server: { [id]: d2.version } }, wait: 5 });
+  assert.equal(w3.requests[0]?.kind, 'server');
+  assert.equal(w3.requests[0]?.action, 'console');
+  assert.equal(w3.requests[0]?.resource_id, id);
   await h.client.report({ requests: [{ id: w3.requests[0]!.id, ok: true, result: { output: 'a\nb\nc\n' } }] });
   const out = await consoleCall;
   assert.equal(out.status, 200);
@@ -240,13 +251,14 @@ test('the watch long-polls: it returns when a server is placed, reports settle s
 
   // delete: the agent cleans up and says so; the row goes and the claim with it
   assert.equal((await api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
-  const w4 = await h.client.watch({ known: { [id]: d2.version }, wait: 5 });
-  assert.equal(w4.servers[0]?.deleted, true);
-  await h.client.report({ servers: [{ id, version: w4.servers[0]!.version, power_state: 0, state: 'deleted' }] });
+  const w4 = await h.client.watch({ known: { server: { [id]: d2.version } }, wait: 5 });
+  const d4 = serversOf(w4)[0]!;
+  assert.equal(d4.deleted, true);
+  await h.client.report({ resources: [srv(id, d4.version, 0, 'deleted')] });
   assert.equal((await api('GET', `/compute/v2.1/servers/${id}`)).status, 404);
   assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0);
-  const w5 = await h.client.watch({ known: { [id]: w4.servers[0]!.version }, wait: 0 });
-  assert.deepEqual(w5.gone, [id]);
+  const w5 = await h.client.watch({ known: { server: { [id]: d4.version } }, wait: 0 });
+  assert.deepEqual(w5.gone, [{ kind: 'server', id }]);
   await disableHost(h.hostname);
 });
 
@@ -255,7 +267,7 @@ test('reports from a host about a server it does not hold change nothing', async
   const intruder = await fakeHost();
   const id = await create(flavors.one!, { availability_zone: `nova:${h.hostname}` });
   const placed = await scheduled(id);
-  await intruder.client.report({ servers: [{ id, version: placed.version, power_state: 0, state: 'deleted' }, { id, version: placed.version, power_state: 1, state: 'active' }] });
+  await intruder.client.report({ resources: [srv(id, placed.version, 0, 'deleted'), srv(id, placed.version, 1, 'active')] });
   const after = await row(id);
   assert.equal(after.vm_state, 'building');
   assert.equal(after.deleted_at, null);
@@ -322,7 +334,53 @@ test('deleting a server whose host is down deletes it at once (local delete); th
   assert.equal((await api('GET', `/compute/v2.1/servers/${id}`)).status, 404);
   assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0);
   // the agent comes back: its watch says the server is gone
-  const w = await h.client.watch({ known: { [id]: placed.version }, wait: 0 });
-  assert.deepEqual(w.gone, [id]);
+  const w = await h.client.watch({ known: { server: { [id]: placed.version } }, wait: 0 });
+  assert.deepEqual(w.gone, [{ kind: 'server', id }]);
   await disableHost(h.hostname);
+});
+
+test('registration checks the protocol version: another major, a newer minor or none is refused with a 400 that says what is accepted', async () => {
+  const hostname = `proto-${process.pid}`;
+  const put = (body: Record<string, unknown>) => fetch(`${cloud.url}/agent/v1/hosts/${hostname}`, {
+    method: 'PUT', headers: { 'content-type': 'application/json', 'x-stratus-agent-token': token }, body: JSON.stringify(body),
+  });
+  // an agent of protocol 1 (before typed resources) sent its kinds as a list and no protocol
+  const old = await put({ kinds: ['container'], vcpus: 1, memory_mb: 1, disk_gb: 1, version: '0.1.0' });
+  assert.equal(old.status, 400);
+  assert.match((await old.json() as any).error.message, /no known protocol version.*accepts 2\.0.*upgrade the agent/);
+  for (const [v, why] of [['1.9', /different major.*upgrade the agent/], ['3.0', /different major.*upgrade the server first/], ['2.1', /newer than this server's 2\.0.*upgrade the server first/]] as const) {
+    const r = await put({ protocol: v, kinds: { server: ['container'] }, vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' });
+    assert.equal(r.status, 400, v);
+    assert.match((await r.json() as any).error.message, why);
+  }
+  assert.equal((await db().selectFrom('compute_hosts').select('id').where('hostname', '=', hostname).execute()).length, 0, 'nothing registered');
+  const ok = await put({ protocol: PROTOCOL_VERSION, kinds: { server: ['container'] }, vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' });
+  assert.equal(ok.status, 200);
+  assert.equal((await ok.json() as any).protocol, PROTOCOL_VERSION);
+  const bad = await put({ protocol: PROTOCOL_VERSION, kinds: ['container'], vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' });
+  assert.equal(bad.status, 400, 'the rest of the body is checked once the version is');
+  await disableHost(hostname);
+});
+
+test('a permanent build failure is ERROR at once (no other host tried); a report with a bad observed state or kind is refused', async () => {
+  const a = await fakeHost();
+  const b = await fakeHost();
+  const id = await create(flavors.one!, {}, { same_host: [] });
+  const placed = await scheduled(id);
+  const host = placed.host === a.hostname ? a : b;
+  const d = serversOf(await host.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
+  await assert.rejects(host.client.report({ resources: [{ kind: 'server', id, version: d.version, observed: { power_state: 1, state: 'build_failed' } }] }), /400/);
+  await assert.rejects(host.client.report({ resources: [{ kind: 'volume', id, version: d.version, observed: {} }] }), /400.*Unknown resource kind volume/);
+  await host.client.report({ resources: [srv(id, d.version, 0, 'absent', { class: 'permanent', code: 'image_invalid', message: 'image x: no manifest' })] });
+  const r = await row(id);
+  assert.equal(r.vm_state, 'error');
+  assert.equal(r.task_state, null);
+  assert.equal(r.host, null);
+  assert.equal(r.schedule_attempts, 1, 'not rescheduled');
+  assert.deepEqual(JSON.parse(r.failed_hosts), [host.hostname]);
+  const fault = JSON.parse(r.fault!);
+  assert.equal(fault.message, `Build of instance ${id} aborted: image x: no manifest`);
+  assert.equal((await db().selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', id).execute()).length, 0, 'the claim is released');
+  await disableHost(a.hostname);
+  await disableHost(b.hostname);
 });

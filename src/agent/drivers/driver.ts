@@ -1,36 +1,45 @@
-// What a compute driver does for the agent. The agent owns the loop (watch,
-// schedule work, report); a driver converges one server at a time and must be
-// idempotent: any step may be repeated after a crash.
+// What drivers do for the agent. The agent owns the loops (watch, one work
+// queue per resource kind, reports); a driver serves some kinds of resources
+// and says which (`serves`): the container driver serves `server` resources
+// of server kind `container`, a VM driver will serve `vm` servers beside it,
+// a network data plane `network` and `port`. One agent runs several drivers.
+// Every step must be idempotent: any may be repeated after a crash. A driver
+// throws ResourceFailure (errors.ts) when it knows a failure's class; any
+// other error is taken as the host's (transient).
 import type { DesiredServer } from '../../compute/engine/protocol.ts';
+
+export interface Capacity { vcpus: number; memory_mb: number; disk_gb: number }
+
+export interface Driver {
+  readonly name: string;
+  /** Resource kind -> the variants of it served (for `server`: server kinds); [] for a kind without variants. */
+  readonly serves: Readonly<Record<string, readonly string[]>>;
+  /** Checks the host, creates the state directories, removes leftovers of a crash. */
+  start(): Promise<void>;
+  /** Releases what the driver holds in the agent process (helper processes); what it runs keeps running. */
+  stop(): Promise<void>;
+  /** The host's capacity, when the driver places work on the host's CPUs, memory and disk. */
+  capacity?(): Promise<Capacity>;
+}
 
 export interface Observed {
   power_state: number;
   state: 'active' | 'stopped' | 'paused' | 'suspended';
 }
 
-export interface Capacity { vcpus: number; memory_mb: number; disk_gb: number }
-
-export interface ComputeDriver {
-  readonly kinds: string[];
-  /** Checks the host, creates the state directories, removes leftovers of a crash. */
-  start(): Promise<void>;
-  capacity(): Promise<Capacity>;
+/** A driver of `server` resources. */
+export interface ComputeDriver extends Driver {
   /** Ids of the servers this driver holds anything for on this host. */
   localServers(): Promise<string[]>;
   /** Makes the host match `desired` for one server; returns what it observes afterwards. */
   converge(desired: DesiredServer): Promise<Observed>;
   /** What the host holds for a server now, without changing anything; null when nothing. */
   observe(id: string, desiredPower?: string): Promise<Observed | null>;
-  /** Removes everything of a server: processes, mounts, namespaces, cgroups, files. Idempotent. */
+  /** Removes everything of a server at once (no graceful shutdown: Nova destroys on delete): processes, mounts, namespaces, cgroups, files. Idempotent. */
   destroy(id: string): Promise<void>;
   consoleOutput(id: string, lines?: number): Promise<string>;
   /** Writes the server's disk as a new image (an OCI archive for containers) to `upload`. */
   snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void>;
-  /** Releases what the driver holds in the agent process (helper processes); servers keep running. */
-  stop(): Promise<void>;
   /** Periodic housekeeping (console caps, unused images); `inUse` are the servers the agent knows. */
   sweep(inUse: Set<string>): Promise<void>;
 }
-
-/** A failure that is the image's or the request's fault, not the host's: retrying elsewhere will not help. */
-export class PermanentError extends Error {}

@@ -1,12 +1,13 @@
-// The desired state of servers as agents receive it: the row, its flavor at
-// boot, its image record, and its config drive (Nova's openstack/latest
-// layout), built for many servers with a handful of queries.
+// The desired state of servers as agents receive it (`server` resources): the
+// row, its flavor at boot, its image record, and its config drive (Nova's
+// openstack/latest layout), built for many servers with a handful of queries.
 import type { Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { DesiredPower } from '../schema.ts';
-import type { AgentImage, DesiredServer } from './protocol.ts';
+import type { Resource } from '../../fleet/protocol.ts';
+import { SERVER_KIND, type AgentImage, type ServerSpec } from './protocol.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
 
@@ -16,7 +17,7 @@ export function agentImage(img: { id: string; name: string | null; status: strin
   return { id: img.id, name: img.name, status: img.status, container_format: img.container_format, disk_format: img.disk_format, size: img.size, checksum: img.checksum };
 }
 
-export async function desiredServers(db: Db, images: ImageService, ids: string[]): Promise<DesiredServer[]> {
+export async function desiredServers(db: Db, images: ImageService, ids: string[]): Promise<Resource<ServerSpec>[]> {
   if (!ids.length) return [];
   const rows: Server[] = [];
   const meta = new Map<string, Record<string, string>>();
@@ -38,14 +39,18 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null));
 }
 
-function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null): DesiredServer {
+function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null): Resource<ServerSpec> {
   let f: Record<string, any> = {};
   try {
     f = JSON.parse(s.flavor) as Record<string, any>;
   } catch { /* a broken row keeps the defaults */ }
   const keys = s.key_name && s.key_data ? [{ name: s.key_name, type: s.key_data.startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data }] : [];
+  return { kind: SERVER_KIND, id: s.id, version: s.version, spec: toSpec(s, f, metadata, image, keys) };
+}
+
+function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, string>, image: AgentImage | null, keys: Array<{ name: string; type: string; data: string }>): ServerSpec {
   return {
-    id: s.id, version: s.version, name: s.name, hostname: s.hostname, project_id: s.project_id, user_id: s.user_id, kind: s.kind,
+    name: s.name, hostname: s.hostname, project_id: s.project_id, user_id: s.user_id, kind: s.kind,
     image,
     flavor: {
       id: String(f.id ?? s.flavor_id), name: String(f.name ?? ''), vcpus: Number(f.vcpus ?? 1), ram: Number(f.ram ?? 512), disk: Number(f.disk ?? 0),

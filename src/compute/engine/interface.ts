@@ -4,11 +4,11 @@
 // (src/compute/service.ts wires them together).
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
-import type { Service } from '../../http/service.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { ServerRow } from '../schema.ts';
+import type { ServerAction } from './protocol.ts';
 
-export type AgentRequestKind = 'console' | 'snapshot';
+export type AgentRequestKind = ServerAction;
 
 /** What the engine is built from: compute's own dependencies, less what only the API uses. */
 export interface EngineDeps {
@@ -20,8 +20,6 @@ export interface EngineDeps {
 }
 
 export interface Engine {
-  /** The API agents connect to (under /agent), authenticated by the agent token. */
-  agentService: Service;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Wakes the scheduler: a server waits for a host. */
@@ -38,6 +36,4 @@ export interface Engine {
   request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
   /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
   onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
-  /** The agent token (DATA_DIR/agent-token), once started. */
-  readonly agentToken: string | null;
 }

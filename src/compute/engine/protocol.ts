@@ -1,38 +1,15 @@
-// The wire contract between the server's agent API (/agent/v1) and the host
-// agents. Types only: the agent imports nothing else from the server.
-//
-//   PUT  /agent/v1/hosts/{hostname}            register + heartbeat (HostInfo) -> HostRegistration
-//   POST /agent/v1/hosts/{hostname}/watch      long poll: WatchRequest -> WatchResponse
-//   POST /agent/v1/hosts/{hostname}/report     observed state: ReportRequest -> {}
-//   GET  /agent/v1/images/{id}                 image record (AgentImage)
-//   GET  /agent/v1/images/{id}/file            image bytes (streamed)
-//   PUT  /agent/v1/images/{id}/file            snapshot upload (streamed) for a pending snapshot request
-//
-// Every call carries the agent token in the `X-Stratus-Agent-Token` header.
+// Compute's resource kind on the agent protocol (src/fleet/protocol.ts): the
+// `server`. The watch hands an agent `{kind: 'server', id, version, spec:
+// ServerSpec}`; the agent reports `observed: ServerObserved` (plus a
+// structured error when converging failed) and answers the server requests
+// (`console`, `snapshot`). Types only: the agent imports them.
 import type { DesiredPower } from '../schema.ts';
 
-export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
+export const SERVER_KIND = 'server';
 
-export interface HostInfo {
-  kinds: string[];
-  vcpus: number;
-  memory_mb: number;
-  disk_gb: number;
-  host_ip?: string;
-  version: string;
-  availability_zone?: string;
-  /** Overcommit of this host (Nova's cpu/ram/disk_allocation_ratio on the compute node); server defaults when absent. */
-  cpu_allocation_ratio?: number;
-  ram_allocation_ratio?: number;
-  disk_allocation_ratio?: number;
-}
-
-export interface HostRegistration {
-  host_id: string;
-  service_id: string;
-  /** Seconds between heartbeats the server expects. */
-  heartbeat_interval: number;
-}
+/** Requests a server's agent answers (PendingRequest.action). */
+export const ServerAction = { console: 'console', snapshot: 'snapshot' } as const;
+export type ServerAction = (typeof ServerAction)[keyof typeof ServerAction];
 
 export interface AgentImage {
   id: string; name: string | null; status: string;
@@ -41,14 +18,12 @@ export interface AgentImage {
 }
 
 /** Everything an agent needs to converge one server. */
-export interface DesiredServer {
-  id: string;
-  /** The row's version: changes whenever anything below changes. */
-  version: number;
+export interface ServerSpec {
   name: string;
   hostname: string;
   project_id: string;
   user_id: string;
+  /** The server kind (`container`, later `vm`): which driver serves it. */
   kind: string;
   image: AgentImage | null;
   flavor: { id: string; name: string; vcpus: number; ram: number; disk: number; ephemeral: number; swap: number; extraSpecs: Record<string, string> };
@@ -60,8 +35,14 @@ export interface DesiredServer {
   task_state: string | null;
   /** The server is being deleted: tear everything down, then report `deleted`. */
   deleted: boolean;
-  /** The config drive (openstack/latest/*), as files: path -> content (utf8, or base64 for user_data). */
   config_drive: ConfigDrive;
+}
+
+/** A server's spec with its identity, as drivers take it. */
+export interface DesiredServer extends ServerSpec {
+  id: string;
+  /** The resource's version: changes whenever anything in the spec changes. */
+  version: number;
 }
 
 export interface ConfigDrive {
@@ -72,49 +53,29 @@ export interface ConfigDrive {
   vendor_data: Record<string, unknown>;
 }
 
-export interface PendingRequest {
-  id: string;
-  server_id: string;
-  kind: string;
-  args: Record<string, unknown>;
-}
+/**
+ * What the host holds for a server: `absent` when nothing (a failed build was
+ * rolled back), `deleted` once a server being deleted is gone.
+ */
+export const ServerObservedState = ['active', 'stopped', 'paused', 'suspended', 'absent', 'deleted'] as const;
+export type ServerObservedState = (typeof ServerObservedState)[number];
 
-export interface WatchRequest {
-  /** server id -> the version the agent holds. */
-  known: Record<string, number>;
-  /** Ids of requests the agent already works on. */
-  requests?: string[];
-  /** Seconds to wait for a change (long poll); 0 answers at once. */
-  wait?: number;
-}
-
-export interface WatchResponse {
-  /** Servers new to the agent or whose version changed. */
-  servers: DesiredServer[];
-  /** Known servers no longer placed on this host (moved, purged): forget and clean up. */
-  gone: string[];
-  requests: PendingRequest[];
-}
-
-export interface ServerReport {
-  id: string;
-  /** The desired version the agent converged to. */
-  version: number;
+export interface ServerObserved {
+  /** Nova's power state (PowerState). */
   power_state: number;
-  /** What the host holds now. */
-  state: 'active' | 'stopped' | 'paused' | 'suspended' | 'deleted' | 'build_failed' | 'error';
-  /** For build_failed / error: what went wrong (shown in the server's fault). */
-  message?: string;
+  state: ServerObservedState;
 }
 
-export interface RequestReport {
-  id: string;
-  ok: boolean;
-  result?: Record<string, unknown>;
-  message?: string;
-}
-
-export interface ReportRequest {
-  servers?: ServerReport[];
-  requests?: RequestReport[];
-}
+/** Error codes the server kind's drivers use (ResourceError.code). */
+export const ServerErrorCode = {
+  /** The image cannot be used (format, digests, config). */
+  imageInvalid: 'image_invalid',
+  /** The server has no image and the driver needs one. */
+  imageMissing: 'image_missing',
+  /** The flavor or the image config asks for what the driver cannot give. */
+  specInvalid: 'spec_invalid',
+  /** No driver on the host serves the server's kind. */
+  kindUnsupported: 'kind_unsupported',
+  /** Any other failure of the host (a command failed, a download was cut). */
+  hostFailure: 'host_failure',
+} as const;

@@ -24,11 +24,11 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Logger } from 'pino';
 import { PowerState } from '../../../compute/schema.ts';
-import type { DesiredServer } from '../../../compute/engine/protocol.ts';
+import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
 import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
-import { PermanentError } from '../driver.ts';
+import { permanent } from '../../errors.ts';
 import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
@@ -63,8 +63,19 @@ type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
 
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
+/** SIGKILL to a process; false when it is gone already or cannot be signalled. */
+function killNow(pid: number): boolean {
+  try {
+    process.kill(pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class ContainerDriver implements ComputeDriver {
-  readonly kinds = ['container'];
+  readonly name = 'container';
+  readonly serves = { [SERVER_KIND]: ['container'] };
   private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
   private readonly images: ImageStore;
   private readonly sp = new Spawner();
@@ -202,7 +213,11 @@ export class ContainerDriver implements ComputeDriver {
     }
   }
 
-  /** Stops the container's processes (soft: its stop signal, then SIGKILL after the timeout) and deletes the runc container. */
+  /**
+   * Stops the container's processes and deletes the runc container: hard (a
+   * delete, a hard reboot: Nova destroys, it does not shut down) is SIGKILL at
+   * once; soft (stop) is the image's stop signal, then SIGKILL after the timeout.
+   */
   private async removeContainer(id: string, hard: boolean, stopSignal = 'SIGTERM'): Promise<void> {
     let s = await this.status(id);
     if (s.status === 'missing') return;
@@ -215,7 +230,11 @@ export class ContainerDriver implements ComputeDriver {
         await this.runc(['kill', id, stopSignal]);
         if (!(await this.waitDead(id, this.o.stopTimeoutMs))) hard = true;
       }
-      if (hard || s.status === 'created') {
+      if (hard && s.status === 'running' && s.pid > 0 && killNow(s.pid) && (await this.waitDead(id, 2000))) {
+        // killed at once: the container's init is the only process of its PID namespace
+        // (runc state read just now, start time checked), and the kernel kills the rest
+        // of the namespace with it; no `runc kill` fork
+      } else if (hard || s.status === 'created') {
         await this.runc(['kill', '--all', id, 'KILL']);
         await this.waitDead(id, 10_000);
       }
@@ -283,7 +302,7 @@ export class ContainerDriver implements ComputeDriver {
   // --- the converge step
   async converge(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
-    if (!d.image) throw new PermanentError('a container server needs an image');
+    if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a container server needs an image');
     const id = d.id;
     const dir = this.dir(id);
     let st = await this.readState(id);
@@ -307,7 +326,7 @@ export class ContainerDriver implements ComputeDriver {
       }
       const imageId = d.image.id;
       const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
-        throw err instanceof ImageFormatError ? new PermanentError(`image ${imageId}: ${err.message}`) : err;
+        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${imageId}: ${err.message}`, err) : err;
       });
       await this.hardening.prepareDisk(d, dir);
       // a host mount left by an older agent (the root is now mounted in the container's namespace only)
@@ -320,7 +339,7 @@ export class ContainerDriver implements ComputeDriver {
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
       await this.netns.ensure(this.netnsName(id));
       const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
-        .catch((err: Error) => { throw new PermanentError(err.message); });
+        .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
       if (specHash !== st.spec_hash || !(await exists(join(dir, 'config.json')))) {

@@ -1,0 +1,47 @@
+// The routes compute adds to the agent API (/agent/v1): image records and
+// bytes for the agents' image stores, and the upload of a snapshot into the
+// queued image of a pending snapshot request.
+import type { Readable } from 'node:stream';
+import { ApiError } from '../../common/errors.ts';
+import { parseJsonObject } from '../../common/json.ts';
+import type { Db } from '../../db/database.ts';
+import { AGENT_RULE } from '../../fleet/api.ts';
+import type { Route } from '../../http/service.ts';
+import type { ImageService } from '../../image/service.ts';
+import { agentImage } from './desired.ts';
+
+export function agentImageRoutes(db: Db, images: ImageService): Route[] {
+  const image = async (id: string) => {
+    const img = await images.getImage(id);
+    if (!img) throw new ApiError('NotFound', `Image ${id} could not be found.`);
+    return img;
+  };
+  return [
+    {
+      method: 'GET', path: '/v1/images/:image_id', rule: AGENT_RULE,
+      handler: async (rc) => agentImage(await image(rc.params.image_id!)),
+    },
+    {
+      method: 'GET', path: '/v1/images/:image_id/file', rule: AGENT_RULE,
+      async handler(rc) {
+        const img = await image(rc.params.image_id!);
+        if (img.status !== 'active') throw new ApiError('Conflict', `Image ${img.id} is ${img.status}, not active.`);
+        rc.reply.header('content-type', 'application/octet-stream');
+        if (img.size !== null) rc.reply.header('content-length', String(img.size));
+        return rc.reply.send(images.openImageData(img.id));
+      },
+    },
+    {
+      method: 'PUT', path: '/v1/images/:image_id/file', rule: AGENT_RULE, status: 204,
+      async handler(rc) {
+        const body = rc.body as NodeJS.ReadableStream | undefined;
+        if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new ApiError('BadRequest', 'Send the image data as application/octet-stream.');
+        const imageId = rc.params.image_id!;
+        const pending = await db.selectFrom('compute_server_requests').select(['id', 'args']).where('kind', '=', 'snapshot').where('status', '=', 'pending').execute();
+        if (!pending.some((p) => parseJsonObject(p.args).image_id === imageId)) throw new ApiError('Forbidden', `No pending snapshot uploads to image ${imageId}.`);
+        const len = rc.req.headers['content-length'];
+        await images.uploadImageData(imageId, body as Readable, len ? Number(len) : undefined);
+      },
+    },
+  ];
+}

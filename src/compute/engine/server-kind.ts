@@ -1,0 +1,82 @@
+// Compute's `server` resource kind on the fleet: what is placed on a host
+// (compute_servers.host, by version), the desired state of servers
+// (desired.ts), and the agent's reports turned into server states by the
+// lifecycle state machine (lifecycle.ts), written here guarded by the row's
+// version. Requests go through the request channel (requests.ts).
+import { Type } from 'typebox';
+import type { Logger } from 'pino';
+import { nowIso } from '../../common/ids.ts';
+import type { Db } from '../../db/database.ts';
+import type { ResourceKind } from '../../fleet/kinds.ts';
+import type { ResourceReport } from '../../fleet/protocol.ts';
+import type { ImageService } from '../../image/service.ts';
+import { desiredServers } from './desired.ts';
+import { applyReport, type ServerReportIn, type ServerRow, type Transition } from './lifecycle.ts';
+import { SERVER_KIND, ServerObservedState } from './protocol.ts';
+import { releaseClaim, softDelete } from './release.ts';
+import type { RequestChannel } from './requests.ts';
+
+const ServerObservedBody = Type.Object({
+  power_state: Type.Integer({ minimum: 0, maximum: 7 }),
+  state: Type.Union(ServerObservedState.map((s) => Type.Literal(s))),
+}, { additionalProperties: false });
+
+export function serverKind(o: {
+  db: Db; log: Logger; images: ImageService; requests: RequestChannel; maxAttempts: number;
+  notify(host: string): void; kick(): void; changed(ids: string[]): Promise<void>;
+}): ResourceKind {
+  const { db, log } = o;
+
+  /** Writes one transition; true when the row changed. */
+  const write = async (row: ServerRow, t: Transition, hostname: string): Promise<boolean> => {
+    if (t.kind === 'none') return false;
+    if (t.kind === 'deleted') return db.transaction().execute((tx) => softDelete(tx, row.id, row.version, { deleting: true }));
+    const set = t.set;
+    const ok = await db.transaction().execute(async (tx) => {
+      const u = await tx.updateTable('compute_servers').set(set).where('id', '=', row.id).where('version', '=', row.version)
+        .where('deleted_at', 'is', null).executeTakeFirst();
+      if (!Number(u.numUpdatedRows)) return false;
+      if (t.release) await releaseClaim(tx, row.id);
+      return true;
+    });
+    if (ok && t.buildFailed) log.warn({ server: row.id, host: hostname, err: t.buildFailed.message, rescheduled: t.buildFailed.rescheduled }, 'build failed on host');
+    return ok;
+  };
+
+  return {
+    kind: SERVER_KIND,
+    observed: ServerObservedBody,
+
+    async placed(hostname) {
+      const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('host', '=', hostname).where('deleted_at', 'is', null).execute();
+      return new Map(rows.map((r) => [r.id, r.version]));
+    },
+
+    desired: (ids) => desiredServers(db, o.images, ids),
+
+    async report(hostname, reports: ResourceReport[]) {
+      const touched: string[] = [];
+      let notify = false;
+      let kick = false;
+      for (const r of reports) {
+        const row = await db.selectFrom('compute_servers').selectAll().where('id', '=', r.id).executeTakeFirst();
+        if (!row || row.host !== hostname || row.deleted_at !== null) continue;
+        const t = applyReport(row, r as ServerReportIn, hostname, { maxAttempts: o.maxAttempts, now: nowIso() });
+        if (!(await write(row, t, hostname))) continue;
+        touched.push(row.id);
+        if (t.kind !== 'none' && t.notify) notify = true;
+        if (t.kind !== 'none' && t.kick) kick = true;
+      }
+      if (notify) o.notify(hostname);
+      if (kick) o.kick();
+      await o.changed(touched);
+    },
+
+    pendingRequests: (hostname) => o.requests.pending(hostname),
+
+    async answer(hostname, q) {
+      const touched = await o.requests.answer(hostname, q);
+      if (touched) await o.changed([touched]);
+    },
+  };
+}
