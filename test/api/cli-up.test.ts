@@ -88,8 +88,11 @@ test('the openrc works for a client that reads OS_DOMAIN_NAME and OS_PROJECT_ID 
 test('up --log-file - writes the JSON log to stdout beside the banner, still without the password', { timeout: 120_000 }, async (t) => {
   const u = await up(t, ['--log-file', '-']);
   const password = readFileSync(join(u.dataDir, 'admin-password'), 'utf8').trim();
+  // pino writes asynchronously: the log line may land after the banner
+  const logged = (o: string) => o.split('\n').some((l) => l.startsWith('{') && (JSON.parse(l) as { msg?: string }).msg === 'stratus server listening');
+  for (let i = 0; i < 100 && !logged(u.stdout()); i++) await new Promise((r) => setTimeout(r, 100));
   const out = u.stdout();
-  assert.ok(out.split('\n').some((l) => l.startsWith('{') && (JSON.parse(l) as { msg?: string }).msg === 'stratus server listening'), out);
+  assert.ok(logged(out), out);
   assert.match(out, /^ {2}log: +stdout$/m);
   assert.ok(!out.includes(password));
 });
