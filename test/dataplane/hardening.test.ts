@@ -10,6 +10,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, statSync, writeFileSy
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/agent/exec.ts';
+import { waitConsole as libWaitConsole } from './lib.ts';
 import { DEFAULT_CAPS } from '../../src/agent/drivers/container/spec.ts';
 import { USERNS_HOST_BASE } from '../../src/agent/drivers/container/userns.ts';
 import { leftovers, runcState, skipUnlessRoot, sleep, startPlane, httpInNetns, type Plane } from './lib.ts';
@@ -31,22 +32,7 @@ after(async () => {
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-async function consoleOf(id: string): Promise<string> {
-  const r = await plane.api('POST', `/compute/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body.output as string;
-}
-
-async function waitConsole(id: string, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let out = '';
-  while (Date.now() < until) {
-    out = await consoleOf(id);
-    if (pattern.test(out)) return out;
-    await sleep(200);
-  }
-  throw new Error(`console of ${id} never matched ${pattern}: ${JSON.stringify(out.slice(-1500))}`);
-}
+const waitConsole = (id: string, pattern: RegExp, timeoutMs = 60_000) => libWaitConsole(plane, id, pattern, timeoutMs);
 
 /** `key=value` lines the user data printed as `hardening: key=value`. */
 function findings(out: string): Record<string, string> {

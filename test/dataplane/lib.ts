@@ -291,3 +291,22 @@ export async function httpInNetns(id: string, port = 80): Promise<string> {
   if (r.code !== 0) throw new Error(`wget in netns: ${r.code} ${r.stderr}`);
   return r.stdout;
 }
+
+/** The server's console output through the compute API. */
+export async function consoleOf(plane: Pick<Plane, 'api'>, id: string): Promise<string> {
+  const r = await plane.api('POST', `/compute/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
+  if (r.status !== 200) throw new Error(`console output of ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.output as string;
+}
+
+/** Polls the server's console until it matches `pattern`; throws with its tail when it never does. */
+export async function waitConsole(plane: Pick<Plane, 'api'>, id: string, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let out = '';
+  while (Date.now() < until) {
+    out = await consoleOf(plane, id);
+    if (pattern.test(out)) return out;
+    await sleep(200);
+  }
+  throw new Error(`console of ${id} never matched ${pattern}: ${JSON.stringify(out.slice(-1500))}`);
+}

@@ -8,6 +8,7 @@ import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/agent/exec.ts';
+import { consoleOf as libConsoleOf, waitConsole as libWaitConsole } from './lib.ts';
 import { buildLayerBlob, fileRange, writeOciArchive } from '../../src/agent/drivers/container/oci.ts';
 import {
   CONSOLE_CAP, cgroupDirs, cgroupFile, httpInNetns, leftovers, mountsUnder, netnsPath, processAlive, rootFsType, rootMountOptions, runcState, skipUnlessRoot, sleep, startPlane, type Plane,
@@ -27,22 +28,8 @@ after(async () => {
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const action = (id: string, body: unknown) => plane.api('POST', `/compute/v2.1/servers/${id}/action`, body);
 
-async function consoleOf(id: string): Promise<string> {
-  const r = await action(id, { 'os-getConsoleOutput': {} });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body.output as string;
-}
-
-async function waitConsole(id: string, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let out = '';
-  while (Date.now() < until) {
-    out = await consoleOf(id);
-    if (pattern.test(out)) return out;
-    await sleep(200);
-  }
-  throw new Error(`console of ${id} never matched ${pattern}: ${JSON.stringify(out.slice(-500))}`);
-}
+const consoleOf = (id: string) => libConsoleOf(plane, id);
+const waitConsole = (id: string, pattern: RegExp, timeoutMs = 15_000) => libWaitConsole(plane, id, pattern, timeoutMs);
 
 function execIn(id: string, args: string[]) {
   return run('runc', ['--root', join(plane.stateDir, 'runc'), 'exec', id, ...args]);
