@@ -37,7 +37,8 @@ const waitConsole = (id: string, pattern: RegExp, timeoutMs = 60_000) => libWait
 /** `key=value` lines the user data printed as `hardening: key=value`. */
 function findings(out: string): Record<string, string> {
   const r: Record<string, string> = {};
-  for (const m of out.matchAll(/^hardening: ([\w./-]+)=(.*)$/gm)) r[m[1]!] = m[2]!.trim();
+  // a line may start with the prompt of the shell the init runs on the serial console's input
+  for (const m of out.matchAll(/^(?:[^\n]*?# )?hardening: ([\w./-]+)=(.*)$/gm)) r[m[1]!] = m[2]!.trim();
   return r;
 }
 
@@ -106,7 +107,7 @@ say done 1
 test('seccomp, no new privileges, capabilities, masked and read-only paths, seen from inside', { skip: skipUnlessRoot }, async () => {
   const id = await plane.createServer({ name: 'hard', user_data: b64(PROBE) });
   await plane.waitStatus(id, ['ACTIVE']);
-  const f = findings(await waitConsole(id, /^hardening: done=1$/m));
+  const f = findings(await waitConsole(id, /hardening: done=1$/m));
   // Seccomp mode 2 (filter), one filter: the profile, translated
   assert.equal(f.Seccomp, '2');
   assert.equal(f.Seccomp_filters, '1');
@@ -158,7 +159,7 @@ test('user namespace (stratus:userns=true): root in the container is an unprivil
   const fl = await flavor('userns', 0, { 'stratus:userns': 'true' });
   const id = await plane.createServer({ name: 'userns', flavorRef: fl, user_data: b64(PROBE) });
   await plane.waitStatus(id, ['ACTIVE']);
-  const f = findings(await waitConsole(id, /^hardening: done=1$/m));
+  const f = findings(await waitConsole(id, /hardening: done=1$/m));
   assert.equal(f.uid_map, `0 ${USERNS_HOST_BASE} 65536`);
   assert.equal(f.id, '0:0');
   // the image's files are the container's root's (a shifted copy of the layer), the config drive is readable
@@ -201,7 +202,7 @@ echo "hardening: done=1"
   const pool = join(plane.stateDir, 'disks');
   assert.ok(lstatSync(join(dir, 'upper')).isSymbolicLink(), 'upper/ lives in the server\'s subvolume');
   assert.equal(await fsp.realpath(join(dir, 'upper')), join(pool, id, 'upper'));
-  const f = findings(await waitConsole(id, /^hardening: done=1$/m, 180_000));
+  const f = findings(await waitConsole(id, /hardening: done=1$/m, 180_000));
   assert.notEqual(f.dd_exit, '0');
   assert.match(f.dd_err!, /Disk quota exceeded/);
   const mib = Number(f.fill_mib);
