@@ -93,7 +93,15 @@ _cloud_stop() {
   if [ -n "${STRATUS_CONFORMANCE_LOGS:-}" ] && [ -f "${CLOUD_LOG:-}" ]; then
     mkdir -p "$STRATUS_CONFORMANCE_LOGS" && cp "$CLOUD_LOG" "$STRATUS_CONFORMANCE_LOGS/stratus-$(basename "$0" .sh).log"
   fi
-  [ -n "${_cloud_tmp:-}" ] && rm -rf "$_cloud_tmp"
+  if [ -n "${_cloud_tmp:-}" ]; then
+    # The agent's disk pool (a loop-mounted btrfs file) outlives the agent, as
+    # its containers do; this cloud is gone, so its mounts go too (deepest first).
+    local m
+    findmnt -rn -o TARGET | grep -F "$_cloud_tmp/" | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m"
+    done
+    rm -rf "$_cloud_tmp"
+  fi
   return 0
 }
 
