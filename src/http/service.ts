@@ -18,16 +18,11 @@ export interface RouteSchema {
   querystring?: TSchema;
 }
 
-/**
- * The body type a handler sees: what its body schema describes. Routes not yet
- * written with route() see `any` (Untyped); once every route is, Untyped
- * becomes `unknown`.
- */
-type Untyped = any;
-export type BodyOf<S> = S extends { body: infer B extends TSchema } ? Static<B> : Untyped;
+/** The body type a handler sees: what its body schema describes; `unknown` without one. */
+export type BodyOf<S> = S extends { body: infer B extends TSchema } ? Static<B> : unknown;
 export type QueryOf<S> = S extends { querystring: infer Q extends TSchema } ? Static<Q> & Query : Query;
 
-export interface RouteContext<Body = Untyped, Q = Query> {
+export interface RouteContext<Body = unknown, Q = Query> {
   req: FastifyRequest;
   reply: FastifyReply;
   /** The caller; null only on public routes called without credentials. */

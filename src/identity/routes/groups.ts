@@ -36,7 +36,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
     const g = await getGroup(db, rc.params.group_id!);
     return g ? { domain_id: g.domain_id } : {};
   };
-  const domainForCreate = (rc: RouteContext): string => rc.body?.group?.domain_id ?? rc.cred?.domainId ?? 'default';
+  const domainForCreate = (rc: RouteContext<{ group?: { domain_id?: string | null } } | undefined>): string => rc.body?.group?.domain_id ?? rc.cred?.domainId ?? 'default';
   /** Membership routes name both a group and a user: a domain manager must manage both domains. */
   const loadPair = async (rc: RouteContext, rule: string) => {
     const group = await load(rc.params.group_id!);

@@ -5,7 +5,7 @@
 // A project's resource options (only `immutable` exists) are kept in its extra
 // JSON under the key "options", a name no free-form attribute can take.
 import type { FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import { type Route, type RouteContext, route } from '../../http/service.ts';
@@ -45,6 +45,8 @@ const ProjectBody = Type.Object({
 });
 const ProjectPatch = Type.Object({
   project: Type.Object({
+    // named only so the handler can refuse a change of id (any value validates, as before)
+    id: Type.Optional(Type.Unknown()),
     name: Type.Optional(Name),
     description: Nullable(Type.String()),
     domain_id: Nullable(Type.String()),
@@ -234,8 +236,8 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
   }
 
   /** The domain a new project lands in: given, else its parent's, else the caller's domain scope, else Default. */
-  async function domainForCreate(rc: RouteContext): Promise<string | null> {
-    const p = rc.body?.project ?? {};
+  async function domainForCreate(rc: RouteContext<Static<typeof ProjectBody>>): Promise<string | null> {
+    const p = rc.body.project;
     if (p.is_domain === true) return null;
     if (typeof p.domain_id === 'string' && p.domain_id) return p.domain_id;
     if (typeof p.parent_id === 'string' && p.parent_id) {
@@ -245,7 +247,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     return rc.cred?.domainId ?? 'default';
   }
 
-  async function createDomainProject(rc: RouteContext) {
+  async function createDomainProject(rc: RouteContext<Static<typeof ProjectBody>>) {
     const p = rc.body.project;
     rc.enforce('identity:create_domain', {});
     if (p.parent_id || p.domain_id) throw badRequest('only root projects are allowed to act as domains.');
@@ -259,7 +261,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     return { project: renderDomainProject(rc.req, row) };
   }
 
-  async function createProject(rc: RouteContext) {
+  async function createProject(rc: RouteContext<Static<typeof ProjectBody>>) {
     const p = rc.body.project;
     if (p.is_domain === true) return createDomainProject(rc);
     const domainId = (await domainForCreate(rc))!;
@@ -330,7 +332,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     return { projects: shown.map((r) => renderProject(rc.req, r, tags.get(r.id)!)), links: listLinks(rc.req) };
   }
 
-  async function updateDomainProject(rc: RouteContext, d: DomainRow) {
+  async function updateDomainProject(rc: RouteContext<Static<typeof ProjectPatch>>, d: DomainRow) {
     const p = rc.body.project;
     if (p.is_domain === false) throw badRequest('Update of `is_domain` is not allowed.');
     if (p.parent_id) throw forbidden('Update of `parent_id` is not allowed.');
@@ -347,7 +349,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
     return { project: renderDomainProject(rc.req, next) };
   }
 
-  async function updateProject(rc: RouteContext) {
+  async function updateProject(rc: RouteContext<Static<typeof ProjectPatch>>) {
     const id = rc.params.project_id!;
     const f = await mustFind(id);
     const p = rc.body.project;
@@ -471,7 +473,7 @@ export function projectsRoutes(ctx: IdentityContext): Route[] {
         return { project: body };
       },
     },
-    { method: 'PATCH', path: '/v3/projects/:project_id', ...projectRule('identity:update_project'), schema: { body: ProjectPatch }, handler: updateProject },
+    route({ method: 'PATCH', path: '/v3/projects/:project_id', ...projectRule('identity:update_project'), schema: { body: ProjectPatch }, handler: updateProject }),
     { method: 'DELETE', path: '/v3/projects/:project_id', ...projectRule('identity:delete_project'), status: 204, handler: deleteProject },
 
     {

@@ -144,7 +144,7 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
   const checkDefaultProject = async (id: string | null | undefined) => {
     if (id && (await getDomain(db, id))) throw badRequest("User's default project ID cannot be a domain ID.");
   };
-  const domainForCreate = (rc: RouteContext): string => rc.body?.user?.domain_id ?? rc.cred?.domainId ?? 'default';
+  const domainForCreate = (rc: RouteContext<{ user?: { domain_id?: string | null } } | undefined>): string => rc.body?.user?.domain_id ?? rc.cred?.domainId ?? 'default';
   const recordHistory = async (userId: string, hash: string | null, at: string | null) => {
     if (hash && at) await db.insertInto('identity_password_history').values({ user_id: userId, password_hash: hash, created_at: at }).execute();
   };
