@@ -31,8 +31,6 @@ import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { createEngine } from './engine/index.ts';
 import { consoleRoutes, serialProxyService } from './api/consoles.ts';
-import { createStreamHub } from './engine/stream.ts';
-import { AGENT_RULE } from '../fleet/api.ts';
 
 export interface ComputeDeps {
   db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
@@ -52,8 +50,6 @@ export interface ComputeService {
 export function createCompute(deps: ComputeDeps): ComputeService {
   const engine = createEngine(deps);
   // the channels agents open for consoles (and, later, exec): a route of the agent API
-  const streams = createStreamHub({ log: deps.log.child({ component: 'streams' }), rule: AGENT_RULE });
-  deps.fleet.addRoutes(streams.routes);
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config },
@@ -84,7 +80,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      serialProxyService(ctx, streams),
+      serialProxyService(ctx, deps.fleet.streams),
     ],
     async start() {
       await seedDefaultFlavors(deps.db);
@@ -96,7 +92,6 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     },
     async stop() {
       if (janitor) clearInterval(janitor);
-      streams.close();
       await engine.stop();
     },
   };

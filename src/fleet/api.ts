@@ -6,6 +6,7 @@
 // dispatches each report to the kind that owns it and carries requests. It
 // knows no kind: compute registers `server`; networks and volumes will
 // register theirs the same way.
+import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { ApiError } from '../common/errors.ts';
 import type { Credentials } from '../http/auth.ts';
@@ -14,10 +15,11 @@ import type { Rule } from '../http/policy.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import type { HostRegistry, ResourceKind } from './kinds.ts';
 import {
-  AGENT_TOKEN_HEADER, MAX_ALLOCATION_RATIO, PROTOCOL_VERSION, type HostInfo, type HostRegistration, type Known, type PendingRequest,
+  AGENT_TOKEN_HEADER, HOSTNAME_PATTERN, MAX_ALLOCATION_RATIO, PROTOCOL_VERSION, type HostInfo, type HostRegistration, type Known, type PendingRequest,
   type ReportRequest, type Resource, type ResourceRef, type WatchRequest, type WatchResponse,
 } from './protocol.ts';
 import { Signals } from './signals.ts';
+import { createStreamHub, type StreamHub } from './stream.ts';
 import { agentTokenFor, tokenChecker } from './token.ts';
 import { protocolRefusal } from './version.ts';
 
@@ -45,6 +47,8 @@ export interface Fleet {
   notify(host: string | null | undefined): void;
   /** The agent token (DATA_DIR/agent-token), once started. */
   readonly agentToken: string | null;
+  /** The agents' stream channels (consoles): services open named streams to a host's processes through it. */
+  readonly streams: StreamHub;
   /** Whether the fleet is stopping (long polls answer at once). */
   readonly stopping: boolean;
   start(): Promise<void>;
@@ -61,10 +65,9 @@ export const AGENT_CREDENTIALS: Credentials = Object.freeze({
 export const AGENT_RULE = 'agent';
 const agentRules: Record<string, Rule> = { [AGENT_RULE]: (c) => c.roles.has(AGENT_ROLE) && c.userId === AGENT_CREDENTIALS.userId };
 
-const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const hostnameOf = (p: Record<string, string>) => {
   const h = p.hostname ?? '';
-  if (!HOSTNAME.test(h)) throw new ApiError('BadRequest', 'Invalid host name.');
+  if (!HOSTNAME_PATTERN.test(h)) throw new ApiError('BadRequest', 'Invalid host name.');
   return h;
 };
 
@@ -115,8 +118,9 @@ const ReportBody = Type.Object({
   }, { additionalProperties: false }))),
 }, { additionalProperties: false });
 
-export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> }): Fleet {
+export function createFleet(o: { dataDir: string; log: Logger; config?: Partial<FleetConfig> }): Fleet {
   const cfg: FleetConfig = { ...defaultFleetConfig, ...o.config };
+  const streams = createStreamHub({ log: o.log.child({ component: 'streams' }), rule: AGENT_RULE });
   const kinds = new Map<string, ResourceKind>();
   const signals = new Signals();
   const routes: Route[] = [];
@@ -231,8 +235,11 @@ export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> 
     }),
   );
 
+  routes.push(...streams.routes);
+
   return {
     service,
+    streams,
     get agentToken() {
       return token;
     },
@@ -260,6 +267,7 @@ export function createFleet(o: { dataDir: string; config?: Partial<FleetConfig> 
     async stop() {
       stopping = true;
       signals.wakeAll();
+      streams.close();
     },
   };
 }

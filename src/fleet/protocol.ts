@@ -21,6 +21,9 @@ export const PROTOCOL_VERSION = '2.0';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 
+/** A host name as agents register it (the path parameter of every host call). */
+export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
 /** The largest overcommit ratios a host may report (the CLI's flags take the same bounds). */
 export const MAX_ALLOCATION_RATIO = { cpu: 10000, ram: 1000, disk: 1000 } as const;
 

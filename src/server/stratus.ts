@@ -77,7 +77,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
   // the agent API: services register the resource kinds agents converge
-  const fleet = createFleet({ dataDir: o.dataDir });
+  const fleet = createFleet({ dataDir: o.dataDir, log: logger });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
   const placement = createPlacement(database.db);
   return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service] };

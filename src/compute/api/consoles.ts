@@ -19,7 +19,7 @@ import { bridge } from '../../common/mux.ts';
 import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext, type Service } from '../../http/service.ts';
 import { acceptWebSocket, isUpgrade } from '../../http/websocket.ts';
-import type { StreamHub } from '../engine/stream.ts';
+import type { StreamHub } from '../../fleet/stream.ts';
 import type { ComputeContext } from './context.ts';
 import { hostUrl, mv, PREFIX, renderComputeError, validate, versioned } from './http.ts';
 import { serverTarget, loadServer, type ServerRow } from './servers-store.ts';

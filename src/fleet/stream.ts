@@ -10,10 +10,11 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { ApiError, conflict } from '../../common/errors.ts';
-import { muxOverSocket, type Mux } from '../../common/mux.ts';
-import type { Route } from '../../http/service.ts';
-import { acceptWebSocket } from '../../http/websocket.ts';
+import { ApiError, conflict } from '../common/errors.ts';
+import { muxOverSocket, type Mux } from '../common/mux.ts';
+import type { Route } from '../http/service.ts';
+import { acceptWebSocket } from '../http/websocket.ts';
+import { HOSTNAME_PATTERN } from './protocol.ts';
 
 export const STREAM_PATH = '/v1/hosts/:hostname/stream';
 
@@ -31,7 +32,6 @@ export interface StreamHub {
 
 interface Channel { ws: WebSocket; mux: Mux; alive: boolean; timer: NodeJS.Timeout }
 
-const HOSTNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 /** The code a channel closes with when the same host connects again. */
 const REPLACED = 4000;
 
@@ -68,7 +68,7 @@ export function createStreamHub(o: { log: Logger; rule: string; pingMs?: number 
     method: 'GET', path: STREAM_PATH, rule: o.rule,
     async handler(rc) {
       const host = rc.params.hostname ?? '';
-      if (!HOSTNAME.test(host)) throw new ApiError('BadRequest', 'Invalid host name.');
+      if (!HOSTNAME_PATTERN.test(host)) throw new ApiError('BadRequest', 'Invalid host name.');
       if (closed) throw new ApiError('Unavailable', 'The server is stopping.');
       attach(host, await acceptWebSocket(rc, { maxPayload: 1 << 20 }));
     },
