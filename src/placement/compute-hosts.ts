@@ -5,11 +5,13 @@
 // COMPUTE_STATUS_DISABLED while the service is disabled. Other inventories and
 // traits an operator puts on the provider (CUSTOM_* classes for bare metal, a
 // GPU's VGPU) are left as they are. Writes happen only when something differs,
-// so syncing every scheduler round costs reads.
+// so syncing every scheduler round costs reads. Syncs of one host may run at
+// once (several schedulers): each write is an upsert or an insert-if-absent,
+// and each sync writes or finds every piece itself, so when it returns the
+// provider its caller reads is whole, whoever made it.
 import type { Db } from '../db/database.ts';
-import { ignoreDuplicate } from '../db/unique.ts';
 import { nowIso } from '../common/ids.ts';
-import { bumpGeneration, type Inventory } from './store.ts';
+import { bumpGeneration, getProvider, type Inventory } from './store.ts';
 
 export interface ComputeHost {
   id: string; hostname: string; status: string;
@@ -42,16 +44,26 @@ export async function syncComputeProviders(db: Db, hosts: ComputeHost[]): Promis
     let changed = false;
     const p = providers.get(h.id);
     if (!p) {
-      // A provider of that name made through the API first keeps the name; the host's provider then cannot exist.
-      const clash = await db.selectFrom('placement_providers').select('uuid').where('name', '=', h.hostname).executeTakeFirst();
-      if (clash) continue;
-      await ignoreDuplicate(db.insertInto('placement_providers').values({
+      // Several schedulers (replicas, the engine's loop) sync the same new host at
+      // once: the insert is a no-op for all but one, and every one of them goes on
+      // to write (or find) the inventories and traits below, so none of them reads
+      // a provider another is still filling in. ON CONFLICT rather than catching
+      // the violation: on PostgreSQL a failed statement aborts the caller's
+      // transaction (claim() syncs inside one).
+      const r = await db.insertInto('placement_providers').values({
         uuid: h.id, name: h.hostname, generation: 0, parent_provider_uuid: null, root_provider_uuid: h.id, created_at: now, updated_at: now,
-      }).execute());
-      changed = true;
+      }).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      // Nothing inserted and still no provider of this uuid: a provider of that name
+      // made through the API first keeps the name; the host's provider cannot exist.
+      const inserted = Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+      if (!inserted && !(await getProvider(db, h.id))) continue;
+      changed ||= inserted;
     } else if (p.name !== h.hostname) {
-      await db.updateTable('placement_providers').set({ name: h.hostname }).where('uuid', '=', h.id).execute();
-      changed = true;
+      const taken = await db.selectFrom('placement_providers').select('uuid').where('name', '=', h.hostname).where('uuid', '!=', h.id).executeTakeFirst();
+      if (!taken) {
+        await db.updateTable('placement_providers').set({ name: h.hostname }).where('uuid', '=', h.id).execute();
+        changed = true;
+      }
     }
     for (const [rc, want] of Object.entries(hostInventory(h))) {
       const have = inv.get(`${h.id}/${rc}`);
@@ -76,7 +88,7 @@ export async function syncComputeProviders(db: Db, hosts: ComputeHost[]): Promis
     const wantTraits: Record<string, boolean> = { COMPUTE_NODE: true, COMPUTE_STATUS_DISABLED: h.status !== 'enabled' };
     for (const [t, want] of Object.entries(wantTraits)) {
       const has = traits.has(`${h.id}/${t}`);
-      if (want && !has) await ignoreDuplicate(db.insertInto('placement_provider_traits').values({ provider_uuid: h.id, trait: t }).execute());
+      if (want && !has) await db.insertInto('placement_provider_traits').values({ provider_uuid: h.id, trait: t }).onConflict((oc) => oc.doNothing()).execute();
       if (!want && has) await db.deleteFrom('placement_provider_traits').where('provider_uuid', '=', h.id).where('trait', '=', t).execute();
       if (want !== has) changed = true;
     }

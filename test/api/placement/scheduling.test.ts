@@ -160,7 +160,8 @@ test('deleting a placed server releases its allocations', async () => {
   const f = await flavor('release-1', 1);
   const id = await boot(f, 'release-az');
   await settle(1);
-  assert.equal((await row(id)).host, 'release-host');
+  const placed = await row(id);
+  assert.equal(placed.host, 'release-host', `not placed: vm_state ${placed.vm_state}, task_state ${placed.task_state}, fault ${placed.fault}`);
   assert.equal((await call('GET', `/resource_providers/${host}/usages`)).body.usages.VCPU, 1);
   // the host goes down: the engine deletes locally (Nova's local delete) and releases the claim
   await db().updateTable('compute_hosts').set({ last_seen_at: new Date(Date.now() - 3600_000).toISOString() }).where('id', '=', host).execute();
