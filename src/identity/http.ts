@@ -59,11 +59,11 @@ export function withQueryFilters<Q extends { where(column: any, op: '=', value: 
 }
 
 /**
- * Keystone's common list filters (?name=, ?domain_id=, ?enabled=) as where
- * clauses on a list query; `columns` names the ones the collection has.
+ * A collection's list filters as where clauses on its list query: `?column=value`
+ * for each of `columns`, the collection's; `enabled` is Keystone's boolean.
  */
 export function withListFilters<Q extends { where(column: any, op: '=', value: string | number): Q }>(
-  q: Q, rc: RouteContext, columns: ReadonlyArray<'name' | 'domain_id' | 'enabled'>,
+  q: Q, rc: RouteContext, columns: readonly string[],
 ): Q {
   if (columns.includes('enabled')) {
     const enabled = queryBool(rc, 'enabled');

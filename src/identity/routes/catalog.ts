@@ -7,9 +7,9 @@ import { ApiError, badRequest, conflict, forbidden, notFound } from '../../commo
 import { hexId } from '../../common/ids.ts';
 import { type Route, route } from '../../http/service.ts';
 import type { Db } from '../../db/database.ts';
-import { showAndDeleteRoutes } from '../resource.ts';
+import { resourceRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
-import { extraOf, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { extraOf, mergeExtra, patchFlag, patchText, queryString, renderList, selfLink, splitExtra, v3Url } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
 import { getProject, missing, mustGet } from '../lookup.ts';
 
@@ -255,14 +255,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return createRegion(rc.req, id, r);
       },
     }),
-    {
-      method: 'GET', path: '/v3/regions', rule: 'identity:list_regions',
-      async handler(rc) {
-        const q = withQueryFilters(db.selectFrom('identity_regions').selectAll().orderBy('id'), rc, ['parent_region_id']);
-        return renderList(rc.req, 'regions', await q.execute(), renderRegion);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/regions', param: 'region_id', key: 'region', rules: { get: 'identity:get_region', delete: 'identity:delete_region' },
       load: loadRegion, render: renderRegion,
       async remove(id) {
@@ -277,26 +270,32 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         });
         await changed();
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/regions/:region_id', rule: 'identity:update_region', schema: { body: RegionPatch },
-      async handler(rc) {
-        const id = rc.params.region_id!;
-        const r = rc.body.region as Record<string, unknown>;
-        if (r.id != null && r.id !== id) throw cannotChangeId();
-        const parent = r.parent_region_id as string | null | undefined;
-        if (parent != null && !(await getRegion(db, parent))) throw missing('region', parent);
-        const current = await loadRegion(id);
-        const next: RegionRow = {
-          ...current,
-          description: patchText(r.description as string | null | undefined, current.description),
-          parent_region_id: parent === undefined ? current.parent_region_id : parent,
-          extra: mergeExtra(current.extra, r, REGION_KNOWN),
-        };
-        await assertNoCycle(db, id, next.parent_region_id);
-        await db.updateTable('identity_regions').set(next).where('id', '=', id).execute();
-        await changed();
-        return { region: renderRegion(rc.req, next) };
+      list: {
+        rule: 'identity:list_regions', key: 'regions', filters: ['parent_region_id'],
+        query: () => db.selectFrom('identity_regions').selectAll().orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_region', schema: RegionPatch,
+        async check(rc) {
+          const r = rc.body.region as Record<string, unknown>;
+          if (r.id != null && r.id !== rc.params.region_id) throw cannotChangeId();
+          const parent = r.parent_region_id as string | null | undefined;
+          if (parent != null && !(await getRegion(db, parent))) throw missing('region', parent);
+        },
+        async apply(rc, current) {
+          const r = rc.body.region as Record<string, unknown>;
+          const parent = r.parent_region_id as string | null | undefined;
+          const next: RegionRow = {
+            ...current,
+            description: patchText(r.description as string | null | undefined, current.description),
+            parent_region_id: parent === undefined ? current.parent_region_id : parent,
+            extra: mergeExtra(current.extra, r, REGION_KNOWN),
+          };
+          await assertNoCycle(db, current.id, next.parent_region_id);
+          await db.updateTable('identity_regions').set(next).where('id', '=', current.id).execute();
+          await changed();
+          return next;
+        },
       },
     }),
 
@@ -314,14 +313,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return { service: renderService(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/services', rule: 'identity:list_services',
-      async handler(rc) {
-        const q = withQueryFilters(db.selectFrom('identity_services').selectAll().orderBy('type').orderBy('id'), rc, ['type', 'name']);
-        return renderList(rc.req, 'services', await q.execute(), renderService);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/services', param: 'service_id', key: 'service', rules: { get: 'identity:get_service', delete: 'identity:delete_service' },
       load: loadService, render: renderService,
       async remove(id) {
@@ -336,25 +328,30 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         });
         await changed();
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/services/:service_id', rule: 'identity:update_service', schema: { body: ServicePatch },
-      async handler(rc) {
-        const id = rc.params.service_id!;
-        const s = rc.body.service as Record<string, unknown>;
-        if (s.id != null && s.id !== id) throw cannotChangeId();
-        const current = await loadService(id);
-        const next: ServiceRow = {
-          ...current,
-          type: (s.type as string | undefined) ?? current.type,
-          name: (s.name as string | undefined) ?? current.name,
-          description: patchText(s.description as string | null | undefined, current.description),
-          enabled: patchFlag(s.enabled as boolean | undefined, current.enabled),
-          extra: mergeExtra(current.extra, s, SERVICE_KNOWN),
-        };
-        await db.updateTable('identity_services').set(next).where('id', '=', id).execute();
-        await changed();
-        return { service: renderService(rc.req, next) };
+      list: {
+        rule: 'identity:list_services', key: 'services', filters: ['type', 'name'],
+        query: () => db.selectFrom('identity_services').selectAll().orderBy('type').orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_service', schema: ServicePatch,
+        check(rc) {
+          const s = rc.body.service as Record<string, unknown>;
+          if (s.id != null && s.id !== rc.params.service_id) throw cannotChangeId();
+        },
+        async apply(rc, current) {
+          const s = rc.body.service as Record<string, unknown>;
+          const next: ServiceRow = {
+            ...current,
+            type: (s.type as string | undefined) ?? current.type,
+            name: (s.name as string | undefined) ?? current.name,
+            description: patchText(s.description as string | null | undefined, current.description),
+            enabled: patchFlag(s.enabled as boolean | undefined, current.enabled),
+            extra: mergeExtra(current.extra, s, SERVICE_KNOWN),
+          };
+          await db.updateTable('identity_services').set(next).where('id', '=', current.id).execute();
+          await changed();
+          return next;
+        },
       },
     }),
 
@@ -375,20 +372,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return { endpoint: renderEndpoint(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/endpoints', rule: 'identity:list_endpoints',
-      async handler(rc) {
-        let q = db.selectFrom('identity_endpoints').selectAll().orderBy('id');
-        const iface = queryString(rc, 'interface');
-        if (iface !== undefined) {
-          if (!(INTERFACES as readonly string[]).includes(iface)) throw badRequest(`Invalid input for field 'interface': '${iface}' is not one of ${INTERFACES.join(', ')}.`);
-          q = q.where('interface', '=', iface);
-        }
-        q = withQueryFilters(q, rc, ['service_id', 'region_id']);
-        return renderList(rc.req, 'endpoints', await q.execute(), renderEndpoint);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/endpoints', param: 'endpoint_id', key: 'endpoint', rules: { get: 'identity:get_endpoint', delete: 'identity:delete_endpoint' },
       load: loadEndpoint, render: renderEndpoint,
       async remove(id) {
@@ -398,30 +382,41 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         });
         await changed();
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/endpoints/:endpoint_id', rule: 'identity:update_endpoint', schema: { body: EndpointPatch },
-      async handler(rc) {
-        const id = rc.params.endpoint_id!;
-        const e = rc.body.endpoint as Record<string, unknown>;
-        if (e.id != null && e.id !== id) throw cannotChangeId();
-        const current = await loadEndpoint(id);
-        if (e.url !== undefined) checkEndpointUrl(e.url as string);
-        const regionId = await resolveEndpointRegion(e);
-        if (e.service_id !== undefined && !(await getService(db, e.service_id as string))) throw expecting('endpoint service_id', 'service table');
-        const regionGiven = 'region_id' in e || (e.region != null);
-        const next: EndpointRow = {
-          ...current,
-          service_id: (e.service_id as string | undefined) ?? current.service_id,
-          interface: (e.interface as string | undefined) ?? current.interface,
-          url: (e.url as string | undefined) ?? current.url,
-          region_id: regionGiven ? regionId ?? null : current.region_id,
-          enabled: patchFlag(e.enabled as boolean | undefined, current.enabled),
-          extra: mergeExtra(current.extra, e, ENDPOINT_KNOWN),
-        };
-        await db.updateTable('identity_endpoints').set(next).where('id', '=', id).execute();
-        await changed();
-        return { endpoint: renderEndpoint(rc.req, next) };
+      list: {
+        rule: 'identity:list_endpoints', key: 'endpoints', filters: ['service_id', 'region_id'],
+        query(rc) {
+          const q = db.selectFrom('identity_endpoints').selectAll().orderBy('id');
+          const iface = queryString(rc, 'interface');
+          if (iface === undefined) return q;
+          if (!(INTERFACES as readonly string[]).includes(iface)) throw badRequest(`Invalid input for field 'interface': '${iface}' is not one of ${INTERFACES.join(', ')}.`);
+          return q.where('interface', '=', iface);
+        },
+      },
+      update: {
+        rule: 'identity:update_endpoint', schema: EndpointPatch,
+        check(rc) {
+          const e = rc.body.endpoint as Record<string, unknown>;
+          if (e.id != null && e.id !== rc.params.endpoint_id) throw cannotChangeId();
+        },
+        async apply(rc, current) {
+          const e = rc.body.endpoint as Record<string, unknown>;
+          if (e.url !== undefined) checkEndpointUrl(e.url as string);
+          const regionId = await resolveEndpointRegion(e);
+          if (e.service_id !== undefined && !(await getService(db, e.service_id as string))) throw expecting('endpoint service_id', 'service table');
+          const regionGiven = 'region_id' in e || (e.region != null);
+          const next: EndpointRow = {
+            ...current,
+            service_id: (e.service_id as string | undefined) ?? current.service_id,
+            interface: (e.interface as string | undefined) ?? current.interface,
+            url: (e.url as string | undefined) ?? current.url,
+            region_id: regionGiven ? regionId ?? null : current.region_id,
+            enabled: patchFlag(e.enabled as boolean | undefined, current.enabled),
+            extra: mergeExtra(current.extra, e, ENDPOINT_KNOWN),
+          };
+          await db.updateTable('identity_endpoints').set(next).where('id', '=', current.id).execute();
+          await changed();
+          return next;
+        },
       },
     }),
 
@@ -438,15 +433,9 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         return { endpoint_group: renderEndpointGroup(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:list_endpoint_groups',
-      async handler(rc) {
-        const q = withQueryFilters(db.selectFrom('identity_endpoint_groups').selectAll().orderBy('name').orderBy('id'), rc, ['name']);
-        return renderList(rc.req, 'endpoint_groups', await q.execute(), renderEndpointGroup);
-      },
-    },
-    ...showAndDeleteRoutes({
-      collection: '/v3/OS-EP-FILTER/endpoint_groups', param: 'endpoint_group_id', key: 'endpoint_group', rules: { get: 'identity:get_endpoint_group', delete: 'identity:delete_endpoint_group' },
+    ...resourceRoutes({
+      collection: '/v3/OS-EP-FILTER/endpoint_groups', param: 'endpoint_group_id', key: 'endpoint_group',
+      rules: { get: 'identity:get_endpoint_group', delete: 'identity:delete_endpoint_group' },
       load: loadGroup, render: renderEndpointGroup,
       async remove(id) {
         await db.transaction().execute(async (tx) => {
@@ -455,24 +444,28 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
         });
         await changed();
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/OS-EP-FILTER/endpoint_groups/:endpoint_group_id', rule: 'identity:update_endpoint_group',
-      schema: { body: EndpointGroupPatch },
-      async handler(rc) {
-        const id = rc.params.endpoint_group_id!;
-        const g = rc.body.endpoint_group as { name?: string; filters?: Record<string, unknown>; description?: string | null };
-        if (g.filters !== undefined) checkFilters(g.filters, true);
-        const current = await loadGroup(id);
-        const next: EndpointGroupRow = {
-          ...current,
-          name: g.name ?? current.name,
-          description: patchText(g.description, current.description),
-          filters: g.filters === undefined ? current.filters : JSON.stringify(g.filters),
-        };
-        await db.updateTable('identity_endpoint_groups').set(next).where('id', '=', id).execute();
-        await changed();
-        return { endpoint_group: renderEndpointGroup(rc.req, next) };
+      list: {
+        rule: 'identity:list_endpoint_groups', key: 'endpoint_groups', filters: ['name'],
+        query: () => db.selectFrom('identity_endpoint_groups').selectAll().orderBy('name').orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_endpoint_group', schema: EndpointGroupPatch,
+        check(rc) {
+          const g = rc.body.endpoint_group as { filters?: Record<string, unknown> };
+          if (g.filters !== undefined) checkFilters(g.filters, true);
+        },
+        async apply(rc, current) {
+          const g = rc.body.endpoint_group as { name?: string; filters?: Record<string, unknown>; description?: string | null };
+          const next: EndpointGroupRow = {
+            ...current,
+            name: g.name ?? current.name,
+            description: patchText(g.description, current.description),
+            filters: g.filters === undefined ? current.filters : JSON.stringify(g.filters),
+          };
+          await db.updateTable('identity_endpoint_groups').set(next).where('id', '=', current.id).execute();
+          await changed();
+          return next;
+        },
       },
     }),
     {

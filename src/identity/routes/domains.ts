@@ -4,7 +4,8 @@ import { badRequest, forbidden } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import { type Route, route } from '../../http/service.ts';
 import type { IdentityContext } from '../context.ts';
-import { duplicate, extraOf, mergeExtra, patchFlag, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
+import { duplicate, extraOf, mergeExtra, patchFlag, patchText, selfLink, splitExtra } from '../http.ts';
+import { resourceRoutes } from '../resource.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { getDomain, mustGet } from '../lookup.ts';
 import type { FastifyRequest } from 'fastify';
@@ -90,47 +91,38 @@ export function domainRoutes(ctx: IdentityContext): Route[] {
         return { domain: renderDomain(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/domains', rule: 'identity:list_domains',
-      async handler(rc) {
-        let q = ctx.db.selectFrom('identity_domains').selectAll().orderBy('name');
-        q = withListFilters(q, rc, ['name', 'enabled']);
-        const c = rc.cred!;
-        let rows = await q.execute();
-        // A domain reader who is not a cloud reader sees their own domain only.
-        if (!c.roles.has('admin') && !(c.system && c.roles.has('reader'))) rows = rows.filter((r) => r.id === c.domainId);
-        return renderList(rc.req, 'domains', rows, renderDomain);
+    ...resourceRoutes({
+      collection: '/v3/domains', param: 'domain_id', key: 'domain', rules: { get: 'identity:get_domain', delete: 'identity:delete_domain' },
+      load, render: renderDomain,
+      async remove(id, d) {
+        if (d.enabled) throw forbidden('Cannot delete a domain that is enabled, please disable it first.');
+        await deleteDomainCascade(ctx, id);
+        await ctx.revocations.revoke(ctx.db, { domainId: id });
       },
-    },
-    {
-      method: 'GET', path: '/v3/domains/:domain_id', rule: 'identity:get_domain',
-      target: (rc) => ({ domain_id: rc.params.domain_id }),
-      handler: async (rc) => ({ domain: renderDomain(rc.req, await load(rc.params.domain_id!)) }),
-    },
-    route({
-      method: 'PATCH', path: '/v3/domains/:domain_id', rule: 'identity:update_domain', schema: { body: DomainPatch },
-      async handler(rc) {
-        const id = rc.params.domain_id!;
-        const current = await load(id);
-        const d = rc.body.domain;
-        if (d.id !== undefined && d.id !== id) throw badRequest('The domain id cannot be changed.');
-        const next: DomainRow = {
-          ...current, name: d.name ?? current.name, description: patchText(d.description, current.description),
-          enabled: patchFlag(d.enabled, current.enabled), extra: mergeExtra(current.extra, d, KNOWN),
-        };
-        await conflictOnDuplicate(ctx.db.updateTable('identity_domains').set(next).where('id', '=', id).execute(), () => duplicate('domain', 'name', next.name));
-        if (current.enabled && !next.enabled) await ctx.revocations.revoke(ctx.db, { domainId: id });
-        return { domain: renderDomain(rc.req, next) };
+      list: {
+        rule: 'identity:list_domains', key: 'domains', filters: ['name', 'enabled'],
+        query(rc) {
+          const q = ctx.db.selectFrom('identity_domains').selectAll().orderBy('name');
+          const c = rc.cred!;
+          // A domain reader who is not a cloud reader sees their own domain only (an id is never empty).
+          return c.roles.has('admin') || (c.system && c.roles.has('reader')) ? q : q.where('id', '=', c.domainId ?? '');
+        },
+      },
+      update: {
+        rule: 'identity:update_domain', schema: DomainPatch,
+        async apply(rc, current) {
+          const id = current.id;
+          const d = rc.body.domain;
+          if (d.id !== undefined && d.id !== id) throw badRequest('The domain id cannot be changed.');
+          const next: DomainRow = {
+            ...current, name: d.name ?? current.name, description: patchText(d.description, current.description),
+            enabled: patchFlag(d.enabled, current.enabled), extra: mergeExtra(current.extra, d, KNOWN),
+          };
+          await conflictOnDuplicate(ctx.db.updateTable('identity_domains').set(next).where('id', '=', id).execute(), () => duplicate('domain', 'name', next.name));
+          if (current.enabled && !next.enabled) await ctx.revocations.revoke(ctx.db, { domainId: id });
+          return next;
+        },
       },
     }),
-    {
-      method: 'DELETE', path: '/v3/domains/:domain_id', rule: 'identity:delete_domain', status: 204,
-      async handler(rc) {
-        const d = await load(rc.params.domain_id!);
-        if (d.enabled) throw forbidden('Cannot delete a domain that is enabled, please disable it first.');
-        await deleteDomainCascade(ctx, d.id);
-        await ctx.revocations.revoke(ctx.db, { domainId: d.id });
-      },
-    },
   ];
 }

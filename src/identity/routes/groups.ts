@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { notFound } from '../../common/errors.ts';
 import { hexId, nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
-import { showAndDeleteRoutes } from '../resource.ts';
+import { resourceRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchText, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate, ignoreDuplicate } from '../../db/unique.ts';
@@ -63,17 +63,7 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         return { group: renderGroup(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/groups', rule: 'identity:list_groups',
-      target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
-      async handler(rc) {
-        let q = db.selectFrom('identity_groups').selectAll().orderBy('name');
-        q = withListFilters(q, rc, ['name', 'domain_id']);
-        if (rc.cred!.domainId) q = q.where('domain_id', '=', rc.cred!.domainId);
-        return renderList(rc.req, 'groups', await q.execute(), renderGroup);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/groups', param: 'group_id', key: 'group', rules: { get: 'identity:get_group', delete: 'identity:delete_group' }, target: groupTarget,
       load, render: renderGroup,
       async remove(_id, g) {
@@ -88,20 +78,27 @@ export function groupsRoutes(ctx: IdentityContext): Route[] {
         // Members lose the group's roles: their tokens carrying them stop working.
         if (hadRoles) for (const userId of members) await ctx.revocations.revoke(db, { userId });
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/groups/:group_id', rule: 'identity:update_group', target: groupTarget, schema: { body: GroupPatch },
-      async handler(rc) {
-        const id = rc.params.group_id!;
-        const current = await load(id);
-        const g = rc.body.group;
-        assertSameIdAndDomain('group', g, current);
-        const next: GroupRow = {
-          ...current, name: g.name === undefined ? current.name : g.name.trim(),
-          description: patchText(g.description, current.description), extra: mergeExtra(current.extra, g, KNOWN),
-        };
-        await conflictOnDuplicate(db.updateTable('identity_groups').set(next).where('id', '=', id).execute(), () => duplicate('group', 'name', next.name));
-        return { group: renderGroup(rc.req, next) };
+      list: {
+        rule: 'identity:list_groups', key: 'groups', filters: ['name', 'domain_id'],
+        target: (rc) => (rc.cred?.domainId ? { domain_id: rc.cred.domainId } : {}),
+        query(rc) {
+          const q = db.selectFrom('identity_groups').selectAll().orderBy('name');
+          // A domain-scoped caller sees the groups of that domain only.
+          return rc.cred!.domainId ? q.where('domain_id', '=', rc.cred!.domainId) : q;
+        },
+      },
+      update: {
+        rule: 'identity:update_group', schema: GroupPatch,
+        async apply(rc, current) {
+          const g = rc.body.group;
+          assertSameIdAndDomain('group', g, current);
+          const next: GroupRow = {
+            ...current, name: g.name === undefined ? current.name : g.name.trim(),
+            description: patchText(g.description, current.description), extra: mergeExtra(current.extra, g, KNOWN),
+          };
+          await conflictOnDuplicate(db.updateTable('identity_groups').set(next).where('id', '=', current.id).execute(), () => duplicate('group', 'name', next.name));
+          return next;
+        },
       },
     }),
     {

@@ -7,7 +7,7 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import { hexId } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import { type Route, route } from '../../http/service.ts';
-import { showAndDeleteRoutes } from '../resource.ts';
+import { resourceRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { patchText, renderList, selfLink, withQueryFilters } from '../http.ts';
 import { getDomain, getProject, orNotFound } from '../lookup.ts';
@@ -155,15 +155,9 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         return { registered_limits: rows.map((r) => renderRegisteredLimit(rc.req, r)) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/registered_limits', rule: 'identity:list_registered_limits',
-      async handler(rc) {
-        const q = withQueryFilters(db.selectFrom('identity_registered_limits').selectAll().orderBy('id'), rc, ['service_id', 'region_id', 'resource_name']);
-        return renderList(rc.req, 'registered_limits', await q.execute(), renderRegisteredLimit);
-      },
-    },
-    ...showAndDeleteRoutes({
-      collection: '/v3/registered_limits', param: 'registered_limit_id', key: 'registered_limit', rules: { get: 'identity:get_registered_limit', delete: 'identity:delete_registered_limit' },
+    ...resourceRoutes({
+      collection: '/v3/registered_limits', param: 'registered_limit_id', key: 'registered_limit',
+      rules: { get: 'identity:get_registered_limit', delete: 'identity:delete_registered_limit' },
       load: loadRegistered, render: renderRegisteredLimit,
       async remove(id, current) {
         if (await referenced(current)) {
@@ -171,34 +165,39 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
         }
         await db.deleteFrom('identity_registered_limits').where('id', '=', id).execute();
       },
-    }),
-    route({
-      method: 'PATCH', path: '/v3/registered_limits/:registered_limit_id', rule: 'identity:update_registered_limit',
-      schema: { body: RegisteredLimitPatch },
-      async handler(rc) {
-        const id = rc.params.registered_limit_id!;
-        const p = rc.body.registered_limit as Record<string, any>;
-        await assertCatalogRefs(db, 'registered_limit', p.service_id, p.region_id);
-        const current = await loadRegistered(id);
-        const next: RegisteredLimitRow = {
-          ...current,
-          service_id: p.service_id ?? current.service_id,
-          region_id: p.region_id === undefined ? current.region_id : p.region_id,
-          resource_name: p.resource_name ?? current.resource_name,
-          default_limit: p.default_limit ?? current.default_limit,
-          description: patchText(p.description, current.description),
-        };
-        const moved = next.service_id !== current.service_id || next.region_id !== current.region_id || next.resource_name !== current.resource_name;
-        if (moved) {
-          // Limits name their registered limit by this triple: it cannot move from under them.
-          if (await referenced(current)) {
-            throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
+      list: {
+        rule: 'identity:list_registered_limits', key: 'registered_limits', filters: ['service_id', 'region_id', 'resource_name'],
+        query: () => db.selectFrom('identity_registered_limits').selectAll().orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_registered_limit', schema: RegisteredLimitPatch,
+        async check(rc) {
+          const p = rc.body.registered_limit as Record<string, any>;
+          await assertCatalogRefs(db, 'registered_limit', p.service_id, p.region_id);
+        },
+        async apply(rc, current) {
+          const id = current.id;
+          const p = rc.body.registered_limit as Record<string, any>;
+          const next: RegisteredLimitRow = {
+            ...current,
+            service_id: p.service_id ?? current.service_id,
+            region_id: p.region_id === undefined ? current.region_id : p.region_id,
+            resource_name: p.resource_name ?? current.resource_name,
+            default_limit: p.default_limit ?? current.default_limit,
+            description: patchText(p.description, current.description),
+          };
+          const moved = next.service_id !== current.service_id || next.region_id !== current.region_id || next.resource_name !== current.resource_name;
+          if (moved) {
+            // Limits name their registered limit by this triple: it cannot move from under them.
+            if (await referenced(current)) {
+              throw forbidden(`Unable to update or delete registered limit ${id} because there are project limits associated with it.`);
+            }
+            const clash = await findRegistered(db, next.service_id, next.region_id, next.resource_name);
+            if (clash && clash.id !== id) throw duplicateEntry('registered_limit');
           }
-          const clash = await findRegistered(db, next.service_id, next.region_id, next.resource_name);
-          if (clash && clash.id !== id) throw duplicateEntry('registered_limit');
-        }
-        await db.updateTable('identity_registered_limits').set(next).where('id', '=', id).execute();
-        return { registered_limit: renderRegisteredLimit(rc.req, next) };
+          await db.updateTable('identity_registered_limits').set(next).where('id', '=', id).execute();
+          return next;
+        },
       },
     }),
 

@@ -6,9 +6,9 @@ import { Type } from 'typebox';
 import { badRequest, notFound } from '../../common/errors.ts';
 import { hexId, keystoneTime } from '../../common/ids.ts';
 import { type Route, route } from '../../http/service.ts';
-import { showAndDeleteRoutes } from '../resource.ts';
+import { resourceRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
-import { extraOf, mergeExtra, patchText, queryString, renderList, selfLink, splitExtra, v3Url, withQueryFilters } from '../http.ts';
+import { extraOf, mergeExtra, patchText, queryString, selfLink, splitExtra, v3Url } from '../http.ts';
 import { mustGet, orNotFound } from '../lookup.ts';
 
 type PolicyRow = { id: string; type: string; blob: string; extra: string };
@@ -65,29 +65,24 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return { policy: renderPolicy(rc.req, row) };
       },
     }),
-    {
-      method: 'GET', path: '/v3/policies', rule: 'identity:list_policies',
-      async handler(rc) {
-        const q = withQueryFilters(db.selectFrom('identity_policies').selectAll().orderBy('id'), rc, ['type']);
-        return renderList(rc.req, 'policies', await q.execute(), renderPolicy);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/policies', param: 'policy_id', key: 'policy', rules: { get: 'identity:get_policy', delete: 'identity:delete_policy' },
       load: loadPolicy, render: renderPolicy, remove: (id) => db.deleteFrom('identity_policies').where('id', '=', id).execute(),
-    }),
-    route({
-      method: 'PATCH', path: '/v3/policies/:policy_id', rule: 'identity:update_policy', schema: { body: PolicyPatch },
-      async handler(rc) {
-        const id = rc.params.policy_id!;
-        const p = rc.body.policy;
-        const current = await loadPolicy(id);
-        const next: PolicyRow = {
-          ...current, type: p.type ?? current.type, blob: p.blob ?? current.blob,
-          extra: mergeExtra(current.extra, p, POLICY_KNOWN),
-        };
-        await db.updateTable('identity_policies').set(next).where('id', '=', id).execute();
-        return { policy: renderPolicy(rc.req, next) };
+      list: {
+        rule: 'identity:list_policies', key: 'policies', filters: ['type'],
+        query: () => db.selectFrom('identity_policies').selectAll().orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_policy', schema: PolicyPatch,
+        async apply(rc, current) {
+          const p = rc.body.policy;
+          const next: PolicyRow = {
+            ...current, type: p.type ?? current.type, blob: p.blob ?? current.blob,
+            extra: mergeExtra(current.extra, p, POLICY_KNOWN),
+          };
+          await db.updateTable('identity_policies').set(next).where('id', '=', current.id).execute();
+          return next;
+        },
       },
     }),
 
@@ -105,32 +100,30 @@ export function miscRoutes(ctx: IdentityContext): Route[] {
         return { consumer: { ...renderConsumer(rc.req, row), secret } };
       },
     }),
-    {
-      method: 'GET', path: '/v3/OS-OAUTH1/consumers', rule: 'identity:list_consumers',
-      async handler(rc) {
-        const rows = await db.selectFrom('identity_oauth_consumers').selectAll().orderBy('id').execute();
-        return renderList(rc.req, 'consumers', rows, renderConsumer);
-      },
-    },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/OS-OAUTH1/consumers', param: 'consumer_id', key: 'consumer', rules: { get: 'identity:get_consumer', delete: 'identity:delete_consumer' },
       load: loadConsumer, render: renderConsumer, remove: (id) => db.deleteFrom('identity_oauth_consumers').where('id', '=', id).execute(),
-    }),
-    route({
-      method: 'PATCH', path: '/v3/OS-OAUTH1/consumers/:consumer_id', rule: 'identity:update_consumer', schema: { body: ConsumerPatch },
-      async handler(rc) {
-        const id = rc.params.consumer_id!;
-        const c = rc.body.consumer;
-        if ('secret' in c) throw badRequest('Invalid input for field consumer: the secret cannot be changed.');
-        if (c.id != null && c.id !== id) throw badRequest('Cannot change ID');
-        const current = await loadConsumer(id);
-        const next: ConsumerRow = {
-          ...current,
-          description: patchText(c.description, current.description),
-          extra: mergeExtra(current.extra, c, CONSUMER_KNOWN),
-        };
-        await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', id).execute();
-        return { consumer: renderConsumer(rc.req, next) };
+      list: {
+        rule: 'identity:list_consumers', key: 'consumers', filters: [],
+        query: () => db.selectFrom('identity_oauth_consumers').selectAll().orderBy('id'),
+      },
+      update: {
+        rule: 'identity:update_consumer', schema: ConsumerPatch,
+        check(rc) {
+          const c = rc.body.consumer;
+          if ('secret' in c) throw badRequest('Invalid input for field consumer: the secret cannot be changed.');
+          if (c.id != null && c.id !== rc.params.consumer_id) throw badRequest('Cannot change ID');
+        },
+        async apply(rc, current) {
+          const c = rc.body.consumer;
+          const next: ConsumerRow = {
+            ...current,
+            description: patchText(c.description, current.description),
+            extra: mergeExtra(current.extra, c, CONSUMER_KNOWN),
+          };
+          await db.updateTable('identity_oauth_consumers').set({ description: next.description, extra: next.extra }).where('id', '=', current.id).execute();
+          return next;
+        },
       },
     }),
 

@@ -7,7 +7,7 @@ import { hexId, keystoneTime, nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { projectIdsForUser } from '../assignments.ts';
-import { showAndDeleteRoutes } from '../resource.ts';
+import { resourceRoutes } from '../resource.ts';
 import type { IdentityContext } from '../context.ts';
 import { assertSameIdAndDomain, duplicate, extraOf, listLinks, mergeExtra, patchFlag, queryString, renderList, selfLink, splitExtra, withListFilters } from '../http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
@@ -196,38 +196,37 @@ export function usersRoutes(ctx: IdentityContext): Route[] {
         return renderList(rc.req, 'users', rows, renderUser);
       },
     },
-    ...showAndDeleteRoutes({
+    ...resourceRoutes({
       collection: '/v3/users', param: 'user_id', key: 'user', rules: { get: 'identity:get_user', delete: 'identity:delete_user' }, target: userTarget,
       load, render: renderUser, remove: (id) => deleteUserCascade(ctx, id),
-    }),
-    route({
-      method: 'PATCH', path: '/v3/users/:user_id', rule: 'identity:update_user', target: userTarget, schema: { body: UserPatch },
-      async handler(rc) {
-        const id = rc.params.user_id!;
-        const current = await load(id);
-        const u = rc.body.user;
-        assertSameIdAndDomain('user', u, current);
-        await checkDefaultProject(u.default_project_id);
-        const options = mergeOptions(parseJson<UserOptions>(current.options, {}), u.options);
-        const enabled = patchFlag(u.enabled, current.enabled);
-        let next: UserRow = {
-          ...current, name: u.name === undefined ? current.name : u.name.trim(), enabled,
-          default_project_id: u.default_project_id === undefined ? current.default_project_id : u.default_project_id,
-          options: JSON.stringify(options), extra: mergeExtra(current.extra, u, KNOWN),
-        };
-        if (u.password !== undefined) next = { ...next, ...(await passwordColumns(ctx, u.password, options)) };
-        // Re-enabling a user clears a lockout, as Keystone does.
-        if (enabled === 1 && current.enabled === 0) next = { ...next, failed_auth_count: 0, failed_auth_at: null };
-        // Exempting a user from expiry takes effect on the current password too.
-        if (u.password === undefined && u.options && 'ignore_password_expiry' in u.options && current.password_created_at) {
-          next.password_expires_at = passwordExpiry(ctx, options, new Date(current.password_created_at));
-        }
-        await conflictOnDuplicate(db.updateTable('identity_users').set(next).where('id', '=', id).execute(), () => duplicate('user', 'name', next.name));
-        if (typeof u.password === 'string') await recordHistory(id, next.password_hash, next.password_created_at);
-        if ((current.enabled === 1 && enabled === 0) || (u.password !== undefined && u.password !== null)) {
-          await ctx.revocations.revoke(db, { userId: id });
-        }
-        return { user: renderUser(rc.req, next) };
+      update: {
+        rule: 'identity:update_user', schema: UserPatch,
+        async apply(rc, current) {
+          const id = current.id;
+          const u = rc.body.user;
+          assertSameIdAndDomain('user', u, current);
+          await checkDefaultProject(u.default_project_id);
+          const options = mergeOptions(parseJson<UserOptions>(current.options, {}), u.options);
+          const enabled = patchFlag(u.enabled, current.enabled);
+          let next: UserRow = {
+            ...current, name: u.name === undefined ? current.name : u.name.trim(), enabled,
+            default_project_id: u.default_project_id === undefined ? current.default_project_id : u.default_project_id,
+            options: JSON.stringify(options), extra: mergeExtra(current.extra, u, KNOWN),
+          };
+          if (u.password !== undefined) next = { ...next, ...(await passwordColumns(ctx, u.password, options)) };
+          // Re-enabling a user clears a lockout, as Keystone does.
+          if (enabled === 1 && current.enabled === 0) next = { ...next, failed_auth_count: 0, failed_auth_at: null };
+          // Exempting a user from expiry takes effect on the current password too.
+          if (u.password === undefined && u.options && 'ignore_password_expiry' in u.options && current.password_created_at) {
+            next.password_expires_at = passwordExpiry(ctx, options, new Date(current.password_created_at));
+          }
+          await conflictOnDuplicate(db.updateTable('identity_users').set(next).where('id', '=', id).execute(), () => duplicate('user', 'name', next.name));
+          if (typeof u.password === 'string') await recordHistory(id, next.password_hash, next.password_created_at);
+          if ((current.enabled === 1 && enabled === 0) || (u.password !== undefined && u.password !== null)) {
+            await ctx.revocations.revoke(db, { userId: id });
+          }
+          return next;
+        },
       },
     }),
     route({
