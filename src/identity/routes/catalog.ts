@@ -2,7 +2,7 @@
 // project-endpoint associations). Every catalog write refreshes the in-memory
 // catalog, so tokens issued afterwards carry the change.
 import type { FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import { type Static, Type } from 'typebox';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
 import { hexId } from '../../common/ids.ts';
 import { type Route, route } from '../../http/service.ts';
@@ -44,7 +44,8 @@ const ServiceFields = {
 };
 const ServiceCreate = Type.Object({ service: Type.Object(ServiceFields, { additionalProperties: true }) });
 const ServicePatch = Type.Object({
-  service: Type.Object({ ...ServiceFields, type: Type.Optional(ServiceFields.type) }, { additionalProperties: true, minProperties: 1 }),
+  // id only to refuse a change of it.
+  service: Type.Object({ ...ServiceFields, type: Type.Optional(ServiceFields.type), id: Type.Optional(Type.Unknown()) }, { additionalProperties: true, minProperties: 1 }),
 });
 const EndpointFields = {
   interface: Interface,
@@ -63,6 +64,7 @@ const EndpointPatch = Type.Object({
   endpoint: Type.Object({
     ...EndpointFields,
     interface: Type.Optional(Interface), service_id: Type.Optional(EndpointFields.service_id), url: Type.Optional(EndpointFields.url),
+    id: Type.Optional(Type.Unknown()), // only to refuse a change of it
   }, { additionalProperties: true, minProperties: 1 }),
 });
 const Filters = Type.Object({
@@ -81,6 +83,10 @@ const EndpointGroupPatch = Type.Object({
     name: Type.Optional(Name), filters: Type.Optional(Filters), description: Type.Optional(NullableString()),
   }, { additionalProperties: false, minProperties: 1 }),
 }, { additionalProperties: false });
+
+type RegionBody = Static<typeof RegionCreate>['region'];
+/** What an endpoint body says of its region: region_id, or the legacy region. */
+type EndpointRegion = { region_id?: string | null; region?: string | null };
 
 const REGION_KNOWN = ['id', 'description', 'parent_region_id', 'links'];
 const SERVICE_KNOWN = ['id', 'type', 'name', 'description', 'enabled', 'links'];
@@ -206,13 +212,13 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
   const loadProject = (id: string) => mustGet(getProject(db, id), 'project', id);
   const changed = () => ctx.catalog.invalidate();
 
-  async function createRegion(req: FastifyRequest, id: string, body: Record<string, unknown>) {
+  async function createRegion(req: FastifyRequest, id: string, body: RegionBody) {
     const duplicateRegion = () => conflict(`Conflict occurred attempting to store region - Duplicate ID, ${id}.`);
     if (await getRegion(db, id)) throw duplicateRegion();
-    const parent = (body.parent_region_id as string | null | undefined) ?? null;
+    const parent = body.parent_region_id ?? null;
     if (parent !== null && !(await getRegion(db, parent))) throw missing('region', parent);
     const row: RegionRow = {
-      id, description: (body.description as string | null | undefined) ?? '', parent_region_id: parent,
+      id, description: body.description ?? '', parent_region_id: parent,
       extra: JSON.stringify(splitExtra(body, REGION_KNOWN)),
     };
     await conflictOnDuplicate(db.insertInto('identity_regions').values(row).execute(), duplicateRegion);
@@ -221,9 +227,9 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
   }
 
   /** Resolves an endpoint body's region: region_id must exist; a legacy `region` is created when missing. */
-  async function resolveEndpointRegion(body: Record<string, unknown>): Promise<string | null | undefined> {
-    const regionId = body.region_id as string | null | undefined;
-    const legacy = body.region as string | null | undefined;
+  async function resolveEndpointRegion(body: EndpointRegion): Promise<string | null | undefined> {
+    const regionId = body.region_id;
+    const legacy = body.region;
     if (regionId == null && legacy != null) {
       if (!(await getRegion(db, legacy))) {
         // Created concurrently meanwhile: fine.
@@ -242,15 +248,15 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     route({
       method: 'POST', path: '/v3/regions', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
-        const r = rc.body.region as Record<string, unknown>;
-        return createRegion(rc.req, (r.id as string | null | undefined) || hexId(), r);
+        const r = rc.body.region;
+        return createRegion(rc.req, r.id || hexId(), r);
       },
     }),
     route({
       method: 'PUT', path: '/v3/regions/:region_id', rule: 'identity:create_region', status: 201, schema: { body: RegionCreate },
       handler: (rc) => {
         const id = rc.params.region_id!;
-        const r = rc.body.region as Record<string, unknown>;
+        const r = rc.body.region;
         if ('id' in r && r.id !== id) throw badRequest(`Conflicting region IDs specified: "${id}" != "${String(r.id)}"`);
         return createRegion(rc.req, id, r);
       },
@@ -277,17 +283,17 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       update: {
         rule: 'identity:update_region', schema: RegionPatch,
         async check(rc) {
-          const r = rc.body.region as Record<string, unknown>;
+          const r = rc.body.region;
           if (r.id != null && r.id !== rc.params.region_id) throw cannotChangeId();
-          const parent = r.parent_region_id as string | null | undefined;
+          const parent = r.parent_region_id;
           if (parent != null && !(await getRegion(db, parent))) throw missing('region', parent);
         },
         async apply(rc, current) {
-          const r = rc.body.region as Record<string, unknown>;
-          const parent = r.parent_region_id as string | null | undefined;
+          const r = rc.body.region;
+          const parent = r.parent_region_id;
           const next: RegionRow = {
             ...current,
-            description: patchText(r.description as string | null | undefined, current.description),
+            description: patchText(r.description, current.description),
             parent_region_id: parent === undefined ? current.parent_region_id : parent,
             extra: mergeExtra(current.extra, r, REGION_KNOWN),
           };
@@ -303,9 +309,9 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     route({
       method: 'POST', path: '/v3/services', rule: 'identity:create_service', status: 201, schema: { body: ServiceCreate },
       async handler(rc) {
-        const s = rc.body.service as Record<string, unknown>;
+        const s = rc.body.service;
         const row: ServiceRow = {
-          id: hexId(), type: s.type as string, name: (s.name as string | undefined) ?? '', description: (s.description as string | null | undefined) ?? '',
+          id: hexId(), type: s.type, name: s.name ?? '', description: s.description ?? '',
           enabled: s.enabled === false ? 0 : 1, extra: JSON.stringify(splitExtra(s, SERVICE_KNOWN)),
         };
         await db.insertInto('identity_services').values(row).execute();
@@ -335,17 +341,17 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       update: {
         rule: 'identity:update_service', schema: ServicePatch,
         check(rc) {
-          const s = rc.body.service as Record<string, unknown>;
+          const s = rc.body.service;
           if (s.id != null && s.id !== rc.params.service_id) throw cannotChangeId();
         },
         async apply(rc, current) {
-          const s = rc.body.service as Record<string, unknown>;
+          const s = rc.body.service;
           const next: ServiceRow = {
             ...current,
-            type: (s.type as string | undefined) ?? current.type,
-            name: (s.name as string | undefined) ?? current.name,
-            description: patchText(s.description as string | null | undefined, current.description),
-            enabled: patchFlag(s.enabled as boolean | undefined, current.enabled),
+            type: s.type ?? current.type,
+            name: s.name ?? current.name,
+            description: patchText(s.description, current.description),
+            enabled: patchFlag(s.enabled, current.enabled),
             extra: mergeExtra(current.extra, s, SERVICE_KNOWN),
           };
           await db.updateTable('identity_services').set(next).where('id', '=', current.id).execute();
@@ -359,12 +365,12 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
     route({
       method: 'POST', path: '/v3/endpoints', rule: 'identity:create_endpoint', status: 201, schema: { body: EndpointCreate },
       async handler(rc) {
-        const e = rc.body.endpoint as Record<string, unknown>;
-        checkEndpointUrl(e.url as string);
+        const e = rc.body.endpoint;
+        checkEndpointUrl(e.url);
         const regionId = await resolveEndpointRegion(e);
-        if (!(await getService(db, e.service_id as string))) throw expecting('endpoint service_id', 'service table');
+        if (!(await getService(db, e.service_id))) throw expecting('endpoint service_id', 'service table');
         const row: EndpointRow = {
-          id: hexId(), service_id: e.service_id as string, interface: e.interface as string, url: e.url as string,
+          id: hexId(), service_id: e.service_id, interface: e.interface, url: e.url,
           region_id: regionId ?? null, enabled: e.enabled === false ? 0 : 1, extra: JSON.stringify(splitExtra(e, ENDPOINT_KNOWN)),
         };
         await db.insertInto('identity_endpoints').values(row).execute();
@@ -395,22 +401,22 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       update: {
         rule: 'identity:update_endpoint', schema: EndpointPatch,
         check(rc) {
-          const e = rc.body.endpoint as Record<string, unknown>;
+          const e = rc.body.endpoint;
           if (e.id != null && e.id !== rc.params.endpoint_id) throw cannotChangeId();
         },
         async apply(rc, current) {
-          const e = rc.body.endpoint as Record<string, unknown>;
-          if (e.url !== undefined) checkEndpointUrl(e.url as string);
+          const e = rc.body.endpoint;
+          if (e.url !== undefined) checkEndpointUrl(e.url);
           const regionId = await resolveEndpointRegion(e);
-          if (e.service_id !== undefined && !(await getService(db, e.service_id as string))) throw expecting('endpoint service_id', 'service table');
+          if (e.service_id !== undefined && !(await getService(db, e.service_id))) throw expecting('endpoint service_id', 'service table');
           const regionGiven = 'region_id' in e || (e.region != null);
           const next: EndpointRow = {
             ...current,
-            service_id: (e.service_id as string | undefined) ?? current.service_id,
-            interface: (e.interface as string | undefined) ?? current.interface,
-            url: (e.url as string | undefined) ?? current.url,
+            service_id: e.service_id ?? current.service_id,
+            interface: e.interface ?? current.interface,
+            url: e.url ?? current.url,
             region_id: regionGiven ? regionId ?? null : current.region_id,
-            enabled: patchFlag(e.enabled as boolean | undefined, current.enabled),
+            enabled: patchFlag(e.enabled, current.enabled),
             extra: mergeExtra(current.extra, e, ENDPOINT_KNOWN),
           };
           await db.updateTable('identity_endpoints').set(next).where('id', '=', current.id).execute();
@@ -425,7 +431,7 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       method: 'POST', path: '/v3/OS-EP-FILTER/endpoint_groups', rule: 'identity:create_endpoint_group', status: 201,
       schema: { body: EndpointGroupCreate },
       async handler(rc) {
-        const g = rc.body.endpoint_group as { name: string; filters: Record<string, unknown>; description?: string | null };
+        const g = rc.body.endpoint_group;
         checkFilters(g.filters, true);
         const row: EndpointGroupRow = { id: hexId(), name: g.name, description: g.description ?? '', filters: JSON.stringify(g.filters) };
         await db.insertInto('identity_endpoint_groups').values(row).execute();
@@ -451,11 +457,11 @@ export function catalogRoutes(ctx: IdentityContext): Route[] {
       update: {
         rule: 'identity:update_endpoint_group', schema: EndpointGroupPatch,
         check(rc) {
-          const g = rc.body.endpoint_group as { filters?: Record<string, unknown> };
+          const g = rc.body.endpoint_group;
           if (g.filters !== undefined) checkFilters(g.filters, true);
         },
         async apply(rc, current) {
-          const g = rc.body.endpoint_group as { name?: string; filters?: Record<string, unknown>; description?: string | null };
+          const g = rc.body.endpoint_group;
           const next: EndpointGroupRow = {
             ...current,
             name: g.name ?? current.name,

@@ -132,7 +132,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
       method: 'POST', path: '/v3/registered_limits', rule: 'identity:create_registered_limits', status: 201,
       schema: { body: RegisteredLimitsCreate },
       async handler(rc) {
-        const items = rc.body.registered_limits as Array<Record<string, any>>;
+        const items = rc.body.registered_limits;
         const rows: RegisteredLimitRow[] = [];
         for (const it of items) {
           await assertCatalogRefs(db, 'registered_limit', it.service_id, it.region_id);
@@ -172,12 +172,12 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
       update: {
         rule: 'identity:update_registered_limit', schema: RegisteredLimitPatch,
         async check(rc) {
-          const p = rc.body.registered_limit as Record<string, any>;
+          const p = rc.body.registered_limit;
           await assertCatalogRefs(db, 'registered_limit', p.service_id, p.region_id);
         },
         async apply(rc, current) {
           const id = current.id;
-          const p = rc.body.registered_limit as Record<string, any>;
+          const p = rc.body.registered_limit;
           const next: RegisteredLimitRow = {
             ...current,
             service_id: p.service_id ?? current.service_id,
@@ -209,7 +209,7 @@ export function limitsRoutes(ctx: IdentityContext): Route[] {
     route({
       method: 'POST', path: '/v3/limits', rule: 'identity:create_limits', status: 201, schema: { body: LimitsCreate },
       async handler(rc) {
-        const items = rc.body.limits as Array<Record<string, any>>;
+        const items = rc.body.limits;
         const rows: LimitRow[] = [];
         for (const it of items) {
           const projectId: string | null = it.project_id ?? null;
