@@ -1,6 +1,7 @@
 // Identity wire helpers: Keystone's error envelope, links, list and query parsing, and the
 // update and uniqueness rules the resource routes share.
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import type { TSchema } from 'typebox';
 import { ApiError, badRequest, conflict } from '../common/errors.ts';
 import { parseJson } from '../common/json.ts';
 import type { RouteContext } from '../http/service.ts';
@@ -102,6 +103,35 @@ export function assertSameIdAndDomain(
 ): void {
   if (patch.id !== undefined && patch.id !== current.id) throw badRequest(`Cannot change ${kind} ID`);
   if (patch.domain_id !== undefined && patch.domain_id !== current.domain_id) throw badRequest('Cannot change Domain ID');
+}
+
+/** How a body schema's first violation reads: `field` is where, from the body's root ('auth/identity'). */
+export type BodyErrors = (field: string, error: FastifySchemaValidationError) => ApiError;
+const bodyErrors = new WeakMap<TSchema, BodyErrors>();
+
+/**
+ * Names how violations of a route's body schema read, where Keystone words
+ * them itself (the auth request) rather than as the server's generic
+ * "Invalid input for request body"; keystoneBodyErrors() applies it.
+ */
+export function withBodyErrors<S extends TSchema>(schema: S, render: BodyErrors): S {
+  bodyErrors.set(schema, render);
+  return schema;
+}
+
+/** In the identity service's scope: routes whose body schema has its own wording use it. */
+export function keystoneBodyErrors(app: FastifyInstance): void {
+  app.addHook('onRoute', (opts) => {
+    const body = (opts.schema as { body?: TSchema } | undefined)?.body;
+    const render = body && bodyErrors.get(body);
+    if (!render) return;
+    opts.schemaErrorFormatter = (errors, dataVar) => {
+      const e = errors[0]!;
+      if (dataVar !== 'body') return new Error(`${dataVar}${e.instancePath} ${e.message}`);
+      const missing = e.keyword === 'required' ? `/${(e.params as { missingProperty: string }).missingProperty}` : '';
+      return render(`${e.instancePath}${missing}`.slice(1), e);
+    };
+  });
 }
 
 export { ApiError };

@@ -10,7 +10,7 @@ import { CredentialStore } from './credential-store.ts';
 import { IdentityReadCache } from './read-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
-import { PREFIX, renderIdentityError } from './http.ts';
+import { keystoneBodyErrors, PREFIX, renderIdentityError } from './http.ts';
 import { identityRules } from './policy.ts';
 import { appcredsRoutes } from './routes/appcreds.ts';
 import { assignmentsRoutes } from './routes/assignments.ts';
@@ -85,6 +85,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
   };
   return {
     service: { name: 'identity', prefix: PREFIX, routes, rules: identityRules, renderError: renderIdentityError, setup: (app) => {
+      keystoneBodyErrors(app);
       // Keystone names where to authenticate on every 401.
       app.addHook('onSend', async (req, reply, payload) => {
         if (reply.statusCode === 401) reply.header('WWW-Authenticate', `Keystone uri="${req.protocol}://${req.headers.host}${PREFIX}"`);

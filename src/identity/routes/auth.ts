@@ -1,12 +1,12 @@
 // /v3/auth: issue, validate and revoke tokens; the caller's catalog, projects, domains and system.
 import { badRequest, forbidden, notFound } from '../../common/errors.ts';
-import type { Route, RouteContext } from '../../http/service.ts';
+import { type Route, type RouteContext, route } from '../../http/service.ts';
 import { PUBLIC } from '../../http/policy.ts';
 import { effectiveRoles, groupIdsOf } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import { tokenOf } from '../credentials.ts';
 import { listLinks, queryBool, selfLink } from '../http.ts';
-import { issueToken, renderToken, validateToken } from '../tokens/issue.ts';
+import { AuthBody, issueToken, renderToken, validateToken } from '../tokens/issue.ts';
 import type { TokenData } from '../tokens/token.ts';
 
 function subject(ctx: IdentityContext, rc: RouteContext): TokenData {
@@ -19,14 +19,14 @@ function subject(ctx: IdentityContext, rc: RouteContext): TokenData {
 
 export function authRoutes(ctx: IdentityContext): Route[] {
   return [
-    {
-      method: 'POST', path: '/v3/auth/tokens', rule: PUBLIC, status: 201,
+    route({
+      method: 'POST', path: '/v3/auth/tokens', rule: PUBLIC, status: 201, schema: { body: AuthBody },
       async handler(rc) {
         const { token, data } = await issueToken(ctx, rc.body);
         rc.reply.header('X-Subject-Token', token);
         return renderToken(ctx, data, queryBool(rc, 'nocatalog') !== true);
       },
-    },
+    }),
     {
       method: 'GET', path: '/v3/auth/tokens', rule: 'identity:validate_token',
       target: (rc) => ({ user_id: subject(ctx, rc).user.id }),

@@ -1,25 +1,62 @@
 // Authentication (POST /v3/auth/tokens) and validation of tokens.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { pooledRandomBytes } from '../../common/random.ts';
-import { badRequest, forbidden, notFound, unauthorized } from '../../common/errors.ts';
+import { type Static, Type } from 'typebox';
+import { type ApiError, badRequest, forbidden, notFound, unauthorized } from '../../common/errors.ts';
 import { keystoneTime } from '../../common/ids.ts';
 import { assignedRoleIds, namedGlobalRoles, withImplied, type ScopeTarget } from '../assignments.ts';
 import type { IdentityContext } from '../context.ts';
 import type { getUser } from '../lookup.ts';
 import { parseJson } from '../../common/json.ts';
+import { withBodyErrors } from '../http.ts';
 import { decoyHash, verifyPassword } from '../passwords.ts';
 import { decodeTokenCached, encodeToken } from './codec.ts';
 import type { Named, NamedInDomain, TokenData } from './token.ts';
 
-type Ref = { id?: string; name?: string; domain?: { id?: string; name?: string } };
-export interface AuthRequest {
-  identity: {
-    methods: string[];
-    password?: { user: Ref & { password: string } };
-    token?: { id: string };
-    application_credential?: { id?: string; name?: string; secret: string; user?: Ref };
-  };
-  scope?: 'unscoped' | { project?: Ref; domain?: { id?: string; name?: string }; system?: { all?: boolean }; 'OS-TRUST:trust'?: { id: string } };
+const NameRef = Type.Object({ id: Type.Optional(Type.String()), name: Type.Optional(Type.String()) });
+const Ref = Type.Object({ id: Type.Optional(Type.String()), name: Type.Optional(Type.String()), domain: Type.Optional(NameRef) });
+type Ref = Static<typeof Ref>;
+
+/**
+ * POST /v3/auth/tokens, as Keystone's token_issue schema has it. Violations
+ * read as Keystone words them for the auth request (withBodyErrors).
+ */
+export const AuthBody = withBodyErrors(Type.Object({
+  auth: Type.Object({
+    identity: Type.Object({
+      methods: Type.Array(Type.String(), { minItems: 1 }),
+      password: Type.Optional(Type.Object({ user: Type.Object({ ...Ref.properties, password: Type.String() }) })),
+      token: Type.Optional(Type.Object({ id: Type.String() })),
+      application_credential: Type.Optional(Type.Object({
+        id: Type.Optional(Type.String()), name: Type.Optional(Type.String()), secret: Type.String(), user: Type.Optional(Ref),
+      })),
+    }),
+    scope: Type.Optional(Type.Union([
+      Type.Literal('unscoped'),
+      Type.Object({
+        project: Type.Optional(Ref), domain: Type.Optional(NameRef), system: Type.Optional(Type.Object({ all: Type.Optional(Type.Unknown()) })),
+        'OS-TRUST:trust': Type.Optional(Type.Object({ id: Type.String() })),
+      }),
+    ])),
+  }),
+}), authBodyError);
+export type AuthRequest = Static<typeof AuthBody>['auth'];
+
+/** Keystone's words for a malformed auth request, by where it is malformed. */
+function authBodyError(field: string, e: { message?: string }): ApiError {
+  const at = field.replace(/^auth\/?/, '');
+  if (at === '' && !field.startsWith('auth/')) return badRequest("Invalid input for field 'auth': 'auth' is a required property.");
+  if (at === 'identity') return badRequest("Invalid input for field 'identity': 'identity' is a required property.");
+  if (at.startsWith('identity/methods')) return badRequest("Invalid input for field 'identity/methods': a non-empty list of method names is required.");
+  if (['identity/password', 'identity/password/user', 'identity/password/user/password'].includes(at)) {
+    return badRequest("Invalid input for field 'identity/password/user/password': a password is required.");
+  }
+  if (at === 'identity/token' || at === 'identity/token/id') return badRequest("Invalid input for field 'identity/token/id'.");
+  if (at === 'identity/application_credential' || at === 'identity/application_credential/secret') {
+    return badRequest("Invalid input for field 'identity/application_credential/secret'.");
+  }
+  if (at === 'scope') return badRequest("Invalid input for field 'scope'.");
+  return badRequest(`Invalid input for field '${at}': ${e.message ?? 'invalid'}.`);
 }
 
 const newAuditId = () => pooledRandomBytes(16).toString('base64url');
@@ -284,32 +321,18 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
   return { roles: [] };
 }
 
-function checkAuthShape(body: unknown): AuthRequest {
-  const auth = (body as { auth?: AuthRequest } | undefined)?.auth;
-  if (!auth || typeof auth !== 'object') throw badRequest("Invalid input for field 'auth': 'auth' is a required property.");
-  const identity = auth.identity;
-  if (!identity || typeof identity !== 'object') throw badRequest("Invalid input for field 'identity': 'identity' is a required property.");
-  if (!Array.isArray(identity.methods) || identity.methods.length === 0 || identity.methods.some((m) => typeof m !== 'string')) {
-    throw badRequest("Invalid input for field 'identity/methods': a non-empty list of method names is required.");
-  }
-  if (auth.scope !== undefined && auth.scope !== 'unscoped' && (typeof auth.scope !== 'object' || auth.scope === null)) {
-    throw badRequest("Invalid input for field 'scope'.");
-  }
-  return auth;
-}
-
 /** Runs the whole POST /v3/auth/tokens exchange and returns the new token and its payload. */
-export async function issueToken(ctx: IdentityContext, body: unknown): Promise<{ token: string; data: TokenData }> {
-  const auth = checkAuthShape(body);
-  const methods = [...new Set(auth.identity.methods)];
+export async function issueToken(ctx: IdentityContext, body: Static<typeof AuthBody>): Promise<{ token: string; data: TokenData }> {
+  const auth = body.auth;
+  const identity = auth.identity;
+  const methods = [...new Set(identity.methods)];
   let authenticated: Authenticated | undefined;
   for (const method of methods) {
-    const payload = (auth.identity as Record<string, unknown>)[method];
-    if (payload === undefined) throw badRequest(`Expecting to find ${method} in identity.`);
     let next: Authenticated;
-    if (method === 'password') next = await authPassword(ctx, payload as never);
-    else if (method === 'token') next = await authToken(ctx, payload as never);
-    else if (method === 'application_credential') next = await authAppCred(ctx, payload as never);
+    if (method === 'password' && identity.password) next = await authPassword(ctx, identity.password);
+    else if (method === 'token' && identity.token) next = await authToken(ctx, identity.token);
+    else if (method === 'application_credential' && identity.application_credential) next = await authAppCred(ctx, identity.application_credential);
+    else if (!Object.hasOwn(identity, method)) throw badRequest(`Expecting to find ${method} in identity.`);
     else throw unauthorized(`Attempted to authenticate with an unsupported method: ${method}.`);
     if (authenticated && authenticated.user.id !== next.user.id) throw unauthorized(AUTH_FAILED);
     authenticated = authenticated ? { ...authenticated, ...next, methods: [...new Set([...authenticated.methods, ...next.methods])] } : next;
