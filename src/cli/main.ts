@@ -53,13 +53,14 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string;
 }
 
 function serverOptions(cmd: Command): Command {
   return cmd
     .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
+    .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -79,6 +80,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     dataDir: resolve(f.dataDir), database: f.database, host: f.host, port: f.port, publicUrl: f.publicUrl, logLevel: f.logLevel,
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
+    imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),

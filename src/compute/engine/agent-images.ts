@@ -1,12 +1,14 @@
 // The routes compute adds to the agent API (/agent/v1): image records and
 // bytes for the agents' image stores, and the upload of a snapshot into the
 // queued image of a pending snapshot request.
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ApiError } from '../../common/errors.ts';
 import { parseJsonObject } from '../../common/json.ts';
 import type { Db } from '../../db/database.ts';
 import { AGENT_RULE } from '../../fleet/api.ts';
 import type { Route } from '../../http/service.ts';
+import { missingData } from '../../image/data.ts';
 import type { ImageService } from '../../image/service.ts';
 import { agentImage } from './desired.ts';
 
@@ -26,6 +28,9 @@ export function agentImageRoutes(db: Db, images: ImageService): Route[] {
       async handler(rc) {
         const img = await image(rc.params.image_id!);
         if (img.status !== 'active') throw new ApiError('Conflict', `Image ${img.id} is ${img.status}, not active.`);
+        // checked before the answer starts: a stream failing after its headers went out is a broken download, not an error the agent can read
+        const path = await images.imageDataPath(img.id);
+        if (path && !(await stat(path).then((s) => s.isFile(), () => false))) throw missingData(img.id);
         rc.reply.header('content-type', 'application/octet-stream');
         if (img.size !== null) rc.reply.header('content-length', String(img.size));
         return rc.reply.send(images.openImageData(img.id));
