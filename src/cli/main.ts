@@ -44,6 +44,10 @@ function ratio(max: number): (v: string) => number {
     return n;
   };
 }
+/** A repeatable option whose values may also be comma-separated. */
+function urlList(v: string, previous?: string[]): string[] {
+  return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
@@ -239,7 +243,7 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
 }
 
 allocationRatioOptions(program.command('agent').description('run a host agent (as root): registers this host, converges the servers placed on it, reports what it observes')
-  .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it)')
+  .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it); repeat it or separate URLs with commas for several control-plane replicas, used in turn when one fails', urlList)
   .option('--token-file <file>', 'file holding the agent token (the server keeps it in DATA_DIR/agent-token)', join(DEFAULT_DATA_DIR, 'agent-token'))
   .option('--state-dir <dir>', 'directory for images, server disks and runc state', DEFAULT_AGENT_STATE_DIR)
   .option('--hostname <name>', 'the host name this agent registers (default: the system host name)')
