@@ -171,16 +171,20 @@ export class FileStore implements ImageStore {
   }
 
   async recover(): Promise<void> {
-    let names: string[] = [];
-    try {
-      names = await readdir(this.tmpDir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    // this replica's temporary files, and those a store without owners left directly in .tmp
+    // (a server before replicas); the directories beside them are other replicas' (.tmp/<owner>)
+    const dirs = [...new Set([this.tmpDir, join(this.dir, '.tmp')])];
+    for (const dir of dirs) {
+      let names: string[] = [];
+      try {
+        names = await readdir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      await Promise.all(names.map(async (n) => {
+        const p = join(dir, n);
+        if ((await stat(p).catch(() => null))?.isFile()) await rm(p, { force: true });
+      }));
     }
-    // files only: the directories beside them are other replicas' (.tmp/<owner>)
-    await Promise.all(names.map(async (n) => {
-      const p = join(this.tmpDir, n);
-      if ((await stat(p).catch(() => null))?.isFile()) await rm(p, { force: true });
-    }));
   }
 }
