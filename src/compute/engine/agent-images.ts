@@ -8,7 +8,6 @@ import { parseJsonObject } from '../../common/json.ts';
 import type { Db } from '../../db/database.ts';
 import { AGENT_RULE } from '../../fleet/api.ts';
 import type { Route } from '../../http/service.ts';
-import { missingData } from '../../image/data.ts';
 import type { ImageService } from '../../image/service.ts';
 import { agentImage } from './desired.ts';
 
@@ -30,7 +29,10 @@ export function agentImageRoutes(db: Db, images: ImageService): Route[] {
         if (img.status !== 'active') throw new ApiError('Conflict', `Image ${img.id} is ${img.status}, not active.`);
         // checked before the answer starts: a stream failing after its headers went out is a broken download, not an error the agent can read
         const path = await images.imageDataPath(img.id);
-        if (path && !(await stat(path).then((s) => s.isFile(), () => false))) throw missingData(img.id);
+        if (path && !(await stat(path).then((s) => s.isFile(), () => false))) {
+          // transient for the agent: another replica (or this one, once its storage is back) may have the data
+          throw new ApiError('Unavailable', `The data of image ${img.id} is not in this replica's image store.`);
+        }
         rc.reply.header('content-type', 'application/octet-stream');
         if (img.size !== null) rc.reply.header('content-length', String(img.size));
         return rc.reply.send(images.openImageData(img.id));
