@@ -8,14 +8,15 @@ import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Agent } from './agent.ts';
-import { AgentClient } from './client.ts';
+import { AgentClient, ServerList } from './client.ts';
 import { ContainerDriver } from './drivers/container/driver.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
 import { ContainerConsoles } from './drivers/container/console.ts';
 import { consoleProviders, StreamChannel, withStreams } from './stream.ts';
 
 export interface AgentFlags {
-  server: string;
+  /** The server's URL, or the control-plane replicas' (each may also hold several, comma-separated). */
+  server: string | string[];
   tokenFile: string;
   stateDir: string;
   hostname?: string;
@@ -42,13 +43,13 @@ export function readToken(file: string): string {
 export function createAgent(f: AgentFlags, log: Logger): Agent {
   const stateDir = resolve(f.stateDir);
   const token = readToken(f.tokenFile);
-  const client = new AgentClient(f.server, token, f.hostname ?? osHostname());
+  const client = new AgentClient(new ServerList(f.server), token, f.hostname ?? osHostname());
   const driver = new ContainerDriver({
     stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent, consoleCap: f.consoleLogMax,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   const streams = new StreamChannel({
-    server: f.server, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
+    server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
   });
   return withStreams(new Agent({
     client, drivers: [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,

@@ -1,6 +1,8 @@
 // The agent's end of its stream channel: one WebSocket the agent opens to
 // the server (GET /agent/v1/hosts/{host}/stream, agent token in the header),
-// kept open and reopened with backoff when it drops. The server opens named
+// kept open and reopened with backoff when it drops; given several replicas,
+// reopened on the next one (a channel lives on one replica, see
+// src/fleet/stream.ts). The server opens named
 // streams over it (src/common/mux.ts); each name is served by a provider the
 // drivers register, e.g. `serial-console` {server_id} -> the console of that
 // server on this host, as a Duplex (output to read, input to write).
@@ -10,6 +12,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { AGENT_TOKEN_HEADER } from '../fleet/protocol.ts';
 import { muxOverSocket, type Mux } from '../common/mux.ts';
+import { serverUrls } from './client.ts';
 
 /** Serves one stream name: the args come from the server. */
 export type StreamProvider = (args: Record<string, unknown>) => Promise<Duplex>;
@@ -20,8 +23,8 @@ export interface ConsoleProvider {
 }
 
 export interface StreamChannelOptions {
-  /** The server's base URL (http(s)://host:port). */
-  server: string;
+  /** The server's base URL (http(s)://host:port), or the replicas' in the order they are tried. */
+  server: string | readonly string[];
   token: string;
   hostname: string;
   log: Logger;
@@ -50,13 +53,17 @@ export class StreamChannel {
   private retry: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private openWaiters: Array<() => void> = [];
+  private readonly servers: string[];
+  private index = 0;
 
   constructor(o: StreamChannelOptions) {
     this.o = o;
+    this.servers = serverUrls(o.server);
   }
 
+  /** The channel's URL on the replica it is (or will next be) opened to. */
   get url(): string {
-    const base = this.o.server.replace(/\/+$/, '').replace(/^http/, 'ws');
+    const base = this.servers[this.index]!.replace(/^http/, 'ws');
     return `${base}/agent/v1/hosts/${encodeURIComponent(this.o.hostname)}/stream`;
   }
 
@@ -129,6 +136,8 @@ export class StreamChannel {
       if (this.watchdog) clearTimeout(this.watchdog);
       if (this.ws !== ws || this.stopped) return;
       this.ws = null;
+      // dropped or never opened: the next replica, round the list
+      this.index = (this.index + 1) % this.servers.length;
       const delay = this.delay;
       this.delay = Math.min(this.delay * 2, 10_000);
       this.o.log.info({ retryInMs: delay }, 'stream channel closed; reopening');

@@ -44,6 +44,10 @@ function ratio(max: number): (v: string) => number {
     return n;
   };
 }
+/** A repeatable option whose values may also be comma-separated. */
+function urlList(v: string, previous?: string[]): string[] {
+  return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('not a positive number of seconds');
@@ -53,13 +57,14 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string;
 }
 
 function serverOptions(cmd: Command): Command {
   return cmd
     .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
+    .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -79,6 +84,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     dataDir: resolve(f.dataDir), database: f.database, host: f.host, port: f.port, publicUrl: f.publicUrl, logLevel: f.logLevel,
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
+    imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
@@ -237,7 +243,7 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
 }
 
 allocationRatioOptions(program.command('agent').description('run a host agent (as root): registers this host, converges the servers placed on it, reports what it observes')
-  .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it)')
+  .requiredOption('--server <url>', 'URL of the Stratus server (the agent connects out to it); repeat it or separate URLs with commas for several control-plane replicas, used in turn when one fails', urlList)
   .option('--token-file <file>', 'file holding the agent token (the server keeps it in DATA_DIR/agent-token)', join(DEFAULT_DATA_DIR, 'agent-token'))
   .option('--state-dir <dir>', 'directory for images, server disks and runc state', DEFAULT_AGENT_STATE_DIR)
   .option('--hostname <name>', 'the host name this agent registers (default: the system host name)')

@@ -1,7 +1,8 @@
 // Every service's migrations; names sort in the order they must run
-// (identity 00xx, image 005x, compute 01xx, placement 02xx).
+// (identity 00xx, image 005x, compute 01xx, fleet 018x, placement 02xx).
 import type { Migration } from 'kysely/migration';
 import { computeMigrations } from '../compute/schema.ts';
+import { fleetMigrations } from '../fleet/schema.ts';
 import { identityMigrations } from '../identity/schema.ts';
 import { imageMigrations } from '../image/schema.ts';
 import { placementMigrations } from '../placement/schema.ts';
@@ -10,5 +11,6 @@ export const migrations: Record<string, Migration> = {
   ...identityMigrations,
   ...imageMigrations,
   ...computeMigrations,
+  ...fleetMigrations,
   ...placementMigrations,
 };

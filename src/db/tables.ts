@@ -1,7 +1,8 @@
 // Every service's tables, composed into the one schema Kysely is typed with.
 import type { ComputeApiTables, ComputeTables } from '../compute/schema.ts';
+import type { FleetTables } from '../fleet/schema.ts';
 import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
 import type { PlacementTables } from '../placement/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables;

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { ApiError } from '../common/errors.ts';
+import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
 import { firstError } from '../http/json-schema.ts';
 import type { Rule } from '../http/policy.ts';
@@ -45,7 +46,7 @@ export interface Fleet {
   addRoutes(routes: Route[]): void;
   /** Wakes the watch of `host`: something placed on it changed. */
   notify(host: string | null | undefined): void;
-  /** The agent token (DATA_DIR/agent-token), once started. */
+  /** The agent token (shared by the replicas through the database; also in DATA_DIR/agent-token), once started. */
   readonly agentToken: string | null;
   /** The agents' stream channels (consoles): services open named streams to a host's processes through it. */
   readonly streams: StreamHub;
@@ -118,7 +119,7 @@ const ReportBody = Type.Object({
   }, { additionalProperties: false }))),
 }, { additionalProperties: false });
 
-export function createFleet(o: { dataDir: string; log: Logger; config?: Partial<FleetConfig> }): Fleet {
+export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: Partial<FleetConfig> }): Fleet {
   const cfg: FleetConfig = { ...defaultFleetConfig, ...o.config };
   const streams = createStreamHub({ log: o.log.child({ component: 'streams' }), rule: AGENT_RULE });
   const kinds = new Map<string, ResourceKind>();
@@ -261,7 +262,7 @@ export function createFleet(o: { dataDir: string; log: Logger; config?: Partial<
     },
     async start() {
       stopping = false;
-      token = agentTokenFor(o.dataDir);
+      token = await agentTokenFor(o.db, o.dataDir);
       check = tokenChecker(token);
     },
     async stop() {

@@ -141,6 +141,15 @@ export async function importImage(ictx: ImageContext, img: ImageRecord, body: un
   runImport(ictx, { ...img, status: 'importing' });
 }
 
+/**
+ * An image that has data (its record says so) whose bytes this replica's store
+ * does not hold: the image directory is not shared between the replicas, or
+ * the file was lost. A 503 (the data may be reachable through another replica
+ * or once the storage is back), never an empty 204 for an active image.
+ */
+export const missingData = (id: string) => new ApiError('Unavailable',
+  `The data of image ${id} is not in this replica's image store. Several replicas need one image store on shared storage (--image-dir).`);
+
 /** Opens the data of an image that has some (active or deactivated). */
 export function openImageData(ictx: ImageContext, img: ImageRecord, range?: { start: number; end: number }): Readable {
   if (!img.location) throw new ApiError('NotFound', `Image ${img.id} has no data.`);

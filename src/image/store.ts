@@ -1,11 +1,16 @@
 // Where image bytes live, behind a small interface so the object store can back
-// images later. The file store keeps one file per key under DATA_DIR/images.
+// images later. The file store keeps one file per key in a directory
+// (DATA_DIR/images unless --image-dir names another): every replica of the
+// control plane must see the same directory (shared storage), since an image
+// uploaded through one replica is read through any.
 //
 // A put streams into a temporary file while counting the size and hashing
 // (md5 for Glance's `checksum`, sha512 for `os_hash_value`), and renames it
 // into place only once the stream ended and every check passed: a failed or
 // aborted put leaves nothing behind, and a crash mid-put leaves only a
-// temporary file that recover() removes on the next start.
+// temporary file that recover() removes on the next start. Each replica keeps
+// its temporary files apart (.tmp/<owner>), so a replica starting never
+// removes the puts another one is streaming.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -99,9 +104,10 @@ class Meter extends Transform {
 export class FileStore implements ImageStore {
   readonly dir: string;
   private readonly tmpDir: string;
-  constructor(dir: string) {
+  /** `owner`: names this replica's temporary files in a directory several replicas share. */
+  constructor(dir: string, owner?: string) {
     this.dir = dir;
-    this.tmpDir = join(dir, '.tmp');
+    this.tmpDir = owner ? join(dir, '.tmp', checkKey(owner)) : join(dir, '.tmp');
   }
 
   private path(key: string): string {
@@ -165,12 +171,20 @@ export class FileStore implements ImageStore {
   }
 
   async recover(): Promise<void> {
-    let names: string[] = [];
-    try {
-      names = await readdir(this.tmpDir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    // this replica's temporary files, and those a store without owners left directly in .tmp
+    // (a server before replicas); the directories beside them are other replicas' (.tmp/<owner>)
+    const dirs = [...new Set([this.tmpDir, join(this.dir, '.tmp')])];
+    for (const dir of dirs) {
+      let names: string[] = [];
+      try {
+        names = await readdir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      await Promise.all(names.map(async (n) => {
+        const p = join(dir, n);
+        if ((await stat(p).catch(() => null))?.isFile()) await rm(p, { force: true });
+      }));
     }
-    await Promise.all(names.map((n) => rm(join(this.tmpDir, n), { force: true })));
   }
 }

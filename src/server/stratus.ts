@@ -1,8 +1,9 @@
 // Starts one Stratus control-plane process: opens and migrates the database,
 // bootstraps, and serves every hosted API on one port.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
@@ -12,6 +13,7 @@ import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
+import { FileStore } from '../image/store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createFleet } from '../fleet/api.ts';
@@ -33,6 +35,8 @@ export interface StratusOptions {
   compute?: Partial<ComputeConfig>;
   /** The admin's password, set at every start when given; otherwise generated at the first start. Either is kept in DATA_DIR/admin-password. */
   adminPassword?: string;
+  /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
+  imageDir?: string;
 }
 
 export interface Stratus {
@@ -73,14 +77,24 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
-  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir });
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
-  const fleet = createFleet({ dataDir: o.dataDir, log: logger });
+  const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
   const placement = createPlacement(database.db);
   return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service] };
+}
+
+/**
+ * The image store: files in the image directory. Its temporary files are kept
+ * apart per replica (named by host and data directory), so that replicas
+ * sharing the directory never remove each other's uploads in progress.
+ */
+function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore {
+  const owner = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${createHash('sha256').update(resolve(o.dataDir)).digest('hex').slice(0, 12)}`;
+  return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
 }
 
 /** The server's JSON log, to stdout unless given another destination. */

@@ -1,6 +1,7 @@
 // The routes compute adds to the agent API (/agent/v1): image records and
 // bytes for the agents' image stores, and the upload of a snapshot into the
 // queued image of a pending snapshot request.
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ApiError } from '../../common/errors.ts';
 import { parseJsonObject } from '../../common/json.ts';
@@ -26,6 +27,12 @@ export function agentImageRoutes(db: Db, images: ImageService): Route[] {
       async handler(rc) {
         const img = await image(rc.params.image_id!);
         if (img.status !== 'active') throw new ApiError('Conflict', `Image ${img.id} is ${img.status}, not active.`);
+        // checked before the answer starts: a stream failing after its headers went out is a broken download, not an error the agent can read
+        const path = await images.imageDataPath(img.id);
+        if (path && !(await stat(path).then((s) => s.isFile(), () => false))) {
+          // transient for the agent: another replica (or this one, once its storage is back) may have the data
+          throw new ApiError('Unavailable', `The data of image ${img.id} is not in this replica's image store.`);
+        }
         rc.reply.header('content-type', 'application/octet-stream');
         if (img.size !== null) rc.reply.header('content-length', String(img.size));
         return rc.reply.send(images.openImageData(img.id));

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { ApiError, forbidden, notFound } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
-import { importImage, stageImageData, uploadImageData } from '../data.ts';
+import { importImage, missingData, stageImageData, uploadImageData } from '../data.ts';
 import { imageTargetLoader, targetImage } from '../http.ts';
 import { isAdminCred } from '../images.ts';
 
@@ -68,11 +68,13 @@ export function dataRoutes(ictx: ImageContext): Route[] {
         if (img.status === 'deactivated' && !isAdminCred(rc.cred!)) {
           throw forbidden('The requested image has been deactivated. Image data download is forbidden.');
         }
-        const size = img.location ? await ictx.store.size(img.location) : undefined;
-        if (!img.location || size === undefined) {
+        if (!img.location) {
+          // no data yet (queued): Glance's 204
           rc.reply.code(204);
           return undefined;
         }
+        const size = await ictx.store.size(img.location);
+        if (size === undefined) throw missingData(img.id);
         const range = byteRange(rc.req.headers.range, size);
         rc.reply.header('Content-Type', OCTET);
         if (img.checksum) rc.reply.header('Content-MD5', img.checksum);

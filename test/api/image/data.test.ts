@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -185,6 +185,6 @@ test('on start, interrupted uploads go back to queued and partial data is remove
   assert.equal((await show(id)).status, 'queued');
   assert.equal((await show(staged)).status, 'queued');
   assert.equal((await show(staged)).size, null);
-  assert.deepEqual(readdirSync(join(cloud.dataDir, 'images', '.tmp')), []);
+  assert.deepEqual(filesUnder(join(cloud.dataDir, 'images', '.tmp')), []);
   assert.equal((await put(id, Buffer.from('retry'))).status, 204);
 });
