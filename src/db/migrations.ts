@@ -1,9 +1,10 @@
 // Every service's migrations; names sort in the order they must run
-// (identity 00xx, image 005x, compute 01xx, placement 02xx).
+// (identity 00xx, image 005x, compute 01xx, placement 02xx, network 03xx).
 import type { Migration } from 'kysely/migration';
 import { computeMigrations } from '../compute/schema.ts';
 import { identityMigrations } from '../identity/schema.ts';
 import { imageMigrations } from '../image/schema.ts';
+import { networkMigrations } from '../network/schema.ts';
 import { placementMigrations } from '../placement/schema.ts';
 
 export const migrations: Record<string, Migration> = {
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   ...imageMigrations,
   ...computeMigrations,
   ...placementMigrations,
+  ...networkMigrations,
 };

@@ -2,6 +2,7 @@
 import type { ComputeApiTables, ComputeTables } from '../compute/schema.ts';
 import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
+import type { NetworkTables } from '../network/schema.ts';
 import type { PlacementTables } from '../placement/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & NetworkTables;

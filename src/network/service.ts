@@ -1,0 +1,26 @@
+// The network service (Neutron v2.0) under /network: its route table, policy
+// and error envelope. Routers, floating IPs and the data plane come later;
+// they reference ports and subnets by id and take addresses through ipam.ts.
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import type { Service } from '../http/service.ts';
+import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
+import { renderNeutronError } from './errors.ts';
+import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
+import { networkDef, networkRoutes } from './networks.ts';
+import { networkRules } from './policy.ts';
+import { quotaRoutes } from './quotas.ts';
+import { Resources } from './resource.ts';
+
+export type { NetworkConfig } from './context.ts';
+
+export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<NetworkConfig> }): { service: Service } {
+  const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
+  const networks = new Resources(ctx, networkDef(ctx));
+  const routes = [
+    ...discoveryRoutes(EXTENSIONS),
+    ...networkRoutes(ctx, networks),
+    ...quotaRoutes(ctx),
+  ];
+  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError } };
+}
