@@ -11,15 +11,26 @@ import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
 import { quotaRoutes } from './quotas.ts';
 import { Resources } from './resource.ts';
+import { subnetDef, subnetRoutes } from './subnets.ts';
+import { portDef, portRoutes } from './ports.ts';
+import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
 
 export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<NetworkConfig> }): { service: Service } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
+  const subnets = new Resources(ctx, subnetDef(ctx));
+  const groups = new Resources(ctx, groupDef(ctx));
+  const rules = new Resources(ctx, ruleDef());
+  const addressGroups = new Resources(ctx, addressGroupDef(ctx));
+  const ports = new Resources(ctx, portDef(ctx));
   const routes = [
     ...discoveryRoutes(EXTENSIONS),
     ...networkRoutes(ctx, networks),
+    ...subnetRoutes(ctx, subnets, networks),
+    ...portRoutes(ctx, ports, networks, groups),
+    ...securityGroupRoutes(ctx, groups, rules, addressGroups),
     ...quotaRoutes(ctx),
   ];
   return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError } };
