@@ -31,13 +31,16 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'address-group', name: 'Address group', description: 'Support address group' },
   { alias: 'security-groups-remote-address-group', name: 'Remote address group id field for security group rules', description: 'Add new field of remote address group id in security group rules' },
   { alias: 'dns-integration', name: 'DNS Integration', description: 'Provides integration with DNS.' },
+  { alias: 'rbac-policies', name: 'RBAC Policies', description: 'Allows creation and modification of policies that control tenant access to resources.' },
+  { alias: 'network-ip-availability', name: 'Network IP Availability', description: 'Provides IP availability data for each network and subnet.' },
   { alias: 'quotas', name: 'Quota management support', description: 'Expose functions for quotas management per project' },
   { alias: 'quota_details', name: 'Quota details management support', description: 'Expose functions for quotas usage statistics per project' },
 ];
 
 /** Resources v2.0 serves, for the document at /v2.0. */
 const RESOURCES: Array<[string, string]> = [['network', 'networks'], ['subnet', 'subnets'], ['port', 'ports'], ['security_group', 'security-groups'],
-  ['security_group_rule', 'security-group-rules'], ['address_group', 'address-groups'], ['quota', 'quotas']];
+  ['security_group_rule', 'security-group-rules'], ['address_group', 'address-groups'], ['quota', 'quotas'],
+  ['rbac_policy', 'rbac-policies'], ['network_ip_availability', 'network-ip-availabilities']];
 
 const UPDATED = '2026-12-06T00:00:00-00:00';
 const render = (e: Extension) => ({ name: e.name, alias: e.alias, description: e.description, updated: UPDATED, links: [] });

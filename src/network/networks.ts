@@ -15,6 +15,7 @@ import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import type { NetworkTables } from './schema.ts';
+import { rbacGranted } from './rbac-query.ts';
 
 export type NetworkRow = NetworkTables['network_networks'];
 
@@ -68,6 +69,7 @@ export function networkDef(ctx: NetworkContext): ResourceDef<NetworkRow> {
     },
     visible: (q, c) => q.where((eb) => eb.or([
       eb('network_networks.project_id', '=', c.projectId), eb('network_networks.shared', '=', 1), eb('network_networks.external', '=', 1),
+      eb('network_networks.id', 'in', rbacGranted(eb, c, ['access_as_shared', 'access_as_external'])),
     ])),
     async views(rows, cred) {
       const ids = rows.map((r) => r.id);
@@ -78,7 +80,15 @@ export function networkDef(ctx: NetworkContext): ResourceDef<NetworkRow> {
           .orderBy('created_at').orderBy('id').execute();
         for (const r of s) subnets.get(r.network_id)!.push(r.id);
       }
-      return rows.map((r) => networkView(ctx, r, tags.get(r.id) ?? [], subnets.get(r.id) ?? [], cred));
+      // shared with the caller's project (or everyone) through an RBAC policy: shared as far as the caller is concerned
+      const sharedTo = new Set<string>();
+      for (let i = 0; i < ids.length; i += 500) {
+        const grants = await db.selectFrom('network_rbac_policies').select('object_id').where('object_type', '=', 'network')
+          .where('action', '=', 'access_as_shared').where('object_id', 'in', ids.slice(i, i + 500))
+          .where('target_project', 'in', cred.projectId ? ['*', cred.projectId] : ['*']).execute();
+        for (const g of grants) sharedTo.add(g.object_id);
+      }
+      return rows.map((r) => networkView(ctx, { ...r, shared: r.shared || int(sharedTo.has(r.id)) }, tags.get(r.id) ?? [], subnets.get(r.id) ?? [], cred));
     },
   };
 }

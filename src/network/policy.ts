@@ -14,7 +14,7 @@ const member: Rule = (c) => isAdmin(c) || (c.projectId !== null && c.roles.has('
 const admin: Rule = (c) => isAdmin(c);
 const authenticated: Rule = () => true;
 
-const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group'] as const;
+const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group', 'rbac_policy'] as const;
 const COLLECTIONS = ['networks', 'subnets', 'ports', 'security_groups', 'address_groups'] as const;
 
 export const networkRules: Record<string, Rule> = {
@@ -27,6 +27,7 @@ export const networkRules: Record<string, Rule> = {
   ])),
   get_quota: (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && c.roles.has('reader')),
   update_quota: admin,
+  get_network_ip_availability: admin,
   delete_quota: admin,
 };
 

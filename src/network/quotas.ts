@@ -21,7 +21,7 @@ export type QuotaResource = keyof typeof DEFAULT_QUOTAS;
 /** Where each counted resource lives; routers and floating IPs come later (used 0). */
 const TABLES: Partial<Record<QuotaResource, TableName>> = {
   network: 'network_networks', subnet: 'network_subnets', port: 'network_ports',
-  security_group: 'network_security_groups', security_group_rule: 'network_security_group_rules',
+  security_group: 'network_security_groups', security_group_rule: 'network_security_group_rules', rbac_policy: 'network_rbac_policies',
 };
 
 const isResource = (r: string): r is QuotaResource => Object.hasOwn(DEFAULT_QUOTAS, r);

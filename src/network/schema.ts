@@ -52,6 +52,11 @@ export interface NetworkTables {
   };
   network_address_groups: Standard & { name: string; addresses: string };
   network_tags: { resource_type: string; resource_id: string; tag: string };
+  /** Neutron's RBAC policies: a network shared with (or made external to) one project or '*'. */
+  network_rbac_policies: {
+    id: string; project_id: string; object_type: string; object_id: string; action: string; target_project: string;
+    created_at: string; updated_at: string;
+  };
   /** A project's limit per resource where it is not the default. */
   network_quotas: { project_id: string; resource: string; limit: number };
 }
@@ -128,6 +133,18 @@ export const networkMigrations: Record<string, Migration> = {
       await s.createTable('network_quotas')
         .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull()).addColumn('limit', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('network_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+  '0301_network_rbac': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('network_rbac_policies')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('object_type', text, (c) => c.notNull()).addColumn('object_id', text, (c) => c.notNull())
+        .addColumn('action', text, (c) => c.notNull()).addColumn('target_project', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .addUniqueConstraint('network_rbac_policies_unique', ['object_type', 'object_id', 'action', 'target_project'])
+        .execute();
+      await db.schema.createIndex('network_rbac_policies_target').on('network_rbac_policies').column('target_project').execute();
     },
   },
 };

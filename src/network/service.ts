@@ -10,6 +10,8 @@ import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
 import { quotaRoutes } from './quotas.ts';
+import { rbacRoutes } from './rbac.ts';
+import { ipAvailabilityRoutes } from './ip-availability.ts';
 import { Resources } from './resource.ts';
 import { subnetDef, subnetRoutes } from './subnets.ts';
 import { portDef, portRoutes } from './ports.ts';
@@ -32,6 +34,8 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
     ...portRoutes(ctx, ports, networks, groups),
     ...securityGroupRoutes(ctx, groups, rules, addressGroups),
     ...quotaRoutes(ctx),
+    ...rbacRoutes(ctx, networks),
+    ...ipAvailabilityRoutes(ctx),
   ];
   return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError } };
 }

@@ -16,6 +16,7 @@ import { ownerOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import type { NetworkTables } from './schema.ts';
+import { rbacGranted } from './rbac-query.ts';
 
 export type SubnetRow = NetworkTables['network_subnets'];
 export interface Pool { start: string; end: string }
@@ -61,6 +62,7 @@ export function subnetDef(ctx: NetworkContext): ResourceDef<SubnetRow> {
     visible: (q, c) => q.where((eb) => eb.or([
       eb('network_subnets.project_id', '=', c.projectId),
       eb('network_subnets.network_id', 'in', eb.selectFrom('network_networks').select('id').where('shared', '=', 1)),
+      eb('network_subnets.network_id', 'in', rbacGranted(eb, c, ['access_as_shared'])),
     ])),
     async views(rows) {
       const tags = await new Resources(ctx, this).tags(rows.map((r) => r.id));
