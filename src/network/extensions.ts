@@ -14,7 +14,7 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'standard-attr-revisions', name: 'Resource revision numbers', description: 'This extension will display the revision number of neutron resources.' },
   { alias: 'revision-if-match', name: 'If-Match constraints based on revision_number', description: "Extension indicating that If-Match based on revision_number is supported." },
   { alias: 'standard-attr-timestamp', name: 'Resource timestamps', description: 'Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.' },
-  { alias: 'standard-attr-tag', name: 'Tag support for resources with standard attribute: network, subnet, port, security_group, address_group', description: 'Enables to set tag on resources with standard attribute.' },
+  { alias: 'standard-attr-tag', name: 'Tag support for resources with standard attribute: network, subnet, port, subnetpool, security_group, address_group', description: 'Enables to set tag on resources with standard attribute.' },
   { alias: 'filter-validation', name: 'Filter parameters validation', description: 'Provides validation on filtering parameters.' },
   { alias: 'sorting', name: 'Sorting support', description: 'Enables sorting of resources.' },
   { alias: 'pagination', name: 'Pagination support', description: 'Enables pagination of resources.' },
@@ -31,6 +31,8 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'address-group', name: 'Address group', description: 'Support address group' },
   { alias: 'security-groups-remote-address-group', name: 'Remote address group id field for security group rules', description: 'Add new field of remote address group id in security group rules' },
   { alias: 'dns-integration', name: 'DNS Integration', description: 'Provides integration with DNS.' },
+  { alias: 'subnet_allocation', name: 'Subnet Allocation', description: 'Enables allocation of subnets from a subnet pool' },
+  { alias: 'default-subnetpools', name: 'Default Subnetpools', description: 'Provides ability to mark and use a subnetpool as the default.' },
   { alias: 'rbac-policies', name: 'RBAC Policies', description: 'Allows creation and modification of policies that control tenant access to resources.' },
   { alias: 'network-ip-availability', name: 'Network IP Availability', description: 'Provides IP availability data for each network and subnet.' },
   { alias: 'quotas', name: 'Quota management support', description: 'Expose functions for quotas management per project' },
@@ -40,7 +42,7 @@ export const EXTENSIONS: readonly Extension[] = [
 /** Resources v2.0 serves, for the document at /v2.0. */
 const RESOURCES: Array<[string, string]> = [['network', 'networks'], ['subnet', 'subnets'], ['port', 'ports'], ['security_group', 'security-groups'],
   ['security_group_rule', 'security-group-rules'], ['address_group', 'address-groups'], ['quota', 'quotas'],
-  ['rbac_policy', 'rbac-policies'], ['network_ip_availability', 'network-ip-availabilities']];
+  ['rbac_policy', 'rbac-policies'], ['subnetpool', 'subnetpools'], ['network_ip_availability', 'network-ip-availabilities']];
 
 const UPDATED = '2026-12-06T00:00:00-00:00';
 const render = (e: Extension) => ({ name: e.name, alias: e.alias, description: e.description, updated: UPDATED, links: [] });

@@ -14,8 +14,8 @@ const member: Rule = (c) => isAdmin(c) || (c.projectId !== null && c.roles.has('
 const admin: Rule = (c) => isAdmin(c);
 const authenticated: Rule = () => true;
 
-const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group', 'rbac_policy'] as const;
-const COLLECTIONS = ['networks', 'subnets', 'ports', 'security_groups', 'address_groups'] as const;
+const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group', 'rbac_policy', 'subnetpool'] as const;
+const COLLECTIONS = ['networks', 'subnets', 'ports', 'security_groups', 'address_groups', 'subnetpools'] as const;
 
 export const networkRules: Record<string, Rule> = {
   get_extension: authenticated,

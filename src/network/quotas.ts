@@ -22,6 +22,7 @@ export type QuotaResource = keyof typeof DEFAULT_QUOTAS;
 const TABLES: Partial<Record<QuotaResource, TableName>> = {
   network: 'network_networks', subnet: 'network_subnets', port: 'network_ports',
   security_group: 'network_security_groups', security_group_rule: 'network_security_group_rules', rbac_policy: 'network_rbac_policies',
+  subnetpool: 'network_subnetpools',
 };
 
 const isResource = (r: string): r is QuotaResource => Object.hasOwn(DEFAULT_QUOTAS, r);

@@ -57,6 +57,12 @@ export interface NetworkTables {
     id: string; project_id: string; object_type: string; object_id: string; action: string; target_project: string;
     created_at: string; updated_at: string;
   };
+  network_subnetpools: Standard & {
+    name: string; ip_version: number; prefixes: string; default_prefixlen: number; min_prefixlen: number; max_prefixlen: number;
+    shared: number; is_default: number; default_quota: number | null;
+    /** Bumped first by every subnet allocation from the pool (its lock). */
+    ipam_generation: number;
+  };
   /** A project's limit per resource where it is not the default. */
   network_quotas: { project_id: string; resource: string; limit: number };
 }
@@ -145,6 +151,17 @@ export const networkMigrations: Record<string, Migration> = {
         .addUniqueConstraint('network_rbac_policies_unique', ['object_type', 'object_id', 'action', 'target_project'])
         .execute();
       await db.schema.createIndex('network_rbac_policies_target').on('network_rbac_policies').column('target_project').execute();
+    },
+  },
+  '0302_network_subnetpools': {
+    async up(db: Kysely<any>) {
+      await standard(db.schema.createTable('network_subnetpools'))
+        .addColumn('name', text, (c) => c.notNull().defaultTo('')).addColumn('ip_version', 'integer', (c) => c.notNull())
+        .addColumn('prefixes', text, (c) => c.notNull()).addColumn('default_prefixlen', 'integer', (c) => c.notNull())
+        .addColumn('min_prefixlen', 'integer', (c) => c.notNull()).addColumn('max_prefixlen', 'integer', (c) => c.notNull())
+        .addColumn('shared', 'integer', (c) => c.notNull()).addColumn('is_default', 'integer', (c) => c.notNull())
+        .addColumn('default_quota', 'integer').addColumn('ipam_generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('network_subnets_subnetpool').on('network_subnets').column('subnetpool_id').execute();
     },
   },
 };

@@ -14,6 +14,7 @@ import { rbacRoutes } from './rbac.ts';
 import { ipAvailabilityRoutes } from './ip-availability.ts';
 import { Resources } from './resource.ts';
 import { subnetDef, subnetRoutes } from './subnets.ts';
+import { subnetPoolDef, subnetPoolRoutes, subnetPools } from './subnetpools.ts';
 import { portDef, portRoutes } from './ports.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
@@ -23,6 +24,7 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
   const subnets = new Resources(ctx, subnetDef(ctx));
+  const pools = new Resources(ctx, subnetPoolDef(ctx));
   const groups = new Resources(ctx, groupDef(ctx));
   const rules = new Resources(ctx, ruleDef());
   const addressGroups = new Resources(ctx, addressGroupDef(ctx));
@@ -30,7 +32,8 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
   const routes = [
     ...discoveryRoutes(EXTENSIONS),
     ...networkRoutes(ctx, networks),
-    ...subnetRoutes(ctx, subnets, networks),
+    ...subnetRoutes(ctx, subnets, networks, subnetPools(ctx, pools)),
+    ...subnetPoolRoutes(ctx, pools),
     ...portRoutes(ctx, ports, networks, groups),
     ...securityGroupRoutes(ctx, groups, rules, addressGroups),
     ...quotaRoutes(ctx),

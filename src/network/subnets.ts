@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
 import { route, type Route } from '../http/service.ts';
 import type { NetworkContext } from './context.ts';
-import { conflict, invalidAttr, invalidInput, NeutronError, subnetInUse } from './errors.ts';
+import { badRequest, conflict, invalidAttr, invalidInput, NeutronError, subnetInUse } from './errors.ts';
 import {
   cidrRange, formatCidr, formatIp, hostRange, inCidr, parseCidr, parseIp, rangesOverlap, subtract, type Cidr, type Range,
 } from './ipnet.ts';
@@ -17,6 +17,7 @@ import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import type { NetworkTables } from './schema.ts';
 import { rbacGranted } from './rbac-query.ts';
+import type { SubnetPools } from './subnetpools.ts';
 
 export type SubnetRow = NetworkTables['network_subnets'];
 export interface Pool { start: string; end: string }
@@ -42,10 +43,11 @@ const Mutable = {
 const CreateBody = Type.Object({
   subnet: Type.Object({
     ...Mutable,
-    network_id: Type.String(), ip_version: Type.Union([Type.Literal(4), Type.Literal(6)]), cidr: Type.String(),
+    network_id: Type.String(), ip_version: Type.Union([Type.Literal(4), Type.Literal(6)]), cidr: Type.Optional(Type.String()),
+    prefixlen: Type.Optional(Type.Integer({ minimum: 0, maximum: 128 })), use_default_subnetpool: Type.Optional(Type.Boolean()),
     ipv6_ra_mode: Type.Optional(Mode), ipv6_address_mode: Type.Optional(Mode),
     project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-    subnetpool_id: Type.Optional(Type.Null()),
+    subnetpool_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   }, { additionalProperties: false }),
 }, { additionalProperties: false });
 const UpdateBody = Type.Object({ subnet: Type.Object(Mutable, { additionalProperties: false }) }, { additionalProperties: false });
@@ -147,7 +149,7 @@ function checkRoutes(cidr: Cidr, routes: HostRoute[]): HostRoute[] {
   });
 }
 
-export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>, networks: Resources<NetworkRow>): Route[] {
+export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>, networks: Resources<NetworkRow>, pools: SubnetPools): Route[] {
   const db = ctx.db as unknown as Kysely<any>;
   return [
     ...subnets.routes(),
@@ -160,36 +162,50 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
         // subnets go on one's own networks (a shared network takes ports, not subnets)
         ownerOnly(cred, 'create_subnet', net.project_id);
         const projectId = projectFor(cred, b, 'create_subnet');
-        const cidr = parseCidr(b.cidr, false);
-        if (!cidr) throw invalidAttr('cidr', `'${b.cidr}' is not a valid IP subnet`);
-        if (!parseCidr(b.cidr)) throw invalidAttr('cidr', `'${b.cidr}' isn't a recognized IP subnet cidr, '${formatCidr(cidr)}' is recommended`);
-        if (cidr.version !== b.ip_version) throw invalidInput(`Cidr ${b.cidr} does not match the ip_version ${b.ip_version}`);
-        if (cidr.prefix === 0) throw invalidInput('0.0.0.0/0 and ::/0 are not valid subnet CIDRs');
-        if ((cidr.version === 4 && cidr.prefix > 30) || (cidr.version === 6 && cidr.prefix > 126)) {
-          // too small to hold a gateway and an address, as Neutron counts it
-          throw invalidInput(`The prefix length of ${b.cidr} is too long: no room for a gateway and addresses`);
+        /** What follows from the CIDR and the body: modes, gateway, pools, DNS, routes, checked. */
+        const shape = (cidr: Cidr) => {
+          if (cidr.prefix === 0) throw invalidInput('0.0.0.0/0 and ::/0 are not valid subnet CIDRs');
+          if ((cidr.version === 4 && cidr.prefix > 30) || (cidr.version === 6 && cidr.prefix > 126)) {
+            // too small to hold a gateway and an address, as Neutron counts it
+            throw invalidInput(`The prefix length of ${formatCidr(cidr)} is too long: no room for a gateway and addresses`);
+          }
+          const ra = b.ipv6_ra_mode ?? null;
+          const am = b.ipv6_address_mode ?? null;
+          if (cidr.version === 4 && (ra !== null || am !== null)) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4');
+          if (ra !== null && am !== null && ra !== am) {
+            throw invalidInput(`ipv6_ra_mode set to '${ra}' with ipv6_address_mode set to '${am}' is not valid. If both attributes are set, they must be the same value`);
+          }
+          if ((am === 'slaac' || am === 'dhcpv6-stateless' || ra === 'slaac' || ra === 'dhcpv6-stateless') && cidr.prefix !== 64) {
+            throw invalidInput(`Invalid CIDR ${formatCidr(cidr)} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64`);
+          }
+          const gwText = b.gateway_ip === undefined ? formatIp(cidr.version, cidr.network + 1n) : b.gateway_ip;
+          const gateway = checkGateway(cidr, gwText);
+          const hosts = hostRange(cidr)!;
+          const pools = b.allocation_pools !== undefined
+            ? checkPools(cidr, b.allocation_pools, gateway)
+            : (gateway === null ? [hosts] : subtract([hosts], gateway)).map((r) => ({ start: formatIp(cidr.version, r.first), end: formatIp(cidr.version, r.last) }));
+          return { ra, am, gateway, pools, dns: checkDns(cidr, b.dns_nameservers ?? []), routes: checkRoutes(cidr, b.host_routes ?? []) };
+        };
+        if (b.cidr === undefined && b.subnetpool_id == null && !b.use_default_subnetpool) {
+          throw badRequest('A cidr must be specified in the absence of a subnet pool');
         }
-        const ra = b.ipv6_ra_mode ?? null;
-        const am = b.ipv6_address_mode ?? null;
-        if (cidr.version === 4 && (ra !== null || am !== null)) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4');
-        if (ra !== null && am !== null && ra !== am) {
-          throw invalidInput(`ipv6_ra_mode set to '${ra}' with ipv6_address_mode set to '${am}' is not valid. If both attributes are set, they must be the same value`);
+        if (b.prefixlen !== undefined && b.cidr !== undefined) throw badRequest('cidr and prefixlen must not be supplied together');
+        let given: Cidr | null = null;
+        if (b.cidr !== undefined) {
+          given = parseCidr(b.cidr, false);
+          if (!given) throw invalidAttr('cidr', `'${b.cidr}' is not a valid IP subnet`);
+          if (!parseCidr(b.cidr)) throw invalidAttr('cidr', `'${b.cidr}' isn't a recognized IP subnet cidr, '${formatCidr(given)}' is recommended`);
+          if (given.version !== b.ip_version) throw invalidInput(`Cidr ${b.cidr} does not match the ip_version ${b.ip_version}`);
+          shape(given);
         }
-        if ((am === 'slaac' || am === 'dhcpv6-stateless' || ra === 'slaac' || ra === 'dhcpv6-stateless') && cidr.prefix !== 64) {
-          throw invalidInput(`Invalid CIDR ${b.cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64`);
-        }
-        const gwText = b.gateway_ip === undefined ? formatIp(cidr.version, cidr.network + 1n) : b.gateway_ip;
-        const gateway = checkGateway(cidr, gwText);
-        const hosts = hostRange(cidr)!;
-        const pools = b.allocation_pools !== undefined
-          ? checkPools(cidr, b.allocation_pools, gateway)
-          : (gateway === null ? [hosts] : subtract([hosts], gateway)).map((r) => ({ start: formatIp(cidr.version, r.first), end: formatIp(cidr.version, r.last) }));
-        const dns = checkDns(cidr, b.dns_nameservers ?? []);
-        const routes = checkRoutes(cidr, b.host_routes ?? []);
         const id = uuid();
         await db.transaction().execute(async (tx) => {
           await checkQuota(tx, projectId, 'subnet');
           await networks.find(cred, b.network_id, tx);
+          // a pool's subnet takes its CIDR under the pool's lock, so two never overlap
+          const pool = b.subnetpool_id != null || b.use_default_subnetpool ? await pools.forSubnet(tx, cred, b.subnetpool_id ?? null, b.ip_version) : null;
+          const cidr = pool ? await pools.allocate(tx, pool, given, b.prefixlen) : given!;
+          const v = shape(cidr);
           for (const other of await tx.selectFrom('network_subnets').select(['cidr']).where('network_id', '=', b.network_id).execute()) {
             const o = parseCidr(other.cidr)!;
             if (o.version === cidr.version && rangesOverlap(cidrRange(o), cidrRange(cidr))) {
@@ -198,9 +214,9 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           }
           await tx.insertInto('network_subnets').values({
             ...newStandard(id, projectId, b.description), network_id: b.network_id, name: b.name ?? '', ip_version: cidr.version,
-            cidr: formatCidr(cidr), gateway_ip: gateway === null ? null : formatIp(cidr.version, gateway), enable_dhcp: int(b.enable_dhcp ?? true),
-            ipv6_ra_mode: ra, ipv6_address_mode: am, allocation_pools: JSON.stringify(pools), dns_nameservers: JSON.stringify(dns),
-            host_routes: JSON.stringify(routes), service_types: JSON.stringify(b.service_types ?? []), subnetpool_id: null, ipam_generation: 0,
+            cidr: formatCidr(cidr), gateway_ip: v.gateway === null ? null : formatIp(cidr.version, v.gateway), enable_dhcp: int(b.enable_dhcp ?? true),
+            ipv6_ra_mode: v.ra, ipv6_address_mode: v.am, allocation_pools: JSON.stringify(v.pools), dns_nameservers: JSON.stringify(v.dns),
+            host_routes: JSON.stringify(v.routes), service_types: JSON.stringify(b.service_types ?? []), subnetpool_id: pool?.id ?? null, ipam_generation: 0,
           }).execute();
         });
         return { subnet: await subnets.view(cred, id) };
