@@ -3,9 +3,10 @@
 // they reference ports and subnets by id and take addresses through ipam.ts.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { FastifyInstance } from 'fastify';
 import type { Service } from '../http/service.ts';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
-import { renderNeutronError } from './errors.ts';
+import { badRequest, renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
@@ -19,6 +20,25 @@ import { portDef, portRoutes } from './ports.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
+
+/** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
+function holdsNul(body: unknown): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') { if (v.includes('\u0000')) return true; }
+    else if (Array.isArray(v)) stack.push(...v);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (k.includes('\u0000')) return true; stack.push(x); }
+  }
+  return false;
+}
+
+function setup(app: FastifyInstance): void {
+  // no text column stores a NUL on PostgreSQL: refused as bad input on both databases, before any handler
+  app.addHook('preValidation', async (req) => {
+    if (holdsNul(req.body) || req.url.includes('%00')) throw badRequest('Invalid input: a NUL character is not allowed');
+  });
+}
 
 export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<NetworkConfig> }): { service: Service } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
@@ -40,5 +60,5 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
     ...rbacRoutes(ctx, networks),
     ...ipAvailabilityRoutes(ctx),
   ];
-  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError } };
+  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup } };
 }

@@ -73,6 +73,10 @@ test('networks: create, show, defaults, update with revisions, delete', async ()
   assertNeutronError(await call('POST', '/networks', { token: alice.token, body: { network: { unknown_attr: 1 } } }), 400);
   assertNeutronError(await call('POST', '/networks', { token: alice.token, body: { network: { admin_state_up: 'yes' } } }), 400);
   assertNeutronError(await call('POST', '/networks', { token: reader.token, body: { network: {} } }), 403);
+  // PostgreSQL's text holds no NUL: refused on either database
+  assertNeutronError(await call('POST', '/networks', { token: alice.token, body: { network: { name: 'a\u0000b' } } }), 400);
+  assertNeutronError(await call('GET', '/networks?name=a%00b', { token: alice.token }), 400);
+  assertNeutronError(await call('GET', '/networks/a%00b', { token: alice.token }), 400);
 });
 
 test('projects: another project\'s network is a 404; shared and external ones are visible', async () => {
