@@ -12,7 +12,7 @@ import { conflict, invalidInput, NeutronError, networkInUse } from './errors.ts'
 import type { View } from './list.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
-import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
+import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import type { NetworkTables } from './schema.ts';
 import { rbacGranted } from './rbac-query.ts';
@@ -28,15 +28,13 @@ const Common = {
   mtu: Type.Optional(Type.Integer({ minimum: 68 })), port_security_enabled: Type.Optional(Type.Boolean()),
   dns_domain: Type.Optional(Type.String({ maxLength: 255 })),
 };
-const CreateBody = Type.Object({
-  network: Type.Object({
-    ...Common,
-    project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-    'provider:network_type': Type.Optional(Type.String()),
-    'provider:physical_network': Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
-    'provider:segmentation_id': Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-    availability_zone_hints: Type.Optional(Type.Array(Type.String({ maxLength: 255 }))),
-  }, { additionalProperties: false }),
+const CreateItem = Type.Object({
+  ...Common,
+  project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
+  'provider:network_type': Type.Optional(Type.String()),
+  'provider:physical_network': Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+  'provider:segmentation_id': Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  availability_zone_hints: Type.Optional(Type.Array(Type.String({ maxLength: 255 }))),
 }, { additionalProperties: false });
 const UpdateBody = Type.Object({
   network: Type.Object({
@@ -106,16 +104,28 @@ function networkView(ctx: NetworkContext, r: NetworkRow, tags: string[], subnets
   return v;
 }
 
+/** A network without ports and what hangs on it (subnets, tags, its VNI or flat physnet); in the caller's transaction. */
+export async function removeNetwork(tx: Kysely<any>, id: string): Promise<void> {
+  const subnets = (await tx.selectFrom('network_subnets').select('id').where('network_id', '=', id).execute()).map((s) => s.id);
+  if (subnets.length) {
+    await tx.deleteFrom('network_tags').where('resource_type', '=', 'subnets').where('resource_id', 'in', subnets).execute();
+    await tx.deleteFrom('network_subnets').where('network_id', '=', id).execute();
+  }
+  await tx.deleteFrom('network_tags').where('resource_type', '=', 'networks').where('resource_id', '=', id).execute();
+  await tx.deleteFrom('network_vnis').where('network_id', '=', id).execute();
+  await tx.deleteFrom('network_flat_physnets').where('network_id', '=', id).execute();
+  await tx.deleteFrom('network_networks').where('id', '=', id).execute();
+}
+
 export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRow>): Route[] {
   const db = ctx.db as unknown as Kysely<any>;
   const cfg = ctx.config;
   return [
     ...networks.routes(),
-    route({
-      method: 'POST', path: '/v2.0/networks', rule: 'create_network', schema: { body: CreateBody }, status: 201,
-      async handler(rc) {
+    createRoute({
+      def: networks.def, rule: 'create_network', item: CreateItem, view: (cred, id) => networks.view(cred, id), undo: (id) => removeNetwork(db, id),
+      async create(rc, b) {
         const cred = rc.cred!;
-        const b = rc.body.network;
         adminOnly(cred, 'create_network', b, ADMIN_ATTRS);
         const projectId = projectFor(cred, b, 'create_network');
         const type = b['provider:network_type'] ?? 'vxlan';
@@ -159,7 +169,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
             availability_zone_hints: JSON.stringify(b.availability_zone_hints ?? []),
           }).execute();
         }), () => new NeutronError('Unavailable', 'NoNetworkAvailable', 'Unable to create the network. No tenant network is available for allocation.'));
-        return { network: await networks.view(cred, id) };
+        return id;
       },
     }),
     route({
@@ -206,15 +216,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
           if (expected !== null && row.revision_number !== expected) await bumpRevision(tx, 'network_networks', id, expected, 'network');
           const port = await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).executeTakeFirst();
           if (port) throw networkInUse(id);
-          const subnets = (await tx.selectFrom('network_subnets').select('id').where('network_id', '=', id).execute()).map((s) => s.id);
-          if (subnets.length) {
-            await tx.deleteFrom('network_tags').where('resource_type', '=', 'subnets').where('resource_id', 'in', subnets).execute();
-            await tx.deleteFrom('network_subnets').where('network_id', '=', id).execute();
-          }
-          await tx.deleteFrom('network_tags').where('resource_type', '=', 'networks').where('resource_id', '=', id).execute();
-          await tx.deleteFrom('network_vnis').where('network_id', '=', id).execute();
-          await tx.deleteFrom('network_flat_physnets').where('network_id', '=', id).execute();
-          await tx.deleteFrom('network_networks').where('id', '=', id).execute();
+          await removeNetwork(tx, id);
         });
       },
     }),

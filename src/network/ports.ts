@@ -18,7 +18,7 @@ import type { View } from './list.ts';
 import type { NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
-import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
+import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import type { NetworkTables } from './schema.ts';
 import { ensureDefaultGroup, type GroupRow } from './security-groups.ts';
@@ -41,11 +41,9 @@ const Mutable = {
   'binding:vnic_type': Type.Optional(Type.Union(VNIC_TYPES.map((t) => Type.Literal(t)))), dns_name: Type.Optional(DnsName),
   mac_address: Type.Optional(Type.String()),
 };
-const CreateBody = Type.Object({
-  port: Type.Object({
-    ...Mutable, network_id: Type.String(),
-    project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-  }, { additionalProperties: false }),
+const CreateItem = Type.Object({
+  ...Mutable, network_id: Type.String(),
+  project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
 }, { additionalProperties: false });
 const UpdateBody = Type.Object({ port: Type.Object(Mutable, { additionalProperties: false }) }, { additionalProperties: false });
 
@@ -130,6 +128,14 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
   return out;
 }
 
+/** A port with its addresses, group bindings and tags; in the caller's transaction. */
+export async function removePort(tx: Kysely<any>, id: string): Promise<void> {
+  await tx.deleteFrom('network_ip_allocations').where('port_id', '=', id).execute();
+  await tx.deleteFrom('network_port_security_groups').where('port_id', '=', id).execute();
+  await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
+  await tx.deleteFrom('network_ports').where('id', '=', id).execute();
+}
+
 export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, networks: Resources<NetworkRow>, groups: Resources<GroupRow>): Route[] {
   const db = ctx.db as unknown as Kysely<any>;
   const subnetsOf = async (tx: Kysely<any>, networkId: string) =>
@@ -155,11 +161,10 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
   };
   return [
     ...ports.routes(),
-    route({
-      method: 'POST', path: '/v2.0/ports', rule: 'create_port', schema: { body: CreateBody }, status: 201,
-      async handler(rc) {
+    createRoute({
+      def: ports.def, rule: 'create_port', item: CreateItem, view: (cred, id) => ports.view(cred, id), undo: (id) => removePort(db, id),
+      async create(rc, b) {
         const cred = rc.cred!;
-        const b = rc.body.port;
         adminOnly(cred, 'create_port', b, ADMIN_ATTRS);
         const net = await networks.find(cred, b.network_id);
         networkOwnerOnly(cred, net, 'create_port', b);
@@ -194,7 +199,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           await allocate(tx, { networkId: net.id, subnets: await subnetsOf(tx, net.id), portId: id, mac, deviceOwner: b.device_owner ?? '', requested: b.fixed_ips });
           await setGroups(tx, id, groupIds);
         }), () => ipExhausted(net.id));
-        return { port: await ports.view(cred, id) };
+        return id;
       },
     }),
     route({
@@ -271,10 +276,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', row.network_id).executeTakeFirst();
           if (!isAdmin(cred) && cred.projectId !== row.project_id && cred.projectId !== net?.project_id) throw policyDenied('delete_port');
           await bumpRevision(tx, 'network_ports', id, expected, 'port');
-          await tx.deleteFrom('network_ip_allocations').where('port_id', '=', id).execute();
-          await tx.deleteFrom('network_port_security_groups').where('port_id', '=', id).execute();
-          await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
-          await tx.deleteFrom('network_ports').where('id', '=', id).execute();
+          await removePort(tx, id);
         });
       },
     }),

@@ -3,7 +3,8 @@
 // revision check of `If-Match: revision_number=N`, finding a row the caller
 // may see (404 otherwise), and the routes every collection has alike: list
 // (through list.ts), show, and the tags sub-resource (standard-attr-tag).
-import { Type } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
+import { Reverter } from '../common/revert.ts';
 import type { Kysely, SelectQueryBuilder } from 'kysely';
 import { nowIso } from '../common/ids.ts';
 import type { Credentials } from '../http/auth.ts';
@@ -225,3 +226,44 @@ export function projectFor(cred: Credentials, body: { project_id?: string; tenan
 /** Boolean columns are integers on both databases. */
 export const bool = (n: number): boolean => n !== 0;
 export const int = (b: boolean): number => (b ? 1 : 0);
+
+/**
+ * The POST route of a collection: one resource (`{"network": {...}}`) or
+ * several at once (`{"networks": [...]}`, Neutron's bulk create). A bulk
+ * create is all or nothing: each item is created in turn and, when one
+ * fails, those made before it are removed again (Neutron's emulated bulk).
+ */
+export function createRoute<I extends TSchema>(o: {
+  def: ResourceDef<any>; rule: string; item: I;
+  create(rc: RouteContext, body: Static<I>): Promise<string>;
+  undo(id: string): Promise<unknown>;
+  view(cred: Credentials, id: string): Promise<View>;
+}): Route {
+  const { resource, collection } = o.def;
+  const body = Type.Union([
+    Type.Object({ [resource]: o.item }, { additionalProperties: false }),
+    Type.Object({ [collection]: Type.Array(o.item, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
+  ]);
+  return route({
+    method: 'POST', path: urlOf(o.def), rule: o.rule, schema: { body }, status: 201,
+    async handler(rc) {
+      const b = rc.body as Record<string, unknown>;
+      const cred = rc.cred!;
+      if (!Object.hasOwn(b, collection)) return { [resource]: await o.view(cred, await o.create(rc, b[resource] as Static<I>)) };
+      const revert = new Reverter();
+      const ids: string[] = [];
+      try {
+        for (const item of b[collection] as Array<Static<I>>) {
+          const id = await o.create(rc, item);
+          ids.push(id);
+          revert.add(() => o.undo(id));
+        }
+      } catch (e) {
+        await revert.fail();
+        throw e;
+      }
+      revert.success();
+      return { [collection]: await Promise.all(ids.map((id) => o.view(cred, id))) };
+    },
+  });
+}

@@ -14,7 +14,7 @@ import type { View } from './list.ts';
 import type { NetworkRow } from './networks.ts';
 import { ownerOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
-import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
+import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import type { NetworkTables } from './schema.ts';
 import { rbacGranted } from './rbac-query.ts';
 import type { SubnetPools } from './subnetpools.ts';
@@ -40,15 +40,13 @@ const Mutable = {
   enable_dhcp: Type.Optional(Type.Boolean()),
   service_types: Type.Optional(Type.Array(Type.String({ maxLength: 255 }))),
 };
-const CreateBody = Type.Object({
-  subnet: Type.Object({
-    ...Mutable,
-    network_id: Type.String(), ip_version: Type.Union([Type.Literal(4), Type.Literal(6)]), cidr: Type.Optional(Type.String()),
-    prefixlen: Type.Optional(Type.Integer({ minimum: 0, maximum: 128 })), use_default_subnetpool: Type.Optional(Type.Boolean()),
-    ipv6_ra_mode: Type.Optional(Mode), ipv6_address_mode: Type.Optional(Mode),
-    project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-    subnetpool_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  }, { additionalProperties: false }),
+const CreateItem = Type.Object({
+  ...Mutable,
+  network_id: Type.String(), ip_version: Type.Union([Type.Literal(4), Type.Literal(6)]), cidr: Type.Optional(Type.String()),
+  prefixlen: Type.Optional(Type.Integer({ minimum: 0, maximum: 128 })), use_default_subnetpool: Type.Optional(Type.Boolean()),
+  ipv6_ra_mode: Type.Optional(Mode), ipv6_address_mode: Type.Optional(Mode),
+  project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
+  subnetpool_id: Type.Optional(Type.Union([Type.String(), Type.Null()])),
 }, { additionalProperties: false });
 const UpdateBody = Type.Object({ subnet: Type.Object(Mutable, { additionalProperties: false }) }, { additionalProperties: false });
 
@@ -153,11 +151,10 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
   const db = ctx.db as unknown as Kysely<any>;
   return [
     ...subnets.routes(),
-    route({
-      method: 'POST', path: '/v2.0/subnets', rule: 'create_subnet', schema: { body: CreateBody }, status: 201,
-      async handler(rc) {
+    createRoute({
+      def: subnets.def, rule: 'create_subnet', item: CreateItem, view: (cred, id) => subnets.view(cred, id), undo: (id) => db.deleteFrom('network_subnets').where('id', '=', id).execute(),
+      async create(rc, b) {
         const cred = rc.cred!;
-        const b = rc.body.subnet;
         const net = await networks.find(cred, b.network_id);
         // subnets go on one's own networks (a shared network takes ports, not subnets)
         ownerOnly(cred, 'create_subnet', net.project_id);
@@ -219,7 +216,7 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
             host_routes: JSON.stringify(v.routes), service_types: JSON.stringify(b.service_types ?? []), subnetpool_id: pool?.id ?? null, ipam_generation: 0,
           }).execute();
         });
-        return { subnet: await subnets.view(cred, id) };
+        return id;
       },
     }),
     route({

@@ -159,3 +159,25 @@ test('IPAM under concurrency: 50 ports at once on a /27 get distinct addresses a
   await Promise.all(made.map((p) => call('DELETE', `/ports/${p.id}`, { token: alice.token })));
   assert.equal((await call('DELETE', `/networks/${n.id}`, { token: alice.token })).status, 204);
 });
+
+test('bulk create: networks, subnets and ports several at once; all or nothing', async () => {
+  const nets = await call('POST', '/networks', { token: alice.token, body: { networks: [{ name: uniqueName('bulk') }, { name: uniqueName('bulk') }] } });
+  assert.equal(nets.status, 201, JSON.stringify(nets.body));
+  assert.equal(nets.body.networks.length, 2);
+  const [a, b] = nets.body.networks;
+  const subnets = await call('POST', '/subnets', { token: alice.token, body: { subnets: [
+    { network_id: a.id, ip_version: 4, cidr: '10.60.0.0/24' }, { network_id: b.id, ip_version: 4, cidr: '10.61.0.0/24' },
+  ] } });
+  assert.equal(subnets.status, 201, JSON.stringify(subnets.body));
+  const ports = await call('POST', '/ports', { token: alice.token, body: { ports: [{ network_id: a.id }, { network_id: b.id }] } });
+  assert.equal(ports.status, 201, JSON.stringify(ports.body));
+  assert.deepEqual(ports.body.ports.map((p: { fixed_ips: Array<{ ip_address: string }> }) => p.fixed_ips[0]!.ip_address), ['10.60.0.2', '10.61.0.2']);
+  // the second item fails: the first is not left behind
+  const before = (await call('GET', `/ports?network_id=${a.id}`, { token: alice.token })).body.ports.length;
+  const failed = await call('POST', '/ports', { token: alice.token, body: { ports: [{ network_id: a.id }, { network_id: a.id, fixed_ips: [{ ip_address: '10.60.0.2' }] }] } });
+  assertNeutronError(failed, 409, 'IpAddressAlreadyAllocated');
+  assert.equal((await call('GET', `/ports?network_id=${a.id}`, { token: alice.token })).body.ports.length, before);
+  assertNeutronError(await call('POST', '/networks', { token: alice.token, body: { networks: [] } }), 400);
+  for (const p of ports.body.ports) assert.equal((await call('DELETE', `/ports/${p.id}`, { token: alice.token })).status, 204);
+  for (const n of [a, b]) assert.equal((await call('DELETE', `/networks/${n.id}`, { token: alice.token })).status, 204);
+});
