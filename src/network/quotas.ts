@@ -78,8 +78,8 @@ export function quotaRoutes(ctx: NetworkContext): Route[] {
       method: 'GET', path: '/v2.0/quotas/:project_id/default', rule: 'get_quota', target,
       handler: () => ({ quota: { ...DEFAULT_QUOTAS } }),
     }),
-    route({
-      method: 'GET', path: '/v2.0/quotas/:project_id/details', rule: 'get_quota', target,
+    ...['/v2.0/quotas/:project_id/details', '/v2.0/quotas/:project_id/details.json'].map((path) => route({
+      method: 'GET', path, rule: 'get_quota', target,
       async handler(rc) {
         const p = rc.params.project_id!;
         const limits = await limitsOf(db, p);
@@ -87,7 +87,7 @@ export function quotaRoutes(ctx: NetworkContext): Route[] {
         for (const r of Object.keys(DEFAULT_QUOTAS) as QuotaResource[]) out[r] = { limit: limits[r], used: await usedOf(db, p, r), reserved: 0 };
         return { quota: out };
       },
-    }),
+    })),
     route({
       method: 'PUT', path: '/v2.0/quotas/:project_id', rule: 'update_quota', schema: { body: QuotaBody },
       async handler(rc) {

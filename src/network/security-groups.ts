@@ -152,10 +152,10 @@ const AddressGroupUpdate = Type.Object({
 }, { additionalProperties: false });
 const Addresses = Type.Object({ addresses: Type.Array(Type.String()) }, { additionalProperties: false });
 
-function port(attr: string, v: number | string | null | undefined): number | null {
+function port(v: number | string | null | undefined): number | null {
   if (v === null || v === undefined) return null;
   const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw invalidAttr(attr, `'${v}' is not a valid port number`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new NeutronError('BadRequest', 'SecurityGroupInvalidPortValue', `Invalid value for port ${v}.`);
   return n;
 }
 
@@ -174,13 +174,14 @@ function normaliseRule(b: Static<typeof RuleCreate>['security_group_rule']): New
   if (ethertype === 'IPv4' && protocol !== null && ['ipv6-icmp', 'icmpv6', '58'].includes(protocol)) {
     throw new NeutronError('BadRequest', 'SecurityGroupEthertypeConflictWithProtocol', `Invalid ethertype ${ethertype} for protocol ${protocol}.`);
   }
-  let min = port('port_range_min', b.port_range_min);
-  let max = port('port_range_max', b.port_range_max);
+  const min = port(b.port_range_min);
+  let max = port(b.port_range_max);
   if ((min !== null || max !== null) && protocol === null) {
     throw new NeutronError('BadRequest', 'SecurityGroupProtocolRequiredWithPorts', 'Must also specify protocol if port range is given.');
   }
   if (protocol !== null && WITH_PORTS.has(protocol)) {
-    if (min === null && max !== null) min = max;
+    // a maximum without a minimum is an empty range to Neutron; a minimum alone is one port
+    if (min === null && max !== null) throw new NeutronError('BadRequest', 'SecurityGroupInvalidPortRange', 'For TCP/UDP protocols, port_range_min must be <= port_range_max');
     if (max === null && min !== null) max = min;
     if (min === 0 || max === 0) throw new NeutronError('BadRequest', 'SecurityGroupInvalidPortValue', 'Invalid value for port 0.');
     if (min !== null && max !== null && min > max) {
@@ -237,7 +238,7 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
         const cred = rc.cred!;
         const b = rc.body.security_group;
         const projectId = projectFor(cred, b, 'create_security_group');
-        if (b.name === 'default' && !isAdmin(cred)) throw conflict('SecurityGroupDefaultAlreadyExists', 'Default security group already exists.');
+        if (b.name === 'default') throw conflict('SecurityGroupDefaultAlreadyExists', 'Default security group already exists.');
         await ensureDefaultGroup(db, projectId);
         const id = uuid();
         await db.transaction().execute(async (tx) => {
@@ -264,6 +265,7 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
           if (row.name === 'default' && b.name !== undefined && b.name !== 'default') {
             throw new NeutronError('BadRequest', 'SecurityGroupCannotUpdateDefault', 'Updating default security group not allowed.');
           }
+          if (row.name !== 'default' && b.name === 'default') throw conflict('SecurityGroupDefaultAlreadyExists', 'Default security group already exists.');
           if (b.stateful !== undefined && int(b.stateful) !== row.stateful
             && await tx.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', id).executeTakeFirst()) {
             throw conflict('SecurityGroupInUse', `Security Group ${id} in use.`);

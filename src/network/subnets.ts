@@ -255,6 +255,8 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           const row = await subnets.findOwn(cred, id, 'delete_subnet', tx);
           // the bump locks the subnet against allocations racing the delete
           await bumpRevision(tx, 'network_subnets', id, expected ?? row.revision_number, 'subnet');
+          // addresses a port derived itself (SLAAC, DHCPv6 stateless) go with the subnet; any other keeps it
+          if (isAutoAddress(row)) await tx.deleteFrom('network_ip_allocations').where('subnet_id', '=', id).execute();
           if (await tx.selectFrom('network_ip_allocations').select('port_id').where('subnet_id', '=', id).executeTakeFirst()) throw subnetInUse(id);
           await tx.deleteFrom('network_tags').where('resource_type', '=', 'subnets').where('resource_id', '=', id).execute();
           await tx.deleteFrom('network_subnets').where('id', '=', id).execute();

@@ -46,7 +46,12 @@ test('rules: protocols by name and number, port ranges, remotes, duplicates, del
   assertNeutronError(await rule({ protocol: 'bogus' }), 400, 'SecurityGroupRuleInvalidProtocol');
   assertNeutronError(await rule({ protocol: 300 }), 400, 'SecurityGroupRuleInvalidProtocol');
   assertNeutronError(await rule({ protocol: 'tcp', port_range_min: 90, port_range_max: 80 }), 400, 'SecurityGroupInvalidPortRange');
-  assertNeutronError(await rule({ protocol: 'tcp', port_range_min: 70000, port_range_max: 70000 }), 400);
+  assertNeutronError(await rule({ protocol: 'tcp', port_range_min: 70000, port_range_max: 70000 }), 400, 'SecurityGroupInvalidPortValue', /Invalid value for port 70000/);
+  assertNeutronError(await rule({ protocol: 'tcp', port_range_min: -16, port_range_max: 80 }), 400, 'SecurityGroupInvalidPortValue', /Invalid value for port -16/);
+  assertNeutronError(await rule({ protocol: 'tcp', port_range_max: 6 }), 400, 'SecurityGroupInvalidPortRange', /port_range_min must be <= port_range_max/);
+  assertNeutronError(await rule({ protocol: 'icmp', port_range_min: 1, port_range_max: 256 }), 400, 'SecurityGroupInvalidIcmpValue', /Invalid value for ICMP code/);
+  assertNeutronError(await call('PUT', `/security-groups/${g.id}`, { token: alice.token, body: { security_group: { name: 'default' } } }), 409, 'SecurityGroupDefaultAlreadyExists');
+  assertNeutronError(await call('POST', '/security-groups', { body: { security_group: { name: 'default' } } }), 409, 'SecurityGroupDefaultAlreadyExists');
   assertNeutronError(await rule({ port_range_min: 80, port_range_max: 80 }), 400, 'SecurityGroupProtocolRequiredWithPorts');
   assertNeutronError(await rule({ protocol: 'gre', port_range_min: 80, port_range_max: 80 }), 400, 'SecurityGroupInvalidProtocolForPort');
   assertNeutronError(await rule({ protocol: 'icmp', port_range_max: 3 }), 400, 'SecurityGroupMissingIcmpType');
@@ -99,7 +104,7 @@ test('quotas: defaults, update, details, enforcement (OverQuota), reset; project
   const made = results.filter((r) => r.status === 201);
   assert.equal(made.length, Math.max(0, 2 - existing));
   for (const r of results.filter((x) => x.status !== 201)) assertNeutronError(r, 409, 'OverQuota', /\['network'\]/);
-  const details = await call('GET', `/quotas/${bob.projectId}/details`, { token: bob.token });
+  const details = await call('GET', `/quotas/${bob.projectId}/details.json`, { token: bob.token });
   assert.deepEqual(details.body.quota.network, { limit: 2, used: 2, reserved: 0 });
   assert.equal((await call('GET', `/quotas/${bob.projectId}/default`, { token: bob.token })).body.quota.network, 100);
   assert.ok((await call('GET', '/quotas')).body.quotas.some((q: { project_id: string }) => q.project_id === bob.projectId));

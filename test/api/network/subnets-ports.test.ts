@@ -118,11 +118,17 @@ test('ports: allocated and chosen addresses, MACs, SLAAC, errors, in-use network
   assert.equal(insecure.status, 200, JSON.stringify(insecure.body));
   assert.deepEqual(insecure.body.port.security_groups, []);
 
+  // a SLAAC subnet goes with its ports' derived addresses; the ports stay
+  const slaacOnly = await create(call, 'ports', 'port', { network_id: n.id, fixed_ips: [{ subnet_id: v6.id }] }, alice.token);
+  assert.equal(slaacOnly.fixed_ips.length, 1);
   // in use: nothing of the network goes while a port holds an address
   assertNeutronError(await call('DELETE', `/networks/${n.id}`, { token: alice.token }), 409, 'NetworkInUse');
   assertNeutronError(await call('DELETE', `/subnets/${v4.id}`, { token: alice.token }), 409, 'SubnetInUse');
   assert.equal((await call('GET', `/subnets/${v4.id}`, { token: alice.token })).status, 200, 'the subnet is still there');
-  for (const x of [p, chosen, bySubnet, reuse]) assert.equal((await call('DELETE', `/ports/${x.id}`, { token: alice.token })).status, 204);
+  assert.equal((await call('DELETE', `/subnets/${v6.id}`, { token: alice.token })).status, 204);
+  assert.deepEqual((await call('GET', `/ports/${slaacOnly.id}`, { token: alice.token })).body.port.fixed_ips, []);
+  assert.ok((await call('GET', `/ports/${p.id}`, { token: alice.token })).body.port.fixed_ips.every((f: { subnet_id: string }) => f.subnet_id === v4.id));
+  for (const x of [p, chosen, bySubnet, reuse, slaacOnly]) assert.equal((await call('DELETE', `/ports/${x.id}`, { token: alice.token })).status, 204);
   assertNeutronError(await call('GET', `/ports/${p.id}`, { token: alice.token }), 404, 'PortNotFound');
   assert.equal((await call('DELETE', `/subnets/${v4.id}`, { token: alice.token })).status, 204);
   assert.equal((await call('DELETE', `/networks/${n.id}`, { token: alice.token })).status, 204);
