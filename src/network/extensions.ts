@@ -15,6 +15,7 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'revision-if-match', name: 'If-Match constraints based on revision_number', description: "Extension indicating that If-Match based on revision_number is supported." },
   { alias: 'standard-attr-timestamp', name: 'Resource timestamps', description: 'Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.' },
   { alias: 'standard-attr-tag', name: 'Tag support for resources with standard attribute: network, subnet, port, subnetpool, security_group, address_group', description: 'Enables to set tag on resources with standard attribute.' },
+  { alias: 'tag', name: 'Tag support', description: 'Enables to set tag on resources.' },
   { alias: 'filter-validation', name: 'Filter parameters validation', description: 'Provides validation on filtering parameters.' },
   { alias: 'sorting', name: 'Sorting support', description: 'Enables sorting of resources.' },
   { alias: 'pagination', name: 'Pagination support', description: 'Enables pagination of resources.' },
