@@ -14,7 +14,7 @@ import { conflict, invalidAttr, NeutronError, notFound } from './errors.ts';
 import { formatCidr, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
 import { checkQuota } from './quotas.ts';
-import { bool, bumpRevision, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
+import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import type { NetworkTables } from './schema.ts';
 
 export type GroupRow = NetworkTables['network_security_groups'];
@@ -117,11 +117,9 @@ export async function ensureDefaultGroup(db: Kysely<any>, projectId: string): Pr
 }
 
 const GroupCreate = Type.Object({
-  security_group: Type.Object({
-    name: Type.Optional(Type.String({ maxLength: 255 })), description: Type.Optional(Type.String({ maxLength: 255 })),
-    stateful: Type.Optional(Type.Boolean()),
-    project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-  }, { additionalProperties: false }),
+  name: Type.Optional(Type.String({ maxLength: 255 })), description: Type.Optional(Type.String({ maxLength: 255 })),
+  stateful: Type.Optional(Type.Boolean()),
+  project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
 }, { additionalProperties: false });
 const GroupUpdate = Type.Object({
   security_group: Type.Object({
@@ -130,15 +128,13 @@ const GroupUpdate = Type.Object({
 }, { additionalProperties: false });
 const Nullable = <T extends import('typebox').TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
 const RuleCreate = Type.Object({
-  security_group_rule: Type.Object({
-    security_group_id: Type.String(), direction: Type.Union([Type.Literal('ingress'), Type.Literal('egress')]),
-    ethertype: Type.Optional(Type.Union([Type.Literal('IPv4'), Type.Literal('IPv6')])),
-    protocol: Nullable(Type.Union([Type.String(), Type.Integer()])),
-    port_range_min: Nullable(Type.Union([Type.Integer(), Type.String()])), port_range_max: Nullable(Type.Union([Type.Integer(), Type.String()])),
-    remote_ip_prefix: Nullable(Type.String()), remote_group_id: Nullable(Type.String()), remote_address_group_id: Nullable(Type.String()),
-    description: Type.Optional(Type.String({ maxLength: 255 })),
-    project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
-  }, { additionalProperties: false }),
+  security_group_id: Type.String(), direction: Type.Union([Type.Literal('ingress'), Type.Literal('egress')]),
+  ethertype: Type.Optional(Type.Union([Type.Literal('IPv4'), Type.Literal('IPv6')])),
+  protocol: Nullable(Type.Union([Type.String(), Type.Integer()])),
+  port_range_min: Nullable(Type.Union([Type.Integer(), Type.String()])), port_range_max: Nullable(Type.Union([Type.Integer(), Type.String()])),
+  remote_ip_prefix: Nullable(Type.String()), remote_group_id: Nullable(Type.String()), remote_address_group_id: Nullable(Type.String()),
+  description: Type.Optional(Type.String({ maxLength: 255 })),
+  project_id: Type.Optional(Type.String({ maxLength: 255 })), tenant_id: Type.Optional(Type.String({ maxLength: 255 })),
 }, { additionalProperties: false });
 const AddressGroupCreate = Type.Object({
   address_group: Type.Object({
@@ -160,7 +156,7 @@ function port(v: number | string | null | undefined): number | null {
 }
 
 /** A rule as stored: protocol normalised, port range and remote checked (Neutron's errors). */
-function normaliseRule(b: Static<typeof RuleCreate>['security_group_rule']): NewRule {
+function normaliseRule(b: Static<typeof RuleCreate>): NewRule {
   const ethertype = b.ethertype ?? 'IPv4';
   let protocol: string | null = b.protocol === undefined || b.protocol === null || b.protocol === '' || b.protocol === 'any' ? null : String(b.protocol).toLowerCase();
   if (protocol !== null) {
@@ -232,11 +228,14 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
     ...groupRest,
     ...rules.routes().filter((r) => !r.path.includes('/tags')),
     ...addressGroups.routes(),
-    route({
-      method: 'POST', path: '/v2.0/security-groups', rule: 'create_security_group', schema: { body: GroupCreate }, status: 201,
-      async handler(rc) {
+    createRoute({
+      def: groups.def, rule: 'create_security_group', item: GroupCreate, view: (cred, id) => groups.view(cred, id),
+      undo: (id) => db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('network_security_group_rules').where('security_group_id', '=', id).execute();
+        await tx.deleteFrom('network_security_groups').where('id', '=', id).execute();
+      }),
+      async create(rc, b) {
         const cred = rc.cred!;
-        const b = rc.body.security_group;
         const projectId = projectFor(cred, b, 'create_security_group');
         if (b.name === 'default') throw conflict('SecurityGroupDefaultAlreadyExists', 'Default security group already exists.');
         await ensureDefaultGroup(db, projectId);
@@ -250,7 +249,7 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
             port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, remote_address_group_id: null,
           }))).execute();
         });
-        return { security_group: await groups.view(cred, id) };
+        return id;
       },
     }),
     route({
@@ -303,11 +302,11 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
         });
       },
     }),
-    route({
-      method: 'POST', path: '/v2.0/security-group-rules', rule: 'create_security_group_rule', schema: { body: RuleCreate }, status: 201,
-      async handler(rc) {
+    createRoute({
+      def: rules.def, rule: 'create_security_group_rule', item: RuleCreate, view: (cred, id) => rules.view(cred, id),
+      undo: (id) => db.deleteFrom('network_security_group_rules').where('id', '=', id).execute(),
+      async create(rc, b) {
         const cred = rc.cred!;
-        const b = rc.body.security_group_rule;
         const rule = normaliseRule(b);
         const id = uuid();
         await db.transaction().execute(async (tx) => {
@@ -322,7 +321,7 @@ export function securityGroupRoutes(ctx: NetworkContext, groups: Resources<Group
           if (dup) throw conflict('SecurityGroupRuleExists', `Security group rule already exists. Rule id is ${dup.id}.`);
           await tx.insertInto('network_security_group_rules').values({ ...newStandard(id, projectId, b.description), ...rule }).execute();
         });
-        return { security_group_rule: await rules.view(cred, id) };
+        return id;
       },
     }),
     route({

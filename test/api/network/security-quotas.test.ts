@@ -69,6 +69,12 @@ test('rules: protocols by name and number, port ranges, remotes, duplicates, del
   assert.equal(byGroup.status, 201, JSON.stringify(byGroup.body));
   assertNeutronError(await call('DELETE', `/address-groups/${ag.id}`, { token: alice.token }), 409, 'AddressGroupInUse');
 
+  const bulk = await call('POST', '/security-group-rules', { token: alice.token, body: { security_group_rules: [
+    { security_group_id: g.id, direction: 'ingress', protocol: 'udp', port_range_min: 1000, port_range_max: 2000 },
+    { security_group_id: g.id, direction: 'ingress', protocol: 'udp', port_range_min: 1000, port_range_max: 2000 },
+  ] } });
+  assertNeutronError(bulk, 409, 'SecurityGroupRuleExists');
+  assert.ok(!(await call('GET', `/security-group-rules?security_group_id=${g.id}&port_range_min=1000`, { token: alice.token })).body.security_group_rules.length, 'all or nothing');
   const listed = await call('GET', `/security-group-rules?security_group_id=${g.id}&protocol=tcp&sort_key=port_range_min`, { token: alice.token });
   assert.deepEqual(listed.body.security_group_rules.map((r: { port_range_min: number }) => r.port_range_min), [22, 443]);
   assert.equal((await call('DELETE', `/security-group-rules/${byGroup.body.security_group_rule.id}`, { token: alice.token })).status, 204);
