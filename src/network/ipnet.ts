@@ -8,7 +8,7 @@ export interface Range { first: bigint; last: bigint }
 
 const bits = (v: IpVersion): number => (v === 4 ? 32 : 128);
 
-export function ipVersionOf(s: string): IpVersion | null {
+function ipVersionOf(s: string): IpVersion | null {
   return isIPv4(s) ? 4 : isIPv6(s) && !s.includes('%') ? 6 : null;
 }
 
@@ -71,7 +71,6 @@ const hostMask = (v: IpVersion, prefix: number): bigint => (1n << BigInt(bits(v)
 
 export const formatCidr = (c: Cidr): string => `${formatIp(c.version, c.network)}/${c.prefix}`;
 export const cidrRange = (c: Cidr): Range => ({ first: c.network, last: c.network | hostMask(c.version, c.prefix) });
-export const cidrSize = (c: Cidr): bigint => hostMask(c.version, c.prefix) + 1n;
 export const inCidr = (c: Cidr, v: bigint): boolean => v >= c.network && v <= (c.network | hostMask(c.version, c.prefix));
 export const rangesOverlap = (a: Range, b: Range): boolean => a.first <= b.last && b.first <= a.last;
 

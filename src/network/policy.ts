@@ -31,8 +31,6 @@ export const networkRules: Record<string, Rule> = {
   delete_quota: admin,
 };
 
-export const admins = (c: Credentials): boolean => isAdmin(c);
-
 /** Refuses (403) a body that sets an attribute only an admin may set. */
 export function adminOnly(c: Credentials, action: string, body: Record<string, unknown>, attrs: readonly string[]): void {
   if (isAdmin(c)) return;

@@ -23,7 +23,6 @@ export type SubnetRow = NetworkTables['network_subnets'];
 export interface Pool { start: string; end: string }
 interface HostRoute { destination: string; nexthop: string }
 
-export const IPV6_MODES = ['slaac', 'dhcpv6-stateful', 'dhcpv6-stateless'] as const;
 /** Subnets whose addresses ports derive from their MAC (EUI-64) rather than take from the pools. */
 export const isAutoAddress = (s: Pick<SubnetRow, 'ipv6_address_mode'>): boolean =>
   s.ipv6_address_mode === 'slaac' || s.ipv6_address_mode === 'dhcpv6-stateless';
