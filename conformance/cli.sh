@@ -240,5 +240,31 @@ check "trait delete" os trait delete CUSTOM_CLI_FAST
 check "resource class delete" os resource class delete CUSTOM_CLI_GOLD
 # --- end of placement
 
+# --- networking (Neutron v2.0 under /network): networks, subnets, ports, security groups, quotas
+check_has "catalog list shows network" network "$CLOUD_URL/network" -- os catalog list -f value
+check_has "extension list --network" provider -- os extension list --network -f value -c Alias
+check_has "network create" cli-net vxlan 1450 -- os network create cli-net -f value -c name -c provider:network_type -c mtu
+check_has "network list" cli-net -- os network list -f value -c Name
+check_has "subnet create" 10.77.0.0/24 10.77.0.1 -- os subnet create --network cli-net --subnet-range 10.77.0.0/24 cli-subnet -f value -c cidr -c gateway_ip
+check_has "subnet create (IPv6 SLAAC)" fd77::/64 -- \
+  os subnet create --network cli-net --ip-version 6 --ipv6-ra-mode slaac --ipv6-address-mode slaac --subnet-range fd77::/64 cli-subnet6 -f value -c cidr
+check_has "network show lists its subnets" cli-net -- os network show cli-net -f value -c name -c subnets
+check_has "port create" 10.77.0.2 fa:16:3e -- os port create --network cli-net cli-port -f value -c fixed_ips -c mac_address
+check_has "port create --fixed-ip" 10.77.0.50 -- os port create --network cli-net --fixed-ip subnet=cli-subnet,ip-address=10.77.0.50 cli-port2 -f value -c fixed_ips
+check_fails_after "port create --fixed-ip" "port create with a taken address fails" \
+  os port create --network cli-net --fixed-ip subnet=cli-subnet,ip-address=10.77.0.50 cli-port3
+check_has "port list" cli-port cli-port2 -- os port list -f value -c Name
+check_has "security group list shows default" default -- os security group list -f value -c Name
+check_has "security group rule create" 22 -- os security group rule create --protocol tcp --dst-port 22 --remote-ip 0.0.0.0/0 default -f value -c port_range_min
+check_fails_after "security group rule create" "a duplicate rule fails" os security group rule create --protocol tcp --dst-port 22 --remote-ip 0.0.0.0/0 default
+check "network set --tag" os network set --tag cli-tag cli-net
+check_has "network list --tags" cli-net -- os network list --tags cli-tag -f value -c Name
+check_fails_after "port create" "network delete with ports fails" os network delete cli-net
+check "port delete" os port delete cli-port cli-port2
+check "subnet delete" os subnet delete cli-subnet cli-subnet6
+check "network delete" os network delete cli-net
+check_lacks "network list after delete" cli-net -- os network list -f value -c Name
+check_has "quota show (networks)" 100 -- os quota show -c networks -f value
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

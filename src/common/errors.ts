@@ -11,6 +11,7 @@ export const ErrorCode = {
   NotAcceptable: { status: 406, title: 'Not Acceptable' },
   Conflict: { status: 409, title: 'Conflict' },
   Gone: { status: 410, title: 'Gone' },
+  PreconditionFailed: { status: 412, title: 'Precondition Failed' },
   PayloadTooLarge: { status: 413, title: 'Request Entity Too Large' },
   UnsupportedMediaType: { status: 415, title: 'Unsupported Media Type' },
   Internal: { status: 500, title: 'Internal Server Error' },

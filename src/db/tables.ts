@@ -3,6 +3,7 @@ import type { ComputeApiTables, ComputeTables } from '../compute/schema.ts';
 import type { FleetTables } from '../fleet/schema.ts';
 import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
+import type { NetworkTables } from '../network/schema.ts';
 import type { PlacementTables } from '../placement/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables & NetworkTables;

@@ -16,6 +16,7 @@ import { createImageService, type ImageService } from '../image/service.ts';
 import { FileStore } from '../image/store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
+import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import type { ComputeConfig } from '../compute/api/context.ts';
 
@@ -33,6 +34,8 @@ export interface StratusOptions {
   identity?: Partial<IdentityConfig>;
   /** Compute API settings (timeouts, default availability zone...). */
   compute?: Partial<ComputeConfig>;
+  /** Network API settings (VNI range, MTUs, MAC prefix). */
+  network?: Partial<NetworkConfig>;
   /** The admin's password, set at every start when given; otherwise generated at the first start. Either is kept in DATA_DIR/admin-password. */
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
@@ -59,6 +62,7 @@ export const HOSTED_SERVICES: HostedService[] = [
   { type: 'image', name: 'glance', path: '/image' },
   { type: 'compute', name: 'nova', path: '/compute/v2.1' },
   { type: 'placement', name: 'placement', path: '/placement' },
+  { type: 'network', name: 'neutron', path: '/network' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -77,14 +81,15 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
   const placement = createPlacement(database.db);
-  return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service] };
+  const network = createNetworkService({ db: database.db, log: logger, config: o.network });
+  return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service] };
 }
 
 /**

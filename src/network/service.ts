@@ -1,0 +1,64 @@
+// The network service (Neutron v2.0) under /network: its route table, policy
+// and error envelope. Routers, floating IPs and the data plane come later;
+// they reference ports and subnets by id and take addresses through ipam.ts.
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import type { FastifyInstance } from 'fastify';
+import type { Service } from '../http/service.ts';
+import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
+import { badRequest, renderNeutronError } from './errors.ts';
+import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
+import { networkDef, networkRoutes } from './networks.ts';
+import { networkRules } from './policy.ts';
+import { quotaRoutes } from './quotas.ts';
+import { rbacRoutes } from './rbac.ts';
+import { ipAvailabilityRoutes } from './ip-availability.ts';
+import { Resources } from './resource.ts';
+import { subnetDef, subnetRoutes } from './subnets.ts';
+import { subnetPoolDef, subnetPoolRoutes, subnetPools } from './subnetpools.ts';
+import { portDef, portRoutes } from './ports.ts';
+import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
+
+export type { NetworkConfig } from './context.ts';
+
+/** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
+function holdsNul(body: unknown): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') { if (v.includes('\u0000')) return true; }
+    else if (Array.isArray(v)) stack.push(...v);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (k.includes('\u0000')) return true; stack.push(x); }
+  }
+  return false;
+}
+
+function setup(app: FastifyInstance): void {
+  // no text column stores a NUL on PostgreSQL: refused as bad input on both databases, before any handler
+  app.addHook('preValidation', async (req) => {
+    if (holdsNul(req.body) || req.url.includes('%00')) throw badRequest('Invalid input: a NUL character is not allowed');
+  });
+}
+
+export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<NetworkConfig> }): { service: Service } {
+  const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
+  const networks = new Resources(ctx, networkDef(ctx));
+  const subnets = new Resources(ctx, subnetDef(ctx));
+  const pools = new Resources(ctx, subnetPoolDef(ctx));
+  const groups = new Resources(ctx, groupDef(ctx));
+  const rules = new Resources(ctx, ruleDef());
+  const addressGroups = new Resources(ctx, addressGroupDef(ctx));
+  const ports = new Resources(ctx, portDef(ctx));
+  const routes = [
+    ...discoveryRoutes(EXTENSIONS),
+    ...networkRoutes(ctx, networks),
+    ...subnetRoutes(ctx, subnets, networks, subnetPools(ctx, pools)),
+    ...subnetPoolRoutes(ctx, pools),
+    ...portRoutes(ctx, ports, networks, groups),
+    ...securityGroupRoutes(ctx, groups, rules, addressGroups),
+    ...quotaRoutes(ctx),
+    ...rbacRoutes(ctx, networks),
+    ...ipAvailabilityRoutes(ctx),
+  ];
+  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup } };
+}
