@@ -121,8 +121,10 @@ const INTERFACES: Record<string, readonly string[]> = {
   image: ['image/service.ts'],
   // What the host agent speaks and the server states it reads.
   compute: ['compute/engine/protocol.ts', 'compute/schema.ts'],
+  // The network kinds' wire contract (the agent's network driver).
+  network: ['network/protocol.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 
