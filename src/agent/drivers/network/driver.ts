@@ -186,14 +186,14 @@ export class NetworkDriver implements Driver {
   // ---- nftables
 
   /** Makes our tables hold `want` (plus the skeleton), removing `gone` first; returns the number of commands run. */
-  private applyNft(want: Pieces, gone?: Parameters<typeof planRemoval>[2], extra?: (st: ReturnType<typeof parseState>) => string[]): Promise<number> {
+  private applyNft(want: Pieces, gone?: Parameters<typeof planRemoval>[2], extra?: (st: ReturnType<typeof parseState>) => string[]): Promise<string[]> {
     const step = this.nftLock.then(async () => {
       const st = parseState(await this.host.nftState(this.o.table));
       const base = basePieces();
       const all: Pieces = { chains: [...base.chains, ...want.chains], sets: [...base.sets, ...want.sets], elems: [...base.elems, ...want.elems] };
       const lines = [...(gone ? planRemoval(this.o.table, st, gone) : []), ...plan(this.o.table, st, all), ...(extra ? extra(st) : [])];
       await this.host.batch('nft', lines);
-      return lines.length;
+      return lines.map((l) => `nft ${l}`);
     });
     this.nftLock = step.catch(() => undefined);
     return step;
@@ -245,8 +245,7 @@ export class NetworkDriver implements Driver {
 
     if (vx) changes.push(...(await this.convergeFdb(vx, spec)));
 
-    const n = await this.applyNft(zonePieces(bridge, st.zone));
-    if (n) changes.push(`nft: ${n} commands`);
+    changes.push(...(await this.applyNft(zonePieces(bridge, st.zone))));
 
     const dhcpDir = join(this.dir('dhcp'), id);
     if (spec.dhcp) {
@@ -334,10 +333,9 @@ export class NetworkDriver implements Driver {
     changes.push(...hostLines);
     if (spec.vif.type === 'veth') changes.push(...(await this.convergeInside(ns, spec)));
 
-    const n = spec.port_security_enabled
+    changes.push(...(spec.port_security_enabled
       ? await this.applyNft(portPieces(id, tap, prev.index, spec))
-      : await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, prev.index));
-    if (n) changes.push(`nft: ${n} commands`);
+      : await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, prev.index))));
     links = changes.length ? await this.host.links() : links;
     const dev = links.get(tap);
     if (changes.length) this.log.debug({ port: id, changes }, 'port converged');
@@ -390,9 +388,9 @@ export class NetworkDriver implements Driver {
     await this.writeJson('sgs', id, {});
     const pieces = sgPieces(id, spec);
     const wanted = new Set(pieces.sets.map((s) => s.name));
-    const n = await this.applyNft(pieces, undefined, (st) => sgSetPrefix(id).flatMap((p) => setsWithPrefix(st, 'inet', p))
+    const changes = await this.applyNft(pieces, undefined, (st) => sgSetPrefix(id).flatMap((p) => setsWithPrefix(st, 'inet', p))
       .filter((name) => !wanted.has(name)).map((name) => `delete set inet ${this.o.table} ${name}`));
-    return { observed: { state: 'active' }, changes: n ? [`nft: ${n} commands`] : [] };
+    return { observed: { state: 'active' }, changes };
   }
 
   private async destroySecurityGroup(id: string): Promise<void> {
