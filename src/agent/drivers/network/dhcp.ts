@@ -3,8 +3,7 @@
 // is a port of the network's bridge (Neutron's dhcp agent, one namespace per
 // network). Static entries only (--dhcp-range=...,static + a hosts file): a
 // MAC not listed gets no lease. The hosts, addn-hosts (names for DNS) and
-// options files are rewritten and dnsmasq re-reads them on SIGHUP; a change of
-// its command line (subnets, interface) restarts it. It is tracked by its
+// options files are rewritten and dnsmasq restarted (not SIGHUP: see below). It is tracked by its
 // pid file and restarted when dead.
 //
 // Files under <state>/network/dhcp/<network id>/: hosts, addn_hosts, opts,
@@ -31,7 +30,7 @@ export function dnsmasqArgs(dir: string, spec: NetworkSpec, dhcp: DhcpSpec): str
   const args = [
     '--conf-file=/dev/null', '--no-hosts', '--no-resolv', '--strict-order', '--bind-interfaces', `--interface=${dhcpIfName(dhcp.port_id)}`, '--except-interface=lo',
     `--pid-file=${join(dir, 'pid')}`, `--dhcp-hostsfile=${join(dir, 'hosts')}`, `--addn-hosts=${join(dir, 'addn_hosts')}`, `--dhcp-optsfile=${join(dir, 'opts')}`,
-    `--log-facility=${join(dir, 'log')}`, '--leasefile-ro', '--dhcp-authoritative', '--user=root', '--group=root', '--cache-size=0',
+    `--log-facility=${join(dir, 'log')}`, '--leasefile-ro', '--dhcp-authoritative', '--user=root', '--group=root',
     `--domain=${dhcp.dns_domain.replace(/\.$/, '')}`, `--local=/${dhcp.dns_domain.replace(/\.$/, '')}/`,
   ];
   dhcpSubnets(spec).forEach((s, i) => {
@@ -167,17 +166,18 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
   const args = dnsmasqArgs(dir, spec, dhcp);
   const argsChanged = await writeIfChanged(join(dir, 'args'), args.join('\n') + '\n');
   let pid = await dnsmasqPid(dir);
-  if (pid && argsChanged) {
+  // Debian 12's dnsmasq 2.90 segfaults on SIGHUP once it has handed out a
+  // lease (seen here with these options): a changed file restarts it instead.
+  // Leases are static (--leasefile-ro), so a restart loses nothing.
+  if (pid && (argsChanged || files.some(Boolean))) {
     await stopDnsmasq(dir);
     pid = null;
+    changes.push('dnsmasq stopped');
   }
   if (!pid) {
     await fsp.rm(join(dir, 'pid'), { force: true });
     await host.runOk('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'dnsmasq', ...args], false);
     changes.push('dnsmasq started');
-  } else if (files.some(Boolean)) {
-    process.kill(pid, 'SIGHUP');
-    changes.push('dnsmasq reloaded');
   }
   return { changes };
 }
