@@ -181,7 +181,7 @@ export interface PortObserved {
 }
 
 export interface SecurityGroupObserved {
-  state: 'active' | 'deleted';
+  state: NetworkObservedState;
 }
 
 /** Error codes of these kinds (ResourceError.code). */
