@@ -51,6 +51,18 @@ test('one host: L2 reach, tenant isolation with overlapping CIDRs, security grou
     assert.ok(await pingSoon(b1.ns, '10.50.0.11'), 'b1 -> b2 (the same address as a1, in the other tenant)');
   });
 
+  await t.test('each network tracks connections in its own conntrack zone', { skip: (await sh(h.ns, ['conntrack', '--version'])).code !== 0 && 'no conntrack tool (Debian: conntrack)' }, async () => {
+    assert.ok(await pingSoon(b2.ns, '10.50.0.13'), 'b2 -> b1: the same source address as a1 -> a2 in the other tenant');
+    const zoneOf = async (src: string, dst: string) => {
+      const out = (await sh(h.ns, ['conntrack', '-L', '-p', 'icmp', '-s', src, '-d', dst])).stdout;
+      return new Set([...out.matchAll(/zone=(\d+)/g)].map((m) => m[1]));
+    };
+    const za = await zoneOf('10.50.0.11', '10.50.0.12'), zb = await zoneOf('10.50.0.11', '10.50.0.13');
+    assert.equal(za.size, 1, 'a1 -> a2 tracked in one zone');
+    assert.equal(zb.size, 1, 'b2 -> b1 tracked in one zone');
+    assert.notDeepEqual(za, zb, 'the two tenants use different zones');
+  });
+
   await t.test('the other network, same CIDR, is not reachable', async () => {
     assert.equal(await ping(a1.ns, '10.50.0.13'), false, 'a1 must not reach b1');
     assert.equal(await ping(b1.ns, '10.50.0.12'), false, 'b1 must not reach a2');
