@@ -2,9 +2,9 @@
 // network, in its own namespace qdhcp-<network id>, on a veth whose other end
 // is a port of the network's bridge (Neutron's dhcp agent, one namespace per
 // network). Static entries only (--dhcp-range=...,static + a hosts file): a
-// MAC not listed gets no lease. The hosts, addn-hosts (names for DNS) and
-// options files are rewritten and dnsmasq restarted (not SIGHUP: see below). It is tracked by its
-// pid file and restarted when dead.
+// MAC not listed gets no lease. When the hosts, addn-hosts (names for DNS) or
+// options files change, they are rewritten and dnsmasq restarted (not SIGHUP:
+// see convergeDhcp). It is tracked by its pid file and restarted when dead.
 //
 // Files under <state>/network/dhcp/<network id>/: hosts, addn_hosts, opts,
 // pid, args (the command line it runs with), log.
