@@ -21,5 +21,6 @@ ensure_debian_packages() {
 # What a host running an agent needs: the container runtime, netns/veth tools,
 # the default image's busybox, nsenter/mount (util-linux), xattr tools, the
 # containers' seccomp profile (Podman's /usr/share/containers/seccomp.json) and
-# btrfs-progs (the flavor disk limit: a btrfs qgroup per server).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs"
+# btrfs-progs (the flavor disk limit: a btrfs qgroup per server), and for
+# tenant networks nftables (security groups) and dnsmasq-base (DHCP/DNS).
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base"

@@ -1,0 +1,416 @@
+// The network driver: the Linux data plane of tenant networks on one host
+// (Neutron's linuxbridge agent + dhcp agent + security groups, in one).
+//
+// Per network: a Linux bridge brq<id>, for VXLAN a device vx-<vni> on it
+// (MTU inside, static FDB toward every peer host: all-zeros entries for
+// flooding plus one per remote MAC, no multicast, no learning), for flat the
+// mapped host interface on it; a conntrack zone; DHCP (dhcp.ts) when this host
+// serves it. Per port: the host side tap<id> on the bridge (a veth whose other
+// end is `ifname` in the server's namespace /run/netns/st-<device_id>,
+// configured with MAC, addresses, routes and MTU; or a tap a VM opens), and,
+// with port security, its nftables chains (rules.ts). Per security group: its
+// rule chains and member sets.
+//
+// State under <state>/network/ anchors what the driver holds (written before
+// anything is created, removed last): networks/<id>.json (conntrack zone),
+// ports/<id>.json (mark index, device, ip config), sgs/<id>.json, dhcp/<id>/.
+// Every converge reads the kernel (links, addresses, routes, FDB, our nft
+// tables, dnsmasq's pid) and changes only what differs, so a second converge
+// changes nothing and a converge repairs drift; it returns what it changed.
+// The server's namespace belongs to the server (the container driver deletes
+// it): a port creates it when missing and never deletes it.
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  bridgeName, NETWORK_KIND, NetworkErrorCode, PORT_KIND, SECURITY_GROUP_KIND, serverNamespace, tapName, vxlanName,
+  type NetworkObserved, type NetworkSpec, type PortIpConfig, type PortObserved, type PortSpec, type SecurityGroupObserved, type SecurityGroupSpec,
+} from '../../../network/protocol.ts';
+import { run, Spawner } from '../../exec.ts';
+import { transient, userError } from '../../errors.ts';
+import type { Driver } from '../driver.ts';
+import { parsePrefix, prefixText } from './addr.ts';
+import { convergeDhcp, destroyDhcp } from './dhcp.ts';
+import { exists, HostNet, NETNS_DIR, type LinkInfo } from './host.ts';
+import { parseState, plan, planRemoval, setsWithPrefix, type Pieces } from './nft.ts';
+import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
+
+export interface NetworkDriverOptions {
+  stateDir: string;
+  log: Logger;
+  /** The namespace holding bridges, VXLAN devices and our nft tables; null (default): the agent's own. */
+  hostNetns?: string | null;
+  /** This host's VXLAN endpoint (its underlay address); VXLAN networks fail without it. */
+  underlayIp?: string | null;
+  /** The underlay interface VXLAN sends through (optional: the route to each peer decides otherwise). */
+  underlayDev?: string | null;
+  /** flat networks: physical network name -> host interface put on the network's bridge. */
+  physicalInterfaces?: Record<string, string>;
+  /** Name of our nft tables (bridge and inet). */
+  table?: string;
+}
+
+export const NETWORK_KINDS = [NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND] as const;
+export type NetworkKind = (typeof NETWORK_KINDS)[number];
+
+export interface Converged<O> { observed: O; changes: string[] }
+
+interface NetworkState { zone: number; vxlan: string | null; physical: string | null }
+interface PortState { index: number; network_id: string; device_id: string; vif: PortSpec['vif']; ip_config: PortIpConfig }
+
+const ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
+const MAX_ZONE = 0xffff;
+
+/** resolv.conf for a server from the ip configs of its ports (first port first). */
+export function resolvConf(configs: PortIpConfig[]): string {
+  const ns = [...new Set(configs.flatMap((c) => c.dns_nameservers))].slice(0, 3);
+  const search = [...new Set(configs.flatMap((c) => c.dns_search))];
+  return [...ns.map((n) => `nameserver ${n}`), ...(search.length ? [`search ${search.join(' ')}`] : [])].join('\n') + '\n';
+}
+
+export class NetworkDriver implements Driver {
+  readonly name = 'network';
+  readonly serves = { [NETWORK_KIND]: [], [PORT_KIND]: [], [SECURITY_GROUP_KIND]: [] };
+  private readonly o: NetworkDriverOptions & { table: string };
+  private readonly sp = new Spawner();
+  private readonly host: HostNet;
+  private readonly root: string;
+  private readonly log: Logger;
+  /** nft read-plan-apply and index allocation run one at a time. */
+  private nftLock: Promise<unknown> = Promise.resolve();
+  private allocLock: Promise<unknown> = Promise.resolve();
+
+  constructor(o: NetworkDriverOptions) {
+    this.o = { ...o, table: o.table ?? 'stratus' };
+    this.root = join(o.stateDir, 'network');
+    this.log = o.log;
+    this.host = new HostNet(this.sp, join(this.root, 'tmp'), o.hostNetns ?? null);
+  }
+
+  private dir(kind: 'networks' | 'ports' | 'sgs' | 'dhcp') {
+    return join(this.root, kind);
+  }
+
+  private file(kind: 'networks' | 'ports' | 'sgs', id: string) {
+    if (!ID.test(id)) throw userError(NetworkErrorCode.specInvalid, `bad id ${JSON.stringify(id)}`);
+    return join(this.dir(kind), `${id}.json`);
+  }
+
+  async start(): Promise<void> {
+    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout'];
+    const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
+    const missing = r.stdout.split('\n').filter(Boolean);
+    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils)`);
+    for (const d of ['networks', 'ports', 'sgs', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
+    // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it
+    await this.host.runOk('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
+    await this.applyNft(basePieces());
+  }
+
+  async stop(): Promise<void> {
+    this.sp.close();
+  }
+
+  /** Ids of what the driver holds for a kind (anything not desired is destroyed by the agent). */
+  async list(kind: NetworkKind): Promise<string[]> {
+    const d = this.dir(kind === NETWORK_KIND ? 'networks' : kind === PORT_KIND ? 'ports' : 'sgs');
+    return (await fsp.readdir(d).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((n) => ID.test(n)).sort();
+  }
+
+  async converge(kind: typeof NETWORK_KIND, id: string, spec: NetworkSpec): Promise<Converged<NetworkObserved>>;
+  async converge(kind: typeof PORT_KIND, id: string, spec: PortSpec): Promise<Converged<PortObserved>>;
+  async converge(kind: typeof SECURITY_GROUP_KIND, id: string, spec: SecurityGroupSpec): Promise<Converged<SecurityGroupObserved>>;
+  async converge(kind: NetworkKind, id: string, spec: NetworkSpec | PortSpec | SecurityGroupSpec): Promise<Converged<NetworkObserved | PortObserved | SecurityGroupObserved>>;
+  async converge(kind: NetworkKind, id: string, spec: NetworkSpec | PortSpec | SecurityGroupSpec): Promise<Converged<NetworkObserved | PortObserved | SecurityGroupObserved>> {
+    if (spec.deleted) {
+      await this.destroy(kind, id);
+      return { observed: kind === PORT_KIND ? { state: 'deleted', device: null } : { state: 'deleted' }, changes: [] };
+    }
+    if (kind === NETWORK_KIND) return this.convergeNetwork(id, spec as NetworkSpec);
+    if (kind === PORT_KIND) return this.convergePort(id, spec as PortSpec);
+    return this.convergeSecurityGroup(id, spec as SecurityGroupSpec);
+  }
+
+  /** Removes everything of one resource. Idempotent. */
+  async destroy(kind: NetworkKind, id: string): Promise<void> {
+    if (kind === NETWORK_KIND) return this.destroyNetwork(id);
+    if (kind === PORT_KIND) return this.destroyPort(id);
+    return this.destroySecurityGroup(id);
+  }
+
+  /** What a server's resolv.conf should say, from its ports here; null when it has none. */
+  async serverResolvConf(serverId: string): Promise<string | null> {
+    const ports: PortState[] = [];
+    for (const id of await this.list(PORT_KIND)) {
+      const st = await this.readJson<PortState>('ports', id);
+      if (st?.device_id === serverId) ports.push(st);
+    }
+    if (!ports.length) return null;
+    ports.sort((a, b) => (a.vif.ifname < b.vif.ifname ? -1 : 1));
+    return resolvConf(ports.map((p) => p.ip_config));
+  }
+
+  // ---- state files
+
+  private async readJson<T>(kind: 'networks' | 'ports' | 'sgs', id: string): Promise<T | null> {
+    const text = await fsp.readFile(this.file(kind, id), 'utf8').catch(() => null);
+    return text === null ? null : (JSON.parse(text) as T);
+  }
+
+  private async writeJson(kind: 'networks' | 'ports' | 'sgs', id: string, value: unknown): Promise<void> {
+    const f = this.file(kind, id);
+    const text = JSON.stringify(value) + '\n';
+    if ((await fsp.readFile(f, 'utf8').catch(() => null)) === text) return;
+    await fsp.writeFile(`${f}.tmp`, text, { mode: 0o600 });
+    await fsp.rename(`${f}.tmp`, f);
+  }
+
+  /** The lowest number in 1..max that no state file of `kind` holds under `field`. */
+  private allocate(kind: 'networks' | 'ports', field: 'zone' | 'index', max: number, id: string, make: (n: number) => unknown): Promise<void> {
+    const step = this.allocLock.then(async () => {
+      if (await this.readJson(kind, id)) return;
+      const used = new Set<number>();
+      for (const other of await this.list(kind === 'networks' ? NETWORK_KIND : PORT_KIND)) {
+        const st = await this.readJson<Record<string, number>>(kind, other);
+        if (st) used.add(st[field]!);
+      }
+      let n = 1;
+      while (used.has(n)) n++;
+      if (n > max) throw transient(NetworkErrorCode.hostFailure, `no free ${field} on this host (${max} in use)`);
+      await this.writeJson(kind, id, make(n));
+    });
+    this.allocLock = step.catch(() => undefined);
+    return step;
+  }
+
+  // ---- nftables
+
+  /** Makes our tables hold `want` (plus the skeleton), removing `gone` first; returns the number of commands run. */
+  private applyNft(want: Pieces, gone?: Parameters<typeof planRemoval>[2], extra?: (st: ReturnType<typeof parseState>) => string[]): Promise<string[]> {
+    const step = this.nftLock.then(async () => {
+      const st = parseState(await this.host.nftState(this.o.table));
+      const base = basePieces();
+      const all: Pieces = { chains: [...base.chains, ...want.chains], sets: [...base.sets, ...want.sets], elems: [...base.elems, ...want.elems] };
+      const lines = [...(gone ? planRemoval(this.o.table, st, gone) : []), ...plan(this.o.table, st, all), ...(extra ? extra(st) : [])];
+      await this.host.batch('nft', lines);
+      return lines.map((l) => `nft ${l}`);
+    });
+    this.nftLock = step.catch(() => undefined);
+    return step;
+  }
+
+  // ---- networks
+
+  private async convergeNetwork(id: string, spec: NetworkSpec): Promise<Converged<NetworkObserved>> {
+    const changes: string[] = [];
+    const seg = spec.segmentation;
+    if (seg.type === 'vxlan' && (!seg.vni || seg.vni < 1 || seg.vni > 0xffffff)) throw userError(NetworkErrorCode.specInvalid, `bad VNI ${seg.vni}`);
+    if (seg.type === 'vxlan' && !this.o.underlayIp) throw userError(NetworkErrorCode.specInvalid, 'this host has no VXLAN endpoint (underlay address)');
+    const physical = seg.type === 'flat' ? this.o.physicalInterfaces?.[seg.physical_network ?? ''] : null;
+    if (seg.type === 'flat' && !physical) throw userError(NetworkErrorCode.specInvalid, `physical network ${seg.physical_network} is not mapped to an interface on this host`);
+
+    await this.allocate('networks', 'zone', MAX_ZONE, id, (zone) => ({ zone, vxlan: null, physical: null } satisfies NetworkState));
+    const st = (await this.readJson<NetworkState>('networks', id))!;
+    const bridge = bridgeName(id);
+    const vx = seg.type === 'vxlan' ? vxlanName(seg.vni!) : null;
+    // a device of an earlier spec (another VNI or interface) goes first
+    const links = await this.host.links();
+    const lines: string[] = [];
+    if (st.vxlan && st.vxlan !== vx && links.has(st.vxlan)) lines.push(`link del dev ${st.vxlan}`);
+    if (st.physical && st.physical !== physical && links.get(st.physical)?.master === bridge) lines.push(`link set dev ${st.physical} nomaster`);
+    await this.writeJson('networks', id, { zone: st.zone, vxlan: vx, physical: physical ?? null } satisfies NetworkState);
+
+    const up = spec.admin_state_up ? 'up' : 'down';
+    const isUp = (l: LinkInfo) => l.flags.includes('UP') === spec.admin_state_up;
+    const b = links.get(bridge);
+    if (!b) lines.push(`link add name ${bridge} mtu ${spec.mtu} type bridge`);
+    if (!b || b.mtu !== spec.mtu || !isUp(b)) lines.push(`link set dev ${bridge} mtu ${spec.mtu} ${up}`);
+    if (vx) {
+      let v = links.get(vx);
+      const data = v?.linkinfo?.info_data ?? {};
+      if (v && (v.linkinfo?.info_kind !== 'vxlan' || data.id !== seg.vni || data.local !== this.o.underlayIp || data.learning !== false)) {
+        lines.push(`link del dev ${vx}`);
+        v = undefined;
+      }
+      if (!v) lines.push(`link add ${vx} mtu ${spec.mtu} type vxlan id ${seg.vni} local ${this.o.underlayIp} dstport 4789 nolearning${this.o.underlayDev ? ` dev ${this.o.underlayDev}` : ''}`);
+      if (!v || v.master !== bridge || v.mtu !== spec.mtu || !v.flags.includes('UP')) lines.push(`link set dev ${vx} master ${bridge} mtu ${spec.mtu} up`);
+    }
+    if (physical) {
+      const p = links.get(physical);
+      if (!p) throw transient(NetworkErrorCode.hostFailure, `interface ${physical} of physical network ${seg.physical_network} is missing`);
+      if (p.master !== bridge || !p.flags.includes('UP')) lines.push(`link set dev ${physical} master ${bridge} up`);
+    }
+    await this.host.batch('ip', lines);
+    changes.push(...lines);
+
+    if (vx) changes.push(...(await this.convergeFdb(vx, spec)));
+
+    changes.push(...(await this.applyNft(zonePieces(bridge, st.zone))));
+
+    const dhcpDir = join(this.dir('dhcp'), id);
+    if (spec.dhcp) {
+      const fresh = await this.host.links();
+      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh)).changes);
+    } else if (await exists(dhcpDir)) {
+      await destroyDhcp(this.host, dhcpDir, id);
+      changes.push('dhcp removed');
+    }
+    if (changes.length) this.log.debug({ network: id, changes }, 'network converged');
+    return { observed: { state: spec.admin_state_up ? 'active' : 'down' }, changes };
+  }
+
+  /** Static FDB of the VXLAN device: flooding to every peer, each remote MAC to its host. */
+  private async convergeFdb(vx: string, spec: NetworkSpec): Promise<string[]> {
+    const have = (await this.host.fdb(vx)).filter((e) => e.dst !== undefined && !(e.flags ?? []).includes('master'));
+    const want: Array<{ mac: string; dst: string }> = [];
+    for (const p of spec.vxlan_peers) {
+      want.push({ mac: '00:00:00:00:00:00', dst: p.underlay_ip });
+      for (const mac of p.macs) want.push({ mac: mac.toLowerCase(), dst: p.underlay_ip });
+    }
+    const key = (e: { mac: string; dst?: string }) => `${e.mac} ${e.dst}`;
+    const haveKeys = new Set(have.map(key));
+    const wantKeys = new Set(want.map(key));
+    const lines: string[] = [];
+    for (const e of have) if (!wantKeys.has(key(e))) lines.push(`fdb del ${e.mac} dev ${vx} dst ${e.dst}`);
+    for (const e of want) {
+      if (haveKeys.has(key(e))) continue;
+      lines.push(e.mac === '00:00:00:00:00:00' ? `fdb append ${e.mac} dev ${vx} dst ${e.dst}` : `fdb replace ${e.mac} dev ${vx} dst ${e.dst} self permanent`);
+    }
+    await this.host.batch('bridge', lines);
+    return lines;
+  }
+
+  private async destroyNetwork(id: string): Promise<void> {
+    const st = await this.readJson<NetworkState>('networks', id);
+    await destroyDhcp(this.host, join(this.dir('dhcp'), id), id);
+    const bridge = bridgeName(id);
+    const links = await this.host.links();
+    const lines: string[] = [];
+    if (st?.vxlan && links.has(st.vxlan)) lines.push(`link del dev ${st.vxlan}`);
+    if (st?.physical && links.get(st.physical)?.master === bridge) lines.push(`link set dev ${st.physical} nomaster`);
+    if (links.has(bridge)) lines.push(`link del dev ${bridge}`);
+    await this.host.batch('ip', lines);
+    await this.applyNft({ chains: [], sets: [], elems: [] }, { chains: [], sets: [], elems: [zoneElem(bridge)] });
+    await fsp.rm(this.file('networks', id), { force: true });
+  }
+
+  // ---- ports
+
+  private async convergePort(id: string, spec: PortSpec): Promise<Converged<PortObserved>> {
+    const changes: string[] = [];
+    if (!(await this.readJson<NetworkState>('networks', spec.network_id))) {
+      throw transient(NetworkErrorCode.networkMissing, `network ${spec.network_id} of port ${id} is not set up on this host yet`);
+    }
+    const bridge = bridgeName(spec.network_id);
+    let links = await this.host.links();
+    if (!links.has(bridge)) throw transient(NetworkErrorCode.networkMissing, `bridge ${bridge} of network ${spec.network_id} is missing`);
+    if (!/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(spec.vif.ifname) && spec.vif.type === 'veth') throw userError(NetworkErrorCode.specInvalid, `bad interface name ${spec.vif.ifname}`);
+
+    await this.allocate('ports', 'index', MAX_PORTS, id, (index) => ({ index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState));
+    const prev = (await this.readJson<PortState>('ports', id))!;
+    const tap = tapName(id);
+    const hostLines: string[] = [];
+    let t = links.get(tap);
+    const kind = spec.vif.type === 'veth' ? 'veth' : 'tun';
+    // another kind of device, or a veth into another server or under another name: made again
+    if (t && (t.linkinfo?.info_kind !== kind || prev.device_id !== spec.device_id || prev.vif.ifname !== spec.vif.ifname || prev.vif.type !== spec.vif.type)) {
+      await this.host.batch('ip', [`link del dev ${tap}`]);
+      changes.push(`link del dev ${tap}`);
+      t = undefined;
+    }
+    await this.writeJson('ports', id, { index: prev.index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState);
+    const ns = serverNamespace(spec.device_id);
+    if (spec.vif.type === 'veth') {
+      if (!(await exists(`${NETNS_DIR}/${ns}`))) {
+        await this.host.runOk('sh', ['-c', 'ip netns add "$0" && ip -n "$0" link set lo up', ns], false);
+        changes.push(`netns ${ns}`);
+      }
+      if (!t) hostLines.push(`link add ${tap} mtu ${spec.mtu} type veth peer name ${spec.vif.ifname} mtu ${spec.mtu} address ${spec.mac_address} netns ${ns}`);
+    } else if (!t) hostLines.push(`tuntap add dev ${tap} mode tap`);
+    const up = spec.admin_state_up ? 'up' : 'down';
+    if (!t || t.master !== bridge || t.mtu !== spec.mtu || t.flags.includes('UP') !== spec.admin_state_up) hostLines.push(`link set dev ${tap} master ${bridge} mtu ${spec.mtu} ${up}`);
+    await this.host.batch('ip', hostLines);
+    changes.push(...hostLines);
+    if (spec.vif.type === 'veth') changes.push(...(await this.convergeInside(ns, spec)));
+
+    changes.push(...(spec.port_security_enabled
+      ? await this.applyNft(portPieces(id, tap, prev.index, spec))
+      : await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, prev.index))));
+    links = changes.length ? await this.host.links() : links;
+    const dev = links.get(tap);
+    if (changes.length) this.log.debug({ port: id, changes }, 'port converged');
+    return { observed: { state: dev?.flags.includes('UP') && spec.admin_state_up ? 'active' : 'down', device: dev ? tap : null }, changes };
+  }
+
+  /** The server's end of a veth: MAC, MTU, addresses, default routes and host routes. */
+  private async convergeInside(ns: string, spec: PortSpec): Promise<string[]> {
+    const dev = spec.vif.ifname;
+    const seen = await this.host.inside(ns, dev);
+    const l = seen.link;
+    if (!l) throw transient(NetworkErrorCode.hostFailure, `interface ${dev} is missing in ${ns}`);
+    const lines: string[] = [];
+    const up = spec.admin_state_up;
+    if (l.address !== spec.mac_address.toLowerCase() || l.mtu !== spec.mtu || l.flags.includes('UP') !== up) lines.push(`link set dev ${dev} address ${spec.mac_address} mtu ${spec.mtu} ${up ? 'up' : 'down'}`);
+    const want = new Set(spec.ip_config.addresses.map((a) => `${a.ip_address}/${a.prefixlen}`));
+    const have = new Set((l.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`));
+    for (const a of have) if (!want.has(a)) lines.push(`addr del ${a} dev ${dev}`);
+    for (const a of want) if (!have.has(a)) lines.push(`addr add ${a} dev ${dev}${a.includes(':') ? ' nodad' : ''}`);
+    const routes: Array<{ dst: string; via: string }> = [];
+    const c = spec.ip_config;
+    if (c.gateway4) routes.push({ dst: 'default', via: c.gateway4 });
+    if (c.gateway6) routes.push({ dst: 'default', via: c.gateway6 });
+    for (const r of c.routes) {
+      const p = parsePrefix(r.destination);
+      if (p) routes.push({ dst: p.len === 0 ? 'default' : prefixText(p), via: r.nexthop });
+    }
+    const key = (r: { dst: string; via?: string }) => `${r.dst} ${r.via}`;
+    const haveRoutes = seen.routes.filter((r) => r.gateway).map((r) => ({ dst: r.dst, via: r.gateway! }));
+    const wantKeys = new Set(routes.map(key));
+    const haveKeys = new Set(haveRoutes.map(key));
+    for (const r of haveRoutes) if (!wantKeys.has(key(r))) lines.push(`route del ${r.dst} via ${r.via} dev ${dev}`);
+    if (up) for (const r of routes) if (!haveKeys.has(key(r))) lines.push(`route replace ${r.dst} via ${r.via} dev ${dev}`);
+    await this.host.batch('ip', lines, ns);
+    return lines.map((x) => `${ns}: ${x}`);
+  }
+
+  private async destroyPort(id: string): Promise<void> {
+    const st = await this.readJson<PortState>('ports', id);
+    const tap = tapName(id);
+    await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, st?.index ?? null));
+    const links = await this.host.links();
+    if (links.has(tap)) await this.host.batch('ip', [`link del dev ${tap}`]);
+    await fsp.rm(this.file('ports', id), { force: true });
+  }
+
+  // ---- security groups
+
+  private async convergeSecurityGroup(id: string, spec: SecurityGroupSpec): Promise<Converged<SecurityGroupObserved>> {
+    await this.writeJson('sgs', id, {});
+    const pieces = sgPieces(id, spec);
+    const wanted = new Set(pieces.sets.map((s) => s.name));
+    const changes = await this.applyNft(pieces, undefined, (st) => sgSetPrefix(id).flatMap((p) => setsWithPrefix(st, 'inet', p))
+      .filter((name) => !wanted.has(name)).map((name) => `delete set inet ${this.o.table} ${name}`));
+    return { observed: { state: 'active' }, changes };
+  }
+
+  private async destroySecurityGroup(id: string): Promise<void> {
+    const c = sgChains(id);
+    const chains = [{ family: 'inet' as const, name: c.ingress }, { family: 'inet' as const, name: c.egress }];
+    // emptied first (a port still naming the group then drops what it allowed), removed once no port jumps to it
+    await this.applyNft({ chains: chains.map((x) => ({ ...x, rules: [] })), sets: [], elems: [] });
+    try {
+      await this.applyNft({ chains: [], sets: [], elems: [] }, { chains, sets: [], elems: [] },
+        (st) => sgSetPrefix(id).flatMap((p) => setsWithPrefix(st, 'inet', p)).map((name) => `delete set inet ${this.o.table} ${name}`));
+    } catch (err) {
+      throw transient(NetworkErrorCode.hostFailure, `security group ${id} is still used by a port here`, err);
+    }
+    await fsp.rm(this.file('sgs', id), { force: true });
+  }
+
+  /** Takes the skeleton and every resource out of the kernel (tests, and a host leaving the cloud); state files stay. */
+  async removeTables(): Promise<void> {
+    await this.host.run('nft', ['delete', 'table', 'bridge', this.o.table]);
+    await this.host.run('nft', ['delete', 'table', 'inet', this.o.table]);
+  }
+}
+
