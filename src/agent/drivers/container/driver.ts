@@ -33,6 +33,7 @@ import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions,
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
 import { buildSpec } from './spec.ts';
+import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 
 export interface ContainerDriverOptions {
@@ -255,18 +256,26 @@ export class ContainerDriver implements ComputeDriver {
   private async startContainer(id: string, lowers: string[]): Promise<void> {
     const dir = this.dir(id);
     const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
+    // the network namespace, when missing, is made by the same command (one job of the command
+    // runner per boot): in the host's mount namespace, before unshare
+    const netns = 'if [ ! -e "/run/netns/$0" ]; then { ip netns add "$0" && ip -n "$0" link set lo up; } 2>netns.err || exit 33; fi; exec "$@"';
     // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never blocks
     const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p console.in ] || mkfifo -m 600 console.in; exec "$@" <>console.in';
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
+    const args = ['-c', netns, this.netnsName(id), 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
-    let r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+    let r = await this.sp.run('sh', args, { cwd: dir, output: join(dir, 'console.log') });
     // the previous container's mount namespace (and its overlay) may still be going away: try again a little later
     for (let i = 1; r.code === 32 && i <= 4; i++) {
       this.o.log.warn({ server: id, attempt: i, err: (await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '')).trim() }, 'overlay mount refused; retrying');
       await sleep(250 * i);
-      r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+      r = await this.sp.run('sh', args, { cwd: dir, output: join(dir, 'console.log') });
     }
     if (r.code !== 0) {
+      if (r.code === 33) {
+        const why = await fsp.readFile(join(dir, 'netns.err'), 'utf8').catch(() => '');
+        throw new Error(`creating the server's network namespace failed: ${why.trim().slice(0, 300) || 'ip exited with an error'}`);
+      }
       if (r.code === 32) {
         const why = await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '');
         throw new Error(`mounting the server's root failed: ${why.trim().slice(0, 300) || 'mount exited 32'}`);
@@ -337,7 +346,6 @@ export class ContainerDriver implements ComputeDriver {
         st.config_drive_hash = cdHash;
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
-      await this.netns.ensure(this.netnsName(id));
       const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
         .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
@@ -356,11 +364,14 @@ export class ContainerDriver implements ComputeDriver {
         await this.writeState(st);
       }
       const wantRunning = d.power !== 'stopped';
+      if (wantRunning && (s === 'stopped' || s === 'created')) {
+        await this.removeContainer(id, true);
+        s = 'missing';
+      }
+      // the network namespace: made by the container's start command when one starts (userns
+      // servers need it before, for their sysctls), on its own otherwise
+      if (!(wantRunning && s === 'missing') || usernsWanted(d.flavor)) await this.netns.ensure(this.netnsName(id));
       if (wantRunning) {
-        if (s === 'stopped' || s === 'created') {
-          await this.removeContainer(id, true);
-          s = 'missing';
-        }
         if (s === 'missing') {
           await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
           s = 'running';

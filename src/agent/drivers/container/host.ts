@@ -48,8 +48,8 @@ export class NetnsBatcher {
     const file = join(this.tmpDir, `netns-${randomBytes(6).toString('hex')}`);
     void (async () => {
       await fsp.writeFile(file, script);
-      // loopback up with nsenter --net: unlike `ip netns exec`, it does not copy the mount table
-      const r = await this.sp.run('sh', ['-c', 'ip -force -batch "$0"; for n do nsenter --net=/run/netns/$n ip link set lo up || exit 1; done', file, ...names]);
+      // loopback up with ip -n (setns only): unlike `ip netns exec`, it does not copy the mount table
+      const r = await this.sp.run('sh', ['-c', 'ip -force -batch "$0"; for n do ip -n "$n" link set lo up || exit 1; done', file, ...names]);
       await fsp.rm(file, { force: true });
       for (const b of batch) {
         if (await exists(`${NETNS_DIR}/${b.name}`)) b.resolve();
