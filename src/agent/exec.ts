@@ -59,6 +59,19 @@ export async function runOk(cmd: string, args: string[], o: RunOptions = {}): Pr
   return r;
 }
 
+export interface SpawnOptions {
+  cwd?: string;
+  /** A file both stdout and stderr are appended to. */
+  output?: string;
+  timeoutSec?: number;
+  /**
+   * A shell fragment the job's own shell runs first (in `cwd`, outside the
+   * timeout: for a few quick commands that would otherwise cost a shell of
+   * their own); the command runs only when it succeeds. Trusted text only.
+   */
+  guard?: string;
+}
+
 // The spawner's loop: each line is "<id>\t<command line>"; each command runs in the
 // background, its stdout discarded (unless it redirects), its stderr written to
 // the file "$0/<id>" (the runner's own directory; read and removed by Node on the
@@ -138,9 +151,10 @@ export class Spawner {
    * Runs `cmd args` (no shell interpretation of the arguments); `cwd` and
    * `output` (a file both stdout and stderr are appended to) are optional.
    */
-  run(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+  run(cmd: string, args: string[], o: SpawnOptions = {}): Promise<RunResult> {
     const line = [
       o.cwd ? `cd ${shQuote(o.cwd)} &&` : '',
+      o.guard ? `{ ${o.guard}; } &&` : '',
       // coreutils timeout: SIGTERM after the limit, SIGKILL 5 s later
       `timeout -k 5 ${o.timeoutSec ?? 120}`,
       [cmd, ...args].map(shQuote).join(' '),
@@ -154,7 +168,7 @@ export class Spawner {
     });
   }
 
-  async runOk(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+  async runOk(cmd: string, args: string[], o: SpawnOptions = {}): Promise<RunResult> {
     const r = await this.run(cmd, args, o);
     if (r.code !== 0) throw new CommandError(cmd, args, r);
     return r;

@@ -29,7 +29,8 @@ import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { permanent } from '../../errors.ts';
-import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
+import { alive, deleteNetns, exists, FifoPool, isMountPoint, NETNS_DIR, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
+import { CONSOLE_INPUT } from './console.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
 import { buildSpec } from './spec.ts';
@@ -81,6 +82,7 @@ export class ContainerDriver implements ComputeDriver {
   private readonly images: ImageStore;
   private readonly sp = new Spawner();
   private readonly netns: NetnsBatcher;
+  private readonly fifos: FifoPool;
   private readonly runcRoot: string;
   private readonly serversDir: string;
   private readonly hardening: Hardening;
@@ -91,6 +93,7 @@ export class ContainerDriver implements ComputeDriver {
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
+    this.fifos = new FifoPool(this.sp, join(o.stateDir, 'tmp'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
   }
 
@@ -256,23 +259,26 @@ export class ContainerDriver implements ComputeDriver {
   private async startContainer(id: string, lowers: string[]): Promise<void> {
     const dir = this.dir(id);
     const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
-    // the network namespace, when missing, is made by the same command (one job of the command
-    // runner per boot): in the host's mount namespace, before unshare
-    const netns = 'if [ ! -e "/run/netns/$0" ]; then { ip netns add "$0" && ip -n "$0" link set lo up; } 2>netns.err || exit 33; fi; exec "$@"';
-    // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never blocks
-    const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p console.in ] || mkfifo -m 600 console.in; exec "$@" <>console.in';
+    const ns = this.netnsName(id);
+    // the network namespace, when missing, is made by the same job of the command runner (one job per
+    // boot, no shell of its own), in the host's mount namespace; a half-made one is removed again
+    const guard = `[ -e ${NETNS_DIR}/${ns} ] || { ip netns add ${ns} && ip -n ${ns} link set lo up || { ip netns del ${ns}; false; }; } 2>netns.err`;
+    // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never
+    // blocks; made ahead by the FIFO pool (the mkfifo here is for a pool that failed)
+    await this.fifos.place(join(dir, CONSOLE_INPUT)).catch((err: Error) => this.o.log.warn({ server: id, err: err.message }, 'console FIFO not made ahead'));
+    const script = `mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p ${CONSOLE_INPUT} ] || mkfifo -m 600 ${CONSOLE_INPUT}; exec "$@" <>${CONSOLE_INPUT}`;
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
-    const args = ['-c', netns, this.netnsName(id), 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc];
+    const args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
-    let r = await this.sp.run('sh', args, { cwd: dir, output: join(dir, 'console.log') });
+    let r = await this.sp.run('unshare', args, { cwd: dir, output: join(dir, 'console.log'), guard });
     // the previous container's mount namespace (and its overlay) may still be going away: try again a little later
     for (let i = 1; r.code === 32 && i <= 4; i++) {
       this.o.log.warn({ server: id, attempt: i, err: (await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '')).trim() }, 'overlay mount refused; retrying');
       await sleep(250 * i);
-      r = await this.sp.run('sh', args, { cwd: dir, output: join(dir, 'console.log') });
+      r = await this.sp.run('unshare', args, { cwd: dir, output: join(dir, 'console.log'), guard });
     }
     if (r.code !== 0) {
-      if (r.code === 33) {
+      if (!(await exists(`${NETNS_DIR}/${ns}`))) {
         const why = await fsp.readFile(join(dir, 'netns.err'), 'utf8').catch(() => '');
         throw new Error(`creating the server's network namespace failed: ${why.trim().slice(0, 300) || 'ip exited with an error'}`);
       }

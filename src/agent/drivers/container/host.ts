@@ -61,6 +61,48 @@ export class NetnsBatcher {
   }
 }
 
+/**
+ * FIFOs made ahead, many per `mkfifo` (on these machines a process costs
+ * milliseconds, a FIFO nothing): each server's console input is one of them,
+ * renamed into its directory. The pool lives in the agent's tmp directory,
+ * which the image store empties at start.
+ */
+export class FifoPool {
+  private readonly sp: Spawner;
+  private readonly dir: string;
+  private readonly batch: number;
+  private ready: string[] = [];
+  private filling: Promise<void> | null = null;
+  constructor(sp: Spawner, dir: string, batch = 32) {
+    this.sp = sp;
+    this.dir = dir;
+    this.batch = batch;
+  }
+
+  /** Puts a FIFO (mode 0600) at `dest` unless something is there already. */
+  async place(dest: string): Promise<void> {
+    if (await exists(dest)) return;
+    for (;;) {
+      const f = this.ready.pop();
+      if (f) {
+        await fsp.rename(f, dest);
+        return;
+      }
+      this.filling ??= this.fill().finally(() => {
+        this.filling = null;
+      });
+      await this.filling;
+    }
+  }
+
+  private async fill(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const names = Array.from({ length: this.batch }, () => join(this.dir, `fifo-${randomBytes(6).toString('hex')}`));
+    await this.sp.runOk('mkfifo', ['-m', '600', ...names]);
+    this.ready.push(...names);
+  }
+}
+
 export async function deleteNetns(sp: Spawner, name: string): Promise<void> {
   if (!(await exists(`${NETNS_DIR}/${name}`))) return;
   const r = await sp.run('ip', ['netns', 'del', name]);
