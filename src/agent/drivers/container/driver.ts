@@ -93,7 +93,7 @@ export class ContainerDriver implements ComputeDriver {
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
-    this.fifos = new FifoPool(this.sp, join(o.stateDir, 'tmp'));
+    this.fifos = new FifoPool(this.sp, join(o.stateDir, 'fifos'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
   }
 
@@ -120,6 +120,7 @@ export class ContainerDriver implements ComputeDriver {
     await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await fsp.mkdir(this.runcRoot, { recursive: true, mode: 0o700 });
     await this.images.init();
+    await this.fifos.clear();
     // runc containers with no server directory: a crash between directory removal and runc delete cannot
     // happen (the directory goes last), but a state directory copied by hand could leave some.
     for (const id of await fsp.readdir(this.runcRoot).catch(() => [] as string[])) {

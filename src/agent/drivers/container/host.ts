@@ -64,8 +64,8 @@ export class NetnsBatcher {
 /**
  * FIFOs made ahead, many per `mkfifo` (on these machines a process costs
  * milliseconds, a FIFO nothing): each server's console input is one of them,
- * renamed into its directory. The pool lives in the agent's tmp directory,
- * which the image store empties at start.
+ * renamed into its directory. The pool has a directory of its own
+ * (STATE_DIR/fifos), emptied at start.
  */
 export class FifoPool {
   private readonly sp: Spawner;
@@ -77,6 +77,12 @@ export class FifoPool {
     this.sp = sp;
     this.dir = dir;
     this.batch = batch;
+  }
+
+  /** Drops what an earlier agent left made ahead. */
+  async clear(): Promise<void> {
+    this.ready = [];
+    await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
   /** Puts a FIFO (mode 0600) at `dest` unless something is there already. */
