@@ -1,7 +1,7 @@
 // Running host commands (runc, ip, mount...): no shell, bounded output, a
 // timeout, and errors that carry the command's own message.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,10 +112,19 @@ export class Spawner {
   private buf = '';
   /** Where the commands' stderr goes, one file per command until its answer is read. */
   private errDir: string | null = null;
+  private readonly ownDir: string | undefined;
+
+  /** `dir`: the directory for the commands' stderr files (its own, made here); a fresh temp directory when not given. */
+  constructor(dir?: string) {
+    this.ownDir = dir;
+  }
 
   private ensure() {
     if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
-    this.errDir ??= mkdtempSync(join(tmpdir(), 'stratus-spawner-'));
+    if (!this.errDir) {
+      if (this.ownDir) mkdirSync(this.ownDir, { recursive: true, mode: 0o700 });
+      this.errDir = this.ownDir ?? mkdtempSync(join(tmpdir(), 'stratus-spawner-'));
+    }
     const errDir = this.errDir;
     const child = spawn('/bin/sh', ['-c', SPAWNER, errDir], { stdio: ['pipe', 'pipe', 'ignore'] });
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {

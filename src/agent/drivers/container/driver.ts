@@ -80,7 +80,7 @@ export class ContainerDriver implements ComputeDriver {
   readonly serves = { [SERVER_KIND]: ['container'] };
   private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
   private readonly images: ImageStore;
-  private readonly sp = new Spawner();
+  private readonly sp: Spawner;
   private readonly netns: NetnsBatcher;
   private readonly fifos: FifoPool;
   private readonly runcRoot: string;
@@ -90,6 +90,8 @@ export class ContainerDriver implements ComputeDriver {
   constructor(o: ContainerDriverOptions) {
     this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
     this.images = new ImageStore(o.stateDir);
+    // the command runner's stderr files: in the state directory (a killed agent leaves nothing in /tmp)
+    this.sp = new Spawner(join(o.stateDir, 'spawner'));
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
