@@ -1,6 +1,10 @@
 // Running host commands (runc, ip, mount...): no shell, bounded output, a
 // timeout, and errors that carry the command's own message.
 import { spawn, type StdioOptions } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { shQuote } from '../common/text.ts';
 
 export interface RunResult { code: number; signal: string | null; stdout: string; stderr: string }
@@ -55,48 +59,91 @@ export async function runOk(cmd: string, args: string[], o: RunOptions = {}): Pr
   return r;
 }
 
+export interface SpawnOptions {
+  cwd?: string;
+  /** A file both stdout and stderr are appended to. */
+  output?: string;
+  timeoutSec?: number;
+  /**
+   * A shell fragment the job's own shell runs first (in `cwd`, outside the
+   * timeout: for a few quick commands that would otherwise cost a shell of
+   * their own); the command runs only when it succeeds. Trusted text only.
+   */
+  guard?: string;
+}
+
 // The spawner's loop: each line is "<id>\t<command line>"; each command runs in the
-// background, its stdout discarded (unless it redirects), its exit status and the
-// first 400 bytes of its stderr (one line) reported as "<id> <status> <message>".
+// background, its stdout discarded (unless it redirects), its stderr written to
+// the file "$0/<id>" (the runner's own directory; read and removed by Node on the
+// answer), its exit status reported as "<id> <status>". No command substitution
+// for the stderr: every process less counts when a burst of boots forks dozens.
 // `jobs` reaps the background jobs that ended.
 const SPAWNER = `
 while IFS= read -r line; do
   id=\${line%%\t*}; cmd=\${line#*\t}
-  {
-    err=$(eval "$cmd" 2>&1 >/dev/null </dev/null); rc=$?
-    if [ $rc -ne 0 ]; then err=$(printf '%s' "$err" | tr '\\n\\t' '  ' | cut -c1-400); else err=; fi
-    printf '%s %s %s\\n' "$id" "$rc" "$err"
-  } &
+  { eval "$cmd" 2>"$0/$id" >/dev/null </dev/null; printf '%s %s\\n' "$id" $?; } &
   jobs >/dev/null
 done
 `;
+
+/** The first 400 bytes of a command's stderr, on one line. */
+async function readErr(file: string): Promise<string> {
+  const fh = await fsp.open(file, 'r').catch(() => null);
+  if (!fh) return '';
+  try {
+    const buf = Buffer.alloc(400);
+    const { bytesRead } = await fh.read(buf, 0, 400, 0);
+    return buf.subarray(0, bytesRead).toString('utf8').trimEnd().replace(/[\n\t]/g, ' ');
+  } finally {
+    await fh.close();
+  }
+}
 
 /**
  * Runs status-only commands (mount, runc, ip...) through one long-lived /bin/sh.
  * Forking a large Node process costs milliseconds of the event loop per spawn;
  * forking a small shell costs next to nothing, so a burst of container boots
- * pays for the commands themselves only.
+ * pays for the commands themselves only (plus one fork of the shell per command).
  */
 export class Spawner {
   private child: import('node:child_process').ChildProcess | null = null;
   private readonly pending = new Map<number, (r: RunResult) => void>();
   private seq = 0;
   private buf = '';
+  /** Where the commands' stderr goes, one file per command until its answer is read. */
+  private errDir: string | null = null;
+  private readonly ownDir: string | undefined;
+
+  /** `dir`: the directory for the commands' stderr files (its own, made here); a fresh temp directory when not given. */
+  constructor(dir?: string) {
+    this.ownDir = dir;
+  }
 
   private ensure() {
     if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
-    const child = spawn('/bin/sh', ['-c', SPAWNER], { stdio: ['pipe', 'pipe', 'ignore'] });
+    if (!this.errDir) {
+      if (this.ownDir) mkdirSync(this.ownDir, { recursive: true, mode: 0o700 });
+      this.errDir = this.ownDir ?? mkdtempSync(join(tmpdir(), 'stratus-spawner-'));
+    }
+    const errDir = this.errDir;
+    const child = spawn('/bin/sh', ['-c', SPAWNER, errDir], { stdio: ['pipe', 'pipe', 'ignore'] });
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.buf += d;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 1);
-        const m = /^(\d+) (\d+) ?(.*)$/.exec(line);
+        const m = /^(\d+) (\d+)$/.exec(line);
         if (!m) continue;
-        const done = this.pending.get(Number(m[1]));
-        this.pending.delete(Number(m[1]));
-        done?.({ code: Number(m[2]), signal: null, stdout: '', stderr: m[3] ?? '' });
+        const id = Number(m[1]);
+        const code = Number(m[2]);
+        const done = this.pending.get(id);
+        this.pending.delete(id);
+        const file = join(errDir, String(id));
+        void (code === 0 ? Promise.resolve('') : readErr(file)).then((stderr) => {
+          void fsp.rm(file, { force: true });
+          done?.({ code, signal: null, stdout: '', stderr });
+        });
       }
     });
     child.on('exit', () => {
@@ -113,9 +160,10 @@ export class Spawner {
    * Runs `cmd args` (no shell interpretation of the arguments); `cwd` and
    * `output` (a file both stdout and stderr are appended to) are optional.
    */
-  run(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+  run(cmd: string, args: string[], o: SpawnOptions = {}): Promise<RunResult> {
     const line = [
       o.cwd ? `cd ${shQuote(o.cwd)} &&` : '',
+      o.guard ? `{ ${o.guard}; } &&` : '',
       // coreutils timeout: SIGTERM after the limit, SIGKILL 5 s later
       `timeout -k 5 ${o.timeoutSec ?? 120}`,
       [cmd, ...args].map(shQuote).join(' '),
@@ -129,7 +177,7 @@ export class Spawner {
     });
   }
 
-  async runOk(cmd: string, args: string[], o: { cwd?: string; output?: string; timeoutSec?: number } = {}): Promise<RunResult> {
+  async runOk(cmd: string, args: string[], o: SpawnOptions = {}): Promise<RunResult> {
     const r = await this.run(cmd, args, o);
     if (r.code !== 0) throw new CommandError(cmd, args, r);
     return r;
@@ -138,5 +186,8 @@ export class Spawner {
   close(): void {
     this.child?.stdin?.end();
     this.child = null;
+    // files of commands still running go with it; their answers are not waited for
+    if (this.errDir) rmSync(this.errDir, { recursive: true, force: true });
+    this.errDir = null;
   }
 }

@@ -29,10 +29,12 @@ import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { permanent } from '../../errors.ts';
-import { alive, deleteNetns, exists, isMountPoint, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
+import { alive, deleteNetns, exists, FifoPool, isMountPoint, NETNS_DIR, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
+import { CONSOLE_INPUT } from './console.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
 import { buildSpec } from './spec.ts';
+import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 
 export interface ContainerDriverOptions {
@@ -78,8 +80,9 @@ export class ContainerDriver implements ComputeDriver {
   readonly serves = { [SERVER_KIND]: ['container'] };
   private readonly o: Required<Omit<ContainerDriverOptions, 'log' | 'fetchImage'>> & Pick<ContainerDriverOptions, 'log' | 'fetchImage'>;
   private readonly images: ImageStore;
-  private readonly sp = new Spawner();
+  private readonly sp: Spawner;
   private readonly netns: NetnsBatcher;
+  private readonly fifos: FifoPool;
   private readonly runcRoot: string;
   private readonly serversDir: string;
   private readonly hardening: Hardening;
@@ -87,9 +90,12 @@ export class ContainerDriver implements ComputeDriver {
   constructor(o: ContainerDriverOptions) {
     this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
     this.images = new ImageStore(o.stateDir);
+    // the command runner's stderr files: in the state directory (a killed agent leaves nothing in /tmp)
+    this.sp = new Spawner(join(o.stateDir, 'spawner'));
     this.runcRoot = join(o.stateDir, 'runc');
     this.serversDir = join(o.stateDir, 'servers');
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
+    this.fifos = new FifoPool(this.sp, join(o.stateDir, 'fifos'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
   }
 
@@ -116,6 +122,7 @@ export class ContainerDriver implements ComputeDriver {
     await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await fsp.mkdir(this.runcRoot, { recursive: true, mode: 0o700 });
     await this.images.init();
+    await this.fifos.clear();
     // runc containers with no server directory: a crash between directory removal and runc delete cannot
     // happen (the directory goes last), but a state directory copied by hand could leave some.
     for (const id of await fsp.readdir(this.runcRoot).catch(() => [] as string[])) {
@@ -255,18 +262,29 @@ export class ContainerDriver implements ComputeDriver {
   private async startContainer(id: string, lowers: string[]): Promise<void> {
     const dir = this.dir(id);
     const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
-    // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never blocks
-    const script = 'mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p console.in ] || mkfifo -m 600 console.in; exec "$@" <>console.in';
+    const ns = this.netnsName(id);
+    // the network namespace, when missing, is made by the same job of the command runner (one job per
+    // boot, no shell of its own), in the host's mount namespace; a half-made one is removed again
+    const guard = `[ -e ${NETNS_DIR}/${ns} ] || { ip netns add ${ns} && ip -n ${ns} link set lo up || { ip netns del ${ns}; false; }; } 2>netns.err`;
+    // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never
+    // blocks; made ahead by the FIFO pool (the mkfifo here is for a pool that failed)
+    await this.fifos.place(join(dir, CONSOLE_INPUT)).catch((err: Error) => this.o.log.warn({ server: id, err: err.message }, 'console FIFO not made ahead'));
+    const script = `mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p ${CONSOLE_INPUT} ] || mkfifo -m 600 ${CONSOLE_INPUT}; exec "$@" <>${CONSOLE_INPUT}`;
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
+    const args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
-    let r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+    let r = await this.sp.run('unshare', args, { cwd: dir, output: join(dir, 'console.log'), guard });
     // the previous container's mount namespace (and its overlay) may still be going away: try again a little later
     for (let i = 1; r.code === 32 && i <= 4; i++) {
       this.o.log.warn({ server: id, attempt: i, err: (await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '')).trim() }, 'overlay mount refused; retrying');
       await sleep(250 * i);
-      r = await this.sp.run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc], { cwd: dir, output: join(dir, 'console.log') });
+      r = await this.sp.run('unshare', args, { cwd: dir, output: join(dir, 'console.log'), guard });
     }
     if (r.code !== 0) {
+      if (!(await exists(`${NETNS_DIR}/${ns}`))) {
+        const why = await fsp.readFile(join(dir, 'netns.err'), 'utf8').catch(() => '');
+        throw new Error(`creating the server's network namespace failed: ${why.trim().slice(0, 300) || 'ip exited with an error'}`);
+      }
       if (r.code === 32) {
         const why = await fsp.readFile(join(dir, 'mount.err'), 'utf8').catch(() => '');
         throw new Error(`mounting the server's root failed: ${why.trim().slice(0, 300) || 'mount exited 32'}`);
@@ -337,7 +355,6 @@ export class ContainerDriver implements ComputeDriver {
         st.config_drive_hash = cdHash;
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
-      await this.netns.ensure(this.netnsName(id));
       const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
         .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
@@ -356,11 +373,14 @@ export class ContainerDriver implements ComputeDriver {
         await this.writeState(st);
       }
       const wantRunning = d.power !== 'stopped';
+      if (wantRunning && (s === 'stopped' || s === 'created')) {
+        await this.removeContainer(id, true);
+        s = 'missing';
+      }
+      // the network namespace: made by the container's start command when one starts (userns
+      // servers need it before, for their sysctls), on its own otherwise
+      if (!(wantRunning && s === 'missing') || usernsWanted(d.flavor)) await this.netns.ensure(this.netnsName(id));
       if (wantRunning) {
-        if (s === 'stopped' || s === 'created') {
-          await this.removeContainer(id, true);
-          s = 'missing';
-        }
         if (s === 'missing') {
           await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
           s = 'running';

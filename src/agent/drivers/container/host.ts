@@ -48,8 +48,8 @@ export class NetnsBatcher {
     const file = join(this.tmpDir, `netns-${randomBytes(6).toString('hex')}`);
     void (async () => {
       await fsp.writeFile(file, script);
-      // loopback up with nsenter --net: unlike `ip netns exec`, it does not copy the mount table
-      const r = await this.sp.run('sh', ['-c', 'ip -force -batch "$0"; for n do nsenter --net=/run/netns/$n ip link set lo up || exit 1; done', file, ...names]);
+      // loopback up with ip -n (setns only): unlike `ip netns exec`, it does not copy the mount table
+      const r = await this.sp.run('sh', ['-c', 'ip -force -batch "$0"; for n do ip -n "$n" link set lo up || exit 1; done', file, ...names]);
       await fsp.rm(file, { force: true });
       for (const b of batch) {
         if (await exists(`${NETNS_DIR}/${b.name}`)) b.resolve();
@@ -58,6 +58,54 @@ export class NetnsBatcher {
     })().catch((err: Error) => {
       for (const b of batch) b.reject(err);
     });
+  }
+}
+
+/**
+ * FIFOs made ahead, many per `mkfifo` (on these machines a process costs
+ * milliseconds, a FIFO nothing): each server's console input is one of them,
+ * renamed into its directory. The pool has a directory of its own
+ * (STATE_DIR/fifos), emptied at start.
+ */
+export class FifoPool {
+  private readonly sp: Spawner;
+  private readonly dir: string;
+  private readonly batch: number;
+  private ready: string[] = [];
+  private filling: Promise<void> | null = null;
+  constructor(sp: Spawner, dir: string, batch = 32) {
+    this.sp = sp;
+    this.dir = dir;
+    this.batch = batch;
+  }
+
+  /** Drops what an earlier agent left made ahead. */
+  async clear(): Promise<void> {
+    this.ready = [];
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Puts a FIFO (mode 0600) at `dest` unless something is there already. */
+  async place(dest: string): Promise<void> {
+    if (await exists(dest)) return;
+    for (;;) {
+      const f = this.ready.pop();
+      if (f) {
+        await fsp.rename(f, dest);
+        return;
+      }
+      this.filling ??= this.fill().finally(() => {
+        this.filling = null;
+      });
+      await this.filling;
+    }
+  }
+
+  private async fill(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const names = Array.from({ length: this.batch }, () => join(this.dir, `fifo-${randomBytes(6).toString('hex')}`));
+    await this.sp.runOk('mkfifo', ['-m', '600', ...names]);
+    this.ready.push(...names);
   }
 }
 
