@@ -106,6 +106,26 @@ test('ports bound to hosts reach their agents with networks, peers, DHCP and gro
   const bad = await fetch(`${cloud.url}/agent/v1/hosts/wire-h1/report`, { method: 'POST', headers: { 'x-stratus-agent-token': agentToken, 'content-type': 'application/json' }, body: JSON.stringify({ resources: [{ kind: 'port', id: p1.id, version: 1, observed: { state: 'up' } }] }) });
   assert.equal(bad.status, 400);
 
+  // a DHCP subnet's network gets its DHCP port with the first bound device port (not before), once
+  const net2 = await create(call, 'networks', 'network', { name: 'wire-2' });
+  const sub2 = await create(call, 'subnets', 'subnet', { network_id: net2.id, cidr: '10.78.0.0/24', ip_version: 4 });
+  const dhcpOf = async (id: string) => (await call('GET', `/ports?network_id=${id}&device_owner=network:dhcp`)).body.ports;
+  const unbound = await create(call, 'ports', 'port', { network_id: net2.id, device_id: 'srv-d', device_owner: 'compute:nova' });
+  assert.deepEqual(await dhcpOf(net2.id), []);
+  assert.equal((await call('PUT', `/ports/${unbound.id}`, { body: { port: { 'binding:host_id': 'wire-h2' } } })).status, 200);
+  await create(call, 'ports', 'port', { network_id: net2.id, device_id: 'srv-e', device_owner: 'compute:nova', 'binding:host_id': 'wire-h2' });
+  const auto = await dhcpOf(net2.id);
+  assert.equal(auto.length, 1);
+  assert.equal(auto[0].fixed_ips[0].subnet_id, sub2.id);
+  assert.equal((await watch('wire-h2', empty())).networks.get(net2.id).dhcp.port_id, auto[0].id);
+  // deleting the subnet takes the DHCP port's address (and the port, left with none) along; the network goes with its DHCP port
+  for (const p of (await call('GET', `/ports?network_id=${net2.id}`)).body.ports.filter((x: any) => x.device_owner !== 'network:dhcp')) {
+    assert.equal((await call('DELETE', `/ports/${p.id}`)).status, 204);
+  }
+  assert.equal((await call('DELETE', `/subnets/${sub2.id}`)).status, 204);
+  assert.deepEqual(await dhcpOf(net2.id), []);
+  assert.equal((await call('DELETE', `/networks/${net2.id}`)).status, 204);
+
   // the port on h2 goes: h1's network loses its peer (new version), h2 drops everything
   h1 = await watch('wire-h1', h1.next);
   assert.equal((await call('DELETE', `/ports/${p3.id}`)).status, 204);
