@@ -109,7 +109,7 @@ const isDevicePort = (p: { binding_host_id: string; device_id: string; device_ow
  * bound on it: the agents' DHCP server answers there (src/network/kinds.ts).
  * No address left: no DHCP port, the bind goes on.
  */
-async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPrefix: string): Promise<void> {
+export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPrefix: string): Promise<void> {
   if (await tx.selectFrom('network_ports').select('id').where('network_id', '=', networkId).where('device_owner', '=', DHCP_OWNER).executeTakeFirst()) return;
   const subnets = (await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('enable_dhcp', '=', 1).where('ip_version', '=', 4)
     .orderBy('created_at').orderBy('id').execute()) as SubnetRow[];
@@ -130,7 +130,7 @@ async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPrefix: str
   }).execute();
 }
 
-function newMac(prefix: string): string {
+export function newMac(prefix: string): string {
   const b = randomBytes(3);
   return `${prefix}:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
 }

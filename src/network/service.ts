@@ -11,6 +11,7 @@ import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from 
 import { badRequest, renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
 import { networkKinds, type HostAddresses } from './kinds.ts';
+import { serverNetworking, type ServerNetworking } from './server-ports.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
 import { quotaRoutes } from './quotas.ts';
@@ -23,6 +24,8 @@ import { portDef, portRoutes } from './ports.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
+/** Compute's way to its servers' ports (the only in-process interface of the network service besides its kinds). */
+export type { RequestedNetworks, ServerAddress, ServerNetworking } from './server-ports.ts';
 
 /** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
 function holdsNul(body: unknown): boolean {
@@ -47,7 +50,7 @@ export function createNetworkService(o: {
   db: Db; log: Logger; config?: Partial<NetworkConfig>;
   /** Where the network's resource kinds go (the agents make them real) and where hosts' VXLAN endpoints are found. */
   fleet?: { registerKind(kind: ResourceKind): void; hostAddresses: HostAddresses };
-}): { service: Service } {
+}): { service: Service; servers: ServerNetworking } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
   const subnets = new Resources(ctx, subnetDef(ctx));
@@ -68,5 +71,8 @@ export function createNetworkService(o: {
     ...rbacRoutes(ctx, networks),
     ...ipAvailabilityRoutes(ctx),
   ];
-  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup } };
+  return {
+    service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup },
+    servers: serverNetworking(ctx),
+  };
 }
