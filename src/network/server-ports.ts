@@ -8,7 +8,7 @@
 import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
-import { conflict, ipExhausted, NeutronError, notFound } from './errors.ts';
+import { conflict, ipExhausted, notFound } from './errors.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
 import { checkQuota } from './quotas.ts';
@@ -65,9 +65,10 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
       const nets = await usable(o.projectId);
       let asked = o.requested;
       if (asked === 'auto') {
-        // Nova's auto: the project's one usable network (no auto-allocated topology here)
+        // Nova's auto: the project's one usable network; none: no port (there is no auto-allocated topology to make here)
         const candidates = nets.filter((n) => !n.external);
-        if (candidates.length !== 1) throw new NeutronError('BadRequest', 'AutoAllocationFailure', candidates.length ? 'Multiple possible networks found, use a Network ID to be more specific.' : `Unable to automatically allocate a network for project ${o.projectId}`);
+        if (!candidates.length) return [];
+        if (candidates.length > 1) throw conflict('NetworkAmbiguous', 'Multiple possible networks found, use a Network ID to be more specific.');
         asked = [{ uuid: candidates[0]!.id }];
       }
       const made: string[] = [];

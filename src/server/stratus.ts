@@ -86,8 +86,6 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
-  const placement = createPlacement(database.db);
   const network = createNetworkService({
     db: database.db, log: logger, config: o.network,
     // the hosts' VXLAN endpoints: the host_ip each agent registers (compute keeps the host records)
@@ -99,6 +97,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       },
     },
   });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers });
+  const placement = createPlacement(database.db);
   return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service] };
 }
 

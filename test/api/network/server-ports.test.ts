@@ -74,5 +74,5 @@ test('server ports: auto takes the project\'s one network', async () => {
     await servers.release('auto-1', []);
   }
   await create(call, 'networks', 'network', { name: 'second' });
-  await assert.rejects(servers.allocate({ serverId: 'auto-2', projectId, availabilityZone: 'nova', requested: 'auto' }), (e: unknown) => e instanceof NeutronError && e.status === 400);
+  await assert.rejects(servers.allocate({ serverId: 'auto-2', projectId, availabilityZone: 'nova', requested: 'auto' }), (e: unknown) => e instanceof NeutronError && e.status === 409);
 });
