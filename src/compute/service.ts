@@ -61,9 +61,13 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   };
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
-  // a deleted server's ports go (the ones the user gave are kept, detached)
+  // a deleted server's ports go (the ones the user gave are kept, detached); a server sent back to
+  // scheduling (or ERROR) leaves its host, and so do its ports (the next claim binds them again)
   if (network) engine.onServersChanged(async (rows) => {
-    for (const r of rows) if (r.deleted_at !== null) await network.release(r.id, givenPorts(r.requested_networks));
+    for (const r of rows) {
+      if (r.deleted_at !== null) await network.release(r.id, givenPorts(r.requested_networks));
+      else if (r.host === null) await network.bind(r.id, null);
+    }
   });
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
