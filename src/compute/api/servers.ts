@@ -259,7 +259,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     keyData = kp.public_key;
   }
 
-  // networks and security groups: recorded until networking lands
+  // networks: checked here, recorded, and turned into ports after the create (server-ports.ts); security groups: recorded
   const networks: unknown = sv.networks ?? null;
   if (Array.isArray(networks)) {
     const ports = new Set<string>();
