@@ -7,11 +7,16 @@ import * as fsp from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { Agent } from './agent.ts';
+import { Agent, RECONCILERS } from './agent.ts';
 import { AgentClient, ServerList } from './client.ts';
 import { ContainerDriver } from './drivers/container/driver.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
 import { ContainerConsoles } from './drivers/container/console.ts';
+import { NetworkDriver } from './drivers/network/driver.ts';
+import { networkReconcilers } from './drivers/network/reconciler.ts';
+import { run } from './exec.ts';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { consoleProviders, StreamChannel, withStreams } from './stream.ts';
 
 export interface AgentFlags {
@@ -31,6 +36,12 @@ export interface AgentFlags {
   consoleLogMax?: number;
   /** How often every server is observed (ms); not a CLI flag. */
   sweepIntervalMs?: number;
+  /** Serve tenant networks (the network driver: `network`, `port`, `security_group`); default true (`--no-network`: off). */
+  network?: boolean;
+  /** This host's VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from). */
+  underlayIp?: string;
+  /** The namespace holding the network driver's bridges and nft tables (default: the agent's own); tests only. */
+  networkHostNetns?: string | null;
 }
 
 export function readToken(file: string): string {
@@ -51,10 +62,29 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   const streams = new StreamChannel({
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
   });
+  const network = f.network === false ? null : new NetworkDriver({
+    stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null,
+  });
   return withStreams(new Agent({
-    client, drivers: [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
+    client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
+    hostIp: f.underlayIp, reconcilers: network ? { ...RECONCILERS, ...networkReconcilers } : RECONCILERS,
   }), streams);
+}
+
+/**
+ * The address this host's VXLAN traffic leaves from: the source of the route
+ * to the (first) server, 127.0.0.1 when the server is on this host's loopback.
+ */
+export async function underlayFor(server: string | string[]): Promise<string> {
+  const first = (Array.isArray(server) ? server : [server]).flatMap((s) => s.split(',')).map((s) => s.trim()).find(Boolean) ?? '127.0.0.1';
+  const host = new URL(first).hostname.replace(/^\[|\]$/g, '');
+  const addr = isIP(host) ? host : (await lookup(host)).address;
+  if (addr.startsWith('127.') || addr === '::1') return '127.0.0.1';
+  const r = await run('ip', ['-j', 'route', 'get', addr]);
+  const src = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ prefsrc?: string }>)[0]?.prefsrc : undefined;
+  if (!src) throw new Error(`cannot tell this host's underlay address toward ${addr}: give --underlay-ip`);
+  return src;
 }
 
 /** `stratus agent`: runs until SIGTERM/SIGINT; containers keep running when it stops. */
@@ -62,7 +92,8 @@ export async function runAgent(f: AgentFlags): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the agent runs containers: run it as root');
   const log = pino({ level: f.logLevel ?? 'info', base: { service: 'stratus-agent' } });
   await fsp.mkdir(resolve(f.stateDir), { recursive: true, mode: 0o700 });
-  const agent = createAgent(f, log);
+  const underlayIp = f.network === false ? f.underlayIp : f.underlayIp ?? await underlayFor(f.server);
+  const agent = createAgent({ ...f, underlayIp }, log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

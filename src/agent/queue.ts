@@ -31,7 +31,8 @@ export class WorkQueue {
 
   constructor(work: (key: string) => Promise<void>, o: WorkQueueOptions) {
     this.work = work;
-    this.o = { baseDelayMs: 250, maxDelayMs: 30_000, ...o };
+    // an option given as undefined keeps its default (a NaN delay would retry at once, in a tight loop)
+    this.o = { ...o, baseDelayMs: o.baseDelayMs ?? 250, maxDelayMs: o.maxDelayMs ?? 30_000 };
   }
 
   /** Queues `key`; `changed` says its desired state changed (a backoff in progress is cut short). */

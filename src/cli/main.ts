@@ -251,6 +251,8 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--availability-zone <az>', 'availability zone of this host (default: the server\'s default zone)')
   .option('--cgroup-parent <name>', 'cgroup of every container: /<name>/<server id>', 'stratus')
   .option('--console-log-max <bytes>', 'size cap of each server\'s console log', count, 1 << 20)
+  .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
+  .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async (f: AgentFlags) => {
     await (await agentModule()).runAgent(f);

@@ -101,7 +101,7 @@ export interface ComputeApiTables {
     scheduler_hints: Generated<string>;
     /** JSON list of requested security group names. */
     security_groups: Generated<string>;
-    /** JSON: 'auto' | 'none' | list of requested networks; recorded until networking lands. */
+    /** JSON: 'auto' | 'none' | list of requested networks; the ports are made from it at create; the ports the user named are kept at delete. */
     requested_networks: string | null;
     /** Admin's requested host (2.74, or az:host), honoured by the scheduler when set. */
     requested_host: string | null;

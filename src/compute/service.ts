@@ -1,6 +1,8 @@
 // The compute service (Nova v2.1) under /compute: its route table (one module
 // per resource under api/), its policy, and the engine (scheduler, the
 // `server` kind on the fleet's agent API) it records intent for.
+import type { ServerNetworking } from '../network/service.ts';
+import { givenPorts } from './api/server-ports.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { Fleet } from '../fleet/api.ts';
@@ -37,6 +39,8 @@ export interface ComputeDeps {
   /** The agent API compute registers its `server` kind, host registry and image routes with. */
   fleet: Fleet;
   config?: Partial<ComputeConfig>;
+  /** The network service's way to servers' ports (none: `networks` is recorded only). */
+  network?: ServerNetworking;
 }
 
 export interface ComputeService {
@@ -48,14 +52,23 @@ export interface ComputeService {
 }
 
 export function createCompute(deps: ComputeDeps): ComputeService {
-  const engine = createEngine(deps);
+  const network = deps.network ?? null;
+  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string) => network.bind(id, host) } : {}) });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
-    config: { ...defaultComputeConfig, ...deps.config },
+    config: { ...defaultComputeConfig, ...deps.config }, network,
   };
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
+  // a deleted server's ports go (the ones the user gave are kept, detached); a server sent back to
+  // scheduling (or ERROR) leaves its host, and so do its ports (the next claim binds them again)
+  if (network) engine.onServersChanged(async (rows) => {
+    for (const r of rows) {
+      if (r.deleted_at !== null) await network.release(r.id, givenPorts(r.requested_networks));
+      else if (r.host === null) await network.bind(r.id, null);
+    }
+  });
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),

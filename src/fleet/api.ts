@@ -4,8 +4,8 @@
 // registration, serves the long-poll watch over every registered kind (one
 // query per kind per round; a kind's notify wakes the host's watch),
 // dispatches each report to the kind that owns it and carries requests. It
-// knows no kind: compute registers `server`; networks and volumes will
-// register theirs the same way.
+// knows no kind: compute registers `server`, the network service `network`,
+// `port` and `security_group`; volumes will register theirs the same way.
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { ApiError } from '../common/errors.ts';
@@ -169,7 +169,7 @@ export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: 
       // a kind no service here registered is left alone: nothing of it is "gone" because this server does not know it
       if (changed.size || gone.length || requests.length || Date.now() >= deadline || stopping) {
         const resources: Resource[] = [];
-        for (const [k, ids] of changed) resources.push(...await k.desired(ids));
+        for (const [k, ids] of changed) resources.push(...await k.desired(ids, hostname));
         return { resources, gone, requests };
       }
       await signals.wait(hostname, gen, Math.min(deadline - Date.now(), cfg.recheckMs));

@@ -20,8 +20,12 @@ export interface ResourceKind {
   readonly observed: TSchema;
   /** The resources of this kind placed on `hostname`: id -> version. */
   placed(hostname: string): Promise<Map<string, number>>;
-  /** The full desired state of these resources (ids the kind no longer has are left out). */
-  desired(ids: string[]): Promise<Resource[]>;
+  /**
+   * The full desired state of these resources (ids the kind no longer has are
+   * left out), as `hostname` must make them (a network's spec differs per
+   * host: its peers, its DHCP).
+   */
+  desired(ids: string[], hostname: string): Promise<Resource[]>;
   /** Takes the host's reports about resources of this kind; reports about resources not placed on the host change nothing. */
   report(hostname: string, reports: ResourceReport[]): Promise<void>;
   /** Requests waiting for `hostname`. */

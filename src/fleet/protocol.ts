@@ -11,13 +11,13 @@
 // `X-Stratus-Agent-Token` header.
 //
 // A resource is `{kind, id, version, spec}`: the service that owns the kind
-// (compute owns `server`; networks, ports, security groups, routers, DHCP,
-// volumes and bare-metal nodes come next) builds the spec, bumps the version
+// (compute owns `server`, the network service `network`, `port` and
+// `security_group` since 2.1; routers, volumes and bare-metal nodes come next) builds the spec, bumps the version
 // whenever the agent must act, and turns the agent's reports into its own
 // state. The fleet itself knows no kind.
 
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
-export const PROTOCOL_VERSION = '2.0';
+export const PROTOCOL_VERSION = '2.1';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 
@@ -39,6 +39,7 @@ export interface HostInfo {
   vcpus: number;
   memory_mb: number;
   disk_gb: number;
+  /** The host's address; since 2.1 also its VXLAN endpoint (the network kinds' peers reach it there). */
   host_ip?: string;
   /** The agent's software version (shown as the service's version). */
   version: string;

@@ -105,6 +105,9 @@ function networkView(ctx: NetworkContext, r: NetworkRow, tags: string[], subnets
 }
 
 /** A network without ports and what hangs on it (subnets, tags, its VNI or flat physnet); in the caller's transaction. */
+/** The device owner of a network's DHCP port. */
+export const DHCP_OWNER = 'network:dhcp';
+
 export async function removeNetwork(tx: Kysely<any>, id: string): Promise<void> {
   const subnets = (await tx.selectFrom('network_subnets').select('id').where('network_id', '=', id).execute()).map((s) => s.id);
   if (subnets.length) {
@@ -214,8 +217,16 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         await db.transaction().execute(async (tx) => {
           const row = await networks.findOwn(cred, id, 'delete_network', tx);
           if (expected !== null && row.revision_number !== expected) await bumpRevision(tx, 'network_networks', id, expected, 'network');
-          const port = await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).executeTakeFirst();
+          // the network's own DHCP ports go with it (Neutron's auto-deleted owners); any other port keeps it
+          const port = await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).where('device_owner', '!=', DHCP_OWNER).executeTakeFirst();
           if (port) throw networkInUse(id);
+          const dhcp = (await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).execute()).map((r) => r.id);
+          if (dhcp.length) {
+            await tx.deleteFrom('network_ip_allocations').where('port_id', 'in', dhcp).execute();
+            await tx.deleteFrom('network_port_security_groups').where('port_id', 'in', dhcp).execute();
+            await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', 'in', dhcp).execute();
+            await tx.deleteFrom('network_ports').where('id', 'in', dhcp).execute();
+          }
           await removeNetwork(tx, id);
         });
       },

@@ -15,7 +15,7 @@ import { conflict, invalidAttr, ipExhausted, macInUse, NeutronError, notFound, p
 import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.ts';
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
-import type { NetworkRow } from './networks.ts';
+import { DHCP_OWNER, type NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -99,7 +99,38 @@ function portView(r: PortRow, tags: string[], fixedIps: FixedIp[], groups: strin
   return v;
 }
 
-function newMac(prefix: string): string {
+/** A port the agents plug: bound to a host and owned by a device (not one of the network's own `network:*` ports). */
+const isDevicePort = (p: { binding_host_id: string; device_id: string; device_owner: string }) =>
+  p.binding_host_id !== '' && p.device_id !== '' && !p.device_owner.startsWith('network:');
+
+/**
+ * Gives the network its DHCP port (Neutron's `network:dhcp`, an address on
+ * its first DHCP-enabled IPv4 subnet) when it has none, once a device port is
+ * bound on it: the agents' DHCP server answers there (src/network/kinds.ts).
+ * No address left: no DHCP port, the bind goes on.
+ */
+export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPrefix: string): Promise<void> {
+  if (await tx.selectFrom('network_ports').select('id').where('network_id', '=', networkId).where('device_owner', '=', DHCP_OWNER).executeTakeFirst()) return;
+  const subnets = (await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('enable_dhcp', '=', 1).where('ip_version', '=', 4)
+    .orderBy('created_at').orderBy('id').execute()) as SubnetRow[];
+  if (!subnets.length) return;
+  const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', networkId).executeTakeFirstOrThrow();
+  const id = uuid();
+  const mac = newMac(macPrefix);
+  try {
+    await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: DHCP_OWNER, requested: [{ subnet_id: subnets[0]!.id }] });
+  } catch (err) {
+    if (err instanceof NeutronError && err.type === 'IpAddressGenerationFailure') return;
+    throw err;
+  }
+  await tx.insertInto('network_ports').values({
+    ...newStandard(id, net.project_id, undefined), network_id: networkId, name: '', mac_address: mac, admin_state_up: 1, status: 'ACTIVE',
+    device_id: `dhcp${networkId}`, device_owner: DHCP_OWNER, port_security_enabled: 0, allowed_address_pairs: '[]',
+    binding_host_id: '', binding_vnic_type: 'normal', binding_vif_type: 'unbound', binding_profile: '{}', binding_vif_details: '{}', dns_name: '',
+  }).execute();
+}
+
+export function newMac(prefix: string): string {
   const b = randomBytes(3);
   return `${prefix}:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
 }
@@ -198,6 +229,9 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           }).execute();
           await allocate(tx, { networkId: net.id, subnets: await subnetsOf(tx, net.id), portId: id, mac, deviceOwner: b.device_owner ?? '', requested: b.fixed_ips });
           await setGroups(tx, id, groupIds);
+          if (isDevicePort({ binding_host_id: b['binding:host_id'] ?? '', device_id: b.device_id ?? '', device_owner: b.device_owner ?? '' })) {
+            await ensureDhcpPort(tx, net.id, ctx.config.macPrefix);
+          }
         }), () => ipExhausted(net.id));
         return id;
       },
@@ -246,6 +280,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           if (dnsName !== undefined) set.dns_name = dnsName;
           await tx.updateTable('network_ports').set(set).where('id', '=', id).execute();
           await setGroups(tx, id, groupIds);
+          if (isDevicePort({ ...row, ...set })) await ensureDhcpPort(tx, row.network_id, ctx.config.macPrefix);
           if (b.fixed_ips !== undefined) {
             // keep what the request names and the port holds; release the rest; allocate what is new
             const held = (await fixedIpsOf(tx, [id])).get(id)!;

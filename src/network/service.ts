@@ -1,13 +1,17 @@
 // The network service (Neutron v2.0) under /network: its route table, policy
-// and error envelope. Routers, floating IPs and the data plane come later;
-// they reference ports and subnets by id and take addresses through ipam.ts.
+// and error envelope, and the resource kinds the agents make real (kinds.ts).
+// Routers and floating IPs come later; they reference ports and subnets by id
+// and take addresses through ipam.ts.
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Service } from '../http/service.ts';
+import type { ResourceKind } from '../fleet/kinds.ts';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
 import { badRequest, renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
+import { networkKinds, type HostAddresses } from './kinds.ts';
+import { serverNetworking, type ServerNetworking } from './server-ports.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
 import { quotaRoutes } from './quotas.ts';
@@ -20,6 +24,8 @@ import { portDef, portRoutes } from './ports.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
+/** Compute's way to its servers' ports (the only in-process interface of the network service besides its kinds). */
+export type { RequestedNetworks, ServerAddress, ServerNetworking } from './server-ports.ts';
 
 /** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
 function holdsNul(body: unknown): boolean {
@@ -40,7 +46,11 @@ function setup(app: FastifyInstance): void {
   });
 }
 
-export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<NetworkConfig> }): { service: Service } {
+export function createNetworkService(o: {
+  db: Db; log: Logger; config?: Partial<NetworkConfig>;
+  /** Where the network's resource kinds go (the agents make them real) and where hosts' VXLAN endpoints are found. */
+  fleet?: { registerKind(kind: ResourceKind): void; hostAddresses: HostAddresses };
+}): { service: Service; servers: ServerNetworking } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
   const subnets = new Resources(ctx, subnetDef(ctx));
@@ -49,6 +59,7 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
   const rules = new Resources(ctx, ruleDef());
   const addressGroups = new Resources(ctx, addressGroupDef(ctx));
   const ports = new Resources(ctx, portDef(ctx));
+  if (o.fleet) for (const k of networkKinds({ db: o.db, log: o.log, hostAddresses: o.fleet.hostAddresses })) o.fleet.registerKind(k);
   const routes = [
     ...discoveryRoutes(EXTENSIONS),
     ...networkRoutes(ctx, networks),
@@ -60,5 +71,8 @@ export function createNetworkService(o: { db: Db; log: Logger; config?: Partial<
     ...rbacRoutes(ctx, networks),
     ...ipAvailabilityRoutes(ctx),
   ];
-  return { service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup } };
+  return {
+    service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup },
+    servers: serverNetworking(ctx),
+  };
 }

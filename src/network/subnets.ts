@@ -11,7 +11,7 @@ import {
   cidrRange, formatCidr, formatIp, hostRange, inCidr, parseCidr, parseIp, rangesOverlap, subtract, type Cidr, type Range,
 } from './ipnet.ts';
 import type { View } from './list.ts';
-import type { NetworkRow } from './networks.ts';
+import { DHCP_OWNER, type NetworkRow } from './networks.ts';
 import { ownerOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -256,6 +256,17 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           await bumpRevision(tx, 'network_subnets', id, expected ?? row.revision_number, 'subnet');
           // addresses a port derived itself (SLAAC, DHCPv6 stateless) go with the subnet; any other keeps it
           if (isAutoAddress(row)) await tx.deleteFrom('network_ip_allocations').where('subnet_id', '=', id).execute();
+          // so do the network's DHCP ports' addresses (a DHCP port left with none goes too)
+          const dhcp = (await tx.selectFrom('network_ports').select('id').where('network_id', '=', row.network_id).where('device_owner', '=', DHCP_OWNER).execute()).map((r) => r.id);
+          if (dhcp.length) {
+            await tx.deleteFrom('network_ip_allocations').where('subnet_id', '=', id).where('port_id', 'in', dhcp).execute();
+            for (const portId of dhcp) {
+              if (await tx.selectFrom('network_ip_allocations').select('port_id').where('port_id', '=', portId).executeTakeFirst()) continue;
+              await tx.deleteFrom('network_port_security_groups').where('port_id', '=', portId).execute();
+              await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', portId).execute();
+              await tx.deleteFrom('network_ports').where('id', '=', portId).execute();
+            }
+          }
           if (await tx.selectFrom('network_ip_allocations').select('port_id').where('subnet_id', '=', id).executeTakeFirst()) throw subnetInUse(id);
           await tx.deleteFrom('network_tags').where('resource_type', '=', 'subnets').where('resource_id', '=', id).execute();
           await tx.deleteFrom('network_subnets').where('id', '=', id).execute();

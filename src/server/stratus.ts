@@ -86,9 +86,19 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute });
+  const network = createNetworkService({
+    db: database.db, log: logger, config: o.network,
+    // the hosts' VXLAN endpoints: the host_ip each agent registers (compute keeps the host records)
+    fleet: {
+      registerKind: (k) => fleet.registerKind(k),
+      async hostAddresses(names) {
+        const rows = await database.db.selectFrom('compute_hosts').select(['hostname', 'host_ip']).where('hostname', 'in', names).execute();
+        return new Map(rows.filter((r) => r.host_ip).map((r) => [r.hostname, r.host_ip]));
+      },
+    },
+  });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers });
   const placement = createPlacement(database.db);
-  const network = createNetworkService({ db: database.db, log: logger, config: o.network });
   return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service] };
 }
 

@@ -347,8 +347,8 @@ test('registration checks the protocol version: another major, a newer minor or 
   // an agent of protocol 1 (before typed resources) sent its kinds as a list and no protocol
   const old = await put({ kinds: ['container'], vcpus: 1, memory_mb: 1, disk_gb: 1, version: '0.1.0' });
   assert.equal(old.status, 400);
-  assert.match((await old.json() as any).error.message, /no known protocol version.*accepts 2\.0.*upgrade the agent/);
-  for (const [v, why] of [['1.9', /different major.*upgrade the agent/], ['3.0', /different major.*upgrade the server first/], ['2.1', /newer than this server's 2\.0.*upgrade the server first/]] as const) {
+  assert.match((await old.json() as any).error.message, /no known protocol version.*accepts 2\.0 or 2\.1.*upgrade the agent/);
+  for (const [v, why] of [['1.9', /different major.*upgrade the agent/], ['3.0', /different major.*upgrade the server first/], ['2.2', /newer than this server's 2\.1.*upgrade the server first/]] as const) {
     const r = await put({ protocol: v, kinds: { server: ['container'] }, vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' });
     assert.equal(r.status, 400, v);
     assert.match((await r.json() as any).error.message, why);

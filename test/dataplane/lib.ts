@@ -75,7 +75,12 @@ export interface Plane {
   cleanup(): Promise<void>;
 }
 
-export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | 'child' | 'none'; agentArgs?: string[] } = {}): Promise<Plane> {
+/**
+ * `network`: the agent serves tenant networks with its bridges and nft tables
+ * in this namespace (in-process agents only); without it the agent runs with
+ * no network driver, so the machine's own namespace is never touched.
+ */
+export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | 'child' | 'none'; agentArgs?: string[]; network?: { hostNetns: string; underlayIp?: string } } = {}): Promise<Plane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-dp-data-'));
   const stateDir = mkdtempSync(join(tmpdir(), 'stratus-dp-agent-'));
   const hostname = opts.hostname ?? `dp-${Math.random().toString(36).slice(2, 8)}`;
@@ -88,14 +93,17 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
   const plane: Plane = {
     cloud, dataDir, stateDir, hostname, port, imageId: '', flavorId: '', token: cloud.adminToken, agent: null, child: null,
     async startAgent(mode, extra = []) {
-      const flags = { server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir, hostname, cgroupParent: CGROUP_PARENT };
+      const flags = {
+        server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir, hostname, cgroupParent: CGROUP_PARENT,
+        network: !!opts.network, networkHostNetns: opts.network?.hostNetns ?? null, underlayIp: opts.network?.underlayIp ?? (opts.network ? '127.0.0.1' : undefined),
+      };
       if (mode === 'inproc') {
         plane.agent = createAgent({ ...flags, concurrency: 8, sweepIntervalMs: 2000, consoleLogMax: CONSOLE_CAP }, log);
         await plane.agent.start();
         return;
       }
       const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'agent', '--server', flags.server, '--token-file', flags.tokenFile,
-        '--state-dir', stateDir, '--hostname', hostname, '--log-level', process.env.STRATUS_TEST_LOG ?? 'warn', ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
+        '--state-dir', stateDir, '--hostname', hostname, '--log-level', process.env.STRATUS_TEST_LOG ?? 'warn', '--no-network', ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
       plane.child = child;
       // registered once the host row's last_seen_at moves
       const before = await hostSeen(plane);

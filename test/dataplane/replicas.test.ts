@@ -109,7 +109,7 @@ test('two replicas, one agent: images cross replicas, and a batch of servers sur
     assert.equal(flavor.status, 200);
 
     // the agent talks to a first (so it downloads through a what went in through b), b when a fails
-    agent = spawnCli(['agent', '--server', a.url, '--server', b.url, '--token-file', join(a.dataDir, 'agent-token'), '--state-dir', stateDir,
+    agent = spawnCli(['agent', '--no-network', '--server', a.url, '--server', b.url, '--token-file', join(a.dataDir, 'agent-token'), '--state-dir', stateDir,
       '--hostname', hostname, '--cgroup-parent', CGROUP_PARENT, '--cpu-allocation-ratio', '1000', '--ram-allocation-ratio', '100', '--log-level', LOG]);
     for (let i = 0; ; i++) {
       const s = await api(b, 'GET', '/compute/v2.1/os-services?binary=nova-compute');

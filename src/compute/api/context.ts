@@ -1,4 +1,5 @@
 // What every compute route module is given.
+import type { ServerNetworking } from '../../network/service.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { Engine } from '../engine/interface.ts';
@@ -33,4 +34,6 @@ export interface ComputeContext {
   images: ImageAccess;
   identity: IdentityContext;
   config: ComputeConfig;
+  /** The network service's way to servers' ports; null: servers get no ports (networks recorded only). */
+  network: ServerNetworking | null;
 }

@@ -30,6 +30,8 @@ export interface ViewData {
   tags: Map<string, string[]>;
   hosts: Map<string, HostRow>;
   groups: Map<string, string>;
+  /** Nova's `addresses` of each server (its ports' fixed IPs by network name). */
+  addresses: Map<string, Record<string, unknown[]>>;
 }
 
 export async function viewData(ctx: ComputeContext, servers: ServerRow[]): Promise<ViewData> {
@@ -46,6 +48,7 @@ export async function viewData(ctx: ComputeContext, servers: ServerRow[]): Promi
     tags: await tagsOf(ctx.db, ids),
     hosts: await hostsByName(ctx.db, servers.map((s) => s.host)),
     groups,
+    addresses: ctx.network && ids.length ? await ctx.network.addresses(ids) : new Map(),
   };
 }
 
@@ -96,7 +99,7 @@ export function renderServer(
   const out: Record<string, unknown> = {
     accessIPv4: s.access_ipv4 ?? '',
     accessIPv6: s.access_ipv6 ?? '',
-    addresses: {},
+    addresses: data.addresses.get(s.id) ?? {},
     created: isoTime(s.created_at),
     flavor: v.ge('2.47')
       ? { vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap, original_name: flavor.name, extra_specs: flavor.extra_specs ?? {} }

@@ -1,5 +1,7 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
+import type { RequestedNetworks } from '../../network/service.ts';
+import { allocatePorts, givenPorts } from './server-ports.ts';
 import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Type } from 'typebox';
@@ -257,7 +259,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     keyData = kp.public_key;
   }
 
-  // networks and security groups: recorded until networking lands
+  // networks: checked here, recorded, and turned into ports after the create (server-ports.ts); security groups: recorded
   const networks: unknown = sv.networks ?? null;
   if (Array.isArray(networks)) {
     const ports = new Set<string>();
@@ -349,6 +351,21 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     }
     return out;
   });
+  if (ctx.network && networks !== null && networks !== 'none') {
+    if (created.length > 1 && Array.isArray(networks) && networks.some((n: { port?: string }) => n.port)) {
+      await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
+      throw badRequest('Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.');
+    }
+    try {
+      await allocatePorts(ctx.network, { serverIds: created.map((c) => c.id), projectId, availabilityZone: az ?? ctx.config.defaultAvailabilityZone ?? 'nova', requested: networks as RequestedNetworks });
+    } catch (err) {
+      await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
+      throw err;
+    }
+    // a server the scheduler already placed got its ports bound before they existed
+    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
+    for (const p of placed) await ctx.network.bind(p.id, p.host!);
+  }
   ctx.engine.kick();
 
   if (sv.return_reservation_id !== undefined && boolFrom(sv.return_reservation_id)) {
@@ -652,6 +669,14 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
   ];
 }
 
+/** A create whose ports could not be made: its servers go again. */
+async function undoCreate(ctx: ComputeContext, cred: Credentials, requestId: string, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    const s = await ctx.db.selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirst();
+    if (s && s.deleted_at === null) await deleteServer(ctx, cred, requestId, s as ServerRow, 'delete');
+  }
+}
+
 /**
  * Records a delete: a server no host holds is gone at once (soft-deleted);
  * otherwise task_state 'deleting' and a version bump tell its agent to clean
@@ -681,6 +706,8 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
     return fresh.host;
   });
   if (placedOn) ctx.engine.notify(placedOn);
+  // gone at once (no host): so are its ports; a placed server's go when its host reports it deleted (service.ts)
+  else if (ctx.network) await ctx.network.release(s.id, givenPorts(s.requested_networks));
   ctx.engine.kick();
 }
 

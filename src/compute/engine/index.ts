@@ -41,7 +41,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     ...(deps.config?.serviceDownTime ? { serviceDownTime: deps.config.serviceDownTime } : {}),
     ...overrides,
   } as EngineConfig;
-  const scheduler = new Scheduler(db, log.child({ component: 'scheduler' }), cfg);
+  const scheduler = new Scheduler(db, log.child({ component: 'scheduler' }), cfg, deps.bindPorts?.bind(deps));
   Object.assign(cfg, scheduler.config, overrides);
   const listeners: Array<(rows: ServerRow[]) => Promise<void>> = [];
   let stopping = false;

@@ -17,6 +17,8 @@ export interface EngineDeps {
   dataDir: string;
   images: ImageService;
   config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
+  /** Binds a placed server's ports to its host (the network service); none: servers have no ports. */
+  bindPorts?(serverId: string, host: string): Promise<void>;
 }
 
 export interface Engine {

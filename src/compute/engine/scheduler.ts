@@ -120,10 +120,13 @@ export class Scheduler {
   private readonly db: Db;
   private readonly log: Logger;
   readonly config: SchedulerConfig;
-  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}) {
+  /** Called for each server once claimed on a host (its ports are bound there). */
+  private readonly placedOn: ((serverId: string, host: string) => Promise<void>) | null;
+  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}, placedOn?: (serverId: string, host: string) => Promise<void>) {
     this.db = db;
     this.log = log;
     this.config = { ...defaultSchedulerConfig, ...config };
+    this.placedOn = placedOn ?? null;
   }
 
   /** One round: plans and claims. Returns the hosts that got servers (to notify) and how many waited. */
@@ -280,10 +283,17 @@ export class Scheduler {
 
   /** Claims `servers` on `host` in one transaction; returns how many were placed. */
   async claim(host: Host, servers: Server[]): Promise<number> {
+    const placed = await this.claimOn(host, servers);
+    // before the agent hears of the server (the caller notifies it): its ports are on the host as soon as it is
+    for (const s of placed) await this.placedOn?.(s.id, host.hostname).catch((err: Error) => this.log.warn({ server: s.id, err: err.message }, 'binding the server\'s ports failed'));
+    return placed.length;
+  }
+
+  private async claimOn(host: Host, servers: Server[]): Promise<Server[]> {
     const now = nowIso();
     return this.db.transaction().execute(async (tx) => {
       const h = await tx.selectFrom('compute_hosts').selectAll().where('id', '=', host.id).executeTakeFirst();
-      if (!h) return 0;
+      if (!h) return [];
       await syncComputeProviders(tx, [h]);
       const items = servers.map((s) => ({ item: s, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }));
       const placed = await claimOnProvider(tx, h.id, items, async (s) => {
@@ -296,7 +306,7 @@ export class Scheduler {
           .executeTakeFirst();
         return Number(r.numUpdatedRows) === 1;
       });
-      return placed.length;
+      return placed;
     });
   }
 

@@ -102,7 +102,9 @@ export class NetworkDriver implements Driver {
     const missing = r.stdout.split('\n').filter(Boolean);
     if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils)`);
     for (const d of ['networks', 'ports', 'sgs', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
-    // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it
+    // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it; the
+    // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
+    if (!(await exists('/proc/sys/net/bridge'))) await run('modprobe', ['br_netfilter']);
     await this.host.runOk('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
     await this.applyNft(basePieces());
   }
