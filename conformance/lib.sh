@@ -93,6 +93,13 @@ _cloud_stop() {
   if [ -n "${STRATUS_CONFORMANCE_LOGS:-}" ] && [ -f "${CLOUD_LOG:-}" ]; then
     mkdir -p "$STRATUS_CONFORMANCE_LOGS" && cp "$CLOUD_LOG" "$STRATUS_CONFORMANCE_LOGS/stratus-$(basename "$0" .sh).log"
   fi
+  # The agent's nft tables (its network data plane) outlive it by design; a
+  # cloud that made them takes them along (tables that were there before it
+  # belong to another Stratus on this machine).
+  local fam
+  for fam in bridge inet; do
+    if [[ "${_cloud_nft_before:-}" != *" $fam "* ]]; then nft delete table "$fam" stratus 2>/dev/null || true; fi
+  done
   if [ -n "${_cloud_tmp:-}" ]; then
     # The agent's disk pool (a loop-mounted btrfs file) outlives the agent, as
     # its containers do; this cloud is gone, so its mounts go too (deepest first).
@@ -107,6 +114,7 @@ _cloud_stop() {
 
 cloud_start() {
   _cloud_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stratus-conformance.XXXXXX") || { echo "conformance: mktemp failed" >&2; exit 2; }
+  _cloud_nft_before=" $(nft list tables 2>/dev/null | awk '$3 == "stratus" {print $2}' | tr '\n' ' ')"
   at_exit _cloud_stop
   CLOUD_DIR=$_cloud_tmp/data
   CLOUD_LOG=$_cloud_tmp/stratus.log
