@@ -193,7 +193,8 @@ export class Spawner {
         const file = join(errDir, String(id));
         void (code === 0 ? Promise.resolve('') : readErr(file)).then(async (stderr) => {
           await fsp.rm(file, { force: true });
-          if (job?.timedOut) job.done({ code, signal: 'SIGKILL', stdout: '', stderr: `timed out after ${job.deadlineSec} s${stderr ? `: ${stderr}` : ''}` });
+          // a command that ended by itself just as it was looked for keeps its own status
+          if (job?.timedOut && code !== 0) job.done({ code, signal: 'SIGKILL', stdout: '', stderr: `timed out after ${job.deadlineSec} s${stderr ? `: ${stderr}` : ''}` });
           else job?.done({ code, signal: null, stdout: '', stderr });
         });
       }
