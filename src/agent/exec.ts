@@ -1,5 +1,5 @@
 // Running host commands (runc, ip, mount...): no shell, bounded output, a
-// timeout, and errors that carry the command's own message.
+// deadline, and errors that carry the command's own message.
 import { spawn, type StdioOptions } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -63,14 +63,19 @@ export interface SpawnOptions {
   cwd?: string;
   /** A file both stdout and stderr are appended to. */
   output?: string;
+  /** The deadline (120 s unless given): the command and everything below it are killed when it passes. */
   timeoutSec?: number;
   /**
-   * A shell fragment the job's own shell runs first (in `cwd`, outside the
-   * timeout: for a few quick commands that would otherwise cost a shell of
+   * A shell fragment the job's own shell runs first (in `cwd`, under the same
+   * deadline: for a few quick commands that would otherwise cost a shell of
    * their own); the command runs only when it succeeds. Trusted text only.
    */
   guard?: string;
 }
+
+const DEFAULT_DEADLINE_SEC = 120;
+/** How often a job still not reported after its kill is looked for again. */
+const REKILL_MS = 5000;
 
 // The spawner's loop: each line is "<id>\t<command line>"; each command runs in the
 // background, its stdout discarded (unless it redirects), its stderr written to
@@ -99,6 +104,51 @@ async function readErr(file: string): Promise<string> {
   }
 }
 
+/** The processes directly below `pid` (all its threads' children), [] once it is gone. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await fsp.readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const out: number[] = [];
+  for (const t of tasks) {
+    const text = await fsp.readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '');
+    for (const c of text.split(' ')) if (c.trim()) out.push(Number(c));
+  }
+  return out;
+}
+
+/**
+ * Kills every process below `pid` (not `pid` itself): each one found is
+ * stopped first, so none can fork or exit into a new parent while the tree is
+ * walked, then all are killed. Returns how many were killed.
+ */
+export async function killDescendants(pid: number): Promise<number> {
+  const seen = new Set<number>();
+  for (let pass = 0; pass < 20; pass++) {
+    let fresh = 0;
+    const queue = [pid];
+    while (queue.length) {
+      for (const c of await childrenOf(queue.pop()!)) {
+        queue.push(c);
+        if (seen.has(c)) continue;
+        seen.add(c);
+        fresh++;
+        try { process.kill(c, 'SIGSTOP'); } catch { /* already gone */ }
+      }
+    }
+    if (!fresh) break;
+  }
+  for (const c of seen) {
+    try { process.kill(c, 'SIGKILL'); } catch { /* already gone */ }
+  }
+  return seen.size;
+}
+
+interface Job {
+  done: (r: RunResult) => void;
+  timer: NodeJS.Timeout;
+  deadlineSec: number;
+  timedOut: boolean;
+}
+
 /**
  * Runs status-only commands (mount, runc, ip...) through one long-lived /bin/sh.
  * Forking a large Node process costs milliseconds of the event loop per spawn;
@@ -107,7 +157,7 @@ async function readErr(file: string): Promise<string> {
  */
 export class Spawner {
   private child: import('node:child_process').ChildProcess | null = null;
-  private readonly pending = new Map<number, (r: RunResult) => void>();
+  private readonly pending = new Map<number, Job>();
   private seq = 0;
   private buf = '';
   /** Where the commands' stderr goes, one file per command until its answer is read. */
@@ -137,18 +187,24 @@ export class Spawner {
         if (!m) continue;
         const id = Number(m[1]);
         const code = Number(m[2]);
-        const done = this.pending.get(id);
+        const job = this.pending.get(id);
         this.pending.delete(id);
+        if (job) clearTimeout(job.timer);
         const file = join(errDir, String(id));
-        void (code === 0 ? Promise.resolve('') : readErr(file)).then((stderr) => {
-          void fsp.rm(file, { force: true });
-          done?.({ code, signal: null, stdout: '', stderr });
+        void (code === 0 ? Promise.resolve('') : readErr(file)).then(async (stderr) => {
+          await fsp.rm(file, { force: true });
+          // a command that ended by itself just as it was looked for keeps its own status
+          if (job?.timedOut && code !== 0) job.done({ code, signal: 'SIGKILL', stdout: '', stderr: `timed out after ${job.deadlineSec} s${stderr ? `: ${stderr}` : ''}` });
+          else job?.done({ code, signal: null, stdout: '', stderr });
         });
       }
     });
     child.on('exit', () => {
       if (this.child === child) this.child = null;
-      for (const [, done] of this.pending) done({ code: -1, signal: 'SIGKILL', stdout: '', stderr: 'the command runner exited' });
+      for (const [, job] of this.pending) {
+        clearTimeout(job.timer);
+        job.done({ code: -1, signal: 'SIGKILL', stdout: '', stderr: 'the command runner exited' });
+      }
       this.pending.clear();
     });
     child.stdin!.on('error', () => undefined);
@@ -164,16 +220,48 @@ export class Spawner {
     const line = [
       o.cwd ? `cd ${shQuote(o.cwd)} &&` : '',
       o.guard ? `{ ${o.guard}; } &&` : '',
-      // coreutils timeout: SIGTERM after the limit, SIGKILL 5 s later
-      `timeout -k 5 ${o.timeoutSec ?? 120}`,
       [cmd, ...args].map(shQuote).join(' '),
       o.output ? `>>${shQuote(o.output)} 2>&1` : '',
     ].filter(Boolean).join(' ');
     if (line.includes('\n')) return Promise.reject(new Error('command lines may not contain newlines'));
     const id = ++this.seq;
+    const deadlineSec = o.timeoutSec ?? DEFAULT_DEADLINE_SEC;
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.ensure().stdin!.write(`${id}\t${line}\n`);
+      const child = this.ensure();
+      const job: Job = { done: resolve, deadlineSec, timedOut: false, timer: setTimeout(() => this.expire(id, child), deadlineSec * 1000) };
+      job.timer.unref();
+      this.pending.set(id, job);
+      child.stdin!.write(`${id}\t${line}\n`);
+    });
+  }
+
+  /**
+   * The deadline of job `id` passed: everything below its shell is killed (the
+   * shell itself then reports the status, read as a failure). The deadline is
+   * kept here rather than by a `timeout` process per command (a process costs
+   * milliseconds on these machines, and every boot runs one through here). The
+   * job's shell is the runner's child that holds the job's stderr file open (the
+   * runner's redirection of the job): once it no longer does, the command is
+   * over and its status is on its way.
+   */
+  private expire(id: number, child: import('node:child_process').ChildProcess): void {
+    const job = this.pending.get(id);
+    if (!job || !child.pid || !this.errDir) return;
+    const file = join(this.errDir, String(id));
+    void (async () => {
+      for (const shell of await childrenOf(child.pid!)) {
+        const fds = await fsp.readdir(`/proc/${shell}/fd`).catch(() => [] as string[]);
+        const links = await Promise.all(fds.map((fd) => fsp.readlink(`/proc/${shell}/fd/${fd}`).catch(() => '')));
+        if (!links.includes(file)) continue;
+        job.timedOut = true;
+        await killDescendants(shell);
+      }
+    })().catch(() => undefined).finally(() => {
+      // looked for again until the status comes (a shell between two of its commands at the first look)
+      if (this.pending.get(id) === job) {
+        job.timer = setTimeout(() => this.expire(id, child), REKILL_MS);
+        job.timer.unref();
+      }
     });
   }
 
@@ -184,6 +272,7 @@ export class Spawner {
   }
 
   close(): void {
+    for (const [, job] of this.pending) clearTimeout(job.timer);
     this.child?.stdin?.end();
     this.child = null;
     // files of commands still running go with it; their answers are not waited for

@@ -115,7 +115,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   async start(): Promise<void> {
-    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'timeout', 'getfattr', 'setfattr', 'mknod'];
+    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'getfattr', 'setfattr', 'mknod'];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
     if (missing.length) throw new Error(`the container driver needs ${missing.join(', ')} (Debian packages: runc iproute2 mount util-linux attr coreutils)`);
