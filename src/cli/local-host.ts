@@ -190,17 +190,7 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
       done.push(`server ${id}`);
     }
     await containers.stop();
-    if (hasNs) {
-      const network = new NetworkDriver({ stateDir: l.stateDir, hostNetns: l.netns, log: o.log });
-      for (const kind of [PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
-        for (const id of await network.list(kind)) {
-          await network.destroy(kind, id);
-          done.push(`${kind} ${id}`);
-        }
-      }
-      await network.removeTables();
-      await network.stop();
-    }
+    if (hasNs) done.push(...await removeNetworking(l.stateDir, l.netns, o.log));
     for (const ctl of await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[])) await fsp.rmdir(join('/sys/fs/cgroup', ctl, l.cgroupParent)).catch(() => undefined);
     await fsp.rm(l.stateDir, { recursive: true, force: true });
     done.push(`state dir ${l.stateDir}`);
@@ -209,6 +199,28 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
     // the veth pair goes with the namespace
     await runOk('ip', ['netns', 'del', l.netns]);
     done.push(`namespace ${l.netns} and its underlay`);
+  }
+  return done;
+}
+
+/**
+ * Takes out of a host namespace what an agent's network driver made there
+ * (by its state dir): ports, security groups, networks with their DHCP
+ * namespaces and dnsmasq, then its nft tables. Returns what it removed.
+ */
+export async function removeNetworking(stateDir: string, netns: string, log: Logger): Promise<string[]> {
+  const done: string[] = [];
+  const network = new NetworkDriver({ stateDir, hostNetns: netns, log });
+  try {
+    for (const kind of [PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
+      for (const id of await network.list(kind)) {
+        await network.destroy(kind, id);
+        done.push(`${kind} ${id}`);
+      }
+    }
+    await network.removeTables();
+  } finally {
+    await network.stop();
   }
   return done;
 }
