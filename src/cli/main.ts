@@ -262,7 +262,7 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
 const host = program.command('host').description('hosts on this machine, for tests and demos');
 host.command('add-local').description('run a second host here (as root): a network namespace NAME with a veth underlay to this one, and `stratus agent` in it, in the foreground')
   .argument('<name>', 'its host name (and namespace stratus-NAME): 1 to 11 of a-z, 0-9, -')
-  .requiredOption('--server <url>', 'URL of the Stratus server as reached from here (the agent reaches it through a relay on the namespace\'s 127.0.0.1)', urlList)
+  .requiredOption('--server <url>', 'URL of the Stratus server as reached from here (the agent reaches it through a relay on the namespace\'s 127.0.0.1, so an https server\'s certificate must also name 127.0.0.1)', urlList)
   .option('--token-file <file>', 'file holding the agent token', join(DEFAULT_DATA_DIR, 'agent-token'))
   .option('--underlay <cidr>', 'IPv4 network of the veth underlay: .1 here (give it to `up --underlay-ip`), .2 in the namespace (the host\'s VXLAN endpoint)', '10.250.0.0/30')
   .option('--state-dir <dir>', 'its agent\'s state dir: runc root, images, servers (default: /var/lib/stratus-host-NAME)')
