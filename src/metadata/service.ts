@@ -16,10 +16,8 @@ import type { Db } from '../db/database.ts';
 import { AGENT_RULE } from '../fleet/api.ts';
 import { route, type Route } from '../http/service.ts';
 import { serverMetadataNetworking } from '../network/server-ports.ts';
-import { conflict, MAX_PASSWORD_BYTES, notFound, passwordToStore, renderMetadata, type MetadataAnswer, type ServerMetadata } from './render.ts';
-
-/** Set on every answer that is the metadata service's (and not the agent API's own error). */
-export const METADATA_ANSWER_HEADER = 'x-stratus-metadata-answer';
+import { METADATA_ANSWER_HEADER, METADATA_RELAY_PATH, MAX_RELAY_BODY } from './protocol.ts';
+import { conflict, notFound, passwordToStore, renderMetadata, type MetadataAnswer, type ServerMetadata } from './render.ts';
 
 /** The first floating IP of a server's ports, when there is one (the floating IP table's lookup, wired when it exists). */
 export type FloatingIpLookup = (ports: Array<{ port_id: string; fixed_ip: string }>) => Promise<string | null>;
@@ -29,8 +27,8 @@ export const MetadataRelayBody = Type.Object({
   remote_ip: Type.String({ minLength: 1, maxLength: 64 }),
   method: Type.Union([Type.Literal('GET'), Type.Literal('HEAD'), Type.Literal('POST')]),
   path: Type.String({ minLength: 1, maxLength: 2048 }),
-  /** The request body, base64 (a password post); a little over the password limit is still read to be refused as too large. */
-  body: Type.Optional(Type.String({ maxLength: Math.ceil((MAX_PASSWORD_BYTES + 64) / 3) * 4 + 4 })),
+  /** The request body, base64 (a password post); a little over the password limit is still relayed, to be refused as too large. */
+  body: Type.Optional(Type.String({ maxLength: Math.ceil(MAX_RELAY_BODY / 3) * 4 })),
 }, { additionalProperties: false });
 
 export interface MetadataService {
@@ -107,7 +105,7 @@ export function createMetadataService(o: { db: Db; log: Logger; floatingIps?: Fl
 export function metadataRoutes(service: MetadataService): Route[] {
   return [
     route({
-      method: 'POST', path: '/v1/metadata', rule: AGENT_RULE, schema: { body: MetadataRelayBody },
+      method: 'POST', path: METADATA_RELAY_PATH, rule: AGENT_RULE, schema: { body: MetadataRelayBody },
       async handler(rc) {
         const b = rc.body;
         const a = await service.answer({ network_id: b.network_id, remote_ip: b.remote_ip, method: b.method, path: b.path, body: Buffer.from(b.body ?? '', 'base64') });
