@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/agent/exec.ts';
-import { haproxyPid, metadataSocket } from '../../src/agent/drivers/network/dhcp.ts';
+import { haproxyPid, metadataSocket, stopDnsmasq, stopHaproxy } from '../../src/agent/drivers/network/dhcp.ts';
 import { dhcpNamespace, serverNamespace } from '../../src/network/protocol.ts';
 import { sh, shOk } from './network-lib.ts';
 import { skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
@@ -46,6 +46,12 @@ test('metadata service: each server sees its own data through the DHCP namespace
   let plane: Plane | null = null;
   let networkId: string | null = null;
   t.after(async () => {
+    // after a failure the network may still be up: its daemons go by their pid files
+    if (plane && networkId) {
+      const dir = join(plane.stateDir, 'network', 'dhcp', networkId);
+      await stopHaproxy(dir);
+      await stopDnsmasq(dir);
+    }
     await plane?.cleanup();
     for (const ns of [hostNs, ...(networkId ? [dhcpNamespace(networkId)] : [])]) if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]);
   });
