@@ -6,7 +6,7 @@
 // entries one a line (a sub-directory with a trailing slash; EC2's
 // public-keys/ says `0=<key name>`); a missing path is webob's plain 404.
 // Pure: the server's facts come in a ServerMetadata (service.ts loads it).
-import type { NetworkData } from '../network/metadata-network-data.ts';
+import type { NetworkData } from '../network/service.ts';
 
 /** Everything the answers are made of, for one server. */
 export interface ServerMetadata {

@@ -15,7 +15,7 @@ import { canonicalIp } from '../network/ipnet.ts';
 import type { Db } from '../db/database.ts';
 import { AGENT_RULE } from '../fleet/api.ts';
 import { route, type Route } from '../http/service.ts';
-import { serverMetadataNetworking } from '../network/server-ports.ts';
+import { serverMetadataNetworking } from '../network/service.ts';
 import { METADATA_ANSWER_HEADER, METADATA_RELAY_PATH, MAX_RELAY_BODY } from './protocol.ts';
 import { conflict, notFound, passwordToStore, renderMetadata, type MetadataAnswer, type ServerMetadata } from './render.ts';
 

@@ -7,8 +7,7 @@ import type { Tables } from '../../db/tables.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { DesiredPower } from '../schema.ts';
 import type { Resource } from '../../fleet/protocol.ts';
-import type { NetworkData } from '../../network/metadata-network-data.ts';
-import { serverMetadataNetworking } from '../../network/server-ports.ts';
+import { serverMetadataNetworking, type NetworkData } from '../../network/service.ts';
 import { SERVER_KIND, type AgentImage, type ServerSpec } from './protocol.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
