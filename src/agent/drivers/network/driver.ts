@@ -100,10 +100,10 @@ export class NetworkDriver implements Driver {
   }
 
   async start(): Promise<void> {
-    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout'];
+    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout', ...(this.o.metadata ? ['haproxy'] : [])];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
-    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils)`);
+    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils haproxy)`);
     for (const d of ['networks', 'ports', 'sgs', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
     // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it; the
     // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
