@@ -27,6 +27,22 @@ const plain = (res: http.ServerResponse, status: number, title: string, explanat
   res.end(`${status} ${title}\n\n${explanation}\n\n   `);
 };
 
+/** The request body; null once it grows past what is relayed. */
+function readBody(req: http.IncomingMessage): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_RELAY_BODY) return void chunks.push(c);
+      req.pause();
+      resolve(null);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
 export class MetadataProxy {
   private readonly servers: ServerList;
   private readonly token: string;
@@ -100,14 +116,13 @@ export class MetadataProxy {
       } catch {
         return plain(res, 400, 'Bad Request', 'The path is not valid.');
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of req as AsyncIterable<Buffer>) {
-        size += c.length;
-        if (size > MAX_RELAY_BODY) return plain(res, 400, 'Bad Request', 'Request is too large.');
-        chunks.push(c);
+      const body = await readBody(req);
+      if (!body) {
+        // the rest is not read: the answer closes the connection
+        res.setHeader('connection', 'close');
+        return plain(res, 400, 'Bad Request', 'Request is too large.');
       }
-      const relay: MetadataRelayRequest = { network_id: networkId, remote_ip: source, method, path, ...(size ? { body: Buffer.concat(chunks).toString('base64') } : {}) };
+      const relay: MetadataRelayRequest = { network_id: networkId, remote_ip: source, method, path, ...(body.length ? { body: body.toString('base64') } : {}) };
       const answer = await this.servers.attempt((base) => this.relayOne(base, relay));
       res.writeHead(answer.statusCode ?? 500, { 'content-type': answer.headers['content-type'] ?? 'text/plain; charset=UTF-8' });
       if (method === 'HEAD') {
