@@ -90,11 +90,13 @@ export function ec2MetaData(md: ServerMetadata): Record<string, Tree> {
   const t: Record<string, Tree> = {
     'ami-id': md.ec2_ami_id, 'ami-launch-index': md.launch_index, 'ami-manifest-path': 'FIXME', 'instance-id': md.ec2_instance_id,
     hostname: md.hostname, 'local-ipv4': md.local_ipv4, 'reservation-id': md.reservation_id, 'security-groups': md.security_groups,
-    'local-hostname': md.hostname, 'public-hostname': md.hostname, 'public-ipv4': md.public_ipv4 ?? '',
+    'local-hostname': md.hostname, 'public-hostname': md.hostname,
     'instance-type': md.flavor_name, 'block-device-mapping': { ami: 'vda', root: '/dev/vda' },
     placement: { 'availability-zone': md.availability_zone }, 'instance-action': 'none',
   };
   if (md.mac) t.mac = md.mac;
+  // only with a floating IP (Nova shows an empty one; a guest reading it then takes '' for an address)
+  if (md.public_ipv4) t['public-ipv4'] = md.public_ipv4;
   const key = md.keys[0];
   if (key) t['public-keys'] = { '0': { [LISTING_NAME]: `0=${key.name}`, 'openssh-key': key.data } as unknown as Tree };
   return t;

@@ -61,7 +61,7 @@ test('unknown paths and versions: webob\'s plain 404', () => {
 
 test('EC2 layout: meta-data listing and items, public keys, user-data', () => {
   const list = get(md(), '/latest/meta-data/').text.split('\n');
-  for (const k of ['ami-id', 'instance-id', 'instance-type', 'hostname', 'local-hostname', 'local-ipv4', 'public-ipv4', 'public-hostname', 'placement/',
+  for (const k of ['ami-id', 'instance-id', 'instance-type', 'hostname', 'local-hostname', 'local-ipv4', 'public-hostname', 'placement/',
     'public-keys/', 'security-groups', 'mac', 'reservation-id', 'block-device-mapping/']) assert.ok(list.includes(k), k);
   assert.deepEqual(list, [...list].sort());
   assert.equal(get(md(), '/latest/meta-data/instance-id').text, 'i-0000000a');
@@ -73,7 +73,9 @@ test('EC2 layout: meta-data listing and items, public keys, user-data', () => {
   assert.equal(get(md(), '/latest/meta-data/public-keys/0/').text, 'openssh-key');
   assert.equal(get(md(), '/latest/meta-data/public-keys/0/openssh-key').text, 'ssh-ed25519 AAAA k1');
   assert.equal(get(md({ keys: [] }), '/latest/meta-data/public-keys/').status, 404);
-  assert.equal(get(md(), '/latest/meta-data/public-ipv4').text, '');
+  assert.equal(get(md(), '/latest/meta-data/public-ipv4').status, 404, 'no floating IP: no public-ipv4');
+  assert.ok(!list.includes('public-ipv4'));
+  assert.ok(get(md({ public_ipv4: '203.0.113.7' }), '/latest/meta-data/').text.split('\n').includes('public-ipv4'));
   assert.equal(get(md({ public_ipv4: '203.0.113.7' }), '/latest/meta-data/public-ipv4').text, '203.0.113.7');
   assert.equal(get(md(), '/latest/meta-data/block-device-mapping/').text, 'ami\nroot');
   assert.equal(get(md(), '/latest/user-data').text, '#!/bin/sh\necho hi\n');
