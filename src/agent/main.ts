@@ -13,6 +13,7 @@ import { ContainerDriver } from './drivers/container/driver.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
 import { ContainerConsoles } from './drivers/container/console.ts';
 import { NetworkDriver } from './drivers/network/driver.ts';
+import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
 import { run } from './exec.ts';
 import { lookup } from 'node:dns/promises';
@@ -64,6 +65,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   });
   const network = f.network === false ? null : new NetworkDriver({
     stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null,
+    metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
   });
   return withStreams(new Agent({
     client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,

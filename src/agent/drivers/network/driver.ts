@@ -33,6 +33,7 @@ import { parsePrefix, prefixText } from './addr.ts';
 import { convergeDhcp, destroyDhcp } from './dhcp.ts';
 import { exists, HostNet, NETNS_DIR, type LinkInfo } from './host.ts';
 import { parseState, plan, planRemoval, setsWithPrefix, type Pieces } from './nft.ts';
+import type { MetadataProxy } from '../../metadata-proxy.ts';
 import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
 
 export interface NetworkDriverOptions {
@@ -48,6 +49,8 @@ export interface NetworkDriverOptions {
   physicalInterfaces?: Record<string, string>;
   /** Name of our nft tables (bridge and inet). */
   table?: string;
+  /** The metadata service's relay (dhcp.ts runs its haproxy in each DHCP namespace); none: no metadata service. */
+  metadata?: MetadataProxy | null;
 }
 
 export const NETWORK_KINDS = [NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND] as const;
@@ -97,10 +100,10 @@ export class NetworkDriver implements Driver {
   }
 
   async start(): Promise<void> {
-    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout'];
+    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout', ...(this.o.metadata ? ['haproxy'] : [])];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
-    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils)`);
+    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils haproxy)`);
     for (const d of ['networks', 'ports', 'sgs', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
     // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it; the
     // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
@@ -110,6 +113,7 @@ export class NetworkDriver implements Driver {
   }
 
   async stop(): Promise<void> {
+    await this.o.metadata?.close();
     this.sp.close();
   }
 
@@ -252,9 +256,9 @@ export class NetworkDriver implements Driver {
     const dhcpDir = join(this.dir('dhcp'), id);
     if (spec.dhcp) {
       const fresh = await this.host.links();
-      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh)).changes);
+      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh, this.o.metadata)).changes);
     } else if (await exists(dhcpDir)) {
-      await destroyDhcp(this.host, dhcpDir, id);
+      await destroyDhcp(this.host, dhcpDir, id, this.o.metadata);
       changes.push('dhcp removed');
     }
     if (changes.length) this.log.debug({ network: id, changes }, 'network converged');
@@ -284,7 +288,7 @@ export class NetworkDriver implements Driver {
 
   private async destroyNetwork(id: string): Promise<void> {
     const st = await this.readJson<NetworkState>('networks', id);
-    await destroyDhcp(this.host, join(this.dir('dhcp'), id), id);
+    await destroyDhcp(this.host, join(this.dir('dhcp'), id), id, this.o.metadata);
     const bridge = bridgeName(id);
     const links = await this.host.links();
     const lines: string[] = [];
