@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { connect, env, hostLeftovers, networkSpec, ping, pingSoon, portSpec, randomMac, rule, sgSpec, sh, shOk, skipUnlessRoot } from './network-lib.ts';
 import { routerGatewayName, routerInterfaceName, routerNamespace, tapName, type RouterSpec } from '../../src/network/protocol.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
+import { run } from '../../src/agent/exec.ts';
 
 test('a router: east-west, SNAT, floating IPs, port forwarding, security groups after DNAT, idempotence, drift, delete', { skip: skipUnlessRoot, timeout: 240_000 }, async (t) => {
   const e = env();
@@ -184,4 +185,21 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     assert.deepEqual(await hostLeftovers(h.ns, [netA, netB, netExt], [router]), []);
     assert.ok((await sh(h.ns, ['ip', 'link', 'show', 'br-ex'])).code === 0, 'br-ex is the host\'s');
   });
+});
+
+test('the all-in-one\'s external bridge: made with the host address once, left alone after', { skip: skipUnlessRoot, timeout: 60_000 }, async (t) => {
+  const e = env();
+  t.after(() => e.cleanup());
+  const ns = `${e.prefix}-aio`;
+  await run('ip', ['netns', 'add', ns]);
+  e.namespaces.push(ns);
+  // ensureExternalBridge works in the namespace it runs in: a child entered into the test namespace
+  const script = `import(${JSON.stringify(new URL('../../src/agent/main.ts', import.meta.url).href)}).then(async (m) => process.stdout.write(JSON.stringify(await m.ensureExternalBridge('br-ex', '172.24.4.1/24'))))`;
+  const once = async () => JSON.parse(await shOk(ns, [process.execPath, '--input-type=module', '-e', script])) as string[];
+  assert.deepEqual(await once(), ['bridge br-ex', '172.24.4.1/24 on br-ex']);
+  const link = JSON.parse(await shOk(ns, ['ip', '-j', 'addr', 'show', 'dev', 'br-ex']))[0];
+  assert.ok(link.flags.includes('UP'));
+  assert.deepEqual(link.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`), ['172.24.4.1/24']);
+  assert.deepEqual(await once(), [], 'the second time changes nothing');
+  assert.equal((await shOk(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])).trim(), '0', 'the host does not forward');
 });
