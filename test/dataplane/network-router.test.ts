@@ -162,9 +162,24 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     assert.equal(await connect(up, '172.24.4.20', 80), null, 'no floating IP');
     assert.match(await shOk(ns, ['ip', 'route', 'show', '10.9.0.0/24']), /via 10\.1\.0\.11/);
     assert.deepEqual((await h.converge('router', router, less)).changes, []);
+    // upstream still holds a neighbour entry for the floating IP, with another MAC (as after a move): the gratuitous ARP corrects it
+    await shOk(up, ['ip', 'neigh', 'replace', '172.24.4.20', 'lladdr', '02:00:00:00:00:01', 'dev', 'eth0', 'nud', 'stale']);
     await h.converge('router', router, rspec);
     assert.equal(await shOk(ns, ['ip', 'route', 'show', '10.9.0.0/24']), '');
+    if (existsSync('/usr/bin/arping')) assert.match(await shOk(up, ['ip', 'neigh', 'show', '172.24.4.20']), new RegExp(rspec.external_gateway!.mac_address), 'updated by the gratuitous ARP');
     assert.equal(await connect(up, '172.24.4.20', 80), 'hello-a');
+  });
+
+  await t.test('admin down: the router\'s devices go down and it reports down; up again, back', async () => {
+    const r1 = await h.converge('router', router, { ...rspec, admin_state_up: false });
+    assert.equal(r1.observed.state, 'down');
+    assert.equal(await connect(up, '172.24.4.20', 80), null);
+    assert.equal(await ping(a.ns, '10.2.0.11'), false);
+    const r2 = await h.converge('router', router, rspec);
+    assert.equal(r2.observed.state, 'active');
+    assert.equal(await connect(up, '172.24.4.20', 80), 'hello-a');
+    assert.ok(await pingSoon(a.ns, '10.2.0.11'));
+    assert.deepEqual((await h.converge('router', router, rspec)).changes, []);
   });
 
   await t.test('delete leaves nothing; the mapped bridge stays', async () => {

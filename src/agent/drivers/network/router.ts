@@ -217,12 +217,12 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
   await host.batch('nft', nftLines, ns);
   changes.push(...nftLines.map((x) => `${ns}: nft ${x}`));
 
-  // neighbours on the external network learn the new addresses' MAC now (best effort)
-  if (rh.arping && up) {
-    for (const a of announce) {
-      await host.run('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'timeout', '3', 'arping', '-q', '-U', '-c', '1', '-w', '1', '-I', a.dev, a.ip], false);
-      changes.push(`${ns}: arping ${a.ip}`);
-    }
+  // neighbours on the external network learn the new addresses' MAC now (best
+  // effort; arping takes a second however few it sends: all at once)
+  if (rh.arping && up && announce.length) {
+    const script = 'for a do timeout 3 arping -q -U -c 1 -I "${a%% *}" "${a#* }" & done; wait';
+    await host.run('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sh', '-c', script, 'sh', ...announce.map((a) => `${a.dev} ${a.ip}`)], false);
+    changes.push(...announce.map((a) => `${ns}: arping ${a.ip}`));
   }
   return { observed: { state: up ? 'active' : 'down' }, changes };
 }
