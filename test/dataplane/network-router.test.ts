@@ -65,15 +65,18 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
   const sgA = randomUUID(), sgOpen = randomUUID();
   await h.converge('security_group', sgA, sgSpec([rule('ingress', { protocol: 'icmp' }), rule('ingress', { protocol: 'tcp', port_range_min: 80, port_range_max: 80 }), rule('egress')]));
   await h.converge('security_group', sgOpen, sgSpec([rule('ingress'), rule('egress')]));
-  const a = await e.server(), b = await e.server();
-  const pA = randomUUID(), pB = randomUUID();
+  const a = await e.server(), b = await e.server(), a2 = await e.server();
+  const pA = randomUUID(), pB = randomUUID(), pA2 = randomUUID();
   const gw = (g: string) => ({ addresses: [], gateway4: g, gateway6: null, routes: [], dns_nameservers: [], dns_search: [] });
   const specPA = portSpec(netA, a.id, '10.1.0.11', { security_group_ids: [sgA] });
   specPA.ip_config = { ...gw('10.1.0.1'), addresses: specPA.ip_config.addresses };
   const specPB = portSpec(netB, b.id, '10.2.0.11', { security_group_ids: [sgOpen] });
   specPB.ip_config = { ...gw('10.2.0.1'), addresses: specPB.ip_config.addresses };
+  const specPA2 = portSpec(netA, a2.id, '10.1.0.12', { security_group_ids: [sgOpen] });
+  specPA2.ip_config = { ...gw('10.1.0.1'), addresses: specPA2.ip_config.addresses };
   await h.converge('port', pA, specPA);
   await h.converge('port', pB, specPB);
+  await h.converge('port', pA2, specPA2);
 
   const r = await h.converge('router', router, rspec);
   assert.equal(r.observed.state, 'active');
@@ -108,6 +111,11 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     assert.equal(await connect(up, '172.24.4.20', 80), 'hello-a');
     assert.ok(await ping(up, '172.24.4.20'));
     assert.equal(await connect(a.ns, '172.24.4.1', 9000), '172.24.4.20');
+  });
+
+  await t.test('a floating IP from inside: another network, and its own subnet (hairpin)', async () => {
+    assert.equal(await connect(b.ns, '172.24.4.20', 80), 'hello-a');
+    assert.equal(await connect(a2.ns, '172.24.4.20', 80), 'hello-a');
   });
 
   await t.test('the server\'s security group still filters DNATed traffic', async () => {
@@ -193,7 +201,7 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     assert.equal(await connect(b.ns, '172.24.4.1', 9000), null, 'no way out any more');
     await h.destroy('router', router);
 
-    for (const p of [pA, pB]) await h.destroy('port', p);
+    for (const p of [pA, pB, pA2]) await h.destroy('port', p);
     for (const g of [sgA, sgOpen]) await h.destroy('security_group', g);
     for (const n of [netA, netB, netExt]) await h.destroy('network', n);
     await h.removeTables();

@@ -7,7 +7,8 @@
 // the driver's name inside the namespace, written as one `nft -f`
 // transaction: prerouting/output DNAT (port forwardings, then floating IP ->
 // fixed IP), postrouting SNAT (fixed IP -> its floating IP, ahead of the
-// router's SNAT of everything else leaving qg).
+// router's SNAT of everything else leaving qg, and of DNATed traffic that did
+// not come in on qg, so that a floating IP answers its own subnet too).
 //
 // Like the rest of the driver: every converge reads the namespace (devices,
 // addresses, routes, sysctls, the nft table) and changes only what differs,
@@ -73,7 +74,11 @@ export function natChains(spec: RouterSpec): ChainPiece[] {
       snat.push(`oifname "${qg}" ip saddr ${f.fixed_ip} snat to ${f.floating_ip}`);
     }
     const first4 = gw!.ip_addresses.find((a) => ipv4(a.ip_address));
-    if (gw!.enable_snat && first4) snat.push(`oifname "${qg}" snat to ${first4.ip_address}`);
+    if (gw!.enable_snat && first4) {
+      snat.push(`oifname "${qg}" snat to ${first4.ip_address}`);
+      // hairpin: a floating IP reached from inside (its own subnet too) answers through the router
+      snat.push(`iifname != "${qg}" ct status dnat snat to ${first4.ip_address}`);
+    }
   }
   return [
     { family: 'ip', name: 'prerouting', base: 'type nat hook prerouting priority dstnat; policy accept;', rules: dnat },
