@@ -22,6 +22,8 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
   const up = `${e.prefix}-up`;
   await shOk(h.ns, ['ip', 'link', 'add', 'br-ex', 'type', 'bridge']);
   await shOk(h.ns, ['ip', 'link', 'set', 'br-ex', 'up']);
+  // the host's own address on it, as `stratus up` makes it
+  await shOk(h.ns, ['ip', 'addr', 'add', '172.24.4.2/24', 'dev', 'br-ex']);
   await shOk(h.ns, ['ip', 'netns', 'add', up]);
   e.namespaces.push(up);
   await shOk(h.ns, ['ip', 'link', 'add', 'upx', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', up]);
@@ -111,6 +113,17 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     assert.equal(await connect(up, '172.24.4.20', 80), 'hello-a');
     assert.ok(await ping(up, '172.24.4.20'));
     assert.equal(await connect(a.ns, '172.24.4.1', 9000), '172.24.4.20');
+  });
+
+  await t.test('the host itself reaches a floating IP through its address on the mapped bridge, under a host firewall dropping invalid packets', async () => {
+    // the replies must be tracked as what they are (no conntrack zone of the tenant kind on the host's own bridge)
+    await shOk(h.ns, ['nft', 'add table inet hostfw; add chain inet hostfw input { type filter hook input priority 0; policy accept; ct state invalid drop; }']);
+    try {
+      assert.equal(await connect(h.ns, '172.24.4.20', 80), 'hello-a');
+      assert.ok(await ping(h.ns, '172.24.4.20'));
+    } finally {
+      await shOk(h.ns, ['nft', 'delete', 'table', 'inet', 'hostfw']);
+    }
   });
 
   await t.test('a floating IP from inside: another network, and its own subnet (hairpin)', async () => {

@@ -281,7 +281,11 @@ export class NetworkDriver implements Driver {
 
     if (vx) changes.push(...(await this.convergeFdb(vx, spec)));
 
-    changes.push(...(await this.applyNft(zonePieces(bridge, st.zone))));
+    // a mapped bridge stays in the host's zone: it may carry the host's own
+    // traffic (the all-in-one's br-ex), whose replies must meet their connections
+    changes.push(...(owned
+      ? await this.applyNft(zonePieces(bridge, st.zone))
+      : await this.applyNft(emptyPieces(), { chains: [], sets: [], elems: [zoneElem(bridge)] })));
 
     const dhcpDir = join(this.dir('dhcp'), id);
     if (spec.dhcp) {
