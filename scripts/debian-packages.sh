@@ -23,5 +23,6 @@ ensure_debian_packages() {
 # containers' seccomp profile (Podman's /usr/share/containers/seccomp.json) and
 # btrfs-progs (the flavor disk limit: a btrfs qgroup per server), and for
 # tenant networks nftables (security groups and routers' NAT), dnsmasq-base
-# (DHCP/DNS) and iputils-arping (routers' gratuitous ARP for floating IPs).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base iputils-arping"
+# (DHCP/DNS), iputils-arping (routers' gratuitous ARP for floating IPs) and
+# conntrack (a router forgets the connections of a floating IP that goes).
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base iputils-arping conntrack"

@@ -104,6 +104,8 @@ export class NetworkDriver implements Driver {
   private allocLock: Promise<unknown> = Promise.resolve();
   /** `arping` is installed (gratuitous ARP for floating IPs). */
   private arping = false;
+  /** `conntrack` is installed (a router forgets the connections of a floating IP that goes). */
+  private conntrack = false;
 
   constructor(o: NetworkDriverOptions) {
     this.o = { ...o, table: o.table ?? 'stratus' };
@@ -133,6 +135,7 @@ export class NetworkDriver implements Driver {
     await this.host.runOk('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
     await this.applyNft(basePieces());
     this.arping = (await run('sh', ['-c', 'command -v arping'])).code === 0;
+    this.conntrack = (await run('sh', ['-c', 'command -v conntrack'])).code === 0;
   }
 
   async stop(): Promise<void> {
@@ -477,7 +480,7 @@ export class NetworkDriver implements Driver {
   // ---- routers
 
   private routerHost(): RouterHost {
-    return { host: this.host, table: this.o.table, arping: this.arping, networkBridge: (n, what) => this.networkBridge(n, what) };
+    return { host: this.host, table: this.o.table, arping: this.arping, conntrack: this.conntrack, networkBridge: (n, what) => this.networkBridge(n, what) };
   }
 
   private async convergeRouter(id: string, spec: RouterSpec): Promise<Converged<RouterObserved>> {

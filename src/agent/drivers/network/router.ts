@@ -33,6 +33,8 @@ export interface RouterHost {
   table: string;
   /** `arping` is installed: a gratuitous ARP announces each new gateway address and floating IP. */
   arping: boolean;
+  /** `conntrack` is installed: the connections of a floating IP that goes are forgotten (else they keep their NAT until they end). */
+  conntrack: boolean;
   /** The bridge (and MTU) of a network converged on this host; throws a transient network_missing otherwise. */
   networkBridge(networkId: string, what: string): Promise<{ bridge: string; mtu: number }>;
 }
@@ -187,13 +189,18 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
   const lo = seen.links.get('lo');
   if (!lo?.flags.includes('UP')) nsLines.push('link set dev lo up');
   const announce: Array<{ dev: string; ip: string }> = [];
+  const forget: string[] = [];
   for (const l of legs) {
     const d = seen.links.get(l.inner);
     if (!d) throw transient(NetworkErrorCode.hostFailure, `interface ${l.inner} is missing in ${ns}`);
     if (d.address !== l.mac || d.mtu !== l.mtu || d.flags.includes('UP') !== up) nsLines.push(`link set dev ${l.inner} address ${l.mac} mtu ${l.mtu} ${up ? 'up' : 'down'}`);
     const have = new Set((d.addr_info ?? []).filter((x) => x.scope !== 'link').map((x) => `${x.local}/${x.prefixlen}`));
     const want = new Set(l.addresses.map((x) => { const [ip, len] = x.split('/'); return `${ip}/${len}`; }));
-    for (const x of have) if (!want.has(x)) nsLines.push(`addr del ${x} dev ${l.inner}`);
+    for (const x of have) {
+      if (want.has(x)) continue;
+      nsLines.push(`addr del ${x} dev ${l.inner}`);
+      if (l.inner.startsWith('qg-')) forget.push(x.split('/')[0]!);
+    }
     for (const x of want) {
       if (have.has(x)) continue;
       nsLines.push(`addr add ${x} dev ${l.inner}${x.includes(':') ? ' nodad' : ''}`);
@@ -211,7 +218,8 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
   const haveRoutes = seen.routes.filter((r) => r.gateway).map((r) => ({ dst: r.dst, via: r.gateway! }));
   const wantKeys = new Set(routes.map(key));
   const haveKeys = new Set(haveRoutes.map(key));
-  for (const r of haveRoutes) if (!wantKeys.has(key(r))) nsLines.push(`route del ${r.dst} via ${r.via}`);
+  // first: taking a device down or an address away takes its routes with it
+  nsLines.unshift(...haveRoutes.filter((r) => !wantKeys.has(key(r))).map((r) => `route del ${r.dst} via ${r.via}`));
   // a route needs its device up (admin down: none)
   if (up) for (const r of routes) if (!haveKeys.has(key(r))) nsLines.push(`route replace ${r.dst} via ${r.via}`);
   await host.batch('ip', nsLines, ns);
@@ -221,6 +229,12 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
   const nftLines = plan(rh.table, seen.nft, { chains, sets: [], elems: [] });
   await host.batch('nft', nftLines, ns);
   changes.push(...nftLines.map((x) => `${ns}: nft ${x}`));
+
+  // connections NATed to or from an address that went (a floating IP moved away) end now
+  if (rh.conntrack && forget.length) {
+    await host.run('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sh', '-c', 'for a do conntrack -D -d "$a"; conntrack -D -q "$a"; done >/dev/null 2>&1; true', 'sh', ...forget], false);
+    changes.push(...forget.map((a) => `${ns}: conntrack -D ${a}`));
+  }
 
   // neighbours on the external network learn the new addresses' MAC now (best
   // effort; arping takes a second however few it sends: all at once)
