@@ -6,7 +6,6 @@ import { writeFileSync, mkdirSync, openSync } from 'node:fs';
 import { pino } from 'pino';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
-import { isIP } from 'node:net';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
@@ -14,6 +13,7 @@ import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
+import { formatCidr, parseCidr } from '../network/ipnet.ts';
 import { MAX_ALLOCATION_RATIO } from '../fleet/protocol.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
@@ -58,13 +58,14 @@ function bridgeMapping(v: string, previous?: Record<string, string>): Record<str
   if (!physnet || !bridge || more !== undefined || !IFNAME.test(bridge)) throw new InvalidArgumentError('not <physical_network>=<bridge>');
   return { ...previous, [physnet]: bridge };
 }
+/** The all-in-one's external bridge: its name, the host's address on it (`cidr`), and the external subnet that makes (its gateway: the host). */
+interface ExternalBridge { name: string; cidr: string; subnet: string; gateway: string }
 /** `--external-bridge <bridge>=<address>/<prefix>` of `up`. */
-function externalBridge(v: string): { name: string; cidr: string } {
+function externalBridge(v: string): ExternalBridge {
   const [name, cidr, more] = v.trim().split('=');
-  const [addr, len] = (cidr ?? '').split('/');
-  const max = isIP(addr ?? '') === 4 ? 32 : isIP(addr ?? '') === 6 ? 128 : 0;
-  if (!name || !IFNAME.test(name) || more !== undefined || !max || !/^\d+$/.test(len ?? '') || Number(len) > max) throw new InvalidArgumentError('not <bridge>=<address>/<prefix length>');
-  return { name, cidr: cidr! };
+  const c = parseCidr(cidr ?? '', false);
+  if (!name || !IFNAME.test(name) || more !== undefined || !c) throw new InvalidArgumentError('not <bridge>=<address>/<prefix length>');
+  return { name, cidr: cidr!, subnet: formatCidr(c), gateway: cidr!.split('/')[0]! };
 }
 function seconds(v: string): number {
   const n = Number(v);
@@ -213,10 +214,10 @@ function upLog(file: string, level: string): { logger: pino.Logger; fd?: number;
 
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
   .option('--no-agent', 'do not run a host agent beside the server')
-  .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, { name: 'br-ex', cidr: '172.24.4.1/24' })
+  .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, externalBridge('br-ex=172.24.4.1/24'))
   .option('--no-external-bridge', 'no external bridge (flat networks on physical network `public` then fail on this host)')
   .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: { name: string; cidr: string } | false }) => {
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: ExternalBridge | false }) => {
     const dataDir = resolve(f.dataDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
@@ -247,7 +248,7 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
  * The all-in-one's host agent: imports the default busybox image once, then
  * runs `stratus agent` as a supervised child (see src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: { name: string; cidr: string } | false, output?: number): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
