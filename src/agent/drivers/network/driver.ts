@@ -1,19 +1,25 @@
 // The network driver: the Linux data plane of tenant networks on one host
-// (Neutron's linuxbridge agent + dhcp agent + security groups, in one).
+// (Neutron's linuxbridge agent + dhcp agent + security groups + L3 agent, in one).
 //
 // Per network: a Linux bridge brq<id>, for VXLAN a device vx-<vni> on it
 // (MTU inside, static FDB toward every peer host: all-zeros entries for
 // flooding plus one per remote MAC, no multicast, no learning), for flat the
 // mapped host interface on it; a conntrack zone; DHCP (dhcp.ts) when this host
-// serves it. Per port: the host side tap<id> on the bridge (a veth whose other
-// end is `ifname` in the server's namespace /run/netns/st-<device_id>,
-// configured with MAC, addresses, routes and MTU; or a tap a VM opens), and,
-// with port security, its nftables chains (rules.ts). Per security group: its
-// rule chains and member sets.
+// serves it. A flat network whose physical network is mapped to a host bridge
+// (`bridgeMappings`) uses that bridge instead and never changes it. Where a
+// network's ports plug in is resolved once (`networkBridge`). Per port: the
+// host side tap<id> on the bridge (a veth whose other end is `ifname` in the
+// server's namespace /run/netns/st-<device_id>, configured with MAC,
+// addresses, routes and MTU; or a tap a VM opens), and, with port security,
+// its nftables chains (rules.ts). Per security group: its rule chains and
+// member sets. Per router: its namespace, veths and NAT (router.ts).
 //
 // State under <state>/network/ anchors what the driver holds (written before
-// anything is created, removed last): networks/<id>.json (conntrack zone),
-// ports/<id>.json (mark index, device, ip config), sgs/<id>.json, dhcp/<id>/.
+// anything is created, removed last): networks/<id>.json (conntrack zone,
+// bridge, MTU), ports/<id>.json (mark index, device, ip config),
+// sgs/<id>.json, routers/<id>.json, dhcp/<id>/. `list` answers from them, not
+// from the kernel: namespaces are machine-wide, and another agent's (a test's
+// "host") routers must not look like ours.
 // Every converge reads the kernel (links, addresses, routes, FDB, our nft
 // tables, dnsmasq's pid) and changes only what differs, so a second converge
 // changes nothing and a converge repairs drift; it returns what it changed.
