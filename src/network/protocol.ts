@@ -185,6 +185,11 @@ export interface SecurityGroupObserved {
   state: NetworkObservedState;
 }
 
+export interface RouterObserved {
+  /** `active` once the namespace, its devices and NAT match the spec; `down` when admin down or failing. */
+  state: NetworkObservedState;
+}
+
 /** Error codes of these kinds (ResourceError.code). */
 export const NetworkErrorCode = {
   /** The spec asks for what this host cannot do (a flat network on an unmapped physical network, no VXLAN endpoint). */
@@ -238,11 +243,6 @@ export interface RouterSpec {
   /** Each one's floating_ip is an address of the gateway (a floating IP of the router's external network). */
   port_forwardings: Array<PortForwarding & { floating_ip: string }>;
   deleted: boolean;
-}
-
-export interface RouterObserved {
-  /** `active` once the namespace, its devices and NAT match the spec; `down` when admin down or failing. */
-  state: NetworkObservedState;
 }
 
 // ---- device names: Linux caps interface names at 15 bytes; Neutron's linuxbridge agent's conventions
