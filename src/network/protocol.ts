@@ -194,7 +194,7 @@ export interface RouterObserved {
 export const NetworkErrorCode = {
   /** The spec asks for what this host cannot do (a flat network on an unmapped physical network, no VXLAN endpoint). */
   specInvalid: 'spec_invalid',
-  /** The port's network is not (yet) set up on this host. */
+  /** The network of a port or of a router's interface or gateway is not (yet) set up on this host. */
   networkMissing: 'network_missing',
   hostFailure: 'host_failure',
 } as const;

@@ -56,6 +56,9 @@ test('a router: east-west, SNAT, floating IPs, port forwarding, security groups 
     await h.converge('network', netA, specA);
     await h.converge('network', netB, specB);
     await assert.rejects(h.converge('router', router, rspec), (err: unknown) => err instanceof ResourceFailure && err.class === 'transient' && err.code === 'network_missing');
+    // a spec the host cannot make is the user's error, not a retry
+    const bad = { ...rspec, interfaces: [{ ...rspec.interfaces[0]!, mac_address: 'fa:16:3e:00:00:01 mtu 1' }] };
+    await assert.rejects(h.converge('router', router, bad), (err: unknown) => err instanceof ResourceFailure && err.class === 'user' && err.code === 'spec_invalid');
   });
 
   // the external network plugs into the mapped bridge: no brq of its own

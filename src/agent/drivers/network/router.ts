@@ -51,6 +51,16 @@ function checkIp(a: string, what: string): string {
   return a;
 }
 
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const PORT_ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
+
+/** The spec's words end up in `ip -batch` lines: ids and MACs are checked first. */
+function checkPort(portId: string, mac: string): string {
+  if (!PORT_ID.test(portId)) throw userError(NetworkErrorCode.specInvalid, `bad port id ${JSON.stringify(portId)}`);
+  if (!MAC.test(mac.toLowerCase())) throw userError(NetworkErrorCode.specInvalid, `bad MAC address ${JSON.stringify(mac)}`);
+  return mac.toLowerCase();
+}
+
 function checkPrefixlen(ip: string, len: number): string {
   const p = parsePrefix(`${checkIp(ip, 'address')}/${len}`);
   if (!p) throw userError(NetworkErrorCode.specInvalid, `bad prefix length ${len} of ${ip}`);
@@ -102,7 +112,8 @@ async function wantedLegs(rh: RouterHost, id: string, spec: RouterSpec): Promise
       continue;
     }
     const { bridge, mtu } = await rh.networkBridge(i.network_id, `router ${id}`);
-    byPort.set(i.port_id, { network_id: i.network_id, inner: routerInterfaceName(i.port_id), tap: tapName(i.port_id), bridge, mtu, mac: i.mac_address.toLowerCase(), addresses: [addr] });
+    const mac = checkPort(i.port_id, i.mac_address);
+    byPort.set(i.port_id, { network_id: i.network_id, inner: routerInterfaceName(i.port_id), tap: tapName(i.port_id), bridge, mtu, mac, addresses: [addr] });
   }
   const legs: Leg[] = [...byPort.values()];
   const gw = spec.external_gateway;
@@ -115,7 +126,8 @@ async function wantedLegs(rh: RouterHost, id: string, spec: RouterSpec): Promise
       const a = `${f}/${ipv4(f) ? 32 : 128}`;
       if (!addresses.includes(a) && !addresses.some((x) => x.split('/')[0] === f)) addresses.push(a);
     }
-    legs.push({ inner: routerGatewayName(gw.port_id), tap: tapName(gw.port_id), bridge, mtu, mac: gw.mac_address.toLowerCase(), addresses });
+    const mac = checkPort(gw.port_id, gw.mac_address);
+    legs.push({ inner: routerGatewayName(gw.port_id), tap: tapName(gw.port_id), bridge, mtu, mac, addresses });
   }
   const names = new Set<string>();
   for (const l of legs) {
