@@ -22,5 +22,8 @@ ensure_debian_packages() {
 # the default image's busybox, nsenter/mount (util-linux), xattr tools, the
 # containers' seccomp profile (Podman's /usr/share/containers/seccomp.json) and
 # btrfs-progs (the flavor disk limit: a btrfs qgroup per server), and for
-# tenant networks nftables (security groups) and dnsmasq-base (DHCP/DNS).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base"
+# tenant networks nftables (security groups and routers' NAT), dnsmasq-base
+# (DHCP/DNS), haproxy (the metadata service's proxy in each DHCP namespace),
+# iputils-arping (routers' gratuitous ARP for floating IPs) and conntrack (a
+# router forgets the connections of a floating IP that goes).
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack"

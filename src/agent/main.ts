@@ -13,6 +13,7 @@ import { ContainerDriver } from './drivers/container/driver.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
 import { ContainerConsoles } from './drivers/container/console.ts';
 import { NetworkDriver } from './drivers/network/driver.ts';
+import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
 import { run } from './exec.ts';
 import { lookup } from 'node:dns/promises';
@@ -42,6 +43,8 @@ export interface AgentFlags {
   underlayIp?: string;
   /** The namespace holding the network driver's bridges and nft tables (default: the agent's own); tests only. */
   networkHostNetns?: string | null;
+  /** Flat networks on these physical networks use these existing host bridges (`--bridge-mapping public=br-ex`). */
+  bridgeMappings?: Record<string, string>;
 }
 
 export function readToken(file: string): string {
@@ -63,7 +66,8 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
   });
   const network = f.network === false ? null : new NetworkDriver({
-    stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null,
+    stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null, bridgeMappings: f.bridgeMappings,
+    metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
   });
   return withStreams(new Agent({
     client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
@@ -85,6 +89,34 @@ export async function underlayFor(server: string | string[]): Promise<string> {
   const src = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ prefsrc?: string }>)[0]?.prefsrc : undefined;
   if (!src) throw new Error(`cannot tell this host's underlay address toward ${addr}: give --underlay-ip`);
   return src;
+}
+
+/**
+ * The all-in-one's external bridge (DevStack's br-ex): a host bridge with the
+ * host's address on the external network, so floating IPs and router
+ * gateways on it are reachable from the host. Made when missing, never
+ * removed (it belongs to the host, not to a run of the cloud); nothing is
+ * forwarded or NATed from it to the host's other interfaces.
+ */
+export async function ensureExternalBridge(name: string, cidr: string): Promise<string[]> {
+  const done: string[] = [];
+  const ip = async (args: string[]) => {
+    const r = await run('ip', args);
+    if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const show = await run('ip', ['-j', 'addr', 'show', 'dev', name]);
+  const link = show.code === 0 ? (JSON.parse(show.stdout) as Array<{ flags: string[]; linkinfo?: unknown; addr_info?: Array<{ local: string; prefixlen: number }> }>)[0] : undefined;
+  if (!link) {
+    await ip(['link', 'add', 'name', name, 'type', 'bridge']);
+    done.push(`bridge ${name}`);
+  }
+  if (!link?.flags.includes('UP')) await ip(['link', 'set', 'dev', name, 'up']);
+  if (!(link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === cidr)) {
+    await ip(['addr', 'replace', cidr, 'dev', name]);
+    done.push(`${cidr} on ${name}`);
+  }
+  return done;
 }
 
 /** `stratus agent`: runs until SIGTERM/SIGINT; containers keep running when it stops. */

@@ -13,10 +13,13 @@ import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
+import { formatCidr, parseCidr } from '../network/ipnet.ts';
 import { MAX_ALLOCATION_RATIO } from '../fleet/protocol.ts';
 
 const DEFAULT_DATA_DIR = '/var/lib/stratus';
 const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
+/** The physical network of the all-in-one's external bridge (DevStack's `public`). */
+const EXTERNAL_PHYSNET = 'public';
 // The agent's modules load only for the commands that run it: a plain server
 // then keeps their memory (and node:http's ESM facade, which pulls in undici) out.
 const agentModule = () => import('../agent/main.ts');
@@ -47,6 +50,22 @@ function ratio(max: number): (v: string) => number {
 /** A repeatable option whose values may also be comma-separated. */
 function urlList(v: string, previous?: string[]): string[] {
   return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+const IFNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
+/** `--bridge-mapping <physical_network>=<bridge>`, repeatable: the mappings so far plus this one. */
+function bridgeMapping(v: string, previous?: Record<string, string>): Record<string, string> {
+  const [physnet, bridge, more] = v.trim().split('=');
+  if (!physnet || !bridge || more !== undefined || !IFNAME.test(bridge)) throw new InvalidArgumentError('not <physical_network>=<bridge>');
+  return { ...previous, [physnet]: bridge };
+}
+/** The all-in-one's external bridge: its name, the host's address on it (`cidr`), and the external subnet that makes (its gateway: the host). */
+interface ExternalBridge { name: string; cidr: string; subnet: string; gateway: string }
+/** `--external-bridge <bridge>=<address>/<prefix>` of `up`. */
+function externalBridge(v: string): ExternalBridge {
+  const [name, cidr, more] = v.trim().split('=');
+  const c = parseCidr(cidr ?? '', false);
+  if (!name || !IFNAME.test(name) || more !== undefined || !c) throw new InvalidArgumentError('not <bridge>=<address>/<prefix length>');
+  return { name, cidr: cidr!, subnet: formatCidr(c), gateway: cidr!.split('/')[0]! };
 }
 function seconds(v: string): number {
   const n = Number(v);
@@ -196,14 +215,16 @@ function upLog(file: string, level: string): { logger: pino.Logger; fd?: number;
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
   .option('--no-agent', 'do not run a host agent beside the server')
   .option('--underlay-ip <ip>', 'the agent\'s VXLAN endpoint (default: the address the route to the server leaves from); with `host add-local`, its underlay address (10.250.0.1)')
+  .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, externalBridge('br-ex=172.24.4.1/24'))
+  .option('--no-external-bridge', 'no external bridge (flat networks on physical network `public` then fail on this host)')
   .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; underlayIp?: string }) => {
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string }) => {
     const dataDir = resolve(f.dataDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
     const s = await startStratus({ ...toOptions(f), logger: log.logger });
     const { clouds, openrc } = writeClientConfig(dataDir, s.url, s.adminPassword, s.adminProjectId);
-    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], log.fd);
+    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd);
     // No password here: whatever captures this output (a terminal's scrollback, a
     // service manager's journal, CI logs) would keep it. It is in the owner-only files.
     process.stdout.write([
@@ -228,13 +249,18 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
  * The all-in-one's host agent: imports the default busybox image once, then
  * runs `stratus agent` as a supervised child (see src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], output?: number): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
     return null;
   }
-  const { importDefaultImage, superviseAgent } = await agentModule();
+  const { ensureExternalBridge, importDefaultImage, superviseAgent } = await agentModule();
+  if (external) {
+    const made = await ensureExternalBridge(external.name, external.cidr);
+    if (made.length) s.logger.info({ made }, 'external bridge');
+    extraArgs = [...extraArgs, '--bridge-mapping', `${EXTERNAL_PHYSNET}=${external.name}`];
+  }
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
   return superviseAgent({
@@ -254,9 +280,10 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--console-log-max <bytes>', 'size cap of each server\'s console log', count, 1 << 20)
   .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
   .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
+  .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
-  .action(async (f: AgentFlags) => {
-    await (await agentModule()).runAgent(f);
+  .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
+    await (await agentModule()).runAgent({ ...f, bridgeMappings: bridgeMapping });
   });
 
 const host = program.command('host').description('hosts on this machine, for tests and demos');

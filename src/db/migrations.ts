@@ -1,10 +1,11 @@
 // Every service's migrations; names sort in the order they must run
-// (identity 00xx, image 005x, compute 01xx, fleet 018x, placement 02xx, network 03xx).
+// (identity 00xx, image 005x, compute 01xx, fleet 018x, placement 02xx, network 03xx, metadata 04xx).
 import type { Migration } from 'kysely/migration';
 import { computeMigrations } from '../compute/schema.ts';
 import { fleetMigrations } from '../fleet/schema.ts';
 import { identityMigrations } from '../identity/schema.ts';
 import { imageMigrations } from '../image/schema.ts';
+import { metadataMigrations } from '../metadata/schema.ts';
 import { networkMigrations } from '../network/schema.ts';
 import { placementMigrations } from '../placement/schema.ts';
 
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   ...fleetMigrations,
   ...placementMigrations,
   ...networkMigrations,
+  ...metadataMigrations,
 };

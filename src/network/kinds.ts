@@ -263,7 +263,9 @@ function subnetSpec(s: SubnetRow): SubnetSpec {
   };
 }
 
-/** What the server's side of a port is set to: its addresses, the subnets' gateways, routes and name servers. */
+const METADATA_ROUTE = '169.254.169.254/32';
+
+/** What the server's side of a port is set to: its addresses, the subnets' gateways, routes (and the metadata route) and name servers. */
 function ipConfig(fixed: FixedIp[], subnets: SubnetRow[], dhcpIps: FixedIp[]): PortIpConfig {
   const c: PortIpConfig = { addresses: [], gateway4: null, gateway6: null, routes: [], dns_nameservers: [], dns_search: [] };
   for (const ip of fixed) {
@@ -274,6 +276,9 @@ function ipConfig(fixed: FixedIp[], subnets: SubnetRow[], dhcpIps: FixedIp[]): P
     if (s.gateway_ip && cidr.version === 4) c.gateway4 ??= s.gateway_ip;
     if (s.gateway_ip && cidr.version === 6) c.gateway6 ??= s.gateway_ip;
     c.routes.push(...JSON.parse(s.host_routes));
+    // the metadata service (169.254.169.254) is in the DHCP namespace: a host route to it via the DHCP port, as Neutron's isolated metadata gives
+    const viaDhcp = cidr.version === 4 && s.enable_dhcp ? dhcpIps.find((d) => d.subnet_id === s.id)?.ip_address : undefined;
+    if (viaDhcp && !c.routes.some((r) => r.destination === METADATA_ROUTE)) c.routes.push({ destination: METADATA_ROUTE, nexthop: viaDhcp });
     const ns = JSON.parse(s.dns_nameservers) as string[];
     c.dns_nameservers.push(...(ns.length ? ns : dhcpIps.filter((d) => d.subnet_id === s.id && s.enable_dhcp).map((d) => d.ip_address)));
   }

@@ -5,7 +5,8 @@
 // (NetworkSpec, on every host with a port of the network, plus the host
 // serving its DHCP), `port` (PortSpec, on the host of the port's device),
 // `security_group` (SecurityGroupSpec, on every host with a port in the
-// group) and, next, `router` (RouterSpec). Types and pure helpers only (device
+// group) and `router` (RouterSpec, on the host running the router, which also
+// gets the router's networks). Types and pure helpers only (device
 // names both sides must agree on): the agent imports this file and nothing
 // else of the network service.
 
@@ -184,30 +185,62 @@ export interface SecurityGroupObserved {
   state: NetworkObservedState;
 }
 
+export interface RouterObserved {
+  /** `active` once the namespace, its devices and NAT match the spec; `down` when admin down or failing. */
+  state: NetworkObservedState;
+}
+
 /** Error codes of these kinds (ResourceError.code). */
 export const NetworkErrorCode = {
   /** The spec asks for what this host cannot do (a flat network on an unmapped physical network, no VXLAN endpoint). */
   specInvalid: 'spec_invalid',
-  /** The port's network is not (yet) set up on this host. */
+  /** The network of a port or of a router's interface or gateway is not (yet) set up on this host. */
   networkMissing: 'network_missing',
   hostFailure: 'host_failure',
 } as const;
 
-// ---- routers (next: not yet served by the agent)
+// ---- routers
 
+/**
+ * One address of a router on a tenant network (Neutron's router interface);
+ * a port with several subnets' addresses comes as several entries with the
+ * same port_id. The router's ports are the router's: the control plane does
+ * not send them as `port` resources as well.
+ */
 export interface RouterInterface { port_id: string; network_id: string; subnet_id: string; mac_address: string; ip_address: string; prefixlen: number }
 
+/** A floating IP associated with a port behind the router: DNAT floating_ip -> fixed_ip, SNAT back. */
 export interface FloatingIpMapping { floating_ip: string; fixed_ip: string; port_id: string }
 export interface PortForwarding { external_port: number; internal_ip: string; internal_port: number; protocol: 'tcp' | 'udp' }
 
+/** The router's side on its external network (Neutron's external_gateway_info and gateway port). */
+export interface RouterGateway {
+  network_id: string;
+  port_id: string;
+  mac_address: string;
+  ip_addresses: Array<{ ip_address: string; prefixlen: number }>;
+  /** The external subnet's gateway: the router's default route. */
+  gateway_ip: string | null;
+  /** SNAT traffic of the tenant networks leaving the gateway to its first IPv4 address. */
+  enable_snat: boolean;
+}
+
+/**
+ * A router on the host that runs it: a namespace qrouter-<id> with a qr-
+ * device per interface on its network's bridge, a qg- device on the external
+ * network's bridge (both networks are sent to this host too), NAT for SNAT,
+ * floating IPs and port forwardings.
+ */
 export interface RouterSpec {
   project_id: string;
   name: string;
   admin_state_up: boolean;
   interfaces: RouterInterface[];
-  external_gateway: { network_id: string; port_id: string; mac_address: string; ip_addresses: Array<{ ip_address: string; prefixlen: number }>; gateway_ip: string | null; enable_snat: boolean } | null;
+  external_gateway: RouterGateway | null;
+  /** Static routes (Neutron's extraroute); the nexthop is on one of the router's subnets. */
   routes: HostRoute[];
   floating_ips: FloatingIpMapping[];
+  /** Each one's floating_ip is an address of the gateway (a floating IP of the router's external network). */
   port_forwardings: Array<PortForwarding & { floating_ip: string }>;
   deleted: boolean;
 }
@@ -230,3 +263,7 @@ export const dhcpNamespace = (networkId: string) => `qdhcp-${networkId}`;
 export const serverNamespace = (serverId: string) => `st-${serverId}`;
 /** The router's namespace. */
 export const routerNamespace = (routerId: string) => `qrouter-${routerId}`;
+/** A router interface's end inside the router's namespace (the host end is tapName). */
+export const routerInterfaceName = (portId: string) => `qr-${short(portId)}`;
+/** The router gateway's end inside the router's namespace (the host end is tapName). */
+export const routerGatewayName = (portId: string) => `qg-${short(portId)}`;

@@ -6,10 +6,12 @@
 // deleted server's made ports go, the named ones are detached. Errors are
 // NeutronErrors (status and message); compute turns them into its own.
 import type { Kysely } from 'kysely';
+import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
 import { conflict, ipExhausted, notFound } from './errors.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
+import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
 import { checkQuota } from './quotas.ts';
 import { newStandard } from './resource.ts';
@@ -137,6 +139,77 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
           await db.transaction().execute((tx) => removePort(tx, p.id));
         }
       }
+    },
+  };
+}
+
+// ---- what the metadata service and the config drive read of a server's ports
+
+/** The port holding a fixed IP on a network, and the server it belongs to (device_id). */
+export interface PortAtAddress { port_id: string; device_id: string; device_owner: string; project_id: string }
+
+export interface ServerPortFacts {
+  /** The server's ports in the order its interfaces are (eth0, eth1...), with their addresses. */
+  ports: Array<{ id: string; network_id: string; mac_address: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }>;
+  /** The names of the security groups of its ports, once each. */
+  security_groups: string[];
+}
+
+export interface ServerMetadataNetworking {
+  /** Nova's network_data.json of each server (servers without ports get empty lists). */
+  networkData(serverIds: string[]): Promise<Map<string, NetworkData>>;
+  /** The compute port on `networkId` holding `ip` as a fixed IP (not an allowed address pair); null when none. */
+  portAt(networkId: string, ip: string): Promise<PortAtAddress | null>;
+  /** The server's ports and security group names (EC2 mac, local-ipv4, security-groups). */
+  facts(serverId: string): Promise<ServerPortFacts>;
+}
+
+/** Read-only, on the database alone: compute's desired state and the metadata service both use it. */
+export function serverMetadataNetworking(database: Db): ServerMetadataNetworking {
+  const db = database as unknown as Kysely<any>;
+  const computePorts = (serverIds: string[]) => db.selectFrom('network_ports as p').innerJoin('network_networks as n', 'n.id', 'p.network_id')
+    .select(['p.id', 'p.device_id', 'p.network_id', 'p.mac_address', 'p.binding_vif_type', 'n.mtu'])
+    .where('p.device_id', 'in', serverIds).where('p.device_owner', 'like', 'compute:%').orderBy('p.created_at').orderBy('p.id').execute();
+  return {
+    async networkData(serverIds) {
+      const out = new Map<string, NetworkData>(serverIds.map((id) => [id, { links: [], networks: [], services: [] }]));
+      if (!serverIds.length) return out;
+      const ports = await computePorts(serverIds);
+      if (!ports.length) return out;
+      const ips = await fixedIpsOf(db, ports.map((p) => p.id));
+      const subnetRows = await db.selectFrom('network_subnets').selectAll().where('network_id', 'in', [...new Set(ports.map((p) => p.network_id))]).execute() as SubnetRow[];
+      const subnets = new Map<string, NetworkDataSubnet>(subnetRows.map((s) => [s.id, {
+        id: s.id, cidr: s.cidr, ip_version: s.ip_version, gateway_ip: s.gateway_ip, enable_dhcp: !!s.enable_dhcp,
+        dns_nameservers: JSON.parse(s.dns_nameservers), host_routes: JSON.parse(s.host_routes), ipv6_address_mode: s.ipv6_address_mode,
+      }]));
+      for (const id of serverIds) {
+        const mine: NetworkDataPort[] = ports.filter((p) => p.device_id === id).map((p) => ({
+          id: p.id, network_id: p.network_id, mac_address: p.mac_address, mtu: p.mtu, vif_type: p.binding_vif_type, fixed_ips: ips.get(p.id) ?? [],
+        }));
+        out.set(id, buildNetworkData(mine, subnets));
+      }
+      return out;
+    },
+
+    async portAt(networkId, ip) {
+      const row = await db.selectFrom('network_ip_allocations as a').innerJoin('network_ports as p', 'p.id', 'a.port_id')
+        .select(['p.id', 'p.device_id', 'p.device_owner', 'p.project_id'])
+        .where('p.network_id', '=', networkId).where('a.ip_address', '=', ip).where('p.device_owner', 'like', 'compute:%').where('p.device_id', '!=', '')
+        .executeTakeFirst();
+      return row ? { port_id: row.id, device_id: row.device_id, device_owner: row.device_owner, project_id: row.project_id } : null;
+    },
+
+    async facts(serverId) {
+      const ports = await computePorts([serverId]);
+      const ips = await fixedIpsOf(db, ports.map((p) => p.id));
+      const groups = ports.length
+        ? await db.selectFrom('network_port_security_groups as g').innerJoin('network_security_groups as s', 's.id', 'g.security_group_id')
+          .select(['s.name']).distinct().where('g.port_id', 'in', ports.map((p) => p.id)).orderBy('s.name').execute()
+        : [];
+      return {
+        ports: ports.map((p) => ({ id: p.id, network_id: p.network_id, mac_address: p.mac_address, fixed_ips: ips.get(p.id) ?? [] })),
+        security_groups: groups.map((g) => g.name as string),
+      };
     },
   };
 }

@@ -18,6 +18,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createFleet } from '../fleet/api.ts';
+import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import type { ComputeConfig } from '../compute/api/context.ts';
 
 export interface StratusOptions {
@@ -98,6 +99,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     },
   });
   const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers });
+  // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
+  fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
   return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service] };
 }

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { run, type RunResult } from '../../src/agent/exec.ts';
-import { NetworkDriver } from '../../src/agent/drivers/network/driver.ts';
+import { NetworkDriver, type NetworkDriverOptions } from '../../src/agent/drivers/network/driver.ts';
 import { dnsmasqPid } from '../../src/agent/drivers/network/dhcp.ts';
 import {
-  bridgeName, dhcpNamespace, NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND, serverNamespace,
+  bridgeName, dhcpNamespace, NETWORK_KIND, PORT_KIND, ROUTER_KIND, routerNamespace, SECURITY_GROUP_KIND, serverNamespace,
   type NetworkSpec, type PortSpec, type SecurityGroupRule, type SecurityGroupSpec,
 } from '../../src/network/protocol.ts';
 
@@ -44,7 +44,8 @@ export async function pingSoon(ns: string, ip: string, tries = 3): Promise<boole
   return false;
 }
 
-const LISTENER = `const s=require('net').createServer(c=>c.end(process.argv[2]+'\\n'));s.listen(Number(process.argv[1]),()=>process.stdout.write('up\\n'));`;
+// reply `@peer`: the client's address as the listener sees it (NAT tests)
+const LISTENER = `const s=require('net').createServer(c=>c.end((process.argv[2]==='@peer'?c.remoteAddress.replace(/^::ffff:/,''):process.argv[2])+'\\n'));s.listen(Number(process.argv[1]),()=>process.stdout.write('up\\n'));`;
 const CLIENT = `const c=require('net').connect({host:process.argv[1],port:Number(process.argv[2]),timeout:1500});let d='';c.on('data',x=>d+=x);c.on('end',()=>{process.stdout.write(d);process.exit(0)});c.on('timeout',()=>process.exit(3));c.on('error',()=>process.exit(4));`;
 
 export interface Env {
@@ -53,7 +54,7 @@ export interface Env {
   namespaces: string[];
   drivers: NetworkDriver[];
   children: ChildProcess[];
-  host(name: string, underlayIp?: string): Promise<NetworkDriver & { ns: string }>;
+  host(name: string, underlayIp?: string, o?: Partial<NetworkDriverOptions>): Promise<NetworkDriver & { ns: string }>;
   /** A plain namespace standing for a server (the container driver's name). */
   server(): Promise<{ id: string; ns: string }>;
   listen(ns: string, port: number, reply: string): Promise<void>;
@@ -70,14 +71,14 @@ export function env(): Env {
   const prefix = `nt${randomBytes(2).toString('hex')}`;
   const e: Env = {
     prefix, stateDirs: [], namespaces: [], drivers: [], children: [],
-    async host(name, underlayIp = '192.0.2.1') {
+    async host(name, underlayIp = '192.0.2.1', o = {}) {
       const ns = `${prefix}-${name}`;
       await run('ip', ['netns', 'add', ns]);
       e.namespaces.push(ns);
       await sh(ns, ['ip', 'link', 'set', 'lo', 'up']);
       const stateDir = mkdtempSync(join(tmpdir(), `${prefix}-${name}-`));
       e.stateDirs.push(stateDir);
-      const d = new NetworkDriver({ stateDir, hostNetns: ns, underlayIp, log: pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' }) }) as NetworkDriver & { ns: string };
+      const d = new NetworkDriver({ stateDir, hostNetns: ns, underlayIp, log: pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' }), ...o }) as NetworkDriver & { ns: string };
       d.ns = ns;
       e.drivers.push(d);
       await d.start();
@@ -100,7 +101,7 @@ export function env(): Env {
     async cleanup() {
       for (const c of e.children) if (c.exitCode === null && c.signalCode === null) process.kill(c.pid!, 'SIGKILL');
       for (const d of e.drivers) {
-        for (const kind of [PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
+        for (const kind of [ROUTER_KIND, PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
           for (const id of await d.list(kind).catch(() => [] as string[])) await d.destroy(kind, id).catch(() => undefined);
         }
         await d.removeTables().catch(() => undefined);
@@ -115,12 +116,12 @@ export function env(): Env {
 
 // ---- specs
 
-export function networkSpec(o: { cidr?: string; vni?: number; gateway?: string | null; dhcp?: { ip: string; hosts: Array<{ port_id: string; mac: string; ip: string; hostname: string }> } | null; peers?: Array<{ underlay_ip: string; macs: string[] }> } = {}): NetworkSpec {
+export function networkSpec(o: { cidr?: string; vni?: number; physical?: string; gateway?: string | null; dhcp?: { ip: string; hosts: Array<{ port_id: string; mac: string; ip: string; hostname: string }> } | null; peers?: Array<{ underlay_ip: string; macs: string[] }> } = {}): NetworkSpec {
   const cidr = o.cidr ?? '10.50.0.0/24';
   return {
     project_id: 'p1', name: 'net', admin_state_up: true,
-    segmentation: { type: 'vxlan', vni: o.vni ?? 1000 + Math.floor(Math.random() * 100000), physical_network: null },
-    mtu: 1450,
+    segmentation: o.physical ? { type: 'flat', vni: null, physical_network: o.physical } : { type: 'vxlan', vni: o.vni ?? 1000 + Math.floor(Math.random() * 100000), physical_network: null },
+    mtu: o.physical ? 1500 : 1450,
     subnets: [{
       id: 'sub-1', name: 'sub', cidr, ip_version: 4, gateway_ip: o.gateway === undefined ? null : o.gateway, enable_dhcp: !!o.dhcp,
       dns_nameservers: [], host_routes: [], allocation_pools: [], ipv6_ra_mode: null, ipv6_address_mode: null,
@@ -163,8 +164,8 @@ export function sgSpec(rules: SecurityGroupRule[], o: Partial<SecurityGroupSpec>
   return { project_id: 'p1', name: 'sg', stateful: true, rules, remote_groups: {}, address_groups: {}, deleted: false, ...o };
 }
 
-/** What a host namespace still holds of the driver: bridges, taps, vxlan devices, our nft tables' chains. */
-export async function hostLeftovers(hostNs: string, networkIds: string[] = []): Promise<string[]> {
+/** What a host namespace still holds of the driver: bridges, taps, vxlan devices, our nft tables' chains; DHCP and router namespaces. */
+export async function hostLeftovers(hostNs: string, networkIds: string[] = [], routerIds: string[] = []): Promise<string[]> {
   const out: string[] = [];
   const links = JSON.parse(await shOk(hostNs, ['ip', '-j', 'link', 'show'])) as Array<{ ifname: string }>;
   for (const l of links) if (/^(brq|tap|vx-)/.test(l.ifname)) out.push(`link ${l.ifname}`);
@@ -174,6 +175,7 @@ export async function hostLeftovers(hostNs: string, networkIds: string[] = []): 
     if (existsSync(`/run/netns/${dhcpNamespace(id)}`)) out.push(`netns ${dhcpNamespace(id)}`);
     if (links.some((l) => l.ifname === bridgeName(id))) out.push(`bridge of ${id}`);
   }
+  for (const id of routerIds) if (existsSync(`/run/netns/${routerNamespace(id)}`)) out.push(`netns ${routerNamespace(id)}`);
   return out;
 }
 

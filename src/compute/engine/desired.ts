@@ -7,6 +7,7 @@ import type { Tables } from '../../db/tables.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { DesiredPower } from '../schema.ts';
 import type { Resource } from '../../fleet/protocol.ts';
+import { serverMetadataNetworking, type NetworkData } from '../../network/service.ts';
 import { SERVER_KIND, type AgentImage, type ServerSpec } from './protocol.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
@@ -36,19 +37,21 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
     const img = await images.getImage(id);
     if (img) imageById.set(id, agentImage(img));
   }
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null));
+  // network_data.json: the same builder the metadata service answers with
+  const networkData = await serverMetadataNetworking(db).networkData(rows.map((r) => r.id));
+  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null, networkData.get(s.id)!));
 }
 
-function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null): Resource<ServerSpec> {
+function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null, networkData: NetworkData): Resource<ServerSpec> {
   let f: Record<string, any> = {};
   try {
     f = JSON.parse(s.flavor) as Record<string, any>;
   } catch { /* a broken row keeps the defaults */ }
   const keys = s.key_name && s.key_data ? [{ name: s.key_name, type: s.key_data.startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data }] : [];
-  return { kind: SERVER_KIND, id: s.id, version: s.version, spec: toSpec(s, f, metadata, image, keys) };
+  return { kind: SERVER_KIND, id: s.id, version: s.version, spec: toSpec(s, f, metadata, image, keys, networkData) };
 }
 
-function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, string>, image: AgentImage | null, keys: Array<{ name: string; type: string; data: string }>): ServerSpec {
+function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, string>, image: AgentImage | null, keys: Array<{ name: string; type: string; data: string }>, networkData: NetworkData): ServerSpec {
   return {
     name: s.name, hostname: s.hostname, project_id: s.project_id, user_id: s.user_id, kind: s.kind,
     image,
@@ -68,7 +71,7 @@ function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, stri
         ...(keys.length ? { public_keys: Object.fromEntries(keys.map((k) => [k.name, k.data])), keys } : {}),
       },
       user_data: s.user_data,
-      network_data: { links: [], networks: [], services: [] },
+      network_data: networkData as unknown as Record<string, unknown>,
       vendor_data: {},
     },
   };

@@ -8,12 +8,28 @@
 //
 // Files under <state>/network/dhcp/<network id>/: hosts, addn_hosts, opts,
 // pid, args (the command line it runs with), log.
+//
+// The metadata service (169.254.169.254) lives here too, as Neutron's
+// isolated metadata does: the namespace's interface also holds
+// 169.254.169.254/32, an haproxy listens there on port 80 and forwards to
+// the agent's metadata proxy (src/agent/metadata-proxy.ts) on the unix socket
+// md.sock, setting the network and the guest's source address in headers
+// that replace any the guest sent. Servers reach it by a host route via the
+// DHCP port's address (kinds.ts for containers, option 121 here for DHCP
+// clients). Files: haproxy.cfg, haproxy.pid, md.sock. haproxy rather than a
+// Node listener: Node cannot open a socket in another network namespace, and
+// haproxy is what Neutron runs there (a packaged, small, event-driven proxy).
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
 import { dhcpIfName, dhcpNamespace, tapName } from '../../../network/protocol.ts';
 import { parsePrefix, prefixLength } from './addr.ts';
 import { exists, NETNS_DIR, type HostNet } from './host.ts';
+import type { MetadataProxy } from '../../metadata-proxy.ts';
+import { METADATA_NETWORK_HEADER, METADATA_SOURCE_HEADER } from '../../../metadata/protocol.ts';
+
+/** The metadata service's address (EC2's, then OpenStack's). */
+export const METADATA_IP = '169.254.169.254';
 
 export interface DhcpResult { changes: string[] }
 
@@ -61,7 +77,7 @@ export function addnHostsFile(dhcp: DhcpSpec): string {
   return dhcp.hosts.map((h) => `${h.ip_address}\t${h.hostname}.${domain} ${h.hostname}`).sort().join('\n') + '\n';
 }
 
-export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
+export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec, metadata = false): string {
   const lines: string[] = [];
   dhcpSubnets(spec).forEach((s, i) => {
     const t = `tag:${tagOf(i)}`;
@@ -70,6 +86,8 @@ export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
       const dns = s.dns_nameservers.length ? s.dns_nameservers : own ? [own] : [];
       if (dns.length) lines.push(`${t},option:dns-server,${dns.join(',')}`);
       const routes = s.host_routes.filter((r) => parsePrefix(r.destination)?.version === 4);
+      // the metadata service, through this namespace (a host route of the subnet's own to it wins)
+      if (metadata && own && !routes.some((r) => r.destination === `${METADATA_IP}/32`)) routes.push({ destination: `${METADATA_IP}/32`, nexthop: own });
       if (routes.length) {
         // option 121 replaces the router option for clients that take it: the default route goes in too
         const all = [...routes.map((r) => `${r.destination},${r.nexthop}`), ...(s.gateway_ip ? [`0.0.0.0/0,${s.gateway_ip}`] : [])];
@@ -85,14 +103,61 @@ export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
   return lines.join('\n') + '\n';
 }
 
-/** The live dnsmasq of a network: its pid when the pid file names a running dnsmasq with our pid file. */
-export async function dnsmasqPid(dir: string): Promise<number | null> {
-  const pid = Number((await fsp.readFile(join(dir, 'pid'), 'utf8').catch(() => '')).trim());
+/** The pid in `pidFile` when that process is alive (not a zombie) and its command line holds `marker`. */
+async function livePid(pidFile: string, marker: string): Promise<number | null> {
+  const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (!pid) return null;
   const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return cmdline.includes(`--pid-file=${join(dir, 'pid')}`) && state !== 'Z' ? pid : null;
+  return cmdline.includes(marker) && state !== 'Z' ? pid : null;
+}
+
+/** Stops what `find` names (TERM, then KILL when it lingers). */
+async function stopPid(find: () => Promise<number | null>): Promise<void> {
+  const pid = await find();
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch { /* gone */ }
+  for (let i = 0; i < 50 && (await find()); i++) await new Promise((r) => setTimeout(r, 20));
+  if (await find()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch { /* gone */ }
+  }
+}
+
+/** The live dnsmasq of a network: its pid when the pid file names a running dnsmasq with our pid file. */
+export const dnsmasqPid = (dir: string): Promise<number | null> => livePid(join(dir, 'pid'), `--pid-file=${join(dir, 'pid')}`);
+
+/** The live metadata haproxy of a network (its pid file names a running haproxy of our config). */
+export const haproxyPid = (dir: string): Promise<number | null> => livePid(join(dir, 'haproxy.pid'), join(dir, 'haproxy.cfg'));
+
+/** The agent's metadata socket of a network. */
+export const metadataSocket = (dir: string) => join(dir, 'md.sock');
+
+/** haproxy's configuration for a network's metadata: 169.254.169.254:80 to the agent's socket, the guest's identity set by haproxy alone. */
+export function haproxyConfig(dir: string, networkId: string): string {
+  return [
+    'global',
+    '    daemon',
+    `    pidfile ${join(dir, 'haproxy.pid')}`,
+    '    maxconn 1024',
+    'defaults',
+    '    mode http',
+    '    timeout connect 5s',
+    '    timeout client 30s',
+    '    timeout server 35s',
+    '    timeout http-request 10s',
+    'listen metadata',
+    `    bind ${METADATA_IP}:80`,
+    // set-header replaces every header of that name the guest sent
+    `    http-request set-header ${METADATA_SOURCE_HEADER} %[src]`,
+    `    http-request set-header ${METADATA_NETWORK_HEADER} ${networkId}`,
+    `    server agent unix@${metadataSocket(dir)}`,
+    '',
+  ].join('\n');
 }
 
 async function writeIfChanged(file: string, text: string): Promise<boolean> {
@@ -102,25 +167,34 @@ async function writeIfChanged(file: string, text: string): Promise<boolean> {
   return true;
 }
 
-export async function stopDnsmasq(dir: string): Promise<void> {
-  const pid = await dnsmasqPid(dir);
-  if (!pid) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch { /* gone */ }
-  for (let i = 0; i < 50 && (await dnsmasqPid(dir)); i++) await new Promise((r) => setTimeout(r, 20));
-  if (await dnsmasqPid(dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch { /* gone */ }
+export const stopDnsmasq = (dir: string): Promise<void> => stopPid(() => dnsmasqPid(dir));
+export const stopHaproxy = (dir: string): Promise<void> => stopPid(() => haproxyPid(dir));
+
+/** The metadata proxy of a network: the agent's socket listening, haproxy running with the current config. */
+async function convergeMetadata(host: HostNet, dir: string, networkId: string, proxy: MetadataProxy): Promise<string[]> {
+  const changes: string[] = [];
+  if (await proxy.ensure(networkId, metadataSocket(dir))) changes.push('metadata socket listening');
+  const cfgChanged = await writeIfChanged(join(dir, 'haproxy.cfg'), haproxyConfig(dir, networkId));
+  let pid = await haproxyPid(dir);
+  if (pid && cfgChanged) {
+    await stopHaproxy(dir);
+    pid = null;
+    changes.push('metadata haproxy stopped');
   }
+  if (!pid) {
+    await fsp.rm(join(dir, 'haproxy.pid'), { force: true });
+    await host.runOk('nsenter', [`--net=${NETNS_DIR}/${dhcpNamespace(networkId)}`, 'haproxy', '-f', join(dir, 'haproxy.cfg')], false);
+    changes.push('metadata haproxy started');
+  }
+  return changes;
 }
 
 /**
  * Converges the DHCP server of a network on this host: namespace, veth on the
- * bridge with the DHCP port's MAC and addresses, files, dnsmasq.
+ * bridge with the DHCP port's MAC and addresses, files, dnsmasq; with
+ * `metadata`, the metadata address, haproxy and the agent's socket.
  */
-export async function convergeDhcp(host: HostNet, dir: string, networkId: string, spec: NetworkSpec, dhcp: DhcpSpec, bridge: string, links: Map<string, { master?: string; flags: string[]; mtu: number }>): Promise<DhcpResult> {
+export async function convergeDhcp(host: HostNet, dir: string, networkId: string, spec: NetworkSpec, dhcp: DhcpSpec, bridge: string, links: Map<string, { master?: string; flags: string[]; mtu: number }>, metadata?: MetadataProxy | null): Promise<DhcpResult> {
   const changes: string[] = [];
   const ns = dhcpNamespace(networkId);
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
@@ -152,6 +226,7 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
     const s = spec.subnets.find((x) => x.id === f.subnet_id);
     if (s) want.add(`${f.ip_address}/${prefixLength(s.cidr)}`);
   }
+  if (metadata) want.add(`${METADATA_IP}/32`);
   const have = new Set((l?.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`));
   for (const a of want) if (!have.has(a)) nsLines.push(`addr add ${a} dev ${inner}${a.includes(':') ? ' nodad' : ''}`);
   for (const a of have) if (!want.has(a)) nsLines.push(`addr del ${a} dev ${inner}`);
@@ -161,7 +236,7 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
   const files = await Promise.all([
     writeIfChanged(join(dir, 'hosts'), hostsFile(spec, dhcp)),
     writeIfChanged(join(dir, 'addn_hosts'), addnHostsFile(dhcp)),
-    writeIfChanged(join(dir, 'opts'), optsFile(spec, dhcp)),
+    writeIfChanged(join(dir, 'opts'), optsFile(spec, dhcp, !!metadata)),
   ]);
   const args = dnsmasqArgs(dir, spec, dhcp);
   const argsChanged = await writeIfChanged(join(dir, 'args'), args.join('\n') + '\n');
@@ -179,12 +254,20 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
     await host.runOk('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'dnsmasq', ...args], false);
     changes.push('dnsmasq started');
   }
+  if (metadata) changes.push(...(await convergeMetadata(host, dir, networkId, metadata)));
+  else if (await exists(join(dir, 'haproxy.cfg'))) {
+    await stopHaproxy(dir);
+    await fsp.rm(join(dir, 'haproxy.cfg'), { force: true });
+    changes.push('metadata haproxy removed');
+  }
   return { changes };
 }
 
-/** Stops dnsmasq and removes the namespace (its veth goes with it) and the files. */
-export async function destroyDhcp(host: HostNet, dir: string, networkId: string): Promise<void> {
+/** Stops dnsmasq and the metadata proxy, and removes the namespace (its veth goes with it) and the files. */
+export async function destroyDhcp(host: HostNet, dir: string, networkId: string, metadata?: MetadataProxy | null): Promise<void> {
   await stopDnsmasq(dir);
+  await stopHaproxy(dir);
+  await metadata?.remove(networkId);
   const ns = dhcpNamespace(networkId);
   if (await exists(`${NETNS_DIR}/${ns}`)) await host.runOk('ip', ['netns', 'del', ns], false);
   await fsp.rm(dir, { recursive: true, force: true });

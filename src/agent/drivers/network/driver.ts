@@ -1,19 +1,25 @@
 // The network driver: the Linux data plane of tenant networks on one host
-// (Neutron's linuxbridge agent + dhcp agent + security groups, in one).
+// (Neutron's linuxbridge agent + dhcp agent + security groups + L3 agent, in one).
 //
 // Per network: a Linux bridge brq<id>, for VXLAN a device vx-<vni> on it
 // (MTU inside, static FDB toward every peer host: all-zeros entries for
 // flooding plus one per remote MAC, no multicast, no learning), for flat the
 // mapped host interface on it; a conntrack zone; DHCP (dhcp.ts) when this host
-// serves it. Per port: the host side tap<id> on the bridge (a veth whose other
-// end is `ifname` in the server's namespace /run/netns/st-<device_id>,
-// configured with MAC, addresses, routes and MTU; or a tap a VM opens), and,
-// with port security, its nftables chains (rules.ts). Per security group: its
-// rule chains and member sets.
+// serves it. A flat network whose physical network is mapped to a host bridge
+// (`bridgeMappings`) uses that bridge instead and never changes it. Where a
+// network's ports plug in is resolved once (`networkBridge`). Per port: the
+// host side tap<id> on the bridge (a veth whose other end is `ifname` in the
+// server's namespace /run/netns/st-<device_id>, configured with MAC,
+// addresses, routes and MTU; or a tap a VM opens), and, with port security,
+// its nftables chains (rules.ts). Per security group: its rule chains and
+// member sets. Per router: its namespace, veths and NAT (router.ts).
 //
 // State under <state>/network/ anchors what the driver holds (written before
-// anything is created, removed last): networks/<id>.json (conntrack zone),
-// ports/<id>.json (mark index, device, ip config), sgs/<id>.json, dhcp/<id>/.
+// anything is created, removed last): networks/<id>.json (conntrack zone,
+// bridge, MTU), ports/<id>.json (mark index, device, ip config),
+// sgs/<id>.json, routers/<id>.json, dhcp/<id>/. `list` answers from them, not
+// from the kernel: namespaces are machine-wide, and another agent's (a test's
+// "host") routers must not look like ours.
 // Every converge reads the kernel (links, addresses, routes, FDB, our nft
 // tables, dnsmasq's pid) and changes only what differs, so a second converge
 // changes nothing and a converge repairs drift; it returns what it changed.
@@ -23,16 +29,19 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
-  bridgeName, NETWORK_KIND, NetworkErrorCode, PORT_KIND, SECURITY_GROUP_KIND, serverNamespace, tapName, vxlanName,
-  type NetworkObserved, type NetworkSpec, type PortIpConfig, type PortObserved, type PortSpec, type SecurityGroupObserved, type SecurityGroupSpec,
+  bridgeName, NETWORK_KIND, NetworkErrorCode, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, serverNamespace, tapName, vxlanName,
+  type NetworkObserved, type NetworkSpec, type PortIpConfig, type PortObserved, type PortSpec, type RouterObserved, type RouterSpec,
+  type SecurityGroupObserved, type SecurityGroupSpec, type Segmentation,
 } from '../../../network/protocol.ts';
 import { run, Spawner } from '../../exec.ts';
 import { transient, userError } from '../../errors.ts';
 import type { Driver } from '../driver.ts';
 import { parsePrefix, prefixText } from './addr.ts';
 import { convergeDhcp, destroyDhcp } from './dhcp.ts';
+import { convergeRouter, destroyRouter, type RouterHost } from './router.ts';
 import { exists, HostNet, NETNS_DIR, type LinkInfo } from './host.ts';
-import { parseState, plan, planRemoval, setsWithPrefix, type Pieces } from './nft.ts';
+import { emptyPieces, parseState, plan, planRemoval, setsWithPrefix, type Pieces } from './nft.ts';
+import type { MetadataProxy } from '../../metadata-proxy.ts';
 import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
 
 export interface NetworkDriverOptions {
@@ -46,16 +55,39 @@ export interface NetworkDriverOptions {
   underlayDev?: string | null;
   /** flat networks: physical network name -> host interface put on the network's bridge. */
   physicalInterfaces?: Record<string, string>;
+  /**
+   * flat networks: physical network name -> an existing host bridge used as
+   * the network's bridge (Neutron linuxbridge's bridge_mappings; e.g. the
+   * all-in-one's br-ex). The driver plugs into it and never changes or deletes it.
+   */
+  bridgeMappings?: Record<string, string>;
   /** Name of our nft tables (bridge and inet). */
   table?: string;
+  /** The metadata service's relay (dhcp.ts runs its haproxy in each DHCP namespace); none: no metadata service. */
+  metadata?: MetadataProxy | null;
 }
 
-export const NETWORK_KINDS = [NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND] as const;
+export const NETWORK_KINDS = [NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND, ROUTER_KIND] as const;
 export type NetworkKind = (typeof NETWORK_KINDS)[number];
 
 export interface Converged<O> { observed: O; changes: string[] }
 
-interface NetworkState { zone: number; vxlan: string | null; physical: string | null }
+type AnySpec = NetworkSpec | PortSpec | SecurityGroupSpec | RouterSpec;
+type AnyObserved = NetworkObserved | PortObserved | SecurityGroupObserved | RouterObserved;
+
+/** State files of each kind under <state>/network/. */
+const STATE_DIRS = { [NETWORK_KIND]: 'networks', [PORT_KIND]: 'ports', [SECURITY_GROUP_KIND]: 'sgs', [ROUTER_KIND]: 'routers' } as const;
+type StateKind = (typeof STATE_DIRS)[NetworkKind];
+
+/**
+ * What the driver holds of a network. `bridge` is where the network's ports
+ * plug in on this host (`owned`: brq<id>, made and deleted here; else a mapped
+ * host bridge); `mtu` the network's. Files of older versions lack them.
+ */
+interface NetworkState { zone: number; vxlan: string | null; physical: string | null; bridge?: string; owned?: boolean; mtu?: number }
+
+/** The bridge of a network on this host, as ports, DHCP and routers plug into it. */
+export interface NetworkBridge { bridge: string; mtu: number }
 interface PortState { index: number; network_id: string; device_id: string; vif: PortSpec['vif']; ip_config: PortIpConfig }
 
 const ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
@@ -70,7 +102,7 @@ export function resolvConf(configs: PortIpConfig[]): string {
 
 export class NetworkDriver implements Driver {
   readonly name = 'network';
-  readonly serves = { [NETWORK_KIND]: [], [PORT_KIND]: [], [SECURITY_GROUP_KIND]: [] };
+  readonly serves = { [NETWORK_KIND]: [], [PORT_KIND]: [], [SECURITY_GROUP_KIND]: [], [ROUTER_KIND]: [] };
   private readonly o: NetworkDriverOptions & { table: string };
   private readonly sp = new Spawner();
   private readonly host: HostNet;
@@ -79,6 +111,10 @@ export class NetworkDriver implements Driver {
   /** nft read-plan-apply and index allocation run one at a time. */
   private nftLock: Promise<unknown> = Promise.resolve();
   private allocLock: Promise<unknown> = Promise.resolve();
+  /** `arping` is installed (gratuitous ARP for floating IPs). */
+  private arping = false;
+  /** `conntrack` is installed (a router forgets the connections of a floating IP that goes). */
+  private conntrack = false;
 
   constructor(o: NetworkDriverOptions) {
     this.o = { ...o, table: o.table ?? 'stratus' };
@@ -87,49 +123,54 @@ export class NetworkDriver implements Driver {
     this.host = new HostNet(this.sp, join(this.root, 'tmp'), o.hostNetns ?? null);
   }
 
-  private dir(kind: 'networks' | 'ports' | 'sgs' | 'dhcp') {
+  private dir(kind: StateKind | 'dhcp') {
     return join(this.root, kind);
   }
 
-  private file(kind: 'networks' | 'ports' | 'sgs', id: string) {
+  private file(kind: StateKind, id: string) {
     if (!ID.test(id)) throw userError(NetworkErrorCode.specInvalid, `bad id ${JSON.stringify(id)}`);
     return join(this.dir(kind), `${id}.json`);
   }
 
   async start(): Promise<void> {
-    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout'];
+    const bins = ['ip', 'bridge', 'nft', 'dnsmasq', 'nsenter', 'sysctl', 'timeout', ...(this.o.metadata ? ['haproxy'] : [])];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
-    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils)`);
-    for (const d of ['networks', 'ports', 'sgs', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
+    if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils haproxy)`);
+    for (const d of ['networks', 'ports', 'sgs', 'routers', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
     // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it; the
     // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
     if (!(await exists('/proc/sys/net/bridge'))) await run('modprobe', ['br_netfilter']);
     await this.host.runOk('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
     await this.applyNft(basePieces());
+    this.arping = (await run('sh', ['-c', 'command -v arping'])).code === 0;
+    this.conntrack = (await run('sh', ['-c', 'command -v conntrack'])).code === 0;
   }
 
   async stop(): Promise<void> {
+    await this.o.metadata?.close();
     this.sp.close();
   }
 
   /** Ids of what the driver holds for a kind (anything not desired is destroyed by the agent). */
   async list(kind: NetworkKind): Promise<string[]> {
-    const d = this.dir(kind === NETWORK_KIND ? 'networks' : kind === PORT_KIND ? 'ports' : 'sgs');
+    const d = this.dir(STATE_DIRS[kind]);
     return (await fsp.readdir(d).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((n) => ID.test(n)).sort();
   }
 
   async converge(kind: typeof NETWORK_KIND, id: string, spec: NetworkSpec): Promise<Converged<NetworkObserved>>;
   async converge(kind: typeof PORT_KIND, id: string, spec: PortSpec): Promise<Converged<PortObserved>>;
   async converge(kind: typeof SECURITY_GROUP_KIND, id: string, spec: SecurityGroupSpec): Promise<Converged<SecurityGroupObserved>>;
-  async converge(kind: NetworkKind, id: string, spec: NetworkSpec | PortSpec | SecurityGroupSpec): Promise<Converged<NetworkObserved | PortObserved | SecurityGroupObserved>>;
-  async converge(kind: NetworkKind, id: string, spec: NetworkSpec | PortSpec | SecurityGroupSpec): Promise<Converged<NetworkObserved | PortObserved | SecurityGroupObserved>> {
+  async converge(kind: typeof ROUTER_KIND, id: string, spec: RouterSpec): Promise<Converged<RouterObserved>>;
+  async converge(kind: NetworkKind, id: string, spec: AnySpec): Promise<Converged<AnyObserved>>;
+  async converge(kind: NetworkKind, id: string, spec: AnySpec): Promise<Converged<AnyObserved>> {
     if (spec.deleted) {
       await this.destroy(kind, id);
       return { observed: kind === PORT_KIND ? { state: 'deleted', device: null } : { state: 'deleted' }, changes: [] };
     }
     if (kind === NETWORK_KIND) return this.convergeNetwork(id, spec as NetworkSpec);
     if (kind === PORT_KIND) return this.convergePort(id, spec as PortSpec);
+    if (kind === ROUTER_KIND) return this.convergeRouter(id, spec as RouterSpec);
     return this.convergeSecurityGroup(id, spec as SecurityGroupSpec);
   }
 
@@ -137,6 +178,7 @@ export class NetworkDriver implements Driver {
   async destroy(kind: NetworkKind, id: string): Promise<void> {
     if (kind === NETWORK_KIND) return this.destroyNetwork(id);
     if (kind === PORT_KIND) return this.destroyPort(id);
+    if (kind === ROUTER_KIND) return this.destroyRouter(id);
     return this.destroySecurityGroup(id);
   }
 
@@ -154,12 +196,12 @@ export class NetworkDriver implements Driver {
 
   // ---- state files
 
-  private async readJson<T>(kind: 'networks' | 'ports' | 'sgs', id: string): Promise<T | null> {
+  private async readJson<T>(kind: StateKind, id: string): Promise<T | null> {
     const text = await fsp.readFile(this.file(kind, id), 'utf8').catch(() => null);
     return text === null ? null : (JSON.parse(text) as T);
   }
 
-  private async writeJson(kind: 'networks' | 'ports' | 'sgs', id: string, value: unknown): Promise<void> {
+  private async writeJson(kind: StateKind, id: string, value: unknown): Promise<void> {
     const f = this.file(kind, id);
     const text = JSON.stringify(value) + '\n';
     if ((await fsp.readFile(f, 'utf8').catch(() => null)) === text) return;
@@ -208,25 +250,30 @@ export class NetworkDriver implements Driver {
     const seg = spec.segmentation;
     if (seg.type === 'vxlan' && (!seg.vni || seg.vni < 1 || seg.vni > 0xffffff)) throw userError(NetworkErrorCode.specInvalid, `bad VNI ${seg.vni}`);
     if (seg.type === 'vxlan' && !this.o.underlayIp) throw userError(NetworkErrorCode.specInvalid, 'this host has no VXLAN endpoint (underlay address)');
-    const physical = seg.type === 'flat' ? this.o.physicalInterfaces?.[seg.physical_network ?? ''] : null;
-    if (seg.type === 'flat' && !physical) throw userError(NetworkErrorCode.specInvalid, `physical network ${seg.physical_network} is not mapped to an interface on this host`);
+    const { bridge, owned, physical } = this.resolveBridge(id, seg);
 
     await this.allocate('networks', 'zone', MAX_ZONE, id, (zone) => ({ zone, vxlan: null, physical: null } satisfies NetworkState));
     const st = (await this.readJson<NetworkState>('networks', id))!;
-    const bridge = bridgeName(id);
     const vx = seg.type === 'vxlan' ? vxlanName(seg.vni!) : null;
-    // a device of an earlier spec (another VNI or interface) goes first
+    // a device of an earlier spec (another VNI, interface or bridge) goes first
     const links = await this.host.links();
     const lines: string[] = [];
+    const oldBridge = st.bridge ?? bridgeName(id);
     if (st.vxlan && st.vxlan !== vx && links.has(st.vxlan)) lines.push(`link del dev ${st.vxlan}`);
-    if (st.physical && st.physical !== physical && links.get(st.physical)?.master === bridge) lines.push(`link set dev ${st.physical} nomaster`);
-    await this.writeJson('networks', id, { zone: st.zone, vxlan: vx, physical: physical ?? null } satisfies NetworkState);
+    if (st.physical && st.physical !== physical && links.get(st.physical)?.master === oldBridge) lines.push(`link set dev ${st.physical} nomaster`);
+    if (oldBridge !== bridge && st.owned !== false && links.has(oldBridge)) lines.push(`link del dev ${oldBridge}`);
+    if (oldBridge !== bridge) await this.applyNft(emptyPieces(), { chains: [], sets: [], elems: [zoneElem(oldBridge)] });
+    await this.writeJson('networks', id, { zone: st.zone, vxlan: vx, physical: physical ?? null, bridge, owned, mtu: spec.mtu } satisfies NetworkState);
 
     const up = spec.admin_state_up ? 'up' : 'down';
     const isUp = (l: LinkInfo) => l.flags.includes('UP') === spec.admin_state_up;
     const b = links.get(bridge);
-    if (!b) lines.push(`link add name ${bridge} mtu ${spec.mtu} type bridge`);
-    if (!b || b.mtu !== spec.mtu || !isUp(b)) lines.push(`link set dev ${bridge} mtu ${spec.mtu} ${up}`);
+    if (owned) {
+      if (!b) lines.push(`link add name ${bridge} mtu ${spec.mtu} type bridge`);
+      if (!b || b.mtu !== spec.mtu || !isUp(b)) lines.push(`link set dev ${bridge} mtu ${spec.mtu} ${up}`);
+    } else if (b?.linkinfo?.info_kind !== 'bridge') {
+      throw transient(NetworkErrorCode.hostFailure, `bridge ${bridge} of physical network ${seg.physical_network} is missing on this host`);
+    }
     if (vx) {
       let v = links.get(vx);
       const data = v?.linkinfo?.info_data ?? {};
@@ -247,18 +294,52 @@ export class NetworkDriver implements Driver {
 
     if (vx) changes.push(...(await this.convergeFdb(vx, spec)));
 
-    changes.push(...(await this.applyNft(zonePieces(bridge, st.zone))));
+    // a mapped bridge stays in the host's zone: it may carry the host's own
+    // traffic (the all-in-one's br-ex), whose replies must meet their connections
+    changes.push(...(owned
+      ? await this.applyNft(zonePieces(bridge, st.zone))
+      : await this.applyNft(emptyPieces(), { chains: [], sets: [], elems: [zoneElem(bridge)] })));
 
     const dhcpDir = join(this.dir('dhcp'), id);
     if (spec.dhcp) {
       const fresh = await this.host.links();
-      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh)).changes);
+      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh, this.o.metadata)).changes);
     } else if (await exists(dhcpDir)) {
-      await destroyDhcp(this.host, dhcpDir, id);
+      await destroyDhcp(this.host, dhcpDir, id, this.o.metadata);
       changes.push('dhcp removed');
     }
     if (changes.length) this.log.debug({ network: id, changes }, 'network converged');
     return { observed: { state: spec.admin_state_up ? 'active' : 'down' }, changes };
+  }
+
+  /**
+   * Where a network's ports plug in on this host: for a flat network on a
+   * bridge-mapped physical network, the mapped host bridge (not ours: never
+   * changed or deleted); otherwise the network's own brq<id>, carrying its
+   * VXLAN device or the interface its physical network is mapped to.
+   */
+  private resolveBridge(id: string, seg: Segmentation): { bridge: string; owned: boolean; physical: string | null } {
+    if (seg.type !== 'flat') return { bridge: bridgeName(id), owned: true, physical: null };
+    const name = seg.physical_network ?? '';
+    const mapped = Object.hasOwn(this.o.bridgeMappings ?? {}, name) ? this.o.bridgeMappings![name]! : null;
+    if (mapped) return { bridge: mapped, owned: false, physical: null };
+    const physical = Object.hasOwn(this.o.physicalInterfaces ?? {}, name) ? this.o.physicalInterfaces![name]! : null;
+    if (!physical) throw userError(NetworkErrorCode.specInvalid, `physical network ${seg.physical_network} is not mapped to a bridge or an interface on this host`);
+    return { bridge: bridgeName(id), owned: true, physical };
+  }
+
+  /**
+   * The bridge of a network converged on this host (what its ports, DHCP
+   * server and router interfaces plug into) and its MTU; a transient
+   * `network_missing` while the network is not (yet) set up here.
+   */
+  async networkBridge(networkId: string, what: string): Promise<NetworkBridge> {
+    const st = await this.readJson<NetworkState>('networks', networkId);
+    if (!st) throw transient(NetworkErrorCode.networkMissing, `network ${networkId} of ${what} is not set up on this host yet`);
+    const bridge = st.bridge ?? bridgeName(networkId);
+    const b = (await this.host.links()).get(bridge);
+    if (!b) throw transient(NetworkErrorCode.networkMissing, `bridge ${bridge} of network ${networkId} is missing`);
+    return { bridge, mtu: st.mtu ?? b.mtu };
   }
 
   /** Static FDB of the VXLAN device: flooding to every peer, each remote MAC to its host. */
@@ -284,15 +365,16 @@ export class NetworkDriver implements Driver {
 
   private async destroyNetwork(id: string): Promise<void> {
     const st = await this.readJson<NetworkState>('networks', id);
-    await destroyDhcp(this.host, join(this.dir('dhcp'), id), id);
-    const bridge = bridgeName(id);
+    await destroyDhcp(this.host, join(this.dir('dhcp'), id), id, this.o.metadata);
+    const bridge = st?.bridge ?? bridgeName(id);
     const links = await this.host.links();
     const lines: string[] = [];
     if (st?.vxlan && links.has(st.vxlan)) lines.push(`link del dev ${st.vxlan}`);
     if (st?.physical && links.get(st.physical)?.master === bridge) lines.push(`link set dev ${st.physical} nomaster`);
-    if (links.has(bridge)) lines.push(`link del dev ${bridge}`);
+    // a mapped host bridge is the host's, not the network's
+    if (st?.owned !== false && links.has(bridge)) lines.push(`link del dev ${bridge}`);
     await this.host.batch('ip', lines);
-    await this.applyNft({ chains: [], sets: [], elems: [] }, { chains: [], sets: [], elems: [zoneElem(bridge)] });
+    await this.applyNft(emptyPieces(), { chains: [], sets: [], elems: [zoneElem(bridge)] });
     await fsp.rm(this.file('networks', id), { force: true });
   }
 
@@ -300,12 +382,8 @@ export class NetworkDriver implements Driver {
 
   private async convergePort(id: string, spec: PortSpec): Promise<Converged<PortObserved>> {
     const changes: string[] = [];
-    if (!(await this.readJson<NetworkState>('networks', spec.network_id))) {
-      throw transient(NetworkErrorCode.networkMissing, `network ${spec.network_id} of port ${id} is not set up on this host yet`);
-    }
-    const bridge = bridgeName(spec.network_id);
+    const { bridge } = await this.networkBridge(spec.network_id, `port ${id}`);
     let links = await this.host.links();
-    if (!links.has(bridge)) throw transient(NetworkErrorCode.networkMissing, `bridge ${bridge} of network ${spec.network_id} is missing`);
     if (!/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(spec.vif.ifname) && spec.vif.type === 'veth') throw userError(NetworkErrorCode.specInvalid, `bad interface name ${spec.vif.ifname}`);
 
     await this.allocate('ports', 'index', MAX_PORTS, id, (index) => ({ index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState));
@@ -407,6 +485,25 @@ export class NetworkDriver implements Driver {
       throw transient(NetworkErrorCode.hostFailure, `security group ${id} is still used by a port here`, err);
     }
     await fsp.rm(this.file('sgs', id), { force: true });
+  }
+
+  // ---- routers
+
+  private routerHost(): RouterHost {
+    return { host: this.host, table: this.o.table, arping: this.arping, conntrack: this.conntrack, networkBridge: (n, what) => this.networkBridge(n, what) };
+  }
+
+  private async convergeRouter(id: string, spec: RouterSpec): Promise<Converged<RouterObserved>> {
+    // the anchor first: a router the agent loses track of mid-way is still listed, so destroyed
+    await this.writeJson('routers', id, {});
+    const r = await convergeRouter(this.routerHost(), id, spec);
+    if (r.changes.length) this.log.debug({ router: id, changes: r.changes }, 'router converged');
+    return r;
+  }
+
+  private async destroyRouter(id: string): Promise<void> {
+    await destroyRouter(this.host, id);
+    await fsp.rm(this.file('routers', id), { force: true });
   }
 
   /** Takes the skeleton and every resource out of the kernel (tests, and a host leaving the cloud); state files stay. */

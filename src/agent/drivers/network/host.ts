@@ -74,14 +74,15 @@ export class HostNet {
     }
   }
 
-  /** Runs a batch file through `tool` (`ip -batch`, `bridge -batch`, `nft -f`); nothing when empty. */
+  /** Runs a batch file through `tool` (`ip -batch`, `bridge -batch`, `nft -f`), in the host namespace or `netns`; nothing when empty. */
   async batch(tool: 'ip' | 'bridge' | 'nft', lines: string[], netns?: string): Promise<void> {
     if (!lines.length) return;
     const file = this.tmp(tool);
     await fsp.writeFile(file, lines.join('\n') + '\n');
     try {
-      const args = tool === 'nft' ? ['-f', file] : [...(netns ? ['-n', netns] : []), '-batch', file];
-      const r = netns && tool === 'ip' ? await this.sp.run('ip', args) : await this.run(tool, args);
+      const args = tool === 'nft' ? ['-f', file] : [...(netns && tool === 'ip' ? ['-n', netns] : []), '-batch', file];
+      // another namespace: `ip -n`, or the tool entered into it
+      const r = !netns ? await this.run(tool, args) : tool === 'ip' ? await this.sp.run('ip', args) : await this.sp.run('nsenter', [`--net=${NETNS_DIR}/${netns}`, tool, ...args]);
       if (r.code !== 0) throw new CommandError(tool, args, { ...r, stderr: `${r.stderr} [batch: ${lines.join(' ; ').slice(0, 600)}]` });
     } finally {
       await fsp.rm(file, { force: true });

@@ -21,7 +21,8 @@
 // addresses apart.
 import { createHash } from 'node:crypto';
 
-export type Family = 'bridge' | 'inet';
+/** `ip`: the NAT table of a router, in the router's own namespace (router.ts). */
+export type Family = 'bridge' | 'inet' | 'ip';
 
 /** A chain and its rules; `declareOnly`: make sure it exists, its rules are another resource's. */
 export interface ChainPiece { family: Family; name: string; rules: string[]; base?: string; declareOnly?: boolean }

@@ -1,13 +1,12 @@
-// The reconcilers of the network kinds (`network`, `port`, `security_group`)
-// over the network driver, one per kind as the agent runs them (one work
-// queue each). Not yet in the agent's RECONCILERS: wiring is
-// `{ ...RECONCILERS, ...networkReconcilers }` plus the driver in the agent's
-// driver list. A converge reports the kind's observed state; a failure is
-// reported with its class and, when transient (a port before its network),
-// thrown so the queue retries with backoff. Every pass converges (nothing
+// The reconcilers of the network kinds (`network`, `port`, `security_group`,
+// `router`) over the network driver, one per kind as the agent runs them (one
+// work queue each): the agent (main.ts) runs `{ ...RECONCILERS,
+// ...networkReconcilers }` with the driver in its driver list. A converge
+// reports the kind's observed state; a failure is reported with its class
+// and, when transient (a port or router before its network), thrown so the queue retries with backoff. Every pass converges (nothing
 // changes when nothing drifted), so the agent's periodic pass repairs drift.
 import type { Resource } from '../../../fleet/protocol.ts';
-import { NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND, type NetworkSpec, type PortSpec, type SecurityGroupSpec } from '../../../network/protocol.ts';
+import { NETWORK_KIND, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, type NetworkSpec, type PortSpec, type RouterSpec, type SecurityGroupSpec } from '../../../network/protocol.ts';
 import { ErrorClass } from '../../../fleet/protocol.ts';
 import { toResourceError } from '../../errors.ts';
 import type { Reconciler, ReconcilerContext, ReconcilerFactory } from '../../reconciler.ts';
@@ -27,7 +26,7 @@ function reconcilerOf(kind: NetworkKind): ReconcilerFactory {
           await driver.destroy(kind, id);
           return;
         }
-        const spec = res.spec as NetworkSpec | PortSpec | SecurityGroupSpec;
+        const spec = res.spec as NetworkSpec | PortSpec | SecurityGroupSpec | RouterSpec;
         try {
           const r = await driver.converge(kind, id, spec);
           ctx.report({ kind, id, version: res.version, observed: spec.deleted ? gone : (r.observed as unknown as Record<string, unknown>) });
@@ -46,4 +45,5 @@ export const networkReconcilers: Readonly<Record<string, ReconcilerFactory>> = {
   [NETWORK_KIND]: reconcilerOf(NETWORK_KIND),
   [PORT_KIND]: reconcilerOf(PORT_KIND),
   [SECURITY_GROUP_KIND]: reconcilerOf(SECURITY_GROUP_KIND),
+  [ROUTER_KIND]: reconcilerOf(ROUTER_KIND),
 };
