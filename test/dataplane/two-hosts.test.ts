@@ -111,9 +111,11 @@ test('two hosts: servers on either, over VXLAN, DHCP and DNS across hosts, nothi
 
   // each host's VXLAN device floods to the other's endpoint: the only path between them is the underlay
   for (const [ns, remote] of [[nsA, layout.hostIp], [layout.netns, layout.peerIp]] as const) {
-    const vx = (await driverLinks(ns)).find((n) => n.startsWith('vx-'));
-    assert.ok(vx, `a VXLAN device in ${ns}`);
-    assert.match(await shOk(ns, ['bridge', 'fdb', 'show', 'dev', vx]), new RegExp(`dst ${remote.replace(/\./g, '\\.')}`));
+    // the peer comes with the other host's port binding: a later spec than the server's ACTIVE may have seen
+    await until(`${ns}'s VXLAN device flooding to ${remote}`, async () => {
+      const vx = (await driverLinks(ns)).find((n) => n.startsWith('vx-'));
+      return !!vx && (await shOk(ns, ['bridge', 'fdb', 'show', 'dev', vx])).includes(`dst ${remote} `);
+    }, 30_000);
   }
   const [nsS0, nsS1] = ids.map(serverNamespace) as [string, string];
   const get = async (ns: string, ip: string) => {
