@@ -60,7 +60,7 @@ test('two hosts: servers on either, over VXLAN, DHCP and DNS across hosts, nothi
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
   let plane: Plane | null = null;
   let hostB: LocalHost | null = null;
-  let ids: string[] = [];
+  const ids: string[] = [];
   t.after(async () => {
     await hostB?.stop().catch(() => undefined);
     await removeLocalHost({ name: nameB, stateDir: stateB, log }).catch((err) => console.error('remove-local:', err));
