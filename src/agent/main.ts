@@ -146,16 +146,20 @@ export async function runAgent(f: AgentFlags): Promise<void> {
  * all-in-one `up`). A child, not in-process: the data plane keeps its own
  * process (a crash there does not take the APIs down, and the agent can be
  * restarted alone, as on a multi-host cloud). `output`: a file descriptor
- * for the child's stdout and stderr (its log) instead of ours.
+ * for the child's stdout and stderr (its log) instead of ours. `wrap`: a
+ * command the agent runs under (`nsenter --net=…` for a host in a namespace);
+ * `execArgv`: Node's flags for it (default: ours).
  */
-export function superviseAgent(o: { cli: string; args: string[]; log: Logger; output?: number }): { stop(): Promise<void>; pid(): number | undefined } {
+export function superviseAgent(o: { cli: string; args: string[]; log: Logger; output?: number; wrap?: string[]; execArgv?: string[] }): { stop(): Promise<void>; pid(): number | undefined } {
   let child: ChildProcess | null = null;
   let stopped = false;
   let delay = 500;
   const startChild = () => {
     if (stopped) return;
     const started = Date.now();
-    child = spawn(process.execPath, [...process.execArgv, o.cli, 'agent', ...o.args], { stdio: ['ignore', o.output ?? 'inherit', o.output ?? 'inherit'] });
+    const argv = [process.execPath, ...(o.execArgv ?? process.execArgv), o.cli, 'agent', ...o.args];
+    const [cmd, ...args] = [...(o.wrap ?? []), ...argv] as [string, ...string[]];
+    child = spawn(cmd, args, { stdio: ['ignore', o.output ?? 'inherit', o.output ?? 'inherit'] });
     child.on('exit', (code, signal) => {
       child = null;
       if (stopped) return;

@@ -214,16 +214,17 @@ function upLog(file: string, level: string): { logger: pino.Logger; fd?: number;
 
 allocationRatioOptions(serverOptions(program.command('up').description('run the all-in-one cloud in the foreground, with client configuration written to DATA_DIR'))
   .option('--no-agent', 'do not run a host agent beside the server')
+  .option('--underlay-ip <ip>', 'the agent\'s VXLAN endpoint (default: the address the route to the server leaves from); with `host add-local`, its underlay address (10.250.0.1)')
   .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, externalBridge('br-ex=172.24.4.1/24'))
   .option('--no-external-bridge', 'no external bridge (flat networks on physical network `public` then fail on this host)')
   .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: ExternalBridge | false }) => {
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string }) => {
     const dataDir = resolve(f.dataDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
     const s = await startStratus({ ...toOptions(f), logger: log.logger });
     const { clouds, openrc } = writeClientConfig(dataDir, s.url, s.adminPassword, s.adminProjectId);
-    const agent = await startLocalAgent(s, dataDir, f.agent !== false, allocationRatioArgs(f), f.externalBridge, log.fd);
+    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd);
     // No password here: whatever captures this output (a terminal's scrollback, a
     // service manager's journal, CI logs) would keep it. It is in the owner-only files.
     process.stdout.write([
@@ -283,6 +284,30 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
     await (await agentModule()).runAgent({ ...f, bridgeMappings: bridgeMapping });
+  });
+
+const host = program.command('host').description('hosts on this machine, for tests and demos');
+host.command('add-local').description('run a second host here (as root): a network namespace NAME with a veth underlay to this one, and `stratus agent` in it, in the foreground')
+  .argument('<name>', 'its host name (and namespace stratus-NAME): 1 to 11 of a-z, 0-9, -')
+  .requiredOption('--server <url>', 'URL of the Stratus server as reached from here (the agent reaches it through a relay on the namespace\'s 127.0.0.1, so an https server\'s certificate must also name 127.0.0.1)', urlList)
+  .option('--token-file <file>', 'file holding the agent token', join(DEFAULT_DATA_DIR, 'agent-token'))
+  .option('--underlay <cidr>', 'IPv4 network of the veth underlay: .1 here (give it to `up --underlay-ip`), .2 in the namespace (the host\'s VXLAN endpoint)', '10.250.0.0/30')
+  .option('--state-dir <dir>', 'its agent\'s state dir: runc root, images, servers (default: /var/lib/stratus-host-NAME)')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+  .action(async (name: string, f: { server: string[]; tokenFile: string; underlay: string; stateDir?: string; logLevel: string }) => {
+    const { addLocalHost } = await import('./local-host.ts');
+    const h = await addLocalHost({ name, ...f, cli: process.argv[1]!, log: serverLogger(f.logLevel), agentArgs: ['--log-level', f.logLevel] });
+    const l = h.layout;
+    process.stderr.write(`host ${name} is up: namespace ${l.netns}, VXLAN endpoint ${l.hostIp} (this host's: ${l.peerIp} on ${l.peerLink}), state ${l.stateDir}. Ctrl-C stops its agent; \`stratus host remove-local ${name}\` removes it.\n`);
+    runUntilSignal(h.stop);
+  });
+host.command('remove-local').description('remove a host made by add-local: stops it, deletes its servers, networks, namespace, underlay and state dir')
+  .argument('<name>', 'the host name given to add-local')
+  .option('--state-dir <dir>', 'its agent\'s state dir (default: /var/lib/stratus-host-NAME)')
+  .action(async (name: string, f: { stateDir?: string }) => {
+    const { removeLocalHost } = await import('./local-host.ts');
+    const removed = await removeLocalHost({ name, stateDir: f.stateDir, log: serverLogger('warn') });
+    process.stdout.write(removed.length ? `removed: ${removed.join('; ')}\n` : `no host ${name} here\n`);
   });
 
 const image = program.command('image').description('images');
