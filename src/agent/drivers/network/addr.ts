@@ -73,9 +73,12 @@ function contains(a: Prefix, b: Prefix): boolean {
 
 /** Canonical prefixes of one IP version, none inside another, sorted. Unparsable entries are dropped. */
 export function prefixSet(texts: Iterable<string>, version: 4 | 6): string[] {
-  const ps = [...texts].map(parsePrefix).filter((p): p is Prefix => !!p && p.version === version).sort((a, b) => a.len - b.len);
+  // by start address, the wider first: prefixes nest or are disjoint, so one inside a kept prefix is
+  // inside the last kept one (a single sweep; a member count of thousands stays cheap)
+  const ps = [...texts].map(parsePrefix).filter((p): p is Prefix => !!p && p.version === version)
+    .sort((a, b) => (a.net < b.net ? -1 : a.net > b.net ? 1 : a.len - b.len));
   const kept: Prefix[] = [];
-  for (const p of ps) if (!kept.some((k) => contains(k, p))) kept.push(p);
+  for (const p of ps) if (!kept.length || !contains(kept[kept.length - 1]!, p)) kept.push(p);
   return kept.map(prefixText).sort();
 }
 
