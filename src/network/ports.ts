@@ -23,6 +23,7 @@ import { retryOnCollision } from './retry.ts';
 import type { NetworkTables } from './schema.ts';
 import { ensureDefaultGroup, type GroupRow } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
+import { L3_OWNERS } from './routers.ts';
 
 export type PortRow = NetworkTables['network_ports'];
 interface AddressPair { ip_address: string; mac_address: string }
@@ -159,8 +160,14 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
   return out;
 }
 
-/** A port with its addresses, group bindings and tags; in the caller's transaction. */
+/**
+ * A port with its addresses, group bindings and tags; in the caller's
+ * transaction. The floating IPs mapped to it are disassociated and the port
+ * forwardings to it go (Neutron's disassociate_floatingips).
+ */
 export async function removePort(tx: Kysely<any>, id: string): Promise<void> {
+  await tx.updateTable('network_floatingips').set({ port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('port_id', '=', id).execute();
+  await tx.deleteFrom('network_port_forwardings').where('internal_port_id', '=', id).execute();
   await tx.deleteFrom('network_ip_allocations').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_port_security_groups').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
@@ -310,6 +317,9 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           const row = await ports.find(cred, id, tx);
           const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', row.network_id).executeTakeFirst();
           if (!isAdmin(cred) && cred.projectId !== row.project_id && cred.projectId !== net?.project_id) throw policyDenied('delete_port');
+          if (L3_OWNERS.includes(row.device_owner)) {
+            throw conflict('L3PortInUse', `Port ${id} has owner ${row.device_owner} and therefore cannot be deleted directly via the port API.`);
+          }
           await bumpRevision(tx, 'network_ports', id, expected, 'port');
           await removePort(tx, id);
         });
