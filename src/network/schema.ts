@@ -83,6 +83,8 @@ export interface NetworkTables {
     id: string; floatingip_id: string; protocol: string; external_port: number;
     internal_port_id: string; internal_ip_address: string; internal_port: number; description: string;
   };
+  /** A project's auto-allocated topology (auto-allocated-topology): once per project. */
+  network_auto_allocated_topologies: { project_id: string; network_id: string; router_id: string };
   /** A project's limit per resource where it is not the default. */
   network_quotas: { project_id: string; resource: string; limit: number };
 }
@@ -211,6 +213,9 @@ export const networkMigrations: Record<string, Migration> = {
         .addUniqueConstraint('network_port_forwardings_external', ['floatingip_id', 'protocol', 'external_port'])
         .addUniqueConstraint('network_port_forwardings_internal', ['internal_port_id', 'internal_ip_address', 'protocol', 'internal_port'])
         .execute();
+      await s.createTable('network_auto_allocated_topologies')
+        .addColumn('project_id', text, (c) => c.primaryKey()).addColumn('network_id', text, (c) => c.notNull())
+        .addColumn('router_id', text, (c) => c.notNull()).execute();
     },
   },
 };

@@ -25,6 +25,7 @@ import { portDef, portRoutes } from './ports.ts';
 import { routerDef, routerRoutes } from './routers.ts';
 import { floatingIpDef, floatingIpRoutes } from './floating-ips.ts';
 import { portForwardingRoutes } from './port-forwardings.ts';
+import { autoTopology } from './auto-topology.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
@@ -80,8 +81,10 @@ export function createNetworkService(o: {
     ...rbacRoutes(ctx, networks),
     ...ipAvailabilityRoutes(ctx),
   ];
+  const auto = autoTopology(ctx, routes);
+  routes.push(...auto.routes);
   return {
     service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup },
-    servers: serverNetworking(ctx),
+    servers: serverNetworking(ctx, auto.topology),
   };
 }
