@@ -36,8 +36,9 @@ export const L3_OWNERS: readonly string[] = [ROUTER_INTERFACE, ROUTER_GATEWAY, F
 const MAX_ROUTES = 30;
 
 const RouteT = Type.Object({ destination: Type.String(), nexthop: Type.String() }, { additionalProperties: false });
+// `{}` clears the gateway like null (what clients send to unset it)
 const GatewayT = Type.Union([Type.Null(), Type.Object({
-  network_id: Type.String(), enable_snat: Type.Optional(Type.Boolean()),
+  network_id: Type.Optional(Type.String()), enable_snat: Type.Optional(Type.Boolean()),
   external_fixed_ips: Type.Optional(Type.Array(Type.Object({ subnet_id: Type.Optional(Type.String()), ip_address: Type.Optional(Type.String()) }, { additionalProperties: false }))),
 }, { additionalProperties: false })]);
 const Mutable = {
@@ -170,6 +171,13 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
     await tx.updateTable('network_routers').set({ gw_network_id: net.id, gw_port_id: portId, enable_snat: int(gw.enable_snat ?? true) }).where('id', '=', router.id).execute();
   }
 
+  /** The gateway a body asks for: null for null or `{}`, else it must name its network. */
+  const gatewayOf = (g: { network_id?: string; enable_snat?: boolean; external_fixed_ips?: FixedIpRequest[] } | null): { network_id: string; enable_snat?: boolean; external_fixed_ips?: FixedIpRequest[] } | null => {
+    if (g === null || Object.keys(g).length === 0) return null;
+    if (g.network_id === undefined) throw badResource('router', 'external_gateway_info needs a network_id');
+    return { ...g, network_id: g.network_id };
+  };
+
   const checkGatewayPolicy = (cred: Credentials, action: string, gw: { enable_snat?: boolean; external_fixed_ips?: FixedIpRequest[] } | null | undefined) => {
     if (!gw || isAdmin(cred)) return;
     if (gw.enable_snat !== undefined) throw policyDenied(`${action}:external_gateway_info:enable_snat`);
@@ -235,7 +243,8 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
             gw_network_id: null, gw_port_id: null, enable_snat: 1, routes: '[]', host: '',
           };
           await tx.insertInto('network_routers').values(row).execute();
-          if (b.external_gateway_info) await setGateway(tx, cred, row, b.external_gateway_info);
+          const gw = gatewayOf(b.external_gateway_info ?? null);
+          if (gw) await setGateway(tx, cred, row, gw);
         }), () => ipExhausted(b.external_gateway_info?.network_id ?? ''));
         return id;
       },
@@ -256,7 +265,7 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
           if (b.admin_state_up !== undefined) set.admin_state_up = int(b.admin_state_up);
           if (Object.keys(set).length) await tx.updateTable('network_routers').set(set).where('id', '=', router.id).execute();
           if (b.external_gateway_info !== undefined) {
-            await setGateway(tx, cred, router, b.external_gateway_info);
+            await setGateway(tx, cred, router, gatewayOf(b.external_gateway_info));
             // routes through the old gateway's subnet must still be reachable
             const now = await tx.selectFrom('network_routers').selectAll().where('id', '=', router.id).executeTakeFirstOrThrow() as RouterRow;
             if (b.routes === undefined) await checkRoutes(tx, now, JSON.parse(now.routes));
