@@ -227,9 +227,18 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         await db.transaction().execute(async (tx) => {
           const row = await networks.findOwn(cred, id, 'delete_network', tx);
           if (expected !== null && row.revision_number !== expected) await bumpRevision(tx, 'network_networks', id, expected, 'network');
-          // the network's own DHCP ports go with it (Neutron's auto-deleted owners); any other port keeps it
-          const port = await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).where('device_owner', '!=', DHCP_OWNER).executeTakeFirst();
-          if (port) throw networkInUse(id);
+          // the network's own DHCP ports go with it (Neutron's auto-deleted owners), and so do the floating IPs
+          // on it that serve nothing (no port association, no port forwarding); any other port keeps it
+          const idle = await tx.selectFrom('network_floatingips').select(['id', 'floating_port_id']).where('floating_network_id', '=', id).where('port_id', 'is', null)
+            .where((eb) => eb.not(eb.exists(eb.selectFrom('network_port_forwardings').select('id').whereRef('floatingip_id', '=', 'network_floatingips.id')))).execute();
+          const idlePorts = idle.map((f) => f.floating_port_id as string);
+          let others = tx.selectFrom('network_ports').select('id').where('network_id', '=', id).where('device_owner', '!=', DHCP_OWNER);
+          if (idlePorts.length) others = others.where('id', 'not in', idlePorts);
+          if (await others.executeTakeFirst()) throw networkInUse(id);
+          if (idle.length) {
+            await tx.deleteFrom('network_tags').where('resource_type', '=', 'floatingips').where('resource_id', 'in', idle.map((f) => f.id)).execute();
+            await tx.deleteFrom('network_floatingips').where('id', 'in', idle.map((f) => f.id)).execute();
+          }
           const dhcp = (await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).execute()).map((r) => r.id);
           if (dhcp.length) {
             await tx.deleteFrom('network_ip_allocations').where('port_id', 'in', dhcp).execute();

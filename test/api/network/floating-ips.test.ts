@@ -112,8 +112,16 @@ test('floating IPs: Neutron\'s refusals', async () => {
   assert.equal(f.floating_ip_address, chosen);
   assert.equal(f.project_id, alice.projectId);
   assertNeutronError(await call('POST', '/floatingips', { body: { floatingip: { floating_network_id: ext.net.id, floating_ip_address: chosen } } }), 409, 'IpAddressAlreadyAllocated');
-  // the external network keeps its floating IPs' ports
+  // an associated floating IP keeps its external network; unassociated ones go with it
+  const inside = await behindRouter(alice.token, ext.net.id, '10.83.0.0/24');
+  const vm = await create(call, 'ports', 'port', { network_id: inside.net.id }, alice.token);
+  const bound = await create(call, 'floatingips', 'floatingip', { floating_network_id: ext.net.id, port_id: vm.id }, alice.token);
   assertNeutronError(await call('DELETE', `/networks/${ext.net.id}`), 409, 'NetworkInUse');
+  assert.equal((await call('DELETE', `/floatingips/${bound.id}`, { token: alice.token })).status, 204);
+  assertNeutronError(await call('DELETE', `/networks/${ext.net.id}`), 409, 'NetworkInUse', undefined);
+  assert.equal((await put(`/routers/${inside.router.id}`, { router: { external_gateway_info: null } })).status, 200);
+  assert.equal((await call('DELETE', `/networks/${ext.net.id}`)).status, 204, 'the router gateway gone, the idle floating IP goes with the network');
+  assertNeutronError(await call('GET', `/floatingips/${f.id}`), 404, 'FloatingIPNotFound');
 });
 
 test('floating IPs under concurrency: 20 at once on 8 addresses get distinct ones, the rest IpAddressGenerationFailure; quota', async () => {
