@@ -5,7 +5,7 @@
 // free address one of them reads is still free when it inserts it. The
 // primary key (subnet, address) of network_ip_allocations refuses anything
 // given twice regardless; a collision there re-runs the transaction
-// (retry.ts). Routers and floating IPs (later) allocate through here too.
+// (retry.ts). Router and floating IP ports allocate through here too.
 import type { Kysely } from 'kysely';
 import { badRequest, invalidInput, ipExhausted, ipTaken, NeutronError } from './errors.ts';
 import { eui64, formatIp, inCidr, parseCidr, parseIp, type Cidr } from './ipnet.ts';

@@ -3,7 +3,7 @@
 // updated_at); tags of any resource live in network_tags. IP allocations are
 // rows of their own keyed by (subnet, address), and MACs are unique per
 // network, so the database itself refuses an address given twice; routers and
-// floating IPs (later) reference ports and subnets by id and take their
+// floating IPs reference ports and subnets by id and take their
 // addresses through the same allocation rows.
 import type { Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
