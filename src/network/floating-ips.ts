@@ -13,13 +13,12 @@ import type { NetworkContext } from './context.ts';
 import { badResource, conflict, ipExhausted, NeutronError, notFound } from './errors.ts';
 import { allocate, fixedIpsOf, type FixedIpRequest } from './ipam.ts';
 import type { View } from './list.ts';
-import type { NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { newMac, removePort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
-import { FLOATINGIP_OWNER, ROUTER_INTERFACE } from './routers.ts';
+import { FLOATINGIP_OWNER, ROUTER_INTERFACE, type NetworkRow } from './networks.ts';
 import type { NetworkTables } from './schema.ts';
 import type { SubnetRow } from './subnets.ts';
 

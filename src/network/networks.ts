@@ -114,6 +114,12 @@ function networkView(ctx: NetworkContext, r: NetworkRow, tags: string[], subnets
 /** A network without ports and what hangs on it (subnets, tags, its VNI or flat physnet); in the caller's transaction. */
 /** The device owner of a network's DHCP port. */
 export const DHCP_OWNER = 'network:dhcp';
+/** The device owners of router and floating IP ports (routers.ts, floating-ips.ts). */
+export const ROUTER_INTERFACE = 'network:router_interface';
+export const ROUTER_GATEWAY = 'network:router_gateway';
+export const FLOATINGIP_OWNER = 'network:floatingip';
+/** Owners of ports only the L3 API may delete (Neutron's L3PortInUse). */
+export const L3_OWNERS: readonly string[] = [ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATINGIP_OWNER];
 
 export async function removeNetwork(tx: Kysely<any>, id: string): Promise<void> {
   const subnets = (await tx.selectFrom('network_subnets').select('id').where('network_id', '=', id).execute()).map((s) => s.id);

@@ -15,7 +15,7 @@ import { conflict, invalidAttr, ipExhausted, macInUse, NeutronError, notFound, p
 import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.ts';
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
-import { DHCP_OWNER, type NetworkRow } from './networks.ts';
+import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -23,7 +23,6 @@ import { retryOnCollision } from './retry.ts';
 import type { NetworkTables } from './schema.ts';
 import { ensureDefaultGroup, type GroupRow } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
-import { L3_OWNERS } from './routers.ts';
 
 export type PortRow = NetworkTables['network_ports'];
 interface AddressPair { ip_address: string; mac_address: string }

@@ -17,7 +17,7 @@ import { badResource, conflict, ipExhausted, NeutronError, notFound, policyDenie
 import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.ts';
 import { cidrRange, formatCidr, inCidr, parseCidr, parseIp, rangesOverlap } from './ipnet.ts';
 import type { View } from './list.ts';
-import type { NetworkRow } from './networks.ts';
+import { FLOATINGIP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE, type NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { newMac, removePort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
@@ -27,11 +27,6 @@ import type { NetworkTables } from './schema.ts';
 import type { SubnetRow } from './subnets.ts';
 
 export type RouterRow = NetworkTables['network_routers'];
-export const ROUTER_INTERFACE = 'network:router_interface';
-export const ROUTER_GATEWAY = 'network:router_gateway';
-export const FLOATINGIP_OWNER = 'network:floatingip';
-/** Owners of ports only the L3 API may delete (Neutron's L3PortInUse). */
-export const L3_OWNERS: readonly string[] = [ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATINGIP_OWNER];
 /** Neutron's max_routes. */
 const MAX_ROUTES = 30;
 
