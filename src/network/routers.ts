@@ -17,7 +17,7 @@ import { badResource, conflict, ipExhausted, NeutronError, notFound, policyDenie
 import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.ts';
 import { cidrRange, formatCidr, inCidr, parseCidr, parseIp, rangesOverlap } from './ipnet.ts';
 import type { View } from './list.ts';
-import { FLOATINGIP_OWNER, ROUTER_GATEWAY, ROUTER_INTERFACE, type NetworkRow } from './networks.ts';
+import { ROUTER_GATEWAY, ROUTER_INTERFACE, type NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { newMac, removePort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
