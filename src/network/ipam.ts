@@ -114,8 +114,9 @@ export async function allocate(tx: Kysely<any>, o: {
       out.push(await claim(tx, subnet, free, o.portId));
     }
   }
-  // SLAAC addresses come with every port on the network, asked for or not
-  for (const s of auto) if (!named.has(s.id)) out.push(await claimEui64(tx, s, o.mac, o.portId));
+  // SLAAC addresses come with every port on the network, asked for or not; not with a router
+  // interface, which has exactly the subnets attached to it (Neutron's ROUTER_INTERFACE_OWNERS)
+  if (o.deviceOwner !== 'network:router_interface') for (const s of auto) if (!named.has(s.id)) out.push(await claimEui64(tx, s, o.mac, o.portId));
   return out;
 }
 

@@ -151,6 +151,20 @@ test('router interfaces: by subnet (the gateway_ip) and by port, Neutron\'s refu
   assert.equal((await call('DELETE', `/subnets/${a.subnet.id}`, { token: alice.token })).status, 204);
 });
 
+test('router interfaces on a dual-stack network: one per subnet, the IPv6 gateway on a SLAAC subnet, no address on a subnet not attached', async () => {
+  const n = await create(call, 'networks', 'network', { name: uniqueName('ds') }, alice.token);
+  const v4 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.65.0.0/24' }, alice.token);
+  const v6 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd65::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' }, alice.token);
+  const r = await create(call, 'routers', 'router', { name: 'ds' }, alice.token);
+  const i4 = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: v4.id });
+  assert.deepEqual(i4.body.subnet_ids, [v4.id], 'no SLAAC address on the IPv6 subnet');
+  const i6 = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: v6.id });
+  assert.equal(i6.status, 200, JSON.stringify(i6.body));
+  const p6 = (await call('GET', `/ports/${i6.body.port_id}`, { token: alice.token })).body.port;
+  assert.deepEqual(p6.fixed_ips, [{ subnet_id: v6.id, ip_address: v6.gateway_ip }]);
+  for (const s of [v4, v6]) assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: s.id })).status, 200);
+});
+
 test('extraroute and extraroute-atomic: the nexthop on a connected subnet; an interface a route needs stays', async () => {
   const a = await tenantNet(alice.token, '10.70.0.0/24');
   const r = await create(call, 'routers', 'router', { name: 'rr' }, alice.token);
