@@ -109,15 +109,21 @@ if [ "${enabled[NOVA]}" = true ]; then
 fi
 
 # Network tests run against the extensions the cloud lists (@NETWORK_EXTENSIONS@).
-network_extensions=all
+network_extensions=all public_network_id=
 if [ "${enabled[NEUTRON]}" = true ]; then
   network_extensions=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
     openstack extension list --network -f value -c Alias 2>/dev/null | paste -sd, -)
   [ -n "$network_extensions" ] || { echo "tempest.sh: the network service lists no extensions" >&2; exit 2; }
+  # the external network routers' gateways and floating IPs are on (devstack's "public"), the default one
+  public_network_id=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+    openstack network create --external --default tempest-public -f value -c id 2>/dev/null) &&
+    env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+      openstack subnet create --network "$public_network_id" --subnet-range 172.24.4.0/24 --no-dhcp tempest-public-subnet >/dev/null 2>&1 ||
+    { echo "tempest.sh: could not make the public network" >&2; exit 2; }
 fi
 
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
-env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" \
+env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" \
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \
   NOVA="${enabled[NOVA]}" GLANCE="${enabled[GLANCE]}" NEUTRON="${enabled[NEUTRON]}" \
   CINDER="${enabled[CINDER]}" SWIFT="${enabled[SWIFT]}" PLACEMENT="${enabled[PLACEMENT]}" \
@@ -125,7 +131,7 @@ env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER
 import configparser, os, re, sys
 out, extra, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = "\n".join(open(p).read() for p in parts)
-known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS".split()
+known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS PUBLIC_NETWORK_ID".split()
 text = re.sub(r"@(%s)@" % "|".join(known), lambda m: os.environ[m.group(1)], text)
 conf = configparser.RawConfigParser(strict=False)  # later sections and keys win
 conf.optionxform = str

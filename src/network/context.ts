@@ -14,10 +14,13 @@ export interface NetworkConfig {
   macPrefix: string;
   /** The availability zone networks report. */
   availabilityZone: string;
+  /** The subnet of an auto-allocated topology when there is no default IPv4 subnet pool. */
+  autoAllocatedCidr: string;
 }
 
 export const DEFAULT_NETWORK_CONFIG: NetworkConfig = {
   vniRange: [1, 65535], vxlanMtu: 1450, flatMtu: 1500, macPrefix: 'fa:16:3e', availabilityZone: 'nova',
+  autoAllocatedCidr: '10.0.0.0/24',
 };
 
 export interface NetworkContext {

@@ -42,6 +42,8 @@ export const notFound = {
   security_group_rule: (id: string) => new NeutronError('NotFound', 'SecurityGroupRuleNotFound', `Security group rule ${id} does not exist`),
   address_group: (id: string) => new NeutronError('NotFound', 'AddressGroupNotFound', `Address group ${id} could not be found.`),
   subnetpool: (id: string) => new NeutronError('NotFound', 'SubnetPoolNotFound', `Subnet pool ${id} could not be found.`),
+  router: (id: string) => new NeutronError('NotFound', 'RouterNotFound', `Router ${id} could not be found`),
+  floatingip: (id: string) => new NeutronError('NotFound', 'FloatingIPNotFound', `Floating IP ${id} could not be found`),
   rbac_policy: (id: string) => new NeutronError('NotFound', 'RbacPolicyNotFound', `RBAC policy of type network with ID ${id} not found`),
 } as const;
 export type ResourceKind = keyof typeof notFound;
@@ -61,3 +63,5 @@ export const overQuota = (resources: string[]) =>
   conflict('OverQuota', `Quota exceeded for resources: [${resources.map((r) => `'${r}'`).join(', ')}].`);
 export const revisionMismatch = (wanted: number, current: number) =>
   new NeutronError('PreconditionFailed', 'RevisionNumberConstraintFailed', `Constrained to ${wanted}, but current revision is ${current}`);
+/** Neutron's BadRequest(resource, msg): "Bad router request: ...". */
+export const badResource = (resource: string, msg: string) => new NeutronError('BadRequest', 'BadRequest', `Bad ${resource} request: ${msg}.`);

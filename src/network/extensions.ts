@@ -14,7 +14,7 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'standard-attr-revisions', name: 'Resource revision numbers', description: 'This extension will display the revision number of neutron resources.' },
   { alias: 'revision-if-match', name: 'If-Match constraints based on revision_number', description: "Extension indicating that If-Match based on revision_number is supported." },
   { alias: 'standard-attr-timestamp', name: 'Resource timestamps', description: 'Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.' },
-  { alias: 'standard-attr-tag', name: 'Tag support for resources with standard attribute: network, subnet, port, subnetpool, security_group, address_group', description: 'Enables to set tag on resources with standard attribute.' },
+  { alias: 'standard-attr-tag', name: 'Tag support for resources with standard attribute: network, subnet, port, subnetpool, security_group, address_group, router, floatingip', description: 'Enables to set tag on resources with standard attribute.' },
   { alias: 'tag', name: 'Tag support', description: 'Enables to set tag on resources.' },
   { alias: 'filter-validation', name: 'Filter parameters validation', description: 'Provides validation on filtering parameters.' },
   { alias: 'sorting', name: 'Sorting support', description: 'Enables sorting of resources.' },
@@ -36,6 +36,13 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'default-subnetpools', name: 'Default Subnetpools', description: 'Provides ability to mark and use a subnetpool as the default.' },
   { alias: 'rbac-policies', name: 'RBAC Policies', description: 'Allows creation and modification of policies that control tenant access to resources.' },
   { alias: 'network-ip-availability', name: 'Network IP Availability', description: 'Provides IP availability data for each network and subnet.' },
+  { alias: 'router', name: 'Neutron L3 Router', description: 'Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.' },
+  { alias: 'ext-gw-mode', name: 'Neutron L3 Configurable external gateway mode', description: 'Extension of the router abstraction for specifying whether SNAT should occur on the external gateway' },
+  { alias: 'extraroute', name: 'Neutron Extra Route', description: 'Extra routes configuration for L3 router' },
+  { alias: 'extraroute-atomic', name: 'Atomically add/remove extra routes', description: 'Edit extra routes of a router on server side by atomically adding/removing extra routes' },
+  { alias: 'fip-port-details', name: 'Floating IP Port Details Extension', description: 'Add port_details attribute to Floating IP resource' },
+  { alias: 'floating-ip-port-forwarding', name: 'Floating IP Port Forwarding', description: 'Provides port forwarding to floating IP' },
+  { alias: 'auto-allocated-topology', name: 'Auto Allocated Topology Services', description: 'Auto Allocated Topology Services.' },
   { alias: 'quotas', name: 'Quota management support', description: 'Expose functions for quotas management per project' },
   { alias: 'quota_details', name: 'Quota details management support', description: 'Expose functions for quotas usage statistics per project' },
 ];
@@ -43,7 +50,8 @@ export const EXTENSIONS: readonly Extension[] = [
 /** Resources v2.0 serves, for the document at /v2.0. */
 const RESOURCES: Array<[string, string]> = [['network', 'networks'], ['subnet', 'subnets'], ['port', 'ports'], ['security_group', 'security-groups'],
   ['security_group_rule', 'security-group-rules'], ['address_group', 'address-groups'], ['quota', 'quotas'],
-  ['rbac_policy', 'rbac-policies'], ['subnetpool', 'subnetpools'], ['network_ip_availability', 'network-ip-availabilities']];
+  ['rbac_policy', 'rbac-policies'], ['subnetpool', 'subnetpools'], ['network_ip_availability', 'network-ip-availabilities'],
+  ['router', 'routers'], ['floatingip', 'floatingips']];
 
 const UPDATED = '2026-12-06T00:00:00-00:00';
 const render = (e: Extension) => ({ name: e.name, alias: e.alias, description: e.description, updated: UPDATED, links: [] });

@@ -5,7 +5,7 @@
 // free address one of them reads is still free when it inserts it. The
 // primary key (subnet, address) of network_ip_allocations refuses anything
 // given twice regardless; a collision there re-runs the transaction
-// (retry.ts). Routers and floating IPs (later) allocate through here too.
+// (retry.ts). Router and floating IP ports allocate through here too.
 import type { Kysely } from 'kysely';
 import { badRequest, invalidInput, ipExhausted, ipTaken, NeutronError } from './errors.ts';
 import { eui64, formatIp, inCidr, parseCidr, parseIp, type Cidr } from './ipnet.ts';
@@ -114,8 +114,9 @@ export async function allocate(tx: Kysely<any>, o: {
       out.push(await claim(tx, subnet, free, o.portId));
     }
   }
-  // SLAAC addresses come with every port on the network, asked for or not
-  for (const s of auto) if (!named.has(s.id)) out.push(await claimEui64(tx, s, o.mac, o.portId));
+  // SLAAC addresses come with every port on the network, asked for or not; not with a router
+  // interface, which has exactly the subnets attached to it (Neutron's ROUTER_INTERFACE_OWNERS)
+  if (o.deviceOwner !== 'network:router_interface') for (const s of auto) if (!named.has(s.id)) out.push(await claimEui64(tx, s, o.mac, o.portId));
   return out;
 }
 

@@ -10,11 +10,19 @@
 //                   with the network's `network:dhcp` port when it has one
 //   security_group  on every host with a port in it (port security on), with
 //                   the member addresses of the groups its rules name
+//   router          on the host that serves it (network_routers.host: the
+//                   first agent serving routers to watch claims a router
+//                   without one); its interface and gateway ports are bound
+//                   there (the router reconciler plugs them, they are not
+//                   `port` resources), so their networks go to that host too
+//                   and it is a VXLAN peer (with the router ports' MACs) of
+//                   the other hosts of those networks
 //
 // A spec depends on the host (peers, DHCP), so a version is a hash of the spec
 // built for that host: it changes exactly when what the host must do changes.
 // Specs are built afresh at every watch round; writes reach the agents at the
-// fleet's next recheck. Reports set a port's status (ACTIVE/DOWN).
+// fleet's next recheck. Reports set a port's status (ACTIVE/DOWN), and a
+// router's and its floating IPs' status.
 import { createHash } from 'node:crypto';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
@@ -24,8 +32,8 @@ import type { ResourceKind } from '../fleet/kinds.ts';
 import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  NETWORK_KIND, NetworkObservedState, PORT_KIND, SECURITY_GROUP_KIND,
-  type DhcpHost, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
+  NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND,
+  type DhcpHost, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
@@ -42,6 +50,10 @@ interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
   port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; dns_name: string; created_at: string; status: string;
 }
+interface RouterRow {
+  id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
+  enable_snat: number; routes: string; host: string;
+}
 interface SubnetRow {
   id: string; network_id: string; name: string; cidr: string; ip_version: number; gateway_ip: string | null; enable_dhcp: number;
   dns_nameservers: string; host_routes: string; allocation_pools: string; ipv6_ra_mode: string | null; ipv6_address_mode: string | null;
@@ -49,6 +61,12 @@ interface SubnetRow {
 
 /** A port the agent plugs: bound to a host, owned by a device, not one of the network's own. */
 const isDevicePort = (p: PortRow) => p.binding_host_id !== '' && p.device_id !== '' && !p.device_owner.startsWith('network:');
+const ROUTER_INTERFACE = 'network:router_interface';
+const ROUTER_GATEWAY = 'network:router_gateway';
+/** A router's port on the router's host (the router reconciler plugs it). */
+const isRouterPort = (p: PortRow) => p.binding_host_id !== '' && (p.device_owner === ROUTER_INTERFACE || p.device_owner === ROUTER_GATEWAY);
+/** A port that makes its host hold the port's network. */
+const isPlugged = (p: PortRow) => isDevicePort(p) || isRouterPort(p);
 
 const versionOf = (spec: unknown) => Number.parseInt(createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12), 16);
 
@@ -90,9 +108,9 @@ class Snapshot {
     return new Snapshot(ports, subnets, ips, groupsOf);
   }
 
-  /** The hosts with device ports on the network, by name. */
+  /** The hosts with device or router ports on the network, by name. */
   hostsOf(networkId: string): string[] {
-    return [...new Set(this.ports.filter((p) => p.network_id === networkId && isDevicePort(p)).map((p) => p.binding_host_id))].sort();
+    return [...new Set(this.ports.filter((p) => p.network_id === networkId && isPlugged(p)).map((p) => p.binding_host_id))].sort();
   }
 
   dhcpPort(networkId: string): PortRow | null {
@@ -103,10 +121,10 @@ class Snapshot {
 export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddresses }): ResourceKind[] {
   const db = o.db as unknown as Kysely<any>;
 
-  /** The networks a host holds: those of its device ports. */
+  /** The networks a host holds: those of its device ports and of the ports of the routers it serves. */
   async function hostNetworks(hostname: string): Promise<string[]> {
     const rows = await db.selectFrom('network_ports').select(['network_id', 'device_id', 'device_owner', 'binding_host_id']).where('binding_host_id', '=', hostname).execute() as PortRow[];
-    return [...new Set(rows.filter(isDevicePort).map((r) => r.network_id))].sort();
+    return [...new Set(rows.filter(isPlugged).map((r) => r.network_id))].sort();
   }
 
   async function networkSpecs(hostname: string, ids: string[]): Promise<Map<string, NetworkSpec>> {
@@ -128,7 +146,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
         for (const h of hosts) {
           const ip = addresses.get(h);
           if (h === hostname || !ip) continue;
-          const macs = snap.ports.filter((p) => p.network_id === n.id && isDevicePort(p) && p.binding_host_id === h).map((p) => p.mac_address);
+          const macs = snap.ports.filter((p) => p.network_id === n.id && isPlugged(p) && p.binding_host_id === h).map((p) => p.mac_address);
           if (dhcpPort && h === dhcpHost) macs.push(dhcpPort.mac_address);
           vxlan_peers.push({ underlay_ip: ip, macs: macs.sort() });
         }
@@ -227,6 +245,76 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
     return out;
   }
 
+  /**
+   * Gives the routers no host serves yet to this one (an agent serving
+   * routers that watches is alive), with their ports; then the routers it serves.
+   */
+  async function hostRouters(hostname: string): Promise<RouterRow[]> {
+    const orphans = await db.selectFrom('network_routers').select('id').where('host', '=', '').execute();
+    if (orphans.length) {
+      await db.transaction().execute(async (tx) => {
+        const ids = orphans.map((r) => r.id);
+        await tx.updateTable('network_routers').set({ host: hostname }).where('id', 'in', ids).where('host', '=', '').execute();
+        const mine = (await tx.selectFrom('network_routers').select('id').where('id', 'in', ids).where('host', '=', hostname).execute()).map((r) => r.id);
+        if (mine.length) {
+          await tx.updateTable('network_ports').set({ binding_host_id: hostname, binding_vif_type: 'bridge' })
+            .where('device_id', 'in', mine).where('device_owner', 'in', [ROUTER_INTERFACE, ROUTER_GATEWAY]).execute();
+        }
+      });
+    }
+    return await db.selectFrom('network_routers').selectAll().where('host', '=', hostname).orderBy('created_at').orderBy('id').execute() as RouterRow[];
+  }
+
+  async function routerSpecs(hostname: string, ids: string[] | null): Promise<Map<string, RouterSpec>> {
+    const out = new Map<string, RouterSpec>();
+    const routers = (await hostRouters(hostname)).filter((r) => !ids || ids.includes(r.id));
+    if (!routers.length) return out;
+    const rids = routers.map((r) => r.id);
+    const ports = await db.selectFrom('network_ports').selectAll().where('device_id', 'in', rids).where('device_owner', 'in', [ROUTER_INTERFACE, ROUTER_GATEWAY])
+      .orderBy('created_at').orderBy('id').execute() as PortRow[];
+    const allocs = ports.length ? await db.selectFrom('network_ip_allocations').select(['port_id', 'subnet_id', 'ip_address']).where('port_id', 'in', ports.map((p) => p.id)).orderBy('ip_address').execute() : [];
+    const subnetIds = [...new Set(allocs.map((a) => a.subnet_id))];
+    const subnets = new Map((subnetIds.length ? await db.selectFrom('network_subnets').select(['id', 'cidr', 'gateway_ip', 'ip_version']).where('id', 'in', subnetIds).execute() : []).map((s) => [s.id as string, s]));
+    const prefixOf = (subnetId: string) => parseCidr(subnets.get(subnetId)?.cidr ?? '', false)?.prefix ?? 32;
+    const fips = await db.selectFrom('network_floatingips').selectAll().where('router_id', 'in', rids).orderBy('floating_ip_address').execute();
+    const fixedSubnets = new Map<string, string>();
+    const fixedPorts = [...new Set(fips.map((f) => f.port_id).filter((p): p is string => !!p))];
+    if (fixedPorts.length) {
+      for (const a of await db.selectFrom('network_ip_allocations').select(['port_id', 'subnet_id', 'ip_address']).where('port_id', 'in', fixedPorts).execute()) fixedSubnets.set(`${a.port_id}|${a.ip_address}`, a.subnet_id);
+    }
+    const pfs = fips.length ? await db.selectFrom('network_port_forwardings').selectAll().where('floatingip_id', 'in', fips.map((f) => f.id))
+      .orderBy('protocol').orderBy('external_port').execute() : [];
+    for (const r of routers) {
+      const mine = ports.filter((p) => p.device_id === r.id);
+      const interfaces = mine.filter((p) => p.device_owner === ROUTER_INTERFACE).flatMap((p) => allocs.filter((a) => a.port_id === p.id).map((a) => ({
+        port_id: p.id, network_id: p.network_id, subnet_id: a.subnet_id, mac_address: p.mac_address, ip_address: a.ip_address, prefixlen: prefixOf(a.subnet_id),
+      })));
+      const attached = new Set(interfaces.map((i) => i.subnet_id));
+      const gw = mine.find((p) => p.device_owner === ROUTER_GATEWAY && p.id === r.gw_port_id);
+      const gwIps = gw ? allocs.filter((a) => a.port_id === gw.id) : [];
+      const gwSubnet = gwIps.map((a) => subnets.get(a.subnet_id)).find((s) => s?.ip_version === 4 && s.gateway_ip);
+      const myFips = fips.filter((f) => f.router_id === r.id);
+      out.set(r.id, {
+        project_id: r.project_id, name: r.name, admin_state_up: !!r.admin_state_up, interfaces,
+        external_gateway: gw && r.gw_network_id ? {
+          network_id: r.gw_network_id, port_id: gw.id, mac_address: gw.mac_address,
+          ip_addresses: gwIps.map((a) => ({ ip_address: a.ip_address, prefixlen: prefixOf(a.subnet_id) })),
+          gateway_ip: gwSubnet?.gateway_ip ?? null, enable_snat: !!r.enable_snat,
+        } : null,
+        routes: JSON.parse(r.routes),
+        // a floating IP is served once its fixed address is on one of the router's subnets
+        floating_ips: myFips.filter((f) => f.port_id && f.fixed_ip_address && attached.has(fixedSubnets.get(`${f.port_id}|${f.fixed_ip_address}`) ?? ''))
+          .map((f) => ({ floating_ip: f.floating_ip_address, fixed_ip: f.fixed_ip_address!, port_id: f.port_id! })),
+        port_forwardings: pfs.filter((pf) => myFips.some((f) => f.id === pf.floatingip_id)).map((pf) => ({
+          floating_ip: myFips.find((f) => f.id === pf.floatingip_id)!.floating_ip_address, external_port: pf.external_port,
+          internal_ip: pf.internal_ip_address, internal_port: pf.internal_port, protocol: pf.protocol as 'tcp' | 'udp',
+        })),
+        deleted: false,
+      });
+    }
+    return out;
+  }
+
   const kind = <S>(name: string, observed: ResourceKind['observed'], specs: (hostname: string, ids: string[] | null) => Promise<Map<string, S>>,
     report: (hostname: string, reports: ResourceReport[]) => Promise<void>): ResourceKind => ({
     kind: name,
@@ -252,6 +340,16 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       }
     }),
     kind(SECURITY_GROUP_KIND, NetworkObservedBody, groupSpecs, async () => undefined),
+    kind(ROUTER_KIND, NetworkObservedBody, routerSpecs, async (hostname, reports) => {
+      for (const r of reports) {
+        const state = (r.observed as { state: string }).state;
+        if (state === 'deleted') continue;
+        const status = state === 'active' && !r.error ? 'ACTIVE' : 'DOWN';
+        const u = await db.updateTable('network_routers').set({ status }).where('id', '=', r.id).where('host', '=', hostname).executeTakeFirst();
+        // the router's floating IPs work once its host made it real
+        if (Number(u.numUpdatedRows)) await db.updateTable('network_floatingips').set({ status }).where('router_id', '=', r.id).where('status', '!=', status).execute();
+      }
+    }),
   ];
 }
 

@@ -27,6 +27,7 @@ const Common = {
   shared: Type.Optional(Type.Boolean()), 'router:external': Type.Optional(Type.Boolean()),
   mtu: Type.Optional(Type.Integer({ minimum: 68 })), port_security_enabled: Type.Optional(Type.Boolean()),
   dns_domain: Type.Optional(Type.String({ maxLength: 255 })),
+  is_default: Type.Optional(Type.Boolean()),
 };
 const CreateItem = Type.Object({
   ...Common,
@@ -46,6 +47,12 @@ const UpdateBody = Type.Object({
 
 const ADMIN_ATTRS = ['shared', 'router:external', 'provider:network_type', 'provider:physical_network', 'provider:segmentation_id'] as const;
 
+/** auto-allocated-topology: one default external network at a time (Neutron's DefaultExternalNetworkExists). */
+async function checkDefault(tx: Kysely<any>, id: string): Promise<void> {
+  const other = await tx.selectFrom('network_networks').select('id').where('is_default', '=', 1).where('external', '=', 1).where('id', '!=', id).executeTakeFirst();
+  if (other) throw conflict('DefaultExternalNetworkExists', `A default external network already exists: ${other.id}.`);
+}
+
 /** The lowest free VNI of the range, or null when every one is taken. */
 async function freeVni(tx: Kysely<any>, [lo, hi]: [number, number]): Promise<number | null> {
   const first = await tx.selectFrom('network_vnis').select('vni').where('vni', '=', lo).executeTakeFirst();
@@ -63,7 +70,7 @@ export function networkDef(ctx: NetworkContext): ResourceDef<NetworkRow> {
     attrs: {
       name: 'string', admin_state_up: 'bool', shared: 'bool', 'router:external': 'bool', mtu: 'int', status: 'string',
       port_security_enabled: 'bool', subnets: 'list', availability_zones: 'list', availability_zone_hints: 'list', dns_domain: 'string',
-      'provider:network_type': 'string', 'provider:physical_network': 'string', 'provider:segmentation_id': 'int',
+      'provider:network_type': 'string', 'provider:physical_network': 'string', 'provider:segmentation_id': 'int', is_default: 'bool',
     },
     visible: (q, c) => q.where((eb) => eb.or([
       eb('network_networks.project_id', '=', c.projectId), eb('network_networks.shared', '=', 1), eb('network_networks.external', '=', 1),
@@ -96,7 +103,7 @@ function networkView(ctx: NetworkContext, r: NetworkRow, tags: string[], subnets
     ...standardView(r, tags), name: r.name, admin_state_up: bool(r.admin_state_up), status: r.status, subnets,
     shared: bool(r.shared), 'router:external': bool(r.external), mtu: r.mtu, port_security_enabled: bool(r.port_security_enabled),
     availability_zone_hints: JSON.parse(r.availability_zone_hints), availability_zones: [ctx.config.availabilityZone],
-    dns_domain: r.dns_domain,
+    dns_domain: r.dns_domain, is_default: bool(r.is_default),
   };
   if (isAdmin(cred)) {
     Object.assign(v, { 'provider:network_type': r.network_type, 'provider:physical_network': r.physical_network, 'provider:segmentation_id': r.segmentation_id });
@@ -107,6 +114,12 @@ function networkView(ctx: NetworkContext, r: NetworkRow, tags: string[], subnets
 /** A network without ports and what hangs on it (subnets, tags, its VNI or flat physnet); in the caller's transaction. */
 /** The device owner of a network's DHCP port. */
 export const DHCP_OWNER = 'network:dhcp';
+/** The device owners of router and floating IP ports (routers.ts, floating-ips.ts). */
+export const ROUTER_INTERFACE = 'network:router_interface';
+export const ROUTER_GATEWAY = 'network:router_gateway';
+export const FLOATINGIP_OWNER = 'network:floatingip';
+/** Owners of ports only the L3 API may delete (Neutron's L3PortInUse). */
+export const L3_OWNERS: readonly string[] = [ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATINGIP_OWNER];
 
 export async function removeNetwork(tx: Kysely<any>, id: string): Promise<void> {
   const subnets = (await tx.selectFrom('network_subnets').select('id').where('network_id', '=', id).execute()).map((s) => s.id);
@@ -129,7 +142,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
       def: networks.def, rule: 'create_network', item: CreateItem, view: (cred, id) => networks.view(cred, id), undo: (id) => removeNetwork(db, id),
       async create(rc, b) {
         const cred = rc.cred!;
-        adminOnly(cred, 'create_network', b, ADMIN_ATTRS);
+        adminOnly(cred, 'create_network', b, [...ADMIN_ATTRS, 'is_default']);
         const projectId = projectFor(cred, b, 'create_network');
         const type = b['provider:network_type'] ?? 'vxlan';
         const physnet = b['provider:physical_network'] ?? null;
@@ -164,12 +177,13 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
             }
             await tx.insertInto('network_flat_physnets').values({ physical_network: physnet!, network_id: id }).execute();
           }
+          if (b.is_default && b['router:external']) await checkDefault(tx, id);
           await tx.insertInto('network_networks').values({
             ...newStandard(id, projectId, b.description), name: b.name ?? '', admin_state_up: int(b.admin_state_up ?? true),
             shared: int(b.shared ?? false), external: int(b['router:external'] ?? false), mtu: b.mtu ?? maxMtu,
             port_security_enabled: int(b.port_security_enabled ?? true), status: 'ACTIVE', network_type: type,
             segmentation_id: vni, physical_network: type === 'flat' ? physnet : null, dns_domain: b.dns_domain ?? '',
-            availability_zone_hints: JSON.stringify(b.availability_zone_hints ?? []),
+            availability_zone_hints: JSON.stringify(b.availability_zone_hints ?? []), is_default: int(b.is_default ?? false),
           }).execute();
         }), () => new NeutronError('Unavailable', 'NoNetworkAvailable', 'Unable to create the network. No tenant network is available for allocation.'));
         return id;
@@ -181,7 +195,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         const cred = rc.cred!;
         const b = rc.body.network;
         const id = rc.params.id!;
-        adminOnly(cred, 'update_network', b, ADMIN_ATTRS);
+        adminOnly(cred, 'update_network', b, [...ADMIN_ATTRS, 'is_default']);
         if (ADMIN_ATTRS.slice(2).some((a) => b[a] !== undefined)) throw invalidInput('Plugin does not support updating provider attributes');
         const expected = ifMatchRevision(rc);
         await db.transaction().execute(async (tx) => {
@@ -202,6 +216,8 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
           if (b.mtu !== undefined) set.mtu = b.mtu;
           if (b.port_security_enabled !== undefined) set.port_security_enabled = int(b.port_security_enabled);
           if (b.dns_domain !== undefined) set.dns_domain = b.dns_domain;
+          if (b.is_default !== undefined) set.is_default = int(b.is_default);
+          if (b.is_default && (b['router:external'] ?? bool(row.external))) await checkDefault(tx, id);
           if (Object.keys(set).length) await tx.updateTable('network_networks').set(set).where('id', '=', id).execute();
         });
         return { network: await networks.view(cred, id) };
@@ -217,9 +233,18 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         await db.transaction().execute(async (tx) => {
           const row = await networks.findOwn(cred, id, 'delete_network', tx);
           if (expected !== null && row.revision_number !== expected) await bumpRevision(tx, 'network_networks', id, expected, 'network');
-          // the network's own DHCP ports go with it (Neutron's auto-deleted owners); any other port keeps it
-          const port = await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).where('device_owner', '!=', DHCP_OWNER).executeTakeFirst();
-          if (port) throw networkInUse(id);
+          // the network's own DHCP ports go with it (Neutron's auto-deleted owners), and so do the floating IPs
+          // on it that serve nothing (no port association, no port forwarding); any other port keeps it
+          const idle = await tx.selectFrom('network_floatingips').select(['id', 'floating_port_id']).where('floating_network_id', '=', id).where('port_id', 'is', null)
+            .where((eb) => eb.not(eb.exists(eb.selectFrom('network_port_forwardings').select('id').whereRef('floatingip_id', '=', 'network_floatingips.id')))).execute();
+          const idlePorts = idle.map((f) => f.floating_port_id as string);
+          let others = tx.selectFrom('network_ports').select('id').where('network_id', '=', id).where('device_owner', '!=', DHCP_OWNER);
+          if (idlePorts.length) others = others.where('id', 'not in', idlePorts);
+          if (await others.executeTakeFirst()) throw networkInUse(id);
+          if (idle.length) {
+            await tx.deleteFrom('network_tags').where('resource_type', '=', 'floatingips').where('resource_id', 'in', idle.map((f) => f.id)).execute();
+            await tx.deleteFrom('network_floatingips').where('id', 'in', idle.map((f) => f.id)).execute();
+          }
           const dhcp = (await tx.selectFrom('network_ports').select('id').where('network_id', '=', id).execute()).map((r) => r.id);
           if (dhcp.length) {
             await tx.deleteFrom('network_ip_allocations').where('port_id', 'in', dhcp).execute();

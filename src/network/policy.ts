@@ -14,8 +14,8 @@ const member: Rule = (c) => isAdmin(c) || (c.projectId !== null && c.roles.has('
 const admin: Rule = (c) => isAdmin(c);
 const authenticated: Rule = () => true;
 
-const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group', 'rbac_policy', 'subnetpool'] as const;
-const COLLECTIONS = ['networks', 'subnets', 'ports', 'security_groups', 'address_groups', 'subnetpools'] as const;
+const RESOURCES = ['network', 'subnet', 'port', 'security_group', 'security_group_rule', 'address_group', 'rbac_policy', 'subnetpool', 'router', 'floatingip', 'floatingip_port_forwarding'] as const;
+const COLLECTIONS = ['networks', 'subnets', 'ports', 'security_groups', 'address_groups', 'subnetpools', 'routers', 'floatingips'] as const;
 
 export const networkRules: Record<string, Rule> = {
   get_extension: authenticated,
@@ -26,6 +26,12 @@ export const networkRules: Record<string, Rule> = {
     [`get_${c}_tags`, reader], [`create_${c}_tags`, member], [`update_${c}_tags`, member], [`delete_${c}_tags`, member],
   ])),
   get_quota: (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && c.roles.has('reader')),
+  add_router_interface: member,
+  remove_router_interface: member,
+  add_extraroutes: member,
+  remove_extraroutes: member,
+  get_auto_allocated_topology: reader,
+  delete_auto_allocated_topology: member,
   update_quota: admin,
   get_network_ip_availability: admin,
   delete_quota: admin,

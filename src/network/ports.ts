@@ -15,7 +15,7 @@ import { conflict, invalidAttr, ipExhausted, macInUse, NeutronError, notFound, p
 import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.ts';
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
-import { DHCP_OWNER, type NetworkRow } from './networks.ts';
+import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -159,8 +159,14 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
   return out;
 }
 
-/** A port with its addresses, group bindings and tags; in the caller's transaction. */
+/**
+ * A port with its addresses, group bindings and tags; in the caller's
+ * transaction. The floating IPs mapped to it are disassociated and the port
+ * forwardings to it go (Neutron's disassociate_floatingips).
+ */
 export async function removePort(tx: Kysely<any>, id: string): Promise<void> {
+  await tx.updateTable('network_floatingips').set({ port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('port_id', '=', id).execute();
+  await tx.deleteFrom('network_port_forwardings').where('internal_port_id', '=', id).execute();
   await tx.deleteFrom('network_ip_allocations').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_port_security_groups').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
@@ -310,6 +316,9 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           const row = await ports.find(cred, id, tx);
           const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', row.network_id).executeTakeFirst();
           if (!isAdmin(cred) && cred.projectId !== row.project_id && cred.projectId !== net?.project_id) throw policyDenied('delete_port');
+          if (L3_OWNERS.includes(row.device_owner)) {
+            throw conflict('L3PortInUse', `Port ${id} has owner ${row.device_owner} and therefore cannot be deleted directly via the port API.`);
+          }
           await bumpRevision(tx, 'network_ports', id, expected, 'port');
           await removePort(tx, id);
         });

@@ -18,11 +18,11 @@ export const DEFAULT_QUOTAS = {
 } as const;
 export type QuotaResource = keyof typeof DEFAULT_QUOTAS;
 
-/** Where each counted resource lives; routers and floating IPs come later (used 0). */
-const TABLES: Partial<Record<QuotaResource, TableName>> = {
+/** Where each counted resource lives. */
+const TABLES: Record<QuotaResource, TableName> = {
   network: 'network_networks', subnet: 'network_subnets', port: 'network_ports',
   security_group: 'network_security_groups', security_group_rule: 'network_security_group_rules', rbac_policy: 'network_rbac_policies',
-  subnetpool: 'network_subnetpools',
+  subnetpool: 'network_subnetpools', router: 'network_routers', floatingip: 'network_floatingips',
 };
 
 const isResource = (r: string): r is QuotaResource => Object.hasOwn(DEFAULT_QUOTAS, r);
@@ -36,7 +36,6 @@ export async function limitsOf(db: Kysely<any>, projectId: string): Promise<Reco
 
 async function usedOf(db: Kysely<any>, projectId: string, resource: QuotaResource): Promise<number> {
   const table = TABLES[resource];
-  if (!table) return 0;
   const r = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow();
   return Number(r.n);
 }

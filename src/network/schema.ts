@@ -3,7 +3,7 @@
 // updated_at); tags of any resource live in network_tags. IP allocations are
 // rows of their own keyed by (subnet, address), and MACs are unique per
 // network, so the database itself refuses an address given twice; routers and
-// floating IPs (later) reference ports and subnets by id and take their
+// floating IPs reference ports and subnets by id and take their
 // addresses through the same allocation rows.
 import type { Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
@@ -15,6 +15,8 @@ export interface NetworkTables {
     name: string; admin_state_up: number; shared: number; external: number; mtu: number; port_security_enabled: number;
     status: string; network_type: string; segmentation_id: number | null; physical_network: string | null;
     dns_domain: string; availability_zone_hints: string;
+    /** auto-allocated-topology: the default external network. */
+    is_default: number;
   };
   /** One row per VXLAN VNI in use (the network's or an admin's explicit one): the primary key keeps it given once. */
   network_vnis: { vni: number; network_id: string };
@@ -63,6 +65,26 @@ export interface NetworkTables {
     /** Bumped first by every subnet allocation from the pool (its lock). */
     ipam_generation: number;
   };
+  /** Routers (l3): the gateway is a `network:router_gateway` port, interfaces are `network:router_interface` ports (device_id the router). */
+  network_routers: Standard & {
+    name: string; admin_state_up: number; status: string;
+    gw_network_id: string | null; gw_port_id: string | null; enable_snat: number;
+    /** JSON [{destination, nexthop}] (extraroute). */
+    routes: string;
+    /** The host whose agent serves the router ('' until one is chosen). */
+    host: string;
+  };
+  /** Floating IPs: the address is the fixed IP of a `network:floatingip` port on the external network. */
+  network_floatingips: Standard & {
+    floating_network_id: string; floating_port_id: string; floating_ip_address: string; subnet_id: string;
+    port_id: string | null; fixed_ip_address: string | null; router_id: string | null; status: string;
+  };
+  network_port_forwardings: {
+    id: string; floatingip_id: string; protocol: string; external_port: number;
+    internal_port_id: string; internal_ip_address: string; internal_port: number; description: string;
+  };
+  /** A project's auto-allocated topology (auto-allocated-topology): once per project. */
+  network_auto_allocated_topologies: { project_id: string; network_id: string; router_id: string };
   /** A project's limit per resource where it is not the default. */
   network_quotas: { project_id: string; resource: string; limit: number };
 }
@@ -162,6 +184,38 @@ export const networkMigrations: Record<string, Migration> = {
         .addColumn('shared', 'integer', (c) => c.notNull()).addColumn('is_default', 'integer', (c) => c.notNull())
         .addColumn('default_quota', 'integer').addColumn('ipam_generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       await db.schema.createIndex('network_subnets_subnetpool').on('network_subnets').column('subnetpool_id').execute();
+    },
+  },
+  '0303_network_l3': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.alterTable('network_networks').addColumn('is_default', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await standard(s.createTable('network_routers'))
+        .addColumn('name', text, (c) => c.notNull().defaultTo('')).addColumn('admin_state_up', 'integer', (c) => c.notNull())
+        .addColumn('status', text, (c) => c.notNull()).addColumn('gw_network_id', text).addColumn('gw_port_id', text)
+        .addColumn('enable_snat', 'integer', (c) => c.notNull().defaultTo(1)).addColumn('routes', text, (c) => c.notNull().defaultTo('[]'))
+        .addColumn('host', text, (c) => c.notNull().defaultTo('')).execute();
+      await s.createIndex('network_routers_project').on('network_routers').column('project_id').execute();
+      await standard(s.createTable('network_floatingips'))
+        .addColumn('floating_network_id', text, (c) => c.notNull()).addColumn('floating_port_id', text, (c) => c.notNull())
+        .addColumn('floating_ip_address', text, (c) => c.notNull()).addColumn('subnet_id', text, (c) => c.notNull())
+        .addColumn('port_id', text).addColumn('fixed_ip_address', text).addColumn('router_id', text)
+        .addColumn('status', text, (c) => c.notNull())
+        // one floating IP per fixed address (Neutron's FloatingIPPortAlreadyAssociated), kept by the database
+        .addUniqueConstraint('network_floatingips_fixed_unique', ['port_id', 'fixed_ip_address'])
+        .execute();
+      await s.createIndex('network_floatingips_router').on('network_floatingips').column('router_id').execute();
+      await s.createTable('network_port_forwardings')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('floatingip_id', text, (c) => c.notNull())
+        .addColumn('protocol', text, (c) => c.notNull()).addColumn('external_port', 'integer', (c) => c.notNull())
+        .addColumn('internal_port_id', text, (c) => c.notNull()).addColumn('internal_ip_address', text, (c) => c.notNull())
+        .addColumn('internal_port', 'integer', (c) => c.notNull()).addColumn('description', text, (c) => c.notNull().defaultTo(''))
+        .addUniqueConstraint('network_port_forwardings_external', ['floatingip_id', 'protocol', 'external_port'])
+        .addUniqueConstraint('network_port_forwardings_internal', ['internal_port_id', 'internal_ip_address', 'protocol', 'internal_port'])
+        .execute();
+      await s.createTable('network_auto_allocated_topologies')
+        .addColumn('project_id', text, (c) => c.primaryKey()).addColumn('network_id', text, (c) => c.notNull())
+        .addColumn('router_id', text, (c) => c.notNull()).execute();
     },
   },
 };

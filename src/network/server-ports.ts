@@ -18,11 +18,12 @@ import { newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import { ensureDefaultGroup } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
+import type { AutoTopology } from './auto-topology.ts';
 
 /** Nova's `networks` of a server create (from 2.37 required; `auto`/`none` from 2.37). */
 export type RequestedNetworks = 'auto' | 'none' | Array<{ uuid?: string; port?: string; fixed_ip?: string }>;
 
-export interface ServerAddress { version: 4 | 6; addr: string; 'OS-EXT-IPS:type': 'fixed'; 'OS-EXT-IPS-MAC:mac_addr': string }
+export interface ServerAddress { version: 4 | 6; addr: string; 'OS-EXT-IPS:type': 'fixed' | 'floating'; 'OS-EXT-IPS-MAC:mac_addr': string }
 
 export interface ServerNetworking {
   /** Makes or takes the server's ports (unbound); the ids, in the order asked. */
@@ -35,7 +36,7 @@ export interface ServerNetworking {
   release(serverId: string, preserve: string[]): Promise<void>;
 }
 
-export function serverNetworking(ctx: NetworkContext): ServerNetworking {
+export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): ServerNetworking {
   const db = ctx.db as unknown as Kysely<any>;
 
   /** The networks a project may put a port on: its own and shared ones. */
@@ -67,9 +68,16 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
       const nets = await usable(o.projectId);
       let asked = o.requested;
       if (asked === 'auto') {
-        // Nova's auto: the project's one usable network; none: no port (there is no auto-allocated topology to make here)
+        // Nova's auto: the project's one usable network; none: its auto-allocated topology's network
+        // (no default external network to make one with: no port)
         const candidates = nets.filter((n) => !n.external);
-        if (!candidates.length) return [];
+        if (!candidates.length) {
+          const auto = await topology?.ensure(o.projectId);
+          if (!auto) return [];
+          const made = { id: auto, project_id: o.projectId, shared: 0, external: 0 };
+          candidates.push(made);
+          nets.push(made);
+        }
         if (candidates.length > 1) throw conflict('NetworkAmbiguous', 'Multiple possible networks found, use a Network ID to be more specific.');
         asked = [{ uuid: candidates[0]!.id }];
       }
@@ -119,11 +127,17 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
         .select(['p.id', 'p.device_id', 'p.mac_address', 'n.name as network_name', 'n.id as network_id'])
         .where('p.device_id', 'in', serverIds).where('p.device_owner', 'like', 'compute:%').orderBy('p.created_at').orderBy('p.id').execute();
       const ips = await fixedIpsOf(db, ports.map((p) => p.id));
+      // Nova lists a fixed address's floating IPs under the same network, after the fixed addresses
+      const fips = ports.length ? await db.selectFrom('network_floatingips').select(['port_id', 'fixed_ip_address', 'floating_ip_address'])
+        .where('port_id', 'in', ports.map((p) => p.id)).orderBy('created_at').orderBy('id').execute() : [];
       for (const p of ports) {
         const view = out.get(p.device_id) ?? {};
         const key = p.network_name || p.network_id;
-        view[key] = [...(view[key] ?? []), ...(ips.get(p.id) ?? []).map((ip): ServerAddress => ({
+        const mine = ips.get(p.id) ?? [];
+        view[key] = [...(view[key] ?? []), ...mine.map((ip): ServerAddress => ({
           version: ip.ip_address.includes(':') ? 6 : 4, addr: ip.ip_address, 'OS-EXT-IPS:type': 'fixed', 'OS-EXT-IPS-MAC:mac_addr': p.mac_address,
+        })), ...fips.filter((f) => f.port_id === p.id && mine.some((ip) => ip.ip_address === f.fixed_ip_address)).map((f): ServerAddress => ({
+          version: 4, addr: f.floating_ip_address, 'OS-EXT-IPS:type': 'floating', 'OS-EXT-IPS-MAC:mac_addr': p.mac_address,
         }))];
         out.set(p.device_id, view);
       }

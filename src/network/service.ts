@@ -1,7 +1,8 @@
 // The network service (Neutron v2.0) under /network: its route table, policy
 // and error envelope, and the resource kinds the agents make real (kinds.ts).
-// Routers and floating IPs come later; they reference ports and subnets by id
-// and take addresses through ipam.ts.
+// Routers and floating IPs reference ports and subnets by id and take their
+// addresses through ipam.ts (their ports are `network:router_*` and
+// `network:floatingip` ports).
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { FastifyInstance } from 'fastify';
@@ -21,6 +22,10 @@ import { Resources } from './resource.ts';
 import { subnetDef, subnetRoutes } from './subnets.ts';
 import { subnetPoolDef, subnetPoolRoutes, subnetPools } from './subnetpools.ts';
 import { portDef, portRoutes } from './ports.ts';
+import { routerDef, routerRoutes } from './routers.ts';
+import { floatingIpDef, floatingIpRoutes } from './floating-ips.ts';
+import { portForwardingRoutes } from './port-forwardings.ts';
+import { autoTopology } from './auto-topology.ts';
 import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './security-groups.ts';
 
 export type { NetworkConfig } from './context.ts';
@@ -62,6 +67,8 @@ export function createNetworkService(o: {
   const rules = new Resources(ctx, ruleDef());
   const addressGroups = new Resources(ctx, addressGroupDef(ctx));
   const ports = new Resources(ctx, portDef(ctx));
+  const routers = new Resources(ctx, routerDef(ctx));
+  const fips = new Resources(ctx, floatingIpDef(ctx));
   if (o.fleet) for (const k of networkKinds({ db: o.db, log: o.log, hostAddresses: o.fleet.hostAddresses })) o.fleet.registerKind(k);
   const routes = [
     ...discoveryRoutes(EXTENSIONS),
@@ -70,12 +77,17 @@ export function createNetworkService(o: {
     ...subnetPoolRoutes(ctx, pools),
     ...portRoutes(ctx, ports, networks, groups),
     ...securityGroupRoutes(ctx, groups, rules, addressGroups),
+    ...routerRoutes(ctx, routers, networks, ports, subnets),
+    ...floatingIpRoutes(ctx, fips, networks, ports),
+    ...portForwardingRoutes(ctx, fips, ports),
     ...quotaRoutes(ctx),
     ...rbacRoutes(ctx, networks),
     ...ipAvailabilityRoutes(ctx),
   ];
+  const auto = autoTopology(ctx, routes);
+  routes.push(...auto.routes);
   return {
     service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup },
-    servers: serverNetworking(ctx),
+    servers: serverNetworking(ctx, auto.topology),
   };
 }

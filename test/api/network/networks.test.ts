@@ -28,10 +28,11 @@ test('discovery: version document, v2.0 resources, extensions', async () => {
   assert.equal(ext.status, 200);
   const aliases = ext.body.extensions.map((e: { alias: string }) => e.alias);
   for (const a of ['provider', 'external-net', 'standard-attr-tag', 'revision-if-match', 'quotas', 'filter-validation']) assert.ok(aliases.includes(a), a);
-  assert.ok(!aliases.includes('router'), 'routers are not implemented');
+  for (const a of ['router', 'ext-gw-mode', 'extraroute', 'extraroute-atomic', 'fip-port-details', 'floating-ip-port-forwarding', 'auto-allocated-topology']) assert.ok(aliases.includes(a), a);
+  assert.ok(!aliases.includes('l3-ha'), 'HA routers are not implemented');
   const one = await call('GET', '/extensions/provider');
   assert.equal(one.body.extension.alias, 'provider');
-  assertNeutronError(await call('GET', '/extensions/router'), 404);
+  assertNeutronError(await call('GET', '/extensions/l3-ha'), 404);
   assertNeutronError(await cloud.call('GET', '/network/v2.0/networks'), 401);
   assertNeutronError(await call('GET', '/nothing-here'), 404, 'HTTPNotFound');
 });

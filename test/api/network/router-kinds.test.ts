@@ -1,0 +1,116 @@
+// The router kind on the agent API: a router is claimed by the first agent
+// serving routers that watches, handed to it with its interfaces (prefix
+// lengths), gateway (the external subnet's gateway), SNAT, routes, floating
+// IPs and port forwardings; its networks go to that host too, whose router
+// ports' MACs are FDB entries on the other hosts; reports set the router's
+// and its floating IPs' status.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startCloud, type Cloud } from '../../harness.ts';
+import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
+import { create, neutron, type NetCall } from './lib.ts';
+
+let cloud: Cloud;
+let call: NetCall;
+let agentToken: string;
+
+before(async () => {
+  cloud = await startCloud();
+  call = neutron(cloud);
+  agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
+});
+after(async () => {
+  await cloud?.close();
+});
+
+async function agent(method: string, path: string, body: unknown): Promise<any> {
+  const r = await fetch(`${cloud.url}/agent/v1/hosts/${path}`, { method, headers: { 'x-stratus-agent-token': agentToken, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+const register = (host: string, ip: string, kinds: Record<string, string[]>) => agent('PUT', host, {
+  protocol: PROTOCOL_VERSION, kinds: { server: ['container'], ...kinds }, vcpus: 2, memory_mb: 2048, disk_gb: 10, version: 'test', host_ip: ip,
+});
+type Known = Record<string, Record<string, number>>;
+async function watch(host: string, known: Known) {
+  const r = await agent('POST', `${host}/watch`, { known, wait: 0 });
+  const next: Known = structuredClone(known);
+  for (const res of r.resources) next[res.kind]![res.id] = res.version;
+  for (const g of r.gone) delete next[g.kind]![g.id];
+  const of = (kind: string) => new Map<string, any>(r.resources.filter((x: any) => x.kind === kind).map((x: any) => [x.id, x.spec]));
+  return { r, next, networks: of('network'), ports: of('port'), routers: of('router') };
+}
+
+test('a router on its host: interfaces, gateway, SNAT, routes, floating IPs, port forwardings; networks and FDB; reports', async () => {
+  await register('l3-h1', '198.51.100.11', { network: [], port: [], security_group: [] });
+  await register('l3-net', '198.51.100.12', { network: [], port: [], security_group: [], router: [] });
+  const ext = await create(call, 'networks', 'network', { name: 'l3-ext', 'router:external': true, 'provider:network_type': 'flat', 'provider:physical_network': 'l3-public' });
+  const extSub = await create(call, 'subnets', 'subnet', { network_id: ext.id, cidr: '203.0.113.0/24', ip_version: 4, enable_dhcp: false });
+  const net = await create(call, 'networks', 'network', { name: 'l3-tenant' });
+  const sub = await create(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.90.0.0/24', ip_version: 4 });
+  const vm = await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-l3', device_owner: 'compute:nova', 'binding:host_id': 'l3-h1' });
+  const vm2 = await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-l3b', device_owner: 'compute:nova', 'binding:host_id': 'l3-h1' });
+  const router = await create(call, 'routers', 'router', { name: 'l3-r', external_gateway_info: { network_id: ext.id } });
+  const itf = (await call('PUT', `/routers/${router.id}/add_router_interface`, { body: { subnet_id: sub.id } })).body;
+  await call('PUT', `/routers/${router.id}`, { body: { router: { routes: [{ destination: '192.168.9.0/24', nexthop: '10.90.0.50' }] } } });
+  const fip = await create(call, 'floatingips', 'floatingip', { floating_network_id: ext.id, port_id: vm.id });
+  const fip2 = await create(call, 'floatingips', 'floatingip', { floating_network_id: ext.id });
+  const pf = await call('POST', `/floatingips/${fip2.id}/port_forwardings`, { body: { port_forwarding: { protocol: 'tcp', external_port: 8080, internal_port: 80, internal_port_id: vm2.id, internal_ip_address: vm2.fixed_ips[0].ip_address } } });
+  assert.equal(pf.status, 201, JSON.stringify(pf.body));
+
+  // an agent that does not serve routers is not given one
+  const h1 = await watch('l3-h1', { network: {}, port: {}, security_group: {} });
+  assert.deepEqual([...h1.ports.keys()].sort(), [vm.id, vm2.id].sort(), 'router ports are not port resources');
+  assert.equal((await call('GET', `/ports/${itf.port_id}`)).body.port['binding:host_id'], '', 'no host yet');
+
+  const first = await watch('l3-net', { network: {}, port: {}, security_group: {}, router: {} });
+  // claimed during that round: the next one hands it out with its networks
+  const h = first.routers.size ? first : await watch('l3-net', first.next);
+  const spec = h.routers.get(router.id);
+  assert.ok(spec, JSON.stringify(h.r));
+  assert.equal((await call('GET', `/ports/${itf.port_id}`)).body.port['binding:host_id'], 'l3-net');
+  const gwPort = (await call('GET', `/ports?device_id=${router.id}&device_owner=network:router_gateway`)).body.ports[0];
+  const itfPort = (await call('GET', `/ports/${itf.port_id}`)).body.port;
+  assert.deepEqual(spec.interfaces, [{ port_id: itf.port_id, network_id: net.id, subnet_id: sub.id, mac_address: itfPort.mac_address, ip_address: '10.90.0.1', prefixlen: 24 }]);
+  assert.deepEqual(spec.external_gateway, {
+    network_id: ext.id, port_id: gwPort.id, mac_address: gwPort.mac_address, ip_addresses: [{ ip_address: gwPort.fixed_ips[0].ip_address, prefixlen: 24 }],
+    gateway_ip: extSub.gateway_ip, enable_snat: true,
+  });
+  assert.deepEqual(spec.routes, [{ destination: '192.168.9.0/24', nexthop: '10.90.0.50' }]);
+  assert.deepEqual(spec.floating_ips, [{ floating_ip: fip.floating_ip_address, fixed_ip: vm.fixed_ips[0].ip_address, port_id: vm.id }]);
+  assert.deepEqual(spec.port_forwardings, [{ floating_ip: fip2.floating_ip_address, external_port: 8080, internal_ip: vm2.fixed_ips[0].ip_address, internal_port: 80, protocol: 'tcp' }]);
+  assert.equal(spec.admin_state_up, true);
+  assert.equal(spec.deleted, false);
+  // both networks are on the router's host; the VM's host peers with it and learns the router port's MAC
+  const nets = (await watch('l3-net', { network: {}, port: {}, security_group: {}, router: {} })).networks;
+  assert.deepEqual([...nets.keys()].sort(), [ext.id, net.id].sort());
+  const dhcp = (await call('GET', `/ports?network_id=${net.id}&device_owner=network:dhcp`)).body.ports[0];
+  assert.deepEqual(nets.get(net.id).vxlan_peers, [{ underlay_ip: '198.51.100.11', macs: [vm.mac_address, vm2.mac_address, dhcp.mac_address].sort() }]);
+  const onH1 = (await watch('l3-h1', { network: {}, port: {}, security_group: {} })).networks.get(net.id);
+  assert.deepEqual(onH1.vxlan_peers, [{ underlay_ip: '198.51.100.12', macs: [itfPort.mac_address] }]);
+
+  // reports: the router and its floating IPs become ACTIVE; a report from another host changes nothing
+  assert.equal((await call('GET', `/floatingips/${fip.id}`)).body.floatingip.status, 'DOWN');
+  await agent('POST', 'l3-h1/report', { resources: [{ kind: 'router', id: router.id, version: 1, observed: { state: 'down' } }] });
+  assert.equal((await call('GET', `/routers/${router.id}`)).body.router.status, 'ACTIVE');
+  await agent('POST', 'l3-net/report', { resources: [{ kind: 'router', id: router.id, version: 1, observed: { state: 'active' } }] });
+  assert.equal((await call('GET', `/floatingips/${fip.id}`)).body.floatingip.status, 'ACTIVE');
+  assert.equal((await call('GET', `/floatingips/${fip2.id}`)).body.floatingip.status, 'ACTIVE');
+  await agent('POST', 'l3-net/report', { resources: [{ kind: 'router', id: router.id, version: 1, observed: { state: 'down' }, error: { class: 'transient', code: 'router_failed', message: 'boom' } }] });
+  assert.equal((await call('GET', `/routers/${router.id}`)).body.router.status, 'DOWN');
+
+  // disassociation changes the spec; the router's removal makes it gone
+  const before = h.next;
+  await call('PUT', `/floatingips/${fip.id}`, { body: { floatingip: { port_id: null } } });
+  const changed = await watch('l3-net', before);
+  assert.deepEqual(changed.routers.get(router.id).floating_ips, []);
+  for (const f of [fip, fip2]) assert.equal((await call('DELETE', `/floatingips/${f.id}`)).status, 204);
+  await call('PUT', `/routers/${router.id}`, { body: { router: { routes: [] } } });
+  assert.equal((await call('PUT', `/routers/${router.id}/remove_router_interface`, { body: { subnet_id: sub.id } })).status, 200);
+  assert.equal((await call('DELETE', `/routers/${router.id}`)).status, 204);
+  const gone = await watch('l3-net', changed.next);
+  assert.ok(gone.r.gone.some((g: any) => g.kind === 'router' && g.id === router.id));
+  assert.ok(gone.r.gone.some((g: any) => g.kind === 'network' && g.id === ext.id), 'the external network leaves the router host');
+});
