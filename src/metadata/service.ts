@@ -19,9 +19,6 @@ import { serverMetadataNetworking } from '../network/service.ts';
 import { METADATA_ANSWER_HEADER, METADATA_RELAY_PATH, MAX_RELAY_BODY } from './protocol.ts';
 import { conflict, notFound, passwordToStore, renderMetadata, type MetadataAnswer, type ServerMetadata } from './render.ts';
 
-/** The first floating IP of a server's ports, when there is one (the floating IP table's lookup, wired when it exists). */
-export type FloatingIpLookup = (ports: Array<{ port_id: string; fixed_ip: string }>) => Promise<string | null>;
-
 export const MetadataRelayBody = Type.Object({
   network_id: Type.String({ minLength: 1, maxLength: 64 }),
   remote_ip: Type.String({ minLength: 1, maxLength: 64 }),
@@ -39,7 +36,7 @@ export interface MetadataService {
 
 const ec2Id = (prefix: string, n: number) => `${prefix}-${n.toString(16).padStart(8, '0')}`;
 
-export function createMetadataService(o: { db: Db; log: Logger; floatingIps?: FloatingIpLookup }): MetadataService {
+export function createMetadataService(o: { db: Db; log: Logger }): MetadataService {
   const db = o.db as unknown as Kysely<any>;
   const ports = serverMetadataNetworking(o.db);
 
@@ -75,7 +72,7 @@ export function createMetadataService(o: { db: Db; log: Logger; floatingIps?: Fl
       user_data: s.user_data ? Buffer.from(s.user_data, 'base64') : null, flavor_name: flavorName,
       ec2_instance_id: ec2Id('i', await ec2Number(s.id)), ec2_ami_id: s.image_id ? ec2Id('ami', await ec2Number(s.image_id)) : '',
       local_ipv4: first?.ip ?? ip, mac: (facts.ports.find((p) => p.id === port.port_id) ?? first?.port)?.mac_address ?? '',
-      public_ipv4: o.floatingIps ? await o.floatingIps(v4.map((x) => ({ port_id: x.port.id, fixed_ip: x.ip }))) : null,
+      public_ipv4: facts.floating_ips.find((f) => !f.floating_ip_address.includes(':'))?.floating_ip_address ?? null,
       security_groups: facts.security_groups, network_data: networkData, password: password?.password ?? '',
     };
   }

@@ -167,6 +167,8 @@ export interface ServerPortFacts {
   ports: Array<{ id: string; network_id: string; mac_address: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }>;
   /** The names of the security groups of its ports, once each. */
   security_groups: string[];
+  /** The floating IPs associated with its ports' fixed IPs, in the ports' order (EC2's public-ipv4 is the first). */
+  floating_ips: Array<{ port_id: string; fixed_ip_address: string; floating_ip_address: string }>;
 }
 
 export interface ServerMetadataNetworking {
@@ -220,9 +222,16 @@ export function serverMetadataNetworking(database: Db): ServerMetadataNetworking
         ? await db.selectFrom('network_port_security_groups as g').innerJoin('network_security_groups as s', 's.id', 'g.security_group_id')
           .select(['s.name']).distinct().where('g.port_id', 'in', ports.map((p) => p.id)).orderBy('s.name').execute()
         : [];
+      const fips = ports.length
+        ? await db.selectFrom('network_floatingips').select(['port_id', 'fixed_ip_address', 'floating_ip_address'])
+          .where('port_id', 'in', ports.map((p) => p.id)).orderBy('created_at').orderBy('id').execute()
+        : [];
+      const order = new Map(ports.map((p, i) => [p.id, i]));
       return {
         ports: ports.map((p) => ({ id: p.id, network_id: p.network_id, mac_address: p.mac_address, fixed_ips: ips.get(p.id) ?? [] })),
         security_groups: groups.map((g) => g.name as string),
+        floating_ips: fips.map((f) => ({ port_id: f.port_id as string, fixed_ip_address: f.fixed_ip_address as string, floating_ip_address: f.floating_ip_address as string }))
+          .sort((a, b) => order.get(a.port_id)! - order.get(b.port_id)!),
       };
     },
   };

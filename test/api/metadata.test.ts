@@ -120,6 +120,19 @@ test('metadata relay: each address is its own server; unknown requesters, other 
   assert.equal((await pw('10.77.0.11', 'POST', 'x'.repeat(1021))).status, 400);
   assert.equal((await pw('10.77.0.11')).text, '');
 
+  // a floating IP on its port is EC2's public-ipv4
+  assert.equal((await relay({ network_id: net.id, remote_ip: '10.77.0.10', path: '/latest/meta-data/public-ipv4' })).status, 404);
+  const ext = await create(call, 'networks', 'network', { name: 'md-ext', 'router:external': true, 'provider:network_type': 'flat', 'provider:physical_network': 'public' });
+  await create(call, 'subnets', 'subnet', { network_id: ext.id, cidr: '172.30.9.0/24', ip_version: 4, enable_dhcp: false });
+  const router = await create(call, 'routers', 'router', { name: 'md-r', external_gateway_info: { network_id: ext.id } });
+  const mdSubnet = (await call('GET', `/subnets?network_id=${net.id}`)).body.subnets[0];
+  assert.equal((await call('PUT', `/routers/${router.id}/add_router_interface`, { body: { subnet_id: mdSubnet.id } })).status, 200);
+  const fip = await create(call, 'floatingips', 'floatingip', { floating_network_id: ext.id, port_id: port.id });
+  const pub = await relay({ network_id: net.id, remote_ip: '10.77.0.10', path: '/latest/meta-data/public-ipv4' });
+  assert.equal(pub.status, 200, pub.text);
+  assert.equal(pub.text, fip.floating_ip_address);
+  assert.equal((await relay({ network_id: net.id, remote_ip: '10.77.0.11', path: '/latest/meta-data/public-ipv4' })).status, 404, 'not the other server\'s');
+
   // a deleted server is nobody
   assert.equal((await nova('DELETE', `/servers/${b}`)).status, 204);
   assert.equal((await relay({ network_id: net.id, remote_ip: '10.77.0.11', path: '/latest/meta-data/instance-id' })).status, 404);
