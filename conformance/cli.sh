@@ -266,5 +266,62 @@ check "network delete" os network delete cli-net
 check_lacks "network list after delete" cli-net -- os network list -f value -c Name
 check_has "quota show (networks)" 100 -- os quota show -c networks -f value
 
+# --- L3 and servers on networks: the all-in-one's public/private topology, a router, a security
+# group that opens and closes a port, a floating IP reached from this host, a port added to a
+# running server, the metadata service, and openstacksdk's auto_ip flow.
+# wait_output NAME TEXT CMD...: polls CMD (60 s) until its output contains TEXT.
+wait_output() {
+  local text=$1 i; shift
+  for i in $(seq 1 60); do
+    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
+    sleep 1
+  done
+  echo "after 60 s the output still lacks '$text':"; echo "$OUT"
+  return 1
+}
+check_has "the all-in-one has an external network public" public -- os network list --external -f value -c Name
+check_has "and a router router1 from private to public" router1 -- os router list -f value -c Name
+check "network create (L3)" os network create cli-l3net
+check "subnet create (L3)" os subnet create --network cli-l3net --subnet-range 10.78.0.0/24 cli-l3sub
+check "router create" os router create cli-router
+check "router set --external-gateway public" os router set --external-gateway public cli-router
+check_has "router show has its gateway with SNAT" '"enable_snat": true' -- os router show cli-router -f json -c external_gateway_info
+check "router add subnet" os router add subnet cli-router cli-l3sub
+check_fails_after "router add subnet" "router add subnet twice fails" os router add subnet cli-router cli-l3sub
+check "security group create" os security group create cli-sg
+check "security group rule create --dst-port 80" os security group rule create --ingress --protocol tcp --dst-port 80 cli-sg -f value -c id
+sg_rule=$OUT
+udata=$_cloud_tmp/cli-userdata.sh
+printf '#!/bin/sh\nwget -qO- http://169.254.169.254/openstack/latest/meta_data.json\n' >"$udata"
+check_has "server create --nic net-id --security-group --user-data" ACTIVE -- \
+  os server create --image busybox --flavor c1.container --nic net-id=cli-l3net --security-group cli-sg \
+  --user-data "$udata" --wait cli-web -f value -c status
+check_has "server show lists its fixed address" 10.78.0. -- os server show cli-web -f value -c addresses
+web_id=$(os server show cli-web -f value -c id 2>/dev/null)
+check "the server reads its own meta_data.json from 169.254.169.254" wait_output "\"uuid\": \"$web_id\"" os console log show cli-web
+check "floating ip create public" os floating ip create public -f value -c floating_ip_address
+fip=$OUT
+check "server add floating ip" os server add floating ip cli-web "$fip"
+check_has "server show lists the floating ip" "$fip" -- os server show cli-web -f value -c addresses
+check "the floating ip reaches the server from this host (port 80 open)" wait_output cli-web curl -s -m 3 "http://$fip/"
+check "security group rule delete" os security group rule delete "$sg_rule"
+check_fails_after "security group rule delete" "with the rule gone port 80 is closed" curl -s -m 5 "http://$fip/"
+check "port create (L3)" os port create --network cli-l3net cli-l3port
+check "server add port" os server add port cli-web cli-l3port
+check "the added port belongs to the server" wait_output "$web_id" os port show cli-l3port -f value -c device_id
+check "server remove port" os server remove port cli-web cli-l3port
+check "server remove floating ip" os server remove floating ip cli-web "$fip"
+check "floating ip delete" os floating ip delete "$fip"
+check "server delete --wait (L3)" os server delete --wait cli-web
+check "router remove subnet" os router remove subnet cli-router cli-l3sub
+check "router unset --external-gateway" os router unset --external-gateway cli-router
+check "router delete" os router delete cli-router
+check "port delete (L3)" os port delete cli-l3port
+check "network delete (L3)" os network delete cli-l3net
+check "security group delete" os security group delete cli-sg
+check_has "openstacksdk create_server(auto_ip=True) ends ACTIVE with a fixed and a floating address" "ACTIVE fixed floating" -- \
+  env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" python3 "$STRATUS_ROOT/conformance/sdk_server.py"
+# --- end of L3
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
