@@ -1,5 +1,5 @@
 // The all-in-one's first-start topology, as DevStack makes it: an external
-// network `public` (flat, on the physical network `public` that the local
+// network `public` (flat, on the physical network that the local
 // agent maps onto the host bridge holding the gateway address, so floating IPs
 // answer from this host and nothing leaves through a physical interface) and,
 // for the admin project, a network `private` with a subnet and a router
@@ -9,7 +9,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { parseCidr } from '../network/ipnet.ts';
 
 export interface ExternalSubnet {
   /** The external subnet, e.g. 172.24.4.0/24. */
@@ -40,7 +39,12 @@ async function adminApi(url: string, adminPassword: string): Promise<Api> {
 }
 
 /** Creates public, private and router1 on the first start; returns whether it did. */
-export async function createDefaultNetworks(o: { url: string; adminPassword: string; dataDir: string; log: Logger; external: ExternalSubnet }): Promise<boolean> {
+export async function createDefaultNetworks(o: {
+  url: string; adminPassword: string; dataDir: string; log: Logger;
+  /** The physical network the local agent maps onto the external bridge. */
+  physicalNetwork: string;
+  external: ExternalSubnet;
+}): Promise<boolean> {
   const marker = join(o.dataDir, 'networks-created');
   if (existsSync(marker)) return false;
   const api = await adminApi(o.url, o.adminPassword);
@@ -50,13 +54,11 @@ export async function createDefaultNetworks(o: { url: string; adminPassword: str
     writeFileSync(marker, 'present\n');
     return false;
   }
-  const ext = parseCidr(o.external.cidr);
-  if (!ext) throw new Error(`the external subnet ${o.external.cidr} is not a CIDR`);
   const { extensions } = await api<{ extensions: Array<{ alias: string }> }>('GET', '/extensions');
   const autoTopology = extensions.some((e) => e.alias === 'auto-allocated-topology');
   const pub = (await api<{ network: { id: string } }>('POST', '/networks', {
     network: {
-      name: 'public', 'router:external': true, 'provider:network_type': 'flat', 'provider:physical_network': 'public',
+      name: 'public', 'router:external': true, 'provider:network_type': 'flat', 'provider:physical_network': o.physicalNetwork,
       ...(autoTopology ? { is_default: true } : {}),
     },
   })).network;

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
+import { createDefaultNetworks } from './default-networks.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
 import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
@@ -263,6 +264,10 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
   }
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
+  if (external) {
+    await createDefaultNetworks({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger, physicalNetwork: EXTERNAL_PHYSNET, external: { cidr: external.subnet, gateway: external.gateway } })
+      .catch((err: Error) => s.logger.error({ err: err.message }, 'could not create the default networks'));
+  }
   return superviseAgent({
     cli: process.argv[1]!, log: s.logger, output,
     args: ['--server', s.url, '--token-file', join(dataDir, 'agent-token'), '--state-dir', join(dataDir, 'agent'), '--hostname', hostname(), ...extraArgs],
