@@ -8,11 +8,11 @@
 import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
-import { conflict, ipExhausted, notFound } from './errors.ts';
+import { badRequest, conflict, ipExhausted, notFound } from './errors.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
 import { checkQuota } from './quotas.ts';
-import { newStandard } from './resource.ts';
+import { bumpRevision, newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import { ensureDefaultGroup } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
@@ -23,15 +23,34 @@ export type RequestedNetworks = 'auto' | 'none' | Array<{ uuid?: string; port?: 
 export interface ServerAddress { version: 4 | 6; addr: string; 'OS-EXT-IPS:type': 'fixed'; 'OS-EXT-IPS-MAC:mac_addr': string }
 
 export interface ServerNetworking {
-  /** Makes or takes the server's ports (unbound); the ids, in the order asked. */
-  allocate(o: { serverId: string; projectId: string; availabilityZone: string; requested: RequestedNetworks }): Promise<string[]>;
+  /** Makes or takes the server's ports (unbound); the ids, in the order asked. Made ports get `securityGroups` (ids; default: the project's default group). */
+  allocate(o: { serverId: string; projectId: string; availabilityZone: string; requested: RequestedNetworks; securityGroups?: string[] }): Promise<string[]>;
   /** Binds the server's ports to the host the scheduler chose (null: unbinds them). */
   bind(serverId: string, host: string | null): Promise<void>;
   /** Nova's `addresses` of each server: network name -> addresses. */
   addresses(serverIds: string[]): Promise<Map<string, Record<string, ServerAddress[]>>>;
   /** Deletes the server's ports except `preserve` (the ports it was given), which are detached. */
   release(serverId: string, preserve: string[]): Promise<void>;
+  /** The server's ports as Nova's interface attachments, in the order they were made. */
+  interfaces(serverId: string): Promise<ServerInterface[]>;
+  /**
+   * Attaches a port to a server (Nova's os-interface): makes one on
+   * `networkId` (with `fixedIp`) or takes `portId`; bound to `host` when the
+   * server has one, so its agent plugs it into the running server.
+   */
+  attach(o: { serverId: string; projectId: string; availabilityZone: string; host: string | null; portId?: string; networkId?: string; fixedIp?: string; securityGroups?: string[] }): Promise<string>;
+  /** Detaches a server's port: deleted when compute made it, unbound and kept when `keep`. */
+  detach(serverId: string, portId: string, keep: boolean): Promise<void>;
+  /** A project's security group by id or name (404 unknown; 409 a name several groups have). */
+  findSecurityGroup(projectId: string, nameOrId: string): Promise<ServerSecurityGroup>;
+  /** The security groups on each server's ports (port security on), by name then id. */
+  securityGroupsOf(serverIds: string[]): Promise<Map<string, ServerSecurityGroup[]>>;
+  /** Puts a group on (or takes it off) every port of the server; the number of ports changed. */
+  setSecurityGroup(serverId: string, groupId: string, on: boolean): Promise<number>;
 }
+
+export interface ServerInterface { port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }
+export interface ServerSecurityGroup { id: string; name: string; description: string; project_id: string }
 
 export function serverNetworking(ctx: NetworkContext): ServerNetworking {
   const db = ctx.db as unknown as Kysely<any>;
@@ -41,8 +60,8 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
     await db.selectFrom('network_networks').select(['id', 'project_id', 'shared', 'external']).where((e) => e.or([e('project_id', '=', projectId), e('shared', '=', 1)]))
       .orderBy('created_at').orderBy('id').execute();
 
-  async function makePort(serverId: string, projectId: string, az: string, networkId: string, fixedIp?: string): Promise<string> {
-    const group = await ensureDefaultGroup(db, projectId);
+  async function makePort(serverId: string, projectId: string, az: string, networkId: string, fixedIp?: string, securityGroups?: string[]): Promise<string> {
+    const groups = securityGroups?.length ? securityGroups : [await ensureDefaultGroup(db, projectId)];
     const id = uuid();
     await retryOnCollision(() => db.transaction().execute(async (tx) => {
       await checkQuota(tx, projectId, 'port');
@@ -54,12 +73,25 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
       }).execute();
       const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute() as SubnetRow[];
       await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: `compute:${az}`, requested: fixedIp ? [{ ip_address: fixedIp }] : undefined });
-      await tx.insertInto('network_port_security_groups').values({ port_id: id, security_group_id: group }).execute();
+      await tx.insertInto('network_port_security_groups').values(groups.map((g) => ({ port_id: id, security_group_id: g }))).execute();
     }), () => ipExhausted(networkId));
     return id;
   }
 
+  /** Takes a port the project holds for the server (404 unknown or another project's; 409 in use). */
+  async function takePort(serverId: string, projectId: string, az: string, portId: string): Promise<void> {
+    const p = await db.selectFrom('network_ports').select(['id', 'project_id', 'device_id']).where('id', '=', portId).executeTakeFirst();
+    if (!p || p.project_id !== projectId) throw notFound.port(portId);
+    if (p.device_id) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+    const u = await db.updateTable('network_ports').set({ device_id: serverId, device_owner: `compute:${az}` })
+      .where('id', '=', portId).where('device_id', '=', '').executeTakeFirst();
+    if (!Number(u.numUpdatedRows)) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+  }
+
+  const serverPorts = (serverId: string) => db.selectFrom('network_ports').selectAll().where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%');
+
   return {
+    ...attachments(),
     async allocate(o) {
       if (o.requested === 'none') return [];
       const nets = await usable(o.projectId);
@@ -87,7 +119,7 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
             continue;
           }
           if (!a.uuid || !nets.some((n) => n.id === a.uuid)) throw notFound.network(a.uuid ?? '');
-          made.push(await makePort(o.serverId, o.projectId, o.availabilityZone, a.uuid, a.fixed_ip));
+          made.push(await makePort(o.serverId, o.projectId, o.availabilityZone, a.uuid, a.fixed_ip, o.securityGroups));
         }
       } catch (err) {
         // all or nothing: what this call made goes, what it took is given back
@@ -139,4 +171,91 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
       }
     },
   };
+
+  // ---- os-interface and the servers' security groups (Nova's side of them)
+  function attachments(): Pick<ServerNetworking, 'interfaces' | 'attach' | 'detach' | 'findSecurityGroup' | 'securityGroupsOf' | 'setSecurityGroup'> {
+    return {
+      async interfaces(serverId) {
+        const ports = await serverPorts(serverId).orderBy('created_at').orderBy('id').execute();
+        const ips = await fixedIpsOf(db, ports.map((p) => p.id));
+        return ports.map((p) => ({ port_id: p.id, net_id: p.network_id, mac_addr: p.mac_address, port_state: p.status, fixed_ips: ips.get(p.id) ?? [] }));
+      },
+
+      async attach(o) {
+        let id: string;
+        if (o.portId) {
+          await takePort(o.serverId, o.projectId, o.availabilityZone, o.portId);
+          id = o.portId;
+        } else {
+          const nets = await usable(o.projectId);
+          // neither port nor network: the project's one network, as Nova picks
+          const candidates = nets.filter((n) => !n.external);
+          if (o.networkId === undefined && !candidates.length) throw badRequest('No specific network was requested and none are available for this project.');
+          if (o.networkId === undefined && candidates.length > 1) throw badRequest('Multiple possible networks found, use a Network ID to be more specific.');
+          const networkId: string = o.networkId ?? candidates[0]!.id;
+          if (!nets.some((n) => n.id === networkId)) throw notFound.network(networkId);
+          id = await makePort(o.serverId, o.projectId, o.availabilityZone, networkId, o.fixedIp, o.securityGroups);
+        }
+        if (o.host) {
+          await db.updateTable('network_ports').set({ binding_host_id: o.host, binding_vif_type: 'bridge' }).where('id', '=', id).execute();
+          const p = await db.selectFrom('network_ports').select('network_id').where('id', '=', id).executeTakeFirstOrThrow();
+          await retryOnCollision(() => db.transaction().execute((tx) => ensureDhcpPort(tx, p.network_id, ctx.config.macPrefix)), () => ipExhausted(p.network_id));
+        }
+        return id;
+      },
+
+      async detach(serverId, portId, keep) {
+        const p = await serverPorts(serverId).where('id', '=', portId).executeTakeFirst();
+        if (!p) throw notFound.port(portId);
+        if (keep) {
+          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
+        } else {
+          await db.transaction().execute((tx) => removePort(tx, portId));
+        }
+      },
+
+      async findSecurityGroup(projectId, nameOrId) {
+        await ensureDefaultGroup(db, projectId);
+        const cols = ['id', 'name', 'description', 'project_id'] as const;
+        const byId = await db.selectFrom('network_security_groups').select([...cols]).where('id', '=', nameOrId).where('project_id', '=', projectId).executeTakeFirst();
+        if (byId) return byId as ServerSecurityGroup;
+        const byName = await db.selectFrom('network_security_groups').select([...cols]).where('name', '=', nameOrId).where('project_id', '=', projectId).execute();
+        if (byName.length > 1) throw conflict('NoUniqueMatch', `Multiple security groups found matching '${nameOrId}'. Use an ID to be more specific.`);
+        if (!byName.length) throw notFound.security_group(nameOrId);
+        return byName[0] as ServerSecurityGroup;
+      },
+
+      async securityGroupsOf(serverIds) {
+        const out = new Map<string, ServerSecurityGroup[]>();
+        if (!serverIds.length) return out;
+        const rows = await db.selectFrom('network_ports as p').innerJoin('network_port_security_groups as b', 'b.port_id', 'p.id')
+          .innerJoin('network_security_groups as g', 'g.id', 'b.security_group_id')
+          .select(['p.device_id', 'g.id', 'g.name', 'g.description', 'g.project_id'])
+          .where('p.device_id', 'in', serverIds).where('p.device_owner', 'like', 'compute:%').where('p.port_security_enabled', '=', 1)
+          .orderBy('g.name').orderBy('g.id').execute();
+        for (const r of rows) {
+          const list = out.get(r.device_id) ?? [];
+          if (!list.some((g) => g.id === r.id)) list.push({ id: r.id, name: r.name, description: r.description, project_id: r.project_id });
+          out.set(r.device_id, list);
+        }
+        return out;
+      },
+
+      async setSecurityGroup(serverId, groupId, on) {
+        const ports = await serverPorts(serverId).select('id').execute();
+        let changed = 0;
+        for (const p of ports) {
+          await db.transaction().execute(async (tx) => {
+            const has = await tx.selectFrom('network_port_security_groups').select('port_id').where('port_id', '=', p.id).where('security_group_id', '=', groupId).executeTakeFirst();
+            if (on && !has) await tx.insertInto('network_port_security_groups').values({ port_id: p.id, security_group_id: groupId }).execute();
+            else if (!on && has) await tx.deleteFrom('network_port_security_groups').where('port_id', '=', p.id).where('security_group_id', '=', groupId).execute();
+            else return;
+            await bumpRevision(tx, 'network_ports', p.id, null, 'port');
+            changed++;
+          });
+        }
+        return changed;
+      },
+    };
+  }
 }

@@ -1,0 +1,298 @@
+// Security groups through the compute API: a server's groups
+// (/servers/{id}/os-security-groups, the addSecurityGroup and
+// removeSecurityGroup actions, which change every port of the server), and
+// Nova's deprecated proxies to the network service below microversion 2.36
+// (/os-security-groups, /os-security-group-rules), which read and write the
+// network service's groups and rules in Nova's shapes and with Nova's errors
+// (its neutron driver's: ingress rules only, -1 for "any" ports, 400 where
+// Neutron says 409 about a group's name or use).
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
+import { nowIso, uuid } from '../../common/ids.ts';
+import { route, type Route, type RouteContext } from '../../http/service.ts';
+import { parseCidr, formatCidr } from '../../network/ipnet.ts';
+import { checkQuota } from '../../network/quotas.ts';
+import { newStandard } from '../../network/resource.ts';
+import { ensureDefaultGroup } from '../../network/security-groups.ts';
+import type { ComputeContext } from './context.ts';
+import { boolFrom, isUuid, objectOf, versioned } from './http.ts';
+import { isComputeAdmin } from './policy.ts';
+import { forgetServer, loadServer, serverTarget, type ServerRow } from './servers-store.ts';
+
+interface GroupRow { id: string; name: string; description: string; project_id: string }
+interface RuleRow {
+  id: string; security_group_id: string; direction: string; ethertype: string; protocol: string | null; port_range_min: number | null;
+  port_range_max: number | null; remote_ip_prefix: string | null; remote_group_id: string | null;
+}
+
+const dbOf = (ctx: ComputeContext) => ctx.db as unknown as Kysely<any>;
+
+/** Groups in Nova's shape, with their ingress rules. */
+async function renderGroups(ctx: ComputeContext, groups: GroupRow[]): Promise<Array<Record<string, unknown>>> {
+  if (!groups.length) return [];
+  const db = dbOf(ctx);
+  const rules = await db.selectFrom('network_security_group_rules').selectAll().where('security_group_id', 'in', groups.map((g) => g.id))
+    .where('direction', '=', 'ingress').orderBy('created_at').orderBy('id').execute() as RuleRow[];
+  const remotes = new Map<string, GroupRow>();
+  const remoteIds = [...new Set(rules.map((r) => r.remote_group_id).filter((x): x is string => !!x))];
+  if (remoteIds.length) {
+    for (const g of await db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', 'in', remoteIds).execute() as GroupRow[]) remotes.set(g.id, g);
+  }
+  return groups.map((g) => ({
+    id: g.id, name: g.name, description: g.description, tenant_id: g.project_id,
+    rules: rules.filter((r) => r.security_group_id === g.id).map((r) => ruleView(r, remotes)),
+  }));
+}
+
+/** A rule as Nova's neutron driver shows it. */
+function ruleView(r: RuleRow, remotes: Map<string, GroupRow>): Record<string, unknown> {
+  let from: number | null = r.port_range_min;
+  let to: number | null = r.port_range_max;
+  if (r.protocol && from === null && to === null) {
+    [from, to] = ['tcp', 'udp'].includes(r.protocol.toLowerCase()) ? [1, 65535] : [-1, -1];
+  }
+  const remote = r.remote_group_id ? remotes.get(r.remote_group_id) : undefined;
+  return {
+    id: r.id, parent_group_id: r.security_group_id, ip_protocol: r.protocol, from_port: from, to_port: to,
+    group: r.remote_group_id ? { name: remote?.name ?? '', tenant_id: remote?.project_id ?? '' } : {},
+    ip_range: r.remote_group_id ? {} : { cidr: r.remote_ip_prefix ?? (r.ethertype === 'IPv6' ? '::/0' : '0.0.0.0/0') },
+  };
+}
+
+/** Nova's validate_property: a non-blank string of at most 255 characters. */
+function property(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw badRequest(`Security group ${what} is not a string or unicode`);
+  const v = value.trim();
+  if (!v) throw badRequest(`Security group ${what} cannot be empty.`);
+  if (v.length > 255) throw badRequest(`Security group ${what} should not be greater than 255 characters.`);
+  return v;
+}
+
+function bodyOf(rc: RouteContext, key: string): Record<string, unknown> {
+  if (!rc.body || typeof rc.body !== 'object') throw badRequest("The request body can't be empty");
+  const v = objectOf((rc.body as Record<string, unknown>)[key]);
+  if (!v) throw badRequest(`Missing parameter ${key}`);
+  return v;
+}
+
+function groupId(id: string): string {
+  if (!isUuid(id)) throw badRequest('Security group id should be uuid');
+  return id;
+}
+
+async function loadGroup(ctx: ComputeContext, rc: RouteContext, id: string): Promise<GroupRow> {
+  const g = await dbOf(ctx).selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', '=', groupId(id)).executeTakeFirst() as GroupRow | undefined;
+  if (!g || (!isComputeAdmin(rc.cred) && g.project_id !== rc.cred?.projectId)) throw notFound(`Security group ${id} not found.`);
+  return g;
+}
+
+/** The addSecurityGroup / removeSecurityGroup actions: the group on (off) every port of the server. */
+export async function serverGroupAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: 'addSecurityGroup' | 'removeSecurityGroup', arg: unknown): Promise<void> {
+  const name = arg && typeof arg === 'object' ? (arg as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string' || !name.trim()) throw badRequest('Security group name cannot be empty');
+  const adding = action === 'addSecurityGroup';
+  if (!ctx.network) {
+    // no network service: the server's recorded names, of which only default exists
+    if (name !== 'default') throw notFound(`Security group ${name} not found for project ${s.project_id}.`);
+    const groups = JSON.parse(s.security_groups || '[]') as string[];
+    const has = groups.includes(name);
+    if (adding && has) throw badRequest(`Security group ${name} is already associated with the instance ${s.id}`);
+    if (!adding && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
+    await setNames(ctx, s, adding ? [...groups, name] : groups.filter((g) => g !== name));
+    return;
+  }
+  let group: GroupRow;
+  try {
+    group = await ctx.network.findSecurityGroup(s.project_id, name);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) throw notFound(`Security group ${name} not found for project ${s.project_id}.`);
+    if (err instanceof ApiError && err.status === 409) throw conflict(err.message);
+    throw err;
+  }
+  const ports = await ctx.network.interfaces(s.id);
+  if (!ports.length) throw notFound(`instance_id ${s.id} could not be found as device id on any ports`);
+  const on = (await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? [];
+  const has = on.some((g) => g.id === group.id);
+  if (!adding && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
+  await ctx.network.setSecurityGroup(s.id, group.id, adding);
+  const now = (await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? [];
+  await setNames(ctx, s, now.map((g) => g.name));
+  forgetServer(rc);
+}
+
+async function setNames(ctx: ComputeContext, s: ServerRow, names: string[]): Promise<void> {
+  await ctx.db.updateTable('compute_servers').set({ security_groups: JSON.stringify([...new Set(names)]), updated_at: nowIso(), version: sql`version + 1` }).where('id', '=', s.id).execute();
+  if (s.host) ctx.engine.notify(s.host);
+}
+
+/** Nova's _new_ingress_rule checks: protocol tcp/udp/icmp with integer ports in range; a CIDR rule needs a protocol. */
+function ruleArgs(b: Record<string, unknown>, byGroup: boolean): { protocol: string | null; from: number | null; to: number | null } | null {
+  const proto = b.ip_protocol;
+  if (proto === undefined || proto === null || proto === '') {
+    return byGroup ? { protocol: null, from: null, to: null } : null;
+  }
+  const p = String(proto);
+  const from = Number(b.from_port);
+  const to = Number(b.to_port);
+  if (b.from_port === null || b.to_port === null || b.from_port === undefined || b.to_port === undefined || !Number.isInteger(from) || !Number.isInteger(to)) {
+    throw badRequest(p.toUpperCase() === 'ICMP' ? 'Invalid input received: Type and Code must be integers for ICMP protocol type' : 'Invalid input received: To and From ports must be integers');
+  }
+  const P = p.toUpperCase();
+  if (!['TCP', 'UDP', 'ICMP'].includes(P)) throw badRequest(`Invalid IP protocol ${p}.`);
+  if ((P === 'TCP' || P === 'UDP') && from > to) throw badRequest(`Invalid port range ${from}:${to}. Former value cannot be greater than the later`);
+  if ((P === 'TCP' || P === 'UDP') && (from < 1 || to > 65535)) throw badRequest(`Invalid port range ${from}:${to}. Valid ${P} ports should be between 1-65535`);
+  if (P === 'ICMP' && (from < -1 || from > 255 || to < -1 || to > 255)) throw badRequest(`Invalid port range ${from}:${to}. For ICMP, the type:code must be valid`);
+  return { protocol: p.toLowerCase(), from: from === -1 ? null : from, to: to === -1 ? null : to };
+}
+
+export function securityGroupRoutes(ctx: ComputeContext): Route[] {
+  const target = (rc: RouteContext) => serverTarget(ctx, rc);
+  const db = dbOf(ctx);
+  const own = (rc: RouteContext) => ({ project_id: rc.cred?.projectId ?? undefined });
+  const proxy = (r: Route) => versioned(r, undefined, '2.35');
+  const view = async (id: string) => (await renderGroups(ctx, [await db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', '=', id).executeTakeFirstOrThrow() as GroupRow]))[0];
+
+  return [
+    route({
+      method: 'GET', path: '/v2.1/servers/:server_id/os-security-groups', rule: 'os_compute_api:os-security-groups:list', target,
+      async handler(rc) {
+        const s = await loadServer(ctx, rc);
+        if (!ctx.network) return { security_groups: [] };
+        const groups = (await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? [];
+        return { security_groups: await renderGroups(ctx, groups) };
+      },
+    }),
+    proxy(route({
+      method: 'GET', path: '/v2.1/os-security-groups', rule: 'os_compute_api:os-security-groups:get', target: own,
+      async handler(rc) {
+        const cred = rc.cred!;
+        const all = rc.query.all_tenants !== undefined && isComputeAdmin(cred) && (rc.query.all_tenants === '' || boolFrom(String(rc.query.all_tenants), true));
+        if (cred.projectId) await ensureDefaultGroup(db, cred.projectId);
+        let q = db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']);
+        if (!all) q = q.where('project_id', '=', cred.projectId ?? '');
+        const rows = await q.orderBy('created_at').orderBy('id').execute() as GroupRow[];
+        const { limit, offset } = { limit: Number(rc.query.limit ?? rows.length), offset: Number(rc.query.offset ?? 0) };
+        return { security_groups: await renderGroups(ctx, rows.slice(offset || 0, (offset || 0) + (Number.isFinite(limit) && limit >= 0 ? limit : rows.length))) };
+      },
+    })),
+    proxy(route({
+      method: 'GET', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:get', target: own,
+      async handler(rc) {
+        const g = await loadGroup(ctx, rc, rc.params.id!);
+        return { security_group: await view(g.id) };
+      },
+    })),
+    proxy(route({
+      method: 'POST', path: '/v2.1/os-security-groups', rule: 'os_compute_api:os-security-groups:create', target: own,
+      async handler(rc) {
+        const b = bodyOf(rc, 'security_group');
+        const name = property(b.name, 'name');
+        const description = property(b.description, 'description');
+        const projectId = rc.cred!.projectId ?? '';
+        if (name === 'default') throw badRequest('Default security group already exists.');
+        await ensureDefaultGroup(db, projectId);
+        const id = uuid();
+        try {
+          await db.transaction().execute(async (tx) => {
+            await checkQuota(tx, projectId, 'security_group');
+            await tx.insertInto('network_security_groups').values({ ...newStandard(id, projectId, description), name, stateful: 1 }).execute();
+            await tx.insertInto('network_security_group_rules').values((['IPv4', 'IPv6'] as const).map((ethertype) => ({
+              ...newStandard(uuid(), projectId, ''), security_group_id: id, direction: 'egress', ethertype, protocol: null,
+              port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, remote_address_group_id: null,
+            }))).execute();
+          });
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 409) throw forbidden('Quota exceeded, too many security groups.');
+          throw err;
+        }
+        return { security_group: await view(id) };
+      },
+    })),
+    proxy(route({
+      method: 'PUT', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:update', target: own,
+      async handler(rc) {
+        const g = await loadGroup(ctx, rc, rc.params.id!);
+        const b = bodyOf(rc, 'security_group');
+        const name = property(b.name, 'name');
+        const description = property(b.description, 'description');
+        if (g.name === 'default' && name !== 'default') throw badRequest('Updating the name of a default security group is not allowed.');
+        await db.updateTable('network_security_groups').set({ name, description, updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', g.id).execute();
+        return { security_group: await view(g.id) };
+      },
+    })),
+    proxy(route({
+      method: 'DELETE', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:delete', target: own, status: 202,
+      async handler(rc) {
+        const g = await loadGroup(ctx, rc, rc.params.id!);
+        const isDefault = await db.selectFrom('network_default_security_groups').select('project_id').where('security_group_id', '=', g.id).executeTakeFirst();
+        if (isDefault) throw badRequest('Removing default security group not allowed.');
+        const inUse = await db.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', g.id).executeTakeFirst();
+        if (inUse) throw badRequest(`Security group ${g.id} in use.`);
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where('security_group_id', '=', g.id).execute();
+          await tx.deleteFrom('network_security_groups').where('id', '=', g.id).execute();
+        });
+      },
+    })),
+    proxy(route({
+      method: 'POST', path: '/v2.1/os-security-group-rules', rule: 'os_compute_api:os-security-groups:rule:create', target: own,
+      async handler(rc) {
+        const b = bodyOf(rc, 'security_group_rule');
+        if (typeof b.parent_group_id !== 'string' || !isUuid(b.parent_group_id)) throw badRequest('Security group id should be uuid');
+        const parent = await loadGroup(ctx, rc, b.parent_group_id);
+        let remote: GroupRow | null = null;
+        if (b.group_id !== undefined && b.group_id !== null) {
+          if (typeof b.group_id !== 'string' || !isUuid(b.group_id)) throw badRequest('Security group id should be uuid');
+          remote = await loadGroup(ctx, rc, b.group_id);
+        }
+        let cidr: string | null = null;
+        let ethertype: 'IPv4' | 'IPv6' = 'IPv4';
+        if (!remote) {
+          const raw = b.cidr === undefined || b.cidr === null || b.cidr === '' ? '0.0.0.0/0' : String(b.cidr);
+          const c = parseCidr(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`, false);
+          if (!c) throw badRequest(`Invalid cidr ${raw}.`);
+          cidr = formatCidr(c);
+          ethertype = c.version === 6 ? 'IPv6' : 'IPv4';
+        }
+        const args = ruleArgs(b, remote !== null);
+        if (!args) throw badRequest('Not enough parameters to build a valid rule.');
+        const dup = await db.selectFrom('network_security_group_rules').select('id').where('security_group_id', '=', parent.id).where('direction', '=', 'ingress')
+          .where('ethertype', '=', ethertype).where('protocol', args.protocol === null ? 'is' : '=', args.protocol)
+          .where('port_range_min', args.from === null ? 'is' : '=', args.from).where('port_range_max', args.to === null ? 'is' : '=', args.to)
+          .where('remote_ip_prefix', cidr === null ? 'is' : '=', cidr).where('remote_group_id', remote ? '=' : 'is', remote?.id ?? null).executeTakeFirst();
+        if (dup) throw badRequest('Security group rule already exists.');
+        const id = uuid();
+        try {
+          await db.transaction().execute(async (tx) => {
+            await checkQuota(tx, parent.project_id, 'security_group_rule');
+            await tx.insertInto('network_security_group_rules').values({
+              ...newStandard(id, parent.project_id, ''), security_group_id: parent.id, direction: 'ingress', ethertype, protocol: args.protocol,
+              port_range_min: args.from, port_range_max: args.to, remote_ip_prefix: cidr, remote_group_id: remote?.id ?? null, remote_address_group_id: null,
+            }).execute();
+            await tx.updateTable('network_security_groups').set({ updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', parent.id).execute();
+          });
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 409) throw forbidden('Quota exceeded, too many security group rules.');
+          throw err;
+        }
+        const row = await db.selectFrom('network_security_group_rules').selectAll().where('id', '=', id).executeTakeFirstOrThrow() as RuleRow;
+        return { security_group_rule: ruleView(row, new Map(remote ? [[remote.id, remote]] : [])) };
+      },
+    })),
+    proxy(route({
+      method: 'DELETE', path: '/v2.1/os-security-group-rules/:id', rule: 'os_compute_api:os-security-groups:rule:delete', target: own, status: 202,
+      async handler(rc) {
+        const id = rc.params.id!;
+        if (!isUuid(id)) throw badRequest('Security group id should be uuid');
+        const r = await db.selectFrom('network_security_group_rules as r').innerJoin('network_security_groups as g', 'g.id', 'r.security_group_id')
+          .select(['r.id', 'g.project_id', 'g.id as group_id']).where('r.id', '=', id).executeTakeFirst();
+        if (!r || (!isComputeAdmin(rc.cred) && r.project_id !== rc.cred?.projectId)) throw notFound(`Rule (${id}) not found.`);
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where('id', '=', id).execute();
+          await tx.updateTable('network_security_groups').set({ updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', r.group_id).execute();
+        });
+      },
+    })),
+  ];
+}
