@@ -111,7 +111,16 @@ export async function serverGroupAction(ctx: ComputeContext, rc: RouteContext, s
     throw err;
   }
   const ports = await ctx.network.interfaces(s.id);
-  if (!ports.length) throw notFound(`instance_id ${s.id} could not be found as device id on any ports`);
+  if (!ports.length) {
+    // no port to put it on (Nova would say 404): the server's recorded groups, as without a network service
+    const groups = JSON.parse(s.security_groups || '[]') as string[];
+    const has = groups.includes(group.name);
+    if (adding && has) throw badRequest(`Security group ${name} is already associated with the instance ${s.id}`);
+    if (!adding && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
+    await setNames(ctx, s, adding ? [...groups, group.name] : groups.filter((g) => g !== group.name));
+    forgetServer(rc);
+    return;
+  }
   const on = (await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? [];
   const has = on.some((g) => g.id === group.id);
   if (!adding && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
