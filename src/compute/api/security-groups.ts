@@ -60,13 +60,13 @@ function ruleView(r: RuleRow, remotes: Map<string, GroupRow>): Record<string, un
   };
 }
 
-/** Nova's validate_property: a non-blank string of at most 255 characters. */
+/** Nova's validate_property: a string not blank and of at most 255 characters once stripped; kept as given. */
 function property(value: unknown, what: string): string {
   if (typeof value !== 'string') throw badRequest(`Security group ${what} is not a string or unicode`);
   const v = value.trim();
   if (!v) throw badRequest(`Security group ${what} cannot be empty.`);
   if (v.length > 255) throw badRequest(`Security group ${what} should not be greater than 255 characters.`);
-  return v;
+  return value;
 }
 
 function bodyOf(rc: RouteContext, key: string): Record<string, unknown> {
@@ -199,7 +199,7 @@ export function securityGroupRoutes(ctx: ComputeContext): Route[] {
         const name = property(b.name, 'name');
         const description = property(b.description, 'description');
         const projectId = rc.cred!.projectId ?? '';
-        if (name === 'default') throw badRequest('Default security group already exists.');
+        if (name.trim() === 'default') throw badRequest('Default security group already exists.');
         await ensureDefaultGroup(db, projectId);
         const id = uuid();
         try {
@@ -239,7 +239,8 @@ export function securityGroupRoutes(ctx: ComputeContext): Route[] {
         const inUse = await db.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', g.id).executeTakeFirst();
         if (inUse) throw badRequest(`Security group ${g.id} in use.`);
         await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('network_security_group_rules').where('security_group_id', '=', g.id).execute();
+          // rules of other groups naming it as their remote go with it, as Neutron's do
+          await tx.deleteFrom('network_security_group_rules').where((e) => e.or([e('security_group_id', '=', g.id), e('remote_group_id', '=', g.id)])).execute();
           await tx.deleteFrom('network_security_groups').where('id', '=', g.id).execute();
         });
       },
@@ -261,7 +262,8 @@ export function securityGroupRoutes(ctx: ComputeContext): Route[] {
           const raw = b.cidr === undefined || b.cidr === null || b.cidr === '' ? '0.0.0.0/0' : String(b.cidr);
           const c = parseCidr(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`, false);
           if (!c) throw badRequest(`Invalid cidr ${raw}.`);
-          cidr = formatCidr(c);
+          // kept as given (host bits and all), as Nova shows it back; the agent masks it
+          cidr = raw.includes('/') ? raw : formatCidr(c);
           ethertype = c.version === 6 ? 'IPv6' : 'IPv4';
         }
         const args = ruleArgs(b, remote !== null);
