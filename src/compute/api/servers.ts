@@ -552,7 +552,17 @@ async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolea
     const re = regex(param, opts[param]);
     rows = rows.filter((s) => { const x = get(s); return x !== null && re.test(x); });
   }
-  if (opts.ip !== undefined || opts.ip6 !== undefined) rows = [];
+  if (opts.ip !== undefined || opts.ip6 !== undefined) {
+    // Nova's ip/ip6: a regex over the server's fixed IPv4 (IPv6) addresses
+    const addrs = ctx.network && rows.length ? await ctx.network.addresses(rows.map((r) => r.id)) : new Map();
+    const wanted: Array<[4 | 6, RegExp]> = [];
+    if (opts.ip !== undefined) wanted.push([4, regex('ip', opts.ip)]);
+    if (opts.ip6 !== undefined) wanted.push([6, regex('ip6', opts.ip6)]);
+    rows = rows.filter((s) => {
+      const all = Object.values(addrs.get(s.id) ?? {}).flat() as Array<{ version: number; addr: string }>;
+      return wanted.every(([version, re]) => all.some((a) => a.version === version && re.test(a.addr)));
+    });
+  }
   if (opts.progress !== undefined) rows = rows.filter(() => opts.progress === '0');
   if (v.ge('2.26') && (opts.tags ?? opts['tags-any'] ?? opts['not-tags'] ?? opts['not-tags-any']) !== undefined) {
     const { tagsOf } = await import('./servers-store.ts');

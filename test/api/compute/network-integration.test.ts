@@ -92,6 +92,14 @@ test('os-interface: list, attach made and given ports on a live server, show, de
   const ips = await alice.call('GET', `/servers/${id}/ips/iface-a`);
   assert.ok(ips.body['iface-a'].some((a: any) => a.addr === '10.91.0.77' && a.version === 4));
 
+  // the ip filter matches the server's fixed addresses (a regex); update's view has the plain addresses before 2.75
+  assert.deepEqual((await alice.call('GET', '/servers?ip=10.91.0.77')).body.servers.map((x: any) => x.id), [id]);
+  assert.deepEqual((await alice.call('GET', `/servers?ip=${encodeURIComponent('^10\\.91\\.0\\.7')}`)).body.servers.map((x: any) => x.id), [id]);
+  assert.deepEqual((await alice.call('GET', '/servers?ip=10.99.0.1')).body.servers, []);
+  const upd = await alice.call('PUT', `/servers/${id}`, { body: { server: { name: 'srv2' } } });
+  schemas.add('v2_1.servers', 'update_server', upd);
+  assert.ok(upd.body.server.addresses['iface-a'].every((a: any) => Object.keys(a).sort().join() === 'addr,version'));
+
   // show, with the tag from 2.70
   const shown = await alice.call('GET', `/servers/${id}/os-interface/${made.port_id}`);
   assert.equal(shown.status, 200);
