@@ -12,6 +12,7 @@ import { badRequest, conflict, ipExhausted, notFound } from './errors.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
 import { checkQuota } from './quotas.ts';
+import { parseCidr } from './ipnet.ts';
 import { bumpRevision, newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import { ensureDefaultGroup } from './security-groups.ts';
@@ -47,7 +48,29 @@ export interface ServerNetworking {
   securityGroupsOf(serverIds: string[]): Promise<Map<string, ServerSecurityGroup[]>>;
   /** Puts a group on (or takes it off) every port of the server; the number of ports changed. */
   setSecurityGroup(serverId: string, groupId: string, on: boolean): Promise<number>;
+
+  // Nova's deprecated proxies (os-security-groups, os-security-group-rules, os-networks, os-tenant-networks)
+  /** Groups with their rules: a project's (its default group made first), or every project's (null); `ids` narrows. */
+  groups(projectId: string | null, ids?: string[]): Promise<ProxyGroup[]>;
+  /** A new group with Neutron's egress rules; 409 OverQuota. */
+  createGroup(projectId: string, name: string, description: string): Promise<string>;
+  updateGroup(id: string, name: string, description: string): Promise<void>;
+  /** 409 for the default group or one a port uses; rules of other groups naming it as their remote go with it. */
+  deleteGroup(id: string): Promise<void>;
+  /** An ingress rule (a CIDR as given, its ethertype from it; or a remote group); 400 bad CIDR, 409 a duplicate or OverQuota. */
+  createRule(r: { groupId: string; protocol: string | null; from: number | null; to: number | null; cidr: string | null; remoteGroupId: string | null }): Promise<ProxyRule>;
+  /** A rule and its group's project, or undefined. */
+  findRule(id: string): Promise<{ id: string; security_group_id: string; project_id: string } | undefined>;
+  deleteRule(id: string): Promise<void>;
+  /** The networks a project may use (its own and shared; null: all). */
+  networks(projectId: string | null): Promise<Array<{ id: string; name: string }>>;
 }
+
+export interface ProxyRule {
+  id: string; security_group_id: string; direction: string; ethertype: string; protocol: string | null; port_range_min: number | null;
+  port_range_max: number | null; remote_ip_prefix: string | null; remote_group_id: string | null;
+}
+export interface ProxyGroup extends ServerSecurityGroup { rules: ProxyRule[] }
 
 export interface ServerInterface { port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }
 export interface ServerSecurityGroup { id: string; name: string; description: string; project_id: string }
@@ -92,6 +115,7 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
 
   return {
     ...attachments(),
+    ...proxies(),
     async allocate(o) {
       if (o.requested === 'none') return [];
       const nets = await usable(o.projectId);
@@ -255,6 +279,103 @@ export function serverNetworking(ctx: NetworkContext): ServerNetworking {
           });
         }
         return changed;
+      },
+    };
+  }
+
+  // ---- the tables behind Nova's deprecated proxies
+  function proxies(): Pick<ServerNetworking, 'groups' | 'createGroup' | 'updateGroup' | 'deleteGroup' | 'createRule' | 'findRule' | 'deleteRule' | 'networks'> {
+    const ruleCols = ['id', 'security_group_id', 'direction', 'ethertype', 'protocol', 'port_range_min', 'port_range_max', 'remote_ip_prefix', 'remote_group_id'] as const;
+    return {
+      async groups(projectId, ids) {
+        if (projectId) await ensureDefaultGroup(db, projectId);
+        let q = db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']);
+        if (projectId) q = q.where('project_id', '=', projectId);
+        if (ids) q = q.where('id', 'in', ids.length ? ids : ['']);
+        const rows = await q.orderBy('created_at').orderBy('id').execute() as ServerSecurityGroup[];
+        const rules = rows.length ? await db.selectFrom('network_security_group_rules').select([...ruleCols]).where('security_group_id', 'in', rows.map((g) => g.id))
+          .orderBy('created_at').orderBy('id').execute() as ProxyRule[] : [];
+        return rows.map((g) => ({ ...g, rules: rules.filter((r) => r.security_group_id === g.id) }));
+      },
+
+      async createGroup(projectId, name, description) {
+        await ensureDefaultGroup(db, projectId);
+        const id = uuid();
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, projectId, 'security_group');
+          await tx.insertInto('network_security_groups').values({ ...newStandard(id, projectId, description), name, stateful: 1 }).execute();
+          // a new group lets everything out, as Neutron's does
+          await tx.insertInto('network_security_group_rules').values((['IPv4', 'IPv6'] as const).map((ethertype) => ({
+            ...newStandard(uuid(), projectId, ''), security_group_id: id, direction: 'egress', ethertype, protocol: null,
+            port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, remote_address_group_id: null,
+          }))).execute();
+        });
+        return id;
+      },
+
+      async updateGroup(id, name, description) {
+        await db.transaction().execute(async (tx) => {
+          await tx.updateTable('network_security_groups').set({ name, description }).where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_security_groups', id, null, 'security_group');
+        });
+      },
+
+      async deleteGroup(id) {
+        if (await db.selectFrom('network_default_security_groups').select('project_id').where('security_group_id', '=', id).executeTakeFirst()) {
+          throw conflict('SecurityGroupCannotRemoveDefault', 'Insufficient rights for removing default security group.');
+        }
+        if (await db.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', id).executeTakeFirst()) {
+          throw conflict('SecurityGroupInUse', `Security Group ${id} in use.`);
+        }
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where((e) => e.or([e('security_group_id', '=', id), e('remote_group_id', '=', id)])).execute();
+          await tx.deleteFrom('network_security_groups').where('id', '=', id).execute();
+        });
+      },
+
+      async createRule(r) {
+        let ethertype: 'IPv4' | 'IPv6' = 'IPv4';
+        if (r.cidr !== null) {
+          const c = parseCidr(r.cidr.includes('/') ? r.cidr : `${r.cidr}/${r.cidr.includes(':') ? 128 : 32}`, false);
+          if (!c) throw badRequest(`Invalid cidr ${r.cidr}.`);
+          ethertype = c.version === 6 ? 'IPv6' : 'IPv4';
+        }
+        const eq = (col: string, v: string | number | null) => (q: any) => v === null ? q.where(col, 'is', null) : q.where(col, '=', v);
+        let dup = db.selectFrom('network_security_group_rules').select('id').where('security_group_id', '=', r.groupId).where('direction', '=', 'ingress').where('ethertype', '=', ethertype);
+        for (const [col, v] of [['protocol', r.protocol], ['port_range_min', r.from], ['port_range_max', r.to], ['remote_ip_prefix', r.cidr], ['remote_group_id', r.remoteGroupId]] as const) dup = eq(col, v)(dup);
+        if (await dup.executeTakeFirst()) throw conflict('SecurityGroupRuleExists', 'Security group rule already exists.');
+        const group = await db.selectFrom('network_security_groups').select('project_id').where('id', '=', r.groupId).executeTakeFirst();
+        if (!group) throw notFound.security_group(r.groupId);
+        const id = uuid();
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, group.project_id, 'security_group_rule');
+          await tx.insertInto('network_security_group_rules').values({
+            ...newStandard(id, group.project_id, ''), security_group_id: r.groupId, direction: 'ingress', ethertype, protocol: r.protocol,
+            port_range_min: r.from, port_range_max: r.to, remote_ip_prefix: r.cidr, remote_group_id: r.remoteGroupId, remote_address_group_id: null,
+          }).execute();
+          await bumpRevision(tx, 'network_security_groups', r.groupId, null, 'security_group');
+        });
+        return await db.selectFrom('network_security_group_rules').select([...ruleCols]).where('id', '=', id).executeTakeFirstOrThrow() as ProxyRule;
+      },
+
+      async findRule(id) {
+        return await db.selectFrom('network_security_group_rules as r').innerJoin('network_security_groups as g', 'g.id', 'r.security_group_id')
+          .select(['r.id', 'r.security_group_id', 'g.project_id']).where('r.id', '=', id).executeTakeFirst();
+      },
+
+      async deleteRule(id) {
+        const r = await db.selectFrom('network_security_group_rules').select('security_group_id').where('id', '=', id).executeTakeFirst();
+        if (!r) throw notFound.security_group_rule(id);
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_security_groups', r.security_group_id, null, 'security_group');
+        });
+      },
+
+      async networks(projectId) {
+        let q = db.selectFrom('network_networks').select(['id', 'name']);
+        if (projectId !== null) q = q.where((e) => e.or([e('project_id', '=', projectId), e('shared', '=', 1)]));
+        return await q.orderBy('created_at').orderBy('id').execute();
       },
     };
   }

@@ -11,13 +11,15 @@ import { sql } from 'kysely';
 import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
-import type { ServerInterface, ServerNetworking } from '../../network/server-ports.ts';
+import type { ServerNetworking } from '../../network/service.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, validate } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { unexpectedField } from './servers.ts';
 import { forgetServer, loadServer, recordAction, serverTarget, type ServerRow } from './servers-store.ts';
 import { checkState, VmState } from './state.ts';
+
+type ServerInterface = Awaited<ReturnType<ServerNetworking['interfaces']>>[number];
 
 const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$' });
 const AttachBody = Type.Object({

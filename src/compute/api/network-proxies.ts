@@ -6,7 +6,6 @@
 // string "None". Their changing actions went with nova-network: 410 Gone.
 // os-floating-ips and os-floating-ip-pools are not here: floating IPs are
 // the network service's L3 work.
-import type { Kysely } from 'kysely';
 import { ApiError, notFound } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
@@ -23,14 +22,12 @@ interface NetRow { id: string; name: string }
 const gone = () => new ApiError('Gone', 'Gone');
 
 export function networkProxyRoutes(ctx: ComputeContext): Route[] {
-  const db = ctx.db as unknown as Kysely<any>;
   const own = (rc: RouteContext) => ({ project_id: rc.cred?.projectId ?? undefined });
   const proxy = (r: Route) => versioned(r, undefined, '2.35');
   /** The networks the caller may use: its project's and shared ones (an admin: all). */
   const usable = async (rc: RouteContext): Promise<NetRow[]> => {
-    let q = db.selectFrom('network_networks').select(['id', 'name']);
-    if (!isComputeAdmin(rc.cred)) q = q.where((e) => e.or([e('project_id', '=', rc.cred?.projectId ?? ''), e('shared', '=', 1)]));
-    return await q.orderBy('created_at').orderBy('id').execute() as NetRow[];
+    if (!ctx.network) return [];
+    return await ctx.network.networks(isComputeAdmin(rc.cred) ? null : rc.cred?.projectId ?? '');
   };
   const one = async (rc: RouteContext): Promise<NetRow> => {
     const n = (await usable(rc)).find((x) => x.id === rc.params.id);

@@ -6,42 +6,27 @@
 // network service's groups and rules in Nova's shapes and with Nova's errors
 // (its neutron driver's: ingress rules only, -1 for "any" ports, 400 where
 // Neutron says 409 about a group's name or use).
-import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '../../common/errors.ts';
-import { nowIso, uuid } from '../../common/ids.ts';
+import { nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
-import { parseCidr, formatCidr } from '../../network/ipnet.ts';
-import { checkQuota } from '../../network/quotas.ts';
-import { newStandard } from '../../network/resource.ts';
-import { ensureDefaultGroup } from '../../network/security-groups.ts';
+import type { ServerNetworking } from '../../network/service.ts';
 import type { ComputeContext } from './context.ts';
 import { boolFrom, isUuid, objectOf, versioned } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { forgetServer, loadServer, serverTarget, type ServerRow } from './servers-store.ts';
 
-interface GroupRow { id: string; name: string; description: string; project_id: string }
-interface RuleRow {
-  id: string; security_group_id: string; direction: string; ethertype: string; protocol: string | null; port_range_min: number | null;
-  port_range_max: number | null; remote_ip_prefix: string | null; remote_group_id: string | null;
-}
+type ProxyGroup = Awaited<ReturnType<ServerNetworking['groups']>>[number];
+type GroupRow = Omit<ProxyGroup, 'rules'>;
+type RuleRow = ProxyGroup['rules'][number];
 
-const dbOf = (ctx: ComputeContext) => ctx.db as unknown as Kysely<any>;
-
-/** Groups in Nova's shape, with their ingress rules. */
-async function renderGroups(ctx: ComputeContext, groups: GroupRow[]): Promise<Array<Record<string, unknown>>> {
-  if (!groups.length) return [];
-  const db = dbOf(ctx);
-  const rules = await db.selectFrom('network_security_group_rules').selectAll().where('security_group_id', 'in', groups.map((g) => g.id))
-    .where('direction', '=', 'ingress').orderBy('created_at').orderBy('id').execute() as RuleRow[];
-  const remotes = new Map<string, GroupRow>();
-  const remoteIds = [...new Set(rules.map((r) => r.remote_group_id).filter((x): x is string => !!x))];
-  if (remoteIds.length) {
-    for (const g of await db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', 'in', remoteIds).execute() as GroupRow[]) remotes.set(g.id, g);
-  }
+/** Groups in Nova's shape, with their ingress rules (a remote group named by its name and project). */
+async function renderGroups(net: ServerNetworking, groups: ProxyGroup[]): Promise<Array<Record<string, unknown>>> {
+  const remoteIds = [...new Set(groups.flatMap((g) => g.rules).map((r) => r.remote_group_id).filter((x): x is string => !!x))];
+  const remotes = new Map<string, GroupRow>((remoteIds.length ? await net.groups(null, remoteIds) : []).map((g) => [g.id, g]));
   return groups.map((g) => ({
     id: g.id, name: g.name, description: g.description, tenant_id: g.project_id,
-    rules: rules.filter((r) => r.security_group_id === g.id).map((r) => ruleView(r, remotes)),
+    rules: g.rules.filter((r) => r.direction === 'ingress').map((r) => ruleView(r, remotes)),
   }));
 }
 
@@ -81,8 +66,8 @@ function groupId(id: string): string {
   return id;
 }
 
-async function loadGroup(ctx: ComputeContext, rc: RouteContext, id: string): Promise<GroupRow> {
-  const g = await dbOf(ctx).selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', '=', groupId(id)).executeTakeFirst() as GroupRow | undefined;
+async function loadGroup(net: ServerNetworking, rc: RouteContext, id: string): Promise<ProxyGroup> {
+  const g = (await net.groups(null, [groupId(id)]))[0];
   if (!g || (!isComputeAdmin(rc.cred) && g.project_id !== rc.cred?.projectId)) throw notFound(`Security group ${id} not found.`);
   return g;
 }
@@ -102,7 +87,7 @@ export async function serverGroupAction(ctx: ComputeContext, rc: RouteContext, s
     await setNames(ctx, s, adding ? [...groups, name] : groups.filter((g) => g !== name));
     return;
   }
-  let group: GroupRow;
+  let group: { id: string; name: string };
   try {
     group = await ctx.network.findSecurityGroup(s.project_id, name);
   } catch (err) {
@@ -157,10 +142,13 @@ function ruleArgs(b: Record<string, unknown>, byGroup: boolean): { protocol: str
 
 export function securityGroupRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
-  const db = dbOf(ctx);
   const own = (rc: RouteContext) => ({ project_id: rc.cred?.projectId ?? undefined });
   const proxy = (r: Route) => versioned(r, undefined, '2.35');
-  const view = async (id: string) => (await renderGroups(ctx, [await db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']).where('id', '=', id).executeTakeFirstOrThrow() as GroupRow]))[0];
+  const network = (): ServerNetworking => {
+    if (!ctx.network) throw notFound('The resource could not be found.');
+    return ctx.network;
+  };
+  const view = async (net: ServerNetworking, id: string) => (await renderGroups(net, await net.groups(null, [id])))[0];
 
   return [
     route({
@@ -168,141 +156,110 @@ export function securityGroupRoutes(ctx: ComputeContext): Route[] {
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         if (!ctx.network) return { security_groups: [] };
-        const groups = (await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? [];
-        return { security_groups: await renderGroups(ctx, groups) };
+        const ids = ((await ctx.network.securityGroupsOf([s.id])).get(s.id) ?? []).map((g) => g.id);
+        return { security_groups: await renderGroups(ctx.network, ids.length ? await ctx.network.groups(null, ids) : []) };
       },
     }),
     proxy(route({
       method: 'GET', path: '/v2.1/os-security-groups', rule: 'os_compute_api:os-security-groups:get', target: own,
       async handler(rc) {
+        const net = network();
         const cred = rc.cred!;
         const all = rc.query.all_tenants !== undefined && isComputeAdmin(cred) && (rc.query.all_tenants === '' || boolFrom(String(rc.query.all_tenants), true));
-        if (cred.projectId) await ensureDefaultGroup(db, cred.projectId);
-        let q = db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']);
-        if (!all) q = q.where('project_id', '=', cred.projectId ?? '');
-        const rows = await q.orderBy('created_at').orderBy('id').execute() as GroupRow[];
-        const { limit, offset } = { limit: Number(rc.query.limit ?? rows.length), offset: Number(rc.query.offset ?? 0) };
-        return { security_groups: await renderGroups(ctx, rows.slice(offset || 0, (offset || 0) + (Number.isFinite(limit) && limit >= 0 ? limit : rows.length))) };
+        const rows = await net.groups(all ? null : cred.projectId ?? '');
+        const offset = Math.max(0, Number(rc.query.offset ?? 0) || 0);
+        const limit = rc.query.limit === undefined ? rows.length : Math.max(0, Number(rc.query.limit) || 0);
+        return { security_groups: await renderGroups(net, rows.slice(offset, offset + limit)) };
       },
     })),
     proxy(route({
       method: 'GET', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:get', target: own,
       async handler(rc) {
-        const g = await loadGroup(ctx, rc, rc.params.id!);
-        return { security_group: await view(g.id) };
+        const net = network();
+        return { security_group: (await renderGroups(net, [await loadGroup(net, rc, rc.params.id!)]))[0] };
       },
     })),
     proxy(route({
       method: 'POST', path: '/v2.1/os-security-groups', rule: 'os_compute_api:os-security-groups:create', target: own,
       async handler(rc) {
+        const net = network();
         const b = bodyOf(rc, 'security_group');
         const name = property(b.name, 'name');
         const description = property(b.description, 'description');
-        const projectId = rc.cred!.projectId ?? '';
         if (name.trim() === 'default') throw badRequest('Default security group already exists.');
-        await ensureDefaultGroup(db, projectId);
-        const id = uuid();
+        let id: string;
         try {
-          await db.transaction().execute(async (tx) => {
-            await checkQuota(tx, projectId, 'security_group');
-            await tx.insertInto('network_security_groups').values({ ...newStandard(id, projectId, description), name, stateful: 1 }).execute();
-            await tx.insertInto('network_security_group_rules').values((['IPv4', 'IPv6'] as const).map((ethertype) => ({
-              ...newStandard(uuid(), projectId, ''), security_group_id: id, direction: 'egress', ethertype, protocol: null,
-              port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, remote_address_group_id: null,
-            }))).execute();
-          });
+          id = await net.createGroup(rc.cred!.projectId ?? '', name, description);
         } catch (err) {
           if (err instanceof ApiError && err.status === 409) throw forbidden('Quota exceeded, too many security groups.');
           throw err;
         }
-        return { security_group: await view(id) };
+        return { security_group: await view(net, id) };
       },
     })),
     proxy(route({
       method: 'PUT', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:update', target: own,
       async handler(rc) {
-        const g = await loadGroup(ctx, rc, rc.params.id!);
+        const net = network();
+        const g = await loadGroup(net, rc, rc.params.id!);
         const b = bodyOf(rc, 'security_group');
         const name = property(b.name, 'name');
         const description = property(b.description, 'description');
         if (g.name === 'default' && name !== 'default') throw badRequest('Updating the name of a default security group is not allowed.');
-        await db.updateTable('network_security_groups').set({ name, description, updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', g.id).execute();
-        return { security_group: await view(g.id) };
+        await net.updateGroup(g.id, name, description);
+        return { security_group: await view(net, g.id) };
       },
     })),
     proxy(route({
       method: 'DELETE', path: '/v2.1/os-security-groups/:id', rule: 'os_compute_api:os-security-groups:delete', target: own, status: 202,
       async handler(rc) {
-        const g = await loadGroup(ctx, rc, rc.params.id!);
-        const isDefault = await db.selectFrom('network_default_security_groups').select('project_id').where('security_group_id', '=', g.id).executeTakeFirst();
-        if (isDefault) throw badRequest('Removing default security group not allowed.');
-        const inUse = await db.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', g.id).executeTakeFirst();
-        if (inUse) throw badRequest(`Security group ${g.id} in use.`);
-        await db.transaction().execute(async (tx) => {
-          // rules of other groups naming it as their remote go with it, as Neutron's do
-          await tx.deleteFrom('network_security_group_rules').where((e) => e.or([e('security_group_id', '=', g.id), e('remote_group_id', '=', g.id)])).execute();
-          await tx.deleteFrom('network_security_groups').where('id', '=', g.id).execute();
-        });
+        const net = network();
+        const g = await loadGroup(net, rc, rc.params.id!);
+        try {
+          await net.deleteGroup(g.id);
+        } catch (err) {
+          // Nova's neutron driver: the network service's 409 (the default group, a group in use) is a 400
+          if (err instanceof ApiError && err.status === 409) throw badRequest(err.message);
+          throw err;
+        }
       },
     })),
     proxy(route({
       method: 'POST', path: '/v2.1/os-security-group-rules', rule: 'os_compute_api:os-security-groups:rule:create', target: own,
       async handler(rc) {
+        const net = network();
         const b = bodyOf(rc, 'security_group_rule');
         if (typeof b.parent_group_id !== 'string' || !isUuid(b.parent_group_id)) throw badRequest('Security group id should be uuid');
-        const parent = await loadGroup(ctx, rc, b.parent_group_id);
+        const parent = await loadGroup(net, rc, b.parent_group_id);
         let remote: GroupRow | null = null;
         if (b.group_id !== undefined && b.group_id !== null) {
           if (typeof b.group_id !== 'string' || !isUuid(b.group_id)) throw badRequest('Security group id should be uuid');
-          remote = await loadGroup(ctx, rc, b.group_id);
+          remote = await loadGroup(net, rc, b.group_id);
         }
-        let cidr: string | null = null;
-        let ethertype: 'IPv4' | 'IPv6' = 'IPv4';
-        if (!remote) {
-          const raw = b.cidr === undefined || b.cidr === null || b.cidr === '' ? '0.0.0.0/0' : String(b.cidr);
-          const c = parseCidr(raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`, false);
-          if (!c) throw badRequest(`Invalid cidr ${raw}.`);
-          // kept as given (host bits and all), as Nova shows it back; the agent masks it
-          cidr = raw.includes('/') ? raw : formatCidr(c);
-          ethertype = c.version === 6 ? 'IPv6' : 'IPv4';
-        }
+        // a CIDR rule's CIDR is kept as given (host bits and all), as Nova shows it back; the agent masks it
+        const cidr = remote ? null : b.cidr === undefined || b.cidr === null || b.cidr === '' ? '0.0.0.0/0' : String(b.cidr);
         const args = ruleArgs(b, remote !== null);
         if (!args) throw badRequest('Not enough parameters to build a valid rule.');
-        const dup = await db.selectFrom('network_security_group_rules').select('id').where('security_group_id', '=', parent.id).where('direction', '=', 'ingress')
-          .where('ethertype', '=', ethertype).where('protocol', args.protocol === null ? 'is' : '=', args.protocol)
-          .where('port_range_min', args.from === null ? 'is' : '=', args.from).where('port_range_max', args.to === null ? 'is' : '=', args.to)
-          .where('remote_ip_prefix', cidr === null ? 'is' : '=', cidr).where('remote_group_id', remote ? '=' : 'is', remote?.id ?? null).executeTakeFirst();
-        if (dup) throw badRequest('Security group rule already exists.');
-        const id = uuid();
+        let rule: RuleRow;
         try {
-          await db.transaction().execute(async (tx) => {
-            await checkQuota(tx, parent.project_id, 'security_group_rule');
-            await tx.insertInto('network_security_group_rules').values({
-              ...newStandard(id, parent.project_id, ''), security_group_id: parent.id, direction: 'ingress', ethertype, protocol: args.protocol,
-              port_range_min: args.from, port_range_max: args.to, remote_ip_prefix: cidr, remote_group_id: remote?.id ?? null, remote_address_group_id: null,
-            }).execute();
-            await tx.updateTable('network_security_groups').set({ updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', parent.id).execute();
-          });
+          rule = await net.createRule({ groupId: parent.id, protocol: args.protocol, from: args.from, to: args.to, cidr, remoteGroupId: remote?.id ?? null });
         } catch (err) {
-          if (err instanceof ApiError && err.status === 409) throw forbidden('Quota exceeded, too many security group rules.');
+          if (err instanceof ApiError && err.status === 409 && (err as { type?: string }).type === 'OverQuota') throw forbidden('Quota exceeded, too many security group rules.');
+          if (err instanceof ApiError && err.status === 409) throw badRequest(err.message);
           throw err;
         }
-        const row = await db.selectFrom('network_security_group_rules').selectAll().where('id', '=', id).executeTakeFirstOrThrow() as RuleRow;
-        return { security_group_rule: ruleView(row, new Map(remote ? [[remote.id, remote]] : [])) };
+        return { security_group_rule: ruleView(rule, new Map(remote ? [[remote.id, remote]] : [])) };
       },
     })),
     proxy(route({
       method: 'DELETE', path: '/v2.1/os-security-group-rules/:id', rule: 'os_compute_api:os-security-groups:rule:delete', target: own, status: 202,
       async handler(rc) {
+        const net = network();
         const id = rc.params.id!;
         if (!isUuid(id)) throw badRequest('Security group id should be uuid');
-        const r = await db.selectFrom('network_security_group_rules as r').innerJoin('network_security_groups as g', 'g.id', 'r.security_group_id')
-          .select(['r.id', 'g.project_id', 'g.id as group_id']).where('r.id', '=', id).executeTakeFirst();
+        const r = await net.findRule(id);
         if (!r || (!isComputeAdmin(rc.cred) && r.project_id !== rc.cred?.projectId)) throw notFound(`Rule (${id}) not found.`);
-        await db.transaction().execute(async (tx) => {
-          await tx.deleteFrom('network_security_group_rules').where('id', '=', id).execute();
-          await tx.updateTable('network_security_groups').set({ updated_at: nowIso(), revision_number: sql`revision_number + 1` }).where('id', '=', r.group_id).execute();
-        });
+        await net.deleteRule(id);
       },
     })),
   ];
