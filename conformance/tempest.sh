@@ -73,6 +73,13 @@ for s in "${wanted[@]}"; do
   [ -n "${flag[$s]}" ] && enabled[${flag[$s]}]=true
   [ -f "$confdir/tempest-conf.d/$s.conf" ] && conf_parts+=("$confdir/tempest-conf.d/$s.conf")
 done
+# Compute runs with the network service: its servers get ports on a shared
+# network (made below, [compute] fixed_network_name), os-interface and the
+# security group and network proxies are tested against it.
+if [ "${enabled[NOVA]}" = true ] && [ "${enabled[NEUTRON]}" = false ]; then
+  enabled[NEUTRON]=true
+  conf_parts+=("$confdir/tempest-conf.d/network.conf")
+fi
 if [ -z "$regex" ]; then
   [ ${#modules[@]} -gt 0 ] || { echo "tempest.sh: no test module for --services $services" >&2; exit 2; }
   regex="^tempest\\.api\\.($(IFS='|'; echo "${modules[*]}"))\\."
@@ -122,6 +129,16 @@ if [ "${enabled[NEUTRON]}" = true ]; then
     { echo "tempest.sh: could not make the public network" >&2; exit 2; }
 fi
 
+# The network compute's test servers are put on (compute.conf's fixed_network_name):
+# shared, so every project Tempest makes can use it.
+if [ "${enabled[NOVA]}" = true ]; then
+  osc() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus openstack "$@"; }
+  if ! osc network show tempest-servers -f value -c id >/dev/null 2>&1; then
+    osc network create --share tempest-servers -f value -c id >/dev/null &&
+      osc subnet create --network tempest-servers --subnet-range 10.254.0.0/20 tempest-servers -f value -c id >/dev/null ||
+      { echo "tempest.sh: could not make the servers' network" >&2; exit 2; }
+  fi
+fi
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
 env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" \
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \

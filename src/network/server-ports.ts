@@ -9,12 +9,13 @@ import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
-import { conflict, ipExhausted, notFound } from './errors.ts';
+import { badRequest, conflict, ipExhausted, notFound } from './errors.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
 import { checkQuota } from './quotas.ts';
-import { newStandard } from './resource.ts';
+import { parseCidr } from './ipnet.ts';
+import { bumpRevision, newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import { ensureDefaultGroup } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
@@ -26,15 +27,56 @@ export type RequestedNetworks = 'auto' | 'none' | Array<{ uuid?: string; port?: 
 export interface ServerAddress { version: 4 | 6; addr: string; 'OS-EXT-IPS:type': 'fixed' | 'floating'; 'OS-EXT-IPS-MAC:mac_addr': string }
 
 export interface ServerNetworking {
-  /** Makes or takes the server's ports (unbound); the ids, in the order asked. */
-  allocate(o: { serverId: string; projectId: string; availabilityZone: string; requested: RequestedNetworks }): Promise<string[]>;
+  /** Makes or takes the server's ports (unbound); the ids, in the order asked. Made ports get `securityGroups` (ids; default: the project's default group). */
+  allocate(o: { serverId: string; projectId: string; availabilityZone: string; requested: RequestedNetworks; securityGroups?: string[] }): Promise<string[]>;
   /** Binds the server's ports to the host the scheduler chose (null: unbinds them). */
   bind(serverId: string, host: string | null): Promise<void>;
   /** Nova's `addresses` of each server: network name -> addresses. */
   addresses(serverIds: string[]): Promise<Map<string, Record<string, ServerAddress[]>>>;
   /** Deletes the server's ports except `preserve` (the ports it was given), which are detached. */
   release(serverId: string, preserve: string[]): Promise<void>;
+  /** The server's ports as Nova's interface attachments, in the order they were made. */
+  interfaces(serverId: string): Promise<ServerInterface[]>;
+  /**
+   * Attaches a port to a server (Nova's os-interface): makes one on
+   * `networkId` (with `fixedIp`) or takes `portId`; bound to `host` when the
+   * server has one, so its agent plugs it into the running server.
+   */
+  attach(o: { serverId: string; projectId: string; availabilityZone: string; host: string | null; portId?: string; networkId?: string; fixedIp?: string; securityGroups?: string[] }): Promise<string>;
+  /** Detaches a server's port: deleted when compute made it, unbound and kept when `keep`. */
+  detach(serverId: string, portId: string, keep: boolean): Promise<void>;
+  /** A project's security group by id or name (404 unknown; 409 a name several groups have). */
+  findSecurityGroup(projectId: string, nameOrId: string): Promise<ServerSecurityGroup>;
+  /** The security groups on each server's ports (port security on), by name then id. */
+  securityGroupsOf(serverIds: string[]): Promise<Map<string, ServerSecurityGroup[]>>;
+  /** Puts a group on (or takes it off) every port of the server; the number of ports changed. */
+  setSecurityGroup(serverId: string, groupId: string, on: boolean): Promise<number>;
+
+  // Nova's deprecated proxies (os-security-groups, os-security-group-rules, os-networks, os-tenant-networks)
+  /** Groups with their rules: a project's (its default group made first), or every project's (null); `ids` narrows. */
+  groups(projectId: string | null, ids?: string[]): Promise<ProxyGroup[]>;
+  /** A new group with Neutron's egress rules; 409 OverQuota. */
+  createGroup(projectId: string, name: string, description: string): Promise<string>;
+  updateGroup(id: string, name: string, description: string): Promise<void>;
+  /** 409 for the default group or one a port uses; rules of other groups naming it as their remote go with it. */
+  deleteGroup(id: string): Promise<void>;
+  /** An ingress rule (a CIDR as given, its ethertype from it; or a remote group); 400 bad CIDR, 409 a duplicate or OverQuota. */
+  createRule(r: { groupId: string; protocol: string | null; from: number | null; to: number | null; cidr: string | null; remoteGroupId: string | null }): Promise<ProxyRule>;
+  /** A rule and its group's project, or undefined. */
+  findRule(id: string): Promise<{ id: string; security_group_id: string; project_id: string } | undefined>;
+  deleteRule(id: string): Promise<void>;
+  /** The networks a project may use (its own and shared; null: all). */
+  networks(projectId: string | null): Promise<Array<{ id: string; name: string }>>;
 }
+
+export interface ProxyRule {
+  id: string; security_group_id: string; direction: string; ethertype: string; protocol: string | null; port_range_min: number | null;
+  port_range_max: number | null; remote_ip_prefix: string | null; remote_group_id: string | null;
+}
+export interface ProxyGroup extends ServerSecurityGroup { rules: ProxyRule[] }
+
+export interface ServerInterface { port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }
+export interface ServerSecurityGroup { id: string; name: string; description: string; project_id: string }
 
 export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): ServerNetworking {
   const db = ctx.db as unknown as Kysely<any>;
@@ -44,8 +86,8 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
     await db.selectFrom('network_networks').select(['id', 'project_id', 'shared', 'external']).where((e) => e.or([e('project_id', '=', projectId), e('shared', '=', 1)]))
       .orderBy('created_at').orderBy('id').execute();
 
-  async function makePort(serverId: string, projectId: string, az: string, networkId: string, fixedIp?: string): Promise<string> {
-    const group = await ensureDefaultGroup(db, projectId);
+  async function makePort(serverId: string, projectId: string, az: string, networkId: string, fixedIp?: string, securityGroups?: string[]): Promise<string> {
+    const groups = securityGroups?.length ? securityGroups : [await ensureDefaultGroup(db, projectId)];
     const id = uuid();
     await retryOnCollision(() => db.transaction().execute(async (tx) => {
       await checkQuota(tx, projectId, 'port');
@@ -57,12 +99,26 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       }).execute();
       const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute() as SubnetRow[];
       await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: `compute:${az}`, requested: fixedIp ? [{ ip_address: fixedIp }] : undefined });
-      await tx.insertInto('network_port_security_groups').values({ port_id: id, security_group_id: group }).execute();
+      await tx.insertInto('network_port_security_groups').values(groups.map((g) => ({ port_id: id, security_group_id: g }))).execute();
     }), () => ipExhausted(networkId));
     return id;
   }
 
+  /** Takes a port the project holds for the server (404 unknown or another project's; 409 in use). */
+  async function takePort(serverId: string, projectId: string, az: string, portId: string): Promise<void> {
+    const p = await db.selectFrom('network_ports').select(['id', 'project_id', 'device_id']).where('id', '=', portId).executeTakeFirst();
+    if (!p || p.project_id !== projectId) throw notFound.port(portId);
+    if (p.device_id) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+    const u = await db.updateTable('network_ports').set({ device_id: serverId, device_owner: `compute:${az}` })
+      .where('id', '=', portId).where('device_id', '=', '').executeTakeFirst();
+    if (!Number(u.numUpdatedRows)) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+  }
+
+  const serverPorts = (serverId: string) => db.selectFrom('network_ports').selectAll().where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%');
+
   return {
+    ...attachments(),
+    ...proxies(),
     async allocate(o) {
       if (o.requested === 'none') return [];
       const nets = await usable(o.projectId);
@@ -97,7 +153,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
             continue;
           }
           if (!a.uuid || !nets.some((n) => n.id === a.uuid)) throw notFound.network(a.uuid ?? '');
-          made.push(await makePort(o.serverId, o.projectId, o.availabilityZone, a.uuid, a.fixed_ip));
+          made.push(await makePort(o.serverId, o.projectId, o.availabilityZone, a.uuid, a.fixed_ip, o.securityGroups));
         }
       } catch (err) {
         // all or nothing: what this call made goes, what it took is given back
@@ -155,6 +211,190 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       }
     },
   };
+
+  // ---- os-interface and the servers' security groups (Nova's side of them)
+  function attachments(): Pick<ServerNetworking, 'interfaces' | 'attach' | 'detach' | 'findSecurityGroup' | 'securityGroupsOf' | 'setSecurityGroup'> {
+    return {
+      async interfaces(serverId) {
+        const ports = await serverPorts(serverId).orderBy('created_at').orderBy('id').execute();
+        const ips = await fixedIpsOf(db, ports.map((p) => p.id));
+        return ports.map((p) => ({ port_id: p.id, net_id: p.network_id, mac_addr: p.mac_address, port_state: p.status, fixed_ips: ips.get(p.id) ?? [] }));
+      },
+
+      async attach(o) {
+        let id: string;
+        if (o.portId) {
+          await takePort(o.serverId, o.projectId, o.availabilityZone, o.portId);
+          id = o.portId;
+        } else {
+          const nets = await usable(o.projectId);
+          // neither port nor network: the project's one network, as Nova picks
+          const candidates = nets.filter((n) => !n.external);
+          if (o.networkId === undefined && !candidates.length) throw badRequest('No specific network was requested and none are available for this project.');
+          if (o.networkId === undefined && candidates.length > 1) throw badRequest('Multiple possible networks found, use a Network ID to be more specific.');
+          const networkId: string = o.networkId ?? candidates[0]!.id;
+          if (!nets.some((n) => n.id === networkId)) throw notFound.network(networkId);
+          id = await makePort(o.serverId, o.projectId, o.availabilityZone, networkId, o.fixedIp, o.securityGroups);
+        }
+        if (o.host) {
+          await db.updateTable('network_ports').set({ binding_host_id: o.host, binding_vif_type: 'bridge' }).where('id', '=', id).execute();
+          const p = await db.selectFrom('network_ports').select('network_id').where('id', '=', id).executeTakeFirstOrThrow();
+          await retryOnCollision(() => db.transaction().execute((tx) => ensureDhcpPort(tx, p.network_id, ctx.config.macPrefix)), () => ipExhausted(p.network_id));
+        }
+        return id;
+      },
+
+      async detach(serverId, portId, keep) {
+        const p = await serverPorts(serverId).where('id', '=', portId).executeTakeFirst();
+        if (!p) throw notFound.port(portId);
+        if (keep) {
+          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
+        } else {
+          await db.transaction().execute((tx) => removePort(tx, portId));
+        }
+      },
+
+      async findSecurityGroup(projectId, nameOrId) {
+        await ensureDefaultGroup(db, projectId);
+        const cols = ['id', 'name', 'description', 'project_id'] as const;
+        const byId = await db.selectFrom('network_security_groups').select([...cols]).where('id', '=', nameOrId).where('project_id', '=', projectId).executeTakeFirst();
+        if (byId) return byId as ServerSecurityGroup;
+        const byName = await db.selectFrom('network_security_groups').select([...cols]).where('name', '=', nameOrId).where('project_id', '=', projectId).execute();
+        if (byName.length > 1) throw conflict('NoUniqueMatch', `Multiple security groups found matching '${nameOrId}'. Use an ID to be more specific.`);
+        if (!byName.length) throw notFound.security_group(nameOrId);
+        return byName[0] as ServerSecurityGroup;
+      },
+
+      async securityGroupsOf(serverIds) {
+        const out = new Map<string, ServerSecurityGroup[]>();
+        if (!serverIds.length) return out;
+        const rows = await db.selectFrom('network_ports as p').innerJoin('network_port_security_groups as b', 'b.port_id', 'p.id')
+          .innerJoin('network_security_groups as g', 'g.id', 'b.security_group_id')
+          .select(['p.device_id', 'g.id', 'g.name', 'g.description', 'g.project_id'])
+          .where('p.device_id', 'in', serverIds).where('p.device_owner', 'like', 'compute:%').where('p.port_security_enabled', '=', 1)
+          .orderBy('g.name').orderBy('g.id').execute();
+        for (const r of rows) {
+          const list = out.get(r.device_id) ?? [];
+          if (!list.some((g) => g.id === r.id)) list.push({ id: r.id, name: r.name, description: r.description, project_id: r.project_id });
+          out.set(r.device_id, list);
+        }
+        return out;
+      },
+
+      async setSecurityGroup(serverId, groupId, on) {
+        const ports = await serverPorts(serverId).select('id').execute();
+        let changed = 0;
+        for (const p of ports) {
+          await db.transaction().execute(async (tx) => {
+            const has = await tx.selectFrom('network_port_security_groups').select('port_id').where('port_id', '=', p.id).where('security_group_id', '=', groupId).executeTakeFirst();
+            if (on && !has) await tx.insertInto('network_port_security_groups').values({ port_id: p.id, security_group_id: groupId }).execute();
+            else if (!on && has) await tx.deleteFrom('network_port_security_groups').where('port_id', '=', p.id).where('security_group_id', '=', groupId).execute();
+            else return;
+            await bumpRevision(tx, 'network_ports', p.id, null, 'port');
+            changed++;
+          });
+        }
+        return changed;
+      },
+    };
+  }
+
+  // ---- the tables behind Nova's deprecated proxies
+  function proxies(): Pick<ServerNetworking, 'groups' | 'createGroup' | 'updateGroup' | 'deleteGroup' | 'createRule' | 'findRule' | 'deleteRule' | 'networks'> {
+    const ruleCols = ['id', 'security_group_id', 'direction', 'ethertype', 'protocol', 'port_range_min', 'port_range_max', 'remote_ip_prefix', 'remote_group_id'] as const;
+    return {
+      async groups(projectId, ids) {
+        if (projectId) await ensureDefaultGroup(db, projectId);
+        let q = db.selectFrom('network_security_groups').select(['id', 'name', 'description', 'project_id']);
+        if (projectId) q = q.where('project_id', '=', projectId);
+        if (ids) q = q.where('id', 'in', ids.length ? ids : ['']);
+        const rows = await q.orderBy('created_at').orderBy('id').execute() as ServerSecurityGroup[];
+        const rules = rows.length ? await db.selectFrom('network_security_group_rules').select([...ruleCols]).where('security_group_id', 'in', rows.map((g) => g.id))
+          .orderBy('created_at').orderBy('id').execute() as ProxyRule[] : [];
+        return rows.map((g) => ({ ...g, rules: rules.filter((r) => r.security_group_id === g.id) }));
+      },
+
+      async createGroup(projectId, name, description) {
+        await ensureDefaultGroup(db, projectId);
+        const id = uuid();
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, projectId, 'security_group');
+          await tx.insertInto('network_security_groups').values({ ...newStandard(id, projectId, description), name, stateful: 1 }).execute();
+          // a new group lets everything out, as Neutron's does
+          await tx.insertInto('network_security_group_rules').values((['IPv4', 'IPv6'] as const).map((ethertype) => ({
+            ...newStandard(uuid(), projectId, ''), security_group_id: id, direction: 'egress', ethertype, protocol: null,
+            port_range_min: null, port_range_max: null, remote_ip_prefix: null, remote_group_id: null, remote_address_group_id: null,
+          }))).execute();
+        });
+        return id;
+      },
+
+      async updateGroup(id, name, description) {
+        await db.transaction().execute(async (tx) => {
+          await tx.updateTable('network_security_groups').set({ name, description }).where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_security_groups', id, null, 'security_group');
+        });
+      },
+
+      async deleteGroup(id) {
+        if (await db.selectFrom('network_default_security_groups').select('project_id').where('security_group_id', '=', id).executeTakeFirst()) {
+          throw conflict('SecurityGroupCannotRemoveDefault', 'Insufficient rights for removing default security group.');
+        }
+        if (await db.selectFrom('network_port_security_groups').select('port_id').where('security_group_id', '=', id).executeTakeFirst()) {
+          throw conflict('SecurityGroupInUse', `Security Group ${id} in use.`);
+        }
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where((e) => e.or([e('security_group_id', '=', id), e('remote_group_id', '=', id)])).execute();
+          await tx.deleteFrom('network_security_groups').where('id', '=', id).execute();
+        });
+      },
+
+      async createRule(r) {
+        let ethertype: 'IPv4' | 'IPv6' = 'IPv4';
+        if (r.cidr !== null) {
+          const c = parseCidr(r.cidr.includes('/') ? r.cidr : `${r.cidr}/${r.cidr.includes(':') ? 128 : 32}`, false);
+          if (!c) throw badRequest(`Invalid cidr ${r.cidr}.`);
+          ethertype = c.version === 6 ? 'IPv6' : 'IPv4';
+        }
+        const eq = (col: string, v: string | number | null) => (q: any) => v === null ? q.where(col, 'is', null) : q.where(col, '=', v);
+        let dup = db.selectFrom('network_security_group_rules').select('id').where('security_group_id', '=', r.groupId).where('direction', '=', 'ingress').where('ethertype', '=', ethertype);
+        for (const [col, v] of [['protocol', r.protocol], ['port_range_min', r.from], ['port_range_max', r.to], ['remote_ip_prefix', r.cidr], ['remote_group_id', r.remoteGroupId]] as const) dup = eq(col, v)(dup);
+        if (await dup.executeTakeFirst()) throw conflict('SecurityGroupRuleExists', 'Security group rule already exists.');
+        const group = await db.selectFrom('network_security_groups').select('project_id').where('id', '=', r.groupId).executeTakeFirst();
+        if (!group) throw notFound.security_group(r.groupId);
+        const id = uuid();
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, group.project_id, 'security_group_rule');
+          await tx.insertInto('network_security_group_rules').values({
+            ...newStandard(id, group.project_id, ''), security_group_id: r.groupId, direction: 'ingress', ethertype, protocol: r.protocol,
+            port_range_min: r.from, port_range_max: r.to, remote_ip_prefix: r.cidr, remote_group_id: r.remoteGroupId, remote_address_group_id: null,
+          }).execute();
+          await bumpRevision(tx, 'network_security_groups', r.groupId, null, 'security_group');
+        });
+        return await db.selectFrom('network_security_group_rules').select([...ruleCols]).where('id', '=', id).executeTakeFirstOrThrow() as ProxyRule;
+      },
+
+      async findRule(id) {
+        return await db.selectFrom('network_security_group_rules as r').innerJoin('network_security_groups as g', 'g.id', 'r.security_group_id')
+          .select(['r.id', 'r.security_group_id', 'g.project_id']).where('r.id', '=', id).executeTakeFirst();
+      },
+
+      async deleteRule(id) {
+        const r = await db.selectFrom('network_security_group_rules').select('security_group_id').where('id', '=', id).executeTakeFirst();
+        if (!r) throw notFound.security_group_rule(id);
+        await db.transaction().execute(async (tx) => {
+          await tx.deleteFrom('network_security_group_rules').where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_security_groups', r.security_group_id, null, 'security_group');
+        });
+      },
+
+      async networks(projectId) {
+        let q = db.selectFrom('network_networks').select(['id', 'name']);
+        if (projectId !== null) q = q.where((e) => e.or([e('project_id', '=', projectId), e('shared', '=', 1)]));
+        return await q.orderBy('created_at').orderBy('id').execute();
+      },
+    };
+  }
 }
 
 // ---- what the metadata service and the config drive read of a server's ports

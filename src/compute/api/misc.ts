@@ -4,6 +4,9 @@ import { notFound } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { versioned } from './http.ts';
+import { interfaceRoutes } from './interfaces.ts';
+import { networkProxyRoutes } from './network-proxies.ts';
+import { securityGroupRoutes } from './security-groups.ts';
 import { loadServer, serverTarget } from './servers-store.ts';
 
 /** alias|name of every extension Nova v2.1 lists. */
@@ -42,9 +45,18 @@ const EXTENSIONS = [
   return { alias, description: `${name} support.`, links: [], name, namespace: 'http://docs.openstack.org/compute/ext/fake_xml', updated: '2014-12-03T00:00:00Z' };
 });
 
+/** Nova's /ips view of a server's addresses: version and address by network name. */
+async function ipsOf(ctx: ComputeContext, serverId: string): Promise<Record<string, Array<{ version: number; addr: string }>>> {
+  const all = ctx.network ? (await ctx.network.addresses([serverId])).get(serverId) ?? {} : {};
+  return Object.fromEntries(Object.entries(all).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]));
+}
+
 export function miscRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
+    ...interfaceRoutes(ctx),
+    ...securityGroupRoutes(ctx),
+    ...networkProxyRoutes(ctx),
     route({ method: 'GET', path: '/v2.1/extensions', rule: 'os_compute_api:extensions', handler: () => ({ extensions: EXTENSIONS }) }),
     route({
       method: 'GET', path: '/v2.1/extensions/:alias', rule: 'os_compute_api:extensions',
@@ -57,15 +69,18 @@ export function miscRoutes(ctx: ComputeContext): Route[] {
     route({
       method: 'GET', path: '/v2.1/servers/:server_id/ips', rule: 'os_compute_api:ips:index', target,
       async handler(rc) {
-        await loadServer(ctx, rc);
-        return { addresses: {} };
+        const s = await loadServer(ctx, rc);
+        return { addresses: await ipsOf(ctx, s.id) };
       },
     }),
     route({
       method: 'GET', path: '/v2.1/servers/:server_id/ips/:network', rule: 'os_compute_api:ips:index', target,
       async handler(rc) {
-        await loadServer(ctx, rc);
-        throw notFound("There's no such network.");
+        const s = await loadServer(ctx, rc);
+        const addrs = await ipsOf(ctx, s.id);
+        const name = rc.params.network!;
+        if (!(name in addrs)) throw notFound("There's no such network.");
+        return { [name]: addrs[name] };
       },
     }),
     versioned(route({

@@ -11,6 +11,8 @@ const projectReader: Rule = (c, t) =>
   isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && (c.roles.has('reader') || c.roles.has('member')));
 const adminOrUser: Rule = (c, t) => isAdmin(c) || (t.user_id !== undefined && c.userId === t.user_id);
 /** Reading a project's own data (limits, quotas, usage) with a project-scoped token. */
+/** Changing a project's own network resources through a proxy (the target is the caller's project). */
+const projectMemberOfTarget: Rule = (c) => isAdmin(c) || (c.projectId !== null && c.roles.has('member'));
 const projectReaderOfTarget: Rule = (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === (t.project_id ?? c.projectId));
 
 export const isComputeAdmin = (c: Credentials | null): boolean => !!c && isAdmin(c);
@@ -35,6 +37,24 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-server-diagnostics`]: admin,
   [`${P}:os-server-external-events`]: admin,
   [`${P}:os-remote-consoles`]: projectMember,
+  [`${P}:os-attach-interfaces:list`]: projectReader,
+  [`${P}:os-attach-interfaces:show`]: projectReader,
+  [`${P}:os-attach-interfaces:create`]: projectMember,
+  [`${P}:os-attach-interfaces:delete`]: projectMember,
+  // security groups (a server's, and the deprecated proxies below 2.36) and the network proxies
+  [`${P}:os-security-groups:list`]: projectReader,
+  [`${P}:os-security-groups:get`]: projectReaderOfTarget,
+  [`${P}:os-security-groups:create`]: projectMemberOfTarget,
+  [`${P}:os-security-groups:update`]: projectMemberOfTarget,
+  [`${P}:os-security-groups:delete`]: projectMemberOfTarget,
+  [`${P}:os-security-groups:rule:create`]: projectMemberOfTarget,
+  [`${P}:os-security-groups:rule:delete`]: projectMemberOfTarget,
+  [`${P}:os-networks:list`]: projectReaderOfTarget,
+  [`${P}:os-networks:show`]: projectReaderOfTarget,
+  [`${P}:os-networks:manage`]: admin,
+  [`${P}:os-tenant-networks:list`]: projectReaderOfTarget,
+  [`${P}:os-tenant-networks:show`]: projectReaderOfTarget,
+  [`${P}:os-tenant-networks:manage`]: projectMemberOfTarget,
   [`${P}:os-console-auth-tokens`]: admin,
   // flavors
   [`${P}:flavors`]: any,

@@ -7,12 +7,13 @@ import { kindOf } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
-import { badRequest, conflict, forbidden, notFound, ApiError } from '../../common/errors.ts';
+import { badRequest, conflict, forbidden, ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { consoleAction } from './consoles.ts';
+import { serverGroupAction } from './security-groups.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -238,19 +239,9 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           if (!isComputeAdmin(cred)) throw forbidden();
           return;
         case 'addSecurityGroup':
-        case 'removeSecurityGroup': {
-          const name = arg && typeof arg === 'object' ? (arg as { name?: unknown }).name : undefined;
-          if (typeof name !== 'string' || !name.trim()) throw badRequest('Security group name cannot be empty');
-          if (name !== 'default') throw notFound(`Security group ${name} not found for project ${s.project_id}.`);
-          const groups = JSON.parse(s.security_groups || '[]') as string[];
-          const has = groups.includes(name);
-          if (action === 'addSecurityGroup' && has) throw badRequest(`Security group ${name} is already associated with the instance ${s.id}`);
-          if (action === 'removeSecurityGroup' && !has) throw badRequest(`Security group ${name} not associated with the instance ${s.id}`);
-          const next = action === 'addSecurityGroup' ? [...groups, name] : groups.filter((g) => g !== name);
-          await ctx.db.updateTable('compute_servers').set({ security_groups: JSON.stringify(next), updated_at: nowIso(), version: sql`version + 1` }).where('id', '=', s.id).execute();
-          ctx.engine.notify(s.host);
+        case 'removeSecurityGroup':
+          await serverGroupAction(ctx, rc, s, action, arg);
           return;
-        }
         default:
           throw badRequest(`There is no such action: ${action}`);
       }

@@ -67,6 +67,8 @@ export interface ShowOptions {
   showHostStatus?: boolean | null;
   showServerGroups?: boolean;
   showUserData?: boolean;
+  /** false: addresses without OS-EXT-IPS type and MAC (Nova's extend_address, off in update and rebuild before 2.75). */
+  showExtendedIps?: boolean;
 }
 
 const hostId = (s: ServerRow): string => (s.host ? createHash('sha224').update(`${s.project_id}${s.host}`).digest('hex') : '');
@@ -99,7 +101,7 @@ export function renderServer(
   const out: Record<string, unknown> = {
     accessIPv4: s.access_ipv4 ?? '',
     accessIPv6: s.access_ipv6 ?? '',
-    addresses: data.addresses.get(s.id) ?? {},
+    addresses: o.showExtendedIps === false ? plainAddresses(data.addresses.get(s.id) ?? {}) : data.addresses.get(s.id) ?? {},
     created: isoTime(s.created_at),
     flavor: v.ge('2.47')
       ? { vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap, original_name: flavor.name, extra_specs: flavor.extra_specs ?? {} }
@@ -180,6 +182,9 @@ export function renderBrief(req: FastifyRequest, s: ServerRow) {
   return { id: s.id, name: s.name, links: links(req, 'servers', s.id) };
 }
 
+const plainAddresses = (a: Record<string, unknown[]>) =>
+  Object.fromEntries(Object.entries(a).map(([net, list]) => [net, (list as Array<{ version: number; addr: string }>).map((x) => ({ version: x.version, addr: x.addr }))]));
+
 /** The show options of PUT /servers/{id} and rebuild: everything from 2.75, a subset before. */
 export function partialView(req: FastifyRequest, rebuild: boolean): ShowOptions {
   const v = apiVersion(req);
@@ -187,6 +192,6 @@ export function partialView(req: FastifyRequest, rebuild: boolean): ShowOptions 
   return {
     showAZ: all, showConfigDrive: all, showKeypair: all || (rebuild && v.ge('2.54')), showSrvUsg: all, showSecGrp: all,
     showExtendedStatus: all, showExtendedVolumes: all, showExtendedAttr: all ? null : false, showHostStatus: all ? null : false,
-    showServerGroups: v.ge('2.71'), showUserData: !rebuild,
+    showServerGroups: v.ge('2.71'), showUserData: !rebuild, showExtendedIps: all,
   };
 }

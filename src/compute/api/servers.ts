@@ -1,7 +1,7 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
-import { allocatePorts, givenPorts } from './server-ports.ts';
+import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
 import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { Type } from 'typebox';
@@ -274,8 +274,8 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       }
     }
   }
-  const groupsAsked = [...new Set(((sv.security_groups ?? [{ name: 'default' }]) as Array<{ name?: string }>).map((g) => g.name).filter((n): n is string => !!n))];
-  for (const g of groupsAsked) if (g !== 'default') throw badRequest(`Security group ${g} not found for project ${cred.projectId}.`);
+  const asked = [...new Set(((sv.security_groups ?? [{ name: 'default' }]) as Array<{ name?: string }>).map((g) => g.name).filter((n): n is string => !!n))];
+  const { names: groupsAsked, ids: groupIds } = await resolveGroups(ctx, cred.projectId ?? '', asked);
 
   // metadata, tags, user data
   const metadata = (sv.metadata ?? {}) as Record<string, string>;
@@ -357,7 +357,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       throw badRequest('Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.');
     }
     try {
-      await allocatePorts(ctx.network, { serverIds: created.map((c) => c.id), projectId, availabilityZone: az ?? ctx.config.defaultAvailabilityZone ?? 'nova', requested: networks as RequestedNetworks });
+      await allocatePorts(ctx.network, { serverIds: created.map((c) => c.id), projectId, availabilityZone: az ?? ctx.config.defaultAvailabilityZone ?? 'nova', requested: networks as RequestedNetworks, securityGroups: groupIds });
     } catch (err) {
       await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
       throw err;
@@ -552,7 +552,17 @@ async function listServers(ctx: ComputeContext, rc: RouteContext, detail: boolea
     const re = regex(param, opts[param]);
     rows = rows.filter((s) => { const x = get(s); return x !== null && re.test(x); });
   }
-  if (opts.ip !== undefined || opts.ip6 !== undefined) rows = [];
+  if (opts.ip !== undefined || opts.ip6 !== undefined) {
+    // Nova's ip/ip6: a regex over the server's fixed IPv4 (IPv6) addresses
+    const addrs = ctx.network && rows.length ? await ctx.network.addresses(rows.map((r) => r.id)) : new Map();
+    const wanted: Array<[4 | 6, RegExp]> = [];
+    if (opts.ip !== undefined) wanted.push([4, regex('ip', opts.ip)]);
+    if (opts.ip6 !== undefined) wanted.push([6, regex('ip6', opts.ip6)]);
+    rows = rows.filter((s) => {
+      const all = Object.values(addrs.get(s.id) ?? {}).flat() as Array<{ version: number; addr: string }>;
+      return wanted.every(([version, re]) => all.some((a) => a.version === version && re.test(a.addr)));
+    });
+  }
   if (opts.progress !== undefined) rows = rows.filter(() => opts.progress === '0');
   if (v.ge('2.26') && (opts.tags ?? opts['tags-any'] ?? opts['not-tags'] ?? opts['not-tags-any']) !== undefined) {
     const { tagsOf } = await import('./servers-store.ts');
