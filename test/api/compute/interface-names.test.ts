@@ -9,10 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { create, neutron, type NetCall } from '../network/lib.ts';
+import { claimInterfaceIndex } from '../../../src/network/interface-index.ts';
+import { retryOnCollision } from '../../../src/network/retry.ts';
+import { ApiError } from '../../../src/common/errors.ts';
 import { adminNova, projectUser, type Nova } from './lib.ts';
 
 let admin: Nova;
@@ -127,6 +130,42 @@ test('concurrent attaches on one server get distinct indexes', async () => {
   assert.equal(Object.keys(names).length, 6);
   for (const p of ports) assert.ok(names[p], p);
   assert.deepEqual(Object.values(names).sort(), ['eth0', 'eth1', 'eth2', 'eth3', 'eth4', 'eth5']);
+  // stored so, not merely named so
+  const rows = await db().selectFrom('network_ports').select('interface_index').where('device_id', '=', id).execute();
+  assert.deepEqual(rows.map((r) => r.interface_index).sort(), [0, 1, 2, 3, 4, 5]);
+});
+
+// The race itself, made to happen: the second claim picks the index the first
+// holds uncommitted, waits on the unique index, is refused once the first
+// commits, and is run again (PostgreSQL: SQLite runs one transaction at a time).
+test('a claim that collides with a concurrent one is run again and gets the next index', { skip: !process.env.STRATUS_TEST_DATABASE }, async () => {
+  const net = await network('ifn-r', '10.99.0.0/24');
+  const id = await activeServer([{ uuid: net }]);
+  const [p1, p2] = await Promise.all([0, 1].map((i) => create(call, 'ports', 'port', { network_id: net, name: `r${i}` }, alice.token)));
+  const take = async (tx: Kysely<any>, portId: string) => {
+    await tx.updateTable('network_ports').set({ device_id: id, device_owner: 'compute:nova' }).where('id', '=', portId).execute();
+    return await claimInterfaceIndex(tx, id, portId);
+  };
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let claimed!: (n: number) => void;
+  const firstClaimed = new Promise<number>((r) => { claimed = r; });
+  const first = db().transaction().execute(async (tx) => { claimed(await take(tx, p1.id)); await gate; });
+  assert.equal(await firstClaimed, 1);
+  let attempts = 0;
+  let settled = false;
+  const second = retryOnCollision(() => db().transaction().execute(async (tx) => { attempts++; return await take(tx, p2.id); }), () => new ApiError('Conflict', 'exhausted'))
+    .finally(() => { settled = true; });
+  // the second waits on the first's uncommitted index entry (or, were nothing to keep them apart, is done)
+  while (!settled) {
+    const waiting = await db().selectFrom('pg_stat_activity' as any).select('pid').where('wait_event_type', '=', 'Lock').where('datname', '=', sql<string>`current_database()`).execute();
+    if (waiting.length) break;
+    await sleep(10);
+  }
+  release();
+  await first;
+  assert.equal(await second, 2);
+  assert.equal(attempts, 2, 'refused once, then run again');
 });
 
 test('ports bound before indexes were stored keep their order-based names; an attach fills them in first', async () => {
