@@ -29,14 +29,15 @@ export function interfaceIndexes(ports: Indexed[]): Map<string, number> {
 
 /**
  * Gives `portId`, just bound to `serverId` in `tx`, the lowest index free on
- * the server. Siblings without a stored index get the one they are named by
- * now first, so the new one cannot take a name in use. A concurrent attach
+ * the server. Siblings (the device's ports, as kinds.ts plugs them) without a
+ * stored index get the one they are named by now first, so the new one cannot
+ * take a name in use. A concurrent attach
  * that chose the same index makes the unique (device_id, interface_index)
  * refuse one of them: run the transaction under retryOnCollision.
  */
 export async function claimInterfaceIndex(tx: Kysely<any>, serverId: string, portId: string): Promise<number> {
   const siblings = await tx.selectFrom('network_ports').select(['id', 'interface_index']).where('device_id', '=', serverId)
-    .where('device_owner', 'like', 'compute:%').where('id', '!=', portId).orderBy('created_at').orderBy('id').execute() as Indexed[];
+    .where('device_owner', 'not like', 'network:%').where('id', '!=', portId).orderBy('created_at').orderBy('id').execute() as Indexed[];
   const named = interfaceIndexes(siblings);
   for (const p of siblings) {
     if (p.interface_index === null) await tx.updateTable('network_ports').set({ interface_index: named.get(p.id)! }).where('id', '=', p.id).execute();
