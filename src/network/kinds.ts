@@ -30,6 +30,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { Resource, ResourceReport } from '../fleet/protocol.ts';
+import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
   NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND,
@@ -49,6 +50,7 @@ const PortObservedBody = Type.Object({ state: State, device: Type.Union([Type.St
 interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
   port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; dns_name: string; created_at: string; status: string;
+  interface_index: number | null;
 }
 interface RouterRow {
   id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
@@ -183,12 +185,14 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
     const snap = await Snapshot.load(db, nets);
     const mtus = new Map((nets.length ? await db.selectFrom('network_networks').select(['id', 'mtu']).where('id', 'in', nets).execute() : []).map((n) => [n.id as string, n.mtu as number]));
     const mine = snap.ports.filter((p) => isDevicePort(p) && p.binding_host_id === hostname);
+    const indexes = new Map<string, Map<string, number>>();
     for (const p of mine) {
       if (ids && !ids.includes(p.id)) continue;
       const subnets = snap.subnets.get(p.network_id) ?? [];
       const fixed = snap.ips.get(p.id) ?? [];
-      // eth0, eth1... in the order the device's ports were made
-      const index = mine.filter((q) => q.device_id === p.device_id).findIndex((q) => q.id === p.id);
+      // the index the port got when bound to its device (rows from before: by the order the device's ports were made)
+      if (!indexes.has(p.device_id)) indexes.set(p.device_id, interfaceIndexes(mine.filter((q) => q.device_id === p.device_id)));
+      const index = indexes.get(p.device_id)!.get(p.id)!;
       const dhcpPort = snap.dhcpPort(p.network_id);
       out.set(p.id, {
         project_id: p.project_id, network_id: p.network_id, mac_address: p.mac_address, fixed_ips: fixed, mtu: mtus.get(p.network_id) ?? 1450,

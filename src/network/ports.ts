@@ -279,6 +279,8 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           if (b.description !== undefined) set.description = b.description;
           if (b.admin_state_up !== undefined) set.admin_state_up = int(b.admin_state_up);
           if (b.device_id !== undefined) set.device_id = b.device_id;
+          // an interface index belongs to the device it was given on (interface-index.ts)
+          if (b.device_id !== undefined && b.device_id !== row.device_id) set.interface_index = null;
           if (b.device_owner !== undefined) set.device_owner = b.device_owner;
           if (b['binding:host_id'] !== undefined) set.binding_host_id = b['binding:host_id'];
           if (b['binding:profile'] !== undefined) set.binding_profile = JSON.stringify(b['binding:profile'] ?? {});

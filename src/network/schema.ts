@@ -40,6 +40,8 @@ export interface NetworkTables {
     /** JSON objects. */
     binding_profile: string; binding_vif_details: string;
     dns_name: string;
+    /** A server's port: its interface's index (eth<n>), kept while bound to the device; unique per device (interface-index.ts). */
+    interface_index: number | null;
   };
   /** An address given to a port on a subnet; unique per subnet (and per network through the subnet). */
   network_ip_allocations: { subnet_id: string; ip_address: string; network_id: string; port_id: string };
@@ -216,6 +218,13 @@ export const networkMigrations: Record<string, Migration> = {
       await s.createTable('network_auto_allocated_topologies')
         .addColumn('project_id', text, (c) => c.primaryKey()).addColumn('network_id', text, (c) => c.notNull())
         .addColumn('router_id', text, (c) => c.notNull()).execute();
+    },
+  },
+  '0304_network_port_interface_index': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('network_ports').addColumn('interface_index', 'integer').execute();
+      // NULLs are distinct: ports that are no server's interface have none
+      await db.schema.createIndex('network_ports_device_interface').on('network_ports').columns(['device_id', 'interface_index']).unique().execute();
     },
   },
 };

@@ -10,6 +10,7 @@ import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
 import { badRequest, conflict, ipExhausted, notFound } from './errors.ts';
+import { claimInterfaceIndex } from './interface-index.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
 import { ensureDhcpPort, newMac, removePort } from './ports.ts';
@@ -100,6 +101,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute() as SubnetRow[];
       await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: `compute:${az}`, requested: fixedIp ? [{ ip_address: fixedIp }] : undefined });
       await tx.insertInto('network_port_security_groups').values(groups.map((g) => ({ port_id: id, security_group_id: g }))).execute();
+      await claimInterfaceIndex(tx, serverId, id);
     }), () => ipExhausted(networkId));
     return id;
   }
@@ -109,9 +111,12 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
     const p = await db.selectFrom('network_ports').select(['id', 'project_id', 'device_id']).where('id', '=', portId).executeTakeFirst();
     if (!p || p.project_id !== projectId) throw notFound.port(portId);
     if (p.device_id) throw conflict('PortInUse', `Port ${portId} is still in use.`);
-    const u = await db.updateTable('network_ports').set({ device_id: serverId, device_owner: `compute:${az}` })
-      .where('id', '=', portId).where('device_id', '=', '').executeTakeFirst();
-    if (!Number(u.numUpdatedRows)) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+    await retryOnCollision(() => db.transaction().execute(async (tx) => {
+      const u = await tx.updateTable('network_ports').set({ device_id: serverId, device_owner: `compute:${az}` })
+        .where('id', '=', portId).where('device_id', '=', '').executeTakeFirst();
+      if (!Number(u.numUpdatedRows)) throw conflict('PortInUse', `Port ${portId} is still in use.`);
+      await claimInterfaceIndex(tx, serverId, portId);
+    }), () => conflict('PortInUse', `Port ${portId} could not be given an interface on server ${serverId}; try again.`));
   }
 
   const serverPorts = (serverId: string) => db.selectFrom('network_ports').selectAll().where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%');
@@ -142,12 +147,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       try {
         for (const a of asked) {
           if (a.port) {
-            const p = await db.selectFrom('network_ports').select(['id', 'project_id', 'device_id']).where('id', '=', a.port).executeTakeFirst();
-            if (!p || p.project_id !== o.projectId) throw notFound.port(a.port);
-            if (p.device_id) throw conflict('PortInUse', `Port ${a.port} is still in use.`);
-            const u = await db.updateTable('network_ports').set({ device_id: o.serverId, device_owner: `compute:${o.availabilityZone}` })
-              .where('id', '=', a.port).where('device_id', '=', '').executeTakeFirst();
-            if (!Number(u.numUpdatedRows)) throw conflict('PortInUse', `Port ${a.port} is still in use.`);
+            await takePort(o.serverId, o.projectId, o.availabilityZone, a.port);
             taken.push(a.port);
             made.push(a.port);
             continue;
@@ -158,7 +158,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       } catch (err) {
         // all or nothing: what this call made goes, what it took is given back
         for (const id of made) {
-          if (taken.includes(id)) await db.updateTable('network_ports').set({ device_id: '', device_owner: '' }).where('id', '=', id).execute();
+          if (taken.includes(id)) await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null }).where('id', '=', id).execute();
           else await db.transaction().execute((tx) => removePort(tx, id));
         }
         throw err;
@@ -204,7 +204,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       const ports = await db.selectFrom('network_ports').select('id').where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%').execute();
       for (const p of ports) {
         if (preserve.includes(p.id)) {
-          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', p.id).execute();
+          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', p.id).execute();
         } else {
           await db.transaction().execute((tx) => removePort(tx, p.id));
         }
@@ -248,7 +248,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         const p = await serverPorts(serverId).where('id', '=', portId).executeTakeFirst();
         if (!p) throw notFound.port(portId);
         if (keep) {
-          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
+          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
         } else {
           await db.transaction().execute((tx) => removePort(tx, portId));
         }

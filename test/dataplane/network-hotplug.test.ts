@@ -1,7 +1,9 @@
 // Hot-plugging a port into a running server: os-interface attaches a port on
 // the server's network (a fixed IP asked for), the real agent plugs it into
-// the running container as eth1 with that address; detaching it takes eth1
-// away again and deletes the port Nova made. eth0 stays up throughout.
+// the running container as eth1 with that address; a second one comes as
+// eth2. Detaching eth1 takes it away and deletes the port Nova made, and eth2
+// stays the same link under the same name (interfaces keep the index they were
+// attached with); the next attach takes eth1 again. eth0 stays up throughout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +29,7 @@ async function links(ns: string): Promise<Map<string, string[]>> {
   return new Map(rows.map((r) => [r.ifname, r.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)]));
 }
 
-test('os-interface: a port attached to a running server appears as eth1 with its address, and goes when detached', { skip: skipUnlessRoot, timeout: 300_000 }, async (t) => {
+test('os-interface: a port attached to a running server appears as eth1 with its address, and goes when detached; eth2 keeps its name', { skip: skipUnlessRoot, timeout: 300_000 }, async (t) => {
   const hostNs = `hp${randomBytes(3).toString('hex')}-host`;
   let plane: Plane | null = null;
   t.after(async () => {
@@ -57,9 +59,23 @@ test('os-interface: a port attached to a running server appears as eth1 with its
   await until('the port ACTIVE', async () => (await neutron('GET', `/ports/${portId}`)).body.port.status === 'ACTIVE');
   assert.ok((await links(ns)).get('eth0')?.includes(eth0Ip), 'eth0 untouched');
 
+  const attach = async (ip: string) => {
+    const r = await p.api('POST', `/compute/v2.1/servers/${id}/os-interface`, { interfaceAttachment: { net_id: net.id, fixed_ips: [{ ip_address: ip }] } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  };
+  const ifindex = async (dev: string) => JSON.parse(await shOk(ns, ['ip', '-j', 'link', 'show', 'dev', dev]))[0].ifindex as number;
+  await attach('10.96.0.201');
+  await until('eth2 with the second attached address', async () => (await links(ns)).get('eth2')?.includes('10.96.0.201'));
+  const eth2 = await ifindex('eth2');
+
+  // the middle one goes: eth2 is not renamed (nor re-made) under the running server
   assert.equal((await p.api('DELETE', `/compute/v2.1/servers/${id}/os-interface/${portId}`)).status, 202);
   await until('eth1 gone', async () => !(await links(ns)).has('eth1'));
   assert.equal((await neutron('GET', `/ports/${portId}`)).status, 404);
+  await attach('10.96.0.202');
+  await until('eth1 again, with the third attached address', async () => (await links(ns)).get('eth1')?.includes('10.96.0.202'));
+  assert.ok((await links(ns)).get('eth2')?.includes('10.96.0.201'), 'eth2 keeps its address');
+  assert.equal(await ifindex('eth2'), eth2, 'eth2 is the same link');
   assert.ok((await links(ns)).get('eth0')?.includes(eth0Ip), 'eth0 untouched');
 
   assert.equal((await p.api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
