@@ -403,7 +403,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
 export interface PortAtAddress { port_id: string; device_id: string; device_owner: string; project_id: string }
 
 export interface ServerPortFacts {
-  /** The server's ports in the order its interfaces are (eth0, eth1...), with their addresses. */
+  /** The server's ports in the order they were made (guests match interfaces by MAC), with their addresses. */
   ports: Array<{ id: string; network_id: string; mac_address: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }>;
   /** The names of the security groups of its ports, once each. */
   security_groups: string[];

@@ -1,7 +1,7 @@
 // /servers/{id}/os-interface (Nova's attach-interfaces): a server's ports as
 // interface attachments, and attaching or detaching one on a live server.
 // The network service makes or takes the port and binds it to the server's
-// host; that host's agent plugs it into the running server as its next ethN
+// host; that host's agent plugs it into the running server as its lowest free ethN
 // (the port kind, src/network/kinds.ts). Which ports the user gave (kept,
 // unbound, when detached or when the server goes) and each attachment's tag
 // (2.49) are recorded in the server's requested_networks, as the ports named

@@ -1,7 +1,7 @@
 // Compute's network integration through the compute API (no agent: a host
 // registered by hand, so the scheduler places servers and their ports are
 // bound there): os-interface attach/detach of made and given ports (bound to
-// the server's host and handed to its agent as the next ethN), Nova's errors;
+// the server's host and handed to its agent as the lowest free ethN), Nova's errors;
 // security groups at create (by name or id), the add/remove actions and
 // /servers/{id}/os-security-groups; the deprecated proxies below 2.36
 // (os-security-groups, os-security-group-rules, os-networks,
@@ -59,7 +59,7 @@ async function activeServer(who: Nova, networks: unknown, extra: Record<string, 
   return id;
 }
 
-test('os-interface: list, attach made and given ports on a live server, show, detach; the agent is handed the next ethN', async () => {
+test('os-interface: list, attach made and given ports on a live server, show, detach; the agent is handed the lowest free ethN', async () => {
   const net = await create(call, 'networks', 'network', { name: 'iface-a' }, alice.token);
   const subnet = await create(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.91.0.0/24', ip_version: 4 }, alice.token);
   const id = await activeServer(alice, [{ uuid: net.id }]);
