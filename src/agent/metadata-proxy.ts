@@ -19,7 +19,8 @@ import {
 import { HttpError, ServerList } from './client.ts';
 
 /** Linux's limit on a unix socket path (sun_path), less its NUL. */
-const MAX_SOCKET_PATH = 107;
+/** haproxy's bound on a unix socket path (the kernel's is 107). */
+const MAX_SOCKET_PATH = 97;
 const TIMEOUT_MS = 30_000;
 
 const plain = (res: http.ServerResponse, status: number, title: string, explanation: string) => {

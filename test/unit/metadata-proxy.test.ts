@@ -118,3 +118,13 @@ test('an agent API failure is a plain 500; the next replica is tried', async () 
   assert.equal(existsSync(join(dir, 'c.sock')), false);
   for (const a of [broken, refusing, good]) await a.close();
 });
+
+test('the socket haproxy forwards to fits haproxy\'s 97 bytes however deep the data directory, one per network directory', async () => {
+  const { metadataSocket } = await import('../../src/agent/drivers/network/dhcp.ts');
+  const deep = `/tmp/stratus-conformance.abcdef/data/agent/network/dhcp/${'9ef594f3-52cc-48df-81c9-4c932f05b19e'}`;
+  const a = metadataSocket(deep);
+  assert.ok(Buffer.byteLength(a) <= 97, a);
+  assert.equal(metadataSocket(deep), a);
+  assert.notEqual(metadataSocket(`${deep.slice(0, -1)}f`), a);
+  assert.notEqual(metadataSocket(deep.replace('/tmp/', '/var/')), a);
+});

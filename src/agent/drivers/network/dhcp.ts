@@ -12,13 +12,14 @@
 // The metadata service (169.254.169.254) lives here too, as Neutron's
 // isolated metadata does: the namespace's interface also holds
 // 169.254.169.254/32, an haproxy listens there on port 80 and forwards to
-// the agent's metadata proxy (src/agent/metadata-proxy.ts) on the unix socket
-// md.sock, setting the network and the guest's source address in headers
+// the agent's metadata proxy (src/agent/metadata-proxy.ts) on a unix
+// socket (metadataSocket), setting the network and the guest's source address in headers
 // that replace any the guest sent. Servers reach it by a host route via the
 // DHCP port's address (kinds.ts for containers, option 121 here for DHCP
-// clients). Files: haproxy.cfg, haproxy.pid, md.sock. haproxy rather than a
+// clients). Files: haproxy.cfg, haproxy.pid, and the socket under /run. haproxy rather than a
 // Node listener: Node cannot open a socket in another network namespace, and
 // haproxy is what Neutron runs there (a packaged, small, event-driven proxy).
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
@@ -135,7 +136,14 @@ export const dnsmasqPid = (dir: string): Promise<number | null> => livePid(join(
 export const haproxyPid = (dir: string): Promise<number | null> => livePid(join(dir, 'haproxy.pid'), join(dir, 'haproxy.cfg'));
 
 /** The agent's metadata socket of a network. */
-export const metadataSocket = (dir: string) => join(dir, 'md.sock');
+/**
+ * The agent's socket haproxy forwards to. haproxy takes at most 97 bytes of a
+ * unix socket path, more than a data directory's path leaves room for, so it is
+ * a short name under /run keyed by the network's directory (one per agent and
+ * network).
+ */
+export const METADATA_SOCKET_DIR = '/run/stratus-metadata';
+export const metadataSocket = (dir: string) => join(METADATA_SOCKET_DIR, `${createHash('sha256').update(dir).digest('hex').slice(0, 24)}.sock`);
 
 /** haproxy's configuration for a network's metadata: 169.254.169.254:80 to the agent's socket, the guest's identity set by haproxy alone. */
 export function haproxyConfig(dir: string, networkId: string): string {
@@ -173,6 +181,7 @@ export const stopHaproxy = (dir: string): Promise<void> => stopPid(() => haproxy
 /** The metadata proxy of a network: the agent's socket listening, haproxy running with the current config. */
 async function convergeMetadata(host: HostNet, dir: string, networkId: string, proxy: MetadataProxy): Promise<string[]> {
   const changes: string[] = [];
+  await fsp.mkdir(METADATA_SOCKET_DIR, { recursive: true, mode: 0o700 });
   if (await proxy.ensure(networkId, metadataSocket(dir))) changes.push('metadata socket listening');
   const cfgChanged = await writeIfChanged(join(dir, 'haproxy.cfg'), haproxyConfig(dir, networkId));
   let pid = await haproxyPid(dir);
