@@ -130,13 +130,19 @@ if [ "${enabled[NEUTRON]}" = true ]; then
 fi
 
 # The network compute's test servers are put on (compute.conf's fixed_network_name):
-# shared, so every project Tempest makes can use it.
+# shared, so every project Tempest makes can use it, and routed to the public network.
 if [ "${enabled[NOVA]}" = true ]; then
   osc() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus openstack "$@"; }
   if ! osc network show tempest-servers -f value -c id >/dev/null 2>&1; then
     osc network create --share tempest-servers -f value -c id >/dev/null &&
       osc subnet create --network tempest-servers --subnet-range 10.254.0.0/20 tempest-servers -f value -c id >/dev/null ||
       { echo "tempest.sh: could not make the servers' network" >&2; exit 2; }
+  fi
+  # routed to the public network, so floating IPs (os-floating-ips, addFloatingIp) can be given to its servers
+  if [ -n "$public_network_id" ] && ! osc router show tempest-servers -f value -c id >/dev/null 2>&1; then
+    osc router create --external-gateway "$public_network_id" tempest-servers -f value -c id >/dev/null &&
+      osc router add subnet tempest-servers tempest-servers >/dev/null ||
+      { echo "tempest.sh: could not route the servers' network" >&2; exit 2; }
   fi
 fi
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
