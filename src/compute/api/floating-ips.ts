@@ -32,7 +32,7 @@ function network(ctx: ComputeContext): ServerNetworking {
   return ctx.network;
 }
 
-/** The floating IPs the caller sees: its project's (an admin's: all, as Neutron shows them). */
+/** The floating IPs the caller may name: its project's (an admin: any, as Neutron shows them); the list is always the project's own, as Nova asks Neutron for it. */
 const scope = (rc: RouteContext): string | null => isComputeAdmin(rc.cred) ? null : rc.cred?.projectId ?? '';
 
 const ipField = (field: string, value: string) =>
@@ -50,7 +50,7 @@ export function floatingIpRoutes(ctx: ComputeContext): Route[] {
 
   return [
     proxy(route({ method: 'GET', path: '/v2.1/os-floating-ips', rule: 'os_compute_api:os-floating-ips:list', target: own,
-      handler: async (rc) => ({ floating_ips: ctx.network ? (await ctx.network.floatingIps(scope(rc))).map(view) : [] }) })),
+      handler: async (rc) => ({ floating_ips: ctx.network ? (await ctx.network.floatingIps(rc.cred?.projectId ?? '')).map(view) : [] }) })),
     proxy(route({ method: 'GET', path: '/v2.1/os-floating-ips/:id', rule: 'os_compute_api:os-floating-ips:show', target: own,
       handler: async (rc) => ({ floating_ip: view(await one(rc)) }) })),
     proxy(route({

@@ -113,6 +113,9 @@ test('os-floating-ip-pools and os-floating-ips: allocate from a pool or the defa
   schemas.add('v2_1.floating_ips', 'create_get_floating_ip', shown);
   assert.deepEqual(shown.body.floating_ip, fip);
 
+  // an admin's list is its own project's (as Nova asks Neutron), but it may show any
+  assert.ok(!(await admin.call('GET', '/os-floating-ips')).body.floating_ips.some((f: any) => f.id === fip.id));
+  assert.deepEqual((await admin.call('GET', `/os-floating-ips/${fip.id}`)).body.floating_ip, fip);
   // another project sees none of them
   const bob = await projectUser(cloud);
   assert.deepEqual((await bob.call('GET', '/os-floating-ips')).body.floating_ips, []);
