@@ -116,21 +116,32 @@ if [ "${enabled[NOVA]}" = true ]; then
 fi
 
 # Network tests run against the extensions the cloud lists (@NETWORK_EXTENSIONS@).
-network_extensions=all public_network_id=
+network_extensions=all public_network_id= public_network_name=
 if [ "${enabled[NEUTRON]}" = true ]; then
   network_extensions=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
     openstack extension list --network -f value -c Alias 2>/dev/null | paste -sd, -)
   [ -n "$network_extensions" ] || { echo "tempest.sh: the network service lists no extensions" >&2; exit 2; }
-  # the external network routers' gateways and floating IPs are on (devstack's "public"), the default one
+  # the external network routers' gateways and floating IPs are on (devstack's "public"), the default one:
+  # the `public` that `stratus up` makes at its first start when it has the external bridge, else one made here
+  public_network_name=public
+  # (after its image import: wait for it while the external bridge says it comes)
+  if ip link show br-ex >/dev/null 2>&1; then
+    for _ in $(seq 1 90); do [ -f "$CLOUD_DIR/networks-created" ] && break; sleep 1; done
+  fi
   public_network_id=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
-    openstack network create --external --default tempest-public -f value -c id 2>/dev/null) &&
-    env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
-      openstack subnet create --network "$public_network_id" --subnet-range 172.24.4.0/24 --no-dhcp tempest-public-subnet >/dev/null 2>&1 ||
-    { echo "tempest.sh: could not make the public network" >&2; exit 2; }
+    openstack network list --external --name public -f value -c ID 2>/dev/null | head -n 1)
+  if [ -z "$public_network_id" ]; then
+    public_network_name=tempest-public
+    public_network_id=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+      openstack network create --external --default tempest-public -f value -c id 2>/dev/null) &&
+      env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+        openstack subnet create --network "$public_network_id" --subnet-range 172.24.4.0/24 --no-dhcp tempest-public-subnet >/dev/null 2>&1 ||
+      { echo "tempest.sh: could not make the public network" >&2; exit 2; }
+  fi
 fi
 
 # The network compute's test servers are put on (compute.conf's fixed_network_name):
-# shared, so every project Tempest makes can use it.
+# shared, so every project Tempest makes can use it, and routed to the public network.
 if [ "${enabled[NOVA]}" = true ]; then
   osc() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus openstack "$@"; }
   if ! osc network show tempest-servers -f value -c id >/dev/null 2>&1; then
@@ -138,9 +149,15 @@ if [ "${enabled[NOVA]}" = true ]; then
       osc subnet create --network tempest-servers --subnet-range 10.254.0.0/20 tempest-servers -f value -c id >/dev/null ||
       { echo "tempest.sh: could not make the servers' network" >&2; exit 2; }
   fi
+  # routed to the public network, so floating IPs (os-floating-ips, addFloatingIp) can be given to its servers
+  if [ -n "$public_network_id" ] && ! osc router show tempest-servers -f value -c id >/dev/null 2>&1; then
+    osc router create --external-gateway "$public_network_id" tempest-servers -f value -c id >/dev/null &&
+      osc router add subnet tempest-servers tempest-servers >/dev/null ||
+      { echo "tempest.sh: could not route the servers' network" >&2; exit 2; }
+  fi
 fi
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
-env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" \
+env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" PUBLIC_NETWORK_NAME="$public_network_name" \
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \
   NOVA="${enabled[NOVA]}" GLANCE="${enabled[GLANCE]}" NEUTRON="${enabled[NEUTRON]}" \
   CINDER="${enabled[CINDER]}" SWIFT="${enabled[SWIFT]}" PLACEMENT="${enabled[PLACEMENT]}" \
@@ -148,7 +165,7 @@ env WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER
 import configparser, os, re, sys
 out, extra, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = "\n".join(open(p).read() for p in parts)
-known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS PUBLIC_NETWORK_ID".split()
+known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS PUBLIC_NETWORK_ID PUBLIC_NETWORK_NAME".split()
 text = re.sub(r"@(%s)@" % "|".join(known), lambda m: os.environ[m.group(1)], text)
 conf = configparser.RawConfigParser(strict=False)  # later sections and keys win
 conf.optionxform = str

@@ -97,11 +97,83 @@ export async function internalTarget(tx: Kysely<any>, externalNetworkId: string,
 }
 
 /** Removes a floating IP and its port and port forwardings; in the caller's transaction. */
-async function removeFloatingIp(tx: Kysely<any>, row: FloatingIpRow): Promise<void> {
+export async function removeFloatingIp(tx: Kysely<any>, row: FloatingIpRow): Promise<void> {
   await tx.deleteFrom('network_port_forwardings').where('floatingip_id', '=', row.id).execute();
   await tx.deleteFrom('network_tags').where('resource_type', '=', 'floatingips').where('resource_id', '=', row.id).execute();
   await tx.deleteFrom('network_floatingips').where('id', '=', row.id).execute();
   await removePort(tx, row.floating_port_id);
+}
+
+export type Association = Pick<FloatingIpRow, 'port_id' | 'fixed_ip_address' | 'router_id'>;
+
+/**
+ * The association of a floating IP with `port` (its `fixedIp`, or its one
+ * IPv4 address): Neutron's checks (port forwardings, a router, one floating
+ * IP per fixed address) and messages; the caller has checked the port is one
+ * it may use.
+ */
+export async function associationWith(tx: Kysely<any>, row: { id: string; floating_network_id: string; floating_ip_address: string }, port: PortRow,
+  fixedIp: string | null | undefined): Promise<Association> {
+  if (await tx.selectFrom('network_port_forwardings').select('id').where('floatingip_id', '=', row.id).executeTakeFirst()) {
+    throw conflict('FipInUseByPortForwarding', `Floating IP ${row.id} in use by Port Forwarding resources.`);
+  }
+  const t = await internalTarget(tx, row.floating_network_id, port, fixedIp);
+  const other = await tx.selectFrom('network_floatingips').select('id').where('port_id', '=', port.id).where('fixed_ip_address', '=', t.fixed).where('id', '!=', row.id).executeTakeFirst();
+  if (other) {
+    throw conflict('FloatingIPPortAlreadyAssociated',
+      `Cannot associate floating IP ${row.floating_ip_address} (${row.id}) with port ${port.id} using fixed IP ${t.fixed}, as that fixed IP already has a floating IP on external network ${row.floating_network_id}.`);
+  }
+  return { port_id: port.id, fixed_ip_address: t.fixed, router_id: t.routerId };
+}
+
+/**
+ * Makes a floating IP on the external network `net` (quota, an address from
+ * `subnetId` or the first IPv4 subnet with room, or `address`; its port),
+ * associated as `associate` says; in the caller's transaction. IPAM's
+ * collisions surface for the caller's retryOnCollision.
+ */
+export async function insertFloatingIp(tx: Kysely<any>, macPrefix: string, o: {
+  id: string; projectId: string; networkId: string; subnetId?: string | null; address?: string; description?: string;
+  associate?: (row: { id: string; project_id: string; floating_network_id: string; floating_ip_address: string }) => Promise<Association>;
+}): Promise<void> {
+  const { id, projectId, networkId } = o;
+  await checkQuota(tx, projectId, 'floatingip');
+  const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('ip_version', '=', 4)
+    .orderBy('created_at').orderBy('id').execute() as SubnetRow[];
+  if (o.subnetId && !subnets.some((s) => s.id === o.subnetId)) {
+    throw badResource('floatingip', `Subnet ${o.subnetId} is not an IPv4 subnet of network ${networkId}`);
+  }
+  if (!subnets.length) throw badResource('floatingip', `Network ${networkId} has no IPv4 subnet`);
+  const portId = uuid();
+  const mac = newMac(macPrefix);
+  await tx.insertInto('network_ports').values({
+    ...newStandard(portId, '', undefined), network_id: networkId, name: '', mac_address: mac, admin_state_up: 1, status: 'N/A',
+    device_id: id, device_owner: FLOATINGIP_OWNER, port_security_enabled: 0, allowed_address_pairs: '[]',
+    binding_host_id: '', binding_vnic_type: 'normal', binding_vif_type: 'unbound', binding_profile: '{}', binding_vif_details: '{}', dns_name: '',
+  }).execute();
+  const requested: FixedIpRequest[] = o.address !== undefined
+    ? [{ ip_address: o.address, ...(o.subnetId ? { subnet_id: o.subnetId } : {}) }]
+    : [{ subnet_id: o.subnetId ?? undefined }];
+  // without a subnet: the first IPv4 subnet with room
+  let got;
+  if (requested[0]!.subnet_id === undefined && requested[0]!.ip_address === undefined) {
+    for (const s of subnets) {
+      try {
+        got = await allocate(tx, { networkId, subnets: [s], portId, mac, deviceOwner: FLOATINGIP_OWNER, requested: [{ subnet_id: s.id }] });
+        break;
+      } catch (e) {
+        if (!(e instanceof NeutronError && e.type === 'IpAddressGenerationFailure')) throw e;
+      }
+    }
+    if (!got) throw ipExhausted(networkId);
+  } else got = await allocate(tx, { networkId, subnets, portId, mac, deviceOwner: FLOATINGIP_OWNER, requested });
+  const address = got[0]!;
+  const row = { id, project_id: projectId, floating_network_id: networkId, floating_ip_address: address.ip_address };
+  const assoc = o.associate ? await o.associate(row) : { port_id: null, fixed_ip_address: null, router_id: null };
+  await tx.insertInto('network_floatingips').values({
+    ...newStandard(id, projectId, o.description), floating_network_id: networkId, floating_port_id: portId, floating_ip_address: address.ip_address,
+    subnet_id: address.subnet_id, ...assoc, status: 'DOWN',
+  }).execute();
 }
 
 export function floatingIpRoutes(ctx: NetworkContext, fips: Resources<FloatingIpRow>, networks: Resources<NetworkRow>, ports: Resources<PortRow>): Route[] {
@@ -109,20 +181,11 @@ export function floatingIpRoutes(ctx: NetworkContext, fips: Resources<FloatingIp
 
   /** The association a body asks for: null (none), or the port (visible, same project unless admin), address and router. */
   async function association(tx: Kysely<any>, cred: Credentials, row: { id: string; project_id: string; floating_network_id: string; floating_ip_address: string },
-    portId: string | null | undefined, fixedIp: string | null | undefined): Promise<Pick<FloatingIpRow, 'port_id' | 'fixed_ip_address' | 'router_id'>> {
+    portId: string | null | undefined, fixedIp: string | null | undefined): Promise<Association> {
     if (!portId) return { port_id: null, fixed_ip_address: null, router_id: null };
     const port = await ports.find(cred, portId, tx);
     if (!isAdmin(cred) && port.project_id !== row.project_id) throw notFound.port(portId);
-    if (await tx.selectFrom('network_port_forwardings').select('id').where('floatingip_id', '=', row.id).executeTakeFirst()) {
-      throw conflict('FipInUseByPortForwarding', `Floating IP ${row.id} in use by Port Forwarding resources.`);
-    }
-    const t = await internalTarget(tx, row.floating_network_id, port, fixedIp);
-    const other = await tx.selectFrom('network_floatingips').select('id').where('port_id', '=', port.id).where('fixed_ip_address', '=', t.fixed).where('id', '!=', row.id).executeTakeFirst();
-    if (other) {
-      throw conflict('FloatingIPPortAlreadyAssociated',
-        `Cannot associate floating IP ${row.floating_ip_address} (${row.id}) with port ${port.id} using fixed IP ${t.fixed}, as that fixed IP already has a floating IP on external network ${row.floating_network_id}.`);
-    }
-    return { port_id: port.id, fixed_ip_address: t.fixed, router_id: t.routerId };
+    return await associationWith(tx, row, port, fixedIp);
   }
 
   return [
@@ -140,45 +203,10 @@ export function floatingIpRoutes(ctx: NetworkContext, fips: Resources<FloatingIp
         const net = await networks.find(cred, b.floating_network_id);
         if (!bool(net.external)) throw badResource('floatingip', `Network ${net.id} is not a valid external network`);
         const id = uuid();
-        await retryOnCollision(() => db.transaction().execute(async (tx) => {
-          await checkQuota(tx, projectId, 'floatingip');
-          const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', net.id).where('ip_version', '=', 4)
-            .orderBy('created_at').orderBy('id').execute() as SubnetRow[];
-          if (b.subnet_id && !subnets.some((s) => s.id === b.subnet_id)) {
-            throw badResource('floatingip', `Subnet ${b.subnet_id} is not an IPv4 subnet of network ${net.id}`);
-          }
-          if (!subnets.length) throw badResource('floatingip', `Network ${net.id} has no IPv4 subnet`);
-          const portId = uuid();
-          const mac = newMac(ctx.config.macPrefix);
-          await tx.insertInto('network_ports').values({
-            ...newStandard(portId, '', undefined), network_id: net.id, name: '', mac_address: mac, admin_state_up: 1, status: 'N/A',
-            device_id: id, device_owner: FLOATINGIP_OWNER, port_security_enabled: 0, allowed_address_pairs: '[]',
-            binding_host_id: '', binding_vnic_type: 'normal', binding_vif_type: 'unbound', binding_profile: '{}', binding_vif_details: '{}', dns_name: '',
-          }).execute();
-          const requested: FixedIpRequest[] = b.floating_ip_address !== undefined
-            ? [{ ip_address: b.floating_ip_address, ...(b.subnet_id ? { subnet_id: b.subnet_id } : {}) }]
-            : [{ subnet_id: b.subnet_id ?? undefined }];
-          // without a subnet: the first IPv4 subnet with room
-          let got;
-          if (requested[0]!.subnet_id === undefined && requested[0]!.ip_address === undefined) {
-            for (const s of subnets) {
-              try {
-                got = await allocate(tx, { networkId: net.id, subnets: [s], portId, mac, deviceOwner: FLOATINGIP_OWNER, requested: [{ subnet_id: s.id }] });
-                break;
-              } catch (e) {
-                if (!(e instanceof NeutronError && e.type === 'IpAddressGenerationFailure')) throw e;
-              }
-            }
-            if (!got) throw ipExhausted(net.id);
-          } else got = await allocate(tx, { networkId: net.id, subnets, portId, mac, deviceOwner: FLOATINGIP_OWNER, requested });
-          const address = got[0]!;
-          const row = { id, project_id: projectId, floating_network_id: net.id, floating_ip_address: address.ip_address };
-          const assoc = await association(tx, cred, row, b.port_id, b.fixed_ip_address);
-          await tx.insertInto('network_floatingips').values({
-            ...newStandard(id, projectId, b.description), floating_network_id: net.id, floating_port_id: portId, floating_ip_address: address.ip_address,
-            subnet_id: address.subnet_id, ...assoc, status: 'DOWN',
-          }).execute();
-        }), () => ipExhausted(net.id));
+        await retryOnCollision(() => db.transaction().execute((tx) => insertFloatingIp(tx, ctx.config.macPrefix, {
+          id, projectId, networkId: net.id, subnetId: b.subnet_id, address: b.floating_ip_address, description: b.description,
+          associate: (row) => association(tx, cred, row, b.port_id, b.fixed_ip_address),
+        })), () => ipExhausted(net.id));
         return id;
       },
     }),

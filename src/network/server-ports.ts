@@ -9,11 +9,12 @@ import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
-import { badRequest, conflict, ipExhausted, notFound } from './errors.ts';
+import { badRequest, conflict, ipExhausted, NeutronError, notFound } from './errors.ts';
+import { associationWith, insertFloatingIp, removeFloatingIp, type FloatingIpRow } from './floating-ips.ts';
 import { claimInterfaceIndex } from './interface-index.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
-import { ensureDhcpPort, newMac, removePort } from './ports.ts';
+import { ensureDhcpPort, newMac, removePort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
 import { parseCidr } from './ipnet.ts';
 import { bumpRevision, newStandard } from './resource.ts';
@@ -68,7 +69,27 @@ export interface ServerNetworking {
   deleteRule(id: string): Promise<void>;
   /** The networks a project may use (its own and shared; null: all). */
   networks(projectId: string | null): Promise<Array<{ id: string; name: string }>>;
+
+  // Nova's os-floating-ips, os-floating-ip-pools and addFloatingIp/removeFloatingIp (floating-ip proxies below)
+  /** A project's floating IPs (null: all), by creation; `id` / `address` narrow. */
+  floatingIps(projectId: string | null, by?: { id?: string; address?: string }): Promise<ProxyFloatingIp[]>;
+  /** The external networks' names (their ids when unnamed): Nova's floating IP pools. */
+  floatingIpPools(): Promise<string[]>;
+  /**
+   * A new floating IP of the project on the external network named (or
+   * with the id) `pool`, the default external network when null; its id.
+   * 404 FloatingIpPoolNotFound, 409 OverQuota, 409 IpAddressGenerationFailure.
+   */
+  allocateFloatingIp(projectId: string, pool: string | null): Promise<string>;
+  /** Deletes a floating IP (and its association). */
+  releaseFloatingIp(id: string): Promise<void>;
+  /** Associates a floating IP with the server's port holding `fixedIp`: Neutron's checks (404 no such port, 404 no router, 409). */
+  associateFloatingIp(id: string, serverId: string, fixedIp: string): Promise<void>;
+  disassociateFloatingIp(id: string): Promise<void>;
 }
+
+/** A floating IP as Nova's proxy shows it; `pool` is its network's name (or id), `instance_id` its port's device. */
+export interface ProxyFloatingIp { id: string; ip: string; pool: string; fixed_ip: string | null; instance_id: string | null; port_id: string | null }
 
 export interface ProxyRule {
   id: string; security_group_id: string; direction: string; ethertype: string; protocol: string | null; port_range_min: number | null;
@@ -124,6 +145,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
   return {
     ...attachments(),
     ...proxies(),
+    ...floatingIpProxies(),
     async allocate(o) {
       if (o.requested === 'none') return [];
       const nets = await usable(o.projectId);
@@ -392,6 +414,72 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         let q = db.selectFrom('network_networks').select(['id', 'name']);
         if (projectId !== null) q = q.where((e) => e.or([e('project_id', '=', projectId), e('shared', '=', 1)]));
         return await q.orderBy('created_at').orderBy('id').execute();
+      },
+    };
+  }
+
+  // ---- the tables behind Nova's floating IP proxies (the floating IP module's rules)
+  function floatingIpProxies(): Pick<ServerNetworking, 'floatingIps' | 'floatingIpPools' | 'allocateFloatingIp' | 'releaseFloatingIp' | 'associateFloatingIp' | 'disassociateFloatingIp'> {
+    const fipRow = async (tx: Kysely<any>, id: string) => {
+      const row = await tx.selectFrom('network_floatingips').selectAll().where('id', '=', id).executeTakeFirst() as FloatingIpRow | undefined;
+      if (!row) throw notFound.floatingip(id);
+      return row;
+    };
+    return {
+      async floatingIps(projectId, by = {}) {
+        let q = db.selectFrom('network_floatingips as f').innerJoin('network_networks as n', 'n.id', 'f.floating_network_id')
+          .leftJoin('network_ports as p', 'p.id', 'f.port_id')
+          .select(['f.id', 'f.floating_ip_address', 'f.fixed_ip_address', 'f.port_id', 'n.id as network_id', 'n.name as network_name', 'p.device_id']);
+        if (projectId !== null) q = q.where('f.project_id', '=', projectId);
+        if (by.id !== undefined) q = q.where('f.id', '=', by.id);
+        if (by.address !== undefined) q = q.where('f.floating_ip_address', '=', by.address);
+        const rows = await q.orderBy('f.created_at').orderBy('f.id').execute();
+        return rows.map((r) => ({
+          id: r.id, ip: r.floating_ip_address, pool: r.network_name || r.network_id, fixed_ip: r.fixed_ip_address ?? null,
+          instance_id: r.port_id ? r.device_id ?? null : null, port_id: r.port_id ?? null,
+        }));
+      },
+
+      async floatingIpPools() {
+        const nets = await db.selectFrom('network_networks').select(['id', 'name']).where('external', '=', 1).orderBy('created_at').orderBy('id').execute();
+        return nets.map((n) => n.name || n.id);
+      },
+
+      async allocateFloatingIp(projectId, pool) {
+        let q = db.selectFrom('network_networks').select('id').where('external', '=', 1);
+        q = pool === null ? q.where('is_default', '=', 1) : q.where((e) => e.or([e('name', '=', pool), e('id', '=', pool)]));
+        const nets = await q.execute();
+        if (!nets.length) throw new NeutronError('NotFound', 'FloatingIpPoolNotFound', 'Floating IP pool not found.');
+        if (nets.length > 1) throw badRequest(`Multiple floating IP pools matches found for name '${pool}'`);
+        const networkId = nets[0]!.id as string;
+        const id = uuid();
+        await retryOnCollision(() => db.transaction().execute((tx) => insertFloatingIp(tx, ctx.config.macPrefix, { id, projectId, networkId })),
+          () => ipExhausted(networkId));
+        return id;
+      },
+
+      async releaseFloatingIp(id) {
+        await db.transaction().execute(async (tx) => removeFloatingIp(tx, await fipRow(tx, id)));
+      },
+
+      async associateFloatingIp(id, serverId, fixedIp) {
+        await retryOnCollision(() => db.transaction().execute(async (tx) => {
+          const row = await fipRow(tx, id);
+          const port = await tx.selectFrom('network_ports as p').innerJoin('network_ip_allocations as a', 'a.port_id', 'p.id').selectAll('p')
+            .where('p.device_id', '=', serverId).where('p.device_owner', 'like', 'compute:%').where('a.ip_address', '=', fixedIp).executeTakeFirst() as PortRow | undefined;
+          if (!port) throw new NeutronError('NotFound', 'FixedIpNotFoundForAddress', `Fixed IP not found for address ${fixedIp}.`);
+          const assoc = await associationWith(tx, row, port, fixedIp);
+          await tx.updateTable('network_floatingips').set({ ...assoc, status: 'DOWN' }).where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_floatingips', id, null, 'floatingip');
+        }), () => conflict('FloatingIPPortAlreadyAssociated', `Floating IP ${id} could not be associated.`));
+      },
+
+      async disassociateFloatingIp(id) {
+        await db.transaction().execute(async (tx) => {
+          await fipRow(tx, id);
+          await tx.updateTable('network_floatingips').set({ port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('id', '=', id).execute();
+          await bumpRevision(tx, 'network_floatingips', id, null, 'floatingip');
+        });
       },
     };
   }

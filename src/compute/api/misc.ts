@@ -4,6 +4,7 @@ import { notFound } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { versioned } from './http.ts';
+import { floatingIpRoutes } from './floating-ips.ts';
 import { interfaceRoutes } from './interfaces.ts';
 import { networkProxyRoutes } from './network-proxies.ts';
 import { securityGroupRoutes } from './security-groups.ts';
@@ -57,6 +58,7 @@ export function miscRoutes(ctx: ComputeContext): Route[] {
     ...interfaceRoutes(ctx),
     ...securityGroupRoutes(ctx),
     ...networkProxyRoutes(ctx),
+    ...floatingIpRoutes(ctx),
     route({ method: 'GET', path: '/v2.1/extensions', rule: 'os_compute_api:extensions', handler: () => ({ extensions: EXTENSIONS }) }),
     route({
       method: 'GET', path: '/v2.1/extensions/:alias', rule: 'os_compute_api:extensions',

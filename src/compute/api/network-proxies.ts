@@ -4,8 +4,7 @@
 // Neutron-backed cloud: os-networks' fields other than id and label are null
 // (admins see the admin fields, null too), os-tenant-networks' cidr is the
 // string "None". Their changing actions went with nova-network: 410 Gone.
-// os-floating-ips and os-floating-ip-pools are not here: floating IPs are
-// the network service's L3 work.
+// os-floating-ips and os-floating-ip-pools are in floating-ips.ts.
 import { ApiError, notFound } from '../../common/errors.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';

@@ -55,6 +55,11 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-tenant-networks:list`]: projectReaderOfTarget,
   [`${P}:os-tenant-networks:show`]: projectReaderOfTarget,
   [`${P}:os-tenant-networks:manage`]: projectMemberOfTarget,
+  [`${P}:os-floating-ips:list`]: projectReaderOfTarget,
+  [`${P}:os-floating-ips:show`]: projectReaderOfTarget,
+  [`${P}:os-floating-ips:create`]: projectMemberOfTarget,
+  [`${P}:os-floating-ips:delete`]: projectMemberOfTarget,
+  [`${P}:os-floating-ip-pools:list`]: any,
   [`${P}:os-console-auth-tokens`]: admin,
   // flavors
   [`${P}:flavors`]: any,

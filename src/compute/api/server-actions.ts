@@ -13,6 +13,7 @@ import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { consoleAction } from './consoles.ts';
+import { serverFloatingIpAction } from './floating-ips.ts';
 import { serverGroupAction } from './security-groups.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
@@ -241,6 +242,10 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         case 'addSecurityGroup':
         case 'removeSecurityGroup':
           await serverGroupAction(ctx, rc, s, action, arg);
+          return;
+        case 'addFloatingIp':
+        case 'removeFloatingIp':
+          await serverFloatingIpAction(ctx, rc, s, action, arg);
           return;
         default:
           throw badRequest(`There is no such action: ${action}`);
