@@ -6,12 +6,9 @@
 // Tempest's own response schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
-import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { create, neutron, type NetCall } from '../network/lib.ts';
-import { adminNova, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { adminNova, networkedHost, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
 let admin: Nova;
 let alice: Nova;
@@ -26,17 +23,7 @@ const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
   alice = await projectUser(c);
   call = neutron(c);
-  const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'i', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
-  imageId = img.body.id;
-  const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024, 1) });
-  assert.equal(up.status, 204);
-  flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'fip', ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id;
-  const token = readFileSync(join(c.dataDir, 'agent-token'), 'utf8').trim();
-  const reg = await fetch(`${c.url}/agent/v1/hosts/${HOST}`, {
-    method: 'PUT', headers: { 'x-stratus-agent-token': token, 'content-type': 'application/json' },
-    body: JSON.stringify({ protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1' }),
-  });
-  assert.equal(reg.status, 200);
+  ({ imageId, flavorId } = await networkedHost(c, admin, HOST, 'fip'));
   publicNet = await create(call, 'networks', 'network', { name: 'fip-public', 'router:external': true, is_default: true });
   await create(call, 'subnets', 'subnet', { network_id: publicNet.id, cidr: '172.30.4.0/29', ip_version: 4, enable_dhcp: false });
 });

@@ -7,16 +7,13 @@
 // No agent: a host registered by hand, its watch read for the ports' specs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { useCloud, type Cloud } from '../../harness.ts';
-import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { create, neutron, type NetCall } from '../network/lib.ts';
 import { claimInterfaceIndex } from '../../../src/network/interface-index.ts';
 import { retryOnCollision } from '../../../src/network/retry.ts';
 import { ApiError } from '../../../src/common/errors.ts';
-import { adminNova, projectUser, type Nova } from './lib.ts';
+import { adminNova, agentCall, networkedHost, projectUser, type Nova } from './lib.ts';
 
 let admin: Nova;
 let alice: Nova;
@@ -29,19 +26,10 @@ const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
   alice = await projectUser(c);
   call = neutron(c);
-  const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'i', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
-  imageId = img.body.id;
-  const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024, 1) });
-  assert.equal(up.status, 204);
-  flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'ifname', ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id;
-  const reg = await agent(c, 'PUT', HOST, { protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1' });
-  assert.equal(reg.status, 200);
+  ({ imageId, flavorId } = await networkedHost(c, admin, HOST, 'ifname'));
 });
 
-function agent(c: Cloud, method: string, path: string, body: unknown) {
-  const token = readFileSync(join(c.dataDir, 'agent-token'), 'utf8').trim();
-  return fetch(`${c.url}/agent/v1/hosts/${path}`, { method, headers: { 'x-stratus-agent-token': token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-}
+const agent = agentCall;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const db = () => cloud.server.database.db as unknown as Kysely<any>;
 

@@ -1,9 +1,12 @@
 // Helpers for the compute API tests: microversioned calls, users in fresh
-// projects, and validation of response bodies against Tempest's own schemas.
+// projects, validation of response bodies against Tempest's own schemas, and
+// a host registered by hand for servers on networks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tenant, type Cloud, type Reply } from '../../harness.ts';
+import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 
 export interface Nova {
   token: string;
@@ -57,4 +60,26 @@ export class TempestSchemas {
     assert.deepEqual(errors, []);
     this.items = [];
   }
+}
+
+/** The agent API as a host's agent calls it (`/agent/v1/hosts/...`), with the cloud's agent token. */
+export function agentCall(c: Cloud, method: string, path: string, body: unknown): Promise<Response> {
+  const token = readFileSync(join(c.dataDir, 'agent-token'), 'utf8').trim();
+  return fetch(`${c.url}/agent/v1/hosts/${path}`, { method, headers: { 'x-stratus-agent-token': token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+/**
+ * What tests of servers on networks start from without an agent: a public raw
+ * image, a flavor, and a host registered by hand serving servers and the
+ * network kinds (servers are placed there and their ports bound to it).
+ */
+export async function networkedHost(c: Cloud, admin: Nova, host: string, flavorName: string): Promise<{ imageId: string; flavorId: string }> {
+  const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'i', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
+  const imageId = img.body.id as string;
+  const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024, 1) });
+  assert.equal(up.status, 204);
+  const flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: flavorName, ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
+  const reg = await agentCall(c, 'PUT', host, { protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1' });
+  assert.equal(reg.status, 200);
+  return { imageId, flavorId };
 }
