@@ -29,6 +29,10 @@
 //
 // Usage (as root): bin/bench boot [--n 100] [--concurrency 16] [--agent-concurrency 8] [--keep]
 //   [--profile DIR]: the agent runs with --cpu-prof (a V8 CPU profile in DIR when it stops)
+//   [--network]: every server on one tenant network (a /16) behind a security group with a rule
+//   (TCP 80 in), as issue 10's item 8 asks: the agent also plugs a veth, sets its addresses and
+//   routes, and applies the port's nft rules; the raw loop stays the same floor. The network and
+//   the group are deleted at the end and their bridge, DHCP namespace and rules checked gone.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -39,6 +43,8 @@ import { inspectArchive, unpackLayer } from '../src/agent/drivers/container/oci.
 import { overlayOptions } from '../src/agent/drivers/container/host.ts';
 import { buildSpec } from '../src/agent/drivers/container/spec.ts';
 import { run, runOk } from '../src/agent/exec.ts';
+import { sgChains } from '../src/agent/drivers/network/rules.ts';
+import { bridgeName, dhcpNamespace } from '../src/network/protocol.ts';
 import type { DesiredServer } from '../src/compute/engine/protocol.ts';
 import { flag, freePort, numberFlag, pct, request } from './lib.ts';
 
@@ -46,6 +52,7 @@ const N = numberFlag('n', 100);
 const CONCURRENCY = numberFlag('concurrency', 16);
 const AGENT_CONCURRENCY = numberFlag('agent-concurrency', 8);
 const KEEP = process.argv.includes('--keep');
+const NETWORK = process.argv.includes('--network');
 const PROFILE = flag('profile');
 const CGROUP_PARENT = 'stratus-bench';
 const CLI = join(import.meta.dirname, '../src/cli/main.ts');
@@ -205,8 +212,25 @@ async function main() {
       if (i > 300) throw new Error('agent did not register');
       await sleep(100);
     }
+    // --network: one tenant network with room for every server, a security group with one rule
+    let net: { id: string } | null = null;
+    let sg: { id: string } | null = null;
+    const neutron = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+      const r = await request(`${base}/network/v2.0${path}`, method, H, body === undefined ? undefined : JSON.stringify(body));
+      if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
+      return (r.body ? JSON.parse(r.body) : {}) as T;
+    };
+    if (NETWORK) {
+      await neutron('PUT', `/quotas/${projectId}`, { quota: { port: -1 } });
+      net = (await neutron<{ network: { id: string } }>('POST', '/networks', { network: { name: 'bench-net' } })).network;
+      await neutron('POST', '/subnets', { subnet: { network_id: net.id, cidr: '10.200.0.0/16', ip_version: 4 } });
+      sg = (await neutron<{ security_group: { id: string } }>('POST', '/security-groups', { security_group: { name: 'bench-sg' } })).security_group;
+      await neutron('POST', '/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80 } });
+    }
+    const placement = NETWORK ? { networks: [{ uuid: net!.id }], security_groups: [{ name: 'bench-sg' }] } : { networks: 'none' };
+
     // warm-up: one server, so the image is fetched and unpacked before timing
-    const warm = JSON.parse((await request(`${base}/compute/v2.1/servers`, 'POST', H, JSON.stringify({ server: { name: 'warm', imageRef: img.id, flavorRef: flavor.flavor.id, networks: 'none' } }))).body) as { server: { id: string } };
+    const warm = JSON.parse((await request(`${base}/compute/v2.1/servers`, 'POST', H, JSON.stringify({ server: { name: 'warm', imageRef: img.id, flavorRef: flavor.flavor.id, ...placement } }))).body) as { server: { id: string } };
     for (let i = 0; ; i++) {
       const s = JSON.parse((await request(`${base}/compute/v2.1/servers/${warm.server.id}`, 'GET', H)).body) as { server: { status: string } };
       if (s.server.status === 'ACTIVE') break;
@@ -243,7 +267,7 @@ async function main() {
     const ids: string[] = [];
     await pool(Array.from({ length: N }, (_, i) => i), CONCURRENCY, async (i) => {
       const at = Date.now();
-      const r = await request(`${base}/compute/v2.1/servers`, 'POST', H, JSON.stringify({ server: { name: `boot-${i}`, imageRef: img.id, flavorRef: flavor.flavor.id, networks: 'none' } }));
+      const r = await request(`${base}/compute/v2.1/servers`, 'POST', H, JSON.stringify({ server: { name: `boot-${i}`, imageRef: img.id, flavorRef: flavor.flavor.id, ...placement } }));
       if (r.status !== 202) throw new Error(`create ${i}: ${r.status} ${r.body}`);
       const id = (JSON.parse(r.body) as { server: { id: string } }).server.id;
       sent.set(id, at);
@@ -299,6 +323,19 @@ async function main() {
     const delS = (performance.now() - d0) / 1000;
     console.log(`delete: ${ids.length} servers gone in ${delS.toFixed(2)} s (${(ids.length / delS).toFixed(1)} servers/s)`);
     const left: string[] = [];
+    if (net && sg) {
+      // the ports went with their servers; the network's bridge, DHCP namespace and the group's rules go with these
+      await neutron('DELETE', `/networks/${net.id}`);
+      await neutron('DELETE', `/security-groups/${sg.id}`);
+      const bridge = bridgeName(net.id);
+      for (let i = 0; existsSync(`/sys/class/net/${bridge}`) || existsSync(`/run/netns/${dhcpNamespace(net.id)}`); i++) {
+        if (i > 600) { left.push(`the network's bridge or DHCP namespace`); break; }
+        await sleep(50);
+      }
+      const nft = await run('nft', ['list', 'table', 'inet', 'stratus']);
+      const chains = sgChains(sg.id);
+      if (nft.stdout.includes(chains.ingress) || nft.stdout.includes(chains.egress)) left.push('the security group\'s nft chains');
+    }
     const serversDir = join(stateDir, 'servers');
     if (existsSync(serversDir) && readdirSync(serversDir).length) left.push(`${readdirSync(serversDir).length} server directories`);
     if (existsSync(join(stateDir, 'runc')) && readdirSync(join(stateDir, 'runc')).length) left.push('runc containers');
@@ -310,7 +347,7 @@ async function main() {
     if (cgroups.length) left.push(`${cgroups.length} cgroups`);
     const stats = JSON.parse((await request(`${base}/compute/v2.1/os-hypervisors/statistics`, 'GET', H)).body) as { hypervisor_statistics: { vcpus_used: number; running_vms: number } };
     if (stats.hypervisor_statistics.vcpus_used || stats.hypervisor_statistics.running_vms) left.push(`claims: ${JSON.stringify(stats.hypervisor_statistics)}`);
-    console.log(left.length ? `LEFT BEHIND: ${left.join(', ')}` : 'nothing left behind (containers, mounts, namespaces, cgroups, directories, claims)');
+    console.log(left.length ? `LEFT BEHIND: ${left.join(', ')}` : `nothing left behind (containers, mounts, namespaces, cgroups, directories, claims${NETWORK ? ', the network\'s bridge, DHCP namespace and rules' : ''})`);
     if (left.length) process.exitCode = 1;
   } finally {
     await stopChild(agent);
