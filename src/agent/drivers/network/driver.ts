@@ -460,24 +460,6 @@ export class NetworkDriver implements Driver {
     const links = await this.host.links();
     if (links.has(tap)) await this.host.batch('ip', [`link del dev ${tap}`]);
     await fsp.rm(this.file('ports', id), { force: true });
-    if (st?.vif.type === 'veth' && st.device_id) await this.dropIdleServerNamespace(st.device_id);
-  }
-
-  /**
-   * A port converged between its server's deletion and its own makes the
-   * server's namespace again (ports are plugged before the container starts,
-   * so converging one creates it when missing). The last port of a server to
-   * go removes such a namespace: one with no process in it and no link but lo
-   * (a running server's, or one the container driver is about to start in,
-   * holds a process or is still the driver's to delete).
-   */
-  private async dropIdleServerNamespace(deviceId: string): Promise<void> {
-    for (const other of await this.list(PORT_KIND)) {
-      if ((await this.readJson<PortState>('ports', other))?.device_id === deviceId) return;
-    }
-    const ns = serverNamespace(deviceId);
-    if (!(await exists(`${NETNS_DIR}/${ns}`))) return;
-    await this.host.run('sh', ['-c', '[ -z "$(ip netns pids "$0")" ] && [ "$(ip -n "$0" -o link show | wc -l)" = 1 ] && ip netns del "$0"', ns], false);
   }
 
   // ---- security groups
