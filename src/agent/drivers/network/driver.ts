@@ -88,7 +88,11 @@ interface NetworkState { zone: number; vxlan: string | null; physical: string | 
 
 /** The bridge of a network on this host, as ports, DHCP and routers plug into it. */
 export interface NetworkBridge { bridge: string; mtu: number }
-interface PortState { index: number; network_id: string; device_id: string; vif: PortSpec['vif']; ip_config: PortIpConfig }
+interface PortState {
+  index: number; network_id: string; device_id: string; vif: PortSpec['vif']; ip_config: PortIpConfig;
+  /** A veth port was plugged into its server's namespace (set once its inside is converged). */
+  plugged?: boolean;
+}
 
 const ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
 const MAX_ZONE = 0xffff;
@@ -398,10 +402,17 @@ export class NetworkDriver implements Driver {
       changes.push(`link del dev ${tap}`);
       t = undefined;
     }
-    await this.writeJson('ports', id, { index: prev.index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState);
+    const samePlug = prev.device_id === spec.device_id && prev.vif.ifname === spec.vif.ifname && prev.vif.type === spec.vif.type;
+    const state = { index: prev.index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config, plugged: samePlug && prev.plugged === true } satisfies PortState;
+    await this.writeJson('ports', id, state);
     const ns = serverNamespace(spec.device_id);
     if (spec.vif.type === 'veth') {
       if (!(await exists(`${NETNS_DIR}/${ns}`))) {
+        // A port plugged before whose namespace is gone: the container driver removed it with its
+        // server (whose ports compute deletes after it), or the host rebooted (the container driver
+        // makes it again when it starts the server, and a later pass plugs the port). Either way not
+        // this port's to make again: a namespace made here for a deleted server would stay behind.
+        if (state.plugged) return { observed: { state: 'down', device: null }, changes };
         await this.host.runOk('sh', ['-c', 'ip netns add "$0" && ip -n "$0" link set lo up', ns], false);
         changes.push(`netns ${ns}`);
       }
@@ -411,7 +422,10 @@ export class NetworkDriver implements Driver {
     if (!t || t.master !== bridge || t.mtu !== spec.mtu || t.flags.includes('UP') !== spec.admin_state_up) hostLines.push(`link set dev ${tap} master ${bridge} mtu ${spec.mtu} ${up}`);
     await this.host.batch('ip', hostLines);
     changes.push(...hostLines);
-    if (spec.vif.type === 'veth') changes.push(...(await this.convergeInside(ns, spec)));
+    if (spec.vif.type === 'veth') {
+      changes.push(...(await this.convergeInside(ns, spec)));
+      if (!state.plugged) await this.writeJson('ports', id, { ...state, plugged: true } satisfies PortState);
+    }
 
     changes.push(...(spec.port_security_enabled
       ? await this.applyNft(portPieces(id, tap, prev.index, spec))
