@@ -303,7 +303,7 @@ check_has "server create --nic net-id --security-group --user-data" ACTIVE -- \
   --user-data "$udata" --wait cli-web -f value -c status
 check_has "server show lists its fixed address" 10.78.0. -- os server show cli-web -f value -c addresses
 web_id=$(os server show cli-web -f value -c id 2>/dev/null)
-check "the server reads its own meta_data.json from 169.254.169.254" wait_output "\"uuid\": \"$web_id\"" os console log show cli-web
+check "the server reads its own meta_data.json from 169.254.169.254" wait_output "$web_id" os console log show cli-web
 check "floating ip create public" os floating ip create public -f value -c floating_ip_address
 fip=$OUT
 check "server add floating ip" os server add floating ip cli-web "$fip"
