@@ -73,6 +73,40 @@ _cloud_delete_servers() {
     echo "conformance: some servers could not be deleted" >&2
 }
 
+# The agent's network data plane outlives it by design (a DHCP server keeps
+# serving), and the networks of `up`'s first start (public, private, router1)
+# and of the suites are still there when the cloud stops: what this cloud's
+# agent made goes with it, found from the agent's state (its DHCP servers'
+# and haproxies' pid files, its routers' and DHCP namespaces, its networks'
+# bridges and VXLAN devices; a mapped host bridge such as br-ex stays).
+_cloud_drop_network_plane() {
+  local root=${CLOUD_DIR:-}/agent/network d f id pid dev
+  [ -d "$root" ] || return 0
+  for d in "$root"/dhcp/*/; do
+    [ -d "$d" ] || continue
+    for f in "$d"pid "$d"haproxy.pid; do
+      pid=$(cat "$f" 2>/dev/null) || continue
+      # only a process still running this network's own files
+      if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$d"; then kill -TERM "$pid" 2>/dev/null; fi
+    done
+    id=$(basename "$d")
+    ip netns del "qdhcp-$id" 2>/dev/null
+  done
+  for f in "$root"/routers/*.json; do
+    [ -f "$f" ] && ip netns del "qrouter-$(basename "$f" .json)" 2>/dev/null
+  done
+  for f in "$root"/networks/*.json; do
+    [ -f "$f" ] || continue
+    # owned bridges (brq...) and VXLAN devices; a mapped host bridge is the host's
+    for dev in $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(" ".join(x for x in [s.get("vxlan"), s.get("bridge") if s.get("owned", True) else None] if x))' "$f" 2>/dev/null); do
+      ip link del "$dev" 2>/dev/null
+    done
+    id=$(basename "$f" .json)
+    ip link del "brq${id:0:11}" 2>/dev/null
+  done
+  return 0
+}
+
 _cloud_stop() {
   local status=${_exit_status:-0}
   if [ -n "${CLOUD_PID:-}" ] && kill -0 "$CLOUD_PID" 2>/dev/null; then
@@ -96,6 +130,7 @@ _cloud_stop() {
   # The agent's nft tables (its network data plane) outlive it by design; a
   # cloud that made them takes them along (tables that were there before it
   # belong to another Stratus on this machine).
+  _cloud_drop_network_plane
   local fam
   for fam in bridge inet; do
     if [[ "${_cloud_nft_before:-}" != *" $fam "* ]]; then nft delete table "$fam" stratus 2>/dev/null || true; fi
