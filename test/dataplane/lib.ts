@@ -210,8 +210,40 @@ export async function cleanStateDir(stateDir: string): Promise<void> {
     await run('ip', ['netns', 'del', `st-${id}`]);
     for (const ctl of list('/sys/fs/cgroup')) await fsp.rmdir(join('/sys/fs/cgroup', ctl, CGROUP_PARENT, id)).catch(() => undefined);
   }
+  await cleanNetworkState(join(stateDir, 'network'));
   for (const m of mountsUnder(stateDir)) await run('umount', ['-l', m]);
   await fsp.rm(stateDir, { recursive: true, force: true });
+}
+
+/**
+ * What an agent's network driver left running outside its host namespace when
+ * a test ended before the agent removed it (a network deleted just before the
+ * agent stopped): its DHCP servers and metadata haproxies (pid files naming
+ * this state's files) and its DHCP and router namespaces. Bridges and nft
+ * tables live in the test's host namespace, which the test deletes.
+ */
+async function cleanNetworkState(root: string): Promise<void> {
+  for (const id of list(join(root, 'dhcp'))) {
+    const dir = join(root, 'dhcp', id);
+    for (const file of ['pid', 'haproxy.pid']) {
+      const pid = Number(readOr(join(dir, file)).trim());
+      if (Number.isInteger(pid) && pid > 0 && readOr(`/proc/${pid}/cmdline`).includes(dir)) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch { /* it ended in between */ }
+      }
+    }
+    await run('ip', ['netns', 'del', `qdhcp-${id}`]);
+  }
+  for (const f of list(join(root, 'routers')).filter((n) => n.endsWith('.json'))) await run('ip', ['netns', 'del', `qrouter-${f.slice(0, -5)}`]);
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function list(dir: string): string[] {
