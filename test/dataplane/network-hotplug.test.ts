@@ -6,12 +6,9 @@
 // attached with); the next attach takes eth1 again. eth0 stays up throughout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { run } from '../../src/agent/exec.ts';
 import { serverNamespace } from '../../src/network/protocol.ts';
-import { sh, shOk } from './network-lib.ts';
-import { skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
+import { networkPlane, shOk } from './network-lib.ts';
+import { skipUnlessRoot, sleep } from './lib.ts';
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -30,16 +27,7 @@ async function links(ns: string): Promise<Map<string, string[]>> {
 }
 
 test('os-interface: a port attached to a running server appears as eth1 with its address, and goes when detached; eth2 keeps its name', { skip: skipUnlessRoot, timeout: 300_000 }, async (t) => {
-  const hostNs = `hp${randomBytes(3).toString('hex')}-host`;
-  let plane: Plane | null = null;
-  t.after(async () => {
-    await plane?.cleanup();
-    if (existsSync(`/run/netns/${hostNs}`)) await run('ip', ['netns', 'del', hostNs]);
-  });
-  await run('ip', ['netns', 'add', hostNs]);
-  await sh(hostNs, ['ip', 'link', 'set', 'lo', 'up']);
-  plane = await startPlane({ agent: 'inproc', network: { hostNetns: hostNs } });
-  const p = plane;
+  const { plane: p } = await networkPlane(t, 'hp');
   const neutron = (method: string, path: string, body?: unknown) => p.api(method, `/network/v2.0${path}`, body);
 
   const net = (await neutron('POST', '/networks', { network: { name: 'hot' } })).body.network;

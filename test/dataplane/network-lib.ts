@@ -11,6 +11,7 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { startPlane, type Plane } from './lib.ts';
 import { run, type RunResult } from '../../src/agent/exec.ts';
 import { NetworkDriver, type NetworkDriverOptions } from '../../src/agent/drivers/network/driver.ts';
 import { dnsmasqPid } from '../../src/agent/drivers/network/dhcp.ts';
@@ -180,3 +181,21 @@ export async function hostLeftovers(hostNs: string, networkIds: string[] = [], r
 }
 
 export { dnsmasqPid };
+
+/**
+ * A whole plane (server and in-process agent) whose network driver keeps its
+ * bridges and nft tables in a fresh host namespace; plane and namespace go
+ * when the test ends, also after a failure.
+ */
+export async function networkPlane(t: { after(fn: () => Promise<void>): void }, tag: string): Promise<{ plane: Plane; hostNs: string }> {
+  const hostNs = `${tag}${randomBytes(3).toString('hex')}-host`;
+  let plane: Plane | null = null;
+  t.after(async () => {
+    await plane?.cleanup();
+    if (existsSync(`/run/netns/${hostNs}`)) await run('ip', ['netns', 'del', hostNs]);
+  });
+  await run('ip', ['netns', 'add', hostNs]);
+  await sh(hostNs, ['ip', 'link', 'set', 'lo', 'up']);
+  plane = await startPlane({ agent: 'inproc', network: { hostNetns: hostNs } });
+  return { plane, hostNs };
+}

@@ -5,12 +5,9 @@
 // removes their ports and the network from the host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { run } from '../../src/agent/exec.ts';
 import { bridgeName, serverNamespace, tapName } from '../../src/network/protocol.ts';
-import { pingSoon, sh, shOk } from './network-lib.ts';
-import { skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
+import { networkPlane, pingSoon, shOk } from './network-lib.ts';
+import { skipUnlessRoot, sleep } from './lib.ts';
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -23,16 +20,7 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 test('servers with networks: ports made and bound, plugged into the containers, ping, gone with the servers', { skip: skipUnlessRoot, timeout: 300_000 }, async (t) => {
-  const hostNs = `nw${randomBytes(3).toString('hex')}-host`;
-  let plane: Plane | null = null;
-  t.after(async () => {
-    await plane?.cleanup();
-    if (existsSync(`/run/netns/${hostNs}`)) await run('ip', ['netns', 'del', hostNs]);
-  });
-  await run('ip', ['netns', 'add', hostNs]);
-  await sh(hostNs, ['ip', 'link', 'set', 'lo', 'up']);
-  plane = await startPlane({ agent: 'inproc', network: { hostNetns: hostNs } });
-  const p = plane;
+  const { plane: p, hostNs } = await networkPlane(t, 'nw');
   const neutron = (method: string, path: string, body?: unknown) => p.api(method, `/network/v2.0${path}`, body);
 
   const net = (await neutron('POST', '/networks', { network: { name: 'apps' } })).body.network;
