@@ -36,6 +36,24 @@ export interface ServerSpec {
   /** The server is being deleted: tear everything down, then report `deleted`. */
   deleted: boolean;
   config_drive: ConfigDrive;
+  /**
+   * The server's ports in interface order (since protocol 2.2; absent from an
+   * older server). A VM's driver gives each one a NIC on `device`, the tap the
+   * network driver makes on the port's bridge; a container's ports are veths
+   * the network driver moves into its namespace, so the container driver
+   * ignores them.
+   */
+  ports?: ServerPortSpec[];
+}
+
+export interface ServerPortSpec {
+  id: string;
+  mac_address: string;
+  /** The host-side device of the port (network/protocol.ts tapName). */
+  device: string;
+  mtu: number;
+  /** The interface index: the guest's ethN, also the NIC's PCI slot order. */
+  index: number;
 }
 
 /** A server's spec with its identity, as drivers take it. */
