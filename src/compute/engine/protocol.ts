@@ -64,6 +64,12 @@ export interface DesiredServer extends ServerSpec {
 }
 
 export interface ConfigDrive {
+  /**
+   * The user asked for a config drive (`config_drive: true`, or the image's
+   * `img_config_drive=mandatory`); since protocol 2.2. A VM gets the `config-2`
+   * disk only then; a container always has the files (they cost nothing).
+   */
+  requested?: boolean;
   meta_data: Record<string, unknown>;
   /** Base64, as the user gave it; null when none. */
   user_data: string | null;
