@@ -43,7 +43,7 @@ import { inspectArchive, unpackLayer } from '../src/agent/drivers/container/oci.
 import { overlayOptions } from '../src/agent/drivers/container/host.ts';
 import { buildSpec } from '../src/agent/drivers/container/spec.ts';
 import { run, runOk } from '../src/agent/exec.ts';
-import { sgChains } from '../src/agent/drivers/network/rules.ts';
+import { portChains, sgChains } from '../src/agent/drivers/network/rules.ts';
 import { bridgeName, dhcpNamespace } from '../src/network/protocol.ts';
 import type { DesiredServer } from '../src/compute/engine/protocol.ts';
 import { flag, freePort, numberFlag, pct, request } from './lib.ts';
@@ -309,6 +309,8 @@ async function main() {
     }
     one.sort((a, b) => a - b);
     if (one.length) console.log(`delete of one running server (DELETE to 404, ${one.length} in turn): p50 ${pct(one, 50).toFixed(0)} ms, max ${(one.at(-1) ?? 0).toFixed(0)} ms`);
+    // the ports' nft chains are checked gone at the end: their ids before the servers take them along
+    const portIds = net ? (await neutron<{ ports: Array<{ id: string }> }>('GET', `/ports?network_id=${net.id}&device_owner=compute:nova`)).ports.map((p) => p.id) : [];
     const d0 = performance.now();
     await pool(ids, CONCURRENCY, async (id) => {
       const r = await request(`${base}/compute/v2.1/servers/${id}`, 'DELETE', H);
@@ -332,9 +334,16 @@ async function main() {
         if (i > 600) { left.push(`the network's bridge or DHCP namespace`); break; }
         await sleep(50);
       }
-      const nft = await run('nft', ['list', 'table', 'inet', 'stratus']);
+      // the agent removes the ports' and the group's chains after the API has forgotten them: wait for it
       const chains = sgChains(sg.id);
-      if (nft.stdout.includes(chains.ingress) || nft.stdout.includes(chains.egress)) left.push('the security group\'s nft chains');
+      const named = [chains.ingress, chains.egress, ...portIds.map((p) => portChains(p).ingress)];
+      for (let i = 0; ; i++) {
+        const nft = (await run('nft', ['list', 'table', 'inet', 'stratus'])).stdout;
+        const still = named.filter((c) => nft.includes(c));
+        if (!still.length) break;
+        if (i > 600) { left.push(`${still.length} nft chains of the ports and the security group`); break; }
+        await sleep(50);
+      }
     }
     const serversDir = join(stateDir, 'servers');
     if (existsSync(serversDir) && readdirSync(serversDir).length) left.push(`${readdirSync(serversDir).length} server directories`);

@@ -40,7 +40,7 @@ import { parsePrefix, prefixText } from './addr.ts';
 import { convergeDhcp, destroyDhcp } from './dhcp.ts';
 import { convergeRouter, destroyRouter, type RouterHost } from './router.ts';
 import { exists, HostNet, NETNS_DIR, type LinkInfo } from './host.ts';
-import { emptyPieces, parseState, plan, planRemoval, setsWithPrefix, type Pieces } from './nft.ts';
+import { emptyPieces, parseState, plan, planRemoval, setsWithPrefix, type NftState, type Pieces } from './nft.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
 import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
 
@@ -104,6 +104,9 @@ export function resolvConf(configs: PortIpConfig[]): string {
   return [...ns.map((n) => `nameserver ${n}`), ...(search.length ? [`search ${search.join(' ')}`] : [])].join('\n') + '\n';
 }
 
+type NftGone = Parameters<typeof planRemoval>[2];
+interface NftRequest { want: Pieces; gone?: NftGone; extra?: (st: NftState) => string[]; resolve: (lines: string[]) => void; reject: (err: unknown) => void }
+
 export class NetworkDriver implements Driver {
   readonly name = 'network';
   readonly serves = { [NETWORK_KIND]: [], [PORT_KIND]: [], [SECURITY_GROUP_KIND]: [], [ROUTER_KIND]: [] };
@@ -112,8 +115,10 @@ export class NetworkDriver implements Driver {
   private readonly host: HostNet;
   private readonly root: string;
   private readonly log: Logger;
-  /** nft read-plan-apply and index allocation run one at a time. */
-  private nftLock: Promise<unknown> = Promise.resolve();
+  /** nft changes asked while a transaction runs: the next one takes them all (group commit). */
+  private nftPending: NftRequest[] = [];
+  private nftDraining = false;
+  /** Index allocation runs one at a time. */
   private allocLock: Promise<unknown> = Promise.resolve();
   /** `arping` is installed (gratuitous ARP for floating IPs). */
   private arping = false;
@@ -146,7 +151,7 @@ export class NetworkDriver implements Driver {
     // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
     if (!(await exists('/proc/sys/net/bridge'))) await run('modprobe', ['br_netfilter']);
     await this.host.runOk('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1']);
-    await this.applyNft(basePieces());
+    await this.applyNft(emptyPieces());
     this.arping = (await run('sh', ['-c', 'command -v arping'])).code === 0;
     this.conntrack = (await run('sh', ['-c', 'command -v conntrack'])).code === 0;
   }
@@ -233,18 +238,48 @@ export class NetworkDriver implements Driver {
 
   // ---- nftables
 
-  /** Makes our tables hold `want` (plus the skeleton), removing `gone` first; returns the number of commands run. */
-  private applyNft(want: Pieces, gone?: Parameters<typeof planRemoval>[2], extra?: (st: ReturnType<typeof parseState>) => string[]): Promise<string[]> {
-    const step = this.nftLock.then(async () => {
-      const st = parseState(await this.host.nftState(this.o.table));
-      const base = basePieces();
-      const all: Pieces = { chains: [...base.chains, ...want.chains], sets: [...base.sets, ...want.sets], elems: [...base.elems, ...want.elems] };
-      const lines = [...(gone ? planRemoval(this.o.table, st, gone) : []), ...plan(this.o.table, st, all), ...(extra ? extra(st) : [])];
-      await this.host.batch('nft', lines);
-      return lines.map((l) => `nft ${l}`);
+  /**
+   * Makes our tables hold `want` (plus the skeleton), removing `gone` first;
+   * returns the commands run for this request. Requests made while a
+   * transaction runs wait and then go together: one read of the tables, one
+   * `nft -f` (reading a table costs as much as the table holds, so one
+   * transaction per port would make n ports cost n^2). A batch the kernel
+   * refuses is applied again one request at a time, so a bad request fails
+   * alone.
+   */
+  private applyNft(want: Pieces, gone?: NftGone, extra?: (st: NftState) => string[]): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.nftPending.push({ want, gone, extra, resolve, reject });
+      if (!this.nftDraining) void this.drainNft();
     });
-    this.nftLock = step.catch(() => undefined);
-    return step;
+  }
+
+  private async drainNft(): Promise<void> {
+    this.nftDraining = true;
+    try {
+      while (this.nftPending.length) {
+        const batch = this.nftPending.splice(0);
+        try {
+          const lines = await this.nftTransaction(batch);
+          batch.forEach((r, i) => r.resolve(lines[i]));
+        } catch (err) {
+          if (batch.length === 1) { batch[0].reject(err); continue; }
+          for (const r of batch) await this.nftTransaction([r]).then(([l]) => r.resolve(l), r.reject);
+        }
+      }
+    } finally {
+      this.nftDraining = false;
+    }
+  }
+
+  /** One read of our tables and one transaction for the requests; each one's commands. */
+  private async nftTransaction(batch: NftRequest[]): Promise<string[][]> {
+    const st = parseState(await this.host.nftState(this.o.table));
+    const base = plan(this.o.table, st, basePieces());
+    const each = batch.map((r) => [...(r.gone ? planRemoval(this.o.table, st, r.gone) : []), ...plan(this.o.table, st, r.want), ...(r.extra ? r.extra(st) : [])]);
+    // in the order asked, each request's own order kept (a chain is flushed before it is deleted)
+    await this.host.batch('nft', [...base, ...each.flat()]);
+    return each.map((l, i) => (i === 0 ? [...base, ...l] : l).map((x) => `nft ${x}`));
   }
 
   // ---- networks
@@ -341,7 +376,7 @@ export class NetworkDriver implements Driver {
     const st = await this.readJson<NetworkState>('networks', networkId);
     if (!st) throw transient(NetworkErrorCode.networkMissing, `network ${networkId} of ${what} is not set up on this host yet`);
     const bridge = st.bridge ?? bridgeName(networkId);
-    const b = (await this.host.links()).get(bridge);
+    const b = (await this.host.linksNamed([bridge])).get(bridge);
     if (!b) throw transient(NetworkErrorCode.networkMissing, `bridge ${bridge} of network ${networkId} is missing`);
     return { bridge, mtu: st.mtu ?? b.mtu };
   }
@@ -387,12 +422,12 @@ export class NetworkDriver implements Driver {
   private async convergePort(id: string, spec: PortSpec): Promise<Converged<PortObserved>> {
     const changes: string[] = [];
     const { bridge } = await this.networkBridge(spec.network_id, `port ${id}`);
-    let links = await this.host.links();
+    const tap = tapName(id);
+    let links = await this.host.linksNamed([tap]);
     if (!/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(spec.vif.ifname) && spec.vif.type === 'veth') throw userError(NetworkErrorCode.specInvalid, `bad interface name ${spec.vif.ifname}`);
 
     await this.allocate('ports', 'index', MAX_PORTS, id, (index) => ({ index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState));
     const prev = (await this.readJson<PortState>('ports', id))!;
-    const tap = tapName(id);
     const hostLines: string[] = [];
     let t = links.get(tap);
     const kind = spec.vif.type === 'veth' ? 'veth' : 'tun';
@@ -430,7 +465,7 @@ export class NetworkDriver implements Driver {
     changes.push(...(spec.port_security_enabled
       ? await this.applyNft(portPieces(id, tap, prev.index, spec))
       : await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, prev.index))));
-    links = changes.length ? await this.host.links() : links;
+    links = changes.length ? await this.host.linksNamed([tap]) : links;
     const dev = links.get(tap);
     if (changes.length) this.log.debug({ port: id, changes }, 'port converged');
     return { observed: { state: dev?.flags.includes('UP') && spec.admin_state_up ? 'active' : 'down', device: dev ? tap : null }, changes };
@@ -471,7 +506,7 @@ export class NetworkDriver implements Driver {
     const st = await this.readJson<PortState>('ports', id);
     const tap = tapName(id);
     await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, st?.index ?? null));
-    const links = await this.host.links();
+    const links = await this.host.linksNamed([tap]);
     if (links.has(tap)) await this.host.batch('ip', [`link del dev ${tap}`]);
     await fsp.rm(this.file('ports', id), { force: true });
   }

@@ -94,6 +94,12 @@ export class HostNet {
     return new Map((JSON.parse(text || '[]') as LinkInfo[]).map((l) => [l.ifname, l]));
   }
 
+  /** The named links that exist (one read; a dump of every link costs as much as the host has ports). */
+  async linksNamed(names: string[]): Promise<Map<string, LinkInfo>> {
+    const texts = await this.read(names.map((n) => `ip -j -d link show dev ${shQuote(n)}`));
+    return new Map(texts.flatMap((t) => JSON.parse(t || '[]') as LinkInfo[]).map((l) => [l.ifname, l]));
+  }
+
   /** Reads of one interface inside a namespace (not the host's): its addresses and routes. */
   async inside(netns: string, ifname: string): Promise<{ link: AddrInfo | null; routes: RouteInfo[] }> {
     const ns = shQuote(netns), dev = shQuote(ifname);
