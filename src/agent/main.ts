@@ -68,6 +68,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   const network = f.network === false ? null : new NetworkDriver({
     stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null, bridgeMappings: f.bridgeMappings,
     metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
+    serverHere: (id) => driver.hasServer(id),
   });
   return withStreams(new Agent({
     client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,

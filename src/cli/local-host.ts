@@ -210,7 +210,8 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
  */
 export async function removeNetworking(stateDir: string, netns: string, log: Logger): Promise<string[]> {
   const done: string[] = [];
-  const network = new NetworkDriver({ stateDir, hostNetns: netns, log });
+  // the host's servers are removed first: no namespace a port made is still a server's
+  const network = new NetworkDriver({ stateDir, hostNetns: netns, log, serverHere: async () => false });
   try {
     for (const kind of [PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
       for (const id of await network.list(kind)) {

@@ -144,6 +144,11 @@ export class ContainerDriver implements ComputeDriver {
     return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
   }
 
+  /** Whether the server is on this host: converged here and not destroyed (the network driver asks, for namespaces its ports made). */
+  async hasServer(id: string): Promise<boolean> {
+    return UUIDISH.test(id) && exists(join(this.dir(id), 'state.json'));
+  }
+
   /** The last state.json written or read per server, to skip writes that change nothing. */
   private readonly persisted = new Map<string, string>();
 

@@ -65,6 +65,12 @@ export interface NetworkDriverOptions {
   table?: string;
   /** The metadata service's relay (dhcp.ts runs its haproxy in each DHCP namespace); none: no metadata service. */
   metadata?: MetadataProxy | null;
+  /**
+   * Whether a server is on this host (the container driver's, which owns the
+   * servers' namespaces): a port that made its server's namespace, coming
+   * before the server, removes it when it goes unless the server is here.
+   */
+  serverHere: (serverId: string) => Promise<boolean>;
 }
 
 export const NETWORK_KINDS = [NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND, ROUTER_KIND] as const;
@@ -92,6 +98,8 @@ interface PortState {
   index: number; network_id: string; device_id: string; vif: PortSpec['vif']; ip_config: PortIpConfig;
   /** A veth port was plugged into its server's namespace (set once its inside is converged). */
   plugged?: boolean;
+  /** The port made its server's namespace (it came before the server). */
+  made_namespace?: boolean;
 }
 
 const ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
@@ -438,16 +446,24 @@ export class NetworkDriver implements Driver {
       t = undefined;
     }
     const samePlug = prev.device_id === spec.device_id && prev.vif.ifname === spec.vif.ifname && prev.vif.type === spec.vif.type;
-    const state = { index: prev.index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config, plugged: samePlug && prev.plugged === true } satisfies PortState;
+    if (prev.device_id !== spec.device_id) await this.releaseNamespace(prev);
+    const state: PortState = {
+      index: prev.index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config,
+      plugged: samePlug && prev.plugged === true, made_namespace: prev.device_id === spec.device_id && prev.made_namespace === true,
+    };
     await this.writeJson('ports', id, state);
     const ns = serverNamespace(spec.device_id);
     if (spec.vif.type === 'veth') {
       if (!(await exists(`${NETNS_DIR}/${ns}`))) {
         // A port plugged before whose namespace is gone: the container driver removed it with its
         // server (whose ports compute deletes after it), or the host rebooted (the container driver
-        // makes it again when it starts the server, and a later pass plugs the port). Either way not
-        // this port's to make again: a namespace made here for a deleted server would stay behind.
+        // makes it again when it starts the server, and a later pass plugs the port).
         if (state.plugged) return { observed: { state: 'down', device: null }, changes };
+        // Not plugged yet: the port came first (it goes in now, the container starts in the namespace),
+        // or its server went before it came; the port remembers it made the namespace, and takes it
+        // away when it goes unless the server is here (destroyPort).
+        state.made_namespace = true;
+        await this.writeJson('ports', id, state);
         await this.host.runOk('sh', ['-c', 'ip netns add "$0" && ip -n "$0" link set lo up', ns], false);
         changes.push(`netns ${ns}`);
       }
@@ -508,7 +524,15 @@ export class NetworkDriver implements Driver {
     await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, st?.index ?? null));
     const links = await this.host.linksNamed([tap]);
     if (links.has(tap)) await this.host.batch('ip', [`link del dev ${tap}`]);
+    if (st) await this.releaseNamespace(st);
     await fsp.rm(this.file('ports', id), { force: true });
+  }
+
+  /** Removes the server namespace a port made, unless its server is on this host (whose driver then owns it). */
+  private async releaseNamespace(st: PortState): Promise<void> {
+    if (!st.made_namespace || (await this.o.serverHere(st.device_id))) return;
+    const ns = serverNamespace(st.device_id);
+    if (await exists(`${NETNS_DIR}/${ns}`)) await this.host.runOk('ip', ['netns', 'del', ns], false);
   }
 
   // ---- security groups
