@@ -79,7 +79,8 @@ export function env(): Env {
       await sh(ns, ['ip', 'link', 'set', 'lo', 'up']);
       const stateDir = mkdtempSync(join(tmpdir(), `${prefix}-${name}-`));
       e.stateDirs.push(stateDir);
-      const d = new NetworkDriver({ stateDir, hostNetns: ns, underlayIp, log: pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' }), serverHere: async () => false, ...o }) as NetworkDriver & { ns: string };
+      // the tests' servers count as on the host: the namespaces their first ports made stay (cleanup removes them)
+      const d = new NetworkDriver({ stateDir, hostNetns: ns, underlayIp, log: pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' }), serverHere: async () => true, ...o }) as NetworkDriver & { ns: string };
       d.ns = ns;
       e.drivers.push(d);
       await d.start();

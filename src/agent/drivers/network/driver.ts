@@ -39,7 +39,7 @@ import type { Driver } from '../driver.ts';
 import { parsePrefix, prefixText } from './addr.ts';
 import { convergeDhcp, destroyDhcp } from './dhcp.ts';
 import { convergeRouter, destroyRouter, type RouterHost } from './router.ts';
-import { exists, HostNet, NETNS_DIR, type LinkInfo } from './host.ts';
+import { exists, HostNet, NETNS_DIR, type AddrInfo, type LinkInfo, type RouteInfo } from './host.ts';
 import { emptyPieces, parseState, plan, planRemoval, setsWithPrefix, type NftState, type Pieces } from './nft.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
 import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
@@ -380,13 +380,15 @@ export class NetworkDriver implements Driver {
    * server and router interfaces plug into) and its MTU; a transient
    * `network_missing` while the network is not (yet) set up here.
    */
-  async networkBridge(networkId: string, what: string): Promise<NetworkBridge> {
+  async networkBridge(networkId: string, what: string, alsoRead: string[] = []): Promise<NetworkBridge & { links: Map<string, LinkInfo> }> {
     const st = await this.readJson<NetworkState>('networks', networkId);
     if (!st) throw transient(NetworkErrorCode.networkMissing, `network ${networkId} of ${what} is not set up on this host yet`);
     const bridge = st.bridge ?? bridgeName(networkId);
-    const b = (await this.host.linksNamed([bridge])).get(bridge);
+    // the caller's own links in the same read
+    const links = await this.host.linksNamed([bridge, ...alsoRead]);
+    const b = links.get(bridge);
     if (!b) throw transient(NetworkErrorCode.networkMissing, `bridge ${bridge} of network ${networkId} is missing`);
-    return { bridge, mtu: st.mtu ?? b.mtu };
+    return { bridge, mtu: st.mtu ?? b.mtu, links };
   }
 
   /** Static FDB of the VXLAN device: flooding to every peer, each remote MAC to its host. */
@@ -429,9 +431,8 @@ export class NetworkDriver implements Driver {
 
   private async convergePort(id: string, spec: PortSpec): Promise<Converged<PortObserved>> {
     const changes: string[] = [];
-    const { bridge } = await this.networkBridge(spec.network_id, `port ${id}`);
     const tap = tapName(id);
-    let links = await this.host.linksNamed([tap]);
+    const { bridge, links } = await this.networkBridge(spec.network_id, `port ${id}`, [tap]);
     if (!/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(spec.vif.ifname) && spec.vif.type === 'veth') throw userError(NetworkErrorCode.specInvalid, `bad interface name ${spec.vif.ifname}`);
 
     await this.allocate('ports', 'index', MAX_PORTS, id, (index) => ({ index, network_id: spec.network_id, device_id: spec.device_id, vif: spec.vif, ip_config: spec.ip_config } satisfies PortState));
@@ -453,6 +454,8 @@ export class NetworkDriver implements Driver {
     };
     await this.writeJson('ports', id, state);
     const ns = serverNamespace(spec.device_id);
+    // what the server's end is when it is made in this pass (nothing to read inside)
+    let made: 'veth' | 'namespace' | null = null;
     if (spec.vif.type === 'veth') {
       if (!(await exists(`${NETNS_DIR}/${ns}`))) {
         // A port plugged before whose namespace is gone: the container driver removed it with its
@@ -464,36 +467,48 @@ export class NetworkDriver implements Driver {
         // away when it goes unless the server is here (destroyPort).
         state.made_namespace = true;
         await this.writeJson('ports', id, state);
-        await this.host.runOk('sh', ['-c', 'ip netns add "$0" && ip -n "$0" link set lo up', ns], false);
-        changes.push(`netns ${ns}`);
+        // in the same batch as the veth going into it (its loopback comes up with the inside's lines)
+        hostLines.push(`netns add ${ns}`);
+        made = 'namespace';
       }
-      if (!t) hostLines.push(`link add ${tap} mtu ${spec.mtu} type veth peer name ${spec.vif.ifname} mtu ${spec.mtu} address ${spec.mac_address} netns ${ns}`);
+      if (!t) {
+        hostLines.push(`link add ${tap} mtu ${spec.mtu} type veth peer name ${spec.vif.ifname} mtu ${spec.mtu} address ${spec.mac_address} netns ${ns}`);
+        made ??= 'veth';
+      }
     } else if (!t) hostLines.push(`tuntap add dev ${tap} mode tap`);
     const up = spec.admin_state_up ? 'up' : 'down';
     if (!t || t.master !== bridge || t.mtu !== spec.mtu || t.flags.includes('UP') !== spec.admin_state_up) hostLines.push(`link set dev ${tap} master ${bridge} mtu ${spec.mtu} ${up}`);
     await this.host.batch('ip', hostLines);
     changes.push(...hostLines);
     if (spec.vif.type === 'veth') {
-      changes.push(...(await this.convergeInside(ns, spec)));
+      changes.push(...(await this.convergeInside(ns, spec, made)));
       if (!state.plugged) await this.writeJson('ports', id, { ...state, plugged: true } satisfies PortState);
     }
 
     changes.push(...(spec.port_security_enabled
       ? await this.applyNft(portPieces(id, tap, prev.index, spec))
       : await this.applyNft({ chains: [], sets: [], elems: [] }, portRemoval(id, tap, prev.index))));
-    links = changes.length ? await this.host.linksNamed([tap]) : links;
-    const dev = links.get(tap);
     if (changes.length) this.log.debug({ port: id, changes }, 'port converged');
-    return { observed: { state: dev?.flags.includes('UP') && spec.admin_state_up ? 'active' : 'down', device: dev ? tap : null }, changes };
+    // after a batch that succeeded the device is as it set it; otherwise as read
+    const present = hostLines.length > 0 || t !== undefined;
+    const isUp = hostLines.length > 0 ? spec.admin_state_up : t?.flags.includes('UP') === true;
+    return { observed: { state: present && isUp && spec.admin_state_up ? 'active' : 'down', device: present ? tap : null }, changes };
   }
 
-  /** The server's end of a veth: MAC, MTU, addresses, default routes and host routes. */
-  private async convergeInside(ns: string, spec: PortSpec): Promise<string[]> {
+  /**
+   * The server's end of a veth: MAC, MTU, addresses, default routes and host
+   * routes. `made`: the veth (or its namespace too) was made in this pass, so
+   * its state is known (MAC and MTU from the add, down, no address or route)
+   * without reading it.
+   */
+  private async convergeInside(ns: string, spec: PortSpec, made: 'veth' | 'namespace' | null): Promise<string[]> {
     const dev = spec.vif.ifname;
-    const seen = await this.host.inside(ns, dev);
+    const seen: { link: AddrInfo | null; routes: RouteInfo[] } = made
+      ? { link: { ifname: dev, address: spec.mac_address.toLowerCase(), mtu: spec.mtu, flags: [], addr_info: [] }, routes: [] }
+      : await this.host.inside(ns, dev);
     const l = seen.link;
     if (!l) throw transient(NetworkErrorCode.hostFailure, `interface ${dev} is missing in ${ns}`);
-    const lines: string[] = [];
+    const lines: string[] = made === 'namespace' ? ['link set dev lo up'] : [];
     const up = spec.admin_state_up;
     if (l.address !== spec.mac_address.toLowerCase() || l.mtu !== spec.mtu || l.flags.includes('UP') !== up) lines.push(`link set dev ${dev} address ${spec.mac_address} mtu ${spec.mtu} ${up ? 'up' : 'down'}`);
     const want = new Set(spec.ip_config.addresses.map((a) => `${a.ip_address}/${a.prefixlen}`));
