@@ -302,8 +302,10 @@ export class NetworkDriver implements Driver {
     await this.allocate('networks', 'zone', MAX_ZONE, id, (zone) => ({ zone, vxlan: null, physical: null } satisfies NetworkState));
     const st = (await this.readJson<NetworkState>('networks', id))!;
     const vx = seg.type === 'vxlan' ? vxlanName(seg.vni!) : null;
-    // a device of an earlier spec (another VNI, interface or bridge) goes first
-    const links = await this.host.links();
+    // a device of an earlier spec (another VNI, interface or bridge) goes first; only the network's
+    // own devices are read (a dump of every link costs as much as the host has ports)
+    const dhcpTap = spec.dhcp ? tapName(spec.dhcp.port_id) : null;
+    const links = await this.host.linksNamed([...new Set([bridge, st.bridge ?? bridgeName(id), vx, st.vxlan, physical, st.physical, dhcpTap].filter((n): n is string => !!n))]);
     const lines: string[] = [];
     const oldBridge = st.bridge ?? bridgeName(id);
     if (st.vxlan && st.vxlan !== vx && links.has(st.vxlan)) lines.push(`link del dev ${st.vxlan}`);
@@ -349,7 +351,8 @@ export class NetworkDriver implements Driver {
 
     const dhcpDir = join(this.dir('dhcp'), id);
     if (spec.dhcp) {
-      const fresh = await this.host.links();
+      // the DHCP port's link as read, unless the batch above changed bridges under it
+      const fresh = lines.length ? await this.host.linksNamed([dhcpTap!]) : links;
       changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh, this.o.metadata)).changes);
     } else if (await exists(dhcpDir)) {
       await destroyDhcp(this.host, dhcpDir, id, this.o.metadata);
