@@ -47,6 +47,8 @@ interface KindState {
   reconciler: Reconciler;
   queue: WorkQueue;
   desired: Map<string, Resource>;
+  /** Sweeps so far (the re-check of desired resources runs at every `recheckEvery`th). */
+  sweeps: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -91,7 +93,7 @@ export class Agent {
         concurrency, baseDelayMs: o.retry?.baseMs, maxDelayMs: o.retry?.maxMs,
         onError: (id, err, attempt, delay) => this.log.warn({ kind, id, attempt, retryInMs: delay, err: (err as Error).message }, 'reconcile failed; retrying'),
       });
-      this.kinds.set(kind, { reconciler, queue, desired });
+      this.kinds.set(kind, { reconciler, queue, desired, sweeps: 0 });
     }
   }
 
@@ -245,7 +247,8 @@ export class Agent {
   private async sweep(): Promise<void> {
     if (this.stopped) return;
     for (const k of this.kinds.values()) {
-      for (const id of k.desired.keys()) if (!k.queue.isRunning(id)) k.queue.add(id, false);
+      const recheck = k.sweeps++ % Math.max(1, k.reconciler.recheckEvery ?? 1) === 0;
+      if (recheck) for (const id of k.desired.keys()) if (!k.queue.isRunning(id)) k.queue.add(id, false);
       const local = await k.reconciler.local().catch(() => [] as string[]);
       for (const id of local) if (!k.desired.has(id) && !k.queue.isRunning(id)) k.queue.add(id, false);
       await k.reconciler.sweep?.(new Set(k.desired.keys())).catch((err: Error) => this.log.warn({ err: err.message }, 'sweep failed'));

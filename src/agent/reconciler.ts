@@ -25,6 +25,12 @@ export interface Reconciler {
   serve?(req: PendingRequest): Promise<Record<string, unknown>>;
   /** Periodic housekeeping; `known` are the ids the agent holds desired state for. */
   sweep?(known: Set<string>): Promise<void>;
+  /**
+   * The agent re-converges every desired resource of the kind at every Nth
+   * sweep (default 1: each); a kind whose re-check costs processes per
+   * resource (reads of links, namespaces, the nft ruleset) takes a larger N.
+   */
+  readonly recheckEvery?: number;
 }
 
 /** Builds the reconciler of a kind from the drivers that serve it. */

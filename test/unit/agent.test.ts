@@ -339,3 +339,21 @@ it('work queue: per-key dedupe, dirty re-run, bounded concurrency, exponential b
   assert.equal(most, 2, 'never more than the concurrency');
   q.stop();
 });
+
+it('a kind with recheckEvery N has its desired resources re-checked at every Nth sweep only; others at each', async () => {
+  let passes = 0;
+  const every = (n: number): ReconcilerFactory => (drivers, ctx) => {
+    const base = serverReconciler(drivers, ctx);
+    return { ...base, recheckEvery: n, reconcile: (id, res) => (passes++, base.reconcile(id, res)) };
+  };
+  for (const [n, want] of [[3, 2], [1, 6]] as const) {
+    const a = agent(new FakeTransport([server('s9', 1, { vm_state: 'active', task_state: null })]), [new FakeDriver()], { reconcilers: { server: every(n) } });
+    await a.start();
+    await a.idle();
+    passes = 0;
+    for (let i = 0; i < 6; i++) await (a as unknown as { sweep(): Promise<void> }).sweep();
+    await a.idle();
+    await a.stop();
+    assert.equal(passes, want, `recheckEvery ${n}: ${want} re-checks in 6 sweeps`);
+  }
+});

@@ -4,7 +4,7 @@
 // ...networkReconcilers }` with the driver in its driver list. A converge
 // reports the kind's observed state; a failure is reported with its class
 // and, when transient (a port or router before its network), thrown so the queue retries with backoff. Every pass converges (nothing
-// changes when nothing drifted), so the agent's periodic pass repairs drift.
+// changes when nothing drifted), so the agent's periodic pass (every sixth sweep) repairs drift.
 import type { Resource } from '../../../fleet/protocol.ts';
 import { NETWORK_KIND, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, type NetworkSpec, type PortSpec, type RouterSpec, type SecurityGroupSpec } from '../../../network/protocol.ts';
 import { ErrorClass } from '../../../fleet/protocol.ts';
@@ -20,6 +20,10 @@ function reconcilerOf(kind: NetworkKind): ReconcilerFactory {
     const gone = kind === PORT_KIND ? { state: 'deleted', device: null } : { state: 'deleted' };
     return {
       kind,
+      // a re-check reads the kernel (links, namespaces, the nft ruleset) with processes per resource:
+      // at every sweep, a thousand ports' re-checks alone would keep a host's CPUs busy; drift is
+      // repaired at every sixth sweep (a minute at the default ten seconds), changes at once as always
+      recheckEvery: 6,
       local: () => driver.list(kind),
       async reconcile(id: string, res: Resource | undefined) {
         if (!res) {
