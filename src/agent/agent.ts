@@ -9,7 +9,7 @@
 // concurrency, retry with backoff), so a slow kind never holds up another.
 // Reports are batched (reports.ts).
 import type { Logger } from 'pino';
-import { PROTOCOL_VERSION, type Known, type PendingRequest, type Resource } from '../fleet/protocol.ts';
+import { PROTOCOL_VERSION, type Hypervisor, type Known, type PendingRequest, type Resource } from '../fleet/protocol.ts';
 import { HttpError, type AgentTransport } from './client.ts';
 import type { Capacity, Driver } from './drivers/driver.ts';
 import { toResourceError } from './errors.ts';
@@ -162,13 +162,20 @@ export class Agent {
     return { vcpus: 0, memory_mb: 0, disk_gb: 0 };
   }
 
+  private async hypervisor(): Promise<Hypervisor | undefined> {
+    for (const d of this.o.drivers) if (d.hypervisor) return d.hypervisor();
+    return undefined;
+  }
+
   private async register(retry: boolean): Promise<void> {
     const call = async () => {
       const cap = await this.capacity();
+      const hypervisor = await this.hypervisor();
       const r = await this.o.client.register({
         protocol: PROTOCOL_VERSION, kinds: this.serves, ...cap, version: AGENT_VERSION,
         ...(this.o.availabilityZone ? { availability_zone: this.o.availabilityZone } : {}),
         ...(this.o.hostIp ? { host_ip: this.o.hostIp } : {}),
+        ...(hypervisor ? { hypervisor } : {}),
         ...(this.o.allocationRatios?.cpu ? { cpu_allocation_ratio: this.o.allocationRatios.cpu } : {}),
         ...(this.o.allocationRatios?.ram ? { ram_allocation_ratio: this.o.allocationRatios.ram } : {}),
         ...(this.o.allocationRatios?.disk ? { disk_allocation_ratio: this.o.allocationRatios.disk } : {}),

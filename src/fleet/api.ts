@@ -95,6 +95,11 @@ const HostInfoBody = Type.Object({
   cpu_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.cpu })),
   ram_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.ram })),
   disk_allocation_ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: MAX_ALLOCATION_RATIO.disk })),
+  hypervisor: Type.Optional(Type.Object({
+    type: Type.Union([Type.Literal('QEMU'), Type.Literal('KVM')]),
+    accel: Type.Union([Type.Literal('kvm'), Type.Literal('tcg')]),
+    version: Type.Optional(Type.String({ maxLength: 64 })),
+  }, { additionalProperties: false })),
 }, { additionalProperties: true });
 
 const WatchBody = Type.Object({

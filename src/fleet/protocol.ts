@@ -17,7 +17,7 @@
 // state. The fleet itself knows no kind.
 
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
-export const PROTOCOL_VERSION = '2.1';
+export const PROTOCOL_VERSION = '2.2';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 
@@ -48,6 +48,17 @@ export interface HostInfo {
   cpu_allocation_ratio?: number;
   ram_allocation_ratio?: number;
   disk_allocation_ratio?: number;
+  /** Since 2.2: the hypervisor of a host that runs VMs (shown by os-hypervisors); absent on a container-only host. */
+  hypervisor?: Hypervisor;
+}
+
+/** What a VM host runs its guests with; `accel` is what a probe found working, not what devices exist. */
+export interface Hypervisor {
+  /** Nova's hypervisor_type: 'QEMU' (TCG) or 'KVM'. */
+  type: 'QEMU' | 'KVM';
+  accel: 'kvm' | 'tcg';
+  /** qemu-system's version, e.g. '7.2.15'. */
+  version?: string;
 }
 
 export interface HostRegistration {

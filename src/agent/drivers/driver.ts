@@ -7,6 +7,7 @@
 // throws ResourceFailure (errors.ts) when it knows a failure's class; any
 // other error is taken as the host's (transient).
 import type { DesiredServer } from '../../compute/engine/protocol.ts';
+import type { Hypervisor } from '../../fleet/protocol.ts';
 
 export interface Capacity { vcpus: number; memory_mb: number; disk_gb: number }
 
@@ -20,6 +21,8 @@ export interface Driver {
   stop(): Promise<void>;
   /** The host's capacity, when the driver places work on the host's CPUs, memory and disk. */
   capacity?(): Promise<Capacity>;
+  /** The hypervisor, when the driver runs VMs (probed once at start). */
+  hypervisor?(): Promise<Hypervisor>;
 }
 
 export interface Observed {
