@@ -2,7 +2,7 @@
 // per resource under api/), its policy, and the engine (scheduler, the
 // `server` kind on the fleet's agent API) it records intent for.
 import type { ServerNetworking } from '../network/service.ts';
-import { buildFailed, givenPorts } from './api/server-ports.ts';
+import { givenPorts } from './api/server-ports.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { Fleet } from '../fleet/api.ts';
@@ -62,12 +62,11 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   };
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
-  // a deleted server's ports go (the ones the user gave are kept, detached), and so do those of a
-  // build that failed for good (NoValidHost, attempts exhausted: Nova's _cleanup_allocated_networks);
-  // a server sent back to scheduling leaves its host, and so do its ports (the next claim binds them again)
+  // a deleted server's ports go (the ones the user gave are kept, detached); a server sent back to
+  // scheduling (or ERROR) leaves its host, and so do its ports (the next claim binds them again)
   if (network) engine.onServersChanged(async (rows) => {
     for (const r of rows) {
-      if (r.deleted_at !== null || buildFailed(r)) await network.release(r.id, givenPorts(r.requested_networks));
+      if (r.deleted_at !== null) await network.release(r.id, givenPorts(r.requested_networks));
       else if (r.host === null) await network.bind(r.id, null);
     }
   });

@@ -17,14 +17,6 @@ export function givenPorts(requested: string | null): string[] {
   }
 }
 
-/**
- * A build that failed for good: ERROR before the server ever ran, on no host
- * (NoValidHost, or its attempts exhausted). Its ports go, as Nova cleans up
- * the networks of a failed build.
- */
-export const buildFailed = (s: { vm_state: string; host: string | null; launched_at: string | null; deleted_at: string | null }): boolean =>
-  s.vm_state === 'error' && s.host === null && s.launched_at === null && s.deleted_at === null;
-
 /** Makes the servers' ports; all or nothing. Network errors become Nova's (a missing network or port is a 400). */
 export async function allocatePorts(net: ServerNetworking, o: { serverIds: string[]; projectId: string; availabilityZone: string; requested: RequestedNetworks; securityGroups?: string[] }): Promise<void> {
   const done: string[] = [];

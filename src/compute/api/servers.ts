@@ -1,7 +1,7 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
-import { allocatePorts, buildFailed, givenPorts, resolveGroups } from './server-ports.ts';
+import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
 import { KINDS, kindOf, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
@@ -365,11 +365,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     }
     // a server the scheduler already placed got its ports bound before they existed; a VM's spec
     // names its ports: a new version sends it the ports its agent may have been handed without
-    const rows = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'kind', 'vm_state', 'launched_at', 'deleted_at', 'requested_networks'])
-      .where('id', 'in', created.map((c) => c.id)).execute();
-    // one the scheduler already refused (NoValidHost) holds no ports, as after the scheduler's own clean-up (service.ts)
-    for (const r of rows.filter(buildFailed)) await ctx.network.release(r.id, givenPorts(r.requested_networks));
-    const placed = rows.filter((r) => r.host !== null);
+    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'kind']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
     for (const p of placed) {
       await ctx.network.bind(p.id, p.host!, kindOf(p.kind).vifType);
       if (kindOf(p.kind).vifType === 'tap') {

@@ -61,8 +61,6 @@ export function schedulerLoop(o: {
           await reapUnplaced();
           const r = await o.scheduler.round();
           for (const h of r.placed.keys()) o.notify(h);
-          // a server no host could take is in ERROR: what it held goes (its ports: service.ts)
-          await o.changed(r.rejected);
           if (r.waiting >= o.batchSize || r.lost > 0) again = true;
         } catch (err) {
           log.error({ err }, 'scheduler round failed');

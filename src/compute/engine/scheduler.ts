@@ -129,8 +129,8 @@ export class Scheduler {
     this.placedOn = placedOn ?? null;
   }
 
-  /** One round: plans and claims. Returns the hosts that got servers (to notify), how many waited, and the servers put in ERROR. */
-  async round(): Promise<{ placed: Map<string, number>; failed: number; waiting: number; lost: number; rejected: string[] }> {
+  /** One round: plans and claims. Returns the hosts that got servers (to notify) and how many waited. */
+  async round(): Promise<{ placed: Map<string, number>; failed: number; waiting: number; lost: number }> {
     const servers = await this.db.selectFrom('compute_servers').selectAll()
       .where('task_state', '=', 'scheduling').where('deleted_at', 'is', null).where('host', 'is', null)
       .orderBy('created_at').orderBy('launch_index').limit(this.config.batchSize).execute();
@@ -138,7 +138,7 @@ export class Scheduler {
     if (!servers.length) {
       // Hosts appear in placement as they register, whether or not anything waits.
       await syncComputeProviders(this.db, await this.db.selectFrom('compute_hosts').selectAll().execute());
-      return { placed, failed: 0, waiting: 0, lost: 0, rejected: [] };
+      return { placed, failed: 0, waiting: 0, lost: 0 };
     }
     const { placements, rejections } = await this.plan(servers);
     let lost = 0;
@@ -153,9 +153,8 @@ export class Scheduler {
       lost += list.length - n;
       if (n) placed.set(list[0]!.host.hostname, n);
     }
-    const rejected: string[] = [];
-    for (const r of rejections) if (await this.fail(r.server, r.reason)) rejected.push(r.server.id);
-    return { placed, failed: rejections.length, waiting: servers.length, lost, rejected };
+    for (const r of rejections) await this.fail(r.server, r.reason);
+    return { placed, failed: rejections.length, waiting: servers.length, lost };
   }
 
   /** Filters and weighs hosts for each server, in memory; servers placed earlier in the batch count. */
