@@ -6,6 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DRIVER_ACTIONS, KINDS, isDriverAction, kindOf, kindOfImageFormat, kindSupports } from '../../src/compute/kinds.ts';
 import { versionNumber } from '../../src/compute/api/infra.ts';
+import { checkImage } from '../../src/compute/api/servers.ts';
+import type { ImageInfo } from '../../src/compute/api/images-access.ts';
+import { ApiError } from '../../src/common/errors.ts';
 import { vifOf } from '../../src/network/kinds.ts';
 
 test('an image\'s container format picks its kind; anything else is a disk image (vm)', () => {
@@ -53,4 +56,29 @@ test('hypervisor versions as Nova encodes them (convert_version_to_int)', () => 
   assert.equal(versionNumber('9'), 9000000);
   assert.equal(versionNumber('7.2.15 (Debian 1:7.2+dfsg-7+deb12u7)'), 7002015);
   assert.equal(versionNumber('qemu'), null);
+});
+
+test('a flavor too small for the image: Nova\'s checks in its order (memory, image size, min_disk; a zero disk is not checked)', () => {
+  const img = (o: Partial<ImageInfo>): ImageInfo => ({
+    id: 'i', name: 'i', status: 'active', visibility: 'public', owner: null, minDisk: 0, minRam: 0, size: 4096, diskFormat: 'qcow2', containerFormat: 'bare',
+    createdAt: '', updatedAt: '', protected: false, properties: {}, ...o,
+  } as ImageInfo);
+  const refused = (i: ImageInfo, flavor: { ram: number; disk: number }) => {
+    try {
+      checkImage(i, flavor);
+    } catch (e) {
+      assert.ok(e instanceof ApiError);
+      assert.equal(e.status, 400);
+      return e.message;
+    }
+    return null;
+  };
+  const GiB = 1024 ** 3;
+  assert.equal(refused(img({ minRam: 1024, minDisk: 50 }), { ram: 512, disk: 1 }), 'Flavor\'s memory is too small for requested image.');
+  assert.equal(refused(img({ size: GiB + 1, minDisk: 5 }), { ram: 512, disk: 1 }), `Flavor's disk is too small for requested image. Flavor disk is ${GiB} bytes, image is ${GiB + 1} bytes.`);
+  assert.equal(refused(img({ minDisk: 5 }), { ram: 512, disk: 1 }), `Flavor's disk is too small for requested image. Flavor disk is ${GiB} bytes, minimum required by image is ${5 * GiB} bytes.`);
+  assert.equal(refused(img({ minDisk: 5, size: 10 * GiB }), { ram: 512, disk: 0 }), null, 'a zero-disk flavor: not checked');
+  assert.equal(refused(img({ minDisk: 5, containerFormat: 'docker' }), { ram: 512, disk: 1 }), null, 'a container has no root disk');
+  assert.equal(refused(img({ properties: { img_config_drive: 'always' } }), { ram: 512, disk: 1 }), 'Image\'s config drive option \'always\' is invalid');
+  assert.equal(refused(img({ properties: { img_config_drive: 'mandatory' } }), { ram: 512, disk: 1 }), null);
 });

@@ -156,16 +156,19 @@ export const idFromHref = (ref: string): string => new URL(ref, 'http://x/').pat
 /** The kind of host an image needs (kinds.ts: OCI/Docker images are containers; disk images are VMs). */
 export const kindOfImage = (img: ImageInfo): KindName => kindOfImageFormat(img.containerFormat);
 
-/** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks). */
+/** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks: FlavorMemoryTooSmall, FlavorDiskSmallerThanImage, FlavorDiskSmallerThanMinDisk, InvalidImageConfigDrive). */
 export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; disk: number }, missing = 'Can not find requested image'): ImageInfo {
   if (!img) throw badRequest(missing);
   if (img.status !== 'active') throw badRequest(`Image ${img.id} is not active.`);
   const cf = (img.containerFormat ?? '').toLowerCase();
   if (cf === 'aki' || cf === 'ari') throw badRequest(`Image ${img.id} is unacceptable: a kernel or ramdisk image cannot be booted.`);
+  const drive = img.properties.img_config_drive ?? 'optional';
+  if (drive !== 'optional' && drive !== 'mandatory') throw badRequest(`Image's config drive option '${drive}' is invalid`);
   if (img.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
+  // a root disk from the flavor (0: not checked); the image's size first, then its min_disk, as Nova does
   if (KINDS[kindOfImage(img)].rootDisk && flavor.disk > 0) {
-    if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
     if (img.size !== null && img.size > flavor.disk * 1024 ** 3) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${img.size} bytes.`);
+    if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
   }
   return img;
 }

@@ -290,6 +290,11 @@ test('bad input: a flavor too small for the image is Nova\'s 400; an image no ho
   const ram = await create(bigRam);
   assert.equal(ram.status, 400);
   assert.equal(ram.body.badRequest.message, 'Flavor\'s memory is too small for requested image.');
+  // an image whose img_config_drive is neither optional nor mandatory
+  const badDrive = await image(cloud, { name: 'bad-drive', container_format: 'bare', img_config_drive: 'always' }, Buffer.alloc(4096, 1));
+  const drive = await create(badDrive);
+  assert.equal(drive.status, 400);
+  assert.equal(drive.body.badRequest.message, 'Image\'s config drive option \'always\' is invalid');
   assert.equal(await countServers(), servers0, 'no server made');
   assert.equal(await countPorts(), 0, 'no port made');
 
