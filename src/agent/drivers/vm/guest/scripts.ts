@@ -60,7 +60,7 @@ load_modules /lib/modules/early.order
 say "modules loaded, uptime $(uptime_s) s"
 acpid -c /etc/acpi -l /var/log/acpid.log
 
-# DHCP on every NIC; udhcpc returns once eth0 has a lease (or gives up after 30 s and keeps trying)
+# DHCP on every NIC, in the background (udhcpc keeps trying); eth0's lease is waited for below
 n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 for d in /sys/class/net/eth*; do
   [ -e "$d" ] || continue
@@ -96,9 +96,10 @@ ip -4 addr show dev eth0 2>/dev/null | grep -q inet || say "eth0 has no address 
 # else the metadata service
 if [ -z "$src" ]; then
   U=http://169.254.169.254/openstack/latest
+  # a few tries within about 8 s: a cloud's metadata service answers at once, a network without one costs no more
   n=0
-  while [ $n -lt 5 ]; do
-    if timeout 10 wget -q -O $M/meta_data.json.part $U/meta_data.json 2>/dev/null && [ -s $M/meta_data.json.part ]; then
+  while [ $n -lt 3 ]; do
+    if timeout 3 wget -q -O $M/meta_data.json.part $U/meta_data.json 2>/dev/null && [ -s $M/meta_data.json.part ]; then
       mv $M/meta_data.json.part $M/meta_data.json
       timeout 10 wget -q -O $M/user_data $U/user_data 2>/dev/null || rm -f $M/user_data
       src="metadata service $U"
