@@ -23,8 +23,8 @@ export const READY_MARKER = `${MARKER} ready`;
 export const FUNCTIONS_SH = sh`# stratus-guest shell functions (busybox sh)
 say() { echo "${MARKER} $*" >/dev/console 2>/dev/null || echo "${MARKER} $*"; }
 uptime_s() { cut -d' ' -f1 /proc/uptime 2>/dev/null; }
-# json_str KEY FILE: the string value of the first "KEY": "..." in a one-line JSON file
-json_str() { sed -n 's/^.*"'"$1"'" *: *"\([^"]*\)".*$/\1/p' "$2" 2>/dev/null | head -n 1; }
+# json_str KEY FILE: the string value of the first "KEY": "..." in a JSON file (one without commas in it)
+json_str() { tr ',{}' '\n\n\n' < "$2" 2>/dev/null | sed -n 's/^[[:space:]]*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*$/\1/p' | head -n 1; }
 # ssh_keys FILE: the OpenSSH public keys in a meta_data.json, one a line, each once
 ssh_keys() {
   grep -oE '"(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [^"]+"' "$1" 2>/dev/null |
