@@ -31,6 +31,7 @@ import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts'
 import { serverRoutes } from './api/servers.ts';
 import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
+import { kindOf } from './kinds.ts';
 import { createEngine } from './engine/index.ts';
 import { consoleRoutes, serialProxyService } from './api/consoles.ts';
 
@@ -53,7 +54,7 @@ export interface ComputeService {
 
 export function createCompute(deps: ComputeDeps): ComputeService {
   const network = deps.network ?? null;
-  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string) => network.bind(id, host) } : {}) });
+  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string, kind: string) => network.bind(id, host, kindOf(kind).vifType) } : {}) });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,

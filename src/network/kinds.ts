@@ -33,8 +33,8 @@ import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND,
-  type DhcpHost, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
+  NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
+  type DhcpHost, type PortVif, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
@@ -49,8 +49,8 @@ const PortObservedBody = Type.Object({ state: State, device: Type.Union([Type.St
 
 interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
-  port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; dns_name: string; created_at: string; status: string;
-  interface_index: number | null;
+  port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; binding_vif_type: string; dns_name: string; created_at: string;
+  status: string; interface_index: number | null;
 }
 interface RouterRow {
   id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
@@ -196,7 +196,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       const dhcpPort = snap.dhcpPort(p.network_id);
       out.set(p.id, {
         project_id: p.project_id, network_id: p.network_id, mac_address: p.mac_address, fixed_ips: fixed, mtu: mtus.get(p.network_id) ?? 1450,
-        admin_state_up: !!p.admin_state_up, device_id: p.device_id, device_owner: p.device_owner, vif: { type: 'veth', ifname: `eth${index}` },
+        admin_state_up: !!p.admin_state_up, device_id: p.device_id, device_owner: p.device_owner, vif: vifOf(p.binding_vif_type, index),
         port_security_enabled: !!p.port_security_enabled, security_group_ids: p.port_security_enabled ? snap.groupsOf.get(p.id) ?? [] : [],
         allowed_address_pairs: JSON.parse(p.allowed_address_pairs), ip_config: ipConfig(fixed, subnets, dhcpPort ? snap.ips.get(dhcpPort.id) ?? [] : []),
         deleted: false,
@@ -355,6 +355,16 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       }
     }),
   ];
+}
+
+/**
+ * How the agent plugs a bound port, by its binding:vif_type (the server's
+ * kind chose it: server-ports.ts bind): `tap` a tap on the network's bridge
+ * that the VM's hypervisor opens; anything else (`bridge`) a veth whose
+ * inner end is eth<index> in the server's namespace.
+ */
+export function vifOf(bindingVifType: string, index: number): PortVif {
+  return { type: bindingVifType === 'tap' ? VifType.tap : VifType.veth, ifname: `eth${index}` };
 }
 
 function subnetSpec(s: SubnetRow): SubnetSpec {

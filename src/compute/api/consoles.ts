@@ -13,6 +13,7 @@
 // one; they stay valid for Nova's default token_ttl (600 s).
 import { createHash, randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
+import { kindOf } from '../kinds.ts';
 import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import { bridge } from '../../common/mux.ts';
@@ -30,11 +31,6 @@ export const CONSOLE_TOKEN_TTL = 600;
 /** Where the serial console proxy listens, under the server's public port. */
 export const SERIAL_PROXY_PATH = `${PREFIX}/serial-console`;
 
-/** The console types a server kind offers, by protocol (one place until kinds describe themselves). */
-const CONSOLES_OF_KIND: Record<string, Record<string, string[]>> = {
-  container: { serial: ['serial'] },
-};
-
 /** Protocols and their types as Nova's schema lists them (2.8 adds mks/webmks). */
 const PROTOCOL_TYPES: Record<string, string[]> = {
   vnc: ['novnc', 'xvpvnc'], spice: ['spice-html5'], rdp: ['rdp-html5'], serial: ['serial'], mks: ['webmks'],
@@ -51,7 +47,7 @@ const hashOf = (token: string) => createHash('sha256').update(token).digest('hex
 
 /** Checks the server can have a console of this protocol and type now, and issues a token and URL for it. */
 async function issue(ctx: ComputeContext, rc: RouteContext, s: ServerRow, protocol: string, type: string): Promise<string> {
-  const offered = CONSOLES_OF_KIND[s.kind]?.[protocol];
+  const offered = kindOf(s.kind).consoles[protocol];
   if (!offered) throw badRequest(`Unavailable console type ${type}.`);
   if (!offered.includes(type)) throw badRequest(`Invalid console type ${type}`);
   if (!s.host || s.vm_state !== VmState.ACTIVE || s.task_state === TaskState.DELETING) throw conflict(`Instance ${s.id} is not ready`);

@@ -3,7 +3,7 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
-import { kindOf } from '../kinds.ts';
+import { isDriverAction, kindOf, kindSupports } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -118,6 +118,10 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
       await settleEvents(ctx.db, s);
       const cred = rc.cred!;
       const v = mv(rc);
+      // an action the server's kind cannot do: Nova's 409 (as for an action its driver does not support), never "no such action"
+      if (isDriverAction(action) && !kindSupports(s.kind, action)) {
+        throw conflict(`Cannot '${action}' instance ${s.id}: a ${s.kind} server does not support ${action}.`);
+      }
       rc.reply.code(202);
       const power = async (intent: Intent, vmStates: string[], taskStates: Array<string | null> = [null]) => {
         validate(NullOrEmpty, arg ?? null);

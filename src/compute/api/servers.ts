@@ -2,8 +2,9 @@
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
-import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
+import { KINDS, kindOf, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
+import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
@@ -362,9 +363,16 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
       throw err;
     }
-    // a server the scheduler already placed got its ports bound before they existed
-    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
-    for (const p of placed) await ctx.network.bind(p.id, p.host!);
+    // a server the scheduler already placed got its ports bound before they existed; a VM's spec
+    // names its ports: a new version sends it the ports its agent may have been handed without
+    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'kind']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
+    for (const p of placed) {
+      await ctx.network.bind(p.id, p.host!, kindOf(p.kind).vifType);
+      if (kindOf(p.kind).vifType === 'tap') {
+        await ctx.db.updateTable('compute_servers').set({ version: sql`version + 1`, updated_at: nowIso() }).where('id', '=', p.id).where('deleted_at', 'is', null).execute();
+        ctx.engine.notify(p.host);
+      }
+    }
   }
   ctx.engine.kick();
 
