@@ -69,11 +69,13 @@ export async function typeSpecs(ctx: VolumeContext, typeId: string): Promise<Rec
 /** Cinder's `<is> True` boolean spec values (and plain true). */
 export const specTrue = (v: string | undefined): boolean => v !== undefined && /^\s*(<is>\s*)?true\s*$/i.test(v);
 
-function view(c: Credentials, t: TypeRow, specs: Record<string, string>): Record<string, unknown> {
+/** A type as Cinder shows it: `qos_specs_id` on show and list for admins, the access extension's attribute everywhere but after an update. */
+function view(c: Credentials, t: TypeRow, specs: Record<string, string>, on: 'show' | 'create' | 'update' = 'show'): Record<string, unknown> {
   const shown = isAdmin(c) ? specs : Object.fromEntries(Object.entries(specs).filter(([k]) => (USER_VISIBLE_EXTRA_SPECS as readonly string[]).includes(k)));
   return {
-    id: t.id, name: t.name, description: t.description, is_public: !!t.is_public, 'os-volume-type-access:is_public': !!t.is_public,
-    extra_specs: shown, ...(isAdmin(c) ? { qos_specs_id: null } : {}),
+    id: t.id, name: t.name, description: t.description, is_public: !!t.is_public,
+    ...(on !== 'update' ? { 'os-volume-type-access:is_public': !!t.is_public } : {}),
+    extra_specs: shown, ...(on === 'show' && isAdmin(c) ? { qos_specs_id: null } : {}),
   };
 }
 
@@ -115,7 +117,7 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
     if (!t || !(await visible(db, rc.cred!, t))) throw notFound.type(id);
     return t;
   };
-  const show = async (rc: RouteContext, t: TypeRow) => view(rc.cred!, t, await typeSpecs(ctx, t.id));
+  const show = async (rc: RouteContext, t: TypeRow, on: 'show' | 'create' | 'update' = 'show') => view(rc.cred!, t, await typeSpecs(ctx, t.id), on);
   const putSpecs = async (typeId: string, specs: Record<string, string | number | boolean>) => {
     await db.transaction().execute(async (tx) => {
       for (const [key, v] of Object.entries(specs)) {
@@ -184,7 +186,7 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
           if (await db.selectFrom('volume_types').select('id').where('name', '=', name).executeTakeFirst()) throw conflict(`Volume Type ${name} already exists.`);
           throw err;
         }
-        return { volume_type: await show(rc, await byId(id)) };
+        return { volume_type: await show(rc, await byId(id), 'create') };
       },
     }),
     route({
@@ -206,7 +208,7 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
         if (b.description !== undefined) set.description = b.description;
         if (b.is_public !== undefined) set.is_public = (typeof b.is_public === 'boolean' ? b.is_public : parseBoolean('is_public', b.is_public)) ? 1 : 0;
         await db.updateTable('volume_types').set(set).where('id', '=', t.id).execute();
-        return { volume_type: await show(rc, await byId(t.id)) };
+        return { volume_type: await show(rc, await byId(t.id), 'update') };
       },
     }),
     route({
