@@ -34,7 +34,7 @@ import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
   NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
-  type DhcpHost, type PortVif, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
+  type DhcpHost, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
@@ -153,7 +153,8 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
           vxlan_peers.push({ underlay_ip: ip, macs: macs.sort() });
         }
       }
-      const dhcpSubnets = new Set(subnets.filter((s) => s.enable_dhcp && s.ip_version === 4).map((s) => s.id));
+      // dnsmasq serves IPv4 and DHCPv6 (stateful: addresses; stateless: options); SLAAC is the routers' RAs alone
+      const dhcpSubnets = new Set(subnets.filter((s) => s.enable_dhcp && (s.ip_version === 4 || s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless')).map((s) => s.id));
       let dhcp: NetworkSpec['dhcp'] = null;
       if (dhcpPort && dhcpHost === hostname && dhcpSubnets.size) {
         const hostsOut: DhcpHost[] = [];
@@ -278,7 +279,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       .orderBy('created_at').orderBy('id').execute() as PortRow[];
     const allocs = ports.length ? await db.selectFrom('network_ip_allocations').select(['port_id', 'subnet_id', 'ip_address']).where('port_id', 'in', ports.map((p) => p.id)).orderBy('ip_address').execute() : [];
     const subnetIds = [...new Set(allocs.map((a) => a.subnet_id))];
-    const subnets = new Map((subnetIds.length ? await db.selectFrom('network_subnets').select(['id', 'cidr', 'gateway_ip', 'ip_version']).where('id', 'in', subnetIds).execute() : []).map((s) => [s.id as string, s]));
+    const subnets = new Map((subnetIds.length ? await db.selectFrom('network_subnets').select(['id', 'cidr', 'gateway_ip', 'ip_version', 'ipv6_ra_mode', 'dns_nameservers']).where('id', 'in', subnetIds).execute() : []).map((s) => [s.id as string, s]));
     const prefixOf = (subnetId: string) => parseCidr(subnets.get(subnetId)?.cidr ?? '', false)?.prefix ?? 32;
     const fips = await db.selectFrom('network_floatingips').selectAll().where('router_id', 'in', rids).orderBy('floating_ip_address').execute();
     const fixedSubnets = new Map<string, string>();
@@ -292,6 +293,11 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       const mine = ports.filter((p) => p.device_id === r.id);
       const interfaces = mine.filter((p) => p.device_owner === ROUTER_INTERFACE).flatMap((p) => allocs.filter((a) => a.port_id === p.id).map((a) => ({
         port_id: p.id, network_id: p.network_id, subnet_id: a.subnet_id, mac_address: p.mac_address, ip_address: a.ip_address, prefixlen: prefixOf(a.subnet_id),
+        // IPv6: what the router advertises on the subnet (radvd)
+        ...(subnets.get(a.subnet_id)?.ip_version === 6 ? {
+          cidr: subnets.get(a.subnet_id)!.cidr as string, ipv6_ra_mode: (subnets.get(a.subnet_id)!.ipv6_ra_mode ?? null) as Ipv6Mode | null,
+          dns_nameservers: JSON.parse(subnets.get(a.subnet_id)!.dns_nameservers ?? '[]') as string[],
+        } : {}),
       })));
       const attached = new Set(interfaces.map((i) => i.subnet_id));
       const gw = mine.find((p) => p.device_owner === ROUTER_GATEWAY && p.id === r.gw_port_id);

@@ -207,7 +207,15 @@ export const NetworkErrorCode = {
  * same port_id. The router's ports are the router's: the control plane does
  * not send them as `port` resources as well.
  */
-export interface RouterInterface { port_id: string; network_id: string; subnet_id: string; mac_address: string; ip_address: string; prefixlen: number }
+export interface RouterInterface {
+  port_id: string; network_id: string; subnet_id: string; mac_address: string; ip_address: string; prefixlen: number;
+  /** IPv6 only: the subnet's CIDR, the prefix the router advertises. */
+  cidr?: string;
+  /** IPv6 only: the subnet's ipv6_ra_mode; set: the router sends RAs (radvd) for the prefix, null: none (Neutron's L3 agent). */
+  ipv6_ra_mode?: Ipv6Mode | null;
+  /** IPv6 only: the subnet's name servers (RDNSS in the RAs). */
+  dns_nameservers?: string[];
+}
 
 /** A floating IP associated with a port behind the router: DNAT floating_ip -> fixed_ip, SNAT back. */
 export interface FloatingIpMapping { floating_ip: string; fixed_ip: string; port_id: string }

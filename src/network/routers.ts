@@ -330,6 +330,10 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
           const net = await networks.find(cred, subnet.network_id, tx);
           if (!isAdmin(cred) && net.project_id !== router.project_id && !bool(net.shared)) throw notFound.subnet(subnet.id);
           if (!subnet.gateway_ip) throw badResource('router', 'Subnet for router interface must have a gateway IP');
+          // addresses from RAs of a router outside the cloud: this router must not advertise too (Neutron's rule)
+          if (subnet.ip_version === 6 && subnet.ipv6_ra_mode === null && subnet.ipv6_address_mode !== null) {
+            throw badResource('router', `IPv6 subnet ${subnet.id} configured to receive RAs from an external router cannot be added to Neutron Router.`);
+          }
           checkSubnet(subnet);
           const portId = await makeRouterPort(tx, {
             macPrefix, router, projectId: router.project_id, networkId: subnet.network_id, owner: ROUTER_INTERFACE,

@@ -168,6 +168,7 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           const ra = b.ipv6_ra_mode ?? null;
           const am = b.ipv6_address_mode ?? null;
           if (cidr.version === 4 && (ra !== null || am !== null)) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4');
+          if ((ra !== null || am !== null) && b.enable_dhcp === false) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False');
           if (ra !== null && am !== null && ra !== am) {
             throw invalidInput(`ipv6_ra_mode set to '${ra}' with ipv6_address_mode set to '${am}' is not valid. If both attributes are set, they must be the same value`);
           }
@@ -235,6 +236,7 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           const set: Partial<SubnetRow> = { allocation_pools: JSON.stringify(pools), gateway_ip: gateway === null ? null : formatIp(cidr.version, gateway) };
           if (b.name !== undefined) set.name = b.name;
           if (b.description !== undefined) set.description = b.description;
+          if (b.enable_dhcp === false && (row.ipv6_ra_mode !== null || row.ipv6_address_mode !== null)) throw invalidInput('Cannot disable enable_dhcp with ipv6 attributes set');
           if (b.enable_dhcp !== undefined) set.enable_dhcp = int(b.enable_dhcp);
           if (b.dns_nameservers !== undefined) set.dns_nameservers = JSON.stringify(checkDns(cidr, b.dns_nameservers));
           if (b.host_routes !== undefined) set.host_routes = JSON.stringify(checkRoutes(cidr, b.host_routes));

@@ -165,6 +165,20 @@ test('router interfaces on a dual-stack network: one per subnet, the IPv6 gatewa
   for (const s of [v4, v6]) assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: s.id })).status, 200);
 });
 
+test('an IPv6 subnet whose addresses come from an outside router\'s RAs (address mode, no RA mode) is refused as a router interface', async () => {
+  const n = await create(call, 'networks', 'network', { name: uniqueName('ext-ra') }, alice.token);
+  const v6 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd66::/64', ipv6_address_mode: 'slaac' }, alice.token);
+  const r = await create(call, 'routers', 'router', { name: 'ext-ra' }, alice.token);
+  assertNeutronError(await put(`/routers/${r.id}/add_router_interface`, { subnet_id: v6.id }), 400, 'BadRequest',
+    new RegExp(`IPv6 subnet ${v6.id} configured to receive RAs from an external router cannot be added to Neutron Router`));
+  assert.deepEqual((await call('GET', `/ports?device_id=${r.id}`, { token: alice.token })).body.ports, [], 'no port left behind');
+  // with both modes (equal) it is the router's to advertise
+  const ok = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd67::/64', ipv6_ra_mode: 'dhcpv6-stateful', ipv6_address_mode: 'dhcpv6-stateful' }, alice.token);
+  const i = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: ok.id });
+  assert.equal(i.status, 200, JSON.stringify(i.body));
+  assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: ok.id })).status, 200);
+});
+
 test('extraroute and extraroute-atomic: the nexthop on a connected subnet; an interface a route needs stays', async () => {
   const a = await tenantNet(alice.token, '10.70.0.0/24');
   const r = await create(call, 'routers', 'router', { name: 'rr' }, alice.token);

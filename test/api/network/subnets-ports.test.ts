@@ -56,6 +56,28 @@ test('subnets: IPv4 defaults, validation with Neutron\'s errors, update, in the 
   assertNeutronError(await call('GET', `/subnets/${s.id}`, { token: alice.token }), 404, 'SubnetNotFound');
 });
 
+test('IPv6 subnets: ipv6_ra_mode and ipv6_address_mode as Neutron checks them', async () => {
+  const n = await net(alice.token);
+  const bad = (body: Record<string, unknown>) => call('POST', '/subnets', { token: alice.token, body: { subnet: { network_id: n.id, ip_version: 6, ...body } } });
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'dhcpv6-stateful' }), 400, 'InvalidInput',
+    /ipv6_ra_mode set to 'slaac' with ipv6_address_mode set to 'dhcpv6-stateful' is not valid. If both attributes are set, they must be the same value/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'dhcpv6-stateless', ipv6_address_mode: 'slaac' }), 400, 'InvalidInput', /must be the same value/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_address_mode: 'slaac', enable_dhcp: false }), 400, 'InvalidInput',
+    /ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'dhcpv6-stateful', enable_dhcp: false }), 400, 'InvalidInput', /enable_dhcp is set to False/);
+  assertNeutronError(await bad({ cidr: 'fd61::/80', ipv6_address_mode: 'dhcpv6-stateless' }), 400, 'InvalidInput', /requires the prefix to be \/64/);
+  // one mode alone is Neutron's too: address mode only (RAs from a router outside), RA mode only
+  const am = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd61::/64', ipv6_address_mode: 'dhcpv6-stateful' }, alice.token);
+  assert.equal(am.ipv6_ra_mode, null);
+  assert.equal(am.ipv6_address_mode, 'dhcpv6-stateful');
+  const ra = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd62::/64', ipv6_ra_mode: 'dhcpv6-stateful' }, alice.token);
+  assert.equal(ra.ipv6_address_mode, null);
+  // DHCP cannot go off under IPv6 modes
+  assertNeutronError(await call('PUT', `/subnets/${am.id}`, { token: alice.token, body: { subnet: { enable_dhcp: false } } }), 400, 'InvalidInput', /Cannot disable enable_dhcp with ipv6 attributes set/);
+  const plain = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd63::/64' }, alice.token);
+  assert.equal((await call('PUT', `/subnets/${plain.id}`, { token: alice.token, body: { subnet: { enable_dhcp: false } } })).status, 200);
+});
+
 test('ports: allocated and chosen addresses, MACs, SLAAC, errors, in-use networks and subnets', async () => {
   const n = await net(alice.token);
   const v4 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.10.0.0/24' }, alice.token);

@@ -2,7 +2,10 @@
 // network, in its own namespace qdhcp-<network id>, on a veth whose other end
 // is a port of the network's bridge (Neutron's dhcp agent, one namespace per
 // network). Static entries only (--dhcp-range=...,static + a hosts file): a
-// MAC not listed gets no lease. When the hosts, addn-hosts (names for DNS) or
+// MAC not listed gets no lease. IPv6: DHCPv6-stateful subnets likewise (the
+// hosts file names the address by MAC), DHCPv6-stateless ones answer only
+// for options (the client's address is its own, from the router's RA:
+// radvd.ts); SLAAC subnets are not served here. dnsmasq sends no RAs. When the hosts, addn-hosts (names for DNS) or
 // options files change, they are rewritten and dnsmasq restarted (not SIGHUP:
 // see convergeDhcp). It is tracked by its pid file and restarted when dead.
 //
@@ -66,7 +69,8 @@ export function hostsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
   const lines: string[] = [];
   for (const h of dhcp.hosts) {
     const i = subnets.findIndex((s) => s.id === h.subnet_id);
-    if (i < 0) continue;
+    // a DHCPv6-stateless client makes its address itself (SLAAC) and only asks for options
+    if (i < 0 || subnets[i]!.ipv6_address_mode === 'dhcpv6-stateless') continue;
     const ip = h.ip_address.includes(':') ? `[${h.ip_address}]` : h.ip_address;
     lines.push(`${h.mac_address},set:${tagOf(i)},${ip},${h.hostname},${dhcp.lease_seconds}`);
   }
@@ -99,13 +103,14 @@ export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec, metadata = false): s
     } else {
       const dns = s.dns_nameservers.length ? s.dns_nameservers : own ? [own] : [];
       if (dns.length) lines.push(`${t},option6:dns-server,${dns.map((d) => `[${d}]`).join(',')}`);
+      lines.push(`${t},option6:domain-search,${dhcp.dns_domain.replace(/\.$/, '')}`);
     }
   });
   return lines.join('\n') + '\n';
 }
 
 /** The pid in `pidFile` when that process is alive (not a zombie) and its command line holds `marker`. */
-async function livePid(pidFile: string, marker: string): Promise<number | null> {
+export async function livePid(pidFile: string, marker: string): Promise<number | null> {
   const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (!pid) return null;
   const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -115,7 +120,7 @@ async function livePid(pidFile: string, marker: string): Promise<number | null> 
 }
 
 /** Stops what `find` names (TERM, then KILL when it lingers). */
-async function stopPid(find: () => Promise<number | null>): Promise<void> {
+export async function stopPid(find: () => Promise<number | null>): Promise<void> {
   const pid = await find();
   if (!pid) return;
   try {
@@ -168,7 +173,7 @@ export function haproxyConfig(dir: string, networkId: string): string {
   ].join('\n');
 }
 
-async function writeIfChanged(file: string, text: string): Promise<boolean> {
+export async function writeIfChanged(file: string, text: string): Promise<boolean> {
   if ((await fsp.readFile(file, 'utf8').catch(() => null)) === text) return false;
   await fsp.writeFile(`${file}.tmp`, text, { mode: 0o644 });
   await fsp.rename(`${file}.tmp`, file);

@@ -1,0 +1,160 @@
+// Cinder's quotas (os-quota-sets, limits): a limit per project and resource,
+// the default where none is set, -1 for unlimited, and per volume type
+// `volumes_<type>`, `gigabytes_<type>`, `snapshots_<type>`. Usage is counted
+// from the rows themselves inside the creating or extending transaction,
+// under a per-project lock on PostgreSQL (SQLite runs one writer at a time),
+// so parallel creates cannot overshoot and nothing is reserved apart.
+import { Type } from 'typebox';
+import { sql, type Kysely } from 'kysely';
+import { isPostgres } from '../db/migration-helpers.ts';
+import { isAdmin } from '../http/policy.ts';
+import { route, type Route } from '../http/service.ts';
+import type { VolumeContext } from './context.ts';
+import { mv } from './http.ts';
+import { badRequest, sizeExceedsLimit, sizeExceedsQuota, volumeLimitExceeded } from './errors.ts';
+import type { VolumeTables } from './schema.ts';
+import { parseBoolean } from './view.ts';
+
+/** Cinder's defaults (cinder/quota.py). */
+export const DEFAULT_QUOTAS = {
+  volumes: 10, snapshots: 10, gigabytes: 1000, backups: 10, backup_gigabytes: 1000, groups: 10, per_volume_gigabytes: -1,
+} as const;
+const PER_TYPE = ['volumes', 'gigabytes', 'snapshots'] as const;
+
+type VDb = Kysely<VolumeTables>;
+
+/** Every quota resource with its default limit: the fixed ones and the per-type ones of every type. */
+async function defaultsOf(db: VDb): Promise<Record<string, number>> {
+  const out: Record<string, number> = { ...DEFAULT_QUOTAS };
+  for (const t of await db.selectFrom('volume_types').select('name').orderBy('name').execute()) for (const p of PER_TYPE) out[`${p}_${t.name}`] = -1;
+  return out;
+}
+
+export async function limitsOf(db: VDb, projectId: string): Promise<Record<string, number>> {
+  const out = await defaultsOf(db);
+  for (const r of await db.selectFrom('volume_quotas').select(['resource', 'hard_limit']).where('project_id', '=', projectId).execute()) {
+    if (Object.hasOwn(out, r.resource)) out[r.resource] = r.hard_limit;
+  }
+  return out;
+}
+
+/** What a project uses now, per resource (snapshots, backups and groups are not served yet: 0). */
+export async function usageOf(db: VDb, projectId: string): Promise<Record<string, number>> {
+  const rows = await db.selectFrom('volume_volumes').innerJoin('volume_types', 'volume_types.id', 'volume_volumes.volume_type_id')
+    .select(['volume_types.name as type', 'volume_volumes.size', 'volume_volumes.requested_size'])
+    .where('volume_volumes.project_id', '=', projectId).execute();
+  const out: Record<string, number> = { volumes: 0, gigabytes: 0, snapshots: 0, backups: 0, backup_gigabytes: 0, groups: 0, per_volume_gigabytes: 0 };
+  for (const t of await db.selectFrom('volume_types').select('name').execute()) for (const p of PER_TYPE) out[`${p}_${t.name}`] = 0;
+  for (const r of rows) {
+    const gb = Math.max(r.size, r.requested_size ?? 0);
+    out.volumes! += 1;
+    out.gigabytes! += gb;
+    out[`volumes_${r.type}`] = (out[`volumes_${r.type}`] ?? 0) + 1;
+    out[`gigabytes_${r.type}`] = (out[`gigabytes_${r.type}`] ?? 0) + gb;
+  }
+  return out;
+}
+
+/**
+ * Refuses (413 overLimit, Cinder's QuotaError family) `volumes` more volumes
+ * and `gigabytes` more GiB of type `typeName` for a project, `size` being the
+ * size of the one volume made or extended; call inside the transaction that
+ * writes the row.
+ */
+export async function checkQuota(tx: VDb, projectId: string, o: { typeName: string; size: number; volumes: number; gigabytes: number }): Promise<void> {
+  if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
+  const limits = await limitsOf(tx, projectId);
+  const perVolume = limits.per_volume_gigabytes!;
+  if (perVolume >= 0 && o.size > perVolume) throw sizeExceedsLimit(o.size, perVolume);
+  const used = await usageOf(tx, projectId);
+  for (const name of ['gigabytes', `gigabytes_${o.typeName}`]) {
+    const limit = limits[name] ?? -1;
+    if (o.gigabytes > 0 && limit >= 0 && used[name]! + o.gigabytes > limit) throw sizeExceedsQuota(name, o.gigabytes, limit, used[name]!);
+  }
+  for (const name of ['volumes', `volumes_${o.typeName}`]) {
+    const limit = limits[name] ?? -1;
+    if (o.volumes > 0 && limit >= 0 && used[name]! + o.volumes > limit) throw volumeLimitExceeded(limit, name);
+  }
+}
+
+const QuotaBody = Type.Object({
+  quota_set: Type.Record(Type.String(), Type.Unknown()),
+});
+
+export function quotaRoutes(ctx: VolumeContext): Route[] {
+  const db = ctx.vdb;
+  const target = (rc: { params: Record<string, string> }) => ({ project_id: rc.params.target_project });
+  return [
+    route({
+      method: 'GET', path: '/os-quota-sets/:target_project', rule: 'volume_extension:quotas:show', target,
+      async handler(rc) {
+        const p = rc.params.target_project!;
+        const limits = await limitsOf(db, p);
+        const usage = typeof rc.query.usage === 'string' && parseBoolean('usage', rc.query.usage);
+        if (!usage) return { quota_set: { id: p, ...limits } };
+        const used = await usageOf(db, p);
+        const out: Record<string, unknown> = { id: p };
+        for (const [k, limit] of Object.entries(limits)) out[k] = { limit, in_use: used[k] ?? 0, reserved: 0, allocated: 0 };
+        return { quota_set: out };
+      },
+    }),
+    route({
+      method: 'GET', path: '/os-quota-sets/:target_project/defaults', rule: 'volume_extension:quotas:show', target,
+      handler: async (rc) => ({ quota_set: { id: rc.params.target_project!, ...await defaultsOf(db) } }),
+    }),
+    route({
+      method: 'PUT', path: '/os-quota-sets/:target_project', rule: 'volume_extension:quotas:update', schema: { body: QuotaBody },
+      async handler(rc) {
+        const p = rc.params.target_project!;
+        const known = await defaultsOf(db);
+        const wanted: Array<[string, number]> = [];
+        const bad = Object.keys(rc.body.quota_set).filter((k) => !Object.hasOwn(known, k) && k !== 'tenant_id' && k !== 'id');
+        if (bad.length) throw badRequest(`Bad key(s) in quota set: ${bad.join(',')}`);
+        for (const [k, v] of Object.entries(rc.body.quota_set)) {
+          if (k === 'tenant_id' || k === 'id') continue;
+          const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+          if (!Number.isInteger(n)) throw badRequest(`Invalid input received: ${k} must be an integer.`);
+          if (n < -1) throw badRequest(`Invalid input received: Quota limit ${n} for ${k} must be greater than or equal to -1.`);
+          if (n > 2147483647) throw badRequest(`Invalid input received: Quota limit ${n} for ${k} must be less than or equal to 2147483647.`);
+          wanted.push([k, n]);
+        }
+        await db.transaction().execute(async (tx) => {
+          for (const [resource, hard_limit] of wanted) {
+            await tx.deleteFrom('volume_quotas').where('project_id', '=', p).where('resource', '=', resource).execute();
+            await tx.insertInto('volume_quotas').values({ project_id: p, resource, hard_limit }).execute();
+          }
+        });
+        return { quota_set: await limitsOf(db, p) };
+      },
+    }),
+    route({
+      method: 'DELETE', path: '/os-quota-sets/:target_project', rule: 'volume_extension:quotas:delete',
+      async handler(rc) {
+        await db.deleteFrom('volume_quotas').where('project_id', '=', rc.params.target_project!).execute();
+        return undefined;
+      },
+    }),
+    route({
+      method: 'GET', path: '/limits', rule: 'limits_extension:used_limits',
+      async handler(rc) {
+        const c = rc.cred!;
+        // 3.39: an admin may ask for another project's limits
+        const asked = typeof rc.query.project_id === 'string' ? rc.query.project_id : undefined;
+        const p = asked && isAdmin(c) && mv(rc).ge('3.39') ? asked : c.projectId ?? '';
+        const l = await limitsOf(db, p);
+        const u = await usageOf(db, p);
+        return {
+          limits: {
+            rate: [],
+            absolute: {
+              maxTotalVolumes: l.volumes, maxTotalSnapshots: l.snapshots, maxTotalVolumeGigabytes: l.gigabytes,
+              maxTotalBackups: l.backups, maxTotalBackupGigabytes: l.backup_gigabytes,
+              totalVolumesUsed: u.volumes, totalGigabytesUsed: u.gigabytes, totalSnapshotsUsed: u.snapshots,
+              totalBackupsUsed: u.backups, totalBackupGigabytesUsed: u.backup_gigabytes,
+            },
+          },
+        };
+      },
+    }),
+  ];
+}

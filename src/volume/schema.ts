@@ -1,0 +1,86 @@
+// Block-storage tables (Cinder's model). A volume row holds what the API
+// shows and what the volume backend must make real: `version` is bumped on
+// every change a backend must act on (create, extend, delete), and the
+// backend's report moves `status` on (protocol.ts). Metadata, types, their
+// extra specs and project access are rows of their own; a project's quota
+// limit is a row only where it is not the default.
+import type { Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
+
+export interface VolumeTables {
+  volume_volumes: {
+    id: string; project_id: string; user_id: string;
+    name: string | null; description: string | null;
+    /** GiB the volume has now (what the view shows). */
+    size: number;
+    /** While `extending`: the size asked for (quota counts it already); null otherwise. */
+    requested_size: number | null;
+    status: string; attach_status: string; migration_status: string | null;
+    availability_zone: string; volume_type_id: string;
+    bootable: number; multiattach: number;
+    /** The admin metadata `readonly` flag (os-update_readonly_flag); null when never set. */
+    readonly: number | null;
+    /** `host@backend#pool` once a backend took the volume; null before (a volume without a host is deleted at once). */
+    host: string | null;
+    snapshot_id: string | null; source_volid: string | null;
+    /** Bumped on every change the backend must act on. */
+    version: number;
+    created_at: string; updated_at: string;
+  };
+  volume_metadata: { volume_id: string; key: string; value: string };
+  volume_types: {
+    id: string; name: string; description: string | null; is_public: number; created_at: string; updated_at: string;
+  };
+  volume_type_extra_specs: { type_id: string; key: string; value: string };
+  /** Projects a private type is shared with. */
+  volume_type_projects: { type_id: string; project_id: string };
+  /** A project's default type (3.62 default-types), where set. */
+  volume_default_types: { project_id: string; type_id: string };
+  /** A project's limit per quota resource where it is not the default. */
+  volume_quotas: { project_id: string; resource: string; hard_limit: number };
+}
+
+const text = 'text' as const;
+
+export const volumeMigrations: Record<string, Migration> = {
+  '0500_volume': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('volume_volumes')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('user_id', text, (c) => c.notNull()).addColumn('name', text).addColumn('description', text)
+        .addColumn('size', 'integer', (c) => c.notNull()).addColumn('requested_size', 'integer')
+        .addColumn('status', text, (c) => c.notNull()).addColumn('attach_status', text, (c) => c.notNull())
+        .addColumn('migration_status', text).addColumn('availability_zone', text, (c) => c.notNull())
+        .addColumn('volume_type_id', text, (c) => c.notNull())
+        .addColumn('bootable', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('multiattach', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('readonly', 'integer').addColumn('host', text)
+        .addColumn('snapshot_id', text).addColumn('source_volid', text)
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createIndex('volume_volumes_project').on('volume_volumes').column('project_id').execute();
+      await s.createIndex('volume_volumes_type').on('volume_volumes').column('volume_type_id').execute();
+      await s.createTable('volume_metadata')
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_metadata_pk', ['volume_id', 'key']).execute();
+      await s.createTable('volume_types')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('description', text).addColumn('is_public', 'integer', (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createTable('volume_type_extra_specs')
+        .addColumn('type_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_type_extra_specs_pk', ['type_id', 'key']).execute();
+      await s.createTable('volume_type_projects')
+        .addColumn('type_id', text, (c) => c.notNull()).addColumn('project_id', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_type_projects_pk', ['type_id', 'project_id']).execute();
+      await s.createTable('volume_default_types')
+        .addColumn('project_id', text, (c) => c.primaryKey()).addColumn('type_id', text, (c) => c.notNull()).execute();
+      await s.createTable('volume_quotas')
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
+        .addColumn('hard_limit', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+};

@@ -1,0 +1,443 @@
+// Volumes (Cinder v3): create, list/detail/summary, show, update, delete,
+// metadata, the volume actions this cloud serves, availability zones and
+// resource filters. The API records intent: a new volume is `creating` with
+// no host until a volume backend takes it (protocol.ts; none exists yet, so
+// volumes stay `creating` until an admin resets their status); an extend is
+// `extending` with its size asked for, counted by quota at once.
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { Type } from 'typebox';
+import { ApiError } from '../common/errors.ts';
+import { uuid } from '../common/ids.ts';
+import { objectOf } from '../http/body.ts';
+import { isAdmin } from '../http/policy.ts';
+import { route, type Route, type RouteContext } from '../http/service.ts';
+import type { VolumeContext } from './context.ts';
+import { badRequest, invalidInput, invalidVolume, notFound, policyDenied } from './errors.ts';
+import { mv, since } from './http.ts';
+import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
+import { checkQuota } from './quotas.ts';
+import type { VolumeTables } from './schema.ts';
+import { defaultTypeFor, findType, specTrue, typeSpecs } from './types.ts';
+import { cinderTime, parseBoolean, summaryView, volumeView, type VolumeFacts, type VolumeRow } from './view.ts';
+
+type VDb = Kysely<VolumeTables>;
+
+/** The statuses a volume may be deleted from without force (Cinder's volume API). */
+const DELETABLE = ['available', 'error', 'error_restoring', 'error_extending', 'error_managing'];
+const DELETE_REFUSED = 'Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.';
+/** The statuses os-reset_status accepts (Cinder's volume_status format). */
+const RESET_STATUSES = new Set([
+  'creating', 'available', 'deleting', 'error', 'error_deleting', 'error_managing', 'managing', 'attaching', 'in-use', 'detaching',
+  'maintenance', 'restoring-backup', 'error_restoring', 'reserved', 'awaiting-transfer', 'backing-up', 'error_backing-up',
+  'error_extending', 'downloading', 'uploading', 'retyping', 'extending',
+]);
+/** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
+const NOT_YET = new Set([
+  'os-attach', 'os-detach', 'os-reserve', 'os-unreserve', 'os-begin_detaching', 'os-roll_detaching', 'os-initialize_connection',
+  'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-force_detach', 'os-set_image_metadata', 'os-unset_image_metadata', 'os-show_image_metadata', 'os-unmanage', 'revert',
+  'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
+]);
+
+const MAX_INT = 2147483647;
+
+/** A field's schema failure, worded as Cinder's jsonschema validator words it. */
+const fieldError = (field: string, value: unknown, reason: string) =>
+  badRequest(`Invalid input for field/attribute ${field}. Value: ${typeof value === 'string' ? value : JSON.stringify(value)}. ${reason}`);
+
+function sizeOf(field: string, v: unknown): number {
+  if (typeof v === 'number' && Number.isInteger(v)) {
+    if (v < 1) throw fieldError(field, v, `${v} is less than the minimum of 1`);
+    if (v > MAX_INT) throw fieldError(field, v, `${v} is greater than the maximum of ${MAX_INT}`);
+    return v;
+  }
+  if (typeof v === 'string' && /^[0-9]+$/.test(v)) {
+    const n = Number(v);
+    if (n < 1) throw invalidInput(`${field} must be >= 1`);
+    if (n > MAX_INT) throw invalidInput(`${field} must be <= ${MAX_INT}`);
+    return n;
+  }
+  throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'integer', 'string' or does not match '^[0-9]+$'`);
+}
+
+function textOf(field: string, v: unknown, max = 255): string | null | undefined {
+  if (v === undefined) return undefined;
+  if (v === null) return null;
+  if (typeof v !== 'string') throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'string', 'null'`);
+  if (v.length > max) throw fieldError(field, v, `'${v.slice(0, 20)}...' is too long`);
+  return v;
+}
+
+/** Checks a metadata object as Cinder does (keys 1..255, values up to 255, strings). */
+function metadataOf(field: string, v: unknown): Record<string, string> {
+  const o = objectOf(v);
+  if (!o) throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'object'`);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (k.length === 0) throw invalidInput('Metadata property key blank.');
+    if (k.length > 255) throw invalidInput('Metadata property key greater than 255 characters.');
+    if (typeof x !== 'string') throw fieldError(`${field}.${k}`, x, `${JSON.stringify(x)} is not of type 'string'`);
+    if (x.length > 255) throw invalidInput('Metadata property value greater than 255 characters.');
+    out[k] = x;
+  }
+  return out;
+}
+
+const CREATE_FIELDS = new Set([
+  'name', 'description', 'display_name', 'display_description', 'volume_type', 'metadata', 'snapshot_id', 'source_volid',
+  'consistencygroup_id', 'size', 'availability_zone', 'multiattach', 'image_id', 'imageRef', 'group_id', 'backup_id',
+]);
+
+export function volumeRoutes(ctx: VolumeContext): Route[] {
+  const db = ctx.vdb;
+  const now = () => new Date().toISOString();
+
+  async function facts(rows: VolumeRow[]): Promise<VolumeFacts[]> {
+    if (!rows.length) return [];
+    const ids = rows.map((r) => r.id);
+    const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
+    for (const m of await db.selectFrom('volume_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) meta.get(m.volume_id)![m.key] = m.value;
+    const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
+    const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
+    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
+  }
+
+  /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
+  async function load(rc: RouteContext, id: string, tx: VDb = db): Promise<VolumeRow> {
+    const c = rc.cred!;
+    const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || (!isAdmin(c) && row.project_id !== c.projectId)) throw notFound.volume(id);
+    return row;
+  }
+  const show = async (rc: RouteContext, id: string, extended = true) => volumeView(rc.req, rc.cred!, mv(rc), (await facts([await load(rc, id)]))[0]!, extended);
+
+  /** The rows a list shows: the caller's project's; an admin's with all_tenants, every project's. */
+  async function visibleRows(rc: RouteContext): Promise<VolumeRow[]> {
+    const c = rc.cred!;
+    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    let q = db.selectFrom('volume_volumes').selectAll();
+    if (!all) q = q.where('project_id', '=', c.projectId ?? '');
+    return q.execute();
+  }
+
+  async function listed(rc: RouteContext, detail: boolean) {
+    const v = mv(rc);
+    const rows = await visibleRows(rc);
+    const fs = await facts(rows);
+    const items = fs.map((f) => ({
+      id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
+      bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
+      created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
+      metadata: f.metadata, volume_image_metadata: {}, user_id: f.row.user_id, host: f.row.host, f,
+    }));
+    const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
+    const sorted = applySort(rc.query, filtered);
+    const { page, links } = paginate(rc.req, rc.query, sorted, { collection: 'volumes', path: rc.req.url.split('?')[0]!.replace(/^\/volume/, ''), notFound: notFound.volume });
+    const volumes = page.map((i) => (detail ? volumeView(rc.req, rc.cred!, v, i.f as VolumeFacts) : summaryView(rc.req, (i.f as VolumeFacts).row)));
+    const withCount = v.ge('3.45') && one(rc.query.with_count) !== undefined && parseBoolean('with_count', one(rc.query.with_count)!);
+    return { volumes, ...(links ? { volumes_links: links } : {}), ...(withCount ? { count: sorted.length } : {}) };
+  }
+
+  async function create(rc: RouteContext) {
+    const c = rc.cred!;
+    const v = mv(rc);
+    const body = objectOf(rc.body);
+    const vol = objectOf(body?.volume);
+    if (!body || !vol) throw badRequest(`Missing required element 'volume' in request body.`);
+    const extra = Object.keys(body).filter((k) => k !== 'volume' && k !== 'OS-SCH-HNT:scheduler_hints');
+    if (extra.length) throw badRequest(`Additional properties are not allowed ('${extra.join("', '")}' ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
+    if (v.ge('3.53')) {
+      const unknown = Object.keys(vol).filter((k) => !CREATE_FIELDS.has(k));
+      if (unknown.length) throw badRequest(`Additional properties are not allowed ('${unknown.join("', '")}' ${unknown.length > 1 ? 'were' : 'was'} unexpected)`);
+    }
+    const name = textOf('name', vol.name) ?? textOf('display_name', vol.display_name) ?? null;
+    const description = textOf('description', vol.description) ?? textOf('display_description', vol.display_description) ?? null;
+    for (const [k, what] of [['snapshot_id', 'a snapshot'], ['source_volid', 'another volume (clone)'], ['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
+      if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
+    }
+    if (vol.multiattach !== undefined && vol.multiattach !== null && vol.multiattach !== false && !(typeof vol.multiattach === 'string' && !parseBoolean('multiattach', vol.multiattach))) {
+      throw badRequest('multiattach parameters has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.');
+    }
+    if (vol.size === undefined || vol.size === null) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
+    const size = sizeOf('size', vol.size);
+    const metadata = vol.metadata === undefined || vol.metadata === null ? {} : metadataOf('metadata', vol.metadata);
+    const typeName = textOf('volume_type', vol.volume_type);
+    const type = typeName ? await findType(ctx, c, typeName) : await defaultTypeFor(ctx, c.projectId ?? '');
+    const specs = await typeSpecs(ctx, type.id);
+    const az = textOf('availability_zone', vol.availability_zone) ?? ctx.config.availabilityZone;
+    const typeZones = specs['RESKEY:availability_zones']?.split(',').map((z) => z.trim()).filter(Boolean);
+    if (az !== ctx.config.availabilityZone || (typeZones?.length && !typeZones.includes(az))) throw badRequest(`Availability zone '${az}' is invalid.`);
+    const id = uuid();
+    const t = now();
+    await db.transaction().execute(async (tx) => {
+      await checkQuota(tx, c.projectId ?? '', { typeName: type.name, size, volumes: 1, gigabytes: size });
+      await tx.insertInto('volume_volumes').values({
+        id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null,
+        status: 'creating', attach_status: 'detached', migration_status: null, availability_zone: az, volume_type_id: type.id,
+        bootable: 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
+        snapshot_id: null, source_volid: null, version: 1, created_at: t, updated_at: t,
+      }).execute();
+      for (const [key, value] of Object.entries(metadata)) await tx.insertInto('volume_metadata').values({ volume_id: id, key, value }).execute();
+    });
+    return { volume: await show(rc, id, false) };
+  }
+
+  async function destroy(id: string): Promise<void> {
+    await db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
+      await tx.deleteFrom('volume_volumes').where('id', '=', id).execute();
+    });
+  }
+
+  /** Deletes a volume: at once when no backend holds it (no host, as Cinder), else `deleting` for its backend. */
+  async function remove(row: VolumeRow, force: boolean): Promise<void> {
+    if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
+    if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
+    if (row.host === null) return destroy(row.id);
+    // the status check again, in the same statement: a concurrent change wins over this delete
+    let q = db.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id);
+    if (!force) q = q.where('status', 'in', DELETABLE);
+    const r = await q.executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) throw invalidVolume(DELETE_REFUSED);
+  }
+
+  async function setMetadata(rc: RouteContext, id: string, metadata: Record<string, string>, replace: boolean): Promise<Record<string, string>> {
+    const row = await load(rc, id);
+    if (row.status === 'maintenance' || row.status === 'uploading') throw invalidVolume(`Volume status must not be ${row.status} to change its metadata.`);
+    await db.transaction().execute(async (tx) => {
+      if (replace) await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
+      for (const [key, value] of Object.entries(metadata)) {
+        await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).where('key', '=', key).execute();
+        await tx.insertInto('volume_metadata').values({ volume_id: id, key, value }).execute();
+      }
+      await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', id).execute();
+    });
+    return metadataMap(id);
+  }
+  const metadataMap = async (id: string) =>
+    Object.fromEntries((await db.selectFrom('volume_metadata').select(['key', 'value']).where('volume_id', '=', id).orderBy('key').execute()).map((m) => [m.key, m.value]));
+  /** 3.15: the metadata's ETag (a hash of its content), checked against If-Match on a replace. */
+  const etag = async (m: Record<string, string>) => {
+    return `"${createHash('md5').update(JSON.stringify(Object.entries(m).sort())).digest('hex')}"`;
+  };
+
+  async function action(rc: RouteContext) {
+    const v = mv(rc);
+    const body = objectOf(rc.body);
+    if (!body || Object.keys(body).length !== 1) throw badRequest('Malformed request body');
+    const [name, raw] = Object.entries(body)[0]!;
+    const id = rc.params.volume_id!;
+    const args = objectOf(raw) ?? {};
+    switch (name) {
+      case 'os-extend': {
+        rc.enforce('volume:extend', {});
+        const row = await load(rc, id);
+        const newSize = sizeOf('new_size', args.new_size);
+        const states = v.ge('3.42') ? ['available', 'in-use'] : ['available'];
+        if (!states.includes(row.status)) {
+          throw invalidVolume(`Volume ${id} status must be ${states.join(' or ')} to extend, but current status is: ${row.status}.`);
+        }
+        if (row.status === 'in-use') rc.enforce('volume:extend_attached_volume', {});
+        if (newSize <= row.size) throw invalidInput(`New size for extend must be greater than current size. (current: ${row.size}, extended: ${newSize}).`);
+        const type = await db.selectFrom('volume_types').select('name').where('id', '=', row.volume_type_id).executeTakeFirstOrThrow();
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, row.project_id, { typeName: type.name, size: newSize, volumes: 0, gigabytes: newSize - row.size });
+          const r = await tx.updateTable('volume_volumes')
+            .set((eb) => ({ status: 'extending', requested_size: newSize, version: eb('version', '+', 1), updated_at: now() }))
+            .where('id', '=', id).where('status', '=', row.status).where('size', '=', row.size).executeTakeFirst();
+          if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${id} changed while being extended; try again.`);
+        });
+        rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-reset_status': {
+        rc.enforce('volume_extension:volume_admin_actions:reset_status', {});
+        const row = await load(rc, id);
+        const set: Partial<VolumeRow> = { updated_at: now() };
+        if (args.status !== undefined) {
+          if (typeof args.status !== 'string' || !RESET_STATUSES.has(args.status.toLowerCase())) throw badRequest(`Invalid input for field/attribute status. Value: ${String(args.status)}. '${String(args.status)}' is not a valid volume status.`);
+          set.status = args.status.toLowerCase();
+          if (set.status !== 'extending') set.requested_size = null;
+        }
+        if (args.attach_status !== undefined) {
+          if (args.attach_status !== 'attached' && args.attach_status !== 'detached') throw invalidInput(`Must specify a valid attach status: ${String(args.attach_status)}`);
+          set.attach_status = args.attach_status;
+        }
+        if (args.migration_status !== undefined) {
+          if (args.migration_status !== null && typeof args.migration_status !== 'string') throw invalidInput('Must specify a valid migration status');
+          set.migration_status = args.migration_status === 'none' ? null : args.migration_status;
+        }
+        if (set.status === undefined && set.attach_status === undefined && set.migration_status === undefined) throw badRequest('Must specify \'status\', \'attach_status\' or \'migration_status\' for update.');
+        await db.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+        rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-force_delete': {
+        rc.enforce('volume_extension:volume_admin_actions:force_delete', {});
+        await remove(await load(rc, id), true);
+        rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-set_bootable': {
+        rc.enforce('volume:set_bootable', {});
+        const row = await load(rc, id);
+        const b = args.bootable;
+        const bootable = typeof b === 'boolean' ? b : typeof b === 'string' ? parseBoolean('bootable', b) : null;
+        if (bootable === null) throw badRequest(`Invalid input for field/attribute bootable. Value: ${JSON.stringify(b)}. ${JSON.stringify(b)} is not a valid boolean.`);
+        await db.updateTable('volume_volumes').set({ bootable: bootable ? 1 : 0, updated_at: now() }).where('id', '=', row.id).execute();
+        return undefined;
+      }
+      case 'os-update_readonly_flag': {
+        rc.enforce('volume_extension:volume_actions:update_readonly_flag', {});
+        const row = await load(rc, id);
+        const b = args.readonly;
+        const readonly = typeof b === 'boolean' ? b : typeof b === 'string' ? parseBoolean('readonly', b) : null;
+        if (readonly === null) throw badRequest(`Invalid input for field/attribute readonly. Value: ${JSON.stringify(b)}. ${JSON.stringify(b)} is not a valid boolean.`);
+        if (row.status !== 'available') throw invalidVolume(`Volume ${id} status must be available to update readonly flag, but current status is: ${row.status}.`);
+        await db.updateTable('volume_volumes').set({ readonly: readonly ? 1 : 0, updated_at: now() }).where('id', '=', row.id).execute();
+        rc.reply.code(202);
+        return undefined;
+      }
+      default:
+        await load(rc, id);
+        if (NOT_YET.has(name)) throw badRequest(`The volume action ${name} is not supported by this cloud yet.`);
+        throw badRequest(`There is no such action: ${name}. Verify the request body and Content-Type header and try again.`);
+    }
+  }
+
+  const MetaBody = Type.Object({ metadata: Type.Unknown() });
+  const MetaItemBody = Type.Object({ meta: Type.Unknown() });
+
+  return [
+    route({ method: 'POST', path: '/volumes', rule: 'volume:create', status: 202, handler: create }),
+    route({ method: 'GET', path: '/volumes', rule: 'volume:get_all', handler: (rc) => listed(rc, false) }),
+    route({ method: 'GET', path: '/volumes/detail', rule: 'volume:get_all', handler: (rc) => listed(rc, true) }),
+    since('3.12', route({
+      method: 'GET', path: '/volumes/summary', rule: 'volume:get_all',
+      async handler(rc) {
+        const rows = await visibleRows(rc);
+        const out: Record<string, unknown> = { total_size: rows.reduce((s, r) => s + r.size, 0), total_count: rows.length };
+        if (mv(rc).ge('3.36')) {
+          const meta: Record<string, string[]> = {};
+          for (const f of await facts(rows)) for (const [k, val] of Object.entries(f.metadata)) if (!(meta[k] ??= []).includes(val)) meta[k].push(val);
+          out.metadata = meta;
+        }
+        return { 'volume-summary': out };
+      },
+    })),
+    route({ method: 'GET', path: '/volumes/:volume_id', rule: 'volume:get', handler: async (rc) => ({ volume: await show(rc, rc.params.volume_id!) }) }),
+    route({
+      method: 'PUT', path: '/volumes/:volume_id', rule: 'volume:update',
+      async handler(rc) {
+        const body = objectOf(rc.body);
+        const vol = objectOf(body?.volume);
+        if (!body || !vol) throw badRequest(`Missing required element 'volume' in request body.`);
+        const allowed = new Set(['name', 'description', 'display_name', 'display_description', 'metadata']);
+        const unknown = Object.keys(vol).filter((k) => !allowed.has(k));
+        if (unknown.length) throw badRequest(`Additional properties are not allowed ('${unknown.join("', '")}' ${unknown.length > 1 ? 'were' : 'was'} unexpected)`);
+        if (mv(rc).ge('3.53') && Object.keys(vol).length === 0) throw badRequest(`Invalid input for field/attribute volume. Value: {}. {} is not valid under any of the given schemas`);
+        const row = await load(rc, rc.params.volume_id!);
+        const set: Partial<VolumeRow> = { updated_at: now() };
+        const name = vol.name !== undefined ? textOf('name', vol.name) : textOf('display_name', vol.display_name);
+        const description = vol.description !== undefined ? textOf('description', vol.description) : textOf('display_description', vol.display_description);
+        if (name !== undefined) set.name = name;
+        if (description !== undefined) set.description = description;
+        const metadata = vol.metadata === undefined ? undefined : metadataOf('metadata', vol.metadata);
+        await db.transaction().execute(async (tx) => {
+          await tx.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+          if (metadata) {
+            await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
+            for (const [key, value] of Object.entries(metadata)) await tx.insertInto('volume_metadata').values({ volume_id: row.id, key, value }).execute();
+          }
+        });
+        return { volume: await show(rc, row.id, false) };
+      },
+    }),
+    route({
+      method: 'DELETE', path: '/volumes/:volume_id', rule: 'volume:delete', status: 202,
+      async handler(rc) {
+        const row = await load(rc, rc.params.volume_id!);
+        const forceRaw = one(rc.query.force);
+        const force = mv(rc).ge('3.23') && forceRaw !== undefined && parseBoolean('force', forceRaw);
+        if (force && !isAdmin(rc.cred!)) throw policyDenied('volume:force_delete');
+        // cascade: the volume's snapshots go too; there are no snapshots yet, so it changes nothing
+        const cascade = one(rc.query.cascade);
+        if (cascade !== undefined) parseBoolean('cascade', cascade);
+        await remove(row, force);
+      },
+    }),
+    route({ method: 'POST', path: '/volumes/:volume_id/action', rule: 'volume:get', handler: action }),
+    // metadata
+    route({
+      method: 'GET', path: '/volumes/:volume_id/metadata', rule: 'volume:get_volume_metadata',
+      async handler(rc) {
+        const row = await load(rc, rc.params.volume_id!);
+        const m = await metadataMap(row.id);
+        if (mv(rc).ge('3.15')) rc.reply.header('ETag', await etag(m));
+        return { metadata: m };
+      },
+    }),
+    route({
+      method: 'POST', path: '/volumes/:volume_id/metadata', rule: 'volume:create_volume_metadata', schema: { body: MetaBody },
+      handler: async (rc) => ({ metadata: await setMetadata(rc, rc.params.volume_id!, metadataOf('metadata', rc.body.metadata), false) }),
+    }),
+    route({
+      method: 'PUT', path: '/volumes/:volume_id/metadata', rule: 'volume:update_volume_metadata', schema: { body: MetaBody },
+      async handler(rc) {
+        const id = rc.params.volume_id!;
+        const metadata = metadataOf('metadata', rc.body.metadata);
+        const ifMatch = rc.req.headers['if-match'];
+        if (mv(rc).ge('3.15') && typeof ifMatch === 'string') {
+          await load(rc, id);
+          if (ifMatch !== await etag(await metadataMap(id))) throw new ApiError('PreconditionFailed', 'Update and delete to the metadata of the volume are not allowed: it was changed since it was read (If-Match).');
+        }
+        return { metadata: await setMetadata(rc, id, metadata, true) };
+      },
+    }),
+    route({
+      method: 'GET', path: '/volumes/:volume_id/metadata/:key', rule: 'volume:get_volume_metadata',
+      async handler(rc) {
+        const row = await load(rc, rc.params.volume_id!);
+        const key = rc.params.key!;
+        const m = await db.selectFrom('volume_metadata').select('value').where('volume_id', '=', row.id).where('key', '=', key).executeTakeFirst();
+        if (!m) throw notFound.metadata(row.id, key);
+        return { meta: { [key]: m.value } };
+      },
+    }),
+    route({
+      method: 'PUT', path: '/volumes/:volume_id/metadata/:key', rule: 'volume:update_volume_metadata', schema: { body: MetaItemBody },
+      async handler(rc) {
+        const key = rc.params.key!;
+        const meta = metadataOf('meta', rc.body.meta);
+        if (Object.keys(meta).length > 1) throw badRequest('Request body contains too many items');
+        if (!Object.hasOwn(meta, key)) throw badRequest('Request body and URI mismatch');
+        await setMetadata(rc, rc.params.volume_id!, meta, false);
+        return { meta };
+      },
+    }),
+    route({
+      method: 'DELETE', path: '/volumes/:volume_id/metadata/:key', rule: 'volume:delete_volume_metadata',
+      async handler(rc) {
+        const row = await load(rc, rc.params.volume_id!);
+        const key = rc.params.key!;
+        if (row.status === 'maintenance' || row.status === 'uploading') throw invalidVolume(`Volume status must not be ${row.status} to change its metadata.`);
+        const r = await db.deleteFrom('volume_metadata').where('volume_id', '=', row.id).where('key', '=', key).executeTakeFirst();
+        if (Number(r.numDeletedRows) === 0) throw notFound.metadata(row.id, key);
+        return undefined;
+      },
+    }),
+    route({
+      method: 'GET', path: '/os-availability-zone', rule: 'volume_extension:availability_zone_list',
+      handler: () => ({ availabilityZoneInfo: [{ zoneName: ctx.config.availabilityZone, zoneState: { available: true } }] }),
+    }),
+    since('3.33', route({
+      method: 'GET', path: '/resource_filters', rule: 'volume:get_all_resource_filters',
+      handler(rc) {
+        const which = one(rc.query.resource);
+        const entries = Object.entries(RESOURCE_FILTERS).filter(([r]) => !which || r === which);
+        return { resource_filters: entries.map(([resource, filters]) => ({ resource, filters })) };
+      },
+    })),
+  ];
+}

@@ -1,0 +1,175 @@
+// IPv6 through a router: a network with a SLAAC subnet and one with a
+// DHCPv6-stateful subnet, both on a router whose radvd advertises them. A
+// server on the SLAAC network makes its address from the router's RA; one on
+// the stateful network sees the managed flag and gets its fixed IP from the
+// network's dnsmasq by DHCPv6 (dhclient -6); both ping their gateway through
+// port security; a converge that changes nothing leaves radvd alone, a
+// changed subnet restarts it, and the router's delete stops it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { env, hostLeftovers, pingSoon, portSpec, randomMac, rule, sgSpec, sh, shOk, skipUnlessRoot, sleep } from './network-lib.ts';
+import { routerNamespace, type NetworkSpec, type RouterSpec, type SubnetSpec } from '../../src/network/protocol.ts';
+import { radvdPid } from '../../src/agent/drivers/network/radvd.ts';
+import { eui64, formatIp, parseCidr } from '../../src/network/ipnet.ts';
+
+const skip = skipUnlessRoot || (['radvd', 'rdisc6', 'dhclient'].some((b) => !['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, b))))
+  ? 'needs radvd, ndisc6 and isc-dhcp-client (bin/test installs them)' : false);
+
+function v6Network(subnet: SubnetSpec, dhcp: NetworkSpec['dhcp'] = null): NetworkSpec {
+  return {
+    project_id: 'p1', name: subnet.name, admin_state_up: true, segmentation: { type: 'vxlan', vni: 1000 + Math.floor(Math.random() * 100000), physical_network: null },
+    mtu: 1450, subnets: [subnet], vxlan_peers: [], dhcp, deleted: false,
+  };
+}
+
+function v6Subnet(id: string, cidr: string, mode: SubnetSpec['ipv6_ra_mode']): SubnetSpec {
+  return {
+    id, name: id, cidr, ip_version: 6, gateway_ip: cidr.replace('::/64', '::1'), enable_dhcp: true, dns_nameservers: [], host_routes: [], allocation_pools: [],
+    ipv6_ra_mode: mode, ipv6_address_mode: mode,
+  };
+}
+
+/** The global (and link-local) IPv6 addresses of a device that finished DAD. */
+async function v6Addresses(ns: string, dev: string): Promise<string[]> {
+  const out = JSON.parse(await shOk(ns, ['ip', '-6', '-j', 'addr', 'show', 'dev', dev])) as Array<{ addr_info: Array<{ local: string; prefixlen: number; tentative?: boolean }> }>;
+  return (out[0]?.addr_info ?? []).filter((a) => !a.tentative).map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+/** Polls (a bounded number of times) until `pred` holds for the device's addresses; returns the last ones seen. */
+async function addressesOnceThere(ns: string, dev: string, pred: (a: string[]) => boolean, tries = 40): Promise<string[]> {
+  let got: string[] = [];
+  for (let i = 0; i < tries; i++) {
+    got = await v6Addresses(ns, dev);
+    if (pred(got)) break;
+    await sleep(250);
+  }
+  return got;
+}
+
+test('IPv6: SLAAC by the router\'s RA, DHCPv6-stateful by dnsmasq, ping6 to the gateways, radvd converged and stopped', { skip, timeout: 240_000 }, async (t) => {
+  const e = env();
+  const tmp = mkdtempSync(join(tmpdir(), `${e.prefix}-v6-`));
+  const dhclientPid = join(tmp, 'dhclient6.pid');
+  t.after(async () => {
+    const pid = Number((await fsp.readFile(dhclientPid, 'utf8').catch(() => '')).trim());
+    const cmdline = pid > 0 ? await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '') : '';
+    if (cmdline.includes(tmp)) process.kill(pid, 'SIGKILL');
+  });
+  t.after(() => e.cleanup());
+  t.after(() => fsp.rm(tmp, { recursive: true, force: true }));
+  const h = await e.host('h1');
+  const radvdRoot = join(e.stateDirs[0]!, 'network', 'radvd');
+
+  const netA = randomUUID(), netB = randomUUID();
+  const subA = v6Subnet('sub-a', '2001:db8:a::/64', 'slaac');
+  const subB = v6Subnet('sub-b', '2001:db8:b::/64', 'dhcpv6-stateful');
+  const a = await e.server(), b = await e.server();
+  const pA = randomUUID(), pB = randomUUID();
+  const macA = randomMac(), macB = randomMac();
+  const slaacA = formatIp(6, eui64(parseCidr('2001:db8:a::/64')!, macA));
+  const fixedB = '2001:db8:b::10';
+  const specA = v6Network(subA);
+  const specB = v6Network(subB, {
+    port_id: randomUUID(), mac_address: randomMac(), fixed_ips: [{ subnet_id: 'sub-b', ip_address: '2001:db8:b::2' }],
+    hosts: [{ port_id: pB, mac_address: macB, ip_address: fixedB, subnet_id: 'sub-b', hostname: 'server-b' }], dns_domain: 'openstacklocal.', lease_seconds: 600,
+  });
+  await h.converge('network', netA, specA);
+  await h.converge('network', netB, specB);
+
+  // egress open (so the ping goes out; its answer comes back by state), nothing in
+  const sg = randomUUID();
+  await h.converge('security_group', sg, sgSpec([rule('egress', { ethertype: 'IPv6' })]));
+  // the servers' ends carry no address of ours: what they get comes from the RA and DHCPv6
+  await h.converge('port', pA, portSpec(netA, a.id, null, { mac_address: macA, fixed_ips: [{ subnet_id: 'sub-a', ip_address: slaacA }], security_group_ids: [sg] }));
+  await h.converge('port', pB, portSpec(netB, b.id, null, { mac_address: macB, fixed_ips: [{ subnet_id: 'sub-b', ip_address: fixedB }], security_group_ids: [sg] }));
+
+  const router = randomUUID();
+  const rA = randomUUID(), rB = randomUUID();
+  const rspec: RouterSpec = {
+    project_id: 'p1', name: 'r6', admin_state_up: true,
+    interfaces: [
+      { port_id: rA, network_id: netA, subnet_id: 'sub-a', mac_address: randomMac(), ip_address: '2001:db8:a::1', prefixlen: 64, cidr: '2001:db8:a::/64', ipv6_ra_mode: 'slaac', dns_nameservers: [] },
+      { port_id: rB, network_id: netB, subnet_id: 'sub-b', mac_address: randomMac(), ip_address: '2001:db8:b::1', prefixlen: 64, cidr: '2001:db8:b::/64', ipv6_ra_mode: 'dhcpv6-stateful', dns_nameservers: [] },
+    ],
+    external_gateway: null, routes: [], floating_ips: [], port_forwardings: [], deleted: false,
+  };
+  const first = await h.converge('router', router, rspec);
+  assert.ok(first.changes.some((c) => c.endsWith('radvd started')), first.changes.join('\n'));
+  const radvdDir = join(radvdRoot, router);
+  const pid = await radvdPid(radvdDir);
+  assert.ok(pid, 'radvd runs');
+  // in the router's namespace
+  assert.equal(await fsp.readlink(`/proc/${pid}/ns/net`), `net:[${statSync(`/run/netns/${routerNamespace(router)}`).ino}]`);
+
+  await t.test('the SLAAC server sees the RA (autonomous prefix) and makes its EUI-64 address from it', async () => {
+    // a solicitation goes out from the link-local address, once it passed DAD
+    await addressesOnceThere(a.ns, 'eth0', (x) => x.some((y) => y.startsWith('fe80:')));
+    const ra = await sh(a.ns, ['rdisc6', '-1', '-n', '-r', '5', '-w', '2000', 'eth0'], 20_000);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.match(ra.stdout, /Stateful address conf\.\s*:\s*No/);
+    assert.match(ra.stdout, /Prefix\s*:\s*2001:db8:a::\/64/);
+    assert.match(ra.stdout, /Autonomous address conf\.\s*:\s*Yes/);
+    const got = await addressesOnceThere(a.ns, 'eth0', (x) => x.includes(`${slaacA}/64`));
+    assert.ok(got.includes(`${slaacA}/64`), `SLAAC address ${slaacA} on eth0: ${got.join(' ')}`);
+    assert.ok(await pingSoon(a.ns, '2001:db8:a::1', 5), 'ping6 to the gateway');
+  });
+
+  await t.test('the DHCPv6-stateful server sees the managed flag and gets its fixed IP from dnsmasq', async () => {
+    // a solicitation goes out from the link-local address, once it passed DAD
+    await addressesOnceThere(b.ns, 'eth0', (x) => x.some((y) => y.startsWith('fe80:')));
+    const ra = await sh(b.ns, ['rdisc6', '-1', '-n', '-r', '5', '-w', '2000', 'eth0'], 20_000);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.match(ra.stdout, /Stateful address conf\.\s*:\s*Yes/);
+    assert.match(ra.stdout, /Autonomous address conf\.\s*:\s*No/);
+    // no address made from the prefix
+    assert.ok(!(await v6Addresses(b.ns, 'eth0')).some((x) => x.startsWith('2001:db8:b:')));
+    // dhclient with a script of our own that only sets the address (Debian's also rewrites the machine's resolv.conf)
+    const script = join(tmp, 'dhclient-script');
+    writeFileSync(script, '#!/bin/sh\ncase "$reason" in BOUND6|RENEW6|REBIND6|REBOOT6) ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad ;; esac\nexit 0\n', { mode: 0o755 });
+    const r = await sh(b.ns, ['dhclient', '-6', '-1', '-v', '-cf', '/dev/null', '-lf', join(tmp, 'dhclient6.leases'), '-pf', dhclientPid, '-sf', script, '--dad-wait-time', '5', 'eth0'], 90_000);
+    assert.equal(r.code, 0, `dhclient -6: ${r.stderr}`);
+    const got = await addressesOnceThere(b.ns, 'eth0', (x) => x.some((y) => y.startsWith(`${fixedB}/`)));
+    assert.ok(got.some((y) => y.startsWith(`${fixedB}/`)), `the fixed IP ${fixedB} by DHCPv6: ${got.join(' ')}`);
+    assert.ok(await pingSoon(b.ns, '2001:db8:b::1', 5), 'ping6 to the gateway');
+  });
+
+  await t.test('a converge that changes nothing leaves radvd alone; a changed mode restarts it with the new config', async () => {
+    const again = await h.converge('router', router, rspec);
+    assert.deepEqual(again.changes, []);
+    assert.equal(await radvdPid(radvdDir), pid);
+    const changed = { ...rspec, interfaces: rspec.interfaces.map((i) => (i.port_id === rA ? { ...i, ipv6_ra_mode: 'dhcpv6-stateless' as const } : i)) };
+    const r = await h.converge('router', router, changed);
+    assert.ok(r.changes.some((c) => c.endsWith('radvd stopped')) && r.changes.some((c) => c.endsWith('radvd started')), r.changes.join('\n'));
+    const pid2 = await radvdPid(radvdDir);
+    assert.ok(pid2 && pid2 !== pid);
+    assert.match(readFileSync(join(radvdDir, 'radvd.conf'), 'utf8'), /AdvOtherConfigFlag on;/);
+    // a dead radvd is started again
+    process.kill(pid2!, 'SIGKILL');
+    for (let i = 0; i < 50 && (await radvdPid(radvdDir)); i++) await sleep(20);
+    const r2 = await h.converge('router', router, changed);
+    assert.ok(r2.changes.some((c) => c.endsWith('radvd started')), r2.changes.join('\n'));
+    // no IPv6 subnet with an RA mode left: radvd goes
+    const none = { ...changed, interfaces: changed.interfaces.map((i) => ({ ...i, ipv6_ra_mode: null })) };
+    const r3 = await h.converge('router', router, none);
+    assert.ok(r3.changes.some((c) => c.endsWith('radvd removed')), r3.changes.join('\n'));
+    assert.equal(await radvdPid(radvdDir), null);
+    assert.ok(!existsSync(radvdDir));
+    await h.converge('router', router, rspec);
+    assert.ok(await radvdPid(radvdDir));
+  });
+
+  await t.test('deleting the router stops radvd and removes its files and namespace', async () => {
+    const last = await radvdPid(radvdDir);
+    assert.ok(last);
+    await h.converge('router', router, { ...rspec, deleted: true });
+    assert.equal(await radvdPid(radvdDir), null);
+    assert.ok(!existsSync(`/proc/${last}/cmdline`) || !readFileSync(`/proc/${last}/cmdline`, 'utf8').includes(radvdDir));
+    assert.ok(!existsSync(radvdDir));
+    assert.deepEqual((await hostLeftovers(h.ns, [], [router])).filter((x) => x.startsWith('netns')), []);
+  });
+});
