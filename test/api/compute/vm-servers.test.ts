@@ -261,8 +261,13 @@ test('os-hypervisors: a VM host shows its hypervisor (type, QEMU version as Nova
   assert.ok(stats.body.hypervisor_statistics.count >= 2);
 
   // KVM once the agent's probe finds it working; a host that stops running VMs shows what it runs
+  const vm = await server({ networks: 'none' }, true);
+  assert.equal(vm.host, VM_HOST);
+  assert.equal((await admin.call('GET', `/servers/${vm.id}/diagnostics`, { version: '2.48' })).body.hypervisor, 'qemu');
   await register(cloud, VM_HOST, ['container', 'vm'], { type: 'KVM', accel: 'kvm', version: '8.0' });
   assert.equal((await admin.call('GET', `/os-hypervisors/${uuid}`, { version: '2.88' })).body.hypervisor.hypervisor_type, 'KVM');
+  assert.equal((await admin.call('GET', `/servers/${vm.id}/diagnostics`, { version: '2.48' })).body.hypervisor, 'kvm', 'libvirt\'s virt_type');
+  assert.equal((await alice.call('DELETE', `/servers/${vm.id}`)).status, 204);
   assert.equal((await admin.call('GET', `/os-hypervisors/${uuid}`, { version: '2.88' })).body.hypervisor.hypervisor_version, 8000000);
   await register(cloud, VM_HOST, ['container']);
   assert.equal((await admin.call('GET', `/os-hypervisors/${uuid}`, { version: '2.53' })).body.hypervisor.hypervisor_type, 'runc');
