@@ -194,7 +194,8 @@ test('a vm server: its spec carries its ports in interface order and config_driv
 test('an action a kind cannot do is Nova\'s 409 naming the action and the kind; unknown actions stay 400', async () => {
   const vm = await server({ networks: 'none' }, true);
   const ctr = await server({ networks: 'none', imageRef: containerImage }, true);
-  const act = (id: string, body: unknown, version?: string) => alice.call('POST', `/servers/${id}/action`, { body, version });
+  const act = (id: string, body: unknown, version?: string, who = alice) => who.call('POST', `/servers/${id}/action`, { body, version });
+  const adminOnly = ['migrate', 'os-migrateLive', 'evacuate', 'shelveOffload'];
   const unsupported: Array<[string, unknown]> = [
     ['resize', { resize: { flavorRef: flavorId } }], ['confirmResize', { confirmResize: null }], ['revertResize', { revertResize: null }],
     ['migrate', { migrate: null }], ['os-migrateLive', { 'os-migrateLive': { host: null, block_migration: 'auto' } }],
@@ -203,7 +204,13 @@ test('an action a kind cannot do is Nova\'s 409 naming the action and the kind; 
   ];
   for (const [kind, id] of [['vm', vm.id], ['container', ctr.id]] as const) {
     for (const [name, body] of unsupported) {
-      const r = await act(id, body, '2.96');
+      if (adminOnly.includes(name)) {
+        // Nova's policy first: a member may not ask at all
+        const denied = await act(id, body, '2.96');
+        assert.equal(denied.status, 403, `${kind} ${name}`);
+        assert.match(denied.body.forbidden.message, /^Policy doesn't allow os_compute_api:/);
+      }
+      const r = await act(id, body, '2.96', adminOnly.includes(name) ? admin : alice);
       assert.equal(r.status, 409, `${kind} ${name}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.conflictingRequest.code, 409);
       assert.match(r.body.conflictingRequest.message, new RegExp(`'${name}'.*\\b${kind} server`), `${kind} ${name}`);
