@@ -39,3 +39,7 @@ STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-githu
 # The kernel itself comes from `apt-get download` of linux-image-amd64's
 # dependency, never installed on the host.
 STRATUS_GUEST_IMAGE_PACKAGES="busybox-static dropbear-bin kmod dosfstools mtools syslinux syslinux-common qemu-utils"
+
+# `stratus image build-debian` (a Debian 12 cloud image with cloud-init) also
+# needs debootstrap (and e2fsprogs, always installed, for mkfs.ext4 -d).
+STRATUS_DEBIAN_IMAGE_PACKAGES="debootstrap"
