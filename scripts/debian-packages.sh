@@ -25,5 +25,7 @@ ensure_debian_packages() {
 # tenant networks nftables (security groups and routers' NAT), dnsmasq-base
 # (DHCP/DNS), haproxy (the metadata service's proxy in each DHCP namespace),
 # iputils-arping (routers' gratuitous ARP for floating IPs) and conntrack (a
-# router forgets the connections of a floating IP that goes).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack"
+# router forgets the connections of a floating IP that goes), and for virtual
+# machines qemu-system-x86 (SeaBIOS and the iPXE ROMs come with it), qemu-utils
+# (qemu-img: overlays, conversion, snapshots) and genisoimage (config drives).
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack qemu-system-x86 qemu-utils genisoimage"
