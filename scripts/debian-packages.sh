@@ -29,3 +29,14 @@ ensure_debian_packages() {
 # machines qemu-system-x86 (SeaBIOS and the iPXE ROMs come with it), qemu-utils
 # (qemu-img: overlays, conversion, snapshots) and genisoimage (config drives).
 STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack qemu-system-x86 qemu-utils genisoimage"
+
+# What building the small VM guest image (`stratus image build-tiny`, imported
+# by `stratus up` as stratus-tiny; docs/guest-images.md) needs: the guest's
+# busybox and dropbear (with the shared libraries ldd finds on this host), kmod
+# (depmod and modprobe --show-depends order the kernel modules), and the boot
+# disk's tools: a FAT file system (dosfstools, mtools) with SYSLINUX on it
+# (syslinux installs into the FAT image without mounting it; syslinux-common
+# has the MBR and ldlinux.c32), converted to qcow2 by qemu-img (qemu-utils).
+# The kernel itself comes from `apt-get download` of linux-image-amd64's
+# dependency, never installed on the host.
+STRATUS_GUEST_IMAGE_PACKAGES="busybox-static dropbear-bin kmod dosfstools mtools syslinux syslinux-common qemu-utils"

@@ -1,0 +1,213 @@
+// The text of the small guest's boot: busybox init runs /etc/init.d/rcS, which
+// loads the kernel modules, leases addresses by DHCP (udhcpc), reads the SSH
+// keys, host name and user data from the config drive (a `config-2` ISO 9660
+// or FAT disk with openstack/latest/meta_data.json and user_data) or else the
+// metadata service (http://169.254.169.254/openstack/latest/...), installs the
+// keys for root, starts dropbear on port 22, says `stratus-guest: ready`, and
+// runs the user data when it is a script (#!). acpid turns the ACPI power
+// button into `poweroff`. Every step prints a `stratus-guest: ...` line on the
+// console (ttyS0), which tests and users read from the console log.
+//
+// The JSON parsing is a few sed/grep lines in functions.sh, which the unit
+// tests run with the host's busybox.
+
+/** String.raw, with a backslash before `${` standing for a shell's `${` (not a substitution). */
+const sh = (s: TemplateStringsArray, ...v: unknown[]): string => String.raw(s, ...v).replace(/\\\$\{/g, '${');
+
+/** Prefix of every line the guest prints about its boot. */
+export const MARKER = 'stratus-guest:';
+/** The line the guest prints once dropbear runs and its keys are installed. */
+export const READY_MARKER = `${MARKER} ready`;
+
+/** /etc/stratus/functions.sh: shared by rcS, the DHCP script and the power-button handler. */
+export const FUNCTIONS_SH = sh`# stratus-guest shell functions (busybox sh)
+say() { echo "${MARKER} $*" >/dev/console 2>/dev/null || echo "${MARKER} $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime 2>/dev/null; }
+# json_str KEY FILE: the string value of the first "KEY": "..." in a JSON file (one without commas in it)
+json_str() { tr ',{}' '\n\n\n' < "$2" 2>/dev/null | sed -n 's/^[[:space:]]*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*$/\1/p' | head -n 1; }
+# ssh_keys FILE: the OpenSSH public keys in a meta_data.json, one a line, each once
+ssh_keys() {
+  grep -oE '"(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [^"]+"' "$1" 2>/dev/null |
+    sed -e 's/^"//' -e 's/"$//' -e 's#\\/#/#g' -e 's/\\[nr]//g' | awk 'NF && !seen[$0]++'
+}
+# is_script FILE: true when FILE starts with #!
+is_script() { [ -s "$1" ] && [ "$(head -c 2 "$1")" = '#!' ]; }
+# load_modules LIST: insmod every module named in LIST (a file), in order
+load_modules() { while read -r m; do [ -n "$m" ] && insmod "/lib/modules/$m" 2>/dev/null; done < "$1"; }
+`;
+
+/** /etc/inittab (busybox init): rcS once, a root shell on the serial console and the first VT, rcK at power-off. */
+export const INITTAB = `::sysinit:/etc/init.d/rcS
+ttyS0::respawn:-/bin/sh
+tty1::respawn:-/bin/sh
+::ctrlaltdel:/sbin/reboot
+::shutdown:/etc/init.d/rcK
+`;
+
+/** /etc/init.d/rcS: the boot. */
+export const RCS = sh`#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+. /etc/stratus/functions.sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /run/stratus /var/log /mnt/config
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+say "booting: kernel $(uname -r), uptime $(uptime_s) s"
+hostname stratus-guest
+ip link set lo up
+load_modules /lib/modules/early.order
+say "modules loaded, uptime $(uptime_s) s"
+acpid -c /etc/acpi -l /var/log/acpid.log
+
+# DHCP on every NIC, in the background (udhcpc keeps trying); eth0's lease is waited for below
+n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+for d in /sys/class/net/eth*; do
+  [ -e "$d" ] || continue
+  i=\${d##*/}
+  say "$i mac $(cat "$d/address")"
+  ip link set "$i" up
+  udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
+done
+
+# meanwhile, the config drive: a disk labelled config-2 (a CD-ROM may take a moment to appear)
+M=/run/stratus
+src=
+n=0
+while [ $n -lt 20 ]; do
+  dev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
+  if [ -n "$dev" ]; then
+    if mount -o ro -t iso9660 "$dev" /mnt/config 2>/dev/null || mount -o ro -t vfat "$dev" /mnt/config 2>/dev/null; then
+      for f in meta_data.json user_data network_data.json vendor_data.json; do
+        [ -f /mnt/config/openstack/latest/$f ] && cp /mnt/config/openstack/latest/$f $M/$f
+      done
+      umount /mnt/config
+      src="config drive $dev"
+    fi
+    break
+  fi
+  sleep 0.15; n=$((n + 1))
+done
+
+# the lease on eth0
+n=0; while [ $n -lt 300 ] && ! ip -4 addr show dev eth0 2>/dev/null | grep -q inet; do sleep 0.1; n=$((n + 1)); done
+ip -4 addr show dev eth0 2>/dev/null | grep -q inet || say "eth0 has no address yet"
+
+# else the metadata service
+if [ -z "$src" ]; then
+  U=http://169.254.169.254/openstack/latest
+  # a few tries within about 8 s: a cloud's metadata service answers at once, a network without one costs no more
+  n=0
+  while [ $n -lt 3 ]; do
+    if timeout 3 wget -q -O $M/meta_data.json.part $U/meta_data.json 2>/dev/null && [ -s $M/meta_data.json.part ]; then
+      mv $M/meta_data.json.part $M/meta_data.json
+      timeout 10 wget -q -O $M/user_data $U/user_data 2>/dev/null || rm -f $M/user_data
+      src="metadata service $U"
+      break
+    fi
+    sleep 1; n=$((n + 1))
+  done
+  rm -f $M/meta_data.json.part
+fi
+
+if [ -n "$src" ]; then
+  say "metadata from the $src"
+  uuid=$(json_str uuid $M/meta_data.json)
+  h=$(json_str hostname $M/meta_data.json)
+  [ -n "$uuid" ] && say "instance $uuid"
+  if [ -n "$h" ]; then h=\${h%%.*}; hostname "$h"; say "hostname $h"; fi
+  mkdir -p /root/.ssh && chmod 700 /root/.ssh
+  ssh_keys $M/meta_data.json > /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+  say "installed $(grep -c . /root/.ssh/authorized_keys) SSH key(s) for root"
+else
+  say "no config drive and no metadata service: no SSH key, no user data"
+fi
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$(hostname)" > /etc/hosts
+
+# the SSH server (host keys made now, each boot: one VM image, many servers)
+mkdir -p /etc/dropbear
+for t in ed25519 ecdsa; do dropbearkey -t $t -f /etc/dropbear/dropbear_\${t}_host_key >/dev/null 2>&1; done
+echo "-----BEGIN SSH HOST KEY KEYS-----" >/dev/console
+for t in ed25519 ecdsa; do dropbearkey -y -f /etc/dropbear/dropbear_\${t}_host_key 2>/dev/null | grep -E '^(ssh|ecdsa)-' >/dev/console; done
+echo "-----END SSH HOST KEY KEYS-----" >/dev/console
+if dropbear -r /etc/dropbear/dropbear_ed25519_host_key -r /etc/dropbear/dropbear_ecdsa_host_key -p 22 -s -P /run/dropbear.pid; then
+  say "dropbear listening on port 22"
+else
+  say "dropbear did not start"
+fi
+say "ready: $(hostname) $(ip -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | head -n 1), uptime $(uptime_s) s"
+
+if is_script $M/user_data; then
+  cp $M/user_data $M/user-data.sh && chmod 700 $M/user-data.sh
+  say "running the user data"
+  ( $M/user-data.sh >/dev/console 2>&1; say "user data exited with $?" ) &
+fi
+( load_modules /lib/modules/late.order ) &
+`;
+
+/** /etc/init.d/rcK: power-off (busybox init runs it before killing everything). */
+export const RCK = `#!/bin/sh
+. /etc/stratus/functions.sh
+say "powering off"
+[ -f /run/dropbear.pid ] && kill "$(cat /run/dropbear.pid)" 2>/dev/null
+sync
+`;
+
+/** udhcpc's script: addresses, MTU, routes (RFC 3442 static routes first, then the router), DNS. */
+export const UDHCPC_SCRIPT = sh`#!/bin/sh
+. /etc/stratus/functions.sh
+ev=$1
+case "$ev" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    [ "$ev" = bound ] && ip -4 addr flush dev "$interface"
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    ip addr replace "$ip/$mask" dev "$interface"
+    if [ -n "$staticroutes" ]; then
+      set -- $staticroutes
+      while [ $# -ge 2 ]; do
+        if [ "$1" = 0.0.0.0/0 ]; then ip route replace default via "$2" dev "$interface"; else ip route replace "$1" via "$2" dev "$interface"; fi
+        shift 2
+      done
+    elif [ -n "$router" ] && { [ "$interface" = eth0 ] || ! ip route show default | grep -q .; }; then
+      ip route replace default via "\${router%% *}" dev "$interface"
+    fi
+    if [ -n "$dns" ] && [ "$interface" = eth0 ]; then
+      { [ -n "$domain" ] && echo "search $domain"; for s in $dns; do echo "nameserver $s"; done; } > /etc/resolv.conf
+    fi
+    [ "$ev" = bound ] && say "$interface leased $ip/$mask router \${router:-none} mtu \${mtu:-default}, uptime $(uptime_s) s"
+    ;;
+esac
+exit 0
+`;
+
+/** busybox acpid's handler of the power button (event PWRF/00000080). */
+export const POWER_BUTTON = `#!/bin/sh
+. /etc/stratus/functions.sh
+say "ACPI power button: powering off"
+poweroff
+`;
+
+/** The boot loader's kernel command line: kernel messages on the VGA and the serial console (the last one is /dev/console). */
+export const KERNEL_CMDLINE = 'console=tty0 console=ttyS0,115200n8 panic=10 loglevel=4';
+
+/** Plain files of the guest's /etc and /root, with their modes. */
+export const ETC_FILES: ReadonlyArray<[string, string, number]> = [
+  ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n', 0o644],
+  ['etc/shadow', 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600],
+  ['etc/group', 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n', 0o644],
+  ['etc/shells', '/bin/sh\n/bin/ash\n', 0o644],
+  ['etc/hosts', '127.0.0.1\tlocalhost\n', 0o644],
+  ['etc/profile', 'export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1=\'\\u@\\h:\\w\\$ \'\n', 0o644],
+  ['etc/os-release', 'NAME="Stratus tiny"\nID=stratus-tiny\nPRETTY_NAME="Stratus tiny guest (Debian kernel, busybox, dropbear)"\n', 0o644],
+  ['etc/inittab', INITTAB, 0o644],
+  ['etc/init.d/rcS', RCS, 0o755],
+  ['etc/init.d/rcK', RCK, 0o755],
+  ['etc/stratus/functions.sh', FUNCTIONS_SH, 0o644],
+  ['etc/acpi/PWRF/00000080', POWER_BUTTON, 0o755],
+  ['usr/share/udhcpc/default.script', UDHCPC_SCRIPT, 0o755],
+];
