@@ -2,10 +2,10 @@
 // supervisor `stratus up` uses to run one agent beside the server, and the
 // default images' import (image-import.ts) and builders.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Agent, RECONCILERS } from './agent.ts';
 import { AgentClient, ServerList } from './client.ts';
@@ -18,6 +18,8 @@ import { networkReconcilers } from './drivers/network/reconciler.ts';
 import { run, runOk } from './exec.ts';
 import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
 import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
+import { VmDriver } from './drivers/vm/driver.ts';
+import { QEMU } from './drivers/vm/accel.ts';
 export { importDefaultImage, importTinyImage } from './image-import.ts';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -48,6 +50,13 @@ export interface AgentFlags {
   networkHostNetns?: string | null;
   /** Flat networks on these physical networks use these existing host bridges (`--bridge-mapping public=br-ex`). */
   bridgeMappings?: Record<string, string>;
+  /** Run `vm` servers (the VM driver) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
+  vm?: boolean;
+}
+
+/** Whether a command is on PATH (a file of that name in one of its directories). */
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, cmd)));
 }
 
 export function readToken(file: string): string {
@@ -73,8 +82,14 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
     serverHere: (id) => driver.hasServer(id),
   });
+  // VMs beside containers: the container driver stays first (its capacity is the host's)
+  const vm = f.vm === false || !onPath(QEMU) ? null : new VmDriver({
+    stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    fetchImage: (id, dest) => client.downloadImage(id, dest),
+  });
+  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : [])];
   return withStreams(new Agent({
-    client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
+    client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
     hostIp: f.underlayIp, reconcilers: network ? { ...RECONCILERS, ...networkReconcilers } : RECONCILERS,
   }), streams);

@@ -292,6 +292,7 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--console-log-max <bytes>', 'size cap of each server\'s console log', count, 1 << 20)
   .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
   .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
+  .option('--no-vm', 'run no virtual machines (by default the agent serves `vm` servers when qemu-system-x86_64 is installed)')
   .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
