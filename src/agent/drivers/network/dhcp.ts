@@ -214,6 +214,9 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   if (!(await exists(`${NETNS_DIR}/${ns}`))) {
     await host.runOk('ip', ['netns', 'add', ns], false);
+    // the DHCP port takes no router advertisements (as Neutron's): its addresses are the port's, not
+    // what a SLAAC prefix would add (which the next converge would take away again); set before its veth comes in
+    await host.runOk('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_ra=0', 'net.ipv6.conf.all.accept_ra=0'], false);
     changes.push(`netns ${ns}`);
   }
   const tap = tapName(dhcp.port_id);
