@@ -14,8 +14,8 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { env, hostLeftovers, pingSoon, portSpec, randomMac, rule, sgSpec, sh, shOk, skipUnlessRoot, sleep } from './network-lib.ts';
-import { dhcpIfName, routerNamespace, type NetworkSpec, type RouterSpec, type SubnetSpec } from '../../src/network/protocol.ts';
+import { env, hostLeftovers, networkPlane, pingSoon, portSpec, randomMac, rule, sgSpec, sh, shOk, skipUnlessRoot, sleep } from './network-lib.ts';
+import { dhcpIfName, routerNamespace, serverNamespace, type NetworkSpec, type RouterSpec, type SubnetSpec } from '../../src/network/protocol.ts';
 import { radvdPid } from '../../src/agent/drivers/network/radvd.ts';
 import { eui64, formatIp, parseCidr } from '../../src/network/ipnet.ts';
 
@@ -219,4 +219,70 @@ test('IPv6: SLAAC by the router\'s RA, DHCPv6-stateful by dnsmasq, ping6 to the 
     assert.ok(!existsSync(radvdDir));
     assert.deepEqual((await hostLeftovers(h.ns, [], [router])).filter((x) => x.startsWith('netns')), []);
   });
+});
+
+test('IPv6 through the API: a container server on a DHCPv6-stateful subnet behind a router sees its RA, gets its fixed IP by DHCPv6, pings the gateway; the router\'s delete stops radvd', { skip, timeout: 300_000 }, async (t) => {
+  const { plane: p } = await networkPlane(t, 'v6');
+  const tmp = mkdtempSync(join(tmpdir(), 'stratus-v6-plane-'));
+  const pidFile = join(tmp, 'dhclient6.pid');
+  t.after(async () => {
+    const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
+    const cmdline = pid > 0 ? await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '') : '';
+    if (cmdline.includes(tmp)) process.kill(pid, 'SIGKILL');
+    await fsp.rm(tmp, { recursive: true, force: true });
+  });
+  const neutron = async (method: string, path: string, body?: unknown, status?: number) => {
+    const r = await p.api(method, `/network/v2.0${path}`, body);
+    if (status) assert.equal(r.status, status, JSON.stringify(r.body));
+    return r.body;
+  };
+  const until = async <T>(what: string, fn: () => Promise<T | null | undefined | false>, tries = 300): Promise<T> => {
+    for (let i = 0; i < tries; i++) {
+      const v = await fn();
+      if (v) return v;
+      await sleep(200);
+    }
+    throw new Error(`never: ${what}`);
+  };
+
+  const net = (await neutron('POST', '/networks', { network: { name: 'v6net' } }, 201)).network;
+  await neutron('POST', '/subnets', { subnet: { network_id: net.id, cidr: '10.97.0.0/24', ip_version: 4 } }, 201);
+  const v6 = (await neutron('POST', '/subnets', { subnet: { network_id: net.id, cidr: 'fd97:1::/64', ip_version: 6, ipv6_ra_mode: 'dhcpv6-stateful', ipv6_address_mode: 'dhcpv6-stateful' } }, 201)).subnet;
+  const router = (await neutron('POST', '/routers', { router: { name: 'v6r' } }, 201)).router;
+  await neutron('PUT', `/routers/${router.id}/add_router_interface`, { subnet_id: v6.id }, 200);
+
+  const id = await p.createServer({ name: 'v6', networks: [{ uuid: net.id }] });
+  await p.waitStatus(id, ['ACTIVE']);
+  const port = (await neutron('GET', `/ports?device_id=${id}`)).ports[0];
+  const fixed6 = port.fixed_ips.find((f: { subnet_id: string }) => f.subnet_id === v6.id).ip_address as string;
+  const dhcp = (await neutron('GET', `/ports?network_id=${net.id}&device_owner=network:dhcp`)).ports[0];
+  assert.ok(dhcp.fixed_ips.some((f: { subnet_id: string }) => f.subnet_id === v6.id), 'the DHCP port has an address on the DHCPv6 subnet');
+  await until('the router ACTIVE', async () => (await neutron('GET', `/routers/${router.id}`)).router.status === 'ACTIVE');
+  const radvdDir = join(p.stateDir, 'network', 'radvd', router.id);
+  await until('radvd', () => radvdPid(radvdDir));
+
+  const ns = serverNamespace(id);
+  await until('eth0\'s link-local address', async () => (await v6Addresses(ns, 'eth0')).some((a) => a.startsWith('fe80:')));
+  const ra = await sh(ns, ['rdisc6', '-1', '-n', '-r', '5', '-w', '2000', 'eth0'], 20_000);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.match(ra.stdout, /Stateful address conf\.\s*:\s*Yes/);
+  assert.match(ra.stdout, /Prefix\s*:\s*fd97:1::\/64/);
+  assert.match(ra.stdout, /Autonomous address conf\.\s*:\s*No/);
+  assert.ok(await pingSoon(ns, v6.gateway_ip, 5), 'ping6 to the router');
+
+  // DHCPv6 hands out the port's fixed IP (the script only records it: the container has it already)
+  const out = join(tmp, 'lease');
+  const script = join(tmp, 'script');
+  writeFileSync(script, `#!/bin/sh\n[ -n "$new_ip6_address" ] && echo "$new_ip6_address" > ${out}\nexit 0\n`, { mode: 0o755 });
+  const r = await sh(ns, ['dhclient', '-6', '-1', '-v', '-cf', '/dev/null', '-lf', join(tmp, 'leases'), '-pf', pidFile, '-sf', script, 'eth0'], 90_000);
+  assert.equal(r.code, 0, `dhclient -6: ${r.stderr}`);
+  const got = await until('the lease', async () => existsSync(out) && readFileSync(out, 'utf8').trim());
+  assert.equal(formatIp(6, parseCidr(`${got}/128`)!.network), fixed6);
+
+  // the router goes: radvd with it
+  await neutron('PUT', `/routers/${router.id}/remove_router_interface`, { subnet_id: v6.id }, 200);
+  await until('radvd stopped once nothing is advertised', async () => !(await radvdPid(radvdDir)));
+  assert.equal((await p.api('DELETE', `/network/v2.0/routers/${router.id}`)).status, 204);
+  await until('the router namespace gone', async () => !existsSync(`/run/netns/${routerNamespace(router.id)}`));
+  assert.ok(!existsSync(radvdDir));
 });
