@@ -116,13 +116,18 @@ export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPref
     .orderBy('created_at').orderBy('id').execute()) as SubnetRow[];
   const v4 = subnets.find((s) => s.ip_version === 4);
   const v6 = subnets.filter((s) => s.ip_version === 6 && (s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless'));
-  /** One subnet's address for the port; false when the subnet is full. */
+  /**
+   * One subnet's address for the port; false when the subnet is full. Its
+   * EUI-64 address already taken (stateless: only the port's own MAC makes
+   * it) means a concurrent bind gave it to the port first.
+   */
   const add = async (s: SubnetRow, portId: string, mac: string) => {
     try {
       await allocate(tx, { networkId, subnets: [s], portId, mac, deviceOwner: DHCP_OWNER, requested: [{ subnet_id: s.id }] });
       return true;
     } catch (err) {
       if (err instanceof NeutronError && err.type === 'IpAddressGenerationFailure') return false;
+      if (err instanceof NeutronError && err.type === 'IpAddressAlreadyAllocated') return true;
       throw err;
     }
   };
