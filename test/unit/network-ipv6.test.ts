@@ -97,3 +97,11 @@ test('dnsmasq serves IPv4 and DHCPv6 subnets and IPv6 ones with no mode, never S
   assert.equal(s(6, 'slaac', 'slaac'), false);
   assert.equal(s(6, 'dhcpv6-stateful', null), false);
 });
+
+test('radvd.conf: a router port with several IPv6 subnets advertises each prefix on its one interface', () => {
+  const text = radvdConfig([{ name: 'qr-a', mtu: 1450, prefixes: [{ cidr: 'fd81::/64', mode: 'slaac' }, { cidr: 'fd82::/64', mode: 'dhcpv6-stateful' }], dns_nameservers: [] }]);
+  assert.equal(text.match(/^interface /gm)?.length, 1);
+  assert.match(text, /AdvManagedFlag on;/);
+  assert.match(text, /prefix fd81::\/64\n {4}\{\n {8}AdvOnLink on;\n {8}AdvAutonomous on;/);
+  assert.match(text, /prefix fd82::\/64\n {4}\{\n {8}AdvOnLink on;\n {8}AdvAutonomous off;/);
+});
