@@ -221,7 +221,7 @@ test('IPv6: SLAAC by the router\'s RA, DHCPv6-stateful by dnsmasq, ping6 to the 
   });
 });
 
-test('IPv6 through the API: a container server on a DHCPv6-stateful subnet behind a router sees its RA, gets its fixed IP by DHCPv6, pings the gateway; the router\'s delete stops radvd', { skip, timeout: 300_000 }, async (t) => {
+test('IPv6 through the API: a container server on a DHCPv6-stateful subnet behind a router sees its RA, gets its fixed IP by DHCPv6, pings the gateway; a SLAAC subnet joins later; the router\'s delete stops radvd', { skip, timeout: 300_000 }, async (t) => {
   const { plane: p } = await networkPlane(t, 'v6');
   const tmp = mkdtempSync(join(tmpdir(), 'stratus-v6-plane-'));
   const pidFile = join(tmp, 'dhclient6.pid');
@@ -278,6 +278,21 @@ test('IPv6 through the API: a container server on a DHCPv6-stateful subnet behin
   assert.equal(r.code, 0, `dhclient -6: ${r.stderr}`);
   const got = await until('the lease', async () => existsSync(out) && readFileSync(out, 'utf8').trim());
   assert.equal(formatIp(6, parseCidr(`${got}/128`)!.network), fixed6);
+
+  // a SLAAC subnet added later: the server's port gets its EUI-64 address, the subnet joins the router's IPv6
+  // port on the network, radvd advertises both prefixes, the server reaches the new gateway
+  const slaac = (await neutron('POST', '/subnets', { subnet: { network_id: net.id, cidr: 'fd97:2::/64', ip_version: 6, ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' } }, 201)).subnet;
+  const itf2 = await neutron('PUT', `/routers/${router.id}/add_router_interface`, { subnet_id: slaac.id }, 200);
+  const slaacIp = formatIp(6, eui64(parseCidr('fd97:2::/64')!, port.mac_address));
+  assert.ok((await neutron('GET', `/ports/${port.id}`)).port.fixed_ips.some((f: { ip_address: string }) => f.ip_address === slaacIp));
+  await until('radvd advertising both prefixes', async () => /prefix fd97:2::\/64/.test(await fsp.readFile(join(radvdDir, 'radvd.conf'), 'utf8').catch(() => '')));
+  assert.match(readFileSync(join(radvdDir, 'radvd.conf'), 'utf8'), /prefix fd97:1::\/64/);
+  assert.equal((readFileSync(join(radvdDir, 'radvd.conf'), 'utf8').match(/^interface /gm) ?? []).length, 1, 'one router port for both');
+  await until('the SLAAC address on eth0', async () => (await v6Addresses(ns, 'eth0')).includes(`${slaacIp}/64`));
+  assert.ok(await pingSoon(ns, slaac.gateway_ip, 5), 'ping6 to the second gateway');
+  assert.equal(itf2.port_id, (await neutron('GET', `/ports?device_id=${router.id}&device_owner=network:router_interface`)).ports[0].id);
+  await neutron('PUT', `/routers/${router.id}/remove_router_interface`, { subnet_id: slaac.id }, 200);
+  await until('radvd without the SLAAC prefix', async () => !/fd97:2::/.test(await fsp.readFile(join(radvdDir, 'radvd.conf'), 'utf8').catch(() => '')));
 
   // the router goes: radvd with it
   await neutron('PUT', `/routers/${router.id}/remove_router_interface`, { subnet_id: v6.id }, 200);
