@@ -11,6 +11,7 @@ import { baseUrl, parseBoolean } from './view.ts';
 /** The filters a non-admin may use, per resource (Cinder's default resource_filters.json). */
 export const RESOURCE_FILTERS: Record<string, string[]> = {
   volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at'],
+  snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone'],
   volume_type: ['is_public', 'extra_specs'],
 };
 

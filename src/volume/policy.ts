@@ -51,6 +51,16 @@ export const volumeRules: Record<string, Rule> = {
   'volume_extension:quotas:delete': admin,
   'limits_extension:used_limits': reader,
   'volume:get_all_resource_filters': authenticated,
+  'volume:create_snapshot': member,
+  'volume:get_snapshot': reader,
+  'volume:get_all_snapshots': reader,
+  'volume:update_snapshot': member,
+  'volume:delete_snapshot': member,
+  'volume:get_snapshot_metadata': reader,
+  'volume:update_snapshot_metadata': member,
+  'volume:delete_snapshot_metadata': member,
+  'volume_extension:snapshot_admin_actions:reset_status': admin,
+  'volume_extension:snapshot_admin_actions:force_delete': admin,
 };
 
 /** Extra specs a non-admin sees (Cinder shows none, as `volume_extension:access_types_extra_specs`, except the user-visible ones). */

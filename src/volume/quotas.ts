@@ -11,7 +11,7 @@ import { isAdmin } from '../http/policy.ts';
 import { route, type Route } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { mv } from './http.ts';
-import { badRequest, sizeExceedsLimit, sizeExceedsQuota, volumeLimitExceeded } from './errors.ts';
+import { badRequest, sizeExceedsLimit, sizeExceedsQuota, snapshotLimitExceeded, volumeLimitExceeded } from './errors.ts';
 import type { VolumeTables } from './schema.ts';
 import { parseBoolean } from './view.ts';
 
@@ -38,7 +38,7 @@ export async function limitsOf(db: VDb, projectId: string): Promise<Record<strin
   return out;
 }
 
-/** What a project uses now, per resource (snapshots, backups and groups are not served yet: 0). */
+/** What a project uses now, per resource: volumes and snapshots (their sizes count in gigabytes, as Cinder counts them); backups and groups are not served yet: 0. */
 export async function usageOf(db: VDb, projectId: string): Promise<Record<string, number>> {
   const rows = await db.selectFrom('volume_volumes').innerJoin('volume_types', 'volume_types.id', 'volume_volumes.volume_type_id')
     .select(['volume_types.name as type', 'volume_volumes.size', 'volume_volumes.requested_size'])
@@ -52,6 +52,14 @@ export async function usageOf(db: VDb, projectId: string): Promise<Record<string
     out[`volumes_${r.type}`] = (out[`volumes_${r.type}`] ?? 0) + 1;
     out[`gigabytes_${r.type}`] = (out[`gigabytes_${r.type}`] ?? 0) + gb;
   }
+  const snaps = await db.selectFrom('volume_snapshots').innerJoin('volume_types', 'volume_types.id', 'volume_snapshots.volume_type_id')
+    .select(['volume_types.name as type', 'volume_snapshots.size']).where('volume_snapshots.project_id', '=', projectId).execute();
+  for (const r of snaps) {
+    out.snapshots! += 1;
+    out.gigabytes! += r.size;
+    out[`snapshots_${r.type}`] = (out[`snapshots_${r.type}`] ?? 0) + 1;
+    out[`gigabytes_${r.type}`] = (out[`gigabytes_${r.type}`] ?? 0) + r.size;
+  }
   return out;
 }
 
@@ -61,7 +69,7 @@ export async function usageOf(db: VDb, projectId: string): Promise<Record<string
  * size of the one volume made or extended; call inside the transaction that
  * writes the row.
  */
-export async function checkQuota(tx: VDb, projectId: string, o: { typeName: string; size: number; volumes: number; gigabytes: number }): Promise<void> {
+export async function checkQuota(tx: VDb, projectId: string, o: { typeName: string; size: number; volumes: number; gigabytes: number; snapshots?: number }): Promise<void> {
   if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
   const limits = await limitsOf(tx, projectId);
   const perVolume = limits.per_volume_gigabytes!;
@@ -74,6 +82,11 @@ export async function checkQuota(tx: VDb, projectId: string, o: { typeName: stri
   for (const name of ['volumes', `volumes_${o.typeName}`]) {
     const limit = limits[name] ?? -1;
     if (o.volumes > 0 && limit >= 0 && used[name]! + o.volumes > limit) throw volumeLimitExceeded(limit, name);
+  }
+  const snapshots = o.snapshots ?? 0;
+  for (const name of ['snapshots', `snapshots_${o.typeName}`]) {
+    const limit = limits[name] ?? -1;
+    if (snapshots > 0 && limit >= 0 && used[name]! + snapshots > limit) throw snapshotLimitExceeded(limit);
   }
 }
 

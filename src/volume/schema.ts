@@ -38,6 +38,19 @@ export interface VolumeTables {
   volume_default_types: { project_id: string; type_id: string };
   /** A project's limit per quota resource where it is not the default. */
   volume_quotas: { project_id: string; resource: string; hard_limit: number };
+  /** Snapshots live with their volume (on its host, in its backend); `version` as a volume's. */
+  volume_snapshots: {
+    id: string; volume_id: string; project_id: string; user_id: string;
+    name: string | null; description: string | null;
+    /** The volume's size when the snapshot was taken, GiB (quota counts it in gigabytes). */
+    size: number;
+    status: string; progress: string;
+    /** The volume's type (per-type quota keys). */
+    volume_type_id: string;
+    version: number;
+    created_at: string; updated_at: string;
+  };
+  volume_snapshot_metadata: { snapshot_id: string; key: string; value: string };
 }
 
 const text = 'text' as const;
@@ -81,6 +94,24 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
         .addColumn('hard_limit', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+  '0501_volume_snapshots': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('volume_snapshots')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('name', text).addColumn('description', text).addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('status', text, (c) => c.notNull()).addColumn('progress', text, (c) => c.notNull())
+        .addColumn('volume_type_id', text, (c) => c.notNull()).addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createIndex('volume_snapshots_volume').on('volume_snapshots').column('volume_id').execute();
+      await s.createIndex('volume_snapshots_project').on('volume_snapshots').column('project_id').execute();
+      await s.createTable('volume_snapshot_metadata')
+        .addColumn('snapshot_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_snapshot_metadata_pk', ['snapshot_id', 'key']).execute();
     },
   },
 };
