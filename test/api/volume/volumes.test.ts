@@ -43,6 +43,7 @@ test('versions: the root lists v3 (300) with the range served; /v3/ answers 200;
   assert.match(v3.version, /^3\.\d+$/);
   assert.ok(Number(v3.version.split('.')[1]) >= 64, v3.version);
   schemas.add('versions', 'list_versions', root);
+  assert.equal((await cloud.call('GET', '/volume')).status, 300);
   const doc = await cloud.call('GET', '/volume/v3/');
   assert.equal(doc.status, 200);
   schemas.add('versions', 'volume_api_version_details', doc);
@@ -95,6 +96,13 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   assert.equal(asAdmin.body.volume['os-vol-host-attr:host'], null);
   assert.equal(asAdmin.body.volume.cluster_name, null);
   schemas.add('v3_64.volumes', 'show_volume', asAdmin);
+  const detail364 = await call('GET', '/volumes/detail?all_tenants=1', { version: '3.64' });
+  assert.ok(detail364.body.volumes.some((x: { id: string }) => x.id === v.id));
+  schemas.add('v3_64.volumes', 'list_volumes_with_detail', detail364);
+  const created364 = await call('POST', '/volumes', { version: '3.64', body: { volume: { size: 1 } } });
+  schemas.add('v3_64.volumes', 'create_volume', created364);
+  assert.equal(created364.body.volume.volume_type_id, projectless.body.volume.volume_type_id);
+  assert.equal((await call('DELETE', `/volumes/${created364.body.volume.id}?force=true`, { version: '3.23' })).status, 202);
   // another project's volume is not found, never forbidden
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(bob) }), 404, 'itemNotFound', new RegExp(`Volume ${v.id} could not be found`));
   assertFault(await call('PUT', `/volumes/${v.id}`, { as: as(bob), body: { volume: { name: 'x' } } }), 404, 'itemNotFound');
@@ -135,6 +143,16 @@ test('bad input: size 0, negative, missing or not a number; unknown type (404), 
   assert.equal((await call('GET', '/volumes', { as: as(reader) })).status, 200);
   // NUL characters are bad input on both databases
   assertFault(await bad({ size: 1, name: 'a\u0000b' }), 400, 'badRequest');
+});
+
+test('quota holds under parallel creates: exactly the limit succeeds, the rest are 413', async () => {
+  const me = await tenant(cloud);
+  assert.equal((await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { volumes: 3 } } })).status, 200);
+  const answers = await Promise.all(Array.from({ length: 8 }, () => call('POST', '/volumes', { as: as(me), body: { volume: { size: 1 } } })));
+  assert.deepEqual(answers.map((r) => r.status).sort(), [202, 202, 202, 413, 413, 413, 413, 413]);
+  const listed = (await call('GET', '/volumes', { as: as(me) })).body.volumes;
+  assert.equal(listed.length, 3);
+  for (const v of listed) assert.equal((await call('POST', `/volumes/${v.id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
 });
 
 test('list, detail, filters, sort, pagination, with_count, summary', async () => {
