@@ -1,6 +1,7 @@
 // Cinder's list machinery for volumes (cinder/api/common.py and the v3
 // volumes controller): the filters a project may use (resource_filters, 3.31),
 // `~` like filters (3.34), time comparisons on created_at / updated_at (3.60),
+// consumes_quota (3.65),
 // metadata filters, `sort` / `sort_key` / `sort_dir`, `limit` / `marker` with
 // the `<collection>_links` next link, and `with_count` (3.45).
 import type { FastifyRequest } from 'fastify';
@@ -50,7 +51,7 @@ export function applyFilters(query: Record<string, string | string[] | undefined
     const like = rawKey.endsWith('~') && o.v.ge('3.34');
     let key = like ? rawKey.slice(0, -1) : rawKey;
     if (key === 'display_name') key = 'name';
-    if (!o.admin && !allowed.has(key)) { invalid.push(rawKey); continue; }
+    if (!o.admin && !allowed.has(key) && !(key === 'consumes_quota' && o.v.ge('3.65'))) { invalid.push(rawKey); continue; }
     filters.push([key, val, like]);
   }
   if (invalid.length) throw badRequest(`Invalid filters ${invalid.join(',')} are found in query options.`);
@@ -71,6 +72,9 @@ export function applyFilters(query: Record<string, string | string[] | undefined
         const have = i[key] === null ? NaN : Date.parse(`${String(i[key])}Z`);
         return !Number.isNaN(have) && conds.every(([op, t]) => op(have, t));
       });
+    } else if (key === 'consumes_quota' && o.v.ge('3.65')) {
+      const want = parseBoolean('consumes_quota', val);
+      out = out.filter((i) => i.consumes_quota === want);
     } else if (key === 'bootable') {
       const want = o.v.ge('3.2') ? parseBoolean('bootable', val) : true;
       out = out.filter((i) => i.bootable === want);

@@ -22,6 +22,8 @@ import { cinderTime, parseBoolean } from './view.ts';
 type VDb = Kysely<VolumeTables>;
 type SnapshotRow = VolumeTables['volume_snapshots'];
 
+const SNAPSHOT_IN_USE_FLAG_MSG = "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.";
+
 /** The statuses a snapshot may be deleted from without force. */
 export const SNAPSHOT_DELETABLE = ['available', 'error'];
 const SNAPSHOT_STATUSES = new Set(['creating', 'available', 'deleting', 'error', 'error_deleting', 'backing-up', 'restoring', 'unmanaging']);
@@ -37,6 +39,7 @@ function snapshotView(v: VolumeVersion, r: SnapshotRow, metadata: Record<string,
   }
   if (v.ge('3.14')) out.group_snapshot_id = null;
   if (v.ge('3.41')) out.user_id = r.user_id;
+  if (v.ge('3.65')) out.consumes_quota = true;
   return out;
 }
 
@@ -84,7 +87,7 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
     const items = rows.map((r) => ({
       id: r.id, name: r.name, status: r.status, size: r.size, volume_id: r.volume_id, project_id: r.project_id,
       availability_zone: r.availability_zone, created_at: cinderTime(r.created_at), updated_at: cinderTime(r.updated_at),
-      metadata: meta.get(r.id)!, row: r,
+      metadata: meta.get(r.id)!, consumes_quota: true, row: r,
     }));
     const filtered = applyFilters(rc.query, items, { resource: 'snapshot', admin: isAdmin(c), v });
     const sorted = applySort(rc.query, filtered);
@@ -104,13 +107,16 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
     if (typeof s.volume_id !== 'string') throw badRequest(`Invalid input for field/attribute volume_id. Value: ${JSON.stringify(s.volume_id)}. 'volume_id' is a required property`);
     const name = textOf('name', s.name) ?? textOf('display_name', s.display_name) ?? null;
     const description = textOf('description', s.description) ?? textOf('display_description', s.display_description) ?? null;
-    const force = s.force === undefined || s.force === null ? false : typeof s.force === 'boolean' ? s.force : typeof s.force === 'string' ? parseBoolean('force', s.force) : null;
-    if (force === null) throw badRequest(`Invalid value '${String(s.force)}' for force.`);
+    const force = s.force === undefined || s.force === null ? null : typeof s.force === 'boolean' ? s.force : typeof s.force === 'string' ? parseBoolean('force', s.force) : undefined;
+    if (force === undefined) throw badRequest(`Invalid value '${String(s.force)}' for force.`);
+    // 3.66: in-use volumes are snapshotted without force; force=false is refused, force=true ignored
+    const inUseAllowed = mv(rc).ge('3.66');
+    if (inUseAllowed && force === false) throw badRequest(SNAPSHOT_IN_USE_FLAG_MSG);
     const metadata = s.metadata === undefined || s.metadata === null ? {} : metadataOf('metadata', s.metadata);
     const volume = await db.selectFrom('volume_volumes').selectAll().where('id', '=', s.volume_id).executeTakeFirst();
     if (!volume || (!isAdmin(c) && volume.project_id !== c.projectId)) throw notFound.volume(s.volume_id);
     if (volume.status.startsWith('maintenance')) throw invalidVolume(`Volume ${volume.id} status must not be maintenance.`);
-    const allowed = force ? ['available', 'in-use'] : ['available'];
+    const allowed = force || inUseAllowed ? ['available', 'in-use'] : ['available'];
     if (!allowed.includes(volume.status)) throw invalidVolume(`Volume ${volume.id} status must be available, but current status is: ${volume.status}.`);
     const type = await db.selectFrom('volume_types').select('name').where('id', '=', volume.volume_type_id).executeTakeFirstOrThrow();
     const id = uuid();

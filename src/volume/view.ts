@@ -79,6 +79,8 @@ export function volumeView(req: FastifyRequest, c: Credentials, v: VolumeVersion
   }
   if (v.ge('3.61') && admin) out.cluster_name = null;
   if (v.ge('3.63')) out.volume_type_id = r.volume_type_id;
-  if (v.ge('3.64')) out.encryption_key_id = null;
+  // 3.64's encryption_key_id is shown only for a volume that has one: none is encrypted here
+  // 3.65: every volume here counts in its project's quota (Cinder's temporary volumes do not)
+  if (v.ge('3.65')) out.consumes_quota = true;
   return out;
 }

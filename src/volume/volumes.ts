@@ -87,7 +87,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
       bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
       created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
-      metadata: f.metadata, volume_image_metadata: {}, user_id: f.row.user_id, host: f.row.host, f,
+      metadata: f.metadata, volume_image_metadata: {}, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
     }));
     const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
     const sorted = applySort(rc.query, filtered);

@@ -95,6 +95,12 @@ test('snapshot bad input: unknown or foreign volume (404), volume not available 
   assertFault(await create({ volume_id: v.id, force: 'maybe' }), 400, 'badRequest');
   const forced = await create({ volume_id: v.id, force: true });
   assert.equal(forced.status, 202);
+  // 3.66: in-use without force; force=false refused
+  const at366 = await call('POST', '/snapshots', { as: me, version: '3.66', body: { snapshot: { volume_id: v.id } } });
+  assert.equal(at366.status, 202, JSON.stringify(at366.body));
+  assert.equal(at366.body.snapshot.consumes_quota, true);
+  assertFault(await call('POST', '/snapshots', { as: me, version: '3.66', body: { snapshot: { volume_id: v.id, force: false } } }), 400, 'badRequest', /Since microversion 3\.66 the 'force' flag is invalid/);
+  await reset('snapshots', at366.body.snapshot.id, 'available');
   // a volume with snapshots is not deleted, unless cascade
   await reset('volumes', v.id, 'available');
   assertFault(await call('DELETE', `/volumes/${v.id}`, { as: me }), 400, 'badRequest', /have snapshots/);

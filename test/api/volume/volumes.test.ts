@@ -90,7 +90,7 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   const projectless = await call('GET', `/volumes/${v.id}`, { as: as(alice), projectless: true, version: '3.64' });
   assert.equal(projectless.status, 200);
   assert.equal(projectless.body.volume.volume_type_id, (await call('GET', '/types/default', { as: as(alice) })).body.volume_type.id);
-  assert.equal(projectless.body.volume.encryption_key_id, null);
+  assert.ok(!('encryption_key_id' in projectless.body.volume), 'shown only for an encrypted volume');
   schemas.add('v3_64.volumes', 'show_volume', projectless);
   const asAdmin = await call('GET', `/volumes/${v.id}`, { version: '3.64' });
   assert.equal(asAdmin.body.volume['os-vol-host-attr:host'], null);
@@ -103,6 +103,14 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   schemas.add('v3_64.volumes', 'create_volume', created364);
   assert.equal(created364.body.volume.volume_type_id, projectless.body.volume.volume_type_id);
   assert.equal((await call('DELETE', `/volumes/${created364.body.volume.id}?force=true`, { version: '3.23' })).status, 202);
+  // 3.65: consumes_quota, and its filter
+  const show365 = await call('GET', `/volumes/${v.id}`, { as: as(alice), version: '3.65' });
+  assert.equal(show365.body.volume.consumes_quota, true);
+  schemas.add('v3_65.volumes', 'show_volume', show365);
+  schemas.add('v3_65.volumes', 'list_volumes_with_detail', await call('GET', '/volumes/detail', { as: as(alice), version: '3.65' }));
+  assert.ok((await call('GET', '/volumes?consumes_quota=true', { as: as(alice), version: '3.65' })).body.volumes.some((x: { id: string }) => x.id === v.id));
+  assert.equal((await call('GET', '/volumes?consumes_quota=false', { as: as(alice), version: '3.65' })).body.volumes.length, 0);
+  assertFault(await call('GET', '/volumes?consumes_quota=true', { as: as(alice), version: '3.64' }), 400, 'badRequest', /Invalid filters consumes_quota/);
   // another project's volume is not found, never forbidden
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(bob) }), 404, 'itemNotFound', new RegExp(`Volume ${v.id} could not be found`));
   assertFault(await call('PUT', `/volumes/${v.id}`, { as: as(bob), body: { volume: { name: 'x' } } }), 404, 'itemNotFound');
