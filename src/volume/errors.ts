@@ -34,6 +34,7 @@ export const notFound = {
   metadata: (volumeId: string, key: string) => new ApiError('NotFound', `Volume ${volumeId} has no metadata with key ${key}.`),
   snapshot: (id: string) => new ApiError('NotFound', `Snapshot ${id} could not be found.`),
   snapshotMetadata: (snapshotId: string, key: string) => new ApiError('NotFound', `Snapshot ${snapshotId} has no metadata with key ${key}.`),
+  transfer: (id: string) => new ApiError('NotFound', `Transfer ${id} could not be found.`),
   defaultType: (projectId: string) => new ApiError('NotFound', `Default type for project ${projectId} could not be found.`),
 } as const;
 

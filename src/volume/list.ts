@@ -14,6 +14,7 @@ export const RESOURCE_FILTERS: Record<string, string[]> = {
   volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at'],
   snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone'],
   volume_type: ['is_public', 'extra_specs'],
+  transfer: ['name', 'volume_id'],
 };
 
 /** What a list item is filtered and sorted on: attribute name -> value. */

@@ -61,6 +61,11 @@ export const volumeRules: Record<string, Rule> = {
   'volume:delete_snapshot_metadata': member,
   'volume_extension:snapshot_admin_actions:reset_status': admin,
   'volume_extension:snapshot_admin_actions:force_delete': admin,
+  'volume:create_transfer': member,
+  'volume:get_transfer': reader,
+  'volume:get_all_transfers': reader,
+  'volume:delete_transfer': member,
+  'volume:accept_transfer': (c) => isAdmin(c) || (c.projectId !== null && c.roles.has('member')),
 };
 
 /** Extra specs a non-admin sees (Cinder shows none, as `volume_extension:access_types_extra_specs`, except the user-visible ones). */

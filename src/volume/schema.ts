@@ -51,6 +51,11 @@ export interface VolumeTables {
     created_at: string; updated_at: string;
   };
   volume_snapshot_metadata: { snapshot_id: string; key: string; value: string };
+  /** A volume offered to another project: the key is kept only as an HMAC with its salt; the row goes once accepted or deleted. */
+  volume_transfers: {
+    id: string; volume_id: string; project_id: string; name: string | null;
+    salt: string; crypt_hash: string; no_snapshots: number; created_at: string; updated_at: string;
+  };
 }
 
 const text = 'text' as const;
@@ -112,6 +117,18 @@ export const volumeMigrations: Record<string, Migration> = {
       await s.createTable('volume_snapshot_metadata')
         .addColumn('snapshot_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_snapshot_metadata_pk', ['snapshot_id', 'key']).execute();
+    },
+  },
+  '0502_volume_transfers': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_transfers')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull().unique())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('name', text)
+        .addColumn('salt', text, (c) => c.notNull()).addColumn('crypt_hash', text, (c) => c.notNull())
+        .addColumn('no_snapshots', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_transfers_project').on('volume_transfers').column('project_id').execute();
     },
   },
 };

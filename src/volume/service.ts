@@ -18,6 +18,7 @@ import type { VolumeTables } from './schema.ts';
 import { ensureDefaultType, typeRoutes } from './types.ts';
 import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
+import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
 
 export type { VolumeConfig } from './context.ts';
@@ -65,7 +66,7 @@ export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<V
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...typeRoutes(ctx), ...quotaRoutes(ctx)]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...quotaRoutes(ctx)]),
   ];
   return {
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },

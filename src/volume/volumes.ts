@@ -19,6 +19,7 @@ import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list
 import { metadataOf, sizeOf, textOf } from './input.ts';
 import { checkQuota } from './quotas.ts';
 import { destroySnapshots, SNAPSHOT_DELETABLE, snapshotsOf } from './snapshots.ts';
+import { dropTransfersOf } from './transfers.ts';
 import type { VolumeTables } from './schema.ts';
 import { defaultTypeFor, findType, specTrue, typeSpecs } from './types.ts';
 import { cinderTime, parseBoolean, summaryView, volumeView, type VolumeFacts, type VolumeRow } from './view.ts';
@@ -181,6 +182,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
     if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
     await db.transaction().execute(async (tx) => {
+      await dropTransfersOf(tx, row.id);
       if (row.host === null) {
         await destroySnapshots(tx, snaps.map((x) => x.id));
         await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
