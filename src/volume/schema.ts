@@ -30,7 +30,12 @@ export interface VolumeTables {
   volume_metadata: { volume_id: string; key: string; value: string };
   volume_types: {
     id: string; name: string; description: string | null; is_public: number; created_at: string; updated_at: string;
+    /** The QoS specs associated with the type (0503). */
+    qos_specs_id: string | null;
   };
+  /** QoS specs: a named set of keys a consumer (front-end: the hypervisor, back-end: the volume backend) applies. */
+  volume_qos_specs: { id: string; name: string; consumer: string; created_at: string; updated_at: string };
+  volume_qos_spec_keys: { qos_id: string; key: string; value: string };
   volume_type_extra_specs: { type_id: string; key: string; value: string };
   /** Projects a private type is shared with. */
   volume_type_projects: { type_id: string; project_id: string };
@@ -129,6 +134,19 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
         .execute();
       await db.schema.createIndex('volume_transfers_project').on('volume_transfers').column('project_id').execute();
+    },
+  },
+  '0503_volume_qos_specs': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_qos_specs')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('consumer', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createTable('volume_qos_spec_keys')
+        .addColumn('qos_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_qos_spec_keys_pk', ['qos_id', 'key']).execute();
+      await db.schema.alterTable('volume_types').addColumn('qos_specs_id', text).execute();
     },
   },
 };

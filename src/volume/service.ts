@@ -13,6 +13,7 @@ import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './
 import { badRequest, renderCinderError } from './errors.ts';
 import { gate, setup as versionSetup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
+import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
 import { ensureDefaultType, typeRoutes } from './types.ts';
@@ -66,7 +67,7 @@ export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<V
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...quotaRoutes(ctx)]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx)]),
   ];
   return {
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },
