@@ -34,6 +34,7 @@ export const notFound = {
   metadata: (volumeId: string, key: string) => new ApiError('NotFound', `Volume ${volumeId} has no metadata with key ${key}.`),
   snapshot: (id: string) => new ApiError('NotFound', `Snapshot ${id} could not be found.`),
   snapshotMetadata: (snapshotId: string, key: string) => new ApiError('NotFound', `Snapshot ${snapshotId} has no metadata with key ${key}.`),
+  imageMetadata: (id: string) => new ApiError('NotFound', `Glance metadata for volume/snapshot ${id} cannot be found.`),
   qos: (id: string) => new ApiError('NotFound', `No such QoS spec ${id}.`),
   qosKey: (id: string, key: string) => new ApiError('NotFound', `QoS spec ${id} has no spec with key ${key}.`),
   transfer: (id: string) => new ApiError('NotFound', `Transfer ${id} could not be found.`),

@@ -83,6 +83,7 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
             await tx.deleteFrom('volume_snapshots').where('id', 'in', snaps).execute();
           }
           await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', id).execute();
           await tx.deleteFrom('volume_volumes').where('id', '=', id).where('version', '=', version).execute();
           return 'deleted';
         }

@@ -11,8 +11,8 @@ import { baseUrl, parseBoolean } from './view.ts';
 
 /** The filters a non-admin may use, per resource (Cinder's default resource_filters.json). */
 export const RESOURCE_FILTERS: Record<string, string[]> = {
-  volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at'],
-  snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone'],
+  volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at', 'consumes_quota'],
+  snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone', 'consumes_quota'],
   volume_type: ['is_public', 'extra_specs'],
   transfer: ['name', 'volume_id'],
 };
@@ -52,7 +52,7 @@ export function applyFilters(query: Record<string, string | string[] | undefined
     const like = rawKey.endsWith('~') && o.v.ge('3.34');
     let key = like ? rawKey.slice(0, -1) : rawKey;
     if (key === 'display_name') key = 'name';
-    if (!o.admin && !allowed.has(key) && !(key === 'consumes_quota' && o.v.ge('3.65'))) { invalid.push(rawKey); continue; }
+    if (!o.admin && !allowed.has(key)) { invalid.push(rawKey); continue; }
     filters.push([key, val, like]);
   }
   if (invalid.length) throw badRequest(`Invalid filters ${invalid.join(',')} are found in query options.`);
@@ -73,7 +73,7 @@ export function applyFilters(query: Record<string, string | string[] | undefined
         const have = i[key] === null ? NaN : Date.parse(`${String(i[key])}Z`);
         return !Number.isNaN(have) && conds.every(([op, t]) => op(have, t));
       });
-    } else if (key === 'consumes_quota' && o.v.ge('3.65')) {
+    } else if (key === 'consumes_quota') {
       const want = parseBoolean('consumes_quota', val);
       out = out.filter((i) => i.consumes_quota === want);
     } else if (key === 'bootable') {

@@ -28,6 +28,8 @@ export interface VolumeTables {
     created_at: string; updated_at: string;
   };
   volume_metadata: { volume_id: string; key: string; value: string };
+  /** Image properties of a volume (Cinder's glance metadata): set by os-set_image_metadata, copied to clones (0504). */
+  volume_image_metadata: { volume_id: string; key: string; value: string };
   volume_types: {
     id: string; name: string; description: string | null; is_public: number; created_at: string; updated_at: string;
     /** The QoS specs associated with the type (0503). */
@@ -147,6 +149,13 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('qos_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_qos_spec_keys_pk', ['qos_id', 'key']).execute();
       await db.schema.alterTable('volume_types').addColumn('qos_specs_id', text).execute();
+    },
+  },
+  '0504_volume_image_metadata': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_image_metadata')
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_image_metadata_pk', ['volume_id', 'key']).execute();
     },
   },
 };

@@ -36,6 +36,8 @@ export type VolumeRow = VolumeTables['volume_volumes'];
 export interface VolumeFacts {
   row: VolumeRow;
   metadata: Record<string, string>;
+  /** Image properties (glance metadata); empty when none. */
+  imageMetadata: Record<string, string>;
   typeName: string;
 }
 
@@ -66,6 +68,8 @@ export function volumeView(req: FastifyRequest, c: Credentials, v: VolumeVersion
     links: links(req, r.project_id, 'volumes', r.id),
   };
   if (extended) out['os-vol-tenant-attr:tenant_id'] = r.project_id;
+  // the image metadata extension: on show and detail, only for a volume that has some
+  if (extended && Object.keys(f.imageMetadata).length) out.volume_image_metadata = f.imageMetadata;
   if (extended && admin) {
     out['os-vol-host-attr:host'] = r.host;
     out['os-vol-mig-status-attr:migstat'] = r.migration_status;

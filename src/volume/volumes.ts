@@ -39,7 +39,7 @@ const RESET_STATUSES = new Set([
 const NOT_YET = new Set([
   'os-attach', 'os-detach', 'os-reserve', 'os-unreserve', 'os-begin_detaching', 'os-roll_detaching', 'os-initialize_connection',
   'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
-  'os-force_detach', 'os-set_image_metadata', 'os-unset_image_metadata', 'os-show_image_metadata', 'os-unmanage', 'revert',
+  'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
 
@@ -57,9 +57,11 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     const ids = rows.map((r) => r.id);
     const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
     for (const m of await db.selectFrom('volume_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) meta.get(m.volume_id)![m.key] = m.value;
+    const image = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
+    for (const m of await db.selectFrom('volume_image_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) image.get(m.volume_id)![m.key] = m.value;
     const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
     const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
-    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
+    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
   }
 
   /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
@@ -88,7 +90,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
       bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
       created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
-      metadata: f.metadata, volume_image_metadata: {}, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
+      metadata: f.metadata, volume_image_metadata: f.imageMetadata, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
     }));
     const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
     const sorted = applySort(rc.query, filtered);
@@ -165,6 +167,12 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         snapshot_id: snapshotId, source_volid: sourceId, version: 1, created_at: t, updated_at: t,
       }).execute();
       for (const [key, value] of Object.entries(metadata)) await tx.insertInto('volume_metadata').values({ volume_id: id, key, value }).execute();
+      // a clone keeps its source's image properties
+      if (sourceId) {
+        for (const m of await tx.selectFrom('volume_image_metadata').selectAll().where('volume_id', '=', sourceId).execute()) {
+          await tx.insertInto('volume_image_metadata').values({ volume_id: id, key: m.key, value: m.value }).execute();
+        }
+      }
     });
     return { volume: await show(rc, id, false) };
   }
@@ -186,6 +194,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       if (row.host === null) {
         await destroySnapshots(tx, snaps.map((x) => x.id));
         await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
+        await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).execute();
         await tx.deleteFrom('volume_volumes').where('id', '=', row.id).execute();
         return;
       }
@@ -214,6 +223,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     });
     return metadataMap(id);
   }
+  const imageMetadataMap = async (id: string) =>
+    Object.fromEntries((await db.selectFrom('volume_image_metadata').select(['key', 'value']).where('volume_id', '=', id).orderBy('key').execute()).map((m) => [m.key, m.value]));
   const metadataMap = async (id: string) =>
     Object.fromEntries((await db.selectFrom('volume_metadata').select(['key', 'value']).where('volume_id', '=', id).orderBy('key').execute()).map((m) => [m.key, m.value]));
   /** 3.15: the metadata's ETag (a hash of its content), checked against If-Match on a replace. */
@@ -296,6 +307,32 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         if (row.status !== 'available') throw invalidVolume(`Volume ${id} status must be available to update readonly flag, but current status is: ${row.status}.`);
         await db.updateTable('volume_volumes').set({ readonly: readonly ? 1 : 0, updated_at: now() }).where('id', '=', row.id).execute();
         rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-show_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:show', {});
+        const row = await load(rc, id);
+        return { metadata: await imageMetadataMap(row.id) };
+      }
+      case 'os-set_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:set', {});
+        const row = await load(rc, id);
+        const metadata = metadataOf('metadata', args.metadata);
+        await db.transaction().execute(async (tx) => {
+          for (const [key, value] of Object.entries(metadata)) {
+            await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).where('key', '=', key).execute();
+            await tx.insertInto('volume_image_metadata').values({ volume_id: row.id, key, value }).execute();
+          }
+          await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', row.id).execute();
+        });
+        return { metadata: await imageMetadataMap(row.id) };
+      }
+      case 'os-unset_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:remove', {});
+        const row = await load(rc, id);
+        if (typeof args.key !== 'string' || args.key.length < 1 || args.key.length > 255) throw badRequest(`Invalid input for field/attribute key. Value: ${JSON.stringify(args.key)}. 'key' is a required property`);
+        const r = await db.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).where('key', '=', args.key).executeTakeFirst();
+        if (Number(r.numDeletedRows) === 0) throw notFound.imageMetadata(row.id);
         return undefined;
       }
       default:
