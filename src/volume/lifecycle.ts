@@ -84,6 +84,7 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
           }
           await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
           await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_attachments').where('volume_id', '=', id).execute();
           await tx.deleteFrom('volume_volumes').where('id', '=', id).where('version', '=', version).execute();
           return 'deleted';
         }

@@ -28,6 +28,18 @@ export interface VolumeTables {
     created_at: string; updated_at: string;
   };
   volume_metadata: { volume_id: string; key: string; value: string };
+  /**
+   * A volume's attachment to a server (Cinder's volume_attachment): made by the
+   * legacy os-attach flow today, by the attachments API (3.27) later, which
+   * also fills `connector` and `connection_info` (JSON, from the backend).
+   */
+  volume_attachments: {
+    id: string; volume_id: string; instance_uuid: string | null; attached_host: string | null; mountpoint: string | null;
+    /** attaching, attached, reserved, detaching, error_attaching... */
+    attach_status: string;
+    attach_mode: string; connector: string | null; connection_info: string | null;
+    attach_time: string | null; created_at: string; updated_at: string;
+  };
   /** Image properties of a volume (Cinder's glance metadata): set by os-set_image_metadata, copied to clones (0504). */
   volume_image_metadata: { volume_id: string; key: string; value: string };
   volume_types: {
@@ -156,6 +168,18 @@ export const volumeMigrations: Record<string, Migration> = {
       await db.schema.createTable('volume_image_metadata')
         .addColumn('volume_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_image_metadata_pk', ['volume_id', 'key']).execute();
+    },
+  },
+  '0505_volume_attachments': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_attachments')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull())
+        .addColumn('instance_uuid', text).addColumn('attached_host', text).addColumn('mountpoint', text)
+        .addColumn('attach_status', text, (c) => c.notNull()).addColumn('attach_mode', text, (c) => c.notNull())
+        .addColumn('connector', text).addColumn('connection_info', text).addColumn('attach_time', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_attachments_volume').on('volume_attachments').column('volume_id').execute();
     },
   },
 };

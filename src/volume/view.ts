@@ -38,6 +38,8 @@ export interface VolumeFacts {
   metadata: Record<string, string>;
   /** Image properties (glance metadata); empty when none. */
   imageMetadata: Record<string, string>;
+  /** The `attachments` entries (attach.ts). */
+  attachments: unknown[];
   typeName: string;
 }
 
@@ -62,7 +64,7 @@ export function volumeView(req: FastifyRequest, c: Credentials, v: VolumeVersion
   const out: Record<string, unknown> = {
     id: r.id, name: r.name, description: r.description, size: r.size, status: r.status,
     availability_zone: r.availability_zone, created_at: cinderTime(r.created_at), updated_at: cinderTime(r.updated_at),
-    attachments: [], bootable: r.bootable ? 'true' : 'false', encrypted: false, metadata: shownMetadata(f),
+    attachments: f.attachments, bootable: r.bootable ? 'true' : 'false', encrypted: false, metadata: shownMetadata(f),
     volume_type: f.typeName, snapshot_id: r.snapshot_id, source_volid: r.source_volid, user_id: r.user_id,
     consistencygroup_id: null, replication_status: null, multiattach: !!r.multiattach, migration_status: r.migration_status,
     links: links(req, r.project_id, 'volumes', r.id),

@@ -17,6 +17,7 @@ import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, pol
 import { mv, since } from './http.ts';
 import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
 import { metadataOf, sizeOf, textOf } from './input.ts';
+import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
 import { checkQuota } from './quotas.ts';
 import { destroySnapshots, SNAPSHOT_DELETABLE, snapshotsOf } from './snapshots.ts';
 import { dropTransfersOf } from './transfers.ts';
@@ -37,8 +38,7 @@ const RESET_STATUSES = new Set([
 ]);
 /** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
 const NOT_YET = new Set([
-  'os-attach', 'os-detach', 'os-reserve', 'os-unreserve', 'os-begin_detaching', 'os-roll_detaching', 'os-initialize_connection',
-  'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-initialize_connection', 'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
   'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
@@ -61,7 +61,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     for (const m of await db.selectFrom('volume_image_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) image.get(m.volume_id)![m.key] = m.value;
     const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
     const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
-    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
+    const attached = await attachmentsOf(db, ids);
+    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, attachments: attached.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
   }
 
   /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
@@ -195,6 +196,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         await destroySnapshots(tx, snaps.map((x) => x.id));
         await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
         await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).execute();
+        await dropAttachmentsOf(tx, row.id);
         await tx.deleteFrom('volume_volumes').where('id', '=', row.id).execute();
         return;
       }
@@ -279,7 +281,11 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
           set.migration_status = args.migration_status === 'none' ? null : args.migration_status;
         }
         if (set.status === undefined && set.attach_status === undefined && set.migration_status === undefined) throw badRequest('Must specify \'status\', \'attach_status\' or \'migration_status\' for update.');
-        await db.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+        await db.transaction().execute(async (tx) => {
+          await tx.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+          // a volume reset to detached has no attachments left (as Cinder cleans them)
+          if (set.attach_status === 'detached') await dropAttachmentsOf(tx, row.id);
+        });
         rc.reply.code(202);
         return undefined;
       }
@@ -336,6 +342,12 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         return undefined;
       }
       default:
+        if (ATTACH_ACTIONS.has(name)) {
+          rc.enforce(name === 'os-force_detach' ? 'volume_extension:volume_admin_actions:force_detach' : `volume_extension:volume_actions:${name.slice(3)}`, {});
+          await attachAction(db, rc, await load(rc, id), name, args);
+          rc.reply.code(202);
+          return undefined;
+        }
         await load(rc, id);
         if (NOT_YET.has(name)) throw badRequest(`The volume action ${name} is not supported by this cloud yet.`);
         throw badRequest(`There is no such action: ${name}. Verify the request body and Content-Type header and try again.`);

@@ -276,7 +276,7 @@ test('actions: extend (state and size checks, quota), reset_status and force_del
   assert.equal((await act({ 'os-reset_status': { status: 'in-use' } }, admin)).status, 202);
   assertFault(await act({ 'os-extend': { new_size: 4 } }, as(alice), '3.41'), 400, 'badRequest');
   assert.equal((await act({ 'os-extend': { new_size: 4 } }, as(alice), '3.42')).status, 202);
-  assertFault(await act({ 'os-attach': { instance_uuid: v.id, mountpoint: '/dev/vdb' } }), 400, 'badRequest', /not supported by this cloud yet/);
+  assertFault(await act({ 'os-initialize_connection': { connector: {} } }), 400, 'badRequest', /not supported by this cloud yet/);
   assertFault(await act({ 'os-fly': {} }), 400, 'badRequest', /There is no such action: os-fly/);
   assertFault(await act({ 'os-extend': { new_size: 5 }, 'os-fly': {} }), 400, 'badRequest');
   // deleting: a non-admin's force (3.23) is refused; an admin's is not
@@ -313,6 +313,72 @@ test('image metadata: set, show, unset; shown on show and detail only when set; 
   assert.equal(clone.status, 202, JSON.stringify(clone.body));
   assert.deepEqual((await call('GET', `/volumes/${clone.body.volume.id}`, { as: as(alice) })).body.volume.volume_image_metadata, { image_name: 'debian' });
   for (const id of [clone.body.volume.id, v.id]) assert.equal((await call('POST', `/volumes/${id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+});
+
+test('the legacy attach flow: reserve, attach, begin/roll detaching, detach; multiattach; attached volumes are not deleted', async () => {
+  const v = await makeAvailable(as(alice));
+  const act = (body: unknown, who: Caller = as(alice)) => call('POST', `/volumes/${v.id}/action`, { as: who, body });
+  const status = async () => (await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume;
+  const server = '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a';
+  assert.equal((await act({ 'os-reserve': null })).status, 202);
+  assert.equal((await status()).status, 'attaching');
+  assertFault(await act({ 'os-reserve': null }), 400, 'badRequest', /Volume status must be available to reserve, but the status is attaching/);
+  assert.equal((await act({ 'os-unreserve': null })).status, 202);
+  assert.equal((await status()).status, 'available');
+  await act({ 'os-reserve': null });
+  assertFault(await act({ 'os-attach': { instance_uuid: 'not-a-uuid', mountpoint: '/dev/vdb' } }), 400, 'badRequest');
+  assertFault(await act({ 'os-attach': { instance_uuid: server } }), 400, 'badRequest', /mountpoint/);
+  assertFault(await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb', mode: 'xx' } }), 400, 'badRequest');
+  assert.equal((await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } })).status, 202);
+  const attached = await status();
+  assert.equal(attached.status, 'in-use');
+  assert.equal(attached.attachments.length, 1);
+  assert.equal(attached.attachments[0].server_id, server);
+  assert.equal(attached.attachments[0].device, '/dev/vdb');
+  assert.equal(attached.attachments[0].id, v.id);
+  const shown = await call('GET', `/volumes/${v.id}`, { as: as(alice) });
+  schemas.add('volumes', 'show_volume', shown);
+  assertFault(await call('DELETE', `/volumes/${v.id}`, { as: as(alice) }), 400, 'badRequest');
+  assertFault(await call('POST', `/volumes/${v.id}/action`, { body: { 'os-force_delete': {} } }), 400, 'badRequest');
+  assertFault(await act({ 'os-reserve': null }), 400, 'badRequest', /must be available to reserve/);
+  assertFault(await call('POST', '/os-volume-transfer', { as: as(alice), body: { transfer: { volume_id: v.id } } }), 400, 'badRequest');
+  assert.equal((await act({ 'os-begin_detaching': null })).status, 202);
+  assert.equal((await status()).status, 'detaching');
+  assert.equal((await act({ 'os-roll_detaching': null })).status, 202);
+  assert.equal((await status()).status, 'in-use');
+  assertFault(await act({ 'os-detach': { attachment_id: server } }), 404, 'itemNotFound');
+  assert.equal((await act({ 'os-detach': {} })).status, 202);
+  const detached = await status();
+  assert.equal(detached.status, 'available');
+  assert.deepEqual(detached.attachments, []);
+  assertFault(await act({ 'os-begin_detaching': null }), 400, 'badRequest', /must be 'in-use'/);
+  // admins detach by force; reset to detached clears attachments
+  await act({ 'os-attach': { host_name: 'somehost', mountpoint: '/mnt/data' } });
+  assertFault(await act({ 'os-force_detach': {} }), 403, 'forbidden');
+  assert.equal((await act({ 'os-force_detach': {} }, admin)).status, 202);
+  assert.equal((await status()).status, 'available');
+  await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdc' } });
+  assert.equal((await act({ 'os-reset_status': { status: 'available', attach_status: 'detached' } }, admin)).status, 202);
+  assert.deepEqual((await status()).attachments, []);
+  // a readonly volume attaches read-only only
+  await act({ 'os-update_readonly_flag': { readonly: true } });
+  assertFault(await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } }), 400, 'badRequest', /Invalid attaching mode 'rw'/);
+  assert.equal((await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb', mode: 'ro' } })).status, 202);
+  assert.equal((await act({ 'os-detach': {} })).status, 202);
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
+  // multiattach: a volume of a multiattach type takes a second server
+  const type = (await call('POST', '/types', { body: { volume_type: { name: uniqueName('multi'), extra_specs: { multiattach: '<is> True' } } } })).body.volume_type;
+  const m = await makeAvailable(as(alice), { volume_type: type.name });
+  const mact = (body: unknown) => call('POST', `/volumes/${m.id}/action`, { as: as(alice), body });
+  await mact({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } });
+  assert.equal((await mact({ 'os-reserve': null })).status, 202);
+  assert.equal((await mact({ 'os-attach': { instance_uuid: '7d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a', mountpoint: '/dev/vdb' } })).status, 202);
+  const both = (await call('GET', `/volumes/${m.id}`, { as: as(alice) })).body.volume;
+  assert.equal(both.attachments.length, 2);
+  assertFault(await mact({ 'os-detach': {} }), 400, 'badRequest', /More than one attachment/);
+  for (const a of both.attachments) assert.equal((await mact({ 'os-detach': { attachment_id: a.attachment_id } })).status, 202);
+  assert.equal((await call('GET', `/volumes/${m.id}`, { as: as(alice) })).body.volume.status, 'available');
+  assert.equal((await call('DELETE', `/volumes/${m.id}`, { as: as(alice) })).status, 202);
 });
 
 test('availability zones and resource filters', async () => {
