@@ -59,6 +59,8 @@ export const volumeRules: Record<string, Rule> = {
   'volume_extension:quotas:show': (c, t) => isAdmin(c) || (c.projectId !== null && c.projectId === t.project_id && c.roles.has('reader')),
   'volume_extension:quotas:update': admin,
   'volume_extension:quotas:delete': admin,
+  'volume_extension:quota_classes': admin,
+  'volume_extension:extensions': authenticated,
   'limits_extension:used_limits': reader,
   'volume:get_all_resource_filters': authenticated,
   'volume:create_snapshot': member,

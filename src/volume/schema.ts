@@ -57,6 +57,8 @@ export interface VolumeTables {
   volume_default_types: { project_id: string; type_id: string };
   /** A project's limit per quota resource where it is not the default. */
   volume_quotas: { project_id: string; resource: string; hard_limit: number };
+  /** A quota class's limit per resource (0506); the class `default` overrides the built-in defaults of every project. */
+  volume_quota_classes: { class_name: string; resource: string; hard_limit: number };
   /** Snapshots live with their volume (on its host, in its backend); `version` as a volume's. */
   volume_snapshots: {
     id: string; volume_id: string; project_id: string; user_id: string;
@@ -180,6 +182,14 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
         .execute();
       await db.schema.createIndex('volume_attachments_volume').on('volume_attachments').column('volume_id').execute();
+    },
+  },
+  '0506_volume_quota_classes': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_quota_classes')
+        .addColumn('class_name', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
+        .addColumn('hard_limit', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_quota_classes_pk', ['class_name', 'resource']).execute();
     },
   },
 };

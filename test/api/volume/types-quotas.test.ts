@@ -258,6 +258,32 @@ test('QoS specs: create, show, list, set and delete keys, associate with a type 
   assert.equal((await call('DELETE', `/qos-specs/${other.id}`)).status, 202);
 });
 
+test('quota classes: the default class sets every project\'s defaults; admins only; extensions list what is served', async () => {
+  const shown = await call('GET', '/os-quota-class-sets/default');
+  assert.equal(shown.status, 200);
+  assert.equal(shown.body.quota_class_set.id, 'default');
+  schemas.add('quota_classes', 'show_quota_classes', shown);
+  assert.equal(shown.body.quota_class_set.volumes, 10);
+  assertFault(await call('GET', '/os-quota-class-sets/default', { as: as(alice) }), 403, 'forbidden');
+  const upd = await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { volumes: 7 } } });
+  assert.equal(upd.status, 200, JSON.stringify(upd.body));
+  schemas.add('quota_classes', 'update_quota_classes', upd);
+  assert.equal(upd.body.quota_class_set.volumes, 7);
+  assertFault(await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { nope: 1 } } }), 400, 'badRequest', /Bad key/);
+  const me = await tenant(cloud);
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}`, { as: as(me) })).body.quota_set.volumes, 7);
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}/defaults`, { as: as(me) })).body.quota_set.volumes, 7);
+  assert.equal((await call('GET', '/limits', { as: as(me) })).body.limits.absolute.maxTotalVolumes, 7);
+  // a project's own limit still wins
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { volumes: 3 } } });
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}`, { as: as(me) })).body.quota_set.volumes, 3);
+  assert.equal((await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { volumes: 10 } } })).status, 200);
+  const ext = await call('GET', '/extensions', { as: as(alice) });
+  schemas.add('extensions', 'list_extensions', ext);
+  assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'os-volume-transfer'));
+  assert.ok(!ext.body.extensions.some((e: { alias: string }) => e.alias === 'backups'));
+});
+
 test('every collected body matches Tempest\'s volume schemas', () => {
   schemas.check();
 });
