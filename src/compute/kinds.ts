@@ -50,12 +50,13 @@ export const KINDS = {
     consoles: { serial: ['serial'] },
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
-  // states, reboot, rebuild), its console log and a snapshot of its disk; no remote console yet
+  // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
+  // and its screen through noVNC (QEMU's VNC server on a unix socket)
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput'],
-    consoles: {},
+    consoles: { serial: ['serial'], vnc: ['novnc'] },
   },
 } as const satisfies Record<string, ServerKind>;
 

@@ -33,7 +33,8 @@ import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
 import { kindOf } from './kinds.ts';
 import { createEngine } from './engine/index.ts';
-import { consoleRoutes, serialProxyService } from './api/consoles.ts';
+import { consoleProxyServices, consoleRoutes } from './api/consoles.ts';
+import { novncService } from './api/novnc.ts';
 
 export interface ComputeDeps {
   db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
@@ -94,7 +95,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      serialProxyService(ctx, deps.fleet.streams),
+      ...consoleProxyServices(ctx, deps.fleet.streams),
+      novncService(),
     ],
     async start() {
       await seedDefaultFlavors(deps.db);

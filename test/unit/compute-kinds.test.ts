@@ -47,7 +47,7 @@ test('actions: each kind lists driver actions only, once; what no kind does is r
   }
   assert.equal(DRIVER_ACTIONS.length, new Set(DRIVER_ACTIONS).size);
   assert.deepEqual(KINDS.container.consoles, { serial: ['serial'] });
-  assert.deepEqual(KINDS.vm.consoles, {});
+  assert.deepEqual(KINDS.vm.consoles, { serial: ['serial'], vnc: ['novnc'] });
 });
 
 test('hypervisor versions as Nova encodes them (convert_version_to_int)', () => {

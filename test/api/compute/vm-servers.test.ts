@@ -223,10 +223,13 @@ test('an action a kind cannot do is Nova\'s 409 naming the action and the kind; 
   const unknown = await act(vm.id, { frobnicate: null });
   assert.equal(unknown.status, 400);
   assert.match(unknown.body.badRequest.message, /There is no such action: frobnicate/);
-  // remote consoles go by the kind's consoles: a VM offers no serial console yet (Nova's 400)
-  const serial = await alice.call('POST', `/servers/${vm.id}/remote-consoles`, { version: '2.6', body: { remote_console: { protocol: 'serial', type: 'serial' } } });
-  assert.equal(serial.status, 400);
-  assert.match(serial.body.badRequest.message, /Unavailable console type serial/);
+  // remote consoles go by the kind's consoles (Nova's 400): a container has no VNC console, a VM no SPICE one
+  const vnc = await alice.call('POST', `/servers/${ctr.id}/remote-consoles`, { version: '2.6', body: { remote_console: { protocol: 'vnc', type: 'novnc' } } });
+  assert.equal(vnc.status, 400);
+  assert.match(vnc.body.badRequest.message, /Unavailable console type novnc/);
+  const spice = await alice.call('POST', `/servers/${vm.id}/remote-consoles`, { version: '2.6', body: { remote_console: { protocol: 'spice', type: 'spice-html5' } } });
+  assert.equal(spice.status, 400);
+  assert.match(spice.body.badRequest.message, /Unavailable console type spice-html5/);
   for (const id of [vm.id, ctr.id]) assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 
