@@ -284,6 +284,32 @@ test('quota classes: the default class sets every project\'s defaults; admins on
   assert.ok(!ext.body.extensions.some((e: { alias: string }) => e.alias === 'backups'));
 });
 
+test('user messages (3.3): a backend\'s failed create leaves one for the project, worded as Cinder\'s; show, list, delete', async () => {
+  const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
+  const v = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1 } } })).body.volume;
+  await placeVolume(db, v.id, 'host1@file#pool');
+  const r = await db.selectFrom('volume_volumes').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
+  assert.equal(await applyVolumeReport(db, v.id, r.version, null, { class: 'permanent', code: 'no_space', message: 'pool full' }), 'error');
+  assert.equal((await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume.status, 'error');
+  assertFault(await call('GET', '/messages', { as: as(alice), version: '3.2' }), 404, 'itemNotFound');
+  const list = await call('GET', `/messages?resource_uuid=${v.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'list_messages', list);
+  assert.equal(list.body.messages.length, 1);
+  const m = list.body.messages[0];
+  assert.equal(m.event_id, 'VOLUME_VOLUME_008_003');
+  assert.equal(m.user_message, 'create volume from backend storage:Could not find any available weighted backend.');
+  assert.equal(m.message_level, 'ERROR');
+  assert.equal(m.resource_type, 'VOLUME');
+  const shown = await call('GET', `/messages/${m.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'show_message', shown);
+  assertFault(await call('GET', `/messages/${m.id}`, { as: as(bob), version: '3.3' }), 404, 'itemNotFound');
+  assert.equal((await call('GET', '/messages', { as: as(bob), version: '3.3' })).body.messages.length, 0);
+  const del = await call('DELETE', `/messages/${m.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'delete_message', del);
+  assertFault(await call('GET', `/messages/${m.id}`, { as: as(alice), version: '3.3' }), 404, 'itemNotFound');
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
+});
+
 test('every collected body matches Tempest\'s volume schemas', () => {
   schemas.check();
 });
