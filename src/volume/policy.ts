@@ -30,6 +30,7 @@ export const volumeRules: Record<string, Rule> = {
   'volume_extension:volume_host_attribute': admin,
   'volume_extension:volume_tenant_attribute': reader,
   'volume:set_bootable': member,
+  'volume:retype': member,
   'volume_extension:volume_actions:reserve': member,
   'volume_extension:volume_actions:unreserve': member,
   'volume_extension:volume_actions:attach': member,

@@ -38,7 +38,7 @@ const RESET_STATUSES = new Set([
 ]);
 /** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
 const NOT_YET = new Set([
-  'os-initialize_connection', 'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-initialize_connection', 'os-terminate_connection', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
   'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
@@ -312,6 +312,32 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         if (readonly === null) throw badRequest(`Invalid input for field/attribute readonly. Value: ${JSON.stringify(b)}. ${JSON.stringify(b)} is not a valid boolean.`);
         if (row.status !== 'available') throw invalidVolume(`Volume ${id} status must be available to update readonly flag, but current status is: ${row.status}.`);
         await db.updateTable('volume_volumes').set({ readonly: readonly ? 1 : 0, updated_at: now() }).where('id', '=', row.id).execute();
+        rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-retype': {
+        rc.enforce('volume:retype', {});
+        const row = await load(rc, id);
+        const newType = args.new_type;
+        if (typeof newType !== 'string' || newType === '') throw badRequest(`Invalid input for field/attribute new_type. Value: ${JSON.stringify(newType)}. 'new_type' is a required property`);
+        const policy = args.migration_policy ?? 'never';
+        if (policy !== 'never' && policy !== 'on-demand') throw invalidInput(`migration_policy must be 'on-demand' or 'never', passed: ${String(policy)}`);
+        if (row.status !== 'available' && row.status !== 'in-use') throw invalidVolume(`Volume ${id} status must be available or in-use, but current status is: ${row.status}.`);
+        if (row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(`Volume ${id} is already being migrated.`);
+        const type = await findType(ctx, rc.cred!, newType);
+        if (type.id === row.volume_type_id) throw invalidInput(`New volume_type same as original: ${newType}.`);
+        const specs = await typeSpecs(ctx, type.id);
+        const multi = specTrue(specs.multiattach);
+        if (row.status === 'in-use' && !!row.multiattach !== multi) throw invalidInput('Retyping an in-use volume between multiattach and non-multiattach types is not supported.');
+        // a backend holding the data must move or re-shape it; none exists yet
+        if (row.host !== null) throw badRequest('The volume action os-retype is not supported by this cloud yet for a volume a backend holds.');
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, row.project_id, { typeName: type.name, size: 0, volumes: 0, gigabytes: 0, typeOnly: { volumes: 1, gigabytes: Math.max(row.size, row.requested_size ?? 0) } });
+          const r = await tx.updateTable('volume_volumes').set({ volume_type_id: type.id, multiattach: multi ? 1 : 0, updated_at: now() })
+            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('host', 'is', null).executeTakeFirst();
+          if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${id} changed while being retyped; try again.`);
+          await tx.updateTable('volume_snapshots').set({ volume_type_id: type.id }).where('volume_id', '=', id).execute();
+        });
         rc.reply.code(202);
         return undefined;
       }

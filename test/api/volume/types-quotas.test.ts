@@ -64,6 +64,30 @@ test('types: the default type exists and cannot be deleted; create, show, update
   assertFault(await call('GET', `/types/${t.id}`), 404, 'itemNotFound');
 });
 
+test('retype: a volume no backend holds changes type at once, quota of the new type checked; bad input refused', async () => {
+  const me = await tenant(cloud);
+  const fast = await makeType({ extra_specs: { multiattach: '<is> True' } });
+  const v = (await call('POST', '/volumes', { as: as(me), body: { volume: { size: 2 } } })).body.volume;
+  const retype = (new_type: unknown, extra: Record<string, unknown> = {}) => call('POST', `/volumes/${v.id}/action`, { as: as(me), body: { 'os-retype': { new_type, ...extra } } });
+  assertFault(await retype(fast.name), 400, 'badRequest', /status must be available or in-use/);
+  await call('POST', `/volumes/${v.id}/action`, { body: { 'os-reset_status': { status: 'available' } } });
+  assertFault(await retype('no-such-type'), 404, 'itemNotFound');
+  assertFault(await retype('__DEFAULT__'), 400, 'badRequest', /same as original/);
+  assertFault(await retype(fast.name, { migration_policy: 'sometimes' }), 400, 'badRequest', /migration_policy/);
+  assertFault(await retype(undefined), 400, 'badRequest');
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { [`gigabytes_${fast.name}`]: 1 } } });
+  assertFault(await retype(fast.name), 413, 'overLimit', new RegExp(`gigabytes_${fast.name} quota`));
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { [`gigabytes_${fast.name}`]: 10 } } });
+  assert.equal((await retype(fast.name, { migration_policy: 'on-demand' })).status, 202);
+  const shown = (await call('GET', `/volumes/${v.id}`, { as: as(me) })).body.volume;
+  assert.equal(shown.volume_type, fast.name);
+  assert.equal(shown.multiattach, true);
+  const usage = (await call('GET', `/os-quota-sets/${me.projectId}?usage=true`, { as: as(me) })).body.quota_set;
+  assert.equal(usage[`gigabytes_${fast.name}`].in_use, 2);
+  assert.equal(usage.gigabytes___DEFAULT__.in_use, 0);
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(me) })).status, 202);
+});
+
 test('extra specs: list, show, set, update one, delete', async () => {
   const t = await makeType();
   const path = `/types/${t.id}/extra_specs`;
