@@ -30,8 +30,8 @@ import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
 
-/** The spec a volume's host is handed (null before the volume has a host). */
-export function specOf(row: Row, extraSpecs: Record<string, string>): VolumeSpec | null {
+/** The spec a volume's host is handed (null before the volume has a host); `exports` from its attachments. */
+export function specOf(row: Row, extraSpecs: Record<string, string>, exports: VolumeSpec['exports'] = []): VolumeSpec | null {
   const where = row.host ? parseVolumeHost(row.host) : null;
   if (!where) return null;
   return {
@@ -40,7 +40,7 @@ export function specOf(row: Row, extraSpecs: Record<string, string>): VolumeSpec
     size_gib: Math.max(row.size, row.requested_size ?? 0),
     backend: where.backend, pool: where.pool,
     source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
-    extra_specs: extraSpecs,
+    extra_specs: extraSpecs, exports,
   };
 }
 

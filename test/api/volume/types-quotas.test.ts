@@ -215,7 +215,7 @@ test('the backend report path: placed, created, extended, deleted (lifecycle.ts)
   assert.equal(await placeVolume(db, v.id, 'host1@file#pool'), true);
   assert.equal(await placeVolume(db, v.id, 'host2@file#pool'), false, 'placed once');
   let r = (await row())!;
-  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, extra_specs: {} });
+  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, extra_specs: {}, exports: [] });
   assert.equal(await applyVolumeReport(db, v.id, r.version - 1, { state: 'present', size_gib: 1, location: null }), 'stale');
   assert.equal(await applyVolumeReport(db, v.id, r.version, { state: 'present', size_gib: 1, location: '/x' }), 'available');
   const shown = (await call('GET', `/volumes/${v.id}`)).body.volume;
