@@ -183,14 +183,19 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
    * else `deleting` for its backend. A volume with snapshots is refused unless
    * `cascade`, which takes them too (each deletable, unless forced).
    */
-  async function remove(row: VolumeRow, force: boolean, cascade = false): Promise<void> {
-    if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
-    if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
-    const snaps = await snapshotsOf(db, row.id);
-    if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
-    const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
-    if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
+  async function remove(given: VolumeRow, force: boolean, cascade = false): Promise<void> {
     await db.transaction().execute(async (tx) => {
+      // the row first (its lock on PostgreSQL, the write lock on SQLite), then what is checked:
+      // a snapshot, attachment or status change made meanwhile is seen, never lost
+      await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', given.id).execute();
+      const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', given.id).executeTakeFirst();
+      if (!row) throw notFound.volume(given.id);
+      if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
+      if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
+      const snaps = await snapshotsOf(tx, row.id);
+      if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
+      const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
+      if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
       await dropTransfersOf(tx, row.id);
       if (row.host === null) {
         await destroySnapshots(tx, snaps.map((x) => x.id));
@@ -204,11 +209,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         await tx.updateTable('volume_snapshots').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() }))
           .where('volume_id', '=', row.id).execute();
       }
-      // the status check again, in the same statement: a concurrent change wins over this delete
-      let q = tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id);
-      if (!force) q = q.where('status', 'in', DELETABLE);
-      const r = await q.executeTakeFirst();
-      if (Number(r.numUpdatedRows) === 0) throw invalidVolume(DELETE_REFUSED);
+      await tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id).execute();
     });
   }
 
