@@ -118,7 +118,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     for (const [k, what] of [['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
       if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
     }
-    if (vol.multiattach !== undefined && vol.multiattach !== null && vol.multiattach !== false && !(typeof vol.multiattach === 'string' && !parseBoolean('multiattach', vol.multiattach))) {
+    // multiattach comes from the type now; Cinder refuses the old flag when it asks for it
+    if (typeof vol.multiattach === 'string' ? parseBoolean('multiattach', vol.multiattach) : !!vol.multiattach) {
       throw badRequest('multiattach parameters has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.');
     }
     // the source: a snapshot or another volume (the backend copies it; the row names it)
