@@ -35,6 +35,7 @@ export const notFound = {
   snapshot: (id: string) => new ApiError('NotFound', `Snapshot ${id} could not be found.`),
   snapshotMetadata: (snapshotId: string, key: string) => new ApiError('NotFound', `Snapshot ${snapshotId} has no metadata with key ${key}.`),
   imageMetadata: (id: string) => new ApiError('NotFound', `Glance metadata for volume/snapshot ${id} cannot be found.`),
+  message: (id: string) => new ApiError('NotFound', `Message ${id} could not be found.`),
   qos: (id: string) => new ApiError('NotFound', `No such QoS spec ${id}.`),
   qosKey: (id: string, key: string) => new ApiError('NotFound', `QoS spec ${id} has no spec with key ${key}.`),
   transfer: (id: string) => new ApiError('NotFound', `Transfer ${id} could not be found.`),

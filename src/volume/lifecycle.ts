@@ -12,6 +12,8 @@
 //
 // A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
 // creating -> available / error, deleting -> gone / error_deleting.
+// A failed create or extend of a volume, and a failed create or delete of a
+// snapshot, also leaves a user message (/messages) for its project.
 //
 // A report for another version than the row's is stale and changes nothing;
 // so is one that does not match the status (a report of `present` for a
@@ -23,12 +25,13 @@ import type { ResourceError } from '../fleet/protocol.ts';
 import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
 import { parseVolumeHost } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
+import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
 
-/** The spec a volume's host is handed (null before the volume has a host). */
-export function specOf(row: Row, extraSpecs: Record<string, string>): VolumeSpec | null {
+/** The spec a volume's host is handed (null before the volume has a host); `exports` from its attachments. */
+export function specOf(row: Row, extraSpecs: Record<string, string>, exports: VolumeSpec['exports'] = []): VolumeSpec | null {
   const where = row.host ? parseVolumeHost(row.host) : null;
   if (!where) return null;
   return {
@@ -37,7 +40,7 @@ export function specOf(row: Row, extraSpecs: Record<string, string>): VolumeSpec
     size_gib: Math.max(row.size, row.requested_size ?? 0),
     backend: where.backend, pool: where.pool,
     source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
-    extra_specs: extraSpecs,
+    extra_specs: extraSpecs, exports,
   };
 }
 
@@ -62,11 +65,25 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
     };
     switch (row.status) {
       case 'creating':
-        if (error) { await set({ status: 'error' }); return 'error'; }
+        if (error) {
+          await set({ status: 'error' });
+          await recordMessage(tx, {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend,
+            detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
+          });
+          return 'error';
+        }
         if (observed?.state === 'present' && observed.size_gib >= row.size) { await set({ status: 'available' }); return 'available'; }
         return 'ignored';
       case 'extending': {
-        if (error) { await set({ status: 'error_extending', requested_size: null }); return 'error_extending'; }
+        if (error) {
+          await set({ status: 'error_extending', requested_size: null });
+          await recordMessage(tx, {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.extendVolume,
+            detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
+          });
+          return 'error_extending';
+        }
         const asked = row.requested_size ?? row.size;
         if (observed?.state === 'present' && observed.size_gib >= asked) {
           await set({ status: row.attach_status === 'attached' ? 'in-use' : 'available', size: asked, requested_size: null });
@@ -116,10 +133,21 @@ export async function applySnapshotReport(db: VDb, id: string, version: number, 
       await tx.updateTable('volume_snapshots').set({ ...s, updated_at: new Date().toISOString() }).where('id', '=', id).where('version', '=', version).execute();
     };
     if (row.status === 'creating') {
-      if (error) { await set({ status: 'error' }); return 'error'; }
+      if (error) {
+        await set({ status: 'error' });
+        await recordMessage(tx, { projectId: row.project_id, resourceType: 'SNAPSHOT', resourceUuid: id, action: MessageAction.snapshotCreate, detail: MessageDetail.snapshotCreateError });
+        return 'error';
+      }
       if (observed?.state === 'present') { await set({ status: 'available', progress: '100%' }); return 'available'; }
     } else if (row.status === 'deleting') {
-      if (error) { await set({ status: 'error_deleting' }); return 'error_deleting'; }
+      if (error) {
+        await set({ status: 'error_deleting' });
+        await recordMessage(tx, {
+          projectId: row.project_id, resourceType: 'SNAPSHOT', resourceUuid: id, action: MessageAction.snapshotDelete,
+          detail: error.code === 'busy' ? MessageDetail.snapshotIsBusy : MessageDetail.snapshotDeleteError,
+        });
+        return 'error_deleting';
+      }
       if (observed?.state === 'absent') {
         await tx.deleteFrom('volume_snapshot_metadata').where('snapshot_id', '=', id).execute();
         await tx.deleteFrom('volume_snapshots').where('id', '=', id).execute();

@@ -32,6 +32,50 @@ export interface VolumeSpec {
   source: VolumeSource;
   /** The volume type's extra specs a backend may act on (e.g. `volume_backend_name`, `multiattach`). */
   extra_specs: Record<string, string>;
+  /**
+   * Who must reach the data, one entry per attachment: the volume's own host
+   * uses it in place (`local`: a file or block device path); another host gets
+   * an NBD export from `qemu-storage-daemon` (no kernel target needed). Empty
+   * while nothing is attached. The attachments API fills it (not served yet).
+   */
+  exports: VolumeExport[];
+}
+
+export interface VolumeExport {
+  attachment_id: string;
+  /** The host of the server the volume is attached to. */
+  host: string;
+  protocol: 'local' | 'nbd';
+  /** Read-only attachments get a read-only export. */
+  read_only: boolean;
+}
+
+/** What the backend made of one export: where the attaching host finds the data (Cinder's connection_info). */
+export interface VolumeExportObserved {
+  attachment_id: string;
+  /** `local`: a path on the volume's host; `nbd`: nbd://host:port/name. */
+  location: string;
+}
+
+/**
+ * A backend pool's capacity, reported by the volume host (as Cinder's
+ * scheduler-stats pools): what the scheduler places volumes by, as
+ * inventories of placement's DISK_GB kind on a provider per pool.
+ */
+export interface VolumePoolStats {
+  /** `host@backend#pool`. */
+  name: string;
+  total_capacity_gb: number;
+  free_capacity_gb: number;
+  /** GiB promised to volumes (thin provisioning may promise more than total). */
+  provisioned_capacity_gb: number;
+  max_over_subscription_ratio: number;
+  thin_provisioning_support: boolean;
+  /** Snapshots and clones in constant time (reflink), or by copy. */
+  reflink: boolean;
+  multiattach: boolean;
+  /** The backend's kind: `file` (reflink or qcow2) today; `rbd` later. */
+  driver: string;
 }
 
 /** What the agent sees of a volume after converging it to a version. */
@@ -41,6 +85,8 @@ export interface VolumeObserved {
   size_gib: number;
   /** Where the data lives on the backend (a path, an RBD image name), for audits; never shown to users. */
   location: string | null;
+  /** The exports made of the spec's `exports` (absent: none yet). */
+  exports?: VolumeExportObserved[];
 }
 
 export const VOLUME_SNAPSHOT_KIND = 'volume_snapshot';

@@ -97,19 +97,27 @@ export async function usageOf(db: VDb, projectId: string): Promise<Record<string
  * size of the one volume made or extended; call inside the transaction that
  * writes the row.
  */
-export async function checkQuota(tx: VDb, projectId: string, o: { typeName: string; size: number; volumes: number; gigabytes: number; snapshots?: number }): Promise<void> {
+export async function checkQuota(tx: VDb, projectId: string, o: {
+  typeName: string; size: number; volumes: number; gigabytes: number; snapshots?: number;
+  /** A retype: what moves into the type's own keys only (the project's totals do not change). */
+  typeOnly?: { volumes: number; gigabytes: number };
+}): Promise<void> {
   if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
   const limits = await limitsOf(tx, projectId);
   const perVolume = limits.per_volume_gigabytes!;
   if (perVolume >= 0 && o.size > perVolume) throw sizeExceedsLimit(o.size, perVolume);
   const used = await usageOf(tx, projectId);
+  const gigabytes = (name: string) => (o.typeOnly && name !== 'gigabytes' ? o.typeOnly.gigabytes : o.gigabytes);
+  const volumes = (name: string) => (o.typeOnly && name !== 'volumes' ? o.typeOnly.volumes : o.volumes);
   for (const name of ['gigabytes', `gigabytes_${o.typeName}`]) {
     const limit = limits[name] ?? -1;
-    if (o.gigabytes > 0 && limit >= 0 && used[name]! + o.gigabytes > limit) throw sizeExceedsQuota(name, o.gigabytes, limit, used[name]!);
+    const want = gigabytes(name);
+    if (want > 0 && limit >= 0 && (used[name] ?? 0) + want > limit) throw sizeExceedsQuota(name, want, limit, used[name] ?? 0);
   }
   for (const name of ['volumes', `volumes_${o.typeName}`]) {
     const limit = limits[name] ?? -1;
-    if (o.volumes > 0 && limit >= 0 && used[name]! + o.volumes > limit) throw volumeLimitExceeded(limit, name);
+    const want = volumes(name);
+    if (want > 0 && limit >= 0 && (used[name] ?? 0) + want > limit) throw volumeLimitExceeded(limit, name);
   }
   const snapshots = o.snapshots ?? 0;
   for (const name of ['snapshots', `snapshots_${o.typeName}`]) {

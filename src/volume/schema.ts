@@ -57,6 +57,11 @@ export interface VolumeTables {
   volume_default_types: { project_id: string; type_id: string };
   /** A project's limit per quota resource where it is not the default. */
   volume_quotas: { project_id: string; resource: string; hard_limit: number };
+  /** User messages (3.3): a failure a user should see, kept 30 days (Cinder's message_ttl) (0507). */
+  volume_messages: {
+    id: string; project_id: string; request_id: string; resource_type: string; resource_uuid: string | null;
+    action_id: string; detail_id: string; message_level: string; created_at: string; expires_at: string;
+  };
   /** A quota class's limit per resource (0506); the class `default` overrides the built-in defaults of every project. */
   volume_quota_classes: { class_name: string; resource: string; hard_limit: number };
   /** Snapshots live with their volume (on its host, in its backend); `version` as a volume's. */
@@ -190,6 +195,18 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('class_name', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
         .addColumn('hard_limit', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_quota_classes_pk', ['class_name', 'resource']).execute();
+    },
+  },
+  '0507_volume_messages': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_messages')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('request_id', text, (c) => c.notNull()).addColumn('resource_type', text, (c) => c.notNull())
+        .addColumn('resource_uuid', text).addColumn('action_id', text, (c) => c.notNull()).addColumn('detail_id', text, (c) => c.notNull())
+        .addColumn('message_level', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('expires_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_messages_project').on('volume_messages').column('project_id').execute();
     },
   },
 };

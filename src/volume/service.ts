@@ -14,6 +14,7 @@ import { badRequest, renderCinderError } from './errors.ts';
 import { extensionRoutes } from './extensions.ts';
 import { gate, setup as versionSetup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
+import { messageRoutes } from './messages.ts';
 import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
@@ -68,7 +69,7 @@ export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<V
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...extensionRoutes()]),
   ];
   return {
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },

@@ -122,7 +122,11 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
     const id = uuid();
     const t = now();
     await db.transaction().execute(async (tx) => {
+      // quota first (its per-project lock before any row lock, the order every writer keeps), then the
+      // volume's row, its status checked in the statement: a delete of the volume meanwhile wins, or waits for this
       await checkQuota(tx, volume.project_id, { typeName: type.name, size: 0, volumes: 0, gigabytes: volume.size, snapshots: 1 });
+      const locked = await tx.updateTable('volume_volumes').set({ updated_at: t }).where('id', '=', volume.id).where('status', 'in', allowed).executeTakeFirst();
+      if (Number(locked.numUpdatedRows) === 0) throw invalidVolume(`Volume ${volume.id} changed while its snapshot was asked; try again.`);
       await tx.insertInto('volume_snapshots').values({
         id, volume_id: volume.id, project_id: volume.project_id, user_id: c.userId, name, description, size: volume.size,
         status: 'creating', progress: '0%', volume_type_id: volume.volume_type_id, version: 1, created_at: t, updated_at: t,

@@ -69,7 +69,9 @@ export function transferRoutes(ctx: VolumeContext): Route[] {
     const name = textOf('name', t.name) ?? null;
     let noSnapshots = false;
     if (modern && t.no_snapshots !== undefined && t.no_snapshots !== null) {
-      noSnapshots = typeof t.no_snapshots === 'boolean' ? t.no_snapshots : typeof t.no_snapshots === 'string' ? parseBoolean('no_snapshots', t.no_snapshots) : (() => { throw badRequest(`Invalid value for no_snapshots: ${JSON.stringify(t.no_snapshots)}`); })();
+      if (typeof t.no_snapshots === 'boolean') noSnapshots = t.no_snapshots;
+      else if (typeof t.no_snapshots === 'string') noSnapshots = parseBoolean('no_snapshots', t.no_snapshots);
+      else throw badRequest(`Invalid value for no_snapshots: ${JSON.stringify(t.no_snapshots)}`);
     }
     const volume = await db.selectFrom('volume_volumes').selectAll().where('id', '=', t.volume_id).executeTakeFirst();
     if (!volume || (!isAdmin(c) && volume.project_id !== c.projectId)) throw notFound.volume(t.volume_id);

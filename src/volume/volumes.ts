@@ -38,7 +38,7 @@ const RESET_STATUSES = new Set([
 ]);
 /** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
 const NOT_YET = new Set([
-  'os-initialize_connection', 'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-initialize_connection', 'os-terminate_connection', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
   'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
@@ -118,7 +118,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     for (const [k, what] of [['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
       if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
     }
-    if (vol.multiattach !== undefined && vol.multiattach !== null && vol.multiattach !== false && !(typeof vol.multiattach === 'string' && !parseBoolean('multiattach', vol.multiattach))) {
+    // multiattach comes from the type now; Cinder refuses the old flag when it asks for it
+    if (typeof vol.multiattach === 'string' ? parseBoolean('multiattach', vol.multiattach) : !!vol.multiattach) {
       throw badRequest('multiattach parameters has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.');
     }
     // the source: a snapshot or another volume (the backend copies it; the row names it)
@@ -183,14 +184,19 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
    * else `deleting` for its backend. A volume with snapshots is refused unless
    * `cascade`, which takes them too (each deletable, unless forced).
    */
-  async function remove(row: VolumeRow, force: boolean, cascade = false): Promise<void> {
-    if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
-    if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
-    const snaps = await snapshotsOf(db, row.id);
-    if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
-    const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
-    if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
+  async function remove(given: VolumeRow, force: boolean, cascade = false): Promise<void> {
     await db.transaction().execute(async (tx) => {
+      // the row first (its lock on PostgreSQL, the write lock on SQLite), then what is checked:
+      // a snapshot, attachment or status change made meanwhile is seen, never lost
+      await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', given.id).execute();
+      const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', given.id).executeTakeFirst();
+      if (!row) throw notFound.volume(given.id);
+      if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
+      if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
+      const snaps = await snapshotsOf(tx, row.id);
+      if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
+      const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
+      if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
       await dropTransfersOf(tx, row.id);
       if (row.host === null) {
         await destroySnapshots(tx, snaps.map((x) => x.id));
@@ -204,11 +210,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         await tx.updateTable('volume_snapshots').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() }))
           .where('volume_id', '=', row.id).execute();
       }
-      // the status check again, in the same statement: a concurrent change wins over this delete
-      let q = tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id);
-      if (!force) q = q.where('status', 'in', DELETABLE);
-      const r = await q.executeTakeFirst();
-      if (Number(r.numUpdatedRows) === 0) throw invalidVolume(DELETE_REFUSED);
+      await tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id).execute();
     });
   }
 
@@ -312,6 +314,32 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         if (readonly === null) throw badRequest(`Invalid input for field/attribute readonly. Value: ${JSON.stringify(b)}. ${JSON.stringify(b)} is not a valid boolean.`);
         if (row.status !== 'available') throw invalidVolume(`Volume ${id} status must be available to update readonly flag, but current status is: ${row.status}.`);
         await db.updateTable('volume_volumes').set({ readonly: readonly ? 1 : 0, updated_at: now() }).where('id', '=', row.id).execute();
+        rc.reply.code(202);
+        return undefined;
+      }
+      case 'os-retype': {
+        rc.enforce('volume:retype', {});
+        const row = await load(rc, id);
+        const newType = args.new_type;
+        if (typeof newType !== 'string' || newType === '') throw badRequest(`Invalid input for field/attribute new_type. Value: ${JSON.stringify(newType)}. 'new_type' is a required property`);
+        const policy = args.migration_policy ?? 'never';
+        if (policy !== 'never' && policy !== 'on-demand') throw invalidInput(`migration_policy must be 'on-demand' or 'never', passed: ${String(policy)}`);
+        if (row.status !== 'available' && row.status !== 'in-use') throw invalidVolume(`Volume ${id} status must be available or in-use, but current status is: ${row.status}.`);
+        if (row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(`Volume ${id} is already being migrated.`);
+        const type = await findType(ctx, rc.cred!, newType);
+        if (type.id === row.volume_type_id) throw invalidInput(`New volume_type same as original: ${newType}.`);
+        const specs = await typeSpecs(ctx, type.id);
+        const multi = specTrue(specs.multiattach);
+        if (row.status === 'in-use' && !!row.multiattach !== multi) throw invalidInput('Retyping an in-use volume between multiattach and non-multiattach types is not supported.');
+        // a backend holding the data must move or re-shape it; none exists yet
+        if (row.host !== null) throw badRequest('The volume action os-retype is not supported by this cloud yet for a volume a backend holds.');
+        await db.transaction().execute(async (tx) => {
+          await checkQuota(tx, row.project_id, { typeName: type.name, size: 0, volumes: 0, gigabytes: 0, typeOnly: { volumes: 1, gigabytes: Math.max(row.size, row.requested_size ?? 0) } });
+          const r = await tx.updateTable('volume_volumes').set({ volume_type_id: type.id, multiattach: multi ? 1 : 0, updated_at: now() })
+            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('host', 'is', null).executeTakeFirst();
+          if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${id} changed while being retyped; try again.`);
+          await tx.updateTable('volume_snapshots').set({ volume_type_id: type.id }).where('volume_id', '=', id).execute();
+        });
         rc.reply.code(202);
         return undefined;
       }

@@ -186,6 +186,30 @@ test('the snapshot report path: on the volume\'s host, created, deleted; a volum
   assertFault(await call('GET', `/volumes/${v.id}`, { as: me }), 404, 'itemNotFound');
 });
 
+test('snapshots asked while the volume is deleted: never a snapshot without its volume', async () => {
+  const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
+  for (let round = 0; round < 3; round++) {
+    const v = await availableVolume(as(alice));
+    const answers = await Promise.all([
+      ...Array.from({ length: 4 }, () => call('POST', '/snapshots', { as: as(alice), body: { snapshot: { volume_id: v.id } } })),
+      call('DELETE', `/volumes/${v.id}`, { as: as(alice) }),
+    ]);
+    for (const r of answers) assert.ok([202, 400, 404].includes(r.status), `${r.status} ${JSON.stringify(r.body)}`);
+    const volume = await db.selectFrom('volume_volumes').select('id').where('id', '=', v.id).executeTakeFirst();
+    const snaps = await db.selectFrom('volume_snapshots').select('id').where('volume_id', '=', v.id).execute();
+    const made = answers.slice(0, 4).filter((r) => r.status === 202).length;
+    if (volume) {
+      assert.equal(answers[4]!.status, 400, 'the delete lost to a snapshot');
+      assert.equal(snaps.length, made);
+      for (const x of snaps) await reset('snapshots', x.id, 'available');
+      assert.equal((await call('DELETE', `/volumes/${v.id}?cascade=true`, { as: as(alice) })).status, 202);
+    } else {
+      assert.equal(answers[4]!.status, 202);
+      assert.equal(snaps.length, 0, 'no snapshot outlives its volume');
+    }
+  }
+});
+
 test('every collected body matches Tempest\'s volume schemas', () => {
   schemas.check();
 });

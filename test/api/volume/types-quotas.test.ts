@@ -64,6 +64,30 @@ test('types: the default type exists and cannot be deleted; create, show, update
   assertFault(await call('GET', `/types/${t.id}`), 404, 'itemNotFound');
 });
 
+test('retype: a volume no backend holds changes type at once, quota of the new type checked; bad input refused', async () => {
+  const me = await tenant(cloud);
+  const fast = await makeType({ extra_specs: { multiattach: '<is> True' } });
+  const v = (await call('POST', '/volumes', { as: as(me), body: { volume: { size: 2 } } })).body.volume;
+  const retype = (new_type: unknown, extra: Record<string, unknown> = {}) => call('POST', `/volumes/${v.id}/action`, { as: as(me), body: { 'os-retype': { new_type, ...extra } } });
+  assertFault(await retype(fast.name), 400, 'badRequest', /status must be available or in-use/);
+  await call('POST', `/volumes/${v.id}/action`, { body: { 'os-reset_status': { status: 'available' } } });
+  assertFault(await retype('no-such-type'), 404, 'itemNotFound');
+  assertFault(await retype('__DEFAULT__'), 400, 'badRequest', /same as original/);
+  assertFault(await retype(fast.name, { migration_policy: 'sometimes' }), 400, 'badRequest', /migration_policy/);
+  assertFault(await retype(undefined), 400, 'badRequest');
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { [`gigabytes_${fast.name}`]: 1 } } });
+  assertFault(await retype(fast.name), 413, 'overLimit', new RegExp(`gigabytes_${fast.name} quota`));
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { [`gigabytes_${fast.name}`]: 10 } } });
+  assert.equal((await retype(fast.name, { migration_policy: 'on-demand' })).status, 202);
+  const shown = (await call('GET', `/volumes/${v.id}`, { as: as(me) })).body.volume;
+  assert.equal(shown.volume_type, fast.name);
+  assert.equal(shown.multiattach, true);
+  const usage = (await call('GET', `/os-quota-sets/${me.projectId}?usage=true`, { as: as(me) })).body.quota_set;
+  assert.equal(usage[`gigabytes_${fast.name}`].in_use, 2);
+  assert.equal(usage.gigabytes___DEFAULT__.in_use, 0);
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(me) })).status, 202);
+});
+
 test('extra specs: list, show, set, update one, delete', async () => {
   const t = await makeType();
   const path = `/types/${t.id}/extra_specs`;
@@ -191,7 +215,7 @@ test('the backend report path: placed, created, extended, deleted (lifecycle.ts)
   assert.equal(await placeVolume(db, v.id, 'host1@file#pool'), true);
   assert.equal(await placeVolume(db, v.id, 'host2@file#pool'), false, 'placed once');
   let r = (await row())!;
-  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, extra_specs: {} });
+  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, extra_specs: {}, exports: [] });
   assert.equal(await applyVolumeReport(db, v.id, r.version - 1, { state: 'present', size_gib: 1, location: null }), 'stale');
   assert.equal(await applyVolumeReport(db, v.id, r.version, { state: 'present', size_gib: 1, location: '/x' }), 'available');
   const shown = (await call('GET', `/volumes/${v.id}`)).body.volume;
@@ -282,6 +306,32 @@ test('quota classes: the default class sets every project\'s defaults; admins on
   schemas.add('extensions', 'list_extensions', ext);
   assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'os-volume-transfer'));
   assert.ok(!ext.body.extensions.some((e: { alias: string }) => e.alias === 'backups'));
+});
+
+test('user messages (3.3): a backend\'s failed create leaves one for the project, worded as Cinder\'s; show, list, delete', async () => {
+  const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
+  const v = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1 } } })).body.volume;
+  await placeVolume(db, v.id, 'host1@file#pool');
+  const r = await db.selectFrom('volume_volumes').selectAll().where('id', '=', v.id).executeTakeFirstOrThrow();
+  assert.equal(await applyVolumeReport(db, v.id, r.version, null, { class: 'permanent', code: 'no_space', message: 'pool full' }), 'error');
+  assert.equal((await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume.status, 'error');
+  assertFault(await call('GET', '/messages', { as: as(alice), version: '3.2' }), 404, 'itemNotFound');
+  const list = await call('GET', `/messages?resource_uuid=${v.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'list_messages', list);
+  assert.equal(list.body.messages.length, 1);
+  const m = list.body.messages[0];
+  assert.equal(m.event_id, 'VOLUME_VOLUME_008_003');
+  assert.equal(m.user_message, 'create volume from backend storage:Could not find any available weighted backend.');
+  assert.equal(m.message_level, 'ERROR');
+  assert.equal(m.resource_type, 'VOLUME');
+  const shown = await call('GET', `/messages/${m.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'show_message', shown);
+  assertFault(await call('GET', `/messages/${m.id}`, { as: as(bob), version: '3.3' }), 404, 'itemNotFound');
+  assert.equal((await call('GET', '/messages', { as: as(bob), version: '3.3' })).body.messages.length, 0);
+  const del = await call('DELETE', `/messages/${m.id}`, { as: as(alice), version: '3.3' });
+  schemas.add('messages', 'delete_message', del);
+  assertFault(await call('GET', `/messages/${m.id}`, { as: as(alice), version: '3.3' }), 404, 'itemNotFound');
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
 });
 
 test('every collected body matches Tempest\'s volume schemas', () => {
