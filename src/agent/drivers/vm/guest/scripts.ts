@@ -56,22 +56,30 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 say "booting: kernel $(uname -r), uptime $(uptime_s) s"
 hostname stratus-guest
 ip link set lo up
-load_modules /lib/modules/early.order
+# DHCP on every NIC (udhcpc in the background, it keeps trying), started as soon as eth0
+# exists while the other modules still load; eth0's lease is waited for below
+M=/run/stratus
+dhcp_all() {
+  for d in /sys/class/net/eth*; do
+    [ -e "$d" ] || continue
+    i=\${d##*/}
+    [ -e $M/dhcp-$i ] && continue
+    : > $M/dhcp-$i
+    say "$i mac $(cat "$d/address")"
+    ip link set "$i" up
+    udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
+  done
+}
+load_modules /lib/modules/early.order &
+loader=$!
+while [ ! -e /sys/class/net/eth0 ] && kill -0 $loader 2>/dev/null; do sleep 0.05; done
+dhcp_all
+wait $loader
 say "modules loaded, uptime $(uptime_s) s"
 acpid -c /etc/acpi -l /var/log/acpid.log
-
-# DHCP on every NIC, in the background (udhcpc keeps trying); eth0's lease is waited for below
-n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-for d in /sys/class/net/eth*; do
-  [ -e "$d" ] || continue
-  i=\${d##*/}
-  say "$i mac $(cat "$d/address")"
-  ip link set "$i" up
-  udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
-done
+dhcp_all
 
 # meanwhile, the config drive: a disk labelled config-2 (a CD-ROM may take a moment to appear: up to 3 s)
-M=/run/stratus
 src=
 end=$(( $(cut -d. -f1 /proc/uptime) + 3 ))
 while :; do
