@@ -24,8 +24,14 @@ import { skipUnlessRoot, sleep, startPlane } from './lib.ts';
 const QEMU = 'qemu-system-x86_64';
 const skip = skipUnlessRoot || (spawnSync(QEMU, ['--version']).status === 0 ? false : `${QEMU} is not installed (Debian package qemu-system-x86)`);
 
-/** Reads exactly `n` bytes from what the socket has received (kept in `buf`). */
-function reader(ws: WebSocket) {
+/**
+ * Opens a WebSocket; resolves with it and a reader of exactly `n` bytes of
+ * what it receives (kept from the start: the server's greeting may come in
+ * the same packet as the handshake's answer), or with the HTTP status it was
+ * refused with.
+ */
+function open(url: string): Promise<{ ws: WebSocket; read(n: number): Promise<Buffer> } | number> {
+  const ws = new WebSocket(url, ['binary']);
   let buf = Buffer.alloc(0);
   let closed = false;
   const waiters: Array<() => void> = [];
@@ -38,7 +44,7 @@ function reader(ws: WebSocket) {
     closed = true;
     wake();
   });
-  return async (n: number): Promise<Buffer> => {
+  const read = async (n: number): Promise<Buffer> => {
     while (buf.length < n) {
       if (closed) throw new Error(`the socket closed with ${buf.length} of ${n} bytes`);
       await new Promise<void>((r) => waiters.push(r));
@@ -47,6 +53,11 @@ function reader(ws: WebSocket) {
     buf = buf.subarray(n);
     return out;
   };
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => resolve({ ws, read }));
+    ws.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', reject);
+  });
 }
 
 test('noVNC console of a VM: the page, then an RFB session with QEMU\'s VNC server through the agent stream', { skip, timeout: 90_000 }, async () => {
@@ -58,8 +69,8 @@ test('noVNC console of a VM: the page, then an RFB session with QEMU\'s VNC serv
   let ws: WebSocket | null = null;
   const opened: Socket[] = [];
   try {
-    qemu = spawn(QEMU, ['-machine', 'none', '-display', 'none', '-nodefaults', '-vnc', `unix:${sock}`], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const exited = new Promise((r) => qemu!.once('exit', r));
+    // killed with this process too (a test cut short by its timeout does not reach `finally`)
+    qemu = spawn('setpriv', ['--pdeathsig', 'KILL', '--', QEMU, '-machine', 'none', '-display', 'none', '-nodefaults', '-vnc', `unix:${sock}`], { stdio: ['ignore', 'ignore', 'inherit'] });
     for (let i = 0; i < 200 && !existsSync(sock) && qemu.exitCode === null; i++) await sleep(50);
     assert.ok(existsSync(sock), 'qemu made its VNC socket');
 
@@ -112,21 +123,16 @@ test('noVNC console of a VM: the page, then an RFB session with QEMU\'s VNC serv
 
     // what the page connects to: its own host and port, then `path`
     // (the server may not have taken the agent's channel in yet: a 409 until it has)
+    let read: ((n: number) => Promise<Buffer>) | null = null;
     for (let i = 0; i < 100 && !ws; i++) {
-      const got = await new Promise<WebSocket | number>((resolve, reject) => {
-        const s = new WebSocket(`ws://${page.host}/${page.searchParams.get('path')}`, ['binary']);
-        s.on('open', () => resolve(s));
-        s.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
-        s.on('error', reject);
-      });
+      const got = await open(`ws://${page.host}/${page.searchParams.get('path')}`);
       if (typeof got === 'number') {
         assert.equal(got, 409);
         await sleep(100);
-      } else ws = got;
+      } else ({ ws, read } = got);
     }
-    assert.ok(ws, 'the console WebSocket opened');
+    assert.ok(ws && read, 'the console WebSocket opened');
     assert.equal(ws.protocol, 'binary');
-    const read = reader(ws);
     // RFB 3.8 (RFC 6143): versions, security type None, ClientInit, ServerInit
     assert.equal((await read(12)).toString(), 'RFB 003.008\n');
     ws.send(Buffer.from('RFB 003.008\n'));
@@ -151,7 +157,6 @@ test('noVNC console of a VM: the page, then an RFB session with QEMU\'s VNC serv
     for (let i = 0; i < 500 && (channel.streams > 0 || !opened.every((s) => s.destroyed)); i++) await sleep(10);
     assert.equal(channel.streams, 0);
     assert.ok(opened.length === 1 && opened[0]!.destroyed, 'the VNC connection is closed');
-    void exited;
   } finally {
     ws?.terminate();
     await channel?.stop();
