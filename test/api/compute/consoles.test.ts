@@ -352,6 +352,22 @@ test('the noVNC WebSocket: RFB bytes both ways to the VM\'s VNC server through t
   await c.until(`vnc:${id}:RFB 003.008\n`);
   assert.equal(Buffer.concat(vncGot).toString(), 'RFB 003.008\n');
   c.ws.close();
+  // a page from another host may not use the token (Nova's origin check); the console's own host may
+  const foreign = await new Promise<number>((resolve) => {
+    const s = new WebSocket(wsUrl, ['binary'], { headers: { origin: 'http://evil.example:8080' } });
+    s.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+    s.on('open', () => resolve(101));
+  });
+  assert.equal(foreign, 403);
+  const own = await new Promise<number>((resolve) => {
+    const s = new WebSocket(wsUrl, ['binary'], { headers: { origin: `http://${page.host}` } });
+    s.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+    s.on('open', () => {
+      s.close();
+      resolve(101);
+    });
+  });
+  assert.equal(own, 101);
   // noVNC may also connect with no subprotocol
   const plain = await connect(wsUrl, []);
   assert.ok('ws' in plain, JSON.stringify(plain));
