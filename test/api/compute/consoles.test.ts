@@ -318,11 +318,20 @@ test('the noVNC page and noVNC modules are served with their content types; noth
     assert.equal(m.headers.get('content-type'), 'text/javascript; charset=utf-8', p);
     assert.ok((await m.text()).length > 0, p);
   }
-  // rfb.js's own imports are served too (a browser would load them next)
-  const rfb = await (await fetch(`${cloud.url}/compute/novnc/core/rfb.js`)).text();
-  for (const [, imp] of rfb.matchAll(/^import .* from ["']\.\/([^"']+)["'];$/gm)) {
-    assert.equal((await fetch(`${cloud.url}/compute/novnc/core/${imp}`)).status, 200, imp);
+  // the page's whole module graph loads, as a browser would walk it from the page
+  const seen = new Set<string>();
+  const queue = [`${cloud.url}/compute/novnc/core/rfb.js`];
+  while (queue.length) {
+    const u = queue.shift()!;
+    if (seen.has(u)) continue;
+    seen.add(u);
+    const m = await fetch(u);
+    assert.equal(m.status, 200, u);
+    assert.equal(m.headers.get('content-type'), 'text/javascript; charset=utf-8', u);
+    for (const [, imp] of (await m.text()).matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?(?:from\s*)?["'](\.{1,2}\/[^"']+)["']/g)) queue.push(new URL(imp!, u).href);
   }
+  assert.ok(seen.size > 20, `noVNC's modules (${seen.size})`);
+  assert.ok([...seen].some((u) => u.includes('/vendor/pako/')), 'pako, from vendor/');
   // outside the package, outside its served folders, or not a file type it serves: 404, never the file
   for (const p of [
     '/compute/novnc/core/../package.json', '/compute/novnc/../../package.json', '/compute/novnc/core/%2e%2e/%2e%2e/%2e%2e/package.json',
