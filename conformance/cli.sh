@@ -288,9 +288,21 @@ check "router set --external-gateway public" os router set --external-gateway pu
 check_has "router show has its gateway with SNAT" '"enable_snat": true' -- os router show cli-router -f json -c external_gateway_info
 check "router add subnet" os router add subnet cli-router cli-l3sub
 check_fails_after "router add subnet" "router add subnet twice fails" os router add subnet cli-router cli-l3sub
+# IPv6: a SLAAC subnet on the router, advertised by the router's radvd; one whose RAs come from
+# a router outside the cloud (address mode only) is refused, as Neutron refuses it
+check "subnet create (IPv6 SLAAC, L3)" os subnet create --network cli-l3net --ip-version 6 --ipv6-ra-mode slaac --ipv6-address-mode slaac \
+  --subnet-range fd78::/64 cli-l3sub6
+check "router add subnet (IPv6 SLAAC)" os router add subnet cli-router cli-l3sub6
+check "subnet create (IPv6, RAs from outside)" os subnet create --network cli-l3net --ip-version 6 --ipv6-address-mode slaac --subnet-range fd79::/64 cli-l3sub6x
+check_fails_after "subnet create (IPv6, RAs from outside)" "router add subnet refuses an IPv6 subnet with an address mode but no RA mode" \
+  os router add subnet cli-router cli-l3sub6x
+check "subnet delete (IPv6, RAs from outside)" os subnet delete cli-l3sub6x
+router_id=$(os router show cli-router -f value -c id 2>/dev/null)
+check "the router's radvd advertises the SLAAC prefix" wait_output 'prefix fd78::/64' cat "${CLOUD_DIR:-}/agent/network/radvd/$router_id/radvd.conf"
 check "security group create" os security group create cli-sg
 check "security group rule create --dst-port 80" os security group rule create --ingress --protocol tcp --dst-port 80 cli-sg -f value -c id
 sg_rule=$OUT
+check "security group rule create --ethertype IPv6 --dst-port 80" os security group rule create --ingress --ethertype IPv6 --protocol tcp --dst-port 80 cli-sg
 udata=$_cloud_tmp/cli-userdata.sh
 # as cloud-init does, it retries while the network comes up (the port is plugged beside the container's start)
 cat >"$udata" <<'EOF'
@@ -302,7 +314,11 @@ check_has "server create --nic net-id --security-group --user-data" ACTIVE -- \
   os server create --image busybox --flavor c1.container --nic net-id=cli-l3net --security-group cli-sg \
   --user-data "$udata" --wait cli-web -f value -c status
 check_has "server show lists its fixed address" 10.78.0. -- os server show cli-web -f value -c addresses
+check_has "server show lists its SLAAC address" fd78:: -- os server show cli-web -f value -c addresses
 web_id=$(os server show cli-web -f value -c id 2>/dev/null)
+web6=$(os port list --server cli-web -f value -c 'Fixed IP Addresses' 2>/dev/null | grep -o "fd78:[0-9a-f:]*" | head -n 1)
+check "the server answers on its IPv6 address from the router's namespace (port 80)" \
+  wait_output cli-web ip netns exec "qrouter-$router_id" curl -s -m 3 -g "http://[$web6]/"
 check "the server reads its own meta_data.json from 169.254.169.254" wait_output "$web_id" os console log show cli-web
 check "floating ip create public" os floating ip create public -f value -c floating_ip_address
 fip=$OUT
@@ -325,6 +341,8 @@ check "server remove floating ip" os server remove floating ip cli-web "$fip"
 check "floating ip delete" os floating ip delete "$fip"
 check "server delete --wait (L3)" os server delete --wait cli-web
 check "router remove subnet" os router remove subnet cli-router cli-l3sub
+check "router remove subnet (IPv6)" os router remove subnet cli-router cli-l3sub6
+check "the router's radvd stops with its last IPv6 subnet" wait_output gone sh -c "[ -e '${CLOUD_DIR:-}/agent/network/radvd/$router_id' ] || echo gone"
 check "router unset --external-gateway" os router unset --external-gateway cli-router
 check "router delete" os router delete cli-router
 check "port delete (L3)" os port delete cli-l3port

@@ -1,8 +1,8 @@
 // Entry points of the agent for the CLI: `stratus agent` (run one), the
 // supervisor `stratus up` uses to run one agent beside the server, and the
-// default image import.
+// default images' import (image-import.ts) and builders.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,7 +15,12 @@ import { ContainerConsoles } from './drivers/container/console.ts';
 import { NetworkDriver } from './drivers/network/driver.ts';
 import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
-import { run } from './exec.ts';
+import { run, runOk } from './exec.ts';
+import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
+import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
+import { VmDriver } from './drivers/vm/driver.ts';
+import { QEMU } from './drivers/vm/accel.ts';
+export { importDefaultImage, importTinyImage } from './image-import.ts';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { consoleProviders, StreamChannel, withStreams } from './stream.ts';
@@ -45,6 +50,13 @@ export interface AgentFlags {
   networkHostNetns?: string | null;
   /** Flat networks on these physical networks use these existing host bridges (`--bridge-mapping public=br-ex`). */
   bridgeMappings?: Record<string, string>;
+  /** Run `vm` servers (the VM driver) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
+  vm?: boolean;
+}
+
+/** Whether a command is on PATH (a file of that name in one of its directories). */
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, cmd)));
 }
 
 export function readToken(file: string): string {
@@ -70,8 +82,14 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
     serverHere: (id) => driver.hasServer(id),
   });
+  // VMs beside containers: the container driver stays first (its capacity is the host's)
+  const vm = f.vm === false || !onPath(QEMU) ? null : new VmDriver({
+    stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    fetchImage: (id, dest) => client.downloadImage(id, dest),
+  });
+  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : [])];
   return withStreams(new Agent({
-    client, drivers: network ? [driver, network] : [driver], log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
+    client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
     hostIp: f.underlayIp, reconcilers: network ? { ...RECONCILERS, ...networkReconcilers } : RECONCILERS,
   }), streams);
@@ -196,42 +214,34 @@ export async function buildBusybox(output: string): Promise<string> {
   return `wrote ${resolve(output)} (${r.size} bytes, image ${r.configDigest})`;
 }
 
+
 /**
- * First start of the all-in-one: imports the `busybox` image (public,
- * container_format docker, disk_format raw) through the image API, once
- * (DATA_DIR/busybox-imported remembers it, so an admin may delete it).
+ * `stratus image build-tiny [--out F] [--raw]`: the small VM image (built, or
+ * found in the guest cache), copied to F when given.
  */
-export async function importDefaultImage(o: { url: string; adminPassword: string; dataDir: string; log: Logger }): Promise<string | null> {
-  const marker = join(o.dataDir, 'busybox-imported');
-  if (existsSync(marker)) return null;
-  await ensureBusyboxStatic();
-  const archive = join(o.dataDir, 'busybox.tar');
-  await buildBusyboxImage(archive);
-  try {
-    const auth = await fetch(`${o.url}/identity/v3/auth/tokens`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: o.adminPassword } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } }),
-    });
-    const token = auth.headers.get('x-subject-token');
-    if (auth.status !== 201 || !token) throw new Error(`cannot log in as admin to import the busybox image (${auth.status})`);
-    const h = { 'x-auth-token': token };
-    const existing = await fetch(`${o.url}/image/v2/images?name=busybox`, { headers: h }).then((r) => r.json() as Promise<{ images?: Array<{ id: string; status: string }> }>);
-    let id = existing.images?.find((i) => i.status === 'active')?.id ?? null;
-    if (!id) {
-      const created = await fetch(`${o.url}/image/v2/images`, {
-        method: 'POST', headers: { ...h, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' }),
-      });
-      if (created.status !== 201) throw new Error(`creating the busybox image failed: ${created.status} ${await created.text()}`);
-      id = ((await created.json()) as { id: string }).id;
-      const data = await fsp.readFile(archive);
-      const up = await fetch(`${o.url}/image/v2/images/${id}/file`, { method: 'PUT', headers: { ...h, 'content-type': 'application/octet-stream' }, body: data });
-      if (up.status !== 204) throw new Error(`uploading the busybox image failed: ${up.status} ${await up.text()}`);
-      o.log.info({ image: id }, 'imported the default busybox image');
-    }
-    writeFileSync(marker, `${id}\n`);
-    return id;
-  } finally {
-    await fsp.rm(archive, { force: true });
+export async function buildTiny(o: { out?: string; cacheDir?: string; raw?: boolean }): Promise<string> {
+  const img = await buildTinyImage({ cacheDir: o.cacheDir, log: (m) => process.stderr.write(`${m}\n`) });
+  const lines = [
+    `${TINY_IMAGE_NAME} ${img.key}: ${img.kernel.package} ${img.kernel.version}`,
+    `  disk (qcow2):  ${img.disk} (${img.size} bytes)`,
+    `  kernel:        ${img.vmlinuz}`,
+    `  initramfs:     ${img.initrd}`,
+    `  command line:  ${img.cmdline}`,
+  ];
+  if (o.out) {
+    const out = resolve(o.out);
+    if (o.raw) await runOk('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', img.disk, out], { timeoutMs: 300_000 });
+    else await fsp.copyFile(img.disk, out);
+    lines.push(`wrote ${out} (${o.raw ? 'raw' : 'qcow2'}, ${(await fsp.stat(out)).size} bytes)`);
   }
+  return lines.join('\n');
+}
+
+/** `stratus image build-debian --out F`: a Debian 12 + cloud-init + OpenSSH qcow2 (debootstrap; minutes). */
+export async function buildDebian(o: { out: string; mirror?: string; size?: number }): Promise<string> {
+  const r = await buildDebianImage({ out: o.out, mirror: o.mirror, sizeMiB: o.size, log: (m) => process.stderr.write(`${m}\n`) });
+  return [
+    `wrote ${r.out} (qcow2, ${r.size} bytes; kernel ${r.kernel}, command line ${DEBIAN_CMDLINE})`,
+    `openstack image create --container-format bare --disk-format qcow2 --property hw_disk_bus=virtio --property hw_vif_model=virtio --file ${r.out} debian-12`,
+  ].join('\n');
 }

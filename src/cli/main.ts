@@ -218,14 +218,15 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
   .option('--underlay-ip <ip>', 'the agent\'s VXLAN endpoint (default: the address the route to the server leaves from); with `host add-local`, its underlay address (10.250.0.1)')
   .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, externalBridge('br-ex=172.24.4.1/24'))
   .option('--no-external-bridge', 'no external bridge (flat networks on physical network `public` then fail on this host)')
+  .option('--no-vm-image', 'do not build and import the small VM image stratus-tiny (by default done in the background where qemu-system-x86_64 is installed; docs/guest-images.md)')
   .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string }) => {
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; vmImage?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string }) => {
     const dataDir = resolve(f.dataDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
     const s = await startStratus({ ...toOptions(f), logger: log.logger });
     const { clouds, openrc } = writeClientConfig(dataDir, s.url, s.adminPassword, s.adminProjectId);
-    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd);
+    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd, f.vmImage !== false);
     // No password here: whatever captures this output (a terminal's scrollback, a
     // service manager's journal, CI logs) would keep it. It is in the owner-only files.
     process.stdout.write([
@@ -247,16 +248,18 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
   });
 
 /**
- * The all-in-one's host agent: imports the default busybox image once, then
- * runs `stratus agent` as a supervised child (see src/agent/main.ts).
+ * The all-in-one's host agent: imports the default busybox image once (and,
+ * in the background, the stratus-tiny VM image when `vmImage` and QEMU is
+ * installed), then runs `stratus agent` as a supervised child (see
+ * src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number, vmImage = true): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
     return null;
   }
-  const { ensureExternalBridge, importDefaultImage, superviseAgent } = await agentModule();
+  const { ensureExternalBridge, importDefaultImage, importTinyImage, superviseAgent } = await agentModule();
   if (external) {
     const made = await ensureExternalBridge(external.name, external.cidr);
     if (made.length) s.logger.info({ made }, 'external bridge');
@@ -264,6 +267,10 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
   }
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
+  if (vmImage) {
+    void importTinyImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
+      .catch((err: Error) => s.logger.error({ err: err.message }, 'could not build or import the stratus-tiny VM image'));
+  }
   if (external) {
     await createDefaultNetworks({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger, physicalNetwork: EXTERNAL_PHYSNET, external: { cidr: external.subnet, gateway: external.gateway } })
       .catch((err: Error) => s.logger.error({ err: err.message }, 'could not create the default networks'));
@@ -285,6 +292,7 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--console-log-max <bytes>', 'size cap of each server\'s console log', count, 1 << 20)
   .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
   .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
+  .option('--no-vm', 'run no virtual machines (by default the agent serves `vm` servers when qemu-system-x86_64 is installed)')
   .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
@@ -320,6 +328,22 @@ image.command('build-busybox').description('build the default busybox container 
   .requiredOption('--output <file>', 'where to write the OCI archive')
   .action(async (f: { output: string }) => {
     process.stdout.write(`${await (await agentModule()).buildBusybox(f.output)}\n`);
+  });
+
+image.command('build-tiny').description('build the small VM image stratus-tiny (a Debian kernel, a busybox + dropbear initramfs, a SYSLINUX boot disk; docs/guest-images.md), as root; a build whose inputs did not change comes from the cache')
+  .option('--out <file>', 'also copy the disk (qcow2) to this file')
+  .option('--raw', 'with --out: write a raw disk instead of qcow2')
+  .option('--cache-dir <dir>', 'where builds and the kernel are cached', '/var/cache/stratus/guest')
+  .action(async (f: { out?: string; raw?: boolean; cacheDir: string }) => {
+    process.stdout.write(`${await (await agentModule()).buildTiny(f)}\n`);
+  });
+
+image.command('build-debian').description('build a Debian 12 cloud image with cloud-init and OpenSSH (debootstrap, as root; takes minutes; docs/guest-images.md)')
+  .requiredOption('--out <file>', 'where to write the disk (compressed qcow2)')
+  .option('--mirror <url>', 'the Debian mirror debootstrap uses', 'http://deb.debian.org/debian')
+  .option('--size <MiB>', 'size of the root file system', positiveCount, 3072)
+  .action(async (f: { out: string; mirror: string; size: number }) => {
+    process.stdout.write(`${await (await agentModule()).buildDebian(f)}\n`);
   });
 
 program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')

@@ -33,7 +33,7 @@ import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
+  dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
   type DhcpHost, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
@@ -154,7 +154,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
         }
       }
       // dnsmasq serves IPv4 and DHCPv6 (stateful: addresses; stateless: options); SLAAC is the routers' RAs alone
-      const dhcpSubnets = new Set(subnets.filter((s) => s.enable_dhcp && (s.ip_version === 4 || s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless')).map((s) => s.id));
+      const dhcpSubnets = new Set(subnets.filter(dnsmasqServes).map((s) => s.id));
       let dhcp: NetworkSpec['dhcp'] = null;
       if (dhcpPort && dhcpHost === hostname && dhcpSubnets.size) {
         const hostsOut: DhcpHost[] = [];

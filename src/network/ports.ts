@@ -16,6 +16,7 @@ import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
 import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
+import { dnsmasqServes } from './protocol.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -105,8 +106,8 @@ const isDevicePort = (p: { binding_host_id: string; device_id: string; device_ow
 
 /**
  * Gives the network its DHCP port (Neutron's `network:dhcp`: an address on
- * its first DHCP-enabled IPv4 subnet and one on each DHCPv6 subnet, stateful
- * or stateless, where dnsmasq answers) when it has none, once a device port is
+ * its first DHCP-enabled IPv4 subnet and one on each IPv6 subnet dnsmasq
+ * serves: DHCPv6 stateful or stateless, or no IPv6 mode) when it has none, once a device port is
  * bound on it: the agents' DHCP server answers there (src/network/kinds.ts).
  * A port that exists gets the DHCPv6 subnets added since. No IPv4 address
  * left: no DHCP port, the bind goes on (a full DHCPv6 subnet is skipped).
@@ -115,14 +116,19 @@ export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPref
   const subnets = (await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('enable_dhcp', '=', 1)
     .orderBy('created_at').orderBy('id').execute()) as SubnetRow[];
   const v4 = subnets.find((s) => s.ip_version === 4);
-  const v6 = subnets.filter((s) => s.ip_version === 6 && (s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless'));
-  /** One subnet's address for the port; false when the subnet is full. */
+  const v6 = subnets.filter((s) => s.ip_version === 6 && dnsmasqServes(s));
+  /**
+   * One subnet's address for the port; false when the subnet is full. Its
+   * EUI-64 address already taken (stateless: only the port's own MAC makes
+   * it) means a concurrent bind gave it to the port first.
+   */
   const add = async (s: SubnetRow, portId: string, mac: string) => {
     try {
       await allocate(tx, { networkId, subnets: [s], portId, mac, deviceOwner: DHCP_OWNER, requested: [{ subnet_id: s.id }] });
       return true;
     } catch (err) {
       if (err instanceof NeutronError && err.type === 'IpAddressGenerationFailure') return false;
+      if (err instanceof NeutronError && err.type === 'IpAddressAlreadyAllocated') return true;
       throw err;
     }
   };

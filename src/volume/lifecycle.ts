@@ -7,8 +7,11 @@
 //   creating  --error-->                   error
 //   extending --present, size >= asked-->  available (in-use when attached), size = asked
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
-//   deleting  --absent-->                  (row removed)
+//   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
 //   deleting  --error-->                   error_deleting
+//
+// A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
+// creating -> available / error, deleting -> gone / error_deleting.
 //
 // A report for another version than the row's is stale and changes nothing;
 // so is one that does not match the status (a report of `present` for a
@@ -17,7 +20,7 @@
 // host's watch.
 import type { Kysely } from 'kysely';
 import type { ResourceError } from '../fleet/protocol.ts';
-import type { VolumeObserved, VolumeSpec } from './protocol.ts';
+import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
 import { parseVolumeHost } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 
@@ -74,7 +77,14 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
       case 'deleting':
         if (error) { await set({ status: 'error_deleting' }); return 'error_deleting'; }
         if (observed?.state === 'absent') {
+          const snaps = (await tx.selectFrom('volume_snapshots').select('id').where('volume_id', '=', id).execute()).map((x) => x.id);
+          if (snaps.length) {
+            await tx.deleteFrom('volume_snapshot_metadata').where('snapshot_id', 'in', snaps).execute();
+            await tx.deleteFrom('volume_snapshots').where('id', 'in', snaps).execute();
+          }
           await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_attachments').where('volume_id', '=', id).execute();
           await tx.deleteFrom('volume_volumes').where('id', '=', id).where('version', '=', version).execute();
           return 'deleted';
         }
@@ -82,5 +92,40 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
       default:
         return 'ignored';
     }
+  });
+}
+
+type SnapshotRow = VolumeTables['volume_snapshots'];
+
+/** The spec a snapshot's host (its volume's) is handed; null while the volume has no host. */
+export function snapshotSpecOf(row: SnapshotRow, volumeHost: string | null): SnapshotSpec | null {
+  const where = volumeHost ? parseVolumeHost(volumeHost) : null;
+  if (!where) return null;
+  return {
+    volume_id: row.volume_id, project_id: row.project_id, state: row.status === 'deleting' ? 'absent' : 'present',
+    size_gib: row.size, backend: where.backend, pool: where.pool,
+  };
+}
+
+/** Applies a backend's report for `version` of snapshot `id`. */
+export async function applySnapshotReport(db: VDb, id: string, version: number, observed: SnapshotObserved | null, error?: ResourceError): Promise<ReportOutcome> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_snapshots').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version) return 'stale';
+    const set = async (s: Partial<SnapshotRow>) => {
+      await tx.updateTable('volume_snapshots').set({ ...s, updated_at: new Date().toISOString() }).where('id', '=', id).where('version', '=', version).execute();
+    };
+    if (row.status === 'creating') {
+      if (error) { await set({ status: 'error' }); return 'error'; }
+      if (observed?.state === 'present') { await set({ status: 'available', progress: '100%' }); return 'available'; }
+    } else if (row.status === 'deleting') {
+      if (error) { await set({ status: 'error_deleting' }); return 'error_deleting'; }
+      if (observed?.state === 'absent') {
+        await tx.deleteFrom('volume_snapshot_metadata').where('snapshot_id', '=', id).execute();
+        await tx.deleteFrom('volume_snapshots').where('id', '=', id).execute();
+        return 'deleted';
+      }
+    }
+    return 'ignored';
   });
 }

@@ -1,6 +1,7 @@
 // Cinder's list machinery for volumes (cinder/api/common.py and the v3
 // volumes controller): the filters a project may use (resource_filters, 3.31),
 // `~` like filters (3.34), time comparisons on created_at / updated_at (3.60),
+// consumes_quota (3.65),
 // metadata filters, `sort` / `sort_key` / `sort_dir`, `limit` / `marker` with
 // the `<collection>_links` next link, and `with_count` (3.45).
 import type { FastifyRequest } from 'fastify';
@@ -10,8 +11,10 @@ import { baseUrl, parseBoolean } from './view.ts';
 
 /** The filters a non-admin may use, per resource (Cinder's default resource_filters.json). */
 export const RESOURCE_FILTERS: Record<string, string[]> = {
-  volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at'],
+  volume: ['name', 'status', 'metadata', 'bootable', 'migration_status', 'availability_zone', 'group_id', 'size', 'created_at', 'updated_at', 'consumes_quota'],
+  snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone', 'consumes_quota'],
   volume_type: ['is_public', 'extra_specs'],
+  transfer: ['name', 'volume_id'],
 };
 
 /** What a list item is filtered and sorted on: attribute name -> value. */
@@ -70,6 +73,9 @@ export function applyFilters(query: Record<string, string | string[] | undefined
         const have = i[key] === null ? NaN : Date.parse(`${String(i[key])}Z`);
         return !Number.isNaN(have) && conds.every(([op, t]) => op(have, t));
       });
+    } else if (key === 'consumes_quota') {
+      const want = parseBoolean('consumes_quota', val);
+      out = out.filter((i) => i.consumes_quota === want);
     } else if (key === 'bootable') {
       const want = o.v.ge('3.2') ? parseBoolean('bootable', val) : true;
       out = out.filter((i) => i.bootable === want);

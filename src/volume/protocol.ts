@@ -43,6 +43,25 @@ export interface VolumeObserved {
   location: string | null;
 }
 
+export const VOLUME_SNAPSHOT_KIND = 'volume_snapshot';
+
+/** A snapshot, handed to the host of its volume (it lives in the same backend: a reflink copy or a qcow2 layer). */
+export interface SnapshotSpec {
+  volume_id: string;
+  project_id: string;
+  /** present: the point-in-time copy must exist; absent: it must be removed. */
+  state: 'present' | 'absent';
+  /** The volume's size when the snapshot was asked, GiB. */
+  size_gib: number;
+  backend: string;
+  pool: string;
+}
+
+export interface SnapshotObserved {
+  state: 'present' | 'absent';
+  location: string | null;
+}
+
 /** The error codes a volume backend reports (ResourceError.code), acted on by code, never by message. */
 export const VolumeErrorCode = {
   /** No room in the pool for the size asked. */

@@ -11,12 +11,16 @@ import { PUBLIC } from '../http/policy.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
 import { badRequest, renderCinderError } from './errors.ts';
+import { extensionRoutes } from './extensions.ts';
 import { gate, setup as versionSetup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
+import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
 import { ensureDefaultType, typeRoutes } from './types.ts';
 import { baseUrl } from './view.ts';
+import { snapshotRoutes } from './snapshots.ts';
+import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
 
 export type { VolumeConfig } from './context.ts';
@@ -64,7 +68,7 @@ export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<V
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...typeRoutes(ctx), ...quotaRoutes(ctx)]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...extensionRoutes()]),
   ];
   return {
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },

@@ -24,7 +24,7 @@ export async function ensureDefaultType(ctx: VolumeContext): Promise<void> {
   const name = ctx.config.defaultType;
   if (await ctx.vdb.selectFrom('volume_types').select('id').where('name', '=', name).executeTakeFirst()) return;
   const now = new Date().toISOString();
-  await ctx.vdb.insertInto('volume_types').values({ id: uuid(), name, description: 'Default Volume Type', is_public: 1, created_at: now, updated_at: now })
+  await ctx.vdb.insertInto('volume_types').values({ id: uuid(), name, description: 'Default Volume Type', is_public: 1, qos_specs_id: null, created_at: now, updated_at: now })
     .onConflict((oc) => oc.column('name').doNothing()).execute();
 }
 
@@ -75,7 +75,7 @@ function view(c: Credentials, t: TypeRow, specs: Record<string, string>, on: 'sh
   return {
     id: t.id, name: t.name, description: t.description, is_public: !!t.is_public,
     ...(on !== 'update' ? { 'os-volume-type-access:is_public': !!t.is_public } : {}),
-    extra_specs: shown, ...(on === 'show' && isAdmin(c) ? { qos_specs_id: null } : {}),
+    extra_specs: shown, ...(on === 'show' && isAdmin(c) ? { qos_specs_id: t.qos_specs_id } : {}),
   };
 }
 
@@ -179,7 +179,7 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
         const id = uuid();
         try {
           await db.transaction().execute(async (tx) => {
-            await tx.insertInto('volume_types').values({ id, name, description: b.description ?? null, is_public: isPublic ? 1 : 0, created_at: now, updated_at: now }).execute();
+            await tx.insertInto('volume_types').values({ id, name, description: b.description ?? null, is_public: isPublic ? 1 : 0, qos_specs_id: null, created_at: now, updated_at: now }).execute();
             for (const [key, v] of Object.entries(b.extra_specs ?? {})) await tx.insertInto('volume_type_extra_specs').values({ type_id: id, key, value: str(v) }).execute();
           });
         } catch (err) {

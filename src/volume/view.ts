@@ -36,6 +36,10 @@ export type VolumeRow = VolumeTables['volume_volumes'];
 export interface VolumeFacts {
   row: VolumeRow;
   metadata: Record<string, string>;
+  /** Image properties (glance metadata); empty when none. */
+  imageMetadata: Record<string, string>;
+  /** The `attachments` entries (attach.ts). */
+  attachments: unknown[];
   typeName: string;
 }
 
@@ -60,12 +64,14 @@ export function volumeView(req: FastifyRequest, c: Credentials, v: VolumeVersion
   const out: Record<string, unknown> = {
     id: r.id, name: r.name, description: r.description, size: r.size, status: r.status,
     availability_zone: r.availability_zone, created_at: cinderTime(r.created_at), updated_at: cinderTime(r.updated_at),
-    attachments: [], bootable: r.bootable ? 'true' : 'false', encrypted: false, metadata: shownMetadata(f),
+    attachments: f.attachments, bootable: r.bootable ? 'true' : 'false', encrypted: false, metadata: shownMetadata(f),
     volume_type: f.typeName, snapshot_id: r.snapshot_id, source_volid: r.source_volid, user_id: r.user_id,
     consistencygroup_id: null, replication_status: null, multiattach: !!r.multiattach, migration_status: r.migration_status,
     links: links(req, r.project_id, 'volumes', r.id),
   };
   if (extended) out['os-vol-tenant-attr:tenant_id'] = r.project_id;
+  // the image metadata extension: on show and detail, only for a volume that has some
+  if (extended && Object.keys(f.imageMetadata).length) out.volume_image_metadata = f.imageMetadata;
   if (extended && admin) {
     out['os-vol-host-attr:host'] = r.host;
     out['os-vol-mig-status-attr:migstat'] = r.migration_status;
@@ -79,6 +85,8 @@ export function volumeView(req: FastifyRequest, c: Credentials, v: VolumeVersion
   }
   if (v.ge('3.61') && admin) out.cluster_name = null;
   if (v.ge('3.63')) out.volume_type_id = r.volume_type_id;
-  if (v.ge('3.64')) out.encryption_key_id = null;
+  // 3.64's encryption_key_id is shown only for a volume that has one: none is encrypted here
+  // 3.65: every volume here counts in its project's quota (Cinder's temporary volumes do not)
+  if (v.ge('3.65')) out.consumes_quota = true;
   return out;
 }

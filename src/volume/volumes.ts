@@ -13,10 +13,14 @@ import { objectOf } from '../http/body.ts';
 import { isAdmin } from '../http/policy.ts';
 import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
-import { badRequest, invalidInput, invalidVolume, notFound, policyDenied } from './errors.ts';
+import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
 import { mv, since } from './http.ts';
 import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
+import { metadataOf, sizeOf, textOf } from './input.ts';
+import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
 import { checkQuota } from './quotas.ts';
+import { destroySnapshots, SNAPSHOT_DELETABLE, snapshotsOf } from './snapshots.ts';
+import { dropTransfersOf } from './transfers.ts';
 import type { VolumeTables } from './schema.ts';
 import { defaultTypeFor, findType, specTrue, typeSpecs } from './types.ts';
 import { cinderTime, parseBoolean, summaryView, volumeView, type VolumeFacts, type VolumeRow } from './view.ts';
@@ -34,55 +38,10 @@ const RESET_STATUSES = new Set([
 ]);
 /** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
 const NOT_YET = new Set([
-  'os-attach', 'os-detach', 'os-reserve', 'os-unreserve', 'os-begin_detaching', 'os-roll_detaching', 'os-initialize_connection',
-  'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
-  'os-force_detach', 'os-set_image_metadata', 'os-unset_image_metadata', 'os-show_image_metadata', 'os-unmanage', 'revert',
+  'os-initialize_connection', 'os-terminate_connection', 'os-retype', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
-
-const MAX_INT = 2147483647;
-
-/** A field's schema failure, worded as Cinder's jsonschema validator words it. */
-const fieldError = (field: string, value: unknown, reason: string) =>
-  badRequest(`Invalid input for field/attribute ${field}. Value: ${typeof value === 'string' ? value : JSON.stringify(value)}. ${reason}`);
-
-function sizeOf(field: string, v: unknown): number {
-  if (typeof v === 'number' && Number.isInteger(v)) {
-    if (v < 1) throw fieldError(field, v, `${v} is less than the minimum of 1`);
-    if (v > MAX_INT) throw fieldError(field, v, `${v} is greater than the maximum of ${MAX_INT}`);
-    return v;
-  }
-  if (typeof v === 'string' && /^[0-9]+$/.test(v)) {
-    const n = Number(v);
-    if (n < 1) throw invalidInput(`${field} must be >= 1`);
-    if (n > MAX_INT) throw invalidInput(`${field} must be <= ${MAX_INT}`);
-    return n;
-  }
-  throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'integer', 'string' or does not match '^[0-9]+$'`);
-}
-
-function textOf(field: string, v: unknown, max = 255): string | null | undefined {
-  if (v === undefined) return undefined;
-  if (v === null) return null;
-  if (typeof v !== 'string') throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'string', 'null'`);
-  if (v.length > max) throw fieldError(field, v, `'${v.slice(0, 20)}...' is too long`);
-  return v;
-}
-
-/** Checks a metadata object as Cinder does (keys 1..255, values up to 255, strings). */
-function metadataOf(field: string, v: unknown): Record<string, string> {
-  const o = objectOf(v);
-  if (!o) throw fieldError(field, v, `${JSON.stringify(v)} is not of type 'object'`);
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(o)) {
-    if (k.length === 0) throw invalidInput('Metadata property key blank.');
-    if (k.length > 255) throw invalidInput('Metadata property key greater than 255 characters.');
-    if (typeof x !== 'string') throw fieldError(`${field}.${k}`, x, `${JSON.stringify(x)} is not of type 'string'`);
-    if (x.length > 255) throw invalidInput('Metadata property value greater than 255 characters.');
-    out[k] = x;
-  }
-  return out;
-}
 
 const CREATE_FIELDS = new Set([
   'name', 'description', 'display_name', 'display_description', 'volume_type', 'metadata', 'snapshot_id', 'source_volid',
@@ -98,9 +57,12 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     const ids = rows.map((r) => r.id);
     const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
     for (const m of await db.selectFrom('volume_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) meta.get(m.volume_id)![m.key] = m.value;
+    const image = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
+    for (const m of await db.selectFrom('volume_image_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) image.get(m.volume_id)![m.key] = m.value;
     const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
     const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
-    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
+    const attached = await attachmentsOf(db, ids);
+    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, attachments: attached.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
   }
 
   /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
@@ -129,7 +91,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
       bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
       created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
-      metadata: f.metadata, volume_image_metadata: {}, user_id: f.row.user_id, host: f.row.host, f,
+      metadata: f.metadata, volume_image_metadata: f.imageMetadata, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
     }));
     const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
     const sorted = applySort(rc.query, filtered);
@@ -153,19 +115,46 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     }
     const name = textOf('name', vol.name) ?? textOf('display_name', vol.display_name) ?? null;
     const description = textOf('description', vol.description) ?? textOf('display_description', vol.display_description) ?? null;
-    for (const [k, what] of [['snapshot_id', 'a snapshot'], ['source_volid', 'another volume (clone)'], ['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
+    for (const [k, what] of [['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
       if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
     }
     if (vol.multiattach !== undefined && vol.multiattach !== null && vol.multiattach !== false && !(typeof vol.multiattach === 'string' && !parseBoolean('multiattach', vol.multiattach))) {
       throw badRequest('multiattach parameters has been removed. The default behavior is to use multiattach enabled volume types. Contact your administrator to create a multiattach enabled volume type and use it to create multiattach volumes.');
     }
-    if (vol.size === undefined || vol.size === null) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
-    const size = sizeOf('size', vol.size);
+    // the source: a snapshot or another volume (the backend copies it; the row names it)
+    const snapshotId = textOf('snapshot_id', vol.snapshot_id) || null;
+    const sourceId = textOf('source_volid', vol.source_volid) || null;
+    if (snapshotId && sourceId) throw invalidInput('Only one of snapshot_id and source_volid may be given.');
+    let source: { kind: 'snapshot' | 'volume'; size: number; typeId: string; az: string; bootable: number } | null = null;
+    if (snapshotId) {
+      const snap = await db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
+        .select(['volume_snapshots.project_id', 'volume_snapshots.status', 'volume_snapshots.size', 'volume_snapshots.volume_type_id', 'volume_volumes.availability_zone', 'volume_volumes.bootable'])
+        .where('volume_snapshots.id', '=', snapshotId).executeTakeFirst();
+      if (!snap || (!isAdmin(c) && snap.project_id !== c.projectId)) throw notFound.snapshot(snapshotId);
+      if (snap.status !== 'available') throw invalidSnapshot(`Originating snapshot status must be 'available' to create a volume, but it is '${snap.status}'.`);
+      source = { kind: 'snapshot', size: snap.size, typeId: snap.volume_type_id, az: snap.availability_zone, bootable: snap.bootable };
+    } else if (sourceId) {
+      const src = await db.selectFrom('volume_volumes').selectAll().where('id', '=', sourceId).executeTakeFirst();
+      if (!src || (!isAdmin(c) && src.project_id !== c.projectId)) throw notFound.volume(sourceId);
+      if (src.status !== 'available' && src.status !== 'in-use') throw invalidVolume(`Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use' (it is '${src.status}').`);
+      source = { kind: 'volume', size: src.size, typeId: src.volume_type_id, az: src.availability_zone, bootable: src.bootable };
+    }
+    if ((vol.size === undefined || vol.size === null) && !source) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
+    const size = vol.size === undefined || vol.size === null ? source!.size : sizeOf('size', vol.size);
+    if (source && size < source.size) {
+      throw invalidInput(source.kind === 'snapshot'
+        ? `Volume size '${size}'GB cannot be smaller than the snapshot size ${source.size}GB. They must be >= original snapshot size.`
+        : `Volume size '${size}'GB cannot be smaller than original volume size ${source.size}GB. They must be >= original volume size.`);
+    }
     const metadata = vol.metadata === undefined || vol.metadata === null ? {} : metadataOf('metadata', vol.metadata);
     const typeName = textOf('volume_type', vol.volume_type);
-    const type = typeName ? await findType(ctx, c, typeName) : await defaultTypeFor(ctx, c.projectId ?? '');
+    const type = typeName ? await findType(ctx, c, typeName)
+      : source ? await db.selectFrom('volume_types').selectAll().where('id', '=', source.typeId).executeTakeFirstOrThrow()
+      : await defaultTypeFor(ctx, c.projectId ?? '');
+    if (source && type.id !== source.typeId) throw badRequest(`Invalid volume_type provided: ${typeName} (requested type is not compatible; recommend omitting the type argument).`);
     const specs = await typeSpecs(ctx, type.id);
-    const az = textOf('availability_zone', vol.availability_zone) ?? ctx.config.availabilityZone;
+    const az = textOf('availability_zone', vol.availability_zone) ?? source?.az ?? ctx.config.availabilityZone;
+    if (source && az !== source.az) throw invalidInput(`Volume must be in the same availability zone as the ${source.kind === 'snapshot' ? 'snapshot' : 'source volume'}`);
     const typeZones = specs['RESKEY:availability_zones']?.split(',').map((z) => z.trim()).filter(Boolean);
     if (az !== ctx.config.availabilityZone || (typeZones?.length && !typeZones.includes(az))) throw badRequest(`Availability zone '${az}' is invalid.`);
     const id = uuid();
@@ -175,31 +164,52 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       await tx.insertInto('volume_volumes').values({
         id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null,
         status: 'creating', attach_status: 'detached', migration_status: null, availability_zone: az, volume_type_id: type.id,
-        bootable: 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
-        snapshot_id: null, source_volid: null, version: 1, created_at: t, updated_at: t,
+        bootable: source?.bootable ?? 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
+        snapshot_id: snapshotId, source_volid: sourceId, version: 1, created_at: t, updated_at: t,
       }).execute();
       for (const [key, value] of Object.entries(metadata)) await tx.insertInto('volume_metadata').values({ volume_id: id, key, value }).execute();
+      // a clone keeps its source's image properties
+      if (sourceId) {
+        for (const m of await tx.selectFrom('volume_image_metadata').selectAll().where('volume_id', '=', sourceId).execute()) {
+          await tx.insertInto('volume_image_metadata').values({ volume_id: id, key: m.key, value: m.value }).execute();
+        }
+      }
     });
     return { volume: await show(rc, id, false) };
   }
 
-  async function destroy(id: string): Promise<void> {
-    await db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
-      await tx.deleteFrom('volume_volumes').where('id', '=', id).execute();
-    });
-  }
-
-  /** Deletes a volume: at once when no backend holds it (no host, as Cinder), else `deleting` for its backend. */
-  async function remove(row: VolumeRow, force: boolean): Promise<void> {
+  /**
+   * Deletes a volume: at once when no backend holds it (no host, as Cinder),
+   * else `deleting` for its backend. A volume with snapshots is refused unless
+   * `cascade`, which takes them too (each deletable, unless forced).
+   */
+  async function remove(row: VolumeRow, force: boolean, cascade = false): Promise<void> {
     if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
     if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
-    if (row.host === null) return destroy(row.id);
-    // the status check again, in the same statement: a concurrent change wins over this delete
-    let q = db.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id);
-    if (!force) q = q.where('status', 'in', DELETABLE);
-    const r = await q.executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) throw invalidVolume(DELETE_REFUSED);
+    const snaps = await snapshotsOf(db, row.id);
+    if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
+    const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
+    if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
+    await db.transaction().execute(async (tx) => {
+      await dropTransfersOf(tx, row.id);
+      if (row.host === null) {
+        await destroySnapshots(tx, snaps.map((x) => x.id));
+        await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
+        await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).execute();
+        await dropAttachmentsOf(tx, row.id);
+        await tx.deleteFrom('volume_volumes').where('id', '=', row.id).execute();
+        return;
+      }
+      if (snaps.length) {
+        await tx.updateTable('volume_snapshots').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() }))
+          .where('volume_id', '=', row.id).execute();
+      }
+      // the status check again, in the same statement: a concurrent change wins over this delete
+      let q = tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id);
+      if (!force) q = q.where('status', 'in', DELETABLE);
+      const r = await q.executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) throw invalidVolume(DELETE_REFUSED);
+    });
   }
 
   async function setMetadata(rc: RouteContext, id: string, metadata: Record<string, string>, replace: boolean): Promise<Record<string, string>> {
@@ -215,6 +225,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     });
     return metadataMap(id);
   }
+  const imageMetadataMap = async (id: string) =>
+    Object.fromEntries((await db.selectFrom('volume_image_metadata').select(['key', 'value']).where('volume_id', '=', id).orderBy('key').execute()).map((m) => [m.key, m.value]));
   const metadataMap = async (id: string) =>
     Object.fromEntries((await db.selectFrom('volume_metadata').select(['key', 'value']).where('volume_id', '=', id).orderBy('key').execute()).map((m) => [m.key, m.value]));
   /** 3.15: the metadata's ETag (a hash of its content), checked against If-Match on a replace. */
@@ -269,7 +281,11 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
           set.migration_status = args.migration_status === 'none' ? null : args.migration_status;
         }
         if (set.status === undefined && set.attach_status === undefined && set.migration_status === undefined) throw badRequest('Must specify \'status\', \'attach_status\' or \'migration_status\' for update.');
-        await db.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+        await db.transaction().execute(async (tx) => {
+          await tx.updateTable('volume_volumes').set(set).where('id', '=', row.id).execute();
+          // a volume reset to detached has no attachments left (as Cinder cleans them)
+          if (set.attach_status === 'detached') await dropAttachmentsOf(tx, row.id);
+        });
         rc.reply.code(202);
         return undefined;
       }
@@ -299,7 +315,39 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         rc.reply.code(202);
         return undefined;
       }
+      case 'os-show_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:show', {});
+        const row = await load(rc, id);
+        return { metadata: await imageMetadataMap(row.id) };
+      }
+      case 'os-set_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:set', {});
+        const row = await load(rc, id);
+        const metadata = metadataOf('metadata', args.metadata);
+        await db.transaction().execute(async (tx) => {
+          for (const [key, value] of Object.entries(metadata)) {
+            await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).where('key', '=', key).execute();
+            await tx.insertInto('volume_image_metadata').values({ volume_id: row.id, key, value }).execute();
+          }
+          await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', row.id).execute();
+        });
+        return { metadata: await imageMetadataMap(row.id) };
+      }
+      case 'os-unset_image_metadata': {
+        rc.enforce('volume_extension:volume_image_metadata:remove', {});
+        const row = await load(rc, id);
+        if (typeof args.key !== 'string' || args.key.length < 1 || args.key.length > 255) throw badRequest(`Invalid input for field/attribute key. Value: ${JSON.stringify(args.key)}. 'key' is a required property`);
+        const r = await db.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).where('key', '=', args.key).executeTakeFirst();
+        if (Number(r.numDeletedRows) === 0) throw notFound.imageMetadata(row.id);
+        return undefined;
+      }
       default:
+        if (ATTACH_ACTIONS.has(name)) {
+          rc.enforce(name === 'os-force_detach' ? 'volume_extension:volume_admin_actions:force_detach' : `volume_extension:volume_actions:${name.slice(3)}`, {});
+          await attachAction(db, rc, await load(rc, id), name, args);
+          rc.reply.code(202);
+          return undefined;
+        }
         await load(rc, id);
         if (NOT_YET.has(name)) throw badRequest(`The volume action ${name} is not supported by this cloud yet.`);
         throw badRequest(`There is no such action: ${name}. Verify the request body and Content-Type header and try again.`);
@@ -361,10 +409,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         const forceRaw = one(rc.query.force);
         const force = mv(rc).ge('3.23') && forceRaw !== undefined && parseBoolean('force', forceRaw);
         if (force && !isAdmin(rc.cred!)) throw policyDenied('volume:force_delete');
-        // cascade: the volume's snapshots go too; there are no snapshots yet, so it changes nothing
-        const cascade = one(rc.query.cascade);
-        if (cascade !== undefined) parseBoolean('cascade', cascade);
-        await remove(row, force);
+        const cascadeRaw = one(rc.query.cascade);
+        await remove(row, force, cascadeRaw !== undefined && parseBoolean('cascade', cascadeRaw));
       },
     }),
     route({ method: 'POST', path: '/volumes/:volume_id/action', rule: 'volume:get', handler: action }),

@@ -6,19 +6,23 @@
 // QEMU's guestfwd). Each boot must lease its address, take its host name and
 // SSH key, run its user-data script, answer SSH (OpenSSH's client through a
 // hostfwd port) and power off on QMP's system_powerdown, after which QEMU exits.
+// Then `importTinyImage` (what `stratus up` runs) uploads it to a cloud's Glance.
 // QEMU is killed by its PID and the temp dir removed also when a step fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { run, runOk } from '../../src/agent/exec.ts';
-import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
+import { importTinyImage } from '../../src/agent/image-import.ts';
+import { buildTinyImage, TINY_IMAGE_NAME, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
+import { startCloud } from '../harness.ts';
 import { freePort, skipUnlessRoot, sleep } from './lib.ts';
 
 const QEMU = 'qemu-system-x86_64';
@@ -133,6 +137,11 @@ function metaData(hostname: string, uuid: string): string {
 
 const userData = (marker: string) => `#!/bin/sh\necho "${marker} on $(hostname) as $(id -u)"\n`;
 
+/** The guest's own lines about its boot (with their uptimes), for the test's log. */
+function timeline(g: Guest): string {
+  return serialText(g).split('\n').filter((l) => l.includes('stratus-guest:')).map((l) => l.slice(l.indexOf('stratus-guest:'))).join('\n');
+}
+
 async function checkGuest(g: Guest, hostname: string, marker: string, source: RegExp): Promise<void> {
   const lease = await waitSerial(g, /stratus-guest: eth0 leased (\d+\.\d+\.\d+\.\d+)\/(\d+)/);
   assert.ok(lease[1], 'an address leased');
@@ -149,6 +158,7 @@ async function checkGuest(g: Guest, hostname: string, marker: string, source: Re
   const reply = await qmpCommand(g.qmp, 'system_powerdown');
   assert.deepEqual(reply, { return: {} });
   await waitSerial(g, /stratus-guest: ACPI power button: powering off/);
+  console.log(timeline(g));
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([g.exited, new Promise<'still running'>((r) => { timer = setTimeout(() => r('still running'), BOOT_WAIT_MS); })]);
   clearTimeout(timer);
@@ -191,5 +201,33 @@ test('the tiny image boots with the metadata service at 169.254.169.254', { skip
   } finally {
     if (g.proc.exitCode === null) g.proc.kill('SIGKILL');
     server.close();
+  }
+});
+
+test('importTinyImage uploads stratus-tiny once through Glance: public, bare qcow2, with its properties; the image data is the built disk', { skip, timeout: 300_000 }, async () => {
+  const cloud = await startCloud();
+  try {
+    const log = pino({ level: 'silent' });
+    const id = await importTinyImage({ url: cloud.url, adminPassword: cloud.adminPassword, dataDir: cloud.dataDir, log });
+    assert.ok(id);
+    const img = await cloud.call('GET', `/image/v2/images/${id}`, { token: cloud.adminToken });
+    assert.equal(img.status, 200);
+    assert.equal(img.body.name, TINY_IMAGE_NAME);
+    assert.equal(img.body.status, 'active');
+    assert.equal(img.body.visibility, 'public');
+    assert.equal(img.body.container_format, 'bare');
+    assert.equal(img.body.disk_format, 'qcow2');
+    assert.equal(img.body.hw_disk_bus, 'virtio');
+    assert.equal(img.body.hw_vif_model, 'virtio');
+    assert.equal(img.body.size, statSync(image.disk).size);
+    assert.equal(img.body.os_hash_value, createHash('sha512').update(readFileSync(image.disk)).digest('hex'));
+    // once: a second call does nothing, even after the image is deleted
+    assert.equal(await importTinyImage({ url: cloud.url, adminPassword: cloud.adminPassword, dataDir: cloud.dataDir, log }), null);
+    assert.equal((await cloud.call('DELETE', `/image/v2/images/${id}`, { token: cloud.adminToken })).status, 204);
+    assert.equal(await importTinyImage({ url: cloud.url, adminPassword: cloud.adminPassword, dataDir: cloud.dataDir, log }), null);
+    const list = await cloud.call('GET', `/image/v2/images?name=${TINY_IMAGE_NAME}`, { token: cloud.adminToken });
+    assert.deepEqual(list.body.images, []);
+  } finally {
+    await cloud.close();
   }
 });

@@ -7,7 +7,7 @@ import { radvdConfig } from '../../src/agent/drivers/network/radvd.ts';
 import { dnsmasqArgs, hostsFile, optsFile } from '../../src/agent/drivers/network/dhcp.ts';
 import { portPieces } from '../../src/agent/drivers/network/rules.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
-import type { DhcpSpec, NetworkSpec, PortSpec, SubnetSpec } from '../../src/network/protocol.ts';
+import { dnsmasqServes, type DhcpSpec, type NetworkSpec, type PortSpec, type SubnetSpec } from '../../src/network/protocol.ts';
 
 test('radvd.conf: SLAAC autonomous, stateful managed without autonomy, stateless other-config with autonomy', () => {
   const text = radvdConfig([
@@ -84,4 +84,24 @@ test('a port with port security lets DHCPv6 out to servers and answers in, never
   const from = pieces.chains.find((c) => c.name.startsWith('f_'))!.rules.join('\n');
   assert.match(from, /ip6 saddr \{ [^}]*2001:db8:2::10[^}]*\}/);
   assert.match(from, /ip6 saddr \{ [^}]*fe80::f816:3eff:fe00:2[^}]*\}/);
+});
+
+test('dnsmasq serves IPv4 and DHCPv6 subnets and IPv6 ones with no mode, never SLAAC nor RA-only ones (Neutron\'s DHCP agent)', () => {
+  const s = (ip_version: number, ra: string | null, am: string | null, enable_dhcp = true) => dnsmasqServes({ ip_version, enable_dhcp, ipv6_ra_mode: ra, ipv6_address_mode: am });
+  assert.equal(s(4, null, null), true);
+  assert.equal(s(4, null, null, false), false);
+  assert.equal(s(6, 'dhcpv6-stateful', 'dhcpv6-stateful'), true);
+  assert.equal(s(6, null, 'dhcpv6-stateless'), true);
+  assert.equal(s(6, null, null), true);
+  assert.equal(s(6, null, null, false), false);
+  assert.equal(s(6, 'slaac', 'slaac'), false);
+  assert.equal(s(6, 'dhcpv6-stateful', null), false);
+});
+
+test('radvd.conf: a router port with several IPv6 subnets advertises each prefix on its one interface', () => {
+  const text = radvdConfig([{ name: 'qr-a', mtu: 1450, prefixes: [{ cidr: 'fd81::/64', mode: 'slaac' }, { cidr: 'fd82::/64', mode: 'dhcpv6-stateful' }], dns_nameservers: [] }]);
+  assert.equal(text.match(/^interface /gm)?.length, 1);
+  assert.match(text, /AdvManagedFlag on;/);
+  assert.match(text, /prefix fd81::\/64\n {4}\{\n {8}AdvOnLink on;\n {8}AdvAutonomous on;/);
+  assert.match(text, /prefix fd82::\/64\n {4}\{\n {8}AdvOnLink on;\n {8}AdvAutonomous off;/);
 });

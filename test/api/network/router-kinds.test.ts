@@ -160,4 +160,10 @@ test('IPv6: router interfaces carry CIDR, ipv6_ra_mode and name servers; the DHC
   await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-v6b', device_owner: 'compute:nova', 'binding:host_id': 'v6-h1' });
   const dhcp2 = (await call('GET', `/ports/${dhcp.id}`)).body.port;
   assert.ok(dhcp2.fixed_ips.some((f: { subnet_id: string }) => f.subnet_id === later.id), JSON.stringify(dhcp2.fixed_ips));
+  // an IPv6 subnet with no mode is dnsmasq's too (as Neutron serves it); one with only an RA mode is not
+  const plain = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd74::/64' });
+  const raOnly = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd75::/64', ipv6_ra_mode: 'dhcpv6-stateful' });
+  await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-v6c', device_owner: 'compute:nova', 'binding:host_id': 'v6-h1' });
+  const dhcp3 = (await call('GET', `/ports/${dhcp.id}`)).body.port.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id);
+  assert.ok(dhcp3.includes(plain.id) && !dhcp3.includes(raOnly.id), JSON.stringify(dhcp3));
 });

@@ -217,6 +217,73 @@ test('the backend report path: placed, created, extended, deleted (lifecycle.ts)
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(alice) }), 404, 'itemNotFound');
 });
 
+test('QoS specs: create, show, list, set and delete keys, associate with a type (one per type), delete in use only with force; admins only', async () => {
+  const made = await call('POST', '/qos-specs', { body: { qos_specs: { name: uniqueName('qos'), consumer: 'front-end', read_iops_sec: '100', total_bytes_sec: 1000 } } });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  schemas.add('qos', 'show_qos', made);
+  const q = made.body.qos_specs;
+  assert.deepEqual(q.specs, { read_iops_sec: '100', total_bytes_sec: '1000' });
+  assertFault(await call('POST', '/qos-specs', { body: { qos_specs: { name: q.name } } }), 409, 'conflictingRequest', /already exists/);
+  assertFault(await call('POST', '/qos-specs', { body: { qos_specs: { name: uniqueName('qos'), consumer: 'sideways' } } }), 400, 'badRequest');
+  assertFault(await call('POST', '/qos-specs', { as: as(alice), body: { qos_specs: { name: uniqueName('qos') } } }), 403, 'forbidden');
+  schemas.add('qos', 'show_qos', await call('GET', `/qos-specs/${q.id}`));
+  const list = await call('GET', '/qos-specs');
+  schemas.add('qos', 'list_qos', list);
+  assert.ok(list.body.qos_specs.some((x: { id: string }) => x.id === q.id));
+  const set = await call('PUT', `/qos-specs/${q.id}`, { body: { qos_specs: { write_iops_sec: '50' } } });
+  schemas.add('qos', 'set_qos_key', set);
+  assert.deepEqual(set.body.qos_specs, { write_iops_sec: '50' });
+  schemas.add('qos', 'unset_qos_key', await call('PUT', `/qos-specs/${q.id}/delete_keys`, { body: { keys: ['read_iops_sec'] } }));
+  assertFault(await call('PUT', `/qos-specs/${q.id}/delete_keys`, { body: { keys: ['nope'] } }), 404, 'itemNotFound', /has no spec with key nope/);
+  assert.deepEqual((await call('GET', `/qos-specs/${q.id}`)).body.qos_specs.specs, { total_bytes_sec: '1000', write_iops_sec: '50' });
+  const t = await makeType();
+  schemas.add('qos', 'associate_qos', await call('GET', `/qos-specs/${q.id}/associate?vol_type_id=${t.id}`));
+  assertFault(await call('GET', `/qos-specs/${q.id}/associate`), 400, 'badRequest', /Volume Type id must not be None/);
+  assertFault(await call('GET', `/qos-specs/${q.id}/associate?vol_type_id=6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a`), 404, 'itemNotFound');
+  const assoc = await call('GET', `/qos-specs/${q.id}/associations`);
+  schemas.add('qos', 'show_association_qos', assoc);
+  assert.deepEqual(assoc.body.qos_associations, [{ association_type: 'volume_type', id: t.id, name: t.name }]);
+  assert.equal((await call('GET', `/types/${t.id}`)).body.volume_type.qos_specs_id, q.id);
+  const other = (await call('POST', '/qos-specs', { body: { qos_specs: { name: uniqueName('qos') } } })).body.qos_specs;
+  assertFault(await call('GET', `/qos-specs/${other.id}/associate?vol_type_id=${t.id}`), 400, 'badRequest', /already associated with another qos specs/);
+  assertFault(await call('DELETE', `/qos-specs/${q.id}`), 400, 'badRequest', /Qos specs still in use/);
+  schemas.add('qos', 'disassociate_qos', await call('GET', `/qos-specs/${q.id}/disassociate?vol_type_id=${t.id}`));
+  assert.equal((await call('GET', `/types/${t.id}`)).body.volume_type.qos_specs_id, null);
+  await call('GET', `/qos-specs/${q.id}/associate?vol_type_id=${t.id}`);
+  schemas.add('qos', 'disassociate_all_qos', await call('GET', `/qos-specs/${q.id}/disassociate_all`));
+  await call('GET', `/qos-specs/${q.id}/associate?vol_type_id=${t.id}`);
+  schemas.add('qos', 'delete_qos', await call('DELETE', `/qos-specs/${q.id}?force=true`));
+  assertFault(await call('GET', `/qos-specs/${q.id}`), 404, 'itemNotFound', new RegExp(`No such QoS spec ${q.id}`));
+  assert.equal((await call('GET', `/types/${t.id}`)).body.volume_type.qos_specs_id, null);
+  assert.equal((await call('DELETE', `/qos-specs/${other.id}`)).status, 202);
+});
+
+test('quota classes: the default class sets every project\'s defaults; admins only; extensions list what is served', async () => {
+  const shown = await call('GET', '/os-quota-class-sets/default');
+  assert.equal(shown.status, 200);
+  assert.equal(shown.body.quota_class_set.id, 'default');
+  schemas.add('quota_classes', 'show_quota_classes', shown);
+  assert.equal(shown.body.quota_class_set.volumes, 10);
+  assertFault(await call('GET', '/os-quota-class-sets/default', { as: as(alice) }), 403, 'forbidden');
+  const upd = await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { volumes: 7 } } });
+  assert.equal(upd.status, 200, JSON.stringify(upd.body));
+  schemas.add('quota_classes', 'update_quota_classes', upd);
+  assert.equal(upd.body.quota_class_set.volumes, 7);
+  assertFault(await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { nope: 1 } } }), 400, 'badRequest', /Bad key/);
+  const me = await tenant(cloud);
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}`, { as: as(me) })).body.quota_set.volumes, 7);
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}/defaults`, { as: as(me) })).body.quota_set.volumes, 7);
+  assert.equal((await call('GET', '/limits', { as: as(me) })).body.limits.absolute.maxTotalVolumes, 7);
+  // a project's own limit still wins
+  await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { volumes: 3 } } });
+  assert.equal((await call('GET', `/os-quota-sets/${me.projectId}`, { as: as(me) })).body.quota_set.volumes, 3);
+  assert.equal((await call('PUT', '/os-quota-class-sets/default', { body: { quota_class_set: { volumes: 10 } } })).status, 200);
+  const ext = await call('GET', '/extensions', { as: as(alice) });
+  schemas.add('extensions', 'list_extensions', ext);
+  assert.ok(ext.body.extensions.some((e: { alias: string }) => e.alias === 'os-volume-transfer'));
+  assert.ok(!ext.body.extensions.some((e: { alias: string }) => e.alias === 'backups'));
+});
+
 test('every collected body matches Tempest\'s volume schemas', () => {
   schemas.check();
 });

@@ -43,6 +43,7 @@ test('versions: the root lists v3 (300) with the range served; /v3/ answers 200;
   assert.match(v3.version, /^3\.\d+$/);
   assert.ok(Number(v3.version.split('.')[1]) >= 64, v3.version);
   schemas.add('versions', 'list_versions', root);
+  assert.equal((await cloud.call('GET', '/volume')).status, 300);
   const doc = await cloud.call('GET', '/volume/v3/');
   assert.equal(doc.status, 200);
   schemas.add('versions', 'volume_api_version_details', doc);
@@ -89,12 +90,27 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   const projectless = await call('GET', `/volumes/${v.id}`, { as: as(alice), projectless: true, version: '3.64' });
   assert.equal(projectless.status, 200);
   assert.equal(projectless.body.volume.volume_type_id, (await call('GET', '/types/default', { as: as(alice) })).body.volume_type.id);
-  assert.equal(projectless.body.volume.encryption_key_id, null);
+  assert.ok(!('encryption_key_id' in projectless.body.volume), 'shown only for an encrypted volume');
   schemas.add('v3_64.volumes', 'show_volume', projectless);
   const asAdmin = await call('GET', `/volumes/${v.id}`, { version: '3.64' });
   assert.equal(asAdmin.body.volume['os-vol-host-attr:host'], null);
   assert.equal(asAdmin.body.volume.cluster_name, null);
   schemas.add('v3_64.volumes', 'show_volume', asAdmin);
+  const detail364 = await call('GET', '/volumes/detail?all_tenants=1', { version: '3.64' });
+  assert.ok(detail364.body.volumes.some((x: { id: string }) => x.id === v.id));
+  schemas.add('v3_64.volumes', 'list_volumes_with_detail', detail364);
+  const created364 = await call('POST', '/volumes', { version: '3.64', body: { volume: { size: 1 } } });
+  schemas.add('v3_64.volumes', 'create_volume', created364);
+  assert.equal(created364.body.volume.volume_type_id, projectless.body.volume.volume_type_id);
+  assert.equal((await call('DELETE', `/volumes/${created364.body.volume.id}?force=true`, { version: '3.23' })).status, 202);
+  // 3.65: consumes_quota, and its filter
+  const show365 = await call('GET', `/volumes/${v.id}`, { as: as(alice), version: '3.65' });
+  assert.equal(show365.body.volume.consumes_quota, true);
+  schemas.add('v3_65.volumes', 'show_volume', show365);
+  schemas.add('v3_65.volumes', 'list_volumes_with_detail', await call('GET', '/volumes/detail', { as: as(alice), version: '3.65' }));
+  assert.ok((await call('GET', '/volumes?consumes_quota=true', { as: as(alice), version: '3.65' })).body.volumes.some((x: { id: string }) => x.id === v.id));
+  assert.equal((await call('GET', '/volumes?consumes_quota=false', { as: as(alice), version: '3.65' })).body.volumes.length, 0);
+  assertFault(await call('GET', '/volumes?consumes_quota=maybe', { as: as(alice), version: '3.65' }), 400, 'badRequest');
   // another project's volume is not found, never forbidden
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(bob) }), 404, 'itemNotFound', new RegExp(`Volume ${v.id} could not be found`));
   assertFault(await call('PUT', `/volumes/${v.id}`, { as: as(bob), body: { volume: { name: 'x' } } }), 404, 'itemNotFound');
@@ -107,7 +123,7 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(alice) }), 404, 'itemNotFound');
 });
 
-test('bad input: size 0, negative, missing or not a number; unknown type (404) and zone; clones and snapshots not served yet; multiattach flag', async () => {
+test('bad input: size 0, negative, missing or not a number; unknown type (404), zone, snapshot and source volume (404); images and backups not served yet; multiattach flag', async () => {
   const bad = (volume: Record<string, unknown>, version?: string) => call('POST', '/volumes', { as: as(alice), version, body: { volume } });
   assertFault(await bad({ size: 0 }), 400, 'badRequest', /size/);
   assertFault(await bad({ size: -1 }), 400, 'badRequest', /size/);
@@ -117,8 +133,9 @@ test('bad input: size 0, negative, missing or not a number; unknown type (404) a
   assertFault(await bad({ name: 'nosize' }), 400, 'badRequest', /size/i);
   assertFault(await bad({ size: 1, volume_type: 'no-such-type' }), 404, 'itemNotFound', /Volume type with name no-such-type could not be found/);
   assertFault(await bad({ size: 1, availability_zone: 'mars' }), 400, 'badRequest', /Availability zone 'mars' is invalid/);
-  assertFault(await bad({ size: 1, snapshot_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 400, 'badRequest', /snapshot/);
-  assertFault(await bad({ size: 1, source_volid: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 400, 'badRequest', /clone/);
+  assertFault(await bad({ size: 1, snapshot_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 404, 'itemNotFound', /Snapshot 6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a could not be found/);
+  assertFault(await bad({ size: 1, source_volid: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 404, 'itemNotFound', /Volume 6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a could not be found/);
+  assertFault(await bad({ size: 1, backup_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 400, 'badRequest', /backup/);
   assertFault(await bad({ size: 1, imageRef: 'x' }), 400, 'badRequest', /image/);
   assertFault(await bad({ size: 1, multiattach: true }), 400, 'badRequest', /multiattach/);
   assertFault(await bad({ size: 1, metadata: { k: 5 } }), 400, 'badRequest');
@@ -134,6 +151,16 @@ test('bad input: size 0, negative, missing or not a number; unknown type (404) a
   assert.equal((await call('GET', '/volumes', { as: as(reader) })).status, 200);
   // NUL characters are bad input on both databases
   assertFault(await bad({ size: 1, name: 'a\u0000b' }), 400, 'badRequest');
+});
+
+test('quota holds under parallel creates: exactly the limit succeeds, the rest are 413', async () => {
+  const me = await tenant(cloud);
+  assert.equal((await call('PUT', `/os-quota-sets/${me.projectId}`, { body: { quota_set: { volumes: 3 } } })).status, 200);
+  const answers = await Promise.all(Array.from({ length: 8 }, () => call('POST', '/volumes', { as: as(me), body: { volume: { size: 1 } } })));
+  assert.deepEqual(answers.map((r) => r.status).sort(), [202, 202, 202, 413, 413, 413, 413, 413]);
+  const listed = (await call('GET', '/volumes', { as: as(me) })).body.volumes;
+  assert.equal(listed.length, 3);
+  for (const v of listed) assert.equal((await call('POST', `/volumes/${v.id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
 });
 
 test('list, detail, filters, sort, pagination, with_count, summary', async () => {
@@ -249,13 +276,109 @@ test('actions: extend (state and size checks, quota), reset_status and force_del
   assert.equal((await act({ 'os-reset_status': { status: 'in-use' } }, admin)).status, 202);
   assertFault(await act({ 'os-extend': { new_size: 4 } }, as(alice), '3.41'), 400, 'badRequest');
   assert.equal((await act({ 'os-extend': { new_size: 4 } }, as(alice), '3.42')).status, 202);
-  assertFault(await act({ 'os-attach': { instance_uuid: v.id, mountpoint: '/dev/vdb' } }), 400, 'badRequest', /not supported by this cloud yet/);
+  assertFault(await act({ 'os-initialize_connection': { connector: {} } }), 400, 'badRequest', /not supported by this cloud yet/);
   assertFault(await act({ 'os-fly': {} }), 400, 'badRequest', /There is no such action: os-fly/);
   assertFault(await act({ 'os-extend': { new_size: 5 }, 'os-fly': {} }), 400, 'badRequest');
   // deleting: a non-admin's force (3.23) is refused; an admin's is not
   assertFault(await call('DELETE', `/volumes/${v.id}?force=true`, { as: as(alice), version: '3.23' }), 403, 'forbidden');
   assert.equal((await call('DELETE', `/volumes/${v.id}?force=true`, { version: '3.23' })).status, 202);
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(alice) }), 404, 'itemNotFound');
+});
+
+test('image metadata: set, show, unset; shown on show and detail only when set; copied to a clone; glance_metadata filter for admins', async () => {
+  const v = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1 } } })).body.volume;
+  const act = (body: unknown, who: Caller = as(alice)) => call('POST', `/volumes/${v.id}/action`, { as: who, body });
+  const before = await call('GET', `/volumes/${v.id}`, { as: as(alice) });
+  assert.ok(!('volume_image_metadata' in before.body.volume));
+  const set = await act({ 'os-set_image_metadata': { metadata: { image_name: 'debian', hw_disk_bus: 'virtio' } } });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  schemas.add('volumes', 'update_volume_image_metadata', set);
+  assert.deepEqual(set.body.metadata, { hw_disk_bus: 'virtio', image_name: 'debian' });
+  const shown = await act({ 'os-show_image_metadata': null });
+  schemas.add('volumes', 'show_volume_image_metadata', shown);
+  assert.deepEqual(shown.body.metadata, { hw_disk_bus: 'virtio', image_name: 'debian' });
+  const vol = await call('GET', `/volumes/${v.id}`, { as: as(alice) });
+  schemas.add('volumes', 'show_volume', vol);
+  assert.deepEqual(vol.body.volume.volume_image_metadata, { hw_disk_bus: 'virtio', image_name: 'debian' });
+  const unset = await act({ 'os-unset_image_metadata': { key: 'hw_disk_bus' } });
+  assert.equal(unset.status, 200);
+  assertFault(await act({ 'os-unset_image_metadata': { key: 'hw_disk_bus' } }), 404, 'itemNotFound', /Glance metadata for volume\/snapshot .* cannot be found/);
+  assertFault(await act({ 'os-set_image_metadata': { metadata: { k: 1 } } }), 400, 'badRequest');
+  assertFault(await act({ 'os-set_image_metadata': { metadata: { k: 'v' } } }, as(bob)), 404, 'itemNotFound');
+  const found = await call('GET', `/volumes/detail?all_tenants=1&glance_metadata=${encodeURIComponent('{"image_name": "debian"}')}`);
+  assert.deepEqual(found.body.volumes.map((x: { id: string }) => x.id), [v.id]);
+  assertFault(await call('GET', `/volumes?glance_metadata=${encodeURIComponent('{"image_name": "debian"}')}`, { as: as(alice) }), 400, 'badRequest', /Invalid filters glance_metadata/);
+  await call('POST', `/volumes/${v.id}/action`, { body: { 'os-reset_status': { status: 'available' } } });
+  const clone = await call('POST', '/volumes', { as: as(alice), body: { volume: { source_volid: v.id } } });
+  assert.equal(clone.status, 202, JSON.stringify(clone.body));
+  assert.deepEqual((await call('GET', `/volumes/${clone.body.volume.id}`, { as: as(alice) })).body.volume.volume_image_metadata, { image_name: 'debian' });
+  for (const id of [clone.body.volume.id, v.id]) assert.equal((await call('POST', `/volumes/${id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+});
+
+test('the legacy attach flow: reserve, attach, begin/roll detaching, detach; multiattach; attached volumes are not deleted', async () => {
+  const v = await makeAvailable(as(alice));
+  const act = (body: unknown, who: Caller = as(alice)) => call('POST', `/volumes/${v.id}/action`, { as: who, body });
+  const status = async () => (await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume;
+  const server = '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a';
+  assert.equal((await act({ 'os-reserve': null })).status, 202);
+  assert.equal((await status()).status, 'attaching');
+  assertFault(await act({ 'os-reserve': null }), 400, 'badRequest', /Volume status must be available to reserve, but the status is attaching/);
+  assert.equal((await act({ 'os-unreserve': null })).status, 202);
+  assert.equal((await status()).status, 'available');
+  await act({ 'os-reserve': null });
+  assertFault(await act({ 'os-attach': { instance_uuid: 'not-a-uuid', mountpoint: '/dev/vdb' } }), 400, 'badRequest');
+  assertFault(await act({ 'os-attach': { instance_uuid: server } }), 400, 'badRequest', /mountpoint/);
+  assertFault(await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb', mode: 'xx' } }), 400, 'badRequest');
+  assert.equal((await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } })).status, 202);
+  const attached = await status();
+  assert.equal(attached.status, 'in-use');
+  assert.equal(attached.attachments.length, 1);
+  assert.equal(attached.attachments[0].server_id, server);
+  assert.equal(attached.attachments[0].device, '/dev/vdb');
+  assert.equal(attached.attachments[0].id, v.id);
+  const shown = await call('GET', `/volumes/${v.id}`, { as: as(alice) });
+  schemas.add('volumes', 'show_volume', shown);
+  assertFault(await call('DELETE', `/volumes/${v.id}`, { as: as(alice) }), 400, 'badRequest');
+  assertFault(await call('POST', `/volumes/${v.id}/action`, { body: { 'os-force_delete': {} } }), 400, 'badRequest');
+  assertFault(await act({ 'os-reserve': null }), 400, 'badRequest', /must be available to reserve/);
+  assertFault(await call('POST', '/os-volume-transfer', { as: as(alice), body: { transfer: { volume_id: v.id } } }), 400, 'badRequest');
+  assert.equal((await act({ 'os-begin_detaching': null })).status, 202);
+  assert.equal((await status()).status, 'detaching');
+  assert.equal((await act({ 'os-roll_detaching': null })).status, 202);
+  assert.equal((await status()).status, 'in-use');
+  assertFault(await act({ 'os-detach': { attachment_id: server } }), 404, 'itemNotFound');
+  assert.equal((await act({ 'os-detach': {} })).status, 202);
+  const detached = await status();
+  assert.equal(detached.status, 'available');
+  assert.deepEqual(detached.attachments, []);
+  assertFault(await act({ 'os-begin_detaching': null }), 400, 'badRequest', /must be 'in-use'/);
+  // admins detach by force; reset to detached clears attachments
+  await act({ 'os-attach': { host_name: 'somehost', mountpoint: '/mnt/data' } });
+  assertFault(await act({ 'os-force_detach': {} }), 403, 'forbidden');
+  assert.equal((await act({ 'os-force_detach': {} }, admin)).status, 202);
+  assert.equal((await status()).status, 'available');
+  await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdc' } });
+  assert.equal((await act({ 'os-reset_status': { status: 'available', attach_status: 'detached' } }, admin)).status, 202);
+  assert.deepEqual((await status()).attachments, []);
+  // a readonly volume attaches read-only only
+  await act({ 'os-update_readonly_flag': { readonly: true } });
+  assertFault(await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } }), 400, 'badRequest', /Invalid attaching mode 'rw'/);
+  assert.equal((await act({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb', mode: 'ro' } })).status, 202);
+  assert.equal((await act({ 'os-detach': {} })).status, 202);
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
+  // multiattach: a volume of a multiattach type takes a second server
+  const type = (await call('POST', '/types', { body: { volume_type: { name: uniqueName('multi'), extra_specs: { multiattach: '<is> True' } } } })).body.volume_type;
+  const m = await makeAvailable(as(alice), { volume_type: type.name });
+  const mact = (body: unknown) => call('POST', `/volumes/${m.id}/action`, { as: as(alice), body });
+  await mact({ 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } });
+  assert.equal((await mact({ 'os-reserve': null })).status, 202);
+  assert.equal((await mact({ 'os-attach': { instance_uuid: '7d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a', mountpoint: '/dev/vdb' } })).status, 202);
+  const both = (await call('GET', `/volumes/${m.id}`, { as: as(alice) })).body.volume;
+  assert.equal(both.attachments.length, 2);
+  assertFault(await mact({ 'os-detach': {} }), 400, 'badRequest', /More than one attachment/);
+  for (const a of both.attachments) assert.equal((await mact({ 'os-detach': { attachment_id: a.attachment_id } })).status, 202);
+  assert.equal((await call('GET', `/volumes/${m.id}`, { as: as(alice) })).body.volume.status, 'available');
+  assert.equal((await call('DELETE', `/volumes/${m.id}`, { as: as(alice) })).status, 202);
 });
 
 test('availability zones and resource filters', async () => {

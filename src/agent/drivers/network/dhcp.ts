@@ -2,10 +2,11 @@
 // network, in its own namespace qdhcp-<network id>, on a veth whose other end
 // is a port of the network's bridge (Neutron's dhcp agent, one namespace per
 // network). Static entries only (--dhcp-range=...,static + a hosts file): a
-// MAC not listed gets no lease. IPv6: DHCPv6-stateful subnets likewise (the
-// hosts file names the address by MAC), DHCPv6-stateless ones answer only
-// for options (the client's address is its own, from the router's RA:
-// radvd.ts); SLAAC subnets are not served here. dnsmasq sends no RAs. When the hosts, addn-hosts (names for DNS) or
+// MAC not listed gets no lease. IPv6 (dnsmasqServes): DHCPv6-stateful
+// subnets (and those with no IPv6 mode) likewise (the hosts file names the
+// address by MAC), DHCPv6-stateless ones answer only for options (the
+// client's address is its own, from the router's RA: radvd.ts); SLAAC
+// subnets are not served here. dnsmasq sends no RAs. When the hosts, addn-hosts (names for DNS) or
 // options files change, they are rewritten and dnsmasq restarted (not SIGHUP:
 // see convergeDhcp). It is tracked by its pid file and restarted when dead.
 //
@@ -26,7 +27,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
-import { dhcpIfName, dhcpNamespace, tapName } from '../../../network/protocol.ts';
+import { dhcpIfName, dhcpNamespace, dnsmasqServes, tapName } from '../../../network/protocol.ts';
 import { parsePrefix, prefixLength } from './addr.ts';
 import { exists, NETNS_DIR, type HostNet } from './host.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
@@ -40,7 +41,7 @@ export interface DhcpResult { changes: string[] }
 const V4_MASK = (len: number) => [24, 16, 8, 0].map((s) => String(((len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0) >>> s) & 0xff)).join('.');
 
 function dhcpSubnets(spec: NetworkSpec): SubnetSpec[] {
-  return spec.subnets.filter((s) => s.enable_dhcp && (s.ip_version === 4 || s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless'));
+  return spec.subnets.filter(dnsmasqServes);
 }
 
 const tagOf = (i: number) => `s${i}`;
@@ -214,6 +215,9 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   if (!(await exists(`${NETNS_DIR}/${ns}`))) {
     await host.runOk('ip', ['netns', 'add', ns], false);
+    // the DHCP port takes no router advertisements (as Neutron's): its addresses are the port's, not
+    // what a SLAAC prefix would add (which the next converge would take away again); set before its veth comes in
+    await host.runOk('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_ra=0', 'net.ipv6.conf.all.accept_ra=0'], false);
     changes.push(`netns ${ns}`);
   }
   const tap = tapName(dhcp.port_id);

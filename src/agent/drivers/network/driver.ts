@@ -599,8 +599,10 @@ export class NetworkDriver implements Driver {
   }
 
   private async destroyRouter(id: string): Promise<void> {
+    // the id checked first: it names directories removed here
+    const file = this.file('routers', id);
     await destroyRouter(this.host, id, this.dir('radvd'));
-    await fsp.rm(this.file('routers', id), { force: true });
+    await fsp.rm(file, { force: true });
   }
 
   /** Takes the skeleton and every resource out of the kernel (tests, and a host leaving the cloud); state files stay. */

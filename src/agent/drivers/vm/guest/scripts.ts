@@ -70,11 +70,11 @@ for d in /sys/class/net/eth*; do
   udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
 done
 
-# meanwhile, the config drive: a disk labelled config-2 (a CD-ROM may take a moment to appear)
+# meanwhile, the config drive: a disk labelled config-2 (a CD-ROM may take a moment to appear: up to 3 s)
 M=/run/stratus
 src=
-n=0
-while [ $n -lt 20 ]; do
+end=$(( $(cut -d. -f1 /proc/uptime) + 3 ))
+while :; do
   dev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
   if [ -n "$dev" ]; then
     if mount -o ro -t iso9660 "$dev" /mnt/config 2>/dev/null || mount -o ro -t vfat "$dev" /mnt/config 2>/dev/null; then
@@ -86,7 +86,8 @@ while [ $n -lt 20 ]; do
     fi
     break
   fi
-  sleep 0.15; n=$((n + 1))
+  [ "$(cut -d. -f1 /proc/uptime)" -ge $end ] && break
+  sleep 0.2
 done
 
 # the lease on eth0

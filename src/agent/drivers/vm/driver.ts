@@ -1,0 +1,637 @@
+// The VM driver: qemu-system-x86_64 (q35; KVM when the probe in accel.ts
+// finds it works, TCG otherwise) driven over QMP (qmp.ts), for `server`
+// resources of server kind `vm`.
+//
+// Per server, under STATE_DIR/vm/servers/<id>/ (made first, removed last):
+//   state.json      what was applied: image, reboot/rebuild sequence numbers, taps made
+//   root.qcow2      the root disk: a qcow2 overlay on the cached image (raw or
+//                   qcow2), sized to the flavor's disk (the image's size when 0);
+//                   a blank disk of the flavor's size when the image is an ISO,
+//                   which then boots as a CD-ROM
+//   ephemeral.qcow2, swap.qcow2   blank disks when the flavor has them
+//                   (unformatted: the guest formats them)
+//   config-2.iso    the config drive (configdrive.ts) when the user asked for one
+//   qmp.sock        QMP; vnc.sock: VNC (for the noVNC console)
+//   console.log     the serial console (qemu opens it O_APPEND; the sweep caps it)
+//   qemu.pid        qemu's pid; qemu.log: its stderr
+// plus the cgroup /<cgroup parent>/<id> (cpu, memory, pids; v1 or v2) and the
+// taps this driver had to make. Images are cached once per host under
+// STATE_DIR/vm/images/ (images.ts).
+//
+// qemu runs detached (its own session), started paused (-S) so that the QMP
+// answer proves its set-up is complete, then continued. It opens its disks,
+// sockets and taps as root and then drops to the unprivileged `stratus-qemu`
+// user (-runas); -sandbox denies obsolete calls, spawning and resource control.
+// Tried here (qemu 7.2): `elevateprivileges=deny` kills qemu at the setuid of
+// -runas, and `spawn=deny` kills -daemonize's fork, so neither is used (a
+// detached spawn with -pidfile replaces -daemonize).
+//
+// NICs: the network driver owns the port's tap (`tap` + 11 characters of the
+// port id, spec.ports[].device): it makes it for vif type `tap` (a persistent
+// tap, `ip tuntap add`) on the network's bridge. A VM that starts before its
+// port converged finds no tap: this driver then makes the tap itself (owned by
+// stratus-qemu, so a later hot-plug could open it), remembers it in state.json
+// and deletes it on destroy; the network driver's converge finds the existing
+// tap of the right kind and puts it on the bridge. qemu opens the tap by name
+// with the port's MAC on a virtio-net NIC, in the port's order.
+//
+// A restarted agent re-adopts running VMs: the pidfile names the process, its
+// command line must hold the server's QMP socket path, and QMP answers there.
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import * as fsp from 'node:fs/promises';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { tailLines, shQuote } from '../../../common/text.ts';
+import { Reverter } from '../../../common/revert.ts';
+import { PowerState } from '../../../compute/schema.ts';
+import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
+import type { Hypervisor } from '../../../fleet/protocol.ts';
+import { permanent, transient, userError } from '../../errors.ts';
+import { run, runOk } from '../../exec.ts';
+import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
+import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
+import { buildConfigDrive } from './configdrive.ts';
+import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
+import { QmpClient, QmpClosedError } from './qmp.ts';
+
+export const VM_USER = 'stratus-qemu';
+export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
+
+export interface VmDriverOptions {
+  stateDir: string;
+  log: Logger;
+  /** Downloads an image's bytes to a file (the agent client's image download). */
+  fetchImage(imageId: string, dest: string): Promise<void>;
+  /** cgroup parent of every VM: /<parent>/<server id> (default `stratus-vm`). */
+  cgroupParent?: string;
+  /** Console log cap in bytes; the sweep keeps the newest half when it is exceeded. */
+  consoleCap?: number;
+  /** How long an ACPI power-down (stop, soft reboot) waits before qemu is stopped hard (default 60 s, Nova's shutdown_timeout). */
+  stopTimeoutMs?: number;
+  /** The accelerator, instead of probing (tests, or an operator who knows). */
+  accel?: 'kvm' | 'tcg';
+  /** The user qemu drops to (default stratus-qemu; made at start when missing). */
+  user?: string;
+  /** Run qemu in this network namespace (where the bridges and taps are; tests). */
+  netns?: string | null;
+  /** Unused cached images are kept this long (default 1 h). */
+  keepUnusedImagesMs?: number;
+}
+
+interface LocalState {
+  id: string;
+  image_id: string | null;
+  rebuild_seq: number;
+  reboot_seq: number;
+  launched: boolean;
+  config_drive_hash: string;
+  /** Taps this driver made (the network driver had not yet): deleted on destroy. */
+  taps_made: string[];
+}
+
+type Status = 'stopped' | 'running' | 'paused';
+
+const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
+const TAP = /^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/;
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p).then(() => true, () => false);
+}
+
+/** Whether `pid` is a live (not zombie) process. */
+async function liveProcess(pid: number): Promise<boolean> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (!stat) return false;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
+}
+
+export class VmDriver implements ComputeDriver {
+  readonly name = 'vm';
+  readonly serves = { [SERVER_KIND]: ['vm'] };
+  private readonly o: Required<Omit<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>> & Pick<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>;
+  readonly root: string;
+  private readonly serversDir: string;
+  private readonly images: VmImageCache;
+  private readonly qmps = new Map<string, Promise<QmpClient>>();
+  private probe: AccelProbe | null = null;
+  private cgroupV2 = false;
+
+  constructor(o: VmDriverOptions) {
+    this.o = {
+      ...o, cgroupParent: o.cgroupParent ?? 'stratus-vm', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 60_000,
+      user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000,
+    };
+    this.root = join(o.stateDir, 'vm');
+    this.serversDir = join(this.root, 'servers');
+    this.images = new VmImageCache(this.root);
+  }
+
+  // --- paths
+  dir(id: string): string {
+    if (!UUIDISH.test(id)) throw new Error(`bad server id ${id}`);
+    return join(this.serversDir, id);
+  }
+  private file(id: string, name: string): string {
+    return join(this.dir(id), name);
+  }
+  /** The server's cgroup directories (v2: one; v1: one per controller used). */
+  cgroupDirs(id: string): string[] {
+    if (!UUIDISH.test(id)) throw new Error(`bad server id ${id}`);
+    if (this.cgroupV2) return [join('/sys/fs/cgroup', this.o.cgroupParent, id)];
+    return ['cpu', 'memory', 'pids'].map((c) => join('/sys/fs/cgroup', c, this.o.cgroupParent, id));
+  }
+
+  async start(): Promise<void> {
+    const bins = [QEMU, 'qemu-img', 'genisoimage', 'ip', 'useradd'];
+    const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
+    const missing = r.stdout.split('\n').filter(Boolean);
+    if (missing.length) throw new Error(`the VM driver needs ${missing.join(', ')} (Debian packages: qemu-system-x86 qemu-utils genisoimage iproute2 passwd)`);
+    this.cgroupV2 = await exists('/sys/fs/cgroup/cgroup.controllers');
+    await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
+    await this.images.init();
+    // the unprivileged user qemu runs as (idempotent: made once per host)
+    if ((await run('id', ['-u', this.o.user])).code !== 0) {
+      const u = await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', this.o.user]);
+      if (u.code !== 0 && (await run('id', ['-u', this.o.user])).code !== 0) throw new Error(`cannot create the user ${this.o.user}: ${u.stderr.trim()}`);
+    }
+    this.probe = await probeAccel(join(this.root, 'tmp'), this.o.accel);
+    this.o.log.info({ accel: this.probe.accel, reason: this.probe.reason }, 'VM accelerator');
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.qmps.values()) void p.then((c) => c.close(), () => undefined);
+    this.qmps.clear();
+  }
+
+  async hypervisor(): Promise<Hypervisor> {
+    this.probe ??= await probeAccel(join(this.root, 'tmp'), this.o.accel);
+    return hypervisorOf(this.probe);
+  }
+
+  async capacity(): Promise<Capacity> {
+    const fs = await fsp.statfs(this.o.stateDir);
+    return { vcpus: availableParallelism(), memory_mb: Math.floor(totalmem() / MiB), disk_gb: Math.floor((fs.blocks * fs.bsize) / GiB) };
+  }
+
+  async localServers(): Promise<string[]> {
+    return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
+  }
+
+  // --- state
+  private async readState(id: string): Promise<LocalState | null> {
+    const text = await fsp.readFile(this.file(id, 'state.json'), 'utf8').catch(() => null);
+    if (text === null) return null;
+    try {
+      return JSON.parse(text) as LocalState;
+    } catch {
+      return null;
+    }
+  }
+
+  private async writeState(s: LocalState): Promise<void> {
+    const f = this.file(s.id, 'state.json');
+    await fsp.writeFile(`${f}.tmp`, JSON.stringify(s));
+    await fsp.rename(`${f}.tmp`, f);
+  }
+
+  // --- the process
+  /** qemu's pid when the server's qemu runs: the pidfile's process, whose command line names the server's QMP socket. */
+  async pid(id: string): Promise<number | null> {
+    const text = await fsp.readFile(this.file(id, 'qemu.pid'), 'utf8').catch(() => '');
+    const pid = Number(text.trim());
+    if (!Number.isInteger(pid) || pid <= 1) return null;
+    if (!(await liveProcess(pid))) return null;
+    const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    return cmdline.split('\0').some((a) => a.includes(this.file(id, 'qmp.sock'))) ? pid : null;
+  }
+
+  /** The server's QMP connection (one per VM: qemu serves one client at a time), made on first use. */
+  private qmp(id: string): Promise<QmpClient> {
+    let p = this.qmps.get(id);
+    if (p) {
+      const cur = p;
+      p = cur.then((c) => (c.closed ? this.connectQmp(id) : c), () => this.connectQmp(id));
+    } else {
+      p = this.connectQmp(id);
+    }
+    this.qmps.set(id, p);
+    p.catch(() => { if (this.qmps.get(id) === p) this.qmps.delete(id); });
+    return p;
+  }
+
+  private async connectQmp(id: string): Promise<QmpClient> {
+    const c = await QmpClient.connect(this.file(id, 'qmp.sock'), { connectTimeoutMs: 10_000, commandTimeoutMs: 30_000 });
+    c.on('event', (e) => { if (e.event !== 'RTC_CHANGE') this.o.log.debug({ server: id, event: e.event, data: e.data }, 'qemu event'); });
+    return c;
+  }
+
+  private dropQmp(id: string): void {
+    const p = this.qmps.get(id);
+    this.qmps.delete(id);
+    void p?.then((c) => c.close(), () => undefined);
+  }
+
+  /** running / paused / stopped (no qemu). */
+  private async status(id: string): Promise<Status> {
+    if (!(await this.pid(id))) {
+      this.dropQmp(id);
+      return 'stopped';
+    }
+    let st;
+    try {
+      st = await (await this.qmp(id)).execute('query-status');
+    } catch (err) {
+      // qemu went away while it was asked
+      if (!(await this.pid(id))) return 'stopped';
+      throw transient(ServerErrorCode.hostFailure, `qemu of server ${id} does not answer QMP: ${(err as Error).message}`, err);
+    }
+    if (st.running) return 'running';
+    if (st.status === 'shutdown') return 'stopped';
+    return 'paused';
+  }
+
+  private async waitGone(id: string, pid: number, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      if (!(await liveProcess(pid))) return true;
+      if (Date.now() >= until) return false;
+      await sleep(50);
+    }
+  }
+
+  /** Stops qemu: hard = SIGKILL at once; soft = ACPI power-down, then QMP quit, then SIGKILL after the timeout. */
+  private async kill(id: string, hard: boolean): Promise<void> {
+    const pid = await this.pid(id);
+    if (!pid) {
+      this.dropQmp(id);
+      return;
+    }
+    if (!hard) {
+      try {
+        const q = await this.qmp(id);
+        const st = await q.execute('query-status');
+        // a paused guest cannot handle the ACPI button
+        if (!st.running) await q.execute('cont');
+        await q.execute('system_powerdown');
+        if (await this.waitGone(id, pid, this.o.stopTimeoutMs)) {
+          this.dropQmp(id);
+          return;
+        }
+        this.o.log.info({ server: id }, 'guest ignored the ACPI power-down; stopping it');
+        await q.execute('quit', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+        if (await this.waitGone(id, pid, 5000)) {
+          this.dropQmp(id);
+          return;
+        }
+      } catch (err) {
+        if (!(err instanceof QmpClosedError)) this.o.log.warn({ server: id, err: (err as Error).message }, 'soft stop failed; killing qemu');
+      }
+    }
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    this.dropQmp(id);
+    if (!(await this.waitGone(id, pid, 10_000))) throw new Error(`qemu ${pid} of server ${id} does not die`);
+  }
+
+  // --- cgroups
+  private async ensureCgroup(id: string, d: DesiredServer): Promise<string[]> {
+    const quota = Math.max(1, d.flavor.vcpus) * 100_000;
+    // the guest's RAM, plus qemu's own (TCG's translation cache is capped at 64 MiB below) and its I/O buffers
+    const memory = (d.flavor.ram + 320) * MiB;
+    const procs: string[] = [];
+    if (this.cgroupV2) {
+      const parent = join('/sys/fs/cgroup', this.o.cgroupParent);
+      await fsp.mkdir(parent, { recursive: true });
+      await fsp.writeFile('/sys/fs/cgroup/cgroup.subtree_control', '+cpu +memory +pids').catch(() => undefined);
+      await fsp.writeFile(join(parent, 'cgroup.subtree_control'), '+cpu +memory +pids').catch(() => undefined);
+      const dir = join(parent, id);
+      await fsp.mkdir(dir, { recursive: true });
+      await fsp.writeFile(join(dir, 'cpu.max'), `${quota} 100000`);
+      await fsp.writeFile(join(dir, 'memory.max'), String(memory));
+      await fsp.writeFile(join(dir, 'pids.max'), '4096').catch(() => undefined);
+      procs.push(join(dir, 'cgroup.procs'));
+    } else {
+      const [cpu, mem, pids] = this.cgroupDirs(id) as [string, string, string];
+      for (const dir of [cpu, mem, pids]) await fsp.mkdir(dir, { recursive: true });
+      await fsp.writeFile(join(cpu, 'cpu.cfs_period_us'), '100000');
+      await fsp.writeFile(join(cpu, 'cpu.cfs_quota_us'), String(quota));
+      await fsp.writeFile(join(mem, 'memory.limit_in_bytes'), String(memory));
+      await fsp.writeFile(join(pids, 'pids.max'), '4096');
+      procs.push(...[cpu, mem, pids].map((d) => join(d, 'cgroup.procs')));
+    }
+    return procs;
+  }
+
+  private async removeCgroup(id: string): Promise<void> {
+    for (const dir of this.cgroupDirs(id)) {
+      if (!(await exists(dir))) continue;
+      // what is left inside (nothing, once qemu is gone)
+      const left = (await fsp.readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+      for (const p of left) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+      for (let i = 0; i < 40; i++) {
+        if (await fsp.rmdir(dir).then(() => true, () => false)) break;
+        if (!(await exists(dir))) break;
+        await sleep(50);
+      }
+      if (await exists(dir)) throw new Error(`cgroup ${dir} cannot be removed`);
+    }
+  }
+
+  // --- taps
+  private async linkExists(name: string): Promise<boolean> {
+    const args = this.o.netns ? ['-n', this.o.netns, 'link', 'show', 'dev', name] : ['link', 'show', 'dev', name];
+    return (await run('ip', args)).code === 0;
+  }
+
+  private async ip(args: string[]): Promise<void> {
+    await runOk('ip', this.o.netns ? ['-n', this.o.netns, ...args] : args);
+  }
+
+  /** Makes the taps of the server's ports that the network driver has not made yet. */
+  private async ensureTaps(d: DesiredServer, st: LocalState): Promise<void> {
+    for (const p of d.ports ?? []) {
+      if (!TAP.test(p.device)) throw userError(ServerErrorCode.specInvalid, `bad tap name ${p.device}`);
+      if (!MAC.test(p.mac_address)) throw userError(ServerErrorCode.specInvalid, `bad MAC address ${p.mac_address}`);
+      if (await this.linkExists(p.device)) continue;
+      // remembered before it exists: a crash in between leaves nothing unknown
+      if (!st.taps_made.includes(p.device)) {
+        st.taps_made.push(p.device);
+        await this.writeState(st);
+      }
+      await this.ip(['tuntap', 'add', 'dev', p.device, 'mode', 'tap', 'user', this.o.user]).catch(async (err: Error) => {
+        if (!(await this.linkExists(p.device))) throw err; // made by the network driver just now otherwise
+      });
+      await this.ip(['link', 'set', 'dev', p.device, 'mtu', String(p.mtu), 'up']).catch(() => undefined);
+    }
+  }
+
+  // --- disks
+  private async ensureDisks(d: DesiredServer, image: CachedImage): Promise<void> {
+    const id = d.id;
+    const root = this.file(id, 'root.qcow2');
+    if (!(await exists(root))) {
+      const want = d.flavor.disk * GiB;
+      if (image.format === 'iso') {
+        // the CD-ROM boots; the root disk is where it installs to
+        await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', `${root}.tmp`, String(want || GiB)]);
+      } else {
+        if (want && want < image.virtualSize) {
+          throw userError(ServerErrorCode.specInvalid, `Flavor's disk is too small for requested image. Flavor disk is ${want} bytes, image is ${image.virtualSize} bytes.`);
+        }
+        await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', image.format, `${root}.tmp`, String(want || image.virtualSize)]);
+      }
+      await fsp.rename(`${root}.tmp`, root);
+    }
+    for (const [name, size] of [['ephemeral.qcow2', d.flavor.ephemeral * GiB], ['swap.qcow2', d.flavor.swap * MiB]] as const) {
+      const f = this.file(id, name);
+      if (size > 0 && !(await exists(f))) {
+        await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', `${f}.tmp`, String(size)]);
+        await fsp.rename(`${f}.tmp`, f);
+      }
+    }
+  }
+
+  // --- launch
+  private async args(d: DesiredServer, image: CachedImage): Promise<string[]> {
+    const id = d.id;
+    const f = (n: string) => this.file(id, n);
+    const accel = this.probe?.accel ?? 'tcg';
+    const a: string[] = [
+      '-name', `guest=${d.name.replace(/,/g, ',,').slice(0, 60) || id},debug-threads=on`,
+      '-machine', 'q35', '-accel', accel === 'kvm' ? 'kvm' : 'tcg,tb-size=64', '-cpu', accel === 'kvm' ? 'host' : 'max',
+      '-m', `${Math.max(16, d.flavor.ram)}M`, '-smp', String(Math.max(1, d.flavor.vcpus)),
+      '-nodefaults', '-no-user-config', '-rtc', 'base=utc', '-msg', 'timestamp=on',
+      '-sandbox', VM_SANDBOX, '-runas', this.o.user,
+      '-S', '-pidfile', f('qemu.pid'),
+      '-qmp', `unix:${f('qmp.sock')},server=on,wait=off`,
+      '-chardev', `file,id=serial0,path=${f('console.log')},append=on`, '-serial', 'chardev:serial0',
+      '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
+    ];
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
+    // free PCIe root ports for hot-plugged NICs and volumes
+    for (let i = 0; i < 4; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
+    if (image.format === 'iso') {
+      a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
+    }
+    a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
+    if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
+    if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
+    if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
+    for (const p of [...(d.ports ?? [])].sort((x, y) => x.index - y.index)) {
+      a.push('-netdev', `tap,id=hostnet${p.index},ifname=${p.device},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=hostnet${p.index},id=net${p.index},mac=${p.mac_address.toLowerCase()}`);
+    }
+    return a;
+  }
+
+  private async launch(d: DesiredServer, image: CachedImage, st: LocalState): Promise<void> {
+    const id = d.id;
+    const f = (n: string) => this.file(id, n);
+    await this.ensureTaps(d, st);
+    const procs = await this.ensureCgroup(id, d);
+    for (const n of ['qmp.sock', 'vnc.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
+    const argv = await this.args(d, image);
+    const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
+    // the shell joins the cgroup, then becomes qemu: qemu never runs outside it
+    const script = `${procs.map((p) => `echo $$ > ${shQuote(p)}`).join(' && ')} && exec "$@"`;
+    const log = await fsp.open(f('qemu.log'), 'w', 0o600);
+    let exited: { code: number | null; signal: string | null } | null = null;
+    try {
+      const child = spawn('sh', ['-c', script, 'sh', ...cmd], { detached: true, stdio: ['ignore', log.fd, log.fd], cwd: this.dir(id) });
+      child.once('exit', (code, signal) => { exited = { code, signal }; });
+      child.once('error', () => { exited = { code: -1, signal: null }; });
+      child.unref();
+    } finally {
+      await log.close();
+    }
+    // set-up is done when QMP answers (qemu was started paused)
+    const until = Date.now() + 60_000;
+    let q: QmpClient | null = null;
+    while (!q) {
+      if (exited) break;
+      if (await exists(f('qmp.sock'))) q = await this.qmp(id).catch(() => null);
+      if (!q) {
+        if (Date.now() > until) break;
+        await sleep(50);
+      }
+    }
+    if (!q) {
+      const why = (await fsp.readFile(f('qemu.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' ').slice(0, 600);
+      await this.kill(id, true).catch(() => undefined);
+      throw transient(ServerErrorCode.hostFailure, `qemu did not start: ${why || (exited ? `exit ${JSON.stringify(exited)}` : 'no QMP answer within 60 s')}`);
+    }
+    await q.execute('cont');
+  }
+
+  // --- the converge step
+  async converge(d: DesiredServer): Promise<Observed> {
+    if (d.deleted) throw new Error('converge called for a deleted server');
+    if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
+    const id = d.id;
+    const dir = this.dir(id);
+    let st = await this.readState(id);
+    const revert = new Reverter();
+    if (!st) {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
+      await this.writeState(st);
+    }
+    if (!st.launched) revert.add(() => this.destroy(id));
+    try {
+      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
+        // rebuild: a fresh root disk from the (new) image, same server
+        await this.kill(id, true);
+        await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
+        st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
+        await this.writeState(st);
+      }
+      const img = d.image;
+      const image = await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
+        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${img.id}: ${err.message}`, err) : err;
+      });
+      await this.ensureDisks(d, image);
+      const iso = this.file(id, 'config-2.iso');
+      if (d.config_drive.requested) {
+        const h = createHash('sha256').update(JSON.stringify(d.config_drive)).digest('hex');
+        if (h !== st.config_drive_hash || !(await exists(iso))) {
+          await buildConfigDrive(d, iso, join(dir, 'config-drive.tmp'));
+          st.config_drive_hash = h;
+        }
+      } else if (await exists(iso)) {
+        await fsp.rm(iso, { force: true });
+        st.config_drive_hash = '';
+      }
+      let s = await this.status(id);
+      if (d.reboot_seq !== st.reboot_seq) {
+        if (s !== 'stopped') {
+          if (d.reboot_type === 'HARD') {
+            // a reset of the machine, in the same process
+            const q = await this.qmp(id);
+            await q.execute('system_reset');
+            if (s === 'paused' && d.power === 'running') await q.execute('cont');
+            s = 'running';
+          } else {
+            await this.kill(id, false);
+            s = 'stopped';
+          }
+        }
+        st.reboot_seq = d.reboot_seq;
+        // recorded before the restart: a crash after it must not reboot the server a second time
+        await this.writeState(st);
+      }
+      const wantRunning = d.power !== 'stopped';
+      if (wantRunning) {
+        if (s === 'stopped') {
+          await this.launch(d, image, st);
+          s = 'running';
+        }
+        if (s === 'paused' && d.power === 'running') await (await this.qmp(id)).execute('cont');
+        // suspend keeps the memory in the paused process (saving it to disk is not done yet)
+        if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await (await this.qmp(id)).execute('stop');
+      } else if (s !== 'stopped') {
+        await this.kill(id, false);
+      }
+      st.launched = true;
+      await this.writeState(st);
+      revert.success();
+    } catch (err) {
+      await revert.fail();
+      throw err;
+    }
+    return (await this.observe(id, d.power))!;
+  }
+
+  async observe(id: string, desired?: string): Promise<Observed | null> {
+    if (!UUIDISH.test(id) || !(await exists(join(this.serversDir, id, 'state.json')))) return null;
+    const s = await this.status(id);
+    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
+    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
+    return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
+  }
+
+  async destroy(id: string): Promise<void> {
+    if (!UUIDISH.test(id)) return;
+    const dir = join(this.serversDir, id);
+    // called for every server the agent forgets, containers too: nothing to do when nothing is here
+    if (!(await exists(dir))) {
+      if ((await Promise.all(this.cgroupDirs(id).map(exists))).some(Boolean)) await this.removeCgroup(id);
+      return;
+    }
+    await this.kill(id, true);
+    await this.removeCgroup(id);
+    const st = await this.readState(id);
+    for (const tap of st?.taps_made ?? []) {
+      if (await this.linkExists(tap)) await this.ip(['link', 'del', 'dev', tap]).catch(async (err: Error) => {
+        if (await this.linkExists(tap)) throw err;
+      });
+    }
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    const text = await fsp.readFile(this.file(id, 'console.log'), 'utf8').catch(() => '');
+    if (lines === undefined || lines < 0) return text;
+    return tailLines(text, lines);
+  }
+
+  /** The root disk as a standalone qcow2 (the backing image folded in), read while the guest is paused (qemu flushes on stop). */
+  async snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+    const root = this.file(id, 'root.qcow2');
+    if (!(await exists(root))) throw new Error(`server ${id} has no disk on this host`);
+    const out = this.images.tmpPath(`snapshot-${id}`);
+    try {
+      const before = await this.status(id);
+      if (before === 'running') await (await this.qmp(id)).execute('stop');
+      try {
+        await runOk('qemu-img', ['convert', '-U', '-O', 'qcow2', '-f', 'qcow2', root, out], { timeoutMs: 3600_000 });
+      } finally {
+        if (before === 'running') await (await this.qmp(id)).execute('cont');
+      }
+      const fh = await fsp.open(out, 'r');
+      try {
+        await upload(fh.createReadStream() as AsyncIterable<Buffer>);
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    } finally {
+      await fsp.rm(out, { force: true });
+    }
+  }
+
+  async sweep(inUse: Set<string>): Promise<void> {
+    void inUse;
+    const images = new Set<string>();
+    for (const id of await this.localServers()) {
+      const st = await this.readState(id);
+      if (st?.image_id) images.add(st.image_id);
+      await this.capConsole(id);
+    }
+    const gone = await this.images.prune(images, this.o.keepUnusedImagesMs);
+    if (gone.length) this.o.log.info({ images: gone }, 'removed unused VM images');
+  }
+
+  /** Keeps the newest half of a console log that outgrew the cap (qemu appends with O_APPEND). */
+  private async capConsole(id: string): Promise<void> {
+    const file = this.file(id, 'console.log');
+    const size = await fsp.stat(file).then((s) => s.size, () => 0);
+    if (size <= this.o.consoleCap) return;
+    const keep = Math.floor(this.o.consoleCap / 2);
+    const fh = await fsp.open(file, 'r+');
+    try {
+      const buf = Buffer.alloc(keep);
+      const { bytesRead } = await fh.read(buf, 0, keep, size - keep);
+      let tail = buf.subarray(0, bytesRead);
+      const nl = tail.indexOf(10);
+      if (nl >= 0 && nl < tail.length - 1) tail = tail.subarray(nl + 1);
+      await fh.truncate(0);
+      await fh.write(tail, 0, tail.length, 0);
+    } finally {
+      await fh.close();
+    }
+  }
+}
