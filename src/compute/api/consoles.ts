@@ -159,6 +159,11 @@ function proxyService(ctx: ComputeContext, streams: StreamHub, p: ProxyKind): Se
     prefix: p.prefix,
     rules: { [CONSOLE_RULE]: (c) => c.roles.has(CONSOLE_ROLE) },
     renderError: renderComputeError,
+    setup(app) {
+      // a refused upgrade is its status alone: a client that reads WebSocket frames
+      // right after the answer (Tempest's novnc tests) must find no bytes there
+      app.addHook('onSend', async (req, reply, payload) => (reply.statusCode >= 400 && String(req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? '' : payload));
+    },
     authenticators: [{
       async authenticate(req) {
         const token = (req.query as Record<string, unknown> | undefined)?.token;
