@@ -381,7 +381,8 @@ check_has "server create --image stratus-tiny --key-name --network private --wai
   --user-data "$vmudata" --wait cli-vm -f value -c status
 vm_id=$(os server show cli-vm -f value -c id 2>/dev/null)
 vm_ip=$(os server show cli-vm -f json -c addresses 2>/dev/null | grep -o '10\.[0-9.]*' | head -n 1)
-check_has "the VM's port is a tap" tap -- os port list --server cli-vm -f value -c ID -c binding_vif_type --long
+vm_port=$(os port list --server cli-vm -f value -c ID 2>/dev/null | head -n 1)
+check_has "the VM's port is a tap" tap -- os port show "$vm_port" -f value -c binding_vif_type
 check "the VM boots, leases its address and says it is ready" wait_long 300 "ready: " os console log show cli-vm
 check_has "the VM leased the address its port has" "$vm_ip" -- os console log show cli-vm
 check "the VM ran its user data" wait_long 120 "$vm_marker" os console log show cli-vm
@@ -409,7 +410,7 @@ check_fails_after "server create --image stratus-tiny --key-name --network priva
 check "server remove floating ip (VM)" os server remove floating ip cli-vm "$vm_fip"
 check "floating ip delete (VM)" os floating ip delete "$vm_fip"
 check "server delete --wait (VM and container)" os server delete --wait cli-vm cli-vmpeer
-check "no qemu is left for the VM" sh -c "! ps -eo args | grep -F qemu-system | grep -qF '$vm_id'"
+check "no qemu is left for the VM, nor its state" sh -c "! ps -eo comm=,args= | awk '\$1 ~ /^qemu-system/' | grep -qF '$vm_id' && [ ! -e '$CLOUD_DIR/agent/vm/servers/$vm_id' ]"
 check "security group delete (VM)" os security group delete cli-vmsg
 check "keypair delete (VM)" os keypair delete cli-vmkey
 # --- end of virtual machines
