@@ -3,7 +3,8 @@
 // `vm` server converges to a running qemu as stratus-qemu in its own cgroup,
 // with a qcow2 overlay, ephemeral and swap disks, a config drive and a tap
 // for its port; the guest boots (its console says so); pause/unpause,
-// suspend/resume, a hard reboot (same process), an ACPI stop and a start; a
+// suspend (memory saved to disk, qemu gone) and resume (a new qemu loads it),
+// a hard reboot (same process), an ACPI stop and a start; a
 // new driver instance on the same state adopts the running VM without
 // restarting it; a snapshot is a standalone qcow2; destroy leaves no process,
 // file, cgroup or tap, and the sweep drops the unused cached image.
@@ -95,6 +96,7 @@ after(async () => {
   for (const p of pids) if (processAlive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   if (await linkExists(tap).catch(() => false)) await run('ip', ['link', 'del', 'dev', tap]);
   for (const c of ['cpu', 'memory', 'pids', '']) await fsp.rmdir(join('/sys/fs/cgroup', c, 'stratus-vmdrv-test', id)).catch(() => undefined);
+  for (const c of ['cpu', 'memory', 'pids', '']) await fsp.rmdir(join('/sys/fs/cgroup', c, 'stratus-vmdrv-test')).catch(() => undefined);
   rmSync(stateDir, { recursive: true, force: true });
 });
 
@@ -137,13 +139,29 @@ test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, co
   assert.deepEqual(fetched, [`img-${id}`], 'the image is downloaded once');
 });
 
-test('pause/unpause, suspend/resume and a hard reboot keep the process', { skip }, async () => {
+test('pause/unpause keep the process; suspend saves the memory to disk and ends qemu, resume loads it', { skip }, async () => {
   const pid = await qemuPid();
   assert.deepEqual(await driver.converge(desired({ power: 'paused' })), { power_state: 3, state: 'paused' });
   assert.deepEqual(await driver.observe(id, 'paused'), { power_state: 3, state: 'paused' });
   assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.equal(await qemuPid(), pid);
   assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended' });
+  assert.equal(processAlive(pid!), false, 'qemu ended after saving');
+  const saved = join(serverDir(), 'memory.state');
+  assert.ok(existsSync(saved) && (await fsp.stat(saved)).size > 1 << 20, 'the memory state is on disk');
+  assert.deepEqual(await driver.observe(id, 'suspended'), { power_state: 7, state: 'suspended' });
+  const bootsBefore = (await driver.consoleOutput(id)).split('Linux version').length;
   assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  const resumed = await qemuPid();
+  assert.ok(resumed && resumed !== pid);
+  assert.equal(existsSync(saved), false, 'the saved state is consumed');
+  // the guest went on where it was: no new boot on the console
+  await sleep(2000);
+  assert.equal((await driver.consoleOutput(id)).split('Linux version').length, bootsBefore);
+});
+
+test('a hard reboot resets the machine in the same process', { skip }, async () => {
+  const pid = await qemuPid();
   const before = (await driver.consoleOutput(id)).length;
   assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
   assert.equal(await qemuPid(), pid);
