@@ -73,9 +73,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent, consoleCap: f.consoleLogMax,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
-  const streams = new StreamChannel({
-    server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
-  });
+
   const network = f.network === false ? null : new NetworkDriver({
     stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null, bridgeMappings: f.bridgeMappings,
     metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
@@ -87,6 +85,11 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : [])];
+  const containerConsoles = new ContainerConsoles(stateDir);
+  const streams = new StreamChannel({
+    server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
+    providers: consoleProviders({ serialConsole: async (id) => (vm && (await vm.hasServer(id)) ? vm.serialConsole(id) : containerConsoles.serialConsole(id)) }),
+  });
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },

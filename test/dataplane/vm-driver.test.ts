@@ -2,7 +2,8 @@
 // host without vmx/svm) and the small guest image (stratus-tiny): a desired
 // `vm` server converges to a running qemu as stratus-qemu in its own cgroup,
 // with a qcow2 overlay, ephemeral and swap disks, a config drive and a tap
-// for its port; the guest boots (its console says so); pause/unpause,
+// for its port; the guest boots (its console says so) and its serial console
+// answers typed commands; pause/unpause,
 // suspend (memory saved to disk, qemu gone) and resume (a new qemu loads it),
 // a hard reboot (same process), an ACPI stop and a start; a
 // new driver instance on the same state adopts the running VM without
@@ -133,6 +134,19 @@ test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, co
   assert.ok(out.length > 0 && out.split('\n').length <= 6);
   // the guest read the config drive: it ran the user data
   assert.match(await driver.consoleOutput(id), /vmdrv-user-data-ran/);
+  // the interactive serial console: a shell on ttyS0 answers; what it prints also lands in the log
+  const con = await driver.serialConsole(id);
+  try {
+    let got = '';
+    con.on('data', (b: Buffer) => { got += b.toString(); });
+    con.write('echo vmdrv-$((6*7))\n');
+    const until = Date.now() + 60_000;
+    while (!/vmdrv-42/.test(got) && Date.now() < until) await sleep(200);
+    assert.match(got, /vmdrv-42/);
+  } finally {
+    con.destroy();
+  }
+  assert.match(await driver.consoleOutput(id), /vmdrv-42/);
   // converging the same again changes nothing
   assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active' });
   assert.equal(await qemuPid(), pid);

@@ -12,7 +12,8 @@
 //                   (unformatted: the guest formats them)
 //   config-2.iso    the config drive (configdrive.ts) when the user asked for one
 //   qmp.sock        QMP; vnc.sock: VNC (for the noVNC console)
-//   console.log     the serial console (qemu opens it O_APPEND; the sweep caps it)
+//   serial.sock     the serial port (the interactive console: serialConsole)
+//   console.log     what the serial port printed (qemu opens it O_APPEND; the sweep caps it)
 //   qemu.pid        qemu's pid; qemu.log: its stderr
 // plus the cgroup /<cgroup parent>/<id> (cpu, memory, pids; v1 or v2) and the
 // taps this driver had to make. Images are cached once per host under
@@ -47,7 +48,8 @@
 // command line must hold the server's QMP socket path, and QMP answers there.
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as fsp from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
@@ -445,7 +447,8 @@ export class VmDriver implements ComputeDriver {
       '-sandbox', VM_SANDBOX, '-runas', this.o.user,
       '-S', '-pidfile', f('qemu.pid'),
       '-qmp', `unix:${f('qmp.sock')},server=on,wait=off`,
-      '-chardev', `file,id=serial0,path=${f('console.log')},append=on`, '-serial', 'chardev:serial0',
+      // the serial port: a socket for the interactive console, its output also appended to the console log
+      '-chardev', `socket,id=serial0,path=${f('serial.sock')},server=on,wait=off,logfile=${f('console.log')},logappend=on`, '-serial', 'chardev:serial0',
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
     ];
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
@@ -470,7 +473,7 @@ export class VmDriver implements ComputeDriver {
     const f = (n: string) => this.file(id, n);
     await this.ensureTaps(d, st);
     const procs = await this.ensureCgroup(id, d);
-    for (const n of ['qmp.sock', 'vnc.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
+    for (const n of ['qmp.sock', 'vnc.sock', 'serial.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
     const argv = await this.args(d, image);
     // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
     if (incoming) argv.push('-incoming', 'fd:3');
@@ -576,6 +579,8 @@ export class VmDriver implements ComputeDriver {
     if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
     const id = d.id;
     const dir = this.dir(id);
+    // unix socket paths hold at most 107 bytes
+    if (Buffer.byteLength(this.file(id, 'serial.sock')) > 107) throw new Error(`the state directory ${this.o.stateDir} is too deep for the VMs' unix sockets`);
     let st = await this.readState(id);
     const revert = new Reverter();
     if (!st) {
@@ -680,6 +685,26 @@ export class VmDriver implements ComputeDriver {
       });
     }
     await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /** Whether the server is on this host (converged here and not destroyed). */
+  async hasServer(id: string): Promise<boolean> {
+    return UUIDISH.test(id) && exists(join(this.serversDir, id, 'state.json'));
+  }
+
+  /**
+   * The interactive serial console: a connection to qemu's serial socket
+   * (what the guest writes, and what is written goes to its ttyS0). qemu
+   * serves one client at a time; the log keeps the output either way.
+   */
+  async serialConsole(id: string): Promise<Duplex> {
+    if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
+    const sock = createConnection({ path: this.file(id, 'serial.sock') });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    return sock;
   }
 
   async consoleOutput(id: string, lines?: number): Promise<string> {
