@@ -27,6 +27,7 @@ import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { tapName } from '../../src/network/protocol.ts';
 import { processAlive, skipUnlessRoot, sleep } from './lib.ts';
+import { ResourceFailure } from '../../src/agent/errors.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
@@ -47,7 +48,8 @@ const mkDriver = () => new VmDriver({
   stateDir, log, cgroupParent: 'stratus-vmdrv-test', consoleCap: 256 * 1024, keepUnusedImagesMs: 0,
   fetchImage: async (imageId, dest) => {
     fetched.push(imageId);
-    await fsp.copyFile(image.disk, dest);
+    if (imageId.startsWith('garbage-')) await fsp.writeFile(dest, Buffer.alloc(4096, 7));
+    else await fsp.copyFile(image.disk, dest);
   },
 });
 
@@ -236,4 +238,23 @@ test('destroy leaves nothing; the sweep drops the unused image', { skip }, async
   assert.ok(existsSync(join(stateDir, 'vm', 'images', `img-${id}`)));
   await driver.sweep(new Set());
   assert.equal(existsSync(join(stateDir, 'vm', 'images', `img-${id}`)), false);
+});
+
+test('bad images: a format a VM cannot boot and bytes that are not what Glance says fail for good and leave nothing', { skip }, async () => {
+  const bad = randomUUID();
+  const base = desired({ id: bad, ports: [] });
+  const cases: Array<DesiredServer['image']> = [
+    { ...base.image!, id: `vmdk-${bad}`, disk_format: 'vmdk' },
+    { ...base.image!, id: `oci-${bad}`, container_format: 'docker', disk_format: 'raw' },
+    { ...base.image!, id: `garbage-${bad}`, disk_format: 'qcow2' },
+  ];
+  try {
+    for (const img of cases) {
+      await assert.rejects(driver.converge({ ...base, image: img }), (e: unknown) => e instanceof ResourceFailure && e.class === 'permanent' && e.code === 'image_invalid');
+      assert.equal(existsSync(join(stateDir, 'vm', 'servers', bad)), false, `nothing left after ${img!.id}`);
+      assert.equal(existsSync(join(stateDir, 'vm', 'images', img!.id)), false);
+    }
+  } finally {
+    await driver.destroy(bad);
+  }
 });

@@ -595,6 +595,7 @@ export class VmDriver implements ComputeDriver {
         // rebuild: a fresh root disk from the (new) image, same server
         await this.kill(id, true);
         await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
+        await fsp.rm(this.file(id, 'memory.state'), { force: true });
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
