@@ -76,8 +76,8 @@ _cloud_delete_servers() {
 # The agent's network data plane outlives it by design (a DHCP server keeps
 # serving), and the networks of `up`'s first start (public, private, router1)
 # and of the suites are still there when the cloud stops: what this cloud's
-# agent made goes with it, found from the agent's state (its DHCP servers'
-# and haproxies' pid files, its routers' and DHCP namespaces, its networks'
+# agent made goes with it, found from the agent's state (its DHCP servers',
+# haproxies' and routers' radvd pid files, its routers' and DHCP namespaces, its networks'
 # bridges and VXLAN devices; a mapped host bridge such as br-ex stays).
 _cloud_drop_network_plane() {
   local root=${CLOUD_DIR:-}/agent/network d f id pid dev
@@ -92,6 +92,12 @@ _cloud_drop_network_plane() {
     id=$(basename "$d")
     ip netns del "qdhcp-$id" 2>/dev/null
   done
+  # routers' radvd (router advertisements), by their pid files likewise
+  for d in "$root"/radvd/*/; do
+    [ -d "$d" ] || continue
+    pid=$(cat "$d"pid 2>/dev/null) || continue
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$d"; then kill -TERM "$pid" 2>/dev/null; fi
+  done
   for f in "$root"/routers/*.json; do
     [ -f "$f" ] && ip netns del "qrouter-$(basename "$f" .json)" 2>/dev/null
   done
@@ -103,6 +109,18 @@ _cloud_drop_network_plane() {
     done
     id=$(basename "$f" .json)
     ip link del "brq${id:0:11}" 2>/dev/null
+  done
+  return 0
+}
+
+# VMs whose delete did not finish (a dead cloud) would keep running: their
+# qemu by the pid file in the agent's VM state, when it still runs that VM.
+_cloud_stop_vms() {
+  local d pid
+  for d in "${CLOUD_DIR:-}"/agent/vm/servers/*/; do
+    [ -d "$d" ] || continue
+    pid=$(cat "$d"qemu.pid 2>/dev/null) || continue
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$d"; then kill -KILL "$pid" 2>/dev/null; fi
   done
   return 0
 }
@@ -130,6 +148,7 @@ _cloud_stop() {
   # The agent's nft tables (its network data plane) outlive it by design; a
   # cloud that made them takes them along (tables that were there before it
   # belong to another Stratus on this machine).
+  _cloud_stop_vms
   _cloud_drop_network_plane
   local fam
   for fam in bridge inet; do

@@ -24,11 +24,12 @@ ensure_debian_packages() {
 # btrfs-progs (the flavor disk limit: a btrfs qgroup per server), and for
 # tenant networks nftables (security groups and routers' NAT), dnsmasq-base
 # (DHCP/DNS), haproxy (the metadata service's proxy in each DHCP namespace),
-# iputils-arping (routers' gratuitous ARP for floating IPs) and conntrack (a
-# router forgets the connections of a floating IP that goes), and for virtual
-# machines qemu-system-x86 (SeaBIOS and the iPXE ROMs come with it), qemu-utils
+# iputils-arping (routers' gratuitous ARP for floating IPs), conntrack (a
+# router forgets the connections of a floating IP that goes) and radvd (router
+# advertisements on routers' IPv6 interfaces), and for virtual machines
+# qemu-system-x86 (SeaBIOS and the iPXE ROMs come with it), qemu-utils
 # (qemu-img: overlays, conversion, snapshots) and genisoimage (config drives).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack qemu-system-x86 qemu-utils genisoimage"
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack radvd qemu-system-x86 qemu-utils genisoimage"
 
 # What building the small VM guest image (`stratus image build-tiny`, imported
 # by `stratus up` as stratus-tiny; docs/guest-images.md) needs: the guest's
@@ -40,3 +41,7 @@ STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-githu
 # The kernel itself comes from `apt-get download` of linux-image-amd64's
 # dependency, never installed on the host.
 STRATUS_GUEST_IMAGE_PACKAGES="busybox-static dropbear-bin kmod dosfstools mtools syslinux syslinux-common qemu-utils"
+
+# `stratus image build-debian` (a Debian 12 cloud image with cloud-init) also
+# needs debootstrap (and e2fsprogs, always installed, for mkfs.ext4 -d).
+STRATUS_DEBIAN_IMAGE_PACKAGES="debootstrap"

@@ -17,6 +17,7 @@ import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
 import { run, runOk } from './exec.ts';
 import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
+import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
 import { VmDriver } from './drivers/vm/driver.ts';
 import { QEMU } from './drivers/vm/accel.ts';
 export { importDefaultImage, importTinyImage } from './image-import.ts';
@@ -237,4 +238,13 @@ export async function buildTiny(o: { out?: string; cacheDir?: string; raw?: bool
     lines.push(`wrote ${out} (${o.raw ? 'raw' : 'qcow2'}, ${(await fsp.stat(out)).size} bytes)`);
   }
   return lines.join('\n');
+}
+
+/** `stratus image build-debian --out F`: a Debian 12 + cloud-init + OpenSSH qcow2 (debootstrap; minutes). */
+export async function buildDebian(o: { out: string; mirror?: string; size?: number }): Promise<string> {
+  const r = await buildDebianImage({ out: o.out, mirror: o.mirror, sizeMiB: o.size, log: (m) => process.stderr.write(`${m}\n`) });
+  return [
+    `wrote ${r.out} (qcow2, ${r.size} bytes; kernel ${r.kernel}, command line ${DEBIAN_CMDLINE})`,
+    `openstack image create --container-format bare --disk-format qcow2 --property hw_disk_bus=virtio --property hw_vif_model=virtio --file ${r.out} debian-12`,
+  ].join('\n');
 }

@@ -5,7 +5,8 @@
 // src/fleet/stream.ts). The server opens named
 // streams over it (src/common/mux.ts); each name is served by a provider the
 // drivers register, e.g. `serial-console` {server_id} -> the console of that
-// server on this host, as a Duplex (output to read, input to write).
+// server on this host, as a Duplex (output to read, input to write), and
+// `vnc-console` {server_id} -> its VNC server's socket (raw RFB both ways).
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 // ws loads node:https and node:tls: imported when the channel starts (see src/http/defer-tls.ts)
@@ -17,9 +18,13 @@ import { serverUrls } from './client.ts';
 /** Serves one stream name: the args come from the server. */
 export type StreamProvider = (args: Record<string, unknown>) => Promise<Duplex>;
 
-/** A driver whose servers have a serial console (optional: not every driver has one). */
+/** A driver whose servers have consoles: each stream goes to the driver that holds the server. */
 export interface ConsoleProvider {
+  /** Whether the server is this driver's, on this host. */
+  hasServer(serverId: string): Promise<boolean>;
   serialConsole(serverId: string): Promise<Duplex>;
+  /** A connection to the server's VNC server (optional: not every driver has a screen). */
+  vncConsole?(serverId: string): Promise<Duplex>;
 }
 
 export interface StreamChannelOptions {
@@ -33,13 +38,23 @@ export interface StreamChannelOptions {
   pingTimeoutMs?: number;
 }
 
-/** The providers of the servers' consoles a driver offers. */
-export function consoleProviders(p: ConsoleProvider): Record<string, StreamProvider> {
+/** The console streams (`serial-console`, `vnc-console`), each opened by the driver that holds the server. */
+export function consoleProviders(...drivers: ConsoleProvider[]): Record<string, StreamProvider> {
+  const holder = async (name: string, args: Record<string, unknown>): Promise<[ConsoleProvider, string]> => {
+    const id = typeof args.server_id === 'string' ? args.server_id : '';
+    if (!id) throw new Error(`${name} needs a server_id`);
+    for (const d of drivers) if (await d.hasServer(id)) return [d, id];
+    throw new Error(`server ${id} is not on this host`);
+  };
   return {
-    'serial-console': (args) => {
-      const id = typeof args.server_id === 'string' ? args.server_id : '';
-      if (!id) return Promise.reject(new Error('serial-console needs a server_id'));
-      return p.serialConsole(id);
+    'serial-console': async (args) => {
+      const [d, id] = await holder('serial-console', args);
+      return d.serialConsole(id);
+    },
+    'vnc-console': async (args) => {
+      const [d, id] = await holder('vnc-console', args);
+      if (!d.vncConsole) throw new Error(`server ${id} has no VNC console`);
+      return d.vncConsole(id);
     },
   };
 }

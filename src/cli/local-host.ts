@@ -20,7 +20,7 @@ import { run, runOk } from '../agent/exec.ts';
 import { superviseAgent } from '../agent/main.ts';
 import { ContainerDriver } from '../agent/drivers/container/driver.ts';
 import { NetworkDriver } from '../agent/drivers/network/driver.ts';
-import { NETWORK_KIND, PORT_KIND, SECURITY_GROUP_KIND } from '../network/protocol.ts';
+import { NETWORK_KIND, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND } from '../network/protocol.ts';
 import { Reverter } from '../common/revert.ts';
 
 /** A host name short enough for the veth's name in the first namespace (15 characters at most). */
@@ -166,8 +166,9 @@ export async function addLocalHost(o: {
 
 /**
  * `host remove-local`: stops a running `add-local` of NAME, then removes its
- * servers (containers, mounts, namespaces, cgroups), its networks (bridges,
- * VXLAN devices, DHCP namespaces and dnsmasq, nft tables), the namespace with
+ * servers (containers, mounts, namespaces, cgroups), its routers (namespaces,
+ * radvd), its networks (bridges, VXLAN devices, DHCP namespaces and dnsmasq,
+ * nft tables), the namespace with
  * its underlay, and the state dir. Idempotent; returns what it removed.
  */
 export async function removeLocalHost(o: { name: string; stateDir?: string; log: Logger }): Promise<string[]> {
@@ -205,15 +206,16 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
 
 /**
  * Takes out of a host namespace what an agent's network driver made there
- * (by its state dir): ports, security groups, networks with their DHCP
- * namespaces and dnsmasq, then its nft tables. Returns what it removed.
+ * (by its state dir): routers (namespaces and radvd), ports, security groups,
+ * networks with their DHCP namespaces and dnsmasq, then its nft tables. Returns what it removed.
  */
 export async function removeNetworking(stateDir: string, netns: string, log: Logger): Promise<string[]> {
   const done: string[] = [];
   // the host's servers are removed first: no namespace a port made is still a server's
   const network = new NetworkDriver({ stateDir, hostNetns: netns, log, serverHere: async () => false });
   try {
-    for (const kind of [PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
+    // routers first (their radvd and namespaces; their veths sit on the networks' bridges)
+    for (const kind of [ROUTER_KIND, PORT_KIND, SECURITY_GROUP_KIND, NETWORK_KIND] as const) {
       for (const id of await network.list(kind)) {
         await network.destroy(kind, id);
         done.push(`${kind} ${id}`);

@@ -338,6 +338,14 @@ image.command('build-tiny').description('build the small VM image stratus-tiny (
     process.stdout.write(`${await (await agentModule()).buildTiny(f)}\n`);
   });
 
+image.command('build-debian').description('build a Debian 12 cloud image with cloud-init and OpenSSH (debootstrap, as root; takes minutes; docs/guest-images.md)')
+  .requiredOption('--out <file>', 'where to write the disk (compressed qcow2)')
+  .option('--mirror <url>', 'the Debian mirror debootstrap uses', 'http://deb.debian.org/debian')
+  .option('--size <MiB>', 'size of the root file system', positiveCount, 3072)
+  .action(async (f: { out: string; mirror: string; size: number }) => {
+    process.stdout.write(`${await (await agentModule()).buildDebian(f)}\n`);
+  });
+
 program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')
   .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
   .option('--database <url>', 'postgres://… URL or SQLite file')

@@ -77,6 +77,8 @@ export interface ComputeTables {
     cpu_allocation_ratio: number; ram_allocation_ratio: number; disk_allocation_ratio: number;
     availability_zone: string; status: string; disabled_reason: string | null; forced_down: number;
     host_ip: string; agent_version: string; last_seen_at: string; created_at: string;
+    /** A host running VMs (0107): its registered hypervisor (fleet protocol Hypervisor); null on a container-only host. */
+    hypervisor_type: string | null; hypervisor_accel: string | null; hypervisor_version: string | null;
   };
   /** Resources claimed on a host by a server; claimed in the same transaction that places it. */
   /** Work the API asks of an agent beyond the desired state: snapshots, console output. */
@@ -301,6 +303,14 @@ export const computeMigrations: Record<string, Migration> = {
         .addColumn('server_id', text, (c) => c.notNull()).addColumn('host', text, (c) => c.notNull())
         .addColumn('expires_at', text, (c) => c.notNull()).addColumn('created_at', text, (c) => c.notNull()).execute();
       await db.schema.createIndex('compute_console_auth_tokens_server').on('compute_console_auth_tokens').column('server_id').execute();
+    },
+  },
+  '0107_compute_host_hypervisor': {
+    async up(db: Kysely<any>) {
+      // what a VM host registers (fleet protocol 2.2 HostInfo.hypervisor): os-hypervisors shows it
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_type', text).execute();
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_accel', text).execute();
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_version', text).execute();
     },
   },
 };

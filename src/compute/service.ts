@@ -31,8 +31,10 @@ import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts'
 import { serverRoutes } from './api/servers.ts';
 import { settleEvents } from './api/servers-store.ts';
 import { versionRoutes } from './api/versions.ts';
+import { kindOf } from './kinds.ts';
 import { createEngine } from './engine/index.ts';
-import { consoleRoutes, serialProxyService } from './api/consoles.ts';
+import { consoleProxyServices, consoleRoutes } from './api/consoles.ts';
+import { novncService } from './api/novnc.ts';
 
 export interface ComputeDeps {
   db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
@@ -53,7 +55,7 @@ export interface ComputeService {
 
 export function createCompute(deps: ComputeDeps): ComputeService {
   const network = deps.network ?? null;
-  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string) => network.bind(id, host) } : {}) });
+  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string, kind: string) => network.bind(id, host, kindOf(kind).vifType) } : {}) });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
@@ -93,7 +95,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   return {
     services: [
       { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
-      serialProxyService(ctx, deps.fleet.streams),
+      ...consoleProxyServices(ctx, deps.fleet.streams),
+      novncService(),
     ],
     async start() {
       await seedDefaultFlavors(deps.db);

@@ -32,7 +32,13 @@ export async function openDatabase(url: string): Promise<Database> {
     const { default: pg } = await import('pg');
     // int8 (bigint) stays a string in pg by default; our counters fit a JS number.
     pg.types.setTypeParser(20, (v) => Number(v));
-    db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }), plugins: [writes] });
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle pooled connection that the server ends (a restart, pg_terminate_backend, a
+    // DROP DATABASE ... FORCE) is an 'error' event of the pool: without a listener it
+    // would be an uncaught exception that takes the whole process down. The pool has
+    // already dropped that client and opens a new one on demand.
+    pool.on('error', () => undefined);
+    db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }), plugins: [writes] });
   } else {
     db = new Kysely<Tables>({ dialect: sqliteDialect(url.replace(/^sqlite:(\/\/)?/, '')), plugins: [writes] });
   }

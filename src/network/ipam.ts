@@ -8,8 +8,19 @@
 // (retry.ts). Router and floating IP ports allocate through here too.
 import type { Kysely } from 'kysely';
 import { badRequest, invalidInput, ipExhausted, ipTaken, NeutronError } from './errors.ts';
-import { eui64, formatIp, inCidr, parseCidr, parseIp, type Cidr } from './ipnet.ts';
-import { isAutoAddress, poolRanges, type Pool, type SubnetRow } from './subnets.ts';
+import { eui64, formatIp, inCidr, parseCidr, parseIp, type Cidr, type Range } from './ipnet.ts';
+import type { NetworkTables } from './schema.ts';
+
+type SubnetRow = NetworkTables['network_subnets'];
+export interface Pool { start: string; end: string }
+
+/** Subnets whose addresses ports derive from their MAC (EUI-64) rather than take from the pools. */
+export const isAutoAddress = (s: Pick<SubnetRow, 'ipv6_address_mode'>): boolean =>
+  s.ipv6_address_mode === 'slaac' || s.ipv6_address_mode === 'dhcpv6-stateless';
+
+/** A subnet's allocation pools as ranges (those inside its CIDR). */
+export const poolRanges = (cidr: Cidr, pools: Pool[]): Range[] =>
+  pools.map((p) => ({ first: parseIp(p.start)!.value, last: parseIp(p.end)!.value })).filter((r) => inCidr(cidr, r.first));
 
 export interface FixedIp { subnet_id: string; ip_address: string }
 export interface FixedIpRequest { subnet_id?: string; ip_address?: string }

@@ -33,8 +33,8 @@ import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND,
-  type DhcpHost, type FixedIp, type NetworkSpec, type PortIpConfig, type PortSpec, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
+  dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
+  type DhcpHost, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
@@ -49,8 +49,8 @@ const PortObservedBody = Type.Object({ state: State, device: Type.Union([Type.St
 
 interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
-  port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; dns_name: string; created_at: string; status: string;
-  interface_index: number | null;
+  port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; binding_vif_type: string; dns_name: string; created_at: string;
+  status: string; interface_index: number | null;
 }
 interface RouterRow {
   id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
@@ -153,7 +153,8 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
           vxlan_peers.push({ underlay_ip: ip, macs: macs.sort() });
         }
       }
-      const dhcpSubnets = new Set(subnets.filter((s) => s.enable_dhcp && s.ip_version === 4).map((s) => s.id));
+      // dnsmasq serves IPv4 and DHCPv6 (stateful: addresses; stateless: options); SLAAC is the routers' RAs alone
+      const dhcpSubnets = new Set(subnets.filter(dnsmasqServes).map((s) => s.id));
       let dhcp: NetworkSpec['dhcp'] = null;
       if (dhcpPort && dhcpHost === hostname && dhcpSubnets.size) {
         const hostsOut: DhcpHost[] = [];
@@ -196,7 +197,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       const dhcpPort = snap.dhcpPort(p.network_id);
       out.set(p.id, {
         project_id: p.project_id, network_id: p.network_id, mac_address: p.mac_address, fixed_ips: fixed, mtu: mtus.get(p.network_id) ?? 1450,
-        admin_state_up: !!p.admin_state_up, device_id: p.device_id, device_owner: p.device_owner, vif: { type: 'veth', ifname: `eth${index}` },
+        admin_state_up: !!p.admin_state_up, device_id: p.device_id, device_owner: p.device_owner, vif: vifOf(p.binding_vif_type, index),
         port_security_enabled: !!p.port_security_enabled, security_group_ids: p.port_security_enabled ? snap.groupsOf.get(p.id) ?? [] : [],
         allowed_address_pairs: JSON.parse(p.allowed_address_pairs), ip_config: ipConfig(fixed, subnets, dhcpPort ? snap.ips.get(dhcpPort.id) ?? [] : []),
         deleted: false,
@@ -278,7 +279,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       .orderBy('created_at').orderBy('id').execute() as PortRow[];
     const allocs = ports.length ? await db.selectFrom('network_ip_allocations').select(['port_id', 'subnet_id', 'ip_address']).where('port_id', 'in', ports.map((p) => p.id)).orderBy('ip_address').execute() : [];
     const subnetIds = [...new Set(allocs.map((a) => a.subnet_id))];
-    const subnets = new Map((subnetIds.length ? await db.selectFrom('network_subnets').select(['id', 'cidr', 'gateway_ip', 'ip_version']).where('id', 'in', subnetIds).execute() : []).map((s) => [s.id as string, s]));
+    const subnets = new Map((subnetIds.length ? await db.selectFrom('network_subnets').select(['id', 'cidr', 'gateway_ip', 'ip_version', 'ipv6_ra_mode', 'dns_nameservers']).where('id', 'in', subnetIds).execute() : []).map((s) => [s.id as string, s]));
     const prefixOf = (subnetId: string) => parseCidr(subnets.get(subnetId)?.cidr ?? '', false)?.prefix ?? 32;
     const fips = await db.selectFrom('network_floatingips').selectAll().where('router_id', 'in', rids).orderBy('floating_ip_address').execute();
     const fixedSubnets = new Map<string, string>();
@@ -292,6 +293,11 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       const mine = ports.filter((p) => p.device_id === r.id);
       const interfaces = mine.filter((p) => p.device_owner === ROUTER_INTERFACE).flatMap((p) => allocs.filter((a) => a.port_id === p.id).map((a) => ({
         port_id: p.id, network_id: p.network_id, subnet_id: a.subnet_id, mac_address: p.mac_address, ip_address: a.ip_address, prefixlen: prefixOf(a.subnet_id),
+        // IPv6: what the router advertises on the subnet (radvd)
+        ...(subnets.get(a.subnet_id)?.ip_version === 6 ? {
+          cidr: subnets.get(a.subnet_id)!.cidr as string, ipv6_ra_mode: (subnets.get(a.subnet_id)!.ipv6_ra_mode ?? null) as Ipv6Mode | null,
+          dns_nameservers: JSON.parse(subnets.get(a.subnet_id)!.dns_nameservers ?? '[]') as string[],
+        } : {}),
       })));
       const attached = new Set(interfaces.map((i) => i.subnet_id));
       const gw = mine.find((p) => p.device_owner === ROUTER_GATEWAY && p.id === r.gw_port_id);
@@ -355,6 +361,16 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
       }
     }),
   ];
+}
+
+/**
+ * How the agent plugs a bound port, by its binding:vif_type (the server's
+ * kind chose it: server-ports.ts bind): `tap` a tap on the network's bridge
+ * that the VM's hypervisor opens; anything else (`bridge`) a veth whose
+ * inner end is eth<index> in the server's namespace.
+ */
+export function vifOf(bindingVifType: string, index: number): PortVif {
+  return { type: bindingVifType === 'tap' ? VifType.tap : VifType.veth, ifname: `eth${index}` };
 }
 
 function subnetSpec(s: SubnetRow): SubnetSpec {

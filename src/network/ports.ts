@@ -16,6 +16,7 @@ import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
 import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
+import { dnsmasqServes } from './protocol.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -104,25 +105,48 @@ const isDevicePort = (p: { binding_host_id: string; device_id: string; device_ow
   p.binding_host_id !== '' && p.device_id !== '' && !p.device_owner.startsWith('network:');
 
 /**
- * Gives the network its DHCP port (Neutron's `network:dhcp`, an address on
- * its first DHCP-enabled IPv4 subnet) when it has none, once a device port is
+ * Gives the network its DHCP port (Neutron's `network:dhcp`: an address on
+ * its first DHCP-enabled IPv4 subnet and one on each IPv6 subnet dnsmasq
+ * serves: DHCPv6 stateful or stateless, or no IPv6 mode) when it has none, once a device port is
  * bound on it: the agents' DHCP server answers there (src/network/kinds.ts).
- * No address left: no DHCP port, the bind goes on.
+ * A port that exists gets the DHCPv6 subnets added since. No IPv4 address
+ * left: no DHCP port, the bind goes on (a full DHCPv6 subnet is skipped).
  */
 export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPrefix: string): Promise<void> {
-  if (await tx.selectFrom('network_ports').select('id').where('network_id', '=', networkId).where('device_owner', '=', DHCP_OWNER).executeTakeFirst()) return;
-  const subnets = (await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('enable_dhcp', '=', 1).where('ip_version', '=', 4)
+  const subnets = (await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).where('enable_dhcp', '=', 1)
     .orderBy('created_at').orderBy('id').execute()) as SubnetRow[];
-  if (!subnets.length) return;
+  const v4 = subnets.find((s) => s.ip_version === 4);
+  const v6 = subnets.filter((s) => s.ip_version === 6 && dnsmasqServes(s));
+  /**
+   * One subnet's address for the port; false when the subnet is full. Its
+   * EUI-64 address already taken (stateless: only the port's own MAC makes
+   * it) means a concurrent bind gave it to the port first.
+   */
+  const add = async (s: SubnetRow, portId: string, mac: string) => {
+    try {
+      await allocate(tx, { networkId, subnets: [s], portId, mac, deviceOwner: DHCP_OWNER, requested: [{ subnet_id: s.id }] });
+      return true;
+    } catch (err) {
+      if (err instanceof NeutronError && err.type === 'IpAddressGenerationFailure') return false;
+      if (err instanceof NeutronError && err.type === 'IpAddressAlreadyAllocated') return true;
+      throw err;
+    }
+  };
+  const existing = await tx.selectFrom('network_ports').select(['id', 'mac_address']).where('network_id', '=', networkId).where('device_owner', '=', DHCP_OWNER).executeTakeFirst();
+  if (existing) {
+    if (!v6.length) return;
+    const have = new Set((await tx.selectFrom('network_ip_allocations').select('subnet_id').where('port_id', '=', existing.id).execute()).map((a) => a.subnet_id));
+    for (const s of v6) if (!have.has(s.id)) await add(s, existing.id, existing.mac_address);
+    return;
+  }
+  if (!v4 && !v6.length) return;
   const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', networkId).executeTakeFirstOrThrow();
   const id = uuid();
   const mac = newMac(macPrefix);
-  try {
-    await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: DHCP_OWNER, requested: [{ subnet_id: subnets[0]!.id }] });
-  } catch (err) {
-    if (err instanceof NeutronError && err.type === 'IpAddressGenerationFailure') return;
-    throw err;
-  }
+  if (v4 && !(await add(v4, id, mac))) return;
+  let any = !!v4;
+  for (const s of v6) any = (await add(s, id, mac)) || any;
+  if (!any) return;
   await tx.insertInto('network_ports').values({
     ...newStandard(id, net.project_id, undefined), network_id: networkId, name: '', mac_address: mac, admin_state_up: 1, status: 'ACTIVE',
     device_id: `dhcp${networkId}`, device_owner: DHCP_OWNER, port_security_enabled: 0, allowed_address_pairs: '[]',

@@ -47,6 +47,19 @@ export interface SubnetSpec {
   ipv6_address_mode: Ipv6Mode | null;
 }
 
+/**
+ * Whether the network's dnsmasq serves a subnet (Neutron's DHCP agent):
+ * IPv4 with DHCP; IPv6 with DHCP when DHCPv6-stateful or -stateless, or with
+ * neither mode set (served statically, as Neutron keeps doing); never SLAAC
+ * nor a subnet with only an RA mode (its hosts use the RAs alone).
+ */
+export function dnsmasqServes(s: { ip_version: number; enable_dhcp: boolean | number; ipv6_ra_mode: string | null; ipv6_address_mode: string | null }): boolean {
+  if (!s.enable_dhcp) return false;
+  if (s.ip_version === 4) return true;
+  const am = s.ipv6_address_mode;
+  return am === 'dhcpv6-stateful' || am === 'dhcpv6-stateless' || (am === null && s.ipv6_ra_mode === null);
+}
+
 export interface FixedIp { subnet_id: string; ip_address: string }
 
 /** One static DHCP host entry: a port of the network with an address in a DHCP subnet. */
@@ -207,7 +220,15 @@ export const NetworkErrorCode = {
  * same port_id. The router's ports are the router's: the control plane does
  * not send them as `port` resources as well.
  */
-export interface RouterInterface { port_id: string; network_id: string; subnet_id: string; mac_address: string; ip_address: string; prefixlen: number }
+export interface RouterInterface {
+  port_id: string; network_id: string; subnet_id: string; mac_address: string; ip_address: string; prefixlen: number;
+  /** IPv6 only: the subnet's CIDR, the prefix the router advertises. */
+  cidr?: string;
+  /** IPv6 only: the subnet's ipv6_ra_mode; set: the router sends RAs (radvd) for the prefix, null: none (Neutron's L3 agent). */
+  ipv6_ra_mode?: Ipv6Mode | null;
+  /** IPv6 only: the subnet's name servers (RDNSS in the RAs). */
+  dns_nameservers?: string[];
+}
 
 /** A floating IP associated with a port behind the router: DNAT floating_ip -> fixed_ip, SNAT back. */
 export interface FloatingIpMapping { floating_ip: string; fixed_ip: string; port_id: string }

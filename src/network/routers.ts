@@ -183,6 +183,7 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
     if (b.distributed || b.ha) throw badResource('router', 'distributed and HA routers are not supported');
   };
 
+  const hasV6 = (p: { ips: FixedIp[] }) => p.ips.some((i) => parseIp(i.ip_address)?.version === 6);
   const interfaceInfo = (router: RouterRow, port: PortRow, ips: FixedIp[]) => ({
     id: router.id, tenant_id: router.project_id, project_id: router.project_id, port_id: port.id, network_id: port.network_id,
     subnet_id: ips[0]?.subnet_id, subnet_ids: ips.map((i) => i.subnet_id),
@@ -320,6 +321,11 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
             if (!ips.length) throw badResource('router', 'Router port must have at least one fixed IP');
             const subs = await tx.selectFrom('network_subnets').selectAll().where('id', 'in', [...new Set(ips.map((i) => i.subnet_id))]).execute() as SubnetRow[];
             if (subs.filter((s) => s.ip_version === 4).length > 1) throw badResource('router', 'Cannot have multiple IPv4 subnets on router port');
+            // one router port per network carries its IPv6 subnets (Neutron's rule)
+            const v6Port = ips.some((i) => parseIp(i.ip_address)?.version === 6) ? attached.find((p) => p.network_id === port.network_id && hasV6(p)) : undefined;
+            if (v6Port) {
+              throw badResource('router', `Cannot have multiple router ports with the same network id if both contain IPv6 subnets. Existing port ${v6Port.id} has IPv6 subnet(s) and network id ${port.network_id}`);
+            }
             subs.forEach(checkSubnet);
             await tx.updateTable('network_ports').set({ device_id: router.id, device_owner: ROUTER_INTERFACE, binding_host_id: router.host, binding_vif_type: router.host ? 'bridge' : 'unbound', status: 'ACTIVE' })
               .where('id', '=', port.id).execute();
@@ -330,7 +336,21 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
           const net = await networks.find(cred, subnet.network_id, tx);
           if (!isAdmin(cred) && net.project_id !== router.project_id && !bool(net.shared)) throw notFound.subnet(subnet.id);
           if (!subnet.gateway_ip) throw badResource('router', 'Subnet for router interface must have a gateway IP');
+          // addresses from RAs of a router outside the cloud: this router must not advertise too (Neutron's rule)
+          if (subnet.ip_version === 6 && subnet.ipv6_ra_mode === null && subnet.ipv6_address_mode !== null) {
+            throw badResource('router', `IPv6 subnet ${subnet.id} configured to receive RAs from an external router cannot be added to Neutron Router.`);
+          }
           checkSubnet(subnet);
+          // an IPv6 subnet joins the router's port on its network that already has IPv6 subnets (Neutron's multi-prefix port)
+          const v6Port = subnet.ip_version === 6 ? attached.find((p) => p.network_id === subnet.network_id && hasV6(p)) : undefined;
+          if (v6Port) {
+            const [ip] = await allocate(tx, {
+              networkId: subnet.network_id, subnets: [subnet], portId: v6Port.id, mac: v6Port.mac_address, deviceOwner: ROUTER_INTERFACE,
+              requested: [{ subnet_id: subnet.id, ip_address: subnet.gateway_ip }],
+            });
+            await bumpRevision(tx, 'network_ports', v6Port.id, null, 'port');
+            return interfaceInfo(router, v6Port, [ip!]);
+          }
           const portId = await makeRouterPort(tx, {
             macPrefix, router, projectId: router.project_id, networkId: subnet.network_id, owner: ROUTER_INTERFACE,
             requested: [{ subnet_id: subnet.id, ip_address: subnet.gateway_ip }],
@@ -354,7 +374,9 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
           if (b.port_id !== undefined && b.subnet_id !== undefined && !port.ips.some((i) => i.subnet_id === b.subnet_id)) {
             throw new NeutronError('Conflict', 'SubnetMismatchForPort', `Subnet on port ${port.id} does not match the requested subnet ${b.subnet_id}.`);
           }
-          const subnetIds = port.ips.map((i) => i.subnet_id);
+          // by subnet from a port with other subnets (an IPv6 multi-prefix port): only that subnet's address goes
+          const partial = b.port_id === undefined && port.ips.some((i) => i.subnet_id !== b.subnet_id);
+          const subnetIds = partial ? [b.subnet_id!] : port.ips.map((i) => i.subnet_id);
           // a floating IP whose fixed address is on the subnet reaches it through this interface
           const fixed = subnetIds.length ? await tx.selectFrom('network_ip_allocations').select(['port_id', 'ip_address', 'subnet_id']).where('subnet_id', 'in', subnetIds).execute() : [];
           const fips = await tx.selectFrom('network_floatingips').select(['port_id', 'fixed_ip_address']).where('router_id', '=', router.id).execute();
@@ -369,6 +391,7 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
           const rest = { ...router };
           const remaining = attached.filter((p) => p.id !== port.id);
           const reachable = remaining.flatMap((p) => p.ips.map((i) => i.subnet_id));
+          if (partial) reachable.push(...port.ips.map((i) => i.subnet_id).filter((id) => id !== b.subnet_id));
           if (router.gw_port_id) reachable.push(...((await fixedIpsOf(tx, [router.gw_port_id])).get(router.gw_port_id) ?? []).map((i) => i.subnet_id));
           const reachRows = reachable.length ? await tx.selectFrom('network_subnets').select(['id', 'cidr']).where('id', 'in', reachable).execute() : [];
           for (const r of JSON.parse(rest.routes) as HostRoute[]) {
@@ -376,6 +399,11 @@ export function routerRoutes(ctx: NetworkContext, routers: Resources<RouterRow>,
             if (!reachRows.some((s) => { const c = parseCidr(s.cidr, false); return c && c.version === hop.version && inCidr(c, hop.value); })) {
               throw conflict('RouterInterfaceInUseByRoute', `Router interface for subnet ${subnetIds[0]} on router ${router.id} cannot be deleted, as it is required by one or more routes.`);
             }
+          }
+          if (partial) {
+            await tx.deleteFrom('network_ip_allocations').where('port_id', '=', port.id).where('subnet_id', '=', b.subnet_id!).execute();
+            await bumpRevision(tx, 'network_ports', port.id, null, 'port');
+            return interfaceInfo(router, port, port.ips.filter((i) => i.subnet_id === b.subnet_id));
           }
           const info = interfaceInfo(router, port, port.ips);
           await removePort(tx, port.id);

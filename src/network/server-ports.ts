@@ -11,7 +11,8 @@ import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
 import { badRequest, conflict, ipExhausted, NeutronError, notFound } from './errors.ts';
 import { associationWith, insertFloatingIp, removeFloatingIp, type FloatingIpRow } from './floating-ips.ts';
-import { claimInterfaceIndex } from './interface-index.ts';
+import { claimInterfaceIndex, interfaceIndexes } from './interface-index.ts';
+import { tapName } from './protocol.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
 import { ensureDhcpPort, newMac, removePort, type PortRow } from './ports.ts';
@@ -23,6 +24,9 @@ import { ensureDefaultGroup } from './security-groups.ts';
 import type { SubnetRow } from './subnets.ts';
 import type { AutoTopology } from './auto-topology.ts';
 
+/** The binding:vif_type of a bound server port (kinds.ts hands a `tap` port to its agent as a tap, a `bridge` one as a veth). */
+export type BoundVifType = 'bridge' | 'tap';
+
 /** Nova's `networks` of a server create (from 2.37 required; `auto`/`none` from 2.37). */
 export type RequestedNetworks = 'auto' | 'none' | Array<{ uuid?: string; port?: string; fixed_ip?: string }>;
 
@@ -31,8 +35,12 @@ export interface ServerAddress { version: 4 | 6; addr: string; 'OS-EXT-IPS:type'
 export interface ServerNetworking {
   /** Makes or takes the server's ports (unbound); the ids, in the order asked. Made ports get `securityGroups` (ids; default: the project's default group). */
   allocate(o: { serverId: string; projectId: string; availabilityZone: string; requested: RequestedNetworks; securityGroups?: string[] }): Promise<string[]>;
-  /** Binds the server's ports to the host the scheduler chose (null: unbinds them). */
-  bind(serverId: string, host: string | null): Promise<void>;
+  /**
+   * Binds the server's ports to the host the scheduler chose (null: unbinds
+   * them), with the binding:vif_type of the server's kind: `bridge` (the
+   * agent plugs a veth into the server's namespace) or `tap` (a tap a VM opens).
+   */
+  bind(serverId: string, host: string | null, vifType?: BoundVifType): Promise<void>;
   /** Nova's `addresses` of each server: network name -> addresses. */
   addresses(serverIds: string[]): Promise<Map<string, Record<string, ServerAddress[]>>>;
   /** Deletes the server's ports except `preserve` (the ports it was given), which are detached. */
@@ -44,7 +52,7 @@ export interface ServerNetworking {
    * `networkId` (with `fixedIp`) or takes `portId`; bound to `host` when the
    * server has one, so its agent plugs it into the running server.
    */
-  attach(o: { serverId: string; projectId: string; availabilityZone: string; host: string | null; portId?: string; networkId?: string; fixedIp?: string; securityGroups?: string[] }): Promise<string>;
+  attach(o: { serverId: string; projectId: string; availabilityZone: string; host: string | null; vifType?: BoundVifType; portId?: string; networkId?: string; fixedIp?: string; securityGroups?: string[] }): Promise<string>;
   /** Detaches a server's port: deleted when compute made it, unbound and kept when `keep`. */
   detach(serverId: string, portId: string, keep: boolean): Promise<void>;
   /** A project's security group by id or name (404 unknown; 409 a name several groups have). */
@@ -188,8 +196,8 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       return made;
     },
 
-    async bind(serverId, host) {
-      await db.updateTable('network_ports').set({ binding_host_id: host ?? '', binding_vif_type: host ? 'bridge' : 'unbound', ...(host ? {} : { status: 'DOWN' }) })
+    async bind(serverId, host, vifType = 'bridge') {
+      await db.updateTable('network_ports').set({ binding_host_id: host ?? '', binding_vif_type: host ? vifType : 'unbound', ...(host ? {} : { status: 'DOWN' }) })
         .where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%').execute();
       if (host) {
         const nets = await db.selectFrom('network_ports').select('network_id').distinct().where('device_id', '=', serverId).execute();
@@ -259,7 +267,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
           id = await makePort(o.serverId, o.projectId, o.availabilityZone, networkId, o.fixedIp, o.securityGroups);
         }
         if (o.host) {
-          await db.updateTable('network_ports').set({ binding_host_id: o.host, binding_vif_type: 'bridge' }).where('id', '=', id).execute();
+          await db.updateTable('network_ports').set({ binding_host_id: o.host, binding_vif_type: o.vifType ?? 'bridge' }).where('id', '=', id).execute();
           const p = await db.selectFrom('network_ports').select('network_id').where('id', '=', id).executeTakeFirstOrThrow();
           await retryOnCollision(() => db.transaction().execute((tx) => ensureDhcpPort(tx, p.network_id, ctx.config.macPrefix)), () => ipExhausted(p.network_id));
         }
@@ -506,13 +514,18 @@ export interface ServerMetadataNetworking {
   portAt(networkId: string, ip: string): Promise<PortAtAddress | null>;
   /** The server's ports and security group names (EC2 mac, local-ipv4, security-groups). */
   facts(serverId: string): Promise<ServerPortFacts>;
+  /** Each server's ports in interface order (eth<index>), as a VM driver gives them NICs; servers without ports get []. */
+  interfacesOf(serverIds: string[]): Promise<Map<string, ServerPortInterface[]>>;
 }
+
+/** A server's port as its hypervisor sees it: the NIC's MAC, the tap (network/protocol.ts tapName) and its place among the NICs. */
+export interface ServerPortInterface { id: string; network_id: string; mac_address: string; mtu: number; index: number; device: string }
 
 /** Read-only, on the database alone: compute's desired state and the metadata service both use it. */
 export function serverMetadataNetworking(database: Db): ServerMetadataNetworking {
   const db = database as unknown as Kysely<any>;
   const computePorts = (serverIds: string[]) => db.selectFrom('network_ports as p').innerJoin('network_networks as n', 'n.id', 'p.network_id')
-    .select(['p.id', 'p.device_id', 'p.network_id', 'p.mac_address', 'p.binding_vif_type', 'n.mtu'])
+    .select(['p.id', 'p.device_id', 'p.network_id', 'p.mac_address', 'p.binding_vif_type', 'p.interface_index', 'n.mtu'])
     .where('p.device_id', 'in', serverIds).where('p.device_owner', 'like', 'compute:%').orderBy('p.created_at').orderBy('p.id').execute();
   return {
     async networkData(serverIds) {
@@ -531,6 +544,19 @@ export function serverMetadataNetworking(database: Db): ServerMetadataNetworking
           id: p.id, network_id: p.network_id, mac_address: p.mac_address, mtu: p.mtu, vif_type: p.binding_vif_type, fixed_ips: ips.get(p.id) ?? [],
         }));
         out.set(id, buildNetworkData(mine, subnets));
+      }
+      return out;
+    },
+
+    async interfacesOf(serverIds) {
+      const out = new Map<string, ServerPortInterface[]>(serverIds.map((id) => [id, []]));
+      if (!serverIds.length) return out;
+      const ports = await computePorts(serverIds);
+      for (const id of serverIds) {
+        const mine = ports.filter((p) => p.device_id === id);
+        const indexes = interfaceIndexes(mine);
+        out.set(id, mine.map((p) => ({ id: p.id, network_id: p.network_id, mac_address: p.mac_address, mtu: p.mtu, index: indexes.get(p.id)!, device: tapName(p.id) }))
+          .sort((a, b) => a.index - b.index));
       }
       return out;
     },

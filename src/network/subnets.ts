@@ -8,10 +8,11 @@ import { route, type Route } from '../http/service.ts';
 import type { NetworkContext } from './context.ts';
 import { badRequest, conflict, invalidAttr, invalidInput, NeutronError, subnetInUse } from './errors.ts';
 import {
-  cidrRange, formatCidr, formatIp, hostRange, inCidr, parseCidr, parseIp, rangesOverlap, subtract, type Cidr, type Range,
+  cidrRange, formatCidr, formatIp, hostRange, parseCidr, parseIp, rangesOverlap, subtract, type Cidr, type Range,
 } from './ipnet.ts';
 import type { View } from './list.ts';
-import { DHCP_OWNER, type NetworkRow } from './networks.ts';
+import { DHCP_OWNER, ROUTER_INTERFACE, type NetworkRow } from './networks.ts';
+import { allocate, isAutoAddress, poolRanges, type Pool } from './ipam.ts';
 import { ownerOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -20,12 +21,9 @@ import { rbacGranted } from './rbac-query.ts';
 import type { SubnetPools } from './subnetpools.ts';
 
 export type SubnetRow = NetworkTables['network_subnets'];
-export interface Pool { start: string; end: string }
 interface HostRoute { destination: string; nexthop: string }
-
-/** Subnets whose addresses ports derive from their MAC (EUI-64) rather than take from the pools. */
-export const isAutoAddress = (s: Pick<SubnetRow, 'ipv6_address_mode'>): boolean =>
-  s.ipv6_address_mode === 'slaac' || s.ipv6_address_mode === 'dhcpv6-stateless';
+// what IPAM reads of a subnet lives with IPAM (ipam.ts imports nothing of this file)
+export { isAutoAddress, poolRanges, type Pool };
 
 const PoolT = Type.Object({ start: Type.String(), end: Type.String() }, { additionalProperties: false });
 const RouteT = Type.Object({ destination: Type.String(), nexthop: Type.String() }, { additionalProperties: false });
@@ -86,9 +84,6 @@ function address(attr: string, s: string, cidr: Cidr): bigint {
   if (p.version !== cidr.version) throw invalidInput(`${attr} ${s} does not match the ip_version ${cidr.version}`);
   return p.value;
 }
-
-export const poolRanges = (cidr: Cidr, pools: Pool[]): Range[] =>
-  pools.map((p) => ({ first: parseIp(p.start)!.value, last: parseIp(p.end)!.value })).filter((r) => inCidr(cidr, r.first));
 
 /** Checks pools against the CIDR, each other and the gateway (Neutron's errors); returns them canonical. */
 function checkPools(cidr: Cidr, pools: Pool[], gateway: bigint | null): Pool[] {
@@ -151,7 +146,11 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
   return [
     ...subnets.routes(),
     createRoute({
-      def: subnets.def, rule: 'create_subnet', item: CreateItem, view: (cred, id) => subnets.view(cred, id), undo: (id) => db.deleteFrom('network_subnets').where('id', '=', id).execute(),
+      def: subnets.def, rule: 'create_subnet', item: CreateItem, view: (cred, id) => subnets.view(cred, id), undo: async (id) => {
+        // the EUI-64 addresses it gave the network's ports go with it
+        await db.deleteFrom('network_ip_allocations').where('subnet_id', '=', id).execute();
+        await db.deleteFrom('network_subnets').where('id', '=', id).execute();
+      },
       async create(rc, b) {
         const cred = rc.cred!;
         const net = await networks.find(cred, b.network_id);
@@ -168,6 +167,7 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           const ra = b.ipv6_ra_mode ?? null;
           const am = b.ipv6_address_mode ?? null;
           if (cidr.version === 4 && (ra !== null || am !== null)) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4');
+          if ((ra !== null || am !== null) && b.enable_dhcp === false) throw invalidInput('ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False');
           if (ra !== null && am !== null && ra !== am) {
             throw invalidInput(`ipv6_ra_mode set to '${ra}' with ipv6_address_mode set to '${am}' is not valid. If both attributes are set, they must be the same value`);
           }
@@ -214,6 +214,17 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
             ipv6_ra_mode: v.ra, ipv6_address_mode: v.am, allocation_pools: JSON.stringify(v.pools), dns_nameservers: JSON.stringify(v.dns),
             host_routes: JSON.stringify(v.routes), service_types: JSON.stringify(b.service_types ?? []), subnetpool_id: pool?.id ?? null, ipam_generation: 0,
           }).execute();
+          // a SLAAC or DHCPv6-stateless subnet gives every port already on the network its EUI-64 address
+          // (the hosts make it from the router's RAs anyway), router interfaces excepted (Neutron's)
+          if (isAutoAddress({ ipv6_address_mode: v.am })) {
+            const row = await tx.selectFrom('network_subnets').selectAll().where('id', '=', id).executeTakeFirstOrThrow() as SubnetRow;
+            const ports = await tx.selectFrom('network_ports').select(['id', 'mac_address', 'device_owner']).where('network_id', '=', b.network_id)
+              .where('device_owner', '!=', ROUTER_INTERFACE).orderBy('id').execute();
+            for (const port of ports) {
+              await allocate(tx, { networkId: b.network_id, subnets: [row], portId: port.id, mac: port.mac_address, deviceOwner: port.device_owner, requested: [{ subnet_id: id }] });
+              await bumpRevision(tx, 'network_ports', port.id, null, 'port');
+            }
+          }
         });
         return id;
       },
@@ -235,6 +246,7 @@ export function subnetRoutes(ctx: NetworkContext, subnets: Resources<SubnetRow>,
           const set: Partial<SubnetRow> = { allocation_pools: JSON.stringify(pools), gateway_ip: gateway === null ? null : formatIp(cidr.version, gateway) };
           if (b.name !== undefined) set.name = b.name;
           if (b.description !== undefined) set.description = b.description;
+          if (b.enable_dhcp === false && (row.ipv6_ra_mode !== null || row.ipv6_address_mode !== null)) throw invalidInput('Cannot disable enable_dhcp with ipv6 attributes set');
           if (b.enable_dhcp !== undefined) set.enable_dhcp = int(b.enable_dhcp);
           if (b.dns_nameservers !== undefined) set.dns_nameservers = JSON.stringify(checkDns(cidr, b.dns_nameservers));
           if (b.host_routes !== undefined) set.host_routes = JSON.stringify(checkRoutes(cidr, b.host_routes));

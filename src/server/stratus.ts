@@ -17,6 +17,7 @@ import { FileStore } from '../image/store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
+import { createVolumeService } from '../volume/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import type { ComputeConfig } from '../compute/api/context.ts';
@@ -64,6 +65,9 @@ export const HOSTED_SERVICES: HostedService[] = [
   { type: 'compute', name: 'nova', path: '/compute/v2.1' },
   { type: 'placement', name: 'placement', path: '/placement' },
   { type: 'network', name: 'neutron', path: '/network' },
+  // as DevStack registers Cinder: both types, project-less URLs
+  { type: 'block-storage', name: 'cinder', path: '/volume/v3' },
+  { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -102,7 +106,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  return { identity, images, compute, fleet, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service] };
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }) });
+  return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
 }
 
 /**
@@ -124,7 +129,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -145,6 +150,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await images.start();
     await fleet.start();
     await compute.start();
+    await volume.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.

@@ -159,7 +159,8 @@ test('what the agent is handed: network_data.json in the config drive, the metad
   const w = await (await agent('POST', 'md-host/watch', { known: { server: {}, network: {}, port: {}, security_group: {} }, wait: 0 })).json() as any;
   const srv = w.resources.find((x: any) => x.kind === 'server' && x.id === id);
   const nd = srv.spec.config_drive.network_data;
-  assert.deepEqual(nd.links, [{ id: `tap${port.id.slice(0, 11)}`, vif_id: port.id, type: 'bridge', mtu: 1450, ethernet_mac_address: port.mac_address }]);
+  // a disk image: a VM, whose port is a tap (binding:vif_type), the link type Nova shows
+  assert.deepEqual(nd.links, [{ id: `tap${port.id.slice(0, 11)}`, vif_id: port.id, type: 'tap', mtu: 1450, ethernet_mac_address: port.mac_address }]);
   assert.deepEqual(nd.networks, [{ id: 'network0', type: 'ipv4_dhcp', link: nd.links[0].id, network_id: net.id }]);
   const ps = w.resources.find((x: any) => x.kind === 'port' && x.id === port.id);
   assert.deepEqual(ps.spec.ip_config.routes, [{ destination: '169.254.169.254/32', nexthop: dhcp.fixed_ips[0].ip_address }]);

@@ -235,6 +235,16 @@ async function cleanNetworkState(root: string): Promise<void> {
     }
     await run('ip', ['netns', 'del', `qdhcp-${id}`]);
   }
+  // routers' radvd (pid file naming this state's radvd.conf)
+  for (const id of list(join(root, 'radvd'))) {
+    const dir = join(root, 'radvd', id);
+    const pid = Number(readOr(join(dir, 'pid')).trim());
+    if (Number.isInteger(pid) && pid > 0 && readOr(`/proc/${pid}/cmdline`).includes(dir)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch { /* it ended in between */ }
+    }
+  }
   for (const f of list(join(root, 'routers')).filter((n) => n.endsWith('.json'))) await run('ip', ['netns', 'del', `qrouter-${f.slice(0, -5)}`]);
 }
 

@@ -137,6 +137,11 @@ function metaData(hostname: string, uuid: string): string {
 
 const userData = (marker: string) => `#!/bin/sh\necho "${marker} on $(hostname) as $(id -u)"\n`;
 
+/** The guest's own lines about its boot (with their uptimes), for the test's log. */
+function timeline(g: Guest): string {
+  return serialText(g).split('\n').filter((l) => l.includes('stratus-guest:')).map((l) => l.slice(l.indexOf('stratus-guest:'))).join('\n');
+}
+
 async function checkGuest(g: Guest, hostname: string, marker: string, source: RegExp): Promise<void> {
   const lease = await waitSerial(g, /stratus-guest: eth0 leased (\d+\.\d+\.\d+\.\d+)\/(\d+)/);
   assert.ok(lease[1], 'an address leased');
@@ -153,6 +158,7 @@ async function checkGuest(g: Guest, hostname: string, marker: string, source: Re
   const reply = await qmpCommand(g.qmp, 'system_powerdown');
   assert.deepEqual(reply, { return: {} });
   await waitSerial(g, /stratus-guest: ACPI power button: powering off/);
+  console.log(timeline(g));
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([g.exited, new Promise<'still running'>((r) => { timer = setTimeout(() => r('still running'), BOOT_WAIT_MS); })]);
   clearTimeout(timer);

@@ -123,8 +123,10 @@ const INTERFACES: Record<string, readonly string[]> = {
   compute: ['compute/engine/protocol.ts', 'compute/schema.ts'],
   // NetworkService wiring; the wire contract of the network kinds agents converge.
   network: ['network/service.ts', 'network/protocol.ts'],
+  // VolumeService wiring; the wire contract of the volume kind a volume backend will converge.
+  volume: ['volume/service.ts', 'volume/protocol.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'network', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 

@@ -59,14 +59,16 @@ test('cpio: device nodes carry their major and minor; names are normalised and c
   assert.equal(a.length % 4, 0);
 });
 
-test('MBR: one active partition entry with LBA start and size, and the boot signature', () => {
-  const t = mbrPartitionTable(2048, 40960, 0x0e, 0x12345678);
+test('MBR: partition entries with LBA start and size, the active flag, and the boot signature', () => {
+  const t = mbrPartitionTable([{ start: 2048, sectors: 40960, type: 0x0e, active: true }, { start: 43008, sectors: 100, type: 0x83 }], 0x12345678);
   assert.equal(t.length, 72);
   assert.equal(t.readUInt32LE(0), 0x12345678);
   assert.equal(t[6], 0x80);
   assert.equal(t[10], 0x0e);
   assert.equal(t.readUInt32LE(14), 2048);
   assert.equal(t.readUInt32LE(18), 40960);
+  assert.deepEqual([t[22], t[26], t.readUInt32LE(30), t.readUInt32LE(34)], [0, 0x83, 43008, 100]);
+  assert.equal(t[38], 0); // no third entry
   assert.deepEqual([t[70], t[71]], [0x55, 0xaa]);
   assert.match(syslinuxConfig(KERNEL_CMDLINE), /^ {2}APPEND console=tty0 console=ttyS0,115200n8 /m);
 });

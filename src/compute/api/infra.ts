@@ -125,16 +125,37 @@ async function usageByHost(ctx: ComputeContext, hosts: HostRow[]): Promise<Map<s
   return out;
 }
 
+/** A VM host's registered hypervisor (QEMU under TCG, KVM); else what the host's kinds run. */
 function hypervisorType(h: HostRow): string {
+  if (h.hypervisor_type) return h.hypervisor_type;
   const kinds = (() => { try { return JSON.parse(h.kinds) as string[]; } catch { return [h.kinds]; } })();
   if (kinds.includes('vm')) return 'QEMU';
   if (kinds.includes('baremetal')) return 'ironic';
   return 'runc';
 }
 
-function agentVersionNumber(s: string): number {
-  const m = /(\d+)\.(\d+)\.(\d+)/.exec(s);
+/** Nova's convert_version_to_int: '7.2.15' is 7002015 (missing parts count 0); null when not a version. */
+export function versionNumber(s: string): number | null {
+  const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(s.trim());
+  return m ? Number(m[1]) * 1_000_000 + Number(m[2] ?? 0) * 1000 + Number(m[3] ?? 0) : null;
+}
+
+/** The hypervisor's version (a VM host's QEMU), else the agent's. */
+function hypervisorVersion(h: HostRow): number {
+  const qemu = h.hypervisor_version ? versionNumber(h.hypervisor_version) : null;
+  if (qemu !== null) return qemu;
+  const m = /(\d+)\.(\d+)\.(\d+)/.exec(h.agent_version);
   return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 1000 + Number(m[3]) : 1;
+}
+
+/**
+ * Nova's cpu_info (libvirt's shape). A VM host's guests are x86_64 (QEMU's
+ * qemu-system-x86_64); its CPU model and vendor are not registered, so they
+ * stay empty, as on a container host, whose arch is the control plane's.
+ */
+function cpuInfo(h: HostRow): { arch: string; model: string; vendor: string; topology: { cores: number; threads: number; sockets: number }; features: string[] } {
+  const arch = h.hypervisor_type ? 'x86_64' : process.arch === 'x64' ? 'x86_64' : process.arch;
+  return { arch, model: '', vendor: '', topology: { cores: h.vcpus, threads: 1, sockets: 1 }, features: [] };
 }
 
 export function infraRoutes(ctx: ComputeContext): Route[] {
@@ -145,7 +166,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
     };
     if (detail) {
       out.hypervisor_type = hypervisorType(h);
-      out.hypervisor_version = agentVersionNumber(h.agent_version);
+      out.hypervisor_version = hypervisorVersion(h);
       out.host_ip = h.host_ip || null;
       out.service = { id: v.ge('2.53') ? svc.uuid : svc.number, host: h.hostname, disabled_reason: h.disabled_reason };
       if (v.lt('2.88')) {
@@ -154,7 +175,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
           free_ram_mb: h.memory_mb - u.memory, free_disk_gb: h.disk_gb - u.disk, current_workload: u.busy, running_vms: u.servers.length,
           disk_available_least: h.disk_gb - u.disk,
         });
-        const cpu = { arch: process.arch === 'x64' ? 'x86_64' : process.arch, model: '', vendor: '', topology: { cores: h.vcpus, threads: 1, sockets: 1 }, features: [] as string[] };
+        const cpu = cpuInfo(h);
         out.cpu_info = v.ge('2.28') ? cpu : JSON.stringify(cpu);
       } else {
         out.uptime = svc.up ? uptimeText(h) : null;

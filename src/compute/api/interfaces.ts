@@ -8,6 +8,7 @@
 // at create are.
 import { Type } from 'typebox';
 import { sql } from 'kysely';
+import { kindOf } from '../kinds.ts';
 import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
@@ -99,7 +100,7 @@ export function interfaceRoutes(ctx: ComputeContext): Route[] {
         try {
           portId = await net.attach({
             serverId: s.id, projectId: s.project_id, availabilityZone: s.availability_zone ?? ctx.config.defaultAvailabilityZone, host: s.host,
-            portId: body.port_id, networkId: body.net_id, fixedIp, securityGroups: groups,
+            vifType: kindOf(s.kind).vifType, portId: body.port_id, networkId: body.net_id, fixedIp, securityGroups: groups,
           });
         } catch (err) {
           throw novaError(err);

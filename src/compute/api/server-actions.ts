@@ -3,7 +3,7 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
-import { kindOf } from '../kinds.ts';
+import { isDriverAction, kindOf, kindSupports } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -36,6 +36,12 @@ interface Intent {
   reboot?: 'SOFT' | 'HARD';
   rebuild?: Record<string, unknown>;
 }
+
+/** Actions only admins may ask for, by default policy, with the rule Nova names. */
+const ADMIN_ACTIONS: Record<string, string> = {
+  migrate: 'os_compute_api:os-migrate-server:migrate', 'os-migrateLive': 'os_compute_api:os-migrate-server:migrate_live',
+  evacuate: 'os_compute_api:os-evacuate', shelveOffload: 'os_compute_api:os-shelve:shelve_offload',
+};
 
 const locked = (s: ServerRow) => conflict(`Instance ${s.id} is locked`);
 const notReady = (s: ServerRow) => conflict(`Instance ${s.id} is not ready`);
@@ -118,6 +124,13 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
       await settleEvents(ctx.db, s);
       const cred = rc.cred!;
       const v = mv(rc);
+      // Nova's admin-only actions are refused to others first (its policy runs before any driver is asked)
+      const adminRule = ADMIN_ACTIONS[action];
+      if (adminRule && !isComputeAdmin(cred)) throw forbidden(`Policy doesn't allow ${adminRule} to be performed.`);
+      // an action the server's kind cannot do: Nova's 409 (as for an action its driver does not support), never "no such action"
+      if (isDriverAction(action) && !kindSupports(s.kind, action)) {
+        throw conflict(`Cannot '${action}' instance ${s.id}: a ${s.kind} server does not support ${action}.`);
+      }
       rc.reply.code(202);
       const power = async (intent: Intent, vmStates: string[], taskStates: Array<string | null> = [null]) => {
         validate(NullOrEmpty, arg ?? null);

@@ -31,11 +31,14 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         if (!s.host) throw new ApiError('Conflict', `Instance ${s.id} is not ready: it has no host yet.`);
         const f = parseFlavor(s);
         const uptime = s.launched_at && s.power_state === 1 ? Math.floor((Date.now() - Date.parse(s.launched_at)) / 1000) : null;
+        // a VM on a host whose probe found KVM working runs under kvm (libvirt's virt_type), else the kind's
+        const host = await ctx.db.selectFrom('compute_hosts').select('hypervisor_accel').where('hostname', '=', s.host).executeTakeFirst();
+        const hypervisor = kindOf(s.kind).hypervisor === 'qemu' && host?.hypervisor_accel === 'kvm' ? 'kvm' : kindOf(s.kind).hypervisor;
         if (mv(rc).lt('2.48')) {
-          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: kindOf(s.kind).hypervisor };
+          return { state: POWER_NAMES[s.power_state] ?? 'pending', num_cpus: f.vcpus, memory: f.ram * 1024, uptime, driver: hypervisor };
         }
         return {
-          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor: kindOf(s.kind).hypervisor, hypervisor_os: 'linux',
+          state: POWER_NAMES[s.power_state] ?? 'pending', driver: 'libvirt', hypervisor, hypervisor_os: 'linux',
           uptime, config_drive: s.config_drive === 'True', num_cpus: f.vcpus, num_nics: 0, num_disks: kindOf(s.kind).disks,
           memory_details: { maximum: f.ram, used: null },
           cpu_details: Array.from({ length: f.vcpus }, (_, id) => ({ id, time: null, utilisation: null })),

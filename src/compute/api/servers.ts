@@ -2,8 +2,9 @@
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
-import { KINDS, kindOfImageFormat, type KindName } from '../kinds.ts';
+import { KINDS, kindOf, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
+import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
@@ -155,16 +156,19 @@ export const idFromHref = (ref: string): string => new URL(ref, 'http://x/').pat
 /** The kind of host an image needs (kinds.ts: OCI/Docker images are containers; disk images are VMs). */
 export const kindOfImage = (img: ImageInfo): KindName => kindOfImageFormat(img.containerFormat);
 
-/** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks). */
+/** Validates an image for booting with `flavor` (Nova's _validate_flavor_image checks: FlavorMemoryTooSmall, FlavorDiskSmallerThanImage, FlavorDiskSmallerThanMinDisk, InvalidImageConfigDrive). */
 export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; disk: number }, missing = 'Can not find requested image'): ImageInfo {
   if (!img) throw badRequest(missing);
   if (img.status !== 'active') throw badRequest(`Image ${img.id} is not active.`);
   const cf = (img.containerFormat ?? '').toLowerCase();
   if (cf === 'aki' || cf === 'ari') throw badRequest(`Image ${img.id} is unacceptable: a kernel or ramdisk image cannot be booted.`);
+  const drive = img.properties.img_config_drive ?? 'optional';
+  if (drive !== 'optional' && drive !== 'mandatory') throw badRequest(`Image's config drive option '${drive}' is invalid`);
   if (img.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
+  // a root disk from the flavor (0: not checked); the image's size first, then its min_disk, as Nova does
   if (KINDS[kindOfImage(img)].rootDisk && flavor.disk > 0) {
-    if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
     if (img.size !== null && img.size > flavor.disk * 1024 ** 3) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, image is ${img.size} bytes.`);
+    if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
   }
   return img;
 }
@@ -362,9 +366,16 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
       throw err;
     }
-    // a server the scheduler already placed got its ports bound before they existed
-    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
-    for (const p of placed) await ctx.network.bind(p.id, p.host!);
+    // a server the scheduler already placed got its ports bound before they existed; a VM's spec
+    // names its ports: a new version sends it the ports its agent may have been handed without
+    const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'kind']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
+    for (const p of placed) {
+      await ctx.network.bind(p.id, p.host!, kindOf(p.kind).vifType);
+      if (kindOf(p.kind).vifType === 'tap') {
+        await ctx.db.updateTable('compute_servers').set({ version: sql`version + 1`, updated_at: nowIso() }).where('id', '=', p.id).where('deleted_at', 'is', null).execute();
+        ctx.engine.notify(p.host);
+      }
+    }
   }
   ctx.engine.kick();
 

@@ -1,14 +1,17 @@
 // The desired state of servers as agents receive it (`server` resources): the
-// row, its flavor at boot, its image record, and its config drive (Nova's
-// openstack/latest layout), built for many servers with a handful of queries.
+// row, its flavor at boot, its image record, its config drive (Nova's
+// openstack/latest layout) and, for a kind whose ports are taps (a VM: its
+// driver gives each a NIC), its ports in interface order; built for many
+// servers with a handful of queries.
 import type { Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { Tables } from '../../db/tables.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { DesiredPower } from '../schema.ts';
 import type { Resource } from '../../fleet/protocol.ts';
-import { serverMetadataNetworking, type NetworkData } from '../../network/service.ts';
-import { SERVER_KIND, type AgentImage, type ServerSpec } from './protocol.ts';
+import { serverMetadataNetworking, type NetworkData, type ServerPortInterface } from '../../network/service.ts';
+import { kindOf } from '../kinds.ts';
+import { SERVER_KIND, type AgentImage, type ServerPortSpec, type ServerSpec } from './protocol.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
 
@@ -33,25 +36,40 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   }
   const imageIds = [...new Set(rows.map((r) => r.image_id).filter((x): x is string => !!x))];
   const imageById = new Map<string, AgentImage>();
+  const mandatoryDrive = new Set<string>();
   for (const id of imageIds) {
     const img = await images.getImage(id);
     if (img) imageById.set(id, agentImage(img));
+    // Nova's configdrive.required_by: the image may insist on a config drive
+    if (img?.properties.img_config_drive === 'mandatory') mandatoryDrive.add(id);
   }
   // network_data.json: the same builder the metadata service answers with
-  const networkData = await serverMetadataNetworking(db).networkData(rows.map((r) => r.id));
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null, networkData.get(s.id)!));
+  const networking = serverMetadataNetworking(db);
+  const networkData = await networking.networkData(rows.map((r) => r.id));
+  const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
+  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null, networkData.get(s.id)!, {
+    ports: interfaces.get(s.id), driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
+  }));
 }
 
-function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null, networkData: NetworkData): Resource<ServerSpec> {
+/** A port as the VM's driver takes it (protocol.ts ServerPortSpec). */
+const portSpec = (p: ServerPortInterface): ServerPortSpec => ({ id: p.id, mac_address: p.mac_address, device: p.device, mtu: p.mtu, index: p.index });
+
+function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null, networkData: NetworkData,
+  o: { ports: ServerPortInterface[] | undefined; driveRequested: boolean }): Resource<ServerSpec> {
   let f: Record<string, any> = {};
   try {
     f = JSON.parse(s.flavor) as Record<string, any>;
   } catch { /* a broken row keeps the defaults */ }
   const keys = s.key_name && s.key_data ? [{ name: s.key_name, type: s.key_data.startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data }] : [];
-  return { kind: SERVER_KIND, id: s.id, version: s.version, spec: toSpec(s, f, metadata, image, keys, networkData) };
+  const spec = toSpec(s, f, metadata, image, keys, networkData, o.driveRequested);
+  // a container's ports are veths the network driver moves into its namespace: its spec names none
+  if (o.ports) spec.ports = o.ports.map(portSpec);
+  return { kind: SERVER_KIND, id: s.id, version: s.version, spec };
 }
 
-function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, string>, image: AgentImage | null, keys: Array<{ name: string; type: string; data: string }>, networkData: NetworkData): ServerSpec {
+function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, string>, image: AgentImage | null, keys: Array<{ name: string; type: string; data: string }>,
+  networkData: NetworkData, driveRequested: boolean): ServerSpec {
   return {
     name: s.name, hostname: s.hostname, project_id: s.project_id, user_id: s.user_id, kind: s.kind,
     image,
@@ -64,6 +82,7 @@ function toSpec(s: Server, f: Record<string, any>, metadata: Record<string, stri
     vm_state: s.vm_state, task_state: s.task_state,
     deleted: s.task_state === 'deleting' || s.deleted_at !== null,
     config_drive: {
+      requested: driveRequested,
       // Nova's meta_data.json (the agent puts "uuid" first)
       meta_data: {
         name: s.name, hostname: s.hostname, launch_index: s.launch_index, availability_zone: s.availability_zone ?? 'nova',

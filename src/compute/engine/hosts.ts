@@ -1,6 +1,7 @@
 // Compute's host registry for the fleet: a host's registration and heartbeat
-// write its compute_hosts row (capacity, server kinds, overcommit, zone), the
-// record the scheduler places servers on and os-services/os-hypervisors show.
+// write its compute_hosts row (capacity, server kinds, overcommit, zone, a VM
+// host's hypervisor), the record the scheduler places servers on and
+// os-services/os-hypervisors show.
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import type { HostRegistry } from '../../fleet/kinds.ts';
@@ -17,6 +18,8 @@ export function computeHosts(db: Db, log: Logger, o: { defaultAvailabilityZone?:
       const fields = {
         kinds, vcpus: info.vcpus, memory_mb: info.memory_mb, disk_gb: info.disk_gb, agent_version: info.version,
         host_ip: info.host_ip ?? '', last_seen_at: now,
+        // a VM host's hypervisor; a host that no longer runs VMs says none
+        hypervisor_type: info.hypervisor?.type ?? null, hypervisor_accel: info.hypervisor?.accel ?? null, hypervisor_version: info.hypervisor?.version ?? null,
         ...(info.availability_zone ? { availability_zone: info.availability_zone } : {}),
         ...(info.cpu_allocation_ratio ? { cpu_allocation_ratio: info.cpu_allocation_ratio } : {}),
         ...(info.ram_allocation_ratio ? { ram_allocation_ratio: info.ram_allocation_ratio } : {}),

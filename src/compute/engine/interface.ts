@@ -18,7 +18,7 @@ export interface EngineDeps {
   images: ImageService;
   config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
   /** Binds a placed server's ports to its host (the network service); none: servers have no ports. */
-  bindPorts?(serverId: string, host: string): Promise<void>;
+  bindPorts?(serverId: string, host: string, kind: string): Promise<void>;
 }
 
 export interface Engine {

@@ -120,9 +120,9 @@ export class Scheduler {
   private readonly db: Db;
   private readonly log: Logger;
   readonly config: SchedulerConfig;
-  /** Called for each server once claimed on a host (its ports are bound there). */
-  private readonly placedOn: ((serverId: string, host: string) => Promise<void>) | null;
-  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}, placedOn?: (serverId: string, host: string) => Promise<void>) {
+  /** Called for each server once claimed on a host (its ports are bound there, as its kind plugs them). */
+  private readonly placedOn: ((serverId: string, host: string, kind: string) => Promise<void>) | null;
+  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}, placedOn?: (serverId: string, host: string, kind: string) => Promise<void>) {
     this.db = db;
     this.log = log;
     this.config = { ...defaultSchedulerConfig, ...config };
@@ -285,7 +285,7 @@ export class Scheduler {
   async claim(host: Host, servers: Server[]): Promise<number> {
     const placed = await this.claimOn(host, servers);
     // before the agent hears of the server (the caller notifies it): its ports are on the host as soon as it is
-    for (const s of placed) await this.placedOn?.(s.id, host.hostname).catch((err: Error) => this.log.warn({ server: s.id, err: err.message }, 'binding the server\'s ports failed'));
+    for (const s of placed) await this.placedOn?.(s.id, host.hostname, s.kind).catch((err: Error) => this.log.warn({ server: s.id, err: err.message }, 'binding the server\'s ports failed'));
     return placed.length;
   }
 

@@ -44,10 +44,15 @@ const CHECKER = new URL('./tempest_schema.py', import.meta.url).pathname;
 
 /** Collects response bodies and checks them all at once against Tempest's response schemas. */
 export class TempestSchemas {
-  private items: Array<{ module: string; name: string; status: number; body: unknown; label: string }> = [];
-  /** `module` is relative to tempest.lib.api_schema.response.compute, e.g. 'v2_47.servers'. */
+  private items: Array<{ package: string; module: string; name: string; status: number; body: unknown; label: string }> = [];
+  private readonly pkg: string;
+  /** `pkg`: the package of tempest.lib.api_schema.response the modules are in ('compute', 'volume'). */
+  constructor(pkg = 'compute') {
+    this.pkg = pkg;
+  }
+  /** `module` is relative to tempest.lib.api_schema.response.<pkg>, e.g. 'v2_47.servers'. */
   add(module: string, name: string, reply: Reply, label = ''): void {
-    this.items.push({ module, name, status: reply.status, body: reply.body === '' ? null : reply.body, label });
+    this.items.push({ package: this.pkg, module, name, status: reply.status, body: reply.body === '' ? null : reply.body, label });
   }
   /** Asserts bodies were collected and every one is valid; Tempest (python3-tempest, installed by bin/test) must be there. */
   check(): void {

@@ -3,7 +3,8 @@
 
 Reads a JSON list of {"module": "v2_1.servers", "name": "get_server",
 "status": 200, "body": {...}} on stdin (module relative to
-tempest.lib.api_schema.response.compute) and prints a JSON list of error
+tempest.lib.api_schema.response.<package>, package "compute" unless the
+entry names another, e.g. "volume") and prints a JSON list of error
 strings, one per failing entry (empty when every body validates). Exits 3
 when Tempest is not installed, so callers can skip.
 """
@@ -22,7 +23,7 @@ for i, item in enumerate(json.load(sys.stdin)):
     label = "%s.%s [%d] %s" % (item["module"], item["name"], i, item.get("label", ""))
     try:
         mod = importlib.import_module(
-            "tempest.lib.api_schema.response.compute." + item["module"])
+            "tempest.lib.api_schema.response.%s.%s" % (item.get("package", "compute"), item["module"]))
         schema = getattr(mod, item["name"])
     except (ImportError, AttributeError) as e:
         errors.append("%s: no such schema (%s)" % (label, e))

@@ -114,3 +114,56 @@ test('a router on its host: interfaces, gateway, SNAT, routes, floating IPs, por
   assert.ok(gone.r.gone.some((g: any) => g.kind === 'router' && g.id === router.id));
   assert.ok(gone.r.gone.some((g: any) => g.kind === 'network' && g.id === ext.id), 'the external network leaves the router host');
 });
+
+test('IPv6: router interfaces carry CIDR, ipv6_ra_mode and name servers; the DHCP port has an address on each DHCPv6 subnet, dnsmasq its hosts', async () => {
+  await register('v6-h1', '198.51.100.21', { network: [], port: [], security_group: [], router: [] });
+  const net = await create(call, 'networks', 'network', { name: 'v6-tenant' });
+  const full = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd70::/64', ipv6_ra_mode: 'dhcpv6-stateful', ipv6_address_mode: 'dhcpv6-stateful', dns_nameservers: ['fd70::53'] });
+  const less = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd71::/64', ipv6_ra_mode: 'dhcpv6-stateless', ipv6_address_mode: 'dhcpv6-stateless' });
+  const slaac = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd72::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' });
+  const router = await create(call, 'routers', 'router', { name: 'v6-r' });
+  const itfs = [];
+  for (const s of [full, slaac]) {
+    const r = await call('PUT', `/routers/${router.id}/add_router_interface`, { body: { subnet_id: s.id } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    itfs.push(r.body);
+  }
+  const vm = await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-v6', device_owner: 'compute:nova', 'binding:host_id': 'v6-h1' });
+  const vmIp = (s: { id: string }) => vm.fixed_ips.find((f: { subnet_id: string }) => f.subnet_id === s.id)?.ip_address;
+  assert.ok(vmIp(full) && vmIp(less) && vmIp(slaac), JSON.stringify(vm.fixed_ips));
+
+  // the DHCP port: an address on the stateful and the stateless subnet (dnsmasq serves both), SLAAC's as every port's
+  const dhcp = (await call('GET', `/ports?network_id=${net.id}&device_owner=network:dhcp`)).body.ports[0];
+  assert.ok(dhcp, 'a DHCP port on an IPv6-only network');
+  const dhcpSubnets = dhcp.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id);
+  assert.ok(dhcpSubnets.includes(full.id) && dhcpSubnets.includes(less.id), JSON.stringify(dhcp.fixed_ips));
+
+  let w = await watch('v6-h1', { network: {}, port: {}, security_group: {}, router: {} });
+  if (!w.routers.has(router.id)) w = await watch('v6-h1', w.next);
+  const spec = w.routers.get(router.id);
+  assert.ok(spec, JSON.stringify(w.r));
+  const byPort = new Map(spec.interfaces.map((i: { subnet_id: string }) => [i.subnet_id, i]));
+  assert.deepEqual(byPort.get(full.id), {
+    port_id: itfs[0].port_id, network_id: net.id, subnet_id: full.id, mac_address: (await call('GET', `/ports/${itfs[0].port_id}`)).body.port.mac_address,
+    ip_address: full.gateway_ip, prefixlen: 64, cidr: 'fd70::/64', ipv6_ra_mode: 'dhcpv6-stateful', dns_nameservers: ['fd70::53'],
+  });
+  assert.deepEqual([(byPort.get(slaac.id) as any).cidr, (byPort.get(slaac.id) as any).ipv6_ra_mode], ['fd72::/64', 'slaac']);
+
+  const n = (await watch('v6-h1', { network: {}, port: {}, security_group: {}, router: {} })).networks.get(net.id);
+  assert.ok(n.dhcp, 'the host serves the network\'s DHCP');
+  assert.deepEqual(n.dhcp.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id).sort(), [full.id, less.id].sort());
+  const hosts = n.dhcp.hosts.filter((h: { port_id: string }) => h.port_id === vm.id).map((h: { subnet_id: string; ip_address: string }) => [h.subnet_id, h.ip_address]);
+  assert.deepEqual(hosts.sort(), [[full.id, vmIp(full)], [less.id, vmIp(less)]].sort());
+
+  // a DHCPv6 subnet added later: the DHCP port gets its address at the next bind
+  const later = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd73::/64', ipv6_address_mode: 'dhcpv6-stateful', ipv6_ra_mode: 'dhcpv6-stateful' });
+  await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-v6b', device_owner: 'compute:nova', 'binding:host_id': 'v6-h1' });
+  const dhcp2 = (await call('GET', `/ports/${dhcp.id}`)).body.port;
+  assert.ok(dhcp2.fixed_ips.some((f: { subnet_id: string }) => f.subnet_id === later.id), JSON.stringify(dhcp2.fixed_ips));
+  // an IPv6 subnet with no mode is dnsmasq's too (as Neutron serves it); one with only an RA mode is not
+  const plain = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd74::/64' });
+  const raOnly = await create(call, 'subnets', 'subnet', { network_id: net.id, ip_version: 6, cidr: 'fd75::/64', ipv6_ra_mode: 'dhcpv6-stateful' });
+  await create(call, 'ports', 'port', { network_id: net.id, device_id: 'srv-v6c', device_owner: 'compute:nova', 'binding:host_id': 'v6-h1' });
+  const dhcp3 = (await call('GET', `/ports/${dhcp.id}`)).body.port.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id);
+  assert.ok(dhcp3.includes(plain.id) && !dhcp3.includes(raOnly.id), JSON.stringify(dhcp3));
+});

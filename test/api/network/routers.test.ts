@@ -165,6 +165,51 @@ test('router interfaces on a dual-stack network: one per subnet, the IPv6 gatewa
   for (const s of [v4, v6]) assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: s.id })).status, 200);
 });
 
+test('an IPv6 subnet whose addresses come from an outside router\'s RAs (address mode, no RA mode) is refused as a router interface', async () => {
+  const n = await create(call, 'networks', 'network', { name: uniqueName('ext-ra') }, alice.token);
+  const v6 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd66::/64', ipv6_address_mode: 'slaac' }, alice.token);
+  const r = await create(call, 'routers', 'router', { name: 'ext-ra' }, alice.token);
+  assertNeutronError(await put(`/routers/${r.id}/add_router_interface`, { subnet_id: v6.id }), 400, 'BadRequest',
+    new RegExp(`IPv6 subnet ${v6.id} configured to receive RAs from an external router cannot be added to Neutron Router`));
+  assert.deepEqual((await call('GET', `/ports?device_id=${r.id}`, { token: alice.token })).body.ports, [], 'no port left behind');
+  // with both modes (equal) it is the router's to advertise
+  const ok = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd67::/64', ipv6_ra_mode: 'dhcpv6-stateful', ipv6_address_mode: 'dhcpv6-stateful' }, alice.token);
+  const i = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: ok.id });
+  assert.equal(i.status, 200, JSON.stringify(i.body));
+  assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: ok.id })).status, 200);
+});
+
+test('IPv6 subnets of one network share one router port (Neutron\'s multi-prefix port); a second IPv6 port on that network is refused', async () => {
+  const n = await create(call, 'networks', 'network', { name: uniqueName('mp') }, alice.token);
+  const a = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd81::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' }, alice.token);
+  const b = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd82::/64', ipv6_ra_mode: 'dhcpv6-stateful', ipv6_address_mode: 'dhcpv6-stateful' }, alice.token);
+  const v4 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.81.0.0/24' }, alice.token);
+  const r = await create(call, 'routers', 'router', { name: 'mp' }, alice.token);
+  const ia = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: a.id });
+  const ib = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: b.id });
+  assert.equal(ib.status, 200, JSON.stringify(ib.body));
+  assert.equal(ib.body.port_id, ia.body.port_id, 'the same port');
+  assert.deepEqual(ib.body.subnet_ids, [b.id]);
+  const port = (await call('GET', `/ports/${ia.body.port_id}`, { token: alice.token })).body.port;
+  assert.deepEqual(port.fixed_ips.map((f: { ip_address: string }) => f.ip_address).sort(), [a.gateway_ip, b.gateway_ip].sort());
+  // IPv4 gets its own port
+  const i4 = await put(`/routers/${r.id}/add_router_interface`, { subnet_id: v4.id });
+  assert.notEqual(i4.body.port_id, ia.body.port_id);
+  // a user's port with an IPv6 address on that network cannot be a second one
+  const p6 = await create(call, 'ports', 'port', { network_id: n.id, fixed_ips: [{ subnet_id: b.id }] }, alice.token);
+  assertNeutronError(await put(`/routers/${r.id}/add_router_interface`, { port_id: p6.id }), 400, 'BadRequest',
+    /Cannot have multiple router ports with the same network id if both contain IPv6 subnets/);
+  // by subnet: only that address leaves the shared port; the last one takes the port
+  const ra = await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: a.id });
+  assert.equal(ra.status, 200, JSON.stringify(ra.body));
+  assert.deepEqual([ra.body.port_id, ra.body.subnet_ids], [ia.body.port_id, [a.id]]);
+  const left = (await call('GET', `/ports/${ia.body.port_id}`, { token: alice.token })).body.port;
+  assert.deepEqual(left.fixed_ips, [{ subnet_id: b.id, ip_address: b.gateway_ip }]);
+  assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: b.id })).status, 200);
+  assert.equal((await call('GET', `/ports/${ia.body.port_id}`, { token: alice.token })).status, 404);
+  assert.equal((await put(`/routers/${r.id}/remove_router_interface`, { subnet_id: v4.id })).status, 200);
+});
+
 test('extraroute and extraroute-atomic: the nexthop on a connected subnet; an interface a route needs stays', async () => {
   const a = await tenantNet(alice.token, '10.70.0.0/24');
   const r = await create(call, 'routers', 'router', { name: 'rr' }, alice.token);

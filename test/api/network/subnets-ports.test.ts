@@ -56,6 +56,48 @@ test('subnets: IPv4 defaults, validation with Neutron\'s errors, update, in the 
   assertNeutronError(await call('GET', `/subnets/${s.id}`, { token: alice.token }), 404, 'SubnetNotFound');
 });
 
+test('IPv6 subnets: ipv6_ra_mode and ipv6_address_mode as Neutron checks them', async () => {
+  const n = await net(alice.token);
+  const bad = (body: Record<string, unknown>) => call('POST', '/subnets', { token: alice.token, body: { subnet: { network_id: n.id, ip_version: 6, ...body } } });
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'dhcpv6-stateful' }), 400, 'InvalidInput',
+    /ipv6_ra_mode set to 'slaac' with ipv6_address_mode set to 'dhcpv6-stateful' is not valid. If both attributes are set, they must be the same value/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'dhcpv6-stateless', ipv6_address_mode: 'slaac' }), 400, 'InvalidInput', /must be the same value/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_address_mode: 'slaac', enable_dhcp: false }), 400, 'InvalidInput',
+    /ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False/);
+  assertNeutronError(await bad({ cidr: 'fd61::/64', ipv6_ra_mode: 'dhcpv6-stateful', enable_dhcp: false }), 400, 'InvalidInput', /enable_dhcp is set to False/);
+  assertNeutronError(await bad({ cidr: 'fd61::/80', ipv6_address_mode: 'dhcpv6-stateless' }), 400, 'InvalidInput', /requires the prefix to be \/64/);
+  // one mode alone is Neutron's too: address mode only (RAs from a router outside), RA mode only
+  const am = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd61::/64', ipv6_address_mode: 'dhcpv6-stateful' }, alice.token);
+  assert.equal(am.ipv6_ra_mode, null);
+  assert.equal(am.ipv6_address_mode, 'dhcpv6-stateful');
+  const ra = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd62::/64', ipv6_ra_mode: 'dhcpv6-stateful' }, alice.token);
+  assert.equal(ra.ipv6_address_mode, null);
+  // DHCP cannot go off under IPv6 modes
+  assertNeutronError(await call('PUT', `/subnets/${am.id}`, { token: alice.token, body: { subnet: { enable_dhcp: false } } }), 400, 'InvalidInput', /Cannot disable enable_dhcp with ipv6 attributes set/);
+  const plain = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd63::/64' }, alice.token);
+  assert.equal((await call('PUT', `/subnets/${plain.id}`, { token: alice.token, body: { subnet: { enable_dhcp: false } } })).status, 200);
+});
+
+test('a SLAAC or DHCPv6-stateless subnet gives the ports already on the network their EUI-64 address (not router interfaces)', async () => {
+  const n = await net(alice.token);
+  const v4 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.64.0.0/24' }, alice.token);
+  const p = await create(call, 'ports', 'port', { network_id: n.id }, alice.token);
+  const r = await create(call, 'routers', 'router', { name: 'auto6' }, alice.token);
+  const itf = (await call('PUT', `/routers/${r.id}/add_router_interface`, { token: alice.token, body: { subnet_id: v4.id } })).body;
+  const rev = (await call('GET', `/ports/${p.id}`, { token: alice.token })).body.port.revision_number;
+  const v6 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 6, cidr: 'fd64::/64', ipv6_ra_mode: 'slaac', ipv6_address_mode: 'slaac' }, alice.token);
+  const m = p.mac_address.split(':');
+  const after = (await call('GET', `/ports/${p.id}`, { token: alice.token })).body.port;
+  assert.deepEqual(after.fixed_ips.find((f: { subnet_id: string }) => f.subnet_id === v6.id)?.ip_address, `fd64::f816:3eff:fe${m[3]}:${m[4]}${m[5]}`.replace(/:0+([0-9a-f])/g, ':$1'));
+  assert.ok(after.revision_number > rev);
+  const rp = (await call('GET', `/ports/${itf.port_id}`, { token: alice.token })).body.port;
+  assert.deepEqual(rp.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id), [v4.id], 'a router interface has exactly the subnets attached to it');
+  // the subnet's delete takes those addresses with it
+  assert.equal((await call('DELETE', `/subnets/${v6.id}`, { token: alice.token })).status, 204);
+  assert.deepEqual((await call('GET', `/ports/${p.id}`, { token: alice.token })).body.port.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id), [v4.id]);
+  assert.equal((await call('PUT', `/routers/${r.id}/remove_router_interface`, { token: alice.token, body: { subnet_id: v4.id } })).status, 200);
+});
+
 test('ports: allocated and chosen addresses, MACs, SLAAC, errors, in-use networks and subnets', async () => {
   const n = await net(alice.token);
   const v4 = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.10.0.0/24' }, alice.token);

@@ -24,10 +24,14 @@ export class ContainerConsoles implements ConsoleProvider {
     this.serversDir = join(stateDir, 'servers');
   }
 
+  /** A container's directory is here (the VM driver keeps its servers elsewhere). */
+  async hasServer(serverId: string): Promise<boolean> {
+    return UUIDISH.test(serverId) && fsp.stat(join(this.serversDir, serverId)).then((s) => s.isDirectory(), () => false);
+  }
+
   async serialConsole(serverId: string): Promise<Duplex> {
-    if (!UUIDISH.test(serverId)) throw new Error(`bad server id ${serverId}`);
+    if (!(await this.hasServer(serverId))) throw new Error(`server ${serverId} is not on this host`);
     const dir = join(this.serversDir, serverId);
-    if (!(await fsp.stat(dir).then((s) => s.isDirectory(), () => false))) throw new Error(`server ${serverId} is not on this host`);
     const log = await fsp.open(join(dir, 'console.log'), constants.O_RDONLY | constants.O_CREAT, 0o600);
     let input: Socket | null = null;
     try {

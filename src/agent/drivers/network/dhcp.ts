@@ -2,7 +2,11 @@
 // network, in its own namespace qdhcp-<network id>, on a veth whose other end
 // is a port of the network's bridge (Neutron's dhcp agent, one namespace per
 // network). Static entries only (--dhcp-range=...,static + a hosts file): a
-// MAC not listed gets no lease. When the hosts, addn-hosts (names for DNS) or
+// MAC not listed gets no lease. IPv6 (dnsmasqServes): DHCPv6-stateful
+// subnets (and those with no IPv6 mode) likewise (the hosts file names the
+// address by MAC), DHCPv6-stateless ones answer only for options (the
+// client's address is its own, from the router's RA: radvd.ts); SLAAC
+// subnets are not served here. dnsmasq sends no RAs. When the hosts, addn-hosts (names for DNS) or
 // options files change, they are rewritten and dnsmasq restarted (not SIGHUP:
 // see convergeDhcp). It is tracked by its pid file and restarted when dead.
 //
@@ -23,7 +27,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
-import { dhcpIfName, dhcpNamespace, tapName } from '../../../network/protocol.ts';
+import { dhcpIfName, dhcpNamespace, dnsmasqServes, tapName } from '../../../network/protocol.ts';
 import { parsePrefix, prefixLength } from './addr.ts';
 import { exists, NETNS_DIR, type HostNet } from './host.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
@@ -37,7 +41,7 @@ export interface DhcpResult { changes: string[] }
 const V4_MASK = (len: number) => [24, 16, 8, 0].map((s) => String(((len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0) >>> s) & 0xff)).join('.');
 
 function dhcpSubnets(spec: NetworkSpec): SubnetSpec[] {
-  return spec.subnets.filter((s) => s.enable_dhcp && (s.ip_version === 4 || s.ipv6_address_mode === 'dhcpv6-stateful' || s.ipv6_address_mode === 'dhcpv6-stateless'));
+  return spec.subnets.filter(dnsmasqServes);
 }
 
 const tagOf = (i: number) => `s${i}`;
@@ -66,7 +70,8 @@ export function hostsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
   const lines: string[] = [];
   for (const h of dhcp.hosts) {
     const i = subnets.findIndex((s) => s.id === h.subnet_id);
-    if (i < 0) continue;
+    // a DHCPv6-stateless client makes its address itself (SLAAC) and only asks for options
+    if (i < 0 || subnets[i]!.ipv6_address_mode === 'dhcpv6-stateless') continue;
     const ip = h.ip_address.includes(':') ? `[${h.ip_address}]` : h.ip_address;
     lines.push(`${h.mac_address},set:${tagOf(i)},${ip},${h.hostname},${dhcp.lease_seconds}`);
   }
@@ -99,13 +104,14 @@ export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec, metadata = false): s
     } else {
       const dns = s.dns_nameservers.length ? s.dns_nameservers : own ? [own] : [];
       if (dns.length) lines.push(`${t},option6:dns-server,${dns.map((d) => `[${d}]`).join(',')}`);
+      lines.push(`${t},option6:domain-search,${dhcp.dns_domain.replace(/\.$/, '')}`);
     }
   });
   return lines.join('\n') + '\n';
 }
 
 /** The pid in `pidFile` when that process is alive (not a zombie) and its command line holds `marker`. */
-async function livePid(pidFile: string, marker: string): Promise<number | null> {
+export async function livePid(pidFile: string, marker: string): Promise<number | null> {
   const pid = Number((await fsp.readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (!pid) return null;
   const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -115,7 +121,7 @@ async function livePid(pidFile: string, marker: string): Promise<number | null> 
 }
 
 /** Stops what `find` names (TERM, then KILL when it lingers). */
-async function stopPid(find: () => Promise<number | null>): Promise<void> {
+export async function stopPid(find: () => Promise<number | null>): Promise<void> {
   const pid = await find();
   if (!pid) return;
   try {
@@ -168,7 +174,7 @@ export function haproxyConfig(dir: string, networkId: string): string {
   ].join('\n');
 }
 
-async function writeIfChanged(file: string, text: string): Promise<boolean> {
+export async function writeIfChanged(file: string, text: string): Promise<boolean> {
   if ((await fsp.readFile(file, 'utf8').catch(() => null)) === text) return false;
   await fsp.writeFile(`${file}.tmp`, text, { mode: 0o644 });
   await fsp.rename(`${file}.tmp`, file);
@@ -209,6 +215,9 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   if (!(await exists(`${NETNS_DIR}/${ns}`))) {
     await host.runOk('ip', ['netns', 'add', ns], false);
+    // the DHCP port takes no router advertisements (as Neutron's): its addresses are the port's, not
+    // what a SLAAC prefix would add (which the next converge would take away again); set before its veth comes in
+    await host.runOk('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_ra=0', 'net.ipv6.conf.all.accept_ra=0'], false);
     changes.push(`netns ${ns}`);
   }
   const tap = tapName(dhcp.port_id);

@@ -17,7 +17,7 @@
 // State under <state>/network/ anchors what the driver holds (written before
 // anything is created, removed last): networks/<id>.json (conntrack zone,
 // bridge, MTU), ports/<id>.json (mark index, device, ip config),
-// sgs/<id>.json, routers/<id>.json, dhcp/<id>/. `list` answers from them, not
+// sgs/<id>.json, routers/<id>.json, dhcp/<id>/, radvd/<router id>/. `list` answers from them, not
 // from the kernel: namespaces are machine-wide, and another agent's (a test's
 // "host") routers must not look like ours.
 // Every converge reads the kernel (links, addresses, routes, FDB, our nft
@@ -132,6 +132,8 @@ export class NetworkDriver implements Driver {
   private arping = false;
   /** `conntrack` is installed (a router forgets the connections of a floating IP that goes). */
   private conntrack = false;
+  /** `radvd` is installed (routers' IPv6 router advertisements). */
+  private radvd = false;
 
   constructor(o: NetworkDriverOptions) {
     this.o = { ...o, table: o.table ?? 'stratus' };
@@ -140,7 +142,7 @@ export class NetworkDriver implements Driver {
     this.host = new HostNet(this.sp, join(this.root, 'tmp'), o.hostNetns ?? null);
   }
 
-  private dir(kind: StateKind | 'dhcp') {
+  private dir(kind: StateKind | 'dhcp' | 'radvd') {
     return join(this.root, kind);
   }
 
@@ -154,7 +156,7 @@ export class NetworkDriver implements Driver {
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
     if (missing.length) throw new Error(`the network driver needs ${missing.join(', ')} (Debian packages: iproute2 nftables dnsmasq-base util-linux procps coreutils haproxy)`);
-    for (const d of ['networks', 'ports', 'sgs', 'routers', 'dhcp', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['networks', 'ports', 'sgs', 'routers', 'dhcp', 'radvd', 'tmp'] as const) await fsp.mkdir(join(this.root, d), { recursive: true, mode: 0o700 });
     // bridged IPv4/IPv6 through the inet hooks (where conntrack is): the security groups need it; the
     // sysctls exist once br_netfilter is loaded (a fresh host may not have it yet)
     if (!(await exists('/proc/sys/net/bridge'))) await run('modprobe', ['br_netfilter']);
@@ -162,6 +164,7 @@ export class NetworkDriver implements Driver {
     await this.applyNft(emptyPieces());
     this.arping = (await run('sh', ['-c', 'command -v arping'])).code === 0;
     this.conntrack = (await run('sh', ['-c', 'command -v conntrack'])).code === 0;
+    this.radvd = (await run('sh', ['-c', 'command -v radvd'])).code === 0;
   }
 
   async stop(): Promise<void> {
@@ -581,7 +584,10 @@ export class NetworkDriver implements Driver {
   // ---- routers
 
   private routerHost(): RouterHost {
-    return { host: this.host, table: this.o.table, arping: this.arping, conntrack: this.conntrack, networkBridge: (n, what) => this.networkBridge(n, what) };
+    return {
+      host: this.host, table: this.o.table, arping: this.arping, conntrack: this.conntrack, radvdDir: this.dir('radvd'), radvd: this.radvd,
+      networkBridge: (n, what) => this.networkBridge(n, what),
+    };
   }
 
   private async convergeRouter(id: string, spec: RouterSpec): Promise<Converged<RouterObserved>> {
@@ -593,8 +599,10 @@ export class NetworkDriver implements Driver {
   }
 
   private async destroyRouter(id: string): Promise<void> {
-    await destroyRouter(this.host, id);
-    await fsp.rm(this.file('routers', id), { force: true });
+    // the id checked first: it names directories removed here
+    const file = this.file('routers', id);
+    await destroyRouter(this.host, id, this.dir('radvd'));
+    await fsp.rm(file, { force: true });
   }
 
   /** Takes the skeleton and every resource out of the kernel (tests, and a host leaving the cloud); state files stay. */

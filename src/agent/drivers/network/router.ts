@@ -15,6 +15,7 @@
 // so a second converge changes nothing and drift is repaired. The security
 // groups of the servers stay on the host's bridges, so they filter traffic
 // after the router's DNAT.
+import { join } from 'node:path';
 import {
   routerGatewayName, routerInterfaceName, routerNamespace, tapName,
   type RouterObserved, type RouterSpec,
@@ -25,6 +26,7 @@ import { transient, userError } from '../../errors.ts';
 import { ipVersion, parsePrefix, prefixText } from './addr.ts';
 import { exists, NETNS_DIR, type AddrInfo, type HostNet, type RouteInfo } from './host.ts';
 import { parseState, plan, type ChainPiece } from './nft.ts';
+import { convergeRadvd, radvdConfig, removeRadvd, type RadvdInterface } from './radvd.ts';
 
 /** What the router code needs of the driver. */
 export interface RouterHost {
@@ -35,12 +37,16 @@ export interface RouterHost {
   arping: boolean;
   /** `conntrack` is installed: the connections of a floating IP that goes are forgotten (else they keep their NAT until they end). */
   conntrack: boolean;
+  /** Where each router's radvd files go (<dir>/<router id>/, radvd.ts). */
+  radvdDir: string;
+  /** `radvd` is installed: routers advertise their IPv6 subnets with an ipv6_ra_mode (without it such a router fails, after the rest is converged). */
+  radvd: boolean;
   /** The bridge (and MTU) of a network converged on this host; throws a transient network_missing otherwise. */
   networkBridge(networkId: string, what: string): Promise<{ bridge: string; mtu: number }>;
 }
 
-/** One veth of the router: `inner` in the namespace, `tap` on `bridge`. */
-interface Leg { inner: string; tap: string; bridge: string; mtu: number; mac: string; addresses: string[] }
+/** One veth of the router: `inner` in the namespace, `tap` on `bridge`; `ra`: the IPv6 prefixes it advertises. */
+interface Leg { inner: string; tap: string; bridge: string; mtu: number; mac: string; addresses: string[]; ra: RadvdInterface['prefixes']; dns: string[] }
 
 const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'];
 
@@ -107,13 +113,17 @@ async function wantedLegs(rh: RouterHost, id: string, spec: RouterSpec): Promise
     const leg = byPort.get(i.port_id);
     if (leg && leg.network_id !== i.network_id) throw userError(NetworkErrorCode.specInvalid, `router port ${i.port_id} is on two networks`);
     const addr = checkPrefixlen(i.ip_address, i.prefixlen);
+    const ra = !ipv4(i.ip_address) && i.ipv6_ra_mode && i.cidr ? [{ cidr: i.cidr, mode: i.ipv6_ra_mode }] : [];
+    const dns = ra.length ? i.dns_nameservers ?? [] : [];
     if (leg) {
       if (!leg.addresses.includes(addr)) leg.addresses.push(addr);
+      leg.ra.push(...ra);
+      leg.dns.push(...dns);
       continue;
     }
     const { bridge, mtu } = await rh.networkBridge(i.network_id, `router ${id}`);
     const mac = checkPort(i.port_id, i.mac_address);
-    byPort.set(i.port_id, { network_id: i.network_id, inner: routerInterfaceName(i.port_id), tap: tapName(i.port_id), bridge, mtu, mac, addresses: [addr] });
+    byPort.set(i.port_id, { network_id: i.network_id, inner: routerInterfaceName(i.port_id), tap: tapName(i.port_id), bridge, mtu, mac, addresses: [addr], ra, dns });
   }
   const legs: Leg[] = [...byPort.values()];
   const gw = spec.external_gateway;
@@ -127,7 +137,7 @@ async function wantedLegs(rh: RouterHost, id: string, spec: RouterSpec): Promise
       if (!addresses.includes(a) && !addresses.some((x) => x.split('/')[0] === f)) addresses.push(a);
     }
     const mac = checkPort(gw.port_id, gw.mac_address);
-    legs.push({ inner: routerGatewayName(gw.port_id), tap: tapName(gw.port_id), bridge, mtu, mac, addresses });
+    legs.push({ inner: routerGatewayName(gw.port_id), tap: tapName(gw.port_id), bridge, mtu, mac, addresses, ra: [], dns: [] });
   }
   const names = new Set<string>();
   for (const l of legs) {
@@ -161,6 +171,8 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
     checkIp(r.nexthop, 'route nexthop');
   }
   const chains = natChains(spec);
+  // admin down: no advertisements (hosts then stop using the router)
+  const ra = spec.admin_state_up ? radvdConfig(legs.map((l) => ({ name: l.inner, mtu: l.mtu, prefixes: l.ra, dns_nameservers: l.dns }))) : '';
 
   if (!(await exists(`${NETNS_DIR}/${ns}`))) {
     await host.runOk('sh', ['-c', 'ip netns add "$0" && ip -n "$0" link set lo up', ns], false);
@@ -255,11 +267,15 @@ export async function convergeRouter(rh: RouterHost, id: string, spec: RouterSpe
     await host.run('nsenter', [`--net=${NETNS_DIR}/${ns}`, 'sh', '-c', script, 'sh', ...announce.map((a) => `${a.dev} ${a.ip}`)], false);
     changes.push(...announce.map((a) => `${ns}: arping ${a.ip}`));
   }
+  // router advertisements last: they announce what is now in place
+  if (ra && !rh.radvd) throw userError(NetworkErrorCode.specInvalid, 'radvd is not installed on this host: no router advertisements for the IPv6 subnets (Debian package radvd)');
+  changes.push(...(await convergeRadvd(host, join(rh.radvdDir, id), ns, ra)));
   return { observed: { state: up ? 'active' : 'down' }, changes };
 }
 
-/** Removes a router: its devices (both ends of each veth, at once), then its namespace with the NAT table. Idempotent. */
-export async function destroyRouter(host: HostNet, id: string): Promise<void> {
+/** Removes a router: its radvd, its devices (both ends of each veth, at once), then its namespace with the NAT table. Idempotent. */
+export async function destroyRouter(host: HostNet, id: string, radvdDir: string): Promise<void> {
+  await removeRadvd(join(radvdDir, id));
   const ns = routerNamespace(id);
   if (!(await exists(`${NETNS_DIR}/${ns}`))) return;
   const [a] = await host.read([`ip -j -n ${shQuote(ns)} link show`]);

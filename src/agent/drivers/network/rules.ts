@@ -51,13 +51,16 @@ export function zoneElem(bridge: string) {
 
 const DHCP_CLIENT = 'udp sport 68 udp dport 67';
 const DHCP_SERVER = 'udp sport 67 udp dport 68';
+const DHCP6_CLIENT = 'meta nfproto ipv6 udp sport 546 udp dport 547';
+const DHCP6_SERVER = 'meta nfproto ipv6 udp sport 547 udp dport 546';
 const ND_OUT = 'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report }';
 const ND_IN = 'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query }';
 
 /**
  * A port with port security: anti-spoofing (only its MAC+IPs and its allowed
  * address pairs may send; ARP likewise), its marks, and its egress/ingress
- * chains: DHCP and neighbour discovery always, then its security groups'
+ * chains: DHCP, DHCPv6 and neighbour discovery (router advertisements in,
+ * never out) always, then its security groups'
  * chains, then drop. The groups' chains are only declared here (their rules
  * are the group's): a port converged before its groups drops all but DHCP/ND.
  */
@@ -88,8 +91,11 @@ export function portPieces(portId: string, tap: string, index: number, p: PortSp
       { family: 'inet' as const, name: s.egress, rules: [], declareOnly: true },
       { family: 'inet' as const, name: s.ingress, rules: [], declareOnly: true },
     ]),
-    { family: 'inet', name: c.egress, rules: [`${DHCP_CLIENT} accept`, `${DHCP_SERVER} drop`, `${ND_OUT} accept`, 'icmpv6 type nd-router-advert drop', ...sgs.map((s) => `jump ${s.egress}`), 'counter drop'] },
-    { family: 'inet', name: c.ingress, rules: [`${DHCP_SERVER} accept`, `${ND_IN} accept`, ...sgs.map((s) => `jump ${s.ingress}`), 'counter drop'] },
+    {
+      family: 'inet', name: c.egress,
+      rules: [`${DHCP_CLIENT} accept`, `${DHCP_SERVER} drop`, `${DHCP6_CLIENT} accept`, `${DHCP6_SERVER} drop`, `${ND_OUT} accept`, 'icmpv6 type nd-router-advert drop', ...sgs.map((s) => `jump ${s.egress}`), 'counter drop'],
+    },
+    { family: 'inet', name: c.ingress, rules: [`${DHCP_SERVER} accept`, `${DHCP6_SERVER} accept`, `${ND_IN} accept`, ...sgs.map((s) => `jump ${s.ingress}`), 'counter drop'] },
   ];
   return {
     chains, sets: [],

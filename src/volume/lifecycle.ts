@@ -1,0 +1,159 @@
+// The volume status state machine on the control plane's side: what a
+// backend's report (protocol.ts) does to a volume row. Not wired to an agent
+// yet (there is no volume backend), but it is the one path by which a volume
+// leaves `creating`, `extending` or `deleting`:
+//
+//   creating  --present, size >= asked-->  available
+//   creating  --error-->                   error
+//   extending --present, size >= asked-->  available (in-use when attached), size = asked
+//   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
+//   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
+//   deleting  --error-->                   error_deleting
+//
+// A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
+// creating -> available / error, deleting -> gone / error_deleting.
+// A failed create or extend of a volume, and a failed create or delete of a
+// snapshot, also leaves a user message (/messages) for its project.
+//
+// A report for another version than the row's is stale and changes nothing;
+// so is one that does not match the status (a report of `present` for a
+// volume being deleted). `placeVolume` is the scheduler's step: it gives a
+// `creating` volume its host and bumps the version, which puts it in that
+// host's watch.
+import type { Kysely } from 'kysely';
+import type { ResourceError } from '../fleet/protocol.ts';
+import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
+import { parseVolumeHost } from './protocol.ts';
+import type { VolumeTables } from './schema.ts';
+import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
+
+type VDb = Kysely<VolumeTables>;
+type Row = VolumeTables['volume_volumes'];
+
+/** The spec a volume's host is handed (null before the volume has a host); `exports` from its attachments. */
+export function specOf(row: Row, extraSpecs: Record<string, string>, exports: VolumeSpec['exports'] = []): VolumeSpec | null {
+  const where = row.host ? parseVolumeHost(row.host) : null;
+  if (!where) return null;
+  return {
+    project_id: row.project_id,
+    state: row.status === 'deleting' ? 'absent' : 'present',
+    size_gib: Math.max(row.size, row.requested_size ?? 0),
+    backend: where.backend, pool: where.pool,
+    source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
+    extra_specs: extraSpecs, exports,
+  };
+}
+
+/** The scheduler's step: a `creating` volume without a host gets `host@backend#pool`. False when it was not (any longer) waiting for one. */
+export async function placeVolume(db: VDb, id: string, host: string): Promise<boolean> {
+  if (!parseVolumeHost(host)) throw new Error(`not a host@backend#pool: ${host}`);
+  const r = await db.updateTable('volume_volumes').set((eb) => ({ host, version: eb('version', '+', 1), updated_at: new Date().toISOString() }))
+    .where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting';
+
+/** Applies a backend's report for `version` of volume `id`. */
+export async function applyVolumeReport(db: VDb, id: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<ReportOutcome> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version) return 'stale';
+    const now = new Date().toISOString();
+    const set = async (s: Partial<Row>) => {
+      await tx.updateTable('volume_volumes').set({ ...s, updated_at: now }).where('id', '=', id).where('version', '=', version).execute();
+    };
+    switch (row.status) {
+      case 'creating':
+        if (error) {
+          await set({ status: 'error' });
+          await recordMessage(tx, {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend,
+            detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
+          });
+          return 'error';
+        }
+        if (observed?.state === 'present' && observed.size_gib >= row.size) { await set({ status: 'available' }); return 'available'; }
+        return 'ignored';
+      case 'extending': {
+        if (error) {
+          await set({ status: 'error_extending', requested_size: null });
+          await recordMessage(tx, {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.extendVolume,
+            detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
+          });
+          return 'error_extending';
+        }
+        const asked = row.requested_size ?? row.size;
+        if (observed?.state === 'present' && observed.size_gib >= asked) {
+          await set({ status: row.attach_status === 'attached' ? 'in-use' : 'available', size: asked, requested_size: null });
+          return 'extended';
+        }
+        return 'ignored';
+      }
+      case 'deleting':
+        if (error) { await set({ status: 'error_deleting' }); return 'error_deleting'; }
+        if (observed?.state === 'absent') {
+          const snaps = (await tx.selectFrom('volume_snapshots').select('id').where('volume_id', '=', id).execute()).map((x) => x.id);
+          if (snaps.length) {
+            await tx.deleteFrom('volume_snapshot_metadata').where('snapshot_id', 'in', snaps).execute();
+            await tx.deleteFrom('volume_snapshots').where('id', 'in', snaps).execute();
+          }
+          await tx.deleteFrom('volume_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_attachments').where('volume_id', '=', id).execute();
+          await tx.deleteFrom('volume_volumes').where('id', '=', id).where('version', '=', version).execute();
+          return 'deleted';
+        }
+        return 'ignored';
+      default:
+        return 'ignored';
+    }
+  });
+}
+
+type SnapshotRow = VolumeTables['volume_snapshots'];
+
+/** The spec a snapshot's host (its volume's) is handed; null while the volume has no host. */
+export function snapshotSpecOf(row: SnapshotRow, volumeHost: string | null): SnapshotSpec | null {
+  const where = volumeHost ? parseVolumeHost(volumeHost) : null;
+  if (!where) return null;
+  return {
+    volume_id: row.volume_id, project_id: row.project_id, state: row.status === 'deleting' ? 'absent' : 'present',
+    size_gib: row.size, backend: where.backend, pool: where.pool,
+  };
+}
+
+/** Applies a backend's report for `version` of snapshot `id`. */
+export async function applySnapshotReport(db: VDb, id: string, version: number, observed: SnapshotObserved | null, error?: ResourceError): Promise<ReportOutcome> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_snapshots').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version) return 'stale';
+    const set = async (s: Partial<SnapshotRow>) => {
+      await tx.updateTable('volume_snapshots').set({ ...s, updated_at: new Date().toISOString() }).where('id', '=', id).where('version', '=', version).execute();
+    };
+    if (row.status === 'creating') {
+      if (error) {
+        await set({ status: 'error' });
+        await recordMessage(tx, { projectId: row.project_id, resourceType: 'SNAPSHOT', resourceUuid: id, action: MessageAction.snapshotCreate, detail: MessageDetail.snapshotCreateError });
+        return 'error';
+      }
+      if (observed?.state === 'present') { await set({ status: 'available', progress: '100%' }); return 'available'; }
+    } else if (row.status === 'deleting') {
+      if (error) {
+        await set({ status: 'error_deleting' });
+        await recordMessage(tx, {
+          projectId: row.project_id, resourceType: 'SNAPSHOT', resourceUuid: id, action: MessageAction.snapshotDelete,
+          detail: error.code === 'busy' ? MessageDetail.snapshotIsBusy : MessageDetail.snapshotDeleteError,
+        });
+        return 'error_deleting';
+      }
+      if (observed?.state === 'absent') {
+        await tx.deleteFrom('volume_snapshot_metadata').where('snapshot_id', '=', id).execute();
+        await tx.deleteFrom('volume_snapshots').where('id', '=', id).execute();
+        return 'deleted';
+      }
+    }
+    return 'ignored';
+  });
+}

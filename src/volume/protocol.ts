@@ -1,0 +1,129 @@
+// The volume service's resource kind on the agent protocol
+// (src/fleet/protocol.ts), designed now and not wired to an agent yet: what
+// the control plane will hand the volume host's agent for each volume placed
+// on it, and what the agent reports back. The watch hands an agent
+// `{kind: 'volume', id, version, spec: VolumeSpec}`; `version` is the volume
+// row's, bumped on every change the backend must act on (create, extend,
+// delete). The agent converges its backend (a file on a reflink filesystem
+// or a qcow2 chain today; Ceph RBD later) and reports VolumeObserved for that
+// version; lifecycle.ts moves the volume's status on from it. Types and pure
+// helpers only: the agent imports this file and nothing else of the service.
+
+export const VOLUME_KIND = 'volume';
+
+/** Where a new volume's content comes from. Only `blank` is asked for today; the others come with snapshots, clones and images. */
+export type VolumeSource =
+  | { type: 'blank' }
+  | { type: 'snapshot'; snapshot_id: string }
+  | { type: 'volume'; volume_id: string }
+  | { type: 'image'; image_id: string; disk_format: string };
+
+/** What the volume should be on its host. */
+export interface VolumeSpec {
+  project_id: string;
+  /** present: the data must exist with at least `size_gib`; absent: the data must be removed (the volume is being deleted). */
+  state: 'present' | 'absent';
+  /** GiB. Grows only (an extend); a backend never shrinks a volume. */
+  size_gib: number;
+  /** The backend on the host (the part of Cinder's `host@backend#pool` after `@`) and its pool. */
+  backend: string;
+  pool: string;
+  /** Read once, at creation: a present volume is never re-made from its source. */
+  source: VolumeSource;
+  /** The volume type's extra specs a backend may act on (e.g. `volume_backend_name`, `multiattach`). */
+  extra_specs: Record<string, string>;
+  /**
+   * Who must reach the data, one entry per attachment: the volume's own host
+   * uses it in place (`local`: a file or block device path); another host gets
+   * an NBD export from `qemu-storage-daemon` (no kernel target needed). Empty
+   * while nothing is attached. The attachments API fills it (not served yet).
+   */
+  exports: VolumeExport[];
+}
+
+export interface VolumeExport {
+  attachment_id: string;
+  /** The host of the server the volume is attached to. */
+  host: string;
+  protocol: 'local' | 'nbd';
+  /** Read-only attachments get a read-only export. */
+  read_only: boolean;
+}
+
+/** What the backend made of one export: where the attaching host finds the data (Cinder's connection_info). */
+export interface VolumeExportObserved {
+  attachment_id: string;
+  /** `local`: a path on the volume's host; `nbd`: nbd://host:port/name. */
+  location: string;
+}
+
+/**
+ * A backend pool's capacity, reported by the volume host (as Cinder's
+ * scheduler-stats pools): what the scheduler places volumes by, as
+ * inventories of placement's DISK_GB kind on a provider per pool.
+ */
+export interface VolumePoolStats {
+  /** `host@backend#pool`. */
+  name: string;
+  total_capacity_gb: number;
+  free_capacity_gb: number;
+  /** GiB promised to volumes (thin provisioning may promise more than total). */
+  provisioned_capacity_gb: number;
+  max_over_subscription_ratio: number;
+  thin_provisioning_support: boolean;
+  /** Snapshots and clones in constant time (reflink), or by copy. */
+  reflink: boolean;
+  multiattach: boolean;
+  /** The backend's kind: `file` (reflink or qcow2) today; `rbd` later. */
+  driver: string;
+}
+
+/** What the agent sees of a volume after converging it to a version. */
+export interface VolumeObserved {
+  state: 'present' | 'absent';
+  /** The size the data has now, GiB (0 when absent). */
+  size_gib: number;
+  /** Where the data lives on the backend (a path, an RBD image name), for audits; never shown to users. */
+  location: string | null;
+  /** The exports made of the spec's `exports` (absent: none yet). */
+  exports?: VolumeExportObserved[];
+}
+
+export const VOLUME_SNAPSHOT_KIND = 'volume_snapshot';
+
+/** A snapshot, handed to the host of its volume (it lives in the same backend: a reflink copy or a qcow2 layer). */
+export interface SnapshotSpec {
+  volume_id: string;
+  project_id: string;
+  /** present: the point-in-time copy must exist; absent: it must be removed. */
+  state: 'present' | 'absent';
+  /** The volume's size when the snapshot was asked, GiB. */
+  size_gib: number;
+  backend: string;
+  pool: string;
+}
+
+export interface SnapshotObserved {
+  state: 'present' | 'absent';
+  location: string | null;
+}
+
+/** The error codes a volume backend reports (ResourceError.code), acted on by code, never by message. */
+export const VolumeErrorCode = {
+  /** No room in the pool for the size asked. */
+  noSpace: 'no_space',
+  /** The source (snapshot, volume, image) is missing or unreadable. */
+  sourceUnavailable: 'source_unavailable',
+  /** The backend refused the operation (e.g. shrinking). */
+  refused: 'refused',
+  /** The data is still in use (an export open): the delete waits. */
+  busy: 'busy',
+} as const;
+export type VolumeErrorCode = (typeof VolumeErrorCode)[keyof typeof VolumeErrorCode];
+
+/** Cinder's `host@backend#pool` from its parts, and back. */
+export const volumeHost = (host: string, backend: string, pool: string): string => `${host}@${backend}#${pool}`;
+export function parseVolumeHost(s: string): { host: string; backend: string; pool: string } | null {
+  const m = /^([^@#]+)@([^@#]+)#([^@#]+)$/.exec(s);
+  return m ? { host: m[1]!, backend: m[2]!, pool: m[3]! } : null;
+}

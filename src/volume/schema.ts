@@ -1,0 +1,212 @@
+// Block-storage tables (Cinder's model). A volume row holds what the API
+// shows and what the volume backend must make real: `version` is bumped on
+// every change a backend must act on (create, extend, delete), and the
+// backend's report moves `status` on (protocol.ts). Metadata, types, their
+// extra specs and project access are rows of their own; a project's quota
+// limit is a row only where it is not the default.
+import type { Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
+
+export interface VolumeTables {
+  volume_volumes: {
+    id: string; project_id: string; user_id: string;
+    name: string | null; description: string | null;
+    /** GiB the volume has now (what the view shows). */
+    size: number;
+    /** While `extending`: the size asked for (quota counts it already); null otherwise. */
+    requested_size: number | null;
+    status: string; attach_status: string; migration_status: string | null;
+    availability_zone: string; volume_type_id: string;
+    bootable: number; multiattach: number;
+    /** The admin metadata `readonly` flag (os-update_readonly_flag); null when never set. */
+    readonly: number | null;
+    /** `host@backend#pool` once a backend took the volume; null before (a volume without a host is deleted at once). */
+    host: string | null;
+    snapshot_id: string | null; source_volid: string | null;
+    /** Bumped on every change the backend must act on. */
+    version: number;
+    created_at: string; updated_at: string;
+  };
+  volume_metadata: { volume_id: string; key: string; value: string };
+  /**
+   * A volume's attachment to a server (Cinder's volume_attachment): made by the
+   * legacy os-attach flow today, by the attachments API (3.27) later, which
+   * also fills `connector` and `connection_info` (JSON, from the backend).
+   */
+  volume_attachments: {
+    id: string; volume_id: string; instance_uuid: string | null; attached_host: string | null; mountpoint: string | null;
+    /** attaching, attached, reserved, detaching, error_attaching... */
+    attach_status: string;
+    attach_mode: string; connector: string | null; connection_info: string | null;
+    attach_time: string | null; created_at: string; updated_at: string;
+  };
+  /** Image properties of a volume (Cinder's glance metadata): set by os-set_image_metadata, copied to clones (0504). */
+  volume_image_metadata: { volume_id: string; key: string; value: string };
+  volume_types: {
+    id: string; name: string; description: string | null; is_public: number; created_at: string; updated_at: string;
+    /** The QoS specs associated with the type (0503). */
+    qos_specs_id: string | null;
+  };
+  /** QoS specs: a named set of keys a consumer (front-end: the hypervisor, back-end: the volume backend) applies. */
+  volume_qos_specs: { id: string; name: string; consumer: string; created_at: string; updated_at: string };
+  volume_qos_spec_keys: { qos_id: string; key: string; value: string };
+  volume_type_extra_specs: { type_id: string; key: string; value: string };
+  /** Projects a private type is shared with. */
+  volume_type_projects: { type_id: string; project_id: string };
+  /** A project's default type (3.62 default-types), where set. */
+  volume_default_types: { project_id: string; type_id: string };
+  /** A project's limit per quota resource where it is not the default. */
+  volume_quotas: { project_id: string; resource: string; hard_limit: number };
+  /** User messages (3.3): a failure a user should see, kept 30 days (Cinder's message_ttl) (0507). */
+  volume_messages: {
+    id: string; project_id: string; request_id: string; resource_type: string; resource_uuid: string | null;
+    action_id: string; detail_id: string; message_level: string; created_at: string; expires_at: string;
+  };
+  /** A quota class's limit per resource (0506); the class `default` overrides the built-in defaults of every project. */
+  volume_quota_classes: { class_name: string; resource: string; hard_limit: number };
+  /** Snapshots live with their volume (on its host, in its backend); `version` as a volume's. */
+  volume_snapshots: {
+    id: string; volume_id: string; project_id: string; user_id: string;
+    name: string | null; description: string | null;
+    /** The volume's size when the snapshot was taken, GiB (quota counts it in gigabytes). */
+    size: number;
+    status: string; progress: string;
+    /** The volume's type (per-type quota keys). */
+    volume_type_id: string;
+    version: number;
+    created_at: string; updated_at: string;
+  };
+  volume_snapshot_metadata: { snapshot_id: string; key: string; value: string };
+  /** A volume offered to another project: the key is kept only as an HMAC with its salt; the row goes once accepted or deleted. */
+  volume_transfers: {
+    id: string; volume_id: string; project_id: string; name: string | null;
+    salt: string; crypt_hash: string; no_snapshots: number; created_at: string; updated_at: string;
+  };
+}
+
+const text = 'text' as const;
+
+export const volumeMigrations: Record<string, Migration> = {
+  '0500_volume': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('volume_volumes')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('user_id', text, (c) => c.notNull()).addColumn('name', text).addColumn('description', text)
+        .addColumn('size', 'integer', (c) => c.notNull()).addColumn('requested_size', 'integer')
+        .addColumn('status', text, (c) => c.notNull()).addColumn('attach_status', text, (c) => c.notNull())
+        .addColumn('migration_status', text).addColumn('availability_zone', text, (c) => c.notNull())
+        .addColumn('volume_type_id', text, (c) => c.notNull())
+        .addColumn('bootable', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('multiattach', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('readonly', 'integer').addColumn('host', text)
+        .addColumn('snapshot_id', text).addColumn('source_volid', text)
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createIndex('volume_volumes_project').on('volume_volumes').column('project_id').execute();
+      await s.createIndex('volume_volumes_type').on('volume_volumes').column('volume_type_id').execute();
+      await s.createTable('volume_metadata')
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_metadata_pk', ['volume_id', 'key']).execute();
+      await s.createTable('volume_types')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('description', text).addColumn('is_public', 'integer', (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createTable('volume_type_extra_specs')
+        .addColumn('type_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_type_extra_specs_pk', ['type_id', 'key']).execute();
+      await s.createTable('volume_type_projects')
+        .addColumn('type_id', text, (c) => c.notNull()).addColumn('project_id', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_type_projects_pk', ['type_id', 'project_id']).execute();
+      await s.createTable('volume_default_types')
+        .addColumn('project_id', text, (c) => c.primaryKey()).addColumn('type_id', text, (c) => c.notNull()).execute();
+      await s.createTable('volume_quotas')
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
+        .addColumn('hard_limit', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_quotas_pk', ['project_id', 'resource']).execute();
+    },
+  },
+  '0501_volume_snapshots': {
+    async up(db: Kysely<any>) {
+      const s = db.schema;
+      await s.createTable('volume_snapshots')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('name', text).addColumn('description', text).addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('status', text, (c) => c.notNull()).addColumn('progress', text, (c) => c.notNull())
+        .addColumn('volume_type_id', text, (c) => c.notNull()).addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await s.createIndex('volume_snapshots_volume').on('volume_snapshots').column('volume_id').execute();
+      await s.createIndex('volume_snapshots_project').on('volume_snapshots').column('project_id').execute();
+      await s.createTable('volume_snapshot_metadata')
+        .addColumn('snapshot_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_snapshot_metadata_pk', ['snapshot_id', 'key']).execute();
+    },
+  },
+  '0502_volume_transfers': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_transfers')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull().unique())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('name', text)
+        .addColumn('salt', text, (c) => c.notNull()).addColumn('crypt_hash', text, (c) => c.notNull())
+        .addColumn('no_snapshots', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_transfers_project').on('volume_transfers').column('project_id').execute();
+    },
+  },
+  '0503_volume_qos_specs': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_qos_specs')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('name', text, (c) => c.notNull().unique())
+        .addColumn('consumer', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createTable('volume_qos_spec_keys')
+        .addColumn('qos_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_qos_spec_keys_pk', ['qos_id', 'key']).execute();
+      await db.schema.alterTable('volume_types').addColumn('qos_specs_id', text).execute();
+    },
+  },
+  '0504_volume_image_metadata': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_image_metadata')
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('key', text, (c) => c.notNull()).addColumn('value', text, (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_image_metadata_pk', ['volume_id', 'key']).execute();
+    },
+  },
+  '0505_volume_attachments': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_attachments')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('volume_id', text, (c) => c.notNull())
+        .addColumn('instance_uuid', text).addColumn('attached_host', text).addColumn('mountpoint', text)
+        .addColumn('attach_status', text, (c) => c.notNull()).addColumn('attach_mode', text, (c) => c.notNull())
+        .addColumn('connector', text).addColumn('connection_info', text).addColumn('attach_time', text)
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_attachments_volume').on('volume_attachments').column('volume_id').execute();
+    },
+  },
+  '0506_volume_quota_classes': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_quota_classes')
+        .addColumn('class_name', text, (c) => c.notNull()).addColumn('resource', text, (c) => c.notNull())
+        .addColumn('hard_limit', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_quota_classes_pk', ['class_name', 'resource']).execute();
+    },
+  },
+  '0507_volume_messages': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_messages')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull())
+        .addColumn('request_id', text, (c) => c.notNull()).addColumn('resource_type', text, (c) => c.notNull())
+        .addColumn('resource_uuid', text).addColumn('action_id', text, (c) => c.notNull()).addColumn('detail_id', text, (c) => c.notNull())
+        .addColumn('message_level', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('expires_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_messages_project').on('volume_messages').column('project_id').execute();
+    },
+  },
+};

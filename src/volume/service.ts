@@ -1,0 +1,78 @@
+// The block-storage service (Cinder v3) under /volume: its route table (each
+// route served under both `/v3/{project_id}/...` and the project-less
+// `/v3/...`), policy, Cinder's fault envelope and microversions. API and
+// database only: there is no volume backend yet (protocol.ts and
+// lifecycle.ts are the path one will take).
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Db } from '../db/database.ts';
+import { PUBLIC } from '../http/policy.ts';
+import { route, type Route, type Service } from '../http/service.ts';
+import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
+import { badRequest, renderCinderError } from './errors.ts';
+import { extensionRoutes } from './extensions.ts';
+import { gate, setup as versionSetup, versionEntry } from './http.ts';
+import { volumeRules } from './policy.ts';
+import { messageRoutes } from './messages.ts';
+import { qosRoutes } from './qos.ts';
+import { quotaRoutes } from './quotas.ts';
+import type { VolumeTables } from './schema.ts';
+import { ensureDefaultType, typeRoutes } from './types.ts';
+import { baseUrl } from './view.ts';
+import { snapshotRoutes } from './snapshots.ts';
+import { transferRoutes } from './transfers.ts';
+import { volumeRoutes } from './volumes.ts';
+
+export type { VolumeConfig } from './context.ts';
+
+/** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
+function holdsNul(body: unknown): boolean {
+  const stack: unknown[] = [body];
+  while (stack.length) {
+    const v = stack.pop();
+    if (typeof v === 'string') { if (v.includes('\u0000')) return true; }
+    else if (Array.isArray(v)) stack.push(...v);
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (k.includes('\u0000')) return true; stack.push(x); }
+  }
+  return false;
+}
+
+function setup(app: FastifyInstance): void {
+  versionSetup(app);
+  app.addHook('preValidation', async (req) => {
+    if (holdsNul(req.body) || req.url.includes('%00')) throw badRequest('Invalid input received: a NUL character is not allowed');
+  });
+}
+
+/** Each API route under `/v3/{project_id}` and under the project-less `/v3` (Cinder accepts both; 3.67 announces the latter). */
+const bothForms = (routes: Route[]): Route[] =>
+  routes.flatMap((r) => [{ ...r, path: `/v3/:project_id${r.path}` }, { ...r, path: `/v3${r.path}` }]);
+
+export interface VolumeService {
+  service: Service;
+  /** Makes what must exist before the first request (the default volume type). */
+  start(): Promise<void>;
+}
+
+export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<VolumeConfig> }): VolumeService {
+  const ctx: VolumeContext = {
+    db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
+  };
+  const routes: Route[] = [
+    route({
+      method: 'GET', path: '/', rule: PUBLIC,
+      handler: (rc) => {
+        rc.reply.code(300);
+        return { versions: [versionEntry(baseUrl(rc.req))] };
+      },
+    }),
+    // `/v3/` too (the server ignores a trailing slash)
+    route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...extensionRoutes()]),
+  ];
+  return {
+    service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },
+    start: () => ensureDefaultType(ctx),
+  };
+}
