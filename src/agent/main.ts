@@ -86,10 +86,10 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : [])];
-  const containerConsoles = new ContainerConsoles(stateDir);
+  // consoles: each stream goes to the driver holding the server
   const streams = new StreamChannel({
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
-    providers: consoleProviders({ serialConsole: async (id) => (vm && (await vm.hasServer(id)) ? vm.serialConsole(id) : containerConsoles.serialConsole(id)) }),
+    providers: consoleProviders(new ContainerConsoles(stateDir), ...(vm ? [vm] : [])),
   });
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,

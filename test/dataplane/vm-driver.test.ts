@@ -149,6 +149,17 @@ test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, co
     con.destroy();
   }
   assert.match(await driver.consoleOutput(id), /vmdrv-42/);
+  // the VNC server answers with its RFB greeting
+  const vnc = await driver.vncConsole(id);
+  try {
+    const greeting = await new Promise<string>((resolve, reject) => {
+      vnc.once('data', (b: Buffer) => resolve(b.toString()));
+      vnc.once('error', reject);
+    });
+    assert.match(greeting, /^RFB 003\.00\d\n/);
+  } finally {
+    vnc.destroy();
+  }
   // converging the same again changes nothing
   assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active' });
   assert.equal(await qemuPid(), pid);

@@ -67,6 +67,7 @@ import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError } from './qmp.ts';
+import type { ConsoleProvider } from '../../stream.ts';
 
 export const VM_USER = 'stratus-qemu';
 export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
@@ -126,7 +127,7 @@ async function liveProcess(pid: number): Promise<boolean> {
   return state !== 'Z' && state !== 'X';
 }
 
-export class VmDriver implements ComputeDriver {
+export class VmDriver implements ComputeDriver, ConsoleProvider {
   readonly name = 'vm';
   readonly serves = { [SERVER_KIND]: ['vm'] };
   private readonly o: Required<Omit<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>> & Pick<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>;
@@ -700,7 +701,17 @@ export class VmDriver implements ComputeDriver {
    */
   async serialConsole(id: string): Promise<Duplex> {
     if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
-    const sock = createConnection({ path: this.file(id, 'serial.sock') });
+    return this.connectUnix(this.file(id, 'serial.sock'));
+  }
+
+  /** A connection to qemu's VNC server (the noVNC console's far end). */
+  async vncConsole(id: string): Promise<Duplex> {
+    if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
+    return this.connectUnix(this.file(id, 'vnc.sock'));
+  }
+
+  private async connectUnix(path: string): Promise<Duplex> {
+    const sock = createConnection({ path });
     await new Promise<void>((resolve, reject) => {
       sock.once('connect', resolve);
       sock.once('error', reject);
