@@ -23,6 +23,7 @@ import { pino } from 'pino';
 import { run, runOk } from '../../src/agent/exec.ts';
 import type { DesiredServer } from '../../src/compute/engine/protocol.ts';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
+import { PROBE_CACHE } from '../../src/agent/drivers/vm/accel.ts';
 import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { tapName } from '../../src/network/protocol.ts';
@@ -108,6 +109,10 @@ test('hypervisor: the probe reports TCG on a host whose CPU has no vmx/svm', { s
   assert.match(h.version ?? '', /^\d+\.\d+\.\d+$/);
   assert.equal(h.type, h.accel === 'kvm' ? 'KVM' : 'QEMU');
   if (!/\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) assert.equal(h.accel, 'tcg');
+  // kept for the other agents of this boot, under this boot's id and this qemu's version
+  const kept = JSON.parse(readFileSync(PROBE_CACHE, 'utf8')) as { key: string; probe: { accel: string } };
+  assert.equal(kept.probe.accel, h.accel);
+  assert.equal(kept.key, `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${h.version}`);
 });
 
 test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, config drive and tap; the guest boots', { skip }, async () => {
