@@ -387,6 +387,20 @@ keys.command('rotate').description('stage a new token key; the oldest beyond the
     }
   });
 
+const volume = program.command('volume').description('volumes on this host');
+volume.command('audit').description('list volume files on this host that no volume or snapshot accounts for (and placed volumes whose data is missing); changes nothing; exit status 1 when any')
+  .requiredOption('--server <url>', 'URL of the Stratus server', urlList)
+  .option('--token-file <file>', 'file holding the agent token', join(DEFAULT_DATA_DIR, 'agent-token'))
+  .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_AGENT_STATE_DIR)
+  .option('--hostname <name>', 'the host name the agent registers (default: the system host name)')
+  .action(async (f: { server: string[]; tokenFile: string; stateDir: string; hostname?: string }) => {
+    const { auditVolumes } = await import('../agent/volume-audit.ts');
+    const r = await auditVolumes(f);
+    process.stdout.write(`${r.text}\n`);
+    const a = r.audit;
+    process.exitCode = a.volumes.length + a.snapshots.length + a.strays.length + a.missing.length ? 1 : 0;
+  });
+
 const db = program.command('db').description('the state database');
 db.command('migrate').description('run pending migrations')
   .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)

@@ -2,7 +2,8 @@
 // with the file volume backend (a loop-mounted btrfs pool under its state dir):
 // a volume goes `available` on the host, extend grows its file, a snapshot
 // goes available, a volume from the snapshot holds the same data, and deletes
-// leave no file behind (and no mount or loop device once the plane is gone).
+// leave no file behind (and no mount or loop device once the plane is gone);
+// `stratus volume audit`'s check lists files no volume accounts for.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -11,6 +12,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, runOk } from '../../src/agent/exec.ts';
 import { skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
+import { auditVolumes } from '../../src/agent/volume-audit.ts';
 
 let plane: Plane;
 let pool = '';
@@ -109,4 +111,17 @@ test('a volume goes available, extends, snapshots, and a volume from the snapsho
   await waitVolume(id2, ['gone']);
   assert.deepEqual(readdirSync(join(pool, 'volumes')), []);
   assert.deepEqual(readdirSync(join(pool, 'snapshots')), []);
+
+  // the audit: clean now; a file of no volume and a crash's temporary are listed, and left alone
+  const audit = () => auditVolumes({ server: `http://127.0.0.1:${plane.port}`, tokenFile: join(plane.dataDir, 'agent-token'), stateDir: plane.stateDir, hostname: plane.hostname });
+  const clean = await audit();
+  assert.deepEqual(clean.audit, { volumes: [], snapshots: [], strays: [], missing: [] }, clean.text);
+  await fsp.writeFile(join(pool, 'volumes', 'orphan.raw'), '');
+  await fsp.writeFile(join(pool, 'volumes', 'half.raw.tmp'), '');
+  const dirty = (await audit()).audit;
+  assert.deepEqual(dirty.volumes, [{ backend: 'file', id: 'orphan' }]);
+  assert.deepEqual(dirty.strays, [join(pool, 'volumes', 'half.raw.tmp')]);
+  assert.ok(existsSync(join(pool, 'volumes', 'orphan.raw')));
+  await fsp.rm(join(pool, 'volumes', 'orphan.raw'));
+  await fsp.rm(join(pool, 'volumes', 'half.raw.tmp'));
 });

@@ -121,6 +121,17 @@ export class FileBackend implements VolumeBackend {
     if (this.fmt === 'qcow2') await this.collectLayers();
   }
 
+  /**
+   * Opens an existing pool read-only for an audit beside a running agent:
+   * no mount, no clean-up of temporaries (they may be the agent's work in
+   * flight). False when there is no pool (or it is not mounted).
+   */
+  async inspect(): Promise<boolean> {
+    if (!(await exists(join(this.dir, 'volumes')))) return false;
+    this.fmt = this.want === 'qcow2' || (await exists(this.layers())) ? 'qcow2' : 'raw';
+    return true;
+  }
+
   async stop(): Promise<void> {
     if (!this.loopImage) return;
     const r = await run('umount', [this.dir]);
