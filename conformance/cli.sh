@@ -352,5 +352,68 @@ check_has "openstacksdk create_server(auto_ip=True) ends ACTIVE with a fixed and
   env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" python3 "$STRATUS_ROOT/conformance/sdk_server.py"
 # --- end of L3
 
+# --- virtual machines: the small guest image `stratus up` imports (stratus-tiny, built from Debian
+# packages in the background), booted under the host's accelerator (TCG here) on the all-in-one's
+# private network with a key pair; a container on the same network reaches it, SSH through a floating
+# IP logs in with the key, the noVNC console page is served, stop/start, and the delete leaves no qemu.
+# wait_long SECONDS TEXT CMD...: as wait_output, with its own limit (a VM boots slowly under TCG).
+wait_long() {
+  local limit=$1 text=$2 i; shift 2
+  for ((i = 0; i < limit; i += 2)); do
+    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
+    sleep 2
+  done
+  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
+  return 1
+}
+check "hypervisor list shows QEMU" wait_output QEMU os hypervisor list -f value -c 'Hypervisor Type'
+check "the small VM image stratus-tiny is imported (active)" wait_long 600 active os image show stratus-tiny -f value -c status
+vmkey=$_cloud_tmp/cli-vm-key
+check "keypair create (VM)" sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus keypair create cli-vmkey >'$vmkey' && chmod 600 '$vmkey'"
+check "security group create (VM)" os security group create cli-vmsg
+check "security group rule create (VM: SSH)" os security group rule create --ingress --protocol tcp --dst-port 22 cli-vmsg
+check "security group rule create (VM: ICMP)" os security group rule create --ingress --protocol icmp cli-vmsg
+vmudata=$_cloud_tmp/cli-vm-userdata.sh
+vm_marker=cli-vm-userdata-$RANDOM$RANDOM
+printf '#!/bin/sh\necho %s\n' "$vm_marker" >"$vmudata"
+check_has "server create --image stratus-tiny --key-name --network private --wait" ACTIVE -- \
+  os server create --image stratus-tiny --flavor m1.nano --key-name cli-vmkey --network private --security-group cli-vmsg \
+  --user-data "$vmudata" --wait cli-vm -f value -c status
+vm_id=$(os server show cli-vm -f value -c id 2>/dev/null)
+vm_ip=$(os server show cli-vm -f json -c addresses 2>/dev/null | grep -o '10\.[0-9.]*' | head -n 1)
+vm_port=$(os port list --server cli-vm -f value -c ID 2>/dev/null | head -n 1)
+check_has "the VM's port is a tap" tap -- os port show "$vm_port" -f value -c binding_vif_type
+check "the VM boots, leases its address and says it is ready" wait_long 300 "ready: " os console log show cli-vm
+check_has "the VM leased the address its port has" "$vm_ip" -- os console log show cli-vm
+check "the VM ran its user data" wait_long 120 "$vm_marker" os console log show cli-vm
+# a container on the same network pings the VM (both in cli-vmsg: ICMP open)
+pudata=$_cloud_tmp/cli-ping-userdata.sh
+printf '#!/bin/sh\nfor i in $(seq 1 60); do ping -c 1 -W 1 %s >/dev/null 2>&1 && echo ping-vm: ok && exec sleep 3600; sleep 1; done\necho ping-vm: no answer\n' "$vm_ip" >"$pudata"
+check_has "server create (a container beside the VM)" ACTIVE -- \
+  os server create --image busybox --flavor c1.container --network private --security-group cli-vmsg --user-data "$pudata" --wait cli-vmpeer -f value -c status
+check "the container pings the VM" wait_long 120 "ping-vm: ok" os console log show cli-vmpeer
+check "floating ip create (VM)" os floating ip create public -f value -c floating_ip_address
+vm_fip=$OUT
+check "server add floating ip (VM)" os server add floating ip cli-vm "$vm_fip"
+check "this host pings the VM's floating ip" wait_long 60 "1 received" ping -c 1 -W 1 "$vm_fip"
+# the guest names itself after the server (the metadata's hostname)
+check "ssh with the key pair through the floating ip logs in" wait_long 120 "logged-in-as-root@cli-vm" \
+  ssh -i "$vmkey" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes \
+  "root@$vm_fip" 'echo "logged-in-as-$(id -un)@$(hostname)"'
+check "console url show --novnc" os console url show --novnc cli-vm -f value -c url
+novnc_url=$OUT
+check_has "the noVNC page is served" 200 -- http_status "$novnc_url"
+check_has "console url show --serial (VM)" ws -- os console url show --serial cli-vm -f value -c url
+check_has "server stop (VM: ACPI power-down)" SHUTOFF -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server stop cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = SHUTOFF ] && break; sleep 2; done; echo \$s"
+check_has "server start (VM)" ACTIVE -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server start cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = ACTIVE ] && break; sleep 2; done; echo \$s"
+check_fails_after "server create --image stratus-tiny --key-name --network private --wait" "resize of a VM is refused (409)" os server resize --flavor m1.micro cli-vm
+check "server remove floating ip (VM)" os server remove floating ip cli-vm "$vm_fip"
+check "floating ip delete (VM)" os floating ip delete "$vm_fip"
+check "server delete --wait (VM and container)" os server delete --wait cli-vm cli-vmpeer
+check "no qemu is left for the VM, nor its state" sh -c "! ps -eo comm=,args= | awk '\$1 ~ /^qemu-system/' | grep -qF '$vm_id' && [ ! -e '$CLOUD_DIR/agent/vm/servers/$vm_id' ]"
+check "security group delete (VM)" os security group delete cli-vmsg
+check "keypair delete (VM)" os keypair delete cli-vmkey
+# --- end of virtual machines
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -113,6 +113,18 @@ _cloud_drop_network_plane() {
   return 0
 }
 
+# VMs whose delete did not finish (a dead cloud) would keep running: their
+# qemu by the pid file in the agent's VM state, when it still runs that VM.
+_cloud_stop_vms() {
+  local d pid
+  for d in "${CLOUD_DIR:-}"/agent/vm/servers/*/; do
+    [ -d "$d" ] || continue
+    pid=$(cat "$d"qemu.pid 2>/dev/null) || continue
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$d"; then kill -KILL "$pid" 2>/dev/null; fi
+  done
+  return 0
+}
+
 _cloud_stop() {
   local status=${_exit_status:-0}
   if [ -n "${CLOUD_PID:-}" ] && kill -0 "$CLOUD_PID" 2>/dev/null; then
@@ -136,6 +148,7 @@ _cloud_stop() {
   # The agent's nft tables (its network data plane) outlive it by design; a
   # cloud that made them takes them along (tables that were there before it
   # belong to another Stratus on this machine).
+  _cloud_stop_vms
   _cloud_drop_network_plane
   local fam
   for fam in bridge inet; do

@@ -79,9 +79,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     stateDir, log: log.child({ component: 'container' }), cgroupParent: f.cgroupParent, consoleCap: f.consoleLogMax,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
-  const streams = new StreamChannel({
-    server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }), providers: consoleProviders(new ContainerConsoles(stateDir)),
-  });
+
   const network = f.network === false ? null : new NetworkDriver({
     stateDir, log: log.child({ component: 'network' }), underlayIp: f.underlayIp ?? null, hostNetns: f.networkHostNetns ?? null, bridgeMappings: f.bridgeMappings,
     metadata: new MetadataProxy({ servers: client.servers, token, log: log.child({ component: 'metadata' }) }),
@@ -96,6 +94,11 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     backends: [new FileBackend({ dir: join(stateDir, 'volumes') })], log: log.child({ component: 'volume' }),
   });
   const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : [])];
+  // consoles: each stream goes to the driver holding the server
+  const streams = new StreamChannel({
+    server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
+    providers: consoleProviders(new ContainerConsoles(stateDir), ...(vm ? [vm] : [])),
+  });
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },

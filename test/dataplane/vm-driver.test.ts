@@ -2,8 +2,10 @@
 // host without vmx/svm) and the small guest image (stratus-tiny): a desired
 // `vm` server converges to a running qemu as stratus-qemu in its own cgroup,
 // with a qcow2 overlay, ephemeral and swap disks, a config drive and a tap
-// for its port; the guest boots (its console says so); pause/unpause,
-// suspend/resume, a hard reboot (same process), an ACPI stop and a start; a
+// for its port; the guest boots (its console says so) and its serial console
+// answers typed commands; pause/unpause,
+// suspend (memory saved to disk, qemu gone) and resume (a new qemu loads it),
+// a hard reboot (same process), an ACPI stop and a start; a
 // new driver instance on the same state adopts the running VM without
 // restarting it; a snapshot is a standalone qcow2; destroy leaves no process,
 // file, cgroup or tap, and the sweep drops the unused cached image.
@@ -21,10 +23,12 @@ import { pino } from 'pino';
 import { run, runOk } from '../../src/agent/exec.ts';
 import type { DesiredServer } from '../../src/compute/engine/protocol.ts';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
+import { PROBE_CACHE } from '../../src/agent/drivers/vm/accel.ts';
 import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { tapName } from '../../src/network/protocol.ts';
 import { processAlive, skipUnlessRoot, sleep } from './lib.ts';
+import { ResourceFailure } from '../../src/agent/errors.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
@@ -45,7 +49,8 @@ const mkDriver = () => new VmDriver({
   stateDir, log, cgroupParent: 'stratus-vmdrv-test', consoleCap: 256 * 1024, keepUnusedImagesMs: 0,
   fetchImage: async (imageId, dest) => {
     fetched.push(imageId);
-    await fsp.copyFile(image.disk, dest);
+    if (imageId.startsWith('garbage-')) await fsp.writeFile(dest, Buffer.alloc(4096, 7));
+    else await fsp.copyFile(image.disk, dest);
   },
 });
 
@@ -95,6 +100,7 @@ after(async () => {
   for (const p of pids) if (processAlive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   if (await linkExists(tap).catch(() => false)) await run('ip', ['link', 'del', 'dev', tap]);
   for (const c of ['cpu', 'memory', 'pids', '']) await fsp.rmdir(join('/sys/fs/cgroup', c, 'stratus-vmdrv-test', id)).catch(() => undefined);
+  for (const c of ['cpu', 'memory', 'pids', '']) await fsp.rmdir(join('/sys/fs/cgroup', c, 'stratus-vmdrv-test')).catch(() => undefined);
   rmSync(stateDir, { recursive: true, force: true });
 });
 
@@ -103,6 +109,10 @@ test('hypervisor: the probe reports TCG on a host whose CPU has no vmx/svm', { s
   assert.match(h.version ?? '', /^\d+\.\d+\.\d+$/);
   assert.equal(h.type, h.accel === 'kvm' ? 'KVM' : 'QEMU');
   if (!/\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) assert.equal(h.accel, 'tcg');
+  // kept for the other agents of this boot, under this boot's id and this qemu's version
+  const kept = JSON.parse(readFileSync(PROBE_CACHE, 'utf8')) as { key: string; probe: { accel: string } };
+  assert.equal(kept.probe.accel, h.accel);
+  assert.equal(kept.key, `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${h.version}`);
 });
 
 test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, config drive and tap; the guest boots', { skip }, async () => {
@@ -131,19 +141,59 @@ test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, co
   assert.ok(out.length > 0 && out.split('\n').length <= 6);
   // the guest read the config drive: it ran the user data
   assert.match(await driver.consoleOutput(id), /vmdrv-user-data-ran/);
+  // the interactive serial console: a shell on ttyS0 answers; what it prints also lands in the log
+  const con = await driver.serialConsole(id);
+  try {
+    let got = '';
+    con.on('data', (b: Buffer) => { got += b.toString(); });
+    con.write('echo vmdrv-$((6*7))\n');
+    const until = Date.now() + 60_000;
+    while (!/vmdrv-42/.test(got) && Date.now() < until) await sleep(200);
+    assert.match(got, /vmdrv-42/);
+  } finally {
+    con.destroy();
+  }
+  assert.match(await driver.consoleOutput(id), /vmdrv-42/);
+  // the VNC server answers with its RFB greeting
+  const vnc = await driver.vncConsole(id);
+  try {
+    const greeting = await new Promise<string>((resolve, reject) => {
+      vnc.once('data', (b: Buffer) => resolve(b.toString()));
+      vnc.once('error', reject);
+    });
+    assert.match(greeting, /^RFB 003\.00\d\n/);
+  } finally {
+    vnc.destroy();
+  }
   // converging the same again changes nothing
   assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active' });
   assert.equal(await qemuPid(), pid);
   assert.deepEqual(fetched, [`img-${id}`], 'the image is downloaded once');
 });
 
-test('pause/unpause, suspend/resume and a hard reboot keep the process', { skip }, async () => {
+test('pause/unpause keep the process; suspend saves the memory to disk and ends qemu, resume loads it', { skip }, async () => {
   const pid = await qemuPid();
   assert.deepEqual(await driver.converge(desired({ power: 'paused' })), { power_state: 3, state: 'paused' });
   assert.deepEqual(await driver.observe(id, 'paused'), { power_state: 3, state: 'paused' });
   assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.equal(await qemuPid(), pid);
   assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended' });
+  assert.equal(processAlive(pid!), false, 'qemu ended after saving');
+  const saved = join(serverDir(), 'memory.state');
+  assert.ok(existsSync(saved) && (await fsp.stat(saved)).size > 1 << 20, 'the memory state is on disk');
+  assert.deepEqual(await driver.observe(id, 'suspended'), { power_state: 7, state: 'suspended' });
+  const bootsBefore = (await driver.consoleOutput(id)).split('Linux version').length;
   assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  const resumed = await qemuPid();
+  assert.ok(resumed && resumed !== pid);
+  assert.equal(existsSync(saved), false, 'the saved state is consumed');
+  // the guest went on where it was: no new boot on the console
+  await sleep(2000);
+  assert.equal((await driver.consoleOutput(id)).split('Linux version').length, bootsBefore);
+});
+
+test('a hard reboot resets the machine in the same process', { skip }, async () => {
+  const pid = await qemuPid();
   const before = (await driver.consoleOutput(id)).length;
   assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
   assert.equal(await qemuPid(), pid);
@@ -204,4 +254,23 @@ test('destroy leaves nothing; the sweep drops the unused image', { skip }, async
   assert.ok(existsSync(join(stateDir, 'vm', 'images', `img-${id}`)));
   await driver.sweep(new Set());
   assert.equal(existsSync(join(stateDir, 'vm', 'images', `img-${id}`)), false);
+});
+
+test('bad images: a format a VM cannot boot and bytes that are not what Glance says fail for good and leave nothing', { skip }, async () => {
+  const bad = randomUUID();
+  const base = desired({ id: bad, ports: [] });
+  const cases: Array<DesiredServer['image']> = [
+    { ...base.image!, id: `vmdk-${bad}`, disk_format: 'vmdk' },
+    { ...base.image!, id: `oci-${bad}`, container_format: 'docker', disk_format: 'raw' },
+    { ...base.image!, id: `garbage-${bad}`, disk_format: 'qcow2' },
+  ];
+  try {
+    for (const img of cases) {
+      await assert.rejects(driver.converge({ ...base, image: img }), (e: unknown) => e instanceof ResourceFailure && e.class === 'permanent' && e.code === 'image_invalid');
+      assert.equal(existsSync(join(stateDir, 'vm', 'servers', bad)), false, `nothing left after ${img!.id}`);
+      assert.equal(existsSync(join(stateDir, 'vm', 'images', img!.id)), false);
+    }
+  } finally {
+    await driver.destroy(bad);
+  }
 });

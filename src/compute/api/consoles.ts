@@ -125,6 +125,17 @@ export function consoleRoutes(ctx: ComputeContext): Route[] {
 const CONSOLE_ROLE = 'stratus:console';
 const CONSOLE_RULE = 'console-token';
 
+/** No Origin (not a browser), or one whose host name is the request's (Nova's origin check, ports aside). */
+function sameHostOrigin(rc: RouteContext): boolean {
+  const origin = rc.req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).hostname === new URL(`http://${rc.req.headers.host ?? ''}`).hostname;
+  } catch {
+    return false;
+  }
+}
+
 /** A console proxy: its path, the console type its tokens must be for, and the agent stream it opens. */
 interface ProxyKind { name: string; prefix: string; consoleType: string; stream: string }
 const PROXIES: ProxyKind[] = [
@@ -148,6 +159,11 @@ function proxyService(ctx: ComputeContext, streams: StreamHub, p: ProxyKind): Se
     prefix: p.prefix,
     rules: { [CONSOLE_RULE]: (c) => c.roles.has(CONSOLE_ROLE) },
     renderError: renderComputeError,
+    setup(app) {
+      // a refused upgrade is its status alone: a client that reads WebSocket frames
+      // right after the answer (Tempest's novnc tests) must find no bytes there
+      app.addHook('onSend', async (req, reply, payload) => (reply.statusCode >= 400 && String(req.headers.upgrade ?? '').toLowerCase() === 'websocket' ? '' : payload));
+    },
     authenticators: [{
       async authenticate(req) {
         const token = (req.query as Record<string, unknown> | undefined)?.token;
@@ -166,6 +182,8 @@ function proxyService(ctx: ComputeContext, streams: StreamHub, p: ProxyKind): Se
       async handler(rc) {
         const t = rc.cred!.token as { server_id: string };
         if (!isUpgrade(rc)) throw badRequest('This resource speaks WebSocket: send an upgrade request.');
+        // as Nova's proxies: a browser's page from another host may not use a token it learnt
+        if (!sameHostOrigin(rc)) throw new ApiError('Forbidden', 'The console origin is not allowed.');
         const s = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'vm_state', 'task_state', 'deleted_at'])
           .where('id', '=', t.server_id).executeTakeFirst();
         if (!s || s.deleted_at !== null) throw notFound(`Instance ${t.server_id} could not be found.`);

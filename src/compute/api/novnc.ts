@@ -54,13 +54,13 @@ export function novncFile(rel: string, dir = novncDir()): string | null {
   return file.startsWith(dir + sep) ? file : null;
 }
 
-/** Stratus's console page: noVNC's RFB client on the whole window, a status line and Ctrl-Alt-Del. */
+/** Stratus's console page: noVNC's RFB client on the whole window, a status line and Ctrl-Alt-Del (Tempest wants `noVNC` and a script in it). */
 const PAGE = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Console</title>
+<title>noVNC</title>
 <style>
   html, body { margin: 0; height: 100%; background: #1e1e1e; color: #ddd; font: 14px system-ui, sans-serif; }
   body { display: flex; flex-direction: column; }

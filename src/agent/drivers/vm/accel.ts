@@ -8,7 +8,10 @@
 // its log to the debug console port 0x402, which qemu sends to a file). KVM
 // is taken only when its run finishes, and faster than TCG's: hardware
 // virtualisation that is slower than emulation is not usable. The result is
-// cached for the process; `qemuVersion` is read once too.
+// cached for the process and, for the other agents and test planes of this
+// boot, in /run (a tmpfs: gone at reboot) under the boot id and qemu's
+// version, so that it is found again only while both hold; `qemuVersion` is
+// read once too.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,21 +63,59 @@ async function biosRun(accel: 'kvm' | 'tcg', dir: string, deadlineMs: number): P
 
 let cached: Promise<AccelProbe> | null = null;
 
+/** Where a probe's result is kept for this boot. */
+export const PROBE_CACHE = '/run/stratus/accel-probe.json';
+
+/** This boot and this qemu: a cached probe holds only while both are the same. */
+async function probeKey(): Promise<string> {
+  const boot = (await fsp.readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '')).trim();
+  return `${boot}/${(await qemuVersion()) ?? '?'}`;
+}
+
+async function cachedProbe(key: string): Promise<AccelProbe | null> {
+  try {
+    const c = JSON.parse(await fsp.readFile(PROBE_CACHE, 'utf8')) as { key?: string; probe?: AccelProbe };
+    return c.key === key && (c.probe?.accel === 'kvm' || c.probe?.accel === 'tcg') ? c.probe : null;
+  } catch {
+    return null;
+  }
+}
+
+async function keepProbe(key: string, probe: AccelProbe): Promise<void> {
+  const tmp = `${PROBE_CACHE}.${process.pid}`;
+  try {
+    await fsp.mkdir('/run/stratus', { recursive: true, mode: 0o755 });
+    await fsp.writeFile(tmp, JSON.stringify({ key, probe }), { mode: 0o644 });
+    await fsp.rename(tmp, PROBE_CACHE);
+  } catch {
+    await fsp.rm(tmp, { force: true }); // not root, or no /run: probe again next time
+  }
+}
+
 /** Probes once per process (a forced `accel` skips the probe). `dir`: where the probe's log files go. */
 export function probeAccel(dir: string, forced?: 'kvm' | 'tcg'): Promise<AccelProbe> {
   if (forced) return Promise.resolve({ accel: forced, reason: 'set by the agent\'s configuration', tcgMs: null, kvmMs: null });
   cached ??= (async (): Promise<AccelProbe> => {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    const kvmDev = await fsp.access('/dev/kvm', fsp.constants.R_OK | fsp.constants.W_OK).then(() => true, () => false);
-    const tcg = await biosRun('tcg', dir, 30_000);
-    if (!kvmDev) return { accel: 'tcg', reason: 'no usable /dev/kvm', tcgMs: tcg.ms, kvmMs: null };
-    const kvm = await biosRun('kvm', dir, Math.max(3000, 3 * (tcg.ms ?? 1000)));
-    if (kvm.ms === null) return { accel: 'tcg', reason: `KVM did not run the BIOS: ${kvm.err.slice(0, 300)}`, tcgMs: tcg.ms, kvmMs: null };
-    if (tcg.ms !== null && kvm.ms >= tcg.ms) return { accel: 'tcg', reason: `KVM runs guest code slower than TCG (BIOS in ${kvm.ms} ms vs ${tcg.ms} ms): nested or emulated virtualisation`, tcgMs: tcg.ms, kvmMs: kvm.ms };
-    return { accel: 'kvm', reason: `BIOS in ${kvm.ms} ms under KVM, ${tcg.ms ?? '?'} ms under TCG`, tcgMs: tcg.ms, kvmMs: kvm.ms };
+    const key = await probeKey();
+    const kept = await cachedProbe(key);
+    if (kept) return kept;
+    const probe = await runProbe(dir);
+    await keepProbe(key, probe);
+    return probe;
   })();
   cached.catch(() => { cached = null; });
   return cached;
+}
+
+async function runProbe(dir: string): Promise<AccelProbe> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const kvmDev = await fsp.access('/dev/kvm', fsp.constants.R_OK | fsp.constants.W_OK).then(() => true, () => false);
+  const tcg = await biosRun('tcg', dir, 30_000);
+  if (!kvmDev) return { accel: 'tcg', reason: 'no usable /dev/kvm', tcgMs: tcg.ms, kvmMs: null };
+  const kvm = await biosRun('kvm', dir, Math.max(3000, 3 * (tcg.ms ?? 1000)));
+  if (kvm.ms === null) return { accel: 'tcg', reason: `KVM did not run the BIOS: ${kvm.err.slice(0, 300)}`, tcgMs: tcg.ms, kvmMs: null };
+  if (tcg.ms !== null && kvm.ms >= tcg.ms) return { accel: 'tcg', reason: `KVM runs guest code slower than TCG (BIOS in ${kvm.ms} ms vs ${tcg.ms} ms): nested or emulated virtualisation`, tcgMs: tcg.ms, kvmMs: kvm.ms };
+  return { accel: 'kvm', reason: `BIOS in ${kvm.ms} ms under KVM, ${tcg.ms ?? '?'} ms under TCG`, tcgMs: tcg.ms, kvmMs: kvm.ms };
 }
 
 let version: Promise<string | undefined> | null = null;

@@ -12,7 +12,8 @@
 //                   (unformatted: the guest formats them)
 //   config-2.iso    the config drive (configdrive.ts) when the user asked for one
 //   qmp.sock        QMP; vnc.sock: VNC (for the noVNC console)
-//   console.log     the serial console (qemu opens it O_APPEND; the sweep caps it)
+//   serial.sock     the serial port (the interactive console: serialConsole)
+//   console.log     what the serial port printed (qemu opens it O_APPEND; the sweep caps it)
 //   qemu.pid        qemu's pid; qemu.log: its stderr
 // plus the cgroup /<cgroup parent>/<id> (cpu, memory, pids; v1 or v2) and the
 // taps this driver had to make. Images are cached once per host under
@@ -24,7 +25,15 @@
 // user (-runas); -sandbox denies obsolete calls, spawning and resource control.
 // Tried here (qemu 7.2): `elevateprivileges=deny` kills qemu at the setuid of
 // -runas, and `spawn=deny` kills -daemonize's fork, so neither is used (a
-// detached spawn with -pidfile replaces -daemonize).
+// detached spawn with -pidfile replaces -daemonize). qemu opens a writable
+// disk again by its path when it hands the disk over (the end of a suspend's
+// migration), as stratus-qemu: so the disks are stratus-qemu's (0600) and the
+// directories above them root's with group stratus-qemu, mode 0710 (the
+// agent's state directory too; the other drivers' directories inside it stay
+// 0700). Suspend saves the memory through QMP `migrate` to a socket the agent
+// listens on in /run/stratus-vm (qemu may not reach the state directory's
+// files other than its disks) into memory.state; resume starts qemu with that
+// file on `-incoming fd:3`.
 //
 // NICs: the network driver owns the port's tap (`tap` + 11 characters of the
 // port id, spec.ports[].device): it makes it for vif type `tap` (a persistent
@@ -39,6 +48,9 @@
 // command line must hold the server's QMP socket path, and QMP answers there.
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { createConnection, createServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as fsp from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -55,9 +67,12 @@ import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError } from './qmp.ts';
+import type { ConsoleProvider } from '../../stream.ts';
 
 export const VM_USER = 'stratus-qemu';
 export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
+/** Where qemu (as stratus-qemu) reaches the agent's socket to save a suspended VM's memory. */
+export const MIGRATE_DIR = '/run/stratus-vm';
 
 export interface VmDriverOptions {
   stateDir: string;
@@ -112,7 +127,7 @@ async function liveProcess(pid: number): Promise<boolean> {
   return state !== 'Z' && state !== 'X';
 }
 
-export class VmDriver implements ComputeDriver {
+export class VmDriver implements ComputeDriver, ConsoleProvider {
   readonly name = 'vm';
   readonly serves = { [SERVER_KIND]: ['vm'] };
   private readonly o: Required<Omit<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>> & Pick<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>;
@@ -122,6 +137,8 @@ export class VmDriver implements ComputeDriver {
   private readonly qmps = new Map<string, Promise<QmpClient>>();
   private probe: AccelProbe | null = null;
   private cgroupV2 = false;
+  /** stratus-qemu's uid and gid. */
+  private qemuUser = { uid: -1, gid: -1 };
 
   constructor(o: VmDriverOptions) {
     this.o = {
@@ -161,6 +178,12 @@ export class VmDriver implements ComputeDriver {
       const u = await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', this.o.user]);
       if (u.code !== 0 && (await run('id', ['-u', this.o.user])).code !== 0) throw new Error(`cannot create the user ${this.o.user}: ${u.stderr.trim()}`);
     }
+    const uid = Number((await runOk('id', ['-u', this.o.user])).stdout.trim());
+    const gid = Number((await runOk('id', ['-g', this.o.user])).stdout.trim());
+    this.qemuUser = { uid, gid };
+    // qemu (as stratus-qemu) opens a writable disk again by its path when the disk is handed over (the
+    // end of a suspend's migration): the path must be traversable by its group, nobody else's
+    for (const d of [this.o.stateDir, this.root, this.serversDir]) await this.qemuDir(d);
     this.probe = await probeAccel(join(this.root, 'tmp'), this.o.accel);
     this.o.log.info({ accel: this.probe.accel, reason: this.probe.reason }, 'VM accelerator');
   }
@@ -182,6 +205,19 @@ export class VmDriver implements ComputeDriver {
 
   async localServers(): Promise<string[]> {
     return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
+  }
+
+  /** A directory on the way to the disks: root's, traversable by stratus-qemu's group only (0710). */
+  private async qemuDir(d: string): Promise<void> {
+    const st = await fsp.stat(d);
+    if (st.gid !== this.qemuUser.gid) await fsp.chown(d, st.uid, this.qemuUser.gid);
+    await fsp.chmod(d, (st.mode & 0o700) | 0o010);
+  }
+
+  /** A writable disk: stratus-qemu's own (0600). */
+  private async qemuFile(f: string): Promise<void> {
+    await fsp.chown(f, this.qemuUser.uid, this.qemuUser.gid);
+    await fsp.chmod(f, 0o600);
   }
 
   // --- state
@@ -386,12 +422,14 @@ export class VmDriver implements ComputeDriver {
         }
         await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', image.format, `${root}.tmp`, String(want || image.virtualSize)]);
       }
+      await this.qemuFile(`${root}.tmp`);
       await fsp.rename(`${root}.tmp`, root);
     }
     for (const [name, size] of [['ephemeral.qcow2', d.flavor.ephemeral * GiB], ['swap.qcow2', d.flavor.swap * MiB]] as const) {
       const f = this.file(id, name);
       if (size > 0 && !(await exists(f))) {
         await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', `${f}.tmp`, String(size)]);
+        await this.qemuFile(`${f}.tmp`);
         await fsp.rename(`${f}.tmp`, f);
       }
     }
@@ -410,7 +448,8 @@ export class VmDriver implements ComputeDriver {
       '-sandbox', VM_SANDBOX, '-runas', this.o.user,
       '-S', '-pidfile', f('qemu.pid'),
       '-qmp', `unix:${f('qmp.sock')},server=on,wait=off`,
-      '-chardev', `file,id=serial0,path=${f('console.log')},append=on`, '-serial', 'chardev:serial0',
+      // the serial port: a socket for the interactive console, its output also appended to the console log
+      '-chardev', `socket,id=serial0,path=${f('serial.sock')},server=on,wait=off,logfile=${f('console.log')},logappend=on`, '-serial', 'chardev:serial0',
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
     ];
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
@@ -429,25 +468,30 @@ export class VmDriver implements ComputeDriver {
     return a;
   }
 
-  private async launch(d: DesiredServer, image: CachedImage, st: LocalState): Promise<void> {
+  /** Starts qemu (paused), and continues it once QMP answers; `incoming`: a saved memory state it loads first (resume). */
+  private async launch(d: DesiredServer, image: CachedImage, st: LocalState, incoming?: string): Promise<void> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     await this.ensureTaps(d, st);
     const procs = await this.ensureCgroup(id, d);
-    for (const n of ['qmp.sock', 'vnc.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
+    for (const n of ['qmp.sock', 'vnc.sock', 'serial.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
     const argv = await this.args(d, image);
+    // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
+    if (incoming) argv.push('-incoming', 'fd:3');
     const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
     // the shell joins the cgroup, then becomes qemu: qemu never runs outside it
     const script = `${procs.map((p) => `echo $$ > ${shQuote(p)}`).join(' && ')} && exec "$@"`;
     const log = await fsp.open(f('qemu.log'), 'w', 0o600);
+    const state = incoming ? await fsp.open(incoming, 'r') : null;
     let exited: { code: number | null; signal: string | null } | null = null;
     try {
-      const child = spawn('sh', ['-c', script, 'sh', ...cmd], { detached: true, stdio: ['ignore', log.fd, log.fd], cwd: this.dir(id) });
+      const child = spawn('sh', ['-c', script, 'sh', ...cmd], { detached: true, stdio: ['ignore', log.fd, log.fd, ...(state ? [state.fd] : [])], cwd: this.dir(id) });
       child.once('exit', (code, signal) => { exited = { code, signal }; });
       child.once('error', () => { exited = { code: -1, signal: null }; });
       child.unref();
     } finally {
       await log.close();
+      await state?.close();
     }
     // set-up is done when QMP answers (qemu was started paused)
     const until = Date.now() + 60_000;
@@ -465,7 +509,69 @@ export class VmDriver implements ComputeDriver {
       await this.kill(id, true).catch(() => undefined);
       throw transient(ServerErrorCode.hostFailure, `qemu did not start: ${why || (exited ? `exit ${JSON.stringify(exited)}` : 'no QMP answer within 60 s')}`);
     }
+    if (incoming) {
+      // the state loads, then the machine stays paused (-S); a failed load ends qemu
+      for (;;) {
+        const stat = await q.execute('query-status').catch(() => null);
+        if (!stat) throw transient(ServerErrorCode.hostFailure, `qemu could not load the saved state: ${(await fsp.readFile(f('qemu.log'), 'utf8').catch(() => '')).trim().slice(-400)}`);
+        if (stat.status !== 'inmigrate') break;
+        await sleep(50);
+      }
+    }
     await q.execute('cont');
+  }
+
+  /**
+   * Suspend: the guest's memory and device state saved to `memory.state`
+   * (QMP migrate to a unix socket the agent listens on and copies to the
+   * file), then qemu ends. qemu, as stratus-qemu, reaches the socket in
+   * MIGRATE_DIR (traversable, the socket its own); the state directory stays
+   * closed to it. Resume starts qemu with the file on -incoming.
+   */
+  private async saveState(id: string): Promise<void> {
+    const pid = await this.pid(id);
+    if (!pid) return;
+    const q = await this.qmp(id);
+    const file = this.file(id, 'memory.state');
+    await fsp.mkdir(MIGRATE_DIR, { recursive: true, mode: 0o711 });
+    await fsp.chmod(MIGRATE_DIR, 0o711);
+    const sock = join(MIGRATE_DIR, `${id}.sock`);
+    await fsp.rm(sock, { force: true });
+    const out = await fsp.open(`${file}.tmp`, 'w', 0o600);
+    let received: Promise<void> | null = null;
+    const server = createServer((conn) => {
+      received ??= pipeline(conn, out.createWriteStream());
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(sock, () => resolve());
+      });
+      const uid = Number((await runOk('id', ['-u', this.o.user])).stdout.trim());
+      await fsp.chown(sock, uid, 0);
+      await fsp.chmod(sock, 0o600);
+      // the memory holds still while it is copied (one pass), at full speed
+      await q.execute('stop');
+      await q.execute('migrate-set-parameters', { 'max-bandwidth': 8 * GiB }).catch(() => undefined);
+      await q.execute('migrate', { uri: `unix:${sock}` });
+      for (;;) {
+        const m = await q.execute('query-migrate');
+        if (m.status === 'completed') break;
+        if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`saving the memory state failed: ${m['error-desc'] ?? m.status}`);
+        await sleep(50);
+      }
+      await (received ?? Promise.reject(new Error('qemu never connected to save its state')));
+      await fsp.rename(`${file}.tmp`, file);
+    } catch (err) {
+      // the VM goes on as it was: paused, its memory intact
+      await fsp.rm(`${file}.tmp`, { force: true });
+      throw err;
+    } finally {
+      server.close();
+      await out.close().catch(() => undefined);
+      await fsp.rm(sock, { force: true });
+    }
+    await this.kill(id, true);
   }
 
   // --- the converge step
@@ -474,10 +580,13 @@ export class VmDriver implements ComputeDriver {
     if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
     const id = d.id;
     const dir = this.dir(id);
+    // unix socket paths hold at most 107 bytes
+    if (Buffer.byteLength(this.file(id, 'serial.sock')) > 107) throw new Error(`the state directory ${this.o.stateDir} is too deep for the VMs' unix sockets`);
     let st = await this.readState(id);
     const revert = new Reverter();
     if (!st) {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      await this.qemuDir(dir);
       st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
       await this.writeState(st);
     }
@@ -487,6 +596,7 @@ export class VmDriver implements ComputeDriver {
         // rebuild: a fresh root disk from the (new) image, same server
         await this.kill(id, true);
         await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
+        await fsp.rm(this.file(id, 'memory.state'), { force: true });
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
@@ -524,17 +634,22 @@ export class VmDriver implements ComputeDriver {
         // recorded before the restart: a crash after it must not reboot the server a second time
         await this.writeState(st);
       }
-      const wantRunning = d.power !== 'stopped';
-      if (wantRunning) {
+      const saved = this.file(id, 'memory.state');
+      if (d.power === 'suspended') {
+        if (s !== 'stopped') await this.saveState(id);
+      } else if (d.power === 'stopped') {
+        if (s !== 'stopped') await this.kill(id, false);
+        // a suspended server that is stopped boots afresh next time (Nova discards the saved state)
+        await fsp.rm(saved, { force: true });
+      } else {
         if (s === 'stopped') {
-          await this.launch(d, image, st);
+          const resume = await exists(saved);
+          await this.launch(d, image, st, resume ? saved : undefined);
+          if (resume) await fsp.rm(saved, { force: true });
           s = 'running';
         }
         if (s === 'paused' && d.power === 'running') await (await this.qmp(id)).execute('cont');
-        // suspend keeps the memory in the paused process (saving it to disk is not done yet)
-        if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await (await this.qmp(id)).execute('stop');
-      } else if (s !== 'stopped') {
-        await this.kill(id, false);
+        if (s === 'running' && d.power === 'paused') await (await this.qmp(id)).execute('stop');
       }
       st.launched = true;
       await this.writeState(st);
@@ -549,6 +664,7 @@ export class VmDriver implements ComputeDriver {
   async observe(id: string, desired?: string): Promise<Observed | null> {
     if (!UUIDISH.test(id) || !(await exists(join(this.serversDir, id, 'state.json')))) return null;
     const s = await this.status(id);
+    if (s === 'stopped' && (await exists(this.file(id, 'memory.state')))) return { power_state: PowerState.SUSPENDED, state: 'suspended' };
     if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
     if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
     return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
@@ -571,6 +687,36 @@ export class VmDriver implements ComputeDriver {
       });
     }
     await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /** Whether the server is on this host (converged here and not destroyed). */
+  async hasServer(id: string): Promise<boolean> {
+    return UUIDISH.test(id) && exists(join(this.serversDir, id, 'state.json'));
+  }
+
+  /**
+   * The interactive serial console: a connection to qemu's serial socket
+   * (what the guest writes, and what is written goes to its ttyS0). qemu
+   * serves one client at a time; the log keeps the output either way.
+   */
+  async serialConsole(id: string): Promise<Duplex> {
+    if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
+    return this.connectUnix(this.file(id, 'serial.sock'));
+  }
+
+  /** A connection to qemu's VNC server (the noVNC console's far end). */
+  async vncConsole(id: string): Promise<Duplex> {
+    if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
+    return this.connectUnix(this.file(id, 'vnc.sock'));
+  }
+
+  private async connectUnix(path: string): Promise<Duplex> {
+    const sock = createConnection({ path });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    return sock;
   }
 
   async consoleOutput(id: string, lines?: number): Promise<string> {

@@ -52,9 +52,10 @@ export class VmImageCache {
           await fsp.utimes(join(dir, 'image.json'), new Date(), new Date()).catch(() => undefined);
           return { ...known, path: join(dir, 'disk') };
         }
-        const format = image.disk_format;
+        // an AMI's disk is raw
+        const format = image.disk_format === 'ami' ? 'raw' : image.disk_format;
         if (format !== 'raw' && format !== 'qcow2' && format !== 'iso') throw new ImageFormatError(`disk_format ${format ?? 'none'} cannot boot a VM here (raw, qcow2 or iso)`);
-        if (image.container_format && !['bare', 'ovf'].includes(image.container_format)) throw new ImageFormatError(`container_format ${image.container_format} is not a VM disk (bare)`);
+        if (image.container_format && !['bare', 'ovf', 'ami'].includes(image.container_format)) throw new ImageFormatError(`container_format ${image.container_format} is not a VM disk (bare)`);
         const tmp = this.tmpPath(image.id);
         await fsp.mkdir(tmp, { mode: 0o755 });
         try {

@@ -41,6 +41,7 @@ export interface QmpCommands {
   'blockdev-add': { args: Record<string, unknown>; ret: Record<string, never> };
   'blockdev-del': { args: { 'node-name': string }; ret: Record<string, never> };
   'migrate': { args: { uri: string }; ret: Record<string, never> };
+  'migrate-set-parameters': { args: { 'max-bandwidth'?: number; [k: string]: unknown }; ret: Record<string, never> };
 }
 export type QmpCommand = keyof QmpCommands;
 

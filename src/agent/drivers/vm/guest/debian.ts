@@ -2,7 +2,7 @@
 // of the VM path (`stratus image build-debian --out F`; documented, not run in
 // CI: debootstrap takes minutes and the guest minutes more under TCG). The
 // recipe is the one the data-plane probes proved (notes/dataplane.md, 3b):
-// debootstrap minbase with systemd, the cloud kernel, cloud-init (ConfigDrive,
+// debootstrap minbase with systemd, Debian's kernel, cloud-init (ConfigDrive,
 // then the OpenStack metadata service), openssh-server; the root file system
 // made with `mkfs.ext4 -d` (no loop device, no mount). Booting goes through
 // the same FAT + SYSLINUX partition as the small image (disk.ts), the ext4
@@ -15,9 +15,15 @@ import { makeBootDisk } from './disk.ts';
 
 export const DEBIAN_SUITE = 'bookworm';
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
-/** What debootstrap installs besides minbase (python3-cffi-backend: debootstrap does not resolve the virtual package cloud-init needs). */
+/**
+ * What debootstrap installs besides minbase (python3-cffi-backend: debootstrap
+ * does not resolve the virtual package cloud-init needs). The generic kernel,
+ * not linux-image-cloud-amd64: the cloud kernel has no AHCI driver, so on q35
+ * it never sees a config drive attached as a CD-ROM (SATA), and cloud-init
+ * then stays off.
+ */
 export const DEBIAN_IMAGE_INCLUDE = [
-  'systemd-sysv', 'udev', 'dbus', 'linux-image-cloud-amd64', 'initramfs-tools', 'cloud-init', 'python3-cffi-backend',
+  'systemd-sysv', 'udev', 'dbus', 'linux-image-amd64', 'initramfs-tools', 'cloud-init', 'python3-cffi-backend',
   'openssh-server', 'iproute2', 'ifupdown', 'isc-dhcp-client', 'netbase', 'ca-certificates', 'sudo', 'procps',
   'e2fsprogs', 'cloud-guest-utils',
 ] as const;

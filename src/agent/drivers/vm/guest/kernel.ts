@@ -4,8 +4,9 @@
 // button as modules, so the modules the guest needs are picked here in the
 // order `modprobe --show-depends` gives (after `depmod` on the unpacked tree)
 // and go into the initramfs. The result (vmlinuz + the picked modules, about
-// 11 MB) is cached per package version; the 70 MB package and its unpacked
-// tree are not kept.
+// 15 MB) is cached per package version and module lists; the 70 MB package
+// and its unpacked tree are not kept.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -17,7 +18,7 @@ export const KERNEL_META_PACKAGE = 'linux-image-amd64';
 /** Modules loaded at boot, before the network comes up (their dependencies come along). */
 export const EARLY_MODULES = [
   'virtio_pci', 'virtio_net', 'virtio_blk', 'virtio_rng', 'e1000', 'e1000e', // NICs and disks (e1000e: q35's default NIC)
-  'ahci', 'sr_mod', 'isofs', // the config drive as a CD-ROM (q35's SATA) or a virtio disk
+  'ahci', 'ata_piix', 'sr_mod', 'isofs', // the config drive as a CD-ROM (q35's SATA, pc's IDE) or a virtio disk
   'button', 'evdev', // the ACPI power button, read by acpid
 ] as const;
 /** Modules loaded after the guest is ready: volumes on other buses and file systems. */
@@ -51,8 +52,18 @@ export async function currentKernelPackage(): Promise<{ package: string; version
   return { package: pkg, version };
 }
 
+/** Removes all but the `keep` newest cache directories under `root` (not the temporary `.build-*` ones). */
+export async function pruneCache(root: string, keep: number): Promise<void> {
+  const dirs = (await fsp.readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.'));
+  const dated = await Promise.all(dirs.map(async (d) => ({ name: d.name, mtime: (await fsp.stat(join(root, d.name))).mtimeMs })));
+  dated.sort((a, b) => b.mtime - a.mtime);
+  for (const d of dated.slice(keep)) await fsp.rm(join(root, d.name), { recursive: true, force: true });
+}
+
+/** The cache directory of a kernel package version with the module lists of this code. */
 function kernelDir(cacheDir: string, pkg: string, version: string): string {
-  return join(cacheDir, 'kernel', `${pkg}_${version.replace(/[^A-Za-z0-9.+~-]/g, '_')}`);
+  const lists = createHash('sha256').update(JSON.stringify([EARLY_MODULES, LATE_MODULES])).digest('hex').slice(0, 8);
+  return join(cacheDir, 'kernel', `${pkg}_${version.replace(/[^A-Za-z0-9.+~-]/g, '_')}_${lists}`);
 }
 
 async function readCached(dir: string): Promise<GuestKernel | null> {
@@ -144,6 +155,7 @@ export async function guestKernel(cacheDir: string, log: (msg: string) => void =
     await fsp.rm(dir, { recursive: true, force: true });
     await fsp.rename(stage, dir);
     log(`kernel ${release}: ${early.length} early and ${late.length} late modules`);
+    await pruneCache(join(cacheDir, 'kernel'), 2);
     return { ...manifest, dir, vmlinuz: join(dir, 'vmlinuz') };
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });

@@ -56,50 +56,61 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 say "booting: kernel $(uname -r), uptime $(uptime_s) s"
 hostname stratus-guest
 ip link set lo up
-load_modules /lib/modules/early.order
+# DHCP on every NIC (udhcpc in the background, it keeps trying), started as soon as eth0
+# exists while the other modules still load; eth0's lease is waited for below
+M=/run/stratus
+dhcp_all() {
+  for d in /sys/class/net/eth*; do
+    [ -e "$d" ] || continue
+    i=\${d##*/}
+    [ -e $M/dhcp-$i ] && continue
+    : > $M/dhcp-$i
+    say "$i mac $(cat "$d/address")"
+    ip link set "$i" up
+    udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
+  done
+}
+load_modules /lib/modules/early.order &
+loader=$!
+while [ ! -e /sys/class/net/eth0 ] && kill -0 $loader 2>/dev/null; do sleep 0.05; done
+dhcp_all
+wait $loader
 say "modules loaded, uptime $(uptime_s) s"
 acpid -c /etc/acpi -l /var/log/acpid.log
+dhcp_all
 
-# DHCP on every NIC, in the background (udhcpc keeps trying); eth0's lease is waited for below
-n=0; while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-for d in /sys/class/net/eth*; do
-  [ -e "$d" ] || continue
-  i=\${d##*/}
-  say "$i mac $(cat "$d/address")"
-  ip link set "$i" up
-  udhcpc -i "$i" -s /usr/share/udhcpc/default.script -t 30 -T 1 -A 1 -b -O mtu -O staticroutes -x hostname:stratus-guest >/var/log/udhcpc-$i.log 2>&1 &
-done
-
-# meanwhile, the config drive: a disk labelled config-2 (a CD-ROM may take a moment to appear: up to 3 s)
-M=/run/stratus
+# meanwhile, the config drive: a disk labelled config-2 (ISO 9660 or FAT); a CD-ROM may take
+# a moment to appear: looked for during 3 s now, and again between the metadata service's tries
 src=
-end=$(( $(cut -d. -f1 /proc/uptime) + 3 ))
-while :; do
+config_drive() {
   dev=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
-  if [ -n "$dev" ]; then
-    if mount -o ro -t iso9660 "$dev" /mnt/config 2>/dev/null || mount -o ro -t vfat "$dev" /mnt/config 2>/dev/null; then
-      for f in meta_data.json user_data network_data.json vendor_data.json; do
-        [ -f /mnt/config/openstack/latest/$f ] && cp /mnt/config/openstack/latest/$f $M/$f
-      done
-      umount /mnt/config
-      src="config drive $dev"
-    fi
-    break
+  [ -n "$dev" ] || return 1
+  if mount -o ro -t iso9660 "$dev" /mnt/config 2>/dev/null || mount -o ro -t vfat "$dev" /mnt/config 2>/dev/null; then
+    for f in meta_data.json user_data network_data.json vendor_data.json; do
+      [ -f /mnt/config/openstack/latest/$f ] && cp /mnt/config/openstack/latest/$f $M/$f
+    done
+    umount /mnt/config
+    src="config drive $dev"
+    return 0
   fi
-  [ "$(cut -d. -f1 /proc/uptime)" -ge $end ] && break
-  sleep 0.2
-done
+  [ -z "$cd_bad" ] && say "cannot mount the config drive $dev"
+  cd_bad=1
+  return 1
+}
+end=$(( $(cut -d. -f1 /proc/uptime) + 3 ))
+until config_drive || [ "$(cut -d. -f1 /proc/uptime)" -ge $end ]; do sleep 0.2; done
 
 # the lease on eth0
 n=0; while [ $n -lt 300 ] && ! ip -4 addr show dev eth0 2>/dev/null | grep -q inet; do sleep 0.1; n=$((n + 1)); done
 ip -4 addr show dev eth0 2>/dev/null | grep -q inet || say "eth0 has no address yet"
 
-# else the metadata service
+# else the metadata service: a few tries (a cloud's answers at once; a network without one
+# costs about 10 s), the config drive looked for again before each (IDE CD-ROMs are slow to appear)
 if [ -z "$src" ]; then
   U=http://169.254.169.254/openstack/latest
-  # a few tries within about 8 s: a cloud's metadata service answers at once, a network without one costs no more
   n=0
   while [ $n -lt 3 ]; do
+    config_drive && break
     if timeout 3 wget -q -O $M/meta_data.json.part $U/meta_data.json 2>/dev/null && [ -s $M/meta_data.json.part ]; then
       mv $M/meta_data.json.part $M/meta_data.json
       timeout 10 wget -q -O $M/user_data $U/user_data 2>/dev/null || rm -f $M/user_data

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runOk } from '../../../exec.ts';
 import { makeBootDisk, syslinuxConfig } from './disk.ts';
 import { buildInitramfs, initramfsInputs } from './initramfs.ts';
-import { guestKernel } from './kernel.ts';
+import { guestKernel, pruneCache } from './kernel.ts';
 import { ETC_FILES, KERNEL_CMDLINE } from './scripts.ts';
 
 export const TINY_IMAGE_NAME = 'stratus-tiny';
@@ -35,14 +35,6 @@ export const TINY_IMAGE_GLANCE = {
 const KEEP_BUILDS = 3;
 /** Bump when the build changes in a way the inputs' versions do not show. */
 const BUILDER_VERSION = 1;
-
-/** Removes all but the `keep` newest build directories under `root` (not the temporary `.build-*` ones). */
-async function prune(root: string, keep: number): Promise<void> {
-  const dirs = (await fsp.readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.'));
-  const dated = await Promise.all(dirs.map(async (d) => ({ name: d.name, mtime: (await fsp.stat(join(root, d.name))).mtimeMs })));
-  dated.sort((a, b) => b.mtime - a.mtime);
-  for (const d of dated.slice(keep)) await fsp.rm(join(root, d.name), { recursive: true, force: true });
-}
 
 export interface TinyImage {
   /** The bootable qcow2 disk. */
@@ -96,7 +88,7 @@ export async function buildTinyImage(o: { cacheDir?: string; log?: (msg: string)
       if (!existsSync(join(dir, 'inputs.json'))) throw err; // else another build finished first: keep that one
     });
     log(`built ${TINY_IMAGE_NAME} ${key} in ${dir}`);
-    await prune(join(cacheDir, 'tiny'), KEEP_BUILDS);
+    await pruneCache(join(cacheDir, 'tiny'), KEEP_BUILDS);
     return result();
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
