@@ -136,6 +136,18 @@ for (const c of CASES) {
       assert.deepEqual(await b.strays(), []);
     });
 
+    test('a volume beyond the over-subscribed pool size is the no_space error, on create and on extend', async () => {
+      const [p] = await b.pools('h');
+      const tooBig = Math.ceil(p!.total_capacity_gb * p!.max_over_subscription_ratio) + 1;
+      await assert.rejects(b.create('vol-y', tooBig, { type: 'blank' }), (e: Error & { code?: string }) => e.code === 'no_space');
+      assert.equal(await b.observe('vol-y'), null);
+      await b.create('vol-y', 1, { type: 'blank' });
+      await assert.rejects(b.extend('vol-y', tooBig), (e: Error & { code?: string }) => e.code === 'no_space');
+      assert.equal((await b.observe('vol-y'))!.size_gib, 1);
+      await b.delete('vol-y');
+      assert.deepEqual(await b.strays(), []);
+    });
+
     test('a missing source is the source_unavailable error, and nothing is left of the volume', async () => {
       await assert.rejects(b.create('vol-x', 1, { type: 'snapshot', snapshot_id: 'nope' }), (e: Error & { code?: string }) => e.code === 'source_unavailable');
       await assert.rejects(b.create('vol-x', 1, { type: 'volume', volume_id: 'nope' }), (e: Error & { code?: string }) => e.code === 'source_unavailable');

@@ -209,6 +209,7 @@ export class FileBackend implements VolumeBackend {
     const v = this.vol(id);
     if (await exists(v)) return this.extend(id, sizeGib);
     const bytes = sizeGib * GIB;
+    await this.checkRoom(sizeGib);
     const tmp = `${v}.tmp`;
     await fsp.rm(tmp, { force: true });
     let from: string | null = null;
@@ -240,10 +241,20 @@ export class FileBackend implements VolumeBackend {
     const have = await this.sizeOf(v);
     const bytes = sizeGib * GIB;
     if (have < bytes) {
+      await this.checkRoom((bytes - have) / GIB);
       if (this.format === 'raw') await fsp.truncate(v, bytes);
       else await runOk('qemu-img', ['resize', '-q', v, String(bytes)], { timeoutMs: 60_000 });
     }
     return this.data(id);
+  }
+
+  /** Thin provisioning's bound: what the volumes promise, plus `moreGib`, within the pool's size times the over-subscription ratio (`no_space`). */
+  private async checkRoom(moreGib: number): Promise<void> {
+    const [p] = await this.pools('-');
+    const limit = p!.total_capacity_gb * p!.max_over_subscription_ratio;
+    if (p!.provisioned_capacity_gb + moreGib > limit) {
+      throw userError(VolumeErrorCode.noSpace, `The pool has room for ${Math.floor(limit - p!.provisioned_capacity_gb)} GiB more (${p!.total_capacity_gb} GiB, over-subscribed ${p!.max_over_subscription_ratio} times); ${Math.ceil(moreGib)} GiB were asked.`);
+    }
   }
 
   async delete(id: string): Promise<void> {
