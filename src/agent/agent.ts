@@ -171,11 +171,14 @@ export class Agent {
     const call = async () => {
       const cap = await this.capacity();
       const hypervisor = await this.hypervisor();
+      const volumePools = [];
+      for (const d of this.o.drivers) if (d.volumePools) volumePools.push(...await d.volumePools(this.o.client.hostname));
       const r = await this.o.client.register({
         protocol: PROTOCOL_VERSION, kinds: this.serves, ...cap, version: AGENT_VERSION,
         ...(this.o.availabilityZone ? { availability_zone: this.o.availabilityZone } : {}),
         ...(this.o.hostIp ? { host_ip: this.o.hostIp } : {}),
         ...(hypervisor ? { hypervisor } : {}),
+        ...(volumePools.length ? { volume_pools: volumePools } : {}),
         ...(this.o.allocationRatios?.cpu ? { cpu_allocation_ratio: this.o.allocationRatios.cpu } : {}),
         ...(this.o.allocationRatios?.ram ? { ram_allocation_ratio: this.o.allocationRatios.ram } : {}),
         ...(this.o.allocationRatios?.disk ? { disk_allocation_ratio: this.o.allocationRatios.disk } : {}),

@@ -15,6 +15,9 @@ import { ContainerConsoles } from './drivers/container/console.ts';
 import { NetworkDriver } from './drivers/network/driver.ts';
 import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
+import { FileBackend } from './drivers/volume/file.ts';
+import { VolumeDriver } from './drivers/volume/driver.ts';
+import { volumeReconcilers } from './drivers/volume/reconciler.ts';
 import { run, runOk } from './exec.ts';
 import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
 import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
@@ -52,6 +55,8 @@ export interface AgentFlags {
   bridgeMappings?: Record<string, string>;
   /** Run `vm` servers (the VM driver) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
   vm?: boolean;
+  /** Serve volumes (the volume driver, file backend under STATE_DIR/volumes); default true (`--no-volume`: off). */
+  volume?: boolean;
 }
 
 /** Whether a command is on PATH (a file of that name in one of its directories). */
@@ -85,7 +90,10 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
-  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : [])];
+  const volume = f.volume === false ? null : new VolumeDriver({
+    backends: [new FileBackend({ dir: join(stateDir, 'volumes') })], log: log.child({ component: 'volume' }),
+  });
+  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : [])];
   // consoles: each stream goes to the driver holding the server
   const streams = new StreamChannel({
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
@@ -94,7 +102,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
-    hostIp: f.underlayIp, reconcilers: network ? { ...RECONCILERS, ...networkReconcilers } : RECONCILERS,
+    hostIp: f.underlayIp, reconcilers: { ...RECONCILERS, ...(network ? networkReconcilers : {}), ...(volume ? volumeReconcilers : {}) },
   }), streams);
 }
 

@@ -168,7 +168,7 @@ export async function addLocalHost(o: {
  * `host remove-local`: stops a running `add-local` of NAME, then removes its
  * servers (containers, mounts, namespaces, cgroups), its routers (namespaces,
  * radvd), its networks (bridges, VXLAN devices, DHCP namespaces and dnsmasq,
- * nft tables), the namespace with
+ * nft tables), its volume pool's mount, the namespace with
  * its underlay, and the state dir. Idempotent; returns what it removed.
  */
 export async function removeLocalHost(o: { name: string; stateDir?: string; log: Logger }): Promise<string[]> {
@@ -193,6 +193,8 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
     await containers.stop();
     if (hasNs) done.push(...await removeNetworking(l.stateDir, l.netns, o.log));
     for (const ctl of await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[])) await fsp.rmdir(join('/sys/fs/cgroup', ctl, l.cgroupParent)).catch(() => undefined);
+    // the volume pool (a loop-mounted btrfs when the state dir cannot reflink) goes with the host
+    if ((await run('umount', [join(l.stateDir, 'volumes')])).code === 0) done.push('volume pool');
     await fsp.rm(l.stateDir, { recursive: true, force: true });
     done.push(`state dir ${l.stateDir}`);
   }

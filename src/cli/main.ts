@@ -293,6 +293,7 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
   .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
   .option('--no-vm', 'run no virtual machines (by default the agent serves `vm` servers when qemu-system-x86_64 is installed)')
+  .option('--no-volume', 'serve no volumes (by default the agent keeps volumes as files under STATE_DIR/volumes: reflink copies on btrfs/XFS, a loop-mounted btrfs otherwise)')
   .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
@@ -384,6 +385,20 @@ keys.command('rotate').description('stage a new token key; the oldest beyond the
     } finally {
       await d.close();
     }
+  });
+
+const volume = program.command('volume').description('volumes on this host');
+volume.command('audit').description('list volume files on this host that no volume or snapshot accounts for (and placed volumes whose data is missing); changes nothing; exit status 1 when any')
+  .requiredOption('--server <url>', 'URL of the Stratus server', urlList)
+  .option('--token-file <file>', 'file holding the agent token', join(DEFAULT_DATA_DIR, 'agent-token'))
+  .option('--state-dir <dir>', 'the agent\'s state dir', DEFAULT_AGENT_STATE_DIR)
+  .option('--hostname <name>', 'the host name the agent registers (default: the system host name)')
+  .action(async (f: { server: string[]; tokenFile: string; stateDir: string; hostname?: string }) => {
+    const { auditVolumes } = await import('../agent/volume-audit.ts');
+    const r = await auditVolumes(f);
+    process.stdout.write(`${r.text}\n`);
+    const a = r.audit;
+    process.exitCode = a.volumes.length + a.snapshots.length + a.strays.length + a.missing.length ? 1 : 0;
   });
 
 const db = program.command('db').description('the state database');

@@ -44,6 +44,8 @@ export interface Fleet {
   setHosts(hosts: HostRegistry): void;
   /** Routes a service adds under /agent (compute: image download, snapshot upload); before the HTTP server is built. */
   addRoutes(routes: Route[]): void;
+  /** Hears every host's registration and heartbeat (the volume scheduler: the hosts' pools). */
+  onRegister(listener: (hostname: string, info: HostInfo) => void): void;
   /** Wakes the watch of `host`: something placed on it changed. */
   notify(host: string | null | undefined): void;
   /** The agent token (shared by the replicas through the database; also in DATA_DIR/agent-token), once started. */
@@ -100,6 +102,17 @@ const HostInfoBody = Type.Object({
     accel: Type.Union([Type.Literal('kvm'), Type.Literal('tcg')]),
     version: Type.Optional(Type.String({ maxLength: 64 })),
   }, { additionalProperties: false })),
+  volume_pools: Type.Optional(Type.Array(Type.Object({
+    name: Type.String({ maxLength: 512, pattern: '^[^@#]+@[^@#]+#[^@#]+$' }),
+    total_capacity_gb: Type.Number({ minimum: 0 }),
+    free_capacity_gb: Type.Number({ minimum: 0 }),
+    provisioned_capacity_gb: Type.Number({ minimum: 0 }),
+    max_over_subscription_ratio: Type.Number({ minimum: 0 }),
+    thin_provisioning_support: Type.Boolean(),
+    reflink: Type.Boolean(),
+    multiattach: Type.Boolean(),
+    driver: Type.String({ maxLength: 32 }),
+  }, { additionalProperties: false }), { maxItems: 64 })),
 }, { additionalProperties: true });
 
 const WatchBody = Type.Object({
@@ -136,6 +149,7 @@ export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: 
   let stopping = false;
   /** The last time each host's watch marked it seen (at most one write every few seconds). */
   const lastSeen = new Map<string, number>();
+  const registerListeners: Array<(hostname: string, info: HostInfo) => void> = [];
 
   const registry = () => {
     if (!hosts) throw new ApiError('Unavailable', 'No service keeps hosts.');
@@ -144,6 +158,7 @@ export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: 
 
   async function register(hostname: string, info: HostInfo): Promise<HostRegistration> {
     const r = await registry().register(hostname, info);
+    for (const l of registerListeners) l(hostname, info);
     return { ...r, heartbeat_interval: cfg.heartbeatInterval, protocol: PROTOCOL_VERSION };
   }
 
@@ -261,6 +276,9 @@ export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: 
     },
     addRoutes(r) {
       routes.push(...r);
+    },
+    onRegister(l) {
+      registerListeners.push(l);
     },
     notify(host) {
       if (host) signals.bump(host);

@@ -16,8 +16,10 @@
 // whenever the agent must act, and turns the agent's reports into its own
 // state. The fleet itself knows no kind.
 
+import type { VolumePoolStats } from '../volume/protocol.ts';
+
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
-export const PROTOCOL_VERSION = '2.2';
+export const PROTOCOL_VERSION = '2.3';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 
@@ -50,6 +52,8 @@ export interface HostInfo {
   disk_allocation_ratio?: number;
   /** Since 2.2: the hypervisor of a host that runs VMs (shown by os-hypervisors); absent on a container-only host. */
   hypervisor?: Hypervisor;
+  /** Since 2.3: the pools of a host that serves `volume` (its backends' capacity, the volume scheduler's input). */
+  volume_pools?: VolumePoolStats[];
 }
 
 /** What a VM host runs its guests with; `accel` is what a probe found working, not what devices exist. */

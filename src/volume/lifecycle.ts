@@ -1,7 +1,6 @@
 // The volume status state machine on the control plane's side: what a
-// backend's report (protocol.ts) does to a volume row. Not wired to an agent
-// yet (there is no volume backend), but it is the one path by which a volume
-// leaves `creating`, `extending` or `deleting`:
+// backend's report (protocol.ts, through kinds.ts) does to a volume row; the
+// one path by which a volume leaves `creating`, `extending` or `deleting`:
 //
 //   creating  --present, size >= asked-->  available
 //   creating  --error-->                   error

@@ -1,6 +1,7 @@
-// The volume service's resource kind on the agent protocol
-// (src/fleet/protocol.ts), designed now and not wired to an agent yet: what
-// the control plane will hand the volume host's agent for each volume placed
+// The volume service's resource kinds on the agent protocol
+// (src/fleet/protocol.ts, since 2.3; kinds.ts serves them, the agent's
+// drivers/volume converges them): what the control plane hands the volume
+// host's agent for each volume placed
 // on it, and what the agent reports back. The watch hands an agent
 // `{kind: 'volume', id, version, spec: VolumeSpec}`; `version` is the volume
 // row's, bumped on every change the backend must act on (create, extend,

@@ -1,13 +1,17 @@
 // The block-storage service (Cinder v3) under /volume: its route table (each
 // route served under both `/v3/{project_id}/...` and the project-less
 // `/v3/...`), policy, Cinder's fault envelope and microversions. API and
-// database only: there is no volume backend yet (protocol.ts and
-// lifecycle.ts are the path one will take).
+// database here; the volume hosts' agents make volumes and snapshots real
+// through the fleet (kinds.ts: placement and reports; lifecycle.ts: the
+// status machine).
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { ResourceKind } from '../fleet/kinds.ts';
+import type { HostInfo } from '../fleet/protocol.ts';
 import { PUBLIC } from '../http/policy.ts';
+import { volumeKinds } from './kinds.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
 import { badRequest, renderCinderError } from './errors.ts';
@@ -55,10 +59,19 @@ export interface VolumeService {
   start(): Promise<void>;
 }
 
-export function createVolumeService(o: { db: Db; log: Logger; config?: Partial<VolumeConfig> }): VolumeService {
+export function createVolumeService(o: {
+  db: Db; log: Logger; config?: Partial<VolumeConfig>;
+  /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
+  fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void };
+}): VolumeService {
   const ctx: VolumeContext = {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
   };
+  if (o.fleet) {
+    const vk = volumeKinds({ vdb: ctx.vdb, log: o.log });
+    for (const k of vk.kinds) o.fleet.registerKind(k);
+    o.fleet.onRegister((h, info) => vk.heard(h, info));
+  }
   const routes: Route[] = [
     route({
       method: 'GET', path: '/', rule: PUBLIC,

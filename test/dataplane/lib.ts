@@ -79,8 +79,10 @@ export interface Plane {
  * `network`: the agent serves tenant networks with its bridges and nft tables
  * in this namespace (in-process agents only); without it the agent runs with
  * no network driver, so the machine's own namespace is never touched.
+ * `volume`: the agent serves volumes (a loop-mounted btrfs pool under the
+ * state dir); off by default, so other tests mount nothing.
  */
-export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | 'child' | 'none'; agentArgs?: string[]; network?: { hostNetns: string; underlayIp?: string } } = {}): Promise<Plane> {
+export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | 'child' | 'none'; agentArgs?: string[]; network?: { hostNetns: string; underlayIp?: string }; volume?: boolean } = {}): Promise<Plane> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-dp-data-'));
   const stateDir = mkdtempSync(join(tmpdir(), 'stratus-dp-agent-'));
   const hostname = opts.hostname ?? `dp-${Math.random().toString(36).slice(2, 8)}`;
@@ -95,7 +97,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     async startAgent(mode, extra = []) {
       const flags = {
         server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir, hostname, cgroupParent: CGROUP_PARENT,
-        network: !!opts.network, networkHostNetns: opts.network?.hostNetns ?? null, underlayIp: opts.network?.underlayIp ?? (opts.network ? '127.0.0.1' : undefined),
+        network: !!opts.network, volume: !!opts.volume, networkHostNetns: opts.network?.hostNetns ?? null, underlayIp: opts.network?.underlayIp ?? (opts.network ? '127.0.0.1' : undefined),
       };
       if (mode === 'inproc') {
         plane.agent = createAgent({ ...flags, concurrency: 8, sweepIntervalMs: 2000, consoleLogMax: CONSOLE_CAP }, log);
@@ -103,7 +105,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
         return;
       }
       const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'agent', '--server', flags.server, '--token-file', flags.tokenFile,
-        '--state-dir', stateDir, '--hostname', hostname, '--log-level', process.env.STRATUS_TEST_LOG ?? 'warn', '--no-network', ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
+        '--state-dir', stateDir, '--hostname', hostname, '--log-level', process.env.STRATUS_TEST_LOG ?? 'warn', '--no-network', ...(opts.volume ? [] : ['--no-volume']), ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
       plane.child = child;
       // registered once the host row's last_seen_at moves
       const before = await hostSeen(plane);

@@ -152,7 +152,7 @@ it('the agent registers what its drivers serve, with its protocol version', asyn
   await a.start();
   await a.stop();
   assert.deepEqual(t.registered[0]!.kinds, { server: ['container'] });
-  assert.equal(t.registered[0]!.protocol, '2.2');
+  assert.equal(t.registered[0]!.protocol, '2.3');
   assert.equal(t.registered[0]!.vcpus, 2);
   assert.deepEqual(t.watches[0]?.known, { server: {} }, 'the first watch names the kinds served, holding none');
 });

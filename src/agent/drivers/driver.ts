@@ -8,6 +8,7 @@
 // other error is taken as the host's (transient).
 import type { DesiredServer } from '../../compute/engine/protocol.ts';
 import type { Hypervisor } from '../../fleet/protocol.ts';
+import type { VolumePoolStats } from '../../volume/protocol.ts';
 
 export interface Capacity { vcpus: number; memory_mb: number; disk_gb: number }
 
@@ -23,6 +24,8 @@ export interface Driver {
   capacity?(): Promise<Capacity>;
   /** The hypervisor, when the driver runs VMs (probed once at start). */
   hypervisor?(): Promise<Hypervisor>;
+  /** The pools of a driver that serves `volume` (sent with the registration and each heartbeat). */
+  volumePools?(hostname: string): Promise<VolumePoolStats[]>;
 }
 
 export interface Observed {

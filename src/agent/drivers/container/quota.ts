@@ -24,6 +24,27 @@ export function diskLimitBytes(flavorDiskGb: number): number {
   return flavorDiskGb > 0 ? Math.round(flavorDiskGb * GIB) : 0;
 }
 
+/**
+ * Mounts the loop-backed btrfs `image` at `mount`, making the image the first
+ * time (sparse, as large as the host's file system; mkfs under a temporary
+ * name, so a crash never leaves a half-made image); an agent restart finds it
+ * mounted, or mounts the file again. The container disks' pool and the volume
+ * backend's reflink pool (drivers/volume/file.ts) are made this way.
+ */
+export async function openLoopBtrfs(sp: { runOk(cmd: string, args: string[]): Promise<unknown> }, image: string, mount: string, label: string): Promise<void> {
+  await fsp.mkdir(mount, { recursive: true, mode: 0o700 });
+  if (await isMountPoint(mount)) return;
+  if (!(await exists(image))) {
+    const fs = await fsp.statfs(join(mount, '..'));
+    const tmp = `${image}.tmp`;
+    await fsp.rm(tmp, { force: true });
+    await sp.runOk('truncate', ['-s', String(Math.max(fs.blocks * fs.bsize, 2 * GIB)), tmp]);
+    await sp.runOk('mkfs.btrfs', ['-q', '-L', label, tmp]);
+    await fsp.rename(tmp, image);
+  }
+  await sp.runOk('mount', ['-t', 'btrfs', '-o', 'loop,discard=async', image, mount]);
+}
+
 export class DiskPool {
   readonly image: string;
   readonly mount: string;
@@ -41,18 +62,7 @@ export class DiskPool {
   /** Mounts the pool, making it the first time; an agent restart finds it mounted, or mounts the file again. */
   private open(): Promise<void> {
     this.ready ??= (async () => {
-      await fsp.mkdir(this.mount, { recursive: true, mode: 0o700 });
-      if (await isMountPoint(this.mount)) return;
-      if (!(await exists(this.image))) {
-        // as large as the host's file system (sparse): the flavors' limits, not the file, bound the servers
-        const fs = await fsp.statfs(join(this.mount, '..'));
-        const tmp = `${this.image}.tmp`;
-        await fsp.rm(tmp, { force: true });
-        await this.sp.runOk('truncate', ['-s', String(Math.max(fs.blocks * fs.bsize, 2 * GIB)), tmp]);
-        await this.sp.runOk('mkfs.btrfs', ['-q', '-L', 'stratus-disks', tmp]);
-        await fsp.rename(tmp, this.image);
-      }
-      await this.sp.runOk('mount', ['-t', 'btrfs', '-o', 'loop,discard=async', this.image, this.mount]);
+      await openLoopBtrfs(this.sp, this.image, this.mount, 'stratus-disks');
       await this.sp.runOk('btrfs', ['quota', 'enable', this.mount]);
     })().catch((err: Error) => {
       this.ready = null;
