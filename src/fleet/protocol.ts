@@ -16,7 +16,6 @@
 // whenever the agent must act, and turns the agent's reports into its own
 // state. The fleet itself knows no kind.
 
-import type { VolumePoolStats } from '../volume/protocol.ts';
 
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
 export const PROTOCOL_VERSION = '2.3';
@@ -53,7 +52,7 @@ export interface HostInfo {
   /** Since 2.2: the hypervisor of a host that runs VMs (shown by os-hypervisors); absent on a container-only host. */
   hypervisor?: Hypervisor;
   /** Since 2.3: the pools of a host that serves `volume` (its backends' capacity, the volume scheduler's input). */
-  volume_pools?: VolumePoolStats[];
+  volume_pools?: StoragePoolStats[];
 }
 
 /** What a VM host runs its guests with; `accel` is what a probe found working, not what devices exist. */
@@ -156,4 +155,21 @@ export interface RequestReport {
 export interface ReportRequest {
   resources?: ResourceReport[];
   requests?: RequestReport[];
+}
+
+/** A storage pool of a host that serves `volume` (Cinder's pool stats; the volume service's scheduler reads them). */
+export interface StoragePoolStats {
+  /** `host@backend#pool`. */
+  name: string;
+  total_capacity_gb: number;
+  free_capacity_gb: number;
+  /** GiB promised to volumes (thin provisioning may promise more than total). */
+  provisioned_capacity_gb: number;
+  max_over_subscription_ratio: number;
+  thin_provisioning_support: boolean;
+  /** Snapshots and clones in constant time (reflink), or by copy. */
+  reflink: boolean;
+  multiattach: boolean;
+  /** The backend's kind: `file` (reflink or qcow2) today; `rbd` later. */
+  driver: string;
 }

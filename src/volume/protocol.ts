@@ -9,6 +9,7 @@
 // or a qcow2 chain today; Ceph RBD later) and reports VolumeObserved for that
 // version; lifecycle.ts moves the volume's status on from it. Types and pure
 // helpers only: the agent imports this file and nothing else of the service.
+import type { StoragePoolStats } from '../fleet/protocol.ts';
 
 export const VOLUME_KIND = 'volume';
 
@@ -63,21 +64,8 @@ export interface VolumeExportObserved {
  * scheduler-stats pools): what the scheduler places volumes by, as
  * inventories of placement's DISK_GB kind on a provider per pool.
  */
-export interface VolumePoolStats {
-  /** `host@backend#pool`. */
-  name: string;
-  total_capacity_gb: number;
-  free_capacity_gb: number;
-  /** GiB promised to volumes (thin provisioning may promise more than total). */
-  provisioned_capacity_gb: number;
-  max_over_subscription_ratio: number;
-  thin_provisioning_support: boolean;
-  /** Snapshots and clones in constant time (reflink), or by copy. */
-  reflink: boolean;
-  multiattach: boolean;
-  /** The backend's kind: `file` (reflink or qcow2) today; `rbd` later. */
-  driver: string;
-}
+/** A volume host's pool as its agent registers it (the type is the fleet's: HostInfo carries it). */
+export type VolumePoolStats = StoragePoolStats;
 
 /** What the agent sees of a volume after converging it to a version. */
 export interface VolumeObserved {
