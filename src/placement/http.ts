@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Route, RouteContext } from '../http/service.ts';
 import { PlacementError, notFound } from './errors.ts';
+import { askedVersion, Microversion, negotiate, outsideRange } from '../http/microversion.ts';
 
 export const PREFIX = '/placement';
 export const MIN_VERSION = '1.0';
@@ -14,46 +15,13 @@ export const MIN_VERSION = '1.0';
  */
 export const MAX_VERSION = '1.29';
 
-type Version = readonly [number, number];
-const parse = (s: string): Version | null => {
-  const m = /^(\d+)\.(\d+)$/.exec(s.trim());
-  return m ? [Number(m[1]), Number(m[2])] : null;
-};
-const cmp = (a: Version, b: Version): number => (a[0] - b[0]) || (a[1] - b[1]);
-
 /** A request's microversion, compared with 'X.Y' strings. */
-export class PlacementVersion {
-  readonly v: Version;
-  constructor(v: Version) {
-    this.v = v;
-  }
-  ge(s: string): boolean {
-    return cmp(this.v, parse(s)!) >= 0;
-  }
-  lt(s: string): boolean {
-    return !this.ge(s);
-  }
-  toString(): string {
-    return `${this.v[0]}.${this.v[1]}`;
-  }
-}
+export type PlacementVersion = Microversion;
 
-const versions = new WeakMap<FastifyRequest, PlacementVersion>();
-const MIN = parse(MIN_VERSION)!;
-const MAX = parse(MAX_VERSION)!;
+const versions = new WeakMap<FastifyRequest, Microversion>();
 
-export const version = (req: FastifyRequest): PlacementVersion => versions.get(req) ?? new PlacementVersion(MIN);
+export const version = (req: FastifyRequest): PlacementVersion => versions.get(req) ?? Microversion.of(MIN_VERSION);
 export const mv = (rc: RouteContext): PlacementVersion => version(rc.req);
-
-function asked(req: FastifyRequest): string | null {
-  const h = req.headers['openstack-api-version'];
-  if (h === undefined) return null;
-  for (const part of (Array.isArray(h) ? h.join(',') : h).split(',')) {
-    const [service, ...rest] = part.trim().split(/\s+/);
-    if (service?.toLowerCase() === 'placement' && rest.length) return rest.join(' ');
-  }
-  return null;
-}
 
 /** Placement's 406 carries the range it serves, which clients (osc-placement) negotiate down to. */
 class VersionNotAcceptable extends PlacementError {
@@ -64,20 +32,11 @@ class VersionNotAcceptable extends PlacementError {
 
 /** Parses the microversion (before authentication, as Placement's middleware does) and gates the route's range. */
 export function gate(req: FastifyRequest, route: Route): void {
-  const a = asked(req);
-  let v: Version = MIN;
-  if (a !== null) {
-    if (a.toLowerCase() === 'latest') v = MAX;
-    else {
-      const p = parse(a);
-      if (!p) throw new PlacementError('BadRequest', `invalid version string: ${a}`);
-      if (cmp(p, MIN) < 0 || cmp(p, MAX) > 0) throw new VersionNotAcceptable(a);
-      v = p;
-    }
-  }
-  versions.set(req, new PlacementVersion(v));
-  const r = route.versions;
-  if (r && ((r.min && cmp(v, parse(r.min)!) < 0) || (r.max && cmp(v, parse(r.max)!) > 0))) throw notFound('The resource could not be found.');
+  const n = negotiate(askedVersion(req, 'placement'), MIN_VERSION, MAX_VERSION);
+  if ('malformed' in n) throw new PlacementError('BadRequest', `invalid version string: ${n.malformed}`);
+  if ('unserved' in n) throw new VersionNotAcceptable(n.unserved);
+  versions.set(req, n.ok);
+  if (outsideRange(n.ok, route.versions)) throw notFound('The resource could not be found.');
 }
 
 /** A route that exists from microversion `min` on (404 before, as in Placement). */

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../common/errors.ts';
 import type { Route, RouteContext } from '../http/service.ts';
+import { askedVersion, Microversion, negotiate, outsideRange } from '../http/microversion.ts';
 
 export const PREFIX = '/volume';
 export const MIN_VERSION = '3.0';
@@ -18,45 +19,12 @@ export const MIN_VERSION = '3.0';
  */
 export const MAX_VERSION = '3.67';
 
-type Version = readonly [number, number];
-const parse = (s: string): Version | null => {
-  const m = /^(\d+)\.(\d+)$/.exec(s.trim());
-  return m ? [Number(m[1]), Number(m[2])] : null;
-};
-const cmp = (a: Version, b: Version): number => (a[0] - b[0]) || (a[1] - b[1]);
-
 /** A request's microversion, compared with 'X.Y' strings. */
-export class VolumeVersion {
-  readonly v: Version;
-  constructor(v: Version) {
-    this.v = v;
-  }
-  ge(s: string): boolean {
-    return cmp(this.v, parse(s)!) >= 0;
-  }
-  lt(s: string): boolean {
-    return !this.ge(s);
-  }
-  toString(): string {
-    return `${this.v[0]}.${this.v[1]}`;
-  }
-}
+export type VolumeVersion = Microversion;
 
-const versions = new WeakMap<FastifyRequest, VolumeVersion>();
-const MIN = parse(MIN_VERSION)!;
-const MAX = parse(MAX_VERSION)!;
+const versions = new WeakMap<FastifyRequest, Microversion>();
 
-export const mv = (rc: RouteContext): VolumeVersion => versions.get(rc.req) ?? new VolumeVersion(MIN);
-
-function asked(req: FastifyRequest): string | null {
-  const h = req.headers['openstack-api-version'];
-  if (h === undefined) return null;
-  for (const part of (Array.isArray(h) ? h.join(',') : h).split(',')) {
-    const [service, ...rest] = part.trim().split(/\s+/);
-    if (service?.toLowerCase() === 'volume' && rest.length) return rest.join(' ');
-  }
-  return null;
-}
+export const mv = (rc: RouteContext): VolumeVersion => versions.get(rc.req) ?? Microversion.of(MIN_VERSION);
 
 /** Routes of the version documents: no microversion, no header. */
 const UNVERSIONED = new Set(['/', '/v3', '/v3/']);
@@ -64,24 +32,11 @@ const UNVERSIONED = new Set(['/', '/v3', '/v3/']);
 /** Parses the microversion before authentication (as Cinder's wsgi layer) and gates the route's range. */
 export function gate(req: FastifyRequest, route: Route): void {
   if (UNVERSIONED.has(route.path)) return;
-  const a = asked(req);
-  let v: Version = MIN;
-  if (a !== null) {
-    if (a.toLowerCase() === 'latest') v = MAX;
-    else {
-      const p = parse(a);
-      if (!p) throw new ApiError('BadRequest', `API Version String ${a} is of invalid format. Must be of format MajorNum.MinorNum.`);
-      if (cmp(p, MIN) < 0 || cmp(p, MAX) > 0) {
-        throw new ApiError('NotAcceptable', `Version ${a} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);
-      }
-      v = p;
-    }
-  }
-  versions.set(req, new VolumeVersion(v));
-  const r = route.versions;
-  if (r && ((r.min && cmp(v, parse(r.min)!) < 0) || (r.max && cmp(v, parse(r.max)!) > 0))) {
-    throw new ApiError('NotFound', `API version ${v[0]}.${v[1]} is not supported on this method.`);
-  }
+  const n = negotiate(askedVersion(req, 'volume'), MIN_VERSION, MAX_VERSION);
+  if ('malformed' in n) throw new ApiError('BadRequest', `API Version String ${n.malformed} is of invalid format. Must be of format MajorNum.MinorNum.`);
+  if ('unserved' in n) throw new ApiError('NotAcceptable', `Version ${n.unserved} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);
+  versions.set(req, n.ok);
+  if (outsideRange(n.ok, route.versions)) throw new ApiError('NotFound', `API version ${n.ok} is not supported on this method.`);
 }
 
 /** A route that exists from microversion `min` on (404 before, as in Cinder). */

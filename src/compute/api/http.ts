@@ -8,6 +8,7 @@ import { firstError } from '../../http/json-schema.ts';
 
 export { objectOf };
 import type { Route, RouteContext } from '../../http/service.ts';
+import { askedVersion, Microversion, negotiate } from '../../http/microversion.ts';
 
 export const PREFIX = '/compute';
 /** The lowest and highest microversion this API implements fully. */
@@ -17,59 +18,19 @@ export const MAX_VERSION = '2.96';
 const VERSION_HEADER = 'OpenStack-API-Version';
 const LEGACY_VERSION_HEADER = 'X-OpenStack-Nova-API-Version';
 
-/** A requested microversion X.Y; `ge`/`lt` compare it with 'X.Y' strings. */
-export class ApiVersion {
-  readonly major: number;
-  readonly minor: number;
-  constructor(major: number, minor: number) {
-    this.major = major;
-    this.minor = minor;
-  }
-  static parse(s: string): ApiVersion | null {
-    const m = /^([1-9]\d*)\.([1-9]\d*|0)$/.exec(s.trim());
-    return m ? new ApiVersion(Number(m[1]), Number(m[2])) : null;
-  }
-  static of(s: string): ApiVersion {
-    const v = ApiVersion.parse(s);
-    if (!v) throw new Error(`bad version ${s}`);
-    return v;
-  }
-  cmp(other: ApiVersion | string): number {
-    const o = typeof other === 'string' ? ApiVersion.of(other) : other;
-    return this.major === o.major ? this.minor - o.minor : this.major - o.major;
-  }
-  /** True when this version is at least `v`. */
-  ge(v: string): boolean {
-    return this.cmp(v) >= 0;
-  }
-  lt(v: string): boolean {
-    return this.cmp(v) < 0;
-  }
-  toString(): string {
-    return `${this.major}.${this.minor}`;
-  }
-}
-
-const versions = new WeakMap<FastifyRequest, ApiVersion>();
+const versions = new WeakMap<FastifyRequest, Microversion>();
 
 /** The microversion of a request (2.1 when none was asked). */
-export function apiVersion(req: FastifyRequest): ApiVersion {
-  return versions.get(req) ?? ApiVersion.of(MIN_VERSION);
+export function apiVersion(req: FastifyRequest): Microversion {
+  return versions.get(req) ?? Microversion.of(MIN_VERSION);
 }
-export const mv = (rc: RouteContext): ApiVersion => apiVersion(rc.req);
+export const mv = (rc: RouteContext): Microversion => apiVersion(rc.req);
 
-/** Reads the microversion a client asks for, as microversion_parse does for Nova. */
+/** Reads the microversion a client asks for, as microversion_parse does for Nova (the legacy header too). */
 function requestedVersion(req: FastifyRequest): string | null {
-  const h = req.headers;
-  const modern = h['openstack-api-version'];
-  if (modern !== undefined) {
-    const values = (Array.isArray(modern) ? modern.join(',') : modern).split(',');
-    for (const v of values) {
-      const [service, ...rest] = v.trim().split(/\s+/);
-      if (service?.toLowerCase() === 'compute' && rest.length) return rest.join(' ');
-    }
-  }
-  const legacy = h['x-openstack-nova-api-version'];
+  const modern = askedVersion(req, 'compute');
+  if (modern !== null) return modern;
+  const legacy = req.headers['x-openstack-nova-api-version'];
   if (legacy !== undefined) return (Array.isArray(legacy) ? legacy[legacy.length - 1]! : legacy).trim();
   return null;
 }
@@ -94,20 +55,14 @@ export function setupMicroversions(app: FastifyInstance): void {
     // Nova's router does not fold a trailing slash into a collection (GET /os-simple-tenant-usage/ is a 404).
     if (/\/os-simple-tenant-usage\/$/.test(path)) throw notFound('The resource could not be found.');
     if (!/^\/v2\.1(\/|$)/.test(path)) return;
-    const asked = requestedVersion(req);
-    let v: ApiVersion;
-    if (asked === null) v = ApiVersion.of(MIN_VERSION);
-    else if (asked.toLowerCase() === 'latest') v = ApiVersion.of(MAX_VERSION);
-    else {
-      const parsed = ApiVersion.parse(asked);
-      if (!parsed) throw new ApiError('BadRequest', `Version ${asked} is not valid: must be of the form X.Y.`);
-      v = parsed;
-      versions.set(req, v);
-      if (v.lt(MIN_VERSION) || v.cmp(MAX_VERSION) > 0) {
-        throw new ApiError('NotAcceptable', `Version ${v} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);
-      }
+    const n = negotiate(requestedVersion(req), MIN_VERSION, MAX_VERSION);
+    if ('malformed' in n) throw new ApiError('BadRequest', `Version ${n.malformed} is not valid: must be of the form X.Y.`);
+    if ('unserved' in n) {
+      const v = Microversion.of(n.unserved);
+      versions.set(req, v); // echoed in the 406's headers
+      throw new ApiError('NotAcceptable', `Version ${v} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);
     }
-    versions.set(req, v);
+    versions.set(req, n.ok);
   });
   app.addHook('onSend', async (req, reply, payload) => {
     if (reply.statusCode === 401) reply.header('WWW-Authenticate', `Keystone uri="${hostUrl(req)}/identity"`);
