@@ -68,8 +68,9 @@ import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError } from './qmp.ts';
 import type { ConsoleProvider } from '../../stream.ts';
+import { VM_USER } from '../qemu-user.ts';
 
-export const VM_USER = 'stratus-qemu';
+export { VM_USER };
 export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
 /** Where qemu (as stratus-qemu) reaches the agent's socket to save a suspended VM's memory. */
 export const MIGRATE_DIR = '/run/stratus-vm';
