@@ -66,7 +66,7 @@ import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
-import { QmpClient, QmpClosedError } from './qmp.ts';
+import { QmpClient, QmpClosedError, type QmpPciDevice } from './qmp.ts';
 import type { ConsoleProvider } from '../../stream.ts';
 import { VM_USER } from '../qemu-user.ts';
 
@@ -112,6 +112,12 @@ type Status = 'stopped' | 'running' | 'paused';
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 const TAP = /^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+/** Free PCIe root ports at boot, for hot-plugged NICs. */
+const FREE_ROOT_PORTS = 4;
+/** How long a NIC's unplug may take (the guest acknowledges it; PCIe's attention button waits 5 s). */
+const UNPLUG_TIMEOUT_MS = 30_000;
+/** qemu's ids of a port's NIC, from its tap name (stable across agent restarts). */
+export const nicIds = (tap: string) => ({ device: `net-${tap}`, netdev: `hostnet-${tap}` });
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -408,6 +414,73 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     }
   }
 
+  /**
+   * Hot-plugs the NICs of ports qemu lacks and unplugs those of ports that
+   * went, as qemu reports them (query-pci; its netdevs from `info network`):
+   * a new NIC goes on a free root port; an unplug waits for the guest
+   * (DEVICE_DELETED; a transient error when it does not come, retried by the
+   * next pass), then its netdev goes. The tap stays (the network driver's).
+   */
+  private async syncNics(d: DesiredServer): Promise<void> {
+    const q = await this.qmp(d.id);
+    const nics = new Set<string>();
+    const free: string[] = [];
+    let legacy = false;
+    const walk = (devs: QmpPciDevice[]) => {
+      for (const dev of devs) {
+        if (dev.qdev_id.startsWith('net-')) nics.add(dev.qdev_id);
+        else if (/^net\d+$/.test(dev.qdev_id)) legacy = true;
+        if (dev.pci_bridge) {
+          if (/^hp\d+$/.test(dev.qdev_id) && !dev.pci_bridge.devices?.length) free.push(dev.qdev_id);
+          walk(dev.pci_bridge.devices ?? []);
+        }
+      }
+    };
+    for (const bus of await q.execute('query-pci')) walk(bus.devices);
+    if (legacy) {
+      // started by an older driver (NICs on pcie.0, other ids): its NICs change at its next start
+      this.o.log.warn({ server: d.id }, 'VM started with the old NIC layout: ports change at its next restart');
+      return;
+    }
+    const info = await q.execute('human-monitor-command', { 'command-line': 'info network' });
+    const netdevs = new Set([...info.matchAll(/(?:^|\s)(hostnet-[A-Za-z0-9_.-]+):/gm)].map((m) => m[1]!));
+    const want = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
+    const wanted = new Set(want.map((p) => nicIds(p.device).device));
+    for (const dev of nics) {
+      if (wanted.has(dev)) continue;
+      const netdev = `hostnet-${dev.slice('net-'.length)}`;
+      const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
+      gone.catch(() => undefined);
+      await q.execute('device_del', { id: dev }).catch((err: Error) => {
+        // asked before (a pass that timed out): the guest may still answer
+        if (!/in the process of unplug/i.test(err.message)) throw err;
+      });
+      try {
+        await gone;
+      } catch (err) {
+        throw transient(ServerErrorCode.hostFailure, `the guest did not release NIC ${dev}: ${(err as Error).message}`, err);
+      }
+      this.o.log.info({ server: d.id, nic: dev }, 'NIC unplugged');
+      nics.delete(dev);
+      if (netdevs.has(netdev)) await q.execute('netdev_del', { id: netdev });
+      netdevs.delete(netdev);
+    }
+    for (const p of want) {
+      const n = nicIds(p.device);
+      if (nics.has(n.device)) continue;
+      const bus = free.shift();
+      if (!bus) throw transient(ServerErrorCode.hostFailure, `no free PCIe root port for the NIC of port ${p.id} (a restart of the server adds them)`);
+      if (!netdevs.has(n.netdev)) await q.execute('netdev_add', { type: 'tap', id: n.netdev, ifname: p.device, script: 'no', downscript: 'no', vhost: false });
+      netdevs.add(n.netdev);
+      await q.execute('device_add', { driver: 'virtio-net-pci', id: n.device, netdev: n.netdev, mac: p.mac_address.toLowerCase(), bus });
+      this.o.log.info({ server: d.id, nic: n.device, bus }, 'NIC hot-plugged');
+    }
+    // netdevs left by a pass that ended between device_del and netdev_del
+    for (const nd of netdevs) {
+      if (!wanted.has(`net-${nd.slice('hostnet-'.length)}`)) await q.execute('netdev_del', { id: nd });
+    }
+  }
+
   // --- disks
   private async ensureDisks(d: DesiredServer, image: CachedImage): Promise<void> {
     const id = d.id;
@@ -454,8 +527,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
     ];
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
-    // free PCIe root ports for hot-plugged NICs and volumes
-    for (let i = 0; i < 4; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
+    // a PCIe root port per NIC (a device on pcie.0 cannot be unplugged) plus FREE_ROOT_PORTS for hot-plugs
+    const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
+    for (let i = 0; i < ports.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
     if (image.format === 'iso') {
       a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
     }
@@ -463,9 +537,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
-    for (const p of [...(d.ports ?? [])].sort((x, y) => x.index - y.index)) {
-      a.push('-netdev', `tap,id=hostnet${p.index},ifname=${p.device},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=hostnet${p.index},id=net${p.index},mac=${p.mac_address.toLowerCase()}`);
-    }
+    // the NICs in the port's order, the same as a hot-plug makes them (nicIds)
+    ports.forEach((p, i) => {
+      const n = nicIds(p.device);
+      a.push('-netdev', `tap,id=${n.netdev},ifname=${p.device},script=no,downscript=no,vhost=off`, '-device', `virtio-net-pci,netdev=${n.netdev},id=${n.device},mac=${p.mac_address.toLowerCase()},bus=hp${i}`);
+    });
     return a;
   }
 
@@ -651,6 +727,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         }
         if (s === 'paused' && d.power === 'running') await (await this.qmp(id)).execute('cont');
         if (s === 'running' && d.power === 'paused') await (await this.qmp(id)).execute('stop');
+        // ports attached or detached while qemu runs
+        await this.ensureTaps(d, st);
+        await this.syncNics(d);
       }
       st.launched = true;
       await this.writeState(st);
