@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { run, runOk } from '../../src/agent/exec.ts';
 import type { DesiredServer } from '../../src/compute/engine/protocol.ts';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
-import type { QmpClient, QmpPciDevice } from '../../src/agent/drivers/vm/qmp.ts';
+import type { QmpClient } from '../../src/agent/drivers/vm/qmp.ts';
 import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { tapName } from '../../src/network/protocol.ts';
@@ -52,16 +52,13 @@ const linkExists = async (name: string) => (await run('ip', ['link', 'show', 'de
 // the driver's own QMP connection (qemu serves one client)
 const qmp = (): Promise<QmpClient> => driver['qmp'](id);
 
-/** NIC id -> the root port it sits behind ('pcie.0' when on the root bus). */
+/** NIC id -> the bus it sits on (its root port's, /machine/peripheral/hpN/hpN, or pcie.0's). */
 async function nics(): Promise<Map<string, string>> {
+  const q = await qmp();
   const out = new Map<string, string>();
-  const walk = (devs: QmpPciDevice[], parent: string) => {
-    for (const d of devs) {
-      if (d.qdev_id.startsWith('net')) out.set(d.qdev_id, parent);
-      if (d.pci_bridge) walk(d.pci_bridge.devices ?? [], d.qdev_id);
-    }
-  };
-  for (const bus of await (await qmp()).execute('query-pci')) walk(bus.devices, 'pcie.0');
+  for (const c of await q.execute('qom-list', { path: '/machine/peripheral' })) {
+    if (c.name.startsWith('net')) out.set(c.name, String(await q.execute('qom-get', { path: `/machine/peripheral/${c.name}`, property: 'parent_bus' })));
+  }
   return out;
 }
 const netdevs = async () => (await (await qmp()).execute('human-monitor-command', { 'command-line': 'info network' }));
@@ -137,7 +134,7 @@ test('a port added to a running VM is hot-plugged; a port removed is unplugged',
   assert.equal(readFileSync(`/sys/class/net/${tapA}/owner`, 'utf8').trim(), qemuUid, 'the tap the driver made is stratus-qemu\'s');
   const before = await nics();
   assert.deepEqual([...before.keys()], [`net-${tapA}`]);
-  assert.match(before.get(`net-${tapA}`)!, /^hp\d+$/, 'the boot NIC sits on a root port, so it can be unplugged');
+  assert.match(before.get(`net-${tapA}`)!, /^\/machine\/peripheral\/hp\d+\/hp\d+$/, 'the boot NIC sits on a root port, so it can be unplugged');
   await waitConsole(new RegExp(READY_MARKER));
   assert.deepEqual([...(await guestNics((m) => m.size === 1)).entries()], [['eth0', portA.mac_address]]);
 
@@ -145,7 +142,7 @@ test('a port added to a running VM is hot-plugged; a port removed is unplugged',
   await driver.converge(desired([portA, portB]));
   assert.equal(await driver.pid(id), pid, 'the same qemu');
   const added = await nics();
-  assert.match(added.get(`net-${tapB}`) ?? '', /^hp\d+$/, 'the new NIC sits on a free root port');
+  assert.match(added.get(`net-${tapB}`) ?? '', /^\/machine\/peripheral\/hp\d+\/hp\d+$/, 'the new NIC sits on a free root port');
   assert.notEqual(added.get(`net-${tapB}`), added.get(`net-${tapA}`));
   assert.match(await netdevs(), new RegExp(`hostnet-${tapB}:.*ifname=${tapB}`));
   assert.equal(readFileSync(`/sys/class/net/${tapB}/owner`, 'utf8').trim(), qemuUid);

@@ -66,7 +66,7 @@ import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
-import { QmpClient, QmpClosedError, type QmpPciDevice } from './qmp.ts';
+import { QmpClient, QmpClosedError } from './qmp.ts';
 import type { ConsoleProvider } from '../../stream.ts';
 import { VM_USER } from '../qemu-user.ts';
 
@@ -191,6 +191,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     // qemu (as stratus-qemu) opens a writable disk again by its path when the disk is handed over (the
     // end of a suspend's migration): the path must be traversable by its group, nobody else's
     for (const d of [this.o.stateDir, this.root, this.serversDir]) await this.qemuDir(d);
+    await this.tunAccess();
     this.probe = await probeAccel(join(this.root, 'tmp'), this.o.accel);
     this.o.log.info({ accel: this.probe.accel, reason: this.probe.reason }, 'VM accelerator');
   }
@@ -212,6 +213,23 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
 
   async localServers(): Promise<string[]> {
     return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
+  }
+
+  /**
+   * A hot-plugged NIC's tap is opened by the running qemu, as stratus-qemu,
+   * through /dev/net/tun: Debian's udev makes it 0666; where it is root's
+   * only (some containers), its group becomes stratus-qemu's with rw.
+   */
+  private async tunAccess(): Promise<void> {
+    const tun = '/dev/net/tun';
+    const st = await fsp.stat(tun).catch(() => null);
+    if (!st || (st.mode & 0o006) === 0o006 || (st.gid === this.qemuUser.gid && (st.mode & 0o060) === 0o060)) return;
+    if (st.gid !== 0) {
+      this.o.log.warn({ gid: st.gid, mode: (st.mode & 0o777).toString(8) }, `${tun} is not open to ${this.o.user}: NICs cannot be hot-plugged`);
+      return;
+    }
+    await fsp.chown(tun, st.uid, this.qemuUser.gid);
+    await fsp.chmod(tun, (st.mode & 0o7777) | 0o060);
   }
 
   /** A directory on the way to the disks: root's, traversable by stratus-qemu's group only (0710). */
@@ -416,32 +434,24 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
 
   /**
    * Hot-plugs the NICs of ports qemu lacks and unplugs those of ports that
-   * went, as qemu reports them (query-pci; its netdevs from `info network`):
+   * went, as qemu reports them (its QOM tree; its netdevs from `info network`):
    * a new NIC goes on a free root port; an unplug waits for the guest
    * (DEVICE_DELETED; a transient error when it does not come, retried by the
    * next pass), then its netdev goes. The tap stays (the network driver's).
    */
   private async syncNics(d: DesiredServer): Promise<void> {
     const q = await this.qmp(d.id);
-    const nics = new Set<string>();
-    const free: string[] = [];
-    let legacy = false;
-    const walk = (devs: QmpPciDevice[]) => {
-      for (const dev of devs) {
-        if (dev.qdev_id.startsWith('net-')) nics.add(dev.qdev_id);
-        else if (/^net\d+$/.test(dev.qdev_id)) legacy = true;
-        if (dev.pci_bridge) {
-          if (/^hp\d+$/.test(dev.qdev_id) && !dev.pci_bridge.devices?.length) free.push(dev.qdev_id);
-          walk(dev.pci_bridge.devices ?? []);
-        }
-      }
-    };
-    for (const bus of await q.execute('query-pci')) walk(bus.devices);
-    if (legacy) {
+    // the devices with ids (-device/device_add), and the root port each NIC sits behind (its bus is /machine/peripheral/hpN/hpN)
+    const ids = (await q.execute('qom-list', { path: '/machine/peripheral' })).filter((c) => c.type.startsWith('child<')).map((c) => c.name);
+    if (ids.some((n) => /^net\d+$/.test(n))) {
       // started by an older driver (NICs on pcie.0, other ids): its NICs change at its next start
       this.o.log.warn({ server: d.id }, 'VM started with the old NIC layout: ports change at its next restart');
       return;
     }
+    const nics = new Set(ids.filter((n) => n.startsWith('net-')));
+    const used = new Set<string>();
+    for (const n of nics) used.add(String(await q.execute('qom-get', { path: `/machine/peripheral/${n}`, property: 'parent_bus' })).split('/').pop()!);
+    const free = ids.filter((n) => /^hp\d+$/.test(n) && !used.has(n)).sort((x, y) => Number(x.slice(2)) - Number(y.slice(2)));
     const info = await q.execute('human-monitor-command', { 'command-line': 'info network' });
     const netdevs = new Set([...info.matchAll(/(?:^|\s)(hostnet-[A-Za-z0-9_.-]+):/gm)].map((m) => m[1]!));
     const want = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);

@@ -19,14 +19,6 @@ export interface QmpEvent {
   timestamp: { seconds: number; microseconds: number };
 }
 
-/** A PCI device as `query-pci` lists it (the fields Stratus reads); a bridge (a root port) lists what sits behind it. */
-export interface QmpPciDevice {
-  qdev_id: string;
-  slot: number;
-  class_info?: { desc?: string; class: number };
-  pci_bridge?: { bus: { number: number }; devices?: QmpPciDevice[] };
-}
-
 /** The commands Stratus uses, with their arguments and results. */
 export interface QmpCommands {
   'qmp_capabilities': { args: { enable?: string[] }; ret: Record<string, never> };
@@ -36,7 +28,8 @@ export interface QmpCommands {
   'query-name': { args: undefined; ret: { name?: string } };
   'query-block': { args: undefined; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; ro: boolean; drv: string } }> };
   'query-migrate': { args: undefined; ret: { status?: string; 'error-desc'?: string } };
-  'query-pci': { args: undefined; ret: Array<{ bus: number; devices: QmpPciDevice[] }> };
+  'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
+  'qom-get': { args: { path: string; property: string }; ret: unknown };
   'stop': { args: undefined; ret: Record<string, never> };
   'cont': { args: undefined; ret: Record<string, never> };
   'system_powerdown': { args: undefined; ret: Record<string, never> };
