@@ -42,7 +42,14 @@
 // stratus-qemu, so a later hot-plug could open it), remembers it in state.json
 // and deletes it on destroy; the network driver's converge finds the existing
 // tap of the right kind and puts it on the bridge. qemu opens the tap by name
-// with the port's MAC on a virtio-net NIC, in the port's order.
+// with the port's MAC on a virtio-net NIC, in the port's order, each NIC on its
+// own PCIe root port (hp0..; a device on pcie.0 cannot be unplugged) with ids
+// from the tap name (nicIds), plus FREE_ROOT_PORTS free ones. Both drivers make
+// taps owned by stratus-qemu (the owner is set only at creation): a running
+// qemu, no longer root, opens a hot-plugged NIC's tap itself (Node cannot
+// pass it an fd over QMP), through /dev/net/tun (tunAccess). A converge of a
+// running VM compares the ports with the NICs in qemu's QOM tree (the truth,
+// also after an agent crash) and hot-plugs or unplugs the difference (syncNics).
 //
 // A restarted agent re-adopts running VMs: the pidfile names the process, its
 // command line must hold the server's QMP socket path, and QMP answers there.
