@@ -3,7 +3,8 @@
 // pcie.0); a second port in the spec is hot-plugged on a free root port
 // (qemu lists it; the guest's eth1 has the port's MAC); the port removed
 // again is unplugged (DEVICE_DELETED, its netdev gone, the guest has no
-// eth1) while its tap stays (the network driver's). The taps the driver makes
+// eth1) while its tap stays (the network driver's). A paused guest cannot
+// release a NIC: the unplug fails transiently, and the next pass completes it. The taps the driver makes
 // belong to stratus-qemu. Everything is killed by PID and removed in after().
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,7 @@ import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { tapName } from '../../src/network/protocol.ts';
 import { processAlive, skipUnlessRoot, sleep } from './lib.ts';
+import { ResourceFailure } from '../../src/agent/errors.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
@@ -39,11 +41,11 @@ const tapB = tapName(portB.id);
 const pids = new Set<number>();
 
 let version = 0;
-const desired = (ports: Array<typeof portA>): DesiredServer => ({
+const desired = (ports: Array<typeof portA>, power: DesiredServer['power'] = 'running'): DesiredServer => ({
   id, version: ++version, name: 'vmhp-one', hostname: 'vmhp-one', project_id: 'p', user_id: 'u', kind: 'vm',
   image: { id: `img-${id}`, name: 'stratus-tiny', status: 'active', container_format: 'bare', disk_format: 'qcow2', size: null, checksum: null },
   flavor: { id: 'f', name: 'f', vcpus: 1, ram: 128, disk: 1, ephemeral: 0, swap: 0, extraSpecs: {} },
-  power: 'running', reboot_seq: 0, reboot_type: null, rebuild_seq: 0, vm_state: 'active', task_state: null, deleted: false,
+  power, reboot_seq: 0, reboot_type: null, rebuild_seq: 0, vm_state: 'active', task_state: null, deleted: false,
   config_drive: { requested: false, meta_data: {}, user_data: null, network_data: { links: [], networks: [], services: [] }, vendor_data: {} },
   ports: ports.map((p) => ({ ...p, device: tapName(p.id) })),
 });
@@ -160,6 +162,20 @@ test('a port added to a running VM is hot-plugged; a port removed is unplugged',
   assert.deepEqual([...(await nics()).keys()], [`net-${tapA}`]);
   assert.doesNotMatch(await netdevs(), new RegExp(`hostnet-${tapB}`), 'the netdev is gone');
   assert.ok(await linkExists(tapB), 'the tap stays (the network driver\'s)');
+  assert.equal(await driver.pid(id), pid, 'the same qemu');
+  assert.deepEqual([...(await guestNics((m) => m.size === 1)).entries()], [['eth0', portA.mac_address]]);
+});
+
+test('an unplug the paused guest cannot acknowledge fails transiently; the next pass completes it', { skip }, async () => {
+  const pid = (await driver.pid(id))!;
+  await driver.converge(desired([portA, portB]));
+  assert.equal((await guestNics((m) => m.size === 2)).get('eth1'), portB.mac_address);
+  await assert.rejects(driver.converge(desired([portA], 'paused')), (e: unknown) => e instanceof ResourceFailure && e.class === 'transient' && /did not release NIC/.test(e.message));
+  assert.ok((await nics()).has(`net-${tapB}`), 'the NIC waits for the guest');
+  // running again: the guest acknowledges the unplug asked before
+  await driver.converge(desired([portA]));
+  assert.deepEqual([...(await nics()).keys()], [`net-${tapA}`]);
+  assert.doesNotMatch(await netdevs(), new RegExp(`hostnet-${tapB}`));
   assert.equal(await driver.pid(id), pid, 'the same qemu');
   assert.deepEqual([...(await guestNics((m) => m.size === 1)).entries()], [['eth0', portA.mac_address]]);
 });

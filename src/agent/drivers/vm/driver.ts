@@ -470,7 +470,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       gone.catch(() => undefined);
       await q.execute('device_del', { id: dev }).catch((err: Error) => {
         // asked before (a pass that timed out): the guest may still answer
-        if (!/in the process of unplug/i.test(err.message)) throw err;
+        if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
       });
       try {
         await gone;
