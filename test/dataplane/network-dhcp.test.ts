@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dnsmasqPid, env, hostLeftovers, networkSpec, portSpec, randomMac, rule, sgSpec, sh, shOk, skipUnlessRoot } from './network-lib.ts';
 import { bridgeName, tapName } from '../../src/network/protocol.ts';
+import { run } from '../../src/agent/exec.ts';
+import { VM_USER } from '../../src/agent/drivers/qemu-user.ts';
 
 test('DHCP: static leases from dnsmasq, hostnames in DNS, reload, restart, destroy; a VM tap', { skip: skipUnlessRoot, timeout: 180_000 }, async (t) => {
   const e = env();
@@ -86,6 +88,8 @@ test('DHCP: static leases from dnsmasq, hostnames in DNS, reload, restart, destr
     const l = JSON.parse(await shOk(h.ns, ['ip', '-j', '-d', 'link', 'show', 'dev', tapName(vm)]))[0];
     assert.equal(l.linkinfo.info_kind, 'tun');
     assert.equal(l.master, bridgeName(net));
+    // a running qemu (no longer root) can open it when its NIC is hot-plugged
+    if ((await run('id', ['-u', VM_USER])).code === 0) assert.equal(l.linkinfo.info_data.user, VM_USER);
     await h.destroy('port', vm);
   });
 

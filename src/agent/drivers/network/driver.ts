@@ -10,7 +10,8 @@
 // network's ports plug in is resolved once (`networkBridge`). Per port: the
 // host side tap<id> on the bridge (a veth whose other end is `ifname` in the
 // server's namespace /run/netns/st-<device_id>, configured with MAC,
-// addresses, routes and MTU; or a tap a VM opens), and, with port security,
+// addresses, routes and MTU; or a tap a VM opens, owned by stratus-qemu
+// when that user exists so a running qemu can open it), and, with port security,
 // its nftables chains (rules.ts). Per security group: its rule chains and
 // member sets. Per router: its namespace, veths and NAT (router.ts).
 //
@@ -42,6 +43,7 @@ import { convergeRouter, destroyRouter, type RouterHost } from './router.ts';
 import { exists, HostNet, NETNS_DIR, type AddrInfo, type LinkInfo, type RouteInfo } from './host.ts';
 import { emptyPieces, parseState, plan, planRemoval, setsWithPrefix, type NftState, type Pieces } from './nft.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
+import { VM_USER, vmUserExists } from '../qemu-user.ts';
 import { basePieces, MAX_PORTS, portPieces, portRemoval, sgChains, sgPieces, sgSetPrefix, zoneElem, zonePieces } from './rules.ts';
 
 export interface NetworkDriverOptions {
@@ -481,7 +483,7 @@ export class NetworkDriver implements Driver {
         hostLines.push(`link add ${tap} mtu ${spec.mtu} type veth peer name ${spec.vif.ifname} mtu ${spec.mtu} address ${spec.mac_address} netns ${ns}`);
         made ??= 'veth';
       }
-    } else if (!t) hostLines.push(`tuntap add dev ${tap} mode tap`);
+    } else if (!t) hostLines.push(`tuntap add dev ${tap} mode tap${(await vmUserExists()) ? ` user ${VM_USER}` : ''}`);
     const up = spec.admin_state_up ? 'up' : 'down';
     if (!t || t.master !== bridge || t.mtu !== spec.mtu || t.flags.includes('UP') !== spec.admin_state_up) hostLines.push(`link set dev ${tap} master ${bridge} mtu ${spec.mtu} ${up}`);
     await this.host.batch('ip', hostLines);

@@ -42,7 +42,14 @@
 // stratus-qemu, so a later hot-plug could open it), remembers it in state.json
 // and deletes it on destroy; the network driver's converge finds the existing
 // tap of the right kind and puts it on the bridge. qemu opens the tap by name
-// with the port's MAC on a virtio-net NIC, in the port's order.
+// with the port's MAC on a virtio-net NIC, in the port's order, each NIC on its
+// own PCIe root port (hp0..; a device on pcie.0 cannot be unplugged) with ids
+// from the tap name (nicIds), plus FREE_ROOT_PORTS free ones. Both drivers make
+// taps owned by stratus-qemu (the owner is set only at creation): a running
+// qemu, no longer root, opens a hot-plugged NIC's tap itself (Node cannot
+// pass it an fd over QMP), through /dev/net/tun (tunAccess). A converge of a
+// running VM compares the ports with the NICs in qemu's QOM tree (the truth,
+// also after an agent crash) and hot-plugs or unplugs the difference (syncNics).
 //
 // A restarted agent re-adopts running VMs: the pidfile names the process, its
 // command line must hold the server's QMP socket path, and QMP answers there.
@@ -68,8 +75,9 @@ import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError } from './qmp.ts';
 import type { ConsoleProvider } from '../../stream.ts';
+import { VM_USER } from '../qemu-user.ts';
 
-export const VM_USER = 'stratus-qemu';
+export { VM_USER };
 export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
 /** Where qemu (as stratus-qemu) reaches the agent's socket to save a suspended VM's memory. */
 export const MIGRATE_DIR = '/run/stratus-vm';
@@ -111,6 +119,12 @@ type Status = 'stopped' | 'running' | 'paused';
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 const TAP = /^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+/** Free PCIe root ports at boot, for hot-plugged NICs. */
+const FREE_ROOT_PORTS = 4;
+/** How long a NIC's unplug may take (the guest acknowledges it; PCIe's attention button waits 5 s). */
+const UNPLUG_TIMEOUT_MS = 30_000;
+/** qemu's ids of a port's NIC, from its tap name (stable across agent restarts). */
+export const nicIds = (tap: string) => ({ device: `net-${tap}`, netdev: `hostnet-${tap}` });
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -184,6 +198,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     // qemu (as stratus-qemu) opens a writable disk again by its path when the disk is handed over (the
     // end of a suspend's migration): the path must be traversable by its group, nobody else's
     for (const d of [this.o.stateDir, this.root, this.serversDir]) await this.qemuDir(d);
+    await this.tunAccess();
     this.probe = await probeAccel(join(this.root, 'tmp'), this.o.accel);
     this.o.log.info({ accel: this.probe.accel, reason: this.probe.reason }, 'VM accelerator');
   }
@@ -205,6 +220,23 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
 
   async localServers(): Promise<string[]> {
     return (await fsp.readdir(this.serversDir).catch(() => [] as string[])).filter((n) => UUIDISH.test(n));
+  }
+
+  /**
+   * A hot-plugged NIC's tap is opened by the running qemu, as stratus-qemu,
+   * through /dev/net/tun: Debian's udev makes it 0666; where it is root's
+   * only (some containers), its group becomes stratus-qemu's with rw.
+   */
+  private async tunAccess(): Promise<void> {
+    const tun = '/dev/net/tun';
+    const st = await fsp.stat(tun).catch(() => null);
+    if (!st || (st.mode & 0o006) === 0o006 || (st.gid === this.qemuUser.gid && (st.mode & 0o060) === 0o060)) return;
+    if (st.gid !== 0) {
+      this.o.log.warn({ gid: st.gid, mode: (st.mode & 0o777).toString(8) }, `${tun} is not open to ${this.o.user}: NICs cannot be hot-plugged`);
+      return;
+    }
+    await fsp.chown(tun, st.uid, this.qemuUser.gid);
+    await fsp.chmod(tun, (st.mode & 0o7777) | 0o060);
   }
 
   /** A directory on the way to the disks: root's, traversable by stratus-qemu's group only (0710). */
@@ -407,6 +439,65 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     }
   }
 
+  /**
+   * Hot-plugs the NICs of ports qemu lacks and unplugs those of ports that
+   * went, as qemu reports them (its QOM tree; its netdevs from `info network`):
+   * a new NIC goes on a free root port; an unplug waits for the guest
+   * (DEVICE_DELETED; a transient error when it does not come, retried by the
+   * next pass), then its netdev goes. The tap stays (the network driver's).
+   */
+  private async syncNics(d: DesiredServer): Promise<void> {
+    const q = await this.qmp(d.id);
+    // the devices with ids (-device/device_add), and the root port each NIC sits behind (its bus is /machine/peripheral/hpN/hpN)
+    const ids = (await q.execute('qom-list', { path: '/machine/peripheral' })).filter((c) => c.type.startsWith('child<')).map((c) => c.name);
+    if (ids.some((n) => /^net\d+$/.test(n))) {
+      // started by an older driver (NICs on pcie.0, other ids): its NICs change at its next start
+      this.o.log.warn({ server: d.id }, 'VM started with the old NIC layout: ports change at its next restart');
+      return;
+    }
+    const nics = new Set(ids.filter((n) => n.startsWith('net-')));
+    const used = new Set<string>();
+    for (const n of nics) used.add(String(await q.execute('qom-get', { path: `/machine/peripheral/${n}`, property: 'parent_bus' })).split('/').pop()!);
+    const free = ids.filter((n) => /^hp\d+$/.test(n) && !used.has(n)).sort((x, y) => Number(x.slice(2)) - Number(y.slice(2)));
+    const info = await q.execute('human-monitor-command', { 'command-line': 'info network' });
+    const netdevs = new Set([...info.matchAll(/(?:^|\s)(hostnet-[A-Za-z0-9_.-]+):/gm)].map((m) => m[1]!));
+    const want = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
+    const wanted = new Set(want.map((p) => nicIds(p.device).device));
+    for (const dev of nics) {
+      if (wanted.has(dev)) continue;
+      const netdev = `hostnet-${dev.slice('net-'.length)}`;
+      const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
+      gone.catch(() => undefined);
+      await q.execute('device_del', { id: dev }).catch((err: Error) => {
+        // asked before (a pass that timed out): the guest may still answer
+        if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
+      });
+      try {
+        await gone;
+      } catch (err) {
+        throw transient(ServerErrorCode.hostFailure, `the guest did not release NIC ${dev}: ${(err as Error).message}`, err);
+      }
+      this.o.log.info({ server: d.id, nic: dev }, 'NIC unplugged');
+      nics.delete(dev);
+      if (netdevs.has(netdev)) await q.execute('netdev_del', { id: netdev });
+      netdevs.delete(netdev);
+    }
+    for (const p of want) {
+      const n = nicIds(p.device);
+      if (nics.has(n.device)) continue;
+      const bus = free.shift();
+      if (!bus) throw transient(ServerErrorCode.hostFailure, `no free PCIe root port for the NIC of port ${p.id} (a restart of the server adds them)`);
+      if (!netdevs.has(n.netdev)) await q.execute('netdev_add', { type: 'tap', id: n.netdev, ifname: p.device, script: 'no', downscript: 'no', vhost: false });
+      netdevs.add(n.netdev);
+      await q.execute('device_add', { driver: 'virtio-net-pci', id: n.device, netdev: n.netdev, mac: p.mac_address.toLowerCase(), bus });
+      this.o.log.info({ server: d.id, nic: n.device, bus }, 'NIC hot-plugged');
+    }
+    // netdevs left by a pass that ended between device_del and netdev_del
+    for (const nd of netdevs) {
+      if (!wanted.has(`net-${nd.slice('hostnet-'.length)}`)) await q.execute('netdev_del', { id: nd });
+    }
+  }
+
   // --- disks
   private async ensureDisks(d: DesiredServer, image: CachedImage): Promise<void> {
     const id = d.id;
@@ -453,8 +544,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
     ];
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
-    // free PCIe root ports for hot-plugged NICs and volumes
-    for (let i = 0; i < 4; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
+    // a PCIe root port per NIC (a device on pcie.0 cannot be unplugged) plus FREE_ROOT_PORTS for hot-plugs
+    const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
+    for (let i = 0; i < ports.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
     if (image.format === 'iso') {
       a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
     }
@@ -462,9 +554,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
-    for (const p of [...(d.ports ?? [])].sort((x, y) => x.index - y.index)) {
-      a.push('-netdev', `tap,id=hostnet${p.index},ifname=${p.device},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=hostnet${p.index},id=net${p.index},mac=${p.mac_address.toLowerCase()}`);
-    }
+    // the NICs in the port's order, the same as a hot-plug makes them (nicIds)
+    ports.forEach((p, i) => {
+      const n = nicIds(p.device);
+      a.push('-netdev', `tap,id=${n.netdev},ifname=${p.device},script=no,downscript=no,vhost=off`, '-device', `virtio-net-pci,netdev=${n.netdev},id=${n.device},mac=${p.mac_address.toLowerCase()},bus=hp${i}`);
+    });
     return a;
   }
 
@@ -650,6 +744,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         }
         if (s === 'paused' && d.power === 'running') await (await this.qmp(id)).execute('cont');
         if (s === 'running' && d.power === 'paused') await (await this.qmp(id)).execute('stop');
+        // ports attached or detached while qemu runs
+        await this.ensureTaps(d, st);
+        await this.syncNics(d);
       }
       st.launched = true;
       await this.writeState(st);

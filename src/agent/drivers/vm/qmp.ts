@@ -28,6 +28,8 @@ export interface QmpCommands {
   'query-name': { args: undefined; ret: { name?: string } };
   'query-block': { args: undefined; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; ro: boolean; drv: string } }> };
   'query-migrate': { args: undefined; ret: { status?: string; 'error-desc'?: string } };
+  'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
+  'qom-get': { args: { path: string; property: string }; ret: unknown };
   'stop': { args: undefined; ret: Record<string, never> };
   'cont': { args: undefined; ret: Record<string, never> };
   'system_powerdown': { args: undefined; ret: Record<string, never> };
