@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import { ApiError } from '../common/errors.ts';
 import { uuid } from '../common/ids.ts';
 import type { RouteContext } from '../http/service.ts';
-import { badRequest, invalidVolume } from './errors.ts';
+import { badRequest, invalidVolume, notFound } from './errors.ts';
 import type { VolumeTables } from './schema.ts';
 import type { VolumeRow } from './view.ts';
 
@@ -79,7 +79,8 @@ export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, na
       if (row.status === 'maintenance') throw invalidVolume('The volume cannot be attached in maintenance mode.');
       if (row.readonly && mode !== 'ro') throw badRequest(`Invalid attaching mode '${mode}' for volume ${id}.`);
       await db.transaction().execute(async (tx) => {
-        const cur = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+        const cur = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
+        if (!cur) throw notFound.volume(id);
         const allowed = cur.multiattach ? ['attaching', 'available', 'in-use'] : ['attaching', 'available'];
         if (!allowed.includes(cur.status)) throw invalidVolume(cur.status === 'in-use' ? 'volume is already attached and multiple attachments are not enabled' : `Volume status must be available or attaching to attach, but it is ${cur.status}.`);
         if (instance) {

@@ -162,6 +162,23 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     const t = now();
     await db.transaction().execute(async (tx) => {
       await checkQuota(tx, c.projectId ?? '', { typeName: type.name, size, volumes: 1, gigabytes: size });
+      // the source again, its status checked in the statement (as a snapshot does its volume): a delete
+      // of the source meanwhile wins (its 404 or 400 here) or waits for this; never a clone of nothing
+      if (snapshotId) {
+        const locked = await tx.updateTable('volume_snapshots').set({ updated_at: t }).where('id', '=', snapshotId).where('status', '=', 'available').executeTakeFirst();
+        if (Number(locked.numUpdatedRows) === 0) {
+          const cur = await tx.selectFrom('volume_snapshots').select('status').where('id', '=', snapshotId).executeTakeFirst();
+          if (!cur) throw notFound.snapshot(snapshotId);
+          throw invalidSnapshot(`Originating snapshot status must be 'available' to create a volume, but it is '${cur.status}'.`);
+        }
+      } else if (sourceId) {
+        const locked = await tx.updateTable('volume_volumes').set({ updated_at: t }).where('id', '=', sourceId).where('status', 'in', ['available', 'in-use']).executeTakeFirst();
+        if (Number(locked.numUpdatedRows) === 0) {
+          const cur = await tx.selectFrom('volume_volumes').select('status').where('id', '=', sourceId).executeTakeFirst();
+          if (!cur) throw notFound.volume(sourceId);
+          throw invalidVolume(`Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use' (it is '${cur.status}').`);
+        }
+      }
       await tx.insertInto('volume_volumes').values({
         id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null,
         status: 'creating', attach_status: 'detached', migration_status: null, availability_zone: az, volume_type_id: type.id,

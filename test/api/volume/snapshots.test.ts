@@ -157,6 +157,36 @@ test('volumes from a snapshot and from a volume: recorded with their source; siz
   assert.equal((await call('DELETE', `/volumes/${v.id}?cascade=true`, { as: me })).status, 202);
 });
 
+test('a source deleted while a volume is made from it: Cinder\'s 404 or 400, no volume left creating', async () => {
+  const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
+  const me = as(alice);
+  const v = await availableVolume(me, 1);
+  const s = await snapshot(me, v.id);
+  await reset('snapshots', s.id, 'available');
+  // the source goes between the create's checks and its transaction: the next transaction first runs `meanwhile`
+  const racing = async (meanwhile: () => Promise<unknown>, volume: Record<string, unknown>) => {
+    const own = Object.getOwnPropertyDescriptor(db, 'transaction');
+    const orig = db.transaction;
+    (db as any).transaction = function () {
+      if (own) Object.defineProperty(db, 'transaction', own); else delete (db as any).transaction;
+      const b = orig.call(db);
+      return { execute: async (fn: any) => { await meanwhile(); return b.execute(fn); } };
+    };
+    try {
+      return await call('POST', '/volumes', { as: me, body: { volume: { name: uniqueName('race'), ...volume } } });
+    } finally {
+      if (own) Object.defineProperty(db, 'transaction', own); else delete (db as any).transaction;
+    }
+  };
+  const count = async () => (await db.selectFrom('volume_volumes').select('id').where('project_id', '=', alice.projectId).where('status', '=', 'creating').execute()).length;
+  const before = await count();
+  assertFault(await racing(() => db.deleteFrom('volume_snapshots').where('id', '=', s.id).execute(), { snapshot_id: s.id }), 404, 'itemNotFound', new RegExp(`Snapshot ${s.id} could not be found`));
+  assertFault(await racing(() => db.updateTable('volume_volumes').set({ status: 'deleting' }).where('id', '=', v.id).execute(), { source_volid: v.id }), 400, 'badRequest', /status is not 'available' or 'in-use' \(it is 'deleting'\)/);
+  assert.equal(await count(), before, 'no volume was recorded from a source that went');
+  await db.updateTable('volume_volumes').set({ status: 'available' }).where('id', '=', v.id).execute();
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: me })).status, 202);
+});
+
 test('the snapshot report path: on the volume\'s host, created, deleted; a volume deleted with its snapshots by its backend', async () => {
   const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
   const me = as(alice);
