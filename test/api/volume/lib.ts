@@ -28,3 +28,21 @@ export function assertFault(r: Reply, status: number, name: string, message?: Re
   assert.equal(typeof f.message, 'string');
   if (message) assert.match(f.message, message);
 }
+
+/**
+ * Runs `meanwhile` when the next `db.transaction()` executes, before its body:
+ * what a concurrent call commits between a route's checks and its transaction,
+ * made deterministic. Returns the restore (also done by that first call).
+ */
+export function beforeNextTransaction(db: object, meanwhile: () => Promise<unknown>): () => void {
+  const d = db as { transaction: () => { execute: (fn: unknown) => Promise<unknown> } };
+  const orig = d.transaction;
+  const restore = () => { delete (d as Partial<typeof d>).transaction; };
+  if (Object.prototype.hasOwnProperty.call(d, 'transaction')) throw new Error('transaction is already patched');
+  d.transaction = function () {
+    restore();
+    const b = orig.call(d);
+    return { execute: async (fn: unknown) => { await meanwhile(); return b.execute(fn); } };
+  };
+  return restore;
+}

@@ -11,7 +11,7 @@ import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { TempestSchemas } from '../compute/lib.ts';
 import { applySnapshotReport, applyVolumeReport, placeVolume, snapshotSpecOf, specOf } from '../../../src/volume/lifecycle.ts';
 import type { VolumeTables } from '../../../src/volume/schema.ts';
-import { assertFault, cinder, type Caller } from './lib.ts';
+import { assertFault, beforeNextTransaction, cinder, type Caller } from './lib.ts';
 
 let alice: Tenant, bob: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
@@ -165,17 +165,11 @@ test('a source deleted while a volume is made from it: Cinder\'s 404 or 400, no 
   await reset('snapshots', s.id, 'available');
   // the source goes between the create's checks and its transaction: the next transaction first runs `meanwhile`
   const racing = async (meanwhile: () => Promise<unknown>, volume: Record<string, unknown>) => {
-    const own = Object.getOwnPropertyDescriptor(db, 'transaction');
-    const orig = db.transaction;
-    (db as any).transaction = function () {
-      if (own) Object.defineProperty(db, 'transaction', own); else delete (db as any).transaction;
-      const b = orig.call(db);
-      return { execute: async (fn: any) => { await meanwhile(); return b.execute(fn); } };
-    };
+    const restore = beforeNextTransaction(db, meanwhile);
     try {
       return await call('POST', '/volumes', { as: me, body: { volume: { name: uniqueName('race'), ...volume } } });
     } finally {
-      if (own) Object.defineProperty(db, 'transaction', own); else delete (db as any).transaction;
+      restore();
     }
   };
   const count = async () => (await db.selectFrom('volume_volumes').select('id').where('project_id', '=', alice.projectId).where('status', '=', 'creating').execute()).length;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { TempestSchemas } from '../compute/lib.ts';
-import { assertFault, cinder, type Caller } from './lib.ts';
+import { assertFault, beforeNextTransaction, cinder, type Caller } from './lib.ts';
 
 let alice: Tenant, bob: Tenant, reader: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
@@ -387,6 +387,19 @@ test('availability zones and resource filters', async () => {
   const rf = await call('GET', '/resource_filters?resource=volume', { as: as(alice), version: '3.33' });
   assert.equal(rf.body.resource_filters[0].resource, 'volume');
   assert.ok(rf.body.resource_filters[0].filters.includes('name'));
+});
+
+test('os-attach on a volume deleted meanwhile: Cinder\'s 404, not a 500', async () => {
+  const v = await makeAvailable(as(alice));
+  const restore = beforeNextTransaction(cloud.server.database.db, async () => {
+    assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
+  });
+  try {
+    const r = await call('POST', `/volumes/${v.id}/action`, { as: as(alice), body: { 'os-attach': { instance_uuid: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a', mountpoint: '/dev/vdb' } } });
+    assertFault(r, 404, 'itemNotFound', new RegExp(`Volume ${v.id} could not be found`));
+  } finally {
+    restore();
+  }
 });
 
 test('every collected body matches Tempest\'s volume schemas', () => {
