@@ -207,7 +207,13 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
         }
         if (b.description !== undefined) set.description = b.description;
         if (b.is_public !== undefined) set.is_public = (typeof b.is_public === 'boolean' ? b.is_public : parseBoolean('is_public', b.is_public)) ? 1 : 0;
-        await db.updateTable('volume_types').set(set).where('id', '=', t.id).execute();
+        try {
+          await db.transaction().execute((tx) => tx.updateTable('volume_types').set(set).where('id', '=', t.id).execute());
+        } catch (err) {
+          // a rename racing another create or rename to the same name: the unique index says no, as on create
+          if (set.name !== undefined && await db.selectFrom('volume_types').select('id').where('name', '=', set.name).where('id', '!=', t.id).executeTakeFirst()) throw conflict(`Volume Type ${set.name} already exists.`);
+          throw err;
+        }
         return { volume_type: await show(rc, await byId(t.id), 'update') };
       },
     }),

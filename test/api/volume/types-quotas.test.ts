@@ -10,7 +10,7 @@ import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { TempestSchemas } from '../compute/lib.ts';
 import { applyVolumeReport, placeVolume, specOf } from '../../../src/volume/lifecycle.ts';
 import type { VolumeTables } from '../../../src/volume/schema.ts';
-import { assertFault, cinder, type Caller } from './lib.ts';
+import { assertFault, beforeNextTransaction, cinder, type Caller } from './lib.ts';
 
 let alice: Tenant, bob: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
@@ -62,6 +62,22 @@ test('types: the default type exists and cannot be deleted; create, show, update
   assert.equal((await call('POST', `/volumes/${v.body.volume.id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
   assert.equal((await call('DELETE', `/types/${t.id}`)).status, 202);
   assertFault(await call('GET', `/types/${t.id}`), 404, 'itemNotFound');
+});
+
+test('a type renamed to a name another create takes meanwhile: Cinder\'s 409, as on create', async () => {
+  const t = (await call('POST', '/types', { body: { volume_type: { name: uniqueName('rn') } } })).body.volume_type;
+  const name = uniqueName('taken');
+  const restore = beforeNextTransaction(cloud.server.database.db, async () => {
+    assert.equal((await call('POST', '/types', { body: { volume_type: { name } } })).status, 200);
+  });
+  try {
+    assertFault(await call('PUT', `/types/${t.id}`, { body: { volume_type: { name } } }), 409, 'conflictingRequest', new RegExp(`Volume Type ${name} already exists`));
+  } finally {
+    restore();
+  }
+  assert.equal((await call('GET', `/types/${t.id}`)).body.volume_type.name, t.name);
+  const other = (await call('GET', '/types?is_public=None')).body.volume_types.find((x: { name: string }) => x.name === name);
+  for (const id of [t.id, other.id]) assert.equal((await call('DELETE', `/types/${id}`)).status, 202);
 });
 
 test('retype: a volume no backend holds changes type at once, quota of the new type checked; bad input refused', async () => {
