@@ -2,8 +2,9 @@
 // backend's report (protocol.ts, through kinds.ts) does to a volume row; the
 // one path by which a volume leaves `creating`, `extending` or `deleting`:
 //
-//   creating  --present, size >= asked-->  available
+//   creating  --present, size >= asked-->  available (version bumped: the host learns `created`)
 //   creating  --error-->                   error
+//   any other but deleting --data_missing-->  error (the data is lost: never re-made)
 //   extending --present, size >= asked-->  available (in-use when attached), size = asked
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
 //   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
@@ -22,7 +23,7 @@
 import type { Kysely } from 'kysely';
 import type { ResourceError } from '../fleet/protocol.ts';
 import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
-import { parseVolumeHost } from './protocol.ts';
+import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 
@@ -39,6 +40,7 @@ export function specOf(row: Row, extraSpecs: Record<string, string>, exports: Vo
     size_gib: Math.max(row.size, row.requested_size ?? 0),
     backend: where.backend, pool: where.pool,
     source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
+    created: row.status !== 'creating',
     extra_specs: extraSpecs, exports,
   };
 }
@@ -62,6 +64,12 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
     const set = async (s: Partial<Row>) => {
       await tx.updateTable('volume_volumes').set({ ...s, updated_at: now }).where('id', '=', id).where('version', '=', version).execute();
     };
+    if (error?.code === VolumeErrorCode.dataMissing && row.status !== 'creating' && row.status !== 'deleting') {
+      // Cinder has no message for data lost after the create; its nearest pair, create from backend storage: unknown error
+      await set({ status: 'error', requested_size: null });
+      await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend, detail: MessageDetail.unknownError });
+      return 'error';
+    }
     switch (row.status) {
       case 'creating':
         if (error) {
@@ -72,7 +80,7 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
           });
           return 'error';
         }
-        if (observed?.state === 'present' && observed.size_gib >= row.size) { await set({ status: 'available' }); return 'available'; }
+        if (observed?.state === 'present' && observed.size_gib >= row.size) { await set({ status: 'available', version: version + 1 }); return 'available'; }
         return 'ignored';
       case 'extending': {
         if (error) {

@@ -32,6 +32,12 @@ export interface VolumeSpec {
   pool: string;
   /** Read once, at creation: a present volume is never re-made from its source. */
   source: VolumeSource;
+  /**
+   * The volume has been made (its status is no longer `creating`): data the
+   * backend does not hold then is lost, reported as `data_missing` (the
+   * volume turns `error`), never made again blank or from its source.
+   */
+  created: boolean;
   /** The volume type's extra specs a backend may act on (e.g. `volume_backend_name`, `multiattach`). */
   extra_specs: Record<string, string>;
   /**
@@ -107,6 +113,8 @@ export const VolumeErrorCode = {
   refused: 'refused',
   /** The data is still in use (an export open): the delete waits. */
   busy: 'busy',
+  /** A volume made before (spec `created`) has no data on the backend: lost, never re-made. */
+  dataMissing: 'data_missing',
 } as const;
 export type VolumeErrorCode = (typeof VolumeErrorCode)[keyof typeof VolumeErrorCode];
 

@@ -231,12 +231,15 @@ test('the backend report path: placed, created, extended, deleted (lifecycle.ts)
   assert.equal(await placeVolume(db, v.id, 'host1@file#pool'), true);
   assert.equal(await placeVolume(db, v.id, 'host2@file#pool'), false, 'placed once');
   let r = (await row())!;
-  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, extra_specs: {}, exports: [] });
+  assert.deepEqual(specOf(r, {}), { project_id: alice.projectId, state: 'present', size_gib: 1, backend: 'file', pool: 'pool', source: { type: 'blank' }, created: false, extra_specs: {}, exports: [] });
   assert.equal(await applyVolumeReport(db, v.id, r.version - 1, { state: 'present', size_gib: 1, location: null }), 'stale');
   assert.equal(await applyVolumeReport(db, v.id, r.version, { state: 'present', size_gib: 1, location: '/x' }), 'available');
   const shown = (await call('GET', `/volumes/${v.id}`)).body.volume;
   assert.equal(shown.status, 'available');
   assert.equal(shown['os-vol-host-attr:host'], 'host1@file#pool');
+  const made = (await row())!;
+  assert.equal(made.version, r.version + 1, 'made: a new version tells the host');
+  assert.equal(specOf(made, {})!.created, true);
   assert.equal((await call('POST', `/volumes/${v.id}/action`, { as: as(alice), body: { 'os-extend': { new_size: 2 } } })).status, 202);
   r = (await row())!;
   assert.equal(specOf(r, {})!.size_gib, 2);
@@ -255,6 +258,30 @@ test('the backend report path: placed, created, extended, deleted (lifecycle.ts)
   r = (await row())!;
   assert.equal(await applyVolumeReport(db, v.id, r.version, { state: 'absent', size_gib: 0, location: null }), 'deleted');
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(alice) }), 404, 'itemNotFound');
+});
+
+test('a made volume whose data its backend lost: error with a user message, never made again', async () => {
+  const db = cloud.server.database.db as unknown as Kysely<VolumeTables>;
+  const v = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1 } } })).body.volume;
+  const row = async () => (await db.selectFrom('volume_volumes').selectAll().where('id', '=', v.id).executeTakeFirst())!;
+  await placeVolume(db, v.id, 'host1@file#pool');
+  const lost = { class: 'user', code: 'data_missing', message: 'gone' } as const;
+  // while creating, data_missing is the create's failure as any other
+  assert.equal(specOf(await row(), {})!.created, false);
+  assert.equal(await applyVolumeReport(db, v.id, (await row()).version, { state: 'present', size_gib: 1, location: '/x' }), 'available');
+  assert.equal(specOf(await row(), {})!.created, true);
+  assert.equal(await applyVolumeReport(db, v.id, (await row()).version - 1, null, lost), 'stale');
+  assert.equal(await applyVolumeReport(db, v.id, (await row()).version, null, lost), 'error');
+  const shown = (await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume;
+  assert.equal(shown.status, 'error');
+  const msgs = (await call('GET', `/messages?resource_uuid=${v.id}`, { as: as(alice), version: '3.3' })).body.messages;
+  assert.equal(msgs.length, 1, JSON.stringify(msgs));
+  assert.equal(msgs[0].event_id, 'VOLUME_VOLUME_008_001');
+  // an error volume is still `created`: its host keeps reporting it lost, never makes it blank
+  assert.equal(specOf(await row(), {})!.created, true);
+  assert.equal((await call('DELETE', `/volumes/${v.id}`, { as: as(alice) })).status, 202);
+  const r = await row();
+  assert.equal(await applyVolumeReport(db, v.id, r.version, { state: 'absent', size_gib: 0, location: null }), 'deleted');
 });
 
 test('QoS specs: create, show, list, set and delete keys, associate with a type (one per type), delete in use only with force; admins only', async () => {

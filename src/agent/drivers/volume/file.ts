@@ -20,18 +20,28 @@
 // old state or the new one plus a temporary that start() and the next call
 // remove; a present volume is never re-made from its source. Sparse: a 50 GiB
 // volume costs nothing until written.
+//
+// The volume and volume_snapshot reconcilers run side by side, so every call
+// that touches a volume's files (create, and a clone's or a snapshot's source;
+// extend, delete, snapshot, observe) holds that volume's lock (KeyedLock), and
+// the layer collection and the stray scan hold every lock: a qcow2 freeze
+// renames the volume's file away for a moment, which no other call may see.
+// A freeze's overlay has a name of its own (`<vol>.<uuid>.next`).
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { VolumeExport, VolumeExportObserved, VolumePoolStats, VolumeSource } from '../../../volume/protocol.ts';
 import { VolumeErrorCode } from '../../../volume/protocol.ts';
 import { openLoopBtrfs } from '../container/quota.ts';
 import { isMountPoint } from '../container/host.ts';
+import { ALL_KEYS, KeyedLock } from '../../../common/keyed-lock.ts';
 import { userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
 import type { VolumeBackend, VolumeData } from './backend.ts';
 
 const GIB = 2 ** 30;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+/** A freeze's overlay: `<volume file>.<uuid>.next` (`<volume file>.next` before unique names). */
+const NEXT = /(\.[0-9a-f-]{36})?\.next$/;
 
 export type FileFormat = 'raw' | 'qcow2';
 
@@ -79,6 +89,8 @@ export class FileBackend implements VolumeBackend {
   private fmt: FileFormat | null = null;
   /** The loop image this backend mounted on `dir` (auto on a file system without reflink). */
   private loopImage: string | null = null;
+  /** One lock per volume id; ALL_KEYS for the pool-wide scans. */
+  private readonly locks = new KeyedLock();
 
   constructor(o: FileBackendOptions) {
     this.dir = o.dir;
@@ -164,7 +176,7 @@ export class FileBackend implements VolumeBackend {
   }
 
   async observe(id: string): Promise<VolumeData | null> {
-    return (await exists(this.vol(id))) ? this.data(id) : null;
+    return this.locks.run([id], async () => ((await exists(this.vol(id))) ? this.data(id) : null));
   }
 
   /** The file of a snapshot (by its id alone, as a clone's source names it). */
@@ -185,8 +197,7 @@ export class FileBackend implements VolumeBackend {
   private async freeze(id: string): Promise<string> {
     const v = this.vol(id);
     const layer = join(this.layers(), `${crypto.randomUUID()}.qcow2`);
-    const next = `${v}.next`;
-    await fsp.rm(next, { force: true });
+    const next = `${v}.${crypto.randomUUID()}.next`;
     const size = await this.sizeOf(v);
     // -u: the backing file is named before it exists (the rename below makes it)
     await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', `../layers/${basename(layer)}`, '-F', 'qcow2', next, String(size)], { timeoutMs: 60_000 });
@@ -196,9 +207,9 @@ export class FileBackend implements VolumeBackend {
     return layer;
   }
 
-  /** Puts a snapshot's new overlay (`<volume>.next`) in place once its layer exists; removes it when the freeze never happened. */
+  /** Puts a snapshot's new overlay (`<volume>.<uuid>.next`) in place once its layer exists; removes it when the freeze never happened. */
   private async finishOverlay(next: string): Promise<void> {
-    const v = next.slice(0, -'.next'.length);
+    const v = next.replace(NEXT, '');
     const r = await run('qemu-img', ['info', '--output=json', '-U', next]);
     const backing = r.code === 0 ? (JSON.parse(r.stdout) as { 'backing-filename'?: string })['backing-filename'] : undefined;
     if (!(await exists(v)) && backing && (await exists(join(dirname(next), backing)))) await fsp.rename(next, v);
@@ -206,8 +217,19 @@ export class FileBackend implements VolumeBackend {
   }
 
   async create(id: string, sizeGib: number, source: VolumeSource): Promise<VolumeData> {
+    // the source's volume is locked too: a clone of a volume freezes it; a snapshot's layer must not go meanwhile
+    const keys = [id];
+    if (source.type === 'volume') keys.push(source.volume_id);
+    if (source.type === 'snapshot') {
+      const s = await this.findSnapshot(source.snapshot_id);
+      if (s) keys.push(basename(dirname(s)));
+    }
+    return this.locks.run(keys, () => this.createLocked(id, sizeGib, source));
+  }
+
+  private async createLocked(id: string, sizeGib: number, source: VolumeSource): Promise<VolumeData> {
     const v = this.vol(id);
-    if (await exists(v)) return this.extend(id, sizeGib);
+    if (await exists(v)) return this.extendLocked(id, sizeGib);
     const bytes = sizeGib * GIB;
     await this.checkRoom(sizeGib);
     const tmp = `${v}.tmp`;
@@ -237,6 +259,10 @@ export class FileBackend implements VolumeBackend {
   }
 
   async extend(id: string, sizeGib: number): Promise<VolumeData> {
+    return this.locks.run([id], () => this.extendLocked(id, sizeGib));
+  }
+
+  private async extendLocked(id: string, sizeGib: number): Promise<VolumeData> {
     const v = this.vol(id);
     const have = await this.sizeOf(v);
     const bytes = sizeGib * GIB;
@@ -258,14 +284,22 @@ export class FileBackend implements VolumeBackend {
   }
 
   async delete(id: string): Promise<void> {
-    await fsp.rm(this.snapDir(id), { recursive: true, force: true });
-    await fsp.rm(`${this.vol(id)}.tmp`, { force: true });
-    await fsp.rm(`${this.vol(id)}.next`, { force: true });
-    await fsp.rm(this.vol(id), { force: true });
-    if (this.format === 'qcow2') await this.collectLayers();
+    await this.locks.run([id], async () => {
+      await fsp.rm(this.snapDir(id), { recursive: true, force: true });
+      const v = this.vol(id);
+      for (const n of await fsp.readdir(dirname(v))) {
+        if (n.startsWith(`${basename(v)}.`) && /\.(tmp|next)$/.test(n)) await fsp.rm(join(dirname(v), n), { force: true });
+      }
+      await fsp.rm(v, { force: true });
+    });
+    if (this.format === 'qcow2') await this.locks.run(ALL_KEYS, () => this.collectLayers());
   }
 
   async snapshot(volumeId: string, snapshotId: string): Promise<{ location: string }> {
+    return this.locks.run([volumeId], () => this.snapshotLocked(volumeId, snapshotId));
+  }
+
+  private async snapshotLocked(volumeId: string, snapshotId: string): Promise<{ location: string }> {
     const s = this.snap(volumeId, snapshotId);
     if (await exists(s)) return { location: s };
     if (!(await exists(this.vol(volumeId)))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${volumeId} is not on this backend.`);
@@ -279,15 +313,17 @@ export class FileBackend implements VolumeBackend {
   }
 
   async deleteSnapshot(volumeId: string, snapshotId: string): Promise<void> {
-    await fsp.rm(`${this.snap(volumeId, snapshotId)}.tmp`, { force: true });
-    await fsp.rm(this.snap(volumeId, snapshotId), { force: true });
-    await fsp.rmdir(this.snapDir(volumeId)).catch(() => undefined);
-    if (this.format === 'qcow2') await this.collectLayers();
+    await this.locks.run([volumeId], async () => {
+      await fsp.rm(`${this.snap(volumeId, snapshotId)}.tmp`, { force: true });
+      await fsp.rm(this.snap(volumeId, snapshotId), { force: true });
+      await fsp.rmdir(this.snapDir(volumeId)).catch(() => undefined);
+    });
+    if (this.format === 'qcow2') await this.locks.run(ALL_KEYS, () => this.collectLayers());
   }
 
   async observeSnapshot(volumeId: string, snapshotId: string): Promise<{ location: string } | null> {
     const s = this.snap(volumeId, snapshotId);
-    return (await exists(s)) ? { location: s } : null;
+    return this.locks.run([volumeId], async () => ((await exists(s)) ? { location: s } : null));
   }
 
   async export(id: string, exp: VolumeExport): Promise<VolumeExportObserved> {
@@ -306,9 +342,11 @@ export class FileBackend implements VolumeBackend {
   }
 
   async strays(): Promise<string[]> {
-    const out = await this.temporaries();
-    if (this.format === 'qcow2') out.push(...await this.unreferencedLayers());
-    return out.sort();
+    return this.locks.run(ALL_KEYS, async () => {
+      const out = await this.temporaries();
+      if (this.format === 'qcow2') out.push(...await this.unreferencedLayers());
+      return out.sort();
+    });
   }
 
   /** qcow2: layers no volume, snapshot link or other layer refers to. */
@@ -341,7 +379,11 @@ export class FileBackend implements VolumeBackend {
     const total = (fs.blocks * fs.bsize) / GIB;
     const free = (fs.bavail * fs.bsize) / GIB;
     let provisioned = 0;
-    for (const v of (await this.list()).volumes) provisioned += (await this.sizeOf(this.vol(v))) / GIB;
+    // unlocked (create's room check asks it under a volume's lock): a file a freeze or a delete moves meanwhile counts nothing
+    for (const v of (await this.list()).volumes) {
+      const p = this.vol(v);
+      provisioned += (await this.sizeOf(p).catch(async (err: unknown) => { if (await exists(p)) throw err; return 0; })) / GIB;
+    }
     const round = (x: number) => Math.round(x * 100) / 100;
     return [{
       name: `${host}@${this.name}#${this.pool}`, total_capacity_gb: round(total), free_capacity_gb: round(free),

@@ -5,6 +5,9 @@
 // resource that is no longer desired at all is left alone (its data is never
 // removed by a missing spec — only an explicit `absent` deletes); the sweep
 // logs what the backends hold that nothing placed here, as the audit does.
+// A volume the control plane says was made (spec `created`) whose data the
+// backend does not hold is lost: reported as `data_missing` (the volume turns
+// `error`), never made again blank or from its source.
 // A failure the backend classifies (no space, a missing source, a refusal)
 // is reported and not retried until the version changes; any other is the
 // host's (transient): retried with backoff and not reported, so a passing
@@ -57,6 +60,7 @@ const volumeReconciler: ReconcilerFactory = (drivers, ctx): Reconciler => {
           return gone as unknown as Record<string, unknown>;
         }
         const have = await backend.observe(id);
+        if (!have && spec.created) throw userError(VolumeErrorCode.dataMissing, `The data of volume ${id} is missing from backend ${spec.backend} on host ${ctx.hostname}; it is not made again.`);
         const data = !have ? await backend.create(id, spec.size_gib, spec.source)
           : have.size_gib < spec.size_gib ? await backend.extend(id, spec.size_gib) : have;
         const exports = [];
