@@ -4,6 +4,9 @@
 // volume survives snapshot, clone and extend (checksums compared), snapshots
 // and clones of a sparse 1 GiB volume share its blocks, a crash's
 // temporaries are finished or removed, and nothing is left after deletes.
+// Snapshots and clones of one volume asked at once (the volume and snapshot
+// reconcilers run side by side) keep its data; the volume reconciler reports
+// a made volume whose data is missing as `data_missing` and never re-makes it.
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +14,12 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { pino } from 'pino';
 import { FileBackend } from '../../src/agent/drivers/volume/file.ts';
+import { VolumeDriver } from '../../src/agent/drivers/volume/driver.ts';
+import { volumeReconcilers } from '../../src/agent/drivers/volume/reconciler.ts';
+import type { ResourceReport } from '../../src/fleet/protocol.ts';
+import { VOLUME_KIND, type VolumeSpec } from '../../src/volume/protocol.ts';
 import { run, runOk } from '../../src/agent/exec.ts';
 import { skipUnlessRoot } from './lib.ts';
 
@@ -196,6 +204,51 @@ for (const c of CASES) {
       await b2.delete('vol-h');
       assert.deepEqual(await b2.list(), { volumes: [], snapshots: [] });
       assert.deepEqual(await fsp.readdir(join(dir, 'layers')), []);
+    });
+
+    test('snapshots and clones of one volume asked at once keep its data (no overlay of one removes another\'s)', async () => {
+      const v = await b.create('vol-k', 1, { type: 'blank' });
+      await write(b, v.location, 0x5c, 0, 4 << 20);
+      const sum = await checksum(b, v.location, scratch);
+      const seen: Array<unknown> = [];
+      await Promise.all([
+        b.snapshot('vol-k', 'snap-k1'), b.create('vol-k2', 1, { type: 'volume', volume_id: 'vol-k' }),
+        b.snapshot('vol-k', 'snap-k2'), b.create('vol-k3', 1, { type: 'volume', volume_id: 'vol-k' }),
+        ...Array.from({ length: 4 }, async () => seen.push(await b.observe('vol-k'))),
+      ]);
+      assert.ok(seen.every((x) => x !== null), 'the volume is never seen missing while it is frozen');
+      assert.equal((await checksum(b, (await b.observe('vol-k'))!.location, scratch)).sha, sum.sha);
+      for (const id of ['vol-k2', 'vol-k3']) assert.equal((await checksum(b, (await b.observe(id))!.location, scratch)).sha, sum.sha, id);
+      // and what the snapshots hold
+      await Promise.all([b.create('vol-k4', 1, { type: 'snapshot', snapshot_id: 'snap-k1' }), b.create('vol-k5', 1, { type: 'snapshot', snapshot_id: 'snap-k2' }), b.snapshot('vol-k', 'snap-k3')]);
+      for (const id of ['vol-k4', 'vol-k5']) assert.equal((await checksum(b, (await b.observe(id))!.location, scratch)).sha, sum.sha, id);
+      assert.deepEqual(await b.strays(), []);
+      await Promise.all([b.delete('vol-k2'), b.deleteSnapshot('vol-k', 'snap-k1'), b.delete('vol-k4'), b.create('vol-k6', 1, { type: 'snapshot', snapshot_id: 'snap-k3' })]);
+      assert.equal((await checksum(b, (await b.observe('vol-k6'))!.location, scratch)).sha, sum.sha);
+      assert.equal((await checksum(b, (await b.observe('vol-k5'))!.location, scratch)).sha, sum.sha);
+      await Promise.all(['vol-k', 'vol-k3', 'vol-k5', 'vol-k6'].map((id) => b.delete(id)));
+      assert.deepEqual(await b.list(), { volumes: [], snapshots: [] });
+      assert.deepEqual(await b.strays(), []);
+    });
+
+    test('the reconciler: a made volume whose data is missing is data_missing, never re-made blank; one being made is made', async () => {
+      const reports: ResourceReport[] = [];
+      const log = pino({ level: 'silent' });
+      const rec = volumeReconcilers[VOLUME_KIND]!([new VolumeDriver({ backends: [b], log })], { log, hostname: 'h', report: (r) => reports.push(r), uploadImage: async () => {} });
+      const spec = (created: boolean): VolumeSpec => ({ project_id: 'p', state: 'present', size_gib: 1, backend: b.name, pool: 'default', source: { type: 'blank' }, created, extra_specs: {}, exports: [] });
+      try {
+        await rec.reconcile('vol-m', { kind: VOLUME_KIND, id: 'vol-m', version: 4, spec: spec(true) });
+        assert.equal(reports.length, 1);
+        assert.equal(reports[0]!.error?.code, 'data_missing');
+        assert.equal(reports[0]!.version, 4);
+        assert.equal(await b.observe('vol-m'), null, 'not made again blank');
+        await rec.reconcile('vol-m', { kind: VOLUME_KIND, id: 'vol-m', version: 1, spec: spec(false) });
+        assert.equal(reports[1]!.error, undefined);
+        assert.equal((reports[1]!.observed as { state: string }).state, 'present');
+        assert.ok(await b.observe('vol-m'));
+      } finally {
+        await b.delete('vol-m');
+      }
     });
 
     test('stop leaves no mount and no loop device', async () => {
