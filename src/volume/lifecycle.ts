@@ -4,7 +4,7 @@
 //
 //   creating  --present, size >= asked-->  available (version bumped: the host learns `created`)
 //   creating  --error-->                   error
-//   any other but deleting --data_missing-->  error (the data is lost: never re-made)
+//   any other but deleting or error --data_missing-->  error (the data is lost: never re-made)
 //   extending --present, size >= asked-->  available (in-use when attached), size = asked
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
 //   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
@@ -64,7 +64,7 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
     const set = async (s: Partial<Row>) => {
       await tx.updateTable('volume_volumes').set({ ...s, updated_at: now }).where('id', '=', id).where('version', '=', version).execute();
     };
-    if (error?.code === VolumeErrorCode.dataMissing && row.status !== 'creating' && row.status !== 'deleting') {
+    if (error?.code === VolumeErrorCode.dataMissing && !['creating', 'deleting', 'error'].includes(row.status)) {
       // Cinder has no message for data lost after the create; its nearest pair, create from backend storage: unknown error
       await set({ status: 'error', requested_size: null });
       await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend, detail: MessageDetail.unknownError });

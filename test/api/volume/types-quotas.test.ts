@@ -272,6 +272,7 @@ test('a made volume whose data its backend lost: error with a user message, neve
   assert.equal(specOf(await row(), {})!.created, true);
   assert.equal(await applyVolumeReport(db, v.id, (await row()).version - 1, null, lost), 'stale');
   assert.equal(await applyVolumeReport(db, v.id, (await row()).version, null, lost), 'error');
+  assert.equal(await applyVolumeReport(db, v.id, (await row()).version, null, lost), 'ignored', 'said again (an agent restarted): no second message');
   const shown = (await call('GET', `/volumes/${v.id}`, { as: as(alice) })).body.volume;
   assert.equal(shown.status, 'error');
   const msgs = (await call('GET', `/messages?resource_uuid=${v.id}`, { as: as(alice), version: '3.3' })).body.messages;
