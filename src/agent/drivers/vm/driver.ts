@@ -180,10 +180,10 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   async start(): Promise<void> {
-    const bins = [QEMU, 'qemu-img', 'genisoimage', 'ip', 'useradd'];
+    const bins = [QEMU, 'qemu-img', 'prlimit', 'genisoimage', 'ip', 'useradd'];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
-    if (missing.length) throw new Error(`the VM driver needs ${missing.join(', ')} (Debian packages: qemu-system-x86 qemu-utils genisoimage iproute2 passwd)`);
+    if (missing.length) throw new Error(`the VM driver needs ${missing.join(', ')} (Debian packages: qemu-system-x86 qemu-utils util-linux genisoimage iproute2 passwd)`);
     this.cgroupV2 = await exists('/sys/fs/cgroup/cgroup.controllers');
     await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await this.images.init();
