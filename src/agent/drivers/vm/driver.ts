@@ -64,6 +64,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { tailLines, shQuote } from '../../../common/text.ts';
 import { Reverter } from '../../../common/revert.ts';
+import { KeyedLock } from '../../../common/keyed-lock.ts';
 import { PowerState } from '../../../compute/schema.ts';
 import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
 import type { Hypervisor } from '../../../fleet/protocol.ts';
@@ -149,6 +150,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   private readonly serversDir: string;
   private readonly images: VmImageCache;
   private readonly qmps = new Map<string, Promise<QmpClient>>();
+  /**
+   * One change at a time per server: converge and destroy (the work queue's)
+   * and a snapshot's pause-copy-continue (an agent request, outside that
+   * queue) take it, so a converge never continues a VM a snapshot paused.
+   */
+  private readonly serverLock = new KeyedLock();
   private probe: AccelProbe | null = null;
   private cgroupV2 = false;
   /** stratus-qemu's uid and gid. */
@@ -669,7 +676,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- the converge step
-  async converge(d: DesiredServer): Promise<Observed> {
+  converge(d: DesiredServer): Promise<Observed> {
+    return this.serverLock.run(d.id, () => this.convergeNow(d));
+  }
+
+  private async convergeNow(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
     if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
     const id = d.id;
@@ -684,7 +695,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
       await this.writeState(st);
     }
-    if (!st.launched) revert.add(() => this.destroy(id));
+    if (!st.launched) revert.add(() => this.destroyNow(id));
     try {
       if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
         // rebuild: a fresh root disk from the (new) image, same server
@@ -767,7 +778,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
   }
 
-  async destroy(id: string): Promise<void> {
+  destroy(id: string): Promise<void> {
+    if (!UUIDISH.test(id)) return Promise.resolve();
+    return this.serverLock.run(id, () => this.destroyNow(id));
+  }
+
+  private async destroyNow(id: string): Promise<void> {
     if (!UUIDISH.test(id)) return;
     const dir = join(this.serversDir, id);
     // called for every server the agent forgets, containers too: nothing to do when nothing is here
@@ -828,13 +844,16 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!(await exists(root))) throw new Error(`server ${id} has no disk on this host`);
     const out = this.images.tmpPath(`snapshot-${id}`);
     try {
-      const before = await this.status(id);
-      if (before === 'running') await (await this.qmp(id)).execute('stop');
-      try {
-        await runOk('qemu-img', ['convert', '-U', '-O', 'qcow2', '-f', 'qcow2', root, out], { timeoutMs: 3600_000 });
-      } finally {
-        if (before === 'running') await (await this.qmp(id)).execute('cont');
-      }
+      // the server's lock for the copy (not the upload): no converge continues the VM meanwhile
+      await this.serverLock.run(id, async () => {
+        const before = await this.status(id);
+        if (before === 'running') await (await this.qmp(id)).execute('stop');
+        try {
+          await runOk('qemu-img', ['convert', '-U', '-O', 'qcow2', '-f', 'qcow2', root, out], { timeoutMs: 3600_000 });
+        } finally {
+          if (before === 'running') await (await this.qmp(id)).execute('cont');
+        }
+      });
       const fh = await fsp.open(out, 'r');
       try {
         await upload(fh.createReadStream() as AsyncIterable<Buffer>);
