@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KeyedLock } from '../../src/common/keyed-lock.ts';
+
+/** A promise and the functions that settle it. */
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+test('work under one key runs one at a time, in order, also after a failure; other keys are not held up', async () => {
+  const lock = new KeyedLock();
+  const events: string[] = [];
+  const first = deferred();
+  const second = deferred();
+  const a1 = lock.run('a', async () => { events.push('a1 start'); await first.promise; events.push('a1 end'); return 1; });
+  const a2 = lock.run('a', async () => { events.push('a2 start'); await second.promise; throw new Error('a2 failed'); });
+  const a3 = lock.run('a', async () => { events.push('a3 run'); return 3; });
+  // another key runs while 'a' is held
+  assert.equal(await lock.run('b', async () => { events.push('b run'); return 'b'; }), 'b');
+  assert.deepEqual(events, ['a1 start', 'b run']);
+  assert.equal(lock.busy('a'), true);
+  first.resolve();
+  assert.equal(await a1, 1);
+  second.resolve();
+  await assert.rejects(a2, /a2 failed/);
+  assert.equal(await a3, 3);
+  assert.deepEqual(events, ['a1 start', 'b run', 'a1 end', 'a2 start', 'a3 run']);
+  // the chain is forgotten once empty
+  await new Promise((r) => setImmediate(r));
+  assert.equal(lock.busy('a'), false);
+  assert.equal(lock.busy('b'), false);
+});
