@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
+import { holdsNul, NUL_REFUSED, urlHoldsNul } from './body.ts';
 import { keystoneTokens, type Credentials, type TokenValidator } from './auth.ts';
 import type { IdleMemory } from './idle-memory.ts';
 import { compileRouteSchema } from './json-schema.ts';
@@ -183,6 +184,11 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     const authenticators = service.authenticators ?? [keystone];
     const declaredHeads = new Set(service.routes.filter((r) => methodsOf(r).includes('HEAD')).map((r) => r.path));
     app.register(async (scope) => {
+      // No text column stores a NUL on PostgreSQL: refused on every service as its own 400, on
+      // both databases, before any schema or handler sees the request.
+      scope.addHook('preValidation', async (req) => {
+        if (urlHoldsNul(req.url) || holdsNul(req.body)) throw new ApiError('BadRequest', NUL_REFUSED);
+      });
       service.setup?.(scope);
       scope.setErrorHandler(async (err, req, reply) => {
         const apiErr = toApiError(err, req.log);

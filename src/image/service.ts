@@ -85,14 +85,6 @@ export interface ImageService {
   deleteImage(id: string): Promise<void>;
 }
 
-/** Whether a parsed JSON value holds a NUL character in a string or key. */
-function hasNul(v: unknown, depth = 0): boolean {
-  if (typeof v === 'string') return v.includes('\u0000');
-  if (depth > 32 || v === null || typeof v !== 'object' || v instanceof Readable) return false;
-  if (Array.isArray(v)) return v.some((x) => hasNul(x, depth + 1));
-  return Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x, depth + 1));
-}
-
 const JSON_PATCH_TYPES = ['application/openstack-images-v2.0-json-patch', 'application/openstack-images-v2.1-json-patch'];
 
 export function createImageService(deps: ImageDeps): ImageService {
@@ -128,10 +120,6 @@ export function createImageService(deps: ImageDeps): ImageService {
         if (type !== 'application/octet-stream' && hasBody) {
           throw new ApiError('UnsupportedMediaType', `Invalid content type ${type || 'None'}`);
         }
-      });
-      // NUL characters cannot be stored (PostgreSQL text refuses them): refuse them in paths, queries and JSON bodies.
-      app.addHook('preHandler', async (req) => {
-        if (req.url.includes('%00') || hasNul(req.body)) throw new ApiError('BadRequest', 'Invalid input: NUL characters are not allowed.');
       });
       app.addContentTypeParser(JSON_PATCH_TYPES, { parseAs: 'string' }, parseJsonBody);
     },

@@ -33,7 +33,7 @@ import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
+  defaultHostname, dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
   type DhcpHost, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
@@ -161,7 +161,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
         for (const p of snap.ports) {
           if (p.network_id !== n.id || p.id === dhcpPort.id) continue;
           for (const ip of snap.ips.get(p.id) ?? []) {
-            if (dhcpSubnets.has(ip.subnet_id)) hostsOut.push({ port_id: p.id, mac_address: p.mac_address, ip_address: ip.ip_address, subnet_id: ip.subnet_id, hostname: p.dns_name || `host-${ip.ip_address.replace(/[.:]/g, '-')}` });
+            if (dhcpSubnets.has(ip.subnet_id)) hostsOut.push({ port_id: p.id, mac_address: p.mac_address, ip_address: ip.ip_address, subnet_id: ip.subnet_id, hostname: p.dns_name || defaultHostname(ip.ip_address) });
           }
         }
         dhcp = {

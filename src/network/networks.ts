@@ -8,6 +8,7 @@ import type { Credentials } from '../http/auth.ts';
 import { isAdmin } from '../http/policy.ts';
 import { route, type Route } from '../http/service.ts';
 import type { NetworkContext } from './context.ts';
+import { checkDnsDomain } from './dns.ts';
 import { conflict, invalidInput, NeutronError, networkInUse } from './errors.ts';
 import type { View } from './list.ts';
 import { adminOnly } from './policy.ts';
@@ -26,7 +27,7 @@ const Common = {
   name: Type.Optional(Name), description: Type.Optional(Desc), admin_state_up: Type.Optional(Type.Boolean()),
   shared: Type.Optional(Type.Boolean()), 'router:external': Type.Optional(Type.Boolean()),
   mtu: Type.Optional(Type.Integer({ minimum: 68 })), port_security_enabled: Type.Optional(Type.Boolean()),
-  dns_domain: Type.Optional(Type.String({ maxLength: 255 })),
+  dns_domain: Type.Optional(Type.String()), // checkDnsDomain: Neutron's messages, its length limit too
   is_default: Type.Optional(Type.Boolean()),
 };
 const CreateItem = Type.Object({
@@ -156,6 +157,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         } else throw invalidInput(`Unsupported network type ${type}`);
         const maxMtu = type === 'vxlan' ? cfg.vxlanMtu : cfg.flatMtu;
         if (b.mtu !== undefined && b.mtu > maxMtu) throw invalidInput(`Requested MTU is too big, maximum is ${maxMtu}`);
+        const dnsDomain = checkDnsDomain(b.dns_domain ?? '');
         const id = uuid();
         await retryOnCollision(() => db.transaction().execute(async (tx) => {
           await checkQuota(tx, projectId, 'network');
@@ -182,7 +184,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
             ...newStandard(id, projectId, b.description), name: b.name ?? '', admin_state_up: int(b.admin_state_up ?? true),
             shared: int(b.shared ?? false), external: int(b['router:external'] ?? false), mtu: b.mtu ?? maxMtu,
             port_security_enabled: int(b.port_security_enabled ?? true), status: 'ACTIVE', network_type: type,
-            segmentation_id: vni, physical_network: type === 'flat' ? physnet : null, dns_domain: b.dns_domain ?? '',
+            segmentation_id: vni, physical_network: type === 'flat' ? physnet : null, dns_domain: dnsDomain,
             availability_zone_hints: JSON.stringify(b.availability_zone_hints ?? []), is_default: int(b.is_default ?? false),
           }).execute();
         }), () => new NeutronError('Unavailable', 'NoNetworkAvailable', 'Unable to create the network. No tenant network is available for allocation.'));
@@ -196,6 +198,7 @@ export function networkRoutes(ctx: NetworkContext, networks: Resources<NetworkRo
         const b = rc.body.network;
         const id = rc.params.id!;
         adminOnly(cred, 'update_network', b, [...ADMIN_ATTRS, 'is_default']);
+        if (b.dns_domain !== undefined) checkDnsDomain(b.dns_domain);
         if (ADMIN_ATTRS.slice(2).some((a) => b[a] !== undefined)) throw invalidInput('Plugin does not support updating provider attributes');
         const expected = ifMatchRevision(rc);
         await db.transaction().execute(async (tx) => {

@@ -16,7 +16,8 @@ import { allocate, fixedIpsOf, type FixedIp, type FixedIpRequest } from './ipam.
 import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
 import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
-import { dnsmasqServes } from './protocol.ts';
+import { checkDnsName } from './dns.ts';
+import { defaultHostname, dnsmasqServes } from './protocol.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -31,7 +32,8 @@ interface AddressPair { ip_address: string; mac_address: string }
 const VNIC_TYPES = ['normal', 'direct', 'macvtap', 'baremetal', 'direct-physical', 'virtio-forwarder', 'smart-nic', 'remote-managed'] as const;
 const FixedIpT = Type.Object({ subnet_id: Type.Optional(Type.String()), ip_address: Type.Optional(Type.String()) }, { additionalProperties: false });
 const PairT = Type.Object({ ip_address: Type.String(), mac_address: Type.Optional(Type.String()) }, { additionalProperties: false });
-const DnsName = Type.String({ maxLength: 255 });
+// no schema length: checkDnsName gives Neutron's message for a name too long
+const DnsName = Type.String();
 const Mutable = {
   name: Type.Optional(Type.String({ maxLength: 255 })), description: Type.Optional(Type.String({ maxLength: 255 })),
   admin_state_up: Type.Optional(Type.Boolean()), device_id: Type.Optional(Type.String({ maxLength: 255 })),
@@ -87,7 +89,7 @@ function portView(r: PortRow, tags: string[], fixedIps: FixedIp[], groups: strin
     port_security_enabled: bool(r.port_security_enabled), allowed_address_pairs: JSON.parse(r.allowed_address_pairs),
     'binding:vnic_type': r.binding_vnic_type, dns_name: r.dns_name,
     dns_assignment: fixedIps.map((f) => {
-      const hostname = r.dns_name || `host-${f.ip_address.replaceAll(/[.:]/g, '-')}`;
+      const hostname = r.dns_name || defaultHostname(f.ip_address);
       return { ip_address: f.ip_address, hostname, fqdn: `${hostname}.openstacklocal.` };
     }),
   };
@@ -157,15 +159,6 @@ export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPref
 export function newMac(prefix: string): string {
   const b = randomBytes(3);
   return `${prefix}:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
-}
-
-function checkDnsName(name: string): string {
-  if (name === '') return name;
-  const labels = name.replace(/\.$/, '').split('.');
-  if (name.length > 255 || labels.some((l) => !/^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$/.test(l)) || /^\d+$/.test(labels.at(-1)!)) {
-    throw invalidAttr('dns_name', `'${name}' not a valid PQDN or FQDN`);
-  }
-  return name;
 }
 
 function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, mac: string): AddressPair[] {

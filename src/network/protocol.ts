@@ -62,6 +62,9 @@ export function dnsmasqServes(s: { ip_version: number; enable_dhcp: boolean | nu
 
 export interface FixedIp { subnet_id: string; ip_address: string }
 
+/** A port's hostname for an address when it has no dns_name (Neutron's `host-<ip with dashes>`). */
+export const defaultHostname = (ip: string): string => `host-${ip.replace(/[.:]/g, '-')}`;
+
 /** One static DHCP host entry: a port of the network with an address in a DHCP subnet. */
 export interface DhcpHost { port_id: string; mac_address: string; ip_address: string; subnet_id: string; hostname: string }
 

@@ -5,11 +5,10 @@
 // `network:floatingip` ports).
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
-import type { FastifyInstance } from 'fastify';
 import type { Service } from '../http/service.ts';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
-import { badRequest, renderNeutronError } from './errors.ts';
+import { renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
 import { networkKinds, type HostAddresses } from './kinds.ts';
 import { serverNetworking, type ServerNetworking } from './server-ports.ts';
@@ -34,25 +33,6 @@ export type { BoundVifType, RequestedNetworks, ServerAddress, ServerNetworking }
 /** What the config drive and the metadata service read of a server's ports (network_data.json, the port holding an address). */
 export { serverMetadataNetworking, type ServerMetadataNetworking, type ServerPortInterface } from './server-ports.ts';
 export type { NetworkData } from './metadata-network-data.ts';
-
-/** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
-function holdsNul(body: unknown): boolean {
-  const stack: unknown[] = [body];
-  while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') { if (v.includes('\u0000')) return true; }
-    else if (Array.isArray(v)) stack.push(...v);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (k.includes('\u0000')) return true; stack.push(x); }
-  }
-  return false;
-}
-
-function setup(app: FastifyInstance): void {
-  // no text column stores a NUL on PostgreSQL: refused as bad input on both databases, before any handler
-  app.addHook('preValidation', async (req) => {
-    if (holdsNul(req.body) || req.url.includes('%00')) throw badRequest('Invalid input: a NUL character is not allowed');
-  });
-}
 
 export function createNetworkService(o: {
   db: Db; log: Logger; config?: Partial<NetworkConfig>;
@@ -87,7 +67,7 @@ export function createNetworkService(o: {
   const auto = autoTopology(ctx, routes);
   routes.push(...auto.routes);
   return {
-    service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError, setup },
+    service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError },
     servers: serverNetworking(ctx, auto.topology),
   };
 }

@@ -4,7 +4,6 @@
 // database here; the volume hosts' agents make volumes and snapshots real
 // through the fleet (kinds.ts: placement and reports; lifecycle.ts: the
 // status machine).
-import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -14,9 +13,9 @@ import { PUBLIC } from '../http/policy.ts';
 import { volumeKinds } from './kinds.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
-import { badRequest, renderCinderError } from './errors.ts';
+import { renderCinderError } from './errors.ts';
 import { extensionRoutes } from './extensions.ts';
-import { gate, setup as versionSetup, versionEntry } from './http.ts';
+import { gate, setup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
 import { messageRoutes } from './messages.ts';
 import { qosRoutes } from './qos.ts';
@@ -29,25 +28,6 @@ import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
 
 export type { VolumeConfig } from './context.ts';
-
-/** Whether a parsed JSON body holds a NUL character anywhere (PostgreSQL's text refuses it). */
-function holdsNul(body: unknown): boolean {
-  const stack: unknown[] = [body];
-  while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') { if (v.includes('\u0000')) return true; }
-    else if (Array.isArray(v)) stack.push(...v);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) { if (k.includes('\u0000')) return true; stack.push(x); }
-  }
-  return false;
-}
-
-function setup(app: FastifyInstance): void {
-  versionSetup(app);
-  app.addHook('preValidation', async (req) => {
-    if (holdsNul(req.body) || req.url.includes('%00')) throw badRequest('Invalid input received: a NUL character is not allowed');
-  });
-}
 
 /** Each API route under `/v3/{project_id}` and under the project-less `/v3` (Cinder accepts both; 3.67 announces the latter). */
 const bothForms = (routes: Route[]): Route[] =>

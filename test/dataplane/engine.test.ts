@@ -347,8 +347,12 @@ test('registration checks the protocol version: another major, a newer minor or 
   // an agent of protocol 1 (before typed resources) sent its kinds as a list and no protocol
   const old = await put({ kinds: ['container'], vcpus: 1, memory_mb: 1, disk_gb: 1, version: '0.1.0' });
   assert.equal(old.status, 400);
-  assert.match((await old.json() as any).error.message, /no known protocol version.*accepts 2\.0 or 2\.1.*upgrade the agent/);
-  for (const [v, why] of [['1.9', /different major.*upgrade the agent/], ['3.0', /different major.*upgrade the server first/], ['2.2', /newer than this server's 2\.1.*upgrade the server first/]] as const) {
+  // the server accepts its own minor and the one before it
+  const [major, minor] = PROTOCOL_VERSION.split('.').map(Number) as [number, number];
+  const esc = (v: string) => v.replace('.', '\\.');
+  const previous = `${major}.${minor - 1}`, newer = `${major}.${minor + 1}`;
+  assert.match((await old.json() as any).error.message, new RegExp(`no known protocol version.*accepts ${esc(previous)} or ${esc(PROTOCOL_VERSION)}.*upgrade the agent`));
+  for (const [v, why] of [[`${major - 1}.9`, /different major.*upgrade the agent/], [`${major + 1}.0`, /different major.*upgrade the server first/], [newer, new RegExp(`newer than this server's ${esc(PROTOCOL_VERSION)}.*upgrade the server first`)]] as const) {
     const r = await put({ protocol: v, kinds: { server: ['container'] }, vcpus: 1, memory_mb: 1, disk_gb: 1, version: 't' });
     assert.equal(r.status, 400, v);
     assert.match((await r.json() as any).error.message, why);
@@ -370,7 +374,7 @@ test('a permanent build failure is ERROR at once (no other host tried); a report
   const host = placed.host === a.hostname ? a : b;
   const d = serversOf(await host.client.watch({ known: { server: {} }, wait: 0 })).find((s) => s.id === id)!;
   await assert.rejects(host.client.report({ resources: [{ kind: 'server', id, version: d.version, observed: { power_state: 1, state: 'build_failed' } }] }), /400/);
-  await assert.rejects(host.client.report({ resources: [{ kind: 'volume', id, version: d.version, observed: {} }] }), /400.*Unknown resource kind volume/);
+  await assert.rejects(host.client.report({ resources: [{ kind: 'gizmo', id, version: d.version, observed: {} }] }), /400.*Unknown resource kind gizmo/);
   await host.client.report({ resources: [srv(id, d.version, 0, 'absent', { class: 'permanent', code: 'image_invalid', message: 'image x: no manifest' })] });
   const r = await row(id);
   assert.equal(r.vm_state, 'error');

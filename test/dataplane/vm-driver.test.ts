@@ -50,6 +50,8 @@ const mkDriver = () => new VmDriver({
   fetchImage: async (imageId, dest) => {
     fetched.push(imageId);
     if (imageId.startsWith('garbage-')) await fsp.writeFile(dest, Buffer.alloc(4096, 7));
+    // a qcow2 whose data lives in another file (as root, qemu would read any host file so)
+    else if (imageId.startsWith('datafile-')) await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${dest}.data,data_file_raw=on`, dest, '1M']);
     else await fsp.copyFile(image.disk, dest);
   },
 });
@@ -192,6 +194,18 @@ test('pause/unpause keep the process; suspend saves the memory to disk and ends 
   assert.equal((await driver.consoleOutput(id)).split('Linux version').length, bootsBefore);
 });
 
+test('a saved state that does not load is put aside and the server boots afresh', { skip }, async () => {
+  assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended' });
+  const saved = join(serverDir(), 'memory.state');
+  await fsp.writeFile(saved, Buffer.alloc(64 * 1024, 0x5a));
+  const before = (await driver.consoleOutput(id)).length;
+  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.ok(await qemuPid());
+  assert.equal(existsSync(saved), false);
+  assert.ok(existsSync(`${saved}.bad`), 'the state that did not load is kept aside');
+  await waitConsole(new RegExp(READY_MARKER), before);
+});
+
 test('a hard reboot resets the machine in the same process', { skip }, async () => {
   const pid = await qemuPid();
   const before = (await driver.consoleOutput(id)).length;
@@ -263,6 +277,7 @@ test('bad images: a format a VM cannot boot and bytes that are not what Glance s
     { ...base.image!, id: `vmdk-${bad}`, disk_format: 'vmdk' },
     { ...base.image!, id: `oci-${bad}`, container_format: 'docker', disk_format: 'raw' },
     { ...base.image!, id: `garbage-${bad}`, disk_format: 'qcow2' },
+    { ...base.image!, id: `datafile-${bad}`, disk_format: 'qcow2' },
   ];
   try {
     for (const img of cases) {

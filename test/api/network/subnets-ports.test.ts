@@ -188,6 +188,55 @@ test('ports on a shared network: another project gets addresses but cannot choos
   assert.equal((await call('DELETE', `/networks/${n.id}`)).status, 204);
 });
 
+test('dns_name and dns_domain: DNS names only, refused with Neutron\'s messages (they end up in dnsmasq\'s files)', async () => {
+  const bodyOf = (r: { status: number; body: any }) => ({ status: r.status, ...r.body });
+  const refused = (attr: string, reason: string) => ({
+    status: 400, NeutronError: { type: 'HTTPBadRequest', message: `Invalid input for ${attr}. Reason: ${reason}.`, detail: '' },
+  });
+  // a network's dns_domain: an FQDN with room for a label
+  const badDomains: Array<[string, string]> = [
+    ['example.org', "'example.org' is not a FQDN"],
+    ['a\nb.', "'a\nb.' not a valid PQDN or FQDN. Reason: Name 'a\nb' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"],
+    ['evil.org,10.0.0.0/8.', "'evil.org,10.0.0.0/8.' not a valid PQDN or FQDN. Reason: Name 'org,10' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"],
+    ['a..b.', "'a..b.' not a valid PQDN or FQDN. Reason: Encountered an empty component"],
+    [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}.`, `'${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}.' contains 255 characters. Adding a sub-domain will cause it to exceed the maximum length of a FQDN of '255'`],
+  ];
+  for (const [domain, reason] of badDomains) {
+    assert.deepEqual(bodyOf(await call('POST', '/networks', { token: alice.token, body: { network: { name: 'dns', dns_domain: domain } } })), refused('dns_domain', reason), domain);
+  }
+  const n = await net(alice.token, { dns_domain: 'corp.example.org.' });
+  assert.equal(n.dns_domain, 'corp.example.org.');
+  assert.deepEqual(bodyOf(await call('PUT', `/networks/${n.id}`, { token: alice.token, body: { network: { dns_domain: 'x #y.' } } })),
+    refused('dns_domain', "'x #y.' not a valid PQDN or FQDN. Reason: Name 'x #y' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"));
+  const cleared = await call('PUT', `/networks/${n.id}`, { token: alice.token, body: { network: { dns_domain: '' } } });
+  assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+  assert.equal(cleared.body.network.dns_domain, '');
+  await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.53.0.0/24' }, alice.token);
+
+  // a port's dns_name: a PQDN or FQDN of RFC 1123 labels
+  const badNames: Array<[string, string]> = [
+    ['x\nfa:16:3e:99:99:99,10.53.0.1,gw', "Name 'x\nfa:16:3e:99:99:99,10' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"],
+    ['a b', "Name 'a b' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"],
+    ['web#1', "Name 'web#1' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"],
+    ['-web', "Name '-web' must not start or end with a hyphen"],
+    ['web.123', "TLD '123' must not be all numeric"],
+    ['x'.repeat(64), `Name '${'x'.repeat(64)}' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen`],
+    ['a.'.repeat(128) + 'b', `'${'a.'.repeat(128)}b' exceeds the 255 character FQDN limit`],
+  ];
+  for (const [name, reason] of badNames) {
+    const r = await call('POST', '/ports', { token: alice.token, body: { port: { network_id: n.id, dns_name: name } } });
+    assert.deepEqual(bodyOf(r), refused('dns_name', `'${name}' not a valid PQDN or FQDN. Reason: ${reason}`), name);
+  }
+  for (const name of ['web-1', 'WEB1', 'web.example.org.', 'web.example.org', 'web.', '']) {
+    const p = await create(call, 'ports', 'port', { network_id: n.id, dns_name: name }, alice.token);
+    assert.equal(p.dns_name, name);
+    const bad = await call('PUT', `/ports/${p.id}`, { token: alice.token, body: { port: { dns_name: 'a,b' } } });
+    assert.deepEqual(bodyOf(bad), refused('dns_name', "'a,b' not a valid PQDN or FQDN. Reason: Name 'a,b' must be 1-63 characters long, each of which can only be alphanumeric or a hyphen"));
+    assert.equal((await call('GET', `/ports/${p.id}`, { token: alice.token })).body.port.dns_name, name, 'unchanged');
+    assert.equal((await call('DELETE', `/ports/${p.id}`, { token: alice.token })).status, 204);
+  }
+});
+
 test('IPAM under concurrency: 50 ports at once on a /27 get distinct addresses and MACs; the rest is IpAddressGenerationFailure', async () => {
   const n = await net(alice.token);
   const s = await create(call, 'subnets', 'subnet', { network_id: n.id, ip_version: 4, cidr: '10.30.0.0/27' }, alice.token);

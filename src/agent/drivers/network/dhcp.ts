@@ -10,6 +10,8 @@
 // options files change, they are rewritten and dnsmasq restarted (not SIGHUP:
 // see convergeDhcp). It is tracked by its pid file and restarted when dead.
 //
+// Names go into those files only when dnsmasqSafeName admits them (saneDhcp).
+//
 // Files under <state>/network/dhcp/<network id>/: hosts, addn_hosts, opts,
 // pid, args (the command line it runs with), log.
 //
@@ -27,7 +29,7 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
-import { dhcpIfName, dhcpNamespace, dnsmasqServes, tapName } from '../../../network/protocol.ts';
+import { defaultHostname, dhcpIfName, dhcpNamespace, dnsmasqServes, tapName } from '../../../network/protocol.ts';
 import { parsePrefix, prefixLength } from './addr.ts';
 import { exists, NETNS_DIR, type HostNet } from './host.ts';
 import type { MetadataProxy } from '../../metadata-proxy.ts';
@@ -36,7 +38,44 @@ import { METADATA_NETWORK_HEADER, METADATA_SOURCE_HEADER } from '../../../metada
 /** The metadata service's address (EC2's, then OpenStack's). */
 export const METADATA_IP = '169.254.169.254';
 
-export interface DhcpResult { changes: string[] }
+export interface DhcpResult {
+  changes: string[];
+  /** Names not written to dnsmasq's files (see saneDhcp), for the caller to log. */
+  refused: string[];
+}
+
+/** The domain dnsmasq answers in when a network's own is refused (Neutron's default). */
+const DEFAULT_DOMAIN = 'openstacklocal.';
+
+/**
+ * Whether a name may go into dnsmasq's files and command line: nothing that
+ * ends or splits a line or a field there (whitespace, a comma, '#', '/', a
+ * control character). The API admits DNS names only (src/network/dns.ts);
+ * this keeps a row stored before that, or written around it, out of the files.
+ */
+export function dnsmasqSafeName(name: string): boolean {
+  return name !== '' && !/[\s,#/\u0000-\u001f\u007f-\u009f]/.test(name);
+}
+
+/**
+ * The DHCP spec with every name dnsmasqSafeName refuses left out: a host's
+ * bad hostname becomes its default `host-<ip>` (it keeps its lease), a bad
+ * dns_domain becomes `openstacklocal.`; `refused` says what was left out.
+ */
+export function saneDhcp(dhcp: DhcpSpec): { dhcp: DhcpSpec; refused: string[] } {
+  const refused: string[] = [];
+  const hosts = dhcp.hosts.map((h) => {
+    if (dnsmasqSafeName(h.hostname)) return h;
+    refused.push(`port ${h.port_id} hostname ${JSON.stringify(h.hostname)}`);
+    return { ...h, hostname: defaultHostname(h.ip_address) };
+  });
+  let domain = dhcp.dns_domain;
+  if (!dnsmasqSafeName(domain)) {
+    refused.push(`dns_domain ${JSON.stringify(domain)}`);
+    domain = DEFAULT_DOMAIN;
+  }
+  return { dhcp: refused.length ? { ...dhcp, hosts, dns_domain: domain } : dhcp, refused };
+}
 
 const V4_MASK = (len: number) => [24, 16, 8, 0].map((s) => String(((len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0) >>> s) & 0xff)).join('.');
 
@@ -47,7 +86,8 @@ function dhcpSubnets(spec: NetworkSpec): SubnetSpec[] {
 const tagOf = (i: number) => `s${i}`;
 
 /** dnsmasq's command line for a network (without the namespace wrapper). */
-export function dnsmasqArgs(dir: string, spec: NetworkSpec, dhcp: DhcpSpec): string[] {
+export function dnsmasqArgs(dir: string, spec: NetworkSpec, given: DhcpSpec): string[] {
+  const { dhcp } = saneDhcp(given);
   const args = [
     '--conf-file=/dev/null', '--no-hosts', '--no-resolv', '--strict-order', '--bind-interfaces', `--interface=${dhcpIfName(dhcp.port_id)}`, '--except-interface=lo',
     `--pid-file=${join(dir, 'pid')}`, `--dhcp-hostsfile=${join(dir, 'hosts')}`, `--addn-hosts=${join(dir, 'addn_hosts')}`, `--dhcp-optsfile=${join(dir, 'opts')}`,
@@ -65,7 +105,8 @@ export function dnsmasqArgs(dir: string, spec: NetworkSpec, dhcp: DhcpSpec): str
   return args;
 }
 
-export function hostsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
+export function hostsFile(spec: NetworkSpec, given: DhcpSpec): string {
+  const { dhcp } = saneDhcp(given);
   const subnets = dhcpSubnets(spec);
   const lines: string[] = [];
   for (const h of dhcp.hosts) {
@@ -78,12 +119,14 @@ export function hostsFile(spec: NetworkSpec, dhcp: DhcpSpec): string {
   return lines.sort().join('\n') + '\n';
 }
 
-export function addnHostsFile(dhcp: DhcpSpec): string {
+export function addnHostsFile(given: DhcpSpec): string {
+  const { dhcp } = saneDhcp(given);
   const domain = dhcp.dns_domain.replace(/\.$/, '');
   return dhcp.hosts.map((h) => `${h.ip_address}\t${h.hostname}.${domain} ${h.hostname}`).sort().join('\n') + '\n';
 }
 
-export function optsFile(spec: NetworkSpec, dhcp: DhcpSpec, metadata = false): string {
+export function optsFile(spec: NetworkSpec, given: DhcpSpec, metadata = false): string {
+  const { dhcp } = saneDhcp(given);
   const lines: string[] = [];
   dhcpSubnets(spec).forEach((s, i) => {
     const t = `tag:${tagOf(i)}`;
@@ -209,8 +252,9 @@ async function convergeMetadata(host: HostNet, dir: string, networkId: string, p
  * bridge with the DHCP port's MAC and addresses, files, dnsmasq; with
  * `metadata`, the metadata address, haproxy and the agent's socket.
  */
-export async function convergeDhcp(host: HostNet, dir: string, networkId: string, spec: NetworkSpec, dhcp: DhcpSpec, bridge: string, links: Map<string, { master?: string; flags: string[]; mtu: number }>, metadata?: MetadataProxy | null): Promise<DhcpResult> {
+export async function convergeDhcp(host: HostNet, dir: string, networkId: string, spec: NetworkSpec, given: DhcpSpec, bridge: string, links: Map<string, { master?: string; flags: string[]; mtu: number }>, metadata?: MetadataProxy | null): Promise<DhcpResult> {
   const changes: string[] = [];
+  const { dhcp, refused } = saneDhcp(given);
   const ns = dhcpNamespace(networkId);
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
   if (!(await exists(`${NETNS_DIR}/${ns}`))) {
@@ -278,7 +322,7 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
     await fsp.rm(join(dir, 'haproxy.cfg'), { force: true });
     changes.push('metadata haproxy removed');
   }
-  return { changes };
+  return { changes, refused };
 }
 
 /** Stops dnsmasq and the metadata proxy, and removes the namespace (its veth goes with it) and the files. */

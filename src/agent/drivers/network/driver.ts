@@ -358,7 +358,9 @@ export class NetworkDriver implements Driver {
     if (spec.dhcp) {
       // the DHCP port's link as read, unless the batch above changed bridges under it
       const fresh = lines.length ? await this.host.linksNamed([dhcpTap!]) : links;
-      changes.push(...(await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh, this.o.metadata)).changes);
+      const dhcp = await convergeDhcp(this.host, dhcpDir, id, spec, spec.dhcp, bridge, fresh, this.o.metadata);
+      changes.push(...dhcp.changes);
+      if (dhcp.refused.length) this.log.warn({ network: id, refused: dhcp.refused }, 'names unsafe for dnsmasq not written (their defaults instead)');
     } else if (await exists(dhcpDir)) {
       await destroyDhcp(this.host, dhcpDir, id, this.o.metadata);
       changes.push('dhcp removed');

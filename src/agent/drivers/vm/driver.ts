@@ -52,7 +52,11 @@
 // also after an agent crash) and hot-plugs or unplugs the difference (syncNics).
 //
 // A restarted agent re-adopts running VMs: the pidfile names the process, its
-// command line must hold the server's QMP socket path, and QMP answers there.
+// command line's -qmp argument must be the server's exactly, and QMP answers there.
+// A start that fails kills qemu by its process group too (the pidfile may not
+// be written yet); a resume whose saved state does not load boots afresh (the
+// state kept as memory.state.bad). Converge, destroy and a snapshot's copy
+// hold a per-server lock (snapshots come outside the work queue).
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
@@ -64,6 +68,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { tailLines, shQuote } from '../../../common/text.ts';
 import { Reverter } from '../../../common/revert.ts';
+import { KeyedLock } from '../../../common/keyed-lock.ts';
 import { PowerState } from '../../../compute/schema.ts';
 import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
 import type { Hypervisor } from '../../../fleet/protocol.ts';
@@ -123,11 +128,16 @@ const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const FREE_ROOT_PORTS = 4;
 /** How long a NIC's unplug may take (the guest acknowledges it; PCIe's attention button waits 5 s). */
 const UNPLUG_TIMEOUT_MS = 30_000;
+/** How long a suspend's save of the memory may take before it is cancelled (a transient failure, retried). */
+const SAVE_TIMEOUT_MS = 600_000;
 /** qemu's ids of a port's NIC, from its tap name (stable across agent restarts). */
 export const nicIds = (tap: string) => ({ device: `net-${tap}`, netdev: `hostnet-${tap}` });
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A resume's saved memory state that qemu could not load (qemu ended saying so). */
+class StateLoadError extends Error {}
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
@@ -149,6 +159,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   private readonly serversDir: string;
   private readonly images: VmImageCache;
   private readonly qmps = new Map<string, Promise<QmpClient>>();
+  /**
+   * One change at a time per server: converge and destroy (the work queue's)
+   * and a snapshot's pause-copy-continue (an agent request, outside that
+   * queue) take it, so a converge never continues a VM a snapshot paused.
+   */
+  private readonly serverLock = new KeyedLock();
   private probe: AccelProbe | null = null;
   private cgroupV2 = false;
   /** stratus-qemu's uid and gid. */
@@ -180,10 +196,10 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   async start(): Promise<void> {
-    const bins = [QEMU, 'qemu-img', 'genisoimage', 'ip', 'useradd'];
+    const bins = [QEMU, 'qemu-img', 'prlimit', 'genisoimage', 'ip', 'useradd'];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
-    if (missing.length) throw new Error(`the VM driver needs ${missing.join(', ')} (Debian packages: qemu-system-x86 qemu-utils genisoimage iproute2 passwd)`);
+    if (missing.length) throw new Error(`the VM driver needs ${missing.join(', ')} (Debian packages: qemu-system-x86 qemu-utils util-linux genisoimage iproute2 passwd)`);
     this.cgroupV2 = await exists('/sys/fs/cgroup/cgroup.controllers');
     await fsp.mkdir(this.serversDir, { recursive: true, mode: 0o700 });
     await this.images.init();
@@ -235,8 +251,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       this.o.log.warn({ gid: st.gid, mode: (st.mode & 0o777).toString(8) }, `${tun} is not open to ${this.o.user}: NICs cannot be hot-plugged`);
       return;
     }
+    const mode = (st.mode & 0o7777) | 0o060;
+    this.o.log.warn({ gid: { from: st.gid, to: this.qemuUser.gid }, mode: { from: (st.mode & 0o7777).toString(8), to: mode.toString(8) } },
+      `${tun} was root's only: its group becomes ${this.o.user}'s, with rw, so that a running VM can open a hot-plugged NIC's tap`);
     await fsp.chown(tun, st.uid, this.qemuUser.gid);
-    await fsp.chmod(tun, (st.mode & 0o7777) | 0o060);
+    await fsp.chmod(tun, mode);
   }
 
   /** A directory on the way to the disks: root's, traversable by stratus-qemu's group only (0710). */
@@ -276,8 +295,14 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const pid = Number(text.trim());
     if (!Number.isInteger(pid) || pid <= 1) return null;
     if (!(await liveProcess(pid))) return null;
-    const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    return cmdline.split('\0').some((a) => a.includes(this.file(id, 'qmp.sock'))) ? pid : null;
+    const argv = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const i = argv.indexOf('-qmp');
+    return i >= 0 && argv[i + 1] === this.qmpArg(id) ? pid : null;
+  }
+
+  /** qemu's `-qmp` argument: what names the server's qemu among the host's processes. */
+  private qmpArg(id: string): string {
+    return `unix:${this.file(id, 'qmp.sock')},server=on,wait=off`;
   }
 
   /** The server's QMP connection (one per VM: qemu serves one client at a time), made on first use. */
@@ -532,13 +557,14 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const f = (n: string) => this.file(id, n);
     const accel = this.probe?.accel ?? 'tcg';
     const a: string[] = [
-      '-name', `guest=${d.name.replace(/,/g, ',,').slice(0, 60) || id},debug-threads=on`,
+      // cut before the escape: a cut after it could split a `,,`
+      '-name', `guest=${d.name.slice(0, 60).replace(/,/g, ',,') || id},debug-threads=on`,
       '-machine', 'q35', '-accel', accel === 'kvm' ? 'kvm' : 'tcg,tb-size=64', '-cpu', accel === 'kvm' ? 'host' : 'max',
       '-m', `${Math.max(16, d.flavor.ram)}M`, '-smp', String(Math.max(1, d.flavor.vcpus)),
       '-nodefaults', '-no-user-config', '-rtc', 'base=utc', '-msg', 'timestamp=on',
       '-sandbox', VM_SANDBOX, '-runas', this.o.user,
       '-S', '-pidfile', f('qemu.pid'),
-      '-qmp', `unix:${f('qmp.sock')},server=on,wait=off`,
+      '-qmp', this.qmpArg(id),
       // the serial port: a socket for the interactive console, its output also appended to the console log
       '-chardev', `socket,id=serial0,path=${f('serial.sock')},server=on,wait=off,logfile=${f('console.log')},logappend=on`, '-serial', 'chardev:serial0',
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
@@ -578,8 +604,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const log = await fsp.open(f('qemu.log'), 'w', 0o600);
     const state = incoming ? await fsp.open(incoming, 'r') : null;
     let exited: { code: number | null; signal: string | null } | null = null;
+    let child;
     try {
-      const child = spawn('sh', ['-c', script, 'sh', ...cmd], { detached: true, stdio: ['ignore', log.fd, log.fd, ...(state ? [state.fd] : [])], cwd: this.dir(id) });
+      child = spawn('sh', ['-c', script, 'sh', ...cmd], { detached: true, stdio: ['ignore', log.fd, log.fd, ...(state ? [state.fd] : [])], cwd: this.dir(id) });
       child.once('exit', (code, signal) => { exited = { code, signal }; });
       child.once('error', () => { exited = { code: -1, signal: null }; });
       child.unref();
@@ -587,6 +614,19 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       await log.close();
       await state?.close();
     }
+    // the child (sh, then qemu: exec) leads its own process group (detached)
+    const group = child.pid;
+    const qemuLog = async () => (await fsp.readFile(f('qemu.log'), 'utf8').catch(() => '')).trim();
+    /** Ends a qemu that failed to start: by its pidfile, and by its process group (the pidfile may not be written yet). */
+    const abort = async () => {
+      await this.kill(id, true).catch(() => undefined);
+      if (group) {
+        try { process.kill(-group, 'SIGKILL'); } catch { /* gone */ }
+        await this.waitGone(id, group, 10_000);
+      }
+    };
+    /** qemu ended saying the saved state does not load (qemu's own message since 2.x). */
+    const loadFailed = async () => incoming !== undefined && /load of migration failed/.test(await qemuLog());
     // set-up is done when QMP answers (qemu was started paused)
     const until = Date.now() + 60_000;
     let q: QmpClient | null = null;
@@ -599,15 +639,21 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       }
     }
     if (!q) {
-      const why = (await fsp.readFile(f('qemu.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' ').slice(0, 600);
-      await this.kill(id, true).catch(() => undefined);
+      const why = (await qemuLog()).split('\n').slice(-3).join(' ').slice(0, 600);
+      await abort();
+      if (await loadFailed()) throw new StateLoadError(why);
       throw transient(ServerErrorCode.hostFailure, `qemu did not start: ${why || (exited ? `exit ${JSON.stringify(exited)}` : 'no QMP answer within 60 s')}`);
     }
     if (incoming) {
       // the state loads, then the machine stays paused (-S); a failed load ends qemu
       for (;;) {
         const stat = await q.execute('query-status').catch(() => null);
-        if (!stat) throw transient(ServerErrorCode.hostFailure, `qemu could not load the saved state: ${(await fsp.readFile(f('qemu.log'), 'utf8').catch(() => '')).trim().slice(-400)}`);
+        if (!stat) {
+          await abort();
+          const why = (await qemuLog()).slice(-400);
+          if (await loadFailed()) throw new StateLoadError(why);
+          throw transient(ServerErrorCode.hostFailure, `qemu could not load the saved state: ${why}`);
+        }
         if (stat.status !== 'inmigrate') break;
         await sleep(50);
       }
@@ -648,10 +694,15 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       await q.execute('stop');
       await q.execute('migrate-set-parameters', { 'max-bandwidth': 8 * GiB }).catch(() => undefined);
       await q.execute('migrate', { uri: `unix:${sock}` });
+      const until = Date.now() + SAVE_TIMEOUT_MS;
       for (;;) {
         const m = await q.execute('query-migrate');
         if (m.status === 'completed') break;
         if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`saving the memory state failed: ${m['error-desc'] ?? m.status}`);
+        if (Date.now() > until) {
+          await q.execute('migrate_cancel').catch(() => undefined);
+          throw transient(ServerErrorCode.hostFailure, `saving the memory state took more than ${SAVE_TIMEOUT_MS / 1000} s (${m.status}): cancelled`);
+        }
         await sleep(50);
       }
       await (received ?? Promise.reject(new Error('qemu never connected to save its state')));
@@ -669,7 +720,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- the converge step
-  async converge(d: DesiredServer): Promise<Observed> {
+  converge(d: DesiredServer): Promise<Observed> {
+    return this.serverLock.run(d.id, () => this.convergeNow(d));
+  }
+
+  private async convergeNow(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
     if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
     const id = d.id;
@@ -684,13 +739,14 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
       await this.writeState(st);
     }
-    if (!st.launched) revert.add(() => this.destroy(id));
+    if (!st.launched) revert.add(() => this.destroyNow(id));
     try {
       if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
         // rebuild: a fresh root disk from the (new) image, same server
         await this.kill(id, true);
         await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
         await fsp.rm(this.file(id, 'memory.state'), { force: true });
+        await fsp.rm(this.file(id, 'memory.state.bad'), { force: true });
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
@@ -738,7 +794,15 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       } else {
         if (s === 'stopped') {
           const resume = await exists(saved);
-          await this.launch(d, image, st, resume ? saved : undefined);
+          try {
+            await this.launch(d, image, st, resume ? saved : undefined);
+          } catch (err) {
+            if (!(err instanceof StateLoadError)) throw err;
+            // retrying would fail the same way: the server boots afresh (the state kept aside for a look)
+            await fsp.rename(saved, `${saved}.bad`);
+            this.o.log.warn({ server: id, err: err.message }, 'the saved memory state does not load: kept as memory.state.bad, booting afresh');
+            await this.launch(d, image, st);
+          }
           if (resume) await fsp.rm(saved, { force: true });
           s = 'running';
         }
@@ -767,7 +831,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
   }
 
-  async destroy(id: string): Promise<void> {
+  destroy(id: string): Promise<void> {
+    if (!UUIDISH.test(id)) return Promise.resolve();
+    return this.serverLock.run(id, () => this.destroyNow(id));
+  }
+
+  private async destroyNow(id: string): Promise<void> {
     if (!UUIDISH.test(id)) return;
     const dir = join(this.serversDir, id);
     // called for every server the agent forgets, containers too: nothing to do when nothing is here
@@ -828,13 +897,16 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!(await exists(root))) throw new Error(`server ${id} has no disk on this host`);
     const out = this.images.tmpPath(`snapshot-${id}`);
     try {
-      const before = await this.status(id);
-      if (before === 'running') await (await this.qmp(id)).execute('stop');
-      try {
-        await runOk('qemu-img', ['convert', '-U', '-O', 'qcow2', '-f', 'qcow2', root, out], { timeoutMs: 3600_000 });
-      } finally {
-        if (before === 'running') await (await this.qmp(id)).execute('cont');
-      }
+      // the server's lock for the copy (not the upload): no converge continues the VM meanwhile
+      await this.serverLock.run(id, async () => {
+        const before = await this.status(id);
+        if (before === 'running') await (await this.qmp(id)).execute('stop');
+        try {
+          await runOk('qemu-img', ['convert', '-U', '-O', 'qcow2', '-f', 'qcow2', root, out], { timeoutMs: 3600_000 });
+        } finally {
+          if (before === 'running') await (await this.qmp(id)).execute('cont');
+        }
+      });
       const fh = await fsp.open(out, 'r');
       try {
         await upload(fh.createReadStream() as AsyncIterable<Buffer>);

@@ -3,8 +3,11 @@
 // place as the backing file of every server's overlay (raw or qcow2) or as a
 // CD-ROM (iso). The format is Glance's disk_format, never qemu's guess: a
 // "raw" image that is really a qcow2 naming a host file as its backing file
-// must not be opened as qcow2. A qcow2 image with a backing file of its own is
-// refused for the same reason. Directories appear by atomic rename, so a crash
+// must not be opened as qcow2. A qcow2 image with a backing file or an external
+// data file of its own is refused for the same reason (qemu opens its disks as
+// root, before -runas: such a file would read any host file). `qemu-img info`
+// runs under Nova's limits (1 GiB of address space, 30 s of CPU), as a crafted
+// image can make it parse at length. Directories appear by atomic rename, so a crash
 // leaves only tmp/, which init() empties.
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -22,6 +25,16 @@ export interface CachedImage {
 }
 
 export class ImageFormatError extends Error {}
+
+/** What `qemu-img info` runs under (Nova's QEMU_IMG_LIMITS): 1 GiB of address space, 30 s of CPU. */
+export const QEMU_IMG_LIMITS = ['--as=1073741824', '--cpu=30'];
+
+interface QemuImgInfo {
+  'virtual-size': number;
+  'backing-filename'?: string;
+  format: string;
+  'format-specific'?: { type: string; data?: { 'data-file'?: string } };
+}
 
 export class VmImageCache {
   readonly root: string;
@@ -61,10 +74,11 @@ export class VmImageCache {
         try {
           await fetch(join(tmp, 'disk'));
           await fsp.chmod(join(tmp, 'disk'), 0o644);
-          const info = await run('qemu-img', ['info', '--output=json', '-f', format === 'iso' ? 'raw' : format, join(tmp, 'disk')], { timeoutMs: 30_000 });
+          const info = await run('prlimit', [...QEMU_IMG_LIMITS, 'qemu-img', 'info', '--output=json', '-f', format === 'iso' ? 'raw' : format, join(tmp, 'disk')], { timeoutMs: 30_000 });
           if (info.code !== 0) throw new ImageFormatError(`not a ${format} image: ${info.stderr.trim().slice(0, 300)}`);
-          const j = JSON.parse(info.stdout) as { 'virtual-size': number; 'backing-filename'?: string; format: string };
+          const j = JSON.parse(info.stdout) as QemuImgInfo;
           if (j['backing-filename']) throw new ImageFormatError('the image names a backing file of its own');
+          if (j['format-specific']?.data?.['data-file']) throw new ImageFormatError('the image names an external data file');
           const c: CachedImage = { id: image.id, path: join(dir, 'disk'), format, virtualSize: j['virtual-size'] };
           await fsp.writeFile(join(tmp, 'image.json'), JSON.stringify(c));
           await fsp.rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
