@@ -31,6 +31,7 @@ import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
 import { permanent } from '../../errors.ts';
 import { alive, deleteNetns, exists, FifoPool, isMountPoint, NETNS_DIR, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { CONSOLE_INPUT } from './console.ts';
+import { capConsoleLog } from '../console-log.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
 import { buildSpec } from './spec.ts';
@@ -500,7 +501,7 @@ export class ContainerDriver implements ComputeDriver {
     for (const id of await this.localServers()) {
       const st = await this.readState(id);
       if (st?.image_id) images.add(st.image_id);
-      await this.capConsole(id);
+      await capConsoleLog(join(this.dir(id), 'console.log'), this.o.consoleCap);
     }
     void inUse;
     await this.images.prune(images);
@@ -509,23 +510,4 @@ export class ContainerDriver implements ComputeDriver {
     await this.sp.run('true', []);
   }
 
-  /** Keeps the newest half of a console log that outgrew the cap (the container appends with O_APPEND). */
-  private async capConsole(id: string): Promise<void> {
-    const file = join(this.dir(id), 'console.log');
-    const size = await fsp.stat(file).then((s) => s.size, () => 0);
-    if (size <= this.o.consoleCap) return;
-    const keep = Math.floor(this.o.consoleCap / 2);
-    const fh = await fsp.open(file, 'r+');
-    try {
-      const buf = Buffer.alloc(keep);
-      const { bytesRead } = await fh.read(buf, 0, keep, size - keep);
-      let tail = buf.subarray(0, bytesRead);
-      const nl = tail.indexOf(10);
-      if (nl >= 0 && nl < tail.length - 1) tail = tail.subarray(nl + 1);
-      await fh.truncate(0);
-      await fh.write(tail, 0, tail.length, 0);
-    } finally {
-      await fh.close();
-    }
-  }
 }

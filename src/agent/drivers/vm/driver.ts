@@ -75,6 +75,7 @@ import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
+import { capConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
@@ -924,29 +925,10 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     for (const id of await this.localServers()) {
       const st = await this.readState(id);
       if (st?.image_id) images.add(st.image_id);
-      await this.capConsole(id);
+      await capConsoleLog(this.file(id, 'console.log'), this.o.consoleCap);
     }
     const gone = await this.images.prune(images, this.o.keepUnusedImagesMs);
     if (gone.length) this.o.log.info({ images: gone }, 'removed unused VM images');
   }
 
-  /** Keeps the newest half of a console log that outgrew the cap (qemu appends with O_APPEND). */
-  private async capConsole(id: string): Promise<void> {
-    const file = this.file(id, 'console.log');
-    const size = await fsp.stat(file).then((s) => s.size, () => 0);
-    if (size <= this.o.consoleCap) return;
-    const keep = Math.floor(this.o.consoleCap / 2);
-    const fh = await fsp.open(file, 'r+');
-    try {
-      const buf = Buffer.alloc(keep);
-      const { bytesRead } = await fh.read(buf, 0, keep, size - keep);
-      let tail = buf.subarray(0, bytesRead);
-      const nl = tail.indexOf(10);
-      if (nl >= 0 && nl < tail.length - 1) tail = tail.subarray(nl + 1);
-      await fh.truncate(0);
-      await fh.write(tail, 0, tail.length, 0);
-    } finally {
-      await fh.close();
-    }
-  }
 }
