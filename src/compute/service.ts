@@ -13,7 +13,7 @@ import { adminExtraRoutes } from './api/admin-extras.ts';
 import { aggregateRoutes } from './api/aggregates.ts';
 import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from './api/context.ts';
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
-import { gateMicroversion, PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
+import { gateMicroversion, novaPolicyRefusal, PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
 import { expireSnapshots } from './api/janitor.ts';
 import { infraRoutes } from './api/infra.ts';
@@ -94,7 +94,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   ];
   return {
     services: [
-      { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, setup: setupMicroversions, gate: gateMicroversion },
+      { name: 'compute', prefix: PREFIX, routes, rules: computeRules, renderError: renderComputeError, policyRefusal: novaPolicyRefusal, setup: setupMicroversions, gate: gateMicroversion },
       ...consoleProxyServices(ctx, deps.fleet.streams),
       novncService(),
     ],

@@ -223,7 +223,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
               query: (req.query ?? {}) as Record<string, string | string[] | undefined>,
               body: req.body,
               enforce(rule: string, target: Target) {
-                if (!policy.allows(rule, cred, target)) throw new ApiError('Forbidden', 'You are not authorized to perform the requested action.');
+                if (!policy.allows(rule, cred, target)) throw new ApiError('Forbidden', service.policyRefusal?.(rule) ?? 'You are not authorized to perform the requested action.');
               },
             };
             if (route.rule !== PUBLIC) {

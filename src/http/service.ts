@@ -67,6 +67,8 @@ export interface Service {
   routes: Route[];
   rules: Record<string, Rule>;
   renderError(err: ApiError): unknown;
+  /** The 403 message of a policy refusal in the service's words (Nova names the rule); a generic one by default. */
+  policyRefusal?(rule: string): string;
   /**
    * Who may call: tried in order, the first that recognises the request's
    * credentials names the caller. Default: Keystone tokens (X-Auth-Token).

@@ -41,6 +41,9 @@ const FAULT_NAMES: Record<number, string> = {
   409: 'conflictingRequest', 413: 'overLimit', 415: 'badMediaType', 429: 'overLimit', 501: 'notImplemented', 503: 'serviceUnavailable',
 };
 
+/** Nova's words for any policy refusal: the rule is named. */
+export const novaPolicyRefusal = (rule: string): string => `Policy doesn't allow ${rule} to be performed.`;
+
 export function renderComputeError(err: ApiError): unknown {
   // A missing or bad token is refused before Nova by keystonemiddleware, in its own envelope.
   if (err.status === 401) return { error: { code: 401, title: err.title, message: err.message } };

@@ -27,6 +27,11 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:servers:update`]: projectMember,
   [`${P}:servers:delete`]: projectMember,
   [`${P}:servers:action`]: projectMember,
+  // admin-only server actions (Nova's defaults: the cloud administrator)
+  [`${P}:os-migrate-server:migrate`]: admin,
+  [`${P}:os-migrate-server:migrate_live`]: admin,
+  [`${P}:os-evacuate`]: admin,
+  [`${P}:os-shelve:shelve_offload`]: admin,
   [`${P}:servers:topology`]: projectReader,
   [`${P}:os-instance-actions:list`]: projectReader,
   [`${P}:server-metadata:index`]: projectReader,

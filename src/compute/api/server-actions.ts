@@ -126,7 +126,7 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
       const v = mv(rc);
       // Nova's admin-only actions are refused to others first (its policy runs before any driver is asked)
       const adminRule = ADMIN_ACTIONS[action];
-      if (adminRule && !isComputeAdmin(cred)) throw forbidden(`Policy doesn't allow ${adminRule} to be performed.`);
+      if (adminRule) rc.enforce(adminRule, { project_id: s.project_id, user_id: s.user_id });
       // an action the server's kind cannot do: Nova's 409 (as for an action its driver does not support), never "no such action"
       if (isDriverAction(action) && !kindSupports(s.kind, action)) {
         throw conflict(`Cannot '${action}' instance ${s.id}: a ${s.kind} server does not support ${action}.`);
