@@ -60,7 +60,7 @@ test('a VM server: ACTIVE with its console and user data, stop (ACPI) and start,
   const pid = Number((await fsp.readFile(join(dir, 'qemu.pid'), 'utf8')).trim());
   assert.ok(processAlive(pid));
   await waitConsole(plane, id, new RegExp(READY_MARKER), BOOT_WAIT_MS);
-  await waitConsole(plane, id, /vm-server-user-data-ran/, 10_000);
+  await waitConsole(plane, id, /vm-server-user-data-ran/, 60_000);
 
   let r = await plane.api('POST', `/compute/v2.1/servers/${id}/action`, { 'os-stop': null });
   assert.equal(r.status, 202);
