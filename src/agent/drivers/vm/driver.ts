@@ -569,6 +569,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       // the serial port: a socket for the interactive console, its output also appended to the console log
       '-chardev', `socket,id=serial0,path=${f('serial.sock')},server=on,wait=off,logfile=${f('console.log')},logappend=on`, '-serial', 'chardev:serial0',
       '-device', 'VGA', '-vnc', `unix:${f('vnc.sock')}`,
+      // entropy from the host: without it a guest kernel under TCG waits tens of seconds for its
+      // random pool before an SSH server can make its keys
+      '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
     ];
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
     // a PCIe root port per NIC (a device on pcie.0 cannot be unplugged) plus FREE_ROOT_PORTS for hot-plugs
