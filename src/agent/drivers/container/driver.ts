@@ -270,9 +270,12 @@ export class ContainerDriver implements ComputeDriver {
     const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
     const ns = this.netnsName(id);
     // the network namespace, when missing, is made by the same job of the command runner (one job per
-    // boot, no shell of its own), in the host's mount namespace; a half-made one is removed again. The
-    // network driver makes it too when a port comes first: an add that lost that race finds it there.
-    const guard = `[ -e ${NETNS_DIR}/${ns} ] || { ip netns add ${ns} && { ip -n ${ns} link set lo up || { ip netns del ${ns}; false; }; }; } 2>netns.err || [ -e ${NETNS_DIR}/${ns} ]`;
+    // boot, no shell of its own), in the host's mount namespace. The network driver makes it too when a
+    // port comes first, and `ip netns add` makes the file before it mounts the namespace on it: a file
+    // that exists is not yet a namespace runc can join (its setns fails: "can't get final child's PID
+    // from pipe"). So the guard waits until the namespace answers (setting lo up is idempotent).
+    const up = `ip -n ${ns} link set lo up`;
+    const guard = `{ [ -e ${NETNS_DIR}/${ns} ] || ip netns add ${ns}; ${up} || { sleep 0.1; ${up}; } || { sleep 0.5; ${up}; } || { sleep 2; ${up}; }; } 2>netns.err`;
     // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never
     // blocks; made ahead by the FIFO pool (the mkfifo here is for a pool that failed)
     await this.fifos.place(join(dir, CONSOLE_INPUT)).catch((err: Error) => this.o.log.warn({ server: id, err: err.message }, 'console FIFO not made ahead'));
