@@ -7,8 +7,23 @@
 // throws ResourceFailure (errors.ts) when it knows a failure's class; any
 // other error is taken as the host's (transient).
 import type { DesiredServer } from '../../compute/engine/protocol.ts';
+import type { Logger } from 'pino';
 import type { Hypervisor } from '../../fleet/protocol.ts';
 import type { VolumePoolStats } from '../../volume/protocol.ts';
+
+/** What every driver of `server` resources is built with. */
+export interface ServerDriverOptions {
+  stateDir: string;
+  log: Logger;
+  /** Downloads an image's bytes to a file (the agent client's image download). */
+  fetchImage(imageId: string, dest: string): Promise<void>;
+  /** cgroup parent of every server: /<parent>/<server id>. */
+  cgroupParent?: string;
+  /** Console log cap in bytes; the sweep keeps the newest half when it is exceeded. */
+  consoleCap?: number;
+  /** How long a graceful stop or soft reboot waits before the server is stopped hard. */
+  stopTimeoutMs?: number;
+}
 
 export interface Capacity { vcpus: number; memory_mb: number; disk_gb: number }
 

@@ -22,12 +22,11 @@ import * as fsp from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { Logger } from 'pino';
 import { PowerState } from '../../../compute/schema.ts';
 import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
 import { Reverter } from '../../../common/revert.ts';
 import { run, Spawner } from '../../exec.ts';
-import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
+import type { Capacity, ComputeDriver, Observed, ServerDriverOptions } from '../driver.ts';
 import { permanent } from '../../errors.ts';
 import { alive, deleteNetns, exists, FifoPool, isMountPoint, NETNS_DIR, NetnsBatcher, overlayOptions, sleep, unmount } from './host.ts';
 import { CONSOLE_INPUT } from './console.ts';
@@ -38,17 +37,7 @@ import { buildSpec } from './spec.ts';
 import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 
-export interface ContainerDriverOptions {
-  stateDir: string;
-  log: Logger;
-  /** Downloads an image's bytes to a file. */
-  fetchImage(imageId: string, dest: string): Promise<void>;
-  /** cgroup parent of every container: /<parent>/<server id>. */
-  cgroupParent?: string;
-  /** Console log cap in bytes; the sweep keeps the newest half when it is exceeded. */
-  consoleCap?: number;
-  /** How long a soft stop or reboot waits before SIGKILL. */
-  stopTimeoutMs?: number;
+export interface ContainerDriverOptions extends ServerDriverOptions {
   runc?: string;
 }
 

@@ -65,7 +65,6 @@ import { pipeline } from 'node:stream/promises';
 import * as fsp from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { tailLines, shQuote } from '../../../common/text.ts';
 import { Reverter } from '../../../common/revert.ts';
 import { KeyedLock } from '../../../common/keyed-lock.ts';
@@ -74,7 +73,7 @@ import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compu
 import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
-import type { Capacity, ComputeDriver, Observed } from '../driver.ts';
+import type { Capacity, ComputeDriver, Observed, ServerDriverOptions } from '../driver.ts';
 import { capConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
@@ -88,17 +87,8 @@ export const VM_SANDBOX = 'on,obsolete=deny,spawn=deny,resourcecontrol=deny';
 /** Where qemu (as stratus-qemu) reaches the agent's socket to save a suspended VM's memory. */
 export const MIGRATE_DIR = '/run/stratus-vm';
 
-export interface VmDriverOptions {
-  stateDir: string;
-  log: Logger;
-  /** Downloads an image's bytes to a file (the agent client's image download). */
-  fetchImage(imageId: string, dest: string): Promise<void>;
-  /** cgroup parent of every VM: /<parent>/<server id> (default `stratus-vm`). */
-  cgroupParent?: string;
-  /** Console log cap in bytes; the sweep keeps the newest half when it is exceeded. */
-  consoleCap?: number;
-  /** How long an ACPI power-down (stop, soft reboot) waits before qemu is stopped hard (default 60 s, Nova's shutdown_timeout). */
-  stopTimeoutMs?: number;
+export interface VmDriverOptions extends ServerDriverOptions {
+  // defaults: cgroupParent `stratus-vm`; stopTimeoutMs 60 s (Nova's shutdown_timeout) for an ACPI power-down
   /** The accelerator, instead of probing (tests, or an operator who knows). */
   accel?: 'kvm' | 'tcg';
   /** The user qemu drops to (default stratus-qemu; made at start when missing). */
