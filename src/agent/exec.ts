@@ -1,10 +1,10 @@
 // Running host commands (runc, ip, mount...): no shell, bounded output, a
 // deadline, and errors that carry the command's own message.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { shQuote } from '../common/text.ts';
 
 export interface RunResult { code: number; signal: string | null; stdout: string; stderr: string }
@@ -279,4 +279,18 @@ export class Spawner {
     if (this.errDir) rmSync(this.errDir, { recursive: true, force: true });
     this.errDir = null;
   }
+}
+
+/** True when `program` is an executable file in one of PATH's directories. */
+export function onPath(program: string): boolean {
+  for (const d of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    if (!d) continue;
+    try {
+      accessSync(join(d, program), fsConstants.X_OK);
+      return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
 }

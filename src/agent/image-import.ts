@@ -6,8 +6,9 @@
 // adopted instead of uploading a second one.
 import { existsSync, openAsBlob, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { onPath } from './exec.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from './drivers/container/busybox.ts';
 import { buildTinyImage, DEFAULT_GUEST_CACHE, TINY_IMAGE_GLANCE, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
 
@@ -69,13 +70,6 @@ export async function importDefaultImage(o: ImportTarget): Promise<string | null
   });
 }
 
-/** True when `program` is an executable file in one of PATH's directories. */
-export async function onPath(program: string): Promise<boolean> {
-  for (const d of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
-    if (d && (await fsp.access(join(d, program), fsp.constants.X_OK).then(() => true, () => false))) return true;
-  }
-  return false;
-}
 
 /**
  * The small VM image `stratus-tiny` (public, bare qcow2, with the properties
@@ -85,7 +79,7 @@ export async function onPath(program: string): Promise<boolean> {
  */
 export async function importTinyImage(o: ImportTarget & { cacheDir?: string }): Promise<string | null> {
   if (existsSync(join(o.dataDir, `${TINY_IMAGE_NAME}-imported`))) return null;
-  if (!(await onPath('qemu-system-x86_64'))) {
+  if (!onPath('qemu-system-x86_64')) {
     o.log.info(`qemu-system-x86_64 is not installed: no ${TINY_IMAGE_NAME} VM image imported`);
     return null;
   }

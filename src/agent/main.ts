@@ -2,7 +2,7 @@
 // supervisor `stratus up` uses to run one agent beside the server, and the
 // default images' import (image-import.ts) and builders.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ import { networkReconcilers } from './drivers/network/reconciler.ts';
 import { FileBackend } from './drivers/volume/file.ts';
 import { VolumeDriver } from './drivers/volume/driver.ts';
 import { volumeReconcilers } from './drivers/volume/reconciler.ts';
-import { run, runOk } from './exec.ts';
+import { onPath, run, runOk } from './exec.ts';
 import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
 import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
 import { VmDriver } from './drivers/vm/driver.ts';
@@ -57,11 +57,6 @@ export interface AgentFlags {
   vm?: boolean;
   /** Serve volumes (the volume driver, file backend under STATE_DIR/volumes); default true (`--no-volume`: off). */
   volume?: boolean;
-}
-
-/** Whether a command is on PATH (a file of that name in one of its directories). */
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(join(d, cmd)));
 }
 
 export function readToken(file: string): string {
