@@ -44,7 +44,8 @@ export interface VolumeSpec {
    * Who must reach the data, one entry per attachment: the volume's own host
    * uses it in place (`local`: a file or block device path); another host gets
    * an NBD export from `qemu-storage-daemon` (no kernel target needed). Empty
-   * while nothing is attached. The attachments API fills it (not served yet).
+   * while nothing is attached. Cinder's attachments (an attachment with a
+   * connector on a host) fill it since 2.4.
    */
   exports: VolumeExport[];
 }
@@ -63,6 +64,8 @@ export interface VolumeExportObserved {
   attachment_id: string;
   /** `local`: a path on the volume's host; `nbd`: nbd://host:port/name. */
   location: string;
+  /** The format a reader sees at `location` (since 2.4): `qcow2` for a qcow2-chain volume read in place, else `raw`. */
+  format: 'raw' | 'qcow2';
 }
 
 /**

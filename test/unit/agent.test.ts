@@ -8,6 +8,7 @@ import { Agent } from '../../src/agent/agent.ts';
 import { HttpError, type AgentTransport } from '../../src/agent/client.ts';
 import type { ComputeDriver, Driver, Observed } from '../../src/agent/drivers/driver.ts';
 import { permanent } from '../../src/agent/errors.ts';
+import { PROTOCOL_VERSION } from '../../src/fleet/protocol.ts';
 import { WorkQueue } from '../../src/agent/queue.ts';
 import type { Reconciler, ReconcilerFactory } from '../../src/agent/reconciler.ts';
 import { ReportBatcher } from '../../src/agent/reports.ts';
@@ -152,7 +153,7 @@ it('the agent registers what its drivers serve, with its protocol version', asyn
   await a.start();
   await a.stop();
   assert.deepEqual(t.registered[0]!.kinds, { server: ['container'] });
-  assert.equal(t.registered[0]!.protocol, '2.3');
+  assert.equal(t.registered[0]!.protocol, PROTOCOL_VERSION);
   assert.equal(t.registered[0]!.vcpus, 2);
   assert.deepEqual(t.watches[0]?.known, { server: {} }, 'the first watch names the kinds served, holding none');
 });

@@ -44,6 +44,49 @@ export interface ServerSpec {
    * ignores them.
    */
   ports?: ServerPortSpec[];
+  /**
+   * The volumes attached to the server, in attach order (since protocol 2.4;
+   * absent from an older server). An entry appears once the volume's host has
+   * exported it for this attachment (`location` known) and goes when it is
+   * detached: the driver attaches what is listed and detaches what is not,
+   * at boot and on a running server, and reports each in `observed.volumes`.
+   */
+  volumes?: ServerVolumeSpec[];
+}
+
+/** One volume attachment as the server's host makes it (Nova's block device mapping, resolved). */
+export interface ServerVolumeSpec {
+  /** Cinder's attachment id: the key of the attachment in reports. */
+  attachment_id: string;
+  volume_id: string;
+  /**
+   * The device name Nova shows (`/dev/vdb`). A VM's disk is a virtio-blk on
+   * its own PCIe root port with `serial` = the volume id's first 20
+   * characters (what the guest's /dev/disk/by-id shows, as with Nova); a
+   * container gets a block device node at this path inside it.
+   */
+  device: string;
+  /** The volume backend's export (VolumeExportObserved): a path on this host (`local`) or `nbd://host:port/name`. */
+  location: string;
+  /** The data's format at `location`. */
+  format: 'raw' | 'qcow2';
+  read_only: boolean;
+  /**
+   * A container only: mount the volume's filesystem at this path inside it
+   * (the server's metadata `volume_mount:<volume_id>=<path>` asks for it);
+   * absent: the device node only. A VM ignores it.
+   */
+  mount_path?: string;
+  /** 0 for a boot volume (boot from volume), else null. */
+  boot_index: number | null;
+}
+
+/** What the host made of one attachment (ServerObserved.volumes). */
+export interface ServerVolumeObserved {
+  attachment_id: string;
+  /** `attached`: the server sees the volume; `failed`: attaching or detaching failed (the message says why, for the user). */
+  state: 'attached' | 'failed';
+  message?: string;
 }
 
 export interface ServerPortSpec {
@@ -88,6 +131,11 @@ export interface ServerObserved {
   /** Nova's power state (PowerState). */
   power_state: number;
   state: ServerObservedState;
+  /**
+   * The spec's volumes as the host holds them (since 2.4): one entry per
+   * attachment still attached or failed; a detached one is simply absent.
+   */
+  volumes?: ServerVolumeObserved[];
 }
 
 /** Error codes the server kind's drivers use (ResourceError.code). */

@@ -328,7 +328,7 @@ export class FileBackend implements VolumeBackend {
 
   async export(id: string, exp: VolumeExport): Promise<VolumeExportObserved> {
     if (exp.protocol !== 'local') throw userError(VolumeErrorCode.refused, `The ${exp.protocol} export is not served yet.`);
-    return { attachment_id: exp.attachment_id, location: this.vol(id) };
+    return { attachment_id: exp.attachment_id, location: this.vol(id), format: this.format };
   }
 
   async list(): Promise<{ volumes: string[]; snapshots: Array<{ volume_id: string; id: string }> }> {
