@@ -16,6 +16,7 @@ import { sql } from 'kysely';
 import { badRequest, conflict, notFound, ApiError } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import { kindOf, kindSupports } from '../kinds.ts';
 import type { ComputeContext } from './context.ts';
@@ -142,35 +143,43 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         const bdms = await bdmsOf(s.id);
         if (bdms.some((b) => b.volume_id === volumeId)) throw badRequest(`Invalid volume: volume ${volumeId} already attached`);
         if (!s.host) throw conflict(`Cannot 'attach_volume' instance ${s.id} while it is in vm_state ${s.vm_state}: it has no host`);
-        let device: string;
-        if (body.device) {
-          if (bdms.some((b) => b.device_name === body.device) || body.device === (kindOf(s.kind).rootDeviceName ?? '/dev/vda')) {
-            throw badRequest(`The supplied device path (${body.device}) is in use.`);
-          }
-          device = body.device;
-        } else {
-          device = nextDevice(bdms.map((b) => b.device_name), kindOf(s.kind).rootDeviceName);
-        }
-        let attachmentId: string;
-        try {
-          attachmentId = (await vols.attach({ volumeId, serverId: s.id, host: s.host, device, readOnly: vol.readonly })).attachmentId;
-        } catch (err) {
-          // Cinder's refusal (a volume in use, in maintenance...) is Nova's 400 with its message
-          if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
-          throw err;
-        }
+        // the mapping first, as Nova reserves its block device mapping before Cinder's attachment: the
+        // unique (server, device) and (server, volume) keep two attaches at once from sharing either
+        const root = kindOf(s.kind).rootDeviceName ?? '/dev/vda';
+        const inUse = (d: string) => badRequest(`The supplied device path (${d}) is in use.`);
         const now = nowIso();
-        const bdm: Bdm & { created_at: string; updated_at: string } = {
-          id: uuid(), server_id: s.id, volume_id: volumeId, attachment_id: attachmentId, device_name: device, tag: body.tag ?? null,
-          delete_on_termination: body.delete_on_termination ? 1 : 0, boot_index: null, status: 'attaching', created_at: now, updated_at: now,
-        };
+        const id = uuid();
+        let bdm: (Bdm & { created_at: string; updated_at: string }) | null = null;
+        for (let attempt = 0; !bdm; attempt++) {
+          const taken = (await bdmsOf(s.id)).map((b) => b.device_name);
+          if (body.device && (taken.includes(body.device) || body.device === root)) throw inUse(body.device);
+          const row = {
+            id, server_id: s.id, volume_id: volumeId, attachment_id: id, device_name: body.device ?? nextDevice(taken, root), tag: body.tag ?? null,
+            delete_on_termination: body.delete_on_termination ? 1 : 0, boot_index: null, status: 'reserved', created_at: now, updated_at: now,
+          };
+          const clash = conflict('a mapping of this server holds the device or the volume');
+          try {
+            await conflictOnDuplicate(ctx.db.insertInto('compute_block_device_mappings').values(row).execute(), () => clash);
+            bdm = row;
+          } catch (err) {
+            if (err !== clash) throw err;
+            if ((await bdmsOf(s.id)).some((b) => b.volume_id === volumeId)) throw badRequest(`Invalid volume: volume ${volumeId} already attached`);
+            if (body.device || attempt >= 3) throw inUse(row.device_name);
+          }
+        }
         try {
+          const { attachmentId } = await vols.attach({ volumeId, serverId: s.id, host: s.host, device: bdm.device_name, readOnly: vol.readonly });
+          bdm = { ...bdm, attachment_id: attachmentId, status: 'attaching' };
+          const made = bdm;
           await ctx.db.transaction().execute(async (tx) => {
-            await tx.insertInto('compute_block_device_mappings').values(bdm).execute();
+            await tx.updateTable('compute_block_device_mappings').set({ attachment_id: made.attachment_id, status: 'attaching', updated_at: nowIso() }).where('id', '=', id).execute();
             await recordAction(tx, s, rc.cred!, rc.req.id, { action: 'attach_volume', event: 'compute_attach_volume' }, s.host);
           });
         } catch (err) {
-          await vols.remove(attachmentId);
+          if (bdm.attachment_id !== id) await vols.remove(bdm.attachment_id);
+          await ctx.db.deleteFrom('compute_block_device_mappings').where('id', '=', id).execute();
+          // Cinder's refusal (a volume in use, in maintenance...) is Nova's 400 with its message
+          if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
           throw err;
         }
         await bump(s);

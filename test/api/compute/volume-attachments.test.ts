@@ -270,6 +270,11 @@ test('microversions: tag 2.49/2.70, delete_on_termination 2.79 and its update 2.
   const v2 = await volume(alice);
   const r2 = await attach(alice, sid, v2);
   assert.equal(r2.body.volumeAttachment.device, '/dev/vdb');
+  // two attaches at once: two devices
+  const [c1, c2] = [await volume(alice), await volume(alice)];
+  const both = await Promise.all([attach(alice, sid, c1), attach(alice, sid, c2)]);
+  assert.deepEqual(both.map((x) => x.status), [200, 200], JSON.stringify(both.map((x) => x.body)));
+  assert.deepEqual(both.map((x) => x.body.volumeAttachment.device).sort(), ['/dev/vdc', '/dev/vde']);
   // a taken device, a bad one
   const v3 = await volume(alice);
   assert.equal((await attach(alice, sid, v3, { device: '/dev/vdd' })).status, 400);
@@ -323,6 +328,7 @@ test('bad input: unknown or another project\'s volume 404, a volume in use 400, 
   assert.equal(inUse.status, 400, JSON.stringify(inUse.body));
   assert.match(inUse.body.badRequest.message, /in-use/);
   assert.equal((await vol(alice, vid)).status, 'in-use', 'a refused attach changes nothing');
+  assert.deepEqual((await alice.call('GET', `/servers/${sid2}/os-volume_attachments`)).body.volumeAttachments, [], 'and leaves no mapping');
   // Cinder: an attached volume is not deleted
   assert.equal((await cloud.call('DELETE', `/volume/v3/${alice.projectId}/volumes/${vid}`, { token: alice.token })).status, 400);
 
