@@ -2,6 +2,8 @@
 // per resource under api/), its policy, and the engine (scheduler, the
 // `server` kind on the fleet's agent API) it records intent for.
 import type { ServerNetworking } from '../network/service.ts';
+import type { ServerVolumes } from '../volume/service.ts';
+import { releaseServerVolumes } from './engine/server-volumes.ts';
 import { givenPorts } from './api/server-ports.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -43,6 +45,8 @@ export interface ComputeDeps {
   config?: Partial<ComputeConfig>;
   /** The network service's way to servers' ports (none: `networks` is recorded only). */
   network?: ServerNetworking;
+  /** The volume service's way to Cinder's attachments (none: os-volume_attachments refuses). */
+  volumes?: ServerVolumes;
 }
 
 export interface ComputeService {
@@ -59,7 +63,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
-    config: { ...defaultComputeConfig, ...deps.config }, network,
+    config: { ...defaultComputeConfig, ...deps.config }, network, volumes: deps.volumes ?? null,
   };
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
@@ -70,6 +74,11 @@ export function createCompute(deps: ComputeDeps): ComputeService {
       if (r.deleted_at !== null) await network.release(r.id, givenPorts(r.requested_networks));
       else if (r.host === null) await network.bind(r.id, null);
     }
+  });
+  // a deleted server's volumes are detached (and deleted with delete_on_termination)
+  const volumes = deps.volumes;
+  if (volumes) engine.onServersChanged(async (rows) => {
+    for (const r of rows) if (r.deleted_at !== null) await releaseServerVolumes(deps.db, volumes, deps.log, r.id);
   });
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
