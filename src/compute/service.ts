@@ -20,12 +20,14 @@ import { infraRoutes } from './api/infra.ts';
 import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
 import { miscRoutes } from './api/misc.ts';
+import { migrationRoutes } from './api/migrations.ts';
 import { quotaRoutes } from './api/quotas.ts';
 import { serverGroupRoutes } from './api/server-groups.ts';
 import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
+import { dropShelveImages } from './api/server-moves.ts';
 import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
@@ -71,6 +73,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
       else if (r.host === null) await network.bind(r.id, null);
     }
   });
+  // a shelve snapshot goes once its server runs again (unshelved) or is deleted, as Nova's
+  engine.onServersChanged((rows) => dropShelveImages(ctx, rows));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),
@@ -89,6 +93,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...imageProxyRoutes(ctx),
     ...miscRoutes(ctx),
     ...adminExtraRoutes(ctx),
+    ...migrationRoutes(ctx),
     ...aggregateRoutes(ctx),
     ...consoleRoutes(ctx),
   ];

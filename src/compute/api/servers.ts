@@ -729,6 +729,8 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
   if (placedOn) ctx.engine.notify(placedOn);
   // gone at once (no host): so are its ports; a placed server's go when its host reports it deleted (service.ts)
   else if (ctx.network) await ctx.network.release(s.id, givenPorts(s.requested_networks));
+  // a shelved offloaded server's snapshot goes with it, as Nova's
+  if (!placedOn && s.shelved_image_id) await ctx.images.deleteById(s.shelved_image_id).catch(() => undefined);
   ctx.engine.kick();
 }
 
