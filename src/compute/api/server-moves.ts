@@ -148,6 +148,8 @@ async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow
   });
   if (!done) throw conflict(`Cannot 'confirmResize' instance ${s.id}: it changed meanwhile.`);
   ctx.engine.notify(s.host);
+  // Nova answers a confirm with 204
+  rc.reply.code(204);
 }
 
 async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
