@@ -118,14 +118,18 @@ export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, na
       const attachmentId = args.attachment_id ?? null;
       if (attachmentId !== null && typeof attachmentId !== 'string') throw badRequest(`Invalid input for field/attribute attachment_id. Value: ${JSON.stringify(attachmentId)}.`);
       await db.transaction().execute(async (tx) => {
-        const all = await tx.selectFrom('volume_attachments').select('id').where('volume_id', '=', id).execute();
+        const all = await tx.selectFrom('volume_attachments').select(['id', 'connector']).where('volume_id', '=', id).execute();
         let target: string | undefined;
         if (attachmentId) {
           target = all.find((a) => a.id === attachmentId)?.id;
           if (!target) throw new ApiError('NotFound', `Volume attachment could not be found with filter: attachment_id = ${attachmentId}.`);
         } else if (all.length === 1) target = all[0]!.id;
         else if (all.length > 1) throw invalidVolume('Detach volume failed: More than one attachment, but no attachment_id provided.');
-        if (target) await tx.deleteFrom('volume_attachments').where('id', '=', target).execute();
+        if (target) {
+          await tx.deleteFrom('volume_attachments').where('id', '=', target).execute();
+          // an attachment of the attachments API takes its export with it
+          if (all.find((a) => a.id === target)?.connector !== null) await bumpVolume(tx, id, now);
+        }
         await settle(tx);
       });
       return;
