@@ -22,12 +22,14 @@ import { infraRoutes } from './api/infra.ts';
 import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
 import { miscRoutes } from './api/misc.ts';
+import { migrationRoutes } from './api/migrations.ts';
 import { quotaRoutes } from './api/quotas.ts';
 import { serverGroupRoutes } from './api/server-groups.ts';
 import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
+import { dropShelveImages } from './api/server-moves.ts';
 import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
@@ -80,6 +82,8 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   if (volumes) engine.onServersChanged(async (rows) => {
     for (const r of rows) if (r.deleted_at !== null) await releaseServerVolumes(deps.db, volumes, deps.log, r.id);
   });
+  // a shelve snapshot goes once its server runs again (unshelved) or is deleted, as Nova's
+  engine.onServersChanged((rows) => dropShelveImages(ctx, rows));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),
@@ -98,6 +102,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...imageProxyRoutes(ctx),
     ...miscRoutes(ctx),
     ...adminExtraRoutes(ctx),
+    ...migrationRoutes(ctx),
     ...aggregateRoutes(ctx),
     ...consoleRoutes(ctx),
   ];

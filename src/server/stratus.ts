@@ -20,7 +20,8 @@ import { createNetworkService, type NetworkConfig } from '../network/service.ts'
 import { createVolumeService } from '../volume/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
-import type { ComputeConfig } from '../compute/api/context.ts';
+import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
+import { hostIsUp } from '../compute/engine/scheduler.ts';
 
 export interface StratusOptions {
   dataDir: string;
@@ -99,6 +100,12 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       async hostAddresses(names) {
         const rows = await database.db.selectFrom('compute_hosts').select(['hostname', 'host_ip']).where('hostname', 'in', names).execute();
         return new Map(rows.filter((r) => r.host_ip).map((r) => [r.hostname, r.host_ip]));
+      },
+      // up as Nova's os-services says (heard from within service_down_time, not forced down): the routers of other hosts move
+      async upHosts() {
+        const downTime = o.compute?.serviceDownTime ?? defaultComputeConfig.serviceDownTime;
+        const rows = await database.db.selectFrom('compute_hosts').selectAll().execute();
+        return rows.filter((h) => hostIsUp(h, downTime)).map((h) => h.hostname);
       },
     },
   });

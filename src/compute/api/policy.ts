@@ -32,6 +32,7 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-migrate-server:migrate_live`]: admin,
   [`${P}:os-evacuate`]: admin,
   [`${P}:os-shelve:shelve_offload`]: admin,
+  [`${P}:os-migrations:index`]: admin,
   [`${P}:servers:topology`]: projectReader,
   [`${P}:os-instance-actions:list`]: projectReader,
   [`${P}:server-metadata:index`]: projectReader,

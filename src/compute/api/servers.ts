@@ -733,6 +733,8 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
     if (ctx.network) await ctx.network.release(s.id, givenPorts(s.requested_networks));
     if (ctx.volumes) await releaseServerVolumes(ctx.db, ctx.volumes, ctx.log, s.id);
   }
+  // a shelved offloaded server's snapshot goes with it, as Nova's
+  if (!placedOn && s.shelved_image_id) await ctx.images.deleteById(s.shelved_image_id).catch(() => undefined);
   ctx.engine.kick();
 }
 

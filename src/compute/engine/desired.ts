@@ -51,10 +51,20 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   const networkData = await networking.networkData(rows.map((r) => r.id));
   const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
   const attached = volumes ? await volumeSpecs(db, volumes, rows, meta) : new Map<string, ServerVolumeSpec[]>();
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null, networkData.get(s.id)!, {
+  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, diskImage(s) ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
     ports: interfaces.get(s.id), driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
     volumes: volumes ? attached.get(s.id) ?? [] : undefined,
   }));
+}
+
+/** The image an unshelved server's disk was made from (its shelve snapshot, perhaps deleted since), kept on the row. */
+function diskImage(s: Server): AgentImage | null {
+  if (!s.disk_image) return null;
+  try {
+    return JSON.parse(s.disk_image) as AgentImage;
+  } catch {
+    return null;
+  }
 }
 
 /** A port as the VM's driver takes it (protocol.ts ServerPortSpec). */

@@ -47,6 +47,10 @@ export function serverKind(o: {
         .where('deleted_at', 'is', null).executeTakeFirst();
       if (!Number(u.numUpdatedRows)) return false;
       if (t.release) await releaseClaim(tx, row.id);
+      if (t.migration) {
+        await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
+          .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'reverting']).execute();
+      }
       return true;
     });
     if (ok && t.buildFailed) log.warn({ server: row.id, host: hostname, err: t.buildFailed.message, rescheduled: t.buildFailed.rescheduled }, 'build failed on host');
