@@ -53,8 +53,9 @@ const UpdateBody = Type.Object({
 
 type Bdm = { id: string; server_id: string; volume_id: string; attachment_id: string; device_name: string; tag: string | null; delete_on_termination: number; boot_index: number | null; status: string };
 
-/** The states Nova attaches and detaches volumes in (compute API's check_instance_state; shelving is not served). */
-const ATTACHABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.SUSPENDED, VmState.RESIZED, VmState.SOFT_DELETED];
+/** The states Nova attaches and detaches volumes in (compute API's check_instance_state); an offloaded server from 2.20. */
+const ATTACHABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.SUSPENDED, VmState.RESIZED, VmState.SOFT_DELETED, VmState.SHELVED];
+const attachable = (rc: RouteContext) => (mv(rc).ge('2.20') ? [...ATTACHABLE, VmState.SHELVED_OFFLOADED] : ATTACHABLE);
 
 const bdmMissing = (volumeId: string) => notFound(`No volume Block Device Mapping with id ${volumeId}.`);
 
@@ -133,7 +134,7 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         if (body.delete_on_termination !== undefined && v.lt('2.79')) throw unexpectedField('delete_on_termination', 'volumeAttachment');
         const s = await loadServer(ctx, rc);
         checkLock(rc, s);
-        checkState('attach_volume', s, ATTACHABLE, [null], false);
+        checkState('attach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'attach_volume');
         const vols = volumes();
         const volumeId = body.volumeId.toLowerCase();
@@ -142,7 +143,8 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         if (vol.multiattach && v.lt('2.60')) throw badRequest('Multiattach volumes are only supported starting with compute API version 2.60.');
         const bdms = await bdmsOf(s.id);
         if (bdms.some((b) => b.volume_id === volumeId)) throw badRequest(`Invalid volume: volume ${volumeId} already attached`);
-        if (!s.host) throw conflict(`Cannot 'attach_volume' instance ${s.id} while it is in vm_state ${s.vm_state}: it has no host`);
+        // an offloaded server has no host: the attachment is only reserved until the unshelve places it
+        if (!s.host && s.vm_state !== VmState.SHELVED_OFFLOADED) throw conflict(`Cannot 'attach_volume' instance ${s.id} while it is in vm_state ${s.vm_state}: it has no host`);
         // the mapping first, as Nova reserves its block device mapping before Cinder's attachment: the
         // unique (server, device) and (server, volume) keep two attaches at once from sharing either
         const root = kindOf(s.kind).rootDeviceName ?? '/dev/vda';
@@ -228,13 +230,22 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         const s = await loadServer(ctx, rc);
         const volumeId = rc.params.volume_id!.toLowerCase();
         checkLock(rc, s);
-        checkState('detach_volume', s, ATTACHABLE, [null], false);
+        checkState('detach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'detach_volume');
         const vols = volumes();
         const vol = await vols.get(volumeId);
         if (!vol || (!isComputeAdmin(rc.cred) && vol.project_id !== rc.cred!.projectId)) throw notFound(`Volume ${volumeId} could not be found.`);
         const b = await findBdm(s, volumeId);
         if (b.boot_index === 0) throw badRequest('Cannot detach a root device volume');
+        if (!s.host && b.status !== 'detaching') {
+          // offloaded: no host holds it, the attachment goes at once
+          await vols.remove(b.attachment_id);
+          await ctx.db.transaction().execute(async (tx) => {
+            await tx.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+            await recordAction(tx, s, rc.cred!, rc.req.id, { action: 'detach_volume', event: 'api_detach_volume' });
+          });
+          return;
+        }
         if (b.status !== 'attached') throw badRequest("Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
         await vols.beginDetach(b.attachment_id);
         await ctx.db.transaction().execute(async (tx) => {
