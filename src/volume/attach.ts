@@ -306,6 +306,24 @@ export async function deleteAttachment(db: VDb, id: string): Promise<AttachmentR
   });
 }
 
+/**
+ * The volume's backend failed a version that asked for exports (a permanent
+ * error: transient ones are retried by the agent, not reported): each
+ * attachment still waiting for its export is `error_attaching`, its connector
+ * (and so its export) dropped, the volume settled. Returns them.
+ */
+export async function failExports(tx: VDb, volumeId: string): Promise<AttachmentRow[]> {
+  const now = new Date().toISOString();
+  const waiting = await tx.selectFrom('volume_attachments').selectAll().where('volume_id', '=', volumeId).where('connector', 'is not', null)
+    .where('export_location', 'is', null).where('attach_status', 'in', ['reserved', 'attaching']).execute();
+  if (!waiting.length) return [];
+  await tx.updateTable('volume_attachments').set({ attach_status: 'error_attaching', connector: null, updated_at: now })
+    .where('id', 'in', waiting.map((a) => a.id)).execute();
+  await bumpVolume(tx, volumeId, now);
+  await settleVolume(tx, volumeId, now);
+  return waiting;
+}
+
 /** The exports a volume's spec lists: one per attachment with a connector (its host). */
 export async function exportsOf(tx: VDb, volumeIds: string[], hostOf: Map<string, string | null>): Promise<Map<string, VolumeExport[]>> {
   const out = new Map<string, VolumeExport[]>(volumeIds.map((id) => [id, []]));

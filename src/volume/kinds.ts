@@ -19,7 +19,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
-import { applyExports, applySnapshotReport, applyVolumeReport, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
 import { exportsOf } from './attach.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
@@ -60,6 +60,8 @@ export function volumeKinds(o: {
   vdb: VDb; log: Logger; now?: () => number;
   /** The instances whose attachments' exports a report changed (their servers' specs list the volumes once exported). */
   exportsChanged?(instanceIds: string[]): Promise<void>;
+  /** Attachments whose export the backend failed (their servers roll the attach back). */
+  exportsFailed?(failed: Array<{ attachmentId: string; instance: string | null; message: string }>): Promise<void>;
 }): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
@@ -136,6 +138,11 @@ export function volumeKinds(o: {
       for (const r of reports) {
         const row = await db.selectFrom('volume_volumes').select('host').where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
+        const failed = await applyExportFailure(db, r.id, r.version, r.error);
+        if (failed.length) {
+          o.log.warn({ volume: r.id, attachments: failed.map((f) => f.attachmentId), err: r.error!.message }, 'volume exports failed');
+          await o.exportsFailed?.(failed.map((f) => ({ ...f, message: r.error!.message }))).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of failed exports failed'));
+        }
         const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);

@@ -30,7 +30,7 @@ import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from 
 import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
-import { setExports } from './attach.ts';
+import { failExports, setExports } from './attach.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
@@ -137,6 +137,25 @@ export async function applyExports(db: VDb, id: string, version: number, observe
     const row = await tx.selectFrom('volume_volumes').select(['version', 'status']).where('id', '=', id).executeTakeFirst();
     if (!row || row.version !== version || row.status === 'deleting') return [];
     return setExports(tx, id, exports);
+  });
+}
+
+/**
+ * A backend's failure of `version` while attachments wait for their exports
+ * (an export it cannot make, say NBD to another host): those attachments fail
+ * (error_attaching, no export; the volume settles) with a user message each.
+ * Returns them, for their servers to roll back.
+ */
+export async function applyExportFailure(db: VDb, id: string, version: number, error: ResourceError | undefined): Promise<Array<{ attachmentId: string; instance: string | null }>> {
+  if (!error) return [];
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['version', 'status', 'project_id']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version || !['reserved', 'attaching', 'in-use', 'detaching'].includes(row.status)) return [];
+    const failed = await failExports(tx, id);
+    for (const _ of failed) {
+      await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.attachVolume, detail: MessageDetail.unknownError });
+    }
+    return failed.map((a) => ({ attachmentId: a.id, instance: a.instance_uuid }));
   });
 }
 

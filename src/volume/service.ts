@@ -70,6 +70,8 @@ export interface ServerVolumes {
   deleteVolume(volumeId: string): Promise<boolean>;
   /** Called with the servers whose attachments' exports changed (their specs list the volumes once exported). */
   onExportsChanged(fn: (serverIds: string[]) => Promise<void>): void;
+  /** Called with the attachments whose export the volume's backend failed (already error_attaching, the volume settled). */
+  onExportsFailed(fn: (failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>): void;
 }
 
 export interface VolumeService {
@@ -89,11 +91,15 @@ export function createVolumeService(o: {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
   };
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
+  const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
   if (o.fleet) {
     const vk = volumeKinds({
       vdb: ctx.vdb, log: o.log,
       async exportsChanged(ids) {
         for (const fn of exportListeners) await fn(ids);
+      },
+      async exportsFailed(failed) {
+        for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));
       },
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
@@ -145,6 +151,9 @@ export function createVolumeService(o: {
     deleteVolume: (id) => deleteUnattached(vdb, id),
     onExportsChanged(fn) {
       exportListeners.push(fn);
+    },
+    onExportsFailed(fn) {
+      failureListeners.push(fn);
     },
   };
   return {

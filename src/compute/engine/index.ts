@@ -25,7 +25,7 @@ import { requestChannel } from './requests.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
-import { bumpServers } from './server-volumes.ts';
+import { bumpServers, failExports } from './server-volumes.ts';
 
 export type { AgentRequestKind, Engine } from './interface.ts';
 
@@ -68,6 +68,11 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   // a volume exported for a server's attachment (or its export gone): the server's spec lists it now
   deps.volumes?.onExportsChanged(async (ids) => {
     for (const h of await bumpServers(db, ids)) notify(h);
+  });
+  // an export the volume's backend could not make: the attach is rolled back
+  const volumes = deps.volumes;
+  volumes?.onExportsFailed(async (failed) => {
+    for (const h of await bumpServers(db, await failExports(db, volumes, log, failed))) notify(h);
   });
   fleet.addRoutes(agentImageRoutes(db, deps.images));
 

@@ -8,6 +8,7 @@
 //   attaching --observed attached-->  attached (Cinder's attachment complete: the volume in-use)
 //   attaching --observed failed-->    gone (the attachment rolled back: the volume available; a user message
 //                                      on the volume, the instance action's event in Error)
+//   attaching --the volume's backend failed its export-->  gone the same way
 //   detaching --absent from a report of the current version-->  gone (the attachment and its export removed)
 //   detaching --observed failed-->    attached again (the volume back in-use; the event in Error)
 //
@@ -89,11 +90,7 @@ export async function applyVolumeObservations(db: Db, volumes: ServerVolumes, lo
       await finishVolumeEvent(db, serverId, 'compute_attach_volume');
       log.info({ server: serverId, volume: b.volume_id }, 'volume attached');
     } else if (b.status === 'attaching' && o?.state === 'failed') {
-      const message = o.message || 'attaching the volume failed';
-      await volumes.remove(b.attachment_id, {});
-      await db.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
-      await finishVolumeEvent(db, serverId, 'compute_attach_volume', `Volume ${b.volume_id} could not be attached: ${message}`);
-      log.warn({ server: serverId, volume: b.volume_id, err: message }, 'volume attach failed, rolled back');
+      await failAttach(db, volumes, log, b, o.message || 'attaching the volume failed', true);
       bump = true;
     } else if (b.status === 'detaching' && o?.state === 'failed') {
       const message = o.message || 'detaching the volume failed';
@@ -123,6 +120,26 @@ export async function moveServerVolumes(db: Db, volumes: ServerVolumes, serverId
     await volumes.move(b.attachment_id, host);
     await db.updateTable('compute_block_device_mappings').set({ status: 'attaching', updated_at: nowIso() }).where('id', '=', b.id).execute();
   }
+}
+
+/** An attach that failed (on the server's host, or its volume's export): the attachment and mapping go, the event is in Error. */
+async function failAttach(db: Db, volumes: ServerVolumes, log: Logger, b: { id: string; server_id: string; volume_id: string; attachment_id: string }, message: string, userMessage: boolean): Promise<void> {
+  await volumes.remove(b.attachment_id, userMessage ? {} : undefined);
+  await db.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+  await finishVolumeEvent(db, b.server_id, 'compute_attach_volume', `Volume ${b.volume_id} could not be attached: ${message}`);
+  log.warn({ server: b.server_id, volume: b.volume_id, err: message }, 'volume attach failed, rolled back');
+}
+
+/**
+ * The volume's backend could not export attachments (Cinder's side already
+ * failed them, with a user message): the servers' attaching mappings go.
+ * Returns the servers whose mappings went.
+ */
+export async function failExports(db: Db, volumes: ServerVolumes, log: Logger, failed: Array<{ attachmentId: string; message: string }>): Promise<string[]> {
+  if (!failed.length) return [];
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('attachment_id', 'in', failed.map((f) => f.attachmentId)).execute();
+  for (const b of bdms) await failAttach(db, volumes, log, b, failed.find((f) => f.attachmentId === b.attachment_id)!.message, false);
+  return [...new Set(bdms.map((b) => b.server_id))];
 }
 
 /** A server gone: its attachments go (the volumes available again), and the volumes it held with delete_on_termination are deleted. */

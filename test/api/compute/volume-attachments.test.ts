@@ -262,6 +262,33 @@ test('a failed attach rolls back: the volume available, a Cinder message, the in
   assert.match(ev.details, /no free PCIe root port/);
 });
 
+test('an export the volume\'s backend fails rolls the attach back the same way', async () => {
+  const alice = await projectUser(cloud);
+  const sid = await server(alice);
+  const vid = await volume(alice);
+  assert.equal((await attach(alice, sid, vid)).status, 200);
+  const v = (await watch()).volume.get(vid)!;
+  assert.equal(v.spec.exports.length, 1);
+  const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{
+    kind: 'volume', id: vid, version: v.version, observed: { state: 'absent', size_gib: 0, location: null },
+    error: { class: 'user', code: 'refused', message: 'The nbd export is not served yet.' },
+  }] });
+  assert.equal(r.status, 200);
+  const shown = await vol(alice, vid);
+  assert.equal(shown.status, 'available', 'the volume itself is untouched by a failed export');
+  assert.deepEqual((await watch()).volume.get(vid)!.spec.exports, []);
+  assert.deepEqual((await alice.call('GET', `/servers/${sid}/os-volume_attachments`)).body.volumeAttachments, []);
+  const acts = await alice.call('GET', `/servers/${sid}/os-instance-actions`);
+  const act = acts.body.instanceActions.find((a: any) => a.action === 'attach_volume');
+  const ev = (await admin.call('GET', `/servers/${sid}/os-instance-actions/${act.request_id}`, { version: '2.84' })).body.instanceAction.events[0];
+  assert.equal(ev.result, 'Error');
+  assert.match(ev.details, /nbd export is not served/);
+  const msgs = await cloud.call('GET', `/volume/v3/${alice.projectId}/messages`, { token: alice.token, headers: { 'OpenStack-API-Version': 'volume 3.3' } });
+  assert.equal(msgs.body.messages.filter((m: any) => m.resource_uuid === vid).length, 1);
+  // it attaches again afterwards
+  assert.equal((await attach(alice, sid, vid)).status, 200);
+});
+
 test('microversions: tag 2.49/2.70, delete_on_termination 2.79 and its update 2.85, multiattach 2.60; swap is refused', async () => {
   const alice = await projectUser(cloud);
   const sid = await server(alice);
