@@ -452,7 +452,8 @@ test('shelve offload keeps the volumes (reserved, no export), an offloaded serve
   await until('placed again', async () => (await db().selectFrom('compute_servers').select('host').where('id', '=', sid).executeTakeFirstOrThrow()).host === HOST);
   const ids: string[] = [];
   for (const v of [vid, v2]) {
-    assert.equal((await vol(alice, v)).status, 'attaching');
+    // the attachments follow once the scheduler's placement is done (after the host is written)
+    await until('the attachment on the new host', async () => (await vol(alice, v)).status === 'attaching');
     ids.push((await exported(v)).attachmentId);
   }
   const h = (await watch()).server.get(sid)!;
