@@ -417,7 +417,7 @@ export class ContainerDriver implements ComputeDriver {
    */
   private async updateLimits(id: string, l: Limits): Promise<void> {
     const r = await this.runc(['update', '--memory', String(l.memoryBytes), '--memory-swap', String(l.memoryBytes),
-      '--cpu-shares', String(l.cpuShares), '--cpu-quota', String(l.cpuQuota), '--cpu-period', String(l.cpuPeriod), '--pids-limit', String(l.pids), id], { id });
+      '--cpu-share', String(l.cpuShares), '--cpu-quota', String(l.cpuQuota), '--cpu-period', String(l.cpuPeriod), '--pids-limit', String(l.pids), id], { id });
     if (r.code !== 0) throw new Error(`runc update ${id}: ${await this.runcError(id, (r.stderr || r.stdout).trim().slice(0, 300) || `exited ${r.code}`)}`);
     this.o.log.info({ server: id, memory: l.memoryBytes, cpuQuota: l.cpuQuota, cpuPeriod: l.cpuPeriod }, 'limits updated in place');
   }
