@@ -74,6 +74,7 @@ export const volumeRules: Record<string, Rule> = {
   'volume:delete_snapshot_metadata': member,
   'volume_extension:snapshot_admin_actions:reset_status': admin,
   'volume_extension:snapshot_admin_actions:force_delete': admin,
+  'snapshot_extension:snapshot_actions:update_snapshot_status': member,
   'volume_extension:qos_specs_manage:create': admin,
   'volume_extension:qos_specs_manage:get': admin,
   'volume_extension:qos_specs_manage:get_all': admin,
