@@ -75,6 +75,8 @@ export const volumeRules: Record<string, Rule> = {
   'volume_extension:snapshot_admin_actions:reset_status': admin,
   'volume_extension:snapshot_admin_actions:force_delete': admin,
   'snapshot_extension:snapshot_actions:update_snapshot_status': member,
+  'scheduler_extension:scheduler_stats:get_pools': admin,
+  'volume_extension:capabilities': admin,
   'volume_extension:qos_specs_manage:create': admin,
   'volume_extension:qos_specs_manage:get': admin,
   'volume_extension:qos_specs_manage:get_all': admin,

@@ -18,6 +18,8 @@ import { extensionRoutes } from './extensions.ts';
 import { gate, setup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
 import { messageRoutes } from './messages.ts';
+import { poolRoutes } from './pools.ts';
+import type { VolumePoolStats } from './protocol.ts';
 import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
@@ -47,10 +49,12 @@ export function createVolumeService(o: {
   const ctx: VolumeContext = {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
   };
+  let pools: () => VolumePoolStats[] = () => [];
   if (o.fleet) {
     const vk = volumeKinds({ vdb: ctx.vdb, log: o.log });
     for (const k of vk.kinds) o.fleet.registerKind(k);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
+    pools = () => vk.pools();
   }
   const routes: Route[] = [
     route({
@@ -62,7 +66,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...poolRoutes(() => pools()), ...extensionRoutes()]),
   ];
   return {
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },
