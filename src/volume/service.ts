@@ -19,6 +19,8 @@ import { extensionRoutes } from './extensions.ts';
 import { gate, setup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
 import { messageRoutes } from './messages.ts';
+import { poolRoutes } from './pools.ts';
+import type { VolumePoolStats } from './protocol.ts';
 import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
@@ -84,6 +86,7 @@ export function createVolumeService(o: {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
   };
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
+  let pools: () => VolumePoolStats[] = () => [];
   if (o.fleet) {
     const vk = volumeKinds({
       vdb: ctx.vdb, log: o.log,
@@ -93,6 +96,7 @@ export function createVolumeService(o: {
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
+    pools = () => vk.pools();
   }
   const routes: Route[] = [
     route({
@@ -104,7 +108,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
   const servers: ServerVolumes = {
