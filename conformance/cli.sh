@@ -406,7 +406,10 @@ check_has "the noVNC page is served" 200 -- http_status "$novnc_url"
 check_has "console url show --serial (VM)" ws -- os console url show --serial cli-vm -f value -c url
 check_has "server stop (VM: ACPI power-down)" SHUTOFF -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server stop cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = SHUTOFF ] && break; sleep 2; done; echo \$s"
 check_has "server start (VM)" ACTIVE -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server start cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = ACTIVE ] && break; sleep 2; done; echo \$s"
-check_fails_after "server create --image stratus-tiny --key-name --network private --wait" "resize of a VM is refused (409)" os server resize --flavor m1.micro cli-vm
+# a cold resize on the one host: VERIFY_RESIZE on the new flavor, then confirmed
+osc="env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus"
+check_has "server resize --wait (VM: m1.nano -> m1.micro)" VERIFY_RESIZE -- sh -c "$osc server resize --flavor m1.micro --wait cli-vm >/dev/null && $osc server show cli-vm -f value -c status"
+check_has "server resize confirm (VM)" m1.micro -- sh -c "$osc server resize confirm cli-vm && for i in \$(seq 1 30); do s=\$($osc server show cli-vm -f value -c status); [ \"\$s\" = ACTIVE ] && break; sleep 2; done; $osc server show cli-vm -f value -c flavor"
 check "server remove floating ip (VM)" os server remove floating ip cli-vm "$vm_fip"
 check "floating ip delete (VM)" os floating ip delete "$vm_fip"
 check "server delete --wait (VM and container)" os server delete --wait cli-vm cli-vmpeer
