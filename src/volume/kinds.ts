@@ -21,7 +21,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
-import { applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { exportsOf } from './attach.ts';
 import { poolFits } from './pools.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
@@ -32,7 +33,11 @@ const VolumeObservedBody = Type.Object({
   state: Type.Union([Type.Literal('present'), Type.Literal('absent')]),
   size_gib: Type.Integer({ minimum: 0 }),
   location: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
-  exports: Type.Optional(Type.Array(Type.Object({ attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), { maxItems: 64 })),
+  exports: Type.Optional(Type.Array(Type.Object({
+    attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }),
+    // since 2.4; an export reported without it is raw
+    format: Type.Optional(Type.Union([Type.Literal('raw'), Type.Literal('qcow2')])),
+  }, { additionalProperties: false }), { maxItems: 64 })),
 }, { additionalProperties: false });
 
 const SnapshotObservedBody = Type.Object({
@@ -56,7 +61,11 @@ export interface VolumeKinds {
   hosts(): Array<{ hostname: string; at: number; up: boolean; pools: VolumePoolStats[] }>;
 }
 
-export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): VolumeKinds {
+export function volumeKinds(o: {
+  vdb: VDb; log: Logger; now?: () => number;
+  /** The instances whose attachments' exports a report changed (their servers' specs list the volumes once exported). */
+  exportsChanged?(instanceIds: string[]): Promise<void>;
+}): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
   const heard = new Map<string, HeardPools>();
@@ -120,10 +129,11 @@ export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): V
       if (!ids.length) return [];
       const rows = await db.selectFrom('volume_volumes').selectAll().where('id', 'in', ids).execute();
       const specs = await extraSpecs([...new Set(rows.map((r) => r.volume_type_id))]);
+      const exports = await exportsOf(db, rows.map((r) => r.id), new Map(rows.map((r) => [r.id, r.host])));
       const out: Resource[] = [];
       for (const r of rows) {
         if (!onHost(hostname)(r.host)) continue;
-        const spec = specOf(r, specs.get(r.volume_type_id) ?? {});
+        const spec = specOf(r, specs.get(r.volume_type_id) ?? {}, exports.get(r.id) ?? []);
         if (spec) out.push({ kind: VOLUME_KIND, id: r.id, version: r.version, spec });
       }
       return out;
@@ -132,6 +142,8 @@ export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): V
       for (const r of reports) {
         const row = await db.selectFrom('volume_volumes').select('host').where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
+        const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
+        if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
       }

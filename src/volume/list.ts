@@ -16,6 +16,7 @@ export const RESOURCE_FILTERS: Record<string, string[]> = {
   volume_type: ['is_public', 'extra_specs'],
   transfer: ['name', 'volume_id'],
   message: ['resource_uuid', 'resource_type', 'event_id', 'request_id', 'message_level'],
+  attachment: ['volume_id', 'status', 'instance_id', 'attach_status'],
 };
 
 /** What a list item is filtered and sorted on: attribute name -> value. */

@@ -38,6 +38,13 @@ export const volumeRules: Record<string, Rule> = {
   'volume_extension:volume_actions:roll_detaching': member,
   'volume_extension:volume_actions:detach': member,
   'volume_extension:volume_admin_actions:force_detach': admin,
+  // the attachments API (3.27); Cinder has no rule for reading them: its project's readers do
+  'volume:attachment_create': member,
+  'volume:attachment_update': member,
+  'volume:attachment_delete': member,
+  'volume:attachment_complete': member,
+  'volume:attachment_get': reader,
+  'volume:attachment_get_all': reader,
   'volume_extension:volume_image_metadata:show': reader,
   'volume_extension:volume_image_metadata:set': member,
   'volume_extension:volume_image_metadata:remove': member,
