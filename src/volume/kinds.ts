@@ -57,6 +57,8 @@ export interface VolumeKinds {
   heard(hostname: string, info: HostInfo): void;
   /** The pools last heard (scheduler-stats). */
   pools(): VolumePoolStats[];
+  /** Every volume host heard of, with when (ms) and its pools, stale ones too (os-services: `down`). */
+  hosts(): Array<{ hostname: string; at: number; up: boolean; pools: VolumePoolStats[] }>;
 }
 
 export function volumeKinds(o: {
@@ -187,5 +189,6 @@ export function volumeKinds(o: {
       heard.set(hostname, { pools: info.volume_pools ?? [], at: now() });
     },
     pools: () => [...heard.values()].filter((p) => now() - p.at < POOL_STALE_MS).flatMap((p) => p.pools),
+    hosts: () => [...heard].map(([hostname, p]) => ({ hostname, at: p.at, up: now() - p.at < POOL_STALE_MS, pools: p.pools })),
   };
 }

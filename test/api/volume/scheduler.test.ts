@@ -3,7 +3,8 @@
 // capabilities filter of the scheduler (a type's extra specs against a
 // pool's capabilities: a fitting pool is chosen, a volume no pool fits is
 // `error` with Cinder's user message), and the retype of a volume a backend
-// holds (within its backend: the type changes; to another backend: refused).
+// holds (within its backend: the type changes; to another backend: refused);
+// /os-services and /os-hosts (services.ts).
 // With Tempest's schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -134,6 +135,44 @@ test('retype of a volume a backend holds: within its backend the type changes at
   assert.equal(s.volume_type, same.name);
   assert.equal(s['os-vol-host-attr:host'], `${HOST}@file#default`);
   assert.equal(s.status, 'available');
+});
+
+test('os-services and os-hosts: the scheduler and a cinder-volume per host@backend; enable/disable/freeze checked, then refused; admins only', async () => {
+  await register();
+  const all = await call('GET', '/os-services');
+  schemas.add('services', 'list_services', all);
+  const mine = all.body.services.find((s: { host: string }) => s.host === `${HOST}@file`);
+  assert.ok(mine, JSON.stringify(all.body));
+  assert.equal(mine.binary, 'cinder-volume');
+  assert.equal(mine.state, 'up');
+  assert.equal(mine.status, 'enabled');
+  assert.ok(all.body.services.some((s: { binary: string }) => s.binary === 'cinder-scheduler'));
+  const v37 = await call('GET', `/os-services?host=${HOST}&binary=cinder-volume`, { version: '3.7' });
+  schemas.add('v3_7.services', 'list_services', v37);
+  assert.deepEqual(v37.body.services.map((s: { host: string }) => s.host), [`${HOST}@file`]);
+  assert.equal(v37.body.services[0].cluster, null);
+  assert.equal((await call('GET', '/os-services?binary=nothing')).body.services.length, 0);
+  assertFault(await call('PUT', '/os-services/enable', { body: { host: 'invalid_host', binary: 'cinder-volume' } }), 404, 'itemNotFound');
+  assertFault(await call('PUT', '/os-services/disable', { body: { host: `${HOST}@file`, binary: 'invalid_binary' } }), 404, 'itemNotFound');
+  assertFault(await call('PUT', '/os-services/disable-log-reason', { body: { host: `${HOST}@file`, binary: 'cinder-volume', disabled_reason: null } }), 400, 'badRequest');
+  assertFault(await call('PUT', '/os-services/freeze', { body: { host: 'invalid_host' } }), 400, 'badRequest');
+  assertFault(await call('PUT', '/os-services/thaw', { body: { host: 'invalid_host' } }), 400, 'badRequest');
+  assertFault(await call('PUT', '/os-services/disable', { body: { host: `${HOST}@file`, binary: 'cinder-volume' } }), 400, 'badRequest', /not supported/);
+  assertFault(await call('GET', '/os-services', { as: as(alice) }), 403, 'forbidden');
+  // os-hosts: the same services; a volume host's usage per project
+  const hosts = await call('GET', '/os-hosts');
+  schemas.add('hosts', 'list_hosts', hosts);
+  assert.ok(hosts.body.hosts.some((h: { host_name: string; service: string }) => h.host_name === `${HOST}@file` && h.service === 'cinder-volume'));
+  const v = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 2 } } })).body.volume;
+  assert.ok((await watch()).has(v.id));
+  const shown = await call('GET', `/os-hosts/${encodeURIComponent(`${HOST}@file`)}`);
+  schemas.add('hosts', 'show_host', shown);
+  const total = shown.body.host.find((x: any) => x.resource.project === '(total)').resource;
+  const theirs = shown.body.host.find((x: any) => x.resource.project === alice.projectId).resource;
+  assert.ok(Number(total.volume_count) >= 1);
+  assert.ok(Number(theirs.total_volume_gb) >= 2);
+  assertFault(await call('GET', '/os-hosts/nohost@file'), 404, 'itemNotFound');
+  assertFault(await call('GET', '/os-hosts', { as: as(alice) }), 403, 'forbidden');
 });
 
 test('every collected body matches Tempest\'s volume schemas', () => {
