@@ -34,6 +34,8 @@ const UNVERSIONED = new Set(['/', '/v3', '/v3/']);
 /** Parses the microversion before authentication (as Cinder's wsgi layer) and gates the route's range. */
 export function gate(req: FastifyRequest, route: Route): void {
   if (UNVERSIONED.has(route.path)) return;
+  // Cinder's router does not fold a trailing slash (GET /volumes/ is no list, but a show of no id: 404)
+  if (req.url.split('?')[0]!.endsWith('/')) throw new ApiError('NotFound', 'The resource could not be found.');
   const n = negotiate(askedVersion(req, 'volume'), MIN_VERSION, MAX_VERSION);
   if ('malformed' in n) throw new ApiError('BadRequest', `API Version String ${n.malformed} is of invalid format. Must be of format MajorNum.MinorNum.`);
   if ('unserved' in n) throw new ApiError('NotAcceptable', `Version ${n.unserved} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);

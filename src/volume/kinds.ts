@@ -11,16 +11,19 @@
 // kept in this process. At each watch round of a volume host, a `creating`
 // volume without a host is placed: a volume from a snapshot or another volume
 // on its source's host@backend#pool; any other on the pool with the most free
-// space among those of its type's `volume_backend_name` (any backend when the
-// type names none), when that pool is on the watching host. A host whose pools
-// this replica has not heard of claims a volume only when no pool is known.
+// space among those its type's extra specs fit (Cinder's capabilities filter,
+// pools.ts: `volume_backend_name`, `storage_protocol`, `vendor_name`...),
+// when that pool is on the watching host; when pools are known and none fits,
+// the volume is `error` with Cinder's user message (lifecycle.ts). A host whose
+// pools this replica has not heard of claims a volume only when no pool is known.
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
-import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
 import { exportsOf } from './attach.ts';
+import { poolFits } from './pools.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 
@@ -54,6 +57,8 @@ export interface VolumeKinds {
   heard(hostname: string, info: HostInfo): void;
   /** The pools last heard (scheduler-stats). */
   pools(): VolumePoolStats[];
+  /** Every volume host heard of, with when (ms) and its pools, stale ones too (os-services: `down`). */
+  hosts(): Array<{ hostname: string; at: number; up: boolean; pools: VolumePoolStats[] }>;
 }
 
 export function volumeKinds(o: {
@@ -69,10 +74,6 @@ export function volumeKinds(o: {
 
   const onHost = (hostname: string) => (h: string | null) => parseVolumeHost(h ?? '')?.host === hostname;
 
-  async function backendOf(typeId: string): Promise<string | null> {
-    const r = await db.selectFrom('volume_type_extra_specs').select('value').where('type_id', '=', typeId).where('key', '=', 'volume_backend_name').executeTakeFirst();
-    return r?.value ?? null;
-  }
 
   /** Places the `creating` volumes without a host that belong on `hostname`. */
   async function schedule(hostname: string): Promise<void> {
@@ -90,11 +91,16 @@ export function volumeKinds(o: {
         const src = srcVolume ? await db.selectFrom('volume_volumes').select('host').where('id', '=', srcVolume).executeTakeFirst() : undefined;
         if (src?.host && parseVolumeHost(src.host)?.host === hostname) target = src.host;
       } else {
-        const backend = await backendOf(v.volume_type_id);
-        const pools = fresh.flatMap(([, p]) => p.pools).filter((p) => !backend || parseVolumeHost(p.name)?.backend === backend)
+        const specs = (await extraSpecs([v.volume_type_id])).get(v.volume_type_id) ?? {};
+        const backend = specs.volume_backend_name ?? null;
+        const known = fresh.flatMap(([, p]) => p.pools);
+        const pools = known.filter((p) => poolFits(p, specs))
           .sort((a, b) => b.free_capacity_gb - a.free_capacity_gb || a.name.localeCompare(b.name));
         if (pools.length) {
           if (parseVolumeHost(pools[0]!.name)?.host === hostname) target = pools[0]!.name;
+        } else if (known.length) {
+          // Cinder's NoValidBackend: no pool the type's extra specs fit
+          if (await failScheduling(db, v.id)) o.log.info({ volume: v.id }, 'no pool fits the volume type: volume in error');
         } else if (!fresh.some(([h]) => h !== hostname)) {
           // nothing heard of any pool (yet): the watching volume host takes it on its default pool
           target = volumeHost(hostname, backend ?? 'file', 'default');
@@ -190,5 +196,6 @@ export function volumeKinds(o: {
       heard.set(hostname, { pools: info.volume_pools ?? [], at: now() });
     },
     pools: () => [...heard.values()].filter((p) => now() - p.at < POOL_STALE_MS).flatMap((p) => p.pools),
+    hosts: () => [...heard].map(([hostname, p]) => ({ hostname, at: p.at, up: now() - p.at < POOL_STALE_MS, pools: p.pools })),
   };
 }

@@ -204,3 +204,21 @@ export async function applySnapshotReport(db: VDb, id: string, version: number, 
     return 'ignored';
   });
 }
+
+/**
+ * The scheduler found no pool for a `creating` volume without a host (pools
+ * are known, none fits its type): `error`, with Cinder's user message
+ * (schedule allocate volume: no backend available). False when it was not
+ * (any longer) waiting for a host.
+ */
+export async function failScheduling(db: VDb, id: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['project_id']).where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (!row) return false;
+    const r = await tx.updateTable('volume_volumes').set({ status: 'error', updated_at: new Date().toISOString() })
+      .where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return false;
+    await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.scheduleAllocateVolume, detail: MessageDetail.noBackendAvailable });
+    return true;
+  });
+}

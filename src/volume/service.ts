@@ -19,6 +19,9 @@ import { extensionRoutes } from './extensions.ts';
 import { gate, setup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
 import { messageRoutes } from './messages.ts';
+import { poolRoutes } from './pools.ts';
+import { serviceRoutes, type VolumeHostState } from './services.ts';
+import type { VolumePoolStats } from './protocol.ts';
 import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
@@ -92,6 +95,8 @@ export function createVolumeService(o: {
   };
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
+  let pools: () => VolumePoolStats[] = () => [];
+  let hosts: () => VolumeHostState[] = () => [];
   if (o.fleet) {
     const vk = volumeKinds({
       vdb: ctx.vdb, log: o.log,
@@ -104,6 +109,8 @@ export function createVolumeService(o: {
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
+    pools = () => vk.pools();
+    hosts = () => vk.hosts();
   }
   const routes: Route[] = [
     route({
@@ -115,7 +122,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
   const servers: ServerVolumes = {
