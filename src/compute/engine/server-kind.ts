@@ -78,19 +78,19 @@ export function serverKind(o: {
         const t = applyReport(row, r as ServerReportIn, hostname, { maxAttempts: o.maxAttempts, now: nowIso() });
         const observed = (r as ServerReportIn).observed;
         // the volumes the host reports: attaches completed or rolled back, detaches finished
-        if (o.volumes && observed.volumes && t.kind !== 'deleted'
-          && await applyVolumeObservations(db, o.volumes, log, row.id, row.version, r.version, observed).catch((err: Error) => {
+        const volumesChanged = o.volumes && observed.volumes && t.kind !== 'deleted'
+          ? await applyVolumeObservations(db, o.volumes, log, row.id, row.version, r.version, observed).catch((err: Error) => {
             log.warn({ server: row.id, err: err.message }, 'applying the volumes reported failed');
             return false;
-          })) {
-          // a spec that changed (a failed attach dropped, a failed detach back): after the report's own write
-          const wrote = await write(row, t, hostname);
+          })
+          : false;
+        const wrote = await write(row, t, hostname);
+        if (volumesChanged) {
+          // the spec changed (a failed attach dropped, a failed detach back): a new version, after the report's own write
           await bumpServers(db, [row.id]);
           notify = true;
-          if (wrote) touched.push(row.id);
-          continue;
         }
-        if (!(await write(row, t, hostname))) continue;
+        if (!wrote) continue;
         touched.push(row.id);
         if (t.kind !== 'none' && t.notify) notify = true;
         if (t.kind !== 'none' && t.kick) kick = true;
