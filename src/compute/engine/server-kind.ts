@@ -25,7 +25,8 @@ const ServerObservedBody = Type.Object({
   volumes: Type.Optional(Type.Array(Type.Object({
     attachment_id: Type.String({ maxLength: 64 }),
     state: Type.Union([Type.Literal('attached'), Type.Literal('failed')]),
-    message: Type.Optional(Type.String({ maxLength: 4096 })),
+    // generous: a driver's message is not cut by the agent; what is kept of it is (server-volumes.ts)
+    message: Type.Optional(Type.String({ maxLength: 65536 })),
   }, { additionalProperties: false }), { maxItems: 256 })),
 }, { additionalProperties: false });
 

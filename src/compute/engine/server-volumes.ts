@@ -65,7 +65,8 @@ export async function finishVolumeEvent(db: Db, serverId: string, event: string,
     .orderBy('e.id', 'desc').executeTakeFirst();
   if (!open) return;
   const now = nowIso();
-  await db.updateTable('compute_instance_action_events').set({ finish_time: now, result: error ? 'Error' : 'Success', ...(error ? { details: error, traceback: error } : {}) })
+  const said = error && error.length > 2000 ? `${error.slice(0, 2000)}…` : error;
+  await db.updateTable('compute_instance_action_events').set({ finish_time: now, result: error ? 'Error' : 'Success', ...(said ? { details: said, traceback: said } : {}) })
     .where('id', '=', open.id).execute();
   await db.updateTable('compute_instance_actions').set({ finish_time: now, updated_at: now, message: error ? 'Error' : null }).where('id', '=', open.action_id).execute();
 }
