@@ -14,6 +14,8 @@ export const DRIVER_ACTIONS = [
   'os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
   'resize', 'confirmResize', 'revertResize', 'migrate', 'os-migrateLive', 'evacuate',
   'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue', 'changePassword',
+  // os-volume_attachments (its POST, DELETE and PUT with another volume)
+  'attach_volume', 'detach_volume', 'swap_volume',
 ] as const;
 export type DriverAction = (typeof DRIVER_ACTIONS)[number];
 
@@ -48,7 +50,7 @@ export const KINDS = {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
     consoles: { serial: ['serial'] },
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
@@ -59,7 +61,7 @@ export const KINDS = {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
     consoles: { serial: ['serial'], vnc: ['novnc'] },
   },
 } as const satisfies Record<string, ServerKind>;

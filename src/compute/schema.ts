@@ -158,6 +158,16 @@ export interface ComputeApiTables {
   compute_console_auth_tokens: {
     token_hash: string; console_type: string; server_id: string; host: string; expires_at: string; created_at: string;
   };
+  /**
+   * A volume attached to a server (Nova's block_device_mapping, destination
+   * volume; 0108): `id` is Nova's bdm uuid, `attachment_id` the Cinder
+   * attachment. status: attaching (until the server's host reports it
+   * attached), attached, detaching (until the host reports it gone).
+   */
+  compute_block_device_mappings: {
+    id: string; server_id: string; volume_id: string; attachment_id: string; device_name: string; tag: string | null;
+    delete_on_termination: number; boot_index: number | null; status: string; created_at: string; updated_at: string;
+  };
 }
 
 /**
@@ -340,6 +350,20 @@ export const computeMigrations: Record<string, Migration> = {
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_type', text).execute();
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_accel', text).execute();
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_version', text).execute();
+    },
+  },
+  '0108_compute_block_device_mappings': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('compute_block_device_mappings')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('server_id', text, (c) => c.notNull())
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('attachment_id', text, (c) => c.notNull().unique())
+        .addColumn('device_name', text, (c) => c.notNull()).addColumn('tag', text)
+        .addColumn('delete_on_termination', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('boot_index', 'integer')
+        .addColumn('status', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
+      // one volume once per server, one device name once per server (two attaches at once never share /dev/vdX)
+      await db.schema.createIndex('compute_bdm_server_volume').on('compute_block_device_mappings').columns(['server_id', 'volume_id']).unique().execute();
+      await db.schema.createIndex('compute_bdm_server_device').on('compute_block_device_mappings').columns(['server_id', 'device_name']).unique().execute();
     },
   },
   '0109_resize_shelve': {

@@ -1,5 +1,6 @@
 // What every compute route module is given.
 import type { ServerNetworking } from '../../network/service.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { Engine } from '../engine/interface.ts';
@@ -43,4 +44,6 @@ export interface ComputeContext {
   config: ComputeConfig;
   /** The network service's way to servers' ports; null: servers get no ports (networks recorded only). */
   network: ServerNetworking | null;
+  /** The volume service's way to Cinder's attachments; null: volumes cannot be attached. */
+  volumes: ServerVolumes | null;
 }

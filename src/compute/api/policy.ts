@@ -49,6 +49,12 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-attach-interfaces:show`]: projectReader,
   [`${P}:os-attach-interfaces:create`]: projectMember,
   [`${P}:os-attach-interfaces:delete`]: projectMember,
+  [`${P}:os-volumes-attachments:index`]: projectReader,
+  [`${P}:os-volumes-attachments:show`]: projectReader,
+  [`${P}:os-volumes-attachments:create`]: projectMember,
+  [`${P}:os-volumes-attachments:update`]: projectMember,
+  [`${P}:os-volumes-attachments:swap`]: admin,
+  [`${P}:os-volumes-attachments:delete`]: projectMember,
   // security groups (a server's, and the deprecated proxies below 2.36) and the network proxies
   [`${P}:os-security-groups:list`]: projectReader,
   [`${P}:os-security-groups:get`]: projectReaderOfTarget,

@@ -79,6 +79,17 @@ export async function hostsByName(db: Executor, names: Array<string | null>): Pr
   return out;
 }
 
+/** The view's os-extended-volumes:volumes_attached of servers: their volumes in attach order. */
+export async function volumesAttachedOf(db: Executor, ids: string[]): Promise<Map<string, Array<{ id: string; delete_on_termination: boolean }>>> {
+  const out = new Map<string, Array<{ id: string; delete_on_termination: boolean }>>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db.selectFrom('compute_block_device_mappings').select(['server_id', 'volume_id', 'delete_on_termination'])
+      .where('server_id', 'in', ids.slice(i, i + 500)).orderBy('created_at').orderBy('id').execute();
+    for (const r of rows) out.set(r.server_id, [...(out.get(r.server_id) ?? []), { id: r.volume_id, delete_on_termination: r.delete_on_termination === 1 }]);
+  }
+  return out;
+}
+
 export function chunks<T>(xs: T[], n = 500): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));

@@ -36,6 +36,9 @@ import { Hardening } from './hardening.ts';
 import { buildSpec, limitsFor, type Limits } from './spec.ts';
 import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
+import { ContainerVolumes } from './volumes.ts';
+import { observedVolumes, VolumeAttacher, type VolumeRecord } from '../volume-attach.ts';
+import { transient } from '../../errors.ts';
 
 export interface ContainerDriverOptions extends ServerDriverOptions {
   runc?: string;
@@ -49,6 +52,8 @@ interface LocalState {
   launched: boolean;
   config_drive_hash: string;
   spec_hash: string;
+  /** The volume attachments applied (volumes.ts), in attach order; absent: none. */
+  volumes?: VolumeRecord[];
   /** The cgroup limits the running container has (limitsKey): a resize changes them in place (runc update). */
   limits?: string;
 }
@@ -80,6 +85,9 @@ export class ContainerDriver implements ComputeDriver {
   private readonly runcRoot: string;
   private readonly serversDir: string;
   private readonly hardening: Hardening;
+  /** The attached volumes' loop devices (shared with the VM driver). */
+  readonly attacher: VolumeAttacher;
+  private readonly volumes: ContainerVolumes;
 
   constructor(o: ContainerDriverOptions) {
     this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
@@ -91,6 +99,8 @@ export class ContainerDriver implements ComputeDriver {
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
     this.fifos = new FifoPool(this.sp, join(o.stateDir, 'fifos'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
+    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'));
+    this.volumes = new ContainerVolumes(this.attacher, o.log);
   }
 
   // --- paths
@@ -109,7 +119,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   async start(): Promise<void> {
-    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'getfattr', 'setfattr', 'mknod'];
+    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'getfattr', 'setfattr', 'mknod', 'losetup', 'blkid'];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
     if (missing.length) throw new Error(`the container driver needs ${missing.join(', ')} (Debian packages: runc iproute2 mount util-linux attr coreutils)`);
@@ -358,7 +368,11 @@ export class ContainerDriver implements ComputeDriver {
         st.config_drive_hash = cdHash;
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
-      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
+      // the volumes' devices (made now; those that left the spec go later, once unmounted)
+      const vols = await this.volumes.prepare(d, st.volumes ?? [], false);
+      st.volumes = vols.records;
+      if (JSON.stringify(st) !== this.persisted.get(id)) await this.writeState(st);
+      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive'), volumes: vols.volumes })
         .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
@@ -398,6 +412,22 @@ export class ContainerDriver implements ComputeDriver {
         if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
       } else if (s !== 'missing') {
         await this.removeContainer(id, false, stopSignal);
+        s = 'missing';
+      }
+      let stuck: string | null = null;
+      const c = await this.status(id);
+      if (c.status === 'running' || c.status === 'paused') {
+        // attached and detached in the running container (a paused one too: nothing of it runs for this)
+        const r = await this.volumes.sync(d, { pid: c.pid, devicesCgroup: await this.devicesCgroup(id) }, vols.volumes, st.volumes ?? []);
+        st.volumes = r.records;
+        stuck = r.stuck;
+      } else {
+        // no container: nothing is mounted; the devices of attachments gone from the spec go
+        st.volumes = (await this.volumes.prepare(d, st.volumes ?? [], true)).records;
+      }
+      if (stuck) {
+        await this.writeState(st);
+        throw transient(ServerErrorCode.hostFailure, stuck);
       }
       // one write for what this step applied (hashes of the files written, first launch)
       st.launched = true;
@@ -408,6 +438,18 @@ export class ContainerDriver implements ComputeDriver {
       throw err;
     }
     return (await this.observe(id, d.power))!;
+  }
+
+  /** The container's v1 devices cgroup (runc's state), null when there is none (cgroup v2). */
+  private async devicesCgroup(id: string): Promise<string | null> {
+    const text = await fsp.readFile(join(this.runcRoot, id, 'state.json'), 'utf8').catch(() => null);
+    if (!text) return null;
+    try {
+      const p = (JSON.parse(text) as { cgroup_paths?: Record<string, string> }).cgroup_paths?.devices;
+      return p && (await exists(join(p, 'devices.allow'))) ? p : null;
+    } catch {
+      return null;
+    }
   }
 
   /**
@@ -430,9 +472,11 @@ export class ContainerDriver implements ComputeDriver {
       await this.removeContainer(id, true);
       s = 'missing';
     }
-    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
-    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
-    return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
+    const volumes = observedVolumes((await this.readState(id))?.volumes);
+    const v = volumes.length ? { volumes } : {};
+    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active', ...v };
+    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended', ...v } : { power_state: PowerState.PAUSED, state: 'paused', ...v };
+    return { power_state: PowerState.SHUTDOWN, state: 'stopped', ...v };
   }
 
   async destroy(id: string): Promise<void> {
@@ -441,6 +485,8 @@ export class ContainerDriver implements ComputeDriver {
     await unmount(this.sp, join(dir, 'rootfs'));
     await deleteNetns(this.sp, this.netnsName(id));
     await this.removeCgroups(id);
+    // the volumes' loop devices (the container's mounts went with its mount namespace)
+    for (const r of (await this.readState(id).catch(() => null))?.volumes ?? []) await this.attacher.release(r.spec.attachment_id);
     await this.hardening.release(id);
     if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
     await fsp.rm(dir, { recursive: true, force: true });
