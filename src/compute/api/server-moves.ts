@@ -48,9 +48,6 @@ export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve'
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
-/** The resize task states before the agent has applied the new flavor (Nova's, one host: folded into resize_prep). */
-export const RESIZE_TASKS = [T.RESIZE_PREP, T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_FINISH] as const;
-
 const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]);
 const ResizeBody = Type.Object({
   flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
