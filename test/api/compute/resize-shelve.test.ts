@@ -1,7 +1,7 @@
 // Resize (confirm, revert) and shelve (offload, unshelve) through the API with
-// a simulated agent: a host registered through the agent API whose watch and
-// reports this test drives by hand, as src/agent would (the spec it is
-// handed, the snapshot request it answers). Checked: Nova's state sequence and
+// a simulated agent (lib.ts simulatedHost): a host registered through the
+// agent API whose watch and reports this test drives by hand, as src/agent
+// would (the spec it is handed, the snapshot request it answers). Checked: Nova's state sequence and
 // errors, the placement claims (the old flavor held by the migration until
 // confirm), os-migrations, instance actions, and Tempest's response schemas.
 import { test } from 'node:test';
@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { adminNova, agentCall, projectUser, simulatedHost, TempestSchemas, type Nova, type SimulatedHost } from './lib.ts';
 
 const HOST = `rs-${process.pid}`;
 let admin: Nova;
 let alice: Nova;
+let host: SimulatedHost;
 let diskImage: string;
 let containerImage: string;
 const flavors: Record<string, string> = {};
@@ -55,10 +55,7 @@ function dockerArchive(): Buffer {
 const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
   alice = await projectUser(c);
-  const reg = await agentCall(c, 'PUT', HOST, {
-    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1',
-  });
-  assert.equal(reg.status, 200, await reg.text());
+  host = await simulatedHost(c, HOST);
   diskImage = await image(c, { name: 'rs-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
   containerImage = await image(c, { name: 'rs-ctr', container_format: 'docker' }, dockerArchive());
   for (const [name, ram, vcpus, disk] of [['rs-small', 64, 1, 1], ['rs-big', 128, 2, 2], ['rs-huge', 20000, 1, 2], ['rs-many', 64, 64, 2]] as const) {
@@ -70,25 +67,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const db = () => cloud.server.database.db;
 const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
-/** The agent's watch: what the host is handed now (all servers, pending requests). */
-async function watch(): Promise<{ servers: Map<string, { version: number; spec: any }>; requests: any[]; gone: string[] }> {
-  const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: { server: {} }, wait: 0 });
-  assert.equal(r.status, 200);
-  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests: any[]; gone: Array<{ id: string }> };
-  return {
-    servers: new Map(body.resources.filter((x) => x.kind === 'server').map((x) => [x.id, { version: x.version, spec: x.spec }])),
-    requests: body.requests, gone: body.gone.map((g) => g.id),
-  };
-}
-
-/** What the agent reports after converging a server to its current spec. */
-async function report(id: string, state: 'active' | 'stopped', power: number): Promise<any> {
-  const spec = (await watch()).servers.get(id);
-  assert.ok(spec, `server ${id} is handed to ${HOST}`);
-  const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind: 'server', id, version: spec.version, observed: { state, power_state: power } }] });
-  assert.equal(r.status, 200, await r.text());
-  return spec.spec;
-}
+const watch = () => host.watch();
+const report = (id: string, state: 'active' | 'stopped', power: number) => host.report(id, state, power);
 
 async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
   for (let i = 0; i < 400; i++) {
