@@ -107,6 +107,9 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
     id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap,
     extra_specs: await extraSpecsOf(ctx.db, flavor.id),
   };
+  // a flavor for another kind of server (stratus:kind) fits no host this server can stay on
+  const wantKind = embedded.extra_specs['stratus:kind'];
+  if (wantKind && wantKind !== s.kind) throw badRequest(NO_VALID_HOST);
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
   if (!host) throw badRequest(NO_VALID_HOST);

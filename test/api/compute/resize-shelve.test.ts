@@ -228,6 +228,12 @@ test('resize of a stopped server, reverted: VERIFY_RESIZE shut down, REVERT_RESI
   assert.deepEqual(await allocations(mig.uuid), {});
   const actions = await alice.call('GET', `/servers/${id}/os-instance-actions`);
   assert.equal(actions.body.instanceActions[0].action, 'revertResize');
+  // a flavor for VMs only: no host this container can stay on
+  const vmOnly = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'rs-vm-only', ram: 128, vcpus: 1, disk: 2 } } })).body.flavor.id;
+  assert.equal((await admin.call('POST', `/flavors/${vmOnly}/os-extra_specs`, { body: { extra_specs: { 'stratus:kind': 'vm' } } })).status, 200);
+  const otherKind = await act(id, { resize: { flavorRef: vmOnly } });
+  assert.equal(otherKind.status, 400);
+  assert.match(otherKind.body.badRequest.message, /No valid host/);
   // a smaller disk: Nova's 400 (from the big flavor)
   assert.equal((await act(id, { resize: { flavorRef: flavors['rs-big'] } })).status, 202);
   await report(id, 'stopped', 4);
