@@ -250,11 +250,8 @@ async function shelveOffload(ctx: ComputeContext, rc: RouteContext, s: ServerRow
 
 async function unshelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
   const cred = rc.cred!;
-  const v = mv(rc);
-  if (arg !== null && arg !== undefined && v.lt('2.77')) {
-    validate(NullOrEmpty, arg);
-  }
-  const body = validate(UnshelveBody, arg ?? null);
+  // below 2.77 Nova reads nothing of the body
+  const body = mv(rc).lt('2.77') ? null : validate(UnshelveBody, arg ?? null);
   checkLock(cred, s);
   checkState('unshelve', s, [V.SHELVED, V.SHELVED_OFFLOADED], [null]);
   const az = body?.availability_zone;
