@@ -157,6 +157,11 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'resize: nothing on the host (no error) leaves the resize waiting',
+    row: { task_state: 'resize_prep' }, report: rep(5, obs('absent', 0)),
+    want: { kind: 'update', set: { power_state: 0, updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
     name: 'a resized server\'s reports keep VERIFY_RESIZE',
     row: { vm_state: 'resized' }, report: rep(5, obs('active', 1)),
     want: none,

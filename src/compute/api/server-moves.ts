@@ -48,9 +48,6 @@ export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve'
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
-/** The resize task states before the agent has applied the new flavor (Nova's, one host: folded into resize_prep). */
-export const RESIZE_TASKS = [T.RESIZE_PREP, T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_FINISH] as const;
-
 const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]);
 const ResizeBody = Type.Object({
   flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
@@ -110,6 +107,9 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
     id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap,
     extra_specs: await extraSpecsOf(ctx.db, flavor.id),
   };
+  // a flavor for another kind of server (stratus:kind) fits no host this server can stay on
+  const wantKind = embedded.extra_specs['stratus:kind'];
+  if (wantKind && wantKind !== s.kind) throw badRequest(NO_VALID_HOST);
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
   if (!host) throw badRequest(NO_VALID_HOST);
@@ -250,11 +250,8 @@ async function shelveOffload(ctx: ComputeContext, rc: RouteContext, s: ServerRow
 
 async function unshelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
   const cred = rc.cred!;
-  const v = mv(rc);
-  if (arg !== null && arg !== undefined && v.lt('2.77')) {
-    validate(NullOrEmpty, arg);
-  }
-  const body = validate(UnshelveBody, arg ?? null);
+  // below 2.77 Nova reads nothing of the body
+  const body = mv(rc).lt('2.77') ? null : validate(UnshelveBody, arg ?? null);
   checkLock(cred, s);
   checkState('unshelve', s, [V.SHELVED, V.SHELVED_OFFLOADED], [null]);
   const az = body?.availability_zone;

@@ -1,7 +1,7 @@
 // Resize (confirm, revert) and shelve (offload, unshelve) through the API with
-// a simulated agent: a host registered through the agent API whose watch and
-// reports this test drives by hand, as src/agent would (the spec it is
-// handed, the snapshot request it answers). Checked: Nova's state sequence and
+// a simulated agent (lib.ts simulatedHost): a host registered through the
+// agent API whose watch and reports this test drives by hand, as src/agent
+// would (the spec it is handed, the snapshot request it answers). Checked: Nova's state sequence and
 // errors, the placement claims (the old flavor held by the migration until
 // confirm), os-migrations, instance actions, and Tempest's response schemas.
 import { test } from 'node:test';
@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { adminNova, agentCall, projectUser, simulatedHost, TempestSchemas, type Nova, type SimulatedHost } from './lib.ts';
 
 const HOST = `rs-${process.pid}`;
 let admin: Nova;
 let alice: Nova;
+let host: SimulatedHost;
 let diskImage: string;
 let containerImage: string;
 const flavors: Record<string, string> = {};
@@ -55,10 +55,7 @@ function dockerArchive(): Buffer {
 const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
   alice = await projectUser(c);
-  const reg = await agentCall(c, 'PUT', HOST, {
-    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1',
-  });
-  assert.equal(reg.status, 200, await reg.text());
+  host = await simulatedHost(c, HOST);
   diskImage = await image(c, { name: 'rs-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
   containerImage = await image(c, { name: 'rs-ctr', container_format: 'docker' }, dockerArchive());
   for (const [name, ram, vcpus, disk] of [['rs-small', 64, 1, 1], ['rs-big', 128, 2, 2], ['rs-huge', 20000, 1, 2], ['rs-many', 64, 64, 2]] as const) {
@@ -70,25 +67,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const db = () => cloud.server.database.db;
 const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
-/** The agent's watch: what the host is handed now (all servers, pending requests). */
-async function watch(): Promise<{ servers: Map<string, { version: number; spec: any }>; requests: any[]; gone: string[] }> {
-  const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: { server: {} }, wait: 0 });
-  assert.equal(r.status, 200);
-  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests: any[]; gone: Array<{ id: string }> };
-  return {
-    servers: new Map(body.resources.filter((x) => x.kind === 'server').map((x) => [x.id, { version: x.version, spec: x.spec }])),
-    requests: body.requests, gone: body.gone.map((g) => g.id),
-  };
-}
-
-/** What the agent reports after converging a server to its current spec. */
-async function report(id: string, state: 'active' | 'stopped', power: number): Promise<any> {
-  const spec = (await watch()).servers.get(id);
-  assert.ok(spec, `server ${id} is handed to ${HOST}`);
-  const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind: 'server', id, version: spec.version, observed: { state, power_state: power } }] });
-  assert.equal(r.status, 200, await r.text());
-  return spec.spec;
-}
+const watch = () => host.watch();
+const report = (id: string, state: 'active' | 'stopped', power: number) => host.report(id, state, power);
 
 async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
   for (let i = 0; i < 400; i++) {
@@ -248,6 +228,12 @@ test('resize of a stopped server, reverted: VERIFY_RESIZE shut down, REVERT_RESI
   assert.deepEqual(await allocations(mig.uuid), {});
   const actions = await alice.call('GET', `/servers/${id}/os-instance-actions`);
   assert.equal(actions.body.instanceActions[0].action, 'revertResize');
+  // a flavor for VMs only: no host this container can stay on
+  const vmOnly = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'rs-vm-only', ram: 128, vcpus: 1, disk: 2 } } })).body.flavor.id;
+  assert.equal((await admin.call('POST', `/flavors/${vmOnly}/os-extra_specs`, { body: { extra_specs: { 'stratus:kind': 'vm' } } })).status, 200);
+  const otherKind = await act(id, { resize: { flavorRef: vmOnly } });
+  assert.equal(otherKind.status, 400);
+  assert.match(otherKind.body.badRequest.message, /No valid host/);
   // a smaller disk: Nova's 400 (from the big flavor)
   assert.equal((await act(id, { resize: { flavorRef: flavors['rs-big'] } })).status, 202);
   await report(id, 'stopped', 4);
@@ -290,9 +276,9 @@ test('shelve a container: <name>-shelved snapshot, SHELVED_OFFLOADED off its hos
   assert.ok(!w.servers.has(id), 'the host no longer holds it (its agent removes what is left)');
   assert.equal((await act(id, { shelve: null })).status, 409, 'Tempest: shelving a shelved server is a 409');
   assert.equal((await act(id, { shelveOffload: null }, admin)).status, 409, 'offloaded already');
-  // availability_zone needs 2.77, and a zone that exists
-  assert.equal((await act(id, { unshelve: { availability_zone: 'nova' } }, alice, '2.76')).status, 400);
+  // availability_zone (2.77) names a zone that exists; other fields are refused
   assert.equal((await act(id, { unshelve: { availability_zone: 'no-such-zone' } }, alice, '2.77')).status, 400);
+  assert.equal((await act(id, { unshelve: { what: 1 } }, alice, '2.77')).status, 400);
 
   const u = await act(id, { unshelve: { availability_zone: 'nova' } }, alice, '2.77');
   assert.equal(u.status, 202, JSON.stringify(u.body));
