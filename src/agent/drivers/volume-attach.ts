@@ -120,7 +120,10 @@ export class VolumeAttacher {
       const source = v.format === 'raw' ? v.location : await this.rawView(v.location, v.read_only);
       let dev = (await loopDevices()).find((l) => l.back === source && l.ro === v.read_only)?.name;
       if (!dev) {
-        const r = await runOk('losetup', ['--find', '--show', '--direct-io=on', ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
+        // direct I/O over a raw file (no second page cache); never over the FUSE view: loop's direct I/O into a
+        // FUSE file lost writes here (kernel 6.18; found by test/dataplane/volume-attach.test.ts)
+        const dio = v.format === 'raw' ? ['--direct-io=on'] : [];
+        const r = await runOk('losetup', ['--find', '--show', ...dio, ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
         dev = r.stdout.trim();
       }
       const name = dev.replace(/^\/dev\//, '');
