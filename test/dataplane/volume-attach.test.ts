@@ -145,6 +145,13 @@ test('a container: a volume in its spec at start, two attached hot, data through
   sums.d = (await sh('head -c 1048576 /dev/urandom > /tmp/d && dd if=/tmp/d of=/dev/vdd bs=65536 conv=fsync 2>/dev/null && sha256sum /tmp/d')).split(' ')[0]!;
   assert.equal((await sh('head -c 1048576 /dev/vdd | sha256sum')).split(' ')[0], sums.d);
   assert.match(sums.q, /^[0-9a-f]{64}$/);
+  // a restarted agent finds the attachments as they are (nothing mounted twice)
+  await containers.stop();
+  containers = new ContainerDriver({ stateDir, log, cgroupParent: CG, fetchImage: async (_id, dest) => fsp.writeFile(dest, await busyboxTar()) });
+  await containers.start();
+  const before = ctrMounts().length;
+  assert.deepEqual((await containers.converge(base(ctrId, 'container', [Q, R, D]))).volumes, obs.volumes);
+  assert.equal(ctrMounts().length, before);
 
   // a process sits in /srv: the detach waits, then says so; nothing is forced
   const sleeper = await run('runc', ['--root', runcRoot(), 'exec', '-d', ctrId, 'sh', '-c', 'cd /srv && exec sleep 600'], { stdout: 'ignore', stderr: 'ignore', timeoutMs: 30_000 });
@@ -228,14 +235,21 @@ test('a VM: a volume at boot, two hot-plugged, the container\'s data read back, 
   disks = await guestDisks((m) => m.has(serial(R)) && m.has(serial(D)));
   assert.equal(await blobSum(disks.get(serial(R))!), sums.r);
   assert.equal(/\b[0-9a-f]{64}\b/.exec(await guest(`head -c 1048576 /dev/${disks.get(serial(D))} | sha256sum`))?.[0], sums.d);
-  // the disks sit on distinct root ports (so they can be unplugged)
+  // a restarted agent re-adopts the VM and finds its disks in qemu (nothing plugged twice)
+  await vms.stop();
+  vms = new VmDriver({ stateDir, log, cgroupParent: CG, accel: 'tcg', fetchImage: (_img, dest) => fsp.copyFile(image.disk, dest) });
+  await vms.start();
+  const again = await vms.converge(base(vmId, 'vm', [Q, R, D]));
+  assert.equal(await vms.pid(vmId), pid, 'the same qemu');
+  assert.deepEqual(again.volumes, obs.volumes);
   const q = await vms['qmp'](vmId);
+  const disksNow = (await q.execute('qom-list', { path: '/machine/peripheral' })).map((c) => c.name).filter((n) => n.startsWith('disk-')).sort();
+  assert.deepEqual(disksNow, [Q, R, D].map((v) => diskIds(v.attachment_id).device).sort());
+  // the disks sit on distinct root ports (so they can be unplugged)
   const buses = new Set<string>();
   for (const v of [Q, R, D]) buses.add(String(await q.execute('qom-get', { path: `/machine/peripheral/${diskIds(v.attachment_id).device}`, property: 'parent_bus' })));
   assert.equal(buses.size, 3);
   for (const b of buses) assert.match(b, /^\/machine\/peripheral\/hp\d+\/hp\d+$/);
-  // converging again changes nothing
-  await vms.converge(base(vmId, 'vm', [Q, R, D]));
 
   // unplug R and Q; D stays
   const gone = await vms.converge(base(vmId, 'vm', [D]));

@@ -6,7 +6,8 @@
 //           `--read-only` for a read-only attachment);
 //   qcow2   qemu-storage-daemon (root) opens the qcow2 chain and exports it as
 //           a raw view through FUSE (a file, `qsd-<hash>.raw`); the loop
-//           device goes over that file. There is no kernel NBD here, and a
+//           device goes over that file, buffered: loop's direct I/O into the
+//           FUSE file lost writes here. There is no kernel NBD here, and a
 //           container needs a block device, so this is the way a qcow2 volume
 //           becomes one.
 //
