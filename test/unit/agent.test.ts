@@ -113,6 +113,7 @@ class FakeDriver implements ComputeDriver {
       const step = this.script.get(d.id)?.shift();
       if (step) await step();
       const o: Observed = d.power === 'stopped' ? { power_state: 4, state: 'stopped' } : { power_state: 1, state: 'active' };
+      if (d.volumes?.length) o.volumes = d.volumes.map((v) => ({ attachment_id: v.attachment_id, state: 'attached' }));
       this.servers.set(d.id, o);
       return o;
     } finally {
@@ -196,6 +197,18 @@ it('a transient failure of a running server is reported, then retried with backo
   assert.equal(ok.version, 3);
   await a.stop();
   assert.equal(d.calls.length, 3, 'two failures, then the converge that worked');
+});
+
+it('a server\'s volumes reach its driver and its observed volumes the report; a spec without volumes (an older server) reports none', async () => {
+  const vol = { attachment_id: 'a1', volume_id: 'v1', device: '/dev/vdb', location: '/x/v1.raw', format: 'raw' as const, read_only: false, boot_index: null };
+  const t = new FakeTransport([server('sv', 1, { volumes: [vol] }), server('sn', 1)]);
+  const a = agent(t, [new FakeDriver()]);
+  await a.start();
+  const r = await t.reported((x) => x.id === 'sv');
+  assert.deepEqual((r.observed as { volumes?: unknown }).volumes, [{ attachment_id: 'a1', state: 'attached' }]);
+  const n = await t.reported((x) => x.id === 'sn');
+  assert.equal((n.observed as { volumes?: unknown }).volumes, undefined);
+  await a.stop();
 });
 
 it('a build that fails permanently is rolled back and reported with its class and code, not retried', async () => {
