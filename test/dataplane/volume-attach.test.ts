@@ -13,7 +13,10 @@
 //      = the volume id's first 20 characters) gets R and D hot-plugged; the
 //      guest reads the same checksums; each is unplugged (DEVICE_DELETED) and
 //      the guest no longer sees it; a restarted driver re-adopts the disks
-//      from qemu's QOM tree; a deleted VM leaves no loop device.
+//      from qemu's QOM tree; a read-only attachment is read-only in the
+//      guest; a paused guest's disk is not released in time (the attachment
+//      `failed`, the VM as it was) until it runs again; a deleted VM leaves
+//      no loop device.
 // Everything made is removed in after() (by path and PID), also on failure.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,13 +61,13 @@ const D = vol('d', 'raw', '/dev/vdd');
 const sums: Record<string, string> = {};
 
 let version = 0;
-const base = (id: string, kind: string, volumes: ServerVolumeSpec[]): DesiredServer => ({
+const base = (id: string, kind: string, volumes: ServerVolumeSpec[], power: DesiredServer['power'] = 'running'): DesiredServer => ({
   id, version: ++version, name: `va-${kind}`, hostname: `va-${kind}`, project_id: 'p', user_id: 'u', kind,
   image: kind === 'vm'
     ? { id: `img-${vmId}`, name: 'stratus-tiny', status: 'active', container_format: 'bare', disk_format: 'qcow2', size: null, checksum: null }
     : { id: `img-${ctrId}`, name: 'busybox', status: 'active', container_format: 'docker', disk_format: 'raw', size: null, checksum: null },
   flavor: { id: 'f', name: 'f', vcpus: 1, ram: 128, disk: kind === 'vm' ? 1 : 0, ephemeral: 0, swap: 0, extraSpecs: {} },
-  power: 'running', reboot_seq: 0, reboot_type: null, rebuild_seq: 0, vm_state: 'active', task_state: null, deleted: false,
+  power, reboot_seq: 0, reboot_type: null, rebuild_seq: 0, vm_state: 'active', task_state: null, deleted: false,
   config_drive: { requested: false, meta_data: {}, user_data: null, network_data: { links: [], networks: [], services: [] }, vendor_data: {} },
   volumes,
 });
@@ -266,6 +269,28 @@ test('a VM: a volume at boot, two hot-plugged, the container\'s data read back, 
   for (const v of [Q, R]) assert.ok(!nodes.includes(diskIds(v.attachment_id).node), 'its block node is gone');
   assert.equal((await ourLoops()).length, 1, 'only D\'s loop device is left');
   assert.deepEqual(await qsdProcs(), []);
+
+  // R again, read-only: a read-only loop device and disk; the data reads back
+  const Rro: ServerVolumeSpec = { ...R, attachment_id: randomUUID(), read_only: true };
+  assert.deepEqual((await vms.converge(base(vmId, 'vm', [D, Rro]))).volumes?.map((v) => v.state), ['attached', 'attached']);
+  assert.deepEqual((await ourLoops()).find((l) => l.back === R.location)?.ro, true);
+  disks = await guestDisks((m) => m.has(serial(R)));
+  assert.equal(await guest(`blockdev --getro /dev/${disks.get(serial(R))}`), '1', 'the guest sees a read-only disk');
+  assert.equal(await blobSum(disks.get(serial(R))!), sums.r);
+
+  // a paused guest cannot release a disk: the detach fails after its timeout (listed, with a message;
+  // the VM stays paused); running again, the next pass completes it
+  const t0 = Date.now();
+  const held = await vms.converge(base(vmId, 'vm', [D], 'paused'));
+  assert.ok(Date.now() - t0 >= 25_000, 'the unplug waited for the guest');
+  assert.equal(held.state, 'paused');
+  const f = held.volumes?.find((v) => v.attachment_id === Rro.attachment_id);
+  assert.equal(f?.state, 'failed');
+  assert.match(f?.message ?? '', /did not release the volume/);
+  const settled = await vms.converge(base(vmId, 'vm', [D]));
+  assert.deepEqual(settled.volumes, [{ attachment_id: D.attachment_id, state: 'attached' }]);
+  assert.ok(!(await ourLoops()).some((l) => l.back === R.location), 'R\'s loop device is gone');
+  assert.deepEqual([...(await guestDisks((m) => !m.has(serial(R)))).keys()], [serial(D)]);
 
   // a deleted VM leaves nothing: no loop device, no daemon, no mount
   await vms.destroy(vmId);

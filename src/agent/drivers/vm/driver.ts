@@ -608,13 +608,24 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       if (disks.has(dev)) {
         const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
         gone.catch(() => undefined);
+        let present = true;
         await q.execute('device_del', { id: dev }).catch((err: Error) => {
-          if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
+          // asked before (a pass that timed out): the guest may still answer; or it answered meanwhile
+          if (/not found/i.test(err.message)) present = false;
+          else if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
         });
         try {
-          await gone;
+          if (present) {
+            await gone;
+            present = false;
+          }
         } catch (err) {
           if (!(err instanceof QmpTimeoutError)) throw err;
+          // the event may have come before this pass listened (an unplug asked by an earlier pass)
+          const still = (await q.execute('qom-list', { path: '/machine/peripheral' })).some((c) => c.name === dev);
+          if (!still) present = false;
+        }
+        if (present) {
           const message = `The guest did not release the volume within ${UNPLUG_TIMEOUT_MS / 1000} s (is it mounted or in use in the server?); the detach is retried.`;
           if (r) {
             st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message }];
