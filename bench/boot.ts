@@ -33,7 +33,7 @@
 //   (TCP 80 in), as issue 10's item 8 asks: the agent also plugs a veth, sets its addresses and
 //   routes, and applies the port's nft rules; the raw loop stays the same floor. The network and
 //   the group are deleted at the end and their bridge, DHCP namespace and rules checked gone.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -46,7 +46,7 @@ import { run, runOk } from '../src/agent/exec.ts';
 import { portChains, sgChains } from '../src/agent/drivers/network/rules.ts';
 import { bridgeName, dhcpNamespace } from '../src/network/protocol.ts';
 import type { DesiredServer } from '../src/compute/engine/protocol.ts';
-import { flag, freePort, numberFlag, pct, request } from './lib.ts';
+import { flag, freePort, launchedAt, numberFlag, pct, pool, request, sleep, spawnCli, spawnServer, stopChild, uploadImage, waitAgent, waitServer } from './lib.ts';
 
 const N = numberFlag('n', 100);
 const CONCURRENCY = numberFlag('concurrency', 16);
@@ -55,7 +55,6 @@ const KEEP = process.argv.includes('--keep');
 const NETWORK = process.argv.includes('--network');
 const PROFILE = flag('profile');
 const CGROUP_PARENT = 'stratus-bench';
-const CLI = join(import.meta.dirname, '../src/cli/main.ts');
 
 /** utime, stime, cutime, cstime of a process in seconds (/proc/<pid>/stat), zeros once it is gone. */
 function times(pid: number | string): [number, number, number, number] {
@@ -89,30 +88,6 @@ function cpuTree(pid: number): number {
   } catch { /* gone */ }
   for (const k of kids) total += cpuTree(Number(k));
   return total;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-
-async function pool<T>(items: T[], n: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  }));
-}
-
-function spawnCli(args: string[], nodeFlags: string[] = []): ChildProcess {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...nodeFlags, CLI, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
-}
-
-async function stopChild(c: ChildProcess | null): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise((r) => c.once('exit', r));
-  process.kill(c.pid!, 'SIGTERM');
-  await Promise.race([exited, sleep(60_000).then(() => process.kill(c.pid!, 'SIGKILL'))]);
 }
 
 /**
@@ -185,33 +160,16 @@ async function main() {
     console.log(`raw loop (netns + lo up, unshare + mount overlay, runc run -d; sequential sh): ${raw.perSecond.toFixed(1)} servers/s, ${raw.perServerMs.toFixed(1)} ms per server (cleanup ${(raw.cleanupMs / N).toFixed(1)} ms each); CPU ${raw.cpuMs.toFixed(1)} ms per server`);
 
     // 2. server + agent
-    server = spawnCli(['server', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--admin-password', password]);
-    for (let i = 0; ; i++) {
-      const r = await request(`${base}/healthz`, 'GET').catch(() => null);
-      if (r?.status === 200) break;
-      if (i > 300) throw new Error('server did not start');
-      await sleep(100);
-    }
-    const login = await request(`${base}/identity/v3/auth/tokens`, 'POST', {}, JSON.stringify({
-      auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } },
-    }));
-    const token = login.headers['x-subject-token'] as string;
-    const projectId = (JSON.parse(login.body) as { token: { project: { id: string } } }).token.project.id;
-    const H = { 'X-Auth-Token': token, 'X-OpenStack-Nova-API-Version': '2.79' };
-    const img = JSON.parse((await request(`${base}/image/v2/images`, 'POST', H, JSON.stringify({ name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' }))).body) as { id: string };
-    const up = await fetch(`${base}/image/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'x-auth-token': token, 'content-type': 'application/octet-stream' }, body: readFileSync(archive) });
-    if (up.status !== 204) throw new Error(`image upload: ${up.status}`);
+    server = spawnServer(dataDir, port, password);
+    const session = await waitServer(base, password);
+    const { projectId, H } = session;
+    const img = { id: await uploadImage(session, { name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' }, readFileSync(archive)) };
     await request(`${base}/compute/v2.1/os-quota-sets/${projectId}`, 'PUT', H, JSON.stringify({ quota_set: { instances: -1, cores: -1, ram: -1 } }));
     const flavor = JSON.parse((await request(`${base}/compute/v2.1/flavors`, 'POST', H, JSON.stringify({ flavor: { name: 'bench', ram: 32, vcpus: 1, disk: 0 } }))).body) as { flavor: { id: string } };
 
     agent = spawnCli(['agent', '--server', base, '--token-file', join(dataDir, 'agent-token'), '--state-dir', stateDir, '--hostname', hostname,
       '--concurrency', String(AGENT_CONCURRENCY), '--cpu-allocation-ratio', '10000', '--ram-allocation-ratio', '100', '--cgroup-parent', CGROUP_PARENT, '--log-level', 'warn'], PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []);
-    for (let i = 0; ; i++) {
-      const r = await request(`${base}/compute/v2.1/os-services?binary=nova-compute`, 'GET', H);
-      if (r.status === 200 && (JSON.parse(r.body) as { services: Array<{ host: string; state: string }> }).services.some((s) => s.host === hostname && s.state === 'up')) break;
-      if (i > 300) throw new Error('agent did not register');
-      await sleep(100);
-    }
+    await waitAgent(session, hostname, agent);
     // --network: one tenant network with room for every server, a security group with one rule
     let net: { id: string } | null = null;
     let sg: { id: string } | null = null;
@@ -255,7 +213,7 @@ async function main() {
         const r = await request(`${base}/compute/v2.1/servers/detail?changes-since=${encodeURIComponent(since)}&limit=1000`, 'GET', H);
         if (r.status === 200) {
           for (const s of (JSON.parse(r.body) as { servers: Array<Record<string, any>> }).servers) {
-            if (s.status === 'ACTIVE' && sent.has(s.id) && !active.has(s.id)) active.set(s.id, Date.parse(s['OS-SRV-USG:launched_at'] + (s['OS-SRV-USG:launched_at'].endsWith('Z') ? '' : 'Z')));
+            if (s.status === 'ACTIVE' && sent.has(s.id) && !active.has(s.id)) active.set(s.id, launchedAt(s));
             if (s.status === 'ERROR' && sent.has(s.id) && !errors.includes(s.id)) errors.push(s.id);
           }
           since = pollStart;

@@ -12,7 +12,7 @@
 //                   the member addresses of the groups its rules name
 //   router          on the host that serves it (network_routers.host: the
 //                   first agent serving routers to watch claims a router
-//                   without one); its interface and gateway ports are bound
+//                   without one, or whose host is down); its interface and gateway ports are bound
 //                   there (the router reconciler plugs them, they are not
 //                   `port` resources), so their networks go to that host too
 //                   and it is a VXLAN peer (with the router ports' MACs) of
@@ -39,6 +39,8 @@ import {
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
 export type HostAddresses = (hostnames: string[]) => Promise<Map<string, string>>;
+/** The registered hosts that are up (heard from within the service down time, not forced down). */
+export type UpHosts = () => Promise<string[]>;
 
 const DHCP_OWNER = 'network:dhcp';
 const LEASE_SECONDS = 86400;
@@ -120,7 +122,7 @@ class Snapshot {
   }
 }
 
-export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddresses }): ResourceKind[] {
+export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddresses; upHosts: UpHosts }): ResourceKind[] {
   const db = o.db as unknown as Kysely<any>;
 
   /** The networks a host holds: those of its device ports and of the ports of the routers it serves. */
@@ -251,20 +253,25 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
   }
 
   /**
-   * Gives the routers no host serves yet to this one (an agent serving
-   * routers that watches is alive), with their ports; then the routers it serves.
+   * Gives this host (an agent serving routers that watches is alive) the
+   * routers no host serves yet, and those of a host that is down or gone
+   * (Neutron's automatic L3 agent failover): their ports are bound here, so their
+   * networks follow; the old host, back, finds them gone and removes them.
+   * Then the routers it serves.
    */
   async function hostRouters(hostname: string): Promise<RouterRow[]> {
-    const orphans = await db.selectFrom('network_routers').select('id').where('host', '=', '').execute();
+    const up = [...new Set([hostname, ...await o.upHosts()])];
+    const orphans = await db.selectFrom('network_routers').select(['id', 'host']).where('host', 'not in', up).execute();
     if (orphans.length) {
       await db.transaction().execute(async (tx) => {
         const ids = orphans.map((r) => r.id);
-        await tx.updateTable('network_routers').set({ host: hostname }).where('id', 'in', ids).where('host', '=', '').execute();
+        await tx.updateTable('network_routers').set({ host: hostname }).where('id', 'in', ids).where('host', 'not in', up).execute();
         const mine = (await tx.selectFrom('network_routers').select('id').where('id', 'in', ids).where('host', '=', hostname).execute()).map((r) => r.id);
         if (mine.length) {
           await tx.updateTable('network_ports').set({ binding_host_id: hostname, binding_vif_type: 'bridge' })
             .where('device_id', 'in', mine).where('device_owner', 'in', [ROUTER_INTERFACE, ROUTER_GATEWAY]).execute();
         }
+        for (const r of orphans) if (r.host && mine.includes(r.id)) o.log.warn({ router: r.id, from: r.host, to: hostname }, 'router moved off a host that is down');
       });
     }
     return await db.selectFrom('network_routers').selectAll().where('host', '=', hostname).orderBy('created_at').orderBy('id').execute() as RouterRow[];

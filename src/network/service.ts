@@ -10,7 +10,7 @@ import type { ResourceKind } from '../fleet/kinds.ts';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig, type NetworkContext } from './context.ts';
 import { renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
-import { networkKinds, type HostAddresses } from './kinds.ts';
+import { networkKinds, type UpHosts, type HostAddresses } from './kinds.ts';
 import { serverNetworking, type ServerNetworking } from './server-ports.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
@@ -37,7 +37,7 @@ export type { NetworkData } from './metadata-network-data.ts';
 export function createNetworkService(o: {
   db: Db; log: Logger; config?: Partial<NetworkConfig>;
   /** Where the network's resource kinds go (the agents make them real) and where hosts' VXLAN endpoints are found. */
-  fleet?: { registerKind(kind: ResourceKind): void; hostAddresses: HostAddresses };
+  fleet?: { registerKind(kind: ResourceKind): void; hostAddresses: HostAddresses; upHosts: UpHosts };
 }): { service: Service; servers: ServerNetworking } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
@@ -49,7 +49,7 @@ export function createNetworkService(o: {
   const ports = new Resources(ctx, portDef(ctx));
   const routers = new Resources(ctx, routerDef(ctx));
   const fips = new Resources(ctx, floatingIpDef(ctx));
-  if (o.fleet) for (const k of networkKinds({ db: o.db, log: o.log, hostAddresses: o.fleet.hostAddresses })) o.fleet.registerKind(k);
+  if (o.fleet) for (const k of networkKinds({ db: o.db, log: o.log, hostAddresses: o.fleet.hostAddresses, upHosts: o.fleet.upHosts })) o.fleet.registerKind(k);
   const routes = [
     ...discoveryRoutes(EXTENSIONS),
     ...networkRoutes(ctx, networks),

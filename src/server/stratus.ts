@@ -20,7 +20,8 @@ import { createNetworkService, type NetworkConfig } from '../network/service.ts'
 import { createVolumeService } from '../volume/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
-import type { ComputeConfig } from '../compute/api/context.ts';
+import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
+import { hostIsUp } from '../compute/engine/scheduler.ts';
 
 export interface StratusOptions {
   dataDir: string;
@@ -100,13 +101,19 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
         const rows = await database.db.selectFrom('compute_hosts').select(['hostname', 'host_ip']).where('hostname', 'in', names).execute();
         return new Map(rows.filter((r) => r.host_ip).map((r) => [r.hostname, r.host_ip]));
       },
+      // up as Nova's os-services says (heard from within service_down_time, not forced down): the routers of other hosts move
+      async upHosts() {
+        const downTime = o.compute?.serviceDownTime ?? defaultComputeConfig.serviceDownTime;
+        const rows = await database.db.selectFrom('compute_hosts').selectAll().execute();
+        return rows.filter((h) => hostIsUp(h, downTime)).map((h) => h.hostname);
+      },
     },
   });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers });
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers });
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet });
   return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
 }
 

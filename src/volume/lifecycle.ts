@@ -15,6 +15,10 @@
 // A failed create or extend of a volume, and a failed create or delete of a
 // snapshot, also leaves a user message (/messages) for its project.
 //
+// A report's `exports` (an attachment's export made by the backend: its
+// location and format) are stored on the attachment rows (applyExports), and
+// the servers of the attachments whose export changed are told (kinds.ts).
+//
 // A report for another version than the row's is stale and changes nothing;
 // so is one that does not match the status (a report of `present` for a
 // volume being deleted). `placeVolume` is the scheduler's step: it gives a
@@ -26,6 +30,7 @@ import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from 
 import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
+import { setExports } from './attach.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
@@ -119,6 +124,22 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
   });
 }
 
+/**
+ * Stores the exports a backend reports for `version` of volume `id` (where
+ * each attachment's host finds the data). Returns the instances whose
+ * attachments' exports changed; a stale report or one without `exports`
+ * changes nothing.
+ */
+export async function applyExports(db: VDb, id: string, version: number, observed: VolumeObserved | null): Promise<string[]> {
+  if (!observed?.exports || observed.state !== 'present') return [];
+  const exports = observed.exports;
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['version', 'status']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version || row.status === 'deleting') return [];
+    return setExports(tx, id, exports);
+  });
+}
+
 type SnapshotRow = VolumeTables['volume_snapshots'];
 
 /** The spec a snapshot's host (its volume's) is handed; null while the volume has no host. */
@@ -162,5 +183,23 @@ export async function applySnapshotReport(db: VDb, id: string, version: number, 
       }
     }
     return 'ignored';
+  });
+}
+
+/**
+ * The scheduler found no pool for a `creating` volume without a host (pools
+ * are known, none fits its type): `error`, with Cinder's user message
+ * (schedule allocate volume: no backend available). False when it was not
+ * (any longer) waiting for a host.
+ */
+export async function failScheduling(db: VDb, id: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['project_id']).where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (!row) return false;
+    const r = await tx.updateTable('volume_volumes').set({ status: 'error', updated_at: new Date().toISOString() })
+      .where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return false;
+    await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.scheduleAllocateVolume, detail: MessageDetail.noBackendAvailable });
+    return true;
   });
 }

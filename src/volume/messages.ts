@@ -18,6 +18,8 @@ type MessageRow = VolumeTables['volume_messages'];
 
 /** Cinder's message actions (message_field.Action) this cloud records. */
 export const MessageAction = {
+  scheduleAllocateVolume: ['001', 'schedule allocate volume'],
+  attachVolume: ['002', 'attach volume'],
   extendVolume: ['007', 'extend volume'],
   createVolumeFromBackend: ['008', 'create volume from backend storage'],
   snapshotCreate: ['009', 'create snapshot'],

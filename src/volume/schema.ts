@@ -30,15 +30,20 @@ export interface VolumeTables {
   volume_metadata: { volume_id: string; key: string; value: string };
   /**
    * A volume's attachment to a server (Cinder's volume_attachment): made by the
-   * legacy os-attach flow today, by the attachments API (3.27) later, which
-   * also fills `connector` and `connection_info` (JSON, from the backend).
+   * legacy os-attach flow (state only) or by the attachments API (3.27, and
+   * Nova's os-volume_attachments through it), whose `connector` (JSON, with
+   * the attaching `host`) puts an export of the volume in its spec; the
+   * backend's export of it is `export_location`/`export_format` (0508).
+   * `connection_info` is unused (Cinder's view builds it from the export).
    */
   volume_attachments: {
     id: string; volume_id: string; instance_uuid: string | null; attached_host: string | null; mountpoint: string | null;
-    /** attaching, attached, reserved, detaching, error_attaching... */
+    /** reserved, attaching, attached, detaching. */
     attach_status: string;
     attach_mode: string; connector: string | null; connection_info: string | null;
     attach_time: string | null; created_at: string; updated_at: string;
+    /** What the volume's backend reported for this attachment's export (VolumeExportObserved); null until then. */
+    export_location: string | null; export_format: string | null;
   };
   /** Image properties of a volume (Cinder's glance metadata): set by os-set_image_metadata, copied to clones (0504). */
   volume_image_metadata: { volume_id: string; key: string; value: string };
@@ -207,6 +212,13 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('expires_at', text, (c) => c.notNull())
         .execute();
       await db.schema.createIndex('volume_messages_project').on('volume_messages').column('project_id').execute();
+    },
+  },
+  '0508_volume_attachment_exports': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_attachments').addColumn('export_location', text).execute();
+      await db.schema.alterTable('volume_attachments').addColumn('export_format', text).execute();
+      await db.schema.createIndex('volume_attachments_instance').on('volume_attachments').column('instance_uuid').execute();
     },
   },
 };

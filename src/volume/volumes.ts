@@ -15,6 +15,7 @@ import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
 import { mv, since } from './http.ts';
+import { parseVolumeHost } from './protocol.ts';
 import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
 import { metadataOf, sizeOf, textOf } from './input.ts';
 import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
@@ -348,12 +349,17 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         const specs = await typeSpecs(ctx, type.id);
         const multi = specTrue(specs.multiattach);
         if (row.status === 'in-use' && !!row.multiattach !== multi) throw invalidInput('Retyping an in-use volume between multiattach and non-multiattach types is not supported.');
-        // a backend holding the data must move or re-shape it; none exists yet
-        if (row.host !== null) throw badRequest('The volume action os-retype is not supported by this cloud yet for a volume a backend holds.');
+        // a volume a backend holds keeps its data where it is when the new type may live on that backend (its
+        // volume_backend_name, if any, is the volume's): the type is all that changes, as a Cinder driver's
+        // retype that needs no migration; another backend would need the data moved (migration: not served)
+        const held = row.host === null ? null : parseVolumeHost(row.host);
+        if (held && specs.volume_backend_name !== undefined && specs.volume_backend_name !== held.backend) {
+          throw badRequest(`The volume action os-retype is not supported by this cloud yet for a volume that would move to another backend (${specs.volume_backend_name}).`);
+        }
         await db.transaction().execute(async (tx) => {
           await checkQuota(tx, row.project_id, { typeName: type.name, size: 0, volumes: 0, gigabytes: 0, typeOnly: { volumes: 1, gigabytes: Math.max(row.size, row.requested_size ?? 0) } });
           const r = await tx.updateTable('volume_volumes').set({ volume_type_id: type.id, multiattach: multi ? 1 : 0, updated_at: now() })
-            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('host', 'is', null).executeTakeFirst();
+            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('status', '=', row.status).where((eb) => (row.host === null ? eb('host', 'is', null) : eb('host', '=', row.host))).executeTakeFirst();
           if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${id} changed while being retyped; try again.`);
           await tx.updateTable('volume_snapshots').set({ volume_type_id: type.id }).where('volume_id', '=', id).execute();
         });

@@ -167,3 +167,37 @@ test('IPv6: router interfaces carry CIDR, ipv6_ra_mode and name servers; the DHC
   const dhcp3 = (await call('GET', `/ports/${dhcp.id}`)).body.port.fixed_ips.map((f: { subnet_id: string }) => f.subnet_id);
   assert.ok(dhcp3.includes(plain.id) && !dhcp3.includes(raOnly.id), JSON.stringify(dhcp3));
 });
+
+test('a router moves off a host that is down to the next router host that watches; the old host, back, finds it gone', async () => {
+  await register('fo-a', '198.51.100.31', { network: [], port: [], security_group: [], router: [] });
+  await register('fo-b', '198.51.100.32', { network: [], port: [], security_group: [], router: [] });
+  const net = await create(call, 'networks', 'network', { name: 'fo-tenant' });
+  const sub = await create(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.93.0.0/24', ip_version: 4 });
+  const router = await create(call, 'routers', 'router', { name: 'fo-r' });
+  const itf = (await call('PUT', `/routers/${router.id}/add_router_interface`, { body: { subnet_id: sub.id } })).body;
+  const kinds = (): Known => ({ network: {}, port: {}, security_group: {}, router: {} });
+  const a1 = await watch('fo-a', kinds());
+  const a = a1.routers.has(router.id) ? a1 : await watch('fo-a', a1.next);
+  assert.ok(a.routers.has(router.id), 'claimed by the first router host to watch');
+  // a host that is up keeps its router
+  const b1 = await watch('fo-b', kinds());
+  assert.ok(!b1.routers.has(router.id) && !(await watch('fo-b', b1.next)).routers.has(router.id));
+  assert.equal((await call('GET', `/ports/${itf.port_id}`)).body.port['binding:host_id'], 'fo-a');
+
+  // fo-a's agent stops: not heard from for longer than the service down time
+  const db = cloud.server.database.db;
+  await db.updateTable('compute_hosts').set({ last_seen_at: new Date(Date.now() - 600_000).toISOString() }).where('hostname', '=', 'fo-a').execute();
+  const b2 = await watch('fo-b', b1.next);
+  const b = b2.routers.has(router.id) ? b2 : await watch('fo-b', b2.next);
+  assert.ok(b.routers.has(router.id), 'fo-b took the router over');
+  assert.deepEqual(b.routers.get(router.id).interfaces.map((i: any) => i.port_id), [itf.port_id]);
+  assert.ok(b.networks.has(net.id) || (await watch('fo-b', kinds())).networks.has(net.id), 'the router\'s network follows it');
+  assert.equal((await call('GET', `/ports/${itf.port_id}`)).body.port['binding:host_id'], 'fo-b');
+
+  // fo-a comes back: its watch hands the router out as gone, and it does not take it back
+  await register('fo-a', '198.51.100.31', { network: [], port: [], security_group: [], router: [] });
+  const back = await watch('fo-a', a.next);
+  assert.ok(back.r.gone.some((g: any) => g.kind === 'router' && g.id === router.id), JSON.stringify(back.r.gone));
+  assert.ok(!(await watch('fo-a', back.next)).routers.has(router.id));
+  assert.equal((await call('GET', `/ports/${itf.port_id}`)).body.port['binding:host_id'], 'fo-b');
+});

@@ -33,7 +33,7 @@ import { CONSOLE_INPUT } from './console.ts';
 import { capConsoleLog } from '../console-log.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
-import { buildSpec } from './spec.ts';
+import { buildSpec, limitsFor, type Limits } from './spec.ts';
 import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 import { ContainerVolumes } from './volumes.ts';
@@ -53,9 +53,13 @@ interface LocalState {
   spec_hash: string;
   /** The volume attachments applied (volumes.ts), in attach order; absent: none. */
   volumes?: VolumeRecord[];
+  /** The cgroup limits the running container has (limitsKey): a resize changes them in place (runc update). */
+  limits?: string;
 }
 
 type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
+
+const limitsKey = (l: Limits) => `${l.memoryBytes}/${l.cpuShares}/${l.cpuQuota}/${l.cpuPeriod}/${l.pids}`;
 
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
@@ -392,10 +396,16 @@ export class ContainerDriver implements ComputeDriver {
       // the network namespace: made by the container's start command when one starts (userns
       // servers need it before, for their sysctls), on its own otherwise
       if (!(wantRunning && s === 'missing') || usernsWanted(d.flavor)) await this.netns.ensure(this.netnsName(id));
+      const limits = limitsFor(d.flavor);
       if (wantRunning) {
         if (s === 'missing') {
           await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
           s = 'running';
+          st.limits = limitsKey(limits);
+        } else if (st.limits !== limitsKey(limits)) {
+          // a resize: the running (or paused) container's cgroups take the flavor's new limits in place
+          await this.updateLimits(id, limits);
+          st.limits = limitsKey(limits);
         }
         if (s === 'paused' && d.power === 'running') await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
         if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
@@ -435,6 +445,18 @@ export class ContainerDriver implements ComputeDriver {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Applies new cgroup limits to a running container (runc update: memory
+   * with its swap, CPU shares, quota and period, pids). Memory lowered below
+   * what the container uses fails: a transient error, retried by the queue.
+   */
+  private async updateLimits(id: string, l: Limits): Promise<void> {
+    const r = await this.runc(['update', '--memory', String(l.memoryBytes), '--memory-swap', String(l.memoryBytes),
+      '--cpu-share', String(l.cpuShares), '--cpu-quota', String(l.cpuQuota), '--cpu-period', String(l.cpuPeriod), '--pids-limit', String(l.pids), id], { id });
+    if (r.code !== 0) throw new Error(`runc update ${id}: ${await this.runcError(id, (r.stderr || r.stdout).trim().slice(0, 300) || `exited ${r.code}`)}`);
+    this.o.log.info({ server: id, memory: l.memoryBytes, cpuQuota: l.cpuQuota, cpuPeriod: l.cpuPeriod }, 'limits updated in place');
   }
 
   /** What the host holds; a container whose process exited is deleted on the way (its runc state and cgroups go at once). */

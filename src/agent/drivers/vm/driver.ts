@@ -111,7 +111,14 @@ interface LocalState {
   taps_made: string[];
   /** The volume attachments applied (volume-attach.ts), in attach order; absent: none. */
   volumes?: VolumeRecord[];
+  /** The flavor (flavorKey) the VM's disk and its last launch were made for; a resize changes it. */
+  flavor?: string;
 }
+
+/** What a resize changes of a VM: its memory, vCPUs and root disk size. */
+const flavorKey = (f: DesiredServer['flavor']) => `${f.ram}/${f.vcpus}/${f.disk}`;
+/** Task states during which a resized VM's old disk is kept for a revert. */
+const RESIZING = new Set(['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish', 'resize_reverting']);
 
 type Status = 'stopped' | 'running' | 'paused';
 
@@ -923,6 +930,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         st.config_drive_hash = '';
       }
       let s = await this.status(id);
+      s = await this.resizeStep(d, st, s);
       if (d.reboot_seq !== st.reboot_seq) {
         if (s !== 'stopped') {
           if (d.reboot_type === 'HARD') {
@@ -979,6 +987,46 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       throw err;
     }
     return (await this.observe(id, d.power))!;
+  }
+
+  /**
+   * A cold resize, on one host (Nova's libvirt driver does the same through a
+   * migration to itself): when the flavor differs from the one the VM runs
+   * with, the VM is stopped (ACPI power-down, then hard), its root disk is
+   * kept aside (root.qcow2.pre-resize, a reflink copy where the filesystem
+   * can) and grown to the new flavor's disk (never shrunk); the launch below
+   * starts it with the new memory and vCPUs. A revert puts the kept disk
+   * back; once the resize is confirmed the kept disk goes. Returns the status.
+   */
+  private async resizeStep(d: DesiredServer, st: LocalState, s: Status): Promise<Status> {
+    const id = d.id;
+    const root = this.file(id, 'root.qcow2');
+    const kept = this.file(id, 'root.qcow2.pre-resize');
+    const want = flavorKey(d.flavor);
+    if (st.flavor === undefined || !st.launched) {
+      // made (or adopted, from an agent before resizes) with this flavor
+      st.flavor = want;
+    } else if (st.flavor !== want) {
+      if (s !== 'stopped') await this.kill(id, false);
+      s = 'stopped';
+      if (d.task_state === 'resize_reverting' && (await exists(kept))) {
+        await fsp.rename(kept, root);
+      } else {
+        if (!(await exists(kept)) && d.task_state !== 'resize_reverting') {
+          await runOk('cp', ['--reflink=auto', '--sparse=always', root, `${kept}.tmp`], { timeoutMs: 3600_000 });
+          await this.qemuFile(`${kept}.tmp`);
+          await fsp.rename(`${kept}.tmp`, kept);
+        }
+        const info = JSON.parse((await runOk('qemu-img', ['info', '-U', '--output=json', root])).stdout) as { 'virtual-size'?: number };
+        const size = d.flavor.disk * GiB;
+        if (size > Number(info['virtual-size'] ?? 0)) await runOk('qemu-img', ['resize', '-q', '-f', 'qcow2', root, String(size)]);
+      }
+      st.flavor = want;
+      await this.writeState(st);
+      this.o.log.info({ server: id, flavor: want, task: d.task_state }, d.task_state === 'resize_reverting' ? 'resize reverted' : 'resized');
+    }
+    if (!RESIZING.has(d.task_state ?? '') && d.vm_state !== 'resized') await fsp.rm(kept, { force: true });
+    return s;
   }
 
   async observe(id: string, desired?: string): Promise<Observed | null> {
