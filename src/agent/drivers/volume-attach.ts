@@ -6,7 +6,8 @@
 //           `--read-only` for a read-only attachment);
 //   qcow2   qemu-storage-daemon (root) opens the qcow2 chain and exports it as
 //           a raw view through FUSE (a file, `qsd-<hash>.raw`); the loop
-//           device goes over that file. There is no kernel NBD here, and a
+//           device goes over that file, buffered: loop's direct I/O into the
+//           FUSE file lost writes here. There is no kernel NBD here, and a
 //           container needs a block device, so this is the way a qcow2 volume
 //           becomes one.
 //
@@ -120,7 +121,10 @@ export class VolumeAttacher {
       const source = v.format === 'raw' ? v.location : await this.rawView(v.location, v.read_only);
       let dev = (await loopDevices()).find((l) => l.back === source && l.ro === v.read_only)?.name;
       if (!dev) {
-        const r = await runOk('losetup', ['--find', '--show', '--direct-io=on', ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
+        // direct I/O over a raw file (no second page cache); never over the FUSE view: loop's direct I/O into a
+        // FUSE file lost writes here (kernel 6.18; found by test/dataplane/volume-attach.test.ts)
+        const dio = v.format === 'raw' ? ['--direct-io=on'] : [];
+        const r = await runOk('losetup', ['--find', '--show', ...dio, ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
         dev = r.stdout.trim();
       }
       const name = dev.replace(/^\/dev\//, '');

@@ -38,7 +38,6 @@ import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 import { ContainerVolumes } from './volumes.ts';
 import { observedVolumes, VolumeAttacher, type VolumeRecord } from '../volume-attach.ts';
-import { transient } from '../../errors.ts';
 
 export interface ContainerDriverOptions extends ServerDriverOptions {
   runc?: string;
@@ -414,20 +413,16 @@ export class ContainerDriver implements ComputeDriver {
         await this.removeContainer(id, false, stopSignal);
         s = 'missing';
       }
-      let stuck: string | null = null;
       const c = await this.status(id);
       if (c.status === 'running' || c.status === 'paused') {
-        // attached and detached in the running container (a paused one too: nothing of it runs for this)
+        // attached and detached in the running container (a paused one too: nothing of it runs for this);
+        // a file system that stays busy leaves its attachment failed (the reconciler's re-checks try again)
         const r = await this.volumes.sync(d, { pid: c.pid, devicesCgroup: await this.devicesCgroup(id) }, vols.volumes, st.volumes ?? []);
         st.volumes = r.records;
-        stuck = r.stuck;
+        if (r.stuck) this.o.log.warn({ server: id, why: r.stuck }, 'a volume stays attached');
       } else {
         // no container: nothing is mounted; the devices of attachments gone from the spec go
         st.volumes = (await this.volumes.prepare(d, st.volumes ?? [], true)).records;
-      }
-      if (stuck) {
-        await this.writeState(st);
-        throw transient(ServerErrorCode.hostFailure, stuck);
       }
       // one write for what this step applied (hashes of the files written, first launch)
       st.launched = true;

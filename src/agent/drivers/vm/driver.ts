@@ -593,8 +593,10 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
    * (blockdev-add, device_add on a free root port); one removed is unplugged
    * (device_del; the guest releases it: DEVICE_DELETED; then blockdev-del and
    * the loop device). A guest that does not release a disk in time leaves it
-   * `failed` and listed (the unplug stays asked; the next pass finishes it),
-   * and the converge fails transiently so that it is retried.
+   * `failed` and listed (the unplug stays asked; the next pass finishes it:
+   * the server reconciler converges again a server with a failed attachment
+   * at its re-checks). The server itself stays as it is (Nova's: a failed
+   * detach leaves the instance ACTIVE and the volume attached).
    */
   private async syncVolumes(d: DesiredServer, st: LocalState): Promise<void> {
     const q = await this.qmp(d.id);
@@ -608,25 +610,35 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const leaving = new Map<string, VolumeRecord | null>();
     for (const r of st.volumes ?? []) if (!wanted.has(diskIds(r.spec.attachment_id).device)) leaving.set(diskIds(r.spec.attachment_id).device, r);
     for (const dev of disks) if (!wanted.has(dev) && !leaving.has(dev)) leaving.set(dev, null);
-    let stuck: string | null = null;
     for (const [dev, r] of leaving) {
       const node = `vol-${dev.slice('disk-'.length)}`;
       if (disks.has(dev)) {
         const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
         gone.catch(() => undefined);
+        let present = true;
         await q.execute('device_del', { id: dev }).catch((err: Error) => {
-          if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
+          // asked before (a pass that timed out): the guest may still answer; or it answered meanwhile
+          if (/not found/i.test(err.message)) present = false;
+          else if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
         });
         try {
-          await gone;
+          if (present) {
+            await gone;
+            present = false;
+          }
         } catch (err) {
           if (!(err instanceof QmpTimeoutError)) throw err;
+          // the event may have come before this pass listened (an unplug asked by an earlier pass)
+          const still = (await q.execute('qom-list', { path: '/machine/peripheral' })).some((c) => c.name === dev);
+          if (!still) present = false;
+        }
+        if (present) {
           const message = `The guest did not release the volume within ${UNPLUG_TIMEOUT_MS / 1000} s (is it mounted or in use in the server?); the detach is retried.`;
           if (r) {
             st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message }];
             await this.writeState(st);
           }
-          stuck = message;
+          this.o.log.warn({ server: d.id, disk: dev }, 'the guest did not release a volume');
           continue;
         }
         this.o.log.info({ server: d.id, disk: dev }, 'volume unplugged');
@@ -663,7 +675,6 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       free = free.slice(1);
       this.o.log.info({ server: d.id, disk: n.device, bus }, 'volume hot-plugged');
     }
-    if (stuck) throw transient(ServerErrorCode.hostFailure, stuck);
   }
 
   // --- disks
