@@ -344,6 +344,14 @@ export const computeMigrations: Record<string, Migration> = {
       await db.schema.createIndex('compute_console_auth_tokens_server').on('compute_console_auth_tokens').column('server_id').execute();
     },
   },
+  '0107_compute_host_hypervisor': {
+    async up(db: Kysely<any>) {
+      // what a VM host registers (fleet protocol 2.2 HostInfo.hypervisor): os-hypervisors shows it
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_type', text).execute();
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_accel', text).execute();
+      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_version', text).execute();
+    },
+  },
   '0108_compute_block_device_mappings': {
     async up(db: Kysely<any>) {
       await db.schema.createTable('compute_block_device_mappings')
@@ -353,15 +361,9 @@ export const computeMigrations: Record<string, Migration> = {
         .addColumn('delete_on_termination', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('boot_index', 'integer')
         .addColumn('status', text, (c) => c.notNull())
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
-      await db.schema.createIndex('compute_bdm_server').on('compute_block_device_mappings').column('server_id').execute();
-    },
-  },
-  '0107_compute_host_hypervisor': {
-    async up(db: Kysely<any>) {
-      // what a VM host registers (fleet protocol 2.2 HostInfo.hypervisor): os-hypervisors shows it
-      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_type', text).execute();
-      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_accel', text).execute();
-      await db.schema.alterTable('compute_hosts').addColumn('hypervisor_version', text).execute();
+      // one volume once per server, one device name once per server (two attaches at once never share /dev/vdX)
+      await db.schema.createIndex('compute_bdm_server_volume').on('compute_block_device_mappings').columns(['server_id', 'volume_id']).unique().execute();
+      await db.schema.createIndex('compute_bdm_server_device').on('compute_block_device_mappings').columns(['server_id', 'device_name']).unique().execute();
     },
   },
   '0109_resize_shelve': {

@@ -3,7 +3,7 @@
 // `server` kind on the fleet's agent API) it records intent for.
 import type { ServerNetworking } from '../network/service.ts';
 import type { ServerVolumes } from '../volume/service.ts';
-import { releaseServerVolumes } from './engine/server-volumes.ts';
+import { moveServerVolumes, releaseServerVolumes } from './engine/server-volumes.ts';
 import { givenPorts } from './api/server-ports.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -61,7 +61,15 @@ export interface ComputeService {
 
 export function createCompute(deps: ComputeDeps): ComputeService {
   const network = deps.network ?? null;
-  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string, kind: string) => network.bind(id, host, kindOf(kind).vifType) } : {}) });
+  const volumes = deps.volumes;
+  // a server placed on a host: its ports are bound there, and its volumes' attachments follow it (an unshelve)
+  const placed = network || volumes ? {
+    bindPorts: async (id: string, host: string, kind: string) => {
+      if (network) await network.bind(id, host, kindOf(kind).vifType);
+      if (volumes) await moveServerVolumes(deps.db, volumes, id, host);
+    },
+  } : {};
+  const engine = createEngine({ ...deps, ...placed });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
@@ -78,7 +86,6 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     }
   });
   // a deleted server's volumes are detached (and deleted with delete_on_termination)
-  const volumes = deps.volumes;
   if (volumes) engine.onServersChanged(async (rows) => {
     for (const r of rows) if (r.deleted_at !== null) await releaseServerVolumes(deps.db, volumes, deps.log, r.id);
   });

@@ -239,6 +239,26 @@ export async function updateAttachment(db: VDb, id: string, connector: Record<st
   });
 }
 
+/**
+ * The attachment's server moved (unshelved on a host, or offloaded: null):
+ * the connector follows it, the export with it (the volume's version bumped),
+ * and the attachment is `attaching` again (`reserved` without a host) until
+ * the new host reports it attached, as Nova's attachment_update at unshelve.
+ */
+export async function moveAttachment(db: VDb, id: string, host: string | null): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const now = new Date().toISOString();
+    const a = await tx.selectFrom('volume_attachments').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!a || a.attach_status === 'detaching' || (a.attached_host === host && a.connector !== null) || (host === null && a.connector === null)) return;
+    await tx.updateTable('volume_attachments').set({
+      connector: host ? JSON.stringify({ host }) : null, attached_host: host, attach_status: host ? 'attaching' : 'reserved',
+      export_location: null, export_format: null, updated_at: now,
+    }).where('id', '=', id).execute();
+    await bumpVolume(tx, a.volume_id, now);
+    await settleVolume(tx, a.volume_id, now);
+  });
+}
+
 /** Cinder's attachment_complete (os-complete): attached, the volume in-use. */
 export async function completeAttachment(db: VDb, id: string): Promise<void> {
   await db.transaction().execute(async (tx) => {

@@ -32,7 +32,7 @@ import { snapshotRoutes } from './snapshots.ts';
 import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
 import { attachmentRoutes } from './attachments.ts';
-import { beginDetach, completeAttachment, createAttachment, deleteAttachment, rollDetach } from './attach.ts';
+import { beginDetach, completeAttachment, createAttachment, deleteAttachment, moveAttachment, rollDetach } from './attach.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 
 export type { VolumeConfig } from './context.ts';
@@ -55,8 +55,13 @@ export interface VolumeBrief {
 export interface ServerVolumes {
   /** A volume by id, whatever its project (the caller checks it); null when none. */
   get(volumeId: string): Promise<VolumeBrief | null>;
-  /** Cinder's attachment_create with a connector for `host` (the server's): the volume `attaching`, an export made for that host. Cinder's errors (ApiError) on refusal. */
-  attach(o: { volumeId: string; serverId: string; host: string; device: string; readOnly?: boolean }): Promise<{ attachmentId: string }>;
+  /**
+   * Cinder's attachment_create with a connector for `host` (the server's): the volume `attaching`, an export made for that
+   * host; without a host (a server offloaded) only reserved. Cinder's errors (ApiError) on refusal.
+   */
+  attach(o: { volumeId: string; serverId: string; host: string | null; device: string; readOnly?: boolean }): Promise<{ attachmentId: string }>;
+  /** The server moved to `host` (null: offloaded): the attachment's connector and export follow it. */
+  move(attachmentId: string, host: string | null): Promise<void>;
   /** The server holds the volume: attached, the volume in-use. */
   complete(attachmentId: string): Promise<void>;
   beginDetach(attachmentId: string): Promise<void>;
@@ -124,9 +129,10 @@ export function createVolumeService(o: {
       } : null;
     },
     async attach(a) {
-      const row = await createAttachment(vdb, { volumeId: a.volumeId, instanceUuid: a.serverId, connector: { host: a.host }, mode: a.readOnly ? 'ro' : 'rw', mountpoint: a.device });
+      const row = await createAttachment(vdb, { volumeId: a.volumeId, instanceUuid: a.serverId, connector: a.host ? { host: a.host } : null, mode: a.readOnly ? 'ro' : 'rw', mountpoint: a.device });
       return { attachmentId: row.id };
     },
+    move: (id, host) => moveAttachment(vdb, id, host),
     complete: (id) => completeAttachment(vdb, id),
     beginDetach: (id) => beginDetach(vdb, id),
     rollDetach: (id) => rollDetach(vdb, id),

@@ -1,10 +1,13 @@
 // GET /os-migrations (admins): the migrations compute records, today the
 // resizes (server-moves.ts), in Nova's shape per microversion: migration_type
 // from 2.23, uuid and paging from 2.59, user_id and project_id from 2.80.
-import { badRequest } from '../../common/errors.ts';
+// /servers/{id}/migrations (2.23) lists a server's live migrations in
+// progress, as Nova's: none until live migration exists.
+import { badRequest, notFound } from '../../common/errors.ts';
 import { route, type Route } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
-import { mv, q } from './http.ts';
+import { mv, q, versioned } from './http.ts';
+import { loadServer, serverTarget } from './servers-store.ts';
 
 /** Nova's migration timestamps: naive ISO with microseconds. */
 const novaTime = (iso: string | null) => (iso ? iso.replace(/Z$/, '').replace(/(\.\d{1,6})?$/, (m) => (m ? m.padEnd(7, '0') : '.000000')) : null);
@@ -19,7 +22,8 @@ const flavorNumber = (flavor: string): number | null => {
 };
 
 export function migrationRoutes(ctx: ComputeContext): Route[] {
-  return [route({
+  return [
+  route({
     method: 'GET', path: '/v2.1/os-migrations', rule: 'os_compute_api:os-migrations:index',
     async handler(rc) {
       const v = mv(rc);
@@ -74,5 +78,22 @@ export function migrationRoutes(ctx: ComputeContext): Route[] {
         })),
       };
     },
-  })];
+  }),
+  versioned(route({
+    method: 'GET', path: '/v2.1/servers/:server_id/migrations', rule: 'os_compute_api:servers:migrations:index',
+    target: (rc) => serverTarget(ctx, rc),
+    async handler(rc) {
+      await loadServer(ctx, rc);
+      return { migrations: [] };
+    },
+  }), '2.23'),
+  versioned(route({
+    method: 'GET', path: '/v2.1/servers/:server_id/migrations/:migration_id', rule: 'os_compute_api:servers:migrations:show',
+    target: (rc) => serverTarget(ctx, rc),
+    async handler(rc) {
+      const s = await loadServer(ctx, rc);
+      throw notFound(`In-progress live migration ${rc.params.migration_id} is not found for server ${s.id}.`);
+    },
+  }), '2.23'),
+  ];
 }

@@ -33,6 +33,8 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-evacuate`]: admin,
   [`${P}:os-shelve:shelve_offload`]: admin,
   [`${P}:os-migrations:index`]: admin,
+  [`${P}:servers:migrations:index`]: admin,
+  [`${P}:servers:migrations:show`]: admin,
   [`${P}:servers:topology`]: projectReader,
   [`${P}:os-instance-actions:list`]: projectReader,
   [`${P}:server-metadata:index`]: projectReader,

@@ -31,6 +31,7 @@ import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
 import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
 import { agentImage } from '../engine/desired.ts';
+import { moveServerVolumes } from '../engine/server-volumes.ts';
 import { NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
 import { kindOf } from '../kinds.ts';
 import { applyIntent, checkLock, notReady } from './action-intent.ts';
@@ -233,6 +234,8 @@ async function offloadServer(ctx: ComputeContext, s: ServerRow): Promise<boolean
   if (!done) return false;
   ctx.engine.notify(s.host);
   await ctx.network?.bind(s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'unbinding an offloaded server\'s ports failed'));
+  // its volumes stay attached without a host (Cinder's attachments reserved, no export) until the unshelve places it
+  if (ctx.volumes) await moveServerVolumes(ctx.db, ctx.volumes, s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'moving an offloaded server\'s volumes failed'));
   return true;
 }
 

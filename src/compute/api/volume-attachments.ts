@@ -16,6 +16,7 @@ import { sql } from 'kysely';
 import { badRequest, conflict, notFound, ApiError } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
+import { conflictOnDuplicate } from '../../db/unique.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import { kindOf, kindSupports } from '../kinds.ts';
 import type { ComputeContext } from './context.ts';
@@ -52,8 +53,9 @@ const UpdateBody = Type.Object({
 
 type Bdm = { id: string; server_id: string; volume_id: string; attachment_id: string; device_name: string; tag: string | null; delete_on_termination: number; boot_index: number | null; status: string };
 
-/** The states Nova attaches and detaches volumes in (compute API's check_instance_state; shelving is not served). */
-const ATTACHABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.SUSPENDED, VmState.RESIZED, VmState.SOFT_DELETED];
+/** The states Nova attaches and detaches volumes in (compute API's check_instance_state); an offloaded server from 2.20. */
+const ATTACHABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.SUSPENDED, VmState.RESIZED, VmState.SOFT_DELETED, VmState.SHELVED];
+const attachable = (rc: RouteContext) => (mv(rc).ge('2.20') ? [...ATTACHABLE, VmState.SHELVED_OFFLOADED] : ATTACHABLE);
 
 const bdmMissing = (volumeId: string) => notFound(`No volume Block Device Mapping with id ${volumeId}.`);
 
@@ -132,7 +134,7 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         if (body.delete_on_termination !== undefined && v.lt('2.79')) throw unexpectedField('delete_on_termination', 'volumeAttachment');
         const s = await loadServer(ctx, rc);
         checkLock(rc, s);
-        checkState('attach_volume', s, ATTACHABLE, [null], false);
+        checkState('attach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'attach_volume');
         const vols = volumes();
         const volumeId = body.volumeId.toLowerCase();
@@ -141,36 +143,45 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         if (vol.multiattach && v.lt('2.60')) throw badRequest('Multiattach volumes are only supported starting with compute API version 2.60.');
         const bdms = await bdmsOf(s.id);
         if (bdms.some((b) => b.volume_id === volumeId)) throw badRequest(`Invalid volume: volume ${volumeId} already attached`);
-        if (!s.host) throw conflict(`Cannot 'attach_volume' instance ${s.id} while it is in vm_state ${s.vm_state}: it has no host`);
-        let device: string;
-        if (body.device) {
-          if (bdms.some((b) => b.device_name === body.device) || body.device === (kindOf(s.kind).rootDeviceName ?? '/dev/vda')) {
-            throw badRequest(`The supplied device path (${body.device}) is in use.`);
-          }
-          device = body.device;
-        } else {
-          device = nextDevice(bdms.map((b) => b.device_name), kindOf(s.kind).rootDeviceName);
-        }
-        let attachmentId: string;
-        try {
-          attachmentId = (await vols.attach({ volumeId, serverId: s.id, host: s.host, device, readOnly: vol.readonly })).attachmentId;
-        } catch (err) {
-          // Cinder's refusal (a volume in use, in maintenance...) is Nova's 400 with its message
-          if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
-          throw err;
-        }
+        // an offloaded server has no host: the attachment is only reserved until the unshelve places it
+        if (!s.host && s.vm_state !== VmState.SHELVED_OFFLOADED) throw conflict(`Cannot 'attach_volume' instance ${s.id} while it is in vm_state ${s.vm_state}: it has no host`);
+        // the mapping first, as Nova reserves its block device mapping before Cinder's attachment: the
+        // unique (server, device) and (server, volume) keep two attaches at once from sharing either
+        const root = kindOf(s.kind).rootDeviceName ?? '/dev/vda';
+        const inUse = (d: string) => badRequest(`The supplied device path (${d}) is in use.`);
         const now = nowIso();
-        const bdm: Bdm & { created_at: string; updated_at: string } = {
-          id: uuid(), server_id: s.id, volume_id: volumeId, attachment_id: attachmentId, device_name: device, tag: body.tag ?? null,
-          delete_on_termination: body.delete_on_termination ? 1 : 0, boot_index: null, status: 'attaching', created_at: now, updated_at: now,
-        };
+        const id = uuid();
+        let bdm: (Bdm & { created_at: string; updated_at: string }) | null = null;
+        for (let attempt = 0; !bdm; attempt++) {
+          const taken = (await bdmsOf(s.id)).map((b) => b.device_name);
+          if (body.device && (taken.includes(body.device) || body.device === root)) throw inUse(body.device);
+          const row = {
+            id, server_id: s.id, volume_id: volumeId, attachment_id: id, device_name: body.device ?? nextDevice(taken, root), tag: body.tag ?? null,
+            delete_on_termination: body.delete_on_termination ? 1 : 0, boot_index: null, status: 'reserved', created_at: now, updated_at: now,
+          };
+          const clash = conflict('a mapping of this server holds the device or the volume');
+          try {
+            await conflictOnDuplicate(ctx.db.insertInto('compute_block_device_mappings').values(row).execute(), () => clash);
+            bdm = row;
+          } catch (err) {
+            if (err !== clash) throw err;
+            if ((await bdmsOf(s.id)).some((b) => b.volume_id === volumeId)) throw badRequest(`Invalid volume: volume ${volumeId} already attached`);
+            if (body.device || attempt >= 3) throw inUse(row.device_name);
+          }
+        }
         try {
+          const { attachmentId } = await vols.attach({ volumeId, serverId: s.id, host: s.host, device: bdm.device_name, readOnly: vol.readonly });
+          bdm = { ...bdm, attachment_id: attachmentId, status: 'attaching' };
+          const made = bdm;
           await ctx.db.transaction().execute(async (tx) => {
-            await tx.insertInto('compute_block_device_mappings').values(bdm).execute();
+            await tx.updateTable('compute_block_device_mappings').set({ attachment_id: made.attachment_id, status: 'attaching', updated_at: nowIso() }).where('id', '=', id).execute();
             await recordAction(tx, s, rc.cred!, rc.req.id, { action: 'attach_volume', event: 'compute_attach_volume' }, s.host);
           });
         } catch (err) {
-          await vols.remove(attachmentId);
+          if (bdm.attachment_id !== id) await vols.remove(bdm.attachment_id);
+          await ctx.db.deleteFrom('compute_block_device_mappings').where('id', '=', id).execute();
+          // Cinder's refusal (a volume in use, in maintenance...) is Nova's 400 with its message
+          if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
           throw err;
         }
         await bump(s);
@@ -219,13 +230,22 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         const s = await loadServer(ctx, rc);
         const volumeId = rc.params.volume_id!.toLowerCase();
         checkLock(rc, s);
-        checkState('detach_volume', s, ATTACHABLE, [null], false);
+        checkState('detach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'detach_volume');
         const vols = volumes();
         const vol = await vols.get(volumeId);
         if (!vol || (!isComputeAdmin(rc.cred) && vol.project_id !== rc.cred!.projectId)) throw notFound(`Volume ${volumeId} could not be found.`);
         const b = await findBdm(s, volumeId);
         if (b.boot_index === 0) throw badRequest('Cannot detach a root device volume');
+        if (!s.host && b.status !== 'detaching') {
+          // offloaded: no host holds it, the attachment goes at once
+          await vols.remove(b.attachment_id);
+          await ctx.db.transaction().execute(async (tx) => {
+            await tx.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+            await recordAction(tx, s, rc.cred!, rc.req.id, { action: 'detach_volume', event: 'api_detach_volume' });
+          });
+          return;
+        }
         if (b.status !== 'attached') throw badRequest("Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.");
         await vols.beginDetach(b.attachment_id);
         await ctx.db.transaction().execute(async (tx) => {

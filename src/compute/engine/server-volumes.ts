@@ -12,7 +12,8 @@
 //   detaching --observed failed-->    attached again (the volume back in-use; the event in Error)
 //
 // A server gone (deleted) loses its attachments, and the volumes it held with
-// delete_on_termination are deleted (releaseServerVolumes).
+// delete_on_termination are deleted (releaseServerVolumes). A server offloaded
+// or placed again (unshelve) takes its attachments along (moveServerVolumes).
 import type { Logger } from 'pino';
 import { nowIso } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
@@ -109,6 +110,19 @@ export async function applyVolumeObservations(db: Db, volumes: ServerVolumes, lo
     }
   }
   return bump;
+}
+
+/**
+ * A server placed on `host` (unshelved) or offloaded (null): each of its
+ * volumes' attachments follows it (a new export for the new host), and its
+ * mapping is attaching again until that host reports it attached.
+ */
+export async function moveServerVolumes(db: Db, volumes: ServerVolumes, serverId: string, host: string | null): Promise<void> {
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('server_id', '=', serverId).where('status', 'in', ['attaching', 'attached']).execute();
+  for (const b of bdms) {
+    await volumes.move(b.attachment_id, host);
+    await db.updateTable('compute_block_device_mappings').set({ status: 'attaching', updated_at: nowIso() }).where('id', '=', b.id).execute();
+  }
 }
 
 /** A server gone: its attachments go (the volumes available again), and the volumes it held with delete_on_termination are deleted. */

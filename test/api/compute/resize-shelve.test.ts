@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
+import { create as createNet, neutron } from '../network/lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
 
@@ -55,7 +56,7 @@ const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
   alice = await projectUser(c);
   const reg = await agentCall(c, 'PUT', HOST, {
-    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1',
+    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't', host_ip: '127.0.0.1',
   });
   assert.equal(reg.status, 200, await reg.text());
   diskImage = await image(c, { name: 'rs-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
@@ -73,8 +74,11 @@ const row = (id: string) => db().selectFrom('compute_servers').selectAll().where
 async function watch(): Promise<{ servers: Map<string, { version: number; spec: any }>; requests: any[]; gone: string[] }> {
   const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: { server: {} }, wait: 0 });
   assert.equal(r.status, 200);
-  const body = await r.json() as { resources: Array<{ id: string; version: number; spec: any }>; requests: any[]; gone: Array<{ id: string }> };
-  return { servers: new Map(body.resources.map((x) => [x.id, { version: x.version, spec: x.spec }])), requests: body.requests, gone: body.gone.map((g) => g.id) };
+  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests: any[]; gone: Array<{ id: string }> };
+  return {
+    servers: new Map(body.resources.filter((x) => x.kind === 'server').map((x) => [x.id, { version: x.version, spec: x.spec }])),
+    requests: body.requests, gone: body.gone.map((g) => g.id),
+  };
 }
 
 /** What the agent reports after converging a server to its current spec. */
@@ -96,8 +100,8 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>): 
 }
 
 /** An ACTIVE server of alice's on HOST (the simulated agent reports it running). */
-async function server(flavor: string, imageRef = diskImage): Promise<string> {
-  const r = await alice.call('POST', '/servers', { version: '2.37', body: { server: { name: `rs-${flavor}`, imageRef, flavorRef: flavors[flavor], networks: 'none' } } });
+async function server(flavor: string, imageRef = diskImage, networks: unknown = 'none'): Promise<string> {
+  const r = await alice.call('POST', '/servers', { version: '2.37', body: { server: { name: `rs-${flavor}`, imageRef, flavorRef: flavors[flavor], networks } } });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const id = r.body.server.id as string;
   await until('placed', async () => (await row(id)).host === HOST);
@@ -311,6 +315,42 @@ test('shelve a container: <name>-shelved snapshot, SHELVED_OFFLOADED off its hos
   // a rebuild makes the disk from the server's image again
   assert.equal((await act(id, { rebuild: { imageRef: containerImage } })).status, 202);
   assert.equal((await watch()).servers.get(id)!.spec.image.id, containerImage);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
+test('a server\'s ports and addresses are kept across shelve and unshelve: unbound while offloaded, bound to its new host after', async () => {
+  const call = neutron(cloud);
+  const net = await createNet(call, 'networks', 'network', { name: 'rs-net' }, alice.token);
+  await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.94.1.0/24', ip_version: 4 }, alice.token);
+  const id = await server('rs-small', containerImage, [{ uuid: net.id }]);
+  const portsOf = async () => (await call('GET', `/ports?device_id=${id}`)).body.ports as any[];
+  const [before] = await portsOf();
+  assert.equal(before['binding:host_id'], HOST);
+  const ip = before.fixed_ips[0].ip_address;
+  assert.equal((await act(id, { shelve: null })).status, 202);
+  const req = await until('the snapshot request', async () => (await watch()).requests.find((q) => q.resource_id === id && q.action === 'snapshot'));
+  await upload(cloud, req.args.image_id, dockerArchive());
+  assert.equal((await agentCall(cloud, 'POST', `${HOST}/report`, { requests: [{ id: req.id, ok: true, result: {} }] })).status, 200);
+  await until('offloaded', async () => (await row(id)).vm_state === 'shelved_offloaded');
+  let ports = await portsOf();
+  assert.equal(ports.length, 1);
+  assert.equal(ports[0].id, before.id, 'the same port');
+  assert.equal(ports[0].fixed_ips[0].ip_address, ip, 'the same address');
+  assert.equal(ports[0]['binding:host_id'], '', 'unbound while the server has no host');
+  assert.ok(Object.keys((await alice.call('GET', `/servers/${id}`)).body.server.addresses).length, 'the server still shows its address');
+  assert.equal((await act(id, { unshelve: null })).status, 202);
+  await until('placed again', async () => (await row(id)).host === HOST);
+  ports = await portsOf();
+  assert.equal(ports[0]['binding:host_id'], HOST, 'bound to the host it runs on again');
+  assert.equal(ports[0].fixed_ips[0].ip_address, ip);
+  await report(id, 'active', 1);
+  assert.equal((await status(id)).status, 'ACTIVE');
+  // Nova's server migrations (2.23): live migrations in progress only, none here
+  const sm = await admin.call('GET', `/servers/${id}/migrations`, { version: '2.23' });
+  assert.equal(sm.status, 200);
+  assert.deepEqual(sm.body, { migrations: [] });
+  assert.equal((await admin.call('GET', `/servers/${id}/migrations/1`, { version: '2.23' })).status, 404);
+  assert.equal((await admin.call('GET', `/servers/${id}/migrations`, { version: '2.22' })).status, 404);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 

@@ -76,13 +76,22 @@ const db = () => cloud.server.database.db;
 
 type Handed = Map<string, { version: number; spec: any }>;
 /** One watch round of the host: what it is handed now, per kind. */
-async function watch(): Promise<Record<(typeof KINDS)[number], Handed>> {
+async function watch(): Promise<Record<(typeof KINDS)[number], Handed> & { requests: any[] }> {
   const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: Object.fromEntries(KINDS.map((k) => [k, {}])), wait: 0 });
   assert.equal(r.status, 200);
-  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }> };
+  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests?: any[] };
   const out = Object.fromEntries(KINDS.map((k) => [k, new Map()])) as Record<(typeof KINDS)[number], Handed>;
   for (const x of body.resources) out[x.kind as (typeof KINDS)[number]]?.set(x.id, { version: x.version, spec: x.spec });
-  return out;
+  return { ...out, requests: body.requests ?? [] };
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const v = await f();
+    if (v) return v;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function report(kind: string, id: string, version: number, observed: unknown): Promise<void> {
@@ -270,6 +279,11 @@ test('microversions: tag 2.49/2.70, delete_on_termination 2.79 and its update 2.
   const v2 = await volume(alice);
   const r2 = await attach(alice, sid, v2);
   assert.equal(r2.body.volumeAttachment.device, '/dev/vdb');
+  // two attaches at once: two devices
+  const [c1, c2] = [await volume(alice), await volume(alice)];
+  const both = await Promise.all([attach(alice, sid, c1), attach(alice, sid, c2)]);
+  assert.deepEqual(both.map((x) => x.status), [200, 200], JSON.stringify(both.map((x) => x.body)));
+  assert.deepEqual(both.map((x) => x.body.volumeAttachment.device).sort(), ['/dev/vdc', '/dev/vde']);
   // a taken device, a bad one
   const v3 = await volume(alice);
   assert.equal((await attach(alice, sid, v3, { device: '/dev/vdd' })).status, 400);
@@ -323,6 +337,7 @@ test('bad input: unknown or another project\'s volume 404, a volume in use 400, 
   assert.equal(inUse.status, 400, JSON.stringify(inUse.body));
   assert.match(inUse.body.badRequest.message, /in-use/);
   assert.equal((await vol(alice, vid)).status, 'in-use', 'a refused attach changes nothing');
+  assert.deepEqual((await alice.call('GET', `/servers/${sid2}/os-volume_attachments`)).body.volumeAttachments, [], 'and leaves no mapping');
   // Cinder: an attached volume is not deleted
   assert.equal((await cloud.call('DELETE', `/volume/v3/${alice.projectId}/volumes/${vid}`, { token: alice.token })).status, 400);
 
@@ -375,6 +390,48 @@ test('a container: the mount path from the server metadata volume_mount:<volume 
   assert.equal(spec.kind, 'container');
   assert.equal(spec.volumes[0].mount_path, '/data');
   assert.equal(spec.volumes[0].device, '/dev/vdb');
+});
+
+test('shelve offload keeps the volumes (reserved, no export), an offloaded server attaches at 2.20, unshelve takes them to its new host', async () => {
+  const alice = await projectUser(cloud);
+  const sid = await server(alice, containerImage);
+  const vid = await volume(alice);
+  await attached(alice, sid, vid);
+  assert.equal((await alice.call('POST', `/servers/${sid}/action`, { body: { shelve: null } })).status, 202);
+  const req = await until('the shelve snapshot request', async () => (await watch()).requests.find((q) => q.resource_id === sid && q.action === 'snapshot'));
+  const up = await fetch(`${cloud.url}/image/v2/images/${req.args.image_id}/file`, {
+    method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(dockerArchive()),
+  });
+  assert.equal(up.status, 204, await up.text());
+  assert.equal((await agentCall(cloud, 'POST', `${HOST}/report`, { requests: [{ id: req.id, ok: true, result: { image_id: req.args.image_id } }] })).status, 200);
+  await until('offloaded', async () => (await alice.call('GET', `/servers/${sid}`)).body.server.status === 'SHELVED_OFFLOADED');
+  // the volume stays the server's, reserved, with no export
+  assert.equal((await vol(alice, vid)).status, 'reserved');
+  assert.deepEqual((await watch()).volume.get(vid)!.spec.exports, []);
+  assert.equal((await alice.call('GET', `/servers/${sid}/os-volume_attachments`)).body.volumeAttachments.length, 1);
+  // attached while offloaded: from 2.20, only reserved
+  const v2 = await volume(alice);
+  assert.equal((await attach(alice, sid, v2, {}, '2.19')).status, 409);
+  assert.equal((await attach(alice, sid, v2, {}, '2.20')).status, 200);
+  assert.equal((await vol(alice, v2)).status, 'reserved');
+  // a third, attached and detached while offloaded: gone at once
+  const v3 = await volume(alice);
+  assert.equal((await attach(alice, sid, v3, {}, '2.20')).status, 200);
+  assert.equal((await alice.call('DELETE', `/servers/${sid}/os-volume_attachments/${v3}`, { version: '2.20' })).status, 202);
+  assert.equal((await vol(alice, v3)).status, 'available');
+
+  // unshelve: placed on the host again, both volumes exported there and attached by its report
+  assert.equal((await alice.call('POST', `/servers/${sid}/action`, { body: { unshelve: null } })).status, 202);
+  await until('placed again', async () => (await db().selectFrom('compute_servers').select('host').where('id', '=', sid).executeTakeFirstOrThrow()).host === HOST);
+  const ids: string[] = [];
+  for (const v of [vid, v2]) {
+    assert.equal((await vol(alice, v)).status, 'attaching');
+    ids.push((await exported(v)).attachmentId);
+  }
+  const h = (await watch()).server.get(sid)!;
+  assert.deepEqual(h.spec.volumes.map((x: any) => x.volume_id), [vid, v2]);
+  await report('server', sid, h.version, { power_state: 1, state: 'active', volumes: ids.map((id) => ({ attachment_id: id, state: 'attached' })) });
+  for (const v of [vid, v2]) assert.equal((await vol(alice, v)).status, 'in-use');
 });
 
 test('Cinder\'s attachments API: reserve, connector, complete, list, delete; its refusals', async () => {
