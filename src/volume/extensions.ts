@@ -8,6 +8,7 @@ const EXTENSIONS: Array<[alias: string, name: string, description: string, updat
   ['capabilities', 'Capabilities', 'Capabilities support.', '2015-08-31T00:00:00+00:00'],
   ['os-hosts', 'Hosts', 'Admin-only host administration.', '2011-06-29T00:00:00+00:00'],
   ['os-services', 'Services', 'Services support.', '2012-10-28T00:00:00-00:00'],
+  ['encryption', 'VolumeTypeEncryption', 'Encryption support for volume types.', '2013-07-01T00:00:00+00:00'],
   ['os-extended-snapshot-attributes', 'ExtendedSnapshotAttributes', 'Extended SnapshotAttributes support.', '2012-06-19T00:00:00+00:00'],
   ['qos-specs', 'Qos_specs_manage', 'QoS specs support.', '2013-08-02T00:00:00+00:00'],
   ['os-quota-class-sets', 'QuotaClasses', 'Quota classes management support.', '2012-03-12T00:00:00+00:00'],

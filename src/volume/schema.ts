@@ -56,6 +56,11 @@ export interface VolumeTables {
   volume_qos_specs: { id: string; name: string; consumer: string; created_at: string; updated_at: string };
   volume_qos_spec_keys: { qos_id: string; key: string; value: string };
   volume_type_extra_specs: { type_id: string; key: string; value: string };
+  /** A type's encryption specs (0509); no volume is made of such a type (no key manager). */
+  volume_type_encryption: {
+    volume_type_id: string; encryption_id: string; provider: string; cipher: string | null; key_size: number | null;
+    control_location: string; created_at: string; updated_at: string;
+  };
   /** Projects a private type is shared with. */
   volume_type_projects: { type_id: string; project_id: string };
   /** A project's default type (3.62 default-types), where set. */
@@ -219,6 +224,16 @@ export const volumeMigrations: Record<string, Migration> = {
       await db.schema.alterTable('volume_attachments').addColumn('export_location', text).execute();
       await db.schema.alterTable('volume_attachments').addColumn('export_format', text).execute();
       await db.schema.createIndex('volume_attachments_instance').on('volume_attachments').column('instance_uuid').execute();
+    },
+  },
+  '0509_volume_type_encryption': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_type_encryption')
+        .addColumn('volume_type_id', text, (c) => c.primaryKey()).addColumn('encryption_id', text, (c) => c.notNull())
+        .addColumn('provider', text, (c) => c.notNull()).addColumn('cipher', text).addColumn('key_size', 'integer')
+        .addColumn('control_location', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
     },
   },
 };

@@ -16,6 +16,10 @@ import type { VolumeContext } from './context.ts';
 import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
 import { mv, since } from './http.ts';
 import { parseVolumeHost } from './protocol.ts';
+import { encryptionOf } from './encryption.ts';
+
+/** A type with encryption specs makes no volume: no key manager serves volume keys here. */
+const ENCRYPTED_TYPE = (name: string) => `Volume type ${name} has encryption specs: encrypted volumes are not supported by this cloud yet (no key manager).`;
 import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
 import { metadataOf, sizeOf, textOf } from './input.ts';
 import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
@@ -154,6 +158,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       : source ? await db.selectFrom('volume_types').selectAll().where('id', '=', source.typeId).executeTakeFirstOrThrow()
       : await defaultTypeFor(ctx, c.projectId ?? '');
     if (source && type.id !== source.typeId) throw badRequest(`Invalid volume_type provided: ${typeName} (requested type is not compatible; recommend omitting the type argument).`);
+    if (await encryptionOf(db, type.id)) throw badRequest(ENCRYPTED_TYPE(type.name));
     const specs = await typeSpecs(ctx, type.id);
     const az = textOf('availability_zone', vol.availability_zone) ?? source?.az ?? ctx.config.availabilityZone;
     if (source && az !== source.az) throw invalidInput(`Volume must be in the same availability zone as the ${source.kind === 'snapshot' ? 'snapshot' : 'source volume'}`);
@@ -346,6 +351,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         if (row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(`Volume ${id} is already being migrated.`);
         const type = await findType(ctx, rc.cred!, newType);
         if (type.id === row.volume_type_id) throw invalidInput(`New volume_type same as original: ${newType}.`);
+        if (await encryptionOf(db, type.id)) throw badRequest(ENCRYPTED_TYPE(type.name));
         const specs = await typeSpecs(ctx, type.id);
         const multi = specTrue(specs.multiattach);
         if (row.status === 'in-use' && !!row.multiattach !== multi) throw invalidInput('Retyping an in-use volume between multiattach and non-multiattach types is not supported.');

@@ -3,7 +3,7 @@
 // bootable filter before 3.2 (any value but false is true), a trailing slash
 // on a collection is no list but a 404, a snapshot of volume_id null is a 404,
 // and os-update_snapshot_status (creating -> available/error with progress,
-// deleting -> error_deleting; other moves refused).
+// deleting -> error_deleting; other moves refused); encryption specs of types.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
@@ -101,6 +101,48 @@ test('os-update_snapshot_status: creating -> error/available with progress, dele
   // another project's snapshot is not found
   const bob = await tenant(cloud);
   assertFault(await update({ status: 'error_deleting' }, as(bob)), 404, 'itemNotFound');
+});
+
+test('encryption specs of a type: create, show, show a key, update, delete; admins only; a type in use keeps them; no volume of an encrypted type', async () => {
+  const t = (await call('POST', '/types', { body: { volume_type: { name: uniqueName('enc') } } })).body.volume_type;
+  const path = `/types/${t.id}/encryption`;
+  const none = await call('GET', path);
+  assert.equal(none.status, 200);
+  assert.deepEqual(none.body, {});
+  assertFault(await call('POST', path, { body: { encryption: { cipher: 'aes-xts-plain64' } } }), 400, 'badRequest', /provider/);
+  assertFault(await call('POST', path, { body: { encryption: { provider: 'luks', control_location: 'middle' } } }), 400, 'badRequest', /control_location/);
+  assertFault(await call('POST', path, { as: as(alice), body: { encryption: { provider: 'luks' } } }), 403, 'forbidden');
+  assertFault(await call('POST', '/types/6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a/encryption', { body: { encryption: { provider: 'luks' } } }), 404, 'itemNotFound');
+  const made = await call('POST', path, { body: { encryption: { provider: 'LuksEncryptor', key_size: 256, cipher: 'aes-xts-plain64', control_location: 'front-end' } } });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  schemas.add('encryption_types', 'create_encryption_type', made);
+  assert.equal(made.body.encryption.volume_type_id, t.id);
+  assert.equal(made.body.encryption.key_size, 256);
+  assertFault(await call('POST', path, { body: { encryption: { provider: 'luks' } } }), 400, 'badRequest', /already exists/);
+  const shown = await call('GET', path);
+  schemas.add('encryption_types', 'show_encryption_type', shown);
+  assert.equal(shown.body.provider, 'LuksEncryptor');
+  assert.equal(shown.body.control_location, 'front-end');
+  const upd = await call('PUT', `${path}/provider`, { body: { encryption: { key_size: 128, provider: 'SomeProvider', control_location: 'back-end' } } });
+  assert.equal(upd.status, 200);
+  schemas.add('encryption_types', 'update_encryption_type', upd);
+  const item = await call('GET', `${path}/cipher`);
+  schemas.add('encryption_types', 'show_encryption_specs_item', item);
+  assert.deepEqual(item.body, { cipher: 'aes-xts-plain64' });
+  assert.equal((await call('GET', path)).body.key_size, 128);
+  assertFault(await call('GET', `${path}/nothing`), 404, 'itemNotFound');
+  // no volume is made of an encrypted type, nor retyped to one
+  assertFault(await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1, volume_type: t.name } } }), 400, 'badRequest', /encryption/);
+  const v = await volume(as(alice));
+  await call('POST', `/volumes/${v.id}/action`, { body: { 'os-reset_status': { status: 'available' } } });
+  assertFault(await call('POST', `/volumes/${v.id}/action`, { as: as(alice), body: { 'os-retype': { new_type: t.name } } }), 400, 'badRequest', /encryption/);
+  assert.equal((await call('DELETE', `${path}/provider`)).status, 202);
+  assert.deepEqual((await call('GET', path)).body, {});
+  assertFault(await call('DELETE', `${path}/provider`), 404, 'itemNotFound');
+  // a type in use keeps its specs as they are
+  const used = (await call('POST', '/volumes', { as: as(alice), body: { volume: { size: 1, volume_type: t.name } } }));
+  assert.equal(used.status, 202);
+  assertFault(await call('POST', path, { body: { encryption: { provider: 'luks' } } }), 400, 'badRequest', /in use/);
 });
 
 test('every collected body matches Tempest\'s volume schemas', () => {
