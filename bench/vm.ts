@@ -281,6 +281,7 @@ async function main(): Promise<void> {
       } }, join(dir, 'config-2.iso'), join(dir, 'cd.tmp'));
       await inNs(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       await inNs(['link', 'set', 'dev', tap, 'master', 'br0', 'up']);
+      if (cleaning) throw new Error('interrupted');
       const q = spawn('ip', ['netns', 'exec', rawNs, QEMU,
         '-name', name, '-machine', 'q35', '-accel', 'tcg,tb-size=64', '-cpu', 'max', '-m', `${RAM_MB}M`, '-smp', String(VCPUS),
         '-nodefaults', '-no-user-config', '-rtc', 'base=utc', '-display', 'none', '-serial', `file:${join(dir, 'console.log')}`,
@@ -345,12 +346,18 @@ async function main(): Promise<void> {
     /** POST /servers until ACTIVE (launched_at) and until the SSH banner; left running. */
     let serial = 0;
     const bootApi = async (): Promise<Boot & { id: string }> => {
+      if (cleaning) throw new Error('interrupted');
       const t0 = Date.now();
       const r = await api<{ server: { id: string } }>(s, 'POST', '/compute/v2.1/servers', { server: {
         name: `bench-vm-${serial++}`, imageRef: imageId, flavorRef: flavorId, key_name: 'bench', config_drive: true,
         networks: [{ uuid: net!.id }], security_groups: [{ name: 'bench-vm-ssh' }],
       } });
       const id = r.server.id;
+      if (cleaning) {
+        // the cleanup may have listed the servers already
+        await request(`${base}/compute/v2.1/servers/${id}`, 'DELETE', s.H);
+        throw new Error('interrupted');
+      }
       servers.add(id);
       made.add(id);
       let banner: Promise<number> | null = null;
