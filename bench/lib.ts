@@ -105,7 +105,10 @@ export async function stopChild(c: ChildProcess | null): Promise<void> {
   if (!c || c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise((r) => c.once('exit', r));
   process.kill(c.pid!, 'SIGTERM');
-  await Promise.race([exited, sleep(60_000).then(() => process.kill(c.pid!, 'SIGKILL'))]);
+  // the timer is cleared once it exited: a pending one would keep this process alive for a minute
+  const timer = setTimeout(() => process.kill(c.pid!, 'SIGKILL'), 60_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** An admin session on a cloud the benchmark started: its URL, a token scoped to the admin project, the headers to send. */

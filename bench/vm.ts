@@ -7,7 +7,10 @@
 // driver, no volumes), uploads the small guest `stratus-tiny` (built or taken
 // from the cache by buildTinyImage, as `stratus up` does) with its Glance
 // record, makes a flavor (128 MiB, 1 vCPU, 1 GiB), a key pair, a tenant network
-// and a security group letting TCP 22 in. Then:
+// and a security group letting TCP 22 in, and puts a busybox container on the
+// network for the whole run (a host holds a network's bridge and DHCP
+// namespace while it has a server on it: each VM then finds the network set up
+// on the host, as it does on a network with other servers). Then:
 //   1. --n rounds, one VM at a time, the two sides alternating (which goes
 //      first alternates too):
 //      - raw: plain qemu-system-x86_64 booting the same disk: a qcow2 overlay
@@ -58,6 +61,7 @@ import { buildConfigDrive } from '../src/agent/drivers/vm/configdrive.ts';
 import { VmDriver } from '../src/agent/drivers/vm/driver.ts';
 import { QEMU } from '../src/agent/drivers/vm/accel.ts';
 import { buildTinyImage, TINY_IMAGE_GLANCE } from '../src/agent/drivers/vm/guest/tiny-image.ts';
+import { buildBusyboxImage } from '../src/agent/drivers/container/busybox.ts';
 import { NetworkDriver } from '../src/agent/drivers/network/driver.ts';
 import { bridgeName, dhcpNamespace, tapName } from '../src/network/protocol.ts';
 import { api, freePort, launchedAt, median, numberFlag, request, sleep, spawnCli, spawnServer, stopChild, uploadImage, waitAgent, waitServer, type Session } from './lib.ts';
@@ -277,6 +281,7 @@ async function main(): Promise<void> {
       } }, join(dir, 'config-2.iso'), join(dir, 'cd.tmp'));
       await inNs(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       await inNs(['link', 'set', 'dev', tap, 'master', 'br0', 'up']);
+      if (cleaning) throw new Error('interrupted');
       const q = spawn('ip', ['netns', 'exec', rawNs, QEMU,
         '-name', name, '-machine', 'q35', '-accel', 'tcg,tb-size=64', '-cpu', 'max', '-m', `${RAM_MB}M`, '-smp', String(VCPUS),
         '-nodefaults', '-no-user-config', '-rtc', 'base=utc', '-display', 'none', '-serial', `file:${join(dir, 'console.log')}`,
@@ -319,8 +324,20 @@ async function main(): Promise<void> {
     await api(s, 'POST', '/network/v2.0/subnets', { subnet: { network_id: net.id, cidr: '10.201.0.0/24', ip_version: 4 } });
     sg = (await api<{ security_group: { id: string } }>(s, 'POST', '/network/v2.0/security-groups', { security_group: { name: 'bench-vm-ssh' } })).security_group;
     await api(s, 'POST', '/network/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', protocol: 'tcp', port_range_min: 22, port_range_max: 22 } });
-    for (let i = 0; !existsSync(`/run/netns/${dhcpNamespace(net.id)}`); i++) {
-      if (i > 600) throw new Error('the network\'s DHCP namespace did not appear');
+    // a host holds a network (bridge, DHCP namespace) while one of its servers has a port on it: a
+    // busybox container stays on the network for the whole run, so that each VM finds it there, as
+    // one more server on a busy network does
+    const archive = join(dataDir, 'busybox.tar');
+    await buildBusyboxImage(archive);
+    const busybox = await uploadImage(s, { name: 'busybox', container_format: 'docker', disk_format: 'raw', visibility: 'public' }, await fsp.readFile(archive));
+    const small = (await api<{ flavor: { id: string } }>(s, 'POST', '/compute/v2.1/flavors', { flavor: { name: 'bench-vm-holder', ram: 32, vcpus: 1, disk: 0 } })).flavor.id;
+    const holder = (await api<{ server: { id: string } }>(s, 'POST', '/compute/v2.1/servers', { server: { name: 'bench-vm-holder', imageRef: busybox, flavorRef: small, networks: [{ uuid: net.id }] } })).server.id;
+    servers.add(holder);
+    made.add(holder);
+    for (let i = 0; ; i++) {
+      const v = (await api<{ server: { status: string } }>(s, 'GET', `/compute/v2.1/servers/${holder}`)).server;
+      if (v.status === 'ACTIVE' && existsSync(`/run/netns/${dhcpNamespace(net.id)}`)) break;
+      if (v.status === 'ERROR' || i > 1200) throw new Error(`the network's holder container: ${v.status}`);
       await sleep(100);
     }
     const apiProbe = new SshProbe(dhcpNamespace(net.id));
@@ -329,12 +346,18 @@ async function main(): Promise<void> {
     /** POST /servers until ACTIVE (launched_at) and until the SSH banner; left running. */
     let serial = 0;
     const bootApi = async (): Promise<Boot & { id: string }> => {
+      if (cleaning) throw new Error('interrupted');
       const t0 = Date.now();
       const r = await api<{ server: { id: string } }>(s, 'POST', '/compute/v2.1/servers', { server: {
         name: `bench-vm-${serial++}`, imageRef: imageId, flavorRef: flavorId, key_name: 'bench', config_drive: true,
         networks: [{ uuid: net!.id }], security_groups: [{ name: 'bench-vm-ssh' }],
       } });
       const id = r.server.id;
+      if (cleaning) {
+        // the cleanup may have listed the servers already
+        await request(`${base}/compute/v2.1/servers/${id}`, 'DELETE', s.H);
+        throw new Error('interrupted');
+      }
       servers.add(id);
       made.add(id);
       let banner: Promise<number> | null = null;
