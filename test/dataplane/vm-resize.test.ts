@@ -106,12 +106,12 @@ after(async () => {
 
 test('resize a running VM: stopped and started with more memory and vCPUs, its disk grown, the old one kept until confirm', { skip }, async () => {
   // the guest is not waited for (one boot under TCG is slow enough): its memory after the resize is more than the small flavor has
-  assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active', volumes: [] });
   const pid = (await qemuPid())!;
   assert.equal(await virtualSize(), GiB);
 
   const from = (await driver.consoleOutput(id)).length;
-  assert.deepEqual(await driver.converge(desired({ flavor: BIG, task_state: 'resize_prep' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ flavor: BIG, task_state: 'resize_prep' })), { power_state: 1, state: 'active', volumes: [] });
   const after = (await qemuPid())!;
   assert.notEqual(after, pid, 'a cold resize: a new qemu');
   assert.ok(!processAlive(pid));
@@ -123,19 +123,19 @@ test('resize a running VM: stopped and started with more memory and vCPUs, its d
   assert.equal((await guest('grep -c ^processor /proc/cpuinfo')).trim(), '2', 'and two vCPUs');
 
   // confirm: the kept disk goes, the VM is left alone
-  assert.deepEqual(await driver.converge(desired({ flavor: BIG, vm_state: 'active', task_state: null })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ flavor: BIG, vm_state: 'active', task_state: null })), { power_state: 1, state: 'active', volumes: [] });
   assert.equal(await qemuPid(), after);
   assert.ok(!existsSync(file('root.qcow2.pre-resize')));
 });
 
 test('resize a stopped VM: only its disk grows; a revert puts the kept disk back', { skip }, async () => {
-  assert.deepEqual(await driver.converge(desired({ flavor: BIG, power: 'stopped', vm_state: 'active' })), { power_state: 4, state: 'stopped' });
+  assert.deepEqual(await driver.converge(desired({ flavor: BIG, power: 'stopped', vm_state: 'active' })), { power_state: 4, state: 'stopped', volumes: [] });
   assert.equal(await driver.pid(id), null);
   const bigger = { ...BIG, id: 'bigger', disk: 3 };
-  assert.deepEqual(await driver.converge(desired({ flavor: bigger, power: 'stopped', vm_state: 'stopped', task_state: 'resize_prep' })), { power_state: 4, state: 'stopped' });
+  assert.deepEqual(await driver.converge(desired({ flavor: bigger, power: 'stopped', vm_state: 'stopped', task_state: 'resize_prep' })), { power_state: 4, state: 'stopped', volumes: [] });
   assert.equal(await driver.pid(id), null, 'a stopped VM stays stopped through its resize');
   assert.equal(await virtualSize(), 3 * GiB);
-  assert.deepEqual(await driver.converge(desired({ flavor: BIG, power: 'stopped', vm_state: 'resized', task_state: 'resize_reverting' })), { power_state: 4, state: 'stopped' });
+  assert.deepEqual(await driver.converge(desired({ flavor: BIG, power: 'stopped', vm_state: 'resized', task_state: 'resize_reverting' })), { power_state: 4, state: 'stopped', volumes: [] });
   assert.equal(await virtualSize(), 2 * GiB, 'the revert restored the disk as it was');
   assert.ok(!existsSync(file('root.qcow2.pre-resize')), 'the kept disk is the root disk again');
 });

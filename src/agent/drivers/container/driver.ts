@@ -468,7 +468,8 @@ export class ContainerDriver implements ComputeDriver {
       s = 'missing';
     }
     const volumes = observedVolumes((await this.readState(id))?.volumes);
-    const v = volumes.length ? { volumes } : {};
+    // always listed (empty once the last is detached): a report without `volumes` is an older agent's, which finishes no detach
+    const v = { volumes };
     if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active', ...v };
     if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended', ...v } : { power_state: PowerState.PAUSED, state: 'paused', ...v };
     return { power_state: PowerState.SHUTDOWN, state: 'stopped', ...v };

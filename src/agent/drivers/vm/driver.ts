@@ -1033,7 +1033,8 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!UUIDISH.test(id) || !(await exists(join(this.serversDir, id, 'state.json')))) return null;
     const s = await this.status(id);
     const volumes = observedVolumes((await this.readState(id))?.volumes);
-    const v = volumes.length ? { volumes } : {};
+    // always listed (empty once the last is detached): a report without `volumes` is an older agent's, which finishes no detach
+    const v = { volumes };
     if (s === 'stopped' && (await exists(this.file(id, 'memory.state')))) return { power_state: PowerState.SUSPENDED, state: 'suspended', ...v };
     if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active', ...v };
     if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended', ...v } : { power_state: PowerState.PAUSED, state: 'paused', ...v };
