@@ -318,4 +318,13 @@ test('a VM: a volume at boot, two hot-plugged, the container\'s data read back, 
   assert.deepEqual(await ourLoops(), []);
   assert.deepEqual(mountsUnder(stateDir), []);
   assert.deepEqual(await fsp.readdir(join(stateDir, 'attachments')), [], 'no attachment record left');
+
+  // a device a crash left unlisted (acquired, the server's state never written) is released by the sweep's check
+  const orphan = { ...D, attachment_id: randomUUID() };
+  await vms.attacher.acquire(orphan, `vm:${randomUUID()}`);
+  assert.equal((await ourLoops()).length, 1);
+  assert.deepEqual(await vms.attacher.releaseOrphans('container', async () => false, 0), [], 'another driver\'s records are not its');
+  assert.deepEqual(await vms.attacher.releaseOrphans('vm', async () => true, 0), [], 'a listed one stays');
+  assert.deepEqual(await vms.attacher.releaseOrphans('vm', async () => false, 0), [orphan.attachment_id]);
+  assert.deepEqual(await ourLoops(), []);
 });

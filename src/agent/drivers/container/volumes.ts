@@ -88,7 +88,7 @@ export class ContainerVolumes {
     for (const v of d.volumes ?? []) {
       try {
         checkSpec(v);
-        const dev = await this.attacher.acquire(v);
+        const dev = await this.attacher.acquire(v, `container:${d.id}`);
         let fstype: string | null = null;
         if (v.mount_path) {
           fstype = await fsType(dev.path);
