@@ -97,8 +97,9 @@ export class ContainerVolumes {
         volumes.push({ spec: v, dev, fstype });
         keep.push({ spec: v, state: 'attached' });
       } catch (err) {
-        if (!(err instanceof AttachError)) throw err;
-        keep.push({ spec: v, state: 'failed', message: err.message });
+        // the attachment's failure, not the server's (a host failure too: logged, and tried again at the re-checks)
+        if (!(err instanceof AttachError)) this.log.warn({ server: d.id, attachment: v.attachment_id, err: (err as Error).message }, 'volume device failed');
+        keep.push({ spec: v, state: 'failed', message: err instanceof AttachError ? err.message : `The volume could not be attached on its host: ${(err as Error).message}` });
       }
     }
     for (const r of records) {
@@ -122,13 +123,19 @@ export class ContainerVolumes {
     const wanted = new Set(volumes.map((v) => v.spec.attachment_id));
     for (const r of records) {
       if ((d.volumes ?? []).some((v) => v.attachment_id === r.spec.attachment_id)) continue;
-      const why = await this.detach(c, r);
+      let why: string | null;
+      try {
+        why = await this.detach(c, r);
+        if (!why) await this.attacher.release(r.spec.attachment_id);
+      } catch (err) {
+        this.log.warn({ server: d.id, attachment: r.spec.attachment_id, err: (err as Error).message }, 'volume detach failed');
+        why = `The volume could not be detached on its host: ${(err as Error).message}`;
+      }
       if (why) {
         set({ spec: r.spec, state: 'failed', message: why });
         stuck = why;
         continue;
       }
-      await this.attacher.release(r.spec.attachment_id);
       out = out.filter((x) => x.spec.attachment_id !== r.spec.attachment_id);
     }
     for (const v of volumes) {

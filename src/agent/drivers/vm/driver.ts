@@ -573,8 +573,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         out.set(v.attachment_id, dev);
         keep.push(prior?.state === 'failed' ? { spec: v, state: 'attached' } : { spec: v, state: prior?.state ?? 'attached' });
       } catch (err) {
-        if (!(err instanceof AttachError)) throw err;
-        keep.push({ spec: v, state: 'failed', message: err.message });
+        // the attachment's failure, not the server's (a host failure too: logged, and tried again at the re-checks)
+        if (!(err instanceof AttachError)) this.o.log.warn({ server: d.id, attachment: v.attachment_id, err: (err as Error).message }, 'volume device failed');
+        keep.push({ spec: v, state: 'failed', message: err instanceof AttachError ? err.message : `The volume could not be attached on its host: ${(err as Error).message}` });
       }
     }
     for (const r of st.volumes ?? []) {
@@ -643,9 +644,19 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         }
         this.o.log.info({ server: d.id, disk: dev }, 'volume unplugged');
       }
-      if (nodes.has(node)) await q.execute('blockdev-del', { 'node-name': node });
+      try {
+        if (nodes.has(node)) await q.execute('blockdev-del', { 'node-name': node });
+        if (r) await this.attacher.release(r.spec.attachment_id);
+      } catch (err) {
+        // the guest let go; the host did not: the attachment's failure, tried again at the re-checks
+        this.o.log.warn({ server: d.id, disk: dev, err: (err as Error).message }, 'volume release failed');
+        if (r) {
+          st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message: `The volume was unplugged but its host could not release it: ${(err as Error).message}` }];
+          await this.writeState(st);
+        }
+        continue;
+      }
       if (r) {
-        await this.attacher.release(r.spec.attachment_id);
         st.volumes = (st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id);
         await this.writeState(st);
       }
