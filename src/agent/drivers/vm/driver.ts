@@ -689,10 +689,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- disks
-  private async ensureDisks(d: DesiredServer, image: CachedImage): Promise<void> {
+  private async ensureDisks(d: DesiredServer, image: CachedImage | null): Promise<void> {
     const id = d.id;
     const root = this.file(id, 'root.qcow2');
-    if (!(await exists(root))) {
+    // booted from a volume: no root disk here
+    if (image && !(await exists(root))) {
       const want = d.flavor.disk * GiB;
       if (image.format === 'iso') {
         // the CD-ROM boots; the root disk is where it installs to
@@ -717,7 +718,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- launch
-  private async args(d: DesiredServer, image: CachedImage, vols: Map<string, HostBlockDevice> = new Map()): Promise<string[]> {
+  private async args(d: DesiredServer, image: CachedImage | null, vols: Map<string, HostBlockDevice> = new Map()): Promise<string[]> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     const accel = this.probe?.accel ?? 'tcg';
@@ -742,10 +743,10 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
     const volumes = (d.volumes ?? []).filter((v) => vols.has(v.attachment_id));
     for (let i = 0; i < ports.length + volumes.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
-    if (image.format === 'iso') {
+    if (image?.format === 'iso') {
       a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
     }
-    a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
+    if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
@@ -757,19 +758,27 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     // the volumes in attach order, after the NICs, each as a hot-plug makes it (diskIds)
     volumes.forEach((v, i) => {
       const n = diskIds(v.attachment_id);
-      a.push('-blockdev', JSON.stringify(this.blockdev(v, vols.get(v.attachment_id)!)), '-device', `virtio-blk-pci,drive=${n.node},id=${n.device},serial=${serialOf(v)},bus=hp${ports.length + i}`);
+      // the boot volume of a server without an image boots (boot_index 0)
+      const boot = !image && v.boot_index === 0 ? ',bootindex=0' : '';
+      a.push('-blockdev', JSON.stringify(this.blockdev(v, vols.get(v.attachment_id)!)), '-device', `virtio-blk-pci,drive=${n.node},id=${n.device},serial=${serialOf(v)},bus=hp${ports.length + i}${boot}`);
     });
     return a;
   }
 
   /** Starts qemu (paused), and continues it once QMP answers; `incoming`: a saved memory state it loads first (resume). */
-  private async launch(d: DesiredServer, image: CachedImage, st: LocalState, incoming?: string): Promise<void> {
+  private async launch(d: DesiredServer, image: CachedImage | null, st: LocalState, incoming?: string): Promise<void> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     await this.ensureTaps(d, st);
     const procs = await this.ensureCgroup(id, d);
     for (const n of ['qmp.sock', 'vnc.sock', 'serial.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
-    const argv = await this.args(d, image, await this.volumeDevices(d, st, true));
+    const vols = await this.volumeDevices(d, st, true);
+    const boot = !image ? (d.volumes ?? []).find((v) => v.boot_index === 0) : undefined;
+    if (boot && !vols.has(boot.attachment_id)) {
+      const why = st.volumes?.find((r) => r.spec.attachment_id === boot.attachment_id)?.message ?? 'its device could not be made';
+      throw transient(ServerErrorCode.hostFailure, `The volume to boot from (${boot.volume_id}) cannot be attached: ${why}`);
+    }
+    const argv = await this.args(d, image, vols);
     // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
     if (incoming) argv.push('-incoming', 'fd:3');
     const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
@@ -900,7 +909,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
 
   private async convergeNow(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
-    if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
+    // booting from a volume: no image and no root disk of its own; the volume with boot_index 0 boots
+    const bootVolume = (d.volumes ?? []).find((v) => v.boot_index === 0) ?? null;
+    if (!d.image && !bootVolume) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image or a volume to boot from');
     const id = d.id;
     const dir = this.dir(id);
     // unix socket paths hold at most 107 bytes
@@ -910,24 +921,24 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!st) {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       await this.qemuDir(dir);
-      st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
+      st = { id, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
       await this.writeState(st);
     }
     if (!st.launched) revert.add(() => this.destroyNow(id));
     try {
-      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
+      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== (d.image?.id ?? null)) {
         // rebuild: a fresh root disk from the (new) image, same server
         await this.kill(id, true);
         await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
         await fsp.rm(this.file(id, 'memory.state'), { force: true });
         await fsp.rm(this.file(id, 'memory.state.bad'), { force: true });
-        st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
+        st = { ...st, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
       const img = d.image;
-      const image = await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
+      const image = img ? await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
         throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${img.id}: ${err.message}`, err) : err;
-      });
+      }) : null;
       await this.ensureDisks(d, image);
       const iso = this.file(id, 'config-2.iso');
       if (d.config_drive.requested) {
@@ -1023,14 +1034,17 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       if (d.task_state === 'resize_reverting' && (await exists(kept))) {
         await fsp.rename(kept, root);
       } else {
-        if (!(await exists(kept)) && d.task_state !== 'resize_reverting') {
-          await runOk('cp', ['--reflink=auto', '--sparse=always', root, `${kept}.tmp`], { timeoutMs: 3600_000 });
-          await this.qemuFile(`${kept}.tmp`);
-          await fsp.rename(`${kept}.tmp`, kept);
+        // booted from a volume (no root disk here): only memory and vCPUs change
+        if (await exists(root)) {
+          if (!(await exists(kept)) && d.task_state !== 'resize_reverting') {
+            await runOk('cp', ['--reflink=auto', '--sparse=always', root, `${kept}.tmp`], { timeoutMs: 3600_000 });
+            await this.qemuFile(`${kept}.tmp`);
+            await fsp.rename(`${kept}.tmp`, kept);
+          }
+          const info = JSON.parse((await runOk('qemu-img', ['info', '-U', '--output=json', root])).stdout) as { 'virtual-size'?: number };
+          const size = d.flavor.disk * GiB;
+          if (size > Number(info['virtual-size'] ?? 0)) await runOk('qemu-img', ['resize', '-q', '-f', 'qcow2', root, String(size)]);
         }
-        const info = JSON.parse((await runOk('qemu-img', ['info', '-U', '--output=json', root])).stdout) as { 'virtual-size'?: number };
-        const size = d.flavor.disk * GiB;
-        if (size > Number(info['virtual-size'] ?? 0)) await runOk('qemu-img', ['resize', '-q', '-f', 'qcow2', root, String(size)]);
       }
       st.flavor = want;
       await this.writeState(st);
