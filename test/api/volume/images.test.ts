@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { startCloud, tenant, type Cloud, type Tenant } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { assertFault, cinder, type Caller, type VolCall } from './lib.ts';
+import { TempestSchemas } from '../compute/lib.ts';
+
+const schemas = new TempestSchemas('volume');
 
 let cloud: Cloud;
 let call: VolCall;
@@ -103,6 +106,7 @@ test('a volume from an image: Cinder checks, the image metadata kept, the source
   // min_disk sizes the volume when no size is given
   const sized = await create({ imageRef: big });
   assert.equal(sized.status, 202, JSON.stringify(sized.body));
+  schemas.add('volumes', 'create_volume', sized);
   assert.equal(sized.body.volume.size, 5);
 
   const v = await madeVolume({ imageRef: raw, name: 'from-image' });
@@ -119,6 +123,11 @@ test('a volume from an image: Cinder checks, the image metadata kept, the source
   assert.equal(meta.min_ram, '64');
   assert.equal(meta.min_disk, '0');
   assert.equal(meta.hw_disk_bus, 'virtio');
+  schemas.add('volumes', 'show_volume', await call('GET', `/volumes/${v.id}`, { as: aliceC }));
+  schemas.add('v3_64.volumes', 'show_volume', await call('GET', `/volumes/${v.id}`, { as: aliceC, version: '3.64' }));
+  schemas.add('volumes', 'list_volumes_with_detail', await call('GET', '/volumes/detail', { as: aliceC }));
+  schemas.add('volumes', 'show_volume_image_metadata', await call('POST', `/volumes/${v.id}/action`, { as: aliceC, body: { 'os-show_image_metadata': {} } }));
+  schemas.check();
   // image_id is accepted too (the older name)
   const older = await create({ size: 1, image_id: raw });
   assert.equal(older.status, 202, JSON.stringify(older.body));
