@@ -303,7 +303,13 @@ for (const c of CASES) {
       await b.stop();
       const mounts = await fsp.readFile('/proc/self/mountinfo', 'utf8');
       assert.ok(!mounts.includes(` ${dir} `), 'the pool is unmounted');
-      const loops = await runOk('losetup', ['-j', image]).catch(() => ({ stdout: '' }));
+      // the kernel clears an autoclear loop device after the last close, from a work queue: a moment after the umount
+      let loops = { stdout: '' };
+      for (let i = 0; i < 50; i++) {
+        loops = await runOk('losetup', ['-j', image]).catch(() => ({ stdout: '' }));
+        if (!loops.stdout.trim()) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       assert.equal(loops.stdout.trim(), '', 'no loop device holds the pool image');
     });
   });
