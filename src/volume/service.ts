@@ -112,8 +112,12 @@ export function createVolumeService(o: {
       async exportsFailed(failed) {
         for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));
       },
-      // as Cinder, the image of a failed upload goes
-      uploadFailed: async (imageId) => { await o.images?.deleteImage(imageId); },
+      // as Cinder, the image of a failed upload goes; one the data did reach (an agent that crashed before its
+      // report, whose retry found the image no longer queued) stays
+      async uploadFailed(imageId) {
+        const img = await o.images?.getImage(imageId);
+        if (img && !img.deleted_at && img.status !== 'active') await o.images!.deleteImage(imageId);
+      },
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
     o.fleet.onRegister((h, info) => vk.heard(h, info));

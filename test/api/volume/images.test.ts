@@ -212,4 +212,13 @@ test('os-volume_upload_image: a queued image, the volume uploading until the age
   assert.equal((await put(r3.body['os-volume_upload_image'].image_id, bytes)).status, 204);
   await report(v.id, w3.version, { state: 'present', size_gib: 1, location: '/x', uploaded: r3.body['os-volume_upload_image'].image_id });
   assert.equal((await show(v.id)).status, 'in-use');
+
+  // the data reached the image but the agent's report is an error (a retry after a crash found it filled): the image stays
+  const r4 = await act({ 'os-volume_upload_image': { image_name: 'vi-kept', force: true } });
+  const w4 = (await watch()).get(v.id)!;
+  const kept = r4.body['os-volume_upload_image'].image_id as string;
+  assert.equal((await put(kept, bytes)).status, 204);
+  await report(v.id, w4.version, { state: 'absent', size_gib: 0, location: null }, { class: 'user', code: 'refused', message: 'image not queued' });
+  assert.equal((await show(v.id)).status, 'in-use');
+  assert.equal((await cloud.call('GET', `/image/v2/images/${kept}`, { token: alice.token })).body.status, 'active');
 });
