@@ -21,7 +21,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
-import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf, uploadOf } from './lifecycle.ts';
 import { exportsOf } from './attach.ts';
 import { poolFits } from './pools.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
@@ -33,6 +33,7 @@ const VolumeObservedBody = Type.Object({
   state: Type.Union([Type.Literal('present'), Type.Literal('absent')]),
   size_gib: Type.Integer({ minimum: 0 }),
   location: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
+  uploaded: Type.Optional(Type.String({ maxLength: 64 })),
   exports: Type.Optional(Type.Array(Type.Object({
     attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }),
     // since 2.4; an export reported without it is raw
@@ -67,6 +68,8 @@ export function volumeKinds(o: {
   exportsChanged?(instanceIds: string[]): Promise<void>;
   /** Attachments whose export the backend failed (their servers roll the attach back). */
   exportsFailed?(failed: Array<{ attachmentId: string; instance: string | null; message: string }>): Promise<void>;
+  /** An upload to an image (os-volume_upload_image) the backend failed: the image is killed. */
+  uploadFailed?(imageId: string): Promise<void>;
 }): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
@@ -142,7 +145,7 @@ export function volumeKinds(o: {
     },
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
-        const row = await db.selectFrom('volume_volumes').select('host').where('id', '=', r.id).executeTakeFirst();
+        const row = await db.selectFrom('volume_volumes').select(['host', 'upload']).where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
         const failed = await applyExportFailure(db, r.id, r.version, r.error);
         if (failed.length) {
@@ -153,6 +156,8 @@ export function volumeKinds(o: {
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
+        const up = uploadOf(row);
+        if (outcome === 'error_uploading' && up) await o.uploadFailed?.(up.image_id).catch((err: Error) => o.log.warn({ err: err.message, image: up.image_id }, 'killing the image of a failed upload failed'));
       }
     },
   };

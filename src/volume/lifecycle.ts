@@ -9,6 +9,8 @@
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
 //   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
 //   deleting  --error-->                   error_deleting
+//   uploading --uploaded = the image-->    available / in-use (upload cleared, version bumped)
+//   uploading --error-->                   available / in-use, a user message (the image is killed by kinds.ts)
 //
 // A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
 // creating -> available / error, deleting -> gone / error_deleting.
@@ -26,7 +28,8 @@
 // host's watch.
 import type { Kysely } from 'kysely';
 import type { ResourceError } from '../fleet/protocol.ts';
-import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
+import { parseJsonObject } from '../common/json.ts';
+import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSource, VolumeSpec, VolumeUpload } from './protocol.ts';
 import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
@@ -44,10 +47,28 @@ export function specOf(row: Row, extraSpecs: Record<string, string>, exports: Vo
     state: row.status === 'deleting' ? 'absent' : 'present',
     size_gib: Math.max(row.size, row.requested_size ?? 0),
     backend: where.backend, pool: where.pool,
-    source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
+    source: sourceOf(row),
     created: row.status !== 'creating',
     extra_specs: extraSpecs, exports,
+    ...(row.upload && row.status === 'uploading' ? { upload: { image_id: uploadOf(row)!.image_id, disk_format: uploadOf(row)!.disk_format } } : {}),
   };
+}
+
+function sourceOf(row: Row): VolumeSource {
+  if (row.snapshot_id) return { type: 'snapshot', snapshot_id: row.snapshot_id };
+  if (row.source_volid) return { type: 'volume', volume_id: row.source_volid };
+  if (row.image_source) {
+    const j = parseJsonObject(row.image_source);
+    return { type: 'image', image_id: String(j.image_id), disk_format: String(j.disk_format) };
+  }
+  return { type: 'blank' };
+}
+
+/** The upload a volume row holds (os-volume_upload_image): the image, its format, and the status the volume goes back to. */
+export function uploadOf(row: Pick<Row, 'upload'>): (VolumeUpload & { status: string }) | null {
+  if (!row.upload) return null;
+  const j = parseJsonObject(row.upload);
+  return { image_id: String(j.image_id), disk_format: j.disk_format === 'qcow2' ? 'qcow2' : 'raw', status: String(j.status ?? 'available') };
 }
 
 /** The scheduler's step: a `creating` volume without a host gets `host@backend#pool`. False when it was not (any longer) waiting for one. */
@@ -58,7 +79,7 @@ export async function placeVolume(db: VDb, id: string, host: string): Promise<bo
   return Number(r.numUpdatedRows) === 1;
 }
 
-export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting';
+export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting' | 'uploaded' | 'error_uploading';
 
 /** Applies a backend's report for `version` of volume `id`. */
 export async function applyVolumeReport(db: VDb, id: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<ReportOutcome> {
@@ -79,7 +100,11 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
       case 'creating':
         if (error) {
           await set({ status: 'error' });
-          await recordMessage(tx, {
+          // from an image: Cinder's copy image to volume (an image larger than the volume: its own detail)
+          await recordMessage(tx, row.image_source ? {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.copyImageToVolume,
+            detail: error.code === VolumeErrorCode.noSpace || error.code === VolumeErrorCode.refused ? MessageDetail.notEnoughSpaceForImage : MessageDetail.unknownError,
+          } : {
             projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend,
             detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
           });
@@ -101,6 +126,18 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
           await set({ status: row.attach_status === 'attached' ? 'in-use' : 'available', size: asked, requested_size: null });
           return 'extended';
         }
+        return 'ignored';
+      }
+      case 'uploading': {
+        // back to where it was (available, or in-use for a forced upload); the image's end is the caller's (kinds.ts)
+        const up = uploadOf(row);
+        const back = row.attach_status === 'attached' ? 'in-use' : 'available';
+        if (error) {
+          await set({ status: back, upload: null, version: version + 1 });
+          await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.copyVolumeToImage, detail: MessageDetail.failedToUploadVolume });
+          return 'error_uploading';
+        }
+        if (up && observed?.uploaded === up.image_id) { await set({ status: back, upload: null, version: version + 1 }); return 'uploaded'; }
         return 'ignored';
       }
       case 'deleting':

@@ -25,6 +25,8 @@ export const volumeRules: Record<string, Rule> = {
   'volume:delete_volume_metadata': member,
   'volume:update_readonly_flag': member,
   'volume_extension:volume_actions:update_readonly_flag': member,
+  'volume_extension:volume_actions:upload_image': member,
+  'volume_extension:volume_actions:upload_public': admin,
   'volume_extension:volume_admin_actions:reset_status': admin,
   'volume_extension:volume_admin_actions:force_delete': admin,
   'volume_extension:volume_host_attribute': admin,

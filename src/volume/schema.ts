@@ -23,6 +23,10 @@ export interface VolumeTables {
     /** `host@backend#pool` once a backend took the volume; null before (a volume without a host is deleted at once). */
     host: string | null;
     snapshot_id: string | null; source_volid: string | null;
+    /** The Glance image the volume is made from (0510): `{image_id, disk_format}` as JSON; null for any other source. */
+    image_source: string | null;
+    /** An upload to a Glance image in progress (os-volume_upload_image, 0510): `{image_id, disk_format, status}` as JSON (`status`: the one to return to); null otherwise. */
+    upload: string | null;
     /** Bumped on every change the backend must act on. */
     version: number;
     created_at: string; updated_at: string;
@@ -234,6 +238,12 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('control_location', text, (c) => c.notNull())
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
         .execute();
+    },
+  },
+  '0510_volume_images': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_volumes').addColumn('image_source', text).execute();
+      await db.schema.alterTable('volume_volumes').addColumn('upload', text).execute();
     },
   },
 };

@@ -13,7 +13,7 @@ import { PUBLIC } from '../http/policy.ts';
 import { volumeKinds } from './kinds.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import { deleteUnattached } from './attach.ts';
-import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
+import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext, type VolumeImages } from './context.ts';
 import { renderCinderError } from './errors.ts';
 import { extensionRoutes } from './extensions.ts';
 import { gate, setup, versionEntry } from './http.ts';
@@ -31,6 +31,7 @@ import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
 import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
+import { uploadingTo } from './images.ts';
 import { attachmentRoutes } from './attachments.ts';
 import { beginDetach, completeAttachment, createAttachment, deleteAttachment, moveAttachment, rollDetach } from './attach.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
@@ -74,6 +75,8 @@ export interface ServerVolumes {
   deleteVolume(volumeId: string): Promise<boolean>;
   /** Called with the servers whose attachments' exports changed (their specs list the volumes once exported). */
   onExportsChanged(fn: (serverIds: string[]) => Promise<void>): void;
+  /** Whether a volume is `uploading` into the image (os-volume_upload_image): the agents' upload of its bytes is taken then. */
+  uploading(imageId: string): Promise<boolean>;
   /** Called with the attachments whose export the volume's backend failed (already error_attaching, the volume settled). */
   onExportsFailed(fn: (failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>): void;
 }
@@ -88,11 +91,13 @@ export interface VolumeService {
 
 export function createVolumeService(o: {
   db: Db; log: Logger; config?: Partial<VolumeConfig>;
+  /** Glance in process (volumes from and to images); absent: both refused. */
+  images?: VolumeImages;
   /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
   fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void };
 }): VolumeService {
   const ctx: VolumeContext = {
-    db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
+    db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config }, images: o.images,
   };
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
@@ -106,6 +111,12 @@ export function createVolumeService(o: {
       },
       async exportsFailed(failed) {
         for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));
+      },
+      // as Cinder, the image of a failed upload goes; one the data did reach (an agent that crashed before its
+      // report, whose retry found the image no longer queued) stays
+      async uploadFailed(imageId) {
+        const img = await o.images?.getImage(imageId);
+        if (img && !img.deleted_at && img.status !== 'active') await o.images!.deleteImage(imageId);
       },
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
@@ -157,6 +168,7 @@ export function createVolumeService(o: {
       return out;
     },
     deleteVolume: (id) => deleteUnattached(vdb, id),
+    uploading: (imageId) => uploadingTo(vdb, imageId),
     onExportsChanged(fn) {
       exportListeners.push(fn);
     },

@@ -74,7 +74,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   volumes?.onExportsFailed(async (failed) => {
     for (const h of await bumpServers(db, await failExports(db, volumes, log, failed))) notify(h);
   });
-  fleet.addRoutes(agentImageRoutes(db, deps.images));
+  fleet.addRoutes(agentImageRoutes(db, deps.images, deps.volumes));
 
   const periodic = () => {
     if (stopping) return;
