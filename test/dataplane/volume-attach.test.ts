@@ -17,11 +17,13 @@
 //      guest; a paused guest's disk is not released in time (the attachment
 //      `failed`, the VM as it was) until it runs again; a deleted VM leaves
 //      no loop device.
+// Between them, a container with a user namespace gets R mounted at its start
+// (by the driver once it runs) and D, without a mount path, fails.
 // Everything made is removed in after() (by path and PID), also on failure.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,6 +184,25 @@ test('a container: a volume in its spec at start, two attached hot, data through
   await containers.destroy(ctrId);
 });
 
+test('a user-namespace container: a volume with a mount path is mounted once it runs; without one it fails, saying why', { skip, timeout: 120_000 }, async () => {
+  const d = base(ctrId, 'container', [R, D]);
+  d.flavor.extraSpecs = { 'stratus:userns': 'true' };
+  try {
+    const obs = await containers.converge(d);
+    assert.deepEqual(obs.volumes?.map((v) => [v.attachment_id, v.state]), [[R.attachment_id, 'attached'], [D.attachment_id, 'failed']]);
+    assert.match(obs.volumes?.[1]?.message ?? '', /user namespace/);
+    assert.ok(ctrMounts().includes('/srv'));
+    // read from the host through the container's root (runc exec cannot join this setup's user-namespace containers)
+    const root = `/proc/${ctrPid()}/root`;
+    assert.equal(createHash('sha256').update(readFileSync(`${root}/srv/blob`)).digest('hex'), sums.r);
+    assert.deepEqual(readdirSync(root).filter((n) => n.startsWith('.stratus-volume')), [], 'the node used to mount is gone');
+  } finally {
+    await containers.destroy(ctrId);
+  }
+  assert.deepEqual(await ourLoops(), []);
+  assert.deepEqual(mountsUnder(stateDir), []);
+});
+
 /** Runs `cmd` in the guest's serial shell; what it printed between the markers. */
 let seq = 0;
 async function guest(cmd: string): Promise<string> {
@@ -297,4 +318,13 @@ test('a VM: a volume at boot, two hot-plugged, the container\'s data read back, 
   assert.deepEqual(await ourLoops(), []);
   assert.deepEqual(mountsUnder(stateDir), []);
   assert.deepEqual(await fsp.readdir(join(stateDir, 'attachments')), [], 'no attachment record left');
+
+  // a device a crash left unlisted (acquired, the server's state never written) is released by the sweep's check
+  const orphan = { ...D, attachment_id: randomUUID() };
+  await vms.attacher.acquire(orphan, `vm:${randomUUID()}`);
+  assert.equal((await ourLoops()).length, 1);
+  assert.deepEqual(await vms.attacher.releaseOrphans('container', async () => false, 0), [], 'another driver\'s records are not its');
+  assert.deepEqual(await vms.attacher.releaseOrphans('vm', async () => true, 0), [], 'a listed one stays');
+  assert.deepEqual(await vms.attacher.releaseOrphans('vm', async () => false, 0), [orphan.attachment_id]);
+  assert.deepEqual(await ourLoops(), []);
 });

@@ -41,6 +41,8 @@ export interface HostBlockDevice {
 
 interface Record {
   attachment_id: string;
+  /** `<driver>:<server id>`: who holds it (sweeps find what a crash left unlisted). */
+  owner?: string;
   location: string;
   format: 'raw' | 'qcow2';
   read_only: boolean;
@@ -107,11 +109,11 @@ export class VolumeAttacher {
   }
 
   /** Makes (or finds) the block device of attachment `v`. Throws AttachError for what the user must change. */
-  async acquire(v: ServerVolumeSpec): Promise<HostBlockDevice> {
+  async acquire(v: ServerVolumeSpec, owner: string): Promise<HostBlockDevice> {
     if (!v.location.startsWith('/')) throw new AttachError(`The volume's data is not on this host (${v.location.split(':')[0]} export): only volumes on the server's own host can be attached yet.`);
     if (v.format !== 'raw' && v.format !== 'qcow2') throw new AttachError(`Volume format ${String(v.format)} is not supported.`);
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const rec: Record = { attachment_id: v.attachment_id, location: v.location, format: v.format, read_only: v.read_only };
+    const rec: Record = { attachment_id: v.attachment_id, owner, location: v.location, format: v.format, read_only: v.read_only };
     return locks.run(v.location, async () => {
       if (!(await exists(v.location))) throw new AttachError(`The volume's data is missing on this host (${v.volume_id}).`);
       // recorded before anything is made: a crash leaves nothing unknown
@@ -143,6 +145,25 @@ export class VolumeAttacher {
     if (!dev) return null;
     const [major, minor] = (await fsp.readFile(`/sys/block/${dev.replace(/^\/dev\//, '')}/dev`, 'utf8')).trim().split(':').map(Number) as [number, number];
     return { path: dev, major, minor };
+  }
+
+  /**
+   * Releases the attachments `driver` holds for a server whose state does
+   * not list them (`listed`): what a crash between an acquire and the
+   * driver's state write leaves. A record rewritten in the last `minAgeMs`
+   * (every acquire rewrites it) may be a converge in flight: kept.
+   */
+  async releaseOrphans(driver: string, listed: (serverId: string, attachmentId: string) => Promise<boolean>, minAgeMs = 600_000): Promise<string[]> {
+    const gone: string[] = [];
+    for (const r of await this.records()) {
+      if (!r.owner?.startsWith(`${driver}:`)) continue;
+      const st = await fsp.stat(this.rec(r.attachment_id)).catch(() => null);
+      if (!st || Date.now() - st.mtimeMs < minAgeMs) continue;
+      if (await listed(r.owner.slice(driver.length + 1), r.attachment_id)) continue;
+      await this.release(r.attachment_id);
+      gone.push(r.attachment_id);
+    }
+    return gone;
   }
 
   /** Gives the device's node to `uid`:`gid` (0600): an unprivileged qemu opens it. */

@@ -591,6 +591,10 @@ export class ContainerDriver implements ComputeDriver {
       await capConsoleLog(join(this.dir(id), 'console.log'), this.o.consoleCap);
     }
     void inUse;
+    // loop devices a crash left without a server's record of them
+    const orphans = await this.attacher.releaseOrphans('container', async (sid, att) =>
+      UUIDISH.test(sid) && ((await this.readState(sid))?.volumes ?? []).some((r) => r.spec.attachment_id === att));
+    if (orphans.length) this.o.log.warn({ attachments: orphans }, 'released volume devices no server listed');
     await this.images.prune(images);
     await this.hardening.sweep();
     // lets the command runner reap the jobs that ended since its last command

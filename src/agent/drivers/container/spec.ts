@@ -167,7 +167,9 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
       ...(i.rescueDisk ? [{ destination: RESCUE_DISK_PATH, type: 'bind', source: i.rescueDisk, options: ['rbind', 'nosuid', 'nodev'] }] : []),
     ],
     linux: {
-      ...(volumes.length ? {
+      // in a user namespace runc would bind-mount each node from the same path on the host, where it does not
+      // exist: the driver makes those nodes once the container runs (as for a hot attach)
+      ...(volumes.length && !userns ? {
         devices: volumes.map((v) => ({
           path: v.spec.device, type: 'b', major: v.dev.major, minor: v.dev.minor, fileMode: 0o660,
           uid: 0, gid: 0,

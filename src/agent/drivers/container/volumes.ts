@@ -13,7 +13,11 @@
 //                  runc loads at start, so a running container on v2 takes a
 //                  volume at its next start (the attachment says so);
 //   node           mknod under /proc/<pid>/root/dev (the container's /dev,
-//                  a tmpfs; `device` is one name under /dev);
+//                  a tmpfs; `device` is one name under /dev); not in a
+//                  container with its own user namespace (its /dev is that
+//                  namespace's: no node of the host's root can be made or
+//                  opened there): it gets the mount only, made from a node
+//                  put on its root overlay for the moment;
 //   mount          util-linux `mount -N /proc/<pid>/ns/mnt`: the host's mount
 //                  binary, mount(2) in the container's mount namespace (the
 //                  paths resolved in the container's root); the mount point
@@ -31,7 +35,7 @@ import type { DesiredServer, ServerVolumeSpec } from '../../../compute/engine/pr
 import { run } from '../../exec.ts';
 import { AttachError, type VolumeAttacher, type VolumeRecord } from '../volume-attach.ts';
 import type { ContainerVolume } from './spec.ts';
-import { USERNS_HOST_BASE, usernsWanted } from './userns.ts';
+import { usernsWanted } from './userns.ts';
 
 /** How long a detach waits for a busy file system to be let go. */
 export const UMOUNT_TIMEOUT_MS = 15_000;
@@ -84,7 +88,7 @@ export class ContainerVolumes {
     for (const v of d.volumes ?? []) {
       try {
         checkSpec(v);
-        const dev = await this.attacher.acquire(v);
+        const dev = await this.attacher.acquire(v, `container:${d.id}`);
         let fstype: string | null = null;
         if (v.mount_path) {
           fstype = await fsType(dev.path);
@@ -158,17 +162,21 @@ export class ContainerVolumes {
     const root = `/proc/${c.pid}/root`;
     const access = v.spec.read_only ? 'r' : 'rw';
     await this.cgroupRule(c, v.dev, access, true);
-    const node = `${root}${v.spec.device}`;
-    const st = await fsp.lstat(node).catch(() => null);
-    const want = makedev(v.dev.major, v.dev.minor);
-    if (!st || !st.isBlockDevice() || st.rdev !== want) {
-      if (st) await fsp.rm(node, { force: true });
-      const r = await run('mknod', ['-m', '0660', node, 'b', String(v.dev.major), String(v.dev.minor)]);
-      if (r.code !== 0) throw new Error(`mknod ${v.spec.device}: ${r.stderr.trim()}`);
-      // the container's root owns it (a user namespace maps it from USERNS_HOST_BASE)
-      if (userns) await fsp.chown(node, USERNS_HOST_BASE, USERNS_HOST_BASE);
-    }
     const mp = v.spec.mount_path;
+    const want = makedev(v.dev.major, v.dev.minor);
+    if (userns) {
+      // the container's /dev is a tmpfs of its user namespace: a node there cannot be made by the host's
+      // root (no mapping) and would not open (such a mount is nodev); runc binds nodes from the host instead
+      if (!mp) throw new AttachError('A container with its own user namespace (stratus:userns) cannot be given a block device node yet: attach the volume with a mount path (the volume_mount metadata) to have its file system mounted.');
+    } else {
+      const node = `${root}${v.spec.device}`;
+      const st = await fsp.lstat(node).catch(() => null);
+      if (!st || !st.isBlockDevice() || st.rdev !== want) {
+        if (st) await fsp.rm(node, { force: true });
+        const r = await run('mknod', ['-m', '0660', node, 'b', String(v.dev.major), String(v.dev.minor)]);
+        if (r.code !== 0) throw new Error(`mknod ${v.spec.device}: ${r.stderr.trim()}`);
+      }
+    }
     if (!mp || !v.fstype || (await this.mounted(c.pid, mp))) return;
     // the mount point, one component at a time, never through a symbolic link
     let at = root;
@@ -179,8 +187,20 @@ export class ContainerVolumes {
       if (!s) await fsp.mkdir(at, { mode: 0o755 });
       else if (!s.isDirectory()) throw new AttachError(`The mount path ${mp} is not a directory in the container.`);
     }
-    const r = await run('mount', ['-N', `/proc/${c.pid}/ns/mnt`, '-t', v.fstype, '-o', `nosuid,nodev${v.spec.read_only ? ',ro' : ''}`, v.spec.device, mp], { timeoutMs: 60_000 });
-    if (r.code !== 0) throw new AttachError(`The volume's file system could not be mounted at ${mp}: ${r.stderr.trim().split('\n').pop()}`);
+    // a user namespace's container mounts from a node made for the moment on its root (an overlay mounted
+    // outside the user namespace, where a node opens), removed again at once
+    const source = userns ? `/.stratus-volume-${v.dev.major}-${v.dev.minor}` : v.spec.device;
+    if (userns) {
+      await fsp.rm(`${root}${source}`, { force: true });
+      const n = await run('mknod', ['-m', '0600', `${root}${source}`, 'b', String(v.dev.major), String(v.dev.minor)]);
+      if (n.code !== 0) throw new Error(`mknod ${source}: ${n.stderr.trim()}`);
+    }
+    try {
+      const r = await run('mount', ['-N', `/proc/${c.pid}/ns/mnt`, '-t', v.fstype, '-o', `nosuid,nodev${v.spec.read_only ? ',ro' : ''}`, source, mp], { timeoutMs: 60_000 });
+      if (r.code !== 0) throw new AttachError(`The volume's file system could not be mounted at ${mp}: ${r.stderr.trim().split('\n').pop()}`);
+    } finally {
+      if (userns) await fsp.rm(`${root}${source}`, { force: true });
+    }
   }
 
   /** Detaches one attachment from the running container; a message when its file system stayed busy. */

@@ -573,7 +573,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       const prior = st.volumes?.find((r) => r.spec.attachment_id === v.attachment_id);
       try {
         if (!/^[0-9A-Za-z-]{1,64}$/.test(v.volume_id)) throw new AttachError(`bad volume id ${v.volume_id}`);
-        const dev = await this.attacher.acquire(v);
+        const dev = await this.attacher.acquire(v, `vm:${d.id}`);
         await this.attacher.grant(dev, this.qemuUser.uid, this.qemuUser.gid);
         out.set(v.attachment_id, dev);
         keep.push(prior?.state === 'failed' ? { spec: v, state: 'attached' } : { spec: v, state: prior?.state ?? 'attached' });
@@ -1185,6 +1185,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       if (st?.rescue) images.add(st.rescue);
       await capConsoleLog(this.file(id, 'console.log'), this.o.consoleCap);
     }
+    // loop devices a crash left without a server's record of them (the server's lock: no converge in flight)
+    const orphans = await this.attacher.releaseOrphans('vm', (sid, att) => UUIDISH.test(sid)
+      ? this.serverLock.run(sid, async () => ((await this.readState(sid))?.volumes ?? []).some((r) => r.spec.attachment_id === att))
+      : Promise.resolve(false));
+    if (orphans.length) this.o.log.warn({ attachments: orphans }, 'released volume devices no server listed');
     const gone = await this.images.prune(images, this.o.keepUnusedImagesMs);
     if (gone.length) this.o.log.info({ images: gone }, 'removed unused VM images');
   }
