@@ -454,4 +454,24 @@ test('rescue and unrescue a container: Nova\'s 200 with adminPass, RESCUE once t
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 
+test('rescue a VM: its own image by default or rescue_image_ref (a disk image), in the spec until unrescue', async () => {
+  const id = await server('rs-small');
+  const other = await act(id, { rescue: { rescue_image_ref: containerImage } });
+  assert.equal(other.status, 400, 'a container image does not rescue a VM');
+  assert.equal(other.body.badRequest.message, `Requested rescue image '${containerImage}' is not supported`);
+  const second = await image(cloud, { name: 'rs-rescue-disk', container_format: 'bare' }, Buffer.alloc(4096, 2));
+  const r = await act(id, { rescue: { rescue_image_ref: second } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const spec = await report(id, 'active', 1);
+  assert.equal(spec.rescue.image.id, second);
+  assert.equal(spec.rescue.image.container_format, 'bare');
+  assert.equal(spec.image.id, diskImage, 'the root disk stays the server\'s');
+  assert.equal((await status(id)).status, 'RESCUE');
+  assert.equal((await act(id, { unrescue: {} })).status, 202);
+  assert.equal((await report(id, 'active', 1)).rescue, undefined);
+  assert.equal((await status(id)).status, 'ACTIVE');
+  assert.equal((await row(id)).rescue_image, null);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
 test('response bodies match Tempest\'s schemas', () => schemas.check());
