@@ -24,6 +24,8 @@ after(async () => {
 
 const action = (id: string, body: unknown) => plane.api('POST', `/compute/v2.1/servers/${id}/action`, body);
 const execIn = (id: string, args: string[]) => run('runc', ['--root', join(plane.stateDir, 'runc'), 'exec', id, ...args]);
+/** In a user-namespace container (runc exec cannot join its network namespace, the host's user namespace owns it): its user and mount namespaces and root. */
+const inUserns = (id: string, args: string[]) => run('nsenter', ['-t', String(runcState(plane.stateDir, id)!.pid), '-U', '-m', '-r', '-w', ...args]);
 
 test('rescue a container: restarted from the rescue image, its own root at /mnt (writable); unrescue: back on its own root, the rescue root gone', { skip: skipUnlessRoot }, async () => {
   const id = await plane.createServer({ name: 'dp-rescue' });
@@ -61,4 +63,24 @@ test('rescue a container: restarted from the rescue image, its own root at /mnt 
   await plane.waitGone(id);
   assert.ok(!existsSync(join(plane.stateDir, 'servers', id)));
   assert.equal(runcState(plane.stateDir, id), null);
+});
+
+test('rescue a user-namespace container: root in it reads and repairs its own root at /mnt and writes the rescue root; unrescue keeps the repair', { skip: skipUnlessRoot }, async () => {
+  const f = await plane.api('POST', '/compute/v2.1/flavors', { flavor: { name: `dp-rescue-userns-${plane.hostname}`, ram: 96, vcpus: 1, disk: 0 } });
+  assert.equal(f.status, 200, JSON.stringify(f.body));
+  assert.equal((await plane.api('POST', `/compute/v2.1/flavors/${f.body.flavor.id}/os-extra_specs`, { extra_specs: { 'stratus:userns': 'true' } })).status, 200);
+  const id = await plane.createServer({ name: 'dp-rescue-userns', flavorRef: f.body.flavor.id });
+  await plane.waitStatus(id, ['ACTIVE']);
+  const first = await inUserns(id, ['sh', '-c', 'echo mine > /root/data']);
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  assert.equal((await action(id, { rescue: null })).status, 200);
+  await plane.waitStatus(id, ['RESCUE']);
+  assert.equal((await inUserns(id, ['cat', '/mnt/root/data'])).stdout.trim(), 'mine');
+  const w = await inUserns(id, ['sh', '-c', 'echo repaired > /mnt/root/fixed && echo scratch > /root/scratch']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal((await action(id, { unrescue: null })).status, 202);
+  await plane.waitStatus(id, ['ACTIVE']);
+  assert.equal((await inUserns(id, ['cat', '/root/fixed'])).stdout.trim(), 'repaired');
+  assert.equal((await plane.api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
+  await plane.waitGone(id);
 });

@@ -363,20 +363,22 @@ export class ContainerDriver implements ComputeDriver {
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, spec_hash: '', config_drive_hash: '' };
         await this.writeState(st);
       }
+      const ensure = (imageId: string) => this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
+        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${imageId}: ${err.message}`, err) : err;
+      });
+      const image = await ensure(d.image.id);
       const rescueId = d.rescue?.image.id;
       if (st.rescue !== rescueId) {
         // rescue or unrescue: the container restarts, from the rescue image with its own root at /mnt, or on its own root
-        // again; the rescue root is thrown away (Nova's libvirt rescue powers the guest off and boots it anew)
-        await this.removeContainer(id, true);
+        // again; stopped cleanly first (Nova's rescue powers the guest off), with the stop signal of the image it runs
+        const running = st.rescue ? await ensure(st.rescue).catch(() => image) : image;
+        await this.removeContainer(id, false, running.config.config?.StopSignal || 'SIGTERM');
+        // the rescue root is thrown away
         await fsp.rm(join(dir, 'rescue'), { recursive: true, force: true });
         if (rescueId) st.rescue = rescueId;
         else delete st.rescue;
         await this.writeState(st);
       }
-      const ensure = (imageId: string) => this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
-        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${imageId}: ${err.message}`, err) : err;
-      });
-      const image = await ensure(d.image.id);
       const rescueImage = rescueId ? await ensure(rescueId) : null;
       if (rescueImage) {
         for (const sub of ['upper', 'work', 'disk']) await fsp.mkdir(join(dir, 'rescue', sub), { recursive: true, mode: 0o755 });
