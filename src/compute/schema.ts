@@ -123,6 +123,11 @@ export interface ComputeApiTables {
      * otherwise. A rebuild clears it (0109).
      */
     disk_image: string | null;
+    /**
+     * The image a rescued server boots from (the agent's AgentImage JSON)
+     * while it is rescuing or rescued; null otherwise (0110).
+     */
+    rescue_image: string | null;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
@@ -379,6 +384,11 @@ export const computeMigrations: Record<string, Migration> = {
         .addColumn('old_vm_state', text, (c) => c.notNull())
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
       await db.schema.createIndex('compute_migrations_server').on('compute_migrations').column('server_id').execute();
+    },
+  },
+  '0110_rescue': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('rescue_image', text).execute();
     },
   },
 };

@@ -187,6 +187,39 @@ const cases: Case[] = [
     row: { vm_state: 'shelved_offloaded', task_state: 'spawning', power_state: 0 }, report: rep(5, obs('active', 1)),
     want: { kind: 'update', set: { power_state: 1, task_state: null, vm_state: 'active', updated_at: NOW }, release: false, notify: false, kick: false },
   },
+  {
+    name: 'rescue done (the host runs the rescue image): RESCUE (vm_state rescued), task cleared',
+    row: { task_state: 'rescuing' }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { task_state: null, vm_state: 'rescued', updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
+    name: 'rescue of a stopped server: still rescuing while the host reports it stopped',
+    row: { vm_state: 'stopped', power_state: 4, task_state: 'rescuing' }, report: rep(5, obs('stopped', 4)),
+    want: none,
+  },
+  {
+    name: 'rescue: a report of the version before it changes nothing',
+    row: { task_state: 'rescuing' }, report: rep(4, obs('active', 1)),
+    want: none,
+  },
+  {
+    name: 'rescue failed on the host: ERROR with the fault',
+    row: { task_state: 'rescuing' }, report: rep(5, obs('active', 1), err('user', 'bad rescue image')),
+    want: {
+      kind: 'update', set: { task_state: null, vm_state: 'error', fault: JSON.stringify({ code: 400, message: 'bad rescue image', details: 'bad rescue image', created: NOW }), updated_at: NOW },
+      release: false, notify: false, kick: false,
+    },
+  },
+  {
+    name: 'rescued: what the host reports keeps RESCUE (even stopped: the vm_state is the API\'s)',
+    row: { vm_state: 'rescued' }, report: rep(5, obs('stopped', 4)),
+    want: { kind: 'update', set: { power_state: 4, updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
+    name: 'unrescue done (running on its own disk): ACTIVE',
+    row: { vm_state: 'rescued', task_state: 'unrescuing' }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { task_state: null, vm_state: 'active', updated_at: NOW }, release: false, notify: false, kick: false },
+  },
 ];
 
 for (const c of cases) {

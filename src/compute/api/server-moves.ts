@@ -1,5 +1,6 @@
 // The server actions that move a server's resources: resize with
-// confirmResize/revertResize, and shelve, shelveOffload and unshelve.
+// confirmResize/revertResize, shelve, shelveOffload and unshelve, and rescue
+// and unrescue (the server booted from another disk, its own kept beside it).
 //
 // Resize (one host, Nova's allow_resize_to_same_host): the API checks the new
 // flavor (Nova's 400s: unknown flavor, the same flavor, a smaller disk; quota's
@@ -37,14 +38,14 @@ import { kindOf } from '../kinds.ts';
 import { applyIntent, checkLock, notReady } from './action-intent.ts';
 import type { ComputeContext } from './context.ts';
 import { extraSpecsOf, findFlavor } from './flavors.ts';
-import { mv, validate } from './http.ts';
+import { isUuid, mv, validate } from './http.ts';
 import { overQuota, projectLimits, serverUsage, within } from './quota.ts';
-import { idFromHref, knownZones } from './servers.ts';
+import { idFromHref, kindOfImage, knownZones } from './servers.ts';
 import { recordAction, reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
 
-export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'] as const;
+export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
@@ -53,6 +54,10 @@ const ResizeBody = Type.Object({
   flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
   'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
 }, { additionalProperties: false });
+const RescueBody = Type.Union([Type.Null(), Type.Object({
+  adminPass: Type.Optional(Type.String()),
+  rescue_image_ref: Type.Optional(Type.String()),
+}, { additionalProperties: false })]);
 const UnshelveBody = Type.Union([Type.Null(), Type.Object({
   availability_zone: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
 }, { additionalProperties: false })]);
@@ -65,6 +70,8 @@ export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: Serve
     case 'shelve': return shelve(ctx, rc, s, arg);
     case 'shelveOffload': return shelveOffload(ctx, rc, s, arg);
     case 'unshelve': return unshelve(ctx, rc, s, arg);
+    case 'rescue': return rescue(ctx, rc, s, arg);
+    case 'unrescue': return unrescue(ctx, rc, s, arg);
   }
 }
 
@@ -296,4 +303,47 @@ export async function dropShelveImages(ctx: ComputeContext, rows: ServerRow[]): 
     if (!Number(cleared.numUpdatedRows)) continue;
     await ctx.images.deleteById(r.shelved_image_id).catch((err: Error) => ctx.log.warn({ server: r.id, image: r.shelved_image_id, err: err.message }, 'deleting a shelve snapshot failed'));
   }
+}
+
+/**
+ * Rescue (Nova's os-rescue): ACTIVE, SHUTOFF or ERROR servers, none locked or
+ * with a task running. The rescue image is the server's own image, or
+ * `rescue_image_ref` (a uuid, an image of the server's kind, active): its
+ * AgentImage goes on the row (rescue_image), which puts `rescue` in the
+ * agent's spec; task rescuing until the host runs the server from it, then
+ * RESCUE (vm_state rescued). A volume-backed server (no image) is Nova's 400,
+ * as below 2.87. Answers 200 with the adminPass when instance passwords are
+ * enabled (the rescue system gets no password injected: a container has none,
+ * and a VM's rescue disk is the image as it is).
+ */
+async function rescue(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+  const cred = rc.cred!;
+  const body = validate(RescueBody, arg ?? null);
+  let imageId: string | null = null;
+  if (body?.rescue_image_ref !== undefined) {
+    imageId = body.rescue_image_ref.split('/').pop() ?? '';
+    if (!isUuid(imageId)) throw badRequest('Invalid rescue_image_ref provided.');
+  }
+  checkLock(cred, s);
+  checkState('rescue', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
+  if (!s.image_id) throw badRequest(`Instance ${s.id} cannot be rescued: Cannot rescue a volume-backed instance`);
+  if (!s.host) throw notReady(s);
+  const ref = imageId ?? s.image_id;
+  const image = await ctx.images.get(cred, ref).catch(() => undefined);
+  if (!image || image.status !== 'active' || kindOfImage(image) !== s.kind) throw badRequest(`Requested rescue image '${ref}' is not supported`);
+  const rescueImage = JSON.stringify(agentImage({
+    id: image.id, name: image.name, status: image.status, container_format: image.containerFormat, disk_format: image.diskFormat, size: image.size, checksum: null,
+  }));
+  await applyIntent(ctx, rc, s, { action: 'rescue', event: 'compute_rescue_instance', taskState: T.RESCUING, desiredPower: 'running' }, { rescue_image: rescueImage });
+  rc.reply.code(200);
+  return ctx.config.enableInstancePassword ? { adminPass: body?.adminPass ?? Math.random().toString(36).slice(2, 14) } : {};
+}
+
+/** Unrescue: a RESCUE server back on its own disk (task unrescuing until its host reports it running so, then ACTIVE). */
+async function unrescue(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  validate(NullOrEmpty, arg ?? null);
+  checkLock(rc.cred!, s);
+  checkState('unrescue', s, [V.RESCUED], [null]);
+  if (!s.host) throw notReady(s);
+  await applyIntent(ctx, rc, s, { action: 'unrescue', event: 'compute_unrescue_instance', taskState: T.UNRESCUING, desiredPower: 'running' }, { rescue_image: null });
 }

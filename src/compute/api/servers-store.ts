@@ -132,6 +132,8 @@ export const EVENT_TASK: Record<string, string> = {
   compute_shelve_offload_instance: 'shelving_offloading',
   compute_shelve_instance: 'shelving',
   compute_unshelve_instance: 'unshelving',
+  compute_rescue_instance: 'rescuing',
+  compute_unrescue_instance: 'unrescuing',
 };
 
 export interface ActionSpec {

@@ -1,8 +1,8 @@
 // The desired state of servers as agents receive it (`server` resources): the
 // row, its flavor at boot, its image record, its config drive (Nova's
 // openstack/latest layout) and, for a kind whose ports are taps (a VM: its
-// driver gives each a NIC), its ports in interface order, and its attached
-// volumes once exported (server-volumes.ts); built for many
+// driver gives each a NIC), its ports in interface order, its attached
+// volumes once exported (server-volumes.ts) and, rescued, its rescue image; built for many
 // servers with a handful of queries.
 import type { Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
@@ -67,6 +67,16 @@ function diskImage(s: Server): AgentImage | null {
   }
 }
 
+/** The image a server boots from in rescue (the row's rescue_image) while it is rescuing or rescued and no unrescue runs. */
+function rescueImage(s: Server): AgentImage | null {
+  if (!s.rescue_image || s.task_state === 'unrescuing' || (s.vm_state !== 'rescued' && s.task_state !== 'rescuing')) return null;
+  try {
+    return JSON.parse(s.rescue_image) as AgentImage;
+  } catch {
+    return null;
+  }
+}
+
 /** A port as the VM's driver takes it (protocol.ts ServerPortSpec). */
 const portSpec = (p: ServerPortInterface): ServerPortSpec => ({ id: p.id, mac_address: p.mac_address, device: p.device, mtu: p.mtu, index: p.index });
 
@@ -82,6 +92,9 @@ function toDesired(s: Server, metadata: Record<string, string>, image: AgentImag
   if (o.ports) spec.ports = o.ports.map(portSpec);
   // the attached volumes whose volume host has exported them (server-volumes.ts)
   if (o.volumes) spec.volumes = o.volumes;
+  // rescuing or rescued (until an unrescue is asked for): the driver boots the rescue image with the server's disk beside it
+  const rescue = rescueImage(s);
+  if (rescue) spec.rescue = { image: rescue };
   return { kind: SERVER_KIND, id: s.id, version: s.version, spec };
 }
 

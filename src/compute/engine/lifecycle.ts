@@ -40,14 +40,14 @@ export type Transition =
 /** Task states an agent's report ends (the agent did the work they wait for). */
 export const AGENT_TASKS: ReadonlySet<string> = new Set(['spawning', 'powering-off', 'powering-on', 'rebooting', 'reboot_pending', 'reboot_started',
   'rebooting_hard', 'reboot_pending_hard', 'reboot_started_hard', 'pausing', 'unpausing', 'suspending', 'resuming', 'rebuilding',
-  'rebuild_block_device_mapping', 'rebuild_spawning', 'unshelving', 'resize_reverting']);
+  'rebuild_block_device_mapping', 'rebuild_spawning', 'unshelving', 'resize_reverting', 'unrescuing']);
 /** Resize task states: the agent's report of the new flavor applied makes the server VERIFY_RESIZE (vm_state resized). */
 export const RESIZE_TASKS: ReadonlySet<string> = new Set(['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish']);
 /**
  * vm_states a report does not change while no task runs: the API's (a resize
- * waiting for confirmation, a shelved server stopped on its host).
+ * waiting for confirmation, a shelved server stopped on its host, a rescued one).
  */
-const HELD_STATES: ReadonlySet<string> = new Set(['resized', 'shelved', 'shelved_offloaded']);
+const HELD_STATES: ReadonlySet<string> = new Set(['resized', 'shelved', 'shelved_offloaded', 'rescued']);
 /** Task states of a snapshot: they end with the snapshot request's answer, not with a report. */
 export const SNAPSHOT_TASKS: ReadonlySet<string> = new Set(['image_snapshot', 'image_snapshot_pending', 'image_pending_upload', 'image_uploading']);
 
@@ -92,7 +92,7 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
   if (same && !(row.task_state && SNAPSHOT_TASKS.has(row.task_state)) && row.task_state !== 'deleting') {
     const resizing = row.task_state !== null && RESIZE_TASKS.has(row.task_state);
     const reverting = row.task_state === 'resize_reverting';
-    if (row.task_state && (AGENT_TASKS.has(row.task_state) || resizing)) set.task_state = null;
+    if (row.task_state && (AGENT_TASKS.has(row.task_state) || resizing || row.task_state === 'rescuing')) set.task_state = null;
     if (r.error) {
       set.vm_state = 'error';
       set.fault = JSON.stringify({ code: r.error.class === 'user' ? 400 : 500, message: r.error.message || 'error', details: r.error.message, created: now });
@@ -104,6 +104,10 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
       // the host runs the server on its new flavor: VERIFY_RESIZE until the user confirms or reverts
       set.vm_state = 'resized';
       migration = 'finished';
+    } else if (row.task_state === 'rescuing') {
+      // the host runs the server from its rescue image (spec.rescue): RESCUE until the user unrescues it
+      if (state === 'active') set.vm_state = 'rescued';
+      else delete set.task_state;
     } else if (row.task_state === null && HELD_STATES.has(row.vm_state)) {
       // a resized or shelved server's vm_state is the API's to change
     } else if (row.task_state === null && row.vm_state !== 'building' && state === 'stopped' && row.desired_power !== 'stopped' && row.vm_state !== 'error') {

@@ -52,6 +52,16 @@ export interface ServerSpec {
    * at boot and on a running server, and reports each in `observed.volumes`.
    */
   volumes?: ServerVolumeSpec[];
+  /**
+   * Present while the server is rescued (Nova's rescue; since protocol 2.4,
+   * absent otherwise and from an older server): the driver restarts it from
+   * `image` with the server's own disk kept beside it (a VM: `image` as an
+   * overlay that is the first disk, its root disk the second; a container:
+   * `image` as its root filesystem, throwaway, with its own root filesystem
+   * at /mnt). Once absent again it restarts on its own disk and the rescue
+   * disk is deleted.
+   */
+  rescue?: { image: AgentImage };
 }
 
 /** One volume attachment as the server's host makes it (Nova's block device mapping, resolved). */

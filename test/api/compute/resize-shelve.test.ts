@@ -353,4 +353,125 @@ test('a failed shelve snapshot: the server stays where it was, the image is gone
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 
+test('rescue and unrescue a container: Nova\'s 200 with adminPass, RESCUE once the host runs it from the rescue image, its errors; unrescue: ACTIVE on its own root', async () => {
+  const id = await server('rs-small', containerImage);
+  // Nova's refusals: body, image, state
+  const extra = await act(id, { rescue: { what: 1 } });
+  assert.equal(extra.status, 400);
+  const badRef = await act(id, { rescue: { rescue_image_ref: 'not-a-uuid' } });
+  assert.equal(badRef.status, 400);
+  assert.equal(badRef.body.badRequest.message, 'Invalid rescue_image_ref provided.');
+  const noImage = await act(id, { rescue: { rescue_image_ref: '7d1e3c2a-0000-4000-8000-000000000000' } });
+  assert.equal(noImage.status, 400);
+  assert.match(noImage.body.badRequest.message, /^Requested rescue image '7d1e3c2a-0000-4000-8000-000000000000' is not supported/);
+  const otherKind = await act(id, { rescue: { rescue_image_ref: diskImage } });
+  assert.equal(otherKind.status, 400, 'a disk image does not rescue a container');
+  const notRescued = await act(id, { unrescue: null });
+  assert.equal(notRescued.status, 409);
+  assert.equal(notRescued.body.conflictingRequest.message, `Cannot 'unrescue' instance ${id} while it is in vm_state active`);
+  // a paused server is not rescued (Tempest's test_rescue_paused_instance)
+  assert.equal((await act(id, { pause: null })).status, 202);
+  await report(id, 'active', 1);
+  await host.report(id, 'paused' as any, 3);
+  assert.equal((await status(id)).status, 'PAUSED');
+  const paused = await act(id, { rescue: null });
+  assert.equal(paused.status, 409);
+  assert.equal(paused.body.conflictingRequest.message, `Cannot 'rescue' instance ${id} while it is in vm_state paused`);
+  assert.equal((await act(id, { unpause: null })).status, 202);
+  await report(id, 'active', 1);
+  assert.equal((await status(id)).status, 'ACTIVE');
+  assert.equal((await watch()).servers.get(id)!.spec.rescue, undefined, 'not rescued: no rescue in the spec');
+
+  const r = await act(id, { rescue: { adminPass: 'Secret-1' } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body, { adminPass: 'Secret-1' });
+  schemas.add('v2_1.servers', 'rescue_server_with_admin_pass', r);
+  let s = await status(id);
+  assert.equal(s['OS-EXT-STS:task_state'], 'rescuing');
+  // a second rescue meanwhile: 409
+  assert.equal((await act(id, { rescue: null })).status, 409);
+  // the agent is handed the rescue image (the server's own by default) and reports it running: RESCUE
+  const spec = await report(id, 'active', 1);
+  assert.equal(spec.rescue.image.id, containerImage);
+  assert.equal(spec.image.id, containerImage, 'its own image stays the root the rescue mounts');
+  s = await status(id);
+  assert.equal(s.status, 'RESCUE');
+  assert.equal(s['OS-EXT-STS:vm_state'], 'rescued');
+  assert.equal(s['OS-EXT-STS:task_state'], null);
+  schemas.add('v2_1.servers', 'get_server', await alice.call('GET', `/servers/${id}`), 'RESCUE');
+  // what a rescued server reports keeps it RESCUE, with the rescue in its spec
+  assert.equal((await report(id, 'active', 1)).rescue.image.id, containerImage);
+  assert.equal((await status(id)).status, 'RESCUE');
+  // what Nova refuses in RESCUE (Tempest's negative rescue tests): reboot, rebuild, pause, stop, a second rescue, attach a volume
+  for (const [name, body] of [['reboot', { reboot: { type: 'HARD' } }], ['rebuild', { rebuild: { imageRef: containerImage } }], ['pause', { pause: null }],
+    ['stop', { 'os-stop': null }], ['rescue', { rescue: null }], ['shelve', { shelve: null }], ['resize', { resize: { flavorRef: flavors['rs-big'] } }]] as const) {
+    const x = await act(id, body);
+    assert.equal(x.status, 409, `${name}: ${JSON.stringify(x.body)}`);
+    assert.match(x.body.conflictingRequest.message, /while it is in vm_state rescued/);
+  }
+
+  const u = await act(id, { unrescue: null });
+  assert.equal(u.status, 202, JSON.stringify(u.body));
+  s = await status(id);
+  assert.equal(s.status, 'RESCUE', 'RESCUE while unrescuing');
+  assert.equal(s['OS-EXT-STS:task_state'], 'unrescuing');
+  const back = await report(id, 'active', 1);
+  assert.equal(back.rescue, undefined, 'unrescued: the spec has no rescue');
+  s = await status(id);
+  assert.equal(s.status, 'ACTIVE');
+  assert.equal(s['OS-EXT-STS:vm_state'], 'active');
+
+  // a stopped server is rescued too, and runs rescued; with instance passwords a generated adminPass
+  assert.equal((await act(id, { 'os-stop': null })).status, 202);
+  await report(id, 'stopped', 4);
+  assert.equal((await status(id)).status, 'SHUTOFF');
+  const again = await act(id, { rescue: { rescue_image_ref: `http://glance/images/${containerImage}` } }, alice, '2.1');
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  assert.equal(typeof again.body.adminPass, 'string');
+  const running = await report(id, 'active', 1);
+  assert.equal(running.power, 'running');
+  assert.equal((await status(id)).status, 'RESCUE');
+
+  const actions = await alice.call('GET', `/servers/${id}/os-instance-actions`);
+  assert.equal(actions.body.instanceActions[0].action, 'rescue');
+  assert.ok(actions.body.instanceActions.some((a: any) => a.action === 'unrescue'));
+  const detail = await admin.call('GET', `/servers/${id}/os-instance-actions/${actions.body.instanceActions[0].request_id}`);
+  assert.equal(detail.body.instanceAction.events[0].event, 'compute_rescue_instance');
+  assert.equal(detail.body.instanceAction.events[0].result, 'Success');
+  // a locked server: 409 (unrescue too)
+  assert.equal((await act(id, { lock: null })).status, 202);
+  const locked = await act(id, { unrescue: null }, admin);
+  assert.equal(locked.status, 202, 'the admin passes the owner\'s lock');
+  await report(id, 'active', 1);
+  assert.equal((await status(id)).status, 'ACTIVE');
+  const lockedRescue = await act(id, { rescue: null });
+  assert.equal(lockedRescue.status, 409);
+  assert.match(lockedRescue.body.conflictingRequest.message, /is locked/);
+  assert.equal((await act(id, { unlock: null })).status, 202);
+  // a rescued server is deleted as any other
+  assert.equal((await act(id, { rescue: null })).status, 200);
+  await report(id, 'active', 1);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
+test('rescue a VM: its own image by default or rescue_image_ref (a disk image), in the spec until unrescue', async () => {
+  const id = await server('rs-small');
+  const other = await act(id, { rescue: { rescue_image_ref: containerImage } });
+  assert.equal(other.status, 400, 'a container image does not rescue a VM');
+  assert.equal(other.body.badRequest.message, `Requested rescue image '${containerImage}' is not supported`);
+  const second = await image(cloud, { name: 'rs-rescue-disk', container_format: 'bare' }, Buffer.alloc(4096, 2));
+  const r = await act(id, { rescue: { rescue_image_ref: second } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const spec = await report(id, 'active', 1);
+  assert.equal(spec.rescue.image.id, second);
+  assert.equal(spec.rescue.image.container_format, 'bare');
+  assert.equal(spec.image.id, diskImage, 'the root disk stays the server\'s');
+  assert.equal((await status(id)).status, 'RESCUE');
+  assert.equal((await act(id, { unrescue: {} })).status, 202);
+  assert.equal((await report(id, 'active', 1)).rescue, undefined);
+  assert.equal((await status(id)).status, 'ACTIVE');
+  assert.equal((await row(id)).rescue_image, null);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
 test('response bodies match Tempest\'s schemas', () => schemas.check());

@@ -10,6 +10,10 @@
 //   config.json     the OCI runtime spec
 //   console.log     the container's stdout+stderr (O_APPEND; capped by the sweep)
 //   runc.log        runc's own log (errors of the last runc call)
+//   rescue/         while rescued (spec.rescue): upper/ work/ of the throwaway root
+//                   made from the rescue image, and disk/, where the server's own
+//                   root (its overlay) is mounted and bound at /mnt in the container;
+//                   removed on unrescue
 // plus, outside it: the network namespace /run/netns/st-<id> (loopback only
 // until networking lands), the runc state under STATE_DIR/runc/<id>, and the
 // cgroups /<cgroup parent>/<id> in every v1 hierarchy.
@@ -55,6 +59,8 @@ interface LocalState {
   volumes?: VolumeRecord[];
   /** The cgroup limits the running container has (limitsKey): a resize changes them in place (runc update). */
   limits?: string;
+  /** The rescue image the container runs from (spec.rescue), its own root at /mnt; absent: not rescued. */
+  rescue?: string;
 }
 
 type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
@@ -267,9 +273,11 @@ export class ContainerDriver implements ComputeDriver {
    * table does not grow with the servers (every new mount namespace copies it)
    * and the mount goes away with the container, whatever happens to the agent.
    */
-  private async startContainer(id: string, lowers: string[]): Promise<void> {
+  private async startContainer(id: string, lowers: string[], rescueLowers?: string[]): Promise<void> {
     const dir = this.dir(id);
-    const opts = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
+    const own = overlayOptions(lowers, join(dir, 'upper'), join(dir, 'work'));
+    // rescued: the root is the rescue image's throwaway overlay, and the server's own root is mounted at rescue/disk (bound at /mnt)
+    const opts = rescueLowers ? overlayOptions(rescueLowers, join(dir, 'rescue', 'upper'), join(dir, 'rescue', 'work')) : own;
     const ns = this.netnsName(id);
     // the network namespace, when missing, is made by the same job of the command runner (one job per
     // boot, no shell of its own), in the host's mount namespace. The network driver makes it too when a
@@ -281,9 +289,10 @@ export class ContainerDriver implements ComputeDriver {
     // stdin: the serial console's input FIFO (drivers/container/console.ts), opened read-write so it never
     // blocks; made ahead by the FIFO pool (the mkfifo here is for a pool that failed)
     await this.fifos.place(join(dir, CONSOLE_INPUT)).catch((err: Error) => this.o.log.warn({ server: id, err: err.message }, 'console FIFO not made ahead'));
-    const script = `mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; [ -p ${CONSOLE_INPUT} ] || mkfifo -m 600 ${CONSOLE_INPUT}; exec "$@" <>${CONSOLE_INPUT}`;
+    const mountOwn = rescueLowers ? `mount -t overlay overlay -o "$1" rescue/disk 2>mount.err || exit 32; shift; ` : '';
+    const script = `mount -t overlay overlay -o "$0" rootfs 2>mount.err || exit 32; ${mountOwn}[ -p ${CONSOLE_INPUT} ] || mkfifo -m 600 ${CONSOLE_INPUT}; exec "$@" <>${CONSOLE_INPUT}`;
     const runc = [this.o.runc, '--root', this.runcRoot, '--log', join(dir, 'runc.log'), '--log-format', 'json', 'run', '-d', id];
-    const args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...runc];
+    const args = ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, opts, ...(rescueLowers ? [own] : []), ...runc];
     // the container's stdout and stderr: appended to its console log (runc run -d hands them over)
     let r = await this.sp.run('unshare', args, { cwd: dir, output: join(dir, 'console.log'), guard });
     // the previous container's mount namespace (and its overlay) may still be going away: try again a little later
@@ -354,10 +363,27 @@ export class ContainerDriver implements ComputeDriver {
         st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, spec_hash: '', config_drive_hash: '' };
         await this.writeState(st);
       }
-      const imageId = d.image.id;
-      const image = await this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
+      const ensure = (imageId: string) => this.images.ensure(imageId, (dest) => this.o.fetchImage(imageId, dest)).catch((err: Error) => {
         throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${imageId}: ${err.message}`, err) : err;
       });
+      const image = await ensure(d.image.id);
+      const rescueId = d.rescue?.image.id;
+      if (st.rescue !== rescueId) {
+        // rescue or unrescue: the container restarts, from the rescue image with its own root at /mnt, or on its own root
+        // again; stopped cleanly first (Nova's rescue powers the guest off), with the stop signal of the image it runs
+        const running = st.rescue ? await ensure(st.rescue).catch(() => image) : image;
+        await this.removeContainer(id, false, running.config.config?.StopSignal || 'SIGTERM');
+        // the rescue root is thrown away
+        await fsp.rm(join(dir, 'rescue'), { recursive: true, force: true });
+        if (rescueId) st.rescue = rescueId;
+        else delete st.rescue;
+        await this.writeState(st);
+      }
+      const rescueImage = rescueId ? await ensure(rescueId) : null;
+      if (rescueImage) {
+        for (const sub of ['upper', 'work', 'disk']) await fsp.mkdir(join(dir, 'rescue', sub), { recursive: true, mode: 0o755 });
+        await this.hardening.prepareUpper(d, dir, join(dir, 'rescue', 'upper'));
+      }
       await this.hardening.prepareDisk(d, dir);
       // a host mount left by an older agent (the root is now mounted in the container's namespace only)
       await unmount(this.sp, this.rootfs(id));
@@ -371,7 +397,12 @@ export class ContainerDriver implements ComputeDriver {
       const vols = await this.volumes.prepare(d, st.volumes ?? [], false);
       st.volumes = vols.records;
       if (JSON.stringify(st) !== this.persisted.get(id)) await this.writeState(st);
-      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive'), volumes: vols.volumes })
+      const spec = await buildSpec({
+        desired: d, netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive'), volumes: vols.volumes,
+        ...(rescueImage
+          ? { image: rescueImage.config, lookup: [join(dir, 'rescue', 'upper'), ...[...rescueImage.layerDirs].reverse()], rescueDisk: join(dir, 'rescue', 'disk') }
+          : { image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()] }),
+      })
         .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
@@ -379,7 +410,7 @@ export class ContainerDriver implements ComputeDriver {
         await fsp.writeFile(join(dir, 'config.json'), specText);
         st.spec_hash = specHash;
       }
-      const stopSignal = image.config.config?.StopSignal || 'SIGTERM';
+      const stopSignal = (rescueImage ?? image).config.config?.StopSignal || 'SIGTERM';
       let s = (await this.status(id)).status;
       if (d.reboot_seq !== st.reboot_seq) {
         if (s !== 'missing') await this.removeContainer(id, d.reboot_type === 'HARD', stopSignal);
@@ -399,7 +430,8 @@ export class ContainerDriver implements ComputeDriver {
       const limits = limitsFor(d.flavor);
       if (wantRunning) {
         if (s === 'missing') {
-          await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
+          await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath),
+            rescueImage ? await this.hardening.beforeStart(d, rescueImage.layerDirs, netnsPath) : undefined);
           s = 'running';
           st.limits = limitsKey(limits);
         } else if (st.limits !== limitsKey(limits)) {
@@ -557,6 +589,7 @@ export class ContainerDriver implements ComputeDriver {
     for (const id of await this.localServers()) {
       const st = await this.readState(id);
       if (st?.image_id) images.add(st.image_id);
+      if (st?.rescue) images.add(st.rescue);
       await capConsoleLog(join(this.dir(id), 'console.log'), this.o.consoleCap);
     }
     void inUse;

@@ -36,6 +36,11 @@ export class Hardening {
     await this.userns.prepare(dir, join(dir, 'upper'), usernsWanted(d.flavor));
   }
 
+  /** Another writable layer of the server (a rescue root's), owned as its upper/ is. */
+  async prepareUpper(d: DesiredServer, dir: string, upper: string): Promise<void> {
+    await this.userns.prepare(dir, upper, usernsWanted(d.flavor));
+  }
+
   /** The overlay's lower layers for this server (shifted copies in a user namespace); sets its network sysctls. */
   async beforeStart(d: DesiredServer, layerDirs: string[], netnsPath: string): Promise<string[]> {
     if (!usernsWanted(d.flavor)) return layerDirs;

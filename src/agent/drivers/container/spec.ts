@@ -97,6 +97,9 @@ export async function resolveUser(lookup: string[], user: string | undefined): P
   return { uid, gid };
 }
 
+/** Where a rescued container finds its own root filesystem. */
+export const RESCUE_DISK_PATH = '/mnt';
+
 export interface SpecInput {
   desired: DesiredServer;
   image: OciImageConfig;
@@ -107,6 +110,8 @@ export interface SpecInput {
   configDriveDir: string;
   /** The attached volumes' block devices: a node at `spec.device`, allowed in the device cgroup, mounted at `mount_path` when `fstype`. */
   volumes?: ContainerVolume[];
+  /** Rescued: where the server's own root is mounted on the host side, bound at /mnt (the rescue image is `image`). */
+  rescueDisk?: string;
 }
 
 export interface ContainerVolume {
@@ -159,6 +164,7 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: CONFIG_DRIVE_PATH, type: 'bind', source: i.configDriveDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
       ...volumeMounts,
+      ...(i.rescueDisk ? [{ destination: RESCUE_DISK_PATH, type: 'bind', source: i.rescueDisk, options: ['rbind', 'nosuid', 'nodev'] }] : []),
     ],
     linux: {
       // in a user namespace runc would bind-mount each node from the same path on the host, where it does not

@@ -11,6 +11,9 @@
 //   ephemeral.qcow2, swap.qcow2   blank disks when the flavor has them
 //                   (unformatted: the guest formats them)
 //   config-2.iso    the config drive (configdrive.ts) when the user asked for one
+//   rescue.qcow2    while rescued (spec.rescue): a throwaway overlay on the rescue
+//                   image, the first disk (it boots), root.qcow2 the second;
+//                   deleted on unrescue
 //   qmp.sock        QMP; vnc.sock: VNC (for the noVNC console)
 //   serial.sock     the serial port (the interactive console: serialConsole)
 //   console.log     what the serial port printed (qemu opens it O_APPEND; the sweep caps it)
@@ -113,6 +116,8 @@ interface LocalState {
   volumes?: VolumeRecord[];
   /** The flavor (flavorKey) the VM's disk and its last launch were made for; a resize changes it. */
   flavor?: string;
+  /** The rescue image the VM boots from (rescue.qcow2 over it), its root disk second; absent: not rescued. */
+  rescue?: string;
 }
 
 /** What a resize changes of a VM: its memory, vCPUs and root disk size. */
@@ -718,7 +723,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- launch
-  private async args(d: DesiredServer, image: CachedImage | null, vols: Map<string, HostBlockDevice> = new Map()): Promise<string[]> {
+  private async args(d: DesiredServer, image: CachedImage | null, vols: Map<string, HostBlockDevice> = new Map(), rescued = false): Promise<string[]> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     const accel = this.probe?.accel ?? 'tcg';
@@ -743,10 +748,16 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
     const volumes = (d.volumes ?? []).filter((v) => vols.has(v.attachment_id));
     for (let i = 0; i < ports.length + volumes.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
-    if (image?.format === 'iso') {
-      a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
+    if (rescued) {
+      // Nova's libvirt rescue: the rescue disk first (vda, it boots), the server's root disk second (vdb)
+      a.push('-drive', `file=${f('rescue.qcow2')},format=qcow2,if=none,id=drive-rescue,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-rescue,id=rescue,bootindex=0');
+      a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-root,id=root');
+    } else {
+      if (image?.format === 'iso') {
+        a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
+      }
+      if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
     }
-    if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
@@ -778,7 +789,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       const why = st.volumes?.find((r) => r.spec.attachment_id === boot.attachment_id)?.message ?? 'its device could not be made';
       throw transient(ServerErrorCode.hostFailure, `The volume to boot from (${boot.volume_id}) cannot be attached: ${why}`);
     }
-    const argv = await this.args(d, image, vols);
+    const argv = await this.args(d, image, vols, st.rescue !== undefined);
     // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
     if (incoming) argv.push('-incoming', 'fd:3');
     const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
@@ -953,6 +964,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       }
       let s = await this.status(id);
       s = await this.resizeStep(d, st, s);
+      s = await this.rescueStep(d, st, s);
       if (d.reboot_seq !== st.reboot_seq) {
         if (s !== 'stopped') {
           if (d.reboot_type === 'HARD') {
@@ -1051,6 +1063,40 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       this.o.log.info({ server: id, flavor: want, task: d.task_state }, d.task_state === 'resize_reverting' ? 'resize reverted' : 'resized');
     }
     if (!RESIZING.has(d.task_state ?? '') && d.vm_state !== 'resized') await fsp.rm(kept, { force: true });
+    return s;
+  }
+
+  /**
+   * Rescue and unrescue (the spec's `rescue` came or went): the VM is stopped
+   * (ACPI power-down, then hard), and boots from then on from rescue.qcow2, a
+   * throwaway overlay on the rescue image, with its root disk as the second
+   * disk (the launch below reads st.rescue); on unrescue the overlay goes and
+   * it boots from its root disk again. Returns the status.
+   */
+  private async rescueStep(d: DesiredServer, st: LocalState, s: Status): Promise<Status> {
+    const id = d.id;
+    const disk = this.file(id, 'rescue.qcow2');
+    const want = d.rescue?.image.id;
+    if (st.rescue !== want) {
+      if (s !== 'stopped') await this.kill(id, false);
+      s = 'stopped';
+      await fsp.rm(this.file(id, 'memory.state'), { force: true });
+      await fsp.rm(disk, { force: true });
+      if (want) st.rescue = want;
+      else delete st.rescue;
+      await this.writeState(st);
+      this.o.log.info({ server: id, image: want ?? null }, want ? 'rescued' : 'unrescued');
+    }
+    if (d.rescue && !(await exists(disk))) {
+      const img = d.rescue.image;
+      const image = await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
+        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `rescue image ${img.id}: ${err.message}`, err) : err;
+      });
+      if (image.format === 'iso') throw userError(ServerErrorCode.imageInvalid, `rescue image ${img.id} is an ISO: a rescue boots a disk image`);
+      await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', image.format, `${disk}.tmp`, String(image.virtualSize)]);
+      await this.qemuFile(`${disk}.tmp`);
+      await fsp.rename(`${disk}.tmp`, disk);
+    }
     return s;
   }
 
@@ -1161,6 +1207,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     for (const id of await this.localServers()) {
       const st = await this.readState(id);
       if (st?.image_id) images.add(st.image_id);
+      if (st?.rescue) images.add(st.rescue);
       await capConsoleLog(this.file(id, 'console.log'), this.o.consoleCap);
     }
     // loop devices a crash left without a server's record of them (the server's lock: no converge in flight)
