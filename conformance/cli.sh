@@ -355,7 +355,8 @@ check_has "openstacksdk create_server(auto_ip=True) ends ACTIVE with a fixed and
 # --- virtual machines: the small guest image `stratus up` imports (stratus-tiny, built from Debian
 # packages in the background), booted under the host's accelerator (TCG here) on the all-in-one's
 # private network with a key pair; a container on the same network reaches it, SSH through a floating
-# IP logs in with the key, the noVNC console page is served, stop/start, and the delete leaves no qemu.
+# IP logs in with the key, the noVNC console page is served, stop/start, a resize confirmed, a volume attached
+# to the container and then to the VM, and the delete leaves no qemu.
 # wait_long SECONDS TEXT CMD...: as wait_output, with its own limit (a VM boots slowly under TCG).
 wait_long() {
   local limit=$1 text=$2 i; shift 2
@@ -406,7 +407,46 @@ check_has "the noVNC page is served" 200 -- http_status "$novnc_url"
 check_has "console url show --serial (VM)" ws -- os console url show --serial cli-vm -f value -c url
 check_has "server stop (VM: ACPI power-down)" SHUTOFF -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server stop cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = SHUTOFF ] && break; sleep 2; done; echo \$s"
 check_has "server start (VM)" ACTIVE -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server start cli-vm && for i in \$(seq 1 90); do s=\$(env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show cli-vm -f value -c status); [ \"\$s\" = ACTIVE ] && break; sleep 2; done; echo \$s"
-check_fails_after "server create --image stratus-tiny --key-name --network private --wait" "resize of a VM is refused (409)" os server resize --flavor m1.micro cli-vm
+# settled_status SERVER: the server's status once no task runs (a resize, its confirmation)
+settled_status() {
+  local i s t
+  for i in $(seq 1 150); do
+    s=$(os server show "$1" -f value -c status 2>&1); t=$(os server show "$1" -f value -c OS-EXT-STS:task_state 2>&1)
+    { [ "$t" = None ] || [ -z "$t" ]; } && [ "$s" != RESIZE ] && break
+    sleep 2
+  done
+  echo "$s"
+}
+# resize (cold, to the same host): the VM restarts with the new flavor's memory, VERIFY_RESIZE until confirmed
+check "server resize --flavor m1.micro (VM)" os server resize --flavor m1.micro cli-vm
+check_has "the resized VM waits for confirmation (VERIFY_RESIZE)" VERIFY_RESIZE -- settled_status cli-vm
+check "server resize confirm (VM)" os server resize confirm cli-vm
+check_has "the VM is ACTIVE on m1.micro" ACTIVE -- settled_status cli-vm
+check_has "server show: the new flavor" m1.micro -- os server show cli-vm -f value -c flavor
+
+# --- volumes (Cinder v3 under /volume, the file backend of the all-in-one's agent): one volume
+# attached to the running container, then to the running VM, which sees a disk; detached, deleted.
+check "volume create --size 1" os volume create --size 1 cli-vol
+check "the volume becomes available" wait_output available os volume show cli-vol -f value -c status
+vol_id=$(os volume show cli-vol -f value -c id 2>/dev/null)
+check "server add volume (container)" os server add volume cli-vmpeer cli-vol
+check "the volume is in-use" wait_output in-use os volume show cli-vol -f value -c status
+check_has "server volume list (container) shows it" "$vol_id" -- os server volume list cli-vmpeer -f value
+check_has "a loop device holds the volume for the container" "$vol_id" -- losetup -a
+check_fails_after "server add volume (container)" "an in-use volume is not attached twice" os server add volume cli-vm cli-vol
+check "server remove volume (container)" os server remove volume cli-vmpeer cli-vol
+check "the volume is available again" wait_output available os volume show cli-vol -f value -c status
+check_lacks "no loop device holds the volume any more" "$vol_id" -- losetup -a
+check "server add volume (VM)" os server add volume cli-vm cli-vol
+check "the volume is in-use by the VM" wait_output in-use os volume show cli-vol -f value -c status
+check "the VM (booted again after its resize) sees a second disk, vdb" wait_long 300 vdb \
+  ssh -i "$vmkey" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes "root@$vm_fip" 'cat /proc/partitions'
+check "server remove volume (VM)" os server remove volume cli-vm cli-vol
+check "the volume is available after the VM's detach" wait_long 120 available os volume show cli-vol -f value -c status
+check "volume delete" os volume delete cli-vol
+volume_gone() { local i; for i in $(seq 1 60); do os volume show "$1" >/dev/null 2>&1 || return 0; sleep 1; done; echo "volume $1 still there"; return 1; }
+check "the volume is gone" volume_gone cli-vol
+# --- end of volumes
 check "server remove floating ip (VM)" os server remove floating ip cli-vm "$vm_fip"
 check "floating ip delete (VM)" os floating ip delete "$vm_fip"
 check "server delete --wait (VM and container)" os server delete --wait cli-vm cli-vmpeer

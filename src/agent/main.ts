@@ -86,7 +86,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   const volume = f.volume === false ? null : new VolumeDriver({
-    backends: [new FileBackend({ dir: join(stateDir, 'volumes') })], log: log.child({ component: 'volume' }),
+    backends: [new FileBackend({ dir: join(stateDir, 'volumes'), fetchImage: (id, dest) => client.downloadImage(id, dest) })], log: log.child({ component: 'volume' }),
   });
   const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : [])];
   // consoles: each stream goes to the driver holding the server

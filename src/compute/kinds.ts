@@ -14,6 +14,8 @@ export const DRIVER_ACTIONS = [
   'os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
   'resize', 'confirmResize', 'revertResize', 'migrate', 'os-migrateLive', 'evacuate',
   'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue', 'changePassword',
+  // os-volume_attachments (its POST, DELETE and PUT with another volume)
+  'attach_volume', 'detach_volume', 'swap_volume',
 ] as const;
 export type DriverAction = (typeof DRIVER_ACTIONS)[number];
 
@@ -42,20 +44,24 @@ export interface ServerKind {
 
 export const KINDS = {
   // runc (src/agent/drivers/container): power states through the desired state (suspend is a
-  // frozen cgroup, as pause), reboot, rebuild, snapshot as an OCI image, console log and serial console
+  // frozen cgroup, as pause), reboot, rebuild, snapshot as an OCI image, console log and serial console,
+  // resize (new cgroup limits applied in place) and shelve (the snapshot, then the host left)
   container: {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
-    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput'],
+    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
     consoles: { serial: ['serial'] },
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
-  // and its screen through noVNC (QEMU's VNC server on a unix socket)
+  // and its screen through noVNC (QEMU's VNC server on a unix socket); resize (cold: stopped and
+  // started with the new memory and vCPUs, the disk grown) and shelve
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
-    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput'],
+    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'],
     consoles: { serial: ['serial'], vnc: ['novnc'] },
   },
 } as const satisfies Record<string, ServerKind>;

@@ -114,9 +114,38 @@ export interface ComputeApiTables {
     /** The flavor's vCPUs and RAM (MB), so quota usage is a SUM. */
     vcpus: Generated<number>;
     memory_mb: Generated<number>;
+    /** The shelve snapshot (Nova's system_metadata shelved_image_id) while the server is shelved or unshelving (0109). */
+    shelved_image_id: string | null;
+    /**
+     * The image the server's disk was made from when it is not `image_id`
+     * (an unshelved server: its shelve snapshot, kept as the agent's AgentImage
+     * JSON since the snapshot is deleted once the server runs again); null
+     * otherwise. A rebuild clears it (0109).
+     */
+    disk_image: string | null;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
+  /**
+   * Nova's migrations (0109): a resize (or, later, a cold or live migration) of
+   * a server. While a resize waits for confirmation the migration's `uuid` is
+   * the placement consumer holding the old flavor's resources on the source
+   * host (Nova's move_allocations); confirm releases them, revert gives them
+   * back to the server.
+   */
+  compute_migrations: {
+    id: Generated<number>; uuid: string; server_id: string; project_id: string; user_id: string;
+    /** 'resize' | 'migration' | 'live-migration' | 'evacuation'. */
+    migration_type: string;
+    /** pre-migrating, migrating, post-migrating, finished (VERIFY_RESIZE), confirming, confirmed, reverting, reverted, error. */
+    status: string;
+    source_compute: string | null; dest_compute: string | null; source_node: string | null; dest_node: string | null; dest_host: string | null;
+    /** The flavors' JSON as the server embeds them. */
+    old_flavor: string; new_flavor: string;
+    /** The vm_state before the resize ('active' | 'stopped'): what confirm and revert go back to. */
+    old_vm_state: string;
+    created_at: string; updated_at: string;
+  };
   /** One-off markers (e.g. default flavors seeded). */
   compute_meta: { key: string; value: string };
   /** Integer ids of hosts, for services and hypervisors before microversion 2.53. */
@@ -128,6 +157,16 @@ export interface ComputeApiTables {
   /** Console auth tokens (Nova's console_auth_tokens): only the SHA-256 of the token is kept; valid until expires_at. */
   compute_console_auth_tokens: {
     token_hash: string; console_type: string; server_id: string; host: string; expires_at: string; created_at: string;
+  };
+  /**
+   * A volume attached to a server (Nova's block_device_mapping, destination
+   * volume; 0108): `id` is Nova's bdm uuid, `attachment_id` the Cinder
+   * attachment. status: attaching (until the server's host reports it
+   * attached), attached, detaching (until the host reports it gone).
+   */
+  compute_block_device_mappings: {
+    id: string; server_id: string; volume_id: string; attachment_id: string; device_name: string; tag: string | null;
+    delete_on_termination: number; boot_index: number | null; status: string; created_at: string; updated_at: string;
   };
 }
 
@@ -311,6 +350,35 @@ export const computeMigrations: Record<string, Migration> = {
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_type', text).execute();
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_accel', text).execute();
       await db.schema.alterTable('compute_hosts').addColumn('hypervisor_version', text).execute();
+    },
+  },
+  '0108_compute_block_device_mappings': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('compute_block_device_mappings')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('server_id', text, (c) => c.notNull())
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('attachment_id', text, (c) => c.notNull().unique())
+        .addColumn('device_name', text, (c) => c.notNull()).addColumn('tag', text)
+        .addColumn('delete_on_termination', 'integer', (c) => c.notNull().defaultTo(0)).addColumn('boot_index', 'integer')
+        .addColumn('status', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
+      // one volume once per server, one device name once per server (two attaches at once never share /dev/vdX)
+      await db.schema.createIndex('compute_bdm_server_volume').on('compute_block_device_mappings').columns(['server_id', 'volume_id']).unique().execute();
+      await db.schema.createIndex('compute_bdm_server_device').on('compute_block_device_mappings').columns(['server_id', 'device_name']).unique().execute();
+    },
+  },
+  '0109_resize_shelve': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('shelved_image_id', text).execute();
+      await db.schema.alterTable('compute_servers').addColumn('disk_image', text).execute();
+      await autoId(db, db.schema.createTable('compute_migrations'))
+        .addColumn('uuid', text, (c) => c.notNull().unique()).addColumn('server_id', text, (c) => c.notNull())
+        .addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('migration_type', text, (c) => c.notNull()).addColumn('status', text, (c) => c.notNull())
+        .addColumn('source_compute', text).addColumn('dest_compute', text).addColumn('source_node', text).addColumn('dest_node', text)
+        .addColumn('dest_host', text).addColumn('old_flavor', text, (c) => c.notNull()).addColumn('new_flavor', text, (c) => c.notNull())
+        .addColumn('old_vm_state', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
+      await db.schema.createIndex('compute_migrations_server').on('compute_migrations').column('server_id').execute();
     },
   },
 };

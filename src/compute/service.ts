@@ -2,6 +2,8 @@
 // per resource under api/), its policy, and the engine (scheduler, the
 // `server` kind on the fleet's agent API) it records intent for.
 import type { ServerNetworking } from '../network/service.ts';
+import type { ServerVolumes } from '../volume/service.ts';
+import { moveServerVolumes, releaseServerVolumes } from './engine/server-volumes.ts';
 import { givenPorts } from './api/server-ports.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
@@ -20,12 +22,14 @@ import { infraRoutes } from './api/infra.ts';
 import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
 import { miscRoutes } from './api/misc.ts';
+import { migrationRoutes } from './api/migrations.ts';
 import { quotaRoutes } from './api/quotas.ts';
 import { serverGroupRoutes } from './api/server-groups.ts';
 import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
+import { dropShelveImages } from './api/server-moves.ts';
 import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
@@ -43,6 +47,8 @@ export interface ComputeDeps {
   config?: Partial<ComputeConfig>;
   /** The network service's way to servers' ports (none: `networks` is recorded only). */
   network?: ServerNetworking;
+  /** The volume service's way to Cinder's attachments (none: os-volume_attachments refuses). */
+  volumes?: ServerVolumes;
 }
 
 export interface ComputeService {
@@ -55,11 +61,19 @@ export interface ComputeService {
 
 export function createCompute(deps: ComputeDeps): ComputeService {
   const network = deps.network ?? null;
-  const engine = createEngine({ ...deps, ...(network ? { bindPorts: (id: string, host: string, kind: string) => network.bind(id, host, kindOf(kind).vifType) } : {}) });
+  const volumes = deps.volumes;
+  // a server placed on a host: its ports are bound there, and its volumes' attachments follow it (an unshelve)
+  const placed = network || volumes ? {
+    bindPorts: async (id: string, host: string, kind: string) => {
+      if (network) await network.bind(id, host, kindOf(kind).vifType);
+      if (volumes) await moveServerVolumes(deps.db, volumes, id, host);
+    },
+  } : {};
+  const engine = createEngine({ ...deps, ...placed });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
-    config: { ...defaultComputeConfig, ...deps.config }, network,
+    config: { ...defaultComputeConfig, ...deps.config }, network, volumes: deps.volumes ?? null,
   };
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
@@ -71,6 +85,12 @@ export function createCompute(deps: ComputeDeps): ComputeService {
       else if (r.host === null) await network.bind(r.id, null);
     }
   });
+  // a deleted server's volumes are detached (and deleted with delete_on_termination)
+  if (volumes) engine.onServersChanged(async (rows) => {
+    for (const r of rows) if (r.deleted_at !== null) await releaseServerVolumes(deps.db, volumes, deps.log, r.id);
+  });
+  // a shelve snapshot goes once its server runs again (unshelved) or is deleted, as Nova's
+  engine.onServersChanged((rows) => dropShelveImages(ctx, rows));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),
@@ -89,6 +109,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
     ...imageProxyRoutes(ctx),
     ...miscRoutes(ctx),
     ...adminExtraRoutes(ctx),
+    ...migrationRoutes(ctx),
     ...aggregateRoutes(ctx),
     ...consoleRoutes(ctx),
   ];

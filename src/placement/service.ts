@@ -10,6 +10,7 @@
 //   claimOnProvider(tx, rp, items, ok)    claims for several consumers on one provider, checked
 //                                         against its inventories under the provider's lock
 //   releaseConsumer(tx, consumer)         removes what a consumer (a server) holds
+//   moveConsumer(tx, from, to)            hands a consumer's allocations to another (a resize's migration)
 //   removeProvider(tx, uuid)              a provider and everything on it (a host deleted)
 //   usageOf(db, uuids)                    used amounts per provider and class
 import type { Db } from '../db/database.ts';
@@ -24,7 +25,7 @@ import { providerRoutes } from './routes/providers.ts';
 
 export { syncComputeProviders, type ComputeHost } from './compute-hosts.ts';
 export {
-  capacityOf, claimOnProvider, firstUnfit, providerStates, releaseConsumer, removeProvider, usageOf,
+  capacityOf, claimOnProvider, firstUnfit, moveConsumer, providerStates, releaseConsumer, removeProvider, usageOf,
   type ClaimItem, type ProviderState, type Resources,
 } from './store.ts';
 

@@ -207,6 +207,23 @@ export async function releaseConsumer(db: Db, consumer: string): Promise<void> {
   await db.deleteFrom('placement_consumers').where('uuid', '=', consumer).execute();
 }
 
+/**
+ * Moves everything `from` holds to `to` (Nova's move_allocations: a resize
+ * hands the server's old allocations to its migration record, a revert hands
+ * them back). `to` must hold nothing. No capacity changes, so no check; the
+ * providers' generations move, as any allocation write does.
+ */
+export async function moveConsumer(tx: Db, from: string, to: string): Promise<void> {
+  const src = await getConsumer(tx, from);
+  if (!src) return;
+  const providers = [...new Set((await tx.selectFrom('placement_allocations').select('provider_uuid').where('consumer_uuid', '=', from).execute()).map((r) => r.provider_uuid))].sort();
+  for (const p of providers) await bumpGeneration(tx, p);
+  await tx.updateTable('placement_allocations').set({ consumer_uuid: to }).where('consumer_uuid', '=', from).execute();
+  const now = nowIso();
+  await tx.insertInto('placement_consumers').values({ uuid: to, project_id: src.project_id, user_id: src.user_id, generation: 1, created_at: now, updated_at: now }).execute();
+  await tx.deleteFrom('placement_consumers').where('uuid', '=', from).execute();
+}
+
 /** What one consumer asks of a provider in a batched claim. */
 export interface ClaimItem<T> { item: T; consumer: string; owner: ConsumerOwner; resources: Resources }
 

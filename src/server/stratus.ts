@@ -109,11 +109,11 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       },
     },
   });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers });
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers });
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet });
   return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
 }
 

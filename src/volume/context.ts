@@ -3,6 +3,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { ImageService } from '../image/service.ts';
 import type { VolumeTables } from './schema.ts';
 
 export interface VolumeConfig {
@@ -20,4 +21,9 @@ export interface VolumeContext {
   vdb: Kysely<VolumeTables>;
   log: Logger;
   config: VolumeConfig;
+  /** Glance, in process: volumes from images (imageRef) and to images (os-volume_upload_image); absent: both refused. */
+  images?: VolumeImages;
 }
+
+/** What the volume service uses of the image service. */
+export type VolumeImages = Pick<ImageService, 'getImage' | 'canSee' | 'createImage' | 'deleteImage'>;

@@ -13,8 +13,9 @@ export const MIN_VERSION = '3.0';
  * The highest microversion served: every change up to it that touches the
  * resources served (volumes, metadata, types, availability zones, quotas,
  * limits, default types, snapshots, messages, transfers, QoS specs) is
- * honoured. Resources not served yet (backups, the attachments API of 3.27,
- * groups, services, pools, manage/unmanage...) answer 404 at every version;
+ * honoured (the attachments API from 3.27, os-complete 3.44, its mode 3.54).
+ * Resources not served yet (backups, groups, services, pools,
+ * manage/unmanage...) answer 404 at every version;
  * docs/architecture.md lists them. 3.68 (os-reimage) needs images on a
  * backend and is not claimed.
  */
@@ -33,6 +34,8 @@ const UNVERSIONED = new Set(['/', '/v3', '/v3/']);
 /** Parses the microversion before authentication (as Cinder's wsgi layer) and gates the route's range. */
 export function gate(req: FastifyRequest, route: Route): void {
   if (UNVERSIONED.has(route.path)) return;
+  // Cinder's router does not fold a trailing slash (GET /volumes/ is no list, but a show of no id: 404)
+  if (req.url.split('?')[0]!.endsWith('/')) throw new ApiError('NotFound', 'The resource could not be found.');
   const n = negotiate(askedVersion(req, 'volume'), MIN_VERSION, MAX_VERSION);
   if ('malformed' in n) throw new ApiError('BadRequest', `API Version String ${n.malformed} is of invalid format. Must be of format MajorNum.MinorNum.`);
   if ('unserved' in n) throw new ApiError('NotAcceptable', `Version ${n.unserved} is not supported by the API. Minimum is ${MIN_VERSION} and maximum is ${MAX_VERSION}.`);

@@ -11,15 +11,19 @@
 // kept in this process. At each watch round of a volume host, a `creating`
 // volume without a host is placed: a volume from a snapshot or another volume
 // on its source's host@backend#pool; any other on the pool with the most free
-// space among those of its type's `volume_backend_name` (any backend when the
-// type names none), when that pool is on the watching host. A host whose pools
-// this replica has not heard of claims a volume only when no pool is known.
+// space among those its type's extra specs fit (Cinder's capabilities filter,
+// pools.ts: `volume_backend_name`, `storage_protocol`, `vendor_name`...),
+// when that pool is on the watching host; when pools are known and none fits,
+// the volume is `error` with Cinder's user message (lifecycle.ts). A host whose
+// pools this replica has not heard of claims a volume only when no pool is known.
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
-import { applySnapshotReport, applyVolumeReport, placeVolume, snapshotSpecOf, specOf } from './lifecycle.ts';
+import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf, uploadOf } from './lifecycle.ts';
+import { exportsOf } from './attach.ts';
+import { poolFits } from './pools.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 
@@ -29,7 +33,12 @@ const VolumeObservedBody = Type.Object({
   state: Type.Union([Type.Literal('present'), Type.Literal('absent')]),
   size_gib: Type.Integer({ minimum: 0 }),
   location: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
-  exports: Type.Optional(Type.Array(Type.Object({ attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), { maxItems: 64 })),
+  uploaded: Type.Optional(Type.String({ maxLength: 64 })),
+  exports: Type.Optional(Type.Array(Type.Object({
+    attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }),
+    // since 2.4; an export reported without it is raw
+    format: Type.Optional(Type.Union([Type.Literal('raw'), Type.Literal('qcow2')])),
+  }, { additionalProperties: false }), { maxItems: 64 })),
 }, { additionalProperties: false });
 
 const SnapshotObservedBody = Type.Object({
@@ -49,19 +58,25 @@ export interface VolumeKinds {
   heard(hostname: string, info: HostInfo): void;
   /** The pools last heard (scheduler-stats). */
   pools(): VolumePoolStats[];
+  /** Every volume host heard of, with when (ms) and its pools, stale ones too (os-services: `down`). */
+  hosts(): Array<{ hostname: string; at: number; up: boolean; pools: VolumePoolStats[] }>;
 }
 
-export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): VolumeKinds {
+export function volumeKinds(o: {
+  vdb: VDb; log: Logger; now?: () => number;
+  /** The instances whose attachments' exports a report changed (their servers' specs list the volumes once exported). */
+  exportsChanged?(instanceIds: string[]): Promise<void>;
+  /** Attachments whose export the backend failed (their servers roll the attach back). */
+  exportsFailed?(failed: Array<{ attachmentId: string; instance: string | null; message: string }>): Promise<void>;
+  /** An upload to an image (os-volume_upload_image) the backend failed: the image is killed. */
+  uploadFailed?(imageId: string): Promise<void>;
+}): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
   const heard = new Map<string, HeardPools>();
 
   const onHost = (hostname: string) => (h: string | null) => parseVolumeHost(h ?? '')?.host === hostname;
 
-  async function backendOf(typeId: string): Promise<string | null> {
-    const r = await db.selectFrom('volume_type_extra_specs').select('value').where('type_id', '=', typeId).where('key', '=', 'volume_backend_name').executeTakeFirst();
-    return r?.value ?? null;
-  }
 
   /** Places the `creating` volumes without a host that belong on `hostname`. */
   async function schedule(hostname: string): Promise<void> {
@@ -79,11 +94,16 @@ export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): V
         const src = srcVolume ? await db.selectFrom('volume_volumes').select('host').where('id', '=', srcVolume).executeTakeFirst() : undefined;
         if (src?.host && parseVolumeHost(src.host)?.host === hostname) target = src.host;
       } else {
-        const backend = await backendOf(v.volume_type_id);
-        const pools = fresh.flatMap(([, p]) => p.pools).filter((p) => !backend || parseVolumeHost(p.name)?.backend === backend)
+        const specs = (await extraSpecs([v.volume_type_id])).get(v.volume_type_id) ?? {};
+        const backend = specs.volume_backend_name ?? null;
+        const known = fresh.flatMap(([, p]) => p.pools);
+        const pools = known.filter((p) => poolFits(p, specs))
           .sort((a, b) => b.free_capacity_gb - a.free_capacity_gb || a.name.localeCompare(b.name));
         if (pools.length) {
           if (parseVolumeHost(pools[0]!.name)?.host === hostname) target = pools[0]!.name;
+        } else if (known.length) {
+          // Cinder's NoValidBackend: no pool the type's extra specs fit
+          if (await failScheduling(db, v.id)) o.log.info({ volume: v.id }, 'no pool fits the volume type: volume in error');
         } else if (!fresh.some(([h]) => h !== hostname)) {
           // nothing heard of any pool (yet): the watching volume host takes it on its default pool
           target = volumeHost(hostname, backend ?? 'file', 'default');
@@ -114,20 +134,30 @@ export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): V
       if (!ids.length) return [];
       const rows = await db.selectFrom('volume_volumes').selectAll().where('id', 'in', ids).execute();
       const specs = await extraSpecs([...new Set(rows.map((r) => r.volume_type_id))]);
+      const exports = await exportsOf(db, rows.map((r) => r.id), new Map(rows.map((r) => [r.id, r.host])));
       const out: Resource[] = [];
       for (const r of rows) {
         if (!onHost(hostname)(r.host)) continue;
-        const spec = specOf(r, specs.get(r.volume_type_id) ?? {});
+        const spec = specOf(r, specs.get(r.volume_type_id) ?? {}, exports.get(r.id) ?? []);
         if (spec) out.push({ kind: VOLUME_KIND, id: r.id, version: r.version, spec });
       }
       return out;
     },
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
-        const row = await db.selectFrom('volume_volumes').select('host').where('id', '=', r.id).executeTakeFirst();
+        const row = await db.selectFrom('volume_volumes').select(['host', 'upload']).where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
+        const failed = await applyExportFailure(db, r.id, r.version, r.error);
+        if (failed.length) {
+          o.log.warn({ volume: r.id, attachments: failed.map((f) => f.attachmentId), err: r.error!.message }, 'volume exports failed');
+          await o.exportsFailed?.(failed.map((f) => ({ ...f, message: r.error!.message }))).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of failed exports failed'));
+        }
+        const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
+        if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
+        const up = uploadOf(row);
+        if (outcome === 'error_uploading' && up) await o.uploadFailed?.(up.image_id).catch((err: Error) => o.log.warn({ err: err.message, image: up.image_id }, 'killing the image of a failed upload failed'));
       }
     },
   };
@@ -171,5 +201,6 @@ export function volumeKinds(o: { vdb: VDb; log: Logger; now?: () => number }): V
       heard.set(hostname, { pools: info.volume_pools ?? [], at: now() });
     },
     pools: () => [...heard.values()].filter((p) => now() - p.at < POOL_STALE_MS).flatMap((p) => p.pools),
+    hosts: () => [...heard].map(([hostname, p]) => ({ hostname, at: p.at, up: now() - p.at < POOL_STALE_MS, pools: p.pools })),
   };
 }

@@ -9,11 +9,17 @@
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
 //   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
 //   deleting  --error-->                   error_deleting
+//   uploading --uploaded = the image-->    available / in-use (upload cleared, version bumped)
+//   uploading --error-->                   available / in-use, a user message (the image is killed by kinds.ts)
 //
 // A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
 // creating -> available / error, deleting -> gone / error_deleting.
 // A failed create or extend of a volume, and a failed create or delete of a
 // snapshot, also leaves a user message (/messages) for its project.
+//
+// A report's `exports` (an attachment's export made by the backend: its
+// location and format) are stored on the attachment rows (applyExports), and
+// the servers of the attachments whose export changed are told (kinds.ts).
 //
 // A report for another version than the row's is stale and changes nothing;
 // so is one that does not match the status (a report of `present` for a
@@ -22,10 +28,12 @@
 // host's watch.
 import type { Kysely } from 'kysely';
 import type { ResourceError } from '../fleet/protocol.ts';
-import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSpec } from './protocol.ts';
+import { parseJsonObject } from '../common/json.ts';
+import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSource, VolumeSpec, VolumeUpload } from './protocol.ts';
 import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
+import { failExports, setExports } from './attach.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
@@ -39,10 +47,28 @@ export function specOf(row: Row, extraSpecs: Record<string, string>, exports: Vo
     state: row.status === 'deleting' ? 'absent' : 'present',
     size_gib: Math.max(row.size, row.requested_size ?? 0),
     backend: where.backend, pool: where.pool,
-    source: row.snapshot_id ? { type: 'snapshot', snapshot_id: row.snapshot_id } : row.source_volid ? { type: 'volume', volume_id: row.source_volid } : { type: 'blank' },
+    source: sourceOf(row),
     created: row.status !== 'creating',
     extra_specs: extraSpecs, exports,
+    ...(row.upload && row.status === 'uploading' ? { upload: { image_id: uploadOf(row)!.image_id, disk_format: uploadOf(row)!.disk_format } } : {}),
   };
+}
+
+function sourceOf(row: Row): VolumeSource {
+  if (row.snapshot_id) return { type: 'snapshot', snapshot_id: row.snapshot_id };
+  if (row.source_volid) return { type: 'volume', volume_id: row.source_volid };
+  if (row.image_source) {
+    const j = parseJsonObject(row.image_source);
+    return { type: 'image', image_id: String(j.image_id), disk_format: String(j.disk_format) };
+  }
+  return { type: 'blank' };
+}
+
+/** The upload a volume row holds (os-volume_upload_image): the image, its format, and the status the volume goes back to. */
+export function uploadOf(row: Pick<Row, 'upload'>): (VolumeUpload & { status: string }) | null {
+  if (!row.upload) return null;
+  const j = parseJsonObject(row.upload);
+  return { image_id: String(j.image_id), disk_format: j.disk_format === 'qcow2' ? 'qcow2' : 'raw', status: String(j.status ?? 'available') };
 }
 
 /** The scheduler's step: a `creating` volume without a host gets `host@backend#pool`. False when it was not (any longer) waiting for one. */
@@ -53,7 +79,7 @@ export async function placeVolume(db: VDb, id: string, host: string): Promise<bo
   return Number(r.numUpdatedRows) === 1;
 }
 
-export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting';
+export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting' | 'uploaded' | 'error_uploading';
 
 /** Applies a backend's report for `version` of volume `id`. */
 export async function applyVolumeReport(db: VDb, id: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<ReportOutcome> {
@@ -74,7 +100,11 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
       case 'creating':
         if (error) {
           await set({ status: 'error' });
-          await recordMessage(tx, {
+          // from an image: Cinder's copy image to volume (an image larger than the volume: its own detail)
+          await recordMessage(tx, row.image_source ? {
+            projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.copyImageToVolume,
+            detail: error.code === VolumeErrorCode.noSpace || error.code === VolumeErrorCode.refused ? MessageDetail.notEnoughSpaceForImage : MessageDetail.unknownError,
+          } : {
             projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.createVolumeFromBackend,
             detail: error.code === 'no_space' ? MessageDetail.noBackendAvailable : MessageDetail.unknownError,
           });
@@ -98,6 +128,18 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
         }
         return 'ignored';
       }
+      case 'uploading': {
+        // back to where it was (available, or in-use for a forced upload); the image's end is the caller's (kinds.ts)
+        const up = uploadOf(row);
+        const back = row.attach_status === 'attached' ? 'in-use' : 'available';
+        if (error) {
+          await set({ status: back, upload: null, version: version + 1 });
+          await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.copyVolumeToImage, detail: MessageDetail.failedToUploadVolume });
+          return 'error_uploading';
+        }
+        if (up && observed?.uploaded === up.image_id) { await set({ status: back, upload: null, version: version + 1 }); return 'uploaded'; }
+        return 'ignored';
+      }
       case 'deleting':
         if (error) { await set({ status: 'error_deleting' }); return 'error_deleting'; }
         if (observed?.state === 'absent') {
@@ -116,6 +158,41 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
       default:
         return 'ignored';
     }
+  });
+}
+
+/**
+ * Stores the exports a backend reports for `version` of volume `id` (where
+ * each attachment's host finds the data). Returns the instances whose
+ * attachments' exports changed; a stale report or one without `exports`
+ * changes nothing.
+ */
+export async function applyExports(db: VDb, id: string, version: number, observed: VolumeObserved | null): Promise<string[]> {
+  if (!observed?.exports || observed.state !== 'present') return [];
+  const exports = observed.exports;
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['version', 'status']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version || row.status === 'deleting') return [];
+    return setExports(tx, id, exports);
+  });
+}
+
+/**
+ * A backend's failure of `version` while attachments wait for their exports
+ * (an export it cannot make, say NBD to another host): those attachments fail
+ * (error_attaching, no export; the volume settles) with a user message each.
+ * Returns them, for their servers to roll back.
+ */
+export async function applyExportFailure(db: VDb, id: string, version: number, error: ResourceError | undefined): Promise<Array<{ attachmentId: string; instance: string | null }>> {
+  if (!error) return [];
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['version', 'status', 'project_id']).where('id', '=', id).executeTakeFirst();
+    if (!row || row.version !== version || !['reserved', 'attaching', 'in-use', 'detaching'].includes(row.status)) return [];
+    const failed = await failExports(tx, id);
+    for (const _ of failed) {
+      await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.attachVolume, detail: MessageDetail.unknownError });
+    }
+    return failed.map((a) => ({ attachmentId: a.id, instance: a.instance_uuid }));
   });
 }
 
@@ -162,5 +239,23 @@ export async function applySnapshotReport(db: VDb, id: string, version: number, 
       }
     }
     return 'ignored';
+  });
+}
+
+/**
+ * The scheduler found no pool for a `creating` volume without a host (pools
+ * are known, none fits its type): `error`, with Cinder's user message
+ * (schedule allocate volume: no backend available). False when it was not
+ * (any longer) waiting for a host.
+ */
+export async function failScheduling(db: VDb, id: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const row = await tx.selectFrom('volume_volumes').select(['project_id']).where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (!row) return false;
+    const r = await tx.updateTable('volume_volumes').set({ status: 'error', updated_at: new Date().toISOString() })
+      .where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return false;
+    await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.scheduleAllocateVolume, detail: MessageDetail.noBackendAvailable });
+    return true;
   });
 }

@@ -16,6 +16,7 @@ export const RESOURCE_FILTERS: Record<string, string[]> = {
   volume_type: ['is_public', 'extra_specs'],
   transfer: ['name', 'volume_id'],
   message: ['resource_uuid', 'resource_type', 'event_id', 'request_id', 'message_level'],
+  attachment: ['volume_id', 'status', 'instance_id', 'attach_status'],
 };
 
 /** What a list item is filtered and sorted on: attribute name -> value. */
@@ -78,7 +79,8 @@ export function applyFilters(query: Record<string, string | string[] | undefined
       const want = parseBoolean('consumes_quota', val);
       out = out.filter((i) => i.consumes_quota === want);
     } else if (key === 'bootable') {
-      const want = o.v.ge('3.2') ? parseBoolean('bootable', val) : true;
+      // from 3.2 a strict boolean; before, 'False'/'false'/'FALSE' is false and any other non-empty value true
+      const want = o.v.ge('3.2') ? parseBoolean('bootable', val) : !['False', 'false', 'FALSE', ''].includes(val);
       out = out.filter((i) => i.bootable === want);
     } else if (key === 'size') {
       out = out.filter((i) => String(i.size) === val);
@@ -128,7 +130,11 @@ export function applySort(query: Record<string, string | string[] | undefined>, 
   });
 }
 
-/** `limit`/`marker`/`offset` on sorted items; the next link when the page is full. */
+/**
+ * `limit`/`marker`/`offset` on sorted items; the next link whenever the page
+ * is full, the last one included (Cinder's `_get_collection_links`: the page
+ * after it is then empty, without a link).
+ */
 export function paginate(req: FastifyRequest, query: Record<string, string | string[] | undefined>, items: Item[], o: { collection: string; path: string; notFound(id: string): Error }): { page: Item[]; links?: unknown[] } {
   const limitRaw = one(query.limit), marker = one(query.marker), offsetRaw = one(query.offset);
   let start = 0;
@@ -146,7 +152,7 @@ export function paginate(req: FastifyRequest, query: Record<string, string | str
   if (!/^\d+$/.test(limitRaw)) throw badRequest('limit param must be an integer');
   const limit = Math.min(Number(limitRaw), 1000);
   const page = items.slice(start, start + limit);
-  if (page.length < limit || page.length === 0 || start + limit >= items.length) return { page };
+  if (page.length < limit || page.length === 0) return { page };
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (k !== 'marker' && v !== undefined) for (const x of Array.isArray(v) ? v : [v]) params.append(k, x);
   params.set('marker', String(page[page.length - 1]!.id));

@@ -18,6 +18,10 @@ type MessageRow = VolumeTables['volume_messages'];
 
 /** Cinder's message actions (message_field.Action) this cloud records. */
 export const MessageAction = {
+  scheduleAllocateVolume: ['001', 'schedule allocate volume'],
+  attachVolume: ['002', 'attach volume'],
+  copyVolumeToImage: ['003', 'copy volume to image'],
+  copyImageToVolume: ['005', 'copy image to volume'],
   extendVolume: ['007', 'extend volume'],
   createVolumeFromBackend: ['008', 'create volume from backend storage'],
   snapshotCreate: ['009', 'create snapshot'],
@@ -27,6 +31,8 @@ export const MessageAction = {
 export const MessageDetail = {
   unknownError: ['001', 'An unknown error occurred.'],
   noBackendAvailable: ['003', 'Could not find any available weighted backend.'],
+  failedToUploadVolume: ['004', 'Failed to upload volume to image at backend.'],
+  notEnoughSpaceForImage: ['007', 'Image used for creating volume exceeds available space.'],
   snapshotCreateError: ['013', 'Snapshot failed to create.'],
   snapshotIsBusy: ['015', 'Snapshot is busy.'],
   snapshotDeleteError: ['016', 'Snapshot failed to delete.'],

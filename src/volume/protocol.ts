@@ -13,7 +13,7 @@ import type { StoragePoolStats } from '../fleet/protocol.ts';
 
 export const VOLUME_KIND = 'volume';
 
-/** Where a new volume's content comes from. Only `blank` is asked for today; the others come with snapshots, clones and images. */
+/** Where a new volume's content comes from (an image: its bytes fetched through the agent's image download, converted from Glance's `disk_format`). */
 export type VolumeSource =
   | { type: 'blank' }
   | { type: 'snapshot'; snapshot_id: string }
@@ -48,7 +48,16 @@ export interface VolumeSpec {
    * connector on a host) fill it since 2.4.
    */
   exports: VolumeExport[];
+  /**
+   * An upload of the volume's data into a queued Glance image
+   * (os-volume_upload_image): the agent converts the data to `disk_format`
+   * and PUTs it to /agent/v1/images/{image_id}/file, then reports
+   * `uploaded: image_id` for this version. Absent when none is asked.
+   */
+  upload?: VolumeUpload;
 }
+
+export interface VolumeUpload { image_id: string; disk_format: 'raw' | 'qcow2' }
 
 export interface VolumeExport {
   attachment_id: string;
@@ -85,6 +94,8 @@ export interface VolumeObserved {
   location: string | null;
   /** The exports made of the spec's `exports` (absent: none yet). */
   exports?: VolumeExportObserved[];
+  /** The image the spec's `upload` filled (this version's). */
+  uploaded?: string;
 }
 
 export const VOLUME_SNAPSHOT_KIND = 'volume_snapshot';

@@ -23,6 +23,10 @@ export interface VolumeTables {
     /** `host@backend#pool` once a backend took the volume; null before (a volume without a host is deleted at once). */
     host: string | null;
     snapshot_id: string | null; source_volid: string | null;
+    /** The Glance image the volume is made from (0510): `{image_id, disk_format}` as JSON; null for any other source. */
+    image_source: string | null;
+    /** An upload to a Glance image in progress (os-volume_upload_image, 0510): `{image_id, disk_format, status}` as JSON (`status`: the one to return to); null otherwise. */
+    upload: string | null;
     /** Bumped on every change the backend must act on. */
     version: number;
     created_at: string; updated_at: string;
@@ -30,15 +34,20 @@ export interface VolumeTables {
   volume_metadata: { volume_id: string; key: string; value: string };
   /**
    * A volume's attachment to a server (Cinder's volume_attachment): made by the
-   * legacy os-attach flow today, by the attachments API (3.27) later, which
-   * also fills `connector` and `connection_info` (JSON, from the backend).
+   * legacy os-attach flow (state only) or by the attachments API (3.27, and
+   * Nova's os-volume_attachments through it), whose `connector` (JSON, with
+   * the attaching `host`) puts an export of the volume in its spec; the
+   * backend's export of it is `export_location`/`export_format` (0508).
+   * `connection_info` is unused (Cinder's view builds it from the export).
    */
   volume_attachments: {
     id: string; volume_id: string; instance_uuid: string | null; attached_host: string | null; mountpoint: string | null;
-    /** attaching, attached, reserved, detaching, error_attaching... */
+    /** reserved, attaching, attached, detaching. */
     attach_status: string;
     attach_mode: string; connector: string | null; connection_info: string | null;
     attach_time: string | null; created_at: string; updated_at: string;
+    /** What the volume's backend reported for this attachment's export (VolumeExportObserved); null until then. */
+    export_location: string | null; export_format: string | null;
   };
   /** Image properties of a volume (Cinder's glance metadata): set by os-set_image_metadata, copied to clones (0504). */
   volume_image_metadata: { volume_id: string; key: string; value: string };
@@ -51,6 +60,11 @@ export interface VolumeTables {
   volume_qos_specs: { id: string; name: string; consumer: string; created_at: string; updated_at: string };
   volume_qos_spec_keys: { qos_id: string; key: string; value: string };
   volume_type_extra_specs: { type_id: string; key: string; value: string };
+  /** A type's encryption specs (0509); no volume is made of such a type (no key manager). */
+  volume_type_encryption: {
+    volume_type_id: string; encryption_id: string; provider: string; cipher: string | null; key_size: number | null;
+    control_location: string; created_at: string; updated_at: string;
+  };
   /** Projects a private type is shared with. */
   volume_type_projects: { type_id: string; project_id: string };
   /** A project's default type (3.62 default-types), where set. */
@@ -207,6 +221,29 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('expires_at', text, (c) => c.notNull())
         .execute();
       await db.schema.createIndex('volume_messages_project').on('volume_messages').column('project_id').execute();
+    },
+  },
+  '0508_volume_attachment_exports': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_attachments').addColumn('export_location', text).execute();
+      await db.schema.alterTable('volume_attachments').addColumn('export_format', text).execute();
+      await db.schema.createIndex('volume_attachments_instance').on('volume_attachments').column('instance_uuid').execute();
+    },
+  },
+  '0509_volume_type_encryption': {
+    async up(db: Kysely<any>) {
+      await db.schema.createTable('volume_type_encryption')
+        .addColumn('volume_type_id', text, (c) => c.primaryKey()).addColumn('encryption_id', text, (c) => c.notNull())
+        .addColumn('provider', text, (c) => c.notNull()).addColumn('cipher', text).addColumn('key_size', 'integer')
+        .addColumn('control_location', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0510_volume_images': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_volumes').addColumn('image_source', text).execute();
+      await db.schema.alterTable('volume_volumes').addColumn('upload', text).execute();
     },
   },
 };

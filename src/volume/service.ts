@@ -12,12 +12,17 @@ import type { HostInfo } from '../fleet/protocol.ts';
 import { PUBLIC } from '../http/policy.ts';
 import { volumeKinds } from './kinds.ts';
 import { route, type Route, type Service } from '../http/service.ts';
-import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext } from './context.ts';
+import { deleteUnattached } from './attach.ts';
+import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext, type VolumeImages } from './context.ts';
 import { renderCinderError } from './errors.ts';
 import { extensionRoutes } from './extensions.ts';
 import { gate, setup, versionEntry } from './http.ts';
 import { volumeRules } from './policy.ts';
 import { messageRoutes } from './messages.ts';
+import { poolRoutes } from './pools.ts';
+import { encryptionRoutes } from './encryption.ts';
+import { serviceRoutes, type VolumeHostState } from './services.ts';
+import type { VolumePoolStats } from './protocol.ts';
 import { qosRoutes } from './qos.ts';
 import { quotaRoutes } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
@@ -26,6 +31,10 @@ import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
 import { transferRoutes } from './transfers.ts';
 import { volumeRoutes } from './volumes.ts';
+import { uploadingTo } from './images.ts';
+import { attachmentRoutes } from './attachments.ts';
+import { beginDetach, completeAttachment, createAttachment, deleteAttachment, moveAttachment, rollDetach } from './attach.ts';
+import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 
 export type { VolumeConfig } from './context.ts';
 
@@ -33,7 +42,48 @@ export type { VolumeConfig } from './context.ts';
 const bothForms = (routes: Route[]): Route[] =>
   routes.flatMap((r) => [{ ...r, path: `/v3/:project_id${r.path}` }, { ...r, path: `/v3${r.path}` }]);
 
+/** What compute sees of a volume (Nova's checks before it attaches one). */
+export interface VolumeBrief {
+  id: string; project_id: string; name: string | null; size: number; status: string; attach_status: string;
+  multiattach: boolean; readonly: boolean; availability_zone: string;
+}
+
+/**
+ * Compute's in-process way to Cinder's attachments (os-volume_attachments,
+ * server deletes, and the server agents' reports): the same functions the
+ * /attachments routes run (attach.ts), so both APIs share one state machine.
+ */
+export interface ServerVolumes {
+  /** A volume by id, whatever its project (the caller checks it); null when none. */
+  get(volumeId: string): Promise<VolumeBrief | null>;
+  /**
+   * Cinder's attachment_create with a connector for `host` (the server's): the volume `attaching`, an export made for that
+   * host; without a host (a server offloaded) only reserved. Cinder's errors (ApiError) on refusal.
+   */
+  attach(o: { volumeId: string; serverId: string; host: string | null; device: string; readOnly?: boolean }): Promise<{ attachmentId: string }>;
+  /** The server moved to `host` (null: offloaded): the attachment's connector and export follow it. */
+  move(attachmentId: string, host: string | null): Promise<void>;
+  /** The server holds the volume: attached, the volume in-use. */
+  complete(attachmentId: string): Promise<void>;
+  beginDetach(attachmentId: string): Promise<void>;
+  rollDetach(attachmentId: string): Promise<void>;
+  /** The attachment goes (detached, the server gone, or an attach that failed: `failure` leaves a user message on the volume). */
+  remove(attachmentId: string, failure?: { requestId?: string }): Promise<void>;
+  /** The backends' exports of attachments: attachment id -> where and in which format its host finds the data. */
+  exports(attachmentIds: string[]): Promise<Map<string, { location: string; format: 'raw' | 'qcow2' }>>;
+  /** Deletes a volume a server held with delete_on_termination (when it can be deleted: available or error, no snapshots). */
+  deleteVolume(volumeId: string): Promise<boolean>;
+  /** Called with the servers whose attachments' exports changed (their specs list the volumes once exported). */
+  onExportsChanged(fn: (serverIds: string[]) => Promise<void>): void;
+  /** Whether a volume is `uploading` into the image (os-volume_upload_image): the agents' upload of its bytes is taken then. */
+  uploading(imageId: string): Promise<boolean>;
+  /** Called with the attachments whose export the volume's backend failed (already error_attaching, the volume settled). */
+  onExportsFailed(fn: (failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>): void;
+}
+
 export interface VolumeService {
+  /** Compute's way to attachments. */
+  servers: ServerVolumes;
   service: Service;
   /** Makes what must exist before the first request (the default volume type). */
   start(): Promise<void>;
@@ -41,16 +91,38 @@ export interface VolumeService {
 
 export function createVolumeService(o: {
   db: Db; log: Logger; config?: Partial<VolumeConfig>;
+  /** Glance in process (volumes from and to images); absent: both refused. */
+  images?: VolumeImages;
   /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
   fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void };
 }): VolumeService {
   const ctx: VolumeContext = {
-    db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config },
+    db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config }, images: o.images,
   };
+  const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
+  const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
+  let pools: () => VolumePoolStats[] = () => [];
+  let hosts: () => VolumeHostState[] = () => [];
   if (o.fleet) {
-    const vk = volumeKinds({ vdb: ctx.vdb, log: o.log });
+    const vk = volumeKinds({
+      vdb: ctx.vdb, log: o.log,
+      async exportsChanged(ids) {
+        for (const fn of exportListeners) await fn(ids);
+      },
+      async exportsFailed(failed) {
+        for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));
+      },
+      // as Cinder, the image of a failed upload goes; one the data did reach (an agent that crashed before its
+      // report, whose retry found the image no longer queued) stays
+      async uploadFailed(imageId) {
+        const img = await o.images?.getImage(imageId);
+        if (img && !img.deleted_at && img.status !== 'active') await o.images!.deleteImage(imageId);
+      },
+    });
     for (const k of vk.kinds) o.fleet.registerKind(k);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
+    pools = () => vk.pools();
+    hosts = () => vk.hosts();
   }
   const routes: Route[] = [
     route({
@@ -62,9 +134,50 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
+  const vdb = ctx.vdb;
+  const servers: ServerVolumes = {
+    async get(id) {
+      const r = await vdb.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
+      return r ? {
+        id: r.id, project_id: r.project_id, name: r.name, size: r.size, status: r.status, attach_status: r.attach_status,
+        multiattach: !!r.multiattach, readonly: !!r.readonly, availability_zone: r.availability_zone,
+      } : null;
+    },
+    async attach(a) {
+      const row = await createAttachment(vdb, { volumeId: a.volumeId, instanceUuid: a.serverId, connector: a.host ? { host: a.host } : null, mode: a.readOnly ? 'ro' : 'rw', mountpoint: a.device });
+      return { attachmentId: row.id };
+    },
+    move: (id, host) => moveAttachment(vdb, id, host),
+    complete: (id) => completeAttachment(vdb, id),
+    beginDetach: (id) => beginDetach(vdb, id),
+    rollDetach: (id) => rollDetach(vdb, id),
+    async remove(id, failure) {
+      const gone = await deleteAttachment(vdb, id);
+      if (gone && failure) {
+        const v = await vdb.selectFrom('volume_volumes').select('project_id').where('id', '=', gone.volume_id).executeTakeFirst();
+        if (v) await recordMessage(vdb, { projectId: v.project_id, resourceType: 'VOLUME', resourceUuid: gone.volume_id, action: MessageAction.attachVolume, detail: MessageDetail.unknownError, requestId: failure.requestId });
+      }
+    },
+    async exports(ids) {
+      const out = new Map<string, { location: string; format: 'raw' | 'qcow2' }>();
+      if (!ids.length) return out;
+      const rows = await vdb.selectFrom('volume_attachments').select(['id', 'export_location', 'export_format']).where('id', 'in', ids).where('export_location', 'is not', null).execute();
+      for (const r of rows) out.set(r.id, { location: r.export_location!, format: r.export_format === 'qcow2' ? 'qcow2' : 'raw' });
+      return out;
+    },
+    deleteVolume: (id) => deleteUnattached(vdb, id),
+    uploading: (imageId) => uploadingTo(vdb, imageId),
+    onExportsChanged(fn) {
+      exportListeners.push(fn);
+    },
+    onExportsFailed(fn) {
+      failureListeners.push(fn);
+    },
+  };
   return {
+    servers,
     service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },
     start: () => ensureDefaultType(ctx),
   };

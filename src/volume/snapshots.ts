@@ -1,9 +1,9 @@
 // Snapshots (Cinder v3): create from an available volume (counted against
 // the snapshots and gigabytes quotas, per type too), list/detail with
-// filters, sort and pagination, show, update, delete, metadata, and the
-// admin actions os-reset_status and os-force_delete. As volumes, a snapshot
-// is `creating` until its volume's backend makes it (none exists yet); one
-// of a volume without a host is deleted at once.
+// filters, sort and pagination, show, update, delete, metadata, the admin
+// actions os-reset_status and os-force_delete, and os-update_snapshot_status.
+// As volumes, a snapshot is `creating` until its volume's backend makes it;
+// one of a volume without a host is deleted at once.
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import { uuid } from '../common/ids.ts';
@@ -26,6 +26,8 @@ const SNAPSHOT_IN_USE_FLAG_MSG = "Since microversion 3.66 the 'force' flag is in
 
 /** The statuses a snapshot may be deleted from without force. */
 export const SNAPSHOT_DELETABLE = ['available', 'error'];
+/** os-update_snapshot_status: the statuses a snapshot may go to from its current one (Cinder's snapshot_actions). */
+const UPDATE_STATUS_MAP: Record<string, string[]> = { creating: ['creating', 'available', 'error'], deleting: ['deleting', 'error_deleting'] };
 const SNAPSHOT_STATUSES = new Set(['creating', 'available', 'deleting', 'error', 'error_deleting', 'backing-up', 'restoring', 'unmanaging']);
 
 function snapshotView(v: VolumeVersion, r: SnapshotRow, metadata: Record<string, string>, extended: boolean): Record<string, unknown> {
@@ -104,6 +106,8 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
     const body = objectOf(rc.body);
     const s = objectOf(body?.snapshot);
     if (!body || !s) throw badRequest(`Missing required element 'snapshot' in request body.`);
+    // null passes Cinder's schema (uuid_allow_null) and is then no volume: 404
+    if (s.volume_id === null) throw notFound.volume('None');
     if (typeof s.volume_id !== 'string') throw badRequest(`Invalid input for field/attribute volume_id. Value: ${JSON.stringify(s.volume_id)}. 'volume_id' is a required property`);
     const name = textOf('name', s.name) ?? textOf('display_name', s.display_name) ?? null;
     const description = textOf('description', s.description) ?? textOf('display_description', s.display_description) ?? null;
@@ -145,6 +149,31 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
     if (!force) q = q.where('status', 'in', SNAPSHOT_DELETABLE);
     const r = await q.executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) throw invalidSnapshot('Volume Snapshot status must be available or error and must not be part of a group.');
+  }
+
+  /**
+   * os-update_snapshot_status (a backend's report in Cinder, open to the
+   * snapshot's project): creating -> creating/available/error, deleting ->
+   * deleting/error_deleting, with an optional progress 'N%'.
+   */
+  async function updateStatus(row: SnapshotRow, args: Record<string, unknown>): Promise<void> {
+    const status = args.status;
+    if (typeof status !== 'string' || !SNAPSHOT_STATUSES.has(status)) {
+      throw badRequest(`Invalid input for field/attribute status. Value: ${JSON.stringify(status ?? null)}. ${status === undefined ? "'status' is a required property" : `${JSON.stringify(status)} is not one of the snapshot statuses`}`);
+    }
+    const progress = args.progress;
+    if (progress !== undefined && progress !== null && typeof progress !== 'string') throw badRequest(`Invalid input for field/attribute progress. Value: ${JSON.stringify(progress)}. ${JSON.stringify(progress)} is not of type 'string', 'null'`);
+    const allowed = UPDATE_STATUS_MAP[row.status];
+    if (!allowed) throw badRequest(`Snapshot status ${row.status} not allowed for update_snapshot_status`);
+    if (!allowed.includes(status)) throw badRequest(`Provided snapshot status ${status} not allowed for snapshot with status ${row.status}.`);
+    const set: Partial<SnapshotRow> = { status, updated_at: now() };
+    if (progress) {
+      const n = /^(\d+)%$/.exec(progress);
+      if (!n || Number(n[1]) > 100) throw badRequest('progress must be an integer percentage');
+      set.progress = progress;
+    }
+    const r = await db.updateTable('volume_snapshots').set(set).where('id', '=', row.id).where('status', '=', row.status).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) throw invalidSnapshot(`Snapshot ${row.id} changed while its status was updated; try again.`);
   }
 
   const metadataMap = async (id: string) => (await metadataOfSnapshots([id])).get(id)!;
@@ -210,7 +239,10 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
         } else if (name === 'os-force_delete') {
           rc.enforce('volume_extension:snapshot_admin_actions:force_delete', {});
           await remove(row, true);
-        } else if (name === 'os-update_snapshot_status' || name === 'os-unmanage') {
+        } else if (name === 'os-update_snapshot_status') {
+          rc.enforce('snapshot_extension:snapshot_actions:update_snapshot_status', { project_id: row.project_id });
+          await updateStatus(row, args);
+        } else if (name === 'os-unmanage') {
           throw badRequest(`The snapshot action ${name} is not supported by this cloud yet.`);
         } else {
           throw badRequest(`There is no such action: ${name}. Verify the request body and Content-Type header and try again.`);

@@ -228,6 +228,7 @@ export function typeRoutes(ctx: VolumeContext): Route[] {
         if (await inUse(t.id)) throw badRequest(`Target volume type is still in use.`);
         await db.transaction().execute(async (tx) => {
           await tx.deleteFrom('volume_type_extra_specs').where('type_id', '=', t.id).execute();
+          await tx.deleteFrom('volume_type_encryption').where('volume_type_id', '=', t.id).execute();
           await tx.deleteFrom('volume_type_projects').where('type_id', '=', t.id).execute();
           await tx.deleteFrom('volume_types').where('id', '=', t.id).execute();
         });

@@ -15,6 +15,15 @@ import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
 import { mv, since } from './http.ts';
+import { parseVolumeHost } from './protocol.ts';
+import { encryptionOf } from './encryption.ts';
+import type { ImageRecord } from '../image/service.ts';
+import { imageMetadataOf, uploadAction } from './images.ts';
+
+const GIB = 2 ** 30;
+
+/** A type with encryption specs makes no volume: no key manager serves volume keys here. */
+const ENCRYPTED_TYPE = (name: string) => `Volume type ${name} has encryption specs: encrypted volumes are not supported by this cloud yet (no key manager).`;
 import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
 import { metadataOf, sizeOf, textOf } from './input.ts';
 import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
@@ -38,7 +47,7 @@ const RESET_STATUSES = new Set([
 ]);
 /** Volume actions Cinder has that this cloud does not serve yet: a clear 400 rather than a silent no-op. */
 const NOT_YET = new Set([
-  'os-initialize_connection', 'os-terminate_connection', 'os-volume_upload_image', 'os-migrate_volume', 'os-migrate_volume_completion',
+  'os-initialize_connection', 'os-terminate_connection', 'os-migrate_volume', 'os-migrate_volume_completion',
   'os-force_detach', 'os-unmanage', 'revert',
   'os-reimage', 'os-extend_volume_completion', 'os-reset_status_snapshot',
 ]);
@@ -101,6 +110,29 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     return { volumes, ...(links ? { volumes_links: links } : {}), ...(withCount ? { count: sorted.length } : {}) };
   }
 
+  /**
+   * The image a volume is made from (imageRef): visible to the caller, active, in a format the backends
+   * convert (raw or qcow2, container bare), as Cinder's create flow checks it. `needGib`: the size it needs.
+   */
+  async function imageToVolume(rc: RouteContext, ref: string): Promise<{ record: ImageRecord; needGib: number }> {
+    if (!ctx.images) throw invalidInput('Creating a volume from an image (imageRef) is not supported by this cloud: no image service.');
+    const img = await ctx.images.getImage(ref);
+    if (!img || img.deleted_at || !ctx.images.canSee(rc.cred!, img)) throw badRequest('Invalid image identifier or unable to access requested image.');
+    if (img.status !== 'active') throw invalidInput(`Image ${img.id} is not active.`);
+    if (img.disk_format !== 'raw' && img.disk_format !== 'qcow2') throw invalidInput(`Image ${img.id} has disk_format ${img.disk_format ?? 'none'}: volumes are made from raw or qcow2 images here.`);
+    if (img.container_format && img.container_format !== 'bare') throw invalidInput(`Image ${img.id} has container_format ${img.container_format}: volumes are made from bare images here.`);
+    const gib = (b: number | null) => (b ? Math.ceil(b / GIB) : 0);
+    return { record: img, needGib: Math.max(1, gib(img.size), gib(img.virtual_size), img.min_disk) };
+  }
+  /** Cinder's checks of an image against the volume's size (its flow's _check_image_metadata). */
+  function checkImageFits(image: { record: ImageRecord }, size: number): void {
+    const img = image.record;
+    const gib = (b: number) => Math.ceil(b / GIB);
+    if (img.size && gib(img.size) > size) throw invalidInput(`Size of specified image ${gib(img.size)}GB is larger than volume size ${size}GB.`);
+    if (img.virtual_size && gib(img.virtual_size) > size) throw invalidInput(`Image virtual size is ${gib(img.virtual_size)}GB and doesn't fit in a volume of size ${size}GB.`);
+    if (img.min_disk > size) throw invalidInput(`Volume size ${size}GB cannot be smaller than the image minDisk size ${img.min_disk}GB.`);
+  }
+
   async function create(rc: RouteContext) {
     const c = rc.cred!;
     const v = mv(rc);
@@ -115,7 +147,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     }
     const name = textOf('name', vol.name) ?? textOf('display_name', vol.display_name) ?? null;
     const description = textOf('description', vol.description) ?? textOf('display_description', vol.display_description) ?? null;
-    for (const [k, what] of [['backup_id', 'a backup'], ['imageRef', 'an image'], ['image_id', 'an image'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
+    for (const [k, what] of [['backup_id', 'a backup'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
       if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
     }
     // multiattach comes from the type now; Cinder refuses the old flag when it asks for it
@@ -125,7 +157,9 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     // the source: a snapshot or another volume (the backend copies it; the row names it)
     const snapshotId = textOf('snapshot_id', vol.snapshot_id) || null;
     const sourceId = textOf('source_volid', vol.source_volid) || null;
-    if (snapshotId && sourceId) throw invalidInput('Only one of snapshot_id and source_volid may be given.');
+    const imageRef = textOf('imageRef', vol.imageRef) || textOf('image_id', vol.image_id) || null;
+    if ([snapshotId, sourceId, imageRef].filter(Boolean).length > 1) throw invalidInput('Only one of snapshot_id, source_volid and imageRef may be given.');
+    const image = imageRef ? await imageToVolume(rc, imageRef) : null;
     let source: { kind: 'snapshot' | 'volume'; size: number; typeId: string; az: string; bootable: number } | null = null;
     if (snapshotId) {
       const snap = await db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
@@ -140,8 +174,9 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       if (src.status !== 'available' && src.status !== 'in-use') throw invalidVolume(`Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use' (it is '${src.status}').`);
       source = { kind: 'volume', size: src.size, typeId: src.volume_type_id, az: src.availability_zone, bootable: src.bootable };
     }
-    if ((vol.size === undefined || vol.size === null) && !source) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
-    const size = vol.size === undefined || vol.size === null ? source!.size : sizeOf('size', vol.size);
+    if ((vol.size === undefined || vol.size === null) && !source && !image) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
+    const size = vol.size === undefined || vol.size === null ? source?.size ?? image!.needGib : sizeOf('size', vol.size);
+    if (image) checkImageFits(image, size);
     if (source && size < source.size) {
       throw invalidInput(source.kind === 'snapshot'
         ? `Volume size '${size}'GB cannot be smaller than the snapshot size ${source.size}GB. They must be >= original snapshot size.`
@@ -153,6 +188,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       : source ? await db.selectFrom('volume_types').selectAll().where('id', '=', source.typeId).executeTakeFirstOrThrow()
       : await defaultTypeFor(ctx, c.projectId ?? '');
     if (source && type.id !== source.typeId) throw badRequest(`Invalid volume_type provided: ${typeName} (requested type is not compatible; recommend omitting the type argument).`);
+    if (await encryptionOf(db, type.id)) throw badRequest(ENCRYPTED_TYPE(type.name));
     const specs = await typeSpecs(ctx, type.id);
     const az = textOf('availability_zone', vol.availability_zone) ?? source?.az ?? ctx.config.availabilityZone;
     if (source && az !== source.az) throw invalidInput(`Volume must be in the same availability zone as the ${source.kind === 'snapshot' ? 'snapshot' : 'source volume'}`);
@@ -182,9 +218,12 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       await tx.insertInto('volume_volumes').values({
         id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null,
         status: 'creating', attach_status: 'detached', migration_status: null, availability_zone: az, volume_type_id: type.id,
-        bootable: source?.bootable ?? 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
+        bootable: image ? 1 : source?.bootable ?? 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
         snapshot_id: snapshotId, source_volid: sourceId, version: 1, created_at: t, updated_at: t,
+        image_source: image ? JSON.stringify({ image_id: image.record.id, disk_format: image.record.disk_format }) : null, upload: null,
       }).execute();
+      // Cinder's volume_glance_metadata: the image's attributes and its properties
+      if (image) for (const [key, value] of Object.entries(imageMetadataOf(image.record))) await tx.insertInto('volume_image_metadata').values({ volume_id: id, key, value }).execute();
       for (const [key, value] of Object.entries(metadata)) await tx.insertInto('volume_metadata').values({ volume_id: id, key, value }).execute();
       // a clone keeps its source's image properties
       if (sourceId) {
@@ -345,20 +384,31 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         if (row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(`Volume ${id} is already being migrated.`);
         const type = await findType(ctx, rc.cred!, newType);
         if (type.id === row.volume_type_id) throw invalidInput(`New volume_type same as original: ${newType}.`);
+        if (await encryptionOf(db, type.id)) throw badRequest(ENCRYPTED_TYPE(type.name));
         const specs = await typeSpecs(ctx, type.id);
         const multi = specTrue(specs.multiattach);
         if (row.status === 'in-use' && !!row.multiattach !== multi) throw invalidInput('Retyping an in-use volume between multiattach and non-multiattach types is not supported.');
-        // a backend holding the data must move or re-shape it; none exists yet
-        if (row.host !== null) throw badRequest('The volume action os-retype is not supported by this cloud yet for a volume a backend holds.');
+        // a volume a backend holds keeps its data where it is when the new type may live on that backend (its
+        // volume_backend_name, if any, is the volume's): the type is all that changes, as a Cinder driver's
+        // retype that needs no migration; another backend would need the data moved (migration: not served)
+        const held = row.host === null ? null : parseVolumeHost(row.host);
+        if (held && specs.volume_backend_name !== undefined && specs.volume_backend_name !== held.backend) {
+          throw badRequest(`The volume action os-retype is not supported by this cloud yet for a volume that would move to another backend (${specs.volume_backend_name}).`);
+        }
         await db.transaction().execute(async (tx) => {
           await checkQuota(tx, row.project_id, { typeName: type.name, size: 0, volumes: 0, gigabytes: 0, typeOnly: { volumes: 1, gigabytes: Math.max(row.size, row.requested_size ?? 0) } });
           const r = await tx.updateTable('volume_volumes').set({ volume_type_id: type.id, multiattach: multi ? 1 : 0, updated_at: now() })
-            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('host', 'is', null).executeTakeFirst();
+            .where('id', '=', id).where('volume_type_id', '=', row.volume_type_id).where('status', '=', row.status).where((eb) => (row.host === null ? eb('host', 'is', null) : eb('host', '=', row.host))).executeTakeFirst();
           if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${id} changed while being retyped; try again.`);
           await tx.updateTable('volume_snapshots').set({ volume_type_id: type.id }).where('volume_id', '=', id).execute();
         });
         rc.reply.code(202);
         return undefined;
+      }
+      case 'os-volume_upload_image': {
+        rc.enforce('volume_extension:volume_actions:upload_image', {});
+        rc.reply.code(202);
+        return uploadAction(ctx, rc, await load(rc, id), args);
       }
       case 'os-show_image_metadata': {
         rc.enforce('volume_extension:volume_image_metadata:show', {});

@@ -119,7 +119,7 @@ test('hypervisor: the probe reports TCG on a host whose CPU has no vmx/svm', { s
 
 test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, config drive and tap; the guest boots', { skip }, async () => {
   const obs = await driver.converge(desired());
-  assert.deepEqual(obs, { power_state: 1, state: 'active' });
+  assert.deepEqual(obs, { power_state: 1, state: 'active', volumes: [] });
   const pid = await qemuPid();
   assert.ok(pid, 'qemu runs');
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -168,24 +168,24 @@ test('converge: a running qemu as stratus-qemu in its cgroup, with its disks, co
     vnc.destroy();
   }
   // converging the same again changes nothing
-  assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired()), { power_state: 1, state: 'active', volumes: [] });
   assert.equal(await qemuPid(), pid);
   assert.deepEqual(fetched, [`img-${id}`], 'the image is downloaded once');
 });
 
 test('pause/unpause keep the process; suspend saves the memory to disk and ends qemu, resume loads it', { skip }, async () => {
   const pid = await qemuPid();
-  assert.deepEqual(await driver.converge(desired({ power: 'paused' })), { power_state: 3, state: 'paused' });
-  assert.deepEqual(await driver.observe(id, 'paused'), { power_state: 3, state: 'paused' });
-  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ power: 'paused' })), { power_state: 3, state: 'paused', volumes: [] });
+  assert.deepEqual(await driver.observe(id, 'paused'), { power_state: 3, state: 'paused', volumes: [] });
+  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active', volumes: [] });
   assert.equal(await qemuPid(), pid);
-  assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended' });
+  assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended', volumes: [] });
   assert.equal(processAlive(pid!), false, 'qemu ended after saving');
   const saved = join(serverDir(), 'memory.state');
   assert.ok(existsSync(saved) && (await fsp.stat(saved)).size > 1 << 20, 'the memory state is on disk');
-  assert.deepEqual(await driver.observe(id, 'suspended'), { power_state: 7, state: 'suspended' });
+  assert.deepEqual(await driver.observe(id, 'suspended'), { power_state: 7, state: 'suspended', volumes: [] });
   const bootsBefore = (await driver.consoleOutput(id)).split('Linux version').length;
-  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active', volumes: [] });
   const resumed = await qemuPid();
   assert.ok(resumed && resumed !== pid);
   assert.equal(existsSync(saved), false, 'the saved state is consumed');
@@ -195,11 +195,11 @@ test('pause/unpause keep the process; suspend saves the memory to disk and ends 
 });
 
 test('a saved state that does not load is put aside and the server boots afresh', { skip }, async () => {
-  assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended' });
+  assert.deepEqual(await driver.converge(desired({ power: 'suspended' })), { power_state: 7, state: 'suspended', volumes: [] });
   const saved = join(serverDir(), 'memory.state');
   await fsp.writeFile(saved, Buffer.alloc(64 * 1024, 0x5a));
   const before = (await driver.consoleOutput(id)).length;
-  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ power: 'running' })), { power_state: 1, state: 'active', volumes: [] });
   assert.ok(await qemuPid());
   assert.equal(existsSync(saved), false);
   assert.ok(existsSync(`${saved}.bad`), 'the state that did not load is kept aside');
@@ -209,20 +209,20 @@ test('a saved state that does not load is put aside and the server boots afresh'
 test('a hard reboot resets the machine in the same process', { skip }, async () => {
   const pid = await qemuPid();
   const before = (await driver.consoleOutput(id)).length;
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active', volumes: [] });
   assert.equal(await qemuPid(), pid);
   await waitConsole(new RegExp(READY_MARKER), before);
 });
 
 test('stop (ACPI power-down) and start', { skip }, async () => {
   const pid = (await qemuPid())!;
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD', power: 'stopped' })), { power_state: 4, state: 'stopped' });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD', power: 'stopped' })), { power_state: 4, state: 'stopped', volumes: [] });
   assert.equal(processAlive(pid), false);
   assert.equal(await driver.pid(id), null);
   assert.ok(existsSync(join(serverDir(), 'root.qcow2')), 'the disk stays');
-  assert.deepEqual(await driver.observe(id), { power_state: 4, state: 'stopped' });
+  assert.deepEqual(await driver.observe(id), { power_state: 4, state: 'stopped', volumes: [] });
   const before = (await driver.consoleOutput(id)).length;
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active', volumes: [] });
   const again = await qemuPid();
   assert.ok(again && again !== pid);
   await waitConsole(new RegExp(READY_MARKER), before);
@@ -234,11 +234,11 @@ test('a new driver instance (agent restart) adopts the running VM', { skip }, as
   driver = mkDriver();
   await driver.start();
   assert.deepEqual(await driver.localServers(), [id]);
-  assert.deepEqual(await driver.observe(id, 'running'), { power_state: 1, state: 'active' });
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.observe(id, 'running'), { power_state: 1, state: 'active', volumes: [] });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active', volumes: [] });
   assert.equal(await qemuPid(), pid, 'not restarted');
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD', power: 'paused' })), { power_state: 3, state: 'paused' });
-  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD', power: 'paused' })), { power_state: 3, state: 'paused', volumes: [] });
+  assert.deepEqual(await driver.converge(desired({ reboot_seq: 1, reboot_type: 'HARD' })), { power_state: 1, state: 'active', volumes: [] });
 });
 
 test('snapshot: a standalone qcow2 of the root disk; the VM keeps running', { skip }, async () => {
@@ -250,7 +250,7 @@ test('snapshot: a standalone qcow2 of the root disk; the VM keeps running', { sk
   assert.equal(info['virtual-size'], 2 ** 30);
   await runOk('qemu-img', ['check', out]);
   await fsp.rm(out);
-  assert.deepEqual(await driver.observe(id, 'running'), { power_state: 1, state: 'active' });
+  assert.deepEqual(await driver.observe(id, 'running'), { power_state: 1, state: 'active', volumes: [] });
 });
 
 test('destroy leaves nothing; the sweep drops the unused image', { skip }, async () => {

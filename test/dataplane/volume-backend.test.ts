@@ -22,18 +22,20 @@ import type { ResourceReport } from '../../src/fleet/protocol.ts';
 import { VOLUME_KIND, type VolumeSpec } from '../../src/volume/protocol.ts';
 import { run, runOk } from '../../src/agent/exec.ts';
 import { skipUnlessRoot } from './lib.ts';
+import { HttpError } from '../../src/agent/client.ts';
+import { ResourceFailure } from '../../src/agent/errors.ts';
 
 const GIB = 2 ** 30;
 
 interface Case {
   name: string;
   format: 'raw' | 'qcow2';
-  make(dir: string): FileBackend;
+  make(dir: string, fetchImage: (id: string, dest: string) => Promise<void>): FileBackend;
 }
 
 const CASES: Case[] = [
-  { name: 'file backend, reflink (loop-mounted btrfs)', format: 'raw', make: (dir) => new FileBackend({ dir, format: 'auto' }) },
-  { name: 'file backend, qcow2 chains (ext4, no reflink)', format: 'qcow2', make: (dir) => new FileBackend({ dir, format: 'qcow2' }) },
+  { name: 'file backend, reflink (loop-mounted btrfs)', format: 'raw', make: (dir, fetchImage) => new FileBackend({ dir, format: 'auto', fetchImage }) },
+  { name: 'file backend, qcow2 chains (ext4, no reflink)', format: 'qcow2', make: (dir, fetchImage) => new FileBackend({ dir, format: 'qcow2', fetchImage }) },
 ];
 
 /** Writes `len` bytes of `pattern` at `offset` of the volume (through QEMU's block layer, as a guest would). */
@@ -69,7 +71,13 @@ for (const c of CASES) {
   describe(c.name, { skip: skipUnlessRoot }, () => {
     const scratch = mkdtempSync(join(tmpdir(), 'stratus-volbe-'));
     const dir = join(scratch, 'pool');
-    const b = c.make(dir);
+    // the agent's image download, as a test double: Glance images are files here
+    const images = new Map<string, string>();
+    const b = c.make(dir, async (id, dest) => {
+      const f = images.get(id);
+      if (!f) throw new HttpError(404, `Image ${id} could not be found.`);
+      await fsp.copyFile(f, dest);
+    });
     const image = `${dir}.img`;
 
     after(async () => {
@@ -85,6 +93,46 @@ for (const c of CASES) {
       assert.equal(pool!.name, 'hostA@file#default');
       assert.equal(pool!.reflink, c.format === 'raw');
       assert.ok(pool!.total_capacity_gb > 0 && pool!.free_capacity_gb > 0);
+    });
+
+    test('a volume from a raw or qcow2 image holds its data, grown; bad images are source_unavailable; copyTo gives the data in a format', async () => {
+      const raw = join(scratch, 'img.raw');
+      await runOk('qemu-img', ['create', '-q', '-f', 'raw', raw, '20M']);
+      await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x33 2M 3M', raw]);
+      const qcow2 = join(scratch, 'img.qcow2');
+      await runOk('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, qcow2]);
+      const evil = join(scratch, 'evil.qcow2');
+      await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '/etc/hostname', '-F', 'raw', evil, '1M']);
+      images.set('img-raw', raw).set('img-qcow2', qcow2).set('img-evil', evil);
+      const want = await checksum({ format: 'raw' } as FileBackend, raw, scratch);
+      for (const [id, fmt] of [['img-raw', 'raw'], ['img-qcow2', 'qcow2']] as const) {
+        const v = await b.create(`vol-${id}`, 1, { type: 'image', image_id: id, disk_format: fmt });
+        assert.equal(v.size_gib, 1);
+        const got = await checksum(b, v.location, scratch);
+        assert.equal(got.sha, want.sha, `the data of ${id}`);
+        assert.equal(got.size, GIB);
+      }
+      const unavailable = async (p: Promise<unknown>) => {
+        const err = await p.then(() => null, (e: unknown) => e);
+        assert.ok(err instanceof ResourceFailure && err.code === 'source_unavailable', String(err));
+      };
+      await unavailable(b.create('vol-evil', 1, { type: 'image', image_id: 'img-evil', disk_format: 'qcow2' }));
+      await unavailable(b.create('vol-none', 1, { type: 'image', image_id: 'img-none', disk_format: 'raw' }));
+      // a qcow2 said to be raw is only raw bytes: never opened as qcow2
+      const asRaw = await b.create('vol-asraw', 1, { type: 'image', image_id: 'img-evil', disk_format: 'raw' });
+      assert.equal((await checksum(b, asRaw.location, scratch)).size, GIB);
+      // copyTo: the data in the format asked, the copy gone after
+      for (const fmt of ['raw', 'qcow2'] as const) {
+        let copy = '';
+        await b.copyTo('vol-img-qcow2', fmt, async (p) => {
+          copy = p;
+          assert.equal((await checksum({ format: fmt } as FileBackend, p, scratch)).sha, want.sha);
+        });
+        await assert.rejects(fsp.stat(copy));
+      }
+      for (const id of ['vol-img-raw', 'vol-img-qcow2', 'vol-asraw']) await b.delete(id);
+      assert.deepEqual(await b.strays(), []);
+      assert.deepEqual((await b.list()).volumes, []);
     });
 
     test('create, write, snapshot, clone, extend, delete keep the data and share blocks', async () => {
@@ -170,7 +218,7 @@ for (const c of CASES) {
       const tmp = join(dir, 'volumes', `vol-f.${c.format}.tmp`);
       await fsp.writeFile(tmp, 'half');
       assert.deepEqual(await b.strays(), [tmp]);
-      const b2 = c.make(dir);
+      const b2 = c.make(dir, async () => { throw new Error("no images here"); });
       await b2.start();
       assert.deepEqual(await b2.strays(), []);
       // a retried create of an existing volume never replaces its data
@@ -195,7 +243,7 @@ for (const c of CASES) {
       await runOk('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '../layers/frozen-h.qcow2', '-F', 'qcow2', `${fileH}.next`, String(GIB)]);
       await fsp.rename(fileH, join(dir, 'layers', 'frozen-h.qcow2'));
       assert.equal(await b.observe('vol-h'), null);
-      const b2 = c.make(dir);
+      const b2 = c.make(dir, async () => { throw new Error("no images here"); });
       await b2.start();
       assert.equal((await checksum(b2, (await b2.observe('vol-g'))!.location, scratch)).sha, sum.sha);
       assert.equal((await checksum(b2, (await b2.observe('vol-h'))!.location, scratch)).sha, sumH.sha);
@@ -255,7 +303,13 @@ for (const c of CASES) {
       await b.stop();
       const mounts = await fsp.readFile('/proc/self/mountinfo', 'utf8');
       assert.ok(!mounts.includes(` ${dir} `), 'the pool is unmounted');
-      const loops = await runOk('losetup', ['-j', image]).catch(() => ({ stdout: '' }));
+      // the kernel clears an autoclear loop device after the last close, from a work queue: a moment after the umount
+      let loops = { stdout: '' };
+      for (let i = 0; i < 50; i++) {
+        loops = await runOk('losetup', ['-j', image]).catch(() => ({ stdout: '' }));
+        if (!loops.stdout.trim()) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       assert.equal(loops.stdout.trim(), '', 'no loop device holds the pool image');
     });
   });

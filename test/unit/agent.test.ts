@@ -97,6 +97,8 @@ class FakeDriver implements ComputeDriver {
   readonly script = new Map<string, Array<() => Promise<void>>>();
   running = new Set<string>();
   overlap = false;
+  /** Attachments whose (fake) detach or attach fails: reported `failed` while listed here. */
+  readonly stuckVolumes = new Set<string>();
   async start() {}
   async stop() {}
   async capacity() {
@@ -113,6 +115,7 @@ class FakeDriver implements ComputeDriver {
       const step = this.script.get(d.id)?.shift();
       if (step) await step();
       const o: Observed = d.power === 'stopped' ? { power_state: 4, state: 'stopped' } : { power_state: 1, state: 'active' };
+      if (d.volumes?.length) o.volumes = d.volumes.map((v) => ({ attachment_id: v.attachment_id, state: this.stuckVolumes.has(v.attachment_id) ? 'failed' : 'attached' }));
       this.servers.set(d.id, o);
       return o;
     } finally {
@@ -196,6 +199,41 @@ it('a transient failure of a running server is reported, then retried with backo
   assert.equal(ok.version, 3);
   await a.stop();
   assert.equal(d.calls.length, 3, 'two failures, then the converge that worked');
+});
+
+it('a server\'s volumes reach its driver and its observed volumes the report; a spec without volumes (an older server) reports none', async () => {
+  const vol = { attachment_id: 'a1', volume_id: 'v1', device: '/dev/vdb', location: '/x/v1.raw', format: 'raw' as const, read_only: false, boot_index: null };
+  const t = new FakeTransport([server('sv', 1, { volumes: [vol] }), server('sn', 1)]);
+  const a = agent(t, [new FakeDriver()]);
+  await a.start();
+  const r = await t.reported((x) => x.id === 'sv');
+  assert.deepEqual((r.observed as { volumes?: unknown }).volumes, [{ attachment_id: 'a1', state: 'attached' }]);
+  const n = await t.reported((x) => x.id === 'sn');
+  assert.equal((n.observed as { volumes?: unknown }).volumes, undefined);
+  await a.stop();
+});
+
+it('a server with a failed volume attachment is converged again at re-checks (not only observed) until it settles; the server is not in error', async () => {
+  const vol = { attachment_id: 'a2', volume_id: 'v2', device: '/dev/vdb', location: '/x/v2.raw', format: 'raw' as const, read_only: false, boot_index: null };
+  const t = new FakeTransport([server('sf', 1, { vm_state: 'active', task_state: null, volumes: [vol] })]);
+  const d = new FakeDriver();
+  d.stuckVolumes.add('a2');
+  const a = agent(t, [d]);
+  await a.start();
+  const r = await t.reported((x) => x.id === 'sf');
+  assert.equal(r.error, undefined);
+  assert.deepEqual((r.observed as { volumes?: unknown }).volumes, [{ attachment_id: 'a2', state: 'failed' }]);
+  const sweep = () => (a as unknown as { sweep(): Promise<void> }).sweep();
+  await sweep();
+  await a.idle();
+  assert.equal(d.calls.length, 2, 'converged again at the re-check');
+  d.stuckVolumes.delete('a2');
+  await sweep();
+  await a.idle();
+  await sweep();
+  await a.idle();
+  assert.equal(d.calls.length, 3, 'settled: observed only afterwards');
+  await a.stop();
 });
 
 it('a build that fails permanently is rolled back and reported with its class and code, not retried', async () => {

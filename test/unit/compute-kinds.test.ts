@@ -32,11 +32,12 @@ test('actions: each kind lists driver actions only, once; what no kind does is r
     for (const a of k.actions) assert.ok(isDriverAction(a), `${name}: ${a}`);
     assert.equal(new Set(k.actions).size, k.actions.length, name);
   }
-  for (const a of ['os-start', 'os-stop', 'reboot', 'rebuild', 'pause', 'unpause', 'suspend', 'resume', 'createImage', 'createBackup', 'os-getConsoleOutput']) {
+  for (const a of ['os-start', 'os-stop', 'reboot', 'rebuild', 'pause', 'unpause', 'suspend', 'resume', 'createImage', 'createBackup', 'os-getConsoleOutput',
+    'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'attach_volume', 'detach_volume']) {
     assert.ok(kindSupports('container', a), `container ${a}`);
     assert.ok(kindSupports('vm', a), `vm ${a}`);
   }
-  for (const a of ['resize', 'confirmResize', 'revertResize', 'migrate', 'os-migrateLive', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue', 'changePassword']) {
+  for (const a of ['migrate', 'os-migrateLive', 'evacuate', 'rescue', 'unrescue', 'changePassword', 'swap_volume']) {
     assert.ok(isDriverAction(a), a);
     assert.equal(kindSupports('container', a), false, `container ${a}`);
     assert.equal(kindSupports('vm', a), false, `vm ${a}`);

@@ -132,6 +132,61 @@ const cases: Case[] = [
     row: { task_state: 'image_uploading' }, report: rep(5, obs('paused', 3)),
     want: { kind: 'update', set: { power_state: 3, updated_at: NOW }, release: false, notify: false, kick: false },
   },
+  // resize (one host): the agent's report of the new flavor applied makes VERIFY_RESIZE; what a resized server reports changes nothing
+  {
+    name: 'resize applied (running): VERIFY_RESIZE (vm_state resized), migration finished',
+    row: { task_state: 'resize_prep' }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { task_state: null, vm_state: 'resized', updated_at: NOW }, release: false, notify: false, kick: false, migration: 'finished' },
+  },
+  {
+    name: 'resize applied (stopped server): VERIFY_RESIZE, still shut down',
+    row: { vm_state: 'stopped', desired_power: 'stopped', power_state: 4, task_state: 'resize_prep' }, report: rep(5, obs('stopped', 4)),
+    want: { kind: 'update', set: { task_state: null, vm_state: 'resized', updated_at: NOW }, release: false, notify: false, kick: false, migration: 'finished' },
+  },
+  {
+    name: 'resize: a report of an older version changes nothing',
+    row: { task_state: 'resize_prep' }, report: rep(4, obs('active', 1)),
+    want: none,
+  },
+  {
+    name: 'resize failed on the host: ERROR with the fault, migration error',
+    row: { task_state: 'resize_prep' }, report: rep(5, obs('active', 1), err('transient', 'no memory')),
+    want: {
+      kind: 'update', set: { task_state: null, vm_state: 'error', fault: JSON.stringify({ code: 500, message: 'no memory', details: 'no memory', created: NOW }), updated_at: NOW },
+      release: false, notify: false, kick: false, migration: 'error',
+    },
+  },
+  {
+    name: 'resize: nothing on the host (no error) leaves the resize waiting',
+    row: { task_state: 'resize_prep' }, report: rep(5, obs('absent', 0)),
+    want: { kind: 'update', set: { power_state: 0, updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
+    name: 'a resized server\'s reports keep VERIFY_RESIZE',
+    row: { vm_state: 'resized' }, report: rep(5, obs('active', 1)),
+    want: none,
+  },
+  {
+    name: 'revert applied: back to ACTIVE, migration reverted',
+    row: { vm_state: 'resized', task_state: 'resize_reverting' }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { task_state: null, vm_state: 'active', updated_at: NOW }, release: false, notify: false, kick: false, migration: 'reverted' },
+  },
+  // shelve: a shelved server stopped on its host stays SHELVED; unshelve ends with the agent's report
+  {
+    name: 'a shelved server stopped on its host stays SHELVED (not stopped by itself)',
+    row: { vm_state: 'shelved', desired_power: 'stopped' }, report: rep(5, obs('stopped', 4)),
+    want: { kind: 'update', set: { power_state: 4, updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
+    name: 'unshelve where it was shelved: ACTIVE once running',
+    row: { vm_state: 'shelved', task_state: 'unshelving', power_state: 4 }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { power_state: 1, task_state: null, vm_state: 'active', updated_at: NOW }, release: false, notify: false, kick: false },
+  },
+  {
+    name: 'unshelve of an offloaded server (placed again, spawning): ACTIVE once running',
+    row: { vm_state: 'shelved_offloaded', task_state: 'spawning', power_state: 0 }, report: rep(5, obs('active', 1)),
+    want: { kind: 'update', set: { power_state: 1, task_state: null, vm_state: 'active', updated_at: NOW }, release: false, notify: false, kick: false },
+  },
 ];
 
 for (const c of cases) {

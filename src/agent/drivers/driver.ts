@@ -6,7 +6,7 @@
 // Every step must be idempotent: any may be repeated after a crash. A driver
 // throws ResourceFailure (errors.ts) when it knows a failure's class; any
 // other error is taken as the host's (transient).
-import type { DesiredServer } from '../../compute/engine/protocol.ts';
+import type { DesiredServer, ServerVolumeObserved } from '../../compute/engine/protocol.ts';
 import type { Logger } from 'pino';
 import type { Hypervisor } from '../../fleet/protocol.ts';
 import type { VolumePoolStats } from '../../volume/protocol.ts';
@@ -46,6 +46,8 @@ export interface Driver {
 export interface Observed {
   power_state: number;
   state: 'active' | 'stopped' | 'paused' | 'suspended';
+  /** The volume attachments held (ServerObserved.volumes): attached or failed; a detached one is absent. */
+  volumes?: ServerVolumeObserved[];
 }
 
 /** A driver of `server` resources. */

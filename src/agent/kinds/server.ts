@@ -26,6 +26,16 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
   const log = ctx.log;
   /** The version each server was last converged to (successfully, or failed for good). */
   const converged = new Map<string, number>();
+  /**
+   * Servers whose last converge left a volume attachment `failed` (a guest
+   * or a process holding a volume being detached): converged again at each
+   * re-check rather than only observed, until it settles.
+   */
+  const volumesUnsettled = new Set<string>();
+  const noteVolumes = (id: string, obs: ServerObserved | null) => {
+    if (obs?.volumes?.some((v) => v.state === 'failed')) volumesUnsettled.add(id);
+    else volumesUnsettled.delete(id);
+  };
 
   const report = (id: string, version: number, observed: ServerObserved, error?: ReturnType<typeof toResourceError>) =>
     ctx.report({ kind: SERVER_KIND, id, version, observed, ...(error ? { error } : {}) });
@@ -51,6 +61,7 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
         // not ours (any more): remove whatever is left, whichever driver holds it
         for (const d of all) await d.destroy(id);
         converged.delete(id);
+        volumesUnsettled.delete(id);
         return;
       }
       const d: DesiredServer = { ...(res.spec as ServerSpec), id, version: res.version };
@@ -68,7 +79,7 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
         report(id, d.version, { power_state: PowerState.NOSTATE, state: 'deleted' });
         return;
       }
-      if (converged.get(id) === d.version) {
+      if (converged.get(id) === d.version && !volumesUnsettled.has(id)) {
         // nothing new was asked: only observe (a container that exited stays stopped, as Nova's power sync wants)
         const obs = await driver.observe(id, d.power);
         if (obs) report(id, d.version, obs);
@@ -98,6 +109,7 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
         throw err;
       }
       converged.set(id, d.version);
+      noteVolumes(id, obs);
       report(id, d.version, obs);
       log.debug({ server: id, version: d.version, ms: Math.round(performance.now() - t0) }, 'converged');
     },

@@ -1,6 +1,5 @@
-// Older admin APIs Nova still serves: os-hosts (below 2.43), the instance
-// usage audit log, and os-migrations (servers never migrate here yet, so the
-// list is empty).
+// Older admin APIs Nova still serves: os-hosts (below 2.43) and the instance
+// usage audit log.
 import { hostname as osHostname } from 'node:os';
 import { ApiError, badRequest, notFound } from '../../common/errors.ts';
 import { route, type Route } from '../../http/service.ts';
@@ -115,10 +114,6 @@ export function adminExtraRoutes(ctx: ComputeContext): Route[] {
         if (Number.isNaN(t)) throw badRequest(`Invalid timestamp for date ${raw}`);
         return { instance_usage_audit_log: await auditLog(new Date(t)) };
       },
-    }),
-    route({
-      method: 'GET', path: '/v2.1/os-migrations', rule,
-      handler: () => ({ migrations: [] }),
     }),
   ];
 }

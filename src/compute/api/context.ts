@@ -1,5 +1,6 @@
 // What every compute route module is given.
 import type { ServerNetworking } from '../../network/service.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { Engine } from '../engine/interface.ts';
@@ -17,6 +18,12 @@ export interface ComputeConfig {
   snapshotTimeoutMs: number;
   /** A host not heard from for this long is down (Nova's service_down_time), in seconds. */
   serviceDownTime: number;
+  /**
+   * Nova's shelved_offload_time: 0 offloads a server as soon as it is shelved
+   * (Nova's default, and what Tempest's own default expects), -1 never (only
+   * shelveOffload does). A positive time is taken as -1: no periodic offload yet.
+   */
+  shelvedOffloadTime: number;
 }
 
 export const defaultComputeConfig: ComputeConfig = {
@@ -25,6 +32,7 @@ export const defaultComputeConfig: ComputeConfig = {
   consoleTimeoutMs: 15_000,
   snapshotTimeoutMs: 600_000,
   serviceDownTime: 60,
+  shelvedOffloadTime: 0,
 };
 
 export interface ComputeContext {
@@ -36,4 +44,6 @@ export interface ComputeContext {
   config: ComputeConfig;
   /** The network service's way to servers' ports; null: servers get no ports (networks recorded only). */
   network: ServerNetworking | null;
+  /** The volume service's way to Cinder's attachments; null: volumes cannot be attached. */
+  volumes: ServerVolumes | null;
 }

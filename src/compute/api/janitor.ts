@@ -1,8 +1,9 @@
 // Finishes what an API process started and could not see through: a snapshot
-// (createImage/createBackup) whose agent never answered — the process that
-// waited may have restarted — leaves the server in an image_* task state and
-// its image queued. Once the request is older than the snapshot timeout, the
-// request expires, the server leaves the task state and the empty image goes.
+// (createImage/createBackup, or a shelve's) whose agent never answered — the
+// process that waited may have restarted — leaves the server in an image_* or
+// shelving task state and its image queued. Once the request is older than the
+// snapshot timeout, the request expires, the server leaves the task state and
+// the empty image goes.
 import { nowIso } from '../../common/ids.ts';
 import type { ComputeContext } from './context.ts';
 import { TaskState } from './state.ts';
@@ -19,6 +20,9 @@ export async function expireSnapshots(ctx: ComputeContext, now = Date.now()): Pr
     if (Number(expired.numUpdatedRows) === 0) continue;
     await ctx.db.updateTable('compute_servers').set({ task_state: null, updated_at: nowIso() })
       .where('id', '=', r.server_id).where('task_state', 'in', IMAGE_TASKS).execute();
+    // a shelve that never got its snapshot: the server stays as it was
+    await ctx.db.updateTable('compute_servers').set({ task_state: null, shelved_image_id: null, updated_at: nowIso() })
+      .where('id', '=', r.server_id).where('task_state', '=', TaskState.SHELVING).execute();
     let imageId: string | undefined;
     try {
       imageId = (JSON.parse(r.args) as { image_id?: string }).image_id;

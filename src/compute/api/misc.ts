@@ -6,6 +6,7 @@ import type { ComputeContext } from './context.ts';
 import { versioned } from './http.ts';
 import { floatingIpRoutes } from './floating-ips.ts';
 import { interfaceRoutes } from './interfaces.ts';
+import { volumeAttachmentRoutes } from './volume-attachments.ts';
 import { networkProxyRoutes } from './network-proxies.ts';
 import { securityGroupRoutes } from './security-groups.ts';
 import { loadServer, serverTarget } from './servers-store.ts';
@@ -56,6 +57,7 @@ export function miscRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);
   return [
     ...interfaceRoutes(ctx),
+    ...volumeAttachmentRoutes(ctx),
     ...securityGroupRoutes(ctx),
     ...networkProxyRoutes(ctx),
     ...floatingIpRoutes(ctx),

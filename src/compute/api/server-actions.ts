@@ -9,12 +9,13 @@ import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { badRequest, conflict, forbidden, ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
-import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
+import { applyIntent, checkLock, notReady, type Intent } from './action-intent.ts';
 import type { ComputeContext } from './context.ts';
 import { consoleAction } from './consoles.ts';
 import { serverFloatingIpAction } from './floating-ips.ts';
 import { serverGroupAction } from './security-groups.ts';
+import { isMoveAction, moveAction } from './server-moves.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -27,59 +28,11 @@ import { ALLOW_REBOOT, checkState, TaskState, VmState } from './state.ts';
 const V = VmState;
 const T = TaskState;
 
-/** What a state-changing action records on the row. */
-interface Intent {
-  action: string;
-  event: string;
-  taskState: string;
-  desiredPower?: string;
-  reboot?: 'SOFT' | 'HARD';
-  rebuild?: Record<string, unknown>;
-}
-
 /** Actions only admins may ask for, by default policy, with the rule Nova names. */
 const ADMIN_ACTIONS: Record<string, string> = {
   migrate: 'os_compute_api:os-migrate-server:migrate', 'os-migrateLive': 'os_compute_api:os-migrate-server:migrate_live',
   evacuate: 'os_compute_api:os-evacuate', shelveOffload: 'os_compute_api:os-shelve:shelve_offload',
 };
-
-const locked = (s: ServerRow) => conflict(`Instance ${s.id} is locked`);
-const notReady = (s: ServerRow) => conflict(`Instance ${s.id} is not ready`);
-
-function checkLock(cred: Credentials, s: ServerRow): void {
-  if (s.locked && !isComputeAdmin(cred)) throw locked(s);
-}
-
-/**
- * Applies an intent if the row is still in the task state it was checked in
- * (Nova's expected_task_state), bumps the version and wakes the host's agent.
- */
-async function applyIntent(ctx: ComputeContext, rc: RouteContext, s: ServerRow, intent: Intent, extra: Record<string, unknown> = {}): Promise<void> {
-  const now = nowIso();
-  const set: Record<string, unknown> = { task_state: intent.taskState, updated_at: now, version: sql`version + 1`, ...extra };
-  if (intent.desiredPower) set.desired_power = intent.desiredPower;
-  if (intent.reboot) {
-    set.reboot_seq = sql`reboot_seq + 1`;
-    set.reboot_type = intent.reboot;
-  }
-  if (intent.rebuild) {
-    set.rebuild_seq = sql`rebuild_seq + 1`;
-    Object.assign(set, intent.rebuild);
-  }
-  const changed = await ctx.db.transaction().execute(async (tx) => {
-    let u = tx.updateTable('compute_servers').set(set as any).where('id', '=', s.id).where('deleted_at', 'is', null);
-    u = s.task_state === null ? u.where('task_state', 'is', null) : u.where('task_state', '=', s.task_state);
-    const r = await u.executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) return false;
-    await recordAction(tx, s, rc.cred!, rc.req.id, { action: intent.action, event: intent.event }, s.host);
-    return true;
-  });
-  if (!changed) {
-    const fresh = await reloadServer(ctx.db, s.id);
-    throw conflict(`Conflict updating instance ${s.id}. Expected: {'task_state': [${s.task_state === null ? 'None' : `'${s.task_state}'`}]}. Actual: {'task_state': ${fresh.task_state === null ? 'None' : `'${fresh.task_state}'`}}`);
-  }
-  ctx.engine.notify(s.host);
-}
 
 const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]);
 
@@ -139,6 +92,7 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
         if (!s.host) throw notReady(s);
         await applyIntent(ctx, rc, s, intent);
       };
+      if (isMoveAction(action)) return moveAction(ctx, rc, s, action, arg);
       switch (action) {
         case 'os-start':
           return power({ action: 'start', event: 'compute_start_instance', taskState: T.POWERING_ON, desiredPower: 'running' }, [V.STOPPED]);
@@ -288,7 +242,8 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
     const n = Object.keys(metadata).length;
     if (limits.metadata_items >= 0 && n > limits.metadata_items) throw overQuota(['metadata_items'], [n], [0], [limits.metadata_items]);
   }
-  const set: Record<string, unknown> = { image_id: image.id };
+  // the disk is made from the image again (an unshelved server's disk came from its shelve snapshot)
+  const set: Record<string, unknown> = { image_id: image.id, disk_image: null };
   if (body.name !== undefined) set.name = String(body.name).trim();
   if (body.description !== undefined) set.description = body.description;
   if (body.accessIPv4 !== undefined) set.access_ipv4 = accessIp('accessIPv4', body.accessIPv4);

@@ -79,6 +79,17 @@ export async function hostsByName(db: Executor, names: Array<string | null>): Pr
   return out;
 }
 
+/** The view's os-extended-volumes:volumes_attached of servers: their volumes in attach order. */
+export async function volumesAttachedOf(db: Executor, ids: string[]): Promise<Map<string, Array<{ id: string; delete_on_termination: boolean }>>> {
+  const out = new Map<string, Array<{ id: string; delete_on_termination: boolean }>>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db.selectFrom('compute_block_device_mappings').select(['server_id', 'volume_id', 'delete_on_termination'])
+      .where('server_id', 'in', ids.slice(i, i + 500)).orderBy('created_at').orderBy('id').execute();
+    for (const r of rows) out.set(r.server_id, [...(out.get(r.server_id) ?? []), { id: r.volume_id, delete_on_termination: r.delete_on_termination === 1 }]);
+  }
+  return out;
+}
+
 export function chunks<T>(xs: T[], n = 500): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
@@ -114,6 +125,13 @@ export const EVENT_TASK: Record<string, string> = {
   compute_snapshot_instance: 'image_snapshot_pending',
   compute_backup_instance: 'image_backup',
   compute_terminate_instance: 'deleting',
+  compute_prep_resize: 'resize_prep',
+  compute_revert_resize: 'resize_reverting',
+  // confirm and offload are done when the API answers: finished at the next settle
+  compute_confirm_resize: 'confirming',
+  compute_shelve_offload_instance: 'shelving_offloading',
+  compute_shelve_instance: 'shelving',
+  compute_unshelve_instance: 'unshelving',
 };
 
 export interface ActionSpec {
@@ -160,6 +178,10 @@ export async function settleEvents(db: Db, servers: ServerRow | ServerRow[]): Pr
       const stillRunning = s.deleted_at === null && (waits === 'building' ? s.vm_state === 'building'
         : waits === 'rebooting' ? s.task_state !== null && s.task_state.startsWith('reboot')
         : waits === 'image_snapshot_pending' || waits === 'image_backup' ? s.task_state !== null && s.task_state.startsWith('image_')
+        : waits === 'shelving' ? s.task_state !== null && s.task_state.startsWith('shelving')
+        // an offloaded server's unshelve goes through the scheduler and spawns
+        : waits === 'unshelving' ? s.task_state === 'unshelving' || s.task_state === 'spawning'
+        : waits === 'resize_prep' ? s.task_state !== null && ['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish'].includes(s.task_state)
         : s.task_state === waits);
       if (stillRunning) continue;
       const finished = s.updated_at;

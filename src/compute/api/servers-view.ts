@@ -7,7 +7,7 @@ import type { ComputeContext } from './context.ts';
 import { apiVersion, bookmark, isoTime, links, naiveTime } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { FAULT_STATUSES, PROGRESS_STATUSES, statusOf } from './state.ts';
-import { hostsByName, hostStatus, metadataOf, tagsOf, type HostRow, type ServerRow } from './servers-store.ts';
+import { hostsByName, hostStatus, metadataOf, tagsOf, volumesAttachedOf, type HostRow, type ServerRow } from './servers-store.ts';
 
 /** The flavor as it was at boot, kept in compute_servers.flavor. */
 export interface EmbeddedFlavor {
@@ -32,6 +32,8 @@ export interface ViewData {
   groups: Map<string, string>;
   /** Nova's `addresses` of each server (its ports' fixed IPs by network name). */
   addresses: Map<string, Record<string, unknown[]>>;
+  /** The volumes attached to each server (os-extended-volumes:volumes_attached). */
+  volumes: Map<string, Array<{ id: string; delete_on_termination: boolean }>>;
 }
 
 export async function viewData(ctx: ComputeContext, servers: ServerRow[]): Promise<ViewData> {
@@ -49,6 +51,7 @@ export async function viewData(ctx: ComputeContext, servers: ServerRow[]): Promi
     hosts: await hostsByName(ctx.db, servers.map((s) => s.host)),
     groups,
     addresses: ctx.network && ids.length ? await ctx.network.addresses(ids) : new Map(),
+    volumes: await volumesAttachedOf(ctx.db, ids),
   };
 }
 
@@ -158,7 +161,9 @@ export function renderServer(
     out['OS-EXT-STS:vm_state'] = s.vm_state;
     out['OS-EXT-STS:power_state'] = s.power_state;
   }
-  if (opt.showExtendedVolumes) out['os-extended-volumes:volumes_attached'] = [];
+  if (opt.showExtendedVolumes) {
+    out['os-extended-volumes:volumes_attached'] = (data.volumes.get(s.id) ?? []).map((x) => (v.ge('2.3') ? x : { id: x.id }));
+  }
   if (v.ge('2.9')) out.locked = s.locked === 1;
   if (v.ge('2.16')) {
     const showHost = opt.showHostStatus === null ? admin : opt.showHostStatus;

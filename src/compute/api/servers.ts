@@ -21,6 +21,7 @@ import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, typ
 import { partialView, renderBrief, renderServer, viewData, type EmbeddedFlavor } from './servers-view.ts';
 import { statesOf, TaskState, VmState } from './state.ts';
 import { releaseConsumer } from '../../placement/service.ts';
+import { releaseServerVolumes } from '../engine/server-volumes.ts';
 
 // ---- request bodies
 
@@ -727,8 +728,13 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
     return fresh.host;
   });
   if (placedOn) ctx.engine.notify(placedOn);
-  // gone at once (no host): so are its ports; a placed server's go when its host reports it deleted (service.ts)
-  else if (ctx.network) await ctx.network.release(s.id, givenPorts(s.requested_networks));
+  else {
+    // gone at once (no host): so are its ports and volume attachments; a placed server's go when its host reports it deleted (service.ts)
+    if (ctx.network) await ctx.network.release(s.id, givenPorts(s.requested_networks));
+    if (ctx.volumes) await releaseServerVolumes(ctx.db, ctx.volumes, ctx.log, s.id);
+  }
+  // a shelved offloaded server's snapshot goes with it, as Nova's
+  if (!placedOn && s.shelved_image_id) await ctx.images.deleteById(s.shelved_image_id).catch(() => undefined);
   ctx.engine.kick();
 }
 

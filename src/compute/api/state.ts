@@ -14,7 +14,8 @@ export const TaskState = {
   IMAGE_SNAPSHOT: 'image_snapshot', IMAGE_SNAPSHOT_PENDING: 'image_snapshot_pending', IMAGE_PENDING_UPLOAD: 'image_pending_upload',
   IMAGE_UPLOADING: 'image_uploading', IMAGE_BACKUP: 'image_backup', DELETING: 'deleting', UPDATING_PASSWORD: 'updating_password', MIGRATING: 'migrating',
   RESIZE_PREP: 'resize_prep', RESIZE_MIGRATING: 'resize_migrating', RESIZE_MIGRATED: 'resize_migrated', RESIZE_FINISH: 'resize_finish',
-  RESIZE_REVERTING: 'resize_reverting',
+  RESIZE_REVERTING: 'resize_reverting', SHELVING: 'shelving', SHELVING_IMAGE_PENDING_UPLOAD: 'shelving_image_pending_upload',
+  SHELVING_IMAGE_UPLOADING: 'shelving_image_uploading', SHELVING_OFFLOADING: 'shelving_offloading', UNSHELVING: 'unshelving',
 } as const;
 
 const T = TaskState;

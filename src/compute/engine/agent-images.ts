@@ -1,6 +1,7 @@
 // The routes compute adds to the agent API (/agent/v1): image records and
 // bytes for the agents' image stores, and the upload of a snapshot into the
-// queued image of a pending snapshot request.
+// queued image of a pending snapshot request or of a volume's upload
+// (os-volume_upload_image: the volume `uploading` into it).
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { ApiError } from '../../common/errors.ts';
@@ -9,9 +10,10 @@ import type { Db } from '../../db/database.ts';
 import { AGENT_RULE } from '../../fleet/api.ts';
 import type { Route } from '../../http/service.ts';
 import type { ImageService } from '../../image/service.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 import { agentImage } from './desired.ts';
 
-export function agentImageRoutes(db: Db, images: ImageService): Route[] {
+export function agentImageRoutes(db: Db, images: ImageService, volumes?: Pick<ServerVolumes, 'uploading'>): Route[] {
   const image = async (id: string) => {
     const img = await images.getImage(id);
     if (!img) throw new ApiError('NotFound', `Image ${id} could not be found.`);
@@ -45,7 +47,7 @@ export function agentImageRoutes(db: Db, images: ImageService): Route[] {
         if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') throw new ApiError('BadRequest', 'Send the image data as application/octet-stream.');
         const imageId = rc.params.image_id!;
         const pending = await db.selectFrom('compute_server_requests').select(['id', 'args']).where('kind', '=', 'snapshot').where('status', '=', 'pending').execute();
-        if (!pending.some((p) => parseJsonObject(p.args).image_id === imageId)) throw new ApiError('Forbidden', `No pending snapshot uploads to image ${imageId}.`);
+        if (!pending.some((p) => parseJsonObject(p.args).image_id === imageId) && !(await volumes?.uploading(imageId))) throw new ApiError('Forbidden', `No pending snapshot uploads to image ${imageId}.`);
         const len = rc.req.headers['content-length'];
         await images.uploadImageData(imageId, body as Readable, len ? Number(len) : undefined);
       },

@@ -1,7 +1,8 @@
 // The desired state of servers as agents receive it (`server` resources): the
 // row, its flavor at boot, its image record, its config drive (Nova's
 // openstack/latest layout) and, for a kind whose ports are taps (a VM: its
-// driver gives each a NIC), its ports in interface order; built for many
+// driver gives each a NIC), its ports in interface order, and its attached
+// volumes once exported (server-volumes.ts); built for many
 // servers with a handful of queries.
 import type { Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
@@ -11,7 +12,9 @@ import type { DesiredPower } from '../schema.ts';
 import type { Resource } from '../../fleet/protocol.ts';
 import { serverMetadataNetworking, type NetworkData, type ServerPortInterface } from '../../network/service.ts';
 import { kindOf } from '../kinds.ts';
-import { SERVER_KIND, type AgentImage, type ServerPortSpec, type ServerSpec } from './protocol.ts';
+import { SERVER_KIND, type AgentImage, type ServerPortSpec, type ServerSpec, type ServerVolumeSpec } from './protocol.ts';
+import { volumeSpecs } from './server-volumes.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
 
@@ -21,7 +24,7 @@ export function agentImage(img: { id: string; name: string | null; status: strin
   return { id: img.id, name: img.name, status: img.status, container_format: img.container_format, disk_format: img.disk_format, size: img.size, checksum: img.checksum };
 }
 
-export async function desiredServers(db: Db, images: ImageService, ids: string[]): Promise<Resource<ServerSpec>[]> {
+export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes): Promise<Resource<ServerSpec>[]> {
   if (!ids.length) return [];
   const rows: Server[] = [];
   const meta = new Map<string, Record<string, string>>();
@@ -47,16 +50,28 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   const networking = serverMetadataNetworking(db);
   const networkData = await networking.networkData(rows.map((r) => r.id));
   const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, s.image_id ? imageById.get(s.image_id) ?? null : null, networkData.get(s.id)!, {
+  const attached = volumes ? await volumeSpecs(db, volumes, rows, meta) : new Map<string, ServerVolumeSpec[]>();
+  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, diskImage(s) ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
     ports: interfaces.get(s.id), driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
+    volumes: volumes ? attached.get(s.id) ?? [] : undefined,
   }));
+}
+
+/** The image an unshelved server's disk was made from (its shelve snapshot, perhaps deleted since), kept on the row. */
+function diskImage(s: Server): AgentImage | null {
+  if (!s.disk_image) return null;
+  try {
+    return JSON.parse(s.disk_image) as AgentImage;
+  } catch {
+    return null;
+  }
 }
 
 /** A port as the VM's driver takes it (protocol.ts ServerPortSpec). */
 const portSpec = (p: ServerPortInterface): ServerPortSpec => ({ id: p.id, mac_address: p.mac_address, device: p.device, mtu: p.mtu, index: p.index });
 
 function toDesired(s: Server, metadata: Record<string, string>, image: AgentImage | null, networkData: NetworkData,
-  o: { ports: ServerPortInterface[] | undefined; driveRequested: boolean }): Resource<ServerSpec> {
+  o: { ports: ServerPortInterface[] | undefined; driveRequested: boolean; volumes: ServerVolumeSpec[] | undefined }): Resource<ServerSpec> {
   let f: Record<string, any> = {};
   try {
     f = JSON.parse(s.flavor) as Record<string, any>;
@@ -65,6 +80,8 @@ function toDesired(s: Server, metadata: Record<string, string>, image: AgentImag
   const spec = toSpec(s, f, metadata, image, keys, networkData, o.driveRequested);
   // a container's ports are veths the network driver moves into its namespace: its spec names none
   if (o.ports) spec.ports = o.ports.map(portSpec);
+  // the attached volumes whose volume host has exported them (server-volumes.ts)
+  if (o.volumes) spec.volumes = o.volumes;
   return { kind: SERVER_KIND, id: s.id, version: s.version, spec };
 }
 

@@ -3,6 +3,7 @@
 //   server-kind.ts     the `server` resource kind the fleet's agent API serves (placed, desired, reports)
 //   lifecycle.ts       the state machine turning a report into the server's row (pure; a table test covers it)
 //   desired.ts         the desired state of servers as agents receive it
+//   server-volumes.ts  attached volumes: the specs' volumes, the hosts' reports of them, a deleted server's
 //   requests.ts        the request channel (console output, snapshots) to a server's agent
 //   scheduler-loop.ts  the scheduler's rounds (placement itself: scheduler.ts) and the reaper of unplaced deletes
 //   heartbeat.ts       the watch that logs hosts going down and up
@@ -24,6 +25,7 @@ import { requestChannel } from './requests.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
+import { bumpServers, failExports } from './server-volumes.ts';
 
 export type { AgentRequestKind, Engine } from './interface.ts';
 
@@ -62,8 +64,17 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   const heartbeat = heartbeatWatch(db, log, { serviceDownTime: cfg.serviceDownTime });
 
   fleet.setHosts(computeHosts(db, log, { defaultAvailabilityZone: deps.config?.defaultAvailabilityZone }));
-  fleet.registerKind(serverKind({ db, log, images: deps.images, requests, maxAttempts: cfg.maxAttempts, notify, kick, changed }));
-  fleet.addRoutes(agentImageRoutes(db, deps.images));
+  fleet.registerKind(serverKind({ db, log, images: deps.images, requests, maxAttempts: cfg.maxAttempts, notify, kick, changed, volumes: deps.volumes }));
+  // a volume exported for a server's attachment (or its export gone): the server's spec lists it now
+  deps.volumes?.onExportsChanged(async (ids) => {
+    for (const h of await bumpServers(db, ids)) notify(h);
+  });
+  // an export the volume's backend could not make: the attach is rolled back
+  const volumes = deps.volumes;
+  volumes?.onExportsFailed(async (failed) => {
+    for (const h of await bumpServers(db, await failExports(db, volumes, log, failed))) notify(h);
+  });
+  fleet.addRoutes(agentImageRoutes(db, deps.images, deps.volumes));
 
   const periodic = () => {
     if (stopping) return;

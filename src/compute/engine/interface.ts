@@ -7,6 +7,7 @@ import type { Db } from '../../db/database.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { ServerRow } from '../schema.ts';
 import type { ServerAction } from './protocol.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 
 export type AgentRequestKind = ServerAction;
 
@@ -19,6 +20,8 @@ export interface EngineDeps {
   config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
   /** Binds a placed server's ports to its host (the network service); none: servers have no ports. */
   bindPorts?(serverId: string, host: string, kind: string): Promise<void>;
+  /** Cinder's attachments (the volume service); none: servers have no volumes. */
+  volumes?: ServerVolumes;
 }
 
 export interface Engine {

@@ -31,12 +31,23 @@ export type Transition =
    * the host's claim (a failed build); `notify` wakes the host's watch (the
    * version moved); `kick` wakes the scheduler (the server waits for a host).
    */
-  | { kind: 'update'; set: ServerUpdate; release: boolean; notify: boolean; kick: boolean; buildFailed?: { rescheduled: boolean; message: string } };
+  | {
+    kind: 'update'; set: ServerUpdate; release: boolean; notify: boolean; kick: boolean; buildFailed?: { rescheduled: boolean; message: string };
+    /** The status the server's open resize migration takes with this write (finished, reverted, error). */
+    migration?: 'finished' | 'reverted' | 'error';
+  };
 
 /** Task states an agent's report ends (the agent did the work they wait for). */
 export const AGENT_TASKS: ReadonlySet<string> = new Set(['spawning', 'powering-off', 'powering-on', 'rebooting', 'reboot_pending', 'reboot_started',
   'rebooting_hard', 'reboot_pending_hard', 'reboot_started_hard', 'pausing', 'unpausing', 'suspending', 'resuming', 'rebuilding',
-  'rebuild_block_device_mapping', 'rebuild_spawning']);
+  'rebuild_block_device_mapping', 'rebuild_spawning', 'unshelving', 'resize_reverting']);
+/** Resize task states: the agent's report of the new flavor applied makes the server VERIFY_RESIZE (vm_state resized). */
+export const RESIZE_TASKS: ReadonlySet<string> = new Set(['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish']);
+/**
+ * vm_states a report does not change while no task runs: the API's (a resize
+ * waiting for confirmation, a shelved server stopped on its host).
+ */
+const HELD_STATES: ReadonlySet<string> = new Set(['resized', 'shelved', 'shelved_offloaded']);
 /** Task states of a snapshot: they end with the snapshot request's answer, not with a report. */
 export const SNAPSHOT_TASKS: ReadonlySet<string> = new Set(['image_snapshot', 'image_snapshot_pending', 'image_pending_upload', 'image_uploading']);
 
@@ -76,14 +87,25 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
   const set: ServerUpdate = {};
   if (row.power_state !== r.observed.power_state) set.power_state = r.observed.power_state;
   let bump = false;
+  let migration: 'finished' | 'reverted' | 'error' | undefined;
   const state = r.observed.state;
   if (same && !(row.task_state && SNAPSHOT_TASKS.has(row.task_state)) && row.task_state !== 'deleting') {
-    if (row.task_state && AGENT_TASKS.has(row.task_state)) set.task_state = null;
+    const resizing = row.task_state !== null && RESIZE_TASKS.has(row.task_state);
+    const reverting = row.task_state === 'resize_reverting';
+    if (row.task_state && (AGENT_TASKS.has(row.task_state) || resizing)) set.task_state = null;
     if (r.error) {
       set.vm_state = 'error';
       set.fault = JSON.stringify({ code: r.error.class === 'user' ? 400 : 500, message: r.error.message || 'error', details: r.error.message, created: now });
+      if (resizing || reverting) migration = 'error';
     } else if (state === 'absent') {
       // nothing on the host and no error: nothing to say about the server's state
+      if (resizing || reverting) delete set.task_state;
+    } else if (resizing) {
+      // the host runs the server on its new flavor: VERIFY_RESIZE until the user confirms or reverts
+      set.vm_state = 'resized';
+      migration = 'finished';
+    } else if (row.task_state === null && HELD_STATES.has(row.vm_state)) {
+      // a resized or shelved server's vm_state is the API's to change
     } else if (row.task_state === null && row.vm_state !== 'building' && state === 'stopped' && row.desired_power !== 'stopped' && row.vm_state !== 'error') {
       // the server stopped by itself: Nova's power sync stops it (SHUTOFF), it does not restart it
       set.vm_state = 'stopped';
@@ -91,6 +113,7 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
       bump = true;
     } else if (row.vm_state !== 'error' || (row.task_state !== null && AGENT_TASKS.has(row.task_state))) {
       set.vm_state = state;
+      if (reverting) migration = 'reverted';
     }
     if (!row.launched_at && row.vm_state === 'building' && !r.error && state !== 'absent') set.launched_at = now;
   }
@@ -98,5 +121,5 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
   if (!Object.keys(set).length) return NONE;
   set.updated_at = now;
   if (bump) set.version = row.version + 1;
-  return { kind: 'update', set, release: false, notify: bump, kick: false };
+  return { kind: 'update', set, release: false, notify: bump, kick: false, ...(migration ? { migration } : {}) };
 }

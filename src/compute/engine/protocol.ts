@@ -133,7 +133,7 @@ export interface ServerObserved {
   state: ServerObservedState;
   /**
    * The spec's volumes as the host holds them (since 2.4): one entry per
-   * attachment still attached or failed; a detached one is simply absent.
+   * attachment still attached or failed; a detached one is simply absent. Always sent by a 2.4 agent, empty when nothing is attached (the server finishes no detach on a report without it).
    */
   volumes?: ServerVolumeObserved[];
 }

@@ -50,6 +50,9 @@ export const defaultSchedulerConfig: SchedulerConfig = {
   serviceDownTime: 60, maxAttempts: 3, batchSize: 500, ramWeight: 1, cpuWeight: 1, diskWeight: 1, softAffinityWeight: 1, softAntiAffinityWeight: 1,
 };
 
+/** Task states of servers waiting for a host: a build, and the unshelve of an offloaded server. */
+const WAITING = ['scheduling', 'unshelving'];
+
 export const NO_VALID_HOST = 'No valid host was found. There are not enough hosts available.';
 
 interface EmbeddedFlavor { vcpus: number; ram: number; disk: number; ephemeral?: number; swap?: number; extra_specs?: Record<string, string> }
@@ -132,7 +135,7 @@ export class Scheduler {
   /** One round: plans and claims. Returns the hosts that got servers (to notify) and how many waited. */
   async round(): Promise<{ placed: Map<string, number>; failed: number; waiting: number; lost: number }> {
     const servers = await this.db.selectFrom('compute_servers').selectAll()
-      .where('task_state', '=', 'scheduling').where('deleted_at', 'is', null).where('host', 'is', null)
+      .where('task_state', 'in', WAITING).where('deleted_at', 'is', null).where('host', 'is', null)
       .orderBy('created_at').orderBy('launch_index').limit(this.config.batchSize).execute();
     const placed = new Map<string, number>();
     if (!servers.length) {
@@ -302,7 +305,7 @@ export class Scheduler {
             host: h.hostname, task_state: 'spawning', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
             availability_zone: s.availability_zone ?? h.availability_zone, updated_at: now,
           })
-          .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)
+          .where('id', '=', s.id).where('version', '=', s.version).where('task_state', 'in', WAITING).where('deleted_at', 'is', null)
           .executeTakeFirst();
         return Number(r.numUpdatedRows) === 1;
       });
@@ -313,6 +316,13 @@ export class Scheduler {
   /** A server no host can take: ERROR with Nova's NoValidHost fault. */
   async fail(s: Server, message: string, details = ''): Promise<boolean> {
     const now = nowIso();
+    if (s.task_state === 'unshelving') {
+      // Nova's unshelve without a host: the server stays SHELVED_OFFLOADED (the instance action says why)
+      const r = await this.db.updateTable('compute_servers').set({ task_state: null, version: s.version + 1, updated_at: now })
+        .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'unshelving').where('deleted_at', 'is', null).executeTakeFirst();
+      this.log.info({ server: s.id, details }, 'unshelve found no host');
+      return Number(r.numUpdatedRows) === 1;
+    }
     const r = await this.db.updateTable('compute_servers')
       .set({
         vm_state: 'error', task_state: null, host: null, power_state: 0, version: s.version + 1, updated_at: now,

@@ -15,15 +15,26 @@ import { applyReport, type ServerReportIn, type ServerRow, type Transition } fro
 import { SERVER_KIND, ServerObservedState } from './protocol.ts';
 import { releaseClaim, softDelete } from './release.ts';
 import type { RequestChannel } from './requests.ts';
+import { applyVolumeObservations, bumpServers } from './server-volumes.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
 
 const ServerObservedBody = Type.Object({
   power_state: Type.Integer({ minimum: 0, maximum: 7 }),
   state: Type.Union(ServerObservedState.map((s) => Type.Literal(s))),
+  // since 2.4: the spec's volumes as the host holds them
+  volumes: Type.Optional(Type.Array(Type.Object({
+    attachment_id: Type.String({ maxLength: 64 }),
+    state: Type.Union([Type.Literal('attached'), Type.Literal('failed')]),
+    // generous: a driver's message is not cut by the agent; what is kept of it is (server-volumes.ts)
+    message: Type.Optional(Type.String({ maxLength: 65536 })),
+  }, { additionalProperties: false }), { maxItems: 256 })),
 }, { additionalProperties: false });
 
 export function serverKind(o: {
   db: Db; log: Logger; images: ImageService; requests: RequestChannel; maxAttempts: number;
   notify(host: string): void; kick(): void; changed(ids: string[]): Promise<void>;
+  /** Cinder's attachments (none: servers have no volumes). */
+  volumes?: ServerVolumes;
 }): ResourceKind {
   const { db, log } = o;
 
@@ -37,6 +48,10 @@ export function serverKind(o: {
         .where('deleted_at', 'is', null).executeTakeFirst();
       if (!Number(u.numUpdatedRows)) return false;
       if (t.release) await releaseClaim(tx, row.id);
+      if (t.migration) {
+        await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
+          .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'reverting']).execute();
+      }
       return true;
     });
     if (ok && t.buildFailed) log.warn({ server: row.id, host: hostname, err: t.buildFailed.message, rescheduled: t.buildFailed.rescheduled }, 'build failed on host');
@@ -52,7 +67,7 @@ export function serverKind(o: {
       return new Map(rows.map((r) => [r.id, r.version]));
     },
 
-    desired: (ids) => desiredServers(db, o.images, ids),
+    desired: (ids) => desiredServers(db, o.images, ids, o.volumes),
 
     async report(hostname, reports: ResourceReport[]) {
       const touched: string[] = [];
@@ -62,7 +77,21 @@ export function serverKind(o: {
         const row = await db.selectFrom('compute_servers').selectAll().where('id', '=', r.id).executeTakeFirst();
         if (!row || row.host !== hostname || row.deleted_at !== null) continue;
         const t = applyReport(row, r as ServerReportIn, hostname, { maxAttempts: o.maxAttempts, now: nowIso() });
-        if (!(await write(row, t, hostname))) continue;
+        const observed = (r as ServerReportIn).observed;
+        // the volumes the host reports: attaches completed or rolled back, detaches finished
+        const volumesChanged = o.volumes && observed.volumes && t.kind !== 'deleted'
+          ? await applyVolumeObservations(db, o.volumes, log, row.id, row.version, r.version, observed).catch((err: Error) => {
+            log.warn({ server: row.id, err: err.message }, 'applying the volumes reported failed');
+            return false;
+          })
+          : false;
+        const wrote = await write(row, t, hostname);
+        if (volumesChanged) {
+          // the spec changed (a failed attach dropped, a failed detach back): a new version, after the report's own write
+          await bumpServers(db, [row.id]);
+          notify = true;
+        }
+        if (!wrote) continue;
         touched.push(row.id);
         if (t.kind !== 'none' && t.notify) notify = true;
         if (t.kind !== 'none' && t.kick) kick = true;

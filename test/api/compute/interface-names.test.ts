@@ -161,8 +161,12 @@ test('ports bound before indexes were stored keep their order-based names; an at
   const id = await activeServer([{ uuid: net }, { uuid: net }, { uuid: net }]);
   const before = await ifnames(id);
   assert.deepEqual(Object.values(before).sort(), ['eth0', 'eth1', 'eth2']);
-  // as the rows were before the upgrade: no index
+  // as the rows were before the upgrade: no index; the order rule of then (created_at, id) gave these names
+  // (ports made in the same millisecond are ordered by their random id: made apart here, as they were named)
   await db().updateTable('network_ports').set({ interface_index: null }).where('device_id', '=', id).execute();
+  for (const [port, name] of Object.entries(before)) {
+    await db().updateTable('network_ports').set({ created_at: `2026-01-01T00:00:0${name.slice(3)}.000Z` }).where('id', '=', port).execute();
+  }
   assert.deepEqual(await ifnames(id), before);
   const added = await attach(id, { net_id: net });
   assert.deepEqual(await ifnames(id), { ...before, [added]: 'eth3' });

@@ -88,3 +88,49 @@ export async function networkedHost(c: Cloud, admin: Nova, host: string, flavorN
   assert.equal(reg.status, 200);
   return { imageId, flavorId };
 }
+
+/**
+ * A host whose agent the test plays by hand: registered through the agent API
+ * (servers of both kinds, and the network kinds so ports bind there), its
+ * watch read and its reports and request answers sent as src/agent would.
+ */
+export interface SimulatedHost {
+  hostname: string;
+  /** What the host is handed now: its servers' specs and the pending requests. */
+  watch(): Promise<{ servers: Map<string, { version: number; spec: any }>; requests: any[] }>;
+  /** Reports a server converged to its current spec; returns the spec. */
+  report(id: string, state: 'active' | 'stopped', power: number): Promise<any>;
+  /** Answers a pending request (a snapshot: ok once uploaded). */
+  answer(requestId: string, ok: boolean, message?: string): Promise<void>;
+}
+
+export async function simulatedHost(c: Cloud, hostname: string): Promise<SimulatedHost> {
+  const reg = await agentCall(c, 'PUT', hostname, {
+    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], network: [], port: [], security_group: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100,
+    version: 't', host_ip: '127.0.0.1',
+  });
+  assert.equal(reg.status, 200, await reg.text());
+  const host: SimulatedHost = {
+    hostname,
+    async watch() {
+      const r = await agentCall(c, 'POST', `${hostname}/watch`, { known: { server: {} }, wait: 0 });
+      assert.equal(r.status, 200);
+      const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests: any[] };
+      return { servers: new Map(body.resources.filter((x) => x.kind === 'server').map((x) => [x.id, { version: x.version, spec: x.spec }])), requests: body.requests };
+    },
+    async report(id, state, power) {
+      const spec = (await host.watch()).servers.get(id);
+      assert.ok(spec, `server ${id} is handed to ${hostname}`);
+      const r = await agentCall(c, 'POST', `${hostname}/report`, { resources: [{ kind: 'server', id, version: spec.version, observed: { state, power_state: power } }] });
+      assert.equal(r.status, 200, await r.text());
+      return spec.spec;
+    },
+    async answer(requestId, ok, message = 'failed') {
+      const r = await agentCall(c, 'POST', `${hostname}/report`, {
+        requests: [ok ? { id: requestId, ok: true, result: {} } : { id: requestId, ok: false, error: { class: 'transient', code: 'host_failure', message } }],
+      });
+      assert.equal(r.status, 200, await r.text());
+    },
+  };
+  return host;
+}

@@ -404,14 +404,17 @@ test('os-attach on a volume deleted meanwhile: Cinder\'s 404, not a 500', async 
 
 test('resources not served yet answer Cinder\'s 404 at every version; served ones do not', async () => {
   for (const version of [undefined, '3.0', '3.67']) {
-    for (const path of ['/backups', '/backups/detail', '/attachments', '/groups', '/os-services', '/scheduler-stats/get_pools', '/manageable_volumes']) {
+    for (const path of ['/backups', '/backups/detail', '/groups', '/manageable_volumes']) {
       const r = await call('GET', path, { version });
       assert.equal(r.status, 404, `${path} at ${version ?? 'no version'}: ${JSON.stringify(r.body)}`);
     }
-    for (const path of ['/snapshots', '/volumes']) assert.equal((await call('GET', path, { version })).status, 200, path);
+    for (const path of ['/snapshots', '/volumes', '/scheduler-stats/get_pools', '/os-services', '/os-hosts']) assert.equal((await call('GET', path, { version })).status, 200, path);
   }
   assert.equal((await call('GET', '/messages', { version: '3.3' })).status, 200);
   assert.equal((await call('GET', '/volume-transfers', { version: '3.55' })).status, 200);
+  // the attachments API from 3.27
+  assert.equal((await call('GET', '/attachments', { version: '3.26' })).status, 404);
+  assert.equal((await call('GET', '/attachments', { version: '3.27' })).status, 200);
 });
 
 test('every collected body matches Tempest\'s volume schemas', () => {

@@ -33,9 +33,11 @@ import { CONSOLE_INPUT } from './console.ts';
 import { capConsoleLog } from '../console-log.ts';
 import { buildLayerBlob, fileRange, ImageFormatError, writeOciArchive, writeUpperLayer } from './oci.ts';
 import { Hardening } from './hardening.ts';
-import { buildSpec } from './spec.ts';
+import { buildSpec, limitsFor, type Limits } from './spec.ts';
 import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
+import { ContainerVolumes } from './volumes.ts';
+import { observedVolumes, VolumeAttacher, type VolumeRecord } from '../volume-attach.ts';
 
 export interface ContainerDriverOptions extends ServerDriverOptions {
   runc?: string;
@@ -49,9 +51,15 @@ interface LocalState {
   launched: boolean;
   config_drive_hash: string;
   spec_hash: string;
+  /** The volume attachments applied (volumes.ts), in attach order; absent: none. */
+  volumes?: VolumeRecord[];
+  /** The cgroup limits the running container has (limitsKey): a resize changes them in place (runc update). */
+  limits?: string;
 }
 
 type Status = 'missing' | 'created' | 'running' | 'paused' | 'stopped';
+
+const limitsKey = (l: Limits) => `${l.memoryBytes}/${l.cpuShares}/${l.cpuQuota}/${l.cpuPeriod}/${l.pids}`;
 
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
@@ -76,6 +84,9 @@ export class ContainerDriver implements ComputeDriver {
   private readonly runcRoot: string;
   private readonly serversDir: string;
   private readonly hardening: Hardening;
+  /** The attached volumes' loop devices (shared with the VM driver). */
+  readonly attacher: VolumeAttacher;
+  private readonly volumes: ContainerVolumes;
 
   constructor(o: ContainerDriverOptions) {
     this.o = { ...o, cgroupParent: o.cgroupParent ?? 'stratus', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 10_000, runc: o.runc ?? 'runc' };
@@ -87,6 +98,8 @@ export class ContainerDriver implements ComputeDriver {
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
     this.fifos = new FifoPool(this.sp, join(o.stateDir, 'fifos'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
+    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'));
+    this.volumes = new ContainerVolumes(this.attacher, o.log);
   }
 
   // --- paths
@@ -105,7 +118,7 @@ export class ContainerDriver implements ComputeDriver {
   }
 
   async start(): Promise<void> {
-    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'getfattr', 'setfattr', 'mknod'];
+    const bins = [this.o.runc, 'ip', 'mount', 'umount', 'unshare', 'nsenter', 'getfattr', 'setfattr', 'mknod', 'losetup', 'blkid'];
     const r = await run('sh', ['-c', 'for b do command -v "$b" >/dev/null || echo "$b"; done', 'sh', ...bins]);
     const missing = r.stdout.split('\n').filter(Boolean);
     if (missing.length) throw new Error(`the container driver needs ${missing.join(', ')} (Debian packages: runc iproute2 mount util-linux attr coreutils)`);
@@ -354,7 +367,11 @@ export class ContainerDriver implements ComputeDriver {
         st.config_drive_hash = cdHash;
       }
       const netnsPath = `/run/netns/${this.netnsName(id)}`;
-      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive') })
+      // the volumes' devices (made now; those that left the spec go later, once unmounted)
+      const vols = await this.volumes.prepare(d, st.volumes ?? [], false);
+      st.volumes = vols.records;
+      if (JSON.stringify(st) !== this.persisted.get(id)) await this.writeState(st);
+      const spec = await buildSpec({ desired: d, image: image.config, lookup: [join(dir, 'upper'), ...[...image.layerDirs].reverse()], netnsPath, cgroupsPath: this.cgroupsPath(id), configDriveDir: join(dir, 'config-drive'), volumes: vols.volumes })
         .catch((err: Error) => { throw permanent(ServerErrorCode.specInvalid, err.message, err); });
       const specText = JSON.stringify(spec);
       const specHash = createHash('sha256').update(specText).digest('hex');
@@ -379,15 +396,33 @@ export class ContainerDriver implements ComputeDriver {
       // the network namespace: made by the container's start command when one starts (userns
       // servers need it before, for their sysctls), on its own otherwise
       if (!(wantRunning && s === 'missing') || usernsWanted(d.flavor)) await this.netns.ensure(this.netnsName(id));
+      const limits = limitsFor(d.flavor);
       if (wantRunning) {
         if (s === 'missing') {
           await this.startContainer(id, await this.hardening.beforeStart(d, image.layerDirs, netnsPath));
           s = 'running';
+          st.limits = limitsKey(limits);
+        } else if (st.limits !== limitsKey(limits)) {
+          // a resize: the running (or paused) container's cgroups take the flavor's new limits in place
+          await this.updateLimits(id, limits);
+          st.limits = limitsKey(limits);
         }
         if (s === 'paused' && d.power === 'running') await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'resume', id]);
         if (s === 'running' && (d.power === 'paused' || d.power === 'suspended')) await this.sp.runOk(this.o.runc, ['--root', this.runcRoot, 'pause', id]);
       } else if (s !== 'missing') {
         await this.removeContainer(id, false, stopSignal);
+        s = 'missing';
+      }
+      const c = await this.status(id);
+      if (c.status === 'running' || c.status === 'paused') {
+        // attached and detached in the running container (a paused one too: nothing of it runs for this);
+        // a file system that stays busy leaves its attachment failed (the reconciler's re-checks try again)
+        const r = await this.volumes.sync(d, { pid: c.pid, devicesCgroup: await this.devicesCgroup(id) }, vols.volumes, st.volumes ?? []);
+        st.volumes = r.records;
+        if (r.stuck) this.o.log.warn({ server: id, why: r.stuck }, 'a volume stays attached');
+      } else {
+        // no container: nothing is mounted; the devices of attachments gone from the spec go
+        st.volumes = (await this.volumes.prepare(d, st.volumes ?? [], true)).records;
       }
       // one write for what this step applied (hashes of the files written, first launch)
       st.launched = true;
@@ -400,6 +435,30 @@ export class ContainerDriver implements ComputeDriver {
     return (await this.observe(id, d.power))!;
   }
 
+  /** The container's v1 devices cgroup (runc's state), null when there is none (cgroup v2). */
+  private async devicesCgroup(id: string): Promise<string | null> {
+    const text = await fsp.readFile(join(this.runcRoot, id, 'state.json'), 'utf8').catch(() => null);
+    if (!text) return null;
+    try {
+      const p = (JSON.parse(text) as { cgroup_paths?: Record<string, string> }).cgroup_paths?.devices;
+      return p && (await exists(join(p, 'devices.allow'))) ? p : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Applies new cgroup limits to a running container (runc update: memory
+   * with its swap, CPU shares, quota and period, pids). Memory lowered below
+   * what the container uses fails: a transient error, retried by the queue.
+   */
+  private async updateLimits(id: string, l: Limits): Promise<void> {
+    const r = await this.runc(['update', '--memory', String(l.memoryBytes), '--memory-swap', String(l.memoryBytes),
+      '--cpu-share', String(l.cpuShares), '--cpu-quota', String(l.cpuQuota), '--cpu-period', String(l.cpuPeriod), '--pids-limit', String(l.pids), id], { id });
+    if (r.code !== 0) throw new Error(`runc update ${id}: ${await this.runcError(id, (r.stderr || r.stdout).trim().slice(0, 300) || `exited ${r.code}`)}`);
+    this.o.log.info({ server: id, memory: l.memoryBytes, cpuQuota: l.cpuQuota, cpuPeriod: l.cpuPeriod }, 'limits updated in place');
+  }
+
   /** What the host holds; a container whose process exited is deleted on the way (its runc state and cgroups go at once). */
   async observe(id: string, desired?: string): Promise<Observed | null> {
     if (!(await exists(this.dir(id)))) return null;
@@ -408,9 +467,12 @@ export class ContainerDriver implements ComputeDriver {
       await this.removeContainer(id, true);
       s = 'missing';
     }
-    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
-    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
-    return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
+    const volumes = observedVolumes((await this.readState(id))?.volumes);
+    // always listed (empty once the last is detached): a report without `volumes` is an older agent's, which finishes no detach
+    const v = { volumes };
+    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active', ...v };
+    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended', ...v } : { power_state: PowerState.PAUSED, state: 'paused', ...v };
+    return { power_state: PowerState.SHUTDOWN, state: 'stopped', ...v };
   }
 
   async destroy(id: string): Promise<void> {
@@ -419,6 +481,8 @@ export class ContainerDriver implements ComputeDriver {
     await unmount(this.sp, join(dir, 'rootfs'));
     await deleteNetns(this.sp, this.netnsName(id));
     await this.removeCgroups(id);
+    // the volumes' loop devices (the container's mounts went with its mount namespace)
+    for (const r of (await this.readState(id).catch(() => null))?.volumes ?? []) await this.attacher.release(r.spec.attachment_id);
     await this.hardening.release(id);
     if (await isMountPoint(join(dir, 'rootfs'))) throw new Error(`${dir}/rootfs is still mounted`);
     await fsp.rm(dir, { recursive: true, force: true });
@@ -496,6 +560,10 @@ export class ContainerDriver implements ComputeDriver {
       await capConsoleLog(join(this.dir(id), 'console.log'), this.o.consoleCap);
     }
     void inUse;
+    // loop devices a crash left without a server's record of them
+    const orphans = await this.attacher.releaseOrphans('container', async (sid, att) =>
+      UUIDISH.test(sid) && ((await this.readState(sid))?.volumes ?? []).some((r) => r.spec.attachment_id === att));
+    if (orphans.length) this.o.log.warn({ attachments: orphans }, 'released volume devices no server listed');
     await this.images.prune(images);
     await this.hardening.sweep();
     // lets the command runner reap the jobs that ended since its last command

@@ -7,7 +7,8 @@
 // flavor asks for one (userns.ts).
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DesiredServer } from '../../../compute/engine/protocol.ts';
+import type { DesiredServer, ServerVolumeSpec } from '../../../compute/engine/protocol.ts';
+import type { HostBlockDevice } from '../volume-attach.ts';
 import type { OciImageConfig } from './oci.ts';
 import { CONFIG_DRIVE_PATH } from './busybox.ts';
 import { seccompFor } from './seccomp.ts';
@@ -104,6 +105,15 @@ export interface SpecInput {
   netnsPath: string;
   cgroupsPath: string;
   configDriveDir: string;
+  /** The attached volumes' block devices: a node at `spec.device`, allowed in the device cgroup, mounted at `mount_path` when `fstype`. */
+  volumes?: ContainerVolume[];
+}
+
+export interface ContainerVolume {
+  spec: ServerVolumeSpec;
+  dev: HostBlockDevice;
+  /** The volume's file system (blkid) when it is to be mounted; null: the node only. */
+  fstype: string | null;
 }
 
 export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> {
@@ -117,6 +127,11 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
   const user = await resolveUser(i.lookup, cfg.User);
   const limits = limitsFor(i.desired.flavor);
   const userns = usernsWanted(i.desired.flavor);
+  const volumes = i.volumes ?? [];
+  // a user namespace may not mount a block device's file system: the driver mounts those after the start
+  const volumeMounts = userns ? [] : volumes.filter((v) => v.fstype && v.spec.mount_path).map((v) => ({
+    destination: v.spec.mount_path!, type: v.fstype!, source: v.dev.path, options: ['nosuid', 'nodev', ...(v.spec.read_only ? ['ro'] : [])],
+  }));
   return {
     ociVersion: '1.0.2',
     process: {
@@ -143,10 +158,19 @@ export async function buildSpec(i: SpecInput): Promise<Record<string, unknown>> 
         : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
       { destination: CONFIG_DRIVE_PATH, type: 'bind', source: i.configDriveDir, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] },
+      ...volumeMounts,
     ],
     linux: {
+      // in a user namespace runc would bind-mount each node from the same path on the host, where it does not
+      // exist: the driver makes those nodes once the container runs (as for a hot attach)
+      ...(volumes.length && !userns ? {
+        devices: volumes.map((v) => ({
+          path: v.spec.device, type: 'b', major: v.dev.major, minor: v.dev.minor, fileMode: 0o660,
+          uid: 0, gid: 0,
+        })),
+      } : {}),
       resources: {
-        devices: [{ allow: false, access: 'rwm' }],
+        devices: [{ allow: false, access: 'rwm' }, ...volumes.map((v) => ({ allow: true, type: 'b', major: v.dev.major, minor: v.dev.minor, access: v.spec.read_only ? 'r' : 'rw' }))],
         memory: { limit: limits.memoryBytes, swap: limits.memoryBytes },
         cpu: { shares: limits.cpuShares, quota: limits.cpuQuota, period: limits.cpuPeriod },
         pids: { limit: limits.pids },

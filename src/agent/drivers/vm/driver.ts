@@ -69,7 +69,7 @@ import { tailLines, shQuote } from '../../../common/text.ts';
 import { Reverter } from '../../../common/revert.ts';
 import { KeyedLock } from '../../../common/keyed-lock.ts';
 import { PowerState } from '../../../compute/schema.ts';
-import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
+import { SERVER_KIND, ServerErrorCode, type DesiredServer, type ServerVolumeSpec } from '../../../compute/engine/protocol.ts';
 import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
@@ -78,7 +78,8 @@ import { capConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
-import { QmpClient, QmpClosedError } from './qmp.ts';
+import { QmpClient, QmpClosedError, QmpTimeoutError } from './qmp.ts';
+import { AttachError, observedVolumes, VolumeAttacher, type HostBlockDevice, type VolumeRecord } from '../volume-attach.ts';
 import type { ConsoleProvider } from '../../stream.ts';
 import { VM_USER } from '../qemu-user.ts';
 
@@ -108,21 +109,37 @@ interface LocalState {
   config_drive_hash: string;
   /** Taps this driver made (the network driver had not yet): deleted on destroy. */
   taps_made: string[];
+  /** The volume attachments applied (volume-attach.ts), in attach order; absent: none. */
+  volumes?: VolumeRecord[];
+  /** The flavor (flavorKey) the VM's disk and its last launch were made for; a resize changes it. */
+  flavor?: string;
 }
+
+/** What a resize changes of a VM: its memory, vCPUs and root disk size. */
+const flavorKey = (f: DesiredServer['flavor']) => `${f.ram}/${f.vcpus}/${f.disk}`;
+/** Task states during which a resized VM's old disk is kept for a revert. */
+const RESIZING = new Set(['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish', 'resize_reverting']);
 
 type Status = 'stopped' | 'running' | 'paused';
 
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 const TAP = /^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-/** Free PCIe root ports at boot, for hot-plugged NICs. */
-const FREE_ROOT_PORTS = 4;
+/** Free PCIe root ports at boot, for hot-plugged NICs and volumes. */
+const FREE_ROOT_PORTS = 8;
 /** How long a NIC's unplug may take (the guest acknowledges it; PCIe's attention button waits 5 s). */
 const UNPLUG_TIMEOUT_MS = 30_000;
 /** How long a suspend's save of the memory may take before it is cancelled (a transient failure, retried). */
 const SAVE_TIMEOUT_MS = 600_000;
 /** qemu's ids of a port's NIC, from its tap name (stable across agent restarts). */
 export const nicIds = (tap: string) => ({ device: `net-${tap}`, netdev: `hostnet-${tap}` });
+/** qemu's ids of a volume attachment's disk (node names hold at most 31 characters). */
+export const diskIds = (attachmentId: string) => {
+  const h = createHash('sha256').update(attachmentId).digest('hex').slice(0, 20);
+  return { device: `disk-${h}`, node: `vol-${h}` };
+};
+/** A virtio-blk serial: the volume id's first 20 characters, as Nova's (what the guest's /dev/disk/by-id shows). */
+const serialOf = (v: ServerVolumeSpec) => v.volume_id.slice(0, 20).replace(/[^0-9A-Za-z-]/g, '');
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -156,6 +173,8 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
    * queue) take it, so a converge never continues a VM a snapshot paused.
    */
   private readonly serverLock = new KeyedLock();
+  /** The attached volumes' loop devices (shared with the container driver). */
+  readonly attacher: VolumeAttacher;
   private probe: AccelProbe | null = null;
   private cgroupV2 = false;
   /** stratus-qemu's uid and gid. */
@@ -169,6 +188,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     this.root = join(o.stateDir, 'vm');
     this.serversDir = join(this.root, 'servers');
     this.images = new VmImageCache(this.root);
+    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'));
   }
 
   // --- paths
@@ -472,9 +492,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       return;
     }
     const nics = new Set(ids.filter((n) => n.startsWith('net-')));
-    const used = new Set<string>();
-    for (const n of nics) used.add(String(await q.execute('qom-get', { path: `/machine/peripheral/${n}`, property: 'parent_bus' })).split('/').pop()!);
-    const free = ids.filter((n) => /^hp\d+$/.test(n) && !used.has(n)).sort((x, y) => Number(x.slice(2)) - Number(y.slice(2)));
+    const free = await this.freeRootPorts(q, ids);
     const info = await q.execute('human-monitor-command', { 'command-line': 'info network' });
     const netdevs = new Set([...info.matchAll(/(?:^|\s)(hostnet-[A-Za-z0-9_.-]+):/gm)].map((m) => m[1]!));
     const want = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
@@ -514,11 +532,168 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     }
   }
 
+  /**
+   * The PCIe root ports (hpN) no hot-pluggable device sits behind: a NIC
+   * (net-) or a volume's disk (disk-) is on the root port its parent bus
+   * names (/machine/peripheral/hpN/hpN). `ids`: qom-list of /machine/peripheral.
+   */
+  private async freeRootPorts(q: QmpClient, ids: string[]): Promise<string[]> {
+    const used = new Set<string>();
+    for (const n of ids.filter((i) => i.startsWith('net-') || i.startsWith('disk-'))) {
+      used.add(String(await q.execute('qom-get', { path: `/machine/peripheral/${n}`, property: 'parent_bus' })).split('/').pop()!);
+    }
+    return ids.filter((n) => /^hp\d+$/.test(n) && !used.has(n)).sort((x, y) => Number(x.slice(2)) - Number(y.slice(2)));
+  }
+
+  // --- volumes (ServerSpec.volumes): a virtio-blk disk per attachment on its own root port, over the attachment's loop device
+  /** A volume's disk as qemu's block node: raw over the loop device (host_device), O_DIRECT, thread-pool I/O (TCG: no io_uring, no KVM ioeventfd). */
+  private blockdev(v: ServerVolumeSpec, dev: HostBlockDevice): Record<string, unknown> {
+    const cache = { direct: true, 'no-flush': false };
+    return {
+      driver: 'raw', 'node-name': diskIds(v.attachment_id).node, 'read-only': v.read_only, cache, discard: 'unmap',
+      file: { driver: 'host_device', filename: dev.path, aio: 'threads', 'read-only': v.read_only, cache },
+    };
+  }
+
+  /**
+   * Makes the loop device of each attachment in the spec (given to
+   * stratus-qemu); what cannot be attached is recorded `failed`. `release`
+   * (no qemu holds anything): the devices of attachments that left the spec
+   * go too; otherwise their records stay for syncVolumes to unplug.
+   */
+  private async volumeDevices(d: DesiredServer, st: LocalState, release: boolean): Promise<Map<string, HostBlockDevice>> {
+    const out = new Map<string, HostBlockDevice>();
+    const keep: VolumeRecord[] = [];
+    for (const v of d.volumes ?? []) {
+      const prior = st.volumes?.find((r) => r.spec.attachment_id === v.attachment_id);
+      try {
+        if (!/^[0-9A-Za-z-]{1,64}$/.test(v.volume_id)) throw new AttachError(`bad volume id ${v.volume_id}`);
+        const dev = await this.attacher.acquire(v, `vm:${d.id}`);
+        await this.attacher.grant(dev, this.qemuUser.uid, this.qemuUser.gid);
+        out.set(v.attachment_id, dev);
+        keep.push(prior?.state === 'failed' ? { spec: v, state: 'attached' } : { spec: v, state: prior?.state ?? 'attached' });
+      } catch (err) {
+        // the attachment's failure, not the server's (a host failure too: logged, and tried again at the re-checks)
+        if (!(err instanceof AttachError)) this.o.log.warn({ server: d.id, attachment: v.attachment_id, err: (err as Error).message }, 'volume device failed');
+        keep.push({ spec: v, state: 'failed', message: err instanceof AttachError ? err.message : `The volume could not be attached on its host: ${(err as Error).message}` });
+      }
+    }
+    for (const r of st.volumes ?? []) {
+      if (keep.some((k) => k.spec.attachment_id === r.spec.attachment_id)) continue;
+      if (release) await this.attacher.release(r.spec.attachment_id);
+      else keep.push(r);
+    }
+    st.volumes = keep;
+    await this.writeState(st);
+    return out;
+  }
+
+  /**
+   * A running VM's disks to the spec's volumes, as qemu's QOM tree shows
+   * them (also after an agent restart): a volume added is hot-plugged
+   * (blockdev-add, device_add on a free root port); one removed is unplugged
+   * (device_del; the guest releases it: DEVICE_DELETED; then blockdev-del and
+   * the loop device). A guest that does not release a disk in time leaves it
+   * `failed` and listed (the unplug stays asked; the next pass finishes it:
+   * the server reconciler converges again a server with a failed attachment
+   * at its re-checks). The server itself stays as it is (Nova's: a failed
+   * detach leaves the instance ACTIVE and the volume attached).
+   */
+  private async syncVolumes(d: DesiredServer, st: LocalState): Promise<void> {
+    const q = await this.qmp(d.id);
+    const ids = (await q.execute('qom-list', { path: '/machine/peripheral' })).filter((c) => c.type.startsWith('child<')).map((c) => c.name);
+    const disks = new Set(ids.filter((n) => n.startsWith('disk-')));
+    const nodes = new Set((await q.execute('query-named-block-nodes', { flat: true })).map((n) => n['node-name']));
+    const want = d.volumes ?? [];
+    const wanted = new Set(want.map((v) => diskIds(v.attachment_id).device));
+    const devs = await this.volumeDevices(d, st, false);
+    // the disks of attachments that left the spec: those recorded, and any other disk qemu holds
+    const leaving = new Map<string, VolumeRecord | null>();
+    for (const r of st.volumes ?? []) if (!wanted.has(diskIds(r.spec.attachment_id).device)) leaving.set(diskIds(r.spec.attachment_id).device, r);
+    for (const dev of disks) if (!wanted.has(dev) && !leaving.has(dev)) leaving.set(dev, null);
+    for (const [dev, r] of leaving) {
+      const node = `vol-${dev.slice('disk-'.length)}`;
+      if (disks.has(dev)) {
+        const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
+        gone.catch(() => undefined);
+        let present = true;
+        await q.execute('device_del', { id: dev }).catch((err: Error) => {
+          // asked before (a pass that timed out): the guest may still answer; or it answered meanwhile
+          if (/not found/i.test(err.message)) present = false;
+          else if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
+        });
+        try {
+          if (present) {
+            await gone;
+            present = false;
+          }
+        } catch (err) {
+          if (!(err instanceof QmpTimeoutError)) throw err;
+          // the event may have come before this pass listened (an unplug asked by an earlier pass)
+          const still = (await q.execute('qom-list', { path: '/machine/peripheral' })).some((c) => c.name === dev);
+          if (!still) present = false;
+        }
+        if (present) {
+          const message = `The guest did not release the volume within ${UNPLUG_TIMEOUT_MS / 1000} s (is it mounted or in use in the server?); the detach is retried.`;
+          if (r) {
+            st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message }];
+            await this.writeState(st);
+          }
+          this.o.log.warn({ server: d.id, disk: dev }, 'the guest did not release a volume');
+          continue;
+        }
+        this.o.log.info({ server: d.id, disk: dev }, 'volume unplugged');
+      }
+      try {
+        if (nodes.has(node)) await q.execute('blockdev-del', { 'node-name': node });
+        if (r) await this.attacher.release(r.spec.attachment_id);
+      } catch (err) {
+        // the guest let go; the host did not: the attachment's failure, tried again at the re-checks
+        this.o.log.warn({ server: d.id, disk: dev, err: (err as Error).message }, 'volume release failed');
+        if (r) {
+          st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message: `The volume was unplugged but its host could not release it: ${(err as Error).message}` }];
+          await this.writeState(st);
+        }
+        continue;
+      }
+      if (r) {
+        st.volumes = (st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id);
+        await this.writeState(st);
+      }
+    }
+    let free = await this.freeRootPorts(q, (await q.execute('qom-list', { path: '/machine/peripheral' })).filter((c) => c.type.startsWith('child<')).map((c) => c.name));
+    for (const v of want) {
+      const n = diskIds(v.attachment_id);
+      const dev = devs.get(v.attachment_id);
+      if (!dev || disks.has(n.device)) continue;
+      const fail = async (message: string) => {
+        st.volumes = (st.volumes ?? []).map((x) => (x.spec.attachment_id === v.attachment_id ? { spec: v, state: 'failed' as const, message } : x));
+        await this.writeState(st);
+      };
+      const bus = free[0];
+      if (!bus) {
+        await fail('No free PCIe slot is left in the server for another volume (a restart of the server adds them).');
+        continue;
+      }
+      try {
+        if (!nodes.has(n.node)) await q.execute('blockdev-add', this.blockdev(v, dev));
+        nodes.add(n.node);
+        await q.execute('device_add', { driver: 'virtio-blk-pci', id: n.device, drive: n.node, serial: serialOf(v), bus });
+      } catch (err) {
+        await fail(`The volume could not be plugged into the server: ${(err as Error).message}`);
+        continue;
+      }
+      free = free.slice(1);
+      this.o.log.info({ server: d.id, disk: n.device, bus }, 'volume hot-plugged');
+    }
+  }
+
   // --- disks
-  private async ensureDisks(d: DesiredServer, image: CachedImage): Promise<void> {
+  private async ensureDisks(d: DesiredServer, image: CachedImage | null): Promise<void> {
     const id = d.id;
     const root = this.file(id, 'root.qcow2');
-    if (!(await exists(root))) {
+    // booted from a volume: no root disk here
+    if (image && !(await exists(root))) {
       const want = d.flavor.disk * GiB;
       if (image.format === 'iso') {
         // the CD-ROM boots; the root disk is where it installs to
@@ -543,7 +718,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- launch
-  private async args(d: DesiredServer, image: CachedImage): Promise<string[]> {
+  private async args(d: DesiredServer, image: CachedImage | null, vols: Map<string, HostBlockDevice> = new Map()): Promise<string[]> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     const accel = this.probe?.accel ?? 'tcg';
@@ -566,11 +741,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) a.push('-uuid', id);
     // a PCIe root port per NIC (a device on pcie.0 cannot be unplugged) plus FREE_ROOT_PORTS for hot-plugs
     const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
-    for (let i = 0; i < ports.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
-    if (image.format === 'iso') {
+    const volumes = (d.volumes ?? []).filter((v) => vols.has(v.attachment_id));
+    for (let i = 0; i < ports.length + volumes.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
+    if (image?.format === 'iso') {
       a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
     }
-    a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
+    if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
@@ -579,17 +755,30 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       const n = nicIds(p.device);
       a.push('-netdev', `tap,id=${n.netdev},ifname=${p.device},script=no,downscript=no,vhost=off`, '-device', `virtio-net-pci,netdev=${n.netdev},id=${n.device},mac=${p.mac_address.toLowerCase()},bus=hp${i}`);
     });
+    // the volumes in attach order, after the NICs, each as a hot-plug makes it (diskIds)
+    volumes.forEach((v, i) => {
+      const n = diskIds(v.attachment_id);
+      // the boot volume of a server without an image boots (boot_index 0)
+      const boot = !image && v.boot_index === 0 ? ',bootindex=0' : '';
+      a.push('-blockdev', JSON.stringify(this.blockdev(v, vols.get(v.attachment_id)!)), '-device', `virtio-blk-pci,drive=${n.node},id=${n.device},serial=${serialOf(v)},bus=hp${ports.length + i}${boot}`);
+    });
     return a;
   }
 
   /** Starts qemu (paused), and continues it once QMP answers; `incoming`: a saved memory state it loads first (resume). */
-  private async launch(d: DesiredServer, image: CachedImage, st: LocalState, incoming?: string): Promise<void> {
+  private async launch(d: DesiredServer, image: CachedImage | null, st: LocalState, incoming?: string): Promise<void> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     await this.ensureTaps(d, st);
     const procs = await this.ensureCgroup(id, d);
     for (const n of ['qmp.sock', 'vnc.sock', 'serial.sock', 'qemu.pid']) await fsp.rm(f(n), { force: true });
-    const argv = await this.args(d, image);
+    const vols = await this.volumeDevices(d, st, true);
+    const boot = !image ? (d.volumes ?? []).find((v) => v.boot_index === 0) : undefined;
+    if (boot && !vols.has(boot.attachment_id)) {
+      const why = st.volumes?.find((r) => r.spec.attachment_id === boot.attachment_id)?.message ?? 'its device could not be made';
+      throw transient(ServerErrorCode.hostFailure, `The volume to boot from (${boot.volume_id}) cannot be attached: ${why}`);
+    }
+    const argv = await this.args(d, image, vols);
     // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
     if (incoming) argv.push('-incoming', 'fd:3');
     const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
@@ -720,7 +909,9 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
 
   private async convergeNow(d: DesiredServer): Promise<Observed> {
     if (d.deleted) throw new Error('converge called for a deleted server');
-    if (!d.image) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image (booting from a volume is not supported yet)');
+    // booting from a volume: no image and no root disk of its own; the volume with boot_index 0 boots
+    const bootVolume = (d.volumes ?? []).find((v) => v.boot_index === 0) ?? null;
+    if (!d.image && !bootVolume) throw permanent(ServerErrorCode.imageMissing, 'a VM needs an image or a volume to boot from');
     const id = d.id;
     const dir = this.dir(id);
     // unix socket paths hold at most 107 bytes
@@ -730,24 +921,24 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!st) {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       await this.qemuDir(dir);
-      st = { id, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
+      st = { id, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [] };
       await this.writeState(st);
     }
     if (!st.launched) revert.add(() => this.destroyNow(id));
     try {
-      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== d.image.id) {
+      if (st.rebuild_seq !== d.rebuild_seq || st.image_id !== (d.image?.id ?? null)) {
         // rebuild: a fresh root disk from the (new) image, same server
         await this.kill(id, true);
         await fsp.rm(this.file(id, 'root.qcow2'), { force: true });
         await fsp.rm(this.file(id, 'memory.state'), { force: true });
         await fsp.rm(this.file(id, 'memory.state.bad'), { force: true });
-        st = { ...st, image_id: d.image.id, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
+        st = { ...st, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
       const img = d.image;
-      const image = await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
+      const image = img ? await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
         throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${img.id}: ${err.message}`, err) : err;
-      });
+      }) : null;
       await this.ensureDisks(d, image);
       const iso = this.file(id, 'config-2.iso');
       if (d.config_drive.requested) {
@@ -761,6 +952,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         st.config_drive_hash = '';
       }
       let s = await this.status(id);
+      s = await this.resizeStep(d, st, s);
       if (d.reboot_seq !== st.reboot_seq) {
         if (s !== 'stopped') {
           if (d.reboot_type === 'HARD') {
@@ -802,10 +994,13 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         }
         if (s === 'paused' && d.power === 'running') await (await this.qmp(id)).execute('cont');
         if (s === 'running' && d.power === 'paused') await (await this.qmp(id)).execute('stop');
-        // ports attached or detached while qemu runs
+        // ports and volumes attached or detached while qemu runs
         await this.ensureTaps(d, st);
         await this.syncNics(d);
+        await this.syncVolumes(d, st);
       }
+      // no qemu: the volumes' devices are made (or released) now, the disks come at the next start
+      if (d.power === 'stopped' || d.power === 'suspended') await this.volumeDevices(d, st, true);
       st.launched = true;
       await this.writeState(st);
       revert.success();
@@ -816,13 +1011,59 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     return (await this.observe(id, d.power))!;
   }
 
+  /**
+   * A cold resize, on one host (Nova's libvirt driver does the same through a
+   * migration to itself): when the flavor differs from the one the VM runs
+   * with, the VM is stopped (ACPI power-down, then hard), its root disk is
+   * kept aside (root.qcow2.pre-resize, a reflink copy where the filesystem
+   * can) and grown to the new flavor's disk (never shrunk); the launch below
+   * starts it with the new memory and vCPUs. A revert puts the kept disk
+   * back; once the resize is confirmed the kept disk goes. Returns the status.
+   */
+  private async resizeStep(d: DesiredServer, st: LocalState, s: Status): Promise<Status> {
+    const id = d.id;
+    const root = this.file(id, 'root.qcow2');
+    const kept = this.file(id, 'root.qcow2.pre-resize');
+    const want = flavorKey(d.flavor);
+    if (st.flavor === undefined || !st.launched) {
+      // made (or adopted, from an agent before resizes) with this flavor
+      st.flavor = want;
+    } else if (st.flavor !== want) {
+      if (s !== 'stopped') await this.kill(id, false);
+      s = 'stopped';
+      if (d.task_state === 'resize_reverting' && (await exists(kept))) {
+        await fsp.rename(kept, root);
+      } else {
+        // booted from a volume (no root disk here): only memory and vCPUs change
+        if (await exists(root)) {
+          if (!(await exists(kept)) && d.task_state !== 'resize_reverting') {
+            await runOk('cp', ['--reflink=auto', '--sparse=always', root, `${kept}.tmp`], { timeoutMs: 3600_000 });
+            await this.qemuFile(`${kept}.tmp`);
+            await fsp.rename(`${kept}.tmp`, kept);
+          }
+          const info = JSON.parse((await runOk('qemu-img', ['info', '-U', '--output=json', root])).stdout) as { 'virtual-size'?: number };
+          const size = d.flavor.disk * GiB;
+          if (size > Number(info['virtual-size'] ?? 0)) await runOk('qemu-img', ['resize', '-q', '-f', 'qcow2', root, String(size)]);
+        }
+      }
+      st.flavor = want;
+      await this.writeState(st);
+      this.o.log.info({ server: id, flavor: want, task: d.task_state }, d.task_state === 'resize_reverting' ? 'resize reverted' : 'resized');
+    }
+    if (!RESIZING.has(d.task_state ?? '') && d.vm_state !== 'resized') await fsp.rm(kept, { force: true });
+    return s;
+  }
+
   async observe(id: string, desired?: string): Promise<Observed | null> {
     if (!UUIDISH.test(id) || !(await exists(join(this.serversDir, id, 'state.json')))) return null;
     const s = await this.status(id);
-    if (s === 'stopped' && (await exists(this.file(id, 'memory.state')))) return { power_state: PowerState.SUSPENDED, state: 'suspended' };
-    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active' };
-    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended' } : { power_state: PowerState.PAUSED, state: 'paused' };
-    return { power_state: PowerState.SHUTDOWN, state: 'stopped' };
+    const volumes = observedVolumes((await this.readState(id))?.volumes);
+    // always listed (empty once the last is detached): a report without `volumes` is an older agent's, which finishes no detach
+    const v = { volumes };
+    if (s === 'stopped' && (await exists(this.file(id, 'memory.state')))) return { power_state: PowerState.SUSPENDED, state: 'suspended', ...v };
+    if (s === 'running') return { power_state: PowerState.RUNNING, state: 'active', ...v };
+    if (s === 'paused') return desired === 'suspended' ? { power_state: PowerState.SUSPENDED, state: 'suspended', ...v } : { power_state: PowerState.PAUSED, state: 'paused', ...v };
+    return { power_state: PowerState.SHUTDOWN, state: 'stopped', ...v };
   }
 
   destroy(id: string): Promise<void> {
@@ -841,6 +1082,8 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     await this.kill(id, true);
     await this.removeCgroup(id);
     const st = await this.readState(id);
+    // the volumes' loop devices (qemu, which held them, is gone)
+    for (const r of st?.volumes ?? []) await this.attacher.release(r.spec.attachment_id);
     for (const tap of st?.taps_made ?? []) {
       if (await this.linkExists(tap)) await this.ip(['link', 'del', 'dev', tap]).catch(async (err: Error) => {
         if (await this.linkExists(tap)) throw err;
@@ -920,6 +1163,11 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       if (st?.image_id) images.add(st.image_id);
       await capConsoleLog(this.file(id, 'console.log'), this.o.consoleCap);
     }
+    // loop devices a crash left without a server's record of them (the server's lock: no converge in flight)
+    const orphans = await this.attacher.releaseOrphans('vm', (sid, att) => UUIDISH.test(sid)
+      ? this.serverLock.run(sid, async () => ((await this.readState(sid))?.volumes ?? []).some((r) => r.spec.attachment_id === att))
+      : Promise.resolve(false));
+    if (orphans.length) this.o.log.warn({ attachments: orphans }, 'released volume devices no server listed');
     const gone = await this.images.prune(images, this.o.keepUnusedImagesMs);
     if (gone.length) this.o.log.info({ images: gone }, 'removed unused VM images');
   }

@@ -36,6 +36,22 @@ interface QemuImgInfo {
   'format-specific'?: { type: string; data?: { 'data-file'?: string } };
 }
 
+/**
+ * Checks a downloaded image file as `format` (Glance's disk_format, never
+ * qemu's guess) under QEMU_IMG_LIMITS and returns its virtual size (bytes):
+ * a file that is not of that format, or a qcow2 naming a backing file or an
+ * external data file of its own, is an ImageFormatError. The VM driver's
+ * cache and the volume backends (a volume from an image) both check with it.
+ */
+export async function inspectDiskImage(path: string, format: 'raw' | 'qcow2'): Promise<number> {
+  const info = await run('prlimit', [...QEMU_IMG_LIMITS, 'qemu-img', 'info', '--output=json', '-f', format, path], { timeoutMs: 30_000 });
+  if (info.code !== 0) throw new ImageFormatError(`not a ${format} image: ${info.stderr.trim().slice(0, 300)}`);
+  const j = JSON.parse(info.stdout) as QemuImgInfo;
+  if (j['backing-filename']) throw new ImageFormatError('the image names a backing file of its own');
+  if (j['format-specific']?.data?.['data-file']) throw new ImageFormatError('the image names an external data file');
+  return j['virtual-size'];
+}
+
 export class VmImageCache {
   readonly root: string;
   private readonly inflight = new Map<string, Promise<CachedImage>>();
@@ -74,12 +90,7 @@ export class VmImageCache {
         try {
           await fetch(join(tmp, 'disk'));
           await fsp.chmod(join(tmp, 'disk'), 0o644);
-          const info = await run('prlimit', [...QEMU_IMG_LIMITS, 'qemu-img', 'info', '--output=json', '-f', format === 'iso' ? 'raw' : format, join(tmp, 'disk')], { timeoutMs: 30_000 });
-          if (info.code !== 0) throw new ImageFormatError(`not a ${format} image: ${info.stderr.trim().slice(0, 300)}`);
-          const j = JSON.parse(info.stdout) as QemuImgInfo;
-          if (j['backing-filename']) throw new ImageFormatError('the image names a backing file of its own');
-          if (j['format-specific']?.data?.['data-file']) throw new ImageFormatError('the image names an external data file');
-          const c: CachedImage = { id: image.id, path: join(dir, 'disk'), format, virtualSize: j['virtual-size'] };
+          const c: CachedImage = { id: image.id, path: join(dir, 'disk'), format, virtualSize: await inspectDiskImage(join(tmp, 'disk'), format === 'iso' ? 'raw' : format) };
           await fsp.writeFile(join(tmp, 'image.json'), JSON.stringify(c));
           await fsp.rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
             // another agent process made it first

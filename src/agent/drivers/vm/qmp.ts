@@ -27,6 +27,7 @@ export interface QmpCommands {
   'query-kvm': { args: undefined; ret: { enabled: boolean; present: boolean } };
   'query-name': { args: undefined; ret: { name?: string } };
   'query-block': { args: undefined; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; ro: boolean; drv: string } }> };
+  'query-named-block-nodes': { args: { flat?: boolean }; ret: Array<{ 'node-name': string; drv: string; file: string; ro: boolean }> };
   'query-migrate': { args: undefined; ret: { status?: string; 'error-desc'?: string } };
   'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
   'qom-get': { args: { path: string; property: string }; ret: unknown };

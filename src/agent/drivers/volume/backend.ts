@@ -33,9 +33,15 @@ export interface VolumeBackend {
   /**
    * Makes volume `id` exist with at least `sizeGib`, from `source` when it
    * does not exist yet (a present volume is never re-made). Throws a
-   * ResourceFailure `source_unavailable` when the source is missing.
+   * ResourceFailure `source_unavailable` when the source is missing (an
+   * image: gone, unreadable, or not the disk_format Glance says).
    */
   create(id: string, sizeGib: number, source: VolumeSource): Promise<VolumeData>;
+  /**
+   * Hands `use` a file holding volume `id`'s data in `format` (a copy, removed
+   * after: an upload to an image). RBD: `qemu-img convert` from `rbd:pool/image`.
+   */
+  copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>): Promise<T>;
   /** Grows volume `id` to `sizeGib` (never shrinks: a smaller size is `refused`). */
   extend(id: string, sizeGib: number): Promise<VolumeData>;
   /** Removes volume `id` and its snapshots; nothing when it is already gone. */

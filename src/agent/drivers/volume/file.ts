@@ -36,6 +36,8 @@ import { isMountPoint } from '../container/host.ts';
 import { ALL_KEYS, KeyedLock } from '../../../common/keyed-lock.ts';
 import { userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
+import { HttpError } from '../../client.ts';
+import { ImageFormatError, inspectDiskImage } from '../vm/images.ts';
 import type { VolumeBackend, VolumeData } from './backend.ts';
 
 const GIB = 2 ** 30;
@@ -58,6 +60,8 @@ export interface FileBackendOptions {
   format?: 'auto' | FileFormat;
   /** Thin provisioning's overcommit (Cinder's max_over_subscription_ratio). */
   overSubscription?: number;
+  /** Downloads a Glance image's bytes to a file (the agent client's image download); absent: volumes from images are refused. */
+  fetchImage?: (imageId: string, dest: string) => Promise<void>;
 }
 
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
@@ -86,6 +90,7 @@ export class FileBackend implements VolumeBackend {
   private readonly pool: string;
   private readonly want: 'auto' | FileFormat;
   private readonly ratio: number;
+  private readonly fetchImage: FileBackendOptions['fetchImage'];
   private fmt: FileFormat | null = null;
   /** The loop image this backend mounted on `dir` (auto on a file system without reflink). */
   private loopImage: string | null = null;
@@ -98,6 +103,7 @@ export class FileBackend implements VolumeBackend {
     this.pool = o.pool ?? 'default';
     this.want = o.format ?? 'auto';
     this.ratio = o.overSubscription ?? 20;
+    this.fetchImage = o.fetchImage;
   }
 
   get format(): FileFormat {
@@ -242,7 +248,9 @@ export class FileBackend implements VolumeBackend {
       if (!(await exists(this.vol(source.volume_id)))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${source.volume_id} is not on this backend.`);
       from = this.format === 'raw' ? this.vol(source.volume_id) : await this.freeze(source.volume_id);
     } else if (source.type === 'image') {
-      throw userError(VolumeErrorCode.sourceUnavailable, 'Volumes from images are not served by this backend yet.');
+      await this.fromImage(v, source, tmp, bytes);
+      await fsp.rename(tmp, v);
+      return this.data(id);
     }
     if (this.format === 'raw') {
       if (from) await runOk('cp', ['--reflink=always', from, tmp], { timeoutMs: 120_000 });
@@ -256,6 +264,52 @@ export class FileBackend implements VolumeBackend {
     }
     await fsp.rename(tmp, v);
     return this.data(id);
+  }
+
+  /**
+   * Writes an image's data into `tmp` in the pool's format, grown to `bytes`:
+   * the bytes fetched through the agent's image download (beside the volume,
+   * a `.tmp` name), checked as Glance's disk_format with the VM image cache's
+   * checks (never qemu's guess; a qcow2 naming a backing or data file of its
+   * own is refused), converted with `qemu-img convert`.
+   */
+  private async fromImage(v: string, source: Extract<VolumeSource, { type: 'image' }>, tmp: string, bytes: number): Promise<void> {
+    if (!this.fetchImage) throw userError(VolumeErrorCode.sourceUnavailable, 'This volume host does not fetch images.');
+    const format = source.disk_format;
+    if (format !== 'raw' && format !== 'qcow2') throw userError(VolumeErrorCode.sourceUnavailable, `Image ${source.image_id} has disk_format ${format}: volumes are made from raw or qcow2 images.`);
+    const dl = `${v}.image.tmp`;
+    try {
+      await this.fetchImage(source.image_id, dl).catch((err: unknown) => {
+        // the image gone, not active or not readable by this host: no retry helps
+        if (err instanceof HttpError && err.status >= 400 && err.status < 500) throw userError(VolumeErrorCode.sourceUnavailable, `Image ${source.image_id}: ${err.message}`);
+        throw err;
+      });
+      const virtual = await inspectDiskImage(dl, format).catch((err: unknown) => {
+        if (err instanceof ImageFormatError) throw userError(VolumeErrorCode.sourceUnavailable, `Image ${source.image_id}: ${err.message}`);
+        throw err;
+      });
+      if (virtual > bytes) throw userError(VolumeErrorCode.refused, `Image ${source.image_id} has a virtual size of ${virtual} bytes, more than the volume's ${bytes}.`);
+      await runOk('qemu-img', ['convert', '-q', '-f', format, '-O', this.format, dl, tmp], { timeoutMs: 3_600_000 });
+      if (this.format === 'raw') await fsp.truncate(tmp, bytes);
+      else await runOk('qemu-img', ['resize', '-q', '-f', 'qcow2', tmp, String(bytes)], { timeoutMs: 60_000 });
+    } finally {
+      await fsp.rm(dl, { force: true });
+    }
+  }
+
+  async copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>): Promise<T> {
+    const v = this.vol(id);
+    const tmp = `${v}.${crypto.randomUUID()}.copy.tmp`;
+    try {
+      // under the volume's lock only while converting (a freeze must not move the file meanwhile); -U: an attached volume's file is open
+      await this.locks.run([id], async () => {
+        if (!(await exists(v))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${id} is not on this backend.`);
+        await runOk('qemu-img', ['convert', '-q', '-U', '-f', this.format, '-O', format, v, tmp], { timeoutMs: 3_600_000 });
+      });
+      return await use(tmp);
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
   }
 
   async extend(id: string, sizeGib: number): Promise<VolumeData> {

@@ -8,11 +8,16 @@
 // A volume the control plane says was made (spec `created`) whose data the
 // backend does not hold is lost: reported as `data_missing` (the volume turns
 // `error`), never made again blank or from its source.
+// A spec with an `upload` (os-volume_upload_image) has the volume's data
+// converted to the image's format and uploaded into the queued image once per
+// version; the report then names the image (`uploaded`).
 // A failure the backend classifies (no space, a missing source, a refusal)
 // is reported and not retried until the version changes; any other is the
 // host's (transient): retried with backoff and not reported, so a passing
 // trouble never turns a volume to `error`.
+import { createReadStream } from 'node:fs';
 import { ErrorClass, type Resource } from '../../../fleet/protocol.ts';
+import { HttpError } from '../../client.ts';
 import { VOLUME_KIND, VOLUME_SNAPSHOT_KIND, VolumeErrorCode, type SnapshotObserved, type SnapshotSpec, type VolumeObserved, type VolumeSpec } from '../../../volume/protocol.ts';
 import { toResourceError, userError } from '../../errors.ts';
 import type { Reconciler, ReconcilerContext, ReconcilerFactory } from '../../reconciler.ts';
@@ -43,6 +48,8 @@ async function guarded(ctx: ReconcilerContext, kind: string, id: string, version
 const volumeReconciler: ReconcilerFactory = (drivers, ctx): Reconciler => {
   const driver = driverOf(drivers, VOLUME_KIND);
   let sweeps = 0;
+  /** Uploads done (`id version image`): a re-check before the control plane moves on does not upload again. */
+  const uploaded = new Set<string>();
   return {
     kind: VOLUME_KIND,
     // a re-check stats files (qcow2: a qemu-img per volume): every sixth sweep
@@ -65,7 +72,22 @@ const volumeReconciler: ReconcilerFactory = (drivers, ctx): Reconciler => {
           : have.size_gib < spec.size_gib ? await backend.extend(id, spec.size_gib) : have;
         const exports = [];
         for (const e of spec.exports) exports.push(await backend.export(id, e));
-        const obs: VolumeObserved = { state: 'present', size_gib: data.size_gib, location: data.location, ...(exports.length ? { exports } : {}) };
+        // os-volume_upload_image: the data, in the image's format, PUT into the queued image
+        const up = spec.upload;
+        if (up && !uploaded.has(`${id} ${res.version} ${up.image_id}`)) {
+          await backend.copyTo(id, up.disk_format, async (path) => {
+            await ctx.uploadImage(up.image_id, createReadStream(path)).catch((err: unknown) => {
+              // the image no longer takes data (deleted, or not queued any more): no retry helps
+              if (err instanceof HttpError && err.status >= 400 && err.status < 500) throw userError(VolumeErrorCode.refused, `Upload to image ${up.image_id}: ${err.message}`);
+              throw err;
+            });
+          });
+          uploaded.add(`${id} ${res.version} ${up.image_id}`);
+          ctx.log.info({ volume: id, image: up.image_id }, 'volume uploaded to image');
+        }
+        const obs: VolumeObserved = {
+          state: 'present', size_gib: data.size_gib, location: data.location, ...(exports.length ? { exports } : {}), ...(up ? { uploaded: up.image_id } : {}),
+        };
         return obs as unknown as Record<string, unknown>;
       });
     },

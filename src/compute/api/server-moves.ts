@@ -1,0 +1,299 @@
+// The server actions that move a server's resources: resize with
+// confirmResize/revertResize, and shelve, shelveOffload and unshelve.
+//
+// Resize (one host, Nova's allow_resize_to_same_host): the API checks the new
+// flavor (Nova's 400s: unknown flavor, the same flavor, a smaller disk; quota's
+// 403), then in one transaction records a `resize` migration, hands the
+// server's placement allocations to the migration (Nova's move_allocations:
+// the old flavor stays claimed until confirm) and claims the new flavor for
+// the server on its host (none fits: Nova's 400 NoValidHost). The row gets the
+// new flavor and task_state resize_prep; its host's agent applies the flavor
+// (a container's cgroup limits in place, a VM stopped and started with the new
+// memory and vCPUs and its disk grown) and reports, and the lifecycle makes it
+// VERIFY_RESIZE (vm_state resized, migration finished). confirmResize releases
+// the migration's allocations (vm_state back to what it was, active or
+// stopped); revertResize puts the old flavor and its allocations back (task
+// resize_reverting until the agent has applied it; migration reverted).
+//
+// Shelve: a snapshot `<name>-shelved` through the same agent request as
+// createImage, then SHELVED (the server stopped on its host) or, with
+// shelvedOffloadTime 0 (Nova's default), SHELVED_OFFLOADED at once: no host,
+// claims released, ports unbound (they and their addresses are kept), the
+// agent removes what the server held. Unshelve of an offloaded server sends
+// it back to the scheduler (task unshelving, optionally to another zone at
+// 2.77) and its disk is made from the shelve snapshot (`disk_image`); a
+// shelved one is started where it is. The snapshot is deleted once the
+// server runs again (service.ts).
+import { randomUUID } from 'node:crypto';
+import { Type } from 'typebox';
+import { badRequest, conflict } from '../../common/errors.ts';
+import { nowIso } from '../../common/ids.ts';
+import type { RouteContext } from '../../http/service.ts';
+import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
+import { agentImage } from '../engine/desired.ts';
+import { moveServerVolumes } from '../engine/server-volumes.ts';
+import { NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
+import { kindOf } from '../kinds.ts';
+import { applyIntent, checkLock, notReady } from './action-intent.ts';
+import type { ComputeContext } from './context.ts';
+import { extraSpecsOf, findFlavor } from './flavors.ts';
+import { mv, validate } from './http.ts';
+import { overQuota, projectLimits, serverUsage, within } from './quota.ts';
+import { idFromHref, knownZones } from './servers.ts';
+import { recordAction, reloadServer, type ServerRow } from './servers-store.ts';
+import { parseFlavor } from './servers-view.ts';
+import { checkState, TaskState as T, VmState as V } from './state.ts';
+
+export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve'] as const;
+export type MoveAction = (typeof MOVE_ACTIONS)[number];
+export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
+
+const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })]);
+const ResizeBody = Type.Object({
+  flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
+  'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+}, { additionalProperties: false });
+const UnshelveBody = Type.Union([Type.Null(), Type.Object({
+  availability_zone: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+}, { additionalProperties: false })]);
+
+export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: MoveAction, arg: unknown): Promise<unknown> {
+  switch (action) {
+    case 'resize': return resize(ctx, rc, s, arg);
+    case 'confirmResize': return confirmResize(ctx, rc, s, arg);
+    case 'revertResize': return revertResize(ctx, rc, s, arg);
+    case 'shelve': return shelve(ctx, rc, s, arg);
+    case 'shelveOffload': return shelveOffload(ctx, rc, s, arg);
+    case 'unshelve': return unshelve(ctx, rc, s, arg);
+  }
+}
+
+/** The open resize migration of a server (finished: waiting for confirm or revert). */
+async function openResize(ctx: ComputeContext, serverId: string, statuses: string[]) {
+  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', '=', 'resize')
+    .where('status', 'in', statuses).orderBy('id', 'desc').executeTakeFirst();
+}
+
+async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  const body = validate(ResizeBody, arg);
+  checkLock(cred, s);
+  checkState('resize', s, [V.ACTIVE, V.STOPPED], [null]);
+  if (!s.host) throw notReady(s);
+  const flavorId = typeof body.flavorRef === 'number' ? String(body.flavorRef) : idFromHref(body.flavorRef);
+  const flavor = await findFlavor(ctx.db, cred, flavorId);
+  if (!flavor || flavor.disabled) throw badRequest('Unable to locate requested flavor.');
+  const old = parseFlavor(s);
+  if (String(old.id ?? s.flavor_id) === flavor.id) throw badRequest('When resizing, instances must change flavor!');
+  // a root disk is never shrunk (nor a container's disk limit lowered)
+  if (flavor.disk === 0 && old.disk !== 0 && kindOf(s.kind).rootDisk) throw badRequest('Server disk was unable to be resized because: Resize to zero disk flavor is not allowed.');
+  if (flavor.disk < old.disk && flavor.disk !== 0) throw badRequest('Server disk was unable to be resized because: Unable to resize disk down.');
+  // the image's minimums hold for the new flavor too (Nova's _validate_flavor_image_nostatus)
+  const image = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
+  if (image && image.minRam > flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
+  if (image && kindOf(s.kind).rootDisk && flavor.disk > 0 && image.minDisk > flavor.disk) {
+    throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${image.minDisk * 1024 ** 3} bytes.`);
+  }
+  // quota for the growth (Nova's _check_quota_for_upsize)
+  const dCores = flavor.vcpus - s.vcpus;
+  const dRam = flavor.ram - s.memory_mb;
+  if (dCores > 0 || dRam > 0) {
+    const limits = await projectLimits(ctx.db, s.project_id);
+    const used = await serverUsage(ctx.db, s.project_id);
+    const over = ([['cores', dCores, used.cores, limits.cores], ['ram', dRam, used.ram, limits.ram]] as const).filter(([, d, u, l]) => d > 0 && !within(l, u, d));
+    if (over.length) throw overQuota(over.map((o) => o[0]), over.map((o) => o[1]), over.map((o) => o[2]), over.map((o) => o[3]));
+  }
+  const embedded = {
+    id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap,
+    extra_specs: await extraSpecsOf(ctx.db, flavor.id),
+  };
+  // a flavor for another kind of server (stratus:kind) fits no host this server can stay on
+  const wantKind = embedded.extra_specs['stratus:kind'];
+  if (wantKind && wantKind !== s.kind) throw badRequest(NO_VALID_HOST);
+  const newFlavor = JSON.stringify(embedded);
+  const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
+  if (!host) throw badRequest(NO_VALID_HOST);
+  const migration = randomUUID();
+  const now = nowIso();
+  const set: Record<string, unknown> = { flavor: newFlavor, flavor_id: flavor.id, vcpus: flavor.vcpus, memory_mb: flavor.ram };
+  if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
+  await applyIntent(ctx, rc, s, { action: 'resize', event: 'compute_prep_resize', taskState: T.RESIZE_PREP }, set, async (tx) => {
+    await tx.insertInto('compute_migrations').values({
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'resize', status: 'migrating',
+      source_compute: s.host, dest_compute: s.host, source_node: s.host, dest_node: s.host, dest_host: host.host_ip || null,
+      old_flavor: s.flavor, new_flavor: newFlavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+    }).execute();
+    // the old flavor's allocations go to the migration; the server claims the new one beside them (same host)
+    await moveConsumer(tx, s.id, migration);
+    const placed = await claimOnProvider(tx, host.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor: newFlavor }).resources }], async () => true);
+    if (!placed.length) throw badRequest(NO_VALID_HOST);
+  });
+}
+
+async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  validate(NullOrEmpty, arg ?? null);
+  checkLock(cred, s);
+  checkState('confirmResize', s, [V.RESIZED], [null]);
+  const m = await openResize(ctx, s.id, ['finished']);
+  if (!m) throw badRequest(`Instance has not been resized.`);
+  const now = nowIso();
+  const done = await ctx.db.transaction().execute(async (tx) => {
+    const r = await tx.updateTable('compute_servers').set({ vm_state: m.old_vm_state === V.STOPPED ? V.STOPPED : V.ACTIVE, task_state: null, updated_at: now, version: s.version + 1 })
+      .where('id', '=', s.id).where('version', '=', s.version).where('vm_state', '=', V.RESIZED).where('task_state', 'is', null).executeTakeFirst();
+    if (!Number(r.numUpdatedRows)) return false;
+    await releaseConsumer(tx, m.uuid);
+    await tx.updateTable('compute_migrations').set({ status: 'confirmed', updated_at: now }).where('id', '=', m.id).execute();
+    await recordAction(tx, s, cred, rc.req.id, { action: 'confirmResize', event: 'compute_confirm_resize' }, s.host);
+    return true;
+  });
+  if (!done) throw conflict(`Cannot 'confirmResize' instance ${s.id}: it changed meanwhile.`);
+  ctx.engine.notify(s.host);
+  // Nova answers a confirm with 204
+  rc.reply.code(204);
+}
+
+async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  validate(NullOrEmpty, arg ?? null);
+  checkLock(cred, s);
+  checkState('revertResize', s, [V.RESIZED], [null]);
+  const m = await openResize(ctx, s.id, ['finished']);
+  if (!m) throw badRequest(`Instance has not been resized.`);
+  const old = JSON.parse(m.old_flavor) as { id?: string; vcpus?: number; ram?: number };
+  const set = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
+  await applyIntent(ctx, rc, s, { action: 'revertResize', event: 'compute_revert_resize', taskState: T.RESIZE_REVERTING }, set, async (tx) => {
+    // the new flavor's claim goes; the old one comes back from the migration
+    await releaseConsumer(tx, s.id);
+    await moveConsumer(tx, m.uuid, s.id);
+    await tx.updateTable('compute_migrations').set({ status: 'reverting', updated_at: nowIso() }).where('id', '=', m.id).execute();
+  });
+}
+
+async function shelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  validate(NullOrEmpty, arg ?? null);
+  checkLock(cred, s);
+  checkState('shelve', s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
+  if (!s.host) throw notReady(s);
+  const flavor = parseFlavor(s);
+  const base = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
+  const image = await ctx.images.createSnapshot(cred, {
+    name: `${s.name}-shelved`,
+    containerFormat: kindOf(s.kind).snapshot.containerFormat,
+    diskFormat: kindOf(s.kind).snapshot.diskFormat,
+    minDisk: Math.max(flavor.disk, base?.minDisk ?? 0),
+    minRam: base?.minRam ?? 0,
+    properties: { image_type: 'snapshot', instance_uuid: s.id, user_id: cred.userId, ...(s.image_id ? { base_image_ref: s.image_id } : {}) },
+  });
+  try {
+    await applyIntent(ctx, rc, s, { action: 'shelve', event: 'compute_shelve_instance', taskState: T.SHELVING }, { shelved_image_id: image.id });
+  } catch (e) {
+    await ctx.images.deleteById(image.id).catch(() => undefined);
+    throw e;
+  }
+  const failed = async (err: unknown) => {
+    ctx.log.warn({ err, server: s.id, image: image.id }, 'shelve snapshot failed');
+    await ctx.images.deleteById(image.id).catch(() => undefined);
+    await ctx.db.updateTable('compute_servers').set({ task_state: null, shelved_image_id: null, updated_at: nowIso() })
+      .where('id', '=', s.id).where('task_state', '=', T.SHELVING).execute();
+  };
+  ctx.engine.request(s.id, 'snapshot', { image_id: image.id, name: image.name }, ctx.config.snapshotTimeoutMs)
+    .then(() => shelved(ctx, s.id), failed)
+    .catch((err) => ctx.log.error({ err, server: s.id }, 'finishing a shelve failed'));
+}
+
+/** The shelve snapshot is uploaded: SHELVED (stopped where it is), then offloaded at once when shelvedOffloadTime is 0. */
+async function shelved(ctx: ComputeContext, id: string): Promise<void> {
+  const s = await reloadServer(ctx.db, id);
+  if (s.task_state !== T.SHELVING || s.deleted_at !== null) return;
+  const offload = ctx.config.shelvedOffloadTime === 0;
+  const r = await ctx.db.updateTable('compute_servers')
+    .set({ vm_state: V.SHELVED, task_state: offload ? T.SHELVING_OFFLOADING : null, desired_power: 'stopped', updated_at: nowIso(), version: s.version + 1 })
+    .where('id', '=', id).where('version', '=', s.version).where('task_state', '=', T.SHELVING).executeTakeFirst();
+  if (!Number(r.numUpdatedRows)) return;
+  ctx.engine.notify(s.host);
+  if (offload) await offloadServer(ctx, await reloadServer(ctx.db, id));
+}
+
+/**
+ * SHELVED_OFFLOADED: the server leaves its host (the agent removes what it
+ * held there once the server is no longer placed on it), its claims go and
+ * its ports are unbound (kept, with their addresses, for the unshelve).
+ */
+async function offloadServer(ctx: ComputeContext, s: ServerRow): Promise<boolean> {
+  const now = nowIso();
+  const done = await ctx.db.transaction().execute(async (tx) => {
+    const r = await tx.updateTable('compute_servers')
+      .set({ vm_state: V.SHELVED_OFFLOADED, task_state: null, host: null, power_state: 0, updated_at: now, version: s.version + 1 })
+      .where('id', '=', s.id).where('version', '=', s.version).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!Number(r.numUpdatedRows)) return false;
+    await releaseConsumer(tx, s.id);
+    return true;
+  });
+  if (!done) return false;
+  ctx.engine.notify(s.host);
+  await ctx.network?.bind(s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'unbinding an offloaded server\'s ports failed'));
+  // its volumes stay attached without a host (Cinder's attachments reserved, no export) until the unshelve places it
+  if (ctx.volumes) await moveServerVolumes(ctx.db, ctx.volumes, s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'moving an offloaded server\'s volumes failed'));
+  return true;
+}
+
+async function shelveOffload(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  validate(NullOrEmpty, arg ?? null);
+  checkLock(cred, s);
+  checkState('shelveOffload', s, [V.SHELVED], [null]);
+  await ctx.db.transaction().execute((tx) => recordAction(tx, s, cred, rc.req.id, { action: 'shelveOffload', event: 'compute_shelve_offload_instance' }, s.host));
+  if (!(await offloadServer(ctx, s))) throw conflict(`Cannot 'shelveOffload' instance ${s.id}: it changed meanwhile.`);
+}
+
+async function unshelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  // below 2.77 Nova reads nothing of the body
+  const body = mv(rc).lt('2.77') ? null : validate(UnshelveBody, arg ?? null);
+  checkLock(cred, s);
+  checkState('unshelve', s, [V.SHELVED, V.SHELVED_OFFLOADED], [null]);
+  const az = body?.availability_zone;
+  if (az !== undefined && az !== null && s.vm_state !== V.SHELVED_OFFLOADED) {
+    throw conflict(`The unshelve server operation on a shelved instance with availability_zone is only allowed when the instance is shelved offloaded. Instance ${s.id} is in vm_state ${s.vm_state}.`);
+  }
+  if (az && !(await knownZones(ctx)).has(az)) throw badRequest('The requested availability zone is not available');
+  const intent = { action: 'unshelve', event: 'compute_unshelve_instance', taskState: T.UNSHELVING, desiredPower: 'running' };
+  if (s.vm_state === V.SHELVED) {
+    // still on its host, stopped: started again there
+    if (!s.host) throw notReady(s);
+    return applyIntent(ctx, rc, s, intent);
+  }
+  // offloaded: scheduled again (the scheduler takes unshelving servers without a host), its disk from the shelve snapshot
+  const snap = s.shelved_image_id ? await ctx.images.getRecord(s.shelved_image_id) : undefined;
+  const set: Record<string, unknown> = {
+    failed_hosts: '[]',
+    disk_image: snap && snap.status === 'active' ? JSON.stringify(agentImage({
+      id: snap.id, name: snap.name, status: snap.status, container_format: snap.containerFormat, disk_format: snap.diskFormat, size: snap.size, checksum: null,
+    })) : null,
+  };
+  if (az !== undefined) {
+    set.availability_zone = az;
+    set.requested_az = az;
+  }
+  await applyIntent(ctx, rc, s, intent, set);
+  ctx.engine.kick();
+}
+
+/**
+ * Deletes the shelve snapshots of servers that no longer need them: running
+ * again after an unshelve, or deleted (Nova deletes the shelved image then
+ * too). Called with the rows an agent's report changed.
+ */
+export async function dropShelveImages(ctx: ComputeContext, rows: ServerRow[]): Promise<void> {
+  for (const r of rows) {
+    if (!r.shelved_image_id) continue;
+    const done = r.deleted_at !== null || (r.task_state === null && r.vm_state !== V.SHELVED && r.vm_state !== V.SHELVED_OFFLOADED);
+    if (!done) continue;
+    const cleared = await ctx.db.updateTable('compute_servers').set({ shelved_image_id: null })
+      .where('id', '=', r.id).where('shelved_image_id', '=', r.shelved_image_id).executeTakeFirst();
+    if (!Number(cleared.numUpdatedRows)) continue;
+    await ctx.images.deleteById(r.shelved_image_id).catch((err: Error) => ctx.log.warn({ server: r.id, image: r.shelved_image_id, err: err.message }, 'deleting a shelve snapshot failed'));
+  }
+}

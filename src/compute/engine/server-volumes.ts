@@ -1,0 +1,156 @@
+// Volumes attached to servers, on the engine's side (the API's side is
+// api/volume-attachments.ts): a server's block device mappings
+// (compute_block_device_mappings) resolved to the agent's ServerVolumeSpec
+// once the volume's host has exported them, and what the server's host
+// reports of them (ServerObserved.volumes) carried to Cinder's attachment
+// (volume/service.ts ServerVolumes):
+//
+//   attaching --observed attached-->  attached (Cinder's attachment complete: the volume in-use)
+//   attaching --observed failed-->    gone (the attachment rolled back: the volume available; a user message
+//                                      on the volume, the instance action's event in Error)
+//   attaching --the volume's backend failed its export-->  gone the same way
+//   detaching --absent from a report of the current version-->  gone (the attachment and its export removed)
+//   detaching --observed failed-->    attached again (the volume back in-use; the event in Error)
+//
+// A server gone (deleted) loses its attachments, and the volumes it held with
+// delete_on_termination are deleted (releaseServerVolumes). A server offloaded
+// or placed again (unshelve) takes its attachments along (moveServerVolumes).
+import type { Logger } from 'pino';
+import { nowIso } from '../../common/ids.ts';
+import type { Db } from '../../db/database.ts';
+import type { ServerVolumes } from '../../volume/service.ts';
+import type { ServerObserved, ServerVolumeSpec } from './protocol.ts';
+
+/** The metadata key a container's mount of a volume is asked with: `volume_mount:<volume_id>` = the path inside the container. */
+export const VOLUME_MOUNT_KEY = 'volume_mount:';
+
+/** The attached (or attaching) volumes of servers whose export is known, in attach order. */
+export async function volumeSpecs(db: Db, volumes: ServerVolumes, servers: Array<{ id: string; kind: string }>, metadata: Map<string, Record<string, string>>): Promise<Map<string, ServerVolumeSpec[]>> {
+  const out = new Map<string, ServerVolumeSpec[]>();
+  if (!servers.length) return out;
+  const kinds = new Map(servers.map((s) => [s.id, s.kind]));
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('server_id', 'in', servers.map((s) => s.id))
+    .where('status', 'in', ['attaching', 'attached']).orderBy('created_at').orderBy('id').execute();
+  if (!bdms.length) return out;
+  const exports = await volumes.exports(bdms.map((b) => b.attachment_id));
+  const readOnly = new Map<string, boolean>();
+  for (const b of bdms) {
+    const e = exports.get(b.attachment_id);
+    if (!e) continue;
+    if (!readOnly.has(b.volume_id)) readOnly.set(b.volume_id, (await volumes.get(b.volume_id))?.readonly ?? false);
+    const mount = kinds.get(b.server_id) === 'container' ? metadata.get(b.server_id)?.[`${VOLUME_MOUNT_KEY}${b.volume_id}`] : undefined;
+    const spec: ServerVolumeSpec = {
+      attachment_id: b.attachment_id, volume_id: b.volume_id, device: b.device_name, location: e.location, format: e.format,
+      read_only: readOnly.get(b.volume_id)!, boot_index: b.boot_index,
+      ...(mount ? { mount_path: mount } : {}),
+    };
+    out.set(b.server_id, [...(out.get(b.server_id) ?? []), spec]);
+  }
+  return out;
+}
+
+/** Bumps the version of servers (their specs changed) and returns their hosts. */
+export async function bumpServers(db: Db, ids: string[]): Promise<string[]> {
+  if (!ids.length) return [];
+  const rows = await db.selectFrom('compute_servers').select(['id', 'host']).where('id', 'in', ids).where('deleted_at', 'is', null).execute();
+  if (!rows.length) return [];
+  await db.updateTable('compute_servers').set((eb) => ({ version: eb('version', '+', 1), updated_at: nowIso() })).where('id', 'in', rows.map((r) => r.id)).execute();
+  return [...new Set(rows.map((r) => r.host).filter((h): h is string => !!h))];
+}
+
+/** Finishes the server's open instance action event `event` (the newest), Success or Error with details. */
+export async function finishVolumeEvent(db: Db, serverId: string, event: string, error?: string): Promise<void> {
+  const open = await db.selectFrom('compute_instance_action_events as e').innerJoin('compute_instance_actions as a', 'a.id', 'e.action_id')
+    .select(['e.id', 'e.action_id']).where('a.server_id', '=', serverId).where('e.event', '=', event).where('e.finish_time', 'is', null)
+    .orderBy('e.id', 'desc').executeTakeFirst();
+  if (!open) return;
+  const now = nowIso();
+  const said = error && error.length > 2000 ? `${error.slice(0, 2000)}…` : error;
+  await db.updateTable('compute_instance_action_events').set({ finish_time: now, result: error ? 'Error' : 'Success', ...(said ? { details: said, traceback: said } : {}) })
+    .where('id', '=', open.id).execute();
+  await db.updateTable('compute_instance_actions').set({ finish_time: now, updated_at: now, message: error ? 'Error' : null }).where('id', '=', open.action_id).execute();
+}
+
+/**
+ * What a report of `version` (the server's row at `rowVersion`) says of the
+ * server's volumes. True when the server's spec changed (its version was
+ * bumped: a failed attach dropped, a failed detach back).
+ */
+export async function applyVolumeObservations(db: Db, volumes: ServerVolumes, log: Logger, serverId: string, rowVersion: number, version: number, observed: ServerObserved): Promise<boolean> {
+  if (!observed.volumes) return false;
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('server_id', '=', serverId).execute();
+  if (!bdms.length) return false;
+  const seen = new Map(observed.volumes.map((v) => [v.attachment_id, v]));
+  const now = nowIso();
+  let bump = false;
+  for (const b of bdms) {
+    const o = seen.get(b.attachment_id);
+    if (b.status === 'attaching' && o?.state === 'attached') {
+      await volumes.complete(b.attachment_id);
+      await db.updateTable('compute_block_device_mappings').set({ status: 'attached', updated_at: now }).where('id', '=', b.id).execute();
+      await finishVolumeEvent(db, serverId, 'compute_attach_volume');
+      log.info({ server: serverId, volume: b.volume_id }, 'volume attached');
+    } else if (b.status === 'attaching' && o?.state === 'failed') {
+      await failAttach(db, volumes, log, b, o.message || 'attaching the volume failed', true);
+      bump = true;
+    } else if (b.status === 'detaching' && o?.state === 'failed') {
+      const message = o.message || 'detaching the volume failed';
+      await volumes.rollDetach(b.attachment_id);
+      await db.updateTable('compute_block_device_mappings').set({ status: 'attached', updated_at: now }).where('id', '=', b.id).execute();
+      await finishVolumeEvent(db, serverId, 'compute_detach_volume', `Volume ${b.volume_id} could not be detached: ${message}`);
+      log.warn({ server: serverId, volume: b.volume_id, err: message }, 'volume detach failed');
+      bump = true;
+    } else if (b.status === 'detaching' && !o && version === rowVersion) {
+      await volumes.remove(b.attachment_id);
+      await db.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+      await finishVolumeEvent(db, serverId, 'compute_detach_volume');
+      log.info({ server: serverId, volume: b.volume_id }, 'volume detached');
+    }
+  }
+  return bump;
+}
+
+/**
+ * A server placed on `host` (unshelved) or offloaded (null): each of its
+ * volumes' attachments follows it (a new export for the new host), and its
+ * mapping is attaching again until that host reports it attached.
+ */
+export async function moveServerVolumes(db: Db, volumes: ServerVolumes, serverId: string, host: string | null): Promise<void> {
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('server_id', '=', serverId).where('status', 'in', ['attaching', 'attached']).execute();
+  for (const b of bdms) {
+    await volumes.move(b.attachment_id, host);
+    await db.updateTable('compute_block_device_mappings').set({ status: 'attaching', updated_at: nowIso() }).where('id', '=', b.id).execute();
+  }
+}
+
+/** An attach that failed (on the server's host, or its volume's export): the attachment and mapping go, the event is in Error. */
+async function failAttach(db: Db, volumes: ServerVolumes, log: Logger, b: { id: string; server_id: string; volume_id: string; attachment_id: string }, message: string, userMessage: boolean): Promise<void> {
+  await volumes.remove(b.attachment_id, userMessage ? {} : undefined);
+  await db.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+  await finishVolumeEvent(db, b.server_id, 'compute_attach_volume', `Volume ${b.volume_id} could not be attached: ${message}`);
+  log.warn({ server: b.server_id, volume: b.volume_id, err: message }, 'volume attach failed, rolled back');
+}
+
+/**
+ * The volume's backend could not export attachments (Cinder's side already
+ * failed them, with a user message): the servers' attaching mappings go.
+ * Returns the servers whose mappings went.
+ */
+export async function failExports(db: Db, volumes: ServerVolumes, log: Logger, failed: Array<{ attachmentId: string; message: string }>): Promise<string[]> {
+  if (!failed.length) return [];
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('attachment_id', 'in', failed.map((f) => f.attachmentId)).execute();
+  for (const b of bdms) await failAttach(db, volumes, log, b, failed.find((f) => f.attachmentId === b.attachment_id)!.message, false);
+  return [...new Set(bdms.map((b) => b.server_id))];
+}
+
+/** A server gone: its attachments go (the volumes available again), and the volumes it held with delete_on_termination are deleted. */
+export async function releaseServerVolumes(db: Db, volumes: ServerVolumes, log: Logger, serverId: string): Promise<void> {
+  const bdms = await db.selectFrom('compute_block_device_mappings').selectAll().where('server_id', '=', serverId).execute();
+  for (const b of bdms) {
+    await volumes.remove(b.attachment_id);
+    await db.deleteFrom('compute_block_device_mappings').where('id', '=', b.id).execute();
+    if (b.delete_on_termination && !(await volumes.deleteVolume(b.volume_id))) {
+      log.warn({ server: serverId, volume: b.volume_id }, 'volume with delete_on_termination kept: it cannot be deleted now');
+    }
+  }
+}
