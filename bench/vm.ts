@@ -47,6 +47,7 @@
 //
 // Usage (as root, a cloud of its own: under flock /tmp/stratus-cloud.lock):
 //   bin/bench vm [--n 3] [--parallel-max 4] [--keep]
+//   --keep: the temp data dir (the server's database, the agent's state and log files) stays
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
