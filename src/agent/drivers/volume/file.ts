@@ -66,6 +66,17 @@ export interface FileBackendOptions {
 
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
 
+/** Whether a process of this host has `file` open (a qemu-storage-daemon serving an attachment of it). */
+async function openByAProcess(file: string): Promise<boolean> {
+  for (const pid of await fsp.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    for (const fd of await fsp.readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      if ((await fsp.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === file) return true;
+    }
+  }
+  return false;
+}
+
 /** Whether `dir`'s file system takes a reflink copy (FICLONE). */
 export async function canReflink(dir: string): Promise<boolean> {
   const a = join(dir, `.reflink-probe-${process.pid}`);
@@ -357,6 +368,11 @@ export class FileBackend implements VolumeBackend {
     const s = this.snap(volumeId, snapshotId);
     if (await exists(s)) return { location: s };
     if (!(await exists(this.vol(volumeId)))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${volumeId} is not on this backend.`);
+    // a qcow2 snapshot freezes the volume's file as a layer by renaming it: a process writing through it (an
+    // attachment's storage daemon) would go on writing into the frozen layer. Refused until a freeze goes through it.
+    if (this.format === 'qcow2' && (await openByAProcess(this.vol(volumeId)))) {
+      throw userError(VolumeErrorCode.refused, `Volume ${volumeId} is attached: this backend (qcow2 chains) snapshots a volume only while it is detached.`);
+    }
     await fsp.mkdir(this.snapDir(volumeId), { recursive: true, mode: 0o700 });
     const tmp = `${s}.tmp`;
     await fsp.rm(tmp, { force: true });
