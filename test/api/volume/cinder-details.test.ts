@@ -8,13 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { TempestSchemas } from '../compute/lib.ts';
-import { assertFault, cinder, type Caller } from './lib.ts';
+import { adminCaller, assertFault, type Caller, cinder } from './lib.ts';
 
 let alice: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
   alice = await tenant(c);
-  const p = await c.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  admin = { token: c.adminToken, projectId: p.id };
+  admin = await adminCaller(c);
 });
 const call = cinder(cloud, () => admin);
 const schemas = new TempestSchemas('volume');

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCloud, tenant, type Cloud, type Tenant } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { assertFault, cinder, type Caller, type VolCall } from './lib.ts';
+import { adminCaller, assertFault, type Caller, cinder, type VolCall } from './lib.ts';
 import { TempestSchemas } from '../compute/lib.ts';
 
 const schemas = new TempestSchemas('volume');
@@ -25,8 +25,7 @@ const HOST = `vi-${process.pid}`;
 
 before(async () => {
   cloud = await startCloud();
-  const p = await cloud.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  const admin: Caller = { token: cloud.adminToken, projectId: p.id };
+  const admin = await adminCaller(cloud);
   call = cinder(cloud, () => admin);
   agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
   alice = await tenant(cloud);

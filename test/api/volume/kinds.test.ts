@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCloud, type Cloud } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { cinder, type Caller, type VolCall } from './lib.ts';
+import { adminCaller, cinder, type VolCall } from './lib.ts';
 
 let cloud: Cloud;
 let call: VolCall;
@@ -18,8 +18,7 @@ let agentToken: string;
 
 before(async () => {
   cloud = await startCloud();
-  const p = await cloud.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  const admin: Caller = { token: cloud.adminToken, projectId: p.id };
+  const admin = await adminCaller(cloud);
   call = cinder(cloud, () => admin);
   agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
 });

@@ -46,3 +46,9 @@ export function beforeNextTransaction(db: object, meanwhile: () => Promise<unkno
   };
   return restore;
 }
+
+/** The cloud's admin as a caller: its token and the admin project's id (the `{project_id}` of its paths). */
+export async function adminCaller(c: Cloud): Promise<Caller> {
+  const p = await c.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
+  return { token: c.adminToken, projectId: p.id };
+}

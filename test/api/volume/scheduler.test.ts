@@ -12,13 +12,12 @@ import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { agentCall, TempestSchemas } from '../compute/lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { specMatches } from '../../../src/volume/pools.ts';
-import { assertFault, cinder, type Caller } from './lib.ts';
+import { adminCaller, assertFault, type Caller, cinder } from './lib.ts';
 
 let alice: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
   alice = await tenant(c);
-  const p = await c.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  admin = { token: c.adminToken, projectId: p.id };
+  admin = await adminCaller(c);
 });
 const call = cinder(cloud, () => admin);
 const schemas = new TempestSchemas('volume');

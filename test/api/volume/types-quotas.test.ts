@@ -10,14 +10,13 @@ import { tenant, uniqueName, useCloud, type Tenant } from '../../harness.ts';
 import { TempestSchemas } from '../compute/lib.ts';
 import { applyVolumeReport, placeVolume, specOf } from '../../../src/volume/lifecycle.ts';
 import type { VolumeTables } from '../../../src/volume/schema.ts';
-import { assertFault, beforeNextTransaction, cinder, type Caller } from './lib.ts';
+import { adminCaller, assertFault, beforeNextTransaction, type Caller, cinder } from './lib.ts';
 
 let alice: Tenant, bob: Tenant, admin: Caller;
 const cloud = useCloud(async (c) => {
   alice = await tenant(c);
   bob = await tenant(c);
-  const p = await c.server.database.db.selectFrom('identity_projects').select('id').where('name', '=', 'admin').executeTakeFirstOrThrow();
-  admin = { token: c.adminToken, projectId: p.id };
+  admin = await adminCaller(c);
 });
 const call = cinder(cloud, () => admin);
 const schemas = new TempestSchemas('volume');
