@@ -46,6 +46,8 @@ const bothForms = (routes: Route[]): Route[] =>
 export interface VolumeBrief {
   id: string; project_id: string; name: string | null; size: number; status: string; attach_status: string;
   multiattach: boolean; readonly: boolean; availability_zone: string;
+  /** Whether a server may boot from it (Cinder's bootable). */
+  bootable: boolean;
 }
 
 /**
@@ -142,7 +144,7 @@ export function createVolumeService(o: {
       const r = await vdb.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
       return r ? {
         id: r.id, project_id: r.project_id, name: r.name, size: r.size, status: r.status, attach_status: r.attach_status,
-        multiattach: !!r.multiattach, readonly: !!r.readonly, availability_zone: r.availability_zone,
+        multiattach: !!r.multiattach, readonly: !!r.readonly, availability_zone: r.availability_zone, bootable: !!r.bootable,
       } : null;
     },
     async attach(a) {

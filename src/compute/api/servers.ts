@@ -6,7 +6,8 @@ import { KINDS, kindOf, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
-import { badRequest, conflict, forbidden } from '../../common/errors.ts';
+import { ApiError, badRequest, conflict, forbidden } from '../../common/errors.ts';
+import { nextDevice } from './volume-attachments.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
@@ -174,6 +175,127 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
   return img;
 }
 
+/** A volume block device mapping asked for at create (block_device_mapping_v2, source and destination volume). */
+interface VolumeBdmAsk { volumeId: string; bootIndex: number | null; deleteOnTermination: boolean; device: string | null; tag: string | null }
+
+const bootSequenceInvalid = () => badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
+
+/**
+ * block_device_mapping_v2 as Nova's _validate_bdm reads it: the image to boot
+ * (source image, destination local, boot_index 0) and existing volumes
+ * (source and destination volume; the boot_index 0 one is the root disk);
+ * the boot indexes from 0 without gaps. Volumes made at create (from an image,
+ * a snapshot or blank) and local ephemeral or swap disks are not served yet: 400.
+ */
+export function parseBdms(list: Array<Record<string, any>>): { image: string | null; volumes: VolumeBdmAsk[] } {
+  let image: string | null = null;
+  const volumes: VolumeBdmAsk[] = [];
+  const boots: number[] = [];
+  for (const bdm of list) {
+    const source = String(bdm.source_type ?? 'volume');
+    const dest = String(bdm.destination_type ?? (source === 'image' || source === 'blank' ? 'local' : 'volume'));
+    let bootIndex: number | null = null;
+    if (bdm.boot_index !== undefined && bdm.boot_index !== null && bdm.boot_index !== '') {
+      const n = Number(bdm.boot_index);
+      if (!Number.isInteger(n)) throw badRequest('Boot index is invalid.');
+      bootIndex = n < 0 ? null : n;
+    }
+    if (bootIndex !== null) boots.push(bootIndex);
+    if (source === 'image' && dest === 'local') {
+      if (bootIndex !== 0) throw bootSequenceInvalid();
+      const id = bdm.uuid ?? bdm.image_id;
+      if (!id) throw badRequest('Bad block device mapping: an image mapping needs a uuid.');
+      if (image && image !== id) throw bootSequenceInvalid();
+      image = String(id);
+    } else if (source === 'volume' && dest === 'volume') {
+      const id = String(bdm.uuid ?? bdm.volume_id ?? '');
+      if (!id) throw badRequest('Bad block device mapping: a volume mapping needs a uuid.');
+      if (bdm.device_name !== undefined && !VOLUME_DEVICE_RE.test(String(bdm.device_name))) throw badRequest(`The supplied device name (${bdm.device_name}) is invalid.`);
+      volumes.push({
+        volumeId: id.toLowerCase(), bootIndex, deleteOnTermination: bdm.delete_on_termination !== undefined && boolFrom(bdm.delete_on_termination),
+        device: bdm.device_name ?? null, tag: bdm.tag ?? null,
+      });
+    } else {
+      throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${dest}' is not supported yet: an image to boot (local) and existing volumes (source and destination volume) are.`);
+    }
+  }
+  boots.sort((a, b) => a - b);
+  if (boots.some((b, i) => b !== i)) throw bootSequenceInvalid();
+  return { image, volumes };
+}
+
+/** Nova's device name pattern (api/validation/parameter_types). */
+const VOLUME_DEVICE_RE = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
+
+/** The volumes of a create's mappings as Nova checks them before the build: the project's, bootable for the root, available (a multiattach one from 2.60). */
+async function checkBdmVolumes(ctx: ComputeContext, rc: RouteContext, asked: VolumeBdmAsk[]): Promise<Array<VolumeBdmAsk & { readOnly: boolean }>> {
+  if (!ctx.volumes) throw badRequest('Block storage is not available: this cloud runs compute without the volume service.');
+  const cred = rc.cred!;
+  const seen = new Set<string>();
+  const out: Array<VolumeBdmAsk & { readOnly: boolean }> = [];
+  for (const b of asked) {
+    if (seen.has(b.volumeId)) throw badRequest(`Invalid volume: volume ${b.volumeId} already attached`);
+    seen.add(b.volumeId);
+    const vol = isUuid(b.volumeId) ? await ctx.volumes.get(b.volumeId) : null;
+    if (!vol || (!isComputeAdmin(cred) && vol.project_id !== cred.projectId)) throw badRequest(`Volume ${b.volumeId} could not be found.`);
+    if (b.bootIndex === 0 && !vol.bootable) throw badRequest(`Block Device ${b.volumeId} is not bootable.`);
+    if (vol.multiattach && mv(rc).lt('2.60')) throw badRequest('Multiattach volumes are only supported starting with compute API version 2.60.');
+    if (vol.status !== 'available' && !(vol.multiattach && vol.status === 'in-use')) {
+      throw badRequest(`Invalid volume: volume '${b.volumeId}' status must be 'available'. Currently in '${vol.status}'`);
+    }
+    out.push({ ...b, readOnly: vol.readonly });
+  }
+  return out;
+}
+
+/**
+ * The create's volumes attached to the new server (held back from scheduling
+ * in task block_device_mapping meanwhile): each a mapping and a Cinder
+ * attachment, reserved until the scheduler places the server (the placement
+ * moves them to its host: engine/server-volumes.ts), the root as /dev/vda.
+ * Then the server is scheduled. A refusal (the volume taken meanwhile) undoes
+ * what was made and is Nova's 400.
+ */
+async function attachBdmVolumes(ctx: ComputeContext, rc: RouteContext, serverId: string, asked: Array<VolumeBdmAsk & { readOnly: boolean }>): Promise<void> {
+  const vols = ctx.volumes!;
+  const taken: string[] = [];
+  const root = '/dev/vda';
+  const made: string[] = [];
+  try {
+    for (const b of [...asked].sort((x, y) => (x.bootIndex ?? 99) - (y.bootIndex ?? 99))) {
+      const device = b.bootIndex === 0 ? (b.device ?? root) : (b.device && !taken.includes(b.device) ? b.device : nextDevice(taken, root));
+      if (taken.includes(device)) throw badRequest(`The supplied device path (${device}) is in use.`);
+      taken.push(device);
+      const id = uuid();
+      const now = nowIso();
+      // delete_on_termination only once all are made: an undone create never deletes the user's volume
+      await ctx.db.insertInto('compute_block_device_mappings').values({
+        id, server_id: serverId, volume_id: b.volumeId, attachment_id: id, device_name: device, tag: b.tag, delete_on_termination: 0,
+        boot_index: b.bootIndex, status: 'reserved', created_at: now, updated_at: now,
+      }).execute();
+      made.push(id);
+      let attachmentId: string;
+      try {
+        ({ attachmentId } = await vols.attach({ volumeId: b.volumeId, serverId, host: null, device, readOnly: b.readOnly }));
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
+        throw err;
+      }
+      await ctx.db.updateTable('compute_block_device_mappings').set({ attachment_id: attachmentId, status: 'attaching', updated_at: nowIso() }).where('id', '=', id).execute();
+    }
+    for (const b of asked) {
+      if (b.deleteOnTermination) {
+        await ctx.db.updateTable('compute_block_device_mappings').set({ delete_on_termination: 1 }).where('server_id', '=', serverId).where('volume_id', '=', b.volumeId).execute();
+      }
+    }
+  } catch (err) {
+    await ctx.db.updateTable('compute_block_device_mappings').set({ delete_on_termination: 0 }).where('server_id', '=', serverId).execute();
+    throw err;
+  }
+  await ctx.db.updateTable('compute_servers').set({ task_state: TaskState.SCHEDULING, version: sql`version + 1`, updated_at: nowIso() })
+    .where('id', '=', serverId).where('task_state', '=', TaskState.BLOCK_DEVICE_MAPPING).where('deleted_at', 'is', null).execute();
+}
+
 /** The availability zones servers may ask for: every host's, and the default. */
 export async function knownZones(ctx: ComputeContext): Promise<Set<string>> {
   const rows = await ctx.db.selectFrom('compute_hosts').select('availability_zone').distinct().execute();
@@ -234,27 +356,38 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   if (sv.block_device_mapping?.length) throw badRequest('Block device mappings of volumes are not supported: this cloud has no block storage.');
   let imageRef: string = sv.imageRef ?? '';
-  for (const bdm of (sv.block_device_mapping_v2 ?? []) as Array<Record<string, any>>) {
-    const source = bdm.source_type ?? 'volume';
-    if (source !== 'image' || (bdm.destination_type ?? 'local') !== 'local') {
-      throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${bdm.destination_type ?? 'local'}' is not supported: only a local image is.`);
+  const bdmsAsked = parseBdms((sv.block_device_mapping_v2 ?? []) as Array<Record<string, any>>);
+  if (bdmsAsked.image) {
+    if (imageRef && idFromHref(imageRef) !== bdmsAsked.image) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
+    imageRef = bdmsAsked.image;
+  }
+  const volumeBdms = bdmsAsked.volumes;
+  const bootVolume = volumeBdms.find((b) => b.bootIndex === 0) ?? null;
+  if (bootVolume && bdmsAsked.image) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
+  let image: ImageInfo | null = null;
+  if (bootVolume) {
+    // a volume-backed server (Nova: its image_ref ""): a VM booting from its boot_index 0 volume; an imageRef given too must exist
+    const given = imageRef ? idFromHref(imageRef) : '';
+    if (given) {
+      const img = checkImage(isUuid(given) ? await ctx.images.get(cred, given) : undefined, { ram: flavor.ram, disk: 0 });
+      if (!KINDS[kindOfImage(img)].rootDisk) throw badRequest(`Image ${img.id} is a container image: a container cannot boot from a volume, only a VM can.`);
     }
-    const bootIndex = bdm.boot_index === undefined || bdm.boot_index === null ? null : Number(bdm.boot_index);
-    if (bootIndex !== 0) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
-    const id = bdm.uuid ?? bdm.image_id;
-    if (!id) throw badRequest('Bad block device mapping: an image mapping needs a uuid.');
-    if (imageRef && idFromHref(imageRef) !== id) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
-    imageRef = id;
+  } else {
+    if (!imageRef) throw badRequest('Missing imageRef attribute');
+    const imageId = idFromHref(imageRef);
+    if (sv.imageRef !== undefined && sv.imageRef !== '' && !isUuid(imageId)) {
+      throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
+    }
+    image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
+    if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
+      throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
+    }
+    // a container has no block devices: a volume of it is attached later (os-volume_attachments), not at create
+    if (volumeBdms.length && !KINDS[kindOfImage(image)].rootDisk) throw badRequest(`Image ${image.id} is a container image: block device mappings of volumes need a VM.`);
   }
-  if (!imageRef) throw badRequest('Missing imageRef attribute');
-  const imageId = idFromHref(imageRef);
-  if (sv.imageRef !== undefined && sv.imageRef !== '' && !isUuid(imageId)) {
-    throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
-  }
-  const image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
-  if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
-    throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
-  }
+  if (volumeBdms.length && max > 1) throw badRequest('Cannot attach one or more volumes to multiple instances');
+  const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms) : [];
+  const serverKind: KindName = image ? kindOfImage(image) : 'vm';
 
   // key pair
   let keyData: string | null = null;
@@ -334,10 +467,10 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       const id = uuid();
       const displayName = count > 1 ? `${name}-${i + 1}` : name;
       const row = {
-        id, name: displayName, project_id: projectId, user_id: cred.userId, image_id: image.id, flavor_id: flavor.id, flavor: JSON.stringify(embedded),
-        kind: kindOfImage(image), key_name: sv.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az,
+        id, name: displayName, project_id: projectId, user_id: cred.userId, image_id: image?.id ?? null, flavor_id: flavor.id, flavor: JSON.stringify(embedded),
+        kind: serverKind, key_name: sv.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az,
         hostname: sv.hostname ?? sanitizeHostname(displayName, `Server-${id}`), description: count > 1 && v.lt('2.19') ? displayName : description,
-        host: null, vm_state: VmState.BUILDING, task_state: TaskState.SCHEDULING, power_state: 0, desired_power: 'running',
+        host: null, vm_state: VmState.BUILDING, task_state: volumesAsked.length ? TaskState.BLOCK_DEVICE_MAPPING : TaskState.SCHEDULING, power_state: 0, desired_power: 'running',
         reboot_seq: 0, reboot_type: null, rebuild_seq: 0, locked: 0, locked_reason: null, config_drive: configDrive,
         access_ipv4: sv.accessIPv4 ?? '', access_ipv6: sv.accessIPv6 ?? '', fault: null, server_group_id: groupId, reservation_id: resv,
         launch_index: i, schedule_attempts: 0, failed_hosts: '[]', version: 1, launched_at: null, terminated_at: null,
@@ -376,6 +509,14 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
         await ctx.db.updateTable('compute_servers').set({ version: sql`version + 1`, updated_at: nowIso() }).where('id', '=', p.id).where('deleted_at', 'is', null).execute();
         ctx.engine.notify(p.host);
       }
+    }
+  }
+  if (volumesAsked.length) {
+    try {
+      await attachBdmVolumes(ctx, rc, created[0]!.id, volumesAsked);
+    } catch (err) {
+      await undoCreate(ctx, cred, rc.req.id, created.map((c) => c.id));
+      throw err;
     }
   }
   ctx.engine.kick();

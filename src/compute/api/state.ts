@@ -7,7 +7,7 @@ export const VmState = {
 } as const;
 
 export const TaskState = {
-  SCHEDULING: 'scheduling', SPAWNING: 'spawning', POWERING_OFF: 'powering-off', POWERING_ON: 'powering-on', REBOOTING: 'rebooting',
+  SCHEDULING: 'scheduling', BLOCK_DEVICE_MAPPING: 'block_device_mapping', SPAWNING: 'spawning', POWERING_OFF: 'powering-off', POWERING_ON: 'powering-on', REBOOTING: 'rebooting',
   REBOOT_PENDING: 'reboot_pending', REBOOT_STARTED: 'reboot_started', REBOOTING_HARD: 'rebooting_hard', REBOOT_PENDING_HARD: 'reboot_pending_hard',
   REBOOT_STARTED_HARD: 'reboot_started_hard', PAUSING: 'pausing', UNPAUSING: 'unpausing', SUSPENDING: 'suspending', RESUMING: 'resuming',
   REBUILDING: 'rebuilding', REBUILD_BLOCK_DEVICE_MAPPING: 'rebuild_block_device_mapping', REBUILD_SPAWNING: 'rebuild_spawning',

@@ -25,7 +25,7 @@ import { requestChannel } from './requests.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
-import { bumpServers, failExports } from './server-volumes.ts';
+import { bumpServers, settleBootVolumes, failExports } from './server-volumes.ts';
 
 export type { AgentRequestKind, Engine } from './interface.ts';
 
@@ -67,12 +67,15 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   fleet.registerKind(serverKind({ db, log, images: deps.images, requests, maxAttempts: cfg.maxAttempts, notify, kick, changed, volumes: deps.volumes }));
   // a volume exported for a server's attachment (or its export gone): the server's spec lists it now
   deps.volumes?.onExportsChanged(async (ids) => {
+    for (const h of await settleBootVolumes(db, deps.volumes!, log, ids)) notify(h);
     for (const h of await bumpServers(db, ids)) notify(h);
   });
   // an export the volume's backend could not make: the attach is rolled back
   const volumes = deps.volumes;
   volumes?.onExportsFailed(async (failed) => {
-    for (const h of await bumpServers(db, await failExports(db, volumes, log, failed))) notify(h);
+    const servers = await failExports(db, volumes, log, failed);
+    await settleBootVolumes(db, volumes, log, servers);
+    for (const h of await bumpServers(db, servers)) notify(h);
   });
   fleet.addRoutes(agentImageRoutes(db, deps.images, deps.volumes));
 

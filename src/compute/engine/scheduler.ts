@@ -302,7 +302,8 @@ export class Scheduler {
       const placed = await claimOnProvider(tx, h.id, items, async (s) => {
         const r = await tx.updateTable('compute_servers')
           .set({
-            host: h.hostname, task_state: 'spawning', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
+            // a server booting from a volume waits for its root's export on this host (Nova's block_device_mapping; server-volumes.ts)
+            host: h.hostname, task_state: s.image_id || s.disk_image ? 'spawning' : 'block_device_mapping', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
             availability_zone: s.availability_zone ?? h.availability_zone, updated_at: now,
           })
           .where('id', '=', s.id).where('version', '=', s.version).where('task_state', 'in', WAITING).where('deleted_at', 'is', null)

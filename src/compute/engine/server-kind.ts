@@ -63,7 +63,9 @@ export function serverKind(o: {
     observed: ServerObservedBody,
 
     async placed(hostname) {
-      const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('host', '=', hostname).where('deleted_at', 'is', null).execute();
+      // a server waiting for its boot volume's export (block_device_mapping) is not handed to the host yet
+      const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('host', '=', hostname).where('deleted_at', 'is', null)
+        .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'block_device_mapping')])).execute();
       return new Map(rows.map((r) => [r.id, r.version]));
     },
 

@@ -18,6 +18,7 @@
 import type { Logger } from 'pino';
 import { nowIso } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
+import { releaseClaim } from './release.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import type { ServerObserved, ServerVolumeSpec } from './protocol.ts';
 
@@ -153,4 +154,44 @@ export async function releaseServerVolumes(db: Db, volumes: ServerVolumes, log: 
       log.warn({ server: serverId, volume: b.volume_id }, 'volume with delete_on_termination kept: it cannot be deleted now');
     }
   }
+}
+
+/**
+ * Servers booting from a volume, placed and waiting in task
+ * block_device_mapping: the one whose root (boot_index 0) is exported on its
+ * host goes on to spawning (handed to the host); the one whose root mapping
+ * is gone (its export failed) is ERROR, as Nova's build aborted while prepping
+ * block devices, its claim released. Returns the hosts to wake.
+ */
+export async function settleBootVolumes(db: Db, volumes: ServerVolumes, log: Logger, serverIds?: string[]): Promise<string[]> {
+  let qb = db.selectFrom('compute_servers').select(['id', 'host', 'version']).where('task_state', '=', 'block_device_mapping')
+    .where('host', 'is not', null).where('deleted_at', 'is', null);
+  if (serverIds) {
+    if (!serverIds.length) return [];
+    qb = qb.where('id', 'in', serverIds);
+  }
+  const waiting = await qb.execute();
+  const hosts = new Set<string>();
+  for (const s of waiting) {
+    const root = await db.selectFrom('compute_block_device_mappings').select(['attachment_id']).where('server_id', '=', s.id).where('boot_index', '=', 0)
+      .where('status', 'in', ['attaching', 'attached']).executeTakeFirst();
+    const now = nowIso();
+    if (root) {
+      if (!(await volumes.exports([root.attachment_id])).has(root.attachment_id)) continue;
+      const r = await db.updateTable('compute_servers').set({ task_state: 'spawning', version: s.version + 1, updated_at: now })
+        .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'block_device_mapping').executeTakeFirst();
+      if (Number(r.numUpdatedRows)) hosts.add(s.host!);
+      continue;
+    }
+    const message = `Build of instance ${s.id} aborted: Failure prepping block device.`;
+    await db.transaction().execute(async (tx) => {
+      const r = await tx.updateTable('compute_servers').set({
+        vm_state: 'error', task_state: null, host: null, power_state: 0, version: s.version + 1, updated_at: now,
+        fault: JSON.stringify({ code: 500, message, details: message, created: now }),
+      }).where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'block_device_mapping').executeTakeFirst();
+      if (Number(r.numUpdatedRows)) await releaseClaim(tx, s.id);
+    });
+    log.warn({ server: s.id }, 'boot volume could not be exported: build aborted');
+  }
+  return [...hosts];
 }

@@ -1,0 +1,289 @@
+// Booting from a volume (Nova's block_device_mapping_v2 with a volume
+// destination) end to end on the control plane, the host played through the
+// agent API as in volume-attachments.test.ts: the create checks the volumes as
+// Nova's _validate_bdm and holds the server in BUILD (task
+// block_device_mapping) until the scheduler's host has the root volume's
+// export; only then is the server handed to the host, its spec without an
+// image and with the volume at boot_index 0; the host's report makes it
+// ACTIVE and the volume in-use. The view shows image "" and the volumes. A
+// delete deletes the volumes with delete_on_termination and leaves the others
+// available. Bad input is Nova's 400.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { useCloud, type Cloud } from '../../harness.ts';
+import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
+import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+
+const HOST = `bv-${process.pid}`;
+const KINDS = ['server', 'volume', 'volume_snapshot'] as const;
+
+let admin: Nova;
+let bob: Nova;
+let diskImage: string;
+let containerImage: string;
+let flavorId: string;
+const schemas = new TempestSchemas();
+
+async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
+  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const up = await fetch(`${c.url}/image/v2/images/${r.body.id}/file`, {
+    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
+  });
+  assert.equal(up.status, 204, await up.text());
+  return r.body.id as string;
+}
+
+/** A `docker save` style archive (one empty layer): what a container image must hold. */
+function dockerArchive(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'stratus-bv-'));
+  try {
+    mkdirSync(join(dir, 'l'));
+    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
+    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
+    return readFileSync(join(dir, 'out.tar'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const cloud: Cloud = useCloud(async (c) => {
+  admin = await adminNova(c);
+  bob = await projectUser(c);
+  const r = await agentCall(c, 'PUT', HOST, {
+    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], volume: ['file'], volume_snapshot: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't',
+    host_ip: '127.0.0.1',
+    volume_pools: [{
+      name: `${HOST}@file#default`, total_capacity_gb: 100, free_capacity_gb: 100, provisioned_capacity_gb: 0, max_over_subscription_ratio: 20,
+      thin_provisioning_support: true, reflink: true, multiattach: true, driver: 'file',
+    }],
+  });
+  assert.equal(r.status, 200, await r.text());
+  diskImage = await image(c, { name: 'bv-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
+  containerImage = await image(c, { name: 'bv-ctr', container_format: 'docker' }, dockerArchive());
+  flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'bv', ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const db = () => cloud.server.database.db;
+
+type Handed = Map<string, { version: number; spec: any }>;
+/** One watch round of the host: what it is handed now, per kind. */
+async function watch(): Promise<Record<(typeof KINDS)[number], Handed> & { requests: any[] }> {
+  const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: Object.fromEntries(KINDS.map((k) => [k, {}])), wait: 0 });
+  assert.equal(r.status, 200);
+  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests?: any[] };
+  const out = Object.fromEntries(KINDS.map((k) => [k, new Map()])) as Record<(typeof KINDS)[number], Handed>;
+  for (const x of body.resources) out[x.kind as (typeof KINDS)[number]]?.set(x.id, { version: x.version, spec: x.spec });
+  return { ...out, requests: body.requests ?? [] };
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const v = await f();
+    if (v) return v;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function report(kind: string, id: string, version: number, observed: unknown): Promise<void> {
+  const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind, id, version, observed }] });
+  assert.equal(r.status, 200, await r.text());
+}
+
+/** A volume of `who`'s (Cinder), made by the host's backend: available. */
+async function volume(who: Nova, body: Record<string, unknown> = {}): Promise<string> {
+  const r = await cloud.call('POST', `/volume/v3/${who.projectId}/volumes`, { token: who.token, body: { volume: { size: 1, ...body } } });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const id = r.body.volume.id as string;
+  const v = (await watch()).volume.get(id);
+  assert.ok(v, 'the volume is placed on the host');
+  await report('volume', id, v.version, { state: 'present', size_gib: 1, location: `/vols/${id}` });
+  assert.equal((await vol(who, id)).status, 'available');
+  return id;
+}
+
+const vol = async (who: Nova, id: string) => (await cloud.call('GET', `/volume/v3/${who.projectId}/volumes/${id}`, { token: who.token })).body.volume;
+
+/** The volume's export for the server's attachment, as its backend reports it; the server's spec then lists it. */
+async function exported(volumeId: string, format: 'raw' | 'qcow2' = 'raw'): Promise<{ attachmentId: string; spec: any }> {
+  const v = (await watch()).volume.get(volumeId)!;
+  assert.equal(v.spec.exports.length, 1, JSON.stringify(v.spec.exports));
+  const e = v.spec.exports[0];
+  await report('volume', volumeId, v.version, { state: 'present', size_gib: 1, location: `/vols/${volumeId}`, exports: [{ attachment_id: e.attachment_id, location: `/vols/${volumeId}`, format }] });
+  return { attachmentId: e.attachment_id, spec: v.spec };
+}
+
+
+/** A bootable volume of `who`'s (Cinder's os-set_bootable). */
+async function bootable(who: Nova): Promise<string> {
+  const id = await volume(who);
+  const r = await cloud.call('POST', `/volume/v3/${who.projectId}/volumes/${id}/action`, { token: who.token, body: { 'os-set_bootable': { bootable: true } } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return id;
+}
+
+const bdmBoot = (uuid: string, extra: Record<string, unknown> = {}) => ({ uuid, source_type: 'volume', destination_type: 'volume', boot_index: 0, ...extra });
+
+async function create(who: Nova, bdms: unknown[], extra: Record<string, unknown> = {}, version = '2.37') {
+  return who.call('POST', '/servers', { version, body: { server: { name: 'bv', flavorRef: flavorId, networks: 'none', block_device_mapping_v2: bdms, ...extra } } });
+}
+
+const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+
+/** A server booted from `vid` (and data volumes), placed, exported, reported ACTIVE with its volumes attached. */
+async function booted(who: Nova, bdms: unknown[], volumeIds: string[]): Promise<string> {
+  const r = await create(who, bdms, { imageRef: '' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  await until('placed', async () => (await row(sid)).host === HOST);
+  const s = await row(sid);
+  assert.equal(s.task_state, 'block_device_mapping');
+  assert.equal(s.vm_state, 'building');
+  assert.equal((await who.call('GET', `/servers/${sid}`)).body.server.status, 'BUILD');
+  // not handed to the host before its root volume is exported there
+  assert.equal((await watch()).server.get(sid), undefined);
+  const attachments: string[] = [];
+  for (const vid of volumeIds) attachments.push((await exported(vid)).attachmentId);
+  const h = await until('handed to the host', async () => (await watch()).server.get(sid));
+  assert.equal(h.spec.image, null);
+  assert.equal(h.spec.kind, 'vm');
+  assert.equal(h.spec.volumes.find((v: any) => v.boot_index === 0)?.device, '/dev/vda');
+  assert.equal(h.spec.volumes.length, volumeIds.length);
+  assert.equal((await row(sid)).task_state, 'spawning');
+  await report('server', sid, h.version, { power_state: 1, state: 'active', volumes: attachments.map((a) => ({ attachment_id: a, state: 'attached' })) });
+  assert.equal((await who.call('GET', `/servers/${sid}`)).body.server.status, 'ACTIVE');
+  for (const vid of volumeIds) assert.equal((await vol(who, vid)).status, 'in-use');
+  return sid;
+}
+
+test('boot from an existing volume: held in block_device_mapping until exported, no image, ACTIVE, the volume in-use; delete_on_termination deletes it', async () => {
+  const alice = await projectUser(cloud);
+  const vid = await bootable(alice);
+  const sid = await booted(alice, [bdmBoot(vid, { delete_on_termination: true })], [vid]);
+  const s = await alice.call('GET', `/servers/${sid}`, { version: '2.3' });
+  schemas.add('v2_1.servers', 'get_server', await alice.call('GET', `/servers/${sid}`));
+  assert.equal(s.body.server.image, '');
+  assert.deepEqual(s.body.server['os-extended-volumes:volumes_attached'], [{ id: vid, delete_on_termination: true }]);
+  const att = await alice.call('GET', `/servers/${sid}/os-volume_attachments`);
+  assert.deepEqual(att.body.volumeAttachments, [{ id: vid, serverId: sid, volumeId: vid, device: '/dev/vda' }]);
+  assert.equal((await vol(alice, vid)).attachments[0].server_id, sid);
+  // the root volume is not detached
+  assert.equal((await alice.call('DELETE', `/servers/${sid}/os-volume_attachments/${vid}`)).status, 400);
+  // rescue: a volume-backed server is refused, as Nova's
+  assert.equal((await alice.call('POST', `/servers/${sid}/action`, { body: { rescue: {} } })).status, 400);
+
+  assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
+  const h = (await watch()).server.get(sid)!;
+  assert.equal(h.spec.deleted, true);
+  await report('server', sid, h.version, { power_state: 0, state: 'deleted' });
+  const d = await until('volume deleting', async () => ((await vol(alice, vid)).status === 'deleting' ? true : undefined));
+  assert.ok(d);
+  assert.equal((await watch()).volume.get(vid)!.spec.state, 'absent');
+});
+
+test('boot from a volume with a data volume (boot_index 1, no delete_on_termination): delete leaves the volumes available', async () => {
+  const alice = await projectUser(cloud);
+  const root = await bootable(alice);
+  const data = await volume(alice);
+  const sid = await booted(alice, [bdmBoot(root), { uuid: data, source_type: 'volume', destination_type: 'volume', boot_index: 1 }], [root, data]);
+  const att = await alice.call('GET', `/servers/${sid}/os-volume_attachments`);
+  assert.deepEqual(att.body.volumeAttachments.map((a: any) => [a.volumeId, a.device]).sort(), [[data, '/dev/vdb'], [root, '/dev/vda']].sort());
+  assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
+  const h = (await watch()).server.get(sid)!;
+  await report('server', sid, h.version, { power_state: 0, state: 'deleted' });
+  for (const v of [root, data]) {
+    await until('available', async () => ((await vol(alice, v)).status === 'available' ? true : undefined));
+    assert.deepEqual((await vol(alice, v)).attachments, []);
+  }
+});
+
+test('an image server with a data volume at create: attached once exported, the image boots', async () => {
+  const alice = await projectUser(cloud);
+  const data = await volume(alice);
+  const r = await create(alice, [{ uuid: data, source_type: 'volume', destination_type: 'volume', delete_on_termination: true }], { imageRef: diskImage });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  const h = await until('handed', async () => (await watch()).server.get(sid));
+  assert.equal(h.spec.image.id, diskImage);
+  const { attachmentId } = await exported(data);
+  const h2 = (await watch()).server.get(sid)!;
+  assert.equal(h2.spec.volumes[0].device, '/dev/vdb');
+  assert.equal(h2.spec.volumes[0].boot_index, null);
+  await report('server', sid, h2.version, { power_state: 1, state: 'active', volumes: [{ attachment_id: attachmentId, state: 'attached' }] });
+  assert.equal((await vol(alice, data)).status, 'in-use');
+  const s = await alice.call('GET', `/servers/${sid}`, { version: '2.3' });
+  assert.equal(s.body.server.image.id, diskImage);
+  assert.deepEqual(s.body.server['os-extended-volumes:volumes_attached'], [{ id: data, delete_on_termination: true }]);
+});
+
+test('the root volume\'s export failing: the server is ERROR, its claim released, the volume available', async () => {
+  const alice = await projectUser(cloud);
+  const vid = await bootable(alice);
+  const r = await create(alice, [bdmBoot(vid)], { imageRef: '' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  await until('placed', async () => (await row(sid)).host === HOST);
+  const v = (await watch()).volume.get(vid)!;
+  const rep = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{
+    kind: 'volume', id: vid, version: v.version, observed: { state: 'present', size_gib: 1, location: `/vols/${vid}` },
+    error: { class: 'user', code: 'refused', message: 'The nbd export is not served yet.' },
+  }] });
+  assert.equal(rep.status, 200, await rep.text());
+  await until('error', async () => (await row(sid)).vm_state === 'error');
+  const s = await alice.call('GET', `/servers/${sid}`);
+  assert.equal(s.body.server.status, 'ERROR');
+  assert.match(s.body.server.fault.message, /Failure prepping block device/);
+  assert.equal((await row(sid)).host, null);
+  assert.equal((await vol(alice, vid)).status, 'available');
+  assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
+});
+
+test('bad input: Nova\'s 400s, nothing left behind', async () => {
+  const alice = await projectUser(cloud);
+  const vid = await bootable(alice);
+  const plain = await volume(alice);
+  const bobs = await bootable(bob);
+  const bad = async (bdms: unknown[], re: RegExp, extra: Record<string, unknown> = {}, version = '2.37') => {
+    const r = await create(alice, bdms, extra, version);
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.badRequest.message, re);
+  };
+  await bad([bdmBoot('8b1b2a3c-1111-4222-8333-944455556666')], /Volume 8b1b2a3c-1111-4222-8333-944455556666 could not be found/);
+  await bad([bdmBoot(bobs)], /could not be found/);
+  await bad([bdmBoot(plain)], /is not bootable/);
+  await bad([bdmBoot(vid, { boot_index: 1 })], /Boot sequence/);
+  await bad([bdmBoot(vid), { uuid: plain, source_type: 'volume', destination_type: 'volume', boot_index: 2 }], /Boot sequence/);
+  await bad([bdmBoot(vid), bdmBoot(vid)], /Boot sequence|already attached/);
+  await bad([bdmBoot(vid), { uuid: vid, source_type: 'volume', destination_type: 'volume', boot_index: 1 }], /already attached/);
+  await bad([bdmBoot(vid)], /container/, { imageRef: containerImage });
+  await bad([{ uuid: plain, source_type: 'volume', destination_type: 'volume' }], /container/, { imageRef: containerImage });
+  await bad([bdmBoot(vid)], /multiple instances/, { min_count: 2 });
+  await bad([bdmBoot(vid, { device_name: 'sda!' })], /device name/);
+  // a volume made from an image, a snapshot or blank at create: not served yet
+  await bad([{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }], /not supported yet/);
+  await bad([{ source_type: 'blank', destination_type: 'volume', boot_index: -1, volume_size: 1 }, bdmBoot(vid)], /not supported yet/);
+  // an in-use volume
+  const sid = await booted(alice, [bdmBoot(vid)], [vid]);
+  assert.ok(sid);
+  await bad([bdmBoot(vid)], /status must be 'available'/);
+  // bad boot_index: the schema's 400
+  const r = await create(alice, [bdmBoot(plain, { boot_index: 'x' })], { imageRef: diskImage });
+  assert.equal(r.status, 400);
+  // nothing was made: no other server of alice's, the volumes untouched
+  const list = await alice.call('GET', '/servers');
+  assert.deepEqual(list.body.servers.map((s: any) => s.id), [sid]);
+  assert.equal((await vol(alice, plain)).status, 'available');
+  assert.equal((await vol(bob, bobs)).status, 'available');
+});
+
+test('response bodies match Tempest\'s schemas', () => {
+  schemas.check();
+});
