@@ -369,7 +369,8 @@ export async function deleteUnattached(db: VDb, id: string): Promise<boolean> {
     const now = new Date().toISOString();
     await tx.updateTable('volume_volumes').set({ updated_at: now }).where('id', '=', id).execute();
     const v = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!v || !['available', 'error'].includes(v.status) || v.attach_status === 'attached') return false;
+    // a volume still `creating` that no backend took yet (a server's create undone) goes too
+    if (!v || !(['available', 'error'].includes(v.status) || (v.status === 'creating' && v.host === null)) || v.attach_status === 'attached') return false;
     if (await tx.selectFrom('volume_snapshots').select('id').where('volume_id', '=', id).executeTakeFirst()) return false;
     if (await tx.selectFrom('volume_transfers').select('id').where('volume_id', '=', id).executeTakeFirst()) return false;
     if (await tx.selectFrom('volume_attachments').select('id').where('volume_id', '=', id).executeTakeFirst()) return false;

@@ -70,6 +70,8 @@ export function volumeKinds(o: {
   exportsFailed?(failed: Array<{ attachmentId: string; instance: string | null; message: string }>): Promise<void>;
   /** An upload to an image (os-volume_upload_image) the backend failed: the image is killed. */
   uploadFailed?(imageId: string): Promise<void>;
+  /** A volume's create finished: available, or error (its backend failed it, or no pool fits). */
+  created?(volumeId: string): Promise<void>;
 }): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
@@ -103,7 +105,10 @@ export function volumeKinds(o: {
           if (parseVolumeHost(pools[0]!.name)?.host === hostname) target = pools[0]!.name;
         } else if (known.length) {
           // Cinder's NoValidBackend: no pool the type's extra specs fit
-          if (await failScheduling(db, v.id)) o.log.info({ volume: v.id }, 'no pool fits the volume type: volume in error');
+          if (await failScheduling(db, v.id)) {
+            o.log.info({ volume: v.id }, 'no pool fits the volume type: volume in error');
+            await o.created?.(v.id).catch((err: Error) => o.log.warn({ err: err.message, volume: v.id }, 'telling of a volume made failed'));
+          }
         } else if (!fresh.some(([h]) => h !== hostname)) {
           // nothing heard of any pool (yet): the watching volume host takes it on its default pool
           target = volumeHost(hostname, backend ?? 'file', 'default');
@@ -145,7 +150,7 @@ export function volumeKinds(o: {
     },
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
-        const row = await db.selectFrom('volume_volumes').select(['host', 'upload']).where('id', '=', r.id).executeTakeFirst();
+        const row = await db.selectFrom('volume_volumes').select(['host', 'upload', 'status']).where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
         const failed = await applyExportFailure(db, r.id, r.version, r.error);
         if (failed.length) {
@@ -156,6 +161,9 @@ export function volumeKinds(o: {
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
+        if (row.status === 'creating' && (outcome === 'available' || outcome === 'error')) {
+          await o.created?.(r.id).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling of a volume made failed'));
+        }
         const up = uploadOf(row);
         if (outcome === 'error_uploading' && up) await o.uploadFailed?.(up.image_id).catch((err: Error) => o.log.warn({ err: err.message, image: up.image_id }, 'killing the image of a failed upload failed'));
       }

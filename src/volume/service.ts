@@ -30,7 +30,8 @@ import { ensureDefaultType, typeRoutes } from './types.ts';
 import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
 import { transferRoutes } from './transfers.ts';
-import { volumeRoutes } from './volumes.ts';
+import { volumeMaker, volumeRoutes } from './volumes.ts';
+import type { Credentials } from '../http/auth.ts';
 import { uploadingTo } from './images.ts';
 import { attachmentRoutes } from './attachments.ts';
 import { beginDetach, completeAttachment, createAttachment, deleteAttachment, moveAttachment, rollDetach } from './attach.ts';
@@ -79,6 +80,13 @@ export interface ServerVolumes {
   onExportsChanged(fn: (serverIds: string[]) => Promise<void>): void;
   /** Whether a volume is `uploading` into the image (os-volume_upload_image): the agents' upload of its bytes is taken then. */
   uploading(imageId: string): Promise<boolean>;
+  /**
+   * Cinder's volume create in `cred`'s project for a server's block device mapping (Nova's volume from an image, a
+   * snapshot or blank: `imageRef`, `snapshot_id`, `size`, `name`...): its id, `creating`. Cinder's errors (ApiError).
+   */
+  create(cred: Credentials, volume: Record<string, unknown>): Promise<string>;
+  /** Called with a volume whose create finished (available or error). */
+  onCreated(fn: (volumeId: string) => Promise<void>): void;
   /** Called with the attachments whose export the volume's backend failed (already error_attaching, the volume settled). */
   onExportsFailed(fn: (failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>): void;
 }
@@ -102,6 +110,8 @@ export function createVolumeService(o: {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config }, images: o.images,
   };
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
+  const createdListeners: Array<(id: string) => Promise<void>> = [];
+  const makeVolume = volumeMaker(ctx);
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
   let pools: () => VolumePoolStats[] = () => [];
   let hosts: () => VolumeHostState[] = () => [];
@@ -110,6 +120,9 @@ export function createVolumeService(o: {
       vdb: ctx.vdb, log: o.log,
       async exportsChanged(ids) {
         for (const fn of exportListeners) await fn(ids);
+      },
+      async created(id) {
+        for (const fn of createdListeners) await fn(id);
       },
       async exportsFailed(failed) {
         for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));
@@ -176,6 +189,10 @@ export function createVolumeService(o: {
     },
     onExportsFailed(fn) {
       failureListeners.push(fn);
+    },
+    create: (cred, volume) => makeVolume(cred, volume),
+    onCreated(fn) {
+      createdListeners.push(fn);
     },
   };
   return {

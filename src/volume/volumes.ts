@@ -11,6 +11,7 @@ import { ApiError } from '../common/errors.ts';
 import { uuid } from '../common/ids.ts';
 import { objectOf } from '../http/body.ts';
 import { isAdmin } from '../http/policy.ts';
+import type { Credentials } from '../http/auth.ts';
 import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
@@ -57,67 +58,24 @@ const CREATE_FIELDS = new Set([
   'consistencygroup_id', 'size', 'availability_zone', 'multiattach', 'image_id', 'imageRef', 'group_id', 'backup_id',
 ]);
 
-export function volumeRoutes(ctx: VolumeContext): Route[] {
+/**
+ * Cinder's volume create from its body's fields (`volume`), the caller's
+ * project: the source (snapshot, volume, image) and the type checked, quota
+ * taken, the row `creating` for the scheduler. Returns its id. The route's
+ * create and compute's volumes made for a server (service.ts ServerVolumes)
+ * both come here.
+ */
+export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<string, unknown>) => Promise<string> {
   const db = ctx.vdb;
   const now = () => new Date().toISOString();
-
-  async function facts(rows: VolumeRow[]): Promise<VolumeFacts[]> {
-    if (!rows.length) return [];
-    const ids = rows.map((r) => r.id);
-    const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
-    for (const m of await db.selectFrom('volume_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) meta.get(m.volume_id)![m.key] = m.value;
-    const image = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
-    for (const m of await db.selectFrom('volume_image_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) image.get(m.volume_id)![m.key] = m.value;
-    const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
-    const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
-    const attached = await attachmentsOf(db, ids);
-    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, attachments: attached.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
-  }
-
-  /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
-  async function load(rc: RouteContext, id: string, tx: VDb = db): Promise<VolumeRow> {
-    const c = rc.cred!;
-    const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || (!isAdmin(c) && row.project_id !== c.projectId)) throw notFound.volume(id);
-    return row;
-  }
-  const show = async (rc: RouteContext, id: string, extended = true) => volumeView(rc.req, rc.cred!, mv(rc), (await facts([await load(rc, id)]))[0]!, extended);
-
-  /** The rows a list shows: the caller's project's; an admin's with all_tenants, every project's. */
-  async function visibleRows(rc: RouteContext): Promise<VolumeRow[]> {
-    const c = rc.cred!;
-    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
-    let q = db.selectFrom('volume_volumes').selectAll();
-    if (!all) q = q.where('project_id', '=', c.projectId ?? '');
-    return q.execute();
-  }
-
-  async function listed(rc: RouteContext, detail: boolean) {
-    const v = mv(rc);
-    const rows = await visibleRows(rc);
-    const fs = await facts(rows);
-    const items = fs.map((f) => ({
-      id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
-      bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
-      created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
-      metadata: f.metadata, volume_image_metadata: f.imageMetadata, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
-    }));
-    const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
-    const sorted = applySort(rc.query, filtered);
-    const { page, links } = paginate(rc.req, rc.query, sorted, { collection: 'volumes', path: rc.req.url.split('?')[0]!.replace(/^\/volume/, ''), notFound: notFound.volume });
-    const volumes = page.map((i) => (detail ? volumeView(rc.req, rc.cred!, v, i.f as VolumeFacts) : summaryView(rc.req, (i.f as VolumeFacts).row)));
-    const withCount = v.ge('3.45') && one(rc.query.with_count) !== undefined && parseBoolean('with_count', one(rc.query.with_count)!);
-    return { volumes, ...(links ? { volumes_links: links } : {}), ...(withCount ? { count: sorted.length } : {}) };
-  }
-
   /**
    * The image a volume is made from (imageRef): visible to the caller, active, in a format the backends
    * convert (raw or qcow2, container bare), as Cinder's create flow checks it. `needGib`: the size it needs.
    */
-  async function imageToVolume(rc: RouteContext, ref: string): Promise<{ record: ImageRecord; needGib: number }> {
+  async function imageToVolume(cred: Credentials, ref: string): Promise<{ record: ImageRecord; needGib: number }> {
     if (!ctx.images) throw invalidInput('Creating a volume from an image (imageRef) is not supported by this cloud: no image service.');
     const img = await ctx.images.getImage(ref);
-    if (!img || img.deleted_at || !ctx.images.canSee(rc.cred!, img)) throw badRequest('Invalid image identifier or unable to access requested image.');
+    if (!img || img.deleted_at || !ctx.images.canSee(cred, img)) throw badRequest('Invalid image identifier or unable to access requested image.');
     if (img.status !== 'active') throw invalidInput(`Image ${img.id} is not active.`);
     if (img.disk_format !== 'raw' && img.disk_format !== 'qcow2') throw invalidInput(`Image ${img.id} has disk_format ${img.disk_format ?? 'none'}: volumes are made from raw or qcow2 images here.`);
     if (img.container_format && img.container_format !== 'bare') throw invalidInput(`Image ${img.id} has container_format ${img.container_format}: volumes are made from bare images here.`);
@@ -133,18 +91,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     if (img.min_disk > size) throw invalidInput(`Volume size ${size}GB cannot be smaller than the image minDisk size ${img.min_disk}GB.`);
   }
 
-  async function create(rc: RouteContext) {
-    const c = rc.cred!;
-    const v = mv(rc);
-    const body = objectOf(rc.body);
-    const vol = objectOf(body?.volume);
-    if (!body || !vol) throw badRequest(`Missing required element 'volume' in request body.`);
-    const extra = Object.keys(body).filter((k) => k !== 'volume' && k !== 'OS-SCH-HNT:scheduler_hints');
-    if (extra.length) throw badRequest(`Additional properties are not allowed ('${extra.join("', '")}' ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
-    if (v.ge('3.53')) {
-      const unknown = Object.keys(vol).filter((k) => !CREATE_FIELDS.has(k));
-      if (unknown.length) throw badRequest(`Additional properties are not allowed ('${unknown.join("', '")}' ${unknown.length > 1 ? 'were' : 'was'} unexpected)`);
-    }
+  async function makeVolume(c: Credentials, vol: Record<string, any>): Promise<string> {
     const name = textOf('name', vol.name) ?? textOf('display_name', vol.display_name) ?? null;
     const description = textOf('description', vol.description) ?? textOf('display_description', vol.display_description) ?? null;
     for (const [k, what] of [['backup_id', 'a backup'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
@@ -159,7 +106,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
     const sourceId = textOf('source_volid', vol.source_volid) || null;
     const imageRef = textOf('imageRef', vol.imageRef) || textOf('image_id', vol.image_id) || null;
     if ([snapshotId, sourceId, imageRef].filter(Boolean).length > 1) throw invalidInput('Only one of snapshot_id, source_volid and imageRef may be given.');
-    const image = imageRef ? await imageToVolume(rc, imageRef) : null;
+    const image = imageRef ? await imageToVolume(c, imageRef) : null;
     let source: { kind: 'snapshot' | 'volume'; size: number; typeId: string; az: string; bootable: number } | null = null;
     if (snapshotId) {
       const snap = await db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
@@ -232,7 +179,79 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
         }
       }
     });
-    return { volume: await show(rc, id, false) };
+    return id;
+  }
+
+  return makeVolume;
+}
+
+export function volumeRoutes(ctx: VolumeContext): Route[] {
+  const db = ctx.vdb;
+  const now = () => new Date().toISOString();
+
+  async function facts(rows: VolumeRow[]): Promise<VolumeFacts[]> {
+    if (!rows.length) return [];
+    const ids = rows.map((r) => r.id);
+    const meta = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
+    for (const m of await db.selectFrom('volume_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) meta.get(m.volume_id)![m.key] = m.value;
+    const image = new Map<string, Record<string, string>>(ids.map((id) => [id, {}]));
+    for (const m of await db.selectFrom('volume_image_metadata').selectAll().where('volume_id', 'in', ids).orderBy('key').execute()) image.get(m.volume_id)![m.key] = m.value;
+    const typeIds = [...new Set(rows.map((r) => r.volume_type_id))];
+    const names = new Map((await db.selectFrom('volume_types').select(['id', 'name']).where('id', 'in', typeIds).execute()).map((t) => [t.id, t.name]));
+    const attached = await attachmentsOf(db, ids);
+    return rows.map((row) => ({ row, metadata: meta.get(row.id)!, imageMetadata: image.get(row.id)!, attachments: attached.get(row.id)!, typeName: names.get(row.volume_type_id) ?? row.volume_type_id }));
+  }
+
+  /** A volume the caller may see (its project's; any for an admin); 404 otherwise, as Cinder. */
+  async function load(rc: RouteContext, id: string, tx: VDb = db): Promise<VolumeRow> {
+    const c = rc.cred!;
+    const row = await tx.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || (!isAdmin(c) && row.project_id !== c.projectId)) throw notFound.volume(id);
+    return row;
+  }
+  const show = async (rc: RouteContext, id: string, extended = true) => volumeView(rc.req, rc.cred!, mv(rc), (await facts([await load(rc, id)]))[0]!, extended);
+
+  /** The rows a list shows: the caller's project's; an admin's with all_tenants, every project's. */
+  async function visibleRows(rc: RouteContext): Promise<VolumeRow[]> {
+    const c = rc.cred!;
+    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    let q = db.selectFrom('volume_volumes').selectAll();
+    if (!all) q = q.where('project_id', '=', c.projectId ?? '');
+    return q.execute();
+  }
+
+  async function listed(rc: RouteContext, detail: boolean) {
+    const v = mv(rc);
+    const rows = await visibleRows(rc);
+    const fs = await facts(rows);
+    const items = fs.map((f) => ({
+      id: f.row.id, name: f.row.name, status: f.row.status, size: f.row.size, availability_zone: f.row.availability_zone,
+      bootable: !!f.row.bootable, migration_status: f.row.migration_status, group_id: null, project_id: f.row.project_id,
+      created_at: cinderTime(f.row.created_at), updated_at: cinderTime(f.row.updated_at), volume_type: f.typeName,
+      metadata: f.metadata, volume_image_metadata: f.imageMetadata, user_id: f.row.user_id, host: f.row.host, consumes_quota: true, f,
+    }));
+    const filtered = applyFilters(rc.query, items, { resource: 'volume', admin: isAdmin(rc.cred!), v });
+    const sorted = applySort(rc.query, filtered);
+    const { page, links } = paginate(rc.req, rc.query, sorted, { collection: 'volumes', path: rc.req.url.split('?')[0]!.replace(/^\/volume/, ''), notFound: notFound.volume });
+    const volumes = page.map((i) => (detail ? volumeView(rc.req, rc.cred!, v, i.f as VolumeFacts) : summaryView(rc.req, (i.f as VolumeFacts).row)));
+    const withCount = v.ge('3.45') && one(rc.query.with_count) !== undefined && parseBoolean('with_count', one(rc.query.with_count)!);
+    return { volumes, ...(links ? { volumes_links: links } : {}), ...(withCount ? { count: sorted.length } : {}) };
+  }
+
+  const makeVolume = volumeMaker(ctx);
+
+  async function create(rc: RouteContext) {
+    const v = mv(rc);
+    const body = objectOf(rc.body);
+    const vol = objectOf(body?.volume);
+    if (!body || !vol) throw badRequest(`Missing required element 'volume' in request body.`);
+    const extra = Object.keys(body).filter((k) => k !== 'volume' && k !== 'OS-SCH-HNT:scheduler_hints');
+    if (extra.length) throw badRequest(`Additional properties are not allowed ('${extra.join("', '")}' ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
+    if (v.ge('3.53')) {
+      const unknown = Object.keys(vol).filter((k) => !CREATE_FIELDS.has(k));
+      if (unknown.length) throw badRequest(`Additional properties are not allowed ('${unknown.join("', '")}' ${unknown.length > 1 ? 'were' : 'was'} unexpected)`);
+    }
+    return { volume: await show(rc, await makeVolume(rc.cred!, vol), false) };
   }
 
   /**

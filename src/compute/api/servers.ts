@@ -176,7 +176,12 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
 }
 
 /** A volume block device mapping asked for at create (block_device_mapping_v2, source and destination volume). */
-interface VolumeBdmAsk { volumeId: string; bootIndex: number | null; deleteOnTermination: boolean; device: string | null; tag: string | null }
+interface VolumeBdmAsk {
+  /** The existing volume (source volume); '' for one made at create. */
+  volumeId: string; bootIndex: number | null; deleteOnTermination: boolean; device: string | null; tag: string | null;
+  /** A volume made at create (Nova's image, snapshot or blank to volume): its source and size in GiB (null: the source's). */
+  make?: { source: 'image' | 'snapshot' | 'blank'; id: string | null; size: number | null; volumeType: string | null };
+}
 
 const bootSequenceInvalid = () => badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
 
@@ -215,8 +220,23 @@ export function parseBdms(list: Array<Record<string, any>>): { image: string | n
         volumeId: id.toLowerCase(), bootIndex, deleteOnTermination: bdm.delete_on_termination !== undefined && boolFrom(bdm.delete_on_termination),
         device: bdm.device_name ?? null, tag: bdm.tag ?? null,
       });
+    } else if ((source === 'image' || source === 'snapshot' || source === 'blank') && dest === 'volume') {
+      let size: number | null = null;
+      if (bdm.volume_size !== undefined && bdm.volume_size !== null && bdm.volume_size !== '') {
+        const n = Number(bdm.volume_size);
+        if (!Number.isInteger(n) || n < 0 || typeof bdm.volume_size === 'boolean') throw badRequest('Block Device Mapping is Invalid: Invalid volume_size.');
+        size = n || null;
+      }
+      const id = source === 'blank' ? null : String(bdm.uuid ?? (source === 'image' ? bdm.image_id : bdm.snapshot_id) ?? '');
+      if (id === '') throw badRequest(`Block Device Mapping is Invalid: a ${source} mapping needs a uuid.`);
+      if (source === 'blank' && !size) throw badRequest("Block Device Mapping is Invalid: Blank volumes (source: 'blank', dest: 'volume') need to have non-zero size");
+      if (bdm.device_name !== undefined && !VOLUME_DEVICE_RE.test(String(bdm.device_name))) throw badRequest(`The supplied device name (${bdm.device_name}) is invalid.`);
+      volumes.push({
+        volumeId: '', bootIndex, deleteOnTermination: bdm.delete_on_termination !== undefined && boolFrom(bdm.delete_on_termination),
+        device: bdm.device_name ?? null, tag: bdm.tag ?? null, make: { source, id, size, volumeType: bdm.volume_type ?? null },
+      });
     } else {
-      throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${dest}' is not supported yet: an image to boot (local) and existing volumes (source and destination volume) are.`);
+      throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${dest}' is not supported yet: an image to boot (local) and volumes (existing, or made from an image, a snapshot or blank) are.`);
     }
   }
   boots.sort((a, b) => a - b);
@@ -228,12 +248,29 @@ export function parseBdms(list: Array<Record<string, any>>): { image: string | n
 const VOLUME_DEVICE_RE = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
 
 /** The volumes of a create's mappings as Nova checks them before the build: the project's, bootable for the root, available (a multiattach one from 2.60). */
-async function checkBdmVolumes(ctx: ComputeContext, rc: RouteContext, asked: VolumeBdmAsk[]): Promise<Array<VolumeBdmAsk & { readOnly: boolean }>> {
+async function checkBdmVolumes(ctx: ComputeContext, rc: RouteContext, asked: VolumeBdmAsk[], flavorRam: number): Promise<Array<VolumeBdmAsk & { readOnly: boolean }>> {
   if (!ctx.volumes) throw badRequest('Block storage is not available: this cloud runs compute without the volume service.');
   const cred = rc.cred!;
   const seen = new Set<string>();
   const out: Array<VolumeBdmAsk & { readOnly: boolean }> = [];
   for (const b of asked) {
+    if (b.make) {
+      if (b.make.source === 'image') {
+        // the image's size when none is asked, as Nova's: an image without a size needs one
+        const img = isUuid(b.make.id!) ? await ctx.images.get(cred, b.make.id!) : undefined;
+        if (!img) throw badRequest(`Image ${b.make.id} could not be found.`);
+        if (img.status !== 'active') throw badRequest(`Image ${img.id} is not active.`);
+        if (!KINDS[kindOfImage(img)].rootDisk) throw badRequest(`Image ${img.id} is a container image: a container cannot boot from a volume or have one made from its image, only a VM can.`);
+        if (b.bootIndex === 0) checkImage(img, { ram: flavorRam, disk: 0 });
+        if (!b.make.size) {
+          const gib = Math.max(img.size ? Math.ceil(img.size / 2 ** 30) : 0, img.minDisk);
+          if (!img.size) throw badRequest("Block Device Mapping is Invalid: Images with destination_type 'volume' need to have a non-zero size specified");
+          b.make.size = gib;
+        }
+      }
+      out.push({ ...b, readOnly: false });
+      continue;
+    }
     if (seen.has(b.volumeId)) throw badRequest(`Invalid volume: volume ${b.volumeId} already attached`);
     seen.add(b.volumeId);
     const vol = isUuid(b.volumeId) ? await ctx.volumes.get(b.volumeId) : null;
@@ -261,6 +298,13 @@ async function attachBdmVolumes(ctx: ComputeContext, rc: RouteContext, serverId:
   const taken: string[] = [];
   const root = '/dev/vda';
   const made: string[] = [];
+  /** Cinder's refusal as Nova's: its 400s and 404s a 400, its quota's 413 Nova's 403. */
+  const asNova = (err: unknown) => {
+    if (err instanceof ApiError && (err.status === 400 || err.status === 404)) return badRequest(err.message);
+    if (err instanceof ApiError && err.status === 413) return forbidden(`Volume resource quota exceeded: ${err.message}`);
+    return err;
+  };
+  let waiting = false;
   try {
     for (const b of [...asked].sort((x, y) => (x.bootIndex ?? 99) - (y.bootIndex ?? 99))) {
       const device = b.bootIndex === 0 ? (b.device ?? root) : (b.device && !taken.includes(b.device) ? b.device : nextDevice(taken, root));
@@ -268,30 +312,47 @@ async function attachBdmVolumes(ctx: ComputeContext, rc: RouteContext, serverId:
       taken.push(device);
       const id = uuid();
       const now = nowIso();
+      let volumeId = b.volumeId;
+      if (b.make) {
+        // Nova's volume made for the mapping (nova/virt/block_device.py): a blank one named <server>-blank-vol
+        const m = b.make;
+        const body: Record<string, unknown> = { size: m.size, name: m.source === 'blank' ? `${serverId}-blank-vol` : '' };
+        if (m.source === 'image') body.imageRef = m.id;
+        if (m.source === 'snapshot') body.snapshot_id = m.id;
+        if (m.volumeType) body.volume_type = m.volumeType;
+        volumeId = await vols.create(rc.cred!, body).catch((err: unknown) => { throw asNova(err); });
+        made.push(volumeId);
+      }
       // delete_on_termination only once all are made: an undone create never deletes the user's volume
       await ctx.db.insertInto('compute_block_device_mappings').values({
-        id, server_id: serverId, volume_id: b.volumeId, attachment_id: id, device_name: device, tag: b.tag, delete_on_termination: 0,
-        boot_index: b.bootIndex, status: 'reserved', created_at: now, updated_at: now,
+        id, server_id: serverId, volume_id: volumeId, attachment_id: id, device_name: device, tag: b.tag, delete_on_termination: 0,
+        boot_index: b.bootIndex, status: b.make ? 'creating' : 'reserved', created_at: now, updated_at: now,
       }).execute();
-      made.push(id);
-      let attachmentId: string;
-      try {
-        ({ attachmentId } = await vols.attach({ volumeId: b.volumeId, serverId, host: null, device, readOnly: b.readOnly }));
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 400) throw badRequest(err.message);
-        throw err;
+      if (b.make) {
+        // attached once Cinder has made it (engine/server-volumes.ts settleMadeVolumes)
+        waiting = true;
+        continue;
       }
+      const { attachmentId } = await vols.attach({ volumeId, serverId, host: null, device, readOnly: b.readOnly }).catch((err: unknown) => { throw asNova(err); });
       await ctx.db.updateTable('compute_block_device_mappings').set({ attachment_id: attachmentId, status: 'attaching', updated_at: nowIso() }).where('id', '=', id).execute();
     }
     for (const b of asked) {
       if (b.deleteOnTermination) {
-        await ctx.db.updateTable('compute_block_device_mappings').set({ delete_on_termination: 1 }).where('server_id', '=', serverId).where('volume_id', '=', b.volumeId).execute();
+        await ctx.db.updateTable('compute_block_device_mappings').set({ delete_on_termination: 1 }).where('server_id', '=', serverId)
+          .where('device_name', '=', taken[[...asked].sort((x, y) => (x.bootIndex ?? 99) - (y.bootIndex ?? 99)).indexOf(b)]!).execute();
       }
     }
   } catch (err) {
     await ctx.db.updateTable('compute_block_device_mappings').set({ delete_on_termination: 0 }).where('server_id', '=', serverId).execute();
+    // the volumes this create made go with it
+    for (const v of made) {
+      await ctx.db.deleteFrom('compute_block_device_mappings').where('server_id', '=', serverId).where('volume_id', '=', v).execute();
+      if (!(await vols.deleteVolume(v))) ctx.log.warn({ server: serverId, volume: v }, 'a volume made for a server whose create failed is kept: it cannot be deleted now');
+    }
     throw err;
   }
+  // volumes still being made: the engine schedules the server once they are attached (settleMadeVolumes)
+  if (waiting) return;
   await ctx.db.updateTable('compute_servers').set({ task_state: TaskState.SCHEDULING, version: sql`version + 1`, updated_at: nowIso() })
     .where('id', '=', serverId).where('task_state', '=', TaskState.BLOCK_DEVICE_MAPPING).where('deleted_at', 'is', null).execute();
 }
@@ -386,7 +447,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     if (volumeBdms.length && !KINDS[kindOfImage(image)].rootDisk) throw badRequest(`Image ${image.id} is a container image: block device mappings of volumes need a VM.`);
   }
   if (volumeBdms.length && max > 1) throw badRequest('Cannot attach one or more volumes to multiple instances');
-  const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms) : [];
+  const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms, flavor.ram) : [];
   const serverKind: KindName = image ? kindOfImage(image) : 'vm';
 
   // key pair

@@ -25,7 +25,7 @@ import { requestChannel } from './requests.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
-import { bumpServers, settleBootVolumes, failExports } from './server-volumes.ts';
+import { bumpServers, settleBootVolumes, settleMadeVolumes, failExports } from './server-volumes.ts';
 
 export type { AgentRequestKind, Engine } from './interface.ts';
 
@@ -77,11 +77,19 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     await settleBootVolumes(db, volumes, log, servers);
     for (const h of await bumpServers(db, servers)) notify(h);
   });
+  // a volume made for a server's mapping (image, snapshot or blank to volume) finished: attached, or the build aborted
+  const settleMade = (volumeId?: string) => volumes
+    ? settleMadeVolumes(db, volumes, log, volumeId).then((schedule) => {
+      if (schedule) kick();
+    }, (err: Error) => log.warn({ err: err.message }, 'settling the volumes made for servers failed'))
+    : Promise.resolve();
+  volumes?.onCreated((id) => settleMade(id));
   fleet.addRoutes(agentImageRoutes(db, deps.images, deps.volumes));
 
   const periodic = () => {
     if (stopping) return;
     kick();
+    void settleMade();
     void heartbeat().catch((err: Error) => log.error({ err: err.message }, 'host watch failed'));
     void requests.expire().catch((err: Error) => log.error({ err: err.message }, 'request expiry failed'));
   };

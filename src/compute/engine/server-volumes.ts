@@ -195,3 +195,61 @@ export async function settleBootVolumes(db: Db, volumes: ServerVolumes, log: Log
   }
   return [...hosts];
 }
+
+/**
+ * The volumes made for servers' mappings at create (image, snapshot or blank
+ * to volume; mappings `creating`), all or the one `volumeId`: an available
+ * one is attached (reserved until the server is placed), one in error aborts
+ * the build (the server ERROR with Nova's fault; the volumes stay with their
+ * mappings until the server is deleted). A server held in
+ * block_device_mapping with no mapping left `creating` goes to scheduling.
+ * True when some server is to be scheduled.
+ */
+export async function settleMadeVolumes(db: Db, volumes: ServerVolumes, log: Logger, volumeId?: string): Promise<boolean> {
+  let qb = db.selectFrom('compute_block_device_mappings').selectAll().where('status', '=', 'creating');
+  if (volumeId) qb = qb.where('volume_id', '=', volumeId);
+  const pending = await qb.execute();
+  const servers = new Set<string>();
+  for (const b of pending) {
+    const v = await volumes.get(b.volume_id);
+    if (v?.status === 'creating') continue;
+    servers.add(b.server_id);
+    const now = nowIso();
+    if (v?.status === 'available') {
+      const claimed = await db.updateTable('compute_block_device_mappings').set({ status: 'reserved', updated_at: now }).where('id', '=', b.id).where('status', '=', 'creating').executeTakeFirst();
+      if (!Number(claimed.numUpdatedRows)) continue;
+      try {
+        const { attachmentId } = await volumes.attach({ volumeId: b.volume_id, serverId: b.server_id, host: null, device: b.device_name });
+        await db.updateTable('compute_block_device_mappings').set({ attachment_id: attachmentId, status: 'attaching', updated_at: nowIso() }).where('id', '=', b.id).execute();
+        continue;
+      } catch (err) {
+        await db.updateTable('compute_block_device_mappings').set({ status: 'error', updated_at: nowIso() }).where('id', '=', b.id).execute();
+        await abortBuild(db, b.server_id, `Build of instance ${b.server_id} aborted: Volume ${b.volume_id} could not be attached: ${(err as Error).message}`);
+        log.warn({ server: b.server_id, volume: b.volume_id, err: (err as Error).message }, 'a volume made for a server could not be attached');
+        continue;
+      }
+    }
+    // error, or gone
+    await db.updateTable('compute_block_device_mappings').set({ status: 'error', updated_at: now }).where('id', '=', b.id).where('status', '=', 'creating').execute();
+    await abortBuild(db, b.server_id, `Build of instance ${b.server_id} aborted: Volume ${b.volume_id} did not finish being created. And its status is ${v?.status ?? 'deleted'}.`);
+    log.warn({ server: b.server_id, volume: b.volume_id, status: v?.status ?? 'deleted' }, 'a volume made for a server failed: build aborted');
+  }
+  let schedule = false;
+  for (const id of servers) {
+    const left = await db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', id).where('status', '=', 'creating').executeTakeFirst();
+    if (left) continue;
+    const r = await db.updateTable('compute_servers').set((eb) => ({ task_state: 'scheduling', version: eb('version', '+', 1), updated_at: nowIso() }))
+      .where('id', '=', id).where('task_state', '=', 'block_device_mapping').where('host', 'is', null).where('vm_state', '=', 'building').where('deleted_at', 'is', null).executeTakeFirst();
+    if (Number(r.numUpdatedRows)) schedule = true;
+  }
+  return schedule;
+}
+
+/** A server's build aborted before it was scheduled: ERROR with Nova's fault. */
+async function abortBuild(db: Db, serverId: string, message: string): Promise<void> {
+  const now = nowIso();
+  await db.updateTable('compute_servers').set((eb) => ({
+    vm_state: 'error', task_state: null, version: eb('version', '+', 1), updated_at: now,
+    fault: JSON.stringify({ code: 500, message, details: message, created: now }),
+  })).where('id', '=', serverId).where('vm_state', '=', 'building').where('host', 'is', null).where('deleted_at', 'is', null).execute();
+}

@@ -267,9 +267,17 @@ test('bad input: Nova\'s 400s, nothing left behind', async () => {
   await bad([{ uuid: plain, source_type: 'volume', destination_type: 'volume' }], /container/, { imageRef: containerImage });
   await bad([bdmBoot(vid)], /multiple instances/, { min_count: 2 });
   await bad([bdmBoot(vid, { device_name: 'sda!' })], /device name/);
-  // a volume made from an image, a snapshot or blank at create: not served yet
-  await bad([{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }], /not supported yet/);
-  await bad([{ source_type: 'blank', destination_type: 'volume', boot_index: -1, volume_size: 1 }, bdmBoot(vid)], /not supported yet/);
+  // volumes made at create: Nova's checks
+  await bad([{ source_type: 'blank', destination_type: 'volume', boot_index: -1 }], /Blank volumes .* need to have non-zero size/, { imageRef: diskImage });
+  await bad([{ uuid: containerImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }], /container/);
+  await bad([{ uuid: '8b1b2a3c-1111-4222-8333-944455556666', source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }], /could not be found/);
+  await bad([{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 'x' }], /Invalid volume_size/);
+  await bad([{ uuid: '8b1b2a3c-1111-4222-8333-944455556666', source_type: 'snapshot', destination_type: 'volume', boot_index: 0 }], /could not be found/);
+  await bad([{ source_type: 'blank', destination_type: 'local', boot_index: -1, volume_size: 1 }], /not supported yet/, { imageRef: diskImage });
+  // an image without a size and no volume_size
+  const sizeless = await image(cloud, { name: 'bv-sizeless', container_format: 'bare' }, Buffer.alloc(512, 2));
+  await db().updateTable('image_images').set({ size: null }).where('id', '=', sizeless).execute();
+  await bad([{ uuid: sizeless, source_type: 'image', destination_type: 'volume', boot_index: 0 }], /Images with destination_type 'volume' need to have a non-zero size specified/);
   // an in-use volume
   const sid = await booted(alice, [bdmBoot(vid)], [vid]);
   assert.ok(sid);
@@ -277,11 +285,116 @@ test('bad input: Nova\'s 400s, nothing left behind', async () => {
   // bad boot_index: the schema's 400
   const r = await create(alice, [bdmBoot(plain, { boot_index: 'x' })], { imageRef: diskImage });
   assert.equal(r.status, 400);
-  // nothing was made: no other server of alice's, the volumes untouched
+  // nothing was made: no other server of alice's, no other volume, the volumes untouched
   const list = await alice.call('GET', '/servers');
   assert.deepEqual(list.body.servers.map((s: any) => s.id), [sid]);
+  const vl = await cloud.call('GET', `/volume/v3/${alice.projectId}/volumes`, { token: alice.token });
+  assert.deepEqual(vl.body.volumes.map((v: any) => v.id).sort(), [vid, plain].sort());
   assert.equal((await vol(alice, plain)).status, 'available');
   assert.equal((await vol(bob, bobs)).status, 'available');
+});
+
+/** The volume Cinder is making for a server's mapping: placed on the host, reported made (or failed). */
+async function made(who: Nova, sid: string, fail = false): Promise<string> {
+  const vl = await until('a volume made for the server', async () => {
+    const l = await cloud.call('GET', `/volume/v3/${who.projectId}/volumes/detail`, { token: who.token });
+    const bdms = await db().selectFrom('compute_block_device_mappings').select('volume_id').where('server_id', '=', sid).execute();
+    return l.body.volumes.find((v: any) => bdms.some((b) => b.volume_id === v.id) && v.status === 'creating');
+  });
+  const v = await until('placed', async () => (await watch()).volume.get(vl.id));
+  if (fail) {
+    const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind: 'volume', id: vl.id, version: v.version, observed: { state: 'absent', size_gib: 0, location: null }, error: { class: 'permanent', code: 'no_space', message: 'no space left' } }] });
+    assert.equal(r.status, 200, await r.text());
+  } else {
+    await report('volume', vl.id, v.version, { state: 'present', size_gib: v.spec.size_gib ?? 1, location: `/vols/${vl.id}` });
+  }
+  return vl.id as string;
+}
+
+test('image to volume (--boot-from-volume): Cinder makes the volume from the image, then the server is scheduled and boots from it', async () => {
+  const alice = await projectUser(cloud);
+  const r = await create(alice, [{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, delete_on_termination: true }], { imageRef: '' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  const s0 = await row(sid);
+  assert.equal(s0.task_state, 'block_device_mapping');
+  assert.equal(s0.host, null, 'not scheduled before its volume is made');
+  assert.equal((await alice.call('GET', `/servers/${sid}`)).body.server.status, 'BUILD');
+  const vid = await made(alice, sid);
+  const v = await vol(alice, vid);
+  assert.equal(v.bootable, 'true');
+  assert.equal(v.size, 1, 'the image\'s size rounded up to GiB');
+  assert.equal(v.volume_image_metadata.image_id, diskImage);
+  await until('placed', async () => (await row(sid)).host === HOST);
+  assert.equal((await row(sid)).task_state, 'block_device_mapping');
+  const { attachmentId } = await exported(vid);
+  const h = await until('handed', async () => (await watch()).server.get(sid));
+  assert.equal(h.spec.image, null);
+  assert.deepEqual(h.spec.volumes.map((x: any) => [x.volume_id, x.boot_index, x.device]), [[vid, 0, '/dev/vda']]);
+  await report('server', sid, h.version, { power_state: 1, state: 'active', volumes: [{ attachment_id: attachmentId, state: 'attached' }] });
+  const shown = await alice.call('GET', `/servers/${sid}`, { version: '2.3' });
+  assert.equal(shown.body.server.status, 'ACTIVE');
+  assert.equal(shown.body.server.image, '');
+  assert.deepEqual(shown.body.server['os-extended-volumes:volumes_attached'], [{ id: vid, delete_on_termination: true }]);
+  assert.equal((await vol(alice, vid)).status, 'in-use');
+  assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
+  const d = (await watch()).server.get(sid)!;
+  await report('server', sid, d.version, { power_state: 0, state: 'deleted' });
+  await until('volume deleting', async () => ((await vol(alice, vid)).status === 'deleting' ? true : undefined));
+});
+
+test('blank to volume beside an image; snapshot to volume as the root', async () => {
+  const alice = await projectUser(cloud);
+  const r = await create(alice, [{ source_type: 'blank', destination_type: 'volume', volume_size: 2, boot_index: -1 }], { imageRef: diskImage });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  const blank = await made(alice, sid);
+  const bv = await vol(alice, blank);
+  assert.equal(bv.name, `${sid}-blank-vol`);
+  assert.equal(bv.size, 2);
+  const h = await until('handed', async () => (await watch()).server.get(sid));
+  assert.equal(h.spec.image.id, diskImage);
+  const { attachmentId } = await exported(blank);
+  const h2 = (await watch()).server.get(sid)!;
+  assert.equal(h2.spec.volumes[0].device, '/dev/vdb');
+  await report('server', sid, h2.version, { power_state: 1, state: 'active', volumes: [{ attachment_id: attachmentId, state: 'attached' }] });
+  assert.equal((await vol(alice, blank)).status, 'in-use');
+
+  // a snapshot of a bootable volume, a new server's root made from it
+  const src = await bootable(alice);
+  const sn = await cloud.call('POST', `/volume/v3/${alice.projectId}/snapshots`, { token: alice.token, body: { snapshot: { volume_id: src } } });
+  assert.equal(sn.status, 202, JSON.stringify(sn.body));
+  const snapId = sn.body.snapshot.id as string;
+  const sh = await until('snapshot placed', async () => (await watch()).volume_snapshot.get(snapId));
+  const rep = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind: 'volume_snapshot', id: snapId, version: sh.version, observed: { state: 'present', location: `/vols/snap-${snapId}` } }] });
+  assert.equal(rep.status, 200, await rep.text());
+  await until('snapshot available', async () => ((await cloud.call('GET', `/volume/v3/${alice.projectId}/snapshots/${snapId}`, { token: alice.token })).body.snapshot.status === 'available' ? true : undefined));
+  const r2 = await create(alice, [{ uuid: snapId, source_type: 'snapshot', destination_type: 'volume', boot_index: 0 }], { imageRef: '' });
+  assert.equal(r2.status, 202, JSON.stringify(r2.body));
+  const sid2 = r2.body.server.id as string;
+  const root = await made(alice, sid2);
+  assert.equal((await vol(alice, root)).snapshot_id, snapId);
+  await until('placed', async () => (await row(sid2)).host === HOST);
+  await exported(root);
+  const h3 = await until('handed', async () => (await watch()).server.get(sid2));
+  assert.equal(h3.spec.volumes[0].boot_index, 0);
+});
+
+test('a volume Cinder fails to make: the build is aborted, ERROR with the fault; delete removes the server', async () => {
+  const alice = await projectUser(cloud);
+  const r = await create(alice, [{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }], { imageRef: '' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const sid = r.body.server.id as string;
+  const vid = await made(alice, sid, true);
+  await until('error', async () => (await row(sid)).vm_state === 'error');
+  const s = await alice.call('GET', `/servers/${sid}`);
+  assert.equal(s.body.server.status, 'ERROR');
+  assert.match(s.body.server.fault.message, /did not finish being created/);
+  assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
+  assert.equal((await alice.call('GET', `/servers/${sid}`)).status, 404);
+  // the failed volume went with it (delete_on_termination)
+  const v = await cloud.call('GET', `/volume/v3/${alice.projectId}/volumes/${vid}`, { token: alice.token });
+  assert.ok(v.status === 404 || v.body.volume.status === 'deleting', JSON.stringify(v.body));
 });
 
 test('response bodies match Tempest\'s schemas', () => {
