@@ -7,7 +7,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { ApiError, badRequest, conflict, forbidden } from '../../common/errors.ts';
-import { nextDevice } from './volume-attachments.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import type { Credentials } from '../../http/auth.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
@@ -22,7 +21,7 @@ import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, typ
 import { partialView, renderBrief, renderServer, viewData, type EmbeddedFlavor } from './servers-view.ts';
 import { statesOf, TaskState, VmState } from './state.ts';
 import { releaseConsumer } from '../../placement/service.ts';
-import { releaseServerVolumes } from '../engine/server-volumes.ts';
+import { nextDevice, releaseServerVolumes } from '../engine/server-volumes.ts';
 
 // ---- request bodies
 

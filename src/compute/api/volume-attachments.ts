@@ -23,6 +23,7 @@ import type { ComputeContext } from './context.ts';
 import { mv, q, validate } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
 import { unexpectedField } from './servers.ts';
+import { nextDevice } from '../engine/server-volumes.ts';
 import { loadServer, recordAction, serverTarget, type ServerRow } from './servers-store.ts';
 import { checkState, VmState } from './state.ts';
 
@@ -58,16 +59,6 @@ const ATTACHABLE = [VmState.ACTIVE, VmState.PAUSED, VmState.STOPPED, VmState.SUS
 const attachable = (rc: RouteContext) => (mv(rc).ge('2.20') ? [...ATTACHABLE, VmState.SHELVED_OFFLOADED] : ATTACHABLE);
 
 const bdmMissing = (volumeId: string) => notFound(`No volume Block Device Mapping with id ${volumeId}.`);
-
-/** The next free /dev/vdX of a server (its root disk's name counts as taken). */
-export function nextDevice(taken: Iterable<string>, root: string | null): string {
-  const used = new Set([...taken, root ?? '/dev/vda']);
-  for (let i = 1; i < 26; i++) {
-    const d = `/dev/vd${String.fromCharCode(97 + i)}`;
-    if (!used.has(d)) return d;
-  }
-  throw badRequest("No free disk device names for prefix 'vd'");
-}
 
 export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
   const target = (rc: RouteContext) => serverTarget(ctx, rc);

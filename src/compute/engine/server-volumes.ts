@@ -19,11 +19,22 @@ import type { Logger } from 'pino';
 import { nowIso } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
 import { releaseClaim } from './release.ts';
+import { badRequest } from '../../common/errors.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import type { ServerObserved, ServerVolumeSpec } from './protocol.ts';
 
 /** The metadata key a container's mount of a volume is asked with: `volume_mount:<volume_id>` = the path inside the container. */
 export const VOLUME_MOUNT_KEY = 'volume_mount:';
+
+/** The next free /dev/vdX of a server (its root disk's name counts as taken). */
+export function nextDevice(taken: Iterable<string>, root: string | null): string {
+  const used = new Set([...taken, root ?? '/dev/vda']);
+  for (let i = 1; i < 26; i++) {
+    const d = `/dev/vd${String.fromCharCode(97 + i)}`;
+    if (!used.has(d)) return d;
+  }
+  throw badRequest("No free disk device names for prefix 'vd'");
+}
 
 /** The attached (or attaching) volumes of servers whose export is known, in attach order. */
 export async function volumeSpecs(db: Db, volumes: ServerVolumes, servers: Array<{ id: string; kind: string }>, metadata: Map<string, Record<string, string>>): Promise<Map<string, ServerVolumeSpec[]>> {
