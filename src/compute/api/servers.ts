@@ -214,10 +214,9 @@ export function parseBdms(list: Array<Record<string, any>>): { image: string | n
     } else if (source === 'volume' && dest === 'volume') {
       const id = String(bdm.uuid ?? bdm.volume_id ?? '');
       if (!id) throw badRequest('Bad block device mapping: a volume mapping needs a uuid.');
-      if (bdm.device_name !== undefined && !VOLUME_DEVICE_RE.test(String(bdm.device_name))) throw badRequest(`The supplied device name (${bdm.device_name}) is invalid.`);
       volumes.push({
         volumeId: id.toLowerCase(), bootIndex, deleteOnTermination: bdm.delete_on_termination !== undefined && boolFrom(bdm.delete_on_termination),
-        device: bdm.device_name ?? null, tag: bdm.tag ?? null,
+        device: devicePath(bdm.device_name), tag: bdm.tag ?? null,
       });
     } else if ((source === 'image' || source === 'snapshot' || source === 'blank') && dest === 'volume') {
       let size: number | null = null;
@@ -229,10 +228,9 @@ export function parseBdms(list: Array<Record<string, any>>): { image: string | n
       const id = source === 'blank' ? null : String(bdm.uuid ?? (source === 'image' ? bdm.image_id : bdm.snapshot_id) ?? '');
       if (id === '') throw badRequest(`Block Device Mapping is Invalid: a ${source} mapping needs a uuid.`);
       if (source === 'blank' && !size) throw badRequest("Block Device Mapping is Invalid: Blank volumes (source: 'blank', dest: 'volume') need to have non-zero size");
-      if (bdm.device_name !== undefined && !VOLUME_DEVICE_RE.test(String(bdm.device_name))) throw badRequest(`The supplied device name (${bdm.device_name}) is invalid.`);
       volumes.push({
         volumeId: '', bootIndex, deleteOnTermination: bdm.delete_on_termination !== undefined && boolFrom(bdm.delete_on_termination),
-        device: bdm.device_name ?? null, tag: bdm.tag ?? null, make: { source, id, size, volumeType: bdm.volume_type ?? null },
+        device: devicePath(bdm.device_name), tag: bdm.tag ?? null, make: { source, id, size, volumeType: bdm.volume_type ?? null },
       });
     } else {
       throw badRequest(`Block device mapping with source_type '${source}' and destination_type '${dest}' is not supported yet: an image to boot (local) and volumes (existing, or made from an image, a snapshot or blank) are.`);
@@ -243,8 +241,14 @@ export function parseBdms(list: Array<Record<string, any>>): { image: string | n
   return { image, volumes };
 }
 
-/** Nova's device name pattern (api/validation/parameter_types). */
-const VOLUME_DEVICE_RE = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
+/** Nova's schema of a mapping's device_name; `vdb` is taken as `/dev/vdb`. */
+const VOLUME_DEVICE_RE = /^[a-zA-Z0-9._/-]*$/;
+const devicePath = (d: unknown): string | null => {
+  if (d === undefined || d === null) return null;
+  if (!VOLUME_DEVICE_RE.test(String(d))) throw badRequest(`Invalid input for field/attribute device_name. Value: ${String(d)}. The supplied device name (${String(d)}) is invalid.`);
+  const name = String(d);
+  return name.startsWith('/dev/') ? name : `/dev/${name.replace(/^\/+/, '')}`;
+};
 
 /** The volumes of a create's mappings as Nova checks them before the build: the project's, bootable for the root, available (a multiattach one from 2.60). */
 async function checkBdmVolumes(ctx: ComputeContext, rc: RouteContext, asked: VolumeBdmAsk[], flavorRam: number): Promise<Array<VolumeBdmAsk & { readOnly: boolean }>> {

@@ -167,7 +167,8 @@ async function booted(who: Nova, bdms: unknown[], volumeIds: string[]): Promise<
 test('boot from an existing volume: held in block_device_mapping until exported, no image, ACTIVE, the volume in-use; delete_on_termination deletes it', async () => {
   const alice = await projectUser(cloud);
   const vid = await bootable(alice);
-  const sid = await booted(alice, [bdmBoot(vid, { delete_on_termination: true })], [vid]);
+  // the boot index as a string, as some clients send it
+  const sid = await booted(alice, [bdmBoot(vid, { delete_on_termination: true, boot_index: '0' })], [vid]);
   const s = await alice.call('GET', `/servers/${sid}`, { version: '2.3' });
   schemas.add('v2_1.servers', 'get_server', await alice.call('GET', `/servers/${sid}`));
   assert.equal(s.body.server.image, '');
@@ -193,9 +194,9 @@ test('boot from a volume with a data volume (boot_index 1, no delete_on_terminat
   const alice = await projectUser(cloud);
   const root = await bootable(alice);
   const data = await volume(alice);
-  const sid = await booted(alice, [bdmBoot(root), { uuid: data, source_type: 'volume', destination_type: 'volume', boot_index: 1 }], [root, data]);
+  const sid = await booted(alice, [bdmBoot(root), { uuid: data, source_type: 'volume', destination_type: 'volume', boot_index: 1, device_name: 'vdc' }], [root, data]);
   const att = await alice.call('GET', `/servers/${sid}/os-volume_attachments`);
-  assert.deepEqual(att.body.volumeAttachments.map((a: any) => [a.volumeId, a.device]).sort(), [[data, '/dev/vdb'], [root, '/dev/vda']].sort());
+  assert.deepEqual(att.body.volumeAttachments.map((a: any) => [a.volumeId, a.device]).sort(), [[data, '/dev/vdc'], [root, '/dev/vda']].sort());
   assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
   const h = (await watch()).server.get(sid)!;
   await report('server', sid, h.version, { power_state: 0, state: 'deleted' });
@@ -266,7 +267,7 @@ test('bad input: Nova\'s 400s, nothing left behind', async () => {
   await bad([bdmBoot(vid)], /container/, { imageRef: containerImage });
   await bad([{ uuid: plain, source_type: 'volume', destination_type: 'volume' }], /container/, { imageRef: containerImage });
   await bad([bdmBoot(vid)], /multiple instances/, { min_count: 2 });
-  await bad([bdmBoot(vid, { device_name: 'sda!' })], /device name/);
+  await bad([bdmBoot(vid, { device_name: 'sda!' })], /device_name/);
   // volumes made at create: Nova's checks
   await bad([{ source_type: 'blank', destination_type: 'volume', boot_index: -1 }], /Blank volumes .* need to have non-zero size/, { imageRef: diskImage });
   await bad([{ uuid: containerImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }], /container/);
@@ -382,7 +383,7 @@ test('blank to volume beside an image; snapshot to volume as the root', async ()
 
 test('a volume Cinder fails to make: the build is aborted, ERROR with the fault; delete removes the server', async () => {
   const alice = await projectUser(cloud);
-  const r = await create(alice, [{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }], { imageRef: '' });
+  const r = await create(alice, [{ uuid: diskImage, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: '1', delete_on_termination: true }], { imageRef: '' });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const sid = r.body.server.id as string;
   const vid = await made(alice, sid, true);
