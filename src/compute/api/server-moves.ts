@@ -132,7 +132,7 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
     }).execute();
     // the old flavor's allocations go to the migration; the server claims the new one beside them (same host)
     await moveConsumer(tx, s.id, migration);
-    const placed = await claimOnProvider(tx, host.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor: newFlavor }).resources }], async () => true);
+    const placed = await claimOnProvider(tx, host.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor: newFlavor, image_id: s.image_id }).resources }], async () => true);
     if (!placed.length) throw badRequest(NO_VALID_HOST);
   });
 }

@@ -81,7 +81,7 @@ export function hostIsUp(h: Host, downTimeSeconds: number, now = Date.now()): bo
  * `trait:<NAME>=required|forbidden` adds a trait. Malformed specs are ignored
  * (the flavor API refuses them at write).
  */
-export function requestOf(s: { flavor: string }): PlacementRequest {
+export function requestOf(s: { flavor: string; image_id?: string | null }): PlacementRequest {
   let f: EmbeddedFlavor;
   try {
     f = JSON.parse(s.flavor) as EmbeddedFlavor;
@@ -89,7 +89,8 @@ export function requestOf(s: { flavor: string }): PlacementRequest {
     f = { vcpus: 1, ram: 512, disk: 0 };
   }
   const resources: Resources = {
-    VCPU: f.vcpus ?? 0, MEMORY_MB: f.ram ?? 0, DISK_GB: (f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024),
+    // a server booted from a volume (no image) has no root disk on the host: its flavor's disk is not claimed, as Nova's
+    VCPU: f.vcpus ?? 0, MEMORY_MB: f.ram ?? 0, DISK_GB: (s.image_id === null ? 0 : f.disk ?? 0) + (f.ephemeral ?? 0) + Math.ceil((f.swap ?? 0) / 1024),
   };
   const required: string[] = [];
   const forbidden: string[] = [];

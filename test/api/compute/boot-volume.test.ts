@@ -173,6 +173,9 @@ test('boot from an existing volume: held in block_device_mapping until exported,
   schemas.add('v2_1.servers', 'get_server', await alice.call('GET', `/servers/${sid}`));
   assert.equal(s.body.server.image, '');
   assert.deepEqual(s.body.server['os-extended-volumes:volumes_attached'], [{ id: vid, delete_on_termination: true }]);
+  // no root disk on the host: the flavor's disk is not claimed
+  const claimed = await db().selectFrom('placement_allocations').select(['resource_class', 'used']).where('consumer_uuid', '=', sid).execute();
+  assert.deepEqual(Object.fromEntries(claimed.map((c) => [c.resource_class, c.used])), { VCPU: 1, MEMORY_MB: 64 });
   const att = await alice.call('GET', `/servers/${sid}/os-volume_attachments`);
   assert.deepEqual(att.body.volumeAttachments, [{ id: vid, serverId: sid, volumeId: vid, device: '/dev/vda' }]);
   assert.equal((await vol(alice, vid)).attachments[0].server_id, sid);
