@@ -232,6 +232,8 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   if (body.hostname !== undefined) checkHostname(rc, body.hostname);
   checkLock(cred, s);
   checkState('rebuild', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
+  // a server booted from a volume: its root is the volume (Nova reimages it from 2.93; not served here)
+  if (!s.image_id) throw badRequest('Unable to rebuild with a different image for a volume-backed server.');
   const imageId = idFromHref(body.imageRef);
   const flavor = parseFlavor(s);
   const image = checkImage(await ctx.images.get(cred, imageId), flavor, 'Cannot find image for rebuild');
@@ -300,6 +302,11 @@ async function snapshot(
   }
   checkState(action, s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
   if (!s.host) throw notReady(s);
+  // a server booted from a volume has no disk of its own: Nova's snapshot of it is Cinder snapshots of its volumes
+  if (!s.image_id) {
+    if (backup) throw badRequest("It's not supported to backup volume backed instance.");
+    throw badRequest(`Instance ${s.id} is volume-backed: an image of it (snapshots of its volumes) is not served yet.`);
+  }
   const flavor = parseFlavor(s);
   const base = s.image_id ? await ctx.images.get(cred, s.image_id) : undefined;
   const image = await ctx.images.createSnapshot(cred, {

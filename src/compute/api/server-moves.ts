@@ -183,6 +183,8 @@ async function shelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   checkLock(cred, s);
   checkState('shelve', s, [V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED], [null]);
   if (!s.host) throw notReady(s);
+  // Nova shelves a volume-backed server without a snapshot, its volumes kept: not served here yet
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: shelving it is not served yet.`);
   const flavor = parseFlavor(s);
   const base = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
   const image = await ctx.images.createSnapshot(cred, {

@@ -183,6 +183,15 @@ test('boot from an existing volume: held in block_device_mapping until exported,
   assert.equal((await alice.call('DELETE', `/servers/${sid}/os-volume_attachments/${vid}`)).status, 400);
   // rescue: a volume-backed server is refused, as Nova's
   assert.equal((await alice.call('POST', `/servers/${sid}/action`, { body: { rescue: {} } })).status, 400);
+  // what is not served for a volume-backed server yet: 400s that say so (Nova's for backup and rebuild)
+  for (const [action, body, re] of [
+    ['createImage', { name: 'x' }, /volume-backed/], ['createBackup', { name: 'x', backup_type: 'daily', rotation: 1 }, /backup volume backed instance/],
+    ['rebuild', { imageRef: diskImage }, /volume-backed server/], ['shelve', null, /volume-backed/],
+  ] as const) {
+    const r = await alice.call('POST', `/servers/${sid}/action`, { body: { [action]: body } });
+    assert.equal(r.status, 400, `${action}: ${JSON.stringify(r.body)}`);
+    assert.match(r.body.badRequest.message, re);
+  }
 
   assert.equal((await alice.call('DELETE', `/servers/${sid}`)).status, 204);
   const h = (await watch()).server.get(sid)!;
