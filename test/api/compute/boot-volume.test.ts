@@ -10,107 +10,15 @@
 // available. Bad input is Nova's 400.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { useCloud, type Cloud } from '../../harness.ts';
-import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { image, volumeHost } from './volume-host.ts';
 
-const HOST = `bv-${process.pid}`;
-const KINDS = ['server', 'volume', 'volume_snapshot'] as const;
-
-let admin: Nova;
 let bob: Nova;
 let diskImage: string;
 let containerImage: string;
 let flavorId: string;
 const schemas = new TempestSchemas();
-
-async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
-  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  const up = await fetch(`${c.url}/image/v2/images/${r.body.id}/file`, {
-    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
-  });
-  assert.equal(up.status, 204, await up.text());
-  return r.body.id as string;
-}
-
-/** A `docker save` style archive (one empty layer): what a container image must hold. */
-function dockerArchive(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-bv-'));
-  try {
-    mkdirSync(join(dir, 'l'));
-    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
-    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
-    return readFileSync(join(dir, 'out.tar'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const cloud: Cloud = useCloud(async (c) => {
-  admin = await adminNova(c);
-  bob = await projectUser(c);
-  const r = await agentCall(c, 'PUT', HOST, {
-    protocol: PROTOCOL_VERSION, kinds: { server: ['container', 'vm'], volume: ['file'], volume_snapshot: [] }, vcpus: 8, memory_mb: 8192, disk_gb: 100, version: 't',
-    host_ip: '127.0.0.1',
-    volume_pools: [{
-      name: `${HOST}@file#default`, total_capacity_gb: 100, free_capacity_gb: 100, provisioned_capacity_gb: 0, max_over_subscription_ratio: 20,
-      thin_provisioning_support: true, reflink: true, multiattach: true, driver: 'file',
-    }],
-  });
-  assert.equal(r.status, 200, await r.text());
-  diskImage = await image(c, { name: 'bv-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
-  containerImage = await image(c, { name: 'bv-ctr', container_format: 'docker' }, dockerArchive());
-  flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'bv', ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const db = () => cloud.server.database.db;
-
-type Handed = Map<string, { version: number; spec: any }>;
-/** One watch round of the host: what it is handed now, per kind. */
-async function watch(): Promise<Record<(typeof KINDS)[number], Handed> & { requests: any[] }> {
-  const r = await agentCall(cloud, 'POST', `${HOST}/watch`, { known: Object.fromEntries(KINDS.map((k) => [k, {}])), wait: 0 });
-  assert.equal(r.status, 200);
-  const body = await r.json() as { resources: Array<{ kind: string; id: string; version: number; spec: any }>; requests?: any[] };
-  const out = Object.fromEntries(KINDS.map((k) => [k, new Map()])) as Record<(typeof KINDS)[number], Handed>;
-  for (const x of body.resources) out[x.kind as (typeof KINDS)[number]]?.set(x.id, { version: x.version, spec: x.spec });
-  return { ...out, requests: body.requests ?? [] };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const v = await f();
-    if (v) return v;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function report(kind: string, id: string, version: number, observed: unknown): Promise<void> {
-  const r = await agentCall(cloud, 'POST', `${HOST}/report`, { resources: [{ kind, id, version, observed }] });
-  assert.equal(r.status, 200, await r.text());
-}
-
-/** A volume of `who`'s (Cinder), made by the host's backend: available. */
-async function volume(who: Nova, body: Record<string, unknown> = {}): Promise<string> {
-  const r = await cloud.call('POST', `/volume/v3/${who.projectId}/volumes`, { token: who.token, body: { volume: { size: 1, ...body } } });
-  assert.equal(r.status, 202, JSON.stringify(r.body));
-  const id = r.body.volume.id as string;
-  const v = (await watch()).volume.get(id);
-  assert.ok(v, 'the volume is placed on the host');
-  await report('volume', id, v.version, { state: 'present', size_gib: 1, location: `/vols/${id}` });
-  assert.equal((await vol(who, id)).status, 'available');
-  return id;
-}
-
-const vol = async (who: Nova, id: string) => (await cloud.call('GET', `/volume/v3/${who.projectId}/volumes/${id}`, { token: who.token })).body.volume;
+const { HOST, cloud, db, watch, until, report, volume, vol } = volumeHost('bv', (r) => ({ bob, diskImage, containerImage, flavorId } = r));
 
 /** The volume's export for the server's attachment, as its backend reports it; the server's spec then lists it. */
 async function exported(volumeId: string, format: 'raw' | 'qcow2' = 'raw'): Promise<{ attachmentId: string; spec: any }> {
