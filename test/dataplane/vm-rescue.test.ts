@@ -17,12 +17,12 @@ import type { DesiredServer } from '../../src/compute/engine/protocol.ts';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
 import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
-import { processAlive, skipUnlessRoot, sleep } from './lib.ts';
+import { processAlive, skipUnlessRoot } from './lib.ts';
+import { guestRun, waitConsole as waitConsoleOf } from './vm-guest.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
 /** How long to wait for the guest (a loaded box under TCG); not a timing assertion. */
-const BOOT_WAIT_MS = 240_000;
 const CGROUP_PARENT = 'stratus-vmrescue-test';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'stratus-vmrescue-'));
@@ -49,33 +49,8 @@ async function qemuPid(): Promise<number | null> {
   if (pid) pids.add(pid);
   return pid;
 }
-async function waitConsole(pattern: RegExp, from = 0): Promise<string> {
-  const until = Date.now() + BOOT_WAIT_MS;
-  for (;;) {
-    const text = (await driver.consoleOutput(id)).slice(from);
-    if (pattern.test(text)) return text;
-    if (Date.now() > until) assert.fail(`console never matched ${pattern}; tail: ${text.slice(-600)}`);
-    await sleep(500);
-  }
-}
-/** Runs a command on the guest's serial console and returns what it printed between two markers. */
-async function guest(cmd: string): Promise<string> {
-  const con = await driver.serialConsole(id);
-  const tag = `m${Math.random().toString(36).slice(2, 8)}`;
-  try {
-    let got = '';
-    con.on('data', (b: Buffer) => { got += b.toString(); });
-    con.write(`echo ${tag}-begin; ${cmd}; echo ${tag}-end\n`);
-    const re = new RegExp(`\\n${tag}-begin\\r?\\n([\\s\\S]*?)${tag}-end`);
-    const until = Date.now() + 60_000;
-    while (!re.test(got) && Date.now() < until) await sleep(200);
-    const m = re.exec(got);
-    assert.ok(m, `the guest answered ${cmd}: ${got.slice(-300)}`);
-    return m[1]!;
-  } finally {
-    con.destroy();
-  }
-}
+const waitConsole = (pattern: RegExp, from = 0) => waitConsoleOf(driver, id, pattern, from);
+const guest = (cmd: string) => guestRun(driver, id, cmd);
 
 before(async () => {
   if (skip) return;

@@ -20,7 +20,7 @@ import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, obje
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { overQuota, projectLimits } from './quota.ts';
-import { checkHostname, checkImage, checkVersionedFields, deleteServer, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
+import { checkHostname, checkImage, checkVersionedFields, deleteServer, generatePassword, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
 import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, settleEvents, type ServerRow } from './servers-store.ts';
 import { parseFlavor, partialView, renderServer, viewData } from './servers-view.ts';
 import { ALLOW_REBOOT, checkState, TaskState, VmState } from './state.ts';
@@ -275,7 +275,7 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   forgetServer(rc);
   const fresh = await reloadServer(ctx.db, s.id);
   const view = renderServer(ctx, rc.req, cred, fresh, await viewData(ctx, [fresh]), partialView(rc.req, true));
-  if (ctx.config.enableInstancePassword) view.adminPass = body.adminPass ?? Math.random().toString(36).slice(2, 14);
+  if (ctx.config.enableInstancePassword) view.adminPass = body.adminPass ?? generatePassword();
   if (v.ge('2.57')) view.user_data = fresh.user_data;
   const self = (view.links as Array<{ rel: string; href: string }>)[0]!.href;
   rc.reply.code(202).header('Location', self);

@@ -40,7 +40,7 @@ import type { ComputeContext } from './context.ts';
 import { extraSpecsOf, findFlavor } from './flavors.ts';
 import { isUuid, mv, validate } from './http.ts';
 import { overQuota, projectLimits, serverUsage, within } from './quota.ts';
-import { idFromHref, kindOfImage, knownZones } from './servers.ts';
+import { generatePassword, idFromHref, kindOfImage, knownZones } from './servers.ts';
 import { recordAction, reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
@@ -93,7 +93,7 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   const old = parseFlavor(s);
   if (String(old.id ?? s.flavor_id) === flavor.id) throw badRequest('When resizing, instances must change flavor!');
   // a root disk is never shrunk (nor a container's disk limit lowered)
-  if (flavor.disk === 0 && old.disk !== 0 && kindOf(s.kind).rootDisk) throw badRequest('Server disk was unable to be resized because: Resize to zero disk flavor is not allowed.');
+  if (flavor.disk === 0 && old.disk !== 0 && kindOf(s.kind).rootDisk && s.image_id) throw badRequest('Server disk was unable to be resized because: Resize to zero disk flavor is not allowed.');
   if (flavor.disk < old.disk && flavor.disk !== 0) throw badRequest('Server disk was unable to be resized because: Unable to resize disk down.');
   // the image's minimums hold for the new flavor too (Nova's _validate_flavor_image_nostatus)
   const image = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
@@ -276,9 +276,13 @@ async function unshelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg
   }
   // offloaded: scheduled again (the scheduler takes unshelving servers without a host), its disk from the shelve snapshot
   const snap = s.shelved_image_id ? await ctx.images.getRecord(s.shelved_image_id) : undefined;
+  // without its snapshot the server's disk is gone: refused (Nova's UnshelveException), never rebuilt from the original image
+  if (s.image_id && (!snap || snap.status !== 'active')) {
+    throw conflict(`Error during unshelve instance ${s.id}: the shelve snapshot ${s.shelved_image_id ?? ''} is not available.`.replace(' .', '.'));
+  }
   const set: Record<string, unknown> = {
     failed_hosts: '[]',
-    disk_image: snap && snap.status === 'active' ? JSON.stringify(agentImage({
+    disk_image: snap ? JSON.stringify(agentImage({
       id: snap.id, name: snap.name, status: snap.status, container_format: snap.containerFormat, disk_format: snap.diskFormat, size: snap.size, checksum: null,
     })) : null,
   };
@@ -338,7 +342,7 @@ async function rescue(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   }));
   await applyIntent(ctx, rc, s, { action: 'rescue', event: 'compute_rescue_instance', taskState: T.RESCUING, desiredPower: 'running' }, { rescue_image: rescueImage });
   rc.reply.code(200);
-  return ctx.config.enableInstancePassword ? { adminPass: body?.adminPass ?? Math.random().toString(36).slice(2, 14) } : {};
+  return ctx.config.enableInstancePassword ? { adminPass: body?.adminPass ?? generatePassword() } : {};
 }
 
 /** Unrescue: a RESCUE server back on its own disk (task unrescuing until its host reports it running so, then ACTIVE). */

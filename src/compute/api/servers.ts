@@ -142,7 +142,7 @@ export function isBase64(s: string): boolean {
 }
 
 /** Nova's generate_password: 12 characters without look-alikes. */
-function generatePassword(): string {
+export function generatePassword(): string {
   const chars = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789';
   let out = '';
   for (let i = 0; i < 12; i++) out += chars[randomInt(chars.length)];

@@ -22,6 +22,7 @@ import { kindOf, kindSupports } from '../kinds.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, q, validate } from './http.ts';
 import { isComputeAdmin } from './policy.ts';
+import { checkLock } from './action-intent.ts';
 import { unexpectedField } from './servers.ts';
 import { nextDevice } from '../engine/server-volumes.ts';
 import { loadServer, recordAction, serverTarget, type ServerRow } from './servers-store.ts';
@@ -78,9 +79,6 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
     if (!create && v.ge('2.89')) Object.assign(out, { attachment_id: b.attachment_id, bdm_uuid: b.id });
     return out;
   };
-  const checkLock = (rc: RouteContext, s: ServerRow) => {
-    if (s.locked && !isComputeAdmin(rc.cred)) throw conflict(`Instance ${s.id} is locked`);
-  };
   const checkKind = (s: ServerRow, action: string) => {
     if (!kindSupports(s.kind, action)) throw conflict(`Cannot '${action}' instance ${s.id}: a ${s.kind} server does not support ${action}.`);
   };
@@ -124,7 +122,7 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
         if (body.tag !== undefined && v.lt('2.49')) throw unexpectedField('tag', 'volumeAttachment');
         if (body.delete_on_termination !== undefined && v.lt('2.79')) throw unexpectedField('delete_on_termination', 'volumeAttachment');
         const s = await loadServer(ctx, rc);
-        checkLock(rc, s);
+        checkLock(rc.cred!, s);
         checkState('attach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'attach_volume');
         const vols = volumes();
@@ -201,7 +199,7 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
           }
         }
         if (swap) rc.enforce('os_compute_api:os-volumes-attachments:swap', { project_id: s.project_id });
-        checkLock(rc, s);
+        checkLock(rc.cred!, s);
         const b = await findBdm(s, oldId);
         if (swap) {
           checkState('swap_volume', s, [VmState.ACTIVE, VmState.PAUSED, VmState.RESIZED], [null], false);
@@ -220,7 +218,7 @@ export function volumeAttachmentRoutes(ctx: ComputeContext): Route[] {
       async handler(rc) {
         const s = await loadServer(ctx, rc);
         const volumeId = rc.params.volume_id!.toLowerCase();
-        checkLock(rc, s);
+        checkLock(rc.cred!, s);
         checkState('detach_volume', s, attachable(rc), [null], false);
         checkKind(s, 'detach_volume');
         const vols = volumes();

@@ -2,8 +2,9 @@
 // projects, validation of response bodies against Tempest's own schemas, and
 // a host registered by hand for servers on networks.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tenant, type Cloud, type Reply } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
@@ -133,4 +134,19 @@ export async function simulatedHost(c: Cloud, hostname: string): Promise<Simulat
     },
   };
   return host;
+}
+
+/** A `docker save` style archive (one empty layer): what a container image must hold. */
+export function dockerArchive(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'stratus-docker-'));
+  try {
+    mkdirSync(join(dir, 'l'));
+    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
+    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
+    return readFileSync(join(dir, 'out.tar'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

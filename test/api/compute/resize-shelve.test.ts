@@ -6,13 +6,9 @@
 // confirm), os-migrations, instance actions, and Tempest's response schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, projectUser, simulatedHost, TempestSchemas, type Nova, type SimulatedHost } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost, TempestSchemas } from './lib.ts';
 
 const HOST = `rs-${process.pid}`;
 let admin: Nova;
@@ -37,20 +33,6 @@ async function upload(c: Cloud, id: string, data: Buffer): Promise<void> {
   assert.equal(up.status, 204, await up.text());
 }
 
-/** A `docker save` style archive (one empty layer). */
-function dockerArchive(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-rs-'));
-  try {
-    mkdirSync(join(dir, 'l'));
-    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
-    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
-    return readFileSync(join(dir, 'out.tar'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);
@@ -276,6 +258,13 @@ test('shelve a container: <name>-shelved snapshot, SHELVED_OFFLOADED off its hos
   assert.ok(!w.servers.has(id), 'the host no longer holds it (its agent removes what is left)');
   assert.equal((await act(id, { shelve: null })).status, 409, 'Tempest: shelving a shelved server is a 409');
   assert.equal((await act(id, { shelveOffload: null }, admin)).status, 409, 'offloaded already');
+  // without a usable snapshot its disk is gone: unshelve is refused, never rebuilt from the original image
+  const glanceAct = (action: string) => cloud.call('POST', `/image/v2/images/${req.args.image_id}/actions/${action}`, { token: cloud.adminToken });
+  assert.equal((await glanceAct('deactivate')).status, 204);
+  const refused = await act(id, { unshelve: null });
+  assert.equal(refused.status, 409, JSON.stringify(refused.body));
+  assert.equal((await row(id)).vm_state, 'shelved_offloaded');
+  assert.equal((await glanceAct('reactivate')).status, 204);
   // availability_zone (2.77) names a zone that exists; other fields are refused
   assert.equal((await act(id, { unshelve: { availability_zone: 'no-such-zone' } }, alice, '2.77')).status, 400);
   assert.equal((await act(id, { unshelve: { what: 1 } }, alice, '2.77')).status, 400);

@@ -5,12 +5,8 @@
 // the admin's and frees the host. A simulated agent answers (lib.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
-import { adminNova, projectUser, simulatedHost, type Nova, type SimulatedHost } from './lib.ts';
+import { adminNova, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost } from './lib.ts';
 
 let admin: Nova;
 let alice: Nova;
@@ -18,20 +14,6 @@ let host: SimulatedHost;
 let imageId: string;
 let flavorId: string;
 
-/** A `docker save` style archive (one empty layer). */
-function dockerArchive(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-so-'));
-  try {
-    mkdirSync(join(dir, 'l'));
-    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
-    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
-    return readFileSync(join(dir, 'out.tar'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 async function upload(c: Cloud, id: string, data: Buffer): Promise<void> {
   const up = await fetch(`${c.url}/image/v2/images/${id}/file`, {

@@ -9,15 +9,11 @@
 // (NoValidHost) with no claim on any host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron, type NetCall } from '../network/lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { tapName } from '../../../src/network/protocol.ts';
-import { adminNova, agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, type Nova, projectUser, TempestSchemas } from './lib.ts';
 
 const VM_HOST = `vmc-vm-${process.pid}`;
 const CTR_HOST = `vmc-ctr-${process.pid}`;
@@ -52,20 +48,6 @@ async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Pro
   return r.body.id as string;
 }
 
-/** A `docker save` style archive (one empty layer): what a container image must hold. */
-function dockerArchive(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-vmc-'));
-  try {
-    mkdirSync(join(dir, 'l'));
-    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
-    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
-    return readFileSync(join(dir, 'out.tar'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);

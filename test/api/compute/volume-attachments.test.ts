@@ -11,8 +11,8 @@
 // against Tempest's schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
-import { dockerArchive, volumeHost } from './volume-host.ts';
+import { agentCall, dockerArchive, projectUser, TempestSchemas, type Nova } from './lib.ts';
+import { volumeHost } from './volume-host.ts';
 
 let admin: Nova;
 let bob: Nova;

@@ -4,13 +4,9 @@
 // image, a small flavor; one watch round at a time (`watch`), reports as the
 // host would make them (`report`), and volumes its backend made (`volume`).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { adminNova, agentCall, projectUser, type Nova } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, type Nova, projectUser } from './lib.ts';
 
 const KINDS = ['server', 'volume', 'volume_snapshot'] as const;
 type Kind = (typeof KINDS)[number];
@@ -30,20 +26,6 @@ export async function image(c: Cloud, body: Record<string, unknown>, data: Buffe
   return r.body.id as string;
 }
 
-/** A `docker save` style archive (one empty layer): what a container image must hold. */
-export function dockerArchive(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'stratus-vh-'));
-  try {
-    mkdirSync(join(dir, 'l'));
-    writeFileSync(join(dir, 'l', 'layer.tar'), Buffer.alloc(1024));
-    writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ os: 'linux' }));
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'cfg.json', RepoTags: ['c:latest'], Layers: ['l/layer.tar'] }]));
-    execFileSync('tar', ['-cf', join(dir, 'out.tar'), '-C', dir, 'manifest.json', 'cfg.json', 'l']);
-    return readFileSync(join(dir, 'out.tar'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** The cloud with a host named `<prefix>-<pid>`; `ready` gets what was made, before the tests run. */
 export function volumeHost(prefix: string, ready: (r: VolumeHostReady) => void) {
