@@ -57,7 +57,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import { run, runOk } from '../src/agent/exec.ts';
+import { onPath, run, runOk } from '../src/agent/exec.ts';
 import { buildConfigDrive } from '../src/agent/drivers/vm/configdrive.ts';
 import { VmDriver } from '../src/agent/drivers/vm/driver.ts';
 import { QEMU } from '../src/agent/drivers/vm/accel.ts';
@@ -137,7 +137,7 @@ interface Boot { t0: number; active?: number; ssh: number }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/vm runs VMs, namespaces and a cloud: run it as root');
-  if ((await run('sh', ['-c', `command -v ${QEMU}`])).code !== 0) throw new Error(`${QEMU} is not installed`);
+  if (!onPath(QEMU)) throw new Error(`${QEMU} is not installed`);
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-vm-'));
   const stateDir = join(dataDir, 'agent');
   const rawDir = join(dataDir, 'raw');

@@ -120,7 +120,6 @@ export class ContainerVolumes {
     let out = [...records];
     const set = (r: VolumeRecord) => { out = out.map((x) => (x.spec.attachment_id === r.spec.attachment_id ? r : x)); };
     let stuck: string | null = null;
-    const wanted = new Set(volumes.map((v) => v.spec.attachment_id));
     for (const r of records) {
       if ((d.volumes ?? []).some((v) => v.attachment_id === r.spec.attachment_id)) continue;
       let why: string | null;
@@ -139,7 +138,6 @@ export class ContainerVolumes {
       out = out.filter((x) => x.spec.attachment_id !== r.spec.attachment_id);
     }
     for (const v of volumes) {
-      if (!wanted.has(v.spec.attachment_id)) continue;
       try {
         await this.attach(c, v, userns);
       } catch (err) {

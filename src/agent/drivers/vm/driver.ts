@@ -570,13 +570,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const out = new Map<string, HostBlockDevice>();
     const keep: VolumeRecord[] = [];
     for (const v of d.volumes ?? []) {
-      const prior = st.volumes?.find((r) => r.spec.attachment_id === v.attachment_id);
       try {
         if (!/^[0-9A-Za-z-]{1,64}$/.test(v.volume_id)) throw new AttachError(`bad volume id ${v.volume_id}`);
         const dev = await this.attacher.acquire(v, `vm:${d.id}`);
         await this.attacher.grant(dev, this.qemuUser.uid, this.qemuUser.gid);
         out.set(v.attachment_id, dev);
-        keep.push(prior?.state === 'failed' ? { spec: v, state: 'attached' } : { spec: v, state: prior?.state ?? 'attached' });
+        keep.push({ spec: v, state: 'attached' });
       } catch (err) {
         // the attachment's failure, not the server's (a host failure too: logged, and tried again at the re-checks)
         if (!(err instanceof AttachError)) this.o.log.warn({ server: d.id, attachment: v.attachment_id, err: (err as Error).message }, 'volume device failed');
