@@ -293,7 +293,7 @@ export async function rollDetach(db: VDb, id: string): Promise<void> {
   });
 }
 
-/** Cinder's attachment_delete: the row goes, with its export (the volume's version bumped); the volume settles. False when there was none. */
+/** Cinder's attachment_delete: the row goes, with its export (the volume's version bumped); the volume settles. Null when there was none. */
 export async function deleteAttachment(db: VDb, id: string): Promise<AttachmentRow | null> {
   return db.transaction().execute(async (tx) => {
     const now = new Date().toISOString();

@@ -14,7 +14,7 @@ export const MIN_VERSION = '3.0';
  * resources served (volumes, metadata, types, availability zones, quotas,
  * limits, default types, snapshots, messages, transfers, QoS specs) is
  * honoured (the attachments API from 3.27, os-complete 3.44, its mode 3.54).
- * Resources not served yet (backups, groups, services, pools,
+ * Resources not served yet (backups, groups,
  * manage/unmanage...) answer 404 at every version;
  * docs/architecture.md lists them. 3.68 (os-reimage) needs images on a
  * backend and is not claimed.
