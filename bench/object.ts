@@ -50,7 +50,7 @@ const TARGET_REGISTRY = 1.5; // registry copy time / local directory copy time
 const PASSWORD = 'bench-admin-password';
 
 // --- HTTP with binary bodies (keep-alive, as the clients keep their connections)
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+let agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 interface Res { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
 function req(url: string, method: string, headers: Record<string, string | number> = {}, body?: Buffer | string): Promise<Res> {
   return new Promise((res, rej) => {
@@ -83,6 +83,16 @@ async function mustOk(r: Promise<Res>, what: string): Promise<Res> {
   const x = await r;
   if (x.status >= 300) throw new Error(`${what}: ${x.status} ${x.body.toString().slice(0, 200)}`);
   return x;
+}
+
+/** Waits until the account answers an authenticated HEAD (a proxy just started may drop its first connections). */
+async function ready(t: Target): Promise<void> {
+  for (let i = 0; ; i++) {
+    const r = await req(t.account, 'HEAD', { 'X-Auth-Token': t.token }).catch((e: Error) => e);
+    if (!(r instanceof Error) && r.status < 300) return;
+    if (i >= 60) throw new Error(`${t.label}: the account does not answer: ${r instanceof Error ? r.message : r.status}`);
+    await sleep(500);
+  }
 }
 
 // --- 1. objects
@@ -171,6 +181,9 @@ async function listing(t: Target, fill: (container: string) => void): Promise<Li
   const t0 = performance.now();
   fill(container);
   const fillSeconds = (performance.now() - t0) / 1000;
+  // the fill blocked this process for minutes: the kept-alive connections are stale by now
+  agent.destroy();
+  agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const head = await mustOk(req(`${t.account}/${container}`, 'HEAD', H), `${t.label}: container HEAD`);
   console.log(`${t.label}: ${head.headers['x-container-object-count']} objects in ${container} (filled in ${fillSeconds.toFixed(1)} s)`);
   const check = (r: Res) => r.status === 200 && (JSON.parse(r.body.toString()) as unknown[]).length === 1000;
@@ -315,6 +328,7 @@ async function main() {
     const stratus = await login('stratus', `${base}/identity/v3`, PASSWORD).catch((e: Error) => e);
     if (stratus instanceof Error) console.log(`stratus: ${stratus.message} (the object service is not in this build?)`);
     const targets = [...(stratus instanceof Error ? [] : [stratus]), ...(swift ? [swift] : [])];
+    for (const t of targets) await ready(t);
     console.log(`stratus object benchmark: ${N} requests per 4 KiB run, ${N_LARGE} per 1 MiB run, concurrency ${C}; ${targets.map((t) => `${t.label} at ${t.account}`).join(', ')}`);
     const summary: string[] = [];
 
