@@ -770,9 +770,16 @@ export class ObjectStore {
       known.set(r.id, { size: Number(r.size), md5: r.md5, state: r.state });
     }
     const present = new Set<string>();
+    const candidates: string[] = [];
     for await (const id of this.backend.list()) {
       present.add(id);
-      if (!known.has(id)) report.orphanFiles.push(id);
+      if (!known.has(id)) candidates.push(id);
+    }
+    // a write that began after the rows were read is no orphan: asked again
+    for (let i = 0; i < candidates.length; i += 500) {
+      const batch = candidates.slice(i, i + 500);
+      const rows = new Set((await this.db.selectFrom('object_blobs').select('id').where('id', 'in', batch).execute()).map((r) => r.id));
+      for (const id of batch) if (!rows.has(id)) report.orphanFiles.push(id);
     }
     for (const [id, b] of known) {
       if (b.state !== 'live') continue;
