@@ -45,9 +45,14 @@ export class ObjectStoreError extends Error {
   }
 }
 
+/**
+ * User metadata: lowercase names (without the API's prefix) to values as the
+ * HTTP header bytes came (latin1 text: a UTF-8 value is its bytes), so Swift
+ * and S3 give back exactly what either was sent.
+ */
+export type Meta = Record<string, string>;
 /** Metadata changes: a key with a string sets it, with null removes it. */
 export type MetaChange = Record<string, string | null>;
-export type Meta = Record<string, string>;
 
 export interface AccountInfo {
   project: string;
