@@ -68,6 +68,7 @@ export async function deleteBucket(ctx: S3Context, r: S3Request): Promise<void> 
   const uploads = await ctx.store.getContainer(b.project, multipartContainer(b.name), { internal: true });
   if (uploads) await emptyAndDelete(ctx, uploads);
   if (versions) await ctx.store.deleteContainer(versions).catch(() => undefined);
+  r.reply.code(204);
 }
 
 export async function emptyAndDelete(ctx: S3Context, c: ContainerInfo): Promise<void> {

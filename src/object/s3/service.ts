@@ -23,16 +23,19 @@ import * as objects from './objects.ts';
 import { PREFIX, S3Request, stashContentType } from './request.ts';
 import * as versioning from './versioning.ts';
 
-export interface S3Options {
-  store: ObjectStore;
-  keys: Ec2Keys;
-  log: Logger;
+export interface S3Config {
   /** Virtual-hosted buckets: Host `<bucket>.<domain>` (none: path style only). */
   domain?: string | null;
   /** The region reported (default us-east-1, what clients assume). */
   region?: string;
   /** The smallest multipart part but the last (default 5 MiB, as S3). */
   minPartSize?: number;
+}
+
+export interface S3Options extends S3Config {
+  store: ObjectStore;
+  keys: Ec2Keys;
+  log: Logger;
 }
 
 type Level = 'service' | 'bucket' | 'object';

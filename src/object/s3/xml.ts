@@ -3,15 +3,11 @@
 // are parsed by fast-xml-parser, never by hand; responses are written by the
 // small builder below, which escapes every text it is given.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { s3Error } from './errors.ts';
+import { escapeXml, s3Error } from './errors.ts';
+
+export { escapeXml };
 
 export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
-
-/** Text escaped for an XML element or attribute; characters XML 1.0 cannot hold are dropped. */
-export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!)
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '');
-}
 
 /** A repeated element: each item written as an element of the same name. */
 export class Many {

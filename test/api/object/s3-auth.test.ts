@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
 import { assertS3Error, chunkedBody, ec2Keys, presignV4, s3Client, signV2, signV4, xmlAll, xmlText, type Keys, type S3Client } from './s3-lib.ts';
 
@@ -136,17 +137,34 @@ test('Signature V2: header and presigned query', async () => {
   assertS3Error(await s3.raw('GET', '/auth-one/hello.txt', { headers: { date, authorization: bad } }), 403, 'SignatureDoesNotMatch');
 });
 
+/** A GET with its own Host header (fetch does not let a caller set Host). */
+function getWithHost(path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  const u = new URL(cloud.url);
+  return new Promise((resolve, reject) => {
+    request({ host: u.hostname, port: u.port, path, method: 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    }).on('error', reject).end();
+  });
+}
+
 test('virtual-hosted style: Host <bucket>.<s3 domain>, signed with that host', async () => {
   const port = new URL(cloud.url).port;
   const host = `auth-one.s3.test:${port}`;
   const s = signV4(aliceKeys, { method: 'GET', path: '/hello.txt', host });
-  const r = await fetch(`${cloud.url}/hello.txt`, { headers: { ...s.headers, host } });
-  assert.equal(r.status, 200, await r.clone().text());
-  assert.equal(await r.text(), 'hello');
+  const r = await getWithHost('/hello.txt', { ...s.headers, host });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, 'hello');
   const date = new Date().toUTCString();
   const v2 = signV2(aliceKeys, 'GET', '/auth-one/hello.txt', date);
-  const r2 = await fetch(`${cloud.url}/hello.txt`, { headers: { host, date, authorization: `AWS ${aliceKeys.access}:${v2}` } });
-  assert.equal(await r2.text(), 'hello');
+  const r2 = await getWithHost('/hello.txt', { host, date, authorization: `AWS ${aliceKeys.access}:${v2}` });
+  assert.equal(r2.text, 'hello');
+  // a bucket listing at the virtual host's root
+  const l = signV4(aliceKeys, { method: 'GET', path: '/', host });
+  const list = await getWithHost('/', { ...l.headers, host });
+  assert.equal(list.status, 200, list.text);
+  assert.ok(list.text.includes('<Key>hello.txt</Key>'), list.text);
 });
 
 test('a disabled user\'s key is refused; a deleted key is unknown', async () => {
