@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
+import { crc32 } from 'node:zlib';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
 import { assertS3Error, chunkedBody, ec2Keys, presignV4, s3Client, signV2, signV4, xmlAll, xmlText, type Keys, type S3Client } from './s3-lib.ts';
 
@@ -114,6 +115,32 @@ test('an aws-chunked upload: chunk signatures checked as the body streams', asyn
   const short = chunkedBody(data.subarray(0, 100_000), 65536, s3b);
   assertS3Error(await s3.raw('PUT', '/s3/auth-one/chunked-short', { headers: s3b.headers, body: short }), 400, 'IncompleteBody');
   assert.equal((await s3.call('HEAD', '/s3/auth-one/chunked-short')).status, 404);
+});
+
+test('an aws-chunked upload with an unsigned payload and a trailing checksum (what SDKs send by default)', async () => {
+  const data = Buffer.from('checked by its trailing CRC32, '.repeat(3000));
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(data) >>> 0);
+  const body = (checksum: string) => Buffer.concat([
+    Buffer.from(`${(50_000).toString(16)}\r\n`), data.subarray(0, 50_000), Buffer.from('\r\n'),
+    Buffer.from(`${(data.length - 50_000).toString(16)}\r\n`), data.subarray(50_000), Buffer.from('\r\n'),
+    Buffer.from(`0\r\nx-amz-checksum-crc32:${checksum}\r\n\r\n`),
+  ]);
+  const headers = { 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': String(data.length), 'x-amz-trailer': 'x-amz-checksum-crc32' };
+  const s = signV4(aliceKeys, { method: 'PUT', path: '/s3/auth-one/trailer', host: s3.host, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', headers });
+  const r = await s3.raw('PUT', '/s3/auth-one/trailer', { headers: s.headers, body: body(crc.toString('base64')) });
+  assert.equal(r.status, 200, r.text);
+  assert.ok((await s3.call('GET', '/s3/auth-one/trailer')).body.equals(data));
+  const bad = signV4(aliceKeys, { method: 'PUT', path: '/s3/auth-one/trailer-bad', host: s3.host, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', headers });
+  assertS3Error(await s3.raw('PUT', '/s3/auth-one/trailer-bad', { headers: bad.headers, body: body('AAAAAA==') }), 400, 'BadDigest');
+  assert.equal((await s3.call('HEAD', '/s3/auth-one/trailer-bad')).status, 404);
+  // a whole-body checksum header is checked too
+  assertS3Error(await s3.call('PUT', '/s3/auth-one/crc-bad', { body: 'abc', headers: { 'x-amz-checksum-crc32': 'AAAAAA==' } }), 400, 'BadDigest');
+  const good = Buffer.alloc(4);
+  good.writeUInt32BE(crc32('abc') >>> 0);
+  const ok = await s3.call('PUT', '/s3/auth-one/crc-good', { body: 'abc', headers: { 'x-amz-checksum-crc32': good.toString('base64') } });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.headers.get('x-amz-checksum-crc32'), good.toString('base64'));
 });
 
 test('Signature V2: header and presigned query', async () => {
