@@ -45,9 +45,14 @@ export class ObjectStoreError extends Error {
   }
 }
 
+/**
+ * User metadata: lowercase names (without the API's prefix) to values as the
+ * HTTP header bytes came (latin1 text: a UTF-8 value is its bytes), so Swift
+ * and S3 give back exactly what either was sent.
+ */
+export type Meta = Record<string, string>;
 /** Metadata changes: a key with a string sets it, with null removes it. */
 export type MetaChange = Record<string, string | null>;
-export type Meta = Record<string, string>;
 
 export interface AccountInfo {
   project: string;
@@ -780,9 +785,16 @@ export class ObjectStore {
       known.set(r.id, { size: Number(r.size), md5: r.md5, state: r.state });
     }
     const present = new Set<string>();
+    const candidates: string[] = [];
     for await (const id of this.backend.list()) {
       present.add(id);
-      if (!known.has(id)) report.orphanFiles.push(id);
+      if (!known.has(id)) candidates.push(id);
+    }
+    // a write that began after the rows were read is no orphan: asked again
+    for (let i = 0; i < candidates.length; i += 500) {
+      const batch = candidates.slice(i, i + 500);
+      const rows = new Set((await this.db.selectFrom('object_blobs').select('id').where('id', 'in', batch).execute()).map((r) => r.id));
+      for (const id of batch) if (!rows.has(id)) report.orphanFiles.push(id);
     }
     for (const [id, b] of known) {
       if (b.state !== 'live') continue;

@@ -44,9 +44,6 @@ export function metaHeaderName(target: MetaTarget, key: string): string {
   return `X-${target[0]!.toUpperCase()}${target.slice(1)}-Meta-${key.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase())}`;
 }
 
-/** Byte length of text as UTF-8. */
-const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
-
 /**
  * The metadata a request sets (`X-<Type>-Meta-Name: value`; an empty value
  * removes, as does `X-Remove-<Type>-Meta-Name`), checked against Swift's limits
@@ -64,8 +61,9 @@ export function metaFromHeaders(headers: IncomingHttpHeaders, target: MetaTarget
     if (name.startsWith(prefix)) {
       const key = name.slice(prefix.length);
       if (!key) throw swiftError(400, 'Metadata name cannot be empty');
-      const text = headerText(value.trim());
-      if (text === null || headerText(key) === null) throw swiftError(400, 'Metadata must be valid UTF-8');
+      // kept as the header's bytes (latin1 text), as Swift keeps them; accounts and containers must hold UTF-8
+      const text = value.trim();
+      if (target !== 'object' && (headerText(text) === null || headerText(key) === null)) throw swiftError(400, 'Metadata must be valid UTF-8');
       count++;
       size += key.length + Buffer.byteLength(value.trim(), 'latin1');
       if (key.length > MAX_META_NAME_LENGTH) throw swiftError(400, `Metadata name too long: ${metaHeaderName(target, key)}`);
@@ -86,7 +84,7 @@ export function checkMetaTotal(meta: Meta): void {
   const keys = Object.keys(meta);
   if (keys.length > MAX_META_COUNT) throw swiftError(400, `Too many metadata items; max ${MAX_META_COUNT}`);
   let size = 0;
-  for (const k of keys) size += k.length + byteLength(meta[k]!);
+  for (const k of keys) size += k.length + meta[k]!.length;
   if (size > MAX_META_OVERALL_SIZE) throw swiftError(400, `Total metadata too large; max ${MAX_META_OVERALL_SIZE}`);
 }
 
@@ -99,10 +97,10 @@ export function applyMeta(current: Meta, change: MetaChange): Meta {
   return out;
 }
 
-/** Response headers of metadata. */
+/** Response headers of metadata (values are kept as the bytes they came as). */
 export function metaHeaders(target: MetaTarget, meta: Meta): Record<string, string> {
   const h: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta)) h[metaHeaderName(target, k)] = headerValue(v);
+  for (const [k, v] of Object.entries(meta)) h[metaHeaderName(target, k)] = v;
   return h;
 }
 

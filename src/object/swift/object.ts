@@ -11,7 +11,7 @@ import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import {
-  conditionalStatus, deleteAtFrom, etagList, header, headerValue, httpDate, MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH,
+  conditionalStatus, deleteAtFrom, etagList, header, httpDate, MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH,
   metaFromHeaders, metaHeaders, parseRanges,
 } from './headers.ts';
 import { decodePath, type SwiftRequest } from './request.ts';
@@ -37,7 +37,7 @@ export async function objectRequest(sr: SwiftRequest): Promise<unknown> {
 /** The headers every answer about an object carries. */
 export function objectHeaders(o: ObjectInfo): Record<string, string> {
   const h: Record<string, string> = {
-    'Content-Type': headerValue(o.contentType),
+    'Content-Type': o.contentType,
     ETag: o.etag,
     'Last-Modified': httpDate(o.timestamp),
     'X-Timestamp': o.timestamp,
@@ -90,7 +90,7 @@ export function sendObject(sr: SwiftRequest, o: ObjectInfo): unknown {
   // several ranges: multipart/byteranges
   const boundary = randomBytes(16).toString('hex');
   const parts = ranges.map((r) => ({
-    head: Buffer.from(`--${boundary}\r\nContent-Type: ${headerValue(o.contentType)}\r\nContent-Range: bytes ${r.start}-${r.end - 1}/${o.size}\r\n\r\n`, 'latin1'),
+    head: Buffer.from(`--${boundary}\r\nContent-Type: ${o.contentType}\r\nContent-Range: bytes ${r.start}-${r.end - 1}/${o.size}\r\n\r\n`, 'latin1'),
     r,
   }));
   const tail = Buffer.from(`--${boundary}--`);
