@@ -14,6 +14,8 @@ export const ErrorCode = {
   PreconditionFailed: { status: 412, title: 'Precondition Failed' },
   PayloadTooLarge: { status: 413, title: 'Request Entity Too Large' },
   UnsupportedMediaType: { status: 415, title: 'Unsupported Media Type' },
+  RangeNotSatisfiable: { status: 416, title: 'Range Not Satisfiable' },
+  TooManyRequests: { status: 429, title: 'Too Many Requests' },
   Internal: { status: 500, title: 'Internal Server Error' },
   NotImplemented: { status: 501, title: 'Not Implemented' },
   Unavailable: { status: 503, title: 'Service Unavailable' },

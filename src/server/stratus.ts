@@ -18,6 +18,8 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
+import { createRegistry, type RegistryService } from '../registry/service.ts';
+import { FileRegistryStorage } from '../registry/file-storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -55,6 +57,8 @@ export interface Stratus {
   identity: Identity;
   /** The image service's in-process interface (records and data). */
   images: ImageService;
+  /** The OCI registry (garbage collection on demand). */
+  registry: RegistryService;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -87,7 +91,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -114,7 +118,15 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
+  // the OCI registry under /v2
+  const registry = createRegistry({
+    db: database.db, log: logger, storage: new FileRegistryStorage(join(o.dataDir, 'registry')),
+    authenticate: identity.authenticate, basicAuth: identity.basicAuth, publicUrl: o.publicUrl,
+  });
+  return {
+    identity, images, compute, fleet, volume, registry,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, registry.service],
+  };
 }
 
 /**
@@ -136,7 +148,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, registry, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -158,6 +170,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.start();
     await compute.start();
     await volume.start();
+    await registry.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.
@@ -165,10 +178,11 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, registry, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
+        registry.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
@@ -180,6 +194,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
+    registry.stop();
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);

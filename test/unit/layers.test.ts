@@ -115,8 +115,9 @@ test('the cycle check finds a cycle', () => {
  */
 const INTERFACES: Record<string, readonly string[]> = {
   // IdentityContext; lookups of projects and unified limits; REGION, the one
-  // region bootstrap registers endpoints in (bootstrap.ts holds it today).
-  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts'],
+  // region bootstrap registers endpoints in (bootstrap.ts holds it today);
+  // HTTP Basic logins for the registry's token endpoint (basic-auth.ts).
+  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts', 'identity/basic-auth.ts'],
   // ImageService: records and data (never HTTP to ourselves).
   image: ['image/service.ts'],
   // What the host agent speaks and the server states it reads.
@@ -125,8 +126,10 @@ const INTERFACES: Record<string, readonly string[]> = {
   network: ['network/service.ts', 'network/protocol.ts'],
   // VolumeService wiring; the wire contract of the volume kind a volume backend will converge.
   volume: ['volume/service.ts', 'volume/protocol.ts'],
+  // RegistryService wiring (the registry's GC, for the CLI and the server).
+  registry: ['registry/service.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'registry', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 
