@@ -327,27 +327,53 @@ export class RegistryCore {
           .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
       }
       for (const tag of new Set([...(isDigest(reference) ? [] : [reference]), ...tags])) {
-        await tx.insertInto('registry_tags').values({ repository_id: repo.id, tag, digest, updated_at: now })
+        await tx.insertInto('registry_tags').values({ repository_id: repo.id, tag, digest, updated_at: now, image_id: null })
           .onConflict((oc) => oc.columns(['repository_id', 'tag']).doUpdateSet({ digest, updated_at: now })).execute();
       }
     });
     return { digest, parsed };
   }
 
-  /** Deletes a manifest by digest: its tags and references go with it (its bytes at the next gc). */
-  async deleteManifest(repo: RepoRow, digest: string): Promise<boolean> {
+  /**
+   * Deletes a manifest by digest: its tags and references go with it (its
+   * bytes at the next gc). Null when the repository has no such manifest;
+   * else the Glance images its tags had.
+   */
+  async deleteManifest(repo: RepoRow, digest: string): Promise<string[] | null> {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx.deleteFrom('registry_manifests').where('repository_id', '=', repo.id).where('digest', '=', digest).executeTakeFirst();
-      if (Number(r.numDeletedRows) === 0) return false;
+      if (Number(r.numDeletedRows) === 0) return null;
       await tx.deleteFrom('registry_manifest_refs').where('repository_id', '=', repo.id).where('digest', '=', digest).execute();
+      const tags = await tx.selectFrom('registry_tags').select('image_id').where('repository_id', '=', repo.id).where('digest', '=', digest).execute();
       await tx.deleteFrom('registry_tags').where('repository_id', '=', repo.id).where('digest', '=', digest).execute();
-      return true;
+      return tags.flatMap((t) => (t.image_id ? [t.image_id] : []));
     });
   }
 
-  async deleteTag(repo: RepoRow, tag: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('registry_tags').where('repository_id', '=', repo.id).where('tag', '=', tag).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+  /** Deletes a tag; null when there is none, else the Glance image it had (or undefined). */
+  async deleteTag(repo: RepoRow, tag: string): Promise<{ imageId: string | null } | null> {
+    const row = await this.tag(repo, tag);
+    if (!row) return null;
+    const r = await this.db.deleteFrom('registry_tags').where('repository_id', '=', repo.id).where('tag', '=', tag).where('digest', '=', row.digest).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0 ? { imageId: row.image_id } : null;
+  }
+
+  async tag(repo: RepoRow, tag: string): Promise<{ digest: string; image_id: string | null } | undefined> {
+    return this.db.selectFrom('registry_tags').select(['digest', 'image_id']).where('repository_id', '=', repo.id).where('tag', '=', tag).executeTakeFirst();
+  }
+
+  /** Records the tag's Glance image, if the tag still names that digest; whether it did. */
+  async setTagImage(repo: RepoRow, tag: string, digest: string, imageId: string | null): Promise<boolean> {
+    const r = await this.db.updateTable('registry_tags').set({ image_id: imageId }).where('repository_id', '=', repo.id).where('tag', '=', tag).where('digest', '=', digest).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async repoById(id: string): Promise<RepoRow | undefined> {
+    return this.db.selectFrom('registry_repositories').select(['id', 'project_id', 'path', 'public']).where('id', '=', id).executeTakeFirst();
+  }
+
+  async blobSize(projectId: string, digest: string): Promise<number | undefined> {
+    return (await this.db.selectFrom('registry_blobs').select('size').where('project_id', '=', projectId).where('digest', '=', digest).executeTakeFirst())?.size;
   }
 
   /** Tags in ASCII order after `last`, at most `n`; whether more follow. */

@@ -35,7 +35,11 @@ export interface RegistryTables {
   };
   /** What a manifest references: blobs (config, layers) and manifests (an index's). */
   registry_manifest_refs: { repository_id: string; digest: string; child: string; kind: string };
-  registry_tags: { repository_id: string; tag: string; digest: string; updated_at: string };
+  registry_tags: {
+    repository_id: string; tag: string; digest: string; updated_at: string;
+    /** The Glance image made for the tag (images.ts), null when none (0701). */
+    image_id: string | null;
+  };
   /** Blob upload sessions: chunks received so far are objects `uploads/<id>/<n>`. */
   registry_uploads: { id: string; repository_id: string; project_id: string; size: number; parts: number; created_at: string; updated_at: string };
 }
@@ -88,6 +92,11 @@ export const registryMigrations: Record<string, Migration> = {
         .addColumn('size', 'bigint', (c) => c.notNull()).addColumn('parts', 'integer', (c) => c.notNull())
         .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull()).execute();
       await s.createIndex('registry_uploads_created').on('registry_uploads').column('created_at').execute();
+    },
+  },
+  '0701_registry_tag_images': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('registry_tags').addColumn('image_id', text).execute();
     },
   },
 };

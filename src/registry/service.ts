@@ -15,8 +15,10 @@
 // the first component of a repository name (the spec's names start with
 // [a-z0-9]), so the path is free.
 //
-// For other services and the CLI:
-//   gc(options)    garbage collection now (gc.ts)
+// For the server's wiring and the CLI:
+//   createRegistry(deps)                       the service; its gc(options) collects now
+//   collectRegistryGarbage(db, storage, opts)  one collection without a running server (`stratus registry gc`)
+//   RegistryStorage                            what the registry needs of the object store (storage.ts)
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -26,16 +28,24 @@ import { keystoneTokens, type Authenticator, type Credentials, type TokenValidat
 import { PUBLIC } from '../http/policy.ts';
 import type { Route, Service } from '../http/service.ts';
 import type { BasicAuthenticator } from '../identity/basic-auth.ts';
+import type { ImageService } from '../image/service.ts';
 import { accessOf, authorize, bearerCredentials, challenge, type Authorized } from './access.ts';
 import { rangeHeaders, RegistryCore, type RepoRow } from './core.ts';
 import { RegistryError, regError, renderRegistryError } from './errors.ts';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.ts';
+import { IMAGE_PREFIX, RegistryImages } from './images.ts';
 import { COMPONENT_RE, isDigest, looksLikeDigest, matchPath, parseDigest, parseName, TAG_RE, type RegistryPath, type RepoName } from './names.ts';
 import type { RegistryStorage } from './storage.ts';
 import { issueRegistryToken } from './token-endpoint.ts';
 import { TokenSigner, type Action } from './token.ts';
 
 export const PREFIX = '/v2';
+
+export type { GcOptions, GcResult, RegistryStorage };
+
+export function collectRegistryGarbage(db: Db, storage: RegistryStorage, o: GcOptions = {}): Promise<GcResult> {
+  return collectGarbage(new RegistryCore(db, storage), o);
+}
 
 export interface RegistryDeps {
   db: Db;
@@ -44,6 +54,8 @@ export interface RegistryDeps {
   /** Keystone token validation (X-Auth-Token is accepted beside the registry's bearer tokens). */
   authenticate: TokenValidator;
   basicAuth: BasicAuthenticator;
+  /** The image service: a Glance image per pushed tag (images.ts); none without it. */
+  images?: ImageService;
   /** The URL clients reach the server at (the token realm); the request's Host when unset. */
   publicUrl?: string;
   /** How often garbage collection runs (ms); 0: only at start and on demand. Default one hour. */
@@ -149,6 +161,8 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
   const core = new RegistryCore(deps.db, deps.storage);
   const signer = new TokenSigner();
   const log = deps.log.child({ component: 'registry' });
+  const images = deps.images ? new RegistryImages(core, deps.images, log) : undefined;
+  if (deps.images && images) deps.images.addDataSource(IMAGE_PREFIX, images.source());
 
   const blobLocation = (name: RepoName, digest: string) => `${PREFIX}/${name.full}/blobs/${digest}`;
   const uploadLocation = (name: RepoName, id: string) => `${PREFIX}/${name.full}/blobs/uploads/${id}`;
@@ -208,6 +222,8 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         const bytes = await readAll(bodyStream(ec.req), 4 * 1024 * 1024);
         const repo = await pushRepo(ec);
         const { digest, parsed } = await core.putManifest(repo, ref, bytes, ec.req.headers['content-type'], tags);
+        const tagged = [...new Set([...(isDigest(ref) ? [] : [ref]), ...tags])];
+        if (images && tagged.length) await images.tagged(repo, await projectLabel(repo.project_id), tagged);
         ec.reply.code(201).headers({ Location: `${PREFIX}/${ec.name.full}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' });
         if (parsed.subject) ec.reply.header('OCI-Subject', parsed.subject);
         if (tags.length) ec.reply.header('OCI-Tag', tags.join(', '));
@@ -220,9 +236,13 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         const ref = (ec.path as { reference: string }).reference;
         const repo = needRepo(ec, 'NAME_UNKNOWN');
         if (isDigest(ref)) {
-          if (!(await core.deleteManifest(repo, ref))) throw regError('MANIFEST_UNKNOWN', `manifest unknown to registry: ${ref}`);
+          const gone = await core.deleteManifest(repo, ref);
+          if (!gone) throw regError('MANIFEST_UNKNOWN', `manifest unknown to registry: ${ref}`);
+          await images?.dropImages(gone);
         } else if (TAG_RE.test(ref)) {
-          if (!(await core.deleteTag(repo, ref))) throw regError('MANIFEST_UNKNOWN', `tag unknown to registry: ${ref}`);
+          const gone = await core.deleteTag(repo, ref);
+          if (!gone) throw regError('MANIFEST_UNKNOWN', `tag unknown to registry: ${ref}`);
+          if (gone.imageId) await images?.dropImages([gone.imageId]);
         } else {
           throw regError(looksLikeDigest(ref) ? 'DIGEST_INVALID' : 'MANIFEST_INVALID', `invalid tag or digest ${JSON.stringify(ref)}`);
         }

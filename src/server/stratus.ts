@@ -18,7 +18,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
-import { createRegistry, type RegistryService } from '../registry/service.ts';
+import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService, type RegistryStorage } from '../registry/service.ts';
 import { FileRegistryStorage } from '../registry/file-storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
@@ -120,8 +120,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const placement = createPlacement(database.db);
   // the OCI registry under /v2
   const registry = createRegistry({
-    db: database.db, log: logger, storage: new FileRegistryStorage(join(o.dataDir, 'registry')),
-    authenticate: identity.authenticate, basicAuth: identity.basicAuth, publicUrl: o.publicUrl,
+    db: database.db, log: logger, storage: registryStorage(o),
+    authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
     identity, images, compute, fleet, volume, registry,
@@ -137,6 +137,22 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
 function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore {
   const owner = `${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${createHash('sha256').update(resolve(o.dataDir)).digest('hex').slice(0, 12)}`;
   return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
+}
+
+/** Where the registry keeps blobs and manifests. */
+function registryStorage(o: Pick<StratusOptions, 'dataDir'>): RegistryStorage {
+  return new FileRegistryStorage(join(o.dataDir, 'registry'));
+}
+
+/** `stratus registry gc`: one garbage collection of the registry on the server's database and storage. */
+export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database'>, gc: GcOptions): Promise<GcResult> {
+  const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
+  try {
+    await migrate(database.db);
+    return await collectRegistryGarbage(database.db, registryStorage(o), gc);
+  } finally {
+    await database.close();
+  }
 }
 
 /** The server's JSON log, to stdout unless given another destination. */
