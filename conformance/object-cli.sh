@@ -168,7 +168,8 @@ fi
 if [ -n "$account_url" ] && has_s3; then
   check "ec2 credentials create" os ec2 credentials create -f shell -c access -c secret
   s3_access=$(sed -n 's/^access="\(.*\)"$/\1/p' <<<"$OUT") s3_secret=$(sed -n 's/^secret="\(.*\)"$/\1/p' <<<"$OUT")
-  s3_region=${STRATUS_S3_REGION:-$CLOUD_REGION}
+  # the region S3 reports (any region signed is accepted)
+  s3_region=${STRATUS_S3_REGION:-us-east-1}
   # multipart from 5 MiB up in 5 MiB parts (S3's smallest part)
   printf '[default]\ns3 =\n  multipart_threshold = 5MB\n  multipart_chunksize = 5MB\n' >"$work/aws-config"
   awsc() {
