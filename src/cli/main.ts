@@ -1,5 +1,7 @@
 // The stratus command line.
-// First, before anything loads Fastify: see the module.
+// First, before anything uses libuv's thread pool: see the module.
+import './threadpool.ts';
+// Then, before anything loads Fastify: see the module.
 import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync, openSync } from 'node:fs';

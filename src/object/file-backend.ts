@@ -258,11 +258,18 @@ export class FileBackend implements ObjectBackend {
   }
 
   async remove(ids: readonly string[]): Promise<void> {
-    for (const id of ids) {
+    await Promise.all(ids.map(async (id) => {
       const dir = this.dirOf(id);
-      await unlink(join(dir, id)).catch(() => undefined);
-      await unlink(join(dir, `.tmp-${id}`)).catch(() => undefined);
-    }
+      // the blob, else (a write cut short) its temporary file
+      const gone = await unlink(join(dir, id)).then(() => true, () => false);
+      if (!gone) await unlink(join(dir, `.tmp-${id}`)).catch(() => undefined);
+    }));
+  }
+
+  async readSmall(id: string, size: number, range?: ByteRange): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.blocks(id, size, range ?? { start: 0, end: size })) chunks.push(c);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
   async *list(): AsyncIterable<string> {

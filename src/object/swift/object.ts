@@ -62,8 +62,20 @@ async function getObject(sr: SwiftRequest): Promise<unknown> {
   return sendObject(sr, o);
 }
 
+/** A body of `o` (or of range `r`): small ones read at once (a corrupt one is a 503 before any header), else a stream. */
+async function body(sr: SwiftRequest, o: ObjectInfo, r?: { start: number; end: number }): Promise<unknown> {
+  try {
+    const buf = await sr.ctx.store.readObjectBuffer(o, r);
+    if (buf) return buf;
+  } catch (err) {
+    if (err instanceof ObjectStoreError && err.reason === 'Corrupt') throw swiftStatus(503);
+    throw err;
+  }
+  return sr.ctx.store.readObject(o, r);
+}
+
 /** Answers a GET or HEAD of object `o`: conditions, ranges, the body streamed from the store. */
-export function sendObject(sr: SwiftRequest, o: ObjectInfo): unknown {
+export async function sendObject(sr: SwiftRequest, o: ObjectInfo): Promise<unknown> {
   const reply = sr.reply;
   reply.headers(objectHeaders(o));
   const cond = conditionalStatus(sr.headers, o.etag, o.timestamp);
@@ -79,13 +91,13 @@ export function sendObject(sr: SwiftRequest, o: ObjectInfo): unknown {
   if (!ranges) {
     reply.code(200).header('Content-Length', String(o.size));
     if (sr.method === 'HEAD') return undefined;
-    return o.size === 0 ? '' : sr.ctx.store.readObject(o);
+    return o.size === 0 ? '' : body(sr, o);
   }
   if (ranges.length === 1) {
     const r = ranges[0]!;
     reply.code(206).header('Content-Length', String(r.end - r.start)).header('Content-Range', `bytes ${r.start}-${r.end - 1}/${o.size}`);
     if (sr.method === 'HEAD') return undefined;
-    return sr.ctx.store.readObject(o, r);
+    return body(sr, o, r);
   }
   // several ranges: multipart/byteranges
   const boundary = randomBytes(16).toString('hex');
