@@ -799,8 +799,12 @@ export class ObjectStore {
   async audit(o: { verify?: boolean } = {}): Promise<AuditReport> {
     const report: AuditReport = { blobsChecked: 0, corrupt: [], orphanFiles: [], missingFiles: [] };
     const known = new Map<string, { size: number; md5: string | null; state: string }>();
-    for await (const r of this.db.selectFrom('object_blobs').select(['id', 'size', 'md5', 'state']).stream(1000)) {
-      known.set(r.id, { size: Number(r.size), md5: r.md5, state: r.state });
+    // keyset pages (PostgreSQL's driver has no cursor here)
+    for (let after = '';;) {
+      const page = await this.db.selectFrom('object_blobs').select(['id', 'size', 'md5', 'state']).where('id', '>', after).orderBy('id').limit(1000).execute();
+      for (const r of page) known.set(r.id, { size: Number(r.size), md5: r.md5, state: r.state });
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.id;
     }
     const present = new Set<string>();
     const candidates: string[] = [];
