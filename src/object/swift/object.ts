@@ -44,6 +44,7 @@ export function objectHeaders(o: ObjectInfo): Record<string, string> {
     'Accept-Ranges': 'bytes',
     ...metaHeaders('object', o.metadata),
   };
+  for (const [k, v] of Object.entries(o.sysmeta)) if (k.startsWith(HEADER_KEY)) h[titleCase(k.slice(HEADER_KEY.length))] = v;
   if (o.deleteAt !== null) h['X-Delete-At'] = String(o.deleteAt);
   return h;
 }
@@ -153,6 +154,32 @@ function objectMeta(sr: SwiftRequest): Meta {
   return out;
 }
 
+/**
+ * The headers Swift keeps with an object besides its metadata (the object
+ * server's allowed_headers), kept in the object's sysmeta as `swift.header.<name>`.
+ */
+const ALLOWED_HEADERS = ['content-disposition', 'content-encoding', 'content-language', 'cache-control', 'expires', 'x-robots-tag', 'x-object-manifest', 'x-static-large-object'];
+const HEADER_KEY = 'swift.header.';
+
+/** The allowed headers a request sends, as sysmeta entries. */
+function allowedHeaders(sr: SwiftRequest): Meta {
+  const out: Meta = {};
+  for (const h of ALLOWED_HEADERS) {
+    const v = header(sr.headers, h);
+    if (v !== undefined && v !== '') out[HEADER_KEY + h] = v;
+  }
+  return out;
+}
+
+/** `sysmeta` with its allowed headers replaced by `headers`. */
+function withHeaders(sysmeta: Meta, headers: Meta): Meta {
+  const out: Meta = {};
+  for (const [k, v] of Object.entries(sysmeta)) if (!k.startsWith(HEADER_KEY)) out[k] = v;
+  return { ...out, ...headers };
+}
+
+const titleCase = (h: string): string => h.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
+
 function storeError(err: unknown): never {
   if (err instanceof ObjectStoreError) {
     switch (err.reason) {
@@ -215,7 +242,7 @@ async function putObject(sr: SwiftRequest): Promise<unknown> {
   let o: ObjectInfo;
   try {
     o = await sr.ctx.store.putObject(c, sr.object!, body ?? emptyBody(), {
-      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt,
+      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt, sysmeta: allowedHeaders(sr),
       ifNoneMatch: ifNoneMatch !== undefined ? '*' : undefined, maxSize: MAX_OBJECT_SIZE,
     });
   } catch (err) {
@@ -253,6 +280,7 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
       ifNoneMatch: header(sr.headers, 'if-none-match')?.trim() === '*' ? '*' : undefined,
       derive: (s) => ({
         metadata: fresh ? newMeta : { ...s.metadata, ...newMeta },
+        sysmeta: fresh ? withHeaders(s.sysmeta, allowedHeaders(sr)) : { ...s.sysmeta, ...allowedHeaders(sr) },
         contentType: given?.trim() || s.contentType,
         deleteAt: deleteAt === undefined ? null : deleteAt,
       }),
@@ -290,7 +318,12 @@ async function postObject(sr: SwiftRequest): Promise<unknown> {
   const metadata = objectMeta(sr);
   const ct = sr.contentType?.trim();
   try {
-    await sr.ctx.store.updateObject(c, sr.object!, { metadata, ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}) });
+    const cur = await sr.ctx.store.headObject(c, sr.object!);
+    if (!cur) throw swiftStatus(404);
+    // a POST replaces the metadata and the allowed headers, as Swift's
+    await sr.ctx.store.updateObject(c, sr.object!, {
+      metadata, sysmeta: withHeaders(cur.sysmeta, allowedHeaders(sr)), ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}),
+    });
   } catch (err) {
     storeError(err);
   }
