@@ -12,8 +12,13 @@ export const ErrorCode = {
   Conflict: { status: 409, title: 'Conflict' },
   Gone: { status: 410, title: 'Gone' },
   PreconditionFailed: { status: 412, title: 'Precondition Failed' },
+  LengthRequired: { status: 411, title: 'Length Required' },
   PayloadTooLarge: { status: 413, title: 'Request Entity Too Large' },
   UnsupportedMediaType: { status: 415, title: 'Unsupported Media Type' },
+  RangeNotSatisfiable: { status: 416, title: 'Requested Range Not Satisfiable' },
+  UnprocessableEntity: { status: 422, title: 'Unprocessable Entity' },
+  /** Swift's answer to a body that ended before its declared length. */
+  ClientDisconnect: { status: 499, title: 'Client Disconnect' },
   Internal: { status: 500, title: 'Internal Server Error' },
   NotImplemented: { status: 501, title: 'Not Implemented' },
   Unavailable: { status: 503, title: 'Service Unavailable' },

@@ -18,6 +18,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
+import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -43,6 +44,8 @@ export interface StratusOptions {
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
   imageDir?: string;
+  /** The object store's settings (its directory, default DATA_DIR/objects). */
+  object?: ObjectConfig;
 }
 
 export interface Stratus {
@@ -55,6 +58,8 @@ export interface Stratus {
   identity: Identity;
   /** The image service's in-process interface (records and data). */
   images: ImageService;
+  /** The object store (Swift's, S3's, the registry's). */
+  objects: ObjectService;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -69,6 +74,8 @@ export const HOSTED_SERVICES: HostedService[] = [
   // as DevStack registers Cinder: both types, project-less URLs
   { type: 'block-storage', name: 'cinder', path: '/volume/v3' },
   { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
+  // as DevStack registers Swift: the account of the token's project in the URL
+  { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -87,7 +94,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -114,7 +121,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
+  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
+  return { identity, images, compute, fleet, volume, objects, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service] };
 }
 
 /**
@@ -136,7 +144,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -158,6 +166,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.start();
     await compute.start();
     await volume.start();
+    await objects.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.
@@ -165,13 +174,14 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
+        await objects.stop();
         await images.stop();
         await database.close();
       },
@@ -183,6 +193,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
+    await objects.stop().catch(() => undefined);
     await images.stop().catch(() => undefined);
     await database.close();
     throw err;
