@@ -87,7 +87,7 @@ export function bestFormat(accept: string | undefined): (typeof ACCEPTABLE_FORMA
 export type BulkResult = Record<string, string | number>;
 
 /** The answer's body: JSON (with Errors), XML under `root`, or `Key: value` lines then `Errors:`. */
-export function renderBulk(format: string, result: BulkResult, errors: Array<[string, string]>, root: 'delete' | 'extract'): string {
+export function renderBulk(format: string, result: BulkResult, errors: Array<[string, string]>, root: 'delete' | 'extract' | 'upload'): string {
   if (format === 'application/json') return JSON.stringify({ ...result, Errors: errors });
   const keys = Object.keys(result).sort();
   if (format.endsWith('/xml')) {

@@ -4,6 +4,10 @@
 // Strict mode (Swift's default): a request from an origin the container does
 // not allow gets no CORS headers; a preflight (OPTIONS with Origin) it does
 // not allow is a 401.
+import { ApiError } from '../../common/errors.ts';
+import { loadContainer } from './container.ts';
+import { header } from './headers.ts';
+import type { SwiftMiddleware } from './request.ts';
 
 export interface CorsInfo {
   allowOrigin: string | undefined;
@@ -96,4 +100,30 @@ export function corsResponseHeaders(origin: string | undefined, cors: CorsInfo, 
     }
   }
   return out;
+}
+
+// ---- the middleware
+
+export function corsMiddleware(): SwiftMiddleware {
+  return async (sr, next) => {
+    if (sr.method === 'OPTIONS') {
+      const methods = sr.object !== undefined ? OBJECT_METHODS : sr.container !== undefined ? CONTAINER_METHODS : ACCOUNT_METHODS;
+      let cors: CorsInfo | null = null;
+      if (sr.container !== undefined && sr.headers.origin) cors = corsInfo((await loadContainer(sr))?.metadata);
+      const p = preflight(methods, cors, sr.headers as Record<string, string | string[] | undefined>);
+      sr.reply.code(p.status).headers(p.headers).header('Content-Type', 'text/html; charset=UTF-8').header('Content-Length', '0');
+      return '';
+    }
+    const origin = header(sr.headers, 'origin');
+    if (!origin || sr.container === undefined) return next();
+    const cors = corsInfo((await loadContainer(sr))?.metadata);
+    try {
+      const body = await next();
+      sr.reply.headers(corsResponseHeaders(origin, cors, sr.reply.getHeaders() as Record<string, unknown>));
+      return body;
+    } catch (e) {
+      if (e instanceof ApiError) Object.assign(e.headers, corsResponseHeaders(origin, cors, e.headers));
+      throw e;
+    }
+  };
 }

@@ -11,8 +11,14 @@
 // 4 KiB each, as Swift) are kept, each file part is handed to the store as a
 // stream, capped at max_file_size, before the next part is read.
 import { createHmac } from 'node:crypto';
-import { ApiError } from '../../common/errors.ts';
-import { ALLOWED_DIGESTS, DEPRECATED_DIGESTS, extractDigest, sameHex } from './tempurl.ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ApiError } from '../../common/errors.ts';
+import { loadContainer } from './container.ts';
+import { swiftError } from './errors.ts';
+import { decodePath, type SwiftMiddleware, type SwiftRequest } from './request.ts';
+import { bodyText, isSuccess, type Subrequests } from './subrequest.ts';
+import { ALLOWED_DIGESTS, DEPRECATED_DIGESTS, extractDigest, sameHex, SIGNED_PREFIXES, tempUrlKeys } from './tempurl.ts';
 
 export const MAX_VALUE_LENGTH = 4096;
 
@@ -235,8 +241,111 @@ function pyQuote(s: string): string {
 }
 
 export const formError = (e: unknown): ApiError | null => {
-  if (e instanceof MimeInvalid) return new ApiError('BadRequest', 'FormPost: invalid starting boundary');
-  if (e instanceof FormInvalid) return new ApiError('BadRequest', `FormPost: ${e.message}`);
-  if (e instanceof FormUnauthorized) return new ApiError('Unauthorized', `FormPost: ${titleCase(e.message)}`);
+  if (e instanceof MimeInvalid) return swiftError(400, 'FormPost: invalid starting boundary');
+  if (e instanceof FormInvalid) return swiftError(400, `FormPost: ${e.message}`);
+  if (e instanceof FormUnauthorized) return swiftError(401, `FormPost: ${titleCase(e.message)}`);
   return null;
 };
+
+// ---- the middleware
+
+const REASONS: Record<number, string> = { 201: 'Created', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 411: 'Length Required', 412: 'Precondition Failed', 413: 'Request Entity Too Large', 422: 'Unprocessable Entity', 499: 'Client Disconnect', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+export function formpostMiddleware(sub: Subrequests): SwiftMiddleware {
+  const self: SwiftMiddleware = async (sr, next) => {
+    if (sr.method !== 'POST') return next();
+    const boundary = formBoundary(sr.contentType);
+    if (boundary === null) return next();
+    try {
+      return await translateForm(sr, boundary, sub, self);
+    } catch (e) {
+      throw formError(e) ?? e;
+    }
+  };
+  return self;
+}
+
+async function formKeys(sr: SwiftRequest): Promise<string[]> {
+  if (sr.container === undefined) return [];
+  const account = await sr.ctx.store.getAccount(sr.project);
+  const container = await loadContainer(sr);
+  return [...tempUrlKeys(account.metadata), ...tempUrlKeys(container?.metadata)];
+}
+
+async function translateForm(sr: SwiftRequest, boundary: string, sub: Subrequests, self: SwiftMiddleware): Promise<unknown> {
+  const keys = await formKeys(sr);
+  // The path as the client named it (decoded), for the signature: Swift's PATH_INFO.
+  const url = sr.req.url;
+  const q = url.indexOf('?');
+  const rawPath = decodePath(q < 0 ? url : url.slice(0, q));
+  const servicePath = rawPath.replace(/^\/object(?=\/)/, '');
+  const paths = [...new Set([servicePath, rawPath, ...SIGNED_PREFIXES.map((p) => `${p}${servicePath}`)])];
+  const attributes: Record<string, string> = {};
+  let status = 0;
+  let message = '';
+  let fileCount = 0;
+  let subHeaders: Record<string, string> = {};
+  let subBody: Buffer | undefined;
+  const body = (sr.req.body as Readable | undefined) ?? (async function* () {})();
+  for await (const part of readMultipart(body, boundary)) {
+    const [disp, attrs] = parseContentDisposition(part.headers['content-disposition'] ?? '');
+    if (disp === 'form-data' && attrs.filename) {
+      fileCount++;
+      if (fileCount > intAttr(attributes.max_file_count, 'max_file_count not an integer')) {
+        status = 400;
+        message = 'max file count exceeded';
+        break;
+      }
+      const fileAttrs: Record<string, string> = { ...attributes, filename: attrs.filename || 'filename' };
+      if (!('content-type' in attributes) && part.headers['content-type'] !== undefined) fileAttrs['content-type'] = part.headers['content-type'] || 'application/octet-stream';
+      if (!('content-encoding' in attributes) && part.headers['content-encoding'] !== undefined) fileAttrs['content-encoding'] = part.headers['content-encoding'];
+      const answer = await uploadFile(sr, fileAttrs, part.body, keys, paths, sub, self);
+      status = answer.status;
+      subHeaders = answer.headers;
+      subBody = await bodyText(answer.body);
+      if (!isSuccess(status)) break;
+    } else {
+      const value = await readAttribute(part.body);
+      if (attrs.name !== undefined) attributes[attrs.name.toLowerCase()] = value;
+    }
+  }
+  if (!status) {
+    status = 400;
+    message = 'no files to process';
+  }
+  const out = formResponse(status, REASONS[status] ?? 'Unknown', message, attributes.redirect || undefined, subBody);
+  const reply = sr.reply.code(out.status);
+  for (const [k, v] of Object.entries(subHeaders)) if (k.startsWith('access-control')) reply.header(k, v);
+  reply.headers(out.headers);
+  return out.body;
+}
+
+async function uploadFile(sr: SwiftRequest, a: Record<string, string>, data: AsyncIterable<Buffer>, keys: string[], paths: string[], sub: Subrequests, self: SwiftMiddleware) {
+  if (!keys.length) throw new FormUnauthorized('invalid signature');
+  // Swift's order: max_file_size, delete headers, expiry, signature.
+  const maxFileSize = intAttr(a.max_file_size, 'max_file_size not an integer');
+  const headers: IncomingHttpHeaders = { 'transfer-encoding': 'chunked' };
+  if ('x_delete_at' in a) headers['x-delete-at'] = String(intAttr(a.x_delete_at, 'x_delete_at not an integer: Unix timestamp required.'));
+  if ('x_delete_after' in a) headers['x-delete-after'] = String(intAttr(a.x_delete_after, 'x_delete_after not an integer: Number of seconds required.'));
+  if ('content-encoding' in a) headers['content-encoding'] = a['content-encoding'];
+  verifyForm({ paths, attributes: a, keys });
+  let capExceeded = false;
+  const body = (async function* () {
+    try {
+      yield* capped(data, maxFileSize);
+    } catch (e) {
+      if (e instanceof FormInvalid) capExceeded = true;
+      throw e;
+    }
+  })();
+  const object = `${sr.object ?? ''}${a.filename}`;
+  const answer = await sub.run(self, { ...sr, authorized: true }, {
+    method: 'PUT', container: sr.container, object, headers, body: Readable.from(body, { objectMode: false }),
+    contentType: 'content-type' in a ? a['content-type'] || 'application/octet-stream' : undefined,
+  }).catch((e: unknown) => {
+    if (capExceeded) throw new FormInvalid('max_file_size exceeded');
+    throw e;
+  });
+  if (capExceeded) throw new FormInvalid('max_file_size exceeded');
+  return answer;
+}

@@ -5,6 +5,8 @@
 // where clients look for it (Tempest and python-swiftclient strip the
 // endpoint path from `/v1` on and ask `<that>/info`). Every section here is
 // a feature Stratus serves; nothing is listed that is not.
+import { PUBLIC } from '../../http/policy.ts';
+import type { Route } from '../../http/service.ts';
 import { tempurlInfo } from './tempurl.ts';
 import { formpostInfo } from './formpost.ts';
 
@@ -104,3 +106,40 @@ export const CROSSDOMAIN_XML = '<?xml version="1.0"?>\n'
   + '<cross-domain-policy>\n'
   + '<allow-access-from domain="*" secure="false" />\n'
   + '</cross-domain-policy>';
+
+// ---- the routes: /object/info, /object/crossdomain.xml, /object/healthcheck (public, as Swift serves them)
+
+export function infoRoutes(): Route[] {
+  return [
+    {
+      method: ['GET', 'HEAD'], path: '/info', rule: PUBLIC,
+      handler: (rc) => {
+        const origin = rc.req.headers.origin;
+        if (origin) rc.reply.header('Access-Control-Allow-Origin', origin).header('Access-Control-Expose-Headers', 'x-trans-id');
+        rc.reply.header('Content-Type', 'application/json; charset=UTF-8');
+        return JSON.stringify(swiftInfo());
+      },
+    },
+    {
+      method: 'OPTIONS', path: '/info', rule: PUBLIC,
+      handler: (rc) => {
+        rc.reply.header('Allow', 'HEAD, GET, OPTIONS').header('Content-Type', 'text/html; charset=UTF-8');
+        return '';
+      },
+    },
+    {
+      method: ['GET', 'HEAD'], path: '/crossdomain.xml', rule: PUBLIC,
+      handler: (rc) => {
+        rc.reply.header('Content-Type', 'application/xml; charset=utf-8');
+        return CROSSDOMAIN_XML;
+      },
+    },
+    {
+      method: ['GET', 'HEAD'], path: '/healthcheck', rule: PUBLIC,
+      handler: (rc) => {
+        rc.reply.header('Content-Type', 'text/plain');
+        return 'OK';
+      },
+    },
+  ];
+}

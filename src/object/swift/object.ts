@@ -203,7 +203,7 @@ async function putObject(sr: SwiftRequest): Promise<unknown> {
   let o: ObjectInfo;
   try {
     o = await sr.ctx.store.putObject(c, sr.object!, body ?? emptyBody(), {
-      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt,
+      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt, sysmeta: sr.sysmeta,
       ifNoneMatch: ifNoneMatch !== undefined ? '*' : undefined, maxSize: MAX_OBJECT_SIZE,
     });
   } catch (err) {
@@ -278,7 +278,7 @@ async function postObject(sr: SwiftRequest): Promise<unknown> {
   const metadata = objectMeta(sr);
   const ct = sr.contentType?.trim();
   try {
-    await sr.ctx.store.updateObject(c, sr.object!, { metadata, ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}) });
+    await sr.ctx.store.updateObject(c, sr.object!, { metadata, ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}), ...(sr.sysmeta ? { sysmeta: sr.sysmeta } : {}) });
   } catch (err) {
     storeError(err);
   }

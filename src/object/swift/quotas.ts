@@ -9,7 +9,12 @@
 // that would take the container or the account past a quota is a 413
 // "Upload exceeds quota." before any byte is stored; reseller admins' own
 // uploads are not held to account quotas (Swift).
-import { ApiError } from '../../common/errors.ts';
+import type { ApiError } from '../../common/errors.ts';
+import { checkContainerAccess } from './access.ts';
+import { loadContainer } from './container.ts';
+import { swiftError, swiftStatus } from './errors.ts';
+import { header as firstHeader } from './headers.ts';
+import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
 const header = (h: Headers, name: string): string | undefined => {
@@ -18,14 +23,14 @@ const header = (h: Headers, name: string): string | undefined => {
 };
 const digits = (v: string) => /^[0-9]+$/.test(v);
 
-export const overQuota = () => new ApiError('PayloadTooLarge', 'Upload exceeds quota.');
+export const overQuota = (): ApiError => swiftError(413, 'Upload exceeds quota.');
 
 /** A container PUT/POST's quota metadata: digits or empty (removal), else Swift's 400. */
 export function checkContainerQuotaHeaders(h: Headers): void {
   const bytes = header(h, 'x-container-meta-quota-bytes');
-  if (bytes && !digits(bytes)) throw new ApiError('BadRequest', 'Invalid bytes quota.');
+  if (bytes && !digits(bytes)) throw swiftError(400, 'Invalid bytes quota.');
   const count = header(h, 'x-container-meta-quota-count');
-  if (count && !digits(count)) throw new ApiError('BadRequest', 'Invalid count quota.');
+  if (count && !digits(count)) throw swiftError(400, 'Invalid count quota.');
 }
 
 export interface Usage { bytes: number; count: number }
@@ -66,11 +71,11 @@ export function accountQuotaChanges(h: Headers, resellerAdmin: boolean): Record<
     if (v === undefined) continue;
     named = true;
     if (resellerAdmin) {
-      if (v && !digits(v)) throw new ApiError('BadRequest', 'Bad Request');
+      if (v && !digits(v)) throw swiftStatus(400);
       out[key] = v;
     }
   }
-  if (named && !resellerAdmin) throw new ApiError('Forbidden', 'Forbidden');
+  if (named && !resellerAdmin) throw swiftStatus(403);
   return out;
 }
 
@@ -105,4 +110,58 @@ export function accountQuotaHeaders(sysmeta: Record<string, string> | undefined)
 /** Reseller admin: Swift keystoneauth's reseller_admin_role (ResellerAdmin, any case) or Stratus's cloud admin. */
 export function isResellerAdmin(roles: string[], cloudAdmin: boolean): boolean {
   return cloudAdmin || roles.some((r) => r.toLowerCase() === 'reselleradmin');
+}
+
+// ---- the middleware
+
+const isReseller = (sr: SwiftRequest): boolean => !!sr.cred && isResellerAdmin([...sr.cred.roles], sr.cred.roles.has('admin'));
+
+export function quotasMiddleware(): SwiftMiddleware {
+  return async (sr, next) => {
+    if (sr.container === undefined) return accountStep(sr, next);
+    if (sr.object === undefined) {
+      if (sr.method === 'PUT' || sr.method === 'POST') checkContainerQuotaHeaders(sr.headers);
+      return next();
+    }
+    if (sr.method === 'PUT' && sr.query['multipart-manifest'] !== 'put') await checkUpload(sr);
+    return next();
+  };
+}
+
+async function accountStep(sr: SwiftRequest, next: () => Promise<unknown>): Promise<unknown> {
+  if (sr.method === 'PUT' || sr.method === 'POST') {
+    const changes = accountQuotaChanges(sr.headers, isReseller(sr));
+    const body = await next();
+    if (Object.keys(changes).length && sr.reply.statusCode < 300) {
+      const sysmeta: Record<string, string | null> = {};
+      for (const [k, v] of Object.entries(changes)) sysmeta[k] = v === '' ? null : v;
+      await sr.ctx.store.updateAccount(sr.project, { sysmeta });
+    }
+    if (sr.reply.statusCode < 300) sr.reply.headers(accountQuotaHeaders((await sr.ctx.store.getAccount(sr.project)).sysmeta));
+    return body;
+  }
+  const body = await next();
+  if ((sr.method === 'GET' || sr.method === 'HEAD') && sr.reply.statusCode < 300) {
+    sr.reply.headers(accountQuotaHeaders((await sr.ctx.store.getAccount(sr.project)).sysmeta));
+  }
+  return body;
+}
+
+/** Refuses an upload past the container's or the account's quota (413), once the caller is known to be allowed to write. */
+async function checkUpload(sr: SwiftRequest): Promise<void> {
+  const c = await loadContainer(sr);
+  if (!c) return;
+  const hasContainerQuota = metaValue(c.metadata, 'quota-bytes') !== undefined || metaValue(c.metadata, 'quota-count') !== undefined;
+  const len = firstHeader(sr.headers, 'content-length');
+  const size = len !== undefined && /^\d+$/.test(len) ? Number(len) : 0;
+  if (hasContainerQuota) {
+    await checkContainerAccess(sr, c, 'write-object');
+    checkContainerQuota(c.metadata, { bytes: c.bytesUsed, count: c.objectCount }, size);
+  }
+  if (isReseller(sr)) return;
+  const account = await sr.ctx.store.getAccount(sr.project);
+  if (metaValue(account.sysmeta, ACCOUNT_QUOTA_BYTES) === undefined && metaValue(account.sysmeta, ACCOUNT_QUOTA_COUNT) === undefined
+    && metaValue(account.metadata, 'quota-bytes') === undefined) return;
+  await checkContainerAccess(sr, c, 'write-object');
+  checkAccountQuota(account.sysmeta, account.metadata, { bytes: account.bytesUsed, count: account.objectCount }, size);
 }

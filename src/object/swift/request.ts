@@ -49,6 +49,11 @@ export interface SwiftRequest {
   level?: AccessLevel;
   /** The container record once loaded (cached for the request). */
   containerInfo?: ContainerInfo | null;
+  /**
+   * Set by middleware: the object sysmeta an object PUT or POST records (a
+   * POST replaces the object's sysmeta with it); e.g. X-Object-Manifest.
+   */
+  sysmeta?: Record<string, string>;
 }
 
 /** The next step of the pipeline: what it answers (a body, or undefined when it used the reply). */

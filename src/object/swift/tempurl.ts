@@ -11,6 +11,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isIP, BlockList } from 'node:net';
 import { ApiError } from '../../common/errors.ts';
+import { loadContainer } from './container.ts';
+import { swiftError } from './errors.ts';
+import { headerValue } from './headers.ts';
+import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { discard } from './subrequest.ts';
 
 /** Swift's defaults (tempurl filter_factory): the methods a signature may grant, the digests it may use. */
 export const TEMPURL_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'] as const;
@@ -40,7 +45,7 @@ export function tempurlInfo(): Record<string, unknown> {
 export const TEMPURL_INVALID = '401 Unauthorized: Temp URL invalid\n';
 
 /** The 401 of a URL that does not verify (no body on HEAD, as Swift). */
-export const tempUrlInvalid = (): ApiError => new ApiError('Unauthorized', TEMPURL_INVALID);
+export const tempUrlInvalid = (): ApiError => swiftError(401, TEMPURL_INVALID);
 
 export interface TempUrlQuery {
   sig: string | undefined;
@@ -242,7 +247,7 @@ export function verifyTempUrl(c: TempUrlCheck): TempUrlGrant {
   for (const method of methods) {
     for (const path of paths) {
       for (const [key, scope] of keys) {
-        const mac = tempUrlHmac(method, q.expires!, path, key, digest.algo, q.ipRange);
+        const mac = tempUrlHmac(method, expires, path, key, digest.algo, q.ipRange);
         if (sameHex(mac, digest.hex)) return { scope, expires, algo: digest.algo };
       }
     }
@@ -256,7 +261,7 @@ export function disallowedHeader(method: string, headers: Record<string, unknown
   for (const h of DISALLOWED_INCOMING_HEADERS) {
     if (headers[h] !== undefined) {
       const title = h.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('-');
-      return new ApiError('BadRequest', `The header '${title}' is not allowed in this tempurl`);
+      return swiftError(400, `The header '${title}' is not allowed in this tempurl`);
     }
   }
   return null;
@@ -304,4 +309,57 @@ export function tempUrlKeys(meta: Record<string, string> | undefined): string[] 
   return Object.entries(meta)
     .filter(([k]) => k.toLowerCase() === 'temp-url-key' || k.toLowerCase() === 'temp-url-key-2')
     .map(([, v]) => v);
+}
+
+// ---- the middleware
+
+/** Requests a TempURL authorized, and for which scope (its large-object segments and static-web pages stay inside it). */
+const granted = new WeakMap<SwiftRequest, { scope: TempUrlScope; container: string }>();
+export const tempUrlGrant = (sr: SwiftRequest) => granted.get(sr);
+
+/** Answers a static-web listing made for a TempURL (inline, never refused for being a container). */
+export const staticwebAnswers = new WeakSet<SwiftRequest>();
+
+/** The service prefix a client may have signed the path with. */
+export const SIGNED_PREFIXES = ['', '/object'];
+
+export function tempurlMiddleware(): SwiftMiddleware {
+  return async (sr, next) => {
+    if (sr.method === 'OPTIONS') return next();
+    const q = tempUrlQuery(sr.query);
+    if (!q) return next();
+    if (sr.container === undefined) throw tempUrlInvalid();
+    const account = await sr.ctx.store.getAccount(sr.project);
+    const container = await loadContainer(sr);
+    const grant = verifyTempUrl({
+      method: sr.method, account: sr.account, container: sr.container, object: sr.object ?? '', query: q,
+      clientIp: sr.req.ip, accountKeys: tempUrlKeys(account.metadata), containerKeys: tempUrlKeys(container?.metadata),
+      signedPrefixes: SIGNED_PREFIXES,
+    });
+    const refused = disallowedHeader(sr.method, sr.headers as Record<string, unknown>);
+    if (refused) throw refused;
+    for (const h of INCOMING_REMOVE_HEADERS) delete sr.headers[h];
+    sr.authorized = true;
+    granted.set(sr, { scope: grant.scope, container: sr.container });
+    // Only the TempURL's own parameters go on (Swift rewrites the query string so).
+    const query: Record<string, string> = { temp_url_sig: q.sig!, temp_url_expires: q.expires! };
+    if (q.prefix !== undefined) query.temp_url_prefix = q.prefix;
+    if (q.filename) query.filename = q.filename;
+    if (q.inline) query.inline = '';
+    sr.query = query;
+    const body = await next();
+    const reply = sr.reply;
+    for (const name of Object.keys(reply.getHeaders())) if (dropOutgoingHeader(name)) reply.removeHeader(name);
+    if ((sr.method === 'GET' || sr.method === 'HEAD') && reply.statusCode >= 200 && reply.statusCode < 300) {
+      const staticweb = staticwebAnswers.has(sr);
+      if (!staticweb && (sr.object ?? '') === '') {
+        discard(body);
+        throw tempUrlInvalid();
+      }
+      const existing = reply.getHeader('content-disposition');
+      reply.header('Content-Disposition', headerValue(tempUrlDisposition(q, sr.object ?? '', existing === undefined ? undefined : String(existing), staticweb)));
+      reply.header('Expires', new Date(grant.expires * 1000).toUTCString());
+    }
+    return body;
+  };
 }
