@@ -112,7 +112,7 @@ export function renderBulk(format: string, result: BulkResult, errors: Array<[st
 export const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
   404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable', 409: 'Conflict', 411: 'Length Required',
-  412: 'Precondition Failed', 413: 'Request Entity Too Large', 422: 'Unprocessable Entity', 500: 'Internal Error',
+  412: 'Precondition Failed', 413: 'Request Entity Too Large', 422: 'Unprocessable Entity', 500: 'Internal Error', 501: 'Not Implemented',
   502: 'Bad Gateway', 503: 'Service Unavailable',
 };
 export const statusLine = (status: number) => `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;

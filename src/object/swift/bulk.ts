@@ -26,6 +26,9 @@ import { BULK_LIMITS, DEFAULT_CONSTRAINTS } from './info.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { discard, isSuccess, type Subrequests } from './subrequest.ts';
 
+/** The host has no bzip2: tar.bz2 cannot be read here. */
+class Bzip2Missing extends Error {}
+
 const ARCHIVES: Record<string, '' | 'gz' | 'bz2'> = { tar: '', 'tar.gz': 'gz', 'tar.bz2': 'bz2' };
 
 export function bulkMiddleware(sub: Subrequests): SwiftMiddleware {
@@ -125,7 +128,7 @@ function decompress(body: Readable, type: '' | 'gz' | 'bz2'): AsyncIterable<Buff
     if (code === 0) out.end();
     else out.destroy(new TarFormatError(`bzip2: ${stderr.trim().split('\n').pop() || `exit ${code}`}`));
   });
-  child.on('error', (e) => out.destroy(e));
+  child.on('error', (e) => out.destroy((e as NodeJS.ErrnoException).code === 'ENOENT' ? new Bzip2Missing() : e));
   return out;
 }
 
@@ -213,6 +216,11 @@ async function extractArchive(sr: SwiftRequest, type: '' | 'gz' | 'bz2', sub: Su
         }
       }
     } catch (e) {
+      if (e instanceof Bzip2Missing) {
+        result['Response Status'] = statusLine(501);
+        result['Response Body'] = 'tar.bz2 archives need bzip2 on the server';
+        return { result, errors };
+      }
       if (e instanceof TarFormatError || (e as NodeJS.ErrnoException)?.code?.startsWith?.('Z_')) {
         result['Response Status'] = statusLine(400);
         result['Response Body'] = `Invalid Tar File: ${(e as Error).message}`;
