@@ -7,6 +7,7 @@ import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
 import { CatalogCache } from './catalog.ts';
 import { CredentialStore } from './credential-store.ts';
+import { ec2Keys, type Ec2Keys } from './ec2.ts';
 import { IdentityReadCache } from './read-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
@@ -34,6 +35,8 @@ export interface Identity {
   service: Service;
   authenticate: TokenValidator;
   context: IdentityContext;
+  /** EC2 credentials by access key: their secrets and callers, for S3 request signatures. */
+  ec2: Ec2Keys;
   /** Reads keys, revocations and the catalog, then keeps them in sync with the database. */
   start(): Promise<void>;
   stop(): void;
@@ -94,6 +97,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     } },
     authenticate: tokenAuthenticator(context),
     context,
+    ec2: ec2Keys(context),
     async start() {
       await sync();
       timer = setInterval(() => {

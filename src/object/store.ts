@@ -374,6 +374,16 @@ export class ObjectStore {
     return r ? containerInfo(r) : null;
   }
 
+  /**
+   * The visible container named `name` in any project (the oldest when
+   * several projects have one): S3's buckets are one namespace.
+   */
+  async findContainer(name: string): Promise<ContainerInfo | null> {
+    const r = await this.db.selectFrom('object_containers').selectAll()
+      .where('name', '=', name).where('internal', '=', 0).orderBy('id').limit(1).executeTakeFirst();
+    return r ? containerInfo(r) : null;
+  }
+
   /** Creates a container; an existing one is returned as it is (`created` false). */
   async createContainer(project: string, name: string, o: {
     internal?: boolean; metadata?: Meta; sysmeta?: Meta; readAcl?: string | null; writeAcl?: string | null; policy?: string;

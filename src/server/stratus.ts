@@ -19,6 +19,7 @@ import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
+import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -46,6 +47,8 @@ export interface StratusOptions {
   imageDir?: string;
   /** The object store's settings (its directory, default DATA_DIR/objects). */
   object?: ObjectConfig;
+  /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
+  s3?: S3Config;
 }
 
 export interface Stratus {
@@ -94,7 +97,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 's3'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -122,7 +125,9 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
-  return { identity, images, compute, fleet, volume, objects, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service] };
+  // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
+  const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
+  return { identity, images, compute, fleet, volume, objects, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3] };
 }
 
 /**
