@@ -339,7 +339,7 @@ async function uploadFile(sr: SwiftRequest, a: Record<string, string>, data: Asy
     }
   })();
   const object = `${sr.object ?? ''}${a.filename}`;
-  const answer = await sub.run(self, { ...sr, authorized: true }, {
+  const answer = await sub.run(self, { ...sr, authorized: true, level: undefined }, {
     method: 'PUT', container: sr.container, object, headers, body: Readable.from(body, { objectMode: false }),
     contentType: 'content-type' in a ? a['content-type'] || 'application/octet-stream' : undefined,
   }).catch((e: unknown) => {

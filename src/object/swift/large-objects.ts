@@ -96,9 +96,17 @@ export function largeObjectsMiddleware(sub: Subrequests): SwiftMiddleware {
 
 // ---- GET / HEAD
 
+/** The request's object, loaded once per request (the core's GET/HEAD reuses it). */
+export async function loadObject(sr: SwiftRequest): Promise<ObjectInfo | null> {
+  if (sr.objectInfo !== undefined) return sr.objectInfo;
+  const c = await loadContainer(sr);
+  sr.objectInfo = c ? await sr.ctx.store.headObject(c, sr.object!) : null;
+  return sr.objectInfo;
+}
+
 async function getLarge(sr: SwiftRequest, next: () => Promise<unknown>, manifestGet: boolean): Promise<unknown> {
   const c = await loadContainer(sr);
-  const o = c ? await sr.ctx.store.headObject(c, sr.object!) : null;
+  const o = await loadObject(sr);
   if (!o || (!isSlo(o) && dloManifest(o) === undefined)) return next();
   if (isSlo(o)) {
     if (manifestGet) {

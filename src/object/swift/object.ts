@@ -57,7 +57,7 @@ async function container(sr: SwiftRequest, what: 'read-object' | 'write-object')
 
 async function getObject(sr: SwiftRequest): Promise<unknown> {
   const c = await container(sr, 'read-object');
-  const o = await sr.ctx.store.headObject(c, sr.object!);
+  const o = sr.objectInfo !== undefined ? sr.objectInfo : await sr.ctx.store.headObject(c, sr.object!);
   if (!o) throw swiftStatus(404);
   return sendObject(sr, o);
 }

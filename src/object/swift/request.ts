@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Credentials } from '../../http/auth.ts';
-import type { ContainerInfo, ObjectStore } from '../store.ts';
+import type { ContainerInfo, ObjectInfo, ObjectStore } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { MAX_ACCOUNT_NAME_LENGTH, MAX_CONTAINER_NAME_LENGTH, MAX_OBJECT_NAME_LENGTH } from './headers.ts';
 import type { AccessLevel } from './acl.ts';
@@ -54,6 +54,8 @@ export interface SwiftRequest {
    * POST replaces the object's sysmeta with it); e.g. X-Object-Manifest.
    */
   sysmeta?: Record<string, string>;
+  /** The object record once a middleware loaded it (cached for the request: the core's GET/HEAD reuses it). */
+  objectInfo?: ObjectInfo | null;
 }
 
 /** The next step of the pipeline: what it answers (a body, or undefined when it used the reply). */

@@ -339,6 +339,15 @@ export function tempurlMiddleware(): SwiftMiddleware {
     const refused = disallowedHeader(sr.method, sr.headers as Record<string, unknown>);
     if (refused) throw refused;
     for (const h of INCOMING_REMOVE_HEADERS) delete sr.headers[h];
+    // The signature grants its account or its container and nothing else: a copy may not read from elsewhere.
+    const copyFrom = sr.method === 'PUT' ? sr.headers['x-copy-from'] : undefined;
+    if (copyFrom !== undefined || (sr.method === 'PUT' && sr.headers['x-copy-from-account'] !== undefined)) {
+      const from = String(copyFrom ?? '').replace(/^\/+/, '');
+      const slash = from.indexOf('/');
+      let fromContainer = slash < 0 ? from : from.slice(0, slash);
+      try { fromContainer = decodeURIComponent(fromContainer); } catch { /* the core refuses it */ }
+      if (sr.headers['x-copy-from-account'] !== undefined || (grant.scope === 'container' && fromContainer !== sr.container)) throw tempUrlInvalid();
+    }
     sr.authorized = true;
     granted.set(sr, { scope: grant.scope, container: sr.container });
     // Only the TempURL's own parameters go on (Swift rewrites the query string so).

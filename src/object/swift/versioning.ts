@@ -30,6 +30,7 @@ import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
 import { listingFormat } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
 import { isSuccess } from './subrequest.ts';
 
@@ -302,7 +303,7 @@ async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Pr
     return undefined;
   }
   if (sr.method === 'GET' || sr.method === 'HEAD') {
-    const cur = await store.headObject(c, sr.object!);
+    const cur = await loadObject(sr);
     const body = await next();
     if (cur && (isSuccess(sr.reply.statusCode) || sr.reply.statusCode === 304)) {
       sr.reply.header('X-Object-Version-Id', cur.sysmeta[VERSION_ID] ?? 'null');

@@ -97,4 +97,12 @@ test('a PUT URL writes, a container key and a prefix URL read (Tempest test_get_
   expectStatus(await s.call('PUT', 'tc2/public/x', { body: 'x' }), 201);
   const sig2 = hmacHex('sha256', 'ckey', `GET\n${expires}\nprefix:/v1/AUTH_${s.t.projectId}/tc2/public`);
   expectStatus(await raw(cloud, 'GET', `${s.account}/tc2/public/x?temp_url_sig=${sig2}&temp_url_expires=${expires}&temp_url_prefix=public`), 401);
+  // a container key's PUT may not copy from another container; the account key's may
+  const dst = `${s.account}/tc/copied`;
+  const cput = hmacHex('sha256', 'ckey', `PUT\n${expires}\n${dst}`);
+  expectStatus(await raw(cloud, 'PUT', `${dst}?temp_url_sig=${cput}&temp_url_expires=${expires}`, { body: '', headers: { 'X-Copy-From': 'tc2/public/x' } }), 401);
+  expectStatus(await s.call('HEAD', 'tc/copied'), 404);
+  const aput = sign('PUT', dst, 'akey', expires);
+  expectStatus(await raw(cloud, 'PUT', `${dst}?temp_url_sig=${aput}&temp_url_expires=${expires}`, { body: '', headers: { 'X-Copy-From': 'tc2/public/x' } }), 201);
+  assert.equal((await s.call('GET', 'tc/copied')).text, 'x');
 });
