@@ -43,6 +43,7 @@ test('account quotas: set by a reseller admin only, shown back, enforced', async
   // a reseller admin (Keystone's admin here) may, on any account
   r = await t.call('POST', t.account, { token: cloud.adminToken, headers: { 'X-Account-Meta-Quota-Bytes': '20', 'X-Account-Quota-Count': '5' } });
   expectStatus(r, 204);
+  assert.ok(r.headers.get('content-type'), 'Tempest checks a Content-Type on every answer');
   r = await t.call('POST', t.account, { token: cloud.adminToken, headers: { 'X-Account-Quota-Bytes': 'lots' } });
   expectStatus(r, 400);
   const head = await t.call('HEAD', t.account);
@@ -61,4 +62,17 @@ test('account quotas: set by a reseller admin only, shown back, enforced', async
   assert.equal(after.headers.get('x-account-quota-bytes'), null);
   assert.equal(after.headers.get('x-account-quota-count'), null);
   expectStatus(await t.call('PUT', 'ac/fine', { body: 'x'.repeat(100) }), 201);
+});
+
+test("a user with Swift's ResellerAdmin role (Tempest's reseller_admin_role) sets another account's quota", async () => {
+  const role = await cloud.call('POST', '/identity/v3/roles', { token: cloud.adminToken, body: { role: { name: 'ResellerAdmin' } } });
+  assert.ok(role.status === 201 || role.status === 409, JSON.stringify(role.body));
+  const reseller = await swiftTenant(cloud, ['ResellerAdmin']);
+  const t = await swiftTenant(cloud);
+  expectStatus(await t.call('POST', t.account, { token: reseller.t.token, headers: { 'X-Account-Meta-Quota-Bytes': '7' } }), 204);
+  assert.equal((await t.call('HEAD', t.account)).headers.get('x-account-quota-bytes'), '7');
+  expectStatus(await t.call('PUT', 'rc'), 201);
+  expectStatus(await t.call('PUT', 'rc/o', { body: 'x'.repeat(8) }), 413);
+  // the reseller's own uploads are not held to the quota
+  expectStatus(await t.call('PUT', 'rc/o', { token: reseller.t.token, body: 'x'.repeat(8) }), 201);
 });
