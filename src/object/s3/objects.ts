@@ -52,9 +52,9 @@ const objectPublic = (o: ObjectInfo | null | undefined) => !!o && ['public-read'
 
 /** Read access to an object: the bucket's rules, or the object's own public-read ACL; AccessDenied otherwise. */
 async function readable(ctx: S3Context, r: S3Request, b: ContainerInfo): Promise<void> {
-  if (allowed(r.cred, b, 'read')) return;
+  if (await allowed(ctx.store, r.cred, b, 'read')) return;
   const o = await ctx.store.headObject(b, r.key);
-  check(r.cred, b, 'read', objectPublic(o));
+  await check(ctx.store, r.cred, b, 'read', objectPublic(o));
 }
 
 function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<string, string> }): void {
@@ -113,7 +113,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
 export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const size = r.declaredLength();
@@ -145,7 +145,7 @@ function echoChecksum(r: S3Request): void {
 export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
@@ -153,9 +153,9 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   let source: ObjectInfo | null;
   let sourceName = src.key;
   let sourceContainer = sb;
-  if (!allowed(r.cred, sb, 'read')) {
+  if (!await allowed(ctx.store, r.cred, sb, 'read')) {
     const o = await ctx.store.headObject(sb, src.key);
-    check(r.cred, sb, 'read', objectPublic(o));
+    await check(ctx.store, r.cred, sb, 'read', objectPublic(o));
   }
   if (src.versionId !== undefined) {
     const found = await findVersion(ctx, sb, src.key, src.versionId);
@@ -223,7 +223,7 @@ async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionI
 export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const done = await deleteOne(ctx, b, r.key, r.query.get('versionId')).catch((e) => { throw storeError(e, r); });
   if (done.deleteMarker) r.reply.header('x-amz-delete-marker', 'true');
   if (done.versionId !== undefined) r.reply.header('x-amz-version-id', done.versionId);
@@ -233,7 +233,7 @@ export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> 
 /** DeleteObjects: up to 1,000 keys; each result reported (only the errors when Quiet). */
 export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const doc = node(parseXml(await r.smallBody()).Delete);
   if (!doc) throw s3Error('MalformedXML');
   const quiet = text(doc.Quiet) === 'true';
@@ -267,7 +267,7 @@ export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<strin
 export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'read');
+  await check(ctx.store, r.cred, b, 'read');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   return r.xml(aclDocument(b.project, o.sysmeta[SYS.objectAcl] ?? 'private'));
@@ -276,7 +276,7 @@ export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string
 export async function putObjectAcl(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   const header = r.header('x-amz-acl');
