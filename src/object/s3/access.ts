@@ -30,8 +30,6 @@ export const SYS = {
   policy: 's3-policy',
   /** An object's canned ACL. */
   objectAcl: 's3-acl',
-  /** A bucket's versioning state: Enabled or Suspended (absent: never enabled). Shared with Swift's object versioning. */
-  versioning: 'versioning',
   /** A bucket's location constraint as created. */
   location: 's3-location',
 } as const;

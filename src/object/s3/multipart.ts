@@ -11,13 +11,13 @@ import type { ContainerInfo, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { emptyAndDelete, owner } from './buckets.ts';
-import { loadBucket, multipartContainer, storeError, versionsContainer, type S3Context } from './context.ts';
+import { loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
 import { checkKey } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { uriEncode } from './sigv4.ts';
-import { beforeWrite, findVersion, stateOf, versionOf } from './versioning.ts';
+import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 const SEP = '\u0001';
@@ -92,7 +92,7 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
     const found = await findVersion(ctx, sb, src.key, src.versionId);
     if (found && !found.deleteMarker) {
       source = found.object;
-      if (!found.current) sourceContainer = (await ctx.store.getContainer(sb.project, versionsContainer(sb.name), { internal: true }))!;
+      sourceContainer = found.container;
     }
   } else source = await ctx.store.headObject(sb, src.key);
   const publicObject = !!source && ['public-read', 'public-read-write'].includes(source.sysmeta[SYS.objectAcl] ?? '');
@@ -145,11 +145,12 @@ export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Pro
   const md5s = createHash('md5');
   for (const p of parts) md5s.update(Buffer.from(p.etag, 'hex'));
   const etag = `${md5s.digest('hex')}-${parts.length}`;
-  const version = await beforeWrite(ctx, b, r.key);
+  const write = await versionedWrite(ctx, b, r.key);
   const o = await ctx.store.composeObject({ container: b, name: r.key }, parts.map((p) => ({ container: mp, name: p.name })), {
     etag, contentType: record.contentType, metadata: record.metadata,
-    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), ...version }, removeParts: true,
+    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), ...write.sysmeta }, removeParts: true,
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   await dropUpload(ctx, mp, r.key, uploadId);
   if (stateOf(b) || o.sysmeta['version-id']) r.reply.header('x-amz-version-id', versionOf(o));
   const location = `${r.req.protocol}://${r.req.headers.host ?? 'localhost'}/${uriEncode(b.name)}/${uriEncode(r.key, true)}`;

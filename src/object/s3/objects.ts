@@ -12,7 +12,7 @@ import {
   responseOverrides, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
-import { beforeWrite, DELETE_MARKER, deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionOf, VERSION_ID } from './versioning.ts';
+import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** S3's longest key, in bytes of UTF-8. */
@@ -122,13 +122,14 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
-  const version = await beforeWrite(ctx, b, r.key);
-  const sysmeta = writeSysmeta(r, version);
+  const write = await versionedWrite(ctx, b, r.key);
+  const sysmeta = writeSysmeta(r, write.sysmeta);
   const o = await ctx.store.putObject(b, r.key, r.body(), {
     size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
     ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   r.reply.header('etag', quoteEtag(o.etag));
   versionHeader(r, b, o);
   echoChecksum(r);
@@ -162,10 +163,8 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
     if (!found) throw s3Error('NoSuchVersion', undefined, [['Key', src.key], ['VersionId', src.versionId]]);
     if (found.deleteMarker) throw s3Error('InvalidRequest', 'The source of a copy request may not specifically refer to a delete marker by version id.');
     source = found.object;
-    if (!found.current) {
-      sourceName = found.object.name;
-      sourceContainer = (await ctx.store.getContainer(sb.project, `versions+${sb.name}`, { internal: true }))!;
-    }
+    sourceName = found.object.name;
+    sourceContainer = found.container;
   } else {
     source = await ctx.store.headObject(sb, src.key);
   }
@@ -178,14 +177,13 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
     throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
   }
   const metadata = directive === 'REPLACE' ? userMetadata(r) : undefined;
-  const version = await beforeWrite(ctx, b, r.key);
+  const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);
   const o = await ctx.store.copyObject({ container: sourceContainer, name: sourceName }, { container: b, name: r.key }, {
     derive: (s) => {
       const kept = withoutKeptHeaders(s.sysmeta);
       delete kept[VERSION_ID];
-      delete kept[DELETE_MARKER];
       if (acl !== undefined) delete kept[SYS.objectAcl];
       return {
         contentType: directive === 'REPLACE' ? r.header('content-type') ?? 'binary/octet-stream' : s.contentType,
@@ -194,12 +192,13 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
           ...kept,
           ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => k.startsWith('header:')))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
-          ...version,
+          ...write.sysmeta,
         },
         deleteAt: null,
       };
     },
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   versionHeader(r, b, o);
   if (source.sysmeta[VERSION_ID]) r.reply.header('x-amz-copy-source-version-id', versionOf(source));
   return r.xml(xmlDocument('CopyObjectResult', [['LastModified', lastModified(o).toISOString()], ['ETag', quoteEtag(o.etag)]]));
@@ -212,7 +211,7 @@ async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionI
     if (found) await deleteVersion(ctx, b, key, found);
     return { versionId, ...(found?.deleteMarker ? { deleteMarker: true } : {}) };
   }
-  if (stateOf(b)) {
+  if (stateOf(b) === 'Enabled') {
     const { versionId: id } = await deleteWithMarker(ctx, b, key);
     return { versionId: id, deleteMarker: true };
   }
