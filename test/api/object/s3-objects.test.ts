@@ -225,6 +225,13 @@ test('bad input: a body shorter than declared, no length, a NUL in the key: noth
   assert.match(answer, /^HTTP\/1\.1 411/);
   assert.match(answer, /<Code>MissingContentLength<\/Code>/);
   assert.equal((await s3.call('HEAD', '/s3/obj-bad/nolength')).status, 404);
+  // '..' is a key's text, never a path step
+  const dots = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/a/../b', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '4' } });
+  const dotsHead = [`PUT /s3/obj-bad/a/../b HTTP/1.1`, ...Object.entries({ ...dots.headers, host: s3.host, 'content-length': '4', connection: 'close' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  assert.match(await rawExchange(Buffer.from(`${dotsHead}dots`), false), /^HTTP\/1\.1 200/);
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/obj-bad')).text, 'Key'), ['a/../b']);
+  await s3.call('DELETE', '/s3/obj-bad/a%2F..%2Fb');
+  assertS3Error(await s3.call('PATCH', '/s3/obj-bad/x', { body: 'x' }), 405, 'MethodNotAllowed');
   const nul = await s3.call('PUT', '/s3/obj-bad/a%00b', { body: 'x' });
   assert.equal(nul.status, 400);
   assert.match(nul.text, /<Error><Code>/);
