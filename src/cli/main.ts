@@ -11,7 +11,7 @@ import { bootstrap } from '../identity/bootstrap.ts';
 import { createDefaultNetworks } from './default-networks.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
 import { rotateKeys } from '../identity/keys.ts';
-import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
+import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, registryGc, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
 import { formatCidr, parseCidr } from '../network/ipnet.ts';
@@ -427,6 +427,17 @@ objectCmd.command('audit').description('check every blob of the object store aga
     } finally {
       await d.close();
     }
+  });
+
+const registry = program.command('registry').description('the OCI registry (/v2)');
+registry.command('gc').description('remove blobs no manifest of their project references, the bytes of deleted manifests, and upload sessions untouched for a day (the server also does it at start and hourly)')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--grace <seconds>', 'keep blobs and objects younger than this (a push uploads blobs before its manifest)', count, 3600)
+  .option('--upload-age <seconds>', 'remove upload sessions untouched for this long', count, 86400)
+  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number }) => {
+    const r = await registryGc({ dataDir: resolve(f.dataDir), database: f.database }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
+    process.stdout.write(`removed ${r.blobs} blobs, ${r.manifests} manifests, ${r.uploads} upload sessions, ${r.chunks} stray chunks\n`);
   });
 
 const db = program.command('db').description('the state database');

@@ -19,6 +19,7 @@ export const ErrorCode = {
   UnprocessableEntity: { status: 422, title: 'Unprocessable Entity' },
   /** Swift's answer to a body that ended before its declared length. */
   ClientDisconnect: { status: 499, title: 'Client Disconnect' },
+  TooManyRequests: { status: 429, title: 'Too Many Requests' },
   Internal: { status: 500, title: 'Internal Server Error' },
   NotImplemented: { status: 501, title: 'Not Implemented' },
   Unavailable: { status: 503, title: 'Service Unavailable' },

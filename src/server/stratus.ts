@@ -20,6 +20,8 @@ import { createNetworkService, type NetworkConfig } from '../network/service.ts'
 import { createVolumeService } from '../volume/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
+import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService, type RegistryStorage } from '../registry/service.ts';
+import { FileRegistryStorage } from '../registry/file-storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -63,6 +65,8 @@ export interface Stratus {
   images: ImageService;
   /** The object store (Swift's, S3's, the registry's). */
   objects: ObjectService;
+  /** The OCI registry (garbage collection on demand). */
+  registry: RegistryService;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -97,7 +101,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 's3'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 's3' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -127,7 +131,15 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
-  return { identity, images, compute, fleet, volume, objects, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3] };
+  // the OCI registry under /v2
+  const registry = createRegistry({
+    db: database.db, log: logger, storage: registryStorage(o),
+    authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
+  });
+  return {
+    identity, images, compute, fleet, volume, objects, registry,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service],
+  };
 }
 
 /**
@@ -140,6 +152,22 @@ function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore 
   return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
 }
 
+/** Where the registry keeps blobs and manifests. */
+function registryStorage(o: Pick<StratusOptions, 'dataDir'>): RegistryStorage {
+  return new FileRegistryStorage(join(o.dataDir, 'registry'));
+}
+
+/** `stratus registry gc`: one garbage collection of the registry on the server's database and storage. */
+export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database'>, gc: GcOptions): Promise<GcResult> {
+  const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
+  try {
+    await migrate(database.db);
+    return await collectRegistryGarbage(database.db, registryStorage(o), gc);
+  } finally {
+    await database.close();
+  }
+}
+
 /** The server's JSON log, to stdout unless given another destination. */
 export function serverLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino({ level, base: { service: 'stratus' } }, destination);
@@ -149,7 +177,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, objects, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, registry, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -172,6 +200,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await compute.start();
     await volume.start();
     await objects.start();
+    await registry.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.
@@ -179,10 +208,11 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, objects, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
+        registry.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
@@ -195,6 +225,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
+    registry.stop();
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
