@@ -80,6 +80,7 @@ interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
   uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string;
+  s3Domain?: string; s3Region?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -88,6 +89,8 @@ function serverOptions(cmd: Command): Command {
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+    .option('--s3-domain <domain>', 'S3 virtual-hosted buckets: requests for Host <bucket>.<domain> (env STRATUS_S3_DOMAIN; default: path style only)')
+    .option('--s3-region <region>', 'the region the S3 API reports (default us-east-1; any region a client signs with is accepted)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -109,6 +112,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
     object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
+    s3: { domain: f.s3Domain ?? (process.env.STRATUS_S3_DOMAIN || undefined), ...(f.s3Region ? { region: f.s3Region } : {}) },
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
