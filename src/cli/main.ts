@@ -77,7 +77,7 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -85,6 +85,7 @@ function serverOptions(cmd: Command): Command {
     .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
+    .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -105,6 +106,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
+    object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
@@ -407,9 +409,34 @@ registry.command('gc').description('remove blobs no manifest of their project re
   .option('--database <url>', 'postgres://… URL or SQLite file')
   .option('--grace <seconds>', 'keep blobs and objects younger than this (a push uploads blobs before its manifest)', count, 3600)
   .option('--upload-age <seconds>', 'remove upload sessions untouched for this long', count, 86400)
-  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number }) => {
-    const r = await registryGc({ dataDir: resolve(f.dataDir), database: f.database }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
+  .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number; objectDir?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    const objectDir = resolve(f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || join(dataDir, 'objects')));
+    const r = await registryGc({ dataDir, database: f.database, object: { objectDir } }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
     process.stdout.write(`removed ${r.blobs} blobs, ${r.manifests} manifests, ${r.uploads} upload sessions, ${r.chunks} stray chunks\n`);
+  });
+
+const objectCmd = program.command('object').description('the object store');
+objectCmd.command('audit').description('check every blob of the object store against its checksums and records: reports bit rot, orphan files and missing files; changes nothing; exit status 1 when any')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--object-dir <dir>', 'directory of the blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+  .option('--no-verify', 'only look for orphan and missing files, without reading every blob')
+  .option('--json', 'print the report as JSON')
+  .action(async (f: { dataDir: string; database?: string; objectDir?: string; verify: boolean; json?: boolean }) => {
+    const { auditObjects, auditText } = await import('../object/audit.ts');
+    const dataDir = resolve(f.dataDir);
+    const d = await openDatabase(f.database ?? defaultDatabase(dataDir));
+    try {
+      await migrate(d.db);
+      const objectDir = resolve(f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || join(dataDir, 'objects')));
+      const r = await auditObjects({ db: d.db, log: serverLogger('warn'), dataDir, objectDir, verify: f.verify });
+      process.stdout.write(`${f.json ? JSON.stringify(r) : auditText(r)}\n`);
+      process.exitCode = r.corrupt.length + r.orphanFiles.length + r.missingFiles.length ? 1 : 0;
+    } finally {
+      await d.close();
+    }
   });
 
 const db = program.command('db').description('the state database');

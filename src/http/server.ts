@@ -151,6 +151,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     schemaController: { compilersFactory: { buildValidator: () => compileRouteSchema, buildSerializer: () => noResponseSchemas } },
   } as any) as unknown as FastifyInstance;
 
+  // Swift's server-side copy method (no body)
+  app.addHttpMethod('COPY');
+
   // Clients send Content-Type: application/json with empty bodies (DELETE, actions): that is no body.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(/^application\/([\w.+-]*\+)?json/, { parseAs: 'string' }, parseJsonBody);

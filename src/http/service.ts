@@ -7,7 +7,7 @@ import type { ApiError } from '../common/errors.ts';
 import type { Authenticator, Credentials } from './auth.ts';
 import type { Rule, Target } from './policy.ts';
 
-export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS' | 'COPY';
 
 export type Params = Record<string, string>;
 export type Query = Record<string, string | string[] | undefined>;

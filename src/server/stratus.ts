@@ -18,8 +18,9 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
-import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService, type RegistryStorage } from '../registry/service.ts';
-import { FileRegistryStorage } from '../registry/file-storage.ts';
+import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
+import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
+import { ObjectRegistryStorage } from '../registry/storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -45,6 +46,8 @@ export interface StratusOptions {
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
   imageDir?: string;
+  /** The object store's settings (its directory, default DATA_DIR/objects). */
+  object?: ObjectConfig;
 }
 
 export interface Stratus {
@@ -57,6 +60,8 @@ export interface Stratus {
   identity: Identity;
   /** The image service's in-process interface (records and data). */
   images: ImageService;
+  /** The object store (Swift's, S3's, the registry's). */
+  objects: ObjectService;
   /** The OCI registry (garbage collection on demand). */
   registry: RegistryService;
   logger: Logger;
@@ -73,6 +78,8 @@ export const HOSTED_SERVICES: HostedService[] = [
   // as DevStack registers Cinder: both types, project-less URLs
   { type: 'block-storage', name: 'cinder', path: '/volume/v3' },
   { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
+  // as DevStack registers Swift: the account of the token's project in the URL
+  { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -91,7 +98,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -118,14 +125,15 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  // the OCI registry under /v2
+  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
+  // the OCI registry under /v2, its bytes in the object store
   const registry = createRegistry({
-    db: database.db, log: logger, storage: registryStorage(o),
+    db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
     authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
-    identity, images, compute, fleet, volume, registry,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, registry.service],
+    identity, images, compute, fleet, volume, objects, registry,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, registry.service],
   };
 }
 
@@ -139,17 +147,17 @@ function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore 
   return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
 }
 
-/** Where the registry keeps blobs and manifests. */
-function registryStorage(o: Pick<StratusOptions, 'dataDir'>): RegistryStorage {
-  return new FileRegistryStorage(join(o.dataDir, 'registry'));
-}
-
-/** `stratus registry gc`: one garbage collection of the registry on the server's database and storage. */
-export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database'>, gc: GcOptions): Promise<GcResult> {
+/**
+ * `stratus registry gc`: one garbage collection of the registry on the
+ * server's database and object store. The store is not started: its crash
+ * recovery belongs to the server (a running one may have writes in flight).
+ */
+export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database' | 'object'>, gc: GcOptions): Promise<GcResult> {
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
   try {
     await migrate(database.db);
-    return await collectRegistryGarbage(database.db, registryStorage(o), gc);
+    const objects = createObjectService({ db: database.db, log: serverLogger('warn'), dataDir: o.dataDir, config: o.object });
+    return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
   } finally {
     await database.close();
   }
@@ -164,7 +172,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, registry, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, registry, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -186,6 +194,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.start();
     await compute.start();
     await volume.start();
+    await objects.start();
     await registry.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
@@ -194,7 +203,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, registry, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
@@ -202,6 +211,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
         await fleet.stop();
         await compute.stop();
         await app.close();
+        await objects.stop();
         await images.stop();
         await database.close();
       },
@@ -214,6 +224,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
+    await objects.stop().catch(() => undefined);
     await images.stop().catch(() => undefined);
     await database.close();
     throw err;

@@ -126,10 +126,12 @@ const INTERFACES: Record<string, readonly string[]> = {
   network: ['network/service.ts', 'network/protocol.ts'],
   // VolumeService wiring; the wire contract of the volume kind a volume backend will converge.
   volume: ['volume/service.ts', 'volume/protocol.ts'],
+  // ObjectService: the ObjectStore every API keeping bytes uses (S3 and Swift live in the folder).
+  object: ['object/service.ts'],
   // RegistryService wiring (the registry's GC, for the CLI and the server).
   registry: ['registry/service.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'registry', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'object', 'registry', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 
