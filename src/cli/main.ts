@@ -52,6 +52,10 @@ function ratio(max: number): (v: string) => number {
 function urlList(v: string, previous?: string[]): string[] {
   return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 }
+function imageStoreKind(v: string): 'file' | 'object' {
+  if (v !== 'file' && v !== 'object') throw new InvalidArgumentError('not file or object');
+  return v;
+}
 const IFNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 /** `--bridge-mapping <physical_network>=<bridge>`, repeatable: the mappings so far plus this one. */
 function bridgeMapping(v: string, previous?: Record<string, string>): Record<string, string> {
@@ -77,7 +81,7 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string; imageStore?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -86,6 +90,7 @@ function serverOptions(cmd: Command): Command {
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+    .option('--image-store <store>', 'where image data is kept: file (the image directory) or object (the object store, as Glance\'s swift store; env STRATUS_IMAGE_STORE)', imageStoreKind)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -106,6 +111,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
+    imageStore: imageStoreKind(f.imageStore ?? (process.env.STRATUS_IMAGE_STORE || 'file')),
     object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),

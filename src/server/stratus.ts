@@ -14,6 +14,7 @@ import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { FileStore } from '../image/store.ts';
+import { ObjectImageStore } from '../image/object-store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
@@ -46,6 +47,8 @@ export interface StratusOptions {
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
   imageDir?: string;
+  /** Where the image service keeps image data: files in imageDir (default), or objects of the object store (Glance's swift store). */
+  imageStore?: 'file' | 'object';
   /** The object store's settings (its directory, default DATA_DIR/objects). */
   object?: ObjectConfig;
 }
@@ -98,9 +101,10 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
-  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
+  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
   const network = createNetworkService({
@@ -125,7 +129,6 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   // the OCI registry under /v2, its bytes in the object store
   const registry = createRegistry({
     db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
