@@ -58,7 +58,7 @@ async function container(sr: SwiftRequest, what: 'read-object' | 'write-object')
 
 async function getObject(sr: SwiftRequest): Promise<unknown> {
   const c = await container(sr, 'read-object');
-  const o = await sr.ctx.store.headObject(c, sr.object!);
+  const o = sr.objectInfo !== undefined ? sr.objectInfo : await sr.ctx.store.headObject(c, sr.object!);
   if (!o) throw swiftStatus(404);
   return sendObject(sr, o);
 }
@@ -242,7 +242,7 @@ async function putObject(sr: SwiftRequest): Promise<unknown> {
   let o: ObjectInfo;
   try {
     o = await sr.ctx.store.putObject(c, sr.object!, body ?? emptyBody(), {
-      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt, sysmeta: allowedHeaders(sr),
+      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt, sysmeta: { ...allowedHeaders(sr), ...sr.sysmeta },
       ifNoneMatch: ifNoneMatch !== undefined ? '*' : undefined, maxSize: MAX_OBJECT_SIZE,
     });
   } catch (err) {
@@ -320,9 +320,9 @@ async function postObject(sr: SwiftRequest): Promise<unknown> {
   try {
     const cur = await sr.ctx.store.headObject(c, sr.object!);
     if (!cur) throw swiftStatus(404);
-    // a POST replaces the metadata and the allowed headers, as Swift's
+    // a POST replaces the metadata and the allowed headers, as Swift's (a middleware's sysmeta replaces the object's)
     await sr.ctx.store.updateObject(c, sr.object!, {
-      metadata, sysmeta: withHeaders(cur.sysmeta, allowedHeaders(sr)), ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}),
+      metadata, sysmeta: withHeaders(sr.sysmeta ?? cur.sysmeta, allowedHeaders(sr)), ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}),
     });
   } catch (err) {
     storeError(err);
