@@ -290,7 +290,7 @@ if has_registry; then
     check "the image podman pushed is in Glance as $ADMIN_PROJECT/cli-podman:1" \
       wait_for 60 active os image show "$ADMIN_PROJECT/cli-podman:1" -f value -c status
     check_has "server create --image $ADMIN_PROJECT/cli-podman:1 --wait" ACTIVE -- \
-      os server create --image "$ADMIN_PROJECT/cli-podman:1" --flavor c1.container --nic none --wait cli-regserver -f value -c status
+      os server create --image "$ADMIN_PROJECT/cli-podman:1" --flavor c1.container --wait cli-regserver -f value -c status
     check "server delete --wait (the registry's image)" os server delete --wait cli-regserver
   else
     not_ok "a server from the image podman pushed" "cannot tell: 'podman push' did not pass"
