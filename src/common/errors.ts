@@ -17,6 +17,7 @@ export const ErrorCode = {
   UnsupportedMediaType: { status: 415, title: 'Unsupported Media Type' },
   RangeNotSatisfiable: { status: 416, title: 'Requested Range Not Satisfiable' },
   UnprocessableEntity: { status: 422, title: 'Unprocessable Entity' },
+  TooManyRequests: { status: 429, title: 'Too Many Requests' },
   /** Swift's answer to a body that ended before its declared length. */
   ClientDisconnect: { status: 499, title: 'Client Disconnect' },
   Internal: { status: 500, title: 'Internal Server Error' },

@@ -1,7 +1,8 @@
-// Who may do what to a bucket and its objects, in the terms Swift and S3
-// share. The owner is the bucket's project: its members (and admins) read and
-// write, its readers read. Everyone else goes by the container's ACLs, which
-// are Swift's (X-Container-Read/Write): `.r:*` lets anyone read objects,
+// Who may do what to a bucket and its objects, by Swift's own rules
+// (swift/acl.ts), so both APIs decide alike: the bucket's project's members
+// own it, its readers read, the admin is the reseller admin, the account's
+// ACL grants its levels; everyone else goes by the container's ACLs
+// (X-Container-Read/Write): `.r:*` lets anyone read objects,
 // `.rlistings` list them, `<project>:<user>`/`<project>:*`/`*:<user>` name
 // Keystone callers. S3's canned ACLs are written as those ACLs, so each API
 // honours what the other set: `public-read` on a bucket is `.r:*,.rlistings`;
@@ -10,6 +11,8 @@
 // object only; a bucket policy granting s3:GetObject to "*" is kept in the
 // bucket's sysmeta and grants the same as `.r:*`.
 import type { Credentials } from '../../http/auth.ts';
+import type { ObjectStore } from '../store.ts';
+import { accountAclLevel, aclNames, ownLevel, type AccessLevel } from '../swift/acl.ts';
 import { s3Error } from './errors.ts';
 
 export type Access = 'read' | 'list' | 'write' | 'owner';
@@ -27,47 +30,42 @@ export const SYS = {
   policy: 's3-policy',
   /** An object's canned ACL. */
   objectAcl: 's3-acl',
-  /** A bucket's versioning state: Enabled or Suspended (absent: never enabled). Shared with Swift's object versioning. */
-  versioning: 'versioning',
   /** A bucket's location constraint as created. */
   location: 's3-location',
 } as const;
 
-const entries = (acl: string | null): string[] => (acl ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+const entries = (acl: string | null): string[] => (acl ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
 
-/** Whether a Swift ACL names the caller (`project:user`, `project:*`, `*:user`, `*:*`, `*`), by ids or names. */
-function namesCaller(acl: string | null, c: Credentials | null): boolean {
-  if (!c) return false;
-  const projects = ['*', c.projectId ?? ''].filter((p) => p !== '');
-  const users = ['*', c.userId, c.userName];
-  return entries(acl).some((e) => {
-    if (e === '*') return true;
-    const i = e.indexOf(':');
-    if (i < 0 || e.startsWith('.')) return false;
-    return projects.includes(e.slice(0, i)) && users.includes(e.slice(i + 1));
-  });
+const RANK: Record<AccessLevel, number> = { none: 0, 'read-only': 1, 'read-write': 2, admin: 3, owner: 4 };
+
+/**
+ * The caller's standing on the bucket's project, as Swift decides it
+ * (swift/acl.ts): its own roles (members own their project, readers read,
+ * the admin is the reseller admin), else what the account's ACL grants it.
+ */
+export async function levelOf(store: ObjectStore, c: Credentials | null, project: string): Promise<AccessLevel> {
+  const own = ownLevel(c, project);
+  if (own === 'owner' || !c) return own;
+  const byAcl = accountAclLevel((await store.getAccount(project)).acl, c);
+  return RANK[byAcl] > RANK[own] ? byAcl : own;
 }
-
-export const isOwner = (c: Credentials | null, project: string): boolean => !!c && c.projectId === project;
-const ownerCanWrite = (c: Credentials) => c.roles.has('member') || c.roles.has('admin');
-const ownerCanRead = (c: Credentials) => ownerCanWrite(c) || c.roles.has('reader');
 
 export const publicRead = (b: AclHolder): boolean => entries(b.readAcl).includes('.r:*') || policyAllowsPublicRead(b.sysmeta[SYS.policy]);
 export const publicList = (b: AclHolder): boolean => entries(b.readAcl).includes('.rlistings') && entries(b.readAcl).includes('.r:*');
 
 /** Whether the caller may do `what` to the bucket (`objectPublic`: the object's own ACL lets anyone read it). */
-export function allowed(c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): boolean {
-  if (c && isOwner(c, b.project)) return what === 'read' || what === 'list' ? ownerCanRead(c) : ownerCanWrite(c);
+export async function allowed(store: ObjectStore, c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): Promise<boolean> {
+  const level = await levelOf(store, c, b.project);
   switch (what) {
-    case 'read': return objectPublic || publicRead(b) || namesCaller(b.readAcl, c);
-    case 'list': return publicList(b) || namesCaller(b.readAcl, c);
-    case 'write': return namesCaller(b.writeAcl, c);
-    case 'owner': return false;
+    case 'owner': return RANK[level] >= RANK.admin;
+    case 'write': return RANK[level] >= RANK['read-write'] || aclNames(b.writeAcl, c);
+    case 'read': return RANK[level] >= RANK['read-only'] || objectPublic || publicRead(b) || aclNames(b.readAcl, c);
+    case 'list': return RANK[level] >= RANK['read-only'] || publicList(b) || aclNames(b.readAcl, c);
   }
 }
 
-export function check(c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): void {
-  if (!allowed(c, b, what, objectPublic)) throw s3Error('AccessDenied');
+export async function check(store: ObjectStore, c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): Promise<void> {
+  if (!(await allowed(store, c, b, what, objectPublic))) throw s3Error('AccessDenied');
 }
 
 // ---- canned ACLs --------------------------------------------------------------

@@ -11,13 +11,13 @@ import type { ContainerInfo, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { emptyAndDelete, owner } from './buckets.ts';
-import { loadBucket, multipartContainer, storeError, versionsContainer, type S3Context } from './context.ts';
+import { loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
 import { checkKey } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { uriEncode } from './sigv4.ts';
-import { beforeWrite, findVersion, stateOf, versionOf } from './versioning.ts';
+import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 const SEP = '\u0001';
@@ -47,7 +47,7 @@ async function loadUpload(ctx: S3Context, r: S3Request, b: ContainerInfo): Promi
 export async function createMultipartUpload(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const acl = r.header('x-amz-acl');
   const sysmeta: Record<string, string> = { ...keptHeaders(r), initiator: r.cred?.userId ?? '' };
   if (acl !== undefined && checkObjectCanned(acl) !== 'private') sysmeta[SYS.objectAcl] = acl;
@@ -69,7 +69,7 @@ function partNumberOf(r: S3Request): number {
 
 export async function uploadPart(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const n = partNumberOf(r);
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   const size = r.declaredLength();
@@ -81,7 +81,7 @@ export async function uploadPart(ctx: S3Context, r: S3Request): Promise<void> {
 /** UploadPartCopy: a part from an existing object, or a range of it. */
 export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const n = partNumberOf(r);
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
@@ -92,11 +92,11 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
     const found = await findVersion(ctx, sb, src.key, src.versionId);
     if (found && !found.deleteMarker) {
       source = found.object;
-      if (!found.current) sourceContainer = (await ctx.store.getContainer(sb.project, versionsContainer(sb.name), { internal: true }))!;
+      sourceContainer = found.container;
     }
   } else source = await ctx.store.headObject(sb, src.key);
   const publicObject = !!source && ['public-read', 'public-read-write'].includes(source.sysmeta[SYS.objectAcl] ?? '');
-  if (!allowed(r.cred, sb, 'read', publicObject)) throw s3Error('AccessDenied');
+  if (!await allowed(ctx.store, r.cred, sb, 'read', publicObject)) throw s3Error('AccessDenied');
   if (!source) throw s3Error(src.versionId !== undefined ? 'NoSuchVersion' : 'NoSuchKey', undefined, [['Key', src.key]]);
   const rangeHeader = r.header('x-amz-copy-source-range');
   const range = rangeHeader !== undefined ? byteRange(rangeHeader, source.size) : null;
@@ -117,7 +117,7 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
 
 export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const { mp, record, uploadId } = await loadUpload(ctx, r, b);
   const doc = node(parseXml(await r.smallBody()).CompleteMultipartUpload);
   if (!doc) throw s3Error('MalformedXML');
@@ -145,11 +145,12 @@ export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Pro
   const md5s = createHash('md5');
   for (const p of parts) md5s.update(Buffer.from(p.etag, 'hex'));
   const etag = `${md5s.digest('hex')}-${parts.length}`;
-  const version = await beforeWrite(ctx, b, r.key);
+  const write = await versionedWrite(ctx, b, r.key);
   const o = await ctx.store.composeObject({ container: b, name: r.key }, parts.map((p) => ({ container: mp, name: p.name })), {
     etag, contentType: record.contentType, metadata: record.metadata,
-    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), ...version }, removeParts: true,
+    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), ...write.sysmeta }, removeParts: true,
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   await dropUpload(ctx, mp, r.key, uploadId);
   if (stateOf(b) || o.sysmeta['version-id']) r.reply.header('x-amz-version-id', versionOf(o));
   const location = `${r.req.protocol}://${r.req.headers.host ?? 'localhost'}/${uriEncode(b.name)}/${uriEncode(r.key, true)}`;
@@ -168,7 +169,7 @@ async function dropUpload(ctx: S3Context, mp: ContainerInfo, key: string, upload
 
 export async function abortMultipartUpload(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   await dropUpload(ctx, mp, r.key, uploadId);
   r.reply.code(204);
@@ -183,7 +184,7 @@ function maxOf(r: S3Request, name: string): number {
 
 export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'list');
+  await check(ctx.store, r.cred, b, 'list');
   const { mp, record, uploadId } = await loadUpload(ctx, r, b);
   const max = maxOf(r, 'max-parts');
   const markerText = r.query.get('part-number-marker') ?? '0';
@@ -208,7 +209,7 @@ export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
 
 export async function listMultipartUploads(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'list');
+  await check(ctx.store, r.cred, b, 'list');
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
   const keyMarker = r.query.get('key-marker') ?? '';

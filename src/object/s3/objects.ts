@@ -12,7 +12,7 @@ import {
   responseOverrides, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
-import { beforeWrite, DELETE_MARKER, deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionOf, VERSION_ID } from './versioning.ts';
+import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** S3's longest key, in bytes of UTF-8. */
@@ -52,9 +52,9 @@ const objectPublic = (o: ObjectInfo | null | undefined) => !!o && ['public-read'
 
 /** Read access to an object: the bucket's rules, or the object's own public-read ACL; AccessDenied otherwise. */
 async function readable(ctx: S3Context, r: S3Request, b: ContainerInfo): Promise<void> {
-  if (allowed(r.cred, b, 'read')) return;
+  if (await allowed(ctx.store, r.cred, b, 'read')) return;
   const o = await ctx.store.headObject(b, r.key);
-  check(r.cred, b, 'read', objectPublic(o));
+  await check(ctx.store, r.cred, b, 'read', objectPublic(o));
 }
 
 function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<string, string> }): void {
@@ -113,7 +113,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
 export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const size = r.declaredLength();
@@ -122,13 +122,14 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
-  const version = await beforeWrite(ctx, b, r.key);
-  const sysmeta = writeSysmeta(r, version);
+  const write = await versionedWrite(ctx, b, r.key);
+  const sysmeta = writeSysmeta(r, write.sysmeta);
   const o = await ctx.store.putObject(b, r.key, r.body(), {
     size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
     ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   r.reply.header('etag', quoteEtag(o.etag));
   versionHeader(r, b, o);
   echoChecksum(r);
@@ -145,7 +146,7 @@ function echoChecksum(r: S3Request): void {
 export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
@@ -153,19 +154,17 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   let source: ObjectInfo | null;
   let sourceName = src.key;
   let sourceContainer = sb;
-  if (!allowed(r.cred, sb, 'read')) {
+  if (!await allowed(ctx.store, r.cred, sb, 'read')) {
     const o = await ctx.store.headObject(sb, src.key);
-    check(r.cred, sb, 'read', objectPublic(o));
+    await check(ctx.store, r.cred, sb, 'read', objectPublic(o));
   }
   if (src.versionId !== undefined) {
     const found = await findVersion(ctx, sb, src.key, src.versionId);
     if (!found) throw s3Error('NoSuchVersion', undefined, [['Key', src.key], ['VersionId', src.versionId]]);
     if (found.deleteMarker) throw s3Error('InvalidRequest', 'The source of a copy request may not specifically refer to a delete marker by version id.');
     source = found.object;
-    if (!found.current) {
-      sourceName = found.object.name;
-      sourceContainer = (await ctx.store.getContainer(sb.project, `versions+${sb.name}`, { internal: true }))!;
-    }
+    sourceName = found.object.name;
+    sourceContainer = found.container;
   } else {
     source = await ctx.store.headObject(sb, src.key);
   }
@@ -178,14 +177,13 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
     throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
   }
   const metadata = directive === 'REPLACE' ? userMetadata(r) : undefined;
-  const version = await beforeWrite(ctx, b, r.key);
+  const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);
   const o = await ctx.store.copyObject({ container: sourceContainer, name: sourceName }, { container: b, name: r.key }, {
     derive: (s) => {
       const kept = withoutKeptHeaders(s.sysmeta);
       delete kept[VERSION_ID];
-      delete kept[DELETE_MARKER];
       if (acl !== undefined) delete kept[SYS.objectAcl];
       return {
         contentType: directive === 'REPLACE' ? r.header('content-type') ?? 'binary/octet-stream' : s.contentType,
@@ -194,12 +192,13 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
           ...kept,
           ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => k.startsWith('header:')))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
-          ...version,
+          ...write.sysmeta,
         },
         deleteAt: null,
       };
     },
   }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
   versionHeader(r, b, o);
   if (source.sysmeta[VERSION_ID]) r.reply.header('x-amz-copy-source-version-id', versionOf(source));
   return r.xml(xmlDocument('CopyObjectResult', [['LastModified', lastModified(o).toISOString()], ['ETag', quoteEtag(o.etag)]]));
@@ -212,7 +211,7 @@ async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionI
     if (found) await deleteVersion(ctx, b, key, found);
     return { versionId, ...(found?.deleteMarker ? { deleteMarker: true } : {}) };
   }
-  if (stateOf(b)) {
+  if (stateOf(b) === 'Enabled') {
     const { versionId: id } = await deleteWithMarker(ctx, b, key);
     return { versionId: id, deleteMarker: true };
   }
@@ -223,7 +222,7 @@ async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionI
 export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const done = await deleteOne(ctx, b, r.key, r.query.get('versionId')).catch((e) => { throw storeError(e, r); });
   if (done.deleteMarker) r.reply.header('x-amz-delete-marker', 'true');
   if (done.versionId !== undefined) r.reply.header('x-amz-version-id', done.versionId);
@@ -233,7 +232,7 @@ export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> 
 /** DeleteObjects: up to 1,000 keys; each result reported (only the errors when Quiet). */
 export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const doc = node(parseXml(await r.smallBody()).Delete);
   if (!doc) throw s3Error('MalformedXML');
   const quiet = text(doc.Quiet) === 'true';
@@ -267,7 +266,7 @@ export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<strin
 export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'read');
+  await check(ctx.store, r.cred, b, 'read');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   return r.xml(aclDocument(b.project, o.sysmeta[SYS.objectAcl] ?? 'private'));
@@ -276,7 +275,7 @@ export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string
 export async function putObjectAcl(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  check(r.cred, b, 'write');
+  await check(ctx.store, r.cred, b, 'write');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   const header = r.header('x-amz-acl');

@@ -135,8 +135,9 @@ export function createS3Service(o: S3Options): Service {
   };
 
   const routes: Route[] = [
-    { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'], path: '/', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
-    { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'], path: '/*', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
+    // PATCH and OPTIONS too: S3 answers them MethodNotAllowed (CORS preflight is not served).
+    { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'], path: '/', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
+    { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'], path: '/*', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
   ];
 
   return {

@@ -5,14 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
-import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
+import { assertS3Error, ec2Keys, s3Client, signV4, xmlAll, xmlText, type Keys, type S3Client } from './s3-lib.ts';
 
 let alice: Tenant;
 let s3: S3Client;
+let keys: Keys;
 const cloud = useCloud(async (c) => {
   alice = await tenant(c);
-  s3 = s3Client(c, await ec2Keys(c, alice));
+  keys = await ec2Keys(c, alice);
+  s3 = s3Client(c, keys);
 });
 const md5 = (s: string | Buffer) => createHash('md5').update(s).digest('hex');
 const md5b64 = (s: string | Buffer) => createHash('md5').update(s).digest('base64');
@@ -192,4 +195,45 @@ test('Swift and S3 see the same objects and metadata', async () => {
   // a Swift container is a bucket
   assert.equal((await swift('PUT', '/swift-made')).status, 201);
   assert.ok(xmlAll((await s3.call('GET', '/s3')).text, 'Name').includes('swift-made'));
+});
+
+/** Sends raw request bytes and returns what came back (empty when the server closed without answering). */
+function rawExchange(bytes: Buffer, endAfter = true): Promise<string> {
+  const u = new URL(cloud.url);
+  return new Promise((resolve) => {
+    const sock = connect(Number(u.port), u.hostname, () => {
+      sock.write(bytes);
+      if (endAfter) sock.end();
+    });
+    let out = '';
+    sock.on('data', (d) => { out += d; });
+    sock.on('close', () => resolve(out));
+    sock.on('error', () => resolve(out));
+    setTimeout(() => sock.destroy(), 3000);
+  });
+}
+
+test('bad input: a body shorter than declared, no length, a NUL in the key: nothing stored', async () => {
+  await s3.call('PUT', '/s3/obj-bad');
+  const s = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/short', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '100' } });
+  const head = [`PUT /s3/obj-bad/short HTTP/1.1`, ...Object.entries({ ...s.headers, host: s3.host, 'content-length': '100' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  await rawExchange(Buffer.concat([Buffer.from(head), Buffer.alloc(10, 'x')]));
+  assert.equal((await s3.call('HEAD', '/s3/obj-bad/short')).status, 404);
+  const c = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/nolength', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'transfer-encoding': 'chunked' } });
+  const chunkedHead = [`PUT /s3/obj-bad/nolength HTTP/1.1`, ...Object.entries({ ...c.headers, host: s3.host, 'transfer-encoding': 'chunked', connection: 'close' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  const answer = await rawExchange(Buffer.from(`${chunkedHead}5\r\nhello\r\n0\r\n\r\n`), false);
+  assert.match(answer, /^HTTP\/1\.1 411/);
+  assert.match(answer, /<Code>MissingContentLength<\/Code>/);
+  assert.equal((await s3.call('HEAD', '/s3/obj-bad/nolength')).status, 404);
+  // '..' is a key's text, never a path step
+  const dots = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/a/../b', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': '4' } });
+  const dotsHead = [`PUT /s3/obj-bad/a/../b HTTP/1.1`, ...Object.entries({ ...dots.headers, host: s3.host, 'content-length': '4', connection: 'close' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+  assert.match(await rawExchange(Buffer.from(`${dotsHead}dots`), false), /^HTTP\/1\.1 200/);
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/obj-bad')).text, 'Key'), ['a/../b']);
+  await s3.call('DELETE', '/s3/obj-bad/a%2F..%2Fb');
+  assertS3Error(await s3.call('PATCH', '/s3/obj-bad/x', { body: 'x' }), 405, 'MethodNotAllowed');
+  const nul = await s3.call('PUT', '/s3/obj-bad/a%00b', { body: 'x' });
+  assert.equal(nul.status, 400);
+  assert.match(nul.text, /<Error><Code>/);
+  assert.equal(xmlAll((await s3.call('GET', '/s3/obj-bad')).text, 'Key').length, 0);
 });

@@ -24,16 +24,23 @@ test('versioning: versions kept, delete markers, GET and DELETE by version id, L
   const on = await s3.call('PUT', '/s3/ver', { query: 'versioning', body: '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>' });
   assert.equal(on.status, 200, on.text);
   assert.equal(xmlText((await s3.call('GET', '/s3/ver', { query: 'versioning' })).text, 'Status'), 'Enabled');
+  // the object from before versioning is the null version until a write keeps it among the versions
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: 'versionId=null' })).text, 'v0');
   const v1 = (await s3.call('PUT', '/s3/ver/doc', { body: 'v1' })).headers.get('x-amz-version-id')!;
   const v2 = (await s3.call('PUT', '/s3/ver/doc', { body: 'v2' })).headers.get('x-amz-version-id')!;
-  assert.ok(v1 && v2 && v1 !== v2);
+  assert.match(v1, /^\d{10}\.\d{5}$/);
+  assert.ok(v2 > v1);
   assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v2');
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).headers.get('x-amz-version-id'), v2);
   assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v1}` })).text, 'v1');
-  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: 'versionId=null' })).text, 'v0');
-  assertS3Error(await s3.call('GET', '/s3/ver/doc', { query: 'versionId=0000000000000000' }), 404, 'NoSuchVersion');
+  assertS3Error(await s3.call('GET', '/s3/ver/doc', { query: 'versionId=0000000000.00000' }), 404, 'NoSuchVersion');
   const versions = await s3.call('GET', '/s3/ver', { query: 'versions' });
   assert.equal(versions.status, 200, versions.text);
-  assert.deepEqual(xmlAll(versions.text, 'VersionId'), [v2, v1, 'null']);
+  const ids = xmlAll(versions.text, 'VersionId');
+  assert.equal(ids.length, 3);
+  assert.deepEqual(ids.slice(0, 2), [v2, v1]);
+  const v0 = ids[2]!;
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v0}` })).text, 'v0');
   assert.deepEqual(xmlAll(versions.text, 'IsLatest'), ['true', 'false', 'false']);
   // a plain listing shows the current version only
   assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver')).text, 'Key'), ['doc']);
@@ -45,10 +52,12 @@ test('versioning: versions kept, delete markers, GET and DELETE by version id, L
   const gone = await s3.call('GET', '/s3/ver/doc');
   assertS3Error(gone, 404, 'NoSuchKey');
   assert.equal(gone.headers.get('x-amz-delete-marker'), 'true');
+  assert.equal(gone.headers.get('x-amz-version-id'), marker);
   assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver')).text, 'Key'), []);
   const withMarker = await s3.call('GET', '/s3/ver', { query: 'versions' });
   assert.ok(withMarker.text.includes('<DeleteMarker>'), withMarker.text);
   assert.equal(xmlText(withMarker.text.slice(withMarker.text.indexOf('<DeleteMarker>')), 'VersionId'), marker);
+  assert.equal(xmlText(withMarker.text.slice(withMarker.text.indexOf('<DeleteMarker>')), 'IsLatest'), 'true');
   assertS3Error(await s3.call('DELETE', '/s3/ver'), 409, 'BucketNotEmpty');
   // removing the marker brings v2 back
   const undo = await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${marker}` });
@@ -58,17 +67,19 @@ test('versioning: versions kept, delete markers, GET and DELETE by version id, L
   // deleting the current version makes the previous one current
   assert.equal((await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${v2}` })).status, 204);
   assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v1');
-  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), [v1, 'null']);
-  // suspended: new writes are the null version
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), [v1, v0]);
+  // suspended: new writes are the null version; the older versions stay
   await s3.call('PUT', '/s3/ver', { query: 'versioning', body: '<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>' });
   assert.equal((await s3.call('PUT', '/s3/ver/doc', { body: 'v3' })).headers.get('x-amz-version-id'), 'null');
   assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v3');
   assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v1}` })).text, 'v1');
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), ['null', v1, v0]);
   // emptied of every version, the bucket goes
   for (const v of xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId')) {
     const d = await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${v}` });
     assert.equal(d.status, 204, `${v}: ${d.text}`);
   }
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), []);
   assert.equal((await s3.call('DELETE', '/s3/ver')).status, 204);
 });
 
