@@ -67,7 +67,12 @@ class ChecksumState {
  * yield when complete (x-amz-decoded-content-length or Content-Length), if known.
  */
 export function checkedBody(raw: Readable, check: PayloadCheck): Readable {
-  return raw.pipe(new PayloadStream(check)).on('error', () => raw.resume());
+  const out = new PayloadStream(check);
+  // A client that goes before the end of its body ends the stream with IncompleteBody, so the store's write fails (pipe alone would wait forever).
+  raw.on('error', () => out.destroy(s3Error('IncompleteBody')));
+  raw.on('close', () => { if (!raw.readableEnded) out.destroy(s3Error('IncompleteBody')); });
+  out.on('error', () => raw.resume());
+  return raw.pipe(out);
 }
 
 type State = 'header' | 'data' | 'data-crlf' | 'trailer' | 'done';
