@@ -1,5 +1,7 @@
 // The stratus command line.
-// First, before anything loads Fastify: see the module.
+// First, before anything uses libuv's thread pool: see the module.
+import './threadpool.ts';
+// Then, before anything loads Fastify: see the module.
 import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync, openSync } from 'node:fs';
@@ -52,6 +54,10 @@ function ratio(max: number): (v: string) => number {
 function urlList(v: string, previous?: string[]): string[] {
   return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 }
+function imageStoreKind(v: string): 'file' | 'object' {
+  if (v !== 'file' && v !== 'object') throw new InvalidArgumentError('not file or object');
+  return v;
+}
 const IFNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 /** `--bridge-mapping <physical_network>=<bridge>`, repeatable: the mappings so far plus this one. */
 function bridgeMapping(v: string, previous?: Record<string, string>): Record<string, string> {
@@ -77,7 +83,7 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string; imageStore?: string;
   s3Domain?: string; s3Region?: string;
 }
 
@@ -87,6 +93,7 @@ function serverOptions(cmd: Command): Command {
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+    .option('--image-store <store>', 'where image data is kept: file (the image directory) or object (the object store, as Glance\'s swift store; env STRATUS_IMAGE_STORE)', imageStoreKind)
     .option('--s3-domain <domain>', 'S3 virtual-hosted buckets: requests for Host <bucket>.<domain> (env STRATUS_S3_DOMAIN; default: path style only)')
     .option('--s3-region <region>', 'the region the S3 API reports (default us-east-1; any region a client signs with is accepted)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
@@ -109,6 +116,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
+    imageStore: imageStoreKind(f.imageStore ?? (process.env.STRATUS_IMAGE_STORE || 'file')),
     object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
     s3: { domain: f.s3Domain ?? (process.env.STRATUS_S3_DOMAIN || undefined), ...(f.s3Region ? { region: f.s3Region } : {}) },
     identity: {
@@ -407,6 +415,20 @@ volume.command('audit').description('list volume files on this host that no volu
     process.exitCode = a.volumes.length + a.snapshots.length + a.strays.length + a.missing.length ? 1 : 0;
   });
 
+const registry = program.command('registry').description('the OCI registry (/v2)');
+registry.command('gc').description('remove blobs no manifest of their project references, the bytes of deleted manifests, and upload sessions untouched for a day (the server also does it at start and hourly)')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--grace <seconds>', 'keep blobs and objects younger than this (a push uploads blobs before its manifest)', count, 3600)
+  .option('--upload-age <seconds>', 'remove upload sessions untouched for this long', count, 86400)
+  .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number; objectDir?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    const objectDir = resolve(f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || join(dataDir, 'objects')));
+    const r = await registryGc({ dataDir, database: f.database, object: { objectDir } }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
+    process.stdout.write(`removed ${r.blobs} blobs, ${r.manifests} manifests, ${r.uploads} upload sessions, ${r.chunks} stray chunks\n`);
+  });
+
 const objectCmd = program.command('object').description('the object store');
 objectCmd.command('audit').description('check every blob of the object store against its checksums and records: reports bit rot, orphan files and missing files; changes nothing; exit status 1 when any')
   .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
@@ -427,17 +449,6 @@ objectCmd.command('audit').description('check every blob of the object store aga
     } finally {
       await d.close();
     }
-  });
-
-const registry = program.command('registry').description('the OCI registry (/v2)');
-registry.command('gc').description('remove blobs no manifest of their project references, the bytes of deleted manifests, and upload sessions untouched for a day (the server also does it at start and hourly)')
-  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
-  .option('--database <url>', 'postgres://… URL or SQLite file')
-  .option('--grace <seconds>', 'keep blobs and objects younger than this (a push uploads blobs before its manifest)', count, 3600)
-  .option('--upload-age <seconds>', 'remove upload sessions untouched for this long', count, 86400)
-  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number }) => {
-    const r = await registryGc({ dataDir: resolve(f.dataDir), database: f.database }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
-    process.stdout.write(`removed ${r.blobs} blobs, ${r.manifests} manifests, ${r.uploads} upload sessions, ${r.chunks} stray chunks\n`);
   });
 
 const db = program.command('db').description('the state database');

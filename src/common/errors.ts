@@ -17,9 +17,9 @@ export const ErrorCode = {
   UnsupportedMediaType: { status: 415, title: 'Unsupported Media Type' },
   RangeNotSatisfiable: { status: 416, title: 'Requested Range Not Satisfiable' },
   UnprocessableEntity: { status: 422, title: 'Unprocessable Entity' },
+  TooManyRequests: { status: 429, title: 'Too Many Requests' },
   /** Swift's answer to a body that ended before its declared length. */
   ClientDisconnect: { status: 499, title: 'Client Disconnect' },
-  TooManyRequests: { status: 429, title: 'Too Many Requests' },
   Internal: { status: 500, title: 'Internal Server Error' },
   NotImplemented: { status: 501, title: 'Not Implemented' },
   Unavailable: { status: 503, title: 'Service Unavailable' },

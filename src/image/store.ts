@@ -121,7 +121,7 @@ function checkKey(key: string): string {
 }
 
 /** Counts, hashes, caps and inspects the bytes flowing through it. */
-class Meter extends Transform {
+export class Meter extends Transform {
   size = 0;
   private readonly md5 = createHash('md5');
   private readonly sha512 = createHash('sha512');

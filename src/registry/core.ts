@@ -49,6 +49,8 @@ function metered(source: Readable, hasher: Hasher): Readable {
   source.on('close', () => { if (!ended) hasher.destroy(new Error('the upload ended early')); });
   source.on('error', (e) => hasher.destroy(e));
   source.pipe(hasher);
+  // its reader (the store's put) sees the error, also one raised before it starts reading
+  hasher.on('error', () => undefined);
   return hasher;
 }
 

@@ -14,14 +14,15 @@ import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { FileStore } from '../image/store.ts';
+import { ObjectImageStore } from '../image/object-store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
-import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService, type RegistryStorage } from '../registry/service.ts';
-import { FileRegistryStorage } from '../registry/file-storage.ts';
+import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
+import { ObjectRegistryStorage } from '../registry/storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -47,6 +48,8 @@ export interface StratusOptions {
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
   imageDir?: string;
+  /** Where the image service keeps image data: files in imageDir (default), or objects of the object store (Glance's swift store). */
+  imageStore?: 'file' | 'object';
   /** The object store's settings (its directory, default DATA_DIR/objects). */
   object?: ObjectConfig;
   /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
@@ -101,9 +104,10 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network' | 'object' | 's3' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
-  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
+  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
   const network = createNetworkService({
@@ -128,12 +132,11 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
-  // the OCI registry under /v2
+  // the OCI registry under /v2, its bytes in the object store
   const registry = createRegistry({
-    db: database.db, log: logger, storage: registryStorage(o),
+    db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
     authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
@@ -152,17 +155,17 @@ function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore 
   return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
 }
 
-/** Where the registry keeps blobs and manifests. */
-function registryStorage(o: Pick<StratusOptions, 'dataDir'>): RegistryStorage {
-  return new FileRegistryStorage(join(o.dataDir, 'registry'));
-}
-
-/** `stratus registry gc`: one garbage collection of the registry on the server's database and storage. */
-export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database'>, gc: GcOptions): Promise<GcResult> {
+/**
+ * `stratus registry gc`: one garbage collection of the registry on the
+ * server's database and object store. The store is not started: its crash
+ * recovery belongs to the server (a running one may have writes in flight).
+ */
+export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database' | 'object'>, gc: GcOptions): Promise<GcResult> {
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
   try {
     await migrate(database.db);
-    return await collectRegistryGarbage(database.db, registryStorage(o), gc);
+    const objects = createObjectService({ db: database.db, log: serverLogger('warn'), dataDir: o.dataDir, config: o.object });
+    return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
   } finally {
     await database.close();
   }

@@ -112,6 +112,11 @@ test('monolithic push, pull with Range, HEAD; a wrong digest stores nothing', as
   const missing = await raw(cloud, 'GET', `/v2/${name}/blobs/${sha256('nothing')}`, { headers: bearer(t) });
   assert.equal(missing.status, 404);
   assert.equal(missing.json.errors[0].code, 'BLOB_UNKNOWN');
+  // the bytes are objects of an internal container: Swift does not list it
+  const swift = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}?format=json`, { token: alice.token });
+  assert.ok(swift.status === 200 || swift.status === 204, String(swift.status));
+  assert.deepEqual((Array.isArray(swift.body) ? swift.body : []).filter((c: { name: string }) => c.name === 'registry'), []);
+  assert.equal((await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/registry`, { token: alice.token })).status, 404);
   const badDigest = await raw(cloud, 'GET', `/v2/${name}/blobs/sha256:xyz`, { headers: bearer(t) });
   assert.equal(badDigest.status, 400);
   assert.equal(badDigest.json.errors[0].code, 'DIGEST_INVALID');
