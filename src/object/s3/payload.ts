@@ -68,10 +68,14 @@ class ChecksumState {
  */
 export function checkedBody(raw: Readable, check: PayloadCheck): Readable {
   const out = new PayloadStream(check);
-  // A client that goes before the end of its body ends the stream with IncompleteBody, so the store's write fails (pipe alone would wait forever).
-  raw.on('error', () => out.destroy(s3Error('IncompleteBody')));
-  raw.on('close', () => { if (!raw.readableEnded) out.destroy(s3Error('IncompleteBody')); });
+  // A client that goes before the end of its body (now, or before this was called) ends the stream with
+  // IncompleteBody, so the store's write fails (pipe alone would wait forever).
+  // (The request's 'close' comes after its 'end' when the whole body was read.)
+  const abandon = () => { if (!raw.readableEnded) out.destroy(s3Error('IncompleteBody')); };
+  raw.on('error', abandon);
+  raw.on('close', abandon);
   out.on('error', () => raw.resume());
+  if (raw.destroyed) process.nextTick(abandon);
   return raw.pipe(out);
 }
 
