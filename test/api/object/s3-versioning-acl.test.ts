@@ -163,3 +163,32 @@ test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and e
   assert.equal((await swift('DELETE', `/ver-shared/k?version-id=${del.headers.get('x-amz-version-id')}`)).status, 204);
   assert.equal((await s3.call('GET', '/s3/ver-shared/k')).text, 'from swift');
 });
+
+test('Swift ACLs naming another project, and a reader\'s role, decide S3 access alike', async () => {
+  const carol = await tenant(cloud);
+  const carolS3 = s3Client(cloud, await ec2Keys(cloud, carol));
+  const swift = (method: string, path: string, headers: Record<string, string> = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, headers });
+  assert.equal((await s3.call('PUT', '/s3/acl-shared')).status, 200);
+  await s3.call('PUT', '/s3/acl-shared/o', { body: 'shared' });
+  assertS3Error(await carolS3.call('GET', '/s3/acl-shared/o'), 403, 'AccessDenied');
+  assert.equal((await swift('POST', '/acl-shared', { 'x-container-read': `${carol.projectId}:*`, 'x-container-write': `${carol.projectId}:*` })).status, 204);
+  assert.equal((await carolS3.call('GET', '/s3/acl-shared/o')).text, 'shared');
+  assert.deepEqual(xmlAll((await carolS3.call('GET', '/s3/acl-shared')).text, 'Key'), ['o']);
+  assert.equal((await carolS3.call('PUT', '/s3/acl-shared/by-carol', { body: 'c' })).status, 200);
+  // but the bucket's configuration stays its owner's
+  assertS3Error(await carolS3.call('GET', '/s3/acl-shared', { query: 'acl' }), 403, 'AccessDenied');
+  assertS3Error(await carolS3.call('DELETE', '/s3/acl-shared'), 403, 'AccessDenied');
+  // a reader of the bucket's project reads and does not write
+  const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
+  const u = await admin('POST', '/users', { user: { name: `reader-${process.pid}`, domain_id: 'default', password: 'reader-pw-1' } });
+  const readerRole = ((await admin('GET', '/roles')).body.roles as Array<{ id: string; name: string }>).find((r) => r.name === 'reader')!;
+  assert.equal((await admin('PUT', `/projects/${alice.projectId}/users/${u.body.user.id}/roles/${readerRole.id}`)).status, 204);
+  const readerToken = await cloud.login(`reader-${process.pid}`, 'reader-pw-1', alice.projectId);
+  const readerS3 = s3Client(cloud, await ec2Keys(cloud, { projectId: alice.projectId, userId: u.body.user.id, token: readerToken }));
+  assert.equal((await readerS3.call('GET', '/s3/acl-shared/o')).text, 'shared');
+  assert.equal((await readerS3.call('GET', '/s3/acl-shared')).status, 200);
+  assertS3Error(await readerS3.call('PUT', '/s3/acl-shared/by-reader', { body: 'r' }), 403, 'AccessDenied');
+  assertS3Error(await readerS3.call('PUT', '/s3/reader-made'), 403, 'AccessDenied');
+  assertS3Error(await readerS3.call('DELETE', '/s3/acl-shared/o'), 403, 'AccessDenied');
+});
