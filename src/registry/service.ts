@@ -453,8 +453,14 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         const put = rc.req.method === 'PUT';
         const access = await authorize(deps.db, rc.req, deps.publicUrl, rc.cred, name, put ? 'push' : 'pull');
         if (put) {
-          const body = JSON.parse((await readAll(bodyStream(rc.req), 64 * 1024)).toString('utf8') || '{}') as { public?: unknown };
-          if (typeof body.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
+          let body: { public?: unknown } | null;
+          try {
+            body = JSON.parse((await readAll(bodyStream(rc.req), 64 * 1024)).toString('utf8'));
+          } catch (e) {
+            if (e instanceof ApiError) throw e;
+            body = null;
+          }
+          if (typeof body?.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
           const repo = await core.setPublic(access.projectId, name.path, body.public);
           return { name: name.full, public: repo.public === 1 };
         }

@@ -351,8 +351,14 @@ test('public repositories: anyone pulls, nobody else pushes; the catalog lists w
   // only a member sets visibility
   let r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': bob.token, 'Content-Type': 'application/json' }, body: '{"public": true}' });
   assert.equal(r.status, 403);
+  for (const bad of ['{not json', '{"public": "yes"}', '']) {
+    r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token, 'Content-Type': 'application/json' }, body: bad });
+    assert.equal(r.status, 400, bad);
+  }
   r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token, 'Content-Type': 'application/json' }, body: '{"public": true}' });
   assert.equal(r.status, 200, r.text);
+  r = await raw(cloud, 'GET', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token } });
+  assert.deepEqual(r.json, { name: `${alice.project}/open`, public: true });
   assert.deepEqual(r.json, { name: `${alice.project}/open`, public: true });
 
   // anonymous: without a token, and with an anonymous token
