@@ -1,5 +1,7 @@
 // The stratus command line.
-// First, before anything loads Fastify: see the module.
+// First, before anything uses libuv's thread pool: see the module.
+import './threadpool.ts';
+// Then, before anything loads Fastify: see the module.
 import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync, openSync } from 'node:fs';
@@ -82,6 +84,7 @@ interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
   uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string; imageStore?: string;
+  s3Domain?: string; s3Region?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -91,6 +94,8 @@ function serverOptions(cmd: Command): Command {
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
     .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
     .option('--image-store <store>', 'where image data is kept: file (the image directory) or object (the object store, as Glance\'s swift store; env STRATUS_IMAGE_STORE)', imageStoreKind)
+    .option('--s3-domain <domain>', 'S3 virtual-hosted buckets: requests for Host <bucket>.<domain> (env STRATUS_S3_DOMAIN; default: path style only)')
+    .option('--s3-region <region>', 'the region the S3 API reports (default us-east-1; any region a client signs with is accepted)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -113,6 +118,7 @@ function toOptions(f: ServerFlags): StratusOptions {
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
     imageStore: imageStoreKind(f.imageStore ?? (process.env.STRATUS_IMAGE_STORE || 'file')),
     object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
+    s3: { domain: f.s3Domain ?? (process.env.STRATUS_S3_DOMAIN || undefined), ...(f.s3Region ? { region: f.s3Region } : {}) },
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),

@@ -45,6 +45,8 @@ export interface ObjectBackend {
    * (logged by the store as bit rot).
    */
   read(id: string, size: number, range?: ByteRange): Readable;
+  /** The same bytes as read(), at once (for small objects: no stream). */
+  readSmall?(id: string, size: number, range?: ByteRange): Promise<Buffer>;
   /** Removes blobs; ids already absent are not an error. */
   remove(ids: readonly string[]): Promise<void>;
   /** Every blob id the backend holds (the audit's orphan check); leftovers of interrupted writes included. */

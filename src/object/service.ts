@@ -13,6 +13,7 @@ import { FileBackend } from './file-backend.ts';
 import { ObjectStore } from './store.ts';
 import { swiftRoutes, swiftSetup } from './swift/api.ts';
 import { renderSwiftError } from './swift/errors.ts';
+import { infoRoutes } from './swift/info.ts';
 import { swiftMiddleware } from './swift/pipeline.ts';
 
 export type {
@@ -53,7 +54,7 @@ export function createObjectService(o: { db: Db; log: Logger; dataDir: string; c
   return {
     store,
     service: {
-      name: 'object', prefix: '/object', routes: swiftRoutes(ctx, swiftMiddleware(ctx)), rules: {},
+      name: 'object', prefix: '/object', routes: [...swiftRoutes(ctx, swiftMiddleware(ctx)), ...infoRoutes()], rules: {},
       renderError: renderSwiftError, setup: swiftSetup,
     },
     start: () => store.start(),

@@ -20,6 +20,7 @@ import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
+import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
 import { ObjectRegistryStorage } from '../registry/storage.ts';
 import { createFleet } from '../fleet/api.ts';
@@ -51,6 +52,8 @@ export interface StratusOptions {
   imageStore?: 'file' | 'object';
   /** The object store's settings (its directory, default DATA_DIR/objects). */
   object?: ObjectConfig;
+  /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
+  s3?: S3Config;
 }
 
 export interface Stratus {
@@ -101,7 +104,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
@@ -129,6 +132,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
+  // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
+  const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
   const registry = createRegistry({
     db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
@@ -136,7 +141,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   });
   return {
     identity, images, compute, fleet, volume, objects, registry,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, registry.service],
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service],
   };
 }
 

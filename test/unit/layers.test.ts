@@ -115,9 +115,10 @@ test('the cycle check finds a cycle', () => {
  */
 const INTERFACES: Record<string, readonly string[]> = {
   // IdentityContext; lookups of projects and unified limits; REGION, the one
-  // region bootstrap registers endpoints in (bootstrap.ts holds it today);
-  // HTTP Basic logins for the registry's token endpoint (basic-auth.ts).
-  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts', 'identity/basic-auth.ts'],
+  // region bootstrap registers endpoints in (bootstrap.ts holds it today).
+  // basic-auth.ts: HTTP Basic logins for the registry's token endpoint.
+  // ec2.ts: EC2 credentials' secrets and callers, for the object store's S3 signatures.
+  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts', 'identity/ec2.ts', 'identity/basic-auth.ts'],
   // ImageService: records and data (never HTTP to ourselves).
   image: ['image/service.ts'],
   // What the host agent speaks and the server states it reads.

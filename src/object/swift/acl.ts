@@ -152,7 +152,8 @@ export function accountAclLevel(acl: string | null, cred: Credentials | null): A
 /** The caller's own standing in the account of `project` (before any ACL). */
 export function ownLevel(cred: Credentials | null, project: string): AccessLevel {
   if (!cred) return 'none';
-  if (cred.roles.has('admin')) return 'owner'; // the reseller admin, and the project's admin
+  // the reseller admin (Keystone's admin, or Swift's ResellerAdmin role), and the project's admin
+  if (cred.roles.has('admin') || [...cred.roles].some((r) => r.toLowerCase() === 'reselleradmin')) return 'owner';
   if (cred.projectId === project) {
     if (cred.roles.has('member') || cred.roles.has('swiftoperator')) return 'owner';
     if (cred.roles.has('reader')) return 'read-only';

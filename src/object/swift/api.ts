@@ -44,6 +44,8 @@ export function swiftSetup(app: FastifyInstance): void {
   });
   app.addHook('onSend', async (_req, reply, payload) => {
     if (reply.statusCode >= 400 && typeof payload === 'string' && payload.startsWith('<html>')) reply.header('Content-Type', 'text/html; charset=UTF-8');
+    // swob gives every answer a Content-Type (204s included), and Tempest checks it on every one
+    else if (!reply.hasHeader('content-type')) reply.header('Content-Type', 'text/html; charset=UTF-8');
     return payload;
   });
 }

@@ -135,7 +135,7 @@ async function deleteContainer(sr: SwiftRequest): Promise<unknown> {
     await sr.ctx.store.deleteContainer(c);
   } catch (err) {
     if (err instanceof ObjectStoreError && err.reason === 'ContainerNotEmpty') {
-      throw swiftError(409, 'There was a conflict when trying to complete your request.');
+      throw swiftStatus(409);
     }
     if (err instanceof ObjectStoreError && err.reason === 'ContainerNotFound') throw swiftStatus(404);
     throw err;

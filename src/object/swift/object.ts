@@ -44,6 +44,7 @@ export function objectHeaders(o: ObjectInfo): Record<string, string> {
     'Accept-Ranges': 'bytes',
     ...metaHeaders('object', o.metadata),
   };
+  for (const [k, v] of Object.entries(o.sysmeta)) if (k.startsWith(HEADER_KEY)) h[titleCase(k.slice(HEADER_KEY.length))] = v;
   if (o.deleteAt !== null) h['X-Delete-At'] = String(o.deleteAt);
   return h;
 }
@@ -57,13 +58,25 @@ async function container(sr: SwiftRequest, what: 'read-object' | 'write-object')
 
 async function getObject(sr: SwiftRequest): Promise<unknown> {
   const c = await container(sr, 'read-object');
-  const o = await sr.ctx.store.headObject(c, sr.object!);
+  const o = sr.objectInfo !== undefined ? sr.objectInfo : await sr.ctx.store.headObject(c, sr.object!);
   if (!o) throw swiftStatus(404);
   return sendObject(sr, o);
 }
 
+/** A body of `o` (or of range `r`): small ones read at once (a corrupt one is a 503 before any header), else a stream. */
+async function body(sr: SwiftRequest, o: ObjectInfo, r?: { start: number; end: number }): Promise<unknown> {
+  try {
+    const buf = await sr.ctx.store.readObjectBuffer(o, r);
+    if (buf) return buf;
+  } catch (err) {
+    if (err instanceof ObjectStoreError && err.reason === 'Corrupt') throw swiftStatus(503);
+    throw err;
+  }
+  return sr.ctx.store.readObject(o, r);
+}
+
 /** Answers a GET or HEAD of object `o`: conditions, ranges, the body streamed from the store. */
-export function sendObject(sr: SwiftRequest, o: ObjectInfo): unknown {
+export async function sendObject(sr: SwiftRequest, o: ObjectInfo): Promise<unknown> {
   const reply = sr.reply;
   reply.headers(objectHeaders(o));
   const cond = conditionalStatus(sr.headers, o.etag, o.timestamp);
@@ -79,13 +92,13 @@ export function sendObject(sr: SwiftRequest, o: ObjectInfo): unknown {
   if (!ranges) {
     reply.code(200).header('Content-Length', String(o.size));
     if (sr.method === 'HEAD') return undefined;
-    return o.size === 0 ? '' : sr.ctx.store.readObject(o);
+    return o.size === 0 ? '' : body(sr, o);
   }
   if (ranges.length === 1) {
     const r = ranges[0]!;
     reply.code(206).header('Content-Length', String(r.end - r.start)).header('Content-Range', `bytes ${r.start}-${r.end - 1}/${o.size}`);
     if (sr.method === 'HEAD') return undefined;
-    return sr.ctx.store.readObject(o, r);
+    return body(sr, o, r);
   }
   // several ranges: multipart/byteranges
   const boundary = randomBytes(16).toString('hex');
@@ -140,6 +153,32 @@ function objectMeta(sr: SwiftRequest): Meta {
   for (const [k, v] of Object.entries(change)) if (v !== null) out[k] = v;
   return out;
 }
+
+/**
+ * The headers Swift keeps with an object besides its metadata (the object
+ * server's allowed_headers), kept in the object's sysmeta as `swift.header.<name>`.
+ */
+const ALLOWED_HEADERS = ['content-disposition', 'content-encoding', 'content-language', 'cache-control', 'expires', 'x-robots-tag', 'x-object-manifest', 'x-static-large-object'];
+const HEADER_KEY = 'swift.header.';
+
+/** The allowed headers a request sends, as sysmeta entries. */
+function allowedHeaders(sr: SwiftRequest): Meta {
+  const out: Meta = {};
+  for (const h of ALLOWED_HEADERS) {
+    const v = header(sr.headers, h);
+    if (v !== undefined && v !== '') out[HEADER_KEY + h] = v;
+  }
+  return out;
+}
+
+/** `sysmeta` with its allowed headers replaced by `headers`. */
+function withHeaders(sysmeta: Meta, headers: Meta): Meta {
+  const out: Meta = {};
+  for (const [k, v] of Object.entries(sysmeta)) if (!k.startsWith(HEADER_KEY)) out[k] = v;
+  return { ...out, ...headers };
+}
+
+const titleCase = (h: string): string => h.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
 
 function storeError(err: unknown): never {
   if (err instanceof ObjectStoreError) {
@@ -203,7 +242,7 @@ async function putObject(sr: SwiftRequest): Promise<unknown> {
   let o: ObjectInfo;
   try {
     o = await sr.ctx.store.putObject(c, sr.object!, body ?? emptyBody(), {
-      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt,
+      size: size ?? (body ? undefined : 0), md5, contentType: contentTypeFor(sr, sr.object!), metadata, deleteAt, sysmeta: { ...allowedHeaders(sr), ...sr.sysmeta },
       ifNoneMatch: ifNoneMatch !== undefined ? '*' : undefined, maxSize: MAX_OBJECT_SIZE,
     });
   } catch (err) {
@@ -241,6 +280,7 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
       ifNoneMatch: header(sr.headers, 'if-none-match')?.trim() === '*' ? '*' : undefined,
       derive: (s) => ({
         metadata: fresh ? newMeta : { ...s.metadata, ...newMeta },
+        sysmeta: fresh ? withHeaders(s.sysmeta, allowedHeaders(sr)) : { ...s.sysmeta, ...allowedHeaders(sr) },
         contentType: given?.trim() || s.contentType,
         deleteAt: deleteAt === undefined ? null : deleteAt,
       }),
@@ -278,7 +318,12 @@ async function postObject(sr: SwiftRequest): Promise<unknown> {
   const metadata = objectMeta(sr);
   const ct = sr.contentType?.trim();
   try {
-    await sr.ctx.store.updateObject(c, sr.object!, { metadata, ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}) });
+    const cur = await sr.ctx.store.headObject(c, sr.object!);
+    if (!cur) throw swiftStatus(404);
+    // a POST replaces the metadata and the allowed headers, as Swift's (a middleware's sysmeta replaces the object's)
+    await sr.ctx.store.updateObject(c, sr.object!, {
+      metadata, sysmeta: withHeaders(sr.sysmeta ?? cur.sysmeta, allowedHeaders(sr)), ...(ct ? { contentType: ct } : {}), ...(deleteAt !== undefined ? { deleteAt } : {}),
+    });
   } catch (err) {
     storeError(err);
   }

@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Credentials } from '../../http/auth.ts';
-import type { ContainerInfo, ObjectStore } from '../store.ts';
+import type { ContainerInfo, ObjectInfo, ObjectStore } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { MAX_ACCOUNT_NAME_LENGTH, MAX_CONTAINER_NAME_LENGTH, MAX_OBJECT_NAME_LENGTH } from './headers.ts';
 import type { AccessLevel } from './acl.ts';
@@ -49,6 +49,13 @@ export interface SwiftRequest {
   level?: AccessLevel;
   /** The container record once loaded (cached for the request). */
   containerInfo?: ContainerInfo | null;
+  /**
+   * Set by middleware: the object sysmeta an object PUT or POST records (a
+   * POST replaces the object's sysmeta with it); e.g. X-Object-Manifest.
+   */
+  sysmeta?: Record<string, string>;
+  /** The object record once a middleware loaded it (cached for the request: the core's GET/HEAD reuses it). */
+  objectInfo?: ObjectInfo | null;
 }
 
 /** The next step of the pipeline: what it answers (a body, or undefined when it used the reply). */

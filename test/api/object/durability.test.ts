@@ -13,15 +13,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freshPostgres } from '../../harness.ts';
 
 const CLI = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
 const PASSWORD = 'durability-secret-1';
 
 interface Server { child: ChildProcess; url: string }
 
+/** The database: SQLite in the data dir, or a fresh PostgreSQL one when the suite runs on PostgreSQL. */
+let database: string[] = [];
+
 async function startServer(t: TestContext, dataDir: string): Promise<Server> {
   const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'server', '--data-dir', dataDir, '--port', '0',
-    '--admin-password', PASSWORD, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--admin-password', PASSWORD, '--log-level', 'info', ...database], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   let out = '';
   let err = '';
@@ -64,6 +68,11 @@ interface NameState { acked: string | null; inflight?: string | null | undefined
 test('kill -9 during PUTs, overwrites, DELETEs and copies loses nothing acknowledged and leaves no orphan', { timeout: 180_000 }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-durability-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  if (process.env.STRATUS_TEST_DATABASE) {
+    const pg = await freshPostgres(process.env.STRATUS_TEST_DATABASE);
+    t.after(() => pg.drop());
+    database = ['--database', pg.url];
+  }
   const state = new Map<string, NameState>();
   const WORKERS = 8;
   const NAMES_PER_WORKER = 6;
@@ -143,7 +152,7 @@ test('kill -9 during PUTs, overwrites, DELETEs and copies loses nothing acknowle
   // a clean start has removed what the kills left; the audit finds nothing wrong
   const s = await startServer(t, dataDir);
   await kill9(s);
-  const { stdout } = await promisify(execFile)(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'object', 'audit', '--data-dir', dataDir, '--json'])
+  const { stdout } = await promisify(execFile)(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, 'object', 'audit', '--data-dir', dataDir, '--json', ...database])
     .catch((e: { stdout: string; stderr: string }) => assert.fail(`audit failed: ${e.stdout} ${e.stderr}`));
   const report = JSON.parse(stdout.trim().split('\n').pop()!);
   assert.deepEqual({ corrupt: report.corrupt, orphanFiles: report.orphanFiles, missingFiles: report.missingFiles }, { corrupt: [], orphanFiles: [], missingFiles: [] });

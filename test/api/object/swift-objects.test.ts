@@ -65,6 +65,18 @@ test('object metadata: set on PUT, replaced by POST, limits answered 400 as Swif
   assert.equal(r.status, 400);
   assert.match(r.text, /Total metadata too large; max 4096/);
   assert.equal((await call('HEAD', `/${c}/meta2`)).status, 404, 'nothing stored');
+  // the headers Swift keeps with an object: set on PUT, replaced by POST, carried by a copy
+  r = await call('PUT', `/${c}/disp`, { body: 'x', headers: { 'Content-Disposition': 'attachment; filename="a.txt"', 'Content-Encoding': 'gzip' } });
+  assert.equal(r.status, 201);
+  r = await call('HEAD', `/${c}/disp`);
+  assert.equal(r.headers.get('content-disposition'), 'attachment; filename="a.txt"');
+  assert.equal(r.headers.get('content-encoding'), 'gzip');
+  assert.equal((await call('COPY', `/${c}/disp`, { headers: { Destination: `${c}/disp2` } })).status, 201);
+  assert.equal((await call('HEAD', `/${c}/disp2`)).headers.get('content-disposition'), 'attachment; filename="a.txt"');
+  assert.equal((await call('POST', `/${c}/disp`, { headers: { 'Content-Disposition': 'inline' } })).status, 202);
+  r = await call('HEAD', `/${c}/disp`);
+  assert.equal(r.headers.get('content-disposition'), 'inline');
+  assert.equal(r.headers.get('content-encoding'), null);
   r = await call('POST', `/${c}/absent`, { headers: { 'X-Object-Meta-A': '1' } });
   assert.equal(r.status, 404);
 });
