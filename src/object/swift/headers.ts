@@ -18,6 +18,9 @@ export const LISTING_LIMIT = 10000;
 /** Swift's max_file_size plus the 2 bytes its constraint allows. */
 export const MAX_FILE_SIZE = 5 * 1024 * 1024 * 1024 + 2;
 
+/** Swift's largest timestamp (its Timestamp's ten digits of seconds). */
+const MAX_TIMESTAMP = 9999999999;
+
 export type MetaTarget = 'account' | 'container' | 'object';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -133,12 +136,14 @@ export function deleteAtFrom(headers: IncomingHttpHeaders, now = Date.now() / 10
     if (!/^\s*-?\d+\s*$/.test(after)) throw swiftError(400, 'Non-integer X-Delete-After');
     const n = Number(after);
     if (n <= 0) throw swiftError(400, 'X-Delete-After in past');
+    if (n > MAX_TIMESTAMP) throw swiftError(400, 'Non-integer X-Delete-After');
     return Math.floor(now) + n;
   }
   if (at !== undefined) {
     if (!/^\s*-?\d+(\.\d+)?\s*$/.test(at)) throw swiftError(400, 'Non-integer X-Delete-At');
     const n = Math.floor(Number(at));
     if (n <= now) throw swiftError(400, 'X-Delete-At in past');
+    if (n > MAX_TIMESTAMP) throw swiftError(400, 'Non-integer X-Delete-At');
     return n;
   }
   return undefined;

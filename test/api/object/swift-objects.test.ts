@@ -208,6 +208,8 @@ test('expiry: X-Delete-After hides the object once past; past and non-integer va
   assert.equal(r.status, 204, 'not listed');
   assert.equal((await call('PUT', `/${c}/x`, { body: 'x', headers: { 'X-Delete-After': 'abc' } })).status, 400);
   assert.equal((await call('PUT', `/${c}/x`, { body: 'x', headers: { 'X-Delete-At': '1000' } })).status, 400);
+  assert.equal((await call('PUT', `/${c}/x`, { body: 'x', headers: { 'X-Delete-At': '1'.repeat(30) } })).status, 400);
+  assert.equal((await call('PUT', `/${c}/x`, { body: 'x', headers: { 'X-Delete-After': '9'.repeat(30) } })).status, 400);
   r = await call('POST', `/${c}/x2`, { headers: { 'X-Delete-After': '100' } });
   assert.equal(r.status, 404);
 });
