@@ -216,6 +216,9 @@ test('manifests by tag and digest, tags with n/last and Link; a missing blob and
     assert.equal(r.status, 400, body);
     assert.equal(r.json.errors[0].code, 'MANIFEST_INVALID');
   }
+  r = await raw(cloud, 'PUT', `/v2/${name}/manifests/huge`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: Buffer.alloc(4 * 1024 * 1024 + 1, 32) });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.errors[0].code, 'SIZE_INVALID');
   r = await raw(cloud, 'PUT', `/v2/${name}/manifests/.bad`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: img.manifest });
   assert.equal(r.status, 400);
   r = await raw(cloud, 'GET', `/v2/${name}/manifests/nosuchtag`, { headers: bearer(t) });
