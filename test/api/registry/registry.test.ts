@@ -162,6 +162,15 @@ test('chunked push: Content-Range in order, 416 out of order, status by GET, can
   assert.equal((await raw(cloud, 'DELETE', loc2, { headers: bearer(t) })).status, 204);
   assert.equal((await raw(cloud, 'PATCH', loc2, { headers: { ...bearer(t), 'Content-Type': 'application/octet-stream' }, body: 'x' })).status, 404);
 
+  // two chunks for the same offset at once: one is taken, the other is out of order
+  r = await raw(cloud, 'POST', `/v2/${name}/blobs/uploads/`, { headers: bearer(t) });
+  const racy = r.headers.get('location')!;
+  const both = await Promise.all([1, 2].map((n) => raw(cloud, 'PATCH', racy, { headers: { ...bearer(t), 'Content-Type': 'application/octet-stream', 'Content-Range': '0-99999' }, body: Buffer.alloc(100_000, n) })));
+  assert.deepEqual(both.map((x) => x.status).sort(), [202, 416]);
+  const won = both[0]!.status === 202 ? 1 : 2;
+  r = await raw(cloud, 'PUT', `${racy}?digest=${sha256(Buffer.alloc(100_000, won))}`, { headers: bearer(t) });
+  assert.equal(r.status, 201, r.text);
+
   // POST then PUT with the whole blob; a wrong digest at the end is DIGEST_INVALID
   r = await raw(cloud, 'POST', `/v2/${name}/blobs/uploads/`, { headers: bearer(t) });
   const loc3 = r.headers.get('location')!;
