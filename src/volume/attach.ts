@@ -18,6 +18,7 @@ import { ApiError } from '../common/errors.ts';
 import { uuid } from '../common/ids.ts';
 import type { RouteContext } from '../http/service.ts';
 import { badRequest, invalidVolume, notFound } from './errors.ts';
+import { UUID_RE } from './input.ts';
 import { parseVolumeHost, type VolumeExport, type VolumeExportObserved } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import type { VolumeRow } from './view.ts';
@@ -52,7 +53,6 @@ export async function dropAttachmentsOf(tx: VDb, volumeId: string, now = new Dat
   if (exported) await bumpVolume(tx, volumeId, now);
 }
 
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** Runs one legacy attach action on a volume the caller may see; the caller checked the policy. */
 export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, name: string, args: Record<string, unknown>): Promise<void> {
