@@ -133,7 +133,7 @@ after(async () => {
   await cleanStateDir(stateDir);
 });
 
-test('a mount path the container swaps between a directory and a link to a host directory: nothing made or mounted on the host', { skip: skip || (hasPython ? false : 'python3 (the swapper) is not installed'), timeout: 180_000 }, async () => {
+test('a mount path the container swaps between a directory and a link to a host directory: nothing made or mounted on the host', { skip: skip || (hasPython ? false : 'python3 (the swapper) is not installed'), timeout: 180_000 }, async (t) => {
   // a link standing still is refused, saying so
   await sh(`ln -s ${hostBase} /linked`);
   const still = await containers.converge(desired([{ ...R, mount_path: '/linked/data' }]));
@@ -168,7 +168,7 @@ test('a mount path the container swaps between a directory and a link to a host 
   }
   assert.deepEqual(await tree(hostBase), []);
   assert.deepEqual(await ourLoops(), []);
-  log.warn({ states: Object.fromEntries(states) }, 'attempts');
+  t.diagnostic(`attempts: ${JSON.stringify(Object.fromEntries(states))}`);
 });
 
 test('an export location outside the volume backend\'s directory is refused, nothing attached', { skip, timeout: 60_000 }, async () => {

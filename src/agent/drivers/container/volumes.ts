@@ -27,8 +27,8 @@
 //                  into the container, never to the host (nothing is made
 //                  through /proc/<pid>/root, where an absolute link would
 //                  resolve in the agent's root). A mount path through a
-//                  symbolic link is refused (looked at first, and a mount
-//                  that landed elsewhere all the same is undone).
+//                  symbolic link is refused (looked at first, reading only,
+//                  and a mount that landed elsewhere all the same undone).
 // Detach: umount the same way, every mount of the volume in the container
 // wherever it sits now (a busy file system is retried until
 // UMOUNT_TIMEOUT_MS, never forced or lazily detached: the attachment is then
@@ -199,15 +199,16 @@ export class ContainerVolumes {
       }
     }
     if (!mp || !v.fstype || (await this.mounted(c.pid, mp))) return;
-    // a first look from the host, reading only (a clear refusal of a symbolic link); the directories are made by
-    // mount inside the container's namespace
+    // a first look from the host for a clear refusal of a symbolic link, reading only, up to the first component
+    // missing (what it finds decides nothing else: mount resolves the path in the container's namespace)
     let at = root;
     for (const part of mp.split('/').filter(Boolean)) {
       at = `${at}/${part}`;
-      const s = await fsp.lstat(at).catch(() => null);
-      if (!s) break;
-      if (s.isSymbolicLink()) throw new AttachError(`The mount path ${mp} goes through a symbolic link in the container.`);
-      if (!s.isDirectory()) throw new AttachError(`The mount path ${mp} is not a directory in the container.`);
+      const st = await fsp.lstat(at).catch(() => null);
+      if (!st?.isDirectory()) {
+        if (st?.isSymbolicLink()) throw new AttachError(`The mount path ${mp} goes through a symbolic link in the container.`);
+        break;
+      }
     }
     // a user namespace's container mounts from a node made for the moment on its root (an overlay mounted
     // outside the user namespace, where a node opens), removed again at once
@@ -227,7 +228,8 @@ export class ContainerVolumes {
     } finally {
       if (userns) await fsp.rm(`${root}${source}`, { force: true });
     }
-    // a component swapped for a symbolic link after the look above sent the mount elsewhere in the container: undone
+    // a mount path through a symbolic link (or a component swapped for one meanwhile) sent the mount elsewhere in
+    // the container: undone, and refused
     const made = (await this.mounts(c.pid)).filter((m) => !before.has(m.id) && m.source === source);
     if (!made.some((m) => m.at === mp)) {
       for (const m of made.reverse()) {
