@@ -51,9 +51,11 @@ export async function startCloud(opts: Partial<StratusOptions> = {}): Promise<Cl
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'stratus-test-'));
   const pgBase = process.env.STRATUS_TEST_DATABASE;
   const database = pgBase ? await freshPostgres(pgBase) : undefined;
+  // STRATUS_TEST_IMAGE_STORE=object runs the image tests against the object store (Glance's swift store); a test naming its image directory keeps files
+  const imageStore = process.env.STRATUS_TEST_IMAGE_STORE === 'object' && !opts.imageDir ? { imageStore: 'object' as const } : {};
   const server = await startStratus({
     dataDir, port: 0, database: database?.url, logger: pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' }),
-    adminPassword: 'admin-secret-1', ...opts,
+    adminPassword: 'admin-secret-1', ...imageStore, ...opts,
   });
   const call: Cloud['call'] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };

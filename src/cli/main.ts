@@ -1,5 +1,7 @@
 // The stratus command line.
-// First, before anything loads Fastify: see the module.
+// First, before anything uses libuv's thread pool: see the module.
+import './threadpool.ts';
+// Then, before anything loads Fastify: see the module.
 import '../http/defer-tls.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeFileSync, mkdirSync, openSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { bootstrap } from '../identity/bootstrap.ts';
 import { createDefaultNetworks } from './default-networks.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
 import { rotateKeys } from '../identity/keys.ts';
-import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
+import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, registryGc, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
 import type { AgentFlags } from '../agent/main.ts';
 import { shQuote } from '../common/text.ts';
 import { formatCidr, parseCidr } from '../network/ipnet.ts';
@@ -52,6 +54,10 @@ function ratio(max: number): (v: string) => number {
 function urlList(v: string, previous?: string[]): string[] {
   return [...(previous ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 }
+function imageStoreKind(v: string): 'file' | 'object' {
+  if (v !== 'file' && v !== 'object') throw new InvalidArgumentError('not file or object');
+  return v;
+}
 const IFNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 /** `--bridge-mapping <physical_network>=<bridge>`, repeatable: the mappings so far plus this one. */
 function bridgeMapping(v: string, previous?: Record<string, string>): Record<string, string> {
@@ -77,7 +83,8 @@ function seconds(v: string): number {
 interface ServerFlags {
   dataDir: string; database?: string; host: string; port: number; publicUrl?: string; logLevel: string;
   tlsCert?: string; tlsKey?: string; tokenExpiration?: number; lockoutAttempts?: number; lockoutDuration?: number;
-  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string;
+  uniqueLastPasswordCount?: number; adminPassword?: string; imageDir?: string; objectDir?: string; imageStore?: string;
+  s3Domain?: string; s3Region?: string;
 }
 
 function serverOptions(cmd: Command): Command {
@@ -85,6 +92,10 @@ function serverOptions(cmd: Command): Command {
     .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
     .option('--database <url>', 'postgres://… URL or SQLite file (default: DATA_DIR/stratus.db)')
     .option('--image-dir <dir>', 'directory of the image bytes (default: DATA_DIR/images; env STRATUS_IMAGE_DIR); several replicas need one on shared storage')
+    .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+    .option('--image-store <store>', 'where image data is kept: file (the image directory) or object (the object store, as Glance\'s swift store; env STRATUS_IMAGE_STORE)', imageStoreKind)
+    .option('--s3-domain <domain>', 'S3 virtual-hosted buckets: requests for Host <bucket>.<domain> (env STRATUS_S3_DOMAIN; default: path style only)')
+    .option('--s3-region <region>', 'the region the S3 API reports (default us-east-1; any region a client signs with is accepted)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', port, 5000)
     .option('--public-url <url>', 'URL clients reach this server at (default: http://HOST:PORT)')
@@ -105,6 +116,9 @@ function toOptions(f: ServerFlags): StratusOptions {
     tls: f.tlsCert && f.tlsKey ? { certFile: f.tlsCert, keyFile: f.tlsKey } : undefined,
     adminPassword: f.adminPassword ?? process.env.STRATUS_ADMIN_PASSWORD,
     imageDir: f.imageDir ?? (process.env.STRATUS_IMAGE_DIR || undefined),
+    imageStore: imageStoreKind(f.imageStore ?? (process.env.STRATUS_IMAGE_STORE || 'file')),
+    object: { objectDir: f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || undefined) },
+    s3: { domain: f.s3Domain ?? (process.env.STRATUS_S3_DOMAIN || undefined), ...(f.s3Region ? { region: f.s3Region } : {}) },
     identity: {
       ...(f.tokenExpiration ? { tokenExpiration: f.tokenExpiration } : {}),
       ...(f.lockoutAttempts !== undefined ? { lockoutFailureAttempts: f.lockoutAttempts } : {}),
@@ -399,6 +413,42 @@ volume.command('audit').description('list volume files on this host that no volu
     process.stdout.write(`${r.text}\n`);
     const a = r.audit;
     process.exitCode = a.volumes.length + a.snapshots.length + a.strays.length + a.missing.length ? 1 : 0;
+  });
+
+const registry = program.command('registry').description('the OCI registry (/v2)');
+registry.command('gc').description('remove blobs no manifest of their project references, the bytes of deleted manifests, and upload sessions untouched for a day (the server also does it at start and hourly)')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--grace <seconds>', 'keep blobs and objects younger than this (a push uploads blobs before its manifest)', count, 3600)
+  .option('--upload-age <seconds>', 'remove upload sessions untouched for this long', count, 86400)
+  .option('--object-dir <dir>', 'directory of the object store\'s blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+  .action(async (f: { dataDir: string; database?: string; grace: number; uploadAge: number; objectDir?: string }) => {
+    const dataDir = resolve(f.dataDir);
+    const objectDir = resolve(f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || join(dataDir, 'objects')));
+    const r = await registryGc({ dataDir, database: f.database, object: { objectDir } }, { graceMs: f.grace * 1000, uploadMaxAgeMs: f.uploadAge * 1000 });
+    process.stdout.write(`removed ${r.blobs} blobs, ${r.manifests} manifests, ${r.uploads} upload sessions, ${r.chunks} stray chunks\n`);
+  });
+
+const objectCmd = program.command('object').description('the object store');
+objectCmd.command('audit').description('check every blob of the object store against its checksums and records: reports bit rot, orphan files and missing files; changes nothing; exit status 1 when any')
+  .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)
+  .option('--database <url>', 'postgres://… URL or SQLite file')
+  .option('--object-dir <dir>', 'directory of the blobs (default: DATA_DIR/objects; env STRATUS_OBJECT_DIR)')
+  .option('--no-verify', 'only look for orphan and missing files, without reading every blob')
+  .option('--json', 'print the report as JSON')
+  .action(async (f: { dataDir: string; database?: string; objectDir?: string; verify: boolean; json?: boolean }) => {
+    const { auditObjects, auditText } = await import('../object/audit.ts');
+    const dataDir = resolve(f.dataDir);
+    const d = await openDatabase(f.database ?? defaultDatabase(dataDir));
+    try {
+      await migrate(d.db);
+      const objectDir = resolve(f.objectDir ?? (process.env.STRATUS_OBJECT_DIR || join(dataDir, 'objects')));
+      const r = await auditObjects({ db: d.db, log: serverLogger('warn'), dataDir, objectDir, verify: f.verify });
+      process.stdout.write(`${f.json ? JSON.stringify(r) : auditText(r)}\n`);
+      process.exitCode = r.corrupt.length + r.orphanFiles.length + r.missingFiles.length ? 1 : 0;
+    } finally {
+      await d.close();
+    }
   });
 
 const db = program.command('db').description('the state database');

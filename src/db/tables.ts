@@ -5,6 +5,8 @@ import type { IdentityTables } from '../identity/schema.ts';
 import type { ImageTables } from '../image/schema.ts';
 import type { NetworkTables } from '../network/schema.ts';
 import type { PlacementTables } from '../placement/schema.ts';
+import type { RegistryTables } from '../registry/schema.ts';
 import type { VolumeTables } from '../volume/schema.ts';
+import type { ObjectTables } from '../object/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables & NetworkTables & VolumeTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables & NetworkTables & VolumeTables & ObjectTables & RegistryTables;

@@ -1,6 +1,7 @@
 // Builds the one HTTP server that hosts every service under its own prefix.
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ApiError, ErrorCode, type ErrorCodeName } from '../common/errors.ts';
@@ -131,6 +132,34 @@ function noResponseSchemas({ url }: { url: string }): never {
   throw new Error(`route ${url}: response schemas are not supported`);
 }
 
+const PROBES = ['/healthz', '/metrics'];
+
+/** Whether `path` is `prefix` or under it. */
+const under = (path: string, prefix: string): boolean =>
+  path === prefix || (path.startsWith(prefix) && (path[prefix.length] === '/' || prefix.endsWith('/')));
+
+/**
+ * Fastify's rewriteUrl over the services' `reroute`: each service that
+ * reroutes is asked, in order, whether it takes the request (telling it
+ * whether another prefix owns the path); the first answer wins, else the URL
+ * is routed as sent.
+ */
+function rerouter(services: Service[]): (req: IncomingMessage) => string {
+  const prefixes = [...services.map((s) => s.prefix).filter((p) => p !== '' && p !== '/'), ...PROBES];
+  const rerouting = services.filter((s) => s.reroute);
+  return (req) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    for (const s of rerouting) {
+      const owned = prefixes.some((p) => p !== s.prefix && under(path, p));
+      const to = s.reroute!(req, owned);
+      if (to !== null) return to;
+    }
+    return url;
+  };
+}
+
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const metrics = new Metrics();
   const app = Fastify({
@@ -149,7 +178,11 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     // fast-json-stringify's compiler (~110 modules, 2 MiB of heap) for
     // nothing this server uses.
     schemaController: { compilersFactory: { buildValidator: () => compileRouteSchema, buildSerializer: () => noResponseSchemas } },
+    ...(opts.services.some((s) => s.reroute) ? { rewriteUrl: rerouter(opts.services) } : {}),
   } as any) as unknown as FastifyInstance;
+
+  // Swift's server-side copy method (no body)
+  app.addHttpMethod('COPY');
 
   // Clients send Content-Type: application/json with empty bodies (DELETE, actions): that is no body.
   app.removeContentTypeParser('application/json');
@@ -193,13 +226,13 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       scope.setErrorHandler(async (err, req, reply) => {
         const apiErr = toApiError(err, req.log);
         reply.code(apiErr.status).headers(apiErr.headers);
-        return service.renderError(apiErr);
+        return service.renderError(apiErr, req);
       });
       scope.setNotFoundHandler(async (req, reply) => {
         const apiErr = new ApiError('NotFound', `The resource could not be found.`);
         reply.code(404);
         req.log.debug({ url: req.url }, 'no route');
-        return service.renderError(apiErr);
+        return service.renderError(apiErr, req);
       });
       for (const route of service.routes) {
         if (!policy.has(route.rule)) throw new Error(`route ${route.path} names unknown rule ${route.rule}`);

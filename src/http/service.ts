@@ -2,12 +2,13 @@
 // error envelope. Each route names its method, path, schemas and policy rule
 // beside its handler, so a service's table reads as its API reference.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Static, TSchema } from 'typebox';
 import type { ApiError } from '../common/errors.ts';
 import type { Authenticator, Credentials } from './auth.ts';
 import type { Rule, Target } from './policy.ts';
 
-export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS' | 'COPY';
 
 export type Params = Record<string, string>;
 export type Query = Record<string, string | string[] | undefined>;
@@ -66,7 +67,8 @@ export interface Service {
   prefix: string;
   routes: Route[];
   rules: Record<string, Rule>;
-  renderError(err: ApiError): unknown;
+  /** The service's error body for `err` (`req`: the request that failed, for services that name it in the body). */
+  renderError(err: ApiError, req?: FastifyRequest): unknown;
   /** The 403 message of a policy refusal in the service's words (Nova names the rule); a generic one by default. */
   policyRefusal?(rule: string): string;
   /**
@@ -79,6 +81,14 @@ export interface Service {
    * version negotiation and the route's `versions` range. Throws to refuse.
    */
   gate?(req: FastifyRequest, route: Route): void;
+  /**
+   * Requests this service serves beyond its prefix (S3: requests signed for
+   * the server's root, virtual-hosted buckets): the URL under its prefix to
+   * route `req` to, or null. `owned` is true when another service's prefix (or
+   * a probe) holds the path. The URL the client sent stays the request's
+   * `originalUrl`, so a signature is checked against it.
+   */
+  reroute?(req: IncomingMessage, owned: boolean): string | null;
   /** Setup inside the service's scope: content-type parsers, hooks. */
   setup?(app: FastifyInstance): void;
 }

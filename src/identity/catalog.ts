@@ -6,6 +6,9 @@ import type { Db } from '../db/database.ts';
 export interface CatalogEndpoint { id: string; interface: string; region: string | null; region_id: string | null; url: string }
 export interface CatalogEntry { id: string; type: string; name: string; endpoints: CatalogEndpoint[] }
 
+const PLACEHOLDER = /[$%]\((project_id|tenant_id)\)s/;
+const PLACEHOLDERS = /[$%]\((project_id|tenant_id)\)s/g;
+
 export class CatalogCache {
   private entries: CatalogEntry[] = [];
   private readonly db: Db;
@@ -32,5 +35,23 @@ export class CatalogCache {
 
   get(): CatalogEntry[] {
     return this.entries;
+  }
+
+  /**
+   * The catalog as a token scoped to `projectId` (null: no project) sees it:
+   * Keystone's `$(project_id)s` / `$(tenant_id)s` (and `%(...)s`) replaced by
+   * the project's id; an endpoint whose URL needs a project a token has not is
+   * left out, as Keystone leaves it out.
+   */
+  forProject(projectId: string | null): CatalogEntry[] {
+    if (!this.entries.some((e) => e.endpoints.some((p) => PLACEHOLDER.test(p.url)))) return this.entries;
+    return this.entries.map((e) => ({
+      ...e,
+      endpoints: e.endpoints.flatMap((p) => {
+        if (!PLACEHOLDER.test(p.url)) return [p];
+        if (!projectId) return [];
+        return [{ ...p, url: p.url.replace(PLACEHOLDERS, projectId) }];
+      }),
+    }));
   }
 }

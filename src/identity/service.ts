@@ -5,8 +5,10 @@ import type { Db } from '../db/database.ts';
 import type { TokenValidator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
+import { basicAuthenticator, type BasicAuthenticator } from './basic-auth.ts';
 import { CatalogCache } from './catalog.ts';
 import { CredentialStore } from './credential-store.ts';
+import { ec2Keys, type Ec2Keys } from './ec2.ts';
 import { IdentityReadCache } from './read-cache.ts';
 import { defaultIdentityConfig, type IdentityConfig, type IdentityContext } from './context.ts';
 import { tokenAuthenticator } from './credentials.ts';
@@ -34,6 +36,10 @@ export interface Identity {
   service: Service;
   authenticate: TokenValidator;
   context: IdentityContext;
+  /** EC2 credentials by access key: their secrets and callers, for S3 request signatures. */
+  ec2: Ec2Keys;
+  /** HTTP Basic logins (a user's password or an application credential) for services clients reach without a token: the registry's token endpoint. */
+  basicAuth: BasicAuthenticator;
   /** Reads keys, revocations and the catalog, then keeps them in sync with the database. */
   start(): Promise<void>;
   stop(): void;
@@ -93,7 +99,9 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
       });
     } },
     authenticate: tokenAuthenticator(context),
+    basicAuth: basicAuthenticator(context),
     context,
+    ec2: ec2Keys(context),
     async start() {
       await sync();
       timer = setInterval(() => {

@@ -15,6 +15,8 @@
 //                             host (read it, never write or move it), else undefined
 //   updateImage(id, changes)  sets attributes and extra properties (null removes a property)
 //   deleteImage(id)           deletes the record and its data (protected images too)
+//   addDataSource(prefix, s)  serves the data of images located under `<prefix>/` from s (the registry's images)
+//   createSourcedImage(f, location, size)  an active image whose data such a source serves
 // Errors are ApiErrors carrying Glance's status and message.
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -40,9 +42,9 @@ import { imagesRoutes } from './routes/images.ts';
 import { membersRoutes } from './routes/members.ts';
 import { metadefRoutes } from './routes/metadefs.ts';
 import { IMAGE_SCHEMA } from './schemas.ts';
-import { FileStore, type ImageStore } from './store.ts';
+import { FileStore, SourcedStore, type ImageDataSource, type ImageStore } from './store.ts';
 
-export type { ImageRecord, ImageMember, ImageListQuery, NewImageFields };
+export type { ImageRecord, ImageMember, ImageListQuery, NewImageFields, ImageDataSource };
 
 export interface ImageDeps {
   db: Db;
@@ -83,15 +85,20 @@ export interface ImageService {
   imageDataPath(id: string): Promise<string | undefined>;
   updateImage(id: string, changes: ImageChanges): Promise<ImageRecord>;
   deleteImage(id: string): Promise<void>;
+  /** Data of images located under `<prefix>/...` comes from `source`, made when read (never kept by the store). */
+  addDataSource(prefix: string, source: ImageDataSource): void;
+  /** A new active image whose data a source serves: `location` under its prefix, `size` bytes (no checksum: the bytes are never all read here). */
+  createSourcedImage(fields: NewImageFields & { owner: string | null }, location: string, size: number): Promise<ImageRecord>;
 }
 
 const JSON_PATCH_TYPES = ['application/openstack-images-v2.0-json-patch', 'application/openstack-images-v2.1-json-patch'];
 
 export function createImageService(deps: ImageDeps): ImageService {
+  const store = new SourcedStore(deps.store ?? new FileStore(join(deps.dataDir, 'images')));
   const ictx: ImageContext = {
     db: deps.db,
     log: deps.log,
-    store: deps.store ?? new FileStore(join(deps.dataDir, 'images')),
+    store,
     config: { ...defaultImageConfig, ...deps.config },
     background: new Set(),
   };
@@ -184,6 +191,17 @@ export function createImageService(deps: ImageDeps): ImageService {
       const img = await live(id);
       await markDeleted(ictx.db, id);
       await data.deleteImageData(ictx, img);
+    },
+    addDataSource(prefix, source) {
+      store.addSource(prefix, source);
+    },
+    async createSourcedImage(fields, location, size) {
+      if (!store.sourceOf(location)) throw new Error(`no image data source serves ${location}`);
+      const { properties, ...attrs } = fields;
+      const err = schemaViolation(IMAGE_SCHEMA, { ...properties, ...attrs });
+      if (err) throw new ApiError('BadRequest', `Provided object does not match schema 'image': ${err}`);
+      const rec = newImageRecord(fields, fields.owner);
+      return createImageRecord(ictx.db, { ...rec, status: 'active', size, location });
     },
   };
 }

@@ -50,8 +50,59 @@ export interface ImageStore {
   delete(key: string): Promise<void>;
   /** Removes what an interrupted put left behind. */
   recover(): Promise<void>;
-  /** The local file holding the data under key, for stores that keep files on this host. */
-  localPath?(key: string): string;
+  /** The local file holding the data under key, for stores that keep files on this host; undefined for data elsewhere. */
+  localPath?(key: string): string | undefined;
+}
+
+/**
+ * Data another service makes on request rather than the store keeping it:
+ * the registry's images (an OCI layout tar assembled from a manifest's blobs).
+ * Read-only: such data is never put, and deleting the image deletes nothing here.
+ */
+export interface ImageDataSource {
+  /** A stream of the data under key (optionally [start, end] inclusive); errors when absent. */
+  open(key: string, range?: { start: number; end: number }): Readable;
+  size(key: string): Promise<number | undefined>;
+}
+
+/**
+ * The image service's store: keys under a registered prefix (`<prefix>/...`)
+ * are a data source's, every other key the backing store's.
+ */
+export class SourcedStore implements ImageStore {
+  readonly base: ImageStore;
+  private readonly sources = new Map<string, ImageDataSource>();
+  constructor(base: ImageStore) {
+    this.base = base;
+  }
+  addSource(prefix: string, source: ImageDataSource): void {
+    if (!/^[a-z][a-z0-9-]*$/.test(prefix)) throw new Error(`invalid data source prefix ${prefix}`);
+    this.sources.set(prefix, source);
+  }
+  /** The source serving key, if any. */
+  sourceOf(key: string): ImageDataSource | undefined {
+    const slash = key.indexOf('/');
+    return slash > 0 ? this.sources.get(key.slice(0, slash)) : undefined;
+  }
+  put(key: string, data: Readable, opts: PutOptions): Promise<PutResult> {
+    if (this.sourceOf(key)) throw new Error(`image data under ${key} is read-only`);
+    return this.base.put(key, data, opts);
+  }
+  open(key: string, range?: { start: number; end: number }): Readable {
+    return (this.sourceOf(key) ?? this.base).open(key, range);
+  }
+  size(key: string): Promise<number | undefined> {
+    return (this.sourceOf(key) ?? this.base).size(key);
+  }
+  async delete(key: string): Promise<void> {
+    if (!this.sourceOf(key)) await this.base.delete(key);
+  }
+  recover(): Promise<void> {
+    return this.base.recover();
+  }
+  localPath(key: string): string | undefined {
+    return this.sourceOf(key) || !this.base.localPath ? undefined : this.base.localPath(key);
+  }
 }
 
 export class TooLargeError extends Error {
@@ -70,7 +121,7 @@ function checkKey(key: string): string {
 }
 
 /** Counts, hashes, caps and inspects the bytes flowing through it. */
-class Meter extends Transform {
+export class Meter extends Transform {
   size = 0;
   private readonly md5 = createHash('md5');
   private readonly sha512 = createHash('sha512');

@@ -14,10 +14,15 @@ import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
 import { createImageService, type ImageService } from '../image/service.ts';
 import { FileStore } from '../image/store.ts';
+import { ObjectImageStore } from '../image/object-store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
+import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
+import { createS3Service, type S3Config } from '../object/s3/service.ts';
+import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
+import { ObjectRegistryStorage } from '../registry/storage.ts';
 import { createFleet } from '../fleet/api.ts';
 import { createMetadataService, metadataRoutes } from '../metadata/service.ts';
 import { defaultComputeConfig, type ComputeConfig } from '../compute/api/context.ts';
@@ -43,6 +48,12 @@ export interface StratusOptions {
   adminPassword?: string;
   /** Where image bytes live (default DATA_DIR/images): one directory on shared storage for several replicas. */
   imageDir?: string;
+  /** Where the image service keeps image data: files in imageDir (default), or objects of the object store (Glance's swift store). */
+  imageStore?: 'file' | 'object';
+  /** The object store's settings (its directory, default DATA_DIR/objects). */
+  object?: ObjectConfig;
+  /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
+  s3?: S3Config;
 }
 
 export interface Stratus {
@@ -55,6 +66,10 @@ export interface Stratus {
   identity: Identity;
   /** The image service's in-process interface (records and data). */
   images: ImageService;
+  /** The object store (Swift's, S3's, the registry's). */
+  objects: ObjectService;
+  /** The OCI registry (garbage collection on demand). */
+  registry: RegistryService;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -69,6 +84,8 @@ export const HOSTED_SERVICES: HostedService[] = [
   // as DevStack registers Cinder: both types, project-less URLs
   { type: 'block-storage', name: 'cinder', path: '/volume/v3' },
   { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
+  // as DevStack registers Swift: the account of the token's project in the URL
+  { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -87,9 +104,10 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'network'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
-  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: imageStore(o) });
+  const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
+  const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
   // the agent API: services register the resource kinds agents converge
   const fleet = createFleet({ dataDir: o.dataDir, db: database.db, log: logger });
   const network = createNetworkService({
@@ -114,7 +132,17 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
-  return { identity, images, compute, fleet, volume, services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service] };
+  // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
+  const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
+  // the OCI registry under /v2, its bytes in the object store
+  const registry = createRegistry({
+    db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
+    authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
+  });
+  return {
+    identity, images, compute, fleet, volume, objects, registry,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service],
+  };
 }
 
 /**
@@ -127,6 +155,22 @@ function imageStore(o: Pick<StratusOptions, 'dataDir' | 'imageDir'>): FileStore 
   return new FileStore(resolve(o.imageDir ?? join(o.dataDir, 'images')), owner);
 }
 
+/**
+ * `stratus registry gc`: one garbage collection of the registry on the
+ * server's database and object store. The store is not started: its crash
+ * recovery belongs to the server (a running one may have writes in flight).
+ */
+export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database' | 'object'>, gc: GcOptions): Promise<GcResult> {
+  const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
+  try {
+    await migrate(database.db);
+    const objects = createObjectService({ db: database.db, log: serverLogger('warn'), dataDir: o.dataDir, config: o.object });
+    return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
+  } finally {
+    await database.close();
+  }
+}
+
 /** The server's JSON log, to stdout unless given another destination. */
 export function serverLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino({ level, base: { service: 'stratus' } }, destination);
@@ -136,7 +180,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, registry, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -158,6 +202,8 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await fleet.start();
     await compute.start();
     await volume.start();
+    await objects.start();
+    await registry.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.
@@ -165,13 +211,15 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger,
       async close() {
         idleMemory.stop();
         identity.stop();
+        registry.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
+        await objects.stop();
         await images.stop();
         await database.close();
       },
@@ -180,9 +228,11 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
+    registry.stop();
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
+    await objects.stop().catch(() => undefined);
     await images.stop().catch(() => undefined);
     await database.close();
     throw err;

@@ -116,7 +116,9 @@ test('the cycle check finds a cycle', () => {
 const INTERFACES: Record<string, readonly string[]> = {
   // IdentityContext; lookups of projects and unified limits; REGION, the one
   // region bootstrap registers endpoints in (bootstrap.ts holds it today).
-  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts'],
+  // basic-auth.ts: HTTP Basic logins for the registry's token endpoint.
+  // ec2.ts: EC2 credentials' secrets and callers, for the object store's S3 signatures.
+  identity: ['identity/context.ts', 'identity/lookup.ts', 'identity/bootstrap.ts', 'identity/ec2.ts', 'identity/basic-auth.ts'],
   // ImageService: records and data (never HTTP to ourselves).
   image: ['image/service.ts'],
   // What the host agent speaks and the server states it reads.
@@ -125,8 +127,12 @@ const INTERFACES: Record<string, readonly string[]> = {
   network: ['network/service.ts', 'network/protocol.ts'],
   // VolumeService wiring; the wire contract of the volume kind a volume backend will converge.
   volume: ['volume/service.ts', 'volume/protocol.ts'],
+  // ObjectService: the ObjectStore every API keeping bytes uses (S3 and Swift live in the folder).
+  object: ['object/service.ts'],
+  // RegistryService wiring (the registry's GC, for the CLI and the server).
+  registry: ['registry/service.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'object', 'registry', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 

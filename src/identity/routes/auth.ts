@@ -49,7 +49,7 @@ export function authRoutes(ctx: IdentityContext): Route[] {
       handler(rc) {
         const t = tokenOf(rc.cred!);
         if (!t.project && !t.domain && !t.system) throw forbidden('A catalog can only be given for a scoped token.');
-        return { catalog: ctx.catalog.get(), links: listLinks(rc.req) };
+        return { catalog: ctx.catalog.forProject(t.project?.id ?? null), links: listLinks(rc.req) };
       },
     },
     {

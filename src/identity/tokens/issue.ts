@@ -397,7 +397,7 @@ export function renderToken(ctx: IdentityContext, t: TokenData, withCatalog: boo
       trustee_user: { id: t.trust.trusteeId }, trustor_user: { id: t.trust.trustorId },
     };
   }
-  if (scoped && withCatalog) token.catalog = ctx.catalog.get();
+  if (scoped && withCatalog) token.catalog = ctx.catalog.forProject(t.project?.id ?? null);
   return { token };
 }
 

@@ -4,10 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
-import { filesUnder, PATCH } from './fixtures.ts';
+import { PATCH, storedImageData } from './fixtures.ts';
 
 let a: Tenant;
 const cloud = useCloud(async (cloud) => { a = await tenant(cloud); });
@@ -32,7 +31,7 @@ async function upload(id: string, chunks: Buffer[], token = a.token, path = 'fil
   } as RequestInit);
 }
 
-const imageFiles = () => filesUnder(join(cloud.dataDir, 'images'));
+const imageFiles = () => storedImageData(cloud);
 
 test('version documents and schemas', async () => {
   const root = await cloud.call('GET', '/image');
@@ -136,7 +135,7 @@ test('uploads need formats, octet-stream and a size under the cap', async () => 
 
 test('an aborted upload leaves the image queued and no data behind', async () => {
   const image = await create({ name: 'aborted' });
-  const before = imageFiles().length;
+  const before = (await imageFiles()).length;
   await new Promise<void>((resolve) => {
     const req = request(`${cloud.url}/image/v2/images/${image.id}/file`, {
       method: 'PUT', headers: { 'X-Auth-Token': a.token, 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' },
@@ -155,8 +154,8 @@ test('an aborted upload leaves the image queued and no data behind', async () =>
   const shown = (await img('GET', `/images/${image.id}`)).body;
   assert.equal(shown.size, null);
   assert.equal(shown.checksum, null);
-  assert.deepEqual(imageFiles().filter((f) => f.includes(image.id)), []);
-  assert.equal(imageFiles().length, before);
+  assert.deepEqual((await imageFiles()).filter((f) => f.includes(image.id)), []);
+  assert.equal((await imageFiles()).length, before);
   // ... and can be uploaded again.
   assert.equal((await upload(image.id, [Buffer.from('second try')])).status, 204);
 });
@@ -297,12 +296,12 @@ test('delete: protected images stay; deleted ones are gone with their data', asy
   assert.equal(refused.status, 403);
   assert.match(refused.body.message, /is protected and cannot be deleted/);
   assert.equal((await patch(image.id, [{ op: 'replace', path: '/protected', value: false }])).status, 200);
-  assert.ok(imageFiles().some((f) => f.endsWith(image.id)));
+  assert.ok((await imageFiles()).some((f) => f.endsWith(image.id)));
   assert.equal((await img('DELETE', `/images/${image.id}`)).status, 204);
   assert.equal((await img('GET', `/images/${image.id}`)).status, 404);
   assert.equal((await img('DELETE', `/images/${image.id}`)).status, 404);
   assert.equal((await img('GET', `/images/${image.id}/file`)).status, 404);
-  assert.ok(!imageFiles().some((f) => f.endsWith(image.id)));
+  assert.ok(!(await imageFiles()).some((f) => f.endsWith(image.id)));
   assert.equal((await img('GET', '/images/00000000-0000-0000-0000-000000000000')).status, 404);
   assert.equal((await img('GET', '/images/')).status, 404, 'show of an empty id');
 });

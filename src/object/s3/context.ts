@@ -1,0 +1,65 @@
+// What every S3 operation shares: the store, the region it reports, and the
+// way from a bucket name to the container (the caller's project's container
+// of that name first, else the one of that name in another project, which
+// only its ACLs open), and the store's refusals in S3's words.
+import type { Logger } from 'pino';
+import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../store.ts';
+import { s3Error, S3Error } from './errors.ts';
+import type { S3Request } from './request.ts';
+
+export interface S3Context {
+  store: ObjectStore;
+  log: Logger;
+  /** The region S3 reports (GetBucketLocation, x-amz-bucket-region); any region signed is accepted. */
+  region: string;
+  /** The smallest part but the last of a multipart upload (S3: 5 MiB). */
+  minPartSize: number;
+}
+
+/** Internal containers S3 keeps beside a bucket (hidden from Swift's and S3's listings). */
+export const multipartContainer = (bucket: string): string => `s3-multipart+${bucket}`;
+/** Swift's object versioning's container of a bucket's versions (swift/versioning.ts keeps the same). */
+export const versionsContainer = (bucket: string): string => `versions/${bucket}`;
+
+/** A Swift container name the S3 API can address (no '/', at most 256 bytes, not empty). */
+export const addressable = (name: string): boolean => name !== '' && !name.includes('/') && Buffer.byteLength(name) <= 256;
+
+/** S3's rules for a new bucket's name (DNS-compatible, 3-63 characters). */
+export function checkNewBucketName(name: string): void {
+  const ok = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) && !name.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(name)
+    && !name.includes('.-') && !name.includes('-.') && !name.startsWith('xn--') && !name.endsWith('-s3alias');
+  if (!ok) throw s3Error('InvalidBucketName', undefined, [['BucketName', name]]);
+}
+
+export const noSuchBucket = (name: string) => s3Error('NoSuchBucket', undefined, [['BucketName', name]]);
+
+/** The bucket a request names; NoSuchBucket when no project has it. */
+export async function loadBucket(ctx: S3Context, r: S3Request, name = r.bucket): Promise<ContainerInfo> {
+  if (!addressable(name)) throw noSuchBucket(name);
+  if (r.cred?.projectId) {
+    const own = await ctx.store.getContainer(r.cred.projectId, name);
+    if (own) return own;
+  }
+  const other = await ctx.store.findContainer(name);
+  if (!other) throw noSuchBucket(name);
+  return other;
+}
+
+/** The store's refusals as S3 errors (anything else is rethrown). */
+export function storeError(err: unknown, r: S3Request): unknown {
+  if (!(err instanceof ObjectStoreError)) return err;
+  switch (err.reason) {
+    case 'ContainerNotFound': return noSuchBucket(r.bucket);
+    case 'ObjectNotFound': return s3Error('NoSuchKey', undefined, [['Key', r.key]]);
+    case 'ContainerNotEmpty': return s3Error('BucketNotEmpty', undefined, [['BucketName', r.bucket]]);
+    case 'ContainerExists': return s3Error('BucketAlreadyExists', undefined, [['BucketName', r.bucket]]);
+    case 'PreconditionFailed': return s3Error('PreconditionFailed');
+    case 'EtagMismatch': return s3Error('BadDigest');
+    case 'ShortBody': return s3Error('IncompleteBody');
+    case 'TooLarge': return s3Error('EntityTooLarge');
+    case 'PartNotFound': return s3Error('InvalidPart');
+    default: return err;
+  }
+}
+
+export const isS3Error = (e: unknown): e is S3Error => e instanceof S3Error;

@@ -1,0 +1,289 @@
+// Object operations: GetObject, HeadObject (ranges, conditionals, versions),
+// PutObject (streamed into the store, Content-MD5 and signed payload hashes
+// checked as the bytes pass), CopyObject (by reference: no byte copied),
+// DeleteObject, DeleteObjects, and the object's ACL.
+import type { ContainerInfo, ObjectInfo } from '../store.ts';
+import { allowed, check, checkObjectCanned, SYS } from './access.ts';
+import { aclDocument, cannedOfDocument } from './buckets.ts';
+import { loadBucket, storeError, type S3Context } from './context.ts';
+import { S3Error, s3Error } from './errors.ts';
+import {
+  byteRange, copySourceConditions, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
+  responseOverrides, unquote, userMetadata, withoutKeptHeaders,
+} from './headers.ts';
+import type { S3Request } from './request.ts';
+import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
+import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
+
+/** S3's longest key, in bytes of UTF-8. */
+export const MAX_KEY_BYTES = 1024;
+const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR', 'OUTPOSTS', 'EXPRESS_ONEZONE', 'SNOW'];
+
+export function checkKey(key: string): void {
+  if (key === '') throw s3Error('InvalidRequest', 'A key is required.');
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw s3Error('KeyTooLongError', undefined, [['MaxSizeAllowed', String(MAX_KEY_BYTES)], ['Size', String(Buffer.byteLength(key))]]);
+}
+
+function checkStorageClass(r: S3Request): void {
+  const sc = r.header('x-amz-storage-class');
+  if (sc !== undefined && !STORAGE_CLASSES.includes(sc)) throw s3Error('InvalidStorageClass', undefined, [['StorageClassRequested', sc]]);
+}
+
+function refuseUnsupported(r: S3Request): void {
+  if (r.header('x-amz-server-side-encryption-customer-algorithm') !== undefined) throw s3Error('NotImplemented', 'Server-side encryption with customer keys is not implemented.');
+  const sse = r.header('x-amz-server-side-encryption');
+  if (sse !== undefined && sse !== 'AES256') throw s3Error('NotImplemented', 'Server-side encryption with KMS is not implemented.');
+  if (r.header('x-amz-website-redirect-location') !== undefined) throw s3Error('NotImplemented', 'Website redirects are not implemented.');
+  if (r.header('x-amz-tagging') !== undefined) throw s3Error('NotImplemented', 'Object tagging is not implemented.');
+  if (r.header('x-amz-object-lock-mode') !== undefined) throw s3Error('NotImplemented', 'Object lock is not implemented.');
+}
+
+/** The sysmeta of a new object: its canned ACL (if not private), its content headers, its version. */
+function writeSysmeta(r: S3Request, version: Record<string, string>): Record<string, string> {
+  const acl = r.header('x-amz-acl');
+  return {
+    ...keptHeaders(r),
+    ...(acl !== undefined && checkObjectCanned(acl) !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+    ...version,
+  };
+}
+
+const objectPublic = (o: ObjectInfo | null | undefined) => !!o && ['public-read', 'public-read-write'].includes(o.sysmeta[SYS.objectAcl] ?? '');
+
+/** Read access to an object: the bucket's rules, or the object's own public-read ACL; AccessDenied otherwise. */
+async function readable(ctx: S3Context, r: S3Request, b: ContainerInfo): Promise<void> {
+  if (await allowed(ctx.store, r.cred, b, 'read')) return;
+  const o = await ctx.store.headObject(b, r.key);
+  await check(ctx.store, r.cred, b, 'read', objectPublic(o));
+}
+
+function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<string, string> }): void {
+  if (stateOf(b) || o.sysmeta[VERSION_ID]) r.reply.header('x-amz-version-id', versionOf(o));
+}
+
+/** GetObject and HeadObject. */
+export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Promise<unknown> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await readable(ctx, r, b);
+  const overrides = responseOverrides(r);
+  const versionId = r.query.get('versionId');
+  let o: ObjectInfo | null;
+  if (versionId !== undefined) {
+    const found = await findVersion(ctx, b, r.key, versionId);
+    if (!found) throw s3Error(head ? 'NoSuchKey' : 'NoSuchVersion', undefined, [['Key', r.key], ['VersionId', versionId]]);
+    if (found.deleteMarker) {
+      r.reply.header('x-amz-delete-marker', 'true').header('x-amz-version-id', versionId).header('last-modified', lastModified(found.object).toUTCString());
+      throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', [['Method', r.req.method], ['ResourceType', 'DeleteMarker']], { allow: 'DELETE' });
+    }
+    o = found.object;
+  } else {
+    o = await ctx.store.headObject(b, r.key);
+    if (!o) {
+      if (stateOf(b)) {
+        const marker = await latestIsDeleteMarker(ctx, b, r.key);
+        if (marker) r.reply.header('x-amz-delete-marker', 'true').header('x-amz-version-id', marker);
+      }
+      throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
+    }
+  }
+  versionHeader(r, b, o);
+  const headers = objectHeaders(o);
+  if (readConditions(r, o) === 'not-modified') {
+    r.reply.code(304).headers({ etag: headers.etag!, 'last-modified': headers['last-modified']! });
+    return r.reply.send();
+  }
+  const partNumber = r.query.get('partNumber');
+  let range = byteRange(r.header('range'), o.size);
+  if (partNumber !== undefined) {
+    // Parts of a completed upload are not kept apart; part 1 of a simple object is the object.
+    if (partNumber !== '1') throw s3Error('InvalidPart');
+    range = null;
+  }
+  r.reply.headers({ ...headers, ...overrides });
+  if (range) {
+    r.reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${o.size}`).header('content-length', String(range.end - range.start));
+  } else {
+    r.reply.header('content-length', String(o.size));
+  }
+  if (head) return r.reply.send();
+  return r.reply.send(ctx.store.readObject(o, range ?? undefined));
+}
+
+export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await check(ctx.store, r.cred, b, 'write');
+  refuseUnsupported(r);
+  checkStorageClass(r);
+  const size = r.declaredLength();
+  const md5 = r.contentMd5();
+  const metadata = userMetadata(r);
+  const ifNoneMatch = r.header('if-none-match');
+  const ifMatch = r.header('if-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
+  const write = await versionedWrite(ctx, b, r.key);
+  const sysmeta = writeSysmeta(r, write.sysmeta);
+  const o = await ctx.store.putObject(b, r.key, r.body(), {
+    size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
+    ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
+    ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
+  }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
+  r.reply.header('etag', quoteEtag(o.etag));
+  versionHeader(r, b, o);
+  echoChecksum(r);
+}
+
+/** A checksum the client sent is echoed (it was checked as the body passed). */
+function echoChecksum(r: S3Request): void {
+  for (const a of ['crc32', 'crc32c', 'sha1', 'sha256', 'crc64nvme']) {
+    const v = r.header(`x-amz-checksum-${a}`);
+    if (v !== undefined) r.reply.header(`x-amz-checksum-${a}`, v);
+  }
+}
+
+export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await check(ctx.store, r.cred, b, 'write');
+  refuseUnsupported(r);
+  checkStorageClass(r);
+  const src = parseCopySource(r.header('x-amz-copy-source')!);
+  const sb = await loadBucket(ctx, r, src.bucket);
+  let source: ObjectInfo | null;
+  let sourceName = src.key;
+  let sourceContainer = sb;
+  if (!await allowed(ctx.store, r.cred, sb, 'read')) {
+    const o = await ctx.store.headObject(sb, src.key);
+    await check(ctx.store, r.cred, sb, 'read', objectPublic(o));
+  }
+  if (src.versionId !== undefined) {
+    const found = await findVersion(ctx, sb, src.key, src.versionId);
+    if (!found) throw s3Error('NoSuchVersion', undefined, [['Key', src.key], ['VersionId', src.versionId]]);
+    if (found.deleteMarker) throw s3Error('InvalidRequest', 'The source of a copy request may not specifically refer to a delete marker by version id.');
+    source = found.object;
+    sourceName = found.object.name;
+    sourceContainer = found.container;
+  } else {
+    source = await ctx.store.headObject(sb, src.key);
+  }
+  if (!source) throw s3Error('NoSuchKey', undefined, [['Key', src.key]]);
+  copySourceConditions(r, source);
+  const directive = r.header('x-amz-metadata-directive') ?? 'COPY';
+  if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.', [['ArgumentName', 'x-amz-metadata-directive'], ['ArgumentValue', directive]]);
+  const same = sb.id === b.id && src.key === r.key && src.versionId === undefined;
+  if (same && directive === 'COPY' && r.header('x-amz-storage-class') === undefined && r.header('x-amz-acl') === undefined && !stateOf(b)) {
+    throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
+  }
+  const metadata = directive === 'REPLACE' ? userMetadata(r) : undefined;
+  const write = await versionedWrite(ctx, b, r.key);
+  const acl = r.header('x-amz-acl');
+  if (acl !== undefined) checkObjectCanned(acl);
+  const o = await ctx.store.copyObject({ container: sourceContainer, name: sourceName }, { container: b, name: r.key }, {
+    derive: (s) => {
+      const kept = withoutKeptHeaders(s.sysmeta);
+      delete kept[VERSION_ID];
+      if (acl !== undefined) delete kept[SYS.objectAcl];
+      return {
+        contentType: directive === 'REPLACE' ? r.header('content-type') ?? 'binary/octet-stream' : s.contentType,
+        metadata: metadata ?? s.metadata,
+        sysmeta: {
+          ...kept,
+          ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => k.startsWith('header:')))),
+          ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+          ...write.sysmeta,
+        },
+        deleteAt: null,
+      };
+    },
+  }).catch((e) => { throw storeError(e, r); });
+  await write.after(o);
+  versionHeader(r, b, o);
+  if (source.sysmeta[VERSION_ID]) r.reply.header('x-amz-copy-source-version-id', versionOf(source));
+  return r.xml(xmlDocument('CopyObjectResult', [['LastModified', lastModified(o).toISOString()], ['ETag', quoteEtag(o.etag)]]));
+}
+
+/** Deletes one key (or one version of it); what S3 reports about it. */
+async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionId: string | undefined): Promise<{ versionId?: string; deleteMarker?: boolean }> {
+  if (versionId !== undefined) {
+    const found = await findVersion(ctx, b, key, versionId);
+    if (found) await deleteVersion(ctx, b, key, found);
+    return { versionId, ...(found?.deleteMarker ? { deleteMarker: true } : {}) };
+  }
+  if (stateOf(b) === 'Enabled') {
+    const { versionId: id } = await deleteWithMarker(ctx, b, key);
+    return { versionId: id, deleteMarker: true };
+  }
+  await ctx.store.deleteObject(b, key);
+  return {};
+}
+
+export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await check(ctx.store, r.cred, b, 'write');
+  const done = await deleteOne(ctx, b, r.key, r.query.get('versionId')).catch((e) => { throw storeError(e, r); });
+  if (done.deleteMarker) r.reply.header('x-amz-delete-marker', 'true');
+  if (done.versionId !== undefined) r.reply.header('x-amz-version-id', done.versionId);
+  r.reply.code(204);
+}
+
+/** DeleteObjects: up to 1,000 keys; each result reported (only the errors when Quiet). */
+export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<string> {
+  const b = await loadBucket(ctx, r);
+  await check(ctx.store, r.cred, b, 'write');
+  const doc = node(parseXml(await r.smallBody()).Delete);
+  if (!doc) throw s3Error('MalformedXML');
+  const quiet = text(doc.Quiet) === 'true';
+  const objects = (doc.Object as unknown[] | undefined) ?? [];
+  if (objects.length === 0 || objects.length > 1000) throw s3Error('MalformedXML');
+  const deleted: XmlNode[] = [];
+  const errors: XmlNode[] = [];
+  for (const item of objects) {
+    const o = node(item);
+    const key = o && text(o.Key);
+    if (!o || key === undefined) throw s3Error('MalformedXML');
+    const versionId = text(o.VersionId);
+    try {
+      checkKey(key);
+      const done = await deleteOne(ctx, b, key, versionId);
+      if (!quiet) {
+        deleted.push([['Key', key], ['VersionId', versionId ?? null],
+          ['DeleteMarker', done.deleteMarker ? true : null], ['DeleteMarkerVersionId', done.deleteMarker && versionId === undefined ? done.versionId ?? null : null]]);
+      }
+    } catch (e) {
+      const err = storeError(e, r);
+      if (!(err instanceof S3Error)) throw err;
+      errors.push([['Key', key], ['VersionId', versionId ?? null], ['Code', err.s3Code], ['Message', err.message]]);
+    }
+  }
+  return r.xml(xmlDocument('DeleteResult', [['Deleted', many(deleted)], ['Error', many(errors)]]));
+}
+
+// ---- object ACL -----------------------------------------------------------------
+
+export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await check(ctx.store, r.cred, b, 'read');
+  const o = await ctx.store.headObject(b, r.key);
+  if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
+  return r.xml(aclDocument(b.project, o.sysmeta[SYS.objectAcl] ?? 'private'));
+}
+
+export async function putObjectAcl(ctx: S3Context, r: S3Request): Promise<void> {
+  const b = await loadBucket(ctx, r);
+  checkKey(r.key);
+  await check(ctx.store, r.cred, b, 'write');
+  const o = await ctx.store.headObject(b, r.key);
+  if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
+  const header = r.header('x-amz-acl');
+  const body = await r.smallBody();
+  const canned = header !== undefined ? checkObjectCanned(header) : body.trim() ? cannedOfDocument(body) : undefined;
+  if (canned === undefined) throw s3Error('MissingSecurityHeader', 'Your request was missing a required header', [['MissingHeaderName', 'x-amz-acl']]);
+  const sysmeta = { ...o.sysmeta };
+  if (canned === 'private') delete sysmeta[SYS.objectAcl];
+  else sysmeta[SYS.objectAcl] = canned;
+  await ctx.store.updateObject(b, r.key, { sysmeta }).catch((e) => { throw storeError(e, r); });
+}

@@ -1,0 +1,118 @@
+// The parts of Swift's bulk middleware that need no store: the bulk-delete
+// body (one URL-quoted `container[/object]` per line), the answer's format
+// from Accept (text/plain, application/json, application/xml, text/xml), and
+// the answer's body in each (Swift's get_heartbeat_response_body).
+import { ApiError } from '../../common/errors.ts';
+import { BULK_LIMITS, DEFAULT_CONSTRAINTS } from './info.ts';
+
+export const ACCEPTABLE_FORMATS = ['text/plain', 'application/json', 'application/xml', 'text/xml'] as const;
+
+/** Longest line a bulk delete reads (Swift: object + container name lengths + 2). */
+export const MAX_PATH_LENGTH = DEFAULT_CONSTRAINTS.max_object_name_length + DEFAULT_CONSTRAINTS.max_container_name_length + 2;
+
+/** Python's unquote of a %-escaped UTF-8 string (bad escapes kept as they are). */
+export function unquote(s: string): string {
+  const bytes: number[] = [];
+  const raw = Buffer.from(s, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === 0x25 && i + 2 < raw.length + 0 && /^[0-9a-fA-F]{2}$/.test(String.fromCharCode(raw[i + 1]!, raw[i + 2]!))) {
+      bytes.push(Number.parseInt(String.fromCharCode(raw[i + 1]!, raw[i + 2]!), 16));
+      i += 2;
+    } else bytes.push(c);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** Python's quote (safe '/'), as Swift quotes names in its answers. */
+export function quote(s: string): string {
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && /[A-Za-z0-9_.\-~/]/.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The names of a bulk-delete body; Swift's 413 past the per-request limit, 400 for an over-long line. */
+export async function readDeleteList(body: AsyncIterable<Buffer | Uint8Array | string>): Promise<string[]> {
+  const names: string[] = [];
+  let line = Buffer.alloc(0);
+  const take = (b: Buffer) => {
+    const name = unquote(b.toString('utf8').trim());
+    if (name) names.push(name);
+    if (names.length > BULK_LIMITS.max_deletes_per_request) {
+      throw new ApiError('PayloadTooLarge', `Maximum Bulk Deletes: ${BULK_LIMITS.max_deletes_per_request} per request`);
+    }
+  };
+  for await (const c of body) {
+    line = Buffer.concat([line, typeof c === 'string' ? Buffer.from(c) : Buffer.from(c)]);
+    let nl: number;
+    while ((nl = line.indexOf(0x0a)) >= 0) {
+      take(line.subarray(0, nl));
+      line = line.subarray(nl + 1);
+    }
+    if (line.length > MAX_PATH_LENGTH * 2) throw new ApiError('BadRequest', 'Invalid File Name');
+  }
+  take(line);
+  return names;
+}
+
+/** The best of the acceptable formats for an Accept header (quality values honoured); text/plain when none is asked. */
+export function bestFormat(accept: string | undefined): (typeof ACCEPTABLE_FORMATS)[number] | null {
+  if (!accept || !accept.trim()) return 'text/plain';
+  const ranges = accept.split(',').map((part) => {
+    const [type, ...params] = part.trim().split(';').map((s) => s.trim());
+    let q = 1;
+    for (const p of params) {
+      const m = /^q=([0-9.]+)$/i.exec(p);
+      if (m) q = Number(m[1]);
+    }
+    return { type: (type ?? '').toLowerCase(), q };
+  }).filter((r) => r.type);
+  let best: { f: (typeof ACCEPTABLE_FORMATS)[number]; q: number } | null = null;
+  for (const f of ACCEPTABLE_FORMATS) {
+    // The most specific range that matches the format gives its quality.
+    let q = 0;
+    let spec = -1;
+    for (const r of ranges) {
+      const s = r.type === f ? 2 : r.type === `${f.split('/')[0]}/*` ? 1 : r.type === '*/*' ? 0 : -1;
+      if (s > spec) { spec = s; q = r.q; }
+    }
+    if (q > 0 && (!best || q > best.q)) best = { f, q };
+  }
+  return best?.f ?? null;
+}
+
+export type BulkResult = Record<string, string | number>;
+
+/** The answer's body: JSON (with Errors), XML under `root`, or `Key: value` lines then `Errors:`. */
+export function renderBulk(format: string, result: BulkResult, errors: Array<[string, string]>, root: 'delete' | 'extract' | 'upload'): string {
+  if (format === 'application/json') return JSON.stringify({ ...result, Errors: errors });
+  const keys = Object.keys(result).sort();
+  if (format.endsWith('/xml')) {
+    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    let out = `<${root}>\n`;
+    for (const k of keys) {
+      const tag = k.replace(/ /g, '_').toLowerCase();
+      out += `<${tag}>${esc(String(result[k]))}</${tag}>\n`;
+    }
+    out += '<errors>\n';
+    for (const [name, status] of errors) out += `<object><name>${esc(name)}</name><status>${esc(status)}</status></object>\n`;
+    return `${out}</errors>\n</${root}>\n`;
+  }
+  let out = '';
+  for (const k of keys) out += `${k}: ${result[k]}\n`;
+  out += 'Errors:\n';
+  for (const [name, status] of errors) out += `${name}, ${status}\n`;
+  return out;
+}
+
+/** An HTTP status as Swift words it in bulk answers ("404 Not Found"). */
+export const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
+  404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable', 409: 'Conflict', 411: 'Length Required',
+  412: 'Precondition Failed', 413: 'Request Entity Too Large', 422: 'Unprocessable Entity', 500: 'Internal Error', 501: 'Not Implemented',
+  502: 'Bad Gateway', 503: 'Service Unavailable',
+};
+export const statusLine = (status: number) => `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;

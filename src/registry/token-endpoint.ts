@@ -1,0 +1,100 @@
+// GET /v2/token: Docker's token endpoint. The client authenticates with HTTP
+// Basic (a Keystone user of the Default domain and their password, or an
+// application credential's id and secret) or not at all (anonymous: pull of
+// public repositories), names the scopes it wants, and gets a short-lived
+// bearer token granting the intersection of what it asked and what it may do
+// (token.ts). Asking for more than one may do is not an error (the spec):
+// the token just grants less, and the registry refuses the request later.
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.ts';
+import type { Credentials } from '../http/auth.ts';
+import type { BasicAuthenticator, BasicLogin } from '../identity/basic-auth.ts';
+import { DEFAULT_DOMAIN, isPublic, resolveProject, rolesAllow } from './access.ts';
+import { RegistryError } from './errors.ts';
+import { NAME_RE } from './names.ts';
+import { ACTIONS, TOKEN_TTL, parseScopes, type Action, type Grant, type RegistryClaims, type TokenSigner } from './token.ts';
+
+export interface TokenDeps {
+  db: Db;
+  basicAuth: BasicAuthenticator;
+  signer: TokenSigner;
+  log: { info(o: object, m: string): void };
+}
+
+/** The user name and secret of an `Authorization: Basic` header; null when there is none. */
+export function basicCredentials(req: FastifyRequest): { user: string; secret: string } | null {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string' || !/^basic /i.test(h)) return null;
+  const decoded = Buffer.from(h.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  return { user: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
+}
+
+const HEX_ID = /^[0-9a-f]{32}$/;
+
+/** The Credentials a login has on the project a name's first component names (id first, then name). */
+async function projectCredentials(login: BasicLogin, ref: string): Promise<Credentials | null> {
+  if (HEX_ID.test(ref)) {
+    const byId = await login.forProject({ id: ref });
+    if (byId) return byId;
+  }
+  return login.forProject({ name: ref });
+}
+
+export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, scopeParams: string[]): Promise<Record<string, unknown>> {
+  const basic = basicCredentials(req);
+  let login: BasicLogin | null = null;
+  if (basic) {
+    try {
+      login = await deps.basicAuth(basic.user, basic.secret);
+    } catch (e) {
+      // the user name is logged (as Keystone logs failed logins), never the secret
+      deps.log.info({ user: basic.user }, 'registry token: authentication failed');
+      const status = (e as { status?: number }).status;
+      if (status === 401 || status === 400 || status === 404 || status === 403) throw new RegistryError('UNAUTHORIZED', 'authentication failed: invalid user name or password');
+      throw e;
+    }
+  }
+  const access: Grant[] = [];
+  let catalog: string[] | undefined;
+  for (const s of parseScopes(scopeParams)) {
+    if (s.type === 'registry' && s.name === 'catalog') {
+      catalog = login ? await login.projectIds() : [];
+      continue;
+    }
+    if (s.type !== 'repository' || s.name.length > 255 || !NAME_RE.test(s.name) || !s.name.includes('/')) continue;
+    const wanted = new Set<Action>(s.actions.includes('*') ? ACTIONS : s.actions.filter((a): a is Action => (ACTIONS as string[]).includes(a)));
+    if (wanted.size === 0) continue;
+    const slash = s.name.indexOf('/');
+    const projectRef = s.name.slice(0, slash);
+    const path = s.name.slice(slash + 1);
+    const granted = new Set<Action>();
+    let projectId: string | undefined;
+    if (login) {
+      const cred = await projectCredentials(login, projectRef);
+      if (cred?.projectId) {
+        projectId = cred.projectId;
+        for (const a of wanted) if (rolesAllow(cred.roles, a)) granted.add(a);
+      }
+    }
+    if (wanted.has('pull') && !granted.has('pull')) {
+      const project = projectId ? { id: projectId } : await resolveProject(deps.db, projectRef, login?.userDomainId ?? DEFAULT_DOMAIN);
+      if (project && (await isPublic(deps.db, project.id, path))) {
+        projectId = project.id;
+        granted.add('pull');
+      }
+    }
+    if (projectId && granted.size > 0) {
+      const existing = access.find((g) => g.name === s.name);
+      if (existing) existing.actions = [...new Set([...existing.actions, ...granted])];
+      else access.push({ name: s.name, projectId, actions: [...granted] });
+    }
+  }
+  const now = Date.now();
+  const iat = Math.floor(now / 1000);
+  const claims: RegistryClaims = { sub: login?.userId ?? null, user: login?.userName ?? null, iat, exp: iat + TOKEN_TTL, access };
+  if (catalog) claims.catalog = catalog;
+  const token = deps.signer.sign(claims);
+  return { token, access_token: token, expires_in: TOKEN_TTL, issued_at: new Date(iat * 1000).toISOString() };
+}

@@ -1,0 +1,138 @@
+// S3 bucket versioning (versions, delete markers, versionId on GET and
+// DELETE, ListObjectVersions) and public reads (canned ACLs on buckets and
+// objects, the bucket policy's public-read statement, Swift's .r:* ACL), over HTTP.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tenant, useCloud, type Tenant } from '../../harness.ts';
+import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
+
+let alice: Tenant;
+let s3: S3Client;
+let bobS3: S3Client;
+const cloud = useCloud(async (c) => {
+  alice = await tenant(c);
+  s3 = s3Client(c, await ec2Keys(c, alice));
+  bobS3 = s3Client(c, await ec2Keys(c, await tenant(c)));
+});
+
+test('versioning: versions kept, delete markers, GET and DELETE by version id, ListObjectVersions', async () => {
+  assert.equal((await s3.call('PUT', '/s3/ver')).status, 200);
+  assert.equal(xmlText((await s3.call('GET', '/s3/ver', { query: 'versioning' })).text, 'Status'), undefined);
+  const before = await s3.call('PUT', '/s3/ver/doc', { body: 'v0' });
+  assert.equal(before.headers.get('x-amz-version-id'), null);
+  assertS3Error(await s3.call('PUT', '/s3/ver', { query: 'versioning', body: '<VersioningConfiguration><Status>Sometimes</Status></VersioningConfiguration>' }), 400, 'MalformedXML');
+  const on = await s3.call('PUT', '/s3/ver', { query: 'versioning', body: '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>' });
+  assert.equal(on.status, 200, on.text);
+  assert.equal(xmlText((await s3.call('GET', '/s3/ver', { query: 'versioning' })).text, 'Status'), 'Enabled');
+  // the object from before versioning is the null version until a write keeps it among the versions
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: 'versionId=null' })).text, 'v0');
+  const v1 = (await s3.call('PUT', '/s3/ver/doc', { body: 'v1' })).headers.get('x-amz-version-id')!;
+  const v2 = (await s3.call('PUT', '/s3/ver/doc', { body: 'v2' })).headers.get('x-amz-version-id')!;
+  assert.match(v1, /^\d{10}\.\d{5}$/);
+  assert.ok(v2 > v1);
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v2');
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).headers.get('x-amz-version-id'), v2);
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v1}` })).text, 'v1');
+  assertS3Error(await s3.call('GET', '/s3/ver/doc', { query: 'versionId=0000000000.00000' }), 404, 'NoSuchVersion');
+  const versions = await s3.call('GET', '/s3/ver', { query: 'versions' });
+  assert.equal(versions.status, 200, versions.text);
+  const ids = xmlAll(versions.text, 'VersionId');
+  assert.equal(ids.length, 3);
+  assert.deepEqual(ids.slice(0, 2), [v2, v1]);
+  const v0 = ids[2]!;
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v0}` })).text, 'v0');
+  assert.deepEqual(xmlAll(versions.text, 'IsLatest'), ['true', 'false', 'false']);
+  // a plain listing shows the current version only
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver')).text, 'Key'), ['doc']);
+  // DELETE without a version: a delete marker
+  const del = await s3.call('DELETE', '/s3/ver/doc');
+  assert.equal(del.status, 204);
+  assert.equal(del.headers.get('x-amz-delete-marker'), 'true');
+  const marker = del.headers.get('x-amz-version-id')!;
+  const gone = await s3.call('GET', '/s3/ver/doc');
+  assertS3Error(gone, 404, 'NoSuchKey');
+  assert.equal(gone.headers.get('x-amz-delete-marker'), 'true');
+  assert.equal(gone.headers.get('x-amz-version-id'), marker);
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver')).text, 'Key'), []);
+  const withMarker = await s3.call('GET', '/s3/ver', { query: 'versions' });
+  assert.ok(withMarker.text.includes('<DeleteMarker>'), withMarker.text);
+  assert.equal(xmlText(withMarker.text.slice(withMarker.text.indexOf('<DeleteMarker>')), 'VersionId'), marker);
+  assert.equal(xmlText(withMarker.text.slice(withMarker.text.indexOf('<DeleteMarker>')), 'IsLatest'), 'true');
+  assertS3Error(await s3.call('DELETE', '/s3/ver'), 409, 'BucketNotEmpty');
+  // removing the marker brings v2 back
+  const undo = await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${marker}` });
+  assert.equal(undo.status, 204);
+  assert.equal(undo.headers.get('x-amz-delete-marker'), 'true');
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v2');
+  // deleting the current version makes the previous one current
+  assert.equal((await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${v2}` })).status, 204);
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v1');
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), [v1, v0]);
+  // suspended: new writes are the null version; the older versions stay
+  await s3.call('PUT', '/s3/ver', { query: 'versioning', body: '<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>' });
+  assert.equal((await s3.call('PUT', '/s3/ver/doc', { body: 'v3' })).headers.get('x-amz-version-id'), 'null');
+  assert.equal((await s3.call('GET', '/s3/ver/doc')).text, 'v3');
+  assert.equal((await s3.call('GET', '/s3/ver/doc', { query: `versionId=${v1}` })).text, 'v1');
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), ['null', v1, v0]);
+  // emptied of every version, the bucket goes
+  for (const v of xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId')) {
+    const d = await s3.call('DELETE', '/s3/ver/doc', { query: `versionId=${v}` });
+    assert.equal(d.status, 204, `${v}: ${d.text}`);
+  }
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/ver', { query: 'versions' })).text, 'VersionId'), []);
+  assert.equal((await s3.call('DELETE', '/s3/ver')).status, 204);
+});
+
+test('canned ACLs: a public-read bucket and a public-read object are readable anonymously', async () => {
+  assert.equal((await s3.call('PUT', '/s3/pub', { headers: { 'x-amz-acl': 'public-read' } })).status, 200);
+  await s3.call('PUT', '/s3/pub/open', { body: 'for all' });
+  assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  assert.deepEqual(xmlAll((await s3.raw('GET', '/s3/pub')).text, 'Key'), ['open']);
+  assertS3Error(await s3.raw('PUT', '/s3/pub/nope', { body: 'x' }), 403, 'AccessDenied');
+  assertS3Error(await s3.raw('DELETE', '/s3/pub/open'), 403, 'AccessDenied');
+  const acl = await s3.call('GET', '/s3/pub', { query: 'acl' });
+  assert.ok(acl.text.includes('http://acs.amazonaws.com/groups/global/AllUsers'), acl.text);
+  assertS3Error(await bobS3.call('GET', '/s3/pub', { query: 'acl' }), 403, 'AccessDenied');
+  // back to private
+  assert.equal((await s3.call('PUT', '/s3/pub', { query: 'acl', headers: { 'x-amz-acl': 'private' } })).status, 200);
+  assertS3Error(await s3.raw('GET', '/s3/pub/open'), 403, 'AccessDenied');
+  // an object's own ACL
+  await s3.call('PUT', '/s3/pub/shared', { body: 'one object', headers: { 'x-amz-acl': 'public-read' } });
+  assert.equal((await s3.raw('GET', '/s3/pub/shared')).text, 'one object');
+  assert.equal((await bobS3.call('GET', '/s3/pub/shared')).text, 'one object');
+  assert.ok((await s3.call('GET', '/s3/pub/shared', { query: 'acl' })).text.includes('AllUsers'));
+  assertS3Error(await s3.raw('GET', '/s3/pub'), 403, 'AccessDenied');
+  assert.equal((await s3.call('PUT', '/s3/pub/shared', { query: 'acl', headers: { 'x-amz-acl': 'private' } })).status, 200);
+  assertS3Error(await s3.raw('GET', '/s3/pub/shared'), 403, 'AccessDenied');
+  // an AccessControlPolicy body granting AllUsers READ
+  const doc = `<AccessControlPolicy><Owner><ID>${alice.projectId}</ID></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>`;
+  assert.equal((await s3.call('PUT', '/s3/pub', { query: 'acl', body: doc })).status, 200);
+  assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  assertS3Error(await s3.call('PUT', '/s3/pub', { query: 'acl', body: '<AccessControlPolicy><oops' }), 400, 'MalformedACLError');
+});
+
+test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r:* ACL is honoured', async () => {
+  await s3.call('PUT', '/s3/pol');
+  await s3.call('PUT', '/s3/pol/o', { body: 'by policy' });
+  assertS3Error(await s3.call('GET', '/s3/pol', { query: 'policy' }), 404, 'NoSuchBucketPolicy');
+  const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'PublicRead', Effect: 'Allow', Principal: '*', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::pol/*'] }] });
+  assertS3Error(await s3.call('PUT', '/s3/pol', { query: 'policy', body: 'not json' }), 400, 'MalformedPolicy');
+  assertS3Error(await s3.call('PUT', '/s3/pol', { query: 'policy', body: policy.replace('pol/*', 'other/*') }), 400, 'MalformedPolicy');
+  assert.equal((await s3.call('PUT', '/s3/pol', { query: 'policy', body: policy })).status, 204);
+  assert.equal(JSON.parse((await s3.call('GET', '/s3/pol', { query: 'policy' })).text).Statement[0].Sid, 'PublicRead');
+  assert.equal((await s3.raw('GET', '/s3/pol/o')).text, 'by policy');
+  assertS3Error(await s3.raw('GET', '/s3/pol'), 403, 'AccessDenied');
+  assert.equal((await s3.call('DELETE', '/s3/pol', { query: 'policy' })).status, 204);
+  assertS3Error(await s3.raw('GET', '/s3/pol/o'), 403, 'AccessDenied');
+  // Swift's public container
+  const swift = (method: string, path: string, headers: Record<string, string> = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, headers });
+  assert.equal((await swift('PUT', '/swift-pub', { 'x-container-read': '.r:*' })).status, 201);
+  assert.equal((await swift('PUT', '/swift-pub/o', {})).status, 201);
+  assert.equal((await s3.raw('GET', '/s3/swift-pub/o')).status, 200);
+  assertS3Error(await s3.raw('GET', '/s3/swift-pub'), 403, 'AccessDenied');
+  // and S3's public-read is Swift's .r:*
+  await s3.call('PUT', '/s3/s3-pub', { headers: { 'x-amz-acl': 'public-read' } });
+  const head = await swift('HEAD', '/s3-pub');
+  assert.match(head.headers.get('x-container-read') ?? '', /\.r:\*/);
+});
