@@ -141,6 +141,10 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   await s3.call('PUT', '/s3/s3-pub', { headers: { 'x-amz-acl': 'public-read' } });
   const head = await swift('HEAD', '/s3-pub');
   assert.match(head.headers.get('x-container-read') ?? '', /\.r:\*/);
+  await s3.call('PUT', '/s3/s3-pub/o', { body: 'public via s3' });
+  const anon = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/s3-pub/o`);
+  assert.equal(anon.status, 200);
+  assert.equal(anon.body, 'public via s3');
 });
 
 test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and each API lists the other\'s versions', async (t) => {
