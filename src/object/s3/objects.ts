@@ -8,7 +8,7 @@ import { aclDocument, cannedOfDocument } from './buckets.ts';
 import { loadBucket, storeError, type S3Context } from './context.ts';
 import { S3Error, s3Error } from './errors.ts';
 import {
-  byteRange, copySourceConditions, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
+  byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
   responseOverrides, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
@@ -201,7 +201,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
         metadata: metadata ?? s.metadata,
         sysmeta: {
           ...kept,
-          ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => k.startsWith('header:')))),
+          ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => isKeptHeader(k)))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
           ...write.sysmeta,
         },

@@ -186,11 +186,16 @@ test('Swift and S3 see the same objects and metadata', async () => {
   assert.equal(sw.status, 200);
   assert.equal(sw.body, 's3 bytes');
   assert.equal(sw.headers.get('x-object-meta-origin'), 's3');
-  const up = await swift('PUT', '/obj-shared/from-swift', { raw: 'swift bytes', headers: { 'x-object-meta-origin': 'swift' } });
+  assert.equal((await s3.call('PUT', '/s3/obj-shared/disposed', { body: 'x', headers: { 'content-disposition': 'attachment; filename="x.txt"', 'cache-control': 'no-cache' } })).status, 200);
+  const disposed = await swift('HEAD', '/obj-shared/disposed');
+  assert.equal(disposed.headers.get('content-disposition'), 'attachment; filename="x.txt"');
+  assert.equal(disposed.headers.get('cache-control'), 'no-cache');
+  const up = await swift('PUT', '/obj-shared/from-swift', { raw: 'swift bytes', headers: { 'x-object-meta-origin': 'swift', 'content-encoding': 'identity' } });
   assert.equal(up.status, 201);
   const g = await s3.call('GET', '/s3/obj-shared/from-swift');
   assert.equal(g.text, 'swift bytes');
   assert.equal(g.headers.get('x-amz-meta-origin'), 'swift');
+  assert.equal(g.headers.get('content-encoding'), 'identity');
   assert.equal(g.headers.get('etag'), `"${md5('swift bytes')}"`);
   // a Swift container is a bucket
   assert.equal((await swift('PUT', '/swift-made')).status, 201);
