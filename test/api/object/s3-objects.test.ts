@@ -197,6 +197,15 @@ test('Swift and S3 see the same objects and metadata', async () => {
   assert.equal(g.headers.get('x-amz-meta-origin'), 'swift');
   assert.equal(g.headers.get('content-encoding'), 'identity');
   assert.equal(g.headers.get('etag'), `"${md5('swift bytes')}"`);
+  // a Swift dynamic large object reads whole through S3
+  assert.equal((await swift('PUT', '/obj-shared/segs/001', { raw: 'first-' })).status, 201);
+  assert.equal((await swift('PUT', '/obj-shared/segs/002', { raw: 'second' })).status, 201);
+  assert.equal((await swift('PUT', '/obj-shared/dlo', { raw: '', headers: { 'x-object-manifest': 'obj-shared/segs/' } })).status, 201);
+  const dlo = await s3.call('GET', '/s3/obj-shared/dlo');
+  assert.equal(dlo.text, 'first-second');
+  assert.equal(dlo.headers.get('etag'), `"${createHash('md5').update(md5('first-') + md5('second')).digest('hex')}"`);
+  assert.equal((await s3.call('GET', '/s3/obj-shared/dlo', { headers: { range: 'bytes=4-8' } })).text, 't-sec');
+  assert.equal((await s3.call('HEAD', '/s3/obj-shared/dlo')).headers.get('content-length'), '12');
   // a Swift container is a bucket
   assert.equal((await swift('PUT', '/swift-made')).status, 201);
   assert.ok(xmlAll((await s3.call('GET', '/s3')).text, 'Name').includes('swift-made'));
