@@ -8,7 +8,7 @@ import { dloManifest } from '../swift/large-objects.ts';
 import { dloEtag } from '../swift/slo-manifest.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { aclDocument, cannedOfDocument } from './buckets.ts';
-import { loadBucket, storeError, type S3Context } from './context.ts';
+import { checkQuotas, loadBucket, storeError, type S3Context } from './context.ts';
 import { S3Error, s3Error } from './errors.ts';
 import {
   byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
@@ -175,6 +175,7 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
+  await checkQuotas(ctx, r.cred, b, size ?? 0);
   const write = await versionedWrite(ctx, b, r.key);
   const sysmeta = writeSysmeta(r, write.sysmeta);
   const o = await ctx.store.putObject(b, r.key, r.body(), {
@@ -230,6 +231,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
     throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
   }
   const metadata = directive === 'REPLACE' ? userMetadata(r) : undefined;
+  await checkQuotas(ctx, r.cred, b, source.size);
   const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);

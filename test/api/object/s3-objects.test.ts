@@ -206,6 +206,14 @@ test('Swift and S3 see the same objects and metadata', async () => {
   assert.equal(dlo.headers.get('etag'), `"${createHash('md5').update(md5('first-') + md5('second')).digest('hex')}"`);
   assert.equal((await s3.call('GET', '/s3/obj-shared/dlo', { headers: { range: 'bytes=4-8' } })).text, 't-sec');
   assert.equal((await s3.call('HEAD', '/s3/obj-shared/dlo')).headers.get('content-length'), '12');
+  // Swift's container quota holds S3 writes too
+  assert.equal((await swift('POST', '/obj-shared', { headers: { 'x-container-meta-quota-count': '4' } })).status, 204);
+  const over = await s3.call('PUT', '/s3/obj-shared/one-too-many', { body: 'x' });
+  assert.equal(over.status, 413, over.text);
+  assert.equal(xmlText(over.text, 'Code'), 'EntityTooLarge');
+  assert.equal((await s3.call('HEAD', '/s3/obj-shared/one-too-many')).status, 404);
+  assert.equal((await s3.call('PUT', '/s3/obj-shared/from-s3', { body: 'replaced' })).status, 413);
+  assert.equal((await swift('POST', '/obj-shared', { headers: { 'x-container-meta-quota-count': '' } })).status, 204);
   // a Swift container is a bucket
   assert.equal((await swift('PUT', '/swift-made')).status, 201);
   assert.ok(xmlAll((await s3.call('GET', '/s3')).text, 'Name').includes('swift-made'));
