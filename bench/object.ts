@@ -305,6 +305,9 @@ class Peer {
     console.log(`peer: starting Keystone and Swift from ${this.dir} (logs in ${this.dir}/logs)`);
     const ks = sh(join(this.dir, 'start-keystone.sh'), ['--reset', '--cache', '--conn-close']);
     if (!ks.ok) throw new Error(`start-keystone.sh: ${ks.out.slice(-1500)}`);
+    // Swift's one device: what earlier runs left there (their listing containers, 140 MB each) belongs
+    // to accounts of a Keystone that --reset just dropped
+    rmSync('/srv/node/d1', { recursive: true, force: true });
     const sw = sh(join(this.dir, 'start-swift.sh'), []);
     if (!sw.ok) throw new Error(`start-swift.sh: ${sw.out.slice(-1500)}`);
     return login('swift', 'http://127.0.0.1:5000/v3', 'secret');
