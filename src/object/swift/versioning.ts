@@ -28,7 +28,7 @@ import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
-import { listingFormat } from './listing.ts';
+import { listingFormat, listOptions } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
@@ -384,7 +384,8 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
   await checkContainerAccess(sr, c, 'list');
   const store = sr.ctx.store;
   const vc = await internalContainer(sr, c, false);
-  const limit = Math.min(Number(sr.query.limit ?? 10000) || 10000, 10000);
+  // Swift's checks of the listing's parameters (400/412 for a bad limit)
+  const { limit } = listOptions(sr.query);
   const prefix = sr.query.prefix ?? '';
   const marker = sr.query.marker || undefined;
   // Versions of a name come newest first, its "null" version (an unversioned current object) last.
