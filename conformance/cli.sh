@@ -9,47 +9,7 @@ set -uo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 cloud_start
 
-passed=0 failed=0
-OUT=
-declare -A passed_check=()
-
-ok() { passed=$((passed + 1)); passed_check[$1]=1; echo "ok - $1"; }
-not_ok() {
-  failed=$((failed + 1)); echo "not ok - $1"
-  [ -n "${2:-}" ] && printf '%s\n' "$2" | head -n 15 | sed 's/^/#   /'
-  return 0
-}
-# check NAME CMD... : passes when CMD exits 0. Its output (stdout+stderr) is left in OUT.
-check() {
-  local name=$1; shift
-  if OUT=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$ $*"$'\n'"$OUT"; fi
-}
-# check_has NAME TEXT... -- CMD... : CMD exits 0 and its output contains every TEXT (fixed strings).
-check_has() {
-  local name=$1 texts=() t missing=; shift
-  while [ "$1" != -- ]; do texts+=("$1"); shift; done; shift
-  if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
-  for t in "${texts[@]}"; do grep -qF -- "$t" <<<"$OUT" || missing+=" '$t'"; done
-  if [ -z "$missing" ]; then ok "$name"; else not_ok "$name" "output lacks$missing:"$'\n'"$OUT"; fi
-}
-# check_lacks NAME TEXT -- CMD... : CMD exits 0 and its output does not contain TEXT.
-check_lacks() {
-  local name=$1 text=$2; shift 3
-  if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
-  if grep -qF -- "$text" <<<"$OUT"; then not_ok "$name" "output still has '$text':"$'\n'"$OUT"; else ok "$name"; fi
-}
-# check_fails NAME CMD... : passes when CMD exits non-zero.
-check_fails() {
-  local name=$1; shift
-  if OUT=$("$@" 2>&1); then not_ok "$name" "expected a failure, got success:"$'\n'"$OUT"; else ok "$name"; fi
-}
-# check_fails_after PRE NAME CMD... : as check_fails, but a failure means something only
-# once the check named PRE passed (the thing exists, the credential worked): otherwise not ok.
-check_fails_after() {
-  local pre=$1 name=$2; shift 2
-  if [ -z "${passed_check[$pre]:-}" ]; then not_ok "$name" "cannot tell: '$pre' did not pass"; return; fi
-  check_fails "$name" "$@"
-}
+. "$STRATUS_ROOT/conformance/checks.sh"
 
 # The admin, through the clouds.yaml that `stratus up` wrote.
 os() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" openstack --os-cloud stratus "$@"; }
@@ -455,5 +415,4 @@ check "security group delete (VM)" os security group delete cli-vmsg
 check "keypair delete (VM)" os keypair delete cli-vmkey
 # --- end of virtual machines
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+checks_summary

@@ -45,3 +45,13 @@ STRATUS_GUEST_IMAGE_PACKAGES="busybox-static dropbear-bin kmod dosfstools mtools
 # `stratus image build-debian` (a Debian 12 cloud image with cloud-init) also
 # needs debootstrap (and e2fsprogs, always installed, for mkfs.ext4 -d).
 STRATUS_DEBIAN_IMAGE_PACKAGES="debootstrap"
+
+# The object storage clients the conformance flows drive (conformance/object-cli.sh): the
+# `swift` CLI, `aws` (s3, s3api, presign), s3cmd, boto3 for a script, and skopeo and
+# podman against the OCI registry.
+STRATUS_OBJECT_CLIENT_PACKAGES="python3-swiftclient awscli s3cmd python3-boto3 skopeo podman"
+
+# The reference Swift that `bin/bench object` measures beside Stratus (the team's peer
+# scripts: Debian's Keystone under uwsgi on MariaDB with memcached, and Swift's proxy,
+# account, container and object servers with Keystone authentication).
+STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swift-object python3-swiftclient python3-keystonemiddleware memcached python3-memcache keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 mariadb-server python3-pymysql curl skopeo"
