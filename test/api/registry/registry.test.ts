@@ -69,6 +69,10 @@ test('token endpoint: grants by role, a wrong password is 401, the token holds n
   const rc = claims(await token(cloud, [`repository:${reader.project}/app:pull,push,delete`], login(reader)));
   assert.deepEqual(rc.access[0].actions, ['pull']);
 
+  // the cloud's admin (the admin role on a project) may act on every project's repositories, as with a Keystone token
+  const ac = claims(await token(cloud, [`repository:${alice.project}/app:pull,push`], { user: 'admin', secret: cloud.adminPassword }));
+  assert.deepEqual(ac.access, [{ name: `${alice.project}/app`, projectId: alice.projectId, actions: ['pull', 'push'] }]);
+
   // anonymous: nothing of a private repository
   assert.deepEqual(claims(await token(cloud, [`repository:${alice.project}/app:pull`])).access, []);
 });
