@@ -373,6 +373,12 @@ export class RegistryCore {
     return Number(r.numUpdatedRows) > 0;
   }
 
+  /** The Glance images of the repository's tags. */
+  async tagImages(repo: RepoRow): Promise<string[]> {
+    const rows = await this.db.selectFrom('registry_tags').select('image_id').where('repository_id', '=', repo.id).where('image_id', 'is not', null).execute();
+    return rows.map((r) => r.image_id!);
+  }
+
   async repoById(id: string): Promise<RepoRow | undefined> {
     return this.db.selectFrom('registry_repositories').select(['id', 'project_id', 'path', 'public']).where('id', '=', id).executeTakeFirst();
   }

@@ -468,6 +468,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
           }
           if (typeof body?.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
           const repo = await core.setPublic(access.projectId, name.path, body.public);
+          await images?.visibilityChanged(repo);
           return { name: name.full, public: repo.public === 1 };
         }
         const repo = await core.repo(access.projectId, name.path);

@@ -79,6 +79,17 @@ test('a pushed tag is a Glance image whose data is the OCI archive of the image'
   assert.equal(part.status, 206);
   assert.deepEqual(Buffer.from(await part.arrayBuffer()), tar.subarray(1000, 3000));
 
+  // a public repository's images are community images: other projects may boot them
+  const other = await tenant(cloud);
+  assert.equal((await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token })).status, 404);
+  let v = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${name}`, { headers: { 'X-Auth-Token': alice.token }, body: '{"public": true}' });
+  assert.equal(v.status, 200, v.text);
+  const seen = await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token });
+  assert.equal(seen.status, 200);
+  assert.equal(seen.body.visibility, 'community');
+  v = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${name}`, { headers: { 'X-Auth-Token': alice.token }, body: '{"public": false}' });
+  assert.equal((await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token })).status, 404);
+
   // the same manifest pushed again: the same image
   const again = await raw(cloud, 'GET', `/v2/${name}/manifests/v1`, { headers: bearer(t) });
   const put = await raw(cloud, 'PUT', `/v2/${name}/manifests/v1`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: again.text });
