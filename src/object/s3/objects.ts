@@ -15,6 +15,9 @@ import type { S3Request } from './request.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
+/** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
+export const PART_SIZES = 's3-part-sizes';
+
 /** S3's longest key, in bytes of UTF-8. */
 export const MAX_KEY_BYTES = 1024;
 const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR', 'OUTPOSTS', 'EXPRESS_ONEZONE', 'SNOW'];
@@ -96,9 +99,17 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
   const partNumber = r.query.get('partNumber');
   let range = byteRange(r.header('range'), o.size);
   if (partNumber !== undefined) {
-    // Parts of a completed upload are not kept apart; part 1 of a simple object is the object.
-    if (partNumber !== '1') throw s3Error('InvalidPart');
-    range = null;
+    // A part of a completed multipart upload (its sizes kept at completion); part 1 of a simple object is the object.
+    if (r.header('range') !== undefined) throw s3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+    const sizes = (o.sysmeta[PART_SIZES] ?? '').split(',').filter((x) => x !== '').map(Number);
+    const n = /^\d{1,5}$/.test(partNumber) ? Number(partNumber) : 0;
+    const count = sizes.length || 1;
+    if (n < 1 || n > count) throw s3Error('InvalidPartNumber', undefined, [['PartNumberRequested', partNumber], ['ActualPartCount', String(count)]]);
+    if (sizes.length) {
+      const start = sizes.slice(0, n - 1).reduce((a, x) => a + x, 0);
+      range = { start, end: start + sizes[n - 1]! };
+      r.reply.header('x-amz-mp-parts-count', String(sizes.length));
+    } else range = null;
   }
   r.reply.headers({ ...headers, ...overrides });
   if (range) {

@@ -219,6 +219,14 @@ test('bad input: a body shorter than declared, no length, a NUL in the key: noth
   const head = [`PUT /s3/obj-bad/short HTTP/1.1`, ...Object.entries({ ...s.headers, host: s3.host, 'content-length': '100' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
   await rawExchange(Buffer.concat([Buffer.from(head), Buffer.alloc(10, 'x')]));
   assert.equal((await s3.call('HEAD', '/s3/obj-bad/short')).status, 404);
+  // the write was abandoned, not left waiting: no blob stays pending
+  const db = cloud.server.database.db as any;
+  let pending = -1;
+  for (let i = 0; i < 50 && pending !== 0; i++) {
+    pending = Number((await db.selectFrom('object_blobs').select((eb: any) => eb.fn.countAll().as('n')).where('state', '=', 'pending').executeTakeFirst()).n);
+    if (pending) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(pending, 0);
   const c = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/nolength', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'transfer-encoding': 'chunked' } });
   const chunkedHead = [`PUT /s3/obj-bad/nolength HTTP/1.1`, ...Object.entries({ ...c.headers, host: s3.host, 'transfer-encoding': 'chunked', connection: 'close' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
   const answer = await rawExchange(Buffer.from(`${chunkedHead}5\r\nhello\r\n0\r\n\r\n`), false);
