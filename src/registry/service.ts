@@ -65,9 +65,10 @@ export interface RegistryDeps {
 
 export interface RegistryService {
   service: Service;
-  /** Loads the token key, runs a first garbage collection, starts the periodic one. */
+  /** Loads the token key, starts garbage collection (now in the background, then periodically). */
   start(): Promise<void>;
-  stop(): void;
+  /** Stops the periodic collection and waits for one in progress. */
+  stop(): Promise<void>;
   gc(o?: GcOptions): Promise<GcResult>;
 }
 
@@ -525,19 +526,22 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     service,
     async start() {
       await signer.load(deps.db);
-      await gc().catch((err) => log.warn({ err }, 'registry garbage collection failed'));
+      // a first collection right away, in the background (it must not hold the server's start), then every interval
+      const collect = () => {
+        if (running) return;
+        running = gc().catch((err) => log.warn({ err }, 'registry garbage collection failed')).finally(() => { running = undefined; });
+      };
+      collect();
       const every = deps.gcIntervalMs ?? 60 * 60 * 1000;
       if (every > 0) {
-        timer = setInterval(() => {
-          if (running) return;
-          running = gc().catch((err) => log.warn({ err }, 'registry garbage collection failed')).finally(() => { running = undefined; });
-        }, every);
+        timer = setInterval(collect, every);
         timer.unref();
       }
     },
-    stop() {
+    async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
+      await running;
     },
     gc,
   };

@@ -215,7 +215,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
       async close() {
         idleMemory.stop();
         identity.stop();
-        registry.stop();
+        await registry.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
@@ -228,7 +228,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
-    registry.stop();
+    await registry.stop();
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
