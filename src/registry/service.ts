@@ -28,6 +28,7 @@ import { keystoneTokens, type Authenticator, type Credentials, type TokenValidat
 import { PUBLIC } from '../http/policy.ts';
 import type { Route, Service } from '../http/service.ts';
 import type { BasicAuthenticator } from '../identity/basic-auth.ts';
+import { getProject } from '../identity/lookup.ts';
 import type { ImageService } from '../image/service.ts';
 import { accessOf, authorize, bearerCredentials, challenge, type Authorized } from './access.ts';
 import { rangeHeaders, RegistryCore, type RepoRow } from './core.ts';
@@ -417,7 +418,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
   }
 
   const projectLabel = async (projectId: string): Promise<string> => {
-    const p = await deps.db.selectFrom('identity_projects').select(['name']).where('id', '=', projectId).executeTakeFirst();
+    const p = await getProject(deps.db, projectId);
     return p && COMPONENT_RE.test(p.name) ? p.name : projectId;
   };
 
