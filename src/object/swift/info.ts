@@ -5,7 +5,6 @@
 // where clients look for it (Tempest and python-swiftclient strip the
 // endpoint path from `/v1` on and ask `<that>/info`). Every section here is
 // a feature Stratus serves; nothing is listed that is not.
-import { maxHeaderSize } from 'node:http';
 import { PUBLIC } from '../../http/policy.ts';
 import type { Route } from '../../http/service.ts';
 import {
@@ -14,6 +13,10 @@ import {
 } from './headers.ts';
 import { tempurlInfo } from './tempurl.ts';
 import { formpostInfo } from './formpost.ts';
+
+// Node's HTTP header limit, read from the module object: a named import of node:http builds
+// its namespace, whose lazy getters (WebSocket...) load undici and TLS at start.
+const { maxHeaderSize } = process.getBuiltinModule('node:http');
 
 /**
  * The version Stratus answers as: the Swift release whose API it follows
