@@ -165,7 +165,12 @@ export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database' 
   try {
     await migrate(database.db);
     const objects = createObjectService({ db: database.db, log: serverLogger('warn'), dataDir: o.dataDir, config: o.object });
-    return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
+    try {
+      return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
+    } finally {
+      // the removals of the objects' bytes it queued
+      await objects.stop();
+    }
   } finally {
     await database.close();
   }
