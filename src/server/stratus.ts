@@ -224,8 +224,9 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
         await fleet.stop();
         await compute.stop();
         await app.close();
-        await objects.stop();
+        // images first: its imports in flight may write to the object store (--image-store object)
         await images.stop();
+        await objects.stop();
         await database.close();
       },
     };
@@ -233,12 +234,12 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
-    await registry.stop();
+    await registry.stop().catch(() => undefined);
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
-    await objects.stop().catch(() => undefined);
     await images.stop().catch(() => undefined);
+    await objects.stop().catch(() => undefined);
     await database.close();
     throw err;
   }
