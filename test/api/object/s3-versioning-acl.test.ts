@@ -87,6 +87,9 @@ test('canned ACLs: a public-read bucket and a public-read object are readable an
   assert.equal((await s3.call('PUT', '/s3/pub', { headers: { 'x-amz-acl': 'public-read' } })).status, 200);
   await s3.call('PUT', '/s3/pub/open', { body: 'for all' });
   assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  // its plain URL at the server's root too
+  assert.equal((await s3.raw('GET', '/pub/open')).text, 'for all');
+  assert.equal((await s3.raw('HEAD', '/pub/open')).status, 200);
   assert.deepEqual(xmlAll((await s3.raw('GET', '/s3/pub')).text, 'Key'), ['open']);
   assertS3Error(await s3.raw('PUT', '/s3/pub/nope', { body: 'x' }), 403, 'AccessDenied');
   assertS3Error(await s3.raw('DELETE', '/s3/pub/open'), 403, 'AccessDenied');
@@ -108,6 +111,9 @@ test('canned ACLs: a public-read bucket and a public-read object are readable an
   const doc = `<AccessControlPolicy><Owner><ID>${alice.projectId}</ID></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>`;
   assert.equal((await s3.call('PUT', '/s3/pub', { query: 'acl', body: doc })).status, 200);
   assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  // its plain URL at the server's root too
+  assert.equal((await s3.raw('GET', '/pub/open')).text, 'for all');
+  assert.equal((await s3.raw('HEAD', '/pub/open')).status, 200);
   assertS3Error(await s3.call('PUT', '/s3/pub', { query: 'acl', body: '<AccessControlPolicy><oops' }), 400, 'MalformedACLError');
 });
 
@@ -135,6 +141,10 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   await s3.call('PUT', '/s3/s3-pub', { headers: { 'x-amz-acl': 'public-read' } });
   const head = await swift('HEAD', '/s3-pub');
   assert.match(head.headers.get('x-container-read') ?? '', /\.r:\*/);
+  await s3.call('PUT', '/s3/s3-pub/o', { body: 'public via s3' });
+  const anon = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/s3-pub/o`);
+  assert.equal(anon.status, 200);
+  assert.equal(anon.body, 'public via s3');
 });
 
 test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and each API lists the other\'s versions', async (t) => {
