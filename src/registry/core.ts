@@ -327,6 +327,17 @@ export class RegistryCore {
         ...manifestDigests.map((child) => ({ repository_id: repo.id, digest, child, kind: 'manifest' })),
       ];
       if (refs.length) await tx.insertInto('registry_manifest_refs').values(refs).onConflict((oc) => oc.columns(['repository_id', 'digest', 'child']).doNothing()).execute();
+      // Referenced now: garbage collection keeps them. Touching them (a new row version with a fresh time) makes a
+      // collection deleting them concurrently re-check its condition and skip them; one collected between the check
+      // above and now is missing here, and the manifest is refused.
+      if (blobDigests.length) {
+        const touched = await tx.updateTable('registry_blobs').set({ created_at: now }).where('project_id', '=', repo.project_id).where('digest', 'in', blobDigests).executeTakeFirst();
+        if (Number(touched.numUpdatedRows) !== blobDigests.length) {
+          const still = new Set((await tx.selectFrom('registry_blobs').select('digest').where('project_id', '=', repo.project_id).where('digest', 'in', blobDigests).execute()).map((r) => r.digest));
+          const gone = blobDigests.filter((d) => !still.has(d));
+          throw regError('MANIFEST_BLOB_UNKNOWN', `manifest references ${gone.join(', ')}, unknown to the repository`, gone.map((digest) => ({ digest })));
+        }
+      }
       if (blobDigests.length) {
         await tx.insertInto('registry_repository_blobs').values(blobDigests.map((d) => ({ repository_id: repo.id, digest: d, created_at: now })))
           .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()).execute();
@@ -371,6 +382,12 @@ export class RegistryCore {
   async setTagImage(repo: RepoRow, tag: string, digest: string, imageId: string | null): Promise<boolean> {
     const r = await this.db.updateTable('registry_tags').set({ image_id: imageId }).where('repository_id', '=', repo.id).where('tag', '=', tag).where('digest', '=', digest).executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** The Glance images of the repository's tags. */
+  async tagImages(repo: RepoRow): Promise<string[]> {
+    const rows = await this.db.selectFrom('registry_tags').select('image_id').where('repository_id', '=', repo.id).where('image_id', 'is not', null).execute();
+    return rows.map((r) => r.image_id!);
   }
 
   async repoById(id: string): Promise<RepoRow | undefined> {

@@ -1,7 +1,9 @@
 // Garbage collection: what no manifest holds goes.
 //   - a blob that no manifest of any repository of its project references
 //     (config, layer), once older than the grace period (a push uploads
-//     blobs before the manifest naming them), with its links;
+//     blobs before the manifest naming them; a manifest push touches the
+//     blobs it names, so a collection racing with it re-checks and keeps
+//     them), with its links;
 //   - the bytes of a manifest no repository of the project keeps any more;
 //   - upload sessions untouched for a day, and chunks of no session.
 // Manifests themselves are kept until deleted (tagged or not: an index needs

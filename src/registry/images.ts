@@ -1,6 +1,6 @@
 // Pushed images boot: every tag of a container image gets a Glance image
 // (`container_format=docker`, `disk_format=raw`, named `<project>/<name>:<tag>`,
-// owned by the project, private), whose data the image service asks of the
+// owned by the project, private, or community when the repository is public), whose data the image service asks of the
 // registry when it is read: an OCI image layout tar assembled on the fly from
 // the manifest, its config and its layers (the archive the agents' image store
 // takes, src/agent/drivers/container/oci.ts), never stored twice. An index is
@@ -19,6 +19,9 @@ import type { ImageDataSource, ImageService } from '../image/service.ts';
 import type { RegistryCore, RepoRow } from './core.ts';
 import { MediaType } from './manifest.ts';
 import { isDigest } from './names.ts';
+
+/** A public repository's images are community images (any project may boot them, unlisted by default); else private. */
+const visibilityOf = (repo: RepoRow) => (repo.public ? 'community' : 'private');
 
 /** The prefix of the image service's keys this module serves: `registry/<repository id>/<manifest digest>`. */
 export const IMAGE_PREFIX = 'registry';
@@ -208,7 +211,7 @@ export class RegistryImages {
     if (layout) {
       const name = `${label}/${repo.path}:${tag}`;
       const img = await this.images.createSourcedImage({
-        name, owner: repo.project_id, visibility: 'private', container_format: 'docker', disk_format: 'raw',
+        name, owner: repo.project_id, visibility: visibilityOf(repo), container_format: 'docker', disk_format: 'raw',
         properties: { stratus_registry_image: name, stratus_registry_digest: row.digest },
       }, `${IMAGE_PREFIX}/${repo.id}/${row.digest}`, archiveSize(layout));
       made = img.id;
@@ -219,6 +222,15 @@ export class RegistryImages {
       return;
     }
     if (current) await this.dropImages([current.id]);
+  }
+
+  /** After a repository's visibility changed: its tags' images follow (community for a public repository). */
+  async visibilityChanged(repo: RepoRow): Promise<void> {
+    for (const id of await this.core.tagImages(repo)) {
+      await this.images.updateImage(id, { visibility: visibilityOf(repo) }).catch((err) => {
+        if ((err as { status?: number }).status !== 404) this.log.warn({ err, image: id }, 'registry: a tag\'s Glance image could not follow the repository\'s visibility');
+      });
+    }
   }
 
   /** Deletes the Glance images of removed tags. */

@@ -21,6 +21,7 @@ export interface RegistryTables {
     public: number;
     created_at: string; updated_at: string;
   };
+  /** `created_at`: when the blob was stored or last referenced by a manifest push (garbage collection's grace counts from it). */
   registry_blobs: { project_id: string; digest: string; size: number; created_at: string };
   registry_repository_blobs: { repository_id: string; digest: string; created_at: string };
   registry_manifests: {

@@ -28,6 +28,7 @@ import { keystoneTokens, type Authenticator, type Credentials, type TokenValidat
 import { PUBLIC } from '../http/policy.ts';
 import type { Route, Service } from '../http/service.ts';
 import type { BasicAuthenticator } from '../identity/basic-auth.ts';
+import { getProject } from '../identity/lookup.ts';
 import type { ImageService } from '../image/service.ts';
 import { accessOf, authorize, bearerCredentials, challenge, type Authorized } from './access.ts';
 import { rangeHeaders, RegistryCore, type RepoRow } from './core.ts';
@@ -65,9 +66,10 @@ export interface RegistryDeps {
 
 export interface RegistryService {
   service: Service;
-  /** Loads the token key, runs a first garbage collection, starts the periodic one. */
+  /** Loads the token key, starts garbage collection (now in the background, then periodically). */
   start(): Promise<void>;
-  stop(): void;
+  /** Stops the periodic collection and waits for one in progress. */
+  stop(): Promise<void>;
   gc(o?: GcOptions): Promise<GcResult>;
 }
 
@@ -416,7 +418,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
   }
 
   const projectLabel = async (projectId: string): Promise<string> => {
-    const p = await deps.db.selectFrom('identity_projects').select(['name']).where('id', '=', projectId).executeTakeFirst();
+    const p = await getProject(deps.db, projectId);
     return p && COMPONENT_RE.test(p.name) ? p.name : projectId;
   };
 
@@ -468,6 +470,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
           }
           if (typeof body?.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
           const repo = await core.setPublic(access.projectId, name.path, body.public);
+          await images?.visibilityChanged(repo);
           return { name: name.full, public: repo.public === 1 };
         }
         const repo = await core.repo(access.projectId, name.path);
@@ -524,19 +527,22 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     service,
     async start() {
       await signer.load(deps.db);
-      await gc().catch((err) => log.warn({ err }, 'registry garbage collection failed'));
+      // a first collection right away, in the background (it must not hold the server's start), then every interval
+      const collect = () => {
+        if (running) return;
+        running = gc().catch((err) => log.warn({ err }, 'registry garbage collection failed')).finally(() => { running = undefined; });
+      };
+      collect();
       const every = deps.gcIntervalMs ?? 60 * 60 * 1000;
       if (every > 0) {
-        timer = setInterval(() => {
-          if (running) return;
-          running = gc().catch((err) => log.warn({ err }, 'registry garbage collection failed')).finally(() => { running = undefined; });
-        }, every);
+        timer = setInterval(collect, every);
         timer.unref();
       }
     },
-    stop() {
+    async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
+      await running;
     },
     gc,
   };

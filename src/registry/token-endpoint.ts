@@ -58,6 +58,13 @@ export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, s
   }
   const access: Grant[] = [];
   let catalog: string[] | undefined;
+  // the admin role on any project is the cloud's administrator (scope enforcement off, as everywhere in Stratus): every repository
+  let admin: Promise<boolean> | undefined;
+  const cloudAdmin = () => (admin ??= (async () => {
+    if (!login || login.appCredProjectId) return false;
+    for (const id of await login.projectIds()) if ((await login.forProject({ id }))?.roles.has('admin')) return true;
+    return false;
+  })());
   for (const s of parseScopes(scopeParams)) {
     if (s.type === 'registry' && s.name === 'catalog') {
       catalog = login ? await login.projectIds() : [];
@@ -76,6 +83,12 @@ export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, s
       if (cred?.projectId) {
         projectId = cred.projectId;
         for (const a of wanted) if (rolesAllow(cred.roles, a)) granted.add(a);
+      } else if (await cloudAdmin()) {
+        const project = await resolveProject(deps.db, projectRef, login.userDomainId);
+        if (project) {
+          projectId = project.id;
+          for (const a of wanted) granted.add(a);
+        }
       }
     }
     if (wanted.has('pull') && !granted.has('pull')) {

@@ -165,7 +165,12 @@ export async function registryGc(o: Pick<StratusOptions, 'dataDir' | 'database' 
   try {
     await migrate(database.db);
     const objects = createObjectService({ db: database.db, log: serverLogger('warn'), dataDir: o.dataDir, config: o.object });
-    return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
+    try {
+      return await collectRegistryGarbage(database.db, new ObjectRegistryStorage(objects.store), gc);
+    } finally {
+      // the removals of the objects' bytes it queued
+      await objects.stop();
+    }
   } finally {
     await database.close();
   }
@@ -215,12 +220,13 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
       async close() {
         idleMemory.stop();
         identity.stop();
-        registry.stop();
+        await registry.stop();
         await fleet.stop();
         await compute.stop();
         await app.close();
-        await objects.stop();
+        // images first: its imports in flight may write to the object store (--image-store object)
         await images.stop();
+        await objects.stop();
         await database.close();
       },
     };
@@ -228,12 +234,12 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     // Whatever started is stopped again, so a failed start leaves no port or timer behind.
     idleMemory.stop();
     identity.stop();
-    registry.stop();
+    await registry.stop().catch(() => undefined);
     await fleet.stop();
     await compute.stop().catch(() => undefined);
     await listening?.close().catch(() => undefined);
-    await objects.stop().catch(() => undefined);
     await images.stop().catch(() => undefined);
+    await objects.stop().catch(() => undefined);
     await database.close();
     throw err;
   }

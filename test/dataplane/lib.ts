@@ -214,7 +214,17 @@ export async function cleanStateDir(stateDir: string): Promise<void> {
   }
   await cleanNetworkState(join(stateDir, 'network'));
   for (const m of mountsUnder(stateDir)) await run('umount', ['-l', m]);
-  await fsp.rm(stateDir, { recursive: true, force: true });
+  // a process killed above (a container's console writer, runc) may still write its last file
+  // while the tree is removed: ENOTEMPTY, tried again once it has exited
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fsp.rm(stateDir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt === 5) throw err;
+      await sleep(200 * attempt);
+    }
+  }
 }
 
 /**

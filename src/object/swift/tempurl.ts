@@ -11,6 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isIP, BlockList } from 'node:net';
 import { ApiError } from '../../common/errors.ts';
+import { accountLevel, isSwiftOwner } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError } from './errors.ts';
 import { headerValue } from './headers.ts';
@@ -320,6 +321,8 @@ export const tempUrlGrant = (sr: SwiftRequest) => granted.get(sr);
 /** Answers a static-web listing made for a TempURL (inline, never refused for being a container). */
 export const staticwebAnswers = new WeakSet<SwiftRequest>();
 
+const KEY_HEADERS = ['x-account-meta-temp-url-key', 'x-account-meta-temp-url-key-2', 'x-container-meta-temp-url-key', 'x-container-meta-temp-url-key-2'];
+
 /** The service prefix a client may have signed the path with. */
 export const SIGNED_PREFIXES = ['', '/object'];
 
@@ -327,7 +330,13 @@ export function tempurlMiddleware(): SwiftMiddleware {
   return async (sr, next) => {
     if (sr.method === 'OPTIONS') return next();
     const q = tempUrlQuery(sr.query);
-    if (!q) return next();
+    if (!q) {
+      if (sr.object !== undefined || (sr.method !== 'GET' && sr.method !== 'HEAD')) return next();
+      // The keys are the owner's secret (Swift's swift_owner_headers): a reader of the account or container does not see them.
+      const body = await next();
+      if (!isSwiftOwner(await accountLevel(sr))) for (const h of KEY_HEADERS) sr.reply.removeHeader(h);
+      return body;
+    }
     if (sr.container === undefined) throw tempUrlInvalid();
     const account = await sr.ctx.store.getAccount(sr.project);
     const container = await loadContainer(sr);

@@ -22,13 +22,13 @@
 // lists every version (name, version_id, is_latest, and delete markers as
 // content_type application/x-deleted;swift_versions_deleted=1), with
 // prefix/marker/version_marker/limit.
-import type { ContainerInfo, ObjectInfo } from '../store.ts';
+import type { ContainerInfo, ObjectEntry, ObjectInfo } from '../store.ts';
 import { ObjectStoreError, swiftTimestamp } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
-import { listingFormat } from './listing.ts';
+import { listingFormat, listOptions } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
@@ -384,32 +384,43 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
   await checkContainerAccess(sr, c, 'list');
   const store = sr.ctx.store;
   const vc = await internalContainer(sr, c, false);
-  const limit = Math.min(Number(sr.query.limit ?? 10000) || 10000, 10000);
+  // Swift's checks of the listing's parameters (400/412 for a bad limit)
+  const { limit } = listOptions(sr.query);
   const prefix = sr.query.prefix ?? '';
-  let marker: string | undefined;
-  if (sr.query.marker) {
-    marker = sr.query.version_marker ? versionName(sr.query.marker, sr.query.version_marker) : `${sr.query.marker}${SEP}\uffff`;
-  }
+  const marker = sr.query.marker || undefined;
+  // Versions of a name come newest first, its "null" version (an unversioned current object) last.
+  const vmarker = marker && sr.query.version_marker && sr.query.version_marker !== 'null' ? sr.query.version_marker : undefined;
   interface Entry { name: string; version_id: string; is_latest: boolean; bytes: number; hash: string; content_type: string; last_modified: string }
+  const versioned = vc
+    ? await store.listObjects(vc, { prefix: prefix || undefined, marker: marker && (vmarker ? versionName(marker, vmarker) : `${marker}${SEP}\uffff`), limit })
+    : [];
+  const nulls: Array<Extract<ObjectEntry, { kind: 'object' }>> = [];
+  // the marker's own null version still follows a version marker
+  if (marker && vmarker) {
+    const o = await store.headObject(c, marker);
+    if (o && !o.sysmeta[VERSION_ID] && (!prefix || marker.startsWith(prefix))) {
+      nulls.push({ kind: 'object', name: marker, size: o.size, etag: o.etag, contentType: o.contentType, timestamp: o.timestamp, sysmeta: o.sysmeta });
+    }
+  }
+  for (const e of await store.listObjects(c, { prefix: prefix || undefined, marker, limit })) {
+    if (e.kind === 'object' && !e.sysmeta[VERSION_ID]) nulls.push(e);
+  }
+  const currentIsNull = new Set(nulls.map((e) => e.name));
   const out: Entry[] = [];
-  const latestSeen = new Set<string>();
-  // objects written before versioning was on: their current copy is the "null" version
-  const entries = vc ? await store.listObjects(vc, { prefix: prefix || undefined, marker, limit }) : [];
-  for (const e of entries) {
+  const seen = new Set<string>();
+  for (const e of versioned) {
     if (e.kind !== 'object') continue;
     const v = splitVersionName(e.name);
     if (!v) continue;
-    const isLatest = !latestSeen.has(v.name);
-    latestSeen.add(v.name);
-    out.push({ name: v.name, version_id: v.id, is_latest: isLatest && e.contentType !== DELETE_MARKER_CONTENT_TYPE ? true : isLatest, bytes: e.size, hash: e.etag, content_type: e.contentType, last_modified: listingDate(v.id) });
+    const latest = !seen.has(v.name) && !currentIsNull.has(v.name) && !(marker === v.name && vmarker);
+    seen.add(v.name);
+    out.push({ name: v.name, version_id: v.id, is_latest: latest, bytes: e.size, hash: e.etag, content_type: e.contentType, last_modified: listingDate(v.id) });
   }
-  const unversioned = await store.listObjects(c, { prefix: prefix || undefined, limit });
-  for (const e of unversioned) {
-    if (e.kind !== 'object') continue;
-    if (e.sysmeta[VERSION_ID]) continue;
-    out.push({ name: e.name, version_id: 'null', is_latest: !latestSeen.has(e.name), bytes: e.size, hash: e.etag, content_type: e.contentType, last_modified: listingDate(e.timestamp) });
+  for (const e of nulls) {
+    out.push({ name: e.name, version_id: 'null', is_latest: true, bytes: e.size, hash: e.etag, content_type: e.contentType, last_modified: listingDate(e.timestamp) });
   }
-  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const byName = (a: Entry, b: Entry) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
+  out.sort(byName);
   const page = out.slice(0, limit);
   const format = listingFormat(sr.query, header(sr.headers, 'accept'));
   if (!page.length) {

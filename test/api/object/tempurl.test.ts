@@ -106,3 +106,18 @@ test('a PUT URL writes, a container key and a prefix URL read (Tempest test_get_
   expectStatus(await raw(cloud, 'PUT', `${dst}?temp_url_sig=${aput}&temp_url_expires=${expires}`, { body: '', headers: { 'X-Copy-From': 'tc2/public/x' } }), 201);
   assert.equal((await s.call('GET', 'tc/copied')).text, 'x');
 });
+
+test("the keys are the owner's: a reader of the container (read ACL) does not see them", async () => {
+  expectStatus(await s.call('PUT', 'shared', { headers: { 'X-Container-Read': '.r:*,.rlistings', 'X-Container-Meta-Temp-URL-Key': 'secret', 'X-Container-Meta-Color': 'red' } }), 201);
+  const owner = await s.call('HEAD', 'shared');
+  assert.equal(owner.headers.get('x-container-meta-temp-url-key'), 'secret');
+  const anon = await raw(cloud, 'HEAD', `${s.account}/shared`);
+  expectStatus(anon, 204);
+  assert.equal(anon.headers.get('x-container-meta-temp-url-key'), null);
+  assert.equal(anon.headers.get('x-container-meta-color'), 'red');
+  const other = await swiftTenant(cloud);
+  const listed = await other.call('GET', `${s.account}/shared`);
+  expectStatus(listed, 204);
+  assert.equal(listed.headers.get('x-container-meta-temp-url-key'), null);
+});
+

@@ -112,3 +112,31 @@ test('X-Versions-Enabled turned on over existing objects: an overwrite keeps the
   assert.equal((await s.call('HEAD', 'late')).headers.get('x-versions-enabled'), 'False');
 });
 
+test('?versions pages with limit, marker and version_marker; a null current version is the latest', async () => {
+  expectStatus(await s.call('PUT', 'pg', { headers: { 'X-Versions-Enabled': 'true' } }), 201);
+  const ids: string[] = [];
+  for (const body of ['1', '2', '3']) ids.push((await s.call('PUT', 'pg/a', { body })).headers.get('x-object-version-id')!);
+  expectStatus(await s.call('PUT', 'pg/b', { body: 'b' }), 201);
+  // suspended: the next write of a is the null version, and the current one
+  expectStatus(await s.call('POST', 'pg', { headers: { 'X-Versions-Enabled': 'false' } }), 204);
+  expectStatus(await s.call('PUT', 'pg/a', { body: 'null' }), 201);
+  const all = JSON.parse((await s.call('GET', 'pg?versions&format=json')).text) as Array<{ name: string; version_id: string; is_latest: boolean }>;
+  assert.deepEqual(all.map((v) => [v.name, v.version_id, v.is_latest]), [
+    ['a', ids[2], false], ['a', ids[1], false], ['a', ids[0], false], ['a', 'null', true], ['b', all[4]!.version_id, true],
+  ]);
+  const pages: string[][] = [];
+  let marker = '';
+  let vmarker = '';
+  for (;;) {
+    const q = `pg?versions&format=json&limit=2${marker ? `&marker=${marker}&version_marker=${vmarker}` : ''}`;
+    const r = await s.call('GET', q);
+    if (r.status === 204) break;
+    const page = JSON.parse(r.text) as Array<{ name: string; version_id: string }>;
+    pages.push(page.map((v) => `${v.name}@${v.version_id}`));
+    marker = page[page.length - 1]!.name;
+    vmarker = page[page.length - 1]!.version_id;
+  }
+  assert.deepEqual(pages.flat(), all.map((v) => `${v.name}@${v.version_id}`));
+  assert.equal((await s.call('GET', 'pg/a?version-id=null')).text, 'null');
+});
+

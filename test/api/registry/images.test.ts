@@ -79,6 +79,17 @@ test('a pushed tag is a Glance image whose data is the OCI archive of the image'
   assert.equal(part.status, 206);
   assert.deepEqual(Buffer.from(await part.arrayBuffer()), tar.subarray(1000, 3000));
 
+  // a public repository's images are community images: other projects may boot them
+  const other = await tenant(cloud);
+  assert.equal((await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token })).status, 404);
+  let v = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${name}`, { headers: { 'X-Auth-Token': alice.token }, body: '{"public": true}' });
+  assert.equal(v.status, 200, v.text);
+  const seen = await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token });
+  assert.equal(seen.status, 200);
+  assert.equal(seen.body.visibility, 'community');
+  v = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${name}`, { headers: { 'X-Auth-Token': alice.token }, body: '{"public": false}' });
+  assert.equal((await cloud.call('GET', `/image/v2/images/${img.id}`, { token: other.token })).status, 404);
+
   // the same manifest pushed again: the same image
   const again = await raw(cloud, 'GET', `/v2/${name}/manifests/v1`, { headers: bearer(t) });
   const put = await raw(cloud, 'PUT', `/v2/${name}/manifests/v1`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: again.text });
@@ -96,6 +107,28 @@ test('a pushed tag is a Glance image whose data is the OCI archive of the image'
   // the tag deleted: its image too
   assert.equal((await raw(cloud, 'DELETE', `/v2/${name}/manifests/v1`, { headers: bearer(t) })).status, 202);
   assert.deepEqual(await imagesNamed(`${name}:v1`), []);
+});
+
+test('an image index tag boots its linux/amd64 image', async () => {
+  const name = `${alice.project}/multi`;
+  const t = await token(cloud, [`repository:${name}:pull,push`], { user: alice.project, secret: 'secret-pw-1' });
+  const amd64 = await pushHello(t, name, 'amd64', 'hello amd64');
+  const m = await raw(cloud, 'GET', `/v2/${name}/manifests/${amd64}`, { headers: bearer(t) });
+  const index = JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd64, size: Buffer.byteLength(m.text), platform: { os: 'linux', architecture: 'amd64' } }],
+  });
+  const r = await raw(cloud, 'PUT', `/v2/${name}/manifests/multi`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: index });
+  assert.equal(r.status, 201, r.text);
+  const [img] = await imagesNamed(`${name}:multi`);
+  assert.ok(img);
+  assert.equal(img.stratus_registry_digest, sha256(index));
+  const tar = Buffer.from(await (await fetch(`${cloud.url}/image/v2/images/${img.id}/file`, { headers: { 'X-Auth-Token': alice.token } })).arrayBuffer());
+  assert.equal(tar.length, img.size);
+  const file = join(dir, 'multi.tar');
+  writeFileSync(file, tar);
+  const archive = await inspectArchive(file);
+  assert.deepEqual(archive.config.config?.Cmd, ['/hello']);
 });
 
 test('artifacts (no image config) get no Glance image', async () => {

@@ -5,7 +5,9 @@
 // collection, and isolation between projects.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { tenant, useCloud, type Cloud, type Tenant } from '../../harness.ts';
 import { basic, bearer, claims, imageManifest, pushBlob, pushChunked, pushImage, raw, sha256, token } from './lib.ts';
 
@@ -68,6 +70,10 @@ test('token endpoint: grants by role, a wrong password is 401, the token holds n
   const reader = await user(cloud, ['reader']);
   const rc = claims(await token(cloud, [`repository:${reader.project}/app:pull,push,delete`], login(reader)));
   assert.deepEqual(rc.access[0].actions, ['pull']);
+
+  // the cloud's admin (the admin role on a project) may act on every project's repositories, as with a Keystone token
+  const ac = claims(await token(cloud, [`repository:${alice.project}/app:pull,push`], { user: 'admin', secret: cloud.adminPassword }));
+  assert.deepEqual(ac.access, [{ name: `${alice.project}/app`, projectId: alice.projectId, actions: ['pull', 'push'] }]);
 
   // anonymous: nothing of a private repository
   assert.deepEqual(claims(await token(cloud, [`repository:${alice.project}/app:pull`])).access, []);
@@ -458,4 +464,14 @@ test('garbage collection removes blobs no manifest references, and old upload se
   assert.equal((await raw(cloud, 'HEAD', `/v2/${name}/blobs/${img.layers[0]!.digest}`, { headers: bearer(t) })).status, 404);
   const other = await token(cloud, [`repository:${alice.project}/img:pull`], login(alice));
   assert.equal((await raw(cloud, 'HEAD', `/v2/${alice.project}/img/blobs/${img.config.digest}`, { headers: bearer(other) })).status, 200);
+});
+
+test('stratus registry gc: one collection from the command line, on the server\'s database and object store', { skip: process.env.STRATUS_TEST_DATABASE ? 'the CLI is given the SQLite database of the test cloud' : false }, async () => {
+  const name = `${alice.project}/cli-gc`;
+  const t = await pushToken(alice, 'cli-gc');
+  const loose = await pushBlob(cloud, t, name, randomBytes(3000));
+  const cli = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'registry', 'gc', '--data-dir', cloud.dataDir, '--grace', '0'], { timeout: 60_000 });
+  assert.match(stdout, /^removed [1-9]\d* blobs, \d+ manifests, \d+ upload sessions, \d+ stray chunks\n$/);
+  assert.equal((await raw(cloud, 'HEAD', `/v2/${name}/blobs/${loose.digest}`, { headers: bearer(t) })).status, 404);
 });
