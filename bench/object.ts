@@ -27,7 +27,7 @@
 //
 // Usage: bin/bench object [--requests 2000] [--large-requests 300] [--concurrency 16]
 //   [--list-objects 1000000] [--list-requests 200] [--registry-mib 100] [--rounds 3]
-//   [--only objects,listing,registry] [--no-swift] [--peer-source DIR] [--keep-peer]
+//   [--only objects,listing,registry] [--no-swift] [--peer-source DIR]
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -312,7 +312,7 @@ class Peer {
     if (!sw.ok) throw new Error(`start-swift.sh: ${sw.out.slice(-1500)}`);
     return login('swift', 'http://127.0.0.1:5000/v3', 'secret');
   }
-  async stop(): Promise<void> {
+  async stop(keepFiles: boolean): Promise<void> {
     if (!this.dir) return;
     const pids: number[] = [];
     for (const f of readdirSync(this.dir)) {
@@ -325,6 +325,9 @@ class Peer {
     for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
     for (const pid of pids.filter(alive)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     console.log(`peer: stopped pids ${pids.join(' ')}`);
+    // its copy (pid files, logs) goes with it, unless the run failed: then the logs tell why
+    if (!keepFiles) rmSync(this.dir, { recursive: true, force: true });
+    else console.log(`peer: its scripts and logs stay in ${this.dir}`);
   }
 }
 function alive(pid: number): boolean {
@@ -344,6 +347,7 @@ async function main() {
   const port = await freePort();
   const server = ONLY.has('objects') || ONLY.has('listing') || ONLY.has('registry') ? spawnServer(dataDir, port, PASSWORD) : null;
   const base = `http://127.0.0.1:${port}`;
+  let ok = false;
   try {
     let swift: Target | undefined;
     if (WITH_SWIFT && (ONLY.has('objects') || ONLY.has('listing'))) swift = await peer.start();
@@ -408,8 +412,9 @@ async function main() {
     }
     console.log('-- summary (concurrency ' + C + ')');
     for (const l of summary) console.log(l);
+    ok = true;
   } finally {
-    if (!process.argv.includes('--keep-peer')) await peer.stop();
+    await peer.stop(!ok);
     await stopChild(server);
     rmSync(dataDir, { recursive: true, force: true });
   }
