@@ -13,7 +13,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { Segmenter } from '../common/segments.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../object/service.ts';
-import { Meter, TooLargeError, type ImageStore, type PutOptions, type PutResult } from './store.ts';
+import { feedMeter, Meter, TooLargeError, type ImageStore, type PutOptions, type PutResult } from './store.ts';
 
 /** The account and internal container holding image data. */
 export const IMAGE_ACCOUNT = 'stratus-image';
@@ -42,15 +42,7 @@ export class ObjectImageStore implements ImageStore {
   async put(key: string, data: Readable, opts: PutOptions): Promise<PutResult> {
     const c = await this.container();
     const meter = new Meter(opts);
-    // piped, not pipelined (the request still has to carry the answer); a source closing early fails the put
-    let ended = false;
-    const onEnd = () => { ended = true; };
-    const onClose = () => { if (!ended) meter.destroy(new Error('the data stream ended early')); };
-    const onError = (e: Error) => meter.destroy(e);
-    data.on('end', onEnd);
-    data.on('close', onClose);
-    data.on('error', onError);
-    data.pipe(meter);
+    const detach = feedMeter(data, meter);
     // the reader below sees the meter's errors (a refusal, the cap), also one raised before it starts reading
     meter.on('error', () => undefined);
 
@@ -72,15 +64,13 @@ export class ObjectImageStore implements ImageStore {
         { etag: result.md5, contentType: 'application/octet-stream', removeParts: true });
       return result;
     } catch (e) {
-      data.unpipe(meter);
+      detach();
       meter.destroy();
       for (const name of parts) await this.store.deleteObject(c, name).catch(() => undefined);
       if (e instanceof ObjectStoreError && e.reason === 'TooLarge') throw new TooLargeError(opts.maxSize);
       throw e;
     } finally {
-      data.off('end', onEnd);
-      data.off('close', onClose);
-      data.off('error', onError);
+      detach();
     }
   }
 

@@ -120,6 +120,30 @@ function checkKey(key: string): string {
   return key;
 }
 
+/**
+ * Feeds a put's source into its meter, piped, not pipelined: refusing the
+ * data must not destroy the source (an HTTP request whose connection still
+ * has to carry the answer). A source that closes before its end (a client
+ * gone mid-upload) or fails fails the meter. Returns the detach, which a
+ * store calls once the put is over, either way.
+ */
+export function feedMeter(data: Readable, meter: Meter): () => void {
+  let ended = false;
+  const onEnd = () => { ended = true; };
+  const onClose = () => { if (!ended) meter.destroy(new Error('the data stream ended early')); };
+  const onError = (e: Error) => meter.destroy(e);
+  data.on('end', onEnd);
+  data.on('close', onClose);
+  data.on('error', onError);
+  data.pipe(meter);
+  return () => {
+    data.unpipe(meter);
+    data.off('end', onEnd);
+    data.off('close', onClose);
+    data.off('error', onError);
+  };
+}
+
 /** Counts, hashes, caps and inspects the bytes flowing through it. */
 export class Meter extends Transform {
   size = 0;
@@ -173,28 +197,15 @@ export class FileStore implements ImageStore {
     const meter = new Meter(opts);
     // flush: the data is on disk before the rename makes it visible.
     const sink = pipeline(meter, createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true }));
-    // The source is piped, not pipelined: refusing the data must not destroy
-    // it (an HTTP request whose connection still has to carry the answer).
-    // A source that closes before its end (a client gone mid-upload) fails the put.
-    let ended = false;
-    const onEnd = () => { ended = true; };
-    const onClose = () => { if (!ended) meter.destroy(new Error('the data stream ended early')); };
-    const onError = (e: Error) => meter.destroy(e);
-    data.on('end', onEnd);
-    data.on('close', onClose);
-    data.on('error', onError);
-    data.pipe(meter);
+    const detach = feedMeter(data, meter);
     try {
       await sink;
       await rename(tmp, final);
     } catch (e) {
-      data.unpipe(meter);
       await rm(tmp, { force: true });
       throw e;
     } finally {
-      data.off('end', onEnd);
-      data.off('close', onClose);
-      data.off('error', onError);
+      detach();
     }
     return meter.result();
   }
