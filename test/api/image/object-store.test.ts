@@ -2,40 +2,17 @@
 // object): the same guarantees as the file store (all-or-nothing puts, the
 // size cap, hashes, inspectors, ranges), images in segments composed into one
 // object, kept in an internal container no listing shows.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { pino } from 'pino';
-import { migrate, openDatabase, type Database } from '../../../src/db/database.ts';
 import { ObjectImageStore, IMAGE_ACCOUNT, IMAGE_CONTAINER } from '../../../src/image/object-store.ts';
 import { InvalidImageDataError } from '../../../src/image/inspect.ts';
 import { TooLargeError } from '../../../src/image/store.ts';
-import { createObjectService, type ObjectService } from '../../../src/object/service.ts';
-import { freshPostgres } from '../../harness.ts';
+import { objectStoreFixture } from '../object/lib.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'stratus-image-objects-'));
-let database: Database;
-let objects: ObjectService;
-let drop: (() => Promise<void>) | undefined;
-test.before(async () => {
-  const pg = process.env.STRATUS_TEST_DATABASE ? await freshPostgres(process.env.STRATUS_TEST_DATABASE) : undefined;
-  drop = pg?.drop;
-  database = await openDatabase(pg?.url ?? join(dir, 'db.sqlite'));
-  await migrate(database.db);
-  objects = createObjectService({ db: database.db, log: pino({ level: 'silent' }), dataDir: dir, config: { fsync: false } });
-  await objects.start();
-});
-after(async () => {
-  await objects.stop();
-  await database.close();
-  await drop?.();
-  rmSync(dir, { recursive: true, force: true });
-});
+const objectStore = objectStoreFixture('stratus-image-objects-');
 
 const read = async (s: Readable) => {
   const out: Buffer[] = [];
@@ -43,12 +20,12 @@ const read = async (s: Readable) => {
   return Buffer.concat(out);
 };
 const keys = async () => {
-  const c = await objects.store.getContainer(IMAGE_ACCOUNT, IMAGE_CONTAINER, { internal: true });
-  return c ? (await objects.store.listObjects(c, { limit: 1000 })).map((e) => e.name) : [];
+  const c = await objectStore().getContainer(IMAGE_ACCOUNT, IMAGE_CONTAINER, { internal: true });
+  return c ? (await objectStore().listObjects(c, { limit: 1000 })).map((e) => e.name) : [];
 };
 
 test('put hashes and stores, in segments composed into one object; open reads ranges; delete removes', async () => {
-  const store = new ObjectImageStore(objects.store, { segment: 64 * 1024 });
+  const store = new ObjectImageStore(objectStore(), { segment: 64 * 1024 });
   const data = randomBytes(300_000);
   const r = await store.put('img1', Readable.from([data.subarray(0, 100_000), data.subarray(100_000)]), { maxSize: 1e6 });
   assert.deepEqual(r, { size: data.length, md5: createHash('md5').update(data).digest('hex'), sha512: createHash('sha512').update(data).digest('hex') });
@@ -71,11 +48,11 @@ test('put hashes and stores, in segments composed into one object; open reads ra
   await assert.rejects(text(store.open('img1')), { code: 'ENOENT' });
   assert.deepEqual(await keys(), []);
   // Swift does not list the account's container
-  assert.deepEqual(await objects.store.listContainers(IMAGE_ACCOUNT, { limit: 10 }), []);
+  assert.deepEqual(await objectStore().listContainers(IMAGE_ACCOUNT, { limit: 10 }), []);
 });
 
 test('a put over the cap, refused by its inspector, or cut short stores nothing', async () => {
-  const store = new ObjectImageStore(objects.store, { segment: 1000 });
+  const store = new ObjectImageStore(objectStore(), { segment: 1000 });
   await assert.rejects(store.put('big', Readable.from([randomBytes(600), randomBytes(600), randomBytes(600)]), { maxSize: 1000 }), TooLargeError);
   const refuse = { update: () => { throw new InvalidImageDataError('no'); }, finish: () => {} };
   await assert.rejects(store.put('bad', Readable.from([Buffer.from('x')]), { maxSize: 1000, inspector: refuse }), InvalidImageDataError);

@@ -1,6 +1,14 @@
 // Helpers for the object-storage API tests: raw HTTP calls under
 // /object/v1/AUTH_<project> with any body (bytes, streams) and headers.
 import type { Cloud } from '../../harness.ts';
+import { before, after } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { migrate, openDatabase, type Database } from '../../../src/db/database.ts';
+import { createObjectService, type ObjectService, type ObjectStore } from '../../../src/object/service.ts';
+import { freshPostgres } from '../../harness.ts';
 
 export interface SwiftReply { status: number; headers: Headers; text: string; bytes: Buffer; json: any }
 export interface Who { token?: string; projectId: string }
@@ -27,3 +35,30 @@ export function swift(cloud: Cloud, def: () => Who): SwiftCall {
 
 /** A percent-encoded path of a name (slashes kept). */
 export const enc = (name: string): string => name.split('/').map(encodeURIComponent).join('/');
+
+/**
+ * An object store on a database of its own (a fresh PostgreSQL one when the
+ * suite runs there; fsync off), started before the file's tests and removed
+ * after them: for the stores built on it (Glance's, the registry's).
+ */
+export function objectStoreFixture(prefix: string): () => ObjectStore {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let database: Database | undefined;
+  let objects: ObjectService | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  before(async () => {
+    const pg = process.env.STRATUS_TEST_DATABASE ? await freshPostgres(process.env.STRATUS_TEST_DATABASE) : undefined;
+    drop = pg?.drop;
+    database = await openDatabase(pg?.url ?? join(dir, 'db.sqlite'));
+    await migrate(database.db);
+    objects = createObjectService({ db: database.db, log: pino({ level: 'silent' }), dataDir: dir, config: { fsync: false } });
+    await objects.start();
+  });
+  after(async () => {
+    await objects?.stop();
+    await database?.close();
+    await drop?.();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return () => objects!.store;
+}

@@ -1,36 +1,13 @@
 // The registry's bytes in the object store: a stream larger than a segment is
 // written as several objects composed into one; composes and copies share bytes.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pino } from 'pino';
-import { migrate, openDatabase, type Database } from '../../../src/db/database.ts';
-import { createObjectService, type ObjectService } from '../../../src/object/service.ts';
 import { ObjectRegistryStorage, REGISTRY_CONTAINER } from '../../../src/registry/storage.ts';
-import { freshPostgres } from '../../harness.ts';
+import { objectStoreFixture } from '../object/lib.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'stratus-registry-storage-'));
-let database: Database;
-let objects: ObjectService;
-let drop: (() => Promise<void>) | undefined;
-test.before(async () => {
-  const pg = process.env.STRATUS_TEST_DATABASE ? await freshPostgres(process.env.STRATUS_TEST_DATABASE) : undefined;
-  drop = pg?.drop;
-  database = await openDatabase(pg?.url ?? join(dir, 'db.sqlite'));
-  await migrate(database.db);
-  objects = createObjectService({ db: database.db, log: pino({ level: 'silent' }), dataDir: dir, config: { fsync: false } });
-  await objects.start();
-});
-after(async () => {
-  await objects.stop();
-  await database.close();
-  await drop?.();
-  rmSync(dir, { recursive: true, force: true });
-});
+const objectStore = objectStoreFixture('stratus-registry-storage-');
 
 const read = async (s: Readable | undefined) => {
   assert.ok(s);
@@ -40,7 +17,7 @@ const read = async (s: Readable | undefined) => {
 };
 
 test('puts in segments, ranges, compose, copy across projects, list, delete', async () => {
-  const s = new ObjectRegistryStorage(objects.store, { segment: 64 * 1024 });
+  const s = new ObjectRegistryStorage(objectStore(), { segment: 64 * 1024 });
   const data = randomBytes(200_000);
   assert.deepEqual(await s.put('p1', 'uploads/u/000000', Readable.from([data])), { size: data.length });
   assert.ok((await read(await s.open('p1', 'uploads/u/000000'))).equals(data));
@@ -59,6 +36,6 @@ test('puts in segments, ranges, compose, copy across projects, list, delete', as
   assert.equal(await s.open('p1', 'blobs/sha256:x'), undefined);
   assert.equal(await s.size('p1', 'blobs/sha256:x'), undefined);
   // the container is internal: no Swift listing shows it
-  assert.deepEqual((await objects.store.listContainers('p1', { limit: 10 })).map((c) => c.name), []);
-  assert.ok(await objects.store.getContainer('p1', REGISTRY_CONTAINER, { internal: true }));
+  assert.deepEqual((await objectStore().listContainers('p1', { limit: 10 })).map((c) => c.name), []);
+  assert.ok(await objectStore().getContainer('p1', REGISTRY_CONTAINER, { internal: true }));
 });
