@@ -236,7 +236,11 @@ export const timestampDate = (ts: string): Date => new Date(Math.floor(Number(ts
  * in flight together land in one directory of the file backend and share its
  * fsync; the rest is random.
  */
-const newBlobId = (): string => (Math.floor(Date.now() / 1000) % 256).toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
+const newBlobId = (prefix = (Math.floor(Date.now() / 1000) % 256).toString(16).padStart(2, '0')): string => prefix + randomBytes(15).toString('hex');
+
+/** Blobs reserved ahead at a time (backends with reserve()), and how few left start the next batch. */
+const RESERVE_BATCH = 64;
+const RESERVE_LOW = 24;
 
 function containerInfo(r: ContRow): ContainerInfo {
   return {
@@ -305,6 +309,10 @@ export class ObjectStore {
   private reaper: NodeJS.Timeout | null = null;
   private reaping: Promise<void> | null = null;
   private readonly collecting = new Set<Promise<void>>();
+  /** Blob ids reserved ahead (pending rows, ready in the backend), handed to writes one each. */
+  private spare: string[] = [];
+  private reserving: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(o: ObjectStoreOptions) {
     this.db = o.db as unknown as Kysely<ObjectTables>;
@@ -334,10 +342,15 @@ export class ObjectStore {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
     await this.reaping;
     await Promise.all(this.collecting);
+    await this.reserving?.catch(() => undefined);
+    const spare = this.spare;
+    this.spare = [];
+    if (spare.length) await this.discard(spare);
   }
 
   // ---- accounts
@@ -484,8 +497,7 @@ export class ObjectStore {
       const cur = await this.db.selectFrom('object_objects').selectAll().where('container_id', '=', c.id).where('name', '=', name).executeTakeFirst();
       checkConditions(cur, o, nowSeconds());
     }
-    const id = newBlobId();
-    await this.db.insertInto('object_blobs').values({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at: new Date().toISOString() }).execute();
+    const id = await this.pendingBlob(o.size !== undefined && o.size <= (this.backend.reserveUpTo ?? 0));
     let written;
     try {
       written = await this.backend.write(id, body, { expectedSize: o.size, maxSize: Math.min(o.maxSize ?? MAX_OBJECT_SIZE, MAX_OBJECT_SIZE) });
@@ -517,6 +529,53 @@ export class ObjectStore {
     }
     this.collectLater(garbage);
     return objectInfo(row);
+  }
+
+  /**
+   * A new blob id, named in a pending row: for a small write, one reserved
+   * ahead when the backend reserves (a batch's rows inserted in one statement,
+   * its files made ready together), else a row inserted now.
+   */
+  private async pendingBlob(small: boolean): Promise<string> {
+    if (small && this.backend.reserve && !this.stopped) {
+      for (let tries = 0; tries < 3; tries++) {
+        if (this.spare.length <= RESERVE_LOW) this.reserveMore();
+        const id = this.spare.pop();
+        if (id) return id;
+        try {
+          await this.reserving;
+        } catch {
+          break; // the backend could not reserve: the write below says why, if it fails too
+        }
+      }
+    }
+    const id = newBlobId();
+    await this.db.insertInto('object_blobs').values({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at: new Date().toISOString() }).execute();
+    return id;
+  }
+
+  /** Starts reserving the next batch of blobs, unless one is under way. */
+  private reserveMore(): void {
+    if (this.reserving) return;
+    const run = (async () => {
+      // one directory for the batch: one fsync of it makes every name durable
+      const prefix = randomBytes(1).toString('hex');
+      const ids = Array.from({ length: RESERVE_BATCH }, () => newBlobId(prefix));
+      const created_at = new Date().toISOString();
+      await this.db.insertInto('object_blobs').values(ids.map((id) => ({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at }))).execute();
+      try {
+        await this.backend.reserve!(ids);
+      } catch (err) {
+        await this.discard(ids);
+        throw err;
+      }
+      if (this.stopped) await this.discard(ids);
+      else this.spare.push(...ids);
+    })();
+    this.reserving = run;
+    run.then(() => undefined, (err) => { this.log.warn({ err }, 'object store: reserving blobs failed'); }).finally(() => {
+      if (this.reserving === run) this.reserving = null;
+    });
   }
 
   /** The object and a stream of its bytes (or of `range`, [start, end) in bytes), checksums verified as read. */
