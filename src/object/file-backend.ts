@@ -17,7 +17,7 @@
 // what it returns. The data size is the store's record (the database), not the
 // file's: a file of another length is corrupt.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, mkdirSync, openSync, writev as writevCb } from 'node:fs';
+import { closeSync, constants, mkdirSync, open as openCb, openSync, read as readCb, writev as writevCb } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,6 +34,8 @@ const WRITE_BATCH = 1024 * 1024;
 const READ_BLOCKS = 16;
 
 const writevFd = promisify(writevCb);
+const openFd = promisify(openCb);
+const readFd = promisify(readCb);
 
 /** Blob ids are ours (hex); anything else is refused before it reaches a path. */
 const BLOB_ID = /^[0-9a-f]{8,64}$/;
@@ -258,16 +260,21 @@ export class FileBackend implements ObjectBackend {
   private async readWhole(id: string, size: number, range: ByteRange): Promise<Buffer> {
     const nblocks = Math.ceil(size / BLOCK_SIZE);
     const buf = Buffer.allocUnsafe(size + nblocks * 4 + FOOTER);
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(this.pathOf(id), 'r');
+      fd = await openFd(this.pathOf(id), 'r');
     } catch (err) {
       throw missing(id, err);
     }
     try {
-      await readFully(fh, id, buf, 0);
+      for (let off = 0; off < buf.length;) {
+        const { bytesRead } = await readFd(fd, buf, off, buf.length - off, off);
+        if (bytesRead === 0) throw new BlobCorruptError(id, 'the blob file is shorter than its record');
+        off += bytesRead;
+      }
     } finally {
-      await fh.close().catch(() => undefined);
+      // closed on this thread: no thread-pool trip for a descriptor that wrote nothing
+      closeQuietly(fd);
     }
     const f = size + nblocks * 4;
     if (buf.readUInt32BE(f) !== MAGIC || buf.readUInt32BE(f + 4) !== BLOCK_SIZE || buf.readUInt32BE(f + 8) !== nblocks) {

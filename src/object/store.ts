@@ -20,7 +20,7 @@
 // keyset bounds (marker, end_marker, prefix): no scan, no OFFSET.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import { isPostgres } from '../db/migration-helpers.ts';
@@ -289,6 +289,12 @@ function checkConditions(old: ObjRow | undefined, c: WriteConditions, now: numbe
   }
 }
 
+interface GroupItem {
+  fn: (trx: Transaction<ObjectTables>) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 export interface ObjectStoreOptions {
   db: Db;
   backend: ObjectBackend;
@@ -313,6 +319,9 @@ export class ObjectStore {
   private spare: string[] = [];
   private reserving: Promise<void> | null = null;
   private stopped = false;
+  /** Writes waiting for the next group commit (groupTx). */
+  private group: GroupItem[] = [];
+  private groupScheduled = false;
 
   constructor(o: ObjectStoreOptions) {
     this.db = o.db as unknown as Kysely<ObjectTables>;
@@ -518,7 +527,7 @@ export class ObjectStore {
     };
     let garbage: string[];
     try {
-      garbage = await this.tx(async (trx) => {
+      garbage = await this.groupTx(async (trx) => {
         const g = await this.replace(trx, c, row, o);
         await trx.updateTable('object_blobs').set({ state: 'live', refs: 1, size: written.size, md5: written.md5 }).where('id', '=', id).execute();
         return g;
@@ -538,16 +547,10 @@ export class ObjectStore {
    */
   private async pendingBlob(small: boolean): Promise<string> {
     if (small && this.backend.reserve && !this.stopped) {
-      for (let tries = 0; tries < 3; tries++) {
-        if (this.spare.length <= RESERVE_LOW) this.reserveMore();
-        const id = this.spare.pop();
-        if (id) return id;
-        try {
-          await this.reserving;
-        } catch {
-          break; // the backend could not reserve: the write below says why, if it fails too
-        }
-      }
+      if (this.spare.length <= RESERVE_LOW) this.reserveMore();
+      const id = this.spare.pop();
+      if (id) return id;
+      // none ready yet (the first writes, or a burst): this write names its own rather than wait
     }
     const id = newBlobId();
     await this.db.insertInto('object_blobs').values({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at: new Date().toISOString() }).execute();
@@ -662,7 +665,7 @@ export class ObjectStore {
   /** Removes an object; the removed one, or null when there was none (an expired one is swept and counts as none). */
   async deleteObject(c: ContainerInfo, name: string, cond: WriteConditions = {}): Promise<ObjectInfo | null> {
     const now = nowSeconds();
-    const { gone, garbage } = await this.tx(async (trx) => {
+    const { gone, garbage } = await this.groupTx(async (trx) => {
       const cur = await this.loadObject(trx, c.id, name);
       checkConditions(cur, cond, now);
       if (!cur) return { gone: null, garbage: [] as string[] };
@@ -921,6 +924,60 @@ export class ObjectStore {
         throw e;
       }
     }
+  }
+
+  /**
+   * A transaction of a PUT's or DELETE's records, committed together with the
+   * others that became ready in the same turn of the event loop (SQLite: one
+   * writer at a time, so one commit serves them all); each runs in its own
+   * savepoint, so one that fails (a condition, a vanished container) is undone
+   * alone and the others commit. Each resolves only once the commit is done.
+   * PostgreSQL takes each in its own transaction (concurrent writers there).
+   */
+  private groupTx<T>(fn: (trx: Transaction<ObjectTables>) => Promise<T>): Promise<T> {
+    if (this.pg) return this.tx(fn);
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ fn, resolve, reject } as GroupItem);
+      if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => { void this.commitGroup(); });
+      }
+    });
+  }
+
+  private async commitGroup(): Promise<void> {
+    const items = this.group;
+    this.group = [];
+    this.groupScheduled = false;
+    if (items.length === 1) {
+      const only = items[0]!;
+      await this.tx(only.fn).then(only.resolve, only.reject);
+      return;
+    }
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (const item of items) {
+          await sql`savepoint object_write`.execute(trx);
+          try {
+            outcomes.push({ ok: true, value: await item.fn(trx) });
+            await sql`release savepoint object_write`.execute(trx);
+          } catch (err) {
+            await sql`rollback to savepoint object_write`.execute(trx);
+            await sql`release savepoint object_write`.execute(trx);
+            outcomes.push({ ok: false, err });
+          }
+        }
+      });
+    } catch (err) {
+      for (const item of items) item.reject(err);
+      return;
+    }
+    items.forEach((item, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) item.resolve(o.value);
+      else item.reject(o.err);
+    });
   }
 
   private async loadObject(trx: Tx, containerId: number, name: string): Promise<ObjRow | undefined> {
