@@ -6,6 +6,8 @@
 //      each one's Swift API with a Keystone token: Stratus's `/object/v1/AUTH_<project>` and
 //      Swift's proxy (one replica, Keystone auth through authtoken + keystoneauth, as DevStack
 //      sets it up). Target: Stratus >= 10x Swift for 4 KiB PUT and GET.
+//      Also measured, before and after: the disk's own floor for a durable small write (a
+//      4 KiB file written, fdatasynced and renamed, C at a time, in the data dir's file system).
 //   2. Listing: 1,000 names (`?limit=1000`, JSON, from a marker in the middle, and with a
 //      prefix) out of a container holding --list-objects (default 1,000,000) objects, both
 //      sides filled through their own databases (a million PUTs would take hours): Stratus's
@@ -30,6 +32,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { open, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -120,6 +123,28 @@ async function objects(t: Target, size: number, n: number): Promise<OpResults> {
   return { put, get, del };
 }
 const label = (size: number) => (size >= 1 << 20 ? `${size >> 20} MiB` : `${size >> 10} KiB`);
+
+/**
+ * The disk's floor for a durable small write, in this same run: what the file backend must do at
+ * least per PUT (write a 4 KiB file, fdatasync, rename), `n` times with C in flight, in the data dir.
+ */
+async function fsyncFloor(dir: string, n: number): Promise<RunResult> {
+  const d = join(dir, 'fsync-floor');
+  mkdirSync(d, { recursive: true });
+  const data = randomBytes(4096);
+  let i = 0;
+  const r = await run('disk: 4 KiB write+fdatasync+rename', C, n, async () => {
+    const k = i++;
+    const f = await open(join(d, `t${k}`), 'w');
+    await f.write(data);
+    await f.datasync();
+    await f.close();
+    await rename(join(d, `t${k}`), join(d, `b${k}`));
+    return true;
+  });
+  rmSync(d, { recursive: true, force: true });
+  return r;
+}
 
 // --- 2. listing
 const listName = (i: number) => `dir${String(i % 100).padStart(2, '0')}/obj-${String(i).padStart(8, '0')}`;
@@ -334,6 +359,9 @@ async function main() {
 
     if (ONLY.has('objects')) {
       const res: Record<string, Record<string, OpResults>> = {};
+      // the disk's own rate for what a durable PUT needs at least, before and after the runs
+      const floors = [await fsyncFloor(dataDir, N / 2)];
+      console.log(format(floors[0]!));
       for (const size of [4 << 10, 1 << 20]) {
         for (const t of targets) {
           const r = await objects(t, size, size > 65536 ? N_LARGE : N);
@@ -341,6 +369,9 @@ async function main() {
           for (const x of [r.put, r.get, r.del]) console.log(format(x, size > 65536 ? `  ${((x.rps * size) / (1 << 20)).toFixed(1)} MiB/s` : ''));
         }
       }
+      floors.push(await fsyncFloor(dataDir, N / 2));
+      console.log(format(floors[1]!));
+      summary.push(`disk floor: 4 KiB write+fdatasync+rename ${floors.map((f) => f.rps.toFixed(0)).join(' / ')} ops/s (before / after the runs)`);
       for (const size of [4 << 10, 1 << 20]) {
         const ours = res.stratus?.[size], theirs = res.swift?.[size];
         if (!ours) continue;

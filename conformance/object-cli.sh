@@ -123,13 +123,14 @@ if [ -n "$account_url" ]; then
   check "swift download -o" swiftc download cli-swift docs/b.bin -o "$work/dl.bin"
   check "the download is the upload" same "$work/rand.bin" "$work/dl.bin"
   # large objects: DLO (segments in cli-swift_segments, an X-Object-Manifest) and SLO (a manifest of segments)
-  if announces dlo; then
+  # (Swift's dlo middleware registers nothing in /info: DLO comes with the middleware set that serves /info)
+  if [ -n "$info" ]; then
     check "swift upload --segment-size 1M (DLO)" swiftc upload cli-swift "$work/big.bin" --object-name dlo.bin --segment-size 1048576
     check_has "swift stat: a DLO manifest" "Manifest: cli-swift_segments/dlo.bin/" -- swiftc stat cli-swift dlo.bin
     check "swift download of the DLO" swiftc download cli-swift dlo.bin -o "$work/dlo.out"
     check "the DLO's bytes are the file's" same "$work/big.bin" "$work/dlo.out"
   else
-    skip "swift upload --segment-size (DLO)" "/object/info does not announce dlo"
+    skip "swift upload --segment-size (DLO)" "no /object/info: Swift's middleware (DLO among them) is not in this build"
   fi
   if announces slo; then
     check "swift upload --use-slo --segment-size 1M (SLO)" swiftc upload cli-swift "$work/big.bin" --object-name slo.bin --segment-size 1048576 --use-slo
@@ -290,7 +291,7 @@ if has_registry; then
     check "the image podman pushed is in Glance as $ADMIN_PROJECT/cli-podman:1" \
       wait_for 60 active os image show "$ADMIN_PROJECT/cli-podman:1" -f value -c status
     check_has "server create --image $ADMIN_PROJECT/cli-podman:1 --wait" ACTIVE -- \
-      os server create --image "$ADMIN_PROJECT/cli-podman:1" --flavor c1.container --nic none --wait cli-regserver -f value -c status
+      os server create --image "$ADMIN_PROJECT/cli-podman:1" --flavor c1.container --wait cli-regserver -f value -c status
     check "server delete --wait (the registry's image)" os server delete --wait cli-regserver
   else
     not_ok "a server from the image podman pushed" "cannot tell: 'podman push' did not pass"

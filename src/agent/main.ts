@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Agent, RECONCILERS } from './agent.ts';
 import { AgentClient, ServerList } from './client.ts';
@@ -15,6 +15,7 @@ import { ContainerConsoles } from './drivers/container/console.ts';
 import { NetworkDriver } from './drivers/network/driver.ts';
 import { MetadataProxy } from './metadata-proxy.ts';
 import { networkReconcilers } from './drivers/network/reconciler.ts';
+import { volumeDirOf } from './drivers/volume/host.ts';
 import { FileBackend } from './drivers/volume/file.ts';
 import { VolumeDriver } from './drivers/volume/driver.ts';
 import { volumeReconcilers } from './drivers/volume/reconciler.ts';
@@ -86,7 +87,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   const volume = f.volume === false ? null : new VolumeDriver({
-    backends: [new FileBackend({ dir: join(stateDir, 'volumes'), fetchImage: (id, dest) => client.downloadImage(id, dest) })], log: log.child({ component: 'volume' }),
+    backends: [new FileBackend({ dir: volumeDirOf(stateDir), fetchImage: (id, dest) => client.downloadImage(id, dest) })], log: log.child({ component: 'volume' }),
   });
   const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : [])];
   // consoles: each stream goes to the driver holding the server

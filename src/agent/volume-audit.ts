@@ -6,18 +6,19 @@
 // does: the host must be registered) and reads the pool without changing it
 // (beside a running agent).
 import { hostname as osHostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pino } from 'pino';
 import type { VolumeSpec } from '../volume/protocol.ts';
 import { VOLUME_KIND, VOLUME_SNAPSHOT_KIND } from '../volume/protocol.ts';
 import { AgentClient, ServerList } from './client.ts';
 import { FileBackend } from './drivers/volume/file.ts';
+import { volumeDirOf } from './drivers/volume/host.ts';
 import { VolumeDriver, type VolumeAudit } from './drivers/volume/driver.ts';
 import { readToken } from './main.ts';
 
 export async function auditVolumes(o: { server: string | string[]; tokenFile: string; stateDir: string; hostname?: string }): Promise<{ audit: VolumeAudit; text: string }> {
   const client = new AgentClient(new ServerList(o.server), readToken(o.tokenFile), o.hostname ?? osHostname());
-  const backend = new FileBackend({ dir: join(resolve(o.stateDir), 'volumes') });
+  const backend = new FileBackend({ dir: volumeDirOf(resolve(o.stateDir)) });
   try {
     if (!(await backend.inspect())) return { audit: { volumes: [], snapshots: [], strays: [], missing: [] }, text: `no volume pool under ${resolve(o.stateDir)} (or it is not mounted)` };
     const w = await client.watch({ known: { [VOLUME_KIND]: {}, [VOLUME_SNAPSHOT_KIND]: {} }, wait: 0 });

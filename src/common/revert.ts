@@ -7,16 +7,23 @@ export class Reverter {
   add(undo: () => unknown): void {
     this.undos.push(undo);
   }
-  async fail(): Promise<void> {
+  /**
+   * Runs the undos in reverse order, each one even when an earlier one
+   * failed; returns the errors of those that failed (best effort: the
+   * reconciler finishes what an undo could not, the caller reports them).
+   */
+  async fail(): Promise<Error[]> {
     const undos = this.undos.reverse();
     this.undos = [];
+    const failed: Error[] = [];
     for (const undo of undos) {
       try {
         await undo();
-      } catch {
-        // best effort: the reconciler finishes what an undo could not
+      } catch (err) {
+        failed.push(err instanceof Error ? err : new Error(String(err)));
       }
     }
+    return failed;
   }
   success(): void {
     this.undos = [];

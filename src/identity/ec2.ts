@@ -33,9 +33,18 @@ export interface Ec2Keys {
 export function ec2Keys(ctx: IdentityContext): Ec2Keys {
   return {
     async lookup(access) {
-      const c = await findEc2Credential(ctx.credentials, access);
-      if (!c) return undefined;
-      return { access, secret: c.secret, credentials: await callerOf(ctx, c.userId, c.projectId, c.trustId ?? null, c.appCredId ?? null) };
+      // Remembered until an identity table is written (read-cache.ts: the embedded SQLite only), as
+      // tokens' reads are: the credential (a read and a decryption) and, for a plain one, its caller.
+      // A trust's or an application credential's caller is made anew each time, so its expiry is seen at once.
+      const known = await ctx.cache.remember(`ec2 ${access}`, async () => {
+        const c = await findEc2Credential(ctx.credentials, access);
+        if (!c) return undefined;
+        const plain = !c.trustId && !c.appCredId;
+        return { c, caller: plain ? await callerOf(ctx, c.userId, c.projectId, null, null) : undefined };
+      });
+      if (!known) return undefined;
+      const { c, caller } = known;
+      return { access, secret: c.secret, credentials: caller !== undefined ? caller : await callerOf(ctx, c.userId, c.projectId, c.trustId ?? null, c.appCredId ?? null) };
     },
   };
 }

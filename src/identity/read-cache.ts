@@ -50,6 +50,14 @@ export class IdentityReadCache {
     return value;
   }
 
+  /**
+   * Any value derived from identity tables only, remembered like the reads
+   * below (`key` names it): the EC2 key lookups of S3 signatures (ec2.ts).
+   */
+  remember<T>(key: string, load: () => Promise<T>): Promise<T> {
+    return this.read(key, load);
+  }
+
   /** The roles a token for this user and target carries. */
   roles(db: Db, userId: string, target: ScopeTarget): Promise<Named[]> {
     const t = 'projectId' in target ? `p:${target.projectId}` : 'domainId' in target ? `d:${target.domainId}` : 's';

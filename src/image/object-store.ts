@@ -11,6 +11,7 @@
 // leaves nothing: its segments are removed, and the object store's own crash
 // recovery removes what a crash left.
 import { PassThrough, Readable } from 'node:stream';
+import { Segmenter } from '../common/segments.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../object/service.ts';
 import { Meter, TooLargeError, type ImageStore, type PutOptions, type PutResult } from './store.ts';
 
@@ -53,49 +54,18 @@ export class ObjectImageStore implements ImageStore {
     // the reader below sees the meter's errors (a refusal, the cap), also one raised before it starts reading
     meter.on('error', () => undefined);
 
-    const reader = meter[Symbol.asyncIterator]();
-    let carry: Buffer | undefined;
-    let done = false;
-    const next = async (): Promise<Buffer | undefined> => {
-      if (carry) {
-        const b = carry;
-        carry = undefined;
-        return b;
-      }
-      if (done) return undefined;
-      const r = await reader.next();
-      if (r.done) {
-        done = true;
-        return undefined;
-      }
-      return r.value as Buffer;
-    };
-    const segment = this.segment;
-    async function* part(): AsyncGenerator<Buffer> {
-      let n = 0;
-      while (n < segment) {
-        const b = await next();
-        if (!b) return;
-        if (n + b.length > segment) {
-          yield b.subarray(0, segment - n);
-          carry = b.subarray(segment - n);
-          return;
-        }
-        n += b.length;
-        yield b;
-      }
-    }
+    const segments = new Segmenter(meter, this.segment);
     const parts: string[] = [];
     const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     try {
       for (;;) {
+        const segment = await segments.next();
+        // an empty image is one empty object
+        if (!segment && parts.length) break;
         const name = `${key}.segment-${nonce}-${String(parts.length).padStart(5, '0')}`;
         parts.push(name);
-        await this.store.putObject(c, name, Readable.from(part()), { maxSize: segment });
-        if (carry) continue;
-        const more = await next();
-        if (!more) break;
-        carry = more;
+        await this.store.putObject(c, name, segment ? Readable.from(segment) : Readable.from([]), { maxSize: this.segment });
+        if (!segment) break;
       }
       const result = meter.result();
       await this.store.composeObject({ container: c, name: key }, parts.map((name) => ({ container: c, name })),

@@ -136,4 +136,10 @@ export const objectMigrations: Record<string, Migration> = {
       await s.createIndex('object_blobs_state').on('object_blobs').columns(['state', 'owner']).where(sql.ref('state'), '!=', 'live').execute();
     },
   },
+  // S3's one bucket namespace finds a container by name across projects (findContainer)
+  '0601_object_container_names': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('object_containers_by_name').on('object_containers').columns(['name', 'internal', 'id']).execute();
+    },
+  },
 };

@@ -10,7 +10,7 @@
 //   - a manifest is kept byte for byte; its digest is the sha256 of those
 //     bytes; everything it references must exist in the repository;
 //   - garbage collection (gc.ts) removes what no manifest references.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { hexId, nowIso, uuid } from '../common/ids.ts';
 import type { Db } from '../db/database.ts';
@@ -177,7 +177,8 @@ export class RegistryCore {
     const hashable = continuing || up.size === 0;
     const hasher = new Hasher(continuing ? running.hash : undefined);
     this.running.delete(up.id);
-    const key = partKey(up.id, up.parts);
+    // written under a name of its own, made the session's next part only once the session took it (a chunk racing for the same offset never overwrites it)
+    const key = `${partKey(up.id, up.parts)}.${randomBytes(6).toString('hex')}`;
     let size: number;
     try {
       size = (await this.storage.put(up.project_id, key, metered(body, hasher))).size;
@@ -204,6 +205,8 @@ export class RegistryCore {
       await this.storage.delete(up.project_id, key);
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'chunk out of order: the upload moved on', { status: 'RangeNotSatisfiable' });
     }
+    await this.storage.copy(up.project_id, key, up.project_id, partKey(up.id, up.parts));
+    await this.storage.delete(up.project_id, key);
     up.size += size;
     up.parts += 1;
     if (hashable) this.running.set(up.id, { hash: hasher.hash, size: up.size });

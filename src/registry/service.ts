@@ -34,6 +34,7 @@ import { rangeHeaders, RegistryCore, type RepoRow } from './core.ts';
 import { RegistryError, regError, renderRegistryError } from './errors.ts';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.ts';
 import { IMAGE_PREFIX, RegistryImages } from './images.ts';
+import { MAX_MANIFEST } from './manifest.ts';
 import { COMPONENT_RE, isDigest, looksLikeDigest, matchPath, parseDigest, parseName, TAG_RE, type RegistryPath, type RepoName } from './names.ts';
 import type { RegistryStorage } from './storage.ts';
 import { issueRegistryToken } from './token-endpoint.ts';
@@ -113,19 +114,23 @@ const bodyStream = (req: FastifyRequest): Readable | undefined => {
   return b && typeof b.pipe === 'function' ? b : undefined;
 };
 
-async function readAll(s: Readable | undefined, limit: number): Promise<Buffer> {
-  if (!s) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of s) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      s.destroy();
-      throw new RegistryError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 'PayloadTooLarge' });
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+/** A small body (a manifest), whole; beyond `limit` bytes SIZE_INVALID (413), the rest drained so the answer reaches the client. */
+function readAll(s: Readable | undefined, limit: number): Promise<Buffer> {
+  if (!s) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    s.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    s.once('end', () => {
+      if (size > limit) reject(new RegistryError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 'PayloadTooLarge' }));
+      else resolve(Buffer.concat(chunks));
+    });
+    s.once('error', reject);
+    s.once('close', () => { if (!s.readableEnded) reject(new RegistryError('MANIFEST_INVALID', 'the manifest upload ended early')); });
+  });
 }
 
 /** A single `Range: bytes=a-b` (or `a-`, `-n`) against a size; null when absent; 416 when unsatisfiable. */
@@ -219,7 +224,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         if (!isDigest(ref) && !TAG_RE.test(ref)) throw regError(looksLikeDigest(ref) ? 'DIGEST_INVALID' : 'MANIFEST_INVALID', `invalid tag or digest ${JSON.stringify(ref)}`);
         const tags = many(ec.query.tag);
         for (const t of tags) if (!TAG_RE.test(t)) throw regError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(t)}`);
-        const bytes = await readAll(bodyStream(ec.req), 4 * 1024 * 1024);
+        const bytes = await readAll(bodyStream(ec.req), MAX_MANIFEST);
         const repo = await pushRepo(ec);
         const { digest, parsed } = await core.putManifest(repo, ref, bytes, ec.req.headers['content-type'], tags);
         const tagged = [...new Set([...(isDigest(ref) ? [] : [ref]), ...tags])];
@@ -397,16 +402,17 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
       bodyStream(req)?.resume();
       throw regError('UNSUPPORTED', `${req.method} is not supported on ${path.kind}`);
     }
-    const name = parseName(path.name);
-    let access: Authorized;
     try {
-      access = await authorize(deps.db, req, deps.publicUrl, cred, name, endpoint.action);
+      const name = parseName(path.name);
+      const access = await authorize(deps.db, req, deps.publicUrl, cred, name, endpoint.action);
+      const repo = await core.repo(access.projectId, name.path);
+      return await endpoint.handler({ req, reply, cred, name, access, path, repo, query: (req.query ?? {}) as EndpointContext['query'] });
     } catch (e) {
-      bodyStream(req)?.resume();
+      // a refused request's body is drained, so the connection can carry the answer and the next request
+      const body = bodyStream(req);
+      if (body && !body.readableEnded && !body.destroyed) body.resume();
       throw e;
     }
-    const repo = await core.repo(access.projectId, name.path);
-    return endpoint.handler({ req, reply, cred, name, access, path, repo, query: (req.query ?? {}) as EndpointContext['query'] });
   }
 
   const projectLabel = async (projectId: string): Promise<string> => {
@@ -453,8 +459,14 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         const put = rc.req.method === 'PUT';
         const access = await authorize(deps.db, rc.req, deps.publicUrl, rc.cred, name, put ? 'push' : 'pull');
         if (put) {
-          const body = JSON.parse((await readAll(bodyStream(rc.req), 64 * 1024)).toString('utf8') || '{}') as { public?: unknown };
-          if (typeof body.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
+          let body: { public?: unknown } | null;
+          try {
+            body = JSON.parse((await readAll(bodyStream(rc.req), 64 * 1024)).toString('utf8'));
+          } catch (e) {
+            if (e instanceof ApiError) throw e;
+            body = null;
+          }
+          if (typeof body?.public !== 'boolean') throw new ApiError('BadRequest', 'a body {"public": true|false} is expected');
           const repo = await core.setPublic(access.projectId, name.path, body.public);
           return { name: name.full, public: repo.public === 1 };
         }

@@ -6,7 +6,8 @@
 //   uploads/<id>/<n>          the n-th chunk of an upload session
 // A completed upload is composed from its chunks (no copy of the bytes); a
 // blob mounted from another project is a server-side copy (a reference).
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { Segmenter } from '../common/segments.ts';
 import { MAX_OBJECT_SIZE, ObjectStoreError, timestampDate, type ContainerInfo, type ObjectStore } from '../object/service.ts';
 
 export interface RegistryStorage {
@@ -33,16 +34,18 @@ export const partKey = (upload: string, n: number) => `uploads/${upload}/${Strin
 /** The internal container (per project) holding the registry's objects. */
 export const REGISTRY_CONTAINER = 'registry';
 
-/** A layer may be larger than one Swift object (5 GiB): the registry's own bound. */
-const MAX_BLOB = 16 * MAX_OBJECT_SIZE;
+/** Bytes per object a put writes; a larger stream is several objects composed (an object holds at most MAX_OBJECT_SIZE). */
+export const SEGMENT = Math.min(1024 * 1024 * 1024, MAX_OBJECT_SIZE);
 
 /** The registry's bytes in the object store: one internal container per project. */
 export class ObjectRegistryStorage implements RegistryStorage {
   private readonly store: ObjectStore;
+  private readonly segment: number;
   private readonly containers = new Map<string, Promise<ContainerInfo>>();
 
-  constructor(store: ObjectStore) {
+  constructor(store: ObjectStore, o: { segment?: number } = {}) {
     this.store = store;
+    this.segment = o.segment ?? SEGMENT;
   }
 
   private container(projectId: string): Promise<ContainerInfo> {
@@ -66,9 +69,32 @@ export class ObjectRegistryStorage implements RegistryStorage {
     }
   }
 
+  /** One object per segment (SEGMENT bytes), composed into `key` when there are several (a layer may exceed one object's 5 GiB). */
   async put(projectId: string, key: string, data: Readable) {
-    const o = await this.inContainer(projectId, (c) => this.store.putObject(c, key, data, { maxSize: MAX_BLOB, contentType: 'application/octet-stream' }));
-    return { size: o.size };
+    return this.inContainer(projectId, async (c) => {
+      const segments = new Segmenter(data, this.segment);
+      const first = await segments.next();
+      const firstPut = await this.store.putObject(c, key, first ? Readable.from(first) : Readable.from([]), { maxSize: this.segment, contentType: 'application/octet-stream' });
+      const second = first && await segments.next();
+      if (!second) return { size: firstPut.size };
+      // more than one segment: the first moves aside, the rest follow, then one compose
+      const parts = [`${key}.segment-00000`];
+      try {
+        await this.store.copyObject({ container: c, name: key }, { container: c, name: parts[0]! });
+        await this.store.deleteObject(c, key);
+        for (let s: AsyncGenerator<Buffer> | null = second; s; s = await segments.next()) {
+          const name = `${key}.segment-${String(parts.length).padStart(5, '0')}`;
+          parts.push(name);
+          await this.store.putObject(c, name, Readable.from(s), { maxSize: this.segment, contentType: 'application/octet-stream' });
+        }
+        const o = await this.store.composeObject({ container: c, name: key }, parts.map((name) => ({ container: c, name })),
+          { etag: key.slice(key.lastIndexOf('/') + 1), contentType: 'application/octet-stream', removeParts: true });
+        return { size: o.size };
+      } catch (e) {
+        for (const name of parts) await this.store.deleteObject(c, name).catch(() => undefined);
+        throw e;
+      }
+    });
   }
 
   async open(projectId: string, key: string, range?: { start: number; end: number }) {

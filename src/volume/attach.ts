@@ -18,6 +18,7 @@ import { ApiError } from '../common/errors.ts';
 import { uuid } from '../common/ids.ts';
 import type { RouteContext } from '../http/service.ts';
 import { badRequest, invalidVolume, notFound } from './errors.ts';
+import { UUID_RE } from './input.ts';
 import { parseVolumeHost, type VolumeExport, type VolumeExportObserved } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import type { VolumeRow } from './view.ts';
@@ -41,12 +42,17 @@ export async function attachmentsOf(db: VDb, volumeIds: string[]): Promise<Map<s
   return out;
 }
 
-/** Removes every attachment of a volume (a detach to `detached` by an admin, a delete). */
-export async function dropAttachmentsOf(tx: VDb, volumeId: string): Promise<void> {
+/**
+ * Removes every attachment of a volume (a detach to `detached` by an admin,
+ * a delete); their exports go with them: the volume's version is bumped when
+ * one had a connector, so its host drops them.
+ */
+export async function dropAttachmentsOf(tx: VDb, volumeId: string, now = new Date().toISOString()): Promise<void> {
+  const exported = await tx.selectFrom('volume_attachments').select('id').where('volume_id', '=', volumeId).where('connector', 'is not', null).executeTakeFirst();
   await tx.deleteFrom('volume_attachments').where('volume_id', '=', volumeId).execute();
+  if (exported) await bumpVolume(tx, volumeId, now);
 }
 
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** Runs one legacy attach action on a volume the caller may see; the caller checked the policy. */
 export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, name: string, args: Record<string, unknown>): Promise<void> {
@@ -56,11 +62,17 @@ export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, na
     const r = await tx.updateTable('volume_volumes').set({ status, updated_at: now }).where('id', '=', id).where('status', 'in', from).executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   };
-  /** in-use while any attachment is attached, else available (and detached). */
-  const settle = async (tx: VDb) => {
-    const left = await tx.selectFrom('volume_attachments').select('id').where('volume_id', '=', id).where('attach_status', '=', 'attached').executeTakeFirst();
-    await tx.updateTable('volume_volumes').set(left ? { status: 'in-use', attach_status: 'attached', updated_at: now } : { status: 'available', attach_status: 'detached', updated_at: now })
-      .where('id', '=', id).execute();
+  /**
+   * The volume's status from all its attachment rows, the attachments API's too (settleVolume). A detach
+   * first brings a volume left in an attach error or maintenance back (Cinder's volume_detached); a volume
+   * being uploaded, extended or deleted keeps its status until that ends (which settles it then).
+   */
+  const settle = async (tx: VDb, detach = false) => {
+    if (detach) {
+      await tx.updateTable('volume_volumes').set({ status: 'available', updated_at: now })
+        .where('id', '=', id).where('status', 'in', ['error_attaching', 'error_detaching', 'maintenance']).execute();
+    }
+    await settleVolume(tx, id, now);
   };
   switch (name) {
     case 'os-reserve': {
@@ -130,7 +142,7 @@ export async function attachAction(db: VDb, rc: RouteContext, row: VolumeRow, na
           // an attachment of the attachments API takes its export with it
           if (all.find((a) => a.id === target)?.connector !== null) await bumpVolume(tx, id, now);
         }
-        await settle(tx);
+        await settle(tx, true);
       });
       return;
     }

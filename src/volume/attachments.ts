@@ -14,11 +14,11 @@ import {
 } from './attach.ts';
 import type { VolumeContext } from './context.ts';
 import { badRequest, notFound } from './errors.ts';
+import { UUID_RE } from './input.ts';
 import { mv, since } from './http.ts';
-import { applyFilters, applySort, one, paginate } from './list.ts';
-import { cinderTime, parseBoolean } from './view.ts';
+import { allTenants, applyFilters, applySort, paginate } from './list.ts';
+import { cinderTime } from './view.ts';
 
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** Cinder's connection_info of an attachment with a connector: how its host reaches the data. */
 export function connectionInfo(a: AttachmentRow, volumeHost: string | null): Record<string, unknown> | null {
@@ -59,7 +59,7 @@ export function attachmentRoutes(ctx: VolumeContext): Route[] {
   async function list(rc: RouteContext, withDetail: boolean) {
     const c = rc.cred!;
     const v = mv(rc);
-    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    const all = allTenants(rc);
     let q = db.selectFrom('volume_attachments').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_attachments.volume_id')
       .selectAll('volume_attachments').select(['volume_volumes.host as volume_host', 'volume_volumes.project_id as project_id']);
     if (!all) q = q.where('volume_volumes.project_id', '=', c.projectId ?? '');

@@ -6,6 +6,9 @@ import { badRequest, invalidInput } from './errors.ts';
 
 export const MAX_INT = 2147483647;
 
+/** A UUID as Cinder's validators take it (dashes optional, any case). */
+export const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
 /** A field's schema failure, worded as Cinder's jsonschema validator words it. */
 export const fieldError = (field: string, value: unknown, reason: string) =>
   badRequest(`Invalid input for field/attribute ${field}. Value: ${typeof value === 'string' ? value : JSON.stringify(value)}. ${reason}`);

@@ -5,12 +5,12 @@
 //   creating  --present, size >= asked-->  available (version bumped: the host learns `created`)
 //   creating  --error-->                   error
 //   any other but deleting or error --data_missing-->  error (the data is lost: never re-made)
-//   extending --present, size >= asked-->  available (in-use when attached), size = asked
+//   extending --present, size >= asked-->  settled from its attachments (available, in-use...), size = asked
 //   extending --error-->                   error_extending (the size asked is dropped: quota gives it back)
 //   deleting  --absent-->                  (row removed, with its snapshots' rows: a cascade)
 //   deleting  --error-->                   error_deleting
-//   uploading --uploaded = the image-->    available / in-use (upload cleared, version bumped)
-//   uploading --error-->                   available / in-use, a user message (the image is killed by kinds.ts)
+//   uploading --uploaded = the image-->    settled from its attachments (upload cleared, version bumped)
+//   uploading --error-->                   the same, and a user message (the image is killed by kinds.ts)
 //
 // A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
 // creating -> available / error, deleting -> gone / error_deleting.
@@ -33,7 +33,7 @@ import type { SnapshotObserved, SnapshotSpec, VolumeObserved, VolumeSource, Volu
 import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
-import { failExports, setExports } from './attach.ts';
+import { failExports, setExports, settleVolume } from './attach.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
@@ -123,21 +123,27 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
         }
         const asked = row.requested_size ?? row.size;
         if (observed?.state === 'present' && observed.size_gib >= asked) {
-          await set({ status: row.attach_status === 'attached' ? 'in-use' : 'available', size: asked, requested_size: null });
+          // back to what its attachments say now (one may have gone or come meanwhile)
+          await set({ status: 'available', size: asked, requested_size: null });
+          await settleVolume(tx, id, now);
           return 'extended';
         }
         return 'ignored';
       }
       case 'uploading': {
-        // back to where it was (available, or in-use for a forced upload); the image's end is the caller's (kinds.ts)
+        // back to what its attachments say now (available, or in-use for a forced upload, unless detached
+        // meanwhile: a detach leaves an uploading volume's status alone); the image's end is the caller's (kinds.ts)
         const up = uploadOf(row);
-        const back = row.attach_status === 'attached' ? 'in-use' : 'available';
+        const back = async () => {
+          await set({ status: 'available', upload: null, version: version + 1 });
+          await settleVolume(tx, id, now);
+        };
         if (error) {
-          await set({ status: back, upload: null, version: version + 1 });
+          await back();
           await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.copyVolumeToImage, detail: MessageDetail.failedToUploadVolume });
           return 'error_uploading';
         }
-        if (up && observed?.uploaded === up.image_id) { await set({ status: back, upload: null, version: version + 1 }); return 'uploaded'; }
+        if (up && observed?.uploaded === up.image_id) { await back(); return 'uploaded'; }
         return 'ignored';
       }
       case 'deleting':

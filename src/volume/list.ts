@@ -5,6 +5,8 @@
 // metadata filters, `sort` / `sort_key` / `sort_dir`, `limit` / `marker` with
 // the `<collection>_links` next link, and `with_count` (3.45).
 import type { FastifyRequest } from 'fastify';
+import { isAdmin } from '../http/policy.ts';
+import type { RouteContext } from '../http/service.ts';
 import { badRequest, invalidInput } from './errors.ts';
 import type { VolumeVersion } from './http.ts';
 import { baseUrl, parseBoolean } from './view.ts';
@@ -30,6 +32,12 @@ const TIME_OPS: Record<string, (a: number, b: number) => boolean> = {
 
 /** A query value given once (the last, as Cinder's webob does for a repeated parameter). */
 export const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[v.length - 1] : v);
+
+/** Whether a list asks for every project's items: an admin's `all_tenants` (present and not false; a bad value is Cinder's 400). */
+export function allTenants(rc: RouteContext): boolean {
+  const v = one((rc.query as Record<string, string | string[] | undefined>).all_tenants);
+  return isAdmin(rc.cred!) && v !== undefined && parseBoolean('all_tenants', v || 'true');
+}
 
 function dictFilter(attr: string, raw: string): Record<string, string> {
   try {

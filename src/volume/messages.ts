@@ -9,9 +9,9 @@ import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { notFound } from './errors.ts';
 import { mv, since } from './http.ts';
-import { applyFilters, applySort, one, paginate } from './list.ts';
+import { allTenants, applyFilters, applySort, paginate } from './list.ts';
 import type { VolumeTables } from './schema.ts';
-import { baseUrl, cinderTime, parseBoolean } from './view.ts';
+import { baseUrl, cinderTime } from './view.ts';
 
 type VDb = Kysely<VolumeTables>;
 type MessageRow = VolumeTables['volume_messages'];
@@ -83,7 +83,7 @@ export function messageRoutes(ctx: VolumeContext): Route[] {
       async handler(rc) {
         const c = rc.cred!;
         const v = mv(rc);
-        const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+        const all = allTenants(rc);
         let q = db.selectFrom('volume_messages').selectAll().where('expires_at', '>', live());
         if (!all) q = q.where('project_id', '=', c.projectId ?? '');
         const rows = await q.execute();

@@ -83,6 +83,8 @@ export const volumeRules: Record<string, Rule> = {
   'volume:delete_snapshot_metadata': member,
   'volume_extension:snapshot_admin_actions:reset_status': admin,
   'volume_extension:snapshot_admin_actions:force_delete': admin,
+  // Cinder's default is the project's members (snapshot_actions.py: SYSTEM_ADMIN_OR_PROJECT_MEMBER, its policy tests'
+  // authorized_members), not the admin or a service role: a member moves only its own project's creating/deleting snapshots
   'snapshot_extension:snapshot_actions:update_snapshot_status': member,
   'scheduler_extension:scheduler_stats:get_pools': admin,
   'volume_extension:capabilities': admin,

@@ -6,7 +6,7 @@
 import { route, type Route } from '../http/service.ts';
 import { badRequest } from './errors.ts';
 import { one } from './list.ts';
-import { parseVolumeHost, type VolumePoolStats } from './protocol.ts';
+import { parseVolumeHost, splitVolumeHost, type VolumePoolStats } from './protocol.ts';
 import { parseBoolean } from './view.ts';
 import { ApiError } from '../common/errors.ts';
 
@@ -96,9 +96,10 @@ export function poolRoutes(pools: () => VolumePoolStats[]): Route[] {
       method: 'GET', path: '/capabilities/:host', rule: 'volume_extension:capabilities',
       handler(rc) {
         const host = rc.params.host!;
-        if (!host.includes('@')) throw badRequest(`Invalid host: ${host} is not host@backend.`);
-        const backend = host.split('#')[0]!;
-        const p = pools().find((x) => x.name === host || x.name.split('#')[0] === backend);
+        const at = splitVolumeHost(host);
+        if (!at?.backend) throw badRequest(`Invalid host: ${host} is not host@backend.`);
+        const backend = `${at.host}@${at.backend}`;
+        const p = pools().find((x) => { const q = parseVolumeHost(x.name); return q?.host === at.host && q.backend === at.backend; });
         if (!p) throw new ApiError('NotFound', `Service ${host} could not be found.`);
         const caps = poolCapabilities(p);
         return {

@@ -135,6 +135,15 @@ export type VolumeErrorCode = (typeof VolumeErrorCode)[keyof typeof VolumeErrorC
 /** Cinder's `host@backend#pool` from its parts, and back. */
 export const volumeHost = (host: string, backend: string, pool: string): string => `${host}@${backend}#${pool}`;
 export function parseVolumeHost(s: string): { host: string; backend: string; pool: string } | null {
-  const m = /^([^@#]+)@([^@#]+)#([^@#]+)$/.exec(s);
-  return m ? { host: m[1]!, backend: m[2]!, pool: m[3]! } : null;
+  const h = splitVolumeHost(s);
+  return h && h.backend !== null && h.pool !== null ? { host: h.host, backend: h.backend, pool: h.pool } : null;
+}
+/**
+ * The parts of `host`, `host@backend` or `host@backend#pool` (Cinder's
+ * extract_host takes all three forms: os-services and capabilities name a
+ * host or a backend); null when it is none of them.
+ */
+export function splitVolumeHost(s: string): { host: string; backend: string | null; pool: string | null } | null {
+  const m = /^([^@#]+)(?:@([^@#]+)(?:#([^@#]+))?)?$/.exec(s);
+  return m ? { host: m[1]!, backend: m[2] ?? null, pool: m[3] ?? null } : null;
 }

@@ -15,7 +15,7 @@ import type { VolumeContext } from './context.ts';
 import { badRequest } from './errors.ts';
 import { mv } from './http.ts';
 import { one } from './list.ts';
-import { parseVolumeHost, type VolumePoolStats } from './protocol.ts';
+import { parseVolumeHost, splitVolumeHost, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { cinderTime } from './view.ts';
 
@@ -35,8 +35,8 @@ function servicesOf(hosts: VolumeHostState[]): Svc[] {
   return out;
 }
 
-/** The host part of `host@backend#pool`. */
-const hostPart = (h: string): string => h.split('@')[0]!.split('#')[0]!;
+/** The host part of `host@backend#pool` (or of `host@backend`, `host`). */
+const hostPart = (h: string): string => splitVolumeHost(h)?.host ?? h;
 
 export function serviceRoutes(ctx: VolumeContext, hosts: () => VolumeHostState[]): Route[] {
   const db: Kysely<VolumeTables> = ctx.vdb;

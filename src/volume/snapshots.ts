@@ -14,7 +14,7 @@ import type { VolumeContext } from './context.ts';
 import { badRequest, invalidSnapshot, invalidVolume, notFound } from './errors.ts';
 import { mv, type VolumeVersion } from './http.ts';
 import { metadataOf, textOf } from './input.ts';
-import { applyFilters, applySort, one, paginate } from './list.ts';
+import { allTenants, applyFilters, applySort, one, paginate } from './list.ts';
 import { checkQuota } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
 import { cinderTime, parseBoolean } from './view.ts';
@@ -80,7 +80,7 @@ export function snapshotRoutes(ctx: VolumeContext): Route[] {
   async function listed(rc: RouteContext, detail: boolean) {
     const c = rc.cred!;
     const v = mv(rc);
-    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    const all = allTenants(rc);
     let q = db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
       .selectAll('volume_snapshots').select('volume_volumes.availability_zone');
     if (!all) q = q.where('volume_snapshots.project_id', '=', c.projectId ?? '');

@@ -15,7 +15,7 @@ import type { VolumeContext } from './context.ts';
 import { badRequest, invalidSnapshot, invalidVolume, notFound } from './errors.ts';
 import { mv, since } from './http.ts';
 import { textOf } from './input.ts';
-import { applyFilters, applySort, one, paginate } from './list.ts';
+import { allTenants, applyFilters, applySort, paginate } from './list.ts';
 import { checkQuota } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
 import { baseUrl, cinderTime, parseBoolean } from './view.ts';
@@ -100,7 +100,7 @@ export function transferRoutes(ctx: VolumeContext): Route[] {
   async function list(rc: RouteContext, modern: boolean, collection: string, detail: boolean) {
     const c = rc.cred!;
     const v = mv(rc);
-    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    const all = allTenants(rc);
     let q = db.selectFrom('volume_transfers').selectAll();
     if (!all) q = q.where('project_id', '=', c.projectId ?? '');
     const rows = await q.execute();

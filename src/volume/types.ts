@@ -11,13 +11,13 @@ import type { Credentials } from '../http/auth.ts';
 import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { badRequest, conflict, invalidInput, notFound } from './errors.ts';
+import { UUID_RE } from './input.ts';
 import { since } from './http.ts';
 import { USER_VISIBLE_EXTRA_SPECS } from './policy.ts';
 import type { VolumeTables } from './schema.ts';
 import { parseBoolean } from './view.ts';
 
 type TypeRow = VolumeTables['volume_types'];
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** Makes the default type when it does not exist yet (every start; idempotent). */
 export async function ensureDefaultType(ctx: VolumeContext): Promise<void> {

@@ -25,7 +25,7 @@ const GIB = 2 ** 30;
 
 /** A type with encryption specs makes no volume: no key manager serves volume keys here. */
 const ENCRYPTED_TYPE = (name: string) => `Volume type ${name} has encryption specs: encrypted volumes are not supported by this cloud yet (no key manager).`;
-import { applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
+import { allTenants, applyFilters, applySort, one, paginate, RESOURCE_FILTERS } from './list.ts';
 import { metadataOf, sizeOf, textOf } from './input.ts';
 import { ATTACH_ACTIONS, attachAction, attachmentsOf, dropAttachmentsOf } from './attach.ts';
 import { checkQuota } from './quotas.ts';
@@ -214,7 +214,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
   /** The rows a list shows: the caller's project's; an admin's with all_tenants, every project's. */
   async function visibleRows(rc: RouteContext): Promise<VolumeRow[]> {
     const c = rc.cred!;
-    const all = isAdmin(c) && one(rc.query.all_tenants) !== undefined && parseBoolean('all_tenants', one(rc.query.all_tenants) || 'true');
+    const all = allTenants(rc);
     let q = db.selectFrom('volume_volumes').selectAll();
     if (!all) q = q.where('project_id', '=', c.projectId ?? '');
     return q.execute();

@@ -15,6 +15,7 @@ import { run, runOk } from '../../src/agent/exec.ts';
 import type { DesiredServer, ServerVolumeSpec } from '../../src/compute/engine/protocol.ts';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
 import { loopDevices } from '../../src/agent/drivers/volume-attach.ts';
+import { volumeDirOf } from '../../src/agent/drivers/volume/host.ts';
 import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { processAlive, skipUnlessRoot, sleep } from './lib.ts';
@@ -30,8 +31,8 @@ let pid = 0;
 before(async () => {
   if (skip) return;
   const image = await buildTinyImage();
-  await fsp.mkdir(join(stateDir, 'pool'));
-  await runOk('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image.disk, join(stateDir, 'pool', 'boot.raw')]);
+  await fsp.mkdir(volumeDirOf(stateDir));
+  await runOk('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image.disk, join(volumeDirOf(stateDir), 'boot.raw')]);
   vms = new VmDriver({ stateDir, log: pino({ level: 'warn' }), cgroupParent: CG, accel: 'tcg', fetchImage: async () => { throw new Error('no image is fetched'); } });
   await vms.start();
 });
@@ -51,7 +52,7 @@ after(async () => {
 
 test('a VM without an image boots from its volume with boot_index 0', { skip, timeout: 400_000 }, async () => {
   const vol: ServerVolumeSpec = {
-    attachment_id: randomUUID(), volume_id: randomUUID(), device: '/dev/vda', location: join(stateDir, 'pool', 'boot.raw'), format: 'raw', read_only: false, boot_index: 0,
+    attachment_id: randomUUID(), volume_id: randomUUID(), device: '/dev/vda', location: join(volumeDirOf(stateDir), 'boot.raw'), format: 'raw', read_only: false, boot_index: 0,
   };
   const d: DesiredServer = {
     id, version: 1, name: 'vbv', hostname: 'vbv', project_id: 'p', user_id: 'u', kind: 'vm', image: null,

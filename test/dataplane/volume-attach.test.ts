@@ -33,6 +33,7 @@ import type { DesiredServer, ServerVolumeSpec } from '../../src/compute/engine/p
 import { ContainerDriver } from '../../src/agent/drivers/container/driver.ts';
 import { diskIds, VmDriver } from '../../src/agent/drivers/vm/driver.ts';
 import { loopDevices } from '../../src/agent/drivers/volume-attach.ts';
+import { volumeDirOf } from '../../src/agent/drivers/volume/host.ts';
 import { buildTinyImage, type TinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { UMOUNT_TIMEOUT_MS } from '../../src/agent/drivers/container/volumes.ts';
@@ -44,7 +45,7 @@ const BOOT_WAIT_MS = 240_000;
 const CG = `stratus-va-${process.pid}`;
 
 const stateDir = mkdtempSync(join(tmpdir(), 'stratus-va-'));
-const volDir = join(stateDir, 'pool');
+const volDir = volumeDirOf(stateDir);
 const log = pino({ level: 'warn' });
 let containers: ContainerDriver;
 let vms: VmDriver;

@@ -84,3 +84,46 @@ test('Signature Version 2 (AWS examples)', () => {
   const acl = v2StringToSign({ method: 'GET', resourcePath: '/awsexamplebucket1/', rawQuery: 'acl', headers: raw({}), date: 'Tue, 27 Mar 2007 19:44:46 +0000' });
   assert.equal(acl, 'GET\n\n\nTue, 27 Mar 2007 19:44:46 +0000\n/awsexamplebucket1/?acl');
 });
+
+test('canonical query: values decoded then encoded again, sorted by name then value, empty values kept', async () => {
+  const { canonicalQuery } = await import('../../src/object/s3/sigv4.ts');
+  assert.equal(canonicalQuery('b=2&a=2&a=1&uploads&x=a%20b+c&y=%7e~'), 'a=1&a=2&b=2&uploads=&x=a%20b%20c&y=~~');
+  assert.equal(canonicalQuery('X-Amz-Signature=abc&k=v', 'X-Amz-Signature'), 'k=v');
+  assert.equal(canonicalQuery('prefix=photos/2006/'), 'prefix=photos%2F2006%2F');
+});
+
+test('canonical headers: values trimmed, inner spaces folded, repeated headers joined by commas', () => {
+  const h = headerLines(['X-Amz-Meta-A', '  two   words ', 'x-amz-meta-a', 'second', 'Host', 'h']);
+  const c = canonicalRequest({ method: 'GET', path: '/', rawQuery: '', headers: h, signedHeaders: ['host', 'x-amz-meta-a'], payloadHash: 'UNSIGNED-PAYLOAD' });
+  assert.equal(c, 'GET\n/\n\nhost:h\nx-amz-meta-a:two words,second\n\nhost;x-amz-meta-a\nUNSIGNED-PAYLOAD');
+});
+
+test('the aws-chunked decoder: any split of the bytes, chunk signatures, a trailer; tampering and truncation refused', async () => {
+  const { checkedBody } = await import('../../src/object/s3/payload.ts');
+  const { Readable } = await import('node:stream');
+  const { createHash } = await import('node:crypto');
+  const key = signingKey(SECRET, scope);
+  const seed = '4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9';
+  const data = Buffer.from('x'.repeat(70000));
+  const pieces = [data.subarray(0, 65536), data.subarray(65536), Buffer.alloc(0)];
+  let prev = seed;
+  const encoded = Buffer.concat(pieces.flatMap((p) => {
+    const sig = signV4(key, chunkStringToSign(DATE, scope, prev, createHash('sha256').update(p).digest('hex')));
+    prev = sig;
+    return [Buffer.from(`${p.length.toString(16)};chunk-signature=${sig}\r\n`), p, Buffer.from('\r\n')];
+  }));
+  const check = { chunked: { signed: true, trailer: false, key, scope, amzDate: DATE, seed, decodedLength: data.length } };
+  const read = async (bytes: Buffer, step: number) => {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += step) parts.push(bytes.subarray(i, i + step));
+    const out: Buffer[] = [];
+    for await (const c of checkedBody(Readable.from(parts), check)) out.push(c as Buffer);
+    return Buffer.concat(out);
+  };
+  for (const step of [1, 7, 4096, encoded.length]) assert.ok((await read(encoded, step)).equals(data), `split every ${step} bytes`);
+  const tampered = Buffer.from(encoded);
+  tampered[200] = 0x79;
+  await assert.rejects(read(tampered, 1000), (e: any) => e.s3Code === 'SignatureDoesNotMatch');
+  await assert.rejects(read(encoded.subarray(0, encoded.length - 100), 1000), (e: any) => e.s3Code === 'IncompleteBody' || e.s3Code === 'SignatureDoesNotMatch');
+  await assert.rejects(read(Buffer.from('zz;chunk-signature=00\r\n'), 1000), (e: any) => e.s3Code === 'InvalidRequest');
+});

@@ -18,19 +18,32 @@
 // is given to stratus-qemu while the VM holds it (`grant`) and back to root on
 // release; qemu opens it as a raw `host_device`.
 //
+// The export's location is the control plane's word, checked here: with its
+// symbolic links resolved it must be a regular file inside one of the
+// volume backends' directories (`roots`: the agent's STATE_DIR/volumes),
+// else the attachment fails, saying so, and nothing is made.
+//
 // One record per attachment (`STATE_DIR/attachments/<attachment id>.json`,
 // written before anything is made, removed last): a loop device (and daemon)
 // serves every attachment of the same file on this host (multiattach), and
 // goes when the last record naming it is released. A crash at any point
 // leaves a record: the next acquire finds the loop device by its backing
-// file, the next release removes it. Nothing is forced: a loop device still
-// held (a mount) is detached with autoclear by the kernel once free.
+// file, the next release removes it. An acquire that fails part way undoes
+// what it made (a reverter: the loop device, the raw view it started, its
+// new record); an undo that fails, such as the view's umount, is added to
+// the error reported. Nothing is forced: a loop device still held (a mount)
+// is detached with autoclear by the kernel once free.
+//
+// Making and releasing a device hold the volume's lock (volume/host.ts
+// `volumeLocks`, by volume id), the one the volume backend's calls hold: a
+// qcow2 snapshot never runs while an attach is starting its storage daemon.
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ServerVolumeObserved, ServerVolumeSpec } from '../../compute/engine/protocol.ts';
-import { KeyedLock } from '../../common/keyed-lock.ts';
+import { Reverter } from '../../common/revert.ts';
 import { run, runOk } from '../exec.ts';
+import { volumeLocks } from './volume/host.ts';
 
 export interface HostBlockDevice {
   /** /dev/loopN */
@@ -41,6 +54,8 @@ export interface HostBlockDevice {
 
 interface Record {
   attachment_id: string;
+  /** The volume (the lock's key); absent in records written before it was kept: the file's name says it. */
+  volume_id?: string;
   /** `<driver>:<server id>`: who holds it (sweeps find what a crash left unlisted). */
   owner?: string;
   location: string;
@@ -62,8 +77,8 @@ export const observedVolumes = (records: VolumeRecord[] | undefined): ServerVolu
 export class AttachError extends Error {}
 
 const ATTACHMENT_ID = /^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$/;
-/** One lock per backing file, for every driver of the agent (they share the loop devices). */
-const locks = new KeyedLock();
+/** The lock key of a record's volume. */
+const volumeOf = (r: Record): string => r.volume_id ?? basename(r.location).replace(/\.(raw|qcow2)$/, '');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const exists = (p: string) => fsp.access(p).then(() => true, () => false);
 
@@ -82,10 +97,32 @@ async function isMounted(path: string): Promise<boolean> {
 
 export class VolumeAttacher {
   readonly dir: string;
+  private readonly roots: readonly string[];
 
-  /** `dir`: STATE_DIR/attachments (the same for every driver of the agent). */
-  constructor(dir: string) {
+  /**
+   * `dir`: STATE_DIR/attachments (the same for every driver of the agent);
+   * `roots`: the volume backends' directories, the only places a volume's
+   * data is taken from.
+   */
+  constructor(dir: string, roots: readonly string[]) {
     this.dir = dir;
+    this.roots = roots;
+  }
+
+  /** The volume's file: the export's location with its links resolved, a regular file inside a backend's directory. */
+  private async dataOf(v: ServerVolumeSpec): Promise<string> {
+    const real = await fsp.realpath(v.location).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null;
+      throw err;
+    });
+    if (real === null) throw new AttachError(`The volume's data is missing on this host (${v.volume_id}).`);
+    for (const root of this.roots) {
+      const r = await fsp.realpath(root).catch(() => null);
+      if (r === null || !real.startsWith(`${r}/`)) continue;
+      if (!(await fsp.stat(real)).isFile()) break;
+      return real;
+    }
+    throw new AttachError(`The export of volume ${v.volume_id} names no file of this host's volume backend: refused, nothing was attached.`);
   }
 
   private rec(attachmentId: string): string {
@@ -112,26 +149,45 @@ export class VolumeAttacher {
   async acquire(v: ServerVolumeSpec, owner: string): Promise<HostBlockDevice> {
     if (!v.location.startsWith('/')) throw new AttachError(`The volume's data is not on this host (${v.location.split(':')[0]} export): only volumes on the server's own host can be attached yet.`);
     if (v.format !== 'raw' && v.format !== 'qcow2') throw new AttachError(`Volume format ${String(v.format)} is not supported.`);
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const rec: Record = { attachment_id: v.attachment_id, owner, location: v.location, format: v.format, read_only: v.read_only };
-    return locks.run(v.location, async () => {
-      if (!(await exists(v.location))) throw new AttachError(`The volume's data is missing on this host (${v.volume_id}).`);
-      // recorded before anything is made: a crash leaves nothing unknown
-      const f = this.rec(v.attachment_id);
-      await fsp.writeFile(`${f}.tmp`, JSON.stringify(rec));
-      await fsp.rename(`${f}.tmp`, f);
-      const source = v.format === 'raw' ? v.location : await this.rawView(v.location, v.read_only);
-      let dev = (await loopDevices()).find((l) => l.back === source && l.ro === v.read_only)?.name;
-      if (!dev) {
-        // direct I/O over a raw file (no second page cache); never over the FUSE view: loop's direct I/O into a
-        // FUSE file lost writes here (kernel 6.18; found by test/dataplane/volume-attach.test.ts)
-        const dio = v.format === 'raw' ? ['--direct-io=on'] : [];
-        const r = await runOk('losetup', ['--find', '--show', ...dio, ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
-        dev = r.stdout.trim();
+    if (!ATTACHMENT_ID.test(v.volume_id)) throw new AttachError(`bad volume id ${v.volume_id}`);
+    // the lock asked for at once: a backend call on the volume asked after this call waits for it
+    return volumeLocks.run([v.volume_id], async () => {
+      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const location = await this.dataOf(v);
+      const rec: Record = { attachment_id: v.attachment_id, volume_id: v.volume_id, owner, location, format: v.format, read_only: v.read_only };
+      const revert = new Reverter();
+      try {
+        // recorded before anything is made: a crash leaves nothing unknown (a new record goes again if this fails)
+        const f = this.rec(v.attachment_id);
+        const had = await exists(f);
+        await fsp.writeFile(`${f}.tmp`, JSON.stringify(rec));
+        await fsp.rename(`${f}.tmp`, f);
+        if (!had) revert.add(() => fsp.rm(f, { force: true }));
+        let source = location;
+        if (v.format === 'qcow2') {
+          const view = await this.rawView(location, v.read_only);
+          if (view.made) revert.add(() => this.closeView(location, v.read_only));
+          source = view.path;
+        }
+        let dev = (await loopDevices()).find((l) => l.back === source && l.ro === v.read_only)?.name;
+        if (!dev) {
+          // direct I/O over a raw file (no second page cache); never over the FUSE view: loop's direct I/O into a
+          // FUSE file lost writes here (kernel 6.18; found by test/dataplane/volume-attach.test.ts)
+          const dio = v.format === 'raw' ? ['--direct-io=on'] : [];
+          const r = await runOk('losetup', ['--find', '--show', ...dio, ...(v.read_only ? ['--read-only'] : []), source], { timeoutMs: 60_000 });
+          const made = r.stdout.trim();
+          revert.add(() => this.detachLoop(made, source));
+          dev = made;
+        }
+        const name = dev.replace(/^\/dev\//, '');
+        const [major, minor] = (await fsp.readFile(`/sys/block/${name}/dev`, 'utf8')).trim().split(':').map(Number) as [number, number];
+        revert.success();
+        return { path: dev, major, minor };
+      } catch (err) {
+        const undone = await revert.fail();
+        if (undone.length && err instanceof Error) err.message += `; undoing the attach failed too: ${undone.map((e) => e.message).join('; ')}`;
+        throw err;
       }
-      const name = dev.replace(/^\/dev\//, '');
-      const [major, minor] = (await fsp.readFile(`/sys/block/${name}/dev`, 'utf8')).trim().split(':').map(Number) as [number, number];
-      return { path: dev, major, minor };
     });
   }
 
@@ -187,22 +243,26 @@ export class VolumeAttacher {
       await fsp.rm(f, { force: true });
       return;
     }
-    await locks.run(r.location, async () => {
+    await volumeLocks.run([volumeOf(r)], async () => {
       const others = (await this.records()).filter((o) => o.attachment_id !== attachmentId && o.location === r.location);
       const source = r.format === 'raw' ? r.location : this.viewPaths(r.location, r.read_only).view;
       if (!others.some((o) => o.read_only === r.read_only)) {
         for (const l of await loopDevices()) {
-          if (l.back !== source || l.ro !== r.read_only) continue;
-          // the node back to root's before the device can be reused by anyone else
-          await fsp.chown(l.name, 0, 6).catch(() => fsp.chown(l.name, 0, 0)).catch(() => undefined);
-          await fsp.chmod(l.name, 0o660).catch(() => undefined);
-          const d = await run('losetup', ['--detach', l.name]);
-          if (d.code !== 0 && (await loopDevices()).some((x) => x.name === l.name && x.back === source)) throw new Error(`losetup --detach ${l.name}: ${d.stderr.trim()}`);
+          if (l.back === source && l.ro === r.read_only) await this.detachLoop(l.name, source);
         }
         if (r.format === 'qcow2') await this.closeView(r.location, r.read_only);
       }
       await fsp.rm(f, { force: true });
     });
+  }
+
+  /** Detaches loop device `dev` over `source`, its node back to root's first; throws when it stays. */
+  private async detachLoop(dev: string, source: string): Promise<void> {
+    // the node back to root's before the device can be reused by anyone else
+    await fsp.chown(dev, 0, 6).catch(() => fsp.chown(dev, 0, 0)).catch(() => undefined);
+    await fsp.chmod(dev, 0o660).catch(() => undefined);
+    const d = await run('losetup', ['--detach', dev]);
+    if (d.code !== 0 && (await loopDevices()).some((x) => x.name === dev && x.back === source)) throw new Error(`losetup --detach ${dev}: ${d.stderr.trim()}`);
   }
 
   // --- qcow2: a raw view through qemu-storage-daemon's FUSE export
@@ -218,9 +278,10 @@ export class VolumeAttacher {
     return cmd[0]?.endsWith('qemu-storage-daemon') && cmd.includes(pidFile) ? pid : null;
   }
 
-  private async rawView(location: string, ro: boolean): Promise<string> {
+  /** The raw view of a qcow2 file (`made`: started by this call, not found running). */
+  private async rawView(location: string, ro: boolean): Promise<{ path: string; made: boolean }> {
     const p = this.viewPaths(location, ro);
-    if ((await this.viewPid(p.pid)) && (await isMounted(p.view))) return p.view;
+    if ((await this.viewPid(p.pid)) && (await isMounted(p.view))) return { path: p.view, made: false };
     await this.closeView(location, ro);
     await fsp.writeFile(p.view, '', { mode: 0o600 });
     const file = { driver: 'file', 'node-name': 'file', filename: location, 'read-only': ro, aio: 'threads' };
@@ -238,7 +299,7 @@ export class VolumeAttacher {
       }
       throw new Error(`qemu-storage-daemon for ${location}: ${why}`);
     }
-    return p.view;
+    return { path: p.view, made: true };
   }
 
   private async closeView(location: string, ro: boolean): Promise<void> {
@@ -253,7 +314,11 @@ export class VolumeAttacher {
         await sleep(100);
       }
     }
-    if (await isMounted(p.view)) await run('umount', [p.view]);
+    if (await isMounted(p.view)) {
+      // the daemon unmounts its export as it exits; one killed leaves it mounted (its endpoint gone)
+      const u = await run('umount', [p.view]);
+      if (u.code !== 0 && (await isMounted(p.view))) throw new Error(`umount ${p.view} (the raw view of ${location}): ${u.stderr.trim()}`);
+    }
     for (const f of [p.view, p.pid, p.log]) await fsp.rm(f, { force: true });
   }
 }

@@ -15,7 +15,10 @@ import { recordAction, reloadServer, type ServerRow } from './servers-store.ts';
 export interface Intent {
   action: string;
   event: string;
-  taskState: string;
+  /** The task the row takes (null: the action is done at once, e.g. confirmResize). */
+  taskState: string | null;
+  /** The vm_states the row must still be in (Nova's expected_vm_state), beside the task state it was checked in. */
+  expectedVmState?: readonly string[];
   desiredPower?: string;
   reboot?: 'SOFT' | 'HARD';
   rebuild?: Record<string, unknown>;
@@ -30,11 +33,15 @@ export function checkLock(cred: Credentials, s: ServerRow): void {
 
 /**
  * Applies an intent if the row is still in the task state it was checked in
- * (Nova's expected_task_state), bumps the version and wakes the host's agent.
- * `inTx` runs in the same transaction once the row changed (claims, migration
- * records); what it throws undoes the whole intent.
+ * (Nova's expected_task_state) and, when the intent names them, one of its
+ * expected vm_states; bumps the version, records the instance action and
+ * wakes the agent of the host the server was on. `inTx` runs in the same
+ * transaction once the row changed (claims, migration records; a conditional
+ * write there is the guard of what the row does not hold); what it throws
+ * undoes the whole intent. `rc` null: a step the cloud takes itself within
+ * an action already recorded (a shelve's offload), no action recorded.
  */
-export async function applyIntent(ctx: ComputeContext, rc: RouteContext, s: ServerRow, intent: Intent, extra: Record<string, unknown> = {},
+export async function applyIntent(ctx: ComputeContext, rc: RouteContext | null, s: ServerRow, intent: Intent, extra: Record<string, unknown> = {},
   inTx?: (tx: Transaction<Tables>) => Promise<void>): Promise<void> {
   const now = nowIso();
   const set: Record<string, unknown> = { task_state: intent.taskState, updated_at: now, version: sql`version + 1`, ...extra };
@@ -50,15 +57,20 @@ export async function applyIntent(ctx: ComputeContext, rc: RouteContext, s: Serv
   const changed = await ctx.db.transaction().execute(async (tx) => {
     let u = tx.updateTable('compute_servers').set(set as any).where('id', '=', s.id).where('deleted_at', 'is', null);
     u = s.task_state === null ? u.where('task_state', 'is', null) : u.where('task_state', '=', s.task_state);
+    if (intent.expectedVmState) u = u.where('vm_state', 'in', intent.expectedVmState);
     const r = await u.executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) return false;
     await inTx?.(tx);
-    await recordAction(tx, s, rc.cred!, rc.req.id, { action: intent.action, event: intent.event }, s.host);
+    if (rc) await recordAction(tx, s, rc.cred!, rc.req.id, { action: intent.action, event: intent.event }, s.host);
     return true;
   });
   if (!changed) {
     const fresh = await reloadServer(ctx.db, s.id);
-    throw conflict(`Conflict updating instance ${s.id}. Expected: {'task_state': [${s.task_state === null ? 'None' : `'${s.task_state}'`}]}. Actual: {'task_state': ${fresh.task_state === null ? 'None' : `'${fresh.task_state}'`}}`);
+    const q = (x: string | null) => (x === null ? 'None' : `'${x}'`);
+    if (fresh.task_state === s.task_state && intent.expectedVmState && !intent.expectedVmState.includes(fresh.vm_state)) {
+      throw conflict(`Conflict updating instance ${s.id}. Expected: {'vm_state': [${intent.expectedVmState.map(q).join(', ')}]}. Actual: {'vm_state': ${q(fresh.vm_state)}}`);
+    }
+    throw conflict(`Conflict updating instance ${s.id}. Expected: {'task_state': [${q(s.task_state)}]}. Actual: {'task_state': ${q(fresh.task_state)}}`);
   }
   ctx.engine.notify(s.host);
 }

@@ -27,7 +27,9 @@
 // server runs again (service.ts).
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
-import { badRequest, conflict } from '../../common/errors.ts';
+import type { Transaction } from 'kysely';
+import { ApiError, badRequest, conflict } from '../../common/errors.ts';
+import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
 import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
@@ -41,7 +43,7 @@ import { extraSpecsOf, findFlavor } from './flavors.ts';
 import { isUuid, mv, validate } from './http.ts';
 import { overQuota, projectLimits, serverUsage, within } from './quota.ts';
 import { generatePassword, idFromHref, kindOfImage, knownZones } from './servers.ts';
-import { recordAction, reloadServer, type ServerRow } from './servers-store.ts';
+import { reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
 
@@ -144,18 +146,11 @@ async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow
   checkState('confirmResize', s, [V.RESIZED], [null]);
   const m = await openResize(ctx, s.id, ['finished']);
   if (!m) throw badRequest(`Instance has not been resized.`);
-  const now = nowIso();
-  const done = await ctx.db.transaction().execute(async (tx) => {
-    const r = await tx.updateTable('compute_servers').set({ vm_state: m.old_vm_state === V.STOPPED ? V.STOPPED : V.ACTIVE, task_state: null, updated_at: now, version: s.version + 1 })
-      .where('id', '=', s.id).where('version', '=', s.version).where('vm_state', '=', V.RESIZED).where('task_state', 'is', null).executeTakeFirst();
-    if (!Number(r.numUpdatedRows)) return false;
-    await releaseConsumer(tx, m.uuid);
-    await tx.updateTable('compute_migrations').set({ status: 'confirmed', updated_at: now }).where('id', '=', m.id).execute();
-    await recordAction(tx, s, cred, rc.req.id, { action: 'confirmResize', event: 'compute_confirm_resize' }, s.host);
-    return true;
-  });
-  if (!done) throw conflict(`Cannot 'confirmResize' instance ${s.id}: it changed meanwhile.`);
-  ctx.engine.notify(s.host);
+  await applyIntent(ctx, rc, s, { action: 'confirmResize', event: 'compute_confirm_resize', taskState: null, expectedVmState: [V.RESIZED] },
+    { vm_state: m.old_vm_state === V.STOPPED ? V.STOPPED : V.ACTIVE }, async (tx) => {
+      await settleMigration(tx, s, m.id, 'confirmResize', 'confirmed');
+      await releaseConsumer(tx, m.uuid);
+    });
   // Nova answers a confirm with 204
   rc.reply.code(204);
 }
@@ -169,12 +164,18 @@ async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
   if (!m) throw badRequest(`Instance has not been resized.`);
   const old = JSON.parse(m.old_flavor) as { id?: string; vcpus?: number; ram?: number };
   const set = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
-  await applyIntent(ctx, rc, s, { action: 'revertResize', event: 'compute_revert_resize', taskState: T.RESIZE_REVERTING }, set, async (tx) => {
+  await applyIntent(ctx, rc, s, { action: 'revertResize', event: 'compute_revert_resize', taskState: T.RESIZE_REVERTING, expectedVmState: [V.RESIZED] }, set, async (tx) => {
+    await settleMigration(tx, s, m.id, 'revertResize', 'reverting');
     // the new flavor's claim goes; the old one comes back from the migration
     await releaseConsumer(tx, s.id);
     await moveConsumer(tx, m.uuid, s.id);
-    await tx.updateTable('compute_migrations').set({ status: 'reverting', updated_at: nowIso() }).where('id', '=', m.id).execute();
   });
+}
+
+/** A finished resize's migration confirmed or being reverted: one of the two, once (a confirm and a revert racing: the second is a 409). */
+async function settleMigration(tx: Transaction<Tables>, s: ServerRow, migrationId: number, action: string, status: string): Promise<void> {
+  const r = await tx.updateTable('compute_migrations').set({ status, updated_at: nowIso() }).where('id', '=', migrationId).where('status', '=', 'finished').executeTakeFirst();
+  if (!Number(r.numUpdatedRows)) throw conflict(`Cannot '${action}' instance ${s.id}: its resize was confirmed or reverted meanwhile.`);
 }
 
 async function shelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
@@ -222,7 +223,8 @@ async function shelved(ctx: ComputeContext, id: string): Promise<void> {
     .where('id', '=', id).where('version', '=', s.version).where('task_state', '=', T.SHELVING).executeTakeFirst();
   if (!Number(r.numUpdatedRows)) return;
   ctx.engine.notify(s.host);
-  if (offload) await offloadServer(ctx, await reloadServer(ctx.db, id));
+  // part of the shelve's action: none of its own; a server changed meanwhile (deleted, unshelved) is left as it is
+  if (offload) await offloadServer(ctx, null, await reloadServer(ctx.db, id)).catch((err: unknown) => { if (!(err instanceof ApiError)) throw err; });
 }
 
 /**
@@ -230,22 +232,12 @@ async function shelved(ctx: ComputeContext, id: string): Promise<void> {
  * held there once the server is no longer placed on it), its claims go and
  * its ports are unbound (kept, with their addresses, for the unshelve).
  */
-async function offloadServer(ctx: ComputeContext, s: ServerRow): Promise<boolean> {
-  const now = nowIso();
-  const done = await ctx.db.transaction().execute(async (tx) => {
-    const r = await tx.updateTable('compute_servers')
-      .set({ vm_state: V.SHELVED_OFFLOADED, task_state: null, host: null, power_state: 0, updated_at: now, version: s.version + 1 })
-      .where('id', '=', s.id).where('version', '=', s.version).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!Number(r.numUpdatedRows)) return false;
-    await releaseConsumer(tx, s.id);
-    return true;
-  });
-  if (!done) return false;
-  ctx.engine.notify(s.host);
+async function offloadServer(ctx: ComputeContext, rc: RouteContext | null, s: ServerRow): Promise<void> {
+  await applyIntent(ctx, rc, s, { action: 'shelveOffload', event: 'compute_shelve_offload_instance', taskState: null, expectedVmState: [V.SHELVED] },
+    { vm_state: V.SHELVED_OFFLOADED, host: null, power_state: 0 }, (tx) => releaseConsumer(tx, s.id));
   await ctx.network?.bind(s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'unbinding an offloaded server\'s ports failed'));
   // its volumes stay attached without a host (Cinder's attachments reserved, no export) until the unshelve places it
   if (ctx.volumes) await moveServerVolumes(ctx.db, ctx.volumes, s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'moving an offloaded server\'s volumes failed'));
-  return true;
 }
 
 async function shelveOffload(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
@@ -253,8 +245,7 @@ async function shelveOffload(ctx: ComputeContext, rc: RouteContext, s: ServerRow
   validate(NullOrEmpty, arg ?? null);
   checkLock(cred, s);
   checkState('shelveOffload', s, [V.SHELVED], [null]);
-  await ctx.db.transaction().execute((tx) => recordAction(tx, s, cred, rc.req.id, { action: 'shelveOffload', event: 'compute_shelve_offload_instance' }, s.host));
-  if (!(await offloadServer(ctx, s))) throw conflict(`Cannot 'shelveOffload' instance ${s.id}: it changed meanwhile.`);
+  await offloadServer(ctx, rc, s);
 }
 
 async function unshelve(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {

@@ -4,6 +4,8 @@
 // only its ACLs open), and the store's refusals in S3's words.
 import type { Logger } from 'pino';
 import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../store.ts';
+import type { Credentials } from '../../http/auth.ts';
+import { ACCOUNT_QUOTA_BYTES, ACCOUNT_QUOTA_COUNT, checkAccountQuota, checkContainerQuota, isResellerAdmin } from '../swift/quotas.ts';
 import { s3Error, S3Error } from './errors.ts';
 import type { S3Request } from './request.ts';
 
@@ -63,3 +65,28 @@ export function storeError(err: unknown, r: S3Request): unknown {
 }
 
 export const isS3Error = (e: unknown): e is S3Error => e instanceof S3Error;
+
+/** Which projects' accounts had no quota when last read (an upload then skips reading the account for a few seconds, as Swift's quota middleware does). */
+const noQuota = new Map<string, number>();
+const QUOTA_RECHECK_MS = 10_000;
+
+/**
+ * Swift's container and account quotas (swift/quotas.ts) hold for S3 writes
+ * too: an object of `addBytes` past either is refused before a byte is
+ * stored (Swift's 413, S3's EntityTooLarge).
+ */
+export async function checkQuotas(ctx: S3Context, cred: Credentials | null, b: ContainerInfo, addBytes: number): Promise<void> {
+  checkContainerQuota(b.metadata, { bytes: b.bytesUsed, count: b.objectCount }, addBytes);
+  if (cred && isResellerAdmin([...cred.roles], cred.roles.has('admin'))) return;
+  const seen = noQuota.get(b.project);
+  if (seen !== undefined && Date.now() - seen < QUOTA_RECHECK_MS) return;
+  const account = await ctx.store.getAccount(b.project);
+  const has = [ACCOUNT_QUOTA_BYTES, ACCOUNT_QUOTA_COUNT].some((k) => account.sysmeta[k] !== undefined) || Object.keys(account.metadata).some((k) => k.toLowerCase() === 'quota-bytes');
+  if (!has) {
+    if (noQuota.size > 100_000) noQuota.clear();
+    noQuota.set(b.project, Date.now());
+    return;
+  }
+  noQuota.delete(b.project);
+  checkAccountQuota(account.sysmeta, account.metadata, { bytes: account.bytesUsed, count: account.objectCount }, addBytes);
+}

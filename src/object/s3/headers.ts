@@ -10,9 +10,11 @@ import type { S3Request } from './request.ts';
 /** S3's limit on user metadata: names and values of x-amz-meta-* together. */
 export const MAX_META_BYTES = 2048;
 
-/** Content headers kept with an object (Swift keeps the same ones), in its sysmeta under `header:<name>`. */
+/** Content headers kept with an object, in its sysmeta under `swift.header.<name>` as Swift keeps them (swift/object.ts), so each API shows the other's. */
 export const KEPT_HEADERS = ['content-encoding', 'content-disposition', 'content-language', 'cache-control', 'expires'] as const;
-const keptKey = (h: string) => `header:${h}`;
+const KEPT_PREFIX = 'swift.header.';
+const keptKey = (h: string) => `${KEPT_PREFIX}${h}`;
+export const isKeptHeader = (sysmetaKey: string): boolean => sysmetaKey.startsWith(KEPT_PREFIX);
 
 /** User metadata from the request's x-amz-meta-* headers (names lower-case, without the prefix). */
 export function userMetadata(r: S3Request): Record<string, string> {
@@ -46,7 +48,7 @@ export function keptHeaders(r: S3Request): Record<string, string> {
 /** The sysmeta of `sysmeta` without the kept content headers. */
 export function withoutKeptHeaders(sysmeta: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(sysmeta)) if (!k.startsWith('header:')) out[k] = v;
+  for (const [k, v] of Object.entries(sysmeta)) if (!isKeptHeader(k)) out[k] = v;
   return out;
 }
 

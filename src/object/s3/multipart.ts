@@ -11,10 +11,10 @@ import type { ContainerInfo, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { emptyAndDelete, owner } from './buckets.ts';
-import { loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
+import { checkQuotas, loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
-import { checkKey } from './objects.ts';
+import { checkKey, PART_SIZES } from './objects.ts';
 import type { S3Request } from './request.ts';
 import { uriEncode } from './sigv4.ts';
 import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
@@ -145,10 +145,12 @@ export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Pro
   const md5s = createHash('md5');
   for (const p of parts) md5s.update(Buffer.from(p.etag, 'hex'));
   const etag = `${md5s.digest('hex')}-${parts.length}`;
+  await checkQuotas(ctx, r.cred, b, parts.reduce((n, p) => n + p.size, 0));
   const write = await versionedWrite(ctx, b, r.key);
   const o = await ctx.store.composeObject({ container: b, name: r.key }, parts.map((p) => ({ container: mp, name: p.name })), {
     etag, contentType: record.contentType, metadata: record.metadata,
-    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), ...write.sysmeta }, removeParts: true,
+    sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), [PART_SIZES]: parts.map((p) => p.size).join(','), ...write.sysmeta },
+    removeParts: true,
   }).catch((e) => { throw storeError(e, r); });
   await write.after(o);
   await dropUpload(ctx, mp, r.key, uploadId);

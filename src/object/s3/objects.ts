@@ -2,18 +2,24 @@
 // PutObject (streamed into the store, Content-MD5 and signed payload hashes
 // checked as the bytes pass), CopyObject (by reference: no byte copied),
 // DeleteObject, DeleteObjects, and the object's ACL.
+import { Readable } from 'node:stream';
 import type { ContainerInfo, ObjectInfo } from '../store.ts';
+import { dloManifest } from '../swift/large-objects.ts';
+import { dloEtag } from '../swift/slo-manifest.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { aclDocument, cannedOfDocument } from './buckets.ts';
-import { loadBucket, storeError, type S3Context } from './context.ts';
+import { checkQuotas, loadBucket, storeError, type S3Context } from './context.ts';
 import { S3Error, s3Error } from './errors.ts';
 import {
-  byteRange, copySourceConditions, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
+  byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
   responseOverrides, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
+
+/** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
+export const PART_SIZES = 's3-part-sizes';
 
 /** S3's longest key, in bytes of UTF-8. */
 export const MAX_KEY_BYTES = 1024;
@@ -88,6 +94,13 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
     }
   }
   versionHeader(r, b, o);
+  // A Swift dynamic large object (X-Object-Manifest) reads as its segments, in order, as Swift serves it.
+  let segments: ObjectInfo[] | null = null;
+  const manifest = dloManifest(o);
+  if (manifest !== undefined) {
+    segments = await dloSegments(ctx, r, b, manifest);
+    o = { ...o, size: segments.reduce((n, x) => n + x.size, 0), etag: dloEtag(segments.map((x) => x.etag)) };
+  }
   const headers = objectHeaders(o);
   if (readConditions(r, o) === 'not-modified') {
     r.reply.code(304).headers({ etag: headers.etag!, 'last-modified': headers['last-modified']! });
@@ -96,9 +109,17 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
   const partNumber = r.query.get('partNumber');
   let range = byteRange(r.header('range'), o.size);
   if (partNumber !== undefined) {
-    // Parts of a completed upload are not kept apart; part 1 of a simple object is the object.
-    if (partNumber !== '1') throw s3Error('InvalidPart');
-    range = null;
+    // A part of a completed multipart upload (its sizes kept at completion); part 1 of a simple object is the object.
+    if (r.header('range') !== undefined) throw s3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+    const sizes = (o.sysmeta[PART_SIZES] ?? '').split(',').filter((x) => x !== '').map(Number);
+    const n = /^\d{1,5}$/.test(partNumber) ? Number(partNumber) : 0;
+    const count = sizes.length || 1;
+    if (n < 1 || n > count) throw s3Error('InvalidPartNumber', undefined, [['PartNumberRequested', partNumber], ['ActualPartCount', String(count)]]);
+    if (sizes.length) {
+      const start = sizes.slice(0, n - 1).reduce((a, x) => a + x, 0);
+      range = { start, end: start + sizes[n - 1]! };
+      r.reply.header('x-amz-mp-parts-count', String(sizes.length));
+    } else range = null;
   }
   r.reply.headers({ ...headers, ...overrides });
   if (range) {
@@ -107,7 +128,39 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
     r.reply.header('content-length', String(o.size));
   }
   if (head) return r.reply.send();
+  if (segments) return r.reply.send(Readable.from(readSegments(ctx, segments, range ?? { start: 0, end: o.size })));
   return r.reply.send(ctx.store.readObject(o, range ?? undefined));
+}
+
+/** The segments of a dynamic large object: the objects under `<container>/<prefix>` of the bucket's project, in listing order; the caller must be able to read them. */
+async function dloSegments(ctx: S3Context, r: S3Request, b: ContainerInfo, manifest: string): Promise<ObjectInfo[]> {
+  const slash = manifest.indexOf('/');
+  const c = slash > 0 ? await ctx.store.getContainer(b.project, manifest.slice(0, slash)) : null;
+  if (!c) return [];
+  if (c.id !== b.id) await check(ctx.store, r.cred, c, 'read');
+  const out: ObjectInfo[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await ctx.store.listObjects(c, { prefix: manifest.slice(slash + 1), marker, limit: 1000 });
+    for (const e of page) {
+      const seg = e.kind === 'object' ? await ctx.store.headObject(c, e.name) : null;
+      if (seg) out.push(seg);
+    }
+    if (page.length < 1000) break;
+    marker = page[page.length - 1]!.name;
+  }
+  return out;
+}
+
+async function* readSegments(ctx: S3Context, segments: ObjectInfo[], range: { start: number; end: number }): AsyncGenerator<Buffer> {
+  let offset = 0;
+  for (const seg of segments) {
+    const from = Math.max(range.start - offset, 0);
+    const to = Math.min(range.end - offset, seg.size);
+    offset += seg.size;
+    if (to <= from) continue;
+    for await (const chunk of ctx.store.readObject(seg, { start: from, end: to })) yield chunk as Buffer;
+  }
 }
 
 export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
@@ -122,6 +175,7 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
+  await checkQuotas(ctx, r.cred, b, size ?? 0);
   const write = await versionedWrite(ctx, b, r.key);
   const sysmeta = writeSysmeta(r, write.sysmeta);
   const o = await ctx.store.putObject(b, r.key, r.body(), {
@@ -177,6 +231,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
     throw s3Error('InvalidRequest', 'This copy request is illegal because it is trying to copy an object to itself without changing the object\'s metadata, storage class, website redirect location or encryption attributes.');
   }
   const metadata = directive === 'REPLACE' ? userMetadata(r) : undefined;
+  await checkQuotas(ctx, r.cred, b, source.size);
   const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);
@@ -190,7 +245,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
         metadata: metadata ?? s.metadata,
         sysmeta: {
           ...kept,
-          ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => k.startsWith('header:')))),
+          ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => isKeptHeader(k)))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
           ...write.sysmeta,
         },

@@ -67,7 +67,16 @@ class ChecksumState {
  * yield when complete (x-amz-decoded-content-length or Content-Length), if known.
  */
 export function checkedBody(raw: Readable, check: PayloadCheck): Readable {
-  return raw.pipe(new PayloadStream(check)).on('error', () => raw.resume());
+  const out = new PayloadStream(check);
+  // A client that goes before the end of its body (now, or before this was called) ends the stream with
+  // IncompleteBody, so the store's write fails (pipe alone would wait forever).
+  // (The request's 'close' comes after its 'end' when the whole body was read.)
+  const abandon = () => { if (!raw.readableEnded) out.destroy(s3Error('IncompleteBody')); };
+  raw.on('error', abandon);
+  raw.on('close', abandon);
+  out.on('error', () => raw.resume());
+  if (raw.destroyed) process.nextTick(abandon);
+  return raw.pipe(out);
 }
 
 type State = 'header' | 'data' | 'data-crlf' | 'trailer' | 'done';

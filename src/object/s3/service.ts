@@ -1,6 +1,7 @@
 // The S3 API as a Stratus service under /s3 (path style: /s3/<bucket>/<key>),
 // also reached at the server's root by requests that carry S3 credentials on
-// a path no other service owns, and by virtual-hosted requests
+// a path no other service owns (and anonymous reads of `/<bucket>/<key>`
+// there, a public object's plain URL), and by virtual-hosted requests
 // (Host: <bucket>.<s3 domain>): the server's rerouting sends those here and
 // keeps the URL the client signed. S3 tells operations apart by method,
 // bucket/key and query sub-resource; the table below is that dispatch, one
@@ -156,7 +157,10 @@ export function createS3Service(o: S3Options): Service {
       const path = q < 0 ? url : url.slice(0, q);
       if (path === PREFIX || path.startsWith(`${PREFIX}/`)) return null;
       const auth = req.headers.authorization;
-      return carriesS3Signature(typeof auth === 'string' ? auth : undefined, q < 0 ? '' : url.slice(q + 1)) ? `${PREFIX}${url}` : null;
+      if (carriesS3Signature(typeof auth === 'string' ? auth : undefined, q < 0 ? '' : url.slice(q + 1))) return `${PREFIX}${url}`;
+      // An anonymous read of `/<bucket>/<key>` (a public object's plain URL, as S3 serves it)
+      if ((req.method === 'GET' || req.method === 'HEAD') && /^\/[^/]+\/./.test(path)) return `${PREFIX}${url}`;
+      return null;
     },
     setup(app: FastifyInstance) {
       // Every body is the operation's to read, as a stream (objects) or small XML; no parser reads it first.

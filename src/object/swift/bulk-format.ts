@@ -2,7 +2,7 @@
 // body (one URL-quoted `container[/object]` per line), the answer's format
 // from Accept (text/plain, application/json, application/xml, text/xml), and
 // the answer's body in each (Swift's get_heartbeat_response_body).
-import { ApiError } from '../../common/errors.ts';
+import { swiftError } from './errors.ts';
 import { BULK_LIMITS, DEFAULT_CONSTRAINTS } from './info.ts';
 
 export const ACCEPTABLE_FORMATS = ['text/plain', 'application/json', 'application/xml', 'text/xml'] as const;
@@ -42,7 +42,7 @@ export async function readDeleteList(body: AsyncIterable<Buffer | Uint8Array | s
     const name = unquote(b.toString('utf8').trim());
     if (name) names.push(name);
     if (names.length > BULK_LIMITS.max_deletes_per_request) {
-      throw new ApiError('PayloadTooLarge', `Maximum Bulk Deletes: ${BULK_LIMITS.max_deletes_per_request} per request`);
+      throw swiftError(413, `Maximum Bulk Deletes: ${BULK_LIMITS.max_deletes_per_request} per request`);
     }
   };
   for await (const c of body) {
@@ -52,7 +52,7 @@ export async function readDeleteList(body: AsyncIterable<Buffer | Uint8Array | s
       take(line.subarray(0, nl));
       line = line.subarray(nl + 1);
     }
-    if (line.length > MAX_PATH_LENGTH * 2) throw new ApiError('BadRequest', 'Invalid File Name');
+    if (line.length > MAX_PATH_LENGTH * 2) throw swiftError(400, 'Invalid File Name');
   }
   take(line);
   return names;

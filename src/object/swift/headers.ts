@@ -48,9 +48,12 @@ export function metaHeaderName(target: MetaTarget, key: string): string {
 }
 
 /**
- * The metadata a request sets (`X-<Type>-Meta-Name: value`; an empty value
- * removes, as does `X-Remove-<Type>-Meta-Name`), checked against Swift's limits
- * (check_metadata) — 400 with Swift's words.
+ * The metadata a request sets (`X-<Type>-Meta-Name: value`; on an account or
+ * a container an empty value removes, as does `X-Remove-<Type>-Meta-Name`; an
+ * object keeps an empty value, as Swift's object server does), checked against
+ * Swift's limits (check_metadata) — 400 with Swift's words. An underscore in a
+ * header's name is a hyphen, as under Swift's WSGI server (`X-Container-Meta-a_b`
+ * sets `a-b`).
  */
 export function metaFromHeaders(headers: IncomingHttpHeaders, target: MetaTarget): MetaChange {
   const prefix = `x-${target}-meta-`;
@@ -58,8 +61,9 @@ export function metaFromHeaders(headers: IncomingHttpHeaders, target: MetaTarget
   const change: MetaChange = {};
   let count = 0;
   let size = 0;
-  for (const [name, raw] of Object.entries(headers)) {
+  for (const [given, raw] of Object.entries(headers)) {
     if (raw === undefined) continue;
+    const name = given.includes('_') ? given.replace(/_/g, '-') : given;
     const value = Array.isArray(raw) ? raw.join(',') : raw;
     if (name.startsWith(prefix)) {
       const key = name.slice(prefix.length);
@@ -73,7 +77,7 @@ export function metaFromHeaders(headers: IncomingHttpHeaders, target: MetaTarget
       if (Buffer.byteLength(value.trim(), 'latin1') > MAX_META_VALUE_LENGTH) throw swiftError(400, `Metadata value longer than ${MAX_META_VALUE_LENGTH}: ${metaHeaderName(target, key)}`);
       if (count > MAX_META_COUNT) throw swiftError(400, `Too many metadata items; max ${MAX_META_COUNT}`);
       if (size > MAX_META_OVERALL_SIZE) throw swiftError(400, `Total metadata too large; max ${MAX_META_OVERALL_SIZE}`);
-      change[key] = text === '' ? null : text;
+      change[key] = text === '' && target !== 'object' ? null : text;
     } else if (name.startsWith(removePrefix)) {
       const key = name.slice(removePrefix.length);
       if (key && !(key in change && change[key] !== null)) change[key] = null;

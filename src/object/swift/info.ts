@@ -7,8 +7,16 @@
 // a feature Stratus serves; nothing is listed that is not.
 import { PUBLIC } from '../../http/policy.ts';
 import type { Route } from '../../http/service.ts';
+import {
+  LISTING_LIMIT, MAX_ACCOUNT_NAME_LENGTH, MAX_CONTAINER_NAME_LENGTH, MAX_FILE_SIZE, MAX_META_COUNT, MAX_META_NAME_LENGTH, MAX_META_OVERALL_SIZE,
+  MAX_META_VALUE_LENGTH, MAX_OBJECT_NAME_LENGTH,
+} from './headers.ts';
 import { tempurlInfo } from './tempurl.ts';
 import { formpostInfo } from './formpost.ts';
+
+// Node's HTTP header limit, read from the module object: a named import of node:http builds
+// its namespace, whose lazy getters (WebSocket...) load undici and TLS at start.
+const { maxHeaderSize } = process.getBuiltinModule('node:http');
 
 /**
  * The version Stratus answers as: the Swift release whose API it follows
@@ -35,19 +43,20 @@ export interface SwiftConstraints {
   auto_create_account_prefix: string;
 }
 
+/** The constraints in force: the core's (headers.ts) and Node's header limit (one for the request line and all headers). */
 export const DEFAULT_CONSTRAINTS: SwiftConstraints = {
-  max_file_size: 5368709122,
-  max_meta_name_length: 128,
-  max_meta_value_length: 256,
-  max_meta_count: 90,
-  max_meta_overall_size: 4096,
-  max_header_size: 8192,
-  max_request_line: 8192,
-  max_object_name_length: 1024,
-  container_listing_limit: 10000,
-  account_listing_limit: 10000,
-  max_account_name_length: 256,
-  max_container_name_length: 256,
+  max_file_size: MAX_FILE_SIZE,
+  max_meta_name_length: MAX_META_NAME_LENGTH,
+  max_meta_value_length: MAX_META_VALUE_LENGTH,
+  max_meta_count: MAX_META_COUNT,
+  max_meta_overall_size: MAX_META_OVERALL_SIZE,
+  max_header_size: maxHeaderSize,
+  max_request_line: maxHeaderSize,
+  max_object_name_length: MAX_OBJECT_NAME_LENGTH,
+  container_listing_limit: LISTING_LIMIT,
+  account_listing_limit: LISTING_LIMIT,
+  max_account_name_length: MAX_ACCOUNT_NAME_LENGTH,
+  max_container_name_length: MAX_CONTAINER_NAME_LENGTH,
   valid_api_versions: ['v1', 'v1.0'],
   extra_header_count: 0,
   auto_create_account_prefix: '.',

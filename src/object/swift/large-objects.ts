@@ -24,6 +24,7 @@
 // itself.
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import { ApiError } from '../../common/errors.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { bestFormat, quote, renderBulk, statusLine } from './bulk-format.ts';
@@ -247,12 +248,18 @@ async function readManifestBody(sr: SwiftRequest): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   const body = sr.req.body as AsyncIterable<Buffer> | undefined;
-  if (body) {
-    for await (const c of body) {
-      n += c.length;
-      if (n > max) throw tooBig();
-      chunks.push(c);
+  try {
+    if (body) {
+      for await (const c of body) {
+        n += c.length;
+        if (n > max) throw tooBig();
+        chunks.push(c);
+      }
     }
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    // the client went away mid-body (Swift's 499)
+    throw swiftStatus(499);
   }
   return Buffer.concat(chunks);
 }
@@ -328,7 +335,10 @@ async function putSlo(sr: SwiftRequest): Promise<unknown> {
         parts.push(r.part);
         continue;
       }
-      tempContainer ??= (await store.createContainer(sr.project, PARTS_CONTAINER, { internal: true })).container;
+      if (!tempContainer) {
+        tempContainer = (await store.createContainer(sr.project, PARTS_CONTAINER, { internal: true })).container;
+        await sweepParts(sr, tempContainer);
+      }
       const name = `${sr.container}/${sr.object}/${randomBytes(8).toString('hex')}`;
       const bytes = 'data' in r.part ? [r.part.data] : store.readObject(r.part.object, { start: r.part.range[0], end: r.part.range[1] });
       await store.putObject(tempContainer, name, bytes as AsyncIterable<Buffer>, { size: r.length });
@@ -352,6 +362,18 @@ async function putSlo(sr: SwiftRequest): Promise<unknown> {
     if (tempContainer) for (const n of temps) await store.deleteObject(tempContainer, n).catch(() => undefined);
     parts = [];
   }
+}
+
+/**
+ * Removes part blobs an earlier manifest PUT of this object left behind (a
+ * crash between writing them and composing): older than an hour, they belong
+ * to no PUT in flight.
+ */
+async function sweepParts(sr: SwiftRequest, parts: ContainerInfo): Promise<void> {
+  const prefix = `${sr.container}/${sr.object}/`;
+  const old = Date.now() / 1000 - 3600;
+  const stale = (await sr.ctx.store.listObjects(parts, { prefix, limit: 1000 })).filter((e) => e.kind === 'object' && Number(e.timestamp) < old);
+  for (const e of stale) await sr.ctx.store.deleteObject(parts, e.name).catch(() => undefined);
 }
 
 async function headSegment(sr: SwiftRequest, cname: string, oname: string, grant: ReturnType<typeof tempUrlGrant>) {

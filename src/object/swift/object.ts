@@ -146,7 +146,7 @@ export function guessType(name: string): string {
   return (m && TYPES[m[1]!.toLowerCase()]) || 'application/octet-stream';
 }
 
-/** User metadata of a PUT/POST: only the set values (an empty value sets nothing on an object). */
+/** User metadata of a PUT/POST: the values set (an empty one included, as Swift keeps it on an object). */
 function objectMeta(sr: SwiftRequest): Meta {
   const change = metaFromHeaders(sr.headers, 'object');
   const out: Meta = {};
@@ -289,6 +289,8 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
       ETag: o.etag, 'Last-Modified': httpDate(o.timestamp), 'Content-Type': 'text/html; charset=UTF-8',
       'X-Copied-From': encodeURI(`${src.container}/${src.object}`), 'X-Copied-From-Last-Modified': httpDate(srcObj.timestamp),
       ...(src.account !== undefined ? { 'X-Copied-From-Account': `AUTH_${srcProject}` } : {}),
+      // the new object's metadata, as Swift's copy middleware answers (the source's merged with the request's)
+      ...metaHeaders('object', o.metadata),
     });
   } catch (err) {
     storeError(err);

@@ -114,6 +114,15 @@ export function isResellerAdmin(roles: string[], cloudAdmin: boolean): boolean {
 
 // ---- the middleware
 
+/**
+ * Which accounts have no quota, as this replica last read them: an upload to
+ * one of them skips reading the account (and summing its containers) for a
+ * few seconds, as Swift's proxy caches account info. A quota set through this
+ * replica counts at once; one set through another replica within that time.
+ */
+const quotaKnown = new Map<string, { at: number; has: boolean }>();
+const QUOTA_RECHECK_MS = 10_000;
+
 const isReseller = (sr: SwiftRequest): boolean => !!sr.cred && isResellerAdmin([...sr.cred.roles], sr.cred.roles.has('admin'));
 
 export function quotasMiddleware(): SwiftMiddleware {
@@ -131,6 +140,7 @@ export function quotasMiddleware(): SwiftMiddleware {
 async function accountStep(sr: SwiftRequest, next: () => Promise<unknown>): Promise<unknown> {
   if (sr.method === 'PUT' || sr.method === 'POST') {
     const changes = accountQuotaChanges(sr.headers, isReseller(sr));
+    quotaKnown.delete(sr.project);
     const body = await next();
     if (Object.keys(changes).length && sr.reply.statusCode < 300) {
       const sysmeta: Record<string, string | null> = {};
@@ -159,9 +169,14 @@ async function checkUpload(sr: SwiftRequest): Promise<void> {
     checkContainerQuota(c.metadata, { bytes: c.bytesUsed, count: c.objectCount }, size);
   }
   if (isReseller(sr)) return;
+  const known = quotaKnown.get(sr.project);
+  if (known && Date.now() - known.at < QUOTA_RECHECK_MS && !known.has) return;
   const account = await sr.ctx.store.getAccount(sr.project);
-  if (metaValue(account.sysmeta, ACCOUNT_QUOTA_BYTES) === undefined && metaValue(account.sysmeta, ACCOUNT_QUOTA_COUNT) === undefined
-    && metaValue(account.metadata, 'quota-bytes') === undefined) return;
+  const has = metaValue(account.sysmeta, ACCOUNT_QUOTA_BYTES) !== undefined || metaValue(account.sysmeta, ACCOUNT_QUOTA_COUNT) !== undefined
+    || metaValue(account.metadata, 'quota-bytes') !== undefined;
+  if (quotaKnown.size > 100000) quotaKnown.clear();
+  quotaKnown.set(sr.project, { at: Date.now(), has });
+  if (!has) return;
   await checkContainerAccess(sr, c, 'write-object');
   checkAccountQuota(account.sysmeta, account.metadata, { bytes: account.bytesUsed, count: account.objectCount }, size);
 }

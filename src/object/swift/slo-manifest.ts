@@ -5,7 +5,7 @@
 // content_type, last_modified[, range][, sub_slo]}), the SLO's ETag, the
 // X-Object-Manifest header's check, and byte ranges mapped onto segments.
 import { createHash } from 'node:crypto';
-import { ApiError } from '../../common/errors.ts';
+import { swiftError } from './errors.ts';
 import { SLO_LIMITS } from './info.ts';
 
 /** One entry of a manifest as the client sent it. */
@@ -27,7 +27,7 @@ export interface StoredSegment {
   data?: string;
 }
 
-const badManifest = (msg: string) => new ApiError('BadRequest', msg);
+const badManifest = (msg: string) => swiftError(400, msg);
 
 /** `M-N`, `M-` or `-N` (one range only, as swob.Range of `bytes=<spec>`); null when malformed. */
 export function parseRangeSpec(spec: string): Array<[number | null, number | null]> | null {
@@ -136,7 +136,7 @@ export function parseSloManifest(body: Buffer, selfPath: string): ClientSegment[
   if (errors.length) throw badManifest(errors.map((e) => `${e}\n`).join(''));
   const objects = out.filter((s) => s.kind === 'path').length;
   if (objects > SLO_LIMITS.max_manifest_segments) {
-    throw new ApiError('PayloadTooLarge', `Number of object-backed segments must be <= ${SLO_LIMITS.max_manifest_segments}`);
+    throw swiftError(413, `Number of object-backed segments must be <= ${SLO_LIMITS.max_manifest_segments}`);
   }
   return out;
 }
@@ -150,16 +150,6 @@ export function sloEtag(segments: StoredSegment[]): string {
     else h.update(s.hash ?? '');
   }
   return h.digest('hex');
-}
-
-/** A stored segment's length in the SLO's bytes. */
-export function segmentLength(s: StoredSegment): number {
-  if (s.data !== undefined) return Buffer.from(s.data, 'base64').length;
-  if (s.range) {
-    const [a, b] = s.range.split('-').map(Number) as [number, number];
-    return b - a + 1;
-  }
-  return s.bytes ?? 0;
 }
 
 /** Reads a stored manifest back; null when the bytes are not one (a damaged manifest). */
@@ -189,7 +179,7 @@ export function checkDloManifestHeader(value: string): void {
   const container = slash < 0 ? '' : value.slice(0, slash);
   const prefix = slash < 0 ? '' : value.slice(slash + 1);
   if (!container || !prefix || value.includes('?') || value.includes('&') || prefix.startsWith('/')) {
-    throw new ApiError('BadRequest', 'X-Object-Manifest must be in the format container/prefix');
+    throw swiftError(400, 'X-Object-Manifest must be in the format container/prefix');
   }
 }
 

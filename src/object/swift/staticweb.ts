@@ -51,6 +51,12 @@ export function staticwebMiddleware(sub: Subrequests): SwiftMiddleware {
     if ((sr.method !== 'GET' && sr.method !== 'HEAD') || sr.container === undefined) return next();
     const webMode = truthy(header(sr.headers, 'x-web-mode'));
     if (sr.cred && !tempUrlGrant(sr) && !webMode) return next();
+    // A container that is no web site answers as the API does (Swift: the same answer, by a longer way).
+    const web = webConfig((await loadContainer(sr))?.metadata);
+    if (!web.index && !web.listings) {
+      if (webMode && sr.object === undefined) throw swiftStatus(404);
+      return next();
+    }
     const site = new Site(sr, sub, self, webMode);
     return sr.object === undefined ? site.container(next) : site.object();
   };

@@ -12,7 +12,7 @@ import { ApiError } from '../../common/errors.ts';
 import { accountRequest } from './account.ts';
 import { containerRequest } from './container.ts';
 import { objectRequest } from './object.ts';
-import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { splitSwiftPath, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 
 /** A reply that keeps what handlers set (status, headers) for the caller to read. */
 export class CapturedReply {
@@ -56,6 +56,14 @@ export class Subrequests {
 
   /** The subrequest's answer; an error answer (thrown ApiError) is returned as its status, not thrown. */
   async run(after: SwiftMiddleware, sr: SwiftRequest, spec: SubrequestSpec): Promise<SubAnswer> {
+    // Names from a body (bulk lists, archives, forms) meet the same rules as a request's path.
+    try {
+      const enc = (p: string) => p.split('/').map(encodeURIComponent).join('/');
+      splitSwiftPath(`/v1/${sr.account}${spec.container !== undefined ? `/${enc(spec.container)}` : ''}${spec.object !== undefined ? `/${enc(spec.object)}` : ''}`);
+    } catch (e) {
+      if (e instanceof ApiError) return errorAnswer(e);
+      throw e;
+    }
     const reply = new CapturedReply();
     const req = Object.create(sr.req) as FastifyRequest;
     Object.defineProperty(req, 'body', { value: spec.body, writable: true, configurable: true });
@@ -79,14 +87,16 @@ export class Subrequests {
       const body = await next();
       return { status: reply.statusCode, headers: reply.getHeaders(), body };
     } catch (e) {
-      if (e instanceof ApiError) {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(e.headers)) headers[k.toLowerCase()] = v;
-        return { status: e.status, headers, body: e.message };
-      }
+      if (e instanceof ApiError) return errorAnswer(e);
       throw e;
     }
   }
+}
+
+function errorAnswer(e: ApiError): SubAnswer {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(e.headers)) headers[k.toLowerCase()] = v;
+  return { status: e.status, headers, body: e.message };
 }
 
 /** Reads a subrequest's body to the end (small answers only: listings, pages, error texts). */

@@ -270,6 +270,9 @@ async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Pr
     return oneVersion(sr, c, id, next);
   }
   if (sr.method === 'PUT' && enabled) {
+    await checkContainerAccess(sr, c, 'write-object');
+    const cur = await store.headObject(c, sr.object!);
+    if (cur && !cur.sysmeta[VERSION_ID]) await keepUnversioned(sr, c, cur);
     // The version's id is chosen before the write and recorded with the object (and with its copy).
     const id = internalTs(swiftTimestamp());
     sr.sysmeta = { ...sr.sysmeta, [VERSION_ID]: id };
@@ -289,15 +292,9 @@ async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Pr
     await checkContainerAccess(sr, c, 'write-object');
     const vc = (await internalContainer(sr, c, true))!;
     const cur = await store.headObject(c, sr.object!);
-    if (cur && !cur.sysmeta[VERSION_ID]) {
-      // an object from before versioning was on becomes a version of its own time
-      const id = internalTs(cur.timestamp);
-      await store.copyObject({ container: c, name: sr.object! }, { container: vc, name: versionName(sr.object!, id) }, {
-        derive: (o) => ({ sysmeta: { ...o.sysmeta, [VERSION_ID]: id } }),
-      });
-    }
+    if (cur && !cur.sysmeta[VERSION_ID]) await keepUnversioned(sr, c, cur);
     const markerId = nextTs(cur?.timestamp);
-    await store.putObject(vc, versionName(sr.object!, markerId), emptyBody(), { size: 0, contentType: DELETE_MARKER_CONTENT_TYPE });
+    await store.putObject(vc, versionName(sr.object!, markerId), emptyBody(), { size: 0, contentType: DELETE_MARKER_CONTENT_TYPE, sysmeta: { [VERSION_ID]: markerId } });
     if (cur) await store.deleteObject(c, sr.object!);
     sr.reply.code(204).header('X-Object-Version-Id', markerId).header('Content-Type', 'text/html; charset=UTF-8');
     return undefined;
@@ -311,6 +308,15 @@ async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Pr
     return body;
   }
   return next();
+}
+
+/** An object written before versioning was on (the "null" version) is kept among the versions, under its own time, before it is replaced or deleted (as the S3 API does: obj-s3's s3/versioning.ts keeps the same layout). */
+async function keepUnversioned(sr: SwiftRequest, c: ContainerInfo, cur: ObjectInfo): Promise<void> {
+  const vc = (await internalContainer(sr, c, true))!;
+  const id = internalTs(cur.timestamp);
+  await sr.ctx.store.copyObject({ container: c, name: sr.object! }, { container: vc, name: versionName(sr.object!, id) }, {
+    derive: (o) => ({ sysmeta: { ...o.sysmeta, [VERSION_ID]: id }, deleteAt: null }),
+  }).catch((e: unknown) => { if (!(e instanceof ObjectStoreError && e.reason === 'ObjectNotFound')) throw e; });
 }
 
 let lastMarker = 0;

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
 import { adminNova, agentCall, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost, TempestSchemas } from './lib.ts';
+import { beforeNextTransaction } from '../volume/lib.ts';
 
 const HOST = `rs-${process.pid}`;
 let admin: Nova;
@@ -225,6 +226,33 @@ test('resize of a stopped server, reverted: VERIFY_RESIZE shut down, REVERT_RESI
   assert.equal(down.status, 400);
   assert.match(down.body.badRequest.message, /Unable to resize disk down/);
   // a deleted server in VERIFY_RESIZE releases the migration's claim too
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
+test('a confirm and a revert of one resize racing: the one that comes second is Nova\'s 409 and changes nothing', async () => {
+  const id = await server('rs-small', containerImage);
+  assert.equal((await act(id, { resize: { flavorRef: flavors['rs-big'] } })).status, 202);
+  await report(id, 'active', 1);
+  assert.equal((await status(id)).status, 'VERIFY_RESIZE');
+  // the confirm commits between the revert's checks and its write
+  const restore = beforeNextTransaction(db(), async () => assert.equal((await act(id, { confirmResize: null })).status, 204));
+  try {
+    const rev = await act(id, { revertResize: null });
+    assert.equal(rev.status, 409, JSON.stringify(rev.body));
+  } finally {
+    restore();
+  }
+  const s = await status(id);
+  assert.deepEqual([s.status, s.flavor.id], ['ACTIVE', flavors['rs-big']], 'confirmed on the new flavor');
+  const mig = await db().selectFrom('compute_migrations').selectAll().where('server_id', '=', id).executeTakeFirstOrThrow();
+  assert.equal(mig.status, 'confirmed');
+  const held = Object.values(await allocations(id)) as Array<{ resources: Record<string, number> }>;
+  assert.deepEqual(held.map((a) => a.resources.MEMORY_MB), [128], 'the server holds the new flavor\'s claim');
+  assert.deepEqual(await allocations(mig.uuid), {});
+  const actions = await alice.call('GET', `/servers/${id}/os-instance-actions`);
+  assert.deepEqual(actions.body.instanceActions.map((a: any) => a.action).slice(0, 2), ['confirmResize', 'resize']);
+  // and a revert whose resize a confirm overtook never reached the database: a confirm once more is refused by state
+  assert.equal((await act(id, { confirmResize: null })).status, 409);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 

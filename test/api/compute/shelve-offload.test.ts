@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { adminNova, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost } from './lib.ts';
+import { beforeNextTransaction } from '../volume/lib.ts';
 
 let admin: Nova;
 let alice: Nova;
@@ -100,4 +101,26 @@ test('shelvedOffloadTime -1: SHELVED stays on its host, stopped; unshelve starts
   assert.ok(snapNow);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
   assert.equal((await cloud.call('GET', `/image/v2/images/${snapNow}`, { token: cloud.adminToken })).status, 404);
+});
+
+test('a shelveOffload that an unshelve overtakes between its checks and its write: Nova\'s 409, no instance action, the server unshelving', async () => {
+  const r = await alice.call('POST', '/servers', { version: '2.37', body: { server: { name: 'so-race', imageRef: imageId, flavorRef: flavorId, networks: 'none' } } });
+  assert.equal(r.status, 202);
+  const id = r.body.server.id as string;
+  await until('placed', async () => (await row(id)).host === host.hostname);
+  await host.report(id, 'active', 1);
+  await shelve(id);
+  const restore = beforeNextTransaction(cloud.server.database.db, async () => assert.equal((await act(id, { unshelve: null })).status, 202));
+  try {
+    const off = await act(id, { shelveOffload: null }, admin);
+    assert.equal(off.status, 409, JSON.stringify(off.body));
+  } finally {
+    restore();
+  }
+  const s = await status(id);
+  assert.deepEqual([s.status, s['OS-EXT-STS:task_state'], s['OS-EXT-SRV-ATTR:host']], ['SHELVED', 'unshelving', host.hostname]);
+  const actions = await alice.call('GET', `/servers/${id}/os-instance-actions`);
+  assert.deepEqual(actions.body.instanceActions.map((a: any) => a.action).slice(0, 2), ['unshelve', 'shelve'], 'the refused offload recorded nothing');
+  assert.equal(Object.keys(await allocations(id)).length, 1, 'its claim is kept');
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });

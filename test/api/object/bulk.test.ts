@@ -76,6 +76,12 @@ test('bulk-delete: objects then containers, counts and errors (DELETE and POST)'
   r = await s.call('POST', `${s.account}?bulk-delete`, { body: 'del2/c\ndel2\n' });
   expectStatus(r, 200);
   assert.match(r.text, /Number Deleted: 2/);
+  // names Swift refuses are errors of their own, not failures of the request
+  r = await s.call('POST', `${s.account}?bulk-delete`, { body: `del2/a%00b\n..\n${'n'.repeat(300)}/o\n`, headers: { Accept: 'application/json' } });
+  expectStatus(r, 200);
+  res = JSON.parse(r.text);
+  assert.deepEqual(res.Errors.map((e: string[]) => e[1]).sort(), ['400 Bad Request', '412 Precondition Failed']);
+  assert.equal(res['Number Not Found'], 1, '".." is no container');
   r = await s.call('POST', `${s.account}?bulk-delete`, { body: '\n' });
   assert.match(r.text, /Response Status: 400 Bad Request/);
   assert.match(r.text, /Invalid bulk delete/);

@@ -63,6 +63,15 @@ test('a three-part upload completes into one object with the md5-of-md5s ETag', 
   assert.ok(got.body.equals(Buffer.concat(parts)));
   const range = await s3.call('GET', '/s3/mp-test/big.bin', { headers: { range: `bytes=${5 * MiB - 2}-${5 * MiB + 1}` } });
   assert.equal(range.text, 'aabb');
+  // one part of it, by number
+  const p3 = await s3.call('GET', '/s3/mp-test/big.bin', { query: 'partNumber=3' });
+  assert.equal(p3.status, 206);
+  assert.ok(p3.body.equals(parts[2]!));
+  assert.equal(p3.headers.get('x-amz-mp-parts-count'), '3');
+  assert.equal(p3.headers.get('content-range'), `bytes ${10 * MiB}-${10 * MiB + 1233}/${10 * MiB + 1234}`);
+  const h2 = await s3.call('HEAD', '/s3/mp-test/big.bin', { query: 'partNumber=2' });
+  assert.equal(h2.headers.get('content-length'), String(5 * MiB));
+  assertS3Error(await s3.call('GET', '/s3/mp-test/big.bin', { query: 'partNumber=4' }), 416, 'InvalidPartNumber');
   // the upload is gone
   assert.ok(!xmlAll((await s3.call('GET', '/s3/mp-test', { query: 'uploads' })).text, 'UploadId').includes(id));
   assertS3Error(await s3.call('GET', '/s3/mp-test/big.bin', { query: `uploadId=${id}` }), 404, 'NoSuchUpload');

@@ -186,12 +186,34 @@ test('Swift and S3 see the same objects and metadata', async () => {
   assert.equal(sw.status, 200);
   assert.equal(sw.body, 's3 bytes');
   assert.equal(sw.headers.get('x-object-meta-origin'), 's3');
-  const up = await swift('PUT', '/obj-shared/from-swift', { raw: 'swift bytes', headers: { 'x-object-meta-origin': 'swift' } });
+  assert.equal((await s3.call('PUT', '/s3/obj-shared/disposed', { body: 'x', headers: { 'content-disposition': 'attachment; filename="x.txt"', 'cache-control': 'no-cache' } })).status, 200);
+  const disposed = await swift('HEAD', '/obj-shared/disposed');
+  assert.equal(disposed.headers.get('content-disposition'), 'attachment; filename="x.txt"');
+  assert.equal(disposed.headers.get('cache-control'), 'no-cache');
+  const up = await swift('PUT', '/obj-shared/from-swift', { raw: 'swift bytes', headers: { 'x-object-meta-origin': 'swift', 'content-encoding': 'identity' } });
   assert.equal(up.status, 201);
   const g = await s3.call('GET', '/s3/obj-shared/from-swift');
   assert.equal(g.text, 'swift bytes');
   assert.equal(g.headers.get('x-amz-meta-origin'), 'swift');
+  assert.equal(g.headers.get('content-encoding'), 'identity');
   assert.equal(g.headers.get('etag'), `"${md5('swift bytes')}"`);
+  // a Swift dynamic large object reads whole through S3
+  assert.equal((await swift('PUT', '/obj-shared/segs/001', { raw: 'first-' })).status, 201);
+  assert.equal((await swift('PUT', '/obj-shared/segs/002', { raw: 'second' })).status, 201);
+  assert.equal((await swift('PUT', '/obj-shared/dlo', { raw: '', headers: { 'x-object-manifest': 'obj-shared/segs/' } })).status, 201);
+  const dlo = await s3.call('GET', '/s3/obj-shared/dlo');
+  assert.equal(dlo.text, 'first-second');
+  assert.equal(dlo.headers.get('etag'), `"${createHash('md5').update(md5('first-') + md5('second')).digest('hex')}"`);
+  assert.equal((await s3.call('GET', '/s3/obj-shared/dlo', { headers: { range: 'bytes=4-8' } })).text, 't-sec');
+  assert.equal((await s3.call('HEAD', '/s3/obj-shared/dlo')).headers.get('content-length'), '12');
+  // Swift's container quota holds S3 writes too
+  assert.equal((await swift('POST', '/obj-shared', { headers: { 'x-container-meta-quota-count': '4' } })).status, 204);
+  const over = await s3.call('PUT', '/s3/obj-shared/one-too-many', { body: 'x' });
+  assert.equal(over.status, 413, over.text);
+  assert.equal(xmlText(over.text, 'Code'), 'EntityTooLarge');
+  assert.equal((await s3.call('HEAD', '/s3/obj-shared/one-too-many')).status, 404);
+  assert.equal((await s3.call('PUT', '/s3/obj-shared/from-s3', { body: 'replaced' })).status, 413);
+  assert.equal((await swift('POST', '/obj-shared', { headers: { 'x-container-meta-quota-count': '' } })).status, 204);
   // a Swift container is a bucket
   assert.equal((await swift('PUT', '/swift-made')).status, 201);
   assert.ok(xmlAll((await s3.call('GET', '/s3')).text, 'Name').includes('swift-made'));
@@ -219,6 +241,14 @@ test('bad input: a body shorter than declared, no length, a NUL in the key: noth
   const head = [`PUT /s3/obj-bad/short HTTP/1.1`, ...Object.entries({ ...s.headers, host: s3.host, 'content-length': '100' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
   await rawExchange(Buffer.concat([Buffer.from(head), Buffer.alloc(10, 'x')]));
   assert.equal((await s3.call('HEAD', '/s3/obj-bad/short')).status, 404);
+  // the write was abandoned, not left waiting: no blob stays pending
+  const db = cloud.server.database.db as any;
+  let pending = -1;
+  for (let i = 0; i < 50 && pending !== 0; i++) {
+    pending = Number((await db.selectFrom('object_blobs').select((eb: any) => eb.fn.countAll().as('n')).where('state', '=', 'pending').executeTakeFirst()).n);
+    if (pending) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(pending, 0);
   const c = signV4(keys, { method: 'PUT', path: '/s3/obj-bad/nolength', host: s3.host, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'transfer-encoding': 'chunked' } });
   const chunkedHead = [`PUT /s3/obj-bad/nolength HTTP/1.1`, ...Object.entries({ ...c.headers, host: s3.host, 'transfer-encoding': 'chunked', connection: 'close' }).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
   const answer = await rawExchange(Buffer.from(`${chunkedHead}5\r\nhello\r\n0\r\n\r\n`), false);

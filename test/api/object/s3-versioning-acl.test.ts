@@ -87,6 +87,9 @@ test('canned ACLs: a public-read bucket and a public-read object are readable an
   assert.equal((await s3.call('PUT', '/s3/pub', { headers: { 'x-amz-acl': 'public-read' } })).status, 200);
   await s3.call('PUT', '/s3/pub/open', { body: 'for all' });
   assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  // its plain URL at the server's root too
+  assert.equal((await s3.raw('GET', '/pub/open')).text, 'for all');
+  assert.equal((await s3.raw('HEAD', '/pub/open')).status, 200);
   assert.deepEqual(xmlAll((await s3.raw('GET', '/s3/pub')).text, 'Key'), ['open']);
   assertS3Error(await s3.raw('PUT', '/s3/pub/nope', { body: 'x' }), 403, 'AccessDenied');
   assertS3Error(await s3.raw('DELETE', '/s3/pub/open'), 403, 'AccessDenied');
@@ -108,6 +111,9 @@ test('canned ACLs: a public-read bucket and a public-read object are readable an
   const doc = `<AccessControlPolicy><Owner><ID>${alice.projectId}</ID></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>`;
   assert.equal((await s3.call('PUT', '/s3/pub', { query: 'acl', body: doc })).status, 200);
   assert.equal((await s3.raw('GET', '/s3/pub/open')).text, 'for all');
+  // its plain URL at the server's root too
+  assert.equal((await s3.raw('GET', '/pub/open')).text, 'for all');
+  assert.equal((await s3.raw('HEAD', '/pub/open')).status, 200);
   assertS3Error(await s3.call('PUT', '/s3/pub', { query: 'acl', body: '<AccessControlPolicy><oops' }), 400, 'MalformedACLError');
 });
 
@@ -135,4 +141,64 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   await s3.call('PUT', '/s3/s3-pub', { headers: { 'x-amz-acl': 'public-read' } });
   const head = await swift('HEAD', '/s3-pub');
   assert.match(head.headers.get('x-container-read') ?? '', /\.r:\*/);
+  await s3.call('PUT', '/s3/s3-pub/o', { body: 'public via s3' });
+  const anon = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/s3-pub/o`);
+  assert.equal(anon.status, 200);
+  assert.equal(anon.body, 'public via s3');
+});
+
+test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and each API lists the other\'s versions', async (t) => {
+  const swift = (method: string, path: string, o: { headers?: Record<string, string>; raw?: string } = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, ...o });
+  assert.equal((await s3.call('PUT', '/s3/ver-shared')).status, 200);
+  await s3.call('PUT', '/s3/ver-shared', { query: 'versioning', body: '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>' });
+  const head = await swift('HEAD', '/ver-shared');
+  // Swift's object versioning (obj-swift's swift/versioning.ts) may not be merged into this tree yet
+  if (head.headers.get('x-versions-enabled') === null) return t.skip('Swift\'s object versioning is not in this tree');
+  assert.equal(head.headers.get('x-versions-enabled'), 'True');
+  const a = (await s3.call('PUT', '/s3/ver-shared/k', { body: 'from s3' })).headers.get('x-amz-version-id')!;
+  const put = await swift('PUT', '/ver-shared/k', { raw: 'from swift' });
+  assert.equal(put.status, 201);
+  const b = put.headers.get('x-object-version-id')!;
+  assert.ok(b > a);
+  const listed = await s3.call('GET', '/s3/ver-shared', { query: 'versions' });
+  assert.deepEqual(xmlAll(listed.text, 'VersionId'), [b, a]);
+  assert.equal((await s3.call('GET', '/s3/ver-shared/k', { query: `versionId=${a}` })).text, 'from s3');
+  const sv = await swift('GET', '/ver-shared?versions&format=json');
+  assert.deepEqual((sv.body as Array<{ version_id: string }>).map((v) => v.version_id), [b, a]);
+  assert.equal((await swift('GET', `/ver-shared/k?version-id=${a}`)).body, 'from s3');
+  // an S3 delete marker is Swift's
+  const del = await s3.call('DELETE', '/s3/ver-shared/k');
+  assert.equal((await swift('GET', '/ver-shared/k')).status, 404);
+  assert.equal((await swift('DELETE', `/ver-shared/k?version-id=${del.headers.get('x-amz-version-id')}`)).status, 204);
+  assert.equal((await s3.call('GET', '/s3/ver-shared/k')).text, 'from swift');
+});
+
+test('Swift ACLs naming another project, and a reader\'s role, decide S3 access alike', async () => {
+  const carol = await tenant(cloud);
+  const carolS3 = s3Client(cloud, await ec2Keys(cloud, carol));
+  const swift = (method: string, path: string, headers: Record<string, string> = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, headers });
+  assert.equal((await s3.call('PUT', '/s3/acl-shared')).status, 200);
+  await s3.call('PUT', '/s3/acl-shared/o', { body: 'shared' });
+  assertS3Error(await carolS3.call('GET', '/s3/acl-shared/o'), 403, 'AccessDenied');
+  assert.equal((await swift('POST', '/acl-shared', { 'x-container-read': `${carol.projectId}:*`, 'x-container-write': `${carol.projectId}:*` })).status, 204);
+  assert.equal((await carolS3.call('GET', '/s3/acl-shared/o')).text, 'shared');
+  assert.deepEqual(xmlAll((await carolS3.call('GET', '/s3/acl-shared')).text, 'Key'), ['o']);
+  assert.equal((await carolS3.call('PUT', '/s3/acl-shared/by-carol', { body: 'c' })).status, 200);
+  // but the bucket's configuration stays its owner's
+  assertS3Error(await carolS3.call('GET', '/s3/acl-shared', { query: 'acl' }), 403, 'AccessDenied');
+  assertS3Error(await carolS3.call('DELETE', '/s3/acl-shared'), 403, 'AccessDenied');
+  // a reader of the bucket's project reads and does not write
+  const admin = (method: string, path: string, body?: unknown) => cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
+  const u = await admin('POST', '/users', { user: { name: `reader-${process.pid}`, domain_id: 'default', password: 'reader-pw-1' } });
+  const readerRole = ((await admin('GET', '/roles')).body.roles as Array<{ id: string; name: string }>).find((r) => r.name === 'reader')!;
+  assert.equal((await admin('PUT', `/projects/${alice.projectId}/users/${u.body.user.id}/roles/${readerRole.id}`)).status, 204);
+  const readerToken = await cloud.login(`reader-${process.pid}`, 'reader-pw-1', alice.projectId);
+  const readerS3 = s3Client(cloud, await ec2Keys(cloud, { projectId: alice.projectId, userId: u.body.user.id, token: readerToken }));
+  assert.equal((await readerS3.call('GET', '/s3/acl-shared/o')).text, 'shared');
+  assert.equal((await readerS3.call('GET', '/s3/acl-shared')).status, 200);
+  assertS3Error(await readerS3.call('PUT', '/s3/acl-shared/by-reader', { body: 'r' }), 403, 'AccessDenied');
+  assertS3Error(await readerS3.call('PUT', '/s3/reader-made'), 403, 'AccessDenied');
+  assertS3Error(await readerS3.call('DELETE', '/s3/acl-shared/o'), 403, 'AccessDenied');
 });

@@ -95,3 +95,20 @@ test('X-Versions-Enabled: version ids, ?versions, version-id reads and deletes, 
   expectStatus(await s.call('DELETE', `nv/o?version-id=${id1}`), 204);
   expectStatus(await s.call('DELETE', 'nv'), 204);
 });
+
+test('X-Versions-Enabled turned on over existing objects: an overwrite keeps the old object as a version', async () => {
+  expectStatus(await s.call('PUT', 'late'), 201);
+  expectStatus(await s.call('PUT', 'late/o', { body: 'before' }), 201);
+  assert.equal((await s.call('HEAD', 'late/o')).headers.get('x-object-version-id'), null, 'no versioning yet');
+  expectStatus(await s.call('POST', 'late', { headers: { 'X-Versions-Enabled': 'true' } }), 204);
+  assert.equal((await s.call('HEAD', 'late/o')).headers.get('x-object-version-id'), 'null');
+  expectStatus(await s.call('PUT', 'late/o', { body: 'after' }), 201);
+  const versions = JSON.parse((await s.call('GET', 'late?versions&format=json')).text) as Array<{ version_id: string; is_latest: boolean }>;
+  assert.equal(versions.length, 2);
+  assert.equal(versions[0]!.is_latest, true);
+  assert.equal((await s.call('GET', `late/o?version-id=${versions[1]!.version_id}`)).text, 'before');
+  // suspended: writes replace the current object without a new version
+  expectStatus(await s.call('POST', 'late', { headers: { 'X-Versions-Enabled': 'false' } }), 204);
+  assert.equal((await s.call('HEAD', 'late')).headers.get('x-versions-enabled'), 'False');
+});
+

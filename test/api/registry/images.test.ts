@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
 import { buildLayerBlob, inspectArchive } from '../../../src/agent/drivers/container/oci.ts';
+import { AGENT_TOKEN_HEADER } from '../../../src/fleet/protocol.ts';
 import { bearer, imageManifest, pushBlob, raw, sha256, token } from './lib.ts';
 
 let alice: Tenant & { project: string };
@@ -65,6 +66,13 @@ test('a pushed tag is a Glance image whose data is the OCI archive of the image'
   const archive = await inspectArchive(file);
   assert.equal(archive.layers.length, 1);
   assert.deepEqual(archive.config.config?.Cmd, ['/hello']);
+
+  // what an agent downloads to boot it (the agent API)
+  const agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
+  const a = await fetch(`${cloud.url}/agent/v1/images/${img.id}/file`, { headers: { [AGENT_TOKEN_HEADER]: agentToken } });
+  assert.equal(a.status, 200);
+  assert.equal(a.headers.get('content-length'), String(img.size));
+  assert.ok(Buffer.from(await a.arrayBuffer()).equals(tar));
 
   // a range of it
   const part = await fetch(`${cloud.url}/image/v2/images/${img.id}/file`, { headers: { 'X-Auth-Token': alice.token, Range: 'bytes=1000-2999' } });

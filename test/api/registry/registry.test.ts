@@ -162,6 +162,15 @@ test('chunked push: Content-Range in order, 416 out of order, status by GET, can
   assert.equal((await raw(cloud, 'DELETE', loc2, { headers: bearer(t) })).status, 204);
   assert.equal((await raw(cloud, 'PATCH', loc2, { headers: { ...bearer(t), 'Content-Type': 'application/octet-stream' }, body: 'x' })).status, 404);
 
+  // two chunks for the same offset at once: one is taken, the other is out of order
+  r = await raw(cloud, 'POST', `/v2/${name}/blobs/uploads/`, { headers: bearer(t) });
+  const racy = r.headers.get('location')!;
+  const both = await Promise.all([1, 2].map((n) => raw(cloud, 'PATCH', racy, { headers: { ...bearer(t), 'Content-Type': 'application/octet-stream', 'Content-Range': '0-99999' }, body: Buffer.alloc(100_000, n) })));
+  assert.deepEqual(both.map((x) => x.status).sort(), [202, 416]);
+  const won = both[0]!.status === 202 ? 1 : 2;
+  r = await raw(cloud, 'PUT', `${racy}?digest=${sha256(Buffer.alloc(100_000, won))}`, { headers: bearer(t) });
+  assert.equal(r.status, 201, r.text);
+
   // POST then PUT with the whole blob; a wrong digest at the end is DIGEST_INVALID
   r = await raw(cloud, 'POST', `/v2/${name}/blobs/uploads/`, { headers: bearer(t) });
   const loc3 = r.headers.get('location')!;
@@ -216,6 +225,9 @@ test('manifests by tag and digest, tags with n/last and Link; a missing blob and
     assert.equal(r.status, 400, body);
     assert.equal(r.json.errors[0].code, 'MANIFEST_INVALID');
   }
+  r = await raw(cloud, 'PUT', `/v2/${name}/manifests/huge`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: Buffer.alloc(4 * 1024 * 1024 + 1, 32) });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.errors[0].code, 'SIZE_INVALID');
   r = await raw(cloud, 'PUT', `/v2/${name}/manifests/.bad`, { headers: { ...bearer(t), 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: img.manifest });
   assert.equal(r.status, 400);
   r = await raw(cloud, 'GET', `/v2/${name}/manifests/nosuchtag`, { headers: bearer(t) });
@@ -351,8 +363,14 @@ test('public repositories: anyone pulls, nobody else pushes; the catalog lists w
   // only a member sets visibility
   let r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': bob.token, 'Content-Type': 'application/json' }, body: '{"public": true}' });
   assert.equal(r.status, 403);
+  for (const bad of ['{not json', '{"public": "yes"}', '']) {
+    r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token, 'Content-Type': 'application/json' }, body: bad });
+    assert.equal(r.status, 400, bad);
+  }
   r = await raw(cloud, 'PUT', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token, 'Content-Type': 'application/json' }, body: '{"public": true}' });
   assert.equal(r.status, 200, r.text);
+  r = await raw(cloud, 'GET', `/v2/_stratus/repositories/${alice.project}/open`, { headers: { 'X-Auth-Token': alice.token } });
+  assert.deepEqual(r.json, { name: `${alice.project}/open`, public: true });
   assert.deepEqual(r.json, { name: `${alice.project}/open`, public: true });
 
   // anonymous: without a token, and with an anonymous token

@@ -143,3 +143,83 @@ test('an observed state that does not match the kind is refused', async () => {
   });
   assert.equal(r.status, 400);
 });
+
+test('a volume\'s status follows its attachment rows: an upload or extend ending after a detach, the legacy flow beside the attachments API, a reset to detached', async () => {
+  const HOST = `vk-settle-${process.pid}`;
+  await register(HOST, 1000);
+  const server = '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a';
+  const made = async (body: Record<string, unknown> = {}) => {
+    const c = await call('POST', '/volumes', { body: { volume: { size: 1, ...body } } });
+    assert.equal(c.status, 202, JSON.stringify(c.body));
+    const w = (await watch(HOST)).volumes.get(c.body.volume.id)!;
+    assert.ok(w, 'placed on the test host');
+    await report(HOST, 'volume', c.body.volume.id, w.version, { state: 'present', size_gib: 1, location: '/x' });
+    assert.equal((await show(c.body.volume.id)).status, 'available');
+    return c.body.volume.id as string;
+  };
+  const act = (id: string, body: unknown, version?: string) => call('POST', `/volumes/${id}/action`, { body, ...(version ? { version } : {}) });
+  const attach = async (id: string) => {
+    assert.equal((await act(id, { 'os-reserve': null })).status, 202);
+    assert.equal((await act(id, { 'os-attach': { instance_uuid: server, mountpoint: '/dev/vdb' } })).status, 202);
+    const v = await show(id);
+    assert.equal(v.status, 'in-use');
+    return v.attachments[0].attachment_id as string;
+  };
+
+  // a forced upload of an in-use volume, detached while it runs: the upload keeps its status, and ends available
+  const up = await made();
+  const att = await attach(up);
+  const u = await act(up, { 'os-volume_upload_image': { image_name: 'vk-settle', force: true } });
+  assert.equal(u.status, 202, JSON.stringify(u.body));
+  assert.equal((await call('DELETE', `/attachments/${att}`, { version: '3.27' })).status, 200);
+  assert.equal((await show(up)).status, 'uploading', 'a detach leaves an upload\'s status alone');
+  const uw = (await watch(HOST)).volumes.get(up)!;
+  assert.ok(uw.spec.upload, 'the host is still handed the upload');
+  await report(HOST, 'volume', up, uw.version, { state: 'present', size_gib: 1, location: '/x', uploaded: u.body['os-volume_upload_image'].image_id });
+  const after = await show(up);
+  assert.deepEqual([after.status, after.attachments], ['available', []], 'available: nothing is attached any more');
+  // a legacy detach while uploading leaves the status to the upload too
+  await attach(up);
+  const u2 = await act(up, { 'os-volume_upload_image': { image_name: 'vk-settle-2', force: true } });
+  assert.equal((await act(up, { 'os-detach': {} })).status, 202);
+  assert.equal((await show(up)).status, 'uploading');
+  const uw2 = (await watch(HOST)).volumes.get(up)!;
+  await report(HOST, 'volume', up, uw2.version, { state: 'present', size_gib: 1, location: '/x', uploaded: u2.body['os-volume_upload_image'].image_id });
+  assert.equal((await show(up)).status, 'available');
+
+  // an in-use volume extended (3.42) and detached meanwhile: available at the end
+  const ex = await made();
+  const exAtt = await attach(ex);
+  assert.equal((await act(ex, { 'os-extend': { new_size: 2 } }, '3.42')).status, 202);
+  assert.equal((await call('DELETE', `/attachments/${exAtt}`, { version: '3.27' })).status, 200);
+  const ew = (await watch(HOST)).volumes.get(ex)!;
+  await report(HOST, 'volume', ex, ew.version, { state: 'present', size_gib: 2, location: '/x' });
+  assert.deepEqual([(await show(ex)).status, (await show(ex)).size], ['available', 2]);
+
+  // the legacy flow counts the attachments API's reservations: os-unreserve of a volume an attachment is
+  // attaching leaves it attaching; a legacy detach beside a reservation leaves it reserved
+  const lv = await made();
+  const a = await call('POST', '/attachments', { version: '3.27', body: { attachment: { volume_uuid: lv, instance_uuid: server, connector: { host: HOST } } } });
+  assert.equal(a.status, 200, JSON.stringify(a.body));
+  assert.equal((await show(lv)).status, 'attaching');
+  assert.equal((await act(lv, { 'os-unreserve': null })).status, 202);
+  assert.equal((await show(lv)).status, 'attaching', 'the attachment still attaching');
+  const type = (await call('POST', '/types', { body: { volume_type: { name: `vk-multi-${process.pid}`, extra_specs: { multiattach: '<is> True' } } } })).body.volume_type;
+  const mv = await made({ volume_type: type.name });
+  assert.equal((await act(mv, { 'os-attach': { instance_uuid: '7d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a', mountpoint: '/dev/vdc' } })).status, 202);
+  const legacy = (await show(mv)).attachments[0].attachment_id as string;
+  const r = await call('POST', '/attachments', { version: '3.27', body: { attachment: { volume_uuid: mv, instance_uuid: server } } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal((await show(mv)).status, 'in-use');
+  assert.equal((await act(mv, { 'os-detach': { attachment_id: legacy } })).status, 202);
+  assert.equal((await show(mv)).status, 'reserved', 'the reservation is still there');
+
+  // a reset to detached drops the attachments and their exports: a new version for the host, without them
+  const before = (await watch(HOST)).volumes.get(lv) ?? { version: known[HOST]!.volume![lv]!, spec: null };
+  const withExport = await call('GET', `/volumes/${lv}`);
+  assert.equal(withExport.body.volume.status, 'attaching');
+  assert.equal((await act(lv, { 'os-reset_status': { status: 'available', attach_status: 'detached' } })).status, 202);
+  const reset = (await watch(HOST)).volumes.get(lv);
+  assert.ok(reset && reset.version > before.version, 'the host is handed a new version');
+  assert.deepEqual(reset.spec.exports, [], 'without the export');
+});

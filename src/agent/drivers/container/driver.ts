@@ -42,6 +42,7 @@ import { usernsWanted } from './userns.ts';
 import { ImageStore } from './store.ts';
 import { ContainerVolumes } from './volumes.ts';
 import { observedVolumes, VolumeAttacher, type VolumeRecord } from '../volume-attach.ts';
+import { volumeDirOf } from '../volume/host.ts';
 
 export interface ContainerDriverOptions extends ServerDriverOptions {
   runc?: string;
@@ -104,7 +105,7 @@ export class ContainerDriver implements ComputeDriver {
     this.netns = new NetnsBatcher(this.sp, join(o.stateDir, 'tmp'));
     this.fifos = new FifoPool(this.sp, join(o.stateDir, 'fifos'));
     this.hardening = new Hardening(o.stateDir, this.serversDir, this.sp);
-    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'));
+    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'), [volumeDirOf(o.stateDir)]);
     this.volumes = new ContainerVolumes(this.attacher, o.log);
   }
 

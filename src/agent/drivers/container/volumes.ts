@@ -18,12 +18,19 @@
 //                  namespace's: no node of the host's root can be made or
 //                  opened there): it gets the mount only, made from a node
 //                  put on its root overlay for the moment;
-//   mount          util-linux `mount -N /proc/<pid>/ns/mnt`: the host's mount
-//                  binary, mount(2) in the container's mount namespace (the
-//                  paths resolved in the container's root); the mount point
-//                  made by mkdir under /proc/<pid>/root, refusing a path
-//                  through a symbolic link.
-// Detach: umount the same way (a busy file system is retried until
+//   mount          util-linux `mount -N /proc/<pid>/ns/mnt -o X-mount.mkdir`:
+//                  the host's mount binary enters the container's mount
+//                  namespace first, then makes the missing directories of
+//                  the mount point and mounts, so every path is resolved in
+//                  the container's own root: a component the container
+//                  swaps for a symbolic link to a host path meanwhile leads
+//                  into the container, never to the host (nothing is made
+//                  through /proc/<pid>/root, where an absolute link would
+//                  resolve in the agent's root). A mount path through a
+//                  symbolic link is refused (looked at first, reading only,
+//                  and a mount that landed elsewhere all the same undone).
+// Detach: umount the same way, every mount of the volume in the container
+// wherever it sits now (a busy file system is retried until
 // UMOUNT_TIMEOUT_MS, never forced or lazily detached: the attachment is then
 // `failed` and stays), the node removed, the rule denied, the loop device
 // released. A stopped or deleted container holds no mount (its namespace is
@@ -156,11 +163,20 @@ export class ContainerVolumes {
     await fsp.writeFile(join(c.devicesCgroup, allow ? 'devices.allow' : 'devices.deny'), `b ${dev.major}:${dev.minor} ${access}`);
   }
 
-  /** Whether `path` is a mount point in the container (its mountinfo, paths as the container sees them). */
-  private async mounted(pid: number, path: string): Promise<boolean> {
+  /** The container's mounts (its mountinfo, paths as the container sees them): mount id, mount point, source. */
+  private async mounts(pid: number): Promise<Array<{ id: string; at: string; source: string }>> {
     const text = await fsp.readFile(`/proc/${pid}/mountinfo`, 'utf8').catch(() => '');
-    const esc = path.replace(/[ \t\n\\]/g, (ch) => `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`);
-    return text.split('\n').some((l) => l.split(' ')[4] === esc);
+    const unesc = (x: string) => x.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    return text.split('\n').filter(Boolean).map((l) => {
+      const f = l.split(' ');
+      const rest = f.slice(f.indexOf('-') + 1);
+      return { id: f[0]!, at: unesc(f[4] ?? ''), source: unesc(rest[1] ?? '') };
+    });
+  }
+
+  /** Whether `path` is a mount point in the container. */
+  private async mounted(pid: number, path: string): Promise<boolean> {
+    return (await this.mounts(pid)).some((m) => m.at === path);
   }
 
   private async attach(c: RunningContainer, v: ContainerVolume, userns: boolean): Promise<void> {
@@ -183,14 +199,16 @@ export class ContainerVolumes {
       }
     }
     if (!mp || !v.fstype || (await this.mounted(c.pid, mp))) return;
-    // the mount point, one component at a time, never through a symbolic link
+    // a first look from the host for a clear refusal of a symbolic link, reading only, up to the first component
+    // missing (what it finds decides nothing else: mount resolves the path in the container's namespace)
     let at = root;
     for (const part of mp.split('/').filter(Boolean)) {
       at = `${at}/${part}`;
-      const s = await fsp.lstat(at).catch(() => null);
-      if (s?.isSymbolicLink()) throw new AttachError(`The mount path ${mp} goes through a symbolic link in the container.`);
-      if (!s) await fsp.mkdir(at, { mode: 0o755 });
-      else if (!s.isDirectory()) throw new AttachError(`The mount path ${mp} is not a directory in the container.`);
+      const st = await fsp.lstat(at).catch(() => null);
+      if (!st?.isDirectory()) {
+        if (st?.isSymbolicLink()) throw new AttachError(`The mount path ${mp} goes through a symbolic link in the container.`);
+        break;
+      }
     }
     // a user namespace's container mounts from a node made for the moment on its root (an overlay mounted
     // outside the user namespace, where a node opens), removed again at once
@@ -200,11 +218,25 @@ export class ContainerVolumes {
       const n = await run('mknod', ['-m', '0600', `${root}${source}`, 'b', String(v.dev.major), String(v.dev.minor)]);
       if (n.code !== 0) throw new Error(`mknod ${source}: ${n.stderr.trim()}`);
     }
+    const ns = `/proc/${c.pid}/ns/mnt`;
+    const before = new Set((await this.mounts(c.pid)).map((m) => m.id));
     try {
-      const r = await run('mount', ['-N', `/proc/${c.pid}/ns/mnt`, '-t', v.fstype, '-o', `nosuid,nodev${v.spec.read_only ? ',ro' : ''}`, source, mp], { timeoutMs: 60_000 });
+      // X-mount.mkdir: the missing directories made by mount once in the container's namespace (libmount's
+      // option, not passed to the kernel)
+      const r = await run('mount', ['-N', ns, '-t', v.fstype, '-o', `X-mount.mkdir=0755,nosuid,nodev${v.spec.read_only ? ',ro' : ''}`, source, mp], { timeoutMs: 60_000 });
       if (r.code !== 0) throw new AttachError(`The volume's file system could not be mounted at ${mp}: ${r.stderr.trim().split('\n').pop()}`);
     } finally {
       if (userns) await fsp.rm(`${root}${source}`, { force: true });
+    }
+    // a mount path through a symbolic link (or a component swapped for one meanwhile) sent the mount elsewhere in
+    // the container: undone, and refused
+    const made = (await this.mounts(c.pid)).filter((m) => !before.has(m.id) && m.source === source);
+    if (!made.some((m) => m.at === mp)) {
+      for (const m of made.reverse()) {
+        const u = await run('umount', ['-N', ns, m.at], { timeoutMs: 60_000 });
+        if (u.code !== 0) this.log.warn({ pid: c.pid, at: m.at, err: u.stderr.trim() }, 'a volume mounted through a symbolic link could not be unmounted');
+      }
+      throw new AttachError(`The mount path ${mp} goes through a symbolic link in the container.`);
     }
   }
 
@@ -213,16 +245,23 @@ export class ContainerVolumes {
     const root = `/proc/${c.pid}/root`;
     const mp = r.spec.mount_path;
     const dev = await this.attacher.device(r.spec.attachment_id);
-    if (mp && (await this.mounted(c.pid, mp))) {
-      const until = Date.now() + UMOUNT_TIMEOUT_MS;
-      for (;;) {
-        const u = await run('umount', ['-N', `/proc/${c.pid}/ns/mnt`, mp], { timeoutMs: 60_000 });
-        if (u.code === 0 || !(await this.mounted(c.pid, mp))) break;
-        if (Date.now() >= until) {
-          return `The volume's file system at ${mp} is in use in the server and was not unmounted within ${UMOUNT_TIMEOUT_MS / 1000} s; the detach is retried (${u.stderr.trim().split('\n').pop()}).`;
-        }
-        await sleep(500);
+    // every mount of the volume in the container, wherever it is now (a container may rename a directory above
+    // its mount point): by the source it was mounted from (the node, the host's loop device at start, a user
+    // namespace's node of the moment), and whatever is at the mount path
+    const sources = new Set([r.spec.device, ...(dev ? [dev.path, `/.stratus-volume-${dev.major}-${dev.minor}`] : [])]);
+    const ours = async () => (await this.mounts(c.pid)).filter((m) => m.at === mp || sources.has(m.source)).map((m) => m.at).reverse();
+    const until = Date.now() + UMOUNT_TIMEOUT_MS;
+    for (let left = await ours(); left.length; left = await ours()) {
+      let why = '';
+      for (const at of left) {
+        const u = await run('umount', ['-N', `/proc/${c.pid}/ns/mnt`, at], { timeoutMs: 60_000 });
+        if (u.code !== 0) why = u.stderr.trim().split('\n').pop() ?? '';
       }
+      if (!(await ours()).length) break;
+      if (Date.now() >= until) {
+        return `The volume's file system at ${left.join(', ')} is in use in the server and was not unmounted within ${UMOUNT_TIMEOUT_MS / 1000} s; the detach is retried (${why}).`;
+      }
+      await sleep(500);
     }
     if (DEVICE.test(r.spec.device)) {
       const node = `${root}${r.spec.device}`;

@@ -83,6 +83,7 @@ import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError, QmpTimeoutError } from './qmp.ts';
 import { AttachError, observedVolumes, VolumeAttacher, type HostBlockDevice, type VolumeRecord } from '../volume-attach.ts';
+import { volumeDirOf } from '../volume/host.ts';
 import type { ConsoleProvider } from '../../stream.ts';
 import { VM_USER } from '../qemu-user.ts';
 
@@ -193,7 +194,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     this.root = join(o.stateDir, 'vm');
     this.serversDir = join(this.root, 'servers');
     this.images = new VmImageCache(this.root);
-    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'));
+    this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'), [volumeDirOf(o.stateDir)]);
   }
 
   // --- paths

@@ -23,9 +23,13 @@
 //
 // The volume and volume_snapshot reconcilers run side by side, so every call
 // that touches a volume's files (create, and a clone's or a snapshot's source;
-// extend, delete, snapshot, observe) holds that volume's lock (KeyedLock), and
-// the layer collection and the stray scan hold every lock: a qcow2 freeze
-// renames the volume's file away for a moment, which no other call may see.
+// extend, delete, snapshot, observe) holds that volume's lock, and the layer
+// collection and the stray scan hold every lock: a qcow2 freeze renames the
+// volume's file away for a moment, which no other call may see. The lock is
+// the agent's one per volume (host.ts `volumeLocks`), which an attachment's
+// device also holds while it is made or released (../volume-attach.ts): a
+// snapshot's check that no storage daemon holds the file open, and its
+// freeze, never race an attach starting one.
 // A freeze's overlay has a name of its own (`<vol>.<uuid>.next`).
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -33,7 +37,8 @@ import type { VolumeExport, VolumeExportObserved, VolumePoolStats, VolumeSource 
 import { VolumeErrorCode } from '../../../volume/protocol.ts';
 import { openLoopBtrfs } from '../container/quota.ts';
 import { isMountPoint } from '../container/host.ts';
-import { ALL_KEYS, KeyedLock } from '../../../common/keyed-lock.ts';
+import { ALL_KEYS } from '../../../common/keyed-lock.ts';
+import { volumeLocks } from './host.ts';
 import { userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
 import { HttpError } from '../../client.ts';
@@ -105,8 +110,8 @@ export class FileBackend implements VolumeBackend {
   private fmt: FileFormat | null = null;
   /** The loop image this backend mounted on `dir` (auto on a file system without reflink). */
   private loopImage: string | null = null;
-  /** One lock per volume id; ALL_KEYS for the pool-wide scans. */
-  private readonly locks = new KeyedLock();
+  /** One lock per volume id, shared with the attachments' devices (host.ts); ALL_KEYS for the pool-wide scans. */
+  private readonly locks = volumeLocks;
 
   constructor(o: FileBackendOptions) {
     this.dir = o.dir;
