@@ -5,12 +5,15 @@
 //
 // Crash safety, the whole of it:
 // - a blob is named in the database (`pending`, owned by this replica) before
-//   a byte of it is written;
+//   a byte of it is written (small writes take ids reserved ahead in batches:
+//   `reserved` rows, pending alike, and ready files; unused ones removed at
+//   stop or at the next start);
 // - the one transaction that makes an object visible makes its blob `live` (or
 //   adds references to existing blobs: copy, compose), and turns the blobs of
 //   the object it replaces or removes whose last reference went into `garbage`;
 // - files of garbage blobs are removed after the commit, then their rows;
-// - start() removes this replica's pending blobs and every garbage blob.
+// - start() removes this replica's pending and reserved blobs and every
+//   garbage blob.
 // A kill -9 at any moment leaves the old object or the new one, whole, and no
 // file that no row names (`audit()` reports any, and any blob whose bytes no
 // longer match their checksums).
@@ -315,7 +318,7 @@ export class ObjectStore {
   private reaper: NodeJS.Timeout | null = null;
   private reaping: Promise<void> | null = null;
   private readonly collecting = new Set<Promise<void>>();
-  /** Blob ids reserved ahead (pending rows, ready in the backend), handed to writes one each. */
+  /** Blob ids reserved ahead (`reserved` rows, ready in the backend), handed to writes one each. */
   private spare: string[] = [];
   private reserving: Promise<void> | null = null;
   private stopped = false;
@@ -336,7 +339,7 @@ export class ObjectStore {
 
   /** Crash recovery (this replica's pending blobs, every garbage blob), then the expiry sweeps. */
   async start(): Promise<void> {
-    const pending = await this.db.selectFrom('object_blobs').select('id').where('state', '=', 'pending').where('owner', '=', this.owner).execute();
+    const pending = await this.db.selectFrom('object_blobs').select('id').where('state', 'in', ['pending', 'reserved']).where('owner', '=', this.owner).execute();
     if (pending.length) {
       this.log.info({ blobs: pending.length }, 'object store: removing blobs of writes interrupted by a crash');
       await this.discard(pending.map((r) => r.id));
@@ -565,7 +568,7 @@ export class ObjectStore {
       const prefix = randomBytes(1).toString('hex');
       const ids = Array.from({ length: RESERVE_BATCH }, () => newBlobId(prefix));
       const created_at = new Date().toISOString();
-      await this.db.insertInto('object_blobs').values(ids.map((id) => ({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at }))).execute();
+      await this.db.insertInto('object_blobs').values(ids.map((id) => ({ id, size: 0, md5: null, refs: 0, state: 'reserved', owner: this.owner, created_at }))).execute();
       try {
         await this.backend.reserve!(ids);
       } catch (err) {
@@ -1056,7 +1059,7 @@ export class ObjectStore {
   private async discard(ids: string[]): Promise<void> {
     try {
       await this.backend.remove(ids);
-      await this.db.deleteFrom('object_blobs').where('id', 'in', ids).where('state', '=', 'pending').execute();
+      await this.db.deleteFrom('object_blobs').where('id', 'in', ids).where('state', 'in', ['pending', 'reserved']).execute();
     } catch (err) {
       this.log.warn({ err, blobs: ids.length }, 'object store: removing a failed write\'s blob failed');
     }
