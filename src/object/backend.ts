@@ -39,6 +39,18 @@ export interface ObjectBackend {
    */
   write(id: string, source: Readable | AsyncIterable<Buffer | Uint8Array>, o: BlobWriteOptions): Promise<BlobWritten>;
   /**
+   * Optional: makes blobs `ids` ready ahead of their write(), durably (for
+   * files: empty files created and their directory fsynced, handles kept
+   * open for synchronous writes), so a small write of one of them is one
+   * system call: its bytes, durable when it returns.
+   * The store names them in pending rows first and passes each id to one
+   * write() or to remove(); what is ready holds no object's bytes, and a
+   * crash leaves it to the store's pending rows.
+   */
+  reserve?(ids: readonly string[]): Promise<void>;
+  /** The largest declared size a reserved blob is for (larger or undeclared writes take a new id). */
+  readonly reserveUpTo?: number;
+  /**
    * The bytes of blob `id` (of `size` bytes, as recorded), optionally only
    * `range`, each byte checked against the blob's checksums as it is read: a
    * mismatch or a missing blob makes the stream error with BlobCorruptError

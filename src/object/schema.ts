@@ -11,9 +11,11 @@
 //   scan; `segments` lists the blobs that make the bytes in order.
 // - object_blobs: every blob the backend holds or may hold: `pending` (named
 //   before it is written; made live by the transaction that makes its object
-//   visible), `live` (referenced `refs` times by objects), `garbage` (no more
-//   references; its file is removed after the commit). At start the store
-//   removes its pending and garbage blobs, so a crash leaves no orphan.
+//   visible), `reserved` (named ahead in a batch for a small write, its empty
+//   file ready; handed to one write, it is pending alike), `live` (referenced
+//   `refs` times by objects), `garbage` (no more references; its file is
+//   removed after the commit). At start the store removes its pending, reserved
+//   and garbage blobs, so a crash leaves no orphan.
 //
 // Names are compared byte-wise (UTF-8 order, as Swift lists): PostgreSQL's
 // name columns are COLLATE "C"; SQLite's default collation is already binary.
@@ -70,9 +72,9 @@ export interface ObjectTables {
     size: number;
     md5: string | null;
     refs: number;
-    /** pending, live or garbage. */
+    /** pending, reserved, live or garbage. */
     state: string;
-    /** The replica that wrote it (a pending blob is removed at that replica's next start). */
+    /** The replica that wrote it (a pending or reserved blob is removed at that replica's next start). */
     owner: string;
     created_at: string;
   };

@@ -5,12 +5,15 @@
 //
 // Crash safety, the whole of it:
 // - a blob is named in the database (`pending`, owned by this replica) before
-//   a byte of it is written;
+//   a byte of it is written (small writes take ids reserved ahead in batches:
+//   `reserved` rows, pending alike, and ready files; unused ones removed at
+//   stop or at the next start);
 // - the one transaction that makes an object visible makes its blob `live` (or
 //   adds references to existing blobs: copy, compose), and turns the blobs of
 //   the object it replaces or removes whose last reference went into `garbage`;
 // - files of garbage blobs are removed after the commit, then their rows;
-// - start() removes this replica's pending blobs and every garbage blob.
+// - start() removes this replica's pending and reserved blobs and every
+//   garbage blob.
 // A kill -9 at any moment leaves the old object or the new one, whole, and no
 // file that no row names (`audit()` reports any, and any blob whose bytes no
 // longer match their checksums).
@@ -20,7 +23,7 @@
 // keyset bounds (marker, end_marker, prefix): no scan, no OFFSET.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import { isPostgres } from '../db/migration-helpers.ts';
@@ -236,7 +239,11 @@ export const timestampDate = (ts: string): Date => new Date(Math.floor(Number(ts
  * in flight together land in one directory of the file backend and share its
  * fsync; the rest is random.
  */
-const newBlobId = (): string => (Math.floor(Date.now() / 1000) % 256).toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
+const newBlobId = (prefix = (Math.floor(Date.now() / 1000) % 256).toString(16).padStart(2, '0')): string => prefix + randomBytes(15).toString('hex');
+
+/** Blobs reserved ahead at a time (backends with reserve()), and how few left start the next batch. */
+const RESERVE_BATCH = 64;
+const RESERVE_LOW = 24;
 
 function containerInfo(r: ContRow): ContainerInfo {
   return {
@@ -285,6 +292,12 @@ function checkConditions(old: ObjRow | undefined, c: WriteConditions, now: numbe
   }
 }
 
+interface GroupItem {
+  fn: (trx: Transaction<ObjectTables>) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 export interface ObjectStoreOptions {
   db: Db;
   backend: ObjectBackend;
@@ -305,6 +318,13 @@ export class ObjectStore {
   private reaper: NodeJS.Timeout | null = null;
   private reaping: Promise<void> | null = null;
   private readonly collecting = new Set<Promise<void>>();
+  /** Blob ids reserved ahead (`reserved` rows, ready in the backend), handed to writes one each. */
+  private spare: string[] = [];
+  private reserving: Promise<void> | null = null;
+  private stopped = false;
+  /** Writes waiting for the next group commit (groupTx). */
+  private group: GroupItem[] = [];
+  private groupScheduled = false;
 
   constructor(o: ObjectStoreOptions) {
     this.db = o.db as unknown as Kysely<ObjectTables>;
@@ -319,7 +339,7 @@ export class ObjectStore {
 
   /** Crash recovery (this replica's pending blobs, every garbage blob), then the expiry sweeps. */
   async start(): Promise<void> {
-    const pending = await this.db.selectFrom('object_blobs').select('id').where('state', '=', 'pending').where('owner', '=', this.owner).execute();
+    const pending = await this.db.selectFrom('object_blobs').select('id').where('state', 'in', ['pending', 'reserved']).where('owner', '=', this.owner).execute();
     if (pending.length) {
       this.log.info({ blobs: pending.length }, 'object store: removing blobs of writes interrupted by a crash');
       await this.discard(pending.map((r) => r.id));
@@ -334,10 +354,15 @@ export class ObjectStore {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.reaper) clearInterval(this.reaper);
     this.reaper = null;
     await this.reaping;
     await Promise.all(this.collecting);
+    await this.reserving?.catch(() => undefined);
+    const spare = this.spare;
+    this.spare = [];
+    if (spare.length) await this.discard(spare);
   }
 
   // ---- accounts
@@ -484,8 +509,7 @@ export class ObjectStore {
       const cur = await this.db.selectFrom('object_objects').selectAll().where('container_id', '=', c.id).where('name', '=', name).executeTakeFirst();
       checkConditions(cur, o, nowSeconds());
     }
-    const id = newBlobId();
-    await this.db.insertInto('object_blobs').values({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at: new Date().toISOString() }).execute();
+    const id = await this.pendingBlob(o.size !== undefined && o.size <= (this.backend.reserveUpTo ?? 0));
     let written;
     try {
       written = await this.backend.write(id, body, { expectedSize: o.size, maxSize: Math.min(o.maxSize ?? MAX_OBJECT_SIZE, MAX_OBJECT_SIZE) });
@@ -506,7 +530,7 @@ export class ObjectStore {
     };
     let garbage: string[];
     try {
-      garbage = await this.tx(async (trx) => {
+      garbage = await this.groupTx(async (trx) => {
         const g = await this.replace(trx, c, row, o);
         await trx.updateTable('object_blobs').set({ state: 'live', refs: 1, size: written.size, md5: written.md5 }).where('id', '=', id).execute();
         return g;
@@ -517,6 +541,47 @@ export class ObjectStore {
     }
     this.collectLater(garbage);
     return objectInfo(row);
+  }
+
+  /**
+   * A new blob id, named in a pending row: for a small write, one reserved
+   * ahead when the backend reserves (a batch's rows inserted in one statement,
+   * its files made ready together), else a row inserted now.
+   */
+  private async pendingBlob(small: boolean): Promise<string> {
+    if (small && this.backend.reserve && !this.stopped) {
+      if (this.spare.length <= RESERVE_LOW) this.reserveMore();
+      const id = this.spare.pop();
+      if (id) return id;
+      // none ready yet (the first writes, or a burst): this write names its own rather than wait
+    }
+    const id = newBlobId();
+    await this.db.insertInto('object_blobs').values({ id, size: 0, md5: null, refs: 0, state: 'pending', owner: this.owner, created_at: new Date().toISOString() }).execute();
+    return id;
+  }
+
+  /** Starts reserving the next batch of blobs, unless one is under way. */
+  private reserveMore(): void {
+    if (this.reserving) return;
+    const run = (async () => {
+      // one directory for the batch: one fsync of it makes every name durable
+      const prefix = randomBytes(1).toString('hex');
+      const ids = Array.from({ length: RESERVE_BATCH }, () => newBlobId(prefix));
+      const created_at = new Date().toISOString();
+      await this.db.insertInto('object_blobs').values(ids.map((id) => ({ id, size: 0, md5: null, refs: 0, state: 'reserved', owner: this.owner, created_at }))).execute();
+      try {
+        await this.backend.reserve!(ids);
+      } catch (err) {
+        await this.discard(ids);
+        throw err;
+      }
+      if (this.stopped) await this.discard(ids);
+      else this.spare.push(...ids);
+    })();
+    this.reserving = run;
+    run.then(() => undefined, (err) => { this.log.warn({ err }, 'object store: reserving blobs failed'); }).finally(() => {
+      if (this.reserving === run) this.reserving = null;
+    });
   }
 
   /** The object and a stream of its bytes (or of `range`, [start, end) in bytes), checksums verified as read. */
@@ -603,7 +668,7 @@ export class ObjectStore {
   /** Removes an object; the removed one, or null when there was none (an expired one is swept and counts as none). */
   async deleteObject(c: ContainerInfo, name: string, cond: WriteConditions = {}): Promise<ObjectInfo | null> {
     const now = nowSeconds();
-    const { gone, garbage } = await this.tx(async (trx) => {
+    const { gone, garbage } = await this.groupTx(async (trx) => {
       const cur = await this.loadObject(trx, c.id, name);
       checkConditions(cur, cond, now);
       if (!cur) return { gone: null, garbage: [] as string[] };
@@ -864,6 +929,60 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * A transaction of a PUT's or DELETE's records, committed together with the
+   * others that became ready in the same turn of the event loop (SQLite: one
+   * writer at a time, so one commit serves them all); each runs in its own
+   * savepoint, so one that fails (a condition, a vanished container) is undone
+   * alone and the others commit. Each resolves only once the commit is done.
+   * PostgreSQL takes each in its own transaction (concurrent writers there).
+   */
+  private groupTx<T>(fn: (trx: Transaction<ObjectTables>) => Promise<T>): Promise<T> {
+    if (this.pg) return this.tx(fn);
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ fn, resolve, reject } as GroupItem);
+      if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => { void this.commitGroup(); });
+      }
+    });
+  }
+
+  private async commitGroup(): Promise<void> {
+    const items = this.group;
+    this.group = [];
+    this.groupScheduled = false;
+    if (items.length === 1) {
+      const only = items[0]!;
+      await this.tx(only.fn).then(only.resolve, only.reject);
+      return;
+    }
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (const item of items) {
+          await sql`savepoint object_write`.execute(trx);
+          try {
+            outcomes.push({ ok: true, value: await item.fn(trx) });
+            await sql`release savepoint object_write`.execute(trx);
+          } catch (err) {
+            await sql`rollback to savepoint object_write`.execute(trx);
+            await sql`release savepoint object_write`.execute(trx);
+            outcomes.push({ ok: false, err });
+          }
+        }
+      });
+    } catch (err) {
+      for (const item of items) item.reject(err);
+      return;
+    }
+    items.forEach((item, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) item.resolve(o.value);
+      else item.reject(o.err);
+    });
+  }
+
   private async loadObject(trx: Tx, containerId: number, name: string): Promise<ObjRow | undefined> {
     let q = trx.selectFrom('object_objects').selectAll().where('container_id', '=', containerId).where('name', '=', name);
     if (this.pg) q = q.forUpdate();
@@ -940,7 +1059,7 @@ export class ObjectStore {
   private async discard(ids: string[]): Promise<void> {
     try {
       await this.backend.remove(ids);
-      await this.db.deleteFrom('object_blobs').where('id', 'in', ids).where('state', '=', 'pending').execute();
+      await this.db.deleteFrom('object_blobs').where('id', 'in', ids).where('state', 'in', ['pending', 'reserved']).execute();
     } catch (err) {
       this.log.warn({ err, blobs: ids.length }, 'object store: removing a failed write\'s blob failed');
     }
