@@ -29,7 +29,7 @@ ensure_debian_packages() {
 # advertisements on routers' IPv6 interfaces), and for virtual machines
 # qemu-system-x86 (SeaBIOS and the iPXE ROMs come with it), qemu-utils
 # (qemu-img: overlays, conversion, snapshots) and genisoimage (config drives).
-STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack radvd qemu-system-x86 qemu-utils genisoimage"
+STRATUS_HOST_PACKAGES="runc iproute2 busybox-static util-linux attr golang-github-containers-common btrfs-progs nftables dnsmasq-base haproxy iputils-arping conntrack radvd qemu-system-x86 qemu-utils genisoimage bzip2"
 
 # What building the small VM guest image (`stratus image build-tiny`, imported
 # by `stratus up` as stratus-tiny; docs/guest-images.md) needs: the guest's

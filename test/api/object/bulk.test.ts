@@ -43,6 +43,7 @@ test('extract-archive: tar, tar.gz and tar.bz2 make containers and objects', asy
   assert.match(r.text, /Response Status: 201 Created/);
   assert.equal((await s.call('GET', 'bulk2/x/y.txt')).text, 'Y');
   const bz = spawnSync('bzip2', ['-c'], { input: await tarOf([['bulk3/z.txt', 'Z']]) });
+  assert.equal(bz.status, 0, 'bzip2 (a host package) compresses the archive');
   r = await s.call('PUT', `${s.account}?extract-archive=tar.bz2`, { body: bz.stdout, headers: { Accept: 'application/xml' } });
   expectStatus(r, 200);
   assert.match(r.text, /<number_files_created>1<\/number_files_created>/);
