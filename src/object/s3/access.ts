@@ -19,6 +19,8 @@ export type Access = 'read' | 'list' | 'write' | 'owner';
 
 export interface AclHolder {
   project: string;
+  /** The bucket's name (a policy's Resource names it). */
+  name: string;
   readAcl: string | null;
   writeAcl: string | null;
   sysmeta: Record<string, string>;
@@ -50,7 +52,7 @@ export async function levelOf(store: ObjectStore, c: Credentials | null, project
   return RANK[byAcl] > RANK[own] ? byAcl : own;
 }
 
-export const publicRead = (b: AclHolder): boolean => entries(b.readAcl).includes('.r:*') || policyAllowsPublicRead(b.sysmeta[SYS.policy]);
+export const publicRead = (b: AclHolder): boolean => entries(b.readAcl).includes('.r:*') || policyAllowsPublicRead(b.sysmeta[SYS.policy], b.name);
 export const publicList = (b: AclHolder): boolean => entries(b.readAcl).includes('.rlistings') && entries(b.readAcl).includes('.r:*');
 
 /** Whether the caller may do `what` to the bucket (`objectPublic`: the object's own ACL lets anyone read it). */
@@ -104,20 +106,26 @@ export function checkObjectCanned(canned: string): string {
 // ---- bucket policies ------------------------------------------------------------
 
 /**
- * Whether a policy document grants anonymous s3:GetObject (the public-read
- * statement: Effect Allow, Principal "*" or {"AWS": "*"}, Action s3:GetObject
- * or s3:*, on the bucket's objects) and denies nothing.
+ * Whether a policy document grants anonymous s3:GetObject on every object of
+ * the bucket (the public-read statement: Effect Allow, Principal "*" or
+ * {"AWS": "*"}, Action s3:GetObject or s3:*, Resource the bucket's objects,
+ * no Condition) and denies nothing. A narrower or conditional grant, or any
+ * Deny, is not honoured: the bucket stays closed rather than opened wider than
+ * the policy says.
  */
-export function policyAllowsPublicRead(text: string | undefined): boolean {
+export function policyAllowsPublicRead(text: string | undefined, bucket: string): boolean {
   if (!text) return false;
   try {
     const doc = JSON.parse(text) as { Statement?: unknown };
-    const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : [];
-    return statements.some((s: any) => {
-      const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [v]);
+    const statements: any[] = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : [];
+    const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [v]);
+    const whole = new Set([`arn:aws:s3:::${bucket}/*`, 'arn:aws:s3:::*', '*']);
+    if (statements.some((s) => s?.Effect !== 'Allow')) return false;
+    return statements.some((s) => {
       const principal = s?.Principal === '*' || list(s?.Principal?.AWS).includes('*');
       const action = list(s?.Action).some((a) => a === 's3:GetObject' || a === 's3:*' || a === '*');
-      return s?.Effect === 'Allow' && principal && action && !s?.Condition;
+      const resource = list(s?.Resource).some((r) => typeof r === 'string' && whole.has(r));
+      return principal && action && resource && !s?.Condition;
     });
   } catch {
     return false;

@@ -168,11 +168,12 @@ export function parseCopySource(v: string): { bucket: string; key: string; versi
   const q = s.indexOf('?');
   if (q >= 0) {
     const m = /(?:^|&)versionId=([^&]*)/.exec(s.slice(q + 1));
-    versionId = m ? decodeURIComponent(m[1]!) : undefined;
+    versionId = m ? m[1]! : undefined;
     s = s.slice(0, q);
   }
   let decoded: string;
   try {
+    if (versionId !== undefined) versionId = decodeURIComponent(versionId);
     decoded = decodeURIComponent(s);
   } catch {
     throw s3Error('InvalidArgument', 'Invalid copy source encoding', [['ArgumentName', 'x-amz-copy-source']]);

@@ -56,11 +56,15 @@ function writeSysmeta(r: S3Request, version: Record<string, string>): Record<str
 
 const objectPublic = (o: ObjectInfo | null | undefined) => !!o && ['public-read', 'public-read-write'].includes(o.sysmeta[SYS.objectAcl] ?? '');
 
-/** Read access to an object: the bucket's rules, or the object's own public-read ACL; AccessDenied otherwise. */
-async function readable(ctx: S3Context, r: S3Request, b: ContainerInfo): Promise<void> {
-  if (await allowed(ctx.store, r.cred, b, 'read')) return;
-  const o = await ctx.store.headObject(b, r.key);
-  await check(ctx.store, r.cred, b, 'read', objectPublic(o));
+/**
+ * Read access to an object, or to the version of it named: the bucket's rules, or that
+ * object's own public-read ACL (a public current version opens no private older one);
+ * AccessDenied otherwise.
+ */
+async function readable(ctx: S3Context, cred: S3Request['cred'], b: ContainerInfo, key: string, versionId?: string): Promise<void> {
+  if (await allowed(ctx.store, cred, b, 'read')) return;
+  const o = versionId !== undefined ? (await findVersion(ctx, b, key, versionId))?.object : await ctx.store.headObject(b, key);
+  await check(ctx.store, cred, b, 'read', objectPublic(o));
 }
 
 function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<string, string> }): void {
@@ -71,9 +75,9 @@ function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<stri
 export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Promise<unknown> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await readable(ctx, r, b);
-  const overrides = responseOverrides(r);
   const versionId = r.query.get('versionId');
+  await readable(ctx, r.cred, b, r.key, versionId);
+  const overrides = responseOverrides(r);
   let o: ObjectInfo | null;
   if (versionId !== undefined) {
     const found = await findVersion(ctx, b, r.key, versionId);
@@ -208,10 +212,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   let source: ObjectInfo | null;
   let sourceName = src.key;
   let sourceContainer = sb;
-  if (!await allowed(ctx.store, r.cred, sb, 'read')) {
-    const o = await ctx.store.headObject(sb, src.key);
-    await check(ctx.store, r.cred, sb, 'read', objectPublic(o));
-  }
+  await readable(ctx, r.cred, sb, src.key, src.versionId);
   if (src.versionId !== undefined) {
     const found = await findVersion(ctx, sb, src.key, src.versionId);
     if (!found) throw s3Error('NoSuchVersion', undefined, [['Key', src.key], ['VersionId', src.versionId]]);

@@ -187,6 +187,9 @@ export function conditionalStatus(headers: IncomingHttpHeaders, etag: string, ts
 
 export type Ranges = Array<{ start: number; end: number }>;
 
+/** The most ranges one Range header may ask for (swob's MAX_RANGES). */
+export const MAX_RANGES = 50;
+
 /**
  * A Range header against a size (swob's Range): null when absent or not
  * valid (the whole object is sent); [] when valid but unsatisfiable (416);
@@ -197,6 +200,8 @@ export function parseRanges(v: string | undefined, size: number): Ranges | null 
   const m = /^\s*bytes\s*=\s*(.+)$/i.exec(v);
   if (!m) return null;
   const specs = m[1]!.split(',').map((s) => s.trim());
+  // as swob: a header asking for more ranges than this is ignored (each part re-reads the blob)
+  if (specs.length > MAX_RANGES) return null;
   const out: Ranges = [];
   let any = false;
   for (const spec of specs) {

@@ -60,7 +60,8 @@ export function listOptions(query: Record<string, string>): ListOptions {
   };
 }
 
-const xmlEscape = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+/** Text for XML content and attribute values. */
+export const xmlEscape = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** A container listing in `format`: [content type, body]; null body: 204 (an empty plain listing). */
 export function renderObjects(format: ListingFormat, container: string, entries: ObjectEntry[]): [string, string | null] {

@@ -28,7 +28,7 @@ import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
-import { listingFormat, listOptions } from './listing.ts';
+import { listingFormat, listOptions, xmlEscape } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
@@ -432,11 +432,10 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
     return JSON.stringify(page);
   }
   if (format === 'xml') {
-    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${esc(c.name)}">`;
+    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${xmlEscape(c.name)}">`;
     for (const e of page) {
-      x += `<object><name>${esc(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
-        + `<bytes>${e.bytes}</bytes><content_type>${esc(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
+      x += `<object><name>${xmlEscape(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
+        + `<bytes>${e.bytes}</bytes><content_type>${xmlEscape(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
     }
     sr.reply.code(200).header('Content-Type', 'application/xml; charset=utf-8');
     return `${x}</container>`;

@@ -128,6 +128,15 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   assert.equal(JSON.parse((await s3.call('GET', '/s3/pol', { query: 'policy' })).text).Statement[0].Sid, 'PublicRead');
   assert.equal((await s3.raw('GET', '/s3/pol/o')).text, 'by policy');
   assertS3Error(await s3.raw('GET', '/s3/pol'), 403, 'AccessDenied');
+  // a grant on part of the bucket, or one beside a Deny, opens nothing (rather than the whole bucket)
+  const narrow = JSON.parse(policy);
+  narrow.Statement[0].Resource = ['arn:aws:s3:::pol/public/*'];
+  assert.equal((await s3.call('PUT', '/s3/pol', { query: 'policy', body: JSON.stringify(narrow) })).status, 204);
+  assertS3Error(await s3.raw('GET', '/s3/pol/o'), 403, 'AccessDenied');
+  const denying = JSON.parse(policy);
+  denying.Statement.push({ Effect: 'Deny', Principal: '*', Action: 's3:GetObject', Resource: 'arn:aws:s3:::pol/o' });
+  assert.equal((await s3.call('PUT', '/s3/pol', { query: 'policy', body: JSON.stringify(denying) })).status, 204);
+  assertS3Error(await s3.raw('GET', '/s3/pol/o'), 403, 'AccessDenied');
   assert.equal((await s3.call('DELETE', '/s3/pol', { query: 'policy' })).status, 204);
   assertS3Error(await s3.raw('GET', '/s3/pol/o'), 403, 'AccessDenied');
   // Swift's public container
@@ -199,4 +208,20 @@ test('Swift ACLs naming another project, and a reader\'s role, decide S3 access 
   assertS3Error(await readerS3.call('PUT', '/s3/acl-shared/by-reader', { body: 'r' }), 403, 'AccessDenied');
   assertS3Error(await readerS3.call('PUT', '/s3/reader-made'), 403, 'AccessDenied');
   assertS3Error(await readerS3.call('DELETE', '/s3/acl-shared/o'), 403, 'AccessDenied');
+});
+
+test('a public current version opens no private older one: GET and copy by versionId are checked against the version served', async () => {
+  assert.equal((await s3.call('PUT', '/s3/ver-pub')).status, 200);
+  assert.equal((await s3.call('PUT', '/s3/ver-pub', { query: 'versioning', body: '<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>' })).status, 200);
+  const old = (await s3.call('PUT', '/s3/ver-pub/k', { body: 'private draft' })).headers.get('x-amz-version-id')!;
+  assert.ok(old);
+  assert.equal((await s3.call('PUT', '/s3/ver-pub/k', { body: 'published', headers: { 'x-amz-acl': 'public-read' } })).status, 200);
+  assert.equal((await s3.raw('GET', '/s3/ver-pub/k')).text, 'published');
+  assertS3Error(await s3.raw('GET', `/s3/ver-pub/k?versionId=${encodeURIComponent(old)}`), 403, 'AccessDenied');
+  // bob copies into his own bucket: the public current version yes, the private old one no
+  assert.equal((await bobS3.call('PUT', '/s3/bob-copies')).status, 200);
+  assert.equal((await bobS3.call('PUT', '/s3/bob-copies/a', { headers: { 'x-amz-copy-source': '/ver-pub/k' } })).status, 200);
+  assertS3Error(await bobS3.call('PUT', '/s3/bob-copies/b', { headers: { 'x-amz-copy-source': `/ver-pub/k?versionId=${encodeURIComponent(old)}` } }), 403, 'AccessDenied');
+  // a version id that is not percent-encoding is the client's mistake
+  assertS3Error(await s3.call('PUT', '/s3/ver-pub/c', { headers: { 'x-amz-copy-source': '/ver-pub/k?versionId=%ZZ' } }), 400, 'InvalidArgument');
 });
