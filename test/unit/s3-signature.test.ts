@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   canonicalRequest, chunkStringToSign, EMPTY_SHA256, headerLines, parseV4Authorization, sha256Hex, signingKey, signV2, signV4,
-  stringToSign, uriEncode, v2StringToSign, type Scope,
+  stringToSign, trailerStringToSign, uriEncode, v2StringToSign, type Scope,
 } from '../../src/object/s3/sigv4.ts';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -126,4 +126,18 @@ test('the aws-chunked decoder: any split of the bytes, chunk signatures, a trail
   await assert.rejects(read(tampered, 1000), (e: any) => e.s3Code === 'SignatureDoesNotMatch');
   await assert.rejects(read(encoded.subarray(0, encoded.length - 100), 1000), (e: any) => e.s3Code === 'IncompleteBody' || e.s3Code === 'SignatureDoesNotMatch');
   await assert.rejects(read(Buffer.from('zz;chunk-signature=00\r\n'), 1000), (e: any) => e.s3Code === 'InvalidRequest');
+  // a signed upload announcing a trailer: the trailer is signed after the last chunk, and read as signed
+  const trailer = 'x-amz-checksum-crc32:AAAAAA==';
+  const trailerSig = signV4(key, trailerStringToSign(DATE, scope, prev, createHash('sha256').update(`${trailer}\n`).digest('hex')));
+  const chunks = encoded.subarray(0, encoded.length - 2);
+  const withTrailer = { chunked: { ...check.chunked, trailer: true } };
+  const readT = async (bytes: Buffer) => {
+    const out: Buffer[] = [];
+    for await (const c of checkedBody(Readable.from([bytes]), withTrailer)) out.push(c as Buffer);
+    return Buffer.concat(out);
+  };
+  assert.ok((await readT(Buffer.concat([chunks, Buffer.from(`${trailer}\r\nx-amz-trailer-signature:${trailerSig}\r\n\r\n`)]))).equals(data));
+  await assert.rejects(readT(Buffer.concat([chunks, Buffer.from(`${trailer}\r\n\r\n`)])), (e: any) => e.s3Code === 'SignatureDoesNotMatch', 'the trailer signature left out');
+  await assert.rejects(readT(Buffer.concat([chunks, Buffer.from(`${trailer}\r\nx-amz-trailer-signature:${trailerSig}\r\nx-amz-meta-late:1\r\n\r\n`)])),
+    (e: any) => e.s3Code === 'InvalidRequest', 'a line after the trailer signature');
 });

@@ -95,6 +95,8 @@ class PayloadStream extends Transform {
   private decoded = 0;
   private readonly trailers = new Map<string, string>();
   private trailerText = '';
+  /** A signed upload's trailer signature was read and matched (nothing may follow it). */
+  private trailerSigned = false;
 
   constructor(check: PayloadCheck) {
     super();
@@ -190,6 +192,7 @@ class PayloadStream extends Transform {
         const name = line.slice(0, colon).trim().toLowerCase();
         const value = line.slice(colon + 1).trim();
         if (name === 'x-amz-trailer-signature') this.verifyTrailer(value);
+        else if (this.trailerSigned) throw s3Error('InvalidRequest', 'The aws-chunked trailer has lines after its signature.');
         else {
           this.trailers.set(name, value);
           this.trailerText += `${name}:${value}\n`;
@@ -215,6 +218,7 @@ class PayloadStream extends Transform {
     if (!c.signed) return;
     const expected = signV4(c.key!, trailerStringToSign(c.amzDate!, c.scope!, this.previous, sha256Hex(this.trailerText)));
     if (!sameSignature(expected, signature)) throw s3Error('SignatureDoesNotMatch');
+    this.trailerSigned = true;
   }
 
   override _flush(cb: TransformCallback): void {
@@ -224,6 +228,8 @@ class PayloadStream extends Transform {
         // The last chunk was read; the closing blank line is tolerated missing.
         if (this.state !== 'done' && !(this.state === 'trailer' && this.line.length === 0)) throw s3Error('IncompleteBody');
         if (c.decodedLength !== undefined && c.decodedLength !== this.decoded) throw s3Error('IncompleteBody');
+        // a signed upload announcing a trailer signs it too: a trailer left unsigned is not taken on trust
+        if (c.signed && c.trailer && !this.trailerSigned) throw s3Error('SignatureDoesNotMatch', 'The aws-chunked trailer carries no x-amz-trailer-signature.');
       }
       if (this.sha256 && this.sha256.digest('hex') !== this.check.sha256) throw s3Error('XAmzContentSHA256Mismatch');
       if (this.md5 && this.md5.digest('base64') !== this.check.md5) throw s3Error('BadDigest');
