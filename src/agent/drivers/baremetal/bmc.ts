@@ -1,0 +1,29 @@
+// What the conductor asks of a node's BMC, whatever speaks to it: IPMI
+// through `ipmitool -I lanplus` (ipmi.ts) or Redfish through Stratus's own
+// client (redfish.ts). One client per node, made from the spec's BmcAccess.
+// A client throws ResourceFailure (../../errors.ts) with
+// BaremetalErrorCode.bmcUnreachable, bmcAuth or bmcRefused; it never puts a
+// password in an error, a log line or a process's argv (ipmitool reads it
+// from the environment: `-E` and IPMI_PASSWORD).
+import type { BmcAccess, BootDevice, PowerState } from '../../../baremetal/protocol.ts';
+
+export interface BmcClient {
+  power(): Promise<PowerState>;
+  /** Sets the power and returns once the BMC reports it (or throws after `timeoutMs`). */
+  setPower(target: PowerState, timeoutMs?: number): Promise<void>;
+  /** A hard reset of a powered-on node (power on when it is off). */
+  reboot(timeoutMs?: number): Promise<void>;
+  /** An ACPI power button press; false when the BMC cannot do it (the caller then powers off hard). */
+  softPowerOff(timeoutMs?: number): Promise<boolean>;
+  /** The next boot's device (persistent: every boot). */
+  setBootDevice(device: BootDevice, persistent: boolean): Promise<void>;
+  /** Virtual media (redfish): the ISO at `url` inserted as a CD; null when the BMC has none. */
+  readonly virtualMedia: VirtualMedia | null;
+}
+
+export interface VirtualMedia {
+  insert(url: string): Promise<void>;
+  eject(): Promise<void>;
+}
+
+export type BmcFactory = (access: BmcAccess) => BmcClient;
