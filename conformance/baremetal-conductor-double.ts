@@ -9,11 +9,15 @@
 // conformance/baremetal-cli.sh so the `openstack baremetal` flow runs
 // without machines; the real conductor is `stratus agent --baremetal`.
 //
-//   node conformance/baremetal-conductor-double.ts <server url> <agent token file> [hostname]
+//   node conformance/baremetal-conductor-double.ts <server url> <agent token file> [hostname] [conductor group]
+//
+// It registers in its own conductor group (default `test-double`), so only
+// nodes enrolled with that conductor_group reach it, never a real
+// conductor's.
 import { readFileSync } from 'node:fs';
 import { PROTOCOL_VERSION } from '../src/fleet/protocol.ts';
 
-const [url, tokenFile, hostname = 'bm-double'] = process.argv.slice(2);
+const [url, tokenFile, hostname = 'bm-double', group = 'test-double'] = process.argv.slice(2);
 if (!url || !tokenFile) {
   console.error('usage: baremetal-conductor-double.ts <server url> <agent token file> [hostname]');
   process.exit(2);
@@ -26,10 +30,19 @@ const call = async (method: string, path: string, body: unknown): Promise<any> =
   if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
   return r.json();
 };
-const register = () => call('PUT', '', {
+const info = {
   protocol: PROTOCOL_VERSION, kinds: { baremetal_node: ['ipmi', 'redfish'] }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test-double',
   host_ip: '127.0.0.1',
-});
+};
+let withGroup = true;
+// HostInfo.baremetal (protocol 2.5) names the conductor group; a server whose schema does not take it yet hears the rest
+const register = () => (withGroup
+  ? call('PUT', '', { ...info, baremetal: { address: '127.0.0.1', http_port: 0, tftp: false, conductor_group: group } }).catch((err: Error) => {
+    console.error(`registering with a conductor group refused (${err.message}); registering without`);
+    withGroup = false;
+    return call('PUT', '', info);
+  })
+  : call('PUT', '', info));
 
 const known: Record<string, number> = {};
 /** What each node's simulated machine is: its power, and the operations already answered. */
