@@ -19,6 +19,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
+import { createBaremetalService, type BaremetalConfig } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
@@ -54,6 +55,8 @@ export interface StratusOptions {
   object?: ObjectConfig;
   /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
   s3?: S3Config;
+  /** The bare-metal service's settings (the provisioning network). */
+  baremetal?: Partial<BaremetalConfig>;
 }
 
 export interface Stratus {
@@ -86,6 +89,7 @@ export const HOSTED_SERVICES: HostedService[] = [
   { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
   // as DevStack registers Swift: the account of the token's project in the URL
   { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
+  { type: 'baremetal', name: 'ironic', path: '/baremetal' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -104,7 +108,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
@@ -132,6 +136,9 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
+  // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
+  // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
+  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
@@ -140,8 +147,8 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
-    identity, images, compute, fleet, volume, objects, registry,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service],
+    identity, images, compute, fleet, volume, objects, registry, baremetal,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service, baremetal.service],
   };
 }
 
@@ -185,7 +192,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, objects, registry, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, registry, baremetal, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -209,6 +216,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await volume.start();
     await objects.start();
     await registry.start();
+    await baremetal.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.
