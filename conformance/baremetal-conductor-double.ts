@@ -37,7 +37,7 @@ const info = {
 let withGroup = true;
 // HostInfo.baremetal (protocol 2.5) names the conductor group; a server whose schema does not take it yet hears the rest
 const register = () => (withGroup
-  ? call('PUT', '', { ...info, baremetal: { address: '127.0.0.1', http_port: 0, tftp: false, conductor_group: group } }).catch((err: Error) => {
+  ? call('PUT', '', { ...info, baremetal: { address: '127.0.0.1', http_port: 9, tftp: false, conductor_group: group } }).catch((err: Error) => {
     console.error(`registering with a conductor group refused (${err.message}); registering without`);
     withGroup = false;
     return call('PUT', '', info);

@@ -9,6 +9,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
 import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
+import { EventBus, eventService } from '../http/events.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
@@ -90,6 +91,8 @@ export const HOSTED_SERVICES: HostedService[] = [
   // as DevStack registers Swift: the account of the token's project in the URL
   { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
   { type: 'baremetal', name: 'ironic', path: '/baremetal' },
+  // Stratus's resource event stream (docs/events.md)
+  { type: 'events', name: 'stratus-events', path: '/events/v1' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -110,6 +113,8 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
 export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
+  // the resource event stream: services publish their resources' changes, /events streams them
+  const events = new EventBus();
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -132,7 +137,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     },
   });
   const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events });
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
@@ -147,8 +152,9 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
-    identity, images, compute, fleet, volume, objects, registry, baremetal,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service, baremetal.service],
+    identity, images, compute, fleet, volume, objects, registry, baremetal, events,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service, baremetal.service,
+      eventService(events, identity.authenticate)],
   };
 }
 
