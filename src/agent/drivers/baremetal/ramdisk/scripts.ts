@@ -72,8 +72,9 @@ inventory() {
 # zero DEV OFFSET_MIB COUNT_MIB: zeroes COUNT_MIB MiB of DEV from OFFSET_MIB
 zero() { dd if=/dev/zero of="$1" bs=1048576 seek="$2" count="$3" conv=notrunc,fsync 2>/dev/null; }
 # erase_metadata DEV: the first and last MiB of DEV (a disk or partition of SIZE bytes) zeroed
+devsize() { blockdev --getsize64 "$1" 2>/dev/null || stat -c %s "$1"; }
 erase_metadata() {
-  size=$(( $(blockdev --getsz "$1") * 512 ))
+  size=$(devsize "$1")
   mib=$(( size / 1048576 ))
   [ "$mib" -ge 1 ] || { dd if=/dev/zero of="$1" bs=512 count=$(( size / 512 )) conv=notrunc 2>/dev/null; return; }
   zero "$1" 0 1 || return 1
