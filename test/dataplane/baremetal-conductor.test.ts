@@ -190,8 +190,8 @@ test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config driv
     const phases: string[] = [];
     const t0 = Date.now();
     for (;;) {
-      const r = await conductor!.converge(node, spec(op));
-      const o = r.observed.operation!;
+      const r: { observed: NodeObserved; error?: ResourceError } = await conductor!.converge(node, spec(op));
+      const o: NonNullable<NodeObserved['operation']> = r.observed.operation!;
       assert.equal(o.id, op.id);
       if (phases.at(-1) !== o.phase) phases.push(o.phase);
       if (o.status !== 'running') return { ...r, phases, seconds: Math.round((Date.now() - t0) / 1000) };
