@@ -1,0 +1,138 @@
+// The IPMI BMC client: Debian's `ipmitool -I lanplus -C 3` (IPMI 2.0 over
+// LAN, cipher suite 3: HMAC-SHA1 + AES; without `-C 3` ipmitool first asks for
+// the cipher suites, which simple BMCs such as OpenIPMI's ipmi_sim do not
+// answer, and every call then waits ~10 s). The password reaches ipmitool
+// only through its environment (`-E` reads IPMI_PASSWORD): never in argv
+// (readable by every user in /proc), a log line or an error message.
+//
+// Failures are classified from ipmitool's own words (it runs with `-v`, which
+// names the step that failed): no answer at all (the Get Channel
+// Authentication Capabilities request goes unanswered) is bmc_unreachable and
+// transient; a RAKP step refusing the user name or the password's HMAC is
+// bmc_auth, the user's (the node's driver_info); a completion code refusing a
+// command (an unsupported boot device, a power control the BMC cannot do) is
+// bmc_refused. ipmitool exits 0 after some refusals (`chassis bootdev` prints
+// "Set Chassis Boot Parameter 5 failed" and exits 0), so stderr is read too.
+import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
+import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
+import { ResourceFailure, transient, userError } from '../../../errors.ts';
+import { run } from '../../../exec.ts';
+import type { BmcClient } from '../bmc.ts';
+
+export const IPMI_DEFAULT_PORT = 623;
+
+/** How ipmitool is asked to wait: `-R` retries of `-N` seconds each per request (a BMC that does not answer fails in ~6 s). */
+const RETRIES = 2;
+const RETRY_SEC = 1;
+/** The deadline of one ipmitool run, whatever it does. */
+const RUN_TIMEOUT_MS = 30_000;
+const POLL_MS = 500;
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** ipmitool's `chassis bootdev` argument for each boot device. */
+const BOOTDEV: Record<BootDevice, string> = { pxe: 'pxe', disk: 'disk', cdrom: 'cdrom', bios: 'bios' };
+
+/** What ipmitool says when the BMC refused the credentials (RAKP 2 checks the user name and the password's HMAC). */
+const AUTH = /RAKP 2 HMAC is invalid|RAKP 2 message indicates an error|unauthorized name|invalid (integrity|authentication) (check|algorithm)|insufficient privilege|Invalid user name|password (is )?invalid|Activate Session error/i;
+/** ... when nothing answered. */
+const UNREACHABLE = /Get Auth Capabilities error|Error issuing Get Channel Authentication Capabilities|No response from remote controller|Address lookup for .* failed|Unable to establish (IPMI v2 \/ RMCP\+|LAN) session|Connection refused|Network is unreachable|No route to host|timed out/i;
+/** Lines of `-v` chatter that are no error. */
+const NOISE = /^(Loading IANA PEN Registry|Running Get VSO Capabilities|Invalid completion code received: Invalid command|Discovered IPMB address|Get Session Challenge command failed|>> |<< )/;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class IpmiBmc implements BmcClient {
+  readonly virtualMedia = null;
+  private readonly access: BmcAccess;
+
+  constructor(access: BmcAccess) {
+    if (access.type !== 'ipmi') throw new Error(`IpmiBmc for a ${access.type} node`);
+    this.access = access;
+  }
+
+  async power(): Promise<PowerState> {
+    const out = await this.ipmitool(['chassis', 'power', 'status']);
+    const m = /Chassis Power is (on|off)/i.exec(out);
+    if (!m) throw transient(BaremetalErrorCode.bmcRefused, `${this.where()}: unexpected answer to chassis power status: ${out.trim().slice(0, 200)}`);
+    return m[1]!.toLowerCase() === 'on' ? 'power on' : 'power off';
+  }
+
+  async setPower(target: PowerState, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if ((await this.power()) === target) return;
+    await this.ipmitool(['chassis', 'power', target === 'power on' ? 'on' : 'off']);
+    await this.waitFor(target, timeoutMs);
+  }
+
+  async reboot(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if ((await this.power()) === 'power off') {
+      await this.ipmitool(['chassis', 'power', 'on']);
+    } else {
+      await this.ipmitool(['chassis', 'power', 'reset']);
+    }
+    await this.waitFor('power on', timeoutMs);
+  }
+
+  async softPowerOff(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<boolean> {
+    if ((await this.power()) === 'power off') return true;
+    try {
+      await this.ipmitool(['chassis', 'power', 'soft']);
+    } catch (err) {
+      if (err instanceof ResourceFailure && err.code === BaremetalErrorCode.bmcRefused) return false;
+      throw err;
+    }
+    await this.waitFor('power off', timeoutMs);
+    return true;
+  }
+
+  async setBootDevice(device: BootDevice, persistent: boolean): Promise<void> {
+    const dev = BOOTDEV[device];
+    if (!dev) throw userError(BaremetalErrorCode.bmcRefused, `${this.where()}: boot device ${String(device)} is not one IPMI sets`);
+    await this.ipmitool(['chassis', 'bootdev', dev, ...(persistent ? ['options=persistent'] : [])]);
+  }
+
+  /** Polls the power state until it is `target`; a transient bmc_refused after `timeoutMs`. */
+  private async waitFor(target: PowerState, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if ((await this.power()) === target) return;
+      if (Date.now() >= until) throw transient(BaremetalErrorCode.bmcRefused, `${this.where()}: the node is not ${target} ${Math.round(timeoutMs / 1000)} s after the request`);
+      await sleep(POLL_MS);
+    }
+  }
+
+  private where(): string {
+    return `IPMI BMC ${this.access.address}:${this.access.port ?? IPMI_DEFAULT_PORT}`;
+  }
+
+  /** Runs one ipmitool command; its stdout, or a classified ResourceFailure. */
+  private async ipmitool(command: string[]): Promise<string> {
+    const a = this.access;
+    const args = ['-I', 'lanplus', '-C', '3', '-H', a.address, '-p', String(a.port ?? IPMI_DEFAULT_PORT),
+      ...(a.username ? ['-U', a.username] : []), '-E', '-v', '-R', String(RETRIES), '-N', String(RETRY_SEC), ...command];
+    // the environment carries the password; LC_ALL=C keeps ipmitool's words the ones matched below
+    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', IPMI_PASSWORD: a.password ?? '' };
+    let r;
+    try {
+      r = await run('ipmitool', args, { env, timeoutMs: RUN_TIMEOUT_MS });
+    } catch (err) {
+      // ENOENT: no ipmitool on this host
+      throw transient(BaremetalErrorCode.bmcUnreachable, `cannot run ipmitool: ${(err as Error).message}`);
+    }
+    const errors = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !NOISE.test(l));
+    const said = this.scrub(errors.slice(-3).join('; ').slice(0, 400));
+    const what = `${this.where()}: ipmitool ${command.join(' ')}`;
+    if (r.signal) throw transient(BaremetalErrorCode.bmcUnreachable, `${what}: no answer within ${RUN_TIMEOUT_MS / 1000} s`);
+    if (AUTH.test(r.stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${what}: the BMC refused the user name or password${said ? ` (${said})` : ''}`);
+    if (r.code !== 0 && UNREACHABLE.test(r.stderr)) throw transient(BaremetalErrorCode.bmcUnreachable, `${what}: the BMC does not answer${said ? ` (${said})` : ''}`);
+    if (r.code !== 0 || errors.some((l) => /failed|error|invalid|unable|not supported/i.test(l))) {
+      throw userError(BaremetalErrorCode.bmcRefused, `${what}: refused${said ? `: ${said}` : ` (exit ${r.code})`}`);
+    }
+    return r.stdout;
+  }
+
+  /** No message carries the password, whatever a tool printed. */
+  private scrub(text: string): string {
+    const p = this.access.password;
+    return p && p.length >= 3 ? text.split(p).join('***') : text;
+  }
+}
