@@ -26,7 +26,7 @@ import { VmDriver } from './drivers/vm/driver.ts';
 import { QEMU } from './drivers/vm/accel.ts';
 import { BaremetalConductor } from './drivers/baremetal/conductor.ts';
 import { baremetalReconcilers } from './drivers/baremetal/reconciler.ts';
-import type { BmcFactory } from './drivers/baremetal/bmc.ts';
+import { bmcClient } from './drivers/baremetal/bmc/factory.ts';
 export { importDefaultImage, importTinyImage } from './image-import.ts';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -75,15 +75,6 @@ export function readToken(file: string): string {
   if (t.length < 32) throw new Error(`${file} does not hold an agent token`);
   return t;
 }
-
-/**
- * The BMC clients (ipmitool for ipmi, Stratus's Redfish client for redfish):
- * drivers/baremetal/bmc/, loaded when a node is first driven.
- */
-// TODO(bm-vbmc): a static import of bmc/factory.ts once it is in main
-const bmcClient: BmcFactory = (access) => {
-  throw new Error(`no BMC client for ${access.type} in this build`);
-};
 
 /** Builds an agent from flags (not started). */
 export function createAgent(f: AgentFlags, log: Logger): Agent {

@@ -38,9 +38,10 @@ import { createReadStream, existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import {
-  BAREMETAL_NODE_KIND, BaremetalErrorCode, HARDWARE_TYPES, type BootInterface, type NodeInventory, type NodeObserved, type NodeOperation,
+  BAREMETAL_NODE_KIND, BaremetalErrorCode, HARDWARE_TYPES, type BootInterface, type ConfigDrive, type NodeInventory, type NodeObserved, type NodeOperation,
   type NodeSpec, type OperationPhase, type PowerState,
 } from '../../../baremetal/protocol.ts';
 import { KeyedLock } from '../../../common/keyed-lock.ts';
@@ -409,16 +410,8 @@ export class BaremetalConductor implements Driver {
     if (want.type === 'deploy') {
       op.image = await this.images.raw(want.image);
       if (want.config_drive) {
-        const cd = want.config_drive;
-        const files: Array<[string, Buffer]> = [
-          ['openstack/latest/meta_data.json', Buffer.from(JSON.stringify({ uuid: st.id, ...cd.meta_data }))],
-          ['openstack/latest/network_data.json', Buffer.from(JSON.stringify(cd.network_data ?? {}))],
-          ['openstack/latest/vendor_data.json', Buffer.from(JSON.stringify(cd.vendor_data ?? {}))],
-          ['openstack/latest/vendor_data2.json', Buffer.from('{}')],
-        ];
-        if (cd.user_data) files.push(['openstack/latest/user_data', Buffer.from(cd.user_data)]);
         const path = join(dir, 'configdrive.iso');
-        await writeConfigDriveIso(files, path, join(dir, 'configdrive.stage'));
+        await this.configDrive(st.id, want.config_drive, path, join(dir, 'configdrive.stage'));
         op.configdrive = { path, size: (await fsp.stat(path)).size };
       }
     }
@@ -429,6 +422,42 @@ export class BaremetalConductor implements Driver {
     } else {
       await this.ramdisk();
     }
+  }
+
+  /**
+   * The config drive image: Ironic's string form (`image`: a gzipped,
+   * base64-encoded image, or a URL to one) as it is, else an ISO 9660
+   * `config-2` image made from the JSON form (as Ironic builds it).
+   */
+  private async configDrive(node: string, cd: ConfigDrive, path: string, staging: string): Promise<void> {
+    if (cd.image) {
+      let data: Buffer;
+      if (/^https?:\/\//i.test(cd.image)) {
+        const r = await fetch(cd.image, { signal: AbortSignal.timeout(120_000) }).catch((err: Error) => { throw userError(BaremetalErrorCode.stepFailed, `cannot fetch the config drive: ${err.message}`); });
+        if (!r.ok) throw userError(BaremetalErrorCode.stepFailed, `cannot fetch the config drive: ${r.status}`);
+        data = Buffer.from(await r.arrayBuffer());
+      } else {
+        data = Buffer.from(cd.image, 'base64');
+      }
+      if (data[0] === 0x1f && data[1] === 0x8b) {
+        try {
+          data = gunzipSync(data, { maxOutputLength: 64 << 20 });
+        } catch {
+          throw userError(BaremetalErrorCode.stepFailed, 'the config drive is not a gzipped image');
+        }
+      }
+      if (data.length === 0 || data.length > 64 << 20) throw userError(BaremetalErrorCode.stepFailed, 'the config drive image is empty or larger than 64 MiB');
+      await fsp.writeFile(path, data, { mode: 0o600 });
+      return;
+    }
+    const files: Array<[string, Buffer]> = [
+      ['openstack/latest/meta_data.json', Buffer.from(JSON.stringify({ uuid: node, ...cd.meta_data }))],
+      ['openstack/latest/network_data.json', Buffer.from(JSON.stringify(cd.network_data ?? {}))],
+      ['openstack/latest/vendor_data.json', Buffer.from(JSON.stringify(cd.vendor_data ?? {}))],
+      ['openstack/latest/vendor_data2.json', Buffer.from('{}')],
+    ];
+    if (cd.user_data) files.push(['openstack/latest/user_data', Buffer.from(cd.user_data)]);
+    await writeConfigDriveIso(files, path, staging);
   }
 
   private async ramdisk(): Promise<Ramdisk> {
