@@ -69,6 +69,12 @@ export interface ConfigDrive {
   user_data?: string;
   network_data?: Record<string, unknown>;
   vendor_data?: Record<string, unknown>;
+  /**
+   * Ironic's string form (Nova's): a gzipped, base64-encoded config drive
+   * image (or a URL to one), written to the partition as is; meta_data is {}
+   * then and the other fields absent.
+   */
+  image?: string;
 }
 
 /**

@@ -39,6 +39,8 @@ import { kindOf } from './kinds.ts';
 import { createEngine } from './engine/index.ts';
 import { consoleProxyServices, consoleRoutes } from './api/consoles.ts';
 import { novncService } from './api/novnc.ts';
+import { serverEvents } from './api/events.ts';
+import type { EventBus } from '../http/events.ts';
 
 export interface ComputeDeps {
   db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
@@ -49,6 +51,8 @@ export interface ComputeDeps {
   network?: ServerNetworking;
   /** The volume service's way to Cinder's attachments (none: os-volume_attachments refuses). */
   volumes?: ServerVolumes;
+  /** The resource event stream servers' changes are published to. */
+  events?: EventBus;
 }
 
 export interface ComputeService {
@@ -74,7 +78,10 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config }, network, volumes: deps.volumes ?? null,
+    serverEvents: serverEvents(deps.db, deps.events),
   };
+  // what agents reported and the scheduler did, on the event stream
+  engine.onServersChanged((rows) => ctx.serverEvents(rows));
   // Instance action events finish as the agents report the work done.
   engine.onServersChanged((rows) => settleEvents(deps.db, rows));
   // a deleted server's ports go (the ones the user gave are kept, detached); a server sent back to

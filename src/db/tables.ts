@@ -8,5 +8,6 @@ import type { PlacementTables } from '../placement/schema.ts';
 import type { RegistryTables } from '../registry/schema.ts';
 import type { VolumeTables } from '../volume/schema.ts';
 import type { ObjectTables } from '../object/schema.ts';
+import type { BaremetalTables } from '../baremetal/schema.ts';
 
-export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables & NetworkTables & VolumeTables & ObjectTables & RegistryTables;
+export type Tables = IdentityTables & ImageTables & ComputeTables & ComputeApiTables & PlacementTables & FleetTables & NetworkTables & VolumeTables & ObjectTables & RegistryTables & BaremetalTables;

@@ -113,6 +113,11 @@ const HostInfoBody = Type.Object({
     multiattach: Type.Boolean(),
     driver: Type.String({ maxLength: 32 }),
   }, { additionalProperties: false }), { maxItems: 64 })),
+  baremetal: Type.Optional(Type.Object({
+    address: Type.String({ minLength: 1, maxLength: 64 }),
+    http_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    tftp: Type.Boolean(),
+  }, { additionalProperties: false })),
 }, { additionalProperties: true });
 
 const WatchBody = Type.Object({

@@ -12,13 +12,13 @@
 //
 // A resource is `{kind, id, version, spec}`: the service that owns the kind
 // (compute owns `server`, the network service `network`, `port` and
-// `security_group` since 2.1; routers, volumes and bare-metal nodes come next) builds the spec, bumps the version
+// `security_group` since 2.1, `router`, the volume kinds since 2.3, `baremetal_node` since 2.5) builds the spec, bumps the version
 // whenever the agent must act, and turns the agent's reports into its own
 // state. The fleet itself knows no kind.
 
 
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
-export const PROTOCOL_VERSION = '2.4';
+export const PROTOCOL_VERSION = '2.5';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 
@@ -53,6 +53,21 @@ export interface HostInfo {
   hypervisor?: Hypervisor;
   /** Since 2.3: the pools of a host that serves `volume` (its backends' capacity, the volume scheduler's input). */
   volume_pools?: StoragePoolStats[];
+  /** Since 2.5: a bare-metal conductor's (an agent serving `baremetal_node`) endpoint on the provisioning network. */
+  baremetal?: BaremetalConductor;
+}
+
+/**
+ * Where a conductor's HTTP endpoint for its nodes listens (the iPXE script
+ * `http://<address>:<http_port>/boot.ipxe`, the deploy ramdisk's files and
+ * callbacks, images, config drives, ISOs); `tftp`: this host has Debian ipxe's
+ * chain-loaders, so a PXE client that is not iPXE can be sent `undionly.kpxe`
+ * (served by TFTP from the provisioning network's dnsmasq on this host).
+ */
+export interface BaremetalConductor {
+  address: string;
+  http_port: number;
+  tftp: boolean;
 }
 
 /** What a VM host runs its guests with; `accel` is what a probe found working, not what devices exist. */

@@ -7,6 +7,7 @@
 // or disabled anything is refused. The secret is never logged or kept.
 import { ApiError, unauthorized } from '../common/errors.ts';
 import type { Credentials } from '../http/auth.ts';
+import { isAdmin } from '../http/policy.ts';
 import { projectIdsForUser } from './assignments.ts';
 import type { IdentityContext } from './context.ts';
 import { credentialsOf } from './credentials.ts';
@@ -30,12 +31,20 @@ export interface BasicLogin {
   forProject(ref: ProjectRef): Promise<Credentials | null>;
   /** Ids of the projects the user may scope to (an application credential: its project). */
   projectIds(): Promise<string[]>;
+  /**
+   * Whether a token of this login could carry the admin role (the cloud's
+   * administrator, `isAdmin` as every Stratus policy reads a token): the
+   * user's effective roles on an enabled project or on the system (an
+   * application credential: the roles it grants on its project).
+   */
+  isAdmin(): Promise<boolean>;
 }
 
 /** Checks a user name and secret; throws ApiError 401 when they are not valid. */
 export type BasicAuthenticator = (username: string, secret: string) => Promise<BasicLogin>;
 
 const DEFAULT_DOMAIN = 'default';
+const ADMIN = 'admin';
 
 /** Refusals of a scope (no role, unknown project) are null; anything else is thrown. */
 async function orNull<T>(p: Promise<T>): Promise<T | null> {
@@ -65,6 +74,7 @@ export function basicAuthenticator(ctx: IdentityContext): BasicAuthenticator {
           return matches ? cred : null;
         },
         async projectIds() { return [projectId]; },
+        async isAdmin() { return isAdmin(cred); },
       };
     }
     const { token, data } = await issueToken(ctx, {
@@ -82,6 +92,16 @@ export function basicAuthenticator(ctx: IdentityContext): BasicAuthenticator {
         return scoped ? credentialsOf(scoped) : null;
       },
       async projectIds() { return [...(await projectIdsForUser(ctx.db, data.user.id))]; },
+      async isAdmin() {
+        const admin = (roles: Array<{ name: string }>) => roles.some((r) => r.name === ADMIN);
+        if (admin(await ctx.cache.roles(ctx.db, data.user.id, { system: true }))) return true;
+        for (const id of await projectIdsForUser(ctx.db, data.user.id)) {
+          const project = await ctx.cache.project(ctx.db, id);
+          const domain = project?.enabled ? await ctx.cache.domain(ctx.db, project.domain_id) : undefined;
+          if (domain?.enabled && admin(await ctx.cache.roles(ctx.db, data.user.id, { projectId: id }))) return true;
+        }
+        return false;
+      },
     };
   };
 }

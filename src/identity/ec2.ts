@@ -4,13 +4,12 @@
 // name, as Keystone's ec2tokens/s3tokens exchange does for Swift's s3api.
 // The secret never leaves the process and is never logged.
 import type { Credentials } from '../http/auth.ts';
-import { parseJson } from '../common/json.ts';
-import { namedGlobalRoles, withImplied, assignedRoleIds } from './assignments.ts';
+import { ApiError } from '../common/errors.ts';
 import type { IdentityContext } from './context.ts';
 import { credentialsOf } from './credentials.ts';
 import { findEc2Credential } from './routes/credentials.ts';
-import { liveTrustChain } from './tokens/issue.ts';
-import type { Named, NamedInDomain, TokenData } from './tokens/token.ts';
+import { findAppCredGrant, scopeAppCred, scopeProject, scopeTrust, userDomainOrFail, type Scoped } from './tokens/issue.ts';
+import type { TokenData } from './tokens/token.ts';
 
 export interface Ec2Key {
   access: string;
@@ -20,9 +19,11 @@ export interface Ec2Key {
    * The caller, as a project-scoped token of the credential's user would
    * carry it; null when that user could not get such a token now (disabled
    * user, domain or project; no role left on the project; a dead trust or
-   * application credential).
+   * application credential). Asked for once the request's signature is
+   * checked: for a credential made under a trust it consumes one of the
+   * trust's uses, as issuing a token for the trust does.
    */
-  credentials: Credentials | null;
+  caller(): Promise<Credentials | null>;
 }
 
 export interface Ec2Keys {
@@ -44,68 +45,59 @@ export function ec2Keys(ctx: IdentityContext): Ec2Keys {
       });
       if (!known) return undefined;
       const { c, caller } = known;
-      return { access, secret: c.secret, credentials: caller !== undefined ? caller : await callerOf(ctx, c.userId, c.projectId, c.trustId ?? null, c.appCredId ?? null) };
+      return { access, secret: c.secret, caller: async () => caller !== undefined ? caller : callerOf(ctx, c.userId, c.projectId, c.trustId ?? null, c.appCredId ?? null) };
     },
   };
 }
 
-async function enabledUser(ctx: IdentityContext, id: string): Promise<NamedInDomain | null> {
-  const user = await ctx.cache.user(ctx.db, id);
-  if (!user || !user.enabled) return null;
-  const domain = await ctx.cache.domain(ctx.db, user.domain_id);
-  if (!domain || !domain.enabled) return null;
-  return { id: user.id, name: user.name, domain: { id: domain.id, name: domain.name } };
+/** Refusals of a scope (dead, expired, used up, no role, disabled) are null: the key names no caller now. */
+async function orNull<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof ApiError && e.status >= 400 && e.status < 500) return null;
+    throw e;
+  }
 }
 
-async function enabledProject(ctx: IdentityContext, id: string): Promise<NamedInDomain | null> {
-  const project = await ctx.cache.project(ctx.db, id);
-  if (!project || !project.enabled) return null;
-  const domain = await ctx.cache.domain(ctx.db, project.domain_id);
-  if (!domain || !domain.enabled) return null;
-  return { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } };
-}
+/** How long the caller of one signed request is taken to last (a trust's or application credential's expiry caps it). */
+const CALLER_LIFETIME = 3600_000;
 
+/**
+ * The caller of a request signed with an EC2 credential: scoped by the same
+ * resolvers a token is (tokens/issue.ts: scopeProject, scopeTrust,
+ * scopeAppCred), so a credential made under a trust or an application
+ * credential is exactly as strong as a token of it (a trust's use is
+ * consumed per resolution, as per token); null when no such token could be
+ * had now.
+ */
 async function callerOf(ctx: IdentityContext, userId: string, projectId: string, trustId: string | null, appCredId: string | null): Promise<Credentials | null> {
-  const owner = await enabledUser(ctx, userId);
+  const owner = await ctx.cache.user(ctx.db, userId);
   if (!owner) return null;
-  let user = owner;
-  let project = await enabledProject(ctx, projectId);
-  let roles: Named[];
-  let trust: TokenData['trust'];
+  const ownerDomain = await orNull(userDomainOrFail(ctx, owner));
+  if (!ownerDomain) return null;
+  let scoped: Scoped | null;
   let appCred: TokenData['appCred'];
   if (trustId) {
-    const chain = await liveTrustChain(ctx, trustId);
-    const t = chain?.[0];
-    if (!chain || !t || t.trustee_user_id !== userId || !t.project_id) return null;
-    project = await enabledProject(ctx, t.project_id);
-    if (!project) return null;
-    const held = await withImplied(ctx.db, await assignedRoleIds(ctx.db, chain[chain.length - 1]!.trustor_user_id, { projectId: project.id }));
-    const delegated = await withImplied(ctx.db, parseJson<Array<{ id: string }>>(t.roles, []).map((r) => r.id));
-    if ([...delegated].some((id) => !held.has(id))) return null;
-    roles = await namedGlobalRoles(ctx.db, delegated);
-    trust = { id: t.id, trustorId: t.trustor_user_id, trusteeId: t.trustee_user_id, impersonation: !!t.impersonation };
-    if (t.impersonation) {
-      const trustor = await enabledUser(ctx, t.trustor_user_id);
-      if (!trustor) return null;
-      user = trustor;
-    }
+    scoped = await orNull(scopeTrust(ctx, userId, trustId));
+  } else if (appCredId) {
+    const grant = await findAppCredGrant(ctx, appCredId);
+    if (!grant || grant.userId !== userId || grant.projectId !== projectId) return null;
+    scoped = await orNull(scopeAppCred(ctx, userId, grant));
+    appCred = { id: grant.id, name: grant.name, restricted: grant.restricted };
   } else {
-    if (!project) return null;
-    roles = await ctx.cache.roles(ctx.db, userId, { projectId: project.id });
-    if (appCredId) {
-      const row = await ctx.db.selectFrom('identity_app_credentials').selectAll().where('id', '=', appCredId).executeTakeFirst();
-      if (!row || row.user_id !== userId || row.project_id !== project.id) return null;
-      if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) return null;
-      const granted = await withImplied(ctx.db, parseJson<Array<{ id: string }>>(row.roles, []).map((r) => r.id));
-      roles = roles.filter((r) => granted.has(r.id));
-      appCred = { id: row.id, name: row.name, restricted: !row.unrestricted };
-    }
+    scoped = await orNull(scopeProject(ctx, userId, { id: projectId }));
   }
-  if (roles.length === 0) return null;
+  if (!scoped?.project || scoped.project.id !== projectId || scoped.roles.length === 0) return null;
   const now = Date.now();
+  let expiresAt = now + CALLER_LIFETIME;
+  if (scoped.expiresCap) expiresAt = Math.min(expiresAt, Date.parse(scoped.expiresCap));
+  const user = scoped.tokenUser ?? { user: owner, domain: ownerDomain };
   const data: TokenData = {
-    user, methods: ['ec2credential'], issuedAt: now, expiresAt: now + 3600_000, auditIds: [], project, roles,
-    ...(trust ? { trust } : {}), ...(appCred ? { appCred } : {}),
+    user: { id: user.user.id, name: user.user.name, domain: user.domain },
+    methods: ['ec2credential'], issuedAt: now, expiresAt, auditIds: [], project: scoped.project, roles: scoped.roles,
+    ...(scoped.trust ? { trust: scoped.trust } : {}),
+    ...(appCred ? { appCred } : {}),
   };
   return credentialsOf(data);
 }

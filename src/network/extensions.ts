@@ -26,6 +26,7 @@ export const EXTENSIONS: readonly Extension[] = [
   { alias: 'network_availability_zone', name: 'Network Availability Zone', description: 'Availability zone support for network.' },
   { alias: 'port-security', name: 'Port Security', description: 'Provides port security' },
   { alias: 'binding', name: 'Port Binding', description: 'Expose port bindings of a virtual port to external application' },
+  { alias: 'extra_dhcp_opt', name: 'Neutron Extra DHCP options', description: 'Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)' },
   { alias: 'allowed-address-pairs', name: 'Allowed Address Pairs', description: 'Provides allowed address pairs' },
   { alias: 'security-group', name: 'security-group', description: 'The security groups extension.' },
   { alias: 'stateful-security-group', name: 'Stateful security group', description: 'Indicates if the security group is stateful or not' },

@@ -34,7 +34,7 @@ import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
   defaultHostname, dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
-  type DhcpHost, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
+  type DhcpHost, type DhcpOption, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
 /** Where a host's VXLAN endpoint is (its registered host_ip); null when it did not say. */
@@ -52,7 +52,7 @@ const PortObservedBody = Type.Object({ state: State, device: Type.Union([Type.St
 interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
   port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; binding_vif_type: string; dns_name: string; created_at: string;
-  status: string; interface_index: number | null;
+  status: string; interface_index: number | null; binding_vnic_type: string; extra_dhcp_opts: string;
 }
 interface RouterRow {
   id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
@@ -63,14 +63,22 @@ interface SubnetRow {
   dns_nameservers: string; host_routes: string; allocation_pools: string; ipv6_ra_mode: string | null; ipv6_address_mode: string | null;
 }
 
-/** A port the agent plugs: bound to a host, owned by a device, not one of the network's own. */
-const isDevicePort = (p: PortRow) => p.binding_host_id !== '' && p.device_id !== '' && !p.device_owner.startsWith('network:');
+/** A port bound to a host and owned by a device, not one of the network's own. */
+const isBoundDevicePort = (p: PortRow) => p.binding_host_id !== '' && p.device_id !== '' && !p.device_owner.startsWith('network:');
+/**
+ * A bare-metal node's NIC (vnic_type baremetal, Ironic's ports): bound to the
+ * host of the node's conductor, whose provisioning network's bridge reaches
+ * the node; that host holds the network (and its DHCP) but plugs nothing.
+ */
+const isBaremetalPort = (p: PortRow) => isBoundDevicePort(p) && p.binding_vnic_type === 'baremetal';
+/** A port the agent plugs: bound to a host, owned by a device, not one of the network's own, not a bare-metal NIC. */
+const isDevicePort = (p: PortRow) => isBoundDevicePort(p) && !isBaremetalPort(p);
 const ROUTER_INTERFACE = 'network:router_interface';
 const ROUTER_GATEWAY = 'network:router_gateway';
 /** A router's port on the router's host (the router reconciler plugs it). */
 const isRouterPort = (p: PortRow) => p.binding_host_id !== '' && (p.device_owner === ROUTER_INTERFACE || p.device_owner === ROUTER_GATEWAY);
 /** A port that makes its host hold the port's network. */
-const isPlugged = (p: PortRow) => isDevicePort(p) || isRouterPort(p);
+const isPlugged = (p: PortRow) => isDevicePort(p) || isRouterPort(p) || isBaremetalPort(p);
 
 const versionOf = (spec: unknown) => Number.parseInt(createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12), 16);
 
@@ -127,7 +135,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
 
   /** The networks a host holds: those of its device ports and of the ports of the routers it serves. */
   async function hostNetworks(hostname: string): Promise<string[]> {
-    const rows = await db.selectFrom('network_ports').select(['network_id', 'device_id', 'device_owner', 'binding_host_id']).where('binding_host_id', '=', hostname).execute() as PortRow[];
+    const rows = await db.selectFrom('network_ports').select(['network_id', 'device_id', 'device_owner', 'binding_host_id', 'binding_vnic_type']).where('binding_host_id', '=', hostname).execute() as PortRow[];
     return [...new Set(rows.filter(isPlugged).map((r) => r.network_id))].sort();
   }
 
@@ -163,7 +171,12 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
         for (const p of snap.ports) {
           if (p.network_id !== n.id || p.id === dhcpPort.id) continue;
           for (const ip of snap.ips.get(p.id) ?? []) {
-            if (dhcpSubnets.has(ip.subnet_id)) hostsOut.push({ port_id: p.id, mac_address: p.mac_address, ip_address: ip.ip_address, subnet_id: ip.subnet_id, hostname: p.dns_name || defaultHostname(ip.ip_address) });
+            if (!dhcpSubnets.has(ip.subnet_id)) continue;
+            const opts = JSON.parse(p.extra_dhcp_opts || '[]') as DhcpOption[];
+            hostsOut.push({
+              port_id: p.id, mac_address: p.mac_address, ip_address: ip.ip_address, subnet_id: ip.subnet_id, hostname: p.dns_name || defaultHostname(ip.ip_address),
+              ...(opts.length ? { extra_dhcp_opts: opts } : {}),
+            });
           }
         }
         dhcp = {

@@ -17,7 +17,7 @@ import { formatCidr, isMac, parseCidr } from './ipnet.ts';
 import type { View } from './list.ts';
 import { DHCP_OWNER, L3_OWNERS, type NetworkRow } from './networks.ts';
 import { checkDnsName } from './dns.ts';
-import { defaultHostname, dnsmasqServes } from './protocol.ts';
+import { defaultHostname, dnsmasqServes, type DhcpOption } from './protocol.ts';
 import { adminOnly } from './policy.ts';
 import { checkQuota } from './quotas.ts';
 import { bool, bumpRevision, createRoute, ifMatchRevision, int, newStandard, projectFor, Resources, standardView, type ResourceDef } from './resource.ts';
@@ -43,6 +43,8 @@ const Mutable = {
   'binding:host_id': Type.Optional(Type.String({ maxLength: 255 })), 'binding:profile': Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])),
   'binding:vnic_type': Type.Optional(Type.Union(VNIC_TYPES.map((t) => Type.Literal(t)))), dns_name: Type.Optional(DnsName),
   mac_address: Type.Optional(Type.String()),
+  // checked by checkDhcpOpts, worded as Neutron's validator
+  extra_dhcp_opts: Type.Optional(Type.Union([Type.Array(Type.Unknown()), Type.Null()])),
 };
 const CreateItem = Type.Object({
   ...Mutable, network_id: Type.String(),
@@ -60,7 +62,7 @@ export function portDef(ctx: NetworkContext): ResourceDef<PortRow> {
       name: 'string', network_id: 'string', mac_address: 'string', admin_state_up: 'bool', status: 'string', device_id: 'string',
       device_owner: 'string', fixed_ips: 'fixed_ips', security_groups: 'list', port_security_enabled: 'bool', allowed_address_pairs: 'none',
       'binding:host_id': 'string', 'binding:vnic_type': 'string', 'binding:vif_type': 'string', 'binding:profile': 'none', 'binding:vif_details': 'none',
-      dns_name: 'string', dns_assignment: 'none',
+      dns_name: 'string', dns_assignment: 'none', extra_dhcp_opts: 'none',
     },
     // a project sees its ports and the ports on its networks
     visible: (q, c) => q.where((eb) => eb.or([
@@ -87,7 +89,7 @@ function portView(r: PortRow, tags: string[], fixedIps: FixedIp[], groups: strin
     ...standardView(r, tags), name: r.name, network_id: r.network_id, mac_address: r.mac_address, admin_state_up: bool(r.admin_state_up),
     status: r.status, device_id: r.device_id, device_owner: r.device_owner, fixed_ips: fixedIps, security_groups: groups,
     port_security_enabled: bool(r.port_security_enabled), allowed_address_pairs: JSON.parse(r.allowed_address_pairs),
-    'binding:vnic_type': r.binding_vnic_type, dns_name: r.dns_name,
+    'binding:vnic_type': r.binding_vnic_type, dns_name: r.dns_name, extra_dhcp_opts: JSON.parse(r.extra_dhcp_opts || '[]') as DhcpOpt[],
     dns_assignment: fixedIps.map((f) => {
       const hostname = r.dns_name || defaultHostname(f.ip_address);
       return { ip_address: f.ip_address, hostname, fqdn: `${hostname}.openstacklocal.` };
@@ -159,6 +161,59 @@ export async function ensureDhcpPort(tx: Kysely<any>, networkId: string, macPref
 export function newMac(prefix: string): string {
   const b = randomBytes(3);
   return `${prefix}:${[...b].map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
+}
+
+/** One extra DHCP option of a port (extra_dhcp_opt), as stored and shown. */
+type DhcpOpt = DhcpOption;
+
+/** The options that may be given with no value (neutron-lib's VALID_BLANK_EXTRA_DHCP_OPTS). */
+const BLANK_OPTS = ['router', 'classless-static-route'];
+const ONE_LINE = /^[^\r\n]*$/;
+
+/**
+ * extra_dhcp_opts as given (neutron-lib extra_dhcp_opt's key specs): each an
+ * object of opt_name (one line, 1..64), opt_value (one line, up to 255, or
+ * null: on create, no option; on update, remove it; blank allowed only for
+ * `router` and `classless-static-route`) and ip_version (4 or 6, default 4).
+ */
+export function parseDhcpOpts(given: unknown[]): Array<{ opt_name: string; opt_value: string | null; ip_version: 4 | 6 }> {
+  const bad = (why: string) => invalidAttr('extra_dhcp_opts', why);
+  return given.map((o) => {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(`'${JSON.stringify(o)}' is not a dictionary`);
+    const d = o as Record<string, unknown>;
+    for (const k of Object.keys(d)) if (!['opt_name', 'opt_value', 'ip_version'].includes(k)) throw bad(`Unexpected keys supplied: ${k}`);
+    if (!('opt_name' in d) || !('opt_value' in d)) throw bad(`Validation of dictionary's keys failed. Expected keys: {'opt_name', 'opt_value'} Provided keys: {${Object.keys(d).map((k) => `'${k}'`).join(', ')}}`);
+    const name = d.opt_name;
+    if (typeof name !== 'string' || name.trim() === '' || !ONE_LINE.test(name)) throw bad(`'${String(name)}' Blank strings are not permitted`);
+    if (name.length > 64) throw bad(`'${name}' exceeds maximum length of 64`);
+    const value = d.opt_value;
+    if (value !== null && typeof value !== 'string') throw bad(`'${JSON.stringify(value)}' is not a valid string`);
+    if (typeof value === 'string') {
+      if (value.length > 255) throw bad(`'${value}' exceeds maximum length of 255`);
+      if (!ONE_LINE.test(value)) throw bad(`'${value}' contains a line break`);
+      if (value.trim() === '' && !BLANK_OPTS.includes(name)) throw bad(`'${value}' Blank strings are not permitted`);
+    }
+    const v = d.ip_version === undefined || d.ip_version === null ? 4 : Number(d.ip_version);
+    if (v !== 4 && v !== 6) throw bad(`${JSON.stringify(d.ip_version)} is not in [4, 6]`);
+    return { opt_name: name, opt_value: value as string | null, ip_version: v as 4 | 6 };
+  });
+}
+
+/**
+ * The port's options after a create (`held` empty) or an update (Neutron's
+ * extradhcpopt_db): a given option replaces the held one of the same name
+ * and IP version, a null value removes it, the others are kept.
+ */
+export function mergeDhcpOpts(held: DhcpOpt[], given: unknown[] | null): DhcpOpt[] {
+  const out = [...held];
+  for (const o of parseDhcpOpts(given ?? [])) {
+    const i = out.findIndex((h) => h.opt_name === o.opt_name && h.ip_version === o.ip_version);
+    if (o.opt_value === null) {
+      if (i >= 0) out.splice(i, 1);
+    } else if (i >= 0) out[i] = { ...out[i]!, opt_value: o.opt_value };
+    else out.push({ opt_name: o.opt_name, opt_value: o.opt_value, ip_version: o.ip_version });
+  }
+  return out;
 }
 
 function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, mac: string): AddressPair[] {
@@ -234,6 +289,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
         }
         const defaultGroup = security && askedGroups === undefined ? await ensureDefaultGroup(db, projectId) : null;
         const dnsName = checkDnsName(b.dns_name ?? '');
+        const dhcpOpts = mergeDhcpOpts([], b.extra_dhcp_opts ?? null);
         const id = uuid();
         await retryOnCollision(() => db.transaction().execute(async (tx) => {
           await checkQuota(tx, projectId, 'port');
@@ -249,6 +305,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
             port_security_enabled: int(security), allowed_address_pairs: JSON.stringify(checkPairs(b.allowed_address_pairs ?? [], mac)),
             binding_host_id: b['binding:host_id'] ?? '', binding_vnic_type: b['binding:vnic_type'] ?? 'normal', binding_vif_type: 'unbound',
             binding_profile: JSON.stringify(b['binding:profile'] ?? {}), binding_vif_details: '{}', dns_name: dnsName,
+            extra_dhcp_opts: JSON.stringify(dhcpOpts),
           }).execute();
           await allocate(tx, { networkId: net.id, subnets: await subnetsOf(tx, net.id), portId: id, mac, deviceOwner: b.device_owner ?? '', requested: b.fixed_ips });
           await setGroups(tx, id, groupIds);
@@ -268,6 +325,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
         adminOnly(cred, 'update_port', b, [...ADMIN_ATTRS, 'mac_address']);
         const expected = ifMatchRevision(rc);
         const dnsName = b.dns_name === undefined ? undefined : checkDnsName(b.dns_name);
+        if (b.extra_dhcp_opts) parseDhcpOpts(b.extra_dhcp_opts);
         await retryOnCollision(() => db.transaction().execute(async (tx) => {
           const row = await ports.find(cred, id, tx);
           const net = await tx.selectFrom('network_networks').selectAll().where('id', '=', row.network_id).executeTakeFirstOrThrow() as NetworkRow;
@@ -303,6 +361,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           if (b['binding:profile'] !== undefined) set.binding_profile = JSON.stringify(b['binding:profile'] ?? {});
           if (b['binding:vnic_type'] !== undefined) set.binding_vnic_type = b['binding:vnic_type'];
           if (dnsName !== undefined) set.dns_name = dnsName;
+          if (b.extra_dhcp_opts !== undefined) set.extra_dhcp_opts = JSON.stringify(mergeDhcpOpts(JSON.parse(row.extra_dhcp_opts || '[]') as DhcpOpt[], b.extra_dhcp_opts));
           await tx.updateTable('network_ports').set(set).where('id', '=', id).execute();
           await setGroups(tx, id, groupIds);
           if (isDevicePort({ ...row, ...set })) await ensureDhcpPort(tx, row.network_id, ctx.config.macPrefix);

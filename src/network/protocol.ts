@@ -65,8 +65,20 @@ export interface FixedIp { subnet_id: string; ip_address: string }
 /** A port's hostname for an address when it has no dns_name (Neutron's `host-<ip with dashes>`). */
 export const defaultHostname = (ip: string): string => `host-${ip.replace(/[.:]/g, '-')}`;
 
+/**
+ * An extra DHCP option of a port (Neutron's extra_dhcp_opt): `opt_name` a
+ * dnsmasq option number or name, optionally behind `tag:<tag>,` (Ironic's
+ * `tag:ipxe,67` / `tag:!ipxe,67`); dnsmasq sets the tag `ipxe` for clients
+ * that send option 175 (iPXE).
+ */
+export interface DhcpOption { opt_name: string; opt_value: string; ip_version: 4 | 6 }
+
 /** One static DHCP host entry: a port of the network with an address in a DHCP subnet. */
-export interface DhcpHost { port_id: string; mac_address: string; ip_address: string; subnet_id: string; hostname: string }
+export interface DhcpHost {
+  port_id: string; mac_address: string; ip_address: string; subnet_id: string; hostname: string;
+  /** The port's extra DHCP options (absent when it has none). */
+  extra_dhcp_opts?: DhcpOption[];
+}
 
 /** The network's DHCP server on this host (Neutron's `network:dhcp` port). */
 export interface DhcpSpec {

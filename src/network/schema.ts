@@ -42,6 +42,8 @@ export interface NetworkTables {
     dns_name: string;
     /** A server's port: its interface's index (eth<n>), kept while bound to the device; unique per device (interface-index.ts). */
     interface_index: number | null;
+    /** extra_dhcp_opt: JSON [{opt_name, opt_value, ip_version}], one per (opt_name, ip_version). */
+    extra_dhcp_opts: string;
   };
   /** An address given to a port on a subnet; unique per subnet (and per network through the subnet). */
   network_ip_allocations: { subnet_id: string; ip_address: string; network_id: string; port_id: string };
@@ -225,6 +227,11 @@ export const networkMigrations: Record<string, Migration> = {
       await db.schema.alterTable('network_ports').addColumn('interface_index', 'integer').execute();
       // NULLs are distinct: ports that are no server's interface have none
       await db.schema.createIndex('network_ports_device_interface').on('network_ports').columns(['device_id', 'interface_index']).unique().execute();
+    },
+  },
+  '0305_network_port_extra_dhcp_opts': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('network_ports').addColumn('extra_dhcp_opts', text, (c) => c.notNull().defaultTo('[]')).execute();
     },
   },
 };

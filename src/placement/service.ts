@@ -13,6 +13,7 @@
 //   moveConsumer(tx, from, to)            hands a consumer's allocations to another (a resize's migration)
 //   removeProvider(tx, uuid)              a provider and everything on it (a host deleted)
 //   usageOf(db, uuids)                    used amounts per provider and class
+//   syncBaremetalProvider(db, node)       a bare-metal node as a provider (one unit of CUSTOM_<class>, its traits)
 import type { Db } from '../db/database.ts';
 import type { Service } from '../http/service.ts';
 import { renderPlacementError } from './errors.ts';
@@ -24,6 +25,7 @@ import { nameRoutes } from './routes/names.ts';
 import { providerRoutes } from './routes/providers.ts';
 
 export { syncComputeProviders, type ComputeHost } from './compute-hosts.ts';
+export { customClassOf, removeBaremetalProvider, syncBaremetalProvider, type BaremetalNodeProvider } from './baremetal-nodes.ts';
 export {
   capacityOf, claimOnProvider, firstUnfit, moveConsumer, providerStates, releaseConsumer, removeProvider, usageOf,
   type ClaimItem, type ProviderState, type Resources,

@@ -14,6 +14,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
+import { isAdmin } from '../http/policy.ts';
+import type { BasicLogin } from '../identity/basic-auth.ts';
 import { getProject, getProjectByName } from '../identity/lookup.ts';
 import { RegistryError } from './errors.ts';
 import type { RepoName } from './names.ts';
@@ -47,7 +49,18 @@ export function rolesAllow(roles: ReadonlySet<string>, action: Action): boolean 
   return action === 'pull' && roles.has('reader');
 }
 
-const HEX_ID = /^[0-9a-f]{32}$/;
+/**
+ * The one rule for the cloud's administrator, who reaches every project's
+ * repositories: a caller whose token carries the admin role (`isAdmin`, as
+ * every Stratus policy has it). A Keystone token (X-Auth-Token) is judged by
+ * its roles; an HTTP Basic login at the token endpoint by whether a token of
+ * it could carry them (identity's `BasicLogin.isAdmin`, effective roles).
+ */
+export const isCloudAdmin = (who: Credentials | BasicLogin): Promise<boolean> =>
+  'isAdmin' in who ? who.isAdmin() : Promise.resolve(isAdmin(who));
+
+/** A project id (Keystone's: 32 hex digits), tried before a name. */
+export const HEX_ID = /^[0-9a-f]{32}$/;
 
 /** The enabled project a name's first component names: its id, else its name in the domain. */
 export async function resolveProject(db: Db, ref: string, domainId: string): Promise<{ id: string; name: string } | undefined> {
@@ -93,7 +106,7 @@ export async function authorize(db: Db, req: FastifyRequest, publicUrl: string |
     if (grant?.actions.includes(action)) return { projectId: grant.projectId, projectName: null };
   } else if (cred) {
     const project = await resolveProject(db, name.project, cred.projectDomainId ?? cred.userDomainId);
-    if (project && ((cred.projectId === project.id && rolesAllow(cred.roles, action)) || cred.roles.has('admin'))) {
+    if (project && ((cred.projectId === project.id && rolesAllow(cred.roles, action)) || (await isCloudAdmin(cred)))) {
       return { projectId: project.id, projectName: project.name };
     }
   }

@@ -35,23 +35,34 @@ export class RegistryError extends ApiError {
 
 export const regError = (code: RegistryCodeName, message?: string, detail?: unknown) => new RegistryError(code, message, { detail });
 
-/** The spec's code for an error raised outside the registry's own code (authentication, policy, a malformed request). */
-function codeOf(err: ApiError): RegistryCodeName {
+/** The kind of endpoint a request addressed (names.ts: RegistryPath's kinds), which picks the code of a plain error. */
+export type EndpointKind = 'manifest' | 'blob' | 'uploads' | 'upload' | 'tags' | 'referrers';
+
+/**
+ * The spec's code for an error raised outside the registry's own code
+ * (authentication, policy, the object store, a malformed request), by its
+ * status and the endpoint addressed: a 404 is the unknown thing the endpoint
+ * names, a 400 the invalid thing it takes; where the spec has no closer
+ * code, UNSUPPORTED ("a missing implementation or invalid set of parameters").
+ */
+function codeOf(err: ApiError, kind: EndpointKind | null): RegistryCodeName {
   if (err instanceof RegistryError) return err.registryCode;
   switch (err.status) {
     case 401: return 'UNAUTHORIZED';
     case 403: return 'DENIED';
-    case 404: return 'NAME_UNKNOWN';
+    case 404:
+      return kind === 'manifest' ? 'MANIFEST_UNKNOWN' : kind === 'blob' ? 'BLOB_UNKNOWN' : kind === 'upload' || kind === 'uploads' ? 'BLOB_UPLOAD_UNKNOWN' : 'NAME_UNKNOWN';
+    case 400:
+      return kind === 'manifest' ? 'MANIFEST_INVALID' : kind === 'blob' || kind === 'referrers' ? 'DIGEST_INVALID' : kind === 'upload' || kind === 'uploads' ? 'BLOB_UPLOAD_INVALID' : 'UNSUPPORTED';
     case 405: return 'UNSUPPORTED';
     case 413: return 'SIZE_INVALID';
     case 429: return 'TOOMANYREQUESTS';
-    // a malformed request, a server fault: the spec has no closer code
     default: return 'UNSUPPORTED';
   }
 }
 
-export function renderRegistryError(err: ApiError): unknown {
-  const code = codeOf(err);
+export function renderRegistryError(err: ApiError, kind: EndpointKind | null = null): unknown {
+  const code = codeOf(err, kind);
   const entry: Record<string, unknown> = { code, message: err.message };
   if (err instanceof RegistryError && err.detail !== undefined) entry.detail = err.detail;
   return { errors: [entry] };

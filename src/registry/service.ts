@@ -164,6 +164,13 @@ function pageSize(v: string | undefined): number | undefined {
 
 const MAX_PAGE = 1000;
 
+/** The kind of endpoint a request's URL addresses (its errors' codes depend on it); null outside /v2/<name>/... */
+function endpointKind(url: string): RegistryPath['kind'] | null {
+  const path = url.split('?')[0]!;
+  if (!path.startsWith(`${PREFIX}/`) || path.startsWith(`${PREFIX}/_`)) return null;
+  return matchPath(path.slice(PREFIX.length + 1))?.kind ?? null;
+}
+
 export function createRegistry(deps: RegistryDeps): RegistryService {
   const core = new RegistryCore(deps.db, deps.storage);
   const signer = new TokenSigner();
@@ -499,7 +506,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     prefix: PREFIX,
     routes,
     rules: { 'registry:base': () => true },
-    renderError: renderRegistryError,
+    renderError: (err, req) => renderRegistryError(err, req ? endpointKind(req.url) : null),
     authenticators: [bearer, keystoneTokens(deps.authenticate)],
     setup(app: FastifyInstance) {
       // Bodies are blob bytes and manifests kept byte for byte: every body reaches the handler as the raw stream.

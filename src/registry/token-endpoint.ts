@@ -9,9 +9,9 @@ import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
 import type { BasicAuthenticator, BasicLogin } from '../identity/basic-auth.ts';
-import { DEFAULT_DOMAIN, isPublic, resolveProject, rolesAllow } from './access.ts';
+import { DEFAULT_DOMAIN, HEX_ID, isCloudAdmin, isPublic, resolveProject, rolesAllow } from './access.ts';
 import { RegistryError } from './errors.ts';
-import { NAME_RE } from './names.ts';
+import { parseName, type RepoName } from './names.ts';
 import { ACTIONS, TOKEN_TTL, parseScopes, type Action, type Grant, type RegistryClaims, type TokenSigner } from './token.ts';
 
 export interface TokenDeps {
@@ -31,7 +31,14 @@ export function basicCredentials(req: FastifyRequest): { user: string; secret: s
   return { user: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
 }
 
-const HEX_ID = /^[0-9a-f]{32}$/;
+/** A scope's repository name as the registry's routes parse it (names.ts); null when it is none (the scope grants nothing). */
+function nameOrNull(full: string): RepoName | null {
+  try {
+    return parseName(full);
+  } catch {
+    return null;
+  }
+}
 
 /** The Credentials a login has on the project a name's first component names (id first, then name). */
 async function projectCredentials(login: BasicLogin, ref: string): Promise<Credentials | null> {
@@ -58,24 +65,20 @@ export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, s
   }
   const access: Grant[] = [];
   let catalog: string[] | undefined;
-  // the admin role on any project is the cloud's administrator (scope enforcement off, as everywhere in Stratus): every repository
+  // the cloud's administrator reaches every repository (access.ts: isCloudAdmin, the rule of the Keystone-token path too)
   let admin: Promise<boolean> | undefined;
-  const cloudAdmin = () => (admin ??= (async () => {
-    if (!login || login.appCredProjectId) return false;
-    for (const id of await login.projectIds()) if ((await login.forProject({ id }))?.roles.has('admin')) return true;
-    return false;
-  })());
+  const cloudAdmin = () => (admin ??= login ? isCloudAdmin(login) : Promise.resolve(false));
   for (const s of parseScopes(scopeParams)) {
     if (s.type === 'registry' && s.name === 'catalog') {
       catalog = login ? await login.projectIds() : [];
       continue;
     }
-    if (s.type !== 'repository' || s.name.length > 255 || !NAME_RE.test(s.name) || !s.name.includes('/')) continue;
+    if (s.type !== 'repository') continue;
+    const name = nameOrNull(s.name);
+    if (!name) continue;
     const wanted = new Set<Action>(s.actions.includes('*') ? ACTIONS : s.actions.filter((a): a is Action => (ACTIONS as string[]).includes(a)));
     if (wanted.size === 0) continue;
-    const slash = s.name.indexOf('/');
-    const projectRef = s.name.slice(0, slash);
-    const path = s.name.slice(slash + 1);
+    const { project: projectRef, path } = name;
     const granted = new Set<Action>();
     let projectId: string | undefined;
     if (login) {

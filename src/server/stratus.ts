@@ -9,6 +9,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
 import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
+import { EventBus, eventService } from '../http/events.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
@@ -19,6 +20,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
+import { createBaremetalService, type BaremetalConfig } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
@@ -54,6 +56,8 @@ export interface StratusOptions {
   object?: ObjectConfig;
   /** The S3 API's settings (virtual-hosted buckets' domain, the region it reports). */
   s3?: S3Config;
+  /** The bare-metal service's settings (the provisioning network). */
+  baremetal?: Partial<BaremetalConfig>;
 }
 
 export interface Stratus {
@@ -86,6 +90,9 @@ export const HOSTED_SERVICES: HostedService[] = [
   { type: 'volumev3', name: 'cinderv3', path: '/volume/v3' },
   // as DevStack registers Swift: the account of the token's project in the URL
   { type: 'object-store', name: 'swift', path: '/object/v1/AUTH_$(project_id)s' },
+  { type: 'baremetal', name: 'ironic', path: '/baremetal' },
+  // Stratus's resource event stream (docs/events.md)
+  { type: 'events', name: 'stratus-events', path: '/events/v1' },
 ];
 
 export const defaultDatabase = (dataDir: string) => join(dataDir, 'stratus.db');
@@ -104,8 +111,10 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
+  // the resource event stream: services publish their resources' changes, /events streams them
+  const events = new EventBus();
   const objects = createObjectService({ db: database.db, log: logger.child({ component: 'object' }), dataDir: o.dataDir, config: o.object });
   const images = createImageService({ db: database.db, log: logger, dataDir: o.dataDir, store: o.imageStore === 'object' ? new ObjectImageStore(objects.store) : imageStore(o) });
   // the agent API: services register the resource kinds agents converge
@@ -128,10 +137,13 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     },
   });
   const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers });
+  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events });
   // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
   fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
   const placement = createPlacement(database.db);
+  // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
+  // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
+  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
@@ -140,8 +152,9 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
   });
   return {
-    identity, images, compute, fleet, volume, objects, registry,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service],
+    identity, images, compute, fleet, volume, objects, registry, baremetal, events,
+    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service, baremetal.service,
+      eventService(events, identity.authenticate)],
   };
 }
 
@@ -185,7 +198,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const logger = o.logger ?? serverLogger(o.logLevel);
   const database = await openDatabase(o.database ?? defaultDatabase(o.dataDir));
-  const { identity, images, compute, fleet, volume, objects, registry, services } = createServices(database, logger, o);
+  const { identity, images, compute, fleet, volume, objects, registry, baremetal, services } = createServices(database, logger, o);
   // globalThis.gc exists when Node runs with --expose-gc, as bin/stratus runs the server.
   const idleMemory = new IdleMemory((globalThis as { gc?: Collector }).gc);
   let listening: { close(): Promise<unknown> } | undefined;
@@ -209,6 +222,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     await volume.start();
     await objects.start();
     await registry.start();
+    await baremetal.start();
     // Start-up (loading modules, migrations, bootstrap, registering every
     // route) leaves garbage like a burst of requests does: collected before
     // the first request rather than once traffic has begun.

@@ -133,8 +133,10 @@ const INTERFACES: Record<string, readonly string[]> = {
   object: ['object/service.ts'],
   // RegistryService wiring (the registry's GC, for the CLI and the server).
   registry: ['registry/service.ts'],
+  // BaremetalService wiring and compute's way to nodes; the wire contract of the baremetal_node kind conductors converge.
+  baremetal: ['baremetal/service.ts', 'baremetal/protocol.ts'],
 };
-const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'object', 'registry', 'agent'];
+const SERVICES = ['identity', 'image', 'compute', 'network', 'volume', 'object', 'registry', 'baremetal', 'agent'];
 
 const serviceOf = (file: string): string | undefined => SERVICES.find((s) => file.startsWith(`${s}/`));
 

@@ -73,5 +73,6 @@ export async function applyIntent(ctx: ComputeContext, rc: RouteContext | null, 
     throw conflict(`Conflict updating instance ${s.id}. Expected: {'task_state': [${q(s.task_state)}]}. Actual: {'task_state': ${q(fresh.task_state)}}`);
   }
   ctx.engine.notify(s.host);
+  await ctx.serverEvents([s.id]);
 }
 

@@ -6,6 +6,7 @@ import type { Db } from '../../db/database.ts';
 import type { Engine } from '../engine/interface.ts';
 import type { IdentityContext } from '../../identity/context.ts';
 import type { ImageAccess } from './images-access.ts';
+import type { ServerEvents } from './events.ts';
 
 export interface ComputeConfig {
   /** The availability zone of hosts that name none (Nova's default_availability_zone). */
@@ -46,4 +47,6 @@ export interface ComputeContext {
   network: ServerNetworking | null;
   /** The volume service's way to Cinder's attachments; null: volumes cannot be attached. */
   volumes: ServerVolumes | null;
+  /** Publishes servers' changes to the resource event stream (src/http/events.ts). */
+  serverEvents: ServerEvents;
 }

@@ -584,6 +584,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     }
   }
   ctx.engine.kick();
+  await ctx.serverEvents(created.map((c) => c.id), 'created');
 
   if (sv.return_reservation_id !== undefined && boolFrom(sv.return_reservation_id)) {
     rc.reply.code(202);
@@ -877,6 +878,7 @@ export function serverRoutes(ctx: ComputeContext): Route[] {
           if (set.hostname !== undefined) set.version = s.version + 1;
           await db.updateTable('compute_servers').set(set as any).where('id', '=', s.id).execute();
           if (set.hostname !== undefined && s.host) ctx.engine.notify(s.host);
+          await ctx.serverEvents([s.id]);
         }
         forgetServer(rc);
         const fresh = await reloadServer(db, s.id);
@@ -941,5 +943,6 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
   // a shelved offloaded server's snapshot goes with it, as Nova's
   if (!placedOn && s.shelved_image_id) await ctx.images.deleteById(s.shelved_image_id).catch(() => undefined);
   ctx.engine.kick();
+  await ctx.serverEvents([s.id]);
 }
 

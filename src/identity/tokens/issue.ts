@@ -96,7 +96,7 @@ async function findUser(ctx: IdentityContext, ref: Ref | undefined): Promise<Use
   return domainId ? ctx.cache.userByName(ctx.db, domainId, ref.name) : undefined;
 }
 
-async function userDomainOrFail(ctx: IdentityContext, user: UserRow): Promise<Named> {
+export async function userDomainOrFail(ctx: IdentityContext, user: UserRow): Promise<Named> {
   const domain = await ctx.cache.domain(ctx.db, user.domain_id);
   if (!domain || !domain.enabled || !user.enabled) throw unauthorized(AUTH_FAILED);
   return { id: domain.id, name: domain.name };
@@ -152,7 +152,7 @@ async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['i
   if (!req || typeof req.secret !== 'string') throw badRequest("Invalid input for field 'identity/application_credential/secret'.");
   let row;
   if (req.id) {
-    row = await ctx.db.selectFrom('identity_app_credentials').selectAll().where('id', '=', req.id).executeTakeFirst();
+    row = await getAppCredRow(ctx, req.id);
   } else if (req.name && req.user) {
     const user = await findUser(ctx, req.user);
     if (user) row = await ctx.db.selectFrom('identity_app_credentials').selectAll().where('user_id', '=', user.id).where('name', '=', req.name).executeTakeFirst();
@@ -160,18 +160,29 @@ async function authAppCred(ctx: IdentityContext, req: NonNullable<AuthRequest['i
     throw badRequest('Could not find application credential: an id, or a name and a user, is required.');
   }
   if (!row || !secretMatches(req.secret, row.secret_hash)) throw unauthorized(AUTH_FAILED);
-  if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) throw unauthorized(AUTH_FAILED);
   const user = await ctx.cache.user(ctx.db, row.user_id);
   if (!user) throw unauthorized(AUTH_FAILED);
   const userDomain = await userDomainOrFail(ctx, user);
-  const roles = parseJson<Array<{ id: string }>>(row.roles, []);
-  return {
-    user, userDomain, methods: ['application_credential'],
-    appCred: { id: row.id, name: row.name, restricted: !row.unrestricted, projectId: row.project_id, roleIds: roles.map((r) => r.id), expiresAt: row.expires_at },
-  };
+  return { user, userDomain, methods: ['application_credential'], appCred: appCredGrant(row) };
 }
 
-async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDomain> {
+type AppCredRow = NonNullable<Awaited<ReturnType<typeof getAppCredRow>>>;
+const getAppCredRow = (ctx: IdentityContext, id: string) =>
+  ctx.db.selectFrom('identity_app_credentials').selectAll().where('id', '=', id).executeTakeFirst();
+
+/** What an application credential grants (its project, roles and expiry), as scoping checks it. */
+export type AppCredGrant = NonNullable<Authenticated['appCred']>;
+export function appCredGrant(row: AppCredRow): AppCredGrant {
+  const roles = parseJson<Array<{ id: string }>>(row.roles, []);
+  return { id: row.id, name: row.name, restricted: !row.unrestricted, projectId: row.project_id, roleIds: roles.map((r) => r.id), expiresAt: row.expires_at };
+}
+/** An application credential by id (undefined when there is none): for EC2 credentials made with one (ec2.ts). */
+export const findAppCredGrant = async (ctx: IdentityContext, id: string): Promise<(AppCredGrant & { userId: string }) | undefined> => {
+  const row = await getAppCredRow(ctx, id);
+  return row ? { ...appCredGrant(row), userId: row.user_id } : undefined;
+};
+
+export async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDomain> {
   let project;
   if (ref.id) project = await ctx.cache.project(ctx.db, ref.id);
   else if (ref.name && ref.domain) {
@@ -186,7 +197,8 @@ async function projectOrFail(ctx: IdentityContext, ref: Ref): Promise<NamedInDom
   return { id: project.id, name: project.name, domain: { id: domain.id, name: domain.name } };
 }
 
-interface Scoped {
+/** A scope checked now: what a token (or an EC2 credential's caller, ec2.ts) carries. */
+export interface Scoped {
   project?: NamedInDomain;
   domain?: Named;
   system?: boolean;
@@ -197,7 +209,7 @@ interface Scoped {
   tokenUser?: { user: UserRow; domain: Named };
 }
 
-async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTarget, what: string): Promise<Named[]> {
+export async function rolesOrFail(ctx: IdentityContext, userId: string, target: ScopeTarget, what: string): Promise<Named[]> {
   const roles = await ctx.cache.roles(ctx.db, userId, target);
   if (roles.length === 0) throw unauthorized(`User ${userId} has no access to ${what}.`);
   return roles;
@@ -236,12 +248,19 @@ export async function liveTrustChain(ctx: IdentityContext, id: string): Promise<
   return chain;
 }
 
-async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: string): Promise<Scoped> {
+/**
+ * The scope a trust gives its trustee now, and one use of it consumed: the
+ * one resolver of trust scoping, for a trust-scoped token and for each
+ * request signed with an EC2 credential made under a trust (ec2.ts), so the
+ * credential is exactly as strong as a token for that trust. Throws as
+ * Keystone answers: 401 for a dead trust, 403 for a refused one.
+ */
+export async function scopeTrust(ctx: IdentityContext, trusteeId: string, trustId: string): Promise<Scoped> {
   // An unknown, deleted, expired or used-up trust (or one redelegated from such) is a 401, as in Keystone.
   const chain = await liveTrustChain(ctx, trustId);
   if (!chain) throw unauthorized(AUTH_FAILED);
   const trust = chain[0]!;
-  if (trust.trustee_user_id !== auth.user.id) throw forbidden('User is not a trustee.');
+  if (trust.trustee_user_id !== trusteeId) throw forbidden('User is not a trustee.');
   const trustor = await ctx.cache.user(ctx.db, trust.trustor_user_id);
   if (!trustor) throw unauthorized(AUTH_FAILED);
   const trustorDomain = await userDomainOrFail(ctx, trustor);
@@ -271,27 +290,40 @@ async function scopeTrust(ctx: IdentityContext, auth: Authenticated, trustId: st
   };
 }
 
+/**
+ * The scope an application credential gives its user now (its project, the
+ * roles it grants that the user still holds there); 401 when it expired or
+ * grants nothing. Shared by tokens and EC2 credentials made with one (ec2.ts).
+ */
+export async function scopeAppCred(ctx: IdentityContext, userId: string, appCred: AppCredGrant): Promise<Scoped> {
+  if (appCred.expiresAt && Date.parse(appCred.expiresAt) <= Date.now()) throw unauthorized(AUTH_FAILED);
+  const project = await projectOrFail(ctx, { id: appCred.projectId });
+  const held = await ctx.cache.roles(ctx.db, userId, { projectId: project.id });
+  const granted = await withImplied(ctx.db, appCred.roleIds);
+  const roles = held.filter((r) => granted.has(r.id));
+  if (roles.length === 0) throw unauthorized(`User ${userId} has no access to project ${project.id}.`);
+  return { project, roles, expiresCap: appCred.expiresAt };
+}
+
+/** A project scope of a user: the enabled project (and domain) and the user's roles there; 401 otherwise. */
+export async function scopeProject(ctx: IdentityContext, userId: string, ref: Ref): Promise<Scoped> {
+  const project = await projectOrFail(ctx, ref);
+  return { project, roles: await rolesOrFail(ctx, userId, { projectId: project.id }, `project ${project.id}`) };
+}
+
 async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest['scope']): Promise<Scoped> {
   const userId = auth.user.id;
   if (auth.appCred) {
     if (req && req !== 'unscoped' && (req.domain || req.system || req['OS-TRUST:trust'])) {
       throw unauthorized('Application credentials cannot request a scope.');
     }
-    const project = await projectOrFail(ctx, { id: auth.appCred.projectId });
-    const held = await ctx.cache.roles(ctx.db, userId, { projectId: project.id });
-    const granted = await withImplied(ctx.db, auth.appCred.roleIds);
-    const roles = held.filter((r) => granted.has(r.id));
-    if (roles.length === 0) throw unauthorized(`User ${userId} has no access to project ${project.id}.`);
-    return { project, roles, expiresCap: auth.appCred.expiresAt };
+    return scopeAppCred(ctx, userId, auth.appCred);
   }
   if (req === 'unscoped') return { roles: [] };
   if (req && typeof req === 'object') {
     const kinds = ['project', 'domain', 'system', 'OS-TRUST:trust'].filter((k) => (req as Record<string, unknown>)[k] !== undefined);
     if (kinds.length > 1) throw badRequest('Only one of project, domain, system or trust may be given in a scope.');
-    if (req.project) {
-      const project = await projectOrFail(ctx, req.project);
-      return { project, roles: await rolesOrFail(ctx, userId, { projectId: project.id }, `project ${project.id}`) };
-    }
+    if (req.project) return scopeProject(ctx, userId, req.project);
     if (req.domain) {
       const d = req.domain.id ? await ctx.cache.domain(ctx.db, req.domain.id) : req.domain.name ? await ctx.cache.domainByName(ctx.db, req.domain.name) : undefined;
       if (!req.domain.id && !req.domain.name) throw badRequest('A domain scope needs an id or a name.');
@@ -304,7 +336,7 @@ async function scope(ctx: IdentityContext, auth: Authenticated, req: AuthRequest
     }
     if (req['OS-TRUST:trust']) {
       if (typeof req['OS-TRUST:trust'].id !== 'string') throw badRequest('A trust scope needs an id.');
-      return scopeTrust(ctx, auth, req['OS-TRUST:trust'].id);
+      return scopeTrust(ctx, userId, req['OS-TRUST:trust'].id);
     }
     if (kinds.length === 0 && Object.keys(req).length > 0) throw badRequest('Unknown scope.');
   }

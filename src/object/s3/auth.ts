@@ -48,13 +48,15 @@ export interface S3AuthOptions {
 export function s3Authenticator(o: S3AuthOptions): Authenticator {
   const now = o.now ?? Date.now;
 
-  async function keyOf(access: string): Promise<{ secret: string; cred: Credentials | null }> {
+  async function keyOf(access: string): Promise<{ secret: string; cred: () => Promise<Credentials | null> }> {
     const key = await o.keys.lookup(access);
     if (!key) throw s3Error('InvalidAccessKeyId');
-    return { secret: key.secret, cred: key.credentials };
+    return { secret: key.secret, cred: () => key.caller() };
   }
 
-  const allowed = (cred: Credentials | null): Credentials => {
+  /** The caller, asked for only once the signature is good (a trust's use is consumed then). */
+  const allowed = async (caller: () => Promise<Credentials | null>): Promise<Credentials> => {
+    const cred = await caller();
     // A good signature of a user who could not get a token on the project now.
     if (!cred) throw s3Error('AccessDenied');
     return cred;

@@ -217,3 +217,49 @@ test('requests without S3 credentials at the root are not taken by S3', async ()
   assert.equal(id.status, 200);
   assert.match(id.headers.get('content-type') ?? '', /json/);
 });
+
+test('a key made under a trust is exactly as strong as a token for it: uses, trustor, roles', async () => {
+  const trustor = await tenant(cloud);
+  const trustee = await tenant(cloud);
+  const roles = (await cloud.call('GET', '/identity/v3/roles', { token: cloud.adminToken })).body.roles as Array<{ id: string; name: string }>;
+  const member = roles.find((r) => r.name === 'member')!.id;
+  const trust = async (extra: Record<string, unknown>) => {
+    const r = await cloud.call('POST', '/identity/v3/OS-TRUST/trusts', { token: trustor.token, body: { trust: {
+      trustor_user_id: trustor.userId, trustee_user_id: trustee.userId, project_id: trustor.projectId, impersonation: false, roles: [{ id: member }], ...extra,
+    } } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body.trust.id as string;
+  };
+  const keysUnder = async (trustId: string): Promise<S3Client & { keys: Keys }> => {
+    const t = await cloud.call('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['token'], token: { id: trustee.token } }, scope: { 'OS-TRUST:trust': { id: trustId } } } } });
+    assert.equal(t.status, 201, JSON.stringify(t.body));
+    const token = t.headers.get('x-subject-token')!;
+    const r = await cloud.call('POST', `/identity/v3/users/${trustee.userId}/credentials/OS-EC2`, { token, body: { tenant_id: trustor.projectId } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.equal(r.body.credential.trust_id, trustId);
+    const keys = { access: r.body.credential.access, secret: r.body.credential.secret };
+    return Object.assign(s3Client(cloud, keys), { keys });
+  };
+
+  // three uses: the token the key was made with took one; each signed request takes one, as each token would;
+  // a request whose signature is wrong takes none
+  const limited = await keysUnder(await trust({ remaining_uses: 3 }));
+  for (let i = 0; i < 3; i++) assertS3Error(await limited.call('GET', '/s3', { keys: { access: limited.keys.access, secret: 'x' } }), 403, 'SignatureDoesNotMatch');
+  assert.equal((await limited.call('GET', '/s3')).status, 200);
+  assert.equal((await limited.call('GET', '/s3')).status, 200);
+  assertS3Error(await limited.call('GET', '/s3'), 403, 'AccessDenied');
+
+  // the trustor disabled: the trust gives nothing, impersonating or not
+  const open = await keysUnder(await trust({}));
+  assert.equal((await open.call('GET', '/s3')).status, 200);
+  const off = await cloud.call('PATCH', `/identity/v3/users/${trustor.userId}`, { token: cloud.adminToken, body: { user: { enabled: false } } });
+  assert.equal(off.status, 200);
+  assertS3Error(await open.call('GET', '/s3'), 403, 'AccessDenied');
+  await cloud.call('PATCH', `/identity/v3/users/${trustor.userId}`, { token: cloud.adminToken, body: { user: { enabled: true } } });
+  assert.equal((await open.call('GET', '/s3')).status, 200);
+
+  // the trustor no longer holds the delegated role: void
+  const r = await cloud.call('DELETE', `/identity/v3/projects/${trustor.projectId}/users/${trustor.userId}/roles/${member}`, { token: cloud.adminToken });
+  assert.equal(r.status, 204);
+  assertS3Error(await open.call('GET', '/s3'), 403, 'AccessDenied');
+});

@@ -89,6 +89,24 @@ test('application credentials log in to their own project', async () => {
   assert.equal(wrong.status, 401);
 });
 
+test("the cloud's administrator is one rule for every way in: an admin's application credential reaches other projects through the token endpoint as its Keystone token does", async () => {
+  const users = await cloud.call('GET', '/identity/v3/users?name=admin', { token: cloud.adminToken });
+  const adminId = users.body.users[0].id as string;
+  const ac = await cloud.call('POST', `/identity/v3/users/${adminId}/application_credentials`, { token: cloud.adminToken, body: { application_credential: { name: `reg-admin-${Date.now()}` } } });
+  assert.equal(ac.status, 201, JSON.stringify(ac.body));
+  const { id, secret } = ac.body.application_credential;
+  const scope = `repository:${bob.project}/adm:pull,push`;
+  assert.deepEqual(claims(await token(cloud, [scope], { user: id, secret })).access, [{ name: `${bob.project}/adm`, projectId: bob.projectId, actions: ['pull', 'push'] }]);
+  // the same credential's Keystone token, on the registry's routes
+  const k = await cloud.call('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['application_credential'], application_credential: { id, secret } } } } });
+  assert.equal(k.status, 201);
+  const up = await raw(cloud, 'POST', `/v2/${bob.project}/adm/blobs/uploads/`, { headers: { 'X-Auth-Token': k.headers.get('x-subject-token')! } });
+  assert.equal(up.status, 202, up.text);
+  // a name the routes refuse (longer than 200) is granted nothing
+  const long = `${alice.project}/${'a'.repeat(210)}`;
+  assert.deepEqual(claims(await token(cloud, [`repository:${long}:pull`], login(alice))).access, []);
+});
+
 test('monolithic push, pull with Range, HEAD; a wrong digest stores nothing', async () => {
   const name = `${alice.project}/mono`;
   const t = await pushToken(alice, 'mono');

@@ -12,8 +12,16 @@
 //
 // Names go into those files only when dnsmasqSafeName admits them (saneDhcp).
 //
+// Ports' extra DHCP options (Neutron's extra_dhcp_opt, Ironic's PXE options)
+// as Neutron's dnsmasq driver writes them: the host entry sets a tag of the
+// port's own, each option goes into the options file behind it (and behind
+// `tag:ipxe`/`tag:!ipxe` when the option's name starts so; dnsmasq sets
+// `ipxe` for clients sending option 175). While a port's boot file is one to
+// fetch by TFTP (not a URL), dnsmasq serves TFTP from <dir>/tftp, which holds
+// Debian ipxe's chain-loaders; clients get dnsmasq's address as next server.
+//
 // Files under <state>/network/dhcp/<network id>/: hosts, addn_hosts, opts,
-// pid, args (the command line it runs with), log.
+// pid, args (the command line it runs with), log, tftp/.
 //
 // The metadata service (169.254.169.254) lives here too, as Neutron's
 // isolated metadata does: the namespace's interface also holds
@@ -28,7 +36,7 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
+import type { DhcpOption, DhcpSpec, NetworkSpec, SubnetSpec } from '../../../network/protocol.ts';
 import { defaultHostname, dhcpIfName, dhcpNamespace, dnsmasqServes, tapName } from '../../../network/protocol.ts';
 import { parsePrefix, prefixLength } from './addr.ts';
 import { exists, NETNS_DIR, type HostNet } from './host.ts';
@@ -84,6 +92,34 @@ function dhcpSubnets(spec: NetworkSpec): SubnetSpec[] {
 }
 
 const tagOf = (i: number) => `s${i}`;
+/** The dnsmasq tag of a port with extra DHCP options (set by its host entry). */
+const portTag = (portId: string) => `port-${portId}`;
+
+/** The options that name a file to fetch by TFTP (when the value is not a URL). */
+const BOOTFILE_OPTS = ['67', 'bootfile-name'];
+/** The files a TFTP root holds: Debian `ipxe`'s chain-loaders. */
+export const IPXE_DIR = '/usr/lib/ipxe';
+export const TFTP_FILES = ['undionly.kpxe', 'ipxe.efi', 'snponly.efi'];
+
+/** An option as dnsmasq's opts file takes it, or null when it cannot go there (a line break, a comma in a tag). */
+export function formatDhcpOption(tag: string, o: DhcpOption): string | null {
+  if (/[\r\n\u0000]/.test(o.opt_name + o.opt_value)) return null;
+  // Neutron's dnsmasq driver: `tag:<t>,` ahead of the option is one more tag to match
+  const m = /^(?:tag:([^,]*),)?(.*)$/.exec(o.opt_name.trim())!;
+  const extra = m[1];
+  const name = m[2]!.trim();
+  if (!name || name.includes(',') || (extra !== undefined && !extra)) return null;
+  const option = /^\d+$/.test(name) ? name : `${o.ip_version === 6 ? 'option6' : 'option'}:${name}`;
+  return [`tag:${tag}`, ...(extra !== undefined ? [`tag:${extra}`] : []), option, ...(o.opt_value === '' ? [] : [o.opt_value])].join(',');
+}
+
+/** Whether any port's options make a PXE client fetch its boot file by TFTP (dnsmasq then serves TFTP). */
+export function wantsTftp(dhcp: DhcpSpec): boolean {
+  return dhcp.hosts.some((h) => (h.extra_dhcp_opts ?? []).some((o) => {
+    const name = o.opt_name.replace(/^tag:[^,]*,/, '').trim();
+    return o.ip_version === 4 && BOOTFILE_OPTS.includes(name) && !o.opt_value.includes('://');
+  }));
+}
 
 /** dnsmasq's command line for a network (without the namespace wrapper). */
 export function dnsmasqArgs(dir: string, spec: NetworkSpec, given: DhcpSpec): string[] {
@@ -93,7 +129,10 @@ export function dnsmasqArgs(dir: string, spec: NetworkSpec, given: DhcpSpec): st
     `--pid-file=${join(dir, 'pid')}`, `--dhcp-hostsfile=${join(dir, 'hosts')}`, `--addn-hosts=${join(dir, 'addn_hosts')}`, `--dhcp-optsfile=${join(dir, 'opts')}`,
     `--log-facility=${join(dir, 'log')}`, '--leasefile-ro', '--dhcp-authoritative', '--user=root', '--group=root',
     `--domain=${dhcp.dns_domain.replace(/\.$/, '')}`, `--local=/${dhcp.dns_domain.replace(/\.$/, '')}/`,
+    // iPXE asks with option 175 (v4) or the user class iPXE (v6): ports' options may match `tag:ipxe`/`tag:!ipxe` (as Neutron's)
+    '--dhcp-match=set:ipxe,175', '--dhcp-userclass=set:ipxe6,iPXE',
   ];
+  if (wantsTftp(dhcp)) args.push('--enable-tftp', `--tftp-root=${join(dir, 'tftp')}`);
   dhcpSubnets(spec).forEach((s, i) => {
     const p = parsePrefix(s.cidr);
     if (!p) return;
@@ -114,7 +153,8 @@ export function hostsFile(spec: NetworkSpec, given: DhcpSpec): string {
     // a DHCPv6-stateless client makes its address itself (SLAAC) and only asks for options
     if (i < 0 || subnets[i]!.ipv6_address_mode === 'dhcpv6-stateless') continue;
     const ip = h.ip_address.includes(':') ? `[${h.ip_address}]` : h.ip_address;
-    lines.push(`${h.mac_address},set:${tagOf(i)},${ip},${h.hostname},${dhcp.lease_seconds}`);
+    const own = h.extra_dhcp_opts?.length ? `,set:${portTag(h.port_id)}` : '';
+    lines.push(`${h.mac_address},set:${tagOf(i)}${own},${ip},${h.hostname},${dhcp.lease_seconds}`);
   }
   return lines.sort().join('\n') + '\n';
 }
@@ -150,6 +190,19 @@ export function optsFile(spec: NetworkSpec, given: DhcpSpec, metadata = false): 
       lines.push(`${t},option6:domain-search,${dhcp.dns_domain.replace(/\.$/, '')}`);
     }
   });
+  // each port's extra options, for the IP versions it has an address of (Neutron's per-port options)
+  const subnets = dhcpSubnets(spec);
+  const done = new Set<string>();
+  for (const h of dhcp.hosts) {
+    const v = subnets.find((s) => s.id === h.subnet_id)?.ip_version;
+    if (!v || done.has(`${h.port_id}|${v}`)) continue;
+    done.add(`${h.port_id}|${v}`);
+    for (const o of h.extra_dhcp_opts ?? []) {
+      if (o.ip_version !== v) continue;
+      const line = formatDhcpOption(portTag(h.port_id), o);
+      if (line) lines.push(line);
+    }
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -300,6 +353,8 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
     writeIfChanged(join(dir, 'addn_hosts'), addnHostsFile(dhcp)),
     writeIfChanged(join(dir, 'opts'), optsFile(spec, dhcp, !!metadata)),
   ]);
+  if (wantsTftp(dhcp)) changes.push(...(await ensureTftpRoot(join(dir, 'tftp'))));
+  else if (await exists(join(dir, 'tftp'))) await fsp.rm(join(dir, 'tftp'), { recursive: true, force: true });
   const args = dnsmasqArgs(dir, spec, dhcp);
   const argsChanged = await writeIfChanged(join(dir, 'args'), args.join('\n') + '\n');
   let pid = await dnsmasqPid(dir);
@@ -323,6 +378,24 @@ export async function convergeDhcp(host: HostNet, dir: string, networkId: string
     changes.push('metadata haproxy removed');
   }
   return { changes, refused };
+}
+
+/** The TFTP root of a network's dnsmasq: Debian ipxe's chain-loaders (those installed), copied when missing or changed. */
+async function ensureTftpRoot(root: string): Promise<string[]> {
+  await fsp.mkdir(root, { recursive: true, mode: 0o755 });
+  const changes: string[] = [];
+  for (const f of TFTP_FILES) {
+    const src = join(IPXE_DIR, f);
+    const st = await fsp.stat(src).catch(() => null);
+    if (!st) continue;
+    const have = await fsp.stat(join(root, f)).catch(() => null);
+    if (have && have.size === st.size && have.mtimeMs === st.mtimeMs) continue;
+    await fsp.copyFile(src, join(root, `${f}.tmp`));
+    await fsp.utimes(join(root, `${f}.tmp`), st.atime, st.mtime);
+    await fsp.rename(join(root, `${f}.tmp`), join(root, f));
+    changes.push(`tftp ${f}`);
+  }
+  return changes;
 }
 
 /** Stops dnsmasq and the metadata proxy, and removes the namespace (its veth goes with it) and the files. */

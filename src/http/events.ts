@@ -1,0 +1,165 @@
+// The resource event stream: one small in-process bus that services publish
+// their resources' changes to (a server created, its status changed, a volume
+// deleted), and the public API that streams them to clients as Server-Sent
+// Events, scoped by the caller's token (docs/events.md):
+//
+//   GET /events/v1/stream   X-Auth-Token: ...   Accept: text/event-stream
+//     id: 42
+//     event: resource
+//     data: {"seq":42,"time":"...","type":"server","id":"...","project_id":"...","action":"updated","status":"ACTIVE",...}
+//
+// A project-scoped token sees its project's events; the admin role (any
+// scope) and a system reader see every project's. The token is checked again
+// at every keepalive (15 s): a revoked or expired token ends the stream.
+// `Last-Event-ID` (or `?since=`) replays what the bus still holds after that
+// sequence number. Events live in this process only: with several replicas, a
+// client sees the changes made on the replica it is connected to.
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../common/errors.ts';
+import type { Credentials, TokenValidator } from './auth.ts';
+import type { Service } from './service.ts';
+
+export type ResourceAction = 'created' | 'updated' | 'deleted';
+
+/** What a service publishes about one resource. */
+export interface ResourceChange {
+  /** The resource type: server, volume, network, subnet, port, router, floatingip, security_group, image. */
+  type: string;
+  id: string;
+  /** The owning project; null for resources of no project (events only admins see). */
+  project_id: string | null;
+  action: ResourceAction;
+  /** The resource's status as its API shows it (servers: ACTIVE, BUILD...), when it has one. */
+  status?: string | null;
+  name?: string | null;
+  /** Further state a client may want (a server's task_state, power_state). */
+  detail?: Record<string, unknown>;
+}
+
+export interface ResourceEvent extends ResourceChange {
+  /** Increasing within this server process; what `Last-Event-ID` names. */
+  seq: number;
+  time: string;
+}
+
+export type EventListener = (e: ResourceEvent) => void;
+
+/** How many events the bus keeps for replay. */
+const KEPT = 2048;
+
+export class EventBus {
+  private seq = 0;
+  private readonly ring: ResourceEvent[] = [];
+  private readonly listeners = new Set<EventListener>();
+
+  /** Publishes changes; never throws (a listener's failure is its own). */
+  publish(...changes: ResourceChange[]): void {
+    for (const c of changes) {
+      const e: ResourceEvent = { seq: ++this.seq, time: new Date().toISOString(), ...c };
+      this.ring.push(e);
+      if (this.ring.length > KEPT) this.ring.splice(0, this.ring.length - KEPT);
+      for (const l of this.listeners) {
+        try {
+          l(e);
+        } catch { /* a listener's own problem */ }
+      }
+    }
+  }
+
+  /** Calls `fn` for every event from now on (after replaying those after `since`, when given); returns the unsubscribe. */
+  subscribe(fn: EventListener, since?: number): () => void {
+    if (since !== undefined) for (const e of this.ring) if (e.seq > since) fn(e);
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+}
+
+/** Whether a caller sees an event: the admin role or a system reader sees all; a project token its project's. */
+export function eventVisible(cred: Credentials, e: Pick<ResourceEvent, 'project_id'>): boolean {
+  if (cred.roles.has('admin') || (cred.system && cred.roles.has('reader'))) return true;
+  return cred.projectId !== null && e.project_id === cred.projectId;
+}
+
+const KEEPALIVE_MS = 15_000;
+
+function renderEventError(err: ApiError): unknown {
+  return { error: { code: err.status, title: err.code, message: err.message } };
+}
+
+function sinceOf(req: FastifyRequest): number | undefined {
+  const raw = req.headers['last-event-id'] ?? (req.query as Record<string, unknown>)?.since;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ApiError('BadRequest', 'Last-Event-ID (or since) must be a non-negative integer.');
+  return n;
+}
+
+/** The `/events` service: the version document and the stream. */
+export function eventService(bus: EventBus, validate: TokenValidator, o: { keepaliveMs?: number } = {}): Service {
+  const keepaliveMs = o.keepaliveMs ?? KEEPALIVE_MS;
+  return {
+    name: 'events',
+    prefix: '/events',
+    rules: { 'events:stream': () => true },
+    renderError: renderEventError,
+    routes: [
+      {
+        method: 'GET', path: '/v1', rule: 'events:stream',
+        handler: () => ({ version: { id: 'v1', status: 'CURRENT', last_seq: bus.lastSeq, links: [{ rel: 'stream', href: 'stream' }] } }),
+      },
+      {
+        method: 'GET', path: '/v1/stream', rule: 'events:stream',
+        handler(rc) {
+          const cred = rc.cred!;
+          if (rc.req.method === 'HEAD') {
+            rc.reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store');
+            return undefined;
+          }
+          const since = sinceOf(rc.req);
+          const q = rc.query.types;
+          const types = typeof q === 'string' && q !== '' ? new Set(q.split(',').map((t) => t.trim())) : null;
+          const token = String(rc.req.headers['x-auth-token']);
+          const res = rc.reply.raw;
+          rc.reply.hijack();
+          res.writeHead(200, {
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-store',
+            'x-content-type-options': 'nosniff',
+            'x-accel-buffering': 'no',
+            'x-openstack-request-id': rc.req.id,
+          });
+          // the retry delay a browser's EventSource would use; the first line flushes the headers
+          res.write(`retry: 2000\n: stream of ${cred.projectId ?? 'all projects'}\n\n`);
+          const send = (e: ResourceEvent) => {
+            if (types && !types.has(e.type)) return;
+            if (!eventVisible(cred, e)) return;
+            res.write(`id: ${e.seq}\nevent: resource\ndata: ${JSON.stringify(e)}\n\n`);
+          };
+          const unsubscribe = bus.subscribe(send, since);
+          const close = () => {
+            clearInterval(timer);
+            unsubscribe();
+          };
+          const timer = setInterval(() => {
+            try {
+              validate(token);
+            } catch {
+              // revoked or expired: the stream ends with a last event saying why
+              res.end(`event: end\ndata: {"reason":"token no longer valid"}\n\n`);
+              close();
+              return;
+            }
+            res.write(': keepalive\n\n');
+          }, keepaliveMs);
+          timer.unref();
+          res.on('close', close);
+          return undefined;
+        },
+      },
+    ],
+  };
+}
