@@ -142,7 +142,7 @@ const cloudOptions = (c: Command) => c
 function describe(i: MachineInfo): string {
   const c = i.config;
   const bmc = c.bmc.kind === 'ipmi' ? `ipmi ${c.bmc.address}:${c.bmc.port}` : `redfish https://${c.bmc.address}:${c.bmc.port}/redfish/v1/Systems/${c.uuid}`;
-  return `${c.name}  ${i.power.padEnd(3)}  ${c.mac}  ${bmc}  ${c.enrolled ? `node ${c.enrolled.node}` : 'not enrolled'}`;
+  return `${c.name}  ${i.power.padEnd(3)}  ${c.mac}  ${bmc}${i.bmcPid ? '' : ' (BMC not running: `stratus baremetal virtual start`)'}  ${c.enrolled ? `node ${c.enrolled.node}` : 'not enrolled'}`;
 }
 
 export function registerBaremetalVirtual(program: Command): void {
@@ -195,6 +195,14 @@ export function registerBaremetalVirtual(program: Command): void {
         return;
       }
       for (const i of all) process.stdout.write(`${describe(i)}\n`);
+    });
+
+  stateDirOption(virtual.command('start').description('start the BMCs that do not run (after a reboot of the host); the machines stay powered off until their BMC powers them on'))
+    .action(async (f: { stateDir: string }) => {
+      const { listMachines, startBmcs } = await vbmc();
+      const stateDir = resolve(f.stateDir);
+      await startBmcs(stateDir);
+      for (const i of await listMachines(stateDir)) process.stdout.write(`${describe(i)}\n`);
     });
 
   cloudOptions(stateDirOption(virtual.command('delete')

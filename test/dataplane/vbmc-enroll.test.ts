@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { startCloud, type Cloud } from '../harness.ts';
 import { bmcClient } from '../../src/agent/drivers/baremetal/bmc/factory.ts';
 import { listMachines } from '../../src/vbmc/fleet.ts';
+import { stopIpmiBmc } from '../../src/vbmc/ipmi-bmc.ts';
+import { Machine } from '../../src/vbmc/machine.ts';
+import { stopRedfishEmulator } from '../../src/vbmc/redfish-control.ts';
 import { leaks, makeBed, skipWithout, tearDown, type Bed } from './vbmc-lib.ts';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -85,6 +88,16 @@ test('baremetal virtual create enrols an IPMI and a Redfish machine with their p
   const json = JSON.parse(listed.stdout);
   assert.deepEqual(json.map((m: any) => m.name), ['enr-1', 'enr-2']);
   assert.ok(!listed.stdout.includes(machines[0]!.config.bmc.password), 'list --json shows no password');
+
+  // BMCs that stopped (a host reboot) start again, answering on the enrolled ports
+  const ipmiMachine = await Machine.load(machines[0]!.dir);
+  assert.ok(await stopIpmiBmc(ipmiMachine));
+  assert.ok(await stopRedfishEmulator(bed!.stateDir));
+  assert.match((await stratus('baremetal', 'virtual', 'list', '--state-dir', bed!.stateDir)).stdout, /BMC not running/);
+  const started = await stratus('baremetal', 'virtual', 'start', '--state-dir', bed!.stateDir);
+  assert.equal(started.code, 0, started.stderr);
+  assert.doesNotMatch(started.stdout, /BMC not running/);
+  assert.deepEqual((await listMachines(bed!.stateDir)).map((m) => [m.config.bmc.port, !!m.bmcPid]), machines.map((m) => [m.config.bmc.port, true]));
 
   // an unknown name is refused; then everything goes
   const none = await stratus('baremetal', 'virtual', 'delete', 'nope', ...common);
