@@ -73,10 +73,16 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   assert.match(first, /Booting from DVD\/CD/, 'the CD is tried first');
   assert.deepEqual(await m.qmp((q) => q.execute('qom-get', { path: '/machine/peripheral/cd', property: 'bootindex' })), 1);
 
-  // PXE, then a hard reset: qemu starts again from the NIC's iPXE ROM
+  // PXE: the running machine's next reboot already goes to the NIC, the guest's own too (a reset from inside)
   await bmc.setBootDevice('pxe', false);
   assert.match(await ipmitool(info, 'chassis', 'bootparam', 'get', '5'), /Force PXE/);
-  const mark = await fileSize(consoleLog);
+  assert.deepEqual(await m.qmp((q) => q.execute('qom-get', { path: '/machine/peripheral/nic', property: 'bootindex' })), 1);
+  let mark = await fileSize(consoleLog);
+  await m.qmp((q) => q.execute('system_reset'));
+  assert.match(await waitText(consoleLog, /Booting from (DVD\/CD|Hard Disk|ROM)/, mark), /Booting from ROM/);
+  assert.equal(m.pid(), pid1, 'a reset from inside is the same qemu');
+  // then a hard reset through the BMC: qemu starts again from the NIC's iPXE ROM
+  mark = await fileSize(consoleLog);
   await bmc.reboot(30_000);
   const pid2 = m.pid();
   assert.ok(pid2 && pid2 !== pid1 && !pidAlive(pid1), 'a hard reset is a new qemu');

@@ -109,9 +109,10 @@ test('a Redfish virtual machine: power, boot override, virtual media through red
   const block = await m.qmp((q) => q.execute('query-block'));
   const cd = block.find((b) => b.device === 'drive-cd');
   assert.ok(cd?.inserted && cd.inserted.file.endsWith('media.iso') && cd.inserted.ro, JSON.stringify(cd));
-  // the one-time override is used up
+  // the one-time override is used up: the guest's own reboots go to the disk first
   sys = (await raw(info, 'GET', accessOf(info).system_id!)).body;
   assert.deepEqual([sys.PowerState, sys.Boot.BootSourceOverrideTarget, sys.Boot.BootSourceOverrideEnabled], ['On', 'None', 'Disabled']);
+  assert.deepEqual(await m.qmp((q) => q.execute('qom-get', { path: '/machine/peripheral/disk', property: 'bootindex' })), 1);
 
   // redfishtool: power state, a continuous override to PXE, a forced restart that boots the NIC
   let r = await redfishtool(info, ['-P', 'PowerState', 'Systems', '-I', info.config.uuid]);
