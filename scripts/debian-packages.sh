@@ -55,3 +55,16 @@ STRATUS_OBJECT_CLIENT_PACKAGES="python3-swiftclient awscli s3cmd python3-boto3 s
 # scripts: Debian's Keystone under uwsgi on MariaDB with memcached, and Swift's proxy,
 # account, container and object servers with Keystone authentication).
 STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swift-object python3-swiftclient python3-keystonemiddleware memcached python3-memcache keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 mariadb-server python3-pymysql curl skopeo"
+
+# Bare metal, one list for every suite and host that needs part of it:
+#   a conductor host (`stratus agent --baremetal`): ipmitool (the IPMI BMC client,
+#     `-I lanplus`), ipxe (undionly.kpxe served over TFTP), xorriso, isolinux and
+#     syslinux-common (the deploy ramdisk's ISO for Redfish virtual media);
+#   `stratus baremetal virtual create` (src/vbmc): openipmi (ipmi_sim, the
+#     virtual IPMI BMC), qemu-system-x86 (with ipxe-qemu, the NIC's boot ROM) and
+#     openssl (the Redfish emulator's certificate), from the host list;
+#   the data-plane tests (test/dataplane/vbmc-*.test.ts, baremetal-*.test.ts):
+#     all of the above, plus redfishtool and python3-sushy, the Debian Redfish
+#     clients that judge the emulator;
+#   the CLI flow: python3-ironicclient (`openstack baremetal ...`).
+STRATUS_BAREMETAL_PACKAGES="openipmi ipmitool ipxe xorriso isolinux syslinux-common redfishtool python3-sushy python3-ironicclient"

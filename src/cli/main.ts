@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
 import { createDefaultNetworks, createProvisioningNetwork } from './default-networks.ts';
+import { registerBaremetalVirtual } from './baremetal-virtual.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
 import { rotateKeys } from '../identity/keys.ts';
 import { adminPasswordFor, defaultDatabase, HOSTED_SERVICES, registryGc, serverLogger, startStratus, type Stratus, type StratusOptions } from '../server/stratus.ts';
@@ -381,6 +382,8 @@ image.command('build-debian').description('build a Debian 12 cloud image with cl
   .action(async (f: { out: string; mirror: string; size: number }) => {
     process.stdout.write(`${await (await agentModule()).buildDebian(f)}\n`);
   });
+
+registerBaremetalVirtual(program);
 
 program.command('bootstrap').description('create the default domain, admin project, user, roles and catalog (idempotent)')
   .option('--data-dir <dir>', 'directory holding all state', DEFAULT_DATA_DIR)

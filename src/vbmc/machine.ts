@@ -178,14 +178,33 @@ export class Machine {
     return this.isOn() ? readJson<Launched>(this.file('launched.json')) : null;
   }
 
+  /** The next boot's device: the next start's, and a running machine's next reboot too (the guest's own included). */
   async setBoot(device: BootDevice, persistent: boolean): Promise<void> {
     if (!BOOT_DEVICES.includes(device)) throw new Error(`unknown boot device ${String(device)}`);
     await this.setState({ ...(await this.state()), boot: { device, persistent, override: true } });
+    await this.applyBootOrder(device);
   }
 
   /** Back to the default boot order (no override). */
   async clearBoot(): Promise<void> {
     await this.setState({ ...(await this.state()), boot: DEFAULT_STATE.boot });
+    await this.applyBootOrder(DEFAULT_STATE.boot.device);
+  }
+
+  /**
+   * A running qemu's boot order for its next reset: the devices' bootindex
+   * (settable at run time; qemu hands SeaBIOS the new order at the reset).
+   * Two devices may not share an index, so all move out of the way first.
+   */
+  private async applyBootOrder(boot: BootDevice): Promise<void> {
+    if (!this.isOn()) return;
+    const order = bootOrder(boot);
+    await this.qmp(async (q) => {
+      for (const [i, d] of order.entries()) await q.execute('qom-set', { path: `/machine/peripheral/${d}`, property: 'bootindex', value: 100 + i });
+      for (const [i, d] of order.entries()) await q.execute('qom-set', { path: `/machine/peripheral/${d}`, property: 'bootindex', value: i + 1 });
+    });
+    const l = await readJson<Launched>(this.file('launched.json'));
+    if (l) await writeJson(this.file('launched.json'), { ...l, boot } satisfies Launched);
   }
 
   /** Starts qemu with the current boot device; a one-time boot device is used up. */
@@ -215,7 +234,8 @@ export class Machine {
       await log.close();
     }
     await writeJson(this.file('launched.json'), { boot: st.boot.device, media } satisfies Launched);
-    if (!st.boot.persistent) await this.setState({ ...st, boot: DEFAULT_STATE.boot });
+    // a one-time device is used up: the guest's own reboots go by the default order
+    if (!st.boot.persistent) await this.clearBoot();
   }
 
   /** Stops qemu at once (a power cut): QMP quit, then signals. */
@@ -279,9 +299,7 @@ export class Machine {
   args(boot: BootDevice, media: string | null): string[] {
     const c = this.config;
     const f = (n: string) => this.file(n);
-    // the boot device first, then the disk, the CD, the NIC (a server's usual order)
-    const first: Record<BootDevice, 'disk' | 'cd' | 'nic'> = { pxe: 'nic', disk: 'disk', cdrom: 'cd', bios: 'disk' };
-    const order = [first[boot], ...(['disk', 'cd', 'nic'] as const).filter((d) => d !== first[boot])];
+    const order = bootOrder(boot);
     const index = (d: 'disk' | 'cd' | 'nic') => order.indexOf(d) + 1;
     return [
       '-name', `${c.name.replace(/,/g, ',,')},debug-threads=on`, '-uuid', c.uuid,
@@ -299,6 +317,12 @@ export class Machine {
       '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
     ];
   }
+}
+
+/** The devices (their qdev ids) in boot order: the boot device first, then the disk, the CD, the NIC (a server's usual order). */
+function bootOrder(boot: BootDevice): Array<'disk' | 'cd' | 'nic'> {
+  const first = ({ pxe: 'nic', disk: 'disk', cdrom: 'cd', bios: 'disk' } as const)[boot];
+  return [first, ...(['disk', 'cd', 'nic'] as const).filter((d) => d !== first)];
 }
 
 /** SeaBIOS reads `etc/sercon-port` as a little-endian integer: COM1's I/O port 0x3f8. */

@@ -169,7 +169,7 @@ export class RedfishEmulator {
         }
         const m = machines.find((x) => x.config.uuid === id || x.config.name === id);
         if (!m) throw notFound(path);
-        if (kind === 'Systems') return this.system(req, res, m, method, path, body, sub, subId, action, actionName, only);
+        if (kind === 'Systems') return this.system(req, res, m, method, path, body, sub, subId, action, only);
         if (kind === 'Chassis') {
           if (sub) throw notFound(path);
           only('GET');
@@ -183,7 +183,7 @@ export class RedfishEmulator {
   }
 
   private async system(req: http.IncomingMessage, res: http.ServerResponse, m: Machine, method: string, path: string, body: Json | null,
-    sub: string | undefined, subId: string | undefined, action: string | undefined, actionName: string | undefined, only: (...m: string[]) => void): Promise<void> {
+    sub: string | undefined, subId: string | undefined, action: string | undefined, only: (...m: string[]) => void): Promise<void> {
     const base = `/redfish/v1/Systems/${m.config.uuid}`;
     if (!sub) {
       only('GET', 'PATCH');
@@ -218,7 +218,6 @@ export class RedfishEmulator {
       await this.serial(m, () => this.reset(m, type as (typeof RESET_TYPES)[number]));
       return this.send(res, 204, null);
     }
-    void action; void actionName;
     throw notFound(path);
   }
 

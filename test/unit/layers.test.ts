@@ -35,6 +35,8 @@ const FORBIDDEN: Array<{ from: RegExp; to: RegExp; why: string }> = [
   { from: /^agent\//, to: /^fleet\/(?!protocol\.ts$)/, why: 'the agent knows the fleet only by its wire protocol' },
   { from: /^(?!cli\/)/, to: /^cli\//, why: 'nothing imports the CLI' },
   { from: /^(?!(cli|server)\/)/, to: /^server\//, why: 'only the CLI starts servers' },
+  { from: /^(?!(cli|vbmc)\/)/, to: /^vbmc\//, why: 'the virtual bare-metal machines and BMCs are the CLI\'s (tests and demos), never the product\'s' },
+  { from: /^vbmc\//, to: /^(?!(common|vbmc)\/|agent\/drivers\/vm\/(qmp|accel)\.ts$|agent\/exec\.ts$)/, why: 'the virtual BMCs use common, the QMP client, the accelerator probe and exec, nothing of a service' },
 ];
 
 test('source layers depend only downward', () => {
