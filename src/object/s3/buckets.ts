@@ -54,13 +54,13 @@ export async function createBucket(ctx: S3Context, r: S3Request): Promise<void> 
 
 export async function headBucket(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   r.reply.header('x-amz-bucket-region', ctx.region);
 }
 
 export async function deleteBucket(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   // Older versions and delete markers keep a versioned bucket from being empty, as in S3.
   const versions = await ctx.store.getContainer(b.project, versionsContainer(b.name), { internal: true });
   if (b.objectCount > 0 || (versions && versions.objectCount > 0)) throw s3Error('BucketNotEmpty', undefined, [['BucketName', b.name]]);
@@ -83,7 +83,7 @@ export async function emptyAndDelete(ctx: S3Context, c: ContainerInfo): Promise<
 
 export async function getBucketLocation(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const location = b.sysmeta[SYS.location] ?? '';
   return r.xml(`<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${location === 'us-east-1' ? '' : location.replace(/[<&>]/g, '')}</LocationConstraint>`);
 }
@@ -128,7 +128,7 @@ function contents(entries: ObjectEntry[], enc: (s: string) => string, withOwner:
 
 export async function listObjectsV1(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   const enc = encodingOf(r);
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
@@ -155,7 +155,7 @@ function untoken(s: string): string {
 
 export async function listObjectsV2(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   const enc = encodingOf(r);
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
@@ -220,13 +220,13 @@ export function cannedOfDocument(body: string): string {
 
 export async function getBucketAcl(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   return r.xml(aclDocument(b.project, cannedOf(b)));
 }
 
 export async function putBucketAcl(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const header = r.header('x-amz-acl');
   const body = await r.smallBody();
   const canned = header ?? (body.trim() ? cannedOfDocument(body) : undefined);
@@ -236,7 +236,7 @@ export async function putBucketAcl(ctx: S3Context, r: S3Request): Promise<void> 
 
 export async function getBucketPolicy(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const policy = b.sysmeta[SYS.policy];
   if (!policy) throw s3Error('NoSuchBucketPolicy', undefined, [['BucketName', b.name]]);
   r.reply.header('content-type', 'application/json');
@@ -245,7 +245,7 @@ export async function getBucketPolicy(ctx: S3Context, r: S3Request): Promise<str
 
 export async function putBucketPolicy(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const body = await r.smallBody(20 * 1024);
   validatePolicy(body, b.name);
   await ctx.store.updateContainer(b, { sysmeta: { [SYS.policy]: body } });
@@ -254,7 +254,7 @@ export async function putBucketPolicy(ctx: S3Context, r: S3Request): Promise<voi
 
 export async function deleteBucketPolicy(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   await ctx.store.updateContainer(b, { sysmeta: { [SYS.policy]: null } });
   r.reply.code(204);
 }

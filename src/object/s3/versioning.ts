@@ -150,14 +150,14 @@ export async function deleteVersion(ctx: S3Context, b: ContainerInfo, key: strin
 
 export async function getBucketVersioning(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const state = stateOf(b);
   return r.xml(xmlDocument('VersioningConfiguration', state ? [['Status', state]] : []));
 }
 
 export async function putBucketVersioning(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const doc = node(parseXml(await r.smallBody()).VersioningConfiguration);
   const status = doc && text(doc.Status);
   if (!doc || (status !== 'Enabled' && status !== 'Suspended')) throw s3Error('MalformedXML');
@@ -170,7 +170,7 @@ export async function putBucketVersioning(ctx: S3Context, r: S3Request): Promise
 
 export async function listObjectVersions(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   const prefix = r.query.get('prefix') ?? '';
   const delimiter = r.query.get('delimiter') ?? '';
   const keyMarker = r.query.get('key-marker') ?? '';

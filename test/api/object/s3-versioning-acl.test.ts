@@ -3,6 +3,7 @@
 // objects, the bucket policy's public-read statement, Swift's .r:* ACL), over HTTP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
 import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
 
@@ -154,6 +155,40 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   const anon = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/s3-pub/o`);
   assert.equal(anon.status, 200);
   assert.equal(anon.body, 'public via s3');
+});
+
+/** A GET with headers fetch() would drop (Referer), over node:http: the status. */
+const getStatus = (path: string, headers: Record<string, string> = {}) => new Promise<number>((resolve, reject) => {
+  const req = request(`${cloud.url}${path}`, { headers }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode!));
+  });
+  req.on('error', reject);
+  req.end();
+});
+
+test("Swift's referrer ACLs decide anonymous S3 reads and listings as they decide Swift's", async () => {
+  const swift = (method: string, path: string, headers: Record<string, string> = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, headers });
+  const account = `/object/v1/AUTH_${alice.projectId}`;
+  // everyone but one site
+  assert.equal((await swift('PUT', '/ref-deny', { 'x-container-read': '.r:*,.r:-evil.example,.rlistings' })).status, 201);
+  assert.equal((await swift('PUT', '/ref-deny/o')).status, 201);
+  const evil = { referer: 'http://evil.example/page' };
+  for (const path of ['/ref-deny/o', '/ref-deny']) {
+    assert.equal(await getStatus(`${account}${path}`, evil), 401, `Swift refuses ${path} from the denied site`);
+    assert.equal(await getStatus(`/s3${path}`, evil), 403, `S3 refuses ${path} from the denied site`);
+    assert.equal(await getStatus(`/s3${path}`), 200);
+  }
+  // only one domain's pages, listings too
+  assert.equal((await swift('PUT', '/ref-allow', { 'x-container-read': '.r:.example.com,.rlistings' })).status, 201);
+  assert.equal((await swift('PUT', '/ref-allow/o')).status, 201);
+  const site = { referer: 'https://www.example.com/index.html' };
+  for (const path of ['/ref-allow/o', '/ref-allow']) {
+    assert.equal(await getStatus(`${account}${path}`, site), 200);
+    assert.equal(await getStatus(`/s3${path}`, site), 200, `S3 lets ${path} in from the allowed site`);
+    assert.equal(await getStatus(`/s3${path}`), 403);
+  }
 });
 
 test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and each API lists the other\'s versions', async () => {
