@@ -10,8 +10,7 @@ import { bucketAclsOf, cannedOf, check, SYS, validatePolicy } from './access.ts'
 import { checkNewBucketName, loadBucket, multipartContainer, noSuchBucket, versionsContainer, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { quoteEtag } from './headers.ts';
-import type { S3Request } from './request.ts';
-import { uriEncode } from './sigv4.ts';
+import { listingParams, type S3Request } from './request.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 export const owner = (project: string): XmlNode => [['ID', project], ['DisplayName', project]];
@@ -90,20 +89,6 @@ export async function getBucketLocation(ctx: S3Context, r: S3Request): Promise<s
 
 // ---- listings -------------------------------------------------------------------
 
-function maxKeysOf(r: S3Request, name = 'max-keys'): number {
-  const v = r.query.get(name);
-  if (v === undefined || v === '') return 1000;
-  if (!/^\d+$/.test(v)) throw s3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', [['ArgumentName', name], ['ArgumentValue', v]]);
-  return Math.min(1000, Number(v));
-}
-
-function encodingOf(r: S3Request): ((s: string) => string) {
-  const e = r.query.get('encoding-type');
-  if (e === undefined) return (s) => s;
-  if (e !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', [['ArgumentName', 'encoding-type'], ['ArgumentValue', e]]);
-  return (s) => uriEncode(s, true);
-}
-
 /** A page of entries after `after`: up to `max` (objects and common prefixes together), and whether more follow. */
 async function page(ctx: S3Context, b: ContainerInfo, o: { prefix: string; delimiter: string; after: string; max: number }): Promise<{ entries: ObjectEntry[]; truncated: boolean }> {
   if (o.max === 0) return { entries: [], truncated: false };
@@ -129,11 +114,8 @@ function contents(entries: ObjectEntry[], enc: (s: string) => string, withOwner:
 export async function listObjectsV1(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'list');
-  const enc = encodingOf(r);
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  const { prefix, delimiter, max, enc } = listingParams(r);
   const marker = r.query.get('marker') ?? '';
-  const max = maxKeysOf(r);
   const { entries, truncated } = await page(ctx, b, { prefix, delimiter, after: marker, max });
   const { objects, prefixes } = contents(entries, enc, b.project);
   const last = entries[entries.length - 1];
@@ -156,12 +138,9 @@ function untoken(s: string): string {
 export async function listObjectsV2(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'list');
-  const enc = encodingOf(r);
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  const { prefix, delimiter, max, enc } = listingParams(r);
   const startAfter = r.query.get('start-after') ?? '';
   const continuation = r.query.get('continuation-token');
-  const max = maxKeysOf(r);
   let after = continuation !== undefined ? untoken(continuation) : startAfter;
   if (continuation === undefined && startAfter && prefix && startAfter < prefix) after = '';
   const { entries, truncated } = await page(ctx, b, { prefix, delimiter, after, max });

@@ -15,7 +15,7 @@ import { checkQuotas, loadBucket, multipartContainer, storeError, type S3Context
 import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
 import { checkKey, PART_SIZES } from './objects.ts';
-import type { S3Request } from './request.ts';
+import { listingParams, type S3Request } from './request.ts';
 import { uriEncode } from './sigv4.ts';
 import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
@@ -177,18 +177,11 @@ export async function abortMultipartUpload(ctx: S3Context, r: S3Request): Promis
   r.reply.code(204);
 }
 
-function maxOf(r: S3Request, name: string): number {
-  const v = r.query.get(name);
-  if (v === undefined) return 1000;
-  if (!/^\d+$/.test(v)) throw s3Error('InvalidArgument', `Provided ${name} not an integer or within integer range`, [['ArgumentName', name], ['ArgumentValue', v]]);
-  return Math.min(1000, Number(v));
-}
-
 export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'list');
   const { mp, record, uploadId } = await loadUpload(ctx, r, b);
-  const max = maxOf(r, 'max-parts');
+  const { max } = listingParams(r, 'max-parts');
   const markerText = r.query.get('part-number-marker') ?? '0';
   if (!/^\d+$/.test(markerText)) throw s3Error('InvalidArgument', 'Provided part-number-marker not an integer', [['ArgumentName', 'part-number-marker'], ['ArgumentValue', markerText]]);
   const marker = Math.min(Number(markerText), MAX_PARTS);
@@ -212,12 +205,9 @@ export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
 export async function listMultipartUploads(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'list');
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  const { prefix, delimiter, max, enc } = listingParams(r, 'max-uploads');
   const keyMarker = r.query.get('key-marker') ?? '';
   const uploadIdMarker = r.query.get('upload-id-marker') ?? '';
-  const max = maxOf(r, 'max-uploads');
-  const enc = r.query.get('encoding-type') === 'url' ? (s: string) => uriEncode(s, true) : (s: string) => s;
   const mp = await uploadsOf(ctx, b, false);
   const marker = keyMarker ? (uploadIdMarker ? recordName(keyMarker, uploadIdMarker) : `u${SEP}${keyMarker}${SEP}\uffff`) : undefined;
   const entries = !mp || max === 0 ? [] : await ctx.store.listObjects(mp, { prefix: `u${SEP}${prefix}`, delimiter: delimiter || undefined, marker, limit: max + 1 });

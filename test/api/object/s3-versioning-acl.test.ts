@@ -260,3 +260,16 @@ test('a public current version opens no private older one: GET and copy by versi
   // a version id that is not percent-encoding is the client's mistake
   assertS3Error(await s3.call('PUT', '/s3/ver-pub/c', { headers: { 'x-amz-copy-source': '/ver-pub/k?versionId=%ZZ' } }), 400, 'InvalidArgument');
 });
+
+test('every listing reads its parameters alike: a bad encoding-type or page size is InvalidArgument, an empty page size the default', async () => {
+  assert.equal((await s3.call('PUT', '/s3/list-params')).status, 200);
+  for (const query of ['', 'versions', 'uploads', 'list-type=2']) {
+    const q = (extra: string) => [query, extra].filter(Boolean).join('&');
+    const max = query === 'uploads' ? 'max-uploads' : 'max-keys';
+    assertS3Error(await s3.call('GET', '/s3/list-params', { query: q('encoding-type=bogus') }), 400, 'InvalidArgument');
+    assertS3Error(await s3.call('GET', '/s3/list-params', { query: q(`${max}=x`) }), 400, 'InvalidArgument');
+    const empty = await s3.call('GET', '/s3/list-params', { query: q(`${max}=`) });
+    assert.equal(empty.status, 200, `${query}: ${empty.text}`);
+    assert.equal(xmlText(empty.text, query === 'uploads' ? 'MaxUploads' : 'MaxKeys'), '1000');
+  }
+});
