@@ -55,3 +55,7 @@ STRATUS_OBJECT_CLIENT_PACKAGES="python3-swiftclient awscli s3cmd python3-boto3 s
 # scripts: Debian's Keystone under uwsgi on MariaDB with memcached, and Swift's proxy,
 # account, container and object servers with Keystone authentication).
 STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swift-object python3-swiftclient python3-keystonemiddleware memcached python3-memcache keystone python3-openstackclient uwsgi-core uwsgi-plugin-python3 mariadb-server python3-pymysql curl skopeo"
+
+# The dashboard's tests in a real browser (test/browser, bin/test's `browser` suite): Debian's
+# chromium, driven by playwright-core from npm, and a font for its screenshots.
+STRATUS_BROWSER_PACKAGES="chromium fonts-dejavu-core"

@@ -10,6 +10,7 @@ import { migrate, openDatabase, type Database } from '../db/database.ts';
 import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
 import { EventBus, eventService } from '../http/events.ts';
+import { dashboardServices } from '../dashboard/service.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
@@ -147,7 +148,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   return {
     identity, images, compute, fleet, volume, objects, registry, events,
     services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service,
-      eventService(events, identity.authenticate)],
+      eventService(events, identity.authenticate), ...dashboardServices()],
   };
 }
 
