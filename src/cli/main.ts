@@ -467,6 +467,15 @@ db.command('migrate').description('run pending migrations')
     }
   });
 
+program.command('events').description('print the resource event stream (servers created, changing state, deleted...) of the OS_* credentials\' project (every project for an admin), one line per event; docs/events.md')
+  .option('--types <types>', 'only these resource types, comma-separated (server, volume, network, subnet, port, router, floatingip, security_group, image)')
+  .option('--json', 'each event as its JSON object')
+  .option('--since <seq>', 'first replay the events after this sequence number that the server still holds')
+  .action(async (f: { types?: string; json?: boolean; since?: string }) => {
+    const { printEvents } = await import('./events.ts');
+    await printEvents(f);
+  });
+
 program.command('status').description('check that a server answers')
   .option('--url <url>', 'server URL', 'http://127.0.0.1:5000')
   .action(async (f: { url: string }) => {
