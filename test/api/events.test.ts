@@ -158,3 +158,39 @@ test('`stratus events` prints the same stream, from the OS_* credentials', async
     child.kill('SIGTERM');
   }
 });
+
+test('networks, subnets, routers, images and volumes made and deleted through their APIs are on the stream', async () => {
+  const a = await stream(alice.token);
+  const b = await stream(bob.token);
+  const call = (method: string, path: string, body?: unknown) => cloud.call(method, path, { token: alice.token, body });
+  const n = await call('POST', '/network/v2.0/networks', { network: { name: 'ev-net' } });
+  assert.equal(n.status, 201);
+  const netId = n.body.network.id;
+  const e = await a.until((x) => x.id === netId && x.action === 'created');
+  assert.deepEqual({ type: e.type, project_id: e.project_id, name: e.name, status: e.status }, { type: 'network', project_id: alice.projectId, name: 'ev-net', status: 'ACTIVE' });
+  const s = await call('POST', '/network/v2.0/subnets', { subnet: { network_id: netId, cidr: '10.9.0.0/24', ip_version: 4, name: 'ev-sub' } });
+  assert.equal(s.status, 201);
+  await a.until((x) => x.id === s.body.subnet.id && x.type === 'subnet' && x.action === 'created');
+  const r = await call('POST', '/network/v2.0/routers', { router: { name: 'ev-r' } });
+  await a.until((x) => x.id === r.body.router.id && x.type === 'router');
+  assert.equal((await call('PUT', `/network/v2.0/routers/${r.body.router.id}/add_router_interface`, { subnet_id: s.body.subnet.id })).status, 200);
+  await a.until((x) => x.id === r.body.router.id && x.action === 'updated');
+  assert.equal((await call('PUT', `/network/v2.0/routers/${r.body.router.id}/remove_router_interface`, { subnet_id: s.body.subnet.id })).status, 200);
+  assert.equal((await call('DELETE', `/network/v2.0/routers/${r.body.router.id}`)).status, 204);
+  assert.equal((await call('DELETE', `/network/v2.0/networks/${netId}`)).status, 204);
+  const gone = await a.until((x) => x.id === netId && x.action === 'deleted');
+  assert.equal(gone.project_id, alice.projectId);
+  const img = await call('POST', '/image/v2/images', { name: 'ev-img', container_format: 'bare', disk_format: 'raw' });
+  assert.equal(img.status, 201);
+  const ie = await a.until((x) => x.id === img.body.id && x.type === 'image');
+  assert.equal(ie.status, 'queued');
+  assert.equal((await call('DELETE', `/image/v2/images/${img.body.id}`)).status, 204);
+  await a.until((x) => x.id === img.body.id && x.action === 'deleted');
+  const v = await call('POST', `/volume/v3/${alice.projectId}/volumes`, { volume: { size: 1, name: 'ev-vol' } });
+  assert.equal(v.status, 202, JSON.stringify(v.body));
+  await a.until((x) => x.id === v.body.volume.id && x.type === 'volume' && x.action === 'created');
+  // bob heard nothing of alice's resources
+  assert.deepEqual(b.events.filter((x) => x.project_id === alice.projectId), []);
+  a.close();
+  b.close();
+});
