@@ -246,6 +246,7 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
+      `  dashboard:   ${s.url}/   (log in as admin, domain Default)`,
       `  identity:    ${s.url}/identity/v3`,
       '  admin:       user admin, project admin, domain Default',
       `  credentials: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
