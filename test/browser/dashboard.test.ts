@@ -147,6 +147,57 @@ test('the server\'s console log and serial console open in the page', { skip: sk
   assert.deepEqual(t.cspViolations, []);
 });
 
+test('a member uploads an image with a progress bar, and makes a network, a subnet and a router joined to it', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, member, PASSWORD);
+  await page.getByRole('link', { name: 'Images' }).click();
+  await page.getByRole('heading', { name: 'Images' }).waitFor();
+  const form = page.getByRole('form', { name: 'Upload an image' });
+  await form.getByLabel('Name').fill('web-disk');
+  await form.getByLabel('Format').selectOption('bare/raw');
+  await form.getByLabel('File').setInputFiles({ name: 'disk.raw', mimeType: 'application/octet-stream', buffer: Buffer.alloc(8 << 20, 7) });
+  await form.getByRole('button', { name: 'Upload' }).click();
+  await form.getByText(/^100% of 8\.0 MiB$/).waitFor({ timeout: 30_000 });
+  assert.equal(await form.locator('progress').getAttribute('value'), '1');
+  // the list shows it active (the upload's event reloads it)
+  await page.getByRole('row').filter({ hasText: 'web-disk' }).getByText('active').waitFor();
+  await checkA11y(page, 'images');
+  await screenshot(page, 'image-uploaded');
+
+  await page.getByRole('link', { name: 'Networks' }).click();
+  await page.getByRole('form', { name: 'Create a network' }).getByLabel('Name').fill('web-net');
+  await page.getByRole('form', { name: 'Create a network' }).getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-net' }).waitFor();
+  await page.getByRole('tab', { name: 'Subnets' }).click();
+  const sub = page.getByRole('form', { name: 'Create a subnet' });
+  await sub.getByLabel('Network').selectOption({ label: 'web-net' });
+  await sub.getByLabel('Name').fill('web-sub');
+  await sub.getByLabel('CIDR').fill('10.42.0.0/24');
+  await sub.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: '10.42.0.0/24' }).waitFor();
+  await page.getByRole('tab', { name: 'Routers' }).click();
+  const rf = page.getByRole('form', { name: 'Create a router' });
+  await rf.getByLabel('Name').fill('web-router');
+  await rf.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-router' }).waitFor();
+  const join = page.getByRole('form', { name: 'Connect a subnet to a router' });
+  await join.getByLabel('Router').selectOption({ label: 'web-router' });
+  await join.getByLabel('Subnet').selectOption({ label: 'web-sub (10.42.0.0/24)' });
+  await join.getByRole('button', { name: 'Create' }).click();
+  await join.locator('.error').waitFor({ state: 'detached' }).catch(() => undefined);
+  // the router's interface is a port on the subnet's gateway address
+  for (let i = 0; ; i++) {
+    const ports = await plane.cloud.call('GET', '/network/v2.0/ports?device_owner=network:router_interface', { token: plane.cloud.adminToken });
+    if (ports.body.ports.some((p: any) => p.fixed_ips.some((f: any) => f.ip_address === '10.42.0.1'))) break;
+    assert.ok(i < 50, 'the router got an interface on web-sub');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await checkA11y(page, 'routers');
+  await screenshot(page, 'network-router');
+  assert.deepEqual(t.cspViolations, []);
+});
+
 test('a reader sees the server but no create or action buttons, and the API refuses a create with 403', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await tab({ width: 390, dark: true });
   const { page } = t;
