@@ -2,7 +2,7 @@
 // driven by playwright-core, axe-core's accessibility check run in the page,
 // screenshots under the run's output directory, and the page's Content-
 // Security-Policy violations collected (there must be none).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -15,7 +15,9 @@ export const OUTPUT = join(process.env.STRATUS_TEST_OUTPUT ?? resolve(import.met
 
 export const CHROMIUM = process.env.STRATUS_CHROMIUM ?? '/usr/bin/chromium';
 
+/** Chromium, headless; the screenshots of an earlier run are removed first. */
 export async function launch(): Promise<Browser> {
+  rmSync(OUTPUT, { recursive: true, force: true });
   mkdirSync(OUTPUT, { recursive: true });
   return chromium.launch({
     executablePath: CHROMIUM, headless: true,
