@@ -253,6 +253,7 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
+      `  dashboard:   ${s.url}/   (log in as admin, domain Default)`,
       `  identity:    ${s.url}/identity/v3`,
       '  admin:       user admin, project admin, domain Default',
       `  credentials: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
@@ -489,6 +490,15 @@ db.command('migrate').description('run pending migrations')
     } finally {
       await d.close();
     }
+  });
+
+program.command('events').description('print the resource event stream (servers created, changing state, deleted...) of the OS_* credentials\' project (every project for an admin), one line per event; docs/events.md')
+  .option('--types <types>', 'only these resource types, comma-separated (server, volume, network, subnet, port, router, floatingip, security_group, image)')
+  .option('--json', 'each event as its JSON object')
+  .option('--since <seq>', 'first replay the events after this sequence number that the server still holds')
+  .action(async (f: { types?: string; json?: boolean; since?: string }) => {
+    const { printEvents } = await import('./events.ts');
+    await printEvents(f);
   });
 
 program.command('status').description('check that a server answers')
