@@ -398,6 +398,10 @@ export function nodeRoutes(ctx: BmContext): Route[] {
         for (const k of Object.keys(b)) if (!known.includes(k)) throw E.invalid(`Unknown argument: "${k}"`);
         if (b.deploy_steps !== undefined && !at(rc, '1.69')) throw E.notAcceptable();
         if (b.disable_ramdisk !== undefined && !at(rc, '1.70')) throw E.notAcceptable();
+        // Stratus runs only its own steps (erase_devices_metadata, the deploy itself): user deploy steps and
+        // cleaning without the ramdisk are refused rather than ignored
+        if (Array.isArray(b.deploy_steps) && b.deploy_steps.length) throw E.invalid('Invalid deploy_steps: this cloud runs no user deploy steps.');
+        if (b.disable_ramdisk !== undefined && parseBool(b.disable_ramdisk, 'disable_ramdisk')) throw E.invalid('disable_ramdisk is not supported: every clean step here runs in the ramdisk.');
         await applyVerb(ctx, n, b, mv(rc), userOf(rc));
         rc.reply.header('Location', `${reqBase(rc.req)}/v1/nodes/${n.uuid}/states`);
       },
