@@ -141,13 +141,17 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     },
   });
   const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events });
-  // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
-  fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
-  const placement = createPlacement(database.db);
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
   // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
   const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
+  // compute drives nodes for bare-metal servers through the bare-metal service's interface, as Nova's ironic driver drives Ironic
+  const compute = createCompute({
+    db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events,
+    baremetal: baremetal.nodes,
+  });
+  // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
+  fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
+  const placement = createPlacement(database.db);
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
