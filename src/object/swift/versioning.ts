@@ -33,21 +33,16 @@ import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
 import { isSuccess } from './subrequest.ts';
+import {
+  DELETE_MARKER_CONTENT_TYPE, internalTs, SEP, splitVersionName, truthy, VERSION_ID, versionName, VERSIONS_ENABLED, versionsContainerName,
+} from './versions-layout.ts';
 
 export const VERSIONS_LOCATION = 'versions-location';
 export const VERSIONS_MODE = 'versions-mode';
-export const VERSIONS_ENABLED = 'versions-enabled';
-/** Object sysmeta: the version an object (or its copy among the versions) is. */
-export const VERSION_ID = 'version-id';
-export const DELETE_MARKER_CONTENT_TYPE = 'application/x-deleted;swift_versions_deleted=1';
 
-const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
-const truthy = (v: string | undefined) => !!v && TRUE.has(v.trim().toLowerCase());
 
 /** `%03x<name>/`: the legacy modes' prefix of an object's copies. */
 export const legacyPrefix = (name: string) => `${Buffer.byteLength(name, 'utf8').toString(16).padStart(3, '0')}${name}/`;
-/** Swift's internal form of a timestamp: 10 digits, a dot, 5 digits. */
-export const internalTs = (ts: string) => Number(ts).toFixed(5).padStart(16, '0');
 
 export function versioningMiddleware(): SwiftMiddleware {
   const self: SwiftMiddleware = async (sr, next) => {
@@ -97,7 +92,7 @@ async function containerStep(sr: SwiftRequest, next: () => Promise<unknown>): Pr
   if (sr.method === 'DELETE') {
     const c = await loadContainer(sr);
     if (c && c.sysmeta[VERSIONS_ENABLED] !== undefined) {
-      const vc = await sr.ctx.store.getContainer(sr.project, internalName(c.name), { internal: true });
+      const vc = await sr.ctx.store.getContainer(sr.project, versionsContainerName(c.name), { internal: true });
       if (vc && vc.objectCount > 0) {
         await checkContainerAccess(sr, c, 'write-object');
         throw swiftError(409, 'There was a conflict when trying to complete your request.');
@@ -239,23 +234,12 @@ async function restore(sr: SwiftRequest, c: ContainerInfo, vc: ContainerInfo, na
 
 // ---- X-Versions-Enabled
 
-const internalName = (container: string) => `versions/${container}`;
-/** Inverted timestamps sort newest first. */
-const invert = (ts: string) => (9999999999.99999 - Number(ts)).toFixed(5).padStart(16, '0');
-const uninvert = (inv: string) => internalTs(String(9999999999.99999 - Number(inv)));
-const SEP = '\u0001';
-const versionName = (name: string, ts: string) => `${name}${SEP}${invert(ts)}`;
-function splitVersionName(n: string): { name: string; id: string } | null {
-  const at = n.lastIndexOf(SEP);
-  if (at < 0) return null;
-  return { name: n.slice(0, at), id: uninvert(n.slice(at + 1)) };
-}
 
 async function internalContainer(sr: SwiftRequest, c: ContainerInfo, create: boolean): Promise<ContainerInfo | null> {
   const store = sr.ctx.store;
-  const got = await store.getContainer(sr.project, internalName(c.name), { internal: true });
+  const got = await store.getContainer(sr.project, versionsContainerName(c.name), { internal: true });
   if (got || !create) return got;
-  return (await store.createContainer(sr.project, internalName(c.name), { internal: true })).container;
+  return (await store.createContainer(sr.project, versionsContainerName(c.name), { internal: true })).container;
 }
 
 async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Promise<unknown>): Promise<unknown> {
