@@ -22,13 +22,14 @@
 // lists every version (name, version_id, is_latest, and delete markers as
 // content_type application/x-deleted;swift_versions_deleted=1), with
 // prefix/marker/version_marker/limit.
+import { escapeXml } from '../../common/text.ts';
 import type { ContainerInfo, ObjectEntry, ObjectInfo } from '../store.ts';
 import { ObjectStoreError, swiftTimestamp } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
-import { listingFormat, listOptions, xmlEscape } from './listing.ts';
+import { listingFormat, listOptions } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
@@ -414,10 +415,10 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
     return JSON.stringify(page);
   }
   if (format === 'xml') {
-    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${xmlEscape(c.name)}">`;
+    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${escapeXml(c.name)}">`;
     for (const e of page) {
-      x += `<object><name>${xmlEscape(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
-        + `<bytes>${e.bytes}</bytes><content_type>${xmlEscape(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
+      x += `<object><name>${escapeXml(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
+        + `<bytes>${e.bytes}</bytes><content_type>${escapeXml(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
     }
     sr.reply.code(200).header('Content-Type', 'application/xml; charset=utf-8');
     return `${x}</container>`;
