@@ -13,6 +13,7 @@ import { formBoundary, formResponse, FormInvalid, FormUnauthorized, MimeInvalid,
 import { checkDloManifestHeader, dloEtag, parseSloManifest, planReads, sloEtag } from '../../src/object/swift/slo-manifest.ts';
 import { readDeleteList, renderBulk } from '../../src/object/swift/bulk-format.ts';
 import { bestFormat } from '../../src/object/swift/headers.ts';
+import { decodePath, percentDecode } from '../../src/object/swift/request.ts';
 import { escapeXml } from '../../src/common/text.ts';
 import { corsInfo, corsResponseHeaders, OBJECT_METHODS, preflight } from '../../src/object/swift/cors.ts';
 import { accountQuotaChanges, checkAccountQuota, checkContainerQuota, checkContainerQuotaHeaders } from '../../src/object/swift/quotas.ts';
@@ -261,4 +262,14 @@ test('/info: the swift section and one per feature', () => {
   assert.equal(info.swift!.container_listing_limit, 10000);
   assert.deepEqual(info.tempurl!.methods, ['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
   for (const s of ['formpost', 'slo', 'bulk_delete', 'bulk_upload', 'versioned_writes', 'container_quotas', 'account_quotas', 'staticweb']) assert.ok(info[s], s);
+});
+
+test('the one percent-decoding of object paths: escapes and raw bytes read as UTF-8; Swift 412s and S3 refuses what is not UTF-8', () => {
+  assert.equal(percentDecode('a%20b%2Fc'), 'a b/c');
+  assert.equal(percentDecode('caf%C3%A9'), 'café');
+  assert.equal(percentDecode(Buffer.from('café').toString('latin1')), 'café', 'raw bytes of the request line');
+  assert.equal(percentDecode('100%zz'), '100%zz', 'an escape that is not two hex digits stays');
+  assert.equal(percentDecode('%FF'), null);
+  assert.equal(decodePath('a%2Fb'), 'a/b');
+  assert.throws(() => decodePath('%C3'), (e: unknown) => e instanceof ApiError && e.status === 412);
 });

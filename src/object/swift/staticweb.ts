@@ -16,7 +16,7 @@ import { quote } from './bulk-format.ts';
 import { loadContainer } from './container.ts';
 import { swiftStatus } from './errors.ts';
 import { header, listingDate } from './headers.ts';
-import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { percentDecode, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 import { discard, isSuccess, type SubAnswer, type Subrequests } from './subrequest.ts';
 import { staticwebAnswers, tempUrlGrant } from './tempurl.ts';
 
@@ -192,7 +192,8 @@ class Site {
 
   private async listing(prefix: string): Promise<unknown> {
     const sr = this.sr;
-    let label = decodeURIComponentSafe(this.path.replace(/^\/object(?=\/)/, ''));
+    const raw = this.path.replace(/^\/object(?=\/)/, '');
+    let label = percentDecode(raw) ?? raw;
     if (this.web.label) label = `${this.web.label}/${label.split('/').slice(4).join('/')}`;
     if (!truthy(this.web.listings)) {
       let body = `<!DOCTYPE html>\n<html>\n<head>\n<title>Listing of ${escapeXml(label)}</title>\n`;
@@ -251,13 +252,5 @@ class Site {
     body += '  </table>\n </body>\n</html>\n';
     sr.reply.code(200).headers({ 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(body)) });
     return sr.method === 'HEAD' ? undefined : body;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }
