@@ -18,3 +18,13 @@ export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b
 export function shQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+const MARKUP: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;' };
+/**
+ * Text for XML and HTML element content and attribute values: the five
+ * special characters as references (`'` as `&#x27;`, which both read, as
+ * Python's html.escape writes it), the characters XML 1.0 cannot hold dropped.
+ */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => MARKUP[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '');
+}

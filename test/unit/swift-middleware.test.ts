@@ -11,7 +11,10 @@ import {
 } from '../../src/object/swift/tempurl.ts';
 import { formBoundary, formResponse, FormInvalid, FormUnauthorized, MimeInvalid, parseContentDisposition, readAttribute, readMultipart, titleCase, verifyForm, capped } from '../../src/object/swift/formpost.ts';
 import { checkDloManifestHeader, dloEtag, parseSloManifest, planReads, sloEtag } from '../../src/object/swift/slo-manifest.ts';
-import { bestFormat, readDeleteList, renderBulk } from '../../src/object/swift/bulk-format.ts';
+import { readDeleteList, renderBulk } from '../../src/object/swift/bulk-format.ts';
+import { bestFormat } from '../../src/object/swift/headers.ts';
+import { decodePath, percentDecode } from '../../src/object/swift/request.ts';
+import { escapeXml } from '../../src/common/text.ts';
 import { corsInfo, corsResponseHeaders, OBJECT_METHODS, preflight } from '../../src/object/swift/cors.ts';
 import { accountQuotaChanges, checkAccountQuota, checkContainerQuota, checkContainerQuotaHeaders } from '../../src/object/swift/quotas.ts';
 import { swiftInfo } from '../../src/object/swift/info.ts';
@@ -204,9 +207,15 @@ test('bulk: the delete list, the answer format, its bodies', async () => {
   assert.equal(bestFormat('text/xml;q=0.5, application/json;q=0.9'), 'application/json');
   assert.equal(bestFormat('*/*'), 'text/plain');
   assert.equal(bestFormat('image/png'), null);
+  // as swob's best_match, the one negotiation of listings and bulk answers: the best quality of any matching range, ties to the earlier format
+  assert.equal(bestFormat('text/plain;q=0.1, */*'), 'text/plain');
+  assert.equal(bestFormat('application/json;q=0, text/*;q=0.3'), 'text/plain');
+  assert.equal(bestFormat('application/*;q=0.8, text/xml'), 'text/xml');
   const r = { 'Number Deleted': 2, 'Number Not Found': 0, 'Response Body': '', 'Response Status': '200 OK' };
   assert.deepEqual(JSON.parse(renderBulk('application/json', r, [['c/x', '409 Conflict']], 'delete')), { ...r, Errors: [['c/x', '409 Conflict']] });
   assert.equal(renderBulk('text/plain', r, [], 'delete'), 'Number Deleted: 2\nNumber Not Found: 0\nResponse Body: \nResponse Status: 200 OK\nErrors:\n');
+  // the one XML escaping (common/text.ts): the five characters as references, what XML cannot hold dropped
+  assert.equal(escapeXml(`a&b<c>"d'\u0001`), 'a&amp;b&lt;c&gt;&quot;d&#x27;');
   assert.match(renderBulk('application/xml', r, [['a&b', '409 Conflict']], 'delete'), /^<delete>\n<number_deleted>2<\/number_deleted>\n[\s\S]*<object><name>a&amp;b<\/name><status>409 Conflict<\/status><\/object>\n<\/errors>\n<\/delete>\n$/);
 });
 
@@ -253,4 +262,14 @@ test('/info: the swift section and one per feature', () => {
   assert.equal(info.swift!.container_listing_limit, 10000);
   assert.deepEqual(info.tempurl!.methods, ['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
   for (const s of ['formpost', 'slo', 'bulk_delete', 'bulk_upload', 'versioned_writes', 'container_quotas', 'account_quotas', 'staticweb']) assert.ok(info[s], s);
+});
+
+test('the one percent-decoding of object paths: escapes and raw bytes read as UTF-8; Swift 412s and S3 refuses what is not UTF-8', () => {
+  assert.equal(percentDecode('a%20b%2Fc'), 'a b/c');
+  assert.equal(percentDecode('caf%C3%A9'), 'café');
+  assert.equal(percentDecode(Buffer.from('café').toString('latin1')), 'café', 'raw bytes of the request line');
+  assert.equal(percentDecode('100%zz'), '100%zz', 'an escape that is not two hex digits stays');
+  assert.equal(percentDecode('%FF'), null);
+  assert.equal(decodePath('a%2Fb'), 'a/b');
+  assert.throws(() => decodePath('%C3'), (e: unknown) => e instanceof ApiError && e.status === 412);
 });

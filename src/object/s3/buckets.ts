@@ -7,7 +7,8 @@ import type { ContainerInfo, ObjectEntry } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { ownLevel } from '../swift/acl.ts';
 import { bucketAclsOf, cannedOf, check, SYS, validatePolicy } from './access.ts';
-import { checkNewBucketName, loadBucket, multipartContainer, noSuchBucket, versionsContainer, type S3Context } from './context.ts';
+import { versionsContainerName } from '../swift/versions-layout.ts';
+import { checkNewBucketName, loadBucket, multipartContainer, noSuchBucket, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { quoteEtag } from './headers.ts';
 import { listingParams, type S3Request } from './request.ts';
@@ -61,7 +62,7 @@ export async function deleteBucket(ctx: S3Context, r: S3Request): Promise<void> 
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'owner');
   // Older versions and delete markers keep a versioned bucket from being empty, as in S3.
-  const versions = await ctx.store.getContainer(b.project, versionsContainer(b.name), { internal: true });
+  const versions = await ctx.store.getContainer(b.project, versionsContainerName(b.name), { internal: true });
   if (b.objectCount > 0 || (versions && versions.objectCount > 0)) throw s3Error('BucketNotEmpty', undefined, [['BucketName', b.name]]);
   await ctx.store.deleteContainer(b);
   // Uploads in progress go with the bucket.

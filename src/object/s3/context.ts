@@ -20,8 +20,6 @@ export interface S3Context {
 
 /** Internal containers S3 keeps beside a bucket (hidden from Swift's and S3's listings). */
 export const multipartContainer = (bucket: string): string => `s3-multipart+${bucket}`;
-/** Swift's object versioning's container of a bucket's versions (swift/versioning.ts keeps the same). */
-export const versionsContainer = (bucket: string): string => `versions/${bucket}`;
 
 /** A Swift container name the S3 API can address (no '/', at most 256 bytes, not empty). */
 export const addressable = (name: string): boolean => name !== '' && !name.includes('/') && Buffer.byteLength(name) <= 256;

@@ -4,12 +4,8 @@
 // the HTTP layer or the object store) is mapped to the nearest S3 code.
 import type { FastifyRequest } from 'fastify';
 import { ApiError, type ErrorCodeName } from '../../common/errors.ts';
+import { escapeXml } from '../../common/text.ts';
 
-/** Text escaped for an XML element or attribute; characters XML 1.0 cannot hold are dropped. */
-export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!)
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '');
-}
 
 const CODES = {
   AccessDenied: [403, 'Access Denied'],

@@ -9,6 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ContainerInfo, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
+import { VERSION_ID } from '../swift/versions-layout.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { emptyAndDelete, owner } from './buckets.ts';
 import { checkQuotas, loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
@@ -154,7 +155,7 @@ export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Pro
   }).catch((e) => { throw storeError(e, r); });
   await write.after(o);
   await dropUpload(ctx, mp, r.key, uploadId);
-  if (stateOf(b) || o.sysmeta['version-id']) r.reply.header('x-amz-version-id', versionOf(o));
+  if (stateOf(b) || o.sysmeta[VERSION_ID]) r.reply.header('x-amz-version-id', versionOf(o));
   const location = `${r.req.protocol}://${r.req.headers.host ?? 'localhost'}/${uriEncode(b.name)}/${uriEncode(r.key, true)}`;
   return r.xml(xmlDocument('CompleteMultipartUploadResult', [['Location', location], ['Bucket', b.name], ['Key', r.key], ['ETag', quoteEtag(etag)]]));
 }

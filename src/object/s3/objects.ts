@@ -15,7 +15,8 @@ import {
   responseOverrides, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
-import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf, VERSION_ID } from './versioning.ts';
+import { VERSION_ID } from '../swift/versions-layout.ts';
+import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */

@@ -5,10 +5,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Credentials } from '../../http/auth.ts';
+import { percentDecode } from '../swift/request.ts';
 import { signedPayloadOf } from './auth.ts';
 import { s3Error } from './errors.ts';
 import { checkedBody, type PayloadCheck } from './payload.ts';
-import { queryPairs, safeDecode, uriEncode } from './sigv4.ts';
+import { queryPairs, uriEncode } from './sigv4.ts';
 
 export const PREFIX = '/s3';
 /** The largest XML body a request may carry (DeleteObjects of 1,000 long keys fits). */
@@ -121,18 +122,11 @@ export class S3Request {
   }
 }
 
-/** Percent-decoding of a path part; InvalidURI when malformed. */
+/** Percent-decoding of a path part (swift/request.ts percentDecode); InvalidArgument when an escape is malformed or the bytes are not UTF-8. */
 function strictDecode(s: string): string {
-  if (!s.includes('%')) return s;
-  const d = safeDecode(s);
-  if (d === s && /%/.test(s)) {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw s3Error('InvalidArgument', 'Couldn\'t parse the specified URI.');
-    }
-  }
-  return d;
+  const decoded = /%(?![0-9a-fA-F]{2})/.test(s) ? null : percentDecode(s);
+  if (decoded === null) throw s3Error('InvalidArgument', 'Couldn\'t parse the specified URI.');
+  return decoded;
 }
 
 /** S3's ISO time in listings: 2009-10-12T17:50:30.000Z. */

@@ -13,39 +13,29 @@
 // versions.
 import type { ContainerInfo, ObjectEntry, ObjectInfo } from '../store.ts';
 import { ObjectStoreError, swiftTimestamp, timestampDate } from '../store.ts';
+import {
+  DELETE_MARKER_CONTENT_TYPE, internalTs, isVersionId, SEP, truthy, uninvert, VERSION_ID, versionName, VERSIONS_ENABLED, versionsContainerName,
+} from '../swift/versions-layout.ts';
 import { check } from './access.ts';
 import { owner } from './buckets.ts';
-import { loadBucket, versionsContainer, type S3Context } from './context.ts';
+import { loadBucket, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { quoteEtag } from './headers.ts';
 import { listingParams, type S3Request } from './request.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
-/** Container sysmeta: versioning on ('true') or suspended ('false'), as Swift's X-Versions-Enabled. */
-export const VERSIONS_ENABLED = 'versions-enabled';
-/** Object sysmeta: the version an object (or its copy among the versions) is. */
-export const VERSION_ID = 'version-id';
-export const DELETE_MARKER_CONTENT_TYPE = 'application/x-deleted;swift_versions_deleted=1';
-const SEP = '\u0001';
-
-/** Swift's internal form of a timestamp: 10 digits, a dot, 5 digits. */
-const internalTs = (ts: string): string => Number(ts).toFixed(5).padStart(16, '0');
-const invert = (ts: string): string => (9999999999.99999 - Number(ts)).toFixed(5).padStart(16, '0');
-const uninvert = (inv: string): string => internalTs(String(9999999999.99999 - Number(inv)));
-const versionName = (key: string, id: string): string => `${key}${SEP}${invert(id)}`;
-const isVersionId = (id: string): boolean => /^\d{10}\.\d{5}$/.test(id);
 
 export type VersioningState = 'Enabled' | 'Suspended' | null;
 export const stateOf = (b: ContainerInfo): VersioningState => {
   const v = b.sysmeta[VERSIONS_ENABLED];
   if (v === undefined) return null;
-  return ['true', '1', 'yes', 'on', 't', 'y'].includes(v.trim().toLowerCase()) ? 'Enabled' : 'Suspended';
+  return truthy(v) ? 'Enabled' : 'Suspended';
 };
 export const versionOf = (o: { sysmeta: Record<string, string> }): string => o.sysmeta[VERSION_ID] ?? 'null';
 const isMarker = (o: { contentType: string }): boolean => o.contentType === DELETE_MARKER_CONTENT_TYPE;
 
 async function versions(ctx: S3Context, b: ContainerInfo, create: boolean): Promise<ContainerInfo | null> {
-  const name = versionsContainer(b.name);
+  const name = versionsContainerName(b.name);
   const c = await ctx.store.getContainer(b.project, name, { internal: true });
   if (c || !create) return c;
   return (await ctx.store.createContainer(b.project, name, { internal: true })).container;

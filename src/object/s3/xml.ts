@@ -3,9 +3,8 @@
 // are parsed by fast-xml-parser, never by hand; responses are written by the
 // small builder below, which escapes every text it is given.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { escapeXml, s3Error } from './errors.ts';
-
-export { escapeXml };
+import { escapeXml } from '../../common/text.ts';
+import { s3Error } from './errors.ts';
 
 export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 

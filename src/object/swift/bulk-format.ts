@@ -2,10 +2,10 @@
 // body (one URL-quoted `container[/object]` per line), the answer's format
 // from Accept (text/plain, application/json, application/xml, text/xml), and
 // the answer's body in each (Swift's get_heartbeat_response_body).
+import { escapeXml } from '../../common/text.ts';
 import { swiftError } from './errors.ts';
 import { BULK_LIMITS, DEFAULT_CONSTRAINTS } from './info.ts';
 
-export const ACCEPTABLE_FORMATS = ['text/plain', 'application/json', 'application/xml', 'text/xml'] as const;
 
 /** Longest line a bulk delete reads (Swift: object + container name lengths + 2). */
 export const MAX_PATH_LENGTH = DEFAULT_CONSTRAINTS.max_object_name_length + DEFAULT_CONSTRAINTS.max_container_name_length + 2;
@@ -58,32 +58,6 @@ export async function readDeleteList(body: AsyncIterable<Buffer | Uint8Array | s
   return names;
 }
 
-/** The best of the acceptable formats for an Accept header (quality values honoured); text/plain when none is asked. */
-export function bestFormat(accept: string | undefined): (typeof ACCEPTABLE_FORMATS)[number] | null {
-  if (!accept || !accept.trim()) return 'text/plain';
-  const ranges = accept.split(',').map((part) => {
-    const [type, ...params] = part.trim().split(';').map((s) => s.trim());
-    let q = 1;
-    for (const p of params) {
-      const m = /^q=([0-9.]+)$/i.exec(p);
-      if (m) q = Number(m[1]);
-    }
-    return { type: (type ?? '').toLowerCase(), q };
-  }).filter((r) => r.type);
-  let best: { f: (typeof ACCEPTABLE_FORMATS)[number]; q: number } | null = null;
-  for (const f of ACCEPTABLE_FORMATS) {
-    // The most specific range that matches the format gives its quality.
-    let q = 0;
-    let spec = -1;
-    for (const r of ranges) {
-      const s = r.type === f ? 2 : r.type === `${f.split('/')[0]}/*` ? 1 : r.type === '*/*' ? 0 : -1;
-      if (s > spec) { spec = s; q = r.q; }
-    }
-    if (q > 0 && (!best || q > best.q)) best = { f, q };
-  }
-  return best?.f ?? null;
-}
-
 export type BulkResult = Record<string, string | number>;
 
 /** The answer's body: JSON (with Errors), XML under `root`, or `Key: value` lines then `Errors:`. */
@@ -91,14 +65,13 @@ export function renderBulk(format: string, result: BulkResult, errors: Array<[st
   if (format === 'application/json') return JSON.stringify({ ...result, Errors: errors });
   const keys = Object.keys(result).sort();
   if (format.endsWith('/xml')) {
-    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
     let out = `<${root}>\n`;
     for (const k of keys) {
       const tag = k.replace(/ /g, '_').toLowerCase();
-      out += `<${tag}>${esc(String(result[k]))}</${tag}>\n`;
+      out += `<${tag}>${escapeXml(String(result[k]))}</${tag}>\n`;
     }
     out += '<errors>\n';
-    for (const [name, status] of errors) out += `<object><name>${esc(name)}</name><status>${esc(status)}</status></object>\n`;
+    for (const [name, status] of errors) out += `<object><name>${escapeXml(name)}</name><status>${escapeXml(status)}</status></object>\n`;
     return `${out}</errors>\n</${root}>\n`;
   }
   let out = '';

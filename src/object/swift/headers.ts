@@ -184,3 +184,33 @@ export function conditionalStatus(headers: IncomingHttpHeaders, etag: string, ts
   if (ifNone === undefined && modified !== null && lastModified <= modified) return 304;
   return null;
 }
+
+/** The media types Swift answers listings and bulk operations in, in its order of preference. */
+export const ACCEPTABLE_FORMATS = ['text/plain', 'application/json', 'application/xml', 'text/xml'] as const;
+export type AcceptableFormat = (typeof ACCEPTABLE_FORMATS)[number];
+
+/**
+ * The best of ACCEPTABLE_FORMATS for an Accept header, as swob's
+ * Accept.best_match picks it: the highest quality of any range matching a
+ * format (`type/subtype`, `type/*`, `*\/*`; q=0 excludes), ties to the
+ * earlier format; text/plain when no Accept is given; null when it allows none.
+ */
+export function bestFormat(accept: string | undefined): AcceptableFormat | null {
+  if (!accept || !accept.trim()) return 'text/plain';
+  let best: { format: AcceptableFormat; q: number; order: number } | null = null;
+  for (const part of accept.split(',')) {
+    const [typeRaw, ...params] = part.trim().split(';');
+    const type = (typeRaw ?? '').trim().toLowerCase();
+    let q = 1;
+    for (const p of params) {
+      const m = /^\s*q\s*=\s*([\d.]+)\s*$/i.exec(p);
+      if (m) q = Number(m[1]);
+    }
+    if (!type || !(q > 0)) continue;
+    ACCEPTABLE_FORMATS.forEach((format, order) => {
+      const matches = type === '*/*' || type === format || type === `${format.split('/')[0]}/*`;
+      if (matches && (!best || q > best.q || (q === best.q && order < best.order))) best = { format, q, order };
+    });
+  }
+  return (best as { format: AcceptableFormat } | null)?.format ?? null;
+}

@@ -1,9 +1,10 @@
 // Swift's listings: the parameters (prefix, delimiter, marker, end_marker,
 // limit up to 10000, reverse) and the three formats (plain text, JSON, XML),
 // chosen by `format=` or else by the Accept header.
+import { escapeXml } from '../../common/text.ts';
 import type { ContainerEntry, ListOptions, ObjectEntry } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
-import { LISTING_LIMIT, listingDate } from './headers.ts';
+import { bestFormat, LISTING_LIMIT, listingDate } from './headers.ts';
 
 export type ListingFormat = 'plain' | 'json' | 'xml';
 
@@ -19,28 +20,9 @@ export function listingFormat(query: Record<string, string>, accept: string | un
   if (f === 'json') return 'json';
   if (f === 'xml') return 'xml';
   if (f === 'plain' || f === 'txt' || f === 'text') return 'plain';
-  if (!accept) return 'plain';
-  // the best match among text/plain, application/json, application/xml, text/xml (first listed wins ties)
-  let best: { format: ListingFormat; q: number; order: number } | null = null;
-  const candidates: Array<[string, ListingFormat]> = [['text/plain', 'plain'], ['application/json', 'json'], ['application/xml', 'xml'], ['text/xml', 'xml']];
-  for (const part of accept.split(',')) {
-    const [typeRaw, ...params] = part.trim().split(';');
-    const type = (typeRaw ?? '').trim().toLowerCase();
-    let q = 1;
-    for (const p of params) {
-      const m = /^\s*q\s*=\s*([\d.]+)\s*$/.exec(p);
-      if (m) q = Number(m[1]);
-    }
-    if (!(q > 0)) continue;
-    candidates.forEach(([ct, format], order) => {
-      const [a, b] = ct.split('/');
-      const matches = type === '*/*' || type === ct || type === `${a}/*`;
-      void b;
-      if (matches && (!best || q > best.q || (q === best.q && order < best.order))) best = { format, q, order };
-    });
-  }
+  const best = bestFormat(accept);
   if (!best) throw swiftStatus(406);
-  return (best as { format: ListingFormat }).format;
+  return best === 'text/plain' ? 'plain' : best === 'application/json' ? 'json' : 'xml';
 }
 
 /** The listing parameters of a request; Swift's 412s for a limit over 10000 and a bad delimiter. */
@@ -60,8 +42,6 @@ export function listOptions(query: Record<string, string>): ListOptions {
   };
 }
 
-/** Text for XML content and attribute values. */
-export const xmlEscape = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** A container listing in `format`: [content type, body]; null body: 204 (an empty plain listing). */
 export function renderObjects(format: ListingFormat, container: string, entries: ObjectEntry[]): [string, string | null] {
@@ -72,9 +52,9 @@ export function renderObjects(format: ListingFormat, container: string, entries:
   }
   if (format === 'xml') {
     const items = entries.map((e) => e.kind === 'subdir'
-      ? `<subdir name="${xmlEscape(e.name)}"><name>${xmlEscape(e.name)}</name></subdir>`
-      : `<object><name>${xmlEscape(e.name)}</name><hash>${e.etag}</hash><bytes>${e.size}</bytes><content_type>${xmlEscape(e.contentType)}</content_type><last_modified>${listingDate(e.timestamp)}</last_modified></object>`);
-    return [FORMAT_TYPES.xml, `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${xmlEscape(container)}">${items.join('')}</container>`];
+      ? `<subdir name="${escapeXml(e.name)}"><name>${escapeXml(e.name)}</name></subdir>`
+      : `<object><name>${escapeXml(e.name)}</name><hash>${e.etag}</hash><bytes>${e.size}</bytes><content_type>${escapeXml(e.contentType)}</content_type><last_modified>${listingDate(e.timestamp)}</last_modified></object>`);
+    return [FORMAT_TYPES.xml, `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${escapeXml(container)}">${items.join('')}</container>`];
   }
   return [FORMAT_TYPES.plain, entries.length ? entries.map((e) => e.name).join('\n') + '\n' : null];
 }
@@ -88,9 +68,9 @@ export function renderContainers(format: ListingFormat, account: string, entries
   }
   if (format === 'xml') {
     const items = entries.map((e) => e.kind === 'subdir'
-      ? `<subdir name="${xmlEscape(e.name)}"><name>${xmlEscape(e.name)}</name></subdir>`
-      : `<container><name>${xmlEscape(e.name)}</name><count>${e.objectCount}</count><bytes>${e.bytesUsed}</bytes><last_modified>${listingDate(e.timestamp)}</last_modified></container>`);
-    return [FORMAT_TYPES.xml, `<?xml version="1.0" encoding="UTF-8"?>\n<account name="${xmlEscape(account)}">${items.join('')}</account>`];
+      ? `<subdir name="${escapeXml(e.name)}"><name>${escapeXml(e.name)}</name></subdir>`
+      : `<container><name>${escapeXml(e.name)}</name><count>${e.objectCount}</count><bytes>${e.bytesUsed}</bytes><last_modified>${listingDate(e.timestamp)}</last_modified></container>`);
+    return [FORMAT_TYPES.xml, `<?xml version="1.0" encoding="UTF-8"?>\n<account name="${escapeXml(account)}">${items.join('')}</account>`];
   }
   return [FORMAT_TYPES.plain, entries.length ? entries.map((e) => e.name).join('\n') + '\n' : null];
 }

@@ -64,19 +64,15 @@ export type SwiftMiddleware = (sr: SwiftRequest, next: SwiftNext) => Promise<unk
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Percent-decodes a path part; 412 when it is not UTF-8 (Swift's check_utf8). */
-export function decodePath(raw: string): string {
-  if (!raw.includes('%')) {
-    if (/[^\x00-\x7f]/.test(raw)) {
-      // raw non-ASCII bytes read as latin1
-      try {
-        return utf8.decode(Buffer.from(raw, 'latin1'));
-      } catch {
-        throw swiftError(412, 'Invalid UTF8 or contains NULL');
-      }
-    }
-    return raw;
-  }
+/**
+ * Percent-decodes a path part as the bytes it names, read as UTF-8 (raw
+ * non-ASCII characters are the request line's bytes, read as latin1; an
+ * escape that is not two hex digits stays as written); null when the bytes
+ * are not UTF-8. The one percent-decoding of the object APIs' paths: Swift's
+ * (decodePath), S3's, the static web's labels.
+ */
+export function percentDecode(raw: string): string | null {
+  if (!raw.includes('%') && !/[^\x00-\x7f]/.test(raw)) return raw;
   const bytes: number[] = [];
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
@@ -92,8 +88,15 @@ export function decodePath(raw: string): string {
   try {
     return utf8.decode(Uint8Array.from(bytes));
   } catch {
-    throw swiftError(412, 'Invalid UTF8 or contains NULL');
+    return null;
   }
+}
+
+/** Percent-decodes a path part; 412 when it is not UTF-8 (Swift's check_utf8). */
+export function decodePath(raw: string): string {
+  const decoded = percentDecode(raw);
+  if (decoded === null) throw swiftError(412, 'Invalid UTF8 or contains NULL');
+  return decoded;
 }
 
 export interface SwiftPath { version: string; account: string; container?: string; object?: string }

@@ -10,12 +10,13 @@
 // `-Web-Error` names one (still with the error's status). Reads go through
 // the rest of the pipeline as the caller's subrequests, so the container's
 // read ACL decides (`.r:*` for a public site; `.rlistings` for listings).
+import { escapeXml } from '../../common/text.ts';
 import { checkContainerAccess } from './access.ts';
 import { quote } from './bulk-format.ts';
 import { loadContainer } from './container.ts';
 import { swiftStatus } from './errors.ts';
 import { header, listingDate } from './headers.ts';
-import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { percentDecode, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 import { discard, isSuccess, type SubAnswer, type Subrequests } from './subrequest.ts';
 import { staticwebAnswers, tempUrlGrant } from './tempurl.ts';
 
@@ -32,7 +33,6 @@ function webConfig(meta: Record<string, string> | undefined): WebConfig {
 const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
 const truthy = (v: string | undefined) => !!v && TRUE.has(v.trim().toLowerCase());
 
-const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;');
 
 /** Swift's human_readable: 1048576 -> "1Mi". */
 export function humanReadable(n: number): string {
@@ -192,16 +192,17 @@ class Site {
 
   private async listing(prefix: string): Promise<unknown> {
     const sr = this.sr;
-    let label = decodeURIComponentSafe(this.path.replace(/^\/object(?=\/)/, ''));
+    const raw = this.path.replace(/^\/object(?=\/)/, '');
+    let label = percentDecode(raw) ?? raw;
     if (this.web.label) label = `${this.web.label}/${label.split('/').slice(4).join('/')}`;
     if (!truthy(this.web.listings)) {
-      let body = `<!DOCTYPE html>\n<html>\n<head>\n<title>Listing of ${escapeHtml(label)}</title>\n`;
+      let body = `<!DOCTYPE html>\n<html>\n<head>\n<title>Listing of ${escapeXml(label)}</title>\n`;
       if (this.web.css) body += `  <link rel="stylesheet" type="text/css" href="${this.cssPath(prefix)}" />\n`;
       else body += '  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n   p {font-size: 2}\n  </style>\n';
       body += '</head>\n<body>  <h1>Web Listing Disabled</h1>   <p>The owner of this web site has disabled web listing.'
         + '   <p>If you are the owner of this web site, you can enable   web listing by setting X-Container-Meta-Web-Listings.</p>';
       if (this.web.index) {
-        body += `<h1>Index File Not Found</h1> <p>The owner of this web site has set  <b>X-Container-Meta-Web-Index: ${escapeHtml(this.web.index)}</b>.  However, this file is not found.</p>`;
+        body += `<h1>Index File Not Found</h1> <p>The owner of this web site has set  <b>X-Container-Meta-Web-Index: ${escapeXml(this.web.index)}</b>.  However, this file is not found.</p>`;
       }
       body += ' </body>\n</html>\n';
       return this.errorResponse(this.notFound(body));
@@ -222,13 +223,13 @@ class Site {
       }
       staticwebAnswers.add(sr);
     }
-    let body = `<!DOCTYPE html>\n<html>\n <head>\n  <title>Listing of ${escapeHtml(label)}</title>\n`;
+    let body = `<!DOCTYPE html>\n<html>\n <head>\n  <title>Listing of ${escapeXml(label)}</title>\n`;
     if (this.web.css) body += `  <link rel="stylesheet" type="text/css" href="${this.cssPath(prefix)}" />\n`;
     else {
       body += '  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n   th {text-align: left; padding: 0px 1em 0px 1em;}\n'
         + '   td {padding: 0px 1em 0px 1em;}\n   a {text-decoration: none;}\n  </style>\n';
     }
-    body += ` </head>\n <body>\n  <h1 id="title">Listing of ${escapeHtml(label)}</h1>\n  <table id="listing">\n   <tr id="heading">\n`
+    body += ` </head>\n <body>\n  <h1 id="title">Listing of ${escapeXml(label)}</h1>\n  <table id="listing">\n   <tr id="heading">\n`
       + '    <th class="colname">Name</th>\n    <th class="colsize">Size</th>\n    <th class="coldate">Date</th>\n   </tr>\n';
     if (prefix.length > tempurlPrefix.length) {
       body += `   <tr id="parent" class="item">\n    <td class="colname"><a href="../${tempurlQs}">../</a></td>\n`
@@ -237,27 +238,19 @@ class Site {
     for (const e of entries) {
       if (e.kind !== 'subdir') continue;
       const name = e.name.slice(prefix.length);
-      body += `   <tr class="item subdir">\n    <td class="colname"><a href="./${quote(name).replace(/\./g, '%2E')}${tempurlQs}">${escapeHtml(name)}</a></td>\n`
+      body += `   <tr class="item subdir">\n    <td class="colname"><a href="./${quote(name).replace(/\./g, '%2E')}${tempurlQs}">${escapeXml(name)}</a></td>\n`
         + '    <td class="colsize">&nbsp;</td>\n    <td class="coldate">&nbsp;</td>\n   </tr>\n';
     }
     for (const e of entries) {
       if (e.kind !== 'object') continue;
       const name = e.name.slice(prefix.length);
-      const types = e.contentType.split('/').map((t) => `type-${escapeHtml(t.toLowerCase())}`).join(' ');
-      const date = escapeHtml(listingDate(e.timestamp)).split('.')[0]!.replace('T', ' ');
-      body += `   <tr class="item ${types}">\n    <td class="colname"><a href="./${quote(name).replace(/\./g, '%2E')}${tempurlQs}">${escapeHtml(name)}</a></td>\n`
+      const types = e.contentType.split('/').map((t) => `type-${escapeXml(t.toLowerCase())}`).join(' ');
+      const date = escapeXml(listingDate(e.timestamp)).split('.')[0]!.replace('T', ' ');
+      body += `   <tr class="item ${types}">\n    <td class="colname"><a href="./${quote(name).replace(/\./g, '%2E')}${tempurlQs}">${escapeXml(name)}</a></td>\n`
         + `    <td class="colsize">${humanReadable(e.size)}</td>\n    <td class="coldate">${date}</td>\n   </tr>\n`;
     }
     body += '  </table>\n </body>\n</html>\n';
     sr.reply.code(200).headers({ 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(body)) });
     return sr.method === 'HEAD' ? undefined : body;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }

@@ -22,32 +22,28 @@
 // lists every version (name, version_id, is_latest, and delete markers as
 // content_type application/x-deleted;swift_versions_deleted=1), with
 // prefix/marker/version_marker/limit.
+import { escapeXml } from '../../common/text.ts';
 import type { ContainerInfo, ObjectEntry, ObjectInfo } from '../store.ts';
 import { ObjectStoreError, swiftTimestamp } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
-import { listingFormat, listOptions, xmlEscape } from './listing.ts';
+import { listingFormat, listOptions } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
 import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
 import { isSuccess } from './subrequest.ts';
+import {
+  DELETE_MARKER_CONTENT_TYPE, internalTs, SEP, splitVersionName, truthy, VERSION_ID, versionName, VERSIONS_ENABLED, versionsContainerName,
+} from './versions-layout.ts';
 
 export const VERSIONS_LOCATION = 'versions-location';
 export const VERSIONS_MODE = 'versions-mode';
-export const VERSIONS_ENABLED = 'versions-enabled';
-/** Object sysmeta: the version an object (or its copy among the versions) is. */
-export const VERSION_ID = 'version-id';
-export const DELETE_MARKER_CONTENT_TYPE = 'application/x-deleted;swift_versions_deleted=1';
 
-const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
-const truthy = (v: string | undefined) => !!v && TRUE.has(v.trim().toLowerCase());
 
 /** `%03x<name>/`: the legacy modes' prefix of an object's copies. */
 export const legacyPrefix = (name: string) => `${Buffer.byteLength(name, 'utf8').toString(16).padStart(3, '0')}${name}/`;
-/** Swift's internal form of a timestamp: 10 digits, a dot, 5 digits. */
-export const internalTs = (ts: string) => Number(ts).toFixed(5).padStart(16, '0');
 
 export function versioningMiddleware(): SwiftMiddleware {
   const self: SwiftMiddleware = async (sr, next) => {
@@ -97,7 +93,7 @@ async function containerStep(sr: SwiftRequest, next: () => Promise<unknown>): Pr
   if (sr.method === 'DELETE') {
     const c = await loadContainer(sr);
     if (c && c.sysmeta[VERSIONS_ENABLED] !== undefined) {
-      const vc = await sr.ctx.store.getContainer(sr.project, internalName(c.name), { internal: true });
+      const vc = await sr.ctx.store.getContainer(sr.project, versionsContainerName(c.name), { internal: true });
       if (vc && vc.objectCount > 0) {
         await checkContainerAccess(sr, c, 'write-object');
         throw swiftError(409, 'There was a conflict when trying to complete your request.');
@@ -239,23 +235,12 @@ async function restore(sr: SwiftRequest, c: ContainerInfo, vc: ContainerInfo, na
 
 // ---- X-Versions-Enabled
 
-const internalName = (container: string) => `versions/${container}`;
-/** Inverted timestamps sort newest first. */
-const invert = (ts: string) => (9999999999.99999 - Number(ts)).toFixed(5).padStart(16, '0');
-const uninvert = (inv: string) => internalTs(String(9999999999.99999 - Number(inv)));
-const SEP = '\u0001';
-const versionName = (name: string, ts: string) => `${name}${SEP}${invert(ts)}`;
-function splitVersionName(n: string): { name: string; id: string } | null {
-  const at = n.lastIndexOf(SEP);
-  if (at < 0) return null;
-  return { name: n.slice(0, at), id: uninvert(n.slice(at + 1)) };
-}
 
 async function internalContainer(sr: SwiftRequest, c: ContainerInfo, create: boolean): Promise<ContainerInfo | null> {
   const store = sr.ctx.store;
-  const got = await store.getContainer(sr.project, internalName(c.name), { internal: true });
+  const got = await store.getContainer(sr.project, versionsContainerName(c.name), { internal: true });
   if (got || !create) return got;
-  return (await store.createContainer(sr.project, internalName(c.name), { internal: true })).container;
+  return (await store.createContainer(sr.project, versionsContainerName(c.name), { internal: true })).container;
 }
 
 async function objectVersions(sr: SwiftRequest, c: ContainerInfo, next: () => Promise<unknown>): Promise<unknown> {
@@ -430,10 +415,10 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
     return JSON.stringify(page);
   }
   if (format === 'xml') {
-    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${xmlEscape(c.name)}">`;
+    let x = `<?xml version="1.0" encoding="UTF-8"?>\n<container name="${escapeXml(c.name)}">`;
     for (const e of page) {
-      x += `<object><name>${xmlEscape(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
-        + `<bytes>${e.bytes}</bytes><content_type>${xmlEscape(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
+      x += `<object><name>${escapeXml(e.name)}</name><version_id>${e.version_id}</version_id><is_latest>${e.is_latest}</is_latest><hash>${e.hash}</hash>`
+        + `<bytes>${e.bytes}</bytes><content_type>${escapeXml(e.content_type)}</content_type><last_modified>${e.last_modified}</last_modified></object>`;
     }
     sr.reply.code(200).header('Content-Type', 'application/xml; charset=utf-8');
     return `${x}</container>`;
