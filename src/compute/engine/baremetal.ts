@@ -16,8 +16,10 @@
 //               released, the build rescheduled to another node up to
 //               max_attempts (the lifecycle's rule), else ERROR with the
 //               node's last_error as the fault
-//   built       start/stop/reboot asked (task_state): the node's power; else
-//               the node's power state reported (SHUTOFF when it went off)
+//   built       start/stop/reboot asked (task_state): the node's power; a
+//               rebuild: Ironic's rebuild with the new image and config
+//               drive (ERROR with last_error when it fails); else the node's
+//               power state reported (SHUTOFF when it went off)
 //   deleting    the node undeployed (tear down, then cleaning); once it is
 //               cleaning or available its VIFs detach, instance_uuid clears
 //               and the server is gone (its allocation released with it)
@@ -216,7 +218,20 @@ export function baremetalDriver(o: {
     }
     const busy = n.target_power_state !== null || n.provision_state !== 'active' || !!n.target_provision_state;
     const task = s.task_state ?? '';
-    if (task.startsWith('reboot')) {
+    if (task === 'rebuilding') {
+      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart never rebuilds twice)
+      if (Number(n.instance_info.stratus_rebuild_seq ?? 0) < s.rebuild_seq) {
+        if (busy && n.provision_state === 'active') return;
+        await nodes.setInstance(n.uuid, s.id, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
+        await nodes.rebuild(n.uuid, await configDrive(s));
+        return;
+      }
+      if (n.provision_state === 'deploy failed' || n.provision_state === 'error') {
+        await report(s, { state: 'absent', power_state: NOSTATE }, { class: 'transient', code: 'host_failure', message: n.last_error ?? `Rebuild of node ${n.uuid} failed.` });
+        return;
+      }
+      if (busy) return;
+    } else if (task.startsWith('reboot')) {
       const key = `${s.id}:${s.reboot_seq}`;
       if (!rebooted.has(key)) {
         if (busy || n.maintenance) return;
