@@ -22,7 +22,9 @@
 //               power state reported (SHUTOFF when it went off)
 //   deleting    the node undeployed (tear down, then cleaning); once it is
 //               cleaning or available its VIFs detach, instance_uuid clears
-//               and the server is gone (its allocation released with it)
+//               and the server is gone (its allocation released with it); a
+//               tear down that fails (node `error`) is the delete's failure:
+//               ERROR with the node's last_error, as Nova's
 // A node whose instance_uuid names a server that is gone is undeployed too.
 import type { Logger } from 'pino';
 import { ApiError } from '../../common/errors.ts';
@@ -49,6 +51,8 @@ const UNPROVISION = new Set(['active', 'deploy failed', 'error', 'wait call-back
   'rescue failed', 'unrescuing', 'unrescue failed']);
 /** Node states in which the instance is unprovisioned (the ironic driver's _wait_for_provision_state). */
 const UNPROVISIONED = new Set(['cleaning', 'clean wait', 'clean failed', 'available', 'manageable', 'enroll']);
+/** How long a build waits for the ports its create is making. */
+const PORTS_GRACE_MS = 30_000;
 /** A deploy in progress. */
 const DEPLOYING = new Set(['deploying', 'wait call-back', 'deploy hold']);
 
@@ -70,6 +74,8 @@ export function baremetalDriver(o: {
   const log = o.log.child({ component: 'baremetal-driver' });
   // reboots asked of a node, per server and reboot_seq (lost on a restart: the reboot is asked once more)
   const rebooted = new Set<string>();
+  // the server version whose delete undeployed the node (a failed tear down after it is the delete's failure)
+  const undeployed = new Map<string, number>();
   let running: Promise<void> | null = null;
   let again = false;
   let stopping = false;
@@ -160,6 +166,19 @@ export function baremetalDriver(o: {
     await report(s, { state: 'absent', power_state: NOSTATE }, { class: cls, code: 'host_failure', message });
   };
 
+  /** Whether the server asked for ports the API has not made yet (for at most PORTS_GRACE_MS after its create). */
+  const portsPending = async (s: ServerRow): Promise<boolean> => {
+    if (!o.network || !s.requested_networks || Date.now() - Date.parse(s.created_at) > PORTS_GRACE_MS) return false;
+    let asked: unknown;
+    try {
+      asked = JSON.parse(s.requested_networks);
+    } catch {
+      return false;
+    }
+    if (asked !== 'auto' && !(Array.isArray(asked) && asked.length)) return false;
+    return (await o.network.interfaces(s.id)).length === 0;
+  };
+
   const spawn = async (s: ServerRow, n: BaremetalNode) => {
     try {
       await nodes.setInstance(n.uuid, s.id, instanceInfo(s));
@@ -182,6 +201,8 @@ export function baremetalDriver(o: {
     if (n.instance_uuid && n.instance_uuid !== s.id) return buildFailed(s, null, `Node ${n.uuid} is associated with instance ${n.instance_uuid}.`);
     if (n.provision_state === 'available' && !n.target_provision_state) {
       if (n.maintenance) return buildFailed(s, n, `Node ${n.uuid} is in maintenance mode.`);
+      // placed before the API made its ports (a tick between the create's transaction and its ports): wait for them a while
+      if (await portsPending(s)) return;
       return spawn(s, n);
     }
     if (n.instance_uuid !== s.id) return buildFailed(s, null, `Node ${n.uuid} is not available (provision state ${n.provision_state}).`);
@@ -198,7 +219,20 @@ export function baremetalDriver(o: {
   const teardown = async (s: ServerRow, n: BaremetalNode | null) => {
     if (n && n.instance_uuid === s.id) {
       if (n.provision_state === 'deleting' || n.target_provision_state === 'deleted') return;
+      if (n.provision_state === 'error' && undeployed.get(s.id) === s.version) {
+        // the tear down this delete asked failed: Nova's delete failure, ERROR with the node's last_error (a new delete tries again)
+        undeployed.delete(s.id);
+        const now = nowIso();
+        const message = n.last_error ?? `Error destroying the instance on node ${n.uuid}. Provision state still 'error'.`;
+        const wrote = await writeTransition(db, log, s, {
+          kind: 'update', release: false, notify: false, kick: false,
+          set: { vm_state: 'error', task_state: null, fault: JSON.stringify({ code: 500, message, details: message, created: now }), version: s.version + 1, updated_at: now },
+        }, s.host ?? '');
+        if (wrote) await o.changed([s.id]);
+        return;
+      }
       if (UNPROVISION.has(n.provision_state)) {
+        undeployed.set(s.id, s.version);
         // a deploy still running cannot be undeployed (Ironic's 409): the next pass tries again
         await nodes.undeploy(n.uuid).catch((err: Error) => log.info({ server: s.id, node: n.uuid, state: n.provision_state, err: err.message }, 'undeploy refused for now'));
         return;
@@ -207,6 +241,7 @@ export function baremetalDriver(o: {
       await unplugVifs(s, n);
       await nodes.setInstance(n.uuid, null);
     }
+    undeployed.delete(s.id);
     await report(s, { state: 'deleted', power_state: NOSTATE });
   };
 

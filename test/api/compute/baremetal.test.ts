@@ -373,3 +373,36 @@ test('concurrent schedulers (replicas) never give one node twice', async () => {
   assert.equal(allocs.length, 1);
   for (const id of ids) await nv.call('DELETE', `/servers/${id}`);
 });
+
+test('a node in maintenance whose BMC stops answering shows NOSTATE; a tear down that fails is the delete\'s ERROR, a new delete retries', async () => {
+  const n1 = await availableNode('bmc-maint-1', 'bm-maint', '52:54:00:b9:00:01');
+  const flavor = await bmFlavor('bm-maint', 'bm_maint');
+  const id = await create('bm-maint', flavor);
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  assert.equal((await bm()('PUT', `/v1/nodes/${n1}/maintenance`, { body: { reason: 'BMC flapping' } })).status, 202);
+  const { version } = await cond.spec(n1);
+  await cond.report(n1, version, { power_state: null }, { class: 'transient', code: 'bmc_unreachable', message: 'BMC 192.0.2.40 does not answer' });
+  const s = await until('NOSTATE', async () => { const x = await server(id); return x['OS-EXT-STS:power_state'] === 0 ? x : null; });
+  assert.equal(s.status, 'ACTIVE');
+  assert.equal((await bm()('DELETE', `/v1/nodes/${n1}/maintenance`)).status, 202);
+  const v2 = (await cond.spec(n1)).version;
+  await cond.report(n1, v2, { power_state: 'power on' });
+  await until('RUNNING again', async () => (await server(id))['OS-EXT-STS:power_state'] === 1);
+
+  // the tear down fails: the node is in error, the server ERROR with its last_error
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'failed', { message: 'BMC refused power off' });
+  const e = await until('ERROR', async () => { const x = await server(id); return x.status === 'ERROR' ? x : null; });
+  assert.match(e.fault.message, /BMC refused power off/);
+  assert.equal((await node(n1)).provision_state, 'error');
+  // deleted again: undeployed again, and this time it cleans
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a new tear-down', async () => (await node(n1)).provision_state === 'deleting');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+  await cond.finish(n1, 'succeeded');
+  assert.equal((await node(n1)).provision_state, 'available');
+});
