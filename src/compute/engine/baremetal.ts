@@ -26,6 +26,8 @@
 //               tear down that fails (node `error`) is the delete's failure:
 //               ERROR with the node's last_error, as Nova's
 // A node whose instance_uuid names a server that is gone is undeployed too.
+// A pass reads only the servers on nodes (indexed); the API's wake-ups of
+// hosts that conduct no node do not run one.
 import type { Logger } from 'pino';
 import { ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -57,8 +59,8 @@ const PORTS_GRACE_MS = 30_000;
 const DEPLOYING = new Set(['deploying', 'wait call-back', 'deploy hold']);
 
 export interface BaremetalDriver {
-  /** Runs a pass now, or once more after the one running. */
-  kick(): void;
+  /** Runs a pass now, or once more after the one running; with `host`, only when that host conducts nodes. */
+  kick(host?: string | null): void;
   /** Waits for the pass running; runs no more. */
   stop(): Promise<void>;
 }
@@ -76,6 +78,8 @@ export function baremetalDriver(o: {
   const rebooted = new Set<string>();
   // the server version whose delete undeployed the node (a failed tear down after it is the delete's failure)
   const undeployed = new Map<string, number>();
+  // the hosts conducting nodes, as the last pass saw them
+  let conductors = new Set<string>();
   let running: Promise<void> | null = null;
   let again = false;
   let stopping = false;
@@ -296,8 +300,8 @@ export function baremetalDriver(o: {
   };
 
   /** Nodes holding an instance of compute's that is gone (deleted while its host was down, say): undeployed and released. */
-  const orphans = async (live: Set<string>) => {
-    const held = (await nodes.list()).filter((n) => n.instance_uuid && !live.has(n.instance_uuid));
+  const orphans = async (all: BaremetalNode[]) => {
+    const held = all.filter((n) => n.instance_uuid);
     if (!held.length) return;
     const rows = await db.selectFrom('compute_servers').select(['id', 'deleted_at', 'node']).where('id', 'in', held.map((n) => n.instance_uuid!)).execute();
     for (const n of held) {
@@ -311,17 +315,20 @@ export function baremetalDriver(o: {
   };
 
   const pass = async () => {
-    const rows = await db.selectFrom('compute_servers').selectAll().where('kind', '=', BAREMETAL).where('deleted_at', 'is', null)
-      .where((eb) => eb.or([eb('host', 'is not', null), eb('task_state', '=', 'deleting')])).execute();
+    // the servers on nodes (compute_servers_node); one placed gets its node in the claim's transaction
+    const rows = await db.selectFrom('compute_servers').selectAll().where('node', 'is not', null).where('deleted_at', 'is', null).execute();
     for (const s of rows) {
+      if (s.kind !== BAREMETAL) continue;
       await converge(s).catch((err: Error) => log.warn({ server: s.id, node: s.node, err: err.message }, 'driving a bare-metal server failed'));
     }
-    const live = new Set((await db.selectFrom('compute_servers').select('id').where('kind', '=', BAREMETAL).where('deleted_at', 'is', null).execute()).map((r) => r.id));
-    await orphans(live).catch((err: Error) => log.warn({ err: err.message }, 'releasing orphaned nodes failed'));
+    const all = await nodes.list();
+    conductors = new Set(all.map((n) => n.conductor).filter((c): c is string => !!c));
+    await orphans(all).catch((err: Error) => log.warn({ err: err.message }, 'releasing orphaned nodes failed'));
   };
 
-  const kick = () => {
-    if (stopping) return;
+  const kick = (host?: string | null) => {
+    // a wake-up for a host that is no node's conductor (a VM or container host) is not this driver's
+    if (stopping || (host && !conductors.has(host))) return;
     if (running) {
       again = true;
       return;
