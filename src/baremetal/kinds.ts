@@ -164,7 +164,7 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     if (Number(res.numUpdatedRows) === 0) return;
     for (const h of history) await recordHistory(ctx, n.uuid, { event: h.event, eventType: h.type, severity: h.severity, conductor: hostname });
     if (stateChanged || 'power_state' in set) ctx.log.info({ node: n.uuid, conductor: hostname, state: set.provision_state ?? n.provision_state, power: set.power_state ?? n.power_state }, 'baremetal node report');
-    await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'last_error' in set });
+    await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'target_power_state' in set || 'last_error' in set });
   }
 
   return {

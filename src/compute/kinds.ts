@@ -53,6 +53,8 @@ export interface ServerKind {
   agent: boolean;
   /** Glance disk_format values it boots (null: any). */
   diskFormats: readonly string[] | null;
+  /** Chosen by the flavor (kindOfFlavor), never by an image's container format. */
+  byFlavor: boolean;
 }
 
 export const KINDS = {
@@ -65,7 +67,7 @@ export const KINDS = {
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
       'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
-    consoles: { serial: ['serial'] }, agent: true, diskFormats: null,
+    consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
@@ -77,19 +79,20 @@ export const KINDS = {
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
       'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
-    consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null,
+    consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver
   // does: power on/off and reboot through the node's power, delete as undeploy (the node cleans
   // back to available). Nova's ironic driver has no pause, suspend, snapshot, resize, migration,
   // shelve (offload), console output or volume attachment of its own, and Stratus's conductor
-  // no rescue or console stream yet: those are Nova's 409 here. Its image a whole-disk image
+  // no rescue or console stream yet: those are Nova's 409 here. Rebuild is Ironic's rebuild (the
+  // image written again, with a new config drive). Its image a whole-disk image
   // (bare, raw or qcow2), written by the deploy ramdisk; chosen by the flavor (kindOfFlavor).
   baremetal: {
-    imageFormats: [], rootDisk: true, rootDeviceName: null,
+    imageFormats: ['bare'], rootDisk: true, rootDeviceName: null,
     snapshot: { containerFormat: 'bare', diskFormat: 'raw' }, hypervisor: 'ironic', disks: 1, vifType: 'other',
-    actions: ['os-start', 'os-stop', 'reboot'],
-    consoles: {}, agent: false, diskFormats: ['raw', 'qcow2'],
+    actions: ['os-start', 'os-stop', 'reboot', 'rebuild'],
+    consoles: {}, agent: false, diskFormats: ['raw', 'qcow2'], byFlavor: true,
   },
 } as const satisfies Record<string, ServerKind>;
 
@@ -104,11 +107,17 @@ export const kindOf = (name: string): ServerKind => (KINDS as Record<string, Ser
 /** The kind of host an image needs, by its container format. */
 export function kindOfImageFormat(containerFormat: string | null): KindName {
   const cf = (containerFormat ?? '').toLowerCase();
-  return (Object.keys(KINDS) as KindName[]).find((k) => (KINDS[k].imageFormats as readonly string[]).includes(cf)) ?? DEFAULT_KIND;
+  return (Object.keys(KINDS) as KindName[]).find((k) => !KINDS[k].byFlavor && (KINDS[k].imageFormats as readonly string[]).includes(cf)) ?? DEFAULT_KIND;
 }
 
-/** The container formats a bare-metal server's whole-disk image may have (Glance's `bare`). */
-export const BAREMETAL_IMAGE_FORMATS: readonly string[] = ['bare'];
+/** Whether an image (its container and disk formats) boots a server of kind `name`. */
+export function imageBootsKind(name: string, containerFormat: string | null, diskFormat: string | null): boolean {
+  const k = kindOf(name);
+  const cf = (containerFormat ?? '').toLowerCase();
+  const df = (diskFormat ?? '').toLowerCase();
+  if (!k.byFlavor) return kindOfImageFormat(cf) === name;
+  return k.imageFormats.includes(cf) && (k.diskFormats === null || k.diskFormats.includes(df));
+}
 
 /**
  * The kind a flavor asks for, or null (the image decides): `stratus:kind`

@@ -399,6 +399,8 @@ export const computeMigrations: Record<string, Migration> = {
   '0111_baremetal_node': {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('compute_servers').addColumn('node', text).execute();
+      // the bare-metal driver's pass reads the servers on nodes
+      await db.schema.createIndex('compute_servers_node').on('compute_servers').column('node').execute();
     },
   },
 };

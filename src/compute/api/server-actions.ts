@@ -20,7 +20,7 @@ import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, obje
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { overQuota, projectLimits } from './quota.ts';
-import { checkHostname, checkImage, checkVersionedFields, deleteServer, generatePassword, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
+import { checkBaremetalImage, checkHostname, checkImage, checkVersionedFields, deleteServer, generatePassword, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
 import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, settleEvents, type ServerRow } from './servers-store.ts';
 import { parseFlavor, partialView, renderServer, viewData } from './servers-view.ts';
 import { ALLOW_REBOOT, checkState, TaskState, VmState } from './state.ts';
@@ -237,7 +237,9 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   const imageId = idFromHref(body.imageRef);
   const flavor = parseFlavor(s);
   const image = checkImage(await ctx.images.get(cred, imageId), flavor, 'Cannot find image for rebuild');
-  if (kindOfImage(image) !== s.kind) throw badRequest(`Image ${image.id} is unacceptable: it needs a ${kindOfImage(image)} host, and this server is a ${s.kind}.`);
+  // a kind the flavor chose (bare metal) takes the images its descriptor names; the others the kind the image needs
+  if (kindOf(s.kind).byFlavor) checkBaremetalImage(image);
+  else if (kindOfImage(image) !== s.kind) throw badRequest(`Image ${image.id} is unacceptable: it needs a ${kindOfImage(image)} host, and this server is a ${s.kind}.`);
   const metadata = body.metadata;
   if (metadata) {
     const limits = await projectLimits(ctx.db, s.project_id);

@@ -2,7 +2,7 @@
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
-import { BAREMETAL_IMAGE_FORMATS, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
+import { imageBootsKind, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -174,13 +174,10 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
   return img;
 }
 
-/** A bare-metal server's image: a whole-disk image the deploy ramdisk writes (Glance's bare container, raw or qcow2 disk). */
-function checkBaremetalImage(img: ImageInfo): void {
-  const cf = (img.containerFormat ?? '').toLowerCase();
-  const df = (img.diskFormat ?? '').toLowerCase();
-  const kind = KINDS.baremetal;
-  if (!BAREMETAL_IMAGE_FORMATS.includes(cf) || !(kind.diskFormats as readonly string[]).includes(df)) {
-    throw badRequest(`Image ${img.id} is unacceptable: a bare-metal server boots a whole-disk image (container_format bare, disk_format raw or qcow2), not ${cf || 'none'}/${df || 'none'}.`);
+/** A bare-metal server's image: a whole-disk image the deploy ramdisk writes (kinds.ts: Glance's bare container, raw or qcow2 disk). */
+export function checkBaremetalImage(img: ImageInfo): void {
+  if (!imageBootsKind('baremetal', img.containerFormat, img.diskFormat)) {
+    throw badRequest(`Image ${img.id} is unacceptable: a bare-metal server boots a whole-disk image (container_format bare, disk_format raw or qcow2), not ${img.containerFormat ?? 'none'}/${img.diskFormat ?? 'none'}.`);
   }
 }
 

@@ -16,12 +16,18 @@
 //               released, the build rescheduled to another node up to
 //               max_attempts (the lifecycle's rule), else ERROR with the
 //               node's last_error as the fault
-//   built       start/stop/reboot asked (task_state): the node's power; else
-//               the node's power state reported (SHUTOFF when it went off)
+//   built       start/stop/reboot asked (task_state): the node's power; a
+//               rebuild: Ironic's rebuild with the new image and config
+//               drive (ERROR with last_error when it fails); else the node's
+//               power state reported (SHUTOFF when it went off)
 //   deleting    the node undeployed (tear down, then cleaning); once it is
 //               cleaning or available its VIFs detach, instance_uuid clears
-//               and the server is gone (its allocation released with it)
+//               and the server is gone (its allocation released with it); a
+//               tear down that fails (node `error`) is the delete's failure:
+//               ERROR with the node's last_error, as Nova's
 // A node whose instance_uuid names a server that is gone is undeployed too.
+// A pass reads only the servers on nodes (indexed); the API's wake-ups of
+// hosts that conduct no node do not run one.
 import type { Logger } from 'pino';
 import { ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -47,12 +53,14 @@ const UNPROVISION = new Set(['active', 'deploy failed', 'error', 'wait call-back
   'rescue failed', 'unrescuing', 'unrescue failed']);
 /** Node states in which the instance is unprovisioned (the ironic driver's _wait_for_provision_state). */
 const UNPROVISIONED = new Set(['cleaning', 'clean wait', 'clean failed', 'available', 'manageable', 'enroll']);
+/** How long a build waits for the ports its create is making. */
+const PORTS_GRACE_MS = 30_000;
 /** A deploy in progress. */
 const DEPLOYING = new Set(['deploying', 'wait call-back', 'deploy hold']);
 
 export interface BaremetalDriver {
-  /** Runs a pass now, or once more after the one running. */
-  kick(): void;
+  /** Runs a pass now, or once more after the one running; with `host`, only when that host conducts nodes. */
+  kick(host?: string | null): void;
   /** Waits for the pass running; runs no more. */
   stop(): Promise<void>;
 }
@@ -68,6 +76,10 @@ export function baremetalDriver(o: {
   const log = o.log.child({ component: 'baremetal-driver' });
   // reboots asked of a node, per server and reboot_seq (lost on a restart: the reboot is asked once more)
   const rebooted = new Set<string>();
+  // the server version whose delete undeployed the node (a failed tear down after it is the delete's failure)
+  const undeployed = new Map<string, number>();
+  // the hosts conducting nodes, as the last pass saw them
+  let conductors = new Set<string>();
   let running: Promise<void> | null = null;
   let again = false;
   let stopping = false;
@@ -158,6 +170,19 @@ export function baremetalDriver(o: {
     await report(s, { state: 'absent', power_state: NOSTATE }, { class: cls, code: 'host_failure', message });
   };
 
+  /** Whether the server asked for ports the API has not made yet (for at most PORTS_GRACE_MS after its create). */
+  const portsPending = async (s: ServerRow): Promise<boolean> => {
+    if (!o.network || !s.requested_networks || Date.now() - Date.parse(s.created_at) > PORTS_GRACE_MS) return false;
+    let asked: unknown;
+    try {
+      asked = JSON.parse(s.requested_networks);
+    } catch {
+      return false;
+    }
+    if (asked !== 'auto' && !(Array.isArray(asked) && asked.length)) return false;
+    return (await o.network.interfaces(s.id)).length === 0;
+  };
+
   const spawn = async (s: ServerRow, n: BaremetalNode) => {
     try {
       await nodes.setInstance(n.uuid, s.id, instanceInfo(s));
@@ -180,6 +205,8 @@ export function baremetalDriver(o: {
     if (n.instance_uuid && n.instance_uuid !== s.id) return buildFailed(s, null, `Node ${n.uuid} is associated with instance ${n.instance_uuid}.`);
     if (n.provision_state === 'available' && !n.target_provision_state) {
       if (n.maintenance) return buildFailed(s, n, `Node ${n.uuid} is in maintenance mode.`);
+      // placed before the API made its ports (a tick between the create's transaction and its ports): wait for them a while
+      if (await portsPending(s)) return;
       return spawn(s, n);
     }
     if (n.instance_uuid !== s.id) return buildFailed(s, null, `Node ${n.uuid} is not available (provision state ${n.provision_state}).`);
@@ -196,7 +223,20 @@ export function baremetalDriver(o: {
   const teardown = async (s: ServerRow, n: BaremetalNode | null) => {
     if (n && n.instance_uuid === s.id) {
       if (n.provision_state === 'deleting' || n.target_provision_state === 'deleted') return;
+      if (n.provision_state === 'error' && undeployed.get(s.id) === s.version) {
+        // the tear down this delete asked failed: Nova's delete failure, ERROR with the node's last_error (a new delete tries again)
+        undeployed.delete(s.id);
+        const now = nowIso();
+        const message = n.last_error ?? `Error destroying the instance on node ${n.uuid}. Provision state still 'error'.`;
+        const wrote = await writeTransition(db, log, s, {
+          kind: 'update', release: false, notify: false, kick: false,
+          set: { vm_state: 'error', task_state: null, fault: JSON.stringify({ code: 500, message, details: message, created: now }), version: s.version + 1, updated_at: now },
+        }, s.host ?? '');
+        if (wrote) await o.changed([s.id]);
+        return;
+      }
       if (UNPROVISION.has(n.provision_state)) {
+        undeployed.set(s.id, s.version);
         // a deploy still running cannot be undeployed (Ironic's 409): the next pass tries again
         await nodes.undeploy(n.uuid).catch((err: Error) => log.info({ server: s.id, node: n.uuid, state: n.provision_state, err: err.message }, 'undeploy refused for now'));
         return;
@@ -205,6 +245,7 @@ export function baremetalDriver(o: {
       await unplugVifs(s, n);
       await nodes.setInstance(n.uuid, null);
     }
+    undeployed.delete(s.id);
     await report(s, { state: 'deleted', power_state: NOSTATE });
   };
 
@@ -216,7 +257,20 @@ export function baremetalDriver(o: {
     }
     const busy = n.target_power_state !== null || n.provision_state !== 'active' || !!n.target_provision_state;
     const task = s.task_state ?? '';
-    if (task.startsWith('reboot')) {
+    if (task === 'rebuilding') {
+      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart never rebuilds twice)
+      if (Number(n.instance_info.stratus_rebuild_seq ?? 0) < s.rebuild_seq) {
+        if (busy && n.provision_state === 'active') return;
+        await nodes.setInstance(n.uuid, s.id, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
+        await nodes.rebuild(n.uuid, await configDrive(s));
+        return;
+      }
+      if (n.provision_state === 'deploy failed' || n.provision_state === 'error') {
+        await report(s, { state: 'absent', power_state: NOSTATE }, { class: 'transient', code: 'host_failure', message: n.last_error ?? `Rebuild of node ${n.uuid} failed.` });
+        return;
+      }
+      if (busy) return;
+    } else if (task.startsWith('reboot')) {
       const key = `${s.id}:${s.reboot_seq}`;
       if (!rebooted.has(key)) {
         if (busy || n.maintenance) return;
@@ -246,8 +300,8 @@ export function baremetalDriver(o: {
   };
 
   /** Nodes holding an instance of compute's that is gone (deleted while its host was down, say): undeployed and released. */
-  const orphans = async (live: Set<string>) => {
-    const held = (await nodes.list()).filter((n) => n.instance_uuid && !live.has(n.instance_uuid));
+  const orphans = async (all: BaremetalNode[]) => {
+    const held = all.filter((n) => n.instance_uuid);
     if (!held.length) return;
     const rows = await db.selectFrom('compute_servers').select(['id', 'deleted_at', 'node']).where('id', 'in', held.map((n) => n.instance_uuid!)).execute();
     for (const n of held) {
@@ -261,17 +315,20 @@ export function baremetalDriver(o: {
   };
 
   const pass = async () => {
-    const rows = await db.selectFrom('compute_servers').selectAll().where('kind', '=', BAREMETAL).where('deleted_at', 'is', null)
-      .where((eb) => eb.or([eb('host', 'is not', null), eb('task_state', '=', 'deleting')])).execute();
+    // the servers on nodes (compute_servers_node); one placed gets its node in the claim's transaction
+    const rows = await db.selectFrom('compute_servers').selectAll().where('node', 'is not', null).where('deleted_at', 'is', null).execute();
     for (const s of rows) {
+      if (s.kind !== BAREMETAL) continue;
       await converge(s).catch((err: Error) => log.warn({ server: s.id, node: s.node, err: err.message }, 'driving a bare-metal server failed'));
     }
-    const live = new Set((await db.selectFrom('compute_servers').select('id').where('kind', '=', BAREMETAL).where('deleted_at', 'is', null).execute()).map((r) => r.id));
-    await orphans(live).catch((err: Error) => log.warn({ err: err.message }, 'releasing orphaned nodes failed'));
+    const all = await nodes.list();
+    conductors = new Set(all.map((n) => n.conductor).filter((c): c is string => !!c));
+    await orphans(all).catch((err: Error) => log.warn({ err: err.message }, 'releasing orphaned nodes failed'));
   };
 
-  const kick = () => {
-    if (stopping) return;
+  const kick = (host?: string | null) => {
+    // a wake-up for a host that is no node's conductor (a VM or container host) is not this driver's
+    if (stopping || (host && !conductors.has(host))) return;
     if (running) {
       again = true;
       return;

@@ -62,7 +62,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   let driver: BaremetalDriver | null = null;
   const notify = (host: string) => {
     fleet.notify(host);
-    driver?.kick();
+    driver?.kick(host);
   };
 
   const loop = schedulerLoop({ db, log, scheduler, batchSize: cfg.batchSize, serviceDownTime: cfg.serviceDownTime, notify, changed });
