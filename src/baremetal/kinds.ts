@@ -19,6 +19,7 @@ import { bmcAccess, isHardwareType } from './drivers.ts';
 import { BAREMETAL_NODE_KIND, type NodeInventory, type NodeObserved, type NodeOperation, type NodeSpec, type ProvisioningNetwork } from './protocol.ts';
 import { onOperation, S } from './states.ts';
 import { afterChange, recordHistory } from './util.ts';
+import { closeProvisioning, openProvisioning } from './provisioning.ts';
 
 const ObservedBody = Type.Object({
   power_state: Type.Union([Type.Literal('power on'), Type.Literal('power off'), Type.Null()]),
@@ -125,6 +126,13 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
           set.reservation = nextOp ? hostname : null;
           set.target_provision_state = target === S.cleaning ? S.available : null;
           set.provisioning = null;
+          if (nextOp) {
+            const p = await openProvisioning(ctx, n, hostname, nextOp).catch((err: Error) => {
+              ctx.log.warn({ err: err.message, node: n.uuid }, 'the provisioning network of the cleaning could not be set up');
+              return null;
+            });
+            set.provisioning = p ? JSON.stringify(p) : null;
+          }
           if (step.error) {
             set.last_error = step.error;
             history.push({ event: step.error, severity: 'ERROR', type: 'provisioning' });
@@ -161,7 +169,12 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
       .where('uuid', '=', n.uuid);
     // an operation's outcome applies to the node as it was read (an API change in between wins)
     const res = await (ended ? q.where('version', '=', n.version) : q).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) return;
+    if (Number(res.numUpdatedRows) === 0) {
+      if (ended && set.provisioning) await closeProvisioning(ctx, set.provisioning as string);
+      return;
+    }
+    // the ended operation's provisioning ports go
+    if (ended) await closeProvisioning(ctx, n.provisioning);
     for (const h of history) await recordHistory(ctx, n.uuid, { event: h.event, eventType: h.type, severity: h.severity, conductor: hostname });
     if (stateChanged || 'power_state' in set) ctx.log.info({ node: n.uuid, conductor: hostname, state: set.provision_state ?? n.provision_state, power: set.power_state ?? n.power_state }, 'baremetal node report');
     await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'last_error' in set });

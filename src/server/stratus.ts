@@ -20,7 +20,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
-import { createBaremetalService, type BaremetalConfig } from '../baremetal/service.ts';
+import { createBaremetalService, type BaremetalConfig, type ProvisioningPorts } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
@@ -58,6 +58,12 @@ export interface StratusOptions {
   s3?: S3Config;
   /** The bare-metal service's settings (the provisioning network). */
   baremetal?: Partial<BaremetalConfig>;
+  /**
+   * The provisioning network's ports for bare-metal operations (a port per PXE NIC with the PXE
+   * extra_dhcp_opts). SEAM: the network service has no in-process interface for them yet; until it
+   * does, none is wired by default (operations run with `provisioning: null`).
+   */
+  baremetalPorts?: ProvisioningPorts;
 }
 
 export interface Stratus {
@@ -111,7 +117,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal' | 'baremetalPorts'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   // the resource event stream: services publish their resources' changes, /events streams them
   const events = new EventBus();
@@ -143,7 +149,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const placement = createPlacement(database.db);
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
   // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
-  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
+  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts });
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
