@@ -20,7 +20,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
-import { createBaremetalService, type BaremetalConfig, type ProvisioningPorts } from '../baremetal/service.ts';
+import { createBaremetalService, type BaremetalConfig, type BaremetalNodes, type ProvisioningPorts } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
@@ -80,6 +80,8 @@ export interface Stratus {
   objects: ObjectService;
   /** The OCI registry (garbage collection on demand). */
   registry: RegistryService;
+  /** The bare-metal nodes as compute will drive them (Nova's ironic driver's calls). */
+  baremetal: BaremetalNodes;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -236,7 +238,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger, baremetal: baremetal.nodes,
       async close() {
         idleMemory.stop();
         identity.stop();
