@@ -185,9 +185,15 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     observed: ObservedBody,
     async placed(hostname) {
       // nodes without a conductor, or whose conductor is gone for long, find one
-      const live = new Set((await conductors(ctx)).filter((c) => Date.parse(c.last_seen_at) >= Date.now() - ctx.config.takeoverAfter * 1000).map((c) => c.hostname));
-      const loose = await db.selectFrom('baremetal_nodes').select(['uuid', 'conductor']).execute();
-      for (const x of loose) if (!x.conductor || !live.has(x.conductor)) await placeNode(ctx, x.uuid);
+      // (only those this conductor could take: its hardware types and group)
+      const all = await conductors(ctx);
+      const me = all.find((c) => c.hostname === hostname);
+      if (me) {
+        const live = new Set(all.filter((c) => Date.parse(c.last_seen_at) >= Date.now() - ctx.config.takeoverAfter * 1000).map((c) => c.hostname));
+        const loose = await db.selectFrom('baremetal_nodes').select(['uuid', 'conductor', 'driver', 'conductor_group'])
+          .where('driver', 'in', me.drivers.length ? me.drivers : ['']).where('conductor_group', '=', me.conductor_group).execute();
+        for (const x of loose) if (!x.conductor || !live.has(x.conductor)) await placeNode(ctx, x.uuid);
+      }
       const rows = await db.selectFrom('baremetal_nodes').select(['uuid', 'version']).where('conductor', '=', hostname).execute();
       return new Map(rows.map((r) => [r.uuid, r.version]));
     },

@@ -31,6 +31,9 @@ const cloud = useCloud(async (c) => {
     protocol: PROTOCOL_VERSION, kinds: { baremetal_node: ['ipmi', 'redfish'] }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test',
     baremetal: { address: '172.24.8.1', http_port: 6386, tftp: true },
   });
+  for (let i = 0; i < 100 && !(await c.server.database.db.selectFrom('baremetal_conductors').select('hostname').where('hostname', '=', 'bm-prov-cond').executeTakeFirst()); i++) {
+    await new Promise((res) => setTimeout(res, 20));
+  }
 }, { baremetalPorts: ports, baremetal: { provisioningNetwork: 'bm-prov-net' } });
 const bm = () => ironic(cloud);
 
