@@ -19,6 +19,7 @@ import { bmcAccess, isHardwareType } from './drivers.ts';
 import { BAREMETAL_NODE_KIND, type NodeInventory, type NodeObserved, type NodeOperation, type NodeSpec, type ProvisioningNetwork } from './protocol.ts';
 import { onOperation, S } from './states.ts';
 import { afterChange, recordHistory } from './util.ts';
+import { closeProvisioning, openProvisioning } from './provisioning.ts';
 
 const ObservedBody = Type.Object({
   power_state: Type.Union([Type.Literal('power on'), Type.Literal('power off'), Type.Null()]),
@@ -125,6 +126,13 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
           set.reservation = nextOp ? hostname : null;
           set.target_provision_state = target === S.cleaning ? S.available : null;
           set.provisioning = null;
+          if (nextOp) {
+            const p = await openProvisioning(ctx, n, hostname, nextOp).catch((err: Error) => {
+              ctx.log.warn({ err: err.message, node: n.uuid }, 'the provisioning network of the cleaning could not be set up');
+              return null;
+            });
+            set.provisioning = p ? JSON.stringify(p) : null;
+          }
           if (step.error) {
             set.last_error = step.error;
             history.push({ event: step.error, severity: 'ERROR', type: 'provisioning' });
@@ -161,7 +169,12 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
       .where('uuid', '=', n.uuid);
     // an operation's outcome applies to the node as it was read (an API change in between wins)
     const res = await (ended ? q.where('version', '=', n.version) : q).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) return;
+    if (Number(res.numUpdatedRows) === 0) {
+      if (ended && set.provisioning) await closeProvisioning(ctx, set.provisioning as string);
+      return;
+    }
+    // the ended operation's provisioning ports go
+    if (ended) await closeProvisioning(ctx, n.provisioning);
     for (const h of history) await recordHistory(ctx, n.uuid, { event: h.event, eventType: h.type, severity: h.severity, conductor: hostname });
     if (stateChanged || 'power_state' in set) ctx.log.info({ node: n.uuid, conductor: hostname, state: set.provision_state ?? n.provision_state, power: set.power_state ?? n.power_state }, 'baremetal node report');
     await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'target_power_state' in set || 'last_error' in set });
@@ -172,9 +185,15 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     observed: ObservedBody,
     async placed(hostname) {
       // nodes without a conductor, or whose conductor is gone for long, find one
-      const live = new Set((await conductors(ctx)).filter((c) => Date.parse(c.last_seen_at) >= Date.now() - ctx.config.takeoverAfter * 1000).map((c) => c.hostname));
-      const loose = await db.selectFrom('baremetal_nodes').select(['uuid', 'conductor']).execute();
-      for (const x of loose) if (!x.conductor || !live.has(x.conductor)) await placeNode(ctx, x.uuid);
+      // (only those this conductor could take: its hardware types and group)
+      const all = await conductors(ctx);
+      const me = all.find((c) => c.hostname === hostname);
+      if (me) {
+        const live = new Set(all.filter((c) => Date.parse(c.last_seen_at) >= Date.now() - ctx.config.takeoverAfter * 1000).map((c) => c.hostname));
+        const loose = await db.selectFrom('baremetal_nodes').select(['uuid', 'conductor', 'driver', 'conductor_group'])
+          .where('driver', 'in', me.drivers.length ? me.drivers : ['']).where('conductor_group', '=', me.conductor_group).execute();
+        for (const x of loose) if (!x.conductor || !live.has(x.conductor)) await placeNode(ctx, x.uuid);
+      }
       const rows = await db.selectFrom('baremetal_nodes').select(['uuid', 'version']).where('conductor', '=', hostname).execute();
       return new Map(rows.map((r) => [r.uuid, r.version]));
     },

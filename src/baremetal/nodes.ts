@@ -18,6 +18,7 @@ import { applyPatch, checkPatch } from './patch.ts';
 import { nodeTarget } from './policy.ts';
 import { HARDWARE_TYPES, type HardwareType } from './protocol.ts';
 import { applyVerb, type ProvisionBody } from './provision.ts';
+import { closeProvisioning } from './provisioning.ts';
 import { DELETE_ALLOWED, S, UPDATE_ALLOWED } from './states.ts';
 import {
   afterChange, canonUuid, fieldsOf, findNode, isUuid, iso, listQuery, NAME_RE, nodeTraits, one, page, parseBool, recordHistory, reqBase,
@@ -346,6 +347,7 @@ export function nodeRoutes(ctx: BmContext): Route[] {
           await tx.deleteFrom('baremetal_nodes').where('uuid', '=', n.uuid).execute();
         });
         await syncPlacement(ctx, n.uuid);
+        await closeProvisioning(ctx, n.provisioning);
         ctx.notify(n.conductor);
       },
     }),

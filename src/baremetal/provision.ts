@@ -15,6 +15,7 @@ import type { BootInterface, CleanStep, ConfigDrive, DeployImage, NodeOperation 
 import { BUSY, next, S, targetOf, VERB_SINCE, VERBS } from './states.ts';
 import { afterChange, recordHistory } from './util.ts';
 import { placeNode } from './conductors.ts';
+import { closeProvisioning, openProvisioning } from './provisioning.ts';
 
 export interface ProvisionBody {
   target: string;
@@ -203,15 +204,27 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
   const now = nowIso();
   let conductor = node.conductor;
   if (operation && !conductor) conductor = await placeNode(ctx, node.uuid);
+  let provisioning: string | null = null;
+  try {
+    const p = await openProvisioning(ctx, node, conductor, operation);
+    provisioning = p ? JSON.stringify(p) : null;
+  } catch (err) {
+    throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${(err as Error).message}`);
+  }
   const r = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({
     provision_state: state, target_provision_state: targetState, provision_updated_at: now, updated_at: now, last_error: lastError,
-    operation: operation ? JSON.stringify(operation) : null, reservation: operation ? conductor : null,
+    operation: operation ? JSON.stringify(operation) : null, reservation: operation ? conductor : null, provisioning,
     instance_info: JSON.stringify(ii),
     ...(to === S.inspecting ? { inspection_started_at: now, inspection_finished_at: null } : {}),
     ...(to === S.cleaning ? { clean_step: JSON.stringify(operation && operation.type === 'clean' ? operation.steps[0] ?? {} : {}) } : {}),
     version: eb('version', '+', 1),
   })).where('uuid', '=', node.uuid).where('version', '=', node.version).executeTakeFirst();
-  if (Number(r.numUpdatedRows) === 0) throw E.nodeLocked(node.uuid, node.conductor ?? 'unknown');
+  if (Number(r.numUpdatedRows) === 0) {
+    await closeProvisioning(ctx, provisioning);
+    throw E.nodeLocked(node.uuid, node.conductor ?? 'unknown');
+  }
+  // the previous operation's ports (an abort, a rebuild over a failed deploy) go
+  await closeProvisioning(ctx, node.provisioning);
   history.push(`${node.provision_state} -> ${state} (${target})`);
   await recordHistory(ctx, node.uuid, { event: `Provision state changed from "${node.provision_state}" to "${state}" by "${target}".`, eventType: 'provisioning', user, conductor });
   if (lastError && lastError !== node.last_error) await recordHistory(ctx, node.uuid, { event: lastError, eventType: 'provisioning', severity: 'ERROR', user, conductor });

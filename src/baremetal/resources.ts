@@ -101,7 +101,8 @@ export function portRoutes(ctx: BmContext): Route[] {
   async function checkPortgroup(nodeUuid: string, pg: unknown): Promise<string | null> {
     if (pg === undefined || pg === null) return null;
     if (typeof pg !== 'string') throw E.invalid('Invalid portgroup_uuid.');
-    const g = await db.selectFrom('baremetal_portgroups').select(['uuid', 'node_uuid']).where('uuid', '=', pg).executeTakeFirst();
+    // by uuid or name, as Ironic's Portgroup.get
+    const g = await db.selectFrom('baremetal_portgroups').select(['uuid', 'node_uuid']).where(isUuid(pg) ? 'uuid' : 'name', '=', isUuid(pg) ? canonUuid(pg) : pg).executeTakeFirst();
     if (!g) throw E.portgroupNotFound(pg);
     if (g.node_uuid !== nodeUuid) throw E.invalid('Port can not be added to a portgroup belonging to a different node.');
     return g.uuid;

@@ -24,7 +24,7 @@ import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
 import { createVolumeService } from '../volume/service.ts';
-import { createBaremetalService, type BaremetalConfig } from '../baremetal/service.ts';
+import { createBaremetalService, type BaremetalConfig, type BaremetalNodes, type ProvisioningPorts } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
 import { collectRegistryGarbage, createRegistry, type GcOptions, type GcResult, type RegistryService } from '../registry/service.ts';
@@ -62,6 +62,12 @@ export interface StratusOptions {
   s3?: S3Config;
   /** The bare-metal service's settings (the provisioning network). */
   baremetal?: Partial<BaremetalConfig>;
+  /**
+   * The provisioning network's ports for bare-metal operations (a port per PXE NIC with the PXE
+   * extra_dhcp_opts). SEAM: the network service has no in-process interface for them yet; until it
+   * does, none is wired by default (operations run with `provisioning: null`).
+   */
+  baremetalPorts?: ProvisioningPorts;
 }
 
 export interface Stratus {
@@ -78,6 +84,8 @@ export interface Stratus {
   objects: ObjectService;
   /** The OCI registry (garbage collection on demand). */
   registry: RegistryService;
+  /** The bare-metal nodes as compute will drive them (Nova's ironic driver's calls). */
+  baremetal: BaremetalNodes;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -115,7 +123,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal' | 'baremetalPorts'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   // the resource event stream: services publish their resources' changes, /events streams them
   const events = new EventBus();
@@ -143,7 +151,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
   // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
-  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
+  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts });
   // compute drives nodes for bare-metal servers through the bare-metal service's interface, as Nova's ironic driver drives Ironic
   const compute = createCompute({
     db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events,
@@ -240,7 +248,7 @@ export async function startStratus(o: StratusOptions): Promise<Stratus> {
     ready = true;
     logger.info({ url }, 'stratus server listening');
     return {
-      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger,
+      url, port, adminPassword, adminProjectId, database, identity, images, objects, registry, logger, baremetal: baremetal.nodes,
       async close() {
         idleMemory.stop();
         identity.stop();

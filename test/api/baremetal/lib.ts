@@ -51,8 +51,15 @@ export class TestConductor {
     assert.equal(r.status, 200, await r.clone().text());
     return r.json();
   }
-  register(drivers: string[] = ['ipmi', 'redfish']) {
-    return this.call('PUT', '', { protocol: PROTOCOL_VERSION, kinds: { baremetal_node: drivers }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test', host_ip: '192.0.2.10' });
+  /** Registers (the service records a conductor as it hears the registration: waited for here). */
+  async register(drivers: string[] = ['ipmi', 'redfish']) {
+    const r = await this.call('PUT', '', { protocol: PROTOCOL_VERSION, kinds: { baremetal_node: drivers }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test', host_ip: '192.0.2.10' });
+    for (let i = 0; i < 100; i++) {
+      const c = await this.cloud.server.database.db.selectFrom('baremetal_conductors').select('drivers').where('hostname', '=', this.hostname).executeTakeFirst();
+      if (c && c.drivers === JSON.stringify([...drivers].sort())) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return r;
   }
   /** One watch round: the node specs handed out (new or changed). */
   async watch(): Promise<Map<string, { version: number; spec: any }>> {

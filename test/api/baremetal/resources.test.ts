@@ -65,12 +65,16 @@ test('port groups: create, ports in them, unique name and address, delete', asyn
   assertIronicError(await bm()('GET', '/v1/portgroups', { version: '1.22' }), 404);
   r = await bm()('POST', '/v1/ports', { body: { node_uuid: id, address: '52:54:00:ee:00:11', portgroup_uuid: pg } });
   assert.equal(r.body.portgroup_uuid, pg);
-  assert.deepEqual((await bm()('GET', '/v1/portgroups/bond0/ports')).body.ports.map((p: any) => p.address), ['52:54:00:ee:00:11']);
+  // the group by name, as ironicclient's --port-group passes it
+  r = await bm()('POST', '/v1/ports', { body: { node_uuid: id, address: '52:54:00:ee:00:12', portgroup_uuid: 'bond0' } });
+  assert.equal(r.body.portgroup_uuid, pg);
+  assert.deepEqual((await bm()('GET', '/v1/portgroups/bond0/ports')).body.ports.map((p: any) => p.address).sort(), ['52:54:00:ee:00:11', '52:54:00:ee:00:12']);
   assert.deepEqual((await bm()('GET', `/v1/nodes/${id}/portgroups`)).body.portgroups.map((g: any) => g.name), ['bond0']);
   r = await bm()('PATCH', '/v1/portgroups/bond0', { body: [{ op: 'replace', path: '/name', value: 'bond1' }] });
   assert.equal(r.body.name, 'bond1');
   assert.equal((await bm()('DELETE', '/v1/portgroups/bond1')).status, 204);
   assert.equal((await bm()('GET', '/v1/ports?address=52:54:00:ee:00:11&fields=portgroup_uuid')).body.ports[0].portgroup_uuid, null);
+  assertIronicError(await bm()('POST', '/v1/ports', { body: { node_uuid: id, address: '52:54:00:ee:00:13', portgroup_uuid: 'bond9' } }), 404, /Portgroup bond9 could not be found/);
 });
 
 test('VIFs: attach to a free port, list, a second one without a free port refused, detach', async () => {

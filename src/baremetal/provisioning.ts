@@ -1,0 +1,63 @@
+// The provisioning network of an operation that boots the ramdisk (inspect,
+// clean, deploy, rescue): a Neutron port per PXE-enabled NIC of the node on
+// the provisioning network (config provisioningNetwork), with the node's MAC
+// and the PXE extra_dhcp_opts Ironic sets, pointing at the node's conductor
+// (its HostInfo.baremetal endpoint): iPXE clients get the conductor's boot
+// script, others (when the conductor has TFTP) Debian ipxe's undionly.kpxe
+// from the TFTP server. The ports go when the operation ends. Without a
+// ProvisioningPorts (the network service's side, see context.ts) nothing is
+// made and operations carry `provisioning: null`.
+import { parseJsonObject } from '../common/json.ts';
+import type { BmContext, NodeRow } from './context.ts';
+import type { NodeOperation, ProvisioningNetwork } from './protocol.ts';
+
+/** The operations that boot the ramdisk over the network. */
+const NEEDS_NETWORK = new Set<NodeOperation['type']>(['inspect', 'clean', 'deploy', 'rescue']);
+
+export async function dhcpOptionsFor(ctx: BmContext, conductor: string | null): Promise<Array<{ opt_name: string; opt_value: string; ip_version?: number }>> {
+  if (!conductor) return [];
+  const c = await ctx.db.selectFrom('baremetal_conductors').selectAll().where('hostname', '=', conductor).executeTakeFirst();
+  if (!c?.address) return [];
+  const opts = [];
+  if (c.http_port) opts.push({ opt_name: 'tag:ipxe,67', opt_value: `http://${c.address}:${c.http_port}/boot.ipxe`, ip_version: 4 });
+  if (c.tftp) {
+    opts.push({ opt_name: 'tag:!ipxe,67', opt_value: 'undionly.kpxe', ip_version: 4 });
+    opts.push({ opt_name: '66', opt_value: c.address, ip_version: 4 });
+    opts.push({ opt_name: '150', opt_value: c.address, ip_version: 4 });
+  }
+  return opts;
+}
+
+/**
+ * The provisioning ports of `op` on `node` (null when the operation boots no
+ * ramdisk over the network, virtual media does it, or no network side is
+ * wired). Ports made before a failure are removed again.
+ */
+export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor: string | null, op: NodeOperation | null): Promise<ProvisioningNetwork | null> {
+  if (!ctx.ports || !op || !NEEDS_NETWORK.has(op.type)) return null;
+  if ('boot_interface' in op && op.boot_interface === 'redfish-virtual-media') return null;
+  const nics = await ctx.db.selectFrom('baremetal_ports').select(['address']).where('node_uuid', '=', node.uuid).where('pxe_enabled', '=', 1).orderBy('created_at').execute();
+  const dhcpOptions = await dhcpOptionsFor(ctx, conductor);
+  const made: string[] = [];
+  let networkId = '';
+  try {
+    for (const nic of nics) {
+      const p = await ctx.ports.create({ network: ctx.config.provisioningNetwork, mac: nic.address, nodeUuid: node.uuid, dhcpOptions });
+      made.push(p.portId);
+      networkId = p.networkId;
+    }
+  } catch (err) {
+    for (const id of made) await ctx.ports.remove(id).catch(() => undefined);
+    throw err;
+  }
+  return made.length ? { network_id: networkId, port_ids: made } : null;
+}
+
+/** Removes an operation's provisioning ports (the node row's `provisioning` JSON). */
+export async function closeProvisioning(ctx: BmContext, provisioning: string | null): Promise<void> {
+  if (!ctx.ports || !provisioning) return;
+  const p = parseJsonObject(provisioning) as Partial<ProvisioningNetwork>;
+  for (const id of p.port_ids ?? []) {
+    await ctx.ports.remove(id).catch((err: Error) => ctx.log.warn({ err: err.message, port: id }, 'removing a provisioning port failed'));
+  }
+}
