@@ -10,8 +10,9 @@
 //   drive holding an SSH key -> the machine boots from its disk (boot device
 //   disk) and answers SSH with that key -> tear_down (off).
 //   Redfish, over virtual media (the ISO with the callback on its kernel
-//   line), beside the IPMI inspection: inspect.
-//   A ramdisk that never calls back: ramdisk_timeout, the node off.
+//   line), beside the IPMI inspection: inspect; beside the cleaning, a
+//   ramdisk that never calls back (another conductor, 3 s): ramdisk_timeout,
+//   the node off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -183,13 +184,40 @@ test('conductor: IPMI over PXE (inspect, clean, deploy with a config drive, SSH,
     assert.equal(rf.observed.power_state, 'power off');
   });
 
-  await t.test('clean: the disk\'s metadata erased', async () => {
+  /** A ramdisk that never calls back (another conductor, 3 s to wait), on the Redfish machine: ramdisk_timeout, the node off. */
+  const timeoutCheck = async () => {
+    const quick = new BaremetalConductor({
+      stateDir: join(scratch, 'quick'), log, address: conductorIp, port: port + 1, bmc: bmcClient, ramdiskTimeoutMs: 3000, powerTimeoutMs: 60_000,
+      fetchImage: async () => undefined,
+    });
+    conductors.push(quick);
+    await quick.start();
+    try {
+      const op: NodeOperation = { id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' };
+      let r = await quick.converge(rfNode, spec(op, 'redfish'));
+      assert.equal(r.observed.operation!.phase, 'pxe');
+      await sleep(3500);
+      r = await quick.converge(rfNode, spec(op, 'redfish'));
+      assert.equal(r.observed.operation!.status, 'failed');
+      assert.equal(r.error?.code, 'ramdisk_timeout');
+      assert.match(r.observed.operation!.message!, /did not call back within 3 s/);
+      assert.doesNotMatch(JSON.stringify(r), new RegExp(bmcs.redfish.password!));
+      assert.equal(r.observed.power_state, 'power off');
+    } finally {
+      await quick.stop();
+    }
+  };
+
+  await t.test('clean: the disk\'s metadata erased (beside it, a Redfish node whose ramdisk never calls back: ramdisk_timeout, off)', async () => {
     // something to erase: a partition table and a signature at the end
     const d = Buffer.alloc(1 << 20, 0x5a);
     d[510] = 0x55; d[511] = 0xaa;
     writeFileSync(disk, d, { flag: 'r+' });
     await runOk('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=1M', 'seek=255', 'count=1', 'conv=notrunc'], {});
-    const r = await drive({ id: randomUUID(), type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'deploy', step: 'erase_devices_metadata' }] }, 360_000);
+    const [r] = await Promise.all([
+      drive({ id: randomUUID(), type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'deploy', step: 'erase_devices_metadata' }] }, 360_000),
+      timeoutCheck(),
+    ]);
     times.clean = r.seconds;
     assert.equal(r.observed.operation!.status, 'succeeded', JSON.stringify(r));
     const after = readFileSync(disk);
@@ -234,27 +262,5 @@ test('conductor: IPMI over PXE (inspect, clean, deploy with a config drive, SSH,
     assert.equal(r.observed.power_state, 'power off');
   });
 
-  await t.test('a ramdisk that never calls back: ramdisk_timeout, the node off', async () => {
-    const quick = new BaremetalConductor({
-      stateDir: join(scratch, 'quick'), log, address: conductorIp, port: port + 1, bmc: bmcClient, ramdiskTimeoutMs: 3000, powerTimeoutMs: 60_000,
-      fetchImage: async () => undefined,
-    });
-    conductors.push(quick);
-    await quick.start();
-    try {
-      const op: NodeOperation = { id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' };
-      let r = await quick.converge(node, spec(op));
-      assert.equal(r.observed.operation!.phase, 'pxe');
-      await sleep(3500);
-      r = await quick.converge(node, spec(op));
-      assert.equal(r.observed.operation!.status, 'failed');
-      assert.equal(r.error?.code, 'ramdisk_timeout');
-      assert.match(r.observed.operation!.message!, /did not call back within 3 s/);
-      assert.doesNotMatch(JSON.stringify(r), new RegExp(bmcs.ipmi.password!));
-      assert.equal(r.observed.power_state, 'power off');
-    } finally {
-      await quick.stop();
-    }
-  });
   process.stderr.write(`baremetal-conductor: ${JSON.stringify(times)} s; total ${Math.round((Date.now() - started) / 1000)} s\n`);
 });
