@@ -12,6 +12,7 @@ import { renderNeutronError } from './errors.ts';
 import { discoveryRoutes, EXTENSIONS } from './extensions.ts';
 import { networkKinds, type UpHosts, type HostAddresses } from './kinds.ts';
 import { serverNetworking, type ServerNetworking } from './server-ports.ts';
+import { baremetalPorts, type BaremetalPorts } from './baremetal-ports.ts';
 import { networkDef, networkRoutes } from './networks.ts';
 import { networkRules } from './policy.ts';
 import { quotaRoutes } from './quotas.ts';
@@ -33,12 +34,14 @@ export type { BaremetalBinding, BoundVifType, RequestedNetworks, ServerAddress, 
 /** What the config drive and the metadata service read of a server's ports (network_data.json, the port holding an address). */
 export { serverMetadataNetworking, type ServerMetadataNetworking, type ServerPortInterface } from './server-ports.ts';
 export type { NetworkData } from './metadata-network-data.ts';
+/** The bare-metal service's ports on the provisioning network (a node's NIC with its PXE DHCP options). */
+export type { BaremetalPorts } from './baremetal-ports.ts';
 
 export function createNetworkService(o: {
   db: Db; log: Logger; config?: Partial<NetworkConfig>;
   /** Where the network's resource kinds go (the agents make them real) and where hosts' VXLAN endpoints are found. */
   fleet?: { registerKind(kind: ResourceKind): void; hostAddresses: HostAddresses; upHosts: UpHosts };
-}): { service: Service; servers: ServerNetworking } {
+}): { service: Service; servers: ServerNetworking; baremetalPorts: BaremetalPorts } {
   const ctx: NetworkContext = { db: o.db, log: o.log, config: { ...DEFAULT_NETWORK_CONFIG, ...o.config } };
   const networks = new Resources(ctx, networkDef(ctx));
   const subnets = new Resources(ctx, subnetDef(ctx));
@@ -69,5 +72,6 @@ export function createNetworkService(o: {
   return {
     service: { name: 'network', prefix: '/network', routes, rules: networkRules, renderError: renderNeutronError },
     servers: serverNetworking(ctx, auto.topology),
+    baremetalPorts: baremetalPorts(ctx),
   };
 }

@@ -1,163 +1,105 @@
-// The conductor end to end on one QEMU "bare-metal machine" behind OpenIPMI's
-// ipmi_sim (shared/notes/dataplane.md's probe): the provisioning network is a
-// flat network of the network driver on a bridge of its own, its dnsmasq
-// hands the node's MAC the PXE options (tag:ipxe,67 -> the conductor's
-// boot.ipxe); the machine PXE-boots (iPXE ROM) into the deploy ramdisk, which
-// calls the conductor back. inspect (the inventory), clean (the disk's
-// metadata erased), deploy of stratus-tiny (qcow2, converted to raw) with a
-// config drive holding an SSH key -> the machine boots from its disk and
-// answers SSH with that key -> tear_down (powered off). Then the failure
-// path: a ramdisk that never calls back is ramdisk_timeout and the node is
-// powered off.
-//
-// The machine boots network first (`-boot order=nc`): the conductor's iPXE
-// script says `exit` when the node has nothing to do over the network, so
-// SeaBIOS goes on to the disk (ipmi_sim refuses `chassis bootdev`, so the
-// test's BMC client, a test double over ipmitool, does not set boot devices).
+// The conductor end to end on bm-vbmc's virtual bare-metal machines
+// (src/vbmc): one behind OpenIPMI's ipmi_sim, one behind Stratus's Redfish
+// emulator, driven through the real BMC clients (bmc/factory.ts). The
+// provisioning network is a flat network of the network driver (in its own
+// namespace, on a bridge linked to the machines' bridge, which holds the
+// conductor's address as br-bm does); its dnsmasq hands the nodes' MACs the
+// PXE options (tag:ipxe,67 -> the conductor's boot.ipxe).
+//   IPMI, over PXE: verify, inspect (the inventory), clean (the disk's
+//   metadata erased), deploy of stratus-tiny (qcow2, made raw) with a config
+//   drive holding an SSH key -> the machine boots from its disk (boot device
+//   disk) and answers SSH with that key -> tear_down (off).
+//   Redfish, over virtual media (the ISO with the callback on its kernel
+//   line), beside the IPMI inspection: inspect; beside the cleaning, a
+//   ramdisk that never calls back (another conductor, 3 s): ramdisk_timeout,
+//   the node off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { pino } from 'pino';
 import { env, networkSpec, sh, skipUnlessRoot, sleep } from './network-lib.ts';
 import { run, runOk } from '../../src/agent/exec.ts';
 import { BaremetalConductor } from '../../src/agent/drivers/baremetal/conductor.ts';
-import type { BmcClient } from '../../src/agent/drivers/baremetal/bmc.ts';
-import type { NodeObserved, NodeOperation, NodeSpec, PowerState } from '../../src/baremetal/protocol.ts';
+import { bmcClient } from '../../src/agent/drivers/baremetal/bmc/factory.ts';
+import type { BmcAccess, NodeObserved, NodeOperation, NodeSpec } from '../../src/baremetal/protocol.ts';
 import type { ResourceError } from '../../src/fleet/protocol.ts';
 import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { IPXE_DIR } from '../../src/agent/drivers/network/dhcp.ts';
+import { createMachine, deleteMachine, listMachines, type MachineInfo } from '../../src/vbmc/fleet.ts';
 
 const need = ['ipmi_sim', 'ipmitool', 'qemu-system-x86_64', 'ssh', 'xorriso'];
 const missing = need.filter((p) => !['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, p))));
 const skip = skipUnlessRoot || (missing.length ? `missing ${missing.join(', ')}` : false) || (!existsSync(join(IPXE_DIR, 'undionly.kpxe')) && 'Debian ipxe is not installed');
 
-/** The test's BMC client: ipmitool against ipmi_sim in the host namespace (a test double of bmc/ipmi.ts). */
-function ipmiBmc(ns: string, port: number): BmcClient {
-  const ipmi = async (...args: string[]) => {
-    const r = await run('nsenter', [`--net=/run/netns/${ns}`, 'ipmitool', '-I', 'lanplus', '-C', '3', '-H', '127.0.0.1', '-p', String(port), '-U', 'admin', '-E', ...args],
-      { env: { ...process.env, IPMI_PASSWORD: 'password' }, timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`ipmitool ${args.join(' ')}: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
-  const power = async (): Promise<PowerState> => (/is on/.test(await ipmi('chassis', 'power', 'status')) ? 'power on' : 'power off');
-  const waitFor = async (want: PowerState) => {
-    for (let i = 0; i < 100; i++) {
-      if ((await power()) === want) return;
-      await sleep(200);
-    }
-    throw new Error(`the BMC does not say ${want}`);
-  };
-  return {
-    power,
-    async setPower(target) {
-      if ((await power()) === target) return;
-      await ipmi('chassis', 'power', target === 'power on' ? 'on' : 'off');
-      await waitFor(target);
-    },
-    async reboot() {
-      if ((await power()) === 'power off') await ipmi('chassis', 'power', 'on');
-      else await ipmi('chassis', 'power', 'reset');
-      await waitFor('power on');
-    },
-    async softPowerOff() {
-      return false;
-    },
-    async setBootDevice() { /* ipmi_sim refuses bootdev; the machine boots network first */ },
-    virtualMedia: null,
-  };
+/** The BmcAccess of a vbmc machine (its driver_info, as the API hands it to the conductor). */
+function accessOf(m: MachineInfo): BmcAccess {
+  const d = m.driverInfo as Record<string, string | number | boolean>;
+  return m.config.bmc.kind === 'ipmi'
+    ? { type: 'ipmi', address: String(d.ipmi_address), port: Number(d.ipmi_port), username: String(d.ipmi_username), password: String(d.ipmi_password) }
+    : { type: 'redfish', address: String(d.redfish_address), system_id: String(d.redfish_system_id), username: String(d.redfish_username), password: String(d.redfish_password), verify_tls: false };
 }
 
-test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config drive, SSH, tear down; a ramdisk timeout', { skip, timeout: 900_000 }, async (t) => {
+test('conductor: IPMI over PXE (inspect, clean, deploy with a config drive, SSH, tear down), Redfish over virtual media (inspect), a ramdisk timeout', { skip, timeout: 900_000 }, async (t) => {
   const started = Date.now();
   const e = env();
   const p = e.prefix;
   const scratch = mkdtempSync(join(tmpdir(), `${p}-bm-`));
+  const vbmc = join(scratch, 'vbmc');
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
   const subnet = `10.${200 + (randomBytes(1)[0]! % 50)}.${randomBytes(1)[0]}`;
   const conductorIp = `${subnet}.5`;
-  const hostVeth = `${p}c`;
-  const procs: ChildProcess[] = [];
-  let conductor: BaremetalConductor | null = null;
-  const qemuPid = join(scratch, 'qemu.pid');
-  const killQemu = async () => {
-    const pid = Number(readFileSync(qemuPid, 'utf8').trim() || 0);
-    if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  };
+  const rootBridge = `${p}rb`;
+  const link = `${p}l`;
+  const conductors: BaremetalConductor[] = [];
   t.after(async () => {
-    await conductor?.stop();
-    if (existsSync(qemuPid)) await killQemu().catch(() => undefined);
-    for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await run('ip', ['link', 'del', hostVeth]);
+    for (const c of conductors) await c.stop().catch(() => undefined);
+    for (const m of await listMachines(vbmc).catch(() => [] as MachineInfo[])) await deleteMachine(vbmc, m.name).catch((err: Error) => process.stderr.write(`delete ${m.name}: ${err.message}\n`));
+    await run('ip', ['link', 'del', link]);
+    await run('ip', ['link', 'del', rootBridge]);
     await e.cleanup();
     if (process.env.STRATUS_TEST_KEEP) process.stderr.write(`kept ${scratch}\n`);
     else rmSync(scratch, { recursive: true, force: true });
   });
 
-  // the host: a namespace with the provisioning bridge, the network driver's flat network on it with DHCP
+  // the machines' bridge (br-bm's part: the conductor's address on it), linked to the network driver's bridge in its namespace
+  await runOk('ip', ['link', 'add', rootBridge, 'type', 'bridge']);
+  await runOk('ip', ['addr', 'add', `${conductorIp}/24`, 'dev', rootBridge]);
+  await runOk('ip', ['link', 'set', rootBridge, 'up']);
   const bridge = `${p}br`;
   const h = await e.host('h', '192.0.2.1', { bridgeMappings: { bm: bridge } });
   await sh(h.ns, ['ip', 'link', 'add', bridge, 'type', 'bridge']);
   await sh(h.ns, ['ip', 'link', 'set', bridge, 'up']);
-  // the conductor's address: a veth from this namespace onto the bridge
-  await runOk('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'bmc0', 'netns', h.ns]);
-  await sh(h.ns, ['ip', 'link', 'set', 'bmc0', 'master', bridge, 'up']);
-  await runOk('ip', ['addr', 'add', `${conductorIp}/24`, 'dev', hostVeth]);
-  await runOk('ip', ['link', 'set', hostVeth, 'up']);
+  await runOk('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'up0', 'netns', h.ns]);
+  await runOk('ip', ['link', 'set', link, 'master', rootBridge, 'up']);
+  await sh(h.ns, ['ip', 'link', 'set', 'up0', 'master', bridge, 'up']);
+
+  // the machines: 256 MiB disks
+  const [ipmiM, rfM] = await Promise.all([
+    createMachine({ stateDir: vbmc, name: 'bm-ipmi', bmc: 'ipmi', bridge: rootBridge, diskMb: 256, memoryMb: 384 }),
+    createMachine({ stateDir: vbmc, name: 'bm-redfish', bmc: 'redfish', bridge: rootBridge, diskMb: 256, memoryMb: 384 }),
+  ]);
+  const mac = ipmiM.config.mac;
+  const disk = join(ipmiM.dir, 'disk.img');
+  const consoleLog = join(ipmiM.dir, 'console.log');
+  const port = 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
 
   const net = randomUUID();
-  const portId = randomUUID();
-  const mac = `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
   const nodeIp = `${subnet}.21`;
-  const port = 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
+  const pxe = [
+    { opt_name: 'tag:ipxe,67', opt_value: `http://${conductorIp}:${port}/boot.ipxe`, ip_version: 4 as const },
+    { opt_name: 'tag:!ipxe,67', opt_value: 'undionly.kpxe', ip_version: 4 as const },
+  ];
   const base = networkSpec({ cidr: `${subnet}.0/24`, physical: 'bm', dhcp: { ip: `${subnet}.2`, hosts: [] } });
   await h.converge('network', net, {
-    ...base, dhcp: { ...base.dhcp!, hosts: [{
-      port_id: portId, mac_address: mac, ip_address: nodeIp, subnet_id: 'sub-1', hostname: 'bm-node',
-      extra_dhcp_opts: [
-        { opt_name: 'tag:ipxe,67', opt_value: `http://${conductorIp}:${port}/boot.ipxe`, ip_version: 4 },
-        { opt_name: 'tag:!ipxe,67', opt_value: 'undionly.kpxe', ip_version: 4 },
-      ],
-    }] },
+    ...base, dhcp: { ...base.dhcp!, hosts: [
+      { port_id: randomUUID(), mac_address: mac, ip_address: nodeIp, subnet_id: 'sub-1', hostname: 'bm-ipmi', extra_dhcp_opts: pxe },
+      { port_id: randomUUID(), mac_address: rfM.config.mac, ip_address: `${subnet}.22`, subnet_id: 'sub-1', hostname: 'bm-redfish', extra_dhcp_opts: pxe },
+    ] },
   });
-
-  // the machine: a 256 MiB disk, one NIC on the bridge, started and stopped by ipmi_sim
-  const disk = join(scratch, 'disk.raw');
-  await runOk('truncate', ['-s', '256M', disk]);
-  const tap = `${p}t`;
-  await sh(h.ns, ['ip', 'tuntap', 'add', tap, 'mode', 'tap']);
-  await sh(h.ns, ['ip', 'link', 'set', tap, 'master', bridge, 'up']);
-  const consoleLog = join(scratch, 'console.log');
-  writeFileSync(join(scratch, 'qemu.sh'), [
-    '#!/bin/sh',
-    `echo $$ > ${qemuPid}`,
-    `exec qemu-system-x86_64 -name ${p}-bm -machine pc,accel=tcg -cpu max -m 384 -boot order=nc -nodefaults -vga none -display none \\`,
-    `  -drive file=${disk},format=raw,if=virtio,cache=unsafe -netdev tap,id=n0,ifname=${tap},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=${mac} \\`,
-    '  -chardev socket,id=ipmi0,host=127.0.0.1,port=9002,reconnect=10 -device ipmi-bmc-extern,id=bmc0,chardev=ipmi0 -device isa-ipmi-kcs,bmc=bmc0 \\',
-    `  -serial file:${consoleLog}`,
-    '',
-  ].join('\n'), { mode: 0o755 });
-  writeFileSync(join(scratch, 'lan.conf'), [
-    `name "${p}"`, 'set_working_mc 0x20', '  startlan 1', '    addr 127.0.0.1 9001', '    priv_limit admin',
-    '    allowed_auths_callback none md2 md5 straight', '    allowed_auths_user none md2 md5 straight', '    allowed_auths_operator none md2 md5 straight',
-    '    allowed_auths_admin none md2 md5 straight', '    guid a123456789abcdefa123456789abcdef', '  endlan',
-    '  serial 15 127.0.0.1 9002 codec VM', `  startcmd "${join(scratch, 'qemu.sh')}"`, '  startnow false', '  poweroff_wait 5', '  kill_wait 5',
-    '  user 2 true  "admin" "password" admin 10 none md2 md5 straight', '',
-  ].join('\n'));
-  writeFileSync(join(scratch, 'bm.emu'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nsel_enable 0x20 1000 0x0a\nmc_enable 0x20\n');
-  mkdirSync(join(scratch, 'state'));
-  const sim = spawn('ip', ['netns', 'exec', h.ns, 'ipmi_sim', '-c', join(scratch, 'lan.conf'), '-f', join(scratch, 'bm.emu'), '-s', join(scratch, 'state'), '-n'],
-    { stdio: ['ignore', 'ignore', 'ignore'] });
-  procs.push(sim);
-  const bmc = ipmiBmc(h.ns, 9001);
-  for (let i = 0; ; i++) {
-    if (await bmc.power().then(() => true, () => false)) break;
-    if (i > 50) throw new Error('ipmi_sim does not answer');
-    await sleep(200);
-  }
+  const bmcs = { ipmi: accessOf(ipmiM), redfish: accessOf(rfM) };
 
   // the image (stratus-tiny, qcow2) as the agent's image download would hand it, and an SSH key
   const tiny = await buildTinyImage();
@@ -168,40 +110,43 @@ test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config driv
   const pub = readFileSync(`${key}.pub`, 'utf8').trim();
 
   let fetched = 0;
-  conductor = new BaremetalConductor({
-    stateDir: scratch, log, address: conductorIp, port, bmc: () => bmc, ramdiskTimeoutMs: 240_000, stepTimeoutMs: 300_000, powerTimeoutMs: 30_000,
+  const conductor = new BaremetalConductor({
+    stateDir: scratch, log, address: conductorIp, port, bmc: bmcClient, ramdiskTimeoutMs: 240_000, stepTimeoutMs: 300_000, powerTimeoutMs: 60_000,
     fetchImage: async (id, dest) => {
       assert.equal(id, imageId);
       fetched++;
       copyFileSync(tiny.disk, dest);
     },
   });
-  let wake: (() => void) | null = null;
-  conductor.requeue = () => wake?.();
+  conductors.push(conductor);
+  const wakes = new Map<string, () => void>();
+  conductor.requeue = (id) => wakes.get(id)?.();
   await conductor.start();
 
   const node = randomUUID();
-  const spec = (operation: NodeOperation | null): NodeSpec => ({
-    bmc: { type: 'ipmi', address: '127.0.0.1', port: 9001, username: 'admin', password: 'password' },
-    maintenance: false, nics: [{ mac, pxe_enabled: true }], power: null, boot_device: null, operation, provisioning: null,
+  const rfNode = randomUUID();
+  const spec = (operation: NodeOperation | null, kind: 'ipmi' | 'redfish' = 'ipmi'): NodeSpec => ({
+    bmc: bmcs[kind], maintenance: false, nics: [{ mac: kind === 'ipmi' ? mac : rfM.config.mac, pxe_enabled: true }],
+    power: null, boot_device: null, operation, provisioning: null,
   });
   /** Converges until the operation ends (as the agent's queue would: at each wake-up and every few seconds); the phases seen. */
-  const drive = async (op: NodeOperation, limitMs: number): Promise<{ observed: NodeObserved; error?: ResourceError; phases: string[]; seconds: number }> => {
+  const drive = async (op: NodeOperation, limitMs: number, kind: 'ipmi' | 'redfish' = 'ipmi'): Promise<{ observed: NodeObserved; error?: ResourceError; phases: string[]; seconds: number }> => {
     const phases: string[] = [];
     const t0 = Date.now();
+    const id = kind === 'ipmi' ? node : rfNode;
     for (;;) {
-      const r: { observed: NodeObserved; error?: ResourceError } = await conductor!.converge(node, spec(op));
+      const r: { observed: NodeObserved; error?: ResourceError } = await conductor.converge(id, spec(op, kind));
       const o: NonNullable<NodeObserved['operation']> = r.observed.operation!;
       assert.equal(o.id, op.id);
       if (phases.at(-1) !== o.phase) phases.push(o.phase);
       if (o.status !== 'running') return { ...r, phases, seconds: Math.round((Date.now() - t0) / 1000) };
-      if (Date.now() - t0 > limitMs) throw new Error(`${op.type} still ${o.phase} after ${limitMs / 1000} s: ${readFileSync(consoleLog, 'utf8').slice(-2000)}`);
+      if (Date.now() - t0 > limitMs) throw new Error(`${kind} ${op.type} still ${o.phase} after ${limitMs / 1000} s: ${readFileSync(kind === 'ipmi' ? consoleLog : join(rfM.dir, 'console.log'), 'utf8').slice(-2000)}`);
       await new Promise<void>((r2) => {
         const timer = setTimeout(r2, 3000);
-        wake = () => {
+        wakes.set(id, () => {
           clearTimeout(timer);
           r2();
-        };
+        });
       });
     }
   };
@@ -213,13 +158,17 @@ test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config driv
     assert.equal(r.observed.power_state, 'power off');
   });
 
-  await t.test('inspect: PXE into the ramdisk, the inventory reported, the node off', async () => {
-    const r = await drive({ id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' }, 360_000);
+  await t.test('inspect: IPMI over PXE and Redfish over virtual media at once; the inventories reported, the nodes off', async () => {
+    const [r, rf] = await Promise.all([
+      drive({ id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' }, 360_000),
+      drive({ id: randomUUID(), type: 'inspect', boot_interface: 'redfish-virtual-media' }, 360_000, 'redfish'),
+    ]);
     times.inspect = r.seconds;
+    times.inspect_redfish = rf.seconds;
     assert.equal(r.observed.operation!.status, 'succeeded', JSON.stringify(r));
     assert.deepEqual(r.phases.filter((x) => ['power_on', 'pxe', 'inspect', 'power_off', 'done'].includes(x)), r.phases, r.phases.join(' '));
     const inv = r.observed.operation!.inventory!;
-    assert.equal(inv.cpus, 1);
+    assert.equal(inv.cpus, ipmiM.config.cpus);
     assert.equal(inv.cpu_arch, 'x86_64');
     assert.ok(inv.memory_mb > 250 && inv.memory_mb <= 384, String(inv.memory_mb));
     assert.deepEqual(inv.disks.map((d) => [d.name, d.size_bytes]), [['/dev/vda', 256 * 1024 * 1024]]);
@@ -228,15 +177,47 @@ test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config driv
     assert.equal(r.observed.power_state, 'power off');
     assert.match(readFileSync(consoleLog, 'utf8'), /stratus-ramdisk: inspected/);
     assert.doesNotMatch(readFileSync(consoleLog, 'utf8'), /stratus\.token=|[0-9a-f]{64}/, 'the token is not on the console');
+    // Redfish: booted from the ISO
+    assert.equal(rf.observed.operation!.status, 'succeeded', JSON.stringify(rf));
+    assert.ok(rf.phases.includes('vmedia'), rf.phases.join(' '));
+    assert.deepEqual(rf.observed.operation!.inventory!.nics.map((n) => n.mac), [rfM.config.mac]);
+    assert.equal(rf.observed.power_state, 'power off');
   });
 
-  await t.test('clean: the disk\'s metadata erased', async () => {
+  /** A ramdisk that never calls back (another conductor, 3 s to wait), on the Redfish machine: ramdisk_timeout, the node off. */
+  const timeoutCheck = async () => {
+    const quick = new BaremetalConductor({
+      stateDir: join(scratch, 'quick'), log, address: conductorIp, port: port + 1, bmc: bmcClient, ramdiskTimeoutMs: 3000, powerTimeoutMs: 60_000,
+      fetchImage: async () => undefined,
+    });
+    conductors.push(quick);
+    await quick.start();
+    try {
+      const op: NodeOperation = { id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' };
+      let r = await quick.converge(rfNode, spec(op, 'redfish'));
+      assert.equal(r.observed.operation!.phase, 'pxe');
+      await sleep(3500);
+      r = await quick.converge(rfNode, spec(op, 'redfish'));
+      assert.equal(r.observed.operation!.status, 'failed');
+      assert.equal(r.error?.code, 'ramdisk_timeout');
+      assert.match(r.observed.operation!.message!, /did not call back within 3 s/);
+      assert.doesNotMatch(JSON.stringify(r), new RegExp(bmcs.redfish.password!));
+      assert.equal(r.observed.power_state, 'power off');
+    } finally {
+      await quick.stop();
+    }
+  };
+
+  await t.test('clean: the disk\'s metadata erased (beside it, a Redfish node whose ramdisk never calls back: ramdisk_timeout, off)', async () => {
     // something to erase: a partition table and a signature at the end
     const d = Buffer.alloc(1 << 20, 0x5a);
     d[510] = 0x55; d[511] = 0xaa;
     writeFileSync(disk, d, { flag: 'r+' });
     await runOk('dd', ['if=/dev/urandom', `of=${disk}`, 'bs=1M', 'seek=255', 'count=1', 'conv=notrunc'], {});
-    const r = await drive({ id: randomUUID(), type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'deploy', step: 'erase_devices_metadata' }] }, 360_000);
+    const [r] = await Promise.all([
+      drive({ id: randomUUID(), type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'deploy', step: 'erase_devices_metadata' }] }, 360_000),
+      timeoutCheck(),
+    ]);
     times.clean = r.seconds;
     assert.equal(r.observed.operation!.status, 'succeeded', JSON.stringify(r));
     const after = readFileSync(disk);
@@ -281,26 +262,5 @@ test('conductor: PXE into the ramdisk, inspect, clean, deploy with a config driv
     assert.equal(r.observed.power_state, 'power off');
   });
 
-  await t.test('a ramdisk that never calls back: ramdisk_timeout, the node off', async () => {
-    const quick = new BaremetalConductor({
-      stateDir: join(scratch, 'quick'), log, address: conductorIp, port: port + 1, bmc: () => bmc, ramdiskTimeoutMs: 3000, powerTimeoutMs: 30_000,
-      fetchImage: async () => undefined,
-    });
-    await quick.start();
-    try {
-      const op: NodeOperation = { id: randomUUID(), type: 'inspect', boot_interface: 'ipxe' };
-      let r = await quick.converge(node, spec(op));
-      assert.equal(r.observed.operation!.phase, 'pxe');
-      await sleep(3500);
-      r = await quick.converge(node, spec(op));
-      assert.equal(r.observed.operation!.status, 'failed');
-      assert.equal(r.error?.code, 'ramdisk_timeout');
-      assert.match(r.observed.operation!.message!, /did not call back within 3 s/);
-      assert.doesNotMatch(JSON.stringify(r), /password/);
-      assert.equal(r.observed.power_state, 'power off');
-    } finally {
-      await quick.stop();
-    }
-  });
   process.stderr.write(`baremetal-conductor: ${JSON.stringify(times)} s; total ${Math.round((Date.now() - started) / 1000)} s\n`);
 });

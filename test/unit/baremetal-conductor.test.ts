@@ -203,6 +203,16 @@ test('the conductor in the agent: registration, power and boot device once per s
   assert.equal((failed.observed as NodeObserved).power_state, 'power off');
   assert.doesNotMatch(JSON.stringify(tr2.reports) + JSON.stringify(tr.reports), /sekrit|[0-9a-f]{64}/, 'no password or token in any report');
 
+  // an operation withdrawn while the ramdisk boots: its token goes, the node off
+  tr2.push([node(6, { operation: { id: 'op-w', type: 'inspect', boot_interface: 'ipxe' } })]);
+  await tr2.reported((x) => x.operation?.id === 'op-w' && x.operation.phase === 'pxe');
+  const token3 = /stratus\.token=([0-9a-f]{64})/.exec(await (await fetch(`${base}/ipxe/${MAC}`)).text())![1]!;
+  tr2.push([node(7, { operation: null })]);
+  await tr2.reported((_x, r) => r.version === 7);
+  assert.equal((await cmd(token3)).status, 401, 'a withdrawn operation\'s token no longer works');
+  assert.match(await (await fetch(`${base}/ipxe/${MAC}`)).text(), /exit/);
+  assert.equal(calls.at(-1), 'power off');
+
   // an unknown clean step: failed before anything boots
   const n = calls.length;
   tr2.push([node(5, { operation: { id: 'op-bad', type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'raid', step: 'create_configuration' }] } })]);

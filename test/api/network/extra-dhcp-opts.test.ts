@@ -109,3 +109,30 @@ test('a bare-metal port bound to a host: the host holds the network with DHCP an
   const h2 = r2.resources.find((x: any) => x.id === net.id)?.spec.dhcp.hosts.find((h: any) => h.port_id === p.id);
   assert.ok(h2 && !('extra_dhcp_opts' in h2), JSON.stringify(h2));
 });
+
+test('the bare-metal service\'s in-process ports: bound to the conductor\'s host with the PXE options; a MAC taken is a 409; removed', async () => {
+  const { createNetworkService } = await import('../../../src/network/service.ts');
+  const { pino } = await import('pino');
+  const ports = createNetworkService({ db: cloud.server.database.db, log: pino({ level: 'silent' }) }).baremetalPorts;
+  await agent('PUT', 'edo-h2', { protocol: PROTOCOL_VERSION, kinds: { network: [], port: [], security_group: [] }, vcpus: 1, memory_mb: 1024, disk_gb: 1, version: 'test', host_ip: '198.51.100.10' });
+  const net = await create(call, 'networks', 'network', { name: 'edo-prov', shared: true, 'provider:network_type': 'flat', 'provider:physical_network': 'edo-prov' });
+  await create(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.90.0.0/24', ip_version: 4, gateway_ip: null });
+  const made = await ports.create({ network: 'edo-prov', mac: '52:54:00:AA:BB:02', nodeUuid: 'node-2', dhcpOptions: PXE, host: 'edo-h2' });
+  assert.equal(made.networkId, net.id);
+  const p = (await call('GET', `/ports/${made.portId}`)).body.port;
+  assert.equal(p.mac_address, '52:54:00:aa:bb:02');
+  assert.equal(p['binding:vnic_type'], 'baremetal');
+  assert.equal(p['binding:host_id'], 'edo-h2');
+  assert.equal(p.device_id, 'node-2');
+  assert.equal(p.device_owner, 'baremetal:none');
+  assert.deepEqual(p.security_groups, []);
+  assert.deepEqual(p.extra_dhcp_opts, PXE.map((o) => ({ ...o, ip_version: 4 })));
+  assert.equal(p.fixed_ips.length, 1);
+  const r = await agent('POST', 'edo-h2/watch', { known: { network: {}, port: {}, security_group: {} }, wait: 0 });
+  const spec = r.resources.find((x: any) => x.kind === 'network' && x.id === net.id)?.spec;
+  assert.ok(spec?.dhcp?.hosts.some((h: any) => h.port_id === made.portId && h.extra_dhcp_opts?.length === 3), 'the conductor\'s host serves its DHCP');
+  await assert.rejects(ports.create({ network: net.id, mac: '52:54:00:aa:bb:02', nodeUuid: 'node-3', dhcpOptions: [], host: 'edo-h2' }), (e: any) => e.status === 409 || /MacAddressInUse|in use/i.test(e.message));
+  await assert.rejects(ports.create({ network: 'no-such-net', mac: '52:54:00:aa:bb:03', nodeUuid: 'node-3', dhcpOptions: [] }), /not be found|NotFound/i);
+  await ports.remove(made.portId);
+  assert.equal((await call('GET', `/ports/${made.portId}`)).status, 404);
+});

@@ -261,6 +261,7 @@ export class BaremetalConductor implements Driver {
           st.boot_device_seq = spec.boot_device.seq;
         }
         if (spec.operation) await this.step(st, spec.operation, bmc);
+        else if (st.op?.status === 'running') await this.abandon(st, bmc);
       }
       await this.save(st);
       let power: PowerState | null = null;
@@ -463,6 +464,22 @@ export class BaremetalConductor implements Driver {
   private async ramdisk(): Promise<Ramdisk> {
     if (!this.ramdiskP) throw new Error('the conductor is not started');
     return this.ramdiskP.catch((err: Error) => { throw transient('ramdisk_unavailable', `the deploy ramdisk could not be built: ${err.message}`, err); });
+  }
+
+  /**
+   * The service withdrew a running operation (an abort): its token goes, and
+   * a node the ramdisk was booting or running on is powered off.
+   */
+  private async abandon(st: NodeState, bmc: BmcClient): Promise<void> {
+    const op = st.op!;
+    this.log.info({ node: st.id, operation: op.id, phase: op.phase }, 'operation withdrawn');
+    const ramdiskUp = op.phase === 'power_on' || WAITING.has(op.phase);
+    op.status = 'failed';
+    op.failure = { code: 'aborted', class: 'user', message: `${op.type} aborted`, phase: op.phase };
+    op.token = undefined;
+    op.deadline = undefined;
+    if (ramdiskUp) await bmc.setPower('power off', this.o.powerTimeoutMs).catch((err: Error) => this.log.warn({ node: st.id, err: err.message }, 'cannot power off a node whose operation was withdrawn'));
+    if (op.boot_interface === 'redfish-virtual-media') await bmc.virtualMedia?.eject().catch(() => undefined);
   }
 
   /** The operation failed: record why, power the node off (best effort), end it. */
