@@ -184,7 +184,7 @@ test('a Redfish virtual machine: power, boot override, virtual media through red
   await assert.rejects(bmcClient(accessOf(info, { address: 'https://127.0.0.1:1' })).power(), (e: unknown) => e instanceof ResourceFailure && e.code === 'bmc_unreachable' && e.class === 'transient');
 
   await deleteMachine(bed!.stateDir, NAME);
-  assert.deepEqual(leaks(bed!, [NAME]), []);
+  assert.deepEqual(await leaks(bed!, [NAME]), []);
   assert.deepEqual(await listMachines(bed!.stateDir), []);
   process.stderr.write(`vbmc-redfish: ${Date.now() - t0} ms\n`);
 });
