@@ -68,3 +68,7 @@ STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swi
 #     clients that judge the emulator;
 #   the CLI flow: python3-ironicclient (`openstack baremetal ...`).
 STRATUS_BAREMETAL_PACKAGES="openipmi ipmitool ipxe xorriso isolinux syslinux-common redfishtool python3-sushy python3-ironicclient"
+
+# The dashboard's tests in a real browser (test/browser, bin/test's `browser` suite): Debian's
+# chromium, driven by playwright-core from npm, and a font for its screenshots.
+STRATUS_BROWSER_PACKAGES="chromium fonts-dejavu-core"

@@ -9,7 +9,7 @@
 // concurrency, retry with backoff), so a slow kind never holds up another.
 // Reports are batched (reports.ts).
 import type { Logger } from 'pino';
-import { PROTOCOL_VERSION, type Hypervisor, type Known, type PendingRequest, type Resource } from '../fleet/protocol.ts';
+import { PROTOCOL_VERSION, type BaremetalConductor, type Hypervisor, type Known, type PendingRequest, type Resource } from '../fleet/protocol.ts';
 import { HttpError, type AgentTransport } from './client.ts';
 import type { Capacity, Driver } from './drivers/driver.ts';
 import { toResourceError } from './errors.ts';
@@ -86,8 +86,11 @@ export class Agent {
     for (const [kind, drivers] of byKind) {
       const factory = factories[kind];
       if (!factory) throw new Error(`no reconciler for resource kind ${kind} (driver ${drivers.map((d) => d.name).join(', ')})`);
-      const reconciler = factory(drivers, { ...ctx, log: o.log.child({ kind }) });
       const desired = new Map<string, Resource>();
+      const requeue = (id: string) => {
+        if (!this.stopped && desired.has(id)) this.kinds.get(kind)?.queue.add(id);
+      };
+      const reconciler = factory(drivers, { ...ctx, log: o.log.child({ kind }), requeue });
       const concurrency = typeof o.concurrency === 'number' ? o.concurrency : o.concurrency?.[kind] ?? 8;
       const queue = new WorkQueue((id) => reconciler.reconcile(id, desired.get(id)), {
         concurrency, baseDelayMs: o.retry?.baseMs, maxDelayMs: o.retry?.maxMs,
@@ -162,6 +165,11 @@ export class Agent {
     return { vcpus: 0, memory_mb: 0, disk_gb: 0 };
   }
 
+  private baremetal(): BaremetalConductor | undefined {
+    for (const d of this.o.drivers) if (d.baremetal) return d.baremetal();
+    return undefined;
+  }
+
   private async hypervisor(): Promise<Hypervisor | undefined> {
     for (const d of this.o.drivers) if (d.hypervisor) return d.hypervisor();
     return undefined;
@@ -179,6 +187,7 @@ export class Agent {
         ...(this.o.hostIp ? { host_ip: this.o.hostIp } : {}),
         ...(hypervisor ? { hypervisor } : {}),
         ...(volumePools.length ? { volume_pools: volumePools } : {}),
+        ...(this.baremetal() ? { baremetal: this.baremetal() } : {}),
         ...(this.o.allocationRatios?.cpu ? { cpu_allocation_ratio: this.o.allocationRatios.cpu } : {}),
         ...(this.o.allocationRatios?.ram ? { ram_allocation_ratio: this.o.allocationRatios.ram } : {}),
         ...(this.o.allocationRatios?.disk ? { disk_allocation_ratio: this.o.allocationRatios.disk } : {}),

@@ -24,6 +24,9 @@ import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.t
 import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
 import { VmDriver } from './drivers/vm/driver.ts';
 import { QEMU } from './drivers/vm/accel.ts';
+import { BaremetalConductor } from './drivers/baremetal/conductor.ts';
+import { baremetalReconcilers } from './drivers/baremetal/reconciler.ts';
+import { bmcClient } from './drivers/baremetal/bmc/factory.ts';
 export { importDefaultImage, importTinyImage } from './image-import.ts';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -58,6 +61,13 @@ export interface AgentFlags {
   vm?: boolean;
   /** Serve volumes (the volume driver, file backend under STATE_DIR/volumes); default true (`--no-volume`: off). */
   volume?: boolean;
+  /** Be a bare-metal conductor (`baremetal_node`: ipmi and redfish nodes); needs `baremetalAddress`. */
+  baremetal?: boolean;
+  /** The conductor's address on the provisioning network (its HTTP endpoint for iPXE and the deploy ramdisk listens there). */
+  baremetalAddress?: string;
+  baremetalPort?: number;
+  /** How long a node may take from power-on to its deploy ramdisk's first call, in seconds (default 900). */
+  baremetalRamdiskTimeout?: number;
 }
 
 export function readToken(file: string): string {
@@ -89,7 +99,13 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   const volume = f.volume === false ? null : new VolumeDriver({
     backends: [new FileBackend({ dir: volumeDirOf(stateDir), fetchImage: (id, dest) => client.downloadImage(id, dest) })], log: log.child({ component: 'volume' }),
   });
-  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : [])];
+  if (f.baremetal && !f.baremetalAddress) throw new Error('--baremetal needs --baremetal-address (the conductor\'s address on the provisioning network)');
+  const conductor = !f.baremetal ? null : new BaremetalConductor({
+    stateDir, log: log.child({ component: 'baremetal' }), address: f.baremetalAddress!, port: f.baremetalPort,
+    ramdiskTimeoutMs: f.baremetalRamdiskTimeout ? f.baremetalRamdiskTimeout * 1000 : undefined,
+    fetchImage: (id, dest) => client.downloadImage(id, dest), bmc: bmcClient,
+  });
+  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : []), ...(conductor ? [conductor] : [])];
   // consoles: each stream goes to the driver holding the server
   const streams = new StreamChannel({
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
@@ -98,7 +114,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,
     allocationRatios: { cpu: f.cpuAllocationRatio, ram: f.ramAllocationRatio, disk: f.diskAllocationRatio },
-    hostIp: f.underlayIp, reconcilers: { ...RECONCILERS, ...(network ? networkReconcilers : {}), ...(volume ? volumeReconcilers : {}) },
+    hostIp: f.underlayIp, reconcilers: { ...RECONCILERS, ...(network ? networkReconcilers : {}), ...(volume ? volumeReconcilers : {}), ...(conductor ? baremetalReconcilers : {}) },
   }), streams);
 }
 

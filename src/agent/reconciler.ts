@@ -13,6 +13,8 @@ export interface ReconcilerContext {
   report(r: ResourceReport): void;
   /** Uploads image bytes into a queued image (snapshots). */
   uploadImage(imageId: string, archive: AsyncIterable<Buffer>): Promise<void>;
+  /** Converges a resource of this kind again soon (a driver heard something: a bare-metal ramdisk called back). */
+  requeue?(id: string): void;
 }
 
 export interface Reconciler {

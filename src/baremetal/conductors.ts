@@ -10,13 +10,11 @@ import type { HostInfo } from '../fleet/protocol.ts';
 import type { BmContext } from './context.ts';
 import { BAREMETAL_NODE_KIND } from './protocol.ts';
 
-/** What a conductor adds to its registration (fleet protocol 2.5, HostInfo.baremetal); read when present. */
-interface ConductorInfo { address?: string; http_port?: number; tftp?: boolean; conductor_group?: string }
-
 export async function heard(ctx: BmContext, hostname: string, info: HostInfo): Promise<void> {
   const drivers = info.kinds[BAREMETAL_NODE_KIND];
   if (!drivers) return;
-  const b = ((info as unknown as { baremetal?: ConductorInfo }).baremetal ?? {}) as ConductorInfo;
+  // HostInfo.baremetal (protocol 2.5): the conductor's endpoint on the provisioning network and its group
+  const b: Partial<NonNullable<HostInfo['baremetal']>> = info.baremetal ?? {};
   const now = nowIso();
   const row = {
     drivers: JSON.stringify([...drivers].sort()), conductor_group: b.conductor_group ?? '', address: b.address ?? info.host_ip ?? null,

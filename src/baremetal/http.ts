@@ -58,6 +58,17 @@ export function gate(req: FastifyRequest, route: Route): void {
 export const since = (min: string, route: Route): Route => ({ ...route, versions: { ...route.versions, min } });
 
 export function setup(app: FastifyInstance): void {
+  // ironicclient sends bodiless calls (DELETE .../maintenance, DELETE .../traits) as application/octet-stream;
+  // a body of any other type is read as JSON when it is JSON, as Ironic's API reads it
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const s = String(body);
+    if (!s.trim()) return done(null, undefined);
+    try {
+      done(null, JSON.parse(s));
+    } catch {
+      done(new ApiError('BadRequest', 'The request body is not valid JSON.'), undefined);
+    }
+  });
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('X-OpenStack-Ironic-API-Minimum-Version', MIN_VERSION);
     reply.header('X-OpenStack-Ironic-API-Maximum-Version', MAX_VERSION);

@@ -398,6 +398,10 @@ export function nodeRoutes(ctx: BmContext): Route[] {
         for (const k of Object.keys(b)) if (!known.includes(k)) throw E.invalid(`Unknown argument: "${k}"`);
         if (b.deploy_steps !== undefined && !at(rc, '1.69')) throw E.notAcceptable();
         if (b.disable_ramdisk !== undefined && !at(rc, '1.70')) throw E.notAcceptable();
+        // Stratus runs only its own steps (erase_devices_metadata, the deploy itself): user deploy steps and
+        // cleaning without the ramdisk are refused rather than ignored
+        if (Array.isArray(b.deploy_steps) && b.deploy_steps.length) throw E.invalid('Invalid deploy_steps: this cloud runs no user deploy steps.');
+        if (b.disable_ramdisk !== undefined && parseBool(b.disable_ramdisk, 'disable_ramdisk')) throw E.invalid('disable_ramdisk is not supported: every clean step here runs in the ramdisk.');
         await applyVerb(ctx, n, b, mv(rc), userOf(rc));
         rc.reply.header('Location', `${reqBase(rc.req)}/v1/nodes/${n.uuid}/states`);
       },
@@ -658,7 +662,8 @@ export async function vifsOf(ctx: BmContext, node: string): Promise<Array<{ id: 
 }
 
 /** Attaches a VIF to a free physical port of the node (pxe-enabled ones first), or to the port asked (1.67). */
-export async function attachVif(ctx: BmContext, node: string, vif: string, portUuid?: string): Promise<void> {
+/** Attaches `vif` to a free port of the node (the PXE ones first); the port it took. */
+export async function attachVif(ctx: BmContext, node: string, vif: string, portUuid?: string): Promise<{ uuid: string; address: string; physical_network: string | null; local_link_connection: Record<string, unknown> }> {
   const all = await ctx.db.selectFrom('baremetal_ports').selectAll().execute();
   for (const p of all) {
     if (parseJsonObject(p.internal_info).tenant_vif_port_id === vif) throw E.vifAttached(vif, 'port', p.uuid);
@@ -672,6 +677,7 @@ export async function attachVif(ctx: BmContext, node: string, vif: string, portU
   }
   const info = { ...parseJsonObject(port.internal_info), tenant_vif_port_id: vif };
   await ctx.db.updateTable('baremetal_ports').set({ internal_info: JSON.stringify(info), updated_at: nowIso() }).where('uuid', '=', port.uuid).execute();
+  return { uuid: port.uuid, address: port.address, physical_network: port.physical_network, local_link_connection: parseJsonObject(port.local_link_connection) };
 }
 
 export async function detachVif(ctx: BmContext, node: string, vif: string): Promise<void> {

@@ -120,6 +120,13 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
       throw E.invalid('A non-empty "rescue_password" is required when setting target provision state to rescue');
     }
   }
+  const ifaces = parseJsonObject(node.interfaces);
+  if ((event === 'rescue' || event === 'unrescue') && ifaces.rescue_interface === 'no-rescue') {
+    throw E.invalid(`Driver ${node.driver} does not support rescue (disabled or not implemented).`);
+  }
+  if (event === 'inspect' && ifaces.inspect_interface === 'no-inspect') {
+    throw E.invalid(`Driver ${node.driver} does not support inspect (disabled or not implemented).`);
+  }
   let steps: CleanStep[] | null = null;
   if (target === 'clean') {
     if (body.clean_steps === undefined) throw E.invalid('"clean_steps" is required when setting target provision state to clean');

@@ -36,12 +36,21 @@ export interface BaremetalNode {
   uuid: string; name: string | null; instance_uuid: string | null; provision_state: string; target_provision_state: string | null;
   power_state: string | null; target_power_state: string | null; maintenance: boolean; last_error: string | null; resource_class: string | null;
   properties: Record<string, unknown>; instance_info: Record<string, unknown>;
+  /** The conductor (agent host) holding the node: the host of a server deployed on it, as Nova's compute host of its ironic nodes. */
+  conductor: string | null;
+}
+
+/** The node's port a VIF was attached to: what the Neutron port is bound with (Ironic's flat network interface). */
+export interface AttachedVifPort {
+  uuid: string; address: string; physical_network: string | null; local_link_connection: Record<string, unknown>;
 }
 
 /** Compute's way to nodes (never HTTP to ourselves): the calls Nova's ironic driver makes to Ironic. */
 export interface BaremetalNodes {
   get(uuid: string): Promise<BaremetalNode | null>;
   byInstance(instanceUuid: string): Promise<BaremetalNode | null>;
+  /** Every node (Nova's ironic driver lists them for its hypervisors and the scheduler's candidates). */
+  list(): Promise<BaremetalNode[]>;
   /** Sets (or with null clears) the node's instance_uuid and merges instance_info (image_source, root_gb, ...). Ironic's 409s. */
   setInstance(uuid: string, instanceUuid: string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `active` with a config drive (Ironic's JSON form or string). */
@@ -49,7 +58,8 @@ export interface BaremetalNodes {
   /** `deleted`: tear down, then automated cleaning back to available. */
   undeploy(uuid: string): Promise<void>;
   power(uuid: string, target: 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting'): Promise<void>;
-  attachVif(uuid: string, vif: string): Promise<void>;
+  /** Attaches the VIF to a free port of the node (Ironic's 409s); the port taken. */
+  attachVif(uuid: string, vif: string): Promise<AttachedVifPort>;
   detachVif(uuid: string, vif: string): Promise<void>;
   /** Hears every change of a node's provision or power state (and last_error). */
   onEvent(fn: (e: NodeEvent) => void): void;
@@ -119,6 +129,7 @@ export function createBaremetalService(o: {
     uuid: n.uuid, name: n.name, instance_uuid: n.instance_uuid, provision_state: n.provision_state, target_provision_state: n.target_provision_state,
     power_state: n.power_state, target_power_state: n.target_power_state, maintenance: !!n.maintenance, last_error: n.last_error,
     resource_class: n.resource_class, properties: parseJsonObject(n.properties), instance_info: parseJsonObject(n.instance_info),
+    conductor: n.conductor,
   });
   const load = (uuid: string) => findNode(ctx, uuid, null);
   const nodes: BaremetalNodes = {
@@ -129,6 +140,9 @@ export function createBaremetalService(o: {
     async byInstance(instanceUuid) {
       const n = await o.db.selectFrom('baremetal_nodes').selectAll().where('instance_uuid', '=', instanceUuid).executeTakeFirst();
       return n ? view(n) : null;
+    },
+    async list() {
+      return (await o.db.selectFrom('baremetal_nodes').selectAll().orderBy('created_at').orderBy('uuid').execute()).map(view);
     },
     async setInstance(uuid, instanceUuid, info) {
       const n = await load(uuid);

@@ -5,7 +5,9 @@
 // for the admin project, a network `private` with a subnet and a router
 // `router1` from it to `public`. Made through the network API like any client
 // would, once: DATA_DIR/networks-created remembers it, so an admin may delete
-// or change them.
+// or change them. With bare metal, also the provisioning network `baremetal`
+// (admin-owned, shared, flat on the physical network mapped onto br-bm, DHCP
+// from .10; DATA_DIR/baremetal-network-created remembers it).
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -75,5 +77,40 @@ export async function createDefaultNetworks(o: {
   await api('PUT', `/routers/${router.id}/add_router_interface`, { subnet_id: privSubnet.id });
   writeFileSync(marker, `${pub.id} ${priv.id} ${router.id}\n`);
   o.log.info({ public: pub.id, private: priv.id, router: router.id }, 'created the default networks public and private with router1');
+  return true;
+}
+
+/**
+ * The bare-metal provisioning network on the first start: `baremetal`, an
+ * admin-owned shared flat network on `physicalNetwork` with one IPv4 subnet
+ * (DHCP on, no gateway: nothing is routed off the bridge; addresses from .10,
+ * below that the host's own); returns whether it made it.
+ */
+export async function createProvisioningNetwork(o: {
+  url: string; adminPassword: string; dataDir: string; log: Logger; physicalNetwork: string;
+  /** The subnet, e.g. 172.24.8.0/24; `host` the host's address on the bridge (the conductor's). */
+  cidr: string; host: string; name?: string;
+}): Promise<boolean> {
+  const marker = join(o.dataDir, 'baremetal-network-created');
+  if (existsSync(marker)) return false;
+  const name = o.name ?? 'baremetal';
+  const api = await adminApi(o.url, o.adminPassword);
+  const { networks } = await api<{ networks: Array<{ id: string }> }>('GET', `/networks?name=${encodeURIComponent(name)}`);
+  if (networks.length) {
+    writeFileSync(marker, 'present\n');
+    return false;
+  }
+  const base = o.cidr.split('/')[0]!.split('.').slice(0, 3).join('.');
+  const net = (await api<{ network: { id: string } }>('POST', '/networks', {
+    network: { name, shared: true, 'provider:network_type': 'flat', 'provider:physical_network': o.physicalNetwork },
+  })).network;
+  await api('POST', '/subnets', {
+    subnet: {
+      name: `${name}-subnet`, network_id: net.id, ip_version: 4, cidr: o.cidr, gateway_ip: null, enable_dhcp: true,
+      ...(o.cidr.endsWith('/24') ? { allocation_pools: [{ start: `${base}.10`, end: `${base}.250` }] } : {}),
+    },
+  });
+  writeFileSync(marker, `${net.id}\n`);
+  o.log.info({ network: net.id, cidr: o.cidr, conductor: o.host }, `created the bare-metal provisioning network ${name}`);
   return true;
 }

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { migrate, openDatabase } from '../db/database.ts';
 import { bootstrap } from '../identity/bootstrap.ts';
-import { createDefaultNetworks } from './default-networks.ts';
+import { createDefaultNetworks, createProvisioningNetwork } from './default-networks.ts';
 import { registerBaremetalVirtual } from './baremetal-virtual.ts';
 import { rotateCredentialKeys } from '../identity/credential-store.ts';
 import { rotateKeys } from '../identity/keys.ts';
@@ -24,6 +24,8 @@ const DEFAULT_DATA_DIR = '/var/lib/stratus';
 const DEFAULT_AGENT_STATE_DIR = '/var/lib/stratus-agent';
 /** The physical network of the all-in-one's external bridge (DevStack's `public`). */
 const EXTERNAL_PHYSNET = 'public';
+/** The physical network of the all-in-one's provisioning network (bare metal), mapped onto its host bridge br-bm. */
+const BAREMETAL_PHYSNET = 'baremetal';
 // The agent's modules load only for the commands that run it: a plain server
 // then keeps their memory (and node:http's ESM facade, which pulls in undici) out.
 const agentModule = () => import('../agent/main.ts');
@@ -233,20 +235,25 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
   .option('--underlay-ip <ip>', 'the agent\'s VXLAN endpoint (default: the address the route to the server leaves from); with `host add-local`, its underlay address (10.250.0.1)')
   .option('--external-bridge <bridge=cidr>', `the host bridge of the external network (physical network \`${EXTERNAL_PHYSNET}\`), made with the host's address on it when missing and never removed; nothing is forwarded or NATed from it to the host's other interfaces`, externalBridge, externalBridge('br-ex=172.24.4.1/24'))
   .option('--no-external-bridge', 'no external bridge (flat networks on physical network `public` then fail on this host)')
+  .option('--baremetal-bridge <bridge=cidr>', `the host bridge of the bare-metal provisioning network (physical network \`${BAREMETAL_PHYSNET}\`), made with the host's address on it when missing and never removed; the agent is its conductor on that address, and the shared flat network \`${BAREMETAL_PHYSNET}\` is made on it on the first start; nothing is forwarded or NATed from it`, externalBridge, externalBridge('br-bm=172.24.8.1/24'))
+  .option('--no-baremetal', 'no bare metal: no provisioning bridge, no conductor in the agent, no network `baremetal`')
+  .option('--no-baremetal-network', 'do not make the network `baremetal` on the first start (the bridge and the conductor still run)')
   .option('--no-vm-image', 'do not build and import the small VM image stratus-tiny (by default done in the background where qemu-system-x86_64 is installed; docs/guest-images.md)')
   .option('--log-file <file>', 'where the JSON log of the server and its agent goes (default: DATA_DIR/stratus.log; - for stdout); stdout shows where the cloud and its credentials are'))
-  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; vmImage?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string }) => {
+  .action(async (f: ServerFlags & AllocationRatios & { agent?: boolean; vmImage?: boolean; logFile?: string; externalBridge: ExternalBridge | false; underlayIp?: string; baremetal?: boolean; baremetalBridge: ExternalBridge; baremetalNetwork?: boolean }) => {
     const dataDir = resolve(f.dataDir);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const log = upLog(f.logFile ?? join(dataDir, 'stratus.log'), f.logLevel);
     const s = await startStratus({ ...toOptions(f), logger: log.logger });
     const { clouds, openrc } = writeClientConfig(dataDir, s.url, s.adminPassword, s.adminProjectId);
-    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd, f.vmImage !== false);
+    const baremetal = f.baremetal === false ? false : { bridge: f.baremetalBridge, network: f.baremetalNetwork !== false };
+    const agent = await startLocalAgent(s, dataDir, f.agent !== false, [...allocationRatioArgs(f), ...(f.underlayIp ? ['--underlay-ip', f.underlayIp] : [])], f.externalBridge, log.fd, f.vmImage !== false, baremetal);
     // No password here: whatever captures this output (a terminal's scrollback, a
     // service manager's journal, CI logs) would keep it. It is in the owner-only files.
     process.stdout.write([
       '',
       `Stratus is up: ${s.url}`,
+      `  dashboard:   ${s.url}/   (log in as admin, domain Default)`,
       `  identity:    ${s.url}/identity/v3`,
       '  admin:       user admin, project admin, domain Default',
       `  credentials: ${clouds}   (export OS_CLIENT_CONFIG_FILE=${clouds}; openstack --os-cloud stratus token issue)`,
@@ -268,7 +275,8 @@ allocationRatioOptions(serverOptions(program.command('up').description('run the 
  * installed), then runs `stratus agent` as a supervised child (see
  * src/agent/main.ts).
  */
-async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number, vmImage = true): Promise<{ stop(): Promise<void> } | null> {
+async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, extraArgs: string[], external: ExternalBridge | false, output?: number, vmImage = true,
+  baremetal: { bridge: ExternalBridge; network: boolean } | false = false): Promise<{ stop(): Promise<void> } | null> {
   if (!wanted) return null;
   if (process.getuid?.() !== 0) {
     s.logger.warn('not root: no host agent started, servers will not be placed (run `stratus up` as root)');
@@ -279,6 +287,16 @@ async function startLocalAgent(s: Stratus, dataDir: string, wanted: boolean, ext
     const made = await ensureExternalBridge(external.name, external.cidr);
     if (made.length) s.logger.info({ made }, 'external bridge');
     extraArgs = [...extraArgs, '--bridge-mapping', `${EXTERNAL_PHYSNET}=${external.name}`];
+  }
+  if (baremetal) {
+    // the provisioning network's bridge, as br-ex: the host's address on it is the conductor's
+    const made = await ensureExternalBridge(baremetal.bridge.name, baremetal.bridge.cidr);
+    if (made.length) s.logger.info({ made }, 'bare-metal provisioning bridge');
+    extraArgs = [...extraArgs, '--bridge-mapping', `${BAREMETAL_PHYSNET}=${baremetal.bridge.name}`, '--baremetal', '--baremetal-address', baremetal.bridge.gateway];
+    if (baremetal.network) {
+      await createProvisioningNetwork({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger, physicalNetwork: BAREMETAL_PHYSNET, cidr: baremetal.bridge.subnet, host: baremetal.bridge.gateway })
+        .catch((err: Error) => s.logger.error({ err: err.message }, 'could not create the bare-metal provisioning network'));
+    }
   }
   await importDefaultImage({ url: s.url, adminPassword: s.adminPassword, dataDir, log: s.logger })
     .catch((err: Error) => s.logger.error({ err: err.message }, 'could not import the default busybox image'));
@@ -310,6 +328,10 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--no-vm', 'run no virtual machines (by default the agent serves `vm` servers when qemu-system-x86_64 is installed)')
   .option('--no-volume', 'serve no volumes (by default the agent keeps volumes as files under STATE_DIR/volumes: reflink copies on btrfs/XFS, a loop-mounted btrfs otherwise)')
   .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
+  .option('--baremetal', 'be a bare-metal conductor: drive `ipmi` and `redfish` nodes (power, boot device, inspection, cleaning and deploys through the deploy ramdisk)')
+  .option('--baremetal-address <ip>', 'the conductor\'s address on the provisioning network: its HTTP endpoint for iPXE and the deploy ramdisk listens there')
+  .option('--baremetal-port <port>', 'the port of that endpoint', port, 6386)
+  .option('--baremetal-ramdisk-timeout <seconds>', 'how long a node may take from power on to its deploy ramdisk\'s first call', seconds, 900)
   .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info'))
   .action(async ({ bridgeMapping, ...f }: AgentFlags & { bridgeMapping?: Record<string, string> }) => {
     await (await agentModule()).runAgent({ ...f, bridgeMappings: bridgeMapping });
@@ -468,6 +490,15 @@ db.command('migrate').description('run pending migrations')
     } finally {
       await d.close();
     }
+  });
+
+program.command('events').description('print the resource event stream (servers created, changing state, deleted...) of the OS_* credentials\' project (every project for an admin), one line per event; docs/events.md')
+  .option('--types <types>', 'only these resource types, comma-separated (server, volume, network, subnet, port, router, floatingip, security_group, image)')
+  .option('--json', 'each event as its JSON object')
+  .option('--since <seq>', 'first replay the events after this sequence number that the server still holds')
+  .action(async (f: { types?: string; json?: boolean; since?: string }) => {
+    const { printEvents } = await import('./events.ts');
+    await printEvents(f);
   });
 
 program.command('status').description('check that a server answers')

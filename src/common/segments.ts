@@ -1,7 +1,7 @@
 // Cuts a byte stream into consecutive segments of at most `size` bytes, each
 // an async iterable of its own, for writers that store one stream as several
 // objects (an object store caps its objects; the parts are then composed):
-// Glance's object store and the registry's uploads. A segment must be read to
+// the object store's segmented put (src/object/segmented.ts). A segment must be read to
 // its end before the next one is asked for.
 export class Segmenter {
   private readonly reader: AsyncIterator<Buffer | Uint8Array>;

@@ -19,8 +19,13 @@ export const DRIVER_ACTIONS = [
 ] as const;
 export type DriverAction = (typeof DRIVER_ACTIONS)[number];
 
-/** Neutron's binding:vif_type of a kind's ports: `bridge` (a veth on the network's bridge) or `tap` (a tap the hypervisor opens). */
-export type VifType = 'bridge' | 'tap';
+/**
+ * Neutron's binding:vif_type of a kind's ports: `bridge` (a veth on the
+ * network's bridge), `tap` (a tap the hypervisor opens) or `other` (a bare-metal
+ * node's NIC: the port is bound to the node, binding:vnic_type baremetal, with
+ * the node port's MAC and local_link_information, as Ironic binds it; no agent plugs it).
+ */
+export type VifType = 'bridge' | 'tap' | 'other';
 
 export interface ServerKind {
   /** Image container_format values that boot this kind (lower case). */
@@ -40,6 +45,14 @@ export interface ServerKind {
   actions: readonly DriverAction[];
   /** The remote consoles it offers: protocol -> console types (os-remote-consoles, os-get*Console). */
   consoles: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Whether a host agent converges servers of this kind (the fleet's `server`
+   * kind hands them out). False: an engine controller drives them in-process
+   * (bare metal: engine/baremetal.ts through the bare-metal service).
+   */
+  agent: boolean;
+  /** Glance disk_format values it boots (null: any). */
+  diskFormats: readonly string[] | null;
 }
 
 export const KINDS = {
@@ -52,7 +65,7 @@ export const KINDS = {
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
       'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
-    consoles: { serial: ['serial'] },
+    consoles: { serial: ['serial'] }, agent: true, diskFormats: null,
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
@@ -64,7 +77,19 @@ export const KINDS = {
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
       'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
-    consoles: { serial: ['serial'], vnc: ['novnc'] },
+    consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null,
+  },
+  // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver
+  // does: power on/off and reboot through the node's power, delete as undeploy (the node cleans
+  // back to available). Nova's ironic driver has no pause, suspend, snapshot, resize, migration,
+  // shelve (offload), console output or volume attachment of its own, and Stratus's conductor
+  // no rescue or console stream yet: those are Nova's 409 here. Its image a whole-disk image
+  // (bare, raw or qcow2), written by the deploy ramdisk; chosen by the flavor (kindOfFlavor).
+  baremetal: {
+    imageFormats: [], rootDisk: true, rootDeviceName: null,
+    snapshot: { containerFormat: 'bare', diskFormat: 'raw' }, hypervisor: 'ironic', disks: 1, vifType: 'other',
+    actions: ['os-start', 'os-stop', 'reboot'],
+    consoles: {}, agent: false, diskFormats: ['raw', 'qcow2'],
   },
 } as const satisfies Record<string, ServerKind>;
 
@@ -80,6 +105,23 @@ export const kindOf = (name: string): ServerKind => (KINDS as Record<string, Ser
 export function kindOfImageFormat(containerFormat: string | null): KindName {
   const cf = (containerFormat ?? '').toLowerCase();
   return (Object.keys(KINDS) as KindName[]).find((k) => (KINDS[k].imageFormats as readonly string[]).includes(cf)) ?? DEFAULT_KIND;
+}
+
+/** The container formats a bare-metal server's whole-disk image may have (Glance's `bare`). */
+export const BAREMETAL_IMAGE_FORMATS: readonly string[] = ['bare'];
+
+/**
+ * The kind a flavor asks for, or null (the image decides): `stratus:kind`
+ * names one; a flavor asking a unit of a custom resource class
+ * (`resources:CUSTOM_<CLASS>=1`) with VCPU, MEMORY_MB and DISK_GB zeroed is
+ * a bare-metal flavor, as Nova's ironic flavors are.
+ */
+export function kindOfFlavor(extraSpecs: Record<string, string>): KindName | null {
+  const named = extraSpecs['stratus:kind'];
+  if (named && named in KINDS) return named as KindName;
+  const custom = Object.entries(extraSpecs).some(([k, v]) => /^resources:CUSTOM_[A-Z0-9_]+$/.test(k) && /^\d+$/.test(v) && Number(v) > 0);
+  const zeroed = ['VCPU', 'MEMORY_MB', 'DISK_GB'].every((rc) => extraSpecs[`resources:${rc}`] === '0');
+  return custom && zeroed ? 'baremetal' : null;
 }
 
 /** True when `action` is one a host's driver does (DRIVER_ACTIONS). */

@@ -128,6 +128,11 @@ export interface ComputeApiTables {
      * while it is rescuing or rescued; null otherwise (0110).
      */
     rescue_image: string | null;
+    /**
+     * A bare-metal server's node (Nova's instance.node: the Ironic node's
+     * uuid, its hypervisor_hostname); null for other kinds and while unplaced (0111).
+     */
+    node: string | null;
   };
   compute_instance_actions: { updated_at: string | null };
   compute_instance_action_events: { details: string | null };
@@ -389,6 +394,11 @@ export const computeMigrations: Record<string, Migration> = {
   '0110_rescue': {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('compute_servers').addColumn('rescue_image', text).execute();
+    },
+  },
+  '0111_baremetal_node': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('compute_servers').addColumn('node', text).execute();
     },
   },
 };

@@ -41,6 +41,7 @@ import { consoleProxyServices, consoleRoutes } from './api/consoles.ts';
 import { novncService } from './api/novnc.ts';
 import { serverEvents } from './api/events.ts';
 import type { EventBus } from '../http/events.ts';
+import type { BaremetalNodes } from '../baremetal/service.ts';
 
 export interface ComputeDeps {
   db: Db; log: Logger; dataDir: string; identity: IdentityContext; images: ImageService;
@@ -53,6 +54,8 @@ export interface ComputeDeps {
   volumes?: ServerVolumes;
   /** The resource event stream servers' changes are published to. */
   events?: EventBus;
+  /** The bare-metal service's nodes, driven for servers of kind baremetal (none: they find no valid host). */
+  baremetal?: BaremetalNodes;
 }
 
 export interface ComputeService {
@@ -69,16 +72,17 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   // a server placed on a host: its ports are bound there, and its volumes' attachments follow it (an unshelve)
   const placed = network || volumes ? {
     bindPorts: async (id: string, host: string, kind: string) => {
-      if (network) await network.bind(id, host, kindOf(kind).vifType);
+      // a bare-metal server's ports are bound to its node's NICs by its driver (engine/baremetal.ts)
+      if (network && kindOf(kind).agent) await network.bind(id, host, kindOf(kind).vifType);
       if (volumes) await moveServerVolumes(deps.db, volumes, id, host);
     },
   } : {};
-  const engine = createEngine({ ...deps, ...placed });
+  const engine = createEngine({ ...deps, ...placed, network });
   // the channels agents open for consoles (and, later, exec): a route of the agent API
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config }, network, volumes: deps.volumes ?? null,
-    serverEvents: serverEvents(deps.db, deps.events),
+    serverEvents: serverEvents(deps.db, deps.events), baremetal: deps.baremetal ?? null,
   };
   // what agents reported and the scheduler did, on the event stream
   engine.onServersChanged((rows) => ctx.serverEvents(rows));

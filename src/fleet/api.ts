@@ -117,6 +117,7 @@ const HostInfoBody = Type.Object({
     address: Type.String({ minLength: 1, maxLength: 64 }),
     http_port: Type.Integer({ minimum: 1, maximum: 65535 }),
     tftp: Type.Boolean(),
+    conductor_group: Type.Optional(Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9_.-]*$' })),
   }, { additionalProperties: false })),
 }, { additionalProperties: true });
 

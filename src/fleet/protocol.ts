@@ -68,6 +68,8 @@ export interface BaremetalConductor {
   address: string;
   http_port: number;
   tftp: boolean;
+  /** Ironic's conductor group this conductor serves (only nodes of that `conductor_group` are placed on it); '' when absent. */
+  conductor_group?: string;
 }
 
 /** What a VM host runs its guests with; `accel` is what a probe found working, not what devices exist. */

@@ -163,3 +163,95 @@ export function eventService(bus: EventBus, validate: TokenValidator, o: { keepa
     ],
   };
 }
+
+/** What a service's write looks like on the event stream, for `withWriteEvents`. */
+export interface WriteWatch {
+  /** The collections (path segments) whose writes are events: their resource type, and the key of the resource in a create's answer (null: the body itself, as Glance's). */
+  collections: Record<string, { type: string; key: string | null }>;
+  /** The resource as the event shows it, read from the service's tables; null when it is gone. */
+  describe(type: string, id: string): Promise<Pick<ResourceChange, 'project_id' | 'status' | 'name'> | null>;
+}
+
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const pendingWrites = new WeakMap<FastifyRequest, { type: string; id: string | null; collection: string; key: string | null; before?: Pick<ResourceChange, 'project_id' | 'status' | 'name'> | null; payload?: unknown }>();
+
+/**
+ * The resource a write route acts on: the last known collection in the
+ * route's path and the parameter after it (an update, an action, a delete),
+ * or the collection alone (a create, whose id comes from the answer).
+ */
+function writeTarget(req: FastifyRequest, w: WriteWatch) {
+  const parts = (req.routeOptions.url ?? '').split('/');
+  const params = (req.params ?? {}) as Record<string, string>;
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const c = w.collections[parts[i]!];
+    if (!c) continue;
+    const next = parts[i + 1];
+    if (next === undefined) return req.method === 'POST' ? { ...c, collection: parts[i]!, id: null } : null;
+    if (next.startsWith(':')) return { ...c, collection: parts[i]!, id: params[next.slice(1)] ?? null };
+    return null;
+  }
+  return null;
+}
+
+/**
+ * A service whose successful writes (POST, PUT, PATCH, DELETE answered 2xx)
+ * on `watch`'s collections are published: the place every API client's change
+ * passes. The resource is read after the answer is sent (before, for a
+ * delete), so the event says what the tables hold. Changes made elsewhere
+ * (an agent's report) are the service's own to publish.
+ */
+export function withWriteEvents(service: Service, bus: EventBus, watch: WriteWatch): Service {
+  return {
+    ...service,
+    setup(app) {
+      service.setup?.(app);
+      app.addHook('preHandler', async (req) => {
+        if (!WRITES.has(req.method)) return;
+        const t = writeTarget(req, watch);
+        if (!t) return;
+        pendingWrites.set(req, { ...t, before: req.method === 'DELETE' && t.id ? await watch.describe(t.type, t.id).catch(() => null) : undefined });
+      });
+      app.addHook('onSend', async (req, reply, payload) => {
+        const p = pendingWrites.get(req);
+        if (p && p.id === null && reply.statusCode < 300 && typeof payload === 'string') p.payload = payload;
+        return payload;
+      });
+      app.addHook('onResponse', async (req, reply) => {
+        const p = pendingWrites.get(req);
+        if (!p || reply.statusCode >= 300) return;
+        pendingWrites.delete(req);
+        void publishWrite(bus, watch, req.method, p).catch((err: Error) => req.log.warn({ err: err.message }, 'publishing a resource event failed'));
+      });
+    },
+  };
+}
+
+async function publishWrite(bus: EventBus, watch: WriteWatch, method: string, p: NonNullable<ReturnType<typeof pendingWrites.get>>): Promise<void> {
+  if (method === 'DELETE' && p.id) {
+    const now = await watch.describe(p.type, p.id);
+    // a delete that only marks the resource (a volume `deleting`) is an update until it is gone
+    if (now) bus.publish({ type: p.type, id: p.id, action: 'updated', ...now });
+    else if (p.before) bus.publish({ type: p.type, id: p.id, action: 'deleted', ...p.before, status: 'DELETED' });
+    return;
+  }
+  const ids: string[] = [];
+  if (p.id) ids.push(p.id);
+  else if (typeof p.payload === 'string') {
+    let body: Record<string, any>;
+    try {
+      body = JSON.parse(p.payload);
+    } catch {
+      return;
+    }
+    const one = p.key === null ? body : body?.[p.key];
+    if (one && typeof one.id === 'string') ids.push(one.id);
+    // Neutron's bulk create: {"networks": [...]}
+    const many = body?.[p.collection.replace(/-/g, '_')];
+    if (Array.isArray(many)) for (const r of many) if (typeof r?.id === 'string') ids.push(r.id);
+  }
+  for (const id of ids) {
+    const now = await watch.describe(p.type, id);
+    if (now) bus.publish({ type: p.type, id, action: p.id ? 'updated' : 'created', ...now });
+  }
+}

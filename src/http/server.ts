@@ -228,7 +228,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
         reply.code(apiErr.status).headers(apiErr.headers);
         return service.renderError(apiErr, req);
       });
-      scope.setNotFoundHandler(async (req, reply) => {
+      // a service at the root (the dashboard's page at `/`) does not answer for every unknown path
+      if (service.prefix !== '') scope.setNotFoundHandler(async (req, reply) => {
         const apiErr = new ApiError('NotFound', `The resource could not be found.`);
         reply.code(404);
         req.log.debug({ url: req.url }, 'no route');

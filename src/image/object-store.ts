@@ -5,14 +5,12 @@
 // every replica through the database and its backend.
 //
 // A put hashes and inspects the stream as the file store does (Meter), and
-// writes it in segments of at most SEGMENT bytes, composed into the image's
-// object once all arrived (the object store's compose: no copy), so an image
-// may be larger than one object (5 GiB). A put that fails or is refused
-// leaves nothing: its segments are removed, and the object store's own crash
-// recovery removes what a crash left.
-import { PassThrough, Readable } from 'node:stream';
-import { Segmenter } from '../common/segments.ts';
-import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../object/service.ts';
+// writes it with the object store's segmented put (segments of at most
+// SEGMENT bytes composed into the image's object, no copy), so an image may
+// be larger than one object (5 GiB). A put that fails or is refused leaves
+// nothing.
+import { PassThrough, type Readable } from 'node:stream';
+import { ObjectStoreError, putSegmented, type ContainerInfo, type ObjectStore } from '../object/service.ts';
 import { feedMeter, Meter, TooLargeError, type ImageStore, type PutOptions, type PutResult } from './store.ts';
 
 /** The account and internal container holding image data. */
@@ -46,27 +44,14 @@ export class ObjectImageStore implements ImageStore {
     // the reader below sees the meter's errors (a refusal, the cap), also one raised before it starts reading
     meter.on('error', () => undefined);
 
-    const segments = new Segmenter(meter, this.segment);
-    const parts: string[] = [];
-    const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    let result: PutResult | undefined;
+    const resultOnce = () => (result ??= meter.result());
     try {
-      for (;;) {
-        const segment = await segments.next();
-        // an empty image is one empty object
-        if (!segment && parts.length) break;
-        const name = `${key}.segment-${nonce}-${String(parts.length).padStart(5, '0')}`;
-        parts.push(name);
-        await this.store.putObject(c, name, segment ? Readable.from(segment) : Readable.from([]), { maxSize: this.segment });
-        if (!segment) break;
-      }
-      const result = meter.result();
-      await this.store.composeObject({ container: c, name: key }, parts.map((name) => ({ container: c, name })),
-        { etag: result.md5, contentType: 'application/octet-stream', removeParts: true });
-      return result;
+      await putSegmented(this.store, c, key, meter, { segment: this.segment, contentType: 'application/octet-stream', md5: () => resultOnce().md5 });
+      return resultOnce();
     } catch (e) {
       detach();
       meter.destroy();
-      for (const name of parts) await this.store.deleteObject(c, name).catch(() => undefined);
       if (e instanceof ObjectStoreError && e.reason === 'TooLarge') throw new TooLargeError(opts.maxSize);
       throw e;
     } finally {

@@ -36,45 +36,58 @@ export interface MetadataService {
 
 const ec2Id = (prefix: string, n: number) => `${prefix}-${n.toString(16).padStart(8, '0')}`;
 
+/** EC2's number for a uuid, given on first use. */
+async function ec2Number(db: Kysely<any>, uuid: string): Promise<number> {
+  const read = () => db.selectFrom('metadata_ec2_ids').select('id').where('uuid', '=', uuid).executeTakeFirst();
+  const have = await read();
+  if (have) return Number(have.id);
+  await db.insertInto('metadata_ec2_ids').values({ uuid }).onConflict((c) => c.column('uuid').doNothing()).execute();
+  return Number((await read())!.id);
+}
+
+/**
+ * Everything the metadata answers of server `serverId` are made of (null:
+ * no such server). `via`: the port and address the request came from (the
+ * EC2 local-ipv4 and mac); otherwise the server's first IPv4 address. Also
+ * what a config drive is rendered from (compute's bare-metal driver: Ironic's
+ * JSON config drive holds metaDataJson and network_data).
+ */
+export async function serverMetadataOf(database: Db, serverId: string, via?: { port_id: string; ip: string }): Promise<ServerMetadata | null> {
+  const db = database as unknown as Kysely<any>;
+  const ports = serverMetadataNetworking(database);
+  const s = await db.selectFrom('compute_servers').selectAll().where('id', '=', serverId).where('deleted_at', 'is', null).executeTakeFirst();
+  if (!s) return null;
+  const meta = Object.fromEntries((await db.selectFrom('compute_server_metadata').select(['key', 'value']).where('server_id', '=', s.id).orderBy('key').execute())
+    .map((m) => [m.key as string, m.value as string]));
+  let flavorName = '';
+  try {
+    flavorName = String((JSON.parse(s.flavor) as { name?: unknown }).name ?? '');
+  } catch { /* a broken row: no name */ }
+  const facts = await ports.facts(s.id);
+  const v4 = facts.ports.flatMap((p) => p.fixed_ips.filter((f) => !f.ip_address.includes(':')).map((f) => ({ port: p, ip: f.ip_address })));
+  const first = v4[0] ?? null;
+  const networkData = (await ports.networkData([s.id])).get(s.id)!;
+  const password = await db.selectFrom('metadata_passwords').select('password').where('server_id', '=', s.id).executeTakeFirst();
+  const keys = s.key_name && s.key_data ? [{ name: s.key_name as string, type: (s.key_data as string).startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data as string }] : [];
+  return {
+    uuid: s.id, name: s.name, hostname: s.hostname, project_id: s.project_id, availability_zone: s.availability_zone ?? 'nova',
+    launch_index: s.launch_index, reservation_id: s.reservation_id, meta, keys,
+    user_data: s.user_data ? Buffer.from(s.user_data, 'base64') : null, flavor_name: flavorName,
+    ec2_instance_id: ec2Id('i', await ec2Number(db, s.id)), ec2_ami_id: s.image_id ? ec2Id('ami', await ec2Number(db, s.image_id)) : '',
+    local_ipv4: first?.ip ?? via?.ip ?? '', mac: (facts.ports.find((p) => p.id === via?.port_id) ?? first?.port)?.mac_address ?? '',
+    public_ipv4: facts.floating_ips.find((f) => !f.floating_ip_address.includes(':'))?.floating_ip_address ?? null,
+    security_groups: facts.security_groups, network_data: networkData, password: password?.password ?? '',
+  };
+}
+
 export function createMetadataService(o: { db: Db; log: Logger }): MetadataService {
   const db = o.db as unknown as Kysely<any>;
   const ports = serverMetadataNetworking(o.db);
 
-  /** EC2's number for a uuid, given on first use. */
-  async function ec2Number(uuid: string): Promise<number> {
-    const read = () => db.selectFrom('metadata_ec2_ids').select('id').where('uuid', '=', uuid).executeTakeFirst();
-    const have = await read();
-    if (have) return Number(have.id);
-    await db.insertInto('metadata_ec2_ids').values({ uuid }).onConflict((c) => c.column('uuid').doNothing()).execute();
-    return Number((await read())!.id);
-  }
-
   async function lookup(networkId: string, ip: string): Promise<ServerMetadata | null> {
     const port = await ports.portAt(networkId, ip);
     if (!port) return null;
-    const s = await db.selectFrom('compute_servers').selectAll().where('id', '=', port.device_id).where('deleted_at', 'is', null).executeTakeFirst();
-    if (!s) return null;
-    const meta = Object.fromEntries((await db.selectFrom('compute_server_metadata').select(['key', 'value']).where('server_id', '=', s.id).orderBy('key').execute())
-      .map((m) => [m.key as string, m.value as string]));
-    let flavorName = '';
-    try {
-      flavorName = String((JSON.parse(s.flavor) as { name?: unknown }).name ?? '');
-    } catch { /* a broken row: no name */ }
-    const facts = await ports.facts(s.id);
-    const v4 = facts.ports.flatMap((p) => p.fixed_ips.filter((f) => !f.ip_address.includes(':')).map((f) => ({ port: p, ip: f.ip_address })));
-    const first = v4[0] ?? null;
-    const networkData = (await ports.networkData([s.id])).get(s.id)!;
-    const password = await db.selectFrom('metadata_passwords').select('password').where('server_id', '=', s.id).executeTakeFirst();
-    const keys = s.key_name && s.key_data ? [{ name: s.key_name as string, type: (s.key_data as string).startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data as string }] : [];
-    return {
-      uuid: s.id, name: s.name, hostname: s.hostname, project_id: s.project_id, availability_zone: s.availability_zone ?? 'nova',
-      launch_index: s.launch_index, reservation_id: s.reservation_id, meta, keys,
-      user_data: s.user_data ? Buffer.from(s.user_data, 'base64') : null, flavor_name: flavorName,
-      ec2_instance_id: ec2Id('i', await ec2Number(s.id)), ec2_ami_id: s.image_id ? ec2Id('ami', await ec2Number(s.image_id)) : '',
-      local_ipv4: first?.ip ?? ip, mac: (facts.ports.find((p) => p.id === port.port_id) ?? first?.port)?.mac_address ?? '',
-      public_ipv4: facts.floating_ips.find((f) => !f.floating_ip_address.includes(':'))?.floating_ip_address ?? null,
-      security_groups: facts.security_groups, network_data: networkData, password: password?.password ?? '',
-    };
+    return serverMetadataOf(o.db, port.device_id, { port_id: port.port_id, ip });
   }
 
   return {

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
-import { badRequest, conflict, ipExhausted, NeutronError, notFound } from './errors.ts';
+import { badRequest, conflict, ipExhausted, macInUse, NeutronError, notFound } from './errors.ts';
 import { associationWith, insertFloatingIp, removeFloatingIp, type FloatingIpRow } from './floating-ips.ts';
 import { claimInterfaceIndex, interfaceIndexes } from './interface-index.ts';
 import { tapName } from './protocol.ts';
@@ -25,7 +25,19 @@ import type { SubnetRow } from './subnets.ts';
 import type { AutoTopology } from './auto-topology.ts';
 
 /** The binding:vif_type of a bound server port (kinds.ts hands a `tap` port to its agent as a tap, a `bridge` one as a veth). */
-export type BoundVifType = 'bridge' | 'tap';
+export type BoundVifType = 'bridge' | 'tap' | 'other';
+
+/** A bare-metal node's NIC a server's port is bound to (Ironic's flat network interface). */
+export interface BaremetalBinding {
+  /** The node's uuid: binding:host_id. */
+  node: string;
+  /** The NIC's MAC: the port's mac_address. */
+  mac: string;
+  /** The node port's local_link_connection: binding:profile local_link_information. */
+  localLinkInformation: Array<Record<string, unknown>>;
+  /** The node port's physical network, when it names one. */
+  physicalNetwork?: string | null;
+}
 
 /** Nova's `networks` of a server create (from 2.37 required; `auto`/`none` from 2.37). */
 export type RequestedNetworks = 'auto' | 'none' | Array<{ uuid?: string; port?: string; fixed_ip?: string }>;
@@ -41,6 +53,15 @@ export interface ServerNetworking {
    * agent plugs a veth into the server's namespace) or `tap` (a tap a VM opens).
    */
   bind(serverId: string, host: string | null, vifType?: BoundVifType): Promise<void>;
+  /**
+   * Binds one of the server's ports to a bare-metal node's NIC, as Ironic's
+   * flat network interface binds a tenant VIF: binding:host_id the node,
+   * binding:vnic_type baremetal, binding:vif_type other, binding:profile
+   * local_link_information (and physical_network) from the node's port, and
+   * the NIC's MAC as the port's mac_address (Neutron's 409 MacAddressInUse
+   * when another port of the network has it). No agent plugs it.
+   */
+  bindBaremetal(serverId: string, portId: string, b: BaremetalBinding): Promise<void>;
   /** Nova's `addresses` of each server: network name -> addresses. */
   addresses(serverIds: string[]): Promise<Map<string, Record<string, ServerAddress[]>>>;
   /** Deletes the server's ports except `preserve` (the ports it was given), which are detached. */
@@ -204,6 +225,25 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         // the network's DHCP port, as a port bound through the API gets it
         for (const n of nets) await retryOnCollision(() => db.transaction().execute((tx) => ensureDhcpPort(tx, n.network_id, ctx.config.macPrefix)), () => ipExhausted(n.network_id));
       }
+    },
+
+    async bindBaremetal(serverId, portId, b) {
+      await db.transaction().execute(async (tx) => {
+        const p = await tx.selectFrom('network_ports').selectAll().where('id', '=', portId).where('device_id', '=', serverId).executeTakeFirst();
+        if (!p) throw notFound.port(portId);
+        const mac = b.mac.toLowerCase();
+        if (mac !== p.mac_address) {
+          const other = await tx.selectFrom('network_ports').select('id').where('network_id', '=', p.network_id).where('mac_address', '=', mac).where('id', '!=', portId).executeTakeFirst();
+          if (other) throw macInUse(mac, p.network_id);
+        }
+        const profile = { local_link_information: b.localLinkInformation, ...(b.physicalNetwork ? { physical_network: b.physicalNetwork } : {}) };
+        await tx.updateTable('network_ports').set({
+          mac_address: mac, binding_host_id: b.node, binding_vnic_type: 'baremetal', binding_vif_type: 'other', binding_profile: JSON.stringify(profile),
+        }).where('id', '=', portId).execute();
+        await bumpRevision(tx as unknown as Kysely<any>, 'network_ports', portId, null, 'port');
+        // the network's DHCP port, as a port bound through the API gets it
+        await ensureDhcpPort(tx, p.network_id, ctx.config.macPrefix);
+      });
     },
 
     async addresses(serverIds) {

@@ -29,7 +29,7 @@ import { addressGroupDef, groupDef, ruleDef, securityGroupRoutes } from './secur
 
 export type { NetworkConfig } from './context.ts';
 /** Compute's way to its servers' ports (the only in-process interface of the network service besides its kinds). */
-export type { BoundVifType, RequestedNetworks, ServerAddress, ServerNetworking } from './server-ports.ts';
+export type { BaremetalBinding, BoundVifType, RequestedNetworks, ServerAddress, ServerNetworking } from './server-ports.ts';
 /** What the config drive and the metadata service read of a server's ports (network_data.json, the port holding an address). */
 export { serverMetadataNetworking, type ServerMetadataNetworking, type ServerPortInterface } from './server-ports.ts';
 export type { NetworkData } from './metadata-network-data.ts';

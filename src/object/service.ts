@@ -22,6 +22,7 @@ export type {
 } from './store.ts';
 export { MAX_OBJECT_SIZE, ObjectStore, ObjectStoreError, swiftTimestamp, timestampDate } from './store.ts';
 export type { ObjectBackend } from './backend.ts';
+export { putSegmented, type SegmentedPutOptions } from './segmented.ts';
 
 export interface ObjectConfig {
   /** Where the file backend keeps blobs (default DATA_DIR/objects). */

@@ -893,19 +893,35 @@ export class ObjectStore {
       const rows = new Set((await this.db.selectFrom('object_blobs').select('id').where('id', 'in', batch).execute()).map((r) => r.id));
       for (const id of batch) if (!rows.has(id)) report.orphanFiles.push(id);
     }
+    const missing: string[] = [];
+    const corrupt: Array<{ blob: string; reason: string }> = [];
     for (const [id, b] of known) {
       if (b.state !== 'live') continue;
       if (!present.has(id)) {
-        report.missingFiles.push(id);
+        missing.push(id);
         continue;
       }
       if (o.verify === false) continue;
       report.blobsChecked++;
       const v = await this.backend.verify(id, b.size);
       const reason = !v.ok ? v.reason : b.md5 && v.md5 !== b.md5 ? 'its MD5 does not match the recorded one' : null;
-      if (reason) report.corrupt.push({ blob: id, reason, objects: await this.objectsOf(id) });
+      if (reason) corrupt.push({ blob: id, reason });
     }
+    // a blob released (its last object deleted) after the rows were read loses its file meanwhile: asked again, only a still live one is reported
+    const live = await this.stillLive([...missing, ...corrupt.map((x) => x.blob)]);
+    report.missingFiles = missing.filter((id) => live.has(id));
+    for (const x of corrupt) if (live.has(x.blob)) report.corrupt.push({ ...x, objects: await this.objectsOf(x.blob) });
     return report;
+  }
+
+  /** Which of these blobs are live now. */
+  private async stillLive(ids: string[]): Promise<Set<string>> {
+    const live = new Set<string>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db.selectFrom('object_blobs').select('id').where('id', 'in', ids.slice(i, i + 500)).where('state', '=', 'live').execute();
+      for (const r of rows) live.add(r.id);
+    }
+    return live;
   }
 
   private async objectsOf(blob: string): Promise<string[]> {

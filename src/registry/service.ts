@@ -26,6 +26,7 @@ import { ApiError } from '../common/errors.ts';
 import type { Db } from '../db/database.ts';
 import { keystoneTokens, type Authenticator, type Credentials, type TokenValidator } from '../http/auth.ts';
 import { PUBLIC } from '../http/policy.ts';
+import { singleRange } from '../http/range.ts';
 import type { Route, Service } from '../http/service.ts';
 import type { BasicAuthenticator } from '../identity/basic-auth.ts';
 import { getProject } from '../identity/lookup.ts';
@@ -135,25 +136,12 @@ function readAll(s: Readable | undefined, limit: number): Promise<Buffer> {
   });
 }
 
-/** A single `Range: bytes=a-b` (or `a-`, `-n`) against a size; null when absent; 416 when unsatisfiable. */
+/** A single `Range: bytes=a-b` (or `a-`, `-n`) against a size, end inclusive (http/range.ts); null when absent or not one range; 416 when unsatisfiable. */
 function byteRange(req: FastifyRequest, size: number): { start: number; end: number } | null {
   const h = req.headers.range;
-  if (typeof h !== 'string') return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(h.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return null; // not a form served: the whole blob, as RFC 9110 allows
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    start = Math.max(size - Number(m[2]), 0);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start >= size || start > end) {
-    throw new ApiError('RangeNotSatisfiable', `range ${h} not satisfiable for ${size} bytes`, { 'Content-Range': `bytes */${size}` });
-  }
-  return { start, end };
+  const range = singleRange(typeof h === 'string' ? h : undefined, size);
+  if (range === 'unsatisfiable') throw new ApiError('RangeNotSatisfiable', `range ${h} not satisfiable for ${size} bytes`, { 'Content-Range': `bytes */${size}` });
+  return range && { start: range.start, end: range.end - 1 };
 }
 
 function pageSize(v: string | undefined): number | undefined {

@@ -6,9 +6,8 @@
 //   uploads/<id>/<n>          the n-th chunk of an upload session
 // A completed upload is composed from its chunks (no copy of the bytes); a
 // blob mounted from another project is a server-side copy (a reference).
-import { Readable } from 'node:stream';
-import { Segmenter } from '../common/segments.ts';
-import { MAX_OBJECT_SIZE, ObjectStoreError, timestampDate, type ContainerInfo, type ObjectStore } from '../object/service.ts';
+import type { Readable } from 'node:stream';
+import { MAX_OBJECT_SIZE, ObjectStoreError, putSegmented, timestampDate, type ContainerInfo, type ObjectStore } from '../object/service.ts';
 
 export interface RegistryStorage {
   /** Stores a stream under key (replacing), all or nothing; the size written. */
@@ -69,32 +68,10 @@ export class ObjectRegistryStorage implements RegistryStorage {
     }
   }
 
-  /** One object per segment (SEGMENT bytes), composed into `key` when there are several (a layer may exceed one object's 5 GiB). */
+  /** The object store's segmented put (a layer may exceed one object's 5 GiB). */
   async put(projectId: string, key: string, data: Readable) {
-    return this.inContainer(projectId, async (c) => {
-      const segments = new Segmenter(data, this.segment);
-      const first = await segments.next();
-      const firstPut = await this.store.putObject(c, key, first ? Readable.from(first) : Readable.from([]), { maxSize: this.segment, contentType: 'application/octet-stream' });
-      const second = first && await segments.next();
-      if (!second) return { size: firstPut.size };
-      // more than one segment: the first moves aside, the rest follow, then one compose
-      const parts = [`${key}.segment-00000`];
-      try {
-        await this.store.copyObject({ container: c, name: key }, { container: c, name: parts[0]! });
-        await this.store.deleteObject(c, key);
-        for (let s: AsyncGenerator<Buffer> | null = second; s; s = await segments.next()) {
-          const name = `${key}.segment-${String(parts.length).padStart(5, '0')}`;
-          parts.push(name);
-          await this.store.putObject(c, name, Readable.from(s), { maxSize: this.segment, contentType: 'application/octet-stream' });
-        }
-        const o = await this.store.composeObject({ container: c, name: key }, parts.map((name) => ({ container: c, name })),
-          { etag: key.slice(key.lastIndexOf('/') + 1), contentType: 'application/octet-stream', removeParts: true });
-        return { size: o.size };
-      } catch (e) {
-        for (const name of parts) await this.store.deleteObject(c, name).catch(() => undefined);
-        throw e;
-      }
-    });
+    const o = await this.inContainer(projectId, (c) => putSegmented(this.store, c, key, data, { segment: this.segment, contentType: 'application/octet-stream' }));
+    return { size: o.size };
   }
 
   async open(projectId: string, key: string, range?: { start: number; end: number }) {

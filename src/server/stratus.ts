@@ -9,7 +9,11 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { migrate, openDatabase, type Database } from '../db/database.ts';
 import { IdleMemory, type Collector } from '../http/idle-memory.ts';
 import { buildServer } from '../http/server.ts';
-import { EventBus, eventService } from '../http/events.ts';
+import { EventBus, eventService, withWriteEvents } from '../http/events.ts';
+import { dashboardServices } from '../dashboard/service.ts';
+import { networkWriteWatch } from '../network/events.ts';
+import { volumeWriteWatch } from '../volume/events.ts';
+import { imageWriteWatch } from '../image/events.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
@@ -136,14 +140,18 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       },
     },
   });
-  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images });
-  const compute = createCompute({ db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events });
-  // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
-  fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
-  const placement = createPlacement(database.db);
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
   // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
   const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images });
+  // compute drives nodes for bare-metal servers through the bare-metal service's interface, as Nova's ironic driver drives Ironic
+  const compute = createCompute({
+    db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events,
+    baremetal: baremetal.nodes,
+  });
+  // the metadata service (169.254.169.254): the agents' metadata proxies relay guests' requests to it
+  fleet.addRoutes(metadataRoutes(createMetadataService({ db: database.db, log: logger.child({ component: 'metadata' }) })));
+  const placement = createPlacement(database.db);
   // S3 on the same store: buckets are the projects' containers; keys are Keystone's EC2 credentials
   const s3 = createS3Service({ store: objects.store, keys: identity.ec2, log: logger.child({ component: 's3' }), ...o.s3 });
   // the OCI registry under /v2, its bytes in the object store
@@ -153,8 +161,10 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   });
   return {
     identity, images, compute, fleet, volume, objects, registry, baremetal, events,
-    services: [identity.service, images.service, ...compute.services, fleet.service, placement.service, network.service, volume.service, objects.service, s3, registry.service, baremetal.service,
-      eventService(events, identity.authenticate)],
+    // the API writes of networks, volumes and images on the event stream (compute publishes its own)
+    services: [identity.service, withWriteEvents(images.service, events, imageWriteWatch(database.db)), ...compute.services, fleet.service, placement.service,
+      withWriteEvents(network.service, events, networkWriteWatch(database.db)), withWriteEvents(volume.service, events, volumeWriteWatch(database.db)), objects.service, s3, registry.service,
+      baremetal.service, eventService(events, identity.authenticate), ...dashboardServices()],
   };
 }
 

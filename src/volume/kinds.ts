@@ -72,6 +72,8 @@ export function volumeKinds(o: {
   uploadFailed?(imageId: string): Promise<void>;
   /** A volume's create finished: available, or error (its backend failed it, or no pool fits). */
   created?(volumeId: string): Promise<void>;
+  /** A report changed a volume or snapshot (its status, or it is gone): for the resource event stream. */
+  changed?(c: { type: 'volume' | 'volume_snapshot'; id: string; project_id: string; name: string | null; gone: boolean }): void;
 }): VolumeKinds {
   const db = o.vdb;
   const now = o.now ?? Date.now;
@@ -150,7 +152,7 @@ export function volumeKinds(o: {
     },
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
-        const row = await db.selectFrom('volume_volumes').select(['host', 'upload', 'status']).where('id', '=', r.id).executeTakeFirst();
+        const row = await db.selectFrom('volume_volumes').select(['host', 'upload', 'status', 'project_id', 'name']).where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
         const failed = await applyExportFailure(db, r.id, r.version, r.error);
         if (failed.length) {
@@ -160,7 +162,10 @@ export function volumeKinds(o: {
         const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
-        if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
+        if (outcome !== 'stale' && outcome !== 'ignored') {
+          o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');
+          o.changed?.({ type: 'volume', id: r.id, project_id: row.project_id, name: row.name, gone: outcome === 'deleted' });
+        }
         if (row.status === 'creating' && (outcome === 'available' || outcome === 'error')) {
           await o.created?.(r.id).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling of a volume made failed'));
         }
@@ -194,10 +199,13 @@ export function volumeKinds(o: {
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
         const row = await db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
-          .select('volume_volumes.host as host').where('volume_snapshots.id', '=', r.id).executeTakeFirst();
+          .select(['volume_volumes.host as host', 'volume_snapshots.project_id as project_id', 'volume_snapshots.name as name']).where('volume_snapshots.id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
         const outcome = await applySnapshotReport(db, r.id, r.version, r.observed as SnapshotObserved, r.error);
-        if (outcome !== 'stale' && outcome !== 'ignored') o.log.info({ snapshot: r.id, host: hostname, outcome }, 'snapshot report');
+        if (outcome !== 'stale' && outcome !== 'ignored') {
+          o.log.info({ snapshot: r.id, host: hostname, outcome }, 'snapshot report');
+          o.changed?.({ type: 'volume_snapshot', id: r.id, project_id: row.project_id, name: row.name, gone: outcome === 'deleted' });
+        }
       }
     },
   };

@@ -11,6 +11,7 @@ import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo } from '../fleet/protocol.ts';
 import { PUBLIC } from '../http/policy.ts';
 import { volumeKinds } from './kinds.ts';
+import type { EventBus } from '../http/events.ts';
 import { route, type Route, type Service } from '../http/service.ts';
 import { deleteUnattached } from './attach.ts';
 import { DEFAULT_VOLUME_CONFIG, type VolumeConfig, type VolumeContext, type VolumeImages } from './context.ts';
@@ -105,6 +106,8 @@ export function createVolumeService(o: {
   images?: VolumeImages;
   /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
   fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void };
+  /** The resource event stream: backends' reports of volumes and snapshots (the API's writes: src/volume/events.ts). */
+  events?: EventBus;
 }): VolumeService {
   const ctx: VolumeContext = {
     db: o.db, vdb: o.db as unknown as Kysely<VolumeTables>, log: o.log, config: { ...DEFAULT_VOLUME_CONFIG, ...o.config }, images: o.images,
@@ -123,6 +126,17 @@ export function createVolumeService(o: {
       },
       async created(id) {
         for (const fn of createdListeners) await fn(id);
+      },
+      changed(c) {
+        if (!o.events) return;
+        if (c.gone) {
+          o.events.publish({ type: c.type, id: c.id, project_id: c.project_id, name: c.name, action: 'deleted', status: 'deleted' });
+          return;
+        }
+        const table = c.type === 'volume' ? 'volume_volumes' : 'volume_snapshots';
+        void ctx.vdb.selectFrom(table).select('status').where('id', '=', c.id).executeTakeFirst().then((r) => {
+          if (r) o.events!.publish({ type: c.type, id: c.id, project_id: c.project_id, name: c.name, action: 'updated', status: r.status });
+        }, () => undefined);
       },
       async exportsFailed(failed) {
         for (const fn of failureListeners) await fn(failed.map((f) => ({ attachmentId: f.attachmentId, serverId: f.instance, message: f.message })));

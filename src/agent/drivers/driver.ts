@@ -8,7 +8,7 @@
 // other error is taken as the host's (transient).
 import type { DesiredServer, ServerVolumeObserved } from '../../compute/engine/protocol.ts';
 import type { Logger } from 'pino';
-import type { Hypervisor } from '../../fleet/protocol.ts';
+import type { BaremetalConductor, Hypervisor } from '../../fleet/protocol.ts';
 import type { VolumePoolStats } from '../../volume/protocol.ts';
 
 /** What every driver of `server` resources is built with. */
@@ -41,6 +41,8 @@ export interface Driver {
   hypervisor?(): Promise<Hypervisor>;
   /** The pools of a driver that serves `volume` (sent with the registration and each heartbeat). */
   volumePools?(hostname: string): Promise<VolumePoolStats[]>;
+  /** A bare-metal conductor's endpoint (HostInfo.baremetal). */
+  baremetal?(): BaremetalConductor;
 }
 
 export interface Observed {

@@ -1,5 +1,6 @@
 // What every compute route module is given.
 import type { ServerNetworking } from '../../network/service.ts';
+import type { BaremetalNodes } from '../../baremetal/service.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
@@ -49,4 +50,6 @@ export interface ComputeContext {
   volumes: ServerVolumes | null;
   /** Publishes servers' changes to the resource event stream (src/http/events.ts). */
   serverEvents: ServerEvents;
+  /** The bare-metal service's nodes (os-hypervisors lists them as Nova's ironic driver does); null: none. */
+  baremetal: BaremetalNodes | null;
 }

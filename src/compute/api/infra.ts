@@ -2,6 +2,10 @@
 // (compute_hosts) and what is placed on them (placement's usage of each host's provider):
 // os-availability-zone, os-hypervisors and os-services. The control plane
 // itself appears as nova-scheduler and nova-conductor in the internal zone.
+// Bare-metal nodes are hypervisors too, as Nova's ironic driver shows them:
+// hypervisor_hostname and (2.53) id the node's uuid, hypervisor_type
+// `ironic`, the service its conductor's nova-compute, its size the node's
+// properties (cpus, memory_mb, local_gb), all used while it holds an instance.
 import { createHash } from 'node:crypto';
 import { hostname as osHostname, uptime as osUptime } from 'node:os';
 import { badRequest, conflict, notFound } from '../../common/errors.ts';
@@ -105,8 +109,37 @@ async function setService(ctx: ComputeContext, s: ServiceView, change: { status?
 
 interface Usage { vcpus: number; memory: number; disk: number; servers: Array<{ id: string; name: string }>; busy: number }
 
-async function usageByHost(ctx: ComputeContext, hosts: HostRow[]): Promise<Map<string, Usage>> {
-  const out = new Map<string, Usage>(hosts.map((h) => [h.hostname, { vcpus: 0, memory: 0, disk: 0, servers: [], busy: 0 }]));
+/**
+ * Each bare-metal node with a live conductor host as a hypervisor row of its
+ * own (hostname and id the node's uuid, type `ironic`, the conductor's
+ * service), and the conductor's host id of each.
+ */
+async function nodeHypervisors(ctx: ComputeContext, hosts: HostRow[]): Promise<{ rows: HostRow[]; conductorOf: Map<string, HostRow>; held: Set<string> }> {
+  const conductorOf = new Map<string, HostRow>();
+  const held = new Set<string>();
+  if (!ctx.baremetal) return { rows: [], conductorOf, held };
+  const rows: HostRow[] = [];
+  for (const n of await ctx.baremetal.list()) {
+    const c = hosts.find((h) => h.hostname === n.conductor);
+    if (!c) continue;
+    const num = (k: string) => {
+      const x = Number(n.properties[k] ?? 0);
+      return Number.isFinite(x) && x > 0 ? Math.floor(x) : 0;
+    };
+    rows.push({
+      ...c, id: n.uuid, hostname: n.uuid, kinds: JSON.stringify(['baremetal']), vcpus: num('cpus'), memory_mb: num('memory_mb'), disk_gb: num('local_gb'),
+      cpu_allocation_ratio: 1, ram_allocation_ratio: 1, disk_allocation_ratio: 1, hypervisor_type: 'ironic', hypervisor_accel: null, hypervisor_version: null,
+    });
+    conductorOf.set(n.uuid, c);
+    if (n.instance_uuid) held.add(n.uuid);
+  }
+  return { rows, conductorOf, held };
+}
+
+async function usageByHost(ctx: ComputeContext, hosts: HostRow[], nodes: HostRow[] = [], held = new Set<string>()): Promise<Map<string, Usage>> {
+  const out = new Map<string, Usage>([...hosts, ...nodes].map((h) => [h.hostname, { vcpus: 0, memory: 0, disk: 0, servers: [], busy: 0 }]));
+  // a node holding an instance is used whole (the ironic driver's resources while it has one)
+  for (const n of nodes) if (held.has(n.id)) Object.assign(out.get(n.hostname)!, { vcpus: n.vcpus, memory: n.memory_mb, disk: n.disk_gb });
   if (!hosts.length) return out;
   const used = await usageOf(ctx.db, hosts.map((h) => h.id));
   for (const h of hosts) {
@@ -114,10 +147,11 @@ async function usageByHost(ctx: ComputeContext, hosts: HostRow[]): Promise<Map<s
     const p = used.get(h.id)!;
     Object.assign(u, { vcpus: p.get('VCPU') ?? 0, memory: p.get('MEMORY_MB') ?? 0, disk: p.get('DISK_GB') ?? 0 });
   }
-  const servers = await ctx.db.selectFrom('compute_servers').select(['id', 'name', 'host', 'task_state'])
+  // a bare-metal server is its node's (a hypervisor of its own), not its conductor host's
+  const servers = await ctx.db.selectFrom('compute_servers').select(['id', 'name', 'host', 'task_state', 'node'])
     .where('host', 'in', hosts.map((h) => h.hostname)).where('deleted_at', 'is', null).orderBy('created_at').execute();
   for (const s of servers) {
-    const u = out.get(s.host!);
+    const u = out.get(s.node ?? s.host!);
     if (!u) continue;
     u.servers.push({ id: s.id, name: s.name });
     if (s.task_state) u.busy++;
@@ -168,7 +202,7 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
       out.hypervisor_type = hypervisorType(h);
       out.hypervisor_version = hypervisorVersion(h);
       out.host_ip = h.host_ip || null;
-      out.service = { id: v.ge('2.53') ? svc.uuid : svc.number, host: h.hostname, disabled_reason: h.disabled_reason };
+      out.service = { id: v.ge('2.53') ? svc.uuid : svc.number, host: svc.host, disabled_reason: h.disabled_reason };
       if (v.lt('2.88')) {
         Object.assign(out, {
           vcpus: h.vcpus, memory_mb: h.memory_mb, local_gb: h.disk_gb, vcpus_used: u.vcpus, memory_mb_used: u.memory, local_gb_used: u.disk,
@@ -186,10 +220,14 @@ export function infraRoutes(ctx: ComputeContext): Route[] {
     return out;
   };
   const load = async () => {
-    const hosts = await allHosts(ctx);
+    const computeHosts = await allHosts(ctx);
+    const nodes = await nodeHypervisors(ctx, computeHosts);
+    const hosts = [...computeHosts, ...nodes.rows];
     const numbers = await hostNumbers(ctx, hosts);
     const svcs = new Map((await services(ctx)).filter((s) => s.hostRow).map((s) => [s.hostRow!.id, s]));
-    const usage = await usageByHost(ctx, hosts);
+    // a node's service is its conductor's nova-compute
+    for (const [node, c] of nodes.conductorOf) svcs.set(node, svcs.get(c.id)!);
+    const usage = await usageByHost(ctx, computeHosts, nodes.rows, nodes.held);
     return { hosts, numbers, svcs, usage };
   };
   const findHypervisor = async (rc: RouteContext, id: string) => {

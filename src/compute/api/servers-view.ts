@@ -145,7 +145,8 @@ export function renderServer(
   if (extended) {
     out['OS-EXT-SRV-ATTR:host'] = s.host;
     out['OS-EXT-SRV-ATTR:instance_name'] = instanceName(s);
-    out['OS-EXT-SRV-ATTR:hypervisor_hostname'] = s.host ? (host?.hostname ?? s.host) : null;
+    // a bare-metal server's hypervisor is its node (Nova's instance.node: the Ironic node's uuid)
+    out['OS-EXT-SRV-ATTR:hypervisor_hostname'] = s.host ? (s.node ?? host?.hostname ?? s.host) : null;
     if (v.ge('2.3')) {
       out['OS-EXT-SRV-ATTR:hostname'] = s.hostname;
       out['OS-EXT-SRV-ATTR:kernel_id'] = '';

@@ -2,7 +2,7 @@
 // Nova's filters, sorting and pagination, show, update and delete.
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
-import { KINDS, kindOf, kindOfImageFormat, type KindName } from '../kinds.ts';
+import { BAREMETAL_IMAGE_FORMATS, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -172,6 +172,16 @@ export function checkImage(img: ImageInfo | undefined, flavor: { ram: number; di
     if (img.minDisk > flavor.disk) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${flavor.disk * 1024 ** 3} bytes, minimum required by image is ${img.minDisk * 1024 ** 3} bytes.`);
   }
   return img;
+}
+
+/** A bare-metal server's image: a whole-disk image the deploy ramdisk writes (Glance's bare container, raw or qcow2 disk). */
+function checkBaremetalImage(img: ImageInfo): void {
+  const cf = (img.containerFormat ?? '').toLowerCase();
+  const df = (img.diskFormat ?? '').toLowerCase();
+  const kind = KINDS.baremetal;
+  if (!BAREMETAL_IMAGE_FORMATS.includes(cf) || !(kind.diskFormats as readonly string[]).includes(df)) {
+    throw badRequest(`Image ${img.id} is unacceptable: a bare-metal server boots a whole-disk image (container_format bare, disk_format raw or qcow2), not ${cf || 'none'}/${df || 'none'}.`);
+  }
 }
 
 /** A volume block device mapping asked for at create (block_device_mapping_v2, source and destination volume). */
@@ -413,6 +423,9 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   const flavor = await findFlavor(ctx.db, cred, flavorId);
   if (!flavor) throw badRequest(`Flavor ${flavorId} could not be found.`);
   if (flavor.disabled) throw badRequest(`Flavor ${flavorId} could not be found.`);
+  const specs = await extraSpecsOf(ctx.db, flavor.id);
+  // a bare-metal flavor (kinds.ts kindOfFlavor) makes a bare-metal server, whatever kind the image would say
+  const bareMetal = kindOfFlavor(specs) === 'baremetal';
 
   // image, directly or through an image block device mapping
   if (sv.block_device_mapping !== undefined && sv.block_device_mapping_v2 !== undefined) {
@@ -427,6 +440,8 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   const volumeBdms = bdmsAsked.volumes;
   const bootVolume = volumeBdms.find((b) => b.bootIndex === 0) ?? null;
+  // Nova's ironic driver boots whole-disk images; volumes (boot or attached) need Ironic's storage interface, which Stratus has not
+  if (bareMetal && volumeBdms.length) throw badRequest('Block device mappings of volumes are not supported for bare-metal servers.');
   if (bootVolume && bdmsAsked.image) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
   let image: ImageInfo | null = null;
   if (bootVolume) {
@@ -443,6 +458,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
     }
     image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
+    if (bareMetal) checkBaremetalImage(image);
     if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
       throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
     }
@@ -451,7 +467,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   if (volumeBdms.length && max > 1) throw badRequest('Cannot attach one or more volumes to multiple instances');
   const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms, flavor.ram) : [];
-  const serverKind: KindName = image ? kindOfImage(image) : 'vm';
+  const serverKind: KindName = bareMetal ? 'baremetal' : image ? kindOfImage(image) : 'vm';
 
   // key pair
   let keyData: string | null = null;
@@ -492,7 +508,6 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     if (!g || (!admin && g.project_id !== cred.projectId)) throw badRequest(`Instance group ${groupId} could not be found.`);
   }
 
-  const specs = await extraSpecsOf(ctx.db, flavor.id);
   const embedded: EmbeddedFlavor = {
     id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap, extra_specs: specs,
   };
@@ -568,6 +583,11 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
     // names its ports: a new version sends it the ports its agent may have been handed without
     const placed = await ctx.db.selectFrom('compute_servers').select(['id', 'host', 'kind']).where('id', 'in', created.map((c) => c.id)).where('host', 'is not', null).execute();
     for (const p of placed) {
+      // a bare-metal server's driver binds its ports to the node's NICs: woken, it finds them now
+      if (!kindOf(p.kind).agent) {
+        ctx.engine.notify(p.host);
+        continue;
+      }
       await ctx.network.bind(p.id, p.host!, kindOf(p.kind).vifType);
       if (kindOf(p.kind).vifType === 'tap') {
         await ctx.db.updateTable('compute_servers').set({ version: sql`version + 1`, updated_at: nowIso() }).where('id', '=', p.id).where('deleted_at', 'is', null).execute();

@@ -9,6 +9,7 @@
 //   heartbeat.ts       the watch that logs hosts going down and up
 //   hosts.ts           compute_hosts as the fleet's host registry
 //   agent-images.ts    the image routes compute adds to the agent API
+//   baremetal.ts       the bare-metal driver: servers of kind baremetal driven through their nodes, in-process
 //
 // The compute API records intent in compute_servers (bumping `version`) and
 // calls kick() (a server waits for a host) or notify(host) (a host's servers
@@ -26,6 +27,7 @@ import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
 import { bumpServers, settleBootVolumes, settleMadeVolumes, failExports } from './server-volumes.ts';
+import { baremetalDriver, type BaremetalDriver } from './baremetal.ts';
 
 export type { AgentRequestKind, Engine } from './interface.ts';
 
@@ -43,7 +45,9 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     ...(deps.config?.serviceDownTime ? { serviceDownTime: deps.config.serviceDownTime } : {}),
     ...overrides,
   } as EngineConfig;
-  const scheduler = new Scheduler(db, log.child({ component: 'scheduler' }), cfg, deps.bindPorts?.bind(deps));
+  const nodes = deps.baremetal;
+  const scheduler = new Scheduler(db, log.child({ component: 'scheduler' }), cfg, deps.bindPorts?.bind(deps),
+    nodes ? async () => (await nodes.list()).map((n) => ({ uuid: n.uuid, conductor: n.conductor })) : undefined);
   Object.assign(cfg, scheduler.config, overrides);
   const listeners: Array<(rows: ServerRow[]) => Promise<void>> = [];
   let stopping = false;
@@ -54,12 +58,18 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     const rows = await db.selectFrom('compute_servers').selectAll().where('id', 'in', ids).execute();
     for (const fn of listeners) await fn(rows).catch((err: Error) => log.warn({ err: err.message }, 'server change listener failed'));
   };
-  const notify = (host: string) => fleet.notify(host);
+  // bare-metal servers: no agent, their driver here (woken with their conductor's host, and periodically)
+  let driver: BaremetalDriver | null = null;
+  const notify = (host: string) => {
+    fleet.notify(host);
+    driver?.kick();
+  };
 
   const loop = schedulerLoop({ db, log, scheduler, batchSize: cfg.batchSize, serviceDownTime: cfg.serviceDownTime, notify, changed });
   const kick = () => {
     if (!stopping) void loop.kick();
   };
+  if (nodes) driver = baremetalDriver({ db, log, nodes, network: deps.network ?? null, maxAttempts: cfg.maxAttempts, changed, kickScheduler: kick });
   const requests = requestChannel(db, { notify, stopping: () => stopping || fleet.stopping });
   const heartbeat = heartbeatWatch(db, log, { serviceDownTime: cfg.serviceDownTime });
 
@@ -90,6 +100,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     if (stopping) return;
     kick();
     void settleMade();
+    driver?.kick();
     void heartbeat().catch((err: Error) => log.error({ err: err.message }, 'host watch failed'));
     void requests.expire().catch((err: Error) => log.error({ err: err.message }, 'request expiry failed'));
   };
@@ -107,6 +118,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
       timer = null;
       requests.stop();
       await loop.stop();
+      await driver?.stop();
     },
     kick,
     notify(host) {

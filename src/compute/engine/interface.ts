@@ -8,6 +8,8 @@ import type { ImageService } from '../../image/service.ts';
 import type { ServerRow } from '../schema.ts';
 import type { ServerAction } from './protocol.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
+import type { BaremetalNodes } from '../../baremetal/service.ts';
+import type { ServerNetworking } from '../../network/service.ts';
 
 export type AgentRequestKind = ServerAction;
 
@@ -22,6 +24,10 @@ export interface EngineDeps {
   bindPorts?(serverId: string, host: string, kind: string): Promise<void>;
   /** Cinder's attachments (the volume service); none: servers have no volumes. */
   volumes?: ServerVolumes;
+  /** The bare-metal service's nodes (Nova's ironic driver's Ironic); none: bare-metal servers find no valid host. */
+  baremetal?: BaremetalNodes;
+  /** The servers' ports (the bare-metal driver binds them to the nodes' NICs); none: servers have no ports. */
+  network?: ServerNetworking | null;
 }
 
 export interface Engine {

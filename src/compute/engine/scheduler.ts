@@ -20,6 +20,16 @@
 // task_state = 'scheduling' before its allocations are written. Concurrent
 // schedulers (several replicas) can therefore never oversubscribe a host or
 // place a server twice; a lost race leaves the server to the next round.
+//
+// A bare-metal server (kind `baremetal`) goes to a node instead, as Nova's
+// scheduler with the ironic driver: the candidates are the nodes' resource
+// providers (one unit of the node's CUSTOM_<class>, reserved while the node
+// is not free), each under its conductor's host (which must be up and in the
+// zone); the flavor's VCPU/MEMORY_MB/DISK_GB are not asked of a node, its
+// custom class and traits are (none asked: a unit of any node's class). The
+// claim is the same transaction on the node's provider; the server's host is
+// the conductor's, its `node` the node's uuid. The retry filter skips the
+// nodes a build failed on (failed_hosts holds node uuids for this kind).
 import { parseJsonList, parseJsonObject } from '../../common/json.ts';
 import type { Selectable } from 'kysely';
 import type { Logger } from 'pino';
@@ -117,7 +127,30 @@ function flavorSpecs(s: { flavor: string }): Record<string, string> {
 
 const asList = (v: unknown): string[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
-export interface Placement { server: Server; host: Host }
+/** Where a server goes: a host, and for a bare-metal server the node (its provider) under that host. */
+export interface Placement { server: Server; host: Host; node?: string }
+
+/** A bare-metal node as the scheduler sees it (the bare-metal service's, through compute's wiring). */
+export interface SchedulableNode { uuid: string; conductor: string | null }
+
+/** The kind of server scheduled onto bare-metal nodes rather than hosts. */
+export const BAREMETAL = 'baremetal';
+
+/** What a bare-metal server asks of a node: its custom classes (one unit of any node's class when none), and traits. */
+export function nodeRequestOf(s: { flavor: string; image_id?: string | null }): PlacementRequest {
+  const req = requestOf(s);
+  const resources: Resources = {};
+  for (const [rc, n] of Object.entries(req.resources)) if (rc.startsWith('CUSTOM_')) resources[rc] = n;
+  return { ...req, resources };
+}
+
+/** The placement request of a node's claim: the custom classes asked, or the node's one class. */
+function nodeClaim(s: Server, state: ProviderState | undefined): Resources {
+  const want = nodeRequestOf(s).resources;
+  if (Object.keys(want).length || !state) return want;
+  const own = [...state.inventories.keys()].find((rc) => rc.startsWith('CUSTOM_'));
+  return own ? { [own]: 1 } : {};
+}
 export interface Rejection { server: Server; reason: string }
 
 export class Scheduler {
@@ -126,11 +159,15 @@ export class Scheduler {
   readonly config: SchedulerConfig;
   /** Called for each server once claimed on a host (its ports are bound there, as its kind plugs them). */
   private readonly placedOn: ((serverId: string, host: string, kind: string) => Promise<void>) | null;
-  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}, placedOn?: (serverId: string, host: string, kind: string) => Promise<void>) {
+  /** The bare-metal nodes (none: bare-metal servers find no valid host). */
+  private readonly nodes: (() => Promise<SchedulableNode[]>) | null;
+  constructor(db: Db, log: Logger, config: Partial<SchedulerConfig> = {}, placedOn?: (serverId: string, host: string, kind: string) => Promise<void>,
+    nodes?: () => Promise<SchedulableNode[]>) {
     this.db = db;
     this.log = log;
     this.config = { ...defaultSchedulerConfig, ...config };
     this.placedOn = placedOn ?? null;
+    this.nodes = nodes ?? null;
   }
 
   /** One round: plans and claims. Returns the hosts that got servers (to notify) and how many waited. */
@@ -146,16 +183,18 @@ export class Scheduler {
     }
     const { placements, rejections } = await this.plan(servers);
     let lost = 0;
-    const byHost = new Map<string, Placement[]>();
+    // one claim per provider: a host's, or a node's
+    const byProvider = new Map<string, Placement[]>();
     for (const p of placements) {
-      const list = byHost.get(p.host.id) ?? [];
+      const key = p.node ?? p.host.id;
+      const list = byProvider.get(key) ?? [];
       list.push(p);
-      byHost.set(p.host.id, list);
+      byProvider.set(key, list);
     }
-    for (const list of byHost.values()) {
-      const n = await this.claim(list[0]!.host, list.map((p) => p.server));
+    for (const list of byProvider.values()) {
+      const n = await this.claim(list[0]!.host, list.map((p) => p.server), list[0]!.node);
       lost += list.length - n;
-      if (n) placed.set(list[0]!.host.hostname, n);
+      if (n) placed.set(list[0]!.host.hostname, (placed.get(list[0]!.host.hostname) ?? 0) + n);
     }
     for (const r of rejections) await this.fail(r.server, r.reason);
     return { placed, failed: rejections.length, waiting: servers.length, lost };
@@ -165,7 +204,8 @@ export class Scheduler {
   async plan(servers: Server[]): Promise<{ placements: Placement[]; rejections: Rejection[] }> {
     const hosts = await this.db.selectFrom('compute_hosts').selectAll().orderBy('hostname').execute();
     await syncComputeProviders(this.db, hosts);
-    const states = await providerStates(this.db, hosts.map((h) => h.id));
+    const nodes = this.nodes && servers.some((s) => s.kind === BAREMETAL) ? await this.nodes() : [];
+    const states = await providerStates(this.db, [...hosts.map((h) => h.id), ...nodes.map((n) => n.uuid)]);
     const groups = await this.loadGroups(servers);
     const hostsOfServers = await this.loadHintHosts(servers);
     const now = Date.now();
@@ -174,6 +214,12 @@ export class Scheduler {
     const cfg = this.config;
 
     for (const s of servers) {
+      if (s.kind === BAREMETAL) {
+        const p = this.planNode(s, hosts, nodes, states, now);
+        if (p) placements.push(p);
+        else rejections.push({ server: s, reason: NO_VALID_HOST });
+        continue;
+      }
       const want = requestOf(s);
       // a flavor may require a kind of host (extra spec stratus:kind = container | vm | baremetal)
       const flavorKind = flavorSpecs(s)['stratus:kind'] ?? null;
@@ -219,6 +265,38 @@ export class Scheduler {
       if (group) group.hosts.set(best.hostname, (group.hosts.get(best.hostname) ?? 0) + 1);
     }
     return { placements, rejections };
+  }
+
+  /** A free node for a bare-metal server (its unit counted as used for the rest of the batch), or null. */
+  private planNode(s: Server, hosts: Host[], nodes: SchedulableNode[], states: Map<string, ProviderState>, now: number): Placement | null {
+    const want = nodeRequestOf(s);
+    const failed = new Set(parseJsonList(s.failed_hosts));
+    const forced = s.requested_host ?? null;
+    const reasons = new Set<string>();
+    for (const n of nodes) {
+      const host = n.conductor ? hosts.find((h) => h.hostname === n.conductor) : undefined;
+      const state = states.get(n.uuid);
+      const claim = nodeClaim(s, state);
+      const why = ((): string | null => {
+        if (!host || host.status !== 'enabled' || !hostIsUp(host, this.config.serviceDownTime, now)) return 'ComputeFilter';
+        if (forced && host.hostname !== forced && n.uuid !== forced) return 'ForcedHost';
+        if (s.availability_zone && host.availability_zone !== s.availability_zone) return 'AvailabilityZoneFilter';
+        if (failed.has(n.uuid)) return 'RetryFilter';
+        if (!state || !Object.keys(claim).length) return 'PlacementFilter';
+        const short = firstUnfit(state, claim);
+        if (short) return short;
+        if (!want.required.every((t) => state.traits.has(t)) || want.forbidden.some((t) => state.traits.has(t))) return 'TraitFilter';
+        return null;
+      })();
+      if (why) {
+        reasons.add(why);
+        continue;
+      }
+      for (const [rc, k] of Object.entries(claim)) state!.usage.set(rc, (state!.usage.get(rc) ?? 0) + k);
+      return { server: s, host: host!, node: n.uuid };
+    }
+    this.log.info({ server: s.id, filteredBy: [...reasons] }, 'no valid bare-metal node');
+    return null;
   }
 
   private weigh(hosts: Host[], states: Map<string, ProviderState>, need: Resources, group: GroupInfo | undefined): Host {
@@ -285,27 +363,35 @@ export class Scheduler {
     return out;
   }
 
-  /** Claims `servers` on `host` in one transaction; returns how many were placed. */
-  async claim(host: Host, servers: Server[]): Promise<number> {
-    const placed = await this.claimOn(host, servers);
+  /** Claims `servers` on `host` (or on its bare-metal `node`) in one transaction; returns how many were placed. */
+  async claim(host: Host, servers: Server[], node?: string): Promise<number> {
+    const placed = await this.claimOn(host, servers, node);
     // before the agent hears of the server (the caller notifies it): its ports are on the host as soon as it is
     for (const s of placed) await this.placedOn?.(s.id, host.hostname, s.kind).catch((err: Error) => this.log.warn({ server: s.id, err: err.message }, 'binding the server\'s ports failed'));
     return placed.length;
   }
 
-  private async claimOn(host: Host, servers: Server[]): Promise<Server[]> {
+  private async claimOn(host: Host, servers: Server[], node?: string): Promise<Server[]> {
     const now = nowIso();
     return this.db.transaction().execute(async (tx) => {
       const h = await tx.selectFrom('compute_hosts').selectAll().where('id', '=', host.id).executeTakeFirst();
       if (!h) return [];
-      await syncComputeProviders(tx, [h]);
-      const items = servers.map((s) => ({ item: s, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }));
-      const placed = await claimOnProvider(tx, h.id, items, async (s) => {
+      let provider = h.id;
+      let resources = (s: Server): Resources => requestOf(s).resources;
+      if (node) {
+        // a node's provider: one unit of its class (the bare-metal service keeps its inventory)
+        provider = node;
+        const state = (await providerStates(tx, [node])).get(node);
+        resources = (s) => nodeClaim(s, state);
+      } else await syncComputeProviders(tx, [h]);
+      const items = servers.map((s) => ({ item: s, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: resources(s) }));
+      if (node && items.some((i) => !Object.keys(i.resources).length)) return [];
+      const placed = await claimOnProvider(tx, provider, items, async (s) => {
         const r = await tx.updateTable('compute_servers')
           .set({
             // a server booting from a volume waits for its root's export on this host (Nova's block_device_mapping; server-volumes.ts)
             host: h.hostname, task_state: s.image_id || s.disk_image ? 'spawning' : 'block_device_mapping', version: s.version + 1, schedule_attempts: s.schedule_attempts + 1,
-            availability_zone: s.availability_zone ?? h.availability_zone, updated_at: now,
+            availability_zone: s.availability_zone ?? h.availability_zone, updated_at: now, node: node ?? null,
           })
           .where('id', '=', s.id).where('version', '=', s.version).where('task_state', 'in', WAITING).where('deleted_at', 'is', null)
           .executeTakeFirst();
@@ -327,7 +413,7 @@ export class Scheduler {
     }
     const r = await this.db.updateTable('compute_servers')
       .set({
-        vm_state: 'error', task_state: null, host: null, power_state: 0, version: s.version + 1, updated_at: now,
+        vm_state: 'error', task_state: null, host: null, node: null, power_state: 0, version: s.version + 1, updated_at: now,
         fault: JSON.stringify({ code: 500, message, details: details || message, created: now }),
       })
       .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)

@@ -17,6 +17,10 @@ import { releaseClaim, softDelete } from './release.ts';
 import type { RequestChannel } from './requests.ts';
 import { applyVolumeObservations, bumpServers } from './server-volumes.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
+import { KINDS } from '../kinds.ts';
+
+/** Kinds whose servers no agent converges (KINDS[k].agent false). */
+const IN_PROCESS_KINDS = Object.entries(KINDS).filter(([, k]) => !k.agent).map(([name]) => name);
 
 const ServerObservedBody = Type.Object({
   power_state: Type.Integer({ minimum: 0, maximum: 7 }),
@@ -38,25 +42,7 @@ export function serverKind(o: {
 }): ResourceKind {
   const { db, log } = o;
 
-  /** Writes one transition; true when the row changed. */
-  const write = async (row: ServerRow, t: Transition, hostname: string): Promise<boolean> => {
-    if (t.kind === 'none') return false;
-    if (t.kind === 'deleted') return db.transaction().execute((tx) => softDelete(tx, row.id, row.version, { deleting: true }));
-    const set = t.set;
-    const ok = await db.transaction().execute(async (tx) => {
-      const u = await tx.updateTable('compute_servers').set(set).where('id', '=', row.id).where('version', '=', row.version)
-        .where('deleted_at', 'is', null).executeTakeFirst();
-      if (!Number(u.numUpdatedRows)) return false;
-      if (t.release) await releaseClaim(tx, row.id);
-      if (t.migration) {
-        await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
-          .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'reverting']).execute();
-      }
-      return true;
-    });
-    if (ok && t.buildFailed) log.warn({ server: row.id, host: hostname, err: t.buildFailed.message, rescheduled: t.buildFailed.rescheduled }, 'build failed on host');
-    return ok;
-  };
+  const write = (row: ServerRow, t: Transition, hostname: string) => writeTransition(db, log, row, t, hostname);
 
   return {
     kind: SERVER_KIND,
@@ -64,8 +50,10 @@ export function serverKind(o: {
 
     async placed(hostname) {
       // a server waiting for its boot volume's export (block_device_mapping) is not handed to the host yet
+      // nor is a server of a kind no agent converges (bare metal: engine/baremetal.ts drives its node in-process)
       const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('host', '=', hostname).where('deleted_at', 'is', null)
-        .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'block_device_mapping')])).execute();
+        .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'block_device_mapping')]))
+        .where('kind', 'not in', IN_PROCESS_KINDS).execute();
       return new Map(rows.map((r) => [r.id, r.version]));
     },
 
@@ -110,4 +98,30 @@ export function serverKind(o: {
       if (touched) await o.changed([touched]);
     },
   };
+}
+
+/**
+ * Writes one lifecycle transition of a server read as `row` (guarded by its
+ * version); true when the row changed. The agents' reports and the
+ * bare-metal driver's (baremetal.ts) take this one path. `hostname` names
+ * where the server was (the log's).
+ */
+export async function writeTransition(db: Db, log: Logger, row: ServerRow, t: Transition, hostname: string): Promise<boolean> {
+  if (t.kind === 'none') return false;
+  if (t.kind === 'deleted') return db.transaction().execute((tx) => softDelete(tx, row.id, row.version, { deleting: true }));
+  // a server leaving its host leaves its bare-metal node too
+  const set = t.set.host === null ? { ...t.set, node: null } : t.set;
+  const ok = await db.transaction().execute(async (tx) => {
+    const u = await tx.updateTable('compute_servers').set(set).where('id', '=', row.id).where('version', '=', row.version)
+      .where('deleted_at', 'is', null).executeTakeFirst();
+    if (!Number(u.numUpdatedRows)) return false;
+    if (t.release) await releaseClaim(tx, row.id);
+    if (t.migration) {
+      await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
+        .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'reverting']).execute();
+    }
+    return true;
+  });
+  if (ok && t.buildFailed) log.warn({ server: row.id, host: hostname, err: t.buildFailed.message, rescheduled: t.buildFailed.rescheduled }, 'build failed on host');
+  return ok;
 }

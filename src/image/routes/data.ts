@@ -3,6 +3,7 @@
 // POST /v2/images/{id}/import with the glance-direct method.
 import { Readable } from 'node:stream';
 import { ApiError, forbidden, notFound } from '../../common/errors.ts';
+import { singleRange } from '../../http/range.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ImageContext } from '../context.ts';
 import { importImage, missingData, stageImageData, uploadImageData } from '../data.ts';
@@ -29,26 +30,13 @@ function sizeHint(rc: RouteContext): number | undefined {
 }
 
 /**
- * A single byte range of a Range header, clipped to the size; undefined when
- * absent, unusable or unsatisfiable (the whole data is sent then).
+ * A single byte range of a Range header (http/range.ts), clipped to the size,
+ * end inclusive; undefined when absent, unusable or unsatisfiable (the whole
+ * data is sent then).
  */
 function byteRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
-  if (!header) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined;
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0) return undefined;
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start >= size || start > end) return undefined;
-  return { start, end };
+  const range = singleRange(header, size);
+  return range && range !== 'unsatisfiable' ? { start: range.start, end: range.end - 1 } : undefined;
 }
 
 export function dataRoutes(ictx: ImageContext): Route[] {

@@ -12,7 +12,7 @@
 // bucket's sysmeta and grants the same as `.r:*`.
 import type { Credentials } from '../../http/auth.ts';
 import type { ObjectStore } from '../store.ts';
-import { accountAclLevel, aclNames, ownLevel, type AccessLevel } from '../swift/acl.ts';
+import { accountAclLevel, aclNames, ownLevel, parseAcl, referrerAllowed, type AccessLevel } from '../swift/acl.ts';
 import { s3Error } from './errors.ts';
 
 export type Access = 'read' | 'list' | 'write' | 'owner';
@@ -36,7 +36,11 @@ export const SYS = {
   location: 's3-location',
 } as const;
 
-const entries = (acl: string | null): string[] => (acl ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+/** Who asks: the caller and the request's headers (the Referer, which Swift's referrer ACLs match). */
+export interface Caller {
+  cred: Credentials | null;
+  header(name: string): string | undefined;
+}
 
 const RANK: Record<AccessLevel, number> = { none: 0, 'read-only': 1, 'read-write': 2, admin: 3, owner: 4 };
 
@@ -52,22 +56,30 @@ export async function levelOf(store: ObjectStore, c: Credentials | null, project
   return RANK[byAcl] > RANK[own] ? byAcl : own;
 }
 
-export const publicRead = (b: AclHolder): boolean => entries(b.readAcl).includes('.r:*') || policyAllowsPublicRead(b.sysmeta[SYS.policy], b.name);
-export const publicList = (b: AclHolder): boolean => entries(b.readAcl).includes('.rlistings') && entries(b.readAcl).includes('.r:*');
+/** Anyone may read the bucket's objects: its read ACL's referrer rules let this Referer in (Swift's), or its policy's public-read statement. */
+const publicRead = (b: AclHolder, referer: string | undefined): boolean =>
+  referrerAllowed(referer, parseAcl(b.readAcl).referrers) || policyAllowsPublicRead(b.sysmeta[SYS.policy], b.name);
+/** Anyone may list the bucket: `.rlistings` and a referrer rule letting this Referer in, as Swift has it. */
+const publicList = (b: AclHolder, referer: string | undefined): boolean => {
+  const acl = parseAcl(b.readAcl);
+  return acl.listings && referrerAllowed(referer, acl.referrers);
+};
 
 /** Whether the caller may do `what` to the bucket (`objectPublic`: the object's own ACL lets anyone read it). */
-export async function allowed(store: ObjectStore, c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): Promise<boolean> {
+export async function allowed(store: ObjectStore, who: Caller, b: AclHolder, what: Access, objectPublic = false): Promise<boolean> {
+  const c = who.cred;
+  const referer = who.header('referer');
   const level = await levelOf(store, c, b.project);
   switch (what) {
     case 'owner': return RANK[level] >= RANK.admin;
     case 'write': return RANK[level] >= RANK['read-write'] || aclNames(b.writeAcl, c);
-    case 'read': return RANK[level] >= RANK['read-only'] || objectPublic || publicRead(b) || aclNames(b.readAcl, c);
-    case 'list': return RANK[level] >= RANK['read-only'] || publicList(b) || aclNames(b.readAcl, c);
+    case 'read': return RANK[level] >= RANK['read-only'] || objectPublic || publicRead(b, referer) || aclNames(b.readAcl, c);
+    case 'list': return RANK[level] >= RANK['read-only'] || publicList(b, referer) || aclNames(b.readAcl, c);
   }
 }
 
-export async function check(store: ObjectStore, c: Credentials | null, b: AclHolder, what: Access, objectPublic = false): Promise<void> {
-  if (!(await allowed(store, c, b, what, objectPublic))) throw s3Error('AccessDenied');
+export async function check(store: ObjectStore, who: Caller, b: AclHolder, what: Access, objectPublic = false): Promise<void> {
+  if (!(await allowed(store, who, b, what, objectPublic))) throw s3Error('AccessDenied');
 }
 
 // ---- canned ACLs --------------------------------------------------------------
@@ -92,9 +104,10 @@ export function bucketAclsOf(canned: string): { readAcl: string | null; writeAcl
 
 /** The canned ACL a bucket's Swift ACLs amount to. */
 export function cannedOf(b: AclHolder): string {
-  if (entries(b.writeAcl).includes('*:*')) return 'public-read-write';
-  if (entries(b.readAcl).includes('.r:*')) return 'public-read';
-  if (entries(b.readAcl).includes('*:*')) return 'authenticated-read';
+  const read = parseAcl(b.readAcl);
+  if (parseAcl(b.writeAcl).groups.includes('*:*')) return 'public-read-write';
+  if (read.referrers.includes('*')) return 'public-read';
+  if (read.groups.includes('*:*')) return 'authenticated-read';
   return 'private';
 }
 

@@ -10,8 +10,7 @@ import { bucketAclsOf, cannedOf, check, SYS, validatePolicy } from './access.ts'
 import { checkNewBucketName, loadBucket, multipartContainer, noSuchBucket, versionsContainer, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { quoteEtag } from './headers.ts';
-import type { S3Request } from './request.ts';
-import { uriEncode } from './sigv4.ts';
+import { listingParams, type S3Request } from './request.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 export const owner = (project: string): XmlNode => [['ID', project], ['DisplayName', project]];
@@ -54,13 +53,13 @@ export async function createBucket(ctx: S3Context, r: S3Request): Promise<void> 
 
 export async function headBucket(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   r.reply.header('x-amz-bucket-region', ctx.region);
 }
 
 export async function deleteBucket(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   // Older versions and delete markers keep a versioned bucket from being empty, as in S3.
   const versions = await ctx.store.getContainer(b.project, versionsContainer(b.name), { internal: true });
   if (b.objectCount > 0 || (versions && versions.objectCount > 0)) throw s3Error('BucketNotEmpty', undefined, [['BucketName', b.name]]);
@@ -83,26 +82,12 @@ export async function emptyAndDelete(ctx: S3Context, c: ContainerInfo): Promise<
 
 export async function getBucketLocation(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const location = b.sysmeta[SYS.location] ?? '';
   return r.xml(`<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${location === 'us-east-1' ? '' : location.replace(/[<&>]/g, '')}</LocationConstraint>`);
 }
 
 // ---- listings -------------------------------------------------------------------
-
-function maxKeysOf(r: S3Request, name = 'max-keys'): number {
-  const v = r.query.get(name);
-  if (v === undefined || v === '') return 1000;
-  if (!/^\d+$/.test(v)) throw s3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', [['ArgumentName', name], ['ArgumentValue', v]]);
-  return Math.min(1000, Number(v));
-}
-
-function encodingOf(r: S3Request): ((s: string) => string) {
-  const e = r.query.get('encoding-type');
-  if (e === undefined) return (s) => s;
-  if (e !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', [['ArgumentName', 'encoding-type'], ['ArgumentValue', e]]);
-  return (s) => uriEncode(s, true);
-}
 
 /** A page of entries after `after`: up to `max` (objects and common prefixes together), and whether more follow. */
 async function page(ctx: S3Context, b: ContainerInfo, o: { prefix: string; delimiter: string; after: string; max: number }): Promise<{ entries: ObjectEntry[]; truncated: boolean }> {
@@ -128,12 +113,9 @@ function contents(entries: ObjectEntry[], enc: (s: string) => string, withOwner:
 
 export async function listObjectsV1(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
-  const enc = encodingOf(r);
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  await check(ctx.store, r, b, 'list');
+  const { prefix, delimiter, max, enc } = listingParams(r);
   const marker = r.query.get('marker') ?? '';
-  const max = maxKeysOf(r);
   const { entries, truncated } = await page(ctx, b, { prefix, delimiter, after: marker, max });
   const { objects, prefixes } = contents(entries, enc, b.project);
   const last = entries[entries.length - 1];
@@ -155,13 +137,10 @@ function untoken(s: string): string {
 
 export async function listObjectsV2(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
-  const enc = encodingOf(r);
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  await check(ctx.store, r, b, 'list');
+  const { prefix, delimiter, max, enc } = listingParams(r);
   const startAfter = r.query.get('start-after') ?? '';
   const continuation = r.query.get('continuation-token');
-  const max = maxKeysOf(r);
   let after = continuation !== undefined ? untoken(continuation) : startAfter;
   if (continuation === undefined && startAfter && prefix && startAfter < prefix) after = '';
   const { entries, truncated } = await page(ctx, b, { prefix, delimiter, after, max });
@@ -220,13 +199,13 @@ export function cannedOfDocument(body: string): string {
 
 export async function getBucketAcl(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   return r.xml(aclDocument(b.project, cannedOf(b)));
 }
 
 export async function putBucketAcl(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const header = r.header('x-amz-acl');
   const body = await r.smallBody();
   const canned = header ?? (body.trim() ? cannedOfDocument(body) : undefined);
@@ -236,7 +215,7 @@ export async function putBucketAcl(ctx: S3Context, r: S3Request): Promise<void> 
 
 export async function getBucketPolicy(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const policy = b.sysmeta[SYS.policy];
   if (!policy) throw s3Error('NoSuchBucketPolicy', undefined, [['BucketName', b.name]]);
   r.reply.header('content-type', 'application/json');
@@ -245,7 +224,7 @@ export async function getBucketPolicy(ctx: S3Context, r: S3Request): Promise<str
 
 export async function putBucketPolicy(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const body = await r.smallBody(20 * 1024);
   validatePolicy(body, b.name);
   await ctx.store.updateContainer(b, { sysmeta: { [SYS.policy]: body } });
@@ -254,7 +233,7 @@ export async function putBucketPolicy(ctx: S3Context, r: S3Request): Promise<voi
 
 export async function deleteBucketPolicy(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   await ctx.store.updateContainer(b, { sysmeta: { [SYS.policy]: null } });
   r.reply.code(204);
 }

@@ -2,6 +2,7 @@
 // (x-amz-meta-* is the same map as Swift's X-Object-Meta-*, so each API sees
 // what the other wrote), the content headers kept with the object, ETags and
 // dates, conditional requests and ranges.
+import { singleRange } from '../../http/range.ts';
 import type { ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { s3Error } from './errors.ts';
@@ -138,27 +139,14 @@ export function copySourceConditions(r: S3Request, o: ObjectInfo): void {
 
 /**
  * The byte range a Range header asks of an object of `size` bytes, [start,
- * end) , or null for the whole object (no header, a malformed one, or several
+ * end), or null for the whole object (no header, a malformed one, or several
  * ranges, which S3 answers whole); InvalidRange when it is not satisfiable.
+ * Read by the one range parser (http/range.ts).
  */
 export function byteRange(header: string | undefined, size: number): { start: number; end: number } | null {
-  if (header === undefined) return null;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header);
-  if (!m || (m[1] === '' && m[2] === '')) return null;
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const n = Number(m[2]);
-    if (n === 0) throw s3Error('InvalidRange', undefined, [['RangeRequested', header.trim()], ['ActualObjectSize', String(size)]]);
-    start = Math.max(0, size - n);
-    end = size;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1);
-    if (m[2] !== '' && Number(m[2]) < start) return null;
-  }
-  if (start >= size) throw s3Error('InvalidRange', undefined, [['RangeRequested', header.trim()], ['ActualObjectSize', String(size)]]);
-  return { start, end };
+  const range = singleRange(header, size);
+  if (range === 'unsatisfiable') throw s3Error('InvalidRange', undefined, [['RangeRequested', header!.trim()], ['ActualObjectSize', String(size)]]);
+  return range;
 }
 
 /** The copy source header `bucket/key[?versionId=v]`, decoded. */

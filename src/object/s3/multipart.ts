@@ -15,7 +15,7 @@ import { checkQuotas, loadBucket, multipartContainer, storeError, type S3Context
 import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
 import { checkKey, PART_SIZES } from './objects.ts';
-import type { S3Request } from './request.ts';
+import { listingParams, type S3Request } from './request.ts';
 import { uriEncode } from './sigv4.ts';
 import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
@@ -47,7 +47,7 @@ async function loadUpload(ctx: S3Context, r: S3Request, b: ContainerInfo): Promi
 export async function createMultipartUpload(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const acl = r.header('x-amz-acl');
   const sysmeta: Record<string, string> = { ...keptHeaders(r), initiator: r.cred?.userId ?? '' };
   if (acl !== undefined && checkObjectCanned(acl) !== 'private') sysmeta[SYS.objectAcl] = acl;
@@ -69,7 +69,7 @@ function partNumberOf(r: S3Request): number {
 
 export async function uploadPart(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const n = partNumberOf(r);
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   const size = r.declaredLength();
@@ -81,7 +81,7 @@ export async function uploadPart(ctx: S3Context, r: S3Request): Promise<void> {
 /** UploadPartCopy: a part from an existing object, or a range of it. */
 export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const n = partNumberOf(r);
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
@@ -96,7 +96,7 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
     }
   } else source = await ctx.store.headObject(sb, src.key);
   const publicObject = !!source && ['public-read', 'public-read-write'].includes(source.sysmeta[SYS.objectAcl] ?? '');
-  if (!await allowed(ctx.store, r.cred, sb, 'read', publicObject)) throw s3Error('AccessDenied');
+  if (!await allowed(ctx.store, r, sb, 'read', publicObject)) throw s3Error('AccessDenied');
   if (!source) throw s3Error(src.versionId !== undefined ? 'NoSuchVersion' : 'NoSuchKey', undefined, [['Key', src.key]]);
   const rangeHeader = r.header('x-amz-copy-source-range');
   const range = rangeHeader !== undefined ? byteRange(rangeHeader, source.size) : null;
@@ -117,7 +117,7 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
 
 export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const { mp, record, uploadId } = await loadUpload(ctx, r, b);
   const doc = node(parseXml(await r.smallBody()).CompleteMultipartUpload);
   if (!doc) throw s3Error('MalformedXML');
@@ -171,24 +171,17 @@ async function dropUpload(ctx: S3Context, mp: ContainerInfo, key: string, upload
 
 export async function abortMultipartUpload(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const { mp, uploadId } = await loadUpload(ctx, r, b);
   await dropUpload(ctx, mp, r.key, uploadId);
   r.reply.code(204);
 }
 
-function maxOf(r: S3Request, name: string): number {
-  const v = r.query.get(name);
-  if (v === undefined) return 1000;
-  if (!/^\d+$/.test(v)) throw s3Error('InvalidArgument', `Provided ${name} not an integer or within integer range`, [['ArgumentName', name], ['ArgumentValue', v]]);
-  return Math.min(1000, Number(v));
-}
-
 export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
+  await check(ctx.store, r, b, 'list');
   const { mp, record, uploadId } = await loadUpload(ctx, r, b);
-  const max = maxOf(r, 'max-parts');
+  const { max } = listingParams(r, 'max-parts');
   const markerText = r.query.get('part-number-marker') ?? '0';
   if (!/^\d+$/.test(markerText)) throw s3Error('InvalidArgument', 'Provided part-number-marker not an integer', [['ArgumentName', 'part-number-marker'], ['ArgumentValue', markerText]]);
   const marker = Math.min(Number(markerText), MAX_PARTS);
@@ -211,13 +204,10 @@ export async function listParts(ctx: S3Context, r: S3Request): Promise<string> {
 
 export async function listMultipartUploads(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  await check(ctx.store, r, b, 'list');
+  const { prefix, delimiter, max, enc } = listingParams(r, 'max-uploads');
   const keyMarker = r.query.get('key-marker') ?? '';
   const uploadIdMarker = r.query.get('upload-id-marker') ?? '';
-  const max = maxOf(r, 'max-uploads');
-  const enc = r.query.get('encoding-type') === 'url' ? (s: string) => uriEncode(s, true) : (s: string) => s;
   const mp = await uploadsOf(ctx, b, false);
   const marker = keyMarker ? (uploadIdMarker ? recordName(keyMarker, uploadIdMarker) : `u${SEP}${keyMarker}${SEP}\uffff`) : undefined;
   const entries = !mp || max === 0 ? [] : await ctx.store.listObjects(mp, { prefix: `u${SEP}${prefix}`, delimiter: delimiter || undefined, marker, limit: max + 1 });

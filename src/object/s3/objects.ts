@@ -61,10 +61,10 @@ const objectPublic = (o: ObjectInfo | null | undefined) => !!o && ['public-read'
  * object's own public-read ACL (a public current version opens no private older one);
  * AccessDenied otherwise.
  */
-async function readable(ctx: S3Context, cred: S3Request['cred'], b: ContainerInfo, key: string, versionId?: string): Promise<void> {
-  if (await allowed(ctx.store, cred, b, 'read')) return;
+async function readable(ctx: S3Context, r: S3Request, b: ContainerInfo, key: string, versionId?: string): Promise<void> {
+  if (await allowed(ctx.store, r, b, 'read')) return;
   const o = versionId !== undefined ? (await findVersion(ctx, b, key, versionId))?.object : await ctx.store.headObject(b, key);
-  await check(ctx.store, cred, b, 'read', objectPublic(o));
+  await check(ctx.store, r, b, 'read', objectPublic(o));
 }
 
 function versionHeader(r: S3Request, b: ContainerInfo, o: { sysmeta: Record<string, string> }): void {
@@ -76,7 +76,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
   const versionId = r.query.get('versionId');
-  await readable(ctx, r.cred, b, r.key, versionId);
+  await readable(ctx, r, b, r.key, versionId);
   const overrides = responseOverrides(r);
   let o: ObjectInfo | null;
   if (versionId !== undefined) {
@@ -141,7 +141,7 @@ async function dloSegments(ctx: S3Context, r: S3Request, b: ContainerInfo, manif
   const slash = manifest.indexOf('/');
   const c = slash > 0 ? await ctx.store.getContainer(b.project, manifest.slice(0, slash)) : null;
   if (!c) return [];
-  if (c.id !== b.id) await check(ctx.store, r.cred, c, 'read');
+  if (c.id !== b.id) await check(ctx.store, r, c, 'read');
   const out: ObjectInfo[] = [];
   let marker: string | undefined;
   for (;;) {
@@ -170,7 +170,7 @@ async function* readSegments(ctx: S3Context, segments: ObjectInfo[], range: { st
 export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const size = r.declaredLength();
@@ -204,7 +204,7 @@ function echoChecksum(r: S3Request): void {
 export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   refuseUnsupported(r);
   checkStorageClass(r);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
@@ -212,7 +212,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   let source: ObjectInfo | null;
   let sourceName = src.key;
   let sourceContainer = sb;
-  await readable(ctx, r.cred, sb, src.key, src.versionId);
+  await readable(ctx, r, sb, src.key, src.versionId);
   if (src.versionId !== undefined) {
     const found = await findVersion(ctx, sb, src.key, src.versionId);
     if (!found) throw s3Error('NoSuchVersion', undefined, [['Key', src.key], ['VersionId', src.versionId]]);
@@ -278,7 +278,7 @@ async function deleteOne(ctx: S3Context, b: ContainerInfo, key: string, versionI
 export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const done = await deleteOne(ctx, b, r.key, r.query.get('versionId')).catch((e) => { throw storeError(e, r); });
   if (done.deleteMarker) r.reply.header('x-amz-delete-marker', 'true');
   if (done.versionId !== undefined) r.reply.header('x-amz-version-id', done.versionId);
@@ -288,7 +288,7 @@ export async function deleteObject(ctx: S3Context, r: S3Request): Promise<void> 
 /** DeleteObjects: up to 1,000 keys; each result reported (only the errors when Quiet). */
 export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const doc = node(parseXml(await r.smallBody()).Delete);
   if (!doc) throw s3Error('MalformedXML');
   const quiet = text(doc.Quiet) === 'true';
@@ -322,7 +322,7 @@ export async function deleteObjects(ctx: S3Context, r: S3Request): Promise<strin
 export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'read');
+  await check(ctx.store, r, b, 'read');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   return r.xml(aclDocument(b.project, o.sysmeta[SYS.objectAcl] ?? 'private'));
@@ -331,7 +331,7 @@ export async function getObjectAcl(ctx: S3Context, r: S3Request): Promise<string
 export async function putObjectAcl(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   checkKey(r.key);
-  await check(ctx.store, r.cred, b, 'write');
+  await check(ctx.store, r, b, 'write');
   const o = await ctx.store.headObject(b, r.key);
   if (!o) throw s3Error('NoSuchKey', undefined, [['Key', r.key]]);
   const header = r.header('x-amz-acl');

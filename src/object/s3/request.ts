@@ -8,7 +8,7 @@ import type { Credentials } from '../../http/auth.ts';
 import { signedPayloadOf } from './auth.ts';
 import { s3Error } from './errors.ts';
 import { checkedBody, type PayloadCheck } from './payload.ts';
-import { queryPairs, safeDecode } from './sigv4.ts';
+import { queryPairs, safeDecode, uriEncode } from './sigv4.ts';
 
 export const PREFIX = '/s3';
 /** The largest XML body a request may carry (DeleteObjects of 1,000 long keys fits). */
@@ -139,3 +139,34 @@ function strictDecode(s: string): string {
 export const isoTime = (d: Date): string => d.toISOString();
 /** HTTP date for Last-Modified. */
 export const httpDate = (d: Date): string => d.toUTCString();
+
+/** The parameters every S3 listing takes: prefix, delimiter, its page size, and how names are written. */
+export interface ListingParams {
+  prefix: string;
+  delimiter: string;
+  /** At most 1000; 1000 when absent. */
+  max: number;
+  /** `encoding-type=url` writes names URL-encoded. */
+  enc: (s: string) => string;
+}
+
+/**
+ * A listing's parameters (ListObjects V1/V2, ListObjectVersions,
+ * ListMultipartUploads, ListParts: `maxName` names its page size);
+ * InvalidArgument for a page size that is not a number or an unknown
+ * encoding-type, as S3 answers.
+ */
+export function listingParams(r: S3Request, maxName = 'max-keys'): ListingParams {
+  const v = r.query.get(maxName);
+  if (v !== undefined && v !== '' && !/^\d+$/.test(v)) {
+    throw s3Error('InvalidArgument', `Provided ${maxName} not an integer or within integer range`, [['ArgumentName', maxName], ['ArgumentValue', v]]);
+  }
+  const e = r.query.get('encoding-type');
+  if (e !== undefined && e !== 'url') throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', [['ArgumentName', 'encoding-type'], ['ArgumentValue', e]]);
+  return {
+    prefix: r.query.get('prefix') ?? '',
+    delimiter: r.query.get('delimiter') ?? '',
+    max: v === undefined || v === '' ? 1000 : Math.min(1000, Number(v)),
+    enc: e === 'url' ? (s) => uriEncode(s, true) : (s) => s,
+  };
+}

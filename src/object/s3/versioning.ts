@@ -18,8 +18,7 @@ import { owner } from './buckets.ts';
 import { loadBucket, versionsContainer, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { quoteEtag } from './headers.ts';
-import type { S3Request } from './request.ts';
-import { uriEncode } from './sigv4.ts';
+import { listingParams, type S3Request } from './request.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Container sysmeta: versioning on ('true') or suspended ('false'), as Swift's X-Versions-Enabled. */
@@ -150,14 +149,14 @@ export async function deleteVersion(ctx: S3Context, b: ContainerInfo, key: strin
 
 export async function getBucketVersioning(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const state = stateOf(b);
   return r.xml(xmlDocument('VersioningConfiguration', state ? [['Status', state]] : []));
 }
 
 export async function putBucketVersioning(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'owner');
+  await check(ctx.store, r, b, 'owner');
   const doc = node(parseXml(await r.smallBody()).VersioningConfiguration);
   const status = doc && text(doc.Status);
   if (!doc || (status !== 'Enabled' && status !== 'Suspended')) throw s3Error('MalformedXML');
@@ -170,15 +169,10 @@ export async function putBucketVersioning(ctx: S3Context, r: S3Request): Promise
 
 export async function listObjectVersions(ctx: S3Context, r: S3Request): Promise<string> {
   const b = await loadBucket(ctx, r);
-  await check(ctx.store, r.cred, b, 'list');
-  const prefix = r.query.get('prefix') ?? '';
-  const delimiter = r.query.get('delimiter') ?? '';
+  await check(ctx.store, r, b, 'list');
+  const { prefix, delimiter, max, enc } = listingParams(r);
   const keyMarker = r.query.get('key-marker') ?? '';
   const versionMarker = r.query.get('version-id-marker') ?? '';
-  const maxRaw = r.query.get('max-keys');
-  if (maxRaw !== undefined && !/^\d+$/.test(maxRaw)) throw s3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', [['ArgumentName', 'max-keys'], ['ArgumentValue', maxRaw]]);
-  const max = Math.min(1000, maxRaw === undefined ? 1000 : Number(maxRaw));
-  const enc = r.query.get('encoding-type') === 'url' ? (s: string) => uriEncode(s, true) : (s: string) => s;
   const v = await versions(ctx, b, false);
 
   // Resume after all of key-marker's versions, or after one of them (the null version comes before the others: it is the current one).

@@ -24,13 +24,14 @@
 // itself.
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import { parseRanges } from '../../http/range.ts';
 import { ApiError } from '../../common/errors.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { bestFormat, quote, renderBulk, statusLine } from './bulk-format.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
-import { conditionalStatus, header, headerValue, httpDate, metaFromHeaders, parseRanges } from './headers.ts';
+import { conditionalStatus, header, headerValue, httpDate, metaFromHeaders } from './headers.ts';
 import { SLO_LIMITS } from './info.ts';
 import { guessType, objectHeaders } from './object.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';

@@ -6,13 +6,14 @@
 // replaces the metadata; DELETE.
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import { parseRanges } from '../../http/range.ts';
 import { MAX_OBJECT_SIZE, ObjectStoreError, type ContainerInfo, type Meta, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import {
   conditionalStatus, deleteAtFrom, etagList, header, httpDate, MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH,
-  metaFromHeaders, metaHeaders, parseRanges,
+  metaFromHeaders, metaHeaders,
 } from './headers.ts';
 import { decodePath, type SwiftRequest } from './request.ts';
 

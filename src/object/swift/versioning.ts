@@ -384,10 +384,8 @@ async function listVersions(sr: SwiftRequest, c: ContainerInfo): Promise<unknown
   await checkContainerAccess(sr, c, 'list');
   const store = sr.ctx.store;
   const vc = await internalContainer(sr, c, false);
-  // Swift's checks of the listing's parameters (400/412 for a bad limit)
-  const { limit } = listOptions(sr.query);
-  const prefix = sr.query.prefix ?? '';
-  const marker = sr.query.marker || undefined;
+  // the listing's parameters as every Swift listing reads them (400/412 for a bad limit)
+  const { limit, prefix = '', marker } = listOptions(sr.query);
   // Versions of a name come newest first, its "null" version (an unversioned current object) last.
   const vmarker = marker && sr.query.version_marker && sr.query.version_marker !== 'null' ? sr.query.version_marker : undefined;
   interface Entry { name: string; version_id: string; is_latest: boolean; bytes: number; hash: string; content_type: string; last_modified: string }

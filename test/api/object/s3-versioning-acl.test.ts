@@ -3,6 +3,7 @@
 // objects, the bucket policy's public-read statement, Swift's .r:* ACL), over HTTP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
 import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
 
@@ -156,6 +157,40 @@ test('a bucket policy granting s3:GetObject to everyone opens reads; Swift\'s .r
   assert.equal(anon.body, 'public via s3');
 });
 
+/** A GET with headers fetch() would drop (Referer), over node:http: the status. */
+const getStatus = (path: string, headers: Record<string, string> = {}) => new Promise<number>((resolve, reject) => {
+  const req = request(`${cloud.url}${path}`, { headers }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode!));
+  });
+  req.on('error', reject);
+  req.end();
+});
+
+test("Swift's referrer ACLs decide anonymous S3 reads and listings as they decide Swift's", async () => {
+  const swift = (method: string, path: string, headers: Record<string, string> = {}) =>
+    cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, headers });
+  const account = `/object/v1/AUTH_${alice.projectId}`;
+  // everyone but one site
+  assert.equal((await swift('PUT', '/ref-deny', { 'x-container-read': '.r:*,.r:-evil.example,.rlistings' })).status, 201);
+  assert.equal((await swift('PUT', '/ref-deny/o')).status, 201);
+  const evil = { referer: 'http://evil.example/page' };
+  for (const path of ['/ref-deny/o', '/ref-deny']) {
+    assert.equal(await getStatus(`${account}${path}`, evil), 401, `Swift refuses ${path} from the denied site`);
+    assert.equal(await getStatus(`/s3${path}`, evil), 403, `S3 refuses ${path} from the denied site`);
+    assert.equal(await getStatus(`/s3${path}`), 200);
+  }
+  // only one domain's pages, listings too
+  assert.equal((await swift('PUT', '/ref-allow', { 'x-container-read': '.r:.example.com,.rlistings' })).status, 201);
+  assert.equal((await swift('PUT', '/ref-allow/o')).status, 201);
+  const site = { referer: 'https://www.example.com/index.html' };
+  for (const path of ['/ref-allow/o', '/ref-allow']) {
+    assert.equal(await getStatus(`${account}${path}`, site), 200);
+    assert.equal(await getStatus(`/s3${path}`, site), 200, `S3 lets ${path} in from the allowed site`);
+    assert.equal(await getStatus(`/s3${path}`), 403);
+  }
+});
+
 test('versions are shared with Swift: S3 versioning is X-Versions-Enabled, and each API lists the other\'s versions', async () => {
   const swift = (method: string, path: string, o: { headers?: Record<string, string>; raw?: string } = {}) =>
     cloud.call(method, `/object/v1/AUTH_${alice.projectId}${path}`, { token: alice.token, ...o });
@@ -224,4 +259,17 @@ test('a public current version opens no private older one: GET and copy by versi
   assertS3Error(await bobS3.call('PUT', '/s3/bob-copies/b', { headers: { 'x-amz-copy-source': `/ver-pub/k?versionId=${encodeURIComponent(old)}` } }), 403, 'AccessDenied');
   // a version id that is not percent-encoding is the client's mistake
   assertS3Error(await s3.call('PUT', '/s3/ver-pub/c', { headers: { 'x-amz-copy-source': '/ver-pub/k?versionId=%ZZ' } }), 400, 'InvalidArgument');
+});
+
+test('every listing reads its parameters alike: a bad encoding-type or page size is InvalidArgument, an empty page size the default', async () => {
+  assert.equal((await s3.call('PUT', '/s3/list-params')).status, 200);
+  for (const query of ['', 'versions', 'uploads', 'list-type=2']) {
+    const q = (extra: string) => [query, extra].filter(Boolean).join('&');
+    const max = query === 'uploads' ? 'max-uploads' : 'max-keys';
+    assertS3Error(await s3.call('GET', '/s3/list-params', { query: q('encoding-type=bogus') }), 400, 'InvalidArgument');
+    assertS3Error(await s3.call('GET', '/s3/list-params', { query: q(`${max}=x`) }), 400, 'InvalidArgument');
+    const empty = await s3.call('GET', '/s3/list-params', { query: q(`${max}=`) });
+    assert.equal(empty.status, 200, `${query}: ${empty.text}`);
+    assert.equal(xmlText(empty.text, query === 'uploads' ? 'MaxUploads' : 'MaxKeys'), '1000');
+  }
 });

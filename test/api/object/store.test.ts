@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { tenant, useCloud, type Tenant } from '../../harness.ts';
-import { ObjectStoreError } from '../../../src/object/service.ts';
+import { ObjectStoreError, type ObjectBackend } from '../../../src/object/service.ts';
 import { swift } from './lib.ts';
 
 let alice: Tenant;
@@ -76,4 +76,29 @@ test('the audit finds a corrupt blob (bit rot), an orphan file, and a GET of the
   assert.deepEqual(report.orphanFiles, ['abcdef0123456789']);
   const r = await call('GET', '/audited/victim');
   assert.equal(r.status, 503);
+});
+
+test('the audit does not report as missing a blob released while it ran', async () => {
+  const store = cloud.server.objects.store;
+  const { container: c } = await store.createContainer(alice.projectId, 'audit-race');
+  const o = await store.putObject(c, 'released', body('bytes released during the audit'));
+  // a test double around the real backend: the object is deleted (its blob released, its file removed) between the audit's read of the rows and its listing of the files
+  const backend = (store as unknown as { backend: ObjectBackend }).backend;
+  const list = backend.list;
+  backend.list = async function* () {
+    await store.deleteObject(c, 'released');
+    for (let i = 0; i < 50; i++) {
+      const row = await cloud.server.database.db.selectFrom('object_blobs').select('id').where('id', '=', o.segments[0]!.blob).executeTakeFirst();
+      if (!row) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    yield* list.call(backend);
+  };
+  try {
+    const report = await store.audit();
+    assert.deepEqual(report.missingFiles, []);
+    assert.ok(!report.corrupt.some((x) => x.blob === o.segments[0]!.blob));
+  } finally {
+    backend.list = list;
+  }
 });

@@ -121,7 +121,7 @@ test('many creates racing three schedulers never oversubscribe a small host', as
   assert.equal(hv.local_gb_used, 3);
 });
 
-test('flavor extra specs: resources:* consume a bare-metal node whole; trait:* required and forbidden', async () => {
+test('flavor extra specs: resources:* consume a host\'s custom class whole; trait:* required and forbidden', async () => {
   const metal = await registerHost('metal-1', 'spec-az', 8);
   const plain = await registerHost('plain-1', 'spec-az', 8);
   await new Scheduler(db(), log).round();
@@ -134,8 +134,10 @@ test('flavor extra specs: resources:* consume a bare-metal node whole; trait:* r
   const tr = await call('PUT', `/resource_providers/${plain}/traits`, { body: { traits: ['COMPUTE_NODE', 'CUSTOM_FAST_NIC'], resource_provider_generation: gen } });
   assert.equal(tr.status, 200, JSON.stringify(tr.body));
 
+  // a custom class with VCPU/MEMORY_MB/DISK_GB zeroed would be a bare-metal flavor (a node's, test/api/compute/baremetal.test.ts):
+  // stratus:kind names the host's kind instead
   const bm = await flavor('bm-large', 8, {
-    'resources:CUSTOM_BAREMETAL_LARGE': '1', 'resources:VCPU': '0', 'resources:MEMORY_MB': '0', 'resources:DISK_GB': '0',
+    'resources:CUSTOM_BAREMETAL_LARGE': '1', 'resources:VCPU': '0', 'resources:MEMORY_MB': '0', 'resources:DISK_GB': '0', 'stratus:kind': 'vm',
   });
   const first = await boot(bm, 'spec-az');
   const second = await boot(bm, 'spec-az');

@@ -2,7 +2,7 @@
 // written as several objects composed into one; composes and copies share bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ObjectRegistryStorage, REGISTRY_CONTAINER } from '../../../src/registry/storage.ts';
 import { objectStoreFixture } from '../object/lib.ts';
@@ -38,4 +38,24 @@ test('puts in segments, ranges, compose, copy across projects, list, delete', as
   // the container is internal: no Swift listing shows it
   assert.deepEqual((await objectStore().listContainers('p1', { limit: 10 })).map((c) => c.name), []);
   assert.ok(await objectStore().getContainer('p1', REGISTRY_CONTAINER, { internal: true }));
+});
+
+test('a put in segments is the object store\'s: the ETag is the MD5 of the bytes, as a single put\'s; concurrent puts of one key share no part', async () => {
+  const store = objectStore();
+  const s = new ObjectRegistryStorage(store, { segment: 64 * 1024 });
+  const c = (await store.createContainer('p3', REGISTRY_CONTAINER, { internal: true })).container;
+  const a = randomBytes(200_000);
+  const b = randomBytes(300_000);
+  const md5 = (d: Buffer) => createHash('md5').update(d).digest('hex');
+  await s.put('p3', 'blobs/sha256:big', Readable.from([a]));
+  assert.equal((await store.headObject(c, 'blobs/sha256:big'))?.etag, md5(a));
+  await s.put('p3', 'blobs/small', Readable.from([Buffer.from('tail')]));
+  assert.equal((await store.headObject(c, 'blobs/small'))?.etag, md5(Buffer.from('tail')));
+  // two writers of one key: each whole, one wins, nothing left behind
+  const chunks = (d: Buffer) => Readable.from((function* () { for (let i = 0; i < d.length; i += 10_000) yield d.subarray(i, i + 10_000); })());
+  await Promise.all([s.put('p3', 'blobs/race', chunks(a)), s.put('p3', 'blobs/race', chunks(b))]);
+  const got = await read(await s.open('p3', 'blobs/race'));
+  assert.ok(got.equals(a) || got.equals(b), 'one of the two writes, whole');
+  assert.equal((await store.headObject(c, 'blobs/race'))?.etag, md5(got));
+  assert.deepEqual((await s.list('p3', 'blobs/')).map((o) => o.key), ['blobs/race', 'blobs/sha256:big', 'blobs/small']);
 });

@@ -28,9 +28,14 @@ export function configDriveFiles(d: Pick<DesiredServer, 'id' | 'config_drive'>):
 
 /** Writes `iso` (replacing it) for the server; `staging` is a scratch directory that is removed. */
 export async function buildConfigDrive(d: Pick<DesiredServer, 'id' | 'config_drive'>, iso: string, staging: string): Promise<void> {
+  await writeConfigDriveIso(configDriveFiles(d), iso, staging);
+}
+
+/** Writes a `config-2` ISO 9660 image of `files` to `iso` (replacing it); also the bare-metal conductor's. */
+export async function writeConfigDriveIso(files: Array<[string, Buffer]>, iso: string, staging: string): Promise<void> {
   await fsp.rm(staging, { recursive: true, force: true });
   try {
-    for (const [name, data] of configDriveFiles(d)) {
+    for (const [name, data] of files) {
       const f = join(staging, name);
       await fsp.mkdir(join(f, '..'), { recursive: true, mode: 0o755 });
       await fsp.writeFile(f, data, { mode: 0o644 });

@@ -2,6 +2,8 @@
 // dropbear with the shared libraries it needs (found with ldd on this host),
 // the kernel modules picked by kernel.ts, and the boot scripts of scripts.ts,
 // as one gzip-compressed newc cpio. /init is busybox itself (its init applet).
+// The bare-metal deploy ramdisk (../../baremetal/ramdisk/) is the same
+// initramfs with its own boot scripts.
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -41,8 +43,12 @@ export async function initramfsInputs(): Promise<Record<string, string>> {
   return { 'busybox-static': await version('busybox-static'), 'dropbear-bin': await version('dropbear-bin'), libc6: await version('libc6') };
 }
 
-/** Builds the gzip-compressed initramfs for `kernel` into `output`; returns its size. */
-export async function buildInitramfs(kernel: GuestKernel, output: string): Promise<number> {
+/**
+ * Builds the gzip-compressed initramfs for `kernel` into `output`; returns its
+ * size. `files`: the plain files of /etc and the rest (default the small
+ * guest's; the bare-metal deploy ramdisk gives its own).
+ */
+export async function buildInitramfs(kernel: GuestKernel, output: string, files: ReadonlyArray<[string, string, number]> = ETC_FILES): Promise<number> {
   if (!(await isStaticElf(BUSYBOX).catch(() => false))) throw new Error(`${BUSYBOX} is missing or not statically linked: apt-get install busybox-static`);
   for (const p of DROPBEAR_PROGRAMS) await fsp.access(p).catch(() => { throw new Error(`${p} is missing: apt-get install dropbear-bin`); });
 
@@ -65,7 +71,7 @@ export async function buildInitramfs(kernel: GuestKernel, output: string): Promi
   add({ name: 'dev/console', type: 'char', mode: 0o600, major: 5, minor: 1 });
   add({ name: 'dev/null', type: 'char', mode: 0o666, major: 1, minor: 3 });
   add({ name: 'init', type: 'symlink', target: '/bin/busybox' });
-  for (const [name, text, mode] of ETC_FILES) add({ name, type: 'file', mode, data: text });
+  for (const [name, text, mode] of files) add({ name, type: 'file', mode, data: text });
   add({ name: 'bin/busybox', type: 'file', mode: 0o755, data: await fsp.readFile(BUSYBOX) });
   const applets = (await runOk(BUSYBOX, ['--list-full'])).stdout.split('\n').map((s) => s.trim()).filter((s) => /^[a-z0-9/._[-]+$/i.test(s));
   for (const a of applets) if (a !== 'bin/busybox') add({ name: a, type: 'symlink', target: '/bin/busybox' });

@@ -1,0 +1,319 @@
+// Bare-metal servers through the Nova API, as with Nova's ironic driver: a
+// flavor asking a unit of a node's custom resource class (VCPU/MEMORY_MB/
+// DISK_GB zeroed) and a whole-disk image make a server of kind baremetal,
+// placed on a free node's provider; compute drives the node through the
+// bare-metal service (instance_info, VIFs bound to the node's NICs, deploy
+// with Ironic's JSON config drive, power, undeploy). The conductor is a test
+// double answering over the real agent API (test/api/baremetal/lib.ts).
+// Each test uses its own resource class, so nodes of one never serve another.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useCloud } from '../../harness.ts';
+import { ironic, TestConductor } from '../baremetal/lib.ts';
+import { adminNova, type Nova } from './lib.ts';
+
+let cond: TestConductor;
+let imageId: string;
+let nv: Nova;
+const cloud = useCloud(async (c) => {
+  cond = new TestConductor(c, 'bm-compute-cond');
+  await cond.register();
+  nv = await adminNova(c);
+  const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'bm-disk', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
+  imageId = img.body.id;
+  const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(4096, 7) });
+  assert.equal(up.status, 204);
+});
+const bm = () => ironic(cloud);
+const node = async (n: string) => (await bm()('GET', `/v1/nodes/${n}`)).body;
+const verb = (n: string, body: Record<string, unknown>) => bm()('PUT', `/v1/nodes/${n}/states/provision`, { body });
+const server = async (id: string) => (await nv.call('GET', `/servers/${id}`, { version: '2.96' })).body.server;
+
+/** Polls `f` until it gives a truthy value (the engine acts on events and a 2 s tick). */
+async function until<T>(what: string, f: () => Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  for (;;) {
+    last = await f();
+    if (last) return last as NonNullable<T>;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** An available node of `rc` (enrolled, verified, cleaned through the conductor double), with one port. */
+async function availableNode(name: string, rc: string, mac: string): Promise<string> {
+  const r = await bm()('POST', '/v1/nodes', { body: { driver: 'ipmi', name, resource_class: rc, driver_info: { ipmi_address: '192.0.2.40', ipmi_password: 'pw' }, properties: { cpus: 8, memory_mb: 16384, local_gb: 100 } } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const id = r.body.uuid as string;
+  const p = await bm()('POST', '/v1/ports', { body: { node_uuid: id, address: mac, local_link_connection: { switch_id: '0a:1b:2c:3d:4e:5f', port_id: `Ethernet1/${name.length}`, switch_info: 'tor-1' } } });
+  assert.equal(p.status, 201, JSON.stringify(p.body));
+  assert.equal((await verb(id, { target: 'manage' })).status, 202);
+  await cond.finish(id, 'succeeded');
+  assert.equal((await verb(id, { target: 'provide' })).status, 202);
+  await cond.finish(id, 'succeeded');
+  assert.equal((await node(id)).provision_state, 'available');
+  return id;
+}
+
+/** A bare-metal flavor: one unit of CUSTOM_<rc>, VCPU/MEMORY_MB/DISK_GB zeroed (Nova's ironic flavors). */
+async function bmFlavor(name: string, rc: string): Promise<string> {
+  const f = await nv.call('POST', '/flavors', { body: { flavor: { name, ram: 512, vcpus: 1, disk: 10 } } });
+  assert.equal(f.status, 200, JSON.stringify(f.body));
+  const id = f.body.flavor.id as string;
+  const x = await nv.call('POST', `/flavors/${id}/os-extra_specs`, {
+    body: { extra_specs: { [`resources:CUSTOM_${rc.toUpperCase()}`]: '1', 'resources:VCPU': '0', 'resources:MEMORY_MB': '0', 'resources:DISK_GB': '0' } },
+  });
+  assert.equal(x.status, 200, JSON.stringify(x.body));
+  return id;
+}
+
+async function create(name: string, flavorRef: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await nv.call('POST', '/servers', { body: { server: { name, flavorRef, imageRef: imageId, networks: 'none', ...extra } }, version: '2.96' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  return r.body.server.id as string;
+}
+
+const allocations = async (consumer: string) =>
+  cloud.server.database.db.selectFrom('placement_allocations').selectAll().where('consumer_uuid', '=', consumer).execute();
+
+/** Reports the node's power request carried out (what a conductor says after acting on spec.power). */
+async function powerDone(id: string, state: 'power on' | 'power off') {
+  const { version, spec } = await cond.spec(id);
+  assert.ok(spec.power, `node ${id} has a power request`);
+  await cond.report(id, version, { power_state: state, power_seq: spec.power.seq });
+  return spec.power;
+}
+
+test('a bare-metal server: deployed on a free node with its key in the config drive, powered, deleted back to a clean node', async () => {
+  const n1 = await availableNode('bmc-life-1', 'bm-life', '52:54:00:b1:00:01');
+  const flavor = await bmFlavor('bm-life', 'bm_life');
+  const kp = await nv.call('POST', '/os-keypairs', { body: { keypair: { name: 'bm-key' } } });
+  assert.equal(kp.status, 200, JSON.stringify(kp.body));
+  const id = await create('bm-life', flavor, { key_name: 'bm-key', user_data: Buffer.from('#cloud-config\nhostname: bm\n').toString('base64') });
+
+  // placed on the node: instance_uuid, instance_info and a deploy with Ironic's JSON config drive
+  const n = await until('the node deploying', async () => { const x = await node(n1); return x.provision_state === 'deploying' ? x : null; });
+  assert.equal(n.instance_uuid, id);
+  assert.equal(n.instance_info.image_source, imageId);
+  assert.equal(n.instance_info.root_gb, '10');
+  assert.equal(n.instance_info.display_name, 'bm-life');
+  let s = await server(id);
+  assert.equal(s.status, 'BUILD');
+  assert.equal(s['OS-EXT-SRV-ATTR:host'], 'bm-compute-cond');
+  assert.equal(s['OS-EXT-SRV-ATTR:hypervisor_hostname'], n1);
+  const op = (await cond.spec(n1)).spec.operation;
+  assert.equal(op.type, 'deploy');
+  assert.equal(op.image.image_id, imageId);
+  const md = op.config_drive.meta_data;
+  assert.equal(md.uuid, id);
+  assert.equal(md.name, 'bm-life');
+  assert.equal(md.hostname, 'bm-life');
+  assert.equal(md.availability_zone, 'nova');
+  assert.deepEqual(md.public_keys, { 'bm-key': kp.body.keypair.public_key });
+  assert.equal(op.config_drive.user_data, '#cloud-config\nhostname: bm\n');
+  assert.deepEqual(Object.keys(op.config_drive.network_data).sort(), ['links', 'networks', 'services']);
+  // the node's unit is the server's in placement
+  assert.deepEqual((await allocations(id)).map((a) => [a.provider_uuid, a.resource_class, a.used]), [[n1, 'CUSTOM_BM_LIFE', 1]]);
+
+  // the conductor boots the ramdisk, writes the image, boots the disk: ACTIVE, running
+  await cond.finish(n1, 'running', { phase: 'pxe', power: 'power on' });
+  assert.equal((await server(id)).status, 'BUILD');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  s = await until('the server ACTIVE', async () => { const x = await server(id); return x.status === 'ACTIVE' ? x : null; });
+  assert.equal(s['OS-EXT-STS:power_state'], 1);
+  assert.ok(s['OS-SRV-USG:launched_at']);
+
+  // stop and start are the node's power
+  assert.equal((await nv.call('POST', `/servers/${id}/action`, { body: { 'os-stop': null } })).status, 202);
+  const off = await until('a power-off request', async () => (await cond.spec(n1)).spec.power);
+  assert.equal(off.target, 'power off');
+  assert.equal((await server(id))['OS-EXT-STS:task_state'], 'powering-off');
+  await powerDone(n1, 'power off');
+  s = await until('the server SHUTOFF', async () => { const x = await server(id); return x.status === 'SHUTOFF' ? x : null; });
+  assert.equal(s['OS-EXT-STS:power_state'], 4);
+  assert.equal(s['OS-EXT-STS:task_state'], null);
+  assert.equal((await nv.call('POST', `/servers/${id}/action`, { body: { 'os-start': null } })).status, 202);
+  const on = await until('a power-on request', async () => { const p = (await cond.spec(n1)).spec.power; return p?.target === 'power on' ? p : null; });
+  assert.ok(on.seq > off.seq);
+  await powerDone(n1, 'power on');
+  s = await until('the server ACTIVE again', async () => { const x = await server(id); return x.status === 'ACTIVE' && x['OS-EXT-STS:task_state'] === null ? x : null; });
+  assert.equal(s['OS-EXT-STS:power_state'], 1);
+
+  // a hard reboot: the node's reboot, ACTIVE when the conductor has done it
+  assert.equal((await nv.call('POST', `/servers/${id}/action`, { body: { reboot: { type: 'HARD' } } })).status, 202);
+  const rb = await until('a reboot request', async () => { const p = (await cond.spec(n1)).spec.power; return p?.target === 'reboot' ? p : null; });
+  assert.equal((await server(id)).status, 'HARD_REBOOT');
+  await powerDone(n1, 'power on');
+  await until('the reboot done', async () => { const x = await server(id); return x.status === 'ACTIVE' && x['OS-EXT-STS:task_state'] === null; });
+  assert.ok(rb.seq > on.seq);
+
+  // the node powered off behind Nova's back (Ironic's power sync): SHUTOFF, not restarted
+  const { version } = await cond.spec(n1);
+  await cond.report(n1, version, { power_state: 'power off' });
+  await until('the server SHUTOFF by itself', async () => (await server(id)).status === 'SHUTOFF');
+
+  // delete: undeploy (tear down, then cleaning); the server is gone once the node cleans, its allocation with it
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  const td = await until('a tear-down', async () => { const o = (await cond.spec(n1)).spec.operation; return o?.type === 'tear_down' ? o : null; });
+  assert.equal(td.type, 'tear_down');
+  assert.equal((await node(n1)).provision_state, 'deleting');
+  assert.equal((await server(id))['OS-EXT-STS:task_state'], 'deleting');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+  assert.deepEqual(await allocations(id), []);
+  let after = await node(n1);
+  assert.equal(after.provision_state, 'cleaning');
+  assert.equal(after.instance_uuid, null);
+  const clean = (await cond.spec(n1)).spec.operation;
+  assert.equal(clean.type, 'clean');
+  await cond.finish(n1, 'succeeded');
+  after = await node(n1);
+  assert.equal(after.provision_state, 'available');
+  assert.deepEqual(after.instance_info, {});
+  const inv = await cloud.server.database.db.selectFrom('placement_inventories').selectAll().where('provider_uuid', '=', n1).execute();
+  assert.deepEqual(inv.map((i) => [i.resource_class, i.total, i.reserved]), [['CUSTOM_BM_LIFE', 1, 0]], 'the node is free again');
+});
+
+test('a server on a network: its port is bound to the node\'s NIC as Ironic\'s flat network binds it, and in the config drive', async () => {
+  const mac = '52:54:00:b2:00:01';
+  const n1 = await availableNode('bmc-net-1', 'bm-net', mac);
+  const flavor = await bmFlavor('bm-net', 'bm_net');
+  const net = await cloud.call('POST', '/network/v2.0/networks', { token: cloud.adminToken, body: { network: { name: 'bm-net' } } });
+  assert.equal(net.status, 201, JSON.stringify(net.body));
+  const netId = net.body.network.id as string;
+  const sub = await cloud.call('POST', '/network/v2.0/subnets', { token: cloud.adminToken, body: { subnet: { network_id: netId, cidr: '10.77.0.0/24', ip_version: 4 } } });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  const id = await create('bm-net', flavor, { networks: [{ uuid: netId }] });
+  await until('the node deploying', async () => (await node(n1)).provision_state === 'deploying');
+  const ports = (await cloud.call('GET', `/network/v2.0/ports?device_id=${id}`, { token: cloud.adminToken })).body.ports;
+  assert.equal(ports.length, 1);
+  const p = ports[0];
+  assert.equal(p.mac_address, mac);
+  assert.equal(p['binding:host_id'], n1);
+  assert.equal(p['binding:vnic_type'], 'baremetal');
+  assert.equal(p['binding:vif_type'], 'other');
+  assert.deepEqual(p['binding:profile'], { local_link_information: [{ switch_id: '0a:1b:2c:3d:4e:5f', port_id: 'Ethernet1/9', switch_info: 'tor-1' }] });
+  // Nova's VIF attach: the node's port holds the VIF
+  assert.deepEqual((await bm()('GET', `/v1/nodes/${n1}/vifs`)).body.vifs, [{ id: p.id }]);
+  const cd = (await cond.spec(n1)).spec.operation.config_drive;
+  assert.equal(cd.network_data.links[0].ethernet_mac_address, mac);
+  assert.equal(cd.network_data.links[0].vif_id, p.id);
+  assert.equal(cd.network_data.networks[0].network_id, netId);
+  assert.equal(cd.network_data.networks[0].link, cd.network_data.links[0].id);
+  // the server's addresses are the port's
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  const s = await until('ACTIVE', async () => { const x = await server(id); return x.status === 'ACTIVE' ? x : null; });
+  assert.equal(s.addresses['bm-net'][0].addr, p.fixed_ips[0].ip_address);
+  assert.equal(s.addresses['bm-net'][0]['OS-EXT-IPS-MAC:mac_addr'], mac);
+  // deleted: the VIF leaves the node, the port goes
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+  assert.deepEqual((await bm()('GET', `/v1/nodes/${n1}/vifs`)).body.vifs, []);
+  await until('the port gone', async () => (await cloud.call('GET', `/network/v2.0/ports?device_id=${id}`, { token: cloud.adminToken })).body.ports.length === 0);
+});
+
+test('two servers, one node: never both; the second is ERROR with NoValidHost', async () => {
+  const n1 = await availableNode('bmc-race-1', 'bm-race', '52:54:00:b3:00:01');
+  const flavor = await bmFlavor('bm-race', 'bm_race');
+  const [a, b] = await Promise.all([create('bm-race-a', flavor), create('bm-race-b', flavor)]);
+  const settled = await until('one placed, one refused', async () => {
+    const ss = await Promise.all([server(a!), server(b!)]);
+    return ss.some((x) => x.status === 'ERROR') && ss.some((x) => x['OS-EXT-SRV-ATTR:hypervisor_hostname'] === n1) ? ss : null;
+  });
+  const failed = settled.find((x) => x.status === 'ERROR')!;
+  const placed = settled.find((x) => x.status !== 'ERROR')!;
+  assert.equal(placed.status, 'BUILD');
+  assert.equal(failed.fault.code, 500);
+  assert.match(failed.fault.message, /^No valid host was found/);
+  assert.equal(failed['OS-EXT-SRV-ATTR:host'], null);
+  assert.deepEqual(await allocations(failed.id), []);
+  assert.equal((await allocations(placed.id)).length, 1);
+  await until('the node holding the placed one', async () => (await node(n1)).instance_uuid === placed.id);
+  // one unit, one consumer
+  const all = await cloud.server.database.db.selectFrom('placement_allocations').selectAll().where('provider_uuid', '=', n1).execute();
+  assert.deepEqual(all.map((x) => x.consumer_uuid), [placed.id]);
+});
+
+test('a deploy that fails is rescheduled to another node; failing on every try, ERROR with the node\'s last_error', async () => {
+  const nodes = [
+    await availableNode('bmc-fail-1', 'bm-fail', '52:54:00:b4:00:01'),
+    await availableNode('bmc-fail-2', 'bm-fail', '52:54:00:b4:00:02'),
+    await availableNode('bmc-fail-3', 'bm-fail', '52:54:00:b4:00:03'),
+  ];
+  const flavor = await bmFlavor('bm-fail', 'bm_fail');
+  const id = await create('bm-fail', flavor);
+  const tried: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const on = await until(`try ${i + 1} deploying`, async () => {
+      for (const n of nodes) if (!tried.includes(n) && (await node(n)).provision_state === 'deploying') return n;
+      return null;
+    });
+    tried.push(on);
+    assert.equal((await server(id))['OS-EXT-SRV-ATTR:hypervisor_hostname'], on);
+    await cond.finish(on, 'failed', { message: `Disk write failed on try ${i + 1}` });
+    // the failed node is undeployed and given back
+    await until('the failed node torn down', async () => { const x = await node(on); return x.provision_state === 'deleting' && x.instance_uuid === null; });
+  }
+  const s = await until('ERROR', async () => { const x = await server(id); return x.status === 'ERROR' ? x : null; });
+  assert.match(s.fault.message, /Exceeded max scheduling attempts 3 for instance .*Last exception: Disk write failed on try 3/);
+  assert.equal(s['OS-EXT-SRV-ATTR:host'], null);
+  assert.deepEqual(await allocations(id), []);
+  assert.deepEqual([...tried].sort(), [...nodes].sort());
+  // the nodes clean back to available
+  for (const n of nodes) {
+    await cond.finish(n, 'succeeded');
+    await cond.finish(n, 'succeeded');
+    assert.equal((await node(n)).provision_state, 'available');
+  }
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+});
+
+test('what a bare-metal server cannot do is Nova\'s 409 (and 400 for consoles); its image must be a whole disk', async () => {
+  const n1 = await availableNode('bmc-refuse-1', 'bm-refuse', '52:54:00:b5:00:01');
+  const flavor = await bmFlavor('bm-refuse', 'bm_refuse');
+  const id = await create('bm-refuse', flavor);
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  for (const [body, action] of [[{ pause: null }, 'pause'], [{ suspend: null }, 'suspend'], [{ 'os-migrateLive': { host: null, block_migration: 'auto' } }, 'os-migrateLive'],
+    [{ resize: { flavorRef: flavor } }, 'resize'], [{ shelve: null }, 'shelve'], [{ createImage: { name: 'snap' } }, 'createImage'], [{ rescue: null }, 'rescue']] as const) {
+    const r = await nv.call('POST', `/servers/${id}/action`, { body, version: '2.96' });
+    assert.equal(r.status, 409, `${action}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.conflictingRequest.message, `Cannot '${action}' instance ${id}: a baremetal server does not support ${action}.`);
+  }
+  const con = await nv.call('POST', `/servers/${id}/remote-consoles`, { body: { remote_console: { protocol: 'serial', type: 'serial' } }, version: '2.96' });
+  assert.equal(con.status, 400, JSON.stringify(con.body));
+  // a container image (or an ISO) does not boot a bare-metal flavor
+  const iso = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'bm-iso', disk_format: 'iso', container_format: 'bare', visibility: 'public' } });
+  await fetch(`${cloud.url}/image/v2/images/${iso.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1024, 1) });
+  const bad = await nv.call('POST', '/servers', { body: { server: { name: 'bm-iso', flavorRef: flavor, imageRef: iso.body.id, networks: 'none' } }, version: '2.96' });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.match(bad.body.badRequest.message, /whole-disk image/);
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+});
+
+test('os-hypervisors lists the nodes as Nova\'s ironic driver does', async () => {
+  const n1 = await availableNode('bmc-hyp-1', 'bm-hyp', '52:54:00:b6:00:01');
+  const list = (await nv.call('GET', '/os-hypervisors/detail', { version: '2.53' })).body.hypervisors;
+  const h = list.find((x: any) => x.hypervisor_hostname === n1);
+  assert.ok(h, JSON.stringify(list.map((x: any) => x.hypervisor_hostname)));
+  assert.equal(h.id, n1);
+  assert.equal(h.hypervisor_type, 'ironic');
+  assert.equal(h.service.host, 'bm-compute-cond');
+  assert.equal(h.vcpus, 8);
+  assert.equal(h.memory_mb, 16384);
+  assert.equal(h.local_gb, 100);
+  assert.equal(h.running_vms, 0);
+  const one = await nv.call('GET', `/os-hypervisors/${n1}`, { version: '2.53' });
+  assert.equal(one.status, 200, JSON.stringify(one.body));
+  assert.equal(one.body.hypervisor.hypervisor_hostname, n1);
+  // before 2.53 an integer id
+  const old = (await nv.call('GET', '/os-hypervisors')).body.hypervisors.find((x: any) => x.hypervisor_hostname === n1);
+  assert.equal(typeof old.id, 'number');
+});

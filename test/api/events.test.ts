@@ -1,0 +1,196 @@
+// The resource event stream (/events/v1/stream, docs/events.md): Server-Sent
+// Events scoped by the token, carrying servers' changes from the API's writes
+// and from a host's reports; replay with Last-Event-ID; the catalog names it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useCloud } from '../harness.ts';
+import { adminNova, agentCall, projectUser, simulatedHost, dockerArchive, type Nova, type SimulatedHost } from './compute/lib.ts';
+
+let admin: Nova;
+let alice: Nova;
+let bob: Nova;
+let imageId: string;
+let flavorId: string;
+let host: SimulatedHost;
+
+const cloud = useCloud(async (c) => {
+  admin = await adminNova(c);
+  alice = await projectUser(c, ['member']);
+  bob = await projectUser(c, ['member']);
+  const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'ev', container_format: 'docker', disk_format: 'raw', visibility: 'public' } });
+  imageId = img.body.id;
+  const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(dockerArchive()) });
+  assert.equal(up.status, 204);
+  flavorId = (await admin.call('GET', '/flavors')).body.flavors[0].id;
+  host = await simulatedHost(c, 'ev-host-1');
+});
+
+interface Ev { seq: number; type: string; id: string; project_id: string; action: string; status: string; name: string; detail: Record<string, unknown> }
+
+/** An open stream: the events received so far, a wait for one matching, and close. */
+async function stream(token: string | null, headers: Record<string, string> = {}, query = '') {
+  const ctl = new AbortController();
+  const r = await fetch(`${cloud.url}/events/v1/stream${query}`, { headers: { ...(token ? { 'X-Auth-Token': token } : {}), Accept: 'text/event-stream', ...headers }, signal: ctl.signal });
+  const events: Ev[] = [];
+  const waiters: Array<() => void> = [];
+  let raw = '';
+  if (r.ok) {
+    void (async () => {
+      const dec = new TextDecoder();
+      try {
+        for await (const chunk of r.body! as unknown as AsyncIterable<Uint8Array>) {
+          raw += dec.decode(chunk, { stream: true });
+          let end: number;
+          while ((end = raw.indexOf('\n\n')) >= 0) {
+            const block = raw.slice(0, end);
+            raw = raw.slice(end + 2);
+            const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('');
+            if (block.includes('event: resource') && data) events.push(JSON.parse(data));
+            for (const w of waiters.splice(0)) w();
+          }
+        }
+      } catch { /* aborted */ }
+    })();
+  }
+  return {
+    response: r, events,
+    async until(pred: (e: Ev) => boolean, ms = 5000): Promise<Ev> {
+      const t0 = Date.now();
+      for (;;) {
+        const hit = events.find(pred);
+        if (hit) return hit;
+        if (Date.now() - t0 > ms) assert.fail(`no such event; got ${JSON.stringify(events)}`);
+        await new Promise<void>((res) => {
+          waiters.push(res);
+          setTimeout(res, 100);
+        });
+      }
+    },
+    close: () => ctl.abort(),
+  };
+}
+
+test('no token: 401 in the service\'s error body; a bad Last-Event-ID: 400', async () => {
+  const s = await stream(null);
+  assert.equal(s.response.status, 401);
+  assert.equal((await s.response.json()).error.code, 401);
+  const b = await stream(alice.token, { 'Last-Event-ID': 'x' });
+  assert.equal(b.response.status, 400);
+});
+
+test('the catalog names the event stream; its version document', async () => {
+  const r = await cloud.call('GET', '/identity/v3/auth/catalog', { token: alice.token });
+  const ep = r.body.catalog.find((e: { type: string }) => e.type === 'events');
+  assert.ok(ep, 'an events entry');
+  assert.match(ep.endpoints[0].url, /\/events\/v1$/);
+  const v = await cloud.call('GET', '/events/v1', { token: alice.token });
+  assert.equal(v.status, 200);
+  assert.equal(v.body.version.id, 'v1');
+});
+
+test('a server\'s life on the stream: created, placed, ACTIVE from the host\'s report, deleted; scoped by project, all for the admin', async () => {
+  const a = await stream(alice.token);
+  const b = await stream(bob.token);
+  const adm = await stream(admin.token, {}, '?types=server');
+  assert.equal(a.response.status, 200);
+  assert.match(a.response.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const c = await alice.call('POST', '/servers', { body: { server: { name: 'ev-<b>1</b>', imageRef: imageId, flavorRef: flavorId, networks: 'none' } }, version: '2.79' });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  const id = c.body.server.id as string;
+  const created = await a.until((e) => e.id === id && e.action === 'created');
+  assert.deepEqual({ type: created.type, project_id: created.project_id, status: created.status, name: created.name }, { type: 'server', project_id: alice.projectId, status: 'BUILD', name: 'ev-<b>1</b>' });
+  await adm.until((e) => e.id === id && e.action === 'created');
+  // the scheduler places it on the simulated host; the host reports it running
+  for (let i = 0; i < 50 && !(await host.watch()).servers.has(id); i++) await new Promise((r) => setTimeout(r, 100));
+  await host.report(id, 'active', 1);
+  const active = await a.until((e) => e.id === id && e.status === 'ACTIVE');
+  assert.equal(active.action, 'updated');
+  assert.equal(active.detail.task_state, null);
+  // an action: the task on the stream
+  assert.equal((await alice.call('POST', `/servers/${id}/action`, { body: { 'os-stop': null } })).status, 202);
+  await a.until((e) => e.id === id && e.detail.task_state === 'powering-off');
+  await host.report(id, 'stopped', 4);
+  await a.until((e) => e.id === id && e.status === 'SHUTOFF');
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+  await a.until((e) => e.id === id && e.detail.task_state === 'deleting');
+  // gone once the host no longer lists it
+  const r = await agentCall(cloud, 'POST', 'ev-host-1/report', {
+    resources: [{ kind: 'server', id, version: (await host.watch()).servers.get(id)!.version, observed: { state: 'deleted', power_state: 0 } }],
+  });
+  assert.equal(r.status, 200, await r.text());
+  await a.until((e) => e.id === id && e.action === 'deleted' && e.status === 'DELETED');
+  // bob saw none of it; the admin saw it all
+  assert.deepEqual(b.events.filter((e) => e.id === id), []);
+  await adm.until((e) => e.id === id && e.action === 'deleted');
+  // a client reconnecting with Last-Event-ID gets what it missed, in order
+  const again = await stream(alice.token, { 'Last-Event-ID': String(created.seq) });
+  const replayed = await again.until((e) => e.id === id && e.action === 'deleted');
+  assert.ok(again.events.every((e) => e.seq > created.seq));
+  assert.ok(replayed.seq > active.seq);
+  for (const s of [a, b, adm, again]) s.close();
+});
+
+test('`stratus events` prints the same stream, from the OS_* credentials', async () => {
+  const { spawn } = await import('node:child_process');
+  const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'events', '--types', 'server'], {
+    env: { ...process.env, OS_AUTH_URL: `${cloud.url}/identity/v3`, OS_TOKEN: alice.token, OS_PROJECT_ID: alice.projectId },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d; });
+  child.stderr.on('data', (d: Buffer) => { err += d; });
+  try {
+    // the stream is open once the server counts a subscriber; until then, creates go unseen: retry
+    let id = '';
+    for (let i = 0; i < 50 && !out.includes('created'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      if (i % 10 === 5) {
+        const c = await alice.call('POST', '/servers', { body: { server: { name: `cli-${i}`, imageRef: imageId, flavorRef: flavorId, networks: 'none' } }, version: '2.79' });
+        assert.equal(c.status, 202, JSON.stringify(c.body));
+        id = c.body.server.id;
+      }
+    }
+    assert.match(out, new RegExp(`created server ${id} BUILD`), `stdout: ${out}\nstderr: ${err}`);
+    assert.match(out, /project=/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+});
+
+test('networks, subnets, routers, images and volumes made and deleted through their APIs are on the stream', async () => {
+  const a = await stream(alice.token);
+  const b = await stream(bob.token);
+  const call = (method: string, path: string, body?: unknown) => cloud.call(method, path, { token: alice.token, body });
+  const n = await call('POST', '/network/v2.0/networks', { network: { name: 'ev-net' } });
+  assert.equal(n.status, 201);
+  const netId = n.body.network.id;
+  const e = await a.until((x) => x.id === netId && x.action === 'created');
+  assert.deepEqual({ type: e.type, project_id: e.project_id, name: e.name, status: e.status }, { type: 'network', project_id: alice.projectId, name: 'ev-net', status: 'ACTIVE' });
+  const s = await call('POST', '/network/v2.0/subnets', { subnet: { network_id: netId, cidr: '10.9.0.0/24', ip_version: 4, name: 'ev-sub' } });
+  assert.equal(s.status, 201);
+  await a.until((x) => x.id === s.body.subnet.id && x.type === 'subnet' && x.action === 'created');
+  const r = await call('POST', '/network/v2.0/routers', { router: { name: 'ev-r' } });
+  await a.until((x) => x.id === r.body.router.id && x.type === 'router');
+  assert.equal((await call('PUT', `/network/v2.0/routers/${r.body.router.id}/add_router_interface`, { subnet_id: s.body.subnet.id })).status, 200);
+  await a.until((x) => x.id === r.body.router.id && x.action === 'updated');
+  assert.equal((await call('PUT', `/network/v2.0/routers/${r.body.router.id}/remove_router_interface`, { subnet_id: s.body.subnet.id })).status, 200);
+  assert.equal((await call('DELETE', `/network/v2.0/routers/${r.body.router.id}`)).status, 204);
+  assert.equal((await call('DELETE', `/network/v2.0/networks/${netId}`)).status, 204);
+  const gone = await a.until((x) => x.id === netId && x.action === 'deleted');
+  assert.equal(gone.project_id, alice.projectId);
+  const img = await call('POST', '/image/v2/images', { name: 'ev-img', container_format: 'bare', disk_format: 'raw' });
+  assert.equal(img.status, 201);
+  const ie = await a.until((x) => x.id === img.body.id && x.type === 'image');
+  assert.equal(ie.status, 'queued');
+  assert.equal((await call('DELETE', `/image/v2/images/${img.body.id}`)).status, 204);
+  await a.until((x) => x.id === img.body.id && x.action === 'deleted');
+  const v = await call('POST', `/volume/v3/${alice.projectId}/volumes`, { volume: { size: 1, name: 'ev-vol' } });
+  assert.equal(v.status, 202, JSON.stringify(v.body));
+  await a.until((x) => x.id === v.body.volume.id && x.type === 'volume' && x.action === 'created');
+  // bob heard nothing of alice's resources
+  assert.deepEqual(b.events.filter((x) => x.project_id === alice.projectId), []);
+  a.close();
+  b.close();
+});

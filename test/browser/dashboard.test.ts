@@ -1,0 +1,260 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core)
+// against a real Stratus with an in-process agent running containers (root):
+// log in, launch a container server and watch it reach ACTIVE without a
+// reload, read its console log and serial console, the name rendered as text,
+// a reader without create buttons (and the API's 403), another project's
+// member seeing none of it; axe-core's check on each page; a screenshot of
+// each step under the run's output directory.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser } from 'playwright-core';
+import { uniqueName } from '../harness.ts';
+import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
+import { checkA11y, launch, login, open, screenshot, type Tab } from './lib.ts';
+
+const XSS = '<img src=x onerror=alert(1)>';
+const PASSWORD = 'browser-pw-1';
+
+let plane: Plane;
+let browser: Browser;
+let projectId = '';
+let member = '';
+let reader = '';
+let outsider = '';
+let serverId = '';
+const tabs: Tab[] = [];
+
+async function admin(method: string, path: string, body?: unknown) {
+  const r = await plane.cloud.call(method, `/identity/v3${path}`, { token: plane.cloud.adminToken, body });
+  assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+async function user(name: string, project: string, role: string): Promise<void> {
+  const u = await admin('POST', '/users', { user: { name, domain_id: 'default', password: PASSWORD, default_project_id: project } });
+  const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
+  await admin('PUT', `/projects/${project}/users/${u.user.id}/roles/${roles.find((r) => r.name === role)!.id}`);
+}
+
+before(async () => {
+  if (skipUnlessRoot) return;
+  plane = await startPlane({ agent: 'inproc' });
+  projectId = (await admin('POST', '/projects', { project: { name: uniqueName('web'), domain_id: 'default' } })).project.id;
+  const other = (await admin('POST', '/projects', { project: { name: uniqueName('other'), domain_id: 'default' } })).project.id;
+  member = uniqueName('member');
+  reader = uniqueName('reader');
+  outsider = uniqueName('outsider');
+  await user(member, projectId, 'member');
+  await user(reader, projectId, 'reader');
+  await user(outsider, other, 'member');
+  browser = await launch();
+});
+
+after(async () => {
+  for (const t of tabs) await t.context.close().catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
+  if (serverId) await plane.waitGone(serverId).catch(() => undefined);
+  await plane?.cleanup();
+});
+
+async function tab(o: { width?: number; height?: number; dark?: boolean } = {}): Promise<Tab> {
+  const t = await open(browser, `${plane.cloud.url}/`, o);
+  tabs.push(t);
+  return t;
+}
+
+test('the page is served with a strict policy, hashed assets cached for a year, nothing inline', { skip: skipUnlessRoot }, async () => {
+  const r = await fetch(`${plane.cloud.url}/`, { headers: { 'accept-encoding': 'br' } });
+  assert.equal(r.status, 200);
+  const csp = r.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(r.headers.get('cache-control'), 'no-cache');
+  const html = await r.text();
+  assert.doesNotMatch(html, /<script>|<style|style=/);
+  const js = html.match(/src="([^"]+\.js)"/)![1]!;
+  const a = await fetch(`${plane.cloud.url}${js}`);
+  assert.equal(a.status, 200);
+  assert.match(a.headers.get('cache-control') ?? '', /max-age=31536000, immutable/);
+});
+
+test('a member logs in, sees the quota overview, launches a container and watches it become ACTIVE without reloading', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await checkA11y(page, 'login');
+  await screenshot(page, 'login');
+  await login(page, member, PASSWORD);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.getByRole('img', { name: /Instances: 0 of 10/ }).waitFor();
+  await checkA11y(page, 'overview');
+  await screenshot(page, 'overview');
+
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByRole('heading', { name: 'Servers' }).waitFor();
+  await page.getByText('No servers.').waitFor();
+  await checkA11y(page, 'servers');
+  await page.getByRole('button', { name: 'Launch server' }).click();
+  await page.getByRole('heading', { name: 'Launch server' }).waitFor();
+  await page.getByLabel('Name').fill(XSS);
+  await page.getByLabel('Image').selectOption({ label: 'busybox (docker/raw)' });
+  await page.getByLabel('Flavor').selectOption({ index: 1 });
+  await checkA11y(page, 'launch');
+  await screenshot(page, 'launch');
+  // a mark on the page's window: a reload would lose it
+  await page.evaluate(() => { (window as any).__stratusMark = 1; });
+  await page.getByRole('button', { name: 'Launch' }).click();
+  // the detail page: the name as text, a heading
+  await page.getByRole('heading', { name: XSS }).waitFor();
+  serverId = page.url().split('/servers/')[1]!;
+  assert.match(serverId, /^[0-9a-f-]{36}$/);
+  await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
+  assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
+  // rendered as text: no image element made of it, no script ran
+  assert.equal(await page.locator('main img').count(), 0);
+  assert.deepEqual(t.dialogs, []);
+  await checkA11y(page, 'server detail');
+  await screenshot(page, 'server-active');
+
+  // the list shows it too, ACTIVE, by name as text
+  await page.getByRole('link', { name: 'All servers' }).click();
+  const row = page.getByRole('row').filter({ hasText: XSS });
+  await row.getByText('ACTIVE').waitFor();
+  await screenshot(page, 'servers-list');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('the server\'s console log and serial console open in the page', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+  assert.ok(serverId, 'the server was launched');
+  const t = await tab();
+  const { page } = t;
+  await login(page, member, PASSWORD);
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('tab', { name: 'Console log' }).click();
+  const log = page.getByLabel('Console output');
+  await log.waitFor();
+  await page.waitForFunction(() => (document.querySelector('pre.console-log')?.textContent ?? '').length > 0, null, { timeout: 30_000 });
+  await checkA11y(page, 'console log');
+  await screenshot(page, 'console-log');
+  await page.getByRole('tab', { name: 'Serial console' }).click();
+  await page.getByText('Serial console: connected').waitFor({ timeout: 30_000 });
+  // the history (the init's output) arrives in the terminal
+  await page.waitForFunction(() => (document.querySelector('.term-box .xterm-screen')?.textContent ?? '').trim().length > 0, null, { timeout: 30_000 });
+  await page.keyboard.type('echo web-$((6*7))\n');
+  await page.waitForFunction(() => (document.querySelector('.term-box .xterm-screen')?.textContent ?? '').includes('web-42'), null, { timeout: 30_000 });
+  await screenshot(page, 'serial-console');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a member uploads an image with a progress bar, and makes a network, a subnet and a router joined to it', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, member, PASSWORD);
+  await page.getByRole('link', { name: 'Images' }).click();
+  await page.getByRole('heading', { name: 'Images' }).waitFor();
+  const form = page.getByRole('form', { name: 'Upload an image' });
+  await form.getByLabel('Name').fill('web-disk');
+  await form.getByLabel('Format').selectOption('bare/raw');
+  await form.getByLabel('File').setInputFiles({ name: 'disk.raw', mimeType: 'application/octet-stream', buffer: Buffer.alloc(8 << 20, 7) });
+  await form.getByRole('button', { name: 'Upload' }).click();
+  await form.getByText(/^100% of 8\.0 MiB$/).waitFor({ timeout: 30_000 });
+  assert.equal(await form.locator('progress').getAttribute('value'), '1');
+  // the list shows it active (the upload's event reloads it)
+  await page.getByRole('row').filter({ hasText: 'web-disk' }).getByText('active').waitFor();
+  await checkA11y(page, 'images');
+  await screenshot(page, 'image-uploaded');
+
+  await page.getByRole('link', { name: 'Networks' }).click();
+  await page.getByRole('form', { name: 'Create a network' }).getByLabel('Name').fill('web-net');
+  await page.getByRole('form', { name: 'Create a network' }).getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-net' }).waitFor();
+  await page.getByRole('tab', { name: 'Subnets' }).click();
+  const sub = page.getByRole('form', { name: 'Create a subnet' });
+  await sub.getByLabel('Network').selectOption({ label: 'web-net' });
+  await sub.getByLabel('Name').fill('web-sub');
+  await sub.getByLabel('CIDR').fill('10.42.0.0/24');
+  await sub.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: '10.42.0.0/24' }).waitFor();
+  await page.getByRole('tab', { name: 'Routers' }).click();
+  const rf = page.getByRole('form', { name: 'Create a router' });
+  await rf.getByLabel('Name').fill('web-router');
+  await rf.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-router' }).waitFor();
+  const join = page.getByRole('form', { name: 'Connect a subnet to a router' });
+  await join.getByLabel('Router').selectOption({ label: 'web-router' });
+  await join.getByLabel('Subnet').selectOption({ label: 'web-sub (10.42.0.0/24)' });
+  await join.getByRole('button', { name: 'Create' }).click();
+  await join.locator('.error').waitFor({ state: 'detached' }).catch(() => undefined);
+  // the router's interface is a port on the subnet's gateway address
+  for (let i = 0; ; i++) {
+    const ports = await plane.cloud.call('GET', '/network/v2.0/ports?device_owner=network:router_interface', { token: plane.cloud.adminToken });
+    if (ports.body.ports.some((p: any) => p.fixed_ips.some((f: any) => f.ip_address === '10.42.0.1'))) break;
+    assert.ok(i < 50, 'the router got an interface on web-sub');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await checkA11y(page, 'routers');
+  await screenshot(page, 'network-router');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a reader sees the server but no create or action buttons, and the API refuses a create with 403', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab({ width: 390, dark: true });
+  const { page } = t;
+  await login(page, reader, PASSWORD);
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByRole('row').filter({ hasText: XSS }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 0);
+  await checkA11y(page, 'servers (reader, 390 px, dark)');
+  await screenshot(page, 'reader-servers-390-dark');
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('heading', { name: XSS }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Stop' }).count(), 0);
+  await page.goto(`${plane.cloud.url}/#/networks`);
+  await page.getByRole('heading', { name: 'Networks' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Create' }).count(), 0);
+  // the same call a create button would make, with the page's own token: the API says no
+  const status = await page.evaluate(async ([image, flavor]) => {
+    const token = JSON.parse(sessionStorage.getItem('stratus.session')!).token;
+    const r = await fetch('/compute/v2.1/servers', {
+      method: 'POST', headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ server: { name: 'nope', imageRef: image, flavorRef: flavor, networks: 'none' } }),
+    });
+    return r.status;
+  }, [plane.imageId, plane.flavorId]);
+  assert.equal(status, 403);
+  // nothing persistent: the token is in sessionStorage only
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  assert.deepEqual(await t.context.cookies(), []);
+});
+
+test('a member of another project sees none of the project\'s resources', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab({ width: 1920, height: 1080 });
+  const { page } = t;
+  await login(page, outsider, PASSWORD);
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByText('No servers.').waitFor();
+  assert.equal(await page.getByText(XSS).count(), 0);
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.locator('.error', { hasText: /could not be found/ }).waitFor();
+  await page.getByRole('link', { name: 'Images' }).click();
+  await page.getByRole('heading', { name: 'Images' }).waitFor();
+  await checkA11y(page, 'images');
+  await page.getByRole('link', { name: 'Networks' }).click();
+  await page.getByRole('heading', { name: 'Networks' }).waitFor();
+  await checkA11y(page, 'networks');
+  await screenshot(page, 'outsider-networks-1920');
+});
+
+test('logging out revokes the token', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, member, PASSWORD);
+  const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('stratus.session')!).token as string);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('stratus.session')), null);
+  const r = await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token: plane.cloud.adminToken, headers: { 'X-Subject-Token': token } });
+  assert.equal(r.status, 404);
+});

@@ -1,0 +1,212 @@
+// The conductor inside the agent, with test doubles for the server (a
+// scripted transport), the BMC (power in memory) and the ramdisk (the test
+// speaks its HTTP protocol): the registration (kinds, HostInfo.baremetal);
+// power and boot-device requests once per seq; an inspection phase by phase
+// (power_on -> pxe -> inspect -> power_off -> done) driven by the ramdisk's
+// calls, each of which makes the agent converge again; the endpoint's
+// tokens (none, a wrong one, an old operation's) refused; a ramdisk failure
+// reported without secrets and the node off; maintenance leaves the node
+// alone; a conductor restarted mid-operation carries on from its state file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Agent } from '../../src/agent/agent.ts';
+import type { AgentTransport } from '../../src/agent/client.ts';
+import { BaremetalConductor } from '../../src/agent/drivers/baremetal/conductor.ts';
+import { baremetalReconcilers } from '../../src/agent/drivers/baremetal/reconciler.ts';
+import type { BmcClient } from '../../src/agent/drivers/baremetal/bmc.ts';
+import type { BootDevice, NodeObserved, NodeOperation, NodeSpec, PowerState } from '../../src/baremetal/protocol.ts';
+import type { HostInfo, HostRegistration, ReportRequest, Resource, ResourceReport, WatchRequest, WatchResponse } from '../../src/fleet/protocol.ts';
+
+const log = pino({ level: 'silent' });
+
+class Transport implements AgentTransport {
+  readonly hostname = 'conductor-1';
+  readonly registered: HostInfo[] = [];
+  readonly reports: ResourceReport[] = [];
+  private answers: WatchResponse[] = [];
+  private wake: (() => void) | null = null;
+  private waiters: Array<{ pred: (r: ResourceReport) => boolean; done: (r: ResourceReport) => void }> = [];
+  constructor(first: Resource[]) {
+    this.answers.push({ resources: first, gone: [], requests: [] });
+  }
+  push(resources: Resource[]) {
+    this.answers.push({ resources, gone: [], requests: [] });
+    this.wake?.();
+  }
+  async register(info: HostInfo): Promise<HostRegistration> {
+    this.registered.push(info);
+    return { host_id: 'h', service_id: 's', heartbeat_interval: 3600, protocol: info.protocol };
+  }
+  async watch(_req: WatchRequest, signal?: AbortSignal): Promise<WatchResponse> {
+    for (;;) {
+      const a = this.answers.shift();
+      if (a) return a;
+      await new Promise<void>((r) => {
+        this.wake = r;
+        signal?.addEventListener('abort', () => r(), { once: true });
+      });
+      if (signal?.aborted) throw new Error('aborted');
+    }
+  }
+  async report(r: ReportRequest): Promise<void> {
+    for (const rr of r.resources ?? []) {
+      this.reports.push(rr);
+      for (const w of [...this.waiters]) if (w.pred(rr)) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.done(rr);
+      }
+    }
+  }
+  reported(pred: (o: NodeObserved, r: ResourceReport) => boolean): Promise<ResourceReport> {
+    const p = (r: ResourceReport) => pred(r.observed as NodeObserved, r);
+    const seen = this.reports.find(p);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((done) => this.waiters.push({ pred: p, done }));
+  }
+  async uploadImage(): Promise<void> {}
+  close() {}
+}
+
+/** A BMC in memory; every call recorded. */
+function fakeBmc() {
+  const calls: string[] = [];
+  let power: PowerState = 'power off';
+  const bmc: BmcClient = {
+    async power() {
+      return power;
+    },
+    async setPower(p) {
+      calls.push(p);
+      power = p;
+    },
+    async reboot() {
+      calls.push('reboot');
+      power = 'power on';
+    },
+    async softPowerOff() {
+      calls.push('soft power off');
+      return false;
+    },
+    async setBootDevice(d: BootDevice, persistent: boolean) {
+      calls.push(`boot ${d}${persistent ? ' persistent' : ''}`);
+    },
+    virtualMedia: null,
+  };
+  return { bmc, calls };
+}
+
+const MAC = '52:54:00:00:00:42';
+const NODE = 'a1b2c3d4-0000-4000-8000-000000000001';
+
+function node(version: number, over: Partial<NodeSpec> = {}): Resource {
+  const spec: NodeSpec = {
+    bmc: { type: 'ipmi', address: '192.0.2.9', username: 'admin', password: 'sekrit-password' },
+    maintenance: false, nics: [{ mac: MAC, pxe_enabled: true }], power: null, boot_device: null, operation: null, provisioning: null, ...over,
+  };
+  return { kind: 'baremetal_node', id: NODE, version, spec };
+}
+
+test('the conductor in the agent: registration, power and boot device once per seq, an inspection driven by the ramdisk, tokens, a failure, restart', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bm-conductor-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'initrd.img'), 'initrd');
+  const { bmc, calls } = fakeBmc();
+  const port = 30000 + Math.floor(Math.random() * 20000);
+  const make = () => new BaremetalConductor({
+    stateDir: dir, log, address: '127.0.0.1', port, bmc: () => bmc, fetchImage: async () => undefined,
+    ramdisk: async () => ({ vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key: 'test' }),
+  });
+  let conductor = make();
+  const tr = new Transport([node(1, { power: { target: 'power on', seq: 1 }, boot_device: { device: 'pxe', persistent: true, seq: 1 } })]);
+  let agent = new Agent({ client: tr, drivers: [conductor], log, reconcilers: baremetalReconcilers, sweepIntervalMs: 60_000 });
+  t.after(async () => {
+    await agent.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await agent.start();
+  const base = `http://127.0.0.1:${port}`;
+
+  assert.deepEqual(tr.registered[0]!.kinds, { baremetal_node: ['ipmi', 'redfish'] });
+  assert.equal(tr.registered[0]!.baremetal?.address, '127.0.0.1');
+  assert.equal(tr.registered[0]!.baremetal?.http_port, port);
+
+  // power and boot device, once per seq
+  const first = await tr.reported((o) => o.power_seq === 1 && o.boot_device_seq === 1);
+  assert.equal((first.observed as NodeObserved).power_state, 'power on');
+  assert.deepEqual(calls, ['power on', 'boot pxe persistent']);
+  tr.push([node(2, { power: { target: 'power on', seq: 1 }, boot_device: { device: 'pxe', persistent: true, seq: 1 }, maintenance: true })]);
+  await tr.reported((_o, r) => r.version === 2);
+  assert.deepEqual(calls, ['power on', 'boot pxe persistent'], 'the same seqs are not carried out again');
+
+  // an inspection
+  const op: NodeOperation = { id: 'op-inspect', type: 'inspect', boot_interface: 'ipxe' };
+  tr.push([node(3, { operation: op })]);
+  await tr.reported((o) => o.operation?.phase === 'pxe');
+  assert.deepEqual(calls.slice(2), ['boot pxe', 'reboot'], 'boot device pxe once, then a reset of the node that was on');
+  // the chain script, and the node's script (ramdisk with its token) by its MAC
+  assert.match(await (await fetch(`${base}/boot.ipxe`)).text(), /chain http:\/\/127\.0\.0\.1:\d+\/ipxe\/\$\{netX\/mac:hexhyp\}/);
+  const script = await (await fetch(`${base}/ipxe/52-54-00-00-00-42`)).text();
+  const token = /stratus\.token=([0-9a-f]{64})/.exec(script)?.[1];
+  assert.ok(token, script);
+  assert.match(script, new RegExp(`stratus\\.node=${NODE}`));
+  assert.match(await (await fetch(`${base}/ipxe/52-54-00-00-00-99`)).text(), /^#!ipxe\n.*\nexit/m, 'an unknown MAC boots locally');
+  assert.equal(await (await fetch(`${base}/ramdisk/initrd.img`)).text(), 'initrd');
+  // the node API: no token, a wrong one, a token in the query (only the ISO takes that): refused
+  const cmd = (tok?: string, path = 'command') => fetch(`${base}/v1/nodes/${NODE}/${path}`, { headers: tok ? { 'x-stratus-token': tok } : {} });
+  assert.equal((await cmd()).status, 401);
+  assert.equal((await cmd('0'.repeat(64))).status, 401);
+  assert.equal((await fetch(`${base}/v1/nodes/${NODE}/command?token=${token}`)).status, 401);
+  assert.equal((await cmd(token, 'image')).status, 404, 'an inspection has no image');
+  // the ramdisk asks: inspect
+  const c = await cmd(token);
+  assert.equal(c.status, 200);
+  assert.equal(await c.text(), 'op=inspect\nid=op-inspect\n');
+  await tr.reported((o) => o.operation?.phase === 'inspect');
+  // a report for another operation is ignored; a bad one refused
+  const post = (body: unknown) => fetch(`${base}/v1/nodes/${NODE}/report`, { method: 'POST', headers: { 'x-stratus-token': token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal((await post({ op_id: 'op-other', status: 'ok', phase: 'inspect', message: '' })).status, 200);
+  assert.equal((await post({ status: 'ok' })).status, 400);
+  // the restart: the agent and conductor go, new ones come with the same state directory
+  await agent.stop();
+  conductor = make();
+  const tr2 = new Transport([node(3, { operation: op })]);
+  agent = new Agent({ client: tr2, drivers: [conductor], log, reconcilers: baremetalReconcilers, sweepIntervalMs: 60_000 });
+  await agent.start();
+  await tr2.reported((o) => o.operation?.phase === 'inspect');
+  const inventory = { cpus: 2, cpu_arch: 'x86_64', memory_mb: 1024, disks: [{ name: '/dev/vda', size_bytes: 1 << 30 }], nics: [{ name: 'eth0', mac: MAC }], boot_mac: MAC };
+  assert.equal((await post({ op_id: 'op-inspect', status: 'ok', phase: 'inspect', message: 'inspected', inventory })).status, 200);
+  const done = await tr2.reported((o) => o.operation?.status === 'succeeded');
+  const o = done.observed as NodeObserved;
+  assert.equal(o.operation!.phase, 'done');
+  assert.deepEqual(o.operation!.inventory, inventory);
+  assert.equal(o.power_state, 'power off');
+  assert.equal(calls.at(-1), 'power off');
+  assert.equal(await (await cmd(token)).text(), 'op=poweroff\n', 'the inspected ramdisk is told to power off');
+
+  // a clean whose ramdisk fails: failed, the node off, no secret in the report; the old token no longer works
+  const clean: NodeOperation = { id: 'op-clean', type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'deploy', step: 'erase_devices_metadata' }] };
+  tr2.push([node(4, { operation: clean })]);
+  await tr2.reported((x) => x.operation?.id === 'op-clean' && x.operation.phase === 'pxe');
+  assert.equal((await cmd(token)).status, 401, 'the inspection\'s token is gone');
+  const token2 = /stratus\.token=([0-9a-f]{64})/.exec(await (await fetch(`${base}/ipxe/${MAC}`)).text())![1]!;
+  assert.notEqual(token2, token);
+  assert.equal(await (await cmd(token2)).text(), 'op=clean\nid=op-clean\n');
+  await fetch(`${base}/v1/nodes/${NODE}/report`, { method: 'POST', headers: { 'x-stratus-token': token2 }, body: JSON.stringify({ op_id: 'op-clean', status: 'failed', phase: 'erase', message: 'cannot erase /dev/vda' }) });
+  const failed = await tr2.reported((x) => x.operation?.id === 'op-clean' && x.operation.status === 'failed');
+  assert.equal((failed.observed as NodeObserved).operation!.message, 'clean failed in the deploy ramdisk: cannot erase /dev/vda');
+  assert.equal((failed.observed as NodeObserved).operation!.phase, 'erase');
+  assert.equal(failed.error?.code, 'step_failed');
+  assert.equal((failed.observed as NodeObserved).power_state, 'power off');
+  assert.doesNotMatch(JSON.stringify(tr2.reports) + JSON.stringify(tr.reports), /sekrit|[0-9a-f]{64}/, 'no password or token in any report');
+
+  // an unknown clean step: failed before anything boots
+  const n = calls.length;
+  tr2.push([node(5, { operation: { id: 'op-bad', type: 'clean', boot_interface: 'ipxe', steps: [{ interface: 'raid', step: 'create_configuration' }] } })]);
+  const bad = await tr2.reported((x) => x.operation?.id === 'op-bad' && x.operation.status === 'failed');
+  assert.match((bad.observed as NodeObserved).operation!.message!, /clean steps this conductor does not do: raid\.create_configuration/);
+  assert.deepEqual(calls.slice(n), ['power off']);
+});

@@ -1,0 +1,107 @@
+// The Stratus dashboard: a login, then the project's pages, every call to the
+// public OpenStack APIs with the session's token (api.ts), live through the
+// resource event stream (events.ts).
+import './app.css';
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { logout, myProjects, onSession, resume, session, switchProject, type Project } from './api.ts';
+import { onStreamState, restartStream } from './events.ts';
+import { match, navigate, useLocation } from './router.ts';
+import { Login } from './pages/login.tsx';
+import { Overview } from './pages/overview.tsx';
+import { ServerList } from './pages/servers.tsx';
+import { ServerDetail } from './pages/server-detail.tsx';
+import { LaunchServer } from './pages/launch.tsx';
+import { Images } from './pages/images.tsx';
+import { Networks } from './pages/networks.tsx';
+import { errorText } from './ui.tsx';
+
+const NAV: Array<[string, string]> = [['/', 'Overview'], ['/servers', 'Servers'], ['/images', 'Images'], ['/networks', 'Networks']];
+
+function Routes() {
+  const { path, query } = useLocation();
+  let m: Record<string, string> | null;
+  if (path === '/') return <Overview />;
+  if (path === '/servers') return <ServerList query={query} />;
+  if (path === '/servers/new') return <LaunchServer />;
+  if ((m = match('/servers/:id', path))) return <ServerDetail id={m.id!} />;
+  if (path === '/images') return <Images />;
+  if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
+  return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
+}
+
+function ProjectSwitcher() {
+  const s = session()!;
+  const [projects, setProjects] = useState<Project[]>(s.project ? [s.project] : []);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    myProjects().then(setProjects, () => undefined);
+  }, [s.unscoped]);
+  if (!s.unscoped) return <span class="project">{s.project?.name ?? 'no project'}</span>;
+  return (
+    <label class="project">
+      <span class="sr-only">Project</span>
+      <select value={s.project?.id ?? ''} onChange={async (e) => {
+        try {
+          await switchProject(e.currentTarget.value);
+          navigate('/');
+        } catch (err) {
+          setError(errorText(err));
+        }
+      }}>
+        {!s.project && <option value="">(no project)</option>}
+        {projects.map((p) => <option value={p.id} key={p.id}>{p.name}</option>)}
+      </select>
+      {error && <span class="error" role="alert">{error}</span>}
+    </label>
+  );
+}
+
+function Shell() {
+  const s = session()!;
+  const { path } = useLocation();
+  const [live, setLive] = useState(false);
+  useEffect(() => onStreamState(setLive), []);
+  const section = '/' + (path.split('/')[1] ?? '');
+  return (
+    <>
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
+      <header class="top">
+        <a class="brand" href="#/">Stratus</a>
+        <nav aria-label="Main">
+          <ul>
+            {NAV.map(([to, label]) => <li key={to}><a href={`#${to}`} aria-current={section === to ? 'page' : undefined}>{label}</a></li>)}
+          </ul>
+        </nav>
+        <div class="who">
+          <span class={`live ${live ? 'on' : 'off'}`} title={live ? 'Live updates on' : 'Live updates reconnecting'}>
+            <span class="sr-only">{live ? 'Live updates on' : 'Live updates off'}</span>
+          </span>
+          <ProjectSwitcher />
+          <span class="user">{s.user.name}</span>
+          <button type="button" onClick={() => void logout()}>Log out</button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Routes key={s.token} />
+      </main>
+    </>
+  );
+}
+
+function App() {
+  const [, setN] = useState(0);
+  const [ready, setReady] = useState(false);
+  useEffect(() => {
+    const off = onSession(() => {
+      restartStream();
+      setN((n) => n + 1);
+    });
+    resume().finally(() => setReady(true));
+    return off;
+  }, []);
+  if (!ready) return <p class="muted">Loading…</p>;
+  return session() ? <Shell /> : <Login />;
+}
+
+render(<App />, document.getElementById('app')!);

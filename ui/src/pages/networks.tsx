@@ -1,0 +1,231 @@
+// Networks: networks, subnets, routers, security groups and floating IPs of
+// the project, each a list with its create form and deletes.
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { call, canWrite, session } from '../api.ts';
+import { onEvent } from '../events.ts';
+import { navigate } from '../router.ts';
+import { ClientTable, ConfirmButton, ErrorNote, Field, Page, Status, Tabs, errorText, useLoad, val, type Column } from '../ui.tsx';
+
+type Row = Record<string, any> & { id: string };
+const net = <T = any>(method: string, path: string, body?: unknown) => call<T>(method, 'network', `/v2.0${path}`, body === undefined ? {} : { body });
+const list = async (collection: string): Promise<Row[]> => (await net('GET', `/${collection}`)).body[collection.replace(/-/g, '_')];
+
+function CreateForm({ title, submit, children }: { title: string; submit: () => Promise<void>; children: ComponentChildren }) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <form class="form card" aria-label={title} onSubmit={async (e) => {
+      e.preventDefault();
+      setBusy(true);
+      setError(null);
+      try {
+        await submit();
+      } catch (err) {
+        setError(errorText(err));
+      } finally {
+        setBusy(false);
+      }
+    }}>
+      <h2>{title}</h2>
+      {children}
+      <ErrorNote error={error} />
+      <button type="submit" class="primary" disabled={busy}>Create</button>
+    </form>
+  );
+}
+
+function deleteColumn(kind: string, path: string, reload: () => void): Column<Row> {
+  const pid = session()!.project?.id;
+  return {
+    key: 'actions', label: 'Actions', value: () => '', sortable: false,
+    render: (r) => canWrite() && r.project_id === pid
+      ? <ConfirmButton label="Delete" danger question={`Delete ${kind} “${r.name || r.floating_ip_address || r.id}”?`} onConfirm={async () => { await net('DELETE', `/${path}/${r.id}`); reload(); }} />
+      : null,
+  };
+}
+
+const nameCol: Column<Row> = { key: 'name', label: 'Name', value: (r) => r.name || r.id };
+
+function NetworksTab({ data, reload }: { data: Data; reload: () => void }) {
+  const [name, setName] = useState('');
+  return (
+    <>
+      <ClientTable caption="Networks" rows={data.networks} rowKey={(r) => r.id} initialSort={{ key: 'name', dir: 'asc' }} columns={[
+        nameCol,
+        { key: 'status', label: 'Status', value: (r) => r.status, render: (r) => <Status value={r.status} /> },
+        { key: 'subnets', label: 'Subnets', value: (r) => r.subnets.map((s: string) => data.subnets.find((x) => x.id === s)?.cidr ?? s).join(', ') },
+        { key: 'ext', label: 'External', value: (r) => (r['router:external'] ? 'yes' : 'no') },
+        { key: 'shared', label: 'Shared', value: (r) => (r.shared ? 'yes' : 'no') },
+        deleteColumn('network', 'networks', reload),
+      ]} />
+      {canWrite() && (
+        <CreateForm title="Create a network" submit={async () => { await net('POST', '/networks', { network: { name: name.trim() } }); setName(''); reload(); }}>
+          <Field label="Name"><input name="network-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+        </CreateForm>
+      )}
+    </>
+  );
+}
+
+function SubnetsTab({ data, reload }: { data: Data; reload: () => void }) {
+  const mine = data.networks.filter((n) => !n['router:external']);
+  const [network, setNetwork] = useState('');
+  const [name, setName] = useState('');
+  const [cidr, setCidr] = useState('10.0.0.0/24');
+  return (
+    <>
+      <ClientTable caption="Subnets" rows={data.subnets} rowKey={(r) => r.id} initialSort={{ key: 'name', dir: 'asc' }} columns={[
+        nameCol,
+        { key: 'cidr', label: 'CIDR', value: (r) => r.cidr },
+        { key: 'network', label: 'Network', value: (r) => data.networks.find((n) => n.id === r.network_id)?.name ?? r.network_id },
+        { key: 'gateway', label: 'Gateway', value: (r) => r.gateway_ip ?? '—' },
+        { key: 'dhcp', label: 'DHCP', value: (r) => (r.enable_dhcp ? 'yes' : 'no') },
+        deleteColumn('subnet', 'subnets', reload),
+      ]} />
+      {canWrite() && (
+        <CreateForm title="Create a subnet" submit={async () => {
+          await net('POST', '/subnets', { subnet: { network_id: network, name: name.trim(), cidr: cidr.trim(), ip_version: cidr.includes(':') ? 6 : 4 } });
+          setName('');
+          reload();
+        }}>
+          <Field label="Network">
+            <select name="subnet-network" value={network} onChange={(e) => setNetwork(val(e))} required>
+              <option value="">Choose…</option>
+              {mine.map((n) => <option key={n.id} value={n.id}>{n.name || n.id}</option>)}
+            </select>
+          </Field>
+          <Field label="Name"><input name="subnet-name" value={name} onInput={(e) => setName(val(e))} /></Field>
+          <Field label="CIDR"><input name="cidr" value={cidr} onInput={(e) => setCidr(val(e))} required /></Field>
+        </CreateForm>
+      )}
+    </>
+  );
+}
+
+function RoutersTab({ data, reload }: { data: Data; reload: () => void }) {
+  const external = data.networks.filter((n) => n['router:external']);
+  const [name, setName] = useState('');
+  const [gateway, setGateway] = useState('');
+  const [router, setRouter] = useState('');
+  const [subnet, setSubnet] = useState('');
+  return (
+    <>
+      <ClientTable caption="Routers" rows={data.routers} rowKey={(r) => r.id} initialSort={{ key: 'name', dir: 'asc' }} columns={[
+        nameCol,
+        { key: 'status', label: 'Status', value: (r) => r.status, render: (r) => <Status value={r.status} /> },
+        { key: 'gateway', label: 'External gateway', value: (r) => (r.external_gateway_info ? data.networks.find((n) => n.id === r.external_gateway_info.network_id)?.name ?? r.external_gateway_info.network_id : '—') },
+        deleteColumn('router', 'routers', reload),
+      ]} />
+      {canWrite() && (
+        <div class="grid">
+          <CreateForm title="Create a router" submit={async () => {
+            await net('POST', '/routers', { router: { name: name.trim(), ...(gateway ? { external_gateway_info: { network_id: gateway } } : {}) } });
+            setName('');
+            reload();
+          }}>
+            <Field label="Name"><input name="router-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+            <Field label="External network">
+              <select name="gateway" value={gateway} onChange={(e) => setGateway(val(e))}>
+                <option value="">None</option>
+                {external.map((n) => <option key={n.id} value={n.id}>{n.name || n.id}</option>)}
+              </select>
+            </Field>
+          </CreateForm>
+          <CreateForm title="Connect a subnet to a router" submit={async () => {
+            await net('PUT', `/routers/${router}/add_router_interface`, { subnet_id: subnet });
+            reload();
+          }}>
+            <Field label="Router">
+              <select name="iface-router" value={router} onChange={(e) => setRouter(val(e))} required>
+                <option value="">Choose…</option>
+                {data.routers.map((r) => <option key={r.id} value={r.id}>{r.name || r.id}</option>)}
+              </select>
+            </Field>
+            <Field label="Subnet">
+              <select name="iface-subnet" value={subnet} onChange={(e) => setSubnet(val(e))} required>
+                <option value="">Choose…</option>
+                {data.subnets.map((s) => <option key={s.id} value={s.id}>{s.name || s.id} ({s.cidr})</option>)}
+              </select>
+            </Field>
+          </CreateForm>
+        </div>
+      )}
+    </>
+  );
+}
+
+function GroupsTab({ data, reload }: { data: Data; reload: () => void }) {
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  return (
+    <>
+      <ClientTable caption="Security groups" rows={data.groups} rowKey={(r) => r.id} initialSort={{ key: 'name', dir: 'asc' }} columns={[
+        nameCol,
+        { key: 'description', label: 'Description', value: (r) => r.description },
+        { key: 'rules', label: 'Rules', value: (r) => r.security_group_rules.length,
+          render: (r) => <ul class="plain">{r.security_group_rules.map((x: Row) => <li key={x.id}>{x.direction} {x.ethertype} {x.protocol ?? 'any'}{x.port_range_min !== null ? ` ${x.port_range_min}-${x.port_range_max}` : ''} {x.remote_ip_prefix ?? (x.remote_group_id ? 'group' : '')}</li>)}</ul> },
+        deleteColumn('security group', 'security-groups', reload),
+      ]} />
+      {canWrite() && (
+        <CreateForm title="Create a security group" submit={async () => {
+          await net('POST', '/security-groups', { security_group: { name: name.trim(), description } });
+          setName('');
+          setDescription('');
+          reload();
+        }}>
+          <Field label="Name"><input name="group-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+          <Field label="Description"><input name="group-description" value={description} onInput={(e) => setDescription(val(e))} /></Field>
+        </CreateForm>
+      )}
+    </>
+  );
+}
+
+function FloatingTab({ data, reload }: { data: Data; reload: () => void }) {
+  const external = data.networks.filter((n) => n['router:external']);
+  const [pool, setPool] = useState('');
+  return (
+    <>
+      <ClientTable caption="Floating IPs" rows={data.fips} rowKey={(r) => r.id} initialSort={{ key: 'address', dir: 'asc' }} columns={[
+        { key: 'address', label: 'Address', value: (r) => r.floating_ip_address },
+        { key: 'status', label: 'Status', value: (r) => r.status, render: (r) => <Status value={r.status} /> },
+        { key: 'fixed', label: 'Fixed address', value: (r) => r.fixed_ip_address ?? '—' },
+        { key: 'network', label: 'Network', value: (r) => data.networks.find((n) => n.id === r.floating_network_id)?.name ?? r.floating_network_id },
+        deleteColumn('floating IP', 'floatingips', reload),
+      ]} />
+      {canWrite() && (
+        <CreateForm title="Allocate a floating IP" submit={async () => { await net('POST', '/floatingips', { floatingip: { floating_network_id: pool } }); reload(); }}>
+          <Field label="External network">
+            <select name="pool" value={pool} onChange={(e) => setPool(val(e))} required>
+              <option value="">Choose…</option>
+              {external.map((n) => <option key={n.id} value={n.id}>{n.name || n.id}</option>)}
+            </select>
+          </Field>
+        </CreateForm>
+      )}
+    </>
+  );
+}
+
+interface Data { networks: Row[]; subnets: Row[]; routers: Row[]; groups: Row[]; fips: Row[] }
+
+const TABS: Array<[string, string]> = [['networks', 'Networks'], ['subnets', 'Subnets'], ['routers', 'Routers'], ['groups', 'Security groups'], ['floating', 'Floating IPs']];
+
+export function Networks({ tab }: { tab: string }) {
+  const { data, error, reload } = useLoad(async (): Promise<Data> => {
+    const [networks, subnets, routers, groups, fips] = await Promise.all(['networks', 'subnets', 'routers', 'security-groups', 'floatingips'].map(list));
+    return { networks: networks!, subnets: subnets!, routers: routers!, groups: groups!, fips: fips! };
+  }, []);
+  useEffect(() => onEvent((e) => {
+    if (['network', 'subnet', 'router', 'floatingip', 'security_group', 'port'].includes(e.type)) reload();
+  }), []);
+  const Tab = { networks: NetworksTab, subnets: SubnetsTab, routers: RoutersTab, groups: GroupsTab, floating: FloatingTab }[tab] ?? NetworksTab;
+  return (
+    <Page title="Networks">
+      <Tabs tabs={TABS} current={tab} onSelect={(k) => navigate(`/networks?tab=${k}`)} />
+      <ErrorNote error={error} />
+      {data ? <Tab data={data} reload={reload} /> : !error && <p class="muted">Loading networks…</p>}
+    </Page>
+  );
+}
