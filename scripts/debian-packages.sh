@@ -66,7 +66,8 @@ STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swi
 #   the data-plane tests (test/dataplane/vbmc-*.test.ts, baremetal-*.test.ts):
 #     all of the above, plus redfishtool and python3-sushy, the Debian Redfish
 #     clients that judge the emulator;
-#   the CLI flow: python3-ironicclient (`openstack baremetal ...`).
+#   the CLI flow: python3-ironicclient (`openstack baremetal ...`);
+#   the unit suite: openipmi and ipmitool (test/unit/vbmc-ipmi.test.ts; bin/test names them).
 STRATUS_BAREMETAL_PACKAGES="openipmi ipmitool ipxe xorriso isolinux syslinux-common redfishtool python3-sushy python3-ironicclient"
 
 # The dashboard's tests in a real browser (test/browser, bin/test's `browser` suite): Debian's

@@ -154,6 +154,7 @@ export function registerBaremetalVirtual(program: Command): void {
     .option('--count <n>', 'how many', positive, 1)
     .option('--bmc <kind>', 'ipmi, redfish, or mixed (half each, IPMI first)', bmcMode, 'mixed')
     .option('--bridge <bridge>', 'the host bridge of the provisioning network their NICs join', 'br-bm')
+    .option('--netns <name>', 'the network namespace holding the bridge (qemu and the taps go there; the BMCs listen in this one)')
     .option('--disk-mb <MiB>', 'disk size (a sparse file)', positive, 256)
     .option('--memory-mb <MiB>', 'RAM', positive, 512)
     .option('--name-prefix <prefix>', 'machine names are PREFIX-1, PREFIX-2, ... (the next free numbers)', 'vbm')
@@ -162,7 +163,7 @@ export function registerBaremetalVirtual(program: Command): void {
     .option('--physical-network <name>', 'the ports\' physical network', 'baremetal')
     .option('--redfish-boot-interface <iface>', 'the boot interface of Redfish nodes (ipxe or redfish-virtual-media)', 'redfish-virtual-media')
     .option('--no-enroll', 'only make the machines')))
-    .action(async (f: CloudFlags & { count: number; bmc: 'ipmi' | 'redfish' | 'mixed'; bridge: string; diskMb: number; memoryMb: number; namePrefix: string; bmcAddress: string; resourceClass: string; physicalNetwork: string; redfishBootInterface: string; enroll: boolean; stateDir: string }) => {
+    .action(async (f: CloudFlags & { count: number; bmc: 'ipmi' | 'redfish' | 'mixed'; bridge: string; netns?: string; diskMb: number; memoryMb: number; namePrefix: string; bmcAddress: string; resourceClass: string; physicalNetwork: string; redfishBootInterface: string; enroll: boolean; stateDir: string }) => {
       const stateDir = resolve(f.stateDir);
       const { createMachine, deleteMachine, listMachines } = await vbmc();
       const ironic = f.enroll ? await connectIronic(f) : null;
@@ -173,7 +174,7 @@ export function registerBaremetalVirtual(program: Command): void {
         do name = `${f.namePrefix}-${++n}`; while (taken.has(name));
         taken.add(name);
         const kind: BmcKind = f.bmc === 'mixed' ? (i % 2 === 0 ? 'ipmi' : 'redfish') : f.bmc;
-        const m = await createMachine({ stateDir, name, bmc: kind, bridge: f.bridge, diskMb: f.diskMb, memoryMb: f.memoryMb, bmcAddress: f.bmcAddress });
+        const m = await createMachine({ stateDir, name, bmc: kind, bridge: f.bridge, netns: f.netns, diskMb: f.diskMb, memoryMb: f.memoryMb, bmcAddress: f.bmcAddress });
         if (ironic) {
           try {
             await enroll(ironic, m, { resourceClass: f.resourceClass, physicalNetwork: f.physicalNetwork, redfishBootInterface: f.redfishBootInterface });

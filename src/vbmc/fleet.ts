@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { probeAccel } from '../agent/drivers/vm/accel.ts';
 import { Reverter } from '../common/revert.ts';
 import { freeUdpPort, ipmiBmcPid, startIpmiBmc, stopIpmiBmc, writeIpmiConfig } from './ipmi-bmc.ts';
-import { ensureTap, Machine, newUuid, randomMac, removeTap, writeJson, type BmcKind, type MachineConfig } from './machine.ts';
+import { ensureTap, linkExists, Machine, newUuid, randomMac, removeTap, writeJson, type BmcKind, type MachineConfig } from './machine.ts';
 import { ensureRedfishEmulator, redfishDir, redfishEmulatorPid, stopRedfishEmulator, type RedfishEndpoint } from './redfish-control.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/stratus-vbmc';
@@ -21,6 +21,8 @@ export interface CreateOptions {
   name: string;
   bmc: BmcKind;
   bridge: string;
+  /** The network namespace holding the bridge (qemu and the tap go there; the BMCs stay in the host's). */
+  netns?: string;
   diskMb?: number;
   memoryMb?: number;
   cpus?: number;
@@ -51,14 +53,11 @@ export function tapName(stateDir: string, name: string): string {
   return `vbm${createHash('sha256').update(`${stateDir}\0${name}`).digest('hex').slice(0, 10)}`;
 }
 
-async function bridgeExists(bridge: string): Promise<boolean> {
-  return existsSync(`/sys/class/net/${bridge}/bridge`);
-}
-
 /** Makes a machine (disk, config, tap) and its BMC, running; powered off. */
 export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
   if (!NAME.test(o.name)) throw new Error(`machine name ${JSON.stringify(o.name)}: 1 to 31 of a-z, 0-9, - (not first)`);
-  if (!(await bridgeExists(o.bridge))) throw new Error(`no bridge ${o.bridge} on this host (make it first, or give --bridge)`);
+  if (o.netns && !existsSync(`/run/netns/${o.netns}`)) throw new Error(`no network namespace ${o.netns}`);
+  if (!(await linkExists(o.netns, o.bridge, 'bridge'))) throw new Error(`no bridge ${o.bridge} ${o.netns ? `in network namespace ${o.netns}` : 'on this host'} (make it first, or give --bridge)`);
   const dir = join(machinesDir(o.stateDir), o.name);
   if (existsSync(dir)) throw new Error(`a virtual machine ${o.name} exists already in ${o.stateDir}`);
   const address = o.bmcAddress ?? '127.0.0.1';
@@ -77,7 +76,7 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
       port = o.ipmiPort ?? await freeUdpPort(address);
     }
     const config: MachineConfig = {
-      name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), bridge: o.bridge, tap: tapName(o.stateDir, o.name),
+      name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), bridge: o.bridge, tap: tapName(o.stateDir, o.name), ...(o.netns ? { netns: o.netns } : {}),
       memoryMb: o.memoryMb ?? 512, diskMb: o.diskMb ?? 256, cpus: o.cpus ?? 1, accel,
       bmc: endpoint
         ? { kind: 'redfish', address, port, username: endpoint.username, password: endpoint.password }
@@ -88,7 +87,7 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
     await fh.truncate(config.diskMb * 1024 * 1024);
     await fh.close();
     const m = new Machine(dir, config);
-    r.add(() => removeTap(config.tap));
+    r.add(() => removeTap(config.netns, config.tap));
     await ensureTap(config);
     if (config.bmc.kind === 'ipmi') {
       await writeIpmiConfig(m);
@@ -146,7 +145,7 @@ export async function deleteMachine(stateDir: string, name: string): Promise<voi
   const m = await loadMachine(stateDir, name);
   if (m.config.bmc.kind === 'ipmi') await stopIpmiBmc(m);
   await m.powerOff();
-  await removeTap(m.config.tap);
+  await removeTap(m.config.netns, m.config.tap);
   await fsp.rm(m.dir, { recursive: true, force: true });
   if (!(await listMachines(stateDir)).some((x) => x.config.bmc.kind === 'redfish')) {
     await stopRedfishEmulator(stateDir);

@@ -51,6 +51,12 @@ export interface MachineConfig {
   mac: string;
   bridge: string;
   tap: string;
+  /**
+   * The network namespace of the bridge, the tap and qemu (the host's when
+   * absent). The BMCs stay in the host's: ipmi_sim, the emulator and QMP's
+   * unix socket are reached from there.
+   */
+  netns?: string;
   memoryMb: number;
   diskMb: number;
   cpus: number;
@@ -216,7 +222,11 @@ export class Machine {
     const media = st.media && existsSync(st.media.file) ? st.media.file : null;
     const log = await fsp.open(this.file('qemu.log'), 'a', 0o600);
     try {
-      const child = spawn(QEMU, this.args(st.boot.device, media), { detached: true, stdio: ['ignore', log.fd, log.fd] });
+      // in the machine's network namespace (its tap's) when it has one: `ip netns exec` becomes qemu
+      const argv = this.args(st.boot.device, media);
+      const child = this.config.netns
+        ? spawn('ip', ['netns', 'exec', this.config.netns, QEMU, ...argv], { detached: true, stdio: ['ignore', log.fd, log.fd] })
+        : spawn(QEMU, argv, { detached: true, stdio: ['ignore', log.fd, log.fd] });
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.once('error', () => { /* reported by the wait below */ });
       child.unref();
@@ -328,28 +338,35 @@ function bootOrder(boot: BootDevice): Array<'disk' | 'cd' | 'nic'> {
 /** SeaBIOS reads `etc/sercon-port` as a little-endian integer: COM1's I/O port 0x3f8. */
 const SERCON_FILE = '/run/stratus-vbmc-sercon.bin';
 
-/** The tap of a machine on its bridge (made when missing: after a host reboot, or a removed tap). */
+/** The tap of a machine on its bridge (made when missing: after a host reboot, or a removed tap), in the machine's network namespace. */
 export async function ensureTap(c: MachineConfig): Promise<void> {
   if (!existsSync(SERCON_FILE)) {
     await fsp.writeFile(`${SERCON_FILE}.${process.pid}`, Buffer.from([0xf8, 0x03]));
     await fsp.rename(`${SERCON_FILE}.${process.pid}`, SERCON_FILE);
   }
-  if (!existsSync(`/sys/class/net/${c.tap}`)) {
-    await ip(['tuntap', 'add', 'dev', c.tap, 'mode', 'tap']);
-  }
-  await ip(['link', 'set', c.tap, 'master', c.bridge, 'up']);
+  if (!(await linkExists(c.netns, c.tap))) await ip(c.netns, ['tuntap', 'add', 'dev', c.tap, 'mode', 'tap']);
+  await ip(c.netns, ['link', 'set', c.tap, 'master', c.bridge, 'up']);
 }
 
-export async function removeTap(tap: string): Promise<void> {
-  if (existsSync(`/sys/class/net/${tap}`)) await ip(['link', 'del', tap]);
+export async function removeTap(netns: string | undefined, tap: string): Promise<void> {
+  if (await linkExists(netns, tap)) await ip(netns, ['link', 'del', tap]);
 }
 
-function ip(args: string[]): Promise<void> {
+/** Whether the link exists (a bridge: `kind` 'bridge') in the namespace (the host's when none). */
+export async function linkExists(netns: string | undefined, name: string, kind?: 'bridge'): Promise<boolean> {
+  if (!netns) return existsSync(`/sys/class/net/${name}${kind === 'bridge' ? '/bridge' : ''}`);
+  return ip(netns, ['-o', 'link', 'show', 'dev', name, ...(kind ? ['type', kind] : [])]).then((out) => out.trim() !== '', () => false);
+}
+
+function ip(netns: string | undefined, args: string[]): Promise<string> {
+  const argv = netns ? ['-n', netns, ...args] : args;
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
     let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`ip ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`ip ${argv.join(' ')}: ${err.trim() || `exit ${code}`}`))));
   });
 }

@@ -61,8 +61,18 @@ async function makeCertificate(dir: string, address: string): Promise<void> {
   await fsp.rename(join(dir, 'cert.pem.tmp'), cert);
 }
 
+/** One start at a time per state directory in this process (machines made at once share one emulator). */
+const starting = new Map<string, Promise<unknown>>();
+
 /** The emulator of `stateDir`, started unless it runs; its endpoint (made at the first start). */
-export async function ensureRedfishEmulator(o: { stateDir: string; address: string; port?: number }): Promise<RedfishEndpoint> {
+export function ensureRedfishEmulator(o: { stateDir: string; address: string; port?: number }): Promise<RedfishEndpoint> {
+  const key = resolvePath(o.stateDir);
+  const next = (starting.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => startEmulator(o));
+  starting.set(key, next);
+  return next;
+}
+
+async function startEmulator(o: { stateDir: string; address: string; port?: number }): Promise<RedfishEndpoint> {
   const dir = redfishDir(o.stateDir);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   let ep = await readEndpoint(o.stateDir);

@@ -107,6 +107,6 @@ test('baremetal virtual create enrols an IPMI and a Redfish machine with their p
   for (const m of machines) assert.equal((await bm('GET', `/v1/nodes/${m.config.enrolled!.node}`)).status, 404);
   assert.deepEqual((await bm('GET', '/v1/ports')).body.ports, []);
   assert.deepEqual(await listMachines(bed!.stateDir), []);
-  assert.deepEqual(leaks(bed!, ['enr-1', 'enr-2']), []);
+  assert.deepEqual(await leaks(bed!, ['enr-1', 'enr-2']), []);
   process.stderr.write(`vbmc-enroll: ${Date.now() - t0} ms\n`);
 });

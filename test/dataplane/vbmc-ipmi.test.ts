@@ -8,6 +8,7 @@
 // qemu, ipmi_sim or tap left.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { bmcClient } from '../../src/agent/drivers/baremetal/bmc/factory.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
 import type { BmcAccess } from '../../src/baremetal/protocol.ts';
@@ -22,7 +23,8 @@ const NAME = 'ipmi0';
 
 before(async () => {
   if (skip) return;
-  bed = await makeBed('vbi');
+  // the bridge, tap and qemu in a network namespace of their own; ipmi_sim in the host's
+  bed = await makeBed('vbi', { netns: true });
 });
 
 after(async () => {
@@ -50,7 +52,7 @@ async function ipmitool(m: MachineInfo, ...args: string[]): Promise<string> {
 
 test('an IPMI virtual machine: power, boot device, reset and soft off through ipmi.ts, checked with ipmitool; failures classified; nothing left', { skip, timeout: 240_000 }, async () => {
   const t0 = Date.now();
-  const info = await createMachine({ stateDir: bed!.stateDir, name: NAME, bmc: 'ipmi', bridge: bed!.bridge, diskMb: 64 });
+  const info = await createMachine({ stateDir: bed!.stateDir, name: NAME, bmc: 'ipmi', bridge: bed!.bridge, netns: bed!.netns, diskMb: 64 });
   assert.equal(info.power, 'off');
   assert.ok(info.bmcPid && pidAlive(info.bmcPid), 'ipmi_sim runs');
   const m = await Machine.load(info.dir);
@@ -67,6 +69,7 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   await bmc.setPower('power on', 30_000);
   const pid1 = m.pid();
   assert.ok(pid1 && pidAlive(pid1), 'qemu runs');
+  assert.equal(statSync(`/proc/${pid1}/ns/net`).ino, statSync(`/run/netns/${bed!.netns}`).ino, 'qemu runs in the bridge\'s namespace');
   assert.match(await ipmitool(info, 'chassis', 'power', 'status'), /Chassis Power is on/);
   assert.equal((await listMachines(bed!.stateDir))[0]!.power, 'on');
   const first = await waitText(consoleLog, /Booting from (DVD\/CD|Hard Disk|ROM)/);
@@ -118,7 +121,7 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   await assert.rejects(bmcClient(dead).power(), (e: unknown) => e instanceof ResourceFailure && e.code === 'bmc_unreachable' && e.class === 'transient');
 
   await deleteMachine(bed!.stateDir, NAME);
-  assert.deepEqual(leaks(bed!, [NAME]), []);
+  assert.deepEqual(await leaks(bed!, [NAME]), []);
   assert.deepEqual(await listMachines(bed!.stateDir), []);
   process.stderr.write(`vbmc-ipmi: ${Date.now() - t0} ms\n`);
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runOk } from '../../src/agent/exec.ts';
 import { deleteMachine, listMachines, tapName } from '../../src/vbmc/fleet.ts';
+import { linkExists } from '../../src/vbmc/machine.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -23,15 +24,19 @@ export function skipWithout(...cmds: string[]): string | false {
   return missing.length ? `not installed: ${missing.join(', ')}` : false;
 }
 
-export interface Bed { stateDir: string; bridge: string; work: string }
+export interface Bed { stateDir: string; bridge: string; work: string; netns?: string }
 
-/** A fresh state directory and a bridge, both named for this process. */
-export async function makeBed(prefix: string): Promise<Bed> {
+/** A fresh state directory and a bridge, both named for this process; the bridge in a network namespace of its own with `netns`. */
+export async function makeBed(prefix: string, o: { netns?: boolean } = {}): Promise<Bed> {
   const work = mkdtempSync(join(tmpdir(), `stratus-${prefix}-`));
   const bridge = `${prefix.slice(0, 6)}${process.pid.toString(16).slice(-6)}`;
-  await runOk('ip', ['link', 'add', bridge, 'type', 'bridge']);
-  await runOk('ip', ['link', 'set', bridge, 'up']);
-  return { stateDir: join(work, 'state'), bridge, work };
+  const netns = o.netns ? `stratus-${bridge}` : undefined;
+  const bed: Bed = { stateDir: join(work, 'state'), bridge, work, ...(netns ? { netns } : {}) };
+  const ip = (...args: string[]) => runOk('ip', [...(netns ? ['-n', netns] : []), ...args]);
+  if (netns) await runOk('ip', ['netns', 'add', netns]);
+  await ip('link', 'add', bridge, 'type', 'bridge');
+  await ip('link', 'set', bridge, 'up');
+  return bed;
 }
 
 /** Deletes every machine (stopping qemu and the BMCs), the bridge and the files; what could not be removed. */
@@ -45,7 +50,8 @@ export async function tearDown(bed: Bed | undefined): Promise<string[]> {
   for (const pid of processesUnder(bed.stateDir)) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
-  await run('ip', ['link', 'del', bed.bridge]);
+  if (bed.netns) await run('ip', ['netns', 'del', bed.netns]);
+  else await run('ip', ['link', 'del', bed.bridge]);
   rmSync(bed.work, { recursive: true, force: true });
   return failed;
 }
@@ -64,11 +70,11 @@ export function processesUnder(dir: string): number[] {
 }
 
 /** What a state directory leaves on the host: processes and the taps of these machine names. */
-export function leaks(bed: Bed, names: string[]): string[] {
+export async function leaks(bed: Bed, names: string[]): Promise<string[]> {
   const out = processesUnder(bed.stateDir).map((pid) => `process ${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, 120)}`);
   for (const n of names) {
     const tap = tapName(bed.stateDir, n);
-    if (existsSync(`/sys/class/net/${tap}`)) out.push(`tap ${tap}`);
+    if (await linkExists(bed.netns, tap)) out.push(`tap ${tap}`);
   }
   return out;
 }
@@ -81,12 +87,13 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** The text appended to a file after `offset`, once it matches `pattern` (or throws after `timeoutMs`). */
+/** The text appended to a file after `offset` (without ANSI escape sequences), once it matches `pattern` (or throws after `timeoutMs`). */
 export async function waitText(file: string, pattern: RegExp, offset = 0, timeoutMs = 30_000): Promise<string> {
   const until = Date.now() + timeoutMs;
   let text = '';
   while (Date.now() < until) {
-    text = (await fsp.readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('latin1');
+    // SeaBIOS's serial console turns cursor moves into ANSI sequences, even inside a line
+    text = (await fsp.readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('latin1').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     if (pattern.test(text)) return text;
     await sleep(200);
   }

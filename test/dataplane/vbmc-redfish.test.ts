@@ -183,8 +183,21 @@ test('a Redfish virtual machine: power, boot override, virtual media through red
   await assert.rejects(bmcClient(accessOf(info, { verify_tls: true })).power(), (e: unknown) => e instanceof ResourceFailure && e.code === 'bmc_unreachable' && e.class === 'user' && /certificate/.test(e.message));
   await assert.rejects(bmcClient(accessOf(info, { address: 'https://127.0.0.1:1' })).power(), (e: unknown) => e instanceof ResourceFailure && e.code === 'bmc_unreachable' && e.class === 'transient');
 
+  // one emulator serves every Redfish machine of the directory: a second system; a client must then be told which
+  const second = await createMachine({ stateDir: bed!.stateDir, name: `${NAME}b`, bmc: 'redfish', bridge: bed!.bridge, diskMb: 16 });
+  assert.equal(second.bmcPid, info.bmcPid, 'the same emulator');
+  assert.equal(second.config.bmc.port, info.config.bmc.port);
+  const members = (await raw(info, 'GET', '/redfish/v1/Systems')).body;
+  assert.deepEqual(members.Members.map((x: any) => x['@odata.id']).sort(), [info.config.uuid, second.config.uuid].map((u) => `/redfish/v1/Systems/${u}`).sort());
+  assert.equal(members['Members@odata.count'], 2);
+  assert.equal(await bmcClient(accessOf(second)).power(), 'power off');
+  await assert.rejects(bmcClient(accessOf(info, { system_id: undefined })).power(), (e: unknown) => e instanceof ResourceFailure && e.code === 'bmc_refused' && /2 systems/.test(e.message));
+  await deleteMachine(bed!.stateDir, second.name);
+  assert.ok(pidAlive(info.bmcPid!), 'the emulator stays for the other machine');
+
   await deleteMachine(bed!.stateDir, NAME);
-  assert.deepEqual(leaks(bed!, [NAME]), []);
+  assert.ok(!pidAlive(info.bmcPid!), 'the emulator goes with the last machine');
+  assert.deepEqual(await leaks(bed!, [NAME, `${NAME}b`]), []);
   assert.deepEqual(await listMachines(bed!.stateDir), []);
   process.stderr.write(`vbmc-redfish: ${Date.now() - t0} ms\n`);
 });

@@ -34,6 +34,8 @@ import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import type { BmcClient, VirtualMedia } from '../bmc.ts';
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** A BMC answers InsertMedia once it has fetched or mounted the image: longer. */
+const MEDIA_TIMEOUT_MS = 300_000;
 const POLL_MS = 500;
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_BODY = 4 << 20;
@@ -140,8 +142,8 @@ export class RedfishBmc implements BmcClient {
     if (media.Inserted === true && media.Image === url) return;
     if (media.Inserted === true) await this.ejectFrom(path, media);
     const action = media.Actions?.['#VirtualMedia.InsertMedia']?.target;
-    if (typeof action === 'string') await this.call('POST', action, { Image: url, Inserted: true, WriteProtected: true });
-    else await this.call('PATCH', path, { Image: url, Inserted: true, WriteProtected: true });
+    if (typeof action === 'string') await this.call('POST', action, { Image: url, Inserted: true, WriteProtected: true }, {}, MEDIA_TIMEOUT_MS);
+    else await this.call('PATCH', path, { Image: url, Inserted: true, WriteProtected: true }, {}, MEDIA_TIMEOUT_MS);
   }
 
   private async ejectMedia(): Promise<void> {
@@ -233,10 +235,10 @@ export class RedfishBmc implements BmcClient {
   }
 
   /** One request; a 2xx reply, or a classified ResourceFailure. */
-  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Reply> {
     let r: Reply;
     try {
-      r = await this.request(method, path, body, headers);
+      r = await this.request(method, path, body, headers, timeoutMs);
     } catch (err) {
       if (err instanceof ResourceFailure) throw err;
       const e = err as NodeJS.ErrnoException;
@@ -252,7 +254,7 @@ export class RedfishBmc implements BmcClient {
     throw userError(BaremetalErrorCode.bmcRefused, what);
   }
 
-  private request(method: string, path: string, body: unknown, extra: Record<string, string>): Promise<Reply> {
+  private request(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number): Promise<Reply> {
     const url = new URL(path, this.base);
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...extra };
@@ -265,7 +267,7 @@ export class RedfishBmc implements BmcClient {
     }
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method, headers, agent: this.agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      const req = mod.request(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -284,7 +286,7 @@ export class RedfishBmc implements BmcClient {
         });
         res.on('error', reject);
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${REQUEST_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end(data);
     });
