@@ -294,6 +294,17 @@ test('an application credential logs in to its project', { skip: skipUnlessRoot,
   await page.getByRole('row').filter({ hasText: XSS }).waitFor();
 });
 
+test('an admin\'s overview shows each host\'s capacity against its allocations', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, 'admin', plane.cloud.adminPassword);
+  const host = page.getByRole('region', { name: `Host ${plane.hostname}` });
+  await host.getByRole('img', { name: /^vCPUs: \d+ of \d+$/ }).waitFor();
+  await host.getByRole('img', { name: /^RAM: \d+ MiB of \d+ MiB$/ }).waitFor();
+  await checkA11y(page, 'overview (admin)');
+  await screenshot(page, 'admin-overview');
+});
+
 test('logging out revokes the token', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await tab();
   const { page } = t;
