@@ -45,7 +45,7 @@ export function formatEvent(e: Record<string, any>): string {
   return `${e.time} ${String(e.action).padEnd(7)} ${e.type} ${e.id} ${e.status ?? '-'}${task} ${JSON.stringify(e.name ?? '')} project=${e.project_id ?? '-'}`;
 }
 
-/** Streams until interrupted (or, with `once`, until the server ends the stream). */
+/** Streams until interrupted or the stream refuses the token (with `once`, until the server ends the stream). */
 export async function printEvents(f: EventsFlags, out: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<void> {
   const { token, catalog } = await tokenFromEnv();
   const entry = catalog.find((e) => e.type === 'events');
@@ -56,7 +56,6 @@ export async function printEvents(f: EventsFlags, out: (line: string) => void = 
   for (;;) {
     const headers: Record<string, string> = { 'x-auth-token': token, accept: 'text/event-stream' };
     if (last !== undefined) headers['last-event-id'] = last;
-    let ended = false;
     try {
       const r = await fetch(`${url.replace(/\/$/, '')}/stream${f.types ? `?types=${encodeURIComponent(f.types)}` : ''}`, { headers });
       if (r.status === 401 || r.status === 403 || r.status === 400) throw Object.assign(new Error(`the event stream refused: ${r.status} ${(await r.text()).slice(0, 300)}`), { fatal: true });
@@ -73,7 +72,7 @@ export async function printEvents(f: EventsFlags, out: (line: string) => void = 
           const lines = block.split('\n');
           const event = lines.find((l) => l.startsWith('event:'))?.slice(6).trim();
           const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('');
-          if (event === 'end') ended = true;
+          // `end`: the server stops or the token is no longer valid; the next connection says which (401 ends here)
           if (event !== 'resource' || !data) continue;
           const e = JSON.parse(data);
           last = String(e.seq);
@@ -84,7 +83,7 @@ export async function printEvents(f: EventsFlags, out: (line: string) => void = 
       if ((err as { fatal?: boolean }).fatal) throw err;
       process.stderr.write(`stratus events: ${(err as Error).message}; reconnecting\n`);
     }
-    if (ended || f.once) return;
+    if (f.once) return;
     await new Promise((res) => setTimeout(res, delay));
     delay = Math.min(delay * 2, 15_000);
   }

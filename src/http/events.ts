@@ -101,11 +101,19 @@ function sinceOf(req: FastifyRequest): number | undefined {
 /** The `/events` service: the version document and the stream. */
 export function eventService(bus: EventBus, validate: TokenValidator, o: { keepaliveMs?: number } = {}): Service {
   const keepaliveMs = o.keepaliveMs ?? KEEPALIVE_MS;
+  /** The streams open now: ended when the server closes, which would otherwise wait for their clients. */
+  const open = new Set<() => void>();
   return {
     name: 'events',
     prefix: '/events',
     rules: { 'events:stream': () => true },
     renderError: renderEventError,
+    setup(app) {
+      app.addHook('preClose', (done) => {
+        for (const end of [...open]) end();
+        done();
+      });
+    },
     routes: [
       {
         method: 'GET', path: '/v1', rule: 'events:stream',
@@ -143,7 +151,13 @@ export function eventService(bus: EventBus, validate: TokenValidator, o: { keepa
           const close = () => {
             clearInterval(timer);
             unsubscribe();
+            open.delete(end);
           };
+          const end = () => {
+            res.end('event: end\ndata: {"reason":"server stopping"}\n\n');
+            close();
+          };
+          open.add(end);
           const timer = setInterval(() => {
             try {
               validate(token);

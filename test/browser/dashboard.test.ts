@@ -21,6 +21,8 @@ let projectId = '';
 let member = '';
 let reader = '';
 let outsider = '';
+let switcher = '';
+let otherProject = '';
 let serverId = '';
 const tabs: Tab[] = [];
 
@@ -46,6 +48,13 @@ before(async () => {
   await user(member, projectId, 'member');
   await user(reader, projectId, 'reader');
   await user(outsider, other, 'member');
+  // a member of the other project and a reader of this one: the project switcher's two projects
+  otherProject = other;
+  switcher = uniqueName('switcher');
+  await user(switcher, other, 'member');
+  const sw = (await admin('GET', `/users?name=${switcher}`)).users[0].id;
+  const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
+  await admin('PUT', `/projects/${projectId}/users/${sw}/roles/${roles.find((r) => r.name === 'reader')!.id}`);
   browser = await launch();
 });
 
@@ -245,6 +254,55 @@ test('a member of another project sees none of the project\'s resources', { skip
   await page.getByRole('heading', { name: 'Networks' }).waitFor();
   await checkA11y(page, 'networks');
   await screenshot(page, 'outsider-networks-1920');
+});
+
+test('the project switcher rescopes to another of the user\'s projects, and the pages follow', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, switcher, PASSWORD);
+  const select = page.getByRole('combobox', { name: 'Project' });
+  await select.selectOption(otherProject);
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByText('No servers.').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 1);
+  const before = await page.evaluate(() => JSON.parse(sessionStorage.getItem('stratus.session')!).token as string);
+  await select.selectOption(projectId);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByRole('row').filter({ hasText: XSS }).waitFor();
+  // a reader there: no launch button
+  assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 0);
+  // the token of the project left is revoked
+  const r = await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token: plane.cloud.adminToken, headers: { 'X-Subject-Token': before } });
+  assert.equal(r.status, 404);
+  await screenshot(page, 'switched-project');
+});
+
+test('an application credential logs in to its project', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const token = await plane.cloud.login(member, PASSWORD, projectId);
+  const me = (await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token, headers: { 'X-Subject-Token': token } })).body.token.user.id;
+  const ac = await plane.cloud.call('POST', `/identity/v3/users/${me}/application_credentials`, { token, body: { application_credential: { name: uniqueName('web-ac') } } });
+  assert.equal(ac.status, 201, JSON.stringify(ac.body));
+  const t = await tab();
+  const { page } = t;
+  await page.getByRole('tab', { name: 'Application credential' }).click();
+  await page.getByLabel('Application credential ID').fill(ac.body.application_credential.id);
+  await page.getByLabel('Secret').fill(ac.body.application_credential.secret);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.getByRole('link', { name: 'Servers' }).click();
+  await page.getByRole('row').filter({ hasText: XSS }).waitFor();
+});
+
+test('an admin\'s overview shows each host\'s capacity against its allocations', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab();
+  const { page } = t;
+  await login(page, 'admin', plane.cloud.adminPassword);
+  const host = page.getByRole('region', { name: `Host ${plane.hostname}` });
+  await host.getByRole('img', { name: /^vCPUs: \d+ of \d+$/ }).waitFor();
+  await host.getByRole('img', { name: /^RAM: \d+ MiB of \d+ MiB$/ }).waitFor();
+  await checkA11y(page, 'overview (admin)');
+  await screenshot(page, 'admin-overview');
 });
 
 test('logging out revokes the token', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {

@@ -33,6 +33,7 @@ const FORBIDDEN: Array<{ from: RegExp; to: RegExp; why: string }> = [
   { from: /^agent\//, to: /(^|\/)(routes|api)\/|^http\/server|^server\//, why: 'drivers never import routes' },
   { from: /^fleet\//, to: /^(?!(common|http|db|fleet)\/)/, why: 'the fleet knows no service: services register their resource kinds with it (its own tables: fleet/schema.ts)' },
   { from: /^agent\//, to: /^fleet\/(?!protocol\.ts$)/, why: 'the agent knows the fleet only by its wire protocol' },
+  { from: /^dashboard\//, to: /^(?!(common|http|dashboard)\/)/, why: 'the dashboard only serves its files: it reaches the services through their public APIs, as every client' },
   { from: /^(?!cli\/)/, to: /^cli\//, why: 'nothing imports the CLI' },
   { from: /^(?!(cli|server)\/)/, to: /^server\//, why: 'only the CLI starts servers' },
   { from: /^(?!(cli|vbmc)\/)/, to: /^vbmc\//, why: 'the virtual bare-metal machines and BMCs are the CLI\'s (tests and demos), never the product\'s' },

@@ -8,7 +8,7 @@ import type { EventBus, ResourceAction } from '../../http/events.ts';
 import type { ServerRow } from '../schema.ts';
 import { statusOf } from './state.ts';
 
-/** Publishes servers' changes: by row, or by id (the rows read again). */
+/** Publishes servers' changes: by row, or by id (the rows read again); never throws. */
 export type ServerEvents = (servers: Array<ServerRow | string>, action?: ResourceAction) => Promise<void>;
 
 export function serverEvents(db: Db, bus: EventBus | null | undefined): ServerEvents {
@@ -16,7 +16,8 @@ export function serverEvents(db: Db, bus: EventBus | null | undefined): ServerEv
   return async (servers, action) => {
     const ids = servers.filter((s): s is string => typeof s === 'string');
     const rows = servers.filter((s): s is ServerRow => typeof s !== 'string');
-    if (ids.length) rows.push(...await db.selectFrom('compute_servers').selectAll().where('id', 'in', ids).execute());
+    // an event is told on a best-effort basis: a failed read never fails the write that was made
+    if (ids.length) rows.push(...await db.selectFrom('compute_servers').selectAll().where('id', 'in', ids).execute().catch(() => []));
     bus.publish(...rows.map((r) => {
       const deleted = r.deleted_at !== null;
       return {

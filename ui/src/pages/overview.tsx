@@ -1,6 +1,6 @@
 // The project's quota usage: Nova's, Cinder's and Neutron's limits with what
 // the project uses, one meter each.
-import { call, hasService, session } from '../api.ts';
+import { call, hasService, isAdmin, session } from '../api.ts';
 import { ErrorNote, Loading, Meter, Page, useLoad } from '../ui.tsx';
 
 interface Usage { label: string; used: number; limit: number; unit?: string }
@@ -43,6 +43,39 @@ function Group({ title, load }: { title: string; load: () => Promise<Usage[]> })
   );
 }
 
+/** For admins: each host's capacity (placement inventories: (total - reserved) x allocation ratio) against its allocations. */
+async function hostsUsage(): Promise<Array<{ name: string; usage: Usage[] }>> {
+  const providers = (await call('GET', 'placement', '/resource_providers')).body.resource_providers as Array<{ uuid: string; name: string }>;
+  const UNITS: Record<string, [string, string?]> = { VCPU: ['vCPUs'], MEMORY_MB: ['RAM', 'MiB'], DISK_GB: ['Disk', 'GiB'] };
+  return Promise.all(providers.sort((a, b) => a.name.localeCompare(b.name)).map(async (p) => {
+    const [inv, use] = await Promise.all([
+      call('GET', 'placement', `/resource_providers/${p.uuid}/inventories`).then((r) => r.body.inventories as Record<string, { total: number; reserved: number; allocation_ratio: number }>),
+      call('GET', 'placement', `/resource_providers/${p.uuid}/usages`).then((r) => r.body.usages as Record<string, number>),
+    ]);
+    return {
+      name: p.name,
+      usage: Object.entries(inv).map(([rc, i]) => ({
+        label: UNITS[rc]?.[0] ?? rc, unit: UNITS[rc]?.[1], used: use[rc] ?? 0, limit: Math.floor((i.total - i.reserved) * i.allocation_ratio),
+      })),
+    };
+  }));
+}
+
+function Hosts() {
+  const { data, error, loading } = useLoad(hostsUsage, []);
+  return (
+    <section aria-label="Hosts">
+      <h2>Hosts</h2>
+      <ErrorNote error={error} />
+      {loading && !data ? <Loading what="hosts" /> : data?.length === 0 ? <p class="muted">No hosts have registered.</p> : (
+        <div class="grid">
+          {(data ?? []).map((h) => <section class="card" key={h.name} aria-label={`Host ${h.name}`}><h3>{h.name}</h3>{h.usage.map((u) => <Meter key={u.label} {...u} />)}</section>)}
+        </div>
+      )}
+    </section>
+  );
+}
+
 export function Overview() {
   const s = session()!;
   if (!s.project) return <Page title="Overview"><p>This login has no project: ask an administrator for a role on one.</p></Page>;
@@ -54,6 +87,7 @@ export function Overview() {
         {hasService('volumev3') && <Group title="Block storage" load={volumeUsage} />}
         {hasService('network') && <Group title="Network" load={networkUsage} />}
       </div>
+      {isAdmin() && hasService('placement') && <Hosts />}
     </Page>
   );
 }
