@@ -34,14 +34,14 @@ export interface BaremetalImages { getImage(id: string): Promise<BaremetalImage 
 
 /**
  * The provisioning network's ports (a Neutron port per PXE NIC with the PXE
- * extra_dhcp_opts pointing at the conductor). SEAM: the network service's
- * in-process interface for ports with extra_dhcp_opts is being added by
- * bm-conductor; until it is wired (src/server), operations run with
- * `provisioning: null` and the conductor's own DHCP setup.
+ * extra_dhcp_opts pointing at the conductor, bound to the conductor's host,
+ * whose network data plane then serves its DHCP): the network service's
+ * in-process baremetalPorts (src/network/baremetal-ports.ts), wired in
+ * src/server; without one, operations carry `provisioning: null`.
  */
 export interface ProvisioningPorts {
-  /** A port on `network` (name or id) with `mac` and these DHCP options; its id. */
-  create(o: { network: string; mac: string; nodeUuid: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }> }): Promise<{ portId: string; networkId: string }>;
+  /** A port on `network` (name or id) with `mac` and these DHCP options, bound to `host` (the conductor's); its id and the network's. */
+  create(o: { network: string; mac: string; nodeUuid: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }>; host?: string }): Promise<{ portId: string; networkId: string }>;
   remove(portId: string): Promise<void>;
 }
 

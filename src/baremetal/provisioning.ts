@@ -4,9 +4,10 @@
 // and the PXE extra_dhcp_opts Ironic sets, pointing at the node's conductor
 // (its HostInfo.baremetal endpoint): iPXE clients get the conductor's boot
 // script, others (when the conductor has TFTP) Debian ipxe's undionly.kpxe
-// from the TFTP server. The ports go when the operation ends. Without a
-// ProvisioningPorts (the network service's side, see context.ts) nothing is
-// made and operations carry `provisioning: null`.
+// from the TFTP server. The ports are bound to the conductor's host, whose
+// network data plane serves their DHCP, and go when the operation ends.
+// Without a ProvisioningPorts (the network service's side, see context.ts)
+// nothing is made and operations carry `provisioning: null`.
 import { parseJsonObject } from '../common/json.ts';
 import type { BmContext, NodeRow } from './context.ts';
 import type { NodeOperation, ProvisioningNetwork } from './protocol.ts';
@@ -35,6 +36,8 @@ export async function dhcpOptionsFor(ctx: BmContext, conductor: string | null): 
  */
 export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor: string | null, op: NodeOperation | null): Promise<ProvisioningNetwork | null> {
   if (!ctx.ports || !op || !NEEDS_NETWORK.has(op.type)) return null;
+  // Ironic's noop network interface: the operator wired the node's network; nothing is switched
+  if (parseJsonObject(node.interfaces).network_interface === 'noop') return null;
   if ('boot_interface' in op && op.boot_interface === 'redfish-virtual-media') return null;
   const nics = await ctx.db.selectFrom('baremetal_ports').select(['address']).where('node_uuid', '=', node.uuid).where('pxe_enabled', '=', 1).orderBy('created_at').execute();
   const dhcpOptions = await dhcpOptionsFor(ctx, conductor);
@@ -42,7 +45,7 @@ export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor:
   let networkId = '';
   try {
     for (const nic of nics) {
-      const p = await ctx.ports.create({ network: ctx.config.provisioningNetwork, mac: nic.address, nodeUuid: node.uuid, dhcpOptions });
+      const p = await ctx.ports.create({ network: ctx.config.provisioningNetwork, mac: nic.address, nodeUuid: node.uuid, dhcpOptions, host: conductor ?? undefined });
       made.push(p.portId);
       networkId = p.networkId;
     }

@@ -1,18 +1,24 @@
 // The bare-metal service's way to the provisioning network's ports (Ironic's
-// neutron network interface): a port per PXE NIC of a node, with the node's
-// MAC, an address from the network's subnets, `binding:vnic_type`
-// `baremetal`, `device_owner` `baremetal:none`, the node as `device_id`, no
-// security groups, and the PXE `extra_dhcp_opts`; bound (`binding:host_id`)
-// to the host of the node's conductor, which then holds the network and its
-// DHCP (kinds.ts: a bare-metal port is held, never plugged). In-process,
-// as the admin.
+// network interface): a port per PXE NIC of a node, with the node's MAC, an
+// address from the network's subnets, `binding:vnic_type` `baremetal`,
+// `device_owner` `baremetal:none`, the node as `device_id`, no security
+// groups, and the PXE `extra_dhcp_opts`; bound (`binding:host_id`) to the
+// host of the node's conductor, which then holds the network and its DHCP
+// (kinds.ts: a bare-metal port is held, never plugged). When the network
+// already has a port with the NIC's MAC (the tenant VIF of a server being
+// deployed on a flat network that is also the provisioning network), that
+// port is the one booted from, as Ironic's flat interface does: it gets the
+// PXE options and the binding, and loses only the options again when the
+// operation ends. In-process, as the admin.
 import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
 import { invalidAttr, ipExhausted, macInUse, notFound } from './errors.ts';
 import { allocate } from './ipam.ts';
 import { isMac } from './ipnet.ts';
+import type { DhcpOption } from './protocol.ts';
 import { ensureDhcpPort, mergeDhcpOpts, removePort } from './ports.ts';
+import { bumpRevision } from './resource.ts';
 import { int, newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
 import type { SubnetRow } from './subnets.ts';
@@ -24,9 +30,13 @@ export interface BaremetalPorts {
    * unbound, no DHCP for it yet); its id and the network's.
    */
   create(o: { network: string; mac: string; nodeUuid: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }>; host?: string }): Promise<{ portId: string; networkId: string }>;
-  /** Removes the port (gone already: nothing). */
+  /** Removes the port (gone already: nothing); a port it adopted only loses the PXE options. */
   remove(portId: string): Promise<void>;
 }
+
+const OWNER = 'baremetal:none';
+/** The DHCP options of a PXE boot (the bootfile for iPXE and for the firmware, the TFTP server). */
+const PXE_OPTIONS = new Set(['tag:ipxe,67', 'tag:!ipxe,67', '66', '150', '67']);
 
 export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
   const db = ctx.db as unknown as Kysely<any>;
@@ -42,23 +52,44 @@ export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
         net = named[0]!;
       }
       const networkId = net.id as string;
+      // the NIC's tenant VIF on this network: booted from as it is
+      const held = await db.selectFrom('network_ports').selectAll().where('network_id', '=', networkId).where('mac_address', '=', mac).executeTakeFirst();
+      if (held) {
+        if (held.binding_vnic_type !== 'baremetal' || held.device_owner === OWNER) throw macInUse(mac, networkId);
+        await db.transaction().execute(async (tx) => {
+          const opts = mergeDhcpOpts(JSON.parse(held.extra_dhcp_opts || '[]') as DhcpOption[], o.dhcpOptions);
+          await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), ...(o.host ? { binding_host_id: o.host } : {}) })
+            .where('id', '=', held.id).execute();
+          await bumpRevision(tx, 'network_ports', held.id, null, 'port');
+          if (o.host) await ensureDhcpPort(tx, networkId, ctx.config.macPrefix);
+        });
+        return { portId: held.id as string, networkId };
+      }
       const id = uuid();
       await retryOnCollision(() => db.transaction().execute(async (tx) => {
         if (await tx.selectFrom('network_ports').select('id').where('network_id', '=', networkId).where('mac_address', '=', mac).executeTakeFirst()) throw macInUse(mac, networkId);
         await tx.insertInto('network_ports').values({
           ...newStandard(id, net!.project_id as string, undefined), network_id: networkId, name: `baremetal-${o.nodeUuid}`.slice(0, 255), mac_address: mac,
-          admin_state_up: int(true), status: 'DOWN', device_id: o.nodeUuid, device_owner: 'baremetal:none', port_security_enabled: 0, allowed_address_pairs: '[]',
+          admin_state_up: int(true), status: 'DOWN', device_id: o.nodeUuid, device_owner: OWNER, port_security_enabled: 0, allowed_address_pairs: '[]',
           binding_host_id: o.host ?? '', binding_vnic_type: 'baremetal', binding_vif_type: o.host ? 'other' : 'unbound', binding_profile: '{}', binding_vif_details: '{}',
           dns_name: '', extra_dhcp_opts: JSON.stringify(opts),
         }).execute();
         const subnets = await tx.selectFrom('network_subnets').selectAll().where('network_id', '=', networkId).orderBy('created_at').orderBy('id').execute() as SubnetRow[];
-        await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: 'baremetal:none' });
+        await allocate(tx, { networkId, subnets, portId: id, mac, deviceOwner: OWNER });
         if (o.host) await ensureDhcpPort(tx, networkId, ctx.config.macPrefix);
       }), () => ipExhausted(networkId));
       return { portId: id, networkId };
     },
     async remove(portId) {
-      await db.transaction().execute((tx) => removePort(tx, portId));
+      await db.transaction().execute(async (tx) => {
+        const p = await tx.selectFrom('network_ports').select(['device_owner', 'extra_dhcp_opts']).where('id', '=', portId).executeTakeFirst();
+        if (!p) return;
+        if (p.device_owner === OWNER) return removePort(tx, portId);
+        // an adopted VIF: the PXE boot's options go (as Ironic's clean_dhcp), the port stays
+        const opts = (JSON.parse(p.extra_dhcp_opts || '[]') as DhcpOption[]).filter((d) => !PXE_OPTIONS.has(d.opt_name));
+        await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts) }).where('id', '=', portId).execute();
+        await bumpRevision(tx, 'network_ports', portId, null, 'port');
+      });
     },
   };
 }

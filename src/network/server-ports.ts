@@ -29,8 +29,10 @@ export type BoundVifType = 'bridge' | 'tap' | 'other';
 
 /** A bare-metal node's NIC a server's port is bound to (Ironic's flat network interface). */
 export interface BaremetalBinding {
-  /** The node's uuid: binding:host_id. */
+  /** The node's uuid (the port's device when the node's conductor is not known). */
   node: string;
+  /** The host of the node's conductor: binding:host_id (that host's bridge reaches the node; it holds the network and serves its DHCP). */
+  host: string | null;
   /** The NIC's MAC: the port's mac_address. */
   mac: string;
   /** The node port's local_link_connection: binding:profile local_link_information. */
@@ -55,7 +57,10 @@ export interface ServerNetworking {
   bind(serverId: string, host: string | null, vifType?: BoundVifType): Promise<void>;
   /**
    * Binds one of the server's ports to a bare-metal node's NIC, as Ironic's
-   * flat network interface binds a tenant VIF: binding:host_id the node,
+   * flat network interface binds a tenant VIF: binding:host_id the host of
+   * the node's conductor (Ironic's is the node's uuid; here the host that
+   * reaches the node holds the network and serves its DHCP), the node when
+   * it has none,
    * binding:vnic_type baremetal, binding:vif_type other, binding:profile
    * local_link_information (and physical_network) from the node's port, and
    * the NIC's MAC as the port's mac_address (Neutron's 409 MacAddressInUse
@@ -238,7 +243,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         }
         const profile = { local_link_information: b.localLinkInformation, ...(b.physicalNetwork ? { physical_network: b.physicalNetwork } : {}) };
         await tx.updateTable('network_ports').set({
-          mac_address: mac, binding_host_id: b.node, binding_vnic_type: 'baremetal', binding_vif_type: 'other', binding_profile: JSON.stringify(profile),
+          mac_address: mac, binding_host_id: b.host ?? b.node, binding_vnic_type: 'baremetal', binding_vif_type: 'other', binding_profile: JSON.stringify(profile),
         }).where('id', '=', portId).execute();
         await bumpRevision(tx as unknown as Kysely<any>, 'network_ports', portId, null, 'port');
         // the network's DHCP port, as a port bound through the API gets it

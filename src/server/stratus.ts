@@ -64,8 +64,7 @@ export interface StratusOptions {
   baremetal?: Partial<BaremetalConfig>;
   /**
    * The provisioning network's ports for bare-metal operations (a port per PXE NIC with the PXE
-   * extra_dhcp_opts). SEAM: the network service has no in-process interface for them yet; until it
-   * does, none is wired by default (operations run with `provisioning: null`).
+   * extra_dhcp_opts); by default the network service's (a test passes a recording double).
    */
   baremetalPorts?: ProvisioningPorts;
 }
@@ -149,9 +148,11 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
     },
   });
   const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
-  // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); the provisioning
-  // network's ports are not wired yet (the network service's extra_dhcp_opts interface is in progress)
-  const baremetal = createBaremetalService({ db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts });
+  // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); an operation that
+  // boots the ramdisk over PXE gets ports on the provisioning network from the network service, as Ironic's from Neutron
+  const baremetal = createBaremetalService({
+    db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts ?? network.baremetalPorts,
+  });
   // compute drives nodes for bare-metal servers through the bare-metal service's interface, as Nova's ironic driver drives Ironic
   const compute = createCompute({
     db: database.db, log: logger, dataDir: o.dataDir, identity: identity.context, images, fleet, config: o.compute, network: network.servers, volumes: volume.servers, events,

@@ -143,7 +143,7 @@ export function baremetalDriver(o: {
         port = await nodes.attachVif(n.uuid, p.port_id);
       }
       const link = Object.keys(port.local_link_connection).length ? [port.local_link_connection] : [];
-      await o.network.bindBaremetal(s.id, p.port_id, { node: n.uuid, mac: port.address, localLinkInformation: link, physicalNetwork: port.physical_network });
+      await o.network.bindBaremetal(s.id, p.port_id, { node: n.uuid, host: n.conductor, mac: port.address, localLinkInformation: link, physicalNetwork: port.physical_network });
     }
   };
 

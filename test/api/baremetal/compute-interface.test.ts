@@ -7,13 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
 import type { NodeEvent } from '../../../src/baremetal/service.ts';
-import { assertIronicError, ironic, TestConductor } from './lib.ts';
+import { assertIronicError, ironic, provisioningNetwork, TestConductor } from './lib.ts';
 
 let cond: TestConductor;
 let imageId: string;
 const cloud = useCloud(async (c) => {
   cond = new TestConductor(c, 'bm-ci-cond');
   await cond.register();
+  await provisioningNetwork(c, 'bm-ci', '172.31.10.0/24');
   const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'bm-ci-img', disk_format: 'qcow2', container_format: 'bare' } });
   imageId = img.body.id;
   const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(2048, 1) });

@@ -32,6 +32,15 @@ export function assertIronicError(r: Reply, status: number, message?: RegExp): v
   if (message) assert.match(e.faultstring, message);
 }
 
+/** The provisioning network (config provisioningNetwork `baremetal`), flat and shared as `stratus up` makes it; its id. */
+export async function provisioningNetwork(cloud: Cloud, physnet: string, cidr: string): Promise<string> {
+  const net = await cloud.call('POST', '/network/v2.0/networks', { token: cloud.adminToken, body: { network: { name: 'baremetal', shared: true, 'provider:network_type': 'flat', 'provider:physical_network': physnet } } });
+  assert.equal(net.status, 201, JSON.stringify(net.body));
+  const sub = await cloud.call('POST', '/network/v2.0/subnets', { token: cloud.adminToken, body: { subnet: { network_id: net.body.network.id, cidr, ip_version: 4 } } });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  return net.body.network.id as string;
+}
+
 /** A test-double conductor: an agent registered with the baremetal_node kind, driven by the test. */
 export class TestConductor {
   readonly hostname: string;
@@ -51,9 +60,9 @@ export class TestConductor {
     assert.equal(r.status, 200, await r.clone().text());
     return r.json();
   }
-  /** Registers (the service records a conductor as it hears the registration: waited for here). */
-  async register(drivers: string[] = ['ipmi', 'redfish']) {
-    const r = await this.call('PUT', '', { protocol: PROTOCOL_VERSION, kinds: { baremetal_node: drivers }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test', host_ip: '192.0.2.10' });
+  /** Registers, with the endpoint on the provisioning network when given (the service records a conductor as it hears the registration: waited for here). */
+  async register(drivers: string[] = ['ipmi', 'redfish'], baremetal?: { address: string; http_port: number; tftp: boolean }) {
+    const r = await this.call('PUT', '', { protocol: PROTOCOL_VERSION, kinds: { baremetal_node: drivers }, vcpus: 0, memory_mb: 0, disk_gb: 0, version: 'test', host_ip: '192.0.2.10', ...(baremetal ? { baremetal } : {}) });
     for (let i = 0; i < 100; i++) {
       const c = await this.cloud.server.database.db.selectFrom('baremetal_conductors').select('drivers').where('hostname', '=', this.hostname).executeTakeFirst();
       if (c && c.drivers === JSON.stringify([...drivers].sort())) break;

@@ -9,10 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
-import { assertIronicError, ironic, TestConductor } from './lib.ts';
+import { assertIronicError, ironic, provisioningNetwork, TestConductor } from './lib.ts';
 
 let cond: TestConductor;
 let imageId: string;
+let provisioningNet: string;
 const cloud = useCloud(async (c) => {
   cond = new TestConductor(c, 'bm-states-cond');
   await cond.register();
@@ -20,7 +21,12 @@ const cloud = useCloud(async (c) => {
   imageId = img.body.id;
   const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(4096, 7) });
   assert.equal(up.status, 204);
+  // the provisioning network (config provisioningNetwork), as `stratus up` makes it
+  provisioningNet = await provisioningNetwork(c, 'bm-states', '172.31.8.0/24');
 });
+/** The provisioning network's ports of a node (the network service's, as the admin sees them). */
+const provisioningPorts = async (node: string) =>
+  (await cloud.call('GET', `/network/v2.0/ports?network_id=${provisioningNet}&device_id=${node}`, { token: cloud.adminToken })).body.ports as any[];
 const bm = () => ironic(cloud);
 const show = async (n: string) => (await bm()('GET', `/v1/nodes/${n}`)).body;
 const verb = (n: string, body: Record<string, unknown>, version?: string) => bm()('PUT', `/v1/nodes/${n}/states/provision`, { body, ...(version ? { version } : {}) });
@@ -76,6 +82,9 @@ test('the whole cycle: manage, inspect, provide, deploy, undeploy, with history 
   assert.equal((await show('cycle-1')).provision_state, 'inspect wait');
   // before 1.39 the wait state reads as inspecting
   assert.equal((await bm()('GET', '/v1/nodes/cycle-1', { version: '1.38' })).body.provision_state, 'inspecting');
+  // the PXE NIC has a port on the provisioning network, bound to the conductor's host (which serves its DHCP)
+  const prov = await provisioningPorts(id);
+  assert.deepEqual(prov.map((p) => [p.mac_address, p.device_owner, p['binding:host_id'], p['binding:vnic_type']]), [['52:54:00:c1:c1:01', 'baremetal:none', 'bm-states-cond', 'baremetal']]);
   await cond.finish(id, 'succeeded', {
     inventory: { cpus: 4, cpu_arch: 'x86_64', memory_mb: 8192, disks: [{ name: '/dev/sda', size_bytes: 64 * 2 ** 30 }, { name: '/dev/sdb', size_bytes: 10 * 2 ** 30 }], nics: [{ name: 'eth0', mac: '52:54:00:C1:C1:01' }, { name: 'eth1', mac: '52:54:00:c1:c1:02' }], boot_mac: '52:54:00:c1:c1:01' },
   });
@@ -83,6 +92,7 @@ test('the whole cycle: manage, inspect, provide, deploy, undeploy, with history 
   assert.equal(n.provision_state, 'manageable');
   assert.deepEqual(n.properties, { cpus: 4, memory_mb: 8192, local_gb: 64, cpu_arch: 'x86_64' });
   assert.ok(n.inspection_finished_at);
+  assert.deepEqual(await provisioningPorts(id), [], 'the provisioning port goes with the inspection');
   const ports = (await bm()('GET', `/v1/ports/detail?node=${id}`)).body.ports;
   assert.deepEqual(ports.map((p: any) => [p.address, p.pxe_enabled]).sort(), [['52:54:00:c1:c1:01', true], ['52:54:00:c1:c1:02', false]]);
   assert.deepEqual((await cond.spec(id)).spec.nics.map((x: any) => x.mac).sort(), ['52:54:00:c1:c1:01', '52:54:00:c1:c1:02']);

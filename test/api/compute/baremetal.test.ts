@@ -9,18 +9,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
-import { ironic, TestConductor } from '../baremetal/lib.ts';
+import { ironic, provisioningNetwork, TestConductor } from '../baremetal/lib.ts';
 import { adminNova, type Nova } from './lib.ts';
 import { pino } from 'pino';
 import { Scheduler } from '../../../src/compute/engine/scheduler.ts';
 
 let cond: TestConductor;
 let imageId: string;
+let provisioningNet: string;
 let nv: Nova;
 const cloud = useCloud(async (c) => {
   cond = new TestConductor(c, 'bm-compute-cond');
-  await cond.register();
+  await cond.register(['ipmi', 'redfish'], { address: '172.31.9.1', http_port: 8091, tftp: false });
   nv = await adminNova(c);
+  // the provisioning network, flat, as `stratus up` makes it (servers may use it too)
+  provisioningNet = await provisioningNetwork(c, 'bm-compute', '172.31.9.0/24');
   const img = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { name: 'bm-disk', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
   imageId = img.body.id;
   const up = await fetch(`${c.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(4096, 7) });
@@ -181,18 +184,17 @@ test('a server on a network: its port is bound to the node\'s NIC as Ironic\'s f
   const mac = '52:54:00:b2:00:01';
   const n1 = await availableNode('bmc-net-1', 'bm-net', mac);
   const flavor = await bmFlavor('bm-net', 'bm_net');
-  const net = await cloud.call('POST', '/network/v2.0/networks', { token: cloud.adminToken, body: { network: { name: 'bm-net' } } });
-  assert.equal(net.status, 201, JSON.stringify(net.body));
-  const netId = net.body.network.id as string;
-  const sub = await cloud.call('POST', '/network/v2.0/subnets', { token: cloud.adminToken, body: { subnet: { network_id: netId, cidr: '10.77.0.0/24', ip_version: 4 } } });
-  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  // the provisioning network itself: the deploy boots from the server's port (Ironic's flat network interface)
+  const netId = provisioningNet;
   const id = await create('bm-net', flavor, { networks: [{ uuid: netId }] });
   await until('the node deploying', async () => (await node(n1)).provision_state === 'deploying');
-  const ports = (await cloud.call('GET', `/network/v2.0/ports?device_id=${id}`, { token: cloud.adminToken })).body.ports;
-  assert.equal(ports.length, 1);
+  const ports = (await cloud.call('GET', `/network/v2.0/ports?network_id=${netId}&mac_address=${mac}`, { token: cloud.adminToken })).body.ports;
+  assert.equal(ports.length, 1, 'one port for the NIC: the server\'s, no provisioning port beside it');
   const p = ports[0];
+  assert.equal(p.device_id, id);
+  assert.deepEqual(p.extra_dhcp_opts.find((o: any) => o.opt_name === 'tag:ipxe,67')?.opt_value, 'http://172.31.9.1:8091/boot.ipxe', 'the deploy\'s PXE options on it');
   assert.equal(p.mac_address, mac);
-  assert.equal(p['binding:host_id'], n1);
+  assert.equal(p['binding:host_id'], cond.hostname, 'bound to the host of the node\'s conductor, which reaches the node');
   assert.equal(p['binding:vnic_type'], 'baremetal');
   assert.equal(p['binding:vif_type'], 'other');
   assert.deepEqual(p['binding:profile'], { local_link_information: [{ switch_id: '0a:1b:2c:3d:4e:5f', port_id: 'Ethernet1/9', switch_info: 'tor-1' }] });
@@ -206,8 +208,10 @@ test('a server on a network: its port is bound to the node\'s NIC as Ironic\'s f
   // the server's addresses are the port's
   await cond.finish(n1, 'succeeded', { power: 'power on' });
   const s = await until('ACTIVE', async () => { const x = await server(id); return x.status === 'ACTIVE' ? x : null; });
-  assert.equal(s.addresses['bm-net'][0].addr, p.fixed_ips[0].ip_address);
-  assert.equal(s.addresses['bm-net'][0]['OS-EXT-IPS-MAC:mac_addr'], mac);
+  assert.equal(s.addresses.baremetal[0].addr, p.fixed_ips[0].ip_address);
+  assert.equal(s.addresses.baremetal[0]['OS-EXT-IPS-MAC:mac_addr'], mac);
+  const after = (await cloud.call('GET', `/network/v2.0/ports/${p.id}`, { token: cloud.adminToken })).body.port;
+  assert.deepEqual(after.extra_dhcp_opts, [], 'the deploy\'s PXE options gone with the deploy');
   // deleted: the VIF leaves the node, the port goes
   assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
   await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
