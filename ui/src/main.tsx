@@ -14,9 +14,10 @@ import { ServerDetail } from './pages/server-detail.tsx';
 import { LaunchServer } from './pages/launch.tsx';
 import { Images } from './pages/images.tsx';
 import { Networks } from './pages/networks.tsx';
+import { Volumes } from './pages/volumes.tsx';
 import { errorText } from './ui.tsx';
 
-const NAV: Array<[string, string]> = [['/', 'Overview'], ['/servers', 'Servers'], ['/images', 'Images'], ['/networks', 'Networks']];
+const NAV: Array<[string, string]> = [['/', 'Overview'], ['/servers', 'Servers'], ['/images', 'Images'], ['/networks', 'Networks'], ['/volumes', 'Volumes']];
 
 function Routes() {
   const { path, query } = useLocation();
@@ -27,6 +28,7 @@ function Routes() {
   if ((m = match('/servers/:id', path))) return <ServerDetail id={m.id!} />;
   if (path === '/images') return <Images />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
+  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
 }
 
