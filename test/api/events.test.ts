@@ -218,3 +218,24 @@ test('a volume attached through Nova is on the stream with the status the attach
   assert.equal(e.project_id, alice.projectId);
   a.close();
 });
+
+test('bare-metal nodes are on the stream: enrolled, a provision verb, deleted; the owner\'s project sees its own, the admin all', async () => {
+  const adm = await stream(cloud.adminToken, {}, '?types=baremetal_node');
+  const a = await stream(alice.token, {}, '?types=baremetal_node');
+  const bm = (method: string, path: string, body?: unknown) => cloud.call(method, `/baremetal${path}`, { token: cloud.adminToken, body, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } });
+  const c = await bm('POST', '/v1/nodes', { driver: 'ipmi', name: 'ev-node', owner: alice.projectId, driver_info: { ipmi_address: '192.0.2.77', ipmi_password: 'never-shown' } });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  const uuid = c.body.uuid as string;
+  const created = await adm.until((x) => x.id === uuid && x.action === 'created');
+  assert.deepEqual({ type: created.type, name: created.name, status: created.status, project_id: created.project_id }, { type: 'baremetal_node', name: 'ev-node', status: 'enroll', project_id: alice.projectId });
+  assert.equal(JSON.stringify(created).includes('never-shown'), false);
+  assert.equal((await bm('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'manage' })).status, 202);
+  await adm.until((x) => x.id === uuid && x.action === 'updated' && x.status === 'verifying');
+  // the owner's project hears of it too
+  await a.until((x) => x.id === uuid && x.status === 'verifying');
+  assert.equal((await bm('PATCH', `/v1/nodes/${uuid}`, [{ op: 'add', path: '/maintenance', value: true }])).status, 200);
+  assert.equal((await bm('DELETE', `/v1/nodes/${uuid}`)).status, 204);
+  await adm.until((x) => x.id === uuid && x.action === 'deleted');
+  adm.close();
+  a.close();
+});
