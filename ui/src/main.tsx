@@ -16,12 +16,14 @@ import { Images } from './pages/images.tsx';
 import { Networks } from './pages/networks.tsx';
 import { Volumes } from './pages/volumes.tsx';
 import { Baremetal } from './pages/baremetal.tsx';
+import { Objects } from './pages/objects.tsx';
 import { errorText } from './ui.tsx';
 
 /** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins). */
 const NAV: Array<[string, string, () => boolean]> = [
   ['/', 'Overview', () => true], ['/servers', 'Servers', () => hasService('compute')], ['/images', 'Images', () => hasService('image')],
   ['/networks', 'Networks', () => hasService('network')], ['/volumes', 'Volumes', () => hasService('block-storage')],
+  ['/objects', 'Object storage', () => hasService('object-store')],
   ['/baremetal', 'Bare metal', () => isAdmin() && hasService('baremetal')],
 ];
 
@@ -35,6 +37,7 @@ function Routes() {
   if (path === '/images') return <Images />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
+  if (path === '/objects') return <Objects query={query} />;
   if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
 }
