@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { startCloud, uniqueName, type Cloud } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
+import { pushImage, token as registryToken } from '../api/registry/lib.ts';
 import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
 
 let cloud: Cloud;
@@ -104,6 +105,22 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   await dialog.getByRole('alert').waitFor();
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   assert.deepEqual(t.cspViolations, []);
+});
+
+test('the registry tab lists the project\'s repositories and tags with their podman pull line', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const project = (await cloud.call('GET', `/identity/v3/projects/${projectId}`, { token: cloud.adminToken })).body.project.name as string;
+  const repo = `${project}/web-app`;
+  const t0 = await registryToken(cloud, [`repository:${repo}:push,pull`], { user: member, secret: PASSWORD });
+  await pushImage(cloud, t0, repo, 'v1');
+  await pushImage(cloud, t0, repo, 'latest');
+  const t = await tab(member);
+  const { page } = t;
+  await page.goto(`${cloud.url}/#/objects?tab=registry`);
+  const host = new URL(cloud.url).host;
+  await page.getByText(`podman pull ${host}/${repo}:v1`).waitFor();
+  await page.getByText(`podman pull ${host}/${repo}:latest`).waitFor();
+  await checkA11y(page, 'registry');
+  await screenshot(page, 'registry');
 });
 
 test('a reader browses the objects but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {

@@ -6,10 +6,12 @@
 // `.r:*,.rlistings`, removed for private) and a TempURL per object (HMAC-SHA256
 // in the browser with the account's Temp-URL-Key, made once if the account has
 // none). Deletes are confirmed; Swift's refusals (a container not empty) shown.
+// The registry tab lists the OCI registry's repositories and tags the token
+// sees, each with its `podman pull` line.
 import { useState } from 'preact/hooks';
 import { call, canWrite, endpoint, session } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, errorText, formatBytes, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Tabs, errorText, formatBytes, useLoad, val, type Column } from '../ui.tsx';
 
 interface Container { name: string; count: number; bytes: number; last_modified?: string }
 interface Entry { name?: string; subdir?: string; bytes?: number; content_type?: string; last_modified?: string; hash?: string }
@@ -89,7 +91,31 @@ function TempUrlButton({ container, object }: { container: string; object: strin
   );
 }
 
-function Containers() {
+/** The registry (/v2 on this server, which takes the Keystone token): the project's repositories and their tags, each with its pull line. */
+async function registry<T>(path: string): Promise<T> {
+  return (await call<T>('GET', null, `/v2${path}`)).body;
+}
+
+function Registry() {
+  const { data, error } = useLoad(async () => {
+    const { repositories } = await registry<{ repositories: string[] }>('/_catalog?n=1000');
+    const tags = await Promise.all(repositories.map((r) => registry<{ tags: string[] | null }>(`/${r}/tags/list`).then((x) => x.tags ?? [], () => [] as string[])));
+    return repositories.flatMap((repo, i) => (tags[i]!.length ? tags[i]!.map((tag) => ({ repo, tag })) : [{ repo, tag: '' }]));
+  }, []);
+  return (
+    <>
+      <p class="muted">Push with <code>podman login {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
+      <ErrorNote error={error} />
+      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => `${r.repo}:${r.tag}`} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
+        { key: 'repo', label: 'Repository', value: (r) => r.repo },
+        { key: 'tag', label: 'Tag', value: (r) => r.tag || '(no tags)' },
+        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull {location.host}/{r.repo}:{r.tag}</code> : '—') },
+      ]} />
+    </>
+  );
+}
+
+function Containers({ tab }: { tab: string }) {
   const { data, error, reload } = useLoad(async () => (await swift('GET', '?format=json&limit=10000')).body as Container[], []);
   const [name, setName] = useState('');
   const write = canWrite();
@@ -106,6 +132,8 @@ function Containers() {
   }
   return (
     <Page title="Object storage">
+      <Tabs tabs={[['containers', 'Containers'], ['registry', 'Registry']]} current={tab} onSelect={(k) => navigate(`/objects?tab=${k}`)} />
+      {tab === 'registry' ? <Registry /> : <>
       <ErrorNote error={error} />
       <ClientTable caption="Containers" rows={data ?? []} rowKey={(c) => c.name} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} />
       {write && (
@@ -117,6 +145,7 @@ function Containers() {
           <Field label="Name" hint="No slash; up to 256 characters."><input name="container-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
         </CreateForm>
       )}
+      </>}
     </Page>
   );
 }
@@ -219,5 +248,5 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
 
 export function Objects({ query }: { query: URLSearchParams }) {
   const container = query.get('container');
-  return container ? <ContainerView container={container} prefix={query.get('prefix') ?? ''} /> : <Containers />;
+  return container ? <ContainerView container={container} prefix={query.get('prefix') ?? ''} /> : <Containers tab={query.get('tab') ?? 'containers'} />;
 }
