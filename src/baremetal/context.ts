@@ -1,6 +1,7 @@
 // What every part of the bare-metal service shares: the database, the log,
 // its settings, and the hooks to the rest of the process (the fleet's
 // wake-ups, compute's events, Glance, the provisioning network's ports).
+import type { ResourceChange } from '../http/events.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
 import type { Selectable } from 'kysely';
@@ -59,6 +60,8 @@ export interface BmContext {
   notify(host: string | null): void;
   /** Tells listeners of a node's state change. */
   emit(e: NodeEvent): void;
+  /** Publishes a node's change to the resource event stream (type `baremetal_node`); absent: no stream. */
+  publish?: (c: ResourceChange) => void;
   images?: BaremetalImages;
   ports?: ProvisioningPorts;
 }

@@ -21,7 +21,7 @@ import { applyVerb, type ProvisionBody } from './provision.ts';
 import { closeProvisioning } from './provisioning.ts';
 import { DELETE_ALLOWED, S, UPDATE_ALLOWED } from './states.ts';
 import {
-  afterChange, canonUuid, fieldsOf, findNode, isUuid, iso, listQuery, NAME_RE, nodeTraits, one, page, parseBool, recordHistory, reqBase,
+  afterChange, canonUuid, publishNode, fieldsOf, findNode, isUuid, iso, listQuery, NAME_RE, nodeTraits, one, page, parseBool, recordHistory, reqBase,
   syncPlacement, userOf,
 } from './util.ts';
 import { NODE_FIELD_SINCE, NODE_FIELDS, NODE_LIST_FIELDS, nodeFieldsAt, nodeView } from './view.ts';
@@ -217,7 +217,7 @@ export function nodeRoutes(ctx: BmContext): Route[] {
         await db.insertInto('baremetal_nodes').values(row).execute();
         if (!(await anyConductorFor(ctx, driver))) ctx.log.info({ node: uuid, driver }, 'no conductor drives this hardware type yet');
         await placeNode(ctx, uuid);
-        await afterChange(ctx, uuid);
+        await afterChange(ctx, uuid, { created: true });
         rc.reply.header('Location', `${reqBase(rc.req)}/v1/nodes/${uuid}`);
         const n = await findNode(ctx, uuid, null);
         return (await view(rc, [n], null))[0];
@@ -349,6 +349,7 @@ export function nodeRoutes(ctx: BmContext): Route[] {
         await syncPlacement(ctx, n.uuid);
         await closeProvisioning(ctx, n.provisioning);
         ctx.notify(n.conductor);
+        publishNode(ctx, n, 'deleted');
       },
     }),
 

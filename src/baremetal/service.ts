@@ -5,6 +5,7 @@
 // through, as Nova's ironic driver drives Ironic: find a node by instance,
 // set instance_info / instance_uuid, deploy with a config drive, power,
 // undeploy, and hear of state changes.
+import type { EventBus } from '../http/events.ts';
 import type { Logger } from 'pino';
 import { nowIso } from '../common/ids.ts';
 import { parseJsonObject } from '../common/json.ts';
@@ -83,11 +84,14 @@ export function createBaremetalService(o: {
   fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void; notify(host: string | null | undefined): void };
   images?: BaremetalImages;
   ports?: ProvisioningPorts;
+  /** The resource event stream: every node's change (API or conductor) as a `baremetal_node` event. */
+  events?: EventBus;
 }): BaremetalService {
   const listeners: Array<(e: NodeEvent) => void> = [];
   const ctx: BmContext = {
     db: o.db, log: o.log, config: { ...DEFAULT_BAREMETAL_CONFIG, ...o.config }, images: o.images, ports: o.ports,
     notify: (h) => o.fleet?.notify(h),
+    publish: o.events ? (c) => o.events!.publish(c) : undefined,
     emit: (e) => {
       for (const fn of listeners) {
         try { fn(e); } catch (err) { o.log.warn({ err: (err as Error).message }, 'a baremetal event listener failed'); }

@@ -80,12 +80,26 @@ export async function syncPlacement(ctx: BmContext, uuid: string): Promise<void>
   await syncBaremetalProvider(ctx.db, { uuid, resourceClass: n.resource_class, reserved: reservedInPlacement(n), traits });
 }
 
+/**
+ * A node's change on the resource event stream (docs/events.md): its provision
+ * state as the status, power state, target and maintenance in the detail; scoped
+ * to its owner's project (the admin sees all). No secret and no last_error.
+ */
+export function publishNode(ctx: BmContext, n: { uuid: string; name: string | null; owner: string | null; provision_state: string; target_provision_state: string | null; power_state: string | null; target_power_state?: string | null; maintenance: unknown }, action: 'created' | 'updated' | 'deleted'): void {
+  ctx.publish?.({
+    type: 'baremetal_node', id: n.uuid, project_id: n.owner || null, name: n.name, action,
+    status: action === 'deleted' ? 'deleted' : n.provision_state,
+    detail: { power_state: n.power_state, target_power_state: n.target_power_state ?? null, target_provision_state: n.target_provision_state, maintenance: !!n.maintenance },
+  });
+}
+
 /** After a change to a node: its provider follows, its conductor wakes, listeners hear of it. */
-export async function afterChange(ctx: BmContext, uuid: string, o: { event?: boolean } = {}): Promise<void> {
+export async function afterChange(ctx: BmContext, uuid: string, o: { event?: boolean; created?: boolean } = {}): Promise<void> {
   await syncPlacement(ctx, uuid).catch((err: Error) => ctx.log.warn({ err: err.message, node: uuid }, 'placement sync of a node failed'));
   const n = await ctx.db.selectFrom('baremetal_nodes').selectAll().where('uuid', '=', uuid).executeTakeFirst();
   if (!n) return;
   ctx.notify(n.conductor);
+  publishNode(ctx, n, o.created ? 'created' : 'updated');
   if (o.event !== false) {
     ctx.emit({ node: n.uuid, instance_uuid: n.instance_uuid, provision_state: n.provision_state, target_provision_state: n.target_provision_state, power_state: n.power_state, last_error: n.last_error });
   }

@@ -151,7 +151,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); an operation that
   // boots the ramdisk over PXE gets ports on the provisioning network from the network service, as Ironic's from Neutron
   const baremetal = createBaremetalService({
-    db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts ?? network.baremetalPorts,
+    db: database.db, log: logger.child({ component: 'baremetal' }), config: o.baremetal, fleet, images, ports: o.baremetalPorts ?? network.baremetalPorts, events,
   });
   // compute drives nodes for bare-metal servers through the bare-metal service's interface, as Nova's ironic driver drives Ironic
   const compute = createCompute({

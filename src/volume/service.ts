@@ -166,6 +166,21 @@ export function createVolumeService(o: {
     ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
+  // Compute's attachment steps change a volume's status (reserved, attaching, in-use, detaching, available)
+  // outside Cinder's routes: each is published here, as the API's writes and the backends' reports are.
+  const publishVolume = async (volumeId: string | null | undefined): Promise<void> => {
+    if (!o.events || !volumeId) return;
+    const r = await vdb.selectFrom('volume_volumes').select(['project_id', 'name', 'status']).where('id', '=', volumeId).executeTakeFirst();
+    if (r) o.events.publish({ type: 'volume', id: volumeId, project_id: r.project_id, name: r.name, action: 'updated', status: r.status });
+  };
+  const volumeOf = async (attachmentId: string): Promise<string | undefined> =>
+    (await vdb.selectFrom('volume_attachments').select('volume_id').where('id', '=', attachmentId).executeTakeFirst())?.volume_id;
+  /** Runs an attachment step, then publishes its volume's status (read after the step). */
+  const published = async (attachmentId: string, step: () => Promise<void>): Promise<void> => {
+    const volumeId = await volumeOf(attachmentId);
+    await step();
+    await publishVolume(volumeId).catch(() => undefined);
+  };
   const servers: ServerVolumes = {
     async get(id) {
       const r = await vdb.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirst();
@@ -176,14 +191,16 @@ export function createVolumeService(o: {
     },
     async attach(a) {
       const row = await createAttachment(vdb, { volumeId: a.volumeId, instanceUuid: a.serverId, connector: a.host ? { host: a.host } : null, mode: a.readOnly ? 'ro' : 'rw', mountpoint: a.device });
+      await publishVolume(a.volumeId).catch(() => undefined);
       return { attachmentId: row.id };
     },
     move: (id, host) => moveAttachment(vdb, id, host),
-    complete: (id) => completeAttachment(vdb, id),
-    beginDetach: (id) => beginDetach(vdb, id),
-    rollDetach: (id) => rollDetach(vdb, id),
+    complete: (id) => published(id, () => completeAttachment(vdb, id)),
+    beginDetach: (id) => published(id, () => beginDetach(vdb, id)),
+    rollDetach: (id) => published(id, () => rollDetach(vdb, id)),
     async remove(id, failure) {
       const gone = await deleteAttachment(vdb, id);
+      await publishVolume(gone?.volume_id).catch(() => undefined);
       if (gone && failure) {
         const v = await vdb.selectFrom('volume_volumes').select('project_id').where('id', '=', gone.volume_id).executeTakeFirst();
         if (v) await recordMessage(vdb, { projectId: v.project_id, resourceType: 'VOLUME', resourceUuid: gone.volume_id, action: MessageAction.attachVolume, detail: MessageDetail.unknownError, requestId: failure.requestId });

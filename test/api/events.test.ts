@@ -194,3 +194,48 @@ test('networks, subnets, routers, images and volumes made and deleted through th
   a.close();
   b.close();
 });
+
+test('a volume attached through Nova is on the stream with the status the attachment gives it', async () => {
+  const a = await stream(alice.token, {}, '?types=volume');
+  const v = await cloud.call('POST', `/volume/v3/${alice.projectId}/volumes`, { token: alice.token, body: { volume: { size: 1, name: 'ev-att' } } });
+  assert.equal(v.status, 202, JSON.stringify(v.body));
+  const volId = v.body.volume.id as string;
+  // no volume host here: the admin says it is available
+  const reset = await cloud.call('POST', `/volume/v3/${alice.projectId}/volumes/${volId}/action`, { token: cloud.adminToken, body: { 'os-reset_status': { status: 'available' } } });
+  assert.equal(reset.status, 202, JSON.stringify(reset.body));
+  const c = await alice.call('POST', '/servers', { body: { server: { name: 'ev-att', imageRef: imageId, flavorRef: flavorId, networks: 'none' } }, version: '2.79' });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  const id = c.body.server.id as string;
+  for (let i = 0; i < 50 && !(await host.watch()).servers.has(id); i++) await new Promise((r) => setTimeout(r, 100));
+  await host.report(id, 'active', 1);
+  for (let i = 0; i < 50 && (await alice.call('GET', `/servers/${id}`)).body.server.status !== 'ACTIVE'; i++) await new Promise((r) => setTimeout(r, 100));
+  const att = await alice.call('POST', `/servers/${id}/os-volume_attachments`, { body: { volumeAttachment: { volumeId: volId } }, version: '2.79' });
+  assert.equal(att.status, 200, JSON.stringify(att.body));
+  // Nova's attach is not a Cinder route, yet the volume's new status is published
+  const e = await a.until((x) => x.id === volId && x.action === 'updated' && x.status !== 'available');
+  const shown = (await cloud.call('GET', `/volume/v3/${alice.projectId}/volumes/${volId}`, { token: alice.token })).body.volume.status;
+  assert.equal(e.status, shown);
+  assert.equal(e.project_id, alice.projectId);
+  a.close();
+});
+
+test('bare-metal nodes are on the stream: enrolled, a provision verb, deleted; the owner\'s project sees its own, the admin all', async () => {
+  const adm = await stream(cloud.adminToken, {}, '?types=baremetal_node');
+  const a = await stream(alice.token, {}, '?types=baremetal_node');
+  const bm = (method: string, path: string, body?: unknown) => cloud.call(method, `/baremetal${path}`, { token: cloud.adminToken, body, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } });
+  const c = await bm('POST', '/v1/nodes', { driver: 'ipmi', name: 'ev-node', owner: alice.projectId, driver_info: { ipmi_address: '192.0.2.77', ipmi_password: 'never-shown' } });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  const uuid = c.body.uuid as string;
+  const created = await adm.until((x) => x.id === uuid && x.action === 'created');
+  assert.deepEqual({ type: created.type, name: created.name, status: created.status, project_id: created.project_id }, { type: 'baremetal_node', name: 'ev-node', status: 'enroll', project_id: alice.projectId });
+  assert.equal(JSON.stringify(created).includes('never-shown'), false);
+  assert.equal((await bm('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'manage' })).status, 202);
+  await adm.until((x) => x.id === uuid && x.action === 'updated' && x.status === 'verifying');
+  // the owner's project hears of it too
+  await a.until((x) => x.id === uuid && x.status === 'verifying');
+  assert.equal((await bm('PATCH', `/v1/nodes/${uuid}`, [{ op: 'add', path: '/maintenance', value: true }])).status, 200);
+  assert.equal((await bm('DELETE', `/v1/nodes/${uuid}`)).status, 204);
+  await adm.until((x) => x.id === uuid && x.action === 'deleted');
+  adm.close();
+  a.close();
+});

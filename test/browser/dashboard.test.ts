@@ -55,7 +55,7 @@ before(async () => {
   const sw = (await admin('GET', `/users?name=${switcher}`)).users[0].id;
   const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
   await admin('PUT', `/projects/${projectId}/users/${sw}/roles/${roles.find((r) => r.name === 'reader')!.id}`);
-  browser = await launch();
+  browser = await launch('dashboard');
 });
 
 after(async () => {

@@ -7,18 +7,22 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Cloud } from '../harness.ts';
 
 const require = createRequire(import.meta.url);
 
-/** Where screenshots go: $STRATUS_TEST_OUTPUT/browser (bin/test sets it), else test-output/browser in the checkout. */
+/** Where screenshots go: $STRATUS_TEST_OUTPUT/browser/<suite> (bin/test sets it), else test-output/browser/<suite> in the checkout. */
 export const OUTPUT = join(process.env.STRATUS_TEST_OUTPUT ?? resolve(import.meta.dirname, '../../test-output'), 'browser');
 
 export const CHROMIUM = process.env.STRATUS_CHROMIUM ?? '/usr/bin/chromium';
 
-/** Chromium, headless; the screenshots of an earlier run are removed first. */
-export async function launch(): Promise<Browser> {
-  rmSync(OUTPUT, { recursive: true, force: true });
-  mkdirSync(OUTPUT, { recursive: true });
+let shots = OUTPUT;
+
+/** Chromium, headless; screenshots go to OUTPUT/`suite` (one per test file), those of an earlier run removed first. */
+export async function launch(suite: string): Promise<Browser> {
+  shots = join(OUTPUT, suite);
+  rmSync(shots, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
   return chromium.launch({
     executablePath: CHROMIUM, headless: true,
     // root in CI: chromium's sandbox needs an unprivileged user
@@ -46,7 +50,7 @@ export async function open(browser: Browser, url: string, o: { width?: number; h
 
 let shot = 0;
 export async function screenshot(page: Page, name: string): Promise<string> {
-  const file = join(OUTPUT, `${String(++shot).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9_-]+/g, '-')}.png`);
+  const file = join(shots, `${String(++shot).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9_-]+/g, '-')}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
@@ -75,4 +79,26 @@ export async function login(page: Page, user: string, password: string, domain =
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
+}
+
+export const PASSWORD = 'browser-pw-1';
+
+/** A project of the Default domain made by the admin; its id. */
+export async function makeProject(cloud: Cloud, name: string): Promise<string> {
+  const r = await cloud.call('POST', '/identity/v3/projects', { token: cloud.adminToken, body: { project: { name, domain_id: 'default' } } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.project.id as string;
+}
+
+/** A user of the Default domain (password PASSWORD) with `role` on `project`; its name. */
+export async function makeUser(cloud: Cloud, project: string, role: string, name: string): Promise<string> {
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const r = await cloud.call(method, `/identity/v3${path}`, { token: cloud.adminToken, body });
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const u = await admin('POST', '/users', { user: { name, domain_id: 'default', password: PASSWORD, default_project_id: project } });
+  const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
+  await admin('PUT', `/projects/${project}/users/${u.user.id}/roles/${roles.find((r) => r.name === role)!.id}`);
+  return name;
 }

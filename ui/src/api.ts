@@ -52,6 +52,15 @@ export class ApiError extends Error {
 export function errorMessage(body: unknown, status: number): string {
   if (body && typeof body === 'object') {
     const b = body as Record<string, any>;
+    // Ironic: {"error_message": "<JSON with faultstring>"}
+    if (typeof b.error_message === 'string') {
+      try {
+        const e = JSON.parse(b.error_message);
+        if (typeof e?.faultstring === 'string') return e.faultstring;
+      } catch {
+        return b.error_message;
+      }
+    }
     const inner = b.error ?? b.NeutronError ?? b.badRequest ?? b.itemNotFound ?? b.forbidden ?? b.conflictingRequest ?? b.overLimit ?? b.computeFault ?? Object.values(b)[0];
     if (inner && typeof inner === 'object' && typeof inner.message === 'string') return inner.message;
     if (typeof b.message === 'string') return b.message;

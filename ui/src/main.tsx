@@ -4,7 +4,7 @@
 import './app.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { logout, myProjects, onSession, resume, session, switchProject, type Project } from './api.ts';
+import { hasService, isAdmin, logout, myProjects, onSession, resume, session, switchProject, type Project } from './api.ts';
 import { onStreamState, restartStream } from './events.ts';
 import { match, navigate, useLocation } from './router.ts';
 import { Login } from './pages/login.tsx';
@@ -14,9 +14,18 @@ import { ServerDetail } from './pages/server-detail.tsx';
 import { LaunchServer } from './pages/launch.tsx';
 import { Images } from './pages/images.tsx';
 import { Networks } from './pages/networks.tsx';
+import { Volumes } from './pages/volumes.tsx';
+import { Baremetal } from './pages/baremetal.tsx';
+import { Objects } from './pages/objects.tsx';
 import { errorText } from './ui.tsx';
 
-const NAV: Array<[string, string]> = [['/', 'Overview'], ['/servers', 'Servers'], ['/images', 'Images'], ['/networks', 'Networks']];
+/** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins). */
+const NAV: Array<[string, string, () => boolean]> = [
+  ['/', 'Overview', () => true], ['/servers', 'Servers', () => hasService('compute')], ['/images', 'Images', () => hasService('image')],
+  ['/networks', 'Networks', () => hasService('network')], ['/volumes', 'Volumes', () => hasService('block-storage')],
+  ['/objects', 'Object storage', () => hasService('object-store')],
+  ['/baremetal', 'Bare metal', () => isAdmin() && hasService('baremetal')],
+];
 
 function Routes() {
   const { path, query } = useLocation();
@@ -27,6 +36,9 @@ function Routes() {
   if ((m = match('/servers/:id', path))) return <ServerDetail id={m.id!} />;
   if (path === '/images') return <Images />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
+  if (path === '/baremetal') return <Baremetal />;
+  if (path === '/objects') return <Objects query={query} />;
+  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
 }
 
@@ -70,7 +82,7 @@ function Shell() {
         <a class="brand" href="#/">Stratus</a>
         <nav aria-label="Main">
           <ul>
-            {NAV.map(([to, label]) => <li key={to}><a href={`#${to}`} aria-current={section === to ? 'page' : undefined}>{label}</a></li>)}
+            {NAV.filter(([, , show]) => show()).map(([to, label]) => <li key={to}><a href={`#${to}`} aria-current={section === to ? 'page' : undefined}>{label}</a></li>)}
           </ul>
         </nav>
         <div class="who">

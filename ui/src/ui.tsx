@@ -161,6 +161,88 @@ export function ConfirmButton({ label, question, onConfirm, danger, disabled }: 
   );
 }
 
+/** A create form: `submit` runs the API call; the API's refusal (its validation message) is shown in the form. */
+export function CreateForm({ title, submit, children, label = 'Create' }: { title: string; submit: () => Promise<void>; children: ComponentChildren; label?: string }) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <form class="form card" aria-label={title} onSubmit={async (e) => {
+      e.preventDefault();
+      setBusy(true);
+      setError(null);
+      try {
+        await submit();
+      } catch (err) {
+        setError(errorText(err));
+      } finally {
+        setBusy(false);
+      }
+    }}>
+      <h2>{title}</h2>
+      {children}
+      <ErrorNote error={error} />
+      <button type="submit" class="primary" disabled={busy}>{busy ? 'Working…' : label}</button>
+    </form>
+  );
+}
+
+/**
+ * A button that opens a small form in a modal dialog (an action that takes
+ * arguments: extend to a size, attach a volume). The API's refusal is shown
+ * in the dialog, which stays open; success closes it.
+ */
+export function DialogForm({ label, title, submit, children, disabled }: {
+  label: string; title?: string; submit: () => Promise<void>; children: ComponentChildren; disabled?: boolean;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <>
+      <button type="button" disabled={disabled} onClick={() => { setError(null); ref.current?.showModal(); }}>{label}</button>
+      <dialog ref={ref} aria-label={title ?? label}>
+        <form class="form" onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          try {
+            await submit();
+            ref.current?.close();
+          } catch (err) {
+            setError(errorText(err));
+          } finally {
+            setBusy(false);
+          }
+        }}>
+          <h2>{title ?? label}</h2>
+          {children}
+          <ErrorNote error={error} />
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy}>{busy ? 'Working…' : label}</button>
+            <button type="button" onClick={() => ref.current?.close()}>Cancel</button>
+          </div>
+        </form>
+      </dialog>
+    </>
+  );
+}
+
+/** Calls `fn` at most once per `ms` while events keep coming (a burst of changes is one reload). */
+export function debounce(fn: () => void, ms = 300): { (): void; cancel(): void } {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const f = () => {
+    timer ??= setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
+  };
+  f.cancel = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  return f;
+}
+
 /** A usage bar: `used` of `limit` (-1: unlimited), drawn as SVG with the numbers as text beside it. */
 export function Meter({ label, used, limit, unit }: { label: string; used: number; limit: number; unit?: string }) {
   const unlimited = limit < 0;
@@ -196,7 +278,8 @@ const STATUS_CLASS: Record<string, string> = {
 };
 export function Status({ value }: { value: string | null | undefined }) {
   const v = value ?? '—';
-  return <span class={`status ${STATUS_CLASS[v] ?? 'busy'}`}>{v}</span>;
+  const cls = STATUS_CLASS[v] ?? (/error|fail/i.test(v) ? 'bad' : 'busy');
+  return <span class={`status ${cls}`}>{v}</span>;
 }
 
 export function Page({ title, actions, children }: { title: string; actions?: ComponentChildren; children: ComponentChildren }) {

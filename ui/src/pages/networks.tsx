@@ -1,39 +1,14 @@
 // Networks: networks, subnets, routers, security groups and floating IPs of
 // the project, each a list with its create form and deletes.
-import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call, canWrite, session } from '../api.ts';
 import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, ErrorNote, Field, Page, Status, Tabs, errorText, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Status, Tabs, useLoad, val, type Column } from '../ui.tsx';
 
 type Row = Record<string, any> & { id: string };
 const net = <T = any>(method: string, path: string, body?: unknown) => call<T>(method, 'network', `/v2.0${path}`, body === undefined ? {} : { body });
 const list = async (collection: string): Promise<Row[]> => (await net('GET', `/${collection}`)).body[collection.replace(/-/g, '_')];
-
-function CreateForm({ title, submit, children }: { title: string; submit: () => Promise<void>; children: ComponentChildren }) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  return (
-    <form class="form card" aria-label={title} onSubmit={async (e) => {
-      e.preventDefault();
-      setBusy(true);
-      setError(null);
-      try {
-        await submit();
-      } catch (err) {
-        setError(errorText(err));
-      } finally {
-        setBusy(false);
-      }
-    }}>
-      <h2>{title}</h2>
-      {children}
-      <ErrorNote error={error} />
-      <button type="submit" class="primary" disabled={busy}>Create</button>
-    </form>
-  );
-}
 
 function deleteColumn(kind: string, path: string, reload: () => void): Column<Row> {
   const pid = session()!.project?.id;

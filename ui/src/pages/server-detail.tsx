@@ -5,8 +5,9 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, canWrite } from '../api.ts';
 import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
-import { ConfirmButton, ErrorNote, Field, Loading, Page, Status, Table, Tabs, errorText, useLoad, val } from '../ui.tsx';
+import { ConfirmButton, CreateForm, ErrorNote, Field, Loading, Page, Status, Table, Tabs, debounce, errorText, useLoad, val } from '../ui.tsx';
 import type { Server } from './servers.tsx';
+import { allVolumes, volumeLabel } from './volumes.tsx';
 
 const act = (id: string, body: unknown) => call('POST', 'compute', `/servers/${id}/action`, { body });
 
@@ -133,6 +134,66 @@ function GraphicalConsole({ id }: { id: string }) {
   );
 }
 
+interface VolumeAttachment { id: string; volumeId: string; serverId: string; device: string | null; delete_on_termination?: boolean }
+
+/** The server's volumes (Nova's os-volume_attachments): attach one of the project's available volumes, detach (confirmed); live by the volumes' events. */
+function ServerVolumes({ server }: { server: Server }) {
+  const id = server.id;
+  const { data, error, reload } = useLoad(async () => {
+    const [attachments, volumes] = await Promise.all([
+      call('GET', 'compute', `/servers/${id}/os-volume_attachments`).then((r) => r.body.volumeAttachments as VolumeAttachment[]),
+      allVolumes(),
+    ]);
+    return { attachments, volumes };
+  }, [id]);
+  useEffect(() => {
+    const soon = debounce(reload);
+    const off = onEvent((e) => {
+      if (e.type === 'volume' || (e.type === 'server' && e.id === id)) soon();
+    });
+    return () => {
+      off();
+      soon.cancel();
+    };
+  }, [id]);
+  const [volume, setVolume] = useState('');
+  if (!data) return <><ErrorNote error={error} />{!error && <Loading what="the server's volumes" />}</>;
+  const byId = new Map(data.volumes.map((v) => [v.id, v]));
+  const write = canWrite();
+  const attachable = data.volumes.filter((v) => v.status === 'available' || (v.status === 'in-use' && (v as { multiattach?: boolean }).multiattach));
+  return (
+    <section aria-label="Volumes">
+      <ErrorNote error={error} />
+      <Table caption="Attached volumes" rows={data.attachments} rowKey={(a) => a.volumeId} empty="No volumes attached." columns={[
+        { key: 'device', label: 'Device', value: (a) => a.device ?? '' },
+        { key: 'volume', label: 'Volume', value: (a) => { const v = byId.get(a.volumeId); return v ? volumeLabel(v) : a.volumeId; } },
+        { key: 'size', label: 'Size', value: (a) => byId.get(a.volumeId)?.size ?? '', render: (a) => (byId.get(a.volumeId) ? `${byId.get(a.volumeId)!.size} GiB` : '—') },
+        { key: 'status', label: 'Status', value: (a) => byId.get(a.volumeId)?.status ?? '', render: (a) => <Status value={byId.get(a.volumeId)?.status} /> },
+        ...(write ? [{
+          key: 'actions', label: 'Actions', value: () => '',
+          render: (a: VolumeAttachment) => <ConfirmButton label="Detach" danger disabled={byId.get(a.volumeId)?.status === 'detaching'}
+            question={`Detach volume “${byId.get(a.volumeId) ? volumeLabel(byId.get(a.volumeId)!) : a.volumeId}” from this server?`}
+            onConfirm={async () => { await call('DELETE', 'compute', `/servers/${id}/os-volume_attachments/${a.volumeId}`); reload(); }} />,
+        }] : []),
+      ]} />
+      {write && (
+        <CreateForm title="Attach a volume" label="Attach" submit={async () => {
+          await call('POST', 'compute', `/servers/${id}/os-volume_attachments`, { body: { volumeAttachment: { volumeId: volume } } });
+          setVolume('');
+          reload();
+        }}>
+          <Field label="Volume" hint={attachable.length ? undefined : 'No available volume: make one on the Volumes page.'}>
+            <select name="attach-volume" value={volume} onChange={(e) => setVolume(val(e))} required>
+              <option value="">Choose…</option>
+              {attachable.map((v) => <option key={v.id} value={v.id}>{volumeLabel(v)} ({v.size} GiB)</option>)}
+            </select>
+          </Field>
+        </CreateForm>
+      )}
+    </section>
+  );
+}
+
 function History({ id, version }: { id: string; version: number }) {
   const { data, error } = useLoad(async () => (await call('GET', 'compute', `/servers/${id}/os-instance-actions`)).body.instanceActions as Array<{ action: string; request_id: string; start_time: string; message: string | null; user_id: string }>, [id, version]);
   return (
@@ -190,7 +251,7 @@ export function ServerDetail({ id }: { id: string }) {
         </div>
       )}
       <ErrorNote error={actionError} />
-      <Tabs current={tab} onSelect={setTab} tabs={[['overview', 'Overview'], ['log', 'Console log'], ['console', 'Serial console'], ['vnc', 'Graphical console'], ['history', 'Action history']]} />
+      <Tabs current={tab} onSelect={setTab} tabs={[['overview', 'Overview'], ['volumes', 'Volumes'], ['log', 'Console log'], ['console', 'Serial console'], ['vnc', 'Graphical console'], ['history', 'Action history']]} />
       {tab === 'overview' && (
         <>
           <dl class="props">
@@ -219,6 +280,7 @@ export function ServerDetail({ id }: { id: string }) {
           )}
         </>
       )}
+      {tab === 'volumes' && <ServerVolumes server={server} />}
       {tab === 'log' && <ConsoleLog id={server.id} />}
       {tab === 'console' && (server.status === 'ACTIVE' ? <SerialConsole id={server.id} /> : <p>The serial console needs the server ACTIVE.</p>)}
       {tab === 'vnc' && <GraphicalConsole id={server.id} />}

@@ -1,0 +1,142 @@
+// The dashboard's bare-metal page in a real browser against a real Stratus
+// whose conductor is the API tests' test double (an agent registered with the
+// baremetal_node kind over the real /agent/v1 API, driven by the test): an
+// admin enrolls an IPMI node (the BMC password never shown back), manages and
+// provides it, each state arriving live from the event stream as the
+// conductor reports; powers it on, puts it in maintenance and back, deletes
+// it after the confirmation. A member sees no such page.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser } from 'playwright-core';
+import { startCloud, uniqueName, type Cloud } from '../harness.ts';
+import { skipUnlessRoot } from '../dataplane/lib.ts';
+import { TestConductor, provisioningNetwork } from '../api/baremetal/lib.ts';
+import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+
+let cloud: Cloud;
+let browser: Browser;
+let conductor: TestConductor;
+let member = '';
+const tabs: Tab[] = [];
+const SECRET = 'bmc-secret-7f3a';
+
+before(async () => {
+  if (skipUnlessRoot) return;
+  cloud = await startCloud();
+  conductor = new TestConductor(cloud, uniqueName('bm-web-cond'));
+  await conductor.register(['ipmi', 'redfish']);
+  // cleaning boots the node on the provisioning network (config provisioningNetwork `baremetal`)
+  await provisioningNetwork(cloud, 'bm-web', '172.31.40.0/24');
+  member = await makeUser(cloud, await makeProject(cloud, uniqueName('bmp')), 'member', uniqueName('bmmember'));
+  browser = await launch('baremetal');
+});
+
+after(async () => {
+  for (const t of tabs) await t.context.close().catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  await cloud?.close();
+});
+
+async function tab(user: string, password: string): Promise<Tab> {
+  const t = await open(browser, `${cloud.url}/`);
+  tabs.push(t);
+  await login(t.page, user, password);
+  return t;
+}
+
+const node = async (uuid: string) => (await cloud.call('GET', `/baremetal/v1/nodes/${uuid}`, { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body;
+
+test('an admin enrolls a node, manages and provides it, live as the conductor reports; power, maintenance, delete', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+  const t = await tab('admin', cloud.adminPassword);
+  const { page } = t;
+  await page.getByRole('link', { name: 'Bare metal' }).click();
+  await page.getByRole('heading', { name: 'Bare metal' }).waitFor();
+  await page.evaluate(() => { (window as any).__stratusMark = 1; });
+  const form = page.getByRole('form', { name: 'Enroll a node' });
+  await form.getByLabel('Name', { exact: true }).fill('bm-web-1');
+  await form.getByLabel('BMC address').fill('192.0.2.50');
+  await form.getByLabel('BMC user name').fill('root');
+  await form.getByLabel('BMC password').fill(SECRET);
+  await form.getByLabel('PXE NIC MAC address').fill('52:54:00:aa:bb:01');
+  await form.getByRole('button', { name: 'Enroll' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'bm-web-1' });
+  await row.getByText('enroll', { exact: true }).waitFor();
+  await row.getByText('192.0.2.50').waitFor();
+  // the password left the page with the request and never came back
+  assert.equal(await form.getByLabel('BMC password').inputValue(), '');
+  assert.equal((await page.content()).includes(SECRET), false);
+  const uuid = (await cloud.call('GET', '/baremetal/v1/nodes?name=bm-web-1', { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.nodes[0].uuid as string;
+  const n = await node(uuid);
+  assert.equal(n.driver_info.ipmi_password, '******');
+  assert.equal(n.driver, 'ipmi');
+  const ports = (await cloud.call('GET', `/baremetal/v1/nodes/${uuid}/ports`, { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.ports;
+  assert.deepEqual(ports.map((p: any) => p.address), ['52:54:00:aa:bb:01']);
+  await checkA11y(page, 'bare metal');
+
+  // manage: verifying until the conductor says the BMC answers, shown without a reload
+  await row.getByRole('button', { name: 'Manage' }).click();
+  await page.getByRole('dialog', { name: 'Manage' }).getByRole('button', { name: 'Manage' }).click();
+  await row.getByText('verifying').waitFor();
+  await conductor.finish(uuid, 'succeeded', { power: 'power off' });
+  await row.getByText('manageable', { exact: true }).waitFor();
+  await row.getByText('power off').waitFor();
+  // provide: cleaning (the conductor's ramdisk reports), then available
+  await row.getByRole('button', { name: 'Provide' }).click();
+  await page.getByRole('dialog', { name: 'Provide' }).getByRole('button', { name: 'Provide' }).click();
+  await row.getByText(/^(cleaning|clean wait)$/).first().waitFor();
+  await conductor.finish(uuid, 'succeeded', { power: 'power off' });
+  await row.getByText('available', { exact: true }).waitFor();
+  await screenshot(page, 'baremetal-available');
+
+  // power on: the request is the node's target until the conductor has done it
+  await row.getByRole('button', { name: 'Power on' }).click();
+  await page.getByRole('dialog', { name: 'Power on' }).getByRole('button', { name: 'Power on' }).click();
+  await row.getByText('→ power on').waitFor();
+  assert.equal((await node(uuid)).target_power_state, 'power on');
+
+  // maintenance with a reason, and back
+  await row.getByRole('button', { name: 'Maintenance' }).click();
+  const dialog = page.getByRole('dialog', { name: /in maintenance/ });
+  await dialog.getByLabel('Reason').fill('disk swap');
+  await dialog.getByRole('button', { name: 'Maintenance' }).click();
+  await row.getByText('yes: disk swap').waitFor();
+  assert.equal((await node(uuid)).maintenance_reason, 'disk swap');
+  await row.getByRole('button', { name: 'End maintenance' }).click();
+  await page.getByRole('dialog', { name: 'End maintenance' }).getByRole('button', { name: 'End maintenance' }).click();
+  await row.getByRole('cell', { name: 'no', exact: true }).waitFor();
+  await screenshot(page, 'baremetal-actions');
+
+  // delete, after the question
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog', { name: 'Delete' }).getByText('Delete node “bm-web-1” from the cloud? Its ports go with it.').waitFor();
+  await page.getByRole('dialog', { name: 'Delete' }).getByRole('button', { name: 'Delete' }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await node(uuid)).error_message !== undefined, true, 'the node is gone');
+  assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a Redfish enrollment the API refuses shows Ironic\'s message in the form', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab('admin', cloud.adminPassword);
+  const { page } = t;
+  await page.goto(`${cloud.url}/#/baremetal`);
+  const form = page.getByRole('form', { name: 'Enroll a node' });
+  await form.getByLabel('Redfish').check();
+  await form.getByLabel('Name', { exact: true }).fill('bad name with spaces');
+  await form.getByLabel('Redfish address').fill('https://192.0.2.60');
+  await form.getByLabel('System ID').fill('/redfish/v1/Systems/1');
+  await form.getByRole('button', { name: 'Enroll' }).click();
+  await form.getByRole('alert').waitFor();
+  assert.match(await form.getByRole('alert').textContent() ?? '', /name/i);
+  await screenshot(page, 'baremetal-refused');
+});
+
+test('a member has no bare-metal page', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab(member, PASSWORD);
+  const { page } = t;
+  await page.getByRole('link', { name: 'Servers' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Bare metal' }).count(), 0);
+  await page.goto(`${cloud.url}/#/baremetal`);
+  await page.getByText('Only the cloud’s administrators manage bare-metal nodes.').waitFor();
+  assert.equal(await page.getByRole('form').count(), 0);
+});

@@ -1,0 +1,182 @@
+// The dashboard's volumes in a real browser against a real Stratus whose
+// in-process agent runs containers and serves volumes (a loop-mounted btrfs
+// pool under its state dir; root): a member makes a volume (Cinder's refusal
+// of a bad size shown in the form first), watches it become available without
+// a reload, extends it, snapshots it, makes a volume from the snapshot and
+// deletes it after the confirmation; attaches the volume to a running
+// container from the server's page and detaches it; a reader sees the lists
+// and none of the buttons.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser } from 'playwright-core';
+import { uniqueName } from '../harness.ts';
+import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
+import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+
+let plane: Plane;
+let browser: Browser;
+let projectId = '';
+let member = '';
+let reader = '';
+let serverId = '';
+const tabs: Tab[] = [];
+
+before(async () => {
+  if (skipUnlessRoot) return;
+  plane = await startPlane({ agent: 'inproc', volume: true });
+  projectId = await makeProject(plane.cloud, uniqueName('vol'));
+  member = await makeUser(plane.cloud, projectId, 'member', uniqueName('vmember'));
+  reader = await makeUser(plane.cloud, projectId, 'reader', uniqueName('vreader'));
+  browser = await launch('volumes');
+});
+
+after(async () => {
+  for (const t of tabs) await t.context.close().catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
+  if (serverId) await plane.waitGone(serverId).catch(() => undefined);
+  await plane?.cleanup();
+});
+
+async function tab(user: string): Promise<Tab> {
+  const t = await open(browser, `${plane.cloud.url}/`);
+  tabs.push(t);
+  await login(t.page, user, PASSWORD);
+  return t;
+}
+
+async function volumes(token: string): Promise<any[]> {
+  const r = await plane.cloud.call('GET', '/volume/v3/volumes/detail', { token });
+  assert.equal(r.status, 200);
+  return r.body.volumes;
+}
+
+test('a member makes, extends, snapshots and deletes volumes, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
+  const t = await tab(member);
+  const { page } = t;
+  await page.getByRole('link', { name: 'Volumes' }).click();
+  await page.getByRole('heading', { name: 'Volumes' }).waitFor();
+  await page.evaluate(() => { (window as any).__stratusMark = 1; });
+  const create = page.getByRole('form', { name: 'Create a volume' });
+  // Cinder's own validation, in the form
+  await create.getByLabel('Name').fill('web-vol');
+  await create.getByLabel('Size (GiB)').fill('0');
+  await create.getByRole('button', { name: 'Create' }).click();
+  await create.getByRole('alert').filter({ hasText: /size/i }).waitFor();
+  await screenshot(page, 'volume-size-refused');
+  await create.getByLabel('Size (GiB)').fill('1');
+  await create.getByRole('button', { name: 'Create' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'web-vol' });
+  await row.getByText('available').waitFor({ timeout: 30_000 });
+  await checkA11y(page, 'volumes');
+
+  // extend, in a dialog: Cinder's refusal of a smaller size, then 2 GiB
+  await row.getByRole('button', { name: 'Extend' }).click();
+  const dialog = page.getByRole('dialog', { name: /Extend volume/ });
+  await dialog.getByLabel('New size (GiB)').fill('1');
+  await dialog.getByRole('button', { name: 'Extend' }).click();
+  await dialog.getByRole('alert').filter({ hasText: /greater than current size/ }).waitFor();
+  await dialog.getByLabel('New size (GiB)').fill('2');
+  await dialog.getByRole('button', { name: 'Extend' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await row.getByRole('cell', { name: '2 GiB', exact: true }).waitFor({ timeout: 30_000 });
+  await row.getByText('available').waitFor({ timeout: 30_000 });
+
+  // a snapshot of it, then a volume from the snapshot
+  const snap = page.getByRole('form', { name: 'Snapshot a volume' });
+  await snap.getByLabel('Volume').selectOption({ label: 'web-vol (2 GiB)' });
+  await snap.getByLabel('Snapshot name').fill('web-snap');
+  await snap.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('tab', { name: 'Snapshots' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-snap' }).getByText('available').waitFor({ timeout: 30_000 });
+  await checkA11y(page, 'snapshots');
+  await screenshot(page, 'snapshots');
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await create.getByLabel('Name').fill('web-from-snap');
+  await create.getByLabel('Size (GiB)').fill('');
+  await create.getByLabel('A snapshot').check();
+  await create.getByRole('combobox', { name: /^Snapshot/ }).selectOption({ label: 'web-snap (2 GiB)' });
+  await create.getByRole('button', { name: 'Create' }).click();
+  const copy = page.getByRole('row').filter({ hasText: 'web-from-snap' });
+  await copy.getByText('available').waitFor({ timeout: 30_000 });
+  await copy.getByRole('cell', { name: '2 GiB', exact: true }).waitFor();
+
+  // a delete asks first; Cancel keeps it
+  await copy.getByRole('button', { name: 'Delete' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Delete' });
+  await confirm.getByText('Delete volume “web-from-snap”? Its data is lost.').waitFor();
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 2);
+  await copy.getByRole('button', { name: 'Delete' }).click();
+  await confirm.getByRole('button', { name: 'Delete' }).click();
+  await copy.waitFor({ state: 'detached', timeout: 30_000 });
+  // backups: not served by this cloud, and the page says so
+  await page.getByRole('tab', { name: 'Backups' }).click();
+  await page.getByRole('status').filter({ hasText: 'does not serve volume backups' }).waitFor();
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await screenshot(page, 'volumes');
+  assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a member attaches a volume to a running container from the server page and detaches it', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
+  const token = await plane.cloud.login(member, PASSWORD, projectId);
+  const s = await plane.cloud.call('POST', '/compute/v2.1/servers', { token, body: { server: { name: 'vol-host', imageRef: plane.imageId, flavorRef: plane.flavorId, networks: 'none' } }, headers: { 'X-OpenStack-Nova-API-Version': '2.79' } });
+  assert.equal(s.status, 202, JSON.stringify(s.body));
+  serverId = s.body.server.id;
+  await plane.waitStatus(serverId, ['ACTIVE']);
+  const vol = (await volumes(token)).find((v) => v.name === 'web-vol');
+  assert.ok(vol, 'the first test made web-vol');
+
+  const t = await tab(member);
+  const { page } = t;
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('heading', { name: 'vol-host' }).waitFor();
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await page.getByText('No volumes attached.').waitFor();
+  const attach = page.getByRole('form', { name: 'Attach a volume' });
+  await attach.getByLabel('Volume').selectOption({ label: 'web-vol (2 GiB)' });
+  await attach.getByRole('button', { name: 'Attach' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'web-vol' });
+  await row.getByText('/dev/vdb').waitFor();
+  // in use once the agent has given the container its block device: the event stream says so
+  await row.getByText('in-use').waitFor({ timeout: 60_000 });
+  const attached = (await volumes(token)).find((v) => v.id === vol.id);
+  assert.deepEqual(attached.attachments.map((a: any) => [a.server_id, a.device]), [[serverId, '/dev/vdb']]);
+  await checkA11y(page, 'server volumes');
+  await screenshot(page, 'server-volume-attached');
+
+  // the volumes list names the server, linked
+  await page.getByRole('link', { name: 'Volumes' }).first().click();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).getByRole('link', { name: 'vol-host' }).waitFor();
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).getByRole('button', { name: 'Detach' }).click();
+  await page.getByRole('dialog', { name: 'Detach' }).getByRole('button', { name: 'Detach' }).click();
+  await page.getByText('No volumes attached.').waitFor({ timeout: 60_000 });
+  for (let i = 0; ; i++) {
+    const v = (await volumes(token)).find((x) => x.id === vol.id);
+    if (v.status === 'available') break;
+    assert.ok(i < 300, `the volume is available again: ${v.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await screenshot(page, 'server-volume-detached');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a reader sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab(reader);
+  const { page } = t;
+  await page.getByRole('link', { name: 'Volumes' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).waitFor();
+  assert.equal(await page.getByRole('form').count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Extend|Delete/ }).count(), 0);
+  await page.getByRole('tab', { name: 'Snapshots' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-snap' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
+  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await page.getByText('No volumes attached.').waitFor();
+  assert.equal(await page.getByRole('form', { name: 'Attach a volume' }).count(), 0);
+  await checkA11y(page, 'server volumes (reader)');
+});

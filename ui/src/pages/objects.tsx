@@ -1,0 +1,252 @@
+// Object storage (Swift under /object): the project's containers, and each
+// container's objects as a file browser (folders by the `/` delimiter, as the
+// swift CLI shows pseudo-directories); upload with a progress bar
+// (XMLHttpRequest), download (fetched with the token, handed to the browser as
+// a file), the container's public/private toggle (X-Container-Read
+// `.r:*,.rlistings`, removed for private) and a TempURL per object (HMAC-SHA256
+// in the browser with the account's Temp-URL-Key, made once if the account has
+// none). Deletes are confirmed; Swift's refusals (a container not empty) shown.
+// The registry tab lists the OCI registry's repositories and tags the token
+// sees, each with its `podman pull` line.
+import { useState } from 'preact/hooks';
+import { call, canWrite, endpoint, session } from '../api.ts';
+import { navigate } from '../router.ts';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Tabs, errorText, formatBytes, useLoad, val, type Column } from '../ui.tsx';
+
+interface Container { name: string; count: number; bytes: number; last_modified?: string }
+interface Entry { name?: string; subdir?: string; bytes?: number; content_type?: string; last_modified?: string; hash?: string }
+
+/** A path under the account: each segment of a container or object name percent-encoded, its slashes kept. */
+const pathOf = (container: string, object = '') => `/${encodeURIComponent(container)}${object ? `/${object.split('/').map(encodeURIComponent).join('/')}` : ''}`;
+const swift = (method: string, path: string, headers: Record<string, string> = {}) => call(method, 'object-store', path, { headers });
+
+function putFile(url: string, file: File, onProgress: (f: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('PUT', url);
+    x.setRequestHeader('X-Auth-Token', session()!.token);
+    x.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    x.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    };
+    x.onload = () => (x.status >= 200 && x.status < 300 ? resolve() : reject(new Error(`Upload refused: HTTP ${x.status} ${x.responseText.slice(0, 200)}`)));
+    x.onerror = () => reject(new Error('Upload failed: the connection broke.'));
+    x.send(file);
+  });
+}
+
+/** The object's bytes fetched with the token, saved by the browser under its last name segment. */
+async function download(container: string, object: string): Promise<void> {
+  const r = await fetch(`${endpoint('object-store')}${pathOf(container, object)}`, { headers: { 'X-Auth-Token': session()!.token }, credentials: 'omit', cache: 'no-store' });
+  if (!r.ok) throw new Error(`Download refused: HTTP ${r.status}`);
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = object.split('/').pop() || object;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The account's Temp-URL-Key, set to a new random one when the account has none. */
+async function tempUrlKey(): Promise<string> {
+  const h = await swift('HEAD', '');
+  const key = h.headers.get('x-account-meta-temp-url-key');
+  if (key) return key;
+  const fresh = Array.from(crypto.getRandomValues(new Uint8Array(24)), (b) => b.toString(16).padStart(2, '0')).join('');
+  await swift('POST', '', { 'X-Account-Meta-Temp-URL-Key': fresh });
+  return fresh;
+}
+
+/** A GET TempURL for the object, valid `seconds`: HMAC-SHA256 over "GET\nexpires\npath" (the path as this page calls it). */
+async function tempUrl(container: string, object: string, seconds: number): Promise<string> {
+  if (!crypto.subtle) throw new Error('Signing a TempURL needs the dashboard over HTTPS (or on localhost).');
+  const key = await tempUrlKey();
+  const url = new URL(`${endpoint('object-store')}${pathOf(container, object)}`);
+  const expires = Math.floor(Date.now() / 1000) + seconds;
+  const enc = new TextEncoder();
+  const k = await crypto.subtle.importKey('raw', enc.encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, enc.encode(`GET\n${expires}\n${url.pathname}`)));
+  url.search = `temp_url_sig=${Array.from(sig, (b) => b.toString(16).padStart(2, '0')).join('')}&temp_url_expires=${expires}`;
+  return url.toString();
+}
+
+function TempUrlButton({ container, object }: { container: string; object: string }) {
+  const [url, setUrl] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <>
+      <button type="button" onClick={async () => {
+        setError(null);
+        try {
+          setUrl(await tempUrl(container, object, 24 * 3600));
+        } catch (err) {
+          setError(errorText(err));
+        }
+      }}>TempURL</button>
+      {url && <label class="field"><span class="sr-only">TempURL of {object}</span><input readOnly value={url} class="temp-url" onFocus={(e) => e.currentTarget.select()} /><small class="muted">Valid 24 hours, no token needed.</small></label>}
+      <ErrorNote error={error} />
+    </>
+  );
+}
+
+/** The registry (/v2 on this server, which takes the Keystone token): the project's repositories and their tags, each with its pull line. */
+async function registry<T>(path: string): Promise<T> {
+  return (await call<T>('GET', null, `/v2${path}`)).body;
+}
+
+function Registry() {
+  const { data, error } = useLoad(async () => {
+    const { repositories } = await registry<{ repositories: string[] }>('/_catalog?n=1000');
+    const tags = await Promise.all(repositories.map((r) => registry<{ tags: string[] | null }>(`/${r}/tags/list`).then((x) => x.tags ?? [], () => [] as string[])));
+    return repositories.flatMap((repo, i) => (tags[i]!.length ? tags[i]!.map((tag) => ({ repo, tag })) : [{ repo, tag: '' }]));
+  }, []);
+  return (
+    <>
+      <p class="muted">Push with <code>podman login {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
+      <ErrorNote error={error} />
+      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => `${r.repo}:${r.tag}`} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
+        { key: 'repo', label: 'Repository', value: (r) => r.repo },
+        { key: 'tag', label: 'Tag', value: (r) => r.tag || '(no tags)' },
+        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull {location.host}/{r.repo}:{r.tag}</code> : '—') },
+      ]} />
+    </>
+  );
+}
+
+function Containers({ tab }: { tab: string }) {
+  const { data, error, reload } = useLoad(async () => (await swift('GET', '?format=json&limit=10000')).body as Container[], []);
+  const [name, setName] = useState('');
+  const write = canWrite();
+  const columns: Column<Container>[] = [
+    { key: 'name', label: 'Name', value: (c) => c.name, render: (c) => <a href={`#/objects?container=${encodeURIComponent(c.name)}`}>{c.name}</a> },
+    { key: 'count', label: 'Objects', value: (c) => c.count },
+    { key: 'bytes', label: 'Size', value: (c) => c.bytes, render: (c) => formatBytes(c.bytes) },
+  ];
+  if (write) {
+    columns.push({
+      key: 'actions', label: 'Actions', value: () => '', sortable: false,
+      render: (c) => <ConfirmButton label="Delete" danger question={`Delete container “${c.name}”? It must be empty.`} onConfirm={async () => { await swift('DELETE', pathOf(c.name)); reload(); }} />,
+    });
+  }
+  return (
+    <Page title="Object storage">
+      <Tabs tabs={[['containers', 'Containers'], ['registry', 'Registry']]} current={tab} onSelect={(k) => navigate(`/objects?tab=${k}`)} />
+      {tab === 'registry' ? <Registry /> : <>
+      <ErrorNote error={error} />
+      <ClientTable caption="Containers" rows={data ?? []} rowKey={(c) => c.name} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} />
+      {write && (
+        <CreateForm title="Create a container" submit={async () => {
+          await swift('PUT', pathOf(name.trim()));
+          setName('');
+          reload();
+        }}>
+          <Field label="Name" hint="No slash; up to 256 characters."><input name="container-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+        </CreateForm>
+      )}
+      </>}
+    </Page>
+  );
+}
+
+function Upload({ container, prefix, done }: { container: string; prefix: string; done: () => void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [name, setName] = useState('');
+  const [progress, setProgress] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <form class="form card" aria-label="Upload an object" onSubmit={async (e) => {
+      e.preventDefault();
+      if (!file) return;
+      setError(null);
+      try {
+        setProgress(0);
+        await putFile(`${endpoint('object-store')}${pathOf(container, prefix + (name.trim() || file.name))}`, file, setProgress);
+        setProgress(1);
+        setName('');
+        done();
+      } catch (err) {
+        setError(errorText(err));
+      }
+    }}>
+      <h2>Upload an object</h2>
+      <Field label="File"><input name="object-file" type="file" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} /></Field>
+      <Field label="Object name" hint={`Under ${prefix || 'the container’s top'}; a slash makes folders. Empty: the file’s name.`}>
+        <input name="object-name" value={name} onInput={(e) => setName(val(e))} />
+      </Field>
+      {progress !== null && (
+        <label class="field">
+          <span>Upload progress</span>
+          <progress max={1} value={progress}>{Math.round(progress * 100)}%</progress>
+          <small class="muted">{Math.round(progress * 100)}% of {formatBytes(file?.size)}</small>
+        </label>
+      )}
+      <ErrorNote error={error} />
+      <button type="submit" class="primary" disabled={!file || (progress !== null && progress < 1)}>Upload</button>
+    </form>
+  );
+}
+
+function ContainerView({ container, prefix }: { container: string; prefix: string }) {
+  const { data, error, reload } = useLoad(async () => {
+    const [list, head] = await Promise.all([
+      swift('GET', `${pathOf(container)}?format=json&delimiter=/&limit=10000${prefix ? `&prefix=${encodeURIComponent(prefix)}` : ''}`),
+      swift('HEAD', pathOf(container)),
+    ]);
+    return { entries: list.body as Entry[], read: head.headers.get('x-container-read') ?? '' };
+  }, [container, prefix]);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const write = canWrite();
+  const isPublic = !!data && data.read.split(',').map((s) => s.trim()).includes('.r:*');
+  const go = (p: string) => navigate(`/objects?container=${encodeURIComponent(container)}${p ? `&prefix=${encodeURIComponent(p)}` : ''}`);
+  const crumbs = prefix.split('/').filter(Boolean);
+  const columns: Column<Entry>[] = [
+    {
+      key: 'name', label: 'Name', value: (e) => e.subdir ?? e.name ?? '',
+      render: (e) => e.subdir
+        ? <a href={`#/objects?container=${encodeURIComponent(container)}&prefix=${encodeURIComponent(e.subdir)}`}><span aria-hidden="true">📁 </span>{e.subdir.slice(prefix.length)}</a>
+        : <span>{e.name!.slice(prefix.length)}</span>,
+    },
+    { key: 'size', label: 'Size', value: (e) => e.bytes ?? -1, render: (e) => (e.subdir ? 'folder' : formatBytes(e.bytes)) },
+    { key: 'type', label: 'Type', value: (e) => e.content_type ?? '' },
+    { key: 'modified', label: 'Modified', value: (e) => e.last_modified ?? '', render: (e) => (e.last_modified ? <time dateTime={e.last_modified}>{new Date(`${e.last_modified}Z`).toLocaleString()}</time> : '') },
+    {
+      key: 'actions', label: 'Actions', value: () => '', sortable: false,
+      render: (e) => e.subdir ? null : (
+        <div class="actions">
+          <button type="button" onClick={() => download(container, e.name!).catch((err) => setActionError(errorText(err)))}>Download</button>
+          {write && <TempUrlButton container={container} object={e.name!} />}
+          {write && <ConfirmButton label="Delete" danger question={`Delete object “${e.name}”?`} onConfirm={async () => { await swift('DELETE', pathOf(container, e.name!)); reload(); }} />}
+        </div>
+      ),
+    },
+  ];
+  const publicUrl = `${location.origin}${new URL(endpoint('object-store')).pathname}${pathOf(container)}`;
+  return (
+    <Page title={container} actions={<a href="#/objects">All containers</a>}>
+      <nav aria-label="Folder" class="crumbs">
+        <a href={`#/objects?container=${encodeURIComponent(container)}`}>{container}</a>
+        {crumbs.map((c, i) => <span key={i}> / <a href={`#/objects?container=${encodeURIComponent(container)}&prefix=${encodeURIComponent(`${crumbs.slice(0, i + 1).join('/')}/`)}`}>{c}</a></span>)}
+      </nav>
+      {data && (
+        <p class="state" role="status">
+          {isPublic ? <>Public: anyone can read its objects and list it at <code>{publicUrl}</code></> : 'Private: only the project’s users (and TempURLs) reach its objects.'}
+          {' '}
+          {write && (isPublic
+            ? <ConfirmButton label="Make private" question={`Make container “${container}” private?`} onConfirm={async () => { await swift('POST', pathOf(container), { 'X-Remove-Container-Read': '1' }); reload(); }} />
+            : <ConfirmButton label="Make public" danger question={`Make container “${container}” public? Anyone who has its URL can read and list its objects.`} onConfirm={async () => { await swift('POST', pathOf(container), { 'X-Container-Read': '.r:*,.rlistings' }); reload(); }} />)}
+        </p>
+      )}
+      <ErrorNote error={error ?? actionError} />
+      {prefix && <p><button type="button" onClick={() => go(crumbs.length > 1 ? `${crumbs.slice(0, -1).join('/')}/` : '')}>Up a folder</button></p>}
+      <ClientTable caption={`Objects in ${container}`} rows={data?.entries ?? []} rowKey={(e) => e.subdir ?? e.name!} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} />
+      {write && <Upload container={container} prefix={prefix} done={reload} />}
+    </Page>
+  );
+}
+
+export function Objects({ query }: { query: URLSearchParams }) {
+  const container = query.get('container');
+  return container ? <ContainerView container={container} prefix={query.get('prefix') ?? ''} /> : <Containers tab={query.get('tab') ?? 'containers'} />;
+}
