@@ -6,13 +6,15 @@
 # dnsmasq, iPXE), one behind Stratus's Redfish emulator booting it from virtual media.
 #   enrol -> manage -> provide (automated cleaning: the disk's metadata erased) -> available;
 #   `openstack server create` of a whole-disk image (stratus-tiny) with a bare-metal flavor
-#   (resources:CUSTOM_BAREMETAL=1) on network `baremetal` with a key pair, one server per node at
+#   (resources:CUSTOM_E2E=1, the machines' resource class) on network `baremetal` with a key pair, one server per node at
 #   once -> ACTIVE; SSH with the key to each server's address; `openstack server delete` -> the node
 #   torn down and cleaned back to available; then nothing left: no machine's qemu, tap or BMC, no
 #   provisioning port, no bridge but up's, no nft table but the cloud's, no dnsmasq of a network
 #   that is gone.
-# Then, on the same cloud, conformance/baremetal-cli.sh's checks of the `openstack baremetal` client
-# (against its test-double conductor, in a conductor group of its own).
+# Beside it, on the same cloud, conformance/baremetal-cli.sh's checks of the `openstack baremetal`
+# client (against its test-double conductor, in a conductor group of its own; its nodes have
+# resource class `baremetal`, the machines here `e2e`, so no server lands on a test double), in a
+# process of its own whose lines are shown prefixed with `cli: ` and counted in the summary.
 #
 # Each step is a named check (conformance/checks.sh). Ends with `N passed, N failed`; exits 1 if
 # a check failed, 2 if the cloud did not start. Run it only under `flock /tmp/stratus-cloud.lock`.
@@ -67,6 +69,11 @@ t_mark() { echo "# $(($SECONDS - e2e_started)) s: $*"; }
 check "catalog has baremetal (ironic)" wait_for 10 ironic os catalog list -f value -c Name
 check "the all-in-one's agent is a conductor (ipmi, redfish)" wait_for 60 redfish bm driver list -f value
 conductor=$(bm conductor list -f value -c Hostname 2>/dev/null | head -n 1)
+# the client's checks, beside these (see above)
+STRATUS_CLOUD_ATTACH=1 CLOUD_URL=$CLOUD_URL CLOUD_DIR=$CLOUD_DIR OS_CLOUDS_FILE=$OS_CLOUDS_FILE _cloud_tmp=$_cloud_tmp \
+  "$STRATUS_ROOT/conformance/baremetal-cli.sh" >"$work/baremetal-cli.log" 2>&1 &
+cli_pid=$!
+at_exit "kill $cli_pid 2>/dev/null; wait $cli_pid 2>/dev/null"
 check_has "conductor show: up, in the default group" True -- bm conductor show "$conductor" -f value -c alive
 check_has "network baremetal (flat, physnet baremetal)" flat baremetal -- os network show baremetal -f value -c provider:network_type -c provider:physical_network
 check "the image stratus-tiny is active" wait_for 600 active os image show stratus-tiny -f value -c status
@@ -74,7 +81,7 @@ check "the image stratus-tiny is active" wait_for 600 active os image show strat
 # --- two machines: IPMI (PXE) and Redfish (virtual media); 384 MiB is what the ramdisk needs
 t_mark "creating the machines"
 check "baremetal virtual create (ipmi + redfish)" stratus baremetal virtual create --count 2 --bmc mixed --state-dir "$vbmc" \
-  --data-dir "$CLOUD_DIR" --name-prefix "$prefix" --memory-mb 384 --disk-mb 256
+  --data-dir "$CLOUD_DIR" --name-prefix "$prefix" --memory-mb 384 --disk-mb 256 --resource-class e2e
 n1=$prefix-1 n2=$prefix-2
 check_has "node list shows both, enroll" "$n1" "$n2" enroll -- bm node list -f value
 check_has "the IPMI node boots over iPXE" ipmi ipxe -- bm node show "$n1" -f value -c driver -c boot_interface
@@ -91,12 +98,15 @@ check "provide: cleaning (IPMI over PXE, Redfish over virtual media) -> both ava
 t_mark "available"
 check_has "the IPMI node's cleaning booted over PXE (its console)" "iPXE" -- cat "$vbmc/machines/$n1/console.log"
 check_has "the ramdisk erased the disk's metadata" "stratus-ramdisk" -- cat "$vbmc/machines/$n1/console.log" "$vbmc/machines/$n2/console.log"
-check_has "the nodes are off after cleaning" "power off" -- bm node list -f value -c "Power State"
-check_lacks "no provisioning port is left after cleaning" "baremetal:none" -- os port list --network baremetal --long -f value -c device_owner
+u1=$(bm node show "$n1" -f value -c uuid 2>/dev/null) u2=$(bm node show "$n2" -f value -c uuid 2>/dev/null)
+check_has "the nodes are off after cleaning" "power off" -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus baremetal node list -f value -c Name -c 'Power State' | grep '^$prefix' | grep -v 'power off' || echo 'power off'"
+# the ports on the provisioning network held for the nodes (an operation's: device_id the node)
+node_ports() { os port list --network baremetal --long -f value -c ID -c device_id -c device_owner | grep -E "$u1|$u2" || true; }
+check_lacks "no provisioning port is left after cleaning" "baremetal:none" -- node_ports
 
 # --- servers: a bare-metal flavor, a whole-disk image, a key pair, one server per node at once
-check "flavor create (resources:CUSTOM_BAREMETAL=1, no VCPU/MEMORY_MB/DISK_GB)" os flavor create "$prefix-bm" --ram 384 --vcpus 1 --disk 0 \
-  --property resources:CUSTOM_BAREMETAL=1 --property resources:VCPU=0 --property resources:MEMORY_MB=0 --property resources:DISK_GB=0
+check "flavor create (resources:CUSTOM_E2E=1, no VCPU/MEMORY_MB/DISK_GB)" os flavor create "$prefix-bm" --ram 384 --vcpus 1 --disk 0 \
+  --property resources:CUSTOM_E2E=1 --property resources:VCPU=0 --property resources:MEMORY_MB=0 --property resources:DISK_GB=0
 key=$work/key
 check "keypair create" sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus keypair create $prefix-key >'$key' && chmod 600 '$key'"
 check "hypervisor list shows the nodes (ironic)" wait_for 60 ironic os hypervisor list -f value -c "Hypervisor Type"
@@ -123,7 +133,7 @@ servers_active() {
 }
 check "both servers ACTIVE" servers_active 900 "$s1" "$s2"
 t_mark "active"
-check_has "each server is on a node (hypervisor_hostname: a node's uuid)" "$(bm node show "$n1" -f value -c uuid 2>/dev/null)" "$(bm node show "$n2" -f value -c uuid 2>/dev/null)" -- \
+check_has "each server is on a node (hypervisor_hostname: a node's uuid)" "$u1" "$u2" -- \
   sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s1 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname; env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s2 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname"
 check_has "both nodes active" "$n1" "$n2" -- bm node list --provision-state active -f value -c Name
 ssh_to() {
@@ -145,15 +155,17 @@ t_mark "ssh"
 check "server delete (both) --wait" os server delete --wait "$s1" "$s2"
 check "the nodes are cleaned back to available, without an instance" nodes_reach 600 available "$n1" "$n2"
 t_mark "available again"
-check_lacks "the nodes hold no instance" "-" -- bm node list -f value -c "Instance UUID"
+check_lacks "the nodes hold no instance" "-" -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus baremetal node list -f value -c Name -c 'Instance UUID' | grep '^$prefix'"
 check_lacks "no server port is left on baremetal" "compute:" -- os port list --network baremetal --long -f value -c device_owner
-check_lacks "no provisioning port is left" "baremetal:none" -- os port list --network baremetal --long -f value -c device_owner
+check_lacks "no provisioning port is left (the server's VIF the cleaning booted from went with it)" "baremetal:none" -- node_ports
 
 # --- the machines go; nothing left on the host
 taps=$(sed -n 's/.*"tap": *"\([^"]*\)".*/\1/p' "$vbmc"/machines/*/machine.json 2>/dev/null | tr '\n' ' ')
 check_has "the machines' taps are on br-bm" ${taps:-no-taps} -- bridge link show master br-bm
 check "baremetal virtual delete --all" stratus baremetal virtual delete --all --state-dir "$vbmc" --data-dir "$CLOUD_DIR"
 check_lacks "the nodes are gone" "$prefix" -- bm node list -f value -c Name
+nft_of_taps() { local t; for t in $taps; do nft list ruleset 2>/dev/null | grep -qF "$t" && echo "nft names $t"; done; return 0; }
+check_lacks "no nft rule names a machine's tap" "nft names" -- nft_of_taps
 check_lacks "no machine's qemu is left" "$vbmc" -- sh -c 'ps -eo args | grep -F qemu-system || true'
 check_lacks "no BMC is left (ipmi_sim, the Redfish emulator)" "$vbmc" -- sh -c 'ps -eo args | grep -E "ipmi_sim|redfish" || true'
 taps_left() { local t; for t in $taps; do ip link show "$t" >/dev/null 2>&1 && echo "tap $t is left"; done; return 0; }
@@ -175,7 +187,14 @@ check "flavor delete" os flavor delete "$prefix-bm"
 
 echo "# bare metal end to end: $((SECONDS - e2e_started)) s"
 
-# --- the `openstack baremetal` client's checks (its test-double conductor) on this cloud
-. "$STRATUS_ROOT/conformance/baremetal-cli.sh"
+# --- the `openstack baremetal` client's checks (beside these, see above): their lines and counts
+wait "$cli_pid"
+sed 's/^/cli: /' "$work/baremetal-cli.log"
+cli_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/baremetal-cli.log" | tail -n 1)
+if [ -n "$cli_line" ]; then
+  passed=$((passed + ${cli_line%% *})) failed=$((failed + $(awk '{print $3}' <<<"$cli_line")))
+else
+  not_ok "conformance/baremetal-cli.sh ended with its result line" "$(tail -n 5 "$work/baremetal-cli.log")"
+fi
 echo "# bare metal end to end and client checks: $((SECONDS - e2e_started)) s"
 checks_summary
