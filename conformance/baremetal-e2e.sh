@@ -34,7 +34,7 @@ vbmc=$work/vbmc
 prefix=e2e$$
 mkdir -p "$work"
 # the machines go before the cloud does (their nodes through its API while it still runs)
-at_exit "stratus baremetal virtual delete --all --state-dir '$vbmc' --data-dir '$CLOUD_DIR' >/dev/null 2>&1 || stratus baremetal virtual delete --all --state-dir '$vbmc' --data-dir /nonexistent >/dev/null 2>&1"
+at_exit "stratus baremetal virtual delete --all --state-dir '$vbmc' --data-dir '$CLOUD_DIR' >/dev/null 2>&1 || stratus baremetal virtual delete --all --state-dir '$vbmc' --no-unenroll >/dev/null 2>&1"
 
 # wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS
 wait_for() {
@@ -155,7 +155,8 @@ t_mark "ssh"
 check "server delete (both) --wait" os server delete --wait "$s1" "$s2"
 check "the nodes are cleaned back to available, without an instance" nodes_reach 600 available "$n1" "$n2"
 t_mark "available again"
-check_lacks "the nodes hold no instance" "-" -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus baremetal node list -f value -c Name -c 'Instance UUID' | grep '^$prefix'"
+node_instances() { bm node list -f value -c Name -c "Instance UUID" | awk -v p="$prefix" 'index($1, p) == 1 && $2 != "None" {print $1, "holds", $2}'; }
+check_lacks "the nodes hold no instance" holds -- node_instances
 check_lacks "no server port is left on baremetal" "compute:" -- os port list --network baremetal --long -f value -c device_owner
 check_lacks "no provisioning port is left (the server's VIF the cleaning booted from went with it)" "baremetal:none" -- node_ports
 
