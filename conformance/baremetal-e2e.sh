@@ -162,7 +162,7 @@ check_lacks "no provisioning port is left (the server's VIF the cleaning booted 
 
 # --- the machines go; nothing left on the host
 taps=$(sed -n 's/.*"tap": *"\([^"]*\)".*/\1/p' "$vbmc"/machines/*/machine.json 2>/dev/null | tr '\n' ' ')
-check_has "the machines' taps are on br-bm" ${taps:-no-taps} -- bridge link show master br-bm
+check_has "the machines' taps are on br-bm" ${taps:-no-taps} -- ip -o link show master br-bm
 check "baremetal virtual delete --all" stratus baremetal virtual delete --all --state-dir "$vbmc" --data-dir "$CLOUD_DIR"
 check_lacks "the nodes are gone" "$prefix" -- bm node list -f value -c Name
 nft_of_taps() { local t; for t in $taps; do nft list ruleset 2>/dev/null | grep -qF "$t" && echo "nft names $t"; done; return 0; }
