@@ -212,13 +212,27 @@ test('a server on a network: its port is bound to the node\'s NIC as Ironic\'s f
   assert.equal(s.addresses.baremetal[0]['OS-EXT-IPS-MAC:mac_addr'], mac);
   const after = (await cloud.call('GET', `/network/v2.0/ports/${p.id}`, { token: cloud.adminToken })).body.port;
   assert.deepEqual(after.extra_dhcp_opts, [], 'the deploy\'s PXE options gone with the deploy');
-  // deleted: the VIF leaves the node, the port goes
+  // deleted: the VIF leaves the node, the server's port goes; the cleaning after the tear down boots from it (the
+  // node's MAC keeps its address and DHCP entry), so it is handed over to the cleaning and goes when that ends
   assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
   await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
   await cond.finish(n1, 'succeeded');
   await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
   assert.deepEqual((await bm()('GET', `/v1/nodes/${n1}/vifs`)).body.vifs, []);
-  await until('the port gone', async () => (await cloud.call('GET', `/network/v2.0/ports?device_id=${id}`, { token: cloud.adminToken })).body.ports.length === 0);
+  await until('the port gone from the server', async () => (await cloud.call('GET', `/network/v2.0/ports?device_id=${id}`, { token: cloud.adminToken })).body.ports.length === 0);
+  const { spec } = await cond.spec(n1);
+  assert.equal(spec.operation?.type, 'clean');
+  assert.deepEqual(spec.provisioning?.port_ids, [p.id], 'the cleaning boots from the VIF');
+  const cleaning = (await cloud.call('GET', `/network/v2.0/ports/${p.id}`, { token: cloud.adminToken })).body.port;
+  assert.equal(cleaning.device_owner, 'baremetal:none');
+  assert.equal(cleaning.device_id, n1);
+  assert.equal(cleaning.mac_address, mac);
+  assert.deepEqual(cleaning.fixed_ips, p.fixed_ips);
+  assert.equal(cleaning['binding:host_id'], cond.hostname);
+  assert.equal(cleaning.extra_dhcp_opts.find((o: any) => o.opt_name === 'tag:ipxe,67')?.opt_value, 'http://172.31.9.1:8091/boot.ipxe');
+  await cond.finish(n1, 'succeeded');
+  await until('available', async () => (await node(n1)).provision_state === 'available');
+  assert.equal((await cloud.call('GET', `/network/v2.0/ports/${p.id}`, { token: cloud.adminToken })).status, 404, 'the port goes with the cleaning');
 });
 
 test('two servers, one node: never both; the second is ERROR with NoValidHost', async () => {
