@@ -4,10 +4,13 @@
 # parts only: two virtual bare-metal machines from `stratus baremetal virtual create` (qemu under
 # TCG), one behind OpenIPMI's ipmi_sim booting the deploy ramdisk over PXE (the network agent's
 # dnsmasq, iPXE), one behind Stratus's Redfish emulator booting it from virtual media.
-#   enrol -> manage -> provide (automated cleaning: the disk's metadata erased) -> available;
+#   enrol -> manage -> inspect (both at once: the properties and the NIC's port from the ramdisk's
+#   inventory) -> provide (automated cleaning: the disk's metadata erased) -> available;
 #   `openstack server create` of a whole-disk image (stratus-tiny) with a bare-metal flavor
 #   (resources:CUSTOM_E2E=1, the machines' resource class) on network `baremetal` with a key pair, one server per node at
-#   once -> ACTIVE; SSH with the key to each server's address; `openstack server delete` -> the node
+#   once -> ACTIVE; SSH with the key to each server's address; `server stop` -> SHUTOFF, the nodes
+#   and the machines' qemu off; `server start` -> ACTIVE, SSH again; `console log show` (once
+#   served for bare-metal servers); `openstack server delete` -> the node
 #   torn down and cleaned back to available; then nothing left: no machine's qemu, tap or BMC, no
 #   provisioning port, no bridge but up's, no nft table but the cloud's, no dnsmasq of a network
 #   that is gone.
@@ -47,21 +50,42 @@ wait_for() {
   echo "after $limit s the output still lacks '$text':"; echo "$OUT"
   return 1
 }
-# both NODE... reach provision state STATE within SECONDS (a failed state ends the wait)
+# both NODE... reach provision state STATE within SECONDS (a failed state ends the wait); one
+# `node list` a round (a client call takes seconds on a loaded 2-core machine)
 nodes_reach() {
-  local limit=$1 state=$2 deadline n s all; shift 2
+  local limit=$1 state=$2 deadline n s all list; shift 2
   deadline=$((SECONDS + limit))
   while :; do
     all=1 OUT=
+    list=$(bm node list -f value -c Name -c "Provision State" 2>&1)
     for n in "$@"; do
-      s=$(bm node show "$n" -f value -c provision_state 2>&1)
-      OUT+="$n: $s"$'\n'
+      s=$(awk -v n="$n" '$1 == n {sub(/^[^ ]+ /, ""); print}' <<<"$list")
+      OUT+="$n: ${s:-$list}"$'\n'
       case $s in *failed | error) echo "$OUT"; bm node show "$n" -f value -c last_error; return 1 ;; esac
       [ "$s" = "$state" ] || all=0
     done
     [ "$all" = 1 ] && return 0
     [ "$SECONDS" -ge "$deadline" ] && { echo "after $limit s:"; echo "$OUT"; return 1; }
-    sleep 3
+    sleep 2
+  done
+}
+# SECONDS STATUS SERVER...: each server has STATUS within SECONDS (ERROR ends the wait); one
+# `server list` a round
+servers_reach() {
+  local limit=$1 want=$2 deadline s st all list; shift 2
+  deadline=$((SECONDS + limit))
+  while :; do
+    all=1 OUT=
+    list=$(os server list -f value -c Name -c Status 2>&1)
+    for s in "$@"; do
+      st=$(awk -v s="$s" '$1 == s {print $2}' <<<"$list")
+      OUT+="$s: ${st:-$list}"$'\n'
+      [ "$st" = ERROR ] && { echo "$OUT"; os server show "$s" -f value -c fault; return 1; }
+      [ "$st" = "$want" ] || all=0
+    done
+    [ "$all" = 1 ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && { echo "after $limit s:"; echo "$OUT"; bm node list -f value -c Name -c "Power State" -c "Provision State" -c "Last Error"; return 1; }
+    sleep 2
   done
 }
 t_mark() { echo "# $(($SECONDS - e2e_started)) s: $*"; }
@@ -146,22 +170,7 @@ for s in "$s1" "$s2"; do
   check "server create $s --flavor bm --image stratus-tiny --network baremetal --key-name" os server create --flavor "$prefix-bm" \
     --image stratus-tiny --network baremetal --key-name "$prefix-key" "$s"
 done
-servers_active() {
-  local deadline=$((SECONDS + $1)) s st all; shift
-  while :; do
-    all=1 OUT=
-    for s in "$@"; do
-      st=$(os server show "$s" -f value -c status 2>&1)
-      OUT+="$s: $st"$'\n'
-      [ "$st" = ERROR ] && { echo "$OUT"; os server show "$s" -f value -c fault; return 1; }
-      [ "$st" = ACTIVE ] || all=0
-    done
-    [ "$all" = 1 ] && return 0
-    [ "$SECONDS" -ge "$deadline" ] && { echo "after $1 s:"; echo "$OUT"; bm node list --long -f value -c Name -c "Provision State" -c "Last Error"; return 1; }
-    sleep 3
-  done
-}
-check "both servers ACTIVE" servers_active 900 "$s1" "$s2"
+check "both servers ACTIVE" servers_reach 900 ACTIVE "$s1" "$s2"
 t_mark "active"
 check_has "each server is on a node (hypervisor_hostname: a node's uuid)" "$u1" "$u2" -- \
   sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s1 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname; env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s2 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname"
@@ -183,37 +192,19 @@ t_mark "ssh"
 
 # --- stop and start, both servers at once (IPMI's and Redfish's power): SHUTOFF with the node
 # powered off and its qemu really gone; ACTIVE again, booted from its disk, SSH answering
-machine_of() { bm node show "$(os server show "$1" -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname)" -f value -c name; }
-m1=$(machine_of "$s1" 2>/dev/null) m2=$(machine_of "$s2" 2>/dev/null)
 # the machines' power as their BMCs see it (whether their qemu runs), the nodes' as Ironic shows it
-machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk -v a="$m1" -v b="$m2" '$1 == a || $1 == b {print "machine", $1, $2}'; }
+machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk '{print "machine", $1, $2}'; }
 nodes_power() { bm node list -f value -c Name -c "Power State" | grep "^$prefix"; }
-# SECONDS STATUS SERVER...: each server has STATUS within SECONDS (ERROR ends the wait)
-servers_reach() {
-  local deadline=$((SECONDS + $1)) want=$2 s st all; shift 2
-  while :; do
-    all=1 OUT=
-    for s in "$@"; do
-      st=$(os server show "$s" -f value -c status 2>&1)
-      OUT+="$s: $st"$'\n'
-      [ "$st" = ERROR ] && { echo "$OUT"; os server show "$s" -f value -c fault; return 1; }
-      [ "$st" = "$want" ] || all=0
-    done
-    [ "$all" = 1 ] && return 0
-    [ "$SECONDS" -ge "$deadline" ] && { echo "after $1 s:"; echo "$OUT"; bm node list -f value -c Name -c "Power State" -c "Provision State"; return 1; }
-    sleep 2
-  done
-}
 t_mark "stopping"
 check "server stop (both)" os server stop "$s1" "$s2"
 check "both servers SHUTOFF" servers_reach 120 SHUTOFF "$s1" "$s2"
 check_has "their nodes are powered off" "$n1 power off" "$n2 power off" -- nodes_power
-check_has "the machines are off (their qemu gone)" "machine $m1 off" "machine $m2 off" -- machines_power
+check_has "the machines are off (their qemu gone)" "machine $n1 off" "machine $n2 off" -- machines_power
 t_mark "starting"
 check "server start (both)" os server start "$s1" "$s2"
 check "both servers ACTIVE again" servers_reach 120 ACTIVE "$s1" "$s2"
 check_has "their nodes are powered on" "$n1 power on" "$n2 power on" -- nodes_power
-check_has "the machines are on" "machine $m1 on" "machine $m2 on" -- machines_power
+check_has "the machines are on" "machine $n1 on" "machine $n2 on" -- machines_power
 check_has "SSH to $s1 again (booted from its disk after the start)" "$s1" -- ssh_to "$s1"
 check_has "SSH to $s2 again (booted from its disk after the start)" "$s2" -- ssh_to "$s2"
 t_mark "ssh after start"
