@@ -57,7 +57,7 @@ nodes_reach() {
   deadline=$((SECONDS + limit))
   while :; do
     all=1 OUT=
-    list=$(bm node list -f value -c Name -c "Provision State" 2>&1)
+    list=$(bm node list -f value -c Name -c "Provisioning State" 2>&1)
     for n in "$@"; do
       s=$(awk -v n="$n" '$1 == n {sub(/^[^ ]+ /, ""); print}' <<<"$list")
       OUT+="$n: ${s:-$list}"$'\n'
@@ -84,7 +84,7 @@ servers_reach() {
       [ "$st" = "$want" ] || all=0
     done
     [ "$all" = 1 ] && return 0
-    [ "$SECONDS" -ge "$deadline" ] && { echo "after $limit s:"; echo "$OUT"; bm node list -f value -c Name -c "Power State" -c "Provision State" -c "Last Error"; return 1; }
+    [ "$SECONDS" -ge "$deadline" ] && { echo "after $limit s:"; echo "$OUT"; bm node list --long -f value -c Name -c "Power State" -c "Provisioning State" -c "Last Error"; return 1; }
     sleep 2
   done
 }
