@@ -204,6 +204,10 @@ test('a member uploads an image with a progress bar, and makes a network, a subn
   }
   await checkA11y(page, 'routers');
   await screenshot(page, 'network-router');
+  // and the topology draws the router on the network
+  await page.getByRole('tab', { name: 'Topology' }).click();
+  await page.getByRole('group', { name: 'Network topology' }).getByRole('link', { name: /^Router web-router .*, on web-net$/ }).waitFor();
+  await screenshot(page, 'network-topology');
   assert.deepEqual(t.cspViolations, []);
 });
 

@@ -1,10 +1,12 @@
-// Networks: networks, subnets, routers, security groups and floating IPs of
-// the project, each a list with its create form and deletes.
+// Networks: the topology picture (topology.tsx), and the networks, subnets,
+// routers, security groups and floating IPs of the project, each a list with
+// its create form and deletes.
 import { useEffect, useState } from 'preact/hooks';
 import { call, canWrite, session } from '../api.ts';
 import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Status, Tabs, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Status, Tabs, debounce, useLoad, val, type Column } from '../ui.tsx';
+import { Topology, loadServers } from './topology.tsx';
 
 type Row = Record<string, any> & { id: string };
 const net = <T = any>(method: string, path: string, body?: unknown) => call<T>(method, 'network', `/v2.0${path}`, body === undefined ? {} : { body });
@@ -183,19 +185,31 @@ function FloatingTab({ data, reload }: { data: Data; reload: () => void }) {
   );
 }
 
-interface Data { networks: Row[]; subnets: Row[]; routers: Row[]; groups: Row[]; fips: Row[] }
+interface Data { networks: Row[]; subnets: Row[]; routers: Row[]; groups: Row[]; fips: Row[]; ports: Row[] }
 
-const TABS: Array<[string, string]> = [['networks', 'Networks'], ['subnets', 'Subnets'], ['routers', 'Routers'], ['groups', 'Security groups'], ['floating', 'Floating IPs']];
+function TopologyTab({ data }: { data: Data; reload: () => void }) {
+  const servers = useLoad(loadServers, [data.ports.length, data.ports.map((p) => p.device_id).join()]);
+  return servers.data ? <Topology data={data} servers={servers.data} /> : <p class="muted">Loading servers…</p>;
+}
+
+const TABS: Array<[string, string]> = [['topology', 'Topology'], ['networks', 'Networks'], ['subnets', 'Subnets'], ['routers', 'Routers'], ['groups', 'Security groups'], ['floating', 'Floating IPs']];
 
 export function Networks({ tab }: { tab: string }) {
   const { data, error, reload } = useLoad(async (): Promise<Data> => {
-    const [networks, subnets, routers, groups, fips] = await Promise.all(['networks', 'subnets', 'routers', 'security-groups', 'floatingips'].map(list));
-    return { networks: networks!, subnets: subnets!, routers: routers!, groups: groups!, fips: fips! };
+    const [networks, subnets, routers, groups, fips, ports] = await Promise.all(['networks', 'subnets', 'routers', 'security-groups', 'floatingips', 'ports'].map(list));
+    return { networks: networks!, subnets: subnets!, routers: routers!, groups: groups!, fips: fips!, ports: ports! };
   }, []);
-  useEffect(() => onEvent((e) => {
-    if (['network', 'subnet', 'router', 'floatingip', 'security_group', 'port'].includes(e.type)) reload();
-  }), []);
-  const Tab = { networks: NetworksTab, subnets: SubnetsTab, routers: RoutersTab, groups: GroupsTab, floating: FloatingTab }[tab] ?? NetworksTab;
+  useEffect(() => {
+    const soon = debounce(reload);
+    const off = onEvent((e) => {
+      if (['network', 'subnet', 'router', 'floatingip', 'security_group', 'port'].includes(e.type) || (e.type === 'server' && e.action !== 'updated')) soon();
+    });
+    return () => {
+      off();
+      soon.cancel();
+    };
+  }, []);
+  const Tab = { topology: TopologyTab, networks: NetworksTab, subnets: SubnetsTab, routers: RoutersTab, groups: GroupsTab, floating: FloatingTab }[tab] ?? NetworksTab;
   return (
     <Page title="Networks">
       <Tabs tabs={TABS} current={tab} onSelect={(k) => navigate(`/networks?tab=${k}`)} />
