@@ -13,7 +13,7 @@ export interface Node {
   uuid: string; name: string | null; driver: string; provision_state: string; target_provision_state: string | null;
   power_state: string | null; target_power_state: string | null; maintenance: boolean; maintenance_reason: string | null;
   last_error: string | null; instance_uuid: string | null; resource_class: string | null; owner: string | null;
-  driver_info: Record<string, unknown>; conductor?: string | null;
+  driver_info: Record<string, unknown>; conductor?: string | null; properties?: Record<string, unknown>;
 }
 interface Image { id: string; name: string | null; disk_format: string | null; container_format: string | null }
 
@@ -144,6 +144,13 @@ function Enroll({ done }: { done: () => void }) {
   );
 }
 
+/** The node's size as inspection (or the admin) recorded it in its properties. */
+const hardwareOf = (n: Node): string => {
+  const p = n.properties ?? {};
+  const parts = [p.cpus !== undefined ? `${p.cpus} CPU` : '', p.memory_mb !== undefined ? `${p.memory_mb} MiB` : '', p.local_gb !== undefined ? `${p.local_gb} GiB disk` : '', typeof p.cpu_arch === 'string' ? p.cpu_arch : ''];
+  return parts.filter(Boolean).join(', ') || '—';
+};
+
 /** What the node's BMC is, without its secrets (Ironic masks them; the page never shows a *_password key at all). */
 const bmcOf = (n: Node): string => String(n.driver_info.ipmi_address ?? n.driver_info.redfish_address ?? '');
 
@@ -181,6 +188,7 @@ export function Baremetal() {
     { key: 'maintenance', label: 'Maintenance', value: (n) => (n.maintenance ? `yes${n.maintenance_reason ? `: ${n.maintenance_reason}` : ''}` : 'no') },
     { key: 'driver', label: 'Driver', value: (n) => n.driver },
     { key: 'bmc', label: 'BMC', value: bmcOf },
+    { key: 'hardware', label: 'Hardware', value: hardwareOf, sortable: false },
     { key: 'class', label: 'Resource class', value: (n) => n.resource_class ?? '' },
     { key: 'instance', label: 'Server', value: (n) => n.instance_uuid ?? '', render: (n) => (n.instance_uuid ? <a href={`#/servers/${n.instance_uuid}`}>{n.instance_uuid}</a> : '—') },
     { key: 'error', label: 'Last error', value: (n) => n.last_error ?? '', render: (n) => (n.last_error ? <span class="error">{n.last_error}</span> : '—') },
