@@ -2,8 +2,8 @@
 // in-process agent runs containers and serves volumes (a loop-mounted btrfs
 // pool under its state dir; root): a member makes a volume (Cinder's refusal
 // of a bad size shown in the form first), watches it become available without
-// a reload, extends it, snapshots it, makes a volume from the snapshot and
-// deletes it after the confirmation; attaches the volume to a running
+// a reload, extends it, snapshots it, makes volumes from the snapshot and from
+// an image, and deletes one after the confirmation; attaches the volume to a running
 // container from the server's page and detaches it; a reader sees the lists
 // and none of the buttons.
 import { after, before, test } from 'node:test';
@@ -27,6 +27,13 @@ before(async () => {
   projectId = await makeProject(plane.cloud, uniqueName('vol'));
   member = await makeUser(plane.cloud, projectId, 'member', uniqueName('vmember'));
   reader = await makeUser(plane.cloud, projectId, 'reader', uniqueName('vreader'));
+  // a disk image a volume can be made from (bare raw)
+  const img = await plane.api('POST', '/image/v2/images', { name: 'vol-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' });
+  assert.equal(img.status, 201);
+  const data = Buffer.alloc(1 << 20);
+  data.write('stratus volume from image', 0);
+  const up = await fetch(`${plane.cloud.url}/image/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': plane.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
+  assert.equal(up.status, 204);
   browser = await launch('volumes');
 });
 
@@ -38,8 +45,8 @@ after(async () => {
   await plane?.cleanup();
 });
 
-async function tab(user: string): Promise<Tab> {
-  const t = await open(browser, `${plane.cloud.url}/`);
+async function tab(user: string, o: { width?: number; dark?: boolean } = {}): Promise<Tab> {
+  const t = await open(browser, `${plane.cloud.url}/`, o);
   tabs.push(t);
   await login(t.page, user, PASSWORD);
   return t;
@@ -101,12 +108,22 @@ test('a member makes, extends, snapshots and deletes volumes, each change shown 
   await copy.getByText('available').waitFor({ timeout: 30_000 });
   await copy.getByRole('cell', { name: '2 GiB', exact: true }).waitFor();
 
+  // a volume from an image: bootable, with the image's size
+  await create.getByLabel('Name').fill('web-from-image');
+  await create.getByLabel('Size (GiB)').fill('1');
+  await create.getByLabel('An image').check();
+  await create.getByRole('combobox', { name: /^Image/ }).selectOption({ label: 'vol-disk (raw)' });
+  await create.getByRole('button', { name: 'Create' }).click();
+  const fromImage = page.getByRole('row').filter({ hasText: 'web-from-image' });
+  await fromImage.getByText('available').waitFor({ timeout: 30_000 });
+  await fromImage.getByRole('cell', { name: 'yes', exact: true }).waitFor();
+
   // a delete asks first; Cancel keeps it
   await copy.getByRole('button', { name: 'Delete' }).click();
   const confirm = page.getByRole('dialog', { name: 'Delete' });
   await confirm.getByText('Delete volume “web-from-snap”? Its data is lost.').waitFor();
   await confirm.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 2);
+  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 3);
   await copy.getByRole('button', { name: 'Delete' }).click();
   await confirm.getByRole('button', { name: 'Delete' }).click();
   await copy.waitFor({ state: 'detached', timeout: 30_000 });
@@ -164,11 +181,13 @@ test('a member attaches a volume to a running container from the server page and
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('a reader sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(reader);
+test('a reader (390 px wide, dark) sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab(reader, { width: 390, dark: true });
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
-  await page.getByRole('row').filter({ hasText: 'web-vol' }).waitFor();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).first().waitFor();
+  await checkA11y(page, 'volumes (reader, 390 px, dark)');
+  await screenshot(page, 'reader-volumes-390-dark');
   assert.equal(await page.getByRole('form').count(), 0);
   assert.equal(await page.getByRole('button', { name: /Extend|Delete/ }).count(), 0);
   await page.getByRole('tab', { name: 'Snapshots' }).click();
