@@ -120,6 +120,7 @@ function Enroll({ done }: { done: () => void }) {
       setPassword('');
       if (mac.trim()) await ironic('POST', '/ports', { node_uuid: r.body.uuid, address: mac.trim() });
       setName('');
+      setAddress('');
       setMac('');
       done();
     }}>
@@ -186,8 +187,7 @@ export function Baremetal() {
       render: (n) => <>{n.power_state ?? 'unknown'}{n.target_power_state && <span class="muted"> → {n.target_power_state}</span>}</>,
     },
     { key: 'maintenance', label: 'Maintenance', value: (n) => (n.maintenance ? `yes${n.maintenance_reason ? `: ${n.maintenance_reason}` : ''}` : 'no') },
-    { key: 'driver', label: 'Driver', value: (n) => n.driver },
-    { key: 'bmc', label: 'BMC', value: bmcOf },
+    { key: 'bmc', label: 'BMC', value: (n) => `${n.driver} ${bmcOf(n)}`, render: (n) => <>{n.driver} <span class="muted">{bmcOf(n)}</span></> },
     { key: 'hardware', label: 'Hardware', value: hardwareOf, sortable: false },
     { key: 'class', label: 'Resource class', value: (n) => n.resource_class ?? '' },
     { key: 'instance', label: 'Server', value: (n) => n.instance_uuid ?? '', render: (n) => (n.instance_uuid ? <a href={`#/servers/${n.instance_uuid}`}>{n.instance_uuid}</a> : '—') },
