@@ -68,6 +68,20 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   await checkA11y(page, 'objects');
   await screenshot(page, 'objects-folder');
 
+  // a name with markup, spaces, non-ASCII and URL delimiters: shown as text, stored under that name
+  const odd = '<img src=x onerror=alert(1)> & ü #1?.txt';
+  await up.getByLabel('File', { exact: true }).setInputFiles({ name: 'odd.txt', mimeType: 'text/plain', buffer: Buffer.from('odd') });
+  await up.getByLabel('Object name').fill(odd);
+  await up.getByRole('button', { name: 'Upload' }).click();
+  const oddRow = page.getByRole('row').filter({ hasText: odd });
+  await oddRow.waitFor();
+  assert.equal(await page.locator('main img').count(), 0, 'the name is text, not markup');
+  assert.deepEqual(t.dialogs, []);
+  const [oddDl] = await Promise.all([page.waitForEvent('download'), oddRow.getByRole('button', { name: 'Download' }).click()]);
+  assert.equal(readFileSync((await oddDl.path())!, 'utf8'), 'odd');
+  const listed = await cloud.call('GET', `/object/v1/AUTH_${projectId}/web-box?format=json&prefix=docs/`, { token: await cloud.login(member, PASSWORD, projectId) });
+  assert.deepEqual(listed.body.map((o: any) => o.name).sort(), [`docs/${odd}`, 'docs/hello.txt']);
+
   // download: the browser saves the object's bytes
   const [dl] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
   assert.equal(dl.suggestedFilename(), 'hello.txt');
@@ -98,7 +112,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   // Swift will not delete a container with objects in it; the page says why
   await page.getByRole('link', { name: 'All containers' }).click();
   const box = page.getByRole('row').filter({ hasText: 'web-box' });
-  await box.getByRole('cell', { name: '1', exact: true }).waitFor();
+  await box.getByRole('cell', { name: '2', exact: true }).waitFor();
   await box.getByRole('button', { name: 'Delete' }).click();
   const dialog = page.getByRole('dialog', { name: 'Delete' });
   await dialog.getByRole('button', { name: 'Delete' }).click();
