@@ -98,11 +98,13 @@ test('a member makes, extends, snapshots and deletes volumes, each change shown 
   await page.getByRole('row').filter({ hasText: 'web-snap' }).getByText('available').waitFor({ timeout: 30_000 });
   await checkA11y(page, 'snapshots');
   await screenshot(page, 'snapshots');
-  await page.getByRole('tab', { name: 'Volumes' }).click();
+  // the snapshot's “Create volume” opens the create form with it as the source
+  await page.getByRole('row').filter({ hasText: 'web-snap' }).getByRole('button', { name: 'Create volume' }).click();
+  await create.waitFor();
+  assert.equal(await create.getByLabel('A snapshot').isChecked(), true);
+  assert.notEqual(await create.getByRole('combobox', { name: /^Snapshot/ }).inputValue(), '');
   await create.getByLabel('Name').fill('web-from-snap');
   await create.getByLabel('Size (GiB)').fill('');
-  await create.getByLabel('A snapshot').check();
-  await create.getByRole('combobox', { name: /^Snapshot/ }).selectOption({ label: 'web-snap (2 GiB)' });
   await create.getByRole('button', { name: 'Create' }).click();
   const copy = page.getByRole('row').filter({ hasText: 'web-from-snap' });
   await copy.getByText('available').waitFor({ timeout: 30_000 });
@@ -117,6 +119,15 @@ test('a member makes, extends, snapshots and deletes volumes, each change shown 
   const fromImage = page.getByRole('row').filter({ hasText: 'web-from-image' });
   await fromImage.getByText('available').waitFor({ timeout: 30_000 });
   await fromImage.getByRole('cell', { name: 'yes', exact: true }).waitFor();
+  // edit: a new name and description
+  await fromImage.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit volume “web-from-image”' });
+  await edit.getByLabel('Name').fill('web-image-vol');
+  await edit.getByLabel('Description').fill('made from vol-disk');
+  await edit.getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-image-vol' }).waitFor();
+  const edited = (await volumes(await plane.cloud.login(member, PASSWORD, projectId))).find((v) => v.name === 'web-image-vol');
+  assert.equal(edited?.description, 'made from vol-disk');
 
   // a delete asks first; Cancel keeps it
   await copy.getByRole('button', { name: 'Delete' }).click();
@@ -189,10 +200,10 @@ test('a reader (390 px wide, dark) sees the volumes and snapshots but no create,
   await checkA11y(page, 'volumes (reader, 390 px, dark)');
   await screenshot(page, 'reader-volumes-390-dark');
   assert.equal(await page.getByRole('form').count(), 0);
-  assert.equal(await page.getByRole('button', { name: /Extend|Delete/ }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Edit|Extend|Delete/ }).count(), 0);
   await page.getByRole('tab', { name: 'Snapshots' }).click();
   await page.getByRole('row').filter({ hasText: 'web-snap' }).waitFor();
-  assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Delete|Create volume/ }).count(), 0);
   await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByText('No volumes attached.').waitFor();

@@ -60,7 +60,7 @@ function Routes() {
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
   if (path === '/objects') return <Objects query={query} />;
-  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} />;
+  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} query={query} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
 }
 

@@ -1,7 +1,7 @@
 // Volumes: the project's Cinder volumes, snapshots and backups, each a list
 // (sorted, filtered, paged in the browser), with the create forms (a volume
-// blank, from an image or from a snapshot; a snapshot of a volume), extend
-// and deletes, each confirmed. Live through the event stream (`volume`,
+// blank, from an image or from a snapshot; a snapshot of a volume), edit
+// (name, description), extend and deletes, each confirmed. Live through the event stream (`volume`,
 // `volume_snapshot`). Attaching and detaching is on the server's page
 // (server-detail.tsx), through Nova, as the CLI's `server add volume` does.
 import { useEffect, useState } from 'preact/hooks';
@@ -72,14 +72,29 @@ function ExtendButton({ v, done }: { v: Volume; done: () => void }) {
   );
 }
 
-function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
+function EditButton({ v, done }: { v: Volume; done: () => void }) {
+  const [name, setName] = useState(v.name ?? '');
+  const [description, setDescription] = useState(v.description ?? '');
+  return (
+    <DialogForm label="Edit" title={`Edit volume “${volumeLabel(v)}”`} submit={async () => {
+      await cinder('PUT', `/volumes/${v.id}`, { volume: { name: name.trim(), description } });
+      done();
+    }}>
+      <Field label="Name"><input name="edit-name" value={name} onInput={(e) => setName(val(e))} /></Field>
+      <Field label="Description"><textarea name="edit-description" value={description} onInput={(e) => setDescription(val(e))} rows={3} /></Field>
+    </DialogForm>
+  );
+}
+
+function VolumesTab({ data, reload, query }: { data: Data; reload: () => void; query: URLSearchParams }) {
   const write = canWrite();
   const [name, setName] = useState('');
   const [size, setSize] = useState('1');
   const [type, setType] = useState('');
-  const [source, setSource] = useState<'blank' | 'image' | 'snapshot'>('blank');
+  // a snapshot's “Create volume” comes here with ?snapshot=<id>
+  const [source, setSource] = useState<'blank' | 'image' | 'snapshot'>(query.get('snapshot') ? 'snapshot' : 'blank');
   const [image, setImage] = useState('');
-  const [snapshot, setSnapshot] = useState('');
+  const [snapshot, setSnapshot] = useState(query.get('snapshot') ?? '');
   const [snapName, setSnapName] = useState('');
   const [snapVolume, setSnapVolume] = useState('');
   // only what Cinder's create flow takes: bare raw or qcow2 images
@@ -108,6 +123,7 @@ function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
     columns.push({
       key: 'actions', label: 'Actions', value: () => '', sortable: false, render: (v) => (
         <div class="actions">
+          <EditButton v={v} done={reload} />
           <ExtendButton v={v} done={reload} />
           <ConfirmButton label="Delete" danger disabled={v.attachments.length > 0} question={`Delete volume “${volumeLabel(v)}”? Its data is lost.`}
             onConfirm={async () => { await cinder('DELETE', `/volumes/${v.id}`); reload(); }} />
@@ -183,7 +199,7 @@ function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
   );
 }
 
-function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
+function SnapshotsTab({ data, reload }: { data: Data; reload: () => void; query: URLSearchParams }) {
   const columns: Column<Snapshot>[] = [
     { key: 'name', label: 'Name', value: (s) => s.name || s.id },
     { key: 'status', label: 'Status', value: (s) => s.status, render: (s) => <Status value={s.status} /> },
@@ -194,7 +210,12 @@ function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
   if (canWrite()) {
     columns.push({
       key: 'actions', label: 'Actions', value: () => '', sortable: false,
-      render: (s) => <ConfirmButton label="Delete" danger question={`Delete snapshot “${s.name || s.id}”?`} onConfirm={async () => { await cinder('DELETE', `/snapshots/${s.id}`); reload(); }} />,
+      render: (s) => (
+        <div class="actions">
+          <button type="button" disabled={s.status !== 'available'} onClick={() => navigate(`/volumes?tab=volumes&snapshot=${s.id}`)}>Create volume</button>
+          <ConfirmButton label="Delete" danger question={`Delete snapshot “${s.name || s.id}”?`} onConfirm={async () => { await cinder('DELETE', `/snapshots/${s.id}`); reload(); }} />
+        </div>
+      ),
     });
   }
   return (
@@ -205,7 +226,7 @@ function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
   );
 }
 
-function BackupsTab({ data, reload }: { data: Data; reload: () => void }) {
+function BackupsTab({ data, reload }: { data: Data; reload: () => void; query: URLSearchParams }) {
   if (data.backups === null) return <p role="status">This cloud does not serve volume backups yet: Cinder’s backups API answers 404. Snapshots keep a volume’s data point in time.</p>;
   return (
     <ClientTable caption="Backups" rows={data.backups} rowKey={(b) => b.id} initialSort={{ key: 'created', dir: 'desc' }} columns={[
@@ -221,7 +242,7 @@ function BackupsTab({ data, reload }: { data: Data; reload: () => void }) {
 
 const TABS: Array<[string, string]> = [['volumes', 'Volumes'], ['snapshots', 'Snapshots'], ['backups', 'Backups']];
 
-export function Volumes({ tab }: { tab: string }) {
+export function Volumes({ tab, query }: { tab: string; query: URLSearchParams }) {
   const { data, error, reload } = useLoad(load, []);
   useEffect(() => {
     const soon = debounce(reload);
@@ -238,7 +259,7 @@ export function Volumes({ tab }: { tab: string }) {
     <Page title="Volumes">
       <Tabs tabs={TABS} current={tab} onSelect={(k) => navigate(`/volumes?tab=${k}`)} />
       <ErrorNote error={error} />
-      {data ? <Tab data={data} reload={reload} /> : !error && <p class="muted">Loading volumes…</p>}
+      {data ? <Tab key={query.toString()} data={data} reload={reload} query={query} /> : !error && <p class="muted">Loading volumes…</p>}
     </Page>
   );
 }
