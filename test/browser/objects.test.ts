@@ -85,6 +85,8 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   // download: the browser saves the object's bytes
   const [dl] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
   assert.equal(dl.suggestedFilename(), 'hello.txt');
+  await page.getByRole('status').filter({ hasText: /^100% of 1\.0 MiB$/ }).waitFor();
+  assert.equal(await page.locator('.download progress').getAttribute('value'), String(BODY.length));
   assert.equal(readFileSync((await dl.path())!, 'utf8'), BODY);
 
   const url = `${cloud.url}/object/v1/AUTH_${projectId}/web-box/docs/hello.txt`;

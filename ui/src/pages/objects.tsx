@@ -1,8 +1,8 @@
 // Object storage (Swift under /object): the project's containers, and each
 // container's objects as a file browser (folders by the `/` delimiter, as the
 // swift CLI shows pseudo-directories); upload with a progress bar
-// (XMLHttpRequest), download (fetched with the token, handed to the browser as
-// a file), the container's public/private toggle (X-Container-Read
+// (XMLHttpRequest), download with one (fetched with the token and read chunk by
+// chunk, then handed to the browser as a file), the container's public/private toggle (X-Container-Read
 // `.r:*,.rlistings`, removed for private) and a TempURL per object (HMAC-SHA256
 // in the browser with the account's Temp-URL-Key, made once if the account has
 // none). Deletes are confirmed; Swift's refusals (a container not empty) shown.
@@ -35,11 +35,28 @@ function putFile(url: string, file: File, onProgress: (f: number) => void): Prom
   });
 }
 
-/** The object's bytes fetched with the token, saved by the browser under its last name segment. */
-async function download(container: string, object: string): Promise<void> {
+/**
+ * The object's bytes fetched with the token (read chunk by chunk, `onProgress`
+ * told the fraction when the length is known), then saved by the browser under
+ * the name's last segment.
+ */
+async function download(container: string, object: string, onProgress: (loaded: number, total: number | null) => void): Promise<void> {
   const r = await fetch(`${endpoint('object-store')}${pathOf(container, object)}`, { headers: { 'X-Auth-Token': session()!.token }, credentials: 'omit', cache: 'no-store' });
-  if (!r.ok) throw new Error(`Download refused: HTTP ${r.status}`);
-  const url = URL.createObjectURL(await r.blob());
+  if (!r.ok || !r.body) throw new Error(`Download refused: HTTP ${r.status}`);
+  const length = Number(r.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = r.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    onProgress(loaded, total);
+  }
+  onProgress(loaded, loaded);
+  const url = URL.createObjectURL(new Blob(parts as BlobPart[], { type: r.headers.get('content-type') ?? 'application/octet-stream' }));
   const a = document.createElement('a');
   a.href = url;
   a.download = object.split('/').pop() || object;
@@ -197,6 +214,7 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
     return { entries: list.body as Entry[], read: head.headers.get('x-container-read') ?? '' };
   }, [container, prefix]);
   const [actionError, setActionError] = useState<string | null>(null);
+  const [loading, setLoading] = useState<{ name: string; loaded: number; total: number | null } | null>(null);
   const write = canWrite();
   const isPublic = !!data && data.read.split(',').map((s) => s.trim()).includes('.r:*');
   const go = (p: string) => navigate(`/objects?container=${encodeURIComponent(container)}${p ? `&prefix=${encodeURIComponent(p)}` : ''}`);
@@ -215,7 +233,10 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
       key: 'actions', label: 'Actions', value: () => '', sortable: false,
       render: (e) => e.subdir ? null : (
         <div class="actions">
-          <button type="button" onClick={() => download(container, e.name!).catch((err) => setActionError(errorText(err)))}>Download</button>
+          <button type="button" onClick={() => {
+            setActionError(null);
+            download(container, e.name!, (loaded, total) => setLoading({ name: e.name!, loaded, total })).catch((err) => setActionError(errorText(err)));
+          }}>Download</button>
           {write && <TempUrlButton container={container} object={e.name!} />}
           {write && <ConfirmButton label="Delete" danger question={`Delete object “${e.name}”?`} onConfirm={async () => { await swift('DELETE', pathOf(container, e.name!)); reload(); }} />}
         </div>
@@ -239,6 +260,13 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
         </p>
       )}
       <ErrorNote error={error ?? actionError} />
+      {loading && (
+        <label class="field download">
+          <span>Download of {loading.name}</span>
+          <progress max={loading.total ?? undefined} value={loading.total ? loading.loaded : undefined} />
+          <small class="muted" role="status">{loading.total ? `${Math.round((loading.loaded / loading.total) * 100)}% of ${formatBytes(loading.total)}` : `${formatBytes(loading.loaded)}…`}</small>
+        </label>
+      )}
       {prefix && <p><button type="button" onClick={() => go(crumbs.length > 1 ? `${crumbs.slice(0, -1).join('/')}/` : '')}>Up a folder</button></p>}
       <ClientTable caption={`Objects in ${container}`} rows={data?.entries ?? []} rowKey={(e) => e.subdir ?? e.name!} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} />
       {write && <Upload container={container} prefix={prefix} done={reload} />}
