@@ -99,12 +99,15 @@ function VolumesTab({ data, reload, query }: { data: Data; reload: () => void; q
   const [snapVolume, setSnapVolume] = useState('');
   // only what Cinder's create flow takes: bare raw or qcow2 images
   const images = data.images.filter((i) => i.container_format === 'bare' && (i.disk_format === 'raw' || i.disk_format === 'qcow2'));
+  // the attached servers' names: one list of the project's servers (ids and names), not a call per server
+  const attachedIds = [...new Set(data.volumes.flatMap((v) => v.attachments.map((a) => a.server_id)))].sort().join();
   const servers = useLoad(async () => {
-    const ids = [...new Set(data.volumes.flatMap((v) => v.attachments.map((a) => a.server_id)))];
     const names: Record<string, string> = {};
-    await Promise.all(ids.map((id) => call('GET', 'compute', `/servers/${id}`).then((r) => { names[id] = r.body.server.name; }, () => undefined)));
+    if (!attachedIds) return names;
+    const r = await call('GET', 'compute', '/servers?limit=1000').catch(() => null);
+    for (const s of (r?.body.servers ?? []) as Array<{ id: string; name: string }>) names[s.id] = s.name;
     return names;
-  }, [data.volumes.map((v) => v.attachments.map((a) => a.server_id).join()).join()]);
+  }, [attachedIds]);
   const columns: Column<Volume>[] = [
     { key: 'name', label: 'Name', value: volumeLabel },
     { key: 'status', label: 'Status', value: (v) => v.status, render: (v) => <Status value={v.status} /> },
