@@ -142,6 +142,17 @@ test('an admin enrolls a node, manages, inspects, provides, deploys and undeploy
   await row.getByRole('cell', { name: 'no', exact: true }).waitFor();
   await screenshot(page, 'baremetal-actions');
 
+  // the node's own page: hardware, BMC settings with the password masked, its port, its history
+  await row.getByRole('link', { name: 'bm-web-1' }).click();
+  await page.getByRole('heading', { name: 'bm-web-1' }).waitFor();
+  await page.getByRole('definition').filter({ hasText: '******' }).waitFor();
+  await page.getByRole('table', { name: 'Ports' }).getByRole('row').filter({ hasText: '52:54:00:aa:bb:01' }).waitFor();
+  await page.getByRole('table', { name: 'History' }).getByText('Maintenance set: disk swap').waitFor();
+  assert.equal((await page.content()).includes(SECRET), false);
+  await checkA11y(page, 'bare-metal node');
+  await screenshot(page, 'baremetal-node');
+  await page.getByRole('link', { name: 'All nodes' }).click();
+
   // delete, after the question
   await row.getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('dialog', { name: 'Delete' }).getByText('Delete node “bm-web-1” from the cloud? Its ports go with it.').waitFor();

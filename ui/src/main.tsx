@@ -39,6 +39,7 @@ const Images = lazy(() => import('./pages/images.tsx').then((m) => m.Images));
 const Networks = lazy(() => import('./pages/networks.tsx').then((m) => m.Networks));
 const Volumes = lazy(() => import('./pages/volumes.tsx').then((m) => m.Volumes));
 const Baremetal = lazy(() => import('./pages/baremetal.tsx').then((m) => m.Baremetal));
+const BaremetalNode = lazy(() => import('./pages/baremetal.tsx').then((m) => m.BaremetalNode));
 const Objects = lazy(() => import('./pages/objects.tsx').then((m) => m.Objects));
 
 /** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins). */
@@ -59,6 +60,7 @@ function Routes() {
   if (path === '/images') return <Images />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
+  if ((m = match('/baremetal/:id', path))) return <BaremetalNode id={m.id!} />;
   if (path === '/objects') return <Objects query={query} />;
   if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} query={query} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
