@@ -113,6 +113,9 @@ async function registry<T>(path: string): Promise<T> {
   return (await call<T>('GET', null, `/v2${path}`)).body;
 }
 
+/** podman's flag for a registry served over plain HTTP (this page's own scheme tells). */
+const tlsFlag = (): string => (location.protocol === 'http:' ? ' --tls-verify=false' : '');
+
 function Registry() {
   const { data, error } = useLoad(async () => {
     const { repositories } = await registry<{ repositories: string[] }>('/_catalog?n=1000');
@@ -121,12 +124,12 @@ function Registry() {
   }, []);
   return (
     <>
-      <p class="muted">Push with <code>podman login {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
+      <p class="muted">Push with <code>podman login{tlsFlag()} {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push{tlsFlag()} {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
       <ErrorNote error={error} />
       <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => `${r.repo}:${r.tag}`} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
         { key: 'repo', label: 'Repository', value: (r) => r.repo },
         { key: 'tag', label: 'Tag', value: (r) => r.tag || '(no tags)' },
-        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull {location.host}/{r.repo}:{r.tag}</code> : '—') },
+        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull${tlsFlag()} ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull{tlsFlag()} {location.host}/{r.repo}:{r.tag}</code> : '—') },
       ]} />
     </>
   );
