@@ -123,7 +123,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('the registry tab lists the project\'s repositories and tags with their podman pull line', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+test('the registry tab lists the project\'s repositories and tags with their podman pull line, and makes one public and private', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const project = (await cloud.call('GET', `/identity/v3/projects/${projectId}`, { token: cloud.adminToken })).body.project.name as string;
   const repo = `${project}/web-app`;
   const t0 = await registryToken(cloud, [`repository:${repo}:push,pull`], { user: member, secret: PASSWORD });
@@ -136,11 +136,24 @@ test('the registry tab lists the project\'s repositories and tags with their pod
   // the test's server speaks plain HTTP: podman is told so
   await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:v1`).waitFor();
   await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:latest`).waitFor();
+  // public: anyone pulls it without logging in; private again: 401
+  const manifest = `${cloud.url}/v2/${repo}/manifests/v1`;
+  const accept = { Accept: 'application/vnd.oci.image.manifest.v1+json' };
+  assert.equal((await fetch(manifest, { headers: accept })).status, 401);
+  const row = page.getByRole('row').filter({ hasText: repo });
+  await row.getByRole('button', { name: 'Make public' }).click();
+  await page.getByRole('dialog', { name: 'Make public' }).getByRole('button', { name: 'Make public' }).click();
+  await row.getByText('public: anyone may pull').waitFor();
+  assert.equal((await fetch(manifest, { headers: accept })).status, 200);
+  await row.getByRole('button', { name: 'Make private' }).click();
+  await page.getByRole('dialog', { name: 'Make private' }).getByRole('button', { name: 'Make private' }).click();
+  await row.getByText('private', { exact: true }).waitFor();
+  assert.equal((await fetch(manifest, { headers: accept })).status, 401);
   await checkA11y(page, 'registry');
   await screenshot(page, 'registry');
 });
 
-test('a reader browses the objects but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+test('a reader browses the objects and the registry but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await tab(reader);
   const { page } = t;
   await page.goto(`${cloud.url}/#/objects?container=web-box&prefix=docs%2F`);
@@ -148,4 +161,7 @@ test('a reader browses the objects but gets no upload, delete, public or TempURL
   assert.equal(await page.getByRole('form').count(), 0);
   assert.equal(await page.getByRole('button', { name: /Delete|TempURL|Make public|Make private/ }).count(), 0);
   await checkA11y(page, 'objects (reader)');
+  await page.goto(`${cloud.url}/#/objects?tab=registry`);
+  await page.getByText(/podman pull .*web-app:v1/).waitFor();
+  assert.equal(await page.getByRole('button', { name: /Make public|Make private/ }).count(), 0);
 });

@@ -7,7 +7,8 @@
 // in the browser with the account's Temp-URL-Key, made once if the account has
 // none). Deletes are confirmed; Swift's refusals (a container not empty) shown.
 // The registry tab lists the OCI registry's repositories and tags the token
-// sees, each with its `podman pull` line.
+// sees, each tag with its `podman pull` line, and each repository's public/
+// private toggle (Stratus's /v2/_stratus/repositories extension).
 import { useState } from 'preact/hooks';
 import { call, canWrite, endpoint, session } from '../api.ts';
 import { navigate } from '../router.ts';
@@ -116,20 +117,42 @@ async function registry<T>(path: string): Promise<T> {
 /** podman's flag for a registry served over plain HTTP (this page's own scheme tells). */
 const tlsFlag = (): string => (location.protocol === 'http:' ? ' --tls-verify=false' : '');
 
+interface Repo { name: string; tags: string[]; public: boolean | null }
+
 function Registry() {
-  const { data, error } = useLoad(async () => {
+  const { data, error, reload } = useLoad(async (): Promise<Repo[]> => {
     const { repositories } = await registry<{ repositories: string[] }>('/_catalog?n=1000');
-    const tags = await Promise.all(repositories.map((r) => registry<{ tags: string[] | null }>(`/${r}/tags/list`).then((x) => x.tags ?? [], () => [] as string[])));
-    return repositories.flatMap((repo, i) => (tags[i]!.length ? tags[i]!.map((tag) => ({ repo, tag })) : [{ repo, tag: '' }]));
+    return Promise.all(repositories.map(async (name) => {
+      const [tags, vis] = await Promise.all([
+        registry<{ tags: string[] | null }>(`/${name}/tags/list`).then((x) => (x.tags ?? []).sort(), () => [] as string[]),
+        // Stratus's extension: whether anyone may pull it
+        registry<{ public: boolean }>(`/_stratus/repositories/${name}`).then((x) => x.public, () => null),
+      ]);
+      return { name, tags, public: vis };
+    }));
   }, []);
+  const write = canWrite();
+  const setPublic = (repo: Repo, pub: boolean) => async () => {
+    await call('PUT', null, `/v2/_stratus/repositories/${repo.name}`, { body: { public: pub } });
+    reload();
+  };
   return (
     <>
       <p class="muted">Push with <code>podman login{tlsFlag()} {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push{tlsFlag()} {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
       <ErrorNote error={error} />
-      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => `${r.repo}:${r.tag}`} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
-        { key: 'repo', label: 'Repository', value: (r) => r.repo },
-        { key: 'tag', label: 'Tag', value: (r) => r.tag || '(no tags)' },
-        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull${tlsFlag()} ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull{tlsFlag()} {location.host}/{r.repo}:{r.tag}</code> : '—') },
+      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => r.name} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
+        { key: 'repo', label: 'Repository', value: (r) => r.name },
+        { key: 'visibility', label: 'Visibility', value: (r) => (r.public === null ? '' : r.public ? 'public' : 'private'), render: (r) => (
+          <>
+            <span>{r.public === null ? '—' : r.public ? 'public: anyone may pull' : 'private'}</span>{' '}
+            {write && r.public !== null && (r.public
+              ? <ConfirmButton label="Make private" question={`Make repository “${r.name}” private?`} onConfirm={setPublic(r, false)} />
+              : <ConfirmButton label="Make public" danger question={`Make repository “${r.name}” public? Anyone may pull its images without logging in.`} onConfirm={setPublic(r, true)} />)}
+          </>
+        ) },
+        { key: 'pull', label: 'Tags', value: (r) => r.tags.join(' '), sortable: false, render: (r) => (r.tags.length === 0 ? '(no tags)' : (
+          <ul class="plain">{r.tags.map((t) => <li key={t}><code>podman pull{tlsFlag()} {location.host}/{r.name}:{t}</code></li>)}</ul>
+        )) },
       ]} />
     </>
   );
