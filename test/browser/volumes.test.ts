@@ -128,6 +128,23 @@ test('a member makes, extends, snapshots and deletes volumes, each change shown 
   await page.getByRole('row').filter({ hasText: 'web-image-vol' }).waitFor();
   const edited = (await volumes(await plane.cloud.login(member, PASSWORD, projectId))).find((v) => v.name === 'web-image-vol');
   assert.equal(edited?.description, 'made from vol-disk');
+  // its data to a new image (Cinder's os-volume_upload_image), the volume uploading then available again
+  const imgRow = page.getByRole('row').filter({ hasText: 'web-image-vol' });
+  await imgRow.getByRole('button', { name: 'Upload to image' }).click();
+  const upload = page.getByRole('dialog', { name: /to an image/ });
+  await upload.getByLabel('Image name').fill('web-vol-image');
+  // QCOW2: a mostly empty 1 GiB volume makes a small image (raw would move the whole GiB)
+  await upload.getByLabel('Disk format').selectOption('qcow2');
+  await upload.getByRole('button', { name: 'Upload to image' }).click();
+  await imgRow.getByRole('status').filter({ hasText: /is being filled from the volume/ }).waitFor();
+  const memberToken = await plane.cloud.login(member, PASSWORD, projectId);
+  for (let i = 0; ; i++) {
+    const images = (await plane.cloud.call('GET', '/image/v2/images?name=web-vol-image', { token: memberToken })).body.images;
+    if (images[0]?.status === 'active') break;
+    assert.ok(i < 300, `the image is filled: ${JSON.stringify(images)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await imgRow.getByText('available').waitFor({ timeout: 30_000 });
 
   // a delete asks first; Cancel keeps it
   await copy.getByRole('button', { name: 'Delete' }).click();
@@ -200,7 +217,7 @@ test('a reader (390 px wide, dark) sees the volumes and snapshots but no create,
   await checkA11y(page, 'volumes (reader, 390 px, dark)');
   await screenshot(page, 'reader-volumes-390-dark');
   assert.equal(await page.getByRole('form').count(), 0);
-  assert.equal(await page.getByRole('button', { name: /Edit|Extend|Delete/ }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Edit|Extend|Upload|Delete/ }).count(), 0);
   await page.getByRole('tab', { name: 'Snapshots' }).click();
   await page.getByRole('row').filter({ hasText: 'web-snap' }).waitFor();
   assert.equal(await page.getByRole('button', { name: /Delete|Create volume/ }).count(), 0);

@@ -1,7 +1,7 @@
 // Volumes: the project's Cinder volumes, snapshots and backups, each a list
 // (sorted, filtered, paged in the browser), with the create forms (a volume
 // blank, from an image or from a snapshot; a snapshot of a volume), edit
-// (name, description), extend and deletes, each confirmed. Live through the event stream (`volume`,
+// (name, description), extend, upload to an image and deletes, each confirmed. Live through the event stream (`volume`,
 // `volume_snapshot`). Attaching and detaching is on the server's page
 // (server-detail.tsx), through Nova, as the CLI's `server add volume` does.
 import { useEffect, useState } from 'preact/hooks';
@@ -86,6 +86,32 @@ function EditButton({ v, done }: { v: Volume; done: () => void }) {
   );
 }
 
+function UploadImageButton({ v, done }: { v: Volume; done: () => void }) {
+  const [name, setName] = useState(`${volumeLabel(v)}-image`);
+  // QCOW2 by default: a volume's unwritten space costs nothing in it (raw copies every byte)
+  const [format, setFormat] = useState('qcow2');
+  const [note, setNote] = useState<string | null>(null);
+  return (
+    <>
+      <DialogForm label="Upload to image" title={`Upload volume “${volumeLabel(v)}” to an image`} disabled={!['available', 'in-use'].includes(v.status)} submit={async () => {
+        // an attached volume's data as it is now: Cinder's `force`
+        const r = await cinder('POST', `/volumes/${v.id}/action`, { 'os-volume_upload_image': { image_name: name.trim(), disk_format: format, container_format: 'bare', force: v.status === 'in-use' } });
+        setNote(`Image ${r.body?.['os-volume_upload_image']?.image_id ?? ''} is being filled from the volume.`);
+        done();
+      }}>
+        <Field label="Image name"><input name="upload-image-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+        <Field label="Disk format">
+          <select name="upload-image-format" value={format} onChange={(e) => setFormat(val(e))}>
+            <option value="qcow2">QCOW2</option>
+            <option value="raw">Raw</option>
+          </select>
+        </Field>
+      </DialogForm>
+      {note && <span class="muted" role="status">{note}</span>}
+    </>
+  );
+}
+
 function VolumesTab({ data, reload, query }: { data: Data; reload: () => void; query: URLSearchParams }) {
   const write = canWrite();
   const [name, setName] = useState('');
@@ -128,6 +154,7 @@ function VolumesTab({ data, reload, query }: { data: Data; reload: () => void; q
         <div class="actions">
           <EditButton v={v} done={reload} />
           <ExtendButton v={v} done={reload} />
+          <UploadImageButton v={v} done={reload} />
           <ConfirmButton label="Delete" danger disabled={v.attachments.length > 0} question={`Delete volume “${volumeLabel(v)}”? Its data is lost.`}
             onConfirm={async () => { await cinder('DELETE', `/volumes/${v.id}`); reload(); }} />
         </div>
