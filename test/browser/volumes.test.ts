@@ -58,7 +58,7 @@ async function volumes(token: string): Promise<any[]> {
   return r.body.volumes;
 }
 
-test('a member makes, extends, snapshots and deletes volumes, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
+test('a member makes volumes (empty, from a snapshot, from an image), edits, extends, snapshots, uploads one to an image and deletes one, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
   const t = await tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
