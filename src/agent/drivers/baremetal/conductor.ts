@@ -28,6 +28,11 @@
 // mid-operation carries on: its endpoint comes back on the same port and the
 // ramdisk, which keeps asking, finds it again.
 //
+// While a node is powered on the conductor records its serial console
+// (console.ts: IPMI Serial over LAN, a Redfish BMC's Telnet serial console)
+// into <state>/baremetal/consoles/<id>.log, capped; the `console` request
+// (reconciler.ts) reads its tail.
+//
 // The endpoint (HTTP on --baremetal-address:--baremetal-port): the iPXE
 // scripts (ipxe.ts) and the ramdisk's kernel and initramfs are public; the
 // rest (the ramdisk's command and reports, the raw image, the config drive,
@@ -51,6 +56,7 @@ import type { Driver } from '../driver.ts';
 import { IPXE_DIR } from '../network/dhcp.ts';
 import { writeConfigDriveIso } from '../vm/configdrive.ts';
 import type { BmcClient, BmcFactory } from './bmc.ts';
+import { ConsoleRecorders } from './console.ts';
 import { ImageCache, type RawImage } from './images.ts';
 import { chainScript, localBootScript, macFromPath, ramdiskScript } from './ipxe.ts';
 import { buildRamdisk, buildRamdiskIso, ramdiskCmdline, type Ramdisk } from './ramdisk/build.ts';
@@ -117,6 +123,8 @@ export interface ConductorOptions {
   powerTimeoutMs?: number;
   /** Ask the agent to converge a node again (the endpoint heard from its ramdisk, a deadline passed). */
   requeue?: (id: string) => void;
+  /** A node's recorded serial console is kept under this many bytes (default 1 MiB). */
+  consoleCap?: number;
 }
 
 const now = () => new Date().toISOString();
@@ -133,6 +141,9 @@ export class BaremetalConductor implements Driver {
   private readonly locks = new KeyedLock();
   private readonly images: ImageCache;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly consoles: ConsoleRecorders;
+  /** The BMC access each recorded console was opened with (new credentials: opened again). */
+  private readonly consoleAccess = new Map<string, string>();
   private server: Server | null = null;
   private ramdiskP: Promise<Ramdisk> | null = null;
   requeue: (id: string) => void;
@@ -142,6 +153,7 @@ export class BaremetalConductor implements Driver {
     this.log = o.log;
     this.root = join(o.stateDir, 'baremetal');
     this.images = new ImageCache(join(this.root, 'images'), o.fetchImage, this.locks);
+    this.consoles = new ConsoleRecorders(this.root, o.log, o.consoleCap ?? 1 << 20);
     this.requeue = o.requeue ?? (() => {});
   }
 
@@ -197,6 +209,7 @@ export class BaremetalConductor implements Driver {
 
   async stop(): Promise<void> {
     for (const t of this.timers.values()) clearTimeout(t);
+    await this.consoles.stopAll();
     const s = this.server;
     this.server = null;
     if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
@@ -211,6 +224,8 @@ export class BaremetalConductor implements Driver {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     this.nodes.delete(id);
+    this.consoleAccess.delete(id);
+    await this.consoles.remove(id);
     await fsp.rm(join(this.root, 'nodes', `${id}.json`), { force: true });
     await fsp.rm(join(this.root, 'nodes', id), { recursive: true, force: true });
   }
@@ -270,6 +285,7 @@ export class BaremetalConductor implements Driver {
       } catch (err) {
         error ??= toResourceError(err);
       }
+      this.recordConsole(id, spec, bmc, power);
       const observed: NodeObserved = { power_state: power };
       if (st.power_seq !== undefined) observed.power_seq = st.power_seq;
       if (st.boot_device_seq !== undefined) observed.boot_device_seq = st.boot_device_seq;
@@ -285,6 +301,25 @@ export class BaremetalConductor implements Driver {
       this.schedule(st);
       return { observed, ...(error ? { error } : {}) };
     });
+  }
+
+  /** The serial console is recorded while the node is on (a BMC that did not answer: left as it is). */
+  private recordConsole(id: string, spec: NodeSpec, bmc: BmcClient, power: PowerState | null): void {
+    if (power === null) return;
+    const key = JSON.stringify(spec.bmc);
+    if (power === 'power on') {
+      if (this.consoleAccess.get(id) !== key && this.consoles.recording(id)) void this.consoles.stop(id);
+      this.consoleAccess.set(id, key);
+      this.consoles.start(id, bmc);
+    } else if (this.consoles.recording(id)) {
+      void this.consoles.stop(id);
+    }
+  }
+
+  /** The node's recorded serial console (its last `lines` lines). */
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    if (!this.nodes.has(id)) throw userError('node_unknown', `node ${id} is not conducted by this host`);
+    return this.consoles.output(id, lines);
   }
 
   /** A wake-up at the running phase's deadline. */

@@ -13,11 +13,18 @@
 // command (an unsupported boot device, a power control the BMC cannot do) is
 // bmc_refused. ipmitool exits 0 after some refusals (`chassis bootdev` prints
 // "Set Chassis Boot Parameter 5 failed" and exits 0), so stderr is read too.
+//
+// The serial console is Serial over LAN: `sol deactivate` (a session left by
+// a killed ipmitool holds the payload until the BMC times it out), then a
+// long-running `sol activate` whose stdout is the node's serial output (its
+// stdin, a pipe never written, keeps it open; ipmitool's own banner lines are
+// left out).
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import { run } from '../../../exec.ts';
-import type { BmcClient } from '../bmc.ts';
+import { spawn } from 'node:child_process';
+import type { BmcClient, ConsoleSession } from '../bmc.ts';
 
 export const IPMI_DEFAULT_PORT = 623;
 
@@ -90,6 +97,33 @@ export class IpmiBmc implements BmcClient {
     await this.ipmitool(['chassis', 'bootdev', dev, ...(persistent ? ['options=persistent'] : [])]);
   }
 
+  async openConsole(): Promise<ConsoleSession> {
+    // a stale session (a recorder killed, an agent restarted) holds the SOL payload: freed first; "already de-activated" is fine
+    await this.ipmitool(['sol', 'deactivate']).catch(() => undefined);
+    const child = spawn('ipmitool', this.argv(['sol', 'activate'], false), { env: this.env(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
+    child.on('error', () => { /* ENOENT: the output ends at once */ });
+    child.stdin!.on('error', () => undefined);
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    const where = this.where();
+    const scrub = (t: string) => this.scrub(t);
+    async function* output(): AsyncIterable<Buffer> {
+      for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+        // ipmitool's own words: "[SOL Session operational.  Use ~? for help]", "[SOL Session closed]"
+        const text = chunk.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
+        if (text) yield Buffer.from(text, 'latin1');
+      }
+      const code = await exited;
+      const said = scrub(stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^tcgetattr|^Info: SOL payload already de-activated/.test(l)).slice(-2).join('; ').slice(0, 300));
+      if (code !== 0 && code !== null) {
+        if (AUTH.test(stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${where}: sol activate: the BMC refused the user name or password`);
+        throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate ended (exit ${code})${said ? `: ${said}` : ''}`);
+      }
+    }
+    return { output: output(), close: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); } };
+  }
+
   /** Polls the power state until it is `target`; a transient bmc_refused after `timeoutMs`. */
   private async waitFor(target: PowerState, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
@@ -106,11 +140,8 @@ export class IpmiBmc implements BmcClient {
 
   /** Runs one ipmitool command; its stdout, or a classified ResourceFailure. */
   private async ipmitool(command: string[]): Promise<string> {
-    const a = this.access;
-    const args = ['-I', 'lanplus', '-C', '3', '-H', a.address, '-p', String(a.port ?? IPMI_DEFAULT_PORT),
-      ...(a.username ? ['-U', a.username] : []), '-E', '-v', '-R', String(RETRIES), '-N', String(RETRY_SEC), ...command];
-    // the environment carries the password; LC_ALL=C keeps ipmitool's words the ones matched below
-    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', IPMI_PASSWORD: a.password ?? '' };
+    const args = this.argv(command, true);
+    const env = this.env();
     let r;
     try {
       r = await run('ipmitool', args, { env, timeoutMs: RUN_TIMEOUT_MS });
@@ -128,6 +159,18 @@ export class IpmiBmc implements BmcClient {
       throw userError(BaremetalErrorCode.bmcRefused, `${what}: refused${said ? `: ${said}` : ` (exit ${r.code})`}`);
     }
     return r.stdout;
+  }
+
+  /** ipmitool's arguments for `command` (never the password: `-E`). */
+  private argv(command: string[], verbose: boolean): string[] {
+    const a = this.access;
+    return ['-I', 'lanplus', '-C', '3', '-H', a.address, '-p', String(a.port ?? IPMI_DEFAULT_PORT),
+      ...(a.username ? ['-U', a.username] : []), '-E', ...(verbose ? ['-v'] : []), '-R', String(RETRIES), '-N', String(RETRY_SEC), ...command];
+  }
+
+  /** The environment carries the password; LC_ALL=C keeps ipmitool's words the ones matched here. */
+  private env(): NodeJS.ProcessEnv {
+    return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', IPMI_PASSWORD: this.access.password ?? '' };
   }
 
   /** No message carries the password, whatever a tool printed. */
