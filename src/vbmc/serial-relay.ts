@@ -2,9 +2,11 @@
 // unix socket (serial.sock, qemu the server; console.log keeps everything it
 // says whoever listens), reachable from the host's network namespace even when
 // qemu runs in another. The relay, Debian's socat as a detached daemon (pid
-// file, stopped by pid), forwards one TCP port of the host to it, a
-// connection at a time, each while qemu runs (a powered-off machine's port
-// takes the connection and closes it):
+// file, stopped by pid), forwards one TCP port of the host to it: each
+// connection (a forked socat) waits for qemu's socket (retried every 0.2 s
+// while the machine is off) and ends when qemu does. Waiting matters:
+// ipmi_sim tries a refused SOL connection again only after ~10 s, so a
+// connection held open across power on carries the firmware's first words.
 //   IPMI     127.0.0.1:<port>, where ipmi_sim's `sol "tcp:..."` connects (and
 //            reconnects) for Serial over LAN
 //   Redfish  <BMC address>:<port>, the system's SerialConsole.Telnet Port
@@ -45,7 +47,7 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
   const host = serial.address.includes(':') ? `[${serial.address}]` : serial.address;
   return startDaemon({
     cmd: 'socat',
-    args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)}`],
+    args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.2`],
     pidFile: pidFile(m), mark: serialSocket(m), log: m.file('serial-relay.log'),
     ready: () => tcpPortTaken(serial.address, serial.port),
   });

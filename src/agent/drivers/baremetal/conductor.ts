@@ -28,7 +28,7 @@
 // mid-operation carries on: its endpoint comes back on the same port and the
 // ramdisk, which keeps asking, finds it again.
 //
-// While a node is powered on the conductor records its serial console
+// While a node is powered on (from just before the conductor powers it on) the conductor records its serial console
 // (console.ts: IPMI Serial over LAN, a Redfish BMC's Telnet serial console)
 // into <state>/baremetal/consoles/<id>.log, capped; the `console` request
 // (reconciler.ts) reads its tail.
@@ -258,6 +258,10 @@ export class BaremetalConductor implements Driver {
       st.nics = spec.nics.map((n) => n.mac.toLowerCase());
       const bmc = this.o.bmc(spec.bmc);
       let error: ResourceError | undefined;
+      // about to power the node on (a request, an operation): its console is recorded from its first words
+      const poweringOn = !spec.maintenance && ((spec.power !== null && spec.power.seq !== st.power_seq && !spec.power.target.endsWith('off'))
+        || (spec.operation !== null && spec.operation.type !== 'verify' && spec.operation.type !== 'tear_down' && st.op?.id !== spec.operation.id));
+      if (poweringOn) this.recordConsole(id, spec, bmc, 'power on');
       if (!spec.maintenance) {
         if (spec.power && spec.power.seq !== st.power_seq) {
           try {
@@ -303,7 +307,10 @@ export class BaremetalConductor implements Driver {
     });
   }
 
-  /** The serial console is recorded while the node is on (a BMC that did not answer: left as it is). */
+  /**
+   * The serial console is recorded while the node is on, from just before the
+   * conductor powers it on (a BMC that did not answer: left as it is).
+   */
   private recordConsole(id: string, spec: NodeSpec, bmc: BmcClient, power: PowerState | null): void {
     if (power === null) return;
     const key = JSON.stringify(spec.bmc);

@@ -16,9 +16,9 @@
 //
 // The serial console is Serial over LAN: `sol deactivate` (a session left by
 // a killed ipmitool holds the payload until the BMC times it out), then a
-// long-running `sol activate` whose stdout is the node's serial output (its
-// stdin, a pipe never written, keeps it open; ipmitool's own banner lines are
-// left out).
+// long-running `sol activate` (unbuffered through coreutils' stdbuf) whose
+// stdout is the node's serial output (its stdin, a pipe never written, keeps
+// it open; ipmitool's own banner lines are left out).
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
@@ -100,7 +100,8 @@ export class IpmiBmc implements BmcClient {
   async openConsole(): Promise<ConsoleSession> {
     // a stale session (a recorder killed, an agent restarted) holds the SOL payload: freed first; "already de-activated" is fine
     await this.ipmitool(['sol', 'deactivate']).catch(() => undefined);
-    const child = spawn('ipmitool', this.argv(['sol', 'activate'], false), { env: this.env(), stdio: ['pipe', 'pipe', 'pipe'] });
+    // stdbuf -o0: ipmitool writes the console through stdio, in 4 KiB blocks to a pipe otherwise (stdbuf execs it: one pid)
+    const child = spawn('stdbuf', ['-o0', 'ipmitool', ...this.argv(['sol', 'activate'], false)], { env: this.env(), stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
     child.on('error', () => { /* ENOENT: the output ends at once */ });
