@@ -121,8 +121,9 @@ export class ConsoleRecorders {
       } catch (err) {
         const e = toResourceError(err);
         if (e.code === CONSOLE_UNAVAILABLE) {
+          // the BMC's words (its address) go to the log; the request's answer reaches the server's user
           if (!r.unavailable) this.log.info({ node: id, err: e.message }, 'the node\'s BMC offers no serial console');
-          r.unavailable = `The BMC of node ${id} offers no serial console: ${e.message}`;
+          r.unavailable = `The BMC of node ${id} offers no serial console (neither IPMI Serial over LAN nor a Redfish Telnet serial console).`;
           pause = UNAVAILABLE_RETRY_MS;
         } else {
           if (r.wanted) this.log.warn({ node: id, code: e.code, err: e.message }, 'serial console session failed');
