@@ -28,9 +28,10 @@
 // mid-operation carries on: its endpoint comes back on the same port and the
 // ramdisk, which keeps asking, finds it again.
 //
-// While a node is powered on (from just before the conductor powers it on) the conductor records its serial console
-// (console.ts: IPMI Serial over LAN, a Redfish BMC's Telnet serial console)
-// into <state>/baremetal/consoles/<id>.log, capped; the `console` request
+// While a node is powered on (from just before the conductor powers it on),
+// the conductor records its serial console (console.ts: IPMI Serial over
+// LAN, a Redfish BMC's Telnet serial console) into
+// <state>/baremetal/consoles/<id>.log, capped; the `console` request
 // (reconciler.ts) reads its tail.
 //
 // The endpoint (HTTP on --baremetal-address:--baremetal-port): the iPXE
