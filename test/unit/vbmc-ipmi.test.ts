@@ -16,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
+import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpmiBmc } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
@@ -133,4 +134,21 @@ test('Serial over LAN: the console recorder through ipmitool sol activate record
     await rec.stop('node-1');
   }
   await until('ipmitool gone', () => !ipmitools().some((p) => p.cmdline.includes('sol activate')), 10_000);
+});
+
+test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout: 60_000 }, async () => {
+  // the same machine's BMC made again without a serial port: ipmi_sim has no `sol`
+  await stopIpmiBmc(m);
+  const bare = new Machine(m.dir, { ...m.config, serial: undefined });
+  await writeIpmiConfig(bare);
+  await startIpmiBmc(bare);
+  try {
+    const session = await new IpmiBmc(access()).openConsole();
+    await assert.rejects((async () => { for await (const _ of session.output) { /* nothing */ } })(),
+      (e: unknown) => e instanceof ResourceFailure && e.code === CONSOLE_UNAVAILABLE && e.class === 'user' && !e.message.includes(m.config.bmc.password));
+  } finally {
+    await stopIpmiBmc(bare);
+    await writeIpmiConfig(m);
+    await startIpmiBmc(m);
+  }
 });

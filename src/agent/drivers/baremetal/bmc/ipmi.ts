@@ -18,13 +18,14 @@
 // a killed ipmitool holds the payload until the BMC times it out), then a
 // long-running `sol activate` (unbuffered through coreutils' stdbuf) whose
 // stdout is the node's serial output (its stdin, a pipe never written, keeps
-// it open; ipmitool's own banner lines are left out).
+// it open; ipmitool's own banner lines are left out). A BMC without SOL (or
+// with it disabled) is console_unavailable.
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import { run } from '../../../exec.ts';
 import { spawn } from 'node:child_process';
-import type { BmcClient, ConsoleSession } from '../bmc.ts';
+import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../bmc.ts';
 
 export const IPMI_DEFAULT_PORT = 623;
 
@@ -43,6 +44,8 @@ const BOOTDEV: Record<BootDevice, string> = { pxe: 'pxe', disk: 'disk', cdrom: '
 const AUTH = /RAKP 2 HMAC is invalid|RAKP 2 message indicates an error|unauthorized name|invalid (integrity|authentication) (check|algorithm)|insufficient privilege|Invalid user name|password (is )?invalid|Activate Session error/i;
 /** ... when nothing answered. */
 const UNREACHABLE = /Get Auth Capabilities error|Error issuing Get Channel Authentication Capabilities|No response from remote controller|Address lookup for .* failed|Unable to establish (IPMI v2 \/ RMCP\+|LAN) session|Connection refused|Network is unreachable|No route to host|timed out/i;
+/** ... when the BMC has no Serial over LAN, or it is disabled. */
+const NO_SOL = /Error activating SOL payload: Invalid command|SOL payload disabled|Payload type disabled|not support(ed)? .*SOL/i;
 /** Lines of `-v` chatter that are no error. */
 const NOISE = /^(Loading IANA PEN Registry|Running Get VSO Capabilities|Invalid completion code received: Invalid command|Discovered IPMB address|Get Session Challenge command failed|>> |<< )/;
 
@@ -119,6 +122,8 @@ export class IpmiBmc implements BmcClient {
       const said = scrub(stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^tcgetattr|^Info: SOL payload already de-activated/.test(l)).slice(-2).join('; ').slice(0, 300));
       if (code !== 0 && code !== null) {
         if (AUTH.test(stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${where}: sol activate: the BMC refused the user name or password`);
+        // a BMC without Serial over LAN (ipmi_sim with no `sol`: Invalid command), or with it turned off
+        if (NO_SOL.test(stderr)) throw userError(CONSOLE_UNAVAILABLE, `${where}: no Serial over LAN${said ? ` (${said})` : ''}`);
         throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate ended (exit ${code})${said ? `: ${said}` : ''}`);
       }
     }
