@@ -3,7 +3,7 @@
 // says whoever listens), reachable from the host's network namespace even when
 // qemu runs in another. The relay, Debian's socat as a detached daemon (pid
 // file, stopped by pid), forwards one TCP port of the host to it: each
-// connection (a forked socat) waits for qemu's socket (retried every 0.2 s
+// connection (a forked socat) waits for qemu's socket (retried every 50 ms
 // while the machine is off) and ends when qemu does. Waiting matters:
 // ipmi_sim tries a refused SOL connection again only after ~10 s, so a
 // connection held open across power on carries the firmware's first words.
@@ -47,7 +47,7 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
   const host = serial.address.includes(':') ? `[${serial.address}]` : serial.address;
   return startDaemon({
     cmd: 'socat',
-    args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.2`],
+    args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.05`],
     pidFile: pidFile(m), mark: serialSocket(m), log: m.file('serial-relay.log'),
     ready: () => tcpPortTaken(serial.address, serial.port),
   });

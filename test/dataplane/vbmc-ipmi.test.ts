@@ -73,7 +73,7 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   assert.match(await ipmitool(info, 'chassis', 'bootparam', 'get', '5'), /Boot Device Selector : Force Boot from CD\/DVD/);
   // the conductor's record of the serial console over SOL, from before power on (as the conductor does)
   const consoles = new ConsoleRecorders(bed!.work, pino({ level: 'silent' }), 1 << 20);
-  consoles.start('node', bmc);
+  await consoles.start('node', bmc, 15_000);
   const recorded = async (re: RegExp, what: string, times = 1) => {
     const until = Date.now() + 45_000;
     for (;;) {

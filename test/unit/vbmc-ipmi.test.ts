@@ -112,7 +112,7 @@ test('Serial over LAN: the console recorder through ipmitool sol activate record
   await until('ipmi_sim connected to the serial port', () => serialConns.some((c) => !c.destroyed));
   const rec = new ConsoleRecorders(dir, pino({ level: 'silent' }), 1 << 20);
   const bmc = new IpmiBmc(access());
-  rec.start('node-1', bmc);
+  await rec.start('node-1', bmc, 15_000);
   try {
     await until('sol activate', () => ipmitools().some((p) => p.cmdline.includes('sol activate')));
     for (const p of ipmitools()) assert.ok(!p.cmdline.includes(m.config.bmc.password), 'no password on ipmitool\'s command line');

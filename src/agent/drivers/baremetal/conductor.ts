@@ -64,6 +64,8 @@ import { buildRamdisk, buildRamdiskIso, ramdiskCmdline, type Ramdisk } from './r
 import { parseReport, renderCommand, type RamdiskCommand } from './ramdisk/protocol.ts';
 
 export const DEFAULT_BAREMETAL_PORT = 6386;
+/** How long a power on waits for the node's console session to open (its first words recorded). */
+const CONSOLE_OPEN_WAIT_MS = 10_000;
 export const TOKEN_HEADER = 'x-stratus-token';
 
 /** The clean steps the ramdisk does (Ironic's automated one). */
@@ -262,7 +264,7 @@ export class BaremetalConductor implements Driver {
       // about to power the node on (a request, an operation): its console is recorded from its first words
       const poweringOn = !spec.maintenance && ((spec.power !== null && spec.power.seq !== st.power_seq && !spec.power.target.endsWith('off'))
         || (spec.operation !== null && spec.operation.type !== 'verify' && spec.operation.type !== 'tear_down' && st.op?.id !== spec.operation.id));
-      if (poweringOn) this.recordConsole(id, spec, bmc, 'power on');
+      if (poweringOn) await this.recordConsole(id, spec, bmc, 'power on', CONSOLE_OPEN_WAIT_MS);
       if (!spec.maintenance) {
         if (spec.power && spec.power.seq !== st.power_seq) {
           try {
@@ -290,7 +292,7 @@ export class BaremetalConductor implements Driver {
       } catch (err) {
         error ??= toResourceError(err);
       }
-      this.recordConsole(id, spec, bmc, power);
+      await this.recordConsole(id, spec, bmc, power);
       const observed: NodeObserved = { power_state: power };
       if (st.power_seq !== undefined) observed.power_seq = st.power_seq;
       if (st.boot_device_seq !== undefined) observed.boot_device_seq = st.boot_device_seq;
@@ -312,13 +314,13 @@ export class BaremetalConductor implements Driver {
    * The serial console is recorded while the node is on, from just before the
    * conductor powers it on (a BMC that did not answer: left as it is).
    */
-  private recordConsole(id: string, spec: NodeSpec, bmc: BmcClient, power: PowerState | null): void {
+  private async recordConsole(id: string, spec: NodeSpec, bmc: BmcClient, power: PowerState | null, waitMs = 0): Promise<void> {
     if (power === null) return;
     const key = JSON.stringify(spec.bmc);
     if (power === 'power on') {
       if (this.consoleAccess.get(id) !== key && this.consoles.recording(id)) void this.consoles.stop(id);
       this.consoleAccess.set(id, key);
-      this.consoles.start(id, bmc);
+      await this.consoles.start(id, bmc, waitMs);
     } else if (this.consoles.recording(id)) {
       void this.consoles.stop(id);
     }

@@ -29,6 +29,9 @@ interface Recorder {
   unavailable: string | null;
   wake: (() => void) | null;
   done: Promise<void>;
+  /** Resolves once the first session is open (or failed to open). */
+  opened: Promise<void>;
+  markOpened: () => void;
 }
 
 export class ConsoleRecorders {
@@ -52,12 +55,26 @@ export class ConsoleRecorders {
     return this.recorders.get(id)?.wanted === true;
   }
 
-  /** Records the node's console through `bmc` unless it is already (a new BmcAccess: restart it). */
-  start(id: string, bmc: BmcClient): void {
-    if (this.recorders.get(id)?.wanted) return;
-    const r: Recorder = { wanted: true, session: null, unavailable: null, wake: null, done: Promise.resolve() };
-    this.recorders.set(id, r);
-    r.done = this.run(id, r, bmc);
+  /**
+   * Records the node's console through `bmc` unless it is already; resolves
+   * once its first session is open (or failed to), or after `waitMs`: a
+   * caller about to power the node on waits, so the firmware's first words
+   * are heard.
+   */
+  async start(id: string, bmc: BmcClient, waitMs = 0): Promise<void> {
+    let r = this.recorders.get(id);
+    if (!r?.wanted) {
+      let markOpened = () => {};
+      const opened = new Promise<void>((resolve) => { markOpened = resolve; });
+      const fresh: Recorder = { wanted: true, session: null, unavailable: null, wake: null, done: Promise.resolve(), opened, markOpened };
+      this.recorders.set(id, fresh);
+      fresh.done = this.run(id, fresh, bmc).finally(() => fresh.markOpened());
+      r = fresh;
+    }
+    if (waitMs <= 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([r.opened, new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs); })]);
+    clearTimeout(timer);
   }
 
   /** Stops recording the node's console (its session closed); resolves once it has stopped. */
@@ -97,7 +114,11 @@ export class ConsoleRecorders {
     while (r.wanted) {
       let pause = delay;
       try {
-        r.session = await bmc.openConsole();
+        try {
+          r.session = await bmc.openConsole();
+        } finally {
+          r.markOpened();
+        }
         if (!r.wanted) break;
         r.unavailable = null;
         const fh = await fsp.open(this.file(id), 'a', 0o600);

@@ -35,6 +35,8 @@ const RETRY_SEC = 1;
 /** The deadline of one ipmitool run, whatever it does. */
 const RUN_TIMEOUT_MS = 30_000;
 const POLL_MS = 500;
+/** How long `sol activate` may take to say its session is up before the session is handed out anyway. */
+const SOL_OPEN_TIMEOUT_MS = 15_000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** ipmitool's `chassis bootdev` argument for each boot device. */
@@ -112,10 +114,16 @@ export class IpmiBmc implements BmcClient {
     const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
     const where = this.where();
     const scrub = (t: string) => this.scrub(t);
+    // open once ipmitool says the session is up (its first words), it ends, or after a while
+    const it = (child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let timer: NodeJS.Timeout | undefined;
+    const first = it.next();
+    await Promise.race([first, new Promise<void>((r) => { timer = setTimeout(r, SOL_OPEN_TIMEOUT_MS); })]);
+    clearTimeout(timer);
     async function* output(): AsyncIterable<Buffer> {
-      for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+      for (let next = await first; !next.done; next = await it.next()) {
         // ipmitool's own words: "[SOL Session operational.  Use ~? for help]", "[SOL Session closed]"
-        const text = chunk.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
+        const text = next.value.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
         if (text) yield Buffer.from(text, 'latin1');
       }
       const code = await exited;
