@@ -49,6 +49,8 @@ export interface MachineInfo {
 
 const machinesDir = (stateDir: string) => join(stateDir, 'machines');
 
+const haveSocat = () => (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => existsSync(join(d, 'socat')));
+
 /** The tap of a machine: unique per state directory and name, 15 characters at most. */
 export function tapName(stateDir: string, name: string): string {
   return `vbm${createHash('sha256').update(`${stateDir}\0${name}`).digest('hex').slice(0, 10)}`;
@@ -77,15 +79,16 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
       port = o.ipmiPort ?? await freeUdpPort(address);
     }
     // the serial port's TCP port: ipmi_sim's SOL connects on this host; a Redfish console client on the BMC's address
+    // (without socat, the relay, the machine's BMC offers no serial console)
     const serialAddress = o.bmc === 'redfish' ? address : '127.0.0.1';
-    const serial = { address: serialAddress, port: await freeTcpPort(serialAddress) };
+    const serial = haveSocat() ? { address: serialAddress, port: await freeTcpPort(serialAddress) } : undefined;
     const config: MachineConfig = {
       name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), bridge: o.bridge, tap: tapName(o.stateDir, o.name), ...(o.netns ? { netns: o.netns } : {}),
       memoryMb: o.memoryMb ?? 512, diskMb: o.diskMb ?? 256, cpus: o.cpus ?? 1, accel,
       bmc: endpoint
         ? { kind: 'redfish', address, port, username: endpoint.username, password: endpoint.password }
         : { kind: 'ipmi', address, port, username: 'admin', password: randomBytes(12).toString('base64url') },
-      serial,
+      ...(serial ? { serial } : {}),
     };
     await writeJson(join(dir, 'machine.json'), config);
     const fh = await fsp.open(join(dir, 'disk.img'), 'w', 0o600);
