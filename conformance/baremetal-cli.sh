@@ -13,10 +13,20 @@
 #
 # Each step is a named check (conformance/checks.sh). Ends with `N passed, N failed`; exits 1 if
 # a check failed, 2 if the cloud did not start. Run it only under `flock /tmp/stratus-cloud.lock`.
+# Run by a suite that started its cloud already (baremetal-e2e.sh, beside its own checks), with
+# STRATUS_CLOUD_ATTACH=1 and that cloud's CLOUD_URL, CLOUD_DIR, OS_CLOUDS_FILE and _cloud_tmp in
+# its environment, it checks that cloud and leaves it running.
 set -uo pipefail
-. "$(dirname "$(readlink -f "$0")")/lib.sh"
-here=$STRATUS_ROOT . "$STRATUS_ROOT/scripts/node-env.sh" >/dev/null
-cloud_start
+if [ -n "${STRATUS_CLOUD_ATTACH:-}" ]; then
+  attached_url=$CLOUD_URL attached_dir=$CLOUD_DIR attached_clouds=$OS_CLOUDS_FILE attached_tmp=$_cloud_tmp
+  . "$(dirname "$(readlink -f "$0")")/lib.sh"
+  CLOUD_URL=$attached_url CLOUD_DIR=$attached_dir OS_CLOUDS_FILE=$attached_clouds _cloud_tmp=$attached_tmp
+  here=$STRATUS_ROOT . "$STRATUS_ROOT/scripts/node-env.sh" >/dev/null
+else
+  . "$(dirname "$(readlink -f "$0")")/lib.sh"
+  here=$STRATUS_ROOT . "$STRATUS_ROOT/scripts/node-env.sh" >/dev/null
+  cloud_start
+fi
 . "$STRATUS_ROOT/conformance/checks.sh"
 
 os() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" openstack --os-cloud stratus "$@"; }

@@ -7,7 +7,11 @@
 // from the TFTP server. The ports are bound to the conductor's host, whose
 // network data plane serves their DHCP, and go when the operation ends.
 // Without a ProvisioningPorts (the network service's side, see context.ts)
-// nothing is made and operations carry `provisioning: null`.
+// nothing is made and operations carry `provisioning: null`. A node booting
+// the ramdisk from virtual media gets its ports too (the ramdisk leases its
+// address on them, and the network's DHCP answers only the ports it knows),
+// without the PXE options: Ironic's network interface is the boot
+// interface's business only in those options.
 import { parseJsonObject } from '../common/json.ts';
 import type { BmContext, NodeRow } from './context.ts';
 import type { NodeOperation, ProvisioningNetwork } from './protocol.ts';
@@ -38,9 +42,9 @@ export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor:
   if (!ctx.ports || !op || !NEEDS_NETWORK.has(op.type)) return null;
   // Ironic's noop network interface: the operator wired the node's network; nothing is switched
   if (parseJsonObject(node.interfaces).network_interface === 'noop') return null;
-  if ('boot_interface' in op && op.boot_interface === 'redfish-virtual-media') return null;
   const nics = await ctx.db.selectFrom('baremetal_ports').select(['address']).where('node_uuid', '=', node.uuid).where('pxe_enabled', '=', 1).orderBy('created_at').execute();
-  const dhcpOptions = await dhcpOptionsFor(ctx, conductor);
+  const vmedia = 'boot_interface' in op && op.boot_interface === 'redfish-virtual-media';
+  const dhcpOptions = vmedia ? [] : await dhcpOptionsFor(ctx, conductor);
   const made: string[] = [];
   let networkId = '';
   try {

@@ -209,8 +209,9 @@ export function registerBaremetalVirtual(program: Command): void {
   cloudOptions(stateDirOption(virtual.command('delete')
     .description('stop machines and their BMCs, remove their taps and files, and delete the nodes they were enrolled as')
     .argument('[names...]', 'the machines')
-    .option('--all', 'every machine of the state directory')))
-    .action(async (names: string[], f: CloudFlags & { stateDir: string; all?: boolean }) => {
+    .option('--all', 'every machine of the state directory')
+    .option('--no-unenroll', 'leave their nodes alone (the cloud is gone, or keeps them)')))
+    .action(async (names: string[], f: CloudFlags & { stateDir: string; all?: boolean; unenroll: boolean }) => {
       const stateDir = resolve(f.stateDir);
       const { deleteMachine, listMachines } = await vbmc();
       const all = await listMachines(stateDir);
@@ -218,12 +219,13 @@ export function registerBaremetalVirtual(program: Command): void {
       const chosen = f.all ? all : names.map((n) => all.find((m) => m.name === n) ?? (() => { throw new Error(`no virtual machine ${n} in ${stateDir}`); })());
       let ironic: Ironic | null = null;
       for (const m of chosen) {
-        if (m.config.enrolled) {
+        const node = f.unenroll ? m.config.enrolled?.node : undefined;
+        if (node) {
           ironic ??= await connectIronic(f);
-          await unenroll(ironic, m.config.enrolled.node);
+          await unenroll(ironic, node);
         }
         await deleteMachine(stateDir, m.name);
-        process.stdout.write(`deleted ${m.name}${m.config.enrolled ? ` and node ${m.config.enrolled.node}` : ''}\n`);
+        process.stdout.write(`deleted ${m.name}${node ? ` and node ${node}` : ''}\n`);
       }
     });
 }

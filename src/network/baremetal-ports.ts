@@ -9,7 +9,13 @@
 // deployed on a flat network that is also the provisioning network), that
 // port is the one booted from, as Ironic's flat interface does: it gets the
 // PXE options and the binding, and loses only the options again when the
-// operation ends. In-process, as the admin.
+// operation ends. An adopted VIF is marked (binding:profile
+// `stratus_provisioning_node`, the node's uuid) while the operation holds it:
+// when its server lets it go (a server deleted while its node is being
+// cleaned, the cleaning having adopted the VIF) the port is handed over to
+// the operation (`handOverAdopted`: the admin's provisioning port of the
+// node, same MAC, address and DHCP entry) instead of going, and goes when
+// the operation ends. In-process, as the admin.
 import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
@@ -17,7 +23,7 @@ import { invalidAttr, ipExhausted, macInUse, notFound } from './errors.ts';
 import { allocate } from './ipam.ts';
 import { isMac } from './ipnet.ts';
 import type { DhcpOption } from './protocol.ts';
-import { ensureDhcpPort, mergeDhcpOpts, removePort } from './ports.ts';
+import { ensureDhcpPort, mergeDhcpOpts, PROVISIONING_MARK, removePort } from './ports.ts';
 import { bumpRevision } from './resource.ts';
 import { int, newStandard } from './resource.ts';
 import { retryOnCollision } from './retry.ts';
@@ -37,6 +43,38 @@ export interface BaremetalPorts {
 const OWNER = 'baremetal:none';
 /** The DHCP options of a PXE boot (the bootfile for iPXE and for the firmware, the TFTP server). */
 const PXE_OPTIONS = new Set(['tag:ipxe,67', 'tag:!ipxe,67', '66', '150', '67']);
+/** binding:profile's mark of a VIF an operation boots from: the node's uuid (not shown by the API). */
+const ADOPTED = PROVISIONING_MARK;
+
+const profileOf = (raw: string | null | undefined): Record<string, unknown> => {
+  try {
+    const v = JSON.parse(raw || '{}') as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {};
+  } catch {
+    return {};
+  }
+};
+
+/**
+ * A server's port being removed (its server deleted, the interface
+ * detached) that a bare-metal operation booted from (adopted, see above):
+ * made the operation's own provisioning port instead (the network's
+ * project's, `baremetal:none`, the node its device), in the caller's
+ * transaction; true when it was, and must not be removed.
+ */
+export async function handOverAdopted(tx: Kysely<any>, portId: string): Promise<boolean> {
+  const p = await tx.selectFrom('network_ports').select(['binding_profile', 'network_id']).where('id', '=', portId).executeTakeFirst();
+  const node = p ? profileOf(p.binding_profile)[ADOPTED] : undefined;
+  if (!p || typeof node !== 'string') return false;
+  const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', p.network_id).executeTakeFirst();
+  await tx.deleteFrom('network_port_security_groups').where('port_id', '=', portId).execute();
+  await tx.updateTable('network_ports').set({
+    project_id: net?.project_id ?? '', name: `baremetal-${node}`.slice(0, 255), device_id: node, device_owner: OWNER, interface_index: null,
+    port_security_enabled: 0, allowed_address_pairs: '[]',
+  }).where('id', '=', portId).execute();
+  await bumpRevision(tx, 'network_ports', portId, null, 'port');
+  return true;
+}
 
 export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
   const db = ctx.db as unknown as Kysely<any>;
@@ -58,7 +96,8 @@ export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
         if (held.binding_vnic_type !== 'baremetal' || held.device_owner === OWNER) throw macInUse(mac, networkId);
         await db.transaction().execute(async (tx) => {
           const opts = mergeDhcpOpts(JSON.parse(held.extra_dhcp_opts || '[]') as DhcpOption[], o.dhcpOptions);
-          await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), ...(o.host ? { binding_host_id: o.host } : {}) })
+          const profile = { ...profileOf(held.binding_profile), [ADOPTED]: o.nodeUuid };
+          await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), binding_profile: JSON.stringify(profile), ...(o.host ? { binding_host_id: o.host } : {}) })
             .where('id', '=', held.id).execute();
           await bumpRevision(tx, 'network_ports', held.id, null, 'port');
           if (o.host) await ensureDhcpPort(tx, networkId, ctx.config.macPrefix);
@@ -82,12 +121,13 @@ export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
     },
     async remove(portId) {
       await db.transaction().execute(async (tx) => {
-        const p = await tx.selectFrom('network_ports').select(['device_owner', 'extra_dhcp_opts']).where('id', '=', portId).executeTakeFirst();
+        const p = await tx.selectFrom('network_ports').select(['device_owner', 'extra_dhcp_opts', 'binding_profile']).where('id', '=', portId).executeTakeFirst();
         if (!p) return;
         if (p.device_owner === OWNER) return removePort(tx, portId);
-        // an adopted VIF: the PXE boot's options go (as Ironic's clean_dhcp), the port stays
+        // an adopted VIF: the PXE boot's options (as Ironic's clean_dhcp) and the mark go, the port stays
         const opts = (JSON.parse(p.extra_dhcp_opts || '[]') as DhcpOption[]).filter((d) => !PXE_OPTIONS.has(d.opt_name));
-        await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts) }).where('id', '=', portId).execute();
+        const { [ADOPTED]: _node, ...profile } = profileOf(p.binding_profile);
+        await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), binding_profile: JSON.stringify(profile) }).where('id', '=', portId).execute();
         await bumpRevision(tx, 'network_ports', portId, null, 'port');
       });
     },

@@ -97,7 +97,7 @@ function portView(r: PortRow, tags: string[], fixedIps: FixedIp[], groups: strin
   };
   if (isAdmin(cred)) {
     Object.assign(v, {
-      'binding:host_id': r.binding_host_id, 'binding:profile': JSON.parse(r.binding_profile),
+      'binding:host_id': r.binding_host_id, 'binding:profile': publicProfile(r.binding_profile),
       'binding:vif_type': r.binding_vif_type, 'binding:vif_details': JSON.parse(r.binding_vif_details),
     });
   }
@@ -229,6 +229,17 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
     throw new NeutronError('BadRequest', 'DuplicateAddressPairInRequest', 'Request contains duplicate address pair.');
   }
   return out;
+}
+
+/**
+ * binding:profile's private mark of a server's VIF that a bare-metal
+ * operation boots from (baremetal-ports.ts): the node's uuid. Not shown.
+ */
+export const PROVISIONING_MARK = 'stratus_provisioning_node';
+/** binding:profile as the API shows it (without Stratus's mark). */
+function publicProfile(raw: string): Record<string, unknown> {
+  const { [PROVISIONING_MARK]: _mark, ...rest } = JSON.parse(raw || '{}') as Record<string, unknown>;
+  return rest;
 }
 
 /**

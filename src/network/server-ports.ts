@@ -15,6 +15,7 @@ import { claimInterfaceIndex, interfaceIndexes } from './interface-index.ts';
 import { tapName } from './protocol.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
+import { handOverAdopted } from './baremetal-ports.ts';
 import { ensureDhcpPort, newMac, removePort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
 import { parseCidr } from './ipnet.ts';
@@ -281,7 +282,8 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         if (preserve.includes(p.id)) {
           await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', p.id).execute();
         } else {
-          await db.transaction().execute((tx) => removePort(tx, p.id));
+          // a port a bare-metal operation still boots from (the node's cleaning after its server) is handed over to it
+          await db.transaction().execute(async (tx) => { if (!(await handOverAdopted(tx, p.id))) await removePort(tx, p.id); });
         }
       }
     },
@@ -325,7 +327,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         if (keep) {
           await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
         } else {
-          await db.transaction().execute((tx) => removePort(tx, portId));
+          await db.transaction().execute(async (tx) => { if (!(await handOverAdopted(tx, portId))) await removePort(tx, portId); });
         }
       },
 

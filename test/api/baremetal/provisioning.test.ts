@@ -2,7 +2,8 @@
 // through the ProvisioningPorts seam (StratusOptions.baremetalPorts; the
 // network service's side is not wired yet): a port per PXE NIC with the PXE
 // extra_dhcp_opts pointing at the node's conductor, named in the spec, gone
-// when the operation ends; virtual media needs none.
+// when the operation ends; virtual media gets the port (the ramdisk's DHCP)
+// without the PXE options.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud } from '../../harness.ts';
@@ -67,7 +68,7 @@ test('inspect and clean get a provisioning port per PXE NIC with the PXE options
   assert.equal((await bm()('GET', '/v1/nodes/prov-1')).body.provision_state, 'clean failed');
 });
 
-test('a node booting by virtual media gets no provisioning port', async () => {
+test('a node booting by virtual media gets its provisioning port (its ramdisk leases an address) without the PXE options', async () => {
   const r = await bm()('POST', '/v1/nodes', { body: { driver: 'redfish', name: 'prov-2', boot_interface: 'redfish-virtual-media', driver_info: { redfish_address: 'https://192.0.2.81' } } });
   const id = r.body.uuid;
   await bm()('POST', '/v1/ports', { body: { node_uuid: id, address: '52:54:00:9a:00:03' } });
@@ -76,6 +77,11 @@ test('a node booting by virtual media gets no provisioning port', async () => {
   await bm()('PUT', '/v1/nodes/prov-2/states/provision', { body: { target: 'inspect' } });
   const { spec } = await cond.spec(id);
   assert.equal(spec.operation.boot_interface, 'redfish-virtual-media');
-  assert.equal(spec.provisioning, null);
-  assert.equal(made.size, 0);
+  assert.equal(made.size, 1);
+  const [portId, p] = [...made][0]!;
+  assert.equal(p.mac, '52:54:00:9a:00:03');
+  assert.deepEqual(p.dhcpOptions, []);
+  assert.deepEqual(spec.provisioning, { network_id: 'net-prov', port_ids: [portId] });
+  await cond.finish(id, 'succeeded');
+  assert.equal(made.size, 0, 'the port goes when the inspection ends');
 });

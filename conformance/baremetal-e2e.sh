@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Bare metal end to end on an all-in-one cloud (lib.sh: `stratus up`, whose agent is the conductor
+# on br-bm 172.24.8.1 and whose flat network `baremetal` is the provisioning network), with REAL
+# parts only: two virtual bare-metal machines from `stratus baremetal virtual create` (qemu under
+# TCG), one behind OpenIPMI's ipmi_sim booting the deploy ramdisk over PXE (the network agent's
+# dnsmasq, iPXE), one behind Stratus's Redfish emulator booting it from virtual media.
+#   enrol -> manage -> provide (automated cleaning: the disk's metadata erased) -> available;
+#   `openstack server create` of a whole-disk image (stratus-tiny) with a bare-metal flavor
+#   (resources:CUSTOM_E2E=1, the machines' resource class) on network `baremetal` with a key pair, one server per node at
+#   once -> ACTIVE; SSH with the key to each server's address; `openstack server delete` -> the node
+#   torn down and cleaned back to available; then nothing left: no machine's qemu, tap or BMC, no
+#   provisioning port, no bridge but up's, no nft table but the cloud's, no dnsmasq of a network
+#   that is gone.
+# Beside it, on the same cloud, conformance/baremetal-cli.sh's checks of the `openstack baremetal`
+# client (against its test-double conductor, in a conductor group of its own; its nodes have
+# resource class `baremetal`, the machines here `e2e`, so no server lands on a test double), in a
+# process of its own whose lines are shown prefixed with `cli: ` and counted in the summary.
+#
+# Each step is a named check (conformance/checks.sh). Ends with `N passed, N failed`; exits 1 if
+# a check failed, 2 if the cloud did not start. Run it only under `flock /tmp/stratus-cloud.lock`.
+set -uo pipefail
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+here=$STRATUS_ROOT . "$STRATUS_ROOT/scripts/node-env.sh" >/dev/null
+e2e_started=$SECONDS
+bridges_before=$(ip -br link show type bridge | awk '{print $1}' | sort)
+cloud_start
+. "$STRATUS_ROOT/conformance/checks.sh"
+
+os() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" openstack --os-cloud stratus "$@"; }
+bm() { os baremetal "$@"; }
+stratus() { "${STRATUS_BIN:-$STRATUS_ROOT/bin/stratus}" "$@"; }
+work=$_cloud_tmp/baremetal-e2e
+vbmc=$work/vbmc
+prefix=e2e$$
+mkdir -p "$work"
+# the machines go before the cloud does (their nodes through its API while it still runs)
+at_exit "stratus baremetal virtual delete --all --state-dir '$vbmc' --data-dir '$CLOUD_DIR' >/dev/null 2>&1 || stratus baremetal virtual delete --all --state-dir '$vbmc' --no-unenroll >/dev/null 2>&1"
+
+# wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS
+wait_for() {
+  local limit=$1 text=$2 deadline; shift 2
+  deadline=$((SECONDS + limit))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
+    sleep 2
+  done
+  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
+  return 1
+}
+# both NODE... reach provision state STATE within SECONDS (a failed state ends the wait)
+nodes_reach() {
+  local limit=$1 state=$2 deadline n s all; shift 2
+  deadline=$((SECONDS + limit))
+  while :; do
+    all=1 OUT=
+    for n in "$@"; do
+      s=$(bm node show "$n" -f value -c provision_state 2>&1)
+      OUT+="$n: $s"$'\n'
+      case $s in *failed | error) echo "$OUT"; bm node show "$n" -f value -c last_error; return 1 ;; esac
+      [ "$s" = "$state" ] || all=0
+    done
+    [ "$all" = 1 ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && { echo "after $limit s:"; echo "$OUT"; return 1; }
+    sleep 3
+  done
+}
+t_mark() { echo "# $(($SECONDS - e2e_started)) s: $*"; }
+
+check "catalog has baremetal (ironic)" wait_for 10 ironic os catalog list -f value -c Name
+check "the all-in-one's agent is a conductor (ipmi, redfish)" wait_for 60 redfish bm driver list -f value
+conductor=$(bm conductor list -f value -c Hostname 2>/dev/null | head -n 1)
+# the client's checks, beside these (see above)
+STRATUS_CLOUD_ATTACH=1 CLOUD_URL=$CLOUD_URL CLOUD_DIR=$CLOUD_DIR OS_CLOUDS_FILE=$OS_CLOUDS_FILE _cloud_tmp=$_cloud_tmp \
+  "$STRATUS_ROOT/conformance/baremetal-cli.sh" >"$work/baremetal-cli.log" 2>&1 &
+cli_pid=$!
+at_exit "kill $cli_pid 2>/dev/null; wait $cli_pid 2>/dev/null"
+check_has "conductor show: up, in the default group" True -- bm conductor show "$conductor" -f value -c alive
+check_has "network baremetal (flat, physnet baremetal)" flat baremetal -- os network show baremetal -f value -c provider:network_type -c provider:physical_network
+check "the image stratus-tiny is active" wait_for 600 active os image show stratus-tiny -f value -c status
+
+# --- two machines: IPMI (PXE) and Redfish (virtual media); 384 MiB is what the ramdisk needs
+t_mark "creating the machines"
+check "baremetal virtual create (ipmi + redfish)" stratus baremetal virtual create --count 2 --bmc mixed --state-dir "$vbmc" \
+  --data-dir "$CLOUD_DIR" --name-prefix "$prefix" --memory-mb 384 --disk-mb 256 --resource-class e2e
+n1=$prefix-1 n2=$prefix-2
+check_has "node list shows both, enroll" "$n1" "$n2" enroll -- bm node list -f value
+check_has "the IPMI node boots over iPXE" ipmi ipxe -- bm node show "$n1" -f value -c driver -c boot_interface
+check_has "the Redfish node boots from virtual media" redfish redfish-virtual-media -- bm node show "$n2" -f value -c driver -c boot_interface
+
+# --- manage (verify: the BMC answers) and provide (automated cleaning), both nodes at once
+check "node manage (ipmi)" bm node manage "$n1"
+check "node manage (redfish)" bm node manage "$n2"
+check "both manageable (verified through their BMCs)" nodes_reach 120 manageable "$n1" "$n2"
+t_mark "cleaning"
+check "node provide (ipmi)" bm node provide "$n1"
+check "node provide (redfish)" bm node provide "$n2"
+check "provide: cleaning (IPMI over PXE, Redfish over virtual media) -> both available" nodes_reach 600 available "$n1" "$n2"
+t_mark "available"
+check_has "the IPMI node's cleaning booted over PXE (its console)" "iPXE" -- cat "$vbmc/machines/$n1/console.log"
+check_has "the ramdisk erased the disk's metadata" "stratus-ramdisk" -- cat "$vbmc/machines/$n1/console.log" "$vbmc/machines/$n2/console.log"
+u1=$(bm node show "$n1" -f value -c uuid 2>/dev/null) u2=$(bm node show "$n2" -f value -c uuid 2>/dev/null)
+check_has "the nodes are off after cleaning" "power off" -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus baremetal node list -f value -c Name -c 'Power State' | grep '^$prefix' | grep -v 'power off' || echo 'power off'"
+# the ports on the provisioning network held for the nodes (an operation's: device_id the node)
+node_ports() { os port list --network baremetal --long -f value -c ID -c device_id -c device_owner | grep -E "$u1|$u2" || true; }
+check_lacks "no provisioning port is left after cleaning" "baremetal:none" -- node_ports
+
+# --- servers: a bare-metal flavor, a whole-disk image, a key pair, one server per node at once
+check "flavor create (resources:CUSTOM_E2E=1, no VCPU/MEMORY_MB/DISK_GB)" os flavor create "$prefix-bm" --ram 384 --vcpus 1 --disk 0 \
+  --property resources:CUSTOM_E2E=1 --property resources:VCPU=0 --property resources:MEMORY_MB=0 --property resources:DISK_GB=0
+key=$work/key
+check "keypair create" sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus keypair create $prefix-key >'$key' && chmod 600 '$key'"
+check "hypervisor list shows the nodes (ironic)" wait_for 60 ironic os hypervisor list -f value -c "Hypervisor Type"
+t_mark "deploying"
+s1=$prefix-srv-1 s2=$prefix-srv-2
+for s in "$s1" "$s2"; do
+  check "server create $s --flavor bm --image stratus-tiny --network baremetal --key-name" os server create --flavor "$prefix-bm" \
+    --image stratus-tiny --network baremetal --key-name "$prefix-key" "$s"
+done
+servers_active() {
+  local deadline=$((SECONDS + $1)) s st all; shift
+  while :; do
+    all=1 OUT=
+    for s in "$@"; do
+      st=$(os server show "$s" -f value -c status 2>&1)
+      OUT+="$s: $st"$'\n'
+      [ "$st" = ERROR ] && { echo "$OUT"; os server show "$s" -f value -c fault; return 1; }
+      [ "$st" = ACTIVE ] || all=0
+    done
+    [ "$all" = 1 ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && { echo "after $1 s:"; echo "$OUT"; bm node list --long -f value -c Name -c "Provision State" -c "Last Error"; return 1; }
+    sleep 3
+  done
+}
+check "both servers ACTIVE" servers_active 900 "$s1" "$s2"
+t_mark "active"
+check_has "each server is on a node (hypervisor_hostname: a node's uuid)" "$u1" "$u2" -- \
+  sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s1 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname; env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s2 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname"
+check_has "both nodes active" "$n1" "$n2" -- bm node list --provision-state active -f value -c Name
+ssh_to() {
+  local s=$1 ip deadline=$((SECONDS + 240))
+  ip=$(os server show "$s" -f json -c addresses | grep -oE '172\.24\.8\.[0-9]+' | head -n 1)
+  [ -n "$ip" ] || { echo "no address for $s"; return 1; }
+  while :; do
+    OUT=$(ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 -o BatchMode=yes "root@$ip" 'hostname; cat /proc/cmdline' 2>&1) &&
+      ! grep -q stratus.token <<<"$OUT" && { echo "$OUT"; return 0; }
+    [ "$SECONDS" -ge "$deadline" ] && { echo "no SSH to $s at $ip: $OUT"; return 1; }
+    sleep 3
+  done
+}
+check_has "SSH with the key to $s1 (booted from its disk)" "$s1" -- ssh_to "$s1"
+check_has "SSH with the key to $s2 (booted from its disk)" "$s2" -- ssh_to "$s2"
+t_mark "ssh"
+
+# --- delete: each node torn down and cleaned back to available
+check "server delete (both) --wait" os server delete --wait "$s1" "$s2"
+check "the nodes are cleaned back to available, without an instance" nodes_reach 600 available "$n1" "$n2"
+t_mark "available again"
+node_instances() { bm node list -f value -c Name -c "Instance UUID" | awk -v p="$prefix" 'index($1, p) == 1 && $2 != "None" {print $1, "holds", $2}'; }
+check_lacks "the nodes hold no instance" holds -- node_instances
+check_lacks "no server port is left on baremetal" "compute:" -- os port list --network baremetal --long -f value -c device_owner
+check_lacks "no provisioning port is left (the server's VIF the cleaning booted from went with it)" "baremetal:none" -- node_ports
+
+# --- the machines go; nothing left on the host
+taps=$(sed -n 's/.*"tap": *"\([^"]*\)".*/\1/p' "$vbmc"/machines/*/machine.json 2>/dev/null | tr '\n' ' ')
+check_has "the machines' taps are on br-bm" ${taps:-no-taps} -- ip -o link show master br-bm
+check "baremetal virtual delete --all" stratus baremetal virtual delete --all --state-dir "$vbmc" --data-dir "$CLOUD_DIR"
+check_lacks "the nodes are gone" "$prefix" -- bm node list -f value -c Name
+nft_of_taps() { local t; for t in $taps; do nft list ruleset 2>/dev/null | grep -qF "$t" && echo "nft names $t"; done; return 0; }
+check_lacks "no nft rule names a machine's tap" "nft names" -- nft_of_taps
+check_lacks "no machine's qemu is left" "$vbmc" -- sh -c 'ps -eo args | grep -F qemu-system || true'
+check_lacks "no BMC is left (ipmi_sim, the Redfish emulator)" "$vbmc" -- sh -c 'ps -eo args | grep -E "ipmi_sim|redfish" || true'
+taps_left() { local t; for t in $taps; do ip link show "$t" >/dev/null 2>&1 && echo "tap $t is left"; done; return 0; }
+check_lacks "no machine's tap is left" "is left" -- taps_left
+new_bridges() { comm -13 <(echo "$bridges_before") <(ip -br link show type bridge | awk '{print $1}' | sort) | grep -vE '^(br-ex|br-bm|brq.*)$' | sed 's/^/UNEXPECTED /'; return 0; }
+check_lacks "no bridge but up's and the networks'" UNEXPECTED -- new_bridges
+dnsmasq_of_gone_networks() {
+  local d id nets
+  nets=$(os network list -f value -c ID)
+  for d in "$CLOUD_DIR"/agent/network/dhcp/*/; do
+    [ -f "$d/pid" ] || continue
+    id=$(basename "$d")
+    kill -0 "$(cat "$d/pid")" 2>/dev/null && ! grep -q "$id" <<<"$nets" && echo "dnsmasq of gone network $id"
+  done
+  return 0
+}
+check_lacks "no dnsmasq of a network that is gone" dnsmasq -- dnsmasq_of_gone_networks
+check "flavor delete" os flavor delete "$prefix-bm"
+
+echo "# bare metal end to end: $((SECONDS - e2e_started)) s"
+
+# --- the `openstack baremetal` client's checks (beside these, see above): their lines and counts
+wait "$cli_pid"
+sed 's/^/cli: /' "$work/baremetal-cli.log"
+cli_line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/baremetal-cli.log" | tail -n 1)
+if [ -n "$cli_line" ]; then
+  passed=$((passed + ${cli_line%% *})) failed=$((failed + $(awk '{print $3}' <<<"$cli_line")))
+else
+  not_ok "conformance/baremetal-cli.sh ended with its result line" "$(tail -n 5 "$work/baremetal-cli.log")"
+fi
+echo "# bare metal end to end and client checks: $((SECONDS - e2e_started)) s"
+checks_summary
