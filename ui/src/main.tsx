@@ -40,14 +40,16 @@ const Networks = lazy(() => import('./pages/networks.tsx').then((m) => m.Network
 const Volumes = lazy(() => import('./pages/volumes.tsx').then((m) => m.Volumes));
 const Baremetal = lazy(() => import('./pages/baremetal.tsx').then((m) => m.Baremetal));
 const BaremetalNode = lazy(() => import('./pages/baremetal.tsx').then((m) => m.BaremetalNode));
+const Identity = lazy(() => import('./pages/identity.tsx').then((m) => m.Identity));
 const Objects = lazy(() => import('./pages/objects.tsx').then((m) => m.Objects));
 
-/** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins). */
+/** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins; identity: everyone, its admin tabs to admins). */
 const NAV: Array<[string, string, () => boolean]> = [
   ['/', 'Overview', () => true], ['/servers', 'Servers', () => hasService('compute')], ['/images', 'Images', () => hasService('image')],
   ['/networks', 'Networks', () => hasService('network')], ['/volumes', 'Volumes', () => hasService('block-storage')],
   ['/objects', 'Object storage', () => hasService('object-store')],
   ['/baremetal', 'Bare metal', () => isAdmin() && hasService('baremetal')],
+  ['/identity', 'Identity', () => true],
 ];
 
 function Routes() {
@@ -61,6 +63,7 @@ function Routes() {
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
   if ((m = match('/baremetal/:id', path))) return <BaremetalNode id={m.id!} />;
+  if (path === '/identity') return <Identity tab={query.get('tab') ?? 'appcreds'} />;
   if (path === '/objects') return <Objects query={query} />;
   if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} query={query} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
