@@ -463,7 +463,7 @@ function QuotasTab({ scope }: { scope: AdminScope }) {
       <ErrorNote error={projects.error} />
       {projects.data && (
         <div class="toolbar">
-          <label>Project <select name="quota-project" value={project?.id ?? ''} onChange={(e) => setPick(val(e))}><ProjectOptions projects={list} /></select></label>
+          <label>Quotas of project <select name="quota-project" value={project?.id ?? ''} onChange={(e) => setPick(val(e))}><ProjectOptions projects={list} /></select></label>
         </div>
       )}
       {project && !scope.denied && <QuotaEditor key={project.id} project={project} scope={scope} />}
