@@ -206,3 +206,19 @@ test('a reader gets no admin tabs, and opening one anyway shows the API’s 403'
   await checkA11y(page, 'identity (reader)');
   await screenshot(page, 'reader-403');
 });
+
+test('a domain admin administers its domain through a domain-scoped token: the admin tabs but quotas', { skip: skipUnlessRoot, timeout: 30_000 }, async () => {
+  const name = await makeUser(cloud, projectId, 'member', uniqueName('idomadmin'));
+  const uid = (await cloud.call('GET', `/identity/v3/users?name=${name}`, { token: cloud.adminToken })).body.users[0].id;
+  const roles = (await cloud.call('GET', '/identity/v3/roles', { token: cloud.adminToken })).body.roles as Array<{ id: string; name: string }>;
+  const grant = await cloud.call('PUT', `/identity/v3/domains/default/users/${uid}/roles/${roles.find((r) => r.name === 'admin')!.id}`, { token: cloud.adminToken });
+  assert.equal(grant.status, 204);
+  const t = await tab(name);
+  const { page } = t;
+  await page.getByRole('link', { name: 'Identity' }).click();
+  await page.getByRole('tab', { name: 'Users' }).click();
+  await page.getByText('Administering domain Default.').waitFor();
+  await page.getByRole('row').filter({ hasText: name }).waitFor();
+  await page.getByRole('form', { name: 'Create a user' }).waitFor();
+  assert.equal(await page.getByRole('tab', { name: 'Quotas' }).count(), 0);
+});
