@@ -2,9 +2,10 @@
 // data plane): a member makes an application credential and an EC2 credential
 // (each secret shown once, and it works), makes a key pair (the private key a
 // download), imports a public key and deletes a key pair; an admin makes a
-// project and a user, gives the user the member role on it and sets its
-// compute quota, and the new user logs in into that project; a reader gets no
-// admin tabs and, opening one anyway, the API's 403.
+// project, a user and a group with the user in it, gives the user the member
+// role on the project and sets its compute quota, and the new user logs in
+// into that project; a reader gets no admin tabs and, opening one anyway, the
+// API's 403; a domain admin gets the admin tabs (but quotas) for its domain.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -130,7 +131,7 @@ test('a member makes an application credential and an EC2 credential (each secre
   assert.deepEqual(t.dialogs, []);
 });
 
-test('an admin makes a project and a user, gives it the member role and a quota; the user logs in into the project', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+test('an admin makes a project, a user and a group, gives the user the member role and a quota; the user logs in into the project', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await tab('admin', cloud.adminPassword);
   const { page } = t;
   const project = uniqueName('webproj');
@@ -161,6 +162,17 @@ test('an admin makes a project and a user, gives it the member role and a quota;
   // the password left the form with the request and is shown nowhere
   assert.equal(await uf.getByLabel('Password').inputValue(), '');
   assert.equal(await page.getByText('web-user-pw-1').count(), 0);
+
+  // a group with the user in it
+  await page.getByRole('tab', { name: 'Groups' }).click();
+  const gf = page.getByRole('form', { name: 'Create a group' });
+  await gf.getByLabel('Name').fill(`${user}-group`);
+  await gf.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: `${user}-group` }).getByRole('button', { name: 'Members' }).click();
+  const members = page.getByRole('region', { name: `Members of group “${user}-group”` });
+  await members.getByRole('combobox', { name: /^User/ }).selectOption({ label: user });
+  await members.getByRole('button', { name: 'Add' }).click();
+  await members.getByRole('cell', { name: user, exact: true }).waitFor();
 
   await page.getByRole('tab', { name: 'Role assignments' }).click();
   const af = page.getByRole('form', { name: 'Assign a role' });

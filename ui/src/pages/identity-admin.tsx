@@ -137,7 +137,11 @@ function UserEdit({ u, scope, projects, done }: { u: User; scope: AdminScope; pr
   const [password, setPassword] = useState('');
   return (
     <DialogForm label="Edit" title={`Edit user “${u.name}”`} submit={async () => {
-      const user: Record<string, unknown> = { name: name.trim(), email: email.trim() || null, default_project_id: project || null };
+      // only what changed (a user's email is one of Keystone's free-form extras)
+      const user: Record<string, unknown> = {};
+      if (name.trim() !== u.name) user.name = name.trim();
+      if (email.trim() !== (u.email ?? '')) user.email = email.trim();
+      if (project !== (u.default_project_id ?? '')) user.default_project_id = project || null;
       if (password) user.password = password;
       try {
         await ks(scope)('PATCH', `/users/${u.id}`, { user });
