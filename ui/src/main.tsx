@@ -36,6 +36,7 @@ function lazy<P extends object>(load: () => Promise<ComponentType<P>>): Componen
 const ServerDetail = lazy(() => import('./pages/server-detail.tsx').then((m) => m.ServerDetail));
 const LaunchServer = lazy(() => import('./pages/launch.tsx').then((m) => m.LaunchServer));
 const Images = lazy(() => import('./pages/images.tsx').then((m) => m.Images));
+const ImageDetail = lazy(() => import('./pages/images.tsx').then((m) => m.ImageDetail));
 const Networks = lazy(() => import('./pages/networks.tsx').then((m) => m.Networks));
 const Volumes = lazy(() => import('./pages/volumes.tsx').then((m) => m.Volumes));
 const Baremetal = lazy(() => import('./pages/baremetal.tsx').then((m) => m.Baremetal));
@@ -60,6 +61,7 @@ function Routes() {
   if (path === '/servers/new') return <LaunchServer />;
   if ((m = match('/servers/:id', path))) return <ServerDetail id={m.id!} />;
   if (path === '/images') return <Images />;
+  if ((m = match('/images/:id', path))) return <ImageDetail id={m.id!} />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
   if ((m = match('/baremetal/:id', path))) return <BaremetalNode id={m.id!} />;
