@@ -111,6 +111,7 @@ test('a member logs in, sees the quota overview, launches a container and watche
   await page.getByRole('heading', { name: 'Launch server' }).waitFor();
   // the kinds the cloud has an image and a flavor for (src/compute/kinds.ts): only containers here, none of bare metal's flavors
   const kinds = page.getByRole('group', { name: 'Kind' });
+  await kinds.getByRole('radio').first().waitFor();
   assert.deepEqual(await kinds.getByRole('radio').evaluateAll((rs) => rs.map((r) => (r as HTMLInputElement).value)), ['container']);
   assert.equal(await kinds.getByRole('radio', { name: 'Container' }).isChecked(), true);
   await page.getByLabel('Name').fill(XSS);

@@ -143,9 +143,9 @@ export function LaunchServer() {
         )}
         <Field label="User data" hint="cloud-init user data or a script, passed as is."><textarea name="user-data" rows={4} value={userData} onInput={(e) => setUserData(val(e))} /></Field>
         {rootVolumeFits && (
-          <Field label="Root disk" hint="A new volume made from the image, deleted with the server; else the host's disk of the flavor's size.">
+          <Field label="Root disk" hint="On the host, of the size the server's type says; or a new volume to boot from, deleted with the server.">
             <select name="root-volume" value={rootVolume} onChange={(e) => setRootVolume(val(e))}>
-              <option value="">On the host (the flavor's disk)</option>
+              <option value="">On the host</option>
               {[1, 2, 5, 10, 20, 50].map((n) => <option key={n} value={String(n)}>A new volume of {n} GiB</option>)}
             </select>
           </Field>
