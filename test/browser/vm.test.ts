@@ -103,8 +103,17 @@ test('a member launches a VM, watches it become ACTIVE, reads its console log, o
 
   // the graphical console: noVNC's page in a window of its own, connected to QEMU's VNC server
   await page.getByRole('tab', { name: 'Graphical console' }).click();
-  const [vnc] = await Promise.all([t.context.waitForEvent('page'), page.getByRole('button', { name: 'Open graphical console' }).click()]);
-  await vnc.locator('#status', { hasText: /^Connected/ }).waitFor({ timeout: 30_000 });
+  // (a second window if the first lost its module loads: Chromium fails loads with ERR_NETWORK_CHANGED while other tests add and remove host interfaces)
+  let vnc = null;
+  for (let attempt = 1; !vnc; attempt++) {
+    const [w] = await Promise.all([t.context.waitForEvent('page'), page.getByRole('button', { name: 'Open graphical console' }).click()]);
+    const ok = await w.locator('#status', { hasText: /^Connected/ }).waitFor({ timeout: 20_000 }).then(() => true, (err: unknown) => {
+      if (attempt >= 2) throw err;
+      return false;
+    });
+    if (ok) vnc = w;
+    else await w.close();
+  }
   await screenshot(vnc, 'vm-graphical-console');
   await vnc.close();
 

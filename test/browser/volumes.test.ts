@@ -4,10 +4,13 @@
 // of a bad size shown in the form first), watches it become available without
 // a reload, extends it, snapshots it, makes volumes from the snapshot and from
 // an image, and deletes one after the confirmation; attaches the volume to a running
-// container from the server's page and detaches it; a reader sees the lists
+// container from the server's page and detaches it; launches a container with
+// it attached at boot from the launch wizard; a reader sees the lists
 // and none of the buttons.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
@@ -19,6 +22,8 @@ let projectId = '';
 let member = '';
 let reader = '';
 let serverId = '';
+let bootServerId = '';
+const skipNoQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64'))) ? false : 'qemu-system-x86_64 is not installed';
 const tabs: Tab[] = [];
 
 before(async () => {
@@ -42,6 +47,8 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
   if (serverId) await plane.waitGone(serverId).catch(() => undefined);
+  if (bootServerId) await plane.api('DELETE', `/compute/v2.1/servers/${bootServerId}`).catch(() => undefined);
+  if (bootServerId) await plane.waitGone(bootServerId).catch(() => undefined);
   await plane?.cleanup();
 });
 
@@ -206,6 +213,31 @@ test('a member attaches a volume to a running container from the server page and
     await new Promise((r) => setTimeout(r, 100));
   }
   await screenshot(page, 'server-volume-detached');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('the launch wizard attaches a volume at boot to a VM (a container gets volumes on its page)', { skip: skipUnlessRoot || skipNoQemu, timeout: 90_000 }, async () => {
+  const t = await tab(member);
+  const { page } = t;
+  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  const kinds = page.getByRole('group', { name: 'Kind' });
+  await kinds.getByRole('radio', { name: 'Container' }).check();
+  assert.equal(await page.getByRole('group', { name: 'Volumes to attach' }).count(), 0);
+  assert.equal(await page.getByRole('combobox', { name: /^Root disk/ }).count(), 0);
+  await kinds.getByRole('radio', { name: 'Virtual machine' }).check();
+  await page.getByRole('combobox', { name: /^Root disk/ }).waitFor();
+  await page.getByRole('group', { name: 'Volumes to attach' }).getByRole('checkbox', { name: 'web-vol (2 GiB)' }).check();
+  await page.getByLabel('Name').fill('vol-boot');
+  await page.getByRole('combobox', { name: 'Image', exact: true }).selectOption({ label: 'vol-disk (bare/raw)' });
+  await page.getByRole('combobox', { name: 'Flavor', exact: true }).selectOption({ index: 1 });
+  await checkA11y(page, 'launch with a volume');
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await Promise.race([page.getByRole('heading', { name: 'vol-boot' }).waitFor(), page.getByRole('alert').waitFor().then(async () => assert.fail(await page.getByRole('alert').textContent() ?? ''))]);
+  bootServerId = page.url().split('/servers/')[1]!;
+  await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).getByText('in-use').waitFor({ timeout: 30_000 });
+  await screenshot(page, 'launched-with-volume');
   assert.deepEqual(t.cspViolations, []);
 });
 

@@ -2,8 +2,9 @@
 // descriptor (src/compute/kinds.ts) decides them: a container from an OCI or
 // Docker image, a VM from a disk image, bare metal by its flavor (stratus:kind
 // or a custom resource class with the rest zeroed); then image, flavor,
-// network, key pair, security groups, user data and volumes (existing ones
-// attached at boot; a VM's root disk a new volume made from its image). The
+// network, key pair, security groups, user data and, for a kind that boots
+// from a disk (a VM), volumes: existing ones attached at boot, the root disk a
+// new volume made from the image (containers get volumes on their page). The
 // API's own refusal is shown in the form.
 import { useState } from 'preact/hooks';
 import { KINDS, imageBootsKind, kindOfFlavor, type KindName } from '../../../src/compute/kinds.ts';
@@ -66,9 +67,9 @@ export function LaunchServer() {
   const kind: KindName = chosenKind ?? kinds[0] ?? 'container';
   const images = data.images.filter((i) => imageFits(i, kind));
   const flavors = data.flavors.filter((f) => flavorFits(f, kind)).sort((a, b) => a.ram - b.ram || a.vcpus - b.vcpus);
-  // volumes: attached at boot where the kind attaches volumes; a root volume where its root is a disk the host makes
-  const volumesFit = hasService('block-storage') && (KINDS[kind].actions as readonly string[]).includes('attach_volume');
-  const rootVolumeFits = volumesFit && KINDS[kind].rootDisk;
+  // volumes at boot (attached, or a new root volume): where the kind attaches volumes and boots from a disk (the compute API's rule)
+  const volumesFit = hasService('block-storage') && (KINDS[kind].actions as readonly string[]).includes('attach_volume') && KINDS[kind].rootDisk;
+  const rootVolumeFits = volumesFit;
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
