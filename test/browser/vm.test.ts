@@ -91,7 +91,7 @@ test('a member launches a VM, watches it become ACTIVE, reads its console log, o
   for (const a of ['Stop', 'Reboot', 'Pause', 'Suspend', 'Rescue', 'Shelve', 'Delete']) await actions.getByRole('button', { name: a, exact: true }).waitFor();
   await screenshot(page, 'vm-active');
 
-  // the console log: the guest's boot output (its firmware and kernel; the guest's ready line comes much later under TCG)
+  // the console log: the guest's boot output (its firmware and kernel; the guest's ready line may come much later on a slow host)
   await page.getByRole('tab', { name: 'Console log' }).click();
   for (let i = 0; ; i++) {
     if ((await page.getByLabel('Console output').textContent() ?? '').trim().length > 0) break;
