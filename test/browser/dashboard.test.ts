@@ -278,6 +278,9 @@ test('a member uploads an image with a progress bar, sets a property and shares 
   await iface.getByRole('button', { name: 'Disconnect' }).click();
   await iface.getByRole('dialog').getByRole('button', { name: 'Disconnect' }).click();
   await iface.waitFor({ state: 'detached' });
+  // the launch wizard offers the free port in place of a network
+  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  await page.getByRole('combobox', { name: /^Network/ }).locator('option', { hasText: 'Port web-port (10.42.0.77) on web-net' }).waitFor({ state: 'attached' });
   assert.deepEqual(t.cspViolations, []);
 });
 

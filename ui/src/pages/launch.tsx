@@ -2,7 +2,7 @@
 // descriptor (src/compute/kinds.ts) decides them: a container from an OCI or
 // Docker image, a VM from a disk image, bare metal by its flavor (stratus:kind
 // or a custom resource class with the rest zeroed); then image, flavor,
-// network, key pair, security groups, user data and, for a kind that boots
+// network or a free port, key pair, security groups, user data and, for a kind that boots
 // from a disk (a VM), volumes: existing ones attached at boot, the root disk a
 // new volume made from the image (containers get volumes on their page). The
 // API's own refusal is shown in the form.
@@ -17,6 +17,8 @@ import { allVolumes, volumeLabel, type Volume } from './volumes.tsx';
 interface Image { id: string; name: string | null; container_format: string | null; disk_format: string | null; status: string; size?: number }
 interface Flavor { id: string; name: string; vcpus: number; ram: number; disk: number; extra_specs?: Record<string, string> }
 
+interface Port { id: string; name: string; network_id: string; device_id: string; device_owner: string; fixed_ips: Array<{ ip_address: string }> }
+
 const KIND_NAMES = Object.keys(KINDS) as KindName[];
 /** Whether a flavor is for servers of `kind`: the kind it names, or any image-chosen kind when it names none. */
 const flavorFits = (f: Flavor, kind: KindName): boolean => {
@@ -27,7 +29,7 @@ const imageFits = (i: Image, kind: KindName): boolean => imageBootsKind(kind, i.
 
 async function loadChoices() {
   const pid = session()!.project!.id;
-  const [images, flavors, keypairs, networks, groups, volumes] = await Promise.all([
+  const [images, flavors, keypairs, networks, groups, volumes, ports] = await Promise.all([
     call('GET', 'image', '/v2/images?status=active&limit=1000').then((r) => r.body.images as Image[]),
     call('GET', 'compute', '/flavors/detail').then((r) => r.body.flavors as Flavor[]),
     call('GET', 'compute', '/os-keypairs').then((r) => (r.body.keypairs as Array<{ keypair: { name: string } }>).map((k) => k.keypair.name)),
@@ -35,8 +37,10 @@ async function loadChoices() {
       .filter((n) => !n['router:external'] || n.project_id === pid)) : Promise.resolve([]),
     hasService('network') ? call('GET', 'network', `/v2.0/security-groups?project_id=${pid}`).then((r) => r.body.security_groups as Array<{ id: string; name: string }>) : Promise.resolve([]),
     hasService('block-storage') ? allVolumes().then((vs) => vs.filter((v) => v.status === 'available')) : Promise.resolve([] as Volume[]),
+    // the project's ports bound to nothing: a server may take one instead of a network
+    hasService('network') ? call('GET', 'network', `/v2.0/ports?project_id=${pid}`).then((r) => (r.body.ports as Port[]).filter((x) => !x.device_id && !x.device_owner)) : Promise.resolve([] as Port[]),
   ]);
-  return { images, flavors, keypairs, networks, groups, volumes };
+  return { images, flavors, keypairs, networks, groups, volumes, ports };
 }
 
 function utf8Base64(s: string): string {
@@ -79,7 +83,8 @@ export function LaunchServer() {
     if (volumesFit) for (const v of attach) bdms.push({ source_type: 'volume', destination_type: 'volume', uuid: v, boot_index: -1 });
     const server: Record<string, unknown> = {
       name: name.trim(), imageRef: rootVolumeFits && rootVolume ? '' : image, flavorRef: flavor,
-      networks: network === '' ? (data.networks.length ? 'auto' : 'none') : network === 'none' ? 'none' : [{ uuid: network }],
+      networks: network === '' ? (data.networks.length ? 'auto' : 'none') : network === 'none' ? 'none'
+        : network.startsWith('port:') ? [{ port: network.slice(5) }] : [{ uuid: network }],
     };
     if (keyName) server.key_name = keyName;
     if (groups.length) server.security_groups = groups.map((g) => ({ name: g }));
@@ -119,11 +124,16 @@ export function LaunchServer() {
             {flavors.map((f) => <option key={f.id} value={f.id}>{f.name} ({f.vcpus} vCPU, {f.ram} MiB, {f.disk} GiB)</option>)}
           </select>
         </Field>
-        <Field label="Network" hint="Automatic: the project's network, made for it when it has none and the cloud has a default external network.">
+        <Field label="Network" hint="Automatic: the project's network, made for it when it has none and the cloud has a default external network. Or one of the project's free ports.">
           <select name="network" value={network} onChange={(e) => setNetwork(val(e))}>
             <option value="">{data.networks.length ? 'Automatic' : 'None'}</option>
             <option value="none">None</option>
             {data.networks.map((n) => <option key={n.id} value={n.id}>{n.name || n.id}</option>)}
+            {data.ports.length > 0 && (
+              <optgroup label="Ports">
+                {data.ports.map((x) => <option key={x.id} value={`port:${x.id}`}>Port {x.name || x.id.slice(0, 8)} ({x.fixed_ips.map((f) => f.ip_address).join(', ')}) on {data.networks.find((n) => n.id === x.network_id)?.name ?? x.network_id}</option>)}
+              </optgroup>
+            )}
           </select>
         </Field>
         <Field label="Key pair">
