@@ -3,7 +3,8 @@
 // external network, a router with its gateway there and an interface on the
 // project's network, a server on that network, each drawn, named for what it
 // connects, linked to its page; a network made meanwhile appears without a
-// reload; the picture passes the accessibility check.
+// reload; the picture passes the accessibility check. A floating IP is
+// allocated, associated with the server's port and disassociated.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
@@ -87,5 +88,34 @@ test('the topology draws the external network, the router, the project\'s networ
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'topo-vm' }).waitFor();
   assert.ok(page.url().endsWith(`#/servers/${serverId}`));
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a member allocates a floating IP, associates it with the server\'s port and disassociates it', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await open(browser, `${cloud.url}/`);
+  tabs.push(t);
+  const { page } = t;
+  await login(page, member, PASSWORD);
+  await page.goto(`${cloud.url}/#/networks?tab=floating`);
+  const alloc = page.getByRole('form', { name: 'Allocate a floating IP' });
+  await alloc.getByLabel('External network').selectOption({ label: 'topo-public' });
+  await alloc.getByRole('button', { name: 'Create' }).click();
+  const row = page.getByRole('row').filter({ hasText: '203.0.113.' });
+  await row.waitFor();
+  await row.getByRole('button', { name: 'Associate' }).click();
+  const dialog = page.getByRole('dialog', { name: /^Associate 203\.0\.113\./ });
+  const choice = await dialog.getByLabel('Port').locator('option', { hasText: /^10\.77\.0\.\d+ on topo-net$/ }).getAttribute('value');
+  await dialog.getByLabel('Port').selectOption(choice!);
+  await checkA11y(page, 'associate a floating IP');
+  await dialog.getByRole('button', { name: 'Associate' }).click();
+  await row.getByRole('cell', { name: /^10\.77\.0\.\d+$/ }).waitFor();
+  const fip = (await ok('GET', '/network/v2.0/floatingips', undefined)).floatingips[0];
+  const port = (await ok('GET', `/network/v2.0/ports?device_id=${serverId}`, undefined)).ports[0];
+  assert.equal(fip.port_id, port.id);
+  await screenshot(page, 'floating-ip-associated');
+  await row.getByRole('button', { name: 'Disassociate' }).click();
+  await page.getByRole('dialog', { name: 'Disassociate' }).getByRole('button', { name: 'Disassociate' }).click();
+  await row.getByRole('button', { name: 'Associate' }).waitFor();
+  assert.equal((await ok('GET', '/network/v2.0/floatingips', undefined)).floatingips[0].port_id, null);
   assert.deepEqual(t.cspViolations, []);
 });
