@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
-import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
+import { busyboxTar, skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
 import { checkA11y, launch, login, open, screenshot, type Tab } from './lib.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -171,7 +171,7 @@ test('the server\'s console log and serial console open in the page', { skip: sk
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('a member uploads an image with a progress bar, sets a property and shares it; makes a network, a subnet, a port, a security group rule and a router joined to it, then disconnected', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+test('a member uploads a disk image and an OCI archive with a progress bar, sets a property and shares it; makes a network, a subnet, a port, a security group rule and a router joined to it, then disconnected', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
   const t = await tab();
   const { page } = t;
   await login(page, member, PASSWORD);
@@ -188,6 +188,14 @@ test('a member uploads an image with a progress bar, sets a property and shares 
   await page.getByRole('row').filter({ hasText: 'web-disk' }).getByText('active').waitFor();
   await checkA11y(page, 'images');
   await screenshot(page, 'image-uploaded');
+  // an OCI archive (the busybox image) too: a container image
+  await form.getByLabel('Name').fill('web-oci');
+  await form.getByLabel('Format').selectOption('docker/raw');
+  await form.getByLabel('File').setInputFiles({ name: 'busybox.tar', mimeType: 'application/x-tar', buffer: await busyboxTar() });
+  assert.equal(await form.locator('progress').count(), 0, 'a new file starts without the last upload\'s progress');
+  await form.getByRole('button', { name: 'Upload' }).click();
+  await form.getByText(/^100% of /).waitFor({ timeout: 30_000 });
+  await page.getByRole('row').filter({ hasText: 'web-oci' }).filter({ hasText: 'docker/raw' }).getByText('active').waitFor();
   // its page: a property set, made shared and shared with the other project (accepted there in the switcher's test)
   await page.getByRole('link', { name: 'web-disk' }).click();
   await page.getByRole('heading', { name: 'web-disk' }).waitFor();

@@ -56,7 +56,7 @@ function Upload({ done }: { done: () => void }) {
           <option value="bare/raw">Raw disk (VM)</option>
         </select>
       </Field>
-      <Field label="File"><input name="file" type="file" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} /></Field>
+      <Field label="File"><input name="file" type="file" required onChange={(e) => { setFile(e.currentTarget.files?.[0] ?? null); setProgress(null); }} /></Field>
       {progress !== null && (
         <label class="field">
           <span>Upload progress</span>
