@@ -21,6 +21,7 @@ import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../../
 import { userError } from '../../src/agent/errors.ts';
 import type { BootDevice, NodeObserved, NodeOperation, NodeSpec, PowerState } from '../../src/baremetal/protocol.ts';
 import type { HostInfo, HostRegistration, PendingRequest, ReportRequest, RequestReport, Resource, ResourceReport, WatchRequest, WatchResponse } from '../../src/fleet/protocol.ts';
+import { freePort } from '../ports.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -154,7 +155,7 @@ test('the conductor in the agent: registration, power and boot device once per s
   writeFileSync(join(dir, 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'initrd.img'), 'initrd');
   const { bmc, calls } = fakeBmc();
-  const port = 30000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const make = () => new BaremetalConductor({
     stateDir: dir, log, address: '127.0.0.1', port, bmc: () => bmc, fetchImage: async () => undefined,
     ramdisk: async () => ({ vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key: 'test' }),
@@ -266,7 +267,7 @@ test('the serial console: recorded while the node is on, a dropped session opene
   writeFileSync(join(dir, 'initrd.img'), 'initrd');
   const con = fakeConsole();
   const { bmc } = fakeBmc(con);
-  const port = 30000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const conductor = new BaremetalConductor({
     stateDir: dir, log, address: '127.0.0.1', port, bmc: () => bmc, fetchImage: async () => undefined, consoleCap: 4096,
     ramdisk: async () => ({ vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key: 'test' }),
