@@ -61,14 +61,16 @@ STRATUS_SWIFT_PEER_PACKAGES="swift swift-proxy swift-account swift-container swi
 #     `-I lanplus`), ipxe (undionly.kpxe served over TFTP), xorriso, isolinux and
 #     syslinux-common (the deploy ramdisk's ISO for Redfish virtual media);
 #   `stratus baremetal virtual create` (src/vbmc): openipmi (ipmi_sim, the
-#     virtual IPMI BMC), qemu-system-x86 (with ipxe-qemu, the NIC's boot ROM) and
-#     openssl (the Redfish emulator's certificate), from the host list;
+#     virtual IPMI BMC), socat (each machine's serial port relayed to a TCP port:
+#     ipmi_sim's Serial over LAN, the Redfish Telnet serial console),
+#     qemu-system-x86 (with ipxe-qemu, the NIC's boot ROM) and openssl (the
+#     Redfish emulator's certificate), from the host list;
 #   the data-plane tests (test/dataplane/vbmc-*.test.ts, baremetal-*.test.ts):
 #     all of the above, plus redfishtool and python3-sushy, the Debian Redfish
 #     clients that judge the emulator;
 #   the CLI flow: python3-ironicclient (`openstack baremetal ...`);
 #   the unit suite: openipmi and ipmitool (test/unit/vbmc-ipmi.test.ts; bin/test names them).
-STRATUS_BAREMETAL_PACKAGES="openipmi ipmitool ipxe xorriso isolinux syslinux-common redfishtool python3-sushy python3-ironicclient"
+STRATUS_BAREMETAL_PACKAGES="openipmi socat ipmitool ipxe xorriso isolinux syslinux-common redfishtool python3-sushy python3-ironicclient"
 
 # The dashboard's tests in a real browser (test/browser, bin/test's `browser` suite): Debian's
 # chromium, driven by playwright-core from npm, and a font for its screenshots.

@@ -83,15 +83,17 @@ export const KINDS = {
   },
   // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver
   // does: power on/off and reboot through the node's power, delete as undeploy (the node cleans
-  // back to available). Nova's ironic driver has no pause, suspend, snapshot, resize, migration,
-  // shelve (offload), console output or volume attachment of its own, and Stratus's conductor
+  // back to available). Its console log is the node's serial console as its conductor records it
+  // (IPMI Serial over LAN, or the Redfish BMC's serial console): the request goes to the node's
+  // conductor (engine/requests.ts route). Nova's ironic driver has no pause, suspend, snapshot,
+  // resize, migration, shelve (offload) or volume attachment of its own, and Stratus's conductor
   // no rescue or console stream yet: those are Nova's 409 here. Rebuild is Ironic's rebuild (the
   // image written again, with a new config drive). Its image a whole-disk image
   // (bare, raw or qcow2), written by the deploy ramdisk; chosen by the flavor (kindOfFlavor).
   baremetal: {
     imageFormats: ['bare'], rootDisk: true, rootDeviceName: null,
     snapshot: { containerFormat: 'bare', diskFormat: 'raw' }, hypervisor: 'ironic', disks: 1, vifType: 'other',
-    actions: ['os-start', 'os-stop', 'reboot', 'rebuild'],
+    actions: ['os-start', 'os-stop', 'reboot', 'rebuild', 'os-getConsoleOutput'],
     consoles: {}, agent: false, diskFormats: ['raw', 'qcow2'], byFlavor: true,
   },
 } as const satisfies Record<string, ServerKind>;

@@ -85,6 +85,12 @@ export interface ComputeTables {
   compute_server_requests: {
     id: string; server_id: string; host: string | null; kind: string; args: string; status: string; result: string | null;
     created_at: string; updated_at: string;
+    /**
+     * The resource the host acts on when it is not the server itself (0112):
+     * a bare-metal server's node (`baremetal_node`, its conductor answers);
+     * null: the server (`server`).
+     */
+    resource_kind: string | null; resource_id: string | null;
   };
   compute_quotas: { project_id: string; resource: string; hard_limit: number };
 }
@@ -401,6 +407,13 @@ export const computeMigrations: Record<string, Migration> = {
       await db.schema.alterTable('compute_servers').addColumn('node', text).execute();
       // the bare-metal driver's pass reads the servers on nodes
       await db.schema.createIndex('compute_servers_node').on('compute_servers').column('node').execute();
+    },
+  },
+  '0112_request_target': {
+    async up(db: Kysely<any>) {
+      // a request about another resource than the server (a bare-metal server's console: its node's)
+      await db.schema.alterTable('compute_server_requests').addColumn('resource_kind', text).execute();
+      await db.schema.alterTable('compute_server_requests').addColumn('resource_id', text).execute();
     },
   },
 };

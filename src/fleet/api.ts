@@ -190,7 +190,12 @@ export function createFleet(o: { dataDir: string; db: Db; log: Logger; config?: 
         for (const [id, version] of placed) if (mine[id] !== version) ids.push(id);
         if (ids.length) changed.set(k, ids);
         for (const id of Object.keys(mine)) if (!placed.has(id)) gone.push({ kind: k.kind, id });
-        if (k.pendingRequests) for (const p of await k.pendingRequests(hostname)) if (!busy.has(p.id)) requests.push(p);
+      }
+      // requests go to an agent serving their kind, whichever kind's channel carries them (compute's
+      // channel carries a bare-metal server's console request for its node, kind baremetal_node)
+      for (const k of kinds.values()) {
+        if (!k.pendingRequests) continue;
+        for (const p of await k.pendingRequests(hostname)) if (known[p.kind] && !busy.has(p.id)) requests.push(p);
       }
       // a kind no service here registered is left alone: nothing of it is "gone" because this server does not know it
       if (changed.size || gone.length || requests.length || Date.now() >= deadline || stopping) {

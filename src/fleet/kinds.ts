@@ -28,7 +28,12 @@ export interface ResourceKind {
   desired(ids: string[], hostname: string): Promise<Resource[]>;
   /** Takes the host's reports about resources of this kind; reports about resources not placed on the host change nothing. */
   report(hostname: string, reports: ResourceReport[]): Promise<void>;
-  /** Requests waiting for `hostname`. */
+  /**
+   * Requests waiting for `hostname` that this kind's channel carries; each
+   * names the kind of its resource (PendingRequest.kind), which may be
+   * another kind's (a bare-metal server's console is its node's): the watch
+   * hands it to an agent serving that kind.
+   */
   pendingRequests?(hostname: string): Promise<PendingRequest[]>;
   /** The host's answer to one of this kind's requests. */
   answer?(hostname: string, answer: RequestReport): Promise<void>;

@@ -12,6 +12,7 @@ import { Reverter } from '../common/revert.ts';
 import { freeUdpPort, ipmiBmcPid, startIpmiBmc, stopIpmiBmc, writeIpmiConfig } from './ipmi-bmc.ts';
 import { ensureTap, linkExists, Machine, newUuid, randomMac, removeTap, writeJson, type BmcKind, type MachineConfig } from './machine.ts';
 import { ensureRedfishEmulator, redfishDir, redfishEmulatorPid, stopRedfishEmulator, type RedfishEndpoint } from './redfish-control.ts';
+import { freeTcpPort, startSerialRelay, stopSerialRelay } from './serial-relay.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/stratus-vbmc';
 const NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
@@ -48,6 +49,8 @@ export interface MachineInfo {
 
 const machinesDir = (stateDir: string) => join(stateDir, 'machines');
 
+const haveSocat = () => (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => existsSync(join(d, 'socat')));
+
 /** The tap of a machine: unique per state directory and name, 15 characters at most. */
 export function tapName(stateDir: string, name: string): string {
   return `vbm${createHash('sha256').update(`${stateDir}\0${name}`).digest('hex').slice(0, 10)}`;
@@ -75,12 +78,17 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
     } else {
       port = o.ipmiPort ?? await freeUdpPort(address);
     }
+    // the serial port's TCP port: ipmi_sim's SOL connects on this host; a Redfish console client on the BMC's address
+    // (without socat, the relay, the machine's BMC offers no serial console)
+    const serialAddress = o.bmc === 'redfish' ? address : '127.0.0.1';
+    const serial = haveSocat() ? { address: serialAddress, port: await freeTcpPort(serialAddress) } : undefined;
     const config: MachineConfig = {
       name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), bridge: o.bridge, tap: tapName(o.stateDir, o.name), ...(o.netns ? { netns: o.netns } : {}),
       memoryMb: o.memoryMb ?? 512, diskMb: o.diskMb ?? 256, cpus: o.cpus ?? 1, accel,
       bmc: endpoint
         ? { kind: 'redfish', address, port, username: endpoint.username, password: endpoint.password }
         : { kind: 'ipmi', address, port, username: 'admin', password: randomBytes(12).toString('base64url') },
+      ...(serial ? { serial } : {}),
     };
     await writeJson(join(dir, 'machine.json'), config);
     const fh = await fsp.open(join(dir, 'disk.img'), 'w', 0o600);
@@ -89,6 +97,8 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
     const m = new Machine(dir, config);
     r.add(() => removeTap(config.netns, config.tap));
     await ensureTap(config);
+    r.add(() => stopSerialRelay(m));
+    await startSerialRelay(m);
     if (config.bmc.kind === 'ipmi') {
       await writeIpmiConfig(m);
       r.add(() => stopIpmiBmc(m));
@@ -145,6 +155,7 @@ export async function deleteMachine(stateDir: string, name: string): Promise<voi
   const m = await loadMachine(stateDir, name);
   if (m.config.bmc.kind === 'ipmi') await stopIpmiBmc(m);
   await m.powerOff();
+  await stopSerialRelay(m);
   await removeTap(m.config.netns, m.config.tap);
   await fsp.rm(m.dir, { recursive: true, force: true });
   if (!(await listMachines(stateDir)).some((x) => x.config.bmc.kind === 'redfish')) {
@@ -157,6 +168,7 @@ export async function deleteMachine(stateDir: string, name: string): Promise<voi
 export async function startBmcs(stateDir: string): Promise<void> {
   for (const i of await listMachines(stateDir)) {
     const m = await loadMachine(stateDir, i.name);
+    await startSerialRelay(m);
     if (i.config.bmc.kind === 'ipmi') await startIpmiBmc(m);
     else await ensureRedfishEmulator({ stateDir, address: i.config.bmc.address, port: i.config.bmc.port });
   }

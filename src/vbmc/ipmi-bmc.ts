@@ -3,8 +3,11 @@
 // the machine's BMC address and UDP port, with one admin user. Its
 // configuration lives in the machine's directory:
 //   ipmi/lan.conf   the LAN channel, the user (owner-only: it holds the password),
-//                   and `chassis_control`: chassis-control.ts run with Node for
-//                   every chassis command (power, reset, soft off, boot device)
+//                   `chassis_control`: chassis-control.ts run with Node for
+//                   every chassis command (power, reset, soft off, boot device),
+//                   and `sol`: Serial over LAN from the machine's serial port
+//                   (the relay's TCP port, serial-relay.ts; ipmi_sim connects
+//                   and reconnects by itself)
 //   ipmi/bmc.emu    the emulator commands making MC 0x20 the BMC
 //   ipmi/state/     ipmi_sim's persistent data
 //   ipmi/ipmi_sim.pid, ipmi/ipmi_sim.log
@@ -46,6 +49,7 @@ export async function writeIpmiConfig(m: Machine): Promise<void> {
     `    guid ${c.uuid.replace(/-/g, '')}`,
     '  endlan',
     `  chassis_control "${control}"`,
+    ...(c.serial ? [`  sol "tcp:${c.serial.address.includes(':') ? `[${c.serial.address}]` : c.serial.address}:${c.serial.port}" 115200`] : []),
     `  user 2 true "${confWord(c.bmc.username, 'user name')}" "${confWord(c.bmc.password, 'password')}" admin 10 md5`,
     '',
   ].join('\n');

@@ -17,6 +17,9 @@
 //   console.log   the serial port (SeaBIOS's, iPXE's and the OS's output:
 //                 SeaBIOS's serial console `etc/sercon-port` sends the BIOS
 //                 screen there, iPXE's too)
+//   serial.sock   the serial port itself (qemu's socket chardev, a server;
+//                 what it says goes to console.log too): the BMC's serial
+//                 console reaches it through serial-relay.ts
 //   qemu.pid, qmp.sock, qemu.log
 //
 // qemu: TCG unless the agent's accelerator probe (accel.ts) finds KVM usable,
@@ -62,6 +65,12 @@ export interface MachineConfig {
   cpus: number;
   accel: 'kvm' | 'tcg';
   bmc: { kind: BmcKind; address: string; port: number; username: string; password: string };
+  /**
+   * The TCP port of the host where its serial port is offered (serial-relay.ts:
+   * ipmi_sim's SOL connects there, the Redfish system's SerialConsole.Telnet);
+   * absent on machines made before it.
+   */
+  serial?: { address: string; port: number };
   /** The node made for it in a cloud's bare-metal API, when the CLI enrolled it. */
   enrolled?: { url: string; node: string };
 }
@@ -218,7 +227,7 @@ export class Machine {
     if (this.isOn()) return;
     const st = await this.state();
     await ensureTap(this.config);
-    for (const f of ['qemu.pid', 'qmp.sock']) await fsp.rm(this.file(f), { force: true });
+    for (const f of ['qemu.pid', 'qmp.sock', 'serial.sock']) await fsp.rm(this.file(f), { force: true });
     const media = st.media && existsSync(st.media.file) ? st.media.file : null;
     const log = await fsp.open(this.file('qemu.log'), 'a', 0o600);
     try {
@@ -319,7 +328,8 @@ export class Machine {
       '-pidfile', f('qemu.pid'), '-qmp', `unix:${f('qmp.sock')},server=on,wait=off`,
       // the BIOS screen (SeaBIOS, then iPXE) on the serial port: COM1 (0x3f8) as SeaBIOS's serial console
       '-fw_cfg', `name=etc/sercon-port,file=${SERCON_FILE}`,
-      '-chardev', `file,id=serial0,path=${f('console.log')},append=on`, '-serial', 'chardev:serial0',
+      // the serial port: a unix socket the BMC's serial console connects to (none: the output is dropped), logged whole
+      '-chardev', `socket,id=serial0,path=${f('serial.sock')},server=on,wait=off,logfile=${f('console.log')},logappend=on`, '-serial', 'chardev:serial0',
       '-boot', `strict=on,reboot-timeout=10000${boot === 'bios' ? ',menu=on' : ''}`,
       '-drive', `file=${f('disk.img')},format=raw,if=none,id=drive-disk,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-disk,id=disk,bootindex=${index('disk')}`,
       '-drive', `if=none,id=drive-cd,media=cdrom,readonly=on${media ? `,file=${media.replace(/,/g, ',,')},format=raw` : ''}`, '-device', `ide-cd,drive=drive-cd,id=cd,bus=ide.1,bootindex=${index('cd')}`,

@@ -302,6 +302,12 @@ export class RedfishEmulator {
       ProcessorSummary: { Count: c.cpus, Model: c.accel === 'kvm' ? 'QEMU (KVM)' : 'QEMU (TCG)', Status: { State: 'Enabled', Health: 'OK' } },
       MemorySummary: { TotalSystemMemoryGiB: Math.round((c.memoryMb / 1024) * 100) / 100, Status: { State: 'Enabled', Health: 'OK' } },
       EthernetInterfaces: ref(`${base}/EthernetInterfaces`),
+      // the serial port through the machine's relay (serial-relay.ts): plain bytes on a TCP port, offered as Telnet
+      SerialConsole: {
+        MaxConcurrentSessions: 1,
+        Telnet: c.serial ? { ServiceEnabled: true, Port: c.serial.port } : { ServiceEnabled: false },
+        SSH: { ServiceEnabled: false }, IPMI: { ServiceEnabled: false },
+      },
       Links: { Chassis: [ref(`/redfish/v1/Chassis/${c.uuid}`)], ManagedBy: [ref(`/redfish/v1/Managers/${c.uuid}`)] },
       Actions: { '#ComputerSystem.Reset': { target: `${base}/Actions/ComputerSystem.Reset`, 'ResetType@Redfish.AllowableValues': [...RESET_TYPES] } },
     };

@@ -1,10 +1,11 @@
 // The dashboard's bare-metal page in a real browser against a real Stratus
 // whose conductor is the API tests' test double (an agent registered with the
 // baremetal_node kind over the real /agent/v1 API, driven by the test): an
-// admin enrolls an IPMI node (the BMC password never shown back), manages and
-// provides it, each state arriving live from the event stream as the
-// conductor reports; powers it on, puts it in maintenance and back, deletes
-// it after the confirmation. A member sees no such page.
+// admin enrolls an IPMI node (the BMC password never shown back), manages,
+// inspects, provides, deploys and undeploys it, each state arriving live from
+// the event stream as the conductor reports; powers it on, puts it in
+// maintenance and back, deletes it after the confirmation. A member sees no
+// such page.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
@@ -17,6 +18,7 @@ let cloud: Cloud;
 let browser: Browser;
 let conductor: TestConductor;
 let member = '';
+let imageId = '';
 const tabs: Tab[] = [];
 const SECRET = 'bmc-secret-7f3a';
 
@@ -27,6 +29,11 @@ before(async () => {
   await conductor.register(['ipmi', 'redfish']);
   // cleaning boots the node on the provisioning network (config provisioningNetwork `baremetal`)
   await provisioningNetwork(cloud, 'bm-web', '172.31.40.0/24');
+  // a whole-disk image to deploy
+  const img = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'bm-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
+  imageId = img.body.id;
+  const up = await fetch(`${cloud.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1 << 20) });
+  assert.equal(up.status, 204);
   member = await makeUser(cloud, await makeProject(cloud, uniqueName('bmp')), 'member', uniqueName('bmmember'));
   browser = await launch('baremetal');
 });
@@ -46,7 +53,7 @@ async function tab(user: string, password: string): Promise<Tab> {
 
 const node = async (uuid: string) => (await cloud.call('GET', `/baremetal/v1/nodes/${uuid}`, { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body;
 
-test('an admin enrolls a node, manages and provides it, live as the conductor reports; power, maintenance, delete', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+test('an admin enrolls a node, manages, inspects, provides, deploys and undeploys it, live as the conductor reports; power, maintenance, delete', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
   const t = await tab('admin', cloud.adminPassword);
   const { page } = t;
   await page.getByRole('link', { name: 'Bare metal' }).click();
@@ -80,6 +87,16 @@ test('an admin enrolls a node, manages and provides it, live as the conductor re
   await conductor.finish(uuid, 'succeeded', { power: 'power off' });
   await row.getByText('manageable', { exact: true }).waitFor();
   await row.getByText('power off').waitFor();
+  // inspect: the conductor's inventory becomes the node's hardware
+  await row.getByRole('button', { name: 'Inspect' }).click();
+  await page.getByRole('dialog', { name: 'Inspect' }).getByRole('button', { name: 'Inspect' }).click();
+  await row.getByText(/^(inspecting|inspect wait)$/).first().waitFor();
+  await conductor.finish(uuid, 'succeeded', {
+    power: 'power off',
+    inventory: { cpus: 4, cpu_arch: 'x86_64', memory_mb: 8192, disks: [{ name: '/dev/sda', size_bytes: 64 * 2 ** 30 }], nics: [{ name: 'eth0', mac: '52:54:00:aa:bb:01' }], boot_mac: '52:54:00:aa:bb:01' },
+  });
+  await row.getByText('manageable', { exact: true }).waitFor();
+  await row.getByText(/^4 CPU, 8192 MiB, \d+ GiB disk, x86_64$/).waitFor();
   // provide: cleaning (the conductor's ramdisk reports), then available
   await row.getByRole('button', { name: 'Provide' }).click();
   await page.getByRole('dialog', { name: 'Provide' }).getByRole('button', { name: 'Provide' }).click();
@@ -87,6 +104,25 @@ test('an admin enrolls a node, manages and provides it, live as the conductor re
   await conductor.finish(uuid, 'succeeded', { power: 'power off' });
   await row.getByText('available', { exact: true }).waitFor();
   await screenshot(page, 'baremetal-available');
+
+  // deploy an image, then undeploy: torn down and cleaned back to available
+  await row.getByRole('button', { name: 'Deploy' }).click();
+  const deploy = page.getByRole('dialog', { name: /Deploy an image/ });
+  await deploy.getByRole('combobox', { name: /Whole-disk image/ }).selectOption({ label: 'bm-disk (raw)' });
+  await deploy.getByRole('button', { name: 'Deploy' }).click();
+  await row.getByText(/^(deploying|wait call-back)$/).first().waitFor();
+  assert.equal((await node(uuid)).instance_info.image_source, imageId);
+  await conductor.finish(uuid, 'succeeded', { power: 'power on' });
+  await row.getByText('active', { exact: true }).waitFor();
+  await row.getByRole('button', { name: 'Undeploy' }).click();
+  await page.getByRole('dialog', { name: 'Undeploy' }).getByRole('button', { name: 'Undeploy' }).click();
+  await row.getByText(/^(deleting|cleaning|clean wait)$/).first().waitFor();
+  for (let i = 0; (await node(uuid)).provision_state !== 'available'; i++) {
+    assert.ok(i < 10, 'the node is cleaned back to available');
+    await conductor.finish(uuid, 'succeeded', { power: 'power off' });
+  }
+  await row.getByText('available', { exact: true }).waitFor();
+  await row.getByText('power off').waitFor();
 
   // power on: the request is the node's target until the conductor has done it
   await row.getByRole('button', { name: 'Power on' }).click();
@@ -105,6 +141,17 @@ test('an admin enrolls a node, manages and provides it, live as the conductor re
   await page.getByRole('dialog', { name: 'End maintenance' }).getByRole('button', { name: 'End maintenance' }).click();
   await row.getByRole('cell', { name: 'no', exact: true }).waitFor();
   await screenshot(page, 'baremetal-actions');
+
+  // the node's own page: hardware, BMC settings with the password masked, its port, its history
+  await row.getByRole('link', { name: 'bm-web-1' }).click();
+  await page.getByRole('heading', { name: 'bm-web-1' }).waitFor();
+  await page.getByRole('definition').filter({ hasText: '******' }).waitFor();
+  await page.getByRole('table', { name: 'Ports' }).getByRole('row').filter({ hasText: '52:54:00:aa:bb:01' }).waitFor();
+  await page.getByRole('table', { name: 'History' }).getByText('Maintenance set: disk swap').waitFor();
+  assert.equal((await page.content()).includes(SECRET), false);
+  await checkA11y(page, 'bare-metal node');
+  await screenshot(page, 'baremetal-node');
+  await page.getByRole('link', { name: 'All nodes' }).click();
 
   // delete, after the question
   await row.getByRole('button', { name: 'Delete' }).click();

@@ -1,7 +1,10 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core)
 // against a real Stratus with an in-process agent running containers (root):
-// log in, launch a container server and watch it reach ACTIVE without a
-// reload, read its console log and serial console, the name rendered as text,
+// log in, launch a container server (the wizard offering the kinds the cloud
+// has) and watch it reach ACTIVE without a reload, the actions and consoles of
+// its kind, read its console log and serial console, the name rendered as text,
+// an image's page (a property, sharing with a project that accepts it), ports,
+// security group rules and router interfaces,
 // a reader without create buttons (and the API's 403), another project's
 // member seeing none of it; axe-core's check on each page; a screenshot of
 // each step under the run's output directory.
@@ -9,7 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
-import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
+import { busyboxTar, skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
 import { checkA11y, launch, login, open, screenshot, type Tab } from './lib.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -106,6 +109,11 @@ test('a member logs in, sees the quota overview, launches a container and watche
   await checkA11y(page, 'servers');
   await page.getByRole('button', { name: 'Launch server' }).click();
   await page.getByRole('heading', { name: 'Launch server' }).waitFor();
+  // the kinds the cloud has an image and a flavor for (src/compute/kinds.ts): only containers here, none of bare metal's flavors
+  const kinds = page.getByRole('group', { name: 'Kind' });
+  await kinds.getByRole('radio').first().waitFor();
+  assert.deepEqual(await kinds.getByRole('radio').evaluateAll((rs) => rs.map((r) => (r as HTMLInputElement).value)), ['container']);
+  assert.equal(await kinds.getByRole('radio', { name: 'Container' }).isChecked(), true);
   await page.getByLabel('Name').fill(XSS);
   await page.getByLabel('Image').selectOption({ label: 'busybox (docker/raw)' });
   await page.getByLabel('Flavor').selectOption({ index: 1 });
@@ -123,6 +131,13 @@ test('a member logs in, sees the quota overview, launches a container and watche
   // rendered as text: no image element made of it, no script ran
   assert.equal(await page.locator('main img').count(), 0);
   assert.deepEqual(t.dialogs, []);
+  // the actions and consoles of its kind: a container rescues and shelves, and has a serial console but no graphical one
+  const actions = page.getByRole('group', { name: 'Server actions' });
+  for (const a of ['Stop', 'Reboot', 'Pause', 'Suspend', 'Rescue', 'Shelve', 'Rebuild', 'Delete']) await actions.getByRole('button', { name: a, exact: true }).waitFor();
+  assert.equal(await actions.getByRole('button', { name: 'Offload' }).count(), 0, 'shelve offload is an admin\'s');
+  assert.equal(await page.getByRole('tab', { name: 'Graphical console' }).count(), 0);
+  await page.getByRole('tab', { name: 'Serial console' }).waitFor();
+  await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
   await checkA11y(page, 'server detail');
   await screenshot(page, 'server-active');
 
@@ -156,7 +171,7 @@ test('the server\'s console log and serial console open in the page', { skip: sk
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('a member uploads an image with a progress bar, and makes a network, a subnet and a router joined to it', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+test('a member uploads a disk image and an OCI archive with a progress bar, sets a property and shares it; makes a network, a subnet, a port, a security group rule and a router joined to it, then disconnected', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
   const t = await tab();
   const { page } = t;
   await login(page, member, PASSWORD);
@@ -173,6 +188,38 @@ test('a member uploads an image with a progress bar, and makes a network, a subn
   await page.getByRole('row').filter({ hasText: 'web-disk' }).getByText('active').waitFor();
   await checkA11y(page, 'images');
   await screenshot(page, 'image-uploaded');
+  // an OCI archive (the busybox image) too: a container image
+  await form.getByLabel('Name').fill('web-oci');
+  await form.getByLabel('Format').selectOption('docker/raw');
+  await form.getByLabel('File').setInputFiles({ name: 'busybox.tar', mimeType: 'application/x-tar', buffer: await busyboxTar() });
+  assert.equal(await form.locator('progress').count(), 0, 'a new file starts without the last upload\'s progress');
+  await form.getByRole('button', { name: 'Upload' }).click();
+  await form.getByText(/^100% of /).waitFor({ timeout: 30_000 });
+  await page.getByRole('row').filter({ hasText: 'web-oci' }).filter({ hasText: 'docker/raw' }).getByText('active').waitFor();
+  // its page: a property set, made shared and shared with the other project (accepted there in the switcher's test)
+  await page.getByRole('link', { name: 'web-disk' }).click();
+  await page.getByRole('heading', { name: 'web-disk' }).waitFor();
+  const prop = page.getByRole('form', { name: 'Set a property' });
+  await prop.getByLabel('Property').fill('os_distro');
+  await prop.getByLabel('Value').fill(XSS);
+  await prop.getByRole('button', { name: 'Set' }).click();
+  await page.getByRole('row').filter({ hasText: 'os_distro' }).filter({ hasText: XSS }).waitFor();
+  const edit = page.getByRole('form', { name: 'Edit the image' });
+  await edit.getByLabel('Minimum disk (GiB)').fill('-1');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await edit.getByRole('alert').waitFor();
+  await edit.getByLabel('Minimum disk (GiB)').fill('1');
+  await edit.getByLabel('Visibility').selectOption('shared');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('definition').filter({ hasText: /^shared$/ }).waitFor();
+  await page.getByRole('definition').filter({ hasText: /^1 GiB$/ }).waitFor();
+  const share = page.getByRole('form', { name: 'Share with a project' });
+  await share.getByLabel('Project ID').fill(otherProject);
+  await share.getByRole('button', { name: 'Share' }).click();
+  await page.getByRole('row').filter({ hasText: otherProject }).getByText('pending').waitFor();
+  assert.equal(await page.locator('main img').count(), 0);
+  await checkA11y(page, 'image detail');
+  await screenshot(page, 'image-detail');
 
   await page.getByRole('link', { name: 'Networks' }).click();
   await page.getByRole('form', { name: 'Create a network' }).getByLabel('Name').fill('web-net');
@@ -185,6 +232,31 @@ test('a member uploads an image with a progress bar, and makes a network, a subn
   await sub.getByLabel('CIDR').fill('10.42.0.0/24');
   await sub.getByRole('button', { name: 'Create' }).click();
   await page.getByRole('row').filter({ hasText: '10.42.0.0/24' }).waitFor();
+  // a port with a fixed address of the subnet
+  await page.getByRole('tab', { name: 'Ports' }).click();
+  const pf = page.getByRole('form', { name: 'Create a port' });
+  await pf.getByLabel('Network').selectOption({ label: 'web-net' });
+  await pf.getByLabel('Name').fill('web-port');
+  await pf.getByLabel('Fixed IP').fill('10.42.0.77');
+  await pf.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-port' }).filter({ hasText: '10.42.0.77' }).waitFor();
+  // a security group, a rule added to it and deleted
+  await page.getByRole('tab', { name: 'Security groups' }).click();
+  const gf = page.getByRole('form', { name: 'Create a security group' });
+  await gf.getByLabel('Name').fill('web-sg');
+  await gf.getByRole('button', { name: 'Create' }).click();
+  const sgRow = page.getByRole('row').filter({ hasText: 'web-sg' });
+  await sgRow.waitFor();
+  const rule = page.getByRole('form', { name: 'Add a rule' });
+  await rule.getByLabel('Security group').selectOption({ label: 'web-sg' });
+  await rule.getByLabel('Port from').fill('22');
+  await rule.getByLabel('Remote IP prefix').fill('192.0.2.0/24');
+  await rule.getByRole('button', { name: 'Add rule' }).click();
+  await sgRow.getByRole('listitem').filter({ hasText: 'ingress IPv4 tcp 22-22 192.0.2.0/24' }).waitFor();
+  await checkA11y(page, 'security groups');
+  await sgRow.getByRole('listitem').filter({ hasText: 'tcp 22-22' }).getByRole('button', { name: 'Delete rule' }).click();
+  await page.getByRole('dialog', { name: 'Delete rule' }).getByRole('button', { name: 'Delete rule' }).click();
+  await sgRow.getByRole('listitem').filter({ hasText: 'tcp 22-22' }).waitFor({ state: 'detached' });
   await page.getByRole('tab', { name: 'Routers' }).click();
   const rf = page.getByRole('form', { name: 'Create a router' });
   await rf.getByLabel('Name').fill('web-router');
@@ -204,6 +276,19 @@ test('a member uploads an image with a progress bar, and makes a network, a subn
   }
   await checkA11y(page, 'routers');
   await screenshot(page, 'network-router');
+  // and the topology draws the router on the network
+  await page.getByRole('tab', { name: 'Topology' }).click();
+  await page.getByRole('group', { name: 'Network topology' }).getByRole('link', { name: /^Router web-router .*, on web-net$/ }).waitFor();
+  await screenshot(page, 'network-topology');
+  // the router lists its interface, and disconnects it
+  await page.getByRole('tab', { name: 'Routers' }).click();
+  const iface = page.getByRole('row').filter({ hasText: 'web-router' }).getByRole('listitem').filter({ hasText: 'web-sub (10.42.0.1)' });
+  await iface.getByRole('button', { name: 'Disconnect' }).click();
+  await iface.getByRole('dialog').getByRole('button', { name: 'Disconnect' }).click();
+  await iface.waitFor({ state: 'detached' });
+  // the launch wizard offers the free port in place of a network
+  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  await page.getByRole('combobox', { name: /^Network/ }).locator('option', { hasText: 'Port web-port (10.42.0.77) on web-net' }).waitFor({ state: 'attached' });
   assert.deepEqual(t.cspViolations, []);
 });
 
@@ -218,8 +303,8 @@ test('a reader sees the server but no create or action buttons, and the API refu
   await screenshot(page, 'reader-servers-390-dark');
   await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('heading', { name: XSS }).waitFor();
-  assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
-  assert.equal(await page.getByRole('button', { name: 'Stop' }).count(), 0);
+  await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
+  for (const a of ['Delete', 'Stop', 'Rescue', 'Shelve']) assert.equal(await page.getByRole('button', { name: a }).count(), 0, a);
   await page.goto(`${plane.cloud.url}/#/networks`);
   await page.getByRole('heading', { name: 'Networks' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Create' }).count(), 0);
@@ -272,6 +357,17 @@ test('the project switcher rescopes to another of the user\'s projects, and the 
   await page.getByRole('row').filter({ hasText: XSS }).waitFor();
   // a reader there: no launch button
   assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 0);
+  // back in the other project (a member there), the image shared with it: pending, then accepted
+  await select.selectOption(otherProject);
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.getByRole('link', { name: 'Images' }).click();
+  await page.getByRole('link', { name: 'web-disk' }).click();
+  const mine = page.getByRole('group', { name: 'This project\'s share' });
+  await mine.getByText('Shared with this project: pending').waitFor();
+  await mine.getByRole('button', { name: 'Accept' }).click();
+  await mine.getByRole('dialog').getByRole('button', { name: 'Accept' }).click();
+  await mine.getByText('Shared with this project: accepted').waitFor();
+  assert.equal(await page.getByRole('form', { name: 'Edit the image' }).count(), 0, 'only the owner edits');
   // the token of the project left is revoked
   const r = await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token: plane.cloud.adminToken, headers: { 'X-Subject-Token': before } });
   assert.equal(r.status, 404);

@@ -68,9 +68,25 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   await checkA11y(page, 'objects');
   await screenshot(page, 'objects-folder');
 
+  // a name with markup, spaces, non-ASCII and URL delimiters: shown as text, stored under that name
+  const odd = '<img src=x onerror=alert(1)> & ü #1?.txt';
+  await up.getByLabel('File', { exact: true }).setInputFiles({ name: 'odd.txt', mimeType: 'text/plain', buffer: Buffer.from('odd') });
+  await up.getByLabel('Object name').fill(odd);
+  await up.getByRole('button', { name: 'Upload' }).click();
+  const oddRow = page.getByRole('row').filter({ hasText: odd });
+  await oddRow.waitFor();
+  assert.equal(await page.locator('main img').count(), 0, 'the name is text, not markup');
+  assert.deepEqual(t.dialogs, []);
+  const [oddDl] = await Promise.all([page.waitForEvent('download'), oddRow.getByRole('button', { name: 'Download' }).click()]);
+  assert.equal(readFileSync((await oddDl.path())!, 'utf8'), 'odd');
+  const listed = await cloud.call('GET', `/object/v1/AUTH_${projectId}/web-box?format=json&prefix=docs/`, { token: await cloud.login(member, PASSWORD, projectId) });
+  assert.deepEqual(listed.body.map((o: any) => o.name).sort(), [`docs/${odd}`, 'docs/hello.txt']);
+
   // download: the browser saves the object's bytes
   const [dl] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
   assert.equal(dl.suggestedFilename(), 'hello.txt');
+  await page.getByRole('status').filter({ hasText: /^100% of 1\.0 MiB$/ }).waitFor();
+  assert.equal(await page.locator('.download progress').getAttribute('value'), String(BODY.length));
   assert.equal(readFileSync((await dl.path())!, 'utf8'), BODY);
 
   const url = `${cloud.url}/object/v1/AUTH_${projectId}/web-box/docs/hello.txt`;
@@ -98,7 +114,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   // Swift will not delete a container with objects in it; the page says why
   await page.getByRole('link', { name: 'All containers' }).click();
   const box = page.getByRole('row').filter({ hasText: 'web-box' });
-  await box.getByRole('cell', { name: '1', exact: true }).waitFor();
+  await box.getByRole('cell', { name: '2', exact: true }).waitFor();
   await box.getByRole('button', { name: 'Delete' }).click();
   const dialog = page.getByRole('dialog', { name: 'Delete' });
   await dialog.getByRole('button', { name: 'Delete' }).click();
@@ -107,7 +123,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('the registry tab lists the project\'s repositories and tags with their podman pull line', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+test('the registry tab lists the project\'s repositories and tags with their podman pull line, and makes one public and private', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const project = (await cloud.call('GET', `/identity/v3/projects/${projectId}`, { token: cloud.adminToken })).body.project.name as string;
   const repo = `${project}/web-app`;
   const t0 = await registryToken(cloud, [`repository:${repo}:push,pull`], { user: member, secret: PASSWORD });
@@ -117,13 +133,27 @@ test('the registry tab lists the project\'s repositories and tags with their pod
   const { page } = t;
   await page.goto(`${cloud.url}/#/objects?tab=registry`);
   const host = new URL(cloud.url).host;
-  await page.getByText(`podman pull ${host}/${repo}:v1`).waitFor();
-  await page.getByText(`podman pull ${host}/${repo}:latest`).waitFor();
+  // the test's server speaks plain HTTP: podman is told so
+  await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:v1`).waitFor();
+  await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:latest`).waitFor();
+  // public: anyone pulls it without logging in; private again: 401
+  const manifest = `${cloud.url}/v2/${repo}/manifests/v1`;
+  const accept = { Accept: 'application/vnd.oci.image.manifest.v1+json' };
+  assert.equal((await fetch(manifest, { headers: accept })).status, 401);
+  const row = page.getByRole('row').filter({ hasText: repo });
+  await row.getByRole('button', { name: 'Make public' }).click();
+  await page.getByRole('dialog', { name: 'Make public' }).getByRole('button', { name: 'Make public' }).click();
+  await row.getByText('public: anyone may pull').waitFor();
+  assert.equal((await fetch(manifest, { headers: accept })).status, 200);
+  await row.getByRole('button', { name: 'Make private' }).click();
+  await page.getByRole('dialog', { name: 'Make private' }).getByRole('button', { name: 'Make private' }).click();
+  await row.getByText('private', { exact: true }).waitFor();
+  assert.equal((await fetch(manifest, { headers: accept })).status, 401);
   await checkA11y(page, 'registry');
   await screenshot(page, 'registry');
 });
 
-test('a reader browses the objects but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+test('a reader browses the objects and the registry but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await tab(reader);
   const { page } = t;
   await page.goto(`${cloud.url}/#/objects?container=web-box&prefix=docs%2F`);
@@ -131,4 +161,7 @@ test('a reader browses the objects but gets no upload, delete, public or TempURL
   assert.equal(await page.getByRole('form').count(), 0);
   assert.equal(await page.getByRole('button', { name: /Delete|TempURL|Make public|Make private/ }).count(), 0);
   await checkA11y(page, 'objects (reader)');
+  await page.goto(`${cloud.url}/#/objects?tab=registry`);
+  await page.getByText(/podman pull .*web-app:v1/).waitFor();
+  assert.equal(await page.getByRole('button', { name: /Make public|Make private/ }).count(), 0);
 });

@@ -2,12 +2,15 @@
 // in-process agent runs containers and serves volumes (a loop-mounted btrfs
 // pool under its state dir; root): a member makes a volume (Cinder's refusal
 // of a bad size shown in the form first), watches it become available without
-// a reload, extends it, snapshots it, makes a volume from the snapshot and
-// deletes it after the confirmation; attaches the volume to a running
-// container from the server's page and detaches it; a reader sees the lists
+// a reload, extends it, snapshots it, makes volumes from the snapshot and from
+// an image, and deletes one after the confirmation; attaches the volume to a running
+// container from the server's page and detaches it; launches a container with
+// it attached at boot from the launch wizard; a reader sees the lists
 // and none of the buttons.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
@@ -19,6 +22,8 @@ let projectId = '';
 let member = '';
 let reader = '';
 let serverId = '';
+let bootServerId = '';
+const skipNoQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64'))) ? false : 'qemu-system-x86_64 is not installed';
 const tabs: Tab[] = [];
 
 before(async () => {
@@ -27,6 +32,13 @@ before(async () => {
   projectId = await makeProject(plane.cloud, uniqueName('vol'));
   member = await makeUser(plane.cloud, projectId, 'member', uniqueName('vmember'));
   reader = await makeUser(plane.cloud, projectId, 'reader', uniqueName('vreader'));
+  // a disk image a volume can be made from (bare raw)
+  const img = await plane.api('POST', '/image/v2/images', { name: 'vol-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' });
+  assert.equal(img.status, 201);
+  const data = Buffer.alloc(1 << 20);
+  data.write('stratus volume from image', 0);
+  const up = await fetch(`${plane.cloud.url}/image/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': plane.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
+  assert.equal(up.status, 204);
   browser = await launch('volumes');
 });
 
@@ -35,11 +47,13 @@ after(async () => {
   await browser?.close().catch(() => undefined);
   if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
   if (serverId) await plane.waitGone(serverId).catch(() => undefined);
+  if (bootServerId) await plane.api('DELETE', `/compute/v2.1/servers/${bootServerId}`).catch(() => undefined);
+  if (bootServerId) await plane.waitGone(bootServerId).catch(() => undefined);
   await plane?.cleanup();
 });
 
-async function tab(user: string): Promise<Tab> {
-  const t = await open(browser, `${plane.cloud.url}/`);
+async function tab(user: string, o: { width?: number; dark?: boolean } = {}): Promise<Tab> {
+  const t = await open(browser, `${plane.cloud.url}/`, o);
   tabs.push(t);
   await login(t.page, user, PASSWORD);
   return t;
@@ -51,7 +65,7 @@ async function volumes(token: string): Promise<any[]> {
   return r.body.volumes;
 }
 
-test('a member makes, extends, snapshots and deletes volumes, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
+test('a member makes volumes (empty, from a snapshot, from an image), edits, extends, snapshots, uploads one to an image and deletes one, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
   const t = await tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
@@ -91,22 +105,60 @@ test('a member makes, extends, snapshots and deletes volumes, each change shown 
   await page.getByRole('row').filter({ hasText: 'web-snap' }).getByText('available').waitFor({ timeout: 30_000 });
   await checkA11y(page, 'snapshots');
   await screenshot(page, 'snapshots');
-  await page.getByRole('tab', { name: 'Volumes' }).click();
+  // the snapshot's “Create volume” opens the create form with it as the source
+  await page.getByRole('row').filter({ hasText: 'web-snap' }).getByRole('button', { name: 'Create volume' }).click();
+  await create.waitFor();
+  assert.equal(await create.getByLabel('A snapshot').isChecked(), true);
+  assert.notEqual(await create.getByRole('combobox', { name: /^Snapshot/ }).inputValue(), '');
   await create.getByLabel('Name').fill('web-from-snap');
   await create.getByLabel('Size (GiB)').fill('');
-  await create.getByLabel('A snapshot').check();
-  await create.getByRole('combobox', { name: /^Snapshot/ }).selectOption({ label: 'web-snap (2 GiB)' });
   await create.getByRole('button', { name: 'Create' }).click();
   const copy = page.getByRole('row').filter({ hasText: 'web-from-snap' });
   await copy.getByText('available').waitFor({ timeout: 30_000 });
   await copy.getByRole('cell', { name: '2 GiB', exact: true }).waitFor();
+
+  // a volume from an image: bootable, with the image's size
+  await create.getByLabel('Name').fill('web-from-image');
+  await create.getByLabel('Size (GiB)').fill('1');
+  await create.getByLabel('An image').check();
+  await create.getByRole('combobox', { name: /^Image/ }).selectOption({ label: 'vol-disk (raw)' });
+  await create.getByRole('button', { name: 'Create' }).click();
+  const fromImage = page.getByRole('row').filter({ hasText: 'web-from-image' });
+  await fromImage.getByText('available').waitFor({ timeout: 30_000 });
+  await fromImage.getByRole('cell', { name: 'yes', exact: true }).waitFor();
+  // edit: a new name and description
+  await fromImage.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit volume “web-from-image”' });
+  await edit.getByLabel('Name').fill('web-image-vol');
+  await edit.getByLabel('Description').fill('made from vol-disk');
+  await edit.getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-image-vol' }).waitFor();
+  const edited = (await volumes(await plane.cloud.login(member, PASSWORD, projectId))).find((v) => v.name === 'web-image-vol');
+  assert.equal(edited?.description, 'made from vol-disk');
+  // its data to a new image (Cinder's os-volume_upload_image), the volume uploading then available again
+  const imgRow = page.getByRole('row').filter({ hasText: 'web-image-vol' });
+  await imgRow.getByRole('button', { name: 'Upload to image' }).click();
+  const upload = page.getByRole('dialog', { name: /to an image/ });
+  await upload.getByLabel('Image name').fill('web-vol-image');
+  // QCOW2: a mostly empty 1 GiB volume makes a small image (raw would move the whole GiB)
+  await upload.getByLabel('Disk format').selectOption('qcow2');
+  await upload.getByRole('button', { name: 'Upload to image' }).click();
+  await imgRow.getByRole('status').filter({ hasText: /is being filled from the volume/ }).waitFor();
+  const memberToken = await plane.cloud.login(member, PASSWORD, projectId);
+  for (let i = 0; ; i++) {
+    const images = (await plane.cloud.call('GET', '/image/v2/images?name=web-vol-image', { token: memberToken })).body.images;
+    if (images[0]?.status === 'active') break;
+    assert.ok(i < 300, `the image is filled: ${JSON.stringify(images)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await imgRow.getByText('available').waitFor({ timeout: 30_000 });
 
   // a delete asks first; Cancel keeps it
   await copy.getByRole('button', { name: 'Delete' }).click();
   const confirm = page.getByRole('dialog', { name: 'Delete' });
   await confirm.getByText('Delete volume “web-from-snap”? Its data is lost.').waitFor();
   await confirm.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 2);
+  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 3);
   await copy.getByRole('button', { name: 'Delete' }).click();
   await confirm.getByRole('button', { name: 'Delete' }).click();
   await copy.waitFor({ state: 'detached', timeout: 30_000 });
@@ -164,16 +216,43 @@ test('a member attaches a volume to a running container from the server page and
   assert.deepEqual(t.cspViolations, []);
 });
 
-test('a reader sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(reader);
+test('the launch wizard attaches a volume at boot to a VM (a container gets volumes on its page)', { skip: skipUnlessRoot || skipNoQemu, timeout: 90_000 }, async () => {
+  const t = await tab(member);
+  const { page } = t;
+  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  const kinds = page.getByRole('group', { name: 'Kind' });
+  await kinds.getByRole('radio', { name: 'Container' }).check();
+  assert.equal(await page.getByRole('group', { name: 'Volumes to attach' }).count(), 0);
+  assert.equal(await page.getByRole('combobox', { name: /^Root disk/ }).count(), 0);
+  await kinds.getByRole('radio', { name: 'Virtual machine' }).check();
+  await page.getByRole('combobox', { name: /^Root disk/ }).waitFor();
+  await page.getByRole('group', { name: 'Volumes to attach' }).getByRole('checkbox', { name: 'web-vol (2 GiB)' }).check();
+  await page.getByLabel('Name').fill('vol-boot');
+  await page.getByRole('combobox', { name: 'Image', exact: true }).selectOption({ label: 'vol-disk (bare/raw)' });
+  await page.getByRole('combobox', { name: 'Flavor', exact: true }).selectOption({ index: 1 });
+  await checkA11y(page, 'launch with a volume');
+  await page.getByRole('button', { name: 'Launch' }).click();
+  await Promise.race([page.getByRole('heading', { name: 'vol-boot' }).waitFor(), page.getByRole('alert').waitFor().then(async () => assert.fail(await page.getByRole('alert').textContent() ?? ''))]);
+  bootServerId = page.url().split('/servers/')[1]!;
+  await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
+  await page.getByRole('tab', { name: 'Volumes' }).click();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).getByText('in-use').waitFor({ timeout: 30_000 });
+  await screenshot(page, 'launched-with-volume');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('a reader (390 px wide, dark) sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const t = await tab(reader, { width: 390, dark: true });
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
-  await page.getByRole('row').filter({ hasText: 'web-vol' }).waitFor();
+  await page.getByRole('row').filter({ hasText: 'web-vol' }).first().waitFor();
+  await checkA11y(page, 'volumes (reader, 390 px, dark)');
+  await screenshot(page, 'reader-volumes-390-dark');
   assert.equal(await page.getByRole('form').count(), 0);
-  assert.equal(await page.getByRole('button', { name: /Extend|Delete/ }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Edit|Extend|Upload|Delete/ }).count(), 0);
   await page.getByRole('tab', { name: 'Snapshots' }).click();
   await page.getByRole('row').filter({ hasText: 'web-snap' }).waitFor();
-  assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: /Delete|Create volume/ }).count(), 0);
   await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByText('No volumes attached.').waitFor();

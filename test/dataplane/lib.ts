@@ -8,11 +8,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { freshPostgres, startCloud, type Cloud } from '../harness.ts';
+import { freePort } from '../ports.ts';
 import { createAgent } from '../../src/agent/main.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 import { buildBusyboxImage, ensureBusyboxStatic } from '../../src/agent/drivers/container/busybox.ts';
@@ -43,14 +43,7 @@ export function busyboxTar(): Promise<Buffer> {
   return busyboxArchive;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort };
 
 export interface Plane {
   cloud: Cloud;

@@ -4,19 +4,24 @@
 // ipmitool: power status/on/off, the boot device (SeaBIOS's own words on the
 // serial log say where it boots from), a hard reset that boots from the new
 // device, a soft power off the firmware ignores, a refused password and a
-// BMC that does not answer, classified; then the machine deleted, with no
-// qemu, ipmi_sim or tap left.
+// BMC that does not answer, classified; the serial console over IPMI Serial
+// over LAN (qemu's serial socket, the relay, ipmi_sim's sol) recorded by the
+// conductor's console recorder from the firmware's first words and across a
+// reset from inside; then the machine deleted, with no qemu, ipmi_sim, relay
+// or tap left.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
+import { pino } from 'pino';
+import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { bmcClient } from '../../src/agent/drivers/baremetal/bmc/factory.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
 import type { BmcAccess } from '../../src/baremetal/protocol.ts';
 import { createMachine, deleteMachine, listMachines, type MachineInfo } from '../../src/vbmc/fleet.ts';
 import { Machine } from '../../src/vbmc/machine.ts';
-import { client, fileSize, leaks, makeBed, pidAlive, skipWithout, tearDown, waitText, type Bed } from './vbmc-lib.ts';
+import { client, fileSize, leaks, makeBed, pidAlive, sleep, skipWithout, tearDown, waitText, type Bed } from './vbmc-lib.ts';
 
-const skip = skipWithout('ipmi_sim', 'ipmitool', 'qemu-system-x86_64');
+const skip = skipWithout('ipmi_sim', 'ipmitool', 'qemu-system-x86_64', 'socat');
 
 let bed: Bed | undefined;
 const NAME = 'ipmi0';
@@ -66,6 +71,18 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   // boot from the CD: ipmitool reads it back; SeaBIOS says so at power on (the drive is empty: it goes on to the disk)
   await bmc.setBootDevice('cdrom', true);
   assert.match(await ipmitool(info, 'chassis', 'bootparam', 'get', '5'), /Boot Device Selector : Force Boot from CD\/DVD/);
+  // the conductor's record of the serial console over SOL, from before power on (as the conductor does)
+  const consoles = new ConsoleRecorders(bed!.work, pino({ level: 'silent' }), 1 << 20);
+  await consoles.start('node', bmc, 15_000);
+  const recorded = async (re: RegExp, what: string, times = 1) => {
+    const until = Date.now() + 45_000;
+    for (;;) {
+      const text = (await consoles.output('node')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      if ((text.match(new RegExp(re.source, 'g'))?.length ?? 0) >= times) return text;
+      if (Date.now() > until) assert.fail(`the recorded console has no ${what}; it ends with ${JSON.stringify(text.slice(-300))}`);
+      await sleep(250);
+    }
+  };
   await bmc.setPower('power on', 30_000);
   const pid1 = m.pid();
   assert.ok(pid1 && pidAlive(pid1), 'qemu runs');
@@ -74,6 +91,7 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   assert.equal((await listMachines(bed!.stateDir))[0]!.power, 'on');
   const first = await waitText(consoleLog, /Booting from (DVD\/CD|Hard Disk|ROM)/);
   assert.match(first, /Booting from DVD\/CD/, 'the CD is tried first');
+  await recorded(/SeaBIOS[^]*Booting from DVD\/CD/, 'firmware output from its first words');
   assert.deepEqual(await m.qmp((q) => q.execute('qom-get', { path: '/machine/peripheral/cd', property: 'bootindex' })), 1);
 
   // PXE: the running machine's next reboot already goes to the NIC, the guest's own too (a reset from inside)
@@ -84,6 +102,8 @@ test('an IPMI virtual machine: power, boot device, reset and soft off through ip
   await m.qmp((q) => q.execute('system_reset'));
   assert.match(await waitText(consoleLog, /Booting from (DVD\/CD|Hard Disk|ROM)/, mark), /Booting from ROM/);
   assert.equal(m.pid(), pid1, 'a reset from inside is the same qemu');
+  await recorded(/SeaBIOS \(version/, 'a second firmware banner after the reset from inside', 2);
+  await consoles.stop('node');
   // then a hard reset through the BMC: qemu starts again from the NIC's iPXE ROM
   mark = await fileSize(consoleLog);
   await bmc.reboot(30_000);

@@ -17,9 +17,11 @@ import { Agent } from '../../src/agent/agent.ts';
 import type { AgentTransport } from '../../src/agent/client.ts';
 import { BaremetalConductor } from '../../src/agent/drivers/baremetal/conductor.ts';
 import { baremetalReconcilers } from '../../src/agent/drivers/baremetal/reconciler.ts';
-import type { BmcClient } from '../../src/agent/drivers/baremetal/bmc.ts';
+import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../../src/agent/drivers/baremetal/bmc.ts';
+import { userError } from '../../src/agent/errors.ts';
 import type { BootDevice, NodeObserved, NodeOperation, NodeSpec, PowerState } from '../../src/baremetal/protocol.ts';
-import type { HostInfo, HostRegistration, ReportRequest, Resource, ResourceReport, WatchRequest, WatchResponse } from '../../src/fleet/protocol.ts';
+import type { HostInfo, HostRegistration, PendingRequest, ReportRequest, RequestReport, Resource, ResourceReport, WatchRequest, WatchResponse } from '../../src/fleet/protocol.ts';
+import { freePort } from '../ports.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -33,9 +35,20 @@ class Transport implements AgentTransport {
   constructor(first: Resource[]) {
     this.answers.push({ resources: first, gone: [], requests: [] });
   }
-  push(resources: Resource[]) {
-    this.answers.push({ resources, gone: [], requests: [] });
+  readonly requestReports: RequestReport[] = [];
+  push(resources: Resource[], requests: PendingRequest[] = []) {
+    this.answers.push({ resources, gone: [], requests });
     this.wake?.();
+  }
+  /** Hands the agent a request and waits for its answer. */
+  async ask(req: PendingRequest): Promise<RequestReport> {
+    this.push([], [req]);
+    for (let i = 0; i < 200; i++) {
+      const a = this.requestReports.find((q) => q.id === req.id);
+      if (a) return a;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no answer to request ${req.id}`);
   }
   async register(info: HostInfo): Promise<HostRegistration> {
     this.registered.push(info);
@@ -53,6 +66,7 @@ class Transport implements AgentTransport {
     }
   }
   async report(r: ReportRequest): Promise<void> {
+    this.requestReports.push(...(r.requests ?? []));
     for (const rr of r.resources ?? []) {
       this.reports.push(rr);
       for (const w of [...this.waiters]) if (w.pred(rr)) {
@@ -71,11 +85,37 @@ class Transport implements AgentTransport {
   close() {}
 }
 
+/** A serial console double: sessions the test writes into and ends. */
+function fakeConsole() {
+  const sessions: Array<{ write(text: string): void; end(): void; closed: boolean }> = [];
+  const open = async (): Promise<ConsoleSession> => {
+    const queue: Buffer[] = [];
+    let wake: (() => void) | null = null;
+    let ended = false;
+    const s = {
+      closed: false,
+      write(text: string) { queue.push(Buffer.from(text)); wake?.(); },
+      end() { ended = true; wake?.(); },
+    };
+    sessions.push(s);
+    async function* output(): AsyncIterable<Buffer> {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (ended || s.closed) return;
+        await new Promise<void>((r) => { wake = r; });
+      }
+    }
+    return { output: output(), close: () => { s.closed = true; wake?.(); } };
+  };
+  return { sessions, open };
+}
+
 /** A BMC in memory; every call recorded. */
-function fakeBmc() {
+function fakeBmc(console = fakeConsole()) {
   const calls: string[] = [];
   let power: PowerState = 'power off';
   const bmc: BmcClient = {
+    openConsole: console.open,
     async power() {
       return power;
     },
@@ -115,7 +155,7 @@ test('the conductor in the agent: registration, power and boot device once per s
   writeFileSync(join(dir, 'vmlinuz'), 'kernel');
   writeFileSync(join(dir, 'initrd.img'), 'initrd');
   const { bmc, calls } = fakeBmc();
-  const port = 30000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const make = () => new BaremetalConductor({
     stateDir: dir, log, address: '127.0.0.1', port, bmc: () => bmc, fetchImage: async () => undefined,
     ramdisk: async () => ({ vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key: 'test' }),
@@ -219,4 +259,64 @@ test('the conductor in the agent: registration, power and boot device once per s
   const bad = await tr2.reported((x) => x.operation?.id === 'op-bad' && x.operation.status === 'failed');
   assert.match((bad.observed as NodeObserved).operation!.message!, /clean steps this conductor does not do: raid\.create_configuration/);
   assert.deepEqual(calls.slice(n), ['power off']);
+});
+
+test('the serial console: recorded while the node is on, a dropped session opened again, stopped at power off, served as the `console` request; a BMC without one says so', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bm-console-'));
+  writeFileSync(join(dir, 'vmlinuz'), 'kernel');
+  writeFileSync(join(dir, 'initrd.img'), 'initrd');
+  const con = fakeConsole();
+  const { bmc } = fakeBmc(con);
+  const port = await freePort();
+  const conductor = new BaremetalConductor({
+    stateDir: dir, log, address: '127.0.0.1', port, bmc: () => bmc, fetchImage: async () => undefined, consoleCap: 4096,
+    ramdisk: async () => ({ vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key: 'test' }),
+  });
+  const tr = new Transport([node(1, { power: { target: 'power on', seq: 1 } })]);
+  const agent = new Agent({ client: tr, drivers: [conductor], log, reconcilers: baremetalReconcilers, sweepIntervalMs: 60_000 });
+  t.after(async () => {
+    await agent.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await agent.start();
+  await tr.reported((o) => o.power_seq === 1 && o.power_state === 'power on');
+  const ask = async (id: string, args: Record<string, unknown> = {}) => tr.ask({ id, kind: 'baremetal_node', resource_id: NODE, action: 'console', args });
+  const until = async (what: string, pred: () => Promise<boolean> | boolean) => {
+    for (let i = 0; i < 200; i++) { if (await pred()) return; await new Promise((r) => setTimeout(r, 20)); }
+    assert.fail(`no ${what}`);
+  };
+  await until('console session', () => con.sessions.length === 1);
+  con.sessions[0]!.write('SeaBIOS\r\nline 1\r\n');
+  con.sessions[0]!.write('line 2\r\nlogin: ');
+  await until('recorded output', async () => (await ask(`q${Math.random()}`)).result?.output === 'SeaBIOS\r\nline 1\r\nline 2\r\nlogin: ');
+  const tail = await ask('q-tail', { length: 2 });
+  assert.equal(tail.ok, true);
+  assert.equal(tail.result!.output, 'line 2\r\nlogin: ');
+  // the BMC drops the session (a reset): the recorder opens another and goes on appending
+  con.sessions[0]!.end();
+  await until('a second session', () => con.sessions.length === 2);
+  con.sessions[1]!.write('after reset\r\n');
+  await until('appended', async () => /login: after reset\r\n$/.test(String((await ask(`q${Math.random()}`)).result?.output)));
+  // capped: the newest half kept from a line start
+  con.sessions[1]!.write(`${'x'.repeat(100)}\r\n`.repeat(60));
+  await until('capped', async () => String((await ask(`q${Math.random()}`)).result?.output).length <= 4096 && !String((await ask(`q${Math.random()}`)).result?.output).includes('SeaBIOS'));
+  // powered off: the session is closed; the log stays readable
+  tr.push([node(2, { power: { target: 'power off', seq: 2 } })]);
+  await until('session closed', () => con.sessions[1]!.closed);
+  assert.match(String((await ask('q-off')).result?.output), /x{100}\r\n$/);
+  // an unknown node's request is refused
+  const unknown = await tr.ask({ id: 'q-unknown', kind: 'baremetal_node', resource_id: 'b1b2c3d4-0000-4000-8000-000000000009', action: 'console', args: {} });
+  assert.equal(unknown.ok, false);
+  assert.equal(unknown.error?.code, 'node_unknown');
+
+  // a BMC without a serial console: the request's error says so
+  bmc.openConsole = async () => { throw userError(CONSOLE_UNAVAILABLE, 'the system offers no Telnet serial console (SerialConsole.Telnet)'); };
+  await conductor.forget(NODE);
+  tr.push([node(3, { power: { target: 'power on', seq: 3 } })]);
+  await tr.reported((o, r) => r.version === 3 && o.power_state === 'power on');
+  await until('the refusal', async () => (await ask(`q${Math.random()}`)).error?.code === CONSOLE_UNAVAILABLE);
+  const no = await ask('q-none');
+  assert.match(no.error!.message, /^The BMC of node .* offers no serial console/);
+  assert.doesNotMatch(no.error!.message, /Telnet\)|192\.0\.2\.9/, 'the BMC\'s own words and address stay in the log');
+  assert.equal(no.error!.class, 'user');
 });

@@ -3,11 +3,20 @@
 // src/vbmc), without qemu or root: a machine that stays powered off (its
 // files only). Power status, every boot device (as ipmitool reads it back
 // and as the machine keeps it), a wrong password and an unknown user as
-// bmc_auth with no password in the message, a device IPMI cannot set. The
+// bmc_auth with no password in the message, a device IPMI cannot set. Serial
+// over LAN: the machine's serial port is a TCP server of the test's (as the
+// relay of serial-relay.ts offers qemu's), which ipmi_sim's `sol` connects
+// to; the conductor's console recorder (console.ts) through the client's
+// openConsole records what it says (no password on ipmitool's command line),
+// across a dropped serial connection, and stops its ipmitool when told. The
 // BMC is stopped at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
+import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpmiBmc } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
@@ -16,6 +25,7 @@ import { run } from '../../src/agent/exec.ts';
 import type { BmcAccess, BootDevice } from '../../src/baremetal/protocol.ts';
 import { freeUdpPort, ipmiBmcPid, startIpmiBmc, stopIpmiBmc, writeIpmiConfig } from '../../src/vbmc/ipmi-bmc.ts';
 import { Machine, writeJson, type MachineConfig } from '../../src/vbmc/machine.ts';
+import { freeTcpPort } from '../../src/vbmc/serial-relay.ts';
 
 const onPath = (c: string) => (process.env.PATH ?? '').split(':').some((d) => existsSync(join(d, c)));
 const missing = ['ipmi_sim', 'ipmitool'].filter((c) => !onPath(c));
@@ -23,15 +33,25 @@ const skip = missing.length ? `not installed: ${missing.join(', ')}` : false;
 
 let dir: string;
 let m: Machine;
+/** The machine's serial port: the connections ipmi_sim made to it. */
+let serial: Server;
+const serialConns: Socket[] = [];
 
 before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'stratus-vbmc-ipmi-unit-'));
   const mdir = join(dir, 'machines', 'i1');
   mkdirSync(mdir, { recursive: true });
+  const serialPort = await freeTcpPort('127.0.0.1');
+  serial = createServer((c) => {
+    serialConns.push(c);
+    c.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => serial.listen(serialPort, '127.0.0.1', () => r()));
   const config: MachineConfig = {
     name: 'i1', uuid: '0e7e7c1a-55a3-4b1e-8d0c-3f2f1b9a6d21', mac: '52:54:00:11:22:33', bridge: 'none', tap: 'none', memoryMb: 512, diskMb: 16, cpus: 1, accel: 'tcg',
     bmc: { kind: 'ipmi', address: '127.0.0.1', port: await freeUdpPort('127.0.0.1'), username: 'admin', password: 'Unit-Test-Pass1' },
+    serial: { address: '127.0.0.1', port: serialPort },
   };
   await writeJson(join(mdir, 'machine.json'), config);
   m = new Machine(mdir, config);
@@ -42,6 +62,8 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await stopIpmiBmc(m);
+  for (const c of serialConns) c.destroy();
+  serial.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -66,4 +88,67 @@ test('IPMI client and virtual BMC: power status, boot devices, bmc_auth, refused
   await assert.rejects(new IpmiBmc(access({ username: 'nobody' })).power(), noSecret('bmc_auth'));
   await assert.rejects(bmc.setBootDevice('floppy' as BootDevice, false), noSecret('bmc_refused'));
   assert.throws(() => new IpmiBmc({ ...access(), type: 'redfish' }));
+});
+
+/** ipmitool processes talking to this BMC (its port on their command line). */
+function ipmitools(): Array<{ pid: number; cmdline: string }> {
+  const out = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmdline.startsWith('ipmitool ') && cmdline.includes(` -p ${m.config.bmc.port} `)) out.push({ pid: Number(p), cmdline });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+test('Serial over LAN: the console recorder through ipmitool sol activate records the machine\'s serial port, across a dropped connection; stopped by pid', { skip, timeout: 60_000 }, async () => {
+  const until = async (what: string, pred: () => boolean | Promise<boolean>, ms = 20_000) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) { if (await pred()) return; await new Promise((r) => setTimeout(r, 100)); }
+    assert.fail(`no ${what}`);
+  };
+  await until('ipmi_sim connected to the serial port', () => serialConns.some((c) => !c.destroyed));
+  const rec = new ConsoleRecorders(dir, pino({ level: 'silent' }), 1 << 20);
+  const bmc = new IpmiBmc(access());
+  await rec.start('node-1', bmc, 15_000);
+  try {
+    await until('sol activate', () => ipmitools().some((p) => p.cmdline.includes('sol activate')));
+    for (const p of ipmitools()) assert.ok(!p.cmdline.includes(m.config.bmc.password), 'no password on ipmitool\'s command line');
+    // the guest talks until the recorder has heard it (SOL begins when the session is up)
+    let n = 0;
+    const say = () => { for (const c of serialConns) if (!c.destroyed) c.write(`guest line ${n++}\r\n`); };
+    await until('recorded output', async () => { say(); return /guest line \d+\r\n/.test(await rec.output('node-1')); });
+    const text = await rec.output('node-1');
+    assert.doesNotMatch(text, /SOL Session/, 'ipmitool\'s own banner is left out');
+    assert.equal(await rec.output('node-1', 1), '');
+    // the serial connection drops (qemu restarted): ipmi_sim reconnects; the recorder goes on (a new session if SOL ended)
+    for (const c of serialConns) c.destroy();
+    await until('ipmi_sim connected again', () => serialConns.some((c) => !c.destroyed));
+    await until('output after the drop', async () => {
+      for (const c of serialConns) if (!c.destroyed) c.write('after the drop\r\n');
+      return (await rec.output('node-1')).includes('after the drop');
+    }, 40_000);
+  } finally {
+    await rec.stop('node-1');
+  }
+  await until('ipmitool gone', () => !ipmitools().some((p) => p.cmdline.includes('sol activate')), 10_000);
+});
+
+test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout: 60_000 }, async () => {
+  // the same machine's BMC made again without a serial port: ipmi_sim has no `sol`
+  await stopIpmiBmc(m);
+  const bare = new Machine(m.dir, { ...m.config, serial: undefined });
+  await writeIpmiConfig(bare);
+  await startIpmiBmc(bare);
+  try {
+    const session = await new IpmiBmc(access()).openConsole();
+    await assert.rejects((async () => { for await (const _ of session.output) { /* nothing */ } })(),
+      (e: unknown) => e instanceof ResourceFailure && e.code === CONSOLE_UNAVAILABLE && e.class === 'user' && !e.message.includes(m.config.bmc.password));
+  } finally {
+    await stopIpmiBmc(bare);
+    await writeIpmiConfig(m);
+    await startIpmiBmc(m);
+  }
 });

@@ -4,12 +4,17 @@
 // served: boot overrides, virtual media inserted from a local HTTP server
 // and ejected, sessions, ETags, Redfish error bodies, and the client's
 // classification of a wrong password, an untrusted certificate, a dead port
-// and a refused request. The emulator runs as its daemon (pid file), stopped
+// and a refused request. The serial console: the system's
+// SerialConsole.Telnet port (a TCP server of the test's standing in for the
+// machine's relay) read through the client's openConsole, Telnet option
+// requests refused and left out; a system without one is console_unavailable. The emulator runs as its daemon (pid file), stopped
 // at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,4 +165,38 @@ test('Redfish emulator and client: boot overrides, virtual media, sessions, ETag
   await assert.rejects(new RedfishBmc(access({ address: 'https://127.0.0.1:1' })).power(), failure('bmc_unreachable', 'transient'));
   await assert.rejects(new RedfishBmc(access({ system_id: '/redfish/v1/Systems/none' })).power(), failure('bmc_refused', 'user', /404/));
   assert.throws(() => new RedfishBmc(access({ address: 'ftp://x' })), failure('bmc_unreachable', 'user'));
+});
+
+test('the Redfish serial console: SerialConsole.Telnet of the system, read as bytes with Telnet\'s commands left out; none: console_unavailable', { skip }, async () => {
+  // a second machine whose serial port is a TCP server of the test's (as serial-relay.ts offers qemu's)
+  const heard: Buffer[] = [];
+  const tcp = createTcpServer((c) => {
+    c.on('data', (d: Buffer) => heard.push(d));
+    c.on('error', () => undefined);
+    // IAC DO ECHO, text, a literal 255 (IAC IAC), IAC SB ... IAC SE, more text
+    c.write(Buffer.concat([Buffer.from([255, 253, 1]), Buffer.from('Booting from Hard Disk...\r\n'), Buffer.from([255, 255]), Buffer.from([255, 250, 24, 1, 255, 240]), Buffer.from('login: ')]));
+    setTimeout(() => c.end(), 200);
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  const port = (tcp.address() as { port: number }).port;
+  const uuid2 = '6c0b3d50-0a6e-4f0e-9a55-1c5e0f3b2a12';
+  const mdir = join(dir, 'machines', 'm2');
+  mkdirSync(mdir, { recursive: true });
+  await writeJson(join(mdir, 'machine.json'), {
+    ...machine.config, name: 'm2', uuid: uuid2, mac: '52:54:00:aa:bb:cd', serial: { address: '127.0.0.1', port },
+  } satisfies MachineConfig);
+  try {
+    const doc = await raw('GET', `/redfish/v1/Systems/${uuid2}`);
+    assert.deepEqual(doc.body.SerialConsole.Telnet, { ServiceEnabled: true, Port: port });
+    const session = await new RedfishBmc(access({ system_id: `/redfish/v1/Systems/${uuid2}` })).openConsole();
+    const out: Buffer[] = [];
+    for await (const chunk of session.output) out.push(chunk);
+    assert.deepEqual(Buffer.concat(out), Buffer.concat([Buffer.from('Booting from Hard Disk...\r\n'), Buffer.from([255]), Buffer.from('login: ')]));
+    assert.deepEqual(Buffer.concat(heard), Buffer.from([255, 252, 1]), 'DO ECHO refused: WONT ECHO');
+    // the first machine has no serial port: no console, said so
+    await assert.rejects(new RedfishBmc(access()).openConsole(), failure(CONSOLE_UNAVAILABLE, 'user', /no Telnet serial console/));
+  } finally {
+    tcp.close();
+    rmSync(mdir, { recursive: true, force: true });
+  }
 });

@@ -121,7 +121,11 @@ export async function call<T = any>(method: string, service: string | null, path
   return { status: r.status, body: parsed as T, headers: r.headers };
 }
 
-const IDENTITY = '/identity/v3';
+export const IDENTITY = '/identity/v3';
+
+/** Calls Keystone v3 with the session's token (or `token`). */
+export const keystone = <T = any>(method: string, path: string, body?: unknown, token?: string) =>
+  call<T>(method, null, `${IDENTITY}${path}`, { ...(body === undefined ? {} : { body }), ...(token ? { token } : {}) });
 
 async function issue(auth: unknown): Promise<{ token: string; body: any }> {
   const r = await call('POST', null, `${IDENTITY}/auth/tokens`, { body: { auth }, token: null });
@@ -197,10 +201,39 @@ async function revoke(token: string): Promise<void> {
   await call('DELETE', null, `${IDENTITY}/auth/tokens`, { token, headers: { 'X-Subject-Token': token } });
 }
 
+/** A domain-scoped token of a domain admin (the identity pages' admin scope), revoked at logout. */
+let domainScope: { token: string; domain: { id: string; name: string }; unscoped: string } | null = null;
+
+/**
+ * Where the caller may administer identity: the whole cloud (the admin role),
+ * a domain (the admin role on a domain the user may scope to, through a
+ * domain-scoped token of the unscoped one, as Keystone's policy for domain
+ * admins asks), or nowhere (null).
+ */
+export async function identityAdminScope(): Promise<{ token: string; domain: { id: string; name: string } | null } | null> {
+  const s = current;
+  if (!s) return null;
+  if (isAdmin()) return { token: s.token, domain: null };
+  if (!s.unscoped) return null;
+  if (domainScope?.unscoped === s.unscoped) return domainScope;
+  const domains = (await call('GET', null, `${IDENTITY}/auth/domains`, { token: s.unscoped })).body.domains as Array<{ id: string; name: string }>;
+  for (const d of domains) {
+    const { token, body } = await issue({ identity: { methods: ['token'], token: { id: s.unscoped } }, scope: { domain: { id: d.id } } });
+    if ((body.roles ?? []).some((r: { name: string }) => r.name === 'admin')) {
+      domainScope = { token, domain: { id: d.id, name: d.name }, unscoped: s.unscoped };
+      return domainScope;
+    }
+    await revoke(token).catch(() => undefined);
+  }
+  return null;
+}
+
 /** Logs out: both tokens revoked (DELETE /v3/auth/tokens), the session forgotten. */
 export async function logout(): Promise<void> {
   const s = current;
   setSession(null);
+  if (domainScope) await revoke(domainScope.token).catch(() => undefined);
+  domainScope = null;
   if (!s) return;
   await revoke(s.token).catch(() => undefined);
   if (s.unscoped && s.unscoped !== s.token) await revoke(s.unscoped).catch(() => undefined);

@@ -2,7 +2,7 @@
 // public OpenStack APIs with the session's token (api.ts), live through the
 // resource event stream (events.ts).
 import './app.css';
-import { render } from 'preact';
+import { render, type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { hasService, isAdmin, logout, myProjects, onSession, resume, session, switchProject, type Project } from './api.ts';
 import { onStreamState, restartStream } from './events.ts';
@@ -10,21 +10,47 @@ import { match, navigate, useLocation } from './router.ts';
 import { Login } from './pages/login.tsx';
 import { Overview } from './pages/overview.tsx';
 import { ServerList } from './pages/servers.tsx';
-import { ServerDetail } from './pages/server-detail.tsx';
-import { LaunchServer } from './pages/launch.tsx';
-import { Images } from './pages/images.tsx';
-import { Networks } from './pages/networks.tsx';
-import { Volumes } from './pages/volumes.tsx';
-import { Baremetal } from './pages/baremetal.tsx';
-import { Objects } from './pages/objects.tsx';
-import { errorText } from './ui.tsx';
+import { ErrorNote, Loading, errorText } from './ui.tsx';
 
-/** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins). */
+/**
+ * A page loaded when first opened: its module is a chunk of its own, so the
+ * first page (login, overview, servers) downloads only what it shows.
+ */
+function lazy<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  let loaded: ComponentType<P> | null = null;
+  return function LazyPage(props: P) {
+    const [Page, setPage] = useState<ComponentType<P> | null>(() => loaded);
+    const [error, setError] = useState<string | null>(null);
+    useEffect(() => {
+      if (Page) return;
+      load().then((c) => {
+        loaded = c;
+        setPage(() => c);
+      }, (err: unknown) => setError(errorText(err)));
+    }, []);
+    if (error) return <ErrorNote error={`This page could not be loaded: ${error}`} />;
+    return Page ? <Page {...props} /> : <Loading what="the page" />;
+  };
+}
+
+const ServerDetail = lazy(() => import('./pages/server-detail.tsx').then((m) => m.ServerDetail));
+const LaunchServer = lazy(() => import('./pages/launch.tsx').then((m) => m.LaunchServer));
+const Images = lazy(() => import('./pages/images.tsx').then((m) => m.Images));
+const ImageDetail = lazy(() => import('./pages/images.tsx').then((m) => m.ImageDetail));
+const Networks = lazy(() => import('./pages/networks.tsx').then((m) => m.Networks));
+const Volumes = lazy(() => import('./pages/volumes.tsx').then((m) => m.Volumes));
+const Baremetal = lazy(() => import('./pages/baremetal.tsx').then((m) => m.Baremetal));
+const BaremetalNode = lazy(() => import('./pages/baremetal.tsx').then((m) => m.BaremetalNode));
+const Identity = lazy(() => import('./pages/identity.tsx').then((m) => m.Identity));
+const Objects = lazy(() => import('./pages/objects.tsx').then((m) => m.Objects));
+
+/** The pages, each shown when the cloud has its service and the caller may use it (bare metal: admins; identity: everyone, its admin tabs to admins). */
 const NAV: Array<[string, string, () => boolean]> = [
   ['/', 'Overview', () => true], ['/servers', 'Servers', () => hasService('compute')], ['/images', 'Images', () => hasService('image')],
   ['/networks', 'Networks', () => hasService('network')], ['/volumes', 'Volumes', () => hasService('block-storage')],
   ['/objects', 'Object storage', () => hasService('object-store')],
   ['/baremetal', 'Bare metal', () => isAdmin() && hasService('baremetal')],
+  ['/identity', 'Identity', () => true],
 ];
 
 function Routes() {
@@ -35,10 +61,13 @@ function Routes() {
   if (path === '/servers/new') return <LaunchServer />;
   if ((m = match('/servers/:id', path))) return <ServerDetail id={m.id!} />;
   if (path === '/images') return <Images />;
+  if ((m = match('/images/:id', path))) return <ImageDetail id={m.id!} />;
   if (path === '/networks') return <Networks tab={query.get('tab') ?? 'networks'} />;
   if (path === '/baremetal') return <Baremetal />;
+  if ((m = match('/baremetal/:id', path))) return <BaremetalNode id={m.id!} />;
+  if (path === '/identity') return <Identity tab={query.get('tab') ?? 'appcreds'} />;
   if (path === '/objects') return <Objects query={query} />;
-  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} />;
+  if (path === '/volumes') return <Volumes tab={query.get('tab') ?? 'volumes'} query={query} />;
   return <section class="page"><h1>Not found</h1><p>No page at {path}.</p><a href="#/">Overview</a></section>;
 }
 

@@ -23,6 +23,7 @@ import { heartbeatWatch } from './heartbeat.ts';
 import { computeHosts } from './hosts.ts';
 import type { ServerRow } from '../schema.ts';
 import { requestChannel } from './requests.ts';
+import { BAREMETAL_NODE_KIND } from '../../baremetal/protocol.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
@@ -70,7 +71,15 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     if (!stopping) void loop.kick();
   };
   if (nodes) driver = baremetalDriver({ db, log, nodes, network: deps.network ?? null, maxAttempts: cfg.maxAttempts, changed, kickScheduler: kick });
-  const requests = requestChannel(db, { notify, stopping: () => stopping || fleet.stopping });
+  const requests = requestChannel(db, {
+    notify, stopping: () => stopping || fleet.stopping,
+    // a bare-metal server's requests (its console) are its node's, answered by the node's conductor
+    route: nodes ? async (s) => {
+      if (!s.node) return null;
+      const n = await nodes.get(s.node);
+      return { kind: BAREMETAL_NODE_KIND, resource_id: s.node, host: n?.conductor ?? null };
+    } : undefined,
+  });
   const heartbeat = heartbeatWatch(db, log, { serviceDownTime: cfg.serviceDownTime });
 
   fleet.setHosts(computeHosts(db, log, { defaultAvailabilityZone: deps.config?.defaultAvailabilityZone }));

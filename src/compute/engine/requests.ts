@@ -1,8 +1,12 @@
 // The request channel: work for a server's agent beyond the desired state
 // (console output, snapshots). A request is a compute_server_requests row the
-// host's watch hands out (PendingRequest, kind `server`) and the agent answers
-// on its report call; the caller waits for the answer. In the database, so any
-// replica may serve the agent; the waiter on this replica is woken at once.
+// host's watch hands out (PendingRequest) and the agent answers on its report
+// call; the caller waits for the answer. In the database, so any replica may
+// serve the agent; the waiter on this replica is woken at once. A request is
+// about the server (kind `server`, on the server's host) unless `route` names
+// another resource for it: a bare-metal server's console is its node's
+// (`baremetal_node`), asked of the node's conductor. The fleet hands a
+// request to a host that serves its kind (src/fleet/api.ts).
 import { conflict } from '../../common/errors.ts';
 import { nowIso, uuid } from '../../common/ids.ts';
 import { parseJsonObject } from '../../common/json.ts';
@@ -29,16 +33,28 @@ export interface RequestChannel {
   stop(): void;
 }
 
-export function requestChannel(db: Db, o: { notify(host: string): void; stopping(): boolean }): RequestChannel {
+/** Where a request goes when it is not the server's own: the resource it names and the host serving it. */
+export interface RequestTarget { kind: string; resource_id: string; host: string | null }
+
+export function requestChannel(db: Db, o: {
+  notify(host: string): void; stopping(): boolean;
+  /** The target of a request about this server when it is another resource (null: the server, on its host). */
+  route?(server: { id: string; host: string | null; node: string | null }): Promise<RequestTarget | null>;
+}): RequestChannel {
   const waiters = new Map<string, () => void>();
   return {
     async request(serverId, action, args, timeoutMs) {
-      const s = await db.selectFrom('compute_servers').select(['id', 'host']).where('id', '=', serverId).where('deleted_at', 'is', null).executeTakeFirst();
-      if (!s?.host) throw conflict(`Instance ${serverId} is not running on a host.`);
+      const s = await db.selectFrom('compute_servers').select(['id', 'host', 'node']).where('id', '=', serverId).where('deleted_at', 'is', null).executeTakeFirst();
+      const target = s && o.route ? await o.route(s) : null;
+      const host = target ? target.host : s?.host;
+      if (!s || !host) throw conflict(`Instance ${serverId} is not running on a host.`);
       const id = uuid();
       const now = nowIso();
-      await db.insertInto('compute_server_requests').values({ id, server_id: serverId, host: s.host, kind: action, args: JSON.stringify(args), status: 'pending', result: null, created_at: now, updated_at: now }).execute();
-      o.notify(s.host);
+      await db.insertInto('compute_server_requests').values({
+        id, server_id: serverId, host, kind: action, args: JSON.stringify(args), status: 'pending', result: null, created_at: now, updated_at: now,
+        resource_kind: target?.kind ?? null, resource_id: target?.resource_id ?? null,
+      }).execute();
+      o.notify(host);
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const row = await db.selectFrom('compute_server_requests').select(['status', 'result']).where('id', '=', id).executeTakeFirst();
@@ -61,9 +77,9 @@ export function requestChannel(db: Db, o: { notify(host: string): void; stopping
     },
 
     async pending(hostname) {
-      const rows = await db.selectFrom('compute_server_requests').select(['id', 'server_id', 'kind', 'args'])
+      const rows = await db.selectFrom('compute_server_requests').select(['id', 'server_id', 'kind', 'args', 'resource_kind', 'resource_id'])
         .where('host', '=', hostname).where('status', '=', 'pending').execute();
-      return rows.map((p) => ({ id: p.id, kind: SERVER_KIND, resource_id: p.server_id, action: p.kind, args: parseJsonObject(p.args) }));
+      return rows.map((p) => ({ id: p.id, kind: p.resource_kind ?? SERVER_KIND, resource_id: p.resource_id ?? p.server_id, action: p.kind, args: parseJsonObject(p.args) }));
     },
 
     async answer(hostname, q) {

@@ -83,6 +83,15 @@ export class TestConductor {
     for (const g of r.gone) if (g.kind === 'baremetal_node') { delete this.known.baremetal_node![g.id]; this.specs.delete(g.id); }
     return out;
   }
+  /** One watch round's requests (work beyond the desired state: a bare-metal server's `console`). */
+  async requests(): Promise<Array<{ id: string; kind: string; resource_id: string; action: string; args: Record<string, unknown> }>> {
+    const r = await this.call('POST', '/watch', { known: this.known, wait: 0 });
+    return r.requests;
+  }
+  /** Answers a request (a result, or an error). */
+  answer(id: string, a: { result?: Record<string, unknown>; error?: { class: string; code: string; message: string } }) {
+    return this.call('POST', '/report', { requests: [{ id, ok: !a.error, ...a }] });
+  }
   /** The node's current spec (after a watch round). */
   async spec(node: string): Promise<{ version: number; spec: any }> {
     await this.watch();

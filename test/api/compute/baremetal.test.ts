@@ -291,7 +291,7 @@ test('a deploy that fails is rescheduled to another node; failing on every try, 
   assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
 });
 
-test('what a bare-metal server cannot do is Nova\'s 409 (and 400 for consoles); its image must be a whole disk', async () => {
+test('what a bare-metal server cannot do is Nova\'s 409 (and 400 for remote consoles); its image must be a whole disk', async () => {
   const n1 = await availableNode('bmc-refuse-1', 'bm-refuse', '52:54:00:b5:00:01');
   const flavor = await bmFlavor('bm-refuse', 'bm_refuse');
   const id = await create('bm-refuse', flavor);
@@ -299,9 +299,7 @@ test('what a bare-metal server cannot do is Nova\'s 409 (and 400 for consoles); 
   await cond.finish(n1, 'succeeded', { power: 'power on' });
   await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
   for (const [body, action] of [[{ pause: null }, 'pause'], [{ suspend: null }, 'suspend'], [{ 'os-migrateLive': { host: null, block_migration: 'auto' } }, 'os-migrateLive'],
-    [{ resize: { flavorRef: flavor } }, 'resize'], [{ shelve: null }, 'shelve'], [{ createImage: { name: 'snap' } }, 'createImage'], [{ rescue: null }, 'rescue'],
-    // no console stream from the conductor yet: console output is refused, saying so
-    [{ 'os-getConsoleOutput': { length: 10 } }, 'os-getConsoleOutput']] as const) {
+    [{ resize: { flavorRef: flavor } }, 'resize'], [{ shelve: null }, 'shelve'], [{ createImage: { name: 'snap' } }, 'createImage'], [{ rescue: null }, 'rescue']] as const) {
     const r = await nv.call('POST', `/servers/${id}/action`, { body, version: '2.96' });
     assert.equal(r.status, 409, `${action}: ${JSON.stringify(r.body)}`);
     assert.equal(r.body.conflictingRequest.message, `Cannot '${action}' instance ${id}: a baremetal server does not support ${action}.`);
@@ -314,6 +312,50 @@ test('what a bare-metal server cannot do is Nova\'s 409 (and 400 for consoles); 
   const bad = await nv.call('POST', '/servers', { body: { server: { name: 'bm-iso', flavorRef: flavor, imageRef: iso.body.id, networks: 'none' } }, version: '2.96' });
   assert.equal(bad.status, 400, JSON.stringify(bad.body));
   assert.match(bad.body.badRequest.message, /whole-disk image/);
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+});
+
+test('console log show of a bare-metal server: the node\'s conductor answers a baremetal_node request with its recorded serial console; its refusal is a 409', async () => {
+  const n1 = await availableNode('bmc-console-1', 'bm-console', '52:54:00:b5:10:01');
+  const flavor = await bmFlavor('bm-console', 'bm_console');
+  const id = await create('bm-console', flavor);
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  const serial = 'SeaBIOS (version 1.16.2)\r\nBooting from Hard Disk...\r\nstratus-tiny login: \r\nline 4\r\nline 5\r\n';
+  /** Asks for the console output while the test conductor answers the request it is handed. */
+  const consoleLog = async (body: unknown, answer: (q: { args: Record<string, unknown> }) => Parameters<TestConductor['answer']>[1]) => {
+    const call = nv.call('POST', `/servers/${id}/action`, { body, version: '2.96' });
+    let q;
+    for (let i = 0; i < 100 && !q; i++) {
+      q = (await cond.requests()).find((r) => r.resource_id === n1);
+      if (!q) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(q, 'the conductor is handed the request');
+    assert.equal(q.kind, 'baremetal_node');
+    assert.equal(q.action, 'console');
+    await cond.answer(q.id, answer(q));
+    return { r: await call, q };
+  };
+  const all = await consoleLog({ 'os-getConsoleOutput': {} }, () => ({ result: { output: serial } }));
+  assert.equal(all.r.status, 200, JSON.stringify(all.r.body));
+  assert.deepEqual(all.r.body, { output: serial });
+  assert.equal(all.q.args.length, null);
+  // length: the conductor is asked for the tail, and the API keeps to it whatever it answers (Nova's count: the text
+  // after the last newline is a line)
+  const tail = await consoleLog({ 'os-getConsoleOutput': { length: 3 } }, () => ({ result: { output: serial } }));
+  assert.equal(tail.q.args.length, 3);
+  assert.deepEqual(tail.r.body, { output: 'line 4\r\nline 5\r\n' });
+  // a BMC without a serial console: the conductor's refusal is Nova's 409 with its words
+  const none = await consoleLog({ 'os-getConsoleOutput': { length: 5 } }, () => ({ error: { class: 'user', code: 'console_unavailable', message: `The BMC of node ${n1} offers no serial console.` } }));
+  assert.equal(none.r.status, 409, JSON.stringify(none.r.body));
+  assert.match(none.r.body.conflictingRequest.message, /offers no serial console/);
+  // a bad length stays Nova's 400, before any request
+  const bad = await nv.call('POST', `/servers/${id}/action`, { body: { 'os-getConsoleOutput': { length: -2 } }, version: '2.96' });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
   assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
   await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
   await cond.finish(n1, 'succeeded');

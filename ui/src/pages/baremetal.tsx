@@ -7,13 +7,14 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, isAdmin } from '../api.ts';
 import { onEvent } from '../events.ts';
-import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Page, Status, debounce, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Loading, Page, Status, Table, debounce, useLoad, val, type Column } from '../ui.tsx';
+import { navigate } from '../router.ts';
 
 export interface Node {
   uuid: string; name: string | null; driver: string; provision_state: string; target_provision_state: string | null;
   power_state: string | null; target_power_state: string | null; maintenance: boolean; maintenance_reason: string | null;
   last_error: string | null; instance_uuid: string | null; resource_class: string | null; owner: string | null;
-  driver_info: Record<string, unknown>; conductor?: string | null;
+  driver_info: Record<string, unknown>; conductor?: string | null; properties?: Record<string, unknown>;
 }
 interface Image { id: string; name: string | null; disk_format: string | null; container_format: string | null }
 
@@ -120,6 +121,7 @@ function Enroll({ done }: { done: () => void }) {
       setPassword('');
       if (mac.trim()) await ironic('POST', '/ports', { node_uuid: r.body.uuid, address: mac.trim() });
       setName('');
+      setAddress('');
       setMac('');
       done();
     }}>
@@ -143,6 +145,13 @@ function Enroll({ done }: { done: () => void }) {
     </CreateForm>
   );
 }
+
+/** The node's size as inspection (or the admin) recorded it in its properties. */
+const hardwareOf = (n: Node): string => {
+  const p = n.properties ?? {};
+  const parts = [p.cpus !== undefined ? `${p.cpus} CPU` : '', p.memory_mb !== undefined ? `${p.memory_mb} MiB` : '', p.local_gb !== undefined ? `${p.local_gb} GiB disk` : '', typeof p.cpu_arch === 'string' ? p.cpu_arch : ''];
+  return parts.filter(Boolean).join(', ') || '—';
+};
 
 /** What the node's BMC is, without its secrets (Ironic masks them; the page never shows a *_password key at all). */
 const bmcOf = (n: Node): string => String(n.driver_info.ipmi_address ?? n.driver_info.redfish_address ?? '');
@@ -169,7 +178,7 @@ export function Baremetal() {
   }, []);
   if (!admin) return <Page title="Bare metal"><p>Only the cloud’s administrators manage bare-metal nodes.</p></Page>;
   const columns: Column<Node>[] = [
-    { key: 'name', label: 'Name', value: label },
+    { key: 'name', label: 'Name', value: label, render: (n) => <a href={`#/baremetal/${n.uuid}`}>{label(n)}</a> },
     {
       key: 'provision', label: 'Provision state', value: (n) => n.provision_state,
       render: (n) => <><Status value={n.provision_state} />{n.target_provision_state && <span class="muted"> → {n.target_provision_state}</span>}</>,
@@ -179,8 +188,8 @@ export function Baremetal() {
       render: (n) => <>{n.power_state ?? 'unknown'}{n.target_power_state && <span class="muted"> → {n.target_power_state}</span>}</>,
     },
     { key: 'maintenance', label: 'Maintenance', value: (n) => (n.maintenance ? `yes${n.maintenance_reason ? `: ${n.maintenance_reason}` : ''}` : 'no') },
-    { key: 'driver', label: 'Driver', value: (n) => n.driver },
-    { key: 'bmc', label: 'BMC', value: bmcOf },
+    { key: 'bmc', label: 'BMC', value: (n) => `${n.driver} ${bmcOf(n)}`, render: (n) => <>{n.driver} <span class="muted">{bmcOf(n)}</span></> },
+    { key: 'hardware', label: 'Hardware', value: hardwareOf, sortable: false },
     { key: 'class', label: 'Resource class', value: (n) => n.resource_class ?? '' },
     { key: 'instance', label: 'Server', value: (n) => n.instance_uuid ?? '', render: (n) => (n.instance_uuid ? <a href={`#/servers/${n.instance_uuid}`}>{n.instance_uuid}</a> : '—') },
     { key: 'error', label: 'Last error', value: (n) => n.last_error ?? '', render: (n) => (n.last_error ? <span class="error">{n.last_error}</span> : '—') },
@@ -192,6 +201,72 @@ export function Baremetal() {
       <ErrorNote error={error} />
       {data ? <ClientTable caption="Bare-metal nodes" rows={data.nodes} rowKey={(n) => n.uuid} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} /> : !error && <p class="muted">Loading nodes…</p>}
       <Enroll done={reload} />
+    </Page>
+  );
+}
+
+interface Port { uuid: string; address: string; pxe_enabled: boolean; physical_network: string | null; internal_info?: Record<string, unknown> }
+interface HistoryEvent { uuid: string; created_at: string; severity: string; event: string; event_type?: string; user?: string | null }
+
+/** Shows a driver_info or instance_info value; Ironic has masked every secret as `******` already. */
+const shown = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
+
+/** One node: its state and actions (as in the list), hardware, BMC settings (secrets masked by Ironic), ports and history; live. */
+export function BaremetalNode({ id }: { id: string }) {
+  const admin = isAdmin();
+  const { data, error, reload } = useLoad(async () => {
+    if (!admin) return null;
+    const [node, ports, history, images] = await Promise.all([
+      ironic('GET', `/nodes/${id}`).then((r) => r.body as Node & { instance_info: Record<string, unknown> }),
+      ironic('GET', `/nodes/${id}/ports?detail=true`).then((r) => r.body.ports as Port[]),
+      ironic('GET', `/nodes/${id}/history?detail=true`).then((r) => (r.body.history as HistoryEvent[]).sort((a, b) => b.created_at.localeCompare(a.created_at))),
+      call('GET', 'image', '/v2/images?limit=1000&status=active').then((r) => (r.body.images as Image[]).filter((i) => i.container_format === 'bare' && ['raw', 'qcow2'].includes(i.disk_format ?? '')), () => [] as Image[]),
+    ]);
+    return { node, ports, history, images };
+  }, [id]);
+  useEffect(() => {
+    const soon = debounce(reload, 200);
+    const off = onEvent((e) => {
+      if (e.type !== 'baremetal_node' || (e.id !== id && e.id !== data?.node.uuid)) return;
+      if (e.action === 'deleted') navigate('/baremetal');
+      else soon();
+    });
+    return () => {
+      off();
+      soon.cancel();
+    };
+  }, [id, data?.node.uuid]);
+  if (!admin) return <Page title="Bare metal"><p>Only the cloud’s administrators manage bare-metal nodes.</p></Page>;
+  if (!data) return <Page title="Bare-metal node">{error ? <ErrorNote error={error} /> : <Loading what="the node" />}<a href="#/baremetal">All nodes</a></Page>;
+  const n = data.node;
+  return (
+    <Page title={label(n)} actions={<a href="#/baremetal">All nodes</a>}>
+      <p class="state"><Status value={n.provision_state} />{n.target_provision_state && <span class="muted"> → {n.target_provision_state}</span>} <span>{n.power_state ?? 'power unknown'}</span>{n.target_power_state && <span class="muted"> → {n.target_power_state}</span>}{n.maintenance && <span class="error"> maintenance{n.maintenance_reason ? `: ${n.maintenance_reason}` : ''}</span>}</p>
+      {n.last_error && <p class="error">{n.last_error}</p>}
+      <ErrorNote error={error} />
+      <Actions n={n} images={data.images} done={reload} />
+      <dl class="props">
+        <dt>UUID</dt><dd><code>{n.uuid}</code></dd>
+        <dt>Hardware</dt><dd>{hardwareOf(n)}</dd>
+        <dt>Resource class</dt><dd>{n.resource_class ?? '—'}</dd>
+        <dt>Server</dt><dd>{n.instance_uuid ? <a href={`#/servers/${n.instance_uuid}`}>{n.instance_uuid}</a> : '—'}</dd>
+        <dt>Driver</dt><dd>{n.driver}</dd>
+        {Object.entries(n.driver_info).flatMap(([k, v]) => [<dt key={`k${k}`}><code>{k}</code></dt>, <dd key={`v${k}`}>{shown(v)}</dd>])}
+        {Object.entries(n.instance_info ?? {}).filter(([k]) => k === 'image_source' || k === 'root_gb').flatMap(([k, v]) => [<dt key={`i${k}`}><code>instance_info/{k}</code></dt>, <dd key={`w${k}`}>{shown(v)}</dd>])}
+      </dl>
+      <h2>Ports</h2>
+      <Table caption="Ports" rows={data.ports} rowKey={(p) => p.uuid} empty="No ports: the node cannot boot from the network until it has one (inspection makes them)." columns={[
+        { key: 'mac', label: 'MAC address', value: (p) => p.address },
+        { key: 'pxe', label: 'PXE', value: (p) => (p.pxe_enabled ? 'yes' : 'no') },
+        { key: 'physnet', label: 'Physical network', value: (p) => p.physical_network ?? '—' },
+      ]} />
+      <h2>History</h2>
+      <ClientTable caption="History" rows={data.history} rowKey={(h) => h.uuid} initialSort={{ key: 'time', dir: 'desc' }} columns={[
+        { key: 'time', label: 'Time', value: (h) => h.created_at, render: (h) => <time dateTime={h.created_at}>{new Date(h.created_at).toLocaleString()}</time> },
+        { key: 'severity', label: 'Severity', value: (h) => h.severity },
+        { key: 'event', label: 'Event', value: (h) => h.event },
+        { key: 'user', label: 'User', value: (h) => h.user ?? '' },
+      ]} />
     </Page>
   );
 }

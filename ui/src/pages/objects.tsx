@@ -1,13 +1,14 @@
 // Object storage (Swift under /object): the project's containers, and each
 // container's objects as a file browser (folders by the `/` delimiter, as the
 // swift CLI shows pseudo-directories); upload with a progress bar
-// (XMLHttpRequest), download (fetched with the token, handed to the browser as
-// a file), the container's public/private toggle (X-Container-Read
+// (XMLHttpRequest), download with one (fetched with the token and read chunk by
+// chunk, then handed to the browser as a file), the container's public/private toggle (X-Container-Read
 // `.r:*,.rlistings`, removed for private) and a TempURL per object (HMAC-SHA256
 // in the browser with the account's Temp-URL-Key, made once if the account has
 // none). Deletes are confirmed; Swift's refusals (a container not empty) shown.
 // The registry tab lists the OCI registry's repositories and tags the token
-// sees, each with its `podman pull` line.
+// sees, each tag with its `podman pull` line, and each repository's public/
+// private toggle (Stratus's /v2/_stratus/repositories extension).
 import { useState } from 'preact/hooks';
 import { call, canWrite, endpoint, session } from '../api.ts';
 import { navigate } from '../router.ts';
@@ -35,11 +36,28 @@ function putFile(url: string, file: File, onProgress: (f: number) => void): Prom
   });
 }
 
-/** The object's bytes fetched with the token, saved by the browser under its last name segment. */
-async function download(container: string, object: string): Promise<void> {
+/**
+ * The object's bytes fetched with the token (read chunk by chunk, `onProgress`
+ * told the fraction when the length is known), then saved by the browser under
+ * the name's last segment.
+ */
+async function download(container: string, object: string, onProgress: (loaded: number, total: number | null) => void): Promise<void> {
   const r = await fetch(`${endpoint('object-store')}${pathOf(container, object)}`, { headers: { 'X-Auth-Token': session()!.token }, credentials: 'omit', cache: 'no-store' });
-  if (!r.ok) throw new Error(`Download refused: HTTP ${r.status}`);
-  const url = URL.createObjectURL(await r.blob());
+  if (!r.ok || !r.body) throw new Error(`Download refused: HTTP ${r.status}`);
+  const length = Number(r.headers.get('content-length'));
+  const total = Number.isFinite(length) && length > 0 ? length : null;
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = r.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    onProgress(loaded, total);
+  }
+  onProgress(loaded, loaded);
+  const url = URL.createObjectURL(new Blob(parts as BlobPart[], { type: r.headers.get('content-type') ?? 'application/octet-stream' }));
   const a = document.createElement('a');
   a.href = url;
   a.download = object.split('/').pop() || object;
@@ -96,20 +114,45 @@ async function registry<T>(path: string): Promise<T> {
   return (await call<T>('GET', null, `/v2${path}`)).body;
 }
 
+/** podman's flag for a registry served over plain HTTP (this page's own scheme tells). */
+const tlsFlag = (): string => (location.protocol === 'http:' ? ' --tls-verify=false' : '');
+
+interface Repo { name: string; tags: string[]; public: boolean | null }
+
 function Registry() {
-  const { data, error } = useLoad(async () => {
+  const { data, error, reload } = useLoad(async (): Promise<Repo[]> => {
     const { repositories } = await registry<{ repositories: string[] }>('/_catalog?n=1000');
-    const tags = await Promise.all(repositories.map((r) => registry<{ tags: string[] | null }>(`/${r}/tags/list`).then((x) => x.tags ?? [], () => [] as string[])));
-    return repositories.flatMap((repo, i) => (tags[i]!.length ? tags[i]!.map((tag) => ({ repo, tag })) : [{ repo, tag: '' }]));
+    return Promise.all(repositories.map(async (name) => {
+      const [tags, vis] = await Promise.all([
+        registry<{ tags: string[] | null }>(`/${name}/tags/list`).then((x) => (x.tags ?? []).sort(), () => [] as string[]),
+        // Stratus's extension: whether anyone may pull it
+        registry<{ public: boolean }>(`/_stratus/repositories/${name}`).then((x) => x.public, () => null),
+      ]);
+      return { name, tags, public: vis };
+    }));
   }, []);
+  const write = canWrite();
+  const setPublic = (repo: Repo, pub: boolean) => async () => {
+    await call('PUT', null, `/v2/_stratus/repositories/${repo.name}`, { body: { public: pub } });
+    reload();
+  };
   return (
     <>
-      <p class="muted">Push with <code>podman login {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
+      <p class="muted">Push with <code>podman login{tlsFlag()} {location.host}</code> (your user name and password, or an application credential’s id and secret), then <code>podman push{tlsFlag()} {location.host}/&lt;project&gt;/&lt;name&gt;:&lt;tag&gt;</code>.</p>
       <ErrorNote error={error} />
-      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => `${r.repo}:${r.tag}`} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
-        { key: 'repo', label: 'Repository', value: (r) => r.repo },
-        { key: 'tag', label: 'Tag', value: (r) => r.tag || '(no tags)' },
-        { key: 'pull', label: 'Pull', value: (r) => (r.tag ? `podman pull ${location.host}/${r.repo}:${r.tag}` : ''), render: (r) => (r.tag ? <code>podman pull {location.host}/{r.repo}:{r.tag}</code> : '—') },
+      <ClientTable caption="Registry repositories" rows={data ?? []} rowKey={(r) => r.name} initialSort={{ key: 'repo', dir: 'asc' }} columns={[
+        { key: 'repo', label: 'Repository', value: (r) => r.name },
+        { key: 'visibility', label: 'Visibility', value: (r) => (r.public === null ? '' : r.public ? 'public' : 'private'), render: (r) => (
+          <>
+            <span>{r.public === null ? '—' : r.public ? 'public: anyone may pull' : 'private'}</span>{' '}
+            {write && r.public !== null && (r.public
+              ? <ConfirmButton label="Make private" question={`Make repository “${r.name}” private?`} onConfirm={setPublic(r, false)} />
+              : <ConfirmButton label="Make public" danger question={`Make repository “${r.name}” public? Anyone may pull its images without logging in.`} onConfirm={setPublic(r, true)} />)}
+          </>
+        ) },
+        { key: 'pull', label: 'Tags', value: (r) => r.tags.join(' '), sortable: false, render: (r) => (r.tags.length === 0 ? '(no tags)' : (
+          <ul class="plain">{r.tags.map((t) => <li key={t}><code>podman pull{tlsFlag()} {location.host}/{r.name}:{t}</code></li>)}</ul>
+        )) },
       ]} />
     </>
   );
@@ -197,6 +240,7 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
     return { entries: list.body as Entry[], read: head.headers.get('x-container-read') ?? '' };
   }, [container, prefix]);
   const [actionError, setActionError] = useState<string | null>(null);
+  const [loading, setLoading] = useState<{ name: string; loaded: number; total: number | null } | null>(null);
   const write = canWrite();
   const isPublic = !!data && data.read.split(',').map((s) => s.trim()).includes('.r:*');
   const go = (p: string) => navigate(`/objects?container=${encodeURIComponent(container)}${p ? `&prefix=${encodeURIComponent(p)}` : ''}`);
@@ -215,7 +259,10 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
       key: 'actions', label: 'Actions', value: () => '', sortable: false,
       render: (e) => e.subdir ? null : (
         <div class="actions">
-          <button type="button" onClick={() => download(container, e.name!).catch((err) => setActionError(errorText(err)))}>Download</button>
+          <button type="button" onClick={() => {
+            setActionError(null);
+            download(container, e.name!, (loaded, total) => setLoading({ name: e.name!, loaded, total })).catch((err) => setActionError(errorText(err)));
+          }}>Download</button>
           {write && <TempUrlButton container={container} object={e.name!} />}
           {write && <ConfirmButton label="Delete" danger question={`Delete object “${e.name}”?`} onConfirm={async () => { await swift('DELETE', pathOf(container, e.name!)); reload(); }} />}
         </div>
@@ -239,6 +286,13 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
         </p>
       )}
       <ErrorNote error={error ?? actionError} />
+      {loading && (
+        <label class="field download">
+          <span>Download of {loading.name}</span>
+          <progress max={loading.total ?? undefined} value={loading.total ? loading.loaded : undefined} />
+          <small class="muted" role="status">{loading.total ? `${Math.round((loading.loaded / loading.total) * 100)}% of ${formatBytes(loading.total)}` : `${formatBytes(loading.loaded)}…`}</small>
+        </label>
+      )}
       {prefix && <p><button type="button" onClick={() => go(crumbs.length > 1 ? `${crumbs.slice(0, -1).join('/')}/` : '')}>Up a folder</button></p>}
       <ClientTable caption={`Objects in ${container}`} rows={data?.entries ?? []} rowKey={(e) => e.subdir ?? e.name!} initialSort={{ key: 'name', dir: 'asc' }} columns={columns} />
       {write && <Upload container={container} prefix={prefix} done={reload} />}

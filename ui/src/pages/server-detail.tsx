@@ -1,29 +1,60 @@
 // One server: its addresses and state (live), its actions (each confirmed),
 // its instance actions, its console log and its consoles: the serial console
 // in a terminal (xterm.js, loaded only when opened) and, for VMs, noVNC.
+// The actions and consoles offered are those of the server's kind, as the
+// compute API's own descriptor (src/compute/kinds.ts) says: the kind its
+// flavor names, else its image's container format.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { call, canWrite } from '../api.ts';
+import { KINDS, kindOfFlavor, kindOfImageFormat, type DriverAction, type KindName } from '../../../src/compute/kinds.ts';
+import { call, canWrite, isAdmin } from '../api.ts';
 import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
 import { ConfirmButton, CreateForm, ErrorNote, Field, Loading, Page, Status, Table, Tabs, debounce, errorText, useLoad, val } from '../ui.tsx';
-import type { Server } from './servers.tsx';
+import { KIND_LABEL, type Server } from './servers.tsx';
 import { allVolumes, volumeLabel } from './volumes.tsx';
 
 const act = (id: string, body: unknown) => call('POST', 'compute', `/servers/${id}/action`, { body });
 
-interface Action { label: string; when: string[]; body: unknown; danger?: boolean; question?: string }
+interface Action { label: string; when: string[]; body: (s: Server) => unknown; action: DriverAction | null; danger?: boolean; admin?: boolean }
+const SHELVED = ['SHELVED', 'SHELVED_OFFLOADED'];
 const ACTIONS: Action[] = [
-  { label: 'Start', when: ['SHUTOFF'], body: { 'os-start': null } },
-  { label: 'Stop', when: ['ACTIVE', 'ERROR'], body: { 'os-stop': null } },
-  { label: 'Reboot', when: ['ACTIVE'], body: { reboot: { type: 'SOFT' } } },
-  { label: 'Hard reboot', when: ['ACTIVE', 'SHUTOFF', 'ERROR', 'PAUSED', 'SUSPENDED'], body: { reboot: { type: 'HARD' } } },
-  { label: 'Pause', when: ['ACTIVE'], body: { pause: null } },
-  { label: 'Unpause', when: ['PAUSED'], body: { unpause: null } },
-  { label: 'Suspend', when: ['ACTIVE'], body: { suspend: null } },
-  { label: 'Resume', when: ['SUSPENDED'], body: { resume: null } },
-  { label: 'Confirm resize', when: ['VERIFY_RESIZE'], body: { confirmResize: null } },
-  { label: 'Revert resize', when: ['VERIFY_RESIZE'], body: { revertResize: null } },
+  { label: 'Start', when: ['SHUTOFF'], body: () => ({ 'os-start': null }), action: 'os-start' },
+  { label: 'Stop', when: ['ACTIVE', 'ERROR'], body: () => ({ 'os-stop': null }), action: 'os-stop' },
+  { label: 'Reboot', when: ['ACTIVE'], body: () => ({ reboot: { type: 'SOFT' } }), action: 'reboot' },
+  { label: 'Hard reboot', when: ['ACTIVE', 'SHUTOFF', 'ERROR', 'PAUSED', 'SUSPENDED'], body: () => ({ reboot: { type: 'HARD' } }), action: 'reboot' },
+  { label: 'Pause', when: ['ACTIVE'], body: () => ({ pause: null }), action: 'pause' },
+  { label: 'Unpause', when: ['PAUSED'], body: () => ({ unpause: null }), action: 'unpause' },
+  { label: 'Suspend', when: ['ACTIVE'], body: () => ({ suspend: null }), action: 'suspend' },
+  { label: 'Resume', when: ['SUSPENDED'], body: () => ({ resume: null }), action: 'resume' },
+  { label: 'Rescue', when: ['ACTIVE', 'SHUTOFF', 'ERROR'], body: () => ({ rescue: null }), action: 'rescue' },
+  { label: 'Unrescue', when: ['RESCUE'], body: () => ({ unrescue: null }), action: 'unrescue' },
+  { label: 'Shelve', when: ['ACTIVE', 'SHUTOFF', 'PAUSED', 'SUSPENDED'], body: () => ({ shelve: null }), action: 'shelve' },
+  { label: 'Offload', when: ['SHELVED'], body: () => ({ shelveOffload: null }), action: 'shelveOffload', admin: true },
+  { label: 'Unshelve', when: SHELVED, body: () => ({ unshelve: null }), action: 'unshelve' },
+  { label: 'Rebuild', when: ['ACTIVE', 'SHUTOFF', 'ERROR'], body: (s) => ({ rebuild: { imageRef: s.image ? s.image.id : '' } }), action: 'rebuild', danger: true },
+  { label: 'Confirm resize', when: ['VERIFY_RESIZE'], body: () => ({ confirmResize: null }), action: 'confirmResize' },
+  { label: 'Revert resize', when: ['VERIFY_RESIZE'], body: () => ({ revertResize: null }), action: 'revertResize' },
 ];
+
+/**
+ * The server's kind: the one its flavor names (stratus:kind, a bare-metal
+ * flavor's custom resource class), else its image's container format; a
+ * volume-backed server is a VM. Null when its image is gone (every action shown).
+ */
+async function kindOfServer(s: Server): Promise<KindName | null> {
+  const byFlavor = kindOfFlavor(s.flavor?.extra_specs ?? {});
+  if (byFlavor) return byFlavor;
+  if (!s.image) return 'vm';
+  try {
+    return kindOfImageFormat((await call('GET', 'image', `/v2/images/${s.image.id}`)).body.container_format ?? null);
+  } catch {
+    return null;
+  }
+}
+
+/** What a server of `kind` can do (a driver action its kind lacks is Nova's 409): null kind, everything. */
+const kindCan = (kind: KindName | null, action: DriverAction | null): boolean => !kind || !action || (KINDS[kind].actions as readonly string[]).includes(action);
+const kindConsoles = (kind: KindName | null): string[] => (kind ? Object.keys(KINDS[kind].consoles) : ['serial', 'vnc']);
 
 function ResizeForm({ server, done }: { server: Server; done: () => void }) {
   const flavors = useLoad(async () => (await call('GET', 'compute', '/flavors/detail')).body.flavors as Array<{ id: string; name: string; vcpus: number; ram: number; disk: number }>, []);
@@ -211,6 +242,8 @@ function History({ id, version }: { id: string; version: number }) {
 
 export function ServerDetail({ id }: { id: string }) {
   const { data: server, error, reload, set } = useLoad(async () => (await call('GET', 'compute', `/servers/${id}`)).body.server as Server, [id]);
+  const kindLoad = useLoad(async () => (server ? kindOfServer(server) : undefined), [id, !!server]);
+  const kind = kindLoad.data ?? null;
   const [tab, setTab] = useState('overview');
   const [version, setVersion] = useState(0);
   const [actionError, setActionError] = useState<string | null>(null);
@@ -241,8 +274,8 @@ export function ServerDetail({ id }: { id: string }) {
       {server.fault && <p class="error">{server.fault.message}</p>}
       {write && server.status !== 'DELETED' && (
         <div class="actions" aria-label="Server actions" role="group">
-          {ACTIONS.filter((a) => a.when.includes(server.status)).map((a) => (
-            <ConfirmButton key={a.label} label={a.label} disabled={busy} question={`${a.label} server “${server.name}”?`} onConfirm={() => run(a.body)} />
+          {kindLoad.data !== undefined && ACTIONS.filter((a) => a.when.includes(server.status) && kindCan(kind, a.action) && (!a.admin || isAdmin()) && (a.action !== 'rebuild' || server.image)).map((a) => (
+            <ConfirmButton key={a.label} label={a.label} disabled={busy} danger={a.danger} question={`${a.label} server “${server.name}”?${a.action === 'rebuild' ? ' Its disk is written again from its image.' : ''}`} onConfirm={() => run(a.body(server))} />
           ))}
           <ConfirmButton label="Delete" danger question={`Delete server “${server.name}”? This cannot be undone.`} onConfirm={async () => {
             await call('DELETE', 'compute', `/servers/${server.id}`);
@@ -251,11 +284,13 @@ export function ServerDetail({ id }: { id: string }) {
         </div>
       )}
       <ErrorNote error={actionError} />
-      <Tabs current={tab} onSelect={setTab} tabs={[['overview', 'Overview'], ['volumes', 'Volumes'], ['log', 'Console log'], ['console', 'Serial console'], ['vnc', 'Graphical console'], ['history', 'Action history']]} />
+      <Tabs current={tab} onSelect={setTab} tabs={([['overview', 'Overview'], ['volumes', 'Volumes'], ['log', 'Console log'], ['console', 'Serial console'], ['vnc', 'Graphical console'], ['history', 'Action history']] as Array<[string, string]>)
+        .filter(([k]) => (k === 'volumes' ? kindCan(kind, 'attach_volume') : k === 'log' ? kindCan(kind, 'os-getConsoleOutput') : k === 'console' ? kindConsoles(kind).includes('serial') : k === 'vnc' ? kindConsoles(kind).includes('vnc') : true))} />
       {tab === 'overview' && (
         <>
           <dl class="props">
             <dt>ID</dt><dd><code>{server.id}</code></dd>
+            <dt>Kind</dt><dd>{kind ? KIND_LABEL[kind] : '—'}</dd>
             <dt>Flavor</dt><dd>{server.flavor?.original_name ?? server.flavor?.id} {server.flavor?.vcpus !== undefined && <span class="muted">({server.flavor.vcpus} vCPU, {server.flavor.ram} MiB)</span>}</dd>
             <dt>Image</dt><dd>{server.image ? <code>{server.image.id}</code> : 'booted from a volume'}</dd>
             <dt>Key pair</dt><dd>{server.key_name ?? '—'}</dd>
@@ -272,10 +307,10 @@ export function ServerDetail({ id }: { id: string }) {
             <dt>Metadata</dt>
             <dd>{Object.entries(server.metadata ?? {}).map(([k, v]) => <div key={k}><code>{k}</code> = {v}</div>)}</dd>
           </dl>
-          {write && ['ACTIVE', 'SHUTOFF'].includes(server.status) && !busy && (
+          {write && ['ACTIVE', 'SHUTOFF'].includes(server.status) && !busy && (kindCan(kind, 'resize') || kindCan(kind, 'createImage')) && (
             <div class="grid">
-              <section class="card"><h2>Resize</h2><ResizeForm server={server} done={reload} /></section>
-              <section class="card"><h2>Snapshot</h2><SnapshotForm server={server} /></section>
+              {kindCan(kind, 'resize') && <section class="card"><h2>Resize</h2><ResizeForm server={server} done={reload} /></section>}
+              {kindCan(kind, 'createImage') && <section class="card"><h2>Snapshot</h2><SnapshotForm server={server} /></section>}
             </div>
           )}
         </>

@@ -11,13 +11,16 @@ export interface Server {
   id: string; name: string; status: string; created: string; updated?: string;
   'OS-EXT-STS:task_state'?: string | null; 'OS-EXT-STS:power_state'?: number;
   addresses: Record<string, Array<{ addr: string; 'OS-EXT-IPS:type'?: string; version: number }>>;
-  flavor: { original_name?: string; vcpus?: number; ram?: number; id?: string };
+  flavor: { original_name?: string; vcpus?: number; ram?: number; id?: string; extra_specs?: Record<string, string> };
   image: { id: string } | '';
   key_name?: string | null; tenant_id: string; user_id: string;
   security_groups?: Array<{ name: string }>;
   metadata?: Record<string, string>;
   fault?: { message: string; code: number };
 }
+
+/** The kinds of server (src/compute/kinds.ts's KINDS) as the pages name them. */
+export const KIND_LABEL: Record<'container' | 'vm' | 'baremetal', string> = { container: 'Container', vm: 'Virtual machine', baremetal: 'Bare metal' };
 
 export const addressText = (s: Server): string =>
   Object.entries(s.addresses ?? {}).flatMap(([net, list]) => list.map((a) => `${a.addr}${a['OS-EXT-IPS:type'] === 'floating' ? ' (floating)' : ''} on ${net}`)).join(', ');

@@ -1,7 +1,7 @@
 // Volumes: the project's Cinder volumes, snapshots and backups, each a list
 // (sorted, filtered, paged in the browser), with the create forms (a volume
-// blank, from an image or from a snapshot; a snapshot of a volume), extend
-// and deletes, each confirmed. Live through the event stream (`volume`,
+// blank, from an image or from a snapshot; a snapshot of a volume), edit
+// (name, description), extend, upload to an image and deletes, each confirmed. Live through the event stream (`volume`,
 // `volume_snapshot`). Attaching and detaching is on the server's page
 // (server-detail.tsx), through Nova, as the CLI's `server add volume` does.
 import { useEffect, useState } from 'preact/hooks';
@@ -72,24 +72,68 @@ function ExtendButton({ v, done }: { v: Volume; done: () => void }) {
   );
 }
 
-function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
+function EditButton({ v, done }: { v: Volume; done: () => void }) {
+  const [name, setName] = useState(v.name ?? '');
+  const [description, setDescription] = useState(v.description ?? '');
+  return (
+    <DialogForm label="Edit" title={`Edit volume “${volumeLabel(v)}”`} submit={async () => {
+      await cinder('PUT', `/volumes/${v.id}`, { volume: { name: name.trim(), description } });
+      done();
+    }}>
+      <Field label="Name"><input name="edit-name" value={name} onInput={(e) => setName(val(e))} /></Field>
+      <Field label="Description"><textarea name="edit-description" value={description} onInput={(e) => setDescription(val(e))} rows={3} /></Field>
+    </DialogForm>
+  );
+}
+
+function UploadImageButton({ v, done }: { v: Volume; done: () => void }) {
+  const [name, setName] = useState(`${volumeLabel(v)}-image`);
+  // QCOW2 by default: a volume's unwritten space costs nothing in it (raw copies every byte)
+  const [format, setFormat] = useState('qcow2');
+  const [note, setNote] = useState<string | null>(null);
+  return (
+    <>
+      <DialogForm label="Upload to image" title={`Upload volume “${volumeLabel(v)}” to an image`} disabled={!['available', 'in-use'].includes(v.status)} submit={async () => {
+        // an attached volume's data as it is now: Cinder's `force`
+        const r = await cinder('POST', `/volumes/${v.id}/action`, { 'os-volume_upload_image': { image_name: name.trim(), disk_format: format, container_format: 'bare', force: v.status === 'in-use' } });
+        setNote(`Image ${r.body?.['os-volume_upload_image']?.image_id ?? ''} is being filled from the volume.`);
+        done();
+      }}>
+        <Field label="Image name"><input name="upload-image-name" value={name} onInput={(e) => setName(val(e))} required /></Field>
+        <Field label="Disk format">
+          <select name="upload-image-format" value={format} onChange={(e) => setFormat(val(e))}>
+            <option value="qcow2">QCOW2</option>
+            <option value="raw">Raw</option>
+          </select>
+        </Field>
+      </DialogForm>
+      {note && <span class="muted" role="status">{note}</span>}
+    </>
+  );
+}
+
+function VolumesTab({ data, reload, query }: { data: Data; reload: () => void; query: URLSearchParams }) {
   const write = canWrite();
   const [name, setName] = useState('');
   const [size, setSize] = useState('1');
   const [type, setType] = useState('');
-  const [source, setSource] = useState<'blank' | 'image' | 'snapshot'>('blank');
+  // a snapshot's “Create volume” comes here with ?snapshot=<id>
+  const [source, setSource] = useState<'blank' | 'image' | 'snapshot'>(query.get('snapshot') ? 'snapshot' : 'blank');
   const [image, setImage] = useState('');
-  const [snapshot, setSnapshot] = useState('');
+  const [snapshot, setSnapshot] = useState(query.get('snapshot') ?? '');
   const [snapName, setSnapName] = useState('');
   const [snapVolume, setSnapVolume] = useState('');
   // only what Cinder's create flow takes: bare raw or qcow2 images
   const images = data.images.filter((i) => i.container_format === 'bare' && (i.disk_format === 'raw' || i.disk_format === 'qcow2'));
+  // the attached servers' names: one list of the project's servers (ids and names), not a call per server
+  const attachedIds = [...new Set(data.volumes.flatMap((v) => v.attachments.map((a) => a.server_id)))].sort().join();
   const servers = useLoad(async () => {
-    const ids = [...new Set(data.volumes.flatMap((v) => v.attachments.map((a) => a.server_id)))];
     const names: Record<string, string> = {};
-    await Promise.all(ids.map((id) => call('GET', 'compute', `/servers/${id}`).then((r) => { names[id] = r.body.server.name; }, () => undefined)));
+    if (!attachedIds) return names;
+    const r = await call('GET', 'compute', '/servers?limit=1000').catch(() => null);
+    for (const s of (r?.body.servers ?? []) as Array<{ id: string; name: string }>) names[s.id] = s.name;
     return names;
-  }, [data.volumes.map((v) => v.attachments.map((a) => a.server_id).join()).join()]);
+  }, [attachedIds]);
   const columns: Column<Volume>[] = [
     { key: 'name', label: 'Name', value: volumeLabel },
     { key: 'status', label: 'Status', value: (v) => v.status, render: (v) => <Status value={v.status} /> },
@@ -108,7 +152,9 @@ function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
     columns.push({
       key: 'actions', label: 'Actions', value: () => '', sortable: false, render: (v) => (
         <div class="actions">
+          <EditButton v={v} done={reload} />
           <ExtendButton v={v} done={reload} />
+          <UploadImageButton v={v} done={reload} />
           <ConfirmButton label="Delete" danger disabled={v.attachments.length > 0} question={`Delete volume “${volumeLabel(v)}”? Its data is lost.`}
             onConfirm={async () => { await cinder('DELETE', `/volumes/${v.id}`); reload(); }} />
         </div>
@@ -183,7 +229,7 @@ function VolumesTab({ data, reload }: { data: Data; reload: () => void }) {
   );
 }
 
-function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
+function SnapshotsTab({ data, reload }: { data: Data; reload: () => void; query: URLSearchParams }) {
   const columns: Column<Snapshot>[] = [
     { key: 'name', label: 'Name', value: (s) => s.name || s.id },
     { key: 'status', label: 'Status', value: (s) => s.status, render: (s) => <Status value={s.status} /> },
@@ -194,7 +240,12 @@ function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
   if (canWrite()) {
     columns.push({
       key: 'actions', label: 'Actions', value: () => '', sortable: false,
-      render: (s) => <ConfirmButton label="Delete" danger question={`Delete snapshot “${s.name || s.id}”?`} onConfirm={async () => { await cinder('DELETE', `/snapshots/${s.id}`); reload(); }} />,
+      render: (s) => (
+        <div class="actions">
+          <button type="button" disabled={s.status !== 'available'} onClick={() => navigate(`/volumes?tab=volumes&snapshot=${s.id}`)}>Create volume</button>
+          <ConfirmButton label="Delete" danger question={`Delete snapshot “${s.name || s.id}”?`} onConfirm={async () => { await cinder('DELETE', `/snapshots/${s.id}`); reload(); }} />
+        </div>
+      ),
     });
   }
   return (
@@ -205,7 +256,7 @@ function SnapshotsTab({ data, reload }: { data: Data; reload: () => void }) {
   );
 }
 
-function BackupsTab({ data, reload }: { data: Data; reload: () => void }) {
+function BackupsTab({ data, reload }: { data: Data; reload: () => void; query: URLSearchParams }) {
   if (data.backups === null) return <p role="status">This cloud does not serve volume backups yet: Cinder’s backups API answers 404. Snapshots keep a volume’s data point in time.</p>;
   return (
     <ClientTable caption="Backups" rows={data.backups} rowKey={(b) => b.id} initialSort={{ key: 'created', dir: 'desc' }} columns={[
@@ -221,7 +272,7 @@ function BackupsTab({ data, reload }: { data: Data; reload: () => void }) {
 
 const TABS: Array<[string, string]> = [['volumes', 'Volumes'], ['snapshots', 'Snapshots'], ['backups', 'Backups']];
 
-export function Volumes({ tab }: { tab: string }) {
+export function Volumes({ tab, query }: { tab: string; query: URLSearchParams }) {
   const { data, error, reload } = useLoad(load, []);
   useEffect(() => {
     const soon = debounce(reload);
@@ -238,7 +289,7 @@ export function Volumes({ tab }: { tab: string }) {
     <Page title="Volumes">
       <Tabs tabs={TABS} current={tab} onSelect={(k) => navigate(`/volumes?tab=${k}`)} />
       <ErrorNote error={error} />
-      {data ? <Tab data={data} reload={reload} /> : !error && <p class="muted">Loading volumes…</p>}
+      {data ? <Tab key={query.toString()} data={data} reload={reload} query={query} /> : !error && <p class="muted">Loading volumes…</p>}
     </Page>
   );
 }

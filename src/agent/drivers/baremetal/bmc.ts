@@ -19,6 +19,21 @@ export interface BmcClient {
   setBootDevice(device: BootDevice, persistent: boolean): Promise<void>;
   /** Virtual media (redfish): the ISO at `url` inserted as a CD; null when the BMC has none. */
   readonly virtualMedia: VirtualMedia | null;
+  /**
+   * Connects to the node's serial console (IPMI Serial over LAN; a Redfish
+   * BMC's serial console over Telnet): the node's output until the session
+   * ends. A BMC that offers none throws a user ResourceFailure with code
+   * `console_unavailable`.
+   */
+  openConsole(): Promise<ConsoleSession>;
+}
+
+export const CONSOLE_UNAVAILABLE = 'console_unavailable';
+
+/** One serial console session: the node's output (bytes), ending when the BMC or the node drops it or on close(). */
+export interface ConsoleSession {
+  readonly output: AsyncIterable<Buffer>;
+  close(): void;
 }
 
 export interface VirtualMedia {

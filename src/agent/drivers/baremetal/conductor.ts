@@ -28,6 +28,12 @@
 // mid-operation carries on: its endpoint comes back on the same port and the
 // ramdisk, which keeps asking, finds it again.
 //
+// While a node is powered on (from just before the conductor powers it on),
+// the conductor records its serial console (console.ts: IPMI Serial over
+// LAN, a Redfish BMC's Telnet serial console) into
+// <state>/baremetal/consoles/<id>.log, capped; the `console` request
+// (reconciler.ts) reads its tail.
+//
 // The endpoint (HTTP on --baremetal-address:--baremetal-port): the iPXE
 // scripts (ipxe.ts) and the ramdisk's kernel and initramfs are public; the
 // rest (the ramdisk's command and reports, the raw image, the config drive,
@@ -51,12 +57,15 @@ import type { Driver } from '../driver.ts';
 import { IPXE_DIR } from '../network/dhcp.ts';
 import { writeConfigDriveIso } from '../vm/configdrive.ts';
 import type { BmcClient, BmcFactory } from './bmc.ts';
+import { ConsoleRecorders } from './console.ts';
 import { ImageCache, type RawImage } from './images.ts';
 import { chainScript, localBootScript, macFromPath, ramdiskScript } from './ipxe.ts';
 import { buildRamdisk, buildRamdiskIso, ramdiskCmdline, type Ramdisk } from './ramdisk/build.ts';
 import { parseReport, renderCommand, type RamdiskCommand } from './ramdisk/protocol.ts';
 
 export const DEFAULT_BAREMETAL_PORT = 6386;
+/** How long a power on waits for the node's console session to open (its first words recorded). */
+const CONSOLE_OPEN_WAIT_MS = 10_000;
 export const TOKEN_HEADER = 'x-stratus-token';
 
 /** The clean steps the ramdisk does (Ironic's automated one). */
@@ -117,6 +126,8 @@ export interface ConductorOptions {
   powerTimeoutMs?: number;
   /** Ask the agent to converge a node again (the endpoint heard from its ramdisk, a deadline passed). */
   requeue?: (id: string) => void;
+  /** A node's recorded serial console is kept under this many bytes (default 1 MiB). */
+  consoleCap?: number;
 }
 
 const now = () => new Date().toISOString();
@@ -133,6 +144,9 @@ export class BaremetalConductor implements Driver {
   private readonly locks = new KeyedLock();
   private readonly images: ImageCache;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly consoles: ConsoleRecorders;
+  /** The BMC access each recorded console was opened with (new credentials: opened again). */
+  private readonly consoleAccess = new Map<string, string>();
   private server: Server | null = null;
   private ramdiskP: Promise<Ramdisk> | null = null;
   requeue: (id: string) => void;
@@ -142,6 +156,7 @@ export class BaremetalConductor implements Driver {
     this.log = o.log;
     this.root = join(o.stateDir, 'baremetal');
     this.images = new ImageCache(join(this.root, 'images'), o.fetchImage, this.locks);
+    this.consoles = new ConsoleRecorders(this.root, o.log, o.consoleCap ?? 1 << 20);
     this.requeue = o.requeue ?? (() => {});
   }
 
@@ -197,6 +212,7 @@ export class BaremetalConductor implements Driver {
 
   async stop(): Promise<void> {
     for (const t of this.timers.values()) clearTimeout(t);
+    await this.consoles.stopAll();
     const s = this.server;
     this.server = null;
     if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
@@ -211,6 +227,8 @@ export class BaremetalConductor implements Driver {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     this.nodes.delete(id);
+    this.consoleAccess.delete(id);
+    await this.consoles.remove(id);
     await fsp.rm(join(this.root, 'nodes', `${id}.json`), { force: true });
     await fsp.rm(join(this.root, 'nodes', id), { recursive: true, force: true });
   }
@@ -243,6 +261,10 @@ export class BaremetalConductor implements Driver {
       st.nics = spec.nics.map((n) => n.mac.toLowerCase());
       const bmc = this.o.bmc(spec.bmc);
       let error: ResourceError | undefined;
+      // about to power the node on (a request, an operation): its console is recorded from its first words
+      const poweringOn = !spec.maintenance && ((spec.power !== null && spec.power.seq !== st.power_seq && !spec.power.target.endsWith('off'))
+        || (spec.operation !== null && spec.operation.type !== 'verify' && spec.operation.type !== 'tear_down' && st.op?.id !== spec.operation.id));
+      if (poweringOn) await this.recordConsole(id, spec, bmc, 'power on', CONSOLE_OPEN_WAIT_MS);
       if (!spec.maintenance) {
         if (spec.power && spec.power.seq !== st.power_seq) {
           try {
@@ -270,6 +292,7 @@ export class BaremetalConductor implements Driver {
       } catch (err) {
         error ??= toResourceError(err);
       }
+      await this.recordConsole(id, spec, bmc, power);
       const observed: NodeObserved = { power_state: power };
       if (st.power_seq !== undefined) observed.power_seq = st.power_seq;
       if (st.boot_device_seq !== undefined) observed.boot_device_seq = st.boot_device_seq;
@@ -285,6 +308,28 @@ export class BaremetalConductor implements Driver {
       this.schedule(st);
       return { observed, ...(error ? { error } : {}) };
     });
+  }
+
+  /**
+   * The serial console is recorded while the node is on, from just before the
+   * conductor powers it on (a BMC that did not answer: left as it is).
+   */
+  private async recordConsole(id: string, spec: NodeSpec, bmc: BmcClient, power: PowerState | null, waitMs = 0): Promise<void> {
+    if (power === null) return;
+    const key = JSON.stringify(spec.bmc);
+    if (power === 'power on') {
+      if (this.consoleAccess.get(id) !== key && this.consoles.recording(id)) void this.consoles.stop(id);
+      this.consoleAccess.set(id, key);
+      await this.consoles.start(id, bmc, waitMs);
+    } else if (this.consoles.recording(id)) {
+      void this.consoles.stop(id);
+    }
+  }
+
+  /** The node's recorded serial console (its last `lines` lines). */
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    if (!this.nodes.has(id)) throw userError('node_unknown', `node ${id} is not conducted by this host`);
+    return this.consoles.output(id, lines);
   }
 
   /** A wake-up at the running phase's deadline. */

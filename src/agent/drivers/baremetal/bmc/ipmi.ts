@@ -13,11 +13,19 @@
 // command (an unsupported boot device, a power control the BMC cannot do) is
 // bmc_refused. ipmitool exits 0 after some refusals (`chassis bootdev` prints
 // "Set Chassis Boot Parameter 5 failed" and exits 0), so stderr is read too.
+//
+// The serial console is Serial over LAN: `sol deactivate` (a session left by
+// a killed ipmitool holds the payload until the BMC times it out), then a
+// long-running `sol activate` (unbuffered through coreutils' stdbuf) whose
+// stdout is the node's serial output (its stdin, a pipe never written, keeps
+// it open; ipmitool's own banner lines are left out). A BMC without SOL (or
+// with it disabled) is console_unavailable.
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import { run } from '../../../exec.ts';
-import type { BmcClient } from '../bmc.ts';
+import { spawn } from 'node:child_process';
+import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../bmc.ts';
 
 export const IPMI_DEFAULT_PORT = 623;
 
@@ -27,6 +35,8 @@ const RETRY_SEC = 1;
 /** The deadline of one ipmitool run, whatever it does. */
 const RUN_TIMEOUT_MS = 30_000;
 const POLL_MS = 500;
+/** How long `sol activate` may take to say its session is up before the session is handed out anyway. */
+const SOL_OPEN_TIMEOUT_MS = 15_000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** ipmitool's `chassis bootdev` argument for each boot device. */
@@ -36,6 +46,8 @@ const BOOTDEV: Record<BootDevice, string> = { pxe: 'pxe', disk: 'disk', cdrom: '
 const AUTH = /RAKP 2 HMAC is invalid|RAKP 2 message indicates an error|unauthorized name|invalid (integrity|authentication) (check|algorithm)|insufficient privilege|Invalid user name|password (is )?invalid|Activate Session error/i;
 /** ... when nothing answered. */
 const UNREACHABLE = /Get Auth Capabilities error|Error issuing Get Channel Authentication Capabilities|No response from remote controller|Address lookup for .* failed|Unable to establish (IPMI v2 \/ RMCP\+|LAN) session|Connection refused|Network is unreachable|No route to host|timed out/i;
+/** ... when the BMC has no Serial over LAN, or it is disabled. */
+const NO_SOL = /Error activating SOL payload: Invalid command|SOL payload disabled|Payload type disabled|not support(ed)? .*SOL/i;
 /** Lines of `-v` chatter that are no error. */
 const NOISE = /^(Loading IANA PEN Registry|Running Get VSO Capabilities|Invalid completion code received: Invalid command|Discovered IPMB address|Get Session Challenge command failed|>> |<< )/;
 
@@ -90,6 +102,42 @@ export class IpmiBmc implements BmcClient {
     await this.ipmitool(['chassis', 'bootdev', dev, ...(persistent ? ['options=persistent'] : [])]);
   }
 
+  async openConsole(): Promise<ConsoleSession> {
+    // a stale session (a recorder killed, an agent restarted) holds the SOL payload: freed first; "already de-activated" is fine
+    await this.ipmitool(['sol', 'deactivate']).catch(() => undefined);
+    // stdbuf -o0: ipmitool writes the console through stdio, in 4 KiB blocks to a pipe otherwise (stdbuf execs it: one pid)
+    const child = spawn('stdbuf', ['-o0', 'ipmitool', ...this.argv(['sol', 'activate'], false)], { env: this.env(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
+    child.on('error', () => { /* ENOENT: the output ends at once */ });
+    child.stdin!.on('error', () => undefined);
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    const where = this.where();
+    const scrub = (t: string) => this.scrub(t);
+    // open once ipmitool says the session is up (its first words), it ends, or after a while
+    const it = (child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let timer: NodeJS.Timeout | undefined;
+    const first = it.next();
+    await Promise.race([first, new Promise<void>((r) => { timer = setTimeout(r, SOL_OPEN_TIMEOUT_MS); })]);
+    clearTimeout(timer);
+    async function* output(): AsyncIterable<Buffer> {
+      for (let next = await first; !next.done; next = await it.next()) {
+        // ipmitool's own words: "[SOL Session operational.  Use ~? for help]", "[SOL Session closed]"
+        const text = next.value.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
+        if (text) yield Buffer.from(text, 'latin1');
+      }
+      const code = await exited;
+      const said = scrub(stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^tcgetattr|^Info: SOL payload already de-activated/.test(l)).slice(-2).join('; ').slice(0, 300));
+      if (code !== 0 && code !== null) {
+        if (AUTH.test(stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${where}: sol activate: the BMC refused the user name or password`);
+        // a BMC without Serial over LAN (ipmi_sim with no `sol`: Invalid command), or with it turned off
+        if (NO_SOL.test(stderr)) throw userError(CONSOLE_UNAVAILABLE, `${where}: no Serial over LAN${said ? ` (${said})` : ''}`);
+        throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate ended (exit ${code})${said ? `: ${said}` : ''}`);
+      }
+    }
+    return { output: output(), close: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); } };
+  }
+
   /** Polls the power state until it is `target`; a transient bmc_refused after `timeoutMs`. */
   private async waitFor(target: PowerState, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
@@ -106,11 +154,8 @@ export class IpmiBmc implements BmcClient {
 
   /** Runs one ipmitool command; its stdout, or a classified ResourceFailure. */
   private async ipmitool(command: string[]): Promise<string> {
-    const a = this.access;
-    const args = ['-I', 'lanplus', '-C', '3', '-H', a.address, '-p', String(a.port ?? IPMI_DEFAULT_PORT),
-      ...(a.username ? ['-U', a.username] : []), '-E', '-v', '-R', String(RETRIES), '-N', String(RETRY_SEC), ...command];
-    // the environment carries the password; LC_ALL=C keeps ipmitool's words the ones matched below
-    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', IPMI_PASSWORD: a.password ?? '' };
+    const args = this.argv(command, true);
+    const env = this.env();
     let r;
     try {
       r = await run('ipmitool', args, { env, timeoutMs: RUN_TIMEOUT_MS });
@@ -128,6 +173,18 @@ export class IpmiBmc implements BmcClient {
       throw userError(BaremetalErrorCode.bmcRefused, `${what}: refused${said ? `: ${said}` : ` (exit ${r.code})`}`);
     }
     return r.stdout;
+  }
+
+  /** ipmitool's arguments for `command` (never the password: `-E`). */
+  private argv(command: string[], verbose: boolean): string[] {
+    const a = this.access;
+    return ['-I', 'lanplus', '-C', '3', '-H', a.address, '-p', String(a.port ?? IPMI_DEFAULT_PORT),
+      ...(a.username ? ['-U', a.username] : []), '-E', ...(verbose ? ['-v'] : []), '-R', String(RETRIES), '-N', String(RETRY_SEC), ...command];
+  }
+
+  /** The environment carries the password; LC_ALL=C keeps ipmitool's words the ones matched here. */
+  private env(): NodeJS.ProcessEnv {
+    return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', IPMI_PASSWORD: this.access.password ?? '' };
   }
 
   /** No message carries the password, whatever a tool printed. */

@@ -20,6 +20,10 @@
 //     first member whose MediaTypes holds CD or DVD; #VirtualMedia.InsertMedia
 //     (Image, Inserted, WriteProtected) and #VirtualMedia.EjectMedia, or a
 //     PATCH of Image/Inserted when the BMC has no such action.
+//   - the serial console: the system's SerialConsole (ComputerSystem 1.13)
+//     `Telnet` {ServiceEnabled, Port} on the BMC's host, read as a byte
+//     stream (Telnet option requests refused, IAC sequences left out); a
+//     system without an enabled one has no console (console_unavailable).
 // HTTP basic authentication on every request (no session: nothing to leak
 // or expire). Failures: no connection, a timeout or a 5xx is bmc_unreachable
 // (transient), a certificate the client does not trust is bmc_unreachable
@@ -28,10 +32,11 @@
 // appears in an error.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as net from 'node:net';
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
-import type { BmcClient, VirtualMedia } from '../bmc.ts';
+import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession, type VirtualMedia } from '../bmc.ts';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 /** A BMC answers InsertMedia once it has fetched or mounted the image: longer. */
@@ -183,6 +188,31 @@ export class RedfishBmc implements BmcClient {
   // --- the system and its actions
 
   /** The ComputerSystem resource (its path found once). */
+  async openConsole(): Promise<ConsoleSession> {
+    const s = await this.system();
+    const telnet = s.SerialConsole?.Telnet;
+    const port = Number(telnet?.Port);
+    if (!telnet || telnet.ServiceEnabled === false || !Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw userError(CONSOLE_UNAVAILABLE, `${this.where()}: the system offers no Telnet serial console (SerialConsole.Telnet)`);
+    }
+    const host = this.base.hostname.replace(/^\[|\]$/g, '');
+    const sock = net.connect({ host, port });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => { sock.destroy(); reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: no answer on its serial console port ${port}`)); }, REQUEST_TIMEOUT_MS);
+      sock.once('connect', () => { clearTimeout(t); resolve(); });
+      sock.once('error', (err) => { clearTimeout(t); reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: serial console port ${port}: ${err.message}`)); });
+    });
+    sock.on('error', () => { /* the output ends */ });
+    const telnetFilter = new TelnetFilter((reply) => { if (!sock.destroyed) sock.write(reply); });
+    async function* output(): AsyncIterable<Buffer> {
+      for await (const chunk of sock as AsyncIterable<Buffer>) {
+        const data = telnetFilter.take(chunk);
+        if (data.length) yield data;
+      }
+    }
+    return { output: output(), close: () => sock.destroy() };
+  }
+
   private async system(): Promise<Json> {
     if (!this.systemPath) {
       const id = this.access.system_id;
@@ -295,4 +325,47 @@ export class RedfishBmc implements BmcClient {
 
 function powerOf(s: Json): PowerState | null {
   return s.PowerState === 'On' || s.PowerState === 'PoweringOn' ? 'power on' : s.PowerState === 'Off' || s.PowerState === 'PoweringOff' ? 'power off' : null;
+}
+
+/**
+ * Telnet's in-band commands taken out of a byte stream (RFC 854): IAC IAC is
+ * a 255 byte; WILL/DO requests are refused (DONT/WONT), so the server sends
+ * plain bytes; subnegotiations and other commands are dropped.
+ */
+export class TelnetFilter {
+  private state: 'data' | 'iac' | 'opt' | 'sb' | 'sb-iac' = 'data';
+  private verb = 0;
+  private readonly reply: (b: Buffer) => void;
+  constructor(reply: (b: Buffer) => void) {
+    this.reply = reply;
+  }
+
+  take(chunk: Buffer): Buffer {
+    const out: number[] = [];
+    for (const b of chunk) {
+      switch (this.state) {
+        case 'data':
+          if (b === 255) this.state = 'iac';
+          else out.push(b);
+          break;
+        case 'iac':
+          if (b === 255) { out.push(255); this.state = 'data'; } else if (b >= 251 && b <= 254) { this.verb = b; this.state = 'opt'; } else if (b === 250) this.state = 'sb';
+          else this.state = 'data';
+          break;
+        case 'opt':
+          // WILL -> DONT, DO -> WONT; WONT/DONT need no answer
+          if (this.verb === 251) this.reply(Buffer.from([255, 254, b]));
+          else if (this.verb === 253) this.reply(Buffer.from([255, 252, b]));
+          this.state = 'data';
+          break;
+        case 'sb':
+          if (b === 255) this.state = 'sb-iac';
+          break;
+        case 'sb-iac':
+          this.state = b === 240 ? 'data' : 'sb';
+          break;
+      }
+    }
+    return Buffer.from(out);
+  }
 }
