@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../agent/exec.ts';
 import { startDaemon, stopDaemon } from './daemon.ts';
 import { livePid, writeJson } from './machine.ts';
+import { freeTcpPort } from './serial-relay.ts';
 
 const EMULATOR = fileURLToPath(new URL('./redfish-emulator.ts', import.meta.url));
 
@@ -28,17 +29,6 @@ export async function readEndpoint(stateDir: string): Promise<RedfishEndpoint | 
   } catch {
     return null;
   }
-}
-
-function freeTcpPort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, address, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 function tcpAnswers(address: string, port: number): Promise<boolean> {

@@ -260,6 +260,17 @@ export function Meter({ label, used, limit, unit }: { label: string; used: numbe
   );
 }
 
+/** An upload's progress (0..1) of a file of `size` bytes, as a labelled progress bar. */
+export function UploadProgress({ progress, size }: { progress: number; size: number | null | undefined }) {
+  return (
+    <label class="field">
+      <span>Upload progress</span>
+      <progress max={1} value={progress}>{Math.round(progress * 100)}%</progress>
+      <small class="muted">{Math.round(progress * 100)}% of {formatBytes(size)}</small>
+    </label>
+  );
+}
+
 export function Field({ label, error, children, hint }: { label: string; error?: string | null; children: ComponentChildren; hint?: string }) {
   return (
     <label class={`field${error ? ' invalid' : ''}`}>

@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, canWrite, endpoint, session } from '../api.ts';
 import { onEvent } from '../events.ts';
-import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Status, Table, errorText, formatBytes, useLoad, val } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, UploadProgress, Status, Table, errorText, formatBytes, useLoad, val } from '../ui.tsx';
 
 interface Image { id: string; name: string | null; status: string; visibility: string; size: number | null; disk_format: string | null; container_format: string | null; owner: string; created_at: string }
 
@@ -57,13 +57,7 @@ function Upload({ done }: { done: () => void }) {
         </select>
       </Field>
       <Field label="File"><input name="file" type="file" required onChange={(e) => { setFile(e.currentTarget.files?.[0] ?? null); setProgress(null); }} /></Field>
-      {progress !== null && (
-        <label class="field">
-          <span>Upload progress</span>
-          <progress max={1} value={progress}>{Math.round(progress * 100)}%</progress>
-          <small class="muted">{Math.round(progress * 100)}% of {formatBytes(file?.size)}</small>
-        </label>
-      )}
+      {progress !== null && <UploadProgress progress={progress} size={file?.size} />}
       <ErrorNote error={error} />
       <button type="submit" class="primary" disabled={!file || (progress !== null && progress < 1)}>Upload</button>
     </form>

@@ -12,7 +12,7 @@
 import { useState } from 'preact/hooks';
 import { call, canWrite, endpoint, session } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Tabs, errorText, formatBytes, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, UploadProgress, Tabs, errorText, formatBytes, useLoad, val, type Column } from '../ui.tsx';
 
 interface Container { name: string; count: number; bytes: number; last_modified?: string }
 interface Entry { name?: string; subdir?: string; bytes?: number; content_type?: string; last_modified?: string; hash?: string }
@@ -218,13 +218,7 @@ function Upload({ container, prefix, done }: { container: string; prefix: string
       <Field label="Object name" hint={`Under ${prefix || 'the container’s top'}; a slash makes folders. Empty: the file’s name.`}>
         <input name="object-name" value={name} onInput={(e) => setName(val(e))} />
       </Field>
-      {progress !== null && (
-        <label class="field">
-          <span>Upload progress</span>
-          <progress max={1} value={progress}>{Math.round(progress * 100)}%</progress>
-          <small class="muted">{Math.round(progress * 100)}% of {formatBytes(file?.size)}</small>
-        </label>
-      )}
+      {progress !== null && <UploadProgress progress={progress} size={file?.size} />}
       <ErrorNote error={error} />
       <button type="submit" class="primary" disabled={!file || (progress !== null && progress < 1)}>Upload</button>
     </form>
