@@ -16,6 +16,8 @@ import { parseJsonObject } from '../common/json.ts';
 import type { BmContext, NodeRow } from './context.ts';
 import type { NodeOperation, ProvisioningNetwork } from './protocol.ts';
 
+/** The DHCP options a PXE boot sets (dhcpOptionsFor); a server's port booted from loses them again. */
+export const PXE_OPTION_NAMES = ['tag:ipxe,67', 'tag:!ipxe,67', '66', '150'];
 /** The operations that boot the ramdisk over the network. */
 const NEEDS_NETWORK = new Set<NodeOperation['type']>(['inspect', 'clean', 'deploy', 'rescue']);
 
@@ -35,8 +37,10 @@ export async function dhcpOptionsFor(ctx: BmContext, conductor: string | null): 
 
 /**
  * The provisioning ports of `op` on `node` (null when the operation boots no
- * ramdisk over the network, virtual media does it, or no network side is
- * wired). Ports made before a failure are removed again.
+ * ramdisk, the node's network interface is `noop`, or no network side is
+ * wired; a virtual-media boot gets them without the PXE options, as the
+ * network's DHCP answers only the ports it knows). Ports made before a
+ * failure are removed again.
  */
 export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor: string | null, op: NodeOperation | null): Promise<ProvisioningNetwork | null> {
   if (!ctx.ports || !op || !NEEDS_NETWORK.has(op.type)) return null;
@@ -54,7 +58,7 @@ export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor:
       networkId = p.networkId;
     }
   } catch (err) {
-    for (const id of made) await ctx.ports.remove(id).catch(() => undefined);
+    for (const id of made) await ctx.ports.remove(id, PXE_OPTION_NAMES).catch(() => undefined);
     throw err;
   }
   return made.length ? { network_id: networkId, port_ids: made } : null;
@@ -65,6 +69,6 @@ export async function closeProvisioning(ctx: BmContext, provisioning: string | n
   if (!ctx.ports || !provisioning) return;
   const p = parseJsonObject(provisioning) as Partial<ProvisioningNetwork>;
   for (const id of p.port_ids ?? []) {
-    await ctx.ports.remove(id).catch((err: Error) => ctx.log.warn({ err: err.message, port: id }, 'removing a provisioning port failed'));
+    await ctx.ports.remove(id, PXE_OPTION_NAMES).catch((err: Error) => ctx.log.warn({ err: err.message, port: id }, 'removing a provisioning port failed'));
   }
 }

@@ -17,6 +17,7 @@
 // node, same MAC, address and DHCP entry) instead of going, and goes when
 // the operation ends. In-process, as the admin.
 import type { Kysely } from 'kysely';
+import { parseJson, parseJsonObject } from '../common/json.ts';
 import { uuid } from '../common/ids.ts';
 import type { NetworkContext } from './context.ts';
 import { invalidAttr, ipExhausted, macInUse, notFound } from './errors.ts';
@@ -36,25 +37,11 @@ export interface BaremetalPorts {
    * unbound, no DHCP for it yet); its id and the network's.
    */
   create(o: { network: string; mac: string; nodeUuid: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }>; host?: string }): Promise<{ portId: string; networkId: string }>;
-  /** Removes the port (gone already: nothing); a port it adopted only loses the PXE options. */
-  remove(portId: string): Promise<void>;
+  /** Removes the port (gone already: nothing); a port it adopted only loses the DHCP options named (those create gave it). */
+  remove(portId: string, dhcpOptionNames: string[]): Promise<void>;
 }
 
 const OWNER = 'baremetal:none';
-/** The DHCP options of a PXE boot (the bootfile for iPXE and for the firmware, the TFTP server). */
-const PXE_OPTIONS = new Set(['tag:ipxe,67', 'tag:!ipxe,67', '66', '150', '67']);
-/** binding:profile's mark of a VIF an operation boots from: the node's uuid (not shown by the API). */
-const ADOPTED = PROVISIONING_MARK;
-
-const profileOf = (raw: string | null | undefined): Record<string, unknown> => {
-  try {
-    const v = JSON.parse(raw || '{}') as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : {};
-  } catch {
-    return {};
-  }
-};
-
 /**
  * A server's port being removed (its server deleted, the interface
  * detached) that a bare-metal operation booted from (adopted, see above):
@@ -64,7 +51,7 @@ const profileOf = (raw: string | null | undefined): Record<string, unknown> => {
  */
 export async function handOverAdopted(tx: Kysely<any>, portId: string): Promise<boolean> {
   const p = await tx.selectFrom('network_ports').select(['binding_profile', 'network_id']).where('id', '=', portId).executeTakeFirst();
-  const node = p ? profileOf(p.binding_profile)[ADOPTED] : undefined;
+  const node = p ? parseJsonObject(p.binding_profile)[PROVISIONING_MARK] : undefined;
   if (!p || typeof node !== 'string') return false;
   const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', p.network_id).executeTakeFirst();
   await tx.deleteFrom('network_port_security_groups').where('port_id', '=', portId).execute();
@@ -95,8 +82,8 @@ export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
       if (held) {
         if (held.binding_vnic_type !== 'baremetal' || held.device_owner === OWNER) throw macInUse(mac, networkId);
         await db.transaction().execute(async (tx) => {
-          const opts = mergeDhcpOpts(JSON.parse(held.extra_dhcp_opts || '[]') as DhcpOption[], o.dhcpOptions);
-          const profile = { ...profileOf(held.binding_profile), [ADOPTED]: o.nodeUuid };
+          const opts = mergeDhcpOpts(parseJson<DhcpOption[]>(held.extra_dhcp_opts, []), o.dhcpOptions);
+          const profile = { ...parseJsonObject(held.binding_profile), [PROVISIONING_MARK]: o.nodeUuid };
           await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), binding_profile: JSON.stringify(profile), ...(o.host ? { binding_host_id: o.host } : {}) })
             .where('id', '=', held.id).execute();
           await bumpRevision(tx, 'network_ports', held.id, null, 'port');
@@ -119,14 +106,14 @@ export function baremetalPorts(ctx: NetworkContext): BaremetalPorts {
       }), () => ipExhausted(networkId));
       return { portId: id, networkId };
     },
-    async remove(portId) {
+    async remove(portId, dhcpOptionNames) {
       await db.transaction().execute(async (tx) => {
         const p = await tx.selectFrom('network_ports').select(['device_owner', 'extra_dhcp_opts', 'binding_profile']).where('id', '=', portId).executeTakeFirst();
         if (!p) return;
         if (p.device_owner === OWNER) return removePort(tx, portId);
         // an adopted VIF: the PXE boot's options (as Ironic's clean_dhcp) and the mark go, the port stays
-        const opts = (JSON.parse(p.extra_dhcp_opts || '[]') as DhcpOption[]).filter((d) => !PXE_OPTIONS.has(d.opt_name));
-        const { [ADOPTED]: _node, ...profile } = profileOf(p.binding_profile);
+        const opts = parseJson<DhcpOption[]>(p.extra_dhcp_opts, []).filter((d) => !dhcpOptionNames.includes(d.opt_name));
+        const { [PROVISIONING_MARK]: _node, ...profile } = parseJsonObject(p.binding_profile);
         await tx.updateTable('network_ports').set({ extra_dhcp_opts: JSON.stringify(opts), binding_profile: JSON.stringify(profile) }).where('id', '=', portId).execute();
         await bumpRevision(tx, 'network_ports', portId, null, 'port');
       });

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
 import { uuid } from '../common/ids.ts';
+import { parseJsonObject } from '../common/json.ts';
 import type { Credentials } from '../http/auth.ts';
 import { isAdmin } from '../http/policy.ts';
 import { route, type Route } from '../http/service.ts';
@@ -238,7 +239,7 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
 export const PROVISIONING_MARK = 'stratus_provisioning_node';
 /** binding:profile as the API shows it (without Stratus's mark). */
 function publicProfile(raw: string): Record<string, unknown> {
-  const { [PROVISIONING_MARK]: _mark, ...rest } = JSON.parse(raw || '{}') as Record<string, unknown>;
+  const { [PROVISIONING_MARK]: _mark, ...rest } = parseJsonObject(raw);
   return rest;
 }
 

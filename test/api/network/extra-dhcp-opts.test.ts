@@ -133,6 +133,6 @@ test('the bare-metal service\'s in-process ports: bound to the conductor\'s host
   assert.ok(spec?.dhcp?.hosts.some((h: any) => h.port_id === made.portId && h.extra_dhcp_opts?.length === 3), 'the conductor\'s host serves its DHCP');
   await assert.rejects(ports.create({ network: net.id, mac: '52:54:00:aa:bb:02', nodeUuid: 'node-3', dhcpOptions: [], host: 'edo-h2' }), (e: any) => e.status === 409 || /MacAddressInUse|in use/i.test(e.message));
   await assert.rejects(ports.create({ network: 'no-such-net', mac: '52:54:00:aa:bb:03', nodeUuid: 'node-3', dhcpOptions: [] }), /not be found|NotFound/i);
-  await ports.remove(made.portId);
+  await ports.remove(made.portId, []);
   assert.equal((await call('GET', `/ports/${made.portId}`)).status, 404);
 });
