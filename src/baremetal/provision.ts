@@ -5,6 +5,7 @@
 // a bumped version. The API never calls a BMC; the conductor's reports move
 // the node on (kinds.ts).
 import { execFileSync } from 'node:child_process';
+import { ApiError } from '../common/errors.ts';
 import { nowIso, uuid as newUuid } from '../common/ids.ts';
 import { parseJsonObject } from '../common/json.ts';
 import type { Microversion } from '../http/microversion.ts';
@@ -209,7 +210,9 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
     const p = await openProvisioning(ctx, node, conductor, operation);
     provisioning = p ? JSON.stringify(p) : null;
   } catch (err) {
-    throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${(err as Error).message}`);
+    // the network's refusals (no such network, a MAC in use, no address left) are the request's; anything else is ours
+    if (!(err instanceof ApiError) || err.status >= 500) throw err;
+    throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${err.message}`);
   }
   const r = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({
     provision_state: state, target_provision_state: targetState, provision_updated_at: now, updated_at: now, last_error: lastError,

@@ -34,8 +34,6 @@ export type { BaremetalBinding, BoundVifType, RequestedNetworks, ServerAddress, 
 /** What the config drive and the metadata service read of a server's ports (network_data.json, the port holding an address). */
 export { serverMetadataNetworking, type ServerMetadataNetworking, type ServerPortInterface } from './server-ports.ts';
 export type { NetworkData } from './metadata-network-data.ts';
-/** The bare-metal service's ports on the provisioning network (a node's NIC with its PXE DHCP options). */
-export type { BaremetalPorts } from './baremetal-ports.ts';
 
 export function createNetworkService(o: {
   db: Db; log: Logger; config?: Partial<NetworkConfig>;

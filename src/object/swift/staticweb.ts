@@ -19,6 +19,7 @@ import { header, listingDate } from './headers.ts';
 import { percentDecode, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 import { discard, isSuccess, type SubAnswer, type Subrequests } from './subrequest.ts';
 import { staticwebAnswers, tempUrlGrant } from './tempurl.ts';
+import { truthy } from './versions-layout.ts';
 
 interface WebConfig { index: string; error: string; listings: string; label: string; css: string; dirType: string }
 
@@ -30,8 +31,6 @@ function webConfig(meta: Record<string, string> | undefined): WebConfig {
   return { index: get('web-index'), error: get('web-error'), listings: get('web-listings'), label: get('web-listings-label'), css: get('web-listings-css'), dirType: get('web-directory-type') };
 }
 
-const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
-const truthy = (v: string | undefined) => !!v && TRUE.has(v.trim().toLowerCase());
 
 
 /** Swift's human_readable: 1048576 -> "1Mi". */

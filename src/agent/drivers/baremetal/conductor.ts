@@ -318,7 +318,8 @@ export class BaremetalConductor implements Driver {
     if (power === null) return;
     const key = JSON.stringify(spec.bmc);
     if (power === 'power on') {
-      if (this.consoleAccess.get(id) !== key && this.consoles.recording(id)) void this.consoles.stop(id);
+      // new BMC access: the old session has stopped writing before a new one appends to the same log
+      if (this.consoleAccess.get(id) !== key && this.consoles.recording(id)) await this.consoles.stop(id);
       this.consoleAccess.set(id, key);
       await this.consoles.start(id, bmc, waitMs);
     } else if (this.consoles.recording(id)) {

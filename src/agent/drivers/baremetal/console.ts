@@ -68,7 +68,9 @@ export class ConsoleRecorders {
       const opened = new Promise<void>((resolve) => { markOpened = resolve; });
       const fresh: Recorder = { wanted: true, session: null, unavailable: null, wake: null, done: Promise.resolve(), opened, markOpened };
       this.recorders.set(id, fresh);
-      fresh.done = this.run(id, fresh, bmc).finally(() => fresh.markOpened());
+      fresh.done = this.run(id, fresh, bmc)
+        .catch((err: Error) => this.log.warn({ node: id, err: err.message }, 'recording the serial console failed'))
+        .finally(() => fresh.markOpened());
       r = fresh;
     }
     if (waitMs <= 0) return;

@@ -187,7 +187,7 @@ export class RedfishBmc implements BmcClient {
 
   // --- the system and its actions
 
-  /** The ComputerSystem resource (its path found once). */
+  /** The system's serial console: a Telnet connection to its SerialConsole.Telnet port. */
   async openConsole(): Promise<ConsoleSession> {
     const s = await this.system();
     const telnet = s.SerialConsole?.Telnet;
@@ -213,6 +213,7 @@ export class RedfishBmc implements BmcClient {
     return { output: output(), close: () => sock.destroy() };
   }
 
+  /** The ComputerSystem resource (its path found once). */
   private async system(): Promise<Json> {
     if (!this.systemPath) {
       const id = this.access.system_id;
