@@ -26,6 +26,7 @@ set -uo pipefail
 here=$STRATUS_ROOT . "$STRATUS_ROOT/scripts/node-env.sh" >/dev/null
 e2e_started=$SECONDS
 bridges_before=$(ip -br link show type bridge | awk '{print $1}' | sort)
+netns_before=$(ip netns list | awk '{print $1}' | sort)
 cloud_start
 . "$STRATUS_ROOT/conformance/checks.sh"
 
@@ -144,18 +145,28 @@ check_has "inspection set cpus, memory_mb, local_gb, cpu_arch ($n2)" inspected: 
 one_port() { local p; p=$(bm port list --node "$1" --fields address pxe_enabled -f value 2>&1); echo "$p"; [ "$p" = "$2 True" ]; }
 check_has "the inspected NIC is the node's one port: its MAC, PXE-enabled ($n1)" "$mac1 True" -- one_port "$n1" "$mac1"
 check_has "the inspected NIC is the node's one port: its MAC, PXE-enabled ($n2)" "$mac2 True" -- one_port "$n2" "$mac2"
-check_has "the ramdisk said what it found (the consoles)" "inspected: 1 CPUs" -- cat "$vbmc/machines/$n1/console.log" "$vbmc/machines/$n2/console.log"
+console_of() { echo "$vbmc/machines/$1/console.log"; }
+for n in "$n1" "$n2"; do check_has "the ramdisk said what it found ($n's console)" "inspected: 1 CPUs" -- cat "$(console_of "$n")"; done
+# NODE: the console's size now, so a later check reads only what came after (the log is appended across boots)
+console_size() { stat -c %s "$(console_of "$1")" 2>/dev/null || echo 0; }
+# NODE OFFSET: the console from that byte on
+console_since() { tail -c +"$(($2 + 1))" "$(console_of "$1")"; }
 t_mark "cleaning"
+c1=$(console_size "$n1") c2=$(console_size "$n2")
 check "node provide (ipmi)" bm node provide "$n1"
 check "node provide (redfish)" bm node provide "$n2"
 check "provide: cleaning (IPMI over PXE, Redfish over virtual media) -> both available" nodes_reach 600 available "$n1" "$n2"
 t_mark "available"
-check_has "the IPMI node's cleaning booted over PXE (its console)" "iPXE" -- cat "$vbmc/machines/$n1/console.log"
-check_has "the ramdisk erased the disk's metadata" "stratus-ramdisk" -- cat "$vbmc/machines/$n1/console.log" "$vbmc/machines/$n2/console.log"
+check_has "the IPMI node's cleaning booted over PXE (its console since provide)" "iPXE" -- console_since "$n1" "$c1"
+check_has "the cleaning erased $n1's disk metadata (its console since provide)" "erased the metadata of /dev/" -- console_since "$n1" "$c1"
+check_has "the cleaning erased $n2's disk metadata (its console since provide)" "erased the metadata of /dev/" -- console_since "$n2" "$c2"
 u1=$(bm node show "$n1" -f value -c uuid 2>/dev/null) u2=$(bm node show "$n2" -f value -c uuid 2>/dev/null)
-check_has "the nodes are off after cleaning" "power off" -- sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus baremetal node list -f value -c Name -c 'Power State' | grep '^$prefix' | grep -v 'power off' || echo 'power off'"
+# the machines' power as their BMCs see it (whether their qemu runs), the nodes' as Ironic shows it
+machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk '{print "machine", $1, $2}'; }
+nodes_power() { local out; out=$(bm node list -f value -c Name -c "Power State") || return 1; grep "^$prefix" <<<"$out"; return 0; }
+check_has "the nodes are off after cleaning" "$n1 power off" "$n2 power off" -- nodes_power
 # the ports on the provisioning network held for the nodes (an operation's: device_id the node)
-node_ports() { os port list --network baremetal --long -f value -c ID -c device_id -c device_owner | grep -E "$u1|$u2" || true; }
+node_ports() { local out; out=$(os port list --network baremetal --long -f value -c ID -c device_id -c device_owner) || return 1; grep -E "$u1|$u2" <<<"$out"; return 0; }
 check_lacks "no provisioning port is left after cleaning" "baremetal:none" -- node_ports
 
 # --- servers: a bare-metal flavor, a whole-disk image, a key pair, one server per node at once
@@ -192,9 +203,6 @@ t_mark "ssh"
 
 # --- stop and start, both servers at once (IPMI's and Redfish's power): SHUTOFF with the node
 # powered off and its qemu really gone; ACTIVE again, booted from its disk, SSH answering
-# the machines' power as their BMCs see it (whether their qemu runs), the nodes' as Ironic shows it
-machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk '{print "machine", $1, $2}'; }
-nodes_power() { bm node list -f value -c Name -c "Power State" | grep "^$prefix"; }
 t_mark "stopping"
 check "server stop (both)" os server stop "$s1" "$s2"
 check "both servers SHUTOFF" servers_reach 120 SHUTOFF "$s1" "$s2"
@@ -214,11 +222,14 @@ check "console log show $s1 has the guest's boot (its node's serial console)" wa
 check "console log show $s2 has the guest's boot (its node's serial console)" wait_for 60 "ready: " os console log show "$s2"
 
 # --- delete: each node torn down and cleaned back to available
+c1=$(console_size "$n1") c2=$(console_size "$n2")
 check "server delete (both) --wait" os server delete --wait "$s1" "$s2"
 check "the nodes are cleaned back to available, without an instance" nodes_reach 600 available "$n1" "$n2"
 t_mark "available again"
 node_instances() { bm node list -f value -c Name -c "Instance UUID" | awk -v p="$prefix" 'index($1, p) == 1 && $2 != "None" {print $1, "holds", $2}'; }
 check_lacks "the nodes hold no instance" holds -- node_instances
+check_has "the cleaning after the delete erased $n1's disk metadata (its console)" "erased the metadata of /dev/" -- console_since "$n1" "$c1"
+check_has "the cleaning after the delete erased $n2's disk metadata (its console)" "erased the metadata of /dev/" -- console_since "$n2" "$c2"
 check_lacks "no server port is left on baremetal" "compute:" -- os port list --network baremetal --long -f value -c device_owner
 check_lacks "no provisioning port is left (the server's VIF the cleaning booted from went with it)" "baremetal:none" -- node_ports
 
@@ -231,10 +242,15 @@ nft_of_taps() { local t; for t in $taps; do nft list ruleset 2>/dev/null | grep 
 check_lacks "no nft rule names a machine's tap" "nft names" -- nft_of_taps
 check_lacks "no machine's qemu is left" "$vbmc" -- sh -c 'ps -eo args | grep -F qemu-system || true'
 check_lacks "no BMC is left (ipmi_sim, the Redfish emulator)" "$vbmc" -- sh -c 'ps -eo args | grep -E "ipmi_sim|redfish" || true'
+# anything else of the machines' (the serial relays' socat, ...): pgrep leaves itself out
+machine_processes() { pgrep -af -- "$vbmc"; return 0; }
+check_lacks "no process of the machines is left (serial relays included)" "$vbmc" -- machine_processes
+new_netns() { comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | sort) | grep -vE '^q(dhcp|router)-' | sed 's/^/NEW /'; return 0; }
 taps_left() { local t; for t in $taps; do ip link show "$t" >/dev/null 2>&1 && echo "tap $t is left"; done; return 0; }
 check_lacks "no machine's tap is left" "is left" -- taps_left
 new_bridges() { comm -13 <(echo "$bridges_before") <(ip -br link show type bridge | awk '{print $1}' | sort) | grep -vE '^(br-ex|br-bm|brq.*)$' | sed 's/^/UNEXPECTED /'; return 0; }
 check_lacks "no bridge but up's and the networks'" UNEXPECTED -- new_bridges
+check_lacks "no new network namespace but the networks' DHCP and routers' (qdhcp-, qrouter-)" NEW -- new_netns
 dnsmasq_of_gone_networks() {
   local d id nets
   nets=$(os network list -f value -c ID)
