@@ -15,7 +15,8 @@ const COMMON: Record<InterfaceType, string[]> = {
 };
 export const INTERFACES: Record<HardwareType, Record<InterfaceType, string[]>> = {
   ipmi: { ...COMMON, management: ['ipmitool'], power: ['ipmitool'] },
-  redfish: { ...COMMON, boot: ['ipxe', 'pxe', 'redfish-virtual-media'], management: ['redfish'], power: ['redfish'] },
+  // redfish: Ironic's out-of-band `redfish` inspect interface beside the agent's (the default stays the agent's)
+  redfish: { ...COMMON, boot: ['ipxe', 'pxe', 'redfish-virtual-media'], inspect: ['agent', 'redfish', 'no-inspect'], management: ['redfish'], power: ['redfish'] },
 };
 
 export const isHardwareType = (d: string): d is HardwareType => (HARDWARE_TYPES as readonly string[]).includes(d);

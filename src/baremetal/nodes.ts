@@ -664,15 +664,22 @@ export async function vifsOf(ctx: BmContext, node: string): Promise<Array<{ id: 
   return out;
 }
 
-/** Attaches a VIF to a free physical port of the node (pxe-enabled ones first), or to the port asked (1.67). */
-/** Attaches `vif` to a free port of the node (the PXE ones first); the port it took. */
-export async function attachVif(ctx: BmContext, node: string, vif: string, portUuid?: string): Promise<{ uuid: string; address: string; physical_network: string | null; local_link_connection: Record<string, unknown> }> {
+/**
+ * Attaches `vif` to a free port of the node, or to the port asked (1.67); the
+ * port it took. As Ironic's get_free_port_like_object: with `physnets` (the
+ * VIF's network's physical networks) only ports on one of them or on none
+ * are free, those on one of them first, then the PXE-enabled ones (then the
+ * oldest).
+ */
+export async function attachVif(ctx: BmContext, node: string, vif: string, portUuid?: string, physnets: string[] = []): Promise<{ uuid: string; address: string; physical_network: string | null; local_link_connection: Record<string, unknown> }> {
   const all = await ctx.db.selectFrom('baremetal_ports').selectAll().execute();
   for (const p of all) {
     if (parseJsonObject(p.internal_info).tenant_vif_port_id === vif) throw E.vifAttached(vif, 'port', p.uuid);
   }
-  const mine = all.filter((p) => p.node_uuid === node).sort((a, b) => b.pxe_enabled - a.pxe_enabled || a.created_at.localeCompare(b.created_at));
-  const free = mine.filter((p) => !parseJsonObject(p.internal_info).tenant_vif_port_id);
+  const onPhysnet = (p: { physical_network: string | null }) => (p.physical_network !== null && physnets.includes(p.physical_network) ? 1 : 0);
+  const mine = all.filter((p) => p.node_uuid === node)
+    .sort((a, b) => onPhysnet(b) - onPhysnet(a) || b.pxe_enabled - a.pxe_enabled || a.created_at.localeCompare(b.created_at));
+  const free = mine.filter((p) => !parseJsonObject(p.internal_info).tenant_vif_port_id && (!physnets.length || p.physical_network === null || physnets.includes(p.physical_network)));
   const port = portUuid ? free.find((p) => p.uuid === portUuid) : free[0];
   if (!port) {
     if (portUuid && !mine.some((p) => p.uuid === portUuid)) throw E.portNotFound(portUuid);

@@ -89,7 +89,9 @@ export type BootInterface = 'ipxe' | 'redfish-virtual-media';
  * Work the node is to do, one at a time. `id` is new for each operation: a
  * report names it, so an old operation's late report never moves a new one.
  *   verify     check the BMC answers with these credentials (enroll -> manageable), read the power state
- *   inspect    boot the ramdisk, report the hardware (NodeInventory), power off
+ *   inspect    boot the ramdisk, report the hardware (NodeInventory), power off; or, out of band
+ *              (`inspect_interface: 'redfish'`, Ironic's redfish inspect): read the hardware from
+ *              the BMC (no boot, no power change)
  *   clean      boot the ramdisk, run the steps (automated: erase disk metadata), power off
  *   deploy     boot the ramdisk, write the image and the config drive, boot from disk
  *   rescue     boot the ramdisk with a rescue password (the user's way in), leave it running
@@ -99,6 +101,7 @@ export type BootInterface = 'ipxe' | 'redfish-virtual-media';
 export type NodeOperation =
   | { id: string; type: 'verify' }
   | { id: string; type: 'inspect'; boot_interface: BootInterface }
+  | { id: string; type: 'inspect'; inspect_interface: 'redfish' }
   | { id: string; type: 'clean'; boot_interface: BootInterface; steps: CleanStep[] }
   | { id: string; type: 'deploy'; boot_interface: BootInterface; image: DeployImage; config_drive: ConfigDrive | null }
   | { id: string; type: 'rescue'; boot_interface: BootInterface; rescue_password_hash: string }
@@ -156,7 +159,7 @@ export interface NodeInventory {
   /** The disks, largest first; local_gb is the root disk's size in GiB (floor). */
   disks: Array<{ name: string; size_bytes: number; model?: string; serial?: string; rotational?: boolean }>;
   nics: Array<{ name: string; mac: string; has_carrier?: boolean }>;
-  /** The MAC the ramdisk booted from (the PXE NIC). */
+  /** The MAC the ramdisk booted from (the PXE NIC); absent out of band. */
   boot_mac?: string;
 }
 

@@ -156,7 +156,8 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
       } else operation = { id, type: 'verify' };
       break;
     }
-    case S.inspecting: operation = { id, type: 'inspect', boot_interface: bi }; break;
+    // Ironic's redfish inspect interface reads the BMC; the agent's boots the ramdisk
+    case S.inspecting: operation = ifaces.inspect_interface === 'redfish' ? { id, type: 'inspect', inspect_interface: 'redfish' } : { id, type: 'inspect', boot_interface: bi }; break;
     case S.cleaning:
       if (target === 'clean') {
         targetState = S.manageable;

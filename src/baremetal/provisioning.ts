@@ -1,5 +1,8 @@
-// The provisioning network of an operation that boots the ramdisk (inspect,
-// clean, deploy, rescue): a Neutron port per PXE-enabled NIC of the node on
+// The provisioning network of an operation that boots the ramdisk (inspect
+// in band, clean, deploy, rescue): a Neutron port per PXE-enabled NIC of the
+// node (a NIC whose port has pxe_enabled false, such as one in-band
+// inspection found beside the one it booted from, gets none: Ironic's
+// provisioning ports are the PXE-enabled ones) on
 // the provisioning network (config provisioningNetwork), with the node's MAC
 // and the PXE extra_dhcp_opts Ironic sets, pointing at the node's conductor
 // (its HostInfo.baremetal endpoint): iPXE clients get the conductor's boot
@@ -18,8 +21,6 @@ import type { NodeOperation, ProvisioningNetwork } from './protocol.ts';
 
 /** The DHCP options a PXE boot sets (dhcpOptionsFor); a server's port booted from loses them again. */
 export const PXE_OPTION_NAMES = ['tag:ipxe,67', 'tag:!ipxe,67', '66', '150'];
-/** The operations that boot the ramdisk over the network. */
-const NEEDS_NETWORK = new Set<NodeOperation['type']>(['inspect', 'clean', 'deploy', 'rescue']);
 
 export async function dhcpOptionsFor(ctx: BmContext, conductor: string | null): Promise<Array<{ opt_name: string; opt_value: string; ip_version?: number }>> {
   if (!conductor) return [];
@@ -43,11 +44,12 @@ export async function dhcpOptionsFor(ctx: BmContext, conductor: string | null): 
  * failure are removed again.
  */
 export async function openProvisioning(ctx: BmContext, node: NodeRow, conductor: string | null, op: NodeOperation | null): Promise<ProvisioningNetwork | null> {
-  if (!ctx.ports || !op || !NEEDS_NETWORK.has(op.type)) return null;
+  // only the operations that boot the ramdisk (out-of-band inspection boots nothing)
+  if (!ctx.ports || !op || !('boot_interface' in op)) return null;
   // Ironic's noop network interface: the operator wired the node's network; nothing is switched
   if (parseJsonObject(node.interfaces).network_interface === 'noop') return null;
   const nics = await ctx.db.selectFrom('baremetal_ports').select(['address']).where('node_uuid', '=', node.uuid).where('pxe_enabled', '=', 1).orderBy('created_at').execute();
-  const vmedia = 'boot_interface' in op && op.boot_interface === 'redfish-virtual-media';
+  const vmedia = op.boot_interface === 'redfish-virtual-media';
   const dhcpOptions = vmedia ? [] : await dhcpOptionsFor(ctx, conductor);
   const made: string[] = [];
   let networkId = '';

@@ -62,7 +62,8 @@ export interface BaremetalNodes {
   undeploy(uuid: string): Promise<void>;
   power(uuid: string, target: 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting'): Promise<void>;
   /** Attaches the VIF to a free port of the node (Ironic's 409s); the port taken. */
-  attachVif(uuid: string, vif: string): Promise<AttachedVifPort>;
+  /** `physnets`: the VIF's network's physical networks (a port on another is not taken). */
+  attachVif(uuid: string, vif: string, physnets?: string[]): Promise<AttachedVifPort>;
   detachVif(uuid: string, vif: string): Promise<void>;
   /** Hears every change of a node's provision or power state (and last_error). */
   onEvent(fn: (e: NodeEvent) => void): void;
@@ -174,7 +175,7 @@ export function createBaremetalService(o: {
       })).where('uuid', '=', uuid).execute();
       await afterChange(ctx, uuid);
     },
-    attachVif: (uuid, vif) => attachVif(ctx, uuid, vif),
+    attachVif: (uuid, vif, physnets) => attachVif(ctx, uuid, vif, undefined, physnets),
     detachVif: (uuid, vif) => detachVif(ctx, uuid, vif),
     onEvent(fn) {
       listeners.push(fn);

@@ -132,7 +132,11 @@ export interface ProxyRule {
 }
 export interface ProxyGroup extends ServerSecurityGroup { rules: ProxyRule[] }
 
-export interface ServerInterface { port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }> }
+export interface ServerInterface {
+  port_id: string; net_id: string; mac_addr: string; port_state: string; fixed_ips: Array<{ subnet_id: string; ip_address: string }>;
+  /** The port's network's provider:physical_network (a bare-metal VIF takes a node's port on it: Ironic's physnets). */
+  physical_network: string | null;
+}
 export interface ServerSecurityGroup { id: string; name: string; description: string; project_id: string }
 
 export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): ServerNetworking {
@@ -295,7 +299,12 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       async interfaces(serverId) {
         const ports = await serverPorts(serverId).orderBy('created_at').orderBy('id').execute();
         const ips = await fixedIpsOf(db, ports.map((p) => p.id));
-        return ports.map((p) => ({ port_id: p.id, net_id: p.network_id, mac_addr: p.mac_address, port_state: p.status, fixed_ips: ips.get(p.id) ?? [] }));
+        const netIds = [...new Set(ports.map((p) => p.network_id as string))];
+        const nets = netIds.length ? await db.selectFrom('network_networks').select(['id', 'physical_network']).where('id', 'in', netIds).execute() : [];
+        const physnet = new Map(nets.map((n) => [n.id as string, (n.physical_network as string | null) ?? null]));
+        return ports.map((p) => ({
+          port_id: p.id, net_id: p.network_id, mac_addr: p.mac_address, port_state: p.status, fixed_ips: ips.get(p.id) ?? [], physical_network: physnet.get(p.network_id) ?? null,
+        }));
       },
 
       async attach(o) {

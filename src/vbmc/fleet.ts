@@ -83,7 +83,7 @@ export async function createMachine(o: CreateOptions): Promise<MachineInfo> {
     const serialAddress = o.bmc === 'redfish' ? address : '127.0.0.1';
     const serial = haveSocat() ? { address: serialAddress, port: await freeTcpPort(serialAddress) } : undefined;
     const config: MachineConfig = {
-      name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), bridge: o.bridge, tap: tapName(o.stateDir, o.name), ...(o.netns ? { netns: o.netns } : {}),
+      name: o.name, uuid: newUuid(), mac: (o.mac ?? randomMac()).toLowerCase(), spareMac: randomMac(), bridge: o.bridge, tap: tapName(o.stateDir, o.name), ...(o.netns ? { netns: o.netns } : {}),
       memoryMb: o.memoryMb ?? 512, diskMb: o.diskMb ?? 256, cpus: o.cpus ?? 1, accel,
       bmc: endpoint
         ? { kind: 'redfish', address, port, username: endpoint.username, password: endpoint.password }

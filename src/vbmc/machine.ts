@@ -25,7 +25,11 @@
 // qemu: TCG unless the agent's accelerator probe (accel.ts) finds KVM usable,
 // machine `pc` (its IDE bus holds the CD drive), one virtio-net NIC with
 // Debian's iPXE ROM (ipxe-qemu, qemu's default for virtio-net) on a tap on
-// the given host bridge with the machine's fixed MAC, a virtio disk, an IDE
+// the given host bridge with the machine's fixed MAC (the boot NIC, eth0),
+// a second virtio-net NIC with its own fixed MAC, no ROM and no boot index,
+// attached to nothing (no netdev: what it sends is dropped inside qemu, no
+// traffic leaves the machine; a server's unwired port, which inspection
+// must still report), a virtio disk, an IDE
 // CD drive (empty unless media is inserted), the serial port to console.log,
 // QMP on qmp.sock. `-boot strict=on,reboot-timeout=10000`: only the listed
 // devices boot, and a machine that finds nothing to boot (no DHCP answer
@@ -52,6 +56,8 @@ export interface MachineConfig {
   /** The SMBIOS UUID, and the Redfish system's id. */
   uuid: string;
   mac: string;
+  /** The second NIC's MAC (attached to no network); absent on machines made before it. */
+  spareMac?: string;
   bridge: string;
   tap: string;
   /**
@@ -334,6 +340,8 @@ export class Machine {
       '-drive', `file=${f('disk.img')},format=raw,if=none,id=drive-disk,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-disk,id=disk,bootindex=${index('disk')}`,
       '-drive', `if=none,id=drive-cd,media=cdrom,readonly=on${media ? `,file=${media.replace(/,/g, ',,')},format=raw` : ''}`, '-device', `ide-cd,drive=drive-cd,id=cd,bus=ide.1,bootindex=${index('cd')}`,
       '-netdev', `tap,id=net0,ifname=${c.tap},script=no,downscript=no,vhost=off`, '-device', `virtio-net-pci,netdev=net0,id=nic,mac=${c.mac},bootindex=${index('nic')}`,
+      // the second NIC: no netdev (qemu warns `nic nic2 has no peer`), no option ROM, not bootable
+      ...(c.spareMac ? ['-device', `virtio-net-pci,id=nic2,mac=${c.spareMac},romfile=`] : []),
       '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
     ];
   }

@@ -9,7 +9,12 @@
 //       Legacy; PATCH with If-Match checked against @odata.etag), memory, CPUs
 //   /redfish/v1/Systems/<id>/Actions/ComputerSystem.Reset
 //       On, ForceOff, GracefulShutdown (ACPI button), ForceRestart, PowerCycle
-//   /redfish/v1/Systems/<id>/EthernetInterfaces[/nic0]   the MAC
+//   /redfish/v1/Systems/<id>/EthernetInterfaces[/nic0|nic1]   the boot NIC's
+//       MAC (LinkUp) and the second NIC's (NoLink: attached to nothing)
+//   /redfish/v1/Systems/<id>/Processors[/CPU0]   x86 (x86-64), the vCPUs
+//   /redfish/v1/Systems/<id>/SimpleStorage[/virtio]   the disk and its size
+//       (what out-of-band inspection reads, with ProcessorSummary and
+//       MemorySummary)
 //   /redfish/v1/Chassis[/<id>], /redfish/v1/Managers[/<id>]
 //   /redfish/v1/Managers/<id>/VirtualMedia[/Cd]
 //       .../Cd/Actions/VirtualMedia.InsertMedia {Image, Inserted, WriteProtected}:
@@ -199,14 +204,15 @@ export class RedfishEmulator {
       const doc = await this.systemDoc(m);
       return this.send(res, 200, doc, { etag: String(doc['@odata.etag']) });
     }
-    if (sub === 'EthernetInterfaces') {
+    if (sub === 'EthernetInterfaces' || sub === 'Processors' || sub === 'SimpleStorage') {
       only('GET');
-      if (!subId) return this.send(res, 200, collection(`${base}/EthernetInterfaces`, '#EthernetInterfaceCollection.EthernetInterfaceCollection', 'Ethernet Interfaces', [`${base}/EthernetInterfaces/nic0`]));
-      if (subId !== 'nic0' || action) throw notFound(path);
-      return this.send(res, 200, {
-        '@odata.type': '#EthernetInterface.v1_6_0.EthernetInterface', '@odata.id': `${base}/EthernetInterfaces/nic0`, Id: 'nic0', Name: 'NIC 0',
-        MACAddress: m.config.mac.toUpperCase(), PermanentMACAddress: m.config.mac.toUpperCase(), LinkStatus: 'LinkUp', Status: { State: 'Enabled', Health: 'OK' },
-      });
+      const members = sub === 'EthernetInterfaces' ? ethernetInterfaces(m) : sub === 'Processors' ? processors(m) : simpleStorage(m);
+      const type = { EthernetInterfaces: 'EthernetInterface', Processors: 'Processor', SimpleStorage: 'SimpleStorage' }[sub];
+      const names = { EthernetInterfaces: 'Ethernet Interfaces', Processors: 'Processors', SimpleStorage: 'Simple Storage' }[sub];
+      if (!subId) return this.send(res, 200, collection(`${base}/${sub}`, `#${type}Collection.${type}Collection`, names, members.map((x) => `${base}/${sub}/${String(x.Id)}`)));
+      const doc = members.find((x) => x.Id === subId);
+      if (!doc || action) throw notFound(path);
+      return this.send(res, 200, { '@odata.id': `${base}/${sub}/${subId}`, ...doc });
     }
     if (sub === 'Actions' && subId === 'ComputerSystem.Reset' && !action) {
       only('POST');
@@ -301,7 +307,7 @@ export class RedfishEmulator {
       },
       ProcessorSummary: { Count: c.cpus, Model: c.accel === 'kvm' ? 'QEMU (KVM)' : 'QEMU (TCG)', Status: { State: 'Enabled', Health: 'OK' } },
       MemorySummary: { TotalSystemMemoryGiB: Math.round((c.memoryMb / 1024) * 100) / 100, Status: { State: 'Enabled', Health: 'OK' } },
-      EthernetInterfaces: ref(`${base}/EthernetInterfaces`),
+      EthernetInterfaces: ref(`${base}/EthernetInterfaces`), Processors: ref(`${base}/Processors`), SimpleStorage: ref(`${base}/SimpleStorage`),
       // the serial port through the machine's relay (serial-relay.ts): plain bytes on a TCP port, offered as Telnet
       SerialConsole: {
         MaxConcurrentSessions: 1,
@@ -429,6 +435,36 @@ export class RedfishEmulator {
     const location = `/redfish/v1/SessionService/Sessions/${id}`;
     this.send(res, 201, { '@odata.type': '#Session.v1_3_0.Session', '@odata.id': location, Id: id, Name: 'User Session', UserName: user }, { 'x-auth-token': token, location });
   }
+}
+
+/**
+ * The machine's NICs: nic0 the boot NIC on its tap, nic1 the second one,
+ * attached to nothing (enabled, no link), as a server's unwired port.
+ */
+export function ethernetInterfaces(m: Machine): Json[] {
+  const nic = (id: string, name: string, mac: string, link: 'LinkUp' | 'NoLink'): Json => ({
+    '@odata.type': '#EthernetInterface.v1_6_0.EthernetInterface', Id: id, Name: name, InterfaceEnabled: true,
+    MACAddress: mac.toUpperCase(), PermanentMACAddress: mac.toUpperCase(), LinkStatus: link, Status: { State: 'Enabled', Health: 'OK' },
+  });
+  return [nic('nic0', 'NIC 0', m.config.mac, 'LinkUp'), ...(m.config.spareMac ? [nic('nic1', 'NIC 1', m.config.spareMac, 'NoLink')] : [])];
+}
+
+/** One processor package with the machine's vCPUs (qemu's x86_64 guest). */
+export function processors(m: Machine): Json[] {
+  return [{
+    '@odata.type': '#Processor.v1_7_0.Processor', Id: 'CPU0', Name: 'Processor 0', Socket: 'CPU 0', ProcessorType: 'CPU',
+    ProcessorArchitecture: 'x86', InstructionSet: 'x86-64', Manufacturer: 'QEMU', Model: m.config.accel === 'kvm' ? 'QEMU (KVM)' : 'QEMU (TCG)',
+    TotalCores: m.config.cpus, TotalThreads: m.config.cpus, Status: { State: 'Enabled', Health: 'OK' },
+  }];
+}
+
+/** The machine's virtio disk (disk.img's size) as a SimpleStorage device. */
+export function simpleStorage(m: Machine): Json[] {
+  return [{
+    '@odata.type': '#SimpleStorage.v1_3_0.SimpleStorage', Id: 'virtio', Name: 'virtio block controller', UefiDevicePath: 'PciRoot(0x0)',
+    Devices: [{ Name: 'disk', Model: 'QEMU virtio disk', CapacityBytes: m.config.diskMb * 1024 * 1024, Status: { State: 'Enabled', Health: 'OK' } }],
+    Status: { State: 'Enabled', Health: 'OK' },
+  }];
 }
 
 function collection(id: string, type: string, name: string, members: string[]): Json {

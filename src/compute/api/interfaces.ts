@@ -54,7 +54,8 @@ export function interfaceRoutes(ctx: ComputeContext): Route[] {
     return ctx.network;
   };
   const view = (rc: RouteContext, s: ServerRow, i: ServerInterface) => {
-    const out: Record<string, unknown> = { ...i };
+    const { physical_network: _physnet, ...shown } = i;
+    const out: Record<string, unknown> = { ...shown };
     if (mv(rc).ge('2.70')) out.tag = requestedOf(s).find((r) => r.port === i.port_id || r.attached === i.port_id)?.tag ?? null;
     return out;
   };

@@ -133,14 +133,16 @@ export function baremetalDriver(o: {
   const plugVifs = async (s: ServerRow, n: BaremetalNode) => {
     if (!o.network) return;
     for (const p of await o.network.interfaces(s.id)) {
+      // the node's port on the VIF's physical network (or on none), as Ironic picks
+      const physnets = p.physical_network ? [p.physical_network] : [];
       let port;
       try {
-        port = await nodes.attachVif(n.uuid, p.port_id);
+        port = await nodes.attachVif(n.uuid, p.port_id, physnets);
       } catch (err) {
         // attached already (a pass before this one): once more, to learn the node's port
         const detached = await nodes.detachVif(n.uuid, p.port_id).then(() => true, () => false);
         if (!detached) throw err;
-        port = await nodes.attachVif(n.uuid, p.port_id);
+        port = await nodes.attachVif(n.uuid, p.port_id, physnets);
       }
       const link = Object.keys(port.local_link_connection).length ? [port.local_link_connection] : [];
       await o.network.bindBaremetal(s.id, p.port_id, { node: n.uuid, host: n.conductor, mac: port.address, localLinkInformation: link, physicalNetwork: port.physical_network });

@@ -5,7 +5,7 @@
 // BaremetalErrorCode.bmcUnreachable, bmcAuth or bmcRefused; it never puts a
 // password in an error, a log line or a process's argv (ipmitool reads it
 // from the environment: `-E` and IPMI_PASSWORD).
-import type { BmcAccess, BootDevice, PowerState } from '../../../baremetal/protocol.ts';
+import type { BmcAccess, BootDevice, NodeInventory, PowerState } from '../../../baremetal/protocol.ts';
 
 export interface BmcClient {
   power(): Promise<PowerState>;
@@ -26,6 +26,12 @@ export interface BmcClient {
    * `console_unavailable`.
    */
   openConsole(): Promise<ConsoleSession>;
+  /**
+   * Out-of-band inspection (Ironic's `redfish` inspect interface): the
+   * hardware as the BMC describes it, no boot, no power change; absent when
+   * the BMC cannot (IPMI).
+   */
+  inspect?(): Promise<NodeInventory>;
 }
 
 export const CONSOLE_UNAVAILABLE = 'console_unavailable';

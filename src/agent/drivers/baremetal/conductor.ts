@@ -6,6 +6,9 @@
 //   power / boot device  a request is carried out once per seq (BmcClient)
 //   operation            step by step, each step a phase reported with when it began:
 //     verify     read the power through the BMC
+//     inspect out of band (inspect_interface redfish)
+//                done: the BMC's description of the hardware (BmcClient.inspect)
+//                is the inventory; nothing boots, the power stays as it is
 //     inspect, clean, deploy, rescue
 //                power_on (the image fetched and made raw, the config drive
 //                image built, a token made; boot device pxe or the ISO
@@ -73,6 +76,8 @@ export const CLEAN_STEPS = ['erase_devices_metadata'];
 
 type RamdiskOp = Extract<NodeOperation, { boot_interface: BootInterface }>;
 const isRamdiskOp = (o: NodeOperation): o is RamdiskOp => 'boot_interface' in o;
+/** Operations that power the node on: the ramdisk's, and unrescue's boot from disk. */
+const powersOn = (o: NodeOperation): boolean => isRamdiskOp(o) || o.type === 'unrescue';
 
 /** What the ramdisk does for each operation, as the phase reported while it works. */
 const WORK_PHASE: Record<RamdiskOp['type'], OperationPhase> = { inspect: 'inspect', clean: 'erase', deploy: 'write_image', rescue: 'ramdisk' };
@@ -92,6 +97,8 @@ interface OpState {
   configdrive?: { path: string; size: number };
   iso?: string;
   rescue_password_hash?: string;
+  /** Out-of-band inspection: the BMC is read, the node left as it is (no power change, even on failure). */
+  out_of_band?: boolean;
   inventory?: NodeInventory;
   /** Set once the operation failed; the node is then powered off. */
   failure?: { code: string; class: ResourceError['class']; message: string; phase: OperationPhase };
@@ -263,7 +270,7 @@ export class BaremetalConductor implements Driver {
       let error: ResourceError | undefined;
       // about to power the node on (a request, an operation): its console is recorded from its first words
       const poweringOn = !spec.maintenance && ((spec.power !== null && spec.power.seq !== st.power_seq && !spec.power.target.endsWith('off'))
-        || (spec.operation !== null && spec.operation.type !== 'verify' && spec.operation.type !== 'tear_down' && st.op?.id !== spec.operation.id));
+        || (spec.operation !== null && powersOn(spec.operation) && st.op?.id !== spec.operation.id));
       if (poweringOn) await this.recordConsole(id, spec, bmc, 'power on', CONSOLE_OPEN_WAIT_MS);
       if (!spec.maintenance) {
         if (spec.power && spec.power.seq !== st.power_seq) {
@@ -365,8 +372,9 @@ export class BaremetalConductor implements Driver {
     if (!st.op || st.op.id !== want.id) {
       // a new operation: the old one's files and token go
       await fsp.rm(this.nodeDir(st.id), { recursive: true, force: true });
-      const first: OperationPhase = want.type === 'verify' ? 'done' : want.type === 'tear_down' ? 'power_off' : want.type === 'unrescue' ? 'set_boot_device' : 'power_on';
-      st.op = { id: want.id, type: want.type, status: 'running', phase: first, phase_started_at: now() };
+      const oob = want.type === 'inspect' && !isRamdiskOp(want);
+      const first: OperationPhase = want.type === 'verify' || oob ? 'done' : want.type === 'tear_down' ? 'power_off' : want.type === 'unrescue' ? 'set_boot_device' : 'power_on';
+      st.op = { id: want.id, type: want.type, status: 'running', phase: first, phase_started_at: now(), ...(oob ? { out_of_band: true } : {}) };
       if (isRamdiskOp(want)) st.op.boot_interface = want.boot_interface;
       if (want.type === 'rescue') st.op.rescue_password_hash = want.rescue_password_hash;
       await this.save(st);
@@ -388,6 +396,10 @@ export class BaremetalConductor implements Driver {
     switch (op.phase) {
       case 'done':
         if (want.type === 'verify') await bmc.power();
+        if (op.out_of_band) {
+          if (!bmc.inspect) throw userError(BaremetalErrorCode.bmcRefused, 'this BMC cannot describe the hardware (out-of-band inspection needs Redfish)');
+          op.inventory = await bmc.inspect();
+        }
         op.status = 'succeeded';
         return;
       case 'power_on': {
@@ -536,6 +548,7 @@ export class BaremetalConductor implements Driver {
     op.status = 'failed';
     op.phase_started_at = now();
     op.deadline = undefined;
+    if (op.out_of_band) return;
     try {
       await bmc.setPower('power off', this.o.powerTimeoutMs);
     } catch (perr) {

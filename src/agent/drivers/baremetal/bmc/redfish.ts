@@ -20,6 +20,14 @@
 //     first member whose MediaTypes holds CD or DVD; #VirtualMedia.InsertMedia
 //     (Image, Inserted, WriteProtected) and #VirtualMedia.EjectMedia, or a
 //     PATCH of Image/Inserted when the BMC has no such action.
+//   - out-of-band inspection (Ironic's redfish inspect interface): the
+//     system's ProcessorSummary.Count, MemorySummary.TotalSystemMemoryGiB,
+//     the first member of Processors for the architecture
+//     (ProcessorArchitecture x86/ARM/..., InstructionSet x86-64/ARM-A64 to
+//     tell 64-bit), the disks of Storage (Drives' CapacityBytes) and
+//     SimpleStorage (Devices' CapacityBytes), and the MACAddress of each
+//     EthernetInterfaces member whose Status.State is Enabled (or absent),
+//     as sushy's enabled MACs;
 //   - the serial console: the system's SerialConsole (ComputerSystem 1.13)
 //     `Telnet` {ServiceEnabled, Port} on the BMC's host, read as a byte
 //     stream (Telnet option requests refused, IAC sequences left out); a
@@ -33,7 +41,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
+import type { BmcAccess, BootDevice, NodeInventory, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession, type VirtualMedia } from '../bmc.ts';
@@ -185,6 +193,59 @@ export class RedfishBmc implements BmcClient {
     throw userError(BaremetalErrorCode.bmcRefused, `${this.where()}: the system has no CD or DVD virtual media`);
   }
 
+  // --- out-of-band inspection
+
+  async inspect(): Promise<NodeInventory> {
+    const s = await this.system();
+    const count = Number(s.ProcessorSummary?.Count);
+    const gib = Number(s.MemorySummary?.TotalSystemMemoryGiB);
+    const inv: NodeInventory = {
+      cpus: Number.isInteger(count) && count > 0 ? count : 0,
+      cpu_arch: 'unknown',
+      memory_mb: Number.isFinite(gib) && gib > 0 ? Math.round(gib * 1024) : 0,
+      disks: [], nics: [],
+    };
+    const cpus = await this.members(s.Processors);
+    const first = cpus.find((c) => c.ProcessorType === undefined || c.ProcessorType === 'CPU');
+    if (first) inv.cpu_arch = cpuArch(first.ProcessorArchitecture, first.InstructionSet);
+    if (!inv.cpus) inv.cpus = cpus.reduce((n, c) => n + (Number(c.TotalThreads) || Number(c.TotalCores) || 0), 0);
+    for (const st of await this.members(s.Storage)) {
+      for (const d of Array.isArray(st.Drives) ? st.Drives : []) {
+        if (typeof d?.['@odata.id'] !== 'string') continue;
+        const drive = await this.get(d['@odata.id']);
+        const size = Number(drive.CapacityBytes);
+        if (size > 0) inv.disks.push({ name: String(drive.Name ?? drive.Id ?? d['@odata.id']), size_bytes: size });
+      }
+    }
+    for (const st of await this.members(s.SimpleStorage)) {
+      for (const d of Array.isArray(st.Devices) ? st.Devices : []) {
+        const size = Number(d?.CapacityBytes);
+        if (size > 0 && enabled(d)) inv.disks.push({ name: String(d.Name ?? st.Id), size_bytes: size });
+      }
+    }
+    inv.disks.sort((a, b) => b.size_bytes - a.size_bytes);
+    for (const nic of await this.members(s.EthernetInterfaces)) {
+      const mac = String(nic.MACAddress ?? nic.PermanentMACAddress ?? '').toLowerCase();
+      if (enabled(nic) && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) inv.nics.push({ name: String(nic.Id ?? mac), mac, has_carrier: nic.LinkStatus === 'LinkUp' });
+    }
+    if (!inv.cpus || !inv.memory_mb) {
+      throw userError(BaremetalErrorCode.bmcRefused, `${this.where()}: the system does not say its ${!inv.cpus ? 'processor count (ProcessorSummary.Count)' : 'memory (MemorySummary.TotalSystemMemoryGiB)'}`);
+    }
+    return inv;
+  }
+
+  /** The members of the collection `link` points at (none when the system has no such link). */
+  private async members(link: unknown): Promise<Json[]> {
+    const id = (link as Json | undefined)?.['@odata.id'];
+    if (typeof id !== 'string') return [];
+    const coll = await this.get(id);
+    const out: Json[] = [];
+    for (const m of Array.isArray(coll.Members) ? coll.Members : []) {
+      if (typeof m?.['@odata.id'] === 'string') out.push(await this.get(m['@odata.id']));
+    }
+    return out;
+  }
+
   // --- the system and its actions
 
   /** The system's serial console: a Telnet connection to its SerialConsole.Telnet port. */
@@ -321,6 +382,23 @@ export class RedfishBmc implements BmcClient {
       req.on('error', reject);
       req.end(data);
     });
+  }
+}
+
+/** A resource whose Status.State is Enabled, or says none. */
+const enabled = (r: Json): boolean => r.Status?.State === undefined || r.Status.State === 'Enabled';
+
+/** Ironic's cpu_arch from a Redfish Processor's ProcessorArchitecture and InstructionSet. */
+function cpuArch(arch: unknown, set: unknown): string {
+  if (set === 'x86-64') return 'x86_64';
+  if (set === 'ARM-A64') return 'aarch64';
+  switch (arch) {
+    case 'x86': return set === 'x86' ? 'i686' : 'x86_64';
+    case 'IA-64': return 'ia64';
+    case 'ARM': return 'arm';
+    case 'MIPS': return 'mips';
+    case 'Power': return 'ppc64le';
+    default: return 'unknown';
   }
 }
 
