@@ -306,7 +306,8 @@ export class RedfishEmulator {
         BootSourceOverrideMode: 'Legacy',
       },
       ProcessorSummary: { Count: c.cpus, Model: c.accel === 'kvm' ? 'QEMU (KVM)' : 'QEMU (TCG)', Status: { State: 'Enabled', Health: 'OK' } },
-      MemorySummary: { TotalSystemMemoryGiB: Math.round((c.memoryMb / 1024) * 100) / 100, Status: { State: 'Enabled', Health: 'OK' } },
+      // exact: a client reads memory_mb back as GiB * 1024
+      MemorySummary: { TotalSystemMemoryGiB: c.memoryMb / 1024, Status: { State: 'Enabled', Health: 'OK' } },
       EthernetInterfaces: ref(`${base}/EthernetInterfaces`), Processors: ref(`${base}/Processors`), SimpleStorage: ref(`${base}/SimpleStorage`),
       // the serial port through the machine's relay (serial-relay.ts): plain bytes on a TCP port, offered as Telnet
       SerialConsole: {

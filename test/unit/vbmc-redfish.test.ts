@@ -7,8 +7,10 @@
 // and a refused request. The serial console: the system's
 // SerialConsole.Telnet port (a TCP server of the test's standing in for the
 // machine's relay) read through the client's openConsole, Telnet option
-// requests refused and left out; a system without one is console_unavailable. The emulator runs as its daemon (pid file), stopped
-// at the end.
+// requests refused and left out; a system without one is console_unavailable. Out-of-band
+// inspection: the system's EthernetInterfaces (the boot NIC and the second, unwired one),
+// Processors and SimpleStorage as the emulator serves them and as the client's inspect() reads
+// them. The emulator runs as its daemon (pid file), stopped at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -40,7 +42,7 @@ before(async () => {
   ep = await ensureRedfishEmulator({ stateDir: dir, address: '127.0.0.1' });
   const mdir = join(dir, 'machines', 'm1');
   const config: MachineConfig = {
-    name: 'm1', uuid, mac: '52:54:00:aa:bb:cc', bridge: 'none', tap: 'none', memoryMb: 512, diskMb: 16, cpus: 1, accel: 'tcg',
+    name: 'm1', uuid, mac: '52:54:00:aa:bb:cc', spareMac: '52:54:00:aa:bb:dd', bridge: 'none', tap: 'none', memoryMb: 512, diskMb: 16, cpus: 1, accel: 'tcg',
     bmc: { kind: 'redfish', address: ep.address, port: ep.port, username: ep.username, password: ep.password },
   };
   mkdirSync(mdir, { recursive: true });
@@ -80,6 +82,36 @@ function raw(method: string, path: string, o: { body?: unknown; headers?: Record
     req.end(o.body === undefined ? undefined : JSON.stringify(o.body));
   });
 }
+
+test('Redfish emulator: EthernetInterfaces, Processors, SimpleStorage; the client inspects out of band (no power change)', { skip }, async () => {
+  const base = `/redfish/v1/Systems/${uuid}`;
+  const sys = (await raw('GET', base)).body;
+  assert.equal(sys.EthernetInterfaces['@odata.id'], `${base}/EthernetInterfaces`);
+  const nics = (await raw('GET', `${base}/EthernetInterfaces`)).body;
+  assert.equal(nics['Members@odata.count'], 2);
+  assert.deepEqual(nics.Members.map((m: { '@odata.id': string }) => m['@odata.id']), [`${base}/EthernetInterfaces/nic0`, `${base}/EthernetInterfaces/nic1`]);
+  const nic0 = (await raw('GET', `${base}/EthernetInterfaces/nic0`)).body;
+  const nic1 = (await raw('GET', `${base}/EthernetInterfaces/nic1`)).body;
+  assert.deepEqual([nic0.MACAddress, nic0.LinkStatus, nic0.Status.State], ['52:54:00:AA:BB:CC', 'LinkUp', 'Enabled']);
+  assert.deepEqual([nic1.MACAddress, nic1.LinkStatus, nic1.Status.State], ['52:54:00:AA:BB:DD', 'NoLink', 'Enabled']);
+  assert.equal((await raw('GET', `${base}/EthernetInterfaces/nic2`)).status, 404);
+  assert.equal((await raw('POST', `${base}/EthernetInterfaces/nic0`, { body: {} })).status, 405);
+  const cpu = (await raw('GET', `${base}/Processors/CPU0`)).body;
+  assert.deepEqual([cpu.ProcessorArchitecture, cpu.InstructionSet, cpu.TotalCores], ['x86', 'x86-64', 1]);
+  const disk = (await raw('GET', `${base}/SimpleStorage/virtio`)).body;
+  assert.equal(disk.Devices[0].CapacityBytes, 16 * 1024 * 1024);
+  assert.equal(sys.MemorySummary.TotalSystemMemoryGiB, 0.5);
+
+  // the conductor's side: Ironic's redfish inspection, the machine left off
+  const inv = await new RedfishBmc(access()).inspect();
+  assert.deepEqual(inv, {
+    cpus: 1, cpu_arch: 'x86_64', memory_mb: 512,
+    disks: [{ name: 'disk', size_bytes: 16 * 1024 * 1024 }],
+    nics: [{ name: 'nic0', mac: '52:54:00:aa:bb:cc', has_carrier: true }, { name: 'nic1', mac: '52:54:00:aa:bb:dd', has_carrier: false }],
+  });
+  assert.equal(await new RedfishBmc(access()).power(), 'power off');
+  assert.ok(!machine.isOn());
+});
 
 const failure = (code: string, cls?: string, re?: RegExp) => (e: unknown) =>
   e instanceof ResourceFailure && e.code === code && (!cls || e.class === cls) && (!re || re.test(e.message)) && !e.message.includes(ep.password);

@@ -83,3 +83,24 @@ test('a node moves to another conductor once its own has been gone for long', as
   assert.equal((await bm()('GET', '/v1/nodes/takeover-1')).body.power_state, before.power_state);
   assertIronicError(await bm()('GET', '/v1/conductors/bm-ci-cond-3'), 404);
 });
+
+test("a VIF takes the node's port on its network's physnet (or on none) first, then a PXE-enabled one, as Ironic's get_free_port_like_object", async () => {
+  const r = await bm()('POST', '/v1/nodes', { body: { driver: 'redfish', driver_info: { redfish_address: 'https://192.0.2.91' } } });
+  const id = r.body.uuid;
+  const port = async (address: string, o: Record<string, unknown> = {}) => (await bm()('POST', '/v1/ports', { body: { node_uuid: id, address, ...o } })).body.uuid as string;
+  const spare = await port('52:54:00:c0:01:01', { pxe_enabled: false });
+  const other = await port('52:54:00:c0:01:02', { physical_network: 'elsewhere' });
+  const plain = await port('52:54:00:c0:01:03');
+  const onNet = await port('52:54:00:c0:01:04', { pxe_enabled: false, physical_network: 'physnet-a' });
+  const nodes = cloud.server.baremetal;
+  // on physnet-a: its own port first, though not PXE-enabled; then the PXE one without a physnet; never another physnet's
+  assert.equal((await nodes.attachVif(id, 'vif-a1', ['physnet-a'])).uuid, onNet);
+  assert.equal((await nodes.attachVif(id, 'vif-a2', ['physnet-a'])).uuid, plain);
+  assert.equal((await nodes.attachVif(id, 'vif-a3', ['physnet-a'])).uuid, spare);
+  await assert.rejects(nodes.attachVif(id, 'vif-a4', ['physnet-a']), /free|port/i);
+  for (const v of ['vif-a1', 'vif-a2', 'vif-a3']) await nodes.detachVif(id, v);
+  // no physnet (a network without one): every port is free, the PXE-enabled first
+  const first = (await nodes.attachVif(id, 'vif-b1')).uuid;
+  assert.ok([other, plain].includes(first), 'a PXE-enabled port first');
+  for (const v of ['vif-b1']) await nodes.detachVif(id, v);
+});

@@ -85,3 +85,69 @@ test('a node booting by virtual media gets its provisioning port (its ramdisk le
   await cond.finish(id, 'succeeded');
   assert.equal(made.size, 0, 'the port goes when the inspection ends');
 });
+
+test('out-of-band inspection (inspect_interface redfish): no boot, no provisioning port; the BMC inventory becomes properties and a PXE-enabled port per new MAC', async () => {
+  // Ironic's redfish inspect interface is the redfish hardware type's only
+  const ipmi = await bm()('POST', '/v1/nodes', { body: { driver: 'ipmi', name: 'oob-ipmi', inspect_interface: 'redfish', driver_info: { ipmi_address: '192.0.2.82' } } });
+  assert.equal(ipmi.status, 400);
+  assert.match(JSON.parse(ipmi.body.error_message).faultstring, /inspect interface implementation 'redfish' is not supported by hardware type ipmi/);
+  const drv = (await bm()('GET', '/v1/drivers/redfish')).body;
+  assert.ok(drv.enabled_inspect_interfaces.includes('redfish'), JSON.stringify(drv));
+  assert.equal(drv.default_inspect_interface, 'agent');
+
+  // a node enrolled without ports, switched to out-of-band inspection
+  const r = await bm()('POST', '/v1/nodes', { body: { driver: 'redfish', name: 'oob-1', boot_interface: 'redfish-virtual-media', driver_info: { redfish_address: 'https://192.0.2.83' } } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const id = r.body.uuid;
+  const set = await bm()('PATCH', '/v1/nodes/oob-1', { body: [{ op: 'replace', path: '/inspect_interface', value: 'redfish' }] });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  assert.equal(set.body.inspect_interface, 'redfish');
+  await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'manage' } });
+  await cond.finish(id, 'succeeded');
+  assert.equal((await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'inspect' } })).status, 202);
+  const { spec } = await cond.spec(id);
+  assert.deepEqual(Object.keys(spec.operation).sort(), ['id', 'inspect_interface', 'type']);
+  assert.deepEqual([spec.operation.type, spec.operation.inspect_interface], ['inspect', 'redfish']);
+  assert.equal(spec.provisioning, null, 'nothing boots: no provisioning network');
+  assert.equal(spec.power, null, 'no power request');
+  assert.equal(made.size, 0);
+  assert.equal((await bm()('GET', '/v1/nodes/oob-1')).body.provision_state, 'inspecting');
+
+  // the conductor read the BMC at once: no boot phase, no wait state
+  await cond.finish(id, 'succeeded', {
+    inventory: { cpus: 2, cpu_arch: 'x86_64', memory_mb: 384, disks: [{ name: 'disk', size_bytes: 3 * 2 ** 30 }], nics: [{ name: 'nic0', mac: '52:54:00:9A:00:04', has_carrier: true }, { name: 'nic1', mac: '52:54:00:9a:00:05', has_carrier: false }] },
+  });
+  const n = (await bm()('GET', '/v1/nodes/oob-1')).body;
+  assert.equal(n.provision_state, 'manageable');
+  assert.equal(n.last_error, null);
+  assert.ok(n.inspection_finished_at);
+  assert.deepEqual(n.properties, { cpus: 2, memory_mb: 384, local_gb: 3, cpu_arch: 'x86_64' });
+  // a port per MAC, PXE-enabled as a new Ironic port is (the BMC does not say which NIC boots)
+  const ports = (await bm()('GET', `/v1/ports/detail?node=${id}`)).body.ports;
+  assert.deepEqual(ports.map((p: any) => [p.address, p.pxe_enabled, p.physical_network]).sort(), [['52:54:00:9a:00:04', true, null], ['52:54:00:9a:00:05', true, null]]);
+  const hist = (await bm()('GET', `/v1/nodes/${id}/history`)).body.history;
+  assert.ok(hist.some((h: any) => /"inspecting" to "manageable"/.test(h.event)), JSON.stringify(hist));
+
+  // again: the known MACs are not added twice, and an operator's pxe_enabled false stays
+  const spare = ports.find((p: any) => p.address === '52:54:00:9a:00:05');
+  assert.equal((await bm()('PATCH', `/v1/ports/${spare.uuid}`, { body: [{ op: 'replace', path: '/pxe_enabled', value: false }] })).status, 200);
+  await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'inspect' } });
+  await cond.finish(id, 'succeeded', {
+    inventory: { cpus: 2, cpu_arch: 'x86_64', memory_mb: 384, disks: [], nics: [{ name: 'nic0', mac: '52:54:00:9a:00:04' }, { name: 'nic1', mac: '52:54:00:9a:00:05' }] },
+  });
+  const again = (await bm()('GET', `/v1/ports/detail?node=${id}`)).body.ports;
+  assert.deepEqual(again.map((p: any) => [p.address, p.pxe_enabled]).sort(), [['52:54:00:9a:00:04', true], ['52:54:00:9a:00:05', false]]);
+  // then cleaning over virtual media opens a provisioning port for the PXE-enabled NIC only
+  await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'provide' } });
+  assert.deepEqual([...made.values()].map((p) => p.mac), ['52:54:00:9a:00:04']);
+  await cond.finish(id, 'succeeded');
+  assert.equal(made.size, 0);
+
+  // a failure to read the BMC is inspect failed with its message
+  await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'manage' } });
+  await bm()('PUT', '/v1/nodes/oob-1/states/provision', { body: { target: 'inspect' } });
+  await cond.finish(id, 'failed', { message: 'Redfish BMC https://192.0.2.83: the system does not say its memory' });
+  const failed = (await bm()('GET', '/v1/nodes/oob-1')).body;
+  assert.equal(failed.provision_state, 'inspect failed');
+  assert.match(failed.last_error, /does not say its memory/);
+});
