@@ -41,17 +41,6 @@ mkdir -p "$work"
   "$CLOUD_URL" "$CLOUD_DIR/agent-token" bm-test-double test-double >"$work/conductor-double.log" 2>&1 &
 double_pid=$!
 at_exit "kill $double_pid 2>/dev/null; wait $double_pid 2>/dev/null"
-# wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS
-wait_for() {
-  local limit=$1 text=$2 deadline; shift 2
-  deadline=$((SECONDS + limit))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
-    sleep 1
-  done
-  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
-  return 1
-}
 
 check "catalog has baremetal (ironic)" wait_for 5 ironic os catalog list -f value -c Name
 check "conductor list shows the test double" wait_for 20 bm-test-double bm conductor list -f value -c Hostname

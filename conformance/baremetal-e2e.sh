@@ -4,8 +4,12 @@
 # parts only: two virtual bare-metal machines from `stratus baremetal virtual create` (qemu under
 # TCG), one behind OpenIPMI's ipmi_sim booting the deploy ramdisk over PXE (the network agent's
 # dnsmasq, iPXE), one behind Stratus's Redfish emulator booting it from virtual media.
-#   enrol -> manage -> inspect (both at once: the properties and the NIC's port from the ramdisk's
-#   inventory) -> provide (automated cleaning: the disk's metadata erased) -> available;
+# Each machine has a second NIC wired to nothing (not enrolled).
+#   enrol -> manage -> inspect, both at once: the IPMI node in band (the ramdisk over PXE: the
+#   properties, the boot NIC's port kept, the second NIC's port made with pxe_enabled false), the
+#   Redfish node out of band (inspect_interface redfish, its port deleted first: the properties and
+#   a port per NIC from the BMC, nothing booted) -> provide (automated cleaning: the disk's metadata
+#   erased) -> available;
 #   `openstack server create` of a whole-disk image (stratus-tiny) with a bare-metal flavor
 #   (resources:CUSTOM_E2E=1, the machines' resource class) on network `baremetal` with a key pair, one server per node at
 #   once -> ACTIVE; SSH with the key to each server's address; `server stop` -> SHUTOFF, the nodes
@@ -13,7 +17,8 @@
 #   guest's boot (the nodes' serial consoles); `openstack server delete` -> the node
 #   torn down and cleaned back to available; then nothing left: no machine's qemu, tap or BMC, no
 #   provisioning port, no bridge but up's, no nft table but the cloud's, no dnsmasq of a network
-#   that is gone.
+#   that is gone, no machine's MAC in the baremetal network's dnsmasq config, nothing of a node in
+#   its TFTP root.
 # Beside it, on the same cloud, conformance/baremetal-cli.sh's checks of the `openstack baremetal`
 # client (against its test-double conductor, in a conductor group of its own; its nodes have
 # resource class `baremetal`, the machines here `e2e`, so no server lands on a test double), in a
@@ -29,6 +34,7 @@ bridges_before=$(ip -br link show type bridge | awk '{print $1}' | sort)
 netns_before=$(ip netns list | awk '{print $1}' | sort)
 cloud_start
 . "$STRATUS_ROOT/conformance/checks.sh"
+WAIT_FOR_INTERVAL=2 # a client call takes seconds on a loaded 2-core machine
 
 os() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" openstack --os-cloud stratus "$@"; }
 bm() { os baremetal "$@"; }
@@ -40,17 +46,6 @@ mkdir -p "$work"
 # the machines go before the cloud does (their nodes through its API while it still runs)
 at_exit "stratus baremetal virtual delete --all --state-dir '$vbmc' --data-dir '$CLOUD_DIR' >/dev/null 2>&1 || stratus baremetal virtual delete --all --state-dir '$vbmc' --no-unenroll >/dev/null 2>&1"
 
-# wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS
-wait_for() {
-  local limit=$1 text=$2 deadline; shift 2
-  deadline=$((SECONDS + limit))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
-    sleep 2
-  done
-  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
-  return 1
-}
 # both NODE... reach provision state STATE within SECONDS (a failed state ends the wait); one
 # `node list` a round (a client call takes seconds on a loaded 2-core machine)
 nodes_reach() {
@@ -117,21 +112,42 @@ check "node manage (ipmi)" bm node manage "$n1"
 check "node manage (redfish)" bm node manage "$n2"
 check "both manageable (verified through their BMCs)" nodes_reach 120 manageable "$n1" "$n2"
 
-# --- inspection, both nodes at once: the ramdisk's inventory becomes the node's properties and
-# ports. The sizes enrolment gave are taken away first, so only inspection can bring them back.
-# (The NIC's port stays: the provisioning network's DHCP answers only the MACs of known ports,
-# so a node without one could not boot the ramdisk; inspection adds a port per NIC not yet known.)
+# the machines' power as their BMCs see it (whether their qemu runs), the nodes' as Ironic shows it
+machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk '{print "machine", $1, $2}'; }
+nodes_power() { local out; out=$(bm node list -f value -c Name -c "Power State") || return 1; grep "^$prefix" <<<"$out"; return 0; }
+
+# --- inspection, both ways Ironic does it, at once: the IPMI node in band (the ramdisk over PXE
+# reports every NIC: the boot NIC's enrolled port stays, the second NIC, wired to nothing, gets a
+# port with pxe_enabled false), the Redfish node out of band (inspect_interface redfish: the BMC's
+# ProcessorSummary, MemorySummary, Processors, SimpleStorage and EthernetInterfaces; no boot, no
+# power change), its enrolled port deleted first so only inspection can bring it back. The sizes
+# enrolment gave are taken away first, so only inspection can bring them back.
 mac_of() { sed -n 's/.*"mac": *"\([^"]*\)".*/\1/p' "$vbmc/machines/$1/machine.json"; }
-mac1=$(mac_of "$n1") mac2=$(mac_of "$n2")
+spare_of() { sed -n 's/.*"spareMac": *"\([^"]*\)".*/\1/p' "$vbmc/machines/$1/machine.json"; }
+mac1=$(mac_of "$n1") mac2=$(mac_of "$n2") spare1=$(spare_of "$n1") spare2=$(spare_of "$n2")
+check "the machines have a second NIC (a MAC of its own)" test -n "$spare1" -a -n "$spare2" -a "$spare1" != "$mac1" -a "$spare2" != "$mac2"
 t_mark "inspecting"
 for n in "$n1" "$n2"; do
   check "node unset --property cpus/memory_mb/local_gb/cpu_arch ($n)" bm node unset "$n" --property cpus --property memory_mb --property local_gb --property cpu_arch
 done
-check "node inspect (ipmi, over PXE)" bm node inspect "$n1"
-check "node inspect (redfish, over virtual media)" bm node inspect "$n2"
+# NODE LINE...: the node's ports (address pxe_enabled), sorted, are exactly these lines (none: no port)
+ports_are() {
+  local n=$1 p want; shift
+  p=$(bm port list --node "$n" --fields address pxe_enabled -f value 2>&1 | sort); want=$(printf '%s\n' "$@" | sort)
+  echo "$p"; [ "$p" = "$want" ]
+}
+delete_ports() { local p out; out=$(bm port list --node "$1" -f value -c UUID) || return 1; for p in $out; do bm port delete "$p" || return 1; done; }
+check "port delete: the Redfish node has no port ($n2)" delete_ports "$n2"
+check "the Redfish node has no port before inspection" ports_are "$n2"
+check "node set --inspect-interface redfish ($n2)" bm node set "$n2" --inspect-interface redfish
+check "node inspect (ipmi, in band over PXE)" bm node inspect "$n1"
+inspect2_started=$SECONDS
+check "node inspect (redfish, out of band)" bm node inspect "$n2"
+check "the out-of-band inspection is done within 60 s (nothing boots)" nodes_reach 60 manageable "$n2"
+echo "# out-of-band inspection: $((SECONDS - inspect2_started)) s"
 check "inspection: both manageable again" nodes_reach 300 manageable "$n1" "$n2"
 t_mark "inspected"
-# NODE: its properties against the machine's size (1 CPU, 384 MiB less the kernel's own, a 256 MiB disk: 0 GiB)
+# NODE: its properties against the machine's size (1 CPU, 384 MiB (in band: less the kernel's own), a 256 MiB disk: 0 GiB)
 inspected_sizes() {
   bm node show "$1" -f json -c properties -c inspection_finished_at | dpython -c '
 import json, sys
@@ -139,14 +155,22 @@ d = json.load(sys.stdin); p = d["properties"]; m = p.get("memory_mb")
 good = d.get("inspection_finished_at") and p.get("cpus") == 1 and isinstance(m, int) and 256 < m <= 384 and p.get("local_gb") == 0 and p.get("cpu_arch") == "x86_64"
 print("inspected:" if good else "WRONG:", json.dumps(p, sort_keys=True), "finished", d.get("inspection_finished_at"))'
 }
-check_has "inspection set cpus, memory_mb, local_gb, cpu_arch ($n1)" inspected: -- inspected_sizes "$n1"
-check_has "inspection set cpus, memory_mb, local_gb, cpu_arch ($n2)" inspected: -- inspected_sizes "$n2"
-# NODE MAC: the node's ports are one, that MAC's, PXE-enabled
-one_port() { local p; p=$(bm port list --node "$1" --fields address pxe_enabled -f value 2>&1); echo "$p"; [ "$p" = "$2 True" ]; }
-check_has "the inspected NIC is the node's one port: its MAC, PXE-enabled ($n1)" "$mac1 True" -- one_port "$n1" "$mac1"
-check_has "the inspected NIC is the node's one port: its MAC, PXE-enabled ($n2)" "$mac2 True" -- one_port "$n2" "$mac2"
+check_has "inspection set cpus, memory_mb, local_gb, cpu_arch ($n1, in band)" inspected: -- inspected_sizes "$n1"
+check_has "inspection set cpus, memory_mb, local_gb, cpu_arch ($n2, out of band)" inspected: -- inspected_sizes "$n2"
+check_has "out of band, memory_mb is the BMC's whole 384 MiB ($n2)" '"memory_mb": 384' -- bm node show "$n2" -f json -c properties
+check_has "in band: the boot NIC keeps its port (PXE-enabled), the second NIC's appears (pxe_enabled False) ($n1)" "$mac1 True" "$spare1 False" -- \
+  ports_are "$n1" "$mac1 True" "$spare1 False"
+# out of band the BMC does not say which NIC boots: a new port is PXE-enabled, as Ironic makes it
+check_has "out of band: a port per NIC appears, with the BMC's MACs ($n2)" "$mac2 True" "$spare2 True" -- ports_are "$n2" "$mac2 True" "$spare2 True"
+check_has "the out-of-band inspection left the Redfish node off (no power change)" "$n2 power off" -- nodes_power
+check_has "... its machine is off" "machine $n2 off" -- machines_power
+never_ran() { if [ -s "$vbmc/machines/$1/console.log" ]; then echo "$1 has console output"; else echo "$1 never ran"; fi; }
+check_has "... and never ran (no console output: nothing booted)" "$n2 never ran" -- never_ran "$n2"
+# as an operator does after inspection: the boot NIC's port on the provisioning network's physnet (a VIF takes that one)
+port_of() { bm port list --node "$1" -f value -c UUID -c Address | awk -v m="$2" '$2 == m {print $1}'; }
+check "port set --physical-network baremetal on the inspected boot NIC's port ($n2)" bm port set "$(port_of "$n2" "$mac2")" --physical-network baremetal
 console_of() { echo "$vbmc/machines/$1/console.log"; }
-for n in "$n1" "$n2"; do check_has "the ramdisk said what it found ($n's console)" "inspected: 1 CPUs" -- cat "$(console_of "$n")"; done
+check_has "the ramdisk said what it found ($n1's console)" "inspected: 1 CPUs" -- cat "$(console_of "$n1")"
 # NODE: the console's size now, so a later check reads only what came after (the log is appended across boots)
 console_size() { stat -c %s "$(console_of "$1")" 2>/dev/null || echo 0; }
 # NODE OFFSET: the console from that byte on
@@ -161,9 +185,6 @@ check_has "the IPMI node's cleaning booted over PXE (its console since provide)"
 check_has "the cleaning erased $n1's disk metadata (its console since provide)" "erased the metadata of /dev/" -- console_since "$n1" "$c1"
 check_has "the cleaning erased $n2's disk metadata (its console since provide)" "erased the metadata of /dev/" -- console_since "$n2" "$c2"
 u1=$(bm node show "$n1" -f value -c uuid 2>/dev/null) u2=$(bm node show "$n2" -f value -c uuid 2>/dev/null)
-# the machines' power as their BMCs see it (whether their qemu runs), the nodes' as Ironic shows it
-machines_power() { stratus baremetal virtual list --state-dir "$vbmc" | awk '{print "machine", $1, $2}'; }
-nodes_power() { local out; out=$(bm node list -f value -c Name -c "Power State") || return 1; grep "^$prefix" <<<"$out"; return 0; }
 check_has "the nodes are off after cleaning" "$n1 power off" "$n2 power off" -- nodes_power
 # the ports on the provisioning network held for the nodes (an operation's: device_id the node)
 node_ports() { local out; out=$(os port list --network baremetal --long -f value -c ID -c device_id -c device_owner) || return 1; grep -E "$u1|$u2" <<<"$out"; return 0; }
@@ -183,6 +204,12 @@ for s in "$s1" "$s2"; do
 done
 check "both servers ACTIVE" servers_reach 900 ACTIVE "$s1" "$s2"
 t_mark "active"
+# the VIF took the node's port on the network's physnet, PXE-enabled: the boot NIC's, not the second NIC's
+vif_macs() { local s; for s in "$@"; do echo "$s $(os port list --server "$s" -f value -c "MAC Address")"; done; }
+check_has "each server's port has its node's boot NIC's MAC (not the second NIC's)" "$s1 $mac1" "$s2 $mac2" -- vif_macs "$s1" "$s2"
+# where the provisioning network's dnsmasq keeps its config (checked again once the nodes are gone)
+bm_dhcp=$CLOUD_DIR/agent/network/dhcp/$(os network show baremetal -f value -c id 2>/dev/null)
+check_has "the baremetal network's dnsmasq lists the servers' MACs ($bm_dhcp/hosts)" "$mac1" "$mac2" -- cat "$bm_dhcp/hosts"
 check_has "each server is on a node (hypervisor_hostname: a node's uuid)" "$u1" "$u2" -- \
   sh -c "env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s1 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname; env PATH='$DEBIAN_PATH' OS_CLIENT_CONFIG_FILE='$OS_CLOUDS_FILE' openstack --os-cloud stratus server show $s2 -f value -c OS-EXT-SRV-ATTR:hypervisor_hostname"
 check_has "both nodes active" "$n1" "$n2" -- bm node list --provision-state active -f value -c Name
@@ -262,6 +289,31 @@ dnsmasq_of_gone_networks() {
   return 0
 }
 check_lacks "no dnsmasq of a network that is gone" dnsmasq -- dnsmasq_of_gone_networks
+# the provisioning network's own DHCP once the nodes are gone (the agent rewrites it as it converges):
+# its dnsmasq's hosts and options files name none of the machines' MACs, and its TFTP root (gone
+# when no PXE port is left) holds nothing of a node, only iPXE's chain-loaders
+dnsmasq_names_machines() {
+  local deadline=$((SECONDS + 60)) m found
+  [ -f "$bm_dhcp/hosts" ] || { echo "no dnsmasq config left for the network ($bm_dhcp)"; return 0; }
+  while :; do
+    found=
+    for m in $mac1 $spare1 $mac2 $spare2; do grep -qiF -- "$m" "$bm_dhcp/hosts" "$bm_dhcp/opts" 2>/dev/null && found+=" $m"; done
+    [ -z "$found" ] && { echo "the baremetal network's dnsmasq lists none of $mac1 $spare1 $mac2 $spare2"; return 0; }
+    [ "$SECONDS" -ge "$deadline" ] && { echo "dnsmasq still lists$found:"; cat "$bm_dhcp/hosts"; return 0; }
+    sleep 2
+  done
+}
+check_lacks "the baremetal network's dnsmasq config lists no machine's MAC" "still lists" -- dnsmasq_names_machines
+tftp_of_nodes() {
+  local f
+  [ -d "$bm_dhcp/tftp" ] || { echo "no TFTP root (no PXE port left)"; return 0; }
+  for f in $(cd "$bm_dhcp/tftp" && find . -mindepth 1 | sed 's|^\./||'); do
+    case $f in undionly.kpxe | ipxe.efi | snponly.efi) ;; *) echo "NODE FILE $f" ;; esac
+  done
+  grep -rlE "$u1|$u2" "$bm_dhcp/tftp" 2>/dev/null | sed 's/^/NODE FILE /'
+  return 0
+}
+check_lacks "the TFTP root holds no node's files" "NODE FILE" -- tftp_of_nodes
 check "flavor delete" os flavor delete "$prefix-bm"
 
 echo "# bare metal end to end: $((SECONDS - e2e_started)) s"

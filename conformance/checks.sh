@@ -1,4 +1,4 @@
-# Sourced (bash) by the flow suites (cli.sh, object-cli.sh): named checks that keep going after a
+# Sourced (bash) by the flow suites (cli.sh, object-cli.sh, baremetal-*.sh): named checks that keep going after a
 # failure, each printing `ok - NAME` or `not ok - NAME` (with the command's output as `#` lines),
 # and skips (`ok - NAME # SKIP reason`, counted apart). `checks_summary` prints the last line,
 # `N passed, N failed` (and `, N skipped` when something skipped), and returns 1 if a check failed.
@@ -42,6 +42,19 @@ check_fails_after() {
   local pre=$1 name=$2; shift 2
   if [ -z "${passed_check[$pre]:-}" ]; then not_ok "$name" "cannot tell: '$pre' did not pass"; return; fi
   check_fails "$name" "$@"
+}
+
+# wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS (tried every
+# WAIT_FOR_INTERVAL seconds, 1 unless set); else prints what it last said and returns 1.
+wait_for() {
+  local limit=$1 text=$2 deadline; shift 2
+  deadline=$((SECONDS + limit))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
+    sleep "${WAIT_FOR_INTERVAL:-1}"
+  done
+  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
+  return 1
 }
 
 # skip NAME REASON : the check cannot run yet (its piece of the cloud is not there); counted apart.

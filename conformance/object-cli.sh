@@ -30,17 +30,6 @@ swiftc() {
 same() { cmp -s "$1" "$2" || { echo "$1 and $2 differ"; return 1; }; }
 md5() { md5sum "$1" | cut -d' ' -f1; }
 code() { curl -s -o /dev/null -m 20 -w '%{http_code}' "$@"; }
-# wait_for SECONDS TEXT CMD...: CMD's output has TEXT within SECONDS
-wait_for() {
-  local limit=$1 text=$2 deadline; shift 2
-  deadline=$((SECONDS + limit))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    OUT=$("$@" 2>&1) && grep -qF -- "$text" <<<"$OUT" && return 0
-    sleep 1
-  done
-  echo "after $limit s the output still lacks '$text':"; echo "$OUT"
-  return 1
-}
 
 head -c 3000 /dev/urandom | base64 >"$work/small.txt"
 head -c $((1024 * 1024 + 17)) /dev/urandom >"$work/rand.bin"
