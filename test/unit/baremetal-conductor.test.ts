@@ -6,7 +6,9 @@
 // calls, each of which makes the agent converge again; the endpoint's
 // tokens (none, a wrong one, an old operation's) refused; a ramdisk failure
 // reported without secrets and the node off; maintenance leaves the node
-// alone; a conductor restarted mid-operation carries on from its state file.
+// alone; a conductor restarted mid-operation carries on from its state file;
+// out-of-band inspection reads the BMC's inventory with no boot and no power
+// change (and fails, the node untouched, on a BMC that cannot).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -319,4 +321,42 @@ test('the serial console: recorded while the node is on, a dropped session opene
   assert.match(no.error!.message, /^The BMC of node .* offers no serial console/);
   assert.doesNotMatch(no.error!.message, /Telnet\)|192\.0\.2\.9/, 'the BMC\'s own words and address stay in the log');
   assert.equal(no.error!.class, 'user');
+});
+
+test('out-of-band inspection: the BMC describes the hardware, nothing boots, the power stays; a BMC without inspect fails it, the node left as it is', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bm-oob-'));
+  const { bmc, calls } = fakeBmc();
+  const inventory = { cpus: 2, cpu_arch: 'x86_64', memory_mb: 384, disks: [{ name: 'disk', size_bytes: 1 << 28 }], nics: [{ name: 'nic0', mac: MAC, has_carrier: true }, { name: 'nic1', mac: '52:54:00:00:00:43', has_carrier: false }] };
+  let described = 0;
+  const redfish: BmcClient = { ...bmc, async inspect() { described++; return inventory; } };
+  let which: BmcClient = redfish;
+  const conductor = new BaremetalConductor({
+    stateDir: dir, log, address: '127.0.0.1', port: await freePort(), bmc: () => which, fetchImage: async () => undefined,
+    ramdisk: async () => { throw new Error('out-of-band inspection boots no ramdisk'); },
+  });
+  const oob: NodeOperation = { id: 'op-oob', type: 'inspect', inspect_interface: 'redfish' };
+  const tr = new Transport([node(1, { bmc: { type: 'redfish', address: 'https://192.0.2.9', password: 'sekrit-password' }, operation: oob })]);
+  const agent = new Agent({ client: tr, drivers: [conductor], log, reconcilers: baremetalReconcilers, sweepIntervalMs: 60_000 });
+  t.after(async () => {
+    await agent.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await agent.start();
+  const done = await tr.reported((o) => o.operation?.id === 'op-oob' && o.operation.status !== 'running');
+  const o = done.observed as NodeObserved;
+  assert.equal(o.operation!.status, 'succeeded');
+  assert.equal(o.operation!.phase, 'done');
+  assert.deepEqual(o.operation!.inventory, inventory);
+  assert.equal(o.power_state, 'power off');
+  assert.equal(described, 1);
+  assert.deepEqual(calls, [], 'no power change, no boot device');
+  assert.ok(!tr.reports.some((r) => ['pxe', 'vmedia', 'power_on'].includes((r.observed as NodeObserved).operation?.phase ?? '')), 'no boot phase');
+
+  // a BMC that cannot describe the hardware (IPMI): failed with why, the node not powered off
+  which = bmc;
+  tr.push([node(2, { operation: { id: 'op-oob2', type: 'inspect', inspect_interface: 'redfish' } })]);
+  const failed = await tr.reported((x) => x.operation?.id === 'op-oob2' && x.operation.status === 'failed');
+  assert.match((failed.observed as NodeObserved).operation!.message!, /out-of-band inspection needs Redfish/);
+  assert.equal(failed.error?.code, 'bmc_refused');
+  assert.deepEqual(calls, [], 'a failed out-of-band inspection changes no power');
 });
