@@ -3,8 +3,9 @@
 // and demos, enrolled into a running cloud through its bare-metal API as an
 // operator would enrol physical servers: a node per machine (hardware type
 // ipmi or redfish with its driver_info, resource class, properties from the
-// machine's size) and a port per NIC with its MAC on the physical network of
-// the provisioning bridge. The cloud is reached with the admin credentials
+// machine's size) and a port for its boot NIC with its MAC on the physical
+// network of the provisioning bridge (the second NIC, wired to nothing, is
+// left for inspection to find). The cloud is reached with the admin credentials
 // of its data directory (DATA_DIR/admin-password; the URL from
 // DATA_DIR/clouds.yaml unless given), as `stratus up` leaves them. Each
 // machine remembers the node it became, and `delete` removes that node
