@@ -111,6 +111,14 @@ test('Redfish emulator: EthernetInterfaces, Processors, SimpleStorage; the clien
   });
   assert.equal(await new RedfishBmc(access()).power(), 'power off');
   assert.ok(!machine.isOn());
+
+  // qemu's side: the second NIC has its MAC, no netdev (wired to nothing), no option ROM and no boot index
+  const args = machine.args('pxe', null);
+  const devices = args.filter((a) => a.startsWith('virtio-net-pci,'));
+  assert.equal(devices.length, 2);
+  assert.match(devices[0]!, /netdev=net0,id=nic,mac=52:54:00:aa:bb:cc,bootindex=1/);
+  assert.equal(devices[1], 'virtio-net-pci,id=nic2,mac=52:54:00:aa:bb:dd,romfile=');
+  assert.equal(args.filter((a) => a.startsWith('tap,')).length, 1, 'one netdev: the boot NIC\'s tap');
 });
 
 const failure = (code: string, cls?: string, re?: RegExp) => (e: unknown) =>
