@@ -10,7 +10,9 @@
 //   drive holding an SSH key -> the machine boots from its disk (boot device
 //   disk) and answers SSH with that key -> tear_down (off).
 //   Redfish, over virtual media (the ISO with the callback on its kernel
-//   line), beside the IPMI inspection: inspect; beside the cleaning, a
+//   line), beside the IPMI inspection: inspect (both machines' NICs: the
+//   boot NIC and the second one, wired to nothing); out of band (the
+//   emulator's inventory, nothing booted); beside the cleaning, a
 //   ramdisk that never calls back (another conductor, 3 s): ramdisk_timeout,
 //   the node off.
 import { test } from 'node:test';
@@ -172,7 +174,8 @@ test('conductor: IPMI over PXE (inspect, clean, deploy with a config drive, SSH,
     assert.equal(inv.cpu_arch, 'x86_64');
     assert.ok(inv.memory_mb > 250 && inv.memory_mb <= 384, String(inv.memory_mb));
     assert.deepEqual(inv.disks.map((d) => [d.name, d.size_bytes]), [['/dev/vda', 256 * 1024 * 1024]]);
-    assert.deepEqual(inv.nics.map((n) => n.mac), [mac]);
+    // both NICs: the boot NIC and the second one, wired to nothing (no carrier of its own is asserted: a NIC without a peer may show one)
+    assert.deepEqual(inv.nics.map((n) => n.mac).sort(), [mac, ipmiM.config.spareMac!].sort());
     assert.equal(inv.boot_mac, mac);
     assert.equal(r.observed.power_state, 'power off');
     assert.match(readFileSync(consoleLog, 'utf8'), /stratus-ramdisk: inspected/);
@@ -180,8 +183,21 @@ test('conductor: IPMI over PXE (inspect, clean, deploy with a config drive, SSH,
     // Redfish: booted from the ISO
     assert.equal(rf.observed.operation!.status, 'succeeded', JSON.stringify(rf));
     assert.ok(rf.phases.includes('vmedia'), rf.phases.join(' '));
-    assert.deepEqual(rf.observed.operation!.inventory!.nics.map((n) => n.mac), [rfM.config.mac]);
+    assert.deepEqual(rf.observed.operation!.inventory!.nics.map((n) => n.mac).sort(), [rfM.config.mac, rfM.config.spareMac!].sort());
     assert.equal(rf.observed.power_state, 'power off');
+  });
+
+  await t.test('inspect out of band (Redfish): the emulator describes the machine, nothing boots, the node stays off', async () => {
+    const before = existsSync(join(rfM.dir, 'console.log')) ? readFileSync(join(rfM.dir, 'console.log')).length : 0;
+    const r = await drive({ id: randomUUID(), type: 'inspect', inspect_interface: 'redfish' }, 30_000, 'redfish');
+    assert.equal(r.observed.operation!.status, 'succeeded', JSON.stringify(r));
+    assert.deepEqual(r.phases, ['done']);
+    assert.deepEqual(r.observed.operation!.inventory, {
+      cpus: rfM.config.cpus, cpu_arch: 'x86_64', memory_mb: 384, disks: [{ name: 'disk', size_bytes: 256 * 1024 * 1024 }],
+      nics: [{ name: 'nic0', mac: rfM.config.mac, has_carrier: true }, { name: 'nic1', mac: rfM.config.spareMac!, has_carrier: false }],
+    });
+    assert.equal(r.observed.power_state, 'power off');
+    assert.equal(existsSync(join(rfM.dir, 'console.log')) ? readFileSync(join(rfM.dir, 'console.log')).length : 0, before, 'the machine did not run');
   });
 
   /** A ramdisk that never calls back (another conductor, 3 s to wait), on the Redfish machine: ramdisk_timeout, the node off. */
