@@ -132,11 +132,17 @@ test('a Redfish virtual machine: power, boot override, virtual media through red
   assert.notEqual(r.code, 0);
   assert.match(r.stdout + r.stderr, /401/);
 
-  // sushy (the library Ironic's redfish driver uses), trusting the emulator's own certificate: eject, insert, boot override, power
+  // sushy (the library Ironic's redfish driver uses), trusting the emulator's own certificate: what redfish inspection reads
+  // (the EthernetInterfaces' MACs and states, the processors' count and architecture, memory, the disks), eject, insert, boot override, power
   const out = await sushy(info, [
     's = sushy.Sushy(url, username="admin", password=pw, verify=ca)',
     'system = s.get_system(sid)',
     'print("power", system.power_state.value)',
+    // what Ironic's redfish inspect interface reads (enum values or plain strings, as the sushy version has them)
+    'v = lambda x: str(getattr(x, "value", x)).lower()',
+    'print("nics", " ".join(sorted(f"{mac.lower()}={v(st)}" for mac, st in system.ethernet_interfaces.summary.items())))',
+    'c = system.processors.summary; print("cpus", c[0], v(c[1]))',
+    'print("memory", system.memory_summary.size_gib, "disks", system.simple_storage.disks_sizes_bytes)',
     'vm = system.managers[0].virtual_media.get_members()[0]',
     'print("media", vm.inserted, vm.image, [t.value for t in vm.media_types])',
     'vm.eject_media(); vm.refresh(); print("ejected", vm.inserted, vm.image)',
@@ -149,7 +155,9 @@ test('a Redfish virtual machine: power, boot override, virtual media through red
   ].join('\n'), isoUrl);
   const lines = out.trim().split('\n');
   assert.deepEqual(lines, [
-    'power On', `media True ${isoUrl} ['CD', 'DVD']`, 'ejected False None', 'inserted True tiny.iso', 'boot Hdd Continuous', 'power Off', 'denied 401', 'untrusted True',
+    'power On', `nics ${[`${m.config.mac}=enabled`, `${m.config.spareMac}=enabled`].sort().join(' ')}`, `cpus ${m.config.cpus} x86`,
+    // sushy reads TotalSystemMemoryGiB (a decimal in the schema) as an integer: 512 MiB is its 0 GiB (Stratus's client keeps the fraction)
+    `memory ${Math.trunc(m.config.memoryMb / 1024)} disks [${m.config.diskMb * 1024 * 1024}]`, `media True ${isoUrl} ['CD', 'DVD']`, 'ejected False None', 'inserted True tiny.iso', 'boot Hdd Continuous', 'power Off', 'denied 401', 'untrusted True',
   ]);
   assert.equal(m.pid(), null, 'ForceOff stopped qemu');
   assert.ok(!pidAlive(pid2));
