@@ -56,8 +56,12 @@ export interface BaremetalNodes {
   setInstance(uuid: string, instanceUuid: string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `active` with a config drive (Ironic's JSON form or string). */
   deploy(uuid: string, configDrive?: ConfigDrive | string | null): Promise<void>;
-  /** `rebuild` of a deployed node (active, deploy failed, error): deploy again from instance_info, with a new config drive. */
-  rebuild(uuid: string, configDrive?: ConfigDrive | string | null): Promise<void>;
+  /**
+   * `rebuild` of a deployed node (active, deploy failed, error): deploy again from instance_info, with a new config
+   * drive; `instanceInfo` (the new image, ...) is merged into instance_info by the update that accepts the rebuild, so a
+   * refused rebuild (Ironic's 400, 409 NodeLocked) leaves the node as it was.
+   */
+  rebuild(uuid: string, configDrive?: ConfigDrive | string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `deleted`: tear down, then automated cleaning back to available. */
   undeploy(uuid: string): Promise<void>;
   power(uuid: string, target: 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting'): Promise<void>;
@@ -162,7 +166,7 @@ export function createBaremetalService(o: {
       await afterChange(ctx, uuid, { event: false });
     },
     deploy: async (uuid, cd) => applyVerb(ctx, await load(uuid), { target: 'active', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute'),
-    rebuild: async (uuid, cd) => applyVerb(ctx, await load(uuid), { target: 'rebuild', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute'),
+    rebuild: async (uuid, cd, ii) => applyVerb(ctx, await load(uuid), { target: 'rebuild', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute', { instanceInfo: ii }),
     undeploy: async (uuid) => applyVerb(ctx, await load(uuid), { target: 'deleted' }, latest, 'compute'),
     async power(uuid, target) {
       const n = await load(uuid);

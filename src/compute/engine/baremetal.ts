@@ -258,11 +258,27 @@ export function baremetalDriver(o: {
     const busy = n.target_power_state !== null || n.provision_state !== 'active' || !!n.target_provision_state;
     const task = s.task_state ?? '';
     if (task === 'rebuilding') {
-      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart never rebuilds twice)
-      if (Number(n.instance_info.stratus_rebuild_seq ?? 0) < s.rebuild_seq) {
+      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart
+      // never rebuilds twice), written by the update that accepts the rebuild: a refused one leaves neither
+      const done = (x: BaremetalNode | null) => Number(x?.instance_info.stratus_rebuild_seq ?? 0) >= s.rebuild_seq;
+      if (!done(n)) {
         if (busy && n.provision_state === 'active') return;
-        await nodes.setInstance(n.uuid, s.id, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
-        await nodes.rebuild(n.uuid, await configDrive(s));
+        const cd = await configDrive(s);
+        try {
+          await nodes.rebuild(n.uuid, cd, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
+        } catch (err) {
+          // another pass (or replica) had it accepted meanwhile: nothing failed
+          if (done(await nodes.get(n.uuid))) return;
+          const e = err as Error;
+          if (err instanceof ApiError && err.status === 409) {
+            // Ironic's NodeLocked (another request holds the node): asked again on the next pass, as Nova's client retries a 409
+            log.info({ server: s.id, node: n.uuid, err: e.message }, 'rebuild refused for now');
+            return;
+          }
+          // Nova's InstanceDeployFailure: ERROR with the refusal as the fault, the node still running what it ran
+          log.warn({ server: s.id, node: n.uuid, err: e.message }, 'bare-metal rebuild refused');
+          await report(s, observedOf(n), { class: 'transient', code: 'host_failure', message: `Failed to request Ironic to rebuild instance ${s.id}: ${e.message}` });
+        }
         return;
       }
       if (n.provision_state === 'deploy failed' || n.provision_state === 'error') {
