@@ -183,9 +183,9 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     // an operation's outcome applies to the node as it was read (an API change in between wins)
     const res = await (ended ? q.where('version', '=', n.version) : q).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) return;
-    // the ended operation's provisioning ports go
-    if (ended) await closeProvisioning(ctx, n.provisioning, op);
+    // the cleaning's ports (a VIF it boots from adopted before its server lets it go), then the ended operation's go
     if (cleaning) await openCleaning(n, cleaning, hostname);
+    if (ended) await closeProvisioning(ctx, n.provisioning, op);
     for (const h of history) await recordHistory(ctx, n.uuid, { event: h.event, eventType: h.type, severity: h.severity, conductor: hostname });
     if (stateChanged || 'power_state' in set) ctx.log.info({ node: n.uuid, conductor: hostname, state: set.provision_state ?? n.provision_state, power: set.power_state ?? n.power_state }, 'baremetal node report');
     await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'target_power_state' in set || 'last_error' in set });

@@ -52,6 +52,8 @@ export interface BaremetalNodes {
   byInstance(instanceUuid: string): Promise<BaremetalNode | null>;
   /** Every node (Nova's ironic driver lists them for its hypervisors and the scheduler's candidates). */
   list(): Promise<BaremetalNode[]>;
+  /** Whether `host` is the conductor of some node. */
+  conducts(host: string): Promise<boolean>;
   /** Sets (or with null clears) the node's instance_uuid and merges instance_info (image_source, root_gb, ...). Ironic's 409s. */
   setInstance(uuid: string, instanceUuid: string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `active` with a config drive (Ironic's JSON form or string). */
@@ -153,6 +155,9 @@ export function createBaremetalService(o: {
     },
     async list() {
       return (await o.db.selectFrom('baremetal_nodes').selectAll().orderBy('created_at').orderBy('uuid').execute()).map(view);
+    },
+    async conducts(host) {
+      return !!(await o.db.selectFrom('baremetal_nodes').select('uuid').where('conductor', '=', host).limit(1).executeTakeFirst());
     },
     async setInstance(uuid, instanceUuid, info) {
       const n = await load(uuid);

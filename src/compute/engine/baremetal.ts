@@ -27,7 +27,8 @@
 //               ERROR with the node's last_error, as Nova's
 // A node whose instance_uuid names a server that is gone is undeployed too.
 // A pass reads only the servers on nodes (indexed); the API's wake-ups of
-// hosts that conduct no node do not run one.
+// hosts that conduct no node do not run one (a host the last pass did not
+// see conduct a node is looked up: a node may have gone to it since).
 import type { Logger } from 'pino';
 import { ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -343,8 +344,22 @@ export function baremetalDriver(o: {
   };
 
   const kick = (host?: string | null) => {
-    // a wake-up for a host that is no node's conductor (a VM or container host) is not this driver's
-    if (stopping || (host && !conductors.has(host))) return;
+    if (stopping) return;
+    if (host && !conductors.has(host)) {
+      // a host the last pass saw conduct no node: a node may have gone to it since (a new conductor took it over);
+      // a wake-up for a host that conducts none (a VM or container host) is not this driver's
+      void nodes.conducts(host).then((yes) => {
+        if (!yes) return;
+        conductors.add(host);
+        run();
+      }, (err: Error) => log.warn({ host, err: err.message }, 'looking up a host\'s nodes failed'));
+      return;
+    }
+    run();
+  };
+
+  const run = () => {
+    if (stopping) return;
     if (running) {
       again = true;
       return;

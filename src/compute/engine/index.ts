@@ -44,6 +44,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   const cfg: EngineConfig = {
     ...defaultEngineConfig,
     ...(deps.config?.serviceDownTime ? { serviceDownTime: deps.config.serviceDownTime } : {}),
+    ...(deps.config?.periodicMs ? { periodicMs: deps.config.periodicMs } : {}),
     ...overrides,
   } as EngineConfig;
   const nodes = deps.baremetal;

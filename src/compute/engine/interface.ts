@@ -19,7 +19,7 @@ export interface EngineDeps {
   log: Logger;
   dataDir: string;
   images: ImageService;
-  config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
+  config?: { serviceDownTime?: number; defaultAvailabilityZone?: string; periodicMs?: number };
   /** Binds a placed server's ports to its host (the network service); none: servers have no ports. */
   bindPorts?(serverId: string, host: string, kind: string): Promise<void>;
   /** Cinder's attachments (the volume service); none: servers have no volumes. */
