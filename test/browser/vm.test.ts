@@ -3,7 +3,7 @@
 // container from the busybox image, a VM from the stratus-tiny disk image);
 // a member launches the VM and watches it reach ACTIVE without a reload; its
 // page offers a VM's actions and consoles; the serial console (xterm.js)
-// shows the guest's boot as it comes; the console log shows the guest's
+// shows the guest's boot (what it wrote before the session, then live); the console log shows the guest's
 // boot; the graphical console (noVNC) opens in its own window and connects;
 // the delete button removes it. A VM left by a failed step is destroyed by
 // PID in after().
@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
 import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
-import { MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
 import { browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
@@ -50,7 +49,7 @@ const web = browserSuite('vm', {
   },
 });
 
-test('a member launches a VM, watches it become ACTIVE, sees its boot in the serial console, reads its console log, opens its graphical console and deletes it', { skip, timeout: 240_000 }, async () => {
+test('a member launches a VM, watches it become ACTIVE, sees its boot in its serial console, reads its console log, opens its graphical console and deletes it', { skip, timeout: 180_000 }, async () => {
   const t = await web.tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Servers' }).click();
@@ -79,14 +78,12 @@ test('a member launches a VM, watches it become ACTIVE, sees its boot in the ser
   for (const a of ['Stop', 'Reboot', 'Pause', 'Suspend', 'Rescue', 'Shelve', 'Delete']) await actions.getByRole('button', { name: a, exact: true }).waitFor();
   await screenshot(page, 'vm-active');
 
-  // the serial console at once, while the guest boots (qemu's serial port keeps no history for a late
-  // client): xterm.js shows what the guest writes as it comes, its boot loader's and kernel's lines and
-  // then its init's (`stratus-guest: booting…`; how soon depends on TCG and the host's load)
+  // the serial console: xterm.js shows what the guest wrote so far (the console log's recent part, so a
+  // session opened late sees the boot too: its boot loader's banner, first thing on the serial port) and
+  // then what it writes as it comes
   await page.getByRole('tab', { name: 'Serial console' }).click();
   await page.getByText('Serial console: connected').waitFor({ timeout: 30_000 });
-  await page.waitForFunction(() => /\S/.test(document.querySelector('.term-box .xterm-screen')?.textContent ?? ''), null, { timeout: 120_000 });
-  const seen = await page.locator('.term-box .xterm-screen').textContent() ?? '';
-  assert.match(seen, new RegExp(`SYSLINUX|Loading|Linux|${MARKER}`), `the guest's boot output: ${seen.trim().slice(0, 200)}`);
+  await page.waitForFunction(() => (document.querySelector('.term-box .xterm-screen')?.textContent ?? '').includes('SYSLINUX'), null, { timeout: 60_000 });
   await checkA11y(page, 'serial console (VM)');
   await screenshot(page, 'vm-serial-console');
 
