@@ -497,6 +497,17 @@ test('with the keyboard alone a member logs in, opens the servers, launches a co
   assert.equal((await focused(page)).name, 'Console log');
   await key('Enter');
   await page.getByLabel('Console output').waitFor();
+  // the serial console takes the keyboard (Tab is the guest's); Escape then Tab leaves it
+  await key('ArrowRight');
+  assert.equal((await focused(page)).name, 'Serial console');
+  await key('Enter');
+  await page.getByText('Serial console: connected').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => !!document.activeElement?.closest('.term-box'));
+  await key('Tab');
+  assert.ok(await page.evaluate(() => !!document.activeElement?.closest('.term-box')), 'Tab alone stays in the terminal');
+  await key('Escape');
+  await key('Shift+Tab');
+  assert.equal((await focused(page)).name, 'Serial console');
   await key('Home');
   await key('Space');
   await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
