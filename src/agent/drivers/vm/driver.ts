@@ -77,7 +77,7 @@ import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed, ServerDriverOptions } from '../driver.ts';
-import { capConsoleLog } from '../console-log.ts';
+import { capConsoleLog, followConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
@@ -1144,13 +1144,28 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   /**
-   * The interactive serial console: a connection to qemu's serial socket
-   * (what the guest writes, and what is written goes to its ttyS0). qemu
-   * serves one client at a time; the log keeps the output either way.
+   * The interactive serial console, as a container's: the console log (qemu
+   * appends everything the guest writes to its serial port) followed, the
+   * recent part first, so a session opened late sees the boot or the last
+   * prompt; what is written goes to the guest's ttyS0 through qemu's serial
+   * socket, whose own copy of the output is dropped. qemu serves one client
+   * at a time; the session ends when qemu closes it (the VM stopped).
    */
   async serialConsole(id: string): Promise<Duplex> {
     if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
-    return this.connectUnix(this.file(id, 'serial.sock'));
+    const sock = await this.connectUnix(this.file(id, 'serial.sock'));
+    let log: fsp.FileHandle | null = null;
+    try {
+      log = await fsp.open(this.file(id, 'console.log'), 'r');
+      sock.resume();
+      const session = await followConsoleLog(log, this.file(id, 'console.log'), sock);
+      sock.once('close', () => session.destroy());
+      return session;
+    } catch (err) {
+      await log?.close();
+      sock.destroy();
+      throw err;
+    }
   }
 
   /** A connection to qemu's VNC server (the noVNC console's far end). */
