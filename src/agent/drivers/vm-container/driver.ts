@@ -13,6 +13,7 @@
 //                the flavor's disk in size (or the image's content plus room
 //                when the flavor has no disk); the server's disk, kept across
 //                stops and reboots, remade by a rebuild
+//   config-2.iso the config drive, always (as a runc container's /mnt/config)
 //   initrd.img   the guest's initramfs (guest.ts, cached per host) with the
 //                server's container.sh appended: the image's command, env,
 //                working directory and stop signal, the server's host name
@@ -31,6 +32,7 @@ import { ImageFormatError } from '../container/oci.ts';
 import { ImageStore, type StoredImage } from '../container/store.ts';
 import type { CachedImage } from '../vm/images.ts';
 import { VmDriver, type VmDriverOptions } from '../vm/driver.ts';
+import type { Observed } from '../driver.ts';
 import { buildVmContainerGuest, containerConfig, ROOT_LABEL, serverCpio, UnsupportedImageError, type VmContainerGuest } from './guest.ts';
 
 export const VM_CONTAINER_KIND = 'vm-container';
@@ -70,6 +72,15 @@ export class VmContainerDriver extends VmDriver {
       this.o.log.warn({ err: err.message }, 'the VM-isolated container guest could not be built yet');
       return null;
     });
+  }
+
+  /**
+   * The config drive is always there, as in a runc container (its
+   * /mnt/config): the image's init reads the metadata and user data from it
+   * (a VM-isolated container has no route to the metadata service of its own).
+   */
+  override converge(d: DesiredServer): Promise<Observed> {
+    return super.converge({ ...d, config_drive: { ...d.config_drive, requested: true } });
   }
 
   /** No disk image of the VM driver's: the root disk comes from the OCI image (ensureDisks). */
