@@ -6,7 +6,7 @@
 // the VM's guest leases its port's fixed IP by DHCP; the container pings the
 // VM-isolated container and fetches its busybox httpd page (its host name);
 // the VM-isolated container's user data fetches the container's page and
-// pings it; os-stop -> SHUTOFF and os-start -> ACTIVE; delete leaves no qemu
+// pings it; a VM (stratus-tiny) on the same network answers both's pings; os-stop -> SHUTOFF and os-start -> ACTIVE; delete leaves no qemu
 // or server directory. A VM left by a failed step is destroyed in t.after().
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,9 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { VmContainerDriver } from '../../src/agent/drivers/vm-container/driver.ts';
+import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
+import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
+import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { serverNamespace, tapName } from '../../src/network/protocol.ts';
 import { networkPlane, pingSoon, sh } from './network-lib.ts';
 import { processAlive, skipUnlessRoot, sleep, waitConsole } from './lib.ts';
@@ -24,12 +27,17 @@ const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not ins
 /** How long to wait for the guest under TCG on a loaded box; not a timing assertion. */
 const BOOT_WAIT_MS = 300_000;
 
-test('a container and a VM-isolated container on the same network reach each other', { skip, timeout: 900_000 }, async (t) => {
+test('a container and a VM-isolated container on the same network reach each other and a VM', { skip, timeout: 900_000 }, async (t) => {
   const servers: string[] = [];
+  const tiny = await buildTinyImage();
   const { plane: p } = await networkPlane(t, 'vmcn');
   t.after(async () => {
     const d = new VmContainerDriver({ stateDir: p.stateDir, log: pino({ level: 'silent' }), fetchImage: async () => undefined });
-    for (const id of servers) await d.destroy(id).catch(() => undefined);
+    const v = new VmDriver({ stateDir: p.stateDir, log: pino({ level: 'silent' }), fetchImage: async () => undefined });
+    for (const id of servers) {
+      await d.destroy(id).catch(() => undefined);
+      await v.destroy(id).catch(() => undefined);
+    }
   });
   const neutron = (method: string, path: string, body?: unknown) => p.api(method, `/network/v2.0${path}`, body);
   const fl = await p.api('POST', '/compute/v2.1/flavors', { flavor: { name: `vmc-${p.hostname}`, ram: 128, vcpus: 1, disk: 0 } });
@@ -45,11 +53,26 @@ test('a container and a VM-isolated container on the same network reach each oth
   const ctrShown = await p.waitStatus(ctr, ['ACTIVE', 'ERROR'], 120_000);
   assert.equal(ctrShown.status, 'ACTIVE', JSON.stringify(ctrShown.fault ?? ctrShown));
   const ctrIp = ctrShown.addresses.mixed[0].addr as string;
+  // a VM (stratus-tiny) on the same network
+  const img = await p.api('POST', '/image/v2/images', { name: 'stratus-tiny', container_format: 'bare', disk_format: 'qcow2', visibility: 'public', min_disk: 1, min_ram: 64 });
+  assert.equal(img.status, 201);
+  const up = await fetch(`${p.cloud.url}/image/v2/images/${img.body.id}/file`, {
+    method: 'PUT', headers: { 'x-auth-token': p.token, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await fsp.readFile(tiny.disk)),
+  });
+  assert.equal(up.status, 204);
+  const vmFlavor = await p.api('POST', '/compute/v2.1/flavors', { flavor: { name: `vm-${p.hostname}`, ram: 128, vcpus: 1, disk: 1 } });
+  assert.equal(vmFlavor.status, 200);
+  const vm = await p.createServer({ name: 'vm', imageRef: img.body.id, flavorRef: vmFlavor.body.flavor.id, networks: [{ uuid: net.id }] });
+  servers.push(vm);
+  const vmShown = await p.waitStatus(vm, ['ACTIVE', 'ERROR'], 300_000);
+  assert.equal(vmShown.status, 'ACTIVE', JSON.stringify(vmShown.fault ?? vmShown));
+  const vmIp = vmShown.addresses.mixed[0].addr as string;
   const script = [
     '#!/bin/sh',
     // busybox nc with a request (the static busybox's wget crashes resolving)
     `for i in $(seq 90); do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ctrIp} 80 2>/dev/null | tail -n 1); [ -n "$r" ] && { echo "vmc-reached-ctr: $r"; break; }; sleep 1; done`,
     `ping -c 1 -W 2 ${ctrIp} >/dev/null && echo vmc-pinged-ctr`,
+    `for i in $(seq 240); do ping -c 1 -W 1 ${vmIp} >/dev/null 2>&1 && { echo vmc-pinged-vm; break; }; sleep 1; done`,
   ].join('\n');
   const vmc = await p.createServer({ name: 'vmc', imageRef: p.imageId, flavorRef: fl.body.flavor.id, networks: [{ uuid: net.id }], user_data: Buffer.from(`${script}\n`).toString('base64') });
   servers.push(vmc);
@@ -84,6 +107,10 @@ test('a container and a VM-isolated container on the same network reach each oth
   const text = await waitConsole(p, vmc, /vmc-reached-ctr: ctr/, 120_000);
   assert.ok(text.includes('vmc-reached-ctr: ctr'));
   await waitConsole(p, vmc, /vmc-pinged-ctr/, 30_000);
+  // both reach the VM once its guest is up
+  await waitConsole(p, vm, new RegExp(READY_MARKER), BOOT_WAIT_MS);
+  assert.ok(await pingSoon(ns, vmIp, 10), 'the container pings the VM');
+  await waitConsole(p, vmc, /vmc-pinged-vm/, 120_000);
 
   // power: stop (the image's stop signal, then off) and start
   let r = await p.api('POST', `/compute/v2.1/servers/${vmc}/action`, { 'os-stop': null });
@@ -96,8 +123,8 @@ test('a container and a VM-isolated container on the same network reach each oth
   const pid2 = Number((await fsp.readFile(join(dir, 'qemu.pid'), 'utf8')).trim());
   assert.ok(pid2 !== pid && processAlive(pid2));
 
-  for (const id of [vmc, ctr]) assert.equal((await p.api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
-  for (const id of [vmc, ctr]) await p.waitGone(id, 120_000);
+  for (const id of [vmc, ctr, vm]) assert.equal((await p.api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
+  for (const id of [vmc, ctr, vm]) await p.waitGone(id, 120_000);
   assert.equal(processAlive(pid2), false, 'qemu is gone');
   assert.equal(existsSync(dir), false, 'the server directory is gone');
 });
