@@ -81,6 +81,19 @@ export const KINDS = {
       'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
   },
+  // a VM-isolated container (src/agent/drivers/vm-container, as Kata Containers runs one): an OCI
+  // image (docker/oci) run in a small QEMU VM of its own instead of runc, on the same tenant networks
+  // through a tap; chosen by the flavor (extra spec stratus:kind=vm-container). The VM driver's power
+  // states (pause is QMP's stop), reboot (soft: the image's stop signal, then a new boot; hard: a
+  // reset), rebuild (its disk made from the image again), console log and serial console (the
+  // command's stdio). Its disk is made from the image (no flavor disk needed), so no volumes,
+  // snapshot, resize, shelve or rescue yet: Nova's 409.
+  'vm-container': {
+    imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
+    snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
+    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'reboot', 'rebuild', 'os-getConsoleOutput'],
+    consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: true,
+  },
   // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver
   // does: power on/off and reboot through the node's power, delete as undeploy (the node cleans
   // back to available). Its console log is the node's serial console as its conductor records it
@@ -123,7 +136,8 @@ export function imageBootsKind(name: string, containerFormat: string | null, dis
 
 /**
  * The kind a flavor asks for, or null (the image decides): `stratus:kind`
- * names one; a flavor asking a unit of a custom resource class
+ * names one (`vm-container`: a VM-isolated container, the only kind besides
+ * bare metal that only a flavor chooses); a flavor asking a unit of a custom resource class
  * (`resources:CUSTOM_<CLASS>=1`) with VCPU, MEMORY_MB and DISK_GB zeroed is
  * a bare-metal flavor, as Nova's ironic flavors are.
  */
