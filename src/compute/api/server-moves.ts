@@ -27,7 +27,7 @@
 // server runs again (service.ts).
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { ApiError, badRequest, conflict } from '../../common/errors.ts';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -47,7 +47,7 @@ import { reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
 
-export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
+export const MOVE_ACTIONS = ['migrate', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
@@ -56,6 +56,10 @@ const ResizeBody = Type.Object({
   flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
   'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
 }, { additionalProperties: false });
+// 2.56: the destination host may be named (null: the scheduler's choice)
+const MigrateBody = Type.Union([Type.Null(), Type.Object({
+  host: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s]+$' }), Type.Null()])),
+}, { additionalProperties: false })]);
 const RescueBody = Type.Union([Type.Null(), Type.Object({
   adminPass: Type.Optional(Type.String()),
   rescue_image_ref: Type.Optional(Type.String()),
@@ -66,6 +70,7 @@ const UnshelveBody = Type.Union([Type.Null(), Type.Object({
 
 export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: MoveAction, arg: unknown): Promise<unknown> {
   switch (action) {
+    case 'migrate': return migrate(ctx, rc, s, arg);
     case 'resize': return resize(ctx, rc, s, arg);
     case 'confirmResize': return confirmResize(ctx, rc, s, arg);
     case 'revertResize': return revertResize(ctx, rc, s, arg);
@@ -77,10 +82,125 @@ export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: Serve
   }
 }
 
-/** The open resize migration of a server (finished: waiting for confirm or revert). */
+/** The open resize or cold migration of a server (finished: waiting for confirm or revert). */
 async function openResize(ctx: ComputeContext, serverId: string, statuses: string[]) {
-  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', '=', 'resize')
+  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', 'in', ['resize', 'migration'])
     .where('status', 'in', statuses).orderBy('id', 'desc').executeTakeFirst();
+}
+
+/**
+ * Cold migration (Nova's migrate action; 2.56: `host`): the server moves to
+ * another host with its flavor. The scheduler picks the host (never the
+ * server's own: a named one equal to it is Nova's 400 "Cannot migrate to the
+ * host where the server exists.", an unknown one 400 ComputeHostNotFound,
+ * none fitting 400 NoValidHost), and in one transaction a `migration` record
+ * is written, the server's allocations go to the migration (the source kept
+ * claimed) and the flavor is claimed on the destination for the server: a
+ * refusal leaves nothing behind. Task resize_migrating: the source's agent
+ * copies the disk into a hidden image (the snapshot request: a VM's qcow2
+ * with its backing image folded in, a container's image with its writable
+ * layer as one more layer); then the row moves to the destination (task
+ * resize_finish, its `disk_image` the copy, its ports bound there, addresses
+ * kept) and the destination's agent builds it from the copy: VERIFY_RESIZE.
+ * The source keeps the server stopped, its disk intact, until confirm (it is
+ * gone from the source, the source's claim released) or revert (back there).
+ * A copy that fails puts everything back (migration error, task cleared).
+ */
+async function migrate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  // before 2.56 Nova reads no body (null); from it, only `host`
+  const body = mv(rc).lt('2.56') ? null : validate(MigrateBody, arg ?? null);
+  checkLock(cred, s);
+  checkState('migrate', s, [V.ACTIVE, V.STOPPED], [null]);
+  if (!s.host) throw notReady(s);
+  const force = body?.host ?? null;
+  if (force !== null) {
+    if (force === s.host) throw badRequest('Cannot migrate to the host where the server exists.');
+    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
+    if (!known) throw badRequest(`Compute host ${force} could not be found.`);
+  }
+  // the disk goes through the image service: a server without one of its own (volume-backed) or with volumes attached is not moved yet
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: migrating it is not served yet.`);
+  const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
+  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: migrating it is not served yet.`);
+  if (!ctx.images.available) throw conflict(`Cannot 'migrate' instance ${s.id}: images cannot be created.`);
+  const dest = await ctx.engine.selectDestination(s, { force });
+  if (!dest) throw badRequest(NO_VALID_HOST);
+  const migration = randomUUID();
+  const now = nowIso();
+  await applyIntent(ctx, rc, s, { action: 'migrate', event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, {}, async (tx) => {
+    await tx.insertInto('compute_migrations').values({
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'migration', status: 'migrating',
+      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
+      old_flavor: s.flavor, new_flavor: s.flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+      disk_image: null, old_disk_image: s.disk_image,
+    }).execute();
+    // the source's allocations go to the migration; the server claims its flavor on the destination (it may be full by now: NoValidHost)
+    await moveConsumer(tx, s.id, migration);
+    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }], async () => true);
+    if (!placed.length) throw badRequest(NO_VALID_HOST);
+  });
+  void copyDisk(ctx, s, migration, dest.hostname).catch((err: unknown) => ctx.log.error({ err, server: s.id }, 'migrating a server failed'));
+}
+
+/** The migration's disk copy off the source (the snapshot request), then the server handed to the destination; a failure undoes the move. */
+async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, dest: string): Promise<void> {
+  const kind = kindOf(s.kind);
+  const base = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
+  let imageId: string | null = null;
+  try {
+    const owner = { projectId: s.project_id, userId: s.user_id } as Parameters<typeof ctx.images.createSnapshot>[0];
+    const image = await ctx.images.createSnapshot(owner, {
+      name: `${s.name}-migration-${migration.slice(0, 8)}`, hidden: true,
+      containerFormat: kind.snapshot.containerFormat, diskFormat: kind.snapshot.diskFormat,
+      minDisk: Math.max(parseFlavor(s).disk, base?.minDisk ?? 0), minRam: base?.minRam ?? 0,
+      properties: { image_type: 'migration', instance_uuid: s.id, migration_uuid: migration, ...(s.image_id ? { base_image_ref: s.image_id } : {}) },
+    });
+    imageId = image.id;
+    await ctx.engine.request(s.id, 'snapshot', { image_id: image.id, name: image.name }, ctx.config.snapshotTimeoutMs);
+    const copy = await ctx.images.getRecord(image.id);
+    if (!copy || copy.status !== 'active') throw new Error(`the copy of the disk (image ${image.id}) is ${copy?.status ?? 'gone'}`);
+    const disk = JSON.stringify(agentImage({
+      id: copy.id, name: copy.name, status: copy.status, container_format: copy.containerFormat, disk_format: copy.diskFormat, size: copy.size, checksum: null,
+    }));
+    // the server moves to the destination: built there from the copy (task resize_finish until its agent reports it)
+    const moved = await ctx.db.transaction().execute(async (tx) => {
+      const m = await tx.updateTable('compute_migrations').set({ status: 'post-migrating', disk_image: disk, updated_at: nowIso() })
+        .where('uuid', '=', migration).where('status', '=', 'migrating').executeTakeFirst();
+      if (!Number(m.numUpdatedRows)) return false;
+      const r = await tx.updateTable('compute_servers').set({ host: dest, disk_image: disk, task_state: T.RESIZE_FINISH, updated_at: nowIso(), version: sql`version + 1` })
+        .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', '=', T.RESIZE_MIGRATING).executeTakeFirst();
+      if (!Number(r.numUpdatedRows)) throw new MoveAbandoned();
+      return true;
+    }).catch((e: unknown) => { if (e instanceof MoveAbandoned) return false; throw e; });
+    if (!moved) throw new Error('the server changed while its disk was copied');
+    await ctx.network?.bind(s.id, dest, kind.vifType);
+    ctx.engine.notify(s.host);
+    ctx.engine.notify(dest);
+    await ctx.serverEvents([s.id]);
+  } catch (err) {
+    ctx.log.warn({ server: s.id, migration, err: err instanceof Error ? err.message : String(err) }, 'cold migration failed: undone');
+    if (imageId) await ctx.images.deleteById(imageId).catch(() => undefined);
+    await undoMove(ctx, s, migration);
+  }
+}
+
+class MoveAbandoned extends Error {}
+
+/** A move whose copy failed: the destination's claim released, the source's given back to the server, the task cleared, the migration error. */
+async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {
+  await ctx.db.transaction().execute(async (tx) => {
+    const m = await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: nowIso() })
+      .where('uuid', '=', migration).where('status', 'in', ['migrating', 'post-migrating']).executeTakeFirst();
+    if (!Number(m.numUpdatedRows)) return;
+    await releaseConsumer(tx, s.id);
+    await moveConsumer(tx, migration, s.id);
+    await tx.updateTable('compute_servers').set({ host: s.host, task_state: null, disk_image: s.disk_image, updated_at: nowIso(), version: sql`version + 1` })
+      .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', 'in', [T.RESIZE_MIGRATING, T.RESIZE_FINISH]).execute();
+  });
+  await ctx.network?.bind(s.id, s.host, kindOf(s.kind).vifType).catch(() => undefined);
+  ctx.engine.notify(s.host);
+  await ctx.serverEvents([s.id]);
 }
 
 async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
@@ -151,6 +271,9 @@ async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow
       await settleMigration(tx, s, m.id, 'confirmResize', 'confirmed');
       await releaseConsumer(tx, m.uuid);
     });
+  // a migration's source no longer keeps the server (it is gone from it)
+  if (m.source_compute && m.source_compute !== s.host) ctx.engine.notify(m.source_compute);
+  await dropMoveImage(ctx, m.disk_image);
   // Nova answers a confirm with 204
   rc.reply.code(204);
 }
@@ -163,13 +286,31 @@ async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
   const m = await openResize(ctx, s.id, ['finished']);
   if (!m) throw badRequest(`Instance has not been resized.`);
   const old = JSON.parse(m.old_flavor) as { id?: string; vcpus?: number; ram?: number };
-  const set = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
+  const set: Record<string, unknown> = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
+  // a migration goes back to its source, which kept the server (stopped) with the disk it ran from
+  const away = m.source_compute !== null && m.source_compute !== s.host;
+  if (away) Object.assign(set, { host: m.source_compute, disk_image: m.old_disk_image });
   await applyIntent(ctx, rc, s, { action: 'revertResize', event: 'compute_revert_resize', taskState: T.RESIZE_REVERTING, expectedVmState: [V.RESIZED] }, set, async (tx) => {
     await settleMigration(tx, s, m.id, 'revertResize', 'reverting');
     // the new flavor's claim goes; the old one comes back from the migration
     await releaseConsumer(tx, s.id);
     await moveConsumer(tx, m.uuid, s.id);
   });
+  if (away) {
+    await ctx.network?.bind(s.id, m.source_compute, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding a reverted server\'s ports failed'));
+    ctx.engine.notify(m.source_compute);
+    await dropMoveImage(ctx, m.disk_image);
+  }
+}
+
+/** The image a migration copied a disk through: deleted once the move is settled (an agent keeps its copy while a server runs from it). */
+async function dropMoveImage(ctx: ComputeContext, disk: string | null): Promise<void> {
+  if (!disk) return;
+  let id: string | undefined;
+  try {
+    id = (JSON.parse(disk) as { id?: string }).id;
+  } catch { /* nothing to delete */ }
+  if (id) await ctx.images.deleteById(id).catch((err: Error) => ctx.log.warn({ image: id, err: err.message }, 'deleting a migration\'s disk image failed'));
 }
 
 /** A finished resize's migration confirmed or being reverted: one of the two, once (a confirm and a revert racing: the second is a 409). */

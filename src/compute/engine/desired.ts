@@ -24,7 +24,14 @@ export function agentImage(img: { id: string; name: string | null; status: strin
   return { id: img.id, name: img.name, status: img.status, container_format: img.container_format, disk_format: img.disk_format, size: img.size, checksum: img.checksum };
 }
 
-export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes): Promise<Resource<ServerSpec>[]> {
+/**
+ * The desired state of servers on `hostname` (none given: where each is).
+ * A server whose row names another host is one moved off `hostname` and not
+ * yet confirmed or reverted (server-kind.ts migratedFrom): this host keeps it
+ * stopped, with the disk image it ran from and no ports or volumes (they
+ * went with it).
+ */
+export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes, hostname?: string): Promise<Resource<ServerSpec>[]> {
   if (!ids.length) return [];
   const rows: Server[] = [];
   const meta = new Map<string, Record<string, string>>();
@@ -51,20 +58,39 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   const networkData = await networking.networkData(rows.map((r) => r.id));
   const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
   const attached = volumes ? await volumeSpecs(db, volumes, rows, meta) : new Map<string, ServerVolumeSpec[]>();
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, diskImage(s) ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
-    ports: interfaces.get(s.id), driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
-    volumes: volumes ? attached.get(s.id) ?? [] : undefined,
-  }));
+  // servers kept on this host after moving off it: the disk image each ran from here
+  const kept = new Map<string, string | null>();
+  const away = hostname === undefined ? [] : rows.filter((r) => r.host !== hostname).map((r) => r.id);
+  if (away.length) {
+    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'old_disk_image']).where('server_id', 'in', away)
+      .where('source_compute', '=', hostname!).orderBy('id', 'desc').execute();
+    for (const m of ms) if (!kept.has(m.server_id)) kept.set(m.server_id, m.old_disk_image);
+  }
+  return rows.map((s) => {
+    const source = kept.has(s.id);
+    const disk = source ? parseImage(kept.get(s.id) ?? null) : diskImage(s);
+    const d = toDesired(s, meta.get(s.id) ?? {}, disk ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
+      ports: source ? (interfaces.has(s.id) ? [] : undefined) : interfaces.get(s.id),
+      driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
+      volumes: volumes ? (source ? [] : attached.get(s.id) ?? []) : undefined,
+    });
+    if (source) Object.assign(d.spec, { power: 'stopped', task_state: null, vm_state: 'stopped' });
+    return d;
+  });
+}
+
+function parseImage(json: string | null): AgentImage | null {
+  if (!json) return null;
+  try {
+    return JSON.parse(json) as AgentImage;
+  } catch {
+    return null;
+  }
 }
 
 /** The image an unshelved server's disk was made from (its shelve snapshot, perhaps deleted since), kept on the row. */
 function diskImage(s: Server): AgentImage | null {
-  if (!s.disk_image) return null;
-  try {
-    return JSON.parse(s.disk_image) as AgentImage;
-  } catch {
-    return null;
-  }
+  return parseImage(s.disk_image);
 }
 
 /** The image a server boots from in rescue (the row's rescue_image) while it is rescuing or rescued and no unrescue runs. */
