@@ -97,7 +97,7 @@ async function openResize(ctx: ComputeContext, serverId: string, statuses: strin
  * is written, the server's allocations go to the migration (the source kept
  * claimed) and the flavor is claimed on the destination for the server: a
  * refusal leaves nothing behind. Task resize_migrating: the source's agent
- * copies the disk into a hidden image (the snapshot request: a VM's qcow2
+ * stops the server (as Nova powers it off) and copies the disk into a hidden image (the snapshot request: a VM's qcow2
  * with its backing image folded in, a container's image with its writable
  * layer as one more layer); then the row moves to the destination (task
  * resize_finish, its `disk_image` the copy, its ports bound there, addresses
@@ -149,6 +149,14 @@ async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, de
   const base = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
   let imageId: string | null = null;
   try {
+    // the source stops it first (the spec's power during resize_migrating): the copy is of a disk at rest
+    for (const end = Date.now() + STOP_WAIT_MS; ;) {
+      const now = await ctx.db.selectFrom('compute_servers').select(['task_state', 'power_state', 'deleted_at']).where('id', '=', s.id).executeTakeFirst();
+      if (!now || now.deleted_at !== null || now.task_state !== T.RESIZE_MIGRATING) throw new Error('the server changed while it was stopped for its move');
+      if (now.power_state !== 1 && now.power_state !== 3 && now.power_state !== 7) break;
+      if (Date.now() > end) throw new Error(`the source host did not stop the server within ${STOP_WAIT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const owner = { projectId: s.project_id, userId: s.user_id } as Parameters<typeof ctx.images.createSnapshot>[0];
     const image = await ctx.images.createSnapshot(owner, {
       name: `${s.name}-migration-${migration.slice(0, 8)}`, hidden: true,
@@ -186,6 +194,9 @@ async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, de
 }
 
 class MoveAbandoned extends Error {}
+
+/** How long a cold migration waits for the source to stop the server (a guest ignoring the ACPI power-down is stopped hard after Nova's 60 s). */
+const STOP_WAIT_MS = 180_000;
 
 /** A move whose copy failed: the destination's claim released, the source's given back to the server, the task cleared, the migration error. */
 async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {

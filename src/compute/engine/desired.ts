@@ -75,6 +75,8 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
       volumes: volumes ? (source ? [] : attached.get(s.id) ?? []) : undefined,
     });
     if (source) Object.assign(d.spec, { power: 'stopped', task_state: null, vm_state: 'stopped' });
+    // a cold migration stops the server on its source before its disk is copied (Nova powers it off first)
+    else if (s.task_state === 'resize_migrating') d.spec.power = 'stopped';
     return d;
   });
 }

@@ -137,9 +137,13 @@ test('migrate: Nova\'s refusals leave nothing; a VM moves to the other host (VER
   // the source's claim is the migration's, the destination's the server's
   assert.deepEqual(Object.keys(await allocations(m!.uuid)), [await providerOf(A)]);
   assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
-  // the source still runs it while it copies the disk (its report ends nothing)
-  await hostA.report(id, 'active', 1);
+  // the source stops it for the copy (its report ends nothing, the vm_state stays); the copy is asked for once it has
+  assert.equal((await hostA.watch()).servers.get(id)?.spec.power, 'stopped');
+  await sleep(600);
+  assert.ok(!(await hostA.watch()).requests.some((q) => q.resource_id === id), 'no copy of a running server');
+  await hostA.report(id, 'stopped', 4);
   assert.equal((await row(id)).task_state, 'resize_migrating');
+  assert.equal((await row(id)).vm_state, 'active');
   const copy = await copyOn(hostA, id, Buffer.alloc(4096, 2));
   const hidden = await cloud.call('GET', `/image/v2/images/${copy}`, { token: cloud.adminToken });
   assert.equal(hidden.body.os_hidden, true, 'the copy is hidden from image lists');
@@ -190,6 +194,7 @@ test('migrate a container with a port: rebound to the destination with its addre
   // a copy that fails: everything back as it was
   let r = await act(id, { migrate: null });
   assert.equal(r.status, 202, JSON.stringify(r.body));
+  await hostA.report(id, 'stopped', 4);
   await copyOn(hostA, id, Buffer.alloc(0), false);
   await until('undone', async () => (await row(id)).task_state === null);
   assert.equal((await row(id)).host, A);
@@ -199,8 +204,12 @@ test('migrate a container with a port: rebound to the destination with its addre
   assert.deepEqual(await allocations((await migrations(id))[0]!.uuid), {});
   assert.equal((await portOf())['binding:host_id'], A);
 
+  // running again where it was (the undo's spec), then moved
+  assert.equal((await hostA.watch()).servers.get(id)?.spec.power, 'running');
+  await hostA.report(id, 'active', 1);
   r = await act(id, { migrate: null });
   assert.equal(r.status, 202, JSON.stringify(r.body));
+  await hostA.report(id, 'stopped', 4);
   const copy = await copyOn(hostA, id, dockerArchive());
   await until('moved', async () => (await row(id)).host === B);
   const moved = await portOf();
