@@ -120,27 +120,45 @@ async function migrate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
     if (!known) throw badRequest(`Compute host ${force} could not be found.`);
   }
   // the disk goes through the image service: a server without one of its own (volume-backed) or with volumes attached is not moved yet
-  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: migrating it is not served yet.`);
+  await checkMovable(ctx, s, 'migrate');
+  await startMove(ctx, rc, s, { type: 'migration', action: 'migrate', force });
+}
+
+/** What a move to another host cannot take yet: a disk that is not the server's own (volume-backed) or volumes attached. */
+async function checkMovable(ctx: ComputeContext, s: ServerRow, action: string): Promise<void> {
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: moving it to another host is not served yet.`);
   const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
-  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: migrating it is not served yet.`);
-  if (!ctx.images.available) throw conflict(`Cannot 'migrate' instance ${s.id}: images cannot be created.`);
-  const dest = await ctx.engine.selectDestination(s, { force });
+  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: moving it to another host is not served yet.`);
+  if (!ctx.images.available) throw conflict(`Cannot '${action}' instance ${s.id}: images cannot be created.`);
+}
+
+/**
+ * A move to another host (a cold migration, or a resize the server's host has
+ * no room for): the destination chosen for `flavor` (the server's own, or
+ * the resize's new one with `set`, the row's new flavor fields, written at
+ * once), the migration recorded, the source's claim moved to it and the
+ * flavor claimed on the destination, in one transaction; then the copy.
+ */
+async function startMove(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
+  o: { type: 'migration' | 'resize'; action: string; force: string | null; flavor?: string; set?: Record<string, unknown> }): Promise<void> {
+  const flavor = o.flavor ?? s.flavor;
+  const dest = await ctx.engine.selectDestination({ ...s, flavor }, { force: o.force });
   if (!dest) throw badRequest(NO_VALID_HOST);
   const migration = randomUUID();
   const now = nowIso();
-  await applyIntent(ctx, rc, s, { action: 'migrate', event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, {}, async (tx) => {
+  await applyIntent(ctx, rc, s, { action: o.action, event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, o.set ?? {}, async (tx) => {
     await tx.insertInto('compute_migrations').values({
-      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'migration', status: 'migrating',
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: o.type, status: 'migrating',
       source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
-      old_flavor: s.flavor, new_flavor: s.flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+      old_flavor: s.flavor, new_flavor: flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
       disk_image: null, old_disk_image: s.disk_image,
     }).execute();
     // the source's allocations go to the migration; the server claims its flavor on the destination (it may be full by now: NoValidHost)
     await moveConsumer(tx, s.id, migration);
-    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }], async () => true);
+    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor, image_id: s.image_id }).resources }], async () => true);
     if (!placed.length) throw badRequest(NO_VALID_HOST);
   });
-  void copyDisk(ctx, s, migration, dest.hostname).catch((err: unknown) => ctx.log.error({ err, server: s.id }, 'migrating a server failed'));
+  void copyDisk(ctx, s, migration, dest.hostname).catch((err: unknown) => ctx.log.error({ err, server: s.id }, 'moving a server failed'));
 }
 
 /** The migration's disk copy off the source (the snapshot request), then the server handed to the destination; a failure undoes the move. */
@@ -253,10 +271,26 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
   if (!host) throw badRequest(NO_VALID_HOST);
-  const migration = randomUUID();
-  const now = nowIso();
   const set: Record<string, unknown> = { flavor: newFlavor, flavor_id: flavor.id, vcpus: flavor.vcpus, memory_mb: flavor.ram };
   if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
+  try {
+    await resizeHere(ctx, rc, s, set, host, newFlavor);
+  } catch (e) {
+    // no room left on its host: resized on another one, by the cold migration's path (a server that cannot move keeps Nova's NoValidHost)
+    if (!(e instanceof ApiError && e.status === 400 && e.message === NO_VALID_HOST)) throw e;
+    try {
+      await checkMovable(ctx, s, 'resize');
+    } catch {
+      throw e;
+    }
+    await startMove(ctx, rc, s, { type: 'resize', action: 'resize', force: null, flavor: newFlavor, set });
+  }
+}
+
+/** A resize on the server's own host (Nova's allow_resize_to_same_host): the new flavor claimed beside the old one, which the migration holds. */
+async function resizeHere(ctx: ComputeContext, rc: RouteContext, s: ServerRow, set: Record<string, unknown>, host: { id: string; host_ip: string }, newFlavor: string): Promise<void> {
+  const migration = randomUUID();
+  const now = nowIso();
   await applyIntent(ctx, rc, s, { action: 'resize', event: 'compute_prep_resize', taskState: T.RESIZE_PREP }, set, async (tx) => {
     await tx.insertInto('compute_migrations').values({
       uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'resize', status: 'migrating',

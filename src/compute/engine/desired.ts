@@ -58,17 +58,25 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   const networkData = await networking.networkData(rows.map((r) => r.id));
   const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
   const attached = volumes ? await volumeSpecs(db, volumes, rows, meta) : new Map<string, ServerVolumeSpec[]>();
-  // servers kept on this host after moving off it: the disk image each ran from here
-  const kept = new Map<string, string | null>();
+  // servers kept on this host after moving off it, or being stopped and copied to move: the disk image each ran from
+  // here and the flavor it had (a resize to another host gives the row its new flavor at once)
+  const kept = new Map<string, { old_disk_image: string | null; old_flavor: string }>();
+  const moving = new Map<string, string>();
   const away = hostname === undefined ? [] : rows.filter((r) => r.host !== hostname).map((r) => r.id);
-  if (away.length) {
-    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'old_disk_image']).where('server_id', 'in', away)
-      .where('source_compute', '=', hostname!).orderBy('id', 'desc').execute();
-    for (const m of ms) if (!kept.has(m.server_id)) kept.set(m.server_id, m.old_disk_image);
+  const copying = rows.filter((r) => r.task_state === 'resize_migrating').map((r) => r.id);
+  if (away.length || copying.length) {
+    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'source_compute', 'old_disk_image', 'old_flavor'])
+      .where('server_id', 'in', [...away, ...copying]).orderBy('id', 'desc').execute();
+    for (const m of ms) {
+      if (away.includes(m.server_id) && m.source_compute === hostname && !kept.has(m.server_id)) kept.set(m.server_id, m);
+      if (copying.includes(m.server_id) && !moving.has(m.server_id)) moving.set(m.server_id, m.old_flavor);
+    }
   }
-  return rows.map((s) => {
-    const source = kept.has(s.id);
-    const disk = source ? parseImage(kept.get(s.id) ?? null) : diskImage(s);
+  return rows.map((row) => {
+    const source = kept.get(row.id);
+    const oldFlavor = source?.old_flavor ?? moving.get(row.id);
+    const s = oldFlavor ? { ...row, flavor: oldFlavor } : row;
+    const disk = source ? parseImage(source.old_disk_image) : diskImage(s);
     const d = toDesired(s, meta.get(s.id) ?? {}, disk ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
       ports: source ? (interfaces.has(s.id) ? [] : undefined) : interfaces.get(s.id),
       driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),

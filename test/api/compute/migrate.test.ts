@@ -239,3 +239,50 @@ test('migrate a container with a port: rebound to the destination with its addre
   assert.equal((await cloud.call('GET', `/image/v2/images/${copy}`, { token: cloud.adminToken })).status, 404);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
+
+test('resize with no room left on the server\'s host: resized on the other one by the same path (the source keeps the old flavor), revert brings it back', async () => {
+  hostB ??= await simulatedHost(cloud, B);
+  await registerB(cloud, 16384);
+  const large = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'mg-large', ram: 9000, vcpus: 1, disk: 2 } } })).body.flavor.id as string;
+  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await server(diskImage);
+  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  // 9000 MB is more than host A has at all (8192): only B fits
+  let r = await act(id, { resize: { flavorRef: large } }, alice);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const [m] = await migrations(id);
+  assert.equal(m!.migration_type, 'resize');
+  assert.equal(m!.source_compute, A);
+  assert.equal(m!.dest_compute, B);
+  assert.equal((await row(id)).task_state, 'resize_migrating');
+  assert.deepEqual(Object.values(await allocations(m!.uuid)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
+  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 9000, DISK_GB: 2 }]);
+  assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
+  // the source stops it with its old flavor (nothing to resize there) and copies its disk
+  const onA = (await hostA.watch()).servers.get(id);
+  assert.equal(onA?.spec.flavor.ram, 512);
+  assert.equal(onA?.spec.power, 'stopped');
+  await hostA.report(id, 'stopped', 4);
+  await copyOn(hostA, id, Buffer.alloc(4096, 3));
+  await until('moved', async () => (await row(id)).host === B);
+  assert.equal((await hostB.watch()).servers.get(id)?.spec.flavor.ram, 9000, 'the destination builds it with the new flavor');
+  assert.equal((await hostA.watch()).servers.get(id)?.spec.flavor.ram, 512, 'the source keeps the old one');
+  await hostB.report(id, 'active', 1);
+  let s = await status(id);
+  assert.equal(s.status, 'VERIFY_RESIZE');
+  assert.equal((await row(id)).memory_mb, 9000);
+
+  r = await act(id, { revertResize: null }, alice);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const back = (await hostA.watch()).servers.get(id);
+  assert.equal(back?.spec.flavor.ram, 512);
+  assert.equal(back?.spec.task_state, 'resize_reverting');
+  await hostA.report(id, 'active', 1);
+  s = await status(id);
+  assert.equal(s.status, 'ACTIVE');
+  assert.equal((await row(id)).memory_mb, 512);
+  assert.equal(s['OS-EXT-SRV-ATTR:host'], A);
+  assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(A)]);
+  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
