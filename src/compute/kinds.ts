@@ -67,7 +67,7 @@ export const KINDS = {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
@@ -80,7 +80,7 @@ export const KINDS = {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver

@@ -28,14 +28,14 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import { sql, type Transaction } from 'kysely';
-import { ApiError, badRequest, conflict } from '../../common/errors.ts';
+import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
 import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
 import { agentImage } from '../engine/desired.ts';
 import { moveServerVolumes } from '../engine/server-volumes.ts';
-import { NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
+import { hostIsUp, NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
 import { kindOf } from '../kinds.ts';
 import { applyIntent, checkLock, notReady } from './action-intent.ts';
 import type { ComputeContext } from './context.ts';
@@ -47,7 +47,7 @@ import { reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
 
-export const MOVE_ACTIONS = ['migrate', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
+export const MOVE_ACTIONS = ['migrate', 'evacuate', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
@@ -60,6 +60,13 @@ const ResizeBody = Type.Object({
 const MigrateBody = Type.Union([Type.Null(), Type.Object({
   host: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s]+$' }), Type.Null()])),
 }, { additionalProperties: false })]);
+// onSharedStorage until 2.14, force from 2.29 until 2.68 (Nova's schemas; Stratus never bypasses the scheduler's checks)
+const EvacuateBody = Type.Object({
+  host: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+  adminPass: Type.Optional(Type.String()),
+  onSharedStorage: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
+  force: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
+}, { additionalProperties: false });
 const RescueBody = Type.Union([Type.Null(), Type.Object({
   adminPass: Type.Optional(Type.String()),
   rescue_image_ref: Type.Optional(Type.String()),
@@ -71,6 +78,7 @@ const UnshelveBody = Type.Union([Type.Null(), Type.Object({
 export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: MoveAction, arg: unknown): Promise<unknown> {
   switch (action) {
     case 'migrate': return migrate(ctx, rc, s, arg);
+    case 'evacuate': return evacuate(ctx, rc, s, arg);
     case 'resize': return resize(ctx, rc, s, arg);
     case 'confirmResize': return confirmResize(ctx, rc, s, arg);
     case 'revertResize': return revertResize(ctx, rc, s, arg);
@@ -122,6 +130,63 @@ async function migrate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   // the disk goes through the image service: a server without one of its own (volume-backed) or with volumes attached is not moved yet
   await checkMovable(ctx, s, 'migrate');
   await startMove(ctx, rc, s, { type: 'migration', action: 'migrate', force });
+}
+
+/**
+ * Evacuate (Nova's os-evacuate, admins): a server whose host is down
+ * (forced down, or not heard from within the service down time) is rebuilt
+ * on another host from its image: its disk on the dead host is not reached.
+ * Nova's refusals: the host still up, 400 "Compute service of <host> is
+ * still in use."; a named host unknown, 404 "Compute host <host> not
+ * found."; the server's own host named, 400; none fitting, 400 NoValidHost;
+ * a vm_state other than ACTIVE/SHUTOFF/ERROR or a task running, 409. In one
+ * transaction an `evacuation` migration (status accepted, done once the new
+ * host reports it built, failed on an error), the server's allocations on the
+ * dead host moved to it (released when it is done), the flavor claimed on
+ * the new host; the row moves there at once (task rebuilding, ports rebound,
+ * addresses kept). The dead host, should it come back, no longer has the
+ * server placed on it: its agent removes what is left. From 2.95 the server
+ * is left stopped there, as Nova does. 200, with `adminPass` below 2.14.
+ */
+async function evacuate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+  const v = mv(rc);
+  const body = validate(EvacuateBody, arg ?? {});
+  if (v.ge('2.14') && body.onSharedStorage !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('onSharedStorage' was unexpected)`);
+  if ((v.lt('2.29') || v.ge('2.68')) && body.force !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('force' was unexpected)`);
+  const force = body.host ?? null;
+  if (force !== null) {
+    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
+    if (!known) throw notFound(`Compute host ${force} not found.`);
+    if (force === s.host) throw badRequest('The target host can\'t be the same one.');
+  }
+  checkLock(rc.cred!, s);
+  checkState('evacuate', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
+  if (!s.host) throw notReady(s);
+  const source = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
+  if (source && hostIsUp(source, ctx.config.serviceDownTime)) throw badRequest(`Compute service of ${s.host} is still in use.`);
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: evacuating it is not served yet.`);
+  const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
+  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: evacuating it is not served yet.`);
+  const dest = await ctx.engine.selectDestination(s, { force });
+  if (!dest) throw badRequest(NO_VALID_HOST);
+  const migration = randomUUID();
+  const now = nowIso();
+  const set: Record<string, unknown> = { host: dest.hostname, availability_zone: s.availability_zone };
+  const intent = { action: 'evacuate', event: 'compute_rebuild_instance', taskState: T.REBUILDING, expectedVmState: [V.ACTIVE, V.STOPPED, V.ERROR], ...(v.ge('2.95') ? { desiredPower: 'stopped' } : {}) };
+  await applyIntent(ctx, rc, s, intent, set, async (tx) => {
+    await tx.insertInto('compute_migrations').values({
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'evacuation', status: 'accepted',
+      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
+      old_flavor: s.flavor, new_flavor: s.flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+    }).execute();
+    await moveConsumer(tx, s.id, migration);
+    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }], async () => true);
+    if (!placed.length) throw badRequest(NO_VALID_HOST);
+  });
+  await ctx.network?.bind(s.id, dest.hostname, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding an evacuated server\'s ports failed'));
+  ctx.engine.notify(dest.hostname);
+  rc.reply.code(200);
+  return v.lt('2.14') && ctx.config.enableInstancePassword ? { adminPass: body.adminPass ?? generatePassword() } : undefined;
 }
 
 /** What a move to another host cannot take yet: a disk that is not the server's own (volume-backed) or volumes attached. */

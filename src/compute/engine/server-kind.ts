@@ -134,6 +134,15 @@ export async function writeTransition(db: Db, log: Logger, row: ServerRow, t: Tr
       .where('deleted_at', 'is', null).executeTakeFirst();
     if (!Number(u.numUpdatedRows)) return false;
     if (t.release) await releaseClaim(tx, row.id);
+    // an evacuation's rebuild on its new host ended: done (the dead host's allocations released) or failed
+    if (row.task_state === 'rebuilding' && 'task_state' in set && set.task_state === null) {
+      const evacuations = await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', row.id)
+        .where('migration_type', '=', 'evacuation').where('status', 'in', ['accepted', 'pre-migrating', 'migrating']).execute();
+      for (const m of evacuations) {
+        await tx.updateTable('compute_migrations').set({ status: set.vm_state === 'error' ? 'failed' : 'done', updated_at: set.updated_at ?? nowIso() }).where('id', '=', m.id).execute();
+        await releaseClaim(tx, m.uuid);
+      }
+    }
     if (t.migration) {
       await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
         .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'post-migrating', 'reverting']).execute();

@@ -286,3 +286,55 @@ test('resize with no room left on the server\'s host: resized on the other one b
   assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
+
+test('evacuate: refused while the host is up; from a host forced down, rebuilt on the other one (ports rebound), the dead host\'s claim released once done', async () => {
+  hostB ??= await simulatedHost(cloud, B);
+  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const call = neutron(cloud);
+  const net = await createNet(call, 'networks', 'network', { name: 'mg-ev' }, alice.token);
+  await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.2.0/24', ip_version: 4 }, alice.token);
+  const id = await server(diskImage, [{ uuid: net.id }]);
+  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const portBefore = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
+
+  let r = await act(id, { evacuate: {} });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.equal(r.body.badRequest.message, `Compute service of ${A} is still in use.`);
+  assert.equal((await act(id, { evacuate: {} }, alice)).status, 403, 'the admin\'s');
+  const down = await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: true } });
+  assert.equal(down.status, 200, JSON.stringify(down.body));
+  try {
+    r = await act(id, { evacuate: { host: 'no-such-host' } });
+    assert.equal(r.status, 404);
+    assert.equal(r.body.itemNotFound.message, 'Compute host no-such-host not found.');
+    r = await act(id, { evacuate: { host: A } });
+    assert.equal(r.status, 400);
+    assert.equal((await act(id, { evacuate: { onSharedStorage: false } })).status, 400, 'onSharedStorage is gone from 2.14');
+    assert.equal((await migrations(id)).length, 0, 'nothing recorded by a refusal');
+
+    r = await act(id, { evacuate: {} });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const s = await status(id);
+    assert.equal(s.status, 'REBUILD');
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], B);
+    const [m] = await migrations(id);
+    assert.equal(m!.migration_type, 'evacuation');
+    assert.equal(m!.status, 'accepted');
+    assert.deepEqual(Object.keys(await allocations(m!.uuid)), [await providerOf(A)]);
+    assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
+    const port = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
+    assert.equal(port['binding:host_id'], B);
+    assert.deepEqual(port.fixed_ips, portBefore.fixed_ips);
+    assert.ok(!(await hostA.watch()).servers.has(id), 'the dead host no longer holds it (its agent removes it when it is back)');
+    const spec = await hostB.report(id, 'active', 1);
+    assert.equal(spec.image.id, diskImage, 'rebuilt from its image');
+    assert.equal((await status(id)).status, 'ACTIVE');
+    assert.equal((await migrations(id))[0]!.status, 'done');
+    assert.deepEqual(await allocations(m!.uuid), {});
+    const listed = await admin.call('GET', `/os-migrations?migration_type=evacuation`, { version: '2.59' });
+    assert.ok(listed.body.migrations.some((x: any) => x.uuid === m!.uuid && x.status === 'done'));
+  } finally {
+    await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: false } });
+  }
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});
