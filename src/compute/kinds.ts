@@ -61,7 +61,7 @@ export const KINDS = {
   // runc (src/agent/drivers/container): power states through the desired state (suspend is a
   // frozen cgroup, as pause), reboot, rebuild, snapshot as an OCI image, console log and serial console,
   // resize (new cgroup limits applied in place), cold migration (its writable layer copied as one
-  // more image layer, rebuilt on the other host), shelve (the snapshot, then the host left) and
+  // more image layer, rebuilt on the other host), evacuate (rebuilt on another host from its image), shelve (the snapshot, then the host left) and
 // rescue (restarted from the rescue image, a throwaway root, its own root filesystem at /mnt)
   container: {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
@@ -74,7 +74,7 @@ export const KINDS = {
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
   // and its screen through noVNC (QEMU's VNC server on a unix socket); resize (cold: stopped and
   // started with the new memory and vCPUs, the disk grown), cold migration (its disk copied as
-  // one qcow2, the backing image folded in), shelve and rescue (booted from a
+  // one qcow2, the backing image folded in), evacuate (rebuilt from its image elsewhere), shelve and rescue (booted from a
   // throwaway overlay on the rescue image, its root disk second, as Nova's libvirt driver)
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
