@@ -279,10 +279,10 @@ async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, de
 class MoveAbandoned extends Error {}
 
 /** How long a cold migration waits for the source to stop the server (a guest ignoring the ACPI power-down is stopped hard after Nova's 60 s). */
-const STOP_WAIT_MS = 180_000;
+export const STOP_WAIT_MS = 180_000;
 
-/** A move whose copy failed: the destination's claim released, the source's given back to the server, the task cleared, the migration error. */
-async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {
+/** A move whose copy failed (or stalled: janitor.ts): the destination's claim released, the source's given back to the server, the task cleared, the migration error. */
+export async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {
   await ctx.db.transaction().execute(async (tx) => {
     const m = await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: nowIso() })
       .where('uuid', '=', migration).where('status', 'in', ['migrating', 'post-migrating']).executeTakeFirst();
@@ -383,7 +383,7 @@ async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow
     });
   // a migration's source no longer keeps the server (it is gone from it)
   if (m.source_compute && m.source_compute !== s.host) ctx.engine.notify(m.source_compute);
-  await dropMoveImage(ctx, m.disk_image);
+  await settleMoveImage(ctx, m.id, m.disk_image);
   // Nova answers a confirm with 204
   rc.reply.code(204);
 }
@@ -409,8 +409,23 @@ async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
   if (away) {
     await ctx.network?.bind(s.id, m.source_compute, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding a reverted server\'s ports failed'));
     ctx.engine.notify(m.source_compute);
-    await dropMoveImage(ctx, m.disk_image);
+    await settleMoveImage(ctx, m.id, m.disk_image);
   }
+}
+
+/** A settled move's copy of the disk: off the migration, then deleted (once: a confirm, a revert or the server's delete). */
+async function settleMoveImage(ctx: ComputeContext, migrationId: number, disk: string | null): Promise<void> {
+  if (!disk) return;
+  const cleared = await ctx.db.updateTable('compute_migrations').set({ disk_image: null }).where('id', '=', migrationId).where('disk_image', '=', disk).executeTakeFirst();
+  if (Number(cleared.numUpdatedRows)) await dropMoveImage(ctx, disk);
+}
+
+/** The copies of a deleted server's disk its moves left (a move never confirmed or reverted): deleted. Called with the rows an agent's report changed. */
+export async function dropMoveImages(ctx: ComputeContext, rows: ServerRow[]): Promise<void> {
+  const gone = rows.filter((r) => r.deleted_at !== null).map((r) => r.id);
+  if (!gone.length) return;
+  const ms = await ctx.db.selectFrom('compute_migrations').select(['id', 'disk_image']).where('server_id', 'in', gone).where('disk_image', 'is not', null).execute();
+  for (const m of ms) await settleMoveImage(ctx, m.id, m.disk_image);
 }
 
 /** The image a migration copied a disk through: deleted once the move is settled (an agent keeps its copy while a server runs from it). */

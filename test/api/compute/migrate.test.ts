@@ -338,3 +338,30 @@ test('evacuate: refused while the host is up; from a host forced down, rebuilt o
   }
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
+
+test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims released, the copy of its disk deleted', async () => {
+  hostB ??= await simulatedHost(cloud, B);
+  await registerB(cloud, 8192);
+  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await server(diskImage);
+  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  assert.equal((await act(id, { migrate: null })).status, 202);
+  await hostA.report(id, 'stopped', 4);
+  const copy = await copyOn(hostA, id, Buffer.alloc(4096, 4));
+  await until('moved', async () => (await row(id)).host === B);
+  await hostB.report(id, 'active', 1);
+  assert.equal((await status(id)).status, 'VERIFY_RESIZE');
+  const [m] = await migrations(id);
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+  // the destination tears it down and says so
+  const spec = (await hostB.watch()).servers.get(id)!;
+  assert.equal(spec.spec.deleted, true);
+  const r = await agentCall(cloud, 'POST', `${B}/report`, { resources: [{ kind: 'server', id, version: spec.version, observed: { state: 'deleted', power_state: 0 } }] });
+  assert.equal(r.status, 200);
+  await until('deleted', async () => (await row(id)).deleted_at !== null);
+  assert.deepEqual(await allocations(id), {});
+  assert.deepEqual(await allocations(m!.uuid), {});
+  assert.equal((await migrations(id))[0]!.status, 'error');
+  assert.ok(!(await hostA.watch()).servers.has(id), 'gone from the source');
+  await until('the copy deleted', async () => (await cloud.call('GET', `/image/v2/images/${copy}`, { token: cloud.adminToken })).status === 404);
+});
