@@ -5,7 +5,9 @@
 // network answers pings from the network's DHCP namespace; migrated to the
 // other host (2.56 `host`) it runs there from the copy of its disk
 // (VERIFY_RESIZE), its port bound there with the same address, and answers
-// again; confirmed, the source holds nothing of it. qemu processes are
+// again; confirmed, the source holds nothing of it. Then its host is forced
+// down and it is evacuated: rebuilt on the first host from its image, it
+// answers again, and the second host removes what it held. qemu processes are
 // killed by the pids their hosts recorded, and everything either host made is
 // removed in after(), also when a step fails.
 import { test } from 'node:test';
@@ -49,7 +51,7 @@ function qemuPid(stateDir: string, id: string): number | null {
   }
 }
 
-test('cold migration of a VM between two hosts: it answers pings on the other host with its address; confirmed, the source holds nothing', { skip, timeout: 900_000 }, async (t) => {
+test('cold migration of a VM between two hosts: it answers pings on the other host with its address; confirmed, the source holds nothing; evacuated back when its host is down', { skip, timeout: 900_000 }, async (t) => {
   const tag = randomBytes(3).toString('hex');
   const nsA = `mg${tag}-a`;
   const nameB = `mg${tag}`;
@@ -142,8 +144,22 @@ test('cold migration of a VM between two hosts: it answers pings on the other ho
   // (the DHCP namespace may move with the network's ports meanwhile: a few tries)
   await until('a ping after the confirm', ping, 60_000);
 
+  // evacuate: host B forced down (its agent lives on, as a host back from the dead would), the VM rebuilt on A from its image
+  const down = await p.api('PUT', '/compute/v2.1/os-services/force-down', { host: nameB, binary: 'nova-compute', forced_down: true }, { 'X-OpenStack-Nova-API-Version': '2.11' });
+  assert.equal(down.status, 200, JSON.stringify(down.body));
+  const ev = await p.api('POST', `/compute/v2.1/servers/${id}/action`, { evacuate: {} });
+  assert.equal(ev.status, 200, JSON.stringify(ev.body));
+  s = await p.waitStatus(id, ['ACTIVE', 'ERROR'], 300_000);
+  assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault ?? {}));
+  assert.equal(s['OS-EXT-SRV-ATTR:host'], p.hostname);
+  notePids();
+  await until('host B removes what it held', async () => !existsSync(join(stateB, 'vm', 'servers', id)), 60_000);
+  await waitConsole(p, id, new RegExp(READY_MARKER), BOOT_WAIT_MS);
+  await until(`a ping to ${ip} after the evacuation`, ping, BOOT_WAIT_MS);
+  await p.api('PUT', '/compute/v2.1/os-services/force-down', { host: nameB, binary: 'nova-compute', forced_down: false }, { 'X-OpenStack-Nova-API-Version': '2.11' });
+
   assert.equal((await p.api('DELETE', `/compute/v2.1/servers/${id}`)).status, 204);
   await p.waitGone(id, 120_000);
-  assert.ok(!existsSync(join(stateB, 'vm', 'servers', id)), 'the destination removed it');
+  assert.ok(!existsSync(join(p.stateDir, 'vm', 'servers', id)), 'host A removed it');
   for (const pid of pids) assert.ok(!processAlive(pid), `qemu ${pid} is gone`);
 });
