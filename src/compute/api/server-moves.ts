@@ -171,7 +171,8 @@ async function evacuate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg
   if (!dest) throw badRequest(NO_VALID_HOST);
   const migration = randomUUID();
   const now = nowIso();
-  const set: Record<string, unknown> = { host: dest.hostname, availability_zone: s.availability_zone };
+  // rebuilt from the server's image (Nova's image_ref), never from a disk image a shelve or a move left on the row (deleted since)
+  const set: Record<string, unknown> = { host: dest.hostname, availability_zone: s.availability_zone, disk_image: null };
   const intent = { action: 'evacuate', event: 'compute_rebuild_instance', taskState: T.REBUILDING, expectedVmState: [V.ACTIVE, V.STOPPED, V.ERROR], ...(v.ge('2.95') ? { desiredPower: 'stopped' } : {}) };
   await applyIntent(ctx, rc, s, intent, set, async (tx) => {
     await tx.insertInto('compute_migrations').values({

@@ -312,6 +312,8 @@ test('evacuate: refused while the host is up; from a host forced down, rebuilt o
     assert.equal((await act(id, { evacuate: { onSharedStorage: false } })).status, 400, 'onSharedStorage is gone from 2.14');
     assert.equal((await migrations(id)).length, 0, 'nothing recorded by a refusal');
 
+    // as a confirmed move leaves it: its disk image the move's copy, deleted since
+    await db().updateTable('compute_servers').set({ disk_image: JSON.stringify({ id: 'gone-copy', name: null, status: 'active', container_format: 'bare', disk_format: 'qcow2', size: 1, checksum: null }) }).where('id', '=', id).execute();
     r = await act(id, { evacuate: {} });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const s = await status(id);
@@ -327,7 +329,7 @@ test('evacuate: refused while the host is up; from a host forced down, rebuilt o
     assert.deepEqual(port.fixed_ips, portBefore.fixed_ips);
     assert.ok(!(await hostA.watch()).servers.has(id), 'the dead host no longer holds it (its agent removes it when it is back)');
     const spec = await hostB.report(id, 'active', 1);
-    assert.equal(spec.image.id, diskImage, 'rebuilt from its image');
+    assert.equal(spec.image.id, diskImage, 'rebuilt from its image, not a disk image left on the row');
     assert.equal((await status(id)).status, 'ACTIVE');
     assert.equal((await migrations(id))[0]!.status, 'done');
     assert.deepEqual(await allocations(m!.uuid), {});
