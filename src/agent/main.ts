@@ -94,7 +94,9 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   });
   // VMs beside containers: the container driver stays first (its capacity is the host's)
   const vm = f.vm === false || !onPath(QEMU) ? null : new VmDriver({
+    // the VMs' cgroups beside the containers' (`<parent>-vm`): two agents on one machine (add-local) never share one
     stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    ...(f.cgroupParent ? { cgroupParent: `${f.cgroupParent}-vm` } : {}),
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   // VM-isolated containers (OCI images in a VM of their own): wherever VMs run

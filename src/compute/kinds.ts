@@ -60,25 +60,27 @@ export interface ServerKind {
 export const KINDS = {
   // runc (src/agent/drivers/container): power states through the desired state (suspend is a
   // frozen cgroup, as pause), reboot, rebuild, snapshot as an OCI image, console log and serial console,
-  // resize (new cgroup limits applied in place), shelve (the snapshot, then the host left) and
+  // resize (new cgroup limits applied in place), cold migration (its writable layer copied as one
+  // more image layer, rebuilt on the other host), evacuate (rebuilt on another host from its image), shelve (the snapshot, then the host left) and
 // rescue (restarted from the rescue image, a throwaway root, its own root filesystem at /mnt)
   container: {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
   // and its screen through noVNC (QEMU's VNC server on a unix socket); resize (cold: stopped and
-  // started with the new memory and vCPUs, the disk grown), shelve and rescue (booted from a
+  // started with the new memory and vCPUs, the disk grown), cold migration (its disk copied as
+  // one qcow2, the backing image folded in), evacuate (rebuilt from its image elsewhere), shelve and rescue (booted from a
   // throwaway overlay on the rescue image, its root disk second, as Nova's libvirt driver)
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // a VM-isolated container (src/agent/drivers/vm-container, as Kata Containers runs one): an OCI
