@@ -7,6 +7,8 @@
 // while the machine is off) and ends when qemu does. Waiting matters:
 // ipmi_sim tries a refused SOL connection again only after ~10 s, so a
 // connection held open across power on carries the firmware's first words.
+// It is ready once its port accepts a connection (daemon.ts tcpAnswers: a
+// connection the relay forks for ends as soon as the probe closes it).
 //   IPMI     127.0.0.1:<port>, where ipmi_sim's `sol "tcp:..."` connects (and
 //            reconnects) for Serial over LAN
 //   Redfish  <BMC address>:<port>, the system's SerialConsole.Telnet Port
@@ -14,7 +16,7 @@
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, stopDaemon } from './daemon.ts';
+import { startDaemon, stopDaemon, tcpAnswers } from './daemon.ts';
 import { killPid, livePid, type Machine } from './machine.ts';
 
 export const serialSocket = (m: Machine) => m.file('serial.sock');
@@ -32,14 +34,6 @@ export function freeTcpPort(address: string): Promise<number> {
   });
 }
 
-function tcpPortTaken(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(true));
-    s.listen(port, address, () => s.close(() => resolve(false)));
-  });
-}
-
 /** Starts the machine's relay (when it has a serial port: machines made before it had none). */
 export async function startSerialRelay(m: Machine): Promise<number | null> {
   const serial = m.config.serial;
@@ -49,7 +43,7 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
     cmd: 'socat',
     args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.05`],
     pidFile: pidFile(m), mark: serialSocket(m), log: m.file('serial-relay.log'),
-    ready: () => tcpPortTaken(serial.address, serial.port),
+    ready: () => tcpAnswers(serial.address, serial.port),
   });
 }
 
