@@ -105,7 +105,7 @@ function fakeConsole() {
         await new Promise<void>((r) => { wake = r; });
       }
     }
-    return { output: output(), close: () => { s.closed = true; wake?.(); } };
+    return { output: output(), close: async () => { s.closed = true; wake?.(); } };
   };
   return { sessions, open };
 }

@@ -11,6 +11,7 @@
 // across a dropped serial connection, and stops its ipmitool when told. The
 // BMC is stopped at the end.
 import { test, before, after } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -19,7 +20,7 @@ import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IpmiBmc } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
+import { IpmiBmc, solSession } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
 import { run } from '../../src/agent/exec.ts';
 import type { BmcAccess, BootDevice } from '../../src/baremetal/protocol.ts';
@@ -150,5 +151,61 @@ test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout
     await stopIpmiBmc(bare);
     await writeIpmiConfig(m);
     await startIpmiBmc(m);
+  }
+});
+
+/** Whether the process is gone and reaped (a zombie still answers signal 0). */
+const reaped = (c: ChildProcess) => {
+  try {
+    process.kill(c.pid!, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+};
+
+test('the SOL session\'s failure paths: a first read that fails, an abort while opening, a close: its child killed by pid and reaped', { timeout: 30_000 }, async () => {
+  // a child standing for `sol activate` (it says nothing and waits); only processes the test starts, ended through their handles
+  const children: ChildProcess[] = [];
+  const child = () => {
+    const c = spawn('sleep', ['60'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(c);
+    return c;
+  };
+  try {
+    // the first read rejects (the pipe fails): the open fails, transient, and leaves no process
+    const a = child();
+    const opening = solSession(a, { where: 'IPMI BMC test', scrub: (t) => t });
+    setTimeout(() => a.stdout!.destroy(Object.assign(new Error('read EIO'), { code: 'EIO' })), 100);
+    const failed: unknown = await opening.then(() => null, (e: unknown) => e);
+    assert.ok(reaped(a), 'the child of a failed open is killed and reaped');
+    assert.ok(failed instanceof ResourceFailure && failed.code === 'bmc_unreachable' && failed.class === 'transient', String(failed));
+
+    // aborted while waiting for its first words: rejects with the abort's reason once the child is reaped
+    const b = child();
+    const ac = new AbortController();
+    const started = Date.now();
+    const aborted = solSession(b, { where: 'IPMI BMC test', scrub: (t) => t, signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(aborted, { name: 'AbortError' });
+    assert.ok(Date.now() - started < 5000, 'the abort does not wait for the open\'s deadline');
+    assert.ok(reaped(b), 'the child of an aborted open is killed and reaped');
+
+    // open (its deadline passed with no words), then closed: close resolves once the child is reaped
+    const c = child();
+    const session = await solSession(c, { where: 'IPMI BMC test', scrub: (t) => t, openTimeoutMs: 200 });
+    await session.close();
+    assert.ok(reaped(c), 'a closed session\'s child is reaped');
+    // an abort of an open session ends it too
+    const d = child();
+    const ad = new AbortController();
+    const open = await solSession(d, { where: 'IPMI BMC test', scrub: (t) => t, openTimeoutMs: 200, signal: ad.signal });
+    const reading = (async () => { for await (const _ of open.output) { /* nothing */ } })().catch(() => undefined);
+    ad.abort();
+    await reading;
+    await open.close();
+    assert.ok(reaped(d), 'an aborted session\'s child is reaped');
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 });
