@@ -15,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { pino } from 'pino';
 import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
@@ -92,13 +93,27 @@ test('IPMI client and virtual BMC: power status, boot devices, bmc_auth, refused
 });
 
 /** ipmitool processes talking to this BMC (its port on their command line). */
-function ipmitools(): Array<{ pid: number; cmdline: string }> {
+function ipmitools(port = m.config.bmc.port): Array<{ pid: number; cmdline: string }> {
   const out = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmdline.startsWith('ipmitool ') && cmdline.includes(` -p ${m.config.bmc.port} `)) out.push({ pid: Number(p), cmdline });
+      if (cmdline.startsWith('ipmitool ') && cmdline.includes(` -p ${port} `)) out.push({ pid: Number(p), cmdline });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** This process's children named ipmitool or stdbuf, zombies (exited, not reaped) too. */
+function ipmitoolChildren(): string[] {
+  const out = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const m = /^\d+ \((.*)\) (\S) (\d+)/.exec(stat);
+      if (m && Number(m[4]) === process.pid && (m[1] === 'ipmitool' || m[1] === 'stdbuf')) out.push(`${p} ${m[1]} ${m[2]}`);
     } catch { /* gone */ }
   }
   return out;
@@ -134,7 +149,40 @@ test('Serial over LAN: the console recorder through ipmitool sol activate record
   } finally {
     await rec.stop('node-1');
   }
-  await until('ipmitool gone', () => !ipmitools().some((p) => p.cmdline.includes('sol activate')), 10_000);
+  // stop() resolves once its ipmitool is reaped
+  assert.deepEqual(ipmitools(), []);
+  assert.deepEqual(ipmitoolChildren(), []);
+});
+
+test('the console recorder\'s stop() ends an openConsole waiting for an IPMI BMC that does not answer: at once, no ipmitool left (nor a zombie)', { skip, timeout: 60_000 }, async () => {
+  // a UDP port that takes every request and answers none
+  const silent = createSocket('udp4');
+  silent.on('message', () => undefined);
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  const port = silent.address().port;
+  const rec = new ConsoleRecorders(join(dir, 'silent'), pino({ level: 'silent' }), 1 << 20);
+  try {
+    await rec.start('node-silent', new IpmiBmc(access({ port })));
+    const end = Date.now() + 10_000;
+    while (!ipmitools(port).length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ipmitools(port).length, 'ipmitool asks the silent BMC');
+    await new Promise((r) => setTimeout(r, 500));
+    const stopping = Date.now();
+    await rec.stop('node-silent');
+    const took = Date.now() - stopping;
+    assert.deepEqual(ipmitools(port), [], 'no ipmitool left once stop() resolved');
+    assert.deepEqual(ipmitoolChildren(), [], 'nor an unreaped one');
+    assert.ok(took < 2000, `stop() took ${took} ms (the opening waits ~6 s per ipmitool run for this BMC)`);
+  } finally {
+    await rec.stop('node-silent');
+    // whatever a failed stop left: this test's own ipmitools (children of this process, the silent port on their command line), by pid
+    for (const p of ipmitools(port)) {
+      try {
+        if (Number(/^\d+ \(.*\) \S (\d+)/.exec(readFileSync(`/proc/${p.pid}/stat`, 'utf8'))?.[1]) === process.pid) process.kill(p.pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    silent.close();
+  }
 });
 
 test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout: 60_000 }, async () => {
