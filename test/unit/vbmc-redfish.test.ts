@@ -244,10 +244,14 @@ test('the console recorder\'s stop() ends an openConsole waiting for a Redfish B
     took = Date.now() - stopping;
     assert.ok(took < 2000, `stop() took ${took} ms`);
     await until('the Telnet connection closed', () => conns.size === 0, 1000);
+
+    // the serial port refuses (nothing listens any more): a transient bmc_unreachable, the socket closed before it settles
+    await new Promise<void>((r) => mute.close(() => r()));
+    await assert.rejects(new RedfishBmc(access({ system_id: `/redfish/v1/Systems/${uuid3}` })).openConsole(), failure('bmc_unreachable', 'transient', /serial console port/));
   } finally {
     await rec.stopAll();
     for (const c of conns) c.destroy();
-    mute.close();
+    if (mute.listening) mute.close();
     rmSync(mdir, { recursive: true, force: true });
   }
 });
