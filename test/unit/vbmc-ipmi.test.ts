@@ -8,7 +8,11 @@
 // relay of serial-relay.ts offers qemu's), which ipmi_sim's `sol` connects
 // to; the conductor's console recorder (console.ts) through the client's
 // openConsole records what it says (no password on ipmitool's command line),
-// across a dropped serial connection, and stops its ipmitool when told. The
+// across a dropped serial connection, and stops its ipmitool when told (reaped
+// when stop() resolves); a stop while the session is still being opened for a
+// BMC that never answers ends it at once, no ipmitool left. The SOL session's
+// failure paths (solSession over a child of the test's: a failed first read,
+// an abort while opening, a close) kill its child by pid and reap it. The
 // BMC is stopped at the end.
 import { test, before, after } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
