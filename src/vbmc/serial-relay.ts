@@ -11,7 +11,8 @@
 // bind of the port would take it from socat). The probe's connection is a
 // fork too, which while the machine is off waits for qemu's socket although
 // the probe has gone: the start ends the relay's forks whose client has gone
-// (their TCP socket in CLOSE_WAIT), by pid, looking for them for 0.3 s.
+// (their TCP socket in CLOSE_WAIT), by pid; with the machine on, the fork
+// reaches qemu's socket, reads the probe's end and ends by itself.
 //   IPMI     127.0.0.1:<port>, where ipmi_sim's `sol "tcp:..."` connects (and
 //            reconnects) for Serial over LAN
 //   Redfish  <BMC address>:<port>, the system's SerialConsole.Telnet Port
@@ -23,8 +24,8 @@ import { startDaemon, stopDaemon, tcpAnswers } from './daemon.ts';
 import { killPid, livePid, type Machine } from './machine.ts';
 
 export const serialSocket = (m: Machine) => m.file('serial.sock');
-/** How long a start looks for the readiness probe's fork (none comes when the machine is on: it connects and ends). */
-const PROBE_FORK_MS = 300;
+/** How long a start waits at most for the readiness probe's connection to be accepted and its fork ended. */
+const PROBE_FORK_MS = 2000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const pidFile = (m: Machine) => m.file('serial-relay.pid');
 
@@ -45,17 +46,20 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
   const serial = m.config.serial;
   if (!serial) return null;
   const host = serial.address.includes(':') ? `[${serial.address}]` : serial.address;
+  const running = livePid(pidFile(m), serialSocket(m));
+  if (running !== null) return running;
   const pid = await startDaemon({
     cmd: 'socat',
     args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.05`],
     pidFile: pidFile(m), mark: serialSocket(m), log: m.file('serial-relay.log'),
     ready: () => tcpAnswers(serial.address, serial.port),
   });
-  // the probe's fork (socat accepts and forks after the probe has gone) waits for qemu's socket for nobody: ended
+  // the probe's connection (socat accepts and forks it after the probe has gone) waits for qemu's socket for nobody: ended
   for (const until = Date.now() + PROBE_FORK_MS; Date.now() < until; await sleep(20)) {
-    const gone = forks(pid, serialSocket(m)).filter((f) => clientGone(pid, f));
-    for (const c of gone) await killPid(c, 2000);
-    if (gone.length) break;
+    const gone = goneClients(pid, serial.port);
+    if (!gone.size) break;
+    // accepted: its fork ended by pid; still in the accept queue (no owner yet): looked for again
+    for (const c of forks(pid, serialSocket(m)).filter((f) => holds(f, gone))) await killPid(c, 2000);
   }
   return pid;
 }
@@ -83,20 +87,30 @@ function forks(pid: number, mark: string): number[] {
   return out;
 }
 
-/** Whether a fork's TCP connection was closed by its client (CLOSE_WAIT, state 08 in /proc/net/tcp{,6} of the relay's namespace). */
-function clientGone(relay: number, fork: number): boolean {
-  const closeWait = new Set<string>();
+/**
+ * The relay's connections on `port` that their client has closed (CLOSE_WAIT,
+ * state 08 in /proc/net/tcp{,6} of the relay's namespace), as "socket:[inode]"
+ * (inode 0: not accepted yet).
+ */
+function goneClients(relay: number, port: number): Set<string> {
+  const out = new Set<string>();
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   for (const table of ['tcp', 'tcp6']) {
     try {
       for (const line of readFileSync(`/proc/${relay}/net/${table}`, 'utf8').split('\n').slice(1)) {
         const cols = line.trim().split(/\s+/);
-        if (cols[3] === '08' && cols[9]) closeWait.add(`socket:[${cols[9]}]`);
+        if (cols[3] === '08' && cols[1]?.endsWith(hex) && cols[9]) out.add(`socket:[${cols[9]}]`);
       }
     } catch { /* no such table */ }
   }
+  return out;
+}
+
+/** Whether process `pid` holds one of `sockets` ("socket:[inode]"). */
+function holds(pid: number, sockets: Set<string>): boolean {
   try {
-    return readdirSync(`/proc/${fork}/fd`).some((fd) => {
-      try { return closeWait.has(readlinkSync(`/proc/${fork}/fd/${fd}`)); } catch { return false; }
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try { return sockets.has(readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch { return false; }
     });
   } catch {
     return false;

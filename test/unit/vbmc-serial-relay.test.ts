@@ -83,7 +83,7 @@ test('the serial relay: ready once its port answers, started 10 times in a row, 
     await new Promise<void>((r) => unix.listen(serialSocket(m), r));
     for (let i = 0; i < 10; i++) {
       const pid = await startSerialRelay(m);
-      assert.ok(pid && livePid(m.file('serial-relay.pid'), serialSocket(m)) === pid, `start ${i}: socat runs`);
+      assert.ok(pid && livePid(m.file('serial-relay.pid'), serialSocket(m)) === pid, `start ${i}: socat runs (its log: ${readFileSync(m.file('serial-relay.log'), 'utf8').trim().split('\n').slice(-3).join(' | ')})`);
       assert.ok(await tcpAnswers('127.0.0.1', m.config.serial!.port), `start ${i}: its port answers`);
       await through(m.config.serial!.port, () => heard, `hello ${i}\n`);
       await stopSerialRelay(m);
