@@ -58,8 +58,11 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
   for (const until = Date.now() + PROBE_FORK_MS; Date.now() < until; await sleep(20)) {
     const gone = goneClients(pid, serial.port);
     if (!gone.size) break;
-    // accepted: its fork ended by pid; still in the accept queue (no owner yet): looked for again
-    for (const c of forks(pid, serialSocket(m)).filter((f) => holds(f, gone))) await killPid(c, 2000);
+    // accepted: its fork killed by pid (SIGKILL: a fork sent SIGTERM just after socat forked it took the
+    // listening relay down with it, under load); still in the accept queue (no owner yet): looked for again
+    for (const c of forks(pid, serialSocket(m)).filter((f) => holds(f, gone))) {
+      try { process.kill(c, 'SIGKILL'); } catch { /* gone */ }
+    }
   }
   return pid;
 }
