@@ -2,13 +2,13 @@
 // qemu or root: socat relays a TCP port to the machine's serial.sock (here a
 // unix socket server of the test's). socat is slow to start here (a wrapper
 // first in PATH sleeps 0.3 s before it execs socat, as on a loaded host), so
-// the readiness probe runs before socat binds. Its readiness is a connection
-// that answers, never a bind of the port (which takes the port from socat, and
-// reads any bind error as "socat has it"): a relay started many times in a
+// the readiness check runs before socat binds. Its readiness is socat's own
+// listening socket seen in /proc, never a bind of the port (which takes the
+// port from socat, and reads any bind error as "socat has it"): a relay started many times in a
 // row is up every time and carries bytes, and a relay that cannot bind its
 // address (not one of the host's) is an error, not a relay said to run. Its
-// start leaves no fork waiting for a machine that is off on behalf of the
-// probe that has gone (a client's fork stays). Every socat started is stopped
+// start leaves no fork waiting for a machine that is off (no probe connects;
+// a client's fork stays). Every socat started is stopped
 // by pid, also when an assertion fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,7 +68,7 @@ async function through(port: number, heard: () => string, text: string): Promise
   }
 }
 
-test('the serial relay: ready once its port answers, started 10 times in a row, no fork left for the probe; one that cannot bind is an error', { skip, timeout: 120_000 }, async () => {
+test('the serial relay: ready once socat holds its listening port, started 10 times in a row, no fork left for the probe; one that cannot bind is an error', { skip, timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'stratus-serial-relay-unit-'));
   let heard = '';
   const unix = createServer((c) => { c.on('data', (d: Buffer) => { heard += d.toString(); }); c.on('error', () => undefined); });
