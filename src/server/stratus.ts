@@ -147,7 +147,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       },
     },
   });
-  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events, objects: objects.store });
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); an operation that
   // boots the ramdisk over PXE gets ports on the provisioning network from the network service, as Ironic's from Neutron
   const baremetal = createBaremetalService({
