@@ -231,15 +231,16 @@ export function backupService(ctx: VolumeContext, o: {
       parent = await db.selectFrom('volume_backups').selectAll().where('volume_id', '=', volume.id).where('status', '=', 'available')
         .where('chunk_size', '=', CHUNK_SIZE).orderBy('data_timestamp', 'desc').limit(1).executeTakeFirst();
       if (!parent) throw badRequest('Invalid backup: No backups available to do an incremental backup.');
-      if (parent.size !== volume.size) throw badRequest(`Invalid backup: The parent backup ${parent.id} is of a volume of ${parent.size} GiB; the volume has ${volume.size} GiB now: make a full backup.`);
+      if (parent.size !== (snapshot?.size ?? volume.size)) throw badRequest(`Invalid backup: The parent backup ${parent.id} is of a volume of ${parent.size} GiB; the volume has ${volume.size} GiB now: make a full backup.`);
     }
     const id = uuid();
     const t = now();
     const stamp = t.replace(/[-:T]/g, '').slice(0, 14);
     const dataTimestamp = snapshot ? snapshot.created_at : t;
     const job: BackupJob = { kind: 'backup', backup_id: id, status: volume.status };
+    const size = snapshot?.size ?? volume.size;
     await db.transaction().execute(async (tx) => {
-      await checkBackupQuota(tx, volume.project_id, volume.size);
+      await checkBackupQuota(tx, volume.project_id, size);
       const set: Partial<VolumeRow> = { backup_job: JSON.stringify(job), updated_at: t };
       if (!snapshot) set.status = 'backing-up';
       const r = await tx.updateTable('volume_volumes').set((eb) => ({ ...set, version: eb('version', '+', 1) }))
@@ -247,7 +248,7 @@ export function backupService(ctx: VolumeContext, o: {
       if (Number(r.numUpdatedRows) === 0) throw invalidVolume(`Volume ${volume.id} changed while its backup was asked; try again.`);
       await tx.insertInto('volume_backups').values({
         id, project_id: volume.project_id, user_id: c.userId, volume_id: volume.id, snapshot_id: snapshotId, name, description,
-        status: 'creating', fail_reason: null, container, availability_zone: volume.availability_zone, size: volume.size, chunk_size: CHUNK_SIZE,
+        status: 'creating', fail_reason: null, container, availability_zone: volume.availability_zone, size, chunk_size: CHUNK_SIZE,
         object_count: 0, object_prefix: `volume_${volume.id}/${stamp}/az_${volume.availability_zone}_backup_${id}`,
         is_incremental: parent ? 1 : 0, parent_id: parent?.id ?? null, restore_volume_id: null, metadata: JSON.stringify(metadata),
         data_timestamp: dataTimestamp, created_at: t, updated_at: t,
