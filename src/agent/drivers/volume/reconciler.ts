@@ -34,7 +34,7 @@ import type { Driver } from '../driver.ts';
 import { VolumeDriver } from './driver.ts';
 import type { VolumeBackend, VolumeData } from './backend.ts';
 
-const deflateAsync = promisify(deflate) as (b: Buffer) => Promise<Buffer>;
+const deflateAsync = (b: Buffer): Promise<Buffer> => promisify(deflate)(b, { level: 1 }) as Promise<Buffer>;
 const inflateAsync = promisify(inflate) as (b: Buffer, o: ZlibOptions) => Promise<Buffer>;
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -89,6 +89,7 @@ async function backUp(ctx: ReconcilerContext, backend: VolumeBackend, id: string
 async function restore(ctx: ReconcilerContext, backend: VolumeBackend, id: string, job: VolumeRestoreJob): Promise<VolumeData> {
   const chunks = ctx.backupChunks;
   if (!chunks) throw userError(VolumeErrorCode.refused, 'This agent restores no backups.');
+  const zeros = Buffer.alloc(job.chunk_size);
   return backend.restoreInto(id, async (path) => {
     const fh = await open(path, 'w', 0o600);
     try {
@@ -99,7 +100,7 @@ async function restore(ctx: ReconcilerContext, backend: VolumeBackend, id: strin
         });
         if (sha256(data) !== job.sha256[i]) throw userError(VolumeErrorCode.sourceUnavailable, `Chunk ${i} of backup ${job.backup_id} does not match its sha256.`);
         // zeros stay a hole of the sparse file
-        if (data.some((x) => x !== 0)) await fh.write(data, 0, data.length, i * job.chunk_size);
+        if (!data.equals(zeros.subarray(0, data.length))) await fh.write(data, 0, data.length, i * job.chunk_size);
       }
       await fh.truncate(job.size_bytes);
     } finally {
