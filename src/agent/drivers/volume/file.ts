@@ -341,8 +341,15 @@ export class FileBackend implements VolumeBackend {
       await fill(tmp);
       return await this.locks.run([id], async () => {
         if (!(await exists(v))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${id} is not on this backend.`);
-        // -n: into the volume's own file (a qcow2 keeps its backing chain; every byte of the raw data is written, zeros too)
-        await runOk('qemu-img', ['convert', '-q', '-n', '-f', 'raw', '-O', this.format, tmp, v], { timeoutMs: 3_600_000 });
+        if (this.format === 'raw') {
+          // the restored file replaces the volume's (its snapshots are files of their own), sparse, grown to the volume's size
+          const have = (await fsp.stat(v)).size;
+          if ((await fsp.stat(tmp)).size < have) await fsp.truncate(tmp, have);
+          await fsp.rename(tmp, v);
+        } else {
+          // -n: into the volume's own file (it keeps its backing chain; every byte of the raw data is written, zeros too)
+          await runOk('qemu-img', ['convert', '-q', '-n', '-f', 'raw', '-O', this.format, tmp, v], { timeoutMs: 3_600_000 });
+        }
         return this.data(id);
       });
     } finally {
