@@ -56,6 +56,10 @@ async function backUp(ctx: ReconcilerContext, backend: VolumeBackend, id: string
   const temp = !job.snapshot_id && job.live ? `backup-${job.backup_id}` : null;
   if (temp) await backend.snapshot(id, temp);
   let sent = 0;
+  // a chunk of zeros (most of a sparse volume): its hash and stream made once
+  const zeros = Buffer.alloc(job.chunk_size);
+  const zeroSha = sha256(zeros);
+  let zeroZ: Buffer | undefined;
   try {
     await backend.copyTo(id, 'raw', async (path) => {
       const fh = await open(path, 'r');
@@ -70,9 +74,11 @@ async function backUp(ctx: ReconcilerContext, backend: VolumeBackend, id: string
           }
           if (n === 0) break;
           const data = buf.subarray(0, n);
-          const hash = sha256(data);
+          const zero = n === job.chunk_size && data.equals(zeros);
+          const hash = zero ? zeroSha : sha256(data);
           if (job.parent_sha256?.[i] === hash) continue;
-          await chunks.put(job.backup_id, i, hash, await deflateAsync(data)).catch(refusedOn4xx(`Chunk ${i} of backup ${job.backup_id}`));
+          const z = zero ? (zeroZ ??= await deflateAsync(zeros)) : await deflateAsync(data);
+          await chunks.put(job.backup_id, i, hash, z).catch(refusedOn4xx(`Chunk ${i} of backup ${job.backup_id}`));
           sent++;
         }
       } finally {
@@ -90,10 +96,13 @@ async function restore(ctx: ReconcilerContext, backend: VolumeBackend, id: strin
   const chunks = ctx.backupChunks;
   if (!chunks) throw userError(VolumeErrorCode.refused, 'This agent restores no backups.');
   const zeros = Buffer.alloc(job.chunk_size);
+  const zeroSha = sha256(zeros);
   return backend.restoreInto(id, async (path) => {
     const fh = await open(path, 'w', 0o600);
     try {
       for (let i = 0; i < job.sha256.length; i++) {
+        // a whole chunk of zeros stays a hole of the sparse file: nothing to fetch
+        if (job.sha256[i] === zeroSha && (i + 1) * job.chunk_size <= job.size_bytes) continue;
         const z = await chunks.get(job.backup_id, i).catch(refusedOn4xx(`Chunk ${i} of backup ${job.backup_id}`));
         const data = await inflateAsync(z, { maxOutputLength: job.chunk_size }).catch((err: Error) => {
           throw userError(VolumeErrorCode.sourceUnavailable, `Chunk ${i} of backup ${job.backup_id} is damaged: ${err.message}`);
