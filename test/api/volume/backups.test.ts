@@ -269,6 +269,34 @@ test('backup refusals: an in-use volume needs force, a bad body, an unknown volu
   await waitGone(b.id);
 });
 
+test('a backup of a snapshot: the snapshot backing-up, the volume left as it is (and not deleted meanwhile), the job naming the snapshot', async () => {
+  const v = await madeVolume(aliceC);
+  const sc = await call('POST', '/snapshots', { as: aliceC, body: { snapshot: { volume_id: v } } });
+  assert.equal(sc.status, 202, JSON.stringify(sc.body));
+  const snapId = sc.body.snapshot.id;
+  const r = await agent('POST', `hosts/${HOST}/watch`, { known, wait: 0 });
+  const res = r.resources.find((x: any) => x.kind === 'volume_snapshot' && x.id === snapId);
+  known.volume_snapshot![snapId] = res.version;
+  await agent('POST', `hosts/${HOST}/report`, { resources: [{ kind: 'volume_snapshot', id: snapId, version: res.version, observed: { state: 'present', location: '/s' } }] });
+  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v, snapshot_id: snapId } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  assert.equal(await volumeStatus(v), 'available');
+  assert.equal((await call('GET', `/snapshots/${snapId}`, { as: aliceC })).body.snapshot.status, 'backing-up');
+  assertFault(await call('DELETE', `/volumes/${v}?cascade=true`, { as: aliceC }), 400, 'badRequest');
+  const w = (await watch()).get(v)!;
+  assert.equal(w.spec.backup.snapshot_id, snapId);
+  assert.equal(w.spec.backup.live, false);
+  assert.equal(await agentBackup(v, ['s0', 's1', 's2', 's3'], w), 4);
+  const b = await backupOf(c.body.backup.id);
+  assert.equal(b.status, 'available');
+  assert.equal(b.snapshot_id, snapId);
+  assert.equal((await call('GET', `/snapshots/${snapId}`, { as: aliceC })).body.snapshot.status, 'available');
+  // a snapshot of another volume is not found
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, snapshot_id: snapId } } }), 404, 'itemNotFound');
+  assert.equal((await call('DELETE', `/backups/${b.id}`, { as: aliceC })).status, 202);
+  await waitGone(b.id);
+});
+
 async function waitGone(id: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if (!(await backupOf(id, adminC))) return;
