@@ -64,6 +64,9 @@ export const DEFAULT_CONTAINER = 'volumebackups';
 /** What export_record names as the service that wrote the backup (Tempest checks the `cinder.backup.drivers` prefix). */
 const BACKUP_SERVICE = 'cinder.backup.drivers.swift.SwiftBackupDriver';
 
+/** What a backup keeps of its volume besides the data (in its `_metadata` object). */
+interface VolumeMeta { metadata: Record<string, string>; image_metadata: Record<string, string>; bootable: boolean }
+
 /** The backup or restore a volume row holds (`backup_job`). */
 export interface BackupJob { kind: 'backup' | 'restore'; backup_id: string; status: string }
 
@@ -466,7 +469,14 @@ export function backupService(ctx: VolumeContext, o: {
       chunks.push({ idx: i, object: from.object, sha256: from.sha256, length: Number(from.length), own: mine ? 1 : 0 });
     }
     const c = await containerOf(b);
-    const meta = { version: '1.0.0', backup_id: b.id, volume_id: b.volume_id, backup_name: b.name, backup_description: b.description, created_at: b.created_at, parent_id: b.parent_id, chunk_size: Number(b.chunk_size), compression: 'zlib', objects: chunks.map(({ own: _, ...x }) => x) };
+    // the volume's own metadata, bootable flag and image metadata go with the backup (Cinder's volume_meta), for a restore to apply
+    const vmeta = await db.selectFrom('volume_metadata').select(['key', 'value']).where('volume_id', '=', b.volume_id).execute();
+    const imeta = await db.selectFrom('volume_image_metadata').select(['key', 'value']).where('volume_id', '=', b.volume_id).execute();
+    const vrow = await db.selectFrom('volume_volumes').select('bootable').where('id', '=', b.volume_id).executeTakeFirst();
+    const volumeMeta: VolumeMeta = {
+      metadata: Object.fromEntries(vmeta.map((m) => [m.key, m.value])), image_metadata: Object.fromEntries(imeta.map((m) => [m.key, m.value])), bootable: !!vrow?.bootable,
+    };
+    const meta = { version: '1.0.0', backup_id: b.id, volume_meta: volumeMeta, volume_id: b.volume_id, backup_name: b.name, backup_description: b.description, created_at: b.created_at, parent_id: b.parent_id, chunk_size: Number(b.chunk_size), compression: 'zlib', objects: chunks.map(({ own: _, ...x }) => x) };
     await store().putObject(c, `${b.object_prefix}_metadata`, Readable.from([Buffer.from(JSON.stringify(meta))]), { contentType: 'application/json' });
     const shaFile = { backup_id: b.id, volume_id: b.volume_id, chunk_size: Number(b.chunk_size), sha256s: chunks.map((x) => x.sha256) };
     await store().putObject(c, `${b.object_prefix}_sha256file`, Readable.from([Buffer.from(JSON.stringify(shaFile))]), { contentType: 'application/json' });
@@ -479,6 +489,32 @@ export function backupService(ctx: VolumeContext, o: {
       if (v?.version === version) await releaseVolume(tx, b);
     });
     ctx.log.info({ backup: b.id, volume: volumeId, objects: own.length, chunks: n }, 'backup made');
+  }
+
+  /** The volume metadata a backup's `_metadata` object keeps; null when it has none. */
+  async function volumeMetaOf(b: BackupRow): Promise<VolumeMeta | null> {
+    const c = await store().getContainer(b.project_id, b.container);
+    const obj = c ? await store().openObject(c, `${b.object_prefix}_metadata`) : null;
+    if (!obj) return null;
+    const text = (await readBody(obj.stream, 64 * 1024 * 1024)).toString('utf8');
+    const m = objectOf(JSON.parse(text) as unknown)?.volume_meta;
+    const vm = objectOf(m);
+    if (!vm) return null;
+    const strings = (x: unknown): Record<string, string> => Object.fromEntries(Object.entries(objectOf(x) ?? {}).filter(([, v]) => typeof v === 'string') as Array<[string, string]>);
+    return { metadata: strings(vm.metadata), image_metadata: strings(vm.image_metadata), bootable: vm.bootable === true };
+  }
+
+  /** A restore's target gets the backed-up volume's metadata (keys merged), image metadata and bootable flag, as Cinder's restore does. */
+  async function applyVolumeMeta(tx: VDb, volumeId: string, m: VolumeMeta): Promise<void> {
+    for (const [key, value] of Object.entries(m.metadata)) {
+      await tx.deleteFrom('volume_metadata').where('volume_id', '=', volumeId).where('key', '=', key).execute();
+      await tx.insertInto('volume_metadata').values({ volume_id: volumeId, key, value }).execute();
+    }
+    for (const [key, value] of Object.entries(m.image_metadata)) {
+      await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', volumeId).where('key', '=', key).execute();
+      await tx.insertInto('volume_image_metadata').values({ volume_id: volumeId, key, value }).execute();
+    }
+    if (m.bootable) await tx.updateTable('volume_volumes').set({ bootable: 1 }).where('id', '=', volumeId).execute();
   }
 
   async function failBackup(b: BackupRow, reason: string): Promise<void> {
@@ -512,7 +548,12 @@ export function backupService(ctx: VolumeContext, o: {
       await db.transaction().execute(async (tx) => { await backBackup(tx); await releaseVolume(tx, { id: job.backup_id, snapshot_id: null }, 'error_restoring'); });
       ctx.log.warn({ backup: job.backup_id, volume: volumeId, err: error.message }, 'restore failed');
     } else if (observed?.restored === job.backup_id) {
-      await db.transaction().execute(async (tx) => { await backBackup(tx); await releaseVolume(tx, { id: job.backup_id, snapshot_id: null }); });
+      const meta = b ? await volumeMetaOf(b).catch((err: Error) => { ctx.log.warn({ backup: b.id, err: err.message }, 'reading a backup\'s metadata object failed'); return null; }) : null;
+      await db.transaction().execute(async (tx) => {
+        if (meta) await applyVolumeMeta(tx, volumeId, meta);
+        await backBackup(tx);
+        await releaseVolume(tx, { id: job.backup_id, snapshot_id: null });
+      });
       ctx.log.info({ backup: job.backup_id, volume: volumeId }, 'backup restored');
     }
   }

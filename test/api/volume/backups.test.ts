@@ -146,6 +146,7 @@ let incrId: string;
 
 test('a full backup: the volume backing-up, the chunks checked and stored in the project container, available with its object count', async () => {
   volumeId = await madeVolume(aliceC);
+  assert.equal((await call('POST', `/volumes/${volumeId}/metadata`, { as: aliceC, body: { metadata: { 'vol-meta1': 'value1' } } })).status, 200);
   const c = await call('POST', '/backups', { as: aliceC, version: '3.51', body: { backup: { volume_id: volumeId, name: 'full', metadata: { k: 'v' }, availability_zone: 'nova' } } });
   assert.equal(c.status, 202, JSON.stringify(c.body));
   schemas.add('backups', 'create_backup', c);
@@ -220,6 +221,8 @@ test('restores into a new volume and into an existing one hand the host the chun
   assert.deepEqual(await agentRestore(newId), ['a0', 'a1', 'CHANGED', 'a3']);
   assert.equal(await volumeStatus(newId), 'available');
   assert.equal((await backupOf(incrId)).status, 'available');
+  // the backed-up volume's metadata comes with it (Cinder's volume_meta)
+  assert.deepEqual((await call('GET', `/volumes/${newId}`, { as: aliceC })).body.volume.metadata, { 'vol-meta1': 'value1' });
 
   // into an existing volume: the full backup's data
   const target = await madeVolume(aliceC, 2);
