@@ -126,8 +126,8 @@ export function backupService(ctx: VolumeContext, o: {
     if (!o.objects) throw new ApiError('Unavailable', 'Service cinder-backup could not be found: this cloud has no object store.');
     return o.objects;
   };
-  const containerOf = async (b: Pick<BackupRow, 'project_id' | 'container'>): Promise<ContainerInfo> =>
-    (await store().createContainer(b.project_id, b.container)).container;
+  const containerOf = async (b: Pick<BackupRow, 'object_project_id' | 'container'>): Promise<ContainerInfo> =>
+    (await store().createContainer(b.object_project_id, b.container)).container;
 
   async function load(rc: RouteContext, id: string): Promise<BackupRow> {
     const c = rc.cred!;
@@ -248,13 +248,13 @@ export function backupService(ctx: VolumeContext, o: {
       await tx.insertInto('volume_backups').values({
         id, project_id: volume.project_id, user_id: c.userId, volume_id: volume.id, snapshot_id: snapshotId, name, description,
         status: 'creating', fail_reason: null, container, availability_zone: volume.availability_zone, size, chunk_size: ctx.config.backupChunkSize,
-        object_count: 0, object_prefix: `volume_${volume.id}/${stamp}/az_${volume.availability_zone}_backup_${id}`,
+        object_count: 0, object_prefix: `volume_${volume.id}/${stamp}/az_${volume.availability_zone}_backup_${id}`, object_project_id: volume.project_id,
         is_incremental: parent ? 1 : 0, parent_id: parent?.id ?? null, restore_volume_id: null, metadata: JSON.stringify(metadata),
         data_timestamp: dataTimestamp, created_at: t, updated_at: t,
       }).execute();
       if (snapshot) await tx.updateTable('volume_snapshots').set({ status: 'backing-up', updated_at: t }).where('id', '=', snapshot.id).execute();
     });
-    await containerOf({ project_id: volume.project_id, container });
+    await containerOf({ object_project_id: volume.project_id, container });
     const row = await db.selectFrom('volume_backups').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     return { backup: brief(rc, v, row) };
   }
@@ -281,7 +281,7 @@ export function backupService(ctx: VolumeContext, o: {
   async function reap(b: BackupRow): Promise<void> {
     try {
       const own = await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '=', b.id).where('own', '=', 1).execute();
-      const c = await store().getContainer(b.project_id, b.container);
+      const c = await store().getContainer(b.object_project_id, b.container);
       if (c) {
         for (const name of [...own.map((r) => r.object), `${b.object_prefix}_metadata`, `${b.object_prefix}_sha256file`]) await store().deleteObject(c, name);
       }
@@ -391,12 +391,14 @@ export function backupService(ctx: VolumeContext, o: {
       throw badRequest('Invalid backup: Can\'t parse backup record.');
     }
     if (await db.selectFrom('volume_backups').select('id').where('id', '=', id).executeTakeFirst()) throw badRequest(`Invalid backup: Backup already exists in database.`);
-    const c = await store().getContainer(projectId, container);
+    const objectProject = str('object_project_id') ?? projectId;
+    const c = await store().getContainer(objectProject, container);
     if (!c || !(await store().headObject(c, `${prefix}_metadata`))) throw badRequest(`Invalid backup: The backup's objects are not in container ${container}.`);
     const t = now();
     await db.transaction().execute(async (tx) => {
       await tx.insertInto('volume_backups').values({
-        id, project_id: projectId, user_id: str('user_id') ?? rc.cred!.userId, volume_id: volumeId, snapshot_id: str('snapshot_id'),
+        // the importer's, as Cinder's import_record (its objects stay where they are)
+        id, project_id: rc.cred!.projectId ?? projectId, user_id: rc.cred!.userId, object_project_id: objectProject, volume_id: volumeId, snapshot_id: str('snapshot_id'),
         name: str('name'), description: str('description'), status: 'available', fail_reason: null, container,
         availability_zone: str('availability_zone') ?? ctx.config.availabilityZone, size, chunk_size: chunkSize,
         object_count: typeof rec.object_count === 'number' ? rec.object_count : 0, object_prefix: prefix,
@@ -440,7 +442,7 @@ export function backupService(ctx: VolumeContext, o: {
     const idx = Number(rc.params.index);
     const ch = /^\d+$/.test(rc.params.index!) ? await db.selectFrom('volume_backup_chunks').selectAll().where('backup_id', '=', b.id).where('idx', '=', idx).executeTakeFirst() : undefined;
     if (!ch) throw new ApiError('NotFound', `Backup ${b.id} has no chunk ${rc.params.index}.`);
-    const c = await store().getContainer(b.project_id, b.container);
+    const c = await store().getContainer(b.object_project_id, b.container);
     const obj = c ? await store().openObject(c, ch.object) : null;
     if (!obj) throw new ApiError('NotFound', `The object ${ch.object} of backup ${b.id} is missing from container ${b.container}.`);
     rc.reply.header('content-type', 'application/octet-stream');
@@ -493,7 +495,7 @@ export function backupService(ctx: VolumeContext, o: {
 
   /** The volume metadata a backup's `_metadata` object keeps; null when it has none. */
   async function volumeMetaOf(b: BackupRow): Promise<VolumeMeta | null> {
-    const c = await store().getContainer(b.project_id, b.container);
+    const c = await store().getContainer(b.object_project_id, b.container);
     const obj = c ? await store().openObject(c, `${b.object_prefix}_metadata`) : null;
     if (!obj) return null;
     const text = (await readBody(obj.stream, 64 * 1024 * 1024)).toString('utf8');

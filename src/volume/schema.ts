@@ -55,6 +55,8 @@ export interface VolumeTables {
     object_count: number;
     /** The prefix of its objects' names in the container. */
     object_prefix: string;
+    /** The project whose account holds the container (the backup's own, or the exporter's for an imported record). */
+    object_project_id: string;
     is_incremental: number; parent_id: string | null;
     /** The volume being restored into while `restoring`. */
     restore_volume_id: string | null;
@@ -293,6 +295,7 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('container', text, (c) => c.notNull()).addColumn('availability_zone', text, (c) => c.notNull())
         .addColumn('size', 'integer', (c) => c.notNull()).addColumn('chunk_size', 'bigint', (c) => c.notNull())
         .addColumn('object_count', 'integer', (c) => c.notNull()).addColumn('object_prefix', text, (c) => c.notNull())
+        .addColumn('object_project_id', text, (c) => c.notNull())
         .addColumn('is_incremental', 'integer', (c) => c.notNull()).addColumn('parent_id', text)
         .addColumn('restore_volume_id', text).addColumn('metadata', text, (c) => c.notNull())
         .addColumn('data_timestamp', text, (c) => c.notNull())

@@ -336,6 +336,8 @@ test('export and import of a record (admin only), reset status, update, deletes 
   schemas.add('backups', 'import_backup', i);
   assert.equal(i.body.backup.id, rec.id);
   assert.equal((await backupOf(rec.id, adminC)).status, 'available');
+  // the importer's (Cinder's import_record): in the admin's own list
+  assert.ok((await call('GET', '/backups')).body.backups.some((x: any) => x.id === rec.id));
   assertFault(await call('POST', '/backups/import_record', { body: { 'backup-record': { backup_service: e.body['backup-record'].backup_service, backup_url: url } } }), 400, 'badRequest', /already exists/);
   // the imported record restores: its chunks are the same objects
   const r = await call('POST', `/backups/${rec.id}/restore`, { body: { restore: {} } });
