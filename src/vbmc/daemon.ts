@@ -3,9 +3,12 @@
 // log file, never the caller's terminal or pipes), so they outlive the CLI
 // call that started them. Each is named by a pid file; a stop checks that the
 // pid's command line still holds the daemon's mark (its config path), so a
-// reused pid is never killed.
+// reused pid is never killed. A daemon serving TCP is ready once a
+// connection to its port is accepted (tcpAnswers): never a bind of the port,
+// which for its moment takes the port from a daemon about to bind it.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import { connect } from 'node:net';
 import { killPid, livePid } from './machine.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -21,6 +24,17 @@ export interface DaemonSpec {
   /** Resolves true once it serves. */
   ready: () => Promise<boolean>;
   timeoutMs?: number;
+}
+
+/** Whether something accepts a TCP connection on address:port now (false on a refusal, an error or no answer within `timeoutMs`). */
+export function tcpAnswers(address: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: address, port });
+    const done = (answered: boolean) => { clearTimeout(t); s.destroy(); resolve(answered); };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }
 
 /** Starts the daemon unless its pid file names it running; resolves once `ready` holds. */
