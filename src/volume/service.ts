@@ -30,6 +30,8 @@ import type { VolumeTables } from './schema.ts';
 import { ensureDefaultType, typeRoutes } from './types.ts';
 import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
+import { backupService } from './backups.ts';
+import type { ObjectStore } from '../object/service.ts';
 import { transferRoutes } from './transfers.ts';
 import { volumeMaker, volumeRoutes } from './volumes.ts';
 import type { Credentials } from '../http/auth.ts';
@@ -106,10 +108,12 @@ export function createVolumeService(o: {
   images?: VolumeImages;
   /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
   fleet?: {
-    registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void;
+    registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void; addRoutes?(routes: Route[]): void;
     /** Wakes a host's watch (absent: the hosts see a change at their watch's next recheck). */
     notify?(host: string): void;
   };
+  /** The object store, where backups go (backups.ts); absent: backups are refused. */
+  objects?: ObjectStore;
   /** The resource event stream: backends' reports of volumes and snapshots (the API's writes: src/volume/events.ts). */
   events?: EventBus;
 }): VolumeService {
@@ -119,6 +123,7 @@ export function createVolumeService(o: {
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
   const createdListeners: Array<(id: string) => Promise<void>> = [];
   const makeVolume = volumeMaker(ctx);
+  const backups = backupService(ctx, { objects: o.objects, makeVolume });
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
   let pools: () => VolumePoolStats[] = () => [];
   let hosts: () => VolumeHostState[] = () => [];
@@ -130,7 +135,7 @@ export function createVolumeService(o: {
   };
   if (o.fleet) {
     const vk = volumeKinds({
-      vdb: ctx.vdb, log: o.log,
+      vdb: ctx.vdb, log: o.log, backups,
       async exportsChanged(ids) {
         for (const fn of exportListeners) await fn(ids);
       },
@@ -159,6 +164,8 @@ export function createVolumeService(o: {
       },
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
+    // the volume hosts' agents send and fetch backups' chunks here
+    o.fleet.addRoutes?.(backups.agentRoutes);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
     pools = () => vk.pools();
     hosts = () => vk.hosts();
@@ -173,7 +180,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...backups.routes, ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
   // Compute's attachment steps change a volume's status (reserved, attaching, in-use, detaching, available)
@@ -261,6 +268,10 @@ export function createVolumeService(o: {
         });
       },
     },
-    start: () => ensureDefaultType(ctx),
+    async start() {
+      await ensureDefaultType(ctx);
+      // deletes of backups a stopped server had begun
+      void backups.resumeDeletes().catch((err: Error) => o.log.warn({ err: err.message }, 'resuming backup deletes failed'));
+    },
   };
 }
