@@ -19,16 +19,11 @@
 // powers off (the server goes SHUTOFF, as a container whose process ends).
 // The ACPI power button (a graceful stop) sends the command the image's stop
 // signal and gives it STOP_GRACE_S seconds (rcK) before init ends the rest.
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { shQuote } from '../../../common/text.ts';
 import type { OciImageConfig } from '../container/oci.ts';
 import { cpioArchive } from '../vm/guest/cpio.ts';
-import { buildInitramfs, initramfsInputs } from '../vm/guest/initramfs.ts';
-import { guestKernel, pruneCache } from '../vm/guest/kernel.ts';
+import { cachedBoot } from '../vm/guest/initramfs.ts';
 import { FUNCTIONS_SH, POWER_BUTTON, UDHCPC_SCRIPT } from '../vm/guest/scripts.ts';
 import { DEFAULT_GUEST_CACHE } from '../vm/guest/tiny-image.ts';
 
@@ -156,29 +151,10 @@ export interface VmContainerGuest { vmlinuz: string; initrd: string; cmdline: st
 
 /** The guest's kernel and initramfs, from the cache when its inputs have not changed, else built now (as root). */
 export async function buildVmContainerGuest(o: { cacheDir?: string; log?: (msg: string) => void } = {}): Promise<VmContainerGuest> {
-  const cacheDir = o.cacheDir ?? DEFAULT_GUEST_CACHE;
-  const log = o.log ?? (() => {});
-  const kernel = await guestKernel(cacheDir, log);
-  const inputs = { builder: BUILDER_VERSION, kernel: `${kernel.package}=${kernel.version}`, early: kernel.early, late: kernel.late, ...(await initramfsInputs()), files: VMC_FILES };
-  const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
-  const dir = join(cacheDir, 'vm-container', key);
-  const result: VmContainerGuest = { vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), cmdline: VMC_CMDLINE, key };
-  if (existsSync(join(dir, 'inputs.json'))) return result;
-  await fsp.mkdir(join(cacheDir, 'vm-container'), { recursive: true });
-  const tmp = await fsp.mkdtemp(join(cacheDir, 'vm-container', '.build-'));
-  try {
-    await fsp.copyFile(kernel.vmlinuz, join(tmp, 'vmlinuz'));
-    const size = await buildInitramfs(kernel, join(tmp, 'initrd.img'), VMC_FILES);
-    await fsp.writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, (k, v) => (k === 'files' ? undefined : v), 2)}\n`);
-    await fsp.rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-      if (!existsSync(join(dir, 'inputs.json'))) throw err;
-    });
-    log(`built the VM-isolated container guest ${key} (initramfs ${size} bytes)`);
-    await pruneCache(join(cacheDir, 'vm-container'), 2);
-    return result;
-  } finally {
-    await fsp.rm(tmp, { recursive: true, force: true });
-  }
+  const boot = await cachedBoot({
+    cacheDir: o.cacheDir ?? DEFAULT_GUEST_CACHE, name: 'vm-container', what: 'the VM-isolated container guest', builder: BUILDER_VERSION, files: VMC_FILES, log: o.log ?? (() => {}),
+  });
+  return { ...boot, cmdline: VMC_CMDLINE };
 }
 
 /** Thrown when an image asks for what the guest cannot do (its message is the user's). */
