@@ -6,20 +6,31 @@ passed=0 failed=0 skipped=0
 OUT=
 declare -A passed_check=()
 
-ok() { passed=$((passed + 1)); passed_check[$1]=1; echo "ok - $1"; }
+# A check that took 2 s or more says how long after its name (`ok - NAME # 12.3 s`): where a suite's time goes.
+_check_t0=
+_took() {
+  [ -n "$_check_t0" ] || return 0
+  local us=$(( ${EPOCHREALTIME/./} - ${_check_t0/./} ))
+  [ "$us" -ge 2000000 ] && printf ' # %d.%d s' $((us / 1000000)) $((us / 100000 % 10))
+  return 0
+}
+ok() { local took; took=$(_took); _check_t0=; passed=$((passed + 1)); passed_check[$1]=1; echo "ok - $1$took"; }
 not_ok() {
-  failed=$((failed + 1)); echo "not ok - $1"
+  local took; took=$(_took); _check_t0=
+  failed=$((failed + 1)); echo "not ok - $1$took"
   [ -n "${2:-}" ] && printf '%s\n' "$2" | head -n 15 | sed 's/^/#   /'
   return 0
 }
 # check NAME CMD... : passes when CMD exits 0. Its output (stdout+stderr) is left in OUT.
 check() {
   local name=$1; shift
+  _check_t0=$EPOCHREALTIME
   if OUT=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$ $*"$'\n'"$OUT"; fi
 }
 # check_has NAME TEXT... -- CMD... : CMD exits 0 and its output contains every TEXT (fixed strings).
 check_has() {
   local name=$1 texts=() t missing=; shift
+  _check_t0=$EPOCHREALTIME
   while [ "$1" != -- ]; do texts+=("$1"); shift; done; shift
   if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
   for t in "${texts[@]}"; do grep -qF -- "$t" <<<"$OUT" || missing+=" '$t'"; done
@@ -28,12 +39,14 @@ check_has() {
 # check_lacks NAME TEXT -- CMD... : CMD exits 0 and its output does not contain TEXT.
 check_lacks() {
   local name=$1 text=$2; shift 3
+  _check_t0=$EPOCHREALTIME
   if ! OUT=$("$@" 2>&1); then not_ok "$name" "$ $*"$'\n'"$OUT"; return; fi
   if grep -qF -- "$text" <<<"$OUT"; then not_ok "$name" "output still has '$text':"$'\n'"$OUT"; else ok "$name"; fi
 }
 # check_fails NAME CMD... : passes when CMD exits non-zero.
 check_fails() {
   local name=$1; shift
+  _check_t0=$EPOCHREALTIME
   if OUT=$("$@" 2>&1); then not_ok "$name" "expected a failure, got success:"$'\n'"$OUT"; else ok "$name"; fi
 }
 # check_fails_after PRE NAME CMD... : as check_fails, but a failure means something only

@@ -403,9 +403,18 @@ check "the VM (booted again after its resize) sees a second disk, vdb" wait_long
   ssh -i "$vmkey" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 -o BatchMode=yes "root@$vm_fip" 'cat /proc/partitions'
 check "server remove volume (VM)" os server remove volume cli-vm cli-vol
 check "the volume is available after the VM's detach" wait_long 120 available os volume show cli-vol -f value -c status
+# backups: to the object store, restored into a new volume, deleted
+check "volume backup create" os volume backup create --name cli-backup cli-vol
+check "the backup becomes available" wait_long 300 available os volume backup show cli-backup -f value -c status
+check_has "volume backup list shows it" cli-backup -- os volume backup list -f value -c Name
+check "volume backup restore into a new volume" os volume backup restore cli-backup cli-vol-restored
+check "the restored volume becomes available" wait_long 300 available os volume show cli-vol-restored -f value -c status
+check "volume backup delete" os volume backup delete cli-backup
+check "volume delete (restored)" os volume delete cli-vol-restored
 check "volume delete" os volume delete cli-vol
 volume_gone() { local i; for i in $(seq 1 60); do os volume show "$1" >/dev/null 2>&1 || return 0; sleep 1; done; echo "volume $1 still there"; return 1; }
 check "the volume is gone" volume_gone cli-vol
+check "the restored volume is gone" volume_gone cli-vol-restored
 # --- end of volumes
 check "server remove floating ip (VM)" os server remove floating ip cli-vm "$vm_fip"
 check "floating ip delete (VM)" os floating ip delete "$vm_fip"

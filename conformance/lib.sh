@@ -14,6 +14,9 @@
 #   CLOUD_AUTH_URL, CLOUD_REGION, ADMIN_USER, ADMIN_PROJECT, ADMIN_USER_DOMAIN,
 #   ADMIN_PROJECT_DOMAIN, ADMIN_PASSWORD   read from clouds.yaml / admin-password
 #
+# A cloud another script started and stops (bin/test's one cloud for every Tempest service) is used instead of
+# a new one when STRATUS_CONFORMANCE_CLOUD_DIR and STRATUS_CONFORMANCE_CLOUD_URL name it (its data dir and URL;
+# STRATUS_CONFORMANCE_CLOUD_LOG its log): `cloud_share` exports those for a started cloud's users.
 # OpenStack's Python tools come from Debian's packages: run them with
 # PATH=$DEBIAN_PATH (another python3 earlier on PATH may lack the python3-* modules).
 # STRATUS_BIN overrides the command that runs `stratus` (default: bin/stratus).
@@ -167,6 +170,10 @@ _cloud_stop() {
 }
 
 cloud_start() {
+  if [ -n "${STRATUS_CONFORMANCE_CLOUD_DIR:-}" ] && [ -n "${STRATUS_CONFORMANCE_CLOUD_URL:-}" ]; then
+    _cloud_use_shared
+    return
+  fi
   _cloud_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stratus-conformance.XXXXXX") || { echo "conformance: mktemp failed" >&2; exit 2; }
   _cloud_nft_before=" $(nft list tables 2>/dev/null | awk '$3 == "stratus" {print $2}' | tr '\n' ' ')"
   at_exit _cloud_stop
@@ -194,6 +201,12 @@ cloud_start() {
     sleep 0.2
   done
 
+  _cloud_read_admin
+  echo "conformance: stratus up (pid $CLOUD_PID) answers at $CLOUD_URL; identity at $CLOUD_AUTH_URL" >&2
+}
+
+# The admin's settings from the cloud's clouds.yaml and admin-password.
+_cloud_read_admin() {
   CLOUD_AUTH_URL=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.auth_url)
   CLOUD_REGION=$(clouds_field "$OS_CLOUDS_FILE" stratus region_name)
   ADMIN_USER=$(clouds_field "$OS_CLOUDS_FILE" stratus auth.username)
@@ -207,5 +220,30 @@ cloud_start() {
   fi
   : "${CLOUD_AUTH_URL:=$CLOUD_URL/identity/v3}" "${CLOUD_REGION:=RegionOne}" "${ADMIN_USER:=admin}" "${ADMIN_PROJECT:=admin}"
   : "${ADMIN_USER_DOMAIN:=Default}" "${ADMIN_PROJECT_DOMAIN:=Default}"
-  echo "conformance: stratus up (pid $CLOUD_PID) answers at $CLOUD_URL; identity at $CLOUD_AUTH_URL" >&2
+}
+
+# A started cloud's users (cloud_share's variables): the cloud is theirs to use, not to stop; a temp dir of
+# their own ($_cloud_tmp) goes when they exit.
+_cloud_use_shared() {
+  CLOUD_DIR=$STRATUS_CONFORMANCE_CLOUD_DIR CLOUD_URL=$STRATUS_CONFORMANCE_CLOUD_URL
+  CLOUD_PORT=${CLOUD_URL##*:} CLOUD_LOG=${STRATUS_CONFORMANCE_CLOUD_LOG:-} OS_CLOUDS_FILE=$CLOUD_DIR/clouds.yaml
+  [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' "$CLOUD_URL/healthz" 2>/dev/null)" = 200 ] && [ -s "$OS_CLOUDS_FILE" ] ||
+    { echo "conformance: the shared cloud at $CLOUD_URL ($CLOUD_DIR) does not answer /healthz" >&2; exit 2; }
+  _cloud_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stratus-conformance.XXXXXX") || { echo "conformance: mktemp failed" >&2; exit 2; }
+  at_exit 'rm -rf "$_cloud_tmp"'
+  _cloud_read_admin
+  echo "conformance: using the cloud at $CLOUD_URL ($CLOUD_DIR); identity at $CLOUD_AUTH_URL" >&2
+}
+
+# tempest_cloud_start: cloud_start with the security-compliance settings tempest.conf announces ([identity]
+# user_lockout_* and user_unique_last_password_count), as devstack's gate does: tempest.sh's cloud, and bin/test's
+# one cloud for every Tempest service.
+tempest_cloud_start() {
+  export STRATUS_UP_ARGS="--lockout-attempts 2 --lockout-duration 5 --unique-last-password-count 2 ${STRATUS_UP_ARGS:-}"
+  cloud_start
+}
+
+# cloud_share: after cloud_start, exports what makes the conformance scripts this shell then runs use this cloud.
+cloud_share() {
+  export STRATUS_CONFORMANCE_CLOUD_DIR=$CLOUD_DIR STRATUS_CONFORMANCE_CLOUD_URL=$CLOUD_URL STRATUS_CONFORMANCE_CLOUD_LOG=$CLOUD_LOG
 }

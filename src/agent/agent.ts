@@ -75,6 +75,12 @@ export class Agent {
       log: o.log, hostname: o.client.hostname,
       report: (r) => this.reports.resource(r),
       uploadImage: (id, archive) => this.o.client.uploadImage(id, archive),
+      ...(o.client.putBackupChunk && o.client.getBackupChunk ? {
+        backupChunks: {
+          put: (id: string, index: number, sha: string, data: Buffer) => this.o.client.putBackupChunk!(id, index, sha, data),
+          get: (id: string, index: number) => this.o.client.getBackupChunk!(id, index),
+        },
+      } : {}),
     };
     const byKind = new Map<string, Driver[]>();
     for (const d of o.drivers) {

@@ -90,6 +90,9 @@ export interface AgentTransport {
   watch(req: WatchRequest, signal?: AbortSignal): Promise<WatchResponse>;
   report(req: ReportRequest): Promise<void>;
   uploadImage(imageId: string, body: AsyncIterable<Buffer>): Promise<void>;
+  /** Volume backups' chunks (AgentClient; absent in test doubles that serve no volumes). */
+  putBackupChunk?(backupId: string, index: number, sha256: string, data: Buffer): Promise<void>;
+  getBackupChunk?(backupId: string, index: number): Promise<Buffer>;
   close(): void;
 }
 
@@ -170,6 +173,30 @@ export class AgentClient implements AgentTransport {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+  }
+
+  /**
+   * Sends chunk `index` of a backup (zlib-compressed; `sha256`: of the
+   * uncompressed bytes, which the server checks). Retried on the next
+   * replica: a chunk is a buffer, sent again whole.
+   */
+  putBackupChunk(backupId: string, index: number, sha256: string, data: Buffer): Promise<void> {
+    return this.servers.attempt(async (base) => {
+      const r = await fetch(`${base}/agent/v1/backups/${encodeURIComponent(backupId)}/chunks/${index}`, {
+        method: 'PUT', body: new Uint8Array(data),
+        headers: { [AGENT_TOKEN_HEADER]: this.token, 'content-type': 'application/octet-stream', 'x-stratus-sha256': sha256 },
+      });
+      if (!r.ok) throw new HttpError(r.status, `chunk ${index} of backup ${backupId}: ${r.status} ${(await r.text()).slice(0, 300)}`);
+    });
+  }
+
+  /** Chunk `index` of a backup being restored, as stored (zlib-compressed). */
+  getBackupChunk(backupId: string, index: number): Promise<Buffer> {
+    return this.servers.attempt(async (base) => {
+      const r = await fetch(`${base}/agent/v1/backups/${encodeURIComponent(backupId)}/chunks/${index}`, { headers: { [AGENT_TOKEN_HEADER]: this.token } });
+      if (!r.ok) throw new HttpError(r.status, `chunk ${index} of backup ${backupId}: ${r.status} ${(await r.text()).slice(0, 300)}`);
+      return Buffer.from(await r.arrayBuffer());
+    });
   }
 
   /**

@@ -17,6 +17,8 @@ export interface RunOptions {
   stdout?: number | 'pipe' | 'ignore';
   stderr?: number | 'pipe' | 'ignore';
   env?: NodeJS.ProcessEnv;
+  /** Kills the command (SIGKILL) when aborted; the run then rejects with the signal's reason once the command is reaped. */
+  signal?: AbortSignal;
 }
 
 const MAX_OUTPUT = 1 << 20;
@@ -32,8 +34,11 @@ export class CommandError extends Error {
 
 export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) return reject(o.signal.reason);
     const stdio: StdioOptions = [o.input !== undefined ? 'pipe' : 'ignore', o.stdout ?? 'pipe', o.stderr ?? 'pipe'];
     const child = spawn(cmd, args, { cwd: o.cwd, stdio, env: o.env });
+    const onAbort = () => child.kill('SIGKILL');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { if (stdout.length < MAX_OUTPUT) stdout += d; });
@@ -42,11 +47,14 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<Ru
     if (o.timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
     child.on('error', (err) => {
       if (timer) clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
       reject(err);
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve({ code: code ?? -1, signal, stdout, stderr });
+      o.signal?.removeEventListener('abort', onAbort);
+      if (o.signal?.aborted) reject(o.signal.reason);
+      else resolve({ code: code ?? -1, signal, stdout, stderr });
     });
     if (o.input !== undefined) child.stdin!.end(o.input);
   });

@@ -23,6 +23,7 @@ import { onPath, run, runOk } from './exec.ts';
 import { buildTinyImage, TINY_IMAGE_NAME } from './drivers/vm/guest/tiny-image.ts';
 import { buildDebianImage, DEBIAN_CMDLINE } from './drivers/vm/guest/debian.ts';
 import { VmDriver } from './drivers/vm/driver.ts';
+import { VmContainerDriver } from './drivers/vm-container/driver.ts';
 import { QEMU } from './drivers/vm/accel.ts';
 import { BaremetalConductor } from './drivers/baremetal/conductor.ts';
 import { baremetalReconcilers } from './drivers/baremetal/reconciler.ts';
@@ -57,7 +58,7 @@ export interface AgentFlags {
   networkHostNetns?: string | null;
   /** Flat networks on these physical networks use these existing host bridges (`--bridge-mapping public=br-ex`). */
   bridgeMappings?: Record<string, string>;
-  /** Run `vm` servers (the VM driver) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
+  /** Run `vm` servers (the VM driver) and `vm-container` servers (VM-isolated containers) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
   vm?: boolean;
   /** Serve volumes (the volume driver, file backend under STATE_DIR/volumes); default true (`--no-volume`: off). */
   volume?: boolean;
@@ -93,9 +94,16 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   });
   // VMs beside containers: the container driver stays first (its capacity is the host's)
   const vm = f.vm === false || !onPath(QEMU) ? null : new VmDriver({
+    // the VMs' cgroups beside the containers' (`<parent>-vm`): two agents on one machine (add-local) never share one
     stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    ...(f.cgroupParent ? { cgroupParent: `${f.cgroupParent}-vm` } : {}),
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
+  // VM-isolated containers (OCI images in a VM of their own): wherever VMs run
+  const vmc = vm ? new VmContainerDriver({
+    stateDir, log: log.child({ component: 'vm-container' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    fetchImage: (id, dest) => client.downloadImage(id, dest),
+  }) : null;
   const volume = f.volume === false ? null : new VolumeDriver({
     backends: [new FileBackend({ dir: volumeDirOf(stateDir), fetchImage: (id, dest) => client.downloadImage(id, dest) })], log: log.child({ component: 'volume' }),
   });
@@ -105,11 +113,11 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     ramdiskTimeoutMs: f.baremetalRamdiskTimeout ? f.baremetalRamdiskTimeout * 1000 : undefined,
     fetchImage: (id, dest) => client.downloadImage(id, dest), bmc: bmcClient,
   });
-  const drivers = [driver, ...(vm ? [vm] : []), ...(network ? [network] : []), ...(volume ? [volume] : []), ...(conductor ? [conductor] : [])];
+  const drivers = [driver, ...(vm ? [vm] : []), ...(vmc ? [vmc] : []), ...(network ? [network] : []), ...(volume ? [volume] : []), ...(conductor ? [conductor] : [])];
   // consoles: each stream goes to the driver holding the server
   const streams = new StreamChannel({
     server: client.servers.urls, token, hostname: client.hostname, log: log.child({ component: 'streams' }),
-    providers: consoleProviders(new ContainerConsoles(stateDir), ...(vm ? [vm] : [])),
+    providers: consoleProviders(new ContainerConsoles(stateDir), ...(vm ? [vm] : []), ...(vmc ? [vmc] : [])),
   });
   return withStreams(new Agent({
     client, drivers, log, concurrency: f.concurrency, availabilityZone: f.availabilityZone, sweepIntervalMs: f.sweepIntervalMs,

@@ -13,6 +13,11 @@ export interface ReconcilerContext {
   report(r: ResourceReport): void;
   /** Uploads image bytes into a queued image (snapshots). */
   uploadImage(imageId: string, archive: AsyncIterable<Buffer>): Promise<void>;
+  /** The chunks of volume backups (src/volume/backups.ts): sent while backing up, fetched while restoring. */
+  backupChunks?: {
+    put(backupId: string, index: number, sha256: string, data: Buffer): Promise<void>;
+    get(backupId: string, index: number): Promise<Buffer>;
+  };
   /** Converges a resource of this kind again soon (a driver heard something: a bare-metal ramdisk called back). */
   requeue?(id: string): void;
 }

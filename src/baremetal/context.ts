@@ -41,10 +41,10 @@ export interface BaremetalImages { getImage(id: string): Promise<BaremetalImage 
  * src/server; without one, operations carry `provisioning: null`.
  */
 export interface ProvisioningPorts {
-  /** A port on `network` (name or id) with `mac` and these DHCP options, bound to `host` (the conductor's); its id and the network's. */
-  create(o: { network: string; mac: string; nodeUuid: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }>; host?: string }): Promise<{ portId: string; networkId: string }>;
-  /** Removes the port; one it adopted (a server's) only loses the DHCP options named. */
-  remove(portId: string, dhcpOptionNames: string[]): Promise<void>;
+  /** A port on `network` (name or id) with `mac` and these DHCP options, bound to `host` (the conductor's), for `operation` (its id); its id and the network's. */
+  create(o: { network: string; mac: string; nodeUuid: string; operation: string; dhcpOptions: Array<{ opt_name: string; opt_value: string; ip_version?: number }>; host?: string }): Promise<{ portId: string; networkId: string }>;
+  /** Removes the port `operation` opened; one it adopted (a server's) only loses what the operation gave it; one another operation holds now stays. */
+  remove(portId: string, operation: string): Promise<void>;
 }
 
 /** A node's provision or power state changed (compute's driver listens, as Nova's ironic driver polls). */

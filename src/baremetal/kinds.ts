@@ -80,6 +80,23 @@ async function applyInventory(ctx: BmContext, n: NodeRow, inv: NodeInventory): P
 export function baremetalKind(ctx: BmContext): ResourceKind {
   const db = ctx.db;
 
+  /**
+   * The provisioning ports of the cleaning a tear down went on to, once the
+   * node is the cleaning's (its version after the report's update): written
+   * to the node while the cleaning still holds it, else given back.
+   */
+  async function openCleaning(n: NodeRow, op: NodeOperation, hostname: string): Promise<void> {
+    const p = await openProvisioning(ctx, n, hostname, op).catch((err: Error) => {
+      ctx.log.warn({ err: err.message, node: n.uuid }, 'the provisioning network of the cleaning could not be set up');
+      return null;
+    });
+    if (!p) return;
+    const provisioning = JSON.stringify(p);
+    const r = await db.updateTable('baremetal_nodes').set((eb) => ({ provisioning, updated_at: nowIso(), version: eb('version', '+', 1) }))
+      .where('uuid', '=', n.uuid).where('version', '=', n.version + 1).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) await closeProvisioning(ctx, provisioning, op);
+  }
+
   async function applyReport(hostname: string, r: ResourceReport): Promise<void> {
     const n = await db.selectFrom('baremetal_nodes').selectAll().where('uuid', '=', r.id).executeTakeFirst();
     if (!n || n.conductor !== hostname) return;
@@ -102,6 +119,7 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     if (typeof o.boot_device_seq === 'number' && o.boot_device_seq > n.boot_device_seq_done) set.boot_device_seq_done = o.boot_device_seq;
     const op = n.operation ? (JSON.parse(n.operation) as NodeOperation) : null;
     let stateChanged = false;
+    let cleaning: NodeOperation | null = null;
     // An error with no operation outcome, while an operation runs: the operation failed.
     const opReport = o.operation ?? (op && r.error && r.version === n.version ? { id: op.id, status: 'failed' as const, phase: 'done', phase_started_at: nowIso(), message: r.error.message } : undefined);
     if (op && opReport && opReport.id === op.id) {
@@ -125,14 +143,9 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
           set.operation = nextOp ? JSON.stringify(nextOp) : null;
           set.reservation = nextOp ? hostname : null;
           set.target_provision_state = target === S.cleaning ? S.available : null;
+          // the next operation's ports are opened once this report has won the node (below): a duplicate report never opens its own
           set.provisioning = null;
-          if (nextOp) {
-            const p = await openProvisioning(ctx, n, hostname, nextOp).catch((err: Error) => {
-              ctx.log.warn({ err: err.message, node: n.uuid }, 'the provisioning network of the cleaning could not be set up');
-              return null;
-            });
-            set.provisioning = p ? JSON.stringify(p) : null;
-          }
+          if (nextOp) cleaning = nextOp;
           if (step.error) {
             set.last_error = step.error;
             history.push({ event: step.error, severity: 'ERROR', type: 'provisioning' });
@@ -169,12 +182,10 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
       .where('uuid', '=', n.uuid);
     // an operation's outcome applies to the node as it was read (an API change in between wins)
     const res = await (ended ? q.where('version', '=', n.version) : q).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) {
-      if (ended && set.provisioning) await closeProvisioning(ctx, set.provisioning as string);
-      return;
-    }
-    // the ended operation's provisioning ports go
-    if (ended) await closeProvisioning(ctx, n.provisioning);
+    if (Number(res.numUpdatedRows) === 0) return;
+    // the cleaning's ports (a VIF it boots from adopted before its server lets it go), then the ended operation's go
+    if (cleaning) await openCleaning(n, cleaning, hostname);
+    if (ended) await closeProvisioning(ctx, n.provisioning, op);
     for (const h of history) await recordHistory(ctx, n.uuid, { event: h.event, eventType: h.type, severity: h.severity, conductor: hostname });
     if (stateChanged || 'power_state' in set) ctx.log.info({ node: n.uuid, conductor: hostname, state: set.provision_state ?? n.provision_state, power: set.power_state ?? n.power_state }, 'baremetal node report');
     await afterChange(ctx, n.uuid, { event: stateChanged || 'power_state' in set || 'target_power_state' in set || 'last_error' in set });

@@ -347,7 +347,7 @@ export function nodeRoutes(ctx: BmContext): Route[] {
           await tx.deleteFrom('baremetal_nodes').where('uuid', '=', n.uuid).execute();
         });
         await syncPlacement(ctx, n.uuid);
-        await closeProvisioning(ctx, n.provisioning);
+        await closeProvisioning(ctx, n.provisioning, n.operation);
         ctx.notify(n.conductor);
         publishNode(ctx, n, 'deleted');
       },

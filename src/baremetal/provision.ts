@@ -5,6 +5,7 @@
 // a bumped version. The API never calls a BMC; the conductor's reports move
 // the node on (kinds.ts).
 import { execFileSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { ApiError } from '../common/errors.ts';
 import { nowIso, uuid as newUuid } from '../common/ids.ts';
 import { parseJsonObject } from '../common/json.ts';
@@ -15,8 +16,8 @@ import { E } from './errors.ts';
 import type { BootInterface, CleanStep, ConfigDrive, DeployImage, NodeOperation } from './protocol.ts';
 import { BUSY, next, S, targetOf, VERB_SINCE, VERBS } from './states.ts';
 import { afterChange, recordHistory } from './util.ts';
-import { placeNode } from './conductors.ts';
-import { closeProvisioning, openProvisioning } from './provisioning.ts';
+import { chooseConductor } from './conductors.ts';
+import { closeProvisioning, needsProvisioning, openProvisioning } from './provisioning.ts';
 
 export interface ProvisionBody {
   target: string;
@@ -71,8 +72,7 @@ function checkConfigDrive(v: Microversion, cd: unknown): ConfigDrive | null {
   };
 }
 
-async function deployImage(ctx: BmContext, n: NodeRow): Promise<DeployImage> {
-  const ii = parseJsonObject(n.instance_info);
+async function deployImage(ctx: BmContext, n: NodeRow, ii: Record<string, unknown>): Promise<DeployImage> {
   const src = ii.image_source;
   const fail = (m: string) => E.invalid(`Failed to validate deploy or power info for node ${n.uuid}. Error: ${m}`);
   if (typeof src !== 'string' || !src) throw fail("Some parameters were missing in node's instance_info. Missing are: ['image_source']");
@@ -94,11 +94,24 @@ function hashPassword(pw: string): string {
   return execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: pw, encoding: 'utf8' }).trim();
 }
 
+/** How long a request's hold on a node (a reservation outside an operation's states) counts, should its replica have died holding it. */
+const HOLD_MS = 60_000;
+/** Who holds a node while a request applies a verb to it (Ironic's reservation: the host holding the lock). */
+const HOLDER = hostname();
+
 /**
  * Checks and applies a provision verb; throws Ironic's errors. `user` is who
- * asked (node history).
+ * asked (node history); `o.instanceInfo` is merged into the node's
+ * instance_info by the update that accepts the verb (a refused verb writes
+ * none of it).
+ *
+ * An operation that boots the ramdisk gets its provisioning ports once the
+ * request holds the node: a version-checked write of the reservation first
+ * (a request racing it is refused with Ironic's 409 NodeLocked before it
+ * touches a port), then the ports, then the operation, checked against the
+ * held version; ports that cannot be opened give the node back as it was.
  */
-export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBody, v: Microversion, user: string | null): Promise<void> {
+export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBody, v: Microversion, user: string | null, o: { instanceInfo?: Record<string, unknown> } = {}): Promise<void> {
   const target = body.target;
   if (typeof target !== 'string') throw E.invalid('Invalid input for field/attribute target. Value: None. Mandatory field missing.');
   const event = VERBS[target];
@@ -116,6 +129,8 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
     if (node.reservation && BUSY.has(node.provision_state)) throw E.nodeLocked(node.uuid, node.reservation);
     throw E.invalidState(target, node.uuid, node.provision_state);
   }
+  // another request holds the node (its ports being opened): Ironic's NodeLocked
+  if (node.reservation && !BUSY.has(node.provision_state) && Date.now() - Date.parse(node.updated_at ?? '') < HOLD_MS) throw E.nodeLocked(node.uuid, node.reservation);
   if (node.protected && ['rebuild', 'delete'].includes(event)) throw E.protectedNode(node.uuid);
   if (event === 'rescue') {
     if (typeof body.rescue_password !== 'string' || !body.rescue_password.trim()) {
@@ -143,7 +158,7 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
   const bi = bootInterfaceOf(node);
   const id = newUuid();
   const history: string[] = [];
-  const ii = parseJsonObject(node.instance_info);
+  const ii = { ...parseJsonObject(node.instance_info), ...(o.instanceInfo ?? {}) };
 
   switch (to) {
     case S.verifying: {
@@ -168,7 +183,7 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
       } else operation = { id, type: 'clean', boot_interface: bi, steps: [ERASE] };
       break;
     case S.deploying: {
-      const image = await deployImage(ctx, node);
+      const image = await deployImage(ctx, node, ii);
       operation = { id, type: 'deploy', boot_interface: bi, image, config_drive: configDrive };
       if (configDrive) ii.configdrive = '******';
       break;
@@ -204,33 +219,48 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
   }
   if (operation || state === S.verifying) lastError = null;
   const now = nowIso();
-  let conductor = node.conductor;
-  if (operation && !conductor) conductor = await placeNode(ctx, node.uuid);
+  // an operation on a node no conductor holds yet: the one it goes to, written with it
+  const conductor = operation && !node.conductor ? await chooseConductor(ctx, node) : node.conductor;
+  let version = node.version;
   let provisioning: string | null = null;
-  try {
-    const p = await openProvisioning(ctx, node, conductor, operation);
-    provisioning = p ? JSON.stringify(p) : null;
-  } catch (err) {
-    // the network's refusals (no such network, a MAC in use, no address left) are the request's; anything else is ours
-    if (!(err instanceof ApiError) || err.status >= 500) throw err;
-    throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${err.message}`);
+  if (needsProvisioning(ctx, node, operation)) {
+    const held = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: HOLDER, updated_at: now, version: eb('version', '+', 1) }))
+      .where('uuid', '=', node.uuid).where('version', '=', node.version).executeTakeFirst();
+    if (Number(held.numUpdatedRows) === 0) throw await lockedBy(ctx, node);
+    version = node.version + 1;
+    try {
+      const p = await openProvisioning(ctx, node, conductor, operation);
+      provisioning = p ? JSON.stringify(p) : null;
+    } catch (err) {
+      await ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: node.reservation, updated_at: nowIso(), version: eb('version', '+', 1) }))
+        .where('uuid', '=', node.uuid).where('version', '=', version).execute();
+      // the network's refusals (no such network, a MAC in use, no address left) are the request's; anything else is ours
+      if (!(err instanceof ApiError) || err.status >= 500) throw err;
+      throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${err.message}`);
+    }
   }
   const r = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({
     provision_state: state, target_provision_state: targetState, provision_updated_at: now, updated_at: now, last_error: lastError,
-    operation: operation ? JSON.stringify(operation) : null, reservation: operation ? conductor : null, provisioning,
+    operation: operation ? JSON.stringify(operation) : null, reservation: operation ? conductor : null, provisioning, conductor,
     instance_info: JSON.stringify(ii),
     ...(to === S.inspecting ? { inspection_started_at: now, inspection_finished_at: null } : {}),
     ...(to === S.cleaning ? { clean_step: JSON.stringify(operation && operation.type === 'clean' ? operation.steps[0] ?? {} : {}) } : {}),
     version: eb('version', '+', 1),
-  })).where('uuid', '=', node.uuid).where('version', '=', node.version).executeTakeFirst();
+  })).where('uuid', '=', node.uuid).where('version', '=', version).executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) {
-    await closeProvisioning(ctx, provisioning);
-    throw E.nodeLocked(node.uuid, node.conductor ?? 'unknown');
+    await closeProvisioning(ctx, provisioning, operation);
+    throw await lockedBy(ctx, node);
   }
   // the previous operation's ports (an abort, a rebuild over a failed deploy) go
-  await closeProvisioning(ctx, node.provisioning);
+  await closeProvisioning(ctx, node.provisioning, node.operation);
   history.push(`${node.provision_state} -> ${state} (${target})`);
   await recordHistory(ctx, node.uuid, { event: `Provision state changed from "${node.provision_state}" to "${state}" by "${target}".`, eventType: 'provisioning', user, conductor });
   if (lastError && lastError !== node.last_error) await recordHistory(ctx, node.uuid, { event: lastError, eventType: 'provisioning', severity: 'ERROR', user, conductor });
   await afterChange(ctx, node.uuid);
+}
+
+/** Ironic's NodeLocked for a request that lost the node to another: the holder as the node shows it now. */
+async function lockedBy(ctx: BmContext, node: NodeRow): Promise<ApiError> {
+  const now = await ctx.db.selectFrom('baremetal_nodes').select(['reservation', 'conductor']).where('uuid', '=', node.uuid).executeTakeFirst();
+  return E.nodeLocked(node.uuid, now?.reservation ?? now?.conductor ?? node.conductor ?? 'unknown');
 }

@@ -52,12 +52,18 @@ export interface BaremetalNodes {
   byInstance(instanceUuid: string): Promise<BaremetalNode | null>;
   /** Every node (Nova's ironic driver lists them for its hypervisors and the scheduler's candidates). */
   list(): Promise<BaremetalNode[]>;
+  /** Whether `host` is the conductor of some node. */
+  conducts(host: string): Promise<boolean>;
   /** Sets (or with null clears) the node's instance_uuid and merges instance_info (image_source, root_gb, ...). Ironic's 409s. */
   setInstance(uuid: string, instanceUuid: string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `active` with a config drive (Ironic's JSON form or string). */
   deploy(uuid: string, configDrive?: ConfigDrive | string | null): Promise<void>;
-  /** `rebuild` of a deployed node (active, deploy failed, error): deploy again from instance_info, with a new config drive. */
-  rebuild(uuid: string, configDrive?: ConfigDrive | string | null): Promise<void>;
+  /**
+   * `rebuild` of a deployed node (active, deploy failed, error): deploy again from instance_info, with a new config
+   * drive; `instanceInfo` (the new image, ...) is merged into instance_info by the update that accepts the rebuild, so a
+   * refused rebuild (Ironic's 400, 409 NodeLocked) leaves the node as it was.
+   */
+  rebuild(uuid: string, configDrive?: ConfigDrive | string | null, instanceInfo?: Record<string, unknown>): Promise<void>;
   /** `deleted`: tear down, then automated cleaning back to available. */
   undeploy(uuid: string): Promise<void>;
   power(uuid: string, target: 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting'): Promise<void>;
@@ -151,6 +157,9 @@ export function createBaremetalService(o: {
     async list() {
       return (await o.db.selectFrom('baremetal_nodes').selectAll().orderBy('created_at').orderBy('uuid').execute()).map(view);
     },
+    async conducts(host) {
+      return !!(await o.db.selectFrom('baremetal_nodes').select('uuid').where('conductor', '=', host).limit(1).executeTakeFirst());
+    },
     async setInstance(uuid, instanceUuid, info) {
       const n = await load(uuid);
       if (instanceUuid && n.instance_uuid && n.instance_uuid !== instanceUuid) throw E.nodeAssociated(n.uuid, n.instance_uuid);
@@ -163,7 +172,7 @@ export function createBaremetalService(o: {
       await afterChange(ctx, uuid, { event: false });
     },
     deploy: async (uuid, cd) => applyVerb(ctx, await load(uuid), { target: 'active', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute'),
-    rebuild: async (uuid, cd) => applyVerb(ctx, await load(uuid), { target: 'rebuild', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute'),
+    rebuild: async (uuid, cd, ii) => applyVerb(ctx, await load(uuid), { target: 'rebuild', ...(cd ? { configdrive: cd } : {}) }, latest, 'compute', { instanceInfo: ii }),
     undeploy: async (uuid) => applyVerb(ctx, await load(uuid), { target: 'deleted' }, latest, 'compute'),
     async power(uuid, target) {
       const n = await load(uuid);

@@ -60,26 +60,41 @@ export interface ServerKind {
 export const KINDS = {
   // runc (src/agent/drivers/container): power states through the desired state (suspend is a
   // frozen cgroup, as pause), reboot, rebuild, snapshot as an OCI image, console log and serial console,
-  // resize (new cgroup limits applied in place), shelve (the snapshot, then the host left) and
+  // resize (new cgroup limits applied in place), cold migration (its writable layer copied as one
+  // more image layer, rebuilt on the other host), evacuate (rebuilt on another host from its image), shelve (the snapshot, then the host left) and
 // rescue (restarted from the rescue image, a throwaway root, its own root filesystem at /mnt)
   container: {
     imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
     snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'runc', disks: 0, vifType: 'bridge',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // QEMU (src/agent/drivers/vm): what a ComputeDriver must do from the desired state (power
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
   // and its screen through noVNC (QEMU's VNC server on a unix socket); resize (cold: stopped and
-  // started with the new memory and vCPUs, the disk grown), shelve and rescue (booted from a
+  // started with the new memory and vCPUs, the disk grown), cold migration (its disk copied as
+  // one qcow2, the backing image folded in), evacuate (rebuilt from its image elsewhere), shelve and rescue (booted from a
   // throwaway overlay on the rescue image, its root disk second, as Nova's libvirt driver)
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
+  },
+  // a VM-isolated container (src/agent/drivers/vm-container, as Kata Containers runs one): an OCI
+  // image (docker/oci) run in a small QEMU VM of its own instead of runc, on the same tenant networks
+  // through a tap; chosen by the flavor (extra spec stratus:kind=vm-container). The VM driver's power
+  // states (pause is QMP's stop), reboot (soft: the image's stop signal, then a new boot; hard: a
+  // reset), rebuild (its disk made from the image again), console log and serial console (the
+  // command's stdio). Its disk is made from the image (no flavor disk needed), so no volumes,
+  // snapshot, resize, shelve or rescue yet: Nova's 409.
+  'vm-container': {
+    imageFormats: ['docker', 'oci'], rootDisk: false, rootDeviceName: null,
+    snapshot: { containerFormat: 'docker', diskFormat: 'raw' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
+    actions: ['os-start', 'os-stop', 'pause', 'unpause', 'reboot', 'rebuild', 'os-getConsoleOutput'],
+    consoles: { serial: ['serial'] }, agent: true, diskFormats: null, byFlavor: true,
   },
   // a bare-metal node deployed through the bare-metal service (Ironic), as Nova's ironic driver
   // does: power on/off and reboot through the node's power, delete as undeploy (the node cleans
@@ -123,7 +138,8 @@ export function imageBootsKind(name: string, containerFormat: string | null, dis
 
 /**
  * The kind a flavor asks for, or null (the image decides): `stratus:kind`
- * names one; a flavor asking a unit of a custom resource class
+ * names one (`vm-container`: a VM-isolated container, the only kind besides
+ * bare metal that only a flavor chooses); a flavor asking a unit of a custom resource class
  * (`resources:CUSTOM_<CLASS>=1`) with VCPU, MEMORY_MB and DISK_GB zeroed is
  * a bare-metal flavor, as Nova's ironic flavors are.
  */

@@ -161,6 +161,13 @@ export interface ComputeApiTables {
     /** The vm_state before the resize ('active' | 'stopped'): what confirm and revert go back to. */
     old_vm_state: string;
     created_at: string; updated_at: string;
+    /**
+     * A move to another host (0113): the image the source's disk is copied
+     * through (the agent's image record, JSON; a hidden snapshot, deleted at
+     * confirm or revert), and the server's `disk_image` before the move (what
+     * its source host still runs from; a revert puts it back).
+     */
+    disk_image: string | null; old_disk_image: string | null;
   };
   /** One-off markers (e.g. default flavors seeded). */
   compute_meta: { key: string; value: string };
@@ -414,6 +421,13 @@ export const computeMigrations: Record<string, Migration> = {
       // a request about another resource than the server (a bare-metal server's console: its node's)
       await db.schema.alterTable('compute_server_requests').addColumn('resource_kind', text).execute();
       await db.schema.alterTable('compute_server_requests').addColumn('resource_id', text).execute();
+    },
+  },
+  '0113_migration_disk': {
+    async up(db: Kysely<any>) {
+      // a cold migration copies the disk through an image; the server's disk image before it, for a revert
+      await db.schema.alterTable('compute_migrations').addColumn('disk_image', text).execute();
+      await db.schema.alterTable('compute_migrations').addColumn('old_disk_image', text).execute();
     },
   },
 };

@@ -17,7 +17,7 @@ import { defaultComputeConfig, type ComputeConfig, type ComputeContext } from '.
 import { flavorRoutes, seedDefaultFlavors } from './api/flavors.ts';
 import { gateMicroversion, novaPolicyRefusal, PREFIX, renderComputeError, setupMicroversions } from './api/http.ts';
 import { imageAccess } from './api/images-access.ts';
-import { expireSnapshots } from './api/janitor.ts';
+import { abandonMoves, expireSnapshots } from './api/janitor.ts';
 import { infraRoutes } from './api/infra.ts';
 import { imageProxyRoutes } from './api/images.ts';
 import { instanceActionRoutes } from './api/instance-actions.ts';
@@ -29,7 +29,7 @@ import { usageRoutes } from './api/usage.ts';
 import { keypairRoutes } from './api/keypairs.ts';
 import { computeRules } from './api/policy.ts';
 import { serverActionRoutes } from './api/server-actions.ts';
-import { dropShelveImages } from './api/server-moves.ts';
+import { dropMoveImages, dropShelveImages } from './api/server-moves.ts';
 import { serverExtraRoutes } from './api/server-extras.ts';
 import { serverMetadataRoutes, serverTagRoutes } from './api/server-metadata.ts';
 import { serverRoutes } from './api/servers.ts';
@@ -102,6 +102,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   });
   // a shelve snapshot goes once its server runs again (unshelved) or is deleted, as Nova's
   engine.onServersChanged((rows) => dropShelveImages(ctx, rows));
+  engine.onServersChanged((rows) => dropMoveImages(ctx, rows));
   let janitor: NodeJS.Timeout | undefined;
   const routes = [
     ...versionRoutes(),
@@ -135,6 +136,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
       await engine.start();
       janitor = setInterval(() => {
         expireSnapshots(ctx).catch((err) => deps.log.warn({ err }, 'expiring snapshots failed'));
+        abandonMoves(ctx).catch((err) => deps.log.warn({ err }, 'abandoning stalled moves failed'));
       }, 60_000);
       janitor.unref();
     },

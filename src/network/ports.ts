@@ -234,27 +234,107 @@ function checkPairs(pairs: Array<{ ip_address: string; mac_address?: string }>, 
 
 /**
  * binding:profile's private mark of a server's VIF that a bare-metal
- * operation boots from (baremetal-ports.ts): the node's uuid. Not shown.
+ * operation boots from (baremetal-ports.ts): an AdoptionMark. Not shown.
  */
 export const PROVISIONING_MARK = 'stratus_provisioning_node';
+/** The device_owner of the bare-metal service's provisioning ports (and of an adopted VIF handed over to its operation). */
+export const BAREMETAL_OWNER = 'baremetal:none';
+
+/**
+ * What a bare-metal operation did to a port it adopted: the node and the
+ * operation (only that operation's end undoes it), the DHCP options it
+ * added (removed again) and the port's own options it replaced (put back).
+ */
+export interface AdoptionMark {
+  node: string;
+  /** The operation's id; null for a mark of an older Stratus (only the node's uuid): its end removes nothing but the mark. */
+  operation: string | null;
+  added: Array<{ opt_name: string; ip_version: 4 | 6 }>;
+  replaced: DhcpOpt[];
+}
+
+/** The adoption mark of a port's binding:profile (null: not adopted). */
+export function adoptionOf(profile: string): AdoptionMark | null {
+  const m = parseJsonObject(profile)[PROVISIONING_MARK];
+  if (typeof m === 'string') return { node: m, operation: null, added: [], replaced: [] };
+  if (!m || typeof m !== 'object' || Array.isArray(m)) return null;
+  const o = m as Partial<AdoptionMark>;
+  if (typeof o.node !== 'string') return null;
+  return { node: o.node, operation: typeof o.operation === 'string' ? o.operation : null, added: Array.isArray(o.added) ? o.added : [], replaced: Array.isArray(o.replaced) ? o.replaced : [] };
+}
+
 /** binding:profile as the API shows it (without Stratus's mark). */
 function publicProfile(raw: string): Record<string, unknown> {
   const { [PROVISIONING_MARK]: _mark, ...rest } = parseJsonObject(raw);
   return rest;
 }
 
+/** A new binding:profile that keeps the adoption mark of the old one (the mark is not the API's to drop). */
+export function keepMark(oldProfile: string, profile: Record<string, unknown>): string {
+  const mark = parseJsonObject(oldProfile)[PROVISIONING_MARK];
+  const { [PROVISIONING_MARK]: _given, ...rest } = profile;
+  return JSON.stringify(mark === undefined ? rest : { ...rest, [PROVISIONING_MARK]: mark });
+}
+
+/**
+ * A port of a server or a user that a bare-metal operation boots from
+ * (adopted, baremetal-ports.ts) being removed: made the operation's own
+ * provisioning port instead (the network's project's, `baremetal:none`,
+ * the node its device), in the caller's transaction, so the node keeps its
+ * address and DHCP entry until the operation ends; true when it was, and
+ * must not be removed.
+ */
+async function handOverAdopted(tx: Kysely<any>, portId: string): Promise<boolean> {
+  const p = await tx.selectFrom('network_ports').select(['binding_profile', 'network_id', 'device_owner']).where('id', '=', portId).executeTakeFirst();
+  const mark = p ? adoptionOf(p.binding_profile) : null;
+  if (!p || !mark || p.device_owner === BAREMETAL_OWNER) return false;
+  const net = await tx.selectFrom('network_networks').select('project_id').where('id', '=', p.network_id).executeTakeFirst();
+  await tx.deleteFrom('network_port_security_groups').where('port_id', '=', portId).execute();
+  await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', portId).execute();
+  await tx.updateTable('network_floatingips').set({ port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('port_id', '=', portId).execute();
+  await tx.deleteFrom('network_port_forwardings').where('internal_port_id', '=', portId).execute();
+  await tx.updateTable('network_ports').set({
+    project_id: net?.project_id ?? '', name: `baremetal-${mark.node}`.slice(0, 255), device_id: mark.node, device_owner: BAREMETAL_OWNER, interface_index: null,
+    port_security_enabled: 0, allowed_address_pairs: '[]',
+  }).where('id', '=', portId).execute();
+  await bumpRevision(tx, 'network_ports', portId, null, 'port');
+  return true;
+}
+
 /**
  * A port with its addresses, group bindings and tags; in the caller's
  * transaction. The floating IPs mapped to it are disassociated and the port
- * forwardings to it go (Neutron's disassociate_floatingips).
+ * forwardings to it go (Neutron's disassociate_floatingips). A port a
+ * bare-metal operation boots from is handed over to the operation instead
+ * (handOverAdopted) and goes when the operation ends: every way a port goes
+ * (Neutron's DELETE, a server's delete, an interface detach) keeps a node's
+ * cleaning on its network.
  */
 export async function removePort(tx: Kysely<any>, id: string): Promise<void> {
+  if (await handOverAdopted(tx, id)) return;
   await tx.updateTable('network_floatingips').set({ port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('port_id', '=', id).execute();
   await tx.deleteFrom('network_port_forwardings').where('internal_port_id', '=', id).execute();
   await tx.deleteFrom('network_ip_allocations').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_port_security_groups').where('port_id', '=', id).execute();
   await tx.deleteFrom('network_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
   await tx.deleteFrom('network_ports').where('id', '=', id).execute();
+}
+
+/**
+ * A port its server lets go of and that stays (a port the user gave, an
+ * interface detached and kept): no device, unbound, DOWN. A port a
+ * bare-metal operation boots from stays bound to the conductor's host (its
+ * DHCP is the node's boot) until the operation ends, which unbinds it then
+ * (baremetal-ports.ts remove); in the caller's transaction.
+ */
+export async function unbindPort(tx: Kysely<any>, id: string): Promise<void> {
+  const p = await tx.selectFrom('network_ports').select('binding_profile').where('id', '=', id).executeTakeFirst();
+  if (!p) return;
+  const adopted = adoptionOf(p.binding_profile) !== null;
+  await tx.updateTable('network_ports').set({
+    device_id: '', device_owner: '', interface_index: null, ...(adopted ? {} : { binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }),
+  }).where('id', '=', id).execute();
+  await bumpRevision(tx, 'network_ports', id, null, 'port');
 }
 
 export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, networks: Resources<NetworkRow>, groups: Resources<GroupRow>): Route[] {
@@ -370,7 +450,7 @@ export function portRoutes(ctx: NetworkContext, ports: Resources<PortRow>, netwo
           if (b.device_id !== undefined && b.device_id !== row.device_id) set.interface_index = null;
           if (b.device_owner !== undefined) set.device_owner = b.device_owner;
           if (b['binding:host_id'] !== undefined) set.binding_host_id = b['binding:host_id'];
-          if (b['binding:profile'] !== undefined) set.binding_profile = JSON.stringify(b['binding:profile'] ?? {});
+          if (b['binding:profile'] !== undefined) set.binding_profile = keepMark(row.binding_profile, b['binding:profile'] ?? {});
           if (b['binding:vnic_type'] !== undefined) set.binding_vnic_type = b['binding:vnic_type'];
           if (dnsName !== undefined) set.dns_name = dnsName;
           if (b.extra_dhcp_opts !== undefined) set.extra_dhcp_opts = JSON.stringify(mergeDhcpOpts(JSON.parse(row.extra_dhcp_opts || '[]') as DhcpOpt[], b.extra_dhcp_opts));

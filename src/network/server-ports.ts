@@ -15,8 +15,7 @@ import { claimInterfaceIndex, interfaceIndexes } from './interface-index.ts';
 import { tapName } from './protocol.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
-import { handOverAdopted } from './baremetal-ports.ts';
-import { ensureDhcpPort, newMac, removePort, type PortRow } from './ports.ts';
+import { ensureDhcpPort, keepMark, newMac, removePort, unbindPort, type PortRow } from './ports.ts';
 import { checkQuota } from './quotas.ts';
 import { parseCidr } from './ipnet.ts';
 import { bumpRevision, newStandard } from './resource.ts';
@@ -248,7 +247,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
         }
         const profile = { local_link_information: b.localLinkInformation, ...(b.physicalNetwork ? { physical_network: b.physicalNetwork } : {}) };
         await tx.updateTable('network_ports').set({
-          mac_address: mac, binding_host_id: b.host ?? b.node, binding_vnic_type: 'baremetal', binding_vif_type: 'other', binding_profile: JSON.stringify(profile),
+          mac_address: mac, binding_host_id: b.host ?? b.node, binding_vnic_type: 'baremetal', binding_vif_type: 'other', binding_profile: keepMark(p.binding_profile, profile),
         }).where('id', '=', portId).execute();
         await bumpRevision(tx as unknown as Kysely<any>, 'network_ports', portId, null, 'port');
         // the network's DHCP port, as a port bound through the API gets it
@@ -282,14 +281,9 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
 
     async release(serverId, preserve) {
       const ports = await db.selectFrom('network_ports').select('id').where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%').execute();
-      for (const p of ports) {
-        if (preserve.includes(p.id)) {
-          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', p.id).execute();
-        } else {
-          // a port a bare-metal operation still boots from (the node's cleaning after its server) is handed over to it
-          await db.transaction().execute(async (tx) => { if (!(await handOverAdopted(tx, p.id))) await removePort(tx, p.id); });
-        }
-      }
+      // (a port a bare-metal operation still boots from, the node's cleaning after its server, is handed over to it or
+      // stays bound: ports.ts removePort and unbindPort)
+      for (const p of ports) await db.transaction().execute((tx) => preserve.includes(p.id) ? unbindPort(tx, p.id) : removePort(tx, p.id));
     },
   };
 
@@ -333,11 +327,7 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
       async detach(serverId, portId, keep) {
         const p = await serverPorts(serverId).where('id', '=', portId).executeTakeFirst();
         if (!p) throw notFound.port(portId);
-        if (keep) {
-          await db.updateTable('network_ports').set({ device_id: '', device_owner: '', interface_index: null, binding_host_id: '', binding_vif_type: 'unbound', status: 'DOWN' }).where('id', '=', portId).execute();
-        } else {
-          await db.transaction().execute(async (tx) => { if (!(await handOverAdopted(tx, portId))) await removePort(tx, portId); });
-        }
+        await db.transaction().execute((tx) => keep ? unbindPort(tx, portId) : removePort(tx, portId));
       },
 
       async findSecurityGroup(projectId, nameOrId) {

@@ -23,7 +23,7 @@ import { ObjectImageStore } from '../image/object-store.ts';
 import { createCompute } from '../compute/service.ts';
 import { createPlacement } from '../placement/service.ts';
 import { createNetworkService, type NetworkConfig } from '../network/service.ts';
-import { createVolumeService } from '../volume/service.ts';
+import { createVolumeService, type VolumeConfig } from '../volume/service.ts';
 import { createBaremetalService, type BaremetalConfig, type BaremetalNodes, type ProvisioningPorts } from '../baremetal/service.ts';
 import { createObjectService, type ObjectConfig, type ObjectService } from '../object/service.ts';
 import { createS3Service, type S3Config } from '../object/s3/service.ts';
@@ -48,6 +48,8 @@ export interface StratusOptions {
   identity?: Partial<IdentityConfig>;
   /** Compute API settings (timeouts, default availability zone...). */
   compute?: Partial<ComputeConfig>;
+  /** The volume service's settings (tests: a small backup chunk size). */
+  volume?: Partial<VolumeConfig>;
   /** Network API settings (VNI range, MTUs, MAC prefix). */
   network?: Partial<NetworkConfig>;
   /** The admin's password, set at every start when given; otherwise generated at the first start. Either is kept in DATA_DIR/admin-password. */
@@ -122,7 +124,7 @@ export function adminPasswordFor(dataDir: string, given?: string): string {
 }
 
 /** Every service this process hosts, on one database; `services` is what the HTTP server serves. */
-export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal' | 'baremetalPorts'>) {
+export function createServices(database: Database, logger: Logger, o: Pick<StratusOptions, 'dataDir' | 'identity' | 'compute' | 'volume' | 'imageDir' | 'imageStore' | 'network' | 'object' | 's3' | 'publicUrl' | 'baremetal' | 'baremetalPorts'>) {
   const identity = createIdentity(database.db, logger, o.identity, database.kind === 'sqlite' ? database.writes : null);
   // the resource event stream: services publish their resources' changes, /events streams them
   const events = new EventBus();
@@ -147,7 +149,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
       },
     },
   });
-  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), fleet, images, events });
+  const volume = createVolumeService({ db: database.db, log: logger.child({ component: 'volume' }), config: o.volume, fleet, images, events, objects: objects.store });
   // bare metal (Ironic): nodes converged by the conductors (agents run with --baremetal); an operation that
   // boots the ramdisk over PXE gets ports on the provisioning network from the network service, as Ironic's from Neutron
   const baremetal = createBaremetalService({

@@ -3,9 +3,15 @@
 // log file, never the caller's terminal or pipes), so they outlive the CLI
 // call that started them. Each is named by a pid file; a stop checks that the
 // pid's command line still holds the daemon's mark (its config path), so a
-// reused pid is never killed.
+// reused pid is never killed. A daemon is ready once the kernel shows its port
+// bound by the daemon's own process (boundBy, read from /proc), or once a
+// connection to its port is accepted (tcpAnswers, for a server that takes a
+// probe's connection without leaving anything behind): never a bind of the
+// port, which for its moment takes the port from a daemon about to bind it.
 import { spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { killPid, livePid } from './machine.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -18,9 +24,48 @@ export interface DaemonSpec {
   mark: string;
   log: string;
   env?: NodeJS.ProcessEnv;
-  /** Resolves true once it serves. */
-  ready: () => Promise<boolean>;
+  /** Resolves true once it serves (given the daemon's pid). */
+  ready: (pid: number) => Promise<boolean>;
   timeoutMs?: number;
+}
+
+/** Whether something accepts a TCP connection on address:port now (false on a refusal, an error or no answer within `timeoutMs`). */
+export function tcpAnswers(address: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: address, port });
+    const done = (answered: boolean) => { clearTimeout(t); s.destroy(); resolve(answered); };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/**
+ * Whether process `pid` holds a socket bound to `port`: a listening TCP socket
+ * (state 0A) or a bound UDP one (state 07) in /proc/<pid>/net/<proto>{,6},
+ * whose inode is one of the process's open files. Reading the kernel's tables
+ * neither takes the port nor opens a connection the daemon must serve.
+ */
+export function boundBy(pid: number, proto: 'tcp' | 'udp', port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const state = proto === 'tcp' ? '0A' : '07';
+  const inodes = new Set<string>();
+  for (const table of [proto, `${proto}6`]) {
+    try {
+      for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (cols[3] === state && cols[1]?.endsWith(hex) && cols[9] && cols[9] !== '0') inodes.add(`socket:[${cols[9]}]`);
+      }
+    } catch { /* no such table, or the process is gone */ }
+  }
+  if (!inodes.size) return false;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try { return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch { return false; }
+    });
+  } catch {
+    return false;
+  }
 }
 
 /** Starts the daemon unless its pid file names it running; resolves once `ready` holds. */
@@ -51,7 +96,7 @@ export async function startDaemon(d: DaemonSpec): Promise<number> {
       const text = await fsp.readFile(d.log, 'utf8').catch(() => '');
       throw new Error(`${d.cmd} ${exited ? 'exited' : 'did not get ready'}: ${text.trim().split('\n').slice(-3).join(' ').slice(0, 500)}`);
     }
-    if (await d.ready().catch(() => false)) return pid;
+    if (await d.ready(pid).catch(() => false)) return pid;
     await sleep(50);
   }
 }

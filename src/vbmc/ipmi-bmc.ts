@@ -16,7 +16,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shQuote } from '../common/text.ts';
-import { startDaemon, stopDaemon } from './daemon.ts';
+import { boundBy, startDaemon, stopDaemon } from './daemon.ts';
 import { livePid, type Machine } from './machine.ts';
 
 const CHASSIS_CONTROL = fileURLToPath(new URL('./chassis-control.ts', import.meta.url));
@@ -64,14 +64,6 @@ export async function writeIpmiConfig(m: Machine): Promise<void> {
 }
 
 /** Whether something holds the UDP port (ipmi_sim bound it). */
-function udpPortTaken(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createSocket(address.includes(':') ? 'udp6' : 'udp4');
-    s.once('error', () => { s.close(); resolve(true); });
-    s.bind(port, address, () => { s.close(); resolve(false); });
-  });
-}
-
 /** A UDP port free on `address` now (the kernel's choice). */
 export function freeUdpPort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -91,7 +83,7 @@ export async function startIpmiBmc(m: Machine): Promise<number> {
   return startDaemon({
     cmd: 'ipmi_sim', args: ['-c', conf, '-f', join(dir, 'bmc.emu'), '-s', join(dir, 'state'), '-n'],
     pidFile: join(dir, 'ipmi_sim.pid'), mark: conf, log: join(dir, 'ipmi_sim.log'),
-    ready: () => udpPortTaken(m.config.bmc.address, m.config.bmc.port),
+    ready: async (pid) => boundBy(pid, 'udp', m.config.bmc.port),
   });
 }
 

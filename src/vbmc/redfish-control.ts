@@ -7,11 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../agent/exec.ts';
-import { startDaemon, stopDaemon } from './daemon.ts';
+import { startDaemon, stopDaemon, tcpAnswers } from './daemon.ts';
 import { livePid, writeJson } from './machine.ts';
 import { freeTcpPort } from './serial-relay.ts';
 
@@ -29,14 +28,6 @@ export async function readEndpoint(stateDir: string): Promise<RedfishEndpoint | 
   } catch {
     return null;
   }
-}
-
-function tcpAnswers(address: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: address, port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function makeCertificate(dir: string, address: string): Promise<void> {

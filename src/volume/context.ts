@@ -11,9 +11,11 @@ export interface VolumeConfig {
   availabilityZone: string;
   /** The name of the type a volume gets when neither the call nor the project names one (Cinder's default_volume_type). */
   defaultType: string;
+  /** Bytes per chunk of a backup (backups.ts; Cinder's backup_swift_object_size). */
+  backupChunkSize: number;
 }
 
-export const DEFAULT_VOLUME_CONFIG: VolumeConfig = { availabilityZone: 'nova', defaultType: '__DEFAULT__' };
+export const DEFAULT_VOLUME_CONFIG: VolumeConfig = { availabilityZone: 'nova', defaultType: '__DEFAULT__', backupChunkSize: 32 * 1024 * 1024 };
 
 export interface VolumeContext {
   db: Db;

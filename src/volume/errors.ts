@@ -49,6 +49,9 @@ export const volumeLimitExceeded = (allowed: number, name: string) =>
 export const sizeExceedsQuota = (name: string, requested: number, quota: number, consumed: number) =>
   overLimit(`Requested volume or snapshot exceeds allowed ${name} quota. Requested ${requested}G, quota is ${quota}G and ${consumed}G has been consumed.`);
 export const snapshotLimitExceeded = (allowed: number) => overLimit(`Maximum number of snapshots allowed (${allowed}) exceeded`);
+export const backupLimitExceeded = (allowed: number) => overLimit(`Maximum number of backups allowed (${allowed}) exceeded`);
+export const backupSizeExceedsQuota = (requested: number, quota: number, consumed: number) =>
+  overLimit(`Requested backup exceeds allowed Backup gigabytes quota. Requested ${requested}G, quota is ${quota}G and ${consumed}G has been consumed.`);
 export const sizeExceedsLimit = (size: number, limit: number) =>
   overLimit(`Requested volume size ${size}G is larger than maximum allowed limit ${limit}G.`);
 

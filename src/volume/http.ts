@@ -12,10 +12,10 @@ export const MIN_VERSION = '3.0';
 /**
  * The highest microversion served: every change up to it that touches the
  * resources served (volumes, metadata, types, availability zones, quotas,
- * limits, default types, snapshots, messages, transfers, QoS specs) is
+ * limits, default types, snapshots, messages, transfers, QoS specs, backups) is
  * honoured (the attachments API from 3.27, os-complete 3.44, its mode 3.54).
- * Resources not served yet (backups, groups,
- * manage/unmanage...) answer 404 at every version;
+ * Resources not served yet (groups, manage/unmanage...) answer 404 at
+ * every version;
  * docs/architecture.md lists them. 3.68 (os-reimage) needs images on a
  * backend and is not claimed.
  */

@@ -23,6 +23,7 @@ import type { ResourceKind } from '../fleet/kinds.ts';
 import type { HostInfo, Resource, ResourceReport } from '../fleet/protocol.ts';
 import { applyExportFailure, applyExports, applySnapshotReport, applyVolumeReport, failScheduling, placeVolume, snapshotSpecOf, specOf, uploadOf } from './lifecycle.ts';
 import { exportsOf } from './attach.ts';
+import { jobSpecOf, type Backups } from './backups.ts';
 import { poolFits } from './pools.ts';
 import { parseVolumeHost, VOLUME_KIND, VOLUME_SNAPSHOT_KIND, volumeHost, type SnapshotObserved, type VolumeObserved, type VolumePoolStats } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
@@ -34,6 +35,8 @@ const VolumeObservedBody = Type.Object({
   size_gib: Type.Integer({ minimum: 0 }),
   location: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
   uploaded: Type.Optional(Type.String({ maxLength: 64 })),
+  backed_up: Type.Optional(Type.String({ maxLength: 64 })),
+  restored: Type.Optional(Type.String({ maxLength: 64 })),
   exports: Type.Optional(Type.Array(Type.Object({
     attachment_id: Type.String({ maxLength: 64 }), location: Type.String({ maxLength: 4096 }),
     // since 2.4; an export reported without it is raw
@@ -72,6 +75,8 @@ export function volumeKinds(o: {
   uploadFailed?(imageId: string): Promise<void>;
   /** A volume's create finished: available, or error (its backend failed it, or no pool fits). */
   created?(volumeId: string): Promise<void>;
+  /** Backups (backups.ts): a report for a volume holding a backup or restore job. */
+  backups?: Pick<Backups, 'report'>;
   /** A report changed a volume or snapshot (its status, or it is gone): for the resource event stream. */
   changed?(c: { type: 'volume' | 'volume_snapshot'; id: string; project_id: string; name: string | null; gone: boolean }): void;
 }): VolumeKinds {
@@ -145,7 +150,7 @@ export function volumeKinds(o: {
       const out: Resource[] = [];
       for (const r of rows) {
         if (!onHost(hostname)(r.host)) continue;
-        const spec = specOf(r, specs.get(r.volume_type_id) ?? {}, exports.get(r.id) ?? []);
+        const spec = specOf(r, specs.get(r.volume_type_id) ?? {}, exports.get(r.id) ?? [], r.backup_job ? await jobSpecOf(db, r) : {});
         if (spec) out.push({ kind: VOLUME_KIND, id: r.id, version: r.version, spec });
       }
       return out;
@@ -161,6 +166,8 @@ export function volumeKinds(o: {
         }
         const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
+        // a backup or restore the volume holds: done or failed (before the volume's own report, which its end makes stale)
+        await o.backups?.report(r.id, r.version, r.observed as VolumeObserved, r.error).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'applying a backup report failed'));
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') {
           o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');

@@ -11,6 +11,7 @@
 //   deleting  --error-->                   error_deleting
 //   uploading --uploaded = the image-->    settled from its attachments (upload cleared, version bumped)
 //   uploading --error-->                   the same, and a user message (the image is killed by kinds.ts)
+//   creating  --present, a restore job-->  restoring-backup (backups.ts moves it on, and backing-up)
 //
 // A snapshot (kind `volume_snapshot`, on its volume's host) the same way:
 // creating -> available / error, deleting -> gone / error_deleting.
@@ -39,7 +40,7 @@ type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
 
 /** The spec a volume's host is handed (null before the volume has a host); `exports` from its attachments. */
-export function specOf(row: Row, extraSpecs: Record<string, string>, exports: VolumeSpec['exports'] = []): VolumeSpec | null {
+export function specOf(row: Row, extraSpecs: Record<string, string>, exports: VolumeSpec['exports'] = [], job: Pick<VolumeSpec, 'backup' | 'restore'> = {}): VolumeSpec | null {
   const where = row.host ? parseVolumeHost(row.host) : null;
   if (!where) return null;
   return {
@@ -51,6 +52,7 @@ export function specOf(row: Row, extraSpecs: Record<string, string>, exports: Vo
     created: row.status !== 'creating',
     extra_specs: extraSpecs, exports,
     ...(row.upload && row.status === 'uploading' ? { upload: { image_id: uploadOf(row)!.image_id, disk_format: uploadOf(row)!.disk_format } } : {}),
+    ...job,
   };
 }
 
@@ -79,7 +81,7 @@ export async function placeVolume(db: VDb, id: string, host: string): Promise<bo
   return Number(r.numUpdatedRows) === 1;
 }
 
-export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting' | 'uploaded' | 'error_uploading';
+export type ReportOutcome = 'stale' | 'ignored' | 'available' | 'restoring' | 'error' | 'extended' | 'error_extending' | 'deleted' | 'error_deleting' | 'uploaded' | 'error_uploading';
 
 /** Applies a backend's report for `version` of volume `id`. */
 export async function applyVolumeReport(db: VDb, id: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<ReportOutcome> {
@@ -110,7 +112,12 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
           });
           return 'error';
         }
-        if (observed?.state === 'present' && observed.size_gib >= row.size) { await set({ status: 'available', version: version + 1 }); return 'available'; }
+        if (observed?.state === 'present' && observed.size_gib >= row.size) {
+          // made for a restore (POST /backups/{id}/restore without a volume): the backup's data goes in next (backups.ts)
+          if (row.backup_job) { await set({ status: 'restoring-backup', version: version + 1 }); return 'restoring'; }
+          await set({ status: 'available', version: version + 1 });
+          return 'available';
+        }
         return 'ignored';
       case 'extending': {
         if (error) {

@@ -17,6 +17,7 @@ export const RESOURCE_FILTERS: Record<string, string[]> = {
   snapshot: ['name', 'status', 'volume_id', 'metadata', 'availability_zone', 'consumes_quota'],
   volume_type: ['is_public', 'extra_specs'],
   transfer: ['name', 'volume_id'],
+  backup: ['name', 'status', 'volume_id'],
   message: ['resource_uuid', 'resource_type', 'event_id', 'request_id', 'message_level'],
   attachment: ['volume_id', 'status', 'instance_id', 'attach_status'],
 };

@@ -86,6 +86,17 @@ export const volumeRules: Record<string, Rule> = {
   // Cinder's default is the project's members (snapshot_actions.py: SYSTEM_ADMIN_OR_PROJECT_MEMBER, its policy tests'
   // authorized_members), not the admin or a service role: a member moves only its own project's creating/deleting snapshots
   'snapshot_extension:snapshot_actions:update_snapshot_status': member,
+  'backup:create': member,
+  'backup:get': reader,
+  'backup:get_all': reader,
+  'backup:update': member,
+  'backup:delete': member,
+  'backup:restore': member,
+  'backup:backup-import': admin,
+  'backup:export-import': admin,
+  'backup:backup_project_attribute': admin,
+  'volume_extension:backup_admin_actions:reset_status': admin,
+  'volume_extension:backup_admin_actions:force_delete': admin,
   'scheduler_extension:scheduler_stats:get_pools': admin,
   'volume_extension:capabilities': admin,
   'volume_extension:services:index': admin,

@@ -55,6 +55,44 @@ export interface VolumeSpec {
    * `uploaded: image_id` for this version. Absent when none is asked.
    */
   upload?: VolumeUpload;
+  /**
+   * A backup of the volume's data to the object store (
+   * src/volume/backups.ts): the agent reads the volume (or the snapshot
+   * named, or a snapshot of its own for an attached volume), `chunk_size`
+   * bytes at a time, and PUTs each chunk zlib-compressed to
+   * /agent/v1/backups/{backup_id}/chunks/{index} with its sha256 (of the
+   * uncompressed bytes) unless it equals the parent's at that index
+   * (`parent_sha256`: an incremental backup sends only the changed chunks),
+   * then reports `backed_up: backup_id` for this version.
+   */
+  backup?: VolumeBackupJob;
+  /**
+   * A restore of a backup into the volume: the agent GETs each
+   * chunk from /agent/v1/backups/{backup_id}/chunks/{index}, inflates it,
+   * checks its sha256 against `sha256[index]` and writes it at
+   * index * chunk_size, `size_bytes` in all, then reports `restored: backup_id`.
+   */
+  restore?: VolumeRestoreJob;
+}
+
+export interface VolumeBackupJob {
+  backup_id: string;
+  chunk_size: number;
+  /** A backup of this snapshot of the volume (Cinder's snapshot_id); null: of the volume itself. */
+  snapshot_id: string | null;
+  /** The volume is attached (a forced backup): read from a point-in-time snapshot the agent makes and removes. */
+  live: boolean;
+  /** An incremental backup: the sha256 of each chunk of its parent (hex, by index); null: a full backup. */
+  parent_sha256: string[] | null;
+}
+
+export interface VolumeRestoreJob {
+  backup_id: string;
+  chunk_size: number;
+  /** The bytes the backup holds (its volume's size when backed up). */
+  size_bytes: number;
+  /** The sha256 of each chunk's uncompressed bytes (hex, by index). */
+  sha256: string[];
 }
 
 export interface VolumeUpload { image_id: string; disk_format: 'raw' | 'qcow2' }
@@ -96,6 +134,10 @@ export interface VolumeObserved {
   exports?: VolumeExportObserved[];
   /** The image the spec's `upload` filled (this version's). */
   uploaded?: string;
+  /** The backup the spec's `backup` sent every chunk of (this version's). */
+  backed_up?: string;
+  /** The backup the spec's `restore` wrote back (this version's). */
+  restored?: string;
 }
 
 export const VOLUME_SNAPSHOT_KIND = 'volume_snapshot';

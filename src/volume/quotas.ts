@@ -12,7 +12,7 @@ import { isAdmin } from '../http/policy.ts';
 import { route, type Route } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
 import { mv } from './http.ts';
-import { badRequest, sizeExceedsLimit, sizeExceedsQuota, snapshotLimitExceeded, volumeLimitExceeded } from './errors.ts';
+import { backupLimitExceeded, backupSizeExceedsQuota, badRequest, sizeExceedsLimit, sizeExceedsQuota, snapshotLimitExceeded, volumeLimitExceeded } from './errors.ts';
 import type { VolumeTables } from './schema.ts';
 import { parseBoolean } from './view.ts';
 
@@ -66,7 +66,7 @@ export async function limitsOf(db: VDb, projectId: string): Promise<Record<strin
   return out;
 }
 
-/** What a project uses now, per resource: volumes and snapshots (their sizes count in gigabytes, as Cinder counts them); backups and groups are not served yet: 0. */
+/** What a project uses now, per resource: volumes and snapshots (their sizes count in gigabytes, as Cinder counts them), backups (backup_gigabytes); groups are not served yet: 0. */
 export async function usageOf(db: VDb, projectId: string): Promise<Record<string, number>> {
   const rows = await db.selectFrom('volume_volumes').innerJoin('volume_types', 'volume_types.id', 'volume_volumes.volume_type_id')
     .select(['volume_types.name as type', 'volume_volumes.size', 'volume_volumes.requested_size'])
@@ -88,7 +88,24 @@ export async function usageOf(db: VDb, projectId: string): Promise<Record<string
     out[`snapshots_${r.type}`] = (out[`snapshots_${r.type}`] ?? 0) + 1;
     out[`gigabytes_${r.type}`] = (out[`gigabytes_${r.type}`] ?? 0) + r.size;
   }
+  for (const r of await db.selectFrom('volume_backups').select('size').where('project_id', '=', projectId).execute()) {
+    out.backups! += 1;
+    out.backup_gigabytes! += r.size;
+  }
   return out;
+}
+
+/**
+ * Refuses one more backup of `size` GiB for a project (413: Cinder's
+ * BackupLimitExceeded, VolumeBackupSizeExceedsAvailableQuota); inside the
+ * transaction that writes the backup's row, under the quota lock.
+ */
+export async function checkBackupQuota(tx: VDb, projectId: string, size: number): Promise<void> {
+  if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
+  const limits = await limitsOf(tx, projectId);
+  const used = await usageOf(tx, projectId);
+  if (limits.backups! >= 0 && used.backups! + 1 > limits.backups!) throw backupLimitExceeded(limits.backups!);
+  if (limits.backup_gigabytes! >= 0 && used.backup_gigabytes! + size > limits.backup_gigabytes!) throw backupSizeExceedsQuota(size, limits.backup_gigabytes!, used.backup_gigabytes!);
 }
 
 /**

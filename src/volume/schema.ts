@@ -27,11 +27,49 @@ export interface VolumeTables {
     image_source: string | null;
     /** An upload to a Glance image in progress (os-volume_upload_image, 0510): `{image_id, disk_format, status}` as JSON (`status`: the one to return to); null otherwise. */
     upload: string | null;
+    /**
+     * A backup or restore in progress (0511, backups.ts): `{kind: 'backup'|'restore', backup_id, status}` as JSON
+     * (`status`: the one to return to); null otherwise. One at a time per volume.
+     */
+    backup_job: string | null;
     /** Bumped on every change the backend must act on. */
     version: number;
     created_at: string; updated_at: string;
   };
   volume_metadata: { volume_id: string; key: string; value: string };
+  /**
+   * A backup (Cinder's backups, 0511): its chunks are objects of the
+   * project's container `container` in the object store (backups.ts).
+   */
+  volume_backups: {
+    id: string; project_id: string; user_id: string; volume_id: string; snapshot_id: string | null;
+    name: string | null; description: string | null;
+    /** creating, available, restoring, deleting, error, error_deleting. */
+    status: string; fail_reason: string | null;
+    container: string; availability_zone: string;
+    /** GiB of the volume backed up. */
+    size: number;
+    /** The chunk size of the backup, bytes. */
+    chunk_size: number;
+    /** Objects this backup wrote (its changed chunks; the metadata and sha256 file objects not counted). */
+    object_count: number;
+    /** The prefix of its objects' names in the container. */
+    object_prefix: string;
+    /** The project whose account holds the container (the backup's own, or the exporter's for an imported record). */
+    object_project_id: string;
+    is_incremental: number; parent_id: string | null;
+    /** The volume being restored into while `restoring`. */
+    restore_volume_id: string | null;
+    /** Cinder's backup metadata (3.43), JSON. */
+    metadata: string;
+    data_timestamp: string; created_at: string; updated_at: string;
+  };
+  /**
+   * A chunk of a complete backup: its object (this backup's own, or an
+   * ancestor's for a chunk an incremental backup did not change), the
+   * sha256 of its uncompressed bytes and its compressed length.
+   */
+  volume_backup_chunks: { backup_id: string; idx: number; object: string; sha256: string; length: number; own: number };
   /**
    * A volume's attachment to a server (Cinder's volume_attachment): made by the
    * legacy os-attach flow (state only) or by the attachments API (3.27, and
@@ -244,6 +282,32 @@ export const volumeMigrations: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       await db.schema.alterTable('volume_volumes').addColumn('image_source', text).execute();
       await db.schema.alterTable('volume_volumes').addColumn('upload', text).execute();
+    },
+  },
+  '0511_volume_backups': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_volumes').addColumn('backup_job', text).execute();
+      await db.schema.createTable('volume_backups')
+        .addColumn('id', text, (c) => c.primaryKey()).addColumn('project_id', text, (c) => c.notNull()).addColumn('user_id', text, (c) => c.notNull())
+        .addColumn('volume_id', text, (c) => c.notNull()).addColumn('snapshot_id', text)
+        .addColumn('name', text).addColumn('description', text)
+        .addColumn('status', text, (c) => c.notNull()).addColumn('fail_reason', text)
+        .addColumn('container', text, (c) => c.notNull()).addColumn('availability_zone', text, (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull()).addColumn('chunk_size', 'bigint', (c) => c.notNull())
+        .addColumn('object_count', 'integer', (c) => c.notNull()).addColumn('object_prefix', text, (c) => c.notNull())
+        .addColumn('object_project_id', text, (c) => c.notNull())
+        .addColumn('is_incremental', 'integer', (c) => c.notNull()).addColumn('parent_id', text)
+        .addColumn('restore_volume_id', text).addColumn('metadata', text, (c) => c.notNull())
+        .addColumn('data_timestamp', text, (c) => c.notNull())
+        .addColumn('created_at', text, (c) => c.notNull()).addColumn('updated_at', text, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('volume_backups_project').on('volume_backups').column('project_id').execute();
+      await db.schema.createIndex('volume_backups_parent').on('volume_backups').column('parent_id').execute();
+      await db.schema.createTable('volume_backup_chunks')
+        .addColumn('backup_id', text, (c) => c.notNull()).addColumn('idx', 'integer', (c) => c.notNull())
+        .addColumn('object', text, (c) => c.notNull()).addColumn('sha256', text, (c) => c.notNull())
+        .addColumn('length', 'bigint', (c) => c.notNull()).addColumn('own', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('volume_backup_chunks_pk', ['backup_id', 'idx']).execute();
     },
   },
 };

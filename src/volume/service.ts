@@ -30,6 +30,8 @@ import type { VolumeTables } from './schema.ts';
 import { ensureDefaultType, typeRoutes } from './types.ts';
 import { baseUrl } from './view.ts';
 import { snapshotRoutes } from './snapshots.ts';
+import { backupService } from './backups.ts';
+import type { ObjectStore } from '../object/service.ts';
 import { transferRoutes } from './transfers.ts';
 import { volumeMaker, volumeRoutes } from './volumes.ts';
 import type { Credentials } from '../http/auth.ts';
@@ -105,7 +107,13 @@ export function createVolumeService(o: {
   /** Glance in process (volumes from and to images); absent: both refused. */
   images?: VolumeImages;
   /** Where the volume kinds go (the volume hosts' agents make them real) and where hosts' registrations are heard (their pools). */
-  fleet?: { registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void };
+  fleet?: {
+    registerKind(kind: ResourceKind): void; onRegister(listener: (hostname: string, info: HostInfo) => void): void; addRoutes?(routes: Route[]): void;
+    /** Wakes a host's watch (absent: the hosts see a change at their watch's next recheck). */
+    notify?(host: string): void;
+  };
+  /** The object store, where backups go (backups.ts); absent: backups are refused. */
+  objects?: ObjectStore;
   /** The resource event stream: backends' reports of volumes and snapshots (the API's writes: src/volume/events.ts). */
   events?: EventBus;
 }): VolumeService {
@@ -115,12 +123,19 @@ export function createVolumeService(o: {
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
   const createdListeners: Array<(id: string) => Promise<void>> = [];
   const makeVolume = volumeMaker(ctx);
+  const backups = backupService(ctx, { objects: o.objects, makeVolume });
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
   let pools: () => VolumePoolStats[] = () => [];
   let hosts: () => VolumeHostState[] = () => [];
+  // A change a volume host acts on (a volume or snapshot made, extended, deleted, exported, uploaded; a `creating`
+  // volume is placed at a volume host's watch round) wakes the volume hosts' watches at once, as Cinder's API casts
+  // to its volume service, instead of waiting for their next recheck (the fleet's recheckMs, 3 s).
+  const wakeVolumeHosts = (): void => {
+    for (const h of hosts()) o.fleet?.notify?.(h.hostname);
+  };
   if (o.fleet) {
     const vk = volumeKinds({
-      vdb: ctx.vdb, log: o.log,
+      vdb: ctx.vdb, log: o.log, backups,
       async exportsChanged(ids) {
         for (const fn of exportListeners) await fn(ids);
       },
@@ -149,6 +164,8 @@ export function createVolumeService(o: {
       },
     });
     for (const k of vk.kinds) o.fleet.registerKind(k);
+    // the volume hosts' agents send and fetch backups' chunks here
+    o.fleet.addRoutes?.(backups.agentRoutes);
     o.fleet.onRegister((h, info) => vk.heard(h, info));
     pools = () => vk.pools();
     hosts = () => vk.hosts();
@@ -163,7 +180,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...backups.routes, ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
   // Compute's attachment steps change a volume's status (reserved, attaching, in-use, detaching, available)
@@ -191,15 +208,20 @@ export function createVolumeService(o: {
     },
     async attach(a) {
       const row = await createAttachment(vdb, { volumeId: a.volumeId, instanceUuid: a.serverId, connector: a.host ? { host: a.host } : null, mode: a.readOnly ? 'ro' : 'rw', mountpoint: a.device });
+      wakeVolumeHosts();
       await publishVolume(a.volumeId).catch(() => undefined);
       return { attachmentId: row.id };
     },
-    move: (id, host) => moveAttachment(vdb, id, host),
+    move: async (id, host) => {
+      await moveAttachment(vdb, id, host);
+      wakeVolumeHosts();
+    },
     complete: (id) => published(id, () => completeAttachment(vdb, id)),
     beginDetach: (id) => published(id, () => beginDetach(vdb, id)),
     rollDetach: (id) => published(id, () => rollDetach(vdb, id)),
     async remove(id, failure) {
       const gone = await deleteAttachment(vdb, id);
+      wakeVolumeHosts();
       await publishVolume(gone?.volume_id).catch(() => undefined);
       if (gone && failure) {
         const v = await vdb.selectFrom('volume_volumes').select('project_id').where('id', '=', gone.volume_id).executeTakeFirst();
@@ -213,7 +235,11 @@ export function createVolumeService(o: {
       for (const r of rows) out.set(r.id, { location: r.export_location!, format: r.export_format === 'qcow2' ? 'qcow2' : 'raw' });
       return out;
     },
-    deleteVolume: (id) => deleteUnattached(vdb, id),
+    deleteVolume: async (id) => {
+      const deleting = await deleteUnattached(vdb, id);
+      if (deleting) wakeVolumeHosts();
+      return deleting;
+    },
     uploading: (imageId) => uploadingTo(vdb, imageId),
     onExportsChanged(fn) {
       exportListeners.push(fn);
@@ -221,14 +247,31 @@ export function createVolumeService(o: {
     onExportsFailed(fn) {
       failureListeners.push(fn);
     },
-    create: (cred, volume) => makeVolume(cred, volume),
+    create: async (cred, volume) => {
+      const id = await makeVolume(cred, volume);
+      wakeVolumeHosts();
+      return id;
+    },
     onCreated(fn) {
       createdListeners.push(fn);
     },
   };
   return {
     servers,
-    service: { name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate, setup },
-    start: () => ensureDefaultType(ctx),
+    service: {
+      name: 'volume', prefix: '/volume', routes, rules: volumeRules, renderError: renderCinderError, gate,
+      setup(app) {
+        setup(app);
+        // every write the API answered 2xx: a change for a volume host, or nothing to it (one watch round)
+        app.addHook('onResponse', async (req, reply) => {
+          if (req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) wakeVolumeHosts();
+        });
+      },
+    },
+    async start() {
+      await ensureDefaultType(ctx);
+      // deletes of backups a stopped server had begun
+      void backups.resumeDeletes().catch((err: Error) => o.log.warn({ err: err.message }, 'resuming backup deletes failed'));
+    },
   };
 }

@@ -268,6 +268,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       if (!row) throw notFound.volume(given.id);
       if (row.attach_status === 'attached' || row.migration_status === 'migrating' || row.migration_status === 'starting') throw invalidVolume(DELETE_REFUSED);
       if (!force && !DELETABLE.includes(row.status)) throw invalidVolume(DELETE_REFUSED);
+      // a backup of one of its snapshots (the volume's status unchanged) or any backup or restore in progress
+      if (!force && row.backup_job) throw invalidVolume(`Volume ${row.id} has a backup or restore in progress.`);
       const snaps = await snapshotsOf(tx, row.id);
       if (snaps.length && !cascade) throw invalidVolume(DELETE_REFUSED);
       const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));

@@ -6,55 +6,37 @@
 // the event stream as the conductor reports; powers it on, puts it in
 // maintenance and back, deletes it after the confirmation. A member sees no
 // such page.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser } from 'playwright-core';
-import { startCloud, uniqueName, type Cloud } from '../harness.ts';
+import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
 import { TestConductor, provisioningNetwork } from '../api/baremetal/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
-let cloud: Cloud;
-let browser: Browser;
 let conductor: TestConductor;
 let member = '';
 let imageId = '';
-const tabs: Tab[] = [];
 const SECRET = 'bmc-secret-7f3a';
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  cloud = await startCloud();
-  conductor = new TestConductor(cloud, uniqueName('bm-web-cond'));
-  await conductor.register(['ipmi', 'redfish']);
-  // cleaning boots the node on the provisioning network (config provisioningNetwork `baremetal`)
-  await provisioningNetwork(cloud, 'bm-web', '172.31.40.0/24');
-  // a whole-disk image to deploy
-  const img = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'bm-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
-  imageId = img.body.id;
-  const up = await fetch(`${cloud.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1 << 20) });
-  assert.equal(up.status, 204);
-  member = await makeUser(cloud, await makeProject(cloud, uniqueName('bmp')), 'member', uniqueName('bmmember'));
-  browser = await launch('baremetal');
+const web = browserSuite('baremetal', {
+  async setup() {
+    conductor = new TestConductor(web.cloud, uniqueName('bm-web-cond'));
+    await conductor.register(['ipmi', 'redfish']);
+    // cleaning boots the node on the provisioning network (config provisioningNetwork `baremetal`)
+    await provisioningNetwork(web.cloud, 'bm-web', '172.31.40.0/24');
+    // a whole-disk image to deploy
+    const img = await web.cloud.call('POST', '/image/v2/images', { token: web.cloud.adminToken, body: { name: 'bm-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' } });
+    imageId = img.body.id;
+    const up = await fetch(`${web.cloud.url}/image/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'X-Auth-Token': web.cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(1 << 20) });
+    assert.equal(up.status, 204);
+    member = await makeUser(web.cloud, await makeProject(web.cloud, uniqueName('bmp')), 'member', uniqueName('bmmember'));
+  },
 });
 
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await cloud?.close();
-});
-
-async function tab(user: string, password: string): Promise<Tab> {
-  const t = await open(browser, `${cloud.url}/`);
-  tabs.push(t);
-  await login(t.page, user, password);
-  return t;
-}
-
-const node = async (uuid: string) => (await cloud.call('GET', `/baremetal/v1/nodes/${uuid}`, { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body;
+const node = async (uuid: string) => (await web.cloud.call('GET', `/baremetal/v1/nodes/${uuid}`, { token: web.cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body;
 
 test('an admin enrolls a node, manages, inspects, provides, deploys and undeploys it, live as the conductor reports; power, maintenance, delete', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
-  const t = await tab('admin', cloud.adminPassword);
+  const t = await web.tab('admin', { password: web.cloud.adminPassword });
   const { page } = t;
   await page.getByRole('link', { name: 'Bare metal' }).click();
   await page.getByRole('heading', { name: 'Bare metal' }).waitFor();
@@ -72,11 +54,11 @@ test('an admin enrolls a node, manages, inspects, provides, deploys and undeploy
   // the password left the page with the request and never came back
   assert.equal(await form.getByLabel('BMC password').inputValue(), '');
   assert.equal((await page.content()).includes(SECRET), false);
-  const uuid = (await cloud.call('GET', '/baremetal/v1/nodes?name=bm-web-1', { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.nodes[0].uuid as string;
+  const uuid = (await web.cloud.call('GET', '/baremetal/v1/nodes?name=bm-web-1', { token: web.cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.nodes[0].uuid as string;
   const n = await node(uuid);
   assert.equal(n.driver_info.ipmi_password, '******');
   assert.equal(n.driver, 'ipmi');
-  const ports = (await cloud.call('GET', `/baremetal/v1/nodes/${uuid}/ports`, { token: cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.ports;
+  const ports = (await web.cloud.call('GET', `/baremetal/v1/nodes/${uuid}/ports`, { token: web.cloud.adminToken, headers: { 'X-OpenStack-Ironic-API-Version': 'latest' } })).body.ports;
   assert.deepEqual(ports.map((p: any) => p.address), ['52:54:00:aa:bb:01']);
   await checkA11y(page, 'bare metal');
 
@@ -164,9 +146,9 @@ test('an admin enrolls a node, manages, inspects, provides, deploys and undeploy
 });
 
 test('a Redfish enrollment the API refuses shows Ironic\'s message in the form', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab('admin', cloud.adminPassword);
+  const t = await web.tab('admin', { password: web.cloud.adminPassword });
   const { page } = t;
-  await page.goto(`${cloud.url}/#/baremetal`);
+  await page.goto(`${web.cloud.url}/#/baremetal`);
   const form = page.getByRole('form', { name: 'Enroll a node' });
   await form.getByLabel('Redfish').check();
   await form.getByLabel('Name', { exact: true }).fill('bad name with spaces');
@@ -179,11 +161,11 @@ test('a Redfish enrollment the API refuses shows Ironic\'s message in the form',
 });
 
 test('a member has no bare-metal page', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(member, PASSWORD);
+  const t = await web.tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Servers' }).waitFor();
   assert.equal(await page.getByRole('link', { name: 'Bare metal' }).count(), 0);
-  await page.goto(`${cloud.url}/#/baremetal`);
+  await page.goto(`${web.cloud.url}/#/baremetal`);
   await page.getByText('Only the cloud’s administrators manage bare-metal nodes.').waitFor();
   assert.equal(await page.getByRole('form').count(), 0);
 });

@@ -8,18 +8,14 @@
 // a reader without create buttons (and the API's 403), another project's
 // member seeing none of it; axe-core's check on each page; a screenshot of
 // each step under the run's output directory.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
-import { busyboxTar, skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
-import { checkA11y, launch, login, open, screenshot, type Tab } from './lib.ts';
+import { busyboxTar, skipUnlessRoot } from '../dataplane/lib.ts';
+import { PASSWORD, browserSuite, checkA11y, focused, login, screenshot, tabTo } from './lib.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
-const PASSWORD = 'browser-pw-1';
 
-let plane: Plane;
-let browser: Browser;
 let projectId = '';
 let member = '';
 let reader = '';
@@ -27,10 +23,9 @@ let outsider = '';
 let switcher = '';
 let otherProject = '';
 let serverId = '';
-const tabs: Tab[] = [];
 
 async function admin(method: string, path: string, body?: unknown) {
-  const r = await plane.cloud.call(method, `/identity/v3${path}`, { token: plane.cloud.adminToken, body });
+  const r = await web.cloud.call(method, `/identity/v3${path}`, { token: web.cloud.adminToken, body });
   assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -40,43 +35,29 @@ async function user(name: string, project: string, role: string): Promise<void> 
   await admin('PUT', `/projects/${project}/users/${u.user.id}/roles/${roles.find((r) => r.name === role)!.id}`);
 }
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  plane = await startPlane({ agent: 'inproc' });
-  projectId = (await admin('POST', '/projects', { project: { name: uniqueName('web'), domain_id: 'default' } })).project.id;
-  const other = (await admin('POST', '/projects', { project: { name: uniqueName('other'), domain_id: 'default' } })).project.id;
-  member = uniqueName('member');
-  reader = uniqueName('reader');
-  outsider = uniqueName('outsider');
-  await user(member, projectId, 'member');
-  await user(reader, projectId, 'reader');
-  await user(outsider, other, 'member');
-  // a member of the other project and a reader of this one: the project switcher's two projects
-  otherProject = other;
-  switcher = uniqueName('switcher');
-  await user(switcher, other, 'member');
-  const sw = (await admin('GET', `/users?name=${switcher}`)).users[0].id;
-  const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
-  await admin('PUT', `/projects/${projectId}/users/${sw}/roles/${roles.find((r) => r.name === 'reader')!.id}`);
-  browser = await launch('dashboard');
+const web = browserSuite('dashboard', {
+  plane: {},
+  async setup() {
+    projectId = (await admin('POST', '/projects', { project: { name: uniqueName('web'), domain_id: 'default' } })).project.id;
+    const other = (await admin('POST', '/projects', { project: { name: uniqueName('other'), domain_id: 'default' } })).project.id;
+    member = uniqueName('member');
+    reader = uniqueName('reader');
+    outsider = uniqueName('outsider');
+    await user(member, projectId, 'member');
+    await user(reader, projectId, 'reader');
+    await user(outsider, other, 'member');
+    // a member of the other project and a reader of this one: the project switcher's two projects
+    otherProject = other;
+    switcher = uniqueName('switcher');
+    await user(switcher, other, 'member');
+    const sw = (await admin('GET', `/users?name=${switcher}`)).users[0].id;
+    const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
+    await admin('PUT', `/projects/${projectId}/users/${sw}/roles/${roles.find((r) => r.name === 'reader')!.id}`);
+  },
 });
-
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
-  if (serverId) await plane.waitGone(serverId).catch(() => undefined);
-  await plane?.cleanup();
-});
-
-async function tab(o: { width?: number; height?: number; dark?: boolean } = {}): Promise<Tab> {
-  const t = await open(browser, `${plane.cloud.url}/`, o);
-  tabs.push(t);
-  return t;
-}
 
 test('the page is served with a strict policy, hashed assets cached for a year, nothing inline', { skip: skipUnlessRoot }, async () => {
-  const r = await fetch(`${plane.cloud.url}/`, { headers: { 'accept-encoding': 'br' } });
+  const r = await fetch(`${web.cloud.url}/`, { headers: { 'accept-encoding': 'br' } });
   assert.equal(r.status, 200);
   const csp = r.headers.get('content-security-policy') ?? '';
   assert.match(csp, /script-src 'self'/);
@@ -87,13 +68,13 @@ test('the page is served with a strict policy, hashed assets cached for a year, 
   const html = await r.text();
   assert.doesNotMatch(html, /<script>|<style|style=/);
   const js = html.match(/src="([^"]+\.js)"/)![1]!;
-  const a = await fetch(`${plane.cloud.url}${js}`);
+  const a = await fetch(`${web.cloud.url}${js}`);
   assert.equal(a.status, 200);
   assert.match(a.headers.get('cache-control') ?? '', /max-age=31536000, immutable/);
 });
 
 test('a member logs in, sees the quota overview, launches a container and watches it become ACTIVE without reloading', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
-  const t = await tab();
+  const t = await web.tab();
   const { page } = t;
   await checkA11y(page, 'login');
   await screenshot(page, 'login');
@@ -126,6 +107,7 @@ test('a member logs in, sees the quota overview, launches a container and watche
   await page.getByRole('heading', { name: XSS }).waitFor();
   serverId = page.url().split('/servers/')[1]!;
   assert.match(serverId, /^[0-9a-f-]{36}$/);
+  web.servers.push(serverId);
   await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
   assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
   // rendered as text: no image element made of it, no script ran
@@ -151,10 +133,9 @@ test('a member logs in, sees the quota overview, launches a container and watche
 
 test('the server\'s console log and serial console open in the page', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
   assert.ok(serverId, 'the server was launched');
-  const t = await tab();
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('tab', { name: 'Console log' }).click();
   const log = page.getByLabel('Console output');
   await log.waitFor();
@@ -172,9 +153,8 @@ test('the server\'s console log and serial console open in the page', { skip: sk
 });
 
 test('a member uploads a disk image and an OCI archive with a progress bar, sets a property and shares it; makes a network, a subnet, a port, a security group rule and a router joined to it, then disconnected', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
-  const t = await tab();
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
   await page.getByRole('link', { name: 'Images' }).click();
   await page.getByRole('heading', { name: 'Images' }).waitFor();
   const form = page.getByRole('form', { name: 'Upload an image' });
@@ -269,7 +249,7 @@ test('a member uploads a disk image and an OCI archive with a progress bar, sets
   await join.locator('.error').waitFor({ state: 'detached' }).catch(() => undefined);
   // the router's interface is a port on the subnet's gateway address
   for (let i = 0; ; i++) {
-    const ports = await plane.cloud.call('GET', '/network/v2.0/ports?device_owner=network:router_interface', { token: plane.cloud.adminToken });
+    const ports = await web.cloud.call('GET', '/network/v2.0/ports?device_owner=network:router_interface', { token: web.cloud.adminToken });
     if (ports.body.ports.some((p: any) => p.fixed_ips.some((f: any) => f.ip_address === '10.42.0.1'))) break;
     assert.ok(i < 50, 'the router got an interface on web-sub');
     await new Promise((r) => setTimeout(r, 100));
@@ -287,25 +267,24 @@ test('a member uploads a disk image and an OCI archive with a progress bar, sets
   await iface.getByRole('dialog').getByRole('button', { name: 'Disconnect' }).click();
   await iface.waitFor({ state: 'detached' });
   // the launch wizard offers the free port in place of a network
-  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  await page.goto(`${web.cloud.url}/#/servers/new`);
   await page.getByRole('combobox', { name: /^Network/ }).locator('option', { hasText: 'Port web-port (10.42.0.77) on web-net' }).waitFor({ state: 'attached' });
   assert.deepEqual(t.cspViolations, []);
 });
 
 test('a reader sees the server but no create or action buttons, and the API refuses a create with 403', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab({ width: 390, dark: true });
+  const t = await web.tab(reader, { width: 390, dark: true });
   const { page } = t;
-  await login(page, reader, PASSWORD);
   await page.getByRole('link', { name: 'Servers' }).click();
   await page.getByRole('row').filter({ hasText: XSS }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 0);
   await checkA11y(page, 'servers (reader, 390 px, dark)');
   await screenshot(page, 'reader-servers-390-dark');
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('heading', { name: XSS }).waitFor();
   await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
   for (const a of ['Delete', 'Stop', 'Rescue', 'Shelve']) assert.equal(await page.getByRole('button', { name: a }).count(), 0, a);
-  await page.goto(`${plane.cloud.url}/#/networks`);
+  await page.goto(`${web.cloud.url}/#/networks`);
   await page.getByRole('heading', { name: 'Networks' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Create' }).count(), 0);
   // the same call a create button would make, with the page's own token: the API says no
@@ -316,7 +295,7 @@ test('a reader sees the server but no create or action buttons, and the API refu
       body: JSON.stringify({ server: { name: 'nope', imageRef: image, flavorRef: flavor, networks: 'none' } }),
     });
     return r.status;
-  }, [plane.imageId, plane.flavorId]);
+  }, [web.plane.imageId, web.plane.flavorId]);
   assert.equal(status, 403);
   // nothing persistent: the token is in sessionStorage only
   assert.equal(await page.evaluate(() => localStorage.length), 0);
@@ -324,13 +303,12 @@ test('a reader sees the server but no create or action buttons, and the API refu
 });
 
 test('a member of another project sees none of the project\'s resources', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab({ width: 1920, height: 1080 });
+  const t = await web.tab(outsider, { width: 1920, height: 1080 });
   const { page } = t;
-  await login(page, outsider, PASSWORD);
   await page.getByRole('link', { name: 'Servers' }).click();
   await page.getByText('No servers.').waitFor();
   assert.equal(await page.getByText(XSS).count(), 0);
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.locator('.error', { hasText: /could not be found/ }).waitFor();
   await page.getByRole('link', { name: 'Images' }).click();
   await page.getByRole('heading', { name: 'Images' }).waitFor();
@@ -342,9 +320,8 @@ test('a member of another project sees none of the project\'s resources', { skip
 });
 
 test('the project switcher rescopes to another of the user\'s projects, and the pages follow', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab();
+  const t = await web.tab(switcher);
   const { page } = t;
-  await login(page, switcher, PASSWORD);
   const select = page.getByRole('combobox', { name: 'Project' });
   await select.selectOption(otherProject);
   await page.getByRole('link', { name: 'Servers' }).click();
@@ -369,17 +346,17 @@ test('the project switcher rescopes to another of the user\'s projects, and the 
   await mine.getByText('Shared with this project: accepted').waitFor();
   assert.equal(await page.getByRole('form', { name: 'Edit the image' }).count(), 0, 'only the owner edits');
   // the token of the project left is revoked
-  const r = await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token: plane.cloud.adminToken, headers: { 'X-Subject-Token': before } });
+  const r = await web.cloud.call('GET', '/identity/v3/auth/tokens', { token: web.cloud.adminToken, headers: { 'X-Subject-Token': before } });
   assert.equal(r.status, 404);
   await screenshot(page, 'switched-project');
 });
 
 test('an application credential logs in to its project', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const token = await plane.cloud.login(member, PASSWORD, projectId);
-  const me = (await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token, headers: { 'X-Subject-Token': token } })).body.token.user.id;
-  const ac = await plane.cloud.call('POST', `/identity/v3/users/${me}/application_credentials`, { token, body: { application_credential: { name: uniqueName('web-ac') } } });
+  const token = await web.cloud.login(member, PASSWORD, projectId);
+  const me = (await web.cloud.call('GET', '/identity/v3/auth/tokens', { token, headers: { 'X-Subject-Token': token } })).body.token.user.id;
+  const ac = await web.cloud.call('POST', `/identity/v3/users/${me}/application_credentials`, { token, body: { application_credential: { name: uniqueName('web-ac') } } });
   assert.equal(ac.status, 201, JSON.stringify(ac.body));
-  const t = await tab();
+  const t = await web.tab();
   const { page } = t;
   await page.getByRole('tab', { name: 'Application credential' }).click();
   await page.getByLabel('Application credential ID').fill(ac.body.application_credential.id);
@@ -391,10 +368,9 @@ test('an application credential logs in to its project', { skip: skipUnlessRoot,
 });
 
 test('an admin\'s overview shows each host\'s capacity against its allocations', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab();
+  const t = await web.tab('admin', { password: web.cloud.adminPassword });
   const { page } = t;
-  await login(page, 'admin', plane.cloud.adminPassword);
-  const host = page.getByRole('region', { name: `Host ${plane.hostname}` });
+  const host = page.getByRole('region', { name: `Host ${web.plane.hostname}` });
   await host.getByRole('img', { name: /^vCPUs: \d+ of \d+$/ }).waitFor();
   await host.getByRole('img', { name: /^RAM: \d+ MiB of \d+ MiB$/ }).waitFor();
   await checkA11y(page, 'overview (admin)');
@@ -402,13 +378,166 @@ test('an admin\'s overview shows each host\'s capacity against its allocations',
 });
 
 test('logging out revokes the token', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab();
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
   const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('stratus.session')!).token as string);
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('button', { name: 'Log in' }).waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem('stratus.session')), null);
-  const r = await plane.cloud.call('GET', '/identity/v3/auth/tokens', { token: plane.cloud.adminToken, headers: { 'X-Subject-Token': token } });
+  const r = await web.cloud.call('GET', '/identity/v3/auth/tokens', { token: web.cloud.adminToken, headers: { 'X-Subject-Token': token } });
   assert.equal(r.status, 404);
+});
+
+test('a container\'s rebuild, rescue and unrescue, shelve and unshelve from its page, each state arriving live', { skip: skipUnlessRoot, timeout: 180_000 }, async () => {
+  assert.ok(serverId, 'the server was launched');
+  const t = await web.tab(member);
+  const { page } = t;
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
+  await page.getByRole('heading', { name: XSS }).waitFor();
+  const status = (s: string) => page.locator('.state .status', { hasText: new RegExp(`^${s}$`) });
+  const idle = () => page.locator('.state .muted').waitFor({ state: 'detached', timeout: 90_000 });
+  await status('ACTIVE').waitFor();
+  await page.evaluate(() => { (window as any).__stratusMark = 1; });
+  const actions = page.getByRole('group', { name: 'Server actions' });
+  const act = async (label: string) => {
+    await actions.getByRole('button', { name: label, exact: true }).click();
+    await page.getByRole('dialog', { name: label }).getByRole('button', { name: label, exact: true }).click();
+  };
+  const actionsDone = async () => (await web.plane.api('GET', `/compute/v2.1/servers/${serverId}/os-instance-actions`)).body.instanceActions.map((a: any) => a.action) as string[];
+
+  // rebuild: busy (its task shown, the other actions disabled), then ACTIVE and idle again, the history listing it
+  await act('Rebuild');
+  for (let i = 0; !(await actionsDone()).includes('rebuild'); i++) {
+    assert.ok(i < 50, 'the rebuild is recorded');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await idle();
+  await status('ACTIVE').waitFor();
+  await actions.getByRole('button', { name: 'Rescue', exact: true }).and(page.locator(':enabled')).waitFor();
+  await page.getByRole('tab', { name: 'Action history' }).click();
+  await page.getByRole('cell', { name: 'rebuild', exact: true }).waitFor();
+  await page.getByRole('tab', { name: 'Overview' }).click();
+
+  // rescue: RESCUE, with Unrescue offered in place of Rescue; unrescue: ACTIVE
+  await act('Rescue');
+  await status('RESCUE').waitFor({ timeout: 90_000 });
+  await idle();
+  await actions.getByRole('button', { name: 'Unrescue', exact: true }).waitFor();
+  assert.equal(await actions.getByRole('button', { name: 'Rescue', exact: true }).count(), 0);
+  await screenshot(page, 'server-rescue');
+  await act('Unrescue');
+  await status('ACTIVE').waitFor({ timeout: 90_000 });
+  await idle();
+
+  // shelve: a snapshot, then off its host (SHELVED_OFFLOADED, as Nova with shelved_offload_time 0); unshelve: scheduled and ACTIVE again
+  await act('Shelve');
+  await status('SHELVED(_OFFLOADED)?').waitFor({ timeout: 90_000 });
+  await idle();
+  await actions.getByRole('button', { name: 'Unshelve', exact: true }).waitFor();
+  await screenshot(page, 'server-shelved');
+  await act('Unshelve');
+  await status('ACTIVE').waitFor({ timeout: 120_000 });
+  await idle();
+  await actions.getByRole('button', { name: 'Shelve', exact: true }).waitFor();
+  assert.deepEqual((await actionsDone()).filter((a) => a !== 'create').sort(), ['rebuild', 'rescue', 'shelve', 'unrescue', 'unshelve']);
+  assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
+  await checkA11y(page, 'server after shelve and unshelve');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('with the keyboard alone a member logs in, opens the servers, launches a container and deletes it', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
+  const t = await web.tab();
+  const { page } = t;
+  const key = (k: string) => page.keyboard.press(k);
+  // the login form: the password tab is one stop, then the fields; Enter logs in
+  await tabTo(page, 'User name');
+  await page.keyboard.type(member);
+  await key('Tab');
+  assert.equal((await focused(page)).name, 'Password');
+  await page.keyboard.type(PASSWORD);
+  await key('Enter');
+  // the overview's title has the focus: the keyboard goes on from the new page's top
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.waitForFunction(() => document.activeElement?.id === 'page-title');
+  // the main navigation, Shift+Tab back to it
+  await tabTo(page, 'Servers', { back: true });
+  await key('Enter');
+  await page.getByRole('heading', { name: 'Servers' }).waitFor();
+  await page.waitForFunction(() => document.activeElement?.textContent === 'Servers' && document.activeElement.id === 'page-title');
+  await tabTo(page, 'Launch server');
+  await key('Enter');
+  // the wizard: the kind (the one there is, chosen), a name, an image by typing its name's start, a flavor by the arrow keys
+  await page.getByRole('heading', { name: 'Launch server' }).waitFor();
+  await page.getByRole('radio', { name: 'Container' }).waitFor();
+  await tabTo(page, 'Container');
+  assert.equal(await page.getByRole('radio', { name: 'Container' }).isChecked(), true);
+  await key('Tab');
+  assert.equal((await focused(page)).name, 'Name');
+  await page.keyboard.type('web-kbd');
+  await key('Tab');
+  assert.equal((await focused(page)).name, 'Image');
+  await page.keyboard.type('busybox');
+  assert.equal(await page.getByLabel('Image').locator('option:checked').textContent(), 'busybox (docker/raw)');
+  await key('Tab');
+  assert.equal((await focused(page)).name, 'Flavor');
+  await key('ArrowDown');
+  assert.notEqual(await page.getByLabel('Flavor').inputValue(), '');
+  await tabTo(page, 'Launch');
+  await checkA11y(page, 'launch (keyboard)');
+  await key('Enter');
+  await page.getByRole('heading', { name: 'web-kbd' }).waitFor();
+  const id = page.url().split('/servers/')[1]!;
+  web.servers.push(id);
+  await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
+  // the tabs: one stop, the arrow keys move along them, Enter opens one
+  await tabTo(page, 'Overview');
+  assert.equal((await focused(page)).role, 'tab');
+  await key('ArrowRight');
+  await key('ArrowRight');
+  assert.equal((await focused(page)).name, 'Console log');
+  await key('Enter');
+  await page.getByLabel('Console output').waitFor();
+  // the serial console takes the keyboard (Tab is the guest's); Escape then Tab leaves it
+  await key('ArrowRight');
+  assert.equal((await focused(page)).name, 'Serial console');
+  await key('Enter');
+  await page.getByText('Serial console: connected').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => !!document.activeElement?.closest('.term-box'));
+  await key('Tab');
+  assert.ok(await page.evaluate(() => !!document.activeElement?.closest('.term-box')), 'Tab alone stays in the terminal');
+  await key('Escape');
+  await key('Shift+Tab');
+  assert.equal((await focused(page)).name, 'Serial console');
+  await key('Home');
+  await key('Space');
+  await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
+  await screenshot(page, 'keyboard-server');
+  // delete: the question opens on Cancel; Escape leaves it and the focus is back on the button
+  await tabTo(page, 'Delete', { back: true });
+  await key('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Delete' });
+  await dialog.waitFor();
+  let f = await focused(page);
+  assert.deepEqual([f.name, f.inDialog, f.ring], ['Cancel', true, true]);
+  // the page behind is inert: Tab stays in the dialog (or in the browser's own controls)
+  for (let i = 0; i < 4; i++) {
+    await key('Tab');
+    f = await focused(page);
+    assert.ok(f.inDialog || f.tag === 'body', `Tab left the dialog for ${f.tag} “${f.name}”`);
+  }
+  await key('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  f = await focused(page);
+  assert.deepEqual([f.name, f.inDialog], ['Delete', false]);
+  await key('Space');
+  await dialog.waitFor();
+  await checkA11y(page, 'delete dialog (keyboard)');
+  await screenshot(page, 'keyboard-delete');
+  await tabTo(page, 'Delete', { back: true, max: 3 });
+  assert.ok((await focused(page)).inDialog);
+  await key('Enter');
+  await page.getByRole('heading', { name: 'Servers' }).waitFor();
+  await page.getByRole('row').filter({ hasText: 'web-kbd' }).waitFor({ state: 'detached', timeout: 60_000 });
+  await web.plane.waitGone(id, 60_000);
+  assert.deepEqual(t.cspViolations, []);
 });

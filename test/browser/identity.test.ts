@@ -6,47 +6,29 @@
 // role on the project and sets its compute quota, and the new user logs in
 // into that project; a reader gets no admin tabs and, opening one anyway, the
 // API's 403; a domain admin gets the admin tabs (but quotas) for its domain.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
-import { startCloud, uniqueName, type Cloud } from '../harness.ts';
+import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { PASSWORD, browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
-let cloud: Cloud;
-let browser: Browser;
 let projectId = '';
 let member = '';
 let reader = '';
-const tabs: Tab[] = [];
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  cloud = await startCloud();
-  projectId = await makeProject(cloud, uniqueName('idp'));
-  member = await makeUser(cloud, projectId, 'member', uniqueName('imember'));
-  reader = await makeUser(cloud, projectId, 'reader', uniqueName('ireader'));
-  browser = await launch('identity');
+const web = browserSuite('identity', {
+  async setup() {
+    projectId = await makeProject(web.cloud, uniqueName('idp'));
+    member = await makeUser(web.cloud, projectId, 'member', uniqueName('imember'));
+    reader = await makeUser(web.cloud, projectId, 'reader', uniqueName('ireader'));
+  },
 });
-
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await cloud?.close();
-});
-
-async function tab(user: string, password = PASSWORD): Promise<Tab> {
-  const t = await open(browser, `${cloud.url}/`);
-  tabs.push(t);
-  await login(t.page, user, password);
-  return t;
-}
 
 test('a member makes an application credential and an EC2 credential (each secret shown once) and key pairs', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(member);
+  const t = await web.tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Identity' }).click();
   await page.getByRole('heading', { name: 'Identity' }).waitFor();
@@ -75,7 +57,7 @@ test('a member makes an application credential and an EC2 credential (each secre
   await checkA11y(page, 'identity: application credentials');
   await screenshot(page, 'appcred-secret');
   // and the secret logs in
-  const auth = await cloud.call('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['application_credential'], application_credential: { id, secret } } } } });
+  const auth = await web.cloud.call('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['application_credential'], application_credential: { id, secret } } } } });
   assert.equal(auth.status, 201, JSON.stringify(auth.body));
   await once.getByRole('button', { name: 'Done' }).click();
   await once.waitFor({ state: 'hidden' });
@@ -112,7 +94,7 @@ test('a member makes an application credential and an EC2 credential (each secre
   await keyOnce.getByRole('button', { name: 'Done' }).click();
   await keyOnce.waitFor({ state: 'hidden' });
   // import a public key (web-key's own), after Nova's refusal of one that is not a key
-  const pub = (await cloud.call('GET', '/compute/v2.1/os-keypairs/web-key', { token: await cloud.login(member, PASSWORD, projectId) })).body.keypair.public_key as string;
+  const pub = (await web.cloud.call('GET', '/compute/v2.1/os-keypairs/web-key', { token: await web.cloud.login(member, PASSWORD, projectId) })).body.keypair.public_key as string;
   const imp = page.getByRole('form', { name: 'Import a public key' });
   await imp.getByLabel('Name').fill('web-imported');
   await imp.getByLabel('Public key').fill('not a key');
@@ -132,7 +114,7 @@ test('a member makes an application credential and an EC2 credential (each secre
 });
 
 test('an admin makes a project, a user and a group, gives the user the member role and a quota; the user logs in into the project', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab('admin', cloud.adminPassword);
+  const t = await web.tab('admin', { password: web.cloud.adminPassword });
   const { page } = t;
   const project = uniqueName('webproj');
   const user = uniqueName('webuser');
@@ -192,27 +174,27 @@ test('an admin makes a project, a user and a group, gives the user the member ro
   await qf.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
   await checkA11y(page, 'identity: quotas');
   await screenshot(page, 'quotas');
-  const pid = (await cloud.call('GET', `/identity/v3/projects?name=${project}`, { token: cloud.adminToken })).body.projects[0].id;
-  const q = await cloud.call('GET', `/compute/v2.1/os-quota-sets/${pid}`, { token: cloud.adminToken });
+  const pid = (await web.cloud.call('GET', `/identity/v3/projects?name=${project}`, { token: web.cloud.adminToken })).body.projects[0].id;
+  const q = await web.cloud.call('GET', `/compute/v2.1/os-quota-sets/${pid}`, { token: web.cloud.adminToken });
   assert.equal(q.body.quota_set.instances, 7);
   assert.deepEqual(t.cspViolations, []);
 
   // the new user logs in, into the project
-  const u = await tab(user, 'web-user-pw-1');
+  const u = await web.tab(user, { password: 'web-user-pw-1' });
   await u.page.getByRole('combobox', { name: 'Project' }).filter({ has: u.page.getByRole('option', { name: project }) }).waitFor();
   assert.equal(await u.page.getByRole('combobox', { name: 'Project' }).inputValue(), pid);
 });
 
 test('a reader gets no admin tabs, and opening one anyway shows the API’s 403', { skip: skipUnlessRoot, timeout: 30_000 }, async () => {
-  const t = await tab(reader);
+  const t = await web.tab(reader);
   const { page } = t;
   await page.getByRole('link', { name: 'Identity' }).click();
   await page.getByRole('tab', { name: 'Application credentials' }).waitFor();
   for (const name of ['Projects', 'Users', 'Groups', 'Role assignments', 'Quotas']) assert.equal(await page.getByRole('tab', { name }).count(), 0, name);
-  await page.goto(`${cloud.url}/#/identity?tab=projects`);
+  await page.goto(`${web.cloud.url}/#/identity?tab=projects`);
   await page.getByRole('alert').filter({ hasText: /not authorized|forbidden|403/i }).waitFor();
   assert.equal(await page.getByRole('form', { name: 'Create a project' }).count(), 0);
-  await page.goto(`${cloud.url}/#/identity?tab=users`);
+  await page.goto(`${web.cloud.url}/#/identity?tab=users`);
   await page.getByRole('alert').filter({ hasText: /not authorized|forbidden|403/i }).waitFor();
   assert.equal(await page.getByRole('form', { name: 'Create a user' }).count(), 0);
   await checkA11y(page, 'identity (reader)');
@@ -220,12 +202,12 @@ test('a reader gets no admin tabs, and opening one anyway shows the API’s 403'
 });
 
 test('a domain admin administers its domain through a domain-scoped token: the admin tabs but quotas', { skip: skipUnlessRoot, timeout: 30_000 }, async () => {
-  const name = await makeUser(cloud, projectId, 'member', uniqueName('idomadmin'));
-  const uid = (await cloud.call('GET', `/identity/v3/users?name=${name}`, { token: cloud.adminToken })).body.users[0].id;
-  const roles = (await cloud.call('GET', '/identity/v3/roles', { token: cloud.adminToken })).body.roles as Array<{ id: string; name: string }>;
-  const grant = await cloud.call('PUT', `/identity/v3/domains/default/users/${uid}/roles/${roles.find((r) => r.name === 'admin')!.id}`, { token: cloud.adminToken });
+  const name = await makeUser(web.cloud, projectId, 'member', uniqueName('idomadmin'));
+  const uid = (await web.cloud.call('GET', `/identity/v3/users?name=${name}`, { token: web.cloud.adminToken })).body.users[0].id;
+  const roles = (await web.cloud.call('GET', '/identity/v3/roles', { token: web.cloud.adminToken })).body.roles as Array<{ id: string; name: string }>;
+  const grant = await web.cloud.call('PUT', `/identity/v3/domains/default/users/${uid}/roles/${roles.find((r) => r.name === 'admin')!.id}`, { token: web.cloud.adminToken });
   assert.equal(grant.status, 204);
-  const t = await tab(name);
+  const t = await web.tab(name);
   const { page } = t;
   await page.getByRole('link', { name: 'Identity' }).click();
   await page.getByRole('tab', { name: 'Users' }).click();

@@ -1,13 +1,17 @@
 // Helpers for the dashboard's tests in a real browser: Debian's chromium
 // driven by playwright-core, axe-core's accessibility check run in the page,
 // screenshots under the run's output directory, and the page's Content-
-// Security-Policy violations collected (there must be none).
+// Security-Policy violations collected (there must be none). `browserSuite`
+// is every file's before/after: a cloud (or a data plane), a browser, tabs
+// logged in, and all of it torn down.
 import { mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { Cloud } from '../harness.ts';
+import { startCloud, type Cloud } from '../harness.ts';
+import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -101,4 +105,116 @@ export async function makeUser(cloud: Cloud, project: string, role: string, name
   const roles = (await admin('GET', '/roles')).roles as Array<{ id: string; name: string }>;
   await admin('PUT', `/projects/${project}/users/${u.user.id}/roles/${roles.find((r) => r.name === role)!.id}`);
   return name;
+}
+
+export interface BrowserSuiteOptions {
+  /** A data plane (startPlane: a cloud with an in-process agent running containers; `volume`: serving volumes too) instead of a bare cloud. */
+  plane?: { volume?: boolean };
+  /** Why the file's tests are skipped (default: not root). */
+  skip?: string | false;
+  /** The file's own fixtures, once the cloud is up and before the browser starts. */
+  setup?: (s: BrowserSuite) => Promise<void>;
+  /** The file's own cleanup, after the tabs, the browser and the suite's servers are gone and before the cloud stops. */
+  teardown?: (s: BrowserSuite) => Promise<void>;
+}
+
+export interface BrowserSuite {
+  readonly skip: string | false;
+  /** The cloud (the plane's, for a data-plane suite); only once before() ran. */
+  readonly cloud: Cloud;
+  /** The data plane; only for a suite started with `plane`. */
+  readonly plane: Plane;
+  readonly browser: Browser;
+  /** Servers the tests made (a data-plane suite): deleted, and waited for, in after(). */
+  readonly servers: string[];
+  /** A new tab (its own session) at the dashboard, logged in as `user` (password PASSWORD unless given) when there is one. */
+  tab(user?: string, o?: { password?: string; width?: number; height?: number; dark?: boolean }): Promise<Tab>;
+}
+
+/**
+ * The before/after of a file of browser tests: starts a cloud (or a data
+ * plane) and Chromium (screenshots under OUTPUT/`name`), runs the file's
+ * setup; after the tests closes every tab and the browser, deletes the
+ * servers the tests recorded in `servers` and waits until they are gone, runs
+ * the file's teardown and stops the cloud, each step also after a failure.
+ */
+export function browserSuite(name: string, o: BrowserSuiteOptions = {}): BrowserSuite {
+  const skip = o.skip ?? skipUnlessRoot;
+  let cloud: Cloud | undefined;
+  let plane: Plane | undefined;
+  let browser: Browser | undefined;
+  const tabs: Tab[] = [];
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`browserSuite(${name}): no ${what} (skipped, or before() failed)`);
+    return v;
+  };
+  const suite: BrowserSuite = {
+    skip,
+    get cloud() { return need(cloud, 'cloud'); },
+    get plane() { return need(plane, 'data plane'); },
+    get browser() { return need(browser, 'browser'); },
+    servers: [],
+    async tab(user, t = {}) {
+      const tab = await open(suite.browser, `${suite.cloud.url}/`, t);
+      tabs.push(tab);
+      if (user !== undefined) await login(tab.page, user, t.password ?? PASSWORD);
+      return tab;
+    },
+  };
+  before(async () => {
+    if (skip) return;
+    if (o.plane) {
+      plane = await startPlane({ agent: 'inproc', volume: o.plane.volume });
+      cloud = plane.cloud;
+    } else cloud = await startCloud();
+    await o.setup?.(suite);
+    browser = await launch(name);
+  });
+  after(async () => {
+    if (skip) return;
+    for (const t of tabs) await t.context.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    if (plane) {
+      for (const id of suite.servers) await plane.api('DELETE', `/compute/v2.1/servers/${id}`).catch(() => undefined);
+      for (const id of suite.servers) await plane.waitGone(id, 60_000).catch(() => undefined);
+    }
+    await o.teardown?.(suite).catch(() => undefined);
+    if (plane) await plane.cleanup();
+    else await cloud?.close();
+  });
+  return suite;
+}
+
+
+/** What has the keyboard focus: its tag, role and name (aria-label, its label's text, else its text), whether it shows a focus ring, and whether it is in an open dialog. */
+export async function focused(page: Page): Promise<{ tag: string; role: string | null; name: string; ring: boolean; inDialog: boolean }> {
+  return page.evaluate(() => {
+    const el = document.activeElement as HTMLElement | null;
+    if (!el || el === document.body) return { tag: 'body', role: null, name: '', ring: false, inDialog: false };
+    const labels = (el as HTMLInputElement).labels;
+    const name = el.getAttribute('aria-label') ?? (labels?.[0] ? labels[0].querySelector('span')?.textContent ?? labels[0].textContent : null) ?? el.textContent ?? '';
+    const s = getComputedStyle(el);
+    const ring = el.matches(':focus-visible') && s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+    return { tag: el.tagName.toLowerCase(), role: el.getAttribute('role'), name: name.trim(), ring, inDialog: !!el.closest('dialog[open]') };
+  });
+}
+
+/**
+ * Presses Tab (Shift+Tab with `back`) until the focus is on an element named
+ * `name` (exactly, or matching), as someone without a mouse would; fails
+ * after `max` presses naming the stops it passed. The element reached must
+ * show its focus ring.
+ */
+export async function tabTo(page: Page, name: string | RegExp, o: { back?: boolean; max?: number } = {}): Promise<void> {
+  const passed: string[] = [];
+  for (let i = 0; i < (o.max ?? 60); i++) {
+    await page.keyboard.press(o.back ? 'Shift+Tab' : 'Tab');
+    const f = await focused(page);
+    if (typeof name === 'string' ? f.name === name : name.test(f.name)) {
+      assert.ok(f.ring, `the focus on “${f.name}” (${f.tag}) is visible`);
+      return;
+    }
+    passed.push(`${f.tag}:${f.name.slice(0, 30)}`);
+  }
+  assert.fail(`no “${name}” within ${o.max ?? 60} presses of ${o.back ? 'Shift+Tab' : 'Tab'}: passed ${passed.join(' | ')}`);
 }

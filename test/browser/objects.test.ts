@@ -4,47 +4,29 @@
 // container public (an anonymous client reads it) and private again, hands
 // out a TempURL (an anonymous client reads through it), and sees Swift's
 // refusal to delete a container that is not empty. A reader gets no buttons.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
-import { startCloud, uniqueName, type Cloud } from '../harness.ts';
+import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
 import { pushImage, token as registryToken } from '../api/registry/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { PASSWORD, browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
-let cloud: Cloud;
-let browser: Browser;
 let projectId = '';
 let member = '';
 let reader = '';
-const tabs: Tab[] = [];
 const BODY = 'hello object storage\n'.repeat(50_000);
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  cloud = await startCloud();
-  projectId = await makeProject(cloud, uniqueName('obj'));
-  member = await makeUser(cloud, projectId, 'member', uniqueName('omember'));
-  reader = await makeUser(cloud, projectId, 'reader', uniqueName('oreader'));
-  browser = await launch('objects');
+const web = browserSuite('objects', {
+  async setup() {
+    projectId = await makeProject(web.cloud, uniqueName('obj'));
+    member = await makeUser(web.cloud, projectId, 'member', uniqueName('omember'));
+    reader = await makeUser(web.cloud, projectId, 'reader', uniqueName('oreader'));
+  },
 });
-
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await cloud?.close();
-});
-
-async function tab(user: string): Promise<Tab> {
-  const t = await open(browser, `${cloud.url}/`);
-  tabs.push(t);
-  await login(t.page, user, PASSWORD);
-  return t;
-}
 
 test('a member makes a container, uploads into a folder, downloads, makes it public and private, and hands out a TempURL', { skip: skipUnlessRoot, timeout: 90_000 }, async () => {
-  const t = await tab(member);
+  const t = await web.tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Object storage' }).click();
   await page.getByRole('heading', { name: 'Object storage' }).waitFor();
@@ -79,7 +61,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   assert.deepEqual(t.dialogs, []);
   const [oddDl] = await Promise.all([page.waitForEvent('download'), oddRow.getByRole('button', { name: 'Download' }).click()]);
   assert.equal(readFileSync((await oddDl.path())!, 'utf8'), 'odd');
-  const listed = await cloud.call('GET', `/object/v1/AUTH_${projectId}/web-box?format=json&prefix=docs/`, { token: await cloud.login(member, PASSWORD, projectId) });
+  const listed = await web.cloud.call('GET', `/object/v1/AUTH_${projectId}/web-box?format=json&prefix=docs/`, { token: await web.cloud.login(member, PASSWORD, projectId) });
   assert.deepEqual(listed.body.map((o: any) => o.name).sort(), [`docs/${odd}`, 'docs/hello.txt']);
 
   // download: the browser saves the object's bytes
@@ -89,7 +71,7 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
   assert.equal(await page.locator('.download progress').getAttribute('value'), String(BODY.length));
   assert.equal(readFileSync((await dl.path())!, 'utf8'), BODY);
 
-  const url = `${cloud.url}/object/v1/AUTH_${projectId}/web-box/docs/hello.txt`;
+  const url = `${web.cloud.url}/object/v1/AUTH_${projectId}/web-box/docs/hello.txt`;
   assert.equal((await fetch(url)).status, 401, 'private: no anonymous read');
   await page.getByRole('button', { name: 'Make public' }).click();
   await page.getByRole('dialog', { name: 'Make public' }).getByRole('button', { name: 'Make public' }).click();
@@ -124,20 +106,20 @@ test('a member makes a container, uploads into a folder, downloads, makes it pub
 });
 
 test('the registry tab lists the project\'s repositories and tags with their podman pull line, and makes one public and private', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const project = (await cloud.call('GET', `/identity/v3/projects/${projectId}`, { token: cloud.adminToken })).body.project.name as string;
+  const project = (await web.cloud.call('GET', `/identity/v3/projects/${projectId}`, { token: web.cloud.adminToken })).body.project.name as string;
   const repo = `${project}/web-app`;
-  const t0 = await registryToken(cloud, [`repository:${repo}:push,pull`], { user: member, secret: PASSWORD });
-  await pushImage(cloud, t0, repo, 'v1');
-  await pushImage(cloud, t0, repo, 'latest');
-  const t = await tab(member);
+  const t0 = await registryToken(web.cloud, [`repository:${repo}:push,pull`], { user: member, secret: PASSWORD });
+  await pushImage(web.cloud, t0, repo, 'v1');
+  await pushImage(web.cloud, t0, repo, 'latest');
+  const t = await web.tab(member);
   const { page } = t;
-  await page.goto(`${cloud.url}/#/objects?tab=registry`);
-  const host = new URL(cloud.url).host;
+  await page.goto(`${web.cloud.url}/#/objects?tab=registry`);
+  const host = new URL(web.cloud.url).host;
   // the test's server speaks plain HTTP: podman is told so
   await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:v1`).waitFor();
   await page.getByText(`podman pull --tls-verify=false ${host}/${repo}:latest`).waitFor();
   // public: anyone pulls it without logging in; private again: 401
-  const manifest = `${cloud.url}/v2/${repo}/manifests/v1`;
+  const manifest = `${web.cloud.url}/v2/${repo}/manifests/v1`;
   const accept = { Accept: 'application/vnd.oci.image.manifest.v1+json' };
   assert.equal((await fetch(manifest, { headers: accept })).status, 401);
   const row = page.getByRole('row').filter({ hasText: repo });
@@ -154,14 +136,14 @@ test('the registry tab lists the project\'s repositories and tags with their pod
 });
 
 test('a reader browses the objects and the registry but gets no upload, delete, public or TempURL buttons', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(reader);
+  const t = await web.tab(reader);
   const { page } = t;
-  await page.goto(`${cloud.url}/#/objects?container=web-box&prefix=docs%2F`);
+  await page.goto(`${web.cloud.url}/#/objects?container=web-box&prefix=docs%2F`);
   await page.getByRole('row').filter({ hasText: 'hello.txt' }).getByRole('button', { name: 'Download' }).waitFor();
   assert.equal(await page.getByRole('form').count(), 0);
   assert.equal(await page.getByRole('button', { name: /Delete|TempURL|Make public|Make private/ }).count(), 0);
   await checkA11y(page, 'objects (reader)');
-  await page.goto(`${cloud.url}/#/objects?tab=registry`);
+  await page.goto(`${web.cloud.url}/#/objects?tab=registry`);
   await page.getByText(/podman pull .*web-app:v1/).waitFor();
   assert.equal(await page.getByRole('button', { name: /Make public|Make private/ }).count(), 0);
 });

@@ -5,64 +5,51 @@
 // connects, linked to its page; a network made meanwhile appears without a
 // reload; the picture passes the accessibility check. A floating IP is
 // allocated, associated with the server's port and disassociated.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser } from 'playwright-core';
-import { startCloud, uniqueName, type Cloud } from '../harness.ts';
+import { uniqueName } from '../harness.ts';
 import { skipUnlessRoot } from '../dataplane/lib.ts';
 import { dockerArchive, simulatedHost } from '../api/compute/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { PASSWORD, browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
-let cloud: Cloud;
-let browser: Browser;
 let projectId = '';
 let member = '';
 let token = '';
 let serverId = '';
-const tabs: Tab[] = [];
 
 async function ok(method: string, path: string, body: unknown, as = token, headers: Record<string, string> = {}) {
-  const r = await cloud.call(method, path, { token: as, body, headers });
+  const r = await web.cloud.call(method, path, { token: as, body, headers });
   assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  cloud = await startCloud();
-  projectId = await makeProject(cloud, uniqueName('topo'));
-  member = await makeUser(cloud, projectId, 'member', uniqueName('tmember'));
-  token = await cloud.login(member, PASSWORD, projectId);
-  const ext = await ok('POST', '/network/v2.0/networks', { network: { name: 'topo-public', 'router:external': true } }, cloud.adminToken);
-  await ok('POST', '/network/v2.0/subnets', { subnet: { network_id: ext.network.id, cidr: '203.0.113.0/24', ip_version: 4 } }, cloud.adminToken);
-  const net = await ok('POST', '/network/v2.0/networks', { network: { name: 'topo-net' } });
-  const sub = await ok('POST', '/network/v2.0/subnets', { subnet: { network_id: net.network.id, cidr: '10.77.0.0/24', ip_version: 4, name: 'topo-sub' } });
-  const router = await ok('POST', '/network/v2.0/routers', { router: { name: 'topo-router', external_gateway_info: { network_id: ext.network.id } } });
-  await ok('PUT', `/network/v2.0/routers/${router.router.id}/add_router_interface`, { subnet_id: sub.subnet.id });
-  // a server on topo-net, placed on a simulated host that reports it running
-  const host = await simulatedHost(cloud, uniqueName('topo-host'));
-  const img = await ok('POST', '/image/v2/images', { name: 'topo-img', container_format: 'docker', disk_format: 'raw' });
-  const up = await fetch(`${cloud.url}/image/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(dockerArchive()) });
-  assert.equal(up.status, 204);
-  const flavor = await ok('POST', '/compute/v2.1/flavors', { flavor: { name: uniqueName('topo'), ram: 64, vcpus: 1, disk: 0 } }, cloud.adminToken);
-  const s = await ok('POST', '/compute/v2.1/servers', { server: { name: 'topo-vm', imageRef: img.id, flavorRef: flavor.flavor.id, networks: [{ uuid: net.network.id }] } }, token, { 'X-OpenStack-Nova-API-Version': '2.79' });
-  serverId = s.server.id;
-  for (let i = 0; i < 100 && !(await host.watch()).servers.has(serverId); i++) await new Promise((r) => setTimeout(r, 100));
-  await host.report(serverId, 'active', 1);
-  browser = await launch('topology');
-});
-
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  await cloud?.close();
+const web = browserSuite('topology', {
+  async setup() {
+    projectId = await makeProject(web.cloud, uniqueName('topo'));
+    member = await makeUser(web.cloud, projectId, 'member', uniqueName('tmember'));
+    token = await web.cloud.login(member, PASSWORD, projectId);
+    const ext = await ok('POST', '/network/v2.0/networks', { network: { name: 'topo-public', 'router:external': true } }, web.cloud.adminToken);
+    await ok('POST', '/network/v2.0/subnets', { subnet: { network_id: ext.network.id, cidr: '203.0.113.0/24', ip_version: 4 } }, web.cloud.adminToken);
+    const net = await ok('POST', '/network/v2.0/networks', { network: { name: 'topo-net' } });
+    const sub = await ok('POST', '/network/v2.0/subnets', { subnet: { network_id: net.network.id, cidr: '10.77.0.0/24', ip_version: 4, name: 'topo-sub' } });
+    const router = await ok('POST', '/network/v2.0/routers', { router: { name: 'topo-router', external_gateway_info: { network_id: ext.network.id } } });
+    await ok('PUT', `/network/v2.0/routers/${router.router.id}/add_router_interface`, { subnet_id: sub.subnet.id });
+    // a server on topo-net, placed on a simulated host that reports it running
+    const host = await simulatedHost(web.cloud, uniqueName('topo-host'));
+    const img = await ok('POST', '/image/v2/images', { name: 'topo-img', container_format: 'docker', disk_format: 'raw' });
+    const up = await fetch(`${web.cloud.url}/image/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(dockerArchive()) });
+    assert.equal(up.status, 204);
+    const flavor = await ok('POST', '/compute/v2.1/flavors', { flavor: { name: uniqueName('topo'), ram: 64, vcpus: 1, disk: 0 } }, web.cloud.adminToken);
+    const s = await ok('POST', '/compute/v2.1/servers', { server: { name: 'topo-vm', imageRef: img.id, flavorRef: flavor.flavor.id, networks: [{ uuid: net.network.id }] } }, token, { 'X-OpenStack-Nova-API-Version': '2.79' });
+    serverId = s.server.id;
+    for (let i = 0; i < 100 && !(await host.watch()).servers.has(serverId); i++) await new Promise((r) => setTimeout(r, 100));
+    await host.report(serverId, 'active', 1);
+  },
 });
 
 test('the topology draws the external network, the router, the project\'s network and the server on it, each linked', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await open(browser, `${cloud.url}/`);
-  tabs.push(t);
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
   await page.getByRole('link', { name: 'Networks' }).click();
   await page.getByRole('tab', { name: 'Topology' }).click();
   const picture = page.getByRole('group', { name: 'Network topology' });
@@ -92,11 +79,9 @@ test('the topology draws the external network, the router, the project\'s networ
 });
 
 test('a member allocates a floating IP, associates it with the server\'s port and disassociates it', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await open(browser, `${cloud.url}/`);
-  tabs.push(t);
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
-  await page.goto(`${cloud.url}/#/networks?tab=floating`);
+  await page.goto(`${web.cloud.url}/#/networks?tab=floating`);
   const alloc = page.getByRole('form', { name: 'Allocate a floating IP' });
   await alloc.getByLabel('External network').selectOption({ label: 'topo-public' });
   await alloc.getByRole('button', { name: 'Create' }).click();

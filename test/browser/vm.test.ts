@@ -2,69 +2,56 @@
 // wizard offers the kinds the cloud has an image and a flavor for (a
 // container from the busybox image, a VM from the stratus-tiny disk image);
 // a member launches the VM and watches it reach ACTIVE without a reload; its
-// page offers a VM's actions and consoles; the console log shows the guest's
+// page offers a VM's actions and consoles; the serial console (xterm.js)
+// shows the guest's boot (what it wrote before the session, then live); the console log shows the guest's
 // boot; the graphical console (noVNC) opens in its own window and connects;
 // the delete button removes it. A VM left by a failed step is destroyed by
 // PID in after().
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { Browser } from 'playwright-core';
 import { VmDriver } from '../../src/agent/drivers/vm/driver.ts';
 import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { uniqueName } from '../harness.ts';
-import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { skipUnlessRoot } from '../dataplane/lib.ts';
+import { browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
 
-let plane: Plane;
-let browser: Browser;
 let member = '';
 let flavorName = '';
-const servers: string[] = [];
-const tabs: Tab[] = [];
 
-before(async () => {
-  if (skip) return;
-  const tiny = await buildTinyImage();
-  plane = await startPlane({ agent: 'inproc' });
-  const img = await plane.api('POST', '/image/v2/images', { name: 'stratus-tiny', container_format: 'bare', disk_format: 'qcow2', visibility: 'public', min_disk: 1, min_ram: 64 });
-  assert.equal(img.status, 201);
-  const up = await fetch(`${plane.cloud.url}/image/v2/images/${img.body.id}/file`, {
-    method: 'PUT', headers: { 'x-auth-token': plane.token, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await fsp.readFile(tiny.disk)),
-  });
-  assert.equal(up.status, 204);
-  flavorName = `vm-${plane.hostname}`;
-  const fl = await plane.api('POST', '/compute/v2.1/flavors', { flavor: { name: flavorName, ram: 128, vcpus: 1, disk: 1 } });
-  assert.equal(fl.status, 200, JSON.stringify(fl.body));
-  const project = await makeProject(plane.cloud, uniqueName('web-vm'));
-  member = await makeUser(plane.cloud, project, 'member', uniqueName('vm-member'));
-  browser = await launch('vm');
-});
-
-after(async () => {
-  if (skip) return;
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  if (!plane) return;
-  for (const id of servers) await plane.api('DELETE', `/compute/v2.1/servers/${id}`).catch(() => undefined);
-  for (const id of servers) await plane.waitGone(id, 60_000).catch(() => undefined);
+const web = browserSuite('vm', {
+  plane: {},
+  skip,
+  async setup() {
+    const tiny = await buildTinyImage();
+    const img = await web.plane.api('POST', '/image/v2/images', { name: 'stratus-tiny', container_format: 'bare', disk_format: 'qcow2', visibility: 'public', min_disk: 1, min_ram: 64 });
+    assert.equal(img.status, 201);
+    const up = await fetch(`${web.cloud.url}/image/v2/images/${img.body.id}/file`, {
+      method: 'PUT', headers: { 'x-auth-token': web.plane.token, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await fsp.readFile(tiny.disk)),
+    });
+    assert.equal(up.status, 204);
+    flavorName = `vm-${web.plane.hostname}`;
+    const fl = await web.plane.api('POST', '/compute/v2.1/flavors', { flavor: { name: flavorName, ram: 128, vcpus: 1, disk: 1 } });
+    assert.equal(fl.status, 200, JSON.stringify(fl.body));
+    const project = await makeProject(web.cloud, uniqueName('web-vm'));
+    member = await makeUser(web.cloud, project, 'member', uniqueName('vm-member'));
+  },
   // whatever a failed step left: killed by its pidfile, files and cgroup removed
-  const d = new VmDriver({ stateDir: plane.stateDir, log: pino({ level: 'silent' }), fetchImage: async () => undefined });
-  for (const id of servers) await d.destroy(id).catch(() => undefined);
-  await plane.cleanup();
+  async teardown() {
+    const d = new VmDriver({ stateDir: web.plane.stateDir, log: pino({ level: 'silent' }), fetchImage: async () => undefined });
+    for (const id of web.servers) await d.destroy(id).catch(() => undefined);
+  },
 });
 
-test('a member launches a VM, watches it become ACTIVE, reads its console log, opens its graphical console and deletes it', { skip, timeout: 180_000 }, async () => {
-  const t = await open(browser, `${plane.cloud.url}/`);
-  tabs.push(t);
+test('a member launches a VM, watches it become ACTIVE, sees its boot in its serial console, reads its console log, opens its graphical console and deletes it', { skip, timeout: 180_000 }, async () => {
+  const t = await web.tab(member);
   const { page } = t;
-  await login(page, member, PASSWORD);
   await page.getByRole('link', { name: 'Servers' }).click();
   await page.getByRole('button', { name: 'Launch server' }).click();
   const kinds = page.getByRole('group', { name: 'Kind' });
@@ -83,13 +70,22 @@ test('a member launches a VM, watches it become ACTIVE, reads its console log, o
   await page.getByRole('button', { name: 'Launch' }).click();
   await page.getByRole('heading', { name: 'web-vm' }).waitFor();
   const id = page.url().split('/servers/')[1]!;
-  servers.push(id);
+  web.servers.push(id);
   await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 120_000 });
   assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1, 'the page was not reloaded');
   await page.getByRole('definition').filter({ hasText: /^Virtual machine$/ }).waitFor();
   const actions = page.getByRole('group', { name: 'Server actions' });
   for (const a of ['Stop', 'Reboot', 'Pause', 'Suspend', 'Rescue', 'Shelve', 'Delete']) await actions.getByRole('button', { name: a, exact: true }).waitFor();
   await screenshot(page, 'vm-active');
+
+  // the serial console: xterm.js shows what the guest wrote so far (the console log's recent part, so a
+  // session opened late sees the boot too: its boot loader's banner, first thing on the serial port) and
+  // then what it writes as it comes
+  await page.getByRole('tab', { name: 'Serial console' }).click();
+  await page.getByText('Serial console: connected').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => (document.querySelector('.term-box .xterm-screen')?.textContent ?? '').includes('SYSLINUX'), null, { timeout: 60_000 });
+  await checkA11y(page, 'serial console (VM)');
+  await screenshot(page, 'vm-serial-console');
 
   // the console log: the guest's boot output (its firmware and kernel; the guest's ready line may come much later on a slow host)
   await page.getByRole('tab', { name: 'Console log' }).click();
@@ -121,6 +117,6 @@ test('a member launches a VM, watches it become ACTIVE, reads its console log, o
   await page.getByRole('dialog', { name: 'Delete' }).getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('heading', { name: 'Servers' }).waitFor();
   await page.getByRole('row').filter({ hasText: 'web-vm' }).waitFor({ state: 'detached', timeout: 60_000 });
-  await plane.waitGone(id, 60_000);
+  await web.plane.waitGone(id, 60_000);
   assert.deepEqual(t.cspViolations, []);
 });

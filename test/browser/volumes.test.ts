@@ -7,66 +7,45 @@
 // container from the server's page and detaches it; launches a container with
 // it attached at boot from the launch wizard; a reader sees the lists
 // and none of the buttons.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import { uniqueName } from '../harness.ts';
-import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
-import { PASSWORD, checkA11y, launch, login, makeProject, makeUser, open, screenshot, type Tab } from './lib.ts';
+import { skipUnlessRoot } from '../dataplane/lib.ts';
+import { PASSWORD, browserSuite, checkA11y, makeProject, makeUser, screenshot } from './lib.ts';
 
-let plane: Plane;
-let browser: Browser;
 let projectId = '';
 let member = '';
 let reader = '';
 let serverId = '';
 let bootServerId = '';
 const skipNoQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64'))) ? false : 'qemu-system-x86_64 is not installed';
-const tabs: Tab[] = [];
 
-before(async () => {
-  if (skipUnlessRoot) return;
-  plane = await startPlane({ agent: 'inproc', volume: true });
-  projectId = await makeProject(plane.cloud, uniqueName('vol'));
-  member = await makeUser(plane.cloud, projectId, 'member', uniqueName('vmember'));
-  reader = await makeUser(plane.cloud, projectId, 'reader', uniqueName('vreader'));
-  // a disk image a volume can be made from (bare raw)
-  const img = await plane.api('POST', '/image/v2/images', { name: 'vol-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' });
-  assert.equal(img.status, 201);
-  const data = Buffer.alloc(1 << 20);
-  data.write('stratus volume from image', 0);
-  const up = await fetch(`${plane.cloud.url}/image/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': plane.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
-  assert.equal(up.status, 204);
-  browser = await launch('volumes');
+const web = browserSuite('volumes', {
+  plane: { volume: true },
+  async setup() {
+    projectId = await makeProject(web.cloud, uniqueName('vol'));
+    member = await makeUser(web.cloud, projectId, 'member', uniqueName('vmember'));
+    reader = await makeUser(web.cloud, projectId, 'reader', uniqueName('vreader'));
+    // a disk image a volume can be made from (bare raw)
+    const img = await web.plane.api('POST', '/image/v2/images', { name: 'vol-disk', container_format: 'bare', disk_format: 'raw', visibility: 'public' });
+    assert.equal(img.status, 201);
+    const data = Buffer.alloc(1 << 20);
+    data.write('stratus volume from image', 0);
+    const up = await fetch(`${web.cloud.url}/image/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': web.plane.token, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
+    assert.equal(up.status, 204);
+  },
 });
-
-after(async () => {
-  for (const t of tabs) await t.context.close().catch(() => undefined);
-  await browser?.close().catch(() => undefined);
-  if (serverId) await plane.api('DELETE', `/compute/v2.1/servers/${serverId}`).catch(() => undefined);
-  if (serverId) await plane.waitGone(serverId).catch(() => undefined);
-  if (bootServerId) await plane.api('DELETE', `/compute/v2.1/servers/${bootServerId}`).catch(() => undefined);
-  if (bootServerId) await plane.waitGone(bootServerId).catch(() => undefined);
-  await plane?.cleanup();
-});
-
-async function tab(user: string, o: { width?: number; dark?: boolean } = {}): Promise<Tab> {
-  const t = await open(browser, `${plane.cloud.url}/`, o);
-  tabs.push(t);
-  await login(t.page, user, PASSWORD);
-  return t;
-}
 
 async function volumes(token: string): Promise<any[]> {
-  const r = await plane.cloud.call('GET', '/volume/v3/volumes/detail', { token });
+  const r = await web.cloud.call('GET', '/volume/v3/volumes/detail', { token });
   assert.equal(r.status, 200);
   return r.body.volumes;
 }
 
 test('a member makes volumes (empty, from a snapshot, from an image), edits, extends, snapshots, uploads one to an image and deletes one, each change shown live', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
-  const t = await tab(member);
+  const t = await web.tab(member);
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
   await page.getByRole('heading', { name: 'Volumes' }).waitFor();
@@ -133,7 +112,7 @@ test('a member makes volumes (empty, from a snapshot, from an image), edits, ext
   await edit.getByLabel('Description').fill('made from vol-disk');
   await edit.getByRole('button', { name: 'Edit' }).click();
   await page.getByRole('row').filter({ hasText: 'web-image-vol' }).waitFor();
-  const edited = (await volumes(await plane.cloud.login(member, PASSWORD, projectId))).find((v) => v.name === 'web-image-vol');
+  const edited = (await volumes(await web.cloud.login(member, PASSWORD, projectId))).find((v) => v.name === 'web-image-vol');
   assert.equal(edited?.description, 'made from vol-disk');
   // its data to a new image (Cinder's os-volume_upload_image), the volume uploading then available again
   const imgRow = page.getByRole('row').filter({ hasText: 'web-image-vol' });
@@ -144,9 +123,9 @@ test('a member makes volumes (empty, from a snapshot, from an image), edits, ext
   await upload.getByLabel('Disk format').selectOption('qcow2');
   await upload.getByRole('button', { name: 'Upload to image' }).click();
   await imgRow.getByRole('status').filter({ hasText: /is being filled from the volume/ }).waitFor();
-  const memberToken = await plane.cloud.login(member, PASSWORD, projectId);
+  const memberToken = await web.cloud.login(member, PASSWORD, projectId);
   for (let i = 0; ; i++) {
-    const images = (await plane.cloud.call('GET', '/image/v2/images?name=web-vol-image', { token: memberToken })).body.images;
+    const images = (await web.cloud.call('GET', '/image/v2/images?name=web-vol-image', { token: memberToken })).body.images;
     if (images[0]?.status === 'active') break;
     assert.ok(i < 300, `the image is filled: ${JSON.stringify(images)}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -158,7 +137,7 @@ test('a member makes volumes (empty, from a snapshot, from an image), edits, ext
   const confirm = page.getByRole('dialog', { name: 'Delete' });
   await confirm.getByText('Delete volume “web-from-snap”? Its data is lost.').waitFor();
   await confirm.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await volumes(await plane.cloud.login(member, PASSWORD, projectId))).length, 3);
+  assert.equal((await volumes(await web.cloud.login(member, PASSWORD, projectId))).length, 3);
   await copy.getByRole('button', { name: 'Delete' }).click();
   await confirm.getByRole('button', { name: 'Delete' }).click();
   await copy.waitFor({ state: 'detached', timeout: 30_000 });
@@ -172,17 +151,18 @@ test('a member makes volumes (empty, from a snapshot, from an image), edits, ext
 });
 
 test('a member attaches a volume to a running container from the server page and detaches it', { skip: skipUnlessRoot, timeout: 120_000 }, async () => {
-  const token = await plane.cloud.login(member, PASSWORD, projectId);
-  const s = await plane.cloud.call('POST', '/compute/v2.1/servers', { token, body: { server: { name: 'vol-host', imageRef: plane.imageId, flavorRef: plane.flavorId, networks: 'none' } }, headers: { 'X-OpenStack-Nova-API-Version': '2.79' } });
+  const token = await web.cloud.login(member, PASSWORD, projectId);
+  const s = await web.cloud.call('POST', '/compute/v2.1/servers', { token, body: { server: { name: 'vol-host', imageRef: web.plane.imageId, flavorRef: web.plane.flavorId, networks: 'none' } }, headers: { 'X-OpenStack-Nova-API-Version': '2.79' } });
   assert.equal(s.status, 202, JSON.stringify(s.body));
   serverId = s.body.server.id;
-  await plane.waitStatus(serverId, ['ACTIVE']);
+  web.servers.push(serverId);
+  await web.plane.waitStatus(serverId, ['ACTIVE']);
   const vol = (await volumes(token)).find((v) => v.name === 'web-vol');
   assert.ok(vol, 'the first test made web-vol');
 
-  const t = await tab(member);
+  const t = await web.tab(member);
   const { page } = t;
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('heading', { name: 'vol-host' }).waitFor();
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByText('No volumes attached.').waitFor();
@@ -201,7 +181,7 @@ test('a member attaches a volume to a running container from the server page and
   // the volumes list names the server, linked
   await page.getByRole('link', { name: 'Volumes' }).first().click();
   await page.getByRole('row').filter({ hasText: 'web-vol' }).getByRole('link', { name: 'vol-host' }).waitFor();
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByRole('row').filter({ hasText: 'web-vol' }).getByRole('button', { name: 'Detach' }).click();
   await page.getByRole('dialog', { name: 'Detach' }).getByRole('button', { name: 'Detach' }).click();
@@ -217,9 +197,9 @@ test('a member attaches a volume to a running container from the server page and
 });
 
 test('the launch wizard attaches a volume at boot to a VM (a container gets volumes on its page)', { skip: skipUnlessRoot || skipNoQemu, timeout: 90_000 }, async () => {
-  const t = await tab(member);
+  const t = await web.tab(member);
   const { page } = t;
-  await page.goto(`${plane.cloud.url}/#/servers/new`);
+  await page.goto(`${web.cloud.url}/#/servers/new`);
   const kinds = page.getByRole('group', { name: 'Kind' });
   await kinds.getByRole('radio', { name: 'Container' }).check();
   assert.equal(await page.getByRole('group', { name: 'Volumes to attach' }).count(), 0);
@@ -234,6 +214,7 @@ test('the launch wizard attaches a volume at boot to a VM (a container gets volu
   await page.getByRole('button', { name: 'Launch' }).click();
   await Promise.race([page.getByRole('heading', { name: 'vol-boot' }).waitFor(), page.getByRole('alert').waitFor().then(async () => assert.fail(await page.getByRole('alert').textContent() ?? ''))]);
   bootServerId = page.url().split('/servers/')[1]!;
+  web.servers.push(bootServerId);
   await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor({ timeout: 60_000 });
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByRole('row').filter({ hasText: 'web-vol' }).getByText('in-use').waitFor({ timeout: 30_000 });
@@ -242,7 +223,7 @@ test('the launch wizard attaches a volume at boot to a VM (a container gets volu
 });
 
 test('a reader (390 px wide, dark) sees the volumes and snapshots but no create, extend, delete, attach or detach', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
-  const t = await tab(reader, { width: 390, dark: true });
+  const t = await web.tab(reader, { width: 390, dark: true });
   const { page } = t;
   await page.getByRole('link', { name: 'Volumes' }).click();
   await page.getByRole('row').filter({ hasText: 'web-vol' }).first().waitFor();
@@ -253,7 +234,7 @@ test('a reader (390 px wide, dark) sees the volumes and snapshots but no create,
   await page.getByRole('tab', { name: 'Snapshots' }).click();
   await page.getByRole('row').filter({ hasText: 'web-snap' }).waitFor();
   assert.equal(await page.getByRole('button', { name: /Delete|Create volume/ }).count(), 0);
-  await page.goto(`${plane.cloud.url}/#/servers/${serverId}`);
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByText('No volumes attached.').waitFor();
   assert.equal(await page.getByRole('form', { name: 'Attach a volume' }).count(), 0);

@@ -135,6 +135,36 @@ for (const c of CASES) {
       assert.deepEqual((await b.list()).volumes, []);
     });
 
+    test('a backup\'s reads and restores: copyTo of a snapshot gives the data it froze; restoreInto writes raw data over a volume, its snapshot kept', async () => {
+      const v = await b.create('vol-rs', 1, { type: 'blank' });
+      const fmt = b.format;
+      await runOk('qemu-io', ['-f', fmt, '-c', 'write -P 0x44 1M 1M', v.location]);
+      await b.snapshot('vol-rs', 'snap-rs');
+      await runOk('qemu-io', ['-f', fmt, '-c', 'write -P 0x55 1M 1M', v.location]);
+      const frozen = join(scratch, 'frozen.raw');
+      await b.copyTo('vol-rs', 'raw', async (p) => { await fsp.copyFile(p, frozen); }, { snapshotId: 'snap-rs' });
+      const atSnapshot = await checksum({ format: 'raw' } as FileBackend, frozen, scratch);
+      const now = await checksum(b, v.location, scratch);
+      assert.notEqual(atSnapshot.sha, now.sha, 'the snapshot kept the first data');
+      // restore the frozen data over the volume (the restore file may be shorter: grown to the volume)
+      const restored = await b.restoreInto('vol-rs', async (p) => { await fsp.copyFile(frozen, p); await fsp.truncate(p, 512 * 1024 * 1024); });
+      assert.equal(restored.size_gib, 1);
+      const back = await checksum(b, restored.location, scratch);
+      assert.equal(back.size, GIB);
+      const head = join(scratch, 'head.raw');
+      await runOk('qemu-img', ['dd', '-U', '-f', fmt, '-O', 'raw', 'bs=1M', 'count=4', `if=${restored.location}`, `of=${head}`]);
+      const buf = await fsp.readFile(head);
+      assert.equal(buf[1024 * 1024], 0x44, 'the restored data');
+      // the snapshot still holds its data
+      await b.copyTo('vol-rs', 'raw', async (p) => assert.equal((await checksum({ format: 'raw' } as FileBackend, p, scratch)).sha, atSnapshot.sha), { snapshotId: 'snap-rs' });
+      await assert.rejects(b.copyTo('vol-rs', 'raw', async () => undefined, { snapshotId: 'snap-none' }), (e: unknown) => e instanceof ResourceFailure && e.code === 'source_unavailable');
+      await fsp.rm(frozen);
+      await fsp.rm(head);
+      await b.delete('vol-rs');
+      assert.deepEqual(await b.strays(), []);
+      assert.deepEqual((await b.list()).volumes, []);
+    });
+
     test('create, write, snapshot, clone, extend, delete keep the data and share blocks', async () => {
       const v = await b.create('vol-a', 1, { type: 'blank' });
       assert.equal(v.size_gib, 1);

@@ -9,6 +9,8 @@
 // alone; a conductor restarted mid-operation carries on from its state file;
 // out-of-band inspection reads the BMC's inventory with no boot and no power
 // change (and fails, the node untouched, on a BMC that cannot).
+// The console recorder's stop() ends a session still being opened (the BMC's
+// openConsole aborted through its signal) at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { pino } from 'pino';
 import { Agent } from '../../src/agent/agent.ts';
 import type { AgentTransport } from '../../src/agent/client.ts';
 import { BaremetalConductor } from '../../src/agent/drivers/baremetal/conductor.ts';
+import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { baremetalReconcilers } from '../../src/agent/drivers/baremetal/reconciler.ts';
 import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { userError } from '../../src/agent/errors.ts';
@@ -107,7 +110,7 @@ function fakeConsole() {
         await new Promise<void>((r) => { wake = r; });
       }
     }
-    return { output: output(), close: () => { s.closed = true; wake?.(); } };
+    return { output: output(), close: async () => { s.closed = true; wake?.(); } };
   };
   return { sessions, open };
 }
@@ -359,4 +362,25 @@ test('out-of-band inspection: the BMC describes the hardware, nothing boots, the
   assert.match((failed.observed as NodeObserved).operation!.message!, /out-of-band inspection needs Redfish/);
   assert.equal(failed.error?.code, 'bmc_refused');
   assert.deepEqual(calls, [], 'a failed out-of-band inspection changes no power');
+});
+
+test('the console recorder: stop() aborts an openConsole still waiting (for a BMC that does not answer) and resolves at once', { timeout: 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bm-console-stop-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { bmc } = fakeBmc();
+  let asked: AbortSignal | undefined;
+  // a BMC that never answers: the opening ends only when its signal is aborted (as ipmitool's or a socket's wait would)
+  bmc.openConsole = (signal) => new Promise<ConsoleSession>((_, reject) => {
+    asked = signal;
+    signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  const rec = new ConsoleRecorders(dir, log, 4096);
+  await rec.start(NODE, bmc);
+  for (let i = 0; i < 100 && !asked; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(asked, 'openConsole was given a signal');
+  const stopped = Date.now();
+  await Promise.race([rec.stop(NODE), new Promise((_, reject) => setTimeout(() => reject(new Error('stop() still waits for the opening after 5 s')), 5000))]);
+  assert.ok(Date.now() - stopped < 1000, `stopped in ${Date.now() - stopped} ms`);
+  assert.equal(asked.aborted, true);
+  assert.equal(rec.recording(NODE), false);
 });

@@ -33,11 +33,11 @@ test('actions: each kind lists driver actions only, once; what no kind does is r
     assert.equal(new Set(k.actions).size, k.actions.length, name);
   }
   for (const a of ['os-start', 'os-stop', 'reboot', 'rebuild', 'pause', 'unpause', 'suspend', 'resume', 'createImage', 'createBackup', 'os-getConsoleOutput',
-    'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue', 'attach_volume', 'detach_volume']) {
+    'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue', 'attach_volume', 'detach_volume']) {
     assert.ok(kindSupports('container', a), `container ${a}`);
     assert.ok(kindSupports('vm', a), `vm ${a}`);
   }
-  for (const a of ['migrate', 'os-migrateLive', 'evacuate', 'changePassword', 'swap_volume']) {
+  for (const a of ['os-migrateLive', 'changePassword', 'swap_volume']) {
     assert.ok(isDriverAction(a), a);
     assert.equal(kindSupports('container', a), false, `container ${a}`);
     assert.equal(kindSupports('vm', a), false, `vm ${a}`);

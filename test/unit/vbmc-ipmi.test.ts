@@ -8,18 +8,24 @@
 // relay of serial-relay.ts offers qemu's), which ipmi_sim's `sol` connects
 // to; the conductor's console recorder (console.ts) through the client's
 // openConsole records what it says (no password on ipmitool's command line),
-// across a dropped serial connection, and stops its ipmitool when told. The
+// across a dropped serial connection, and stops its ipmitool when told (reaped
+// when stop() resolves); a stop while the session is still being opened for a
+// BMC that never answers ends it at once, no ipmitool left. The SOL session's
+// failure paths (solSession over a child of the test's: a failed first read,
+// an abort while opening, a close) kill its child by pid and reap it. The
 // BMC is stopped at the end.
 import { test, before, after } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { pino } from 'pino';
 import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IpmiBmc } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
+import { IpmiBmc, solSession } from '../../src/agent/drivers/baremetal/bmc/ipmi.ts';
 import { ResourceFailure } from '../../src/agent/errors.ts';
 import { run } from '../../src/agent/exec.ts';
 import type { BmcAccess, BootDevice } from '../../src/baremetal/protocol.ts';
@@ -91,13 +97,27 @@ test('IPMI client and virtual BMC: power status, boot devices, bmc_auth, refused
 });
 
 /** ipmitool processes talking to this BMC (its port on their command line). */
-function ipmitools(): Array<{ pid: number; cmdline: string }> {
+function ipmitools(port = m.config.bmc.port): Array<{ pid: number; cmdline: string }> {
   const out = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmdline.startsWith('ipmitool ') && cmdline.includes(` -p ${m.config.bmc.port} `)) out.push({ pid: Number(p), cmdline });
+      if (cmdline.startsWith('ipmitool ') && cmdline.includes(` -p ${port} `)) out.push({ pid: Number(p), cmdline });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** This process's children named ipmitool or stdbuf, zombies (exited, not reaped) too. */
+function ipmitoolChildren(): string[] {
+  const out = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const m = /^\d+ \((.*)\) (\S) (\d+)/.exec(stat);
+      if (m && Number(m[4]) === process.pid && (m[1] === 'ipmitool' || m[1] === 'stdbuf')) out.push(`${p} ${m[1]} ${m[2]}`);
     } catch { /* gone */ }
   }
   return out;
@@ -133,7 +153,40 @@ test('Serial over LAN: the console recorder through ipmitool sol activate record
   } finally {
     await rec.stop('node-1');
   }
-  await until('ipmitool gone', () => !ipmitools().some((p) => p.cmdline.includes('sol activate')), 10_000);
+  // stop() resolves once its ipmitool is reaped
+  assert.deepEqual(ipmitools(), []);
+  assert.deepEqual(ipmitoolChildren(), []);
+});
+
+test('the console recorder\'s stop() ends an openConsole waiting for an IPMI BMC that does not answer: at once, no ipmitool left (nor a zombie)', { skip, timeout: 60_000 }, async () => {
+  // a UDP port that takes every request and answers none
+  const silent = createSocket('udp4');
+  silent.on('message', () => undefined);
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  const port = silent.address().port;
+  const rec = new ConsoleRecorders(join(dir, 'silent'), pino({ level: 'silent' }), 1 << 20);
+  try {
+    await rec.start('node-silent', new IpmiBmc(access({ port })));
+    const end = Date.now() + 10_000;
+    while (!ipmitools(port).length && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ipmitools(port).length, 'ipmitool asks the silent BMC');
+    await new Promise((r) => setTimeout(r, 500));
+    const stopping = Date.now();
+    await rec.stop('node-silent');
+    const took = Date.now() - stopping;
+    assert.deepEqual(ipmitools(port), [], 'no ipmitool left once stop() resolved');
+    assert.deepEqual(ipmitoolChildren(), [], 'nor an unreaped one');
+    assert.ok(took < 2000, `stop() took ${took} ms (the opening waits ~6 s per ipmitool run for this BMC)`);
+  } finally {
+    await rec.stop('node-silent');
+    // whatever a failed stop left: this test's own ipmitools (children of this process, the silent port on their command line), by pid
+    for (const p of ipmitools(port)) {
+      try {
+        if (Number(/^\d+ \(.*\) \S (\d+)/.exec(readFileSync(`/proc/${p.pid}/stat`, 'utf8'))?.[1]) === process.pid) process.kill(p.pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    silent.close();
+  }
 });
 
 test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout: 60_000 }, async () => {
@@ -150,5 +203,61 @@ test('Serial over LAN on a BMC without it: console_unavailable', { skip, timeout
     await stopIpmiBmc(bare);
     await writeIpmiConfig(m);
     await startIpmiBmc(m);
+  }
+});
+
+/** Whether the process is gone and reaped (a zombie still answers signal 0). */
+const reaped = (c: ChildProcess) => {
+  try {
+    process.kill(c.pid!, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+};
+
+test('the SOL session\'s failure paths: a first read that fails, an abort while opening, a close: its child killed by pid and reaped', { timeout: 30_000 }, async () => {
+  // a child standing for `sol activate` (it says nothing and waits); only processes the test starts, ended through their handles
+  const children: ChildProcess[] = [];
+  const child = () => {
+    const c = spawn('sleep', ['60'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(c);
+    return c;
+  };
+  try {
+    // the first read rejects (the pipe fails): the open fails, transient, and leaves no process
+    const a = child();
+    const opening = solSession(a, { where: 'IPMI BMC test', scrub: (t) => t });
+    setTimeout(() => a.stdout!.destroy(Object.assign(new Error('read EIO'), { code: 'EIO' })), 100);
+    const failed: unknown = await opening.then(() => null, (e: unknown) => e);
+    assert.ok(reaped(a), 'the child of a failed open is killed and reaped');
+    assert.ok(failed instanceof ResourceFailure && failed.code === 'bmc_unreachable' && failed.class === 'transient', String(failed));
+
+    // aborted while waiting for its first words: rejects with the abort's reason once the child is reaped
+    const b = child();
+    const ac = new AbortController();
+    const started = Date.now();
+    const aborted = solSession(b, { where: 'IPMI BMC test', scrub: (t) => t, signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await assert.rejects(aborted, { name: 'AbortError' });
+    assert.ok(Date.now() - started < 5000, 'the abort does not wait for the open\'s deadline');
+    assert.ok(reaped(b), 'the child of an aborted open is killed and reaped');
+
+    // open (its deadline passed with no words), then closed: close resolves once the child is reaped
+    const c = child();
+    const session = await solSession(c, { where: 'IPMI BMC test', scrub: (t) => t, openTimeoutMs: 200 });
+    await session.close();
+    assert.ok(reaped(c), 'a closed session\'s child is reaped');
+    // an abort of an open session ends it too
+    const d = child();
+    const ad = new AbortController();
+    const open = await solSession(d, { where: 'IPMI BMC test', scrub: (t) => t, openTimeoutMs: 200, signal: ad.signal });
+    const reading = (async () => { for await (const _ of open.output) { /* nothing */ } })().catch(() => undefined);
+    ad.abort();
+    await reading;
+    await open.close();
+    assert.ok(reaped(d), 'an aborted session\'s child is reaped');
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 });

@@ -7,15 +7,20 @@
 // and a refused request. The serial console: the system's
 // SerialConsole.Telnet port (a TCP server of the test's standing in for the
 // machine's relay) read through the client's openConsole, Telnet option
-// requests refused and left out; a system without one is console_unavailable. Out-of-band
-// inspection: the system's EthernetInterfaces (the boot NIC and the second, unwired one),
-// Processors and SimpleStorage as the emulator serves them and as the client's inspect() reads
+// requests refused and left out; a system without one is console_unavailable.
+// The console recorder's stop() ends an opening still waiting for a BMC that
+// takes the connection and never answers, and an open Telnet session, with
+// their sockets closed when it resolves. Out-of-band inspection: the system's
+// EthernetInterfaces (the boot NIC and the second, unwired one), Processors and
+// SimpleStorage as the emulator serves them and as the client's inspect() reads
 // them. The emulator runs as its daemon (pid file), stopped at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { ConsoleRecorders } from '../../src/agent/drivers/baremetal/console.ts';
 import { CONSOLE_UNAVAILABLE } from '../../src/agent/drivers/baremetal/bmc.ts';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -237,6 +242,56 @@ test('the Redfish serial console: SerialConsole.Telnet of the system, read as by
     await assert.rejects(new RedfishBmc(access()).openConsole(), failure(CONSOLE_UNAVAILABLE, 'user', /no Telnet serial console/));
   } finally {
     tcp.close();
+    rmSync(mdir, { recursive: true, force: true });
+  }
+});
+
+test('the console recorder\'s stop() ends an openConsole waiting for a Redfish BMC that never answers, and an open Telnet session: at once, no socket left', { skip, timeout: 60_000 }, async () => {
+  // a TCP server that takes connections and says nothing (a BMC that hangs; a serial port that is quiet)
+  const conns = new Set<Socket>();
+  const mute = createTcpServer((c) => {
+    conns.add(c);
+    c.on('close', () => conns.delete(c));
+    c.on('error', () => undefined);
+    c.resume(); // read (and drop) what comes: the client's FIN is seen
+  });
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+  const port = (mute.address() as { port: number }).port;
+  const until = async (what: string, pred: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!pred()) { if (Date.now() > end) assert.fail(`no ${what}`); await new Promise((r) => setTimeout(r, 20)); }
+  };
+  const uuid3 = '6c0b3d50-0a6e-4f0e-9a55-1c5e0f3b2a13';
+  const mdir = join(dir, 'machines', 'm3');
+  const rec = new ConsoleRecorders(join(dir, 'recorder'), pino({ level: 'silent' }), 1 << 20);
+  try {
+    // the system's GET waits (30 s before it gives up): stop() aborts it
+    await rec.start('hung', new RedfishBmc(access({ address: `https://127.0.0.1:${port}` })));
+    await until('the GET\'s connection', () => conns.size === 1);
+    let stopping = Date.now();
+    await rec.stop('hung');
+    let took = Date.now() - stopping;
+    assert.ok(took < 2000, `stop() took ${took} ms`);
+    await until('the GET\'s connection closed', () => conns.size === 0, 1000);
+
+    // an open Telnet session on a quiet serial port: stop() closes it
+    mkdirSync(mdir, { recursive: true });
+    await writeJson(join(mdir, 'machine.json'), { ...machine.config, name: 'm3', uuid: uuid3, mac: '52:54:00:aa:bb:ce', serial: { address: '127.0.0.1', port } } satisfies MachineConfig);
+    await rec.start('quiet', new RedfishBmc(access({ system_id: `/redfish/v1/Systems/${uuid3}` })), 10_000);
+    await until('the Telnet connection', () => conns.size === 1);
+    stopping = Date.now();
+    await rec.stop('quiet');
+    took = Date.now() - stopping;
+    assert.ok(took < 2000, `stop() took ${took} ms`);
+    await until('the Telnet connection closed', () => conns.size === 0, 1000);
+
+    // the serial port refuses (nothing listens any more): a transient bmc_unreachable, the socket closed before it settles
+    await new Promise<void>((r) => mute.close(() => r()));
+    await assert.rejects(new RedfishBmc(access({ system_id: `/redfish/v1/Systems/${uuid3}` })).openConsole(), failure('bmc_unreachable', 'transient', /serial console port/));
+  } finally {
+    await rec.stopAll();
+    for (const c of conns) c.destroy();
+    if (mute.listening) mute.close();
     rmSync(mdir, { recursive: true, force: true });
   }
 });

@@ -37,8 +37,8 @@ function adoptStyleElements(): void {
   }) as typeof document.createElement;
 }
 
-/** Opens the console at `url` in `box`; returns what closes it. */
-export function openSerialConsole(box: HTMLElement, url: string, onState: (s: string) => void): () => void {
+/** Opens the console at `url` in `box` (its input described by the element `hintId` names); returns what closes it. */
+export function openSerialConsole(box: HTMLElement, url: string, onState: (s: string) => void, hintId?: string): () => void {
   adoptStyleElements();
   const dark = matchMedia('(prefers-color-scheme: dark)').matches;
   const term = new Terminal({
@@ -46,6 +46,7 @@ export function openSerialConsole(box: HTMLElement, url: string, onState: (s: st
     theme: dark ? { background: '#0f1419', foreground: '#e6e6e6' } : { background: '#ffffff', foreground: '#1b1f23', cursor: '#1b1f23' },
   });
   term.open(box);
+  if (hintId) term.textarea?.setAttribute('aria-describedby', hintId);
   // the page is served by the server the URL names: its WebSocket is on this origin's host and scheme
   const u = new URL(url, location.href);
   u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -71,6 +72,19 @@ export function openSerialConsole(box: HTMLElement, url: string, onState: (s: st
       } else onState('disconnected');
     };
   };
+  // the terminal takes Tab (the guest's shell completes with it), which would trap the keyboard there:
+  // Escape and then, within a second, Tab or Shift+Tab leaves it, the key left to the browser (the
+  // Escape still goes to the guest)
+  let escaped = 0;
+  term.attachCustomKeyEventHandler((e) => {
+    if (e.type !== 'keydown') return true;
+    if (e.key === 'Escape') escaped = e.timeStamp;
+    else if (e.key === 'Tab' && escaped && e.timeStamp - escaped < 1000) {
+      escaped = 0;
+      return false;
+    } else if (e.key !== 'Shift') escaped = 0;
+    return true;
+  });
   // Enter is a carriage return from a terminal; a container's console input is a pipe, not a tty that
   // would turn it into a newline, so it gets the newline (a VM's tty takes either)
   const input = term.onData((d) => {

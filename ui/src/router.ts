@@ -11,6 +11,18 @@ function current(): Location {
   return { path: q < 0 ? h : h.slice(0, q), query: new URLSearchParams(q < 0 ? '' : h.slice(q + 1)) };
 }
 
+// Whether the location changed since a page last looked (Page focuses its title after one).
+let moved = false;
+addEventListener('hashchange', () => {
+  moved = true;
+});
+/** Whether the hash route changed since the last call. */
+export function tookNavigation(): boolean {
+  const m = moved;
+  moved = false;
+  return m;
+}
+
 export function useLocation(): Location {
   const [loc, setLoc] = useState(current);
   useEffect(() => {

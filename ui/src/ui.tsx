@@ -5,6 +5,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
+import { tookNavigation } from './router.ts';
 
 /** Loads `fn` when `deps` change; `reload` loads again. */
 export function useLoad<T>(fn: () => Promise<T>, deps: unknown[]): { data: T | undefined; error: string | null; loading: boolean; reload: () => void; set: (d: T) => void } {
@@ -127,11 +128,17 @@ export function ClientTable<T>({ columns, rows, rowKey, caption, pageSize = 50, 
   );
 }
 
-/** A button that asks first, in a modal dialog (Escape or Cancel leaves it). */
+/**
+ * A button that asks first, in a modal dialog: the rest of the page inert
+ * while it is open (the keyboard stays in it), Escape or Cancel leaves it,
+ * and focus goes back to the button. A dangerous action's dialog starts on
+ * Cancel, so Enter alone never deletes.
+ */
 export function ConfirmButton({ label, question, onConfirm, danger, disabled }: {
   label: string; question: string; onConfirm: () => Promise<void> | void; danger?: boolean; disabled?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const opener = useRef<HTMLButtonElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const confirm = async () => {
@@ -148,17 +155,23 @@ export function ConfirmButton({ label, question, onConfirm, danger, disabled }: 
   };
   return (
     <>
-      <button type="button" class={danger ? 'danger' : ''} disabled={disabled} onClick={() => { setError(null); ref.current?.showModal(); }}>{label}</button>
-      <dialog ref={ref} aria-label={label}>
+      <button type="button" ref={opener} class={danger ? 'danger' : ''} disabled={disabled} onClick={() => { setError(null); ref.current?.showModal(); }}>{label}</button>
+      <dialog ref={ref} aria-label={label} onClose={() => refocus(opener.current)}>
         <p>{question}</p>
         <ErrorNote error={error} />
         <div class="actions">
           <button type="button" class={danger ? 'danger' : 'primary'} disabled={busy} onClick={confirm}>{busy ? 'Working…' : label}</button>
-          <button type="button" onClick={() => ref.current?.close()}>Cancel</button>
+          <button type="button" autofocus={danger} onClick={() => ref.current?.close()}>Cancel</button>
         </div>
       </dialog>
     </>
   );
+}
+
+/** Focus back on the button that opened a dialog, when it is still on the page and usable (else the page's title). */
+function refocus(opener: HTMLButtonElement | null): void {
+  if (opener?.isConnected && !opener.disabled) opener.focus();
+  else if (!document.activeElement || document.activeElement === document.body) document.getElementById('page-title')?.focus();
 }
 
 /** A create form: `submit` runs the API call; the API's refusal (its validation message) is shown in the form. */
@@ -195,12 +208,13 @@ export function DialogForm({ label, title, submit, children, disabled }: {
   label: string; title?: string; submit: () => Promise<void>; children: ComponentChildren; disabled?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const opener = useRef<HTMLButtonElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   return (
     <>
-      <button type="button" disabled={disabled} onClick={() => { setError(null); ref.current?.showModal(); }}>{label}</button>
-      <dialog ref={ref} aria-label={title ?? label}>
+      <button type="button" ref={opener} disabled={disabled} onClick={() => { setError(null); ref.current?.showModal(); }}>{label}</button>
+      <dialog ref={ref} aria-label={title ?? label} onClose={() => refocus(opener.current)}>
         <form class="form" onSubmit={async (e) => {
           e.preventDefault();
           setBusy(true);
@@ -294,13 +308,20 @@ export function Status({ value }: { value: string | null | undefined }) {
 }
 
 export function Page({ title, actions, children }: { title: string; actions?: ComponentChildren; children: ComponentChildren }) {
+  const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Stratus`;
   }, [title]);
+  // a page opened by a link or a button (or after logging in): its title takes the focus, so the keyboard
+  // carries on from the top of the new page, not from the document's start or the last page's link
+  useEffect(() => {
+    const at = document.activeElement;
+    if (tookNavigation() || !at || at === document.body) heading.current?.focus({ preventScroll: true });
+  }, []);
   return (
     <section class="page" aria-labelledby="page-title">
       <header class="page-head">
-        <h1 id="page-title" tabIndex={-1}>{title}</h1>
+        <h1 id="page-title" tabIndex={-1} ref={heading}>{title}</h1>
         {actions && <div class="actions">{actions}</div>}
       </header>
       {children}
@@ -308,11 +329,26 @@ export function Page({ title, actions, children }: { title: string; actions?: Co
   );
 }
 
+/**
+ * Tabs as the ARIA tabs pattern has them, with manual activation: one stop
+ * for the keyboard (the current tab); the arrow keys, Home and End move
+ * along the tabs, Enter or Space opens one (so arrowing past a console's tab
+ * never opens the console and hands it the keyboard).
+ */
 export function Tabs({ tabs, current, onSelect }: { tabs: Array<[string, string]>; current: string; onSelect: (k: string) => void }) {
+  const stop = tabs.some(([k]) => k === current) ? current : tabs[0]?.[0];
+  const key = (e: JSX.TargetedKeyboardEvent<HTMLButtonElement>, i: number) => {
+    const n = tabs.length;
+    const j = { ArrowRight: (i + 1) % n, ArrowLeft: (i - 1 + n) % n, Home: 0, End: n - 1 }[e.key];
+    if (j === undefined) return;
+    e.preventDefault();
+    (e.currentTarget.parentElement?.children[j] as HTMLElement | undefined)?.focus();
+  };
   return (
     <div class="tabs" role="tablist">
-      {tabs.map(([k, label]) => (
-        <button type="button" role="tab" key={k} aria-selected={k === current} class={k === current ? 'current' : ''} onClick={() => onSelect(k)}>{label}</button>
+      {tabs.map(([k, label], i) => (
+        <button type="button" role="tab" key={k} aria-selected={k === current} tabIndex={k === stop ? 0 : -1} class={k === current ? 'current' : ''}
+          onClick={() => onSelect(k)} onKeyDown={(e) => key(e, i)}>{label}</button>
       ))}
     </div>
   );

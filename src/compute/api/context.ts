@@ -26,6 +26,8 @@ export interface ComputeConfig {
    * shelveOffload does). A positive time is taken as -1: no periodic offload yet.
    */
   shelvedOffloadTime: number;
+  /** How often the engine's periodic pass runs (scheduling retries, the bare-metal driver, the host watch), in ms. */
+  periodicMs: number;
 }
 
 export const defaultComputeConfig: ComputeConfig = {
@@ -35,6 +37,7 @@ export const defaultComputeConfig: ComputeConfig = {
   snapshotTimeoutMs: 600_000,
   serviceDownTime: 60,
   shelvedOffloadTime: 0,
+  periodicMs: 2000,
 };
 
 export interface ComputeContext {

@@ -30,7 +30,8 @@ export interface ImageAccess {
   /** The images the caller may see. */
   list(cred: Credentials): Promise<ImageInfo[]>;
   /** Records a new (queued) image owned by the caller's project, as a snapshot of a server. */
-  createSnapshot(cred: Credentials, spec: { name: string; properties: Record<string, string>; containerFormat: string; diskFormat: string; minDisk: number; minRam: number }): Promise<ImageInfo>;
+  /** `hidden`: Glance's os_hidden (left out of image lists; a migration's copy of a disk). */
+  createSnapshot(cred: Credentials, spec: { name: string; properties: Record<string, string>; containerFormat: string; diskFormat: string; minDisk: number; minRam: number; hidden?: boolean }): Promise<ImageInfo>;
   delete(cred: Credentials, id: string): Promise<void>;
   /** The image whoever owns it (for housekeeping, not for callers). */
   getRecord(id: string): Promise<ImageInfo | undefined>;
@@ -70,7 +71,7 @@ export function imageAccess(images: ImageService): ImageAccess {
     async createSnapshot(cred, spec) {
       const row = await images.createImage({
         name: spec.name, container_format: spec.containerFormat, disk_format: spec.diskFormat, visibility: 'private',
-        min_disk: spec.minDisk, min_ram: spec.minRam, owner: cred.projectId, properties: spec.properties,
+        min_disk: spec.minDisk, min_ram: spec.minRam, owner: cred.projectId, properties: spec.properties, os_hidden: spec.hidden ?? false,
       });
       return toImageInfo(row);
     },

@@ -3,8 +3,11 @@
 // process that waited may have restarted — leaves the server in an image_* or
 // shelving task state and its image queued. Once the request is older than the
 // snapshot timeout, the request expires, the server leaves the task state and
-// the empty image goes.
+// the empty image goes. Likewise a move to another host (cold migration, a
+// resize elsewhere) whose copy the process that ran it never finished: once it
+// is older than the stop wait and the snapshot timeout, it is undone.
 import { nowIso } from '../../common/ids.ts';
+import { STOP_WAIT_MS, undoMove } from './server-moves.ts';
 import type { ComputeContext } from './context.ts';
 import { TaskState } from './state.ts';
 
@@ -37,6 +40,20 @@ export async function expireSnapshots(ctx: ComputeContext, now = Date.now()): Pr
       ctx.log.warn({ err, image: imageId }, 'removing the image of an expired snapshot failed');
     }
     ctx.log.warn({ server: r.server_id, image: imageId }, 'a snapshot got no answer from its host in time; it was abandoned');
+  }
+  return stale.length;
+}
+
+/** Moves to another host still copying long after any copy could have ended (their process restarted): undone, the server back where it was. */
+export async function abandonMoves(ctx: ComputeContext, now = Date.now()): Promise<number> {
+  const cutoff = new Date(now - ctx.config.snapshotTimeoutMs - STOP_WAIT_MS - 60_000).toISOString();
+  const stale = await ctx.db.selectFrom('compute_migrations as m').innerJoin('compute_servers as s', 's.id', 'm.server_id').selectAll('s')
+    .select(['m.uuid as migration_uuid']).where('m.status', '=', 'migrating').where('m.migration_type', 'in', ['migration', 'resize'])
+    .where('s.task_state', '=', TaskState.RESIZE_MIGRATING).where('m.created_at', '<', cutoff).execute();
+  for (const r of stale) {
+    const { migration_uuid: migration, ...row } = r;
+    ctx.log.warn({ server: row.id, migration }, 'a move\'s copy never finished; it was undone');
+    await undoMove(ctx, row, migration);
   }
   return stale.length;
 }

@@ -1,5 +1,5 @@
-// GET /os-migrations (admins): the migrations compute records, today the
-// resizes (server-moves.ts), in Nova's shape per microversion: migration_type
+// GET /os-migrations (admins): the migrations compute records (resizes, cold
+// migrations and evacuations: server-moves.ts), in Nova's shape per microversion: migration_type
 // from 2.23, uuid and paging from 2.59, user_id and project_id from 2.80.
 // /servers/{id}/migrations (2.23) lists a server's live migrations in
 // progress, as Nova's: none until live migration exists.

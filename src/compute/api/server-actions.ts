@@ -3,7 +3,7 @@
 // on the server row (desired power, reboot/rebuild sequence, task_state, a
 // version bump) under Nova's state checks, records an instance action, and
 // wakes the agent of the server's host.
-import { isDriverAction, kindOf, kindSupports } from '../kinds.ts';
+import { isDriverAction, kindOf, kindSupports, type KindName } from '../kinds.ts';
 import { tailLines } from '../../common/text.ts';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -20,7 +20,7 @@ import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, obje
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
 import { overQuota, projectLimits } from './quota.ts';
-import { checkBaremetalImage, checkHostname, checkImage, checkVersionedFields, deleteServer, generatePassword, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
+import { checkFlavorKindImage, checkHostname, checkImage, checkVersionedFields, deleteServer, generatePassword, idFromHref, isBase64, kindOfImage, Metadata } from './servers.ts';
 import { forgetServer, loadServer, recordAction, reloadServer, serverTarget, settleEvents, type ServerRow } from './servers-store.ts';
 import { parseFlavor, partialView, renderServer, viewData } from './servers-view.ts';
 import { ALLOW_REBOOT, checkState, TaskState, VmState } from './state.ts';
@@ -238,7 +238,7 @@ async function rebuild(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   const flavor = parseFlavor(s);
   const image = checkImage(await ctx.images.get(cred, imageId), flavor, 'Cannot find image for rebuild');
   // a kind the flavor chose (bare metal) takes the images its descriptor names; the others the kind the image needs
-  if (kindOf(s.kind).byFlavor) checkBaremetalImage(image);
+  if (kindOf(s.kind).byFlavor) checkFlavorKindImage(s.kind as KindName, image);
   else if (kindOfImage(image) !== s.kind) throw badRequest(`Image ${image.id} is unacceptable: it needs a ${kindOfImage(image)} host, and this server is a ${s.kind}.`);
   const metadata = body.metadata;
   if (metadata) {

@@ -27,15 +27,15 @@
 // server runs again (service.ts).
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
-import type { Transaction } from 'kysely';
-import { ApiError, badRequest, conflict } from '../../common/errors.ts';
+import { sql, type Transaction } from 'kysely';
+import { ApiError, badRequest, conflict, notFound } from '../../common/errors.ts';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
 import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
 import { agentImage } from '../engine/desired.ts';
 import { moveServerVolumes } from '../engine/server-volumes.ts';
-import { NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
+import { hostIsUp, NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
 import { kindOf } from '../kinds.ts';
 import { applyIntent, checkLock, notReady } from './action-intent.ts';
 import type { ComputeContext } from './context.ts';
@@ -47,7 +47,7 @@ import { reloadServer, type ServerRow } from './servers-store.ts';
 import { parseFlavor } from './servers-view.ts';
 import { checkState, TaskState as T, VmState as V } from './state.ts';
 
-export const MOVE_ACTIONS = ['resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
+export const MOVE_ACTIONS = ['migrate', 'evacuate', 'resize', 'confirmResize', 'revertResize', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'] as const;
 export type MoveAction = (typeof MOVE_ACTIONS)[number];
 export const isMoveAction = (a: string): a is MoveAction => (MOVE_ACTIONS as readonly string[]).includes(a);
 
@@ -55,6 +55,17 @@ const NullOrEmpty = Type.Union([Type.Null(), Type.Object({}, { additionalPropert
 const ResizeBody = Type.Object({
   flavorRef: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })]),
   'OS-DCF:diskConfig': Type.Optional(Type.Union([Type.Literal('AUTO'), Type.Literal('MANUAL')])),
+}, { additionalProperties: false });
+// 2.56: the destination host may be named (null: the scheduler's choice)
+const MigrateBody = Type.Union([Type.Null(), Type.Object({
+  host: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s]+$' }), Type.Null()])),
+}, { additionalProperties: false })]);
+// onSharedStorage until 2.14, force from 2.29 until 2.68 (Nova's schemas; Stratus never bypasses the scheduler's checks)
+const EvacuateBody = Type.Object({
+  host: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Null()])),
+  adminPass: Type.Optional(Type.String()),
+  onSharedStorage: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
+  force: Type.Optional(Type.Union([Type.Boolean(), Type.String()])),
 }, { additionalProperties: false });
 const RescueBody = Type.Union([Type.Null(), Type.Object({
   adminPass: Type.Optional(Type.String()),
@@ -66,6 +77,8 @@ const UnshelveBody = Type.Union([Type.Null(), Type.Object({
 
 export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: ServerRow, action: MoveAction, arg: unknown): Promise<unknown> {
   switch (action) {
+    case 'migrate': return migrate(ctx, rc, s, arg);
+    case 'evacuate': return evacuate(ctx, rc, s, arg);
     case 'resize': return resize(ctx, rc, s, arg);
     case 'confirmResize': return confirmResize(ctx, rc, s, arg);
     case 'revertResize': return revertResize(ctx, rc, s, arg);
@@ -77,10 +90,212 @@ export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: Serve
   }
 }
 
-/** The open resize migration of a server (finished: waiting for confirm or revert). */
+/** The open resize or cold migration of a server (finished: waiting for confirm or revert). */
 async function openResize(ctx: ComputeContext, serverId: string, statuses: string[]) {
-  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', '=', 'resize')
+  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', 'in', ['resize', 'migration'])
     .where('status', 'in', statuses).orderBy('id', 'desc').executeTakeFirst();
+}
+
+/**
+ * Cold migration (Nova's migrate action; 2.56: `host`): the server moves to
+ * another host with its flavor. The scheduler picks the host (never the
+ * server's own: a named one equal to it is Nova's 400 "Cannot migrate to the
+ * host where the server exists.", an unknown one 400 ComputeHostNotFound,
+ * none fitting 400 NoValidHost), and in one transaction a `migration` record
+ * is written, the server's allocations go to the migration (the source kept
+ * claimed) and the flavor is claimed on the destination for the server: a
+ * refusal leaves nothing behind. Task resize_migrating: the source's agent
+ * stops the server (as Nova powers it off) and copies the disk into a hidden image (the snapshot request: a VM's qcow2
+ * with its backing image folded in, a container's image with its writable
+ * layer as one more layer); then the row moves to the destination (task
+ * resize_finish, its `disk_image` the copy, its ports bound there, addresses
+ * kept) and the destination's agent builds it from the copy: VERIFY_RESIZE.
+ * The source keeps the server stopped, its disk intact, until confirm (it is
+ * gone from the source, the source's claim released) or revert (back there).
+ * A copy that fails puts everything back (migration error, task cleared).
+ */
+async function migrate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
+  const cred = rc.cred!;
+  // before 2.56 Nova reads no body (null); from it, only `host`
+  const body = mv(rc).lt('2.56') ? null : validate(MigrateBody, arg ?? null);
+  checkLock(cred, s);
+  checkState('migrate', s, [V.ACTIVE, V.STOPPED], [null]);
+  if (!s.host) throw notReady(s);
+  const force = body?.host ?? null;
+  if (force !== null) {
+    if (force === s.host) throw badRequest('Cannot migrate to the host where the server exists.');
+    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
+    if (!known) throw badRequest(`Compute host ${force} could not be found.`);
+  }
+  // the disk goes through the image service: a server without one of its own (volume-backed) or with volumes attached is not moved yet
+  await checkMovable(ctx, s, 'migrate');
+  await startMove(ctx, rc, s, { type: 'migration', action: 'migrate', force });
+}
+
+/**
+ * Evacuate (Nova's os-evacuate, admins): a server whose host is down
+ * (forced down, or not heard from within the service down time) is rebuilt
+ * on another host from its image: its disk on the dead host is not reached.
+ * Nova's refusals: the host still up, 400 "Compute service of <host> is
+ * still in use."; a named host unknown, 404 "Compute host <host> not
+ * found."; the server's own host named, 400; none fitting, 400 NoValidHost;
+ * a vm_state other than ACTIVE/SHUTOFF/ERROR or a task running, 409. In one
+ * transaction an `evacuation` migration (status accepted, done once the new
+ * host reports it built, failed on an error), the server's allocations on the
+ * dead host moved to it (released when it is done), the flavor claimed on
+ * the new host; the row moves there at once (task rebuilding, ports rebound,
+ * addresses kept). The dead host, should it come back, no longer has the
+ * server placed on it: its agent removes what is left. From 2.95 the server
+ * is left stopped there, as Nova does. 200, with `adminPass` below 2.14.
+ */
+async function evacuate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<unknown> {
+  const v = mv(rc);
+  const body = validate(EvacuateBody, arg ?? {});
+  if (v.ge('2.14') && body.onSharedStorage !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('onSharedStorage' was unexpected)`);
+  if ((v.lt('2.29') || v.ge('2.68')) && body.force !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('force' was unexpected)`);
+  const force = body.host ?? null;
+  if (force !== null) {
+    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
+    if (!known) throw notFound(`Compute host ${force} not found.`);
+    if (force === s.host) throw badRequest('The target host can\'t be the same one.');
+  }
+  checkLock(rc.cred!, s);
+  checkState('evacuate', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
+  if (!s.host) throw notReady(s);
+  const source = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
+  if (source && hostIsUp(source, ctx.config.serviceDownTime)) throw badRequest(`Compute service of ${s.host} is still in use.`);
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: evacuating it is not served yet.`);
+  const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
+  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: evacuating it is not served yet.`);
+  const dest = await ctx.engine.selectDestination(s, { force });
+  if (!dest) throw badRequest(NO_VALID_HOST);
+  const migration = randomUUID();
+  const now = nowIso();
+  // rebuilt from the server's image (Nova's image_ref), never from a disk image a shelve or a move left on the row (deleted since)
+  const set: Record<string, unknown> = { host: dest.hostname, availability_zone: s.availability_zone, disk_image: null };
+  const intent = { action: 'evacuate', event: 'compute_rebuild_instance', taskState: T.REBUILDING, expectedVmState: [V.ACTIVE, V.STOPPED, V.ERROR], ...(v.ge('2.95') ? { desiredPower: 'stopped' } : {}) };
+  await applyIntent(ctx, rc, s, intent, set, async (tx) => {
+    await tx.insertInto('compute_migrations').values({
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'evacuation', status: 'accepted',
+      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
+      old_flavor: s.flavor, new_flavor: s.flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+    }).execute();
+    await moveConsumer(tx, s.id, migration);
+    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }], async () => true);
+    if (!placed.length) throw badRequest(NO_VALID_HOST);
+  });
+  await ctx.network?.bind(s.id, dest.hostname, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding an evacuated server\'s ports failed'));
+  ctx.engine.notify(dest.hostname);
+  rc.reply.code(200);
+  return v.lt('2.14') && ctx.config.enableInstancePassword ? { adminPass: body.adminPass ?? generatePassword() } : undefined;
+}
+
+/** What a move to another host cannot take yet: a disk that is not the server's own (volume-backed) or volumes attached. */
+async function checkMovable(ctx: ComputeContext, s: ServerRow, action: string): Promise<void> {
+  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: moving it to another host is not served yet.`);
+  const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
+  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: moving it to another host is not served yet.`);
+  if (!ctx.images.available) throw conflict(`Cannot '${action}' instance ${s.id}: images cannot be created.`);
+}
+
+/**
+ * A move to another host (a cold migration, or a resize the server's host has
+ * no room for): the destination chosen for `flavor` (the server's own, or
+ * the resize's new one with `set`, the row's new flavor fields, written at
+ * once), the migration recorded, the source's claim moved to it and the
+ * flavor claimed on the destination, in one transaction; then the copy.
+ */
+async function startMove(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
+  o: { type: 'migration' | 'resize'; action: string; force: string | null; flavor?: string; set?: Record<string, unknown> }): Promise<void> {
+  const flavor = o.flavor ?? s.flavor;
+  const dest = await ctx.engine.selectDestination({ ...s, flavor }, { force: o.force });
+  if (!dest) throw badRequest(NO_VALID_HOST);
+  const migration = randomUUID();
+  const now = nowIso();
+  await applyIntent(ctx, rc, s, { action: o.action, event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, o.set ?? {}, async (tx) => {
+    await tx.insertInto('compute_migrations').values({
+      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: o.type, status: 'migrating',
+      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
+      old_flavor: s.flavor, new_flavor: flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+      disk_image: null, old_disk_image: s.disk_image,
+    }).execute();
+    // the source's allocations go to the migration; the server claims its flavor on the destination (it may be full by now: NoValidHost)
+    await moveConsumer(tx, s.id, migration);
+    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor, image_id: s.image_id }).resources }], async () => true);
+    if (!placed.length) throw badRequest(NO_VALID_HOST);
+  });
+  void copyDisk(ctx, s, migration, dest.hostname).catch((err: unknown) => ctx.log.error({ err, server: s.id }, 'moving a server failed'));
+}
+
+/** The migration's disk copy off the source (the snapshot request), then the server handed to the destination; a failure undoes the move. */
+async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, dest: string): Promise<void> {
+  const kind = kindOf(s.kind);
+  const base = s.image_id ? await ctx.images.getRecord(s.image_id) : undefined;
+  let imageId: string | null = null;
+  try {
+    // the source stops it first (the spec's power during resize_migrating): the copy is of a disk at rest
+    for (const end = Date.now() + STOP_WAIT_MS; ;) {
+      const now = await ctx.db.selectFrom('compute_servers').select(['task_state', 'power_state', 'deleted_at']).where('id', '=', s.id).executeTakeFirst();
+      if (!now || now.deleted_at !== null || now.task_state !== T.RESIZE_MIGRATING) throw new Error('the server changed while it was stopped for its move');
+      if (now.power_state !== 1 && now.power_state !== 3 && now.power_state !== 7) break;
+      if (Date.now() > end) throw new Error(`the source host did not stop the server within ${STOP_WAIT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const owner = { projectId: s.project_id, userId: s.user_id } as Parameters<typeof ctx.images.createSnapshot>[0];
+    const image = await ctx.images.createSnapshot(owner, {
+      name: `${s.name}-migration-${migration.slice(0, 8)}`, hidden: true,
+      containerFormat: kind.snapshot.containerFormat, diskFormat: kind.snapshot.diskFormat,
+      minDisk: Math.max(parseFlavor(s).disk, base?.minDisk ?? 0), minRam: base?.minRam ?? 0,
+      properties: { image_type: 'migration', instance_uuid: s.id, migration_uuid: migration, ...(s.image_id ? { base_image_ref: s.image_id } : {}) },
+    });
+    imageId = image.id;
+    await ctx.engine.request(s.id, 'snapshot', { image_id: image.id, name: image.name }, ctx.config.snapshotTimeoutMs);
+    const copy = await ctx.images.getRecord(image.id);
+    if (!copy || copy.status !== 'active') throw new Error(`the copy of the disk (image ${image.id}) is ${copy?.status ?? 'gone'}`);
+    const disk = JSON.stringify(agentImage({
+      id: copy.id, name: copy.name, status: copy.status, container_format: copy.containerFormat, disk_format: copy.diskFormat, size: copy.size, checksum: null,
+    }));
+    // the server moves to the destination: built there from the copy (task resize_finish until its agent reports it)
+    const moved = await ctx.db.transaction().execute(async (tx) => {
+      const m = await tx.updateTable('compute_migrations').set({ status: 'post-migrating', disk_image: disk, updated_at: nowIso() })
+        .where('uuid', '=', migration).where('status', '=', 'migrating').executeTakeFirst();
+      if (!Number(m.numUpdatedRows)) return false;
+      const r = await tx.updateTable('compute_servers').set({ host: dest, disk_image: disk, task_state: T.RESIZE_FINISH, updated_at: nowIso(), version: sql`version + 1` })
+        .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', '=', T.RESIZE_MIGRATING).executeTakeFirst();
+      if (!Number(r.numUpdatedRows)) throw new MoveAbandoned();
+      return true;
+    }).catch((e: unknown) => { if (e instanceof MoveAbandoned) return false; throw e; });
+    if (!moved) throw new Error('the server changed while its disk was copied');
+    await ctx.network?.bind(s.id, dest, kind.vifType);
+    ctx.engine.notify(s.host);
+    ctx.engine.notify(dest);
+    await ctx.serverEvents([s.id]);
+  } catch (err) {
+    ctx.log.warn({ server: s.id, migration, err: err instanceof Error ? err.message : String(err) }, 'cold migration failed: undone');
+    if (imageId) await ctx.images.deleteById(imageId).catch(() => undefined);
+    await undoMove(ctx, s, migration);
+  }
+}
+
+class MoveAbandoned extends Error {}
+
+/** How long a cold migration waits for the source to stop the server (a guest ignoring the ACPI power-down is stopped hard after Nova's 60 s). */
+export const STOP_WAIT_MS = 180_000;
+
+/** A move whose copy failed (or stalled: janitor.ts): the destination's claim released, the source's given back to the server, the task cleared, the migration error. */
+export async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {
+  await ctx.db.transaction().execute(async (tx) => {
+    const m = await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: nowIso() })
+      .where('uuid', '=', migration).where('status', 'in', ['migrating', 'post-migrating']).executeTakeFirst();
+    if (!Number(m.numUpdatedRows)) return;
+    await releaseConsumer(tx, s.id);
+    await moveConsumer(tx, migration, s.id);
+    await tx.updateTable('compute_servers').set({ host: s.host, task_state: null, disk_image: s.disk_image, updated_at: nowIso(), version: sql`version + 1` })
+      .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', 'in', [T.RESIZE_MIGRATING, T.RESIZE_FINISH]).execute();
+  });
+  await ctx.network?.bind(s.id, s.host, kindOf(s.kind).vifType).catch(() => undefined);
+  ctx.engine.notify(s.host);
+  await ctx.serverEvents([s.id]);
 }
 
 async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
@@ -122,10 +337,26 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
   if (!host) throw badRequest(NO_VALID_HOST);
-  const migration = randomUUID();
-  const now = nowIso();
   const set: Record<string, unknown> = { flavor: newFlavor, flavor_id: flavor.id, vcpus: flavor.vcpus, memory_mb: flavor.ram };
   if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
+  try {
+    await resizeHere(ctx, rc, s, set, host, newFlavor);
+  } catch (e) {
+    // no room left on its host: resized on another one, by the cold migration's path (a server that cannot move keeps Nova's NoValidHost)
+    if (!(e instanceof ApiError && e.status === 400 && e.message === NO_VALID_HOST)) throw e;
+    try {
+      await checkMovable(ctx, s, 'resize');
+    } catch {
+      throw e;
+    }
+    await startMove(ctx, rc, s, { type: 'resize', action: 'resize', force: null, flavor: newFlavor, set });
+  }
+}
+
+/** A resize on the server's own host (Nova's allow_resize_to_same_host): the new flavor claimed beside the old one, which the migration holds. */
+async function resizeHere(ctx: ComputeContext, rc: RouteContext, s: ServerRow, set: Record<string, unknown>, host: { id: string; host_ip: string }, newFlavor: string): Promise<void> {
+  const migration = randomUUID();
+  const now = nowIso();
   await applyIntent(ctx, rc, s, { action: 'resize', event: 'compute_prep_resize', taskState: T.RESIZE_PREP }, set, async (tx) => {
     await tx.insertInto('compute_migrations').values({
       uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'resize', status: 'migrating',
@@ -151,6 +382,9 @@ async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow
       await settleMigration(tx, s, m.id, 'confirmResize', 'confirmed');
       await releaseConsumer(tx, m.uuid);
     });
+  // a migration's source no longer keeps the server (it is gone from it)
+  if (m.source_compute && m.source_compute !== s.host) ctx.engine.notify(m.source_compute);
+  await settleMoveImage(ctx, m.id, m.disk_image);
   // Nova answers a confirm with 204
   rc.reply.code(204);
 }
@@ -163,13 +397,46 @@ async function revertResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
   const m = await openResize(ctx, s.id, ['finished']);
   if (!m) throw badRequest(`Instance has not been resized.`);
   const old = JSON.parse(m.old_flavor) as { id?: string; vcpus?: number; ram?: number };
-  const set = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
+  const set: Record<string, unknown> = { flavor: m.old_flavor, flavor_id: String(old.id ?? s.flavor_id), vcpus: Number(old.vcpus ?? 0), memory_mb: Number(old.ram ?? 0) };
+  // a migration goes back to its source, which kept the server (stopped) with the disk it ran from
+  const away = m.source_compute !== null && m.source_compute !== s.host;
+  if (away) Object.assign(set, { host: m.source_compute, disk_image: m.old_disk_image });
   await applyIntent(ctx, rc, s, { action: 'revertResize', event: 'compute_revert_resize', taskState: T.RESIZE_REVERTING, expectedVmState: [V.RESIZED] }, set, async (tx) => {
     await settleMigration(tx, s, m.id, 'revertResize', 'reverting');
     // the new flavor's claim goes; the old one comes back from the migration
     await releaseConsumer(tx, s.id);
     await moveConsumer(tx, m.uuid, s.id);
   });
+  if (away) {
+    await ctx.network?.bind(s.id, m.source_compute, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding a reverted server\'s ports failed'));
+    ctx.engine.notify(m.source_compute);
+    await settleMoveImage(ctx, m.id, m.disk_image);
+  }
+}
+
+/** A settled move's copy of the disk: off the migration, then deleted (once: a confirm, a revert or the server's delete). */
+async function settleMoveImage(ctx: ComputeContext, migrationId: number, disk: string | null): Promise<void> {
+  if (!disk) return;
+  const cleared = await ctx.db.updateTable('compute_migrations').set({ disk_image: null }).where('id', '=', migrationId).where('disk_image', '=', disk).executeTakeFirst();
+  if (Number(cleared.numUpdatedRows)) await dropMoveImage(ctx, disk);
+}
+
+/** The copies of a deleted server's disk its moves left (a move never confirmed or reverted): deleted. Called with the rows an agent's report changed. */
+export async function dropMoveImages(ctx: ComputeContext, rows: ServerRow[]): Promise<void> {
+  const gone = rows.filter((r) => r.deleted_at !== null).map((r) => r.id);
+  if (!gone.length) return;
+  const ms = await ctx.db.selectFrom('compute_migrations').select(['id', 'disk_image']).where('server_id', 'in', gone).where('disk_image', 'is not', null).execute();
+  for (const m of ms) await settleMoveImage(ctx, m.id, m.disk_image);
+}
+
+/** The image a migration copied a disk through: deleted once the move is settled (an agent keeps its copy while a server runs from it). */
+async function dropMoveImage(ctx: ComputeContext, disk: string | null): Promise<void> {
+  if (!disk) return;
+  let id: string | undefined;
+  try {
+    id = (JSON.parse(disk) as { id?: string }).id;
+  } catch { /* nothing to delete */ }
+  if (id) await ctx.images.deleteById(id).catch((err: Error) => ctx.log.warn({ image: id, err: err.message }, 'deleting a migration\'s disk image failed'));
 }
 
 /** A finished resize's migration confirmed or being reverted: one of the two, once (a confirm and a revert racing: the second is a 409). */

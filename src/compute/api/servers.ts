@@ -181,6 +181,14 @@ export function checkBaremetalImage(img: ImageInfo): void {
   }
 }
 
+/** An image a kind the flavor chose (kindOfFlavor, a `byFlavor` kind) boots: its descriptor's formats, else Nova's 400. */
+export function checkFlavorKindImage(kind: KindName, img: ImageInfo): void {
+  if (kind === 'baremetal') return checkBaremetalImage(img);
+  if (!imageBootsKind(kind, img.containerFormat, img.diskFormat)) {
+    throw badRequest(`Image ${img.id} is unacceptable: a ${kind} server runs an image of container_format ${KINDS[kind].imageFormats.join(' or ')}, not ${img.containerFormat ?? 'none'}.`);
+  }
+}
+
 /** A volume block device mapping asked for at create (block_device_mapping_v2, source and destination volume). */
 interface VolumeBdmAsk {
   /** The existing volume (source volume); '' for one made at create. */
@@ -421,8 +429,11 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   if (!flavor) throw badRequest(`Flavor ${flavorId} could not be found.`);
   if (flavor.disabled) throw badRequest(`Flavor ${flavorId} could not be found.`);
   const specs = await extraSpecsOf(ctx.db, flavor.id);
-  // a bare-metal flavor (kinds.ts kindOfFlavor) makes a bare-metal server, whatever kind the image would say
-  const bareMetal = kindOfFlavor(specs) === 'baremetal';
+  // a flavor that chooses the kind (kinds.ts kindOfFlavor: a bare-metal flavor, or stratus:kind=vm-container) makes a
+  // server of that kind, whatever kind the image would say
+  const specKind = kindOfFlavor(specs);
+  const flavorKind = specKind && KINDS[specKind].byFlavor ? specKind : null;
+  const bareMetal = flavorKind === 'baremetal';
 
   // image, directly or through an image block device mapping
   if (sv.block_device_mapping !== undefined && sv.block_device_mapping_v2 !== undefined) {
@@ -439,6 +450,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   const bootVolume = volumeBdms.find((b) => b.bootIndex === 0) ?? null;
   // Nova's ironic driver boots whole-disk images; volumes (boot or attached) need Ironic's storage interface, which Stratus has not
   if (bareMetal && volumeBdms.length) throw badRequest('Block device mappings of volumes are not supported for bare-metal servers.');
+  if (flavorKind && !bareMetal && volumeBdms.length) throw badRequest(`Block device mappings of volumes are not supported for ${flavorKind} servers.`);
   if (bootVolume && bdmsAsked.image) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
   let image: ImageInfo | null = null;
   if (bootVolume) {
@@ -455,7 +467,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
       throw badRequest(`Invalid input for field/attribute imageRef. Value: ${sv.imageRef}. '${sv.imageRef}' is not a 'uuid'`);
     }
     image = checkImage(isUuid(imageId) ? await ctx.images.get(cred, imageId) : undefined, flavor);
-    if (bareMetal) checkBaremetalImage(image);
+    if (flavorKind) checkFlavorKindImage(flavorKind, image);
     if (flavor.disk === 0 && KINDS[kindOfImage(image)].rootDisk && !admin) {
       throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
     }
@@ -464,7 +476,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   if (volumeBdms.length && max > 1) throw badRequest('Cannot attach one or more volumes to multiple instances');
   const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms, flavor.ram) : [];
-  const serverKind: KindName = bareMetal ? 'baremetal' : image ? kindOfImage(image) : 'vm';
+  const serverKind: KindName = flavorKind ?? (image ? kindOfImage(image) : 'vm');
 
   // key pair
   let keyData: string | null = null;

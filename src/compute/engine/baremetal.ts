@@ -27,7 +27,8 @@
 //               ERROR with the node's last_error, as Nova's
 // A node whose instance_uuid names a server that is gone is undeployed too.
 // A pass reads only the servers on nodes (indexed); the API's wake-ups of
-// hosts that conduct no node do not run one.
+// hosts that conduct no node do not run one (a host the last pass did not
+// see conduct a node is looked up: a node may have gone to it since).
 import type { Logger } from 'pino';
 import { ApiError } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -260,11 +261,27 @@ export function baremetalDriver(o: {
     const busy = n.target_power_state !== null || n.provision_state !== 'active' || !!n.target_provision_state;
     const task = s.task_state ?? '';
     if (task === 'rebuilding') {
-      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart never rebuilds twice)
-      if (Number(n.instance_info.stratus_rebuild_seq ?? 0) < s.rebuild_seq) {
+      // Ironic's rebuild: the node's instance_info names the new image and the rebuild asked (kept there, so a restart
+      // never rebuilds twice), written by the update that accepts the rebuild: a refused one leaves neither
+      const done = (x: BaremetalNode | null) => Number(x?.instance_info.stratus_rebuild_seq ?? 0) >= s.rebuild_seq;
+      if (!done(n)) {
         if (busy && n.provision_state === 'active') return;
-        await nodes.setInstance(n.uuid, s.id, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
-        await nodes.rebuild(n.uuid, await configDrive(s));
+        const cd = await configDrive(s);
+        try {
+          await nodes.rebuild(n.uuid, cd, { ...instanceInfo(s), stratus_rebuild_seq: s.rebuild_seq });
+        } catch (err) {
+          // another pass (or replica) had it accepted meanwhile: nothing failed
+          if (done(await nodes.get(n.uuid))) return;
+          const e = err as Error;
+          if (err instanceof ApiError && err.status === 409) {
+            // Ironic's NodeLocked (another request holds the node): asked again on the next pass, as Nova's client retries a 409
+            log.info({ server: s.id, node: n.uuid, err: e.message }, 'rebuild refused for now');
+            return;
+          }
+          // Nova's InstanceDeployFailure: ERROR with the refusal as the fault, the node still running what it ran
+          log.warn({ server: s.id, node: n.uuid, err: e.message }, 'bare-metal rebuild refused');
+          await report(s, observedOf(n), { class: 'transient', code: 'host_failure', message: `Failed to request Ironic to rebuild instance ${s.id}: ${e.message}` });
+        }
         return;
       }
       if (n.provision_state === 'deploy failed' || n.provision_state === 'error') {
@@ -329,8 +346,22 @@ export function baremetalDriver(o: {
   };
 
   const kick = (host?: string | null) => {
-    // a wake-up for a host that is no node's conductor (a VM or container host) is not this driver's
-    if (stopping || (host && !conductors.has(host))) return;
+    if (stopping) return;
+    if (host && !conductors.has(host)) {
+      // a host the last pass saw conduct no node: a node may have gone to it since (a new conductor took it over);
+      // a wake-up for a host that conducts none (a VM or container host) is not this driver's
+      void nodes.conducts(host).then((yes) => {
+        if (!yes) return;
+        conductors.add(host);
+        run();
+      }, (err: Error) => log.warn({ host, err: err.message }, 'looking up a host\'s nodes failed'));
+      return;
+    }
+    run();
+  };
+
+  const run = () => {
+    if (stopping) return;
     if (running) {
       again = true;
       return;

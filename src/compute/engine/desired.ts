@@ -24,7 +24,14 @@ export function agentImage(img: { id: string; name: string | null; status: strin
   return { id: img.id, name: img.name, status: img.status, container_format: img.container_format, disk_format: img.disk_format, size: img.size, checksum: img.checksum };
 }
 
-export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes): Promise<Resource<ServerSpec>[]> {
+/**
+ * The desired state of servers on `hostname` (none given: where each is).
+ * A server whose row names another host is one moved off `hostname` and not
+ * yet confirmed or reverted (server-kind.ts migratedFrom): this host keeps it
+ * stopped, with the disk image it ran from and no ports or volumes (they
+ * went with it).
+ */
+export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes, hostname?: string): Promise<Resource<ServerSpec>[]> {
   if (!ids.length) return [];
   const rows: Server[] = [];
   const meta = new Map<string, Record<string, string>>();
@@ -51,20 +58,49 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   const networkData = await networking.networkData(rows.map((r) => r.id));
   const interfaces = await networking.interfacesOf(rows.filter((r) => kindOf(r.kind).vifType === 'tap').map((r) => r.id));
   const attached = volumes ? await volumeSpecs(db, volumes, rows, meta) : new Map<string, ServerVolumeSpec[]>();
-  return rows.map((s) => toDesired(s, meta.get(s.id) ?? {}, diskImage(s) ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
-    ports: interfaces.get(s.id), driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
-    volumes: volumes ? attached.get(s.id) ?? [] : undefined,
-  }));
+  // servers kept on this host after moving off it, or being stopped and copied to move: the disk image each ran from
+  // here and the flavor it had (a resize to another host gives the row its new flavor at once)
+  const kept = new Map<string, { old_disk_image: string | null; old_flavor: string }>();
+  const moving = new Map<string, string>();
+  const away = hostname === undefined ? [] : rows.filter((r) => r.host !== hostname).map((r) => r.id);
+  const copying = rows.filter((r) => r.task_state === 'resize_migrating').map((r) => r.id);
+  if (away.length || copying.length) {
+    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'source_compute', 'old_disk_image', 'old_flavor'])
+      .where('server_id', 'in', [...away, ...copying]).orderBy('id', 'desc').execute();
+    for (const m of ms) {
+      if (away.includes(m.server_id) && m.source_compute === hostname && !kept.has(m.server_id)) kept.set(m.server_id, m);
+      if (copying.includes(m.server_id) && !moving.has(m.server_id)) moving.set(m.server_id, m.old_flavor);
+    }
+  }
+  return rows.map((row) => {
+    const source = kept.get(row.id);
+    const oldFlavor = source?.old_flavor ?? moving.get(row.id);
+    const s = oldFlavor ? { ...row, flavor: oldFlavor } : row;
+    const disk = source ? parseImage(source.old_disk_image) : diskImage(s);
+    const d = toDesired(s, meta.get(s.id) ?? {}, disk ?? (s.image_id ? imageById.get(s.image_id) ?? null : null), networkData.get(s.id)!, {
+      ports: source ? (interfaces.has(s.id) ? [] : undefined) : interfaces.get(s.id),
+      driveRequested: s.config_drive === 'True' || (!!s.image_id && mandatoryDrive.has(s.image_id)),
+      volumes: volumes ? (source ? [] : attached.get(s.id) ?? []) : undefined,
+    });
+    if (source) Object.assign(d.spec, { power: 'stopped', task_state: null, vm_state: 'stopped' });
+    // a cold migration stops the server on its source before its disk is copied (Nova powers it off first)
+    else if (s.task_state === 'resize_migrating') d.spec.power = 'stopped';
+    return d;
+  });
+}
+
+function parseImage(json: string | null): AgentImage | null {
+  if (!json) return null;
+  try {
+    return JSON.parse(json) as AgentImage;
+  } catch {
+    return null;
+  }
 }
 
 /** The image an unshelved server's disk was made from (its shelve snapshot, perhaps deleted since), kept on the row. */
 function diskImage(s: Server): AgentImage | null {
-  if (!s.disk_image) return null;
-  try {
-    return JSON.parse(s.disk_image) as AgentImage;
-  } catch {
-    return null;
-  }
+  return parseImage(s.disk_image);
 }
 
 /** The image a server boots from in rescue (the row's rescue_image) while it is rescuing or rescued and no unrescue runs. */

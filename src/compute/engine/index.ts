@@ -17,6 +17,7 @@
 // replica can serve any agent; notify() only shortens the wait on this replica
 // (the watch also re-reads every few seconds).
 import type { Fleet } from '../../fleet/api.ts';
+import { parseJsonList } from '../../common/json.ts';
 import type { Engine, EngineDeps } from './interface.ts';
 import { agentImageRoutes } from './agent-images.ts';
 import { heartbeatWatch } from './heartbeat.ts';
@@ -44,6 +45,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
   const cfg: EngineConfig = {
     ...defaultEngineConfig,
     ...(deps.config?.serviceDownTime ? { serviceDownTime: deps.config.serviceDownTime } : {}),
+    ...(deps.config?.periodicMs ? { periodicMs: deps.config.periodicMs } : {}),
     ...overrides,
   } as EngineConfig;
   const nodes = deps.baremetal;
@@ -135,6 +137,13 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
     },
     onServersChanged(fn) {
       listeners.push(fn);
+    },
+    async selectDestination(s, o) {
+      // the source host as a host the server already failed on (the retry filter); a forced host as a build's requested one
+      const failed = [...new Set([...parseJsonList(s.failed_hosts), ...(s.host ? [s.host] : [])])];
+      const { placements } = await scheduler.plan([{ ...s, failed_hosts: JSON.stringify(failed), requested_host: o.force ?? null }]);
+      const h = placements[0]?.host;
+      return h ? { id: h.id, hostname: h.hostname, host_ip: h.host_ip ?? null } : null;
     },
     request: (serverId, kind, args, timeoutMs) => requests.request(serverId, kind, args, timeoutMs),
   };

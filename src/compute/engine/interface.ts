@@ -19,7 +19,7 @@ export interface EngineDeps {
   log: Logger;
   dataDir: string;
   images: ImageService;
-  config?: { serviceDownTime?: number; defaultAvailabilityZone?: string };
+  config?: { serviceDownTime?: number; defaultAvailabilityZone?: string; periodicMs?: number };
   /** Binds a placed server's ports to its host (the network service); none: servers have no ports. */
   bindPorts?(serverId: string, host: string, kind: string): Promise<void>;
   /** Cinder's attachments (the volume service); none: servers have no volumes. */
@@ -45,6 +45,14 @@ export interface Engine {
    * does not answer within timeoutMs.
    */
   request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  /**
+   * The scheduler's choice of a host for a server moving off its own (a cold
+   * migration): its filters and weighers over the hosts up now, the server's
+   * own host and `exclude` left out, `force` (a host name) the only one
+   * considered. Null: none fits (Nova's NoValidHost). Plans only: the caller
+   * claims on the host's provider.
+   */
+  selectDestination(s: ServerRow, o: { force?: string | null }): Promise<{ id: string; hostname: string; host_ip: string | null } | null>;
   /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
   onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
 }

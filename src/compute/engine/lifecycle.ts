@@ -41,8 +41,13 @@ export type Transition =
 export const AGENT_TASKS: ReadonlySet<string> = new Set(['spawning', 'powering-off', 'powering-on', 'rebooting', 'reboot_pending', 'reboot_started',
   'rebooting_hard', 'reboot_pending_hard', 'reboot_started_hard', 'pausing', 'unpausing', 'suspending', 'resuming', 'rebuilding',
   'rebuild_block_device_mapping', 'rebuild_spawning', 'unshelving', 'resize_reverting', 'unrescuing']);
-/** Resize task states: the agent's report of the new flavor applied makes the server VERIFY_RESIZE (vm_state resized). */
-export const RESIZE_TASKS: ReadonlySet<string> = new Set(['resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish']);
+/**
+ * Resize task states: the agent's report of the new flavor applied makes the
+ * server VERIFY_RESIZE (vm_state resized). Not resize_migrating: a cold
+ * migration's copy of the disk off the source, which the copy's end (the
+ * snapshot request's answer) ends, not a report of the source's.
+ */
+export const RESIZE_TASKS: ReadonlySet<string> = new Set(['resize_prep', 'resize_migrated', 'resize_finish']);
 /**
  * vm_states a report does not change while no task runs: the API's (a resize
  * waiting for confirmation, a shelved server stopped on its host, a rescued one).
@@ -104,6 +109,8 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
       // the host runs the server on its new flavor: VERIFY_RESIZE until the user confirms or reverts
       set.vm_state = 'resized';
       migration = 'finished';
+    } else if (row.task_state === 'resize_migrating') {
+      // the source stops the server for the copy of its disk: the power state only, the vm_state is the move's
     } else if (row.task_state === 'rescuing') {
       // the host runs the server from its rescue image (spec.rescue): RESCUE until the user unrescues it
       if (state === 'active') set.vm_state = 'rescued';

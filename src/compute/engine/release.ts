@@ -30,8 +30,8 @@ export async function softDelete(tx: Tx, id: string, version: number, guard: { s
   const res = await u.executeTakeFirst();
   if (!Number(res.numUpdatedRows)) return false;
   await releaseClaim(tx, id);
-  // a resize never confirmed: the old flavor's claim held by its migration goes too
-  for (const m of await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', id).where('status', 'in', ['migrating', 'finished', 'reverting']).execute()) {
+  // a resize or move never confirmed (or an evacuation not done): the claim held by its migration goes too
+  for (const m of await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', id).where('status', 'in', ['migrating', 'post-migrating', 'finished', 'reverting', 'accepted']).execute()) {
     await releaseConsumer(tx, m.uuid);
     await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: now }).where('id', '=', m.id).execute();
   }

@@ -54,10 +54,13 @@ export function serverKind(o: {
       const rows = await db.selectFrom('compute_servers').select(['id', 'version']).where('host', '=', hostname).where('deleted_at', 'is', null)
         .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'block_device_mapping')]))
         .where('kind', 'not in', IN_PROCESS_KINDS).execute();
-      return new Map(rows.map((r) => [r.id, r.version]));
+      const placed = new Map(rows.map((r) => [r.id, r.version]));
+      // a server moved off this host whose move is not yet confirmed or reverted: kept here, stopped (desired.ts)
+      for (const r of await migratedFrom(db, hostname)) if (!placed.has(r.id)) placed.set(r.id, r.version);
+      return placed;
     },
 
-    desired: (ids) => desiredServers(db, o.images, ids, o.volumes),
+    desired: (ids, hostname) => desiredServers(db, o.images, ids, o.volumes, hostname),
 
     async report(hostname, reports: ResourceReport[]) {
       const touched: string[] = [];
@@ -100,6 +103,21 @@ export function serverKind(o: {
   };
 }
 
+/** Migration statuses during which a server moved to another host is still kept on its source (its disk, for a revert). */
+export const SOURCE_KEPT = ['migrating', 'post-migrating', 'finished', 'reverting'] as const;
+
+/**
+ * The servers moved off `hostname` (a cold migration's source) whose move is
+ * still open: the source keeps them, stopped, until confirm (then they are
+ * gone from it) or revert (then they are its own again).
+ */
+export async function migratedFrom(db: Db, hostname: string): Promise<Array<{ id: string; version: number }>> {
+  return db.selectFrom('compute_migrations as m').innerJoin('compute_servers as s', 's.id', 'm.server_id')
+    .select(['s.id', 's.version']).where('m.source_compute', '=', hostname).where('m.status', 'in', [...SOURCE_KEPT])
+    .where('m.migration_type', 'in', ['migration', 'resize']).where('s.deleted_at', 'is', null)
+    .where((eb) => eb.or([eb('s.host', 'is', null), eb('s.host', '!=', hostname)])).execute();
+}
+
 /**
  * Writes one lifecycle transition of a server read as `row` (guarded by its
  * version); true when the row changed. The agents' reports and the
@@ -116,9 +134,18 @@ export async function writeTransition(db: Db, log: Logger, row: ServerRow, t: Tr
       .where('deleted_at', 'is', null).executeTakeFirst();
     if (!Number(u.numUpdatedRows)) return false;
     if (t.release) await releaseClaim(tx, row.id);
+    // an evacuation's rebuild on its new host ended: done (the dead host's allocations released) or failed
+    if (row.task_state === 'rebuilding' && 'task_state' in set && set.task_state === null) {
+      const evacuations = await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', row.id)
+        .where('migration_type', '=', 'evacuation').where('status', 'in', ['accepted', 'pre-migrating', 'migrating']).execute();
+      for (const m of evacuations) {
+        await tx.updateTable('compute_migrations').set({ status: set.vm_state === 'error' ? 'failed' : 'done', updated_at: set.updated_at ?? nowIso() }).where('id', '=', m.id).execute();
+        await releaseClaim(tx, m.uuid);
+      }
+    }
     if (t.migration) {
       await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
-        .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'reverting']).execute();
+        .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'post-migrating', 'reverting']).execute();
     }
     return true;
   });

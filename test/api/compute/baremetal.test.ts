@@ -468,3 +468,128 @@ test('a node in maintenance whose BMC stops answering shows NOSTATE; a tear down
   await cond.finish(n1, 'succeeded');
   assert.equal((await node(n1)).provision_state, 'available');
 });
+
+test('a rebuild the node refuses: NodeLocked is asked again once the node is free; any other refusal is ERROR with the fault, never ACTIVE on the old image', async () => {
+  const n1 = await availableNode('bmc-rbref-1', 'bm-rbref', '52:54:00:b7:10:01');
+  const flavor = await bmFlavor('bm-rbref', 'bm_rbref');
+  const id = await create('bm-rbref', flavor);
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  const first = (await cond.spec(n1)).spec.operation;
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  const img = await cloud.call('POST', '/image/v2/images', { token: cloud.adminToken, body: { name: 'bm-disk-rbref', disk_format: 'raw', container_format: 'bare', visibility: 'public' } });
+  await fetch(`${cloud.url}/image/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'X-Auth-Token': cloud.adminToken, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(2048, 5) });
+  // another request holds the node (another replica opening its ports): Ironic refuses the rebuild with 409 NodeLocked
+  const db = cloud.server.database.db;
+  await db.updateTable('baremetal_nodes').set({ reservation: 'bm-replica-2', updated_at: new Date().toISOString() }).where('uuid', '=', n1).execute();
+  const locked = await bm()('PUT', `/v1/nodes/${n1}/states/provision`, { body: { target: 'rebuild' } });
+  assert.equal(locked.status, 409, JSON.stringify(locked.body));
+  assert.match(JSON.parse(locked.body.error_message).faultstring, /is locked by host bm-replica-2/);
+  const r = await nv.call('POST', `/servers/${id}/action`, { body: { rebuild: { imageRef: img.body.id } }, version: '2.96' });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  // passes go by (the engine's 2 s tick): refused each time, the server still REBUILD, the node as it was
+  await new Promise((res) => setTimeout(res, 2500));
+  assert.equal((await server(id)).status, 'REBUILD');
+  let n = await node(n1);
+  assert.equal(n.provision_state, 'active');
+  assert.equal(n.instance_info.image_source, imageId, 'a refused rebuild writes no new image');
+  assert.equal(n.instance_info.stratus_rebuild_seq, undefined, 'nor the rebuild asked');
+  assert.equal((await cond.spec(n1)).spec.operation, null);
+  // the node free again: the next pass has the rebuild accepted, and the node is re-imaged
+  await db.updateTable('baremetal_nodes').set({ reservation: null }).where('uuid', '=', n1).execute();
+  const op = await until('a new deploy', async () => { const o = (await cond.spec(n1)).spec.operation; return o?.type === 'deploy' && o.id !== first.id ? o : null; });
+  assert.equal(op.image.image_id, img.body.id);
+  assert.equal((await server(id)).status, 'REBUILD');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  const s = await until('ACTIVE on the new image', async () => { const x = await server(id); return x.status === 'ACTIVE' ? x : null; });
+  assert.equal(s.image.id, img.body.id);
+  // a refusal that is no lock (a node in maintenance: Ironic's 400): Nova's InstanceDeployFailure, ERROR with the fault;
+  // the node keeps running the image it has
+  assert.equal((await bm()('PUT', `/v1/nodes/${n1}/maintenance`, { body: { reason: 'disk swap' } })).status, 202);
+  const again = await nv.call('POST', `/servers/${id}/action`, { body: { rebuild: { imageRef: imageId } }, version: '2.96' });
+  assert.equal(again.status, 202, JSON.stringify(again.body));
+  const e = await until('ERROR', async () => { const x = await server(id); return x.status === 'ERROR' ? x : null; });
+  assert.match(e.fault.message, new RegExp(`^Failed to request Ironic to rebuild instance ${id}: .*maintenance mode`));
+  n = await node(n1);
+  assert.equal(n.provision_state, 'active');
+  assert.equal(n.instance_info.image_source, img.body.id);
+  assert.equal((await cond.spec(n1)).spec.operation, null);
+  assert.equal((await bm()('DELETE', `/v1/nodes/${n1}/maintenance`)).status, 202);
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+});
+
+test('a port the user gave, booted from by the cleaning after its server: it stays bound through the cleaning, Neutron\'s DELETE hands it over to the cleaning, and it goes when that ends', async () => {
+  const mac = '52:54:00:b2:10:01';
+  const n1 = await availableNode('bmc-keep-1', 'bm-keep', mac);
+  const flavor = await bmFlavor('bm-keep', 'bm_keep');
+  const net = (path: string, o: { method?: string; body?: unknown } = {}) => cloud.call(o.method ?? 'GET', `/network/v2.0${path}`, { token: cloud.adminToken, body: o.body });
+  // the user's own port on the provisioning network, with a DHCP option of its own
+  const made = await net('/ports', { method: 'POST', body: { port: { network_id: provisioningNet, name: 'keep-me', extra_dhcp_opts: [{ opt_name: 'domain-search', opt_value: 'example.org' }] } } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const portId = made.body.port.id as string;
+  const id = await create('bm-keep', flavor, { networks: [{ port: portId }] });
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  // deleted: the port the user gave is kept; the cleaning after the tear down boots from it
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+  assert.deepEqual((await cond.spec(n1)).spec.provisioning?.port_ids, [portId], 'the cleaning boots from the user\'s port');
+  let p = (await net(`/ports/${portId}`)).body.port;
+  assert.equal(p.device_id, '', 'no server holds it');
+  assert.equal(p.name, 'keep-me');
+  assert.equal(p['binding:host_id'], cond.hostname, 'still bound to the conductor\'s host: its DHCP is the cleaning\'s boot');
+  assert.equal(p.extra_dhcp_opts.find((o: any) => o.opt_name === 'tag:ipxe,67')?.opt_value, 'http://172.31.9.1:8091/boot.ipxe');
+  // Neutron's DELETE of it mid-cleaning: handed over to the cleaning (the admin's provisioning port of the node), not removed
+  assert.equal((await net(`/ports/${portId}`, { method: 'DELETE' })).status, 204);
+  p = (await net(`/ports/${portId}`)).body.port;
+  assert.ok(p, 'the node keeps its port through the cleaning');
+  assert.equal(p.device_owner, 'baremetal:none');
+  assert.equal(p.device_id, n1);
+  assert.equal(p.mac_address, mac);
+  assert.equal(p['binding:host_id'], cond.hostname);
+  assert.equal(p.extra_dhcp_opts.find((o: any) => o.opt_name === 'tag:ipxe,67')?.opt_value, 'http://172.31.9.1:8091/boot.ipxe');
+  await cond.finish(n1, 'succeeded');
+  await until('available', async () => (await node(n1)).provision_state === 'available');
+  assert.equal((await net(`/ports/${portId}`)).status, 404, 'the port goes with the cleaning');
+});
+
+test('a port the user gave, kept after its server and its node\'s cleaning: its own options back, unbound', async () => {
+  const mac = '52:54:00:b2:20:01';
+  const n1 = await availableNode('bmc-keep-2', 'bm-keep2', mac);
+  const flavor = await bmFlavor('bm-keep2', 'bm_keep2');
+  const net = (path: string, o: { method?: string; body?: unknown } = {}) => cloud.call(o.method ?? 'GET', `/network/v2.0${path}`, { token: cloud.adminToken, body: o.body });
+  // the user set a PXE-named option of their own (a boot file for their own installs) and another one
+  const own = [{ opt_name: 'tag:ipxe,67', opt_value: 'http://10.0.0.5/mine.ipxe', ip_version: 4 }, { opt_name: 'domain-search', opt_value: 'example.org', ip_version: 4 }];
+  const made = await net('/ports', { method: 'POST', body: { port: { network_id: provisioningNet, name: 'keep-mine', extra_dhcp_opts: own } } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const portId = made.body.port.id as string;
+  const id = await create('bm-keep2', flavor, { networks: [{ port: portId }] });
+  await until('deploying', async () => (await node(n1)).provision_state === 'deploying');
+  let p = (await net(`/ports/${portId}`)).body.port;
+  assert.equal(p.extra_dhcp_opts.find((o: any) => o.opt_name === 'tag:ipxe,67')?.opt_value, 'http://172.31.9.1:8091/boot.ipxe', 'the deploy boots from the conductor');
+  await cond.finish(n1, 'succeeded', { power: 'power on' });
+  await until('ACTIVE', async () => (await server(id)).status === 'ACTIVE');
+  const sorted = (x: any[]) => [...x].sort((a, b) => a.opt_name.localeCompare(b.opt_name));
+  p = (await net(`/ports/${portId}`)).body.port;
+  assert.deepEqual(sorted(p.extra_dhcp_opts), sorted(own), 'the deploy\'s end gives back the user\'s own options, its own boot file too');
+  assert.deepEqual(p['binding:profile'].stratus_provisioning_node, undefined);
+  assert.equal((await nv.call('DELETE', `/servers/${id}`)).status, 204);
+  await until('a tear-down', async () => (await cond.spec(n1)).spec.operation?.type === 'tear_down');
+  await cond.finish(n1, 'succeeded');
+  await until('the server gone', async () => (await nv.call('GET', `/servers/${id}`)).status === 404);
+  await cond.finish(n1, 'succeeded');
+  await until('available', async () => (await node(n1)).provision_state === 'available');
+  p = (await net(`/ports/${portId}`)).body.port;
+  assert.deepEqual(sorted(p.extra_dhcp_opts), sorted(own));
+  assert.equal(p.device_id, '');
+  assert.equal(p['binding:host_id'], '', 'unbound once the cleaning let it go');
+  assert.equal(p['binding:vif_type'], 'unbound');
+  assert.equal((await net(`/ports/${portId}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await net(`/ports/${portId}`)).status, 404);
+});

@@ -117,7 +117,7 @@ test('the bare-metal service\'s in-process ports: bound to the conductor\'s host
   await agent('PUT', 'edo-h2', { protocol: PROTOCOL_VERSION, kinds: { network: [], port: [], security_group: [] }, vcpus: 1, memory_mb: 1024, disk_gb: 1, version: 'test', host_ip: '198.51.100.10' });
   const net = await create(call, 'networks', 'network', { name: 'edo-prov', shared: true, 'provider:network_type': 'flat', 'provider:physical_network': 'edo-prov' });
   await create(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.90.0.0/24', ip_version: 4, gateway_ip: null });
-  const made = await ports.create({ network: 'edo-prov', mac: '52:54:00:AA:BB:02', nodeUuid: 'node-2', dhcpOptions: PXE, host: 'edo-h2' });
+  const made = await ports.create({ network: 'edo-prov', mac: '52:54:00:AA:BB:02', nodeUuid: 'node-2', operation: 'op-2', dhcpOptions: PXE, host: 'edo-h2' });
   assert.equal(made.networkId, net.id);
   const p = (await call('GET', `/ports/${made.portId}`)).body.port;
   assert.equal(p.mac_address, '52:54:00:aa:bb:02');
@@ -131,8 +131,8 @@ test('the bare-metal service\'s in-process ports: bound to the conductor\'s host
   const r = await agent('POST', 'edo-h2/watch', { known: { network: {}, port: {}, security_group: {} }, wait: 0 });
   const spec = r.resources.find((x: any) => x.kind === 'network' && x.id === net.id)?.spec;
   assert.ok(spec?.dhcp?.hosts.some((h: any) => h.port_id === made.portId && h.extra_dhcp_opts?.length === 3), 'the conductor\'s host serves its DHCP');
-  await assert.rejects(ports.create({ network: net.id, mac: '52:54:00:aa:bb:02', nodeUuid: 'node-3', dhcpOptions: [], host: 'edo-h2' }), (e: any) => e.status === 409 || /MacAddressInUse|in use/i.test(e.message));
-  await assert.rejects(ports.create({ network: 'no-such-net', mac: '52:54:00:aa:bb:03', nodeUuid: 'node-3', dhcpOptions: [] }), /not be found|NotFound/i);
-  await ports.remove(made.portId, []);
+  await assert.rejects(ports.create({ network: net.id, mac: '52:54:00:aa:bb:02', nodeUuid: 'node-3', operation: 'op-3', dhcpOptions: [], host: 'edo-h2' }), (e: any) => e.status === 409 || /MacAddressInUse|in use/i.test(e.message));
+  await assert.rejects(ports.create({ network: 'no-such-net', mac: '52:54:00:aa:bb:03', nodeUuid: 'node-3', operation: 'op-3', dhcpOptions: [] }), /not be found|NotFound/i);
+  await ports.remove(made.portId, 'op-2');
   assert.equal((await call('GET', `/ports/${made.portId}`)).status, 404);
 });

@@ -223,3 +223,23 @@ test('a volume\'s status follows its attachment rows: an upload or extend ending
   assert.ok(reset && reset.version > before.version, 'the host is handed a new version');
   assert.deepEqual(reset.spec.exports, [], 'without the export');
 });
+
+test('a volume API write wakes the volume hosts\' watches at once, not at their next recheck', async () => {
+  const host = 'vk-wake';
+  // the most free space of the hosts heard of: the next volume is placed on it
+  await register(host, 10_000);
+  await watch(host);
+  // the host's long poll, its known state current: it sleeps until something placed on it changes
+  known[host] ??= { volume: {}, volume_snapshot: {} };
+  let answeredAt = 0;
+  const polling = agent('POST', `${host}/watch`, { known: known[host], wait: 25 }).then((r) => { answeredAt = Date.now(); return r; });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(answeredAt, 0, 'the watch sleeps while nothing changed');
+  const sentAt = Date.now();
+  const c = await call('POST', '/volumes', { body: { volume: { size: 1, name: 'vk-wake' } } });
+  assert.equal(c.status, 202);
+  const r = await polling;
+  assert.ok(r.resources.some((x: any) => x.kind === 'volume' && x.id === c.body.volume.id), 'the new volume is placed on the host with the most free space and handed to it');
+  // the fleet's recheck (3 s) would have answered about 2.8 s after the create
+  assert.ok(answeredAt - sentAt < 2000, `the watch answered ${answeredAt - sentAt} ms after the create`);
+});

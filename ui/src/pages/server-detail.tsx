@@ -127,7 +127,7 @@ function SerialConsole({ id }: { id: string }) {
         // xterm.js comes with the console only: a chunk of its own
         const { openSerialConsole } = await import('../console.ts');
         if (!live || !box.current) return;
-        stop = openSerialConsole(box.current, r.body.remote_console.url, setState);
+        stop = openSerialConsole(box.current, r.body.remote_console.url, setState, 'term-keys');
       } catch (err) {
         setError(errorText(err));
       }
@@ -140,6 +140,7 @@ function SerialConsole({ id }: { id: string }) {
   return (
     <section aria-label="Serial console">
       <p class="muted" role="status">Serial console: {state}</p>
+      <p class="muted" id="term-keys">The terminal takes Tab; press Escape, then Tab, to leave it.</p>
       <ErrorNote error={error} />
       <div class="term-box" ref={box} />
     </section>

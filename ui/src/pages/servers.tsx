@@ -6,6 +6,7 @@ import { call, canWrite } from '../api.ts';
 import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
 import { ErrorNote, Page, Status, Table, useLoad, val, type Column, type Sort } from '../ui.tsx';
+import type { KindName } from '../../../src/compute/kinds.ts';
 
 export interface Server {
   id: string; name: string; status: string; created: string; updated?: string;
@@ -20,7 +21,7 @@ export interface Server {
 }
 
 /** The kinds of server (src/compute/kinds.ts's KINDS) as the pages name them. */
-export const KIND_LABEL: Record<'container' | 'vm' | 'baremetal', string> = { container: 'Container', vm: 'Virtual machine', baremetal: 'Bare metal' };
+export const KIND_LABEL: Record<KindName, string> = { container: 'Container', vm: 'Virtual machine', 'vm-container': 'VM-isolated container', baremetal: 'Bare metal' };
 
 export const addressText = (s: Server): string =>
   Object.entries(s.addresses ?? {}).flatMap(([net, list]) => list.map((a) => `${a.addr}${a['OS-EXT-IPS:type'] === 'floating' ? ' (floating)' : ''} on ${net}`)).join(', ');

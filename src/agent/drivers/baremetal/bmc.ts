@@ -23,9 +23,12 @@ export interface BmcClient {
    * Connects to the node's serial console (IPMI Serial over LAN; a Redfish
    * BMC's serial console over Telnet): the node's output until the session
    * ends. A BMC that offers none throws a user ResourceFailure with code
-   * `console_unavailable`.
+   * `console_unavailable`. An abort of `signal` ends the opening at once
+   * (whatever it waits for: the BMC, a process, a connection) and rejects
+   * with the signal's reason once nothing of it is left (no process, no
+   * socket); an abort after it opened ends the session as close() does.
    */
-  openConsole(): Promise<ConsoleSession>;
+  openConsole(signal?: AbortSignal): Promise<ConsoleSession>;
   /**
    * Out-of-band inspection (Ironic's `redfish` inspect interface): the
    * hardware as the BMC describes it, no boot, no power change; absent when
@@ -39,7 +42,8 @@ export const CONSOLE_UNAVAILABLE = 'console_unavailable';
 /** One serial console session: the node's output (bytes), ending when the BMC or the node drops it or on close(). */
 export interface ConsoleSession {
   readonly output: AsyncIterable<Buffer>;
-  close(): void;
+  /** Ends the session; resolves once nothing of it is left (its process reaped, its socket closed). */
+  close(): Promise<void>;
 }
 
 export interface VirtualMedia {

@@ -7,9 +7,12 @@
 // (its newest half kept, as the VM driver's console log). A session that
 // ends is opened again (after 2 s, backing off to 30 s while it keeps
 // failing); a BMC that offers no console is asked again only every 5 min,
-// and the node's console log says so. The recorder stops (its session closed:
-// ipmitool killed by its pid) when the node is powered off, forgotten or the
-// conductor stops; the log stays until the node is forgotten.
+// and the node's console log says so. The recorder stops when the node is
+// powered off, forgotten or the conductor stops: its signal aborted, which
+// ends a session being opened (whatever openConsole waits for) as well as an
+// open one (ipmitool killed by its pid, the Telnet socket destroyed); stop()
+// resolves once nothing of it is left (no process, no socket). The log stays
+// until the node is forgotten.
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -24,6 +27,8 @@ const UNAVAILABLE_RETRY_MS = 300_000;
 
 interface Recorder {
   wanted: boolean;
+  /** Aborted by stop(): ends the session being opened or open. */
+  abort: AbortController;
   session: ConsoleSession | null;
   /** Why there is no console, when the BMC said it has none. */
   unavailable: string | null;
@@ -66,7 +71,7 @@ export class ConsoleRecorders {
     if (!r?.wanted) {
       let markOpened = () => {};
       const opened = new Promise<void>((resolve) => { markOpened = resolve; });
-      const fresh: Recorder = { wanted: true, session: null, unavailable: null, wake: null, done: Promise.resolve(), opened, markOpened };
+      const fresh: Recorder = { wanted: true, abort: new AbortController(), session: null, unavailable: null, wake: null, done: Promise.resolve(), opened, markOpened };
       this.recorders.set(id, fresh);
       fresh.done = this.run(id, fresh, bmc)
         .catch((err: Error) => this.log.warn({ node: id, err: err.message }, 'recording the serial console failed'))
@@ -79,12 +84,13 @@ export class ConsoleRecorders {
     clearTimeout(timer);
   }
 
-  /** Stops recording the node's console (its session closed); resolves once it has stopped. */
+  /** Stops recording the node's console (a session being opened or open ended); resolves once it has stopped, its process reaped and its socket closed. */
   async stop(id: string): Promise<void> {
     const r = this.recorders.get(id);
     if (!r) return;
     r.wanted = false;
-    r.session?.close();
+    r.abort.abort();
+    void r.session?.close();
     r.wake?.();
     this.recorders.delete(id);
     await r.done;
@@ -117,7 +123,7 @@ export class ConsoleRecorders {
       let pause = delay;
       try {
         try {
-          r.session = await bmc.openConsole();
+          r.session = await bmc.openConsole(r.abort.signal);
         } finally {
           r.markOpened();
         }
@@ -154,8 +160,9 @@ export class ConsoleRecorders {
           delay = Math.min(delay * 2, RETRY_MAX_MS);
         }
       } finally {
-        r.session?.close();
+        const session = r.session;
         r.session = null;
+        await session?.close();
       }
       if (!r.wanted) break;
       await new Promise<void>((resolve) => {

@@ -4,18 +4,16 @@
 // FIFO at STATE_DIR/servers/<id>/console.in that the container holds open
 // read-write from its start (so it never blocks and never sees an end,
 // across agent restarts). The busybox image's init runs a shell on it.
-import { constants, open, watch, type FSWatcher } from 'node:fs';
+import { constants, open } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { followConsoleLog } from '../console-log.ts';
 import type { ConsoleProvider } from '../../stream.ts';
 
 /** The console input FIFO, in the server's directory. */
 export const CONSOLE_INPUT = 'console.in';
-/** How much of the console's past a new session sees first. */
-export const CONSOLE_HISTORY = 16 * 1024;
-
 const UUIDISH = /^[0-9a-zA-Z][0-9a-zA-Z-]{0,63}$/;
 
 export class ContainerConsoles implements ConsoleProvider {
@@ -44,102 +42,11 @@ export class ContainerConsoles implements ConsoleProvider {
       }));
       // a Socket over the FIFO writes with backpressure (a full pipe waits, it does not fail)
       if (fd !== null) input = new Socket({ fd, readable: false, writable: true });
-      const size = (await log.stat()).size;
-      return new ConsoleStream(log, join(dir, 'console.log'), input, await historyStart(log, size));
+      return await followConsoleLog(log, join(dir, 'console.log'), input);
     } catch (err) {
       await log.close();
       input?.destroy();
       throw err;
     }
-  }
-}
-
-/** Where the history a new session sees starts: the first line boundary in the last CONSOLE_HISTORY bytes. */
-async function historyStart(log: fsp.FileHandle, size: number): Promise<number> {
-  if (size <= CONSOLE_HISTORY) return 0;
-  const from = size - CONSOLE_HISTORY;
-  const buf = Buffer.alloc(Math.min(4096, CONSOLE_HISTORY));
-  const { bytesRead } = await log.read(buf, 0, buf.length, from);
-  const nl = buf.subarray(0, bytesRead).indexOf(10);
-  return nl >= 0 ? from + nl + 1 : from;
-}
-
-/**
- * A console session: reads follow the log from `offset` (only as fast as the
- * reader takes them), writes go to the input FIFO (or nowhere when the
- * container does not run).
- */
-class ConsoleStream extends Duplex {
-  private readonly log: fsp.FileHandle;
-  private readonly input: Socket | null;
-  private offset: number;
-  private wanted = false;
-  private reading = false;
-  private readonly watcher: FSWatcher | null;
-  private readonly poll: NodeJS.Timeout;
-
-  constructor(log: fsp.FileHandle, logPath: string, input: Socket | null, offset: number) {
-    super({ allowHalfOpen: true });
-    this.log = log;
-    this.input = input;
-    this.offset = offset;
-    input?.on('error', (err) => this.destroy(err));
-    let w: FSWatcher | null = null;
-    try {
-      w = watch(logPath, () => this.pump());
-      w.on('error', () => undefined);
-    } catch {
-      // no inotify: the poll below is enough
-    }
-    this.watcher = w;
-    // also polled, in case a change event is missed
-    this.poll = setInterval(() => this.pump(), 500);
-    this.poll.unref();
-  }
-
-  override _read(): void {
-    this.wanted = true;
-    this.pump();
-  }
-
-  private pump(): void {
-    if (this.reading || !this.wanted || this.destroyed) return;
-    this.reading = true;
-    void this.readMore().catch((err: Error) => this.destroy(err)).finally(() => {
-      this.reading = false;
-    });
-  }
-
-  private async readMore(): Promise<void> {
-    const buf = Buffer.allocUnsafe(32 * 1024);
-    while (this.wanted && !this.destroyed) {
-      const { bytesRead } = await this.log.read(buf, 0, buf.length, this.offset);
-      if (bytesRead === 0) {
-        // the agent keeps the newest half of a log over its cap: what is left was sent already
-        const size = (await this.log.stat()).size;
-        if (size < this.offset) this.offset = size;
-        return;
-      }
-      this.offset += bytesRead;
-      this.wanted = this.push(Buffer.from(buf.subarray(0, bytesRead)));
-    }
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!this.input) return cb();
-    this.input.write(chunk, (err) => cb(err ?? null));
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    // the FIFO stays: the container holds it; only this session's write end closes
-    this.input?.end();
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    clearInterval(this.poll);
-    this.watcher?.close();
-    this.input?.destroy();
-    this.log.close().then(() => cb(err), () => cb(err));
   }
 }

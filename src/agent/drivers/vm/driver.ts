@@ -77,7 +77,7 @@ import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
 import type { Capacity, ComputeDriver, Observed, ServerDriverOptions } from '../driver.ts';
-import { capConsoleLog } from '../console-log.ts';
+import { capConsoleLog, followConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
@@ -166,9 +166,9 @@ async function liveProcess(pid: number): Promise<boolean> {
 }
 
 export class VmDriver implements ComputeDriver, ConsoleProvider {
-  readonly name = 'vm';
-  readonly serves = { [SERVER_KIND]: ['vm'] };
-  private readonly o: Required<Omit<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>> & Pick<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>;
+  readonly name: string = 'vm';
+  readonly serves: Readonly<Record<string, readonly string[]>> = { [SERVER_KIND]: ['vm'] };
+  protected readonly o: Required<Omit<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>> & Pick<VmDriverOptions, 'log' | 'fetchImage' | 'accel' | 'netns'>;
   readonly root: string;
   private readonly serversDir: string;
   private readonly images: VmImageCache;
@@ -186,12 +186,17 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   /** stratus-qemu's uid and gid. */
   private qemuUser = { uid: -1, gid: -1 };
 
-  constructor(o: VmDriverOptions) {
+  /**
+   * `layout`: the directory under the state directory and the default cgroup
+   * parent of this driver's servers (a driver that boots its VMs otherwise,
+   * vm-container, has its own: each driver's servers are its own).
+   */
+  constructor(o: VmDriverOptions, layout: { dir: string; cgroupParent: string } = { dir: 'vm', cgroupParent: 'stratus-vm' }) {
     this.o = {
-      ...o, cgroupParent: o.cgroupParent ?? 'stratus-vm', consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 60_000,
+      ...o, cgroupParent: o.cgroupParent ?? layout.cgroupParent, consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 60_000,
       user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000,
     };
-    this.root = join(o.stateDir, 'vm');
+    this.root = join(o.stateDir, layout.dir);
     this.serversDir = join(this.root, 'servers');
     this.images = new VmImageCache(this.root);
     this.attacher = new VolumeAttacher(join(o.stateDir, 'attachments'), [volumeDirOf(o.stateDir)]);
@@ -202,7 +207,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     if (!UUIDISH.test(id)) throw new Error(`bad server id ${id}`);
     return join(this.serversDir, id);
   }
-  private file(id: string, name: string): string {
+  protected file(id: string, name: string): string {
     return join(this.dir(id), name);
   }
   /** The server's cgroup directories (v2: one; v1: one per controller used). */
@@ -283,7 +288,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   /** A writable disk: stratus-qemu's own (0600). */
-  private async qemuFile(f: string): Promise<void> {
+  protected async qemuFile(f: string): Promise<void> {
     await fsp.chown(f, this.qemuUser.uid, this.qemuUser.gid);
     await fsp.chmod(f, 0o600);
   }
@@ -694,7 +699,15 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   // --- disks
-  private async ensureDisks(d: DesiredServer, image: CachedImage | null): Promise<void> {
+  /** The image a server boots, cached on the host (null: it boots from a volume). */
+  protected async prepareImage(d: DesiredServer): Promise<CachedImage | null> {
+    const img = d.image;
+    return img ? this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
+      throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${img.id}: ${err.message}`, err) : err;
+    }) : null;
+  }
+
+  protected async ensureDisks(d: DesiredServer, image: CachedImage | null): Promise<void> {
     const id = d.id;
     const root = this.file(id, 'root.qcow2');
     // booted from a volume: no root disk here
@@ -720,6 +733,23 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         await fsp.rename(`${f}.tmp`, f);
       }
     }
+  }
+
+  /** How the VM boots: its root disk (or the rescue disk first, or an ISO as a CD-ROM). */
+  protected bootArgs(d: DesiredServer, image: CachedImage | null, rescued: boolean): string[] {
+    const f = (n: string) => this.file(d.id, n);
+    const a: string[] = [];
+    if (rescued) {
+      // Nova's libvirt rescue: the rescue disk first (vda, it boots), the server's root disk second (vdb)
+      a.push('-drive', `file=${f('rescue.qcow2')},format=qcow2,if=none,id=drive-rescue,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-rescue,id=rescue,bootindex=0');
+      a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-root,id=root');
+    } else {
+      if (image?.format === 'iso') {
+        a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
+      }
+      if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
+    }
+    return a;
   }
 
   // --- launch
@@ -748,16 +778,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const ports = [...(d.ports ?? [])].sort((x, y) => x.index - y.index);
     const volumes = (d.volumes ?? []).filter((v) => vols.has(v.attachment_id));
     for (let i = 0; i < ports.length + volumes.length + FREE_ROOT_PORTS; i++) a.push('-device', `pcie-root-port,id=hp${i},chassis=${i + 1}`);
-    if (rescued) {
-      // Nova's libvirt rescue: the rescue disk first (vda, it boots), the server's root disk second (vdb)
-      a.push('-drive', `file=${f('rescue.qcow2')},format=qcow2,if=none,id=drive-rescue,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-rescue,id=rescue,bootindex=0');
-      a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-root,id=root');
-    } else {
-      if (image?.format === 'iso') {
-        a.push('-drive', `file=${image.path},format=raw,if=none,id=drive-cd0,media=cdrom,readonly=on`, '-device', 'ide-cd,drive=drive-cd0,bus=ide.0,bootindex=0');
-      }
-      if (image) a.push('-drive', `file=${f('root.qcow2')},format=qcow2,if=none,id=drive-root,discard=unmap`, '-device', `virtio-blk-pci,drive=drive-root,id=root,bootindex=${image.format === 'iso' ? 1 : 0}`);
-    }
+    a.push(...this.bootArgs(d, image, rescued));
     if (d.flavor.ephemeral > 0) a.push('-drive', `file=${f('ephemeral.qcow2')},format=qcow2,if=none,id=drive-eph0,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-eph0,id=eph0,serial=ephemeral0');
     if (d.flavor.swap > 0) a.push('-drive', `file=${f('swap.qcow2')},format=qcow2,if=none,id=drive-swap,discard=unmap`, '-device', 'virtio-blk-pci,drive=drive-swap,id=swap,serial=swap');
     if (d.config_drive.requested) a.push('-drive', `file=${f('config-2.iso')},format=raw,if=none,id=drive-config,readonly=on`, '-device', 'virtio-blk-pci,drive=drive-config,id=config,serial=config-2');
@@ -946,10 +967,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         st = { ...st, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, config_drive_hash: '' };
         await this.writeState(st);
       }
-      const img = d.image;
-      const image = img ? await this.images.ensure(img, (dest) => this.o.fetchImage(img.id, dest)).catch((err: Error) => {
-        throw err instanceof ImageFormatError ? permanent(ServerErrorCode.imageInvalid, `image ${img.id}: ${err.message}`, err) : err;
-      }) : null;
+      const image = await this.prepareImage(d);
       await this.ensureDisks(d, image);
       const iso = this.file(id, 'config-2.iso');
       if (d.config_drive.requested) {
@@ -1144,13 +1162,28 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   }
 
   /**
-   * The interactive serial console: a connection to qemu's serial socket
-   * (what the guest writes, and what is written goes to its ttyS0). qemu
-   * serves one client at a time; the log keeps the output either way.
+   * The interactive serial console, as a container's: the console log (qemu
+   * appends everything the guest writes to its serial port) followed, the
+   * recent part first, so a session opened late sees the boot or the last
+   * prompt; what is written goes to the guest's ttyS0 through qemu's serial
+   * socket, whose own copy of the output is dropped. qemu serves one client
+   * at a time; the session ends when qemu closes it (the VM stopped).
    */
   async serialConsole(id: string): Promise<Duplex> {
     if (!(await this.hasServer(id)) || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
-    return this.connectUnix(this.file(id, 'serial.sock'));
+    const sock = await this.connectUnix(this.file(id, 'serial.sock'));
+    let log: fsp.FileHandle | null = null;
+    try {
+      log = await fsp.open(this.file(id, 'console.log'), 'r');
+      sock.resume();
+      const session = await followConsoleLog(log, this.file(id, 'console.log'), sock);
+      sock.once('close', () => session.destroy());
+      return session;
+    } catch (err) {
+      await log?.close();
+      sock.destroy();
+      throw err;
+    }
   }
 
   /** A connection to qemu's VNC server (the noVNC console's far end). */

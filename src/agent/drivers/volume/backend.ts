@@ -38,10 +38,18 @@ export interface VolumeBackend {
    */
   create(id: string, sizeGib: number, source: VolumeSource): Promise<VolumeData>;
   /**
-   * Hands `use` a file holding volume `id`'s data in `format` (a copy, removed
-   * after: an upload to an image). RBD: `qemu-img convert` from `rbd:pool/image`.
+   * Hands `use` a file holding volume `id`'s data (or its snapshot
+   * `o.snapshotId`'s) in `format` (a copy, removed after: an upload to an
+   * image, a backup). RBD: `qemu-img convert` from `rbd:pool/image`.
    */
-  copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>): Promise<T>;
+  copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>, o?: { snapshotId?: string }): Promise<T>;
+  /**
+   * Writes raw data into volume `id` (a restore of a backup): `fill` writes
+   * a raw file at the path it is handed (at most the volume's size), which
+   * the backend then writes over the volume's data and removes. RBD:
+   * `qemu-img convert -n` into `rbd:pool/image`.
+   */
+  restoreInto(id: string, fill: (path: string) => Promise<void>): Promise<VolumeData>;
   /** Grows volume `id` to `sizeGib` (never shrinks: a smaller size is `refused`). */
   extend(id: string, sizeGib: number): Promise<VolumeData>;
   /** Removes volume `id` and its snapshots; nothing when it is already gone. */

@@ -313,16 +313,45 @@ export class FileBackend implements VolumeBackend {
     }
   }
 
-  async copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>): Promise<T> {
+  async copyTo<T>(id: string, format: 'raw' | 'qcow2', use: (path: string) => Promise<T>, o: { snapshotId?: string } = {}): Promise<T> {
     const v = this.vol(id);
     const tmp = `${v}.${crypto.randomUUID()}.copy.tmp`;
     try {
       // under the volume's lock only while converting (a freeze must not move the file meanwhile); -U: an attached volume's file is open
       await this.locks.run([id], async () => {
-        if (!(await exists(v))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${id} is not on this backend.`);
-        await runOk('qemu-img', ['convert', '-q', '-U', '-f', this.format, '-O', format, v, tmp], { timeoutMs: 3_600_000 });
+        let from = v;
+        if (o.snapshotId) {
+          from = this.snap(id, o.snapshotId);
+          if (!(await exists(from))) throw userError(VolumeErrorCode.sourceUnavailable, `Snapshot ${o.snapshotId} of volume ${id} is not on this backend.`);
+          // qcow2: the layer itself (its backing file is named relative to the layers' directory)
+          if (this.format === 'qcow2') from = await this.layerOf(from);
+        } else if (!(await exists(v))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${id} is not on this backend.`);
+        await runOk('qemu-img', ['convert', '-q', '-U', '-f', this.format, '-O', format, from, tmp], { timeoutMs: 3_600_000 });
       });
       return await use(tmp);
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
+  async restoreInto(id: string, fill: (path: string) => Promise<void>): Promise<VolumeData> {
+    const v = this.vol(id);
+    const tmp = `${v}.${crypto.randomUUID()}.restore.tmp`;
+    try {
+      await fill(tmp);
+      return await this.locks.run([id], async () => {
+        if (!(await exists(v))) throw userError(VolumeErrorCode.sourceUnavailable, `Volume ${id} is not on this backend.`);
+        if (this.format === 'raw') {
+          // the restored file replaces the volume's (its snapshots are files of their own), sparse, grown to the volume's size
+          const have = (await fsp.stat(v)).size;
+          if ((await fsp.stat(tmp)).size < have) await fsp.truncate(tmp, have);
+          await fsp.rename(tmp, v);
+        } else {
+          // -n: into the volume's own file (it keeps its backing chain; every byte of the raw data is written, zeros too)
+          await runOk('qemu-img', ['convert', '-q', '-n', '-f', 'raw', '-O', this.format, tmp, v], { timeoutMs: 3_600_000 });
+        }
+        return this.data(id);
+      });
     } finally {
       await fsp.rm(tmp, { force: true });
     }

@@ -19,12 +19,15 @@
 // long-running `sol activate` (unbuffered through coreutils' stdbuf) whose
 // stdout is the node's serial output (its stdin, a pipe never written, keeps
 // it open; ipmitool's own banner lines are left out). A BMC without SOL (or
-// with it disabled) is console_unavailable.
+// with it disabled) is console_unavailable. The child is ended by its pid
+// (through its ChildProcess handle) and reaped on every way out: a failed
+// first read, an abort of the caller's signal (during `sol deactivate` too),
+// close(), an output that ends.
 import type { BmcAccess, BootDevice, PowerState } from '../../../../baremetal/protocol.ts';
 import { BaremetalErrorCode } from '../../../../baremetal/protocol.ts';
 import { ResourceFailure, transient, userError } from '../../../errors.ts';
 import { run } from '../../../exec.ts';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { CONSOLE_UNAVAILABLE, type BmcClient, type ConsoleSession } from '../bmc.ts';
 
 export const IPMI_DEFAULT_PORT = 623;
@@ -37,6 +40,8 @@ const RUN_TIMEOUT_MS = 30_000;
 const POLL_MS = 500;
 /** How long `sol activate` may take to say its session is up before the session is handed out anyway. */
 const SOL_OPEN_TIMEOUT_MS = 15_000;
+/** How long an ended `sol activate` has after SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 2000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** ipmitool's `chassis bootdev` argument for each boot device. */
@@ -102,40 +107,14 @@ export class IpmiBmc implements BmcClient {
     await this.ipmitool(['chassis', 'bootdev', dev, ...(persistent ? ['options=persistent'] : [])]);
   }
 
-  async openConsole(): Promise<ConsoleSession> {
+  async openConsole(signal?: AbortSignal): Promise<ConsoleSession> {
+    signal?.throwIfAborted();
     // a stale session (a recorder killed, an agent restarted) holds the SOL payload: freed first; "already de-activated" is fine
-    await this.ipmitool(['sol', 'deactivate']).catch(() => undefined);
+    await this.ipmitool(['sol', 'deactivate'], signal).catch(() => undefined);
+    signal?.throwIfAborted();
     // stdbuf -o0: ipmitool writes the console through stdio, in 4 KiB blocks to a pipe otherwise (stdbuf execs it: one pid)
     const child = spawn('stdbuf', ['-o0', 'ipmitool', ...this.argv(['sol', 'activate'], false)], { env: this.env(), stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
-    child.on('error', () => { /* ENOENT: the output ends at once */ });
-    child.stdin!.on('error', () => undefined);
-    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
-    const where = this.where();
-    const scrub = (t: string) => this.scrub(t);
-    // open once ipmitool says the session is up (its first words), it ends, or after a while
-    const it = (child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    let timer: NodeJS.Timeout | undefined;
-    const first = it.next();
-    await Promise.race([first, new Promise<void>((r) => { timer = setTimeout(r, SOL_OPEN_TIMEOUT_MS); })]);
-    clearTimeout(timer);
-    async function* output(): AsyncIterable<Buffer> {
-      for (let next = await first; !next.done; next = await it.next()) {
-        // ipmitool's own words: "[SOL Session operational.  Use ~? for help]", "[SOL Session closed]"
-        const text = next.value.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
-        if (text) yield Buffer.from(text, 'latin1');
-      }
-      const code = await exited;
-      const said = scrub(stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^tcgetattr|^Info: SOL payload already de-activated/.test(l)).slice(-2).join('; ').slice(0, 300));
-      if (code !== 0 && code !== null) {
-        if (AUTH.test(stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${where}: sol activate: the BMC refused the user name or password`);
-        // a BMC without Serial over LAN (ipmi_sim with no `sol`: Invalid command), or with it turned off
-        if (NO_SOL.test(stderr)) throw userError(CONSOLE_UNAVAILABLE, `${where}: no Serial over LAN${said ? ` (${said})` : ''}`);
-        throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate ended (exit ${code})${said ? `: ${said}` : ''}`);
-      }
-    }
-    return { output: output(), close: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); } };
+    return solSession(child, { where: this.where(), scrub: (t) => this.scrub(t), signal });
   }
 
   /** Polls the power state until it is `target`; a transient bmc_refused after `timeoutMs`. */
@@ -152,14 +131,15 @@ export class IpmiBmc implements BmcClient {
     return `IPMI BMC ${this.access.address}:${this.access.port ?? IPMI_DEFAULT_PORT}`;
   }
 
-  /** Runs one ipmitool command; its stdout, or a classified ResourceFailure. */
-  private async ipmitool(command: string[]): Promise<string> {
+  /** Runs one ipmitool command; its stdout, or a classified ResourceFailure (an abort of `signal`: its reason, once ipmitool is reaped). */
+  private async ipmitool(command: string[], signal?: AbortSignal): Promise<string> {
     const args = this.argv(command, true);
     const env = this.env();
     let r;
     try {
-      r = await run('ipmitool', args, { env, timeoutMs: RUN_TIMEOUT_MS });
+      r = await run('ipmitool', args, { env, timeoutMs: RUN_TIMEOUT_MS, signal });
     } catch (err) {
+      if (signal?.aborted) throw err;
       // ENOENT: no ipmitool on this host
       throw transient(BaremetalErrorCode.bmcUnreachable, `cannot run ipmitool: ${(err as Error).message}`);
     }
@@ -192,4 +172,93 @@ export class IpmiBmc implements BmcClient {
     const p = this.access.password;
     return p && p.length >= 3 ? text.split(p).join('***') : text;
   }
+}
+
+/**
+ * `sol activate`'s child (just spawned, stdio piped) as a console session:
+ * open once ipmitool says the session is up (its first words), it ends, or
+ * after `openTimeoutMs`. On every way out the child is ended through its
+ * handle (by its pid: SIGTERM, SIGKILL after a grace) and reaped before the
+ * promise settles: a first read that fails (a transient bmc_unreachable), an
+ * abort of `signal` while opening (rejects with its reason), an abort or
+ * close() of the open session, an output that ends or fails.
+ */
+export async function solSession(child: ChildProcess, o: { where: string; scrub: (t: string) => string; signal?: AbortSignal; openTimeoutMs?: number }): Promise<ConsoleSession> {
+  const { where, scrub, signal } = o;
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
+  child.on('error', () => { /* ENOENT: the output ends at once */ });
+  child.stdin!.on('error', () => undefined);
+  const running = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+  // 'close': stdout read to its end, the exit code known ('close' comes after 'error' too: a child that never started)
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  // 'exit': the child reaped (waited for); one that never started has nothing to reap
+  const reaped = new Promise<void>((r) => { if (!running()) r(); else child.once('exit', () => r()); });
+  let ending: Promise<void> | null = null;
+  const end = (): Promise<void> => {
+    ending ??= (async () => {
+      if (running()) {
+        child.kill('SIGTERM');
+        const hard = setTimeout(() => { if (running()) child.kill('SIGKILL'); }, KILL_GRACE_MS);
+        await reaped;
+        clearTimeout(hard);
+      }
+      await reaped;
+    })();
+    return ending;
+  };
+  const it = (child.stdout! as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const first = it.next();
+  first.catch(() => undefined); // read again below (a failed open ends the child first)
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(resolve, o.openTimeoutMs ?? SOL_OPEN_TIMEOUT_MS);
+      first.then(() => resolve(), reject);
+      if (signal) {
+        onAbort = () => reject(signal.reason);
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  } catch (err) {
+    await end();
+    if (signal?.aborted) throw signal.reason;
+    throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate: ${scrub((err as Error).message)}`);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
+  }
+  // open: an abort ends the session as close() does
+  const close = (): Promise<void> => {
+    signal?.removeEventListener('abort', onAbortOpen);
+    return end();
+  };
+  const onAbortOpen = () => { void end(); };
+  signal?.addEventListener('abort', onAbortOpen, { once: true });
+  async function* output(): AsyncIterable<Buffer> {
+    try {
+      for (let next = await first; !next.done; next = await it.next()) {
+        // ipmitool's own words: "[SOL Session operational.  Use ~? for help]", "[SOL Session closed]"
+        const text = next.value.toString('latin1').replace(/\[SOL Session [^\]\n]*\]\r?\n?/g, '');
+        if (text) yield Buffer.from(text, 'latin1');
+      }
+      const code = await exited;
+      const said = scrub(stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^tcgetattr|^Info: SOL payload already de-activated/.test(l)).slice(-2).join('; ').slice(0, 300));
+      if (code !== 0 && code !== null && !signal?.aborted) {
+        if (AUTH.test(stderr)) throw userError(BaremetalErrorCode.bmcAuth, `${where}: sol activate: the BMC refused the user name or password`);
+        // a BMC without Serial over LAN (ipmi_sim with no `sol`: Invalid command), or with it turned off
+        if (NO_SOL.test(stderr)) throw userError(CONSOLE_UNAVAILABLE, `${where}: no Serial over LAN${said ? ` (${said})` : ''}`);
+        throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate ended (exit ${code})${said ? `: ${said}` : ''}`);
+      }
+    } catch (err) {
+      if (err instanceof ResourceFailure) throw err;
+      // the pipe failed mid-session: the session ends, transient
+      throw transient(BaremetalErrorCode.bmcUnreachable, `${where}: sol activate: ${scrub((err as Error).message)}`);
+    } finally {
+      await close();
+    }
+  }
+  return { output: output(), close };
 }

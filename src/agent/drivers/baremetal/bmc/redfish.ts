@@ -248,41 +248,79 @@ export class RedfishBmc implements BmcClient {
 
   // --- the system and its actions
 
-  /** The system's serial console: a Telnet connection to its SerialConsole.Telnet port. */
-  async openConsole(): Promise<ConsoleSession> {
-    const s = await this.system();
+  /**
+   * The system's serial console: a Telnet connection to its
+   * SerialConsole.Telnet port. The socket is destroyed, and the promise
+   * settles only once it is closed, on every way out: a connection refused or
+   * unanswered, an abort of `signal` (the system's GET too), close(), an
+   * output that ends or fails.
+   */
+  async openConsole(signal?: AbortSignal): Promise<ConsoleSession> {
+    signal?.throwIfAborted();
+    const s = await this.system(signal);
     const telnet = s.SerialConsole?.Telnet;
     const port = Number(telnet?.Port);
     if (!telnet || telnet.ServiceEnabled === false || !Number.isInteger(port) || port <= 0 || port > 65535) {
       throw userError(CONSOLE_UNAVAILABLE, `${this.where()}: the system offers no Telnet serial console (SerialConsole.Telnet)`);
     }
+    signal?.throwIfAborted();
     const host = this.base.hostname.replace(/^\[|\]$/g, '');
     const sock = net.connect({ host, port });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => { sock.destroy(); reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: no answer on its serial console port ${port}`)); }, REQUEST_TIMEOUT_MS);
-      sock.once('connect', () => { clearTimeout(t); resolve(); });
-      sock.once('error', (err) => { clearTimeout(t); reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: serial console port ${port}: ${err.message}`)); });
-    });
-    sock.on('error', () => { /* the output ends */ });
+    sock.on('error', () => { /* the opening fails or the output ends */ });
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    const onAbortOpen = () => { sock.destroy(); };
+    const close = async (): Promise<void> => {
+      signal?.removeEventListener('abort', onAbortOpen);
+      sock.destroy();
+      await closed;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: no answer on its serial console port ${port}`)), REQUEST_TIMEOUT_MS);
+        sock.once('connect', resolve);
+        sock.once('error', (err) => reject(transient(BaremetalErrorCode.bmcUnreachable, `${this.where()}: serial console port ${port}: ${err.message}`)));
+        if (signal) {
+          onAbort = () => reject(signal.reason);
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        }
+      });
+    } catch (err) {
+      await close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+    }
+    // open: an abort ends the session as close() does
+    signal?.addEventListener('abort', onAbortOpen, { once: true });
     const telnetFilter = new TelnetFilter((reply) => { if (!sock.destroyed) sock.write(reply); });
     async function* output(): AsyncIterable<Buffer> {
-      for await (const chunk of sock as AsyncIterable<Buffer>) {
-        const data = telnetFilter.take(chunk);
-        if (data.length) yield data;
+      try {
+        for await (const chunk of sock as AsyncIterable<Buffer>) {
+          const data = telnetFilter.take(chunk);
+          if (data.length) yield data;
+        }
+      } catch (err) {
+        if (!signal?.aborted) throw err;
+      } finally {
+        await close();
       }
     }
-    return { output: output(), close: () => sock.destroy() };
+    return { output: output(), close };
   }
 
   /** The ComputerSystem resource (its path found once). */
-  private async system(): Promise<Json> {
+  private async system(signal?: AbortSignal): Promise<Json> {
     if (!this.systemPath) {
       const id = this.access.system_id;
       if (id) {
         this.systemPath = id.startsWith('/') ? id : `/redfish/v1/Systems/${encodeURIComponent(id)}`;
       } else {
-        const root = await this.get('/redfish/v1/');
-        const coll = await this.get(typeof root.Systems?.['@odata.id'] === 'string' ? root.Systems['@odata.id'] : '/redfish/v1/Systems');
+        const root = await this.get('/redfish/v1/', signal);
+        const coll = await this.get(typeof root.Systems?.['@odata.id'] === 'string' ? root.Systems['@odata.id'] : '/redfish/v1/Systems', signal);
         const members = (Array.isArray(coll.Members) ? coll.Members : []).map((m: Json) => m?.['@odata.id']).filter((p: unknown): p is string => typeof p === 'string');
         if (members.length !== 1) {
           throw userError(BaremetalErrorCode.bmcRefused, `${this.where()}: ${members.length ? `${members.length} systems (${members.join(', ')})` : 'no system'}: set redfish_system_id`);
@@ -290,7 +328,7 @@ export class RedfishBmc implements BmcClient {
         this.systemPath = members[0]!;
       }
     }
-    return this.get(this.systemPath);
+    return this.get(this.systemPath, signal);
   }
 
   private allows(s: Json, type: string): boolean {
@@ -320,18 +358,19 @@ export class RedfishBmc implements BmcClient {
     return `Redfish BMC ${this.base.origin}`;
   }
 
-  private async get(path: string): Promise<Json> {
-    const r = await this.call('GET', path);
+  private async get(path: string, signal?: AbortSignal): Promise<Json> {
+    const r = await this.call('GET', path, undefined, {}, REQUEST_TIMEOUT_MS, signal);
     if (!r.body) throw transient(BaremetalErrorCode.bmcRefused, `${this.where()}: GET ${path}: not JSON`);
     return r.body;
   }
 
-  /** One request; a 2xx reply, or a classified ResourceFailure. */
-  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Reply> {
+  /** One request; a 2xx reply, or a classified ResourceFailure (an abort of `signal`: its reason, the request's socket destroyed). */
+  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = REQUEST_TIMEOUT_MS, signal?: AbortSignal): Promise<Reply> {
     let r: Reply;
     try {
-      r = await this.request(method, path, body, headers, timeoutMs);
+      r = await this.request(method, path, body, headers, timeoutMs, signal);
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       if (err instanceof ResourceFailure) throw err;
       const e = err as NodeJS.ErrnoException;
       const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME_MISMATCH|ALTNAME/.test(e.code ?? '');
@@ -346,7 +385,7 @@ export class RedfishBmc implements BmcClient {
     throw userError(BaremetalErrorCode.bmcRefused, what);
   }
 
-  private request(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number): Promise<Reply> {
+  private request(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<Reply> {
     const url = new URL(path, this.base);
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...extra };
@@ -359,7 +398,7 @@ export class RedfishBmc implements BmcClient {
     }
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = mod.request(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
+      const req = mod.request(url, { method, headers, agent: this.agent, timeout: timeoutMs, ...(signal ? { signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {

@@ -4,13 +4,10 @@
 // stratus-tiny is; and, per operation, an ISO 9660 image of it for Redfish
 // virtual media (isolinux from Debian's isolinux and syslinux-common,
 // xorriso), whose kernel line carries the callback parameters.
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { runOk } from '../../../exec.ts';
-import { buildInitramfs, initramfsInputs } from '../../vm/guest/initramfs.ts';
-import { guestKernel, pruneCache } from '../../vm/guest/kernel.ts';
+import { cachedBoot, type CachedBoot } from '../../vm/guest/initramfs.ts';
 import { DEFAULT_GUEST_CACHE } from '../../vm/guest/tiny-image.ts';
 import { RAMDISK_CMDLINE, RAMDISK_FILES } from './scripts.ts';
 
@@ -19,37 +16,11 @@ export const LDLINUX_C32 = '/usr/lib/syslinux/modules/bios/ldlinux.c32';
 /** Bump when the build changes in a way the inputs do not show. */
 const BUILDER_VERSION = 1;
 
-export interface Ramdisk {
-  vmlinuz: string;
-  initrd: string;
-  key: string;
-}
+export type Ramdisk = CachedBoot;
 
 /** The ramdisk, from the cache when its inputs have not changed, else built now (as root: apt-get download of the kernel when not cached). */
 export async function buildRamdisk(o: { cacheDir?: string; log?: (msg: string) => void } = {}): Promise<Ramdisk> {
-  const cacheDir = o.cacheDir ?? DEFAULT_GUEST_CACHE;
-  const log = o.log ?? (() => {});
-  const kernel = await guestKernel(cacheDir, log);
-  const inputs = { builder: BUILDER_VERSION, kernel: `${kernel.package}=${kernel.version}`, early: kernel.early, late: kernel.late, ...(await initramfsInputs()), files: RAMDISK_FILES };
-  const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
-  const dir = join(cacheDir, 'ramdisk', key);
-  const result: Ramdisk = { vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key };
-  if (existsSync(join(dir, 'inputs.json'))) return result;
-  await fsp.mkdir(join(cacheDir, 'ramdisk'), { recursive: true });
-  const tmp = await fsp.mkdtemp(join(cacheDir, 'ramdisk', '.build-'));
-  try {
-    await fsp.copyFile(kernel.vmlinuz, join(tmp, 'vmlinuz'));
-    const size = await buildInitramfs(kernel, join(tmp, 'initrd.img'), RAMDISK_FILES);
-    await fsp.writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, (k, v) => (k === 'files' ? undefined : v), 2)}\n`);
-    await fsp.rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-      if (!existsSync(join(dir, 'inputs.json'))) throw err;
-    });
-    log(`built the deploy ramdisk ${key} (initramfs ${size} bytes)`);
-    await pruneCache(join(cacheDir, 'ramdisk'), 2);
-    return result;
-  } finally {
-    await fsp.rm(tmp, { recursive: true, force: true });
-  }
+  return cachedBoot({ cacheDir: o.cacheDir ?? DEFAULT_GUEST_CACHE, name: 'ramdisk', what: 'the deploy ramdisk', builder: BUILDER_VERSION, files: RAMDISK_FILES, log: o.log ?? (() => {}) });
 }
 
 /** isolinux.cfg of the ramdisk ISO: boots at once with `cmdline`. */

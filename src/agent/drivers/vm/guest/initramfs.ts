@@ -4,13 +4,15 @@
 // as one gzip-compressed newc cpio. /init is busybox itself (its init applet).
 // The bare-metal deploy ramdisk (../../baremetal/ramdisk/) is the same
 // initramfs with its own boot scripts.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runOk } from '../../../exec.ts';
 import { isStaticElf } from '../../container/busybox.ts';
 import { cpioArchive, type CpioEntry } from './cpio.ts';
-import type { GuestKernel } from './kernel.ts';
+import { guestKernel, pruneCache, type GuestKernel } from './kernel.ts';
 import { ETC_FILES } from './scripts.ts';
 
 export const BUSYBOX = '/bin/busybox';
@@ -87,4 +89,45 @@ export async function buildInitramfs(kernel: GuestKernel, output: string, files:
   await fsp.mkdir(dirname(output), { recursive: true });
   await fsp.writeFile(output, gz);
   return gz.length;
+}
+
+export interface CachedBoot {
+  vmlinuz: string;
+  initrd: string;
+  /** A hash of every input: a new one is a new build. */
+  key: string;
+}
+
+/**
+ * The small guest's kernel with an initramfs of `files` (the deploy ramdisk's, the VM-isolated container
+ * guest's boot scripts), from `<cacheDir>/<name>/<key>` when none of its inputs changed (`builder`: bumped
+ * when the build changes in a way the inputs do not show), else built there now (as root: the kernel
+ * fetched with apt-get download when not cached); the two newest builds kept.
+ */
+export async function cachedBoot(o: {
+  cacheDir: string; name: string; what: string; builder: number; files: ReadonlyArray<[string, string, number]>; log: (msg: string) => void;
+}): Promise<CachedBoot> {
+  const kernel = await guestKernel(o.cacheDir, o.log);
+  const inputs = { builder: o.builder, kernel: `${kernel.package}=${kernel.version}`, early: kernel.early, late: kernel.late, ...(await initramfsInputs()), files: o.files };
+  const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
+  const root = join(o.cacheDir, o.name);
+  const dir = join(root, key);
+  const result: CachedBoot = { vmlinuz: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), key };
+  if (existsSync(join(dir, 'inputs.json'))) return result;
+  await fsp.mkdir(root, { recursive: true });
+  const tmp = await fsp.mkdtemp(join(root, '.build-'));
+  try {
+    await fsp.copyFile(kernel.vmlinuz, join(tmp, 'vmlinuz'));
+    const size = await buildInitramfs(kernel, join(tmp, 'initrd.img'), o.files);
+    await fsp.writeFile(join(tmp, 'inputs.json'), `${JSON.stringify(inputs, (k, v) => (k === 'files' ? undefined : v), 2)}\n`);
+    // another process that built the same key first won: its build serves
+    await fsp.rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      if (!existsSync(join(dir, 'inputs.json'))) throw err;
+    });
+    o.log(`built ${o.what} ${key} (initramfs ${size} bytes)`);
+    await pruneCache(root, 2);
+    return result;
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,368 @@
+// Backups (Cinder /backups) with a simulated volume agent on the agent API
+// (as images.test.ts): the agent side speaks the real protocol — it reads
+// the spec's `backup`, sends zlib-compressed chunks with their sha256 (only
+// the changed ones for an incremental backup), fetches and checks them for a
+// restore. Full and incremental backups, the objects in the project's
+// container, restores into a new and an existing volume, the refusals,
+// quotas and limits, export/import, reset and deletes, a failed backup.
+// Chunks of 256 MiB: a 1 GiB volume is 4 chunks.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { startCloud, tenant, type Cloud, type Tenant } from '../../harness.ts';
+import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
+import { adminCaller, assertFault, type Caller, cinder, type VolCall } from './lib.ts';
+import { TempestSchemas } from '../compute/lib.ts';
+
+const schemas = new TempestSchemas('volume');
+const CHUNK = 256 * 2 ** 20;
+
+let cloud: Cloud;
+let call: VolCall;
+let agentToken: string;
+let alice: Tenant;
+let aliceC: Caller;
+let adminC: Caller;
+const HOST = `vb-${process.pid}`;
+
+before(async () => {
+  cloud = await startCloud({ volume: { backupChunkSize: CHUNK } });
+  adminC = await adminCaller(cloud);
+  call = cinder(cloud, () => adminC);
+  agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
+  alice = await tenant(cloud);
+  aliceC = { token: alice.token, projectId: alice.projectId };
+  await agent('PUT', `hosts/${HOST}`, {
+    protocol: PROTOCOL_VERSION, kinds: { volume: ['file'], volume_snapshot: [] }, vcpus: 2, memory_mb: 2048, disk_gb: 10, version: 'test',
+    volume_pools: [{
+      name: `${HOST}@file#default`, total_capacity_gb: 100, free_capacity_gb: 90, provisioned_capacity_gb: 0, max_over_subscription_ratio: 20,
+      thin_provisioning_support: true, reflink: true, multiattach: true, driver: 'file',
+    }],
+  });
+});
+after(async () => {
+  await cloud?.close();
+});
+
+function agentFetch(method: string, path: string, o: { json?: unknown; body?: Buffer; headers?: Record<string, string> } = {}): Promise<Response> {
+  const headers: Record<string, string> = { 'x-stratus-agent-token': agentToken, ...(o.headers ?? {}) };
+  if (o.json !== undefined) headers['content-type'] = 'application/json';
+  if (o.body) headers['content-type'] = 'application/octet-stream';
+  return fetch(`${cloud.url}/agent/v1/${path}`, { method, headers, body: o.json !== undefined ? JSON.stringify(o.json) : o.body ? new Uint8Array(o.body) : undefined });
+}
+async function agent(method: string, path: string, body: unknown): Promise<any> {
+  const r = await agentFetch(method, path, { json: body });
+  assert.equal(r.status, 200, await r.clone().text());
+  return r.json();
+}
+const known: Record<string, Record<string, number>> = { volume: {}, volume_snapshot: {} };
+async function watch(): Promise<Map<string, { version: number; spec: any }>> {
+  const r = await agent('POST', `hosts/${HOST}/watch`, { known, wait: 0 });
+  for (const res of r.resources) known[res.kind]![res.id] = res.version;
+  for (const g of r.gone) delete known[g.kind]![g.id];
+  return new Map(r.resources.filter((x: any) => x.kind === 'volume').map((x: any) => [x.id, { version: x.version, spec: x.spec }]));
+}
+const report = (id: string, version: number, observed: unknown, error?: unknown) =>
+  agent('POST', `hosts/${HOST}/report`, { resources: [{ kind: 'volume', id, version, observed, ...(error ? { error } : {}) }] });
+const present = (size = 1) => ({ state: 'present', size_gib: size, location: '/x' });
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** The simulated volume's data: a chunk is zeros but for a marker at its start; its sha256 and zlib stream, made once per marker. */
+const chunks = new Map<string, { sha: string; z: Buffer }>();
+function chunkOf(mark: string): { sha: string; z: Buffer } {
+  let c = chunks.get(mark);
+  if (!c) {
+    const b = Buffer.alloc(CHUNK);
+    b.write(mark, 0);
+    c = { sha: sha(b), z: deflateSync(b, { level: 1 }) };
+    chunks.set(mark, c);
+  }
+  return c;
+}
+const putChunk = (backupId: string, i: number, mark: string, hash = chunkOf(mark).sha) =>
+  agentFetch('PUT', `backups/${backupId}/chunks/${i}`, { body: chunkOf(mark).z, headers: { 'x-stratus-sha256': hash } });
+
+/** The agent's side of a backup: each chunk whose hash differs from the parent's sent; returns how many. */
+async function agentBackup(volumeId: string, marks: string[], seen?: { version: number; spec: any }): Promise<number> {
+  const w = seen ?? (await watch()).get(volumeId)!;
+  assert.ok(w?.spec.backup, `a backup in the spec: ${JSON.stringify(w?.spec)}`);
+  const job = w.spec.backup;
+  assert.equal(job.chunk_size, CHUNK);
+  let sent = 0;
+  for (let i = 0; i < marks.length; i++) {
+    if (job.parent_sha256?.[i] === chunkOf(marks[i]!).sha) continue;
+    const r = await putChunk(job.backup_id, i, marks[i]!);
+    assert.equal(r.status, 204, await r.text());
+    sent++;
+  }
+  await report(volumeId, w.version, { ...present(), backed_up: job.backup_id });
+  return sent;
+}
+
+/** The agent's side of a restore: every chunk fetched and checked (the stream and hash of a known marker); returns the chunks' markers. */
+async function agentRestore(volumeId: string): Promise<string[]> {
+  const w = (await watch()).get(volumeId)!;
+  assert.ok(w?.spec.restore, `a restore in the spec: ${JSON.stringify(w?.spec)}`);
+  const job = w.spec.restore;
+  assert.equal(job.size_bytes, 2 ** 30);
+  const marks: string[] = [];
+  for (let i = 0; i < job.sha256.length; i++) {
+    const r = await agentFetch('GET', `backups/${job.backup_id}/chunks/${i}`);
+    assert.equal(r.status, 200, await r.clone().text());
+    const z = Buffer.from(await r.arrayBuffer());
+    const mark = [...chunks].find(([, c]) => c.z.equals(z))?.[0];
+    assert.ok(mark !== undefined, `chunk ${i} is a stream sent`);
+    assert.equal(chunkOf(mark).sha, job.sha256[i], `chunk ${i} checks`);
+    marks.push(mark);
+  }
+  await report(volumeId, w.version, { ...present(), restored: job.backup_id });
+  return marks;
+}
+
+async function madeVolume(as: Caller, size = 1): Promise<string> {
+  const c = await call('POST', '/volumes', { as, body: { volume: { size } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  const w = (await watch()).get(c.body.volume.id)!;
+  await report(c.body.volume.id, w.version, present(size));
+  assert.equal((await call('GET', `/volumes/${c.body.volume.id}`, { as })).body.volume.status, 'available');
+  return c.body.volume.id;
+}
+const backupOf = async (id: string, as = aliceC, version = '3.64') => {
+  const r = await call('GET', `/backups/${id}`, { as, version });
+  return r.status === 200 ? r.body.backup : null;
+};
+const volumeStatus = async (id: string) => (await call('GET', `/volumes/${id}`, { as: aliceC })).body.volume.status;
+const swiftNames = async (container: string): Promise<string[]> => {
+  const r = await cloud.call('GET', `/object/v1/AUTH_${alice.projectId}/${container}?format=json`, { token: alice.token });
+  return r.status === 200 ? (r.body as Array<{ name: string }>).map((o) => o.name) : [];
+};
+
+let volumeId: string;
+let fullId: string;
+let incrId: string;
+
+test('a full backup: the volume backing-up, the chunks checked and stored in the project container, available with its object count', async () => {
+  volumeId = await madeVolume(aliceC);
+  assert.equal((await call('POST', `/volumes/${volumeId}/metadata`, { as: aliceC, body: { metadata: { 'vol-meta1': 'value1' } } })).status, 200);
+  const c = await call('POST', '/backups', { as: aliceC, version: '3.51', body: { backup: { volume_id: volumeId, name: 'full', metadata: { k: 'v' }, availability_zone: 'nova' } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  schemas.add('backups', 'create_backup', c);
+  fullId = c.body.backup.id;
+  assert.deepEqual(c.body.backup.metadata, { k: 'v' });
+  assert.equal(await volumeStatus(volumeId), 'backing-up');
+  const b = await backupOf(fullId);
+  assert.equal(b.status, 'creating');
+  assert.equal(b.container, 'volumebackups');
+
+  // a second backup while one runs is refused; so is a delete of the volume
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId } } }), 400, 'badRequest', /must be available or in-use|in progress/);
+  assertFault(await call('DELETE', `/volumes/${volumeId}`, { as: aliceC }), 400, 'badRequest');
+
+  // the server refuses a chunk without its hash or past the end, and chunks of no backup being made
+  const w = (await watch()).get(volumeId)!;
+  assert.equal(w.spec.backup.parent_sha256, null);
+  assert.equal(w.spec.backup.live, false);
+  assert.equal((await putChunk(fullId, 0, 'a0', 'not-a-hash')).status, 400);
+  assert.equal((await putChunk(fullId, 4, 'a0')).status, 400);
+  assert.equal((await putChunk('f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f', 0, 'a0')).status, 404);
+  // the agent token is needed
+  const anon = await fetch(`${cloud.url}/agent/v1/backups/${fullId}/chunks/0`, { method: 'PUT', body: 'x' });
+  assert.equal(anon.status, 401);
+
+  assert.equal(await agentBackup(volumeId, ['a0', 'a1', 'a2', 'a3'], w), 4);
+  const done = await backupOf(fullId);
+  assert.equal(done.status, 'available', JSON.stringify(done));
+  assert.equal(done.object_count, 4);
+  assert.equal(done.is_incremental, false);
+  assert.equal(done.size, 1);
+  assert.equal(await volumeStatus(volumeId), 'available');
+  const names = await swiftNames('volumebackups');
+  assert.equal(names.filter((n) => n.includes(fullId)).length, 6, names.join(' '));
+  assert.ok(names.some((n) => n.endsWith(`backup_${fullId}_metadata`)));
+  assert.ok(names.some((n) => n.endsWith(`backup_${fullId}-00004`)));
+  schemas.add('v3_64.backups', 'show_backup', await call('GET', `/backups/${fullId}`, { as: aliceC, version: '3.64' }));
+  schemas.add('backups', 'show_backup', await call('GET', `/backups/${fullId}`, { as: aliceC, version: '3.43' }));
+  schemas.add('v3_64.backups', 'list_backups_with_detail', await call('GET', '/backups/detail', { as: aliceC, version: '3.64' }));
+  schemas.add('backups', 'list_backups_no_detail', await call('GET', '/backups', { as: aliceC }));
+});
+
+test('an incremental backup sends only the changed chunk; the parent has a dependent and is not deleted', async () => {
+  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, incremental: true } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  incrId = c.body.backup.id;
+  assert.equal(await agentBackup(volumeId, ['a0', 'a1', 'CHANGED', 'a3']), 1);
+  const b = await backupOf(incrId);
+  assert.equal(b.status, 'available');
+  assert.equal(b.object_count, 1);
+  assert.equal(b.is_incremental, true);
+  assert.equal((await backupOf(fullId)).has_dependent_backups, true);
+  assertFault(await call('DELETE', `/backups/${fullId}`, { as: aliceC }), 400, 'badRequest', /Incremental backups exist/);
+  assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(incrId)).length, 3);
+  // a volume with no backup has nothing to increment
+  const other = await madeVolume(aliceC);
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: other, incremental: true } } }), 400, 'badRequest', /No backups available/);
+});
+
+test('restores into a new volume and into an existing one hand the host the chunks, checked; the refusals', async () => {
+  const r = await call('POST', `/backups/${incrId}/restore`, { as: aliceC, body: { restore: { name: 'from-incr' } } });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  schemas.add('backups', 'restore_backup', r);
+  const newId = r.body.restore.volume_id;
+  assert.equal(r.body.restore.volume_name, 'from-incr');
+  assert.equal((await backupOf(incrId)).status, 'restoring');
+  // the new volume is made first, then the backup goes in
+  const w = (await watch()).get(newId)!;
+  assert.equal(w.spec.restore, undefined);
+  await report(newId, w.version, present());
+  assert.equal(await volumeStatus(newId), 'restoring-backup');
+  assert.deepEqual(await agentRestore(newId), ['a0', 'a1', 'CHANGED', 'a3']);
+  assert.equal(await volumeStatus(newId), 'available');
+  assert.equal((await backupOf(incrId)).status, 'available');
+  // the backed-up volume's metadata comes with it (Cinder's volume_meta)
+  assert.deepEqual((await call('GET', `/volumes/${newId}`, { as: aliceC })).body.volume.metadata, { 'vol-meta1': 'value1' });
+
+  // into an existing volume: the full backup's data
+  const target = await madeVolume(aliceC, 2);
+  const r2 = await call('POST', `/backups/${fullId}/restore`, { as: aliceC, body: { restore: { volume_id: target } } });
+  assert.equal(r2.status, 202, JSON.stringify(r2.body));
+  assert.equal(await volumeStatus(target), 'restoring-backup');
+  assert.deepEqual(await agentRestore(target), ['a0', 'a1', 'a2', 'a3']);
+  assert.equal(await volumeStatus(target), 'available');
+
+  // refusals: a too small volume, one not available, a backup not available, another project's backup
+  const small = await madeVolume(aliceC, 1);
+  await call('POST', `/volumes/${small}/action`, { body: { 'os-reset_status': { status: 'error' } } });
+  assertFault(await call('POST', `/backups/${fullId}/restore`, { as: aliceC, body: { restore: { volume_id: small } } }), 400, 'badRequest', /must be available/);
+  assertFault(await call('POST', `/backups/${fullId}/restore`, { as: aliceC, body: {} }), 400, 'badRequest', /restore/);
+  const bob = await tenant(cloud);
+  assertFault(await call('POST', `/backups/${fullId}/restore`, { as: { token: bob.token, projectId: bob.projectId }, body: { restore: {} } }), 404, 'itemNotFound');
+  assertFault(await call('GET', `/backups/${fullId}`, { as: { token: bob.token, projectId: bob.projectId } }), 404, 'itemNotFound');
+
+  // a failed restore: the volume error_restoring, the backup available again
+  const t2 = await madeVolume(aliceC, 1);
+  await call('POST', `/backups/${fullId}/restore`, { as: aliceC, body: { restore: { volume_id: t2 } } });
+  const w2 = (await watch()).get(t2)!;
+  await report(t2, w2.version, present(), { class: 'user', code: 'source_unavailable', message: 'chunk 1 does not match its sha256' });
+  assert.equal(await volumeStatus(t2), 'error_restoring');
+  assert.equal((await backupOf(fullId)).status, 'available');
+});
+
+test('backup refusals: an in-use volume needs force, a bad body, an unknown volume; a failed backup is error with its reason', async () => {
+  assertFault(await call('POST', '/backups', { as: aliceC, body: {} }), 400, 'badRequest', /backup/);
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 404, 'itemNotFound');
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, incremental: 'maybe' } } }), 400, 'badRequest');
+  const v = await madeVolume(aliceC);
+  await call('POST', `/volumes/${v}/action`, { body: { 'os-reset_status': { status: 'in-use' } } });
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } }), 400, 'badRequest', /force/);
+  const f = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v, force: true } } });
+  assert.equal(f.status, 202, JSON.stringify(f.body));
+  const w = (await watch()).get(v)!;
+  assert.equal(w.spec.backup.live, true, 'an attached volume is read through a snapshot');
+  await report(v, w.version, present(), { class: 'user', code: 'refused', message: 'this backend snapshots a volume only while it is detached' });
+  const b = await backupOf(f.body.backup.id);
+  assert.equal(b.status, 'error');
+  assert.match(b.fail_reason, /detached/);
+  // back to what its attachments say (none: the in-use above was a reset)
+  assert.equal(await volumeStatus(v), 'available');
+  // an error backup goes
+  assert.equal((await call('DELETE', `/backups/${b.id}`, { as: aliceC })).status, 202);
+  await waitGone(b.id);
+});
+
+test('a backup of a snapshot: the snapshot backing-up, the volume left as it is (and not deleted meanwhile), the job naming the snapshot', async () => {
+  const v = await madeVolume(aliceC);
+  const sc = await call('POST', '/snapshots', { as: aliceC, body: { snapshot: { volume_id: v } } });
+  assert.equal(sc.status, 202, JSON.stringify(sc.body));
+  const snapId = sc.body.snapshot.id;
+  const r = await agent('POST', `hosts/${HOST}/watch`, { known, wait: 0 });
+  const res = r.resources.find((x: any) => x.kind === 'volume_snapshot' && x.id === snapId);
+  known.volume_snapshot![snapId] = res.version;
+  await agent('POST', `hosts/${HOST}/report`, { resources: [{ kind: 'volume_snapshot', id: snapId, version: res.version, observed: { state: 'present', location: '/s' } }] });
+  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v, snapshot_id: snapId } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  assert.equal(await volumeStatus(v), 'available');
+  assert.equal((await call('GET', `/snapshots/${snapId}`, { as: aliceC })).body.snapshot.status, 'backing-up');
+  assertFault(await call('DELETE', `/volumes/${v}?cascade=true`, { as: aliceC }), 400, 'badRequest');
+  const w = (await watch()).get(v)!;
+  assert.equal(w.spec.backup.snapshot_id, snapId);
+  assert.equal(w.spec.backup.live, false);
+  assert.equal(await agentBackup(v, ['s0', 's1', 's2', 's3'], w), 4);
+  const b = await backupOf(c.body.backup.id);
+  assert.equal(b.status, 'available');
+  assert.equal(b.snapshot_id, snapId);
+  assert.equal((await call('GET', `/snapshots/${snapId}`, { as: aliceC })).body.snapshot.status, 'available');
+  // a snapshot of another volume is not found
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, snapshot_id: snapId } } }), 404, 'itemNotFound');
+  assert.equal((await call('DELETE', `/backups/${b.id}`, { as: aliceC })).status, 202);
+  await waitGone(b.id);
+});
+
+async function waitGone(id: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (!(await backupOf(id, adminC))) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail(`backup ${id} still there`);
+}
+
+test('quotas: backups and backup_gigabytes are counted and enforced; limits show them', async () => {
+  const lim = await call('GET', '/limits', { as: aliceC });
+  assert.equal(lim.body.limits.absolute.totalBackupsUsed, 2);
+  assert.equal(lim.body.limits.absolute.totalBackupGigabytesUsed, 2);
+  const q = await call('PUT', `/os-quota-sets/${alice.projectId}`, { body: { quota_set: { backups: 2 } } });
+  assert.equal(q.status, 200, JSON.stringify(q.body));
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId } } }), 413, 'overLimit', /Maximum number of backups allowed \(2\) exceeded/);
+  await call('PUT', `/os-quota-sets/${alice.projectId}`, { body: { quota_set: { backups: 10, backup_gigabytes: 2 } } });
+  assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId } } }), 413, 'overLimit', /Backup gigabytes quota/);
+  await call('PUT', `/os-quota-sets/${alice.projectId}`, { body: { quota_set: { backup_gigabytes: 1000 } } });
+  const usage = await call('GET', `/os-quota-sets/${alice.projectId}?usage=true`);
+  assert.equal(usage.body.quota_set.backups.in_use, 2);
+});
+
+test('export and import of a record (admin only), reset status, update, deletes that remove the objects', async () => {
+  assertFault(await call('GET', `/backups/${fullId}/export_record`, { as: aliceC }), 403, 'forbidden');
+  const e = await call('GET', `/backups/${fullId}/export_record`);
+  assert.equal(e.status, 200, JSON.stringify(e.body));
+  schemas.add('backups', 'export_backup', e);
+  const rec = JSON.parse(Buffer.from(e.body['backup-record'].backup_url, 'base64').toString());
+  rec.id = '5a1d5f3e-8a5b-4c1e-9f3e-1d2c3b4a5f6e';
+  const url = Buffer.from(JSON.stringify(rec)).toString('base64');
+  assertFault(await call('POST', '/backups/import_record', { body: { 'backup-record': { backup_service: e.body['backup-record'].backup_service, backup_url: 'bm90IGpzb24=' } } }), 400, 'badRequest');
+  const i = await call('POST', '/backups/import_record', { body: { 'backup-record': { backup_service: e.body['backup-record'].backup_service, backup_url: url } } });
+  assert.equal(i.status, 201, JSON.stringify(i.body));
+  schemas.add('backups', 'import_backup', i);
+  assert.equal(i.body.backup.id, rec.id);
+  assert.equal((await backupOf(rec.id, adminC)).status, 'available');
+  // the importer's (Cinder's import_record): in the admin's own list
+  assert.ok((await call('GET', '/backups')).body.backups.some((x: any) => x.id === rec.id));
+  assertFault(await call('POST', '/backups/import_record', { body: { 'backup-record': { backup_service: e.body['backup-record'].backup_service, backup_url: url } } }), 400, 'badRequest', /already exists/);
+  // the imported record restores: its chunks are the same objects
+  const r = await call('POST', `/backups/${rec.id}/restore`, { body: { restore: {} } });
+  assert.equal(r.status, 202);
+  const w = (await watch()).get(r.body.restore.volume_id)!;
+  await report(r.body.restore.volume_id, w.version, present());
+  const w2 = (await watch()).get(r.body.restore.volume_id)!;
+  assert.deepEqual(w2.spec.restore.sha256.length, 4);
+
+  const u = await call('PUT', `/backups/${incrId}`, { as: aliceC, version: '3.43', body: { backup: { name: 'renamed', metadata: { a: 'b' } } } });
+  assert.equal(u.status, 200, JSON.stringify(u.body));
+  schemas.add('backups', 'update_backup', u);
+  assert.equal(u.body.backup.name, 'renamed');
+  assertFault(await call('POST', `/backups/${incrId}/action`, { as: aliceC, body: { 'os-reset_status': { status: 'error' } } }), 403, 'forbidden');
+  const rs = await call('POST', `/backups/${incrId}/action`, { body: { 'os-reset_status': { status: 'error' } } });
+  assert.equal(rs.status, 202);
+  assert.equal((await backupOf(incrId)).status, 'error');
+
+  // deletes: the incremental, then the full one; their objects go
+  assert.equal((await call('DELETE', `/backups/${incrId}`, { as: aliceC })).status, 202);
+  await waitGone(incrId);
+  assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(incrId)).length, 0);
+  assert.equal((await call('POST', `/backups/${fullId}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+  await waitGone(fullId);
+  assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(fullId)).length, 0);
+  assertFault(await call('GET', `/backups/${fullId}`, { as: aliceC }), 404, 'itemNotFound');
+  schemas.check();
+});
