@@ -407,7 +407,16 @@ check "the volume is available after the VM's detach" wait_long 120 available os
 check "volume backup create" os volume backup create --name cli-backup cli-vol
 check "the backup becomes available" wait_long 300 available os volume backup show cli-backup -f value -c status
 check_has "volume backup list shows it" cli-backup -- os volume backup list -f value -c Name
-check "volume backup restore into a new volume" os volume backup restore cli-backup cli-vol-restored
+# Debian's OSC 6.0 returns the restore's answer where cliff wants (columns, data): the restore is made, then the
+# CLI fails with "cannot unpack non-iterable VolumeBackupsRestore object" (a client bug, fixed in later OSC). The
+# check passes on success or on that one line; the restored volume is checked next.
+restore_backup() {
+  local out
+  out=$(os volume backup restore "$@" 2>&1) && return 0
+  echo "$out"
+  [ "$out" = "cannot unpack non-iterable VolumeBackupsRestore object" ]
+}
+check "volume backup restore into a new volume" restore_backup cli-backup cli-vol-restored
 check "the restored volume becomes available" wait_long 300 available os volume show cli-vol-restored -f value -c status
 check "volume backup delete" os volume backup delete cli-backup
 check "volume delete (restored)" os volume delete cli-vol-restored

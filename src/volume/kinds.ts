@@ -157,7 +157,7 @@ export function volumeKinds(o: {
     },
     async report(hostname, reports: ResourceReport[]) {
       for (const r of reports) {
-        const row = await db.selectFrom('volume_volumes').select(['host', 'upload', 'status', 'project_id', 'name']).where('id', '=', r.id).executeTakeFirst();
+        const row = await db.selectFrom('volume_volumes').select(['host', 'upload', 'status', 'project_id', 'name', 'backup_job']).where('id', '=', r.id).executeTakeFirst();
         if (!row || !onHost(hostname)(row.host)) continue;
         const failed = await applyExportFailure(db, r.id, r.version, r.error);
         if (failed.length) {
@@ -167,7 +167,12 @@ export function volumeKinds(o: {
         const servers = await applyExports(db, r.id, r.version, r.observed as VolumeObserved);
         if (servers.length) await o.exportsChanged?.(servers).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'telling servers of exports failed'));
         // a backup or restore the volume holds: done or failed (before the volume's own report, which its end makes stale)
-        await o.backups?.report(r.id, r.version, r.observed as VolumeObserved, r.error).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'applying a backup report failed'));
+        if (row.backup_job && o.backups) {
+          await o.backups.report(r.id, r.version, r.observed as VolumeObserved, r.error).catch((err: Error) => o.log.warn({ err: err.message, volume: r.id }, 'applying a backup report failed'));
+          // its end moved the volume (backing-up/restoring-backup -> its status again): the event stream hears it
+          const after = await db.selectFrom('volume_volumes').select('status').where('id', '=', r.id).executeTakeFirst();
+          if (after && after.status !== row.status) o.changed?.({ type: 'volume', id: r.id, project_id: row.project_id, name: row.name, gone: false });
+        }
         const outcome = await applyVolumeReport(db, r.id, r.version, r.observed as VolumeObserved, r.error);
         if (outcome !== 'stale' && outcome !== 'ignored') {
           o.log.info({ volume: r.id, host: hostname, outcome }, 'volume report');

@@ -17,7 +17,7 @@ export interface Volume {
   'os-vol-tenant-attr:tenant_id'?: string;
 }
 interface Snapshot { id: string; name: string | null; status: string; size: number; volume_id: string; created_at: string; description: string | null }
-interface Backup { id: string; name: string | null; status: string; size: number; volume_id: string; created_at: string }
+interface Backup { id: string; name: string | null; status: string; size: number; volume_id: string; created_at: string; is_incremental: boolean }
 interface VolumeType { id: string; name: string; description: string | null }
 interface Image { id: string; name: string | null; status: string; disk_format: string | null; container_format: string | null; size: number | null; min_disk?: number }
 
@@ -257,16 +257,58 @@ function SnapshotsTab({ data, reload }: { data: Data; reload: () => void; query:
 }
 
 function BackupsTab({ data, reload }: { data: Data; reload: () => void; query: URLSearchParams }) {
+  const [volume, setVolume] = useState('');
+  const [name, setName] = useState('');
+  const [incremental, setIncremental] = useState(false);
   if (data.backups === null) return <p role="status">This cloud does not serve volume backups yet: Cinder’s backups API answers 404. Snapshots keep a volume’s data point in time.</p>;
+  const backups = data.backups;
+  const columns: Column<Backup>[] = [
+    { key: 'name', label: 'Name', value: (b) => b.name || b.id },
+    { key: 'status', label: 'Status', value: (b) => b.status, render: (b) => <Status value={b.status} /> },
+    { key: 'size', label: 'Size', value: (b) => b.size, render: (b) => `${b.size} GiB` },
+    { key: 'kind', label: 'Kind', value: (b) => (b.is_incremental ? 'incremental' : 'full') },
+    { key: 'volume', label: 'Volume', value: (b) => { const v = data.volumes.find((x) => x.id === b.volume_id); return v ? volumeLabel(v) : b.volume_id; } },
+    { key: 'created', label: 'Created', value: (b) => b.created_at, render: (b) => ago(b.created_at) },
+  ];
+  if (canWrite()) {
+    columns.push({
+      key: 'actions', label: 'Actions', value: () => '', sortable: false,
+      render: (b) => (
+        <div class="actions">
+          {/* Cinder makes a new volume of the backup's size when no volume is named */}
+          <ConfirmButton label="Restore" question={`Restore backup “${b.name || b.id}” into a new volume?`} disabled={b.status !== 'available'}
+            onConfirm={async () => { await cinder('POST', `/backups/${b.id}/restore`, { restore: { name: `${b.name || 'backup'}-restored` } }); reload(); }} />
+          <ConfirmButton label="Delete" danger question={`Delete backup “${b.name || b.id}”?`} onConfirm={async () => { await cinder('DELETE', `/backups/${b.id}`); reload(); }} />
+        </div>
+      ),
+    });
+  }
+  // an incremental backup needs a full one of the same volume to build on
+  const hasFull = backups.some((b) => b.volume_id === volume && b.status === 'available');
   return (
-    <ClientTable caption="Backups" rows={data.backups} rowKey={(b) => b.id} initialSort={{ key: 'created', dir: 'desc' }} columns={[
-      { key: 'name', label: 'Name', value: (b) => b.name || b.id },
-      { key: 'status', label: 'Status', value: (b) => b.status, render: (b) => <Status value={b.status} /> },
-      { key: 'size', label: 'Size', value: (b) => b.size, render: (b) => `${b.size} GiB` },
-      { key: 'volume', label: 'Volume', value: (b) => { const v = data.volumes.find((x) => x.id === b.volume_id); return v ? volumeLabel(v) : b.volume_id; } },
-      { key: 'created', label: 'Created', value: (b) => b.created_at, render: (b) => ago(b.created_at) },
-      ...(canWrite() ? [{ key: 'actions', label: 'Actions', value: () => '', sortable: false, render: (b: Backup) => <ConfirmButton label="Delete" danger question={`Delete backup “${b.name || b.id}”?`} onConfirm={async () => { await cinder('DELETE', `/backups/${b.id}`); reload(); }} /> }] : []),
-    ]} />
+    <>
+      <ClientTable caption="Backups" rows={backups} rowKey={(b) => b.id} initialSort={{ key: 'created', dir: 'desc' }} columns={columns} />
+      {canWrite() && (
+        <div class="grid">
+          <CreateForm title="Back up a volume" label="Back up" submit={async () => {
+            // an attached volume is backed up from a snapshot of it: Cinder's `force`
+            const vol = data.volumes.find((v) => v.id === volume);
+            await cinder('POST', '/backups', { backup: { volume_id: volume, name: name.trim() || null, incremental: incremental && hasFull, force: vol?.status === 'in-use' } });
+            setName('');
+            reload();
+          }}>
+            <Field label="Volume">
+              <select name="backup-volume" value={volume} onChange={(e) => setVolume(val(e))} required>
+                <option value="">Choose…</option>
+                {data.volumes.filter((v) => ['available', 'in-use'].includes(v.status)).map((v) => <option key={v.id} value={v.id}>{volumeLabel(v)} ({v.size} GiB)</option>)}
+              </select>
+            </Field>
+            <Field label="Backup name"><input name="backup-name" value={name} onInput={(e) => setName(val(e))} /></Field>
+            <label class="check"><input type="checkbox" name="backup-incremental" checked={incremental && hasFull} disabled={!hasFull} onChange={(e) => setIncremental((e.target as HTMLInputElement).checked)} /> Incremental (only the blocks changed since the last backup)</label>
+          </CreateForm>
+        </div>
+      )}
+    </>
   );
 }
 
