@@ -117,6 +117,7 @@ test('a member logs in, sees the quota overview, launches a container and watche
   const actions = page.getByRole('group', { name: 'Server actions' });
   for (const a of ['Stop', 'Reboot', 'Pause', 'Suspend', 'Rescue', 'Shelve', 'Rebuild', 'Delete']) await actions.getByRole('button', { name: a, exact: true }).waitFor();
   assert.equal(await actions.getByRole('button', { name: 'Offload' }).count(), 0, 'shelve offload is an admin\'s');
+  assert.equal(await actions.getByRole('button', { name: 'Migrate' }).count(), 0, 'migration is an admin\'s');
   assert.equal(await page.getByRole('tab', { name: 'Graphical console' }).count(), 0);
   await page.getByRole('tab', { name: 'Serial console' }).waitFor();
   await page.getByRole('definition').filter({ hasText: /^Container$/ }).waitFor();
@@ -128,6 +129,21 @@ test('a member logs in, sees the quota overview, launches a container and watche
   const row = page.getByRole('row').filter({ hasText: XSS });
   await row.getByText('ACTIVE').waitFor();
   await screenshot(page, 'servers-list');
+  assert.deepEqual(t.cspViolations, []);
+});
+
+test('an admin is offered the member\'s server\'s cold migration; with one host, Nova\'s No valid host is shown and the server stays ACTIVE', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  assert.ok(serverId, 'the server was launched');
+  const t = await web.tab('admin', { password: web.cloud.adminPassword });
+  const { page } = t;
+  await page.goto(`${web.cloud.url}/#/servers/${serverId}`);
+  await page.locator('.state .status', { hasText: 'ACTIVE' }).waitFor();
+  await page.getByRole('group', { name: 'Server actions' }).getByRole('button', { name: 'Migrate', exact: true }).click();
+  const dialog = page.getByRole('dialog', { name: 'Migrate' });
+  await dialog.getByRole('button', { name: 'Migrate' }).click();
+  await dialog.getByRole('alert').filter({ hasText: /No valid host/ }).waitFor();
+  const s = await web.cloud.call('GET', `/compute/v2.1/servers/${serverId}`, { token: web.cloud.adminToken });
+  assert.equal(s.body.server.status, 'ACTIVE');
   assert.deepEqual(t.cspViolations, []);
 });
 

@@ -32,6 +32,8 @@ const ACTIONS: Action[] = [
   { label: 'Offload', when: ['SHELVED'], body: () => ({ shelveOffload: null }), action: 'shelveOffload', admin: true },
   { label: 'Unshelve', when: SHELVED, body: () => ({ unshelve: null }), action: 'unshelve' },
   { label: 'Rebuild', when: ['ACTIVE', 'SHUTOFF', 'ERROR'], body: (s) => ({ rebuild: { imageRef: s.image ? s.image.id : '' } }), action: 'rebuild', danger: true },
+  // cold migration (admins): the scheduler picks another host; the server waits in VERIFY_RESIZE for confirm or revert
+  { label: 'Migrate', when: ['ACTIVE', 'SHUTOFF'], body: () => ({ migrate: null }), action: 'migrate', admin: true },
   { label: 'Confirm resize', when: ['VERIFY_RESIZE'], body: () => ({ confirmResize: null }), action: 'confirmResize' },
   { label: 'Revert resize', when: ['VERIFY_RESIZE'], body: () => ({ revertResize: null }), action: 'revertResize' },
 ];
