@@ -10,8 +10,8 @@
 // available. Bad input is Nova's 400.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentCall, projectUser, TempestSchemas, type Nova } from './lib.ts';
-import { image, volumeHost } from './volume-host.ts';
+import { agentCall, image, type Nova, projectUser, TempestSchemas } from './lib.ts';
+import { volumeHost } from './volume-host.ts';
 
 let bob: Nova;
 let diskImage: string;

@@ -1,6 +1,7 @@
 // Helpers for the compute API tests: microversioned calls, users in fresh
-// projects, validation of response bodies against Tempest's own schemas, and
-// a host registered by hand for servers on networks.
+// projects, validation of response bodies against Tempest's own schemas,
+// public images uploaded by the admin, and a host registered by hand for
+// servers on networks.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tenant, type Cloud, type Reply } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
+
+/** Uploads `data` as image `id`'s bytes (the admin's token). */
+export async function uploadImage(c: Cloud, id: string, data: Buffer): Promise<void> {
+  const up = await fetch(`${c.url}/image/v2/images/${id}/file`, {
+    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
+  });
+  assert.equal(up.status, 204, await up.text());
+}
+
+/** A public raw image (`body`'s fields over those) holding `data`: its id. */
+export async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
+  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await uploadImage(c, r.body.id, data);
+  return r.body.id as string;
+}
 
 export interface Nova {
   token: string;

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, uploadImage } from './lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 
 const A = `mg-a-${process.pid}`;
@@ -22,19 +22,7 @@ let diskImage: string;
 let containerImage: string;
 const flavors: Record<string, string> = {};
 
-async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
-  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  await upload(c, r.body.id, data);
-  return r.body.id as string;
-}
 
-async function upload(c: Cloud, id: string, data: Buffer): Promise<void> {
-  const up = await fetch(`${c.url}/image/v2/images/${id}/file`, {
-    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
-  });
-  assert.equal(up.status, 204, await up.text());
-}
 
 /** Host B (re-)registered with this much memory: a full destination, then a roomy one. */
 async function registerB(c: Cloud, memoryMb: number): Promise<void> {
@@ -87,7 +75,7 @@ async function server(imageRef: string, networks: unknown = 'none'): Promise<str
 /** The source answers the copy request: the disk uploaded into the hidden image. */
 async function copyOn(host: SimulatedHost, id: string, data: Buffer, ok = true): Promise<string> {
   const req = await until('the copy request', async () => (await host.watch()).requests.find((q) => q.resource_id === id && q.action === 'snapshot'));
-  if (ok) await upload(cloud, req.args.image_id, data);
+  if (ok) await uploadImage(cloud, req.args.image_id, data);
   if (ok) {
     const r = await agentCall(cloud, 'POST', `${host.hostname}/report`, { requests: [{ id: req.id, ok: true, result: { image_id: req.args.image_id } }] });
     assert.equal(r.status, 200);

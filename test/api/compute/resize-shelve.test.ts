@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost, TempestSchemas } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, TempestSchemas, uploadImage } from './lib.ts';
 import { beforeNextTransaction } from '../volume/lib.ts';
 
 const HOST = `rs-${process.pid}`;
@@ -20,19 +20,7 @@ let containerImage: string;
 const flavors: Record<string, string> = {};
 const schemas = new TempestSchemas();
 
-async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
-  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  await upload(c, r.body.id, data);
-  return r.body.id as string;
-}
 
-async function upload(c: Cloud, id: string, data: Buffer): Promise<void> {
-  const up = await fetch(`${c.url}/image/v2/images/${id}/file`, {
-    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
-  });
-  assert.equal(up.status, 204, await up.text());
-}
 
 
 const cloud: Cloud = useCloud(async (c) => {
@@ -272,7 +260,7 @@ test('shelve a container: <name>-shelved snapshot, SHELVED_OFFLOADED off its hos
   assert.equal(img.body.container_format, 'docker');
   const listed = await alice.call('GET', `/images?name=${name}-shelved`);
   assert.equal(listed.body.images.length, 1, 'Tempest finds the shelve image by its name');
-  await upload(cloud, req.args.image_id, dockerArchive());
+  await uploadImage(cloud, req.args.image_id, dockerArchive());
   const ans = await agentCall(cloud, 'POST', `${HOST}/report`, { requests: [{ id: req.id, ok: true, result: { image_id: req.args.image_id } }] });
   assert.equal(ans.status, 200);
   // shelved_offload_time 0 (Nova's default): offloaded at once, off the host, nothing claimed
@@ -332,7 +320,7 @@ test('a server\'s ports and addresses are kept across shelve and unshelve: unbou
   const ip = before.fixed_ips[0].ip_address;
   assert.equal((await act(id, { shelve: null })).status, 202);
   const req = await until('the snapshot request', async () => (await watch()).requests.find((q) => q.resource_id === id && q.action === 'snapshot'));
-  await upload(cloud, req.args.image_id, dockerArchive());
+  await uploadImage(cloud, req.args.image_id, dockerArchive());
   assert.equal((await agentCall(cloud, 'POST', `${HOST}/report`, { requests: [{ id: req.id, ok: true, result: {} }] })).status, 200);
   await until('offloaded', async () => (await row(id)).vm_state === 'shelved_offloaded');
   let ports = await portsOf();

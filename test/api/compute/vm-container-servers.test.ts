@@ -12,7 +12,7 @@ import { useCloud, type Cloud } from '../../harness.ts';
 import { create as createNet, neutron, type NetCall } from '../network/lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { tapName } from '../../../src/network/protocol.ts';
-import { adminNova, agentCall, dockerArchive, type Nova, projectUser } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser } from './lib.ts';
 
 const VMC_HOST = `vmct-vmc-${process.pid}`;
 const CTR_HOST = `vmct-ctr-${process.pid}`;
@@ -34,15 +34,6 @@ async function register(c: Cloud, host: string, server: string[]): Promise<void>
   assert.equal(r.status, 200, await r.text());
 }
 
-async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
-  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  const up = await fetch(`${c.url}/image/v2/images/${r.body.id}/file`, {
-    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
-  });
-  assert.equal(up.status, 204, await up.text());
-  return r.body.id as string;
-}
 
 const cloud: Cloud = useCloud(async (c) => {
   admin = await adminNova(c);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { useCloud, type Cloud } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
-import { adminNova, agentCall, dockerArchive, type Nova, projectUser } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser } from './lib.ts';
 
 const KINDS = ['server', 'volume', 'volume_snapshot'] as const;
 type Kind = (typeof KINDS)[number];
@@ -16,15 +16,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** What the fixture made once the cloud is up. */
 export interface VolumeHostReady { admin: Nova; bob: Nova; diskImage: string; containerImage: string; flavorId: string }
 
-export async function image(c: Cloud, body: Record<string, unknown>, data: Buffer): Promise<string> {
-  const r = await c.call('POST', '/image/v2/images', { token: c.adminToken, body: { visibility: 'public', disk_format: 'raw', ...body } });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  const up = await fetch(`${c.url}/image/v2/images/${r.body.id}/file`, {
-    method: 'PUT', headers: { 'X-Auth-Token': c.adminToken, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data),
-  });
-  assert.equal(up.status, 204, await up.text());
-  return r.body.id as string;
-}
 
 
 /** The cloud with a host named `<prefix>-<pid>`; `ready` gets what was made, before the tests run. */
