@@ -129,6 +129,17 @@ export function useCloud(setup?: (cloud: Cloud) => Promise<void>, opts: Partial<
 
 let seq = 0;
 /** A name no other test process or call uses: `${prefix}-${pid}-${n}`. */
+/** Polls `fn` every `everyMs` until it gives a value (not null, undefined or false); fails naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export const uniqueName = (prefix: string): string => `${prefix}-${process.pid}-${++seq}`;
 
 export interface Tenant { projectId: string; userId: string; token: string }

@@ -48,7 +48,7 @@ export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<Ru
     child.on('error', (err) => {
       if (timer) clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
-      reject(err);
+      reject(o.signal?.aborted ? o.signal.reason : err);
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);

@@ -102,6 +102,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
   // VM-isolated containers (OCI images in a VM of their own): wherever VMs run
   const vmc = vm ? new VmContainerDriver({
     stateDir, log: log.child({ component: 'vm-container' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
+    ...(f.cgroupParent ? { cgroupParent: `${f.cgroupParent}-vmc` } : {}),
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   }) : null;
   const volume = f.volume === false ? null : new VolumeDriver({

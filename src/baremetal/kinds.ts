@@ -92,9 +92,16 @@ export function baremetalKind(ctx: BmContext): ResourceKind {
     });
     if (!p) return;
     const provisioning = JSON.stringify(p);
-    const r = await db.updateTable('baremetal_nodes').set((eb) => ({ provisioning, updated_at: nowIso(), version: eb('version', '+', 1) }))
-      .where('uuid', '=', n.uuid).where('version', '=', n.version + 1).executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) await closeProvisioning(ctx, provisioning, op);
+    // recorded on the node while the cleaning is still its operation, whatever else moved its version meanwhile
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await db.selectFrom('baremetal_nodes').select(['version', 'operation']).where('uuid', '=', n.uuid).executeTakeFirst();
+      if (!cur || !cur.operation || parseJsonObject(cur.operation).id !== op.id) break;
+      const r = await db.updateTable('baremetal_nodes').set((eb) => ({ provisioning, updated_at: nowIso(), version: eb('version', '+', 1) }))
+        .where('uuid', '=', n.uuid).where('version', '=', cur.version).executeTakeFirst();
+      if (Number(r.numUpdatedRows) > 0) return;
+    }
+    ctx.log.warn({ node: n.uuid, operation: op.id }, 'the cleaning ended or the node kept changing before its provisioning ports were recorded: removed');
+    await closeProvisioning(ctx, provisioning, op);
   }
 
   async function applyReport(hostname: string, r: ResourceReport): Promise<void> {

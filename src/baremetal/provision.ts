@@ -223,17 +223,21 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
   const conductor = operation && !node.conductor ? await chooseConductor(ctx, node) : node.conductor;
   let version = node.version;
   let provisioning: string | null = null;
+  let held = false;
+  // the hold given back however the node's version moved meanwhile (a PATCH, a conductor's report): never left locked
+  const releaseHold = () => ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: node.reservation, updated_at: nowIso(), version: eb('version', '+', 1) }))
+    .where('uuid', '=', node.uuid).where('reservation', '=', HOLDER).execute();
   if (needsProvisioning(ctx, node, operation)) {
-    const held = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: HOLDER, updated_at: now, version: eb('version', '+', 1) }))
+    const hold = await ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: HOLDER, updated_at: now, version: eb('version', '+', 1) }))
       .where('uuid', '=', node.uuid).where('version', '=', node.version).executeTakeFirst();
-    if (Number(held.numUpdatedRows) === 0) throw await lockedBy(ctx, node);
+    if (Number(hold.numUpdatedRows) === 0) throw await lockedBy(ctx, node);
+    held = true;
     version = node.version + 1;
     try {
       const p = await openProvisioning(ctx, node, conductor, operation);
       provisioning = p ? JSON.stringify(p) : null;
     } catch (err) {
-      await ctx.db.updateTable('baremetal_nodes').set((eb) => ({ reservation: node.reservation, updated_at: nowIso(), version: eb('version', '+', 1) }))
-        .where('uuid', '=', node.uuid).where('version', '=', version).execute();
+      await releaseHold();
       // the network's refusals (no such network, a MAC in use, no address left) are the request's; anything else is ours
       if (!(err instanceof ApiError) || err.status >= 500) throw err;
       throw E.invalid(`Unable to set up the provisioning network ${ctx.config.provisioningNetwork} for node ${node.uuid}: ${err.message}`);
@@ -249,6 +253,7 @@ export async function applyVerb(ctx: BmContext, node: NodeRow, body: ProvisionBo
   })).where('uuid', '=', node.uuid).where('version', '=', version).executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) {
     await closeProvisioning(ctx, provisioning, operation);
+    if (held) await releaseHold();
     throw await lockedBy(ctx, node);
   }
   // the previous operation's ports (an abort, a rebuild over a failed deploy) go

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { run, runOk } from '../agent/exec.ts';
 import { superviseAgent } from '../agent/main.ts';
 import { ContainerDriver } from '../agent/drivers/container/driver.ts';
+import { VmContainerDriver, VM_CONTAINER_KIND } from '../agent/drivers/vm-container/driver.ts';
 import { VmDriver } from '../agent/drivers/vm/driver.ts';
 import { NetworkDriver } from '../agent/drivers/network/driver.ts';
 import { NETWORK_KIND, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND } from '../network/protocol.ts';
@@ -192,20 +193,23 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
       done.push(`server ${id}`);
     }
     await containers.stop();
-    // its VMs (qemu killed by the pid it recorded, disks and cgroups removed)
-    if (existsSync(join(l.stateDir, 'vm'))) {
-      const vms = new VmDriver({
-        stateDir: l.stateDir, log: o.log, netns: null, cgroupParent: `${l.cgroupParent}-vm`, fetchImage: async () => { throw new Error('not fetching images while removing a host'); },
-      });
-      for (const id of await vms.localServers()) {
-        await vms.destroy(id);
-        done.push(`VM ${id}`);
+    // its VMs and VM-isolated containers (qemu killed by the pid it recorded, disks and cgroups removed)
+    const noFetch = async () => { throw new Error('not fetching images while removing a host'); };
+    for (const [dir, vms, what] of [
+      ['vm', () => new VmDriver({ stateDir: l.stateDir, log: o.log, netns: null, cgroupParent: `${l.cgroupParent}-vm`, fetchImage: noFetch }), 'VM'],
+      [VM_CONTAINER_KIND, () => new VmContainerDriver({ stateDir: l.stateDir, log: o.log, netns: null, cgroupParent: `${l.cgroupParent}-vmc`, fetchImage: noFetch }), 'VM-isolated container'],
+    ] as const) {
+      if (!existsSync(join(l.stateDir, dir))) continue;
+      const driver = vms();
+      for (const id of await driver.localServers()) {
+        await driver.destroy(id);
+        done.push(`${what} ${id}`);
       }
-      await vms.stop();
+      await driver.stop();
     }
     if (hasNs) done.push(...await removeNetworking(l.stateDir, l.netns, o.log));
     for (const ctl of await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      for (const parent of [l.cgroupParent, `${l.cgroupParent}-vm`]) await fsp.rmdir(join('/sys/fs/cgroup', ctl, parent)).catch(() => undefined);
+      for (const parent of [l.cgroupParent, `${l.cgroupParent}-vm`, `${l.cgroupParent}-vmc`]) await fsp.rmdir(join('/sys/fs/cgroup', ctl, parent)).catch(() => undefined);
     }
     // the volume pool (a loop-mounted btrfs when the state dir cannot reflink) goes with the host
     if ((await run('umount', [join(l.stateDir, 'volumes')])).code === 0) done.push('volume pool');

@@ -63,7 +63,6 @@ export async function writeIpmiConfig(m: Machine): Promise<void> {
   ].join('\n'), { mode: 0o600 });
 }
 
-/** Whether something holds the UDP port (ipmi_sim bound it). */
 /** A UDP port free on `address` now (the kernel's choice). */
 export function freeUdpPort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -40,8 +40,6 @@ export async function startSerialRelay(m: Machine): Promise<number | null> {
   const serial = m.config.serial;
   if (!serial) return null;
   const host = serial.address.includes(':') ? `[${serial.address}]` : serial.address;
-  const running = livePid(pidFile(m), serialSocket(m));
-  if (running !== null) return running;
   return startDaemon({
     cmd: 'socat',
     args: [`TCP-LISTEN:${serial.port},bind=${host},reuseaddr,fork`, `UNIX-CONNECT:${serialSocket(m)},forever,interval=0.05`],

@@ -323,14 +323,15 @@ export function backupService(ctx: VolumeContext, o: {
     if (volumeId) {
       const v = await db.selectFrom('volume_volumes').selectAll().where('id', '=', volumeId).executeTakeFirst();
       if (!v || (!isAdmin(c) && v.project_id !== c.projectId)) throw notFound.volume(volumeId);
-      if (v.status !== 'available') throw invalidVolume(`Volume to be restored to must be available`);
+      // an available volume whose snapshot is being backed up holds that job: a restore would overwrite it
+      if (v.status !== 'available' || v.backup_job) throw invalidVolume(`Volume to be restored to must be available`);
       if (v.size < b.size) throw invalidVolume(`volume size ${v.size} is too small to restore backup of size ${b.size}.`);
       if (!v.host) throw invalidVolume(`Volume ${v.id} is on no backend.`);
       await db.transaction().execute(async (tx) => {
         const u = await tx.updateTable('volume_backups').set({ status: 'restoring', restore_volume_id: v.id, updated_at: t }).where('id', '=', b.id).where('status', '=', 'available').executeTakeFirst();
         if (Number(u.numUpdatedRows) === 0) throw badRequest('Invalid backup: Backup status must be available');
         const w = await tx.updateTable('volume_volumes').set((eb) => ({ status: 'restoring-backup', backup_job: JSON.stringify(job), version: eb('version', '+', 1), updated_at: t }))
-          .where('id', '=', v.id).where('version', '=', v.version).where('status', '=', 'available').executeTakeFirst();
+          .where('id', '=', v.id).where('version', '=', v.version).where('status', '=', 'available').where('backup_job', 'is', null).executeTakeFirst();
         if (Number(w.numUpdatedRows) === 0) throw invalidVolume(`Volume ${v.id} changed while the restore was asked; try again.`);
       });
       target = v;

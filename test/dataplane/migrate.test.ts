@@ -24,22 +24,14 @@ import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
 import { addLocalHost, localHostLayout, removeLocalHost, removeNetworking, type LocalHost } from '../../src/cli/local-host.ts';
 import { dhcpNamespace } from '../../src/network/protocol.ts';
 import { sh } from './network-lib.ts';
-import { CLI, processAlive, skipUnlessRoot, sleep, startPlane, waitConsole, type Plane } from './lib.ts';
+import { CLI, processAlive, skipUnlessRoot, startPlane, waitConsole, type Plane } from './lib.ts';
+import { until } from '../harness.ts';
 
 const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
 const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
 /** How long to wait for the guest under TCG on a loaded box; not a timing assertion. */
 const BOOT_WAIT_MS = 300_000;
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The pid a host's VM driver recorded for a server, if its qemu runs. */
 function qemuPid(stateDir: string, id: string): number | null {

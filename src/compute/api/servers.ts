@@ -448,9 +448,9 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   const volumeBdms = bdmsAsked.volumes;
   const bootVolume = volumeBdms.find((b) => b.bootIndex === 0) ?? null;
-  // Nova's ironic driver boots whole-disk images; volumes (boot or attached) need Ironic's storage interface, which Stratus has not
-  if (bareMetal && volumeBdms.length) throw badRequest('Block device mappings of volumes are not supported for bare-metal servers.');
-  if (flavorKind && !bareMetal && volumeBdms.length) throw badRequest(`Block device mappings of volumes are not supported for ${flavorKind} servers.`);
+  // the kinds a flavor chooses take no volumes at boot: bare metal (Nova's ironic driver boots whole-disk images; volumes need
+  // Ironic's storage interface, which Stratus has not) and VM-isolated containers (no volume attach yet)
+  if (flavorKind && volumeBdms.length) throw badRequest(`Block device mappings of volumes are not supported for ${bareMetal ? 'bare-metal' : flavorKind} servers.`);
   if (bootVolume && bdmsAsked.image) throw badRequest('Boot sequence for the instance and image/block device mapping combination is not valid.');
   let image: ImageInfo | null = null;
   if (bootVolume) {

@@ -111,3 +111,25 @@ test('a request that cannot open its ports gives the node back; a hold left by a
   await cond.finish(id, 'succeeded');
   assert.equal((await show('race-3')).provision_state, 'manageable');
 });
+
+test('a node changed while a request holds it (a PATCH between the hold and the operation\'s write): the request is 409 and the hold is given back, never left', async () => {
+  const id = await manageable('bm-race-patched', '52:54:00:7a:00:04');
+  const inspecting = verb('bm-race-patched', { target: 'inspect' });
+  // the hold is written before the ports are made (50 ms each): a PATCH then moves the node's version
+  await new Promise((r) => setTimeout(r, 20));
+  const patched = await bm()('PATCH', `/v1/nodes/${id}`, { body: [{ op: 'add', path: '/extra/touched', value: 'yes' }] });
+  const r = await inspecting;
+  if (r.status === 202) {
+    // the PATCH was refused while the node was held, or came after: the request won as usual
+    assert.equal((await show(id)).provision_state, 'inspecting', JSON.stringify(patched.body));
+    return;
+  }
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  assertIronicError(r, 409, /is locked by host/);
+  const after = await show(id);
+  assert.equal(after.reservation, null, 'the hold was given back');
+  assert.equal(after.provision_state, 'manageable');
+  assert.deepEqual(await provisioningPorts(id), [], 'the ports it made went with it');
+  // not locked: the next request takes it
+  assert.equal((await verb('bm-race-patched', { target: 'inspect' })).status, 202);
+});

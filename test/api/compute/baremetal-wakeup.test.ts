@@ -5,7 +5,7 @@
 // so only the wake-up can start the build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCloud } from '../../harness.ts';
+import { until, useCloud } from '../../harness.ts';
 import { ironic, provisioningNetwork, TestConductor } from '../baremetal/lib.ts';
 import { adminNova, type Nova } from './lib.ts';
 
@@ -26,15 +26,6 @@ const bm = () => ironic(cloud);
 const node = async (n: string) => (await bm()('GET', `/v1/nodes/${n}`)).body;
 const verb = (n: string, body: Record<string, unknown>) => bm()('PUT', `/v1/nodes/${n}/states/provision`, { body });
 
-async function until<T>(what: string, f: () => Promise<T>, ms = 10_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('a server placed on a node that moved to a new conductor: the wake-up for that conductor deploys it at once', async () => {
   const r = await bm()('POST', '/v1/nodes', { body: { driver: 'ipmi', name: 'bmw-1', resource_class: 'bm-wake', driver_info: { ipmi_address: '192.0.2.60', ipmi_password: 'pw' }, properties: { cpus: 4, memory_mb: 8192, local_gb: 50 } } });

@@ -8,7 +8,7 @@
 // Each test uses its own resource class, so nodes of one never serve another.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCloud } from '../../harness.ts';
+import { until, useCloud } from '../../harness.ts';
 import { ironic, provisioningNetwork, TestConductor } from '../baremetal/lib.ts';
 import { adminNova, type Nova } from './lib.ts';
 import { pino } from 'pino';
@@ -35,16 +35,6 @@ const verb = (n: string, body: Record<string, unknown>) => bm()('PUT', `/v1/node
 const server = async (id: string) => (await nv.call('GET', `/servers/${id}`, { version: '2.96' })).body.server;
 
 /** Polls `f` until it gives a truthy value (the engine acts on events and a 2 s tick). */
-async function until<T>(what: string, f: () => Promise<T>, ms = 15_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  let last: T | undefined;
-  for (;;) {
-    last = await f();
-    if (last) return last as NonNullable<T>;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** An available node of `rc` (enrolled, verified, cleaned through the conductor double), with one port. */
 async function availableNode(name: string, rc: string, mac: string): Promise<string> {

@@ -7,7 +7,7 @@
 // os-migrations, and a failed copy undone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCloud, type Cloud } from '../../harness.ts';
+import { type Cloud, until, useCloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
 import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, uploadImage } from './lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
@@ -49,14 +49,6 @@ const migrations = (id: string) => db().selectFrom('compute_migrations').selectA
 const allocations = async (consumer: string) => (await cloud.call('GET', `/placement/allocations/${consumer}`, { token: cloud.adminToken })).body.allocations as Record<string, { resources: Record<string, number> }>;
 const providerOf = async (hostname: string) => (await db().selectFrom('compute_hosts').select('id').where('hostname', '=', hostname).executeTakeFirstOrThrow()).id;
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const v = await f();
-    if (v) return v;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const act = (id: string, body: unknown, who = admin, version = '2.96') => who.call('POST', `/servers/${id}/action`, { body, version });
 const status = async (id: string) => (await admin.call('GET', `/servers/${id}`)).body.server;

@@ -6,7 +6,7 @@
 // confirm), os-migrations, instance actions, and Tempest's response schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCloud, type Cloud } from '../../harness.ts';
+import { type Cloud, until, useCloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
 import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, TempestSchemas, uploadImage } from './lib.ts';
 import { beforeNextTransaction } from '../volume/lib.ts';
@@ -34,21 +34,12 @@ const cloud: Cloud = useCloud(async (c) => {
   }
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const db = () => cloud.server.database.db;
 const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
 const watch = () => host.watch();
 const report = (id: string, state: 'active' | 'stopped', power: number) => host.report(id, state, power);
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const v = await f();
-    if (v) return v;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** An ACTIVE server of alice's on HOST (the simulated agent reports it running). */
 async function server(flavor: string, imageRef = diskImage, networks: unknown = 'none'): Promise<string> {

@@ -5,7 +5,7 @@
 // the admin's and frees the host. A simulated agent answers (lib.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useCloud, type Cloud } from '../../harness.ts';
+import { type Cloud, until, useCloud } from '../../harness.ts';
 import { adminNova, dockerArchive, type Nova, projectUser, simulatedHost, type SimulatedHost } from './lib.ts';
 import { beforeNextTransaction } from '../volume/lib.ts';
 
@@ -33,16 +33,7 @@ const cloud: Cloud = useCloud(async (c) => {
   flavorId = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'so', ram: 64, vcpus: 1, disk: 1 } } })).body.flavor.id;
 }, { compute: { shelvedOffloadTime: -1 } });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const row = (id: string) => cloud.server.database.db.selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-async function until<T>(what: string, f: () => Promise<T | undefined | false>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const v = await f();
-    if (v) return v;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 const act = (id: string, body: unknown, who = alice, version = '2.96') => who.call('POST', `/servers/${id}/action`, { body, version });
 const status = async (id: string) => (await admin.call('GET', `/servers/${id}`)).body.server;
 const allocations = async (id: string) => (await cloud.call('GET', `/placement/allocations/${id}`, { token: cloud.adminToken })).body.allocations;

@@ -119,6 +119,7 @@ test('a disk image with the vm-container flavor is Nova\'s 400, so are volumes a
       block_device_mapping_v2: [{ source_type: 'image', uuid: containerImage, boot_index: 0, destination_type: 'local' }, { source_type: 'blank', destination_type: 'volume', volume_size: 1, boot_index: -1 }] } },
   });
   assert.equal(v.status, 400, JSON.stringify(v.body));
+  assert.equal(v.body.badRequest.message, 'Block device mappings of volumes are not supported for vm-container servers.');
 });
 
 test('the kind\'s descriptor decides its actions; a rebuild takes a container image only', async () => {

@@ -22,7 +22,6 @@
 // and runs the command; it powers off when the command ends (SHUTOFF). Images
 // are fetched and unpacked by the container driver's image store (its own
 // directory: STATE_DIR/vm-container/oci).
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { SERVER_KIND, ServerErrorCode, type DesiredServer } from '../../../compute/engine/protocol.ts';
@@ -96,7 +95,11 @@ export class VmContainerDriver extends VmDriver {
     });
   }
 
-  /** The root disk from the image's layers (once; a rebuild removes it first), and the server's initramfs (each converge: the host name may change). */
+  /**
+   * The root disk from the image's layers (once; a rebuild removes it first), the server's initramfs (each
+   * converge: the host name may change), and the flavor's ephemeral and swap disks as a VM's (the base's,
+   * with no image: it makes no root disk).
+   */
   protected override async ensureDisks(d: DesiredServer): Promise<void> {
     const image = await this.image(d);
     let config: string;
@@ -112,11 +115,11 @@ export class VmContainerDriver extends VmDriver {
     const initrd = Buffer.concat([await fsp.readFile(this.guest.initrd), serverCpio(config)]);
     const file = this.file(d.id, 'initrd.img');
     const old = await fsp.readFile(file).catch(() => null);
-    const hash = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-    if (!old || hash(old) !== hash(initrd)) {
+    if (!old?.equals(initrd)) {
       await fsp.writeFile(`${file}.tmp`, initrd, { mode: 0o600 });
       await fsp.rename(`${file}.tmp`, file);
     }
+    await super.ensureDisks(d, null);
   }
 
   private async makeRootDisk(d: DesiredServer, image: StoredImage, root: string): Promise<void> {
