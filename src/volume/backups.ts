@@ -280,10 +280,18 @@ export function backupService(ctx: VolumeContext, o: {
   /** The objects of a backup, then its rows; `error_deleting` when the object store refuses. */
   async function reap(b: BackupRow): Promise<void> {
     try {
-      const own = await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '=', b.id).where('own', '=', 1).execute();
+      const own = (await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '=', b.id).where('own', '=', 1).execute()).map((r) => r.object);
+      // objects another backup still lists (an imported record of the same backup, an incremental's parent chunks) stay
+      const kept = new Set<string>();
+      for (let i = 0; i < own.length; i += 500) {
+        const rows = await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '!=', b.id).where('object', 'in', own.slice(i, i + 500)).execute();
+        for (const r of rows) kept.add(r.object);
+      }
+      const prefixShared = await db.selectFrom('volume_backups').select('id').where('id', '!=', b.id).where('object_project_id', '=', b.object_project_id)
+        .where('container', '=', b.container).where('object_prefix', '=', b.object_prefix).executeTakeFirst();
       const c = await store().getContainer(b.object_project_id, b.container);
       if (c) {
-        for (const name of [...own.map((r) => r.object), `${b.object_prefix}_metadata`, `${b.object_prefix}_sha256file`]) await store().deleteObject(c, name);
+        for (const name of [...own.filter((o) => !kept.has(o)), ...(prefixShared ? [] : [`${b.object_prefix}_metadata`, `${b.object_prefix}_sha256file`])]) await store().deleteObject(c, name);
       }
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('volume_backup_chunks').where('backup_id', '=', b.id).execute();

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { startCloud, tenant, type Cloud, type Tenant } from '../../harness.ts';
+import { startCloud, tenant, until, type Cloud, type Tenant } from '../../harness.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 import { adminCaller, assertFault, type Caller, cinder, type VolCall } from './lib.ts';
 import { TempestSchemas } from '../compute/lib.ts';
@@ -346,6 +346,8 @@ test('export and import of a record (admin only), reset status, update, deletes 
   await report(r.body.restore.volume_id, w.version, present());
   const w2 = (await watch()).get(r.body.restore.volume_id)!;
   assert.deepEqual(w2.spec.restore.sha256.length, 4);
+  await report(r.body.restore.volume_id, w2.version, { ...present(), restored: rec.id });
+  await until('the imported backup available again', async () => (await backupOf(rec.id, adminC))?.status === 'available', 10_000, 20);
 
   const u = await call('PUT', `/backups/${incrId}`, { as: aliceC, version: '3.43', body: { backup: { name: 'renamed', metadata: { a: 'b' } } } });
   assert.equal(u.status, 200, JSON.stringify(u.body));
@@ -356,7 +358,21 @@ test('export and import of a record (admin only), reset status, update, deletes 
   assert.equal(rs.status, 202);
   assert.equal((await backupOf(incrId)).status, 'error');
 
-  // deletes: the incremental, then the full one; their objects go
+  // deletes: the imported record first: the full backup's objects, which it lists too, stay and still restore
+  const before = (await swiftNames('volumebackups')).filter((n) => n.includes(fullId)).length;
+  assert.ok(before > 0);
+  assert.equal((await call('DELETE', `/backups/${rec.id}`)).status, 202);
+  await waitGone(rec.id);
+  assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(fullId)).length, before, 'the original keeps its objects');
+  const again = await call('POST', `/backups/${fullId}/restore`, { body: { restore: {} } });
+  assert.equal(again.status, 202, JSON.stringify(again.body));
+  const wa = (await watch()).get(again.body.restore.volume_id)!;
+  await report(again.body.restore.volume_id, wa.version, present());
+  const wb = (await watch()).get(again.body.restore.volume_id)!;
+  assert.equal(wb.spec.restore.sha256.length, 4);
+  await report(again.body.restore.volume_id, wb.version, { ...present(), restored: fullId });
+  await until('the full backup available again', async () => (await backupOf(fullId, adminC))?.status === 'available', 10_000, 20);
+  // then the incremental, then the full one; their objects go
   assert.equal((await call('DELETE', `/backups/${incrId}`, { as: aliceC })).status, 202);
   await waitGone(incrId);
   assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(incrId)).length, 0);
