@@ -325,6 +325,9 @@ export function backupService(ctx: VolumeContext, o: {
     const volumeId = textOf('volume_id', r.volume_id) || null;
     const name = textOf('name', r.name) ?? null;
     if (b.status !== 'available') throw badRequest('Invalid backup: Backup status must be available');
+    // a backup made available by os-reset_status before its chunks were all written restores nothing short
+    const listed = await db.selectFrom('volume_backup_chunks').select((eb) => eb.fn.countAll<string>().as('n')).where('backup_id', '=', b.id).executeTakeFirstOrThrow();
+    if (Number(listed.n) !== chunkCount(b)) throw badRequest(`Invalid backup: Backup ${b.id} is incomplete (${Number(listed.n)} of ${chunkCount(b)} chunks); it cannot be restored.`);
     const t = now();
     const job: BackupJob = { kind: 'restore', backup_id: b.id, status: 'available' };
     let target: VolumeRow;

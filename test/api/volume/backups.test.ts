@@ -382,3 +382,13 @@ test('export and import of a record (admin only), reset status, update, deletes 
   assertFault(await call('GET', `/backups/${fullId}`, { as: aliceC }), 404, 'itemNotFound');
   schemas.check();
 });
+
+test('a backup an admin reset to available before its chunks were all written is refused a restore, never restored short', async () => {
+  const b = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, name: 'short' } } });
+  assert.equal(b.status, 202, JSON.stringify(b.body));
+  const id = b.body.backup.id as string;
+  assert.equal((await call('POST', `/backups/${id}/action`, { body: { 'os-reset_status': { status: 'available' } } })).status, 202);
+  assert.equal((await backupOf(id, adminC)).status, 'available');
+  assertFault(await call('POST', `/backups/${id}/restore`, { as: aliceC, body: { restore: {} } }), 400, 'badRequest', /is incomplete \(0 of \d+ chunks\)/);
+  assert.equal((await backupOf(id, adminC)).status, 'available', 'nothing changed');
+});
