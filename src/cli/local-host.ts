@@ -217,7 +217,9 @@ export async function removeLocalHost(o: { name: string; stateDir?: string; log:
     done.push(`state dir ${l.stateDir}`);
   }
   if (hasNs) {
-    // the veth pair goes with the namespace
+    // the veth pair, deleted by its end in here: the namespace's own teardown would take the peer
+    // end away only once the kernel frees the namespace, later
+    await run('ip', ['-n', l.netns, 'link', 'del', HOST_LINK]);
     await runOk('ip', ['netns', 'del', l.netns]);
     done.push(`namespace ${l.netns} and its underlay`);
   }

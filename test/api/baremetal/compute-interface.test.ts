@@ -87,7 +87,11 @@ test('a node moves to another conductor once its own has been gone for long', as
 test("a VIF takes the node's port on its network's physnet (or on none) first, then a PXE-enabled one, as Ironic's get_free_port_like_object", async () => {
   const r = await bm()('POST', '/v1/nodes', { body: { driver: 'redfish', driver_info: { redfish_address: 'https://192.0.2.91' } } });
   const id = r.body.uuid;
-  const port = async (address: string, o: Record<string, unknown> = {}) => (await bm()('POST', '/v1/ports', { body: { node_uuid: id, address, ...o } })).body.uuid as string;
+  // created a few milliseconds apart: "the oldest" is then one port (created_at counts milliseconds)
+  const port = async (address: string, o: Record<string, unknown> = {}) => {
+    await new Promise((r) => setTimeout(r, 3));
+    return (await bm()('POST', '/v1/ports', { body: { node_uuid: id, address, ...o } })).body.uuid as string;
+  };
   const spare = await port('52:54:00:c0:01:01', { pxe_enabled: false });
   const other = await port('52:54:00:c0:01:02', { physical_network: 'elsewhere' });
   const plain = await port('52:54:00:c0:01:03');
@@ -99,8 +103,10 @@ test("a VIF takes the node's port on its network's physnet (or on none) first, t
   assert.equal((await nodes.attachVif(id, 'vif-a3', ['physnet-a'])).uuid, spare);
   await assert.rejects(nodes.attachVif(id, 'vif-a4', ['physnet-a']), /free|port/i);
   for (const v of ['vif-a1', 'vif-a2', 'vif-a3']) await nodes.detachVif(id, v);
-  // no physnet (a network without one): every port is free, the PXE-enabled first
-  const first = (await nodes.attachVif(id, 'vif-b1')).uuid;
-  assert.ok([other, plain].includes(first), 'a PXE-enabled port first');
-  for (const v of ['vif-b1']) await nodes.detachVif(id, v);
+  // no physnet (a network without one): every port is free, the PXE-enabled ones first, the oldest of them first
+  assert.equal((await nodes.attachVif(id, 'vif-b1')).uuid, other);
+  assert.equal((await nodes.attachVif(id, 'vif-b2')).uuid, plain);
+  assert.equal((await nodes.attachVif(id, 'vif-b3')).uuid, spare);
+  assert.equal((await nodes.attachVif(id, 'vif-b4')).uuid, onNet);
+  for (const v of ['vif-b1', 'vif-b2', 'vif-b3', 'vif-b4']) await nodes.detachVif(id, v);
 });
