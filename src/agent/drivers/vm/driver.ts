@@ -135,6 +135,47 @@ const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const FREE_ROOT_PORTS = 8;
 /** How long a NIC's unplug may take (the guest acknowledges it; PCIe's attention button waits 5 s). */
 const UNPLUG_TIMEOUT_MS = 30_000;
+
+/**
+ * Asks the guest to release a hot-plugged device (device_del) and waits for
+ * its DEVICE_DELETED; whether it is gone. Idempotent across passes: an unplug
+ * asked by an earlier pass is waited for again, and one the guest finished
+ * before this pass listened (or before device_del) counts as gone.
+ */
+async function unplug(q: QmpClient, dev: string): Promise<boolean> {
+  const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
+  gone.catch(() => undefined);
+  try {
+    await q.execute('device_del', { id: dev });
+  } catch (err) {
+    if (/not found/i.test((err as Error).message)) return true;
+    if (!/in the process of unplug|already in progress/i.test((err as Error).message)) throw err;
+  }
+  try {
+    await gone;
+    return true;
+  } catch (err) {
+    if (!(err instanceof QmpTimeoutError)) throw err;
+    return !(await q.execute('qom-list', { path: '/machine/peripheral' })).some((c) => c.name === dev);
+  }
+}
+/**
+ * blockdev-del of a disk's node once its device is gone. The device lets go
+ * of the node when qemu finalizes it, which can come just after its
+ * DEVICE_DELETED (or after the qom-list no longer shows it): "in use" is
+ * asked again for a few seconds.
+ */
+async function releaseNode(q: QmpClient, node: string): Promise<void> {
+  for (let waited = 0; ; waited += 100) {
+    try {
+      await q.execute('blockdev-del', { 'node-name': node });
+      return;
+    } catch (err) {
+      if (!/is in use/i.test((err as Error).message) || waited >= 5000) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
 /** How long a suspend's save of the memory may take before it is cancelled (a transient failure, retried). */
 const SAVE_TIMEOUT_MS = 600_000;
 /** qemu's ids of a port's NIC, from its tap name (stable across agent restarts). */
@@ -511,17 +552,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     for (const dev of nics) {
       if (wanted.has(dev)) continue;
       const netdev = `hostnet-${dev.slice('net-'.length)}`;
-      const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
-      gone.catch(() => undefined);
-      await q.execute('device_del', { id: dev }).catch((err: Error) => {
-        // asked before (a pass that timed out): the guest may still answer
-        if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
-      });
-      try {
-        await gone;
-      } catch (err) {
-        throw transient(ServerErrorCode.hostFailure, `the guest did not release NIC ${dev}: ${(err as Error).message}`, err);
-      }
+      if (!await unplug(q, dev)) throw transient(ServerErrorCode.hostFailure, `the guest did not release NIC ${dev} within ${UNPLUG_TIMEOUT_MS / 1000} s`);
       this.o.log.info({ server: d.id, nic: dev }, 'NIC unplugged');
       nics.delete(dev);
       if (netdevs.has(netdev)) await q.execute('netdev_del', { id: netdev });
@@ -624,26 +655,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     for (const [dev, r] of leaving) {
       const node = `vol-${dev.slice('disk-'.length)}`;
       if (disks.has(dev)) {
-        const gone = q.waitEvent('DEVICE_DELETED', UNPLUG_TIMEOUT_MS, (e) => e.data?.device === dev);
-        gone.catch(() => undefined);
-        let present = true;
-        await q.execute('device_del', { id: dev }).catch((err: Error) => {
-          // asked before (a pass that timed out): the guest may still answer; or it answered meanwhile
-          if (/not found/i.test(err.message)) present = false;
-          else if (!/in the process of unplug|already in progress/i.test(err.message)) throw err;
-        });
-        try {
-          if (present) {
-            await gone;
-            present = false;
-          }
-        } catch (err) {
-          if (!(err instanceof QmpTimeoutError)) throw err;
-          // the event may have come before this pass listened (an unplug asked by an earlier pass)
-          const still = (await q.execute('qom-list', { path: '/machine/peripheral' })).some((c) => c.name === dev);
-          if (!still) present = false;
-        }
-        if (present) {
+        if (!await unplug(q, dev)) {
           const message = `The guest did not release the volume within ${UNPLUG_TIMEOUT_MS / 1000} s (is it mounted or in use in the server?); the detach is retried.`;
           if (r) {
             st.volumes = [...(st.volumes ?? []).filter((x) => x.spec.attachment_id !== r.spec.attachment_id), { spec: r.spec, state: 'failed', message }];
@@ -655,7 +667,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         this.o.log.info({ server: d.id, disk: dev }, 'volume unplugged');
       }
       try {
-        if (nodes.has(node)) await q.execute('blockdev-del', { 'node-name': node });
+        if (nodes.has(node)) await releaseNode(q, node);
         if (r) await this.attacher.release(r.spec.attachment_id);
       } catch (err) {
         // the guest let go; the host did not: the attachment's failure, tried again at the re-checks
