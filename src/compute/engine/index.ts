@@ -145,6 +145,6 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
       const h = placements[0]?.host;
       return h ? { id: h.id, hostname: h.hostname, host_ip: h.host_ip ?? null } : null;
     },
-    request: (serverId, kind, args, timeoutMs) => requests.request(serverId, kind, args, timeoutMs),
+    request: (serverId, kind, args, timeoutMs, o) => requests.request(serverId, kind, args, timeoutMs, o),
   };
 }

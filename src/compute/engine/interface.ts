@@ -42,9 +42,10 @@ export interface Engine {
    * the answer: 'console' {length?: lines} -> {output}; 'snapshot' {image_id}
    * (a queued image the agent uploads an OCI archive into) -> {image_id}.
    * Throws a 409 ApiError when the server has no host, the agent fails, or it
-   * does not answer within timeoutMs.
+   * does not answer within timeoutMs. `host`: asked of that host (a live
+   * migration's destination) instead of the server's.
    */
-  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number, o?: { host?: string }): Promise<unknown>;
   /**
    * The scheduler's choice of a host for a server moving off its own (a cold
    * migration): its filters and weighers over the hosts up now, the server's

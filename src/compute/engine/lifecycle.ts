@@ -109,8 +109,8 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
       // the host runs the server on its new flavor: VERIFY_RESIZE until the user confirms or reverts
       set.vm_state = 'resized';
       migration = 'finished';
-    } else if (row.task_state === 'resize_migrating') {
-      // the source stops the server for the copy of its disk: the power state only, the vm_state is the move's
+    } else if (row.task_state === 'resize_migrating' || row.task_state === 'migrating') {
+      // the source stops the server for the copy of its disk, or a live migration pauses it at its hand-over: the power state only, the vm_state is the move's
     } else if (row.task_state === 'rescuing') {
       // the host runs the server from its rescue image (spec.rescue): RESCUE until the user unrescues it
       if (state === 'active') set.vm_state = 'rescued';

@@ -6,6 +6,7 @@ import type { Transaction } from 'kysely';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
 import { releaseConsumer } from '../../placement/service.ts';
+import { endOpenMigrations } from './migrations.ts';
 
 type Tx = Transaction<Tables>;
 
@@ -30,11 +31,8 @@ export async function softDelete(tx: Tx, id: string, version: number, guard: { s
   const res = await u.executeTakeFirst();
   if (!Number(res.numUpdatedRows)) return false;
   await releaseClaim(tx, id);
-  // a resize or move never confirmed (or an evacuation not done): the claim held by its migration goes too
-  for (const m of await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', id).where('status', 'in', ['migrating', 'post-migrating', 'finished', 'reverting', 'accepted']).execute()) {
-    await releaseConsumer(tx, m.uuid);
-    await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: now }).where('id', '=', m.id).execute();
-  }
+  // a resize or move never confirmed (or an evacuation not done, a live migration under way): the claim held by its migration goes too
+  await endOpenMigrations(tx, { id, host: null }, 'error', { giveBack: false });
   await tx.deleteFrom('compute_server_group_members').where('server_id', '=', id).execute();
   return true;
 }
