@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { ServerRow } from '../schema.ts';
-import type { ServerAction } from './protocol.ts';
+import type { ServerAction, ServerSpec } from './protocol.ts';
+import type { Resource } from '../../fleet/protocol.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import type { BaremetalNodes } from '../../baremetal/service.ts';
 import type { ServerNetworking } from '../../network/service.ts';
@@ -54,6 +55,8 @@ export interface Engine {
    * claims on the host's provider.
    */
   selectDestination(s: ServerRow, o: { force?: string | null }): Promise<{ id: string; hostname: string; host_ip: string | null } | null>;
+  /** The server's desired state as `hostname`'s agent gets it (a live migration's destination: the spec it prepares); null when the server is gone. */
+  desiredOn(serverId: string, hostname: string): Promise<Resource<ServerSpec> | null>;
   /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
   onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
 }
