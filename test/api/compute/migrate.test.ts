@@ -347,3 +347,30 @@ test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims rel
   assert.ok(!(await hostA.watch()).servers.has(id), 'gone from the source');
   await until('the copy deleted', async () => (await cloud.call('GET', `/image/v2/images/${copy}`, { token: cloud.adminToken })).status === 404);
 });
+
+test('an admin\'s resetState during an evacuation ends its migration (error) and releases the dead host\'s claim; the new host keeps the server\'s', async () => {
+  hostB ??= await simulatedHost(cloud, B);
+  await registerB(cloud, 8192);
+  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await server(diskImage);
+  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const down = await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: true } });
+  assert.equal(down.status, 200, JSON.stringify(down.body));
+  try {
+    assert.equal((await act(id, { evacuate: {} })).status, 200);
+    const [m] = await migrations(id);
+    assert.equal(m!.status, 'accepted');
+    assert.deepEqual(Object.keys(await allocations(m!.uuid)), [await providerOf(A)]);
+    // the rebuild never reports; the admin resets the server
+    assert.equal((await act(id, { 'os-resetState': { state: 'error' } })).status, 202);
+    assert.equal((await migrations(id))[0]!.status, 'error');
+    assert.deepEqual(await allocations(m!.uuid), {}, 'the dead host\'s claim released');
+    assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
+    const s = await status(id);
+    assert.equal(s.status, 'ERROR');
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], B);
+  } finally {
+    await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: false } });
+  }
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
+});

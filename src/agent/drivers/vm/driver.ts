@@ -103,6 +103,8 @@ export interface VmDriverOptions extends ServerDriverOptions {
   netns?: string | null;
   /** Unused cached images are kept this long (default 1 h). */
   keepUnusedImagesMs?: number;
+  /** A live migration's copy rate from this host, memory and each disk, in MiB/s (Nova's live_migration_bandwidth); 0: unlimited. */
+  migrationBandwidthMiB?: number;
 }
 
 interface LocalState {
@@ -201,7 +203,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   constructor(o: VmDriverOptions, layout: { dir: string; cgroupParent: string } = { dir: 'vm', cgroupParent: 'stratus-vm' }) {
     this.o = {
       ...o, cgroupParent: o.cgroupParent ?? layout.cgroupParent, consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 60_000,
-      user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000,
+      user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000, migrationBandwidthMiB: o.migrationBandwidthMiB ?? 0,
     };
     this.root = join(o.stateDir, layout.dir);
     this.serversDir = join(this.root, 'servers');
@@ -1006,7 +1008,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
       this.outgoing.set(id, ctl);
       const q = await this.qmp(id);
       try {
-        const done = await migrateOut(q, o.target, () => ctl.aborted);
+        const done = await migrateOut(q, o.target, () => ctl.aborted, this.o.migrationBandwidthMiB * MiB);
         this.o.log.info({ server: id, migration: o.migration, ...done }, 'live migration: handed over');
         return done;
       } catch (err) {

@@ -32,6 +32,8 @@ const jobOf = (drive: string) => `mig-${drive}`;
 const POLL_MS = 200;
 /** Nova's live_migration_completion_timeout (800 s): a copy that has not converged by then is cancelled. */
 export const COMPLETION_TIMEOUT_MS = 800_000;
+/** qemu's max-bandwidth when none is set (its own default is 128 MiB/s). */
+const UNLIMITED = 8 * 2 ** 30;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A migration cancelled by an abort (DELETE of the migration). */
@@ -92,8 +94,9 @@ export async function progressOf(q: QmpClient): Promise<LiveMigrationProgress> {
  * migrated; returns once the guest is handed over (paused here) and the
  * mirrors ended in step. `cancelled()` is asked between polls (an abort).
  * Throws on a failure or a cancel; the caller undoes (cancelOutgoing).
+ * `bandwidth`: bytes/s for the memory and each disk (0: unlimited).
  */
-export async function migrateOut(q: QmpClient, target: LiveMigrationTarget, cancelled: () => boolean): Promise<LiveMigrationProgress> {
+export async function migrateOut(q: QmpClient, target: LiveMigrationTarget, cancelled: () => boolean, bandwidth = 0): Promise<LiveMigrationProgress> {
   const check = () => {
     if (cancelled()) throw new MigrationCancelledError('the live migration was cancelled');
   };
@@ -104,7 +107,7 @@ export async function migrateOut(q: QmpClient, target: LiveMigrationTarget, canc
       if (!(LOCAL_DRIVES as readonly string[]).includes(drive)) throw new Error(`unknown disk ${drive} in the destination's exports`);
       const job = jobOf(drive);
       await q.execute('blockdev-add', { driver: 'nbd', 'node-name': job, server: { type: 'inet', host: target.nbd.host, port: String(target.nbd.port) }, export: drive });
-      await q.execute('blockdev-mirror', { 'job-id': job, device: drive, target: job, sync: drive === 'drive-root' ? 'top' : 'full' });
+      await q.execute('blockdev-mirror', { 'job-id': job, device: drive, target: job, sync: drive === 'drive-root' ? 'top' : 'full', ...(bandwidth ? { speed: bandwidth } : {}) });
       jobs.push(job);
     }
     for (;;) {
@@ -119,6 +122,7 @@ export async function migrateOut(q: QmpClient, target: LiveMigrationTarget, canc
     }
   }
   check();
+  await q.execute('migrate-set-parameters', { 'max-bandwidth': bandwidth || UNLIMITED });
   await q.execute('migrate', { uri: target.migrate_uri });
   for (;;) {
     check();

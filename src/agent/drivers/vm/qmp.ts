@@ -47,7 +47,7 @@ export interface QmpCommands {
   'migrate': { args: { uri: string }; ret: Record<string, never> };
   'migrate_cancel': { args: undefined; ret: Record<string, never> };
   'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
-  'blockdev-mirror': { args: { 'job-id': string; device: string; target: string; sync: 'top' | 'full' }; ret: Record<string, never> };
+  'blockdev-mirror': { args: { 'job-id': string; device: string; target: string; sync: 'top' | 'full'; speed?: number }; ret: Record<string, never> };
   'block-job-cancel': { args: { device: string; force?: boolean }; ret: Record<string, never> };
   'nbd-server-start': { args: { addr: { type: 'inet'; data: { host: string; port: string } } }; ret: Record<string, never> };
   'nbd-server-stop': { args: undefined; ret: Record<string, never> };
