@@ -3,6 +3,7 @@
 // it reads the row and the report and returns the transition; the server kind
 // (server-kind.ts) writes it, guarded by the row's version so a report never
 // overwrites a newer intent.
+import { PowerState } from '../schema.ts';
 import { parseJsonList } from '../../common/json.ts';
 import type { ResourceError } from '../../fleet/protocol.ts';
 import type { ServerObserved } from './protocol.ts';
@@ -76,7 +77,7 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
     const message = r.error.message || 'build failed';
     const retryable = r.error.class === 'transient';
     const exhausted = !retryable || row.schedule_attempts >= o.maxAttempts;
-    const base = { host: null, power_state: 0, failed_hosts: JSON.stringify(failed), version: row.version + 1, updated_at: now };
+    const base = { host: null, power_state: PowerState.NOSTATE, failed_hosts: JSON.stringify(failed), version: row.version + 1, updated_at: now };
     if (!exhausted) {
       return { kind: 'update', set: { ...base, task_state: 'scheduling' }, release: true, notify: true, kick: true, buildFailed: { rescheduled: true, message } };
     }

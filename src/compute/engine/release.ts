@@ -2,6 +2,7 @@
 // it on a host: its claim on the host's capacity (a failed build, a delete),
 // and its server group membership (a delete). One place, for the scheduler's
 // reaper and the lifecycle alike.
+import { PowerState } from '../schema.ts';
 import type { Transaction } from 'kysely';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
@@ -23,7 +24,7 @@ export async function releaseClaim(tx: Tx, serverId: string): Promise<void> {
 export async function softDelete(tx: Tx, id: string, version: number, guard: { sameVersion?: boolean; host?: string | null; deleting?: boolean }): Promise<boolean> {
   const now = nowIso();
   let u = tx.updateTable('compute_servers')
-    .set({ vm_state: 'deleted', task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: version + 1 })
+    .set({ vm_state: 'deleted', task_state: null, power_state: PowerState.NOSTATE, deleted_at: now, terminated_at: now, updated_at: now, version: version + 1 })
     .where('id', '=', id).where('deleted_at', 'is', null);
   if (guard.sameVersion) u = u.where('version', '=', version);
   if (guard.host !== undefined) u = guard.host === null ? u.where('host', 'is', null) : u.where('host', '=', guard.host);
