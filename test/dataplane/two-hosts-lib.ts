@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { run } from '../../src/agent/exec.ts';
 import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { addLocalHost, localHostLayout, removeLocalHost, removeNetworking, type LocalHost } from '../../src/cli/local-host.ts';
@@ -37,7 +37,7 @@ export function qemuPid(stateDir: string, id: string): number | null {
   }
 }
 
-export interface TwoHosts {
+export interface HostPair {
   /** The cloud and host A (in-process agent, networking in namespace `nsA`). */
   p: Plane;
   nsA: string;
@@ -45,12 +45,20 @@ export interface TwoHosts {
   nameB: string;
   stateB: string;
   tag: string;
+  /** The underlay: `peerIp` is A's end (its VXLAN endpoint), `hostIp` B's. */
+  layout: ReturnType<typeof localHostLayout>;
   /** Servers whose qemu processes after() kills (by the pids either host recorded) should a step fail. */
   track(id: string): void;
   /** Notes the qemu pids the hosts recorded for the tracked servers now. */
   notePids(): void;
   /** Every qemu pid noted. */
   pids: Set<number>;
+  /** Stops host B's agent (after() does otherwise). */
+  stopB(): Promise<void>;
+  log: Logger;
+}
+
+export interface TwoHosts extends HostPair {
   /** The tiny VM image, a flavor for it, a tenant network (cidr given) and a security group letting ICMP in. */
   vmImage: string; vmFlavor: string; net: { id: string; name: string }; sgName: string;
   neutron(method: string, path: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
@@ -60,15 +68,15 @@ export interface TwoHosts {
 }
 
 /**
- * Host A and host B (`prefix` + a random tag as B's name: it must sort after
- * A's `dp-…`, so the network's DHCP stays on A while A holds a port of it),
- * `bArgs` for B's agent; a network on `cidr`.
+ * Host A and host B (`prefix` + a random tag as B's name; the underlay a /30
+ * of `underlayNet`.x.0/24), `bArgs` for B's agent; both agents running and
+ * registered. Everything either made goes in the test's after().
  */
-export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string; bArgs?: string[] }): Promise<TwoHosts> {
+export async function startTwoHosts(t: TestContext, o: { prefix: string; bArgs?: string[]; underlayNet?: string }): Promise<HostPair> {
   const tag = randomBytes(3).toString('hex');
   const nsA = `${o.prefix}${tag}-a`;
   const nameB = `${o.prefix}${tag}`;
-  const underlay = `10.251.${Math.floor(Math.random() * 256)}.${4 * Math.floor(Math.random() * 64)}/30`;
+  const underlay = `${o.underlayNet ?? '10.251'}.${Math.floor(Math.random() * 256)}.${4 * Math.floor(Math.random() * 64)}/30`;
   const stateB = mkdtempSync(join(tmpdir(), `${o.prefix}${tag}-b-`));
   const layout = localHostLayout(nameB, { underlay, stateDir: stateB });
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
@@ -88,6 +96,7 @@ export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string
     notePids();
     await hostB?.stop().catch(() => undefined);
     await removeLocalHost({ name: nameB, stateDir: stateB, log }).catch((err) => console.error('remove-local:', err));
+    // what host A's agent made in its namespace (DHCP namespaces and dnsmasq are outside it) when the test failed half-way
     await plane?.stopAgent().catch(() => undefined);
     if (plane && existsSync(`/run/netns/${nsA}`)) await removeNetworking(plane.stateDir, nsA, log).catch((err) => console.error('host A networking:', err));
     for (const pid of pids) if (processAlive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
@@ -95,9 +104,9 @@ export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string
     if (existsSync(`/run/netns/${nsA}`)) await run('ip', ['netns', 'del', nsA]);
     rmSync(stateB, { recursive: true, force: true });
   });
-  const tiny = await buildTinyImage();
   await run('ip', ['netns', 'add', nsA]);
   await sh(nsA, ['ip', 'link', 'set', 'lo', 'up']);
+  // host A's VXLAN endpoint is its end of the underlay, which exists once host B does
   plane = await startPlane({ agent: 'none', network: { hostNetns: nsA, underlayIp: layout.peerIp } });
   const p = plane;
   hostB = await addLocalHost({
@@ -107,7 +116,24 @@ export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string
   await p.startAgent('inproc');
   const db = p.cloud.server.database.db;
   await until('host B registered', async () => db.selectFrom('compute_hosts').select('hostname').where('hostname', '=', nameB).executeTakeFirst());
+  return {
+    p, nsA, nameB, stateB, tag, layout, pids, notePids, track: (id) => ids.add(id), log,
+    stopB: async () => {
+      await hostB?.stop();
+      hostB = null;
+    },
+  };
+}
 
+/**
+ * startTwoHosts (B's name must sort after A's `dp-…`, so the network's DHCP
+ * stays on A while A holds a port of it), and the tiny VM image, a flavor
+ * for it, a network on `cidr` and a group letting pings in.
+ */
+export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string; bArgs?: string[] }): Promise<TwoHosts> {
+  const tiny = await buildTinyImage();
+  const pair = await startTwoHosts(t, o);
+  const { p, tag } = pair;
   const img = await p.api('POST', '/image/v2/images', { name: 'stratus-tiny', container_format: 'bare', disk_format: 'qcow2', visibility: 'public', min_disk: 1, min_ram: 64 });
   assert.equal(img.status, 201);
   const up = await fetch(`${p.cloud.url}/image/v2/images/${img.body.id}/file`, {
@@ -123,7 +149,7 @@ export async function twoHosts(t: TestContext, o: { prefix: string; cidr: string
   assert.equal((await neutron('POST', '/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', protocol: 'icmp', ethertype: 'IPv4' } })).status, 201);
   const dhcpNs = dhcpNamespace(net.id);
   return {
-    p, nsA, nameB, stateB, tag, pids, notePids, track: (id) => ids.add(id),
+    ...pair,
     vmImage: img.body.id, vmFlavor: fl.body.flavor.id, net, sgName: sg.name, neutron, dhcpNs,
     ping: async (ip) => existsSync(`/run/netns/${dhcpNs}`) && (await sh(dhcpNs, ['/bin/busybox', 'ping', '-c', '1', '-W', '2', ip], 10_000)).code === 0,
   };

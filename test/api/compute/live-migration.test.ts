@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type Cloud, until, useCloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, whileDisabled } from './lib.ts';
 
 const A = `lm-a-${process.pid}`;
 const B = `lm-b-${process.pid}`;
@@ -122,12 +122,10 @@ test('os-migrateLive: Nova\'s refusals per microversion leave nothing behind', a
 
 test('a live migration through its statuses: prepared on the destination (ports pre-plugged), copied with progress, finished there; the source\'s claim released', async () => {
   hostB ??= await simulatedHost(cloud, B);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
   const call = neutron(cloud);
   const net = await createNet(call, 'networks', 'network', { name: 'lm-net' }, alice.token);
   await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.7.0/24', ip_version: 4 }, alice.token);
-  const id = await server(diskImage, [{ uuid: net.id }]);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage, [{ uuid: net.id }]));
   const portBefore = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
 
   const r = await live(id, { host: B, block_migration: 'auto' }, '2.25');
@@ -215,9 +213,7 @@ test('a live migration through its statuses: prepared on the destination (ports 
 
 test('abort (DELETE of the migration) and its refusals; a failed finish undone: the server stays ACTIVE on its source, the destination\'s claim released', async () => {
   hostB ??= await simulatedHost(cloud, B);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   const claim = await allocations(id);
   assert.equal((await live(id, { host: B, block_migration: true })).status, 202);
   const prep = await asked(hostB!, id, 'prepare');

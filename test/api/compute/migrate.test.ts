@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type Cloud, until, useCloud } from '../../harness.ts';
 import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, uploadImage } from './lib.ts';
+import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, whileDisabled, uploadImage } from './lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 
 const A = `mg-a-${process.pid}`;
@@ -164,9 +164,7 @@ test('migrate a container with a port: rebound to the destination with its addre
   const net = await createNet(call, 'networks', 'network', { name: 'mg-net' }, alice.token);
   await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.1.0/24', ip_version: 4 }, alice.token);
   // B gets nothing new while A is the only fit: fill it with a disabled state instead
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(containerImage, [{ uuid: net.id }]);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(containerImage, [{ uuid: net.id }]));
   const portOf = async () => ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
   const before = await portOf();
   assert.equal(before['binding:host_id'], A);
@@ -224,9 +222,7 @@ test('resize with no room left on the server\'s host: resized on the other one b
   hostB ??= await simulatedHost(cloud, B);
   await registerB(cloud, 16384);
   const large = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'mg-large', ram: 9000, vcpus: 1, disk: 2 } } })).body.flavor.id as string;
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   // 9000 MB is more than host A has at all (8192): only B fits
   let r = await act(id, { resize: { flavorRef: large } }, alice);
   assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -269,12 +265,10 @@ test('resize with no room left on the server\'s host: resized on the other one b
 
 test('evacuate: refused while the host is up; from a host forced down, rebuilt on the other one (ports rebound), the dead host\'s claim released once done', async () => {
   hostB ??= await simulatedHost(cloud, B);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
   const call = neutron(cloud);
   const net = await createNet(call, 'networks', 'network', { name: 'mg-ev' }, alice.token);
   await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.2.0/24', ip_version: 4 }, alice.token);
-  const id = await server(diskImage, [{ uuid: net.id }]);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage, [{ uuid: net.id }]));
   const portBefore = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
 
   let r = await act(id, { evacuate: {} });
@@ -324,9 +318,7 @@ test('evacuate: refused while the host is up; from a host forced down, rebuilt o
 test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims released, the copy of its disk deleted', async () => {
   hostB ??= await simulatedHost(cloud, B);
   await registerB(cloud, 8192);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   assert.equal((await act(id, { migrate: null })).status, 202);
   await hostA.report(id, 'stopped', 4);
   const copy = await copyOn(hostA, id, Buffer.alloc(4096, 4));
@@ -351,9 +343,7 @@ test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims rel
 test('an admin\'s resetState during an evacuation ends its migration (error) and releases the dead host\'s claim; the new host keeps the server\'s', async () => {
   hostB ??= await simulatedHost(cloud, B);
   await registerB(cloud, 8192);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   const down = await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: true } });
   assert.equal(down.status, 200, JSON.stringify(down.body));
   try {
