@@ -959,12 +959,14 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
      * image, fetched as for a boot), config drive and taps as for a boot, and
      * qemu with the same machine and devices waiting for the incoming state;
      * its local disks exported over NBD for a block migration. A server
-     * already launched here is refused; a half-prepared one is made afresh.
+     * running here is refused; a half-prepared one, or one handed over from
+     * here and not yet removed, is made afresh.
      */
     prepare: (d, o) => this.serverLock.run(d.id, async () => {
       const id = d.id;
       const old = await this.readState(id);
-      if (old?.launched && old.incoming === undefined) throw permanent(ServerErrorCode.specInvalid, `server ${id} already runs on this host`);
+      // (a copy this host handed over before, not yet removed, is made afresh too)
+      if (old?.launched && old.incoming === undefined && old.outgoing === undefined) throw permanent(ServerErrorCode.specInvalid, `server ${id} already runs on this host`);
       if (old) await this.destroyNow(id);
       await fsp.mkdir(this.dir(id), { recursive: true, mode: 0o700 });
       await this.qemuDir(this.dir(id));
