@@ -33,7 +33,7 @@ import { sql } from 'kysely';
 import { badRequest, conflict, notFound } from '../../common/errors.ts';
 import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
-import { LIVE_ABORTABLE, LIVE_OPEN, MigrationType, openMigration, returnClaims } from '../engine/migrations.ts';
+import { LIVE_ABORTABLE, LIVE_IN_PROGRESS, LIVE_OPEN, MigrationType, openMigration, returnClaims } from '../engine/migrations.ts';
 import { ServerAction, type LiveMigrationProgress, type LiveMigrationTarget } from '../engine/protocol.ts';
 import { releaseConsumer } from '../../placement/service.ts';
 import { kindOf } from '../kinds.ts';
@@ -215,7 +215,8 @@ export async function liveMigrationOf(ctx: ComputeContext, s: ServerRow, id: str
 
 /** The in-progress live migrations of servers (GET /servers/{id}/migrations), in Nova's view. */
 export async function inProgress(ctx: ComputeContext, serverId: string, id?: number) {
-  let qb = ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where((eb) => openMigration(eb, [MigrationType.live]));
+  let qb = ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', '=', MigrationType.live)
+    .where('status', 'in', [...LIVE_IN_PROGRESS]);
   if (id !== undefined) qb = qb.where('id', '=', id);
   return qb.orderBy('id', 'desc').execute();
 }

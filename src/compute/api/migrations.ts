@@ -12,7 +12,7 @@ import type { Tables } from '../../db/tables.ts';
 import { badRequest, notFound } from '../../common/errors.ts';
 import { parseJsonObject } from '../../common/json.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
-import { isOpen, MigrationType } from '../engine/migrations.ts';
+import { LIVE_IN_PROGRESS, MigrationType } from '../engine/migrations.ts';
 import type { ComputeContext } from './context.ts';
 import { links, mv, q, validate, versioned } from './http.ts';
 import { abortLiveMigration, forceComplete, inProgress } from './live-migration.ts';
@@ -103,7 +103,7 @@ export function migrationRoutes(ctx: ComputeContext): Route[] {
           created_at: novaTime(m.created_at), updated_at: novaTime(m.updated_at),
           ...(v.ge('2.23') ? { migration_type: m.migration_type } : {}),
           // an in-progress live migration links to its server migration (Nova's)
-          ...(v.ge('2.23') && m.migration_type === MigrationType.live && isOpen(m) ? {
+          ...(v.ge('2.23') && m.migration_type === MigrationType.live && (LIVE_IN_PROGRESS as readonly string[]).includes(m.status) ? {
             links: links(rc.req, `servers/${m.server_id}/migrations`, Number(m.id)),
           } : {}),
           ...(v.ge('2.59') ? { uuid: m.uuid } : {}),

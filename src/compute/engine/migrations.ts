@@ -19,7 +19,7 @@ export type MigrationType = (typeof MigrationType)[keyof typeof MigrationType];
  * destination builds the copy), finished (VERIFY_RESIZE), reverting; then
  * confirmed, reverted or error. The source keeps a moved server through all of them.
  */
-export const MOVE_OPEN = ['migrating', 'post-migrating', 'finished', 'reverting'] as const;
+const MOVE_OPEN = ['migrating', 'post-migrating', 'finished', 'reverting'] as const;
 /** A resize's or cold migration's statuses before it is finished or reverted: what an agent's report or an undo ends. */
 export const MOVE_IN_FLIGHT = ['migrating', 'post-migrating'] as const;
 /**
@@ -29,16 +29,15 @@ export const MOVE_IN_FLIGHT = ['migrating', 'post-migrating'] as const;
  * cancelling (an abort asked); then completed, cancelled or error.
  */
 export const LIVE_OPEN = ['queued', 'preparing', 'running', 'post-migrating', 'cancelling'] as const;
+/** A live migration in progress as Nova lists them (GET /servers/{id}/migrations, os-migrations' links): not one being cancelled. */
+export const LIVE_IN_PROGRESS = ['queued', 'preparing', 'running', 'post-migrating'] as const;
 /** The statuses a live migration may be aborted in (Nova's: running; queued and preparing from 2.65). */
 export const LIVE_ABORTABLE = ['queued', 'preparing', 'running'] as const;
 
 /** Open statuses per type: an evacuation is open until its new host reports the rebuild (done, or failed). */
-export const OPEN_STATUSES: Readonly<Record<MigrationType, readonly string[]>> = {
+const OPEN_STATUSES: Readonly<Record<MigrationType, readonly string[]>> = {
   resize: MOVE_OPEN, migration: MOVE_OPEN, 'live-migration': LIVE_OPEN, evacuation: ['accepted'],
 };
-
-/** Whether a migration row is open (OPEN_STATUSES). */
-export const isOpen = (m: { migration_type: string; status: string }): boolean => (OPEN_STATUSES[m.migration_type as MigrationType] ?? []).includes(m.status);
 
 /** A where-clause of open migrations of the given types (all: every type), on `compute_migrations` or its alias `m`. */
 export function openMigration(eb: ExpressionBuilder<any, any>, types: readonly MigrationType[] = Object.values(MigrationType), alias = ''): ReturnType<ExpressionBuilder<any, any>['or']> {
