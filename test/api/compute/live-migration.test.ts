@@ -9,9 +9,10 @@
 // released); force_complete's and abort's refusals; a failed finish undone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Cloud, until, useCloud } from '../../harness.ts';
-import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, whileDisabled } from './lib.ts';
+import { until } from '../../harness.ts';
+import { networkWithSubnet, neutron } from '../network/lib.ts';
+import { agentCall, type Nova, type SimulatedHost, simulatedHost, whileDisabled } from './lib.ts';
+import { movesCloud } from './moves-lib.ts';
 
 const A = `lm-a-${process.pid}`;
 const B = `lm-b-${process.pid}`;
@@ -21,37 +22,10 @@ let hostA: SimulatedHost;
 let hostB: SimulatedHost | null = null;
 let diskImage: string;
 let containerImage: string;
-let flavor: string;
 
-const cloud: Cloud = useCloud(async (c) => {
-  admin = await adminNova(c);
-  alice = await projectUser(c);
-  hostA = await simulatedHost(c, A);
-  diskImage = await image(c, { name: 'lm-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
-  containerImage = await image(c, { name: 'lm-ctr', container_format: 'docker' }, dockerArchive());
-  flavor = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'lm-small', ram: 512, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
-});
-
-const db = () => cloud.server.database.db;
-const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-const migrations = (id: string) => db().selectFrom('compute_migrations').selectAll().where('server_id', '=', id).orderBy('id').execute();
-/** A consumer's allocations: provider -> resources. */
-const allocations = async (consumer: string) => Object.fromEntries(Object.entries((await cloud.call('GET', `/placement/allocations/${consumer}`, { token: cloud.adminToken })).body.allocations as Record<string, { resources: Record<string, number> }>)
-  .map(([p, a]) => [p, a.resources]));
-const providerOf = async (hostname: string) => (await db().selectFrom('compute_hosts').select('id').where('hostname', '=', hostname).executeTakeFirstOrThrow()).id;
+const { cloud, row, migrations, allocations, providerOf, server } = movesCloud('lm', A, (m) => ({ admin, alice, hostA, diskImage, containerImage } = m));
 const live = (id: string, body: Record<string, unknown>, version = '2.30', who = admin) => who.call('POST', `/servers/${id}/action`, { body: { 'os-migrateLive': body }, version });
 const status = async (id: string) => (await admin.call('GET', `/servers/${id}`)).body.server;
-
-/** An ACTIVE server of alice's placed on A. */
-async function server(imageRef: string, networks: unknown = 'none'): Promise<string> {
-  const r = await alice.call('POST', '/servers', { version: '2.37', body: { server: { name: 'lm', imageRef, flavorRef: flavor, networks } } });
-  assert.equal(r.status, 202, JSON.stringify(r.body));
-  const id = r.body.server.id as string;
-  await until('placed', async () => (await row(id)).host === A);
-  await hostA.report(id, 'active', 1);
-  assert.equal((await row(id)).vm_state, 'active');
-  return id;
-}
 
 /** The live_migration_* request `action` for `id` on `host`, once asked. */
 const asked = (host: SimulatedHost, id: string, action: string) =>
@@ -123,8 +97,7 @@ test('os-migrateLive: Nova\'s refusals per microversion leave nothing behind', a
 test('a live migration through its statuses: prepared on the destination (ports pre-plugged), copied with progress, finished there; the source\'s claim released', async () => {
   hostB ??= await simulatedHost(cloud, B);
   const call = neutron(cloud);
-  const net = await createNet(call, 'networks', 'network', { name: 'lm-net' }, alice.token);
-  await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.7.0/24', ip_version: 4 }, alice.token);
+  const net = await networkWithSubnet(call, 'lm-net', '10.95.7.0/24', alice.token);
   const id = await whileDisabled(admin, B, () => server(diskImage, [{ uuid: net.id }]));
   const portBefore = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
 
