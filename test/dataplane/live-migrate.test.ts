@@ -1,10 +1,12 @@
 // Live migration across two hosts, through the whole plane (two-hosts-lib.ts:
 // host A in-process, host B a real `stratus agent` of `host add-local`). A
-// tiny VM on a tenant network is pinged every 0.2 s from the network's DHCP
-// namespace (kept on A by a container there) while it live-migrates to B:
-// it loses at most a few packets, ends ACTIVE on B with the same port, MAC
-// and address, its migration completed with its progress, and nothing of it
-// is left on A (qemu, tap, disk, sockets, cgroups). Then a live migration
+// tiny VM on a tenant network, having written 4 MiB of 'Z' to its root disk
+// (user data), is pinged every 0.2 s from the network's DHCP namespace (kept
+// on A by a container there) while it live-migrates to B: it loses at most a
+// few packets, ends ACTIVE on B with the same port, MAC and address, the
+// bytes it wrote are in B's copy of its disk (the NBD mirror), its migration
+// completed with its progress, and nothing of it is left on A (qemu, tap,
+// disk, sockets, cgroups). Then a live migration
 // back, with B's copy slowed to 1 MiB/s (--live-migration-bandwidth), is
 // aborted while it runs: cancelled, the VM ACTIVE on B in the same qemu,
 // nothing made on A left.
@@ -36,8 +38,11 @@ test('live migration of a VM between two hosts: pinged all along it loses at mos
   const nova = (method: string, path: string, body?: unknown, version = '2.80') => p.api(method, `/compute/v2.1${path}`, body, { 'X-OpenStack-Nova-API-Version': version });
   // a container on A keeps the network, and its DHCP namespace (the pinger), on A whatever the VM does
   const anchor = await p.createServer({ name: 'lm-anchor', networks: [{ uuid: net.id }], availability_zone: `nova:${p.hostname}` });
+  // the guest writes 4 MiB of 'Z' (0x5a) at 900 MiB into its root disk: data only the disk's mirror can bring to B
+  const userData = '#!/bin/sh\ndd if=/dev/zero bs=1M count=4 2>/dev/null | tr \'\\000\' Z | dd of=/dev/vda bs=1M seek=900 2>/dev/null && sync && echo LM-DISK-WRITTEN\n';
   const id = await p.createServer({
     name: 'lm-vm', imageRef: h.vmImage, flavorRef: h.vmFlavor, networks: [{ uuid: net.id }], availability_zone: `nova:${p.hostname}`, security_groups: [{ name: h.sgName }],
+    user_data: Buffer.from(userData).toString('base64'),
   });
   h.track(id);
   await p.waitStatus(anchor, ['ACTIVE'], 120_000);
@@ -46,6 +51,7 @@ test('live migration of a VM between two hosts: pinged all along it loses at mos
   const ip = s.addresses.lm[0].addr as string;
   const port = (await neutron('GET', `/ports?device_id=${id}`)).body.ports[0];
   await waitConsole(p, id, new RegExp(READY_MARKER), BOOT_WAIT_MS);
+  await waitConsole(p, id, /LM-DISK-WRITTEN/, BOOT_WAIT_MS);
   await until(`a ping to ${ip} on ${p.hostname}`, () => h.ping(ip), BOOT_WAIT_MS);
   const pidA = qemuPid(p.stateDir, id)!;
   assert.ok(pidA, 'qemu runs on A');
@@ -84,8 +90,7 @@ test('live migration of a VM between two hosts: pinged all along it loses at mos
   const done = await db.selectFrom('compute_migrations').selectAll().where('server_id', '=', id).executeTakeFirstOrThrow();
   const progress = JSON.parse(done.progress ?? '{}');
   assert.ok(progress.memory_total > 0 && progress.memory_remaining === 0, `the progress recorded: ${done.progress}`);
-  // (the tiny guest writes nothing to its root disk: its overlay's top, what the mirror copies, may be empty)
-  assert.ok(progress.disk_total >= 0 && progress.disk_remaining === 0, 'the disk copied');
+  assert.ok(progress.disk_total >= 4 * 2 ** 20 && progress.disk_remaining === 0, `the disk copied: ${done.progress}`);
   const moved = (await neutron('GET', `/ports/${port.id}`)).body.port;
   assert.equal(moved['binding:host_id'], nameB);
   assert.equal(moved.mac_address, port.mac_address);
@@ -93,6 +98,11 @@ test('live migration of a VM between two hosts: pinged all along it loses at mos
   assert.equal(moved['binding:profile'].migrating_to, undefined);
   const pidB = qemuPid(stateB, id);
   assert.ok(pidB, 'qemu runs on B');
+  // what the guest wrote on A is in B's disk (read beside the running qemu: -U)
+  const check = await run('qemu-io', ['-r', '-U', '-f', 'qcow2', join(stateB, 'vm', 'servers', id, 'root.qcow2'), '-c', `read -P 0x5a ${900 * 2 ** 20} ${4 * 2 ** 20}`]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.doesNotMatch(check.stdout, /verification failed/i, check.stdout);
+  assert.match(check.stdout, /read 4194304\/4194304 bytes/);
   h.notePids();
   // nothing of it left on A
   await until('A removes what it held', async () => !existsSync(join(p.stateDir, 'vm', 'servers', id)), 60_000);
