@@ -60,6 +60,8 @@ export interface AgentFlags {
   bridgeMappings?: Record<string, string>;
   /** Run `vm` servers (the VM driver) and `vm-container` servers (VM-isolated containers) when qemu-system-x86_64 is on PATH; default true (`--no-vm`: off). */
   vm?: boolean;
+  /** A live migration's copy rate from this host in MiB/s, memory and each disk (Nova's live_migration_bandwidth); 0 or absent: unlimited. */
+  liveMigrationBandwidth?: number;
   /** Serve volumes (the volume driver, file backend under STATE_DIR/volumes); default true (`--no-volume`: off). */
   volume?: boolean;
   /** Be a bare-metal conductor (`baremetal_node`: ipmi and redfish nodes); needs `baremetalAddress`. */
@@ -97,6 +99,7 @@ export function createAgent(f: AgentFlags, log: Logger): Agent {
     // the VMs' cgroups beside the containers' (`<parent>-vm`): two agents on one machine (add-local) never share one
     stateDir, log: log.child({ component: 'vm' }), consoleCap: f.consoleLogMax, netns: f.networkHostNetns ?? null,
     ...(f.cgroupParent ? { cgroupParent: `${f.cgroupParent}-vm` } : {}),
+    ...(f.liveMigrationBandwidth ? { migrationBandwidthMiB: f.liveMigrationBandwidth } : {}),
     fetchImage: (id, dest) => client.downloadImage(id, dest),
   });
   // VM-isolated containers (OCI images in a VM of their own): wherever VMs run

@@ -326,6 +326,7 @@ allocationRatioOptions(program.command('agent').description('run a host agent (a
   .option('--underlay-ip <ip>', 'this host\'s VXLAN endpoint, registered as its host_ip (default: the address the route to the server leaves from)')
   .option('--no-network', 'serve no tenant networks (no bridges, VXLAN, nftables or dnsmasq on this host)')
   .option('--no-vm', 'run no virtual machines (by default the agent serves `vm` servers when qemu-system-x86_64 is installed)')
+  .option('--live-migration-bandwidth <MiB/s>', 'the rate a live migration copies a VM\'s memory and each disk at from this host (Nova\'s live_migration_bandwidth; 0: unlimited)', count, 0)
   .option('--no-volume', 'serve no volumes (by default the agent keeps volumes as files under STATE_DIR/volumes: reflink copies on btrfs/XFS, a loop-mounted btrfs otherwise)')
   .option('--bridge-mapping <physnet=bridge>', 'flat networks on this physical network use this existing host bridge (repeatable; e.g. public=br-ex); the agent never changes or deletes it', bridgeMapping)
   .option('--baremetal', 'be a bare-metal conductor: drive `ipmi` and `redfish` nodes (power, boot device, inspection, cleaning and deploys through the deploy ramdisk)')

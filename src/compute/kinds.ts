@@ -74,13 +74,14 @@ export const KINDS = {
   // states, reboot, rebuild), its console log and a snapshot of its disk; its serial console
   // and its screen through noVNC (QEMU's VNC server on a unix socket); resize (cold: stopped and
   // started with the new memory and vCPUs, the disk grown), cold migration (its disk copied as
-  // one qcow2, the backing image folded in), evacuate (rebuilt from its image elsewhere), shelve and rescue (booted from a
+  // one qcow2, the backing image folded in), live migration (QEMU's, its disks over NBD: agent drivers/vm/live-migration.ts),
+  // evacuate (rebuilt from its image elsewhere), shelve and rescue (booted from a
   // throwaway overlay on the rescue image, its root disk second, as Nova's libvirt driver)
   vm: {
     imageFormats: ['bare', 'ovf', 'ova', 'ami'], rootDisk: true, rootDeviceName: '/dev/vda',
     snapshot: { containerFormat: 'bare', diskFormat: 'qcow2' }, hypervisor: 'qemu', disks: 1, vifType: 'tap',
     actions: ['os-start', 'os-stop', 'pause', 'unpause', 'suspend', 'resume', 'reboot', 'rebuild', 'createImage', 'createBackup', 'os-getConsoleOutput',
-      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
+      'attach_volume', 'detach_volume', 'resize', 'confirmResize', 'revertResize', 'migrate', 'os-migrateLive', 'evacuate', 'shelve', 'shelveOffload', 'unshelve', 'rescue', 'unrescue'],
     consoles: { serial: ['serial'], vnc: ['novnc'] }, agent: true, diskFormats: null, byFlavor: false,
   },
   // a VM-isolated container (src/agent/drivers/vm-container, as Kata Containers runs one): an OCI

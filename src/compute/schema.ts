@@ -168,6 +168,8 @@ export interface ComputeApiTables {
      * its source host still runs from; a revert puts it back).
      */
     disk_image: string | null; old_disk_image: string | null;
+    /** A live migration's progress (0114): the source's last LiveMigrationProgress (JSON; bytes of memory and disks), null before any. */
+    progress: Generated<string | null>;
   };
   /** One-off markers (e.g. default flavors seeded). */
   compute_meta: { key: string; value: string };
@@ -428,6 +430,12 @@ export const computeMigrations: Record<string, Migration> = {
       // a cold migration copies the disk through an image; the server's disk image before it, for a revert
       await db.schema.alterTable('compute_migrations').addColumn('disk_image', text).execute();
       await db.schema.alterTable('compute_migrations').addColumn('old_disk_image', text).execute();
+    },
+  },
+  '0114_live_migration': {
+    async up(db: Kysely<any>) {
+      // a live migration's progress as its source last reported it
+      await db.schema.alterTable('compute_migrations').addColumn('progress', text).execute();
     },
   },
 };

@@ -18,7 +18,7 @@
 
 
 /** Major.minor. A server accepts agents of its own major and of its minor or the one before (rolling upgrades: servers first). */
-export const PROTOCOL_VERSION = '2.5';
+export const PROTOCOL_VERSION = '2.6';
 
 export const AGENT_TOKEN_HEADER = 'x-stratus-agent-token';
 

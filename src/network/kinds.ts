@@ -33,7 +33,7 @@ import type { Resource, ResourceReport } from '../fleet/protocol.ts';
 import { interfaceIndexes } from './interface-index.ts';
 import { parseCidr } from './ipnet.ts';
 import {
-  defaultHostname, dnsmasqServes, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
+  defaultHostname, dnsmasqServes, MIGRATING_TO, NETWORK_KIND, NetworkObservedState, PORT_KIND, ROUTER_KIND, SECURITY_GROUP_KIND, VifType,
   type DhcpHost, type DhcpOption, type FixedIp, type Ipv6Mode, type NetworkSpec, type PortIpConfig, type PortSpec, type PortVif, type RouterSpec, type SecurityGroupSpec, type SubnetSpec, type VxlanPeer,
 } from './protocol.ts';
 
@@ -52,7 +52,7 @@ const PortObservedBody = Type.Object({ state: State, device: Type.Union([Type.St
 interface PortRow {
   id: string; project_id: string; network_id: string; mac_address: string; admin_state_up: number; device_id: string; device_owner: string;
   port_security_enabled: number; allowed_address_pairs: string; binding_host_id: string; binding_vif_type: string; dns_name: string; created_at: string;
-  status: string; interface_index: number | null; binding_vnic_type: string; extra_dhcp_opts: string;
+  status: string; interface_index: number | null; binding_vnic_type: string; extra_dhcp_opts: string; binding_profile?: string;
 }
 interface RouterRow {
   id: string; project_id: string; name: string; admin_state_up: number; gw_network_id: string | null; gw_port_id: string | null;
@@ -79,6 +79,23 @@ const ROUTER_GATEWAY = 'network:router_gateway';
 const isRouterPort = (p: PortRow) => p.binding_host_id !== '' && (p.device_owner === ROUTER_INTERFACE || p.device_owner === ROUTER_GATEWAY);
 /** A port that makes its host hold the port's network. */
 const isPlugged = (p: PortRow) => isDevicePort(p) || isRouterPort(p) || isBaremetalPort(p);
+/** The host a device port's server is being live-migrated to (binding:profile migrating_to): the port is plugged there too. */
+function migratingTo(p: PortRow): string | null {
+  if (!p.binding_profile?.includes(MIGRATING_TO) || !isDevicePort(p)) return null;
+  try {
+    const to = (JSON.parse(p.binding_profile) as Record<string, unknown>)[MIGRATING_TO];
+    return typeof to === 'string' && to !== p.binding_host_id ? to : null;
+  } catch {
+    return null;
+  }
+}
+/** The hosts a port is plugged on: its binding's, and the one its server is live-migrating to. */
+const hostsOfPort = (p: PortRow): string[] => {
+  const to = migratingTo(p);
+  return to ? [p.binding_host_id, to] : [p.binding_host_id];
+};
+/** Whether the port is plugged on `hostname`. */
+const isOn = (p: PortRow, hostname: string) => p.binding_host_id === hostname || migratingTo(p) === hostname;
 
 const versionOf = (spec: unknown) => Number.parseInt(createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12), 16);
 
@@ -122,7 +139,7 @@ class Snapshot {
 
   /** The hosts with device or router ports on the network, by name. */
   hostsOf(networkId: string): string[] {
-    return [...new Set(this.ports.filter((p) => p.network_id === networkId && isPlugged(p)).map((p) => p.binding_host_id))].sort();
+    return [...new Set(this.ports.filter((p) => p.network_id === networkId && isPlugged(p)).flatMap(hostsOfPort))].sort();
   }
 
   dhcpPort(networkId: string): PortRow | null {
@@ -135,8 +152,9 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
 
   /** The networks a host holds: those of its device ports and of the ports of the routers it serves. */
   async function hostNetworks(hostname: string): Promise<string[]> {
-    const rows = await db.selectFrom('network_ports').select(['network_id', 'device_id', 'device_owner', 'binding_host_id', 'binding_vnic_type']).where('binding_host_id', '=', hostname).execute() as PortRow[];
-    return [...new Set(rows.filter(isPlugged).map((r) => r.network_id))].sort();
+    const rows = await db.selectFrom('network_ports').select(['network_id', 'device_id', 'device_owner', 'binding_host_id', 'binding_vnic_type', 'binding_profile'])
+      .where((eb) => eb.or([eb('binding_host_id', '=', hostname), eb('binding_profile', 'like', `%${MIGRATING_TO}%`)])).execute() as PortRow[];
+    return [...new Set(rows.filter((r) => isPlugged(r) && isOn(r, hostname)).map((r) => r.network_id))].sort();
   }
 
   async function networkSpecs(hostname: string, ids: string[]): Promise<Map<string, NetworkSpec>> {
@@ -158,7 +176,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
         for (const h of hosts) {
           const ip = addresses.get(h);
           if (h === hostname || !ip) continue;
-          const macs = snap.ports.filter((p) => p.network_id === n.id && isPlugged(p) && p.binding_host_id === h).map((p) => p.mac_address);
+          const macs = snap.ports.filter((p) => p.network_id === n.id && isPlugged(p) && isOn(p, h)).map((p) => p.mac_address);
           if (dhcpPort && h === dhcpHost) macs.push(dhcpPort.mac_address);
           vxlan_peers.push({ underlay_ip: ip, macs: macs.sort() });
         }
@@ -200,7 +218,7 @@ export function networkKinds(o: { db: Db; log: Logger; hostAddresses: HostAddres
     const nets = await hostNetworks(hostname);
     const snap = await Snapshot.load(db, nets);
     const mtus = new Map((nets.length ? await db.selectFrom('network_networks').select(['id', 'mtu']).where('id', 'in', nets).execute() : []).map((n) => [n.id as string, n.mtu as number]));
-    const mine = snap.ports.filter((p) => isDevicePort(p) && p.binding_host_id === hostname);
+    const mine = snap.ports.filter((p) => isDevicePort(p) && isOn(p, hostname));
     const indexes = new Map<string, Map<string, number>>();
     for (const p of mine) {
       if (ids && !ids.includes(p.id)) continue;

@@ -303,3 +303,10 @@ export const routerNamespace = (routerId: string) => `qrouter-${routerId}`;
 export const routerInterfaceName = (portId: string) => `qr-${short(portId)}`;
 /** The router gateway's end inside the router's namespace (the host end is tapName). */
 export const routerGatewayName = (portId: string) => `qg-${short(portId)}`;
+
+/**
+ * binding:profile's key naming the host a port's server is being live-migrated
+ * to (Neutron's, as Nova sets it): the port is plugged there too until it is
+ * bound there (compute's ServerNetworking.migrating).
+ */
+export const MIGRATING_TO = 'migrating_to';

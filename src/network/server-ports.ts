@@ -8,11 +8,12 @@
 import type { Kysely } from 'kysely';
 import type { Db } from '../db/database.ts';
 import { uuid } from '../common/ids.ts';
+import { parseJsonObject } from '../common/json.ts';
 import type { NetworkContext } from './context.ts';
 import { badRequest, conflict, ipExhausted, macInUse, NeutronError, notFound } from './errors.ts';
 import { associationWith, insertFloatingIp, removeFloatingIp, type FloatingIpRow } from './floating-ips.ts';
 import { claimInterfaceIndex, interfaceIndexes } from './interface-index.ts';
-import { tapName } from './protocol.ts';
+import { MIGRATING_TO, tapName } from './protocol.ts';
 import { allocate, fixedIpsOf } from './ipam.ts';
 import { buildNetworkData, type NetworkData, type NetworkDataPort, type NetworkDataSubnet } from './metadata-network-data.ts';
 import { ensureDhcpPort, keepMark, newMac, removePort, unbindPort, type PortRow } from './ports.ts';
@@ -55,6 +56,13 @@ export interface ServerNetworking {
    * agent plugs a veth into the server's namespace) or `tap` (a tap a VM opens).
    */
   bind(serverId: string, host: string | null, vifType?: BoundVifType): Promise<void>;
+  /**
+   * A live migration's pre-plug (Neutron's `migrating_to` in binding:profile,
+   * as Nova sets it): the server's bound ports are also plugged on `host`
+   * (its network, taps and security groups made there) while they stay bound
+   * where they are; null ends it. `bind` ends it too.
+   */
+  migrating(serverId: string, host: string | null): Promise<void>;
   /**
    * Binds one of the server's ports to a bare-metal node's NIC, as Ironic's
    * flat network interface binds a tenant VIF: binding:host_id the host of
@@ -180,6 +188,18 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
 
   const serverPorts = (serverId: string) => db.selectFrom('network_ports').selectAll().where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%');
 
+  /** Sets or clears the ports' `migrating_to` (ServerNetworking.migrating). */
+const migrating = async (serverId: string, host: string | null): Promise<void> => {
+    const ports = await db.selectFrom('network_ports').select(['id', 'binding_profile']).where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%').execute();
+    for (const p of ports) {
+      const profile = parseJsonObject(p.binding_profile);
+      if ((profile[MIGRATING_TO] ?? null) === host) continue;
+      if (host) profile[MIGRATING_TO] = host;
+      else delete profile[MIGRATING_TO];
+      await db.updateTable('network_ports').set({ binding_profile: JSON.stringify(profile) }).where('id', '=', p.id).execute();
+    }
+  };
+
   return {
     ...attachments(),
     ...proxies(),
@@ -229,12 +249,15 @@ export function serverNetworking(ctx: NetworkContext, topology?: AutoTopology): 
     async bind(serverId, host, vifType = 'bridge') {
       await db.updateTable('network_ports').set({ binding_host_id: host ?? '', binding_vif_type: host ? vifType : 'unbound', ...(host ? {} : { status: 'DOWN' }) })
         .where('device_id', '=', serverId).where('device_owner', 'like', 'compute:%').execute();
+      await migrating(serverId, null);
       if (host) {
         const nets = await db.selectFrom('network_ports').select('network_id').distinct().where('device_id', '=', serverId).execute();
         // the network's DHCP port, as a port bound through the API gets it
         for (const n of nets) await retryOnCollision(() => db.transaction().execute((tx) => ensureDhcpPort(tx, n.network_id, ctx.config.macPrefix)), () => ipExhausted(n.network_id));
       }
     },
+
+    migrating,
 
     async bindBaremetal(serverId, portId, b) {
       await db.transaction().execute(async (tx) => {

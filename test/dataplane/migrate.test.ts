@@ -12,96 +12,20 @@
 // removed in after(), also when a step fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { run } from '../../src/agent/exec.ts';
-import { buildTinyImage } from '../../src/agent/drivers/vm/guest/tiny-image.ts';
 import { READY_MARKER } from '../../src/agent/drivers/vm/guest/scripts.ts';
-import { addLocalHost, localHostLayout, removeLocalHost, removeNetworking, type LocalHost } from '../../src/cli/local-host.ts';
-import { dhcpNamespace } from '../../src/network/protocol.ts';
-import { sh } from './network-lib.ts';
-import { CLI, processAlive, skipUnlessRoot, startPlane, waitConsole, type Plane } from './lib.ts';
+import { processAlive, waitConsole } from './lib.ts';
 import { until } from '../harness.ts';
-
-const hasQemu = ['/usr/bin', '/usr/local/bin'].some((d) => existsSync(join(d, 'qemu-system-x86_64')));
-const skip = skipUnlessRoot || (hasQemu ? false : 'qemu-system-x86_64 is not installed');
-/** How long to wait for the guest under TCG on a loaded box; not a timing assertion. */
-const BOOT_WAIT_MS = 300_000;
-
-
-/** The pid a host's VM driver recorded for a server, if its qemu runs. */
-function qemuPid(stateDir: string, id: string): number | null {
-  try {
-    const pid = Number(readFileSync(join(stateDir, 'vm', 'servers', id, 'qemu.pid'), 'utf8').trim());
-    return pid > 0 && processAlive(pid) ? pid : null;
-  } catch {
-    return null;
-  }
-}
+import { BOOT_WAIT_MS, qemuPid, skip, twoHosts } from './two-hosts-lib.ts';
 
 test('cold migration of a VM between two hosts: it answers pings on the other host with its address; confirmed, the source holds nothing; evacuated back when its host is down', { skip, timeout: 900_000 }, async (t) => {
-  const tag = randomBytes(3).toString('hex');
-  const nsA = `mg${tag}-a`;
-  const nameB = `mg${tag}`;
-  const underlay = `10.251.${Math.floor(Math.random() * 256)}.${4 * Math.floor(Math.random() * 64)}/30`;
-  const stateB = mkdtempSync(join(tmpdir(), `mg${tag}-b-`));
-  const layout = localHostLayout(nameB, { underlay, stateDir: stateB });
-  const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
-  let plane: Plane | null = null;
-  let hostB: LocalHost | null = null;
-  let id = '';
-  const pids = new Set<number>();
-  const notePids = () => {
-    for (const dir of [plane?.stateDir, stateB]) {
-      const pid = dir && id ? qemuPid(dir, id) : null;
-      if (pid) pids.add(pid);
-    }
-  };
-  t.after(async () => {
-    notePids();
-    await hostB?.stop().catch(() => undefined);
-    await removeLocalHost({ name: nameB, stateDir: stateB, log }).catch((err) => console.error('remove-local:', err));
-    await plane?.stopAgent().catch(() => undefined);
-    if (plane && existsSync(`/run/netns/${nsA}`)) await removeNetworking(plane.stateDir, nsA, log).catch((err) => console.error('host A networking:', err));
-    for (const p of pids) if (processAlive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-    await plane?.cleanup();
-    if (existsSync(`/run/netns/${nsA}`)) await run('ip', ['netns', 'del', nsA]);
-    rmSync(stateB, { recursive: true, force: true });
+  const h = await twoHosts(t, { prefix: 'mg', cidr: '10.96.0.0/24' });
+  const { p, nameB, stateB, neutron, net, pids, notePids } = h;
+  const id = await p.createServer({
+    name: 'mg-vm', imageRef: h.vmImage, flavorRef: h.vmFlavor, networks: [{ uuid: net.id }], availability_zone: `nova:${p.hostname}`, security_groups: [{ name: h.sgName }],
   });
-  const tiny = await buildTinyImage();
-  await run('ip', ['netns', 'add', nsA]);
-  await sh(nsA, ['ip', 'link', 'set', 'lo', 'up']);
-  plane = await startPlane({ agent: 'none', network: { hostNetns: nsA, underlayIp: layout.peerIp } });
-  const p = plane;
-  hostB = await addLocalHost({
-    name: nameB, server: [p.cloud.url], tokenFile: join(p.dataDir, 'agent-token'), underlay, stateDir: stateB, peerNetns: nsA,
-    cli: CLI, log, execArgv: ['--disable-warning=ExperimentalWarning'], agentArgs: ['--log-level', process.env.STRATUS_TEST_LOG ?? 'warn'],
-  });
-  await p.startAgent('inproc');
-  const db = p.cloud.server.database.db;
-  await until('host B registered', async () => db.selectFrom('compute_hosts').select('hostname').where('hostname', '=', nameB).executeTakeFirst());
-
-  const img = await p.api('POST', '/image/v2/images', { name: 'stratus-tiny', container_format: 'bare', disk_format: 'qcow2', visibility: 'public', min_disk: 1, min_ram: 64 });
-  assert.equal(img.status, 201);
-  const up = await fetch(`${p.cloud.url}/image/v2/images/${img.body.id}/file`, {
-    method: 'PUT', headers: { 'x-auth-token': p.token, 'content-type': 'application/octet-stream' }, body: new Uint8Array(await fsp.readFile(tiny.disk)),
-  });
-  assert.equal(up.status, 204);
-  const fl = await p.api('POST', '/compute/v2.1/flavors', { flavor: { name: `mg-${tag}`, ram: 128, vcpus: 1, disk: 1 } });
-  const neutron = (method: string, path: string, body?: unknown) => p.api(method, `/network/v2.0${path}`, body);
-  const net = (await neutron('POST', '/networks', { network: { name: 'mg' } })).body.network;
-  assert.equal((await neutron('POST', '/subnets', { subnet: { network_id: net.id, cidr: '10.96.0.0/24', ip_version: 4 } })).status, 201);
-
-  // pings come from outside the server's groups: a group that lets them in
-  const sg = (await neutron('POST', '/security-groups', { security_group: { name: `mg-ping-${tag}` } })).body.security_group;
-  assert.equal((await neutron('POST', '/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', protocol: 'icmp', ethertype: 'IPv4' } })).status, 201);
-  id = await p.createServer({
-    name: 'mg-vm', imageRef: img.body.id, flavorRef: fl.body.flavor.id, networks: [{ uuid: net.id }], availability_zone: `nova:${p.hostname}`, security_groups: [{ name: sg.name }],
-  });
+  h.track(id);
   let s = await p.waitStatus(id, ['ACTIVE'], 120_000);
   notePids();
   assert.equal(s['OS-EXT-SRV-ATTR:host'], p.hostname);
@@ -109,9 +33,8 @@ test('cold migration of a VM between two hosts: it answers pings on the other ho
   const port = (await neutron('GET', `/ports?device_id=${id}`)).body.ports[0];
   await waitConsole(p, id, new RegExp(READY_MARKER), BOOT_WAIT_MS);
   // the network's DHCP namespace is on the network (whichever host holds it): it pings the guest once its lease is in
-  const dhcpNs = dhcpNamespace(net.id);
-  await until('the DHCP namespace', async () => existsSync(`/run/netns/${dhcpNs}`));
-  const ping = async () => (await sh(dhcpNs, ['/bin/busybox', 'ping', '-c', '1', '-W', '2', ip], 10_000)).code === 0;
+  await until('the DHCP namespace', async () => existsSync(`/run/netns/${h.dhcpNs}`));
+  const ping = () => h.ping(ip);
   await until(`a ping to ${ip} on ${p.hostname}`, ping, BOOT_WAIT_MS);
 
   const r = await p.api('POST', `/compute/v2.1/servers/${id}/action`, { migrate: { host: nameB } });

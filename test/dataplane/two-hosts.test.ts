@@ -8,16 +8,15 @@
 // the deletes and `remove-local` nothing of either is left.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { run } from '../../src/agent/exec.ts';
-import { addLocalHost, localHostLayout, removeLocalHost, removeNetworking, type LocalHost } from '../../src/cli/local-host.ts';
+import { removeLocalHost } from '../../src/cli/local-host.ts';
 import { dhcpNamespace, serverNamespace } from '../../src/network/protocol.ts';
 import { sh, shOk } from './network-lib.ts';
-import { CLI, skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
+import { skipUnlessRoot, sleep } from './lib.ts';
+import { startTwoHosts } from './two-hosts-lib.ts';
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -41,39 +40,13 @@ async function ruleset(ns: string): Promise<string> {
 }
 
 test('two hosts: servers on either, over VXLAN, DHCP and DNS across hosts, nothing left after', { skip: skipUnlessRoot, timeout: 300_000 }, async (t) => {
-  const tag = randomBytes(3).toString('hex');
-  const nsA = `tw${tag}-a`;
-  const nameB = `tw${tag}`;
-  const underlay = `10.250.${Math.floor(Math.random() * 256)}.${4 * Math.floor(Math.random() * 64)}/30`;
-  const stateB = mkdtempSync(join(tmpdir(), `tw${tag}-b-`));
+  const { p, nsA, nameB, stateB, tag, layout, log, stopB } = await startTwoHosts(t, { prefix: 'tw', underlayNet: '10.250' });
   const scratch = mkdtempSync(join(tmpdir(), `tw${tag}-s-`));
-  const layout = localHostLayout(nameB, { underlay, stateDir: stateB });
-  const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
-  let plane: Plane | null = null;
-  let hostB: LocalHost | null = null;
   const ids: string[] = [];
   t.after(async () => {
-    await hostB?.stop().catch(() => undefined);
-    await removeLocalHost({ name: nameB, stateDir: stateB, log }).catch((err) => console.error('remove-local:', err));
-    // what host A's agent made in its namespace (DHCP namespaces and dnsmasq are outside it) when the test failed half-way
-    await plane?.stopAgent().catch(() => undefined);
-    if (plane && existsSync(`/run/netns/${nsA}`)) await removeNetworking(plane.stateDir, nsA, log).catch((err) => console.error('host A networking:', err));
-    await plane?.cleanup();
-    if (existsSync(`/run/netns/${nsA}`)) await run('ip', ['netns', 'del', nsA]);
     for (const ns of ids.map(serverNamespace)) if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]);
-    rmSync(stateB, { recursive: true, force: true });
     rmSync(scratch, { recursive: true, force: true });
   });
-  await run('ip', ['netns', 'add', nsA]);
-  await sh(nsA, ['ip', 'link', 'set', 'lo', 'up']);
-  // host A's VXLAN endpoint is its end of the underlay, which exists once host B does
-  plane = await startPlane({ agent: 'none', network: { hostNetns: nsA, underlayIp: layout.peerIp } });
-  const p = plane;
-  hostB = await addLocalHost({
-    name: nameB, server: [p.cloud.url], tokenFile: join(p.dataDir, 'agent-token'), underlay, stateDir: stateB, peerNetns: nsA,
-    cli: CLI, log, execArgv: ['--disable-warning=ExperimentalWarning'], agentArgs: ['--log-level', process.env.STRATUS_TEST_LOG ?? 'warn'],
-  });
-  await p.startAgent('inproc');
   const hostRow = (h: string) => p.cloud.server.database.db.selectFrom('compute_hosts').select(['hostname', 'host_ip']).where('hostname', '=', h).executeTakeFirst();
   const registered = await until('host B registered', async () => hostRow(nameB), 60_000);
   assert.equal(registered.host_ip, layout.hostIp, 'host B registers its end of the underlay as its VXLAN endpoint');
@@ -147,8 +120,7 @@ test('two hosts: servers on either, over VXLAN, DHCP and DNS across hosts, nothi
   await until('host A\'s nft back to its skeleton', async () => (await ruleset(nsA)) === rulesA);
   await until('host B\'s nft back to its skeleton', async () => (await ruleset(layout.netns)) === rulesB);
 
-  await hostB.stop();
-  hostB = null;
+  await stopB();
   const removed = await removeLocalHost({ name: nameB, stateDir: stateB, log });
   assert.ok(removed.some((r) => r.startsWith('namespace')), removed.join('; '));
   assert.ok(!existsSync(`/run/netns/${layout.netns}`), 'host B\'s namespace is gone');

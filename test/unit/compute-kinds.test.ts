@@ -37,7 +37,10 @@ test('actions: each kind lists driver actions only, once; what no kind does is r
     assert.ok(kindSupports('container', a), `container ${a}`);
     assert.ok(kindSupports('vm', a), `vm ${a}`);
   }
-  for (const a of ['os-migrateLive', 'changePassword', 'swap_volume']) {
+  // live migration: VMs only
+  assert.ok(kindSupports('vm', 'os-migrateLive'));
+  assert.equal(kindSupports('container', 'os-migrateLive'), false);
+  for (const a of ['changePassword', 'swap_volume']) {
     assert.ok(isDriverAction(a), a);
     assert.equal(kindSupports('container', a), false, `container ${a}`);
     assert.equal(kindSupports('vm', a), false, `vm ${a}`);

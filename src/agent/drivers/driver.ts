@@ -6,7 +6,7 @@
 // Every step must be idempotent: any may be repeated after a crash. A driver
 // throws ResourceFailure (errors.ts) when it knows a failure's class; any
 // other error is taken as the host's (transient).
-import type { DesiredServer, ServerVolumeObserved } from '../../compute/engine/protocol.ts';
+import type { DesiredServer, LiveMigrationProgress, LiveMigrationTarget, ServerVolumeObserved } from '../../compute/engine/protocol.ts';
 import type { Logger } from 'pino';
 import type { BaremetalConductor, Hypervisor } from '../../fleet/protocol.ts';
 import type { VolumePoolStats } from '../../volume/protocol.ts';
@@ -67,4 +67,27 @@ export interface ComputeDriver extends Driver {
   snapshot(id: string, upload: (archive: AsyncIterable<Buffer>) => Promise<void>): Promise<void>;
   /** Periodic housekeeping (console caps, unused images); `inUse` are the servers the agent knows. */
   sweep(inUse: Set<string>): Promise<void>;
+  /** Live migration, when the driver does it (the `live_migration_*` requests). */
+  liveMigration?: LiveMigrationDriver;
+}
+
+/**
+ * A live migration's steps on the two hosts (the control plane calls them in
+ * this order through the request channel; each is idempotent where it can be
+ * repeated). Destination: `prepare` runs the server waiting for its state and
+ * says where it listens; source: `run` copies the disks then the memory to it
+ * and returns once the guest is handed over (the source's copy stays paused);
+ * destination: `finish` starts it there. `abort` (source) cancels a run, which
+ * then fails and leaves the server running on the source; `recover` (source)
+ * runs the source's copy again after a hand-over the destination could not
+ * finish. `forceComplete` pauses the guest so that the copy converges.
+ */
+export interface LiveMigrationDriver {
+  prepare(d: DesiredServer, o: { migration: string; listen: string }): Promise<LiveMigrationTarget>;
+  run(id: string, o: { migration: string; target: LiveMigrationTarget }): Promise<LiveMigrationProgress>;
+  progress(id: string): Promise<LiveMigrationProgress>;
+  forceComplete(id: string): Promise<void>;
+  abort(id: string): Promise<void>;
+  finish(id: string, migration: string): Promise<void>;
+  recover(id: string, migration: string): Promise<void>;
 }

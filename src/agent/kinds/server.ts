@@ -5,7 +5,9 @@
 // of a running server is reported and, when transient, retried with backoff;
 // a delete is retried until the host is clean.
 import { PowerState } from '../../compute/schema.ts';
-import { SERVER_KIND, ServerAction, ServerErrorCode, type DesiredServer, type ServerObserved, type ServerSpec } from '../../compute/engine/protocol.ts';
+import {
+  SERVER_KIND, ServerAction, ServerErrorCode, type DesiredServer, type LiveMigrationPrepare, type LiveMigrationTarget, type ServerObserved, type ServerSpec,
+} from '../../compute/engine/protocol.ts';
 import { ErrorClass, type PendingRequest, type Resource } from '../../fleet/protocol.ts';
 import type { ComputeDriver, Driver } from '../drivers/driver.ts';
 import { toResourceError } from '../errors.ts';
@@ -115,6 +117,13 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
     },
 
     async serve(r: PendingRequest) {
+      if (r.action === ServerAction.migrationPrepare) {
+        // the destination holds nothing of the server yet: its driver by the kind of the spec the request carries
+        const a = r.args as unknown as LiveMigrationPrepare;
+        const driver = byKind.get(a.spec?.kind);
+        if (!driver?.liveMigration) throw new Error(`No driver on host ${ctx.hostname} live-migrates ${String(a.spec?.kind)} servers.`);
+        return driver.liveMigration.prepare({ ...a.spec, id: r.resource_id, version: a.version }, { migration: a.migration, listen: a.listen });
+      }
       const driver = await holder(r.resource_id);
       if (!driver) throw new Error(`server ${r.resource_id} is not on host ${ctx.hostname}`);
       if (r.action === ServerAction.console) {
@@ -126,6 +135,16 @@ export function serverReconciler(drivers: Driver[], ctx: ReconcilerContext): Rec
         if (!imageId) throw new Error('snapshot request without image_id');
         await driver.snapshot(r.resource_id, (archive) => ctx.uploadImage(imageId, archive));
         return { image_id: imageId };
+      }
+      const lm = driver.liveMigration;
+      const migration = String(r.args.migration ?? '');
+      switch (lm ? r.action : '') {
+        case ServerAction.migrationRun: return lm!.run(r.resource_id, { migration, target: r.args.target as LiveMigrationTarget });
+        case ServerAction.migrationProgress: return lm!.progress(r.resource_id);
+        case ServerAction.migrationForceComplete: return lm!.forceComplete(r.resource_id).then(() => ({}));
+        case ServerAction.migrationAbort: return lm!.abort(r.resource_id).then(() => ({}));
+        case ServerAction.migrationFinish: return lm!.finish(r.resource_id, migration).then(() => ({}));
+        case ServerAction.migrationRecover: return lm!.recover(r.resource_id, migration).then(() => ({}));
       }
       throw new Error(`unknown server request ${r.action}`);
     },

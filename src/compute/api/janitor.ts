@@ -5,9 +5,12 @@
 // snapshot timeout, the request expires, the server leaves the task state and
 // the empty image goes. Likewise a move to another host (cold migration, a
 // resize elsewhere) whose copy the process that ran it never finished: once it
-// is older than the stop wait and the snapshot timeout, it is undone.
+// is older than the stop wait and the snapshot timeout, it is undone; so is a
+// live migration older than any of its runs could take (live-migration.ts).
 import { nowIso } from '../../common/ids.ts';
 import { STOP_WAIT_MS, undoMove } from './server-moves.ts';
+import { abandonLiveMigrations } from './live-migration.ts';
+import { MigrationType } from '../engine/migrations.ts';
 import type { ComputeContext } from './context.ts';
 import { TaskState } from './state.ts';
 
@@ -48,12 +51,12 @@ export async function expireSnapshots(ctx: ComputeContext, now = Date.now()): Pr
 export async function abandonMoves(ctx: ComputeContext, now = Date.now()): Promise<number> {
   const cutoff = new Date(now - ctx.config.snapshotTimeoutMs - STOP_WAIT_MS - 60_000).toISOString();
   const stale = await ctx.db.selectFrom('compute_migrations as m').innerJoin('compute_servers as s', 's.id', 'm.server_id').selectAll('s')
-    .select(['m.uuid as migration_uuid']).where('m.status', '=', 'migrating').where('m.migration_type', 'in', ['migration', 'resize'])
+    .select(['m.uuid as migration_uuid']).where('m.status', '=', 'migrating').where('m.migration_type', 'in', [MigrationType.migration, MigrationType.resize])
     .where('s.task_state', '=', TaskState.RESIZE_MIGRATING).where('m.created_at', '<', cutoff).execute();
   for (const r of stale) {
     const { migration_uuid: migration, ...row } = r;
     ctx.log.warn({ server: row.id, migration }, 'a move\'s copy never finished; it was undone');
     await undoMove(ctx, row, migration);
   }
-  return stale.length;
+  return stale.length + await abandonLiveMigrations(ctx, now);
 }

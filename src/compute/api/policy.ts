@@ -35,6 +35,8 @@ export const computeRules: Record<string, Rule> = {
   [`${P}:os-migrations:index`]: admin,
   [`${P}:servers:migrations:index`]: admin,
   [`${P}:servers:migrations:show`]: admin,
+  [`${P}:servers:migrations:force_complete`]: admin,
+  [`${P}:servers:migrations:delete`]: admin,
   [`${P}:servers:topology`]: projectReader,
   [`${P}:os-instance-actions:list`]: projectReader,
   [`${P}:server-metadata:index`]: projectReader,

@@ -16,6 +16,8 @@ import { consoleAction } from './consoles.ts';
 import { serverFloatingIpAction } from './floating-ips.ts';
 import { serverGroupAction } from './security-groups.ts';
 import { isMoveAction, moveAction } from './server-moves.ts';
+import { endLiveMigrationOnHosts, liveMigrate } from './live-migration.ts';
+import { endOpenMigrations } from '../engine/migrations.ts';
 import { accessIp, actionOf, checkName, hostUrl, isPrintable, mv, validate, objectOf } from './http.ts';
 import { findKeypair } from './keypairs.ts';
 import { isComputeAdmin } from './policy.ts';
@@ -94,6 +96,8 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
       };
       if (isMoveAction(action)) return moveAction(ctx, rc, s, action, arg);
       switch (action) {
+        case 'os-migrateLive':
+          return liveMigrate(ctx, rc, s, arg);
         case 'os-start':
           return power({ action: 'start', event: 'compute_start_instance', taskState: T.POWERING_ON, desiredPower: 'running' }, [V.STOPPED]);
         case 'os-stop':
@@ -195,11 +199,17 @@ export function serverActionRoutes(ctx: ComputeContext): Route[] {
           if (!isComputeAdmin(cred)) throw forbidden(`Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.`);
           const state = arg && typeof arg === 'object' ? (arg as { state?: unknown }).state : undefined;
           if (state !== 'active' && state !== 'error') throw badRequest(`Invalid input for field/attribute state. Value: ${String(state)}. '${String(state)}' is not one of ['active', 'error']`);
-          await ctx.db.transaction().execute(async (tx) => {
+          // the server's open migrations end (an evacuation's dead host, a move's source: their claims settled; a live migration cancelled on its hosts)
+          const ended = await ctx.db.transaction().execute(async (tx) => {
             await tx.updateTable('compute_servers').set({ vm_state: state, task_state: null, updated_at: nowIso(), version: sql`version + 1` }).where('id', '=', s.id).execute();
             await recordAction(tx, s, cred, rc.req.id, { action: 'resetState' });
+            return endOpenMigrations(tx, s, 'error', { giveBack: true });
           });
           ctx.engine.notify(s.host);
+          for (const m of ended) {
+            for (const h of [m.source_compute, m.dest_compute]) if (h !== s.host) ctx.engine.notify(h);
+            if (m.migration_type === 'live-migration') await endLiveMigrationOnHosts(ctx, s, m.uuid);
+          }
           return;
         }
         case 'injectNetworkInfo':

@@ -1,5 +1,6 @@
 // Admin and housekeeping routes around servers: diagnostics, the metadata
 // service's password slot (os-server-password) and os-server-external-events.
+import { PowerState } from '../schema.ts';
 import { kindOf } from '../kinds.ts';
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
@@ -30,7 +31,7 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
         const s = await loadServer(ctx, rc);
         if (!s.host) throw new ApiError('Conflict', `Instance ${s.id} is not ready: it has no host yet.`);
         const f = parseFlavor(s);
-        const uptime = s.launched_at && s.power_state === 1 ? Math.floor((Date.now() - Date.parse(s.launched_at)) / 1000) : null;
+        const uptime = s.launched_at && s.power_state === PowerState.RUNNING ? Math.floor((Date.now() - Date.parse(s.launched_at)) / 1000) : null;
         // a VM on a host whose probe found KVM working runs under kvm (libvirt's virt_type), else the kind's
         const host = await ctx.db.selectFrom('compute_hosts').select('hypervisor_accel').where('hostname', '=', s.host).executeTakeFirst();
         const hypervisor = kindOf(s.kind).hypervisor === 'qemu' && host?.hypervisor_accel === 'kvm' ? 'kvm' : kindOf(s.kind).hypervisor;

@@ -34,6 +34,8 @@ import { nowIso } from '../../common/ids.ts';
 import type { RouteContext } from '../../http/service.ts';
 import { claimOnProvider, moveConsumer, releaseConsumer } from '../../placement/service.ts';
 import { agentImage } from '../engine/desired.ts';
+import { MigrationType, MOVE_IN_FLIGHT, returnClaims } from '../engine/migrations.ts';
+import { PowerState } from '../schema.ts';
 import { moveServerVolumes } from '../engine/server-volumes.ts';
 import { hostIsUp, NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
 import { kindOf } from '../kinds.ts';
@@ -92,7 +94,7 @@ export async function moveAction(ctx: ComputeContext, rc: RouteContext, s: Serve
 
 /** The open resize or cold migration of a server (finished: waiting for confirm or revert). */
 async function openResize(ctx: ComputeContext, serverId: string, statuses: string[]) {
-  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', 'in', ['resize', 'migration'])
+  return ctx.db.selectFrom('compute_migrations').selectAll().where('server_id', '=', serverId).where('migration_type', 'in', [MigrationType.resize, MigrationType.migration])
     .where('status', 'in', statuses).orderBy('id', 'desc').executeTakeFirst();
 }
 
@@ -122,14 +124,10 @@ async function migrate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg:
   checkState('migrate', s, [V.ACTIVE, V.STOPPED], [null]);
   if (!s.host) throw notReady(s);
   const force = body?.host ?? null;
-  if (force !== null) {
-    if (force === s.host) throw badRequest('Cannot migrate to the host where the server exists.');
-    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
-    if (!known) throw badRequest(`Compute host ${force} could not be found.`);
-  }
+  await checkNamedHost(ctx, s, force, { same: () => badRequest('Cannot migrate to the host where the server exists.'), unknown: (h) => badRequest(`Compute host ${h} could not be found.`) });
   // the disk goes through the image service: a server without one of its own (volume-backed) or with volumes attached is not moved yet
   await checkMovable(ctx, s, 'migrate');
-  await startMove(ctx, rc, s, { type: 'migration', action: 'migrate', force });
+  await startMove(ctx, rc, s, { type: MigrationType.migration, action: 'migrate', force });
 }
 
 /**
@@ -154,48 +152,79 @@ async function evacuate(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg
   if (v.ge('2.14') && body.onSharedStorage !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('onSharedStorage' was unexpected)`);
   if ((v.lt('2.29') || v.ge('2.68')) && body.force !== undefined) throw badRequest(`Invalid input for field/attribute evacuate. Value: ${JSON.stringify(arg)}. Additional properties are not allowed ('force' was unexpected)`);
   const force = body.host ?? null;
-  if (force !== null) {
-    const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', force).executeTakeFirst();
-    if (!known) throw notFound(`Compute host ${force} not found.`);
-    if (force === s.host) throw badRequest('The target host can\'t be the same one.');
-  }
+  await checkNamedHost(ctx, s, force, { unknown: (h) => notFound(`Compute host ${h} not found.`), same: () => badRequest('The target host can\'t be the same one.') });
   checkLock(rc.cred!, s);
   checkState('evacuate', s, [V.ACTIVE, V.STOPPED, V.ERROR], [null]);
   if (!s.host) throw notReady(s);
   const source = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
   if (source && hostIsUp(source, ctx.config.serviceDownTime)) throw badRequest(`Compute service of ${s.host} is still in use.`);
-  if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: evacuating it is not served yet.`);
-  const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
-  if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: evacuating it is not served yet.`);
+  await checkVolumes(ctx, s);
   const dest = await ctx.engine.selectDestination(s, { force });
-  if (!dest) throw badRequest(NO_VALID_HOST);
-  const migration = randomUUID();
-  const now = nowIso();
+  if (!dest) throw new NoValidHost();
   // rebuilt from the server's image (Nova's image_ref), never from a disk image a shelve or a move left on the row (deleted since)
   const set: Record<string, unknown> = { host: dest.hostname, availability_zone: s.availability_zone, disk_image: null };
   const intent = { action: 'evacuate', event: 'compute_rebuild_instance', taskState: T.REBUILDING, expectedVmState: [V.ACTIVE, V.STOPPED, V.ERROR], ...(v.ge('2.95') ? { desiredPower: 'stopped' } : {}) };
-  await applyIntent(ctx, rc, s, intent, set, async (tx) => {
-    await tx.insertInto('compute_migrations').values({
-      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'evacuation', status: 'accepted',
-      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
-      old_flavor: s.flavor, new_flavor: s.flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
-    }).execute();
-    await moveConsumer(tx, s.id, migration);
-    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf(s).resources }], async () => true);
-    if (!placed.length) throw badRequest(NO_VALID_HOST);
-  });
+  await applyIntent(ctx, rc, s, intent, set, (tx) => recordMove(tx, s, { type: MigrationType.evacuation, status: 'accepted', dest }).then(() => undefined));
   await ctx.network?.bind(s.id, dest.hostname, kindOf(s.kind).vifType).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'binding an evacuated server\'s ports failed'));
   ctx.engine.notify(dest.hostname);
   rc.reply.code(200);
   return v.lt('2.14') && ctx.config.enableInstancePassword ? { adminPass: body.adminPass ?? generatePassword() } : undefined;
 }
 
-/** What a move to another host cannot take yet: a disk that is not the server's own (volume-backed) or volumes attached. */
-async function checkMovable(ctx: ComputeContext, s: ServerRow, action: string): Promise<void> {
+/** What no move to another host takes yet: a disk that is not the server's own (volume-backed) or volumes attached (Nova's 400). */
+export async function checkVolumes(ctx: ComputeContext, s: ServerRow): Promise<void> {
   if (!s.image_id) throw badRequest(`Instance ${s.id} is volume-backed: moving it to another host is not served yet.`);
   const volumes = await ctx.db.selectFrom('compute_block_device_mappings').select('id').where('server_id', '=', s.id).executeTakeFirst();
   if (volumes) throw badRequest(`Instance ${s.id} has volumes attached: moving it to another host is not served yet.`);
+}
+
+/** What a cold move (its disk copied through an image) cannot take: checkVolumes, and no image service to copy through. */
+async function checkMovable(ctx: ComputeContext, s: ServerRow, action: string): Promise<void> {
+  await checkVolumes(ctx, s);
   if (!ctx.images.available) throw conflict(`Cannot '${action}' instance ${s.id}: images cannot be created.`);
+}
+
+/**
+ * A destination host named by the caller (null: the scheduler's choice):
+ * unknown, or the server's own, is the action's error (Nova words them per action).
+ */
+export async function checkNamedHost(ctx: ComputeContext, s: ServerRow, host: string | null, err: { unknown: (host: string) => ApiError; same: () => ApiError }): Promise<void> {
+  if (host === null) return;
+  const known = await ctx.db.selectFrom('compute_hosts').select('id').where('hostname', '=', host).executeTakeFirst();
+  if (!known) throw err.unknown(host);
+  if (host === s.host) throw err.same();
+}
+
+/** Nova's NoValidHost (400): the scheduler found no host, or the one chosen is full by the time it is claimed. A type of its own, so that a resize can fall back on it. */
+export class NoValidHost extends ApiError {
+  constructor() {
+    super('BadRequest', NO_VALID_HOST);
+  }
+}
+
+/**
+ * A move's record and claims, in the caller's transaction: the migration
+ * (`uuid`, type and first status; a cold move's disk images), the server's
+ * allocations moved to it (Nova's move_allocations: the source stays
+ * claimed by the migration) and `flavor` (default the server's) claimed on
+ * `dest` for the server (full by now: NoValidHost, the transaction undone).
+ */
+export async function recordMove(tx: Transaction<Tables>, s: ServerRow, m: {
+  type: MigrationType; status: string; dest: { id: string; hostname: string; host_ip: string | null }; uuid?: string; flavor?: string; oldDiskImage?: string | null;
+}): Promise<string> {
+  const uuid = m.uuid ?? randomUUID();
+  const now = nowIso();
+  const flavor = m.flavor ?? s.flavor;
+  await tx.insertInto('compute_migrations').values({
+    uuid, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: m.type, status: m.status,
+    source_compute: s.host, dest_compute: m.dest.hostname, source_node: s.host, dest_node: m.dest.hostname, dest_host: m.dest.host_ip || null,
+    old_flavor: s.flavor, new_flavor: flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
+    ...(m.oldDiskImage !== undefined ? { disk_image: null, old_disk_image: m.oldDiskImage } : {}),
+  }).execute();
+  await moveConsumer(tx, s.id, uuid);
+  const placed = await claimOnProvider(tx, m.dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor, image_id: s.image_id }).resources }], async () => true);
+  if (!placed.length) throw new NoValidHost();
+  return uuid;
 }
 
 /**
@@ -206,24 +235,13 @@ async function checkMovable(ctx: ComputeContext, s: ServerRow, action: string): 
  * flavor claimed on the destination, in one transaction; then the copy.
  */
 async function startMove(ctx: ComputeContext, rc: RouteContext, s: ServerRow,
-  o: { type: 'migration' | 'resize'; action: string; force: string | null; flavor?: string; set?: Record<string, unknown> }): Promise<void> {
+  o: { type: typeof MigrationType.migration | typeof MigrationType.resize; action: string; force: string | null; flavor?: string; set?: Record<string, unknown> }): Promise<void> {
   const flavor = o.flavor ?? s.flavor;
   const dest = await ctx.engine.selectDestination({ ...s, flavor }, { force: o.force });
-  if (!dest) throw badRequest(NO_VALID_HOST);
+  if (!dest) throw new NoValidHost();
   const migration = randomUUID();
-  const now = nowIso();
-  await applyIntent(ctx, rc, s, { action: o.action, event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, o.set ?? {}, async (tx) => {
-    await tx.insertInto('compute_migrations').values({
-      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: o.type, status: 'migrating',
-      source_compute: s.host, dest_compute: dest.hostname, source_node: s.host, dest_node: dest.hostname, dest_host: dest.host_ip || null,
-      old_flavor: s.flavor, new_flavor: flavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
-      disk_image: null, old_disk_image: s.disk_image,
-    }).execute();
-    // the source's allocations go to the migration; the server claims its flavor on the destination (it may be full by now: NoValidHost)
-    await moveConsumer(tx, s.id, migration);
-    const placed = await claimOnProvider(tx, dest.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor, image_id: s.image_id }).resources }], async () => true);
-    if (!placed.length) throw badRequest(NO_VALID_HOST);
-  });
+  await applyIntent(ctx, rc, s, { action: o.action, event: 'compute_prep_resize', taskState: T.RESIZE_MIGRATING, expectedVmState: [V.ACTIVE, V.STOPPED] }, o.set ?? {},
+    (tx) => recordMove(tx, s, { uuid: migration, type: o.type, status: 'migrating', dest, flavor, oldDiskImage: s.disk_image }).then(() => undefined));
   void copyDisk(ctx, s, migration, dest.hostname).catch((err: unknown) => ctx.log.error({ err, server: s.id }, 'moving a server failed'));
 }
 
@@ -237,7 +255,7 @@ async function copyDisk(ctx: ComputeContext, s: ServerRow, migration: string, de
     for (const end = Date.now() + STOP_WAIT_MS; ;) {
       const now = await ctx.db.selectFrom('compute_servers').select(['task_state', 'power_state', 'deleted_at']).where('id', '=', s.id).executeTakeFirst();
       if (!now || now.deleted_at !== null || now.task_state !== T.RESIZE_MIGRATING) throw new Error('the server changed while it was stopped for its move');
-      if (now.power_state !== 1 && now.power_state !== 3 && now.power_state !== 7) break;
+      if (now.power_state !== PowerState.RUNNING && now.power_state !== PowerState.PAUSED && now.power_state !== PowerState.SUSPENDED) break;
       if (Date.now() > end) throw new Error(`the source host did not stop the server within ${STOP_WAIT_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -286,12 +304,12 @@ export const STOP_WAIT_MS = 180_000;
 export async function undoMove(ctx: ComputeContext, s: ServerRow, migration: string): Promise<void> {
   await ctx.db.transaction().execute(async (tx) => {
     const m = await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: nowIso() })
-      .where('uuid', '=', migration).where('status', 'in', ['migrating', 'post-migrating']).executeTakeFirst();
+      .where('uuid', '=', migration).where('status', 'in', [...MOVE_IN_FLIGHT]).executeTakeFirst();
     if (!Number(m.numUpdatedRows)) return;
-    await releaseConsumer(tx, s.id);
-    await moveConsumer(tx, migration, s.id);
-    await tx.updateTable('compute_servers').set({ host: s.host, task_state: null, disk_image: s.disk_image, updated_at: nowIso(), version: sql`version + 1` })
-      .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', 'in', [T.RESIZE_MIGRATING, T.RESIZE_FINISH]).execute();
+    const r = await tx.updateTable('compute_servers').set({ host: s.host, task_state: null, disk_image: s.disk_image, updated_at: nowIso(), version: sql`version + 1` })
+      .where('id', '=', s.id).where('deleted_at', 'is', null).where('task_state', 'in', [T.RESIZE_MIGRATING, T.RESIZE_FINISH]).executeTakeFirst();
+    // a server deleted or reset meanwhile: whoever changed it settled the claims (release.ts, endOpenMigrations)
+    if (Number(r.numUpdatedRows)) await returnClaims(tx, s.id, migration);
   });
   await ctx.network?.bind(s.id, s.host, kindOf(s.kind).vifType).catch(() => undefined);
   ctx.engine.notify(s.host);
@@ -333,41 +351,31 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
   };
   // a flavor for another kind of server (stratus:kind) fits no host this server can stay on
   const wantKind = embedded.extra_specs['stratus:kind'];
-  if (wantKind && wantKind !== s.kind) throw badRequest(NO_VALID_HOST);
+  if (wantKind && wantKind !== s.kind) throw new NoValidHost();
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();
-  if (!host) throw badRequest(NO_VALID_HOST);
+  if (!host) throw new NoValidHost();
   const set: Record<string, unknown> = { flavor: newFlavor, flavor_id: flavor.id, vcpus: flavor.vcpus, memory_mb: flavor.ram };
   if (body['OS-DCF:diskConfig'] !== undefined) set.disk_config = body['OS-DCF:diskConfig'];
   try {
     await resizeHere(ctx, rc, s, set, host, newFlavor);
   } catch (e) {
     // no room left on its host: resized on another one, by the cold migration's path (a server that cannot move keeps Nova's NoValidHost)
-    if (!(e instanceof ApiError && e.status === 400 && e.message === NO_VALID_HOST)) throw e;
+    if (!(e instanceof NoValidHost)) throw e;
     try {
       await checkMovable(ctx, s, 'resize');
     } catch {
       throw e;
     }
-    await startMove(ctx, rc, s, { type: 'resize', action: 'resize', force: null, flavor: newFlavor, set });
+    await startMove(ctx, rc, s, { type: MigrationType.resize, action: 'resize', force: null, flavor: newFlavor, set });
   }
 }
 
 /** A resize on the server's own host (Nova's allow_resize_to_same_host): the new flavor claimed beside the old one, which the migration holds. */
 async function resizeHere(ctx: ComputeContext, rc: RouteContext, s: ServerRow, set: Record<string, unknown>, host: { id: string; host_ip: string }, newFlavor: string): Promise<void> {
-  const migration = randomUUID();
-  const now = nowIso();
-  await applyIntent(ctx, rc, s, { action: 'resize', event: 'compute_prep_resize', taskState: T.RESIZE_PREP }, set, async (tx) => {
-    await tx.insertInto('compute_migrations').values({
-      uuid: migration, server_id: s.id, project_id: s.project_id, user_id: s.user_id, migration_type: 'resize', status: 'migrating',
-      source_compute: s.host, dest_compute: s.host, source_node: s.host, dest_node: s.host, dest_host: host.host_ip || null,
-      old_flavor: s.flavor, new_flavor: newFlavor, old_vm_state: s.vm_state, created_at: now, updated_at: now,
-    }).execute();
-    // the old flavor's allocations go to the migration; the server claims the new one beside them (same host)
-    await moveConsumer(tx, s.id, migration);
-    const placed = await claimOnProvider(tx, host.id, [{ item: s.id, consumer: s.id, owner: { project_id: s.project_id, user_id: s.user_id }, resources: requestOf({ flavor: newFlavor, image_id: s.image_id }).resources }], async () => true);
-    if (!placed.length) throw badRequest(NO_VALID_HOST);
-  });
+  // the old flavor's allocations go to the migration; the server claims the new one beside them (same host)
+  await applyIntent(ctx, rc, s, { action: 'resize', event: 'compute_prep_resize', taskState: T.RESIZE_PREP }, set,
+    (tx) => recordMove(tx, s, { type: MigrationType.resize, status: 'migrating', dest: { id: host.id, hostname: s.host!, host_ip: host.host_ip }, flavor: newFlavor }).then(() => undefined));
 }
 
 async function confirmResize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: unknown): Promise<void> {
@@ -501,7 +509,7 @@ async function shelved(ctx: ComputeContext, id: string): Promise<void> {
  */
 async function offloadServer(ctx: ComputeContext, rc: RouteContext | null, s: ServerRow): Promise<void> {
   await applyIntent(ctx, rc, s, { action: 'shelveOffload', event: 'compute_shelve_offload_instance', taskState: null, expectedVmState: [V.SHELVED] },
-    { vm_state: V.SHELVED_OFFLOADED, host: null, power_state: 0 }, (tx) => releaseConsumer(tx, s.id));
+    { vm_state: V.SHELVED_OFFLOADED, host: null, power_state: PowerState.NOSTATE }, (tx) => releaseConsumer(tx, s.id));
   await ctx.network?.bind(s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'unbinding an offloaded server\'s ports failed'));
   // its volumes stay attached without a host (Cinder's attachments reserved, no export) until the unshelve places it
   if (ctx.volumes) await moveServerVolumes(ctx.db, ctx.volumes, s.id, null).catch((err: Error) => ctx.log.warn({ server: s.id, err: err.message }, 'moving an offloaded server\'s volumes failed'));

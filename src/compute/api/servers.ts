@@ -1,5 +1,6 @@
 // /servers: create (records intent: BUILD, scheduling), list and detail with
 // Nova's filters, sorting and pagination, show, update and delete.
+import { PowerState } from '../schema.ts';
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
 import { imageBootsKind, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
@@ -558,7 +559,7 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
         id, name: displayName, project_id: projectId, user_id: cred.userId, image_id: image?.id ?? null, flavor_id: flavor.id, flavor: JSON.stringify(embedded),
         kind: serverKind, key_name: sv.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az,
         hostname: sv.hostname ?? sanitizeHostname(displayName, `Server-${id}`), description: count > 1 && v.lt('2.19') ? displayName : description,
-        host: null, vm_state: VmState.BUILDING, task_state: volumesAsked.length ? TaskState.BLOCK_DEVICE_MAPPING : TaskState.SCHEDULING, power_state: 0, desired_power: 'running',
+        host: null, vm_state: VmState.BUILDING, task_state: volumesAsked.length ? TaskState.BLOCK_DEVICE_MAPPING : TaskState.SCHEDULING, power_state: PowerState.NOSTATE, desired_power: 'running',
         reboot_seq: 0, reboot_type: null, rebuild_seq: 0, locked: 0, locked_reason: null, config_drive: configDrive,
         access_ipv4: sv.accessIPv4 ?? '', access_ipv6: sv.accessIPv6 ?? '', fault: null, server_group_id: groupId, reservation_id: resv,
         launch_index: i, schedule_attempts: 0, failed_hosts: '[]', version: 1, launched_at: null, terminated_at: null,
@@ -948,7 +949,7 @@ export async function deleteServer(ctx: ComputeContext, cred: Credentials, reque
   const now = nowIso();
   const placedOn = await ctx.db.transaction().execute(async (tx) => {
     const local = await tx.updateTable('compute_servers')
-      .set({ vm_state: VmState.DELETED, task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: s.version + 1 })
+      .set({ vm_state: VmState.DELETED, task_state: null, power_state: PowerState.NOSTATE, deleted_at: now, terminated_at: now, updated_at: now, version: s.version + 1 })
       .where('id', '=', s.id).where('host', 'is', null).where('deleted_at', 'is', null).executeTakeFirst();
     if (Number(local.numUpdatedRows) > 0) {
       await releaseConsumer(tx, s.id);

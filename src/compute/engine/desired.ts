@@ -15,6 +15,7 @@ import { kindOf } from '../kinds.ts';
 import { SERVER_KIND, type AgentImage, type ServerPortSpec, type ServerSpec, type ServerVolumeSpec } from './protocol.ts';
 import { volumeSpecs } from './server-volumes.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
+import { MigrationType, openMigration } from './migrations.ts';
 
 type Server = Selectable<Tables['compute_servers']>;
 
@@ -29,7 +30,8 @@ export function agentImage(img: { id: string; name: string | null; status: strin
  * A server whose row names another host is one moved off `hostname` and not
  * yet confirmed or reverted (server-kind.ts migratedFrom): this host keeps it
  * stopped, with the disk image it ran from and no ports or volumes (they
- * went with it).
+ * went with it); or one arriving on `hostname` by live migration (its spec
+ * says `incoming`: the driver holds it for the migration's requests).
  */
 export async function desiredServers(db: Db, images: ImageService, ids: string[], volumes?: ServerVolumes, hostname?: string): Promise<Resource<ServerSpec>[]> {
   if (!ids.length) return [];
@@ -62,14 +64,17 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
   // here and the flavor it had (a resize to another host gives the row its new flavor at once)
   const kept = new Map<string, { old_disk_image: string | null; old_flavor: string }>();
   const moving = new Map<string, string>();
+  const incoming = new Map<string, string>();
   const away = hostname === undefined ? [] : rows.filter((r) => r.host !== hostname).map((r) => r.id);
   const copying = rows.filter((r) => r.task_state === 'resize_migrating').map((r) => r.id);
   if (away.length || copying.length) {
-    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'source_compute', 'old_disk_image', 'old_flavor'])
-      .where('server_id', 'in', [...away, ...copying]).orderBy('id', 'desc').execute();
+    const ms = await db.selectFrom('compute_migrations').select(['server_id', 'uuid', 'migration_type', 'source_compute', 'dest_compute', 'old_disk_image', 'old_flavor'])
+      .where('server_id', 'in', [...away, ...copying]).where((eb) => openMigration(eb)).orderBy('id', 'desc').execute();
     for (const m of ms) {
-      if (away.includes(m.server_id) && m.source_compute === hostname && !kept.has(m.server_id)) kept.set(m.server_id, m);
-      if (copying.includes(m.server_id) && !moving.has(m.server_id)) moving.set(m.server_id, m.old_flavor);
+      const move = m.migration_type === MigrationType.migration || m.migration_type === MigrationType.resize;
+      if (move && away.includes(m.server_id) && m.source_compute === hostname && !kept.has(m.server_id)) kept.set(m.server_id, m);
+      if (move && copying.includes(m.server_id) && !moving.has(m.server_id)) moving.set(m.server_id, m.old_flavor);
+      if (m.migration_type === MigrationType.live && away.includes(m.server_id) && m.dest_compute === hostname) incoming.set(m.server_id, m.uuid);
     }
   }
   return rows.map((row) => {
@@ -83,6 +88,7 @@ export async function desiredServers(db: Db, images: ImageService, ids: string[]
       volumes: volumes ? (source ? [] : attached.get(s.id) ?? []) : undefined,
     });
     if (source) Object.assign(d.spec, { power: 'stopped', task_state: null, vm_state: 'stopped' });
+    else if (incoming.has(s.id)) d.spec.incoming = { migration: incoming.get(s.id)! };
     // a cold migration stops the server on its source before its disk is copied (Nova powers it off first)
     else if (s.task_state === 'resize_migrating') d.spec.power = 'stopped';
     return d;

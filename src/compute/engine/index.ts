@@ -28,6 +28,7 @@ import { BAREMETAL_NODE_KIND } from '../../baremetal/protocol.ts';
 import { Scheduler, type SchedulerConfig } from './scheduler.ts';
 import { schedulerLoop } from './scheduler-loop.ts';
 import { serverKind } from './server-kind.ts';
+import { desiredServers } from './desired.ts';
 import { bumpServers, settleBootVolumes, settleMadeVolumes, failExports } from './server-volumes.ts';
 import { baremetalDriver, type BaremetalDriver } from './baremetal.ts';
 
@@ -145,6 +146,7 @@ export function createEngine(deps: EngineDeps & { fleet: Fleet }, overrides: Par
       const h = placements[0]?.host;
       return h ? { id: h.id, hostname: h.hostname, host_ip: h.host_ip ?? null } : null;
     },
-    request: (serverId, kind, args, timeoutMs) => requests.request(serverId, kind, args, timeoutMs),
+    request: (serverId, kind, args, timeoutMs, o) => requests.request(serverId, kind, args, timeoutMs, o),
+    desiredOn: async (serverId, hostname) => (await desiredServers(db, deps.images, [serverId], deps.volumes, hostname))[0] ?? null,
   };
 }

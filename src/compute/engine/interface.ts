@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Db } from '../../db/database.ts';
 import type { ImageService } from '../../image/service.ts';
 import type { ServerRow } from '../schema.ts';
-import type { ServerAction } from './protocol.ts';
+import type { ServerAction, ServerSpec } from './protocol.ts';
+import type { Resource } from '../../fleet/protocol.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import type { BaremetalNodes } from '../../baremetal/service.ts';
 import type { ServerNetworking } from '../../network/service.ts';
@@ -42,9 +43,10 @@ export interface Engine {
    * the answer: 'console' {length?: lines} -> {output}; 'snapshot' {image_id}
    * (a queued image the agent uploads an OCI archive into) -> {image_id}.
    * Throws a 409 ApiError when the server has no host, the agent fails, or it
-   * does not answer within timeoutMs.
+   * does not answer within timeoutMs. `host`: asked of that host (a live
+   * migration's destination) instead of the server's.
    */
-  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  request(serverId: string, kind: AgentRequestKind, args: Record<string, unknown>, timeoutMs: number, o?: { host?: string }): Promise<unknown>;
   /**
    * The scheduler's choice of a host for a server moving off its own (a cold
    * migration): its filters and weighers over the hosts up now, the server's
@@ -53,6 +55,8 @@ export interface Engine {
    * claims on the host's provider.
    */
   selectDestination(s: ServerRow, o: { force?: string | null }): Promise<{ id: string; hostname: string; host_ip: string | null } | null>;
+  /** The server's desired state as `hostname`'s agent gets it (a live migration's destination: the spec it prepares); null when the server is gone. */
+  desiredOn(serverId: string, hostname: string): Promise<Resource<ServerSpec> | null>;
   /** Called with the rows an agent's report changed (e.g. to finish instance action events). */
   onServersChanged(fn: (rows: ServerRow[]) => Promise<void>): void;
 }

@@ -3,6 +3,7 @@
 // it reads the row and the report and returns the transition; the server kind
 // (server-kind.ts) writes it, guarded by the row's version so a report never
 // overwrites a newer intent.
+import { PowerState } from '../schema.ts';
 import { parseJsonList } from '../../common/json.ts';
 import type { ResourceError } from '../../fleet/protocol.ts';
 import type { ServerObserved } from './protocol.ts';
@@ -76,7 +77,7 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
     const message = r.error.message || 'build failed';
     const retryable = r.error.class === 'transient';
     const exhausted = !retryable || row.schedule_attempts >= o.maxAttempts;
-    const base = { host: null, power_state: 0, failed_hosts: JSON.stringify(failed), version: row.version + 1, updated_at: now };
+    const base = { host: null, power_state: PowerState.NOSTATE, failed_hosts: JSON.stringify(failed), version: row.version + 1, updated_at: now };
     if (!exhausted) {
       return { kind: 'update', set: { ...base, task_state: 'scheduling' }, release: true, notify: true, kick: true, buildFailed: { rescheduled: true, message } };
     }
@@ -109,8 +110,8 @@ export function applyReport(row: ServerRow, r: ServerReportIn, hostname: string,
       // the host runs the server on its new flavor: VERIFY_RESIZE until the user confirms or reverts
       set.vm_state = 'resized';
       migration = 'finished';
-    } else if (row.task_state === 'resize_migrating') {
-      // the source stops the server for the copy of its disk: the power state only, the vm_state is the move's
+    } else if (row.task_state === 'resize_migrating' || row.task_state === 'migrating') {
+      // the source stops the server for the copy of its disk, or a live migration pauses it at its hand-over: the power state only, the vm_state is the move's
     } else if (row.task_state === 'rescuing') {
       // the host runs the server from its rescue image (spec.rescue): RESCUE until the user unrescues it
       if (state === 'active') set.vm_state = 'rescued';

@@ -7,8 +7,19 @@ import type { DesiredPower } from '../schema.ts';
 
 export const SERVER_KIND = 'server';
 
-/** Requests a server's agent answers (PendingRequest.action). */
-export const ServerAction = { console: 'console', snapshot: 'snapshot' } as const;
+/**
+ * Requests a server's agent answers (PendingRequest.action). The
+ * `live_migration_*` ones (since protocol 2.6) are a live migration's steps,
+ * asked by the control plane of the source or the destination host
+ * (docs/agent-protocol.md): prepare (destination), run, progress,
+ * force_complete, abort and recover (source), finish (destination).
+ */
+export const ServerAction = {
+  console: 'console', snapshot: 'snapshot',
+  migrationPrepare: 'live_migration_prepare', migrationRun: 'live_migration_run', migrationProgress: 'live_migration_progress',
+  migrationForceComplete: 'live_migration_force_complete', migrationAbort: 'live_migration_abort',
+  migrationFinish: 'live_migration_finish', migrationRecover: 'live_migration_recover',
+} as const;
 export type ServerAction = (typeof ServerAction)[keyof typeof ServerAction];
 
 export interface AgentImage {
@@ -62,6 +73,30 @@ export interface ServerSpec {
    * disk is deleted.
    */
   rescue?: { image: AgentImage };
+  /**
+   * Present on a live migration's destination while the server arrives
+   * there (since protocol 2.6): the driver keeps what the migration's
+   * requests made (a qemu waiting for the incoming state) and starts or
+   * stops nothing; the source keeps converging the server meanwhile.
+   */
+  incoming?: { migration: string };
+}
+
+/** live_migration_prepare's args: the server as the destination must run it, and the address its qemu listens on. */
+export interface LiveMigrationPrepare { migration: string; version: number; spec: ServerSpec; listen: string }
+/** What the destination listens on (live_migration_prepare's answer, live_migration_run's `target`). */
+export interface LiveMigrationTarget {
+  /** qemu's incoming migration URI (`tcp:host:port`). */
+  migrate_uri: string;
+  /** The destination's NBD server and the writable exports of its local disks (a block migration); null: shared storage. */
+  nbd: { host: string; port: number; exports: string[] } | null;
+}
+/** A live migration's progress (live_migration_progress and live_migration_run's answers), in bytes, as Nova's migration shows it. */
+export interface LiveMigrationProgress {
+  /** qemu's migration status (setup, active, completed...), or `mirroring` while the disks are copied first. */
+  status: string;
+  memory_total: number; memory_processed: number; memory_remaining: number;
+  disk_total: number; disk_processed: number; disk_remaining: number;
 }
 
 /** One volume attachment as the server's host makes it (Nova's block device mapping, resolved). */

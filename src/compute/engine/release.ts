@@ -2,10 +2,12 @@
 // it on a host: its claim on the host's capacity (a failed build, a delete),
 // and its server group membership (a delete). One place, for the scheduler's
 // reaper and the lifecycle alike.
+import { PowerState } from '../schema.ts';
 import type { Transaction } from 'kysely';
 import type { Tables } from '../../db/tables.ts';
 import { nowIso } from '../../common/ids.ts';
 import { releaseConsumer } from '../../placement/service.ts';
+import { endOpenMigrations } from './migrations.ts';
 
 type Tx = Transaction<Tables>;
 
@@ -22,7 +24,7 @@ export async function releaseClaim(tx: Tx, serverId: string): Promise<void> {
 export async function softDelete(tx: Tx, id: string, version: number, guard: { sameVersion?: boolean; host?: string | null; deleting?: boolean }): Promise<boolean> {
   const now = nowIso();
   let u = tx.updateTable('compute_servers')
-    .set({ vm_state: 'deleted', task_state: null, power_state: 0, deleted_at: now, terminated_at: now, updated_at: now, version: version + 1 })
+    .set({ vm_state: 'deleted', task_state: null, power_state: PowerState.NOSTATE, deleted_at: now, terminated_at: now, updated_at: now, version: version + 1 })
     .where('id', '=', id).where('deleted_at', 'is', null);
   if (guard.sameVersion) u = u.where('version', '=', version);
   if (guard.host !== undefined) u = guard.host === null ? u.where('host', 'is', null) : u.where('host', '=', guard.host);
@@ -30,11 +32,8 @@ export async function softDelete(tx: Tx, id: string, version: number, guard: { s
   const res = await u.executeTakeFirst();
   if (!Number(res.numUpdatedRows)) return false;
   await releaseClaim(tx, id);
-  // a resize or move never confirmed (or an evacuation not done): the claim held by its migration goes too
-  for (const m of await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', id).where('status', 'in', ['migrating', 'post-migrating', 'finished', 'reverting', 'accepted']).execute()) {
-    await releaseConsumer(tx, m.uuid);
-    await tx.updateTable('compute_migrations').set({ status: 'error', updated_at: now }).where('id', '=', m.id).execute();
-  }
+  // a resize or move never confirmed (or an evacuation not done, a live migration under way): the claim held by its migration goes too
+  await endOpenMigrations(tx, { id, host: null }, 'error', { giveBack: false });
   await tx.deleteFrom('compute_server_group_members').where('server_id', '=', id).execute();
   return true;
 }

@@ -21,9 +21,10 @@ export interface RequestChannel {
    * {length?: lines} -> {output}; 'snapshot' {image_id} (a queued image the
    * agent uploads an OCI archive into) -> {image_id}. Throws a 409 ApiError
    * when the server has no host, the agent fails, or it does not answer
-   * within timeoutMs.
+   * within timeoutMs. `host`: asked of that host instead (a live
+   * migration's destination, which does not hold the server yet).
    */
-  request(serverId: string, action: ServerAction, args: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  request(serverId: string, action: ServerAction, args: Record<string, unknown>, timeoutMs: number, o?: { host?: string }): Promise<unknown>;
   pending(hostname: string): Promise<PendingRequest[]>;
   /** The agent's answer; returns the server whose state it changed (a snapshot's end), if any. */
   answer(hostname: string, q: RequestReport): Promise<string | null>;
@@ -43,10 +44,10 @@ export function requestChannel(db: Db, o: {
 }): RequestChannel {
   const waiters = new Map<string, () => void>();
   return {
-    async request(serverId, action, args, timeoutMs) {
+    async request(serverId, action, args, timeoutMs, ro = {}) {
       const s = await db.selectFrom('compute_servers').select(['id', 'host', 'node']).where('id', '=', serverId).where('deleted_at', 'is', null).executeTakeFirst();
-      const target = s && o.route ? await o.route(s) : null;
-      const host = target ? target.host : s?.host;
+      const target = s && o.route && !ro.host ? await o.route(s) : null;
+      const host = ro.host ?? (target ? target.host : s?.host);
       if (!s || !host) throw conflict(`Instance ${serverId} is not running on a host.`);
       const id = uuid();
       const now = nowIso();

@@ -30,6 +30,7 @@
 // claim is the same transaction on the node's provider; the server's host is
 // the conductor's, its `node` the node's uuid. The retry filter skips the
 // nodes a build failed on (failed_hosts holds node uuids for this kind).
+import { PowerState } from '../schema.ts';
 import { parseJsonList, parseJsonObject } from '../../common/json.ts';
 import type { Selectable } from 'kysely';
 import type { Logger } from 'pino';
@@ -413,7 +414,7 @@ export class Scheduler {
     }
     const r = await this.db.updateTable('compute_servers')
       .set({
-        vm_state: 'error', task_state: null, host: null, node: null, power_state: 0, version: s.version + 1, updated_at: now,
+        vm_state: 'error', task_state: null, host: null, node: null, power_state: PowerState.NOSTATE, version: s.version + 1, updated_at: now,
         fault: JSON.stringify({ code: 500, message, details: details || message, created: now }),
       })
       .where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'scheduling').where('deleted_at', 'is', null)

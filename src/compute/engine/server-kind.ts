@@ -18,6 +18,7 @@ import type { RequestChannel } from './requests.ts';
 import { applyVolumeObservations, bumpServers } from './server-volumes.ts';
 import type { ServerVolumes } from '../../volume/service.ts';
 import { KINDS } from '../kinds.ts';
+import { MigrationType, MOVE_IN_FLIGHT, openMigration } from './migrations.ts';
 
 /** Kinds whose servers no agent converges (KINDS[k].agent false). */
 const IN_PROCESS_KINDS = Object.entries(KINDS).filter(([, k]) => !k.agent).map(([name]) => name);
@@ -55,8 +56,9 @@ export function serverKind(o: {
         .where((eb) => eb.or([eb('task_state', 'is', null), eb('task_state', '!=', 'block_device_mapping')]))
         .where('kind', 'not in', IN_PROCESS_KINDS).execute();
       const placed = new Map(rows.map((r) => [r.id, r.version]));
-      // a server moved off this host whose move is not yet confirmed or reverted: kept here, stopped (desired.ts)
-      for (const r of await migratedFrom(db, hostname)) if (!placed.has(r.id)) placed.set(r.id, r.version);
+      // a server moved off this host whose move is not yet confirmed or reverted: kept here, stopped (desired.ts);
+      // a server arriving here by live migration: held for the migration's requests (spec.incoming)
+      for (const r of [...await migratedFrom(db, hostname), ...await migratingTo(db, hostname)]) if (!placed.has(r.id)) placed.set(r.id, r.version);
       return placed;
     },
 
@@ -103,9 +105,6 @@ export function serverKind(o: {
   };
 }
 
-/** Migration statuses during which a server moved to another host is still kept on its source (its disk, for a revert). */
-export const SOURCE_KEPT = ['migrating', 'post-migrating', 'finished', 'reverting'] as const;
-
 /**
  * The servers moved off `hostname` (a cold migration's source) whose move is
  * still open: the source keeps them, stopped, until confirm (then they are
@@ -113,9 +112,15 @@ export const SOURCE_KEPT = ['migrating', 'post-migrating', 'finished', 'revertin
  */
 export async function migratedFrom(db: Db, hostname: string): Promise<Array<{ id: string; version: number }>> {
   return db.selectFrom('compute_migrations as m').innerJoin('compute_servers as s', 's.id', 'm.server_id')
-    .select(['s.id', 's.version']).where('m.source_compute', '=', hostname).where('m.status', 'in', [...SOURCE_KEPT])
-    .where('m.migration_type', 'in', ['migration', 'resize']).where('s.deleted_at', 'is', null)
-    .where((eb) => eb.or([eb('s.host', 'is', null), eb('s.host', '!=', hostname)])).execute();
+    .select(['s.id', 's.version']).where('m.source_compute', '=', hostname).where((eb) => openMigration(eb, [MigrationType.migration, MigrationType.resize], 'm'))
+    .where('s.deleted_at', 'is', null).where((eb) => eb.or([eb('s.host', 'is', null), eb('s.host', '!=', hostname)])).execute();
+}
+
+/** The servers arriving on `hostname` by an open live migration (still placed on their source). */
+export async function migratingTo(db: Db, hostname: string): Promise<Array<{ id: string; version: number; migration: string }>> {
+  return db.selectFrom('compute_migrations as m').innerJoin('compute_servers as s', 's.id', 'm.server_id')
+    .select(['s.id', 's.version', 'm.uuid as migration']).where('m.dest_compute', '=', hostname).where((eb) => openMigration(eb, [MigrationType.live], 'm'))
+    .where('s.deleted_at', 'is', null).where('s.host', '!=', hostname).execute();
 }
 
 /**
@@ -137,7 +142,7 @@ export async function writeTransition(db: Db, log: Logger, row: ServerRow, t: Tr
     // an evacuation's rebuild on its new host ended: done (the dead host's allocations released) or failed
     if (row.task_state === 'rebuilding' && 'task_state' in set && set.task_state === null) {
       const evacuations = await tx.selectFrom('compute_migrations').select(['id', 'uuid']).where('server_id', '=', row.id)
-        .where('migration_type', '=', 'evacuation').where('status', 'in', ['accepted', 'pre-migrating', 'migrating']).execute();
+        .where((eb) => openMigration(eb, [MigrationType.evacuation])).execute();
       for (const m of evacuations) {
         await tx.updateTable('compute_migrations').set({ status: set.vm_state === 'error' ? 'failed' : 'done', updated_at: set.updated_at ?? nowIso() }).where('id', '=', m.id).execute();
         await releaseClaim(tx, m.uuid);
@@ -145,7 +150,8 @@ export async function writeTransition(db: Db, log: Logger, row: ServerRow, t: Tr
     }
     if (t.migration) {
       await tx.updateTable('compute_migrations').set({ status: t.migration, updated_at: set.updated_at ?? nowIso() })
-        .where('server_id', '=', row.id).where('status', 'in', ['migrating', 'post-migrating', 'reverting']).execute();
+        .where('server_id', '=', row.id).where('migration_type', 'in', [MigrationType.resize, MigrationType.migration])
+        .where('status', 'in', [...MOVE_IN_FLIGHT, 'reverting']).execute();
     }
     return true;
   });

@@ -15,6 +15,7 @@
 // A server gone (deleted) loses its attachments, and the volumes it held with
 // delete_on_termination are deleted (releaseServerVolumes). A server offloaded
 // or placed again (unshelve) takes its attachments along (moveServerVolumes).
+import { PowerState } from '../schema.ts';
 import type { Logger } from 'pino';
 import { nowIso } from '../../common/ids.ts';
 import type { Db } from '../../db/database.ts';
@@ -197,7 +198,7 @@ export async function settleBootVolumes(db: Db, volumes: ServerVolumes, log: Log
     const message = `Build of instance ${s.id} aborted: Failure prepping block device.`;
     await db.transaction().execute(async (tx) => {
       const r = await tx.updateTable('compute_servers').set({
-        vm_state: 'error', task_state: null, host: null, power_state: 0, version: s.version + 1, updated_at: now,
+        vm_state: 'error', task_state: null, host: null, power_state: PowerState.NOSTATE, version: s.version + 1, updated_at: now,
         fault: JSON.stringify({ code: 500, message, details: message, created: now }),
       }).where('id', '=', s.id).where('version', '=', s.version).where('task_state', '=', 'block_device_mapping').executeTakeFirst();
       if (Number(r.numUpdatedRows)) await releaseClaim(tx, s.id);

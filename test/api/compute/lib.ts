@@ -153,6 +153,17 @@ export async function simulatedHost(c: Cloud, hostname: string): Promise<Simulat
   return host;
 }
 
+/** Runs `place` (a server made and placed) while `host` takes no new servers (os-services disabled), so that it lands elsewhere; `host` enabled again after. */
+export async function whileDisabled<T>(admin: Nova, host: string, place: () => Promise<T>): Promise<T> {
+  const set = (state: 'disable' | 'enable') => admin.call('PUT', `/os-services/${state}`, { version: '2.1', body: { host, binary: 'nova-compute' } });
+  assert.equal((await set('disable')).status, 200);
+  try {
+    return await place();
+  } finally {
+    assert.equal((await set('enable')).status, 200);
+  }
+}
+
 /** A `docker save` style archive (one empty layer): what a container image must hold. */
 export function dockerArchive(): Buffer {
   const dir = mkdtempSync(join(tmpdir(), 'stratus-docker-'));

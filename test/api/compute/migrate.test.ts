@@ -7,9 +7,10 @@
 // os-migrations, and a failed copy undone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Cloud, until, useCloud } from '../../harness.ts';
-import { create as createNet, neutron } from '../network/lib.ts';
-import { adminNova, agentCall, dockerArchive, image, type Nova, projectUser, type SimulatedHost, simulatedHost, uploadImage } from './lib.ts';
+import { type Cloud, until } from '../../harness.ts';
+import { networkWithSubnet, neutron } from '../network/lib.ts';
+import { agentCall, dockerArchive, type Nova, type SimulatedHost, simulatedHost, whileDisabled, uploadImage } from './lib.ts';
+import { movesCloud } from './moves-lib.ts';
 import { PROTOCOL_VERSION } from '../../../src/fleet/protocol.ts';
 
 const A = `mg-a-${process.pid}`;
@@ -22,8 +23,6 @@ let diskImage: string;
 let containerImage: string;
 const flavors: Record<string, string> = {};
 
-
-
 /** Host B (re-)registered with this much memory: a full destination, then a roomy one. */
 async function registerB(c: Cloud, memoryMb: number): Promise<void> {
   const r = await agentCall(c, 'PUT', B, {
@@ -33,36 +32,14 @@ async function registerB(c: Cloud, memoryMb: number): Promise<void> {
   assert.equal(r.status, 200, await r.text());
 }
 
-const cloud: Cloud = useCloud(async (c) => {
-  admin = await adminNova(c);
-  alice = await projectUser(c);
-  hostA = await simulatedHost(c, A);
-  diskImage = await image(c, { name: 'mg-disk', container_format: 'bare' }, Buffer.alloc(4096, 1));
-  containerImage = await image(c, { name: 'mg-ctr', container_format: 'docker' }, dockerArchive());
-  flavors.small = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'mg-small', ram: 512, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
+const { cloud, db, row, migrations, allocations, providerOf, server } = movesCloud('mg', A, (m) => {
+  ({ admin, alice, hostA, diskImage, containerImage } = m);
+  flavors.small = m.flavor;
 });
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const db = () => cloud.server.database.db;
-const row = (id: string) => db().selectFrom('compute_servers').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-const migrations = (id: string) => db().selectFrom('compute_migrations').selectAll().where('server_id', '=', id).orderBy('id').execute();
-const allocations = async (consumer: string) => (await cloud.call('GET', `/placement/allocations/${consumer}`, { token: cloud.adminToken })).body.allocations as Record<string, { resources: Record<string, number> }>;
-const providerOf = async (hostname: string) => (await db().selectFrom('compute_hosts').select('id').where('hostname', '=', hostname).executeTakeFirstOrThrow()).id;
-
 
 const act = (id: string, body: unknown, who = admin, version = '2.96') => who.call('POST', `/servers/${id}/action`, { body, version });
 const status = async (id: string) => (await admin.call('GET', `/servers/${id}`)).body.server;
-
-/** An ACTIVE server of alice's placed on A (B not yet registered, or full). */
-async function server(imageRef: string, networks: unknown = 'none'): Promise<string> {
-  const r = await alice.call('POST', '/servers', { version: '2.37', body: { server: { name: 'mg', imageRef, flavorRef: flavors.small, networks } } });
-  assert.equal(r.status, 202, JSON.stringify(r.body));
-  const id = r.body.server.id as string;
-  await until('placed', async () => (await row(id)).host === A);
-  await hostA.report(id, 'active', 1);
-  assert.equal((await row(id)).vm_state, 'active');
-  return id;
-}
 
 /** The source answers the copy request: the disk uploaded into the hidden image. */
 async function copyOn(host: SimulatedHost, id: string, data: Buffer, ok = true): Promise<string> {
@@ -88,7 +65,7 @@ test('migrate: Nova\'s refusals leave nothing; a VM moves to the other host (VER
   assert.match(r.body.badRequest.message, /No valid host was found/);
   r = await act(id, { migrate: { host: B } }, admin, '2.56');
   assert.equal(r.status, 400, 'a named full host too');
-  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }], 'the claim unchanged');
+  assert.deepEqual(Object.values(await allocations(id)), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }], 'the claim unchanged');
   assert.equal((await migrations(id)).length, 0, 'no migration left');
   assert.equal((await row(id)).task_state, null);
   // the server's own host, an unknown one, a bad body; a member's request
@@ -161,12 +138,9 @@ test('migrate: Nova\'s refusals leave nothing; a VM moves to the other host (VER
 
 test('migrate a container with a port: rebound to the destination with its address; revert brings it back; a failed copy is undone', async () => {
   const call = neutron(cloud);
-  const net = await createNet(call, 'networks', 'network', { name: 'mg-net' }, alice.token);
-  await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.1.0/24', ip_version: 4 }, alice.token);
+  const net = await networkWithSubnet(call, 'mg-net', '10.95.1.0/24', alice.token);
   // B gets nothing new while A is the only fit: fill it with a disabled state instead
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(containerImage, [{ uuid: net.id }]);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(containerImage, [{ uuid: net.id }]));
   const portOf = async () => ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
   const before = await portOf();
   assert.equal(before['binding:host_id'], A);
@@ -180,7 +154,7 @@ test('migrate a container with a port: rebound to the destination with its addre
   assert.equal((await row(id)).host, A);
   assert.equal((await migrations(id))[0]!.status, 'error');
   assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(A)]);
-  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
+  assert.deepEqual(Object.values(await allocations(id)), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
   assert.deepEqual(await allocations((await migrations(id))[0]!.uuid), {});
   assert.equal((await portOf())['binding:host_id'], A);
 
@@ -224,9 +198,7 @@ test('resize with no room left on the server\'s host: resized on the other one b
   hostB ??= await simulatedHost(cloud, B);
   await registerB(cloud, 16384);
   const large = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'mg-large', ram: 9000, vcpus: 1, disk: 2 } } })).body.flavor.id as string;
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   // 9000 MB is more than host A has at all (8192): only B fits
   let r = await act(id, { resize: { flavorRef: large } }, alice);
   assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -235,8 +207,8 @@ test('resize with no room left on the server\'s host: resized on the other one b
   assert.equal(m!.source_compute, A);
   assert.equal(m!.dest_compute, B);
   assert.equal((await row(id)).task_state, 'resize_migrating');
-  assert.deepEqual(Object.values(await allocations(m!.uuid)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
-  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 9000, DISK_GB: 2 }]);
+  assert.deepEqual(Object.values(await allocations(m!.uuid)), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
+  assert.deepEqual(Object.values(await allocations(id)), [{ VCPU: 1, MEMORY_MB: 9000, DISK_GB: 2 }]);
   assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
   // the source stops it with its old flavor (nothing to resize there) and copies its disk
   const onA = (await hostA.watch()).servers.get(id);
@@ -263,18 +235,15 @@ test('resize with no room left on the server\'s host: resized on the other one b
   assert.equal((await row(id)).memory_mb, 512);
   assert.equal(s['OS-EXT-SRV-ATTR:host'], A);
   assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(A)]);
-  assert.deepEqual(Object.values(await allocations(id)).map((a) => a.resources), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
+  assert.deepEqual(Object.values(await allocations(id)), [{ VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }]);
   assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });
 
 test('evacuate: refused while the host is up; from a host forced down, rebuilt on the other one (ports rebound), the dead host\'s claim released once done', async () => {
   hostB ??= await simulatedHost(cloud, B);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
   const call = neutron(cloud);
-  const net = await createNet(call, 'networks', 'network', { name: 'mg-ev' }, alice.token);
-  await createNet(call, 'subnets', 'subnet', { network_id: net.id, cidr: '10.95.2.0/24', ip_version: 4 }, alice.token);
-  const id = await server(diskImage, [{ uuid: net.id }]);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const net = await networkWithSubnet(call, 'mg-ev', '10.95.2.0/24', alice.token);
+  const id = await whileDisabled(admin, B, () => server(diskImage, [{ uuid: net.id }]));
   const portBefore = ((await call('GET', `/ports?device_id=${id}`)).body.ports as any[])[0];
 
   let r = await act(id, { evacuate: {} });
@@ -324,9 +293,7 @@ test('evacuate: refused while the host is up; from a host forced down, rebuilt o
 test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims released, the copy of its disk deleted', async () => {
   hostB ??= await simulatedHost(cloud, B);
   await registerB(cloud, 8192);
-  assert.equal((await admin.call('PUT', '/os-services/disable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
-  const id = await server(diskImage);
-  assert.equal((await admin.call('PUT', '/os-services/enable', { version: '2.1', body: { host: B, binary: 'nova-compute' } })).status, 200);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
   assert.equal((await act(id, { migrate: null })).status, 202);
   await hostA.report(id, 'stopped', 4);
   const copy = await copyOn(hostA, id, Buffer.alloc(4096, 4));
@@ -346,4 +313,29 @@ test('a server deleted while VERIFY_RESIZE after a move: both hosts\' claims rel
   assert.equal((await migrations(id))[0]!.status, 'error');
   assert.ok(!(await hostA.watch()).servers.has(id), 'gone from the source');
   await until('the copy deleted', async () => (await cloud.call('GET', `/image/v2/images/${copy}`, { token: cloud.adminToken })).status === 404);
+});
+
+test('an admin\'s resetState during an evacuation ends its migration (error) and releases the dead host\'s claim; the new host keeps the server\'s', async () => {
+  hostB ??= await simulatedHost(cloud, B);
+  await registerB(cloud, 8192);
+  const id = await whileDisabled(admin, B, () => server(diskImage));
+  const down = await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: true } });
+  assert.equal(down.status, 200, JSON.stringify(down.body));
+  try {
+    assert.equal((await act(id, { evacuate: {} })).status, 200);
+    const [m] = await migrations(id);
+    assert.equal(m!.status, 'accepted');
+    assert.deepEqual(Object.keys(await allocations(m!.uuid)), [await providerOf(A)]);
+    // the rebuild never reports; the admin resets the server
+    assert.equal((await act(id, { 'os-resetState': { state: 'error' } })).status, 202);
+    assert.equal((await migrations(id))[0]!.status, 'error');
+    assert.deepEqual(await allocations(m!.uuid), {}, 'the dead host\'s claim released');
+    assert.deepEqual(Object.keys(await allocations(id)), [await providerOf(B)]);
+    const s = await status(id);
+    assert.equal(s.status, 'ERROR');
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], B);
+  } finally {
+    await admin.call('PUT', '/os-services/force-down', { version: '2.11', body: { host: A, binary: 'nova-compute', forced_down: false } });
+  }
+  assert.equal((await alice.call('DELETE', `/servers/${id}`)).status, 204);
 });

@@ -27,3 +27,10 @@ export async function create(call: NetCall, collection: string, resource: string
   assert.equal(r.status, 201, JSON.stringify(r.body));
   return r.body[resource];
 }
+
+/** A network `name` with one IPv4 subnet on `cidr`, made by `token`'s user. */
+export async function networkWithSubnet(call: NetCall, name: string, cidr: string, token?: string): Promise<any> {
+  const net = await create(call, 'networks', 'network', { name }, token);
+  await create(call, 'subnets', 'subnet', { network_id: net.id, cidr, ip_version: 4 }, token);
+  return net;
+}

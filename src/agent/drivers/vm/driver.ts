@@ -76,12 +76,13 @@ import { SERVER_KIND, ServerErrorCode, type DesiredServer, type ServerVolumeSpec
 import type { Hypervisor } from '../../../fleet/protocol.ts';
 import { permanent, transient, userError } from '../../errors.ts';
 import { run, runOk } from '../../exec.ts';
-import type { Capacity, ComputeDriver, Observed, ServerDriverOptions } from '../driver.ts';
+import type { Capacity, ComputeDriver, LiveMigrationDriver, Observed, ServerDriverOptions } from '../driver.ts';
 import { capConsoleLog, followConsoleLog } from '../console-log.ts';
 import { hypervisorOf, probeAccel, QEMU, type AccelProbe } from './accel.ts';
 import { buildConfigDrive } from './configdrive.ts';
 import { ImageFormatError, VmImageCache, type CachedImage } from './images.ts';
 import { QmpClient, QmpClosedError, QmpTimeoutError } from './qmp.ts';
+import { cancelOutgoing, listenIncoming, MigrationCancelledError, migrateOut, progressOf, stopIncoming } from './live-migration.ts';
 import { AttachError, observedVolumes, VolumeAttacher, type HostBlockDevice, type VolumeRecord } from '../volume-attach.ts';
 import { volumeDirOf } from '../volume/host.ts';
 import type { ConsoleProvider } from '../../stream.ts';
@@ -102,6 +103,8 @@ export interface VmDriverOptions extends ServerDriverOptions {
   netns?: string | null;
   /** Unused cached images are kept this long (default 1 h). */
   keepUnusedImagesMs?: number;
+  /** A live migration's copy rate from this host, memory and each disk, in MiB/s (Nova's live_migration_bandwidth); 0: unlimited. */
+  migrationBandwidthMiB?: number;
 }
 
 interface LocalState {
@@ -119,6 +122,12 @@ interface LocalState {
   flavor?: string;
   /** The rescue image the VM boots from (rescue.qcow2 over it), its root disk second; absent: not rescued. */
   rescue?: string;
+  /** A live migration arriving here (its id): qemu waits for the state until `finish`; converges leave it alone. */
+  incoming?: string;
+  /** A live migration leaving from here (its id): converges leave qemu alone (it may be handed over, paused) until the server goes or `recover`. */
+  outgoing?: string;
+  /** Whether the guest ran when that migration began (what `recover` puts back). */
+  outgoing_running?: boolean;
 }
 
 /** What a resize changes of a VM: its memory, vCPUs and root disk size. */
@@ -235,7 +244,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
   constructor(o: VmDriverOptions, layout: { dir: string; cgroupParent: string } = { dir: 'vm', cgroupParent: 'stratus-vm' }) {
     this.o = {
       ...o, cgroupParent: o.cgroupParent ?? layout.cgroupParent, consoleCap: o.consoleCap ?? 1 << 20, stopTimeoutMs: o.stopTimeoutMs ?? 60_000,
-      user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000,
+      user: o.user ?? VM_USER, keepUnusedImagesMs: o.keepUnusedImagesMs ?? 3600_000, migrationBandwidthMiB: o.migrationBandwidthMiB ?? 0,
     };
     this.root = join(o.stateDir, layout.dir);
     this.serversDir = join(this.root, 'servers');
@@ -809,8 +818,12 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     return a;
   }
 
-  /** Starts qemu (paused), and continues it once QMP answers; `incoming`: a saved memory state it loads first (resume). */
-  private async launch(d: DesiredServer, image: CachedImage | null, st: LocalState, incoming?: string): Promise<void> {
+  /**
+   * Starts qemu (paused), and continues it once QMP answers; `incoming`: a
+   * saved memory state it loads first (resume); `defer`: a live migration's
+   * destination, left waiting for `migrate-incoming` (never continued here).
+   */
+  private async launch(d: DesiredServer, image: CachedImage | null, st: LocalState, incoming?: string, o: { defer?: boolean } = {}): Promise<void> {
     const id = d.id;
     const f = (n: string) => this.file(id, n);
     await this.ensureTaps(d, st);
@@ -825,6 +838,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     const argv = await this.args(d, image, vols, st.rescue !== undefined);
     // the saved state comes in on fd 3 (qemu reads it as root before it drops privileges... and after: the fd is open)
     if (incoming) argv.push('-incoming', 'fd:3');
+    else if (o.defer) argv.push('-incoming', 'defer');
     const cmd = [...(this.o.netns ? ['ip', 'netns', 'exec', this.o.netns] : []), QEMU, ...argv];
     // the shell joins the cgroup, then becomes qemu: qemu never runs outside it
     const script = `${procs.map((p) => `echo $$ > ${shQuote(p)}`).join(' && ')} && exec "$@"`;
@@ -885,6 +899,7 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
         await sleep(50);
       }
     }
+    if (o.defer) return;
     await q.execute('cont');
   }
 
@@ -946,6 +961,132 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     await this.kill(id, true);
   }
 
+  // --- live migration (live-migration.ts has the QMP steps; the control plane calls these through the request channel)
+  /** A live migration leaving from here, while its run lasts: aborted (by the API's DELETE) or the guest paused to converge. */
+  private readonly outgoing = new Map<string, { aborted: boolean; paused: boolean }>();
+
+  readonly liveMigration: LiveMigrationDriver = {
+    /**
+     * Destination: the server's directory, disks (a fresh overlay on the same
+     * image, fetched as for a boot), config drive and taps as for a boot, and
+     * qemu with the same machine and devices waiting for the incoming state;
+     * its local disks exported over NBD for a block migration. A server
+     * running here is refused; a half-prepared one, or one handed over from
+     * here and not yet removed, is made afresh.
+     */
+    prepare: (d, o) => this.serverLock.run(d.id, async () => {
+      const id = d.id;
+      const old = await this.readState(id);
+      // (a copy this host handed over before, not yet removed, is made afresh too)
+      if (old?.launched && old.incoming === undefined && old.outgoing === undefined) throw permanent(ServerErrorCode.specInvalid, `server ${id} already runs on this host`);
+      if (old) await this.destroyNow(id);
+      await fsp.mkdir(this.dir(id), { recursive: true, mode: 0o700 });
+      await this.qemuDir(this.dir(id));
+      const st: LocalState = {
+        id, image_id: d.image?.id ?? null, rebuild_seq: d.rebuild_seq, reboot_seq: d.reboot_seq, launched: false, config_drive_hash: '', taps_made: [],
+        flavor: flavorKey(d.flavor), incoming: o.migration,
+      };
+      await this.writeState(st);
+      const revert = new Reverter();
+      revert.add(() => this.destroyNow(id));
+      try {
+        if (d.rescue || (d.volumes ?? []).length) throw permanent(ServerErrorCode.specInvalid, 'a rescued server or one with volumes is not live-migrated');
+        const image = await this.prepareImage(d);
+        await this.ensureDisks(d, image);
+        if (d.config_drive.requested) {
+          await buildConfigDrive(d, this.file(id, 'config-2.iso'), join(this.dir(id), 'config-drive.tmp'));
+          st.config_drive_hash = createHash('sha256').update(JSON.stringify(d.config_drive)).digest('hex');
+          await this.writeState(st);
+        }
+        await this.launch(d, image, st, undefined, { defer: true });
+        const target = await listenIncoming(await this.qmp(id), o.listen, image !== null);
+        revert.success();
+        this.o.log.info({ server: id, migration: o.migration, target }, 'live migration: waiting for the incoming state');
+        return target;
+      } catch (err) {
+        await revert.fail();
+        throw err;
+      }
+    }),
+
+    /** Source: the disks and then the memory copied to the destination; the guest ends paused here, handed over. */
+    run: async (id, o) => {
+      await this.serverLock.run(id, async () => {
+        const st = await this.readState(id);
+        if (!st || !(await this.pid(id))) throw new Error(`server ${id} has no running VM on this host`);
+        st.outgoing = o.migration;
+        st.outgoing_running = (await (await this.qmp(id)).execute('query-status')).running;
+        await this.writeState(st);
+      });
+      const ctl = { aborted: false, paused: false };
+      this.outgoing.set(id, ctl);
+      const q = await this.qmp(id);
+      try {
+        const done = await migrateOut(q, o.target, () => ctl.aborted, this.o.migrationBandwidthMiB * MiB);
+        this.o.log.info({ server: id, migration: o.migration, ...done }, 'live migration: handed over');
+        return done;
+      } catch (err) {
+        this.o.log.warn({ server: id, migration: o.migration, err: (err as Error).message, aborted: ctl.aborted }, 'live migration failed: the server goes on here');
+        await cancelOutgoing(q).catch((e: Error) => this.o.log.warn({ server: id, err: e.message }, 'stopping a live migration\'s copies failed'));
+        await this.liveMigration.recover(id, o.migration);
+        throw err instanceof MigrationCancelledError || ctl.aborted ? new MigrationCancelledError('the live migration was cancelled') : err;
+      } finally {
+        this.outgoing.delete(id);
+      }
+    },
+
+    progress: async (id) => progressOf(await this.qmp(id)),
+
+    /** As Nova's libvirt driver without post-copy: the guest is paused, so that the copy converges (it runs on at the destination). */
+    forceComplete: async (id) => {
+      const ctl = this.outgoing.get(id);
+      if (!ctl) throw new Error(`no live migration of server ${id} runs on this host`);
+      await (await this.qmp(id)).execute('stop');
+      ctl.paused = true;
+    },
+
+    abort: async (id) => {
+      const ctl = this.outgoing.get(id);
+      if (!ctl) throw new Error(`no live migration of server ${id} runs on this host`);
+      ctl.aborted = true;
+      await cancelOutgoing(await this.qmp(id));
+    },
+
+    /** Destination: the state arrived; the exports go and the guest runs here. */
+    finish: (id, migration) => this.serverLock.run(id, async () => {
+      const st = await this.readState(id);
+      if (!st || st.incoming !== migration || !(await this.pid(id))) throw new Error(`server ${id} is not arriving on this host by migration ${migration}`);
+      const q = await this.qmp(id);
+      for (const until = Date.now() + 60_000; ;) {
+        const s = await q.execute('query-status');
+        if (s.status !== 'inmigrate') {
+          if (s.status !== 'paused' && !s.running) throw new Error(`the incoming state did not load (${s.status})`);
+          break;
+        }
+        if (Date.now() > until) throw new Error('the incoming state did not arrive within 60 s');
+        await sleep(100);
+      }
+      await stopIncoming(q);
+      await q.execute('cont');
+      st.launched = true;
+      delete st.incoming;
+      await this.writeState(st);
+    }),
+
+    /** Source: the server runs here again (a migration failed or was cancelled, before or after the hand-over). */
+    recover: (id, migration) => this.serverLock.run(id, async () => {
+      const st = await this.readState(id);
+      if (!st || st.outgoing !== migration) return;
+      if (st.outgoing_running && (await this.pid(id))) {
+        const q = await this.qmp(id);
+        if (!(await q.execute('query-status')).running) await q.execute('cont');
+      }
+      delete st.outgoing;
+      delete st.outgoing_running;
+      await this.writeState(st);
+    }),
+  };
+
   // --- the converge step
   converge(d: DesiredServer): Promise<Observed> {
     return this.serverLock.run(d.id, () => this.convergeNow(d));
@@ -961,6 +1102,8 @@ export class VmDriver implements ComputeDriver, ConsoleProvider {
     // unix socket paths hold at most 107 bytes
     if (Buffer.byteLength(this.file(id, 'serial.sock')) > 107) throw new Error(`the state directory ${this.o.stateDir} is too deep for the VMs' unix sockets`);
     let st = await this.readState(id);
+    // a live migration's qemu (arriving, or leaving and perhaps handed over already) is its requests' alone
+    if (d.incoming || st?.outgoing) return (st ? await this.observe(id, d.power) : null) ?? { power_state: PowerState.NOSTATE, state: 'stopped' };
     const revert = new Reverter();
     if (!st) {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });

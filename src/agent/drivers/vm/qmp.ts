@@ -26,9 +26,10 @@ export interface QmpCommands {
   'query-version': { args: undefined; ret: { qemu: { major: number; minor: number; micro: number }; package: string } };
   'query-kvm': { args: undefined; ret: { enabled: boolean; present: boolean } };
   'query-name': { args: undefined; ret: { name?: string } };
-  'query-block': { args: undefined; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; ro: boolean; drv: string } }> };
+  'query-block': { args: undefined; ret: Array<{ device: string; qdev?: string; inserted?: { file: string; ro: boolean; drv: string; 'node-name'?: string } }> };
+  'query-block-jobs': { args: undefined; ret: Array<{ device: string; type: string; len: number; offset: number; ready: boolean; status: string; 'io-status'?: string }> };
   'query-named-block-nodes': { args: { flat?: boolean }; ret: Array<{ 'node-name': string; drv: string; file: string; ro: boolean }> };
-  'query-migrate': { args: undefined; ret: { status?: string; 'error-desc'?: string } };
+  'query-migrate': { args: undefined; ret: { status?: string; 'error-desc'?: string; ram?: { total: number; transferred: number; remaining: number } } };
   'qom-list': { args: { path: string }; ret: Array<{ name: string; type: string }> };
   'qom-get': { args: { path: string; property: string }; ret: unknown };
   'stop': { args: undefined; ret: Record<string, never> };
@@ -44,6 +45,14 @@ export interface QmpCommands {
   'blockdev-add': { args: Record<string, unknown>; ret: Record<string, never> };
   'blockdev-del': { args: { 'node-name': string }; ret: Record<string, never> };
   'migrate': { args: { uri: string }; ret: Record<string, never> };
+  'migrate_cancel': { args: undefined; ret: Record<string, never> };
+  'migrate-incoming': { args: { uri: string }; ret: Record<string, never> };
+  'blockdev-mirror': { args: { 'job-id': string; device: string; target: string; sync: 'top' | 'full'; speed?: number }; ret: Record<string, never> };
+  'block-job-cancel': { args: { device: string; force?: boolean }; ret: Record<string, never> };
+  'nbd-server-start': { args: { addr: { type: 'inet'; data: { host: string; port: string } } }; ret: Record<string, never> };
+  'nbd-server-stop': { args: undefined; ret: Record<string, never> };
+  'block-export-add': { args: { type: 'nbd'; id: string; 'node-name': string; writable: boolean; name: string }; ret: Record<string, never> };
+  'block-export-del': { args: { id: string; mode?: 'safe' | 'hard' }; ret: Record<string, never> };
   'migrate-set-parameters': { args: { 'max-bandwidth'?: number; [k: string]: unknown }; ret: Record<string, never> };
 }
 export type QmpCommand = keyof QmpCommands;
