@@ -298,21 +298,18 @@ test('a volume created from a backup (3.47): creating, then restoring-backup wit
   assert.equal(imp.status, 201, JSON.stringify(imp.body));
   assertFault(await call('POST', '/volumes', { version: '3.47', body: { volume: { backup_id: rec.id, size: 1 } } }), 400, 'badRequest', /cannot be smaller than the backup size 2GB/);
   assert.equal((await backupOf(rec.id, adminC)).status, 'available', 'the refused create took nothing');
-  // (dropped without removing the full backup's objects, which it lists)
-  await cloud.server.database.db.deleteFrom('volume_backup_chunks' as never).where('backup_id' as never, '=', rec.id as never).execute();
-  await cloud.server.database.db.deleteFrom('volume_backups' as never).where('id' as never, '=', rec.id as never).execute();
+  // (its delete keeps the full backup's objects, which the full backup lists too)
+  await dropBackup(rec.id, adminC);
 
   // an unknown backup, another project's, one not available, two sources at once
   assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 404, 'itemNotFound', /Backup f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f could not be found/);
   const bob = await tenant(cloud);
   assertFault(await call('POST', '/volumes', { as: { token: bob.token, projectId: bob.projectId }, version: '3.47', body: { volume: { backup_id: fullId } } }), 404, 'itemNotFound');
-  const failed = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, name: 'to-fail' } } });
-  assert.equal(failed.status, 202, JSON.stringify(failed.body));
+  const failed = await startBackup(volumeId, { name: 'to-fail' });
   const wf = (await watch()).get(volumeId)!;
   await report(volumeId, wf.version, present(), { class: 'user', code: 'refused', message: 'no' });
-  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: failed.body.backup.id } } }), 400, 'badRequest', /Backup status must be available, but it is error/);
-  assert.equal((await call('DELETE', `/backups/${failed.body.backup.id}`, { as: aliceC })).status, 202);
-  await waitGone(failed.body.backup.id);
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: failed } } }), 400, 'badRequest', /Backup status must be available, but it is error/);
+  await dropBackup(failed);
   assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, snapshot_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 400, 'badRequest', /Only one of/);
   // before 3.47 backup_id is not read (Cinder ignores it): a volume from nothing needs its size
   assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.46', body: { volume: { backup_id: fullId } } }), 400, 'badRequest', /size is required/);
@@ -329,9 +326,7 @@ test('a volume created from a backup (3.47): creating, then restoring-backup wit
 
 test('the server checks each chunk against its sha256: one that does not match is refused, never stored, and the backup fails with its objects removed', async () => {
   const v = await madeVolume(aliceC);
-  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v, name: 'damaged' } } });
-  assert.equal(c.status, 202, JSON.stringify(c.body));
-  const id = c.body.backup.id as string;
+  const id = await startBackup(v, { name: 'damaged' });
   assert.equal((await putChunk(id, 0, 'a0')).status, 204);
   assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(id)).length, 1);
   // chunk 1's bytes sent with another chunk's hash
@@ -347,22 +342,16 @@ test('the server checks each chunk against its sha256: one that does not match i
   assert.equal((await putChunk(id, 2, 'a2')).status, 409);
 
   // a stream that does not inflate
-  const c2 = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } });
-  assert.equal(c2.status, 202, JSON.stringify(c2.body));
-  const r2 = await agentFetch('PUT', `backups/${c2.body.backup.id}/chunks/0`, { body: Buffer.from('not zlib at all'), headers: { 'x-stratus-sha256': chunkOf('a0').sha } });
+  const id2 = await startBackup(v);
+  const r2 = await agentFetch('PUT', `backups/${id2}/chunks/0`, { body: Buffer.from('not zlib at all'), headers: { 'x-stratus-sha256': chunkOf('a0').sha } });
   assert.equal(r2.status, 400);
-  assert.match((await backupOf(c2.body.backup.id)).fail_reason, /damaged/);
-  for (const x of [id, c2.body.backup.id]) {
-    assert.equal((await call('DELETE', `/backups/${x}`, { as: aliceC })).status, 202);
-    await waitGone(x);
-  }
+  assert.match((await backupOf(id2)).fail_reason, /damaged/);
+  for (const x of [id, id2]) await dropBackup(x);
 });
 
 test('a volume force-deleted mid-backup: the backup error with its reason and its partial objects removed; mid-restore: the backup available again', async () => {
   const v = await madeVolume(aliceC);
-  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } });
-  assert.equal(c.status, 202, JSON.stringify(c.body));
-  const id = c.body.backup.id as string;
+  const id = await startBackup(v);
   assert.equal((await putChunk(id, 0, 'a0')).status, 204);
   assert.equal((await putChunk(id, 1, 'a1')).status, 204);
   assert.equal((await call('POST', `/volumes/${v}/action`, { body: { 'os-force_delete': {} } })).status, 202);
@@ -378,8 +367,7 @@ test('a volume force-deleted mid-backup: the backup error with its reason and it
   await report(v, w.version, { state: 'absent', size_gib: 0, location: null });
   await until('the volume gone', async () => (await call('GET', `/volumes/${v}`, { as: aliceC })).status === 404, 10_000, 20);
   assert.equal((await backupOf(id)).status, 'error');
-  assert.equal((await call('DELETE', `/backups/${id}`, { as: aliceC })).status, 202);
-  await waitGone(id);
+  await dropBackup(id);
 
   // a restore into a volume force-deleted: the backup available again
   const t = await madeVolume(aliceC);
@@ -394,27 +382,23 @@ test('a volume force-deleted mid-backup: the backup error with its reason and it
 
 test('another write to the volume row mid-backup: the report of the version the agent worked on still finishes the backup and gives the volume back', async () => {
   const v = await madeVolume(aliceC);
-  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } });
-  assert.equal(c.status, 202, JSON.stringify(c.body));
+  const id = await startBackup(v);
   const w = (await watch()).get(v)!;
   // the row's version moves on while the agent sends (an attachment's export, a reset: any write)
   await cloud.server.database.db.updateTable('volume_volumes' as never).set({ version: w.version + 1 } as never).where('id' as never, '=', v as never).execute();
   assert.equal(await agentBackup(v, ['a0', 'a1', 'a2', 'a3'], w), 4);
-  const b = await backupOf(c.body.backup.id);
+  const b = await backupOf(id);
   assert.equal(b.status, 'available', JSON.stringify(b));
   assert.equal(b.object_count, 4);
   assert.equal(await volumeStatus(v), 'available');
   const again = (await watch()).get(v)!;
   assert.equal(again.spec.backup, undefined, 'nothing to send again');
-  assert.equal((await call('DELETE', `/backups/${b.id}`, { as: aliceC })).status, 202);
-  await waitGone(b.id);
+  await dropBackup(b.id);
 });
 
 test('an agent that restarts mid-backup is handed the chunks stored already and sends only the rest', async () => {
   const v = await madeVolume(aliceC);
-  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } });
-  assert.equal(c.status, 202, JSON.stringify(c.body));
-  const id = c.body.backup.id as string;
+  const id = await startBackup(v);
   const w = (await watch()).get(v)!;
   assert.equal(w.spec.backup.stored_sha256, undefined);
   assert.equal((await putChunk(id, 0, 'a0')).status, 204);
@@ -431,8 +415,7 @@ test('an agent that restarts mid-backup is handed the chunks stored already and 
   const t = await madeVolume(aliceC);
   assert.equal((await call('POST', `/backups/${id}/restore`, { as: aliceC, body: { restore: { volume_id: t } } })).status, 202);
   assert.deepEqual(await agentRestore(t), ['a0', 'CHANGED', 'a2', 'a3']);
-  assert.equal((await call('DELETE', `/backups/${id}`, { as: aliceC })).status, 202);
-  await waitGone(id);
+  await dropBackup(id);
 });
 
 test('a forced backup of an in-use volume on a pool of qcow2 chains is refused before it starts, saying why', async () => {
@@ -444,11 +427,9 @@ test('a forced backup of an in-use volume on a pool of qcow2 chains is refused b
     assert.equal(await volumeStatus(v), 'in-use', 'nothing started');
     // detached, it backs up
     await call('POST', `/volumes/${v}/action`, { body: { 'os-reset_status': { status: 'available' } } });
-    const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v } } });
-    assert.equal(c.status, 202, JSON.stringify(c.body));
-    assert.equal((await call('POST', `/backups/${c.body.backup.id}/action`, { body: { 'os-reset_status': { status: 'error' } } })).status, 202);
-    assert.equal((await call('DELETE', `/backups/${c.body.backup.id}`, { as: aliceC })).status, 202);
-    await waitGone(c.body.backup.id);
+    const id = await startBackup(v);
+    assert.equal((await call('POST', `/backups/${id}/action`, { body: { 'os-reset_status': { status: 'error' } } })).status, 202);
+    await dropBackup(id);
   } finally {
     await registerHost(true);
   }
@@ -510,6 +491,17 @@ async function waitGone(id: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.fail(`backup ${id} still there`);
+}
+/** A backup's delete asked (202) and done. */
+async function dropBackup(id: string, as = aliceC): Promise<void> {
+  assert.equal((await call('DELETE', `/backups/${id}`, { as })).status, 202);
+  await waitGone(id);
+}
+/** A backup of `volumeId` asked (202); its id. */
+async function startBackup(volumeId: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, ...extra } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  return c.body.backup.id as string;
 }
 
 test('quotas: backups and backup_gigabytes are counted and enforced; limits show them', async () => {
