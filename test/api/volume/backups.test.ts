@@ -314,6 +314,16 @@ test('a volume created from a backup (3.47): creating, then restoring-backup wit
   // before 3.47 backup_id is not read (Cinder ignores it): a volume from nothing needs its size
   assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.46', body: { volume: { backup_id: fullId } } }), 400, 'badRequest', /size is required/);
 
+  // a volume from a backup no pool takes: error, the backup available again, the volume deletable
+  const nowhere = await call('POST', '/types', { body: { volume_type: { name: `vb-nowhere-${process.pid}`, extra_specs: { volume_backend_name: 'nope' } } } });
+  assert.equal(nowhere.status, 200, JSON.stringify(nowhere.body));
+  const unplaced = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, volume_type: nowhere.body.volume_type.name } } });
+  assert.equal(unplaced.status, 202, JSON.stringify(unplaced.body));
+  await watch();
+  await until('the unplaced volume error', async () => (await volumeStatus(unplaced.body.volume.id)) === 'error', 10_000, 20);
+  assert.equal((await backupOf(fullId)).status, 'available');
+  assert.equal((await call('DELETE', `/volumes/${unplaced.body.volume.id}`, { as: aliceC })).status, 202);
+
   // a volume from a backup force-deleted before it was made: the backup available again
   const gone = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId } } });
   assert.equal(gone.status, 202, JSON.stringify(gone.body));
