@@ -12,8 +12,10 @@
 // chunk). The volume's host reads the data (the spec's `backup`, protocol.ts),
 // `backupChunkSize` bytes at a time (32 MiB), and PUTs each chunk zlib-compressed with the
 // sha256 of its uncompressed bytes to /agent/v1/backups/{id}/chunks/{index};
-// the server writes the object (a row of volume_backup_chunks, `own`); the
-// agent that restores it inflates it and checks the hash. An incremental backup names its parent (the
+// the server inflates it and checks the hash (a chunk that does not match
+// fails the backup and is never stored), then writes the object (a row of
+// volume_backup_chunks, `own`); the agent that restores it checks the hash
+// again. An incremental backup names its parent (the
 // volume's latest available backup) and the agent skips every chunk whose
 // hash equals the parent's, so `object_count` counts only the changed chunks;
 // when the agent reports the backup done, the chunks it did not send are the
@@ -26,13 +28,21 @@
 // Statuses: a backup is `creating` -> `available` (or `error` with
 // `fail_reason`), `restoring` while restored from, `deleting` while its
 // objects go. The volume is `backing-up` (a backup of the volume itself; the
-// status it returns to is kept in `backup_job`) or `restoring-backup`, back
-// to what its attachments say when the agent reports (`error_restoring` for a
-// failed restore). The state lives in the rows and the specs: an agent that
-// crashes mid-backup converges the same version again when it restarts
-// (chunks are overwritten, no leftovers), a server that restarts finishes the
-// deletes it had begun (`resumeDeletes`).
+// job is kept in `backup_job`) or `restoring-backup`, back to what its
+// attachments say when the agent reports (`error_restoring` for a failed
+// restore). A volume created from a backup (`backup_id`, 3.47) is made blank
+// with the restore job, `creating` then `restoring-backup`. A backup's
+// report finishes it whatever version the volume row is at (another write
+// meanwhile changes nothing of the job). A failed backup's objects are
+// removed; so are those of a backup whose volume is force-deleted
+// (`abandonJob`: the backup `error`). The state lives in the rows and the
+// specs: an agent that crashes mid-backup is handed the hashes of the chunks
+// stored already (`stored_sha256`) and sends only the rest, a server that
+// restarts finishes the deletes it had begun (`resumeDeletes`).
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createInflate } from 'node:zlib';
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import { ApiError } from '../common/errors.ts';
@@ -41,6 +51,7 @@ import { parseJsonObject } from '../common/json.ts';
 import { AGENT_RULE } from '../fleet/api.ts';
 import type { ResourceError } from '../fleet/protocol.ts';
 import { objectOf } from '../http/body.ts';
+import type { Credentials } from '../http/auth.ts';
 import { isAdmin } from '../http/policy.ts';
 import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { ContainerInfo, ObjectStore } from '../object/service.ts';
@@ -50,8 +61,8 @@ import { badRequest, invalidVolume, notFound } from './errors.ts';
 import { mv, type VolumeVersion } from './http.ts';
 import { metadataOf, textOf } from './input.ts';
 import { allTenants, applyFilters, applySort, one, paginate } from './list.ts';
-import type { VolumeBackupJob, VolumeObserved, VolumeRestoreJob } from './protocol.ts';
-import { checkBackupQuota } from './quotas.ts';
+import type { VolumeBackupJob, VolumeObserved, VolumePoolStats, VolumeRestoreJob } from './protocol.ts';
+import { checkQuota } from './quotas.ts';
 import type { VolumeTables } from './schema.ts';
 import { cinderTime, links, parseBoolean } from './view.ts';
 
@@ -67,13 +78,13 @@ const BACKUP_SERVICE = 'cinder.backup.drivers.swift.SwiftBackupDriver';
 /** What a backup keeps of its volume besides the data (in its `_metadata` object). */
 interface VolumeMeta { metadata: Record<string, string>; image_metadata: Record<string, string>; bootable: boolean }
 
-/** The backup or restore a volume row holds (`backup_job`). */
-export interface BackupJob { kind: 'backup' | 'restore'; backup_id: string; status: string }
+/** The backup or restore a volume row holds (`backup_job`); `live`: a forced backup of an in-use volume (read through a snapshot). */
+export interface BackupJob { kind: 'backup' | 'restore'; backup_id: string; live?: boolean }
 
 export function jobOf(row: Pick<VolumeRow, 'backup_job'>): BackupJob | null {
   if (!row.backup_job) return null;
   const j = parseJsonObject(row.backup_job);
-  return { kind: j.kind === 'restore' ? 'restore' : 'backup', backup_id: String(j.backup_id), status: String(j.status ?? 'available') };
+  return { kind: j.kind === 'restore' ? 'restore' : 'backup', backup_id: String(j.backup_id), live: j.live === true };
 }
 
 const chunkCount = (b: Pick<BackupRow, 'size' | 'chunk_size'>): number => Math.ceil((b.size * GIB) / Number(b.chunk_size));
@@ -88,10 +99,14 @@ export async function jobSpecOf(db: VDb, row: VolumeRow): Promise<{ backup?: Vol
   if (job.kind === 'backup') {
     if (row.status === 'creating' || b.status !== 'creating') return {};
     const parent = b.parent_id ? await hashesOf(db, b.parent_id) : null;
+    // the chunks already stored (an agent that restarted mid-backup sends only the rest); each was checked on receipt
+    const stored = await db.selectFrom('volume_backup_chunks').select(['idx', 'sha256']).where('backup_id', '=', b.id).execute();
+    const storedSha: Array<string | null> = Array.from({ length: stored.length ? chunkCount(b) : 0 }, () => null);
+    for (const c of stored) storedSha[c.idx] = c.sha256;
     return {
       backup: {
         backup_id: b.id, chunk_size: Number(b.chunk_size), snapshot_id: b.snapshot_id,
-        live: !b.snapshot_id && job.status === 'in-use', parent_sha256: parent,
+        live: !b.snapshot_id && !!job.live, parent_sha256: parent, ...(stored.length ? { stored_sha256: storedSha } : {}),
       },
     };
   }
@@ -105,6 +120,102 @@ async function hashesOf(db: VDb, backupId: string): Promise<string[]> {
   return rows.map((r) => r.sha256);
 }
 
+/** Gives a volume its job back: the status it had (its attachments say which), or `failed` for a failed restore. */
+async function releaseVolume(tx: VDb, backup: Pick<BackupRow, 'id' | 'snapshot_id'>, failed?: string): Promise<void> {
+  const t = new Date().toISOString();
+  const vols = await tx.selectFrom('volume_volumes').select(['id', 'status', 'backup_job']).where('backup_job', 'is not', null).execute();
+  for (const v of vols) {
+    const job = jobOf(v);
+    if (job?.backup_id !== backup.id) continue;
+    const set: Partial<VolumeRow> = { backup_job: null, updated_at: t };
+    if (failed) set.status = failed;
+    else if (v.status === 'backing-up' || v.status === 'restoring-backup') set.status = 'available';
+    await tx.updateTable('volume_volumes').set((eb) => ({ ...set, version: eb('version', '+', 1) })).where('id', '=', v.id).execute();
+    if (!failed) await settleVolume(tx, v.id, t);
+  }
+  await releaseSnapshot(tx, backup.snapshot_id);
+}
+
+async function releaseSnapshot(tx: VDb, snapshotId: string | null): Promise<void> {
+  if (!snapshotId) return;
+  await tx.updateTable('volume_snapshots').set({ status: 'available', updated_at: new Date().toISOString() }).where('id', '=', snapshotId).where('status', '=', 'backing-up').execute();
+}
+
+/** A backup being made turned `error` with its reason; false when it was not `creating` (any more). */
+async function markFailed(tx: VDb, backupId: string, reason: string): Promise<boolean> {
+  const u = await tx.updateTable('volume_backups').set({ status: 'error', fail_reason: reason.slice(0, 255), updated_at: new Date().toISOString() })
+    .where('id', '=', backupId).where('status', '=', 'creating').executeTakeFirst();
+  return Number(u.numUpdatedRows) === 1;
+}
+
+/**
+ * A volume force-deleted while it holds a backup or restore (volumes.ts, in its delete's transaction): a
+ * backup being made is `error` ("deleted during the backup"), a backup being restored from is available
+ * again, and the job is dropped (the volume's status is the delete's). Returns the failed backup, whose
+ * objects Backups.purge removes after the commit.
+ */
+export async function abandonJob(tx: VDb, row: Pick<VolumeRow, 'id' | 'backup_job'>): Promise<string | null> {
+  const job = jobOf(row);
+  if (!job) return null;
+  await tx.updateTable('volume_volumes').set({ backup_job: null }).where('id', '=', row.id).execute();
+  if (job.kind === 'restore') {
+    await tx.updateTable('volume_backups').set({ status: 'available', updated_at: new Date().toISOString() }).where('id', '=', job.backup_id).where('status', '=', 'restoring').execute();
+    return null;
+  }
+  const b = await tx.selectFrom('volume_backups').select(['id', 'snapshot_id']).where('id', '=', job.backup_id).executeTakeFirst();
+  if (!b) return null;
+  await releaseSnapshot(tx, b.snapshot_id);
+  return (await markFailed(tx, b.id, `Volume ${row.id} was deleted during the backup.`)) ? b.id : null;
+}
+
+/** A backup the caller may see (its project's; any for an admin); Cinder's 404 otherwise. */
+async function visibleBackup(db: VDb, c: Credentials, id: string): Promise<BackupRow> {
+  const row = await db.selectFrom('volume_backups').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row || (!isAdmin(c) && row.project_id !== c.projectId)) throw new ApiError('NotFound', `Backup ${id} could not be found.`);
+  return row;
+}
+
+/**
+ * A backup to restore (POST /backups/{id}/restore, or a volume created from it, `backup_id`): the caller's,
+ * available, and with every chunk listed (one made available by os-reset_status before its chunks were all
+ * written restores nothing short).
+ */
+export async function restorableBackup(db: VDb, c: Credentials, id: string): Promise<BackupRow> {
+  const b = await visibleBackup(db, c, id);
+  if (b.status !== 'available') throw badRequest(`Invalid backup: Backup status must be available, but it is ${b.status}.`);
+  const listed = await db.selectFrom('volume_backup_chunks').select((eb) => eb.fn.countAll<string>().as('n')).where('backup_id', '=', b.id).executeTakeFirstOrThrow();
+  if (Number(listed.n) !== chunkCount(b)) throw badRequest(`Invalid backup: Backup ${b.id} is incomplete (${Number(listed.n)} of ${chunkCount(b)} chunks); it cannot be restored.`);
+  return b;
+}
+
+/** A volume made from backup `backupId` (volumes.ts, in the transaction that writes the volume): the backup `restoring`, the job the volume row holds. */
+export async function takeForRestore(tx: VDb, backupId: string): Promise<string> {
+  const u = await tx.updateTable('volume_backups').set({ status: 'restoring', updated_at: new Date().toISOString() }).where('id', '=', backupId).where('status', '=', 'available').executeTakeFirst();
+  if (Number(u.numUpdatedRows) === 0) throw badRequest('Invalid backup: Backup status must be available');
+  return JSON.stringify({ kind: 'restore', backup_id: backupId } satisfies BackupJob);
+}
+
+/**
+ * Why a chunk as the agent sent it (zlib) does not hold what its sha256 says, or null. Inflated as a stream
+ * (the hash fed a piece at a time: the event loop is never held for a whole chunk), at most `max` bytes.
+ */
+async function chunkFault(z: Buffer, sha: string, max: number): Promise<string | null> {
+  const h = createHash('sha256');
+  let n = 0;
+  try {
+    await pipeline(Readable.from([z]), createInflate({ chunkSize: 256 * 1024 }), async (src: AsyncIterable<Buffer>) => {
+      for await (const part of src) {
+        n += part.length;
+        if (n > max) throw new Error(`it inflates past the chunk size (${max} bytes)`);
+        h.update(part);
+      }
+    });
+  } catch (err) {
+    return `is damaged: ${(err as Error).message}`;
+  }
+  return h.digest('hex') === sha ? null : 'does not match its sha256';
+}
+
 /** The backup service's side of the volume service: its routes, the agent's chunk routes, and what reports do. */
 export interface Backups {
   routes: Route[];
@@ -113,12 +224,16 @@ export interface Backups {
   report(volumeId: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<void>;
   /** Finishes the deletes a stopped server had begun. */
   resumeDeletes(): Promise<void>;
+  /** Removes the objects of a backup that failed (abandonJob's, after its transaction). */
+  purge(backupId: string): Promise<void>;
 }
 
 export function backupService(ctx: VolumeContext, o: {
   objects?: ObjectStore;
   /** Cinder's volume create (volumes.ts), for a restore into a new volume. */
   makeVolume(c: NonNullable<RouteContext['cred']>, vol: Record<string, unknown>): Promise<string>;
+  /** The volume hosts' pools as last heard (kinds.ts): a forced backup of an attached volume needs one that snapshots it. */
+  pools?: () => VolumePoolStats[];
 }): Backups {
   const db = ctx.vdb;
   const now = () => new Date().toISOString();
@@ -129,12 +244,7 @@ export function backupService(ctx: VolumeContext, o: {
   const containerOf = async (b: Pick<BackupRow, 'object_project_id' | 'container'>): Promise<ContainerInfo> =>
     (await store().createContainer(b.object_project_id, b.container)).container;
 
-  async function load(rc: RouteContext, id: string): Promise<BackupRow> {
-    const c = rc.cred!;
-    const row = await db.selectFrom('volume_backups').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row || (!isAdmin(c) && row.project_id !== c.projectId)) throw new ApiError('NotFound', `Backup ${id} could not be found.`);
-    return row;
-  }
+  const load = (rc: RouteContext, id: string): Promise<BackupRow> => visibleBackup(db, rc.cred!, id);
 
   async function dependents(ids: string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
@@ -223,6 +333,13 @@ export function backupService(ctx: VolumeContext, o: {
     }
     if (!volume.host) throw invalidVolume(`Volume ${volume.id} is on no backend.`);
     if (volume.backup_job) throw invalidVolume(`Volume ${volume.id} has a backup or restore in progress.`);
+    const live = !snapshot && volume.status === 'in-use';
+    // an attached volume is read through a point-in-time snapshot: a pool of qcow2 chains (no reflink) takes none
+    // while a server writes the volume, so the backup is refused here rather than failing after the 202
+    const pool = live ? o.pools?.().find((p) => p.name === volume.host) : undefined;
+    if (pool && pool.driver === 'file' && !pool.reflink) {
+      throw invalidVolume(`Volume ${volume.id} is in-use on pool ${volume.host}, whose backend (qcow2 chains) cannot take a point-in-time copy of an attached volume: detach it, or back up a snapshot taken while it was detached.`);
+    }
     store();
     let parent: BackupRow | undefined;
     if (incremental) {
@@ -236,10 +353,10 @@ export function backupService(ctx: VolumeContext, o: {
     const t = now();
     const stamp = t.replace(/[-:T]/g, '').slice(0, 14);
     const dataTimestamp = snapshot ? snapshot.created_at : t;
-    const job: BackupJob = { kind: 'backup', backup_id: id, status: volume.status };
+    const job: BackupJob = { kind: 'backup', backup_id: id, live };
     const size = snapshot?.size ?? volume.size;
     await db.transaction().execute(async (tx) => {
-      await checkBackupQuota(tx, volume.project_id, size);
+      await checkQuota(tx, volume.project_id, { backups: 1, backupGigabytes: size });
       const set: Partial<VolumeRow> = { backup_job: JSON.stringify(job), updated_at: t };
       if (!snapshot) set.status = 'backing-up';
       const r = await tx.updateTable('volume_volumes').set((eb) => ({ ...set, version: eb('version', '+', 1) }))
@@ -249,7 +366,7 @@ export function backupService(ctx: VolumeContext, o: {
         id, project_id: volume.project_id, user_id: c.userId, volume_id: volume.id, snapshot_id: snapshotId, name, description,
         status: 'creating', fail_reason: null, container, availability_zone: volume.availability_zone, size, chunk_size: ctx.config.backupChunkSize,
         object_count: 0, object_prefix: `volume_${volume.id}/${stamp}/az_${volume.availability_zone}_backup_${id}`, object_project_id: volume.project_id,
-        is_incremental: parent ? 1 : 0, parent_id: parent?.id ?? null, restore_volume_id: null, metadata: JSON.stringify(metadata),
+        is_incremental: parent ? 1 : 0, parent_id: parent?.id ?? null, metadata: JSON.stringify(metadata),
         data_timestamp: dataTimestamp, created_at: t, updated_at: t,
       }).execute();
       if (snapshot) await tx.updateTable('volume_snapshots').set({ status: 'backing-up', updated_at: t }).where('id', '=', snapshot.id).execute();
@@ -259,44 +376,32 @@ export function backupService(ctx: VolumeContext, o: {
     return { backup: brief(rc, v, row) };
   }
 
-  /** Gives a volume its job back: the status it had (its attachments say which), or `failed` for a failed restore. */
-  async function releaseVolume(tx: VDb, backup: Pick<BackupRow, 'id' | 'snapshot_id'>, failed?: string): Promise<void> {
-    const t = now();
-    const vols = await tx.selectFrom('volume_volumes').select(['id', 'status', 'backup_job']).where('backup_job', 'is not', null).execute();
-    for (const v of vols) {
-      const job = jobOf(v);
-      if (job?.backup_id !== backup.id) continue;
-      const set: Partial<VolumeRow> = { backup_job: null, updated_at: t };
-      if (failed) set.status = failed;
-      else if (v.status === 'backing-up' || v.status === 'restoring-backup') set.status = 'available';
-      await tx.updateTable('volume_volumes').set((eb) => ({ ...set, version: eb('version', '+', 1) })).where('id', '=', v.id).execute();
-      if (!failed) await settleVolume(tx, v.id, t);
+  /**
+   * Removes the objects a backup wrote (its chunks, and its metadata objects unless another record shares its
+   * prefix), keeping those another backup still lists, then its chunk rows.
+   */
+  async function dropObjects(b: BackupRow): Promise<void> {
+    const own = (await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '=', b.id).where('own', '=', 1).execute()).map((r) => r.object);
+    // objects another backup still lists (an imported record of the same backup, an incremental's parent chunks) stay
+    const kept = new Set<string>();
+    for (let i = 0; i < own.length; i += 500) {
+      const rows = await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '!=', b.id).where('object', 'in', own.slice(i, i + 500)).execute();
+      for (const r of rows) kept.add(r.object);
     }
-    if (backup.snapshot_id) {
-      await tx.updateTable('volume_snapshots').set({ status: 'available', updated_at: t }).where('id', '=', backup.snapshot_id).where('status', '=', 'backing-up').execute();
+    const prefixShared = await db.selectFrom('volume_backups').select('id').where('id', '!=', b.id).where('object_project_id', '=', b.object_project_id)
+      .where('container', '=', b.container).where('object_prefix', '=', b.object_prefix).executeTakeFirst();
+    const c = await store().getContainer(b.object_project_id, b.container);
+    if (c) {
+      for (const name of [...own.filter((o) => !kept.has(o)), ...(prefixShared ? [] : [`${b.object_prefix}_metadata`, `${b.object_prefix}_sha256file`])]) await store().deleteObject(c, name);
     }
+    await db.deleteFrom('volume_backup_chunks').where('backup_id', '=', b.id).execute();
   }
 
   /** The objects of a backup, then its rows; `error_deleting` when the object store refuses. */
   async function reap(b: BackupRow): Promise<void> {
     try {
-      const own = (await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '=', b.id).where('own', '=', 1).execute()).map((r) => r.object);
-      // objects another backup still lists (an imported record of the same backup, an incremental's parent chunks) stay
-      const kept = new Set<string>();
-      for (let i = 0; i < own.length; i += 500) {
-        const rows = await db.selectFrom('volume_backup_chunks').select('object').where('backup_id', '!=', b.id).where('object', 'in', own.slice(i, i + 500)).execute();
-        for (const r of rows) kept.add(r.object);
-      }
-      const prefixShared = await db.selectFrom('volume_backups').select('id').where('id', '!=', b.id).where('object_project_id', '=', b.object_project_id)
-        .where('container', '=', b.container).where('object_prefix', '=', b.object_prefix).executeTakeFirst();
-      const c = await store().getContainer(b.object_project_id, b.container);
-      if (c) {
-        for (const name of [...own.filter((o) => !kept.has(o)), ...(prefixShared ? [] : [`${b.object_prefix}_metadata`, `${b.object_prefix}_sha256file`])]) await store().deleteObject(c, name);
-      }
-      await db.transaction().execute(async (tx) => {
-        await tx.deleteFrom('volume_backup_chunks').where('backup_id', '=', b.id).execute();
-        await tx.deleteFrom('volume_backups').where('id', '=', b.id).where('status', '=', 'deleting').execute();
-      });
+      await dropObjects(b);
+      await db.deleteFrom('volume_backups').where('id', '=', b.id).where('status', '=', 'deleting').execute();
       ctx.log.info({ backup: b.id }, 'backup deleted');
     } catch (err) {
       ctx.log.warn({ backup: b.id, err: (err as Error).message }, 'backup delete failed');
@@ -321,15 +426,9 @@ export function backupService(ctx: VolumeContext, o: {
     const body = objectOf(rc.body);
     const r = objectOf(body?.restore);
     if (!body || !r) throw badRequest(`Missing required element 'restore' in request body.`);
-    const b = await load(rc, rc.params.backup_id!);
     const volumeId = textOf('volume_id', r.volume_id) || null;
     const name = textOf('name', r.name) ?? null;
-    if (b.status !== 'available') throw badRequest('Invalid backup: Backup status must be available');
-    // a backup made available by os-reset_status before its chunks were all written restores nothing short
-    const listed = await db.selectFrom('volume_backup_chunks').select((eb) => eb.fn.countAll<string>().as('n')).where('backup_id', '=', b.id).executeTakeFirstOrThrow();
-    if (Number(listed.n) !== chunkCount(b)) throw badRequest(`Invalid backup: Backup ${b.id} is incomplete (${Number(listed.n)} of ${chunkCount(b)} chunks); it cannot be restored.`);
-    const t = now();
-    const job: BackupJob = { kind: 'restore', backup_id: b.id, status: 'available' };
+    const b = await restorableBackup(db, c, rc.params.backup_id!);
     let target: VolumeRow;
     if (volumeId) {
       const v = await db.selectFrom('volume_volumes').selectAll().where('id', '=', volumeId).executeTakeFirst();
@@ -339,31 +438,15 @@ export function backupService(ctx: VolumeContext, o: {
       if (v.size < b.size) throw invalidVolume(`volume size ${v.size} is too small to restore backup of size ${b.size}.`);
       if (!v.host) throw invalidVolume(`Volume ${v.id} is on no backend.`);
       await db.transaction().execute(async (tx) => {
-        const u = await tx.updateTable('volume_backups').set({ status: 'restoring', restore_volume_id: v.id, updated_at: t }).where('id', '=', b.id).where('status', '=', 'available').executeTakeFirst();
-        if (Number(u.numUpdatedRows) === 0) throw badRequest('Invalid backup: Backup status must be available');
-        const w = await tx.updateTable('volume_volumes').set((eb) => ({ status: 'restoring-backup', backup_job: JSON.stringify(job), version: eb('version', '+', 1), updated_at: t }))
+        const job = await takeForRestore(tx, b.id);
+        const w = await tx.updateTable('volume_volumes').set((eb) => ({ status: 'restoring-backup', backup_job: job, version: eb('version', '+', 1), updated_at: now() }))
           .where('id', '=', v.id).where('version', '=', v.version).where('status', '=', 'available').where('backup_job', 'is', null).executeTakeFirst();
         if (Number(w.numUpdatedRows) === 0) throw invalidVolume(`Volume ${v.id} changed while the restore was asked; try again.`);
       });
       target = v;
     } else {
-      // Cinder's restore into a new volume: the backup's size, the default type, the caller's project
-      const u = await db.updateTable('volume_backups').set({ status: 'restoring', updated_at: t }).where('id', '=', b.id).where('status', '=', 'available').executeTakeFirst();
-      if (Number(u.numUpdatedRows) === 0) throw badRequest('Invalid backup: Backup status must be available');
-      let id: string;
-      try {
-        id = await o.makeVolume(c, { size: b.size, name: name ?? `restore_backup_${b.id}`, description: `auto-created_from_restore_from_backup` });
-      } catch (err) {
-        await db.updateTable('volume_backups').set({ status: 'available', updated_at: now() }).where('id', '=', b.id).execute();
-        throw err;
-      }
-      await db.transaction().execute(async (tx) => {
-        await tx.updateTable('volume_backups').set({ restore_volume_id: id }).where('id', '=', b.id).execute();
-        // made already (its host was quick): restored from now on; else when its backend reports it made (lifecycle.ts)
-        await tx.updateTable('volume_volumes').set({ backup_job: JSON.stringify(job) }).where('id', '=', id).where('status', '=', 'creating').execute();
-        await tx.updateTable('volume_volumes').set((eb) => ({ status: 'restoring-backup', backup_job: JSON.stringify(job), version: eb('version', '+', 1), updated_at: now() }))
-          .where('id', '=', id).where('status', '=', 'available').execute();
-      });
+      // Cinder's restore into a new volume: a volume made from the backup (its size, the default type, the caller's project)
+      const id = await o.makeVolume(c, { size: b.size, name: name ?? `restore_backup_${b.id}`, description: `auto-created_from_restore_from_backup`, backup_id: b.id });
       target = await db.selectFrom('volume_volumes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     }
     rc.reply.code(202);
@@ -415,7 +498,7 @@ export function backupService(ctx: VolumeContext, o: {
         availability_zone: str('availability_zone') ?? ctx.config.availabilityZone, size, chunk_size: chunkSize,
         object_count: typeof rec.object_count === 'number' ? rec.object_count : 0, object_prefix: prefix,
         // imported alone: its chunks are all listed, whoever wrote them
-        is_incremental: 0, parent_id: null, restore_volume_id: null, metadata: typeof rec.metadata === 'string' ? rec.metadata : '{}',
+        is_incremental: 0, parent_id: null, metadata: typeof rec.metadata === 'string' ? rec.metadata : '{}',
         data_timestamp: str('data_timestamp') ?? t, created_at: t, updated_at: t,
       }).execute();
       for (const x of list) await tx.insertInto('volume_backup_chunks').values({ backup_id: id, idx: x!.idx as number, object: x!.object as string, sha256: x!.sha256 as string, length: x!.length as number, own: 1 }).execute();
@@ -425,7 +508,11 @@ export function backupService(ctx: VolumeContext, o: {
     return { backup: { id: row.id, links: links(rc.req, row.project_id, 'backups', row.id), name: row.name } };
   }
 
-  /** The agent's chunk of a backup in `creating` (zlib, with the sha256 of its uncompressed bytes) written to the object store. */
+  /**
+   * The agent's chunk of a backup in `creating` (zlib, with the sha256 of its uncompressed bytes), checked, then
+   * written to the object store. A chunk that does not hold what its hash says fails the backup (400); one
+   * that arrives after the backup stopped being made is refused (409), its object removed if the backup's are.
+   */
   async function putChunk(rc: RouteContext) {
     const b = await db.selectFrom('volume_backups').selectAll().where('id', '=', rc.params.backup_id!).executeTakeFirst();
     if (!b) throw new ApiError('NotFound', `Backup ${rc.params.backup_id} could not be found.`);
@@ -434,15 +521,29 @@ export function backupService(ctx: VolumeContext, o: {
     if (!/^\d+$/.test(rc.params.index!) || idx >= chunkCount(b)) throw new ApiError('BadRequest', `Backup ${b.id} has no chunk ${rc.params.index}.`);
     const sha = String(rc.req.headers['x-stratus-sha256'] ?? '');
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new ApiError('BadRequest', 'X-Stratus-Sha256: the sha256 (hex) of the uncompressed chunk is required.');
-    // stored as sent: the hash is checked where the bytes are used, by the agent that restores them (inflating
-    // and hashing every chunk here would hold the server's event loop ~0.2 s per 32 MiB)
     const data = await readBody(rc.body, Number(b.chunk_size) + 1024 * 1024);
+    const fault = await chunkFault(data, sha, Number(b.chunk_size));
+    if (fault) {
+      await failBackup(b, `Chunk ${idx} as sent ${fault}.`);
+      throw new ApiError('BadRequest', `Chunk ${idx} of backup ${b.id} ${fault}: the backup failed.`);
+    }
     const name = chunkName(b, idx);
-    await store().putObject(await containerOf(b), name, Readable.from([data]), { size: data.length, contentType: 'application/octet-stream' });
-    await db.transaction().execute(async (tx) => {
+    const c = await containerOf(b);
+    await store().putObject(c, name, Readable.from([data]), { size: data.length, contentType: 'application/octet-stream' });
+    // listed only while the backup is still being made (the row locked: a failure or delete meanwhile waits or wins)
+    const listed = await db.transaction().execute(async (tx) => {
+      const u = await tx.updateTable('volume_backups').set({ updated_at: now() }).where('id', '=', b.id).where('status', '=', 'creating').executeTakeFirst();
+      if (Number(u.numUpdatedRows) === 0) return false;
       await tx.deleteFrom('volume_backup_chunks').where('backup_id', '=', b.id).where('idx', '=', idx).execute();
       await tx.insertInto('volume_backup_chunks').values({ backup_id: b.id, idx, object: name, sha256: sha, length: data.length, own: 1 }).execute();
+      return true;
     });
+    if (!listed) {
+      const cur = await db.selectFrom('volume_backups').select('status').where('id', '=', b.id).executeTakeFirst();
+      // failed or deleted meanwhile: its objects go (this one may have come after they went)
+      if (!cur || ['error', 'deleting', 'error_deleting'].includes(cur.status)) await store().deleteObject(c, name);
+      throw new ApiError('Conflict', `Backup ${b.id} is ${cur?.status ?? 'deleted'}, not creating.`);
+    }
     rc.reply.code(204);
   }
 
@@ -464,12 +565,7 @@ export function backupService(ctx: VolumeContext, o: {
   }
 
   /** The agent sent every changed chunk: the rest are the parent's, the metadata objects are written, the backup is available. */
-  async function finishBackup(volumeId: string, version: number, job: BackupJob): Promise<void> {
-    const b = await db.selectFrom('volume_backups').selectAll().where('id', '=', job.backup_id).executeTakeFirst();
-    if (!b || b.status !== 'creating') {
-      await db.transaction().execute(async (tx) => { if (b) await releaseVolume(tx, b); });
-      return;
-    }
+  async function finishBackup(volumeId: string, b: BackupRow): Promise<void> {
     const n = chunkCount(b);
     const own = await db.selectFrom('volume_backup_chunks').selectAll().where('backup_id', '=', b.id).execute();
     const byIdx = new Map(own.map((r) => [r.idx, r]));
@@ -499,8 +595,8 @@ export function backupService(ctx: VolumeContext, o: {
       if (Number(u.numUpdatedRows) === 1) {
         for (const x of chunks) if (!x.own) await tx.insertInto('volume_backup_chunks').values({ backup_id: b.id, ...x }).execute();
       }
-      const v = await tx.selectFrom('volume_volumes').select('version').where('id', '=', volumeId).executeTakeFirst();
-      if (v?.version === version) await releaseVolume(tx, b);
+      // whatever version the volume is at now (a write meanwhile bumped it): the job is done
+      await releaseVolume(tx, b);
     });
     ctx.log.info({ backup: b.id, volume: volumeId, objects: own.length, chunks: n }, 'backup made');
   }
@@ -531,28 +627,42 @@ export function backupService(ctx: VolumeContext, o: {
     if (m.bootable) await tx.updateTable('volume_volumes').set({ bootable: 1 }).where('id', '=', volumeId).execute();
   }
 
+  /** A backup that will not be finished: `error` with its reason, its volume given back, the objects it had written removed. */
   async function failBackup(b: BackupRow, reason: string): Promise<void> {
-    await db.transaction().execute(async (tx) => {
-      await tx.updateTable('volume_backups').set({ status: 'error', fail_reason: reason.slice(0, 255), updated_at: now() }).where('id', '=', b.id).where('status', '=', 'creating').execute();
+    const failed = await db.transaction().execute(async (tx) => {
+      const f = await markFailed(tx, b.id, reason);
       await releaseVolume(tx, b);
+      return f;
     });
+    if (!failed) return;
     ctx.log.warn({ backup: b.id, reason }, 'backup failed');
+    await purge(b.id);
+  }
+
+  /** The objects a failed backup had written, and its chunk rows (the row stays, `error` with its reason). */
+  async function purge(backupId: string): Promise<void> {
+    const b = await db.selectFrom('volume_backups').selectAll().where('id', '=', backupId).executeTakeFirst();
+    if (b?.status !== 'error') return;
+    await dropObjects(b).catch((err: Error) => ctx.log.warn({ backup: b.id, err: err.message }, 'removing a failed backup\'s objects failed'));
   }
 
   async function report(volumeId: string, version: number, observed: VolumeObserved | null, error?: ResourceError): Promise<void> {
     const row = await db.selectFrom('volume_volumes').selectAll().where('id', '=', volumeId).executeTakeFirst();
-    if (!row || row.version !== version) return;
+    if (!row) return;
     const job = jobOf(row);
     if (!job) return;
     const b = await db.selectFrom('volume_backups').selectAll().where('id', '=', job.backup_id).executeTakeFirst();
     if (job.kind === 'backup') {
-      if (!b) return db.transaction().execute((tx) => releaseVolume(tx, { id: job.backup_id, snapshot_id: null }));
-      if (error) return failBackup(b, error.message);
-      if (observed?.backed_up === job.backup_id) return finishBackup(volumeId, version, job);
+      // a job whose backup is gone or no longer being made holds the volume for nothing: given back
+      if (!b || b.status !== 'creating') return db.transaction().execute((tx) => releaseVolume(tx, b ?? { id: job.backup_id, snapshot_id: null }));
+      // every chunk sent, for whichever version (another write to the volume row meanwhile changes nothing of the job's)
+      if (observed?.backed_up === job.backup_id) return finishBackup(volumeId, b);
+      if (error && row.version === version) return failBackup(b, error.message);
       return;
     }
+    if (row.version !== version) return;
     // a restore: into a new volume whose create failed (the volume's own report makes it error), or done, or failed
-    const backBackup = (tx: VDb) => tx.updateTable('volume_backups').set({ status: 'available', restore_volume_id: null, updated_at: now() }).where('id', '=', job.backup_id).where('status', '=', 'restoring').execute();
+    const backBackup = (tx: VDb) => tx.updateTable('volume_backups').set({ status: 'available', updated_at: now() }).where('id', '=', job.backup_id).where('status', '=', 'restoring').execute();
     if (row.status === 'creating') {
       if (error) await db.transaction().execute(async (tx) => { await backBackup(tx); await tx.updateTable('volume_volumes').set({ backup_job: null }).where('id', '=', volumeId).execute(); });
       return;
@@ -645,7 +755,7 @@ export function backupService(ctx: VolumeContext, o: {
     { method: 'GET', path: '/v1/backups/:backup_id/chunks/:index', rule: AGENT_RULE, handler: getChunk },
   ];
   return {
-    routes, agentRoutes, report,
+    routes, agentRoutes, report, purge,
     async resumeDeletes() {
       for (const b of await db.selectFrom('volume_backups').selectAll().where('status', '=', 'deleting').execute()) await reap(b);
     },

@@ -35,6 +35,7 @@ import { parseVolumeHost, VolumeErrorCode } from './protocol.ts';
 import type { VolumeTables } from './schema.ts';
 import { MessageAction, MessageDetail, recordMessage } from './messages.ts';
 import { failExports, setExports, settleVolume } from './attach.ts';
+import { abandonJob } from './backups.ts';
 
 type VDb = Kysely<VolumeTables>;
 type Row = VolumeTables['volume_volumes'];
@@ -263,11 +264,13 @@ export async function applySnapshotReport(db: VDb, id: string, version: number, 
  */
 export async function failScheduling(db: VDb, id: string): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
-    const row = await tx.selectFrom('volume_volumes').select(['project_id']).where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
+    const row = await tx.selectFrom('volume_volumes').select(['project_id', 'backup_job']).where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
     if (!row) return false;
     const r = await tx.updateTable('volume_volumes').set({ status: 'error', updated_at: new Date().toISOString() })
       .where('id', '=', id).where('status', '=', 'creating').where('host', 'is', null).executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) return false;
+    // a volume made from a backup: the backup available again (the error volume holds no job, and deletes)
+    await abandonJob(tx, { id, backup_job: row.backup_job });
     await recordMessage(tx, { projectId: row.project_id, resourceType: 'VOLUME', resourceUuid: id, action: MessageAction.scheduleAllocateVolume, detail: MessageDetail.noBackendAvailable });
     return true;
   });

@@ -62,7 +62,8 @@ export interface VolumeSpec {
    * bytes at a time, and PUTs each chunk zlib-compressed to
    * /agent/v1/backups/{backup_id}/chunks/{index} with its sha256 (of the
    * uncompressed bytes) unless it equals the parent's at that index
-   * (`parent_sha256`: an incremental backup sends only the changed chunks),
+   * (`parent_sha256`: an incremental backup sends only the changed chunks)
+   * or the one the server holds already (`stored_sha256`: a backup resumed),
    * then reports `backed_up: backup_id` for this version.
    */
   backup?: VolumeBackupJob;
@@ -84,6 +85,11 @@ export interface VolumeBackupJob {
   live: boolean;
   /** An incremental backup: the sha256 of each chunk of its parent (hex, by index); null: a full backup. */
   parent_sha256: string[] | null;
+  /**
+   * The chunks the server holds of this backup already (their sha256 by index, null where none): an agent
+   * that restarted mid-backup sends only the chunks that differ. Absent: none yet.
+   */
+  stored_sha256?: Array<string | null>;
 }
 
 export interface VolumeRestoreJob {

@@ -96,51 +96,36 @@ export async function usageOf(db: VDb, projectId: string): Promise<Record<string
 }
 
 /**
- * Refuses one more backup of `size` GiB for a project (413: Cinder's
- * BackupLimitExceeded, VolumeBackupSizeExceedsAvailableQuota); inside the
- * transaction that writes the backup's row, under the quota lock.
- */
-export async function checkBackupQuota(tx: VDb, projectId: string, size: number): Promise<void> {
-  if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
-  const limits = await limitsOf(tx, projectId);
-  const used = await usageOf(tx, projectId);
-  if (limits.backups! >= 0 && used.backups! + 1 > limits.backups!) throw backupLimitExceeded(limits.backups!);
-  if (limits.backup_gigabytes! >= 0 && used.backup_gigabytes! + size > limits.backup_gigabytes!) throw backupSizeExceedsQuota(size, limits.backup_gigabytes!, used.backup_gigabytes!);
-}
-
-/**
  * Refuses (413 overLimit, Cinder's QuotaError family) `volumes` more volumes
  * and `gigabytes` more GiB of type `typeName` for a project, `size` being the
- * size of the one volume made or extended; call inside the transaction that
- * writes the row.
+ * size of the one volume made or extended, `snapshots` more snapshots, and
+ * `backups` more backups of `backupGigabytes` GiB (Cinder's
+ * BackupLimitExceeded, VolumeBackupSizeExceedsAvailableQuota); call inside
+ * the transaction that writes the row (the quota lock is taken here).
  */
 export async function checkQuota(tx: VDb, projectId: string, o: {
-  typeName: string; size: number; volumes: number; gigabytes: number; snapshots?: number;
+  typeName?: string; size?: number; volumes?: number; gigabytes?: number; snapshots?: number; backups?: number; backupGigabytes?: number;
   /** A retype: what moves into the type's own keys only (the project's totals do not change). */
   typeOnly?: { volumes: number; gigabytes: number };
 }): Promise<void> {
   if (isPostgres(tx)) await sql`select pg_advisory_xact_lock(hashtext(${`volume-quota:${projectId}`}))`.execute(tx);
   const limits = await limitsOf(tx, projectId);
   const perVolume = limits.per_volume_gigabytes!;
-  if (perVolume >= 0 && o.size > perVolume) throw sizeExceedsLimit(o.size, perVolume);
+  if (o.size !== undefined && perVolume >= 0 && o.size > perVolume) throw sizeExceedsLimit(o.size, perVolume);
   const used = await usageOf(tx, projectId);
-  const gigabytes = (name: string) => (o.typeOnly && name !== 'gigabytes' ? o.typeOnly.gigabytes : o.gigabytes);
-  const volumes = (name: string) => (o.typeOnly && name !== 'volumes' ? o.typeOnly.volumes : o.volumes);
-  for (const name of ['gigabytes', `gigabytes_${o.typeName}`]) {
-    const limit = limits[name] ?? -1;
-    const want = gigabytes(name);
-    if (want > 0 && limit >= 0 && (used[name] ?? 0) + want > limit) throw sizeExceedsQuota(name, want, limit, used[name] ?? 0);
+  const over = (name: string, want: number) => want > 0 && (limits[name] ?? -1) >= 0 && (used[name] ?? 0) + want > limits[name]!;
+  const typed = (name: string) => (o.typeName ? [name, `${name}_${o.typeName}`] : [name]);
+  for (const name of typed('gigabytes')) {
+    const want = o.typeOnly && name !== 'gigabytes' ? o.typeOnly.gigabytes : o.gigabytes ?? 0;
+    if (over(name, want)) throw sizeExceedsQuota(name, want, limits[name]!, used[name] ?? 0);
   }
-  for (const name of ['volumes', `volumes_${o.typeName}`]) {
-    const limit = limits[name] ?? -1;
-    const want = volumes(name);
-    if (want > 0 && limit >= 0 && (used[name] ?? 0) + want > limit) throw volumeLimitExceeded(limit, name);
+  for (const name of typed('volumes')) {
+    const want = o.typeOnly && name !== 'volumes' ? o.typeOnly.volumes : o.volumes ?? 0;
+    if (over(name, want)) throw volumeLimitExceeded(limits[name]!, name);
   }
-  const snapshots = o.snapshots ?? 0;
-  for (const name of ['snapshots', `snapshots_${o.typeName}`]) {
-    const limit = limits[name] ?? -1;
-    if (snapshots > 0 && limit >= 0 && used[name]! + snapshots > limit) throw snapshotLimitExceeded(limit);
-  }
+  for (const name of typed('snapshots')) if (over(name, o.snapshots ?? 0)) throw snapshotLimitExceeded(limits[name]!);
+  if (over('backups', o.backups ?? 0)) throw backupLimitExceeded(limits.backups!);
+  if (over('backup_gigabytes', o.backupGigabytes ?? 0)) throw backupSizeExceedsQuota(o.backupGigabytes!, limits.backup_gigabytes!, used.backup_gigabytes!);
 }
 
 const QuotaBody = Type.Object({

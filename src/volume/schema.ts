@@ -59,7 +59,6 @@ export interface VolumeTables {
     object_project_id: string;
     is_incremental: number; parent_id: string | null;
     /** The volume being restored into while `restoring`. */
-    restore_volume_id: string | null;
     /** Cinder's backup metadata (3.43), JSON. */
     metadata: string;
     data_timestamp: string; created_at: string; updated_at: string;
@@ -308,6 +307,12 @@ export const volumeMigrations: Record<string, Migration> = {
         .addColumn('object', text, (c) => c.notNull()).addColumn('sha256', text, (c) => c.notNull())
         .addColumn('length', 'bigint', (c) => c.notNull()).addColumn('own', 'integer', (c) => c.notNull())
         .addPrimaryKeyConstraint('volume_backup_chunks_pk', ['backup_id', 'idx']).execute();
+    },
+  },
+  '0512_volume_backups_no_restore_volume': {
+    async up(db: Kysely<any>) {
+      // written, never read: a restore's target is the volume's backup_job
+      await db.schema.alterTable('volume_backups').dropColumn('restore_volume_id').execute();
     },
   },
 };

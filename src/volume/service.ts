@@ -123,7 +123,7 @@ export function createVolumeService(o: {
   const exportListeners: Array<(ids: string[]) => Promise<void>> = [];
   const createdListeners: Array<(id: string) => Promise<void>> = [];
   const makeVolume = volumeMaker(ctx);
-  const backups = backupService(ctx, { objects: o.objects, makeVolume });
+  const backups = backupService(ctx, { objects: o.objects, makeVolume, pools: () => pools() });
   const failureListeners: Array<(failed: Array<{ attachmentId: string; serverId: string | null; message: string }>) => Promise<void>> = [];
   let pools: () => VolumePoolStats[] = () => [];
   let hosts: () => VolumeHostState[] = () => [];
@@ -180,7 +180,7 @@ export function createVolumeService(o: {
     }),
     // `/v3/` too (the server ignores a trailing slash)
     route({ method: 'GET', path: '/v3', rule: PUBLIC, handler: (rc) => ({ versions: [versionEntry(baseUrl(rc.req))] }) }),
-    ...bothForms([...volumeRoutes(ctx), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...backups.routes, ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
+    ...bothForms([...volumeRoutes(ctx, { purgeBackup: (id) => backups.purge(id) }), ...snapshotRoutes(ctx), ...transferRoutes(ctx), ...backups.routes, ...typeRoutes(ctx), ...encryptionRoutes(ctx), ...qosRoutes(ctx), ...quotaRoutes(ctx), ...messageRoutes(ctx), ...attachmentRoutes(ctx), ...poolRoutes(() => pools()), ...serviceRoutes(ctx, () => hosts()), ...extensionRoutes()]),
   ];
   const vdb = ctx.vdb;
   // Compute's attachment steps change a volume's status (reserved, attaching, in-use, detaching, available)

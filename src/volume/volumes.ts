@@ -14,6 +14,7 @@ import { isAdmin } from '../http/policy.ts';
 import type { Credentials } from '../http/auth.ts';
 import { route, type Route, type RouteContext } from '../http/service.ts';
 import type { VolumeContext } from './context.ts';
+import { abandonJob, restorableBackup, takeForRestore } from './backups.ts';
 import { badRequest, invalidInput, invalidSnapshot, invalidVolume, notFound, policyDenied } from './errors.ts';
 import { mv, since } from './http.ts';
 import { parseVolumeHost } from './protocol.ts';
@@ -94,7 +95,7 @@ export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<st
   async function makeVolume(c: Credentials, vol: Record<string, any>): Promise<string> {
     const name = textOf('name', vol.name) ?? textOf('display_name', vol.display_name) ?? null;
     const description = textOf('description', vol.description) ?? textOf('display_description', vol.display_description) ?? null;
-    for (const [k, what] of [['backup_id', 'a backup'], ['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
+    for (const [k, what] of [['consistencygroup_id', 'a consistency group'], ['group_id', 'a group']] as const) {
       if (vol[k] !== undefined && vol[k] !== null && vol[k] !== '') throw invalidInput(`Creating a volume from ${what} (${k}) is not supported by this cloud yet.`);
     }
     // multiattach comes from the type now; Cinder refuses the old flag when it asks for it
@@ -105,8 +106,11 @@ export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<st
     const snapshotId = textOf('snapshot_id', vol.snapshot_id) || null;
     const sourceId = textOf('source_volid', vol.source_volid) || null;
     const imageRef = textOf('imageRef', vol.imageRef) || textOf('image_id', vol.image_id) || null;
-    if ([snapshotId, sourceId, imageRef].filter(Boolean).length > 1) throw invalidInput('Only one of snapshot_id, source_volid and imageRef may be given.');
+    const backupId = textOf('backup_id', vol.backup_id) || null;
+    if ([snapshotId, sourceId, imageRef, backupId].filter(Boolean).length > 1) throw invalidInput('Only one of snapshot_id, source_volid, imageRef and backup_id may be given.');
     const image = imageRef ? await imageToVolume(c, imageRef) : null;
+    // from a backup (3.47): a blank volume the backup is restored into once made (backups.ts, lifecycle.ts)
+    const backup = backupId ? await restorableBackup(db, c, backupId) : null;
     let source: { kind: 'snapshot' | 'volume'; size: number; typeId: string; az: string; bootable: number } | null = null;
     if (snapshotId) {
       const snap = await db.selectFrom('volume_snapshots').innerJoin('volume_volumes', 'volume_volumes.id', 'volume_snapshots.volume_id')
@@ -121,9 +125,10 @@ export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<st
       if (src.status !== 'available' && src.status !== 'in-use') throw invalidVolume(`Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use' (it is '${src.status}').`);
       source = { kind: 'volume', size: src.size, typeId: src.volume_type_id, az: src.availability_zone, bootable: src.bootable };
     }
-    if ((vol.size === undefined || vol.size === null) && !source && !image) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
-    const size = vol.size === undefined || vol.size === null ? source?.size ?? image!.needGib : sizeOf('size', vol.size);
+    if ((vol.size === undefined || vol.size === null) && !source && !image && !backup) throw invalidInput('Volume size is required when creating a volume from nothing (no snapshot, source volume or backup).');
+    const size = vol.size === undefined || vol.size === null ? source?.size ?? backup?.size ?? image!.needGib : sizeOf('size', vol.size);
     if (image) checkImageFits(image, size);
+    if (backup && size < backup.size) throw invalidInput(`Volume size ${size}GB cannot be smaller than the backup size ${backup.size}GB. It must be >= backup size.`);
     if (source && size < source.size) {
       throw invalidInput(source.kind === 'snapshot'
         ? `Volume size '${size}'GB cannot be smaller than the snapshot size ${source.size}GB. They must be >= original snapshot size.`
@@ -162,8 +167,9 @@ export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<st
           throw invalidVolume(`Unable to create a volume from an originating source volume when its status is not 'available' or 'in-use' (it is '${cur.status}').`);
         }
       }
+      const backupJob = backup ? await takeForRestore(tx, backup.id) : null;
       await tx.insertInto('volume_volumes').values({
-        id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null,
+        id, project_id: c.projectId ?? '', user_id: c.userId, name, description, size, requested_size: null, backup_job: backupJob,
         status: 'creating', attach_status: 'detached', migration_status: null, availability_zone: az, volume_type_id: type.id,
         bootable: image ? 1 : source?.bootable ?? 0, multiattach: specTrue(specs.multiattach) ? 1 : 0, readonly: null, host: null,
         snapshot_id: snapshotId, source_volid: sourceId, version: 1, created_at: t, updated_at: t,
@@ -185,7 +191,10 @@ export function volumeMaker(ctx: VolumeContext): (c: Credentials, vol: Record<st
   return makeVolume;
 }
 
-export function volumeRoutes(ctx: VolumeContext): Route[] {
+export function volumeRoutes(ctx: VolumeContext, o: {
+  /** The objects of a backup that failed because its volume was force-deleted (Backups.purge), after the delete's commit. */
+  purgeBackup?(backupId: string): Promise<void>;
+} = {}): Route[] {
   const db = ctx.vdb;
   const now = () => new Date().toISOString();
 
@@ -251,7 +260,8 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       const unknown = Object.keys(vol).filter((k) => !CREATE_FIELDS.has(k));
       if (unknown.length) throw badRequest(`Additional properties are not allowed ('${unknown.join("', '")}' ${unknown.length > 1 ? 'were' : 'was'} unexpected)`);
     }
-    return { volume: await show(rc, await makeVolume(rc.cred!, vol), false) };
+    // backup_id is read from 3.47 (Cinder ignores it before)
+    return { volume: await show(rc, await makeVolume(rc.cred!, v.ge('3.47') ? vol : { ...vol, backup_id: undefined }), false) };
   }
 
   /**
@@ -260,7 +270,7 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
    * `cascade`, which takes them too (each deletable, unless forced).
    */
   async function remove(given: VolumeRow, force: boolean, cascade = false): Promise<void> {
-    await db.transaction().execute(async (tx) => {
+    const failed = await db.transaction().execute(async (tx): Promise<string | null> => {
       // the row first (its lock on PostgreSQL, the write lock on SQLite), then what is checked:
       // a snapshot, attachment or status change made meanwhile is seen, never lost
       await tx.updateTable('volume_volumes').set({ updated_at: now() }).where('id', '=', given.id).execute();
@@ -275,20 +285,24 @@ export function volumeRoutes(ctx: VolumeContext): Route[] {
       const stuck = snaps.find((x) => !SNAPSHOT_DELETABLE.includes(x.status));
       if (stuck && !force) throw invalidVolume(`Snapshot ${stuck.id} is in status ${stuck.status}: a cascade delete needs every snapshot available or error.`);
       await dropTransfersOf(tx, row.id);
+      // forced: a backup being made of it fails, one being restored into it is available again
+      const failed = await abandonJob(tx, row);
       if (row.host === null) {
         await destroySnapshots(tx, snaps.map((x) => x.id));
         await tx.deleteFrom('volume_metadata').where('volume_id', '=', row.id).execute();
         await tx.deleteFrom('volume_image_metadata').where('volume_id', '=', row.id).execute();
         await dropAttachmentsOf(tx, row.id);
         await tx.deleteFrom('volume_volumes').where('id', '=', row.id).execute();
-        return;
+        return failed;
       }
       if (snaps.length) {
         await tx.updateTable('volume_snapshots').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() }))
           .where('volume_id', '=', row.id).execute();
       }
       await tx.updateTable('volume_volumes').set((eb) => ({ status: 'deleting', version: eb('version', '+', 1), updated_at: now() })).where('id', '=', row.id).execute();
+      return failed;
     });
+    if (failed) await o.purgeBackup?.(failed);
   }
 
   async function setMetadata(rc: RouteContext, id: string, metadata: Record<string, string>, replace: boolean): Promise<Record<string, string>> {

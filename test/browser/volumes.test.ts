@@ -3,7 +3,8 @@
 // pool under its state dir; root): a member makes a volume (Cinder's refusal
 // of a bad size shown in the form first), watches it become available without
 // a reload, extends it, snapshots it, makes volumes from the snapshot and from
-// an image, and deletes one after the confirmation; attaches the volume to a running
+// an image, and deletes one after the confirmation; backs one up, restores
+// it, sees a failed backup's reason; attaches the volume to a running
 // container from the server's page and detaches it; launches a container with
 // it attached at boot from the launch wizard; a reader sees the lists
 // and none of the buttons.
@@ -166,10 +167,19 @@ test('a member makes volumes (empty, from a snapshot, from an image), edits, ext
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal((await restoredVolume()).size, 2);
+  // a backup that failed after its 202 says why (Cinder's fail_reason): the row made so, shown at the next write to it
+  await web.cloud.server.database.db.updateTable('volume_backups' as never).set({ status: 'error', fail_reason: 'Chunk 3 as sent does not match its sha256.' } as never)
+    .where('name' as never, '=', 'nightly' as never).execute();
+  const touched = await web.cloud.call('PUT', `/volume/v3/backups/${(await backupOf()).id}`, {
+    token: await web.cloud.login(member, PASSWORD, projectId), body: { backup: { description: 'failed' } }, headers: { 'OpenStack-API-Version': 'volume 3.9' },
+  });
+  assert.equal(touched.status, 200, JSON.stringify(touched.body));
+  await nightly.getByText('Chunk 3 as sent does not match its sha256.').waitFor({ timeout: 10_000 });
   await nightly.getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('dialog', { name: 'Delete' }).getByRole('button', { name: 'Delete' }).click();
-  // Cinder deletes a backup's objects after its 202: the row shows it deleting (not error_deleting), or is gone
-  await page.getByRole('row').filter({ hasText: 'nightly' }).filter({ hasText: /\bdeleting/ }).or(page.getByRole('cell', { name: 'Nothing here yet.' })).first().waitFor({ timeout: 30_000 });
+  // Cinder deletes a backup's objects after its 202: the row shows it deleting (its status cell exactly: not
+  // error_deleting; a row's text runs its cells together, so no word boundary sets the name apart), or is gone
+  await nightly.getByRole('cell', { name: 'deleting', exact: true }).or(page.getByRole('cell', { name: 'Nothing here yet.' })).first().waitFor({ timeout: 30_000 });
   await page.getByRole('tab', { name: 'Volumes' }).click();
   await page.getByRole('row').filter({ hasText: 'nightly-restored' }).getByText('available').waitFor();
   await screenshot(page, 'volumes');

@@ -3,13 +3,14 @@
 // a pattern written to a volume survives a full backup and a restore into a
 // new volume; a block changed afterwards goes into an incremental backup
 // that holds only the changed chunk (object count 1 of 32); restoring it
-// gives the changed data; checksums of the whole volumes compared. The
+// gives the changed data, and so does a volume created from it (backup_id,
+// 3.47); checksums of the whole volumes compared. The
 // backups' objects in the project's container go with the backups; no file
 // is left in the pool.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runOk } from '../../src/agent/exec.ts';
 import { skipUnlessRoot, sleep, startPlane, type Plane } from './lib.ts';
@@ -41,9 +42,10 @@ async function waitFor(kind: 'volumes' | 'backups', id: string, statuses: string
 }
 
 const volumeFile = (id: string) => join(pool, 'volumes', `${id}.raw`);
-async function sha(path: string): Promise<string> {
+/** The sha256 of a file, or of its first `bytes`. */
+async function sha(path: string, bytes?: number): Promise<string> {
   const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  for await (const c of createReadStream(path, bytes === undefined ? {} : { end: bytes - 1 })) h.update(c as Buffer);
   return h.digest('hex');
 }
 
@@ -108,6 +110,17 @@ test('a backup and an incremental backup of a volume restore its data (checksums
     const fromIncr = await restoreNew(incr.id);
     made.push(fromIncr);
     assert.equal(await sha(volumeFile(fromIncr)), after, 'the incremental backup restores the changed data');
+
+    // a volume created from a backup (backup_id, 3.47), larger than it: the backup's data in its first GiB
+    const fb = await api('POST', '/volumes', { volume: { backup_id: incr.id, size: 2, name: 'dp-from-backup' } });
+    assert.equal(fb.status, 202, JSON.stringify(fb.body));
+    made.push(fb.body.volume.id);
+    const fromBackup = await waitFor('volumes', fb.body.volume.id, ['available', 'error', 'error_restoring']);
+    assert.equal(fromBackup.status, 'available', JSON.stringify(fromBackup));
+    assert.equal(fromBackup.size, 2);
+    assert.equal((await waitFor('backups', incr.id, ['available'])).status, 'available');
+    assert.equal(statSync(volumeFile(fromBackup.id)).size, 2 * 2 ** 30);
+    assert.equal(await sha(volumeFile(fromBackup.id), 2 ** 30), after, 'the volume made from the incremental backup holds its data');
 
     // into the existing volume: back to the first data
     const r = await api('POST', `/backups/${full.id}/restore`, { restore: { volume_id: id } });

@@ -35,13 +35,15 @@ before(async () => {
   agentToken = readFileSync(join(cloud.dataDir, 'agent-token'), 'utf8').trim();
   alice = await tenant(cloud);
   aliceC = { token: alice.token, projectId: alice.projectId };
-  await agent('PUT', `hosts/${HOST}`, {
-    protocol: PROTOCOL_VERSION, kinds: { volume: ['file'], volume_snapshot: [] }, vcpus: 2, memory_mb: 2048, disk_gb: 10, version: 'test',
-    volume_pools: [{
-      name: `${HOST}@file#default`, total_capacity_gb: 100, free_capacity_gb: 90, provisioned_capacity_gb: 0, max_over_subscription_ratio: 20,
-      thin_provisioning_support: true, reflink: true, multiattach: true, driver: 'file',
-    }],
-  });
+  await registerHost(true);
+});
+/** The simulated volume host's registration: one pool of the file backend, reflink (raw files) or not (qcow2 chains). */
+const registerHost = (reflink: boolean) => agent('PUT', `hosts/${HOST}`, {
+  protocol: PROTOCOL_VERSION, kinds: { volume: ['file'], volume_snapshot: [] }, vcpus: 2, memory_mb: 2048, disk_gb: 10, version: 'test',
+  volume_pools: [{
+    name: `${HOST}@file#default`, total_capacity_gb: 100, free_capacity_gb: 90, provisioned_capacity_gb: 0, max_over_subscription_ratio: 20,
+    thin_provisioning_support: true, reflink, multiattach: true, driver: 'file',
+  }],
 });
 after(async () => {
   await cloud?.close();
@@ -70,12 +72,16 @@ const report = (id: string, version: number, observed: unknown, error?: unknown)
 const present = (size = 1) => ({ state: 'present', size_gib: size, location: '/x' });
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-/** The simulated volume's data: a chunk is zeros but for a marker at its start; its sha256 and zlib stream, made once per marker. */
+/**
+ * The simulated volume's data: a chunk is zeros but for a marker at its start, sent as its first 4 KiB (the
+ * rest a hole of the sparse file, as a restore leaves it: the server inflates and hashes what is sent, and
+ * 256 MiB per chunk would cost seconds of CPU per backup); its sha256 and zlib stream, made once per marker.
+ */
 const chunks = new Map<string, { sha: string; z: Buffer }>();
 function chunkOf(mark: string): { sha: string; z: Buffer } {
   let c = chunks.get(mark);
   if (!c) {
-    const b = Buffer.alloc(CHUNK);
+    const b = Buffer.alloc(4096);
     b.write(mark, 0);
     c = { sha: sha(b), z: deflateSync(b, { level: 1 }) };
     chunks.set(mark, c);
@@ -93,7 +99,7 @@ async function agentBackup(volumeId: string, marks: string[], seen?: { version: 
   assert.equal(job.chunk_size, CHUNK);
   let sent = 0;
   for (let i = 0; i < marks.length; i++) {
-    if (job.parent_sha256?.[i] === chunkOf(marks[i]!).sha) continue;
+    if (job.parent_sha256?.[i] === chunkOf(marks[i]!).sha || job.stored_sha256?.[i] === chunkOf(marks[i]!).sha) continue;
     const r = await putChunk(job.backup_id, i, marks[i]!);
     assert.equal(r.status, 204, await r.text());
     sent++;
@@ -103,11 +109,11 @@ async function agentBackup(volumeId: string, marks: string[], seen?: { version: 
 }
 
 /** The agent's side of a restore: every chunk fetched and checked (the stream and hash of a known marker); returns the chunks' markers. */
-async function agentRestore(volumeId: string): Promise<string[]> {
+async function agentRestore(volumeId: string, size = 1): Promise<string[]> {
   const w = (await watch()).get(volumeId)!;
   assert.ok(w?.spec.restore, `a restore in the spec: ${JSON.stringify(w?.spec)}`);
   const job = w.spec.restore;
-  assert.equal(job.size_bytes, 2 ** 30);
+  assert.equal(job.size_bytes, size * 2 ** 30);
   const marks: string[] = [];
   for (let i = 0; i < job.sha256.length; i++) {
     const r = await agentFetch('GET', `backups/${job.backup_id}/chunks/${i}`);
@@ -118,7 +124,7 @@ async function agentRestore(volumeId: string): Promise<string[]> {
     assert.equal(chunkOf(mark).sha, job.sha256[i], `chunk ${i} checks`);
     marks.push(mark);
   }
-  await report(volumeId, w.version, { ...present(), restored: job.backup_id });
+  await report(volumeId, w.version, { ...present(w.spec.size_gib), restored: job.backup_id });
   return marks;
 }
 
@@ -250,6 +256,195 @@ test('restores into a new volume and into an existing one hand the host the chun
   assert.equal((await backupOf(fullId)).status, 'available');
 });
 
+test('a volume created from a backup (3.47): creating, then restoring-backup with the backup restoring, then available with its data; the refusals', async () => {
+  // room for the volumes the tests below make
+  assert.equal((await call('PUT', `/os-quota-sets/${alice.projectId}`, { body: { quota_set: { volumes: 100 } } })).status, 200);
+  const c = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, name: 'from-backup' } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  const id = c.body.volume.id as string;
+  assert.equal(c.body.volume.size, 1, 'the backup\'s size');
+  assert.equal(c.body.volume.status, 'creating');
+  assert.equal((await backupOf(fullId)).status, 'restoring');
+  // the backup is taken: another volume from it waits
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId } } }), 400, 'badRequest', /Backup status must be available/);
+  // made first (blank), then the backup goes in
+  const w = (await watch()).get(id)!;
+  assert.equal(w.spec.restore, undefined);
+  assert.equal(w.spec.source.type, 'blank');
+  await report(id, w.version, present());
+  assert.equal(await volumeStatus(id), 'restoring-backup');
+  assert.deepEqual(await agentRestore(id), ['a0', 'a1', 'a2', 'a3']);
+  assert.equal(await volumeStatus(id), 'available');
+  assert.equal((await backupOf(fullId)).status, 'available');
+  assert.deepEqual((await call('GET', `/volumes/${id}`, { as: aliceC })).body.volume.metadata, { 'vol-meta1': 'value1' });
+
+  // larger than the backup: the backup restored into its first GiB
+  const big = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, size: 2 } } });
+  assert.equal(big.status, 202, JSON.stringify(big.body));
+  const wb = (await watch()).get(big.body.volume.id)!;
+  await report(big.body.volume.id, wb.version, present(2));
+  assert.deepEqual(await agentRestore(big.body.volume.id, 1), ['a0', 'a1', 'a2', 'a3']);
+  assert.equal(await volumeStatus(big.body.volume.id), 'available');
+  assert.equal((await call('GET', `/volumes/${big.body.volume.id}`, { as: aliceC })).body.volume.size, 2);
+
+  // a 2 GiB backup (an imported record listing the full backup's chunks twice) does not fit in 1 GiB
+  const e = await call('GET', `/backups/${fullId}/export_record`);
+  const rec = JSON.parse(Buffer.from(e.body['backup-record'].backup_url, 'base64').toString());
+  rec.id = '6b2e6f4f-9b6c-4d2f-8a4f-2e3d4c5b6a7f';
+  rec.size = 2;
+  rec.project_id = alice.projectId;
+  rec.chunks = [...rec.chunks, ...rec.chunks.map((x: any) => ({ ...x, idx: x.idx + 4 }))];
+  const imp = await call('POST', '/backups/import_record', { body: { 'backup-record': { backup_service: e.body['backup-record'].backup_service, backup_url: Buffer.from(JSON.stringify(rec)).toString('base64') } } });
+  assert.equal(imp.status, 201, JSON.stringify(imp.body));
+  assertFault(await call('POST', '/volumes', { version: '3.47', body: { volume: { backup_id: rec.id, size: 1 } } }), 400, 'badRequest', /cannot be smaller than the backup size 2GB/);
+  assert.equal((await backupOf(rec.id, adminC)).status, 'available', 'the refused create took nothing');
+  // (its delete keeps the full backup's objects, which the full backup lists too)
+  await dropBackup(rec.id, adminC);
+
+  // an unknown backup, another project's, one not available, two sources at once
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 404, 'itemNotFound', /Backup f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f could not be found/);
+  const bob = await tenant(cloud);
+  assertFault(await call('POST', '/volumes', { as: { token: bob.token, projectId: bob.projectId }, version: '3.47', body: { volume: { backup_id: fullId } } }), 404, 'itemNotFound');
+  const failed = await startBackup(volumeId, { name: 'to-fail' });
+  const wf = (await watch()).get(volumeId)!;
+  await report(volumeId, wf.version, present(), { class: 'user', code: 'refused', message: 'no' });
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: failed } } }), 400, 'badRequest', /Backup status must be available, but it is error/);
+  await dropBackup(failed);
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, snapshot_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 400, 'badRequest', /Only one of/);
+  // before 3.47 backup_id is not read (Cinder ignores it): a volume from nothing needs its size
+  assertFault(await call('POST', '/volumes', { as: aliceC, version: '3.46', body: { volume: { backup_id: fullId } } }), 400, 'badRequest', /size is required/);
+
+  // a volume from a backup no pool takes: error, the backup available again, the volume deletable
+  const nowhere = await call('POST', '/types', { body: { volume_type: { name: `vb-nowhere-${process.pid}`, extra_specs: { volume_backend_name: 'nope' } } } });
+  assert.equal(nowhere.status, 200, JSON.stringify(nowhere.body));
+  const unplaced = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId, volume_type: nowhere.body.volume_type.name } } });
+  assert.equal(unplaced.status, 202, JSON.stringify(unplaced.body));
+  await watch();
+  await until('the unplaced volume error', async () => (await volumeStatus(unplaced.body.volume.id)) === 'error', 10_000, 20);
+  assert.equal((await backupOf(fullId)).status, 'available');
+  assert.equal((await call('DELETE', `/volumes/${unplaced.body.volume.id}`, { as: aliceC })).status, 202);
+
+  // a volume from a backup force-deleted before it was made: the backup available again
+  const gone = await call('POST', '/volumes', { as: aliceC, version: '3.47', body: { volume: { backup_id: fullId } } });
+  assert.equal(gone.status, 202, JSON.stringify(gone.body));
+  assert.equal((await call('POST', `/volumes/${gone.body.volume.id}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+  assert.equal((await backupOf(fullId)).status, 'available');
+  const wg = (await watch()).get(gone.body.volume.id);
+  if (wg) await report(gone.body.volume.id, wg.version, { state: 'absent', size_gib: 0, location: null });
+  for (const v of [id, big.body.volume.id]) assert.equal((await call('DELETE', `/volumes/${v}`, { as: aliceC })).status, 202);
+});
+
+test('the server checks each chunk against its sha256: one that does not match is refused, never stored, and the backup fails with its objects removed', async () => {
+  const v = await madeVolume(aliceC);
+  const id = await startBackup(v, { name: 'damaged' });
+  assert.equal((await putChunk(id, 0, 'a0')).status, 204);
+  assert.equal((await swiftNames('volumebackups')).filter((n) => n.includes(id)).length, 1);
+  // chunk 1's bytes sent with another chunk's hash
+  const r = await putChunk(id, 1, 'a1', chunkOf('a2').sha);
+  assert.equal(r.status, 400, await r.clone().text());
+  assert.match(await r.text(), /does not match its sha256/);
+  const b = await backupOf(id);
+  assert.equal(b.status, 'error');
+  assert.match(b.fail_reason, /Chunk 1 as sent does not match its sha256/);
+  assert.equal(await volumeStatus(v), 'available');
+  assert.deepEqual((await swiftNames('volumebackups')).filter((n) => n.includes(id)), [], 'nothing of it stays');
+  // the backup stopped: later chunks are refused
+  assert.equal((await putChunk(id, 2, 'a2')).status, 409);
+
+  // a stream that does not inflate
+  const id2 = await startBackup(v);
+  const r2 = await agentFetch('PUT', `backups/${id2}/chunks/0`, { body: Buffer.from('not zlib at all'), headers: { 'x-stratus-sha256': chunkOf('a0').sha } });
+  assert.equal(r2.status, 400);
+  assert.match((await backupOf(id2)).fail_reason, /damaged/);
+  for (const x of [id, id2]) await dropBackup(x);
+});
+
+test('a volume force-deleted mid-backup: the backup error with its reason and its partial objects removed; mid-restore: the backup available again', async () => {
+  const v = await madeVolume(aliceC);
+  const id = await startBackup(v);
+  assert.equal((await putChunk(id, 0, 'a0')).status, 204);
+  assert.equal((await putChunk(id, 1, 'a1')).status, 204);
+  assert.equal((await call('POST', `/volumes/${v}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+  const b = await backupOf(id);
+  assert.equal(b.status, 'error');
+  assert.match(b.fail_reason, new RegExp(`Volume ${v} was deleted during the backup`));
+  assert.deepEqual((await swiftNames('volumebackups')).filter((n) => n.includes(id)), []);
+  // the agent, still sending: refused
+  assert.equal((await putChunk(id, 2, 'a2')).status, 409);
+  const w = (await watch()).get(v)!;
+  assert.equal(w.spec.state, 'absent');
+  assert.equal(w.spec.backup, undefined);
+  await report(v, w.version, { state: 'absent', size_gib: 0, location: null });
+  await until('the volume gone', async () => (await call('GET', `/volumes/${v}`, { as: aliceC })).status === 404, 10_000, 20);
+  assert.equal((await backupOf(id)).status, 'error');
+  await dropBackup(id);
+
+  // a restore into a volume force-deleted: the backup available again
+  const t = await madeVolume(aliceC);
+  assert.equal((await call('POST', `/backups/${fullId}/restore`, { as: aliceC, body: { restore: { volume_id: t } } })).status, 202);
+  assert.equal((await backupOf(fullId)).status, 'restoring');
+  assert.equal((await call('POST', `/volumes/${t}/action`, { body: { 'os-force_delete': {} } })).status, 202);
+  assert.equal((await backupOf(fullId)).status, 'available');
+  const wt = (await watch()).get(t)!;
+  assert.equal(wt.spec.restore, undefined);
+  await report(t, wt.version, { state: 'absent', size_gib: 0, location: null });
+});
+
+test('another write to the volume row mid-backup: the report of the version the agent worked on still finishes the backup and gives the volume back', async () => {
+  const v = await madeVolume(aliceC);
+  const id = await startBackup(v);
+  const w = (await watch()).get(v)!;
+  // the row's version moves on while the agent sends (an attachment's export, a reset: any write)
+  await cloud.server.database.db.updateTable('volume_volumes' as never).set({ version: w.version + 1 } as never).where('id' as never, '=', v as never).execute();
+  assert.equal(await agentBackup(v, ['a0', 'a1', 'a2', 'a3'], w), 4);
+  const b = await backupOf(id);
+  assert.equal(b.status, 'available', JSON.stringify(b));
+  assert.equal(b.object_count, 4);
+  assert.equal(await volumeStatus(v), 'available');
+  const again = (await watch()).get(v)!;
+  assert.equal(again.spec.backup, undefined, 'nothing to send again');
+  await dropBackup(b.id);
+});
+
+test('an agent that restarts mid-backup is handed the chunks stored already and sends only the rest', async () => {
+  const v = await madeVolume(aliceC);
+  const id = await startBackup(v);
+  const w = (await watch()).get(v)!;
+  assert.equal(w.spec.backup.stored_sha256, undefined);
+  assert.equal((await putChunk(id, 0, 'a0')).status, 204);
+  assert.equal((await putChunk(id, 1, 'a1')).status, 204);
+  // the agent restarts: it knows nothing and is handed the volume again
+  delete known.volume![v];
+  const again = (await watch()).get(v)!;
+  assert.deepEqual(again.spec.backup.stored_sha256, [chunkOf('a0').sha, chunkOf('a1').sha, null, null]);
+  // chunk 1 changed meanwhile (a live volume read through a new snapshot): sent again
+  assert.equal(await agentBackup(v, ['a0', 'CHANGED', 'a2', 'a3'], again), 3);
+  const b = await backupOf(id);
+  assert.equal(b.status, 'available');
+  assert.equal(b.object_count, 4);
+  const t = await madeVolume(aliceC);
+  assert.equal((await call('POST', `/backups/${id}/restore`, { as: aliceC, body: { restore: { volume_id: t } } })).status, 202);
+  assert.deepEqual(await agentRestore(t), ['a0', 'CHANGED', 'a2', 'a3']);
+  await dropBackup(id);
+});
+
+test('a forced backup of an in-use volume on a pool of qcow2 chains is refused before it starts, saying why', async () => {
+  const v = await madeVolume(aliceC);
+  await call('POST', `/volumes/${v}/action`, { body: { 'os-reset_status': { status: 'in-use' } } });
+  await registerHost(false);
+  try {
+    assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: v, force: true } } }), 400, 'badRequest', /is in-use on pool .*qcow2 chains.*cannot take a point-in-time copy of an attached volume: detach it/);
+    assert.equal(await volumeStatus(v), 'in-use', 'nothing started');
+    // detached, it backs up
+    await call('POST', `/volumes/${v}/action`, { body: { 'os-reset_status': { status: 'available' } } });
+    const id = await startBackup(v);
+    assert.equal((await call('POST', `/backups/${id}/action`, { body: { 'os-reset_status': { status: 'error' } } })).status, 202);
+    await dropBackup(id);
+  } finally {
+    await registerHost(true);
+  }
+});
+
 test('backup refusals: an in-use volume needs force, a bad body, an unknown volume; a failed backup is error with its reason', async () => {
   assertFault(await call('POST', '/backups', { as: aliceC, body: {} }), 400, 'badRequest', /backup/);
   assertFault(await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: 'f7b1e0b8-0c1e-4d7e-9a4f-6f1f1f1f1f1f' } } }), 404, 'itemNotFound');
@@ -306,6 +501,17 @@ async function waitGone(id: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.fail(`backup ${id} still there`);
+}
+/** A backup's delete asked (202) and done. */
+async function dropBackup(id: string, as = aliceC): Promise<void> {
+  assert.equal((await call('DELETE', `/backups/${id}`, { as })).status, 202);
+  await waitGone(id);
+}
+/** A backup of `volumeId` asked (202); its id. */
+async function startBackup(volumeId: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const c = await call('POST', '/backups', { as: aliceC, body: { backup: { volume_id: volumeId, ...extra } } });
+  assert.equal(c.status, 202, JSON.stringify(c.body));
+  return c.body.backup.id as string;
 }
 
 test('quotas: backups and backup_gigabytes are counted and enforced; limits show them', async () => {

@@ -98,7 +98,7 @@ test('a volume from an image: Cinder checks, the image metadata kept, the source
   const big = await image({ name: 'vi-big', visibility: 'public', min_disk: 5 }, data);
   assertFault(await create({ size: 2, imageRef: big }), 400, 'badRequest', /Volume size 2GB cannot be smaller than the image minDisk size 5GB/);
   const snapless = await create({ size: 1, imageRef: raw, snapshot_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' });
-  assertFault(snapless, 400, 'badRequest', /Only one of snapshot_id, source_volid and imageRef/);
+  assertFault(snapless, 400, 'badRequest', /Only one of snapshot_id, source_volid, imageRef and backup_id/);
   const before = (await call('GET', '/volumes', { as: aliceC })).body.volumes.length;
   assert.equal(before, 0, 'nothing half-made');
 

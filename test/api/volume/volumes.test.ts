@@ -122,7 +122,7 @@ test('create and show, in both path forms, with Tempest\'s schemas; the volume s
   assertFault(await call('GET', `/volumes/${v.id}`, { as: as(alice) }), 404, 'itemNotFound');
 });
 
-test('bad input: size 0, negative, missing or not a number; unknown type (404), zone, snapshot and source volume (404); images and backups not served yet; multiattach flag', async () => {
+test('bad input: size 0, negative, missing or not a number; unknown type (404), zone, snapshot and source volume (404); an unknown backup (3.47, 404); images not served yet; multiattach flag', async () => {
   const bad = (volume: Record<string, unknown>, version?: string) => call('POST', '/volumes', { as: as(alice), version, body: { volume } });
   assertFault(await bad({ size: 0 }), 400, 'badRequest', /size/);
   assertFault(await bad({ size: -1 }), 400, 'badRequest', /size/);
@@ -134,7 +134,7 @@ test('bad input: size 0, negative, missing or not a number; unknown type (404), 
   assertFault(await bad({ size: 1, availability_zone: 'mars' }), 400, 'badRequest', /Availability zone 'mars' is invalid/);
   assertFault(await bad({ size: 1, snapshot_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 404, 'itemNotFound', /Snapshot 6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a could not be found/);
   assertFault(await bad({ size: 1, source_volid: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 404, 'itemNotFound', /Volume 6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a could not be found/);
-  assertFault(await bad({ size: 1, backup_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }), 400, 'badRequest', /backup/);
+  assertFault(await bad({ size: 1, backup_id: '6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a' }, '3.47'), 404, 'itemNotFound', /Backup 6d3c8d5c-7f3b-4c2f-9e37-0c7a1a1d1a1a could not be found/);
   assertFault(await bad({ size: 1, imageRef: 'x' }), 400, 'badRequest', /image/);
   assertFault(await bad({ size: 1, multiattach: true }), 400, 'badRequest', /multiattach/);
   assertFault(await bad({ size: 1, metadata: { k: 5 } }), 400, 'badRequest');

@@ -17,7 +17,7 @@ export interface Volume {
   'os-vol-tenant-attr:tenant_id'?: string;
 }
 interface Snapshot { id: string; name: string | null; status: string; size: number; volume_id: string; created_at: string; description: string | null }
-interface Backup { id: string; name: string | null; status: string; size: number; volume_id: string; created_at: string; is_incremental: boolean }
+interface Backup { id: string; name: string | null; status: string; fail_reason: string | null; size: number; volume_id: string; created_at: string; is_incremental: boolean }
 interface VolumeType { id: string; name: string; description: string | null }
 interface Image { id: string; name: string | null; status: string; disk_format: string | null; container_format: string | null; size: number | null; min_disk?: number }
 
@@ -264,7 +264,8 @@ function BackupsTab({ data, reload }: { data: Data; reload: () => void; query: U
   const backups = data.backups;
   const columns: Column<Backup>[] = [
     { key: 'name', label: 'Name', value: (b) => b.name || b.id },
-    { key: 'status', label: 'Status', value: (b) => b.status, render: (b) => <Status value={b.status} /> },
+    // a backup that failed after its 202 says why (Cinder's fail_reason)
+    { key: 'status', label: 'Status', value: (b) => b.status, render: (b) => <>{<Status value={b.status} />}{b.status === 'error' && b.fail_reason && <span class="muted"> {b.fail_reason}</span>}</> },
     { key: 'size', label: 'Size', value: (b) => b.size, render: (b) => `${b.size} GiB` },
     { key: 'kind', label: 'Kind', value: (b) => (b.is_incremental ? 'incremental' : 'full') },
     { key: 'volume', label: 'Volume', value: (b) => { const v = data.volumes.find((x) => x.id === b.volume_id); return v ? volumeLabel(v) : b.volume_id; } },
@@ -291,7 +292,8 @@ function BackupsTab({ data, reload }: { data: Data; reload: () => void; query: U
       {canWrite() && (
         <div class="grid">
           <CreateForm title="Back up a volume" label="Back up" submit={async () => {
-            // an attached volume is backed up from a snapshot of it: Cinder's `force`
+            // an attached volume is backed up from a snapshot of it: Cinder's `force` (a pool that cannot snapshot it
+            // answers 400 at once, shown in the form)
             const vol = data.volumes.find((v) => v.id === volume);
             await cinder('POST', '/backups', { backup: { volume_id: volume, name: name.trim() || null, incremental: incremental && hasFull, force: vol?.status === 'in-use' } });
             setName('');

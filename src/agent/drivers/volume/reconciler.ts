@@ -76,7 +76,8 @@ async function backUp(ctx: ReconcilerContext, backend: VolumeBackend, id: string
           const data = buf.subarray(0, n);
           const zero = n === job.chunk_size && data.equals(zeros);
           const hash = zero ? zeroSha : sha256(data);
-          if (job.parent_sha256?.[i] === hash) continue;
+          // the parent's (an incremental), or stored already (a backup resumed after a restart)
+          if (job.parent_sha256?.[i] === hash || job.stored_sha256?.[i] === hash) continue;
           const z = zero ? (zeroZ ??= await deflateAsync(zeros)) : await deflateAsync(data);
           await chunks.put(job.backup_id, i, hash, z).catch(refusedOn4xx(`Chunk ${i} of backup ${job.backup_id}`));
           sent++;
@@ -144,7 +145,10 @@ const volumeReconciler: ReconcilerFactory = (drivers, ctx): Reconciler => {
   let sweeps = 0;
   /** Uploads done (`id version image`): a re-check before the control plane moves on does not upload again. */
   const uploaded = new Set<string>();
-  /** Backups and restores done (`id version backup`), likewise. */
+  /**
+   * Backups done (`id backup`: a backup is made once, whatever version the volume is at: a write to the
+   * volume's row meanwhile does not send it again) and restores done (`id version backup`).
+   */
   const backedUp = new Set<string>();
   const restored = new Set<string>();
   return {
@@ -184,9 +188,9 @@ const volumeReconciler: ReconcilerFactory = (drivers, ctx): Reconciler => {
         }
         // a backup to the object store, chunk by chunk; a restore of one
         const bk = spec.backup;
-        if (bk && !backedUp.has(`${id} ${res.version} ${bk.backup_id}`)) {
+        if (bk && !backedUp.has(`${id} ${bk.backup_id}`)) {
           const sent = await backUp(ctx, backend, id, bk);
-          backedUp.add(`${id} ${res.version} ${bk.backup_id}`);
+          backedUp.add(`${id} ${bk.backup_id}`);
           ctx.log.info({ volume: id, backup: bk.backup_id, sent, incremental: !!bk.parent_sha256 }, 'volume backed up');
         }
         const rs = spec.restore;
