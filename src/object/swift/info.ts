@@ -13,6 +13,7 @@ import {
 } from './headers.ts';
 import { tempurlInfo } from './tempurl.ts';
 import { formpostInfo } from './formpost.ts';
+import { symlinkInfo } from './symlink-meta.ts';
 
 // Node's HTTP header limit, read from the module object: a named import of node:http builds
 // its namespace, whose lazy getters (WebSocket...) load undici and TLS at start.
@@ -105,6 +106,7 @@ export function swiftInfo(constraints: SwiftConstraints = DEFAULT_CONSTRAINTS): 
     container_quotas: {},
     account_quotas: {},
     staticweb: {},
+    symlink: symlinkInfo(),
     crossdomain: {},
   };
 }

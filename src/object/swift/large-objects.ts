@@ -29,7 +29,7 @@ import { ApiError } from '../../common/errors.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { quote, renderBulk, statusLine } from './bulk-format.ts';
-import { loadContainer } from './container.ts';
+import { loadContainer, loadObject } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { bestFormat, conditionalStatus, header, headerValue, httpDate, metaFromHeaders } from './headers.ts';
 import { SLO_LIMITS } from './info.ts';
@@ -98,13 +98,6 @@ export function largeObjectsMiddleware(sub: Subrequests): SwiftMiddleware {
 
 // ---- GET / HEAD
 
-/** The request's object, loaded once per request (the core's GET/HEAD reuses it). */
-export async function loadObject(sr: SwiftRequest): Promise<ObjectInfo | null> {
-  if (sr.objectInfo !== undefined) return sr.objectInfo;
-  const c = await loadContainer(sr);
-  sr.objectInfo = c ? await sr.ctx.store.headObject(c, sr.object!) : null;
-  return sr.objectInfo;
-}
 
 async function getLarge(sr: SwiftRequest, next: () => Promise<unknown>, manifestGet: boolean): Promise<unknown> {
   const c = await loadContainer(sr);

@@ -5,6 +5,7 @@ import { escapeXml } from '../../common/text.ts';
 import type { ContainerEntry, ListOptions, ObjectEntry } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { bestFormat, LISTING_LIMIT, listingDate } from './headers.ts';
+import { symlinkListingFields } from './symlink-meta.ts';
 
 export type ListingFormat = 'plain' | 'json' | 'xml';
 
@@ -43,12 +44,12 @@ export function listOptions(query: Record<string, string>): ListOptions {
 }
 
 
-/** A container listing in `format`: [content type, body]; null body: 204 (an empty plain listing). */
-export function renderObjects(format: ListingFormat, container: string, entries: ObjectEntry[]): [string, string | null] {
+/** A container listing of `account` in `format`: [content type, body]; null body: 204 (an empty plain listing). Links show their targets in JSON, as Swift's. */
+export function renderObjects(format: ListingFormat, account: string, container: string, entries: ObjectEntry[]): [string, string | null] {
   if (format === 'json') {
     return [FORMAT_TYPES.json, JSON.stringify(entries.map((e) => e.kind === 'subdir'
       ? { subdir: e.name }
-      : { hash: e.etag, last_modified: listingDate(e.timestamp), bytes: e.size, name: e.name, content_type: e.contentType }))];
+      : { hash: e.etag, last_modified: listingDate(e.timestamp), bytes: e.size, name: e.name, content_type: e.contentType, ...symlinkListingFields(account, e.sysmeta) }))];
   }
   if (format === 'xml') {
     const items = entries.map((e) => e.kind === 'subdir'
