@@ -17,6 +17,7 @@ import { s3Error } from './errors.ts';
 import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
 import { checkKey, PART_SIZES } from './objects.ts';
 import { listingParams, type S3Request } from './request.ts';
+import { headerTags, tagSysmeta } from './tagging.ts';
 import { uriEncode } from './sigv4.ts';
 import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
@@ -52,6 +53,7 @@ export async function createMultipartUpload(ctx: S3Context, r: S3Request): Promi
   const acl = r.header('x-amz-acl');
   const sysmeta: Record<string, string> = { ...keptHeaders(r), initiator: r.cred?.userId ?? '' };
   if (acl !== undefined && checkObjectCanned(acl) !== 'private') sysmeta[SYS.objectAcl] = acl;
+  Object.assign(sysmeta, tagSysmeta(headerTags(r)));
   const mp = (await uploadsOf(ctx, b, true))!;
   const uploadId = newUploadId();
   await ctx.store.putObject(mp, recordName(r.key, uploadId), (async function* () {})(), {

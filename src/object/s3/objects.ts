@@ -17,6 +17,7 @@ import {
 import type { S3Request } from './request.ts';
 import { VERSION_ID } from '../swift/versions-layout.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf } from './versioning.ts';
+import { headerTags, TAGGING, tagSysmeta, taggingCountHeader } from './tagging.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
@@ -41,16 +42,16 @@ function refuseUnsupported(r: S3Request): void {
   const sse = r.header('x-amz-server-side-encryption');
   if (sse !== undefined && sse !== 'AES256') throw s3Error('NotImplemented', 'Server-side encryption with KMS is not implemented.');
   if (r.header('x-amz-website-redirect-location') !== undefined) throw s3Error('NotImplemented', 'Website redirects are not implemented.');
-  if (r.header('x-amz-tagging') !== undefined) throw s3Error('NotImplemented', 'Object tagging is not implemented.');
   if (r.header('x-amz-object-lock-mode') !== undefined) throw s3Error('NotImplemented', 'Object lock is not implemented.');
 }
 
-/** The sysmeta of a new object: its canned ACL (if not private), its content headers, its version. */
+/** The sysmeta of a new object: its canned ACL (if not private), its content headers, its tags, its version. */
 function writeSysmeta(r: S3Request, version: Record<string, string>): Record<string, string> {
   const acl = r.header('x-amz-acl');
   return {
     ...keptHeaders(r),
     ...(acl !== undefined && checkObjectCanned(acl) !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+    ...tagSysmeta(headerTags(r)),
     ...version,
   };
 }
@@ -126,7 +127,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
       r.reply.header('x-amz-mp-parts-count', String(sizes.length));
     } else range = null;
   }
-  r.reply.headers({ ...headers, ...overrides });
+  r.reply.headers({ ...headers, ...taggingCountHeader(o), ...overrides });
   if (range) {
     r.reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${o.size}`).header('content-length', String(range.end - range.start));
   } else {
@@ -237,11 +238,15 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);
+  const tagging = r.header('x-amz-tagging-directive') ?? 'COPY';
+  if (tagging !== 'COPY' && tagging !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown tagging directive.', [['ArgumentName', 'x-amz-tagging-directive'], ['ArgumentValue', tagging]]);
+  const newTags = tagging === 'REPLACE' ? tagSysmeta(headerTags(r)) : undefined;
   const o = await ctx.store.copyObject({ container: sourceContainer, name: sourceName }, { container: b, name: r.key }, {
     derive: (s) => {
       const kept = withoutKeptHeaders(s.sysmeta);
       delete kept[VERSION_ID];
       if (acl !== undefined) delete kept[SYS.objectAcl];
+      if (newTags) delete kept[TAGGING];
       return {
         contentType: directive === 'REPLACE' ? r.header('content-type') ?? 'binary/octet-stream' : s.contentType,
         metadata: metadata ?? s.metadata,
@@ -249,6 +254,7 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
           ...kept,
           ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => isKeptHeader(k)))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+          ...newTags,
           ...write.sysmeta,
         },
         deleteAt: null,

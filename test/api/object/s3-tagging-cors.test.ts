@@ -1,0 +1,114 @@
+// S3 object tagging (Put/Get/DeleteObjectTagging, x-amz-tagging on PUT,
+// multipart and copy, x-amz-tagging-count) and bucket CORS (Put/Get/
+// DeleteBucketCors, preflight OPTIONS answered from the rules, the
+// Access-Control headers of actual requests).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tenant, useCloud } from '../../harness.ts';
+import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
+
+let s3: S3Client;
+const cloud = useCloud(async (c) => {
+  const alice = await tenant(c);
+  s3 = s3Client(c, await ec2Keys(c, alice));
+  assert.equal((await s3.call('PUT', '/s3/tag-bucket')).status, 200);
+});
+
+const tagging = (tags: Array<[string, string]>) => `<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>${tags.map(([k, v]) => `<Tag><Key>${k}</Key><Value>${v}</Value></Tag>`).join('')}</TagSet></Tagging>`;
+
+test('object tagging: put, get, delete; x-amz-tagging on PUT; the count on HEAD; limits', async () => {
+  const put = await s3.call('PUT', '/s3/tag-bucket/k', { body: 'data', headers: { 'x-amz-tagging': 'color=blue&size=' } });
+  assert.equal(put.status, 200, put.text);
+  const head = await s3.call('HEAD', '/s3/tag-bucket/k');
+  assert.equal(head.headers.get('x-amz-tagging-count'), '2');
+  const got = await s3.call('GET', '/s3/tag-bucket/k', { query: 'tagging' });
+  assert.equal(got.status, 200, got.text);
+  assert.deepEqual(xmlAll(got.text, 'Key'), ['color', 'size']);
+  assert.deepEqual(xmlAll(got.text, 'Value'), ['blue', '']);
+  const set = await s3.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: tagging([['team', 'a&amp;b'], ['env', 'prod']]) });
+  assert.equal(set.status, 200, set.text);
+  const again = await s3.call('GET', '/s3/tag-bucket/k', { query: 'tagging' });
+  assert.deepEqual(xmlAll(again.text, 'Key'), ['team', 'env']);
+  assert.deepEqual(xmlAll(again.text, 'Value'), ['a&amp;b', 'prod']);
+  // the object's bytes and metadata are untouched
+  assert.equal((await s3.call('GET', '/s3/tag-bucket/k')).text, 'data');
+  assert.equal((await s3.call('DELETE', '/s3/tag-bucket/k', { query: 'tagging' })).status, 204);
+  assert.equal((await s3.call('GET', '/s3/tag-bucket/k', { query: 'tagging' })).text.includes('<Tag>'), false);
+  assert.equal((await s3.call('HEAD', '/s3/tag-bucket/k')).headers.get('x-amz-tagging-count'), null);
+  // limits and bad input
+  const eleven = Array.from({ length: 11 }, (_, i): [string, string] => [`k${i}`, 'v']);
+  assertS3Error(await s3.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: tagging(eleven) }), 400, 'InvalidTag');
+  assertS3Error(await s3.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: tagging([['a', '1'], ['a', '2']]) }), 400, 'InvalidTag');
+  assertS3Error(await s3.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: tagging([['k'.repeat(129), '1']]) }), 400, 'InvalidTag');
+  assertS3Error(await s3.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: '<Tagging><TagSet><Tag>' }), 400, 'MalformedXML');
+  assertS3Error(await s3.call('PUT', '/s3/tag-bucket/k2', { body: 'x', headers: { 'x-amz-tagging': 'a=1&a=2' } }), 400, 'InvalidArgument');
+  assertS3Error(await s3.call('GET', '/s3/tag-bucket/none', { query: 'tagging' }), 404, 'NoSuchKey');
+  // another caller may not read or set them
+  const bob = s3Client(cloud, await ec2Keys(cloud, await tenant(cloud)));
+  assertS3Error(await bob.call('GET', '/s3/tag-bucket/k', { query: 'tagging' }), 403, 'AccessDenied');
+  assertS3Error(await bob.call('PUT', '/s3/tag-bucket/k', { query: 'tagging', body: tagging([['x', 'y']]) }), 403, 'AccessDenied');
+});
+
+test('tags follow copies (COPY) or are replaced (REPLACE), and multipart uploads keep them', async () => {
+  assert.equal((await s3.call('PUT', '/s3/tag-bucket/src', { body: 'src', headers: { 'x-amz-tagging': 'a=1' } })).status, 200);
+  assert.equal((await s3.call('PUT', '/s3/tag-bucket/c1', { headers: { 'x-amz-copy-source': '/tag-bucket/src' } })).status, 200);
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/tag-bucket/c1', { query: 'tagging' })).text, 'Key'), ['a']);
+  assert.equal((await s3.call('PUT', '/s3/tag-bucket/c2', { headers: { 'x-amz-copy-source': '/tag-bucket/src', 'x-amz-tagging-directive': 'REPLACE', 'x-amz-tagging': 'b=2' } })).status, 200);
+  assert.deepEqual(xmlAll((await s3.call('GET', '/s3/tag-bucket/c2', { query: 'tagging' })).text, 'Key'), ['b']);
+  const init = await s3.call('POST', '/s3/tag-bucket/mp', { query: 'uploads', headers: { 'x-amz-tagging': 'm=1' } });
+  const uploadId = xmlText(init.text, 'UploadId')!;
+  const part = await s3.call('PUT', '/s3/tag-bucket/mp', { query: `partNumber=1&uploadId=${uploadId}`, body: 'part' });
+  const done = await s3.call('POST', '/s3/tag-bucket/mp', { query: `uploadId=${uploadId}`, body: `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>${part.headers.get('etag')}</ETag></Part></CompleteMultipartUpload>` });
+  assert.equal(done.status, 200, done.text);
+  assert.equal((await s3.call('HEAD', '/s3/tag-bucket/mp')).headers.get('x-amz-tagging-count'), '1');
+});
+
+const corsConfig = `<CORSConfiguration>
+  <CORSRule><ID>web</ID><AllowedOrigin>https://*.example.com</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod>
+    <AllowedHeader>x-amz-*</AllowedHeader><AllowedHeader>content-type</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>300</MaxAgeSeconds></CORSRule>
+  <CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>HEAD</AllowedMethod></CORSRule>
+</CORSConfiguration>`;
+
+test('bucket CORS: put, get, delete; preflight answered from the rules; actual requests', async () => {
+  assert.equal((await s3.call('PUT', '/s3/cors-bucket')).status, 200);
+  assert.equal((await s3.call('PUT', '/s3/cors-bucket/o', { body: 'o' })).status, 200);
+  assertS3Error(await s3.call('GET', '/s3/cors-bucket', { query: 'cors' }), 404, 'NoSuchCORSConfiguration');
+  const none = await s3.raw('OPTIONS', '/s3/cors-bucket/o', { headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'GET' } });
+  assertS3Error(none, 403, 'AccessForbidden');
+  assertS3Error(await s3.call('PUT', '/s3/cors-bucket', { query: 'cors', body: '<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>PATCH</AllowedMethod></CORSRule></CORSConfiguration>' }), 400, 'InvalidRequest');
+  assertS3Error(await s3.call('PUT', '/s3/cors-bucket', { query: 'cors', body: '<CORSConfiguration></CORSConfiguration>' }), 400, 'MalformedXML');
+  const put = await s3.call('PUT', '/s3/cors-bucket', { query: 'cors', body: corsConfig });
+  assert.equal(put.status, 200, put.text);
+  const got = await s3.call('GET', '/s3/cors-bucket', { query: 'cors' });
+  assert.deepEqual(xmlAll(got.text, 'AllowedOrigin'), ['https://*.example.com', '*']);
+  assert.equal(xmlText(got.text, 'MaxAgeSeconds'), '300');
+
+  const pre = await s3.raw('OPTIONS', '/s3/cors-bucket/o', { headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'X-Amz-Date, Content-Type' } });
+  assert.equal(pre.status, 200, pre.text);
+  assert.equal(pre.headers.get('access-control-allow-origin'), 'https://a.example.com');
+  assert.equal(pre.headers.get('access-control-allow-methods'), 'GET, PUT');
+  assert.equal(pre.headers.get('access-control-allow-headers'), 'x-amz-date, content-type');
+  assert.equal(pre.headers.get('access-control-max-age'), '300');
+  assert.equal(pre.headers.get('access-control-expose-headers'), 'ETag');
+  const anyOrigin = await s3.raw('OPTIONS', '/s3/cors-bucket', { headers: { Origin: 'http://other.test', 'Access-Control-Request-Method': 'HEAD' } });
+  assert.equal(anyOrigin.status, 200);
+  assert.equal(anyOrigin.headers.get('access-control-allow-origin'), '*');
+  assertS3Error(await s3.raw('OPTIONS', '/s3/cors-bucket/o', { headers: { Origin: 'http://other.test', 'Access-Control-Request-Method': 'PUT' } }), 403, 'AccessForbidden');
+  assertS3Error(await s3.raw('OPTIONS', '/s3/cors-bucket/o', { headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'authorization' } }), 403, 'AccessForbidden');
+  assertS3Error(await s3.raw('OPTIONS', '/s3/cors-bucket/o', { headers: { 'Access-Control-Request-Method': 'GET' } }), 400, 'BadRequest');
+  assertS3Error(await s3.raw('OPTIONS', '/s3/no-such-cors-bucket/o', { headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'GET' } }), 403, 'AccessForbidden');
+
+  const actual = await s3.call('GET', '/s3/cors-bucket/o', { headers: { Origin: 'https://b.example.com' } });
+  assert.equal(actual.status, 200);
+  assert.equal(actual.headers.get('access-control-allow-origin'), 'https://b.example.com');
+  assert.equal(actual.headers.get('access-control-expose-headers'), 'ETag');
+  const other = await s3.call('GET', '/s3/cors-bucket/o', { headers: { Origin: 'http://evil.test' } });
+  assert.equal(other.headers.get('access-control-allow-origin'), null);
+
+  // only the owner configures CORS
+  const bob = s3Client(cloud, await ec2Keys(cloud, await tenant(cloud)));
+  assertS3Error(await bob.call('GET', '/s3/cors-bucket', { query: 'cors' }), 403, 'AccessDenied');
+  assertS3Error(await bob.call('PUT', '/s3/cors-bucket', { query: 'cors', body: corsConfig }), 403, 'AccessDenied');
+  assert.equal((await s3.call('DELETE', '/s3/cors-bucket', { query: 'cors' })).status, 204);
+  assertS3Error(await s3.call('GET', '/s3/cors-bucket', { query: 'cors' }), 404, 'NoSuchCORSConfiguration');
+});
