@@ -3,7 +3,7 @@
 // what the other wrote), the content headers kept with the object, ETags and
 // dates, conditional requests and ranges.
 import { singleRange } from '../../http/range.ts';
-import type { ObjectInfo } from '../store.ts';
+import type { Meta, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { s3Error } from './errors.ts';
 import type { S3Request } from './request.ts';
@@ -171,3 +171,16 @@ export function parseCopySource(v: string): { bucket: string; key: string; versi
   if (slash <= 0 || slash === decoded.length - 1) throw s3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', [['ArgumentName', 'x-amz-copy-source'], ['ArgumentValue', v]]);
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), ...(versionId !== undefined ? { versionId } : {}) };
 }
+
+// ---- tags (tagging.ts serves them; lifecycle rules filter by them)
+
+/** The object sysmeta holding its tags. */
+export const TAGGING = 's3-tagging';
+
+export type Tags = Array<[string, string]>;
+
+/** The sysmeta entry for a tag set (none when empty). */
+export const tagSysmeta = (tags: Tags | undefined): Meta => (tags && tags.length ? { [TAGGING]: new URLSearchParams(tags).toString() } : {});
+
+/** An object's tags. */
+export const tagsOf = (o: { sysmeta: Meta }): Tags => (o.sysmeta[TAGGING] ? [...new URLSearchParams(o.sysmeta[TAGGING])] : []);

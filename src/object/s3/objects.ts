@@ -12,12 +12,13 @@ import { checkQuotas, loadBucket, storeError, type S3Context } from './context.t
 import { S3Error, s3Error } from './errors.ts';
 import {
   byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
-  responseOverrides, unquote, userMetadata, withoutKeptHeaders,
+  responseOverrides, TAGGING, tagSysmeta, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
 import { VERSION_ID } from '../swift/versions-layout.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf } from './versioning.ts';
-import { headerTags, TAGGING, tagSysmeta, taggingCountHeader } from './tagging.ts';
+import { applyLifecycle, expirationHeader } from './lifecycle.ts';
+import { headerTags, taggingCountHeader } from './tagging.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
@@ -127,7 +128,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
       r.reply.header('x-amz-mp-parts-count', String(sizes.length));
     } else range = null;
   }
-  r.reply.headers({ ...headers, ...taggingCountHeader(o), ...overrides });
+  r.reply.headers({ ...headers, ...taggingCountHeader(o), ...expirationHeader(o), ...overrides });
   if (range) {
     r.reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${o.size}`).header('content-length', String(range.end - range.start));
   } else {
@@ -188,9 +189,9 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
     size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
     ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
-  }).catch((e) => { throw storeError(e, r); });
+  }).then((made) => applyLifecycle(ctx.store, b, made)).catch((e) => { throw storeError(e, r); });
   await write.after(o);
-  r.reply.header('etag', quoteEtag(o.etag));
+  r.reply.headers({ etag: quoteEtag(o.etag), ...expirationHeader(o) });
   versionHeader(r, b, o);
   echoChecksum(r);
 }
@@ -260,9 +261,10 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
         deleteAt: null,
       };
     },
-  }).catch((e) => { throw storeError(e, r); });
+  }).then((made) => applyLifecycle(ctx.store, b, made)).catch((e) => { throw storeError(e, r); });
   await write.after(o);
   versionHeader(r, b, o);
+  r.reply.headers(expirationHeader(o));
   if (source.sysmeta[VERSION_ID]) r.reply.header('x-amz-copy-source-version-id', versionOf(source));
   return r.xml(xmlDocument('CopyObjectResult', [['LastModified', lastModified(o).toISOString()], ['ETag', quoteEtag(o.etag)]]));
 }

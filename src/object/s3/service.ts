@@ -20,6 +20,7 @@ import * as buckets from './buckets.ts';
 import * as cors from './cors.ts';
 import { storeError, type S3Context } from './context.ts';
 import { renderS3Error, s3Error } from './errors.ts';
+import * as lifecycle from './lifecycle.ts';
 import * as multipart from './multipart.ts';
 import * as objects from './objects.ts';
 import { PREFIX, S3Request, stashContentType } from './request.ts';
@@ -58,7 +59,7 @@ const copying = (r: S3Request) => r.header('x-amz-copy-source') !== undefined;
 
 /** Bucket sub-resources S3 has and Stratus does not serve: NotImplemented. */
 const UNSUPPORTED_BUCKET = [
-  'accelerate', 'analytics', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle', 'logging', 'metrics',
+  'accelerate', 'analytics', 'encryption', 'intelligent-tiering', 'inventory', 'logging', 'metrics',
   'notification', 'object-lock', 'ownershipControls', 'policyStatus', 'publicAccessBlock', 'replication', 'requestPayment',
   'tagging', 'website', 'torrent', 'restore', 'select', 'retention', 'legal-hold', 'attributes',
 ];
@@ -75,6 +76,7 @@ export const OPERATIONS: Operation[] = [
   { name: 'GetBucketAcl', level: 'bucket', method: 'GET', when: sub('acl'), run: buckets.getBucketAcl },
   { name: 'GetBucketPolicy', level: 'bucket', method: 'GET', when: sub('policy'), run: buckets.getBucketPolicy },
   { name: 'GetBucketCors', level: 'bucket', method: 'GET', when: sub('cors'), run: cors.getBucketCors },
+  { name: 'GetBucketLifecycleConfiguration', level: 'bucket', method: 'GET', when: sub('lifecycle'), run: lifecycle.getBucketLifecycle },
   { name: 'ListMultipartUploads', level: 'bucket', method: 'GET', when: sub('uploads'), run: multipart.listMultipartUploads },
   { name: 'ListObjectVersions', level: 'bucket', method: 'GET', when: sub('versions'), run: versioning.listObjectVersions },
   { name: '(unsupported)', level: 'bucket', method: 'GET', when: unsupported, run: notImplemented },
@@ -85,10 +87,12 @@ export const OPERATIONS: Operation[] = [
   { name: 'PutBucketAcl', level: 'bucket', method: 'PUT', when: sub('acl'), run: buckets.putBucketAcl },
   { name: 'PutBucketPolicy', level: 'bucket', method: 'PUT', when: sub('policy'), run: buckets.putBucketPolicy },
   { name: 'PutBucketCors', level: 'bucket', method: 'PUT', when: sub('cors'), run: cors.putBucketCors },
+  { name: 'PutBucketLifecycleConfiguration', level: 'bucket', method: 'PUT', when: sub('lifecycle'), run: lifecycle.putBucketLifecycle },
   { name: '(unsupported)', level: 'bucket', method: 'PUT', when: unsupported, run: notImplemented },
   { name: 'CreateBucket', level: 'bucket', method: 'PUT', run: buckets.createBucket },
   { name: 'DeleteBucketPolicy', level: 'bucket', method: 'DELETE', when: sub('policy'), run: buckets.deleteBucketPolicy },
   { name: 'DeleteBucketCors', level: 'bucket', method: 'DELETE', when: sub('cors'), run: cors.deleteBucketCors },
+  { name: 'DeleteBucketLifecycle', level: 'bucket', method: 'DELETE', when: sub('lifecycle'), run: lifecycle.deleteBucketLifecycle },
   { name: '(unsupported)', level: 'bucket', method: 'DELETE', when: unsupported, run: notImplemented },
   { name: 'DeleteBucket', level: 'bucket', method: 'DELETE', run: buckets.deleteBucket },
   { name: 'DeleteObjects', level: 'bucket', method: 'POST', when: sub('delete'), run: objects.deleteObjects },

@@ -5,19 +5,17 @@
 // kept as S3's header form (URL-encoded `k=v&k2=v2`); HEAD and GET say how
 // many with `x-amz-tagging-count`. S3's limits: 10 tags, keys of up to 128
 // characters, values of up to 256, no key twice (InvalidTag).
-import type { ContainerInfo, Meta, ObjectInfo } from '../store.ts';
+import type { ContainerInfo, ObjectInfo } from '../store.ts';
 import { VERSION_ID } from '../swift/versions-layout.ts';
 import { check } from './access.ts';
 import { loadBucket, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
+import { TAGGING, tagsOf, tagSysmeta, type Tags } from './headers.ts';
 import type { S3Request } from './request.ts';
+import { applyLifecycle } from './lifecycle.ts';
 import { findVersion, stateOf, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument } from './xml.ts';
 
-/** The object sysmeta holding its tags. */
-export const TAGGING = 's3-tagging';
-
-export type Tags = Array<[string, string]>;
 
 const MAX_TAGS = 10;
 const MAX_KEY = 128;
@@ -49,11 +47,6 @@ export function headerTags(r: S3Request): Tags | undefined {
   return checkTags(tags);
 }
 
-/** The sysmeta entry for a tag set (none when empty). */
-export const tagSysmeta = (tags: Tags | undefined): Meta => (tags && tags.length ? { [TAGGING]: new URLSearchParams(tags).toString() } : {});
-
-/** An object's tags. */
-export const tagsOf = (o: { sysmeta: Meta }): Tags => (o.sysmeta[TAGGING] ? [...new URLSearchParams(o.sysmeta[TAGGING])] : []);
 
 /** The `x-amz-tagging-count` of an object with tags. */
 export function taggingCountHeader(o: ObjectInfo): Record<string, string> {
@@ -91,7 +84,9 @@ async function setTags(ctx: S3Context, r: S3Request, tags: Tags): Promise<void> 
   for (const { c, o } of all) {
     const sysmeta = { ...o.sysmeta };
     delete sysmeta[TAGGING];
-    await ctx.store.updateObject(c, o.name, { sysmeta: { ...sysmeta, ...tagSysmeta(tags) } }, { keepTimestamp: true });
+    const tagged = await ctx.store.updateObject(c, o.name, { sysmeta: { ...sysmeta, ...tagSysmeta(tags) } }, { keepTimestamp: true });
+    // a lifecycle rule filtering by tags may now match, or no longer
+    if (c.id === b.id) await applyLifecycle(ctx.store, b, tagged);
   }
   if (stateOf(b) || all[0]!.o.sysmeta[VERSION_ID]) r.reply.header('x-amz-version-id', versionOf(all[0]!.o));
 }

@@ -1,15 +1,17 @@
 // S3 object tagging (Put/Get/DeleteObjectTagging, x-amz-tagging on PUT,
-// multipart and copy, x-amz-tagging-count) and bucket CORS (Put/Get/
+// multipart and copy, x-amz-tagging-count), bucket CORS (Put/Get/
 // DeleteBucketCors, preflight OPTIONS answered from the rules, the
-// Access-Control headers of actual requests).
+// Access-Control headers of actual requests) and bucket lifecycle
+// (expiration through the store's delete-at, abort of multipart uploads).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tenant, useCloud } from '../../harness.ts';
+import { tenant, until, useCloud, type Tenant } from '../../harness.ts';
 import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
 
 let s3: S3Client;
+let alice: Tenant;
 const cloud = useCloud(async (c) => {
-  const alice = await tenant(c);
+  alice = await tenant(c);
   s3 = s3Client(c, await ec2Keys(c, alice));
   assert.equal((await s3.call('PUT', '/s3/tag-bucket')).status, 200);
 });
@@ -111,4 +113,77 @@ test('bucket CORS: put, get, delete; preflight answered from the rules; actual r
   assertS3Error(await bob.call('PUT', '/s3/cors-bucket', { query: 'cors', body: corsConfig }), 403, 'AccessDenied');
   assert.equal((await s3.call('DELETE', '/s3/cors-bucket', { query: 'cors' })).status, 204);
   assertS3Error(await s3.call('GET', '/s3/cors-bucket', { query: 'cors' }), 404, 'NoSuchCORSConfiguration');
+});
+
+const lifecycle = (rules: string) => `<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${rules}</LifecycleConfiguration>`;
+const rule = (id: string, filter: string, action: string, status = 'Enabled') => `<Rule><ID>${id}</ID>${filter}<Status>${status}</Status>${action}</Rule>`;
+const DAY = 86400;
+
+test('bucket lifecycle: expiration through the delete-at, applied to new and existing objects, taken back on delete; aborted uploads', async () => {
+  assert.equal((await s3.call('PUT', '/s3/lc-bucket')).status, 200);
+  assertS3Error(await s3.call('GET', '/s3/lc-bucket', { query: 'lifecycle' }), 404, 'NoSuchLifecycleConfiguration');
+  assert.equal((await s3.call('PUT', '/s3/lc-bucket/old/a', { body: 'a' })).status, 200);
+  assert.equal((await s3.call('PUT', '/s3/lc-bucket/keep/c', { body: 'c' })).status, 200);
+  // an X-Delete-At the owner set through Swift is left alone
+  const swiftUrl = `${cloud.url}/object/v1/AUTH_${alice.projectId}/lc-bucket/keep/c`;
+  const own = String(Math.floor(Date.now() / 1000) + 1000 * DAY);
+  assert.equal((await fetch(swiftUrl, { method: 'POST', headers: { 'X-Auth-Token': alice.token, 'X-Delete-At': own } })).status, 202);
+
+  // refusals
+  const expire = (days: string) => `<Expiration><Days>${days}</Days></Expiration>`;
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('t', '<Filter/>', '<Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition>')) }), 501, 'NotImplemented');
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('z', '<Filter/>', expire('0'))) }), 400, 'InvalidArgument');
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('d', '<Filter/>', '<Expiration><Date>2030-01-01T12:00:00Z</Date></Expiration>')) }), 400, 'InvalidArgument');
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('x', '<Filter/>', expire('1')) + rule('x', '<Filter/>', expire('2'))) }), 400, 'InvalidArgument');
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('n', '<Filter/>', '')) }), 400, 'InvalidRequest');
+  assertS3Error(await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('s', '<Filter/>', expire('1'), 'On')) }), 400, 'MalformedXML');
+  const bob = s3Client(cloud, await ec2Keys(cloud, await tenant(cloud)));
+  assertS3Error(await bob.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: lifecycle(rule('b', '<Filter/>', expire('1'))) }), 403, 'AccessDenied');
+
+  const config = lifecycle(
+    rule('old', '<Filter><Prefix>old/</Prefix></Filter>', '<Expiration><Date>2020-01-01T00:00:00.000Z</Date></Expiration>')
+    + rule('tmp', '<Filter><And><Prefix>tmp/</Prefix><Tag><Key>keep</Key><Value>no</Value></Tag></And></Filter>', expire('1'))
+    + rule('keep', '<Filter><Prefix>keep/</Prefix></Filter>', expire('30'))
+    + rule('off', '<Filter><Prefix>keep/</Prefix></Filter>', expire('1'), 'Disabled')
+    + rule('mp', '<Filter><Prefix>up/</Prefix></Filter>', '<AbortIncompleteMultipartUpload><DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload>'));
+  const put = await s3.call('PUT', '/s3/lc-bucket', { query: 'lifecycle', body: config });
+  assert.equal(put.status, 200, put.text);
+  const got = await s3.call('GET', '/s3/lc-bucket', { query: 'lifecycle' });
+  assert.deepEqual(xmlAll(got.text, 'ID'), ['old', 'tmp', 'keep', 'off', 'mp']);
+  assert.match(got.text, /<And><Prefix>tmp\/<\/Prefix><Tag><Key>keep<\/Key><Value>no<\/Value><\/Tag><\/And>/);
+
+  // existing objects: the walk expires old/a (its date is past) and keeps the Swift-set delete-at
+  await until('old/a expired by its rule', async () => (await s3.call('HEAD', '/s3/lc-bucket/old/a')).status === 404);
+  const kept = await fetch(swiftUrl, { method: 'HEAD', headers: { 'X-Auth-Token': alice.token } });
+  assert.equal(kept.headers.get('x-delete-at'), own);
+
+  // new objects: a matching tag gets the expiration, rounded up to midnight UTC; Swift sees it as X-Delete-At
+  const before = Math.floor(Date.now() / 1000);
+  const tmp = await s3.call('PUT', '/s3/lc-bucket/tmp/x', { body: 'x', headers: { 'x-amz-tagging': 'keep=no' } });
+  const m = /^expiry-date="([^"]+)", rule-id="tmp"$/.exec(tmp.headers.get('x-amz-expiration') ?? '');
+  assert.ok(m, tmp.headers.get('x-amz-expiration') ?? 'no x-amz-expiration');
+  const at = Date.parse(m[1]!) / 1000;
+  assert.equal(at % DAY, 0);
+  assert.ok(at >= before + DAY && at <= before + 2 * DAY + 60);
+  const swiftHead = await fetch(`${cloud.url}/object/v1/AUTH_${alice.projectId}/lc-bucket/tmp/x`, { method: 'HEAD', headers: { 'X-Auth-Token': alice.token } });
+  assert.equal(swiftHead.headers.get('x-delete-at'), String(at));
+  assert.equal((await s3.call('HEAD', '/s3/lc-bucket/tmp/x')).headers.get('x-amz-expiration'), tmp.headers.get('x-amz-expiration'));
+  // no tag: no expiration, until the tag is set
+  const plain = await s3.call('PUT', '/s3/lc-bucket/tmp/y', { body: 'y' });
+  assert.equal(plain.headers.get('x-amz-expiration'), null);
+  assert.equal((await s3.call('PUT', '/s3/lc-bucket/tmp/y', { query: 'tagging', body: tagging([['keep', 'no']]) })).status, 200);
+  assert.match((await s3.call('HEAD', '/s3/lc-bucket/tmp/y')).headers.get('x-amz-expiration') ?? '', /rule-id="tmp"/);
+
+  // an upload under up/ is aborted after 3 days
+  const init = await s3.call('POST', '/s3/lc-bucket/up/z', { query: 'uploads' });
+  assert.equal(init.headers.get('x-amz-abort-rule-id'), 'mp');
+  const abortAt = Date.parse(init.headers.get('x-amz-abort-date')!) / 1000;
+  assert.ok(abortAt >= before + 3 * DAY && abortAt % DAY === 0);
+
+  // the configuration deleted: what a rule set is taken back
+  assert.equal((await s3.call('DELETE', '/s3/lc-bucket', { query: 'lifecycle' })).status, 204);
+  await until('the expiration of tmp/x taken back', async () => (await s3.call('HEAD', '/s3/lc-bucket/tmp/x')).headers.get('x-amz-expiration') === null);
+  const after = await fetch(swiftUrl, { method: 'HEAD', headers: { 'X-Auth-Token': alice.token } });
+  assert.equal(after.headers.get('x-delete-at'), own);
+  assertS3Error(await s3.call('GET', '/s3/lc-bucket', { query: 'lifecycle' }), 404, 'NoSuchLifecycleConfiguration');
 });
