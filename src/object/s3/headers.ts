@@ -17,8 +17,11 @@ const KEPT_PREFIX = 'swift.header.';
 const keptKey = (h: string) => `${KEPT_PREFIX}${h}`;
 export const isKeptHeader = (sysmetaKey: string): boolean => sysmetaKey.startsWith(KEPT_PREFIX);
 
+/** Where a new object's attributes come from: a request's headers, or a POST form's fields (post-object.ts). */
+export type HeaderSource = Pick<S3Request, 'header' | 'headers'>;
+
 /** User metadata from the request's x-amz-meta-* headers (names lower-case, without the prefix). */
-export function userMetadata(r: S3Request): Record<string, string> {
+export function userMetadata(r: HeaderSource): Record<string, string> {
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of Object.entries(r.headers())) {
@@ -33,7 +36,7 @@ export function userMetadata(r: S3Request): Record<string, string> {
 }
 
 /** The content headers of the request, as sysmeta entries. */
-export function keptHeaders(r: S3Request): Record<string, string> {
+export function keptHeaders(r: HeaderSource): Record<string, string> {
   const out: Record<string, string> = {};
   for (const h of KEPT_HEADERS) {
     const v = r.header(h);

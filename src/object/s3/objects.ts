@@ -3,7 +3,8 @@
 // checked as the bytes pass), CopyObject (by reference: no byte copied),
 // DeleteObject, DeleteObjects, and the object's ACL.
 import { Readable } from 'node:stream';
-import type { ContainerInfo, ObjectInfo } from '../store.ts';
+import type { Credentials } from '../../http/auth.ts';
+import type { ContainerInfo, ObjectInfo, WriteConditions } from '../store.ts';
 import { dloManifest } from '../swift/large-objects.ts';
 import { dloEtag } from '../swift/slo-manifest.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
@@ -11,14 +12,14 @@ import { aclDocument, cannedOfDocument } from './buckets.ts';
 import { checkQuotas, loadBucket, storeError, type S3Context } from './context.ts';
 import { S3Error, s3Error } from './errors.ts';
 import {
-  byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
+  byteRange, copySourceConditions, type HeaderSource, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
   responseOverrides, TAGGING, tagSysmeta, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
 import { VERSION_ID } from '../swift/versions-layout.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { applyLifecycle, expirationHeader } from './lifecycle.ts';
-import { headerTags, taggingCountHeader } from './tagging.ts';
+import { headerTags, parseTagging, taggingCountHeader } from './tagging.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
@@ -47,7 +48,7 @@ function refuseUnsupported(r: S3Request): void {
 }
 
 /** The sysmeta of a new object: its canned ACL (if not private), its content headers, its tags, its version. */
-function writeSysmeta(r: S3Request, version: Record<string, string>): Record<string, string> {
+function writeSysmeta(r: HeaderSource, version: Record<string, string>): Record<string, string> {
   const acl = r.header('x-amz-acl');
   return {
     ...keptHeaders(r),
@@ -177,23 +178,37 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   refuseUnsupported(r);
   checkStorageClass(r);
   const size = r.declaredLength();
-  const md5 = r.contentMd5();
-  const metadata = userMetadata(r);
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
-  await checkQuotas(ctx, r.cred, b, size ?? 0);
-  const write = await versionedWrite(ctx, b, r.key);
-  const sysmeta = writeSysmeta(r, write.sysmeta);
-  const o = await ctx.store.putObject(b, r.key, r.body(), {
-    size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
+  const o = await writeObject(ctx, r, b, r.key, r.body(), {
+    size, md5: r.contentMd5(),
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
     ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
-  }).then((made) => applyLifecycle(ctx.store, b, made)).catch((e) => { throw storeError(e, r); });
-  await write.after(o);
+  }).catch((e) => { throw storeError(e, r); });
   r.reply.headers({ etag: quoteEtag(o.etag), ...expirationHeader(o) });
   versionHeader(r, b, o);
   echoChecksum(r);
+}
+
+/**
+ * Writes a new object from `src`'s headers (or a form's fields): quotas
+ * checked first, the version kept in a versioned bucket, the bucket's
+ * lifecycle rules applied. `tagging`: a Tagging document (a POST form's).
+ */
+export async function writeObject(ctx: S3Context, src: HeaderSource & { cred: Credentials | null }, b: ContainerInfo, key: string, body: AsyncIterable<Buffer>,
+  o: WriteConditions & { size?: number; md5?: string; tagging?: string } = {}): Promise<ObjectInfo> {
+  const metadata = userMetadata(src);
+  const tags = o.tagging !== undefined ? tagSysmeta(parseTagging(o.tagging)) : {};
+  await checkQuotas(ctx, src.cred, b, o.size ?? 0);
+  const write = await versionedWrite(ctx, b, key);
+  const sysmeta = { ...writeSysmeta(src, write.sysmeta), ...tags };
+  const made = await ctx.store.putObject(b, key, body, {
+    size: o.size, md5: o.md5, contentType: src.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta, ifNoneMatch: o.ifNoneMatch, ifMatch: o.ifMatch,
+  });
+  const done = await applyLifecycle(ctx.store, b, made);
+  await write.after(done);
+  return done;
 }
 
 /** A checksum the client sent is echoed (it was checked as the body passed). */

@@ -23,6 +23,7 @@ import { renderS3Error, s3Error } from './errors.ts';
 import * as lifecycle from './lifecycle.ts';
 import * as multipart from './multipart.ts';
 import * as objects from './objects.ts';
+import * as postObject from './post-object.ts';
 import { PREFIX, S3Request, stashContentType } from './request.ts';
 import * as tagging from './tagging.ts';
 import * as versioning from './versioning.ts';
@@ -96,6 +97,7 @@ export const OPERATIONS: Operation[] = [
   { name: '(unsupported)', level: 'bucket', method: 'DELETE', when: unsupported, run: notImplemented },
   { name: 'DeleteBucket', level: 'bucket', method: 'DELETE', run: buckets.deleteBucket },
   { name: 'DeleteObjects', level: 'bucket', method: 'POST', when: sub('delete'), run: objects.deleteObjects },
+  { name: 'PostObject', level: 'bucket', method: 'POST', when: postObject.isFormUpload, run: postObject.postObject },
   { name: 'PreflightRequest', level: 'bucket', method: 'OPTIONS', run: cors.preflight },
   { name: 'PreflightRequest', level: 'object', method: 'OPTIONS', run: cors.preflight },
 
@@ -127,7 +129,7 @@ const hostName = (host: string | undefined): string => (host ?? '').replace(/:\d
 
 export function createS3Service(o: S3Options): Service {
   const domain = o.domain ? o.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
-  const ctx: S3Context = { store: o.store, log: o.log, region: o.region ?? 'us-east-1', minPartSize: o.minPartSize ?? 5 * 1024 * 1024 };
+  const ctx: S3Context = { store: o.store, log: o.log, region: o.region ?? 'us-east-1', minPartSize: o.minPartSize ?? 5 * 1024 * 1024, keys: o.keys };
   /** The bucket a virtual-hosted request names in its Host. */
   const virtualBucket = (host: string | undefined): string | null => {
     if (!domain) return null;
@@ -175,6 +177,9 @@ export function createS3Service(o: S3Options): Service {
       if (carriesS3Signature(typeof auth === 'string' ? auth : undefined, q < 0 ? '' : url.slice(q + 1))) return `${PREFIX}${url}`;
       // An anonymous read of `/<bucket>/<key>` (a public object's plain URL, as S3 serves it)
       if ((req.method === 'GET' || req.method === 'HEAD') && /^\/[^/]+\/./.test(path)) return `${PREFIX}${url}`;
+      // A CORS preflight of a bucket or object, and a browser form's POST to a bucket (they carry no signature)
+      if (req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined && /^\/[^/]+/.test(path)) return `${PREFIX}${url}`;
+      if (req.method === 'POST' && /^multipart\/form-data/i.test(String(req.headers['content-type'] ?? '')) && /^\/[^/]+\/?$/.test(path)) return `${PREFIX}${url}`;
       return null;
     },
     setup(app: FastifyInstance) {

@@ -37,7 +37,7 @@ function checkTags(tags: Tags): Tags {
 }
 
 /** The tags of an `x-amz-tagging` header (URL query form); undefined when the header is absent. */
-export function headerTags(r: S3Request): Tags | undefined {
+export function headerTags(r: Pick<S3Request, 'header'>): Tags | undefined {
   const h = r.header('x-amz-tagging');
   if (h === undefined) return undefined;
   const tags: Tags = [...new URLSearchParams(h)];
@@ -91,8 +91,9 @@ async function setTags(ctx: S3Context, r: S3Request, tags: Tags): Promise<void> 
   if (stateOf(b) || all[0]!.o.sysmeta[VERSION_ID]) r.reply.header('x-amz-version-id', versionOf(all[0]!.o));
 }
 
-export async function putObjectTagging(ctx: S3Context, r: S3Request): Promise<void> {
-  const doc = node(parseXml(await r.smallBody()).Tagging);
+/** The tags of a Tagging document (PutObjectTagging's body, a POST form's `tagging` field). */
+export function parseTagging(xml: string): Tags {
+  const doc = node(parseXml(xml).Tagging);
   const set = doc ? node(doc.TagSet) : undefined;
   if (!set) throw s3Error('MalformedXML');
   const items = set.Tag === undefined ? [] : (set.Tag as unknown[]);
@@ -103,7 +104,11 @@ export async function putObjectTagging(ctx: S3Context, r: S3Request): Promise<vo
     if (k === undefined || v === undefined) throw s3Error('MalformedXML');
     return [k, v];
   });
-  await setTags(ctx, r, checkTags(tags));
+  return checkTags(tags);
+}
+
+export async function putObjectTagging(ctx: S3Context, r: S3Request): Promise<void> {
+  await setTags(ctx, r, parseTagging(await r.smallBody()));
 }
 
 export async function deleteObjectTagging(ctx: S3Context, r: S3Request): Promise<void> {

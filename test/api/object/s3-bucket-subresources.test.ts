@@ -2,17 +2,21 @@
 // multipart and copy, x-amz-tagging-count), bucket CORS (Put/Get/
 // DeleteBucketCors, preflight OPTIONS answered from the rules, the
 // Access-Control headers of actual requests) and bucket lifecycle
-// (expiration through the store's delete-at, abort of multipart uploads).
+// (expiration through the store's delete-at, abort of multipart uploads);
+// POST object (browser form uploads with a V4-signed policy).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tenant, until, useCloud, type Tenant } from '../../harness.ts';
-import { assertS3Error, ec2Keys, s3Client, xmlAll, xmlText, type S3Client } from './s3-lib.ts';
+import { createHmac } from 'node:crypto';
+import { amzDate, assertS3Error, ec2Keys, s3Client, signingKey, xmlAll, xmlText, type Keys, type S3Client } from './s3-lib.ts';
 
 let s3: S3Client;
 let alice: Tenant;
+let keys: Keys;
 const cloud = useCloud(async (c) => {
   alice = await tenant(c);
-  s3 = s3Client(c, await ec2Keys(c, alice));
+  keys = await ec2Keys(c, alice);
+  s3 = s3Client(c, keys);
   assert.equal((await s3.call('PUT', '/s3/tag-bucket')).status, 200);
 });
 
@@ -92,6 +96,10 @@ test('bucket CORS: put, get, delete; preflight answered from the rules; actual r
   assert.equal(pre.headers.get('access-control-allow-headers'), 'x-amz-date, content-type');
   assert.equal(pre.headers.get('access-control-max-age'), '300');
   assert.equal(pre.headers.get('access-control-expose-headers'), 'ETag');
+  // at the server's root too (path style, no /s3 prefix: the preflight carries no signature)
+  const atRoot = await s3.raw('OPTIONS', '/cors-bucket/o', { headers: { Origin: 'https://a.example.com', 'Access-Control-Request-Method': 'GET' } });
+  assert.equal(atRoot.status, 200, atRoot.text);
+  assert.equal(atRoot.headers.get('access-control-allow-origin'), 'https://a.example.com');
   const anyOrigin = await s3.raw('OPTIONS', '/s3/cors-bucket', { headers: { Origin: 'http://other.test', 'Access-Control-Request-Method': 'HEAD' } });
   assert.equal(anyOrigin.status, 200);
   assert.equal(anyOrigin.headers.get('access-control-allow-origin'), '*');
@@ -186,4 +194,80 @@ test('bucket lifecycle: expiration through the delete-at, applied to new and exi
   const after = await fetch(swiftUrl, { method: 'HEAD', headers: { 'X-Auth-Token': alice.token } });
   assert.equal(after.headers.get('x-delete-at'), own);
   assertS3Error(await s3.call('GET', '/s3/lc-bucket', { query: 'lifecycle' }), 404, 'NoSuchLifecycleConfiguration');
+});
+
+// ---- POST object (browser form uploads)
+
+function signedForm(k: Keys, fields: Record<string, string>, conditions: unknown[], o: { expires?: Date; file?: Buffer; filename?: string; sign?: (policy: string) => string } = {}): FormData {
+  const date = amzDate(new Date());
+  const credential = `${k.access}/${date.slice(0, 8)}/us-east-1/s3/aws4_request`;
+  const policy = Buffer.from(JSON.stringify({
+    expiration: (o.expires ?? new Date(Date.now() + 3600_000)).toISOString(),
+    conditions: [...conditions, { 'x-amz-algorithm': 'AWS4-HMAC-SHA256' }, { 'x-amz-credential': credential }, { 'x-amz-date': date }],
+  })).toString('base64');
+  const signature = o.sign ? o.sign(policy) : createHmac('sha256', signingKey(k.secret, date.slice(0, 8), 'us-east-1')).update(policy).digest('hex');
+  const form = new FormData();
+  for (const [name, v] of Object.entries({ ...fields, 'x-amz-algorithm': 'AWS4-HMAC-SHA256', 'x-amz-credential': credential, 'x-amz-date': date, policy, 'x-amz-signature': signature })) form.append(name, v);
+  form.append('file', new Blob([new Uint8Array(o.file ?? Buffer.from('hello form'))]), o.filename ?? 'hello.txt');
+  return form;
+}
+
+test('POST object: a V4-signed policy form uploads one file; its conditions, bounds, expiry and signature hold', async () => {
+  assert.equal((await s3.call('PUT', '/s3/form-bucket')).status, 200);
+  const post = (form: FormData) => fetch(`${cloud.url}/s3/form-bucket`, { method: 'POST', body: form, redirect: 'manual' });
+  const conditions = [{ bucket: 'form-bucket' }, ['starts-with', '$key', 'uploads/'], ['content-length-range', 1, 100], ['starts-with', '$Content-Type', 'text/'],
+    { success_action_status: '201' }, ['starts-with', '$x-amz-meta-note', ''], ['eq', '$tagging', '<Tagging><TagSet><Tag><Key>via</Key><Value>form</Value></Tag></TagSet></Tagging>']];
+  const fields = { key: 'uploads/${filename}', 'Content-Type': 'text/plain', success_action_status: '201', 'x-amz-meta-note': 'from a form', tagging: '<Tagging><TagSet><Tag><Key>via</Key><Value>form</Value></Tag></TagSet></Tagging>' };
+  const ok = await post(signedForm(keys, fields, conditions));
+  const body = await ok.text();
+  assert.equal(ok.status, 201, body);
+  assert.equal(xmlText(body, 'Key'), 'uploads/hello.txt');
+  assert.equal(xmlText(body, 'Bucket'), 'form-bucket');
+  const got = await s3.call('GET', '/s3/form-bucket/uploads/hello.txt');
+  assert.equal(got.text, 'hello form');
+  assert.equal(got.headers.get('content-type'), 'text/plain');
+  assert.equal(got.headers.get('x-amz-meta-note'), 'from a form');
+  assert.equal(got.headers.get('x-amz-tagging-count'), '1');
+  assert.equal(got.headers.get('etag'), ok.headers.get('etag'));
+
+  const refused = async (form: FormData, status: number, code: string) => {
+    const r = await post(form);
+    const text = await r.text();
+    assert.equal(r.status, status, text);
+    assert.equal(xmlText(text, 'Code'), code, text);
+  };
+  await refused(signedForm(keys, fields, conditions, { sign: () => '0'.repeat(64) }), 403, 'SignatureDoesNotMatch');
+  await refused(signedForm(keys, { ...fields, key: 'elsewhere/x' }, conditions), 403, 'AccessDenied');
+  await refused(signedForm(keys, fields, conditions, { expires: new Date(Date.now() - 1000) }), 403, 'AccessDenied');
+  await refused(signedForm(keys, { ...fields, 'x-amz-meta-other': 'x' }, conditions), 403, 'AccessDenied');
+  await refused(signedForm(keys, { ...fields, key: 'uploads/big' }, conditions, { file: Buffer.alloc(101) }), 400, 'EntityTooLarge');
+  assert.equal((await s3.call('HEAD', '/s3/form-bucket/uploads/big')).status, 404);
+  await refused(signedForm(keys, { ...fields, key: 'uploads/empty' }, conditions, { file: Buffer.alloc(0) }), 400, 'EntityTooSmall');
+  assert.equal((await s3.call('HEAD', '/s3/form-bucket/uploads/empty')).status, 404);
+  // another project's key: signed, but no write access to the bucket
+  const bobKeys = await ec2Keys(cloud, await tenant(cloud));
+  await refused(signedForm(bobKeys, fields, conditions), 403, 'AccessDenied');
+  // unsigned: only where anyone may write
+  const anon = new FormData();
+  anon.append('key', 'uploads/anon');
+  anon.append('file', new Blob(['x']), 'x');
+  await refused(anon, 403, 'AccessDenied');
+  const noFile = new FormData();
+  noFile.append('key', 'uploads/none');
+  await refused(noFile, 400, 'IncorrectNumberOfFilesInPostRequest');
+
+  // a form posted to the bucket at the server's root (as boto3's generate_presigned_post addresses it)
+  const root = await fetch(`${cloud.url}/form-bucket`, { method: 'POST', body: signedForm(keys, { ...fields, key: 'uploads/root.txt' }, conditions), redirect: 'manual' });
+  assert.equal(root.status, 201, await root.text());
+  assert.equal((await s3.call('GET', '/s3/form-bucket/uploads/root.txt')).text, 'hello form');
+
+  // a redirect after success
+  const redirected = await post(signedForm(keys, { key: 'uploads/r.txt', success_action_redirect: 'https://app.example/done' },
+    [{ bucket: 'form-bucket' }, ['starts-with', '$key', 'uploads/'], { success_action_redirect: 'https://app.example/done' }]));
+  assert.equal(redirected.status, 303);
+  const to = new URL(redirected.headers.get('location')!);
+  assert.equal(to.origin + to.pathname, 'https://app.example/done');
+  assert.equal(to.searchParams.get('key'), 'uploads/r.txt');
+  assert.equal(to.searchParams.get('bucket'), 'form-bucket');
+  assert.match(to.searchParams.get('etag')!, /^"[0-9a-f]{32}"$/);
 });
