@@ -67,7 +67,7 @@ export const DEFAULT_CONSTRAINTS: SwiftConstraints = {
 export const SLO_LIMITS = {
   max_manifest_segments: 1000,
   max_manifest_size: 8 * 1024 * 1024,
-  /** Reported as Swift reports it; Stratus answers a manifest PUT without heartbeats. */
+  /** Seconds between the spaces of a manifest PUT with heartbeat=on. */
   yield_frequency: 10,
   min_segment_size: 1,
   allow_async_delete: false,

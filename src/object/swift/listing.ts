@@ -4,7 +4,7 @@
 import { escapeXml } from '../../common/text.ts';
 import type { ContainerEntry, ListOptions, ObjectEntry } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
-import { bestFormat, LISTING_LIMIT, listingDate } from './headers.ts';
+import { bestFormat, LISTING_LIMIT, listingDate, truthy } from './headers.ts';
 import { symlinkListingFields } from './symlink-meta.ts';
 
 export type ListingFormat = 'plain' | 'json' | 'xml';
@@ -36,7 +36,7 @@ export function listOptions(query: Record<string, string>): ListOptions {
   }
   const delimiter = query.delimiter;
   if (delimiter !== undefined && delimiter !== '' && (delimiter.length > 1 || delimiter.charCodeAt(0) > 254)) throw swiftError(412, 'Bad delimiter');
-  const reverse = ['true', '1', 'yes', 'on', 't', 'y'].includes((query.reverse ?? '').toLowerCase());
+  const reverse = truthy(query.reverse);
   return {
     prefix: query.prefix || undefined, delimiter: delimiter || undefined,
     marker: query.marker || undefined, endMarker: query.end_marker || undefined, limit, reverse,

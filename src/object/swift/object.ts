@@ -13,7 +13,7 @@ import { loadContainer, loadObject } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import {
   conditionalStatus, deleteAtFrom, etagList, header, httpDate, MAX_FILE_SIZE,
-  metaFromHeaders, metaHeaders,
+  metaFromHeaders, metaHeaders, truthy,
 } from './headers.ts';
 import { containerObjectPath, decodePath, type SwiftRequest } from './request.ts';
 import { isSymlink, SYMLINK_ACCOUNT } from './symlink-meta.ts';
@@ -262,7 +262,7 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
   }
   const sc = srcSr.containerInfo;
   if (!sc) throw swiftStatus(404);
-  const fresh = ['true', '1', 'yes', 'on', 't', 'y'].includes((header(sr.headers, 'x-fresh-metadata') ?? '').toLowerCase());
+  const fresh = truthy(header(sr.headers, 'x-fresh-metadata'));
   const newMeta = objectMeta(sr);
   const given = sr.contentType && sr.method === 'PUT' ? sr.contentType : sr.method === 'COPY' ? sr.contentType : undefined;
   const deleteAt = deleteAtFrom(sr.headers);
