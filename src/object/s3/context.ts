@@ -91,3 +91,14 @@ export async function checkQuotas(ctx: S3Context, cred: Credentials | null, b: C
   noQuota.delete(b.project);
   checkAccountQuota(account.sysmeta, account.metadata, { bytes: account.bytesUsed, count: account.objectCount }, addBytes);
 }
+
+/** A bucket's JSON sysmeta entry (its CORS or lifecycle rules); null when absent or unreadable. */
+export function sysmetaJson<T>(b: ContainerInfo, key: string): T | null {
+  const raw = b.sysmeta[key];
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return null;
+  }
+}

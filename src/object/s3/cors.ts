@@ -6,7 +6,7 @@
 // actual request whose Origin and method a rule allows.
 import type { ContainerInfo } from '../store.ts';
 import { check } from './access.ts';
-import { addressable, loadBucket, type S3Context } from './context.ts';
+import { addressable, loadBucket, sysmetaJson, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import type { S3Request } from './request.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
@@ -38,15 +38,7 @@ function wildcard(pattern: string, value: string, caseless = false): boolean {
   return v.length >= head.length + tail.length && v.startsWith(head) && v.endsWith(tail);
 }
 
-export function rulesOf(b: ContainerInfo): CorsRule[] | null {
-  const raw = b.sysmeta[CORS];
-  if (!raw) return null;
-  try {
-    return JSON.parse(raw) as CorsRule[];
-  } catch {
-    return null;
-  }
-}
+export const rulesOf = (b: ContainerInfo): CorsRule[] | null => sysmetaJson<CorsRule[]>(b, CORS);
 
 /** The first rule allowing `origin`, `method` and every one of `headers`. */
 function matching(rules: CorsRule[], origin: string, method: string, headers: string[]): CorsRule | undefined {

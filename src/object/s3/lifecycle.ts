@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { ContainerInfo, Meta, ObjectInfo, ObjectStore } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { check } from './access.ts';
-import { loadBucket, type S3Context } from './context.ts';
+import { loadBucket, sysmetaJson, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
 import { tagsOf, type Tags } from './headers.ts';
 import type { S3Request } from './request.ts';
@@ -46,15 +46,7 @@ interface Rule {
 const DAY = 86400;
 const MAX_RULES = 1000;
 
-export function rulesOf(b: ContainerInfo): Rule[] | null {
-  const raw = b.sysmeta[LIFECYCLE];
-  if (!raw) return null;
-  try {
-    return JSON.parse(raw) as Rule[];
-  } catch {
-    return null;
-  }
-}
+export const rulesOf = (b: ContainerInfo): Rule[] | null => sysmetaJson<Rule[]>(b, LIFECYCLE);
 
 const positive = (v: string | undefined, what: string): number => {
   if (v === undefined || !/^\d{1,9}$/.test(v) || Number(v) < 1) throw s3Error('InvalidArgument', `'${what}' must be a positive integer`);
