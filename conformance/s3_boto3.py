@@ -3,13 +3,17 @@
     s3_boto3.py ENDPOINT BUCKET   (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION from the environment)
 
 Prints one line per step, `ok STEP` or `not ok STEP: why`, for conformance/object-cli.sh to
-count: bucket, put, get, list, metadata, multipart, presigned-get, presigned-put, delete.
+count: bucket, put, get, list, metadata, multipart, presigned-get, presigned-put, tagging, cors,
+lifecycle, presigned-post, delete.
 Exits 1 if a step failed.
 """
 import hashlib
 import os
 import sys
+import json
+import urllib.error
 import urllib.request
+import uuid
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -110,6 +114,61 @@ def presigned_put():
     must(got == b"put through a presigned URL", "read back %r" % got)
 
 
+def tagging():
+    s3.put_object(Bucket=bucket, Key="tagged.txt", Body=b"tagged", Tagging="team=storage&tier=hot")
+    tags = s3.get_object_tagging(Bucket=bucket, Key="tagged.txt")["TagSet"]
+    must(sorted((t["Key"], t["Value"]) for t in tags) == [("team", "storage"), ("tier", "hot")], "tags %r" % tags)
+    s3.put_object_tagging(Bucket=bucket, Key="tagged.txt", Tagging={"TagSet": [{"Key": "only", "Value": "one"}]})
+    must(s3.get_object(Bucket=bucket, Key="tagged.txt").get("TagCount") == 1, "TagCount after PutObjectTagging")
+    s3.delete_object_tagging(Bucket=bucket, Key="tagged.txt")
+    must(s3.get_object_tagging(Bucket=bucket, Key="tagged.txt")["TagSet"] == [], "tags left after delete")
+
+
+def cors():
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["https://*.example.org"], "AllowedMethods": ["GET", "POST"], "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 120}]})
+    rules = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    must(rules[0]["AllowedOrigins"] == ["https://*.example.org"], "rules %r" % rules)
+    req = urllib.request.Request("%s/%s/dir/one.bin" % (endpoint, bucket), method="OPTIONS", headers={
+        "Origin": "https://app.example.org", "Access-Control-Request-Method": "GET"})
+    with urllib.request.urlopen(req) as r:
+        must(r.headers.get("Access-Control-Allow-Origin") == "https://app.example.org", "preflight %r" % dict(r.headers))
+    s3.delete_bucket_cors(Bucket=bucket)
+    try:
+        s3.get_bucket_cors(Bucket=bucket)
+        raise AssertionError("the CORS configuration is still there")
+    except s3.exceptions.ClientError as e:
+        must(e.response["Error"]["Code"] == "NoSuchCORSConfiguration", "code %r" % e.response["Error"])
+
+
+def lifecycle():
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 30},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2}}]})
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    must([r["ID"] for r in rules] == ["logs"], "rules %r" % rules)
+    r = s3.put_object(Bucket=bucket, Key="logs/a.log", Body=b"log")
+    must('rule-id="logs"' in r.get("Expiration", ""), "PutObject's Expiration %r" % r.get("Expiration"))
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+
+
+def presigned_post():
+    p = s3.generate_presigned_post(bucket, "posted/${filename}", Fields={"Content-Type": "text/plain"},
+                                   Conditions=[{"Content-Type": "text/plain"}, ["content-length-range", 1, 1024]], ExpiresIn=300)
+    boundary = uuid.uuid4().hex
+    parts = [b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (boundary.encode(), k.encode(), v.encode())
+             for k, v in p["fields"].items()]
+    parts.append(b'--%s\r\nContent-Disposition: form-data; name="file"; filename="form.txt"\r\n'
+                 b'Content-Type: text/plain\r\n\r\nposted through a form\r\n--%s--\r\n' % (boundary.encode(), boundary.encode()))
+    req = urllib.request.Request(p["url"], data=b"".join(parts), method="POST",
+                                 headers={"Content-Type": "multipart/form-data; boundary=%s" % boundary})
+    with urllib.request.urlopen(req) as r:
+        must(r.status == 204, "status %d" % r.status)
+    got = s3.get_object(Bucket=bucket, Key="posted/form.txt")
+    must(got["Body"].read() == b"posted through a form", "the posted bytes differ")
+    must(got["ContentType"] == "text/plain", "content type %r" % got["ContentType"])
+
+
 def delete():
     keys = [{"Key": o["Key"]} for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
@@ -127,5 +186,9 @@ step("list", listing)
 step("multipart", multipart)
 step("presigned-get", presigned_get)
 step("presigned-put", presigned_put)
+step("tagging", tagging)
+step("cors", cors)
+step("lifecycle", lifecycle)
+step("presigned-post", presigned_post)
 step("delete", delete)
 sys.exit(1 if failed else 0)

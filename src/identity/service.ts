@@ -5,7 +5,7 @@ import type { Db } from '../db/database.ts';
 import type { TokenValidator } from '../http/auth.ts';
 import type { Service } from '../http/service.ts';
 import type { WriteWatch } from '../db/write-watch.ts';
-import { basicAuthenticator, type BasicAuthenticator } from './basic-auth.ts';
+import { basicAuthenticator, refreshLogin, type BasicAuthenticator, type BasicLogin } from './basic-auth.ts';
 import { CatalogCache } from './catalog.ts';
 import { CredentialStore } from './credential-store.ts';
 import { ec2Keys, type Ec2Keys } from './ec2.ts';
@@ -40,6 +40,8 @@ export interface Identity {
   ec2: Ec2Keys;
   /** HTTP Basic logins (a user's password or an application credential) for services clients reach without a token: the registry's token endpoint. */
   basicAuth: BasicAuthenticator;
+  /** The login a refresh token (an earlier login's `refreshToken`) stands for; 401 when it is no longer valid. */
+  refreshLogin: (refreshToken: string) => Promise<BasicLogin>;
   /** Reads keys, revocations and the catalog, then keeps them in sync with the database. */
   start(): Promise<void>;
   stop(): void;
@@ -100,6 +102,7 @@ export function createIdentity(db: Db, log: Logger, overrides: Partial<IdentityC
     } },
     authenticate: tokenAuthenticator(context),
     basicAuth: basicAuthenticator(context),
+    refreshLogin: refreshLogin(context),
     context,
     ec2: ec2Keys(context),
     async start() {

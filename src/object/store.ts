@@ -648,8 +648,8 @@ export class ObjectStore {
     this.log.error({ blob: err.blobId, container_id: object.containerId, object: object.name, reason: err.message }, 'object store: bit rot: a blob does not match its checksums');
   }
 
-  /** Changes an object's attributes (Swift POST): metadata replaced as given, a new timestamp. */
-  async updateObject(c: ContainerInfo, name: string, attrs: ObjectAttributes): Promise<ObjectInfo> {
+  /** Changes an object's attributes (Swift POST): metadata replaced as given, a new timestamp (kept with keepTimestamp: S3 tagging, lifecycle). */
+  async updateObject(c: ContainerInfo, name: string, attrs: ObjectAttributes, opts: { keepTimestamp?: boolean } = {}): Promise<ObjectInfo> {
     return this.tx(async (trx) => {
       const cur = await this.loadObject(trx, c.id, name);
       if (!cur || expired(cur)) throw new ObjectStoreError('ObjectNotFound', `object ${name} not found`);
@@ -658,7 +658,7 @@ export class ObjectStore {
         metadata: attrs.metadata ? metaText(attrs.metadata) : cur.metadata,
         sysmeta: attrs.sysmeta ? metaText(attrs.sysmeta) : cur.sysmeta,
         delete_at: attrs.deleteAt === undefined ? cur.delete_at : attrs.deleteAt,
-        timestamp: swiftTimestamp(),
+        timestamp: opts.keepTimestamp ? cur.timestamp : swiftTimestamp(),
       };
       await trx.updateTable('object_objects').set(set).where('container_id', '=', c.id).where('name', '=', name).execute();
       return objectInfo({ ...cur, ...set });

@@ -410,18 +410,20 @@ export class RegistryCore {
     return rows.map((r) => r.tag);
   }
 
-  /** The referrers list of a digest: descriptors of the repository's manifests whose subject it is. */
-  async referrers(repo: RepoRow, digest: string, artifactType: string | undefined): Promise<Array<Record<string, unknown>>> {
+  /** A page of the referrers list of a digest: descriptors of the repository's manifests whose subject it is, in digest order after `last`, and whether more follow. */
+  async referrers(repo: RepoRow, digest: string, artifactType: string | undefined, limit: number, last?: string): Promise<{ manifests: Array<Record<string, unknown>>; more: boolean }> {
     let q = this.db.selectFrom('registry_manifests').select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
       .where('repository_id', '=', repo.id).where('subject', '=', digest);
     if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
-    const rows = await q.orderBy('created_at').orderBy('digest').execute();
-    return rows.map((r) => {
+    if (last !== undefined) q = q.where('digest', '>', last);
+    const rows = await q.orderBy('digest').limit(limit + 1).execute();
+    const more = rows.length > limit;
+    return { more, manifests: rows.slice(0, limit).map((r) => {
       const d: Record<string, unknown> = { mediaType: r.media_type, size: r.size, digest: r.digest };
       if (r.artifact_type) d.artifactType = r.artifact_type;
       if (r.annotations) d.annotations = JSON.parse(r.annotations);
       return d;
-    });
+    }) };
   }
 
   /** Repositories of these projects plus every public one, as `{project id, path}`, sorted by path within project. */

@@ -28,7 +28,7 @@ import { keystoneTokens, type Authenticator, type Credentials, type TokenValidat
 import { PUBLIC } from '../http/policy.ts';
 import { singleRange } from '../http/range.ts';
 import type { Route, Service } from '../http/service.ts';
-import type { BasicAuthenticator } from '../identity/basic-auth.ts';
+import type { BasicAuthenticator, BasicLogin } from '../identity/basic-auth.ts';
 import { getProject } from '../identity/lookup.ts';
 import type { ImageService } from '../image/service.ts';
 import { accessOf, authorize, bearerCredentials, challenge, type Authorized } from './access.ts';
@@ -39,7 +39,7 @@ import { IMAGE_PREFIX, RegistryImages } from './images.ts';
 import { MAX_MANIFEST } from './manifest.ts';
 import { COMPONENT_RE, isDigest, looksLikeDigest, matchPath, parseDigest, parseName, TAG_RE, type RegistryPath, type RepoName } from './names.ts';
 import type { RegistryStorage } from './storage.ts';
-import { issueRegistryToken } from './token-endpoint.ts';
+import { issueOAuthToken, issueRegistryToken } from './token-endpoint.ts';
 import { TokenSigner, type Action } from './token.ts';
 
 export const PREFIX = '/v2';
@@ -57,6 +57,8 @@ export interface RegistryDeps {
   /** Keystone token validation (X-Auth-Token is accepted beside the registry's bearer tokens). */
   authenticate: TokenValidator;
   basicAuth: BasicAuthenticator;
+  /** The login a refresh token stands for (identity's refreshLogin): the token endpoint's refresh_token grant. */
+  refreshLogin: (refreshToken: string) => Promise<BasicLogin>;
   /** The image service: a Glance image per pushed tag (images.ts); none without it. */
   images?: ImageService;
   /** The URL clients reach the server at (the token realm); the request's Host when unset. */
@@ -96,6 +98,18 @@ interface Endpoint {
 
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 const many = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** A token request's form body (at most 64 KiB). */
+async function formBody(body: AsyncIterable<Buffer> | undefined): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body ?? []) {
+    n += c.length;
+    if (n > 64 * 1024) throw new RegistryError('UNSUPPORTED', 'the token request is too large', { status: 'BadRequest' });
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /** A Content-Range (`<start>-<end>`) header; undefined when absent, 416 when malformed. */
 function contentRange(req: FastifyRequest): { start: number; end: number } | undefined {
@@ -358,7 +372,15 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
         const digest = (ec.path as { digest: string }).digest;
         if (!isDigest(digest)) throw regError('DIGEST_INVALID', `invalid digest ${JSON.stringify(digest)}`);
         const artifactType = one(ec.query.artifactType);
-        const manifests = ec.repo ? await core.referrers(ec.repo, digest, artifactType) : [];
+        // paginated as the tags list is (n, last: the last digest of the page before), the next page in a Link
+        const n = pageSize(one(ec.query.n));
+        const last = one(ec.query.last);
+        const limit = Math.min(n ?? MAX_PAGE, MAX_PAGE);
+        const { manifests, more } = ec.repo ? await core.referrers(ec.repo, digest, artifactType, limit, last) : { manifests: [], more: false };
+        if (more && manifests.length) {
+          const filter = artifactType !== undefined ? `&artifactType=${encodeURIComponent(artifactType)}` : '';
+          ec.reply.header('Link', `<${PREFIX}/${ec.name.full}/referrers/${digest}?n=${limit}&last=${encodeURIComponent(String(manifests[manifests.length - 1]!.digest))}${filter}>; rel="next"`);
+        }
         if (artifactType !== undefined) ec.reply.header('OCI-Filters-Applied', 'artifactType');
         // a Buffer, so no charset is added to the media type
         ec.reply.type('application/vnd.oci.image.index.v1+json');
@@ -417,6 +439,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     return p && COMPONENT_RE.test(p.name) ? p.name : projectId;
   };
 
+  const tokenDeps = { db: deps.db, basicAuth: deps.basicAuth, refreshLogin: deps.refreshLogin, signer, log };
   const routes: Route[] = [
     {
       // Version check; a caller without credentials is told where to get a token (401).
@@ -425,7 +448,12 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     },
     {
       method: 'GET', path: '/token', rule: PUBLIC,
-      handler: (rc) => issueRegistryToken({ db: deps.db, basicAuth: deps.basicAuth, signer, log }, rc.req, many(rc.query.scope)),
+      handler: (rc) => issueRegistryToken(tokenDeps, rc.req, many(rc.query.scope), one(rc.query.offline_token) === 'true'),
+    },
+    {
+      // distribution's OAuth2 token request: grant_type=password or refresh_token (a form body)
+      method: 'POST', path: '/token', rule: PUBLIC,
+      handler: async (rc) => issueOAuthToken(tokenDeps, await formBody(rc.req.body as AsyncIterable<Buffer> | undefined)),
     },
     {
       // The repositories the caller can see: those of its projects (a token granted registry:catalog:*, or a Keystone token's project), and every public one.

@@ -1,10 +1,18 @@
-// GET /v2/token: Docker's token endpoint. The client authenticates with HTTP
-// Basic (a Keystone user of the Default domain and their password, or an
-// application credential's id and secret) or not at all (anonymous: pull of
-// public repositories), names the scopes it wants, and gets a short-lived
+// /v2/token: Docker's token endpoint. GET: the client authenticates with
+// HTTP Basic (a Keystone user of the Default domain and their password, or
+// an application credential's id and secret) or not at all (anonymous: pull
+// of public repositories), names the scopes it wants, and gets a short-lived
 // bearer token granting the intersection of what it asked and what it may do
-// (token.ts). Asking for more than one may do is not an error (the spec):
-// the token just grants less, and the registry refuses the request later.
+// (token.ts); with `offline_token=true` a logged-in client also gets a
+// refresh token. POST: the OAuth2 form of distribution's token spec
+// (`grant_type=password` with username and password, or
+// `grant_type=refresh_token`; `access_type=offline` asks for a refresh
+// token; `scope` space-separated). A refresh token is the Keystone token
+// behind the login (an unscoped one, or the application credential's), so
+// it lasts as Keystone's tokens do and is revoked with them (a password
+// change, a disabled user, a deleted application credential). Asking for
+// more than one may do is not an error (the spec): the token just grants
+// less, and the registry refuses the request later.
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.ts';
 import type { Credentials } from '../http/auth.ts';
@@ -17,6 +25,8 @@ import { ACTIONS, TOKEN_TTL, parseScopes, type Action, type Grant, type Registry
 export interface TokenDeps {
   db: Db;
   basicAuth: BasicAuthenticator;
+  /** The login a refresh token stands for (identity's refreshLogin); 401 when it is no longer valid. */
+  refreshLogin: (refreshToken: string) => Promise<BasicLogin>;
   signer: TokenSigner;
   log: { info(o: object, m: string): void };
 }
@@ -49,20 +59,56 @@ async function projectCredentials(login: BasicLogin, ref: string): Promise<Crede
   return login.forProject({ name: ref });
 }
 
-export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, scopeParams: string[]): Promise<Record<string, unknown>> {
-  const basic = basicCredentials(req);
-  let login: BasicLogin | null = null;
-  if (basic) {
-    try {
-      login = await deps.basicAuth(basic.user, basic.secret);
-    } catch (e) {
-      // the user name is logged (as Keystone logs failed logins), never the secret
-      deps.log.info({ user: basic.user }, 'registry token: authentication failed');
-      const status = (e as { status?: number }).status;
-      if (status === 401 || status === 400 || status === 404 || status === 403) throw new RegistryError('UNAUTHORIZED', 'authentication failed: invalid user name or password');
-      throw e;
-    }
+/** A login by user name (or application credential id) and secret; the registry's 401 when it fails (the user name logged, never the secret). */
+async function login(deps: TokenDeps, user: string, secret: string): Promise<BasicLogin> {
+  try {
+    return await deps.basicAuth(user, secret);
+  } catch (e) {
+    deps.log.info({ user }, 'registry token: authentication failed');
+    throw authFailure(e, 'authentication failed: invalid user name or password');
   }
+}
+
+function authFailure(e: unknown, message: string): unknown {
+  const status = (e as { status?: number }).status;
+  return status === 401 || status === 400 || status === 404 || status === 403 ? new RegistryError('UNAUTHORIZED', message) : e;
+}
+
+/** GET /v2/token. */
+export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, scopeParams: string[], offline = false): Promise<Record<string, unknown>> {
+  const basic = basicCredentials(req);
+  const who = basic ? await login(deps, basic.user, basic.secret) : null;
+  return (await grantToken(deps, who, scopeParams, offline && who !== null)).body;
+}
+
+/** POST /v2/token: distribution's OAuth2 token request (an application/x-www-form-urlencoded body). */
+export async function issueOAuthToken(deps: TokenDeps, body: string): Promise<Record<string, unknown>> {
+  const form = new URLSearchParams(body);
+  const grant = form.get('grant_type');
+  let who: BasicLogin;
+  if (grant === 'password') {
+    const user = form.get('username');
+    const password = form.get('password');
+    if (!user || !password) throw new RegistryError('UNSUPPORTED', 'grant_type=password needs username and password', { status: 'BadRequest' });
+    who = await login(deps, user, password);
+  } else if (grant === 'refresh_token') {
+    const token = form.get('refresh_token');
+    if (!token) throw new RegistryError('UNSUPPORTED', 'grant_type=refresh_token needs refresh_token', { status: 'BadRequest' });
+    try {
+      who = await deps.refreshLogin(token);
+    } catch (e) {
+      throw authFailure(e, 'invalid refresh token');
+    }
+  } else {
+    throw new RegistryError('UNSUPPORTED', `unsupported grant_type: ${grant ?? '(none)'}`, { status: 'BadRequest' });
+  }
+  const granted = await grantToken(deps, who, [form.get('scope') ?? ''], grant === 'refresh_token' || form.get('access_type') === 'offline');
+  return { ...granted.body, scope: granted.access.map((g) => `repository:${g.name}:${g.actions.join(',')}`).join(' ') };
+}
+
+/** The token granting `who` (null: anonymous) what it asked of `scopeParams` and may do; with a refresh token when asked. */
+async function grantToken(deps: TokenDeps, who: BasicLogin | null, scopeParams: string[], withRefresh: boolean): Promise<{ body: Record<string, unknown>; access: Grant[] }> {
+  const login = who;
   const access: Grant[] = [];
   let catalog: string[] | undefined;
   // the cloud's administrator reaches every repository (access.ts: isCloudAdmin, the rule of the Keystone-token path too)
@@ -112,5 +158,7 @@ export async function issueRegistryToken(deps: TokenDeps, req: FastifyRequest, s
   const claims: RegistryClaims = { sub: login?.userId ?? null, user: login?.userName ?? null, iat, exp: iat + TOKEN_TTL, access };
   if (catalog) claims.catalog = catalog;
   const token = deps.signer.sign(claims);
-  return { token, access_token: token, expires_in: TOKEN_TTL, issued_at: new Date(iat * 1000).toISOString() };
+  const body: Record<string, unknown> = { token, access_token: token, expires_in: TOKEN_TTL, issued_at: new Date(iat * 1000).toISOString() };
+  if (withRefresh && login) body.refresh_token = login.refreshToken;
+  return { body, access };
 }

@@ -168,7 +168,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   // the OCI registry under /v2, its bytes in the object store
   const registry = createRegistry({
     db: database.db, log: logger, storage: new ObjectRegistryStorage(objects.store),
-    authenticate: identity.authenticate, basicAuth: identity.basicAuth, images, publicUrl: o.publicUrl,
+    authenticate: identity.authenticate, basicAuth: identity.basicAuth, refreshLogin: identity.refreshLogin, images, publicUrl: o.publicUrl,
   });
   return {
     identity, images, compute, fleet, volume, objects, registry, baremetal, events,

@@ -2,6 +2,7 @@
 // way from a bucket name to the container (the caller's project's container
 // of that name first, else the one of that name in another project, which
 // only its ACLs open), and the store's refusals in S3's words.
+import type { Ec2Keys } from '../../identity/ec2.ts';
 import type { Logger } from 'pino';
 import { ObjectStoreError, type ContainerInfo, type ObjectStore } from '../store.ts';
 import type { Credentials } from '../../http/auth.ts';
@@ -16,6 +17,8 @@ export interface S3Context {
   region: string;
   /** The smallest part but the last of a multipart upload (S3: 5 MiB). */
   minPartSize: number;
+  /** EC2 keys, for what a request body signs (POST form uploads). */
+  keys: Ec2Keys;
 }
 
 /** Internal containers S3 keeps beside a bucket (hidden from Swift's and S3's listings). */
@@ -87,4 +90,15 @@ export async function checkQuotas(ctx: S3Context, cred: Credentials | null, b: C
   }
   noQuota.delete(b.project);
   checkAccountQuota(account.sysmeta, account.metadata, { bytes: account.bytesUsed, count: account.objectCount }, addBytes);
+}
+
+/** A bucket's JSON sysmeta entry (its CORS or lifecycle rules); null when absent or unreadable. */
+export function sysmetaJson<T>(b: ContainerInfo, key: string): T | null {
+  const raw = b.sysmeta[key];
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return null;
+  }
 }

@@ -3,7 +3,7 @@
 // what the other wrote), the content headers kept with the object, ETags and
 // dates, conditional requests and ranges.
 import { singleRange } from '../../http/range.ts';
-import type { ObjectInfo } from '../store.ts';
+import type { Meta, ObjectInfo } from '../store.ts';
 import { timestampDate } from '../store.ts';
 import { s3Error } from './errors.ts';
 import type { S3Request } from './request.ts';
@@ -17,8 +17,11 @@ const KEPT_PREFIX = 'swift.header.';
 const keptKey = (h: string) => `${KEPT_PREFIX}${h}`;
 export const isKeptHeader = (sysmetaKey: string): boolean => sysmetaKey.startsWith(KEPT_PREFIX);
 
+/** Where a new object's attributes come from: a request's headers, or a POST form's fields (post-object.ts). */
+export type HeaderSource = Pick<S3Request, 'header' | 'headers'>;
+
 /** User metadata from the request's x-amz-meta-* headers (names lower-case, without the prefix). */
-export function userMetadata(r: S3Request): Record<string, string> {
+export function userMetadata(r: HeaderSource): Record<string, string> {
   const out: Record<string, string> = {};
   let bytes = 0;
   for (const [k, v] of Object.entries(r.headers())) {
@@ -33,7 +36,7 @@ export function userMetadata(r: S3Request): Record<string, string> {
 }
 
 /** The content headers of the request, as sysmeta entries. */
-export function keptHeaders(r: S3Request): Record<string, string> {
+export function keptHeaders(r: HeaderSource): Record<string, string> {
   const out: Record<string, string> = {};
   for (const h of KEPT_HEADERS) {
     const v = r.header(h);
@@ -171,3 +174,16 @@ export function parseCopySource(v: string): { bucket: string; key: string; versi
   if (slash <= 0 || slash === decoded.length - 1) throw s3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', [['ArgumentName', 'x-amz-copy-source'], ['ArgumentValue', v]]);
   return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), ...(versionId !== undefined ? { versionId } : {}) };
 }
+
+// ---- tags (tagging.ts serves them; lifecycle rules filter by them)
+
+/** The object sysmeta holding its tags. */
+export const TAGGING = 's3-tagging';
+
+export type Tags = Array<[string, string]>;
+
+/** The sysmeta entry for a tag set (none when empty). */
+export const tagSysmeta = (tags: Tags | undefined): Meta => (tags && tags.length ? { [TAGGING]: new URLSearchParams(tags).toString() } : {});
+
+/** An object's tags. */
+export const tagsOf = (o: { sysmeta: Meta }): Tags => (o.sysmeta[TAGGING] ? [...new URLSearchParams(o.sysmeta[TAGGING])] : []);

@@ -14,9 +14,11 @@ import { allowed, check, checkObjectCanned, SYS } from './access.ts';
 import { emptyAndDelete, owner } from './buckets.ts';
 import { checkQuotas, loadBucket, multipartContainer, storeError, type S3Context } from './context.ts';
 import { s3Error } from './errors.ts';
-import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, unquote, userMetadata } from './headers.ts';
+import { byteRange, keptHeaders, lastModified, parseCopySource, quoteEtag, tagSysmeta, unquote, userMetadata } from './headers.ts';
 import { checkKey, PART_SIZES } from './objects.ts';
 import { listingParams, type S3Request } from './request.ts';
+import { abortDeadline, applyLifecycle, expirationHeader } from './lifecycle.ts';
+import { headerTags } from './tagging.ts';
 import { uriEncode } from './sigv4.ts';
 import { findVersion, stateOf, versionedWrite, versionOf } from './versioning.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
@@ -52,11 +54,15 @@ export async function createMultipartUpload(ctx: S3Context, r: S3Request): Promi
   const acl = r.header('x-amz-acl');
   const sysmeta: Record<string, string> = { ...keptHeaders(r), initiator: r.cred?.userId ?? '' };
   if (acl !== undefined && checkObjectCanned(acl) !== 'private') sysmeta[SYS.objectAcl] = acl;
+  Object.assign(sysmeta, tagSysmeta(headerTags(r)));
   const mp = (await uploadsOf(ctx, b, true))!;
   const uploadId = newUploadId();
+  // an AbortIncompleteMultipartUpload rule: the upload (its parts too) expires at its deadline
+  const abort = abortDeadline(b, r.key);
   await ctx.store.putObject(mp, recordName(r.key, uploadId), (async function* () {})(), {
-    size: 0, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata: userMetadata(r), sysmeta,
+    size: 0, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata: userMetadata(r), sysmeta, deleteAt: abort?.at ?? null,
   });
+  if (abort) r.reply.headers({ 'x-amz-abort-date': new Date(abort.at * 1000).toUTCString(), 'x-amz-abort-rule-id': abort.rule });
   return r.xml(xmlDocument('InitiateMultipartUploadResult', [['Bucket', b.name], ['Key', r.key], ['UploadId', uploadId]]));
 }
 
@@ -72,10 +78,10 @@ export async function uploadPart(ctx: S3Context, r: S3Request): Promise<void> {
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'write');
   const n = partNumberOf(r);
-  const { mp, uploadId } = await loadUpload(ctx, r, b);
+  const { mp, record, uploadId } = await loadUpload(ctx, r, b);
   const size = r.declaredLength();
   const md5 = r.contentMd5();
-  const part = await ctx.store.putObject(mp, partName(uploadId, n), r.body(), { size, md5 }).catch((e) => { throw storeError(e, r); });
+  const part = await ctx.store.putObject(mp, partName(uploadId, n), r.body(), { size, md5, deleteAt: record.deleteAt }).catch((e) => { throw storeError(e, r); });
   r.reply.header('etag', quoteEtag(part.etag));
 }
 
@@ -84,7 +90,7 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
   const b = await loadBucket(ctx, r);
   await check(ctx.store, r, b, 'write');
   const n = partNumberOf(r);
-  const { mp, uploadId } = await loadUpload(ctx, r, b);
+  const { mp, record, uploadId } = await loadUpload(ctx, r, b);
   const src = parseCopySource(r.header('x-amz-copy-source')!);
   const sb = await loadBucket(ctx, r, src.bucket);
   let source: ObjectInfo | null = null;
@@ -106,11 +112,11 @@ export async function uploadPartCopy(ctx: S3Context, r: S3Request): Promise<stri
   if (!range && /^[0-9a-f]{32}$/.test(source.etag)) {
     // the whole of a simple object: its blobs referenced, no byte copied
     part = await ctx.store.copyObject({ container: sourceContainer, name: source.name }, { container: mp, name: partName(uploadId, n) }, {
-      derive: () => ({ metadata: {}, sysmeta: {}, contentType: 'application/octet-stream', deleteAt: null }),
+      derive: () => ({ metadata: {}, sysmeta: {}, contentType: 'application/octet-stream', deleteAt: record.deleteAt }),
     }).catch((e) => { throw storeError(e, r); });
   } else {
     const from = range ?? { start: 0, end: source.size };
-    part = await ctx.store.putObject(mp, partName(uploadId, n), ctx.store.readObject(source, from), { size: from.end - from.start })
+    part = await ctx.store.putObject(mp, partName(uploadId, n), ctx.store.readObject(source, from), { size: from.end - from.start, deleteAt: record.deleteAt })
       .catch((e) => { throw storeError(e, r); });
   }
   return r.xml(xmlDocument('CopyPartResult', [['LastModified', lastModified(part).toISOString()], ['ETag', quoteEtag(part.etag)]]));
@@ -151,9 +157,10 @@ export async function completeMultipartUpload(ctx: S3Context, r: S3Request): Pro
   const o = await ctx.store.composeObject({ container: b, name: r.key }, parts.map((p) => ({ container: mp, name: p.name })), {
     etag, contentType: record.contentType, metadata: record.metadata,
     sysmeta: { ...Object.fromEntries(Object.entries(record.sysmeta).filter(([k]) => k !== 'initiator')), [PART_SIZES]: parts.map((p) => p.size).join(','), ...write.sysmeta },
-    removeParts: true,
-  }).catch((e) => { throw storeError(e, r); });
+    removeParts: true, deleteAt: null,
+  }).then((made) => applyLifecycle(ctx.store, b, made)).catch((e) => { throw storeError(e, r); });
   await write.after(o);
+  r.reply.headers(expirationHeader(o));
   await dropUpload(ctx, mp, r.key, uploadId);
   if (stateOf(b) || o.sysmeta[VERSION_ID]) r.reply.header('x-amz-version-id', versionOf(o));
   const location = `${r.req.protocol}://${r.req.headers.host ?? 'localhost'}/${uriEncode(b.name)}/${uriEncode(r.key, true)}`;

@@ -3,7 +3,8 @@
 // checked as the bytes pass), CopyObject (by reference: no byte copied),
 // DeleteObject, DeleteObjects, and the object's ACL.
 import { Readable } from 'node:stream';
-import type { ContainerInfo, ObjectInfo } from '../store.ts';
+import type { Credentials } from '../../http/auth.ts';
+import type { ContainerInfo, ObjectInfo, WriteConditions } from '../store.ts';
 import { dloManifest } from '../swift/large-objects.ts';
 import { dloEtag } from '../swift/slo-manifest.ts';
 import { allowed, check, checkObjectCanned, SYS } from './access.ts';
@@ -11,12 +12,14 @@ import { aclDocument, cannedOfDocument } from './buckets.ts';
 import { checkQuotas, loadBucket, storeError, type S3Context } from './context.ts';
 import { S3Error, s3Error } from './errors.ts';
 import {
-  byteRange, copySourceConditions, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
-  responseOverrides, unquote, userMetadata, withoutKeptHeaders,
+  byteRange, copySourceConditions, type HeaderSource, isKeptHeader, keptHeaders, lastModified, objectHeaders, parseCopySource, quoteEtag, readConditions,
+  responseOverrides, TAGGING, tagSysmeta, unquote, userMetadata, withoutKeptHeaders,
 } from './headers.ts';
 import type { S3Request } from './request.ts';
 import { VERSION_ID } from '../swift/versions-layout.ts';
 import { deleteVersion, deleteWithMarker, findVersion, latestIsDeleteMarker, stateOf, versionedWrite, versionOf } from './versioning.ts';
+import { applyLifecycle, expirationHeader } from './lifecycle.ts';
+import { headerTags, parseTagging, taggingCountHeader } from './tagging.ts';
 import { many, node, parseXml, text, xmlDocument, type XmlNode } from './xml.ts';
 
 /** Object sysmeta: the part sizes of a completed multipart upload, comma-separated (GET/HEAD ?partNumber=). */
@@ -41,16 +44,16 @@ function refuseUnsupported(r: S3Request): void {
   const sse = r.header('x-amz-server-side-encryption');
   if (sse !== undefined && sse !== 'AES256') throw s3Error('NotImplemented', 'Server-side encryption with KMS is not implemented.');
   if (r.header('x-amz-website-redirect-location') !== undefined) throw s3Error('NotImplemented', 'Website redirects are not implemented.');
-  if (r.header('x-amz-tagging') !== undefined) throw s3Error('NotImplemented', 'Object tagging is not implemented.');
   if (r.header('x-amz-object-lock-mode') !== undefined) throw s3Error('NotImplemented', 'Object lock is not implemented.');
 }
 
-/** The sysmeta of a new object: its canned ACL (if not private), its content headers, its version. */
-function writeSysmeta(r: S3Request, version: Record<string, string>): Record<string, string> {
+/** The sysmeta of a new object: its canned ACL (if not private), its content headers, its tags, its version. */
+function writeSysmeta(r: HeaderSource, version: Record<string, string>): Record<string, string> {
   const acl = r.header('x-amz-acl');
   return {
     ...keptHeaders(r),
     ...(acl !== undefined && checkObjectCanned(acl) !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+    ...tagSysmeta(headerTags(r)),
     ...version,
   };
 }
@@ -126,7 +129,7 @@ export async function getObject(ctx: S3Context, r: S3Request, head: boolean): Pr
       r.reply.header('x-amz-mp-parts-count', String(sizes.length));
     } else range = null;
   }
-  r.reply.headers({ ...headers, ...overrides });
+  r.reply.headers({ ...headers, ...taggingCountHeader(o), ...expirationHeader(o), ...overrides });
   if (range) {
     r.reply.code(206).header('content-range', `bytes ${range.start}-${range.end - 1}/${o.size}`).header('content-length', String(range.end - range.start));
   } else {
@@ -175,23 +178,37 @@ export async function putObject(ctx: S3Context, r: S3Request): Promise<void> {
   refuseUnsupported(r);
   checkStorageClass(r);
   const size = r.declaredLength();
-  const md5 = r.contentMd5();
-  const metadata = userMetadata(r);
   const ifNoneMatch = r.header('if-none-match');
   const ifMatch = r.header('if-match');
   if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on PUT takes only "*".');
-  await checkQuotas(ctx, r.cred, b, size ?? 0);
-  const write = await versionedWrite(ctx, b, r.key);
-  const sysmeta = writeSysmeta(r, write.sysmeta);
-  const o = await ctx.store.putObject(b, r.key, r.body(), {
-    size, md5, contentType: r.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta,
+  const o = await writeObject(ctx, r, b, r.key, r.body(), {
+    size, md5: r.contentMd5(),
     ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' as const } : {}),
     ...(ifMatch !== undefined ? { ifMatch: ifMatch.trim() === '*' ? '*' as const : ifMatch.split(',').map(unquote) } : {}),
   }).catch((e) => { throw storeError(e, r); });
-  await write.after(o);
-  r.reply.header('etag', quoteEtag(o.etag));
+  r.reply.headers({ etag: quoteEtag(o.etag), ...expirationHeader(o) });
   versionHeader(r, b, o);
   echoChecksum(r);
+}
+
+/**
+ * Writes a new object from `src`'s headers (or a form's fields): quotas
+ * checked first, the version kept in a versioned bucket, the bucket's
+ * lifecycle rules applied. `tagging`: a Tagging document (a POST form's).
+ */
+export async function writeObject(ctx: S3Context, src: HeaderSource & { cred: Credentials | null }, b: ContainerInfo, key: string, body: AsyncIterable<Buffer>,
+  o: WriteConditions & { size?: number; md5?: string; tagging?: string } = {}): Promise<ObjectInfo> {
+  const metadata = userMetadata(src);
+  const tags = o.tagging !== undefined ? tagSysmeta(parseTagging(o.tagging)) : {};
+  await checkQuotas(ctx, src.cred, b, o.size ?? 0);
+  const write = await versionedWrite(ctx, b, key);
+  const sysmeta = { ...writeSysmeta(src, write.sysmeta), ...tags };
+  const made = await ctx.store.putObject(b, key, body, {
+    size: o.size, md5: o.md5, contentType: src.header('content-type') ?? 'binary/octet-stream', metadata, sysmeta, ifNoneMatch: o.ifNoneMatch, ifMatch: o.ifMatch,
+  });
+  const done = await applyLifecycle(ctx.store, b, made);
+  await write.after(done);
+  return done;
 }
 
 /** A checksum the client sent is echoed (it was checked as the body passed). */
@@ -237,11 +254,15 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
   const write = await versionedWrite(ctx, b, r.key);
   const acl = r.header('x-amz-acl');
   if (acl !== undefined) checkObjectCanned(acl);
+  const tagging = r.header('x-amz-tagging-directive') ?? 'COPY';
+  if (tagging !== 'COPY' && tagging !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown tagging directive.', [['ArgumentName', 'x-amz-tagging-directive'], ['ArgumentValue', tagging]]);
+  const newTags = tagging === 'REPLACE' ? tagSysmeta(headerTags(r)) : undefined;
   const o = await ctx.store.copyObject({ container: sourceContainer, name: sourceName }, { container: b, name: r.key }, {
     derive: (s) => {
       const kept = withoutKeptHeaders(s.sysmeta);
       delete kept[VERSION_ID];
       if (acl !== undefined) delete kept[SYS.objectAcl];
+      if (newTags) delete kept[TAGGING];
       return {
         contentType: directive === 'REPLACE' ? r.header('content-type') ?? 'binary/octet-stream' : s.contentType,
         metadata: metadata ?? s.metadata,
@@ -249,14 +270,16 @@ export async function copyObject(ctx: S3Context, r: S3Request): Promise<string> 
           ...kept,
           ...(directive === 'REPLACE' ? keptHeaders(r) : Object.fromEntries(Object.entries(s.sysmeta).filter(([k]) => isKeptHeader(k)))),
           ...(acl !== undefined && acl !== 'private' ? { [SYS.objectAcl]: acl } : {}),
+          ...newTags,
           ...write.sysmeta,
         },
         deleteAt: null,
       };
     },
-  }).catch((e) => { throw storeError(e, r); });
+  }).then((made) => applyLifecycle(ctx.store, b, made)).catch((e) => { throw storeError(e, r); });
   await write.after(o);
   versionHeader(r, b, o);
+  r.reply.headers(expirationHeader(o));
   if (source.sysmeta[VERSION_ID]) r.reply.header('x-amz-copy-source-version-id', versionOf(source));
   return r.xml(xmlDocument('CopyObjectResult', [['LastModified', lastModified(o).toISOString()], ['ETag', quoteEtag(o.etag)]]));
 }

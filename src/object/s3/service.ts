@@ -17,11 +17,15 @@ import type { Route, Service } from '../../http/service.ts';
 import type { ObjectStore } from '../store.ts';
 import { carriesS3Signature, s3Authenticator } from './auth.ts';
 import * as buckets from './buckets.ts';
+import * as cors from './cors.ts';
 import { storeError, type S3Context } from './context.ts';
 import { renderS3Error, s3Error } from './errors.ts';
+import * as lifecycle from './lifecycle.ts';
 import * as multipart from './multipart.ts';
 import * as objects from './objects.ts';
+import * as postObject from './post-object.ts';
 import { PREFIX, S3Request, stashContentType } from './request.ts';
+import * as tagging from './tagging.ts';
 import * as versioning from './versioning.ts';
 
 export interface S3Config {
@@ -40,7 +44,7 @@ export interface S3Options extends S3Config {
 }
 
 type Level = 'service' | 'bucket' | 'object';
-type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE' | 'OPTIONS';
 
 interface Operation {
   name: string;
@@ -56,7 +60,7 @@ const copying = (r: S3Request) => r.header('x-amz-copy-source') !== undefined;
 
 /** Bucket sub-resources S3 has and Stratus does not serve: NotImplemented. */
 const UNSUPPORTED_BUCKET = [
-  'accelerate', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle', 'logging', 'metrics',
+  'accelerate', 'analytics', 'encryption', 'intelligent-tiering', 'inventory', 'logging', 'metrics',
   'notification', 'object-lock', 'ownershipControls', 'policyStatus', 'publicAccessBlock', 'replication', 'requestPayment',
   'tagging', 'website', 'torrent', 'restore', 'select', 'retention', 'legal-hold', 'attributes',
 ];
@@ -72,6 +76,8 @@ export const OPERATIONS: Operation[] = [
   { name: 'GetBucketVersioning', level: 'bucket', method: 'GET', when: sub('versioning'), run: versioning.getBucketVersioning },
   { name: 'GetBucketAcl', level: 'bucket', method: 'GET', when: sub('acl'), run: buckets.getBucketAcl },
   { name: 'GetBucketPolicy', level: 'bucket', method: 'GET', when: sub('policy'), run: buckets.getBucketPolicy },
+  { name: 'GetBucketCors', level: 'bucket', method: 'GET', when: sub('cors'), run: cors.getBucketCors },
+  { name: 'GetBucketLifecycleConfiguration', level: 'bucket', method: 'GET', when: sub('lifecycle'), run: lifecycle.getBucketLifecycle },
   { name: 'ListMultipartUploads', level: 'bucket', method: 'GET', when: sub('uploads'), run: multipart.listMultipartUploads },
   { name: 'ListObjectVersions', level: 'bucket', method: 'GET', when: sub('versions'), run: versioning.listObjectVersions },
   { name: '(unsupported)', level: 'bucket', method: 'GET', when: unsupported, run: notImplemented },
@@ -81,27 +87,37 @@ export const OPERATIONS: Operation[] = [
   { name: 'PutBucketVersioning', level: 'bucket', method: 'PUT', when: sub('versioning'), run: versioning.putBucketVersioning },
   { name: 'PutBucketAcl', level: 'bucket', method: 'PUT', when: sub('acl'), run: buckets.putBucketAcl },
   { name: 'PutBucketPolicy', level: 'bucket', method: 'PUT', when: sub('policy'), run: buckets.putBucketPolicy },
+  { name: 'PutBucketCors', level: 'bucket', method: 'PUT', when: sub('cors'), run: cors.putBucketCors },
+  { name: 'PutBucketLifecycleConfiguration', level: 'bucket', method: 'PUT', when: sub('lifecycle'), run: lifecycle.putBucketLifecycle },
   { name: '(unsupported)', level: 'bucket', method: 'PUT', when: unsupported, run: notImplemented },
   { name: 'CreateBucket', level: 'bucket', method: 'PUT', run: buckets.createBucket },
   { name: 'DeleteBucketPolicy', level: 'bucket', method: 'DELETE', when: sub('policy'), run: buckets.deleteBucketPolicy },
+  { name: 'DeleteBucketCors', level: 'bucket', method: 'DELETE', when: sub('cors'), run: cors.deleteBucketCors },
+  { name: 'DeleteBucketLifecycle', level: 'bucket', method: 'DELETE', when: sub('lifecycle'), run: lifecycle.deleteBucketLifecycle },
   { name: '(unsupported)', level: 'bucket', method: 'DELETE', when: unsupported, run: notImplemented },
   { name: 'DeleteBucket', level: 'bucket', method: 'DELETE', run: buckets.deleteBucket },
   { name: 'DeleteObjects', level: 'bucket', method: 'POST', when: sub('delete'), run: objects.deleteObjects },
+  { name: 'PostObject', level: 'bucket', method: 'POST', when: postObject.isFormUpload, run: postObject.postObject },
+  { name: 'PreflightRequest', level: 'bucket', method: 'OPTIONS', run: cors.preflight },
+  { name: 'PreflightRequest', level: 'object', method: 'OPTIONS', run: cors.preflight },
 
   { name: 'GetObjectAcl', level: 'object', method: 'GET', when: sub('acl'), run: objects.getObjectAcl },
   { name: 'ListParts', level: 'object', method: 'GET', when: sub('uploadId'), run: multipart.listParts },
+  { name: 'GetObjectTagging', level: 'object', method: 'GET', when: sub('tagging'), run: tagging.getObjectTagging },
   { name: '(unsupported)', level: 'object', method: 'GET', when: unsupported, run: notImplemented },
   { name: 'GetObject', level: 'object', method: 'GET', run: (ctx, r) => objects.getObject(ctx, r, false) },
   { name: 'HeadObject', level: 'object', method: 'HEAD', run: (ctx, r) => objects.getObject(ctx, r, true) },
   { name: 'UploadPartCopy', level: 'object', method: 'PUT', when: (r) => r.has('uploadId') && copying(r), run: multipart.uploadPartCopy },
   { name: 'UploadPart', level: 'object', method: 'PUT', when: sub('uploadId'), run: multipart.uploadPart },
   { name: 'PutObjectAcl', level: 'object', method: 'PUT', when: sub('acl'), run: objects.putObjectAcl },
+  { name: 'PutObjectTagging', level: 'object', method: 'PUT', when: sub('tagging'), run: tagging.putObjectTagging },
   { name: '(unsupported)', level: 'object', method: 'PUT', when: unsupported, run: notImplemented },
   { name: 'CopyObject', level: 'object', method: 'PUT', when: copying, run: objects.copyObject },
   { name: 'PutObject', level: 'object', method: 'PUT', run: objects.putObject },
   { name: 'CreateMultipartUpload', level: 'object', method: 'POST', when: sub('uploads'), run: multipart.createMultipartUpload },
   { name: 'CompleteMultipartUpload', level: 'object', method: 'POST', when: sub('uploadId'), run: multipart.completeMultipartUpload },
   { name: 'AbortMultipartUpload', level: 'object', method: 'DELETE', when: sub('uploadId'), run: multipart.abortMultipartUpload },
+  { name: 'DeleteObjectTagging', level: 'object', method: 'DELETE', when: sub('tagging'), run: tagging.deleteObjectTagging },
   { name: 'DeleteObject', level: 'object', method: 'DELETE', run: objects.deleteObject },
 ];
 
@@ -113,7 +129,7 @@ const hostName = (host: string | undefined): string => (host ?? '').replace(/:\d
 
 export function createS3Service(o: S3Options): Service {
   const domain = o.domain ? o.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
-  const ctx: S3Context = { store: o.store, log: o.log, region: o.region ?? 'us-east-1', minPartSize: o.minPartSize ?? 5 * 1024 * 1024 };
+  const ctx: S3Context = { store: o.store, log: o.log, region: o.region ?? 'us-east-1', minPartSize: o.minPartSize ?? 5 * 1024 * 1024, keys: o.keys };
   /** The bucket a virtual-hosted request names in its Host. */
   const virtualBucket = (host: string | undefined): string | null => {
     if (!domain) return null;
@@ -127,6 +143,7 @@ export function createS3Service(o: S3Options): Service {
     const op = findOperation(level, req.method, r);
     if (!op) throw s3Error('MethodNotAllowed', undefined, [['Method', req.method], ['ResourceType', level === 'service' ? 'SERVICE' : level === 'bucket' ? 'BUCKET' : 'OBJECT']]);
     try {
+      if (req.method !== 'OPTIONS') await cors.actualRequestHeaders(ctx, r);
       const result = await op.run(ctx, r);
       if (reply.sent) return reply;
       return result;
@@ -136,7 +153,7 @@ export function createS3Service(o: S3Options): Service {
   };
 
   const routes: Route[] = [
-    // PATCH and OPTIONS too: S3 answers them MethodNotAllowed (CORS preflight is not served).
+    // PATCH too: S3 answers it MethodNotAllowed; OPTIONS is the CORS preflight.
     { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'], path: '/', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
     { method: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'], path: '/*', rule: PUBLIC, handler: (rc) => handle(rc.req, rc.reply, rc.cred) },
   ];
@@ -160,6 +177,9 @@ export function createS3Service(o: S3Options): Service {
       if (carriesS3Signature(typeof auth === 'string' ? auth : undefined, q < 0 ? '' : url.slice(q + 1))) return `${PREFIX}${url}`;
       // An anonymous read of `/<bucket>/<key>` (a public object's plain URL, as S3 serves it)
       if ((req.method === 'GET' || req.method === 'HEAD') && /^\/[^/]+\/./.test(path)) return `${PREFIX}${url}`;
+      // A CORS preflight of a bucket or object, and a browser form's POST to a bucket (they carry no signature)
+      if (req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined && /^\/[^/]+/.test(path)) return `${PREFIX}${url}`;
+      if (req.method === 'POST' && /^multipart\/form-data/i.test(String(req.headers['content-type'] ?? '')) && /^\/[^/]+\/?$/.test(path)) return `${PREFIX}${url}`;
       return null;
     },
     setup(app: FastifyInstance) {

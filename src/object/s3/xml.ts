@@ -34,6 +34,9 @@ export function xmlDocument(root: string, children: XmlNode, ns: string | null =
 /** A repeated element. */
 export const many = (items: readonly XmlValue[]): Many => new Many(items);
 
+/** Elements that may repeat: always parsed as arrays. */
+const ARRAYS = new Set(['Part', 'Object', 'Grant', 'Tag', 'CORSRule', 'AllowedOrigin', 'AllowedMethod', 'AllowedHeader', 'ExposeHeader', 'Rule']);
+
 const parser = new XMLParser({
   ignoreAttributes: true,
   removeNSPrefix: true,
@@ -41,10 +44,10 @@ const parser = new XMLParser({
   trimValues: true,
   processEntities: true,
   htmlEntities: false,
-  isArray: (name) => ['Part', 'Object', 'Grant'].includes(name),
+  isArray: (name) => ARRAYS.has(name),
 });
 
-/** A request body's XML as plain objects (elements by name; Part, Object and Grant always arrays); MalformedXML when it is not well-formed. */
+/** A request body's XML as plain objects (elements by name; those in ARRAYS always arrays); MalformedXML when it is not well-formed. */
 export function parseXml(text: string, code: 'MalformedXML' | 'MalformedACLError' = 'MalformedXML'): Record<string, unknown> {
   if (text.trim() === '' || XMLValidator.validate(text) !== true) throw s3Error(code);
   try {

@@ -1,7 +1,7 @@
 // Swift containers (`/v1/AUTH_<project>/<container>`): PUT creates (201) or
 // updates (202), POST sets metadata and ACLs (204), DELETE removes an empty
 // one (204; 409 when not empty), GET lists its objects, HEAD its counters.
-import { ObjectStoreError, type ContainerInfo } from '../store.ts';
+import { ObjectStoreError, type ContainerInfo, type ObjectInfo } from '../store.ts';
 import { accountLevel, canWriteAccount, checkContainerAccess, denied, isSwiftOwner } from './access.ts';
 import { cleanAcl } from './acl.ts';
 import { swiftError, swiftStatus } from './errors.ts';
@@ -14,6 +14,14 @@ export async function loadContainer(sr: SwiftRequest): Promise<ContainerInfo | n
   if (sr.containerInfo !== undefined) return sr.containerInfo;
   sr.containerInfo = await sr.ctx.store.getContainer(sr.project, sr.container!);
   return sr.containerInfo;
+}
+
+/** The request's object, loaded once per request (the core's GET/HEAD reuses it). */
+export async function loadObject(sr: SwiftRequest): Promise<ObjectInfo | null> {
+  if (sr.objectInfo !== undefined) return sr.objectInfo;
+  const c = await loadContainer(sr);
+  sr.objectInfo = c ? await sr.ctx.store.headObject(c, sr.object!) : null;
+  return sr.objectInfo;
 }
 
 export async function containerRequest(sr: SwiftRequest): Promise<unknown> {
@@ -69,7 +77,7 @@ async function getContainer(sr: SwiftRequest): Promise<unknown> {
   }
   let entries = await sr.ctx.store.listObjects(c, opts);
   if (sr.query.path !== undefined) entries = entries.filter((e) => e.kind === 'object');
-  const [type, body] = renderObjects(format, c.name, entries);
+  const [type, body] = renderObjects(format, sr.account, c.name, entries);
   sr.reply.header('Content-Type', type);
   if (body === null) {
     sr.reply.code(204);

@@ -214,3 +214,7 @@ export function bestFormat(accept: string | undefined): AcceptableFormat | null 
   }
   return (best as { format: AcceptableFormat } | null)?.format ?? null;
 }
+
+const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
+/** Swift's config_true_value. */
+export const truthy = (v: string | undefined): boolean => !!v && TRUE.has(v.trim().toLowerCase());

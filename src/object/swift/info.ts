@@ -13,6 +13,7 @@ import {
 } from './headers.ts';
 import { tempurlInfo } from './tempurl.ts';
 import { formpostInfo } from './formpost.ts';
+import { symlinkInfo } from './symlink-meta.ts';
 
 // Node's HTTP header limit, read from the module object: a named import of node:http builds
 // its namespace, whose lazy getters (WebSocket...) load undici and TLS at start.
@@ -66,7 +67,7 @@ export const DEFAULT_CONSTRAINTS: SwiftConstraints = {
 export const SLO_LIMITS = {
   max_manifest_segments: 1000,
   max_manifest_size: 8 * 1024 * 1024,
-  /** Reported as Swift reports it; Stratus answers a manifest PUT without heartbeats. */
+  /** Seconds between the spaces of a manifest PUT with heartbeat=on. */
   yield_frequency: 10,
   min_segment_size: 1,
   allow_async_delete: false,
@@ -105,6 +106,7 @@ export function swiftInfo(constraints: SwiftConstraints = DEFAULT_CONSTRAINTS): 
     container_quotas: {},
     account_quotas: {},
     staticweb: {},
+    symlink: symlinkInfo(),
     crossdomain: {},
   };
 }

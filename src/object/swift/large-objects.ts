@@ -13,8 +13,8 @@
 // as the client PUT it), `DELETE ?multipart-manifest=delete` removes the
 // segments (nested SLOs' too) and the manifest, answering as a bulk delete.
 // A segment that is itself an SLO is composed from its own parts (nested
-// SLOs). Swift's heartbeat (`?heartbeat=on`) is not done: the answer comes
-// once the manifest is checked.
+// SLOs). With `?heartbeat=on` the answer is Swift's heartbeat: 202 at once,
+// whitespace while the segments are checked, the outcome in the body.
 //
 // DLO (dynamic): an object with X-Object-Manifest: <container>/<prefix>
 // (kept in sysmeta) is, on GET/HEAD, the concatenation of the objects under
@@ -29,9 +29,9 @@ import { ApiError } from '../../common/errors.ts';
 import { ObjectStoreError, type ContainerInfo, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
 import { quote, renderBulk, statusLine } from './bulk-format.ts';
-import { loadContainer } from './container.ts';
-import { swiftError, swiftStatus } from './errors.ts';
-import { bestFormat, conditionalStatus, header, headerValue, httpDate, metaFromHeaders } from './headers.ts';
+import { loadContainer, loadObject } from './container.ts';
+import { renderSwiftError, swiftError, swiftStatus } from './errors.ts';
+import { bestFormat, conditionalStatus, header, headerValue, httpDate, metaFromHeaders, truthy } from './headers.ts';
 import { SLO_LIMITS } from './info.ts';
 import { guessType, objectHeaders } from './object.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
@@ -98,13 +98,6 @@ export function largeObjectsMiddleware(sub: Subrequests): SwiftMiddleware {
 
 // ---- GET / HEAD
 
-/** The request's object, loaded once per request (the core's GET/HEAD reuses it). */
-export async function loadObject(sr: SwiftRequest): Promise<ObjectInfo | null> {
-  if (sr.objectInfo !== undefined) return sr.objectInfo;
-  const c = await loadContainer(sr);
-  sr.objectInfo = c ? await sr.ctx.store.headObject(c, sr.object!) : null;
-  return sr.objectInfo;
-}
 
 async function getLarge(sr: SwiftRequest, next: () => Promise<unknown>, manifestGet: boolean): Promise<unknown> {
   const c = await loadContainer(sr);
@@ -272,6 +265,9 @@ interface Resolved {
   length: number;
 }
 
+/** What storing a manifest came to: the segments' problems (a 400), or the object made. */
+type SloOutcome = { problems: Array<[string, string]> } | { etag: string; lastModified: string };
+
 async function putSlo(sr: SwiftRequest): Promise<unknown> {
   const c = await loadContainer(sr);
   await checkContainerAccess(sr, c, 'write-object');
@@ -279,6 +275,43 @@ async function putSlo(sr: SwiftRequest): Promise<unknown> {
   const body = await readManifestBody(sr);
   const segments = parseSloManifest(body, `${sr.container}/${sr.object}`);
   const format = bestFormat(header(sr.headers, 'accept')) ?? 'text/plain';
+  if (truthy(sr.query.heartbeat)) return heartbeatAnswer(sr, format, storeSlo(sr, c, segments));
+  const outcome = await storeSlo(sr, c, segments);
+  if ('problems' in outcome) {
+    sr.reply.code(400).header('Content-Type', format);
+    return renderBulk(format, {}, outcome.problems, 'upload');
+  }
+  sr.reply.code(201).headers({ ETag: `"${outcome.etag}"`, 'Last-Modified': outcome.lastModified, 'Content-Type': 'text/html; charset=UTF-8' });
+  return '';
+}
+
+/**
+ * `heartbeat=on`, as Swift's: 202 at once, a space every yield_frequency
+ * seconds while the segments are checked and the object composed, then,
+ * after a blank line, the outcome in the bulk answer's format (Response
+ * Status, Response Body, Etag and Last Modified, Errors).
+ */
+function heartbeatAnswer(sr: SwiftRequest, format: string, work: Promise<SloOutcome>): PassThrough {
+  sr.reply.code(202).header('Content-Type', format);
+  const out = new PassThrough();
+  out.write(' ');
+  const beat = setInterval(() => out.write(' '), SLO_LIMITS.yield_frequency * 1000);
+  const text = work.then((o) => ('problems' in o
+    ? renderBulk(format, { 'Response Status': statusLine(400), 'Response Body': 'The server could not comply with the request since it is either malformed or otherwise incorrect.' }, o.problems, 'upload')
+    : renderBulk(format, { 'Response Status': statusLine(201), 'Response Body': '', Etag: `"${o.etag}"`, 'Last Modified': o.lastModified }, [], 'upload')), (e: unknown) => {
+    if (!(e instanceof ApiError)) sr.ctx.log.error({ err: e, container: sr.container, object: sr.object }, 'swift: storing an SLO manifest failed');
+    const status = e instanceof ApiError ? e.status : 500;
+    return renderBulk(format, { 'Response Status': statusLine(status), 'Response Body': e instanceof ApiError ? renderSwiftError(e) : '' }, [], 'upload');
+  });
+  void text.then((t) => {
+    clearInterval(beat);
+    out.end(`\r\n\r\n${t}`);
+  });
+  return out;
+}
+
+/** Checks a manifest's segments and, when they hold, composes the object (segments' problems returned, other refusals thrown). */
+async function storeSlo(sr: SwiftRequest, c: ContainerInfo, segments: ClientSegment[]): Promise<SloOutcome> {
   const problems: Array<[string, string]> = [];
   const resolved: Resolved[] = [];
   const heads = new Map<string, { c: ContainerInfo | null; o: ObjectInfo | null; status: number }>();
@@ -316,10 +349,7 @@ async function putSlo(sr: SwiftRequest): Promise<unknown> {
       length: r.length,
     });
   }
-  if (problems.length) {
-    sr.reply.code(400).header('Content-Type', format);
-    return renderBulk(format, {}, problems, 'upload');
-  }
+  if (problems.length) return { problems };
   const stored = resolved.map((r) => r.stored);
   const etag = sloEtag(stored);
   const clientEtag = header(sr.headers, 'etag')?.replace(/^"(.*)"$/, '$1');
@@ -353,8 +383,7 @@ async function putSlo(sr: SwiftRequest): Promise<unknown> {
       etag, contentType, metadata,
       sysmeta: { [SLO_MANIFEST]: JSON.stringify(stored), [SLO_SIZE]: String(total), [SLO_ETAG]: etag },
     });
-    sr.reply.code(201).headers({ ETag: `"${etag}"`, 'Last-Modified': httpDate(o.timestamp), 'Content-Type': 'text/html; charset=UTF-8' });
-    return '';
+    return { etag, lastModified: httpDate(o.timestamp) };
   } catch (e) {
     if (e instanceof ObjectStoreError && e.reason === 'PartNotFound') throw swiftError(409, 'A segment of the manifest went away while it was being stored');
     throw e;

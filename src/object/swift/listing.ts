@@ -4,7 +4,8 @@
 import { escapeXml } from '../../common/text.ts';
 import type { ContainerEntry, ListOptions, ObjectEntry } from '../store.ts';
 import { swiftError, swiftStatus } from './errors.ts';
-import { bestFormat, LISTING_LIMIT, listingDate } from './headers.ts';
+import { bestFormat, LISTING_LIMIT, listingDate, truthy } from './headers.ts';
+import { symlinkListingFields } from './symlink-meta.ts';
 
 export type ListingFormat = 'plain' | 'json' | 'xml';
 
@@ -35,7 +36,7 @@ export function listOptions(query: Record<string, string>): ListOptions {
   }
   const delimiter = query.delimiter;
   if (delimiter !== undefined && delimiter !== '' && (delimiter.length > 1 || delimiter.charCodeAt(0) > 254)) throw swiftError(412, 'Bad delimiter');
-  const reverse = ['true', '1', 'yes', 'on', 't', 'y'].includes((query.reverse ?? '').toLowerCase());
+  const reverse = truthy(query.reverse);
   return {
     prefix: query.prefix || undefined, delimiter: delimiter || undefined,
     marker: query.marker || undefined, endMarker: query.end_marker || undefined, limit, reverse,
@@ -43,12 +44,12 @@ export function listOptions(query: Record<string, string>): ListOptions {
 }
 
 
-/** A container listing in `format`: [content type, body]; null body: 204 (an empty plain listing). */
-export function renderObjects(format: ListingFormat, container: string, entries: ObjectEntry[]): [string, string | null] {
+/** A container listing of `account` in `format`: [content type, body]; null body: 204 (an empty plain listing). Links show their targets in JSON, as Swift's. */
+export function renderObjects(format: ListingFormat, account: string, container: string, entries: ObjectEntry[]): [string, string | null] {
   if (format === 'json') {
     return [FORMAT_TYPES.json, JSON.stringify(entries.map((e) => e.kind === 'subdir'
       ? { subdir: e.name }
-      : { hash: e.etag, last_modified: listingDate(e.timestamp), bytes: e.size, name: e.name, content_type: e.contentType }))];
+      : { hash: e.etag, last_modified: listingDate(e.timestamp), bytes: e.size, name: e.name, content_type: e.contentType, ...symlinkListingFields(account, e.sysmeta) }))];
   }
   if (format === 'xml') {
     const items = entries.map((e) => e.kind === 'subdir'

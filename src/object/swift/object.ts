@@ -9,13 +9,15 @@ import { PassThrough, type Readable } from 'node:stream';
 import { parseRanges } from '../../http/range.ts';
 import { MAX_OBJECT_SIZE, ObjectStoreError, type ContainerInfo, type Meta, type ObjectInfo } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
-import { loadContainer } from './container.ts';
+import { loadContainer, loadObject } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import {
-  conditionalStatus, deleteAtFrom, etagList, header, httpDate, MAX_FILE_SIZE, MAX_OBJECT_NAME_LENGTH,
-  metaFromHeaders, metaHeaders,
+  conditionalStatus, deleteAtFrom, etagList, header, httpDate, MAX_FILE_SIZE,
+  metaFromHeaders, metaHeaders, truthy,
 } from './headers.ts';
-import { decodePath, type SwiftRequest } from './request.ts';
+import { containerObjectPath, decodePath, type SwiftRequest } from './request.ts';
+import { isSymlink, SYMLINK_ACCOUNT } from './symlink-meta.ts';
+import { followSymlinks } from './symlink.ts';
 
 export async function objectRequest(sr: SwiftRequest): Promise<unknown> {
   switch (sr.method) {
@@ -198,29 +200,13 @@ function storeError(err: unknown): never {
   throw err;
 }
 
-/** `container/object` of X-Copy-From or Destination (Swift's check_copy_from_header: 412 unless both parts). */
-function copyPath(value: string, headerName: string): { container: string; object: string } {
-  let v = value;
-  try {
-    v = decodePath(value);
-  } catch {
-    throw swiftError(412, `${headerName} header must be of the form <container name>/<object name>`);
-  }
-  v = v.replace(/^\//, '');
-  const at = v.indexOf('/');
-  if (at <= 0 || at === v.length - 1) throw swiftError(412, `${headerName} header must be of the form <container name>/<object name>`);
-  const object = v.slice(at + 1);
-  if (Buffer.byteLength(object) > MAX_OBJECT_NAME_LENGTH) throw swiftError(400, `Object name length of ${Buffer.byteLength(object)} longer than ${MAX_OBJECT_NAME_LENGTH}`);
-  return { container: v.slice(0, at), object };
-}
-
 async function putObject(sr: SwiftRequest): Promise<unknown> {
   const c = await container(sr, 'write-object');
   const copyFrom = header(sr.headers, 'x-copy-from');
   if (copyFrom !== undefined) {
     const len = header(sr.headers, 'content-length');
     if (len !== undefined && len !== '0') throw swiftError(400, 'Copy requests require a zero byte body');
-    const src = copyPath(copyFrom, 'X-Copy-From');
+    const src = containerObjectPath(copyFrom, 'X-Copy-From');
     return copy(sr, { account: header(sr.headers, 'x-copy-from-account'), ...src }, { container: c, object: sr.object! });
   }
   const lenHeader = header(sr.headers, 'content-length');
@@ -265,23 +251,30 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
     srcProject = acct.slice(5);
   }
   // read access to the source, as if the caller GETs it
-  const srcSr: SwiftRequest = { ...sr, method: 'GET', project: srcProject, account: `AUTH_${srcProject}`, container: src.container, object: src.object, containerInfo: undefined, level: srcProject === sr.project ? sr.level : undefined };
-  const sc = await loadContainer(srcSr);
-  await checkContainerAccess(srcSr, sc, 'read-object');
+  const srcSr: SwiftRequest = { ...sr, method: 'GET', project: srcProject, account: `AUTH_${srcProject}`, container: src.container, object: src.object, containerInfo: undefined, objectInfo: undefined, level: srcProject === sr.project ? sr.level : undefined };
+  // a symlink copies its target, or with ?symlink=get itself (Swift's symlink middleware)
+  const linkItself = sr.query.symlink === 'get';
+  if (linkItself) {
+    await checkContainerAccess(srcSr, await loadContainer(srcSr), 'read-object');
+    await loadObject(srcSr);
+  } else {
+    await followSymlinks(srcSr);
+  }
+  const sc = srcSr.containerInfo;
   if (!sc) throw swiftStatus(404);
-  const fresh = ['true', '1', 'yes', 'on', 't', 'y'].includes((header(sr.headers, 'x-fresh-metadata') ?? '').toLowerCase());
+  const fresh = truthy(header(sr.headers, 'x-fresh-metadata'));
   const newMeta = objectMeta(sr);
   const given = sr.contentType && sr.method === 'PUT' ? sr.contentType : sr.method === 'COPY' ? sr.contentType : undefined;
   const deleteAt = deleteAtFrom(sr.headers);
   let o: ObjectInfo;
   try {
-    const srcObj = await store.headObject(sc, src.object);
+    const srcObj = srcSr.objectInfo;
     if (!srcObj) throw swiftStatus(404);
-    o = await store.copyObject({ container: sc, name: src.object }, { container: dst.container, name: dst.object }, {
+    o = await store.copyObject({ container: sc, name: srcSr.object! }, { container: dst.container, name: dst.object }, {
       ifNoneMatch: header(sr.headers, 'if-none-match')?.trim() === '*' ? '*' : undefined,
       derive: (s) => ({
         metadata: fresh ? newMeta : { ...s.metadata, ...newMeta },
-        sysmeta: fresh ? withHeaders(s.sysmeta, allowedHeaders(sr)) : { ...s.sysmeta, ...allowedHeaders(sr) },
+        sysmeta: linkTargetAccount(fresh ? withHeaders(s.sysmeta, allowedHeaders(sr)) : { ...s.sysmeta, ...allowedHeaders(sr) }, sc.project, dst.container.project),
         contentType: given?.trim() || s.contentType,
         deleteAt: deleteAt === undefined ? null : deleteAt,
       }),
@@ -299,10 +292,15 @@ async function copy(sr: SwiftRequest, src: { account?: string; container: string
   return '';
 }
 
+/** A link copied to another account keeps naming its target's account (Swift's copy of a symlink). */
+function linkTargetAccount(sysmeta: Meta, from: string, to: string): Meta {
+  return isSymlink({ sysmeta }) && from !== to && sysmeta[SYMLINK_ACCOUNT] === undefined ? { ...sysmeta, [SYMLINK_ACCOUNT]: `AUTH_${from}` } : sysmeta;
+}
+
 async function copyMethod(sr: SwiftRequest): Promise<unknown> {
   const dest = header(sr.headers, 'destination');
   if (dest === undefined) throw swiftError(412, 'Destination header required');
-  const d = copyPath(dest, 'Destination');
+  const d = containerObjectPath(dest, 'Destination');
   const destAccount = header(sr.headers, 'destination-account');
   let dstProject = sr.project;
   if (destAccount !== undefined) {

@@ -58,6 +58,12 @@ export interface SwiftRequest {
   objectInfo?: ObjectInfo | null;
 }
 
+export type TempUrlScope = 'account' | 'container';
+
+/** Requests a TempURL authorized, and for which scope (its large-object segments, static-web pages and symlink targets stay inside it). */
+export const tempUrlGrants = new WeakMap<SwiftRequest, { scope: TempUrlScope; container: string }>();
+export const tempUrlGrant = (sr: SwiftRequest) => tempUrlGrants.get(sr);
+
 /** The next step of the pipeline: what it answers (a body, or undefined when it used the reply). */
 export type SwiftNext = () => Promise<unknown>;
 export type SwiftMiddleware = (sr: SwiftRequest, next: SwiftNext) => Promise<unknown>;
@@ -129,6 +135,27 @@ export function splitSwiftPath(rawPath: string): SwiftPath {
     }
   }
   return out;
+}
+
+/**
+ * `container/object` of a header naming an object of the account
+ * (X-Copy-From, Destination, X-Symlink-Target), percent-decoded: Swift's
+ * check_path_header, a 412 unless both parts are there.
+ */
+export function containerObjectPath(value: string, headerName: string): { container: string; object: string } {
+  const refused = () => swiftError(412, `${headerName} header must be of the form <container name>/<object name>`);
+  let v: string;
+  try {
+    v = decodePath(value);
+  } catch {
+    throw refused();
+  }
+  v = v.replace(/^\//, '');
+  const at = v.indexOf('/');
+  if (at <= 0 || at === v.length - 1) throw refused();
+  const object = v.slice(at + 1);
+  if (Buffer.byteLength(object) > MAX_OBJECT_NAME_LENGTH) throw swiftError(400, `Object name length of ${Buffer.byteLength(object)} longer than ${MAX_OBJECT_NAME_LENGTH}`);
+  return { container: v.slice(0, at), object };
 }
 
 /** The project of an `AUTH_<project>` account; null for any other form (Swift: the reseller prefix does not match). */

@@ -15,11 +15,10 @@ import { checkContainerAccess } from './access.ts';
 import { quote } from './bulk-format.ts';
 import { loadContainer } from './container.ts';
 import { swiftStatus } from './errors.ts';
-import { header, listingDate } from './headers.ts';
+import { header, listingDate, truthy } from './headers.ts';
 import { percentDecode, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 import { discard, isSuccess, type SubAnswer, type Subrequests } from './subrequest.ts';
 import { staticwebAnswers, tempUrlGrant } from './tempurl.ts';
-import { truthy } from './versions-layout.ts';
 
 interface WebConfig { index: string; error: string; listings: string; label: string; css: string; dirType: string }
 

@@ -15,8 +15,9 @@ import { accountLevel, isSwiftOwner } from './access.ts';
 import { loadContainer } from './container.ts';
 import { swiftError } from './errors.ts';
 import { headerValue } from './headers.ts';
-import type { SwiftMiddleware, SwiftRequest } from './request.ts';
+import { tempUrlGrant, tempUrlGrants, type SwiftMiddleware, type SwiftRequest } from './request.ts';
 import { discard } from './subrequest.ts';
+import type { TempUrlScope } from './request.ts';
 
 /** Swift's defaults (tempurl filter_factory): the methods a signature may grant, the digests it may use. */
 export const TEMPURL_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'] as const;
@@ -182,7 +183,7 @@ function bytesOf(addr: string, family: number): number[] {
   return [...bytes, ...v4];
 }
 
-export type TempUrlScope = 'account' | 'container';
+export type { TempUrlScope };
 
 export interface TempUrlCheck {
   method: string;
@@ -314,9 +315,7 @@ export function tempUrlKeys(meta: Record<string, string> | undefined): string[] 
 
 // ---- the middleware
 
-/** Requests a TempURL authorized, and for which scope (its large-object segments and static-web pages stay inside it). */
-const granted = new WeakMap<SwiftRequest, { scope: TempUrlScope; container: string }>();
-export const tempUrlGrant = (sr: SwiftRequest) => granted.get(sr);
+export { tempUrlGrant };
 
 /** Answers a static-web listing made for a TempURL (inline, never refused for being a container). */
 export const staticwebAnswers = new WeakSet<SwiftRequest>();
@@ -358,7 +357,7 @@ export function tempurlMiddleware(): SwiftMiddleware {
       if (sr.headers['x-copy-from-account'] !== undefined || (grant.scope === 'container' && fromContainer !== sr.container)) throw tempUrlInvalid();
     }
     sr.authorized = true;
-    granted.set(sr, { scope: grant.scope, container: sr.container });
+    tempUrlGrants.set(sr, { scope: grant.scope, container: sr.container });
     // Only the TempURL's own parameters go on (Swift rewrites the query string so).
     const query: Record<string, string> = { temp_url_sig: q.sig!, temp_url_expires: q.expires! };
     if (q.prefix !== undefined) query.temp_url_prefix = q.prefix;

@@ -26,12 +26,11 @@ import { escapeXml } from '../../common/text.ts';
 import type { ContainerInfo, ObjectEntry, ObjectInfo } from '../store.ts';
 import { ObjectStoreError, swiftTimestamp } from '../store.ts';
 import { checkContainerAccess } from './access.ts';
-import { loadContainer } from './container.ts';
+import { loadContainer, loadObject } from './container.ts';
 import { swiftError, swiftStatus } from './errors.ts';
 import { header, headerValue, httpDate, listingDate } from './headers.ts';
 import { listingFormat, listOptions } from './listing.ts';
 import type { SwiftMiddleware, SwiftRequest } from './request.ts';
-import { loadObject } from './large-objects.ts';
 import { sendObject } from './object.ts';
 import { isSuccess } from './subrequest.ts';
 import {

@@ -9,13 +9,13 @@
 export const VERSIONS_ENABLED = 'versions-enabled';
 /** Object sysmeta: the version an object (or its copy among the versions) is. */
 export const VERSION_ID = 'version-id';
+/** Swift's config_true_value (the versions' sysmeta flags are read with it). */
+export { truthy } from './headers.ts';
+
 export const DELETE_MARKER_CONTENT_TYPE = 'application/x-deleted;swift_versions_deleted=1';
 /** Between an object's name and its version in a version's name. */
 export const SEP = '\u0001';
 
-const TRUE = new Set(['true', '1', 'yes', 'on', 't', 'y']);
-/** Swift's config_true_value. */
-export const truthy = (v: string | undefined): boolean => !!v && TRUE.has(v.trim().toLowerCase());
 
 /** The internal container of a container's versions. */
 export const versionsContainerName = (container: string): string => `versions/${container}`;

@@ -123,3 +123,34 @@ test('DLO: X-Object-Manifest (PUT, or POST as Tempest does) concatenates the pre
   expectStatus(bad, 400);
   assert.equal(bad.text, 'X-Object-Manifest must be in the format container/prefix');
 });
+
+test('SLO: heartbeat=on answers 202 at once, then the outcome in the body (201, problems, 422), as Swift', async () => {
+  expectStatus(await s.call('PUT', 'lc/h1', { body: 'heart' }), 201);
+  expectStatus(await s.call('PUT', 'lc/h2', { body: 'beat' }), 201);
+  const manifest = JSON.stringify([{ path: 'lc/h1' }, { path: 'lc/h2' }]);
+  const ok = await s.call('PUT', 'lc/hb?multipart-manifest=put&heartbeat=on', { body: manifest });
+  expectStatus(ok, 202);
+  assert.match(ok.text, /^ \r\n\r\n/);
+  const etag = (/Etag: "([0-9a-f]{32})"/.exec(ok.text) ?? [])[1];
+  assert.ok(etag, ok.text);
+  assert.match(ok.text, /Response Status: 201 Created\n/);
+  assert.match(ok.text, /Last Modified: .+ GMT\n/);
+  assert.match(ok.text, /Errors:\n$/);
+  const got = await s.call('GET', 'lc/hb');
+  assert.equal(got.text, 'heartbeat');
+  assert.equal(got.headers.get('etag'), `"${etag}"`);
+  // problems: still 202, the 400 and the list in the body (JSON when asked)
+  const bad = await s.call('PUT', 'lc/hb-bad?multipart-manifest=put&heartbeat=on', { body: JSON.stringify([{ path: 'lc/h1', etag: 'nope' }]), headers: { Accept: 'application/json' } });
+  expectStatus(bad, 202);
+  assert.equal(bad.headers.get('content-type'), 'application/json');
+  const j = JSON.parse(bad.text);
+  assert.equal(j['Response Status'], '400 Bad Request');
+  assert.deepEqual(j.Errors, [['lc/h1', 'Etag Mismatch']]);
+  expectStatus(await s.call('HEAD', 'lc/hb-bad'), 404);
+  const mismatch = await s.call('PUT', 'lc/hb-bad?multipart-manifest=put&heartbeat=on', { body: manifest, headers: { ETag: 'wrong' } });
+  expectStatus(mismatch, 202);
+  assert.match(mismatch.text, /Response Status: 422 Unprocessable Entity/);
+  expectStatus(await s.call('HEAD', 'lc/hb-bad'), 404);
+  // a manifest that is not one is refused before the heartbeat starts
+  expectStatus(await s.call('PUT', 'lc/hb-bad?multipart-manifest=put&heartbeat=on', { body: '{"x"' }), 400);
+});

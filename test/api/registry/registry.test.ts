@@ -300,7 +300,7 @@ test('Docker schema 2 manifests and an image index; an index naming a missing ma
   assert.equal(r.json.errors[0].code, 'MANIFEST_BLOB_UNKNOWN');
 });
 
-test('referrers: manifests with a subject, filtered by artifactType', async () => {
+test('referrers: manifests with a subject, filtered by artifactType, in pages', async () => {
   const name = `${alice.project}/signed`;
   const t = await pushToken(alice, 'signed');
   const img = await pushImage(cloud, t, name, 'v1');
@@ -330,6 +330,18 @@ test('referrers: manifests with a subject, filtered by artifactType', async () =
     mediaType: 'application/vnd.oci.image.manifest.v1+json', size: sbom.length, digest: sha256(sbom),
     artifactType: 'application/vnd.example.sbom', annotations: { 'org.example.kind': 'application/vnd.example.sbom' },
   }]);
+  // pages: n per page, the next one in a Link (the artifactType filter kept)
+  const both = [sha256(sig), sha256(sbom)].sort();
+  r = await raw(cloud, 'GET', `/v2/${name}/referrers/${img.digest}?n=1`, { headers: bearer(t) });
+  assert.deepEqual(r.json.manifests.map((m: any) => m.digest), [both[0]]);
+  const next = /^<([^>]+)>; rel="next"$/.exec(r.headers.get('link') ?? '');
+  assert.ok(next, r.headers.get('link') ?? 'no Link');
+  assert.equal(next[1], `/v2/${name}/referrers/${img.digest}?n=1&last=${encodeURIComponent(both[0]!)}`);
+  r = await raw(cloud, 'GET', next[1]!, { headers: bearer(t) });
+  assert.deepEqual(r.json.manifests.map((m: any) => m.digest), [both[1]]);
+  assert.equal(r.headers.get('link'), null);
+  r = await raw(cloud, 'GET', `/v2/${name}/referrers/${img.digest}?n=x`, { headers: bearer(t) });
+  assert.equal(r.status, 400);
   r = await raw(cloud, 'GET', `/v2/${name}/referrers/${sha256('nothing refers')}`, { headers: bearer(t) });
   assert.equal(r.status, 200);
   assert.deepEqual(r.json.manifests, []);
@@ -492,4 +504,48 @@ test('stratus registry gc: one collection from the command line, on the server\'
   const { stdout } = await promisify(execFile)(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'registry', 'gc', '--data-dir', cloud.dataDir, '--grace', '0'], { timeout: 60_000 });
   assert.match(stdout, /^removed [1-9]\d* blobs, \d+ manifests, \d+ upload sessions, \d+ stray chunks\n$/);
   assert.equal((await raw(cloud, 'HEAD', `/v2/${name}/blobs/${loose.digest}`, { headers: bearer(t) })).status, 404);
+});
+
+test('token endpoint, OAuth2: POST grant_type=password and refresh_token (access_type=offline), GET offline_token', async () => {
+  const form = (fields: Record<string, string>) => ({ headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  const scope = `repository:${alice.project}/oauth:pull,push`;
+  let r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'password', username: alice.name, password: alice.password, service: 'stratus', client_id: 'test', access_type: 'offline', scope }));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.scope, scope);
+  assert.equal(r.json.expires_in, 300);
+  assert.ok(r.json.refresh_token);
+  assert.deepEqual(claims(r.json.access_token).access.map((a: any) => [a.name, [...a.actions].sort()]), [[`${alice.project}/oauth`, ['pull', 'push']]]);
+  const refresh = r.json.refresh_token as string;
+  const pushed = await pushBlob(cloud, r.json.access_token, `${alice.project}/oauth`, 'via oauth');
+  // the refresh token gives new access tokens, with the scopes asked then
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'refresh_token', refresh_token: refresh, service: 'stratus', client_id: 'test', scope: `repository:${alice.project}/oauth:pull` }));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.scope, `repository:${alice.project}/oauth:pull`);
+  assert.equal(r.json.refresh_token, refresh);
+  assert.equal((await raw(cloud, 'GET', `/v2/${alice.project}/oauth/blobs/${pushed.digest}`, { headers: bearer(r.json.access_token) })).status, 200);
+  // without access_type=offline: no refresh token
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'password', username: alice.name, password: alice.password, service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 200);
+  assert.equal(r.json.refresh_token, undefined);
+  // refusals: a wrong password, a forged refresh token, another grant, a scoped Keystone token as a refresh token
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'password', username: alice.name, password: 'wrong', service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 401);
+  assert.equal(r.json.errors[0].code, 'UNAUTHORIZED');
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'refresh_token', refresh_token: `${refresh}x`, service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 401);
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'refresh_token', refresh_token: alice.token, service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 401);
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'client_credentials', service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 400);
+  // GET with offline_token=true (docker login) gives one too, only to a logged-in client
+  r = await raw(cloud, 'GET', `/v2/token?service=stratus&offline_token=true&client_id=docker`, { headers: { Authorization: basic(alice.name, alice.password) } });
+  assert.equal(r.status, 200);
+  assert.ok(r.json.refresh_token);
+  r = await raw(cloud, 'GET', `/v2/token?service=stratus&offline_token=true`);
+  assert.equal(r.json.refresh_token, undefined);
+  // a refresh token is revoked with the Keystone token it is
+  const revoke = await cloud.call('DELETE', '/identity/v3/auth/tokens', { token: cloud.adminToken, headers: { 'X-Subject-Token': refresh } });
+  assert.equal(revoke.status, 204);
+  r = await raw(cloud, 'POST', '/v2/token', form({ grant_type: 'refresh_token', refresh_token: refresh, service: 'stratus', client_id: 'test' }));
+  assert.equal(r.status, 401);
 });
