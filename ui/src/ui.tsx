@@ -257,23 +257,6 @@ export function debounce(fn: () => void, ms = 300): { (): void; cancel(): void }
   return f;
 }
 
-/** A usage bar: `used` of `limit` (-1: unlimited), drawn as SVG with the numbers as text beside it. */
-export function Meter({ label, used, limit, unit }: { label: string; used: number; limit: number; unit?: string }) {
-  const unlimited = limit < 0;
-  const frac = unlimited || limit === 0 ? (used > 0 && limit === 0 ? 1 : 0) : Math.min(1, used / limit);
-  const level = frac >= 0.9 ? 'high' : frac >= 0.7 ? 'mid' : 'low';
-  const text = `${used}${unit ? ` ${unit}` : ''} of ${unlimited ? 'unlimited' : `${limit}${unit ? ` ${unit}` : ''}`}`;
-  return (
-    <figure class="meter">
-      <figcaption><span>{label}</span><span class="muted">{text}</span></figcaption>
-      <svg viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label={`${label}: ${text}`}>
-        <rect class="track" x="0" y="0" width="100" height="8" rx="2" />
-        <rect class={`fill ${level}`} x="0" y="0" width={String(Math.round(frac * 1000) / 10)} height="8" rx="2" />
-      </svg>
-    </figure>
-  );
-}
-
 /** An upload's progress (0..1) of a file of `size` bytes, as a labelled progress bar. */
 export function UploadProgress({ progress, size }: { progress: number; size: number | null | undefined }) {
   return (
