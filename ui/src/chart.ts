@@ -25,6 +25,7 @@ export function drawUsage(canvas: HTMLCanvasElement, bars: Bar[]): () => void {
   const pct = bars.map((b) => Math.round(fraction(b) * 1000) / 10);
   const build = () => {
     const c = colours();
+    Chart.defaults.font.family = getComputedStyle(document.documentElement).fontFamily;
     return new Chart(canvas, {
       type: 'bar',
       data: {

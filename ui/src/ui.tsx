@@ -5,6 +5,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
+import { onEvent, type ResourceEvent } from './events.ts';
 import { tookNavigation } from './router.ts';
 
 /** Loads `fn` when `deps` change; `reload` loads again. */
@@ -255,6 +256,20 @@ export function debounce(fn: () => void, ms = 300): { (): void; cancel(): void }
     timer = null;
   };
   return f;
+}
+
+/** Calls `reload` (once for a burst) when an event of the session's stream passes `which`: a list kept live. */
+export function useLiveReload(which: (e: ResourceEvent) => boolean, reload: () => void, deps: unknown[] = []): void {
+  useEffect(() => {
+    const soon = debounce(reload);
+    const off = onEvent((e) => {
+      if (which(e)) soon();
+    });
+    return () => {
+      off();
+      soon.cancel();
+    };
+  }, deps);
 }
 
 /** An upload's progress (0..1) of a file of `size` bytes, as a labelled progress bar. */

@@ -85,6 +85,7 @@ function Group({ title, load }: { title: string; load: () => Promise<Usage[]> })
 async function hostsUsage(): Promise<Array<{ name: string; usage: Usage[] }>> {
   const providers = (await call('GET', 'placement', '/resource_providers')).body.resource_providers as Array<{ uuid: string; name: string }>;
   const UNITS: Record<string, [string, string?]> = { VCPU: ['vCPUs'], MEMORY_MB: ['RAM', 'MiB'], DISK_GB: ['Disk', 'GiB'] };
+  const rank = (rc: string) => (rc in UNITS ? Object.keys(UNITS).indexOf(rc) : 99);
   return Promise.all(providers.sort((a, b) => a.name.localeCompare(b.name)).map(async (p) => {
     const [inv, use] = await Promise.all([
       call('GET', 'placement', `/resource_providers/${p.uuid}/inventories`).then((r) => r.body.inventories as Record<string, { total: number; reserved: number; allocation_ratio: number }>),
@@ -92,7 +93,8 @@ async function hostsUsage(): Promise<Array<{ name: string; usage: Usage[] }>> {
     ]);
     return {
       name: p.name,
-      usage: Object.entries(inv).map(([rc, i]) => ({
+      // vCPUs, RAM, disk, then any other class by name
+      usage: Object.entries(inv).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b)).map(([rc, i]) => ({
         label: UNITS[rc]?.[0] ?? rc, unit: UNITS[rc]?.[1], used: use[rc] ?? 0, limit: Math.floor((i.total - i.reserved) * i.allocation_ratio),
       })),
     };
