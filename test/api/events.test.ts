@@ -133,7 +133,7 @@ test('a server\'s life on the stream: created, placed, ACTIVE from the host\'s r
 test('`stratus events` prints the same stream, from the OS_* credentials', async () => {
   const { spawn } = await import('node:child_process');
   const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'events', '--types', 'server'], {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'events', '--types', 'server,keypair'], {
     env: { ...process.env, OS_AUTH_URL: `${cloud.url}/identity/v3`, OS_TOKEN: alice.token, OS_PROJECT_ID: alice.projectId },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -154,6 +154,11 @@ test('`stratus events` prints the same stream, from the OS_* credentials', async
     }
     assert.match(out, new RegExp(`created server ${id} BUILD`), `stdout: ${out}\nstderr: ${err}`);
     assert.match(out, /project=/);
+    // an event of a user's own resource names the user
+    assert.equal((await alice.call('POST', '/os-keypairs', { body: { keypair: { name: 'cli-key' } } })).status, 200);
+    for (let i = 0; i < 50 && !out.includes('cli-key'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, new RegExp(`created keypair cli-key - "cli-key" project=- user=${alice.userId}\n`), `stdout: ${out}`);
+    assert.equal((await alice.call('DELETE', '/os-keypairs/cli-key')).status, 202);
   } finally {
     child.kill('SIGTERM');
   }
