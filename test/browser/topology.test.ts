@@ -90,6 +90,19 @@ test('the topology draws the external network, the router, the project\'s networ
   await page.getByRole('heading', { name: 'topo-vm' }).waitFor();
   assert.ok(page.url().endsWith(`#/servers/${serverId}`));
   assert.deepEqual(t.cspViolations, []);
+
+  // 390 px wide and dark: the layers top to bottom; were the picture wider, it would scroll inside its frame, not the page
+  const narrow = await web.tab(member, { width: 390, dark: true });
+  await narrow.page.goto(`${web.cloud.url}/#/networks?tab=topology`);
+  const small = narrow.page.getByRole('group', { name: 'Network topology' });
+  await small.getByRole('link', { name: /^Server topo-vm/ }).waitFor();
+  const top = async (name: RegExp) => (await small.getByRole('link', { name }).boundingBox())!.y;
+  const ys = [await top(/^Network topo-public/), await top(/^Router topo-router/), await top(/^Network topo-net/), await top(/^Server topo-vm/)];
+  assert.deepEqual([...ys].sort((a, b) => a - b), ys, `rows ${ys}`);
+  assert.ok(await narrow.page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling of the page');
+  await checkA11y(narrow.page, 'topology (390 px, dark)');
+  await screenshot(narrow.page, 'topology-390-dark');
+  assert.deepEqual(narrow.cspViolations, []);
 });
 
 test('a member allocates a floating IP, associates it with the server\'s port and disassociates it', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {

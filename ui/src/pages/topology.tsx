@@ -1,6 +1,6 @@
 // The network topology as a picture: external networks, routers, the
-// project's networks and the servers on them, laid out left to right in
-// layers by dagre (@dagrejs/dagre, a layered graph layout: external network →
+// project's networks and the servers on them, laid out left to right (top to
+// bottom on a narrow screen) in layers by dagre (@dagrejs/dagre, a layered graph layout: external network →
 // router → network → server), which only computes positions; the picture is
 // SVG that Preact renders from them, so nothing is drawn outside the page's
 // CSP and every node is a link: reachable with the keyboard, opening its
@@ -10,7 +10,7 @@
 // shown. What Neutron and Nova list (routers' gateways, router interface
 // ports, servers' ports) makes the graph.
 import type { Graph, GraphLabel, NodeLabel, EdgeLabel } from '@dagrejs/dagre';
-import { useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { call } from '../api.ts';
 import { ErrorNote, useLoad } from '../ui.tsx';
 
@@ -108,9 +108,9 @@ export function graphOf(d: TopologyData, servers: Map<string, { name: string; st
 
 interface Placed { nodes: Array<Node & { x: number; y: number }>; edges: Array<{ from: string; to: string; points: Array<{ x: number; y: number }> }>; width: number; height: number }
 
-function place(lib: typeof import('@dagrejs/dagre'), nodes: Node[], edges: Array<[string, string]>): Placed {
+function place(lib: typeof import('@dagrejs/dagre'), nodes: Node[], edges: Array<[string, string]>, narrow: boolean): Placed {
   const g: Graph<GraphLabel, NodeLabel, EdgeLabel> = new lib.graphlib.Graph();
-  g.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 56, marginx: 12, marginy: 12 });
+  g.setGraph({ rankdir: narrow ? 'TB' : 'LR', nodesep: 14, ranksep: narrow ? 36 : 56, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of nodes) g.setNode(n.id, { width: WIDTH, height: HEIGHT });
   for (const [from, to] of edges) g.setEdge(from, to);
@@ -125,13 +125,27 @@ function place(lib: typeof import('@dagrejs/dagre'), nodes: Node[], edges: Array
 
 const ICON: Record<Kind, string> = { network: '', router: '⇄ ', server: '▣ ' };
 
+/** A narrow screen (a phone): the layers go top to bottom instead of left to right. */
+const NARROW = '(max-width: 600px)';
+function useNarrow(): boolean {
+  const [narrow, setNarrow] = useState(() => matchMedia(NARROW).matches);
+  useEffect(() => {
+    const m = matchMedia(NARROW);
+    const on = () => setNarrow(m.matches);
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, []);
+  return narrow;
+}
+
 export function Topology({ data, servers }: { data: TopologyData; servers: Map<string, { name: string; status: string }> }) {
   const lib = useLoad(loadDagre, []);
+  const narrow = useNarrow();
   const drawn = useMemo(() => {
     if (!lib.data) return null;
     const g = graphOf(data, servers);
-    return { hidden: g.hidden, p: place(lib.data, g.nodes, g.edges) };
-  }, [lib.data, data, servers]);
+    return { hidden: g.hidden, p: place(lib.data, g.nodes, g.edges, narrow) };
+  }, [lib.data, data, servers, narrow]);
   if (data.networks.length === 0) return <p>No networks yet.</p>;
   if (!drawn) return lib.error ? <ErrorNote error={`The topology's layout could not be loaded: ${lib.error}`} /> : <p class="muted">Drawing the topology…</p>;
   const { p, hidden } = drawn;
@@ -155,7 +169,7 @@ export function Topology({ data, servers }: { data: TopologyData; servers: Map<s
         </svg>
       </div>
       <figcaption class="muted">
-        External networks, the routers on them, the networks behind the routers and the servers on those, left to right; each item opens its page.
+        External networks, the routers on them, the networks behind the routers and the servers on those, {narrow ? 'top to bottom' : 'left to right'}; each item opens its page.
         {hidden > 0 && ` ${hidden} more servers are not drawn.`}
       </figcaption>
     </figure>
