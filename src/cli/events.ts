@@ -39,10 +39,11 @@ function scope(env: Env): Record<string, unknown> {
   return {};
 }
 
-/** One event as a line: time, action, type, id, status, name. */
+/** One event as a line: time, action, type, id, status, name, project; the user and domain when it names them (identity's, key pairs). */
 export function formatEvent(e: Record<string, any>): string {
   const task = e.detail?.task_state ? ` (${e.detail.task_state})` : '';
-  return `${e.time} ${String(e.action).padEnd(7)} ${e.type} ${e.id} ${e.status ?? '-'}${task} ${JSON.stringify(e.name ?? '')} project=${e.project_id ?? '-'}`;
+  const owners = (['user', 'domain'] as const).map((k) => (e[`${k}_id`] ? ` ${k}=${e[`${k}_id`]}` : '')).join('');
+  return `${e.time} ${String(e.action).padEnd(7)} ${e.type} ${e.id} ${e.status ?? '-'}${task} ${JSON.stringify(e.name ?? '')} project=${e.project_id ?? '-'}${owners}`;
 }
 
 /** Streams until interrupted or the stream refuses the token (with `once`, until the server ends the stream). */

@@ -82,7 +82,7 @@ export function createCompute(deps: ComputeDeps): ComputeService {
   const ctx: ComputeContext = {
     db: deps.db, log: deps.log, engine, images: imageAccess(deps.images), identity: deps.identity,
     config: { ...defaultComputeConfig, ...deps.config }, network, volumes: deps.volumes ?? null,
-    serverEvents: serverEvents(deps.db, deps.events), baremetal: deps.baremetal ?? null,
+    serverEvents: serverEvents(deps.db, deps.events), publish: (c) => deps.events?.publish(c), baremetal: deps.baremetal ?? null,
   };
   // what agents reported and the scheduler did, on the event stream
   engine.onServersChanged((rows) => ctx.serverEvents(rows));

@@ -17,6 +17,7 @@
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../common/errors.ts';
 import type { Credentials, TokenValidator } from './auth.ts';
+import { isAdmin, isDomainReader, isOwner, isSystemReader } from './policy.ts';
 import type { Service } from './service.ts';
 
 export type ResourceAction = 'created' | 'updated' | 'deleted';
@@ -26,8 +27,12 @@ export interface ResourceChange {
   /** The resource type: server, volume, network, subnet, port, router, floatingip, security_group, image. */
   type: string;
   id: string;
-  /** The owning project; null for resources of no project (events only admins see). */
+  /** The owning project; null for resources of no project (events only admins see, unless user_id or domain_id says who else). */
   project_id: string | null;
+  /** The user the resource belongs to or is (an application credential's, a key pair's; a user itself): that user sees its events too. */
+  user_id?: string | null;
+  /** The identity domain the resource is in (a project, user, group): that domain's readers see its events too. */
+  domain_id?: string | null;
   action: ResourceAction;
   /** The resource's status as its API shows it (servers: ACTIVE, BUILD...), when it has one. */
   status?: string | null;
@@ -78,9 +83,15 @@ export class EventBus {
   }
 }
 
-/** Whether a caller sees an event: the admin role or a system reader sees all; a project token its project's. */
-export function eventVisible(cred: Credentials, e: Pick<ResourceEvent, 'project_id'>): boolean {
-  if (cred.roles.has('admin') || (cred.system && cred.roles.has('reader'))) return true;
+/**
+ * Whether a caller sees an event: the admin role or a system reader sees all;
+ * a project token its project's; a domain-scoped reader its domain's; any
+ * token of a user that user's own (its application credentials, key pairs).
+ */
+export function eventVisible(cred: Credentials, e: Pick<ResourceEvent, 'project_id' | 'user_id' | 'domain_id'>): boolean {
+  if (isAdmin(cred) || isSystemReader(cred)) return true;
+  if (e.user_id && isOwner(cred, e.user_id)) return true;
+  if (e.domain_id && isDomainReader(cred, e.domain_id)) return true;
   return cred.projectId !== null && e.project_id === cred.projectId;
 }
 
@@ -178,16 +189,23 @@ export function eventService(bus: EventBus, validate: TokenValidator, o: { keepa
   };
 }
 
+/** What an event says of a resource besides what happened to it: whose it is, its status and name. */
+export type Described = Pick<ResourceChange, 'project_id' | 'status' | 'name' | 'user_id' | 'domain_id'>;
+
 /** What a service's write looks like on the event stream, for `withWriteEvents`. */
 export interface WriteWatch {
-  /** The collections (path segments) whose writes are events: their resource type, and the key of the resource in a create's answer (null: the body itself, as Glance's). */
-  collections: Record<string, { type: string; key: string | null }>;
+  /**
+   * The collections (path segments) whose writes are events: their resource
+   * type, the key of the resource in a create's answer (null: the body
+   * itself, as Glance's) and the field of it that is its id (default `id`).
+   */
+  collections: Record<string, { type: string; key: string | null; id?: string }>;
   /** The resource as the event shows it, read from the service's tables; null when it is gone. */
-  describe(type: string, id: string): Promise<Pick<ResourceChange, 'project_id' | 'status' | 'name'> | null>;
+  describe(type: string, id: string): Promise<Described | null>;
 }
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-const pendingWrites = new WeakMap<FastifyRequest, { type: string; id: string | null; collection: string; key: string | null; before?: Pick<ResourceChange, 'project_id' | 'status' | 'name'> | null; payload?: unknown }>();
+const pendingWrites = new WeakMap<FastifyRequest, { type: string; id: string | null; collection: string; key: string | null; idField?: string; before?: Described | null; payload?: unknown }>();
 
 /**
  * The resource a write route acts on: the last known collection in the
@@ -201,8 +219,9 @@ function writeTarget(req: FastifyRequest, w: WriteWatch) {
     const c = w.collections[parts[i]!];
     if (!c) continue;
     const next = parts[i + 1];
-    if (next === undefined) return req.method === 'POST' ? { ...c, collection: parts[i]!, id: null } : null;
-    if (next.startsWith(':')) return { ...c, collection: parts[i]!, id: params[next.slice(1)] ?? null };
+    const what = { type: c.type, key: c.key, idField: c.id, collection: parts[i]! };
+    if (next === undefined) return req.method === 'POST' ? { ...what, id: null } : null;
+    if (next.startsWith(':')) return { ...what, id: params[next.slice(1)] ?? null };
     return null;
   }
   return null;
@@ -259,7 +278,8 @@ async function publishWrite(bus: EventBus, watch: WriteWatch, method: string, p:
       return;
     }
     const one = p.key === null ? body : body?.[p.key];
-    if (one && typeof one.id === 'string') ids.push(one.id);
+    const idField = p.idField ?? 'id';
+    if (one && typeof one[idField] === 'string') ids.push(one[idField]);
     // Neutron's bulk create: {"networks": [...]}
     const many = body?.[p.collection.replace(/-/g, '_')];
     if (Array.isArray(many)) for (const r of many) if (typeof r?.id === 'string') ids.push(r.id);

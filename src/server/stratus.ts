@@ -14,6 +14,7 @@ import { dashboardServices } from '../dashboard/service.ts';
 import { networkWriteWatch } from '../network/events.ts';
 import { volumeWriteWatch } from '../volume/events.ts';
 import { imageWriteWatch } from '../image/events.ts';
+import { identityWriteWatch } from '../identity/events.ts';
 import { bootstrap, type HostedService } from '../identity/bootstrap.ts';
 import type { IdentityConfig } from '../identity/context.ts';
 import { createIdentity, type Identity } from '../identity/service.ts';
@@ -173,7 +174,7 @@ export function createServices(database: Database, logger: Logger, o: Pick<Strat
   return {
     identity, images, compute, fleet, volume, objects, registry, baremetal, events,
     // the API writes of networks, volumes and images on the event stream (compute publishes its own)
-    services: [identity.service, withWriteEvents(images.service, events, imageWriteWatch(database.db)), ...compute.services, fleet.service, placement.service,
+    services: [withWriteEvents(identity.service, events, identityWriteWatch(database.db)), withWriteEvents(images.service, events, imageWriteWatch(database.db)), ...compute.services, fleet.service, placement.service,
       withWriteEvents(network.service, events, networkWriteWatch(database.db)), withWriteEvents(volume.service, events, volumeWriteWatch(database.db)), objects.service, s3, registry.service,
       baremetal.service, eventService(events, identity.authenticate), ...dashboardServices()],
   };

@@ -25,7 +25,7 @@ const cloud = useCloud(async (c) => {
   host = await simulatedHost(c, 'ev-host-1');
 });
 
-interface Ev { seq: number; type: string; id: string; project_id: string; action: string; status: string; name: string; detail: Record<string, unknown> }
+interface Ev { seq: number; type: string; id: string; project_id: string | null; user_id?: string; domain_id?: string; action: string; status: string; name: string; detail: Record<string, unknown> }
 
 /** An open stream: the events received so far, a wait for one matching, and close. */
 async function stream(token: string | null, headers: Record<string, string> = {}, query = '') {
@@ -133,7 +133,7 @@ test('a server\'s life on the stream: created, placed, ACTIVE from the host\'s r
 test('`stratus events` prints the same stream, from the OS_* credentials', async () => {
   const { spawn } = await import('node:child_process');
   const cli = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'events', '--types', 'server'], {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', cli, 'events', '--types', 'server,keypair'], {
     env: { ...process.env, OS_AUTH_URL: `${cloud.url}/identity/v3`, OS_TOKEN: alice.token, OS_PROJECT_ID: alice.projectId },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -154,6 +154,11 @@ test('`stratus events` prints the same stream, from the OS_* credentials', async
     }
     assert.match(out, new RegExp(`created server ${id} BUILD`), `stdout: ${out}\nstderr: ${err}`);
     assert.match(out, /project=/);
+    // an event of a user's own resource names the user
+    assert.equal((await alice.call('POST', '/os-keypairs', { body: { keypair: { name: 'cli-key' } } })).status, 200);
+    for (let i = 0; i < 50 && !out.includes('cli-key'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, new RegExp(`created keypair cli-key - "cli-key" project=- user=${alice.userId}\n`), `stdout: ${out}`);
+    assert.equal((await alice.call('DELETE', '/os-keypairs/cli-key')).status, 202);
   } finally {
     child.kill('SIGTERM');
   }
@@ -238,4 +243,79 @@ test('bare-metal nodes are on the stream: enrolled, a provision verb, deleted; t
   await adm.until((x) => x.id === uuid && x.action === 'deleted');
   adm.close();
   a.close();
+});
+
+test('identity\'s changes are on the stream, each heard by whom it belongs to: the admin all, a domain reader its domain\'s, a project its own project\'s, a user its own credentials and key pairs; never a secret', async () => {
+  const IDENTITY = new Set(['domain', 'project', 'user', 'group', 'application_credential', 'credential', 'ec2_credential', 'keypair']);
+  const id = (method: string, path: string, body?: unknown, token = cloud.adminToken) => cloud.call(method, `/identity/v3${path}`, { token, body });
+  const ok = async (method: string, path: string, body?: unknown, token = cloud.adminToken) => {
+    const r = await id(method, path, body, token);
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  // a domain with a reader of it, who logs in scoped to the domain
+  const dom = (await ok('POST', '/domains', { domain: { name: `ev-dom-${Date.now()}` } })).domain;
+  const reader = (await ok('POST', '/users', { user: { name: 'ev-dreader', domain_id: dom.id, password: 'ev-pw-1' } })).user;
+  const readerRole = ((await ok('GET', '/roles?name=reader')).roles as Array<{ id: string }>)[0]!.id;
+  const memberRole = ((await ok('GET', '/roles?name=member')).roles as Array<{ id: string }>)[0]!.id;
+  await ok('PUT', `/domains/${dom.id}/users/${reader.id}/roles/${readerRole}`);
+  const auth = await cloud.call('POST', '/identity/v3/auth/tokens', { body: { auth: {
+    identity: { methods: ['password'], password: { user: { id: reader.id, password: 'ev-pw-1' } } }, scope: { domain: { id: dom.id } },
+  } } });
+  assert.equal(auth.status, 201, JSON.stringify(auth.body));
+  const domainToken = auth.headers.get('x-subject-token')!;
+
+  const adm = await stream(cloud.adminToken);
+  const a = await stream(alice.token);
+  const b = await stream(bob.token);
+  const d = await stream(domainToken);
+
+  // the admin's writes: a project, a user and a group in the domain, a grant; the admin and the domain's reader hear them
+  const p = (await ok('POST', '/projects', { project: { name: 'ev-proj', domain_id: dom.id } })).project;
+  const created = await adm.until((x) => x.id === p.id && x.action === 'created');
+  assert.deepEqual({ type: created.type, name: created.name, domain_id: created.domain_id, project_id: created.project_id }, { type: 'project', name: 'ev-proj', domain_id: dom.id, project_id: p.id });
+  await d.until((x) => x.id === p.id && x.type === 'project');
+  const u = (await ok('POST', '/users', { user: { name: 'ev-user', domain_id: dom.id, password: 'ev-secret-pw' } })).user;
+  const ue = await d.until((x) => x.id === u.id && x.type === 'user' && x.action === 'created');
+  assert.deepEqual({ name: ue.name, status: ue.status, user_id: ue.user_id }, { name: 'ev-user', status: 'enabled', user_id: u.id });
+  const g = (await ok('POST', '/groups', { group: { name: 'ev-group', domain_id: dom.id } })).group;
+  await d.until((x) => x.id === g.id && x.type === 'group' && x.action === 'created');
+  // a grant and a group membership are the user's updates
+  await ok('PUT', `/projects/${p.id}/users/${u.id}/roles/${memberRole}`);
+  await ok('PUT', `/groups/${g.id}/users/${u.id}`);
+  await adm.until((x) => x.id === u.id && x.type === 'user' && x.action === 'updated');
+  await ok('PATCH', `/users/${u.id}`, { user: { enabled: false } });
+  await d.until((x) => x.id === u.id && x.status === 'disabled');
+  await ok('DELETE', `/users/${u.id}`);
+  const gone = await d.until((x) => x.id === u.id && x.action === 'deleted');
+  assert.equal(gone.name, 'ev-user');
+  // alice's project changed by the admin: alice's project hears of its own project
+  await ok('PATCH', `/projects/${alice.projectId}`, { project: { description: 'changed' } });
+  await a.until((x) => x.id === alice.projectId && x.type === 'project' && x.action === 'updated');
+
+  // alice's own: an application credential, an EC2 credential, a key pair; she and the admin hear of them
+  const ac = (await ok('POST', `/users/${alice.userId}/application_credentials`, { application_credential: { name: 'ev-appcred' } }, alice.token)).application_credential;
+  const ace = await a.until((x) => x.id === ac.id && x.type === 'application_credential');
+  assert.deepEqual({ action: ace.action, name: ace.name, user_id: ace.user_id, project_id: ace.project_id }, { action: 'created', name: 'ev-appcred', user_id: alice.userId, project_id: null });
+  await adm.until((x) => x.id === ac.id);
+  const ec2 = (await ok('POST', `/users/${alice.userId}/credentials/OS-EC2`, { tenant_id: alice.projectId }, alice.token)).credential;
+  await a.until((x) => x.id === ec2.access && x.type === 'ec2_credential' && x.action === 'created');
+  await ok('DELETE', `/users/${alice.userId}/credentials/OS-EC2/${ec2.access}`, undefined, alice.token);
+  await a.until((x) => x.id === ec2.access && x.action === 'deleted');
+  await ok('DELETE', `/users/${alice.userId}/application_credentials/${ac.id}`, undefined, alice.token);
+  await a.until((x) => x.id === ac.id && x.action === 'deleted');
+  assert.equal((await alice.call('POST', '/os-keypairs', { body: { keypair: { name: 'ev-key' } } })).status, 200);
+  const kp = await a.until((x) => x.type === 'keypair' && x.id === 'ev-key' && x.action === 'created');
+  assert.equal(kp.user_id, alice.userId);
+  assert.equal((await alice.call('DELETE', '/os-keypairs/ev-key')).status, 202);
+  await a.until((x) => x.type === 'keypair' && x.id === 'ev-key' && x.action === 'deleted');
+  await adm.until((x) => x.type === 'keypair' && x.id === 'ev-key' && x.action === 'deleted');
+
+  // no secret travels
+  for (const x of adm.events) assert.ok(!JSON.stringify(x).includes(ec2.secret) && !JSON.stringify(x).includes(ac.secret) && !JSON.stringify(x).includes('ev-secret-pw'));
+  // bob heard none of it, alice none of the domain's, the domain's reader none of alice's
+  assert.deepEqual(b.events.filter((x) => IDENTITY.has(x.type)), []);
+  assert.deepEqual(a.events.filter((x) => IDENTITY.has(x.type) && x.user_id !== alice.userId && x.project_id !== alice.projectId), []);
+  assert.deepEqual(d.events.filter((x) => x.domain_id !== dom.id), []);
+  for (const s of [adm, a, b, d]) s.close();
 });

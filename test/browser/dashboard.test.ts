@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uniqueName } from '../harness.ts';
 import { busyboxTar, skipUnlessRoot } from '../dataplane/lib.ts';
-import { PASSWORD, browserSuite, checkA11y, focused, login, screenshot, tabTo } from './lib.ts';
+import { PASSWORD, browserSuite, checkA11y, focused, login, screenshot, tabTo, waitPainted } from './lib.ts';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -80,7 +80,9 @@ test('a member logs in, sees the quota overview, launches a container and watche
   await screenshot(page, 'login');
   await login(page, member, PASSWORD);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
-  await page.getByRole('img', { name: /Instances: 0 of 10/ }).waitFor();
+  // the compute quota's chart, drawn once its code has loaded, and its figures as text
+  await waitPainted(page.getByRole('img', { name: /^Compute quota usage: Instances: 0 of 10; vCPUs: 0 of \d+/ }));
+  await page.getByRole('region', { name: 'Compute' }).getByRole('listitem').filter({ hasText: /^Instances 0 of 10$/ }).waitFor();
   await checkA11y(page, 'overview');
   await screenshot(page, 'overview');
 
@@ -291,6 +293,11 @@ test('a member uploads a disk image and an OCI archive with a progress bar, sets
 test('a reader sees the server but no create or action buttons, and the API refuses a create with 403', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
   const t = await web.tab(reader, { width: 390, dark: true });
   const { page } = t;
+  // the overview's charts fit the narrow page, in the dark theme's colours
+  const chart = page.getByRole('img', { name: /^Compute quota usage/ });
+  await waitPainted(chart);
+  assert.ok((await chart.boundingBox())!.width <= 390);
+  await screenshot(page, 'reader-overview-390-dark');
   await page.getByRole('link', { name: 'Servers' }).click();
   await page.getByRole('row').filter({ hasText: XSS }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Launch server' }).count(), 0);
@@ -387,8 +394,8 @@ test('an admin\'s overview shows each host\'s capacity against its allocations',
   const t = await web.tab('admin', { password: web.cloud.adminPassword });
   const { page } = t;
   const host = page.getByRole('region', { name: `Host ${web.plane.hostname}` });
-  await host.getByRole('img', { name: /^vCPUs: \d+ of \d+$/ }).waitFor();
-  await host.getByRole('img', { name: /^RAM: \d+ MiB of \d+ MiB$/ }).waitFor();
+  await waitPainted(host.getByRole('img', { name: /^Host \S+ capacity used: vCPUs: \d+ of \d+; RAM: \d+ MiB of \d+ MiB/ }));
+  assert.deepEqual(t.cspViolations, []);
   await checkA11y(page, 'overview (admin)');
   await screenshot(page, 'admin-overview');
 });

@@ -185,6 +185,31 @@ test('an admin makes a project, a user and a group, gives the user the member ro
   assert.equal(await u.page.getByRole('combobox', { name: 'Project' }).inputValue(), pid);
 });
 
+test('identity pages are live: a user made through the API appears on the admin\'s Users tab, a key pair on the member\'s, without a reload', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {
+  const admin = await web.tab('admin', { password: web.cloud.adminPassword });
+  await admin.page.goto(`${web.cloud.url}/#/identity?tab=users`);
+  await admin.page.getByRole('form', { name: 'Create a user' }).waitFor();
+  const m = await web.tab(member);
+  await m.page.goto(`${web.cloud.url}/#/identity?tab=keypairs`);
+  await m.page.getByRole('tab', { name: 'Key pairs', selected: true }).waitFor();
+  for (const t of [admin, m]) await t.page.evaluate(() => { (window as any).__stratusMark = 1; });
+  await admin.page.locator('.live.on').waitFor();
+  await m.page.locator('.live.on').waitFor();
+
+  const name = uniqueName('liveuser');
+  const u = await web.cloud.call('POST', '/identity/v3/users', { token: web.cloud.adminToken, body: { user: { name, domain_id: 'default', password: 'live-pw-1' } } });
+  assert.equal(u.status, 201, JSON.stringify(u.body));
+  await admin.page.getByRole('row').filter({ hasText: name }).waitFor();
+  const token = await web.cloud.login(member, PASSWORD, projectId);
+  const k = await web.cloud.call('POST', '/compute/v2.1/os-keypairs', { token, body: { keypair: { name: 'live-key' } } });
+  assert.equal(k.status, 200, JSON.stringify(k.body));
+  await m.page.getByRole('row').filter({ hasText: 'live-key' }).waitFor();
+  for (const t of [admin, m]) assert.equal(await t.page.evaluate(() => (window as any).__stratusMark), 1);
+  await web.cloud.call('DELETE', `/identity/v3/users/${u.body.user.id}`, { token: web.cloud.adminToken });
+  await admin.page.getByRole('row').filter({ hasText: name }).waitFor({ state: 'detached' });
+  assert.deepEqual([...admin.cspViolations, ...m.cspViolations], []);
+});
+
 test('a reader gets no admin tabs, and opening one anyway shows the API’s 403', { skip: skipUnlessRoot, timeout: 30_000 }, async () => {
   const t = await web.tab(reader);
   const { page } = t;

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { startCloud, type Cloud } from '../harness.ts';
 import { skipUnlessRoot, startPlane, type Plane } from '../dataplane/lib.ts';
 
@@ -217,4 +217,16 @@ export async function tabTo(page: Page, name: string | RegExp, o: { back?: boole
     passed.push(`${f.tag}:${f.name.slice(0, 30)}`);
   }
   assert.fail(`no “${name}” within ${o.max ?? 60} presses of ${o.back ? 'Shift+Tab' : 'Tab'}: passed ${passed.join(' | ')}`);
+}
+
+/** Waits until the canvas `chart` has been painted (some of its pixels are no longer transparent): its chart's code loaded and drew. */
+export async function waitPainted(chart: Locator): Promise<void> {
+  await chart.waitFor();
+  await chart.page().waitForFunction((el) => {
+    const c = el as HTMLCanvasElement;
+    if (!c.width || !c.height) return false;
+    const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) return true;
+    return false;
+  }, await chart.elementHandle(), { polling: 200 });
 }

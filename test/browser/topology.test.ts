@@ -16,6 +16,9 @@ let projectId = '';
 let member = '';
 let token = '';
 let serverId = '';
+let routerId = '';
+let netId = '';
+let extId = '';
 
 async function ok(method: string, path: string, body: unknown, as = token, headers: Record<string, string> = {}) {
   const r = await web.cloud.call(method, path, { token: as, body, headers });
@@ -34,6 +37,7 @@ const web = browserSuite('topology', {
     const sub = await ok('POST', '/network/v2.0/subnets', { subnet: { network_id: net.network.id, cidr: '10.77.0.0/24', ip_version: 4, name: 'topo-sub' } });
     const router = await ok('POST', '/network/v2.0/routers', { router: { name: 'topo-router', external_gateway_info: { network_id: ext.network.id } } });
     await ok('PUT', `/network/v2.0/routers/${router.router.id}/add_router_interface`, { subnet_id: sub.subnet.id });
+    [routerId, netId, extId] = [router.router.id, net.network.id, ext.network.id];
     // a server on topo-net, placed on a simulated host that reports it running
     const host = await simulatedHost(web.cloud, uniqueName('topo-host'));
     const img = await ok('POST', '/image/v2/images', { name: 'topo-img', container_format: 'docker', disk_format: 'raw' });
@@ -58,9 +62,13 @@ test('the topology draws the external network, the router, the project\'s networ
   await picture.getByRole('link', { name: 'Network topo-net 10.77.0.0/24', exact: true }).waitFor();
   await picture.getByRole('link', { name: /^Router topo-router ACTIVE, on topo-public, topo-net$/ }).waitFor();
   await picture.getByRole('link', { name: 'Server topo-vm ACTIVE, on topo-net', exact: true }).waitFor();
-  // the router's line has a dot on each of its two networks
-  assert.equal(await picture.locator('a.router circle').count(), 2);
-  assert.equal(await picture.locator('a.server circle').count(), 1);
+  // the lines: the external network to the router, the router to the project's network, that network to the server
+  const lines = await picture.locator('g.links path').evaluateAll((ps) => ps.map((p) => `${p.getAttribute('data-from')}>${p.getAttribute('data-to')}`).sort());
+  assert.deepEqual(lines, [`${extId}>${routerId}`, `${netId}>${serverId}`, `${routerId}>${netId}`].sort());
+  // laid out left to right: external network, router, network, server
+  const left = async (name: RegExp) => (await picture.getByRole('link', { name }).boundingBox())!.x;
+  const xs = [await left(/^Network topo-public/), await left(/^Router topo-router/), await left(/^Network topo-net/), await left(/^Server topo-vm/)];
+  assert.deepEqual([...xs].sort((a, b) => a - b), xs, `columns ${xs}`);
   await checkA11y(page, 'topology');
   await screenshot(page, 'topology');
 
@@ -70,12 +78,31 @@ test('the topology draws the external network, the router, the project\'s networ
   await picture.getByRole('link', { name: 'Network topo-late' }).waitFor();
   assert.equal(await page.evaluate(() => (window as any).__stratusMark), 1);
 
+  // the router's box opens the routers' list
+  await picture.getByRole('link', { name: /^Router topo-router/ }).click();
+  await page.getByRole('row').filter({ hasText: 'topo-router' }).waitFor();
+  assert.ok(page.url().endsWith('#/networks?tab=routers'));
+  await page.getByRole('tab', { name: 'Topology' }).click();
+
   // the keyboard reaches the server's box, and Enter opens its page
   await picture.getByRole('link', { name: /^Server topo-vm/ }).focus();
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'topo-vm' }).waitFor();
   assert.ok(page.url().endsWith(`#/servers/${serverId}`));
   assert.deepEqual(t.cspViolations, []);
+
+  // 390 px wide and dark: the layers top to bottom; were the picture wider, it would scroll inside its frame, not the page
+  const narrow = await web.tab(member, { width: 390, dark: true });
+  await narrow.page.goto(`${web.cloud.url}/#/networks?tab=topology`);
+  const small = narrow.page.getByRole('group', { name: 'Network topology' });
+  await small.getByRole('link', { name: /^Server topo-vm/ }).waitFor();
+  const top = async (name: RegExp) => (await small.getByRole('link', { name }).boundingBox())!.y;
+  const ys = [await top(/^Network topo-public/), await top(/^Router topo-router/), await top(/^Network topo-net/), await top(/^Server topo-vm/)];
+  assert.deepEqual([...ys].sort((a, b) => a - b), ys, `rows ${ys}`);
+  assert.ok(await narrow.page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling of the page');
+  await checkA11y(narrow.page, 'topology (390 px, dark)');
+  await screenshot(narrow.page, 'topology-390-dark');
+  assert.deepEqual(narrow.cspViolations, []);
 });
 
 test('a member allocates a floating IP, associates it with the server\'s port and disassociates it', { skip: skipUnlessRoot, timeout: 60_000 }, async () => {

@@ -58,6 +58,12 @@ export interface Plane {
   agent: Agent | null;
   child: ChildProcess | null;
   startAgent(mode: 'inproc' | 'child', extra?: string[]): Promise<void>;
+  /**
+   * A second host: another in-process agent on this machine (its own state
+   * dir and runc root, no network or volume driver) registered as `hostname`;
+   * stopped and its state dir cleaned by cleanup().
+   */
+  addHost(hostname: string): Promise<{ hostname: string; stateDir: string }>;
   /** Stops the agent: gracefully, or SIGKILL by PID for the child. */
   stopAgent(kill?: boolean): Promise<void>;
   restartServer(): Promise<void>;
@@ -85,6 +91,7 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
   const database = pgdb?.url;
   let cloud = await startCloud({ dataDir, port, database });
   const log = pino({ level: process.env.STRATUS_TEST_LOG ?? 'silent' });
+  const extra: Array<{ agent: Agent; stateDir: string }> = [];
   const plane: Plane = {
     cloud, dataDir, stateDir, hostname, port, imageId: '', flavorId: '', token: cloud.adminToken, agent: null, child: null,
     async startAgent(mode, extra = []) {
@@ -109,6 +116,16 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
         await sleep(100);
       }
       throw new Error('the agent did not register');
+    },
+    async addHost(name) {
+      const dir = mkdtempSync(join(tmpdir(), 'stratus-dp-agent-'));
+      const agent = createAgent({
+        server: `http://127.0.0.1:${port}`, tokenFile: join(dataDir, 'agent-token'), stateDir: dir, hostname: name, cgroupParent: CGROUP_PARENT,
+        network: false, volume: false, networkHostNetns: null, concurrency: 8, sweepIntervalMs: 2000, consoleLogMax: CONSOLE_CAP,
+      }, log);
+      extra.push({ agent, stateDir: dir });
+      await agent.start();
+      return { hostname: name, stateDir: dir };
     },
     async stopAgent(kill = false) {
       if (plane.agent) {
@@ -160,9 +177,10 @@ export async function startPlane(opts: { hostname?: string; agent?: 'inproc' | '
     },
     async cleanup() {
       await plane.stopAgent(true).catch(() => undefined);
+      for (const x of extra) await x.agent.stop().catch(() => undefined);
       await plane.cloud.close().catch(() => undefined);
       await pgdb?.drop().catch(() => undefined);
-      await cleanStateDir(stateDir);
+      for (const dir of [stateDir, ...extra.map((x) => x.stateDir)]) await cleanStateDir(dir);
       await fsp.rm(dataDir, { recursive: true, force: true });
     },
   };

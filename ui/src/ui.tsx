@@ -5,6 +5,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.ts';
+import { onEvent, type ResourceEvent } from './events.ts';
 import { tookNavigation } from './router.ts';
 
 /** Loads `fn` when `deps` change; `reload` loads again. */
@@ -257,21 +258,18 @@ export function debounce(fn: () => void, ms = 300): { (): void; cancel(): void }
   return f;
 }
 
-/** A usage bar: `used` of `limit` (-1: unlimited), drawn as SVG with the numbers as text beside it. */
-export function Meter({ label, used, limit, unit }: { label: string; used: number; limit: number; unit?: string }) {
-  const unlimited = limit < 0;
-  const frac = unlimited || limit === 0 ? (used > 0 && limit === 0 ? 1 : 0) : Math.min(1, used / limit);
-  const level = frac >= 0.9 ? 'high' : frac >= 0.7 ? 'mid' : 'low';
-  const text = `${used}${unit ? ` ${unit}` : ''} of ${unlimited ? 'unlimited' : `${limit}${unit ? ` ${unit}` : ''}`}`;
-  return (
-    <figure class="meter">
-      <figcaption><span>{label}</span><span class="muted">{text}</span></figcaption>
-      <svg viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label={`${label}: ${text}`}>
-        <rect class="track" x="0" y="0" width="100" height="8" rx="2" />
-        <rect class={`fill ${level}`} x="0" y="0" width={String(Math.round(frac * 1000) / 10)} height="8" rx="2" />
-      </svg>
-    </figure>
-  );
+/** Calls `reload` (once for a burst) when an event of the session's stream passes `which`: a list kept live. */
+export function useLiveReload(which: (e: ResourceEvent) => boolean, reload: () => void, deps: unknown[] = []): void {
+  useEffect(() => {
+    const soon = debounce(reload);
+    const off = onEvent((e) => {
+      if (which(e)) soon();
+    });
+    return () => {
+      off();
+      soon.cancel();
+    };
+  }, deps);
 }
 
 /** An upload's progress (0..1) of a file of `size` bytes, as a labelled progress bar. */

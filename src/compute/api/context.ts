@@ -8,6 +8,7 @@ import type { Engine } from '../engine/interface.ts';
 import type { IdentityContext } from '../../identity/context.ts';
 import type { ImageAccess } from './images-access.ts';
 import type { ServerEvents } from './events.ts';
+import type { ResourceChange } from '../../http/events.ts';
 
 export interface ComputeConfig {
   /** The availability zone of hosts that name none (Nova's default_availability_zone). */
@@ -53,6 +54,8 @@ export interface ComputeContext {
   volumes: ServerVolumes | null;
   /** Publishes servers' changes to the resource event stream (src/http/events.ts). */
   serverEvents: ServerEvents;
+  /** Publishes other resources' changes (key pairs) to that stream. */
+  publish: (change: ResourceChange) => void;
   /** The bare-metal service's nodes (os-hypervisors lists them as Nova's ironic driver does); null: none. */
   baremetal: BaremetalNodes | null;
 }

@@ -7,6 +7,7 @@ import { badRequest, conflict, forbidden, notFound } from '../../common/errors.t
 import { nowIso } from '../../common/ids.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
+import type { ResourceChange } from '../../http/events.ts';
 import { isValidName, mv, nextLinks, pageParams, q, strictQuery, validate, objectOf } from './http.ts';
 import { conflictOnDuplicate } from '../../db/unique.ts';
 import { claimTransaction, countOf, projectLimits } from './quota.ts';
@@ -62,6 +63,11 @@ function targetUser(rc: RouteContext): string {
 export async function findKeypair(ctx: ComputeContext, userId: string, name: string): Promise<KeypairRow | undefined> {
   return ctx.db.selectFrom('compute_keypairs').selectAll().where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
 }
+
+/** A key pair's change on the event stream: its user's alone (a key pair belongs to a user, not a project); its id is its name, as the API names it. */
+const keypairEvent = (userId: string, name: string, action: 'created' | 'deleted'): ResourceChange => ({
+  type: 'keypair', id: name, name, project_id: null, user_id: userId, action, status: action === 'deleted' ? 'DELETED' : null,
+});
 
 export function keypairRoutes(ctx: ComputeContext): Route[] {
   const db = ctx.db;
@@ -134,6 +140,7 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
           return Number(r.id);
         }), () => conflict(`Key pair '${name}' already exists.`));
         rc.reply.code(v.ge('2.2') ? 201 : 200);
+        ctx.publish(keypairEvent(userId, name, 'created'));
         return { keypair: view(rc, { ...row, id }, 'create', privateKey) };
       },
     }),
@@ -154,6 +161,7 @@ export function keypairRoutes(ctx: ComputeContext): Route[] {
         const userId = targetUser(rc);
         const r = await db.deleteFrom('compute_keypairs').where('user_id', '=', userId).where('name', '=', rc.params.name!).executeTakeFirst();
         if (Number(r.numDeletedRows) === 0) throw notFound(`Keypair ${rc.params.name} not found for user ${userId}`);
+        ctx.publish(keypairEvent(userId, rc.params.name!, 'deleted'));
         rc.reply.code(mv(rc).ge('2.2') ? 204 : 202);
       },
     }),

@@ -5,11 +5,13 @@
 // disable, delete), groups and their members, role assignments of users and
 // groups on projects, and (cloud admins) each project's quotas in Nova
 // (os-quota-sets), Neutron (/v2.0/quotas) and Cinder (os-quota-sets). Every
-// list is Keystone's, filtered by the domain for a domain admin; what a
-// caller without the right opens anyway shows the API's 403.
+// list is Keystone's, filtered by the domain for a domain admin, and follows
+// the event stream (identity's events: a grant or a membership is its user's
+// or group's update); what a caller without the right opens anyway shows the
+// API's 403.
 import { useState } from 'preact/hooks';
 import { call, hasService, keystone } from '../api.ts';
-import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Loading, Status, Table, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Loading, Status, Table, useLiveReload, useLoad, val, type Column } from '../ui.tsx';
 
 export interface AdminScope {
   token: string;
@@ -81,6 +83,7 @@ function Projects({ scope }: { scope: AdminScope }) {
     const [projects, domains] = await Promise.all([listProjects(scope), scope.denied ? [] : listDomains(scope).catch(() => [])]);
     return { projects, domains };
   }, [scope.token]);
+  useLiveReload((e) => e.type === 'project' || e.type === 'domain', data.reload);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [domain, setDomain] = useState(scope.domain?.id ?? 'default');
@@ -165,6 +168,7 @@ function Users({ scope }: { scope: AdminScope }) {
     const [users, projects, domains] = await Promise.all([listUsers(scope), scope.denied ? [] : listProjects(scope), scope.denied ? [] : listDomains(scope).catch(() => [])]);
     return { users, projects, domains };
   }, [scope.token]);
+  useLiveReload((e) => e.type === 'user' || e.type === 'project', data.reload);
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
   const [email, setEmail] = useState('');
@@ -226,6 +230,7 @@ function Users({ scope }: { scope: AdminScope }) {
 
 function Members({ g, scope, users, write }: { g: Group; scope: AdminScope; users: User[]; write: boolean }) {
   const members = useLoad(async () => (await ks(scope)('GET', `/groups/${g.id}/users`)).body.users as User[], [g.id]);
+  useLiveReload((e) => e.type === 'user', members.reload, [g.id]);
   const [add, setAdd] = useState('');
   const ids = new Set((members.data ?? []).map((u) => u.id));
   return (
@@ -267,6 +272,7 @@ function Groups({ scope }: { scope: AdminScope }) {
     ]);
     return { groups, users, domains };
   }, [scope.token]);
+  useLiveReload((e) => e.type === 'group' || e.type === 'user', data.reload);
   const [open, setOpen] = useState<string | null>(null);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
@@ -334,6 +340,7 @@ function Roles({ scope }: { scope: AdminScope }) {
     const mine = new Set(projects.map((p) => p.id));
     return { assignments: scope.domain ? assignments.filter((a) => (a.scope.project && mine.has(a.scope.project.id)) || a.scope.domain?.id === scope.domain!.id) : assignments, roles, projects, users, groups };
   }, [scope.token]);
+  useLiveReload((e) => ['user', 'group', 'project'].includes(e.type), data.reload);
   const [role, setRole] = useState('');
   const [kind, setKind] = useState<'user' | 'group'>('user');
   const [who, setWho] = useState('');

@@ -4,13 +4,13 @@
 // and, for admins and domain admins, the admin tabs of identity-admin.tsx.
 // A secret (an application credential's, an EC2 credential's, a generated
 // private key) is shown once, right after its create, and kept nowhere: the
-// lists never show it. Keystone publishes no events on the stream, so each
-// tab reloads after its own changes.
+// lists never show it. Each list follows the event stream (the user's own
+// credentials' and key pairs' events), so a change made elsewhere shows too.
 import { Fragment, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { call, hasService, identityAdminScope, keystone, session } from '../api.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Tabs, errorText, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, ErrorNote, Field, Page, Tabs, errorText, useLiveReload, useLoad, val, type Column } from '../ui.tsx';
 import { ADMIN_TABS, AdminTab, type AdminScope } from './identity-admin.tsx';
 
 export const when = (t: string | null | undefined) => (t ? <time dateTime={t}>{new Date(/Z|[+-]\d\d:?\d\d$/.test(t) ? t : `${t}Z`).toLocaleString()}</time> : '—');
@@ -59,6 +59,7 @@ function AppCredentials() {
   const s = session()!;
   const uid = s.user.id;
   const list = useLoad(async () => (await keystone('GET', `/users/${uid}/application_credentials`)).body.application_credentials as AppCred[], [uid]);
+  useLiveReload((e) => e.type === 'application_credential', list.reload);
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [expires, setExpires] = useState('');
@@ -115,6 +116,7 @@ function Ec2Credentials() {
   const s = session()!;
   const uid = s.user.id;
   const list = useLoad(async () => (await keystone('GET', `/users/${uid}/credentials/OS-EC2`)).body.credentials as Ec2[], [uid]);
+  useLiveReload((e) => e.type === 'ec2_credential' || e.type === 'credential', list.reload);
   const projects = useLoad(async () => {
     const names: Record<string, string> = {};
     if (s.unscoped) for (const p of (await keystone('GET', '/auth/projects', undefined, s.unscoped)).body.projects as Array<{ id: string; name: string }>) names[p.id] = p.name;
@@ -165,6 +167,7 @@ function saveFile(name: string, text: string): void {
 
 function Keypairs() {
   const list = useLoad(async () => ((await call('GET', 'compute', '/os-keypairs')).body.keypairs as Array<{ keypair: Keypair }>).map((k) => k.keypair), []);
+  useLiveReload((e) => e.type === 'keypair', list.reload);
   const [name, setName] = useState('');
   const [importName, setImportName] = useState('');
   const [publicKey, setPublicKey] = useState('');

@@ -2,11 +2,10 @@
 // ports, routers (and their interfaces), security groups (and their rules)
 // and floating IPs (associated with a port and back) of the project, each a
 // list with its create form and deletes.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { call, canWrite, session } from '../api.ts';
-import { onEvent } from '../events.ts';
 import { navigate } from '../router.ts';
-import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Page, Status, Tabs, debounce, useLoad, val, type Column } from '../ui.tsx';
+import { ClientTable, ConfirmButton, CreateForm, DialogForm, ErrorNote, Field, Page, Status, Tabs, useLiveReload, useLoad, val, type Column } from '../ui.tsx';
 import { Topology, loadServers } from './topology.tsx';
 
 type Row = Record<string, any> & { id: string };
@@ -326,16 +325,7 @@ export function Networks({ tab }: { tab: string }) {
     const [networks, subnets, routers, groups, fips, ports] = await Promise.all(['networks', 'subnets', 'routers', 'security-groups', 'floatingips', 'ports'].map(list));
     return { networks: networks!, subnets: subnets!, routers: routers!, groups: groups!, fips: fips!, ports: ports! };
   }, []);
-  useEffect(() => {
-    const soon = debounce(reload);
-    const off = onEvent((e) => {
-      if (['network', 'subnet', 'router', 'floatingip', 'security_group', 'port'].includes(e.type) || (e.type === 'server' && e.action !== 'updated')) soon();
-    });
-    return () => {
-      off();
-      soon.cancel();
-    };
-  }, []);
+  useLiveReload((e) => ['network', 'subnet', 'router', 'floatingip', 'security_group', 'port'].includes(e.type) || (e.type === 'server' && e.action !== 'updated'), reload);
   const Tab = { topology: TopologyTab, networks: NetworksTab, subnets: SubnetsTab, ports: PortsTab, routers: RoutersTab, groups: GroupsTab, floating: FloatingTab }[tab] ?? NetworksTab;
   return (
     <Page title="Networks">

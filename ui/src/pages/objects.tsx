@@ -271,8 +271,9 @@ function ContainerView({ container, prefix }: { container: string; prefix: strin
         {crumbs.map((c, i) => <span key={i}> / <a href={`#/objects?container=${encodeURIComponent(container)}&prefix=${encodeURIComponent(`${crumbs.slice(0, i + 1).join('/')}/`)}`}>{c}</a></span>)}
       </nav>
       {data && (
-        <p class="state" role="status">
-          {isPublic ? <>Public: anyone can read its objects and list it at <code>{publicUrl}</code></> : 'Private: only the project’s users (and TempURLs) reach its objects.'}
+        <p class="state">
+          {/* the status says the state alone: the toggle beside it is no part of what it announces */}
+          <span role="status">{isPublic ? <>Public: anyone can read its objects and list it at <code>{publicUrl}</code></> : 'Private: only the project’s users (and TempURLs) reach its objects.'}</span>
           {' '}
           {write && (isPublic
             ? <ConfirmButton label="Make private" question={`Make container “${container}” private?`} onConfirm={async () => { await swift('POST', pathOf(container), { 'X-Remove-Container-Read': '1' }); reload(); }} />
