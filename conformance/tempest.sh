@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tempest (Debian's tempest 33) against an all-in-one Stratus cloud (lib.sh).
 #
-#   conformance/tempest.sh --services identity[,compute,image,network,volume,object,placement]
-#                          [--expected FILE] [--extra-conf FILE] [--concurrency N] [--regex REGEX]
+#   conformance/tempest.sh --services identity[,compute,compute-vm,image,network,volume,object,placement]
+#                          [--expected FILE] [--extra-conf FILE] [--concurrency N] [--regex REGEX | --include-list FILE]
 #                          [--from-subunit STREAM]
 #
 # Writes tempest.conf from conformance/tempest/tempest.conf.template plus
@@ -17,6 +17,12 @@
 # failure-details.txt beside it, and ends with one line
 # `N passed, N failed, N skipped, N expected failures`.
 # --from-subunit reads an existing stream instead of starting a cloud and running Tempest.
+# --include-list FILE: the tests to run, a regex a line (Tempest's --include-list), instead of --regex.
+#
+# compute-vm: compute with the small VM image (stratus-tiny) and [validation] run_validation = true:
+# Tempest logs into its guests over SSH through floating IPs on the public network (tempest-conf.d/
+# compute_vm.conf); image, network and volume are on with it (volume attachments, the scenario tests),
+# its servers on a network of their own (tempest-vm-servers), so it runs beside a compute run on one cloud.
 #
 # Exit status: 0 when every failure is listed, 1 when a test failed that the
 # list does not name or no test ran, 2 when the cloud did not start or the list
@@ -26,7 +32,7 @@
 set -uo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 
-services=identity expected='' extra_conf='' concurrency=2 regex='' from_subunit=''
+services=identity expected='' extra_conf='' concurrency=2 regex='' from_subunit='' include_list=''
 usage() { sed -n '4,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -36,10 +42,13 @@ while [ $# -gt 0 ]; do
     --extra-conf) extra_conf=$(readlink -f "${2:?}"); shift 2 ;;
     --concurrency) concurrency=${2:?}; shift 2 ;;
     --regex) regex=${2:?}; shift 2 ;;
+    --include-list) include_list=$(readlink -f "${2:?}"); shift 2 ;;
     *) usage ;;
   esac
 done
 [ -z "$extra_conf" ] || [ -f "$extra_conf" ] || { echo "tempest.sh: no such file: $extra_conf" >&2; exit 2; }
+[ -z "$include_list" ] || [ -f "$include_list" ] || { echo "tempest.sh: no such list: $include_list" >&2; exit 2; }
+[ -z "$include_list" ] || [ -z "$regex" ] || { echo "tempest.sh: --regex or --include-list, not both" >&2; exit 2; }
 if [ -z "$expected" ]; then
   expected=$STRATUS_ROOT/conformance/expected/${services%%,*}.txt
   [ -f "$expected" ] || expected=''
@@ -60,9 +69,11 @@ fi
 confdir=$STRATUS_ROOT/conformance/tempest
 # service -> test module under tempest.api, [service_available] placeholder
 declare -A module=([identity]=identity [compute]=compute [image]=image [network]=network
-  [volume]=volume [object_storage]=object_storage [placement]='')
+  [volume]=volume [object_storage]=object_storage [placement]='' [compute_vm]='')
 declare -A flag=([identity]='' [compute]=NOVA [image]=GLANCE [network]=NEUTRON
-  [volume]=CINDER [object_storage]=SWIFT [placement]=PLACEMENT)
+  [volume]=CINDER [object_storage]=SWIFT [placement]=PLACEMENT [compute_vm]=NOVA)
+# the services a service's run needs on with it (their flags and tempest-conf.d parts, before its own)
+declare -A with=([compute_vm]='compute image network volume')
 declare -A enabled=([NOVA]=false [GLANCE]=false [NEUTRON]=false [CINDER]=false [SWIFT]=false [PLACEMENT]=false)
 modules=() conf_parts=("$confdir/tempest.conf.template")
 IFS=, read -ra wanted <<<"$services"
@@ -72,9 +83,18 @@ for s in "${wanted[@]}"; do
   [ "$s" = object ] && s=object_storage
   [ -n "${module[$s]+x}" ] || { echo "tempest.sh: unknown service '$s'" >&2; exit 2; }
   [ -n "${module[$s]}" ] && modules+=("${module[$s]}")
+  for w in ${with[$s]:-}; do
+    enabled[${flag[$w]}]=true
+    conf_parts+=("$confdir/tempest-conf.d/$w.conf")
+  done
   [ -n "${flag[$s]}" ] && enabled[${flag[$s]}]=true
   [ -f "$confdir/tempest-conf.d/$s.conf" ] && conf_parts+=("$confdir/tempest-conf.d/$s.conf")
 done
+# compute-vm: its servers boot the small VM image, on a network of their own
+vm=false image_name=busybox servers_net=tempest-servers servers_range=10.254.0.0/20
+if [[ ",${services//-/_}," == *,compute_vm,* ]]; then
+  vm=true image_name=stratus-tiny servers_net=tempest-vm-servers servers_range=10.254.16.0/20
+fi
 # Compute runs with the network service: its servers get ports on a shared
 # network (made below, [compute] fixed_network_name), os-interface and the
 # security group and network proxies are tested against it.
@@ -82,7 +102,7 @@ if [ "${enabled[NOVA]}" = true ] && [ "${enabled[NEUTRON]}" = false ]; then
   enabled[NEUTRON]=true
   conf_parts+=("$confdir/tempest-conf.d/network.conf")
 fi
-if [ -z "$regex" ]; then
+if [ -z "$regex" ] && [ -z "$include_list" ]; then
   [ ${#modules[@]} -gt 0 ] || { echo "tempest.sh: no test module for --services $services" >&2; exit 2; }
   regex="^tempest\\.api\\.($(IFS='|'; echo "${modules[*]}"))\\."
 fi
@@ -104,16 +124,24 @@ rm -rf "$ws"
 tempest init --workspace-path "$registry" --name stratus "$ws" >/dev/null || { echo "tempest.sh: tempest init failed" >&2; exit 2; }
 
 # Compute tests boot the default image ("busybox", imported by the all-in-one
-# agent at first start): wait for it and hand its id to compute.conf (@IMAGE_REF@).
-image_ref=
+# agent at first start; compute-vm's "stratus-tiny", built and imported in the
+# background then): wait for it and hand its id to compute.conf (@IMAGE_REF@).
+# compute-vm's scenario tests upload an image of their own from a file ([scenario] img_file,
+# @IMG_FILE@): stratus-tiny's disk, saved from the image service.
+image_ref= img_file=
 if [ "${enabled[NOVA]}" = true ]; then
-  for _ in $(seq 1 90); do
+  for _ in $(seq 1 $([ $vm = true ] && echo 600 || echo 90)); do
     image_ref=$(env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
-      openstack image list --name busybox --status active -f value -c ID 2>/dev/null | head -n 1)
+      openstack image list --name "$image_name" --status active -f value -c ID 2>/dev/null | head -n 1)
     [ -n "$image_ref" ] && break
     sleep 1
   done
-  [ -n "$image_ref" ] || echo "tempest.sh: no active image named busybox; set [compute] image_ref with --extra-conf" >&2
+  [ -n "$image_ref" ] || echo "tempest.sh: no active image named $image_name; set [compute] image_ref with --extra-conf" >&2
+  if [ $vm = true ] && [ -n "$image_ref" ]; then
+    img_file=$ws/$image_name.qcow2
+    env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus \
+      openstack image save --file "$img_file" "$image_ref" || { echo "tempest.sh: could not save $image_name for [scenario] img_file" >&2; exit 2; }
+  fi
 fi
 
 # Network tests run against the extensions the cloud lists (@NETWORK_EXTENSIONS@).
@@ -141,19 +169,19 @@ if [ "${enabled[NEUTRON]}" = true ]; then
   fi
 fi
 
-# The network compute's test servers are put on (compute.conf's fixed_network_name):
+# The network compute's test servers are put on (compute.conf's fixed_network_name, @SERVERS_NETWORK@):
 # shared, so every project Tempest makes can use it, and routed to the public network.
 if [ "${enabled[NOVA]}" = true ]; then
   osc() { env PATH="$DEBIAN_PATH" OS_CLIENT_CONFIG_FILE="$OS_CLOUDS_FILE" OS_CLOUD=stratus openstack "$@"; }
-  if ! osc network show tempest-servers -f value -c id >/dev/null 2>&1; then
-    osc network create --share tempest-servers -f value -c id >/dev/null &&
-      osc subnet create --network tempest-servers --subnet-range 10.254.0.0/20 tempest-servers -f value -c id >/dev/null ||
+  if ! osc network show "$servers_net" -f value -c id >/dev/null 2>&1; then
+    osc network create --share "$servers_net" -f value -c id >/dev/null &&
+      osc subnet create --network "$servers_net" --subnet-range "$servers_range" "$servers_net" -f value -c id >/dev/null ||
       { echo "tempest.sh: could not make the servers' network" >&2; exit 2; }
   fi
   # routed to the public network, so floating IPs (os-floating-ips, addFloatingIp) can be given to its servers
-  if [ -n "$public_network_id" ] && ! osc router show tempest-servers -f value -c id >/dev/null 2>&1; then
-    osc router create --external-gateway "$public_network_id" tempest-servers -f value -c id >/dev/null &&
-      osc router add subnet tempest-servers tempest-servers >/dev/null ||
+  if [ -n "$public_network_id" ] && ! osc router show "$servers_net" -f value -c id >/dev/null 2>&1; then
+    osc router create --external-gateway "$public_network_id" "$servers_net" -f value -c id >/dev/null &&
+      osc router add subnet "$servers_net" "$servers_net" >/dev/null ||
       { echo "tempest.sh: could not route the servers' network" >&2; exit 2; }
   fi
 fi
@@ -182,7 +210,7 @@ print(",".join(apis) or "none", str("versioned_writes" in info or "object_versio
 fi
 
 # tempest.conf: template + enabled services' parts, placeholders filled, --extra-conf merged last.
-env OBJECT_APIS="$object_apis" OBJECT_VERSIONING="$object_versioning" TEMPURL_DIGEST="$tempurl_digest" WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" PUBLIC_NETWORK_NAME="$public_network_name" \
+env IMG_FILE="$img_file" SERVERS_NETWORK="$servers_net" OBJECT_APIS="$object_apis" OBJECT_VERSIONING="$object_versioning" TEMPURL_DIGEST="$tempurl_digest" WORKSPACE="$ws" AUTH_URL="$CLOUD_AUTH_URL" REGION="$CLOUD_REGION" ADMIN_USER="$ADMIN_USER" IMAGE_REF="$image_ref" NETWORK_EXTENSIONS="$network_extensions" PUBLIC_NETWORK_ID="$public_network_id" PUBLIC_NETWORK_NAME="$public_network_name" \
   ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_PROJECT="$ADMIN_PROJECT" ADMIN_DOMAIN="$ADMIN_USER_DOMAIN" \
   NOVA="${enabled[NOVA]}" GLANCE="${enabled[GLANCE]}" NEUTRON="${enabled[NEUTRON]}" \
   CINDER="${enabled[CINDER]}" SWIFT="${enabled[SWIFT]}" PLACEMENT="${enabled[PLACEMENT]}" \
@@ -190,7 +218,7 @@ env OBJECT_APIS="$object_apis" OBJECT_VERSIONING="$object_versioning" TEMPURL_DI
 import configparser, os, re, sys
 out, extra, parts = sys.argv[1], sys.argv[2], sys.argv[3:]
 text = "\n".join(open(p).read() for p in parts)
-known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS PUBLIC_NETWORK_ID PUBLIC_NETWORK_NAME OBJECT_APIS OBJECT_VERSIONING TEMPURL_DIGEST".split()
+known = "WORKSPACE AUTH_URL REGION ADMIN_USER ADMIN_PASSWORD ADMIN_PROJECT ADMIN_DOMAIN NOVA GLANCE NEUTRON CINDER SWIFT PLACEMENT IMAGE_REF NETWORK_EXTENSIONS PUBLIC_NETWORK_ID PUBLIC_NETWORK_NAME OBJECT_APIS IMG_FILE SERVERS_NETWORK OBJECT_VERSIONING TEMPURL_DIGEST".split()
 text = re.sub(r"@(%s)@" % "|".join(known), lambda m: os.environ[m.group(1)], text)
 conf = configparser.RawConfigParser(strict=False)  # later sections and keys win
 conf.optionxform = str
@@ -201,9 +229,10 @@ with open(out, "w") as f:
     conf.write(f)
 EOF
 
-echo "tempest.sh: running $regex (concurrency $concurrency) in $ws" >&2
+if [ -n "$include_list" ]; then select=(--include-list "$include_list"); else select=(--regex "$regex"); fi
+echo "tempest.sh: running ${select[*]} (concurrency $concurrency) in $ws" >&2
 # pyhooks/sitecustomize.py takes the 10 s sleep out of Tempest's delete_subnet (see there)
-(cd "$ws" && env PYTHONPATH="$confdir/pyhooks${PYTHONPATH:+:$PYTHONPATH}" tempest run --regex "$regex" --concurrency "$concurrency" </dev/null)
+(cd "$ws" && env PYTHONPATH="$confdir/pyhooks${PYTHONPATH:+:$PYTHONPATH}" tempest run "${select[@]}" --concurrency "$concurrency" </dev/null)
 (cd "$ws" && env PATH="$DEBIAN_PATH" stestr last --subunit >"$ws/tempest.subunit" 2>/dev/null)
 
 results "$ws/tempest.subunit" "$ws"

@@ -86,7 +86,8 @@ export const KINDS = {
   },
   // a VM-isolated container (src/agent/drivers/vm-container, as Kata Containers runs one): an OCI
   // image (docker/oci) run in a small QEMU VM of its own instead of runc, on the same tenant networks
-  // through a tap; chosen by the flavor (extra spec stratus:kind=vm-container). The VM driver's power
+  // through a tap; chosen by `hw:isolation=vm` on the flavor (extra spec) or the image (property) of a
+  // container image (isolatedKind), or by the flavor's older stratus:kind=vm-container. The VM driver's power
   // states (pause is QMP's stop), reboot (soft: the image's stop signal, then a new boot; hard: a
   // reset), rebuild (its disk made from the image again), console log and serial console (the
   // command's stdio). Its disk is made from the image (no flavor disk needed), so no volumes,
@@ -150,6 +151,18 @@ export function kindOfFlavor(extraSpecs: Record<string, string>): KindName | nul
   const custom = Object.entries(extraSpecs).some(([k, v]) => /^resources:CUSTOM_[A-Z0-9_]+$/.test(k) && /^\d+$/.test(v) && Number(v) > 0);
   const zeroed = ['VCPU', 'MEMORY_MB', 'DISK_GB'].every((rc) => extraSpecs[`resources:${rc}`] === '0');
   return custom && zeroed ? 'baremetal' : null;
+}
+
+/** The flavor extra spec or image property asking that a server run isolated in a VM of its own: `hw:isolation=vm`. */
+export const ISOLATION = 'hw:isolation';
+
+/**
+ * The kind of a server whose image is of kind `imageKind` when its flavor's extra specs or its image's
+ * properties (`asks`) say `hw:isolation=vm`: a container image then runs as a VM-isolated container
+ * (`vm-container`); any other kind is isolated already (a VM, a bare-metal node) and stays itself.
+ */
+export function isolatedKind<K extends string>(imageKind: K, ...asks: Array<Record<string, string>>): K | 'vm-container' {
+  return imageKind === 'container' && asks.some((a) => a[ISOLATION] === 'vm') ? 'vm-container' : imageKind;
 }
 
 /** True when `action` is one a host's driver does (DRIVER_ACTIONS). */

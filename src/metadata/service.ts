@@ -45,6 +45,18 @@ async function ec2Number(db: Kysely<any>, uuid: string): Promise<number> {
   return Number((await read())!.id);
 }
 
+/** The password a server's guest posted to the metadata service (Nova's os-server-password), '' when none. */
+export async function serverPassword(database: Db, serverId: string): Promise<string> {
+  const db = database as unknown as Kysely<any>;
+  const r = await db.selectFrom('metadata_passwords').select('password').where('server_id', '=', serverId).executeTakeFirst();
+  return (r?.password as string | undefined) ?? '';
+}
+
+/** Clears it (Nova's DELETE os-server-password): the guest may post a new one. */
+export async function clearServerPassword(database: Db, serverId: string): Promise<void> {
+  await (database as unknown as Kysely<any>).deleteFrom('metadata_passwords').where('server_id', '=', serverId).execute();
+}
+
 /**
  * Everything the metadata answers of server `serverId` are made of (null:
  * no such server). `via`: the port and address the request came from (the
@@ -67,7 +79,7 @@ export async function serverMetadataOf(database: Db, serverId: string, via?: { p
   const v4 = facts.ports.flatMap((p) => p.fixed_ips.filter((f) => !f.ip_address.includes(':')).map((f) => ({ port: p, ip: f.ip_address })));
   const first = v4[0] ?? null;
   const networkData = (await ports.networkData([s.id])).get(s.id)!;
-  const password = await db.selectFrom('metadata_passwords').select('password').where('server_id', '=', s.id).executeTakeFirst();
+  const password = await serverPassword(database, s.id);
   const keys = s.key_name && s.key_data ? [{ name: s.key_name as string, type: (s.key_data as string).startsWith('-----BEGIN CERTIFICATE') ? 'x509' : 'ssh', data: s.key_data as string }] : [];
   return {
     uuid: s.id, name: s.name, hostname: s.hostname, project_id: s.project_id, availability_zone: s.availability_zone ?? 'nova',
@@ -76,7 +88,7 @@ export async function serverMetadataOf(database: Db, serverId: string, via?: { p
     ec2_instance_id: ec2Id('i', await ec2Number(db, s.id)), ec2_ami_id: s.image_id ? ec2Id('ami', await ec2Number(db, s.image_id)) : '',
     local_ipv4: first?.ip ?? via?.ip ?? '', mac: (facts.ports.find((p) => p.id === via?.port_id) ?? first?.port)?.mac_address ?? '',
     public_ipv4: facts.floating_ips.find((f) => !f.floating_ip_address.includes(':'))?.floating_ip_address ?? null,
-    security_groups: facts.security_groups, network_data: networkData, password: password?.password ?? '',
+    security_groups: facts.security_groups, network_data: networkData, password,
   };
 }
 

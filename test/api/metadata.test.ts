@@ -119,6 +119,14 @@ test('metadata relay: each address is its own server; unknown requesters, other 
   assert.equal((await pw('10.77.0.11')).text, '');
   assert.equal((await pw('10.77.0.11', 'POST', 'x'.repeat(1021))).status, 400);
   assert.equal((await pw('10.77.0.11')).text, '');
+  // the compute API's os-server-password shows what the guest posted; its DELETE clears it, and the guest may post again
+  assert.deepEqual((await nova('GET', `/servers/${a}/os-server-password`)).body, { password: 'Zm9vYmFy' });
+  assert.deepEqual((await nova('GET', `/servers/${b}/os-server-password`)).body, { password: '' });
+  assert.equal((await nova('DELETE', `/servers/${a}/os-server-password`)).status, 204);
+  assert.deepEqual((await nova('GET', `/servers/${a}/os-server-password`)).body, { password: '' });
+  assert.equal((await pw('10.77.0.10')).text, '');
+  assert.equal((await pw('10.77.0.10', 'POST', 'bmV3')).status, 200);
+  assert.deepEqual((await nova('GET', `/servers/${a}/os-server-password`)).body, { password: 'bmV3' });
 
   // a floating IP on its port is EC2's public-ipv4
   assert.equal((await relay({ network_id: net.id, remote_ip: '10.77.0.10', path: '/latest/meta-data/public-ipv4' })).status, 404);

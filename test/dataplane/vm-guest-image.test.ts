@@ -5,7 +5,9 @@
 // service (a small HTTP server the guest reaches at 169.254.169.254 through
 // QEMU's guestfwd). Each boot must lease its address, take its host name and
 // SSH key, run its user-data script, answer SSH (OpenSSH's client through a
-// hostfwd port) and power off on QMP's system_powerdown, after which QEMU exits.
+// hostfwd port), run what Tempest's remote client runs in a guest (lsblk, blkid -L
+// and a sudo mount of the config drive, curl GET and POST to the metadata service)
+// and power off on QMP's system_powerdown, after which QEMU exits.
 // Then `importTinyImage` (what `stratus up` runs) uploads it to a cloud's Glance.
 // QEMU is killed by its PID and the temp dir removed also when a step fails.
 import { test, before, after } from 'node:test';
@@ -142,7 +144,21 @@ function timeline(g: Guest): string {
   return serialText(g).split('\n').filter((l) => l.includes('stratus-guest:')).map((l) => l.slice(l.indexOf('stratus-guest:'))).join('\n');
 }
 
-async function checkGuest(g: Guest, hostname: string, marker: string, source: RegExp): Promise<void> {
+/** A command as Tempest's remote client runs it in a guest: after its [validation] ssh_shell_prologue. */
+const tempestSsh = (g: Guest, command: string) => ssh(g, `set -eu -o pipefail; PATH=$PATH:/sbin:/usr/sbin; ${command}`);
+
+/** What Tempest's remote client reads in a guest (tempest/common/utils/linux/remote_client.py): disks, uptime, CPUs. */
+async function checkTempestCommands(g: Guest): Promise<void> {
+  const lines = (await tempestSsh(g, 'lsblk -lb --nodeps')).trimEnd().split('\n');
+  const pos = lines[0]!.indexOf('TYPE');
+  const disks = lines.slice(1).filter((l) => l.slice(pos, pos + 4) === 'disk').map((l) => l.split(/\s+/)[0]);
+  assert.deepEqual(disks, ['vda'], lines.join('\n'));
+  assert.match(await tempestSsh(g, 'cut -f1 -d. /proc/uptime'), /^\d+\n$/);
+  assert.equal(await tempestSsh(g, 'grep -c ^processor /proc/cpuinfo'), '1\n');
+  assert.equal(await tempestSsh(g, 'sudo sh -c "echo hello >/dev/null" && echo ok'), 'ok\n');
+}
+
+async function checkGuest(g: Guest, hostname: string, marker: string, source: RegExp, more?: () => Promise<void>): Promise<void> {
   const lease = await waitSerial(g, /stratus-guest: eth0 leased (\d+\.\d+\.\d+\.\d+)\/(\d+)/);
   assert.ok(lease[1], 'an address leased');
   await waitSerial(g, source);
@@ -154,6 +170,8 @@ async function checkGuest(g: Guest, hostname: string, marker: string, source: Re
   // SSH with the injected key, through the hostfwd port
   const out = await ssh(g, 'hostname; cat /root/.ssh/authorized_keys | wc -l');
   assert.deepEqual(out.trim().split('\n').map((s) => s.trim()), [hostname, '1']);
+  await checkTempestCommands(g);
+  await more?.();
   // ACPI power-down: the guest powers off and QEMU exits by itself
   const reply = await qmpCommand(g.qmp, 'system_powerdown');
   assert.deepEqual(reply, { return: {} });
@@ -174,7 +192,12 @@ test('the tiny image boots with a config drive: lease, key, user data, SSH, ACPI
   await runOk('genisoimage', ['-quiet', '-V', 'config-2', '-r', '-J', '-o', iso, cd]);
   const g = await boot('cd', { configDrive: iso });
   try {
-    await checkGuest(g, 'tiny-cd', 'vmguest-cd-marker', /stratus-guest: metadata from the config drive \/dev\/sr0/);
+    await checkGuest(g, 'tiny-cd', 'vmguest-cd-marker', /stratus-guest: metadata from the config drive \/dev\/sr0/, async () => {
+      // Tempest's mount_config_drive: blkid -L, sudo mount, the files, sudo umount
+      assert.equal(await tempestSsh(g, 'blkid -L config-2 -o device'), '/dev/sr0\n');
+      const md = await tempestSsh(g, 'sudo mount /dev/sr0 /mnt && sudo cat /mnt/openstack/latest/meta_data.json && sudo umount /mnt');
+      assert.equal(JSON.parse(md).hostname, 'tiny-cd.novalocal');
+    });
   } finally {
     if (g.proc.exitCode === null) g.proc.kill('SIGKILL');
   }
@@ -184,10 +207,18 @@ test('the tiny image boots with the metadata service at 169.254.169.254', { skip
   // the guest's 169.254.169.254:80 is forwarded by QEMU to a command per connection, which relays to this server's socket
   const sock = join(dir, 'md.sock');
   const requests: string[] = [];
+  const posted: string[] = [];
   const md = metaData('tiny-md', randomUUID());
   const server = createHttpServer((req, res) => {
     requests.push(req.url ?? '');
+    if (req.method === 'POST') {
+      let body = '';
+      req.on('data', (c: Buffer) => { body += c; });
+      req.on('end', () => { posted.push(`${req.url} ${body}`); res.end(); });
+      return;
+    }
     if (req.url === '/openstack/latest/meta_data.json') res.end(md);
+    else if (req.url === '/latest/meta-data/local-ipv4') res.end('10.0.2.15');
     else if (req.url === '/openstack/latest/user_data') res.end(userData('vmguest-md-marker'));
     else { res.statusCode = 404; res.end(); }
   });
@@ -196,8 +227,13 @@ test('the tiny image boots with the metadata service at 169.254.169.254', { skip
   writeFileSync(relay, `#!/bin/sh\nexec '${process.execPath}' -e 'const s=require("net").connect(process.argv[1]);process.stdin.pipe(s);s.pipe(process.stdout);s.on("error",()=>process.exit(1))' '${sock}'\n`, { mode: 0o755 });
   const g = await boot('md', { netdev: `,net=169.254.0.0/16,host=169.254.0.2,dhcpstart=169.254.0.15,guestfwd=tcp:169.254.169.254:80-cmd:${relay}` });
   try {
-    await checkGuest(g, 'tiny-md', 'vmguest-md-marker', /stratus-guest: metadata from the metadata service http:\/\/169\.254\.169\.254\/openstack\/latest/);
-    assert.deepEqual(requests, ['/openstack/latest/meta_data.json', '/openstack/latest/user_data']);
+    await checkGuest(g, 'tiny-md', 'vmguest-md-marker', /stratus-guest: metadata from the metadata service http:\/\/169\.254\.169\.254\/openstack\/latest/, async () => {
+      // Tempest's test_server_basic_ops: curl the EC2 metadata, then POST the password
+      assert.equal(await tempestSsh(g, 'curl http://169.254.169.254/latest/meta-data/local-ipv4'), '10.0.2.15');
+      await tempestSsh(g, 'curl -X POST -d s3cret http://169.254.169.254/openstack/2013-10-17/password');
+      assert.deepEqual(posted, ['/openstack/2013-10-17/password s3cret']);
+    });
+    assert.deepEqual(requests.slice(0, 2), ['/openstack/latest/meta_data.json', '/openstack/latest/user_data']);
   } finally {
     if (g.proc.exitCode === null) g.proc.kill('SIGKILL');
     server.close();

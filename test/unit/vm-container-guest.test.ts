@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { runOk } from '../../src/agent/exec.ts';
 import { containerConfig, serverCpio, UnsupportedImageError, VMC_RCK, VMC_RCS, VMC_RUN } from '../../src/agent/drivers/vm-container/guest.ts';
-import { imageBootsKind, kindOfFlavor, kindOfImageFormat } from '../../src/compute/kinds.ts';
+import { imageBootsKind, isolatedKind, kindOfFlavor, kindOfImageFormat } from '../../src/compute/kinds.ts';
 
 const BUSYBOX = '/bin/busybox';
 const dir = mkdtempSync(join(tmpdir(), 'stratus-vmc-unit-'));
@@ -62,8 +62,12 @@ test('the per-server cpio holds etc/stratus/container.sh; the boot scripts parse
   }
 });
 
-test('kinds: vm-container is chosen by the flavor only (stratus:kind), takes docker/oci images', () => {
+test('kinds: vm-container is chosen by hw:isolation=vm on the flavor or the image (or the flavor\'s stratus:kind), takes docker/oci images', () => {
   assert.equal(kindOfFlavor({ 'stratus:kind': 'vm-container' }), 'vm-container');
+  assert.equal(isolatedKind('container', {}, { 'hw:isolation': 'vm' }), 'vm-container');
+  assert.equal(isolatedKind('container', { 'hw:isolation': 'vm' }, {}), 'vm-container');
+  assert.equal(isolatedKind('container', { 'hw:isolation': 'no' }, {}), 'container');
+  assert.equal(isolatedKind('vm', { 'hw:isolation': 'vm' }), 'vm', 'a VM is isolated already');
   assert.equal(kindOfImageFormat('docker'), 'container', 'a container image alone still makes a runc container');
   assert.ok(imageBootsKind('vm-container', 'docker', 'raw') && imageBootsKind('vm-container', 'oci', null));
   assert.equal(imageBootsKind('vm-container', 'bare', 'qcow2'), false);

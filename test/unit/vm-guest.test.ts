@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runOk } from '../../src/agent/exec.ts';
 import { cpioArchive, cpioName } from '../../src/agent/drivers/vm/guest/cpio.ts';
 import { mbrPartitionTable, syslinuxConfig } from '../../src/agent/drivers/vm/guest/disk.ts';
-import { ETC_FILES, FUNCTIONS_SH, KERNEL_CMDLINE, MARKER, RCS } from '../../src/agent/drivers/vm/guest/scripts.ts';
+import { BLKID, CURL, ETC_FILES, FUNCTIONS_SH, KERNEL_CMDLINE, LSBLK, MARKER, RCS, SUDO } from '../../src/agent/drivers/vm/guest/scripts.ts';
 
 const BUSYBOX = '/bin/busybox';
 const dir = mkdtempSync(join(tmpdir(), 'stratus-vmguest-unit-'));
@@ -107,4 +107,49 @@ test('guest scripts: every shell script parses (busybox sh -n); rcS prints the r
   }
   assert.ok(!RCS.includes('\\${'), 'no escaped substitution left in the script text');
   assert.ok(RCS.indexOf('dropbear -r') < RCS.indexOf('say "ready'), 'ready comes after dropbear starts');
+});
+
+// The commands Tempest's remote client runs in a guest (sudo, curl, lsblk, blkid), run by the host's busybox
+// with busybox's applets first on PATH, as in the guest.
+test('guest tools: sudo runs its command, curl GETs and POSTs through wget, lsblk lines up its TYPE column, blkid -L asks findfs', async (t) => {
+  const bin = join(dir, 'tools');
+  await runOk('sh', ['-c', `mkdir -p '${bin}' && ${BUSYBOX} --install -s '${bin}'`]);
+  for (const [name, text] of [['sudo', SUDO], ['curl', CURL], ['lsblk', LSBLK], ['blkid', BLKID]] as const) {
+    rmSync(join(bin, name), { force: true });
+    writeFileSync(join(bin, name), text, { mode: 0o755 });
+  }
+  const run = async (cmd: string) => (await runOk(`${bin}/sh`, ['-c', cmd], { env: { PATH: bin } })).stdout;
+  assert.equal(await run('sudo echo a b'), 'a b\n');
+  assert.equal(await run('sudo -u root -- echo c'), 'c\n');
+  assert.equal(await run('sudo -u nobody echo c 2>/dev/null || echo refused'), 'refused\n');
+
+  const { createServer } = await import('node:http');
+  const posted: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c; });
+    req.on('end', () => {
+      if (req.method === 'POST') posted.push(body);
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain' });
+      res.end(req.url === '/missing' ? 'no' : `${req.method} ${req.url}`);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  assert.equal(await run(`curl ${url}/latest/meta-data/public-ipv4`), 'GET /latest/meta-data/public-ipv4');
+  assert.equal(await run(`curl -X POST -d abc123 ${url}/openstack/2013-10-17/password`), 'POST /openstack/2013-10-17/password');
+  assert.deepEqual(posted, ['abc123']);
+  assert.equal(await run(`curl ${url}/missing; echo " $?"`), ' 0\n', 'an HTTP error is exit status 0 without -f, as curl');
+  assert.equal(await run(`curl -f ${url}/missing || echo failed`), 'failed\n');
+  assert.equal(await run('curl -k https://x 2>/dev/null; echo $?'), '2\n', 'an option it does not do is refused');
+
+  // the host's /sys/block: the header's TYPE column is where every line's type is (Tempest's get_disks reads it so)
+  const lines = (await run('lsblk -lb --nodeps')).trimEnd().split('\n');
+  const pos = lines[0]!.indexOf('TYPE');
+  assert.ok(pos > 0, lines[0]);
+  for (const l of lines.slice(1)) assert.match(l.slice(pos, pos + 4), /^(disk|rom )$/, l);
+  assert.equal(await run('lsblk --tree 2>/dev/null; echo $?'), '2\n');
+  assert.equal(await run('blkid -L no-such-label-here -o device; echo $?'), '2\n');
+  assert.equal(await run('blkid /dev/vda 2>/dev/null; echo $?'), '2\n');
 });

@@ -184,6 +184,8 @@ const HW_ENUMS: Record<string, string[]> = {
   'hw:mem_encryption': ['true', 'false', 'True', 'False', '1', '0', 'yes', 'no'],
   'hw:boot_menu': ['true', 'false', 'True', 'False', '1', '0', 'yes', 'no'],
   'hw:pmu': ['true', 'false', 'True', 'False', '1', '0', 'yes', 'no'],
+  // Stratus's own: a container image's server in a VM of its own (kinds.ts isolatedKind)
+  'hw:isolation': ['vm'],
 };
 const HW_INTS = new Set(['hw:numa_nodes', 'hw:cpu_sockets', 'hw:cpu_cores', 'hw:cpu_threads', 'hw:cpu_max_sockets', 'hw:cpu_max_cores',
   'hw:cpu_max_threads', 'hw:serial_port_count', 'hw:cpu_realtime_mask', 'hw:cpu_dedicated_mask', 'hw:mem_page_size', 'hw:vif_multiqueue_enabled',

@@ -4,6 +4,7 @@ import { PowerState } from '../schema.ts';
 import { kindOf } from '../kinds.ts';
 import { Type } from 'typebox';
 import { ApiError } from '../../common/errors.ts';
+import { clearServerPassword, serverPassword } from '../../metadata/service.ts';
 import { route, type Route, type RouteContext } from '../../http/service.ts';
 import type { ComputeContext } from './context.ts';
 import { mv, validate } from './http.ts';
@@ -50,14 +51,16 @@ export function serverExtraRoutes(ctx: ComputeContext): Route[] {
     route({
       method: 'GET', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:show', target,
       async handler(rc) {
-        await loadServer(ctx, rc);
-        return { password: '' };
+        const s = await loadServer(ctx, rc);
+        // what the guest posted to the metadata service (encrypted with its key by the guest, as Nova's)
+        return { password: await serverPassword(ctx.db, s.id) };
       },
     }),
     route({
       method: 'DELETE', path: '/v2.1/servers/:server_id/os-server-password', rule: 'os_compute_api:servers:update', target, status: 204,
       async handler(rc) {
-        await loadServer(ctx, rc);
+        const s = await loadServer(ctx, rc);
+        await clearServerPassword(ctx.db, s.id);
       },
     }),
     route({

@@ -38,7 +38,7 @@ import { MigrationType, MOVE_IN_FLIGHT, returnClaims } from '../engine/migration
 import { PowerState } from '../schema.ts';
 import { moveServerVolumes } from '../engine/server-volumes.ts';
 import { hostIsUp, NO_VALID_HOST, requestOf } from '../engine/scheduler.ts';
-import { kindOf } from '../kinds.ts';
+import { isolatedKind, kindOf } from '../kinds.ts';
 import { applyIntent, checkLock, notReady } from './action-intent.ts';
 import type { ComputeContext } from './context.ts';
 import { extraSpecsOf, findFlavor } from './flavors.ts';
@@ -349,8 +349,8 @@ async function resize(ctx: ComputeContext, rc: RouteContext, s: ServerRow, arg: 
     id: flavor.id, name: flavor.name, vcpus: flavor.vcpus, ram: flavor.ram, disk: flavor.disk, ephemeral: flavor.ephemeral, swap: flavor.swap,
     extra_specs: await extraSpecsOf(ctx.db, flavor.id),
   };
-  // a flavor for another kind of server (stratus:kind) fits no host this server can stay on
-  const wantKind = embedded.extra_specs['stratus:kind'];
+  // a flavor for another kind of server (stratus:kind, or hw:isolation=vm for a container) fits no host this server can stay on
+  const wantKind = embedded.extra_specs['stratus:kind'] ?? isolatedKind(s.kind, embedded.extra_specs);
   if (wantKind && wantKind !== s.kind) throw new NoValidHost();
   const newFlavor = JSON.stringify(embedded);
   const host = await ctx.db.selectFrom('compute_hosts').selectAll().where('hostname', '=', s.host).executeTakeFirst();

@@ -3,7 +3,7 @@
 import { PowerState } from '../schema.ts';
 import type { RequestedNetworks } from '../../network/service.ts';
 import { allocatePorts, givenPorts, resolveGroups } from './server-ports.ts';
-import { imageBootsKind, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
+import { imageBootsKind, isolatedKind, KINDS, kindOf, kindOfFlavor, kindOfImageFormat, type KindName } from '../kinds.ts';
 import { randomBytes, randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
@@ -477,7 +477,8 @@ async function createServers(ctx: ComputeContext, rc: RouteContext): Promise<unk
   }
   if (volumeBdms.length && max > 1) throw badRequest('Cannot attach one or more volumes to multiple instances');
   const volumesAsked = volumeBdms.length ? await checkBdmVolumes(ctx, rc, volumeBdms, flavor.ram) : [];
-  const serverKind: KindName = flavorKind ?? (image ? kindOfImage(image) : 'vm');
+  // hw:isolation=vm on the flavor or the image runs a container image as a VM-isolated container
+  const serverKind: KindName = flavorKind ?? (image ? isolatedKind(kindOfImage(image), specs, image.properties) : 'vm');
 
   // key pair
   let keyData: string | null = null;

@@ -1,6 +1,6 @@
 // VM-isolated containers through the compute API (no agent: hosts registered
-// by hand, as their agents would): a flavor with the extra spec
-// stratus:kind=vm-container makes a container image's server a
+// by hand, as their agents would): `hw:isolation=vm` on the flavor or the
+// image (or the flavor's older stratus:kind=vm-container) makes a container image's server a
 // `vm-container` server, placed only on a host whose agent serves that kind,
 // its ports taps; the same image with another flavor is a plain container; a
 // disk image with that flavor is Nova's 400; the kind's descriptor decides
@@ -138,4 +138,37 @@ test('the kind\'s descriptor decides its actions; a rebuild takes a container im
   const ok = await act({ rebuild: { imageRef: containerImage } });
   assert.equal(ok.status, 202, JSON.stringify(ok.body));
   assert.equal((await alice.call('DELETE', `/servers/${s.id}`)).status, 204);
+});
+
+test('hw:isolation=vm on the flavor or on the image makes a container image\'s server a vm-container; a disk image stays a VM; the spec takes only vm', async () => {
+  const isolated = (await admin.call('POST', '/flavors', { body: { flavor: { name: 'vmct.hw-isolation', ram: 128, vcpus: 1, disk: 1 } } })).body.flavor.id as string;
+  // Nova validates extra specs in its namespaces from 2.86: hw:isolation is known, with one value
+  const bad = await admin.call('POST', `/flavors/${isolated}/os-extra_specs`, { version: '2.86', body: { extra_specs: { 'hw:isolation': 'yes' } } });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.equal(bad.body.badRequest.message, "Validation failed; value 'yes' for extra spec 'hw:isolation' is not one of: vm.");
+  const spec = await admin.call('POST', `/flavors/${isolated}/os-extra_specs`, { version: '2.86', body: { extra_specs: { 'hw:isolation': 'vm' } } });
+  assert.equal(spec.status, 200, JSON.stringify(spec.body));
+
+  const byFlavor = await server({ flavorRef: isolated });
+  assert.equal(byFlavor.kind, 'vm-container');
+  assert.equal(byFlavor.host, VMC_HOST, 'only the host serving vm-container servers takes it');
+  // a VM is isolated already: a disk image with that flavor is a plain VM
+  const vm = await server({ imageRef: diskImage, flavorRef: isolated });
+  assert.equal(vm.kind, 'vm');
+
+  // the image's property does it with a flavor that says nothing
+  const isolatedImage = await image(cloud, { name: 'vmct-busybox-isolated', container_format: 'docker', 'hw:isolation': 'vm' }, dockerArchive());
+  const byImage = await server({ imageRef: isolatedImage, flavorRef: ctrFlavor });
+  assert.equal(byImage.kind, 'vm-container');
+  assert.equal(byImage.host, VMC_HOST);
+  const spec2 = await handedSpec(VMC_HOST, byImage.id);
+  assert.equal(spec2.kind, 'vm-container');
+
+  // a plain container cannot be resized onto the isolating flavor: another kind of server
+  const plain = await server({ flavorRef: ctrFlavor }, true);
+  assert.equal(plain.kind, 'container');
+  const resize = await alice.call('POST', `/servers/${plain.id}/action`, { body: { resize: { flavorRef: isolated } } });
+  assert.equal(resize.status, 400, JSON.stringify(resize.body));
+  assert.match(resize.body.badRequest.message, /No valid host/);
+  for (const s of [byFlavor, vm, byImage, plain]) assert.equal((await alice.call('DELETE', `/servers/${s.id}`)).status, 204);
 });

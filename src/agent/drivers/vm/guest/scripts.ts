@@ -204,6 +204,75 @@ say "ACPI power button: powering off"
 poweroff
 `;
 
+/**
+ * Commands test suites run in a guest that busybox lacks (Tempest's remote client runs `sudo …`,
+ * `curl URL`, `curl -X POST -d DATA URL`, `lsblk -lb --nodeps`, `blkid -L config-2 -o device`, as on
+ * CirrOS): small scripts over busybox, each doing what those calls need and refusing the rest.
+ */
+/** sudo: root's guest has one user, root; the command runs as is. */
+export const SUDO = `#!/bin/sh
+# the guest's only user is root: run the command as it is
+while [ $# -gt 0 ]; do case $1 in -E|-H|-n|-S|--) shift ;; -u) [ "$2" = root ] || { echo "sudo: no user $2" >&2; exit 1; }; shift 2 ;; *) break ;; esac; done
+[ $# -gt 0 ] || { echo "usage: sudo COMMAND..." >&2; exit 1; }
+exec "$@"
+`;
+/** curl over busybox wget: GET (or POST with -d) one URL, the body on stdout. */
+export const CURL = sh`#!/bin/sh
+# curl [-s] [-S] [-f] [-L] [-X GET|POST] [-d DATA] [-o FILE] URL: busybox wget underneath
+method= data= out=- url= fail=
+while [ $# -gt 0 ]; do
+  case $1 in
+    -s|-S|-sS|-L|-sL|--silent|--show-error|--location) shift ;;
+    -f|-sf|-fs|-sSf|-fsS|--fail) fail=1; shift ;;
+    -X|--request) method=$2; shift 2 ;;
+    -d|--data|--data-raw|--data-binary) data=$2; method=\${method:-POST}; shift 2 ;;
+    -o|--output) out=$2; shift 2 ;;
+    -*) echo "curl: option $1 is not supported in this guest" >&2; exit 2 ;;
+    *) url=$1; shift ;;
+  esac
+done
+[ -n "$url" ] || { echo "curl: no URL" >&2; exit 2; }
+case \${method:-GET} in
+  GET) wget -q -O "$out" "$url" ;;
+  POST) wget -q -O "$out" --post-data "$data" "$url" ;;
+  *) echo "curl: method $method is not supported in this guest" >&2; exit 2 ;;
+esac
+rc=$?
+# curl without -f exits 0 on an HTTP error; busybox wget exits 1 for it (and for a connection it could not make)
+if [ $rc != 0 ] && [ -n "$fail" ]; then exit $rc; fi
+exit 0
+`;
+/** lsblk: the block devices from /sys/block, in util-linux's columns (-b: sizes in bytes; -l, --nodeps: the only form). */
+export const LSBLK = sh`#!/bin/sh
+# lsblk [-l] [-b] [--nodeps] [-d] [--fs] [--ascii]: whole disks from /sys/block, util-linux's column layout
+bytes= fs=
+for a in "$@"; do case $a in -b|--bytes|-lb|-bl) bytes=1 ;; -f|--fs) fs=1 ;; -l|--list|-d|--nodeps|-a|--ascii|-ld|-dl) ;; *) echo "lsblk: option $a is not supported in this guest" >&2; exit 2 ;; esac; done
+human() { awk -v b="$1" 'BEGIN { split("B K M G T", u); i = 1; while (b >= 1024 && i < 5) { b /= 1024; i++ } printf (b == int(b) ? "%d%s" : "%.1f%s"), b, u[i] }'; }
+if [ -n "$fs" ]; then printf '%-7s %-8s %-11s\n' NAME FSTYPE LABEL; else printf '%-7s %-7s %2s %12s %2s %-4s %s\n' NAME MAJ:MIN RM SIZE RO TYPE MOUNTPOINTS; fi
+for d in /sys/block/*; do
+  n=\${d##*/}
+  case $n in loop*|ram*) continue ;; esac
+  if [ -n "$fs" ]; then
+    t=$(findfs LABEL=config-2 2>/dev/null)
+    if [ "$t" = /dev/$n ]; then printf '%-7s %-8s %-11s\n' "$n" iso9660 config-2; else printf '%-7s %-8s %-11s\n' "$n" '' ''; fi
+    continue
+  fi
+  size=$(( $(cat "$d/size") * 512 ))
+  [ -n "$bytes" ] || size=$(human $size)
+  type=disk; case $n in sr*) type=rom ;; esac
+  mp=$(awk -v dev=/dev/$n '$1 == dev { print $2; exit }' /proc/mounts)
+  printf '%-7s %-7s %2s %12s %2s %-4s %s\n' "$n" "$(cat "$d/dev")" "$(cat "$d/removable")" "$size" "$(cat "$d/ro")" "$type" "$mp"
+done
+`;
+/** blkid -L LABEL [-o device]: the device with that label (busybox findfs); the only form. */
+export const BLKID = `#!/bin/sh
+# blkid -L LABEL [-o device]: the device holding the file system labelled LABEL
+label=
+while [ $# -gt 0 ]; do case $1 in -L) label=$2; shift 2 ;; -o) [ "$2" = device ] || { echo "blkid: -o $2 is not supported in this guest" >&2; exit 2; }; shift 2 ;; *) echo "blkid: only -L LABEL is supported in this guest" >&2; exit 2 ;; esac; done
+[ -n "$label" ] || { echo "usage: blkid -L LABEL [-o device]" >&2; exit 2; }
+findfs "LABEL=$label" 2>/dev/null || exit 2
+`;
+
 /** The boot loader's kernel command line: kernel messages on the VGA and the serial console (the last one is /dev/console). */
 export const KERNEL_CMDLINE = 'console=tty0 console=ttyS0,115200n8 panic=10 loglevel=4';
 
@@ -222,4 +291,8 @@ export const ETC_FILES: ReadonlyArray<[string, string, number]> = [
   ['etc/stratus/functions.sh', FUNCTIONS_SH, 0o644],
   ['etc/acpi/PWRF/00000080', POWER_BUTTON, 0o755],
   ['usr/share/udhcpc/default.script', UDHCPC_SCRIPT, 0o755],
+  ['usr/bin/sudo', SUDO, 0o755],
+  ['usr/bin/curl', CURL, 0o755],
+  ['usr/bin/lsblk', LSBLK, 0o755],
+  ['sbin/blkid', BLKID, 0o755],
 ];
