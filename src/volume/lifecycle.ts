@@ -101,6 +101,8 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
     }
     switch (row.status) {
       case 'creating':
+        // made before, reset to creating by an admin (os-reset_status): nothing is being made
+        if (row.launched_at) return 'ignored';
         if (error) {
           await set({ status: 'error' });
           // from an image: Cinder's copy image to volume (an image larger than the volume: its own detail)
@@ -115,8 +117,8 @@ export async function applyVolumeReport(db: VDb, id: string, version: number, ob
         }
         if (observed?.state === 'present' && observed.size_gib >= row.size) {
           // made for a restore (POST /backups/{id}/restore without a volume): the backup's data goes in next (backups.ts)
-          if (row.backup_job) { await set({ status: 'restoring-backup', version: version + 1 }); return 'restoring'; }
-          await set({ status: 'available', version: version + 1 });
+          if (row.backup_job) { await set({ status: 'restoring-backup', launched_at: now, version: version + 1 }); return 'restoring'; }
+          await set({ status: 'available', launched_at: now, version: version + 1 });
           return 'available';
         }
         return 'ignored';

@@ -34,6 +34,11 @@ export interface VolumeTables {
     backup_job: string | null;
     /** Bumped on every change the backend must act on. */
     version: number;
+    /**
+     * When its backend first reported it made (Cinder's launched_at, 0513); null while it is being made. A volume
+     * `creating` with one was reset there by an admin: its backend's reports leave it so, as Cinder's would.
+     */
+    launched_at: string | null;
     created_at: string; updated_at: string;
   };
   volume_metadata: { volume_id: string; key: string; value: string };
@@ -313,6 +318,12 @@ export const volumeMigrations: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       // written, never read: a restore's target is the volume's backup_job
       await db.schema.alterTable('volume_backups').dropColumn('restore_volume_id').execute();
+    },
+  },
+  '0513_volume_launched_at': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('volume_volumes').addColumn('launched_at', 'text').execute();
+      await db.updateTable('volume_volumes').set((eb: any) => ({ launched_at: eb.ref('created_at') })).where('status', 'not in', ['creating', 'error']).execute();
     },
   },
 };

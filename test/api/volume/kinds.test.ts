@@ -85,6 +85,14 @@ test('placement by free space, specs per version, reports through the lifecycle'
   await report('vk-big', 'volume', id, v.version, { state: 'present', size_gib: 1, location: '/x' });
   assert.equal((await show(id)).status, 'available');
 
+  // an admin's reset to creating stays so: the host's next report of the made volume does not make it available again
+  // (Tempest's force delete of a creating volume)
+  const made = (await watch('vk-big')).volumes.get(id)!;
+  assert.equal((await call('POST', `/volumes/${id}/action`, { body: { 'os-reset_status': { status: 'creating' } } })).status, 202);
+  await report('vk-big', 'volume', id, made.version, { state: 'present', size_gib: 1, location: '/x' });
+  assert.equal((await show(id)).status, 'creating');
+  assert.equal((await call('POST', `/volumes/${id}/action`, { body: { 'os-reset_status': { status: 'available' } } })).status, 202);
+
   // extend: a new version with the size asked
   assert.equal((await call('POST', `/volumes/${id}/action`, { body: { 'os-extend': { new_size: 3 } } })).status, 202);
   const ext = (await watch('vk-big')).volumes.get(id)!;
