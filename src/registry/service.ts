@@ -99,16 +99,14 @@ interface Endpoint {
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 const many = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-/** A token request's form body (at most 64 KiB). */
-async function formBody(body: AsyncIterable<Buffer> | undefined): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body ?? []) {
-    n += c.length;
-    if (n > 64 * 1024) throw new RegistryError('UNSUPPORTED', 'the token request is too large', { status: 'BadRequest' });
-    chunks.push(c);
+/** A token request's form body (at most 64 KiB; a larger one is read to its end and refused, so the answer reaches the client). */
+async function formBody(req: FastifyRequest): Promise<string> {
+  try {
+    return (await readAll(bodyStream(req), 64 * 1024)).toString('utf8');
+  } catch (err) {
+    if (err instanceof RegistryError && err.registryCode === 'SIZE_INVALID') throw new RegistryError('UNSUPPORTED', 'the token request is too large', { status: 'BadRequest' });
+    throw err;
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A Content-Range (`<start>-<end>`) header; undefined when absent, 416 when malformed. */
@@ -453,7 +451,7 @@ export function createRegistry(deps: RegistryDeps): RegistryService {
     {
       // distribution's OAuth2 token request: grant_type=password or refresh_token (a form body)
       method: 'POST', path: '/token', rule: PUBLIC,
-      handler: async (rc) => issueOAuthToken(tokenDeps, await formBody(rc.req.body as AsyncIterable<Buffer> | undefined)),
+      handler: async (rc) => issueOAuthToken(tokenDeps, await formBody(rc.req)),
     },
     {
       // The repositories the caller can see: those of its projects (a token granted registry:catalog:*, or a Keystone token's project), and every public one.
